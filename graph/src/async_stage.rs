@@ -1,0 +1,302 @@
+//! Asynchronous stages: a stage that owns its own task (junctions, `map_async`, timers, rate control).
+//! It receives erased input and output ports from the engine and wraps them in typed [`Input`]/[`Output`].
+
+use crate::attributes::Supervision;
+use crate::batch::BoxBatch;
+use crate::{Clock, Module, StageError, StageInfo};
+use futures::future::BoxFuture;
+use std::any::Any;
+use std::fmt;
+use std::future::poll_fn;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+/// A message arriving at an input port.
+pub enum InMsg {
+    /// A batch of elements.
+    Data(BoxBatch),
+    /// Every upstream completed.
+    End,
+    /// Upstream failed.
+    Error(StageError),
+}
+
+impl fmt::Debug for InMsg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Data(b) => write!(f, "Data({} rows)", b.rows()),
+            Self::End => f.write_str("End"),
+            Self::Error(e) => write!(f, "Error({e})"),
+        }
+    }
+}
+
+/// The downstream side is gone: every consumer of this output cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("downstream cancelled")]
+pub struct Cancelled;
+
+/// An engine-provided input port (merges the channels from every upstream subtask).
+pub trait ErasedInput: Send {
+    /// Receives the next message; after `End` or `Error` it keeps returning `End`.
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<InMsg>;
+    /// Rows buffered in front of this input (queue depth).
+    fn queued_rows(&self) -> usize;
+}
+
+/// An engine-provided output port (routes batches to every downstream subtask).
+pub trait ErasedOutput: Send {
+    /// Moves the rows of `batch` (a `Vec<T>`) into the pending buffers of their destinations.
+    fn accept(&mut self, batch: &mut dyn Any);
+    /// Sends pending buffers that are full, or all of them when `force`; waits for credit.
+    fn poll_flush(&mut self, cx: &mut Context<'_>, force: bool) -> Poll<Result<(), Cancelled>>;
+    /// Ready once every downstream consumer is gone.
+    fn poll_closed(&mut self, cx: &mut Context<'_>) -> Poll<()>;
+    /// Whether every downstream consumer is gone.
+    fn is_closed(&self) -> bool;
+    /// Sends end-of-stream (after pending data) without waiting for credit.
+    fn finish(&mut self);
+    /// Sends a failure (after pending data) without waiting for credit.
+    fn fail(&mut self, error: StageError);
+    /// Rows pending in this output's buffers.
+    fn pending_rows(&self) -> usize;
+}
+
+/// Materializes sub-graphs from inside a running stage (`flat_map_merge`, `group_by`).
+pub trait SubMaterializer: Send + Sync {
+    /// Starts a source blueprint as part of the current run and returns its output as an input port.
+    fn source(&self, module: Arc<Module>) -> Result<Box<dyn ErasedInput>, StageError>;
+    /// Starts a flow blueprint as part of the current run: returns the port feeding it and its output.
+    fn flow(
+        &self,
+        module: Arc<Module>,
+    ) -> Result<(Box<dyn ErasedOutput>, Box<dyn ErasedInput>), StageError>;
+}
+
+/// An event seen by a typed input.
+#[derive(Debug)]
+pub enum Event<T> {
+    /// A batch of elements.
+    Batch(Vec<T>),
+    /// Upstream completed.
+    End,
+    /// Upstream failed.
+    Error(StageError),
+}
+
+/// A typed input port of an asynchronous stage.
+pub struct Input<T> {
+    inner: Box<dyn ErasedInput>,
+    path: Arc<str>,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> fmt::Debug for Input<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Input")
+    }
+}
+
+impl<T: Send + 'static> Input<T> {
+    /// Wraps an erased input.
+    pub fn new(inner: Box<dyn ErasedInput>, path: Arc<str>) -> Self {
+        Self {
+            inner,
+            path,
+            _t: PhantomData,
+        }
+    }
+    /// Polls for the next event.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Event<T>> {
+        self.inner.poll_recv(cx).map(|m| match m {
+            InMsg::Data(b) => match b.into_any().downcast::<Vec<T>>() {
+                Ok(v) => Event::Batch(*v),
+                Err(_) => Event::Error(StageError::internal(format!(
+                    "type mismatch at stage '{}': expected a batch of {}",
+                    self.path,
+                    std::any::type_name::<T>()
+                ))),
+            },
+            InMsg::End => Event::End,
+            InMsg::Error(e) => Event::Error(e),
+        })
+    }
+    /// Receives the next event.
+    pub async fn recv(&mut self) -> Event<T> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+    /// Rows queued in front of this input.
+    pub fn queued_rows(&self) -> usize {
+        self.inner.queued_rows()
+    }
+}
+
+/// A typed output port of an asynchronous stage.
+pub struct Output<T> {
+    inner: Box<dyn ErasedOutput>,
+    done: bool,
+    _t: PhantomData<fn(T)>,
+}
+
+impl<T> fmt::Debug for Output<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Output")
+    }
+}
+
+impl<T: Send + 'static> Output<T> {
+    /// Wraps an erased output.
+    pub fn new(inner: Box<dyn ErasedOutput>) -> Self {
+        Self {
+            inner,
+            done: false,
+            _t: PhantomData,
+        }
+    }
+    /// Sends a batch, waiting for credit; `Err(Cancelled)` once every consumer is gone.
+    pub async fn send(&mut self, mut batch: Vec<T>) -> Result<(), Cancelled> {
+        if self.inner.is_closed() {
+            return Err(Cancelled);
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.inner.accept(&mut batch);
+        poll_fn(|cx| self.inner.poll_flush(cx, true)).await
+    }
+    /// Sends one element.
+    pub async fn send_one(&mut self, x: T) -> Result<(), Cancelled> {
+        self.send(vec![x]).await
+    }
+    /// Buffers rows without sending (see [`Output::flush`]).
+    pub fn push(&mut self, mut batch: Vec<T>) {
+        self.inner.accept(&mut batch);
+    }
+    /// Sends buffered rows that fill a batch (or all when `force`), waiting for credit.
+    pub async fn flush(&mut self, force: bool) -> Result<(), Cancelled> {
+        poll_fn(|cx| self.inner.poll_flush(cx, force)).await
+    }
+    /// Rows buffered but not sent yet.
+    pub fn pending_rows(&self) -> usize {
+        self.inner.pending_rows()
+    }
+    /// Completes once every consumer is gone.
+    pub async fn closed(&mut self) {
+        poll_fn(|cx| self.inner.poll_closed(cx)).await
+    }
+    /// Polls for every consumer being gone.
+    pub fn poll_closed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.inner.poll_closed(cx)
+    }
+    /// Whether every consumer is gone.
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+    /// Completes this output (the engine does it for outputs left open when the stage returns).
+    pub fn complete(&mut self) {
+        if !self.done {
+            self.done = true;
+            self.inner.finish();
+        }
+    }
+    /// Fails this output.
+    pub fn fail(&mut self, e: StageError) {
+        if !self.done {
+            self.done = true;
+            self.inner.fail(e);
+        }
+    }
+}
+
+/// Everything an asynchronous stage receives when it starts.
+pub struct AsyncIo {
+    /// Erased inputs in port order (take them with [`AsyncIo::input`]).
+    pub inputs: Vec<Option<Box<dyn ErasedInput>>>,
+    /// Erased outputs in port order (take them with [`AsyncIo::output`]).
+    pub outputs: Vec<Option<Box<dyn ErasedOutput>>>,
+    /// Identity of the stage instance.
+    pub info: StageInfo,
+    /// The run's clock.
+    pub clock: Arc<dyn Clock>,
+    /// Supervision policy of the stage.
+    pub supervision: Option<Supervision>,
+    /// Target batch size in rows.
+    pub batch_size: usize,
+    /// Starts sub-graphs inside this run.
+    pub sub: Arc<dyn SubMaterializer>,
+}
+
+impl fmt::Debug for AsyncIo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncIo")
+            .field("stage", &self.info.path)
+            .finish()
+    }
+}
+
+impl AsyncIo {
+    /// Takes input port `i` as a typed input.
+    pub fn input<T: Send + 'static>(&mut self, i: usize) -> Result<Input<T>, StageError> {
+        let inner = self
+            .inputs
+            .get_mut(i)
+            .and_then(Option::take)
+            .ok_or_else(|| {
+                StageError::internal(format!("stage '{}' has no input {i}", self.info.path))
+            })?;
+        Ok(Input::new(inner, Arc::from(self.info.path.as_str())))
+    }
+    /// Takes output port `i` as a typed output.
+    pub fn output<T: Send + 'static>(&mut self, i: usize) -> Result<Output<T>, StageError> {
+        let inner = self
+            .outputs
+            .get_mut(i)
+            .and_then(Option::take)
+            .ok_or_else(|| {
+                StageError::internal(format!("stage '{}' has no output {i}", self.info.path))
+            })?;
+        Ok(Output::new(inner))
+    }
+    /// Takes every input as typed inputs of one type.
+    pub fn all_inputs<T: Send + 'static>(&mut self) -> Result<Vec<Input<T>>, StageError> {
+        (0..self.inputs.len()).map(|i| self.input(i)).collect()
+    }
+    /// Takes every output as typed outputs of one type.
+    pub fn all_outputs<T: Send + 'static>(&mut self) -> Result<Vec<Output<T>>, StageError> {
+        (0..self.outputs.len()).map(|i| self.output(i)).collect()
+    }
+    /// What the supervision policy says about `err`.
+    pub fn decide(&self, err: &StageError) -> crate::Directive {
+        self.supervision
+            .as_ref()
+            .map_or(crate::Directive::Stop, |s| s.decide(err))
+    }
+    /// A synchronous context for reporting element failures (see [`crate::StageCx::element_failed`]).
+    pub fn stage_cx(&self) -> crate::StageCx<'_> {
+        crate::StageCx::new(
+            &self.info,
+            &*self.clock,
+            self.supervision.as_ref(),
+            self.batch_size,
+        )
+    }
+}
+
+/// The running logic of an asynchronous stage: one future that drives its ports until done.
+pub trait AsyncLogic: Send + 'static {
+    /// Runs the stage. Returning `Ok` completes outputs left open; `Err` fails them.
+    fn run(self: Box<Self>, io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>>;
+}
+
+/// An [`AsyncLogic`] made from a closure.
+pub struct AsyncFn<F>(pub F);
+
+impl<F> AsyncLogic for AsyncFn<F>
+where
+    F: FnOnce(AsyncIo) -> BoxFuture<'static, Result<(), StageError>> + Send + 'static,
+{
+    fn run(self: Box<Self>, io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
+        (self.0)(io)
+    }
+}

@@ -1,0 +1,16 @@
+//! The clock stages read time from; the engine supplies a real or a virtual one.
+
+use futures::future::BoxFuture;
+use std::time::Duration;
+
+/// A monotonic clock with timers; `now` is the time since the clock started.
+pub trait Clock: Send + Sync + 'static {
+    /// Time since the clock's epoch.
+    fn now(&self) -> Duration;
+    /// A future that completes once `now() >= deadline`.
+    fn sleep_until(&self, deadline: Duration) -> BoxFuture<'static, ()>;
+    /// A future that completes after `d`.
+    fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
+        self.sleep_until(self.now() + d)
+    }
+}

@@ -1,0 +1,48 @@
+//! # weir-graph: the description of a dataflow, with no runtime in it
+//!
+//! A graph is data. [`Source`], [`Flow`], [`Sink`] and [`RunnableGraph`] are typed, immutable,
+//! reusable blueprints; each owns an `Arc<`[`Module`]`>`: a flat list of stage [`Node`]s, the
+//! [`Edge`]s between their ports, the ports left open and a [`MatExpr`] computing the
+//! materialized value. Composition (`via`, `to`, [`GraphBuilder`]) appends nodes and wires ports;
+//! the engine flattens the module into islands and runs it, as many times as asked.
+//!
+//! Operators are written against small synchronous traits ([`SourceLogic`], [`FlowLogic`],
+//! [`SinkLogic`]) that handle a whole batch per call, so that fused chains cost a few nanoseconds
+//! per element, or as an [`AsyncLogic`] that owns a task and typed [`Input`]/[`Output`] ports
+//! (junctions, `map_async`, timers). This crate knows nothing of tokio, channels or transports.
+
+mod async_stage;
+mod attributes;
+mod batch;
+mod builder;
+mod clock;
+mod dsl;
+mod error;
+mod logic;
+mod mat;
+mod module;
+mod router;
+
+pub use async_stage::{
+    AsyncFn, AsyncIo, AsyncLogic, Cancelled, ErasedInput, ErasedOutput, Event, InMsg, Input,
+    Output, SubMaterializer,
+};
+pub use attributes::{Attributes, DeadLetter, DeadLetterSink, Directive, Supervision};
+pub use batch::{AnyBatch, BoxBatch, Weighed, downcast_vec};
+pub use builder::{GraphBuilder, Inlet, Junction, MatKey, MatValues, NodePorts, Outlet};
+pub use clock::Clock;
+pub use dsl::{Flow, Keep, MatTypeMismatch, RunnableGraph, Sink, Source, async_node, router_for};
+pub use error::{ErrorKind, GraphError, StageError};
+pub use logic::{
+    ErasedFlow, ErasedSink, ErasedSource, FlowLogic, SinkLogic, SourceLogic, StageCx, StageInfo,
+    Step,
+};
+pub use mat::{Promise, SinkFuture, promise};
+pub use module::{
+    AsyncFactory, BoxMat, Edge, FlowFactory, MatExpr, Module, Node, NodeKind, PortRef,
+    SinkFactory, SourceFactory, StageId,
+};
+pub use router::{
+    EdgeKind, ErasedRouter, MAX_KEY_GROUPS, RouterFactory, TypedRouterFactory, key_group,
+    subtask_for_key_group,
+};

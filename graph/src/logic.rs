@@ -1,0 +1,364 @@
+//! The operator-authoring traits: synchronous batch logics for sources, flows and sinks,
+//! their type-erased forms used by the engine, and the stage context they receive.
+
+use crate::attributes::{DeadLetter, Directive, Supervision};
+use crate::batch::downcast_vec;
+use crate::{Clock, StageError};
+use std::any::Any;
+use std::fmt;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// Identity of one running stage instance (one subtask of one blueprint node).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StageInfo {
+    /// Stable id derived from the stage's name and position in the blueprint.
+    pub id: crate::StageId,
+    /// Stage name.
+    pub name: String,
+    /// Path used in errors and metrics: `name#position`.
+    pub path: String,
+    /// Position of the node in the flattened blueprint.
+    pub index: usize,
+    /// Subtask index of this instance.
+    pub subtask: usize,
+    /// Number of subtasks of this stage.
+    pub parallelism: usize,
+}
+
+impl StageInfo {
+    /// Info for a stage at `index` named `name`, subtask 0 of 1.
+    pub fn new(name: &str, index: usize) -> Self {
+        Self {
+            id: crate::StageId::derive(name, index),
+            name: name.to_owned(),
+            path: format!("{name}#{index}"),
+            index,
+            subtask: 0,
+            parallelism: 1,
+        }
+    }
+}
+
+/// What a stage may use while handling a batch: its identity, time and the supervision policy.
+pub struct StageCx<'a> {
+    info: &'a StageInfo,
+    clock: &'a dyn Clock,
+    supervision: Option<&'a Supervision>,
+    batch_size: usize,
+}
+
+impl fmt::Debug for StageCx<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StageCx").field("stage", &self.info.path).finish()
+    }
+}
+
+impl<'a> StageCx<'a> {
+    /// A context for `info` (built by the engine or a test harness).
+    pub fn new(
+        info: &'a StageInfo,
+        clock: &'a dyn Clock,
+        supervision: Option<&'a Supervision>,
+        batch_size: usize,
+    ) -> Self {
+        Self {
+            info,
+            clock,
+            supervision,
+            batch_size,
+        }
+    }
+    /// The stage's identity.
+    pub fn info(&self) -> &StageInfo {
+        self.info
+    }
+    /// The clock's current time.
+    pub fn now(&self) -> Duration {
+        self.clock.now()
+    }
+    /// The clock.
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock
+    }
+    /// Target batch size in rows.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+    /// What the supervision policy says about `err` (Stop without a policy).
+    pub fn decide(&self, err: &StageError) -> Directive {
+        self.supervision.map_or(Directive::Stop, |s| s.decide(err))
+    }
+
+    /// Reports that user code failed on one element: under Resume/Restart the element goes to the
+    /// dead-letter sink and `Ok` lets the stage go on (Restart is applied by the engine after the batch);
+    /// under Stop the error comes back (with the stage path) for the stage to return.
+    pub fn element_failed(
+        &mut self,
+        error: StageError,
+        element: Option<Box<dyn Any + Send>>,
+        repr: Option<String>,
+    ) -> Result<(), StageError> {
+        let error = error.with_stage(&self.info.path);
+        match self.decide(&error) {
+            Directive::Stop => Err(error),
+            Directive::Resume | Directive::Restart => {
+                if let Some(dl) = self.supervision.and_then(|s| s.dead_letters()) {
+                    dl.send(DeadLetter {
+                        stage: self.info.path.clone(),
+                        error,
+                        element,
+                        repr,
+                    });
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs `f` on every element of `input`; an element whose `f` fails is handed to
+    /// [`StageCx::element_failed`]. Under Stop the unprocessed rest stays in `input`.
+    pub fn each_fallible<I: Send + 'static>(
+        &mut self,
+        input: &mut Vec<I>,
+        repr: Option<fn(&I) -> String>,
+        mut f: impl FnMut(&I) -> Result<Option<()>, StageError>,
+        mut keep: impl FnMut(I),
+    ) -> Result<(), StageError> {
+        let mut it = std::mem::take(input).into_iter();
+        while let Some(x) = it.next() {
+            match f(&x) {
+                Ok(Some(())) => keep(x),
+                Ok(None) => {}
+                Err(e) => {
+                    let r = repr.map(|r| r(&x));
+                    if let Err(e) = self.element_failed(e, Some(Box::new(x)), r) {
+                        input.extend(it);
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a source has more to emit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// More elements may follow.
+    More,
+    /// The source is exhausted (elements pushed in this call are still delivered).
+    Done,
+}
+
+/// A source's running logic: fills `out` with up to `scx.batch_size()` elements per poll.
+pub trait SourceLogic<T>: Send + 'static {
+    /// Pushes ready elements into `out`; `Pending` when none is ready (the waker is registered).
+    fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+        scx: &mut StageCx<'_>,
+        out: &mut Vec<T>,
+    ) -> Poll<Result<Step, StageError>>;
+    /// Called once when the stage stops, whatever the reason.
+    fn post_stop(&mut self) {}
+}
+
+/// A synchronous one-in-one-out logic that processes a whole batch per call.
+pub trait FlowLogic<I, O>: Send + 'static {
+    /// Consumes `input` (leaving it empty, or leaving the unprocessed rest on error) and appends to `out`.
+    fn on_batch(
+        &mut self,
+        input: &mut Vec<I>,
+        out: &mut Vec<O>,
+        scx: &mut StageCx<'_>,
+    ) -> Result<(), StageError>;
+    /// Upstream completed: emit whatever is held.
+    fn on_finish(&mut self, _out: &mut Vec<O>, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
+        Ok(())
+    }
+    /// Upstream failed: return `Ok` to recover (the stage then completes) or the error to propagate.
+    fn on_upstream_error(
+        &mut self,
+        error: StageError,
+        _out: &mut Vec<O>,
+        _scx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        Err(error)
+    }
+    /// The stage wants no more input (e.g. `take` reached its count): upstream is cancelled.
+    fn is_done(&self) -> bool {
+        false
+    }
+    /// Called once when the stage stops, whatever the reason.
+    fn post_stop(&mut self) {}
+}
+
+/// A synchronous sink logic consuming whole batches.
+pub trait SinkLogic<T>: Send + 'static {
+    /// Consumes a batch.
+    fn on_batch(&mut self, input: &mut Vec<T>, scx: &mut StageCx<'_>) -> Result<(), StageError>;
+    /// Upstream completed.
+    fn on_finish(&mut self, scx: &mut StageCx<'_>) -> Result<(), StageError>;
+    /// The stream failed (upstream or this sink): complete the materialized value with the error.
+    fn on_error(&mut self, error: &StageError);
+    /// The sink wants no more input (e.g. `head`): upstream is cancelled.
+    fn is_done(&self) -> bool {
+        false
+    }
+    /// Called once when the stage stops, whatever the reason.
+    fn post_stop(&mut self) {}
+}
+
+/// A source logic with its element type erased; it owns its output buffer.
+pub trait ErasedSource: Send {
+    /// See [`SourceLogic::poll_next`]; fills the buffer returned by [`ErasedSource::buffer`].
+    fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+        scx: &mut StageCx<'_>,
+    ) -> Poll<Result<Step, StageError>>;
+    /// The output buffer (a `Vec<T>`).
+    fn buffer(&mut self) -> &mut dyn Any;
+    /// Rows currently in the buffer.
+    fn buffered(&self) -> usize;
+    /// See [`SourceLogic::post_stop`].
+    fn post_stop(&mut self);
+}
+
+/// A flow logic with its element types erased; it owns its output buffer.
+pub trait ErasedFlow: Send {
+    /// Processes `input` (a `Vec<I>`) into the own output buffer.
+    fn on_batch(&mut self, input: &mut dyn Any, scx: &mut StageCx<'_>) -> Result<(), StageError>;
+    /// See [`FlowLogic::on_finish`].
+    fn on_finish(&mut self, scx: &mut StageCx<'_>) -> Result<(), StageError>;
+    /// See [`FlowLogic::on_upstream_error`].
+    fn on_upstream_error(
+        &mut self,
+        error: StageError,
+        scx: &mut StageCx<'_>,
+    ) -> Result<(), StageError>;
+    /// The output buffer (a `Vec<O>`).
+    fn output(&mut self) -> &mut dyn Any;
+    /// Rows currently in the output buffer.
+    fn output_len(&self) -> usize;
+    /// Moves the rows of `other` (a `Vec<O>`, e.g. the buffer of a replaced instance) into this output.
+    fn adopt_output(&mut self, other: &mut dyn Any);
+    /// Rows of the input type currently held in `input`.
+    fn input_len(&self, input: &mut dyn Any) -> usize;
+    /// See [`FlowLogic::is_done`].
+    fn is_done(&self) -> bool;
+    /// See [`FlowLogic::post_stop`].
+    fn post_stop(&mut self);
+}
+
+/// A sink logic with its element type erased.
+pub trait ErasedSink: Send {
+    /// Consumes `input` (a `Vec<T>`).
+    fn on_batch(&mut self, input: &mut dyn Any, scx: &mut StageCx<'_>) -> Result<(), StageError>;
+    /// See [`SinkLogic::on_finish`].
+    fn on_finish(&mut self, scx: &mut StageCx<'_>) -> Result<(), StageError>;
+    /// See [`SinkLogic::on_error`].
+    fn on_error(&mut self, error: &StageError);
+    /// Rows of the input type currently held in `input`.
+    fn input_len(&self, input: &mut dyn Any) -> usize;
+    /// See [`SinkLogic::is_done`].
+    fn is_done(&self) -> bool;
+    /// See [`SinkLogic::post_stop`].
+    fn post_stop(&mut self);
+}
+
+pub(crate) struct SourceAdapter<T, L> {
+    pub(crate) logic: L,
+    pub(crate) buf: Vec<T>,
+}
+
+impl<T: Send + 'static, L: SourceLogic<T>> ErasedSource for SourceAdapter<T, L> {
+    fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+        scx: &mut StageCx<'_>,
+    ) -> Poll<Result<Step, StageError>> {
+        self.logic.poll_next(cx, scx, &mut self.buf)
+    }
+    fn buffer(&mut self) -> &mut dyn Any {
+        &mut self.buf
+    }
+    fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+    fn post_stop(&mut self) {
+        self.logic.post_stop()
+    }
+}
+
+pub(crate) struct FlowAdapter<I, O, L> {
+    pub(crate) logic: L,
+    pub(crate) out: Vec<O>,
+    pub(crate) _i: std::marker::PhantomData<fn(I)>,
+}
+
+impl<I: Send + 'static, O: Send + 'static, L: FlowLogic<I, O>> ErasedFlow for FlowAdapter<I, O, L> {
+    fn on_batch(&mut self, input: &mut dyn Any, scx: &mut StageCx<'_>) -> Result<(), StageError> {
+        let input = downcast_vec::<I>(input, &scx.info().path)?;
+        self.logic.on_batch(input, &mut self.out, scx)
+    }
+    fn on_finish(&mut self, scx: &mut StageCx<'_>) -> Result<(), StageError> {
+        self.logic.on_finish(&mut self.out, scx)
+    }
+    fn on_upstream_error(
+        &mut self,
+        error: StageError,
+        scx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        self.logic.on_upstream_error(error, &mut self.out, scx)
+    }
+    fn output(&mut self) -> &mut dyn Any {
+        &mut self.out
+    }
+    fn output_len(&self) -> usize {
+        self.out.len()
+    }
+    fn adopt_output(&mut self, other: &mut dyn Any) {
+        if let Some(v) = other.downcast_mut::<Vec<O>>() {
+            self.out.append(v);
+        }
+    }
+    fn input_len(&self, input: &mut dyn Any) -> usize {
+        input.downcast_mut::<Vec<I>>().map_or(0, |v| v.len())
+    }
+    fn is_done(&self) -> bool {
+        self.logic.is_done()
+    }
+    fn post_stop(&mut self) {
+        self.logic.post_stop()
+    }
+}
+
+pub(crate) struct SinkAdapter<T, L> {
+    pub(crate) logic: L,
+    pub(crate) _t: std::marker::PhantomData<fn(T)>,
+}
+
+impl<T: Send + 'static, L: SinkLogic<T>> ErasedSink for SinkAdapter<T, L> {
+    fn on_batch(&mut self, input: &mut dyn Any, scx: &mut StageCx<'_>) -> Result<(), StageError> {
+        let input = downcast_vec::<T>(input, &scx.info().path)?;
+        self.logic.on_batch(input, scx)
+    }
+    fn on_finish(&mut self, scx: &mut StageCx<'_>) -> Result<(), StageError> {
+        self.logic.on_finish(scx)
+    }
+    fn on_error(&mut self, error: &StageError) {
+        self.logic.on_error(error)
+    }
+    fn input_len(&self, input: &mut dyn Any) -> usize {
+        input.downcast_mut::<Vec<T>>().map_or(0, |v| v.len())
+    }
+    fn is_done(&self) -> bool {
+        self.logic.is_done()
+    }
+    fn post_stop(&mut self) {
+        self.logic.post_stop()
+    }
+}

@@ -1,0 +1,195 @@
+//! Edge partitioning: how a batch leaving a stage is split across the subtasks of the next stage.
+
+use std::any::Any;
+use std::sync::Arc;
+
+/// Number of key groups keys are hashed into; the upper bound of a keyed stage's parallelism.
+pub const MAX_KEY_GROUPS: usize = 128;
+
+/// The key group of a key hash.
+pub fn key_group(hash: u64) -> usize {
+    // Mix before taking the modulus so weak hashes still spread.
+    let h = hash.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    ((h >> 32) as usize) % MAX_KEY_GROUPS
+}
+
+/// The subtask that owns `key_group` when a stage runs `parallelism` subtasks.
+pub fn subtask_for_key_group(key_group: usize, parallelism: usize) -> usize {
+    key_group * parallelism / MAX_KEY_GROUPS
+}
+
+/// How an edge distributes rows over the subtasks downstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EdgeKind {
+    /// Subtask i feeds subtask i (same parallelism on both sides).
+    Forward,
+    /// Whole batches round-robin over every downstream subtask.
+    Rebalance,
+    /// Each row goes to the subtask owning its key's key group.
+    Hash,
+    /// Every row goes to every downstream subtask.
+    Broadcast,
+}
+
+/// Splits batches of one element type into per-destination pending buffers.
+pub trait ErasedRouter: Send {
+    /// Moves the rows of `batch` (a `Vec<T>`) into the pending buffers.
+    fn route(&mut self, batch: &mut dyn Any);
+    /// Rows pending for `dest`.
+    fn pending(&self, dest: usize) -> usize;
+    /// Takes the pending buffer of `dest` as a boxed batch, if it holds rows.
+    fn take(&mut self, dest: usize) -> Option<crate::BoxBatch>;
+    /// Drops the pending rows of `dest` (its consumer is gone).
+    fn discard(&mut self, dest: usize);
+}
+
+/// Creates routers for one outlet; captures the element type and the key or clone function.
+pub trait RouterFactory: Send + Sync {
+    /// A router of `kind` over `dests` destinations, or `None` if the element type cannot do `kind`.
+    fn make(&self, kind: EdgeKind, dests: usize) -> Option<Box<dyn ErasedRouter>>;
+    /// The edge kind this outlet asks for, if any (`Hash` for keyed outlets).
+    fn requested(&self) -> Option<EdgeKind>;
+}
+
+/// A router factory for elements of type `T`.
+pub struct TypedRouterFactory<T> {
+    kind: Option<EdgeKind>,
+    hash: Option<Arc<dyn Fn(&T) -> u64 + Send + Sync>>,
+    clone: Option<fn(&T) -> T>,
+}
+
+impl<T> std::fmt::Debug for TypedRouterFactory<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypedRouterFactory")
+            .field("kind", &self.kind)
+            .finish()
+    }
+}
+
+impl<T: Send + 'static> TypedRouterFactory<T> {
+    /// Forward or rebalance, as the planner decides.
+    pub fn plain() -> Self {
+        Self {
+            kind: None,
+            hash: None,
+            clone: None,
+        }
+    }
+    /// Always rebalance.
+    pub fn rebalance() -> Self {
+        Self {
+            kind: Some(EdgeKind::Rebalance),
+            hash: None,
+            clone: None,
+        }
+    }
+    /// Route each row by the hash of its key.
+    pub fn hashed(hash: impl Fn(&T) -> u64 + Send + Sync + 'static) -> Self {
+        Self {
+            kind: Some(EdgeKind::Hash),
+            hash: Some(Arc::new(hash)),
+            clone: None,
+        }
+    }
+}
+
+impl<T: Clone + Send + 'static> TypedRouterFactory<T> {
+    /// Send every row to every downstream subtask.
+    pub fn broadcast() -> Self {
+        Self {
+            kind: Some(EdgeKind::Broadcast),
+            hash: None,
+            clone: Some(T::clone),
+        }
+    }
+}
+
+impl<T: Send + 'static> RouterFactory for TypedRouterFactory<T> {
+    fn make(&self, kind: EdgeKind, dests: usize) -> Option<Box<dyn ErasedRouter>> {
+        let dests = dests.max(1);
+        let kind = if dests == 1 { EdgeKind::Forward } else { kind };
+        match kind {
+            EdgeKind::Hash if self.hash.is_none() => return None,
+            EdgeKind::Broadcast if self.clone.is_none() => return None,
+            _ => {}
+        }
+        Some(Box::new(TypedRouter::<T> {
+            kind,
+            pending: (0..dests).map(|_| Vec::new()).collect(),
+            next: 0,
+            hash: self.hash.clone(),
+            clone: self.clone,
+        }))
+    }
+    fn requested(&self) -> Option<EdgeKind> {
+        self.kind
+    }
+}
+
+struct TypedRouter<T> {
+    kind: EdgeKind,
+    pending: Vec<Vec<T>>,
+    next: usize,
+    hash: Option<Arc<dyn Fn(&T) -> u64 + Send + Sync>>,
+    clone: Option<fn(&T) -> T>,
+}
+
+fn append<T>(dst: &mut Vec<T>, src: &mut Vec<T>) {
+    if dst.is_empty() && dst.capacity() <= src.capacity() {
+        std::mem::swap(dst, src);
+    } else {
+        dst.append(src);
+    }
+}
+
+impl<T: Send + 'static> ErasedRouter for TypedRouter<T> {
+    fn route(&mut self, batch: &mut dyn Any) {
+        let Some(batch) = batch.downcast_mut::<Vec<T>>() else {
+            return;
+        };
+        if batch.is_empty() {
+            return;
+        }
+        let n = self.pending.len();
+        match self.kind {
+            EdgeKind::Forward => append(&mut self.pending[0], batch),
+            EdgeKind::Rebalance => {
+                let d = self.next % n;
+                self.next = self.next.wrapping_add(1);
+                append(&mut self.pending[d], batch);
+            }
+            EdgeKind::Hash => {
+                if let Some(h) = &self.hash {
+                    for x in batch.drain(..) {
+                        let d = subtask_for_key_group(key_group(h(&x)), n);
+                        self.pending[d].push(x);
+                    }
+                }
+            }
+            EdgeKind::Broadcast => {
+                if let Some(c) = self.clone {
+                    for p in &mut self.pending[1..] {
+                        p.extend(batch.iter().map(c));
+                    }
+                }
+                append(&mut self.pending[0], batch);
+            }
+        }
+    }
+    fn pending(&self, dest: usize) -> usize {
+        self.pending.get(dest).map_or(0, Vec::len)
+    }
+    fn take(&mut self, dest: usize) -> Option<crate::BoxBatch> {
+        let p = self.pending.get_mut(dest)?;
+        if p.is_empty() {
+            return None;
+        }
+        let cap = p.len();
+        Some(Box::new(std::mem::replace(p, Vec::with_capacity(cap))))
+    }
+    fn discard(&mut self, dest: usize) {
+        if let Some(p) = self.pending.get_mut(dest) {
+            p.clear();
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! # weir-operators: the vocabulary users call
+//!
+//! Every operator is built on the stage-authoring traits of `weir-graph` and never on the engine.
+//! Families live in their own modules, one file per operator (or per small family):
+//!
+//! | module | what |
+//! |---|---|
+//! | [`source`] | sources: `from_iter`, `range`, `tick`, `queue`, ... ([`SourceCtors`](source::SourceCtors)) |
+//! | [`sink`] | sinks: `collect`, `fold`, `for_each`, `head`, `queue`, ... ([`SinkCtors`](sink::SinkCtors)) |
+//! | [`simple`] | synchronous one-to-one flows: `map`, `filter`, `scan`, `take`, ... ([`SimpleOps`](simple::SimpleOps)) |
+//! | [`keyed`] | `key_by(..).fold/reduce/count` ([`KeyedOps`](keyed::KeyedOps)) |
+//! | [`async_ops`] | `map_async`, `map_async_unordered` ([`AsyncOps`](async_ops::AsyncOps)) |
+//! | [`time`] | rate and time: `throttle`, `delay`, `grouped_within`, `conflate`, `buffer`, timeouts ([`TimeOps`](time::TimeOps)) |
+//! | [`fan`] | junctions (`Broadcast`, `Merge`, `Zip`, ...) and linear fan ops ([`FanOps`](fan::FanOps)) |
+//! | [`substream`] | `flat_map_merge`, `flat_map_concat`, `group_by`, `split_when` ([`SubstreamOps`](substream::SubstreamOps)) |
+//!
+//! Chaining methods are extension traits over [`Via`], which both `Source` and `Flow` implement,
+//! so every flow operator is written once and works on both.
+
+pub mod async_ops;
+pub mod fan;
+pub mod keyed;
+pub mod simple;
+pub mod sink;
+pub mod source;
+pub mod substream;
+pub mod time;
+
+pub mod prelude;
+
+use weir_graph::{Flow, Source};
+
+/// Something a flow can be attached to: a [`Source`] or a [`Flow`].
+pub trait Via: Sized {
+    /// Element type of the open output.
+    type Out: Send + 'static;
+    /// Materialized value kept when attaching with `via`.
+    type Mat: Send + 'static;
+    /// The result of attaching a flow producing `O2`, keeping `Mat`.
+    type Next<O2: Send + 'static>: Via<Out = O2, Mat = Self::Mat>;
+    /// The result of attaching a flow producing `O2` with materialized value `M`.
+    type NextMat<O2: Send + 'static, M: Send + 'static>: Via<Out = O2, Mat = M>;
+
+    /// Attaches `flow`, keeping this value's materialized value.
+    fn via_flow<O2: Send + 'static, M2: Send + 'static>(
+        self,
+        flow: Flow<Self::Out, O2, M2>,
+    ) -> Self::Next<O2>;
+
+    /// Attaches `flow`, combining materialized values with `f`.
+    fn via_flow_mat<O2: Send + 'static, M2: Send + 'static, M3: Send + 'static>(
+        self,
+        flow: Flow<Self::Out, O2, M2>,
+        f: impl Fn(Self::Mat, M2) -> M3 + Send + Sync + 'static,
+    ) -> Self::NextMat<O2, M3>;
+}
+
+impl<Out: Send + 'static, Mat: Send + 'static> Via for Source<Out, Mat> {
+    type Out = Out;
+    type Mat = Mat;
+    type Next<O2: Send + 'static> = Source<O2, Mat>;
+    type NextMat<O2: Send + 'static, M: Send + 'static> = Source<O2, M>;
+
+    fn via_flow<O2: Send + 'static, M2: Send + 'static>(
+        self,
+        flow: Flow<Out, O2, M2>,
+    ) -> Source<O2, Mat> {
+        self.via(flow)
+    }
+
+    fn via_flow_mat<O2: Send + 'static, M2: Send + 'static, M3: Send + 'static>(
+        self,
+        flow: Flow<Out, O2, M2>,
+        f: impl Fn(Mat, M2) -> M3 + Send + Sync + 'static,
+    ) -> Source<O2, M3> {
+        self.via_mat(flow, f)
+    }
+}
+
+impl<In: Send + 'static, Out: Send + 'static, Mat: Send + 'static> Via for Flow<In, Out, Mat> {
+    type Out = Out;
+    type Mat = Mat;
+    type Next<O2: Send + 'static> = Flow<In, O2, Mat>;
+    type NextMat<O2: Send + 'static, M: Send + 'static> = Flow<In, O2, M>;
+
+    fn via_flow<O2: Send + 'static, M2: Send + 'static>(
+        self,
+        flow: Flow<Out, O2, M2>,
+    ) -> Flow<In, O2, Mat> {
+        self.via(flow)
+    }
+
+    fn via_flow_mat<O2: Send + 'static, M2: Send + 'static, M3: Send + 'static>(
+        self,
+        flow: Flow<Out, O2, M2>,
+        f: impl Fn(Mat, M2) -> M3 + Send + Sync + 'static,
+    ) -> Flow<In, O2, M3> {
+        self.via_mat(flow, f)
+    }
+}

@@ -1,0 +1,15 @@
+//! Everything a pipeline author needs in scope: the DSL types and every operator extension trait.
+
+pub use crate::Via;
+pub use crate::async_ops::AsyncOps;
+pub use crate::fan::FanOps;
+pub use crate::keyed::KeyedOps;
+pub use crate::simple::SimpleOps;
+pub use crate::sink::SinkCtors;
+pub use crate::source::SourceCtors;
+pub use crate::substream::SubstreamOps;
+pub use crate::time::TimeOps;
+pub use weir_graph::{
+    Directive, Flow, GraphBuilder, Keep, RunnableGraph, Sink, SinkFuture, Source, StageError,
+    Supervision,
+};

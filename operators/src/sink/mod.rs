@@ -1,0 +1,3 @@
+//! Sinks.
+/// Sink constructors, called as `Sink::collect()`.
+pub trait SinkCtors {}

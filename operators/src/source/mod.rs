@@ -1,0 +1,3 @@
+//! Sources.
+/// Source constructors, called as `Source::from_iter(..)`.
+pub trait SourceCtors {}

@@ -68,9 +68,11 @@ pub trait SubMaterializer: Send + Sync {
     /// Starts a source blueprint as part of the current run and returns its output as an input port.
     fn source(&self, module: Arc<Module>) -> Result<Box<dyn ErasedInput>, StageError>;
     /// Starts a flow blueprint as part of the current run: returns the port feeding it and its output.
+    /// `input` is the router factory for the flow's input element type (`weir_graph::router_for::<T>()`).
     fn flow(
         &self,
         module: Arc<Module>,
+        input: Arc<dyn crate::RouterFactory>,
     ) -> Result<(Box<dyn ErasedOutput>, Box<dyn ErasedInput>), StageError>;
 }
 

@@ -247,6 +247,8 @@ pub trait ErasedFlow: Send {
     fn adopt_output(&mut self, other: &mut dyn Any);
     /// Rows of the input type currently held in `input`.
     fn input_len(&self, input: &mut dyn Any) -> usize;
+    /// Drops the rows held in `input` (a stage that fails without consuming them).
+    fn clear_input(&self, input: &mut dyn Any);
     /// See [`FlowLogic::is_done`].
     fn is_done(&self) -> bool;
     /// See [`FlowLogic::post_stop`].
@@ -263,6 +265,8 @@ pub trait ErasedSink: Send {
     fn on_error(&mut self, error: &StageError);
     /// Rows of the input type currently held in `input`.
     fn input_len(&self, input: &mut dyn Any) -> usize;
+    /// Drops the rows held in `input`.
+    fn clear_input(&self, input: &mut dyn Any);
     /// See [`SinkLogic::is_done`].
     fn is_done(&self) -> bool;
     /// See [`SinkLogic::post_stop`].
@@ -328,6 +332,11 @@ impl<I: Send + 'static, O: Send + 'static, L: FlowLogic<I, O>> ErasedFlow for Fl
     fn input_len(&self, input: &mut dyn Any) -> usize {
         input.downcast_mut::<Vec<I>>().map_or(0, |v| v.len())
     }
+    fn clear_input(&self, input: &mut dyn Any) {
+        if let Some(v) = input.downcast_mut::<Vec<I>>() {
+            v.clear();
+        }
+    }
     fn is_done(&self) -> bool {
         self.logic.is_done()
     }
@@ -354,6 +363,11 @@ impl<T: Send + 'static, L: SinkLogic<T>> ErasedSink for SinkAdapter<T, L> {
     }
     fn input_len(&self, input: &mut dyn Any) -> usize {
         input.downcast_mut::<Vec<T>>().map_or(0, |v| v.len())
+    }
+    fn clear_input(&self, input: &mut dyn Any) {
+        if let Some(v) = input.downcast_mut::<Vec<T>>() {
+            v.clear();
+        }
     }
     fn is_done(&self) -> bool {
         self.logic.is_done()

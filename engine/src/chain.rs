@@ -1,0 +1,337 @@
+//! The island interpreter for fused chains: `[source | input] -> flow* -> [sink | output]`,
+//! one tokio task, direct calls, one batch at a time. Flushes a partial batch downstream only
+//! when its input has nothing more ready, so batching never adds waiting.
+
+use crate::metrics::StageMetrics;
+use crate::ports::{ChannelInput, RoutedOutput};
+use crate::supervise::{FlowSlot, SinkSlot, SourceSlot};
+use std::any::Any;
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+use weir_graph::{Clock, Directive, ErasedInput, ErasedOutput, InMsg, StageError, Step};
+
+pub(crate) enum Head {
+    Source(SourceSlot),
+    Input(ChannelInput),
+}
+
+pub(crate) enum Tail {
+    Sink(SinkSlot),
+    Output(RoutedOutput),
+}
+
+/// How an island ended.
+#[derive(Debug, Clone)]
+pub(crate) enum Outcome {
+    Completed,
+    DownstreamGone,
+    Cancelled,
+    Failed(StageError),
+}
+
+pub(crate) struct ChainIsland {
+    pub(crate) head: Head,
+    pub(crate) flows: Vec<FlowSlot>,
+    pub(crate) tail: Tail,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) metrics: Vec<Arc<StageMetrics>>,
+}
+
+enum Input {
+    Batch(Option<weir_graph::BoxBatch>),
+    SourceBatch(Step),
+    End,
+    Error(StageError),
+}
+
+fn poll_source(s: &mut SourceSlot, cx: &mut Context<'_>, clock: &dyn Clock) -> Poll<Result<Step, StageError>> {
+    loop {
+        let r = {
+            let mut scx = s.c.cx(clock);
+            let logic = &mut s.logic;
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| logic.poll_next(cx, &mut scx))) {
+                Ok(p) => p,
+                Err(p) => Poll::Ready(Err(crate::supervise::panic_error(p))),
+            }
+        };
+        match r {
+            Poll::Ready(Err(e)) => {
+                let e = e.with_stage(&s.c.info.path);
+                match s.c.decide(&e) {
+                    Directive::Stop => return Poll::Ready(Err(e)),
+                    Directive::Resume => {}
+                    Directive::Restart => s.restart()?,
+                }
+                if s.logic.buffered() > 0 {
+                    return Poll::Ready(Ok(Step::More));
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
+fn tail_closed(tail: &mut Tail, cx: &mut Context<'_>) -> Poll<()> {
+    match tail {
+        Tail::Sink(_) => Poll::Pending,
+        Tail::Output(o) => o.poll_closed(cx),
+    }
+}
+
+/// Pushes a batch through flows[start..] and the tail; on failure returns the failing index.
+fn push_through(
+    flows: &mut [FlowSlot],
+    start: usize,
+    tail: &mut Tail,
+    input: &mut dyn Any,
+    clock: &dyn Clock,
+) -> Result<(), (usize, StageError)> {
+    let mut cur: &mut dyn Any = input;
+    for (k, slot) in flows.iter_mut().enumerate().skip(start) {
+        slot.on_batch(cur, clock).map_err(|e| (k, e))?;
+        if slot.logic.output_len() == 0 {
+            return Ok(());
+        }
+        cur = slot.logic.output();
+    }
+    match tail {
+        Tail::Sink(s) => s.on_batch(cur, clock).map_err(|e| (flows.len(), e)),
+        Tail::Output(o) => {
+            o.accept(cur);
+            Ok(())
+        }
+    }
+}
+
+impl ChainIsland {
+    /// Runs the island to its end, then runs every stop hook exactly once.
+    pub(crate) async fn run(mut self) -> Outcome {
+        let outcome = self.drive().await;
+        match &mut self.head {
+            Head::Source(s) => s.post_stop(),
+            Head::Input(_) => {}
+        }
+        for f in &mut self.flows {
+            f.post_stop();
+        }
+        if let Tail::Sink(s) = &mut self.tail {
+            if let Outcome::Cancelled = outcome {
+                s.on_error(&StageError::cancelled("run was cancelled"));
+            }
+            s.post_stop();
+        }
+        outcome
+    }
+
+    fn time(&self, f: impl Fn(&StageMetrics) -> &std::sync::atomic::AtomicU64, since: Instant) {
+        let ns = since.elapsed().as_nanos() as u64;
+        for m in &self.metrics {
+            StageMetrics::add(f(m), ns);
+        }
+    }
+
+    async fn next_input(&mut self) -> Result<Input, Outcome> {
+        let Self {
+            head,
+            tail,
+            clock,
+            cancel,
+            ..
+        } = self;
+        let clock = &**clock;
+        // Fast path: something is ready now.
+        let ready = {
+            let mut noop = Context::from_waker(Waker::noop());
+            match head {
+                Head::Source(s) => poll_source(s, &mut noop, clock).map(|r| match r {
+                    Ok(step) => Input::SourceBatch(step),
+                    Err(e) => Input::Error(e),
+                }),
+                Head::Input(i) => i.poll_recv(&mut noop).map(map_in),
+            }
+        };
+        if let Poll::Ready(x) = ready {
+            return Ok(x);
+        }
+        // Nothing ready: flush partial batches downstream, then wait.
+        if let Tail::Output(o) = tail {
+            let t = Instant::now();
+            let r = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return Err(Outcome::Cancelled),
+                r = poll_fn(|cx| o.poll_flush(cx, true)) => r,
+            };
+            let ns = t.elapsed().as_nanos() as u64;
+            for m in &self.metrics {
+                StageMetrics::add(&m.backpressured_ns, ns);
+            }
+            if r.is_err() {
+                return Err(Outcome::DownstreamGone);
+            }
+        }
+        let t = Instant::now();
+        let r = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => Err(Outcome::Cancelled),
+            _ = poll_fn(|cx| tail_closed(tail, cx)) => Err(Outcome::DownstreamGone),
+            r = poll_fn(|cx| match head {
+                Head::Source(s) => poll_source(s, cx, clock).map(|r| match r {
+                    Ok(step) => Input::SourceBatch(step),
+                    Err(e) => Input::Error(e),
+                }),
+                Head::Input(i) => i.poll_recv(cx).map(map_in),
+            }) => Ok(r),
+        };
+        let ns = t.elapsed().as_nanos() as u64;
+        for m in &self.metrics {
+            StageMetrics::add(&m.idle_ns, ns);
+        }
+        r
+    }
+
+    async fn flush(&mut self, force: bool) -> Result<(), Outcome> {
+        let Tail::Output(o) = &mut self.tail else {
+            return Ok(());
+        };
+        if !force && o.pending_rows() == 0 {
+            return Ok(());
+        }
+        let t = Instant::now();
+        let cancel = &self.cancel;
+        let r = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Err(Outcome::Cancelled),
+            r = poll_fn(|cx| o.poll_flush(cx, force)) => r,
+        };
+        self.time(|m| &m.backpressured_ns, t);
+        r.map_err(|_| Outcome::DownstreamGone)
+    }
+
+    async fn drive(&mut self) -> Outcome {
+        loop {
+            let input = match self.next_input().await {
+                Ok(i) => i,
+                Err(o) => return o,
+            };
+            let t = Instant::now();
+            let clock = Arc::clone(&self.clock);
+            let res = match input {
+                Input::SourceBatch(step) => {
+                    let Head::Source(s) = &mut self.head else {
+                        return Outcome::Failed(StageError::internal("source step without source"));
+                    };
+                    let rows = s.logic.buffered() as u64;
+                    StageMetrics::add(&s.c.m.elements_out, rows);
+                    let r = push_through(&mut self.flows, 0, &mut self.tail, s.logic.buffer(), &*clock);
+                    if step == Step::Done && r.is_ok() {
+                        self.time(|m| &m.busy_ns, t);
+                        return Box::pin(self.finish_from(0)).await;
+                    }
+                    r
+                }
+                Input::Batch(Some(mut b)) => {
+                    push_through(&mut self.flows, 0, &mut self.tail, b.as_any_mut(), &*clock)
+                }
+                Input::Batch(None) => Ok(()),
+                Input::End => return Box::pin(self.finish_from(0)).await,
+                Input::Error(e) => return Box::pin(self.fail_from(0, e)).await,
+            };
+            self.time(|m| &m.busy_ns, t);
+            if let Err((k, e)) = res {
+                return Box::pin(self.fail_from(k + 1, e)).await;
+            }
+            // A stage that wants no more input completes everything downstream of it.
+            let done = self.flows.iter().position(|f| f.logic.is_done());
+            if let Some(k) = done {
+                return Box::pin(self.finish_from(k)).await;
+            }
+            if let Tail::Sink(s) = &self.tail {
+                if s.logic.is_done() {
+                    return Box::pin(self.finish_from(self.flows.len())).await;
+                }
+            }
+            if let Err(o) = self.flush(false).await {
+                return o;
+            }
+            tokio::task::consume_budget().await;
+        }
+    }
+
+    /// Completes flows[k..] in order (each may emit on finish) and then the tail.
+    async fn finish_from(&mut self, k: usize) -> Outcome {
+        let clock = Arc::clone(&self.clock);
+        for j in k..self.flows.len() {
+            let (left, right) = self.flows.split_at_mut(j + 1);
+            let slot = &mut left[j];
+            if let Err(e) = slot.on_finish(&*clock) {
+                return Box::pin(self.fail_from(j + 1, e)).await;
+            }
+            if slot.logic.output_len() > 0 {
+                if let Err((i, e)) = push_through(right, 0, &mut self.tail, slot.logic.output(), &*clock) {
+                    return Box::pin(self.fail_from(j + 1 + i + 1, e)).await;
+                }
+            }
+        }
+        match &mut self.tail {
+            Tail::Sink(s) => match s.on_finish(&*clock) {
+                Ok(()) => Outcome::Completed,
+                Err(e) => {
+                    s.on_error(&e);
+                    Outcome::Failed(e)
+                }
+            },
+            Tail::Output(_) => {
+                if let Err(o) = self.flush(true).await {
+                    return o;
+                }
+                if let Tail::Output(o) = &mut self.tail {
+                    o.finish();
+                }
+                Outcome::Completed
+            }
+        }
+    }
+
+    /// Offers an error to flows[k..]; the first that recovers completes the rest, else the tail fails.
+    async fn fail_from(&mut self, k: usize, mut e: StageError) -> Outcome {
+        let clock = Arc::clone(&self.clock);
+        for j in k..self.flows.len() {
+            match self.flows[j].on_upstream_error(e.clone(), &*clock) {
+                Ok(()) => {
+                    let (left, right) = self.flows.split_at_mut(j + 1);
+                    let slot = &mut left[j];
+                    if slot.logic.output_len() > 0 {
+                        if let Err((i, e2)) =
+                            push_through(right, 0, &mut self.tail, slot.logic.output(), &*clock)
+                        {
+                            return Box::pin(self.fail_from(j + 1 + i + 1, e2)).await;
+                        }
+                    }
+                    return Box::pin(self.finish_from(j + 1)).await;
+                }
+                Err(e2) => e = e2,
+            }
+        }
+        if let Tail::Sink(s) = &mut self.tail {
+            s.on_error(&e);
+        } else {
+            let _ = self.flush(true).await;
+            if let Tail::Output(o) = &mut self.tail {
+                o.fail(e.clone());
+            }
+        }
+        Outcome::Failed(e)
+    }
+}
+
+fn map_in(m: InMsg) -> Input {
+    match m {
+        InMsg::Data(b) => Input::Batch(Some(b)),
+        InMsg::End => Input::End,
+        InMsg::Error(e) => Input::Error(e),
+    }
+}

@@ -1,0 +1,292 @@
+//! The physical plan: which stages fuse into which island, at what parallelism, and how the
+//! edges between islands distribute rows. Pure data, rendered as Mermaid for snapshot tests.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use weir_graph::{EdgeKind, GraphError, Module, NodeKind, PortRef};
+
+/// Whether an island runs a fused chain of synchronous stages or one asynchronous stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IslandKind {
+    /// Source/flow/sink stages called directly, one batch at a time.
+    Chain,
+    /// One asynchronous stage (junction, timer, `map_async`...).
+    Async,
+}
+
+/// One island of the plan.
+#[derive(Debug, Clone)]
+pub struct IslandPlan {
+    /// Island index.
+    pub id: usize,
+    /// Chain or async.
+    pub kind: IslandKind,
+    /// Node indices in chain order (one node for async islands).
+    pub nodes: Vec<usize>,
+    /// Number of subtasks.
+    pub parallelism: usize,
+    /// Input ports of the island, in order: the node port each one feeds.
+    pub inputs: Vec<PortRef>,
+    /// Output ports of the island, in order: the node port each one drains.
+    pub outputs: Vec<PortRef>,
+}
+
+/// Where an edge of the plan starts or ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// Port `port` (index into the island's inputs or outputs) of island `island`.
+    Island {
+        /// Island index.
+        island: usize,
+        /// Port index on the island.
+        port: usize,
+    },
+    /// An open port of the module, bridged to a channel given at materialization.
+    External(usize),
+}
+
+/// A channel edge between islands.
+#[derive(Debug, Clone)]
+pub struct PlanEdge {
+    /// Producer side.
+    pub from: Endpoint,
+    /// Consumer side.
+    pub to: Endpoint,
+    /// Distribution over subtasks.
+    pub kind: EdgeKind,
+    /// Channel capacity in rows.
+    pub buffer_rows: usize,
+}
+
+/// The physical plan of a module.
+#[derive(Debug, Clone)]
+pub struct PhysicalPlan {
+    /// The blueprint.
+    pub module: Arc<Module>,
+    /// Islands in creation order.
+    pub islands: Vec<IslandPlan>,
+    /// Channel edges.
+    pub edges: Vec<PlanEdge>,
+    /// Island owning each node.
+    pub island_of: Vec<usize>,
+    /// Parallelism of each node.
+    pub parallelism: Vec<usize>,
+}
+
+/// Plan settings.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanConfig {
+    /// Channel capacity in rows when a stage does not set one.
+    pub buffer_rows: usize,
+}
+
+fn is_sync(k: &NodeKind) -> bool {
+    !matches!(k, NodeKind::Async(_))
+}
+
+/// Builds the physical plan: validates, assigns parallelism, fuses chains, derives edge kinds.
+pub fn plan(module: Arc<Module>, cfg: PlanConfig) -> Result<PhysicalPlan, GraphError> {
+    module.validate()?;
+    let n = module.nodes.len();
+    let mut par = Vec::with_capacity(n);
+    for (i, node) in module.nodes.iter().enumerate() {
+        let p = node.attrs.parallelism.unwrap_or(1);
+        if p > 1 && !node.parallelizable {
+            return Err(GraphError::InvalidStage {
+                node: module.node_path(i),
+                reason: format!("parallelism {p} requested but the stage runs as a single instance"),
+            });
+        }
+        par.push(p);
+    }
+    // Edge lookup by port.
+    let mut out_edge: Vec<Vec<Option<usize>>> =
+        module.nodes.iter().map(|nd| vec![None; nd.outputs.len()]).collect();
+    let mut in_edge: Vec<Vec<Option<usize>>> =
+        module.nodes.iter().map(|nd| vec![None; nd.inputs]).collect();
+    for (ei, e) in module.edges.iter().enumerate() {
+        out_edge[e.from.node][e.from.port] = Some(ei);
+        in_edge[e.to.node][e.to.port] = Some(ei);
+    }
+    let edge_kind = |ei: usize| -> EdgeKind {
+        let e = module.edges[ei];
+        let (pu, pv) = (par[e.from.node], par[e.to.node]);
+        let requested = module.nodes[e.from.node].outputs[e.from.port].requested();
+        match requested {
+            _ if pv == 1 && pu == 1 => EdgeKind::Forward,
+            Some(k) => k,
+            None if pu == pv => EdgeKind::Forward,
+            None => EdgeKind::Rebalance,
+        }
+    };
+    let fusable = |ei: usize| -> bool {
+        let e = module.edges[ei];
+        let (u, v) = (&module.nodes[e.from.node], &module.nodes[e.to.node]);
+        is_sync(&u.kind)
+            && is_sync(&v.kind)
+            && !u.attrs.async_boundary
+            && par[e.from.node] == par[e.to.node]
+            && edge_kind(ei) == EdgeKind::Forward
+    };
+    let mut island_of = vec![usize::MAX; n];
+    let mut islands: Vec<IslandPlan> = Vec::new();
+    // Topological order keeps island numbering stable and readable.
+    let order = petgraph::algo::toposort(&module.to_petgraph(), None)
+        .map_err(|c| GraphError::Cycle(module.node_path(c.node_id().index())))?;
+    for idx in order {
+        let i = idx.index();
+        if island_of[i] != usize::MAX {
+            continue;
+        }
+        let node = &module.nodes[i];
+        let id = islands.len();
+        if !is_sync(&node.kind) {
+            island_of[i] = id;
+            islands.push(IslandPlan {
+                id,
+                kind: IslandKind::Async,
+                nodes: vec![i],
+                parallelism: par[i],
+                inputs: (0..node.inputs).map(|port| PortRef { node: i, port }).collect(),
+                outputs: (0..node.outputs.len())
+                    .map(|port| PortRef { node: i, port })
+                    .collect(),
+            });
+            continue;
+        }
+        // A chain starts at a sync node whose input edge is not fusable.
+        let mut chain = vec![i];
+        island_of[i] = id;
+        let mut cur = i;
+        while let Some(Some(ei)) = out_edge[cur].first() {
+            if !fusable(*ei) {
+                break;
+            }
+            let next = module.edges[*ei].to.node;
+            island_of[next] = id;
+            chain.push(next);
+            cur = next;
+        }
+        let first = &module.nodes[chain[0]];
+        let last_i = *chain.last().unwrap_or(&i);
+        let last = &module.nodes[last_i];
+        islands.push(IslandPlan {
+            id,
+            kind: IslandKind::Chain,
+            nodes: chain.clone(),
+            parallelism: par[i],
+            inputs: (0..first.inputs)
+                .map(|port| PortRef {
+                    node: chain[0],
+                    port,
+                })
+                .collect(),
+            outputs: (0..last.outputs.len())
+                .map(|port| PortRef { node: last_i, port })
+                .collect(),
+        });
+    }
+    // Channel edges: every non-fused edge plus the module's open ports.
+    let mut edges = Vec::new();
+    let port_of = |islands: &[IslandPlan], p: PortRef, input: bool| -> Endpoint {
+        let isl = &islands[island_of[p.node]];
+        let ports = if input { &isl.inputs } else { &isl.outputs };
+        let port = ports.iter().position(|q| *q == p).unwrap_or(0);
+        Endpoint::Island {
+            island: isl.id,
+            port,
+        }
+    };
+    for (ei, e) in module.edges.iter().enumerate() {
+        if island_of[e.from.node] == island_of[e.to.node] {
+            continue;
+        }
+        let buffer_rows = module.nodes[e.to.node]
+            .attrs
+            .buffer_rows
+            .unwrap_or(cfg.buffer_rows);
+        edges.push(PlanEdge {
+            from: port_of(&islands, e.from, false),
+            to: port_of(&islands, e.to, true),
+            kind: edge_kind(ei),
+            buffer_rows,
+        });
+    }
+    for (k, p) in module.inlets.iter().enumerate() {
+        edges.push(PlanEdge {
+            from: Endpoint::External(k),
+            to: port_of(&islands, *p, true),
+            kind: EdgeKind::Rebalance,
+            buffer_rows: module.nodes[p.node].attrs.buffer_rows.unwrap_or(cfg.buffer_rows),
+        });
+    }
+    for (k, p) in module.outlets.iter().enumerate() {
+        edges.push(PlanEdge {
+            from: port_of(&islands, *p, false),
+            to: Endpoint::External(k),
+            kind: EdgeKind::Rebalance,
+            buffer_rows: cfg.buffer_rows,
+        });
+    }
+    Ok(PhysicalPlan {
+        module,
+        islands,
+        edges,
+        island_of,
+        parallelism: par,
+    })
+}
+
+impl PhysicalPlan {
+    /// Renders islands (as subgraphs) and channel edges as a Mermaid flowchart.
+    pub fn to_mermaid(&self) -> String {
+        let mut s = String::from("flowchart LR\n");
+        for isl in &self.islands {
+            let kind = match isl.kind {
+                IslandKind::Chain => "chain",
+                IslandKind::Async => "async",
+            };
+            let _ = writeln!(
+                s,
+                "    subgraph i{} [\"island {} ({kind}, x{})\"]",
+                isl.id, isl.id, isl.parallelism
+            );
+            for (k, n) in isl.nodes.iter().enumerate() {
+                let _ = writeln!(
+                    s,
+                    "        n{n}[\"{}\"]",
+                    self.module.nodes[*n].display_name()
+                );
+                if k > 0 {
+                    let _ = writeln!(s, "        n{} --> n{n}", isl.nodes[k - 1]);
+                }
+            }
+            s.push_str("    end\n");
+        }
+        let node_of = |ep: &Endpoint, input: bool| -> String {
+            match ep {
+                Endpoint::Island { island, port } => {
+                    let isl = &self.islands[*island];
+                    let p = if input { isl.inputs[*port] } else { isl.outputs[*port] };
+                    format!("n{}", p.node)
+                }
+                Endpoint::External(k) => format!("ext{}{k}", if input { "_out" } else { "_in" }),
+            }
+        };
+        for e in &self.edges {
+            let kind = match e.kind {
+                EdgeKind::Forward => "forward",
+                EdgeKind::Rebalance => "rebalance",
+                EdgeKind::Hash => "hash",
+                EdgeKind::Broadcast => "broadcast",
+            };
+            let _ = writeln!(
+                s,
+                "    {} -.->|{kind}| {}",
+                node_of(&e.from, false),
+                node_of(&e.to, true)
+            );
+        }
+        s
+    }
+}

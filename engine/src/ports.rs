@@ -1,0 +1,224 @@
+//! Engine implementations of the graph's port traits over credit channels:
+//! [`ChannelInput`] merges the channels from every upstream subtask, [`RoutedOutput`] routes
+//! batches to every downstream subtask through an edge router.
+
+use crate::channel::{Closed, Msg, Receiver, Sender};
+use crate::metrics::StageMetrics;
+use std::any::Any;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use weir_graph::{Cancelled, ErasedInput, ErasedOutput, ErasedRouter, InMsg, StageError};
+
+/// An input port fed by one channel per upstream subtask.
+pub(crate) struct ChannelInput {
+    chans: Vec<Option<Receiver>>,
+    next: usize,
+    done: bool,
+    path: Arc<str>,
+}
+
+impl ChannelInput {
+    pub(crate) fn new(chans: Vec<Receiver>, path: Arc<str>) -> Self {
+        Self {
+            chans: chans.into_iter().map(Some).collect(),
+            next: 0,
+            done: false,
+            path,
+        }
+    }
+}
+
+impl ErasedInput for ChannelInput {
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<InMsg> {
+        if self.done {
+            return Poll::Ready(InMsg::End);
+        }
+        let n = self.chans.len();
+        let mut open = 0;
+        for k in 0..n {
+            let i = (self.next + k) % n;
+            let Some(rx) = &self.chans[i] else { continue };
+            match rx.poll_recv(cx) {
+                Poll::Ready(Some(Msg::Data(b))) => {
+                    self.next = (i + 1) % n;
+                    return Poll::Ready(InMsg::Data(b));
+                }
+                Poll::Ready(Some(Msg::End)) => self.chans[i] = None,
+                Poll::Ready(Some(Msg::Error(e))) => {
+                    self.done = true;
+                    self.chans.clear();
+                    return Poll::Ready(InMsg::Error(e));
+                }
+                Poll::Ready(None) => {
+                    self.done = true;
+                    self.chans.clear();
+                    return Poll::Ready(InMsg::Error(StageError::cancelled(format!(
+                        "upstream of '{}' stopped without completing",
+                        self.path
+                    ))));
+                }
+                Poll::Pending => open += 1,
+            }
+        }
+        if open == 0 {
+            self.done = true;
+            self.chans.clear();
+            Poll::Ready(InMsg::End)
+        } else {
+            Poll::Pending
+        }
+    }
+
+    fn queued_rows(&self) -> usize {
+        self.chans.iter().flatten().map(|r| r.shared().depth()).sum()
+    }
+}
+
+/// An output port routing batches over one channel per downstream subtask.
+pub(crate) struct RoutedOutput {
+    router: Box<dyn ErasedRouter>,
+    senders: Vec<Option<Sender>>,
+    batch_size: usize,
+    metrics: Arc<StageMetrics>,
+    finished: bool,
+}
+
+impl RoutedOutput {
+    pub(crate) fn new(
+        router: Box<dyn ErasedRouter>,
+        senders: Vec<Sender>,
+        batch_size: usize,
+        metrics: Arc<StageMetrics>,
+    ) -> Self {
+        Self {
+            router,
+            senders: senders.into_iter().map(Some).collect(),
+            batch_size: batch_size.max(1),
+            metrics,
+            finished: false,
+        }
+    }
+
+    fn force_push_pending(&mut self) {
+        for d in 0..self.senders.len() {
+            if let Some(b) = self.router.take(d) {
+                if let Some(tx) = &self.senders[d] {
+                    let rows = b.rows() as u64;
+                    if tx.push(Msg::Data(b)).is_err() {
+                        self.senders[d] = None;
+                    } else {
+                        StageMetrics::add(&self.metrics.batches_out, 1);
+                        let _ = rows;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl ErasedOutput for RoutedOutput {
+    fn accept(&mut self, batch: &mut dyn Any) {
+        self.router.route(batch);
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>, force: bool) -> Poll<Result<(), Cancelled>> {
+        let mut pending = false;
+        let mut open = 0;
+        for d in 0..self.senders.len() {
+            let Some(tx) = &self.senders[d] else {
+                self.router.discard(d);
+                continue;
+            };
+            let rows = self.router.pending(d);
+            if rows == 0 || (!force && rows < self.batch_size) {
+                open += 1;
+                continue;
+            }
+            match tx.poll_ready(cx, rows, 0) {
+                Poll::Ready(Ok(())) => {
+                    if let Some(b) = self.router.take(d) {
+                        if tx.push(Msg::Data(b)) == Err(Closed) {
+                            self.senders[d] = None;
+                            self.router.discard(d);
+                            continue;
+                        }
+                        StageMetrics::add(&self.metrics.batches_out, 1);
+                    }
+                    open += 1;
+                }
+                Poll::Ready(Err(Closed)) => {
+                    self.senders[d] = None;
+                    self.router.discard(d);
+                }
+                Poll::Pending => {
+                    open += 1;
+                    pending = true;
+                }
+            }
+        }
+        if open == 0 {
+            Poll::Ready(Err(Cancelled))
+        } else if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn poll_closed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut open = 0;
+        for s in &mut self.senders {
+            if let Some(tx) = s {
+                if tx.poll_closed(cx).is_ready() {
+                    *s = None;
+                } else {
+                    open += 1;
+                }
+            }
+        }
+        if open == 0 {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.senders.iter().flatten().all(Sender::is_closed)
+    }
+
+    fn finish(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        self.force_push_pending();
+        for tx in self.senders.iter().flatten() {
+            let _ = tx.push(Msg::End);
+        }
+    }
+
+    fn fail(&mut self, error: StageError) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        self.force_push_pending();
+        for tx in self.senders.iter().flatten() {
+            let _ = tx.push(Msg::Error(error.clone()));
+        }
+    }
+
+    fn pending_rows(&self) -> usize {
+        (0..self.senders.len()).map(|d| self.router.pending(d)).sum()
+    }
+}
+
+impl Drop for RoutedOutput {
+    fn drop(&mut self) {
+        // Rows accepted but not flushed are delivered, never lost.
+        if !self.finished {
+            self.force_push_pending();
+        }
+    }
+}

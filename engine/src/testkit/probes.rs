@@ -1,0 +1,292 @@
+//! [`TestSource`] and [`TestSink`] probes.
+
+use futures::FutureExt;
+use std::collections::VecDeque;
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc};
+use weir_graph::{AsyncFn, Event, Sink, Source, StageError};
+
+/// How long a probe waits for an expected event before failing the test (real time, a safety net).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+enum SrcCmd<T> {
+    Send(Vec<T>),
+    Complete,
+    Fail(StageError),
+}
+
+/// Drives a [`TestSource`]: push elements, complete or fail it, observe cancellation.
+#[derive(Debug)]
+pub struct SourceProbe<T> {
+    tx: mpsc::UnboundedSender<SrcCmd<T>>,
+    cancelled: Arc<AtomicBool>,
+    cancel_notify: Arc<Notify>,
+    sent: Arc<AtomicU64>,
+}
+
+impl<T> std::fmt::Debug for SrcCmd<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SrcCmd")
+    }
+}
+
+impl<T: Send + 'static> SourceProbe<T> {
+    /// Emits one element (delivered as credit allows).
+    pub fn send(&self, x: T) {
+        let _ = self.tx.send(SrcCmd::Send(vec![x]));
+    }
+    /// Emits a batch of elements.
+    pub fn send_all(&self, xs: Vec<T>) {
+        let _ = self.tx.send(SrcCmd::Send(xs));
+    }
+    /// Completes the source after what was sent.
+    pub fn complete(&self) {
+        let _ = self.tx.send(SrcCmd::Complete);
+    }
+    /// Fails the source after what was sent.
+    pub fn fail(&self, e: StageError) {
+        let _ = self.tx.send(SrcCmd::Fail(e));
+    }
+    /// Whether downstream cancelled the source.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+    /// Elements the source managed to hand downstream (credit permitting).
+    pub fn delivered(&self) -> u64 {
+        self.sent.load(Ordering::Acquire)
+    }
+    /// Waits until downstream cancels the source.
+    pub async fn expect_cancellation(&self) {
+        let wait = async {
+            loop {
+                let n = self.cancel_notify.notified();
+                if self.is_cancelled() {
+                    return;
+                }
+                n.await;
+            }
+        };
+        if tokio::time::timeout(PROBE_TIMEOUT, wait).await.is_err() {
+            panic!("expected the test source to be cancelled");
+        }
+    }
+}
+
+/// A source whose elements the test pushes through a [`SourceProbe`].
+#[derive(Debug, Clone, Copy)]
+pub struct TestSource;
+
+impl TestSource {
+    /// A source materializing a [`SourceProbe`].
+    pub fn probe<T: Send + 'static>() -> Source<T, SourceProbe<T>> {
+        Source::from_async("test-source", |_info| {
+            let (tx, mut rx) = mpsc::unbounded_channel::<SrcCmd<T>>();
+            let cancelled = Arc::new(AtomicBool::new(false));
+            let cancel_notify = Arc::new(Notify::new());
+            let sent = Arc::new(AtomicU64::new(0));
+            let probe = SourceProbe {
+                tx,
+                cancelled: Arc::clone(&cancelled),
+                cancel_notify: Arc::clone(&cancel_notify),
+                sent: Arc::clone(&sent),
+            };
+            let logic = AsyncFn(move |mut io: weir_graph::AsyncIo| {
+                async move {
+                    let mut out = io.output::<T>(0)?;
+                    let mark = || {
+                        cancelled.store(true, Ordering::Release);
+                        cancel_notify.notify_waiters();
+                    };
+                    loop {
+                        let cmd = tokio::select! {
+                            biased;
+                            _ = out.closed() => { mark(); return Ok(()); }
+                            c = rx.recv() => c,
+                        };
+                        match cmd {
+                            Some(SrcCmd::Send(xs)) => {
+                                let n = xs.len() as u64;
+                                if out.send(xs).await.is_err() {
+                                    mark();
+                                    return Ok(());
+                                }
+                                sent.fetch_add(n, Ordering::AcqRel);
+                            }
+                            Some(SrcCmd::Complete) | None => return Ok(()),
+                            Some(SrcCmd::Fail(e)) => return Err(e),
+                        }
+                    }
+                }
+                .boxed()
+            });
+            Ok((logic, probe))
+        })
+    }
+}
+
+/// What a [`SinkProbe`] observed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProbeEvent<T> {
+    /// An element.
+    Next(T),
+    /// Upstream completed.
+    Complete,
+    /// Upstream failed.
+    Error(String),
+}
+
+enum SinkCmd {
+    Request(u64),
+    Cancel,
+}
+
+/// Drives a [`TestSink`]: request elements, expect elements and terminal signals, cancel.
+#[derive(Debug)]
+pub struct SinkProbe<T> {
+    cmd: mpsc::UnboundedSender<SinkCmd>,
+    events: mpsc::UnboundedReceiver<Result<Option<T>, StageError>>,
+    terminal_seen: u32,
+}
+
+impl std::fmt::Debug for SinkCmd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SinkCmd")
+    }
+}
+
+impl<T: Send + Debug + 'static> SinkProbe<T> {
+    /// Grants demand for `n` more elements.
+    pub fn request(&self, n: u64) {
+        let _ = self.cmd.send(SinkCmd::Request(n));
+    }
+    /// Cancels upstream.
+    pub fn cancel(&self) {
+        let _ = self.cmd.send(SinkCmd::Cancel);
+    }
+
+    /// The next event, waiting for it.
+    pub async fn next_event(&mut self) -> ProbeEvent<T> {
+        match tokio::time::timeout(PROBE_TIMEOUT, self.events.recv()).await {
+            Err(_) => panic!("test sink: no event arrived"),
+            Ok(None) => panic!("test sink: the stream ended without a terminal signal"),
+            Ok(Some(Ok(Some(x)))) => ProbeEvent::Next(x),
+            Ok(Some(Ok(None))) => {
+                self.terminal_seen += 1;
+                ProbeEvent::Complete
+            }
+            Ok(Some(Err(e))) => {
+                self.terminal_seen += 1;
+                ProbeEvent::Error(e.to_string())
+            }
+        }
+    }
+
+    /// The next event if one is already there.
+    pub fn try_next_event(&mut self) -> Option<ProbeEvent<T>> {
+        match self.events.try_recv() {
+            Ok(Ok(Some(x))) => Some(ProbeEvent::Next(x)),
+            Ok(Ok(None)) => Some(ProbeEvent::Complete),
+            Ok(Err(e)) => Some(ProbeEvent::Error(e.to_string())),
+            Err(_) => None,
+        }
+    }
+
+    /// Expects an element and returns it.
+    pub async fn expect_next(&mut self) -> T {
+        match self.next_event().await {
+            ProbeEvent::Next(x) => x,
+            other => panic!("expected an element, got {other:?}"),
+        }
+    }
+    /// Expects `n` elements.
+    pub async fn expect_next_n(&mut self, n: usize) -> Vec<T> {
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            v.push(self.expect_next().await);
+        }
+        v
+    }
+    /// Expects completion.
+    pub async fn expect_complete(&mut self) {
+        match self.next_event().await {
+            ProbeEvent::Complete => {}
+            other => panic!("expected completion, got {other:?}"),
+        }
+    }
+    /// Expects failure and returns the error message.
+    pub async fn expect_error(&mut self) -> String {
+        match self.next_event().await {
+            ProbeEvent::Error(e) => e,
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+    /// Requests everything and collects elements until the stream terminates.
+    pub async fn collect_all(&mut self) -> (Vec<T>, ProbeEvent<T>) {
+        self.request(u64::MAX / 2);
+        let mut v = Vec::new();
+        loop {
+            match self.next_event().await {
+                ProbeEvent::Next(x) => v.push(x),
+                other => return (v, other),
+            }
+        }
+    }
+}
+
+/// A sink that receives only what the test requests through a [`SinkProbe`].
+#[derive(Debug, Clone, Copy)]
+pub struct TestSink;
+
+impl TestSink {
+    /// A sink materializing a [`SinkProbe`].
+    pub fn probe<T: Send + 'static>() -> Sink<T, SinkProbe<T>> {
+        Sink::from_async("test-sink", |_info| {
+            let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<SinkCmd>();
+            let (ev_tx, ev_rx) = mpsc::unbounded_channel::<Result<Option<T>, StageError>>();
+            let probe = SinkProbe {
+                cmd: cmd_tx,
+                events: ev_rx,
+                terminal_seen: 0,
+            };
+            let logic = AsyncFn(move |mut io: weir_graph::AsyncIo| {
+                async move {
+                    let mut input = io.input::<T>(0)?;
+                    let mut demand: u64 = 0;
+                    let mut held: VecDeque<T> = VecDeque::new();
+                    let mut ended: Option<Result<(), StageError>> = None;
+                    loop {
+                        while demand > 0 {
+                            let Some(x) = held.pop_front() else { break };
+                            demand -= 1;
+                            let _ = ev_tx.send(Ok(Some(x)));
+                        }
+                        if held.is_empty() {
+                            if let Some(end) = ended.take() {
+                                let _ = ev_tx.send(end.map(|()| None));
+                                return Ok(());
+                            }
+                        }
+                        let want_input = demand > 0 && held.is_empty() && ended.is_none();
+                        tokio::select! {
+                            biased;
+                            c = cmd_rx.recv() => match c {
+                                Some(SinkCmd::Request(n)) => demand = demand.saturating_add(n),
+                                Some(SinkCmd::Cancel) | None => return Ok(()),
+                            },
+                            ev = input.recv(), if want_input => match ev {
+                                Event::Batch(b) => held.extend(b),
+                                Event::End => ended = Some(Ok(())),
+                                Event::Error(e) => ended = Some(Err(e)),
+                            },
+                        }
+                    }
+                }
+                .boxed()
+            });
+            Ok((logic, probe))
+        })
+    }
+}

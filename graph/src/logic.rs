@@ -90,9 +90,10 @@ impl<'a> StageCx<'a> {
         self.supervision.map_or(Directive::Stop, |s| s.decide(err))
     }
 
-    /// Reports that user code failed on one element: under Resume/Restart the element goes to the
-    /// dead-letter sink and `Ok` lets the stage go on (Restart is applied by the engine after the batch);
-    /// under Stop the error comes back (with the stage path) for the stage to return.
+    /// Reports that user code failed on one element. Under Resume the element goes to the dead-letter
+    /// sink and `Ok` lets the stage go on; under Restart it goes there too and the error comes back so
+    /// the stage returns it (leaving the rest of its input) and the engine recreates the logic; under
+    /// Stop the error comes back (with the stage path) for the stage to return.
     pub fn element_failed(
         &mut self,
         error: StageError,
@@ -100,19 +101,21 @@ impl<'a> StageCx<'a> {
         repr: Option<String>,
     ) -> Result<(), StageError> {
         let error = error.with_stage(&self.info.path);
-        match self.decide(&error) {
-            Directive::Stop => Err(error),
-            Directive::Resume | Directive::Restart => {
-                if let Some(dl) = self.supervision.and_then(|s| s.dead_letters()) {
-                    dl.send(DeadLetter {
-                        stage: self.info.path.clone(),
-                        error,
-                        element,
-                        repr,
-                    });
-                }
-                Ok(())
-            }
+        let directive = self.decide(&error);
+        if directive == Directive::Stop {
+            return Err(error);
+        }
+        if let Some(dl) = self.supervision.and_then(|s| s.dead_letters()) {
+            dl.send(DeadLetter {
+                stage: self.info.path.clone(),
+                error: error.clone(),
+                element,
+                repr,
+            });
+        }
+        match directive {
+            Directive::Restart => Err(error),
+            _ => Ok(()),
         }
     }
 

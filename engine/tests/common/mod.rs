@@ -130,3 +130,26 @@ pub fn collect() -> Sink<u64, SinkFuture<Vec<u64>>> {
 pub fn naturals() -> Source<u64, ()> {
     range(0, u64::MAX)
 }
+
+/// Running sum that fails on `bad` (through supervision), to observe state reset on restart.
+pub fn failing_sum(bad: u64) -> Flow<u64, u64, ()> {
+    struct S(u64, u64);
+    impl FlowLogic<u64, u64> for S {
+        fn on_batch(&mut self, input: &mut Vec<u64>, out: &mut Vec<u64>, scx: &mut StageCx<'_>) -> Result<(), StageError> {
+            let mut it = std::mem::take(input).into_iter();
+            while let Some(x) = it.next() {
+                if x == self.1 {
+                    if let Err(e) = scx.element_failed(StageError::user("bad"), Some(Box::new(x)), None) {
+                        input.extend(it);
+                        return Err(e);
+                    }
+                    continue;
+                }
+                self.0 += x;
+                out.push(self.0);
+            }
+            Ok(())
+        }
+    }
+    Flow::from_logic("failing_sum", move |_| Ok((S(0, bad), ())))
+}

@@ -236,7 +236,8 @@ impl<T: Send + Debug + 'static> SinkProbe<T> {
     }
 }
 
-/// A sink that receives only what the test requests through a [`SinkProbe`].
+/// A sink that delivers to the test only what it requests through a [`SinkProbe`]; it holds at
+/// most one batch it has not been asked for, so upstream stays backpressured.
 #[derive(Debug, Clone, Copy)]
 pub struct TestSink;
 
@@ -269,7 +270,7 @@ impl TestSink {
                                 return Ok(());
                             }
                         }
-                        let want_input = demand > 0 && held.is_empty() && ended.is_none();
+                        let want_input = held.is_empty() && ended.is_none();
                         tokio::select! {
                             biased;
                             c = cmd_rx.recv() => match c {

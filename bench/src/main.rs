@@ -1,1 +1,291 @@
-fn main() {}
+//! `weir-bench`: runs the benchmark workloads and prints one JSON object per line.
+//!
+//! `cargo run --release -p weir-bench -- <w1|w2|chain|all> [--n N] [--parallelism P]`
+//!
+//! Every workload also runs a hand-written Rust loop doing the same work in the same process
+//! (`variant: "baseline_loop"`), so results can be compared as ratios on a noisy machine.
+
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::time::Instant;
+use weir::prelude::*;
+
+struct Args {
+    workload: String,
+    n: Option<u64>,
+    parallelism: Vec<usize>,
+    batch: Option<usize>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut a = Args {
+        workload: "all".into(),
+        n: None,
+        parallelism: vec![],
+        batch: None,
+    };
+    let mut i = 0;
+    while i < argv.len() {
+        let v = |i: usize| {
+            argv.get(i + 1)
+                .cloned()
+                .ok_or(format!("{} needs a value", argv[i]))
+        };
+        match argv[i].as_str() {
+            "--n" => a.n = Some(v(i)?.parse::<f64>().map_err(|e| e.to_string())? as u64),
+            "--parallelism" => {
+                a.parallelism = v(i)?
+                    .split(',')
+                    .map(|p| {
+                        p.parse()
+                            .map_err(|e: std::num::ParseIntError| e.to_string())
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            "--batch" => {
+                a.batch = Some(
+                    v(i)?
+                        .parse()
+                        .map_err(|e: std::num::ParseIntError| e.to_string())?,
+                )
+            }
+            w if !w.starts_with("--") => {
+                a.workload = w.to_owned();
+                i += 1;
+                continue;
+            }
+            other => return Err(format!("unknown option {other}")),
+        }
+        i += 2;
+    }
+    Ok(a)
+}
+
+/// Resets the kernel's peak-RSS counter so each variant reports its own peak.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|k| k.parse::<f64>().ok())
+            })
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn emit(
+    workload: &str,
+    variant: &str,
+    n: u64,
+    parallelism: usize,
+    secs: f64,
+    checksum: &str,
+    extra: &str,
+) {
+    println!(
+        "{{\"workload\":\"{workload}\",\"variant\":\"{variant}\",\"n\":{n},\"parallelism\":{parallelism},\"seconds\":{secs:.6},\"elements_per_s\":{:.4e},\"peak_rss_mb\":{:.1},\"checksum\":\"{checksum}\"{extra}}}",
+        n as f64 / secs,
+        peak_rss_mb()
+    );
+}
+
+fn materializer(batch: Option<usize>) -> Materializer {
+    let m = Materializer::new();
+    match batch {
+        Some(b) => m.with_batch_size(b),
+        None => m,
+    }
+}
+
+fn w1(rt: &weir::engine::Runtime, n: u64, batch: Option<usize>) {
+    reset_peak_rss();
+    let t = Instant::now();
+    let sum: u64 = (0..black_box(n))
+        .map(|x| x * 2)
+        .filter(|x| x % 3 == 0)
+        .sum();
+    emit(
+        "w1",
+        "baseline_loop",
+        n,
+        1,
+        t.elapsed().as_secs_f64(),
+        &sum.to_string(),
+        "",
+    );
+    for variant in ["fused", "boundary"] {
+        let m = materializer(batch);
+        let doubled = Source::range(0u64, n).map(|x| x * 2);
+        let doubled = if variant == "boundary" {
+            doubled.async_boundary()
+        } else {
+            doubled
+        };
+        let g = doubled
+            .filter(|x| x % 3 == 0)
+            .to_mat(Sink::fold(0u64, |a, x| a + x), Keep::right);
+        reset_peak_rss();
+        let t = Instant::now();
+        let got = rt.block_on(async {
+            let (f, h) = m
+                .materialize(&g)
+                .map_err(|e| StageError::internal(e.to_string()))?;
+            let v = f.await?;
+            h.wait().await?;
+            Ok::<_, StageError>(v)
+        });
+        let secs = t.elapsed().as_secs_f64();
+        match got {
+            Ok(s) => {
+                assert_eq!(s, sum, "w1 {variant} checksum");
+                emit("w1", variant, n, 1, secs, &s.to_string(), "");
+            }
+            Err(e) => eprintln!("w1 {variant} failed: {e}"),
+        }
+    }
+}
+
+fn checksum(mut counts: Vec<(&str, u64)>) -> String {
+    counts.sort_unstable();
+    let mut h = Sha256::new();
+    for (w, c) in counts {
+        h.update(w.as_bytes());
+        h.update(b"\t");
+        h.update(c.to_string().as_bytes());
+        h.update(b"\n");
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn w2(rt: &weir::engine::Runtime, words: u64, pars: &[usize], batch: Option<usize>) {
+    let lines = (words / 10) as usize;
+    let corpus: &'static [String] =
+        Box::leak(weir::demo::zipf_corpus(lines, 10, 10_000, 42).into_boxed_slice());
+    let n = (lines * 10) as u64;
+    reset_peak_rss();
+    let t = Instant::now();
+    let mut counts: HashMap<&str, u64, ahash::RandomState> = HashMap::default();
+    for line in corpus {
+        for w in line.split(' ') {
+            match counts.get_mut(w) {
+                Some(c) => *c += 1,
+                None => {
+                    counts.insert(w, 1);
+                }
+            }
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let expected = checksum(counts.into_iter().collect());
+    emit("w2", "baseline_loop", n, 1, secs, &expected, "");
+    for &p in pars {
+        let m = materializer(batch);
+        let g = Source::range(0usize, corpus.len())
+            .flat_map(move |i: usize| corpus[i].split(' '))
+            .parallelism(p)
+            .key_by(|w: &&'static str| *w)
+            .count()
+            .parallelism(p)
+            .to_mat(Sink::collect(), Keep::right);
+        reset_peak_rss();
+        let t = Instant::now();
+        let got = rt.block_on(async {
+            let (f, h) = m
+                .materialize(&g)
+                .map_err(|e| StageError::internal(e.to_string()))?;
+            let v = f.await?;
+            h.wait().await?;
+            Ok::<_, StageError>(v)
+        });
+        let secs = t.elapsed().as_secs_f64();
+        match got {
+            Ok(v) => {
+                let c = checksum(v);
+                if c != expected {
+                    eprintln!("w2 parallelism {p}: checksum mismatch");
+                }
+                emit("w2", "weir", n, p, secs, &c, "");
+            }
+            Err(e) => eprintln!("w2 parallelism {p} failed: {e}"),
+        }
+    }
+}
+
+fn chain(rt: &weir::engine::Runtime, stages: u64) {
+    reset_peak_rss();
+    let t = Instant::now();
+    let mut s = Source::range(0u64, 1000);
+    for _ in 0..stages {
+        s = s.map(|x| x + 1);
+    }
+    let g = s.to_mat(Sink::fold(0u64, |a, x| a + x), Keep::right);
+    let compose = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let r = rt.block_on(async {
+        let (f, h) = g.start().map_err(|e| StageError::internal(e.to_string()))?;
+        let materialize = t.elapsed().as_secs_f64();
+        let v = f.await?;
+        h.wait().await?;
+        Ok::<_, StageError>((materialize, v))
+    });
+    let total = t.elapsed().as_secs_f64();
+    match r {
+        Ok((materialize, v)) => emit(
+            "chain",
+            "compose_materialize",
+            stages,
+            1,
+            compose + materialize,
+            &v.to_string(),
+            &format!(
+                ",\"compose_ms\":{:.3},\"materialize_ms\":{:.3},\"run_ms\":{:.3}",
+                compose * 1e3,
+                materialize * 1e3,
+                (total - materialize) * 1e3
+            ),
+        ),
+        Err(e) => eprintln!("chain failed: {e}"),
+    }
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!(
+                "{e}\nusage: weir-bench <w1|w2|chain|all> [--n N] [--parallelism P[,P..]] [--batch ROWS]"
+            );
+            std::process::exit(2);
+        }
+    };
+    let rt = match weir::engine::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let w = args.workload.as_str();
+    if matches!(w, "w1" | "all") {
+        w1(&rt, args.n.unwrap_or(200_000_000), args.batch);
+    }
+    if matches!(w, "w2" | "all") {
+        let pars = if args.parallelism.is_empty() {
+            vec![1, 2]
+        } else {
+            args.parallelism.clone()
+        };
+        w2(&rt, args.n.unwrap_or(5_000_000), &pars, args.batch);
+    }
+    if matches!(w, "chain" | "all") {
+        chain(&rt, 10_000);
+    }
+}

@@ -48,12 +48,18 @@ enum Input {
     Error(StageError),
 }
 
-fn poll_source(s: &mut SourceSlot, cx: &mut Context<'_>, clock: &dyn Clock) -> Poll<Result<Step, StageError>> {
+fn poll_source(
+    s: &mut SourceSlot,
+    cx: &mut Context<'_>,
+    clock: &dyn Clock,
+) -> Poll<Result<Step, StageError>> {
     loop {
         let r = {
             let mut scx = s.c.cx(clock);
             let logic = &mut s.logic;
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| logic.poll_next(cx, &mut scx))) {
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                logic.poll_next(cx, &mut scx)
+            })) {
                 Ok(p) => p,
                 Err(p) => Poll::Ready(Err(crate::supervise::panic_error(p))),
             }
@@ -226,7 +232,13 @@ impl ChainIsland {
                     };
                     let rows = s.logic.buffered() as u64;
                     StageMetrics::add(&s.c.m.elements_out, rows);
-                    let r = push_through(&mut self.flows, 0, &mut self.tail, s.logic.buffer(), &*clock);
+                    let r = push_through(
+                        &mut self.flows,
+                        0,
+                        &mut self.tail,
+                        s.logic.buffer(),
+                        &*clock,
+                    );
                     if step == Step::Done && r.is_ok() {
                         self.time(|m| &m.busy_ns, t);
                         return Box::pin(self.finish_from(0)).await;
@@ -249,10 +261,10 @@ impl ChainIsland {
             if let Some(k) = done {
                 return Box::pin(self.finish_from(k)).await;
             }
-            if let Tail::Sink(s) = &self.tail {
-                if s.logic.is_done() {
-                    return Box::pin(self.finish_from(self.flows.len())).await;
-                }
+            if let Tail::Sink(s) = &self.tail
+                && s.logic.is_done()
+            {
+                return Box::pin(self.finish_from(self.flows.len())).await;
             }
             if let Err(o) = self.flush(false).await {
                 return o;
@@ -270,10 +282,11 @@ impl ChainIsland {
             if let Err(e) = slot.on_finish(&*clock) {
                 return Box::pin(self.fail_from(j + 1, e)).await;
             }
-            if slot.logic.output_len() > 0 {
-                if let Err((i, e)) = push_through(right, 0, &mut self.tail, slot.logic.output(), &*clock) {
-                    return Box::pin(self.fail_from(j + 1 + i + 1, e)).await;
-                }
+            if slot.logic.output_len() > 0
+                && let Err((i, e)) =
+                    push_through(right, 0, &mut self.tail, slot.logic.output(), &*clock)
+            {
+                return Box::pin(self.fail_from(j + 1 + i + 1, e)).await;
             }
         }
         match &mut self.tail {
@@ -304,12 +317,11 @@ impl ChainIsland {
                 Ok(()) => {
                     let (left, right) = self.flows.split_at_mut(j + 1);
                     let slot = &mut left[j];
-                    if slot.logic.output_len() > 0 {
-                        if let Err((i, e2)) =
+                    if slot.logic.output_len() > 0
+                        && let Err((i, e2)) =
                             push_through(right, 0, &mut self.tail, slot.logic.output(), &*clock)
-                        {
-                            return Box::pin(self.fail_from(j + 1 + i + 1, e2)).await;
-                        }
+                    {
+                        return Box::pin(self.fail_from(j + 1 + i + 1, e2)).await;
                     }
                     return Box::pin(self.finish_from(j + 1)).await;
                 }

@@ -140,10 +140,10 @@ impl Future for VSleep {
 
 impl Drop for VSleep {
     fn drop(&mut self) {
-        if let Some(k) = self.key {
-            if let Ok(mut s) = self.clock.0.lock() {
-                s.timers.remove(&k);
-            }
+        if let Some(k) = self.key
+            && let Ok(mut s) = self.clock.0.lock()
+        {
+            s.timers.remove(&k);
         }
     }
 }

@@ -58,7 +58,9 @@ impl SharedKillSwitch {
     /// A flow controlled by this switch.
     pub fn flow<T: Send + 'static>(&self) -> Flow<T, T, ()> {
         let st = Arc::clone(&self.state);
-        switch_flow::<T, ()>(&format!("kill-switch({})", self.name), move || (Arc::clone(&st), ()))
+        switch_flow::<T, ()>(&format!("kill-switch({})", self.name), move || {
+            (Arc::clone(&st), ())
+        })
     }
 }
 

@@ -83,7 +83,8 @@ impl MetricsEntry {
     pub(crate) fn snapshot(&self) -> StageMetricsSnapshot {
         let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let (depth, peak) = self.m.inputs.lock().map_or((0, 0), |v| {
-            v.iter().fold((0, 0), |(d, p), s| (d + s.depth(), p + s.peak()))
+            v.iter()
+                .fold((0, 0), |(d, p), s| (d + s.depth(), p + s.peak()))
         });
         StageMetricsSnapshot {
             stage_id: self.stage_id,

@@ -94,16 +94,24 @@ pub fn plan(module: Arc<Module>, cfg: PlanConfig) -> Result<PhysicalPlan, GraphE
         if p > 1 && !node.parallelizable {
             return Err(GraphError::InvalidStage {
                 node: module.node_path(i),
-                reason: format!("parallelism {p} requested but the stage runs as a single instance"),
+                reason: format!(
+                    "parallelism {p} requested but the stage runs as a single instance"
+                ),
             });
         }
         par.push(p);
     }
     // Edge lookup by port.
-    let mut out_edge: Vec<Vec<Option<usize>>> =
-        module.nodes.iter().map(|nd| vec![None; nd.outputs.len()]).collect();
-    let mut in_edge: Vec<Vec<Option<usize>>> =
-        module.nodes.iter().map(|nd| vec![None; nd.inputs]).collect();
+    let mut out_edge: Vec<Vec<Option<usize>>> = module
+        .nodes
+        .iter()
+        .map(|nd| vec![None; nd.outputs.len()])
+        .collect();
+    let mut in_edge: Vec<Vec<Option<usize>>> = module
+        .nodes
+        .iter()
+        .map(|nd| vec![None; nd.inputs])
+        .collect();
     for (ei, e) in module.edges.iter().enumerate() {
         out_edge[e.from.node][e.from.port] = Some(ei);
         in_edge[e.to.node][e.to.port] = Some(ei);
@@ -147,7 +155,9 @@ pub fn plan(module: Arc<Module>, cfg: PlanConfig) -> Result<PhysicalPlan, GraphE
                 kind: IslandKind::Async,
                 nodes: vec![i],
                 parallelism: par[i],
-                inputs: (0..node.inputs).map(|port| PortRef { node: i, port }).collect(),
+                inputs: (0..node.inputs)
+                    .map(|port| PortRef { node: i, port })
+                    .collect(),
                 outputs: (0..node.outputs.len())
                     .map(|port| PortRef { node: i, port })
                     .collect(),
@@ -217,7 +227,10 @@ pub fn plan(module: Arc<Module>, cfg: PlanConfig) -> Result<PhysicalPlan, GraphE
             from: Endpoint::External(k),
             to: port_of(&islands, *p, true),
             kind: EdgeKind::Rebalance,
-            buffer_rows: module.nodes[p.node].attrs.buffer_rows.unwrap_or(cfg.buffer_rows),
+            buffer_rows: module.nodes[p.node]
+                .attrs
+                .buffer_rows
+                .unwrap_or(cfg.buffer_rows),
         });
     }
     for (k, p) in module.outlets.iter().enumerate() {
@@ -267,7 +280,11 @@ impl PhysicalPlan {
             match ep {
                 Endpoint::Island { island, port } => {
                     let isl = &self.islands[*island];
-                    let p = if input { isl.inputs[*port] } else { isl.outputs[*port] };
+                    let p = if input {
+                        isl.inputs[*port]
+                    } else {
+                        isl.outputs[*port]
+                    };
                     format!("n{}", p.node)
                 }
                 Endpoint::External(k) => format!("ext{}{k}", if input { "_out" } else { "_in" }),

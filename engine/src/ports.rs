@@ -70,7 +70,11 @@ impl ErasedInput for ChannelInput {
     }
 
     fn queued_rows(&self) -> usize {
-        self.chans.iter().flatten().map(|r| r.shared().depth()).sum()
+        self.chans
+            .iter()
+            .flatten()
+            .map(|r| r.shared().depth())
+            .sum()
     }
 }
 
@@ -101,15 +105,15 @@ impl RoutedOutput {
 
     fn force_push_pending(&mut self) {
         for d in 0..self.senders.len() {
-            if let Some(b) = self.router.take(d) {
-                if let Some(tx) = &self.senders[d] {
-                    let rows = b.rows() as u64;
-                    if tx.push(Msg::Data(b)).is_err() {
-                        self.senders[d] = None;
-                    } else {
-                        StageMetrics::add(&self.metrics.batches_out, 1);
-                        let _ = rows;
-                    }
+            if let Some(b) = self.router.take(d)
+                && let Some(tx) = &self.senders[d]
+            {
+                let rows = b.rows() as u64;
+                if tx.push(Msg::Data(b)).is_err() {
+                    self.senders[d] = None;
+                } else {
+                    StageMetrics::add(&self.metrics.batches_out, 1);
+                    let _ = rows;
                 }
             }
         }
@@ -210,7 +214,9 @@ impl ErasedOutput for RoutedOutput {
     }
 
     fn pending_rows(&self) -> usize {
-        (0..self.senders.len()).map(|d| self.router.pending(d)).sum()
+        (0..self.senders.len())
+            .map(|d| self.router.pending(d))
+            .sum()
     }
 }
 

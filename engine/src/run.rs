@@ -1,14 +1,14 @@
 //! Materialization: blueprint -> physical plan -> channels -> logics -> spawned islands, and the
 //! [`RunHandle`] that owns every task of a run.
 
-use crate::channel::{Msg, Receiver, Sender, channel};
+use crate::EngineError;
 use crate::chain::{ChainIsland, Head, Outcome, Tail};
+use crate::channel::{Msg, Receiver, Sender, channel};
 use crate::clock::SystemClock;
 use crate::metrics::{MetricsEntry, StageMetrics, StageMetricsSnapshot};
 use crate::plan::{Endpoint, IslandKind, PhysicalPlan, PlanConfig, plan};
 use crate::ports::{ChannelInput, RoutedOutput};
 use crate::supervise::{FlowSlot, SinkSlot, SourceSlot, StageCommon, panic_error};
-use crate::EngineError;
 use futures::FutureExt;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
@@ -84,7 +84,10 @@ impl Materializer {
     }
 
     /// The physical plan the graph would run with.
-    pub fn plan<M: Send + 'static>(&self, graph: &RunnableGraph<M>) -> Result<PhysicalPlan, EngineError> {
+    pub fn plan<M: Send + 'static>(
+        &self,
+        graph: &RunnableGraph<M>,
+    ) -> Result<PhysicalPlan, EngineError> {
         Ok(plan(Arc::clone(graph.module()), self.plan_config())?)
     }
 
@@ -155,10 +158,10 @@ impl RunShared {
     }
 
     fn record_failure(&self, e: &StageError) {
-        if let Ok(mut f) = self.failure.lock() {
-            if f.is_none() {
-                *f = Some(e.clone());
-            }
+        if let Ok(mut f) = self.failure.lock()
+            && f.is_none()
+        {
+            *f = Some(e.clone());
         }
     }
 }
@@ -266,14 +269,22 @@ pub trait SourceRunExt<T> {
     /// Connects `sink` and runs, returning the sink's materialized value.
     fn run_with<M2: Send + 'static>(self, sink: Sink<T, M2>) -> Result<M2, EngineError>;
     /// Like [`SourceRunExt::run_with`] with a given materializer.
-    fn run_with_on<M2: Send + 'static>(self, sink: Sink<T, M2>, m: &Materializer) -> Result<M2, EngineError>;
+    fn run_with_on<M2: Send + 'static>(
+        self,
+        sink: Sink<T, M2>,
+        m: &Materializer,
+    ) -> Result<M2, EngineError>;
 }
 
 impl<T: Send + 'static, M: Send + 'static> SourceRunExt<T> for Source<T, M> {
     fn run_with<M2: Send + 'static>(self, sink: Sink<T, M2>) -> Result<M2, EngineError> {
         self.to_sink_mat(sink).run()
     }
-    fn run_with_on<M2: Send + 'static>(self, sink: Sink<T, M2>, m: &Materializer) -> Result<M2, EngineError> {
+    fn run_with_on<M2: Send + 'static>(
+        self,
+        sink: Sink<T, M2>,
+        m: &Materializer,
+    ) -> Result<M2, EngineError> {
         self.to_sink_mat(sink).run_on(m)
     }
 }
@@ -284,7 +295,10 @@ impl SubMaterializer for RunSub {
     fn source(&self, module: Arc<Module>) -> Result<Box<dyn ErasedInput>, StageError> {
         let (tx, rx) = channel(self.0.cfg.buffer_rows, crate::run::DEFAULT_BUFFER_BYTES);
         launch(&self.0, module, vec![], vec![tx]).map_err(to_stage_error)?;
-        Ok(Box::new(ChannelInput::new(vec![rx], Arc::from("substream"))))
+        Ok(Box::new(ChannelInput::new(
+            vec![rx],
+            Arc::from("substream"),
+        )))
     }
 
     fn flow(
@@ -299,7 +313,10 @@ impl SubMaterializer for RunSub {
             .make(EdgeKind::Forward, 1)
             .ok_or_else(|| StageError::internal("substream input router"))?;
         let out = RoutedOutput::new(router, vec![tx_in], self.0.batch_size, Arc::default());
-        Ok((Box::new(out), Box::new(ChannelInput::new(vec![rx_out], Arc::from("substream")))))
+        Ok((
+            Box::new(out),
+            Box::new(ChannelInput::new(vec![rx_out], Arc::from("substream"))),
+        ))
     }
 }
 
@@ -318,20 +335,24 @@ struct Wiring {
     kinds: Vec<Vec<EdgeKind>>,
 }
 
-fn wire(
-    p: &PhysicalPlan,
-    ext_in: Vec<Receiver>,
-    ext_out: Vec<Sender>,
-) -> Wiring {
+fn wire(p: &PhysicalPlan, ext_in: Vec<Receiver>, ext_out: Vec<Sender>) -> Wiring {
     let mut rx: Vec<Vec<Vec<Vec<Receiver>>>> = p
         .islands
         .iter()
-        .map(|i| (0..i.parallelism).map(|_| (0..i.inputs.len()).map(|_| Vec::new()).collect()).collect())
+        .map(|i| {
+            (0..i.parallelism)
+                .map(|_| (0..i.inputs.len()).map(|_| Vec::new()).collect())
+                .collect()
+        })
         .collect();
     let mut tx: Vec<Vec<Vec<Vec<Sender>>>> = p
         .islands
         .iter()
-        .map(|i| (0..i.parallelism).map(|_| (0..i.outputs.len()).map(|_| Vec::new()).collect()).collect())
+        .map(|i| {
+            (0..i.parallelism)
+                .map(|_| (0..i.outputs.len()).map(|_| Vec::new()).collect())
+                .collect()
+        })
         .collect();
     let mut kinds: Vec<Vec<EdgeKind>> = p
         .islands
@@ -342,26 +363,47 @@ fn wire(
     let mut ext_out: Vec<Option<Sender>> = ext_out.into_iter().map(Some).collect();
     for e in &p.edges {
         match (e.from, e.to) {
-            (Endpoint::Island { island: a, port: pa }, Endpoint::Island { island: b, port: pb }) => {
+            (
+                Endpoint::Island {
+                    island: a,
+                    port: pa,
+                },
+                Endpoint::Island {
+                    island: b,
+                    port: pb,
+                },
+            ) => {
                 let (na, nb) = (p.islands[a].parallelism, p.islands[b].parallelism);
                 kinds[a][pa] = e.kind;
-                for i in 0..na {
-                    for j in 0..nb {
+                for (i, producer) in tx[a].iter_mut().enumerate().take(na) {
+                    for (j, consumer) in rx[b].iter_mut().enumerate().take(nb) {
                         if e.kind == EdgeKind::Forward && i != j && na == nb {
                             continue;
                         }
                         let (s, r) = channel(e.buffer_rows, DEFAULT_BUFFER_BYTES);
-                        tx[a][i][pa].push(s);
-                        rx[b][j][pb].push(r);
+                        producer[pa].push(s);
+                        consumer[pb].push(r);
                     }
                 }
             }
-            (Endpoint::External(k), Endpoint::Island { island: b, port: pb }) => {
+            (
+                Endpoint::External(k),
+                Endpoint::Island {
+                    island: b,
+                    port: pb,
+                },
+            ) => {
                 if let Some(r) = ext_in.get_mut(k).and_then(Option::take) {
                     rx[b][0][pb].push(r);
                 }
             }
-            (Endpoint::Island { island: a, port: pa }, Endpoint::External(k)) => {
+            (
+                Endpoint::Island {
+                    island: a,
+                    port: pa,
+                },
+                Endpoint::External(k),
+            ) => {
                 kinds[a][pa] = EdgeKind::Forward;
                 if let Some(s) = ext_out.get_mut(k).and_then(Option::take) {
                     tx[a][0][pa].push(s);
@@ -433,7 +475,8 @@ pub(crate) fn launch(
                             if let Ok(mut v) = c.m.inputs.lock() {
                                 v.extend(r.iter().map(|x| Arc::clone(x.shared())));
                             }
-                            Some(Box::new(ChannelInput::new(r, Arc::clone(&path))) as Box<dyn ErasedInput>)
+                            Some(Box::new(ChannelInput::new(r, Arc::clone(&path)))
+                                as Box<dyn ErasedInput>)
                         })
                         .collect();
                     let mut controls = Vec::new();
@@ -444,7 +487,12 @@ pub(crate) fn launch(
                         let router = module.nodes[node].outputs[port]
                             .make(kind, senders.len())
                             .ok_or_else(|| router_error(&c.info.path, kind))?;
-                        outputs.push(Some(Box::new(RoutedOutput::new(router, senders, c.batch, Arc::clone(&c.m)))));
+                        outputs.push(Some(Box::new(RoutedOutput::new(
+                            router,
+                            senders,
+                            c.batch,
+                            Arc::clone(&c.m),
+                        ))));
                     }
                     let io = AsyncIo {
                         inputs,
@@ -457,7 +505,10 @@ pub(crate) fn launch(
                     };
                     let terminal = isl.outputs.is_empty();
                     let sh = Arc::clone(shared);
-                    tasks.push((name, Box::pin(run_async(logic, io, controls, c, terminal, sh))));
+                    tasks.push((
+                        name,
+                        Box::pin(run_async(logic, io, controls, c, terminal, sh)),
+                    ));
                 }
                 IslandKind::Chain => {
                     let mut head = None;
@@ -469,14 +520,20 @@ pub(crate) fn launch(
                         let c = common(node);
                         match &module.nodes[node].kind {
                             NodeKind::Source(f) => {
-                                let (logic, mat) = f(&c.info).map_err(|e| e.with_stage(&c.info.path))?;
+                                let (logic, mat) =
+                                    f(&c.info).map_err(|e| e.with_stage(&c.info.path))?;
                                 if sub == 0 {
                                     slots[node] = Some(mat);
                                 }
-                                head = Some(Head::Source(SourceSlot { logic, factory: Arc::clone(f), c }));
+                                head = Some(Head::Source(SourceSlot {
+                                    logic,
+                                    factory: Arc::clone(f),
+                                    c,
+                                }));
                             }
                             NodeKind::Flow(f) => {
-                                let (logic, mat) = f(&c.info).map_err(|e| e.with_stage(&c.info.path))?;
+                                let (logic, mat) =
+                                    f(&c.info).map_err(|e| e.with_stage(&c.info.path))?;
                                 if sub == 0 {
                                     slots[node] = Some(mat);
                                 }
@@ -485,12 +542,20 @@ pub(crate) fn launch(
                                     if let Ok(mut v) = c.m.inputs.lock() {
                                         v.extend(r.iter().map(|x| Arc::clone(x.shared())));
                                     }
-                                    head = Some(Head::Input(ChannelInput::new(r, Arc::from(c.info.path.as_str()))));
+                                    head = Some(Head::Input(ChannelInput::new(
+                                        r,
+                                        Arc::from(c.info.path.as_str()),
+                                    )));
                                 }
-                                flows.push(FlowSlot { logic, factory: Arc::clone(f), c });
+                                flows.push(FlowSlot {
+                                    logic,
+                                    factory: Arc::clone(f),
+                                    c,
+                                });
                             }
                             NodeKind::Sink(f) => {
-                                let (logic, mat) = f(&c.info).map_err(|e| e.with_stage(&c.info.path))?;
+                                let (logic, mat) =
+                                    f(&c.info).map_err(|e| e.with_stage(&c.info.path))?;
                                 if sub == 0 {
                                     slots[node] = Some(mat);
                                 }
@@ -499,7 +564,10 @@ pub(crate) fn launch(
                                     if let Ok(mut v) = c.m.inputs.lock() {
                                         v.extend(r.iter().map(|x| Arc::clone(x.shared())));
                                     }
-                                    head = Some(Head::Input(ChannelInput::new(r, Arc::from(c.info.path.as_str()))));
+                                    head = Some(Head::Input(ChannelInput::new(
+                                        r,
+                                        Arc::from(c.info.path.as_str()),
+                                    )));
                                 }
                                 tail = Some(Tail::Sink(SinkSlot { logic, c }));
                             }
@@ -519,7 +587,10 @@ pub(crate) fn launch(
                                 .make(kind, senders.len())
                                 .ok_or_else(|| router_error(&path, kind))?;
                             let m = stage_metrics.last().cloned().unwrap_or_default();
-                            let batch = module.nodes[last].attrs.batch_size.unwrap_or(shared.batch_size);
+                            let batch = module.nodes[last]
+                                .attrs
+                                .batch_size
+                                .unwrap_or(shared.batch_size);
                             Tail::Output(RoutedOutput::new(router, senders, batch, m))
                         }
                     };

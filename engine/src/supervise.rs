@@ -65,7 +65,11 @@ pub(crate) struct FlowSlot {
 
 impl FlowSlot {
     /// Feeds `input` through the logic under supervision until it is consumed.
-    pub(crate) fn on_batch(&mut self, input: &mut dyn Any, clock: &dyn Clock) -> Result<(), StageError> {
+    pub(crate) fn on_batch(
+        &mut self,
+        input: &mut dyn Any,
+        clock: &dyn Clock,
+    ) -> Result<(), StageError> {
         let rows = self.logic.input_len(input) as u64;
         StageMetrics::add(&self.c.m.elements_in, rows);
         StageMetrics::add(&self.c.m.batches_in, 1);
@@ -113,7 +117,11 @@ impl FlowSlot {
         r.map_err(|e| e.with_stage(&self.c.info.path))
     }
 
-    pub(crate) fn on_upstream_error(&mut self, e: StageError, clock: &dyn Clock) -> Result<(), StageError> {
+    pub(crate) fn on_upstream_error(
+        &mut self,
+        e: StageError,
+        clock: &dyn Clock,
+    ) -> Result<(), StageError> {
         let mut scx = self.c.cx(clock);
         let logic = &mut self.logic;
         guarded(|| logic.on_upstream_error(e, &mut scx))
@@ -171,7 +179,11 @@ pub(crate) struct SinkSlot {
 }
 
 impl SinkSlot {
-    pub(crate) fn on_batch(&mut self, input: &mut dyn Any, clock: &dyn Clock) -> Result<(), StageError> {
+    pub(crate) fn on_batch(
+        &mut self,
+        input: &mut dyn Any,
+        clock: &dyn Clock,
+    ) -> Result<(), StageError> {
         let rows = self.logic.input_len(input) as u64;
         StageMetrics::add(&self.c.m.elements_in, rows);
         StageMetrics::add(&self.c.m.batches_in, 1);

@@ -8,7 +8,9 @@ use weir_engine::prelude::*;
 use weir_graph::{DeadLetterSink, Directive, Keep, StageError, Supervision};
 
 fn alive() -> usize {
-    tokio::runtime::Handle::current().metrics().num_alive_tasks()
+    tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks()
 }
 
 async fn settle() {
@@ -28,7 +30,14 @@ async fn cancel_stops_every_island_and_runs_stop_hooks() {
     let (fut, handle) = g.start().unwrap();
     settle().await;
     handle.cancel();
-    assert!(handle.wait().await.unwrap_err().to_string().contains("cancelled"));
+    assert!(
+        handle
+            .wait()
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("cancelled")
+    );
     assert!(fut.await.is_err());
     assert_eq!(stops.load(Ordering::SeqCst), 1);
     assert!(handle.is_finished());
@@ -94,10 +103,25 @@ async fn shared_kill_switch_abort_fails_every_stream() {
 #[tokio::test]
 async fn resume_drops_failing_elements_to_dead_letters() {
     let (dl, letters) = DeadLetterSink::collector();
-    let sup = Supervision::new(|e| if e.message().contains("odd") { Directive::Resume } else { Directive::Stop })
-        .with_dead_letters(dl);
+    let sup = Supervision::new(|e| {
+        if e.message().contains("odd") {
+            Directive::Resume
+        } else {
+            Directive::Stop
+        }
+    })
+    .with_dead_letters(dl);
     let v = range(0, 10)
-        .via(try_map(|x| if x % 2 == 1 { Err(StageError::user(format!("odd {x}"))) } else { Ok(x) }).with_supervision(sup))
+        .via(
+            try_map(|x| {
+                if x % 2 == 1 {
+                    Err(StageError::user(format!("odd {x}")))
+                } else {
+                    Ok(x)
+                }
+            })
+            .with_supervision(sup),
+        )
         .run_with(collect())
         .unwrap()
         .await
@@ -107,7 +131,13 @@ async fn resume_drops_failing_elements_to_dead_letters() {
     assert_eq!(letters.len(), 5);
     assert_eq!(letters[0].stage, "try_map#1");
     assert_eq!(letters[0].repr.as_deref(), Some("1"));
-    assert_eq!(letters[0].element.as_ref().and_then(|e| e.downcast_ref::<u64>()), Some(&1));
+    assert_eq!(
+        letters[0]
+            .element
+            .as_ref()
+            .and_then(|e| e.downcast_ref::<u64>()),
+        Some(&1)
+    );
 }
 
 #[tokio::test]
@@ -119,7 +149,11 @@ async fn restart_resets_stage_state() {
         .unwrap()
         .await
         .unwrap();
-    assert_eq!(v, vec![1, 3, 6, 5, 11], "state restarts from zero after the failure");
+    assert_eq!(
+        v,
+        vec![1, 3, 6, 5, 11],
+        "state restarts from zero after the failure"
+    );
     let resumed = range(1, 7)
         .via(failing_sum(4).with_supervision(Supervision::resume()))
         .run_with(collect())
@@ -153,7 +187,9 @@ async fn panics_fail_the_run_with_the_stage_path_by_default() {
 async fn slow_sink_bounds_elements_in_flight() {
     // A sink that never requests: the source can only fill the configured buffers.
     use weir_engine::testkit::TestSink;
-    let m = Materializer::new().with_batch_size(64).with_buffer_rows(256);
+    let m = Materializer::new()
+        .with_batch_size(64)
+        .with_buffer_rows(256);
     let g = naturals()
         .async_boundary()
         .via(map(|x| x))
@@ -162,7 +198,11 @@ async fn slow_sink_bounds_elements_in_flight() {
     let (probe, handle) = m.materialize(&g).unwrap();
     settle().await;
     let metrics = handle.metrics();
-    let emitted = metrics.iter().find(|m| m.path == "range#0").unwrap().elements_out;
+    let emitted = metrics
+        .iter()
+        .find(|m| m.path == "range#0")
+        .unwrap()
+        .elements_out;
     // Two channels of 256 rows, plus one batch held by each island.
     assert!(emitted <= 2 * 256 + 3 * 64, "source emitted {emitted}");
     assert!(metrics.iter().all(|m| m.queue_peak <= 256 + 64));
@@ -176,7 +216,12 @@ async fn slow_sink_bounds_elements_in_flight() {
 async fn metrics_count_elements_and_batches() {
     let m = Materializer::new().with_batch_size(100);
     let (fut, handle) = m
-        .materialize(&range(0, 1000).via(map(|x| x)).async_boundary().to_mat(collect(), Keep::right))
+        .materialize(
+            &range(0, 1000)
+                .via(map(|x| x))
+                .async_boundary()
+                .to_mat(collect(), Keep::right),
+        )
         .unwrap();
     fut.await.unwrap();
     handle.wait().await.unwrap();

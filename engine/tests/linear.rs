@@ -7,7 +7,10 @@ use weir_graph::{Keep, StageError};
 
 #[tokio::test]
 async fn fused_chain_runs_to_completion() {
-    let fut = range(0, 10_000).via(map(|x| x * 2)).run_with(collect()).unwrap();
+    let fut = range(0, 10_000)
+        .via(map(|x| x * 2))
+        .run_with(collect())
+        .unwrap();
     let v = fut.await.unwrap();
     assert_eq!(v, (0..10_000).map(|x| x * 2).collect::<Vec<_>>());
 }
@@ -41,7 +44,16 @@ async fn take_on_infinite_source_completes_and_stops_source() {
 #[tokio::test]
 async fn failing_stage_fails_the_run_naming_the_stage() {
     let g = range(0, 100)
-        .via(try_map(|x| if x == 42 { Err(StageError::user("bad element 42")) } else { Ok(x) }).named("parse"))
+        .via(
+            try_map(|x| {
+                if x == 42 {
+                    Err(StageError::user("bad element 42"))
+                } else {
+                    Ok(x)
+                }
+            })
+            .named("parse"),
+        )
         .async_boundary()
         .via(map(|x| x))
         .to_mat(collect(), Keep::right);
@@ -55,7 +67,9 @@ async fn failing_stage_fails_the_run_naming_the_stage() {
 
 #[tokio::test]
 async fn blueprint_materializes_twice_independently() {
-    let g = range(0, 3).via(map(|x| x + 10)).to_mat(collect(), Keep::right);
+    let g = range(0, 3)
+        .via(map(|x| x + 10))
+        .to_mat(collect(), Keep::right);
     let a = g.run().unwrap();
     let b = g.run().unwrap();
     assert_eq!(a.await.unwrap(), vec![10, 11, 12]);

@@ -44,7 +44,10 @@ async fn hash_edge_routes_equal_keys_to_one_subtask() {
 #[tokio::test]
 async fn broadcast_edge_copies_to_every_subtask() {
     let g = weir_graph::Source::<u64, ()>::from_module(range(0, 10).module().clone());
-    let g = g.broadcast_partitioning().via(map(|x| x).parallelism(3)).to_mat(collect(), Keep::right);
+    let g = g
+        .broadcast_partitioning()
+        .via(map(|x| x).parallelism(3))
+        .to_mat(collect(), Keep::right);
     assert_eq!(g.clone().run().unwrap().await.unwrap().len(), 30);
     let _ = TypedRouterFactory::<u64>::plain();
 }

@@ -3,23 +3,33 @@
 
 mod common;
 use common::*;
-use weir_engine::Materializer;
-use weir_graph::{AsyncFn, Event, GraphBuilder, Junction, Keep, Node, NodePorts, Inlet, Outlet, async_node, router_for};
 use futures::FutureExt;
+use weir_engine::Materializer;
+use weir_graph::{
+    AsyncFn, Event, GraphBuilder, Inlet, Junction, Keep, Node, NodePorts, Outlet, async_node,
+    router_for,
+};
 
 fn check(name: &str, actual: &str) {
     let path = format!("{}/tests/snapshots/{name}.mmd", env!("CARGO_MANIFEST_DIR"));
-    if std::env::var_os("WEIR_UPDATE_SNAPSHOTS").is_some() || !std::path::Path::new(&path).exists() {
+    if std::env::var_os("WEIR_UPDATE_SNAPSHOTS").is_some() || !std::path::Path::new(&path).exists()
+    {
         std::fs::write(&path, actual).unwrap();
         return;
     }
     let expected = std::fs::read_to_string(&path).unwrap();
-    assert_eq!(expected, actual, "plan snapshot {name} changed (WEIR_UPDATE_SNAPSHOTS=1 to accept)");
+    assert_eq!(
+        expected, actual,
+        "plan snapshot {name} changed (WEIR_UPDATE_SNAPSHOTS=1 to accept)"
+    );
 }
 
 #[test]
 fn linear_chain_fuses_into_one_island() {
-    let g = range(0, 10).via(map(|x| x)).via(take(3)).to_mat(collect(), Keep::right);
+    let g = range(0, 10)
+        .via(map(|x| x))
+        .via(take(3))
+        .to_mat(collect(), Keep::right);
     let p = Materializer::new().plan(&g).unwrap();
     assert_eq!(p.islands.len(), 1);
     check("linear_fused", &p.to_mermaid());
@@ -27,7 +37,11 @@ fn linear_chain_fuses_into_one_island() {
 
 #[test]
 fn async_boundary_splits_islands() {
-    let g = range(0, 10).via(map(|x| x)).async_boundary().via(take(3)).to_mat(collect(), Keep::right);
+    let g = range(0, 10)
+        .via(map(|x| x))
+        .async_boundary()
+        .via(take(3))
+        .to_mat(collect(), Keep::right);
     let p = Materializer::new().plan(&g).unwrap();
     assert_eq!(p.islands.len(), 2);
     check("boundary", &p.to_mermaid());
@@ -75,7 +89,11 @@ impl Junction for Merge2 {
         })
     }
     fn ports(p: NodePorts) -> Merge2Ports {
-        Merge2Ports { a: p.inlet(0), b: p.inlet(1), out: p.outlet(0) }
+        Merge2Ports {
+            a: p.inlet(0),
+            b: p.inlet(1),
+            out: p.outlet(0),
+        }
     }
 }
 
@@ -122,7 +140,10 @@ fn builder_reports_open_and_double_wired_ports() {
 
 #[test]
 fn blueprint_renders_to_mermaid_and_dot() {
-    let g = range(0, 10).via(map(|x| x).named("double")).async_boundary().to_mat(collect(), Keep::right);
+    let g = range(0, 10)
+        .via(map(|x| x).named("double"))
+        .async_boundary()
+        .to_mat(collect(), Keep::right);
     let m = g.to_mermaid();
     assert!(m.contains("double") && m.contains("-.->"), "{m}");
     assert!(g.to_dot().contains("digraph"));

@@ -2,8 +2,8 @@
 
 mod common;
 use common::*;
-use std::time::Duration;
 use futures::FutureExt;
+use std::time::Duration;
 use weir_engine::Materializer;
 use weir_engine::testkit::{ProbeEvent, TestSink, TestSource, VirtualClock, check_flow};
 use weir_graph::{AsyncFn, Event, Flow, Keep, StageError};
@@ -11,7 +11,12 @@ use weir_graph::{AsyncFn, Event, Flow, Keep, StageError};
 fn map_i64() -> Flow<i64, i64, ()> {
     struct M;
     impl weir_graph::FlowLogic<i64, i64> for M {
-        fn on_batch(&mut self, input: &mut Vec<i64>, out: &mut Vec<i64>, _scx: &mut weir_graph::StageCx<'_>) -> Result<(), StageError> {
+        fn on_batch(
+            &mut self,
+            input: &mut Vec<i64>,
+            out: &mut Vec<i64>,
+            _scx: &mut weir_graph::StageCx<'_>,
+        ) -> Result<(), StageError> {
             out.extend(input.drain(..).map(|x| x + 1));
             Ok(())
         }
@@ -21,7 +26,9 @@ fn map_i64() -> Flow<i64, i64, ()> {
 
 #[tokio::test]
 async fn probes_drive_a_stage_element_by_element() {
-    let g = TestSource::probe::<i64>().via(map_i64()).to_mat(TestSink::probe::<i64>(), Keep::both);
+    let g = TestSource::probe::<i64>()
+        .via(map_i64())
+        .to_mat(TestSink::probe::<i64>(), Keep::both);
     let ((src, mut sink), handle) = Materializer::new().materialize(&g).unwrap();
     sink.request(2);
     src.send(1);
@@ -38,7 +45,9 @@ async fn probes_drive_a_stage_element_by_element() {
 
 #[tokio::test]
 async fn probe_sees_errors_and_cancellation() {
-    let g = TestSource::probe::<i64>().via(map_i64()).to_mat(TestSink::probe::<i64>(), Keep::both);
+    let g = TestSource::probe::<i64>()
+        .via(map_i64())
+        .to_mat(TestSink::probe::<i64>(), Keep::both);
     let ((src, mut sink), _h) = Materializer::new().materialize(&g).unwrap();
     src.fail(StageError::user("nope"));
     sink.request(1);
@@ -71,7 +80,13 @@ async fn virtual_clock_fires_timers_only_when_advanced() {
         ))
     });
     let m = Materializer::new().with_clock(std::sync::Arc::new(clock.clone()));
-    let ((), handle) = m.materialize(&ticker.to_mat(TestSink::probe::<u64>(), Keep::right).map_materialized_value(|_p| ())).unwrap();
+    let ((), handle) = m
+        .materialize(
+            &ticker
+                .to_mat(TestSink::probe::<u64>(), Keep::right)
+                .map_materialized_value(|_p| ()),
+        )
+        .unwrap();
     drop(handle);
     let g = weir_graph::Source::<u64, ()>::from_async("ticker", |_| {
         Ok((
@@ -94,7 +109,10 @@ async fn virtual_clock_fires_timers_only_when_advanced() {
     for _ in 0..50 {
         tokio::task::yield_now().await;
     }
-    assert!(sink.try_next_event().is_none(), "nothing before time advances");
+    assert!(
+        sink.try_next_event().is_none(),
+        "nothing before time advances"
+    );
     clock.advance(Duration::from_secs(9));
     for _ in 0..50 {
         tokio::task::yield_now().await;

@@ -35,7 +35,13 @@ macro_rules! port_impls {
         impl<T> Copy for $t<T> {}
         impl<T> std::fmt::Debug for $t<T> {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                write!(f, "{}({}:{})", stringify!($t), self.port.node, self.port.port)
+                write!(
+                    f,
+                    "{}({}:{})",
+                    stringify!($t),
+                    self.port.node,
+                    self.port.port
+                )
             }
         }
     };
@@ -68,7 +74,10 @@ pub struct MatValues(Vec<Option<BoxMat>>);
 impl MatValues {
     /// Takes the value of a component (`None` if taken before).
     pub fn take<M: 'static>(&mut self, key: MatKey<M>) -> Option<M> {
-        self.0.get_mut(key.index).and_then(Option::take).and_then(cast::<M>)
+        self.0
+            .get_mut(key.index)
+            .and_then(Option::take)
+            .and_then(cast::<M>)
     }
 }
 
@@ -293,7 +302,9 @@ impl GraphBuilder {
         self.module.outlets = outlets;
         self.module.mat = MatExpr::Many(
             std::mem::take(&mut self.mats),
-            Arc::new(move |vals| Box::new(mat(&mut MatValues(vals.into_iter().map(Some).collect())))),
+            Arc::new(move |vals| {
+                Box::new(mat(&mut MatValues(vals.into_iter().map(Some).collect())))
+            }),
         );
         self.module.validate()?;
         Ok(Arc::new(self.module))
@@ -309,7 +320,11 @@ impl GraphBuilder {
         self,
         mat: impl Fn(&mut MatValues) -> M + Send + Sync + 'static,
     ) -> Result<RunnableGraph<M>, GraphError> {
-        Ok(RunnableGraph::from_module(self.finish(vec![], vec![], mat)?))
+        Ok(RunnableGraph::from_module(self.finish(
+            vec![],
+            vec![],
+            mat,
+        )?))
     }
 
     /// Builds a source whose output is the open `outlet`.
@@ -319,7 +334,11 @@ impl GraphBuilder {
         mat: impl Fn(&mut MatValues) -> M + Send + Sync + 'static,
     ) -> Result<Source<T, M>, GraphError> {
         self.check_port(outlet.builder, outlet.port, "output")?;
-        Ok(Source::from_module(self.finish(vec![], vec![outlet.port], mat)?))
+        Ok(Source::from_module(self.finish(
+            vec![],
+            vec![outlet.port],
+            mat,
+        )?))
     }
 
     /// Builds a flow from the open `inlet` to the open `outlet`.
@@ -331,7 +350,11 @@ impl GraphBuilder {
     ) -> Result<Flow<I, O, M>, GraphError> {
         self.check_port(inlet.builder, inlet.port, "input")?;
         self.check_port(outlet.builder, outlet.port, "output")?;
-        Ok(Flow::from_module(self.finish(vec![inlet.port], vec![outlet.port], mat)?))
+        Ok(Flow::from_module(self.finish(
+            vec![inlet.port],
+            vec![outlet.port],
+            mat,
+        )?))
     }
 
     /// Builds a sink whose input is the open `inlet`.
@@ -341,6 +364,10 @@ impl GraphBuilder {
         mat: impl Fn(&mut MatValues) -> M + Send + Sync + 'static,
     ) -> Result<Sink<T, M>, GraphError> {
         self.check_port(inlet.builder, inlet.port, "input")?;
-        Ok(Sink::from_module(self.finish(vec![inlet.port], vec![], mat)?))
+        Ok(Sink::from_module(self.finish(
+            vec![inlet.port],
+            vec![],
+            mat,
+        )?))
     }
 }

@@ -75,14 +75,16 @@ fn link(mut left: Arc<Module>, right: &Module, keep: KeepMat) -> Arc<Module> {
             port: to.port,
         },
     });
-    m.inlets.extend(right.inlets[1..].iter().map(|p| crate::PortRef {
-        node: p.node + off,
-        port: p.port,
-    }));
-    m.outlets.extend(right.outlets.iter().map(|p| crate::PortRef {
-        node: p.node + off,
-        port: p.port,
-    }));
+    m.inlets
+        .extend(right.inlets[1..].iter().map(|p| crate::PortRef {
+            node: p.node + off,
+            port: p.port,
+        }));
+    m.outlets
+        .extend(right.outlets.iter().map(|p| crate::PortRef {
+            node: p.node + off,
+            port: p.port,
+        }));
     let mut rmat = right.mat.clone();
     match keep {
         KeepMat::Left => {}
@@ -168,7 +170,10 @@ macro_rules! outlet_methods {
             self.set_router(Arc::new(TypedRouterFactory::<$out>::rebalance()))
         }
         /// Routes each element to the next stage's subtask that owns its key hash.
-        pub fn partition_by_hash(self, hash: impl Fn(&$out) -> u64 + Send + Sync + 'static) -> Self {
+        pub fn partition_by_hash(
+            self,
+            hash: impl Fn(&$out) -> u64 + Send + Sync + 'static,
+        ) -> Self {
             self.set_router(Arc::new(TypedRouterFactory::<$out>::hashed(hash)))
         }
     };
@@ -246,7 +251,11 @@ impl<Out: Send + 'static, Mat: Send + 'static> Source<Out, Mat> {
         flow: Flow<Out, O2, M2>,
         f: impl Fn(Mat, M2) -> M3 + Send + Sync + 'static,
     ) -> Source<O2, M3> {
-        Source::from_module(link(self.module, &flow.module, KeepMat::Combine(combine_fn(f))))
+        Source::from_module(link(
+            self.module,
+            &flow.module,
+            KeepMat::Combine(combine_fn(f)),
+        ))
     }
 
     /// Connects a sink, keeping this source's materialized value.
@@ -260,7 +269,11 @@ impl<Out: Send + 'static, Mat: Send + 'static> Source<Out, Mat> {
         sink: Sink<Out, M2>,
         f: impl Fn(Mat, M2) -> M3 + Send + Sync + 'static,
     ) -> RunnableGraph<M3> {
-        RunnableGraph::from_module(link(self.module, &sink.module, KeepMat::Combine(combine_fn(f))))
+        RunnableGraph::from_module(link(
+            self.module,
+            &sink.module,
+            KeepMat::Combine(combine_fn(f)),
+        ))
     }
 
     /// Connects a sink, keeping the sink's materialized value.
@@ -345,7 +358,8 @@ impl<In: Send + 'static, Out: Send + 'static, Mat: Send + 'static> Flow<In, Out,
         name: &str,
         factory: impl Fn(&StageInfo) -> Result<(L, Mat), StageError> + Send + Sync + 'static,
     ) -> Self {
-        let node = async_node(name, 1, vec![plain_router::<Out>()], factory).with_parallelizable(true);
+        let node =
+            async_node(name, 1, vec![plain_router::<Out>()], factory).with_parallelizable(true);
         Self::from_module(Arc::new(Module::single(node)))
     }
 
@@ -363,7 +377,11 @@ impl<In: Send + 'static, Out: Send + 'static, Mat: Send + 'static> Flow<In, Out,
         flow: Flow<Out, O2, M2>,
         f: impl Fn(Mat, M2) -> M3 + Send + Sync + 'static,
     ) -> Flow<In, O2, M3> {
-        Flow::from_module(link(self.module, &flow.module, KeepMat::Combine(combine_fn(f))))
+        Flow::from_module(link(
+            self.module,
+            &flow.module,
+            KeepMat::Combine(combine_fn(f)),
+        ))
     }
 
     /// Connects a sink, giving a sink that keeps this flow's materialized value.
@@ -377,7 +395,11 @@ impl<In: Send + 'static, Out: Send + 'static, Mat: Send + 'static> Flow<In, Out,
         sink: Sink<Out, M2>,
         f: impl Fn(Mat, M2) -> M3 + Send + Sync + 'static,
     ) -> Sink<In, M3> {
-        Sink::from_module(link(self.module, &sink.module, KeepMat::Combine(combine_fn(f))))
+        Sink::from_module(link(
+            self.module,
+            &sink.module,
+            KeepMat::Combine(combine_fn(f)),
+        ))
     }
 
     /// Transforms the materialized value.
@@ -555,7 +577,10 @@ pub fn async_node<L: AsyncLogic, M: Send + 'static>(
 ) -> Node {
     let f: crate::AsyncFactory = Arc::new(move |info| {
         let (logic, mat) = factory(info)?;
-        Ok((Box::new(logic) as Box<dyn AsyncLogic>, Box::new(mat) as BoxMat))
+        Ok((
+            Box::new(logic) as Box<dyn AsyncLogic>,
+            Box::new(mat) as BoxMat,
+        ))
     });
     Node::new(name, NodeKind::Async(f), inputs, outputs)
 }

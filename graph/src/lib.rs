@@ -39,8 +39,8 @@ pub use logic::{
 };
 pub use mat::{Promise, SinkFuture, promise};
 pub use module::{
-    AsyncFactory, BoxMat, Edge, FlowFactory, MatExpr, Module, Node, NodeKind, PortRef,
-    SinkFactory, SourceFactory, StageId,
+    AsyncFactory, BoxMat, Edge, FlowFactory, MatExpr, Module, Node, NodeKind, PortRef, SinkFactory,
+    SourceFactory, StageId,
 };
 pub use router::{
     EdgeKind, ErasedRouter, MAX_KEY_GROUPS, RouterFactory, TypedRouterFactory, key_group,

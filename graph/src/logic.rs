@@ -50,7 +50,9 @@ pub struct StageCx<'a> {
 
 impl fmt::Debug for StageCx<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StageCx").field("stage", &self.info.path).finish()
+        f.debug_struct("StageCx")
+            .field("stage", &self.info.path)
+            .finish()
     }
 }
 

@@ -40,7 +40,9 @@ impl<T> Future for SinkFuture<T> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         Pin::new(&mut self.0).poll(cx).map(|r| match r {
             Ok(r) => r,
-            Err(_) => Err(StageError::cancelled("stream was cancelled before completion")),
+            Err(_) => Err(StageError::cancelled(
+                "stream was cancelled before completion",
+            )),
         })
     }
 }

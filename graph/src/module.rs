@@ -208,10 +208,9 @@ impl MatExpr {
     pub fn eval(&self, slots: &mut [Option<BoxMat>]) -> Result<BoxMat, StageError> {
         Ok(match self {
             Self::Unit => Box::new(()),
-            Self::Node(i) => slots
-                .get_mut(*i)
-                .and_then(Option::take)
-                .ok_or_else(|| StageError::internal(format!("materialized value of node {i} missing")))?,
+            Self::Node(i) => slots.get_mut(*i).and_then(Option::take).ok_or_else(|| {
+                StageError::internal(format!("materialized value of node {i} missing"))
+            })?,
             Self::Combine(a, b, f) => {
                 let a = a.eval(slots)?;
                 let b = b.eval(slots)?;
@@ -219,7 +218,10 @@ impl MatExpr {
             }
             Self::Map(a, f) => f(a.eval(slots)?),
             Self::Many(v, f) => {
-                let vals = v.iter().map(|e| e.eval(slots)).collect::<Result<Vec<_>, _>>()?;
+                let vals = v
+                    .iter()
+                    .map(|e| e.eval(slots))
+                    .collect::<Result<Vec<_>, _>>()?;
                 f(vals)
             }
         })
@@ -255,7 +257,9 @@ impl Module {
 
     /// A module of one node whose ports are all open and whose value is the node's value.
     pub fn single(node: Node) -> Self {
-        let inlets = (0..node.inputs).map(|port| PortRef { node: 0, port }).collect();
+        let inlets = (0..node.inputs)
+            .map(|port| PortRef { node: 0, port })
+            .collect();
         let outlets = (0..node.outputs.len())
             .map(|port| PortRef { node: 0, port })
             .collect();
@@ -295,15 +299,20 @@ impl Module {
     /// Checks that every port is wired exactly once (open ports count as wired) and there is no cycle.
     pub fn validate(&self) -> Result<(), GraphError> {
         let mut ins: Vec<Vec<u32>> = self.nodes.iter().map(|n| vec![0; n.inputs]).collect();
-        let mut outs: Vec<Vec<u32>> = self.nodes.iter().map(|n| vec![0; n.outputs.len()]).collect();
-        let bump = |v: &mut Vec<Vec<u32>>, p: PortRef, dir: &'static str| -> Result<(), GraphError> {
-            let slot = v
-                .get_mut(p.node)
-                .and_then(|n| n.get_mut(p.port))
-                .ok_or_else(|| GraphError::UnknownNode(format!("{dir} port {p:?}")))?;
-            *slot += 1;
-            Ok(())
-        };
+        let mut outs: Vec<Vec<u32>> = self
+            .nodes
+            .iter()
+            .map(|n| vec![0; n.outputs.len()])
+            .collect();
+        let bump =
+            |v: &mut Vec<Vec<u32>>, p: PortRef, dir: &'static str| -> Result<(), GraphError> {
+                let slot = v
+                    .get_mut(p.node)
+                    .and_then(|n| n.get_mut(p.port))
+                    .ok_or_else(|| GraphError::UnknownNode(format!("{dir} port {p:?}")))?;
+                *slot += 1;
+                Ok(())
+            };
         for e in &self.edges {
             bump(&mut outs, e.from, "output")?;
             bump(&mut ins, e.to, "input")?;
@@ -357,7 +366,11 @@ impl Module {
         let mut s = String::from("flowchart LR\n");
         for (i, n) in self.nodes.iter().enumerate() {
             let p = n.attrs.parallelism.unwrap_or(1);
-            let par = if p > 1 { format!(" x{p}") } else { String::new() };
+            let par = if p > 1 {
+                format!(" x{p}")
+            } else {
+                String::new()
+            };
             let _ = writeln!(s, "    n{i}[\"{}{par}\"]", escape(n.display_name()));
         }
         for e in &self.edges {
@@ -379,7 +392,11 @@ impl Module {
                 s,
                 "    n{i} [label=\"{}\", shape={}];",
                 escape(n.display_name()),
-                if matches!(n.kind, NodeKind::Async(_)) { "box" } else { "ellipse" }
+                if matches!(n.kind, NodeKind::Async(_)) {
+                    "box"
+                } else {
+                    "ellipse"
+                }
             );
         }
         for e in &self.edges {

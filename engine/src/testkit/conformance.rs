@@ -49,9 +49,16 @@ where
     );
     let _ = handle.wait().await;
     settle().await;
-    assert!(sink.try_next_event().is_none(), "{name}: signal after the terminal one");
+    assert!(
+        sink.try_next_event().is_none(),
+        "{name}: signal after the terminal one"
+    );
     for s in handle.metrics() {
-        assert_eq!(s.stopped, 1, "{name}: stop hook of {} ran {} times", s.path, s.stopped);
+        assert_eq!(
+            s.stopped, 1,
+            "{name}: stop hook of {} ran {} times",
+            s.path, s.stopped
+        );
     }
 
     // 2. Failure propagates (or is recovered into completion by design).
@@ -60,7 +67,9 @@ where
     src.fail(StageError::user("boom"));
     let (_, end) = sink.collect_all().await;
     match end {
-        ProbeEvent::Error(msg) => assert!(msg.contains("boom"), "{name}: error lost its cause: {msg}"),
+        ProbeEvent::Error(msg) => {
+            assert!(msg.contains("boom"), "{name}: error lost its cause: {msg}")
+        }
         ProbeEvent::Complete => {}
         ProbeEvent::Next(_) => unreachable!(),
     }

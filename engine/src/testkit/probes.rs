@@ -264,11 +264,11 @@ impl TestSink {
                             demand -= 1;
                             let _ = ev_tx.send(Ok(Some(x)));
                         }
-                        if held.is_empty() {
-                            if let Some(end) = ended.take() {
-                                let _ = ev_tx.send(end.map(|()| None));
-                                return Ok(());
-                            }
+                        if held.is_empty()
+                            && let Some(end) = ended.take()
+                        {
+                            let _ = ev_tx.send(end.map(|()| None));
+                            return Ok(());
                         }
                         let want_input = held.is_empty() && ended.is_none();
                         tokio::select! {

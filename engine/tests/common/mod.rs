@@ -15,11 +15,20 @@ pub struct Range {
 }
 
 impl SourceLogic<u64> for Range {
-    fn poll_next(&mut self, _cx: &mut Context<'_>, scx: &mut StageCx<'_>, out: &mut Vec<u64>) -> Poll<Result<Step, StageError>> {
+    fn poll_next(
+        &mut self,
+        _cx: &mut Context<'_>,
+        scx: &mut StageCx<'_>,
+        out: &mut Vec<u64>,
+    ) -> Poll<Result<Step, StageError>> {
         let n = (scx.batch_size() as u64).min(self.end - self.next);
         out.extend(self.next..self.next + n);
         self.next += n;
-        Poll::Ready(Ok(if self.next >= self.end { Step::Done } else { Step::More }))
+        Poll::Ready(Ok(if self.next >= self.end {
+            Step::Done
+        } else {
+            Step::More
+        }))
     }
 }
 
@@ -31,19 +40,31 @@ pub fn range(start: u64, end: u64) -> Source<u64, ()> {
 pub fn counted_range(end: u64, stops: Arc<AtomicUsize>) -> Source<u64, ()> {
     struct R(Range, Arc<AtomicUsize>);
     impl SourceLogic<u64> for R {
-        fn poll_next(&mut self, cx: &mut Context<'_>, scx: &mut StageCx<'_>, out: &mut Vec<u64>) -> Poll<Result<Step, StageError>> {
+        fn poll_next(
+            &mut self,
+            cx: &mut Context<'_>,
+            scx: &mut StageCx<'_>,
+            out: &mut Vec<u64>,
+        ) -> Poll<Result<Step, StageError>> {
             self.0.poll_next(cx, scx, out)
         }
         fn post_stop(&mut self) {
             self.1.fetch_add(1, Ordering::SeqCst);
         }
     }
-    Source::from_logic("range", move |_| Ok((R(Range { next: 0, end }, Arc::clone(&stops)), ())))
+    Source::from_logic("range", move |_| {
+        Ok((R(Range { next: 0, end }, Arc::clone(&stops)), ()))
+    })
 }
 
 pub struct MapF<F>(pub F);
 impl<F: FnMut(u64) -> Result<u64, StageError> + Send + 'static> FlowLogic<u64, u64> for MapF<F> {
-    fn on_batch(&mut self, input: &mut Vec<u64>, out: &mut Vec<u64>, scx: &mut StageCx<'_>) -> Result<(), StageError> {
+    fn on_batch(
+        &mut self,
+        input: &mut Vec<u64>,
+        out: &mut Vec<u64>,
+        scx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
         let mut it = std::mem::take(input).into_iter();
         while let Some(x) = it.next() {
             match (self.0)(x) {
@@ -67,7 +88,9 @@ pub fn map(f: impl Fn(u64) -> u64 + Clone + Send + Sync + 'static) -> Flow<u64, 
     })
 }
 
-pub fn try_map(f: impl Fn(u64) -> Result<u64, StageError> + Clone + Send + Sync + 'static) -> Flow<u64, u64, ()> {
+pub fn try_map(
+    f: impl Fn(u64) -> Result<u64, StageError> + Clone + Send + Sync + 'static,
+) -> Flow<u64, u64, ()> {
     Flow::from_logic("try_map", move |_| Ok((MapF(f.clone()), ())))
 }
 
@@ -75,7 +98,12 @@ pub fn try_map(f: impl Fn(u64) -> Result<u64, StageError> + Clone + Send + Sync 
 pub fn running_sum() -> Flow<u64, u64, ()> {
     struct S(u64);
     impl FlowLogic<u64, u64> for S {
-        fn on_batch(&mut self, input: &mut Vec<u64>, out: &mut Vec<u64>, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
+        fn on_batch(
+            &mut self,
+            input: &mut Vec<u64>,
+            out: &mut Vec<u64>,
+            _scx: &mut StageCx<'_>,
+        ) -> Result<(), StageError> {
             for x in input.drain(..) {
                 self.0 += x;
                 out.push(self.0);
@@ -88,7 +116,12 @@ pub fn running_sum() -> Flow<u64, u64, ()> {
 
 pub struct Take(pub usize);
 impl FlowLogic<u64, u64> for Take {
-    fn on_batch(&mut self, input: &mut Vec<u64>, out: &mut Vec<u64>, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
+    fn on_batch(
+        &mut self,
+        input: &mut Vec<u64>,
+        out: &mut Vec<u64>,
+        _scx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
         let n = self.0.min(input.len());
         out.extend(input.drain(..).take(n));
         self.0 -= n;
@@ -135,11 +168,18 @@ pub fn naturals() -> Source<u64, ()> {
 pub fn failing_sum(bad: u64) -> Flow<u64, u64, ()> {
     struct S(u64, u64);
     impl FlowLogic<u64, u64> for S {
-        fn on_batch(&mut self, input: &mut Vec<u64>, out: &mut Vec<u64>, scx: &mut StageCx<'_>) -> Result<(), StageError> {
+        fn on_batch(
+            &mut self,
+            input: &mut Vec<u64>,
+            out: &mut Vec<u64>,
+            scx: &mut StageCx<'_>,
+        ) -> Result<(), StageError> {
             let mut it = std::mem::take(input).into_iter();
             while let Some(x) = it.next() {
                 if x == self.1 {
-                    if let Err(e) = scx.element_failed(StageError::user("bad"), Some(Box::new(x)), None) {
+                    if let Err(e) =
+                        scx.element_failed(StageError::user("bad"), Some(Box::new(x)), None)
+                    {
                         input.extend(it);
                         return Err(e);
                     }

@@ -1,0 +1,183 @@
+//! `map_async`: runs a future per element, up to `parallelism` at once, emitting in input order.
+//! Also holds the driver shared with `map_async_unordered`.
+
+use crate::time::util::{flush_or_closed, maybe, race};
+use futures::future::{BoxFuture, Either, FutureExt};
+use futures::stream::{FuturesOrdered, FuturesUnordered, Stream, StreamExt};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::marker::PhantomData;
+use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, StageError};
+
+/// Applies the asynchronous `f` to every element with at most `parallelism` futures in flight
+/// (0 counts as 1) and emits the results in input order. A failed future goes to supervision:
+/// under Resume/Restart its element is dropped (to dead letters, without the element itself).
+///
+/// - **emits when** the future of the oldest element in flight has completed and downstream has room
+/// - **backpressures when** `parallelism` futures (or their unsent results) are outstanding, or downstream backpressures
+/// - **completes when** upstream completes and every future has completed and been emitted
+/// - **fails when** upstream fails, or a future fails and supervision says Stop
+pub fn map_async<T, O, E, Fut, F>(parallelism: usize, f: F) -> Flow<T, O>
+where
+    T: Send + 'static,
+    O: Send + 'static,
+    E: Into<StageError> + Send + 'static,
+    Fut: Future<Output = Result<O, E>> + Send + 'static,
+    F: FnMut(T) -> Fut + Clone + Send + Sync + 'static,
+{
+    map_async_flow::<T, O, E, Fut, F, FuturesOrdered<Fut>>("map_async", parallelism, f)
+}
+
+/// A set of running futures: ordered or unordered.
+pub(crate) trait Pool<Fut: Future>:
+    Stream<Item = Fut::Output> + Unpin + Send + 'static
+{
+    /// An empty pool.
+    fn empty() -> Self;
+    /// Starts `f`.
+    fn add(&mut self, f: Fut);
+    /// Futures running or completed but not yet taken.
+    fn in_flight(&self) -> usize;
+}
+
+impl<Fut: Future + Send + 'static> Pool<Fut> for FuturesOrdered<Fut>
+where
+    Fut::Output: Send,
+{
+    fn empty() -> Self {
+        FuturesOrdered::new()
+    }
+    fn add(&mut self, f: Fut) {
+        self.push_back(f)
+    }
+    fn in_flight(&self) -> usize {
+        self.len()
+    }
+}
+
+impl<Fut: Future + Send + 'static> Pool<Fut> for FuturesUnordered<Fut> {
+    fn empty() -> Self {
+        FuturesUnordered::new()
+    }
+    fn add(&mut self, f: Fut) {
+        self.push(f)
+    }
+    fn in_flight(&self) -> usize {
+        self.len()
+    }
+}
+
+/// Builds a `map_async`-style flow running its futures in a pool of type `P`.
+pub(crate) fn map_async_flow<T, O, E, Fut, F, P>(name: &str, parallelism: usize, f: F) -> Flow<T, O>
+where
+    T: Send + 'static,
+    O: Send + 'static,
+    E: Into<StageError> + Send + 'static,
+    Fut: Future<Output = Result<O, E>> + Send + 'static,
+    F: FnMut(T) -> Fut + Clone + Send + Sync + 'static,
+    P: Pool<Fut>,
+{
+    Flow::from_async(name, move |_| {
+        Ok((
+            MapAsync::<T, F, P> {
+                parallelism: parallelism.max(1),
+                f: f.clone(),
+                _t: PhantomData,
+            },
+            (),
+        ))
+    })
+}
+
+struct MapAsync<T, F, P> {
+    parallelism: usize,
+    f: F,
+    _t: PhantomData<fn(T) -> P>,
+}
+
+impl<T, O, E, Fut, F, P> AsyncLogic for MapAsync<T, F, P>
+where
+    T: Send + 'static,
+    O: Send + 'static,
+    E: Into<StageError> + Send + 'static,
+    Fut: Future<Output = Result<O, E>> + Send + 'static,
+    F: FnMut(T) -> Fut + Send + 'static,
+    P: Pool<Fut>,
+{
+    fn run(self: Box<Self>, io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
+        drive::<T, O, E, Fut, F, P>(io, self.parallelism, self.f).boxed()
+    }
+}
+
+/// Hands a completed future's result to `ready`, or its error to supervision.
+fn settle<O, E: Into<StageError>>(
+    io: &AsyncIo,
+    ready: &mut Vec<O>,
+    r: Result<O, E>,
+) -> Result<(), StageError> {
+    match r {
+        Ok(o) => {
+            ready.push(o);
+            Ok(())
+        }
+        Err(e) => io.stage_cx().element_failed(e.into(), None, None),
+    }
+}
+
+async fn drive<T, O, E, Fut, F, P>(
+    mut io: AsyncIo,
+    parallelism: usize,
+    mut f: F,
+) -> Result<(), StageError>
+where
+    T: Send + 'static,
+    O: Send + 'static,
+    E: Into<StageError> + Send + 'static,
+    Fut: Future<Output = Result<O, E>> + Send + 'static,
+    F: FnMut(T) -> Fut + Send + 'static,
+    P: Pool<Fut>,
+{
+    let mut input = io.input::<T>(0)?;
+    let mut output = io.output::<O>(0)?;
+    let mut pool = P::empty();
+    // Received elements whose future has not started (only while the pool is full).
+    let mut stash: VecDeque<T> = VecDeque::new();
+    // Results not yet handed to the output (only while a send is outstanding).
+    let mut ready: Vec<O> = Vec::new();
+    let mut flushing = false;
+    let mut ended = false;
+    loop {
+        while pool.in_flight() + ready.len() < parallelism {
+            let Some(x) = stash.pop_front() else { break };
+            pool.add(f(x));
+        }
+        if !flushing && !ready.is_empty() {
+            output.push(std::mem::take(&mut ready));
+            flushing = true;
+        }
+        if ended && stash.is_empty() && pool.in_flight() == 0 && !flushing {
+            return Ok(());
+        }
+        let can_recv = !ended && stash.is_empty() && pool.in_flight() + ready.len() < parallelism;
+        let flush = flush_or_closed(&mut output, flushing);
+        let next = maybe((pool.in_flight() > 0).then(|| pool.next()));
+        let recv = maybe(can_recv.then(|| input.recv()));
+        match race(flush, race(next, recv)).await {
+            Either::Left(Ok(())) => flushing = false,
+            Either::Left(Err(_)) => return Ok(()),
+            Either::Right(Either::Left(Some(r))) => {
+                settle(&io, &mut ready, r)?;
+                // Take every other result that is already there, to emit them together.
+                while let Some(Some(r)) = pool.next().now_or_never() {
+                    settle(&io, &mut ready, r)?;
+                }
+            }
+            Either::Right(Either::Left(None)) => {}
+            Either::Right(Either::Right(ev)) => match ev {
+                Event::Batch(b) => stash.extend(b),
+                Event::End => ended = true,
+                Event::Error(e) => return Err(e),
+            },
+        }
+    }
+}

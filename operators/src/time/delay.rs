@@ -1,0 +1,100 @@
+//! `delay`: shifts every element by a fixed duration, keeping order.
+
+use super::util::{race, recv_or_closed, send_rows};
+use futures::future::{BoxFuture, Either, FutureExt};
+use std::collections::VecDeque;
+use std::marker::PhantomData;
+use std::time::Duration;
+use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, StageError};
+
+/// Default bound on elements held by [`delay`].
+pub const DEFAULT_DELAY_CAPACITY: usize = 1024;
+
+/// Emits every element `by` after it arrived, in order, holding at most
+/// [`DEFAULT_DELAY_CAPACITY`] elements (see [`delay_with_capacity`]).
+///
+/// - **emits when** an element has been held for `by` and downstream has room
+/// - **backpressures when** the held elements reach the capacity or downstream backpressures
+/// - **completes when** upstream completes and every held element has been emitted
+/// - **fails when** upstream fails
+pub fn delay<T: Send + 'static>(by: Duration) -> Flow<T, T> {
+    delay_with_capacity(by, DEFAULT_DELAY_CAPACITY)
+}
+
+/// Emits every element `by` after it arrived, in order, holding at most `capacity` elements
+/// (one input batch may overshoot it; 0 counts as 1).
+///
+/// - **emits when** an element has been held for `by` and downstream has room
+/// - **backpressures when** the held elements reach `capacity` or downstream backpressures
+/// - **completes when** upstream completes and every held element has been emitted
+/// - **fails when** upstream fails
+pub fn delay_with_capacity<T: Send + 'static>(by: Duration, capacity: usize) -> Flow<T, T> {
+    Flow::from_async("delay", move |_| {
+        Ok((
+            Delay::<T> {
+                by,
+                capacity: capacity.max(1),
+                _t: PhantomData,
+            },
+            (),
+        ))
+    })
+}
+
+struct Delay<T> {
+    by: Duration,
+    capacity: usize,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T: Send + 'static> AsyncLogic for Delay<T> {
+    fn run(self: Box<Self>, mut io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
+        async move {
+            let mut input = io.input::<T>(0)?;
+            let mut output = io.output::<T>(0)?;
+            let clock = io.clock;
+            // Elements with the time they are due, in arrival order (so due times never decrease).
+            let mut held: VecDeque<(Duration, T)> = VecDeque::new();
+            let mut ended = false;
+            loop {
+                let now = clock.now();
+                let due = held.iter().take_while(|(at, _)| *at <= now).count();
+                if due > 0 {
+                    let rows: Vec<T> = held.drain(..due).map(|(_, x)| x).collect();
+                    if send_rows(&mut output, rows).await.is_err() {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                let next_due = held.front().map(|(at, _)| *at);
+                let ev = match next_due {
+                    None if ended => return Ok(()),
+                    None => recv_or_closed(&mut input, &mut output).await,
+                    Some(at) if ended || held.len() >= self.capacity => {
+                        match race(clock.sleep_until(at), output.closed()).await {
+                            Either::Left(()) => continue,
+                            Either::Right(()) => None,
+                        }
+                    }
+                    Some(at) => {
+                        let recv = recv_or_closed(&mut input, &mut output);
+                        match race(clock.sleep_until(at), recv).await {
+                            Either::Left(()) => continue,
+                            Either::Right(ev) => ev,
+                        }
+                    }
+                };
+                let Some(ev) = ev else { return Ok(()) };
+                match ev {
+                    Event::Batch(b) => {
+                        let at = clock.now() + self.by;
+                        held.extend(b.into_iter().map(|x| (at, x)));
+                    }
+                    Event::End => ended = true,
+                    Event::Error(e) => return Err(e),
+                }
+            }
+        }
+        .boxed()
+    }
+}

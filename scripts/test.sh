@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs every check and test of the project: formatting, lints, the pyo3 isolation rule, the Rust
+# test suite (unit, integration, examples, doc tests) and, when the Python package is present, its
+# pytest suite against the real extension built by maturin into a project venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weir/target}"
+export CARGO_INCREMENTAL=0
+export CARGO_TERM_COLOR=never
+mkdir -p "$CARGO_TARGET_DIR"
+
+# Keep the persistent target directory from growing without bound.
+size_kb=$(du -sk "$CARGO_TARGET_DIR" 2>/dev/null | cut -f1 || echo 0)
+if [ "${size_kb:-0}" -gt $((15 * 1024 * 1024)) ]; then
+  echo "== target dir above 15 GB: wiping it"
+  rm -rf "$CARGO_TARGET_DIR"
+  mkdir -p "$CARGO_TARGET_DIR"
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy --all-targets -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== pyo3 stays in pyapi/"
+for crate in weir-graph weir-engine weir-operators weir weir-bench weir-examples; do
+  if cargo tree -p "$crate" -e normal,dev --locked 2>/dev/null | grep -q 'pyo3'; then
+    echo "error: $crate depends on pyo3 (only pyapi/ may)"; exit 1
+  fi
+done
+
+echo "== cargo nextest (unit, integration, examples)"
+cargo nextest run --workspace --locked --no-fail-fast
+
+echo "== doc tests"
+cargo test --workspace --doc --locked
+
+if [ -f pyapi/pyproject.toml ]; then
+  echo "== python suite"
+  bash scripts/python-tests.sh
+fi

@@ -1,0 +1,104 @@
+//! The demo job run by `weir demo`, and the deterministic word corpus shared with the benchmarks.
+
+use crate::prelude::*;
+use std::sync::Arc;
+
+/// A small deterministic PRNG (SplitMix64) so corpora are identical on every run and machine.
+#[derive(Debug, Clone)]
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    /// A generator from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// A uniform float in [0, 1).
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Generates `lines` lines of `words_per_line` words drawn with a Zipf(s=1) distribution from a
+/// vocabulary of `vocab` random lowercase words of 3-10 letters.
+pub fn zipf_corpus(lines: usize, words_per_line: usize, vocab: usize, seed: u64) -> Vec<String> {
+    let mut rng = SplitMix64::new(seed);
+    let mut words = Vec::with_capacity(vocab);
+    let mut seen = std::collections::HashSet::new();
+    while words.len() < vocab {
+        let len = 3 + (rng.next_u64() % 8) as usize;
+        let w: String = (0..len)
+            .map(|_| char::from(b'a' + (rng.next_u64() % 26) as u8))
+            .collect();
+        if seen.insert(w.clone()) {
+            words.push(w);
+        }
+    }
+    let mut cdf = Vec::with_capacity(vocab);
+    let mut acc = 0.0;
+    for k in 1..=vocab {
+        acc += 1.0 / k as f64;
+        cdf.push(acc);
+    }
+    let total = acc;
+    let mut out = Vec::with_capacity(lines);
+    for _ in 0..lines {
+        let mut line = String::with_capacity(words_per_line * 8);
+        for i in 0..words_per_line {
+            let u = rng.next_f64() * total;
+            let idx = cdf.partition_point(|c| *c < u).min(vocab - 1);
+            if i > 0 {
+                line.push(' ');
+            }
+            line.push_str(&words[idx]);
+        }
+        out.push(line);
+    }
+    out
+}
+
+/// The demo's result: the most frequent words and the run's per-stage metrics.
+#[derive(Debug)]
+pub struct DemoReport {
+    /// Distinct words counted.
+    pub distinct: usize,
+    /// Total words counted.
+    pub total: u64,
+    /// The ten most frequent words with their counts.
+    pub top: Vec<(String, u64)>,
+    /// Per-stage metrics of the run.
+    pub metrics: Vec<weir_engine::StageMetricsSnapshot>,
+}
+
+/// Runs the demo pipeline: a word count over a generated corpus, split and counted by key over
+/// `parallelism` subtasks.
+pub async fn word_count(lines: usize, parallelism: usize) -> Result<DemoReport, EngineError> {
+    let corpus = Arc::new(zipf_corpus(lines, 10, 10_000, 42));
+    let n = corpus.len();
+    let graph = Source::range(0usize, n)
+        .flat_map(move |i: usize| corpus[i].split(' ').map(str::to_owned).collect::<Vec<_>>())
+        .named("split")
+        .parallelism(parallelism)
+        .key_by(|w: &String| w.clone())
+        .count()
+        .named("count")
+        .parallelism(parallelism)
+        .to_mat(Sink::collect(), Keep::right);
+    let (fut, handle) = graph.start()?;
+    let mut counts = fut.await?;
+    handle.wait().await?;
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(DemoReport {
+        distinct: counts.len(),
+        total: counts.iter().map(|c| c.1).sum(),
+        top: counts.into_iter().take(10).collect(),
+        metrics: handle.metrics(),
+    })
+}

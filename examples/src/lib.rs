@@ -1,1 +1,9 @@
-//! examples
+//! Runnable weir examples. Each module is one example with a `run` function; the binaries under
+//! `examples/` call it and `tests/examples.rs` runs every one, so they never rot.
+
+pub mod fan_out_fan_in;
+pub mod hello;
+pub mod word_count;
+
+/// The error type examples return.
+pub type ExampleError = Box<dyn std::error::Error + Send + Sync>;

@@ -589,3 +589,28 @@ pub fn async_node<L: AsyncLogic, M: Send + 'static>(
 pub fn router_for<T: Send + 'static>() -> Arc<dyn RouterFactory> {
     plain_router::<T>()
 }
+
+struct Identity;
+
+impl<T: Send + 'static> FlowLogic<T, T> for Identity {
+    fn on_batch(
+        &mut self,
+        input: &mut Vec<T>,
+        out: &mut Vec<T>,
+        _scx: &mut crate::StageCx<'_>,
+    ) -> Result<(), StageError> {
+        if out.is_empty() {
+            std::mem::swap(input, out);
+        } else {
+            out.append(input);
+        }
+        Ok(())
+    }
+}
+
+impl<T: Send + 'static> Flow<T, T, ()> {
+    /// A flow that passes every element through (a starting point for building flows).
+    pub fn identity() -> Self {
+        Self::from_logic("identity", |_| Ok((Identity, ())))
+    }
+}

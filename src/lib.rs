@@ -31,3 +31,8 @@ pub mod prelude {
     pub use weir_graph::{DeadLetter, DeadLetterSink, ErrorKind, GraphError};
     pub use weir_operators::prelude::*;
 }
+
+/// The README's example, compiled and run as a doc test so it never rots.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

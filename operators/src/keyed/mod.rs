@@ -1,5 +1,240 @@
-//! Keyed aggregation: `key_by(..).fold/reduce/count`.
+//! Keyed aggregation: `key_by(key).fold(..)`, `.reduce(..)`, `.count()`.
+//!
+//! `key_by` appends a key-extraction stage (at the upstream stage's parallelism, so it fuses with
+//! it) whose outlet is hash-partitioned by the key, then the aggregator; the key is computed once. Each key's hash ([`key_hash`], ahash with fixed seeds so every subtask agrees)
+//! picks one of [`MAX_KEY_GROUPS`] key groups, and each key group belongs to exactly one subtask
+//! of the aggregator, so `.count().parallelism(4)` runs four aggregators that each see every
+//! element of the keys they own. Key groups, not subtasks, are the unit that scopes keyed state:
+//! a later persistent (e.g. RocksDB) backend can store state per key group and redistribute
+//! whole groups when the parallelism changes. State lives in memory and every aggregate is
+//! emitted when the input completes (bounded streams); nothing is emitted before.
+
+mod logic;
+
 use crate::Via;
-/// `key_by`.
-pub trait KeyedOps: Via {}
+use ahash::{AHashMap, RandomState};
+use logic::{CountLogic, FoldLogic, KeyPairs, KeysOnly, ReduceLogic};
+use std::hash::Hash;
+use std::marker::PhantomData;
+pub use weir_graph::MAX_KEY_GROUPS;
+use weir_graph::{Flow, Module, Source};
+
+/// The hasher used to route keys; fixed seeds, so the same key lands on the same subtask.
+static ROUTING: RandomState = RandomState::with_seeds(
+    0x243f_6a88_85a3_08d3,
+    0x1319_8a2e_0370_7344,
+    0xa409_3822_299f_31d0,
+    0x082e_fa98_ec4e_6c89,
+);
+
+/// The routing hash of `key` (stable within one build; not a persistent format).
+pub fn key_hash<K: Hash + ?Sized>(key: &K) -> u64 {
+    ROUTING.hash_one(key)
+}
+
+/// The key group (`0..MAX_KEY_GROUPS`) that owns `key`.
+pub fn key_group_of<K: Hash + ?Sized>(key: &K) -> usize {
+    weir_graph::key_group(key_hash(key))
+}
+
+/// Flow form of [`Keyed::fold`]: per-key fold, one `(key, acc)` pair per key on completion.
+pub fn fold_by_key<T, K, A, F, G>(key: F, zero: A, f: G) -> Flow<T, (K, A)>
+where
+    T: Send + 'static,
+    K: Hash + Eq + Send + 'static,
+    A: Clone + Send + Sync + 'static,
+    F: FnMut(&T) -> K + Clone + Send + Sync + 'static,
+    G: FnMut(A, T) -> A + Clone + Send + Sync + 'static,
+{
+    fold_with(key, zero, f, None)
+}
+
+fn fold_with<T, K, A, F, G>(key: F, zero: A, f: G, par: Option<usize>) -> Flow<T, (K, A)>
+where
+    T: Send + 'static,
+    K: Hash + Eq + Send + 'static,
+    A: Clone + Send + Sync + 'static,
+    F: FnMut(&T) -> K + Clone + Send + Sync + 'static,
+    G: FnMut(A, T) -> A + Clone + Send + Sync + 'static,
+{
+    let agg = Flow::from_logic("keyed_fold", move |_| {
+        let state = AHashMap::new();
+        let (zero, f) = (zero.clone(), f.clone());
+        Ok((FoldLogic { zero, f, state }, ()))
+    });
+    pairs(key, par).via(agg)
+}
+
+/// Flow form of [`Keyed::reduce`]: per-key reduce, one `(key, result)` pair per key on completion.
+pub fn reduce_by_key<T, K, F, G>(key: F, f: G) -> Flow<T, (K, T)>
+where
+    T: Send + 'static,
+    K: Hash + Eq + Send + 'static,
+    F: FnMut(&T) -> K + Clone + Send + Sync + 'static,
+    G: FnMut(T, T) -> T + Clone + Send + Sync + 'static,
+{
+    reduce_with(key, f, None)
+}
+
+fn reduce_with<T, K, F, G>(key: F, f: G, par: Option<usize>) -> Flow<T, (K, T)>
+where
+    T: Send + 'static,
+    K: Hash + Eq + Send + 'static,
+    F: FnMut(&T) -> K + Clone + Send + Sync + 'static,
+    G: FnMut(T, T) -> T + Clone + Send + Sync + 'static,
+{
+    let agg = Flow::from_logic("keyed_reduce", move |_| {
+        let state = AHashMap::new();
+        Ok((
+            ReduceLogic {
+                f: f.clone(),
+                state,
+            },
+            (),
+        ))
+    });
+    pairs(key, par).via(agg)
+}
+
+/// Flow form of [`Keyed::count`]: one `(key, count)` pair per key on completion.
+pub fn count_by_key<T, K, F>(key: F) -> Flow<T, (K, u64)>
+where
+    T: Send + 'static,
+    K: Hash + Eq + Send + 'static,
+    F: FnMut(&T) -> K + Clone + Send + Sync + 'static,
+{
+    count_with(key, None)
+}
+
+fn count_with<T, K, F>(key: F, par: Option<usize>) -> Flow<T, (K, u64)>
+where
+    T: Send + 'static,
+    K: Hash + Eq + Send + 'static,
+    F: FnMut(&T) -> K + Clone + Send + Sync + 'static,
+{
+    let keys = Flow::from_logic("key_by", move |_| Ok((KeysOnly { key: key.clone() }, ())))
+        .partition_by_hash(|k: &K| key_hash(k));
+    let keys = match par {
+        Some(p) => keys.parallelism(p),
+        None => keys,
+    };
+    let agg = Flow::from_logic("keyed_count", |_| {
+        let counts = AHashMap::new();
+        Ok((CountLogic { counts }, ()))
+    });
+    keys.via(agg)
+}
+
+/// The key-extraction stage at parallelism `par`, hash-partitioned on its key.
+fn pairs<T, K, F>(key: F, par: Option<usize>) -> Flow<T, (K, T)>
+where
+    T: Send + 'static,
+    K: Hash + Eq + Send + 'static,
+    F: FnMut(&T) -> K + Clone + Send + Sync + 'static,
+{
+    let keys = Flow::from_logic("key_by", move |_| Ok((KeyPairs { key: key.clone() }, ())))
+        .partition_by_hash(|p: &(K, T)| key_hash(&p.0));
+    match par {
+        Some(p) => keys.parallelism(p),
+        None => keys,
+    }
+}
+
+/// What `Keyed` needs from its upstream beyond [`Via`]: the parallelism of the stage feeding
+/// the open outlet, so that key extraction runs (fused) at the same parallelism.
+/// Implemented for `Source` and `Flow`; a candidate for a method on [`Via`] itself.
+pub trait KeyedUpstream: Via {
+    /// The parallelism set on the stage that feeds the open outlet, if any.
+    fn outlet_parallelism(&self) -> Option<usize>;
+}
+
+fn outlet_parallelism(m: &Module) -> Option<usize> {
+    let p = m.outlets.first()?;
+    m.nodes.get(p.node)?.attrs.parallelism
+}
+
+impl<Out: Send + 'static, Mat: Send + 'static> KeyedUpstream for Source<Out, Mat> {
+    fn outlet_parallelism(&self) -> Option<usize> {
+        outlet_parallelism(self.module())
+    }
+}
+
+impl<In: Send + 'static, Out: Send + 'static, Mat: Send + 'static> KeyedUpstream
+    for Flow<In, Out, Mat>
+{
+    fn outlet_parallelism(&self) -> Option<usize> {
+        outlet_parallelism(self.module())
+    }
+}
+
+/// A stream whose elements are grouped by a key, awaiting an aggregate (`fold`, `reduce`, `count`).
+pub struct Keyed<S, K, F> {
+    upstream: S,
+    key: F,
+    _k: PhantomData<fn() -> K>,
+}
+
+impl<S, K, F> Keyed<S, K, F>
+where
+    S: KeyedUpstream,
+    K: Hash + Eq + Send + 'static,
+    F: FnMut(&S::Out) -> K + Clone + Send + Sync + 'static,
+{
+    /// Folds each key's elements into a copy of `zero`; one `(key, acc)` per key at the end.
+    /// Emits when: upstream completes (one pair per key seen, in no particular order).
+    /// Backpressures when: never before completion (it consumes everything).
+    /// Completes when: upstream completes and every pair is emitted.
+    /// Fails when: upstream fails.
+    pub fn fold<A, G>(self, zero: A, f: G) -> S::Next<(K, A)>
+    where
+        A: Clone + Send + Sync + 'static,
+        G: FnMut(A, S::Out) -> A + Clone + Send + Sync + 'static,
+    {
+        let par = self.upstream.outlet_parallelism();
+        self.upstream.via_flow(fold_with(self.key, zero, f, par))
+    }
+
+    /// Reduces each key's elements pairwise; one `(key, result)` per key at the end.
+    /// Emits when: upstream completes (one pair per key seen, in no particular order).
+    /// Backpressures when: never before completion (it consumes everything).
+    /// Completes when: upstream completes and every pair is emitted.
+    /// Fails when: upstream fails.
+    pub fn reduce<G>(self, f: G) -> S::Next<(K, S::Out)>
+    where
+        G: FnMut(S::Out, S::Out) -> S::Out + Clone + Send + Sync + 'static,
+    {
+        let par = self.upstream.outlet_parallelism();
+        self.upstream.via_flow(reduce_with(self.key, f, par))
+    }
+
+    /// Counts each key's elements; one `(key, count)` per key at the end.
+    /// Emits when: upstream completes (one pair per key seen, in no particular order).
+    /// Backpressures when: never before completion (it consumes everything).
+    /// Completes when: upstream completes and every pair is emitted.
+    /// Fails when: upstream fails.
+    pub fn count(self) -> S::Next<(K, u64)> {
+        let par = self.upstream.outlet_parallelism();
+        self.upstream.via_flow(count_with(self.key, par))
+    }
+}
+
+/// `key_by` for every [`Via`] (`Source` and `Flow`).
+pub trait KeyedOps: Via {
+    /// Groups elements by `key` (the aggregate that follows runs per key, parallel by key group).
+    fn key_by<K, F>(self, key: F) -> Keyed<Self, K, F>
+    where
+        K: Hash + Eq + Send + 'static,
+        F: FnMut(&Self::Out) -> K + Clone + Send + Sync + 'static,
+    {
+        Keyed {
+            upstream: self,
+            key,
+            _k: PhantomData,
+        }
+    }
+}
+
 impl<S: Via> KeyedOps for S {}
+
+#[cfg(test)]
+mod tests;

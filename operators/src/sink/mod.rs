@@ -1,3 +1,177 @@
-//! Sinks.
+//! Sinks: `collect`, `fold`, `for_each`, `head`, `queue`, ... as constructors on [`Sink`]
+//! through [`SinkCtors`] (`Sink::collect()`). Future-valued results are [`SinkFuture`]s that
+//! complete with `Ok` when the stream completes and with the error when it fails.
+
+mod acc;
+mod for_each_async;
+mod from_sink;
+mod queue;
+
+pub use acc::EmptyStream;
+pub use queue::{DEFAULT_STREAM_BUFFER, SinkQueue, SinkStream};
+
+use std::error::Error;
+use std::future::Future;
+use weir_graph::{Sink, SinkFuture};
+
 /// Sink constructors, called as `Sink::collect()`.
-pub trait SinkCtors {}
+pub trait SinkCtors<T: Send + 'static>: Sized {
+    /// Every element, in order, as a `Vec`.
+    /// Consumes when: always (whole batches).
+    /// Completes when: upstream completes (the future yields the elements).
+    /// Fails when: upstream fails (the future yields the error).
+    fn collect() -> Sink<T, SinkFuture<Vec<T>>>;
+
+    /// The fold of every element with `f`, starting from `init`.
+    /// Consumes when: always.
+    /// Completes when: upstream completes (the future yields the accumulator).
+    /// Fails when: upstream fails.
+    fn fold<A, F>(init: A, f: F) -> Sink<T, SinkFuture<A>>
+    where
+        A: Clone + Send + Sync + 'static,
+        F: FnMut(A, T) -> A + Clone + Send + Sync + 'static;
+
+    /// Calls `f` on every element.
+    /// Consumes when: always (`f` runs synchronously).
+    /// Completes when: upstream completes.
+    /// Fails when: upstream fails.
+    fn for_each<F>(f: F) -> Sink<T, SinkFuture<()>>
+    where
+        F: FnMut(T) + Clone + Send + Sync + 'static;
+
+    /// Runs `f(element)` with at most `parallelism` futures in flight (own task).
+    /// Consumes when: fewer than `parallelism` futures are running.
+    /// Completes when: upstream completes and every future finished.
+    /// Fails when: upstream fails (running futures are dropped).
+    fn for_each_async<F, Fut>(parallelism: usize, f: F) -> Sink<T, SinkFuture<()>>
+    where
+        F: FnMut(T) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static;
+
+    /// Discards every element.
+    /// Consumes when: always.
+    /// Completes when: upstream completes.
+    /// Fails when: upstream fails.
+    fn ignore() -> Sink<T, SinkFuture<()>>;
+
+    /// The first element; upstream is cancelled once it arrived.
+    /// Consumes when: until the first element.
+    /// Completes when: the first element arrives.
+    /// Fails when: upstream fails first, or completes empty ([`EmptyStream`]).
+    fn head() -> Sink<T, SinkFuture<T>>;
+
+    /// The first element, or `None` for an empty stream; upstream is cancelled after it.
+    /// Consumes when: until the first element.
+    /// Completes when: the first element arrives or upstream completes.
+    /// Fails when: upstream fails first.
+    fn head_option() -> Sink<T, SinkFuture<Option<T>>>;
+
+    /// The last element.
+    /// Consumes when: always.
+    /// Completes when: upstream completes.
+    /// Fails when: upstream fails, or completes empty ([`EmptyStream`]).
+    fn last() -> Sink<T, SinkFuture<T>>;
+
+    /// The last element, or `None` for an empty stream.
+    /// Consumes when: always.
+    /// Completes when: upstream completes.
+    /// Fails when: upstream fails.
+    fn last_option() -> Sink<T, SinkFuture<Option<T>>>;
+
+    /// Elements pulled through the materialized [`SinkQueue`] (buffer of `capacity`, at least 1).
+    /// Consumes when: the buffer has room (backpressures while it is full).
+    /// Completes when: upstream completes (`pull` yields `None` after the buffer) or the handle is dropped (upstream cancelled).
+    /// Fails when: upstream fails (`pull` yields the error after the buffer).
+    fn queue(capacity: usize) -> Sink<T, SinkQueue<T>>;
+
+    /// The elements as a materialized `futures::Stream` of `Result<T, StageError>` ([`SinkStream`]).
+    /// Consumes when: its buffer of [`DEFAULT_STREAM_BUFFER`] has room.
+    /// Completes when: upstream completes (the stream ends) or the stream is dropped (upstream cancelled).
+    /// Fails when: upstream fails (the stream yields `Err` and ends).
+    fn into_stream() -> Sink<T, SinkStream<T>>;
+
+    /// Writes into a `futures::Sink` built by `factory` per materialization (fed, flushed per batch, closed at the end).
+    /// Consumes when: the wrapped sink accepts the elements.
+    /// Completes when: upstream completes and the wrapped sink closed.
+    /// Fails when: upstream fails, or the wrapped sink errors (kind `External`).
+    fn from_sink<S, F>(factory: F) -> Sink<T, SinkFuture<()>>
+    where
+        S: futures::Sink<T> + Send + 'static,
+        S::Error: Into<Box<dyn Error + Send + Sync>>,
+        F: Fn() -> S + Send + Sync + 'static;
+}
+
+impl<T: Send + 'static> SinkCtors<T> for Sink<T, ()> {
+    fn collect() -> Sink<T, SinkFuture<Vec<T>>> {
+        acc::collect()
+    }
+    fn fold<A, F>(init: A, f: F) -> Sink<T, SinkFuture<A>>
+    where
+        A: Clone + Send + Sync + 'static,
+        F: FnMut(A, T) -> A + Clone + Send + Sync + 'static,
+    {
+        acc::fold(init, f)
+    }
+    fn for_each<F>(f: F) -> Sink<T, SinkFuture<()>>
+    where
+        F: FnMut(T) + Clone + Send + Sync + 'static,
+    {
+        acc::for_each(f)
+    }
+    fn for_each_async<F, Fut>(parallelism: usize, f: F) -> Sink<T, SinkFuture<()>>
+    where
+        F: FnMut(T) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        for_each_async::for_each_async(parallelism, f)
+    }
+    fn ignore() -> Sink<T, SinkFuture<()>> {
+        acc::ignore()
+    }
+    fn head() -> Sink<T, SinkFuture<T>> {
+        acc::head()
+    }
+    fn head_option() -> Sink<T, SinkFuture<Option<T>>> {
+        acc::head_option()
+    }
+    fn last() -> Sink<T, SinkFuture<T>> {
+        acc::last()
+    }
+    fn last_option() -> Sink<T, SinkFuture<Option<T>>> {
+        acc::last_option()
+    }
+    fn queue(capacity: usize) -> Sink<T, SinkQueue<T>> {
+        queue::queue(capacity)
+    }
+    fn into_stream() -> Sink<T, SinkStream<T>> {
+        queue::into_stream()
+    }
+    fn from_sink<S, F>(factory: F) -> Sink<T, SinkFuture<()>>
+    where
+        S: futures::Sink<T> + Send + 'static,
+        S::Error: Into<Box<dyn Error + Send + Sync>>,
+        F: Fn() -> S + Send + Sync + 'static,
+    {
+        from_sink::from_sink(factory)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::test_support::sink;
+
+    #[test]
+    fn constructors_infer_through_the_trait() {
+        let (mut h, mut fut) = sink(&Sink::collect());
+        h.batch(vec![1u8]).unwrap();
+        h.finish().unwrap();
+        assert_eq!(fut.try_get().unwrap().unwrap(), vec![1]);
+        let (mut h, mut fut) = sink(&Sink::fold(0, |a, x: i32| a + x));
+        h.batch(vec![1, 2]).unwrap();
+        h.finish().unwrap();
+        assert_eq!(fut.try_get().unwrap().unwrap(), 3);
+        let s: Sink<u8, SinkStream<u8>> = Sink::into_stream();
+        assert!(format!("{s:?}").contains("Sink"));
+    }
+}

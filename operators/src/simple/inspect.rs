@@ -1,0 +1,130 @@
+//! Pass-through observers and decorators: `inspect`, `log`, `zip_with_index`.
+
+use std::fmt::Debug;
+use weir_graph::{Flow, FlowLogic, StageCx, StageError};
+
+struct InspectLogic<F> {
+    f: F,
+}
+
+impl<T, F> FlowLogic<T, T> for InspectLogic<F>
+where
+    T: Send + 'static,
+    F: FnMut(&T) + Send + 'static,
+{
+    fn on_batch(
+        &mut self,
+        input: &mut Vec<T>,
+        out: &mut Vec<T>,
+        _scx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        input.iter().for_each(&mut self.f);
+        super::pass(input, out);
+        Ok(())
+    }
+}
+
+/// Flow form of [`SimpleOps::inspect`](super::SimpleOps::inspect).
+pub fn inspect<T, F>(f: F) -> Flow<T, T>
+where
+    T: Send + 'static,
+    F: FnMut(&T) + Clone + Send + Sync + 'static,
+{
+    Flow::from_logic("inspect", move |_| Ok((InspectLogic { f: f.clone() }, ())))
+}
+
+struct LogLogic {
+    name: String,
+}
+
+impl<T: Debug + Send + 'static> FlowLogic<T, T> for LogLogic {
+    fn on_batch(
+        &mut self,
+        input: &mut Vec<T>,
+        out: &mut Vec<T>,
+        scx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let stage = &scx.info().path;
+            for x in input.iter() {
+                tracing::debug!(name = %self.name, stage = %stage, "element: {x:?}");
+            }
+        }
+        super::pass(input, out);
+        Ok(())
+    }
+
+    fn on_finish(&mut self, _out: &mut Vec<T>, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
+        tracing::debug!(name = %self.name, "upstream finished");
+        Ok(())
+    }
+
+    fn on_upstream_error(
+        &mut self,
+        error: StageError,
+        _out: &mut Vec<T>,
+        _scx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        tracing::debug!(name = %self.name, "upstream failed: {error}");
+        Err(error)
+    }
+}
+
+/// Flow form of [`SimpleOps::log`](super::SimpleOps::log).
+pub fn log<T: Debug + Send + 'static>(name: impl Into<String>) -> Flow<T, T> {
+    let name = name.into();
+    Flow::from_logic("log", move |_| Ok((LogLogic { name: name.clone() }, ())))
+}
+
+struct ZipWithIndexLogic {
+    next: u64,
+}
+
+impl<T: Send + 'static> FlowLogic<T, (T, u64)> for ZipWithIndexLogic {
+    fn on_batch(
+        &mut self,
+        input: &mut Vec<T>,
+        out: &mut Vec<(T, u64)>,
+        _scx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        let base = self.next;
+        self.next = base.wrapping_add(input.len() as u64);
+        out.extend(input.drain(..).zip(base..));
+        Ok(())
+    }
+}
+
+/// Flow form of [`SimpleOps::zip_with_index`](super::SimpleOps::zip_with_index).
+pub fn zip_with_index<T: Send + 'static>() -> Flow<T, (T, u64)> {
+    Flow::from_logic("zip_with_index", |_| {
+        Ok((ZipWithIndexLogic { next: 0 }, ()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simple::testkit::{batches, run};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn inspect_sees_every_element_and_passes_through() {
+        let seen = Arc::new(AtomicUsize::new(0));
+        let s2 = Arc::clone(&seen);
+        let f = inspect(move |x: &usize| {
+            s2.fetch_add(*x, Ordering::Relaxed);
+        });
+        let v: Vec<usize> = (0..10).collect();
+        assert_eq!(run(&f, batches(&v, 3)).ok(), Some(v.clone()));
+        assert_eq!(seen.load(Ordering::Relaxed), 45);
+        assert_eq!(run(&log::<usize>("nums"), batches(&v, 4)).ok(), Some(v));
+    }
+
+    #[test]
+    fn zip_with_index_counts_across_batches() {
+        let v = ['a', 'b', 'c', 'd', 'e'];
+        let want: Vec<(char, u64)> = v.iter().copied().zip(0..).collect();
+        assert_eq!(run(&zip_with_index(), batches(&v, 2)).ok(), Some(want));
+    }
+}

@@ -1,0 +1,190 @@
+//! Stateless element-wise flows: `map`, `filter`, `filter_map`, `flat_map`.
+
+use weir_graph::{Flow, FlowLogic, StageCx, StageError};
+
+struct MapLogic<F> {
+    f: F,
+}
+
+impl<I, O, F> FlowLogic<I, O> for MapLogic<F>
+where
+    I: Send + 'static,
+    O: Send + 'static,
+    F: FnMut(I) -> O + Send + 'static,
+{
+    fn on_batch(
+        &mut self,
+        input: &mut Vec<I>,
+        out: &mut Vec<O>,
+        _scx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        out.extend(input.drain(..).map(&mut self.f));
+        Ok(())
+    }
+}
+
+/// Flow form of [`SimpleOps::map`](super::SimpleOps::map).
+pub fn map<I, O, F>(f: F) -> Flow<I, O>
+where
+    I: Send + 'static,
+    O: Send + 'static,
+    F: FnMut(I) -> O + Clone + Send + Sync + 'static,
+{
+    Flow::from_logic("map", move |_| Ok((MapLogic { f: f.clone() }, ())))
+}
+
+struct FilterLogic<F> {
+    f: F,
+}
+
+impl<T, F> FlowLogic<T, T> for FilterLogic<F>
+where
+    T: Send + 'static,
+    F: FnMut(&T) -> bool + Send + 'static,
+{
+    fn on_batch(
+        &mut self,
+        input: &mut Vec<T>,
+        out: &mut Vec<T>,
+        _scx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        // In place, then hand the buffer over: about twice as fast as `extend(drain().filter())`.
+        input.retain(&mut self.f);
+        super::pass(input, out);
+        Ok(())
+    }
+}
+
+/// Flow form of [`SimpleOps::filter`](super::SimpleOps::filter).
+pub fn filter<T, F>(f: F) -> Flow<T, T>
+where
+    T: Send + 'static,
+    F: FnMut(&T) -> bool + Clone + Send + Sync + 'static,
+{
+    Flow::from_logic("filter", move |_| Ok((FilterLogic { f: f.clone() }, ())))
+}
+
+struct FilterMapLogic<F> {
+    f: F,
+}
+
+impl<I, O, F> FlowLogic<I, O> for FilterMapLogic<F>
+where
+    I: Send + 'static,
+    O: Send + 'static,
+    F: FnMut(I) -> Option<O> + Send + 'static,
+{
+    fn on_batch(
+        &mut self,
+        input: &mut Vec<I>,
+        out: &mut Vec<O>,
+        _scx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        out.extend(input.drain(..).filter_map(&mut self.f));
+        Ok(())
+    }
+}
+
+/// Flow form of [`SimpleOps::filter_map`](super::SimpleOps::filter_map).
+pub fn filter_map<I, O, F>(f: F) -> Flow<I, O>
+where
+    I: Send + 'static,
+    O: Send + 'static,
+    F: FnMut(I) -> Option<O> + Clone + Send + Sync + 'static,
+{
+    Flow::from_logic("filter_map", move |_| {
+        Ok((FilterMapLogic { f: f.clone() }, ()))
+    })
+}
+
+struct FlatMapLogic<F> {
+    f: F,
+}
+
+impl<I, O, It, F> FlowLogic<I, O> for FlatMapLogic<F>
+where
+    I: Send + 'static,
+    O: Send + 'static,
+    It: IntoIterator<Item = O>,
+    F: FnMut(I) -> It + Send + 'static,
+{
+    fn on_batch(
+        &mut self,
+        input: &mut Vec<I>,
+        out: &mut Vec<O>,
+        _scx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        for x in input.drain(..) {
+            out.extend((self.f)(x));
+        }
+        Ok(())
+    }
+}
+
+/// Flow form of [`SimpleOps::flat_map`](super::SimpleOps::flat_map).
+pub fn flat_map<I, O, It, F>(f: F) -> Flow<I, O>
+where
+    I: Send + 'static,
+    O: Send + 'static,
+    It: IntoIterator<Item = O>,
+    F: FnMut(I) -> It + Clone + Send + Sync + 'static,
+{
+    Flow::from_logic("flat_map", move |_| Ok((FlatMapLogic { f: f.clone() }, ())))
+}
+
+/// Flow form of [`SimpleOps::map_concat`](super::SimpleOps::map_concat) (alias of [`flat_map()`]).
+pub fn map_concat<I, O, It, F>(f: F) -> Flow<I, O>
+where
+    I: Send + 'static,
+    O: Send + 'static,
+    It: IntoIterator<Item = O>,
+    F: FnMut(I) -> It + Clone + Send + Sync + 'static,
+{
+    flat_map(f).named("map_concat")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simple::testkit::{batches, run};
+
+    #[test]
+    fn map_filter_filter_map() {
+        let v: Vec<i64> = (0..100).collect();
+        assert_eq!(
+            run(&map(|x: i64| x * 2), batches(&v, 7)).ok(),
+            Some(v.iter().map(|x| x * 2).collect())
+        );
+        assert_eq!(
+            run(&filter(|x: &i64| x % 3 == 0), batches(&v, 5)).ok(),
+            Some(v.iter().copied().filter(|x| x % 3 == 0).collect())
+        );
+        let fm = filter_map(|x: i64| (x % 2 == 0).then_some(x + 1));
+        assert_eq!(
+            run(&fm, batches(&v, 9)).ok(),
+            Some(v.iter().filter(|x| *x % 2 == 0).map(|x| x + 1).collect())
+        );
+    }
+
+    #[test]
+    fn flat_map_expands_and_state_is_per_instance() {
+        let f = flat_map(|x: u32| 0..x);
+        assert_eq!(
+            run(&f, vec![vec![0, 1, 2], vec![3]]).ok(),
+            Some(vec![0, 0, 1, 0, 1, 2])
+        );
+        let mut seen = 0;
+        let counting = map(move |x: u32| {
+            seen += 1;
+            x + seen
+        });
+        // Each materialization clones the closure: state starts fresh.
+        assert_eq!(run(&counting, vec![vec![10, 10]]).ok(), Some(vec![11, 12]));
+        assert_eq!(run(&counting, vec![vec![10]]).ok(), Some(vec![11]));
+        let mc = map_concat(|s: &'static str| s.chars().collect::<Vec<_>>());
+        assert_eq!(
+            run(&mc, vec![vec!["ab", "", "c"]]).ok(),
+            Some(vec!['a', 'b', 'c'])
+        );
+    }
+}

@@ -1,0 +1,128 @@
+//! Turning an upstream failure into final elements: `recover`, `recover_with`.
+
+use weir_graph::{Flow, FlowLogic, StageCx, StageError};
+
+struct RecoverLogic<F> {
+    f: F,
+}
+
+impl<T, F> FlowLogic<T, T> for RecoverLogic<F>
+where
+    T: Send + 'static,
+    F: FnMut(&StageError) -> Option<T> + Send + 'static,
+{
+    fn on_batch(
+        &mut self,
+        input: &mut Vec<T>,
+        out: &mut Vec<T>,
+        _scx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        super::pass(input, out);
+        Ok(())
+    }
+
+    fn on_upstream_error(
+        &mut self,
+        error: StageError,
+        out: &mut Vec<T>,
+        _scx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        match (self.f)(&error) {
+            Some(x) => {
+                out.push(x);
+                Ok(())
+            }
+            None => Err(error),
+        }
+    }
+}
+
+/// Flow form of [`SimpleOps::recover`](super::SimpleOps::recover).
+pub fn recover<T, F>(f: F) -> Flow<T, T>
+where
+    T: Send + 'static,
+    F: FnMut(&StageError) -> Option<T> + Clone + Send + Sync + 'static,
+{
+    Flow::from_logic("recover", move |_| Ok((RecoverLogic { f: f.clone() }, ())))
+}
+
+struct RecoverWithLogic<F> {
+    f: F,
+}
+
+impl<T, F> FlowLogic<T, T> for RecoverWithLogic<F>
+where
+    T: Send + 'static,
+    F: FnMut(&StageError) -> Option<Vec<T>> + Send + 'static,
+{
+    fn on_batch(
+        &mut self,
+        input: &mut Vec<T>,
+        out: &mut Vec<T>,
+        _scx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        super::pass(input, out);
+        Ok(())
+    }
+
+    fn on_upstream_error(
+        &mut self,
+        error: StageError,
+        out: &mut Vec<T>,
+        _scx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        match (self.f)(&error) {
+            Some(xs) => {
+                out.extend(xs);
+                Ok(())
+            }
+            None => Err(error),
+        }
+    }
+}
+
+/// Flow form of [`SimpleOps::recover_with`](super::SimpleOps::recover_with).
+pub fn recover_with<T, F>(f: F) -> Flow<T, T>
+where
+    T: Send + 'static,
+    F: FnMut(&StageError) -> Option<Vec<T>> + Clone + Send + Sync + 'static,
+{
+    Flow::from_logic("recover_with", move |_| {
+        Ok((RecoverWithLogic { f: f.clone() }, ()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simple::testkit::Chain;
+    use weir_graph::ErrorKind;
+
+    fn only_user(e: &StageError) -> bool {
+        e.kind() == ErrorKind::User
+    }
+
+    #[test]
+    fn recover_emits_and_completes_or_rethrows() {
+        let f = recover(|e: &StageError| only_user(e).then_some(-1));
+        let mut chain = Chain::new(&f, None);
+        assert!(chain.push(vec![1, 2]).is_ok());
+        assert!(chain.fail(StageError::user("boom")).is_ok());
+        assert_eq!(chain.take_output::<i32>(), vec![1, 2, -1]);
+        let mut chain = Chain::new(&f, None);
+        let r = chain.fail(StageError::internal("bug"));
+        assert_eq!(r.err().map(|e| e.kind()), Some(ErrorKind::Internal));
+        assert_eq!(chain.take_output::<i32>(), Vec::<i32>::new());
+    }
+
+    #[test]
+    fn recover_with_emits_many() {
+        let f = recover_with(|e: &StageError| only_user(e).then(|| vec![7, 8]));
+        let mut chain = Chain::new(&f, None);
+        assert!(chain.push(vec![1]).is_ok());
+        assert!(chain.fail(StageError::user("boom")).is_ok());
+        assert_eq!(chain.take_output::<i32>(), vec![1, 7, 8]);
+        let mut chain = Chain::new(&f, None);
+        assert!(chain.fail(StageError::timeout("late")).is_err());
+    }
+}

@@ -1,0 +1,192 @@
+//! Running and final aggregates: `scan`, `fold`, `reduce`.
+
+use weir_graph::{Flow, FlowLogic, StageCx, StageError};
+
+struct ScanLogic<S, F> {
+    acc: S,
+    f: F,
+    started: bool,
+}
+
+impl<I, S, F> FlowLogic<I, S> for ScanLogic<S, F>
+where
+    I: Send + 'static,
+    S: Clone + Send + 'static,
+    F: FnMut(&S, I) -> S + Send + 'static,
+{
+    fn on_batch(
+        &mut self,
+        input: &mut Vec<I>,
+        out: &mut Vec<S>,
+        _scx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        if !self.started {
+            self.started = true;
+            out.push(self.acc.clone());
+        }
+        out.reserve(input.len());
+        for x in input.drain(..) {
+            self.acc = (self.f)(&self.acc, x);
+            out.push(self.acc.clone());
+        }
+        Ok(())
+    }
+
+    fn on_finish(&mut self, out: &mut Vec<S>, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
+        if !self.started {
+            self.started = true;
+            out.push(self.acc.clone());
+        }
+        Ok(())
+    }
+}
+
+/// Flow form of [`SimpleOps::scan`](super::SimpleOps::scan).
+pub fn scan<I, S, F>(zero: S, f: F) -> Flow<I, S>
+where
+    I: Send + 'static,
+    S: Clone + Send + Sync + 'static,
+    F: FnMut(&S, I) -> S + Clone + Send + Sync + 'static,
+{
+    Flow::from_logic("scan", move |_| {
+        let logic = ScanLogic {
+            acc: zero.clone(),
+            f: f.clone(),
+            started: false,
+        };
+        Ok((logic, ()))
+    })
+}
+
+struct FoldLogic<S, F> {
+    acc: Option<S>,
+    f: F,
+}
+
+impl<I, S, F> FlowLogic<I, S> for FoldLogic<S, F>
+where
+    I: Send + 'static,
+    S: Send + 'static,
+    F: FnMut(S, I) -> S + Send + 'static,
+{
+    fn on_batch(
+        &mut self,
+        input: &mut Vec<I>,
+        _out: &mut Vec<S>,
+        _scx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        match self.acc.take() {
+            Some(acc) => self.acc = Some(input.drain(..).fold(acc, &mut self.f)),
+            None => input.clear(),
+        }
+        Ok(())
+    }
+
+    fn on_finish(&mut self, out: &mut Vec<S>, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
+        out.extend(self.acc.take());
+        Ok(())
+    }
+}
+
+/// Flow form of [`SimpleOps::fold`](super::SimpleOps::fold).
+pub fn fold<I, S, F>(zero: S, f: F) -> Flow<I, S>
+where
+    I: Send + 'static,
+    S: Clone + Send + Sync + 'static,
+    F: FnMut(S, I) -> S + Clone + Send + Sync + 'static,
+{
+    Flow::from_logic("fold", move |_| {
+        let logic = FoldLogic {
+            acc: Some(zero.clone()),
+            f: f.clone(),
+        };
+        Ok((logic, ()))
+    })
+}
+
+struct ReduceLogic<T, F> {
+    acc: Option<T>,
+    f: F,
+}
+
+impl<T, F> FlowLogic<T, T> for ReduceLogic<T, F>
+where
+    T: Send + 'static,
+    F: FnMut(T, T) -> T + Send + 'static,
+{
+    fn on_batch(
+        &mut self,
+        input: &mut Vec<T>,
+        _out: &mut Vec<T>,
+        _scx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        let mut it = input.drain(..);
+        let first = match self.acc.take() {
+            Some(acc) => Some(acc),
+            None => it.next(),
+        };
+        self.acc = first.map(|acc| it.fold(acc, &mut self.f));
+        Ok(())
+    }
+
+    fn on_finish(&mut self, out: &mut Vec<T>, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
+        match self.acc.take() {
+            Some(acc) => {
+                out.push(acc);
+                Ok(())
+            }
+            None => Err(StageError::user(
+                "reduce: the stream completed without elements",
+            )),
+        }
+    }
+}
+
+/// Flow form of [`SimpleOps::reduce`](super::SimpleOps::reduce).
+pub fn reduce<T, F>(f: F) -> Flow<T, T>
+where
+    T: Send + 'static,
+    F: FnMut(T, T) -> T + Clone + Send + Sync + 'static,
+{
+    Flow::from_logic("reduce", move |_| {
+        Ok((
+            ReduceLogic {
+                acc: None,
+                f: f.clone(),
+            },
+            (),
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simple::testkit::{batches, run};
+
+    #[test]
+    fn scan_emits_zero_first_even_when_empty() {
+        let s = scan(0i64, |a: &i64, x: i64| a + x);
+        assert_eq!(run(&s, batches(&[1, 2, 3], 2)).ok(), Some(vec![0, 1, 3, 6]));
+        assert_eq!(run(&s, vec![]).ok(), Some(vec![0]));
+    }
+
+    #[test]
+    fn fold_emits_once_on_completion() {
+        let f = fold(String::new(), |mut a: String, x: char| {
+            a.push(x);
+            a
+        });
+        let v: Vec<char> = "hello".chars().collect();
+        assert_eq!(run(&f, batches(&v, 2)).ok(), Some(vec!["hello".to_owned()]));
+        assert_eq!(run(&f, vec![]).ok(), Some(vec![String::new()]));
+    }
+
+    #[test]
+    fn reduce_combines_and_fails_on_empty() {
+        let r = reduce(|a: u32, b: u32| a.max(b));
+        assert_eq!(run(&r, batches(&[3, 9, 2, 7], 3)).ok(), Some(vec![9]));
+        assert_eq!(run(&r, vec![vec![], vec![4]]).ok(), Some(vec![4]));
+        assert!(run(&r, vec![vec![]]).is_err());
+    }
+}

@@ -1,0 +1,258 @@
+//! Synchronous accumulating sinks: `collect`, `fold`, `for_each`, `ignore`, `head`, `last`...
+//! All share [`AccLogic`]: a state updated per batch and turned into the promised result.
+
+use weir_graph::{Promise, Sink, SinkFuture, SinkLogic, StageCx, StageError, promise};
+
+/// The error of `Sink::head` (and `last`) on a stream that completed without elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("stream completed without elements")]
+pub struct EmptyStream;
+
+/// A state updated by `batch`, finished into the promise by `finish` on completion (or as soon
+/// as `done` says so, which also cancels upstream).
+struct AccLogic<S, B, F, Out> {
+    state: Option<S>,
+    batch: B,
+    finish: F,
+    done: fn(&S) -> bool,
+    promise: Promise<Out>,
+}
+
+impl<T, S, B, F, Out> SinkLogic<T> for AccLogic<S, B, F, Out>
+where
+    T: Send + 'static,
+    S: Send + 'static,
+    B: FnMut(&mut S, &mut Vec<T>) + Send + 'static,
+    F: FnMut(S) -> Result<Out, StageError> + Send + 'static,
+    Out: Send + 'static,
+{
+    fn on_batch(&mut self, input: &mut Vec<T>, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
+        if let Some(s) = &mut self.state {
+            (self.batch)(s, input);
+            if (self.done)(s) {
+                self.complete();
+            }
+        }
+        input.clear();
+        Ok(())
+    }
+    fn on_finish(&mut self, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
+        self.complete();
+        Ok(())
+    }
+    fn on_error(&mut self, error: &StageError) {
+        self.state = None;
+        self.promise.complete(Err(error.clone()));
+    }
+    fn is_done(&self) -> bool {
+        self.state.is_none()
+    }
+}
+
+impl<S, B, F: FnMut(S) -> Result<Out, StageError>, Out> AccLogic<S, B, F, Out> {
+    fn complete(&mut self) {
+        if let Some(s) = self.state.take() {
+            self.promise.complete((self.finish)(s));
+        }
+    }
+}
+
+fn never<S>(_: &S) -> bool {
+    false
+}
+
+/// Builds an accumulating sink; `init`, `batch` and `finish` are cloned per materialization.
+fn acc_sink<T, S, B, F, Out>(
+    name: &str,
+    init: impl Fn() -> S + Send + Sync + 'static,
+    batch: B,
+    finish: F,
+    done: fn(&S) -> bool,
+) -> Sink<T, SinkFuture<Out>>
+where
+    T: Send + 'static,
+    S: Send + 'static,
+    B: FnMut(&mut S, &mut Vec<T>) + Clone + Send + Sync + 'static,
+    F: FnMut(S) -> Result<Out, StageError> + Clone + Send + Sync + 'static,
+    Out: Send + 'static,
+{
+    Sink::from_logic(name, move |_| {
+        let (promise, future) = promise();
+        let logic = AccLogic {
+            state: Some(init()),
+            batch: batch.clone(),
+            finish: finish.clone(),
+            done,
+            promise,
+        };
+        Ok((logic, future))
+    })
+}
+
+pub(crate) fn collect<T: Send + 'static>() -> Sink<T, SinkFuture<Vec<T>>> {
+    acc_sink(
+        "collect",
+        Vec::new,
+        |s: &mut Vec<T>, v| s.append(v),
+        Ok,
+        never,
+    )
+}
+
+pub(crate) fn fold<T, A, F>(init: A, f: F) -> Sink<T, SinkFuture<A>>
+where
+    T: Send + 'static,
+    A: Clone + Send + Sync + 'static,
+    F: FnMut(A, T) -> A + Clone + Send + Sync + 'static,
+{
+    let mut f = f;
+    let batch = move |s: &mut Option<A>, v: &mut Vec<T>| {
+        if let Some(mut acc) = s.take() {
+            for x in v.drain(..) {
+                acc = f(acc, x);
+            }
+            *s = Some(acc);
+        }
+    };
+    let finish = |s: Option<A>| s.ok_or_else(|| StageError::internal("fold lost its state"));
+    acc_sink("fold", move || Some(init.clone()), batch, finish, never)
+}
+
+pub(crate) fn for_each<T, F>(f: F) -> Sink<T, SinkFuture<()>>
+where
+    T: Send + 'static,
+    F: FnMut(T) + Clone + Send + Sync + 'static,
+{
+    let mut f = f;
+    let batch = move |_: &mut (), v: &mut Vec<T>| v.drain(..).for_each(&mut f);
+    acc_sink("for_each", || (), batch, Ok, never)
+}
+
+pub(crate) fn ignore<T: Send + 'static>() -> Sink<T, SinkFuture<()>> {
+    acc_sink(
+        "ignore",
+        || (),
+        |_: &mut (), v: &mut Vec<T>| v.clear(),
+        Ok,
+        never,
+    )
+}
+
+fn first<T>(s: &mut Option<T>, v: &mut Vec<T>) {
+    if s.is_none() && !v.is_empty() {
+        *s = Some(v.swap_remove(0));
+    }
+}
+
+fn latest<T>(s: &mut Option<T>, v: &mut Vec<T>) {
+    if let Some(x) = v.pop() {
+        *s = Some(x);
+    }
+}
+
+fn required<T>(s: Option<T>) -> Result<T, StageError> {
+    s.ok_or_else(|| StageError::from_error(EmptyStream))
+}
+
+pub(crate) fn head<T: Send + 'static>() -> Sink<T, SinkFuture<T>> {
+    acc_sink("head", || None, first, required, Option::is_some)
+}
+
+pub(crate) fn head_option<T: Send + 'static>() -> Sink<T, SinkFuture<Option<T>>> {
+    acc_sink("head_option", || None, first, Ok, Option::is_some)
+}
+
+pub(crate) fn last<T: Send + 'static>() -> Sink<T, SinkFuture<T>> {
+    acc_sink("last", || None, latest, required, never)
+}
+
+pub(crate) fn last_option<T: Send + 'static>() -> Sink<T, SinkFuture<Option<T>>> {
+    acc_sink("last_option", || None, latest, Ok, never)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::test_support::sink;
+    use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn collect_fold_for_each_ignore() {
+        let (mut h, mut fut) = sink(&collect::<u32>());
+        assert!(h.batch(vec![1, 2]).unwrap().is_empty());
+        h.batch(vec![3]).unwrap();
+        assert!(fut.try_get().is_none());
+        h.finish().unwrap();
+        assert_eq!(fut.try_get().unwrap().unwrap(), vec![1, 2, 3]);
+
+        let s = fold(10u64, |a, x: u64| a + x);
+        let (mut h, mut fut) = sink(&s);
+        h.batch(vec![1, 2, 3]).unwrap();
+        h.finish().unwrap();
+        assert_eq!(fut.try_get().unwrap().unwrap(), 16);
+        let (mut h2, mut fut2) = sink(&s);
+        h2.finish().unwrap();
+        assert_eq!(fut2.try_get().unwrap().unwrap(), 10);
+
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s2 = Arc::clone(&seen);
+        let (mut h, mut fut) = sink(&for_each(move |x: u8| s2.lock().unwrap().push(x)));
+        h.batch(vec![4, 5]).unwrap();
+        h.finish().unwrap();
+        assert!(fut.try_get().unwrap().is_ok());
+        assert_eq!(*seen.lock().unwrap(), vec![4, 5]);
+
+        let (mut h, mut fut) = sink(&ignore::<u8>());
+        assert!(h.batch(vec![1]).unwrap().is_empty());
+        h.finish().unwrap();
+        assert!(fut.try_get().unwrap().is_ok());
+    }
+
+    #[test]
+    fn errors_complete_the_promise() {
+        let (mut h, mut fut) = sink(&collect::<u32>());
+        h.batch(vec![1]).unwrap();
+        h.error(&StageError::user("up"));
+        assert_eq!(fut.try_get().unwrap().unwrap_err().message(), "up");
+        assert!(h.is_done());
+    }
+
+    #[test]
+    fn head_completes_early_and_is_done() {
+        let (mut h, mut fut) = sink(&head::<u32>());
+        assert!(!h.is_done());
+        h.batch(vec![]).unwrap();
+        assert!(!h.is_done());
+        h.batch(vec![7, 8]).unwrap();
+        assert!(h.is_done());
+        assert_eq!(fut.try_get().unwrap().unwrap(), 7);
+        h.finish().unwrap();
+
+        let (mut h, mut fut) = sink(&head::<u32>());
+        h.finish().unwrap();
+        let e = fut.try_get().unwrap().unwrap_err();
+        assert!(e.downcast_cause::<EmptyStream>().is_some());
+
+        let (mut h, mut fut) = sink(&head_option::<u32>());
+        h.finish().unwrap();
+        assert_eq!(fut.try_get().unwrap().unwrap(), None);
+    }
+
+    #[test]
+    fn last_and_last_option() {
+        let (mut h, mut fut) = sink(&last::<u32>());
+        h.batch(vec![1, 2]).unwrap();
+        h.batch(vec![]).unwrap();
+        h.batch(vec![3]).unwrap();
+        assert!(!h.is_done());
+        h.finish().unwrap();
+        assert_eq!(fut.try_get().unwrap().unwrap(), 3);
+        let (mut h, mut fut) = sink(&last::<u32>());
+        h.finish().unwrap();
+        assert!(fut.try_get().unwrap().is_err());
+        let (mut h, mut fut) = sink(&last_option::<u32>());
+        h.batch(vec![9]).unwrap();
+        h.finish().unwrap();
+        assert_eq!(fut.try_get().unwrap().unwrap(), Some(9));
+    }
+}

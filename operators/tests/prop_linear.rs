@@ -1,0 +1,266 @@
+//! Property tests: every linear simple operator, composed at random, gives the same result as a
+//! plain `Vec` model whatever the batch size and wherever async boundaries fall.
+
+use proptest::prelude::*;
+use std::sync::OnceLock;
+use std::time::Duration;
+use weir_engine::prelude::*;
+use weir_graph::{Promise, SinkLogic, StageCx, promise};
+use weir_operators::prelude::*;
+
+struct Collect<T> {
+    buf: Vec<T>,
+    done: Promise<Vec<T>>,
+}
+
+impl<T: Send + 'static> SinkLogic<T> for Collect<T> {
+    fn on_batch(&mut self, input: &mut Vec<T>, _: &mut StageCx<'_>) -> Result<(), StageError> {
+        self.buf.append(input);
+        Ok(())
+    }
+    fn on_finish(&mut self, _: &mut StageCx<'_>) -> Result<(), StageError> {
+        self.done.complete(Ok(std::mem::take(&mut self.buf)));
+        Ok(())
+    }
+    fn on_error(&mut self, error: &StageError) {
+        self.done.complete(Err(error.clone()));
+    }
+}
+
+fn collect<T: Send + 'static>() -> Sink<T, SinkFuture<Vec<T>>> {
+    Sink::from_logic("collect", |_| {
+        let (done, fut) = promise();
+        Ok((
+            Collect {
+                buf: Vec::new(),
+                done,
+            },
+            fut,
+        ))
+    })
+}
+
+/// One linear operator over `i64` (windowed ones are encoded back to a single `i64`).
+#[derive(Debug, Clone)]
+enum Op {
+    Map(i64),
+    Filter(i64),
+    FilterMap(i64),
+    FlatMap(usize),
+    Scan,
+    Fold,
+    Reduce,
+    Take(usize),
+    TakeWhile(i64),
+    TakeWhileInclusive(i64),
+    Drop(usize),
+    DropWhile(i64),
+    Grouped(usize),
+    Sliding(usize, usize),
+    Intersperse,
+    IntersperseAround,
+    ZipWithIndex,
+    Inspect,
+}
+
+fn encode(g: &[i64]) -> i64 {
+    g.iter()
+        .fold(g.len() as i64, |a, x| a.wrapping_mul(31).wrapping_add(*x))
+}
+
+fn sliding_model(v: &[i64], n: usize, step: usize) -> Vec<i64> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < v.len() {
+        if start + n <= v.len() {
+            out.push(encode(&v[start..start + n]));
+        } else if start == 0 || v.len() > start - step + n {
+            out.push(encode(&v[start..]));
+        }
+        start += step;
+    }
+    out
+}
+
+impl Op {
+    /// The model: `None` when the stream fails.
+    fn model(&self, v: Vec<i64>) -> Option<Vec<i64>> {
+        let it = v.iter().copied();
+        Some(match *self {
+            Op::Map(k) => it.map(|x| x.wrapping_mul(k).wrapping_add(1)).collect(),
+            Op::Filter(m) => it.filter(|x| x.rem_euclid(m) != 0).collect(),
+            Op::FilterMap(m) => it
+                .filter_map(|x| (x.rem_euclid(m) == 0).then_some(x / m))
+                .collect(),
+            Op::FlatMap(k) => it.flat_map(|x| std::iter::repeat_n(x, k)).collect(),
+            Op::Scan => std::iter::once(0)
+                .chain(it.scan(0i64, |a, x| {
+                    *a = a.wrapping_add(x);
+                    Some(*a)
+                }))
+                .collect(),
+            Op::Fold => vec![it.fold(7i64, |a, x| a.wrapping_mul(3).wrapping_add(x))],
+            Op::Reduce => vec![it.reduce(|a, b| a.wrapping_sub(b))?],
+            Op::Take(n) => it.take(n).collect(),
+            Op::TakeWhile(t) => it.take_while(|x| *x < t).collect(),
+            Op::TakeWhileInclusive(t) => {
+                let p = v.iter().position(|x| *x >= t).map_or(v.len(), |p| p + 1);
+                v[..p].to_vec()
+            }
+            Op::Drop(n) => it.skip(n).collect(),
+            Op::DropWhile(t) => it.skip_while(|x| *x < t).collect(),
+            Op::Grouped(n) => v.chunks(n).map(encode).collect(),
+            Op::Sliding(n, s) => sliding_model(&v, n, s),
+            Op::Intersperse => {
+                let mut out = Vec::new();
+                for (i, x) in it.enumerate() {
+                    if i > 0 {
+                        out.push(-1);
+                    }
+                    out.push(x);
+                }
+                out
+            }
+            Op::IntersperseAround => {
+                let mut out = vec![-2];
+                let inner = Op::Intersperse.model(v)?;
+                out.extend(inner);
+                out.push(-3);
+                out
+            }
+            Op::ZipWithIndex => it
+                .enumerate()
+                .map(|(i, x)| x.wrapping_mul(1000).wrapping_add(i as i64))
+                .collect(),
+            Op::Inspect => v,
+        })
+    }
+
+    /// The same operator on a stream.
+    fn apply(&self, s: Source<i64>) -> Source<i64> {
+        match *self {
+            Op::Map(k) => s.map(move |x| x.wrapping_mul(k).wrapping_add(1)),
+            Op::Filter(m) => s.filter(move |x| x.rem_euclid(m) != 0),
+            Op::FilterMap(m) => s.filter_map(move |x| (x.rem_euclid(m) == 0).then_some(x / m)),
+            Op::FlatMap(k) => s.flat_map(move |x| std::iter::repeat_n(x, k)),
+            Op::Scan => s.scan(0i64, |a, x| a.wrapping_add(x)),
+            Op::Fold => s.fold(7i64, |a, x| a.wrapping_mul(3).wrapping_add(x)),
+            Op::Reduce => s.reduce(|a, b| a.wrapping_sub(b)),
+            Op::Take(n) => s.take(n),
+            Op::TakeWhile(t) => s.take_while(move |x| *x < t),
+            Op::TakeWhileInclusive(t) => s.take_while_inclusive(move |x| *x < t),
+            Op::Drop(n) => s.drop(n),
+            Op::DropWhile(t) => s.drop_while(move |x| *x < t),
+            Op::Grouped(n) => s.grouped(n).map(|g| encode(&g)),
+            Op::Sliding(n, st) => s.sliding(n, st).map(|g| encode(&g)),
+            Op::Intersperse => s.intersperse(-1),
+            Op::IntersperseAround => s.intersperse_around(-2, -1, -3),
+            Op::ZipWithIndex => s
+                .zip_with_index()
+                .map(|(x, i)| x.wrapping_mul(1000).wrapping_add(i as i64)),
+            Op::Inspect => s.inspect(|_| {}),
+        }
+    }
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (-3i64..4).prop_map(Op::Map),
+        (2i64..5).prop_map(Op::Filter),
+        (1i64..4).prop_map(Op::FilterMap),
+        (0usize..3).prop_map(Op::FlatMap),
+        Just(Op::Scan),
+        Just(Op::Fold),
+        Just(Op::Reduce),
+        (1usize..40).prop_map(Op::Take),
+        (-50i64..100).prop_map(Op::TakeWhile),
+        (-50i64..100).prop_map(Op::TakeWhileInclusive),
+        (0usize..40).prop_map(Op::Drop),
+        (-50i64..100).prop_map(Op::DropWhile),
+        (1usize..6).prop_map(Op::Grouped),
+        (1usize..5, 1usize..5).prop_map(|(n, s)| Op::Sliding(n, s)),
+        Just(Op::Intersperse),
+        Just(Op::IntersperseAround),
+        Just(Op::ZipWithIndex),
+        Just(Op::Inspect),
+    ]
+}
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_time()
+            .build()
+            .unwrap_or_else(|e| panic!("tokio runtime: {e}"))
+    })
+}
+
+/// How a run ended: its elements, a failure (message), or no end in time.
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    Done(Vec<i64>),
+    Failed(String),
+    Hung,
+}
+
+/// Runs the pipeline on the shared runtime.
+fn run_pipeline(input: &[i64], ops: &[(Op, bool)], head_boundary: bool, bs: usize) -> Outcome {
+    let mut s = Source::from_iter(input.to_vec());
+    if head_boundary {
+        s = s.async_boundary();
+    }
+    for (op, boundary) in ops {
+        s = op.apply(s);
+        if *boundary {
+            s = s.async_boundary();
+        }
+    }
+    let m = Materializer::new().with_batch_size(bs);
+    runtime().block_on(async move {
+        let fut = match s.run_with_on(collect(), &m) {
+            Ok(f) => f,
+            Err(e) => return Outcome::Failed(format!("materialization: {e}")),
+        };
+        match tokio::time::timeout(Duration::from_secs(20), fut).await {
+            Ok(Ok(v)) => Outcome::Done(v),
+            Ok(Err(e)) => Outcome::Failed(e.to_string()),
+            Err(_) => Outcome::Hung,
+        }
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    #[test]
+    fn linear_ops_match_the_model(
+        input in prop::collection::vec(-60i64..120, 0..120),
+        ops in prop::collection::vec((op(), any::<bool>()), 1..6),
+        head_boundary in any::<bool>(),
+        bs in 1usize..40,
+    ) {
+        let model = ops.iter().try_fold(input.clone(), |v, (op, _)| op.model(v));
+        let got = run_pipeline(&input, &ops, head_boundary, bs);
+        match model {
+            Some(want) => prop_assert_eq!(got, Outcome::Done(want)),
+            None => prop_assert!(matches!(got, Outcome::Failed(_)), "expected a failure, got {:?}", got),
+        }
+    }
+
+    #[test]
+    fn batch_edges_do_not_matter_for_one_op(
+        input in prop::collection::vec(-60i64..120, 0..80),
+        op in op(),
+        bs in 1usize..20,
+        boundary in any::<bool>(),
+    ) {
+        let model = op.model(input.clone());
+        let got = run_pipeline(&input, &[(op, boundary)], boundary, bs);
+        match model {
+            Some(want) => prop_assert_eq!(got, Outcome::Done(want)),
+            None => prop_assert!(matches!(got, Outcome::Failed(_)), "expected a failure, got {:?}", got),
+        }
+    }
+}

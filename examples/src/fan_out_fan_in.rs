@@ -17,10 +17,7 @@ pub async fn run() -> Result<Vec<u64>, crate::ExampleError> {
     b.connect(plus_hundred, merge.inlets[1])?;
     b.connect(merge.outlet, sink)?;
     let graph = b.build_mat(move |m| m.take(out))?;
-    let mut v = graph
-        .run()?
-        .ok_or("materialized value missing")?
-        .await?;
+    let mut v = graph.run()?.ok_or("materialized value missing")?.await?;
     v.sort_unstable();
     Ok(v)
 }

@@ -4,11 +4,19 @@ use std::sync::Arc;
 use weir::prelude::*;
 
 /// Counts the words of `lines` with `parallelism` split and count subtasks; sorted by word.
-pub async fn run(lines: Vec<String>, parallelism: usize) -> Result<Vec<(String, u64)>, crate::ExampleError> {
+pub async fn run(
+    lines: Vec<String>,
+    parallelism: usize,
+) -> Result<Vec<(String, u64)>, crate::ExampleError> {
     let lines = Arc::new(lines);
     let n = lines.len();
     let mut counts = Source::range(0usize, n)
-        .flat_map(move |i: usize| lines[i].split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .flat_map(move |i: usize| {
+            lines[i]
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
         .parallelism(parallelism)
         .key_by(|w: &String| w.clone())
         .count()

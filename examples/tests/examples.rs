@@ -24,20 +24,36 @@ async fn word_count_matches_a_hash_map_model() {
         }
     }
     for p in [1, 3] {
-        let got = weir_examples::word_count::run(lines.clone(), p).await.unwrap();
-        assert_eq!(got, model.clone().into_iter().collect::<Vec<_>>(), "parallelism {p}");
+        let got = weir_examples::word_count::run(lines.clone(), p)
+            .await
+            .unwrap();
+        assert_eq!(
+            got,
+            model.clone().into_iter().collect::<Vec<_>>(),
+            "parallelism {p}"
+        );
     }
 }
 
 fn run_bin(path: &str, args: &[&str]) -> String {
-    let out = std::process::Command::new(path).args(args).output().unwrap();
-    assert!(out.status.success(), "{path} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(path)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{path} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]
 fn example_binaries_run() {
-    assert_eq!(run_bin(env!("CARGO_BIN_EXE_hello"), &[]).trim(), "[6, 12, 18]");
+    assert_eq!(
+        run_bin(env!("CARGO_BIN_EXE_hello"), &[]).trim(),
+        "[6, 12, 18]"
+    );
     assert_eq!(
         run_bin(env!("CARGO_BIN_EXE_fan_out_fan_in"), &[]).trim(),
         "[0, 10, 20, 30, 40, 100, 101, 102, 103, 104]"

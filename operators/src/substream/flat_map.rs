@@ -1,0 +1,122 @@
+//! `flat_map_merge` and `flat_map_concat`: each element becomes a source, run inside the stream.
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use std::collections::VecDeque;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::task::Poll;
+use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, Input, Source, StageError};
+
+/// The flow behind `flat_map_merge(breadth, f)` (`flat_map_concat` is breadth 1, named apart).
+pub(crate) fn flow<T, O, M, F>(name: &str, breadth: usize, f: F) -> Flow<T, O, ()>
+where
+    T: Send + 'static,
+    O: Send + 'static,
+    M: Send + 'static,
+    F: FnMut(T) -> Source<O, M> + Clone + Send + Sync + 'static,
+{
+    let breadth = breadth.max(1);
+    Flow::from_async(name, move |_info| {
+        Ok((
+            FlatMapLogic {
+                breadth,
+                f: f.clone(),
+                _t: PhantomData::<fn(T) -> (O, M)>,
+            },
+            (),
+        ))
+    })
+}
+
+struct FlatMapLogic<T, O, M, F> {
+    breadth: usize,
+    f: F,
+    _t: PhantomData<fn(T) -> (O, M)>,
+}
+
+enum Wake<T, O> {
+    Up(Vec<T>),
+    UpEnd,
+    Sub(Vec<O>),
+    SubEnd(usize),
+    Cancelled,
+}
+
+impl<T, O, M, F> AsyncLogic for FlatMapLogic<T, O, M, F>
+where
+    T: Send + 'static,
+    O: Send + 'static,
+    M: Send + 'static,
+    F: FnMut(T) -> Source<O, M> + Send + 'static,
+{
+    fn run(self: Box<Self>, mut io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
+        let Self { breadth, mut f, .. } = *self;
+        async move {
+            let path: Arc<str> = Arc::from(io.info.path.as_str());
+            let sub = Arc::clone(&io.sub);
+            let mut input = io.input::<T>(0)?;
+            let mut out = io.output::<O>(0)?;
+            let mut queue: VecDeque<T> = VecDeque::new();
+            let mut up_ended = false;
+            // Running substreams, oldest first (with breadth 1: strictly one after the other).
+            let mut active: Vec<Input<O>> = Vec::new();
+            let mut next = 0usize;
+            loop {
+                while active.len() < breadth
+                    && let Some(x) = queue.pop_front()
+                {
+                    let source = f(x);
+                    let inner = sub
+                        .source(Arc::clone(source.module()))
+                        .map_err(|e| e.with_stage(&path))?;
+                    active.push(Input::new(inner, Arc::clone(&path)));
+                }
+                if up_ended && queue.is_empty() && active.is_empty() {
+                    return Ok(());
+                }
+                let want_up = queue.is_empty() && !up_ended;
+                let wake = std::future::poll_fn(|cx| {
+                    if out.poll_closed(cx).is_ready() {
+                        return Poll::Ready(Ok(Wake::Cancelled));
+                    }
+                    let n = active.len();
+                    for k in 0..n {
+                        let i = (next + k) % n;
+                        match active[i].poll_recv(cx) {
+                            Poll::Ready(Event::Batch(v)) => {
+                                next = i + 1;
+                                return Poll::Ready(Ok(Wake::Sub(v)));
+                            }
+                            Poll::Ready(Event::End) => return Poll::Ready(Ok(Wake::SubEnd(i))),
+                            Poll::Ready(Event::Error(e)) => return Poll::Ready(Err(e)),
+                            Poll::Pending => {}
+                        }
+                    }
+                    if want_up {
+                        return input.poll_recv(cx).map(|e| match e {
+                            Event::Batch(v) => Ok(Wake::Up(v)),
+                            Event::End => Ok(Wake::UpEnd),
+                            Event::Error(e) => Err(e),
+                        });
+                    }
+                    Poll::Pending
+                })
+                .await?;
+                match wake {
+                    Wake::Up(v) => queue.extend(v),
+                    Wake::UpEnd => up_ended = true,
+                    Wake::Sub(v) => {
+                        if out.send(v).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    // `remove` keeps the order, which flat_map_concat relies on.
+                    Wake::SubEnd(i) => drop(active.remove(i)),
+                    Wake::Cancelled => return Ok(()),
+                }
+            }
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,266 @@
+//! `split_when(pred)` / `split_after(pred)` `.merge_substreams_via(flow)`: each segment of the
+//! stream runs through its own instance of `flow`; the outputs are concatenated in order.
+
+use crate::Via;
+use crate::fan::common::poll_flush;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use std::collections::VecDeque;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::task::Poll;
+use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, Input, Module, Output, StageError};
+
+/// A stream split into segments by a predicate, waiting for the flow each segment runs through
+/// (see [`SubstreamOps::split_when`](super::SubstreamOps::split_when)).
+pub struct Split<S, P> {
+    stream: S,
+    pred: P,
+    after: bool,
+}
+
+impl<S: std::fmt::Debug, P> std::fmt::Debug for Split<S, P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Split")
+            .field("stream", &self.stream)
+            .field("after", &self.after)
+            .finish()
+    }
+}
+
+impl<S, P> Split<S, P>
+where
+    S: Via,
+    P: FnMut(&S::Out) -> bool + Clone + Send + Sync + 'static,
+{
+    /// Splits `stream` before (`after == false`) or after each element matching `pred`.
+    pub(crate) fn new(stream: S, pred: P, after: bool) -> Self {
+        Self {
+            stream,
+            pred,
+            after,
+        }
+    }
+
+    /// Runs each segment through its own instance of `flow`, one after the other, and
+    /// concatenates their outputs in segment order.
+    ///
+    /// Emits when: the current segment's flow emits.
+    /// Backpressures when: downstream backpressures, or the current segment's flow backpressures
+    /// (the next segment waits until the current flow's output completes).
+    /// Completes when: upstream completes and the last segment's flow completes.
+    /// Fails when: upstream or a segment's flow fails.
+    pub fn merge_substreams_via<O: Send + 'static, M: Send + 'static>(
+        self,
+        flow: Flow<S::Out, O, M>,
+    ) -> S::Next<O> {
+        let Self {
+            stream,
+            pred,
+            after,
+        } = self;
+        let module = Arc::clone(flow.module());
+        let name = if after { "split_after" } else { "split_when" };
+        let stage = Flow::<S::Out, O, ()>::from_async(name, move |_info| {
+            Ok((
+                SplitLogic {
+                    pred: pred.clone(),
+                    after,
+                    module: Arc::clone(&module),
+                    _t: PhantomData::<fn(S::Out) -> O>,
+                },
+                (),
+            ))
+        });
+        stream.via_flow(stage)
+    }
+}
+
+struct SplitLogic<T, O, P> {
+    pred: P,
+    after: bool,
+    module: Arc<Module>,
+    _t: PhantomData<fn(T) -> O>,
+}
+
+/// The running segment.
+struct Seg<T, O> {
+    /// `None` once the segment's flow is gone (its remaining elements are dropped).
+    feed: Option<Output<T>>,
+    /// Still taking elements (the split point has not been reached).
+    feeding: bool,
+    /// The feed holds rows waiting for credit.
+    busy: bool,
+    /// `None` once the flow's output completed.
+    out: Option<Input<O>>,
+    /// Elements given to this segment so far.
+    len: usize,
+}
+
+enum Wake<T, O> {
+    Up(Vec<T>),
+    UpEnd,
+    Sub(Vec<O>),
+    Progress,
+    Cancelled,
+}
+
+impl<T, O, P> AsyncLogic for SplitLogic<T, O, P>
+where
+    T: Send + 'static,
+    O: Send + 'static,
+    P: FnMut(&T) -> bool + Send + 'static,
+{
+    fn run(self: Box<Self>, mut io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
+        let Self {
+            mut pred,
+            after,
+            module,
+            ..
+        } = *self;
+        async move {
+            let path: Arc<str> = Arc::from(io.info.path.as_str());
+            let sub = Arc::clone(&io.sub);
+            let mut input = io.input::<T>(0)?;
+            let mut out = io.output::<O>(0)?;
+            let mut queue: VecDeque<T> = VecDeque::new();
+            let mut up_ended = false;
+            // split_when: the front element was tested already and starts a new segment.
+            let mut head_splits = false;
+            let mut seg: Option<Seg<T, O>> = None;
+            let result: Result<(), StageError> = async {
+                loop {
+                    if seg.is_none() && !queue.is_empty() {
+                        let (feed, output) = sub
+                            .flow(Arc::clone(&module), weir_graph::router_for::<T>())
+                            .map_err(|e| e.with_stage(&path))?;
+                        seg = Some(Seg {
+                            feed: Some(Output::new(feed)),
+                            feeding: true,
+                            busy: false,
+                            out: Some(Input::new(output, Arc::clone(&path))),
+                            len: 0,
+                        });
+                    }
+                    if let Some(s) = seg.as_mut() {
+                        if s.feeding && !s.busy {
+                            let mut rows = Vec::new();
+                            while let Some(x) = queue.front() {
+                                if !after {
+                                    let split = if head_splits { true } else { pred(x) };
+                                    if split && s.len + rows.len() > 0 {
+                                        head_splits = true;
+                                        s.feeding = false;
+                                        break;
+                                    }
+                                    head_splits = false;
+                                    rows.extend(queue.pop_front());
+                                } else {
+                                    let split = pred(x);
+                                    rows.extend(queue.pop_front());
+                                    if split {
+                                        s.feeding = false;
+                                        break;
+                                    }
+                                }
+                            }
+                            s.len += rows.len();
+                            if up_ended && queue.is_empty() {
+                                s.feeding = false;
+                            }
+                            if let Some(feed) = s.feed.as_mut() {
+                                if !rows.is_empty() {
+                                    feed.push(rows);
+                                    s.busy = true;
+                                }
+                                if !s.feeding {
+                                    feed.complete();
+                                    s.busy = false;
+                                }
+                            }
+                        }
+                        if !s.feeding && s.out.is_none() {
+                            seg = None;
+                            continue;
+                        }
+                    } else if up_ended {
+                        return Ok(());
+                    }
+                    let want_up = queue.is_empty() && !up_ended;
+                    let wake = std::future::poll_fn(|cx| {
+                        if out.poll_closed(cx).is_ready() {
+                            return Poll::Ready(Ok(Wake::Cancelled));
+                        }
+                        let mut busy = false;
+                        if let Some(s) = seg.as_mut() {
+                            if s.busy
+                                && let Some(feed) = s.feed.as_mut()
+                            {
+                                match poll_flush(feed, cx) {
+                                    Poll::Ready(Ok(())) => {
+                                        s.busy = false;
+                                        return Poll::Ready(Ok(Wake::Progress));
+                                    }
+                                    Poll::Ready(Err(_)) => {
+                                        s.busy = false;
+                                        s.feed = None;
+                                        return Poll::Ready(Ok(Wake::Progress));
+                                    }
+                                    Poll::Pending => busy = true,
+                                }
+                            }
+                            if let Some(o) = s.out.as_mut() {
+                                match o.poll_recv(cx) {
+                                    Poll::Ready(Event::Batch(v)) => {
+                                        return Poll::Ready(Ok(Wake::Sub(v)));
+                                    }
+                                    Poll::Ready(Event::End) => {
+                                        // The flow is done: drop the rest of its segment.
+                                        s.out = None;
+                                        if let Some(mut feed) = s.feed.take() {
+                                            feed.complete();
+                                        }
+                                        s.busy = false;
+                                        return Poll::Ready(Ok(Wake::Progress));
+                                    }
+                                    Poll::Ready(Event::Error(e)) => return Poll::Ready(Err(e)),
+                                    Poll::Pending => {}
+                                }
+                            }
+                        }
+                        if want_up && !busy {
+                            return input.poll_recv(cx).map(|e| match e {
+                                Event::Batch(v) => Ok(Wake::Up(v)),
+                                Event::End => Ok(Wake::UpEnd),
+                                Event::Error(e) => Err(e),
+                            });
+                        }
+                        Poll::Pending
+                    })
+                    .await;
+                    let wake = wake?;
+                    match wake {
+                        Wake::Up(v) => queue.extend(v),
+                        Wake::UpEnd => up_ended = true,
+                        Wake::Progress => {}
+                        Wake::Sub(v) => {
+                            if out.send(v).await.is_err() {
+                                return Ok(());
+                            }
+                        }
+                        Wake::Cancelled => return Ok(()),
+                    }
+                }
+            }
+            .await;
+            if let Some(feed) = seg.as_mut().and_then(|s| s.feed.as_mut()) {
+                match &result {
+                    Ok(()) => feed.complete(),
+                    Err(e) => feed.fail(e.clone()),
+                }
+            }
+            result
+        }
+        .boxed()
+    }
+}

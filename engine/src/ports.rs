@@ -85,9 +85,17 @@ pub(crate) struct RoutedOutput {
     batch_size: usize,
     metrics: Arc<StageMetrics>,
     finished: bool,
+    finish_on_drop: bool,
 }
 
 impl RoutedOutput {
+    /// Makes dropping this output complete its consumers (ports handed out for substreams,
+    /// which have no engine task to terminate them).
+    pub(crate) fn finishing_on_drop(mut self) -> Self {
+        self.finish_on_drop = true;
+        self
+    }
+
     pub(crate) fn new(
         router: Box<dyn ErasedRouter>,
         senders: Vec<Sender>,
@@ -100,6 +108,7 @@ impl RoutedOutput {
             batch_size: batch_size.max(1),
             metrics,
             finished: false,
+            finish_on_drop: false,
         }
     }
 
@@ -223,7 +232,9 @@ impl ErasedOutput for RoutedOutput {
 impl Drop for RoutedOutput {
     fn drop(&mut self) {
         // Rows accepted but not flushed are delivered, never lost.
-        if !self.finished {
+        if self.finish_on_drop {
+            self.finish();
+        } else if !self.finished {
             self.force_push_pending();
         }
     }

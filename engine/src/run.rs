@@ -312,7 +312,8 @@ impl SubMaterializer for RunSub {
         let router = input
             .make(EdgeKind::Forward, 1)
             .ok_or_else(|| StageError::internal("substream input router"))?;
-        let out = RoutedOutput::new(router, vec![tx_in], self.0.batch_size, Arc::default());
+        let out = RoutedOutput::new(router, vec![tx_in], self.0.batch_size, Arc::default())
+            .finishing_on_drop();
         Ok((
             Box::new(out),
             Box::new(ChannelInput::new(vec![rx_out], Arc::from("substream"))),

@@ -179,6 +179,10 @@ impl<T: Send + 'static> Output<T> {
     pub async fn flush(&mut self, force: bool) -> Result<(), Cancelled> {
         poll_fn(|cx| self.inner.poll_flush(cx, force)).await
     }
+    /// Polls sending buffered rows that fill a batch (or all when `force`), waiting for credit.
+    pub fn poll_flush(&mut self, cx: &mut Context<'_>, force: bool) -> Poll<Result<(), Cancelled>> {
+        self.inner.poll_flush(cx, force)
+    }
     /// Rows buffered but not sent yet.
     pub fn pending_rows(&self) -> usize {
         self.inner.pending_rows()

@@ -86,9 +86,19 @@ impl MatValues {
 pub struct NodePorts {
     builder: u64,
     node: usize,
+    inputs: usize,
+    outputs: usize,
 }
 
 impl NodePorts {
+    /// Number of input ports of the node.
+    pub fn inputs(&self) -> usize {
+        self.inputs
+    }
+    /// Number of output ports of the node.
+    pub fn outputs(&self) -> usize {
+        self.outputs
+    }
     /// Input port `i` typed as `T` (the caller guarantees the type).
     pub fn inlet<T>(&self, i: usize) -> Inlet<T> {
         Inlet {
@@ -210,11 +220,14 @@ impl GraphBuilder {
     /// Adds a junction (broadcast, merge, zip...) and returns its typed ports.
     pub fn add<J: Junction>(&mut self, junction: J) -> J::Ports {
         let node = junction.node();
+        let (inputs, outputs) = (node.inputs, node.outputs.len());
         let m = Module::single(node);
         let (off, _key) = self.add_module::<()>(&m);
         J::ports(NodePorts {
             builder: self.id,
             node: off,
+            inputs,
+            outputs,
         })
     }
 

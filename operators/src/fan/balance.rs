@@ -50,13 +50,13 @@ impl<T: Send + 'static> Junction for Balance<T> {
 
     fn node(self) -> Node {
         let outs = (0..self.n).map(|_| router_for::<T>()).collect();
-        common::remember(async_node("balance", 1, outs, |_info| {
+        async_node("balance", 1, outs, |_info| {
             Ok((BalanceLogic::<T>(PhantomData), ()))
-        }))
+        })
     }
 
     fn ports(p: NodePorts) -> Self::Ports {
-        let (_, n) = common::arity();
+        let (_, n) = (p.inputs(), p.outputs());
         BalancePorts {
             inlet: p.inlet(0),
             outlets: common::outlets(&p, 0..n),

@@ -54,13 +54,13 @@ impl<T: Clone + Send + 'static> Junction for Broadcast<T> {
     fn node(self) -> Node {
         let eager = self.eager_cancel;
         let outs = (0..self.n).map(|_| router_for::<T>()).collect();
-        common::remember(async_node("broadcast", 1, outs, move |_info| {
+        async_node("broadcast", 1, outs, move |_info| {
             Ok((BroadcastLogic::<T>(eager, PhantomData), ()))
-        }))
+        })
     }
 
     fn ports(p: NodePorts) -> Self::Ports {
-        let (_, n) = common::arity();
+        let (_, n) = (p.inputs(), p.outputs());
         BroadcastPorts {
             inlet: p.inlet(0),
             outlets: common::outlets(&p, 0..n),

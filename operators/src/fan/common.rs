@@ -1,34 +1,12 @@
-//! Plumbing shared by the junctions: the port-count hand-off used by `Junction::ports`, one-slot
+//! Plumbing shared by the junctions: one-slot
 //! look-ahead over several inputs ([`Heads`]), and polling helpers for typed outputs.
 
-use std::cell::Cell;
 use std::collections::VecDeque;
-use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use weir_graph::{
-    Cancelled, Event, Flow, GraphError, Inlet, Input, Node, NodePorts, Outlet, Output, StageError,
+    Cancelled, Event, Flow, GraphError, Inlet, Input, NodePorts, Outlet, Output, StageError,
 };
-
-thread_local! {
-    /// Port counts of the node most recently built by a junction's `Junction::node`.
-    static ARITY: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
-}
-
-/// Records the port counts of `node` so that the following `Junction::ports` call can type them.
-///
-/// `Junction::ports` receives no `self` and no arity, while `GraphBuilder::add` calls `node()` and
-/// then `ports()` on the same thread with nothing in between: the counts travel through a
-/// thread-local. (See the report: `ports` should receive the node or its port counts.)
-pub(crate) fn remember(node: Node) -> Node {
-    ARITY.with(|a| a.set((node.inputs, node.outputs.len())));
-    node
-}
-
-/// The `(inputs, outputs)` counts recorded by the latest [`remember`] on this thread.
-pub(crate) fn arity() -> (usize, usize) {
-    ARITY.with(Cell::get)
-}
 
 /// Typed inlets `0..n` of a junction node.
 pub(crate) fn inlets<T>(p: &NodePorts, range: std::ops::Range<usize>) -> Vec<Inlet<T>> {
@@ -45,9 +23,7 @@ pub(crate) fn poll_flush<T: Send + 'static>(
     out: &mut Output<T>,
     cx: &mut Context<'_>,
 ) -> Poll<Result<(), Cancelled>> {
-    let fut = out.flush(true);
-    let mut fut = std::pin::pin!(fut);
-    fut.as_mut().poll(cx)
+    out.poll_flush(cx, true)
 }
 
 /// Pushes `batches[i]` into `outs[i]` and flushes every output concurrently until all are sent.

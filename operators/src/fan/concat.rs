@@ -36,16 +36,13 @@ impl<T: Send + 'static> Junction for Concat<T> {
     type Ports = MergePorts<T>;
 
     fn node(self) -> Node {
-        common::remember(async_node(
-            "concat",
-            self.n,
-            vec![router_for::<T>()],
-            |_| Ok((ConcatLogic::<T>(PhantomData), ())),
-        ))
+        async_node("concat", self.n, vec![router_for::<T>()], |_| {
+            Ok((ConcatLogic::<T>(PhantomData), ()))
+        })
     }
 
     fn ports(p: NodePorts) -> Self::Ports {
-        let (n, _) = common::arity();
+        let (n, _) = (p.inputs(), p.outputs());
         MergePorts {
             inlets: common::inlets(&p, 0..n),
             outlet: p.outlet(0),
@@ -124,12 +121,9 @@ impl<T: Send + 'static> Junction for Interleave<T> {
 
     fn node(self) -> Node {
         let segment = self.segment;
-        common::remember(async_node(
-            "interleave",
-            self.n,
-            vec![router_for::<T>()],
-            move |_| Ok((InterleaveLogic::<T>(segment, PhantomData), ())),
-        ))
+        async_node("interleave", self.n, vec![router_for::<T>()], move |_| {
+            Ok((InterleaveLogic::<T>(segment, PhantomData), ()))
+        })
     }
 
     fn ports(p: NodePorts) -> Self::Ports {

@@ -53,16 +53,13 @@ impl<T: Send + 'static> Junction for Merge<T> {
 
     fn node(self) -> Node {
         let eager = self.eager_complete;
-        common::remember(async_node(
-            "merge",
-            self.n,
-            vec![router_for::<T>()],
-            move |_| Ok((MergeLogic::<T>::new(eager, Pick::RoundRobin), ())),
-        ))
+        async_node("merge", self.n, vec![router_for::<T>()], move |_| {
+            Ok((MergeLogic::<T>::new(eager, Pick::RoundRobin), ()))
+        })
     }
 
     fn ports(p: NodePorts) -> Self::Ports {
-        let (n, _) = common::arity();
+        let (n, _) = (p.inputs(), p.outputs());
         MergePorts {
             inlets: common::inlets(&p, 0..n),
             outlet: p.outlet(0),
@@ -115,17 +112,17 @@ impl<T: Send + 'static> Junction for MergePreferred<T> {
 
     fn node(self) -> Node {
         let eager = self.eager_complete;
-        let node = async_node(
+
+        async_node(
             "merge_preferred",
             self.n + 1,
             vec![router_for::<T>()],
             move |_| Ok((MergeLogic::<T>::new(eager, Pick::Preferred), ())),
-        );
-        common::remember(node)
+        )
     }
 
     fn ports(p: NodePorts) -> Self::Ports {
-        let (n, _) = common::arity();
+        let (n, _) = (p.inputs(), p.outputs());
         MergePreferredPorts {
             preferred: p.inlet(0),
             inlets: common::inlets(&p, 1..n),
@@ -174,11 +171,11 @@ impl<T: Send + 'static> Junction for MergePrioritized<T> {
     fn node(self) -> Node {
         let (eager, pr) = (self.eager_complete, self.priorities);
         let n = pr.len();
-        let node = async_node("merge_prioritized", n, vec![router_for::<T>()], move |_| {
+
+        async_node("merge_prioritized", n, vec![router_for::<T>()], move |_| {
             let pick = Pick::Weighted(pr.clone(), vec![0; pr.len()]);
             Ok((MergeLogic::<T>::new(eager, pick), ()))
-        });
-        common::remember(node)
+        })
     }
 
     fn ports(p: NodePorts) -> Self::Ports {

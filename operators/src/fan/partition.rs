@@ -58,7 +58,7 @@ impl<T: Send + 'static> Junction for Partition<T> {
     fn node(self) -> Node {
         let outs = (0..self.n).map(|_| router_for::<T>()).collect();
         let (f, eager) = (self.f, self.eager_cancel);
-        common::remember(async_node("partition", 1, outs, move |_info| {
+        async_node("partition", 1, outs, move |_info| {
             Ok((
                 PartitionLogic {
                     f: Arc::clone(&f),
@@ -66,11 +66,11 @@ impl<T: Send + 'static> Junction for Partition<T> {
                 },
                 (),
             ))
-        }))
+        })
     }
 
     fn ports(p: NodePorts) -> Self::Ports {
-        let (_, n) = common::arity();
+        let (_, n) = (p.inputs(), p.outputs());
         PartitionPorts {
             inlet: p.inlet(0),
             outlets: common::outlets(&p, 0..n),

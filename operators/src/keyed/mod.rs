@@ -13,7 +13,7 @@ mod logic;
 
 use crate::Via;
 use ahash::{AHashMap, RandomState};
-use logic::{CountLogic, FoldLogic, KeyPairs, KeysOnly, ReduceLogic};
+use logic::{CountLogic, FoldLogic, KeyPairs, KeysOnly, ReduceLogic, SumCountsLogic};
 use std::hash::Hash;
 use std::marker::PhantomData;
 pub use weir_graph::MAX_KEY_GROUPS;
@@ -112,17 +112,33 @@ where
     K: Hash + Eq + Send + 'static,
     F: FnMut(&T) -> K + Clone + Send + Sync + 'static,
 {
-    let keys = Flow::from_logic("key_by", move |_| Ok((KeysOnly { key: key.clone() }, ())))
-        .partition_by_hash(|k: &K| key_hash(k));
-    let keys = match par {
-        Some(p) => keys.parallelism(p),
-        None => keys,
+    let keys = Flow::from_logic("key_by", move |_| Ok((KeysOnly { key: key.clone() }, ())));
+    let count = |name: &str| {
+        Flow::from_logic(name, |_| {
+            let counts = AHashMap::new();
+            Ok((CountLogic { counts }, ()))
+        })
     };
-    let agg = Flow::from_logic("keyed_count", |_| {
-        let counts = AHashMap::new();
-        Ok((CountLogic { counts }, ()))
-    });
-    keys.via(agg)
+    match par {
+        // A parallel upstream pre-aggregates locally (a combiner, fused with the key stage), so
+        // only one partial count per key and subtask crosses the hash exchange.
+        Some(p) if p > 1 => {
+            let sum = Flow::from_logic("keyed_count", |_| {
+                let counts = AHashMap::new();
+                Ok((SumCountsLogic { counts }, ()))
+            });
+            keys.parallelism(p)
+                .via(
+                    count("count_combiner")
+                        .parallelism(p)
+                        .partition_by_hash(|kc: &(K, u64)| key_hash(&kc.0)),
+                )
+                .via(sum)
+        }
+        _ => keys
+            .partition_by_hash(|k: &K| key_hash(k))
+            .via(count("keyed_count")),
+    }
 }
 
 /// The key-extraction stage at parallelism `par`, hash-partitioned on its key.

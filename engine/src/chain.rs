@@ -39,7 +39,16 @@ pub(crate) struct ChainIsland {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) cancel: CancellationToken,
     pub(crate) metrics: Vec<Arc<StageMetrics>>,
+    /// Start of the busy period not yet added to the metrics (clock reads happen only when the
+    /// island is about to wait, and every [`ACCOUNT_EVERY`] batches, never per batch).
+    pub(crate) mark: Instant,
 }
+
+/// Busy time is published at least once every this many batches.
+const ACCOUNT_EVERY: u64 = 64;
+/// The island spends one unit of tokio's cooperative budget every this many batches, so it
+/// yields to other tasks about once per millisecond of work instead of every few microseconds.
+const BUDGET_EVERY: u64 = 8;
 
 enum Input {
     Batch(Option<weir_graph::BoxBatch>),
@@ -116,7 +125,9 @@ fn push_through(
 impl ChainIsland {
     /// Runs the island to its end, then runs every stop hook exactly once.
     pub(crate) async fn run(mut self) -> Outcome {
+        self.mark = Instant::now();
         let outcome = self.drive().await;
+        self.account(|m| &m.busy_ns);
         match &mut self.head {
             Head::Source(s) => s.post_stop(),
             Head::Input(_) => {}
@@ -133,21 +144,18 @@ impl ChainIsland {
         outcome
     }
 
-    fn time(&self, f: impl Fn(&StageMetrics) -> &std::sync::atomic::AtomicU64, since: Instant) {
-        let ns = since.elapsed().as_nanos() as u64;
+    /// Adds the time since the last mark to `counter` of every stage, and moves the mark to now.
+    fn account(&mut self, counter: fn(&StageMetrics) -> &std::sync::atomic::AtomicU64) {
+        let now = Instant::now();
+        let ns = now.duration_since(self.mark).as_nanos() as u64;
+        self.mark = now;
         for m in &self.metrics {
-            StageMetrics::add(f(m), ns);
+            StageMetrics::add(counter(m), ns);
         }
     }
 
     async fn next_input(&mut self) -> Result<Input, Outcome> {
-        let Self {
-            head,
-            tail,
-            clock,
-            cancel,
-            ..
-        } = self;
+        let Self { head, clock, .. } = self;
         let clock = &**clock;
         // Fast path: something is ready now.
         let ready = {
@@ -164,38 +172,41 @@ impl ChainIsland {
             return Ok(x);
         }
         // Nothing ready: flush partial batches downstream, then wait.
+        self.account(|m| &m.busy_ns);
+        let Self {
+            head,
+            tail,
+            clock,
+            cancel,
+            ..
+        } = self;
+        let clock = &**clock;
         if let Tail::Output(o) = tail {
-            let t = Instant::now();
             let r = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => return Err(Outcome::Cancelled),
                 r = poll_fn(|cx| o.poll_flush(cx, true)) => r,
             };
-            let ns = t.elapsed().as_nanos() as u64;
-            for m in &self.metrics {
-                StageMetrics::add(&m.backpressured_ns, ns);
-            }
             if r.is_err() {
                 return Err(Outcome::DownstreamGone);
             }
         }
-        let t = Instant::now();
-        let r = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => Err(Outcome::Cancelled),
-            _ = poll_fn(|cx| tail_closed(tail, cx)) => Err(Outcome::DownstreamGone),
-            r = poll_fn(|cx| match head {
-                Head::Source(s) => poll_source(s, cx, clock).map(|r| match r {
-                    Ok(step) => Input::SourceBatch(step),
-                    Err(e) => Input::Error(e),
-                }),
-                Head::Input(i) => i.poll_recv(cx).map(map_in),
-            }) => Ok(r),
+        let cancel = &*cancel;
+        let r = {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => Err(Outcome::Cancelled),
+                _ = poll_fn(|cx| tail_closed(tail, cx)) => Err(Outcome::DownstreamGone),
+                r = poll_fn(|cx| match head {
+                    Head::Source(s) => poll_source(s, cx, clock).map(|r| match r {
+                        Ok(step) => Input::SourceBatch(step),
+                        Err(e) => Input::Error(e),
+                    }),
+                    Head::Input(i) => i.poll_recv(cx).map(map_in),
+                }) => Ok(r),
+            }
         };
-        let ns = t.elapsed().as_nanos() as u64;
-        for m in &self.metrics {
-            StageMetrics::add(&m.idle_ns, ns);
-        }
+        self.account(|m| &m.idle_ns);
         r
     }
 
@@ -206,24 +217,36 @@ impl ChainIsland {
         if !force && o.pending_rows() == 0 {
             return Ok(());
         }
-        let t = Instant::now();
+        // Fast path: credit is available, no waiting to account for.
+        let ready = {
+            let mut noop = Context::from_waker(Waker::noop());
+            o.poll_flush(&mut noop, force)
+        };
+        match ready {
+            Poll::Ready(r) => return r.map_err(|_| Outcome::DownstreamGone),
+            Poll::Pending => {}
+        }
+        self.account(|m| &m.busy_ns);
+        let Tail::Output(o) = &mut self.tail else {
+            return Ok(());
+        };
         let cancel = &self.cancel;
         let r = tokio::select! {
             biased;
             _ = cancel.cancelled() => return Err(Outcome::Cancelled),
             r = poll_fn(|cx| o.poll_flush(cx, force)) => r,
         };
-        self.time(|m| &m.backpressured_ns, t);
+        self.account(|m| &m.backpressured_ns);
         r.map_err(|_| Outcome::DownstreamGone)
     }
 
     async fn drive(&mut self) -> Outcome {
+        let mut batches: u64 = 0;
         loop {
             let input = match self.next_input().await {
                 Ok(i) => i,
                 Err(o) => return o,
             };
-            let t = Instant::now();
             let clock = Arc::clone(&self.clock);
             let res = match input {
                 Input::SourceBatch(step) => {
@@ -240,7 +263,6 @@ impl ChainIsland {
                         &*clock,
                     );
                     if step == Step::Done && r.is_ok() {
-                        self.time(|m| &m.busy_ns, t);
                         return Box::pin(self.finish_from(0)).await;
                     }
                     r
@@ -252,7 +274,10 @@ impl ChainIsland {
                 Input::End => return Box::pin(self.finish_from(0)).await,
                 Input::Error(e) => return Box::pin(self.fail_from(0, e)).await,
             };
-            self.time(|m| &m.busy_ns, t);
+            batches += 1;
+            if batches.is_multiple_of(ACCOUNT_EVERY) {
+                self.account(|m| &m.busy_ns);
+            }
             if let Err((k, e)) = res {
                 return Box::pin(self.fail_from(k + 1, e)).await;
             }
@@ -269,7 +294,9 @@ impl ChainIsland {
             if let Err(o) = self.flush(false).await {
                 return o;
             }
-            tokio::task::consume_budget().await;
+            if batches.is_multiple_of(BUDGET_EVERY) {
+                tokio::task::consume_budget().await;
+            }
         }
     }
 

@@ -606,6 +606,7 @@ pub(crate) fn launch(
                         clock: Arc::clone(&shared.clock),
                         cancel: shared.cancel.clone(),
                         metrics: stage_metrics,
+                        mark: std::time::Instant::now(),
                     };
                     let sh = Arc::clone(shared);
                     tasks.push((

@@ -138,7 +138,10 @@ fn key_stage_copies_the_upstream_parallelism() {
     // identity, key_by, the local count combiner (fused with key_by), the final keyed count.
     assert_eq!(pars, vec![Some(3), Some(3), Some(3), Some(2)]);
     let names: Vec<&str> = m.nodes.iter().map(|n| n.name.as_str()).collect();
-    assert_eq!(names, vec!["identity", "key_by", "count_combiner", "keyed_count"]);
+    assert_eq!(
+        names,
+        vec!["identity", "key_by", "count_combiner", "keyed_count"]
+    );
     let plain = Flow::<u32, u32>::identity()
         .key_by(|x: &u32| *x)
         .reduce(|a, _| a);

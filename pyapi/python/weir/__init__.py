@@ -1,0 +1,66 @@
+"""weir: a stream-centric dataflow engine, from Python.
+
+>>> import weir
+>>> (weir.Source.from_iter(range(10))
+...      .map(lambda x: x * 2)
+...      .filter(lambda x: x % 3 == 0)
+...      .run_with(weir.Sink.fold(0, lambda acc, x: acc + x)))
+36
+
+Blueprints (:class:`Source`, :class:`Flow`, :class:`Sink`, :class:`RunnableGraph`) are immutable
+and reusable. Python functions run on the run's Python dispatcher thread, one GIL acquisition per
+batch, never on the engine's worker threads; ``pool=InterpreterPool(...)`` moves CPU-bound
+functions to worker processes.
+"""
+
+from . import errors, interpreters
+from ._dsl import (
+    Balance,
+    Broadcast,
+    Concat,
+    DeadLetter,
+    Flow,
+    GraphBuilder,
+    Keyed,
+    KillSwitches,
+    Merge,
+    Ports,
+    RunnableGraph,
+    Sink,
+    Source,
+    Zip,
+)
+from ._native import Completion, KillSwitch
+from ._run import RunHandle
+from .errors import GraphInvalid, RunCancelled, StageFailed, WeirError, WorkerCrashed
+from .interpreters import InterpreterPool
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Source",
+    "Flow",
+    "Sink",
+    "RunnableGraph",
+    "GraphBuilder",
+    "Broadcast",
+    "Balance",
+    "Merge",
+    "Zip",
+    "Concat",
+    "Ports",
+    "Keyed",
+    "KillSwitches",
+    "KillSwitch",
+    "Completion",
+    "RunHandle",
+    "DeadLetter",
+    "InterpreterPool",
+    "WeirError",
+    "StageFailed",
+    "RunCancelled",
+    "GraphInvalid",
+    "WorkerCrashed",
+    "errors",
+    "interpreters",
+]

@@ -1,0 +1,199 @@
+"""Running graphs: blocking ``run()``, ``run_async()`` and background ``start()`` handles."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+import threading
+import weakref
+from typing import Any, Dict, List, Optional
+
+from . import _native
+from ._aio import set_current_loop
+
+
+def _resolve(v: Any) -> Any:
+    if isinstance(v, _native.Completion):
+        return v.result()
+    if isinstance(v, tuple):
+        return tuple(_resolve(x) for x in v)
+    return v
+
+
+class RunHandle:
+    """A running graph. ``wait()`` blocks for its materialized value, ``await wait_async()``
+    awaits it, ``cancel()`` stops it, ``metrics()`` reads per-stage counters, ``kill_switch()``
+    stops it gracefully. In a notebook the handle shows its per-stage counts."""
+
+    def __init__(self, graph: Any, native: _native.Run) -> None:
+        self._graph = graph
+        self._n = native
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._waiters: List[Any] = []
+        self._error: Optional[BaseException] = None
+        self._thread: Optional[threading.Thread] = None
+
+    @classmethod
+    def _start(
+        cls, graph: Any, *, batch_size: Optional[int] = None, loop: Optional[asyncio.AbstractEventLoop] = None
+    ) -> "RunHandle":
+        h = cls(graph, _native.start(graph._n, None, batch_size))
+        h._thread = threading.Thread(target=h._serve, args=(loop,), name="weir-dispatcher", daemon=True)
+        _live.add(h)
+        h._thread.start()
+        return h
+
+    def _serve(self, loop: Optional[asyncio.AbstractEventLoop] = None) -> None:
+        set_current_loop(loop)
+        try:
+            self._n.serve()
+        except BaseException as e:  # noqa: BLE001 - reported by wait()
+            self._error = e
+        finally:
+            set_current_loop(None)
+            self._finish()
+
+    def _finish(self) -> None:
+        for pool in self._graph._meta.pools:
+            pool._release_run()
+        with self._lock:
+            self._done.set()
+            waiters, self._waiters = self._waiters, []
+        for loop, fut in waiters:
+            try:
+                loop.call_soon_threadsafe(_set_done, fut)
+            except RuntimeError:  # the waiting loop is already closed
+                pass
+
+    @property
+    def materialized(self) -> Any:
+        """The raw materialized value (sink results are ``Completion`` objects)."""
+        return self._n.materialized
+
+    def done(self) -> bool:
+        """Whether the run is over."""
+        return self._done.is_set()
+
+    def cancel(self) -> None:
+        """Cancels the run; ``wait()`` then raises :class:`weir.RunCancelled`."""
+        self._n.cancel()
+
+    def kill_switch(self) -> Any:
+        """The first ``KillSwitch`` in the materialized value, if the graph has one."""
+
+        def find(v: Any) -> Any:
+            if isinstance(v, _native.KillSwitch):
+                return v
+            if isinstance(v, tuple):
+                for x in v:
+                    k = find(x)
+                    if k is not None:
+                        return k
+            return None
+
+        return find(self.materialized)
+
+    def metrics(self) -> List[Dict[str, Any]]:
+        """Per stage subtask counters (``path``, ``elements_in``, ``elements_out``, ...)."""
+        return self._n.metrics()
+
+    def stage_counts(self) -> Dict[str, Dict[str, int]]:
+        """``{stage path: {"in": n, "out": m}}`` summed over subtasks."""
+        out: Dict[str, Dict[str, int]] = {}
+        for m in self.metrics():
+            d = out.setdefault(m["path"], {"in": 0, "out": 0})
+            d["in"] += m["elements_in"]
+            d["out"] += m["elements_out"]
+        return out
+
+    def wait(self, timeout: Optional[float] = None) -> Any:
+        """Blocks until the run is over and returns its materialized value with sink results
+        resolved; raises the run's failure. Ctrl-C while waiting cancels the run."""
+        try:
+            while not self._done.wait(0.1 if timeout is None else min(0.1, timeout)):
+                if timeout is not None:
+                    timeout -= 0.1
+                    if timeout <= 0:
+                        raise TimeoutError("the run is still going")
+        except KeyboardInterrupt:
+            self.cancel()
+            self._done.wait()
+            raise
+        return self._result()
+
+    async def wait_async(self) -> Any:
+        """Awaits the end of the run (cancelling the awaiting task cancels the run)."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        with self._lock:
+            if self._done.is_set():
+                fut.set_result(None)
+            else:
+                self._waiters.append((loop, fut))
+        try:
+            await fut
+        except asyncio.CancelledError:
+            self.cancel()
+            raise
+        return self._result()
+
+    def _result(self) -> Any:
+        if self._error is not None:
+            raise self._error
+        value = _resolve(self._n.materialized)
+        self._n.outcome()
+        return value
+
+    def _repr_html_(self) -> str:
+        from .notebook import run_html
+
+        return run_html(self)
+
+    def __repr__(self) -> str:
+        state = "done" if self.done() else "running"
+        return f"<weir.RunHandle {state}>"
+
+
+_live: "weakref.WeakSet[RunHandle]" = weakref.WeakSet()
+
+
+@atexit.register
+def _shutdown_live_runs() -> None:
+    """Cancels runs still going when the interpreter exits and waits for their dispatcher
+    threads, so no thread is inside native code while the interpreter finalizes."""
+    for h in list(_live):
+        if not h.done():
+            if os.environ.get("WEIR_DEBUG_EXIT"):
+                print("weir: cancelling a run still going at exit:", h._graph)
+            h.cancel()
+        if h._thread is not None:
+            h._thread.join(timeout=5)
+
+
+def _set_done(fut: "asyncio.Future[None]") -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+def run_blocking(graph: Any, *, batch_size: Optional[int] = None, progress: Any = None) -> Any:
+    """Runs ``graph`` serving its Python work on this thread."""
+    if progress:
+        from .notebook import run_with_progress
+
+        return run_with_progress(graph, batch_size=batch_size, total=progress)
+    h = RunHandle(graph, _native.start(graph._n, None, batch_size))
+    set_current_loop(None)
+    try:
+        h._n.serve()
+    finally:
+        h._finish()
+    return h._result()
+
+
+async def run_async(graph: Any, *, batch_size: Optional[int] = None) -> Any:
+    """Runs ``graph`` with its Python work on a dispatcher thread and ``async def`` stages on
+    the running loop."""
+    h = RunHandle._start(graph, batch_size=batch_size, loop=asyncio.get_running_loop())
+    return await h.wait_async()

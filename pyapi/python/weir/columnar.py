@@ -1,0 +1,129 @@
+"""Columnar data: Arrow, pandas, polars and numpy batches.
+
+Rows travel through weir as Python dicts; columnar stages convert a whole engine batch at once.
+The conversion uses the Arrow PyCapsule interface (``__arrow_c_stream__`` / ``__arrow_c_array__``)
+through pyarrow, so any producer implementing it (pyarrow, polars, pandas >= 2.2, DuckDB...) can
+feed ``Source.from_arrow`` and any batch returned by ``map_batches`` comes back as rows. This layer
+is pure Python over pyarrow (no Rust arrow crates): simpler to build, and the per-batch cost is
+what pyarrow's own conversions cost.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator, List, Optional
+
+
+def _pa() -> Any:
+    try:
+        import pyarrow as pa
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("columnar stages need pyarrow: pip install 'weir[arrow]'") from e
+    return pa
+
+
+def _reader(data: Any) -> Any:
+    pa = _pa()
+    if isinstance(data, pa.Table):
+        return data.to_reader()
+    if isinstance(data, pa.RecordBatch):
+        return pa.RecordBatchReader.from_batches(data.schema, [data])
+    if isinstance(data, pa.RecordBatchReader):
+        return data
+    if hasattr(data, "__arrow_c_stream__"):
+        return pa.RecordBatchReader.from_stream(data)
+    if hasattr(data, "__arrow_c_array__"):
+        rb = pa.record_batch(data)
+        return pa.RecordBatchReader.from_batches(rb.schema, [rb])
+    raise TypeError(f"{type(data).__name__} is not Arrow data (no __arrow_c_stream__ / __arrow_c_array__)")
+
+
+class ArrowRows:
+    """A re-iterable over the rows (dicts) of Arrow data, one record batch at a time."""
+
+    def __init__(self, data: Any) -> None:
+        pa = _pa()
+        # A reader can be consumed once: keep a table so every run sees every row.
+        if not isinstance(data, pa.Table):
+            data = _reader(data).read_all()
+        self.table = data
+
+    def __iter__(self) -> Iterator[Any]:
+        for batch in self.table.to_batches():
+            yield from batch.to_pylist()
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+
+def pandas_to_arrow(df: Any) -> Any:
+    """A pandas DataFrame as a pyarrow Table (index dropped)."""
+    return _pa().Table.from_pandas(df, preserve_index=False)
+
+
+def rows_to_table(rows: List[Any]) -> Any:
+    """A list of dict rows (or scalars, as a ``value`` column) as a pyarrow Table."""
+    pa = _pa()
+    if rows and not isinstance(rows[0], dict):
+        return pa.table({"value": rows})
+    return pa.Table.from_pylist(rows)
+
+
+def rows_to_pandas(rows: List[Any]) -> Any:
+    """A list of rows as a pandas DataFrame."""
+    return rows_to_table(rows).to_pandas()
+
+
+def _to_format(rows: List[Any], fmt: str) -> Any:
+    pa = _pa()
+    table = rows_to_table(rows)
+    if fmt == "pyarrow":
+        return table
+    if fmt == "pandas":
+        return table.to_pandas()
+    if fmt == "polars":
+        import polars as pl
+
+        return pl.from_arrow(table)
+    if fmt == "numpy":
+        return {name: table.column(name).to_numpy() for name in table.column_names}
+    raise ValueError(f"unknown batch_format {fmt!r} (pyarrow, pandas, polars, numpy)")
+
+
+def _from_format(out: Any) -> List[Any]:
+    pa = _pa()
+    if out is None:
+        return []
+    if isinstance(out, list):
+        return out
+    if isinstance(out, (pa.Table, pa.RecordBatch)):
+        return out.to_pylist()
+    mod = type(out).__module__.split(".")[0]
+    if mod == "pandas":
+        return pa.Table.from_pandas(out, preserve_index=False).to_pylist()
+    if hasattr(out, "__arrow_c_stream__") or hasattr(out, "__arrow_c_array__"):
+        return _reader(out).read_all().to_pylist()
+    if isinstance(out, dict):
+        return pa.table({k: list(v) if mod == "numpy" else v for k, v in out.items()}).to_pylist()
+    if mod == "numpy":
+        return out.tolist()
+    return list(out)
+
+
+class _Adapter:
+    """Converts an engine batch to ``fmt``, calls ``fn``, converts the result back to rows."""
+
+    def __init__(self, fn: Callable[[Any], Any], fmt: str) -> None:
+        self.fn = fn
+        self.fmt = fmt
+
+    def __call__(self, rows: List[Any]) -> List[Any]:
+        return _from_format(self.fn(_to_format(rows, self.fmt)))
+
+
+def batch_adapter(fn: Callable[[Any], Any], batch_format: Optional[str]) -> Callable[[List[Any]], Any]:
+    """``fn`` itself for plain lists, else an adapter for ``batch_format``."""
+    if batch_format is None or batch_format == "list":
+        return fn
+    if batch_format not in ("pyarrow", "pandas", "polars", "numpy"):
+        raise ValueError(f"unknown batch_format {batch_format!r} (pyarrow, pandas, polars, numpy)")
+    return _Adapter(fn, batch_format)

@@ -1,0 +1,215 @@
+//! The Python dispatcher: the one place where Python stages run user code.
+//!
+//! Python stages are asynchronous weir stages running on tokio worker threads. They never take the
+//! GIL: for each batch they send a job (a closure over the whole batch) to the dispatcher of their
+//! run and await its result. The dispatcher is served by a Python thread, the caller of
+//! `run()` (or a dedicated thread for `start()` / `run_async()`), which executes queued jobs
+//! back to back while holding the GIL and releases it only while the queue is empty. So the GIL is
+//! taken at most once per batch, and usually once for many batches in a row.
+
+use futures::channel::oneshot;
+use pyo3::prelude::*;
+use std::cell::RefCell;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use weir_graph::StageError;
+
+/// A unit of work executed with the GIL held.
+pub type Job = Box<dyn for<'py> FnOnce(Python<'py>) + Send>;
+
+/// A message to the dispatcher.
+pub enum Msg {
+    /// Run this job.
+    Job(Job),
+    /// The run is over: stop serving.
+    Stop,
+}
+
+/// The sending side of a run's dispatcher, shared by every Python stage of the run.
+pub struct Dispatcher {
+    tx: Sender<Msg>,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Dispatcher")
+    }
+}
+
+/// How long the serving thread sleeps between signal checks when idle.
+const POLL: Duration = Duration::from_millis(20);
+
+impl Dispatcher {
+    /// A new dispatcher and the queue its serving thread reads.
+    pub fn new() -> (Arc<Self>, Receiver<Msg>) {
+        let (tx, rx) = channel();
+        (Arc::new(Self { tx }), rx)
+    }
+
+    /// Runs `f` on the dispatcher with the GIL held and returns its result. A job whose caller went
+    /// away (the stage was cancelled) is skipped.
+    pub async fn call<R: Send + 'static>(
+        &self,
+        f: impl for<'py> FnOnce(Python<'py>) -> R + Send + 'static,
+    ) -> Result<R, StageError> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |py| {
+            if tx.is_canceled() {
+                return;
+            }
+            let _ = tx.send(f(py));
+        });
+        self.tx
+            .send(Msg::Job(job))
+            .map_err(|_| StageError::cancelled("the Python dispatcher has stopped"))?;
+        rx.await
+            .map_err(|_| StageError::cancelled("the Python dispatcher has stopped"))
+    }
+
+    /// Queues `f` now and returns the receiver of its result (jobs run in submission order, so
+    /// a stage may keep several queued).
+    pub fn submit<R: Send + 'static>(
+        &self,
+        f: impl for<'py> FnOnce(Python<'py>) -> Result<R, StageError> + Send + 'static,
+    ) -> Result<oneshot::Receiver<Result<R, StageError>>, StageError> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |py| {
+            if tx.is_canceled() {
+                return;
+            }
+            let _ = tx.send(f(py));
+        });
+        self.tx
+            .send(Msg::Job(job))
+            .map_err(|_| StageError::cancelled("the Python dispatcher has stopped"))?;
+        Ok(rx)
+    }
+
+    /// Runs `f` on the dispatcher without waiting for it (e.g. dropping objects under the GIL).
+    pub fn post(&self, f: impl for<'py> FnOnce(Python<'py>) + Send + 'static) {
+        let _ = self.tx.send(Msg::Job(Box::new(f)));
+    }
+
+    /// Tells the serving thread that the run is over.
+    pub fn stop(&self) {
+        let _ = self.tx.send(Msg::Stop);
+    }
+}
+
+/// The queue of a run, served by exactly one thread at a time.
+pub struct Queue {
+    rx: Mutex<Option<Receiver<Msg>>>,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Queue")
+    }
+}
+
+impl Queue {
+    /// Wraps the receiving side.
+    pub fn new(rx: Receiver<Msg>) -> Self {
+        Self {
+            rx: Mutex::new(Some(rx)),
+        }
+    }
+
+    /// Serves jobs until the run stops. `on_interrupt` is called once when a signal handler raises
+    /// (Ctrl-C): it should cancel the run; serving goes on until the run has wound down and the
+    /// exception is then returned. Returns at once if another thread already served the queue.
+    pub fn serve(&self, py: Python<'_>, on_interrupt: &dyn Fn()) -> PyResult<()> {
+        let Some(mut rx) = self.rx.lock().ok().and_then(|mut g| g.take()) else {
+            return Ok(());
+        };
+        let mut interrupted: Option<PyErr> = None;
+        let mut last_check = Instant::now();
+        loop {
+            let msg = match rx.try_recv() {
+                Ok(m) => Some(m),
+                Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) => {
+                    let (r, back) = py.detach(move || (rx.recv_timeout(POLL), rx));
+                    rx = back;
+                    match r {
+                        Ok(m) => Some(m),
+                        Err(RecvTimeoutError::Timeout) => None,
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+            };
+            match msg {
+                Some(Msg::Job(job)) => {
+                    job(py);
+                    if let Some(e) = take_interrupt()
+                        && interrupted.is_none()
+                    {
+                        interrupted = Some(e);
+                        on_interrupt();
+                    }
+                }
+                Some(Msg::Stop) => break,
+                None => {}
+            }
+            if interrupted.is_none() && last_check.elapsed() >= POLL {
+                last_check = Instant::now();
+                if let Err(e) = py.check_signals() {
+                    interrupted = Some(e);
+                    on_interrupt();
+                }
+            }
+        }
+        // Drop whatever is left (objects inside jobs) while the GIL is held.
+        while rx.try_recv().is_ok() {}
+        match interrupted {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Records a `KeyboardInterrupt` raised inside user code on this (serving) thread.
+pub fn note_interrupt(err: PyErr) {
+    INTERRUPT.with(|i| {
+        let mut i = i.borrow_mut();
+        if i.is_none() {
+            *i = Some(err);
+        }
+    });
+}
+
+fn take_interrupt() -> Option<PyErr> {
+    INTERRUPT.with(|i| i.borrow_mut().take())
+}
+
+/// What Python stages need from the run that materializes them.
+#[derive(Clone)]
+pub struct RunCtx {
+    /// The run's dispatcher.
+    pub dispatcher: Arc<Dispatcher>,
+    /// The asyncio event loop that runs `async def` functions of the run.
+    pub aio_loop: Option<Arc<Py<PyAny>>>,
+}
+
+thread_local! {
+    static INTERRUPT: RefCell<Option<PyErr>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<Option<RunCtx>> = const { RefCell::new(None) };
+}
+
+impl RunCtx {
+    /// Makes `self` the context seen by stage factories called inside `f` on this thread.
+    pub fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
+        let prev = CURRENT.with(|c| c.replace(Some(self.clone())));
+        let r = f();
+        CURRENT.with(|c| *c.borrow_mut() = prev);
+        r
+    }
+
+    /// The context of the run being materialized on this thread.
+    pub fn current() -> Result<RunCtx, StageError> {
+        CURRENT.with(|c| c.borrow().clone()).ok_or_else(|| {
+            StageError::internal("a Python stage can only run inside a weir Python run")
+        })
+    }
+}

@@ -1,0 +1,66 @@
+//! # weir-py: weir's Python API (the Rust side)
+//!
+//! The same DSL as Rust over Python objects: a blueprint pyclass wrapping `Source`, `Flow`, `Sink`
+//! and `RunnableGraph` of [`PyObj`], Python stages that run user code on a per-run
+//! [`dispatch::Dispatcher`] (the GIL is taken once per batch, never on tokio worker threads),
+//! error mapping to Python exceptions, and the run handle. The `#[pymodule]` lives in the tiny
+//! `weir-py-ext` cdylib, which calls [`register`].
+
+pub mod dispatch;
+pub mod dsl;
+pub mod errors;
+pub mod junction;
+pub mod mat;
+pub mod obj;
+pub mod run;
+pub mod stages;
+
+pub use obj::PyObj;
+
+use pyo3::prelude::*;
+
+/// Adds every class, function and exception of the native module to `m`.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add_class::<dsl::NBlueprint>()?;
+    m.add_class::<dsl::NSupervision>()?;
+    m.add_class::<dsl::NOp>()?;
+    m.add_class::<dsl::NBuilder>()?;
+    m.add_class::<dsl::NInlet>()?;
+    m.add_class::<dsl::NOutlet>()?;
+    m.add_class::<dsl::NMatKey>()?;
+    m.add_class::<run::NRun>()?;
+    m.add_class::<run::NFuture>()?;
+    m.add_class::<run::NKillSwitch>()?;
+    m.add_class::<stages::Completion>()?;
+    m.add("WeirError", py.get_type::<errors::WeirError>())?;
+    m.add("StageFailed", py.get_type::<errors::StageFailed>())?;
+    m.add("RunCancelled", py.get_type::<errors::RunCancelled>())?;
+    m.add("GraphInvalid", py.get_type::<errors::GraphInvalid>())?;
+    m.add_function(wrap_pyfunction!(run::start, m)?)?;
+    m.add_function(wrap_pyfunction!(dsl::source_from_iter, m)?)?;
+    m.add_function(wrap_pyfunction!(dsl::flow_identity, m)?)?;
+    m.add_function(wrap_pyfunction!(dsl::flow_chain, m)?)?;
+    m.add_function(wrap_pyfunction!(dsl::flow_map, m)?)?;
+    m.add_function(wrap_pyfunction!(dsl::flow_filter, m)?)?;
+    m.add_function(wrap_pyfunction!(dsl::flow_flat_map, m)?)?;
+    m.add_function(wrap_pyfunction!(dsl::flow_map_batches, m)?)?;
+    m.add_function(wrap_pyfunction!(dsl::flow_scan, m)?)?;
+    m.add_function(wrap_pyfunction!(dsl::flow_fold, m)?)?;
+    m.add_function(wrap_pyfunction!(dsl::flow_grouped, m)?)?;
+    m.add_function(wrap_pyfunction!(dsl::flow_take, m)?)?;
+    m.add_function(wrap_pyfunction!(dsl::flow_drop, m)?)?;
+    m.add_function(wrap_pyfunction!(dsl::flow_throttle, m)?)?;
+    m.add_function(wrap_pyfunction!(dsl::flow_buffer, m)?)?;
+    m.add_function(wrap_pyfunction!(dsl::flow_key_count, m)?)?;
+    m.add_function(wrap_pyfunction!(dsl::flow_key_fold, m)?)?;
+    m.add_function(wrap_pyfunction!(dsl::flow_external, m)?)?;
+    m.add_function(wrap_pyfunction!(dsl::flow_kill_switch, m)?)?;
+    m.add_function(wrap_pyfunction!(dsl::sink_collect, m)?)?;
+    m.add_function(wrap_pyfunction!(dsl::sink_fold, m)?)?;
+    m.add_function(wrap_pyfunction!(dsl::sink_for_each, m)?)?;
+    m.add_function(wrap_pyfunction!(dsl::sink_ignore, m)?)?;
+    m.add_function(wrap_pyfunction!(dsl::sink_head, m)?)?;
+    m.add_function(wrap_pyfunction!(dsl::sink_last, m)?)?;
+    Ok(())
+}

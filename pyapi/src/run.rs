@@ -1,0 +1,244 @@
+//! Running Python graphs: the shared weir runtime, `start()`, and the handle of a run.
+
+use crate::dispatch::{Dispatcher, Queue, RunCtx};
+use crate::dsl::{Bp, NBlueprint};
+use crate::errors::{RunCancelled, WeirError, engine_err, to_py_err};
+use crate::mat::MatValue;
+use crate::obj::PyObj;
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+use std::sync::{Arc, Mutex, OnceLock};
+use weir_engine::{Materializer, RunHandle, Runtime, UniqueKillSwitch};
+use weir_graph::{SinkFuture, StageError};
+
+static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+
+/// The process-wide weir runtime every Python run executes on (one worker per core, at least 2).
+pub fn runtime() -> PyResult<&'static Runtime> {
+    let r = RUNTIME.get_or_init(|| {
+        let n = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
+        Runtime::with_threads(n).map_err(|e| e.to_string())
+    });
+    r.as_ref()
+        .map_err(|e| WeirError::new_err(format!("cannot start the weir runtime: {e}")))
+}
+
+/// The future result of a sink, resolved once the run completes.
+#[pyclass(module = "weir._native", name = "Completion", frozen)]
+pub struct NFuture {
+    fut: Mutex<Option<SinkFuture<PyObj>>>,
+    value: Mutex<Option<Result<Py<PyAny>, StageError>>>,
+}
+
+impl NFuture {
+    fn poll(&self, py: Python<'_>) -> Option<Result<Py<PyAny>, StageError>> {
+        let mut v = self.value.lock().ok()?;
+        if v.is_none() {
+            let mut f = self.fut.lock().ok()?;
+            if let Some(r) = f.as_mut().and_then(|f| f.try_get()) {
+                *f = None;
+                *v = Some(r.map(|o| o.0));
+            }
+        }
+        v.as_ref().map(|r| match r {
+            Ok(o) => Ok(o.clone_ref(py)),
+            Err(e) => Err(e.clone()),
+        })
+    }
+}
+
+#[pymethods]
+impl NFuture {
+    /// Whether the result is available.
+    fn done(&self, py: Python<'_>) -> bool {
+        self.poll(py).is_some()
+    }
+
+    /// The result; raises the stage's error if it failed, `RuntimeError`-like `WeirError` if it is
+    /// not complete yet (wait for the run first).
+    fn result(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        match self.poll(py) {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(e)) => Err(to_py_err(py, &e)),
+            None => Err(WeirError::new_err("the result is not available yet")),
+        }
+    }
+}
+
+/// A kill switch of one run: `shutdown()` completes the stream downstream and cancels upstream;
+/// `abort(message)` fails it.
+#[pyclass(module = "weir._native", name = "KillSwitch", frozen)]
+pub struct NKillSwitch(UniqueKillSwitch);
+
+#[pymethods]
+impl NKillSwitch {
+    /// Completes downstream, cancels upstream.
+    fn shutdown(&self) {
+        self.0.shutdown();
+    }
+    /// Fails downstream with `message`, cancels upstream.
+    #[pyo3(signature = (message = "aborted by kill switch"))]
+    fn abort(&self, message: &str) {
+        self.0.abort(StageError::user(message));
+    }
+}
+
+fn mat_to_py(py: Python<'_>, m: MatValue) -> PyResult<Py<PyAny>> {
+    Ok(match m {
+        MatValue::Unit => py.None(),
+        MatValue::Future(f) => Py::new(
+            py,
+            NFuture {
+                fut: Mutex::new(Some(f)),
+                value: Mutex::new(None),
+            },
+        )?
+        .into_any(),
+        MatValue::KillSwitch(k) => Py::new(py, NKillSwitch(k))?.into_any(),
+        MatValue::Pair(a, b) => {
+            let items = [mat_to_py(py, *a)?, mat_to_py(py, *b)?];
+            PyTuple::new(py, items)?.into_any().unbind()
+        }
+        MatValue::Many(v) => {
+            let items = v
+                .into_iter()
+                .map(|x| mat_to_py(py, x))
+                .collect::<PyResult<Vec<_>>>()?;
+            PyTuple::new(py, items)?.into_any().unbind()
+        }
+    })
+}
+
+/// A running graph: serve its Python dispatcher, wait for it, cancel it, read its metrics.
+#[pyclass(module = "weir._native", name = "Run", frozen)]
+pub struct NRun {
+    handle: Arc<RunHandle>,
+    queue: Queue,
+    outcome: Arc<Mutex<Option<Result<(), StageError>>>>,
+    mat: Mutex<Option<Py<PyAny>>>,
+}
+
+#[pymethods]
+impl NRun {
+    /// Executes the run's Python jobs on the calling thread until the run is over. On Ctrl-C
+    /// (a signal handler raising on the main thread) the run is cancelled, wound down, and the
+    /// `KeyboardInterrupt` is raised. Only one thread serves a run; later calls return at once.
+    fn serve(&self, py: Python<'_>) -> PyResult<()> {
+        let h = Arc::clone(&self.handle);
+        self.queue.serve(py, &move || h.cancel())
+    }
+
+    /// Cancels the run: every stage stops at its next await point.
+    fn cancel(&self) {
+        self.handle.cancel();
+    }
+
+    /// Whether every task of the run has ended.
+    fn is_finished(&self) -> bool {
+        self.outcome.lock().map(|o| o.is_some()).unwrap_or(true)
+    }
+
+    /// The materialized value (completions are `Completion` objects).
+    #[getter]
+    fn materialized(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.mat
+            .lock()
+            .ok()
+            .and_then(|m| m.as_ref().map(|m| m.clone_ref(py)))
+    }
+
+    /// `None` if the run completed, raises its failure (or `RunCancelled`) otherwise; raises
+    /// `WeirError` while the run is still going.
+    fn outcome(&self, py: Python<'_>) -> PyResult<()> {
+        let o = self
+            .outcome
+            .lock()
+            .map_err(|_| WeirError::new_err("poisoned"))?;
+        match o.as_ref() {
+            None => Err(WeirError::new_err("the run is still going")),
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) => Err(to_py_err(py, e)),
+        }
+    }
+
+    /// Per stage subtask: a dict of counters (`path`, `subtask`, `elements_in`, `elements_out`,
+    /// `batches_in`, `batches_out`, `queue_depth`, `busy_ms`, `backpressured_ms`, `idle_ms`,
+    /// `restarts`, `failures`, `stopped`).
+    fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        self.handle
+            .metrics()
+            .into_iter()
+            .map(|m| {
+                let d = PyDict::new(py);
+                d.set_item("path", m.path)?;
+                d.set_item("subtask", m.subtask)?;
+                d.set_item("island", m.island)?;
+                d.set_item("elements_in", m.elements_in)?;
+                d.set_item("elements_out", m.elements_out)?;
+                d.set_item("batches_in", m.batches_in)?;
+                d.set_item("batches_out", m.batches_out)?;
+                d.set_item("queue_depth", m.queue_depth)?;
+                d.set_item("busy_ms", m.busy_ns as f64 / 1e6)?;
+                d.set_item("backpressured_ms", m.backpressured_ns as f64 / 1e6)?;
+                d.set_item("idle_ms", m.idle_ns as f64 / 1e6)?;
+                d.set_item("restarts", m.restarts)?;
+                d.set_item("failures", m.failures)?;
+                d.set_item("stopped", m.stopped)?;
+                Ok(d)
+            })
+            .collect()
+    }
+}
+
+/// Materializes a closed graph: its stages start at once on the weir runtime and send their
+/// Python work to the returned run, which some Python thread must `serve()`.
+#[pyfunction]
+#[pyo3(signature = (graph, aio_loop = None, batch_size = None))]
+pub fn start(
+    py: Python<'_>,
+    graph: &NBlueprint,
+    aio_loop: Option<Py<PyAny>>,
+    batch_size: Option<usize>,
+) -> PyResult<NRun> {
+    let Bp::Graph(g) = &graph.bp else {
+        return Err(PyTypeError::new_err(
+            "only a closed graph (a RunnableGraph) can run",
+        ));
+    };
+    let rt = runtime()?;
+    let (disp, rx) = Dispatcher::new();
+    let ctx = RunCtx {
+        dispatcher: Arc::clone(&disp),
+        aio_loop: aio_loop.map(Arc::new),
+    };
+    let mut m = Materializer::new().with_runtime(rt.handle());
+    if let Some(b) = batch_size {
+        m = m.with_batch_size(b);
+    }
+    let (mat, handle) = ctx
+        .enter(|| m.materialize(g))
+        .map_err(|e| engine_err(py, e))?;
+    let handle = Arc::new(handle);
+    let outcome = Arc::new(Mutex::new(None));
+    let (h2, o2, d2) = (Arc::clone(&handle), Arc::clone(&outcome), Arc::clone(&disp));
+    rt.handle().spawn(async move {
+        let r = h2.wait().await;
+        if let Ok(mut o) = o2.lock() {
+            *o = Some(r);
+        }
+        d2.stop();
+    });
+    let mat = mat_to_py(py, mat)?;
+    Ok(NRun {
+        handle,
+        queue: Queue::new(rx),
+        outcome,
+        mat: Mutex::new(Some(mat)),
+    })
+}
+
+/// Raised for documentation purposes: cancelled runs raise [`RunCancelled`].
+pub fn cancelled_type(py: Python<'_>) -> Bound<'_, pyo3::types::PyType> {
+    py.get_type::<RunCancelled>()
+}

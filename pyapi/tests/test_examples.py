@@ -1,0 +1,26 @@
+"""The Python examples under examples/python run (the notebook through nbclient)."""
+
+import os
+import runpy
+import sys
+
+import nbformat
+from nbclient import NotebookClient
+
+
+def test_word_count_example(repo_root, capsys):
+    runpy.run_path(os.path.join(repo_root, "examples", "python", "word_count.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "the" in out and "dog" in out
+
+
+def test_quickstart_notebook_executes(repo_root):
+    path = os.path.join(repo_root, "examples", "python", "quickstart.ipynb")
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": os.path.dirname(path)}})
+    client.execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    reprs = [o for o in outputs if o.get("output_type") == "execute_result"]
+    assert any("mermaid" in "".join(o["data"].get("text/html", "")) for o in reprs)
+    assert any("<table>" in "".join(o["data"].get("text/html", "")) for o in reprs)

@@ -1,0 +1,148 @@
+"""Running: run / run_async / start / cancel / Ctrl-C / kill switches / metrics."""
+
+import asyncio
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+import weir
+
+
+def slow(x):
+    time.sleep(0.001)
+    return x
+
+
+def test_run_async_and_run_with_async():
+    async def main():
+        g = weir.Source.range(100).map(lambda x: x + 1).to(weir.Sink.collect(), keep="right")
+        a = await g.run_async()
+        b = await weir.Source.range(3).run_with_async(weir.Sink.fold(0, lambda s, x: s + x))
+        return a, b
+
+    a, b = asyncio.run(main())
+    assert a == list(range(1, 101)) and b == 3
+
+
+def test_blocking_run_inside_running_loop():
+    async def main():
+        # like a Jupyter cell: a loop is running in this thread, run() still blocks and returns
+        return weir.Source.range(10).run_with(weir.Sink.collect())
+
+    assert asyncio.run(main()) == list(range(10))
+
+
+def test_map_async_runs_on_callers_loop_bounded():
+    state = {"now": 0, "max": 0, "loops": set()}
+
+    async def work(x):
+        state["loops"].add(id(asyncio.get_running_loop()))
+        state["now"] += 1
+        state["max"] = max(state["max"], state["now"])
+        await asyncio.sleep(0.001)
+        state["now"] -= 1
+        return x * 10
+
+    async def main():
+        out = await weir.Source.range(200).map_async(work, parallelism=5).run_with_async(weir.Sink.collect())
+        return out, id(asyncio.get_running_loop())
+
+    out, loop_id = asyncio.run(main())
+    assert out == [x * 10 for x in range(200)]
+    assert state["loops"] == {loop_id}
+    assert 1 < state["max"] <= 5
+
+
+def test_map_async_in_blocking_run_and_for_each_async():
+    got = []
+
+    async def work(x):
+        await asyncio.sleep(0)
+        return x + 1
+
+    async def keep(x):
+        got.append(x)
+
+    assert weir.Source.range(50).map_async(work, 3).run_with(weir.Sink.collect()) == list(range(1, 51))
+    weir.Source.range(20).run_with(weir.Sink.for_each_async(keep, 4))
+    assert sorted(got) == list(range(20))
+
+
+def test_map_async_error_and_resume():
+    async def work(x):
+        if x == 3:
+            raise KeyError(x)
+        return x
+
+    with pytest.raises(weir.StageFailed) as info:
+        weir.Source.range(10).map_async(work, 2).run_with(weir.Sink.collect())
+    assert isinstance(info.value.__cause__, KeyError)
+    out = weir.Source.range(6).map_async(work, 2, supervision=[(KeyError, "resume")]).run_with(weir.Sink.collect())
+    assert out == [0, 1, 2, 4, 5]
+
+
+def test_start_wait_metrics():
+    h = weir.Source.range(1000).map(lambda x: x).named("ident").to(weir.Sink.collect(), keep="right").start()
+    assert h.wait(timeout=30) == list(range(1000))
+    assert h.done()
+    counts = h.stage_counts()
+    assert any(p.startswith("from_iter") for p in counts)
+    assert "<table>" in h._repr_html_()
+
+
+def test_cancel_stops_run():
+    h = weir.Source.from_iter(_Forever()).map(slow).to(weir.Sink.ignore(), keep="right").start()
+    time.sleep(0.2)
+    h.cancel()
+    with pytest.raises(weir.RunCancelled):
+        h.wait(timeout=30)
+
+
+def test_cancel_awaiting_task_cancels_run():
+    async def main():
+        g = weir.Source.from_iter(_Forever()).map(slow).to(weir.Sink.ignore(), keep="right")
+        t = asyncio.ensure_future(g.run_async())
+        await asyncio.sleep(0.2)
+        t.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await t
+
+    asyncio.run(main())
+
+
+def test_kill_switch_shutdown_completes():
+    g = weir.Source.from_iter(_Forever()).map(slow).kill_switch().to(weir.Sink.fold(0, lambda a, x: a + 1), keep="both")
+    h = g.start(batch_size=16)
+    time.sleep(0.3)
+    h.kill_switch().shutdown()
+    (_, ks), n = h.wait(timeout=30)
+    assert n > 0
+
+
+def test_keyboard_interrupt_cancels_cleanly():
+    def interrupt():
+        time.sleep(0.3)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    t0 = time.time()
+    with pytest.raises(KeyboardInterrupt):
+        weir.Source.from_iter(_Forever()).map(slow).run_with(weir.Sink.ignore())
+    assert time.time() - t0 < 10
+    # the process is still healthy afterwards
+    assert weir.Source.range(3).run_with(weir.Sink.collect()) == [0, 1, 2]
+
+
+def test_progress_bar_runs():
+    assert weir.Source.range(5000).map(lambda x: x).to(weir.Sink.collect(), keep="right").run(progress=5000) == list(range(5000))
+
+
+class _Forever:
+    def __iter__(self):
+        i = 0
+        while True:
+            yield i
+            i += 1

@@ -21,6 +21,7 @@ mod channel;
 pub mod clock;
 mod error;
 mod kill_switch;
+mod launch;
 mod metrics;
 pub mod plan;
 mod ports;

@@ -117,12 +117,10 @@ impl RoutedOutput {
             if let Some(b) = self.router.take(d)
                 && let Some(tx) = &self.senders[d]
             {
-                let rows = b.rows() as u64;
                 if tx.push(Msg::Data(b)).is_err() {
                     self.senders[d] = None;
                 } else {
                     StageMetrics::add(&self.metrics.batches_out, 1);
-                    let _ = rows;
                 }
             }
         }

@@ -1,0 +1,412 @@
+//! Launching a module inside a run: wiring channels between island subtasks, creating every
+//! stage logic, spawning the islands, and starting sub-graphs for substream operators.
+
+use crate::EngineError;
+use crate::chain::{ChainIsland, Head, Outcome, Tail};
+use crate::channel::{Msg, Receiver, Sender, channel};
+use crate::metrics::{MetricsEntry, StageMetrics};
+use crate::plan::{Endpoint, IslandKind, PhysicalPlan, plan};
+use crate::ports::{ChannelInput, RoutedOutput};
+use crate::run::{DEFAULT_BUFFER_BYTES, RunShared};
+use crate::supervise::{FlowSlot, SinkSlot, SourceSlot, StageCommon, panic_error};
+use futures::FutureExt;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use weir_graph::{
+    AsyncIo, BoxMat, EdgeKind, ErasedInput, ErasedOutput, Module, NodeKind, RouterFactory,
+    StageError, StageInfo, SubMaterializer,
+};
+
+struct RunSub(Arc<RunShared>);
+
+impl SubMaterializer for RunSub {
+    fn source(&self, module: Arc<Module>) -> Result<Box<dyn ErasedInput>, StageError> {
+        let (tx, rx) = channel(self.0.cfg.buffer_rows, crate::run::DEFAULT_BUFFER_BYTES);
+        launch(&self.0, module, vec![], vec![tx]).map_err(to_stage_error)?;
+        Ok(Box::new(ChannelInput::new(
+            vec![rx],
+            Arc::from("substream"),
+        )))
+    }
+
+    fn flow(
+        &self,
+        module: Arc<Module>,
+        input: Arc<dyn RouterFactory>,
+    ) -> Result<(Box<dyn ErasedOutput>, Box<dyn ErasedInput>), StageError> {
+        let (tx_in, rx_in) = channel(self.0.cfg.buffer_rows, DEFAULT_BUFFER_BYTES);
+        let (tx_out, rx_out) = channel(self.0.cfg.buffer_rows, DEFAULT_BUFFER_BYTES);
+        launch(&self.0, module, vec![rx_in], vec![tx_out]).map_err(to_stage_error)?;
+        let router = input
+            .make(EdgeKind::Forward, 1)
+            .ok_or_else(|| StageError::internal("substream input router"))?;
+        let out = RoutedOutput::new(router, vec![tx_in], self.0.batch_size, Arc::default())
+            .finishing_on_drop();
+        Ok((
+            Box::new(out),
+            Box::new(ChannelInput::new(vec![rx_out], Arc::from("substream"))),
+        ))
+    }
+}
+
+fn to_stage_error(e: EngineError) -> StageError {
+    match e {
+        EngineError::Stage(s) => s,
+        other => StageError::internal(other.to_string()),
+    }
+}
+
+struct Wiring {
+    /// Per island, per subtask, per input port: receivers.
+    rx: Vec<Vec<Vec<Vec<Receiver>>>>,
+    /// Per island, per subtask, per output port: senders by destination subtask.
+    tx: Vec<Vec<Vec<Vec<Sender>>>>,
+    kinds: Vec<Vec<EdgeKind>>,
+}
+
+fn wire(p: &PhysicalPlan, ext_in: Vec<Receiver>, ext_out: Vec<Sender>) -> Wiring {
+    let mut rx: Vec<Vec<Vec<Vec<Receiver>>>> = p
+        .islands
+        .iter()
+        .map(|i| {
+            (0..i.parallelism)
+                .map(|_| (0..i.inputs.len()).map(|_| Vec::new()).collect())
+                .collect()
+        })
+        .collect();
+    let mut tx: Vec<Vec<Vec<Vec<Sender>>>> = p
+        .islands
+        .iter()
+        .map(|i| {
+            (0..i.parallelism)
+                .map(|_| (0..i.outputs.len()).map(|_| Vec::new()).collect())
+                .collect()
+        })
+        .collect();
+    let mut kinds: Vec<Vec<EdgeKind>> = p
+        .islands
+        .iter()
+        .map(|i| vec![EdgeKind::Forward; i.outputs.len()])
+        .collect();
+    let mut ext_in: Vec<Option<Receiver>> = ext_in.into_iter().map(Some).collect();
+    let mut ext_out: Vec<Option<Sender>> = ext_out.into_iter().map(Some).collect();
+    for e in &p.edges {
+        match (e.from, e.to) {
+            (
+                Endpoint::Island {
+                    island: a,
+                    port: pa,
+                },
+                Endpoint::Island {
+                    island: b,
+                    port: pb,
+                },
+            ) => {
+                let (na, nb) = (p.islands[a].parallelism, p.islands[b].parallelism);
+                kinds[a][pa] = e.kind;
+                for (i, producer) in tx[a].iter_mut().enumerate().take(na) {
+                    for (j, consumer) in rx[b].iter_mut().enumerate().take(nb) {
+                        if e.kind == EdgeKind::Forward && i != j && na == nb {
+                            continue;
+                        }
+                        let (s, r) = channel(e.buffer_rows, DEFAULT_BUFFER_BYTES);
+                        producer[pa].push(s);
+                        consumer[pb].push(r);
+                    }
+                }
+            }
+            (
+                Endpoint::External(k),
+                Endpoint::Island {
+                    island: b,
+                    port: pb,
+                },
+            ) => {
+                if let Some(r) = ext_in.get_mut(k).and_then(Option::take) {
+                    rx[b][0][pb].push(r);
+                }
+            }
+            (
+                Endpoint::Island {
+                    island: a,
+                    port: pa,
+                },
+                Endpoint::External(k),
+            ) => {
+                kinds[a][pa] = EdgeKind::Forward;
+                if let Some(s) = ext_out.get_mut(k).and_then(Option::take) {
+                    tx[a][0][pa].push(s);
+                }
+            }
+            (Endpoint::External(_), Endpoint::External(_)) => {}
+        }
+    }
+    Wiring { rx, tx, kinds }
+}
+
+/// Plans, wires, creates every logic, then spawns the islands; returns the erased materialized value.
+pub(crate) fn launch(
+    shared: &Arc<RunShared>,
+    module: Arc<Module>,
+    ext_in: Vec<Receiver>,
+    ext_out: Vec<Sender>,
+) -> Result<BoxMat, EngineError> {
+    let p = plan(Arc::clone(&module), shared.cfg)?;
+    let island_base = shared
+        .islands
+        .fetch_add(p.islands.len(), std::sync::atomic::Ordering::Relaxed);
+    let mut w = wire(&p, ext_in, ext_out);
+    let mut slots: Vec<Option<BoxMat>> = (0..module.nodes.len()).map(|_| None).collect();
+    let mut tasks: Vec<(String, futures::future::BoxFuture<'static, ()>)> = Vec::new();
+    let mut entries = Vec::new();
+    for isl in &p.islands {
+        for sub in 0..isl.parallelism {
+            let mut stage_metrics = Vec::new();
+            let mut common = |node: usize| -> StageCommon {
+                let nd = &module.nodes[node];
+                let mut info = StageInfo::new(nd.display_name(), node);
+                info.subtask = sub;
+                info.parallelism = isl.parallelism;
+                let m = Arc::new(StageMetrics::default());
+                entries.push(MetricsEntry {
+                    stage_id: info.id,
+                    path: info.path.clone(),
+                    subtask: sub,
+                    island: island_base + isl.id,
+                    m: Arc::clone(&m),
+                });
+                stage_metrics.push(Arc::clone(&m));
+                StageCommon {
+                    info,
+                    sup: nd.attrs.supervision.clone(),
+                    batch: nd.attrs.batch_size.unwrap_or(shared.batch_size),
+                    m,
+                }
+            };
+            let rxs = std::mem::take(&mut w.rx[isl.id][sub]);
+            let txs = std::mem::take(&mut w.tx[isl.id][sub]);
+            let name = format!("island-{}#{}", island_base + isl.id, sub);
+            match isl.kind {
+                IslandKind::Async => {
+                    let node = isl.nodes[0];
+                    let NodeKind::Async(factory) = &module.nodes[node].kind else {
+                        return Err(StageError::internal("async island without async node").into());
+                    };
+                    let c = common(node);
+                    let (logic, mat) = factory(&c.info).map_err(|e| e.with_stage(&c.info.path))?;
+                    if sub == 0 {
+                        slots[node] = Some(mat);
+                    }
+                    let path: Arc<str> = Arc::from(c.info.path.as_str());
+                    let inputs: Vec<Option<Box<dyn ErasedInput>>> = rxs
+                        .into_iter()
+                        .map(|r| {
+                            if let Ok(mut v) = c.m.inputs.lock() {
+                                v.extend(r.iter().map(|x| Arc::clone(x.shared())));
+                            }
+                            Some(Box::new(ChannelInput::new(r, Arc::clone(&path)))
+                                as Box<dyn ErasedInput>)
+                        })
+                        .collect();
+                    let mut controls = Vec::new();
+                    let mut outputs: Vec<Option<Box<dyn ErasedOutput>>> = Vec::new();
+                    for (port, senders) in txs.into_iter().enumerate() {
+                        controls.extend(senders.iter().map(Sender::control));
+                        let kind = w.kinds[isl.id][port];
+                        let router = module.nodes[node].outputs[port]
+                            .make(kind, senders.len())
+                            .ok_or_else(|| router_error(&c.info.path, kind))?;
+                        outputs.push(Some(Box::new(RoutedOutput::new(
+                            router,
+                            senders,
+                            c.batch,
+                            Arc::clone(&c.m),
+                        ))));
+                    }
+                    let io = AsyncIo {
+                        inputs,
+                        outputs,
+                        info: c.info.clone(),
+                        clock: Arc::clone(&shared.clock),
+                        supervision: c.sup.clone(),
+                        batch_size: c.batch,
+                        sub: Arc::new(RunSub(Arc::clone(shared))),
+                    };
+                    let terminal = isl.outputs.is_empty();
+                    let sh = Arc::clone(shared);
+                    tasks.push((
+                        name,
+                        Box::pin(run_async(logic, io, controls, c, terminal, sh)),
+                    ));
+                }
+                IslandKind::Chain => {
+                    let mut head = None;
+                    let mut flows = Vec::new();
+                    let mut tail = None;
+                    let mut rxs = rxs.into_iter();
+                    let mut txs = txs.into_iter();
+                    for &node in &isl.nodes {
+                        let c = common(node);
+                        match &module.nodes[node].kind {
+                            NodeKind::Source(f) => {
+                                let (logic, mat) =
+                                    f(&c.info).map_err(|e| e.with_stage(&c.info.path))?;
+                                if sub == 0 {
+                                    slots[node] = Some(mat);
+                                }
+                                head = Some(Head::Source(SourceSlot {
+                                    logic,
+                                    factory: Arc::clone(f),
+                                    c,
+                                }));
+                            }
+                            NodeKind::Flow(f) => {
+                                let (logic, mat) =
+                                    f(&c.info).map_err(|e| e.with_stage(&c.info.path))?;
+                                if sub == 0 {
+                                    slots[node] = Some(mat);
+                                }
+                                if head.is_none() {
+                                    let r = rxs.next().unwrap_or_default();
+                                    if let Ok(mut v) = c.m.inputs.lock() {
+                                        v.extend(r.iter().map(|x| Arc::clone(x.shared())));
+                                    }
+                                    head = Some(Head::Input(ChannelInput::new(
+                                        r,
+                                        Arc::from(c.info.path.as_str()),
+                                    )));
+                                }
+                                flows.push(FlowSlot {
+                                    logic,
+                                    factory: Arc::clone(f),
+                                    c,
+                                });
+                            }
+                            NodeKind::Sink(f) => {
+                                let (logic, mat) =
+                                    f(&c.info).map_err(|e| e.with_stage(&c.info.path))?;
+                                if sub == 0 {
+                                    slots[node] = Some(mat);
+                                }
+                                if head.is_none() {
+                                    let r = rxs.next().unwrap_or_default();
+                                    if let Ok(mut v) = c.m.inputs.lock() {
+                                        v.extend(r.iter().map(|x| Arc::clone(x.shared())));
+                                    }
+                                    head = Some(Head::Input(ChannelInput::new(
+                                        r,
+                                        Arc::from(c.info.path.as_str()),
+                                    )));
+                                }
+                                tail = Some(Tail::Sink(SinkSlot { logic, c }));
+                            }
+                            NodeKind::Async(_) => {
+                                return Err(StageError::internal("async node in a chain").into());
+                            }
+                        }
+                    }
+                    let last = *isl.nodes.last().unwrap_or(&0);
+                    let tail = match tail {
+                        Some(t) => t,
+                        None => {
+                            let senders = txs.next().unwrap_or_default();
+                            let kind = w.kinds[isl.id][0];
+                            let path = module.node_path(last);
+                            let router = module.nodes[last].outputs[0]
+                                .make(kind, senders.len())
+                                .ok_or_else(|| router_error(&path, kind))?;
+                            let m = stage_metrics.last().cloned().unwrap_or_default();
+                            let batch = module.nodes[last]
+                                .attrs
+                                .batch_size
+                                .unwrap_or(shared.batch_size);
+                            Tail::Output(RoutedOutput::new(router, senders, batch, m))
+                        }
+                    };
+                    let Some(head) = head else {
+                        return Err(StageError::internal("chain without head").into());
+                    };
+                    let terminal = matches!(tail, Tail::Sink(_));
+                    let island = ChainIsland {
+                        head,
+                        flows,
+                        tail,
+                        clock: Arc::clone(&shared.clock),
+                        cancel: shared.cancel.clone(),
+                        metrics: stage_metrics,
+                        mark: std::time::Instant::now(),
+                    };
+                    let sh = Arc::clone(shared);
+                    tasks.push((
+                        name,
+                        Box::pin(async move {
+                            let out = AssertUnwindSafe(island.run()).catch_unwind().await;
+                            let out = out.unwrap_or_else(|p| Outcome::Failed(panic_error(p)));
+                            if let Outcome::Failed(e) = &out {
+                                tracing::debug!(error = %e, "island failed");
+                                if terminal {
+                                    sh.record_failure(e);
+                                }
+                            }
+                        }),
+                    ));
+                }
+            }
+        }
+    }
+    let mat = module.mat.eval(&mut slots)?;
+    if let Ok(mut m) = shared.metrics.lock() {
+        m.extend(entries);
+    }
+    for (name, t) in tasks {
+        shared.spawn(name, t);
+    }
+    Ok(mat)
+}
+
+fn router_error(path: &str, kind: EdgeKind) -> EngineError {
+    EngineError::Graph(weir_graph::GraphError::InvalidStage {
+        node: path.to_owned(),
+        reason: format!("its element type cannot be routed with a {kind:?} edge"),
+    })
+}
+
+async fn run_async(
+    logic: Box<dyn weir_graph::AsyncLogic>,
+    io: AsyncIo,
+    controls: Vec<Sender>,
+    c: StageCommon,
+    terminal: bool,
+    shared: Arc<RunShared>,
+) {
+    let fut = AssertUnwindSafe(logic.run(io)).catch_unwind();
+    let r = tokio::select! {
+        biased;
+        _ = shared.cancel.cancelled() => None,
+        r = fut => Some(r),
+    };
+    match r {
+        None => {}
+        Some(Ok(Ok(()))) => {
+            for s in &controls {
+                let _ = s.push(Msg::End);
+            }
+        }
+        Some(res) => {
+            let e = match res {
+                Ok(Err(e)) => e,
+                Err(p) => panic_error(p),
+                Ok(Ok(())) => StageError::internal("unreachable"),
+            }
+            .with_stage(&c.info.path);
+            StageMetrics::add(&c.m.failures, 1);
+            for s in &controls {
+                let _ = s.push(Msg::Error(e.clone()));
+            }
+            if terminal {
+                shared.record_failure(&e);
+            }
+        }
+    }
+    c.stopped();
+}

@@ -10,7 +10,7 @@
 //!    subtask 0 and the module's [`weir_graph::MatExpr`];
 //! 4. **spawn**: one tokio task per island subtask, tracked by the run's [`RunHandle`].
 //!
-//! A chain island ([`chain`]) pulls a batch from its source or input channels, calls each fused
+//! A chain island (module `chain`) pulls a batch from its source or input channels, calls each fused
 //! stage directly, and routes the result to its output channels; it flushes a partial batch only
 //! when its input has nothing more ready. End-of-stream and errors travel in band, in order, on the
 //! same channels; cancellation travels upstream by dropping receivers. Supervision wraps every

@@ -1,43 +1,17 @@
 #!/usr/bin/env bash
-# Builds the Python extension into a cached venv and runs the Python suite (pyapi/tests).
-#
-# - venv: $HOME/.cache/weir/venv (python3 -m venv), reinstalled when pyapi/requirements-test.txt
-#   changes (its sha256 is stored in the venv);
-# - build: `maturin develop --release` with its own target dir ($HOME/.cache/weir/target-py), so the
-#   pyo3 feature set never invalidates the main target dir;
-# - tests: pytest -q pyapi/tests (the example notebook under examples/python is executed too).
+# Builds the Python extension into the project venv (scripts/python-env.sh), lints the pyo3 crates
+# in their own target dir, and runs the Python suite (pyapi/tests, which also executes the example
+# scripts and the example notebook under examples/python).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/python-env.sh
 
-CACHE="${WEIR_CACHE:-$HOME/.cache/weir}"
-VENV="$CACHE/venv"
-REQ=pyapi/requirements-test.txt
-PY="${PYTHON:-python3}"
-
-mkdir -p "$CACHE"
-want=$(sha256sum "$REQ" | cut -d' ' -f1)
-have=$(cat "$VENV/.weir-requirements" 2>/dev/null || true)
-if [ ! -x "$VENV/bin/python" ] || [ "$want" != "$have" ]; then
-  echo "== python venv: (re)creating $VENV"
-  rm -rf "$VENV"
-  "$PY" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install --quiet --upgrade pip
-  "$VENV/bin/python" -m pip install --quiet -r "$REQ"
-  echo "$want" > "$VENV/.weir-requirements"
-fi
-
-export VIRTUAL_ENV="$VENV"
-export PATH="$VENV/bin:$PATH"
-export CARGO_TARGET_DIR="${WEIR_PY_TARGET_DIR:-$CACHE/target-py}"
-export CARGO_INCREMENTAL=0
-unset PYO3_CONFIG_FILE
-
-echo "== maturin develop --release (target dir $CARGO_TARGET_DIR)"
-(cd pyapi && "$VENV/bin/maturin" develop --release --locked)
+echo "== cargo clippy (pyo3 crates)"
+cargo clippy -p weir-py -p weir-py-ext --all-targets --locked -- -D warnings
 
 echo "== pytest pyapi/tests"
 set +e
-"$VENV/bin/python" -m pytest -q pyapi/tests -p no:cacheprovider
+"$VIRTUAL_ENV/bin/python" -m pytest -q pyapi/tests -p no:cacheprovider
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then

@@ -35,8 +35,12 @@ for crate in weir-graph weir-engine weir-operators weir weir-bench weir-examples
   fi
 done
 
-echo "== cargo nextest (unit, integration, examples)"
-cargo nextest run --workspace "${PY_EXCLUDES[@]}" --locked --no-fail-fast
+echo "== tests (unit, integration, examples)"
+if command -v cargo-nextest >/dev/null 2>&1; then
+  cargo nextest run --workspace "${PY_EXCLUDES[@]}" --locked --no-fail-fast
+else
+  cargo test --workspace "${PY_EXCLUDES[@]}" --locked --no-fail-fast --all-targets
+fi
 
 echo "== doc tests"
 cargo test --workspace "${PY_EXCLUDES[@]}" --doc --locked

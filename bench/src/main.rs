@@ -256,12 +256,81 @@ fn chain(rt: &weir::engine::Runtime, stages: u64) {
     }
 }
 
+/// End-to-end latency through one async boundary at a steady rate: every millisecond a source
+/// emits `rate / 1000` timestamped elements; the sink records each element's age.
+fn latency(rt: &weir::engine::Runtime, rate: u64, seconds: u64) {
+    use futures::FutureExt;
+    use weir::graph::{AsyncFn, AsyncIo};
+    let per_tick = (rate / 1000).max(1);
+    let ticks = seconds * 1000;
+    let src = weir::graph::Source::<Instant, ()>::from_async("timed", move |_| {
+        Ok((
+            AsyncFn(move |mut io: AsyncIo| {
+                async move {
+                    let mut out = io.output::<Instant>(0)?;
+                    let mut tick = tokio::time::interval(std::time::Duration::from_millis(1));
+                    for _ in 0..ticks {
+                        tick.tick().await;
+                        let batch: Vec<Instant> = (0..per_tick).map(|_| Instant::now()).collect();
+                        if out.send(batch).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(())
+                }
+                .boxed()
+            }),
+            (),
+        ))
+    });
+    let g = src
+        .map(|t: Instant| t)
+        .async_boundary()
+        .map(|t: Instant| t.elapsed().as_nanos() as u64)
+        .to_mat(Sink::collect(), Keep::right);
+    reset_peak_rss();
+    let t = Instant::now();
+    let got = rt.block_on(async {
+        let (f, h) = g.start().map_err(|e| StageError::internal(e.to_string()))?;
+        let v = f.await?;
+        h.wait().await?;
+        Ok::<_, StageError>(v)
+    });
+    let secs = t.elapsed().as_secs_f64();
+    match got {
+        Ok(mut v) => {
+            v.sort_unstable();
+            let q = |p: f64| {
+                v.get(((v.len() as f64 - 1.0) * p) as usize)
+                    .copied()
+                    .unwrap_or(0) as f64
+                    / 1e3
+            };
+            emit(
+                "latency",
+                "one_boundary",
+                v.len() as u64,
+                1,
+                secs,
+                &v.len().to_string(),
+                &format!(
+                    ",\"rate_per_s\":{rate},\"p50_us\":{:.1},\"p99_us\":{:.1},\"max_us\":{:.1}",
+                    q(0.5),
+                    q(0.99),
+                    q(1.0)
+                ),
+            );
+        }
+        Err(e) => eprintln!("latency failed: {e}"),
+    }
+}
+
 fn main() {
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
             eprintln!(
-                "{e}\nusage: weir-bench <w1|w2|chain|all> [--n N] [--parallelism P[,P..]] [--batch ROWS]"
+                "{e}\nusage: weir-bench <w1|w2|chain|latency|all> [--n N] [--parallelism P[,P..]] [--batch ROWS]"
             );
             std::process::exit(2);
         }
@@ -287,5 +356,8 @@ fn main() {
     }
     if matches!(w, "chain" | "all") {
         chain(&rt, 10_000);
+    }
+    if matches!(w, "latency" | "all") {
+        latency(&rt, args.n.unwrap_or(100_000), 2);
     }
 }

@@ -12,6 +12,7 @@ pub mod errors;
 pub mod junction;
 pub mod mat;
 pub mod obj;
+pub mod ops;
 pub mod run;
 pub mod stages;
 
@@ -62,5 +63,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dsl::sink_ignore, m)?)?;
     m.add_function(wrap_pyfunction!(dsl::sink_head, m)?)?;
     m.add_function(wrap_pyfunction!(dsl::sink_last, m)?)?;
+    ops::register(m)?;
     Ok(())
 }

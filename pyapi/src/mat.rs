@@ -17,6 +17,8 @@ pub enum MatValue {
     Pair(Box<MatValue>, Box<MatValue>),
     /// The values selected from a graph builder's components.
     Many(Vec<MatValue>),
+    /// A handle made into a Python object when the run starts (queues, cancellables).
+    Lazy(Box<dyn FnOnce(pyo3::Python<'_>) -> pyo3::PyResult<pyo3::Py<pyo3::PyAny>> + Send>),
 }
 
 impl std::fmt::Debug for MatValue {
@@ -27,6 +29,7 @@ impl std::fmt::Debug for MatValue {
             Self::KillSwitch(_) => f.write_str("KillSwitch"),
             Self::Pair(a, b) => write!(f, "Pair({a:?}, {b:?})"),
             Self::Many(v) => write!(f, "Many({v:?})"),
+            Self::Lazy(_) => f.write_str("Lazy"),
         }
     }
 }

@@ -14,24 +14,24 @@ def table():
 
 def test_from_arrow_table_reader_and_capsule_objects():
     t = table()
-    assert weir.Source.from_arrow(t).run_with(weir.Sink.collect()) == t.to_pylist()
-    assert weir.Source.from_arrow(t.to_reader()).run_with(weir.Sink.collect()) == t.to_pylist()
-    assert weir.Source.from_arrow(pl.from_arrow(t)).run_with(weir.Sink.collect()) == t.to_pylist()
+    assert weir.Source.from_arrow(t, rows=True).run_with(weir.Sink.collect()) == t.to_pylist()
+    assert weir.Source.from_arrow(t.to_reader()).rows().run_with(weir.Sink.collect()) == t.to_pylist()
+    assert weir.Source.from_arrow(pl.from_arrow(t), rows=True).run_with(weir.Sink.collect()) == t.to_pylist()
     rb = t.to_batches()[0]
-    assert weir.Source.from_arrow(rb).run_with(weir.Sink.collect()) == rb.to_pylist()
+    assert weir.Source.from_arrow(rb, rows=True).run_with(weir.Sink.collect()) == rb.to_pylist()
 
 
 def test_from_pandas_and_to_arrow_roundtrip():
     df = pd.DataFrame({"x": [1, 2, 3], "y": [0.5, 1.5, 2.5]})
-    out = weir.Source.from_pandas(df).map(lambda r: {**r, "z": r["x"] * 2}).run_with(weir.Sink.to_arrow())
+    out = weir.Source.from_pandas(df, rows=True).map(lambda r: {**r, "z": r["x"] * 2}).run_with(weir.Sink.to_arrow())
     assert isinstance(out, pa.Table)
     assert out.column("z").to_pylist() == [2, 4, 6]
-    back = weir.Source.from_arrow(out).run_with(weir.Sink.to_pandas())
+    back = weir.Source.from_arrow(out, rows=True).run_with(weir.Sink.to_pandas())
     assert list(back["x"]) == [1, 2, 3]
 
 
 def test_map_batches_formats():
-    src = weir.Source.from_arrow(table())
+    src = weir.Source.from_arrow(table(), rows=True)
 
     def arrow_fn(t):
         assert isinstance(t, pa.Table)

@@ -1,4 +1,5 @@
-"""Interpreter pools: order, errors, crashes, cleanup on finish / cancel / parent death."""
+"""Interpreter pools: order, errors, crashes, lifetime (user pools live until closed, run-owned
+pools die with their run), cleanup on finish / cancel / parent death."""
 
 import os
 import signal
@@ -33,11 +34,43 @@ def _wait_dead(pids, timeout=10.0):
     return False
 
 
-def test_pool_map_preserves_order_and_stops_workers():
-    pool = weir.InterpreterPool(workers=2)
-    out = weir.Source.range(5000).map(lambda x: x * x, pool=pool).batch_size(64).run_with(weir.Sink.collect())
-    assert out == [x * x for x in range(5000)]
-    assert pool.pids() == []  # workers are stopped when the run ends
+def test_pool_map_preserves_order_and_reuses_workers():
+    with weir.InterpreterPool(workers=2) as pool:
+        pids = pool.pids()
+        assert len(pids) == 2  # started with the pool
+        g = weir.Source.range(5000).map(lambda x: x * x, pool=pool).batch_size(64).to(weir.Sink.collect(), keep="right")
+        assert g.run() == [x * x for x in range(5000)]
+        assert pool.pids() == pids  # runs do not stop a user's pool
+        assert g.run() == [x * x for x in range(5000)]  # ... and later runs reuse its workers
+        other = weir.Source.range(10).map(lambda x: -x, pool=pool).run_with(weir.Sink.collect())
+        assert other == [-x for x in range(10)]
+        assert pool.pids() == pids
+    assert _wait_dead(pids)  # the with-block closed it
+    assert pool.pids() == []
+    with pytest.raises(weir.StageFailed) as info:
+        g.run()
+    assert "closed" in str(info.value.__cause__)
+
+
+def test_run_owned_pool_stops_with_the_run():
+    g = weir.Source.range(200).map(lambda x: x + 1, pool=2).batch_size(16).to(weir.Sink.collect(), keep="right")
+    assert g.run() == list(range(1, 201))
+    pool = next(iter(g._meta.pools))
+    assert pool.run_owned and pool.pids() == []
+    assert g.run() == list(range(1, 201))  # a new run starts new workers
+    assert pool.pids() == []
+    with pytest.raises(ValueError):
+        weir.Source.range(3).map(abs, pool=0)
+
+
+def test_pool_garbage_collected_stops_workers():
+    import gc
+
+    pool = weir.InterpreterPool(workers=1)
+    pids = pool.pids()
+    del pool
+    gc.collect()
+    assert _wait_dead(pids)
 
 
 def test_pool_filter_flat_map_map_batches_for_each():
@@ -47,6 +80,7 @@ def test_pool_filter_flat_map_map_batches_for_each():
     assert s.take(3).flat_map(lambda x: [x] * x, pool=pool).run_with(weir.Sink.collect()) == [1, 2, 2]
     assert s.map_batches(lambda b: [sum(b)], pool=pool).run_with(weir.Sink.fold(0, lambda a, x: a + x)) == 4950
     s.for_each(lambda x: None, pool=pool).run()
+    pool.close()
     assert pool.pids() == []
 
 
@@ -62,7 +96,8 @@ def test_pool_worker_exception_is_reported_with_stage():
     assert info.value.stage_name == "pooled"
     assert isinstance(info.value.__cause__, ValueError)
     assert "no 42 here" in str(info.value.__cause__)
-    assert pool.pids() == []
+    assert len(pool.pids()) == 1  # a failing function does not kill the worker
+    pool.close()
 
 
 def test_pool_worker_crash_is_reported_and_replaced():
@@ -84,9 +119,14 @@ def test_pool_worker_crash_is_reported_and_replaced():
         .batch_size(8)
         .run_with(weir.Sink.collect())
     )
-    assert len(dead) == 1 and 10 in dead[0].element
-    assert sorted(out + dead[0].element) == list(range(50))
+    # every batch the crashed worker held is a dead letter (batches of 8: the one with 10 and
+    # possibly the next one queued on that worker)
+    lost = [x for d in dead for x in d.element]
+    assert 10 in lost and all(isinstance(d.error, weir.WorkerCrashed) for d in dead)
+    assert sorted(out + lost) == list(range(50))
     assert pool.crashes >= 2
+    assert len(pool.pids()) == 2  # crashed workers were replaced
+    pool.close()
     assert pool.pids() == []
 
 
@@ -102,9 +142,14 @@ def test_pool_segfault_is_a_crash():
     assert isinstance(info.value.__cause__, weir.WorkerCrashed)
 
 
-def test_pool_cancel_leaves_no_worker():
-    pool = weir.InterpreterPool(workers=2)
-    h = weir.Source.from_iter(_Forever()).map(_slow, pool=pool).batch_size(4).to(weir.Sink.ignore(), keep="right").start()
+def test_pool_cancel_leaves_no_worker_of_a_run_owned_pool():
+    def slow(x):
+        time.sleep(0.01)
+        return x
+
+    g = weir.Source.from_iter(_Forever()).map(slow, pool=2).batch_size(4).to(weir.Sink.ignore(), keep="right")
+    pool = next(iter(g._meta.pools))
+    h = g.start()
     deadline = time.time() + 20
     while len(pool.pids()) < 2 and time.time() < deadline:
         time.sleep(0.05)
@@ -113,6 +158,23 @@ def test_pool_cancel_leaves_no_worker():
     h.cancel()
     with pytest.raises(weir.RunCancelled):
         h.wait(timeout=30)
+    assert _wait_dead(pids)
+
+
+def test_pool_cancel_keeps_a_user_pool_usable():
+    def slow(x):  # defined here: shipped by value (the workers cannot import this test module)
+        time.sleep(0.01)
+        return x
+
+    with weir.InterpreterPool(workers=2) as pool:
+        pids = pool.pids()
+        h = weir.Source.from_iter(_Forever()).map(slow, pool=pool).batch_size(4).to(weir.Sink.ignore(), keep="right").start()
+        time.sleep(0.3)
+        h.cancel()
+        with pytest.raises(weir.RunCancelled):
+            h.wait(timeout=30)
+        assert pool.pids() == pids
+        assert weir.Source.range(20).map(slow, pool=pool).run_with(weir.Sink.collect()) == list(range(20))
     assert _wait_dead(pids)
 
 
@@ -170,3 +232,12 @@ class _Forever:
         while True:
             yield i
             i += 1
+
+
+def test_function_the_worker_cannot_load_fails_the_stage():
+    with weir.InterpreterPool(workers=1) as pool:
+        pids = pool.pids()
+        with pytest.raises(weir.StageFailed) as info:
+            weir.Source.range(5).map(_slow, pool=pool).run_with(weir.Sink.collect())  # by reference
+        assert isinstance(info.value.__cause__, ModuleNotFoundError)
+        assert pool.pids() == pids  # the worker survived

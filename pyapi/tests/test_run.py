@@ -146,3 +146,89 @@ class _Forever:
         while True:
             yield i
             i += 1
+
+
+# --- from_iter -> fused ops -> Python sink as one stage ------------------------------------------
+
+
+def _bad_at(k):
+    def f(x):
+        if x == k:
+            raise ValueError(f"bad {x}")
+        return x
+
+    return f
+
+
+@pytest.mark.parametrize("bs", [None, 1, 3, 64])
+def test_fused_pipeline_matches_unfused(bs):
+    src = weir.Source.from_iter(range(1000)).map(lambda x: x * 2).filter(lambda x: x % 3 == 0)
+    expect = [x * 2 for x in range(1000) if (x * 2) % 3 == 0]
+    fused = src.to(weir.Sink.collect(), keep="right").run(batch_size=bs)
+    unfused = src.to(weir.Sink.collect().named("c"), keep="right").run(batch_size=bs)
+    assert fused == unfused == expect
+    assert src.to(weir.Sink.fold(0, lambda a, x: a + x), keep="right").run(batch_size=bs) == sum(expect)
+    seen = []
+    assert src.to(weir.Sink.for_each(seen.append), keep="right").run(batch_size=bs) is None
+    assert seen == expect
+    assert weir.Source.from_iter(range(5)).to(weir.Sink.ignore(), keep="left").run() is None
+    left, right = src.to(weir.Sink.fold(0, lambda a, x: a + 1), keep="both").run()
+    assert left is None and right == len(expect)
+
+
+def test_fused_pipeline_errors_name_the_operator():
+    for sink, name in ((weir.Sink.collect(), "map"), (weir.Sink.fold(0, lambda a, x: a + x), "map")):
+        with pytest.raises(weir.StageFailed) as info:
+            weir.Source.range(100).map(_bad_at(42)).run_with(sink)
+        assert info.value.stage_name == name and isinstance(info.value.__cause__, ValueError)
+    with pytest.raises(weir.StageFailed) as info:
+        weir.Source.range(100).filter(lambda x: 1 / (x - 7)).run_with(weir.Sink.ignore())
+    assert info.value.stage_name == "filter" and isinstance(info.value.__cause__, ZeroDivisionError)
+    for sink, name in (
+        (weir.Sink.fold(0, lambda a, x: a + 1 / (x - 5)), "fold"),
+        (weir.Sink.for_each(_bad_at(9)), "for_each"),
+    ):
+        with pytest.raises(weir.StageFailed) as info:
+            weir.Source.range(100).map(lambda x: x).run_with(sink)
+        assert info.value.stage_name == name, info.value.stage_name
+        assert info.value.stage.startswith(name + "#")
+
+
+def test_fused_pipeline_resume_keeps_positions():
+    dead = []
+    out = (
+        weir.Source.range(20)
+        .map(_bad_at(3), supervision=[(ValueError, "resume")], dead_letters=dead)
+        .filter(lambda x: 1 / (x - 11) != 0, supervision=[(ZeroDivisionError, "resume")], dead_letters=dead)
+        .run_with(weir.Sink.collect(), batch_size=8)
+    )
+    assert out == [x for x in range(20) if x not in (3, 11)]
+    assert [(d.element, type(d.error), d.stage.split("#")[0]) for d in dead] == [
+        (3, ValueError, "map"),
+        (11, ZeroDivisionError, "filter"),
+    ]
+
+
+def test_fused_pipeline_metrics_count_pulled_elements():
+    h = weir.Source.range(1000).map(lambda x: x).to(weir.Sink.fold(0, lambda a, x: a + x), keep="right").start()
+    assert h.wait(timeout=30) == sum(range(1000))
+    counts = h.stage_counts()
+    (path,) = [p for p in counts if p.startswith("from_iter")]
+    assert counts[path]["out"] == 1000
+
+
+def test_fused_pipeline_cancel_and_interrupt():
+    h = weir.Source.from_iter(_Forever()).map(slow).to(weir.Sink.fold(0, lambda a, x: a + 1), keep="right").start()
+    time.sleep(0.2)
+    h.cancel()
+    with pytest.raises(weir.RunCancelled):
+        h.wait(timeout=30)
+
+    def interrupt():
+        time.sleep(0.3)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        weir.Source.from_iter(_Forever()).map(lambda x: x).run_with(weir.Sink.fold(0, lambda a, x: a + 1))
+    assert weir.Source.range(3).run_with(weir.Sink.collect()) == [0, 1, 2]

@@ -19,6 +19,14 @@ from ._dsl import (
     Broadcast,
     Concat,
     DeadLetter,
+    Interleave,
+    MergePreferred,
+    MergePrioritized,
+    MergeSorted,
+    Partition,
+    SubFlows,
+    Unzip,
+    ZipLatest,
     Flow,
     GraphBuilder,
     Keyed,
@@ -30,7 +38,8 @@ from ._dsl import (
     Source,
     Zip,
 )
-from ._native import Completion, KillSwitch
+from ._handles import SinkQueue, SourceQueue
+from ._native import Cancellable, Completion, KillSwitch
 from ._run import RunHandle
 from .errors import GraphInvalid, RunCancelled, StageFailed, WeirError, WorkerCrashed
 from .interpreters import InterpreterPool
@@ -48,6 +57,17 @@ __all__ = [
     "Merge",
     "Zip",
     "Concat",
+    "Partition",
+    "MergePreferred",
+    "MergePrioritized",
+    "MergeSorted",
+    "Interleave",
+    "ZipLatest",
+    "Unzip",
+    "SubFlows",
+    "SourceQueue",
+    "SinkQueue",
+    "Cancellable",
     "Ports",
     "Keyed",
     "KillSwitches",

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import inspect
+import logging
 from typing import (
     Any,
     Awaitable,
@@ -74,6 +75,183 @@ class DeadLetter(tuple):
     def stage(self) -> str:
         """The path of the stage that dropped it."""
         return self[2]
+
+
+_MISSING: Any = object()
+
+
+def _is_not_none(x: Any) -> bool:
+    return x is not None
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+def _pos(n: int) -> int:
+    n = int(n)
+    if n < 1:
+        raise ValueError("must be at least 1")
+    return n
+
+
+class _Folder:
+    """Folds a list (a group from ``batch``/``conflate``) with ``seed`` and ``aggregate``."""
+
+    __slots__ = ("seed", "aggregate")
+
+    def __init__(self, seed: Callable[[Any], Any], aggregate: Callable[[Any, Any], Any]) -> None:
+        self.seed = seed
+        self.aggregate = aggregate
+
+    def __call__(self, group: List[Any]) -> Any:
+        it = iter(group)
+        acc = self.seed(next(it))
+        for x in it:
+            acc = self.aggregate(acc, x)
+        return acc
+
+
+class _UnorderedSubmitter(AsyncSubmitter):
+    """``map_async_unordered``: a batch's results in completion order."""
+
+    def __call__(self, batch: List[Any], done: Callable[[List[Any], List[Tuple[Any, BaseException]]], None]) -> None:
+        import asyncio
+
+        from ._aio import current_loop
+
+        loop = current_loop()
+        fn = self.fn
+
+        async def runner() -> None:
+            sem = self._sem(loop)
+            outputs: List[Any] = []
+            failures: List[Tuple[Any, BaseException]] = []
+
+            async def one(x: Any) -> None:
+                async with sem:
+                    try:
+                        outputs.append(await fn(x))
+                    except Exception as e:  # reported through supervision
+                        failures.append((x, e))
+
+            await asyncio.gather(*(one(x) for x in batch))
+            done(outputs, failures)
+
+        def report(f: "asyncio.Future[None]") -> None:
+            exc = f.exception() if not f.cancelled() else asyncio.CancelledError()
+            if exc is not None:
+                done([], [(None, exc)])
+
+        fut = asyncio.run_coroutine_threadsafe(runner(), loop)
+        fut.add_done_callback(report)  # type: ignore[arg-type]
+
+
+class SubFlows:
+    """Substreams from ``group_by`` / ``split_when`` / ``split_after``: finish with
+    :meth:`merge_substreams_via` or :meth:`merge_substreams`."""
+
+    __slots__ = ("_up", "_make", "_what")
+
+    def __init__(self, upstream: Any, make: Callable[["Flow"], Any], what: str) -> None:
+        self._up = upstream
+        self._make = make
+        self._what = what
+
+    def merge_substreams_via(self, flow: "Flow") -> Any:
+        """Runs each substream through its own instance of ``flow`` and merges the outputs
+        (``group_by``: in arrival order; ``split_*``: segment after segment)."""
+        up = self._up
+        return up._same(up._n.via(self._make(flow)), up._meta | flow._meta)
+
+    def merge_substreams(self) -> Any:
+        """Merges the substreams unchanged."""
+        return self.merge_substreams_via(Flow.create())
+
+    def __repr__(self) -> str:
+        return f"SubFlows({self._what})"
+
+
+class _Repeat:
+    __slots__ = ("x",)
+
+    def __init__(self, x: Any) -> None:
+        self.x = x
+
+    def __iter__(self) -> Any:
+        import itertools
+
+        return itertools.repeat(self.x)
+
+
+class _Unfold:
+    __slots__ = ("state", "fn")
+
+    def __init__(self, state: Any, fn: Callable[[Any], Optional[Tuple[Any, Any]]]) -> None:
+        self.state = state
+        self.fn = fn
+
+    def __iter__(self) -> Any:
+        s, fn = self.state, self.fn
+        while True:
+            r = fn(s)
+            if r is None:
+                return
+            s, x = r
+            yield x
+
+
+class _Failed:
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def __iter__(self) -> Any:
+        raise self.error
+
+
+class _AsyncIterBridge:
+    """Iterates an async iterable from the dispatcher, one ``__anext__`` at a time on the run's
+    event loop (the dispatcher waits for each item: meant for I/O-bound producers)."""
+
+    __slots__ = ("src",)
+
+    def __init__(self, src: Any) -> None:
+        self.src = src
+
+    def __iter__(self) -> Any:
+        import asyncio
+
+        from ._aio import current_loop
+
+        loop = current_loop()
+        src = self.src() if callable(self.src) and not hasattr(self.src, "__aiter__") else self.src
+        it = src.__aiter__()
+        if loop.is_running() and _on_loop_thread(loop):
+            raise RuntimeError("from_async_iter() needs run_async() or a blocking run()")
+        while True:
+            fut = asyncio.run_coroutine_threadsafe(_anext(it), loop)
+            done, x = fut.result()
+            if done:
+                return
+            yield x
+
+
+async def _anext(it: Any) -> Tuple[bool, Any]:
+    try:
+        return False, await it.__anext__()
+    except StopAsyncIteration:
+        return True, None
+
+
+def _on_loop_thread(loop: Any) -> bool:
+    import asyncio
+
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
 
 
 class _Meta:
@@ -249,6 +427,9 @@ class _Linear(_Blueprint):
         return self._same(self._n.via(flow._n, keep), self._meta | flow._meta)
 
     def _pooled(self: S, kind: str, fn: Callable[..., Any], pool: Any, name: Optional[str], sup: Any, default: str, dl: Any) -> S:
+        from .interpreters import as_pool
+
+        pool = as_pool(pool)
         submit = pool._submitter(kind, fn)
         native = _native.flow_external(name or kind, submit, pool.max_inflight)
         return _apply(self, native, None, sup, default, dl, _Meta(frozenset([pool])))
@@ -402,6 +583,370 @@ class _Linear(_Blueprint):
         """Pairs elements with those of ``other`` into tuples."""
         return self._same(self._n.zip(other._n), self._meta | other._meta)
 
+    # -----------------------------------------------------------------------------------------
+    # More operators (same semantics as the Rust operators of the same name)
+
+    def filter_map(
+        self: S,
+        fn: Callable[[Any], Any],
+        *,
+        name: Optional[str] = None,
+        supervision: Optional[SupervisionRules] = None,
+        default: str = "stop",
+        dead_letters: Any = None,
+    ) -> S:
+        """Transforms each element with ``fn`` and keeps the results that are not ``None``
+        (fused with neighbouring element-wise operators).
+
+        Emits when: ``fn`` returned something other than ``None``.
+        Backpressures when: a result is kept and downstream backpressures.
+        Completes when: upstream completes.
+        Fails when: upstream fails, or ``fn`` raises (under the ``stop`` directive)."""
+        n = name or "filter_map"
+        mapped = self._fuse("map", fn, n, supervision, default, dead_letters)
+        return mapped._fuse("filter", _is_not_none, n, None, "stop", None)
+
+    def take_while(self: S, pred: Callable[[Any], Any], *, inclusive: bool = False) -> S:
+        """Passes elements while ``pred`` holds; the first failing one is dropped (emitted too
+        with ``inclusive=True``) and upstream is cancelled. ``pred`` is not called after it.
+
+        Emits when: ``pred`` holds for the element (or it is the first failing one, inclusive).
+        Backpressures when: downstream backpressures.
+        Completes when: ``pred`` fails for an element, or upstream completes.
+        Fails when: upstream fails, or ``pred`` raises."""
+        return self._same(self._n.via(_native.flow_take_while(pred, inclusive)))
+
+    def drop_while(self: S, pred: Callable[[Any], Any]) -> S:
+        """Discards elements while ``pred`` holds, then passes everything (``pred`` is not
+        called any more).
+
+        Emits when: ``pred`` failed once and an element arrives.
+        Backpressures when: ``pred`` failed once and downstream backpressures.
+        Completes when: upstream completes.
+        Fails when: upstream fails, or ``pred`` raises."""
+        return self._same(self._n.via(_native.flow_drop_while(pred)))
+
+    def sliding(self: S, n: int, step: int = 1) -> S:
+        """Lists of ``n`` elements every ``step`` elements; a last shorter window holds elements
+        not emitted yet (a stream shorter than ``n`` gives one short window).
+
+        Emits when: a window is full, or upstream completed with a short window of new elements.
+        Backpressures when: a window is full and downstream backpressures.
+        Completes when: upstream completes and the last window is emitted.
+        Fails when: upstream fails."""
+        return self._same(self._n.via(_native.flow_sliding(n, step)))
+
+    def intersperse(self: S, sep: Any, start: Any = _MISSING, end: Any = _MISSING) -> S:
+        """Emits ``sep`` between consecutive elements; with ``start``/``end``, emits them first
+        and last (even for an empty stream), like Rust's ``intersperse_around``.
+
+        Emits when: an element arrives (preceded by ``sep`` unless first); ``start`` first,
+        ``end`` on completion.
+        Backpressures when: downstream backpressures.
+        Completes when: upstream completes (after ``end``).
+        Fails when: upstream fails (``end`` is not emitted)."""
+        st = None if start is _MISSING else start
+        en = None if end is _MISSING else end
+        if (start is _MISSING) != (end is _MISSING):
+            raise TypeError("intersperse() takes both start and end, or neither")
+        return self._same(self._n.via(_native.flow_intersperse(sep, st, en)))
+
+    def zip_with_index(self: S) -> S:
+        """Pairs each element with its index: ``(x, i)`` counting from 0.
+
+        Emits when: an element arrives.
+        Backpressures when: downstream backpressures.
+        Completes when: upstream completes.
+        Fails when: upstream fails."""
+        return self._same(self._n.via(_native.flow_zip_with_index()))
+
+    def inspect(
+        self: S,
+        fn: Callable[[Any], Any],
+        *,
+        on_complete: Optional[Callable[[], Any]] = None,
+        name: Optional[str] = None,
+    ) -> S:
+        """Calls ``fn(x)`` on each element and passes it on unchanged; ``on_complete()`` when
+        upstream completes.
+
+        Emits when: an element arrives and ``fn`` returned.
+        Backpressures when: downstream backpressures.
+        Completes when: upstream completes.
+        Fails when: upstream fails, or ``fn`` / ``on_complete`` raises."""
+        return self._same(self._n.via(_native.flow_inspect(fn, on_complete, name or "inspect")))
+
+    def log(self: S, name: str, *, logger: Any = None, level: int = logging.DEBUG) -> S:
+        """Logs each element's ``repr`` and the completion with :mod:`logging` (logger
+        ``weir`` by default) at ``level``.
+
+        Emits when: an element arrives.
+        Backpressures when: downstream backpressures.
+        Completes when: upstream completes.
+        Fails when: upstream fails (failures are reported by the run, not logged here)."""
+        lg = logger or logging.getLogger("weir")
+
+        def element(x: Any) -> None:
+            if lg.isEnabledFor(level):
+                lg.log(level, "[%s] element: %r", name, x)
+
+        def done() -> None:
+            lg.log(level, "[%s] upstream completed", name)
+
+        return self.inspect(element, on_complete=done, name=f"log({name})")
+
+    def recover(self: S, fn: Callable[[BaseException], Any]) -> S:
+        """On upstream failure emits ``fn(exception)`` and completes; ``fn`` returning ``None``
+        lets the failure propagate. ``exception`` is the original Python exception when user
+        code raised it, else a :class:`weir.StageFailed`. Cancellation is never recovered.
+
+        Emits when: an element arrives, or upstream failed and ``fn`` returned a value.
+        Backpressures when: downstream backpressures.
+        Completes when: upstream completes, or fails and ``fn`` returned a value.
+        Fails when: upstream fails and ``fn`` returned ``None`` (or raised: that error)."""
+        return self._same(self._n.via(_native.flow_recover(fn)))
+
+    def recover_with_retries(self: S, attempts: int, fn: Callable[[BaseException], Any]) -> S:
+        """On upstream failure continues with the source ``fn(exception)`` returns (a weir
+        :class:`Source` or any iterable), at most ``attempts`` times (failures of those sources
+        count too); ``None`` keeps the failure.
+
+        Emits when: the current upstream (original or recovery source) emits.
+        Backpressures when: downstream backpressures.
+        Completes when: the current upstream completes.
+        Fails when: a failure arrives with no attempt left, or ``fn`` returns ``None``."""
+        return self._same(self._n.via(_native.flow_recover_with_retries(attempts, fn)))
+
+    def map_async_unordered(
+        self: S,
+        fn: Callable[[Any], Awaitable[Any]],
+        parallelism: int = 4,
+        *,
+        name: Optional[str] = None,
+        supervision: Optional[SupervisionRules] = None,
+        default: str = "stop",
+        dead_letters: Any = None,
+    ) -> S:
+        """Like :meth:`map_async` but emits results in completion order within each engine
+        batch (batches stay in order), at most ``parallelism`` coroutines at once.
+
+        Emits when: the coroutines of a batch completed (in their completion order).
+        Backpressures when: two batches are in flight and downstream backpressures.
+        Completes when: upstream completes and every coroutine finished.
+        Fails when: a coroutine raises (under the ``stop`` directive), or upstream fails."""
+        if not inspect.iscoroutinefunction(fn):
+            raise TypeError("map_async_unordered() takes an async def function")
+        sub = _UnorderedSubmitter(fn, parallelism)
+        native = _native.flow_external(name or "map_async_unordered", sub, 2)
+        return _apply(self, native, None, supervision, default, dead_letters)
+
+    def grouped_within(self: S, n: int, within: float) -> S:
+        """Lists of up to ``n`` elements, emitted early when ``within`` seconds passed since the
+        group's first element (timer in Rust, on the run's clock).
+
+        Emits when: ``n`` elements are buffered, or ``within`` elapsed with some buffered.
+        Backpressures when: a group is ready and downstream backpressures.
+        Completes when: upstream completes and the last group is emitted.
+        Fails when: upstream fails."""
+        return self._same(self._n.via(_native.flow_grouped_within(n, within)))
+
+    def batch(self: S, max: int, seed: Callable[[Any], Any], aggregate: Callable[[Any, Any], Any]) -> S:
+        """While downstream is busy, aggregates up to ``max`` elements: ``seed(first)`` then
+        ``aggregate(acc, x)``. The grouping runs in Rust; ``seed``/``aggregate`` run on the
+        dispatcher once per group.
+
+        Emits when: downstream has demand and an aggregate is pending.
+        Backpressures when: ``max`` elements are aggregated and downstream backpressures.
+        Completes when: upstream completes and the pending aggregate is emitted.
+        Fails when: upstream fails, or ``seed``/``aggregate`` raises."""
+        return self._same(self._n.via(_native.flow_batch_lists(_pos(max)))).map(
+            _Folder(seed, aggregate), name="batch"
+        )
+
+    def conflate(self: S, aggregate: Callable[[Any, Any], Any], seed: Optional[Callable[[Any], Any]] = None) -> S:
+        """While downstream is busy, combines elements with ``aggregate(acc, x)`` (from
+        ``seed(first)``, or the first element itself): a slow consumer sees the latest summary.
+
+        Emits when: downstream has demand and an aggregate is pending.
+        Backpressures when: never (it aggregates instead).
+        Completes when: upstream completes and the pending aggregate is emitted.
+        Fails when: upstream fails, or ``seed``/``aggregate`` raises."""
+        return self._same(self._n.via(_native.flow_batch_lists(0))).map(
+            _Folder(seed or _identity, aggregate), name="conflate"
+        )
+
+    def expand(self: S) -> S:
+        """Repeats the last element while downstream is faster than upstream (extrapolation).
+
+        Emits when: downstream has demand (the newest element, or a repeat of the last one).
+        Backpressures when: never once an element arrived.
+        Completes when: upstream completes.
+        Fails when: upstream fails."""
+        return self._same(self._n.via(_native.flow_expand()))
+
+    def delay(self: S, seconds: float, capacity: int = 0) -> S:
+        """Emits every element ``seconds`` after it arrived (timer in Rust); ``capacity`` bounds
+        the elements held (the engine default when 0).
+
+        Emits when: an element's delay elapsed and downstream has demand.
+        Backpressures when: ``capacity`` elements are held.
+        Completes when: upstream completes and every held element is emitted.
+        Fails when: upstream fails."""
+        return self._same(self._n.via(_native.flow_timed("delay", seconds, capacity)))
+
+    def idle_timeout(self: S, seconds: float) -> S:
+        """Fails with a timeout (``StageFailed.kind == "timeout"``) when no element passes for
+        ``seconds``.
+
+        Emits when: an element arrives.
+        Backpressures when: downstream backpressures.
+        Completes when: upstream completes.
+        Fails when: no element for ``seconds``, or upstream fails."""
+        return self._same(self._n.via(_native.flow_timed("idle_timeout", seconds)))
+
+    def completion_timeout(self: S, seconds: float) -> S:
+        """Fails with a timeout when the stream has not completed ``seconds`` after it started.
+
+        Emits when: an element arrives.
+        Backpressures when: downstream backpressures.
+        Completes when: upstream completes in time.
+        Fails when: ``seconds`` elapsed first, or upstream fails."""
+        return self._same(self._n.via(_native.flow_timed("completion_timeout", seconds)))
+
+    def initial_timeout(self: S, seconds: float) -> S:
+        """Fails with a timeout when the first element has not arrived within ``seconds``.
+
+        Emits when: an element arrives.
+        Backpressures when: downstream backpressures.
+        Completes when: upstream completes.
+        Fails when: no first element within ``seconds``, or upstream fails."""
+        return self._same(self._n.via(_native.flow_timed("initial_timeout", seconds)))
+
+    def flat_map_concat(self: S, fn: Callable[[Any], Any]) -> S:
+        """Turns each element into a source (``fn`` returns a weir :class:`Source` or any
+        iterable) and emits their elements one source after the other.
+
+        Emits when: the current substream emits.
+        Backpressures when: downstream backpressures (upstream waits while a substream runs).
+        Completes when: upstream completes and the last substream completes.
+        Fails when: upstream or a substream fails, or ``fn`` raises."""
+        return self._same(self._n.via(_native.flow_flat_map_sources(fn, 1)))
+
+    def flat_map_merge(self: S, breadth: int, fn: Callable[[Any], Any]) -> S:
+        """Like :meth:`flat_map_concat` but runs up to ``breadth`` substreams at once and
+        merges their elements.
+
+        Emits when: any running substream emits.
+        Backpressures when: downstream backpressures, or ``breadth`` substreams are running.
+        Completes when: upstream completes and every substream completes.
+        Fails when: upstream or a substream fails, or ``fn`` raises."""
+        return self._same(self._n.via(_native.flow_flat_map_sources(fn, max(2, int(breadth)))))
+
+    def group_by(self: S, max_substreams: int, key: Optional[Callable[[Any], Any]] = None, flow: Optional["Flow"] = None) -> Any:
+        """Splits the stream into one substream per key (``key(x)``, compared with ``==``) with
+        at most ``max_substreams`` keys. Finish with ``.merge_substreams_via(flow)`` (each key's
+        elements through its own instance of ``flow``) or ``.merge_substreams()``; passing
+        ``flow=`` does it at once.
+
+        Emits when: a substream's flow emits.
+        Backpressures when: downstream or the substream of the next element backpressures.
+        Completes when: upstream and every substream complete.
+        Fails when: upstream or a substream fails, ``key`` raises, or a key beyond
+        ``max_substreams`` appears."""
+        sub = SubFlows(self, lambda f: _native.flow_group_by(max_substreams, key, f._n), f"group_by({max_substreams})")
+        return sub if flow is None else sub.merge_substreams_via(flow)
+
+    def split_when(self: S, pred: Callable[[Any], Any], flow: Optional["Flow"] = None) -> Any:
+        """Starts a new segment before each element matching ``pred`` (except the first
+        element); finish with ``.merge_substreams_via(flow)`` / ``.merge_substreams()``.
+
+        Emits when: the current segment's flow emits.
+        Backpressures when: downstream or the current segment's flow backpressures.
+        Completes when: upstream and the last segment complete.
+        Fails when: upstream or a segment's flow fails, or ``pred`` raises."""
+        sub = SubFlows(self, lambda f: _native.flow_split(pred, False, f._n), "split_when")
+        return sub if flow is None else sub.merge_substreams_via(flow)
+
+    def split_after(self: S, pred: Callable[[Any], Any], flow: Optional["Flow"] = None) -> Any:
+        """Ends the current segment after each element matching ``pred``; finish with
+        ``.merge_substreams_via(flow)`` / ``.merge_substreams()``.
+
+        Emits when: the current segment's flow emits.
+        Backpressures when: downstream or the current segment's flow backpressures.
+        Completes when: upstream and the last segment complete.
+        Fails when: upstream or a segment's flow fails, or ``pred`` raises."""
+        sub = SubFlows(self, lambda f: _native.flow_split(pred, True, f._n), "split_after")
+        return sub if flow is None else sub.merge_substreams_via(flow)
+
+    def also_to(self: S, sink: "Sink", keep: Keep = "left") -> S:
+        """Sends every element to ``sink`` as well (eager cancel); ``keep="right"``/``"both"``
+        keeps the sink's materialized value (e.g. its collected list).
+
+        Emits when: an element arrives and both downstream and ``sink`` have credit.
+        Backpressures when: downstream or ``sink`` backpressures.
+        Completes when: upstream completes, or downstream or ``sink`` cancels.
+        Fails when: upstream fails."""
+        return self._same(self._n.via(_native.flow_also_to(sink._n, False), keep), self._meta | sink._meta)
+
+    def wire_tap(self: S, sink: "Sink", keep: Keep = "left") -> S:
+        """Sends elements to ``sink`` when it has credit, dropping them for it otherwise
+        (never slows the main stream).
+
+        Emits when: an element arrives and downstream has credit.
+        Backpressures when: downstream backpressures.
+        Completes when: upstream completes or downstream cancels (``sink`` cancelling is ignored).
+        Fails when: upstream fails."""
+        return self._same(self._n.via(_native.flow_also_to(sink._n, True), keep), self._meta | sink._meta)
+
+    def divert_to(self: S, sink: "Sink", pred: Callable[[Any], Any], keep: Keep = "left") -> S:
+        """Sends elements matching ``pred`` to ``sink`` only; the others continue downstream.
+
+        Emits when: an element not matching ``pred`` arrives and downstream has credit.
+        Backpressures when: the destination of an element backpressures.
+        Completes when: upstream completes, or downstream or ``sink`` cancels.
+        Fails when: upstream fails, or ``pred`` raises."""
+        return self._same(self._n.via(_native.flow_divert_to(sink._n, pred), keep), self._meta | sink._meta)
+
+    def merge_sorted(self: S, other: "Source") -> S:
+        """Merges this stream and ``other``, both sorted ascending (Python ``<``), into one
+        sorted stream (ties: this stream first).
+
+        Emits when: both streams have an element available (or one completed).
+        Backpressures when: downstream backpressures.
+        Completes when: both streams complete.
+        Fails when: either stream fails, or a comparison raises."""
+        return self._same(self._n.via(_native.flow_merge_sorted(other._n)), self._meta | other._meta)
+
+    def interleave(self: S, other: "Source", segment_size: int = 1) -> S:
+        """Alternates segments of ``segment_size`` elements from this stream and ``other``.
+
+        Emits when: the current stream has elements available.
+        Backpressures when: downstream backpressures.
+        Completes when: both streams complete.
+        Fails when: either stream fails."""
+        return self._same(self._n.via(_native.flow_interleave(other._n, segment_size)), self._meta | other._meta)
+
+    def zip_latest(self: S, other: "Source") -> S:
+        """Emits ``(a, b)`` with the latest element of each stream whenever either emits, once
+        both have emitted.
+
+        Emits when: either stream emits and both have emitted at least once.
+        Backpressures when: downstream backpressures.
+        Completes when: either stream completes.
+        Fails when: either stream fails."""
+        return self._same(self._n.via(_native.flow_zip_latest(other._n)), self._meta | other._meta)
+
+    def rows(self: S) -> S:
+        """Record batches (or tables, or anything with ``__arrow_c_array__``) as dict rows.
+
+        Emits when: a batch arrived (its rows, in order).
+        Backpressures when: downstream backpressures.
+        Completes when: upstream completes.
+        Fails when: upstream fails, or an element is not Arrow data."""
+        from .columnar import to_rows
+
+        return self.flat_map(to_rows, name="rows")
+
     def key_by(self, key: Optional[Callable[[Any], Any]] = None) -> "Keyed[Any]":
         """Groups by ``key(element)`` (the element itself when ``None``); finish with
         :meth:`Keyed.count`, :meth:`Keyed.fold` or :meth:`Keyed.reduce`."""
@@ -461,19 +1006,101 @@ class Source(_Linear):
         return Source.from_iter(())
 
     @staticmethod
-    def from_arrow(data: Any) -> "Source":
-        """Rows (dicts) of an Arrow table, record batch, reader, or anything exposing
-        ``__arrow_c_stream__`` / ``__arrow_c_array__`` (polars, pandas >= 2.2)."""
-        from .columnar import ArrowRows
+    def repeat(x: Any) -> "Source":
+        """``x`` forever (use ``take``).
 
-        return Source.from_iter(ArrowRows(data))
+        Emits when: downstream has demand.
+        Backpressures when: never.
+        Completes when: never.
+        Fails when: never."""
+        return Source.from_iter(_Repeat(x))
 
     @staticmethod
-    def from_pandas(df: Any) -> "Source":
-        """Rows (dicts) of a pandas DataFrame."""
-        from .columnar import ArrowRows, pandas_to_arrow
+    def unfold(state: Any, fn: Callable[[Any], Optional[Tuple[Any, Any]]]) -> "Source":
+        """The elements produced by ``fn(state) -> (next_state, element)`` until it returns
+        ``None`` (from ``state`` again for every run).
 
-        return Source.from_iter(ArrowRows(pandas_to_arrow(df)))
+        Emits when: ``fn`` returned a pair and downstream has demand.
+        Backpressures when: never (``fn`` is only called on demand).
+        Completes when: ``fn`` returns ``None``.
+        Fails when: ``fn`` raises."""
+        return Source.from_iter(_Unfold(state, fn))
+
+    @staticmethod
+    def failed(error: BaseException) -> "Source":
+        """No element and a failure: the run raises ``StageFailed`` with ``error`` as cause.
+
+        Emits when: never.
+        Backpressures when: never.
+        Completes when: never.
+        Fails when: at once, with ``error``."""
+        return Source.from_iter(_Failed(error))
+
+    @staticmethod
+    def tick(initial_delay: float, interval: float, value: Any) -> "Source":
+        """``value`` after ``initial_delay`` seconds, then every ``interval`` seconds (timer in
+        Rust); ticks missed while downstream backpressures are dropped. Materializes a
+        ``Cancellable`` (``cancel()`` completes the source).
+
+        Emits when: a tick is due and downstream has demand.
+        Backpressures when: never (missed ticks are skipped).
+        Completes when: the ``Cancellable`` is cancelled (or downstream cancels, e.g. ``take``).
+        Fails when: never."""
+        return Source(_native.source_tick(initial_delay, interval, value))
+
+    @staticmethod
+    def queue(capacity: int, overflow: str = "backpressure") -> "Source":
+        """A source fed from Python through the materialized :class:`weir.SourceQueue`
+        (``offer(x)``, ``await offer_async(x)``, ``complete()``, ``fail(exc)``); ``overflow`` is
+        ``backpressure`` (``offer`` blocks while full), ``drop_head``, ``drop_tail``,
+        ``drop_buffer``, ``drop_new`` or ``fail``. Use ``graph.start()`` and
+        ``handle.materialized`` to get the queue while the run goes on.
+
+        Emits when: an element is buffered and downstream has demand.
+        Backpressures when: never itself; ``offer`` waits on a full buffer under backpressure.
+        Completes when: ``complete()`` is called and the buffer is drained.
+        Fails when: ``fail()`` is called, or the buffer overflows under ``fail``."""
+        return Source(_native.source_queue(capacity, overflow))
+
+    @staticmethod
+    def from_async_iter(aiterable: Any) -> "Source":
+        """The items of an async iterable (or of ``aiterable()`` when it is a zero-argument
+        callable, called once per run), awaited on the run's event loop one at a time.
+
+        Emits when: the iterator yielded an item and downstream has demand.
+        Backpressures when: never (the iterator is only advanced on demand).
+        Completes when: the iterator is exhausted.
+        Fails when: the iterator raises."""
+        return Source.from_iter(_AsyncIterBridge(aiterable))
+
+    @staticmethod
+    def from_arrow(data: Any, *, rows: bool = False) -> "Source":
+        """The record batches (``pyarrow.RecordBatch``, one element per batch, no copy) of an
+        Arrow table, record batch, reader, or anything exposing ``__arrow_c_stream__`` /
+        ``__arrow_c_array__`` (polars, pandas >= 2.2, DuckDB, ...); ``rows=True`` emits dict
+        rows instead (same as ``.rows()``). A reader is read once, so every run sees every row.
+
+        Emits when: downstream has demand and batches remain.
+        Backpressures when: never.
+        Completes when: every batch was emitted.
+        Fails when: ``data`` is not Arrow data (raised at once)."""
+        from .columnar import ArrowBatches, ArrowRows
+
+        return Source.from_iter(ArrowRows(data) if rows else ArrowBatches(data))
+
+    @staticmethod
+    def from_pandas(df: Any, *, rows: bool = False) -> "Source":
+        """A pandas DataFrame as record batches (``rows=True``: dict rows); the index is dropped.
+        Converting pandas to Arrow may copy (object columns always do)."""
+        from .columnar import pandas_to_arrow
+
+        return Source.from_arrow(pandas_to_arrow(df), rows=rows)
+
+    @staticmethod
+    def from_polars(df: Any, *, rows: bool = False) -> "Source":
+        """A polars DataFrame as record batches (zero-copy through ``__arrow_c_stream__``);
+        ``rows=True``: dict rows."""
+        return Source.from_arrow(df, rows=rows)
 
     def to(self, sink: "Sink", keep: Keep = "left") -> "RunnableGraph":
         """Connects ``sink``; ``keep`` picks the materialized value."""
@@ -562,8 +1189,22 @@ class Sink(_Blueprint):
         return Sink(_native.sink_last(True))
 
     @staticmethod
+    def queue(capacity: int = 16) -> "Sink":
+        """Elements pulled from Python through the materialized :class:`weir.SinkQueue`
+        (``pull()``, ``await pull_async()``, ``for x in q``, ``async for x in q``) with a buffer
+        of ``capacity``; use ``graph.start()`` and ``handle.materialized``.
+
+        Consumes when: the buffer has room (backpressures while it is full).
+        Completes when: upstream completes (``pull`` returns ``None`` after the buffer) or the
+        queue is cancelled (upstream cancelled).
+        Fails when: upstream fails (``pull`` raises ``StageFailed`` after the buffer)."""
+        return Sink(_native.sink_queue(capacity))
+
+    @staticmethod
     def to_arrow() -> "Sink":
-        """Every element (dicts, or scalars as a ``value`` column) as a ``pyarrow.Table``."""
+        """Every element as a ``pyarrow.Table``: record batches (or tables) are assembled
+        without copying (``pa.Table.from_batches``); dict rows (or scalars, as a ``value``
+        column) are converted."""
         from .columnar import rows_to_table
 
         return Sink(_native.sink_collect(rows_to_table))
@@ -642,6 +1283,110 @@ class Zip(_Junction):
         super().__init__(2)
 
 
+class Partition(_Junction):
+    """Each element to the output ``fn(x)`` (an index in ``range(n)``; ports: ``inlet``,
+    ``outlets``). An out-of-range index fails the element (supervision applies).
+
+    Emits when: the chosen output has demand.
+    Backpressures when: the chosen output backpressures.
+    Completes when: upstream completes.
+    Fails when: upstream fails, or ``fn`` raises or returns an invalid index."""
+
+    kind = "partition"
+
+    def __init__(self, n: int, fn: Callable[[Any], int]) -> None:
+        super().__init__(n)
+        self.fn = fn
+
+
+class MergePreferred(_Junction):
+    """Merges a preferred input (``inlets[0]``) and ``n`` secondary ones (``inlets[1:]``),
+    taking from the preferred input whenever it has elements.
+
+    Emits when: one of the inputs has elements (the preferred one first).
+    Backpressures when: downstream backpressures.
+    Completes when: all inputs complete.
+    Fails when: any input fails."""
+
+    kind = "merge_preferred"
+
+
+class MergePrioritized(_Junction):
+    """Merges ``len(priorities)`` inputs, picking among ready inputs with probability
+    proportional to their priority.
+
+    Emits when: one of the inputs has elements.
+    Backpressures when: downstream backpressures.
+    Completes when: all inputs complete.
+    Fails when: any input fails."""
+
+    kind = "merge_prioritized"
+
+    def __init__(self, priorities: Sequence[int]) -> None:
+        super().__init__(len(priorities))
+        self.priorities = [int(p) for p in priorities]
+
+
+class Interleave(_Junction):
+    """``n`` inputs in turn, ``segment_size`` elements from each.
+
+    Emits when: the current input has elements.
+    Backpressures when: downstream backpressures.
+    Completes when: all inputs complete.
+    Fails when: any input fails."""
+
+    kind = "interleave"
+
+    def __init__(self, n: int = 2, segment_size: int = 1) -> None:
+        super().__init__(n)
+        self.segment_size = segment_size
+
+
+class MergeSorted(_Junction):
+    """Two inputs sorted ascending (Python ``<``) merged into one sorted output.
+
+    Emits when: both inputs have an element available (or one completed).
+    Backpressures when: downstream backpressures.
+    Completes when: both inputs complete.
+    Fails when: either input fails, or a comparison raises."""
+
+    kind = "merge_sorted"
+
+    def __init__(self) -> None:
+        super().__init__(2)
+
+
+class ZipLatest(_Junction):
+    """``(a, b)`` of the latest elements of two inputs, whenever either emits (once both did).
+
+    Emits when: either input emits and both have emitted at least once.
+    Backpressures when: downstream backpressures.
+    Completes when: either input completes.
+    Fails when: either input fails."""
+
+    kind = "zip_latest"
+
+    def __init__(self) -> None:
+        super().__init__(2)
+
+
+class Unzip(_Junction):
+    """Pairs ``(a, b)`` split to two outputs (ports: ``inlet``, ``outlets[0]``, ``outlets[1]``).
+
+    Emits when: both outputs have demand.
+    Backpressures when: either output backpressures.
+    Completes when: upstream completes.
+    Fails when: upstream fails, or an element is not a pair."""
+
+    kind = "unzip"
+
+    def __init__(self) -> None:
+        super().__init__(2)
+
+
+_EXT_JUNCTIONS = {"partition", "merge_preferred", "merge_prioritized", "interleave", "merge_sorted", "zip_latest", "unzip"}
+
+
 class Ports:
     """The ports of a junction added to a :class:`GraphBuilder`."""
 
@@ -690,7 +1435,17 @@ class GraphBuilder:
 
     def add(self, junction: _Junction) -> Ports:
         """Adds a junction and returns its :class:`Ports`."""
-        ins, outs = self._b.add_junction(junction.kind, junction.n)
+        if junction.kind in _EXT_JUNCTIONS:
+            ins, outs = _native.builder_add_junction(
+                self._b,
+                junction.kind,
+                junction.n,
+                getattr(junction, "fn", None),
+                getattr(junction, "priorities", []),
+                getattr(junction, "segment_size", 1),
+            )
+        else:
+            ins, outs = self._b.add_junction(junction.kind, junction.n)
         return Ports(ins, outs)
 
     def connect(self, outlet: Any, inlet: Any) -> None:

@@ -94,12 +94,18 @@ def main(fd: int, parent: int) -> None:
         if tag == b"F":
             import cloudpickle  # noqa: F401 - needed to unpickle functions by value
 
-            fid, kind, fn = pickle.loads(msg[1:])
-            fns[fid] = (kind, fn)
+            fid, kind, blob = pickle.loads(msg[1:])
+            try:
+                fns[fid] = (kind, pickle.loads(blob))
+            except Exception as e:  # noqa: BLE001 - e.g. a function defined in an unimportable module
+                fns[fid] = ("error", _portable(e))
         elif tag == b"B":
             bid, fid, batch = pickle.loads(msg[1:])
             kind, fn = fns[fid]
-            out, fails = _apply(kind, fn, batch)
+            if kind == "error":
+                out, fails = [], [(batch, fn)]
+            else:
+                out, fails = _apply(kind, fn, batch)
             try:
                 payload = pickle.dumps((bid, out, fails), protocol=5)
             except Exception as e:  # noqa: BLE001

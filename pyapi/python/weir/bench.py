@@ -1,17 +1,25 @@
 """Benchmarks of the Python API: ``python -m weir.bench <w1|w2|pool|all> [--n N] [--repeat R]``.
 
 Prints one JSON object per line, like the Rust ``weir-bench``: ``workload``, ``variant``, ``n``,
-``parallelism``, ``seconds``, ``elements_per_s``, ``peak_rss_mb``, ``checksum`` and, for weir
-variants, ``ratio`` to the plain-CPython baseline measured in the same process. Each variant is
-run ``repeat`` times and the fastest run is reported (the machines are shared and noisy).
+``parallelism``, ``seconds`` (the **median** of ``repeat`` runs), ``best_seconds``,
+``elements_per_s`` (from the median), ``peak_rss_mb``, ``checksum`` and, for weir variants,
+``ratio`` to the plain-CPython baseline measured in the same process (median over median). The
+machines are shared and noisy: use ``--repeat 7`` or more for numbers you report.
 
 * ``w1``: ``map(lambda x: x * 2)``, ``filter(lambda x: x % 3 == 0)``, fold a sum; baseline
-  ``sum(filter(g, map(f, range(n))))``.
+  ``sum(filter(g, map(f, range(n))))``. ``weir_fused`` is the whole pipeline in one stage
+  (``from_iter`` + ops + the fold sink), ``weir_sink_stage`` keeps the sink a stage of its own,
+  ``weir_boundary`` adds an ``async_boundary()`` between map and filter.
 * ``w2``: word count over ``zipf_corpus(n / 10 lines, 10, 10_000, 42)`` (the same corpus and
   checksum as the Rust bench); ``flat_map(str.split)`` in Python, counting in Rust; baseline
   ``collections.Counter`` updated per line.
-* ``pool``: a ~50 microsecond pure-Python CPU-bound function, inline vs ``InterpreterPool`` with 1
-  and 2 workers (worker start-up included).
+* ``pool``: a ~50 microsecond pure-Python CPU-bound function, inline vs ``InterpreterPool`` with
+  ``--workers`` workers (default ``1,2``) and ``--batch`` elements per pool batch (default 256).
+  ``weir_poolK`` runs on a pool created before the timed runs (workers already up: the steady
+  state of a long-lived pool); ``weir_poolK_cold`` creates the pool inside the timed run (start-up
+  included, one run). On a 16-core machine: ``--workers 1,2,4,8,16 --n 200000``.
+
+Needs only ``weir`` (and ``cloudpickle`` for ``pool``): no pyarrow/polars/numpy.
 """
 
 from __future__ import annotations
@@ -21,8 +29,9 @@ import bisect
 import collections
 import hashlib
 import json
+import statistics
 import time
-from typing import Any, Callable, Dict, Iterable, List, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Sequence, Tuple
 
 import weir
 
@@ -97,31 +106,43 @@ def _peak_mb() -> float:
     return 0.0
 
 
-def _best(fn: Callable[[], Any], repeat: int) -> Tuple[float, Any, float]:
-    best, value, peak = float("inf"), None, 0.0
-    for _ in range(repeat):
+def _measure(fn: Callable[[], Any], repeat: int) -> Tuple[float, float, Any, float]:
+    """``(median, best, value, peak_rss_mb)`` over ``repeat`` runs of ``fn``."""
+    times: List[float] = []
+    value, peak = None, 0.0
+    for _ in range(max(1, repeat)):
         _reset_peak()
         t = time.perf_counter()
         value = fn()
-        dt = time.perf_counter() - t
-        if dt < best:
-            best, peak = dt, _peak_mb()
-    return best, value, peak
+        times.append(time.perf_counter() - t)
+        peak = max(peak, _peak_mb())
+    return statistics.median(times), min(times), value, peak
 
 
-def _emit(workload: str, variant: str, n: int, par: int, secs: float, peak: float, check: Any, base: float = 0.0) -> Dict[str, Any]:
+def _emit(
+    workload: str,
+    variant: str,
+    n: int,
+    par: int,
+    secs: Tuple[float, float],
+    peak: float,
+    check: Any,
+    base: float = 0.0,
+) -> Dict[str, Any]:
+    med, best = secs
     rec: Dict[str, Any] = {
         "workload": workload,
         "variant": variant,
         "n": n,
         "parallelism": par,
-        "seconds": round(secs, 6),
-        "elements_per_s": float(f"{n / secs:.4e}"),
+        "seconds": round(med, 6),
+        "best_seconds": round(best, 6),
+        "elements_per_s": float(f"{n / med:.4e}"),
         "peak_rss_mb": round(peak, 1),
         "checksum": str(check),
     }
     if base:
-        rec["ratio"] = round(base / secs, 3)
+        rec["ratio"] = round(base / med, 3)
     print(json.dumps(rec), flush=True)
     return rec
 
@@ -129,27 +150,26 @@ def _emit(workload: str, variant: str, n: int, par: int, secs: float, peak: floa
 def w1(n: int, repeat: int) -> None:
     f = lambda x: x * 2  # noqa: E731
     g = lambda x: x % 3 == 0  # noqa: E731
-    base, expect, peak = _best(lambda: sum(filter(g, map(f, range(n)))), repeat)
-    _emit("w1", "cpython", n, 1, base, peak, expect)
-    graph = (
-        weir.Source.from_iter(range(n))
-        .map(lambda x: x * 2)
-        .filter(lambda x: x % 3 == 0)
-        .to(weir.Sink.fold(0, lambda acc, x: acc + x), keep="right")
+    base, best, expect, peak = _measure(lambda: sum(filter(g, map(f, range(n)))), repeat)
+    _emit("w1", "cpython", n, 1, (base, best), peak, expect)
+    src = weir.Source.from_iter(range(n)).map(lambda x: x * 2).filter(lambda x: x % 3 == 0)
+    variants = (
+        ("weir_fused", src.to(weir.Sink.fold(0, lambda acc, x: acc + x), keep="right")),
+        # .named() makes the sink a stage of its own (no source-to-sink fusion)
+        ("weir_sink_stage", src.to(weir.Sink.fold(0, lambda acc, x: acc + x).named("fold"), keep="right")),
+        (
+            "weir_boundary",
+            weir.Source.from_iter(range(n))
+            .map(lambda x: x * 2)
+            .async_boundary()
+            .filter(lambda x: x % 3 == 0)
+            .to(weir.Sink.fold(0, lambda acc, x: acc + x), keep="right"),
+        ),
     )
-    secs, got, peak = _best(graph.run, repeat)
-    assert got == expect, (got, expect)
-    _emit("w1", "weir_fused", n, 1, secs, peak, got, base)
-    graph = (
-        weir.Source.from_iter(range(n))
-        .map(lambda x: x * 2)
-        .async_boundary()
-        .filter(lambda x: x % 3 == 0)
-        .to(weir.Sink.fold(0, lambda acc, x: acc + x), keep="right")
-    )
-    secs, got, peak = _best(graph.run, repeat)
-    assert got == expect
-    _emit("w1", "weir_boundary", n, 1, secs, peak, got, base)
+    for variant, graph in variants:
+        med, best, got, peak = _measure(graph.run, repeat)
+        assert got == expect, (variant, got, expect)
+        _emit("w1", variant, n, 1, (med, best), peak, got, base)
 
 
 def w2(n: int, repeat: int) -> None:
@@ -162,15 +182,15 @@ def w2(n: int, repeat: int) -> None:
             c.update(line.split())
         return c
 
-    base, counts, peak = _best(baseline, repeat)
+    base, best, counts, peak = _measure(baseline, repeat)
     expect = checksum(counts.items())
-    _emit("w2", "cpython_counter", words, 1, base, peak, expect)
+    _emit("w2", "cpython_counter", words, 1, (base, best), peak, expect)
     for variant, key in (("weir_key_lambda", lambda w: w), ("weir_key_identity", None)):
         graph = weir.Source.from_iter(lines).flat_map(str.split).key_by(key).count().to(weir.Sink.collect(), keep="right")
-        secs, got, peak = _best(graph.run, repeat)
+        med, best, got, peak = _measure(graph.run, repeat)
         c = checksum(got)
         assert c == expect, f"w2 {variant}: checksum mismatch"
-        _emit("w2", variant, words, 1, secs, peak, c, base)
+        _emit("w2", variant, words, 1, (med, best), peak, c, base)
 
 
 def cpu_work(x: int) -> int:
@@ -181,20 +201,40 @@ def cpu_work(x: int) -> int:
     return s
 
 
-def pool(n: int, repeat: int) -> None:
-    base, expect, peak = _best(lambda: list(map(cpu_work, range(n))), repeat)
+def pool(n: int, repeat: int, workers: Sequence[int] = (1, 2), batch: int = 256) -> None:
+    base, best, expect, peak = _measure(lambda: list(map(cpu_work, range(n))), repeat)
     check = sum(expect) % 1_000_000_007
-    _emit("pool", "cpython_inline", n, 1, base, peak, check)
+    _emit("pool", "cpython_inline", n, 1, (base, best), peak, check)
     graph = weir.Source.range(n).map(cpu_work).to(weir.Sink.collect(), keep="right")
-    secs, got, peak = _best(graph.run, repeat)
+    med, best, got, peak = _measure(graph.run, repeat)
     assert got == expect
-    _emit("pool", "weir_inline", n, 1, secs, peak, check, base)
-    for workers in (1, 2):
-        p = weir.InterpreterPool(workers=workers)
-        graph = weir.Source.range(n).map(cpu_work, pool=p).batch_size(256).to(weir.Sink.collect(), keep="right")
-        secs, got, peak = _best(graph.run, repeat)
+    _emit("pool", "weir_inline", n, 1, (med, best), peak, check, base)
+    for w in workers:
+        with weir.InterpreterPool(workers=w) as p:
+            graph = weir.Source.range(n).map(cpu_work, pool=p).batch_size(batch).to(weir.Sink.collect(), keep="right")
+            assert graph.run() == expect  # warm-up: the function reaches every worker
+            med, best, got, peak = _measure(graph.run, repeat)
+            assert got == expect
+            _emit("pool", f"weir_pool{w}", n, w, (med, best), peak, check, base)
+
+        def cold() -> Any:
+            with weir.InterpreterPool(workers=w) as p:
+                g = weir.Source.range(n).map(cpu_work, pool=p).batch_size(batch)
+                return g.run_with(weir.Sink.collect())
+
+        med, best, got, peak = _measure(cold, 1)
         assert got == expect
-        _emit("pool", f"weir_pool{workers}", n, workers, secs, peak, check, base)
+        _emit("pool", f"weir_pool{w}_cold", n, w, (med, best), peak, check, base)
+
+
+def _ints(s: str) -> List[int]:
+    try:
+        out = [int(x) for x in s.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, not {s!r}") from None
+    if not out or min(out) < 1:
+        raise argparse.ArgumentTypeError("worker counts must be >= 1")
+    return out
 
 
 def main(argv: Any = None) -> None:
@@ -202,7 +242,9 @@ def main(argv: Any = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m weir.bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("workload", nargs="?", default="all", choices=["w1", "w2", "pool", "all"])
     ap.add_argument("--n", type=float, default=None, help="elements (words for w2)")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5, help="runs per variant (the median is reported)")
+    ap.add_argument("--workers", type=_ints, default=[1, 2], help="pool: worker counts, e.g. 1,2,4,8,16")
+    ap.add_argument("--batch", type=int, default=256, help="pool: elements per pool batch")
     a = ap.parse_args(argv)
     todo = ["w1", "w2", "pool"] if a.workload == "all" else [a.workload]
     for w in todo:
@@ -211,7 +253,7 @@ def main(argv: Any = None) -> None:
         elif w == "w2":
             w2(int(a.n or 2_000_000), a.repeat)
         else:
-            pool(int(a.n or 20_000), a.repeat)
+            pool(int(a.n or 20_000), a.repeat, a.workers, max(1, a.batch))
 
 
 if __name__ == "__main__":

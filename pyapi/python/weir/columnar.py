@@ -1,6 +1,14 @@
 """Columnar data: Arrow, pandas, polars and numpy batches.
 
-Rows travel through weir as Python dicts; columnar stages convert a whole engine batch at once.
+Two shapes travel through weir. **Record batches** (``pyarrow.RecordBatch`` elements, from
+``Source.from_arrow``/``from_pandas``/``from_polars``) are first-class: the engine moves the
+Python object (a reference), never the data, so a batch reaches ``Sink.to_arrow`` with the very
+buffers it was created with. ``map_batches(fn, batch_format=...)`` converts each record batch
+once: ``pyarrow`` passes it as is, ``polars`` uses ``pl.from_arrow`` (zero-copy), ``numpy``
+uses ``to_numpy(zero_copy_only=False)`` (zero-copy for primitive columns without nulls),
+``pandas`` uses ``to_pandas()`` (usually a copy). **Dict rows** (the default for
+``from_iter``, or ``.rows()`` / ``rows=True``) keep the original row path: columnar stages convert
+a whole engine batch of rows at once.
 The conversion uses the Arrow PyCapsule interface (``__arrow_c_stream__`` / ``__arrow_c_array__``)
 through pyarrow, so any producer implementing it (pyarrow, polars, pandas >= 2.2, DuckDB...) can
 feed ``Source.from_arrow`` and any batch returned by ``map_batches`` comes back as rows. This layer
@@ -37,15 +45,38 @@ def _reader(data: Any) -> Any:
     raise TypeError(f"{type(data).__name__} is not Arrow data (no __arrow_c_stream__ / __arrow_c_array__)")
 
 
+def _table(data: Any) -> Any:
+    pa = _pa()
+    # A reader can be consumed once: keep a table (the same buffers) so every run sees every row.
+    return data if isinstance(data, pa.Table) else _reader(data).read_all()
+
+
+class ArrowBatches:
+    """A re-iterable over the record batches of Arrow data (no copy)."""
+
+    def __init__(self, data: Any) -> None:
+        self.table = _table(data)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.table.to_batches())
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+
+def to_rows(batch: Any) -> List[Any]:
+    """The rows (dicts) of a record batch, table or Arrow-exporting object."""
+    pa = _pa()
+    if isinstance(batch, (pa.RecordBatch, pa.Table)):
+        return batch.to_pylist()
+    return _reader(batch).read_all().to_pylist()
+
+
 class ArrowRows:
     """A re-iterable over the rows (dicts) of Arrow data, one record batch at a time."""
 
     def __init__(self, data: Any) -> None:
-        pa = _pa()
-        # A reader can be consumed once: keep a table so every run sees every row.
-        if not isinstance(data, pa.Table):
-            data = _reader(data).read_all()
-        self.table = data
+        self.table = _table(data)
 
     def __iter__(self) -> Iterator[Any]:
         for batch in self.table.to_batches():
@@ -61,8 +92,19 @@ def pandas_to_arrow(df: Any) -> Any:
 
 
 def rows_to_table(rows: List[Any]) -> Any:
-    """A list of dict rows (or scalars, as a ``value`` column) as a pyarrow Table."""
+    """A list of record batches / tables (assembled without copying), or of dict rows (or
+    scalars, as a ``value`` column), as a pyarrow Table."""
     pa = _pa()
+    if rows and isinstance(rows[0], (pa.RecordBatch, pa.Table)):
+        batches: List[Any] = []
+        for b in rows:
+            if isinstance(b, pa.Table):
+                batches.extend(b.to_batches())
+            elif isinstance(b, pa.RecordBatch):
+                batches.append(b)
+            else:
+                raise TypeError(f"to_arrow() got a {type(b).__name__} among record batches")
+        return pa.Table.from_batches(batches)
     if rows and not isinstance(rows[0], dict):
         return pa.table({"value": rows})
     return pa.Table.from_pylist(rows)
@@ -109,14 +151,59 @@ def _from_format(out: Any) -> List[Any]:
     return list(out)
 
 
+def _batch_to_format(rb: Any, fmt: str) -> Any:
+    if fmt == "pyarrow":
+        return rb
+    if fmt == "polars":
+        import polars as pl
+
+        return pl.from_arrow(rb)
+    if fmt == "pandas":
+        return rb.to_pandas()
+    if fmt == "numpy":
+        return {name: col.to_numpy(zero_copy_only=False) for name, col in zip(rb.schema.names, rb.columns)}
+    raise ValueError(f"unknown batch_format {fmt!r} (pyarrow, pandas, polars, numpy)")
+
+
+def _to_batches(out: Any) -> List[Any]:
+    """``fn``'s result on a record batch, back as record batches (no copy where possible)."""
+    pa = _pa()
+    if out is None:
+        return []
+    if isinstance(out, pa.RecordBatch):
+        return [out]
+    if isinstance(out, pa.Table):
+        return out.to_batches()
+    mod = type(out).__module__.split(".")[0]
+    if mod == "pandas":
+        return [pa.RecordBatch.from_pandas(out, preserve_index=False)]
+    if mod == "polars" and hasattr(out, "to_arrow"):
+        return out.to_arrow().to_batches()
+    if hasattr(out, "__arrow_c_array__"):
+        return [pa.record_batch(out)]
+    if hasattr(out, "__arrow_c_stream__"):
+        return _reader(out).read_all().to_batches()
+    if isinstance(out, dict):
+        return [pa.RecordBatch.from_pydict(dict(out))]
+    raise TypeError(f"map_batches() on record batches must return Arrow, pandas, polars or a dict of columns, not {type(out).__name__}")
+
+
 class _Adapter:
-    """Converts an engine batch to ``fmt``, calls ``fn``, converts the result back to rows."""
+    """Converts an engine batch to ``fmt``, calls ``fn``, converts the result back: per record
+    batch when the elements are ``pyarrow.RecordBatch``es (the result stays columnar), else
+    for the whole batch of rows (the result becomes rows)."""
 
     def __init__(self, fn: Callable[[Any], Any], fmt: str) -> None:
         self.fn = fn
         self.fmt = fmt
 
     def __call__(self, rows: List[Any]) -> List[Any]:
+        pa = _pa()
+        if rows and isinstance(rows[0], pa.RecordBatch):
+            out: List[Any] = []
+            for rb in rows:
+                out.extend(_to_batches(self.fn(_batch_to_format(rb, self.fmt))))
+            return out
         return _from_format(self.fn(_to_format(rows, self.fmt)))
 
 

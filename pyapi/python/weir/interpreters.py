@@ -1,14 +1,27 @@
 """Pooled interpreters: run CPU-bound Python functions in worker processes.
 
 ``weir.InterpreterPool(workers=n)`` is passed as ``pool=`` to ``map``, ``filter``, ``flat_map``,
-``map_batches`` and ``for_each``-like stages. The function is shipped once per worker
+``map_batches`` and ``for_each``-like stages. The function is shipped once per worker and stage
 (cloudpickle), elements travel in whole batches (pickle protocol 5), results come back in input
-order, and at most ``max_inflight`` batches are outstanding (backpressure).
+order, and at most ``max_inflight`` batches are outstanding per stage (backpressure).
 
-Workers are started lazily for a run and stopped when it ends (completed, failed or cancelled). A
-worker that dies while holding a batch is replaced, and the batch fails with
+Lifetime (who owns the workers):
+
+* A pool object created by the user (``pool=InterpreterPool(...)``) is **long-lived**: its
+  workers start when it is created and serve every run and stage that uses it until
+  ``pool.close()``, the end of a ``with InterpreterPool(...) as pool:`` block, the pool being
+  garbage-collected, or interpreter exit. Runs never stop them, so only the first run pays for
+  the start-up. A run cancelled while batches are in a worker leaves those batches to finish
+  there (their results are dropped); the workers stay with the pool. After ``close()`` a stage
+  using the pool fails its batches with :class:`weir.WeirError`.
+* ``pool=n`` (an ``int``; ``pool=True`` for one worker per core) gives the stage a pool **owned
+  by the run**: workers start with the run's first batch and are stopped when the run ends
+  (completed, failed or cancelled), so no worker outlives the run.
+
+A worker that dies while holding a batch is replaced, and the batch fails with
 :class:`weir.errors.WorkerCrashed` through the stage's supervision (so ``resume`` drops it and goes
-on). Workers also die with the parent (``PR_SET_PDEATHSIG`` on Linux plus a parent-pid watcher).
+on). Workers always die with the parent (``PR_SET_PDEATHSIG`` on Linux plus a parent-pid
+watcher), whatever owns them.
 
 The pool talks to its workers through a small :class:`Backend` interface; today the backend is
 :class:`ProcessBackend` (one OS process per worker). Subinterpreters (PEP 734) and free-threaded
@@ -17,6 +30,7 @@ CPython can be added as backends: :func:`supported` reports what this interprete
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
 import pickle
@@ -25,6 +39,7 @@ import subprocess
 import sys
 import sysconfig
 import threading
+import weakref
 from multiprocessing.connection import Connection
 from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
 
@@ -56,7 +71,10 @@ class Backend(Protocol):
         """Makes a function known to the workers."""
 
     def close(self) -> None:
-        """Stops every worker and fails outstanding batches."""
+        """Stops every worker and fails outstanding batches (a later ``submit`` may restart)."""
+
+    def start(self) -> None:
+        """Starts the workers now (optional: ``submit`` starts missing workers)."""
 
     def pids(self) -> List[int]:
         """Process ids of live workers."""
@@ -116,7 +134,15 @@ class ProcessBackend:
         self.workers: List[_Worker] = []
         self.fns: Dict[int, Tuple[str, bytes]] = {}
         self.closed = False
+        self.eager = False  # started by start(): crashed workers are replaced at once
         self.crashes = 0
+
+    def start(self) -> None:
+        with self.lock:
+            self.closed = False
+            self.eager = True
+            while len(self.workers) < self.size:
+                self._spawn()
 
     def _spawn(self) -> _Worker:
         w = _Worker(self)
@@ -128,7 +154,9 @@ class ProcessBackend:
 
         with self.lock:
             if fid not in self.fns:
-                self.fns[fid] = (kind, cloudpickle.dumps((fid, kind, fn)))
+                # The function is pickled on its own so that a worker that cannot load it (e.g.
+                # it lives in a module the worker cannot import) reports that per batch.
+                self.fns[fid] = (kind, pickle.dumps((fid, kind, cloudpickle.dumps(fn)), protocol=5))
 
     def submit(self, fid: int, batch: List[Any], done: Done) -> None:
         with self.lock:
@@ -163,6 +191,13 @@ class ProcessBackend:
             closed = self.closed
             if not closed and pending:
                 self.crashes += 1
+                if self.eager:
+                    # Replace a worker that died on a batch now (one that died idle, e.g. at
+                    # start-up, is replaced by the next submit: no respawn loop).
+                    try:
+                        self._spawn()
+                    except OSError:
+                        pass
         for batch, done in pending.values():
             reason = "the pool was closed" if closed else f"exited with code {rc}"
             done([], [(batch, WorkerCrashed(f"pool worker (pid {w.proc.pid}) {reason}"))])
@@ -196,7 +231,7 @@ _ids = itertools.count(1)
 
 
 class _Submitter:
-    """``submit(batch, done)`` for one stage: ships ``fn`` once, then batches."""
+    """``submit(batch, done)`` for one stage: ships ``fn`` once per worker, then batches."""
 
     def __init__(self, pool: "InterpreterPool", kind: str, fn: Callable[..., Any]) -> None:
         self.pool = pool
@@ -204,27 +239,58 @@ class _Submitter:
         pool.backend.register(self.fid, kind, fn)
 
     def __call__(self, batch: List[Any], done: Done) -> None:
+        if self.pool._closed:
+            from .errors import WeirError
+
+            done([], [(batch, WeirError("this InterpreterPool is closed"))])
+            return
         self.pool.backend.submit(self.fid, batch, done)
+
+
+_pools: "weakref.WeakSet[InterpreterPool]" = weakref.WeakSet()
 
 
 class InterpreterPool:
     """A pool of ``workers`` Python worker processes for CPU-bound stages (see the module doc).
 
+    The workers start now and live until :meth:`close` (or the end of a ``with`` block, garbage
+    collection, interpreter exit); every run and stage using the pool shares them.
     ``max_inflight`` bounds the batches outstanding per stage (default ``2 * workers``)."""
 
-    def __init__(self, workers: Optional[int] = None, *, max_inflight: Optional[int] = None, backend: Optional[Backend] = None) -> None:
+    def __init__(
+        self,
+        workers: Optional[int] = None,
+        *,
+        max_inflight: Optional[int] = None,
+        backend: Optional[Backend] = None,
+        _run_owned: bool = False,
+    ) -> None:
         n = workers or os.cpu_count() or 1
         self.workers = n
         self.max_inflight = max_inflight or 2 * n
         self.backend: Any = backend or ProcessBackend(n)
-        self._runs = 0
+        self._run_owned = _run_owned
+        self._closed = False
+        if not _run_owned:
+            start = getattr(self.backend, "start", None)
+            if start is not None:
+                start()
+            _pools.add(self)
+            self._finalizer = weakref.finalize(self, self.backend.close)
 
     def _submitter(self, kind: str, fn: Callable[..., Any]) -> _Submitter:
         return _Submitter(self, kind, fn)
 
     def _release_run(self) -> None:
-        """Called when a run using this pool ends: its workers are stopped."""
-        self.backend.close()
+        """Called when a run using this pool ends: a run-owned pool stops its workers (the next
+        run starts new ones); a user's pool keeps them."""
+        if self._run_owned:
+            self.backend.close()
+
+    @property
+    def run_owned(self) -> bool:
+        """Whether the workers are stopped at the end of every run (``pool=n``)."""
+        return self._run_owned
 
     def pids(self) -> List[int]:
         """Process ids of the live workers."""
@@ -236,7 +302,9 @@ class InterpreterPool:
         return getattr(self.backend, "crashes", 0)
 
     def close(self) -> None:
-        """Stops every worker now."""
+        """Stops every worker now; batches still outstanding fail. Idempotent."""
+        if not self._run_owned:
+            self._closed = True
         self.backend.close()
 
     def __enter__(self) -> "InterpreterPool":
@@ -252,4 +320,30 @@ class InterpreterPool:
         return self is other
 
 
-__all__ = ["InterpreterPool", "Backend", "ProcessBackend", "supported"]
+def as_pool(pool: Any) -> InterpreterPool:
+    """The pool a ``pool=`` argument means: an :class:`InterpreterPool` as is, an ``int`` ``n``
+    a run-owned pool of ``n`` workers, ``True`` a run-owned pool with one worker per core."""
+    if isinstance(pool, bool):
+        if not pool:
+            raise ValueError("pool=False: pass pool=None to run inline")
+        return InterpreterPool(None, _run_owned=True)
+    if isinstance(pool, int):
+        if pool < 1:
+            raise ValueError("pool=n needs n >= 1")
+        return InterpreterPool(pool, _run_owned=True)
+    if not hasattr(pool, "_submitter"):
+        raise TypeError(f"pool= takes an InterpreterPool or a worker count, not {type(pool).__name__}")
+    return pool
+
+
+@atexit.register
+def _close_all_pools() -> None:
+    """Stops the workers of every pool still open at interpreter exit."""
+    for p in list(_pools):
+        try:
+            p.close()
+        except Exception:  # noqa: BLE001 - best effort at exit
+            pass
+
+
+__all__ = ["InterpreterPool", "Backend", "ProcessBackend", "as_pool", "supported"]

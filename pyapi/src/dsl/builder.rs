@@ -1,0 +1,199 @@
+//! `GraphBuilder` from Python: ports, materialized-value keys and wiring.
+
+use super::{Bp, NBlueprint, source_of, wrap};
+use crate::errors::{GraphInvalid, graph_err};
+use crate::junction::{PyBroadcast, PyZip};
+use crate::mat::MatValue;
+use crate::obj::PyObj;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use std::sync::Mutex;
+use weir_graph::{GraphBuilder, Inlet, MatKey, Outlet};
+use weir_operators::fan::{Balance, Concat, Merge};
+
+/// A typed input port of a component added to a builder.
+#[pyclass(module = "weir._native", name = "Inlet", frozen)]
+pub struct NInlet(pub Inlet<PyObj>);
+
+/// A typed output port of a component added to a builder.
+#[pyclass(module = "weir._native", name = "Outlet", frozen)]
+pub struct NOutlet(pub Outlet<PyObj>);
+
+/// The key to a component's materialized value inside a builder.
+#[pyclass(module = "weir._native", name = "MatKey", frozen)]
+pub struct NMatKey(pub MatKey<MatValue>);
+
+/// Wires sources, flows, sinks and junctions into non-linear graphs.
+#[pyclass(module = "weir._native", name = "GraphBuilder", frozen)]
+pub struct NBuilder(Mutex<Option<GraphBuilder>>);
+
+impl NBuilder {
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut GraphBuilder) -> PyResult<R>) -> PyResult<R> {
+        let mut g = self
+            .0
+            .lock()
+            .map_err(|_| GraphInvalid::new_err("builder poisoned"))?;
+        let b = g
+            .as_mut()
+            .ok_or_else(|| GraphInvalid::new_err("this builder was already built"))?;
+        f(b)
+    }
+    fn take(&self) -> PyResult<GraphBuilder> {
+        self.0
+            .lock()
+            .map_err(|_| GraphInvalid::new_err("builder poisoned"))?
+            .take()
+            .ok_or_else(|| GraphInvalid::new_err("this builder was already built"))
+    }
+}
+
+fn mat_of(
+    keys: Vec<MatKey<MatValue>>,
+) -> impl Fn(&mut weir_graph::MatValues) -> MatValue + Send + Sync {
+    move |vals| {
+        let mut v: Vec<MatValue> = keys
+            .iter()
+            .map(|k| vals.take(*k).unwrap_or(MatValue::Unit))
+            .collect();
+        match v.len() {
+            0 => MatValue::Unit,
+            1 => v.pop().unwrap_or(MatValue::Unit),
+            _ => MatValue::Many(v),
+        }
+    }
+}
+
+#[pymethods]
+impl NBuilder {
+    /// An empty builder.
+    #[new]
+    fn new() -> Self {
+        Self(Mutex::new(Some(GraphBuilder::new())))
+    }
+
+    /// Adds a source; returns `(outlet, mat_key)`.
+    fn add_source(&self, s: &NBlueprint) -> PyResult<(NOutlet, NMatKey)> {
+        let src = source_of(s)?;
+        self.with(|b| {
+            let (o, k) = b.add_source(src);
+            Ok((NOutlet(o), NMatKey(k)))
+        })
+    }
+
+    /// Adds a flow; returns `(inlet, outlet, mat_key)`.
+    fn add_flow(&self, f: &NBlueprint) -> PyResult<(NInlet, NOutlet, NMatKey)> {
+        let Bp::Flow(fl) = f.bp.clone() else {
+            return Err(PyTypeError::new_err("add_flow() takes a Flow"));
+        };
+        self.with(|b| {
+            let (i, o, k) = b.add_flow(fl);
+            Ok((NInlet(i), NOutlet(o), NMatKey(k)))
+        })
+    }
+
+    /// Adds a sink; returns `(inlet, mat_key)`.
+    fn add_sink(&self, s: &NBlueprint) -> PyResult<(NInlet, NMatKey)> {
+        let Bp::Sink(sk) = s.bp.clone() else {
+            return Err(PyTypeError::new_err("add_sink() takes a Sink"));
+        };
+        self.with(|b| {
+            let (i, k) = b.add_sink(sk);
+            Ok((NInlet(i), NMatKey(k)))
+        })
+    }
+
+    /// Adds a junction: `kind` is `broadcast`, `balance`, `merge`, `zip` or `concat`; returns
+    /// `(inlets, outlets)`.
+    fn add_junction(&self, kind: &str, n: usize) -> PyResult<(Vec<NInlet>, Vec<NOutlet>)> {
+        let n = n.max(1);
+        self.with(|b| match kind {
+            "broadcast" => {
+                let p = b.add(PyBroadcast(n));
+                Ok((
+                    vec![NInlet(p.inlet(0))],
+                    (0..n).map(|i| NOutlet(p.outlet(i))).collect(),
+                ))
+            }
+            "zip" => {
+                let p = b.add(PyZip);
+                Ok((
+                    vec![NInlet(p.inlet(0)), NInlet(p.inlet(1))],
+                    vec![NOutlet(p.outlet(0))],
+                ))
+            }
+            "balance" => {
+                let p = b.add(Balance::<PyObj>::new(n));
+                Ok((
+                    vec![NInlet(p.inlet)],
+                    p.outlets.into_iter().map(NOutlet).collect(),
+                ))
+            }
+            "merge" => {
+                let p = b.add(Merge::<PyObj>::new(n));
+                Ok((
+                    p.inlets.into_iter().map(NInlet).collect(),
+                    vec![NOutlet(p.outlet)],
+                ))
+            }
+            "concat" => {
+                let p = b.add(Concat::<PyObj>::new(n));
+                Ok((
+                    p.inlets.into_iter().map(NInlet).collect(),
+                    vec![NOutlet(p.outlet)],
+                ))
+            }
+            other => Err(PyValueError::new_err(format!("unknown junction {other:?}"))),
+        })
+    }
+
+    /// Connects an outlet to an inlet.
+    fn connect(&self, from: &NOutlet, to: &NInlet) -> PyResult<()> {
+        self.with(|b| b.connect(from.0, to.0).map_err(graph_err))
+    }
+
+    /// Builds a closed graph materializing to the values of `keys`.
+    fn build(&self, keys: Vec<PyRef<'_, NMatKey>>) -> PyResult<NBlueprint> {
+        let keys = keys.iter().map(|k| k.0).collect();
+        let g = self.take()?.build_mat(mat_of(keys)).map_err(graph_err)?;
+        Ok(wrap(Bp::Graph(g)))
+    }
+
+    /// Builds a source whose output is `outlet`.
+    fn build_source(
+        &self,
+        outlet: &NOutlet,
+        keys: Vec<PyRef<'_, NMatKey>>,
+    ) -> PyResult<NBlueprint> {
+        let keys = keys.iter().map(|k| k.0).collect();
+        let g = self
+            .take()?
+            .build_source(outlet.0, mat_of(keys))
+            .map_err(graph_err)?;
+        Ok(wrap(Bp::Source(g)))
+    }
+
+    /// Builds a flow from `inlet` to `outlet`.
+    fn build_flow(
+        &self,
+        inlet: &NInlet,
+        outlet: &NOutlet,
+        keys: Vec<PyRef<'_, NMatKey>>,
+    ) -> PyResult<NBlueprint> {
+        let keys = keys.iter().map(|k| k.0).collect();
+        let g = self
+            .take()?
+            .build_flow(inlet.0, outlet.0, mat_of(keys))
+            .map_err(graph_err)?;
+        Ok(wrap(Bp::Flow(g)))
+    }
+
+    /// Builds a sink whose input is `inlet`.
+    fn build_sink(&self, inlet: &NInlet, keys: Vec<PyRef<'_, NMatKey>>) -> PyResult<NBlueprint> {
+        let keys = keys.iter().map(|k| k.0).collect();
+        let g = self
+            .take()?
+            .build_sink(inlet.0, mat_of(keys))
+            .map_err(graph_err)?;
+        Ok(wrap(Bp::Sink(g)))
+    }
+}

@@ -1,0 +1,276 @@
+//! The Python-facing blueprint: one pyclass wrapping a `Source`, `Flow`, `Sink` or
+//! `RunnableGraph` of Python objects ([`ops`]: the operator constructors, [`supervision`],
+//! [`builder`]: the graph builder).
+
+use crate::mat::{KeepMode, MatValue};
+use crate::obj::PyObj;
+use crate::stages::{
+    OpFactory, PyOp, SinkKind, TupleOp, fusable_sink, fused_iter_sink, py_flow, unit_mat,
+};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use std::sync::Arc;
+use weir_graph::{Flow, RunnableGraph, Sink, Source};
+use weir_operators::fan::FanOps;
+use weir_operators::sink::SinkCtors;
+
+mod builder;
+mod ops;
+mod supervision;
+
+pub use builder::{NBuilder, NInlet, NMatKey, NOutlet};
+pub use ops::*;
+pub use supervision::NSupervision;
+
+/// A blueprint of any shape over Python objects.
+#[derive(Clone)]
+pub enum Bp {
+    /// One open output.
+    Source(Source<PyObj, MatValue>),
+    /// One open input and one open output.
+    Flow(Flow<PyObj, PyObj, MatValue>),
+    /// One open input.
+    Sink(Sink<PyObj, MatValue>),
+    /// Closed, ready to run.
+    Graph(RunnableGraph<MatValue>),
+}
+
+/// An immutable blueprint (`Source`, `Flow`, `Sink` or `RunnableGraph`) of Python objects.
+#[pyclass(module = "weir._native", name = "Blueprint", frozen)]
+pub struct NBlueprint {
+    /// The wrapped blueprint.
+    pub bp: Bp,
+    /// What `to()` may fuse into one stage (set only by `from_iter` and the plain Python sinks;
+    /// any attribute or composition drops it).
+    pub fuse: Option<Fuse>,
+}
+
+/// The parts of a blueprint that `to()` can fuse into one stage (see `stages::fused`).
+pub enum Fuse {
+    /// `Source.from_iter` with its fused element-wise ops.
+    Iter {
+        /// The stage name (`from_iter→map→...`).
+        name: String,
+        /// The iterable.
+        iterable: Py<PyAny>,
+        /// The fused ops.
+        chain: Option<OpFactory<PyObj, PyObj>>,
+    },
+    /// A Python sink.
+    Sink(SinkKind),
+}
+
+pub(crate) fn wrap(bp: Bp) -> NBlueprint {
+    NBlueprint { bp, fuse: None }
+}
+
+pub(crate) fn keep(s: &str) -> PyResult<KeepMode> {
+    KeepMode::parse(s).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "keep must be 'left', 'right', 'both' or 'none', not {s:?}"
+        ))
+    })
+}
+
+macro_rules! attr {
+    ($bp:expr, |$x:ident| $body:expr) => {
+        match $bp.clone() {
+            Bp::Source($x) => Bp::Source($body),
+            Bp::Flow($x) => Bp::Flow($body),
+            Bp::Sink($x) => Bp::Sink($body),
+            Bp::Graph(_) => {
+                return Err(PyTypeError::new_err(
+                    "a RunnableGraph has no last stage to set attributes on",
+                ));
+            }
+        }
+    };
+}
+
+#[pymethods]
+impl NBlueprint {
+    /// `"source"`, `"flow"`, `"sink"` or `"graph"`.
+    #[getter]
+    fn kind(&self) -> &'static str {
+        match self.bp {
+            Bp::Source(_) => "source",
+            Bp::Flow(_) => "flow",
+            Bp::Sink(_) => "sink",
+            Bp::Graph(_) => "graph",
+        }
+    }
+
+    /// Attaches a flow (`self` is a source or a flow), combining materialized values per `keep`.
+    #[pyo3(signature = (flow, keep = "left"))]
+    fn via(&self, flow: &NBlueprint, keep: &str) -> PyResult<NBlueprint> {
+        let k = self::keep(keep)?;
+        let Bp::Flow(f) = flow.bp.clone() else {
+            return Err(PyTypeError::new_err("via() takes a Flow"));
+        };
+        Ok(wrap(match self.bp.clone() {
+            Bp::Source(s) => Bp::Source(s.via_mat(f, move |a, b| k.combine(a, b))),
+            Bp::Flow(s) => Bp::Flow(s.via_mat(f, move |a, b| k.combine(a, b))),
+            _ => {
+                return Err(PyTypeError::new_err(
+                    "via() needs a Source or a Flow on the left",
+                ));
+            }
+        }))
+    }
+
+    /// Connects a sink (`self` is a source or a flow), combining materialized values per `keep`.
+    #[pyo3(signature = (sink, keep = "left"))]
+    fn to(&self, py: Python<'_>, sink: &NBlueprint, keep: &str) -> PyResult<NBlueprint> {
+        let k = self::keep(keep)?;
+        if let (
+            Some(Fuse::Iter {
+                name,
+                iterable,
+                chain,
+            }),
+            Some(Fuse::Sink(kind)),
+        ) = (&self.fuse, &sink.fuse)
+            && fusable_sink(kind)
+        {
+            // from_iter → element-wise ops → Python sink: one stage, one job per time slice.
+            let name = format!("{name}→{}", kind.name());
+            let src = fused_iter_sink(
+                &name,
+                iterable.clone_ref(py),
+                chain.clone(),
+                kind.clone_ref(py),
+            );
+            let end = <Sink<PyObj, _> as SinkCtors<PyObj>>::ignore();
+            let g = src.to_mat(end, move |fut, _| k.combine(MatValue::Unit, fut));
+            return Ok(wrap(Bp::Graph(g)));
+        }
+        let Bp::Sink(s2) = sink.bp.clone() else {
+            return Err(PyTypeError::new_err("to() takes a Sink"));
+        };
+        Ok(wrap(match self.bp.clone() {
+            Bp::Source(s) => Bp::Graph(s.to_mat(s2, move |a, b| k.combine(a, b))),
+            Bp::Flow(s) => Bp::Sink(s.to_mat(s2, move |a, b| k.combine(a, b))),
+            _ => {
+                return Err(PyTypeError::new_err(
+                    "to() needs a Source or a Flow on the left",
+                ));
+            }
+        }))
+    }
+
+    /// Names the last stage (used in errors, metrics and diagrams).
+    fn named(&self, name: String) -> PyResult<NBlueprint> {
+        Ok(wrap(attr!(self.bp, |x| x.named(name))))
+    }
+
+    /// Starts a new island after the last stage.
+    fn async_boundary(&self) -> PyResult<NBlueprint> {
+        Ok(wrap(attr!(self.bp, |x| x.async_boundary())))
+    }
+
+    /// Runs the last stage as `n` parallel subtasks.
+    fn parallelism(&self, n: usize) -> PyResult<NBlueprint> {
+        Ok(wrap(attr!(self.bp, |x| x.parallelism(n))))
+    }
+
+    /// Target rows per batch of the last stage.
+    fn batch_size(&self, n: usize) -> PyResult<NBlueprint> {
+        Ok(wrap(attr!(self.bp, |x| x.batch_size(n))))
+    }
+
+    /// Capacity, in rows, of the channel feeding the last stage.
+    fn buffer_rows(&self, n: usize) -> PyResult<NBlueprint> {
+        Ok(wrap(attr!(self.bp, |x| x.buffer_rows(n))))
+    }
+
+    /// Sets the supervision policy of the last stage.
+    fn with_supervision(&self, s: &NSupervision) -> PyResult<NBlueprint> {
+        let sup = s.0.clone();
+        Ok(wrap(attr!(self.bp, |x| x.with_supervision(sup))))
+    }
+
+    /// The blueprint as a Mermaid flowchart.
+    fn to_mermaid(&self) -> String {
+        match &self.bp {
+            Bp::Source(x) => x.to_mermaid(),
+            Bp::Flow(x) => x.to_mermaid(),
+            Bp::Sink(x) => x.to_mermaid(),
+            Bp::Graph(x) => x.module().to_mermaid(),
+        }
+    }
+
+    /// The blueprint as Graphviz DOT.
+    fn to_dot(&self) -> String {
+        match &self.bp {
+            Bp::Source(x) => x.to_dot(),
+            Bp::Flow(x) => x.to_dot(),
+            Bp::Sink(x) => x.to_dot(),
+            Bp::Graph(x) => x.module().to_dot(),
+        }
+    }
+
+    /// Number of stages in the blueprint.
+    fn stage_count(&self) -> usize {
+        match &self.bp {
+            Bp::Source(x) => x.module().nodes.len(),
+            Bp::Flow(x) => x.module().nodes.len(),
+            Bp::Sink(x) => x.module().nodes.len(),
+            Bp::Graph(x) => x.module().nodes.len(),
+        }
+    }
+
+    /// Merges `other` (a source) into this stream.
+    fn merge(&self, other: &NBlueprint) -> PyResult<NBlueprint> {
+        let o = source_of(other)?;
+        linear(&self.bp, unit_mat(Flow::identity().merge(o)))
+    }
+
+    /// Emits this stream, then `other` (a source).
+    fn concat(&self, other: &NBlueprint) -> PyResult<NBlueprint> {
+        let o = source_of(other)?;
+        linear(&self.bp, unit_mat(Flow::identity().concat(o)))
+    }
+
+    /// Pairs elements with those of `other` (a source) into tuples.
+    fn zip(&self, other: &NBlueprint) -> PyResult<NBlueprint> {
+        let o = source_of(other)?;
+        let tuples = py_flow::<(PyObj, PyObj), PyObj>("zip", op(|_py| TupleOp));
+        linear(
+            &self.bp,
+            Flow::<PyObj, PyObj, ()>::identity()
+                .zip(o)
+                .map_materialized_value(|_| MatValue::Unit)
+                .via(tuples),
+        )
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<weir {} blueprint with {} stages>",
+            self.kind(),
+            self.stage_count()
+        )
+    }
+}
+
+pub(crate) fn source_of(b: &NBlueprint) -> PyResult<Source<PyObj, MatValue>> {
+    match &b.bp {
+        Bp::Source(s) => Ok(s.clone()),
+        _ => Err(PyTypeError::new_err("expected a Source")),
+    }
+}
+
+/// Appends the flow built by `f` to a source or flow.
+pub(crate) fn linear(bp: &Bp, flow: Flow<PyObj, PyObj, MatValue>) -> PyResult<NBlueprint> {
+    Ok(wrap(match bp.clone() {
+        Bp::Source(s) => Bp::Source(s.via(flow)),
+        Bp::Flow(s) => Bp::Flow(s.via(flow)),
+        _ => return Err(PyTypeError::new_err("needs a Source or a Flow")),
+    }))
+}
+
+pub(crate) fn op<I: Send + 'static, O: Send + 'static, P: PyOp<I, O>>(
+    f: impl Fn(Python<'_>) -> P + Send + Sync + 'static,
+) -> OpFactory<I, O> {
+    Arc::new(move |py, _info| Box::new(f(py)) as Box<dyn PyOp<I, O>>)
+}

@@ -1,0 +1,387 @@
+//! Operator constructors: the fusable `Op`, sources, flows and sinks over Python objects.
+
+use super::supervision::NSupervision;
+use super::{Bp, Fuse, NBlueprint, op, wrap};
+use crate::mat::MatValue;
+use crate::obj::{KeyedObj, PyObj};
+use crate::stages::{
+    ChainOp, CountAgg, FilterOp, FlatMapOp, FoldAgg, FoldOp, GroupedOp, KeyOp, MapBatchesOp, MapOp,
+    OpFactory, PyOp, ScanOp, SinkKind, external_flow, iter_source, py_flow, py_sink, unit_mat,
+};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use std::sync::Arc;
+use std::time::Duration;
+use weir_engine::KillSwitches;
+use weir_graph::{Flow, Supervision};
+use weir_operators::source::OverflowStrategy;
+
+/// A stateless element-wise operation that can be fused with its neighbours into one stage:
+/// `kind` is `map`, `filter`, `flat_map` or `map_batches`.
+#[pyclass(module = "weir._native", name = "Op", frozen)]
+pub struct NOp {
+    kind: String,
+    f: Py<PyAny>,
+    name: String,
+    sup: Option<Supervision>,
+}
+
+#[pymethods]
+impl NOp {
+    /// A fusable op.
+    #[new]
+    #[pyo3(signature = (kind, f, name = None, supervision = None))]
+    fn new(
+        kind: String,
+        f: Py<PyAny>,
+        name: Option<String>,
+        supervision: Option<PyRef<'_, NSupervision>>,
+    ) -> PyResult<Self> {
+        if !matches!(kind.as_str(), "map" | "filter" | "flat_map" | "map_batches") {
+            return Err(PyValueError::new_err(format!("{kind:?} cannot be fused")));
+        }
+        Ok(Self {
+            name: name.unwrap_or_else(|| kind.clone()),
+            kind,
+            f,
+            sup: supervision.map(|s| s.0.clone()),
+        })
+    }
+
+    /// The same op under another name.
+    fn renamed(&self, py: Python<'_>, name: String) -> Self {
+        Self {
+            kind: self.kind.clone(),
+            f: self.f.clone_ref(py),
+            name,
+            sup: self.sup.clone(),
+        }
+    }
+
+    /// The same op with a supervision policy.
+    fn supervised(&self, py: Python<'_>, s: &NSupervision) -> Self {
+        Self {
+            kind: self.kind.clone(),
+            f: self.f.clone_ref(py),
+            name: self.name.clone(),
+            sup: Some(s.0.clone()),
+        }
+    }
+
+    /// The op's name.
+    #[getter]
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+struct OpSpec {
+    kind: String,
+    f: Py<PyAny>,
+    name: String,
+    sup: Option<Supervision>,
+}
+
+fn chain_factory(py: Python<'_>, ops: &[PyRef<'_, NOp>]) -> OpFactory<PyObj, PyObj> {
+    let specs: Vec<OpSpec> = ops
+        .iter()
+        .map(|o| OpSpec {
+            kind: o.kind.clone(),
+            f: o.f.clone_ref(py),
+            name: o.name.clone(),
+            sup: o.sup.clone(),
+        })
+        .collect();
+    Arc::new(move |py, info| {
+        let ops = specs
+            .iter()
+            .map(|s| {
+                let f = s.f.clone_ref(py);
+                let op: Box<dyn PyOp<PyObj, PyObj>> = match s.kind.as_str() {
+                    "filter" => Box::new(FilterOp(f)),
+                    "flat_map" => Box::new(FlatMapOp(f)),
+                    "map_batches" => Box::new(MapBatchesOp(f)),
+                    _ => Box::new(MapOp(f)),
+                };
+                let mut i = info.clone();
+                i.name = s.name.clone();
+                i.path = format!("{}#{}", s.name, info.index);
+                (op, i, s.sup.clone())
+            })
+            .collect();
+        Box::new(ChainOp { ops }) as Box<dyn PyOp<PyObj, PyObj>>
+    })
+}
+
+/// Fuses `ops` into one flow stage (one dispatcher job per batch for all of them).
+#[pyfunction]
+pub fn flow_chain(py: Python<'_>, ops: Vec<PyRef<'_, NOp>>) -> NBlueprint {
+    let name = ops
+        .iter()
+        .map(|o| o.name.as_str())
+        .collect::<Vec<_>>()
+        .join("→");
+    flow(py_flow(&name, chain_factory(py, &ops)))
+}
+
+fn flow(b: Flow<PyObj, PyObj, MatValue>) -> NBlueprint {
+    wrap(Bp::Flow(b))
+}
+
+/// `Source.from_iter(iterable)`: a source of the items of `iterable` (re-iterated per run),
+/// with the fusable `ops` applied in the same job.
+#[pyfunction]
+#[pyo3(signature = (iterable, ops = Vec::new()))]
+pub fn source_from_iter(
+    py: Python<'_>,
+    iterable: Py<PyAny>,
+    ops: Vec<PyRef<'_, NOp>>,
+) -> NBlueprint {
+    let chain = (!ops.is_empty()).then(|| chain_factory(py, &ops));
+    let mut s = iter_source(iterable.clone_ref(py), chain.clone());
+    let mut name = "from_iter".to_owned();
+    if !ops.is_empty() {
+        let names = ops
+            .iter()
+            .map(|o| o.name.as_str())
+            .collect::<Vec<_>>()
+            .join("→");
+        name = format!("from_iter→{names}");
+        s = s.named(name.clone());
+    }
+    NBlueprint {
+        bp: Bp::Source(s),
+        fuse: Some(Fuse::Iter {
+            name,
+            iterable,
+            chain,
+        }),
+    }
+}
+
+/// A Python sink blueprint that `to()` may fuse with a `from_iter` source.
+fn fusable(py: Python<'_>, kind: SinkKind) -> NBlueprint {
+    NBlueprint {
+        fuse: Some(Fuse::Sink(kind.clone_ref(py))),
+        bp: Bp::Sink(py_sink(kind)),
+    }
+}
+
+/// An empty flow (passes every element through).
+#[pyfunction]
+pub fn flow_identity() -> NBlueprint {
+    flow(unit_mat(Flow::identity()))
+}
+
+/// `map(f)` on the dispatcher.
+#[pyfunction]
+pub fn flow_map(f: Py<PyAny>) -> NBlueprint {
+    flow(py_flow("map", op(move |py| MapOp(f.clone_ref(py)))))
+}
+
+/// `filter(pred)` on the dispatcher.
+#[pyfunction]
+pub fn flow_filter(f: Py<PyAny>) -> NBlueprint {
+    flow(py_flow("filter", op(move |py| FilterOp(f.clone_ref(py)))))
+}
+
+/// `flat_map(f)` on the dispatcher.
+#[pyfunction]
+pub fn flow_flat_map(f: Py<PyAny>) -> NBlueprint {
+    flow(py_flow(
+        "flat_map",
+        op(move |py| FlatMapOp(f.clone_ref(py))),
+    ))
+}
+
+/// `map_batches(f)`: `f(list) -> iterable` per batch, on the dispatcher.
+#[pyfunction]
+pub fn flow_map_batches(f: Py<PyAny>) -> NBlueprint {
+    flow(py_flow(
+        "map_batches",
+        op(move |py| MapBatchesOp(f.clone_ref(py))),
+    ))
+}
+
+/// `scan(zero, f)`.
+#[pyfunction]
+pub fn flow_scan(zero: Py<PyAny>, f: Py<PyAny>) -> NBlueprint {
+    flow(py_flow(
+        "scan",
+        op(move |py| ScanOp {
+            zero: zero.clone_ref(py),
+            acc: zero.clone_ref(py),
+            f: f.clone_ref(py),
+        }),
+    ))
+}
+
+/// `fold(zero, f)` as a flow emitting once; `zero=None` with `reduce=True` gives `reduce(f)`.
+#[pyfunction]
+#[pyo3(signature = (zero, f, reduce = false))]
+pub fn flow_fold(zero: Py<PyAny>, f: Py<PyAny>, reduce: bool) -> NBlueprint {
+    let name = if reduce { "reduce" } else { "fold" };
+    flow(py_flow(
+        name,
+        op(move |py| {
+            let z = (!reduce).then(|| zero.clone_ref(py));
+            FoldOp {
+                acc: z.as_ref().map(|z| z.clone_ref(py)),
+                zero: z,
+                f: f.clone_ref(py),
+            }
+        }),
+    ))
+}
+
+/// `grouped(n)`: lists of `n` elements.
+#[pyfunction]
+pub fn flow_grouped(n: usize) -> NBlueprint {
+    let n = n.max(1);
+    flow(py_flow(
+        "grouped",
+        op(move |_py| GroupedOp { n, buf: Vec::new() }),
+    ))
+}
+
+/// `take(n)` (generic Rust operator).
+#[pyfunction]
+pub fn flow_take(n: usize) -> NBlueprint {
+    flow(unit_mat(weir_operators::simple::take::<PyObj>(n)))
+}
+
+/// `drop(n)` (generic Rust operator).
+#[pyfunction]
+pub fn flow_drop(n: usize) -> NBlueprint {
+    flow(unit_mat(weir_operators::simple::drop::<PyObj>(n)))
+}
+
+/// `throttle(elements, per_seconds, burst)` (generic Rust operator).
+#[pyfunction]
+pub fn flow_throttle(elements: usize, per_seconds: f64, burst: usize) -> PyResult<NBlueprint> {
+    let per = Duration::try_from_secs_f64(per_seconds)
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    Ok(flow(unit_mat(weir_operators::time::throttle::<PyObj>(
+        elements, per, burst,
+    ))))
+}
+
+/// `buffer(size, strategy)` (generic Rust operator); strategy is one of `backpressure`,
+/// `drop_head`, `drop_tail`, `drop_buffer`, `drop_new`, `fail`.
+#[pyfunction]
+pub fn flow_buffer(size: usize, strategy: &str) -> PyResult<NBlueprint> {
+    let s = match strategy {
+        "backpressure" => OverflowStrategy::Backpressure,
+        "drop_head" => OverflowStrategy::DropHead,
+        "drop_tail" => OverflowStrategy::DropTail,
+        "drop_buffer" => OverflowStrategy::DropBuffer,
+        "drop_new" => OverflowStrategy::DropNew,
+        "fail" => OverflowStrategy::Fail,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown overflow strategy {other:?}"
+            )));
+        }
+    };
+    Ok(flow(unit_mat(weir_operators::time::buffer::<PyObj>(
+        size, s,
+    ))))
+}
+
+fn keyed(
+    f: Option<Py<PyAny>>,
+    keep_value: bool,
+    agg_name: &str,
+    agg: OpFactory<KeyedObj, PyObj>,
+) -> NBlueprint {
+    let keys = py_flow::<PyObj, KeyedObj>(
+        "key_by",
+        op(move |py| KeyOp {
+            f: f.as_ref().map(|f| f.clone_ref(py)),
+            keep_value,
+        }),
+    )
+    .partition_by_hash(|k: &KeyedObj| k.hash);
+    flow(keys.via_mat(py_flow(agg_name, agg), |_, _| MatValue::Unit))
+}
+
+/// `key_by(f).count()`: keys hashed by Python, counted in Rust.
+#[pyfunction]
+#[pyo3(signature = (f=None))]
+pub fn flow_key_count(f: Option<Py<PyAny>>) -> NBlueprint {
+    keyed(f, false, "count", op(|_py| CountAgg::default()))
+}
+
+/// `key_by(f).fold(zero, g)`; `zero=None` with `reduce=True` gives `.reduce(g)`.
+#[pyfunction]
+#[pyo3(signature = (f, zero, g, reduce = false))]
+pub fn flow_key_fold(
+    f: Option<Py<PyAny>>,
+    zero: Py<PyAny>,
+    g: Py<PyAny>,
+    reduce: bool,
+) -> NBlueprint {
+    let name = if reduce { "reduce" } else { "fold" };
+    keyed(
+        f,
+        true,
+        name,
+        op(move |py| FoldAgg {
+            zero: (!reduce).then(|| zero.clone_ref(py)),
+            f: g.clone_ref(py),
+            table: Default::default(),
+        }),
+    )
+}
+
+/// A flow handing batches to `submit(batch, completion)` with at most `max_inflight` batches
+/// outstanding (asyncio coroutines, interpreter pools).
+#[pyfunction]
+pub fn flow_external(name: &str, submit: Py<PyAny>, max_inflight: usize) -> NBlueprint {
+    flow(external_flow(name, submit, max_inflight))
+}
+
+/// A flow materializing a kill switch for its run.
+#[pyfunction]
+pub fn flow_kill_switch() -> NBlueprint {
+    flow(KillSwitches::single::<PyObj>().map_materialized_value(MatValue::KillSwitch))
+}
+
+/// `Sink.collect()`: a list of every element, passed through `finish(list)` when given.
+#[pyfunction]
+#[pyo3(signature = (finish = None))]
+pub fn sink_collect(py: Python<'_>, finish: Option<Py<PyAny>>) -> NBlueprint {
+    fusable(py, SinkKind::Collect(finish))
+}
+
+/// `Sink.fold(zero, f)`.
+#[pyfunction]
+pub fn sink_fold(py: Python<'_>, zero: Py<PyAny>, f: Py<PyAny>) -> NBlueprint {
+    fusable(py, SinkKind::Fold(zero, f))
+}
+
+/// `Sink.for_each(f)`.
+#[pyfunction]
+pub fn sink_for_each(py: Python<'_>, f: Py<PyAny>) -> NBlueprint {
+    fusable(py, SinkKind::ForEach(f))
+}
+
+/// `Sink.ignore()`.
+#[pyfunction]
+pub fn sink_ignore(py: Python<'_>) -> NBlueprint {
+    fusable(py, SinkKind::Ignore)
+}
+
+/// `Sink.head()` / `Sink.head_option()`.
+#[pyfunction]
+#[pyo3(signature = (optional = false))]
+pub fn sink_head(optional: bool) -> NBlueprint {
+    wrap(Bp::Sink(py_sink(SinkKind::Head(optional))))
+}
+
+/// `Sink.last()` / `Sink.last_option()`.
+#[pyfunction]
+#[pyo3(signature = (optional = false))]
+pub fn sink_last(optional: bool) -> NBlueprint {
+    wrap(Bp::Sink(py_sink(SinkKind::Last(optional))))
+}

@@ -1,0 +1,290 @@
+//! The generic machinery of Python stages: supervision environment, the `PyOp` trait, shared
+//! job state, the job pipeline and the generic flow stage.
+
+use crate::dispatch::{Dispatcher, RunCtx};
+use crate::mat::MatValue;
+use crate::obj::{PyObj, user_error};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use weir_graph::{
+    AsyncIo, AsyncLogic, Clock, Directive, Event, Flow, StageCx, StageError, StageInfo, Supervision,
+};
+
+/// What a job needs to apply supervision: the stage's identity, clock and policy.
+pub struct StageEnv {
+    pub(crate) info: StageInfo,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) sup: Option<Supervision>,
+    pub(crate) batch: usize,
+}
+
+impl StageEnv {
+    pub(crate) fn from_io(io: &AsyncIo) -> Arc<Self> {
+        Arc::new(Self {
+            info: io.info.clone(),
+            clock: Arc::clone(&io.clock),
+            sup: io.supervision.clone(),
+            batch: io.batch_size,
+        })
+    }
+    /// The same clock and batch size under another identity and no supervision policy (an
+    /// operator fused into this stage that reports failures under its own name).
+    pub(crate) fn with_info(base: &StageEnv, info: StageInfo) -> Arc<Self> {
+        Arc::new(Self {
+            info,
+            clock: Arc::clone(&base.clock),
+            sup: None,
+            batch: base.batch,
+        })
+    }
+    /// A stage context for reporting element failures.
+    pub fn cx(&self) -> StageCx<'_> {
+        StageCx::new(&self.info, &*self.clock, self.sup.as_ref(), self.batch)
+    }
+}
+
+/// Reports a failure of user code on `x` through the stage's supervision (call with the GIL).
+pub fn element_failed(
+    py: Python<'_>,
+    cx: &mut StageCx<'_>,
+    err: PyErr,
+    x: Option<PyObj>,
+) -> Result<(), StageError> {
+    let e = user_error(py, err);
+    if e.kind() == weir_graph::ErrorKind::Cancelled {
+        return Err(e);
+    }
+    cx.element_failed(
+        e,
+        x.map(|x| Box::new(x) as Box<dyn std::any::Any + Send>),
+        None,
+    )
+}
+
+/// A batch transformation running on the dispatcher with the GIL held.
+pub trait PyOp<I, O>: Send + 'static {
+    /// Consumes `input`, appending results to `out`. Failures go through `cx.element_failed`.
+    fn on_batch(
+        &mut self,
+        py: Python<'_>,
+        input: Vec<I>,
+        out: &mut Vec<O>,
+        cx: &mut StageCx<'_>,
+    ) -> Result<(), StageError>;
+    /// Upstream completed: emit held state.
+    fn on_finish(
+        &mut self,
+        _py: Python<'_>,
+        _out: &mut Vec<O>,
+        _cx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        Ok(())
+    }
+    /// `on_batch` over a Python list, appending to the list `out` (partial output stays there
+    /// when an element fails), for ops that run at C speed on lists (`map`, `filter`): a fused
+    /// group of such ops never converts a batch to a `Vec` in between. `None`: not supported.
+    fn on_list<'py>(
+        &mut self,
+        _input: &Bound<'py, PyList>,
+        _out: &Bound<'py, PyList>,
+        _cx: &mut StageCx<'_>,
+    ) -> Option<Result<(), StageError>> {
+        None
+    }
+    /// Whether [`PyOp::on_list`] is supported.
+    fn list_capable(&self) -> bool {
+        false
+    }
+    /// Emitted once before the first batch (e.g. `scan`'s zero).
+    fn on_start(&mut self, _py: Python<'_>, _out: &mut Vec<O>) {}
+    /// Supervision restarted the stage: forget accumulated state.
+    fn reset(&mut self, _py: Python<'_>) {}
+}
+
+/// Creates a fresh op for each materialization (called with the GIL held).
+pub type OpFactory<I, O> = Arc<dyn Fn(Python<'_>, &StageInfo) -> Box<dyn PyOp<I, O>> + Send + Sync>;
+
+/// Applies Restart: a stage error that the policy says to restart resets the op and is dropped.
+pub(crate) fn restart_or_fail<I: 'static, O: 'static>(
+    py: Python<'_>,
+    op: &mut dyn PyOp<I, O>,
+    env: &StageEnv,
+    r: Result<(), StageError>,
+) -> Result<(), StageError> {
+    match r {
+        Err(e) if env.cx().decide(&e) == Directive::Restart => {
+            op.reset(py);
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// How many jobs a Python stage keeps queued on the dispatcher, so the dispatcher never waits
+/// for a tokio task to wake up between batches.
+pub const PIPELINE_DEPTH: usize = 4;
+
+/// State shared by the jobs of one stage (jobs run one at a time, in order, on the dispatcher,
+/// so the mutex is never contended); once a job failed, later jobs are skipped.
+pub(crate) struct Shared<T> {
+    v: Mutex<T>,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+impl<T> Shared<T> {
+    pub(crate) fn new(v: T) -> Arc<Self> {
+        Arc::new(Self {
+            v: Mutex::new(v),
+            failed: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+    pub(crate) fn run<R>(
+        &self,
+        f: impl FnOnce(&mut T) -> Result<R, StageError>,
+    ) -> Result<R, StageError> {
+        use std::sync::atomic::Ordering;
+        if self.failed.load(Ordering::Relaxed) {
+            return Err(StageError::cancelled("an earlier batch failed"));
+        }
+        let mut g = self
+            .v
+            .lock()
+            .map_err(|_| StageError::internal("python stage state poisoned"))?;
+        let r = f(&mut g);
+        if r.is_err() {
+            self.failed.store(true, Ordering::Relaxed);
+        }
+        r
+    }
+}
+
+pub(crate) type JobRx<R> = futures::channel::oneshot::Receiver<Result<R, StageError>>;
+
+pub(crate) enum Step2<T, R> {
+    Input(Event<T>),
+    Done(Result<Result<R, StageError>, futures::channel::oneshot::Canceled>),
+}
+
+/// Waits for the next thing to do: new input (while fewer than `PIPELINE_DEPTH` jobs are queued
+/// and upstream is open) or the oldest job's result. `None` when both are exhausted.
+pub(crate) async fn next_step<T: Send + 'static, R>(
+    input: &mut weir_graph::Input<T>,
+    queue: &mut VecDeque<JobRx<R>>,
+    upstream_done: bool,
+) -> Option<Step2<T, R>> {
+    let room = !upstream_done && queue.len() < PIPELINE_DEPTH;
+    Some(match (room, queue.front_mut()) {
+        (false, None) => return None,
+        (true, None) => Step2::Input(input.recv().await),
+        (false, Some(front)) => Step2::Done(front.await),
+        (true, Some(front)) => {
+            let recv = std::pin::pin!(input.recv());
+            match futures::future::select(front, recv).await {
+                futures::future::Either::Left((r, _)) => Step2::Done(r),
+                futures::future::Either::Right((ev, _)) => Step2::Input(ev),
+            }
+        }
+    })
+}
+
+pub(crate) fn job_result<R>(
+    r: Result<Result<R, StageError>, futures::channel::oneshot::Canceled>,
+) -> Result<R, StageError> {
+    r.map_err(|_| StageError::cancelled("the Python dispatcher has stopped"))?
+}
+
+struct FlowStage<I, O> {
+    op: Box<dyn PyOp<I, O>>,
+    disp: Arc<Dispatcher>,
+}
+
+impl<I: Send + 'static, O: Send + 'static> AsyncLogic for FlowStage<I, O> {
+    fn run(self: Box<Self>, mut io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
+        async move {
+            let mut input = io.input::<I>(0)?;
+            let mut output = io.output::<O>(0)?;
+            let env = StageEnv::from_io(&io);
+            let disp = self.disp;
+            let op = Shared::new(self.op);
+            let o = Arc::clone(&op);
+            let first = disp
+                .call(move |py| {
+                    o.run(|op| {
+                        let mut out = Vec::new();
+                        op.on_start(py, &mut out);
+                        Ok(out)
+                    })
+                })
+                .await??;
+            if output.send(first).await.is_err() {
+                return Ok(());
+            }
+            let mut queue: VecDeque<JobRx<Vec<O>>> = VecDeque::new();
+            let mut upstream_done = false;
+            while let Some(step) = next_step(&mut input, &mut queue, upstream_done).await {
+                match step {
+                    Step2::Input(Event::Batch(b)) => {
+                        let (o, e) = (Arc::clone(&op), Arc::clone(&env));
+                        queue.push_back(disp.submit(move |py| {
+                            o.run(|op| {
+                                let mut out = Vec::with_capacity(b.len());
+                                let r = op.on_batch(py, b, &mut out, &mut e.cx());
+                                restart_or_fail(py, &mut **op, &e, r).map(|()| out)
+                            })
+                        })?);
+                    }
+                    Step2::Input(Event::End) => upstream_done = true,
+                    Step2::Input(Event::Error(e)) => return Err(e),
+                    Step2::Done(r) => {
+                        queue.pop_front();
+                        if output.send(job_result(r)?).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            drop(input);
+            let (o, e) = (Arc::clone(&op), Arc::clone(&env));
+            let last = disp
+                .call(move |py| {
+                    o.run(|op| {
+                        let mut out = Vec::new();
+                        op.on_finish(py, &mut out, &mut e.cx()).map(|()| out)
+                    })
+                })
+                .await??;
+            let _ = output.send(last).await;
+            Ok(())
+        }
+        .boxed()
+    }
+}
+
+/// A flow stage running `factory`'s op on the dispatcher, one job per batch.
+pub fn py_flow<I: Send + 'static, O: Send + 'static>(
+    name: &str,
+    factory: OpFactory<I, O>,
+) -> Flow<I, O, MatValue> {
+    Flow::from_async(name, move |info| {
+        let ctx = RunCtx::current()?;
+        let op = Python::attach(|py| factory(py, info));
+        Ok((
+            FlowStage {
+                op,
+                disp: ctx.dispatcher,
+            },
+            MatValue::Unit,
+        ))
+    })
+}
+
+/// A generic flow over `T` (e.g. a Rust operator) with its materialized value dropped.
+pub fn unit_mat<I: Send + 'static, O: Send + 'static, M: Send + 'static>(
+    f: Flow<I, O, M>,
+) -> Flow<I, O, MatValue> {
+    f.map_materialized_value(|_| MatValue::Unit)
+}

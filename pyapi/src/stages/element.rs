@@ -1,0 +1,397 @@
+//! Element-wise ops (fusable into one stage) and other per-batch transformations.
+
+use super::cloop;
+use super::core::{PyOp, element_failed};
+use crate::obj::{PyObj, user_error};
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyTuple};
+use weir_graph::{Clock, Directive, StageCx, StageError, StageInfo, Supervision};
+
+/// `map(f)`.
+pub struct MapOp(pub Py<PyAny>);
+
+impl PyOp<PyObj, PyObj> for MapOp {
+    fn on_list<'py>(
+        &mut self,
+        input: &Bound<'py, PyList>,
+        out: &Bound<'py, PyList>,
+        cx: &mut StageCx<'_>,
+    ) -> Option<Result<(), StageError>> {
+        Some(cloop::map_list(&self.0, input, out, cx))
+    }
+    fn list_capable(&self) -> bool {
+        true
+    }
+    fn on_batch(
+        &mut self,
+        py: Python<'_>,
+        input: Vec<PyObj>,
+        out: &mut Vec<PyObj>,
+        cx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        // CPython's own `map` iterator calls `f` with vectorcall (abi3 builds of pyo3 cannot), so
+        // the loop costs what `map()` costs; failures keep their position.
+        cloop::map_into(py, &self.0, &input, out, cx)
+    }
+}
+
+/// `filter(pred)`.
+pub struct FilterOp(pub Py<PyAny>);
+
+impl PyOp<PyObj, PyObj> for FilterOp {
+    fn on_list<'py>(
+        &mut self,
+        input: &Bound<'py, PyList>,
+        out: &Bound<'py, PyList>,
+        cx: &mut StageCx<'_>,
+    ) -> Option<Result<(), StageError>> {
+        Some(cloop::filter_list(&self.0, input, out, cx))
+    }
+    fn list_capable(&self) -> bool {
+        true
+    }
+    fn on_batch(
+        &mut self,
+        py: Python<'_>,
+        input: Vec<PyObj>,
+        out: &mut Vec<PyObj>,
+        cx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        cloop::filter_into(py, &self.0, &input, out, cx)
+    }
+}
+
+/// Several stateless ops fused into one stage: the batch goes through each op in the same job.
+/// Each op keeps its own name (errors and dead letters name it) and supervision.
+pub struct ChainOp {
+    /// The ops in order, with the identity and policy each reports failures under.
+    pub ops: Vec<(Box<dyn PyOp<PyObj, PyObj>>, StageInfo, Option<Supervision>)>,
+}
+
+impl ChainOp {
+    /// Runs the batch through every op (see [`ChainOp::apply_list`] for the list path).
+    pub(crate) fn apply(
+        &mut self,
+        py: Python<'_>,
+        mut cur: Vec<PyObj>,
+        clock: &dyn Clock,
+        batch: usize,
+    ) -> Result<Vec<PyObj>, StageError> {
+        if self.list_capable() {
+            let l = self.apply_list(cloop::to_list(py, &cur)?, clock, batch)?;
+            let mut out = Vec::new();
+            cloop::take_list(&mut out, &l);
+            return Ok(out);
+        }
+        for (op, info, sup) in &mut self.ops {
+            let mut next = Vec::with_capacity(cur.len());
+            let mut cx = StageCx::new(info, clock, sup.as_ref(), batch);
+            let r = op.on_batch(py, cur, &mut next, &mut cx);
+            if let Err(e) = r {
+                if cx.decide(&e) != Directive::Restart {
+                    return Err(e);
+                }
+                op.reset(py);
+            }
+            cur = next;
+        }
+        Ok(cur)
+    }
+
+    /// Runs a batch held in a Python list through every op, list to list where the op supports
+    /// it (C-speed `map`/`filter`), through `Vec`s otherwise.
+    pub(crate) fn apply_list<'py>(
+        &mut self,
+        mut cur: Bound<'py, PyList>,
+        clock: &dyn Clock,
+        batch: usize,
+    ) -> Result<Bound<'py, PyList>, StageError> {
+        let py = cur.py();
+        for (op, info, sup) in &mut self.ops {
+            let mut cx = StageCx::new(info, clock, sup.as_ref(), batch);
+            let next = PyList::empty(py);
+            let r = match op.on_list(&cur, &next, &mut cx) {
+                Some(r) => r,
+                None => {
+                    let mut v = Vec::new();
+                    cloop::take_list(&mut v, &cur);
+                    let mut out = Vec::with_capacity(v.len());
+                    let r = op.on_batch(py, v, &mut out, &mut cx);
+                    let l = cloop::to_list(py, &out)?;
+                    next.call_method1(pyo3::intern!(py, "extend"), (l,))
+                        .map_err(|e| user_error(py, e))?;
+                    r
+                }
+            };
+            if let Err(e) = r {
+                if cx.decide(&e) != Directive::Restart {
+                    return Err(e);
+                }
+                op.reset(py);
+            }
+            cur = next;
+        }
+        Ok(cur)
+    }
+}
+
+impl PyOp<PyObj, PyObj> for ChainOp {
+    fn on_list<'py>(
+        &mut self,
+        input: &Bound<'py, PyList>,
+        out: &Bound<'py, PyList>,
+        cx: &mut StageCx<'_>,
+    ) -> Option<Result<(), StageError>> {
+        let py = input.py();
+        let r = self
+            .apply_list(input.clone(), cx.clock(), cx.batch_size())
+            .and_then(|l| {
+                out.call_method1(pyo3::intern!(py, "extend"), (l,))
+                    .map(|_| ())
+                    .map_err(|e| user_error(py, e))
+            });
+        Some(r)
+    }
+    fn list_capable(&self) -> bool {
+        self.ops.iter().all(|(op, _, _)| op.list_capable())
+    }
+    fn on_batch(
+        &mut self,
+        py: Python<'_>,
+        input: Vec<PyObj>,
+        out: &mut Vec<PyObj>,
+        cx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        let r = self.apply(py, input, cx.clock(), cx.batch_size())?;
+        if out.is_empty() {
+            *out = r;
+        } else {
+            out.extend(r);
+        }
+        Ok(())
+    }
+}
+
+/// Appends the items of the iterable `it` to `out`.
+pub(crate) fn extend_from(out: &mut Vec<PyObj>, it: &Bound<'_, PyAny>) -> PyResult<()> {
+    if let Ok(l) = it.cast::<PyList>() {
+        out.extend(l.iter().map(PyObj::from_bound));
+        return Ok(());
+    }
+    if let Ok(t) = it.cast::<PyTuple>() {
+        out.extend(t.iter().map(PyObj::from_bound));
+        return Ok(());
+    }
+    for y in it.try_iter()? {
+        out.push(PyObj::from_bound(y?));
+    }
+    Ok(())
+}
+
+/// `flat_map(f)`: `f` returns an iterable per element.
+pub struct FlatMapOp(pub Py<PyAny>);
+
+impl PyOp<PyObj, PyObj> for FlatMapOp {
+    fn on_batch(
+        &mut self,
+        py: Python<'_>,
+        input: Vec<PyObj>,
+        out: &mut Vec<PyObj>,
+        cx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        let f = self.0.bind(py);
+        for x in input {
+            let n = out.len();
+            let r = f
+                .call1((x.0.bind(py),))
+                .and_then(|it| extend_from(out, &it));
+            if let Err(e) = r {
+                out.truncate(n);
+                element_failed(py, cx, e, Some(x))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `map_batches(f)`: `f` receives the whole batch as a list and returns an iterable of results.
+pub struct MapBatchesOp(pub Py<PyAny>);
+
+impl PyOp<PyObj, PyObj> for MapBatchesOp {
+    fn on_batch(
+        &mut self,
+        py: Python<'_>,
+        input: Vec<PyObj>,
+        out: &mut Vec<PyObj>,
+        cx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        if input.is_empty() {
+            return Ok(());
+        }
+        let list =
+            PyList::new(py, input.iter().map(|x| x.0.bind(py))).map_err(|e| user_error(py, e))?;
+        let r = self
+            .0
+            .bind(py)
+            .call1((&list,))
+            .and_then(|it| extend_from(out, &it));
+        if let Err(e) = r {
+            element_failed(py, cx, e, Some(PyObj(list.into_any().unbind())))?;
+        }
+        Ok(())
+    }
+}
+
+/// `scan(zero, f)`: emits `zero`, then every new accumulator.
+pub struct ScanOp {
+    /// The initial value.
+    pub zero: Py<PyAny>,
+    /// The accumulator.
+    pub acc: Py<PyAny>,
+    /// `f(acc, x)`.
+    pub f: Py<PyAny>,
+}
+
+impl PyOp<PyObj, PyObj> for ScanOp {
+    fn on_start(&mut self, py: Python<'_>, out: &mut Vec<PyObj>) {
+        out.push(PyObj(self.acc.clone_ref(py)));
+    }
+    fn on_batch(
+        &mut self,
+        py: Python<'_>,
+        input: Vec<PyObj>,
+        out: &mut Vec<PyObj>,
+        cx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        let f = self.f.bind(py);
+        for x in input {
+            match f.call1((self.acc.bind(py), x.0.bind(py))) {
+                Ok(y) => {
+                    self.acc = y.unbind();
+                    out.push(PyObj(self.acc.clone_ref(py)));
+                }
+                Err(e) => element_failed(py, cx, e, Some(x))?,
+            }
+        }
+        Ok(())
+    }
+    fn reset(&mut self, py: Python<'_>) {
+        self.acc = self.zero.clone_ref(py);
+    }
+}
+
+/// `fold(zero, f)` as a flow (emits once on completion) and `reduce(f)` (no zero).
+pub struct FoldOp {
+    /// The initial value (`None` for reduce).
+    pub zero: Option<Py<PyAny>>,
+    /// The accumulator.
+    pub acc: Option<Py<PyAny>>,
+    /// `f(acc, x)`.
+    pub f: Py<PyAny>,
+}
+
+impl PyOp<PyObj, PyObj> for FoldOp {
+    fn on_batch(
+        &mut self,
+        py: Python<'_>,
+        input: Vec<PyObj>,
+        _out: &mut Vec<PyObj>,
+        cx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        let f = self.f.bind(py);
+        for x in input {
+            let Some(acc) = self.acc.take() else {
+                self.acc = Some(x.0);
+                continue;
+            };
+            match f.call1((acc.bind(py), x.0.bind(py))) {
+                Ok(y) => self.acc = Some(y.unbind()),
+                Err(e) => {
+                    self.acc = Some(acc);
+                    element_failed(py, cx, e, Some(x))?
+                }
+            }
+        }
+        Ok(())
+    }
+    fn on_finish(
+        &mut self,
+        _py: Python<'_>,
+        out: &mut Vec<PyObj>,
+        _cx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        match self.acc.take() {
+            Some(a) => out.push(PyObj(a)),
+            None => return Err(StageError::user("reduce of an empty stream")),
+        }
+        Ok(())
+    }
+    fn reset(&mut self, py: Python<'_>) {
+        self.acc = self.zero.as_ref().map(|z| z.clone_ref(py));
+    }
+}
+
+/// `grouped(n)`: lists of `n` elements (the last may be shorter).
+pub struct GroupedOp {
+    /// Group size.
+    pub n: usize,
+    /// Elements of the current group.
+    pub buf: Vec<PyObj>,
+}
+
+impl GroupedOp {
+    fn emit(&mut self, py: Python<'_>, out: &mut Vec<PyObj>) -> Result<(), StageError> {
+        let items = std::mem::take(&mut self.buf);
+        let l = PyList::new(py, items.into_iter().map(|x| x.0)).map_err(|e| user_error(py, e))?;
+        out.push(PyObj(l.into_any().unbind()));
+        Ok(())
+    }
+}
+
+impl PyOp<PyObj, PyObj> for GroupedOp {
+    fn on_batch(
+        &mut self,
+        py: Python<'_>,
+        input: Vec<PyObj>,
+        out: &mut Vec<PyObj>,
+        _cx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        for x in input {
+            self.buf.push(x);
+            if self.buf.len() >= self.n {
+                self.emit(py, out)?;
+            }
+        }
+        Ok(())
+    }
+    fn on_finish(
+        &mut self,
+        py: Python<'_>,
+        out: &mut Vec<PyObj>,
+        _cx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        if !self.buf.is_empty() {
+            self.emit(py, out)?;
+        }
+        Ok(())
+    }
+}
+
+/// Turns pairs (from a zip) into Python tuples.
+pub struct TupleOp;
+
+impl PyOp<(PyObj, PyObj), PyObj> for TupleOp {
+    fn on_batch(
+        &mut self,
+        py: Python<'_>,
+        input: Vec<(PyObj, PyObj)>,
+        out: &mut Vec<PyObj>,
+        _cx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        for (a, b) in input {
+            let t = PyTuple::new(py, [a.0, b.0]).map_err(|e| user_error(py, e))?;
+            out.push(PyObj(t.into_any().unbind()));
+        }
+        Ok(())
+    }
+}

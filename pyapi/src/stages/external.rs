@@ -1,0 +1,181 @@
+//! External work: batches handed to asyncio coroutines or interpreter pools.
+
+use super::core::{StageEnv, element_failed};
+use super::element::extend_from;
+use crate::dispatch::{Dispatcher, RunCtx};
+use crate::mat::MatValue;
+use crate::obj::{PyObj, user_error};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, StageError};
+
+/// Completes a batch handed to an external executor (an asyncio loop or a worker pool): called
+/// from Python with `(outputs, failures)` where `failures` is a list of `(element, exception)`.
+#[pyclass(module = "weir._native", name = "BatchDone", frozen)]
+pub struct Completion {
+    tx: Mutex<Option<futures::channel::oneshot::Sender<(Py<PyAny>, Py<PyAny>)>>>,
+}
+
+#[pymethods]
+impl Completion {
+    /// Delivers the outcome of the batch (only the first call counts).
+    fn __call__(&self, outputs: Py<PyAny>, failures: Py<PyAny>) {
+        if let Some(tx) = self.tx.lock().ok().and_then(|mut g| g.take()) {
+            let _ = tx.send((outputs, failures));
+        }
+    }
+}
+
+struct ExternalStage {
+    submit: Py<PyAny>,
+    max_inflight: usize,
+    disp: Arc<Dispatcher>,
+}
+
+type Pending = futures::channel::oneshot::Receiver<(Py<PyAny>, Py<PyAny>)>;
+
+/// Turns an outcome into output elements, routing failures through supervision.
+fn settle(
+    py: Python<'_>,
+    env: &StageEnv,
+    outputs: Py<PyAny>,
+    failures: Py<PyAny>,
+) -> Result<Vec<PyObj>, StageError> {
+    let mut cx = env.cx();
+    let fails = failures.bind(py);
+    if !fails.is_none() {
+        let it = fails.try_iter().map_err(|e| user_error(py, e))?;
+        for f in it {
+            let f = f.map_err(|e| user_error(py, e))?;
+            let (elem, exc): (Bound<'_, PyAny>, Bound<'_, PyAny>) =
+                f.extract().map_err(|e: PyErr| user_error(py, e))?;
+            let err = PyErr::from_value(exc);
+            let elem = (!elem.is_none()).then(|| PyObj::from_bound(elem));
+            element_failed(py, &mut cx, err, elem)?;
+        }
+    }
+    let mut out = Vec::new();
+    let o = outputs.bind(py);
+    if !o.is_none() {
+        extend_from(&mut out, o).map_err(|e| user_error(py, e))?;
+    }
+    Ok(out)
+}
+
+enum Next {
+    Input(Event<PyObj>),
+    Outcome(Result<(Py<PyAny>, Py<PyAny>), futures::channel::oneshot::Canceled>),
+}
+
+impl AsyncLogic for ExternalStage {
+    fn run(self: Box<Self>, mut io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
+        async move {
+            let mut input = io.input::<PyObj>(0)?;
+            let mut output = io.output::<PyObj>(0)?;
+            let env = StageEnv::from_io(&io);
+            let disp = self.disp;
+            let submit = Arc::new(self.submit);
+            let mut inflight: VecDeque<Pending> = VecDeque::new();
+            // Input not handed out yet: batches are re-cut to this stage's batch size, so
+            // `.batch_size(n)` on a pooled stage sets the unit of work a worker receives.
+            let chunk = io.batch_size.max(1);
+            let mut backlog: VecDeque<PyObj> = VecDeque::new();
+            let mut upstream_done = false;
+            loop {
+                let free = self.max_inflight.saturating_sub(inflight.len());
+                if free > 0 && !backlog.is_empty() {
+                    let mut chunks = Vec::new();
+                    while chunks.len() < free && !backlog.is_empty() {
+                        let k = chunk.min(backlog.len());
+                        chunks.push(backlog.drain(..k).collect::<Vec<_>>());
+                    }
+                    let mut txs = Vec::with_capacity(chunks.len());
+                    for _ in 0..chunks.len() {
+                        let (tx, rx) = futures::channel::oneshot::channel();
+                        txs.push(tx);
+                        inflight.push_back(rx);
+                    }
+                    let s = Arc::clone(&submit);
+                    let e = Arc::clone(&env);
+                    // One dispatcher job hands out every chunk there is room for.
+                    disp.call(move |py| -> Result<(), StageError> {
+                        for (b, tx) in chunks.into_iter().zip(txs) {
+                            let done = Bound::new(
+                                py,
+                                Completion {
+                                    tx: Mutex::new(Some(tx)),
+                                },
+                            )
+                            .map_err(|err| user_error(py, err))?;
+                            let list = PyList::new(py, b.into_iter().map(|x| x.0))
+                                .map_err(|err| user_error(py, err))?;
+                            s.bind(py)
+                                .call1((list, done))
+                                .map_err(|err| user_error(py, err).with_stage(&e.info.path))?;
+                        }
+                        Ok(())
+                    })
+                    .await??;
+                    continue;
+                }
+                let room = !upstream_done && backlog.is_empty() && free > 0;
+                let next = match (room, inflight.front_mut()) {
+                    (false, None) => return Ok(()),
+                    (true, None) => Next::Input(input.recv().await),
+                    (false, Some(front)) => Next::Outcome(front.await),
+                    (true, Some(front)) => {
+                        let recv = std::pin::pin!(input.recv());
+                        match futures::future::select(front, recv).await {
+                            futures::future::Either::Left((r, _)) => Next::Outcome(r),
+                            futures::future::Either::Right((ev, _)) => Next::Input(ev),
+                        }
+                    }
+                };
+                match next {
+                    Next::Input(Event::Batch(b)) => backlog.extend(b),
+                    Next::Input(Event::End) => upstream_done = true,
+                    Next::Input(Event::Error(e)) => return Err(e),
+                    Next::Outcome(r) => {
+                        inflight.pop_front();
+                        let (outputs, failures) = r.map_err(|_| {
+                            StageError::internal("an external batch was dropped without an outcome")
+                        })?;
+                        let e = Arc::clone(&env);
+                        let out = disp
+                            .call(move |py| settle(py, &e, outputs, failures))
+                            .await??;
+                        if output.send(out).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        }
+        .boxed()
+    }
+}
+
+/// A stage that hands each batch to `submit(batch, completion)` (an asyncio loop or a worker
+/// pool) with at most `max_inflight` batches outstanding, and emits outcomes in input order.
+pub fn external_flow(
+    name: &str,
+    submit: Py<PyAny>,
+    max_inflight: usize,
+) -> Flow<PyObj, PyObj, MatValue> {
+    Flow::from_async(name, move |_info| {
+        let ctx = RunCtx::current()?;
+        let submit = Python::attach(|py| submit.clone_ref(py));
+        Ok((
+            ExternalStage {
+                submit,
+                max_inflight: max_inflight.max(1),
+                disp: ctx.dispatcher,
+            },
+            MatValue::Unit,
+        ))
+    })
+}

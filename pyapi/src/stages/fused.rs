@@ -1,0 +1,218 @@
+//! `Source.from_iter(...)` + fused element-wise ops + a Python sink (`collect`, `fold`,
+//! `for_each`, `ignore`) as **one** stage.
+//!
+//! Such a pipeline has no Rust stage in the middle, so nothing is gained by moving batches
+//! between tokio tasks: every hop only makes the dispatcher wait for a tokio worker to wake up.
+//! This stage instead queues jobs that each pull, transform and fold batches back to back for up
+//! to [`SLICE`] with the GIL held, so the dispatcher runs the whole pipeline at the speed of the
+//! user's functions. Between slices the serving thread checks signals and a cancelled run stops
+//! (queued slices are skipped). The operators keep their own names for errors and supervision
+//! (`map#0`, `fold#0`), the materialized value is the sink's future as for a separate sink, and
+//! the number of elements pulled is reported as the stage's `elements_out` (see
+//! [`crate::dispatch::RunCtx::fused_counts`]).
+
+use super::core::{JobRx, Shared, StageEnv, job_result};
+use super::element::ChainOp;
+use super::sinks::{SinkKind, SinkState, sink_list, sink_result};
+use super::source::pull_list;
+use crate::dispatch::{Dispatcher, RunCtx};
+use crate::mat::MatValue;
+use crate::obj::{PyObj, user_error};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use pyo3::prelude::*;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use weir_graph::{AsyncIo, AsyncLogic, Promise, Source, StageError, StageInfo, promise};
+
+/// How long one job of a fused pipeline runs before it lets the serving thread check signals
+/// and other jobs run.
+pub const SLICE: Duration = Duration::from_millis(5);
+
+/// Jobs kept queued (the next slice is always ready when one ends).
+const DEPTH: usize = 2;
+
+/// Whether `kind` can end a fused pipeline (it consumes every element).
+pub fn fusable_sink(kind: &SinkKind) -> bool {
+    matches!(
+        kind,
+        SinkKind::Collect(_) | SinkKind::Fold(..) | SinkKind::ForEach(_) | SinkKind::Ignore
+    )
+}
+
+struct Pipeline {
+    it: Py<PyAny>,
+    chain: Option<ChainOp>,
+    kind: SinkKind,
+    sink: Option<SinkState>,
+    exhausted: bool,
+}
+
+struct FusedStage {
+    iterable: Py<PyAny>,
+    chain: Option<ChainOp>,
+    kind: SinkKind,
+    disp: Arc<Dispatcher>,
+    promise: Promise<PyObj>,
+    pulled: Arc<AtomicU64>,
+}
+
+/// Runs batches for one slice; `Ok(true)` once the iterator is exhausted.
+fn slice(
+    py: Python<'_>,
+    p: &mut Pipeline,
+    env: &StageEnv,
+    sink_env: &StageEnv,
+    pulled: &AtomicU64,
+) -> Result<bool, StageError> {
+    let start = Instant::now();
+    let n = env.batch.max(1);
+    while !p.exhausted {
+        let b =
+            pull_list(py, &p.it, n).map_err(|e| user_error(py, e).with_stage(&env.info.path))?;
+        p.exhausted = b.len() < n;
+        pulled.fetch_add(b.len() as u64, Ordering::Relaxed);
+        let b = match p.chain.as_mut() {
+            Some(c) => c.apply_list(b, &*env.clock, env.batch)?,
+            None => b,
+        };
+        if let Some(s) = p.sink.as_mut() {
+            sink_list(&p.kind, s, sink_env, &b).map_err(|e| e.with_stage(&sink_env.info.path))?;
+        }
+        if start.elapsed() >= SLICE {
+            break;
+        }
+    }
+    Ok(p.exhausted)
+}
+
+impl FusedStage {
+    async fn drive(
+        iterable: Py<PyAny>,
+        chain: Option<ChainOp>,
+        kind: SinkKind,
+        disp: &Dispatcher,
+        pulled: Arc<AtomicU64>,
+        io: &mut AsyncIo,
+    ) -> Result<PyObj, StageError> {
+        let env = StageEnv::from_io(io);
+        let mut sink_info: StageInfo = io.info.clone();
+        sink_info.name = kind.name().to_owned();
+        sink_info.path = format!("{}#{}", sink_info.name, io.info.index);
+        let sink_env = StageEnv::with_info(&env, sink_info);
+        let path = env.info.path.clone();
+        let p = disp
+            .call(move |py| -> Result<Pipeline, StageError> {
+                let it = iterable
+                    .bind(py)
+                    .try_iter()
+                    .map_err(|e| user_error(py, e).with_stage(&path))?
+                    .into_any()
+                    .unbind();
+                let sink = Some(match &kind {
+                    SinkKind::Fold(z, _) => SinkState::Acc(Some(z.clone_ref(py))),
+                    _ => SinkState::Items(Vec::new()),
+                });
+                Ok(Pipeline {
+                    it,
+                    chain,
+                    kind,
+                    sink,
+                    exhausted: false,
+                })
+            })
+            .await??;
+        let state = Shared::new(p);
+        let mut queue: VecDeque<JobRx<bool>> = VecDeque::new();
+        loop {
+            while queue.len() < DEPTH {
+                let (st, e, se, c) = (
+                    Arc::clone(&state),
+                    Arc::clone(&env),
+                    Arc::clone(&sink_env),
+                    Arc::clone(&pulled),
+                );
+                queue.push_back(disp.submit(move |py| st.run(|p| slice(py, p, &e, &se, &c)))?);
+            }
+            let Some(front) = queue.pop_front() else {
+                break;
+            };
+            if job_result(front.await)? {
+                break;
+            }
+        }
+        // Later slices see the exhausted iterator and return at once.
+        for rx in queue {
+            job_result(rx.await)?;
+        }
+        let sink_path = sink_env.info.path.clone();
+        disp.call(move |py| {
+            let r = state.run(|p| Ok((p.sink.take(), p.kind.clone_ref(py))))?;
+            match r {
+                (Some(s), kind) => sink_result(py, &kind, s),
+                (None, _) => Ok(PyObj(py.None())),
+            }
+            .map_err(|e| e.with_stage(&sink_path))
+        })
+        .await?
+    }
+}
+
+impl AsyncLogic for FusedStage {
+    fn run(self: Box<Self>, mut io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
+        async move {
+            let FusedStage {
+                iterable,
+                chain,
+                kind,
+                disp,
+                mut promise,
+                pulled,
+            } = *self;
+            let r = FusedStage::drive(iterable, chain, kind, &disp, pulled, &mut io).await;
+            let failed = r.as_ref().err().cloned();
+            promise.complete(r);
+            match failed {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
+        }
+        .boxed()
+    }
+}
+
+/// `Source.from_iter(iterable)` with the ops made by `chain` and the sink `kind` in one stage
+/// (see the module docs). Its materialized value is the sink's future; connect it to a sink that
+/// ignores its (absent) output.
+pub fn fused_iter_sink(
+    name: &str,
+    iterable: Py<PyAny>,
+    chain: Option<super::core::OpFactory<PyObj, PyObj>>,
+    kind: SinkKind,
+) -> Source<PyObj, MatValue> {
+    Source::from_async(name, move |info| {
+        let ctx = RunCtx::current()?;
+        let (iterable, chain, kind) = Python::attach(|py| {
+            let c = chain.as_ref().map(|f| f(py, info));
+            (iterable.clone_ref(py), c, kind.clone_ref(py))
+        });
+        let chain = chain.map(|op| ChainOp {
+            ops: vec![(op, info.clone(), None)],
+        });
+        let pulled = ctx.fused_counter(&info.path);
+        let (promise, fut) = promise::<PyObj>();
+        Ok((
+            FusedStage {
+                iterable,
+                chain,
+                kind,
+                disp: ctx.dispatcher,
+                promise,
+                pulled,
+            },
+            MatValue::Future(fut),
+        ))
+    })
+}

@@ -1,0 +1,43 @@
+//! Python stages: asynchronous weir stages whose user code runs on the run's Python dispatcher,
+//! one job per batch.
+//!
+//! Layout: [`core`] (the `PyOp` trait, supervision environment, job pipeline and the generic
+//! flow stage), [`element`] (fusable element-wise ops and other per-batch transformations),
+//! [`keyed`] (`key_by` and per-key aggregates), [`source`] (`from_iter`), [`sinks`] and
+//! [`external`] (asyncio / interpreter pools), [`fused`] (`from_iter` + ops + a Python sink as one
+//! stage).
+//!
+//! # Adding a new Python-calling stage
+//!
+//! * A per-batch transformation: implement [`PyOp`] (in a new file under `stages/` or
+//!   `ops/`) — `on_batch` runs on the dispatcher with the GIL held; report per-element failures
+//!   with [`element_failed`] so supervision applies; keep state in the op (`reset` for Restart,
+//!   `on_start`/`on_finish` for emitted state). Wrap it with [`py_flow`] and an [`OpFactory`]
+//!   (called once per materialization). Never block on the GIL or call Python from tokio code:
+//!   only inside dispatcher jobs (`Dispatcher::submit`/`call`/`post`).
+//! * A stateless element-wise op can be fused into the preceding group by adding it to the
+//!   `ChainOp` built in `dsl` (see how `map`/`filter` are chained).
+//! * A stage needing its own driving loop: implement `AsyncLogic`, take `RunCtx::current()` in
+//!   the factory for the dispatcher, keep at most [`PIPELINE_DEPTH`] jobs queued (see
+//!   `core::next_step`) and map errors with `user_error` / `StageError::with_stage`.
+
+mod cloop;
+pub mod core;
+pub mod element;
+pub mod external;
+pub mod fused;
+pub mod keyed;
+pub mod sinks;
+pub mod source;
+
+pub use self::core::{
+    OpFactory, PIPELINE_DEPTH, PyOp, StageEnv, element_failed, py_flow, unit_mat,
+};
+pub use element::{
+    ChainOp, FilterOp, FlatMapOp, FoldOp, GroupedOp, MapBatchesOp, MapOp, ScanOp, TupleOp,
+};
+pub use external::{Completion, external_flow};
+pub use fused::{fusable_sink, fused_iter_sink};
+pub use keyed::{CountAgg, FoldAgg, KeyOp, KeyTable, PreHashed};
+pub use sinks::{SinkKind, py_sink};
+pub use source::iter_source;

@@ -171,35 +171,3 @@ where
         Ok(())
     }
 }
-
-/// Sums partial `(key, count)` pairs from upstream combiners; emits one total per key on completion.
-pub(super) struct SumCountsLogic<K> {
-    pub(super) counts: AHashMap<K, u64>,
-}
-
-impl<K: Hash + Eq + Send + 'static> FlowLogic<(K, u64), (K, u64)> for SumCountsLogic<K> {
-    fn on_batch(
-        &mut self,
-        input: &mut Vec<(K, u64)>,
-        _out: &mut Vec<(K, u64)>,
-        _scx: &mut StageCx<'_>,
-    ) -> Result<(), StageError> {
-        for (k, n) in input.drain(..) {
-            if let Some(c) = self.counts.get_mut(&k) {
-                *c += n;
-            } else {
-                self.counts.insert(k, n);
-            }
-        }
-        Ok(())
-    }
-
-    fn on_finish(
-        &mut self,
-        out: &mut Vec<(K, u64)>,
-        _scx: &mut StageCx<'_>,
-    ) -> Result<(), StageError> {
-        out.extend(self.counts.drain());
-        Ok(())
-    }
-}

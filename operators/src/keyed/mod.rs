@@ -13,7 +13,7 @@ mod logic;
 
 use crate::Via;
 use ahash::{AHashMap, RandomState};
-use logic::{CountLogic, FoldLogic, KeyPairs, KeysOnly, ReduceLogic, SumCountsLogic};
+use logic::{CountLogic, FoldLogic, KeyPairs, KeysOnly, ReduceLogic};
 use std::hash::Hash;
 use std::marker::PhantomData;
 pub use weir_graph::MAX_KEY_GROUPS;
@@ -124,8 +124,14 @@ where
         // only one partial count per key and subtask crosses the hash exchange.
         Some(p) if p > 1 => {
             let sum = Flow::from_logic("keyed_count", |_| {
-                let counts = AHashMap::new();
-                Ok((SumCountsLogic { counts }, ()))
+                let state = AHashMap::new();
+                Ok((
+                    ReduceLogic {
+                        f: |a: u64, b: u64| a + b,
+                        state,
+                    },
+                    (),
+                ))
             });
             keys.parallelism(p)
                 .via(

@@ -38,6 +38,8 @@ pub(crate) struct ChainIsland {
     pub(crate) tail: Tail,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) cancel: CancellationToken,
+    /// The run, to tell a sink stopped by another island's failure what that failure was.
+    pub(crate) run: Arc<crate::run::RunShared>,
     pub(crate) metrics: Vec<Arc<StageMetrics>>,
     /// Start of the busy period not yet added to the metrics (clock reads happen only when the
     /// island is about to wait, and every [`ACCOUNT_EVERY`] batches, never per batch).
@@ -137,7 +139,8 @@ impl ChainIsland {
         }
         if let Tail::Sink(s) = &mut self.tail {
             if let Outcome::Cancelled = outcome {
-                s.on_error(&StageError::cancelled("run was cancelled"));
+                let e = self.run.failure.lock().ok().and_then(|f| f.clone());
+                s.on_error(&e.unwrap_or_else(|| StageError::cancelled("run was cancelled")));
             }
             s.post_stop();
         }
@@ -295,6 +298,11 @@ impl ChainIsland {
                 return o;
             }
             if batches.is_multiple_of(BUDGET_EVERY) {
+                // An always-ready island never reaches the waiting paths that watch for
+                // cancellation, so it checks here too.
+                if self.cancel.is_cancelled() {
+                    return Outcome::Cancelled;
+                }
                 tokio::task::consume_budget().await;
             }
         }

@@ -333,6 +333,7 @@ pub(crate) fn launch(
                         tail,
                         clock: Arc::clone(&shared.clock),
                         cancel: shared.cancel.clone(),
+                        run: Arc::clone(shared),
                         metrics: stage_metrics,
                         mark: std::time::Instant::now(),
                     };

@@ -152,12 +152,15 @@ impl RunShared {
         }
     }
 
+    /// Records the run's failure (the first one wins) and stops every other island: a failure
+    /// that reached a sink fails the whole run, as in Flink.
     pub(crate) fn record_failure(&self, e: &StageError) {
         if let Ok(mut f) = self.failure.lock()
             && f.is_none()
         {
             *f = Some(e.clone());
         }
+        self.cancel.cancel();
     }
 }
 

@@ -234,3 +234,31 @@ async fn metrics_count_elements_and_batches() {
     assert_eq!(sink.elements_in, 1000);
     assert_ne!(sink.island, map.island);
 }
+
+#[tokio::test]
+async fn a_failed_sink_stops_every_other_island_of_the_run() {
+    // Two independent branches in one graph: one fails, the other is infinite.
+    let mut b = weir_graph::GraphBuilder::new();
+    let (bad, _) = b.add_source(range(0, 10).via(try_map(|x| {
+        if x == 5 {
+            Err(StageError::user("five"))
+        } else {
+            Ok(x)
+        }
+    })));
+    let (k1, _) = b.add_sink(collect());
+    let (inf, _) = b.add_source(naturals());
+    let (k2, key2) = b.add_sink(collect());
+    b.connect(bad, k1).unwrap();
+    b.connect(inf, k2).unwrap();
+    let g = b.build_mat(move |m| m.take(key2)).unwrap();
+    let (fut, handle) = g.start().unwrap();
+    let err = handle.wait().await.unwrap_err();
+    assert!(err.to_string().contains("five"), "{err}");
+    assert!(
+        fut.unwrap().await.is_err(),
+        "the infinite branch was stopped"
+    );
+    settle().await;
+    assert_eq!(alive(), 0);
+}

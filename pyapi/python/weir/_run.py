@@ -142,9 +142,10 @@ class RunHandle:
     def _result(self) -> Any:
         if self._error is not None:
             raise self._error
-        value = _resolve(self._n.materialized)
+        # The run's own failure first: when one sink fails, the run stops every other island, and
+        # their results only say "cancelled".
         self._n.outcome()
-        return value
+        return _resolve(self._n.materialized)
 
     def _repr_html_(self) -> str:
         from .notebook import run_html

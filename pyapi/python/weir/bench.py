@@ -7,7 +7,8 @@ Prints one JSON object per line, like the Rust ``weir-bench``: ``workload``, ``v
 machines are shared and noisy: use ``--repeat 7`` or more for numbers you report.
 
 * ``w1``: ``map(lambda x: x * 2)``, ``filter(lambda x: x % 3 == 0)``, fold a sum; baseline
-  ``sum(filter(g, map(f, range(n))))``. ``weir_fused`` is the whole pipeline in one stage
+  ``sum(filter(g, map(f, range(n))))``; ``cpython_reduce`` is the same with the fold lambda
+  (``functools.reduce``), the plain-Python ceiling for weir's pipeline. ``weir_fused`` is the whole pipeline in one stage
   (``from_iter`` + ops + the fold sink), ``weir_sink_stage`` keeps the sink a stage of its own,
   ``weir_boundary`` adds an ``async_boundary()`` between map and filter.
 * ``w2``: word count over ``zipf_corpus(n / 10 lines, 10, 10_000, 42)`` (the same corpus and
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import collections
+import functools
 import hashlib
 import json
 import statistics
@@ -152,6 +154,12 @@ def w1(n: int, repeat: int) -> None:
     g = lambda x: x % 3 == 0  # noqa: E731
     base, best, expect, peak = _measure(lambda: sum(filter(g, map(f, range(n)))), repeat)
     _emit("w1", "cpython", n, 1, (base, best), peak, expect)
+    # The same computation as weir's (a Python lambda folds) in plain CPython: the ceiling for a
+    # lambda fold, since sum() adds in C.
+    fold = lambda acc, x: acc + x  # noqa: E731
+    med, best, got, peak = _measure(lambda: functools.reduce(fold, filter(g, map(f, range(n))), 0), repeat)
+    assert got == expect
+    _emit("w1", "cpython_reduce", n, 1, (med, best), peak, got, base)
     src = weir.Source.from_iter(range(n)).map(lambda x: x * 2).filter(lambda x: x % 3 == 0)
     variants = (
         ("weir_fused", src.to(weir.Sink.fold(0, lambda acc, x: acc + x), keep="right")),

@@ -11,7 +11,11 @@ use weir_graph::{
 };
 
 fn check(name: &str, actual: &str) {
-    let path = format!("{}/tests/snapshots/{name}.mmd", env!("CARGO_MANIFEST_DIR"));
+    // The directory at run time: a test binary reused from another checkout of the same
+    // workspace (shared target directory) must not read that checkout's files.
+    let dir = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
+    let path = format!("{dir}/tests/snapshots/{name}.mmd");
     if std::env::var_os("WEIR_UPDATE_SNAPSHOTS").is_some() || !std::path::Path::new(&path).exists()
     {
         std::fs::write(&path, actual).unwrap();

@@ -100,6 +100,10 @@ fn tail_closed(tail: &mut Tail, cx: &mut Context<'_>) -> Poll<()> {
 }
 
 /// Pushes a batch through flows[start..] and the tail; on failure returns the failing index.
+///
+/// A stage that fails in the middle of a batch has already emitted the outputs of the elements
+/// before the failing one: those still travel downstream, ahead of the error, exactly as they
+/// would have one element at a time.
 fn push_through(
     flows: &mut [FlowSlot],
     start: usize,
@@ -107,21 +111,39 @@ fn push_through(
     input: &mut dyn Any,
     clock: &dyn Clock,
 ) -> Result<(), (usize, StageError)> {
-    let mut cur: &mut dyn Any = input;
-    for (k, slot) in flows.iter_mut().enumerate().skip(start) {
-        slot.on_batch(cur, clock).map_err(|e| (k, e))?;
-        if slot.logic.output_len() == 0 {
-            return Ok(());
+    let (k, e) = {
+        let mut cur: &mut dyn Any = input;
+        let mut failed = None;
+        for (k, slot) in flows.iter_mut().enumerate().skip(start) {
+            if let Err(e) = slot.on_batch(cur, clock) {
+                failed = Some((k, e));
+                break;
+            }
+            if slot.logic.output_len() == 0 {
+                return Ok(());
+            }
+            cur = slot.logic.output();
         }
-        cur = slot.logic.output();
-    }
-    match tail {
-        Tail::Sink(s) => s.on_batch(cur, clock).map_err(|e| (flows.len(), e)),
-        Tail::Output(o) => {
-            o.accept(cur);
-            Ok(())
+        match failed {
+            Some(f) => f,
+            None => {
+                return match tail {
+                    Tail::Sink(s) => s.on_batch(cur, clock).map_err(|e| (flows.len(), e)),
+                    Tail::Output(o) => {
+                        o.accept(cur);
+                        Ok(())
+                    }
+                };
+            }
         }
+    };
+    let (left, right) = flows.split_at_mut(k + 1);
+    let slot = &mut left[k];
+    if slot.logic.output_len() > 0 {
+        push_through(right, 0, tail, slot.logic.output(), clock)
+            .map_err(|(i, e2)| (k + 1 + i, e2))?;
     }
+    Err((k, e))
 }
 
 impl ChainIsland {

@@ -2,8 +2,9 @@
 
 mod common;
 use common::*;
+use std::sync::{Arc, Mutex};
 use weir_engine::prelude::*;
-use weir_graph::{Keep, StageError};
+use weir_graph::{Keep, Sink, SinkLogic, StageCx, StageError};
 
 #[tokio::test]
 async fn fused_chain_runs_to_completion() {
@@ -87,4 +88,57 @@ fn standalone_runtime_runs_graphs() {
     let rt = weir_engine::Runtime::with_threads(2).unwrap();
     let v = rt.block_on(async { range(0, 5).run_with(collect()).unwrap().await.unwrap() });
     assert_eq!(v, vec![0, 1, 2, 3, 4]);
+}
+
+/// A sink that records every element it receives, and the error it ends with.
+fn recording() -> (Sink<u64, ()>, Arc<Mutex<(Vec<u64>, Option<String>)>>) {
+    struct Rec(Arc<Mutex<(Vec<u64>, Option<String>)>>);
+    impl SinkLogic<u64> for Rec {
+        fn on_batch(
+            &mut self,
+            input: &mut Vec<u64>,
+            _scx: &mut StageCx<'_>,
+        ) -> Result<(), StageError> {
+            self.0.lock().unwrap().0.append(input);
+            Ok(())
+        }
+        fn on_finish(&mut self, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
+            Ok(())
+        }
+        fn on_error(&mut self, error: &StageError) {
+            self.0.lock().unwrap().1 = Some(error.to_string());
+        }
+    }
+    let seen = Arc::new(Mutex::new((Vec::new(), None)));
+    let s = Arc::clone(&seen);
+    (
+        Sink::from_logic("recording", move |_| Ok((Rec(Arc::clone(&s)), ()))),
+        seen,
+    )
+}
+
+#[tokio::test]
+async fn outputs_before_a_failing_element_reach_downstream_ahead_of_the_error() {
+    for boundary in [false, true] {
+        let failing = try_map(|x| {
+            if x == 42 {
+                Err(StageError::user("bad element 42"))
+            } else {
+                Ok(x)
+            }
+        });
+        let (sink, seen) = recording();
+        let src = range(0, 100).via(map(|x| x)).via(failing);
+        let src = if boundary { src.async_boundary() } else { src };
+        let handle = src.via(map(|x| x + 1)).to(sink).start().unwrap().1;
+        let err = handle.wait().await.unwrap_err();
+        assert!(err.to_string().contains("bad element 42"), "{err}");
+        let seen = seen.lock().unwrap();
+        assert_eq!(
+            seen.0,
+            (1..43).collect::<Vec<u64>>(),
+            "boundary: {boundary}"
+        );
+        assert!(seen.1.as_deref().unwrap_or("").contains("bad element 42"));
+    }
 }

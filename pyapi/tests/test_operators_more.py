@@ -18,8 +18,7 @@ class Boom(Exception):
 
 
 class ThenFail:
-    """Yields ``items`` then raises (re-iterable); ``batch_size(1)`` on the source lets the items
-    out before the failure."""
+    """Yields ``items`` then raises (re-iterable)."""
 
     def __init__(self, items):
         self.items = items
@@ -201,7 +200,7 @@ def test_inspect_and_log(caplog):
 
 
 def test_recover():
-    src = Source.from_iter(ThenFail([0, 1, 2])).batch_size(1)
+    src = Source.from_iter(ThenFail([0, 1, 2]))
     assert collect(src.recover(lambda e: f"recovered {type(e).__name__}")) == [0, 1, 2, "recovered Boom"]
     with pytest.raises(weir.StageFailed) as ei:
         collect(src.recover(lambda e: None))
@@ -212,7 +211,7 @@ def test_recover():
 
 
 def test_recover_with_retries():
-    src = Source.from_iter(ThenFail([0, 1])).batch_size(1)
+    src = Source.from_iter(ThenFail([0, 1]))
     assert collect(src.recover_with_retries(1, lambda e: Source.from_iter(["a", "b"]))) == [0, 1, "a", "b"]
     assert collect(src.recover_with_retries(1, lambda e: ["x"])) == [0, 1, "x"]
     retry = Source.from_iter([7, 8]).map(boom_at(8))

@@ -37,7 +37,8 @@ def current_loop() -> asyncio.AbstractEventLoop:
 class AsyncSubmitter:
     """``submit(batch, done)`` for ``map_async``: runs ``fn(x)`` coroutines on the run's loop,
     at most ``parallelism`` at once across in-flight batches, and reports
-    ``done(outputs, failures)`` in input order."""
+    ``done(outputs, failures)`` in input order; a failure is ``(element, exception,
+    outputs_before)``."""
 
     def __init__(self, fn: Callable[[Any], Awaitable[Any]], parallelism: int, keep_results: bool = True) -> None:
         self.fn = fn
@@ -52,7 +53,7 @@ class AsyncSubmitter:
             self._sems[id(loop)] = s
         return s
 
-    def __call__(self, batch: List[Any], done: Callable[[List[Any], List[Tuple[Any, BaseException]]], None]) -> None:
+    def __call__(self, batch: List[Any], done: Callable[[List[Any], List[Tuple[Any, BaseException, int]]], None]) -> None:
         loop = current_loop()
         fn, keep = self.fn, self.keep_results
 
@@ -64,10 +65,10 @@ class AsyncSubmitter:
             sem = self._sem(loop)
             results = await asyncio.gather(*(one(sem, x) for x in batch), return_exceptions=True)
             outputs: List[Any] = []
-            failures: List[Tuple[Any, BaseException]] = []
+            failures: List[Tuple[Any, BaseException, int]] = []
             for x, r in zip(batch, results):
                 if isinstance(r, BaseException):
-                    failures.append((x, r))
+                    failures.append((x, r, len(outputs)))
                 elif keep:
                     outputs.append(r)
             done(outputs, failures)

@@ -1,7 +1,8 @@
 """The interpreter-pool worker: ``python -m weir._worker FD PARENT_PID``.
 
 Receives functions once (cloudpickle) and batches (pickle protocol 5) over a socket, answers
-``(batch_id, outputs, failures)``. Exits when the socket closes or the parent process dies.
+``(batch_id, outputs, failures)``; a failure is ``(element, exception, outputs_before)`` so the
+parent can emit what came before a failing element when supervision stops the stage. Exits when the socket closes or the parent process dies.
 """
 
 from __future__ import annotations
@@ -51,16 +52,18 @@ def _portable(exc: BaseException) -> BaseException:
         return WorkerError(f"{type(exc).__name__}: {exc}\n{tb}")
 
 
-def _apply(kind: str, fn: Callable[..., Any], batch: List[Any]) -> Tuple[List[Any], List[Tuple[Any, BaseException]]]:
+def _apply(kind: str, fn: Callable[..., Any], batch: List[Any]) -> Tuple[List[Any], List[Tuple[Any, BaseException, int]]]:
     out: List[Any] = []
-    fails: List[Tuple[Any, BaseException]] = []
+    fails: List[Tuple[Any, BaseException, int]] = []
     if kind == "map_batches":
         try:
             out.extend(fn(batch))
         except Exception as e:  # noqa: BLE001
-            fails.append((batch, _portable(e)))
+            del out[:]
+            fails.append((batch, _portable(e), 0))
         return out, fails
     for x in batch:
+        n = len(out)
         try:
             if kind == "map":
                 out.append(fn(x))
@@ -74,7 +77,8 @@ def _apply(kind: str, fn: Callable[..., Any], batch: List[Any]) -> Tuple[List[An
             else:
                 raise ValueError(f"unknown pool operation {kind!r}")
         except Exception as e:  # noqa: BLE001
-            fails.append((x, _portable(e)))
+            del out[n:]  # a flat_map that failed half-way
+            fails.append((x, _portable(e), n))
     return out, fails
 
 

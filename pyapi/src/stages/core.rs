@@ -160,7 +160,25 @@ impl<T> Shared<T> {
         }
         r
     }
+    /// Like [`Shared::run`] for work that can fail after producing output: the output before
+    /// the failure comes back with it (to be emitted ahead of the error), and later jobs are
+    /// skipped as after any failure.
+    pub(crate) fn run_partial<R>(
+        &self,
+        f: impl FnOnce(&mut T) -> Partial<R>,
+    ) -> Result<Partial<R>, StageError> {
+        let r = self.run(|v| Ok(f(v)))?;
+        if r.1.is_some() {
+            self.failed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(r)
+    }
 }
+
+/// Output of a piece of work, and the failure that ended it early (if any): what came before
+/// the failing element is emitted ahead of the error, as it would be one element at a time.
+pub(crate) type Partial<R> = (R, Option<StageError>);
 
 pub(crate) type JobRx<R> = futures::channel::oneshot::Receiver<Result<R, StageError>>;
 
@@ -223,17 +241,17 @@ impl<I: Send + 'static, O: Send + 'static> AsyncLogic for FlowStage<I, O> {
             if output.send(first).await.is_err() {
                 return Ok(());
             }
-            let mut queue: VecDeque<JobRx<Vec<O>>> = VecDeque::new();
+            let mut queue: VecDeque<JobRx<Partial<Vec<O>>>> = VecDeque::new();
             let mut upstream_done = false;
             while let Some(step) = next_step(&mut input, &mut queue, upstream_done).await {
                 match step {
                     Step2::Input(Event::Batch(b)) => {
                         let (o, e) = (Arc::clone(&op), Arc::clone(&env));
                         queue.push_back(disp.submit(move |py| {
-                            o.run(|op| {
+                            o.run_partial(|op| {
                                 let mut out = Vec::with_capacity(b.len());
                                 let r = op.on_batch(py, b, &mut out, &mut e.cx());
-                                restart_or_fail(py, &mut **op, &e, r).map(|()| out)
+                                (out, restart_or_fail(py, &mut **op, &e, r).err())
                             })
                         })?);
                     }
@@ -241,24 +259,29 @@ impl<I: Send + 'static, O: Send + 'static> AsyncLogic for FlowStage<I, O> {
                     Step2::Input(Event::Error(e)) => return Err(e),
                     Step2::Done(r) => {
                         queue.pop_front();
-                        if output.send(job_result(r)?).await.is_err() {
+                        let (out, failure) = job_result(r)?;
+                        if output.send(out).await.is_err() {
                             return Ok(());
+                        }
+                        if let Some(e) = failure {
+                            return Err(e);
                         }
                     }
                 }
             }
             drop(input);
             let (o, e) = (Arc::clone(&op), Arc::clone(&env));
-            let last = disp
+            let (last, failure) = disp
                 .call(move |py| {
-                    o.run(|op| {
+                    o.run_partial(|op| {
                         let mut out = Vec::new();
-                        op.on_finish(py, &mut out, &mut e.cx()).map(|()| out)
+                        let r = op.on_finish(py, &mut out, &mut e.cx());
+                        (out, r.err())
                     })
                 })
                 .await??;
             let _ = output.send(last).await;
-            Ok(())
+            failure.map_or(Ok(()), Err)
         }
         .boxed()
     }

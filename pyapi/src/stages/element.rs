@@ -1,7 +1,7 @@
 //! Element-wise ops (fusable into one stage) and other per-batch transformations.
 
 use super::cloop;
-use super::core::{PyOp, element_failed};
+use super::core::{Partial, PyOp, element_failed};
 use crate::obj::{PyObj, user_error};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
@@ -76,37 +76,40 @@ impl ChainOp {
         mut cur: Vec<PyObj>,
         clock: &dyn Clock,
         batch: usize,
-    ) -> Result<Vec<PyObj>, StageError> {
+    ) -> Partial<Vec<PyObj>> {
         if self.list_capable() {
-            let l = self.apply_list(cloop::to_list(py, &cur)?, clock, batch)?;
+            let l = match cloop::to_list(py, &cur) {
+                Ok(l) => l,
+                Err(e) => return (Vec::new(), Some(e)),
+            };
+            let (l, failure) = self.apply_list(l, clock, batch);
             let mut out = Vec::new();
             cloop::take_list(&mut out, &l);
-            return Ok(out);
+            return (out, failure);
         }
+        let mut failure = None;
         for (op, info, sup) in &mut self.ops {
             let mut next = Vec::with_capacity(cur.len());
             let mut cx = StageCx::new(info, clock, sup.as_ref(), batch);
             let r = op.on_batch(py, cur, &mut next, &mut cx);
-            if let Err(e) = r {
-                if cx.decide(&e) != Directive::Restart {
-                    return Err(e);
-                }
-                op.reset(py);
-            }
+            settle_op(py, &mut **op, &cx, r, &mut failure);
             cur = next;
         }
-        Ok(cur)
+        (cur, failure)
     }
 
     /// Runs a batch held in a Python list through every op, list to list where the op supports
-    /// it (C-speed `map`/`filter`), through `Vec`s otherwise.
+    /// it (C-speed `map`/`filter`), through `Vec`s otherwise. When an op stops on a failing
+    /// element, what it produced before that element still goes through the later ops and
+    /// comes back with the failure (a later op failing on it supersedes the failure).
     pub(crate) fn apply_list<'py>(
         &mut self,
         mut cur: Bound<'py, PyList>,
         clock: &dyn Clock,
         batch: usize,
-    ) -> Result<Bound<'py, PyList>, StageError> {
+    ) -> Partial<Bound<'py, PyList>> {
         let py = cur.py();
+        let mut failure = None;
         for (op, info, sup) in &mut self.ops {
             let mut cx = StageCx::new(info, clock, sup.as_ref(), batch);
             let next = PyList::empty(py);
@@ -117,21 +120,36 @@ impl ChainOp {
                     cloop::take_list(&mut v, &cur);
                     let mut out = Vec::with_capacity(v.len());
                     let r = op.on_batch(py, v, &mut out, &mut cx);
-                    let l = cloop::to_list(py, &out)?;
-                    next.call_method1(pyo3::intern!(py, "extend"), (l,))
-                        .map_err(|e| user_error(py, e))?;
+                    for x in out {
+                        if let Err(e) = next.append(x.0) {
+                            return (next, Some(user_error(py, e)));
+                        }
+                    }
                     r
                 }
             };
-            if let Err(e) = r {
-                if cx.decide(&e) != Directive::Restart {
-                    return Err(e);
-                }
-                op.reset(py);
-            }
+            settle_op(py, &mut **op, &cx, r, &mut failure);
             cur = next;
         }
-        Ok(cur)
+        (cur, failure)
+    }
+}
+
+/// Applies the outcome of one op of a chain: Restart resets it, any other failure becomes the
+/// chain's failure.
+fn settle_op(
+    py: Python<'_>,
+    op: &mut dyn PyOp<PyObj, PyObj>,
+    cx: &StageCx<'_>,
+    r: Result<(), StageError>,
+    failure: &mut Option<StageError>,
+) {
+    if let Err(e) = r {
+        if cx.decide(&e) == Directive::Restart {
+            op.reset(py);
+        } else {
+            *failure = Some(e);
+        }
     }
 }
 
@@ -143,14 +161,11 @@ impl PyOp<PyObj, PyObj> for ChainOp {
         cx: &mut StageCx<'_>,
     ) -> Option<Result<(), StageError>> {
         let py = input.py();
-        let r = self
-            .apply_list(input.clone(), cx.clock(), cx.batch_size())
-            .and_then(|l| {
-                out.call_method1(pyo3::intern!(py, "extend"), (l,))
-                    .map(|_| ())
-                    .map_err(|e| user_error(py, e))
-            });
-        Some(r)
+        let (l, failure) = self.apply_list(input.clone(), cx.clock(), cx.batch_size());
+        if let Err(e) = out.call_method1(pyo3::intern!(py, "extend"), (l,)) {
+            return Some(Err(user_error(py, e)));
+        }
+        Some(failure.map_or(Ok(()), Err))
     }
     fn list_capable(&self) -> bool {
         self.ops.iter().all(|(op, _, _)| op.list_capable())
@@ -162,13 +177,13 @@ impl PyOp<PyObj, PyObj> for ChainOp {
         out: &mut Vec<PyObj>,
         cx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
-        let r = self.apply(py, input, cx.clock(), cx.batch_size())?;
+        let (r, failure) = self.apply(py, input, cx.clock(), cx.batch_size());
         if out.is_empty() {
             *out = r;
         } else {
             out.extend(r);
         }
-        Ok(())
+        failure.map_or(Ok(()), Err)
     }
 }
 

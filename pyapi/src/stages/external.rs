@@ -1,6 +1,6 @@
 //! External work: batches handed to asyncio coroutines or interpreter pools.
 
-use super::core::{StageEnv, element_failed};
+use super::core::{Partial, StageEnv, element_failed};
 use super::element::extend_from;
 use crate::dispatch::{Dispatcher, RunCtx};
 use crate::mat::MatValue;
@@ -8,10 +8,10 @@ use crate::obj::{PyObj, user_error};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use pyo3::prelude::*;
-use pyo3::types::PyList;
+use pyo3::types::{PyList, PyTuple};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, StageError};
+use weir_graph::{AsyncIo, AsyncLogic, Directive, Event, Flow, StageError};
 
 /// Completes a batch handed to an external executor (an asyncio loop or a worker pool): called
 /// from Python with `(outputs, failures)` where `failures` is a list of `(element, exception)`.
@@ -38,32 +38,49 @@ struct ExternalStage {
 
 type Pending = futures::channel::oneshot::Receiver<(Py<PyAny>, Py<PyAny>)>;
 
-/// Turns an outcome into output elements, routing failures through supervision.
+/// Turns an outcome into output elements, routing failures through supervision. A failure is
+/// `(element, exception)` or `(element, exception, outputs_before)`: when supervision stops
+/// the stage, the outputs produced before the failing element are emitted ahead of the error.
 fn settle(
     py: Python<'_>,
     env: &StageEnv,
     outputs: Py<PyAny>,
     failures: Py<PyAny>,
-) -> Result<Vec<PyObj>, StageError> {
-    let mut cx = env.cx();
-    let fails = failures.bind(py);
-    if !fails.is_none() {
-        let it = fails.try_iter().map_err(|e| user_error(py, e))?;
-        for f in it {
-            let f = f.map_err(|e| user_error(py, e))?;
-            let (elem, exc): (Bound<'_, PyAny>, Bound<'_, PyAny>) =
-                f.extract().map_err(|e: PyErr| user_error(py, e))?;
-            let err = PyErr::from_value(exc);
-            let elem = (!elem.is_none()).then(|| PyObj::from_bound(elem));
-            element_failed(py, &mut cx, err, elem)?;
-        }
-    }
+) -> Result<Partial<Vec<PyObj>>, StageError> {
     let mut out = Vec::new();
     let o = outputs.bind(py);
     if !o.is_none() {
         extend_from(&mut out, o).map_err(|e| user_error(py, e))?;
     }
-    Ok(out)
+    let mut cx = env.cx();
+    let fails = failures.bind(py);
+    if fails.is_none() {
+        return Ok((out, None));
+    }
+    for f in fails.try_iter().map_err(|e| user_error(py, e))? {
+        let f = f.map_err(|e| user_error(py, e))?;
+        let t = f.cast::<PyTuple>().map_err(|e| user_error(py, e.into()))?;
+        let (elem, exc) = (
+            t.get_item(0).map_err(|e| user_error(py, e))?,
+            t.get_item(1).map_err(|e| user_error(py, e))?,
+        );
+        let before: usize = match t.len() {
+            3.. => t
+                .get_item(2)
+                .and_then(|b| b.extract())
+                .map_err(|e| user_error(py, e))?,
+            _ => 0,
+        };
+        let elem = (!elem.is_none()).then(|| PyObj::from_bound(elem));
+        if let Err(e) = element_failed(py, &mut cx, PyErr::from_value(exc), elem) {
+            // A stateless stage has nothing to reset: Restart goes on like Resume.
+            if cx.decide(&e) != Directive::Restart {
+                out.truncate(before);
+                return Ok((out, Some(e)));
+            }
+        }
+    }
+    Ok((out, None))
 }
 
 enum Next {
@@ -145,11 +162,14 @@ impl AsyncLogic for ExternalStage {
                             StageError::internal("an external batch was dropped without an outcome")
                         })?;
                         let e = Arc::clone(&env);
-                        let out = disp
+                        let (out, failure) = disp
                             .call(move |py| settle(py, &e, outputs, failures))
                             .await??;
                         if output.send(out).await.is_err() {
                             return Ok(());
+                        }
+                        if let Some(e) = failure {
+                            return Err(e);
                         }
                     }
                 }

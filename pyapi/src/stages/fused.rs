@@ -70,16 +70,19 @@ fn slice(
     let start = Instant::now();
     let n = env.batch.max(1);
     while !p.exhausted {
-        let b =
-            pull_list(py, &p.it, n).map_err(|e| user_error(py, e).with_stage(&env.info.path))?;
-        p.exhausted = b.len() < n;
+        let (b, pull_failure) = pull_list(py, &p.it, n, &env.info.path);
+        p.exhausted = pull_failure.is_none() && b.len() < n;
         pulled.fetch_add(b.len() as u64, Ordering::Relaxed);
-        let b = match p.chain.as_mut() {
-            Some(c) => c.apply_list(b, &*env.clock, env.batch)?,
-            None => b,
+        let (b, chain_failure) = match p.chain.as_mut() {
+            Some(c) => c.apply_list(b, &*env.clock, env.batch),
+            None => (b, None),
         };
+        // What was produced before a failure still reaches the sink, ahead of the error.
         if let Some(s) = p.sink.as_mut() {
             sink_list(&p.kind, s, sink_env, &b).map_err(|e| e.with_stage(&sink_env.info.path))?;
+        }
+        if let Some(e) = chain_failure.or(pull_failure) {
+            return Err(e);
         }
         if start.elapsed() >= SLICE {
             break;

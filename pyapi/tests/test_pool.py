@@ -241,3 +241,18 @@ def test_function_the_worker_cannot_load_fails_the_stage():
             weir.Source.range(5).map(_slow, pool=pool).run_with(weir.Sink.collect())  # by reference
         assert isinstance(info.value.__cause__, ModuleNotFoundError)
         assert pool.pids() == pids  # the worker survived
+
+
+def test_large_buffers_travel_out_of_band():
+    np = pytest.importorskip("numpy")
+    from weir._worker import dumps
+
+    arr = np.arange(1 << 16, dtype=np.int64)
+    payload, buffers = dumps([arr])
+    assert [b.nbytes for b in buffers] == [arr.nbytes]  # not copied into the pickle
+    assert len(payload) < 1024
+    with weir.InterpreterPool(workers=1) as pool:
+        out = weir.Source.from_iter([arr, arr[::2], arr + 1]).map(lambda a: a * 2, pool=pool).run_with(
+            weir.Sink.collect()
+        )
+    assert [o.tolist() for o in out] == [(arr * 2).tolist(), (arr[::2] * 2).tolist(), ((arr + 1) * 2).tolist()]

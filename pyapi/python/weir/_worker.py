@@ -1,7 +1,8 @@
-"""The interpreter-pool worker: ``python -m weir._worker FD PARENT_PID``.
+"""The interpreter-pool worker: ``python -m weir._worker FD PARENT_PID`` (the pool runs this file
+as a script, which does not import the ``weir`` package).
 
-Receives functions once (cloudpickle) and batches (pickle protocol 5) over a socket, answers
-``(batch_id, outputs, failures)``; a failure is ``(element, exception, outputs_before)`` so the
+Receives functions once (cloudpickle) and batches (pickle protocol 5, large buffers out of band)
+over a socket, answers ``(batch_id, outputs, failures)``; a failure is ``(element, exception, outputs_before)`` so the
 parent can emit what came before a failing element when supervision stops the stage. Exits when the socket closes or the parent process dies.
 """
 
@@ -11,12 +12,67 @@ import os
 import pickle
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
 import traceback
-from multiprocessing.connection import Connection
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple, Union
+
+# A frame: tag (1 byte), number of out-of-band buffers, pickle length; then each buffer's
+# length, the pickle, and the buffers.
+_HEAD = struct.Struct("!cIQ")
+_LEN = struct.Struct("!Q")
+_SMALL = 1 << 16
+
+Bytes = Union[bytes, bytearray, memoryview]
+
+
+def dumps(obj: Any) -> Tuple[bytes, List[memoryview]]:
+    """Pickles ``obj`` with protocol 5; contiguous buffers (numpy arrays, Arrow buffers,
+    ``PickleBuffer``s) stay out of band, to be sent without copying."""
+    bufs: List[memoryview] = []
+
+    def oob(b: pickle.PickleBuffer) -> bool:
+        try:
+            bufs.append(b.raw())
+            return False
+        except BufferError:  # not contiguous: in band
+            return True
+
+    return pickle.dumps(obj, protocol=5, buffer_callback=oob), bufs
+
+
+def send_frame(sock: socket.socket, tag: bytes, payload: Bytes, buffers: List[memoryview] = []) -> None:  # noqa: B006
+    """Writes one frame (callers serialize concurrent senders)."""
+    head = _HEAD.pack(tag, len(buffers), len(payload)) + b"".join(_LEN.pack(b.nbytes) for b in buffers)
+    if len(payload) <= _SMALL:
+        sock.sendall(head + payload)
+    else:
+        sock.sendall(head)
+        sock.sendall(payload)
+    for b in buffers:
+        sock.sendall(b)
+
+
+def _exact(sock: socket.socket, n: int) -> bytearray:
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        k = sock.recv_into(view[got:])
+        if k == 0:
+            raise EOFError("peer closed the connection")
+        got += k
+    return buf
+
+
+def recv_frame(sock: socket.socket) -> Tuple[bytes, bytearray, List[bytearray]]:
+    """Reads one frame: ``(tag, pickle, out-of-band buffers)``; ``EOFError`` at the end."""
+    tag, nbuf, size = _HEAD.unpack(_exact(sock, _HEAD.size))
+    lens = [_LEN.unpack_from(b, 0)[0] for b in (_exact(sock, _LEN.size) for _ in range(nbuf))]
+    payload = _exact(sock, size)
+    return tag, payload, [_exact(sock, n) for n in lens]
 
 
 def _die_with_parent(parent: int) -> None:
@@ -87,37 +143,34 @@ def main(fd: int, parent: int) -> None:
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business
     sock = socket.socket(fileno=fd)
-    conn = Connection(sock.detach())
     fns: Dict[int, Tuple[str, Callable[..., Any]]] = {}
     while True:
         try:
-            msg = conn.recv_bytes()
+            tag, msg, bufs = recv_frame(sock)
         except (EOFError, OSError):
             os._exit(0)
-        tag = msg[:1]
         if tag == b"F":
-            import cloudpickle  # noqa: F401 - needed to unpickle functions by value
-
-            fid, kind, blob = pickle.loads(msg[1:])
+            # Unpickling a function pickled by value imports cloudpickle by itself.
+            fid, kind, blob = pickle.loads(msg)
             try:
                 fns[fid] = (kind, pickle.loads(blob))
             except Exception as e:  # noqa: BLE001 - e.g. a function defined in an unimportable module
                 fns[fid] = ("error", _portable(e))
         elif tag == b"B":
-            bid, fid, batch = pickle.loads(msg[1:])
+            bid, fid, batch = pickle.loads(msg, buffers=bufs)
             kind, fn = fns[fid]
             if kind == "error":
-                out, fails = [], [(batch, fn)]
+                out, fails = [], [(batch, fn, 0)]
             else:
                 out, fails = _apply(kind, fn, batch)
             try:
-                payload = pickle.dumps((bid, out, fails), protocol=5)
+                payload, oob = dumps((bid, out, fails))
             except Exception as e:  # noqa: BLE001
-                payload = pickle.dumps((bid, [], [(None, _portable(e))]), protocol=5)
-            conn.send_bytes(payload)
+                payload, oob = dumps((bid, [], [(None, _portable(e), 0)]))
+            send_frame(sock, b"R", payload, oob)
         elif tag == b"Q":
             os._exit(0)
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), int(sys.argv[2]))
+    main(int(sys.argv[-2]), int(sys.argv[-1]))

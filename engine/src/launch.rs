@@ -204,8 +204,10 @@ pub(crate) fn launch(
                             if let Ok(mut v) = c.m.inputs.lock() {
                                 v.extend(r.iter().map(|x| Arc::clone(x.shared())));
                             }
-                            Some(Box::new(ChannelInput::new(r, Arc::clone(&path)))
-                                as Box<dyn ErasedInput>)
+                            Some(Box::new(
+                                ChannelInput::new(r, Arc::clone(&path))
+                                    .counting_into(Arc::clone(&c.m)),
+                            ) as Box<dyn ErasedInput>)
                         })
                         .collect();
                     let mut controls = Vec::new();
@@ -216,12 +218,10 @@ pub(crate) fn launch(
                         let router = module.nodes[node].outputs[port]
                             .make(kind, senders.len())
                             .ok_or_else(|| router_error(&c.info.path, kind))?;
-                        outputs.push(Some(Box::new(RoutedOutput::new(
-                            router,
-                            senders,
-                            c.batch,
-                            Arc::clone(&c.m),
-                        ))));
+                        outputs.push(Some(Box::new(
+                            RoutedOutput::new(router, senders, c.batch, Arc::clone(&c.m))
+                                .counting_elements(),
+                        )));
                     }
                     let io = AsyncIo {
                         inputs,
@@ -231,6 +231,7 @@ pub(crate) fn launch(
                         supervision: c.sup.clone(),
                         batch_size: c.batch,
                         sub: Arc::new(RunSub(Arc::clone(shared))),
+                        counts: Arc::clone(&c.m) as Arc<dyn weir_graph::StageCounts>,
                     };
                     let terminal = isl.outputs.is_empty();
                     let sh = Arc::clone(shared);

@@ -33,6 +33,15 @@ impl StageMetrics {
     }
 }
 
+impl weir_graph::StageCounts for StageMetrics {
+    fn add_in(&self, n: u64) {
+        Self::add(&self.elements_in, n);
+    }
+    fn add_out(&self, n: u64) {
+        Self::add(&self.elements_out, n);
+    }
+}
+
 /// A point-in-time copy of one stage subtask's metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StageMetricsSnapshot {

@@ -15,6 +15,9 @@ pub(crate) struct ChannelInput {
     next: usize,
     done: bool,
     path: Arc<str>,
+    /// Where received elements are counted (ports of task-owning stages; a fused island counts
+    /// per stage itself).
+    counts: Option<Arc<StageMetrics>>,
 }
 
 impl ChannelInput {
@@ -24,7 +27,14 @@ impl ChannelInput {
             next: 0,
             done: false,
             path,
+            counts: None,
         }
+    }
+
+    /// Counts received elements and batches into `m`.
+    pub(crate) fn counting_into(mut self, m: Arc<StageMetrics>) -> Self {
+        self.counts = Some(m);
+        self
     }
 }
 
@@ -41,6 +51,10 @@ impl ErasedInput for ChannelInput {
             match rx.poll_recv(cx) {
                 Poll::Ready(Some(Msg::Data(b))) => {
                     self.next = (i + 1) % n;
+                    if let Some(m) = &self.counts {
+                        StageMetrics::add(&m.elements_in, b.rows() as u64);
+                        StageMetrics::add(&m.batches_in, 1);
+                    }
                     return Poll::Ready(InMsg::Data(b));
                 }
                 Poll::Ready(Some(Msg::End)) => self.chans[i] = None,
@@ -84,6 +98,8 @@ pub(crate) struct RoutedOutput {
     senders: Vec<Option<Sender>>,
     batch_size: usize,
     metrics: Arc<StageMetrics>,
+    /// Whether accepted elements count as the stage's output (ports of task-owning stages).
+    count_elements: bool,
     finished: bool,
     finish_on_drop: bool,
 }
@@ -93,6 +109,12 @@ impl RoutedOutput {
     /// which have no engine task to terminate them).
     pub(crate) fn finishing_on_drop(mut self) -> Self {
         self.finish_on_drop = true;
+        self
+    }
+
+    /// Counts accepted elements as the stage's `elements_out`.
+    pub(crate) fn counting_elements(mut self) -> Self {
+        self.count_elements = true;
         self
     }
 
@@ -107,6 +129,7 @@ impl RoutedOutput {
             senders: senders.into_iter().map(Some).collect(),
             batch_size: batch_size.max(1),
             metrics,
+            count_elements: false,
             finished: false,
             finish_on_drop: false,
         }
@@ -129,7 +152,10 @@ impl RoutedOutput {
 
 impl ErasedOutput for RoutedOutput {
     fn accept(&mut self, batch: &mut dyn Any) {
-        self.router.route(batch);
+        let rows = self.router.route(batch);
+        if self.count_elements {
+            StageMetrics::add(&self.metrics.elements_out, rows as u64);
+        }
     }
 
     fn poll_flush(&mut self, cx: &mut Context<'_>, force: bool) -> Poll<Result<(), Cancelled>> {

@@ -236,6 +236,46 @@ async fn metrics_count_elements_and_batches() {
 }
 
 #[tokio::test]
+async fn metrics_count_elements_of_task_owning_stages() {
+    use futures::FutureExt;
+    // An async flow that keeps every other element and reports 7 extra elements received
+    // through its counters (as a stage consuming outside its ports would).
+    let evens = weir_graph::Flow::<u64, u64, ()>::from_async("evens", |_| {
+        Ok((
+            weir_graph::AsyncFn(|mut io: weir_graph::AsyncIo| {
+                async move {
+                    let mut input = io.input::<u64>(0)?;
+                    let mut out = io.output::<u64>(0)?;
+                    io.counts.add_in(7);
+                    while let weir_graph::Event::Batch(b) = input.recv().await {
+                        let b: Vec<u64> = b.into_iter().filter(|x| x % 2 == 0).collect();
+                        if out.send(b).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    Ok(())
+                }
+                .boxed()
+            }),
+            (),
+        ))
+    });
+    let m = Materializer::new().with_batch_size(100);
+    let (fut, handle) = m
+        .materialize(&range(0, 1000).via(evens).to_mat(collect(), Keep::right))
+        .unwrap();
+    assert_eq!(fut.await.unwrap().len(), 500);
+    handle.wait().await.unwrap();
+    let ms = handle.metrics();
+    let evens = ms.iter().find(|m| m.path == "evens#1").unwrap();
+    assert_eq!(evens.elements_in, 1007);
+    assert_eq!(evens.batches_in, 10);
+    assert_eq!(evens.elements_out, 500);
+    let sink = ms.iter().find(|m| m.path == "collect#2").unwrap();
+    assert_eq!(sink.elements_in, 500);
+}
+
+#[tokio::test]
 async fn a_failed_sink_stops_every_other_island_of_the_run() {
     // Two independent branches in one graph: one fails, the other is infinite.
     let mut b = weir_graph::GraphBuilder::new();

@@ -215,6 +215,25 @@ impl<T: Send + 'static> Output<T> {
     }
 }
 
+/// Element counts a task-owning stage reports for work its ports do not see (the engine counts
+/// what passes through [`Input`] and [`Output`] itself), e.g. a stage that fuses a source, its
+/// operators and a sink consumes elements without sending any.
+pub trait StageCounts: Send + Sync {
+    /// Adds `n` elements received.
+    fn add_in(&self, n: u64);
+    /// Adds `n` elements emitted.
+    fn add_out(&self, n: u64);
+}
+
+/// Counts that go nowhere (a stage driven outside an engine).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoCounts;
+
+impl StageCounts for NoCounts {
+    fn add_in(&self, _n: u64) {}
+    fn add_out(&self, _n: u64) {}
+}
+
 /// Everything an asynchronous stage receives when it starts.
 pub struct AsyncIo {
     /// Erased inputs in port order (take them with [`AsyncIo::input`]).
@@ -231,6 +250,8 @@ pub struct AsyncIo {
     pub batch_size: usize,
     /// Starts sub-graphs inside this run.
     pub sub: Arc<dyn SubMaterializer>,
+    /// The stage's element counters in the run's metrics.
+    pub counts: Arc<dyn StageCounts>,
 }
 
 impl fmt::Debug for AsyncIo {

@@ -25,7 +25,7 @@ mod router;
 
 pub use async_stage::{
     AsyncFn, AsyncIo, AsyncLogic, Cancelled, ErasedInput, ErasedOutput, Event, InMsg, Input,
-    Output, SubMaterializer,
+    NoCounts, Output, StageCounts, SubMaterializer,
 };
 pub use attributes::{Attributes, DeadLetter, DeadLetterSink, Directive, Supervision};
 pub use batch::{AnyBatch, BoxBatch, Weighed, downcast_vec};

@@ -33,8 +33,9 @@ pub enum EdgeKind {
 
 /// Splits batches of one element type into per-destination pending buffers.
 pub trait ErasedRouter: Send {
-    /// Moves the rows of `batch` (a `Vec<T>`) into the pending buffers.
-    fn route(&mut self, batch: &mut dyn Any);
+    /// Moves the rows of `batch` (a `Vec<T>`) into the pending buffers; returns how many rows
+    /// it took.
+    fn route(&mut self, batch: &mut dyn Any) -> usize;
     /// Rows pending for `dest`.
     fn pending(&self, dest: usize) -> usize;
     /// Takes the pending buffer of `dest` as a boxed batch, if it holds rows.
@@ -143,12 +144,13 @@ fn append<T>(dst: &mut Vec<T>, src: &mut Vec<T>) {
 }
 
 impl<T: Send + 'static> ErasedRouter for TypedRouter<T> {
-    fn route(&mut self, batch: &mut dyn Any) {
+    fn route(&mut self, batch: &mut dyn Any) -> usize {
         let Some(batch) = batch.downcast_mut::<Vec<T>>() else {
-            return;
+            return 0;
         };
-        if batch.is_empty() {
-            return;
+        let rows = batch.len();
+        if rows == 0 {
+            return 0;
         }
         let n = self.pending.len();
         match self.kind {
@@ -175,6 +177,7 @@ impl<T: Send + 'static> ErasedRouter for TypedRouter<T> {
                 append(&mut self.pending[0], batch);
             }
         }
+        rows
     }
     fn pending(&self, dest: usize) -> usize {
         self.pending.get(dest).map_or(0, Vec::len)

@@ -10,7 +10,6 @@
 use futures::channel::oneshot;
 use pyo3::prelude::*;
 use std::cell::RefCell;
-use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -191,13 +190,7 @@ pub struct RunCtx {
     pub dispatcher: Arc<Dispatcher>,
     /// The asyncio event loop that runs `async def` functions of the run.
     pub aio_loop: Option<Arc<Py<PyAny>>>,
-    /// Elements pulled by fused source-to-sink stages, by stage path (they send nothing through
-    /// the engine, so the engine's metrics cannot count them).
-    pub fused: FusedCounts,
 }
-
-/// Per stage path, the elements a fused source-to-sink stage has pulled.
-pub type FusedCounts = Arc<Mutex<Vec<(String, Arc<AtomicU64>)>>>;
 
 thread_local! {
     static INTERRUPT: RefCell<Option<PyErr>> = const { RefCell::new(None) };
@@ -211,15 +204,6 @@ impl RunCtx {
         let r = f();
         CURRENT.with(|c| *c.borrow_mut() = prev);
         r
-    }
-
-    /// A new counter of pulled elements for the fused stage at `path`.
-    pub fn fused_counter(&self, path: &str) -> Arc<AtomicU64> {
-        let c = Arc::new(AtomicU64::new(0));
-        if let Ok(mut v) = self.fused.lock() {
-            v.push((path.to_owned(), Arc::clone(&c)));
-        }
-        c
     }
 
     /// The context of the run being materialized on this thread.

@@ -1,6 +1,6 @@
 //! Running Python graphs: the shared weir runtime, `start()`, and the handle of a run.
 
-use crate::dispatch::{Dispatcher, FusedCounts, Queue, RunCtx};
+use crate::dispatch::{Dispatcher, Queue, RunCtx};
 use crate::dsl::{Bp, NBlueprint};
 use crate::errors::{RunCancelled, WeirError, engine_err, to_py_err};
 use crate::mat::MatValue;
@@ -8,7 +8,6 @@ use crate::obj::PyObj;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
 use weir_engine::{Materializer, RunHandle, Runtime, UniqueKillSwitch};
 use weir_graph::{SinkFuture, StageError};
@@ -119,7 +118,6 @@ pub struct NRun {
     queue: Queue,
     outcome: Arc<Mutex<Option<Result<(), StageError>>>>,
     mat: Mutex<Option<Py<PyAny>>>,
-    fused: FusedCounts,
 }
 
 #[pymethods]
@@ -174,16 +172,11 @@ impl NRun {
             .into_iter()
             .map(|m| {
                 let d = PyDict::new(py);
-                let fused = self.fused.lock().ok().and_then(|v| {
-                    v.iter()
-                        .find(|(p, _)| *p == m.path)
-                        .map(|(_, c)| c.load(Ordering::Relaxed))
-                });
                 d.set_item("path", m.path)?;
                 d.set_item("subtask", m.subtask)?;
                 d.set_item("island", m.island)?;
                 d.set_item("elements_in", m.elements_in)?;
-                d.set_item("elements_out", fused.unwrap_or(m.elements_out))?;
+                d.set_item("elements_out", m.elements_out)?;
                 d.set_item("batches_in", m.batches_in)?;
                 d.set_item("batches_out", m.batches_out)?;
                 d.set_item("queue_depth", m.queue_depth)?;
@@ -219,7 +212,6 @@ pub fn start(
     let ctx = RunCtx {
         dispatcher: Arc::clone(&disp),
         aio_loop: aio_loop.map(Arc::new),
-        fused: Arc::default(),
     };
     let mut m = Materializer::new().with_runtime(rt.handle());
     if let Some(b) = batch_size {
@@ -240,7 +232,6 @@ pub fn start(
     });
     let mat = mat_to_py(py, mat)?;
     Ok(NRun {
-        fused: Arc::clone(&ctx.fused),
         handle,
         queue: Queue::new(rx),
         outcome,

@@ -93,6 +93,26 @@ def test_start_wait_metrics():
     assert "<table>" in h._repr_html_()
 
 
+def test_metrics_count_elements_of_python_stages():
+    g = (
+        weir.Source.range(1000)
+        .map(lambda x: x)
+        .async_boundary()
+        .filter(lambda x: x % 2 == 0)
+        .named("evens")
+        .to(weir.Sink.collect(), keep="right")
+    )
+    h = g.start()
+    assert len(h.wait(timeout=30)) == 500
+    counts = h.stage_counts()
+    (src,) = [c for p, c in counts.items() if p.startswith("from_iter")]
+    (evens,) = [c for p, c in counts.items() if p.startswith("evens")]
+    (sink,) = [c for p, c in counts.items() if p.startswith("collect")]
+    assert src["out"] == 1000
+    assert (evens["in"], evens["out"]) == (1000, 500)
+    assert sink["in"] == 500
+
+
 def test_cancel_stops_run():
     h = weir.Source.from_iter(_Forever()).map(slow).to(weir.Sink.ignore(), keep="right").start()
     time.sleep(0.2)

@@ -254,6 +254,7 @@ pub(crate) fn async_sink<T: Send + 'static, M: Send + 'static>(
         supervision: None,
         batch_size: 16,
         sub: Arc::new(NoSub),
+        counts: Arc::new(weir_graph::NoCounts),
     };
     (logic.run(io), Feed(tx), cast(mat))
 }

@@ -8,8 +8,8 @@
 //! user's functions. Between slices the serving thread checks signals and a cancelled run stops
 //! (queued slices are skipped). The operators keep their own names for errors and supervision
 //! (`map#0`, `fold#0`), the materialized value is the sink's future as for a separate sink, and
-//! the number of elements pulled is reported as the stage's `elements_out` (see
-//! [`crate::dispatch::RunCtx::fused_counts`]).
+//! the number of elements pulled is reported as the stage's `elements_out` (through
+//! [`AsyncIo::counts`], as nothing passes through its ports).
 
 use super::core::{JobRx, Shared, StageEnv, job_result};
 use super::element::ChainOp;
@@ -23,9 +23,10 @@ use futures::future::BoxFuture;
 use pyo3::prelude::*;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use weir_graph::{AsyncIo, AsyncLogic, Promise, Source, StageError, StageInfo, promise};
+use weir_graph::{
+    AsyncIo, AsyncLogic, Promise, Source, StageCounts, StageError, StageInfo, promise,
+};
 
 /// How long one job of a fused pipeline runs before it lets the serving thread check signals
 /// and other jobs run.
@@ -56,7 +57,6 @@ struct FusedStage {
     kind: SinkKind,
     disp: Arc<Dispatcher>,
     promise: Promise<PyObj>,
-    pulled: Arc<AtomicU64>,
 }
 
 /// Runs batches for one slice; `Ok(true)` once the iterator is exhausted.
@@ -65,14 +65,14 @@ fn slice(
     p: &mut Pipeline,
     env: &StageEnv,
     sink_env: &StageEnv,
-    pulled: &AtomicU64,
+    pulled: &dyn StageCounts,
 ) -> Result<bool, StageError> {
     let start = Instant::now();
     let n = env.batch.max(1);
     while !p.exhausted {
         let (b, pull_failure) = pull_list(py, &p.it, n, &env.info.path);
         p.exhausted = pull_failure.is_none() && b.len() < n;
-        pulled.fetch_add(b.len() as u64, Ordering::Relaxed);
+        pulled.add_out(b.len() as u64);
         let (b, chain_failure) = match p.chain.as_mut() {
             Some(c) => c.apply_list(b, &*env.clock, env.batch),
             None => (b, None),
@@ -97,10 +97,10 @@ impl FusedStage {
         chain: Option<ChainOp>,
         kind: SinkKind,
         disp: &Dispatcher,
-        pulled: Arc<AtomicU64>,
         io: &mut AsyncIo,
     ) -> Result<PyObj, StageError> {
         let env = StageEnv::from_io(io);
+        let pulled = Arc::clone(&io.counts);
         let mut sink_info: StageInfo = io.info.clone();
         sink_info.name = kind.name().to_owned();
         sink_info.path = format!("{}#{}", sink_info.name, io.info.index);
@@ -137,7 +137,7 @@ impl FusedStage {
                     Arc::clone(&sink_env),
                     Arc::clone(&pulled),
                 );
-                queue.push_back(disp.submit(move |py| st.run(|p| slice(py, p, &e, &se, &c)))?);
+                queue.push_back(disp.submit(move |py| st.run(|p| slice(py, p, &e, &se, &*c)))?);
             }
             let Some(front) = queue.pop_front() else {
                 break;
@@ -172,9 +172,8 @@ impl AsyncLogic for FusedStage {
                 kind,
                 disp,
                 mut promise,
-                pulled,
             } = *self;
-            let r = FusedStage::drive(iterable, chain, kind, &disp, pulled, &mut io).await;
+            let r = FusedStage::drive(iterable, chain, kind, &disp, &mut io).await;
             let failed = r.as_ref().err().cloned();
             promise.complete(r);
             match failed {
@@ -204,7 +203,6 @@ pub fn fused_iter_sink(
         let chain = chain.map(|op| ChainOp {
             ops: vec![(op, info.clone(), None)],
         });
-        let pulled = ctx.fused_counter(&info.path);
         let (promise, fut) = promise::<PyObj>();
         Ok((
             FusedStage {
@@ -213,7 +211,6 @@ pub fn fused_iter_sink(
                 kind,
                 disp: ctx.dispatcher,
                 promise,
-                pulled,
             },
             MatValue::Future(fut),
         ))

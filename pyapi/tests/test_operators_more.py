@@ -8,13 +8,11 @@ import pytest
 import weir
 from weir import Flow, GraphBuilder, Sink, Source
 
+from helpers import Boom, boom_at
+
 
 def collect(src):
     return src.run_with(Sink.collect())
-
-
-class Boom(Exception):
-    pass
 
 
 class ThenFail:
@@ -26,15 +24,6 @@ class ThenFail:
     def __iter__(self):
         yield from self.items
         raise Boom("late")
-
-
-def boom_at(n):
-    def f(x):
-        if x == n:
-            raise Boom(f"boom at {x}")
-        return x
-
-    return f
 
 
 # --- sources -----------------------------------------------------------------------------------

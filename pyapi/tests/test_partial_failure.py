@@ -9,18 +9,7 @@ import pytest
 import weir
 from weir import Sink, Source
 
-
-class Boom(Exception):
-    pass
-
-
-def boom_at(n):
-    def f(x):
-        if x == n:
-            raise Boom(f"boom at {x}")
-        return x
-
-    return f
+from helpers import Boom, boom_at
 
 
 def recovered(src):

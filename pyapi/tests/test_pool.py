@@ -12,6 +12,8 @@ import pytest
 
 import weir
 
+from helpers import Forever
+
 
 def _alive(pid: int) -> bool:
     try:
@@ -147,7 +149,7 @@ def test_pool_cancel_leaves_no_worker_of_a_run_owned_pool():
         time.sleep(0.01)
         return x
 
-    g = weir.Source.from_iter(_Forever()).map(slow, pool=2).batch_size(4).to(weir.Sink.ignore(), keep="right")
+    g = weir.Source.from_iter(Forever()).map(slow, pool=2).batch_size(4).to(weir.Sink.ignore(), keep="right")
     pool = next(iter(g._meta.pools))
     h = g.start()
     deadline = time.time() + 20
@@ -168,7 +170,7 @@ def test_pool_cancel_keeps_a_user_pool_usable():
 
     with weir.InterpreterPool(workers=2) as pool:
         pids = pool.pids()
-        h = weir.Source.from_iter(_Forever()).map(slow, pool=pool).batch_size(4).to(weir.Sink.ignore(), keep="right").start()
+        h = weir.Source.from_iter(Forever()).map(slow, pool=pool).batch_size(4).to(weir.Sink.ignore(), keep="right").start()
         time.sleep(0.3)
         h.cancel()
         with pytest.raises(weir.RunCancelled):
@@ -224,14 +226,6 @@ def test_interpreters_supported():
 def _slow(x):
     time.sleep(0.01)
     return x
-
-
-class _Forever:
-    def __iter__(self):
-        i = 0
-        while True:
-            yield i
-            i += 1
 
 
 def test_function_the_worker_cannot_load_fails_the_stage():

@@ -10,6 +10,8 @@ import pytest
 
 import weir
 
+from helpers import Forever, boom_at
+
 
 def slow(x):
     time.sleep(0.001)
@@ -114,7 +116,7 @@ def test_metrics_count_elements_of_python_stages():
 
 
 def test_cancel_stops_run():
-    h = weir.Source.from_iter(_Forever()).map(slow).to(weir.Sink.ignore(), keep="right").start()
+    h = weir.Source.from_iter(Forever()).map(slow).to(weir.Sink.ignore(), keep="right").start()
     time.sleep(0.2)
     h.cancel()
     with pytest.raises(weir.RunCancelled):
@@ -123,7 +125,7 @@ def test_cancel_stops_run():
 
 def test_cancel_awaiting_task_cancels_run():
     async def main():
-        g = weir.Source.from_iter(_Forever()).map(slow).to(weir.Sink.ignore(), keep="right")
+        g = weir.Source.from_iter(Forever()).map(slow).to(weir.Sink.ignore(), keep="right")
         t = asyncio.ensure_future(g.run_async())
         await asyncio.sleep(0.2)
         t.cancel()
@@ -134,7 +136,7 @@ def test_cancel_awaiting_task_cancels_run():
 
 
 def test_kill_switch_shutdown_completes():
-    g = weir.Source.from_iter(_Forever()).map(slow).kill_switch().to(weir.Sink.fold(0, lambda a, x: a + 1), keep="both")
+    g = weir.Source.from_iter(Forever()).map(slow).kill_switch().to(weir.Sink.fold(0, lambda a, x: a + 1), keep="both")
     h = g.start(batch_size=16)
     time.sleep(0.3)
     h.kill_switch().shutdown()
@@ -150,7 +152,7 @@ def test_keyboard_interrupt_cancels_cleanly():
     threading.Thread(target=interrupt, daemon=True).start()
     t0 = time.time()
     with pytest.raises(KeyboardInterrupt):
-        weir.Source.from_iter(_Forever()).map(slow).run_with(weir.Sink.ignore())
+        weir.Source.from_iter(Forever()).map(slow).run_with(weir.Sink.ignore())
     assert time.time() - t0 < 10
     # the process is still healthy afterwards
     assert weir.Source.range(3).run_with(weir.Sink.collect()) == [0, 1, 2]
@@ -160,24 +162,7 @@ def test_progress_bar_runs():
     assert weir.Source.range(5000).map(lambda x: x).to(weir.Sink.collect(), keep="right").run(progress=5000) == list(range(5000))
 
 
-class _Forever:
-    def __iter__(self):
-        i = 0
-        while True:
-            yield i
-            i += 1
-
-
 # --- from_iter -> fused ops -> Python sink as one stage ------------------------------------------
-
-
-def _bad_at(k):
-    def f(x):
-        if x == k:
-            raise ValueError(f"bad {x}")
-        return x
-
-    return f
 
 
 @pytest.mark.parametrize("bs", [None, 1, 3, 64])
@@ -199,14 +184,14 @@ def test_fused_pipeline_matches_unfused(bs):
 def test_fused_pipeline_errors_name_the_operator():
     for sink, name in ((weir.Sink.collect(), "map"), (weir.Sink.fold(0, lambda a, x: a + x), "map")):
         with pytest.raises(weir.StageFailed) as info:
-            weir.Source.range(100).map(_bad_at(42)).run_with(sink)
+            weir.Source.range(100).map(boom_at(42, ValueError)).run_with(sink)
         assert info.value.stage_name == name and isinstance(info.value.__cause__, ValueError)
     with pytest.raises(weir.StageFailed) as info:
         weir.Source.range(100).filter(lambda x: 1 / (x - 7)).run_with(weir.Sink.ignore())
     assert info.value.stage_name == "filter" and isinstance(info.value.__cause__, ZeroDivisionError)
     for sink, name in (
         (weir.Sink.fold(0, lambda a, x: a + 1 / (x - 5)), "fold"),
-        (weir.Sink.for_each(_bad_at(9)), "for_each"),
+        (weir.Sink.for_each(boom_at(9, ValueError)), "for_each"),
     ):
         with pytest.raises(weir.StageFailed) as info:
             weir.Source.range(100).map(lambda x: x).run_with(sink)
@@ -218,7 +203,7 @@ def test_fused_pipeline_resume_keeps_positions():
     dead = []
     out = (
         weir.Source.range(20)
-        .map(_bad_at(3), supervision=[(ValueError, "resume")], dead_letters=dead)
+        .map(boom_at(3, ValueError), supervision=[(ValueError, "resume")], dead_letters=dead)
         .filter(lambda x: 1 / (x - 11) != 0, supervision=[(ZeroDivisionError, "resume")], dead_letters=dead)
         .run_with(weir.Sink.collect(), batch_size=8)
     )
@@ -238,7 +223,7 @@ def test_fused_pipeline_metrics_count_pulled_elements():
 
 
 def test_fused_pipeline_cancel_and_interrupt():
-    h = weir.Source.from_iter(_Forever()).map(slow).to(weir.Sink.fold(0, lambda a, x: a + 1), keep="right").start()
+    h = weir.Source.from_iter(Forever()).map(slow).to(weir.Sink.fold(0, lambda a, x: a + 1), keep="right").start()
     time.sleep(0.2)
     h.cancel()
     with pytest.raises(weir.RunCancelled):
@@ -250,5 +235,5 @@ def test_fused_pipeline_cancel_and_interrupt():
 
     threading.Thread(target=interrupt, daemon=True).start()
     with pytest.raises(KeyboardInterrupt):
-        weir.Source.from_iter(_Forever()).map(lambda x: x).run_with(weir.Sink.fold(0, lambda a, x: a + 1))
+        weir.Source.from_iter(Forever()).map(lambda x: x).run_with(weir.Sink.fold(0, lambda a, x: a + 1))
     assert weir.Source.range(3).run_with(weir.Sink.collect()) == [0, 1, 2]

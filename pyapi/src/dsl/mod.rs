@@ -4,8 +4,9 @@
 
 use crate::mat::{KeepMode, MatValue};
 use crate::obj::PyObj;
+use crate::ops::pyops::tuple2;
 use crate::stages::{
-    OpFactory, PyOp, SinkKind, TupleOp, fusable_sink, fused_iter_sink, py_flow, unit_mat,
+    OpFactory, PyOp, SinkKind, convert, fusable_sink, fused_iter_sink, py_flow, unit_mat,
 };
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -234,7 +235,10 @@ impl NBlueprint {
     /// Pairs elements with those of `other` (a source) into tuples.
     fn zip(&self, other: &NBlueprint) -> PyResult<NBlueprint> {
         let o = source_of(other)?;
-        let tuples = py_flow::<(PyObj, PyObj), PyObj>("zip", op(|_py| TupleOp));
+        let tuples = py_flow::<(PyObj, PyObj), PyObj>(
+            "zip",
+            op(|_py| convert(|py, (a, b): (PyObj, PyObj)| tuple2(py, a.0, b.0))),
+        );
         linear(
             &self.bp,
             Flow::<PyObj, PyObj, ()>::identity()

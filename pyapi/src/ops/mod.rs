@@ -15,15 +15,16 @@ use crate::dsl::{Bp, NBlueprint, NBuilder, NInlet, NOutlet, wrap};
 use crate::errors::graph_err;
 use crate::mat::MatValue;
 use crate::obj::PyObj;
-use crate::stages::{OpFactory, PyOp, py_flow, unit_mat};
+use crate::obj::user_error;
+use crate::stages::{OpFactory, PyOp, convert, each_fallible, py_flow, unit_mat};
 use handles::{NCancellable, NSinkQueue, NSourceQueue};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyList};
 use pyops::*;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use weir_graph::{Flow, GraphBuilder, Inlet, MatKey, Outlet, Sink, Source};
+use weir_graph::{Flow, GraphBuilder, Inlet, MatKey, Outlet, Sink, Source, StageError};
 use weir_operators::fan::{
     Broadcast, Interleave, MergePreferred, MergePrioritized, Partition, Unzip, WireTap, ZipLatest,
 };
@@ -102,11 +103,29 @@ fn share() -> Flow<PyObj, Shared, ()> {
 }
 
 fn unshare_flow(name: &str) -> Flow<Shared, PyObj, MatValue> {
-    py_flow(name, factory(|_py| UnshareOp))
+    py_flow(
+        name,
+        factory(|_py| convert(|py, s: Shared| Ok(unshare(py, s)))),
+    )
+}
+
+/// Pairs of [`Shared`] objects (from `ZipLatest`) as tuples.
+fn shared_pair(py: Python<'_>, (a, b): (Shared, Shared)) -> Result<PyObj, StageError> {
+    let (a, b) = (unshare(py, a), unshare(py, b));
+    tuple2(py, a.0, b.0)
 }
 
 fn list_flow(name: &str) -> Flow<Vec<PyObj>, PyObj, MatValue> {
-    py_flow(name, factory(|_py| ListOp))
+    py_flow(
+        name,
+        factory(|_py| {
+            convert(|py, v: Vec<PyObj>| {
+                let l =
+                    PyList::new(py, v.into_iter().map(|x| x.0)).map_err(|e| user_error(py, e))?;
+                Ok(PyObj(l.into_any().unbind()))
+            })
+        }),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -121,7 +140,13 @@ pub fn source_tick(initial_delay: f64, interval: f64, value: Py<PyAny>) -> PyRes
                 Ok(Py::new(py, NCancellable(c))?.into_any())
             }))
         });
-    let values = py_flow("tick", factory(move |py| ValueOp(value.clone_ref(py))));
+    let values = py_flow(
+        "tick",
+        factory(move |py| {
+            let value = value.clone_ref(py);
+            convert(move |py, ()| Ok(PyObj(value.clone_ref(py))))
+        }),
+    );
     Ok(wrap(Bp::Source(ticks.via(values))))
 }
 
@@ -214,7 +239,17 @@ pub fn flow_intersperse(
 /// `zip_with_index()`.
 #[pyfunction]
 pub fn flow_zip_with_index() -> NBlueprint {
-    flow(py_flow("zip_with_index", factory(|_py| IndexOp(0))))
+    flow(py_flow(
+        "zip_with_index",
+        factory(|_py| {
+            let mut next = 0u64;
+            convert(move |py, x: PyObj| {
+                let Ok(i) = next.into_pyobject(py);
+                next += 1;
+                tuple2(py, x.0, i.into_any().unbind())
+            })
+        }),
+    ))
 }
 
 /// `inspect(f, on_complete)`.
@@ -250,7 +285,16 @@ pub fn flow_flat_map_sources(f: Py<PyAny>, breadth: usize) -> NBlueprint {
     } else {
         "flat_map_merge"
     };
-    let sources = py_flow(name, factory(move |py| SubSourceOp(f.clone_ref(py))));
+    let sources = py_flow(
+        name,
+        factory(move |py| {
+            let f = f.clone_ref(py);
+            each_fallible(move |py, x: &PyObj| {
+                let s = f.bind(py).call1((x.0.bind(py),))?;
+                Ok(SubSource(to_source(&s)?))
+            })
+        }),
+    );
     let ids = Flow::<SubSource, SubSource, ()>::identity();
     let merged = if breadth <= 1 {
         ids.flat_map_concat(|s: SubSource| s.0)
@@ -459,7 +503,7 @@ pub fn flow_zip_latest(other: &NBlueprint) -> PyResult<NBlueprint> {
     let mut b = GraphBuilder::new();
     let (i, o, _) = b.add_flow(share());
     let (so, _) = b.add_source(other);
-    let (pi, po, _) = b.add_flow(py_flow("zip_latest", factory(|_py| SharedPairOp)));
+    let (pi, po, _) = b.add_flow(py_flow("zip_latest", factory(|_py| convert(shared_pair))));
     let j = b.add(ZipLatest::<Shared, Shared>::new());
     let r = (|| {
         b.connect(o, j.left)?;
@@ -497,9 +541,17 @@ fn add_junction(
             let f = f.ok_or_else(|| PyTypeError::new_err("Partition needs a function"))?;
             let (ti, to, _) = b.add_flow(py_flow(
                 "partition",
-                factory(move |py| IndexByOp {
-                    f: f.clone_ref(py),
-                    n,
+                factory(move |py| {
+                    let f = f.clone_ref(py);
+                    each_fallible(move |py, x: &PyObj| {
+                        let i: usize = f.bind(py).call1((x.0.bind(py),))?.extract()?;
+                        if i >= n {
+                            return Err(PyIndexError::new_err(format!(
+                                "partition index {i} out of range for {n} outputs"
+                            )));
+                        }
+                        Ok((i, x.clone_ref(py)))
+                    })
                 }),
             ));
             let j = b.add(Partition::<(usize, PyObj)>::new(n, |t: &(usize, PyObj)| {
@@ -535,7 +587,8 @@ fn add_junction(
         "zip_latest" => {
             let (ai, ao, _) = b.add_flow(share());
             let (bi, bo, _) = b.add_flow(share());
-            let (pi, po, _) = b.add_flow(py_flow("zip_latest", factory(|_py| SharedPairOp)));
+            let (pi, po, _) =
+                b.add_flow(py_flow("zip_latest", factory(|_py| convert(shared_pair))));
             let j = b.add(ZipLatest::<Shared, Shared>::new());
             b.connect(ao, j.left).map_err(ge)?;
             b.connect(bo, j.right).map_err(ge)?;
@@ -543,7 +596,15 @@ fn add_junction(
             ports(vec![ai, bi], vec![po])
         }
         "unzip" => {
-            let (ti, to, _) = b.add_flow(py_flow("unzip", factory(|_py| UntupleOp)));
+            let (ti, to, _) = b.add_flow(py_flow(
+                "unzip",
+                factory(|_py| {
+                    each_fallible(|py, x: &PyObj| {
+                        let (a, b) = x.0.bind(py).extract::<(Py<PyAny>, Py<PyAny>)>()?;
+                        Ok((PyObj(a), PyObj(b)))
+                    })
+                }),
+            ));
             let j = b.add(Unzip::<PyObj, PyObj>::new());
             b.connect(to, j.inlet).map_err(ge)?;
             ports(vec![ti], vec![j.left, j.right])

@@ -16,11 +16,12 @@ use weir_graph::{Source, StageCx, StageError};
 pub type Shared = Arc<PyObj>;
 
 /// Turns a [`Shared`] back into an owned object (a new reference when it is still shared).
-fn unshare(py: Python<'_>, s: Shared) -> PyObj {
+pub fn unshare(py: Python<'_>, s: Shared) -> PyObj {
     Arc::try_unwrap(s).unwrap_or_else(|s| s.clone_ref(py))
 }
 
-fn tuple2(py: Python<'_>, a: Py<PyAny>, b: Py<PyAny>) -> Result<PyObj, StageError> {
+/// `(a, b)` as a Python tuple.
+pub fn tuple2(py: Python<'_>, a: Py<PyAny>, b: Py<PyAny>) -> Result<PyObj, StageError> {
     PyTuple::new(py, [a, b])
         .map(|t| PyObj(t.into_any().unbind()))
         .map_err(|e| user_error(py, e))
@@ -230,117 +231,6 @@ impl PyOp<PyObj, PyObj> for IntersperseOp {
     }
 }
 
-/// `zip_with_index()`: `(x, i)` tuples.
-pub struct IndexOp(pub u64);
-
-impl PyOp<PyObj, PyObj> for IndexOp {
-    fn on_batch(
-        &mut self,
-        py: Python<'_>,
-        input: Vec<PyObj>,
-        out: &mut Vec<PyObj>,
-        _cx: &mut StageCx<'_>,
-    ) -> Result<(), StageError> {
-        for x in input {
-            let Ok(i) = self.0.into_pyobject(py);
-            out.push(tuple2(py, x.0, i.into_any().unbind())?);
-            self.0 += 1;
-        }
-        Ok(())
-    }
-}
-
-/// Vectors (from `grouped_within`, `batch`, `conflate`) as Python lists.
-pub struct ListOp;
-
-impl PyOp<Vec<PyObj>, PyObj> for ListOp {
-    fn on_batch(
-        &mut self,
-        py: Python<'_>,
-        input: Vec<Vec<PyObj>>,
-        out: &mut Vec<PyObj>,
-        _cx: &mut StageCx<'_>,
-    ) -> Result<(), StageError> {
-        for v in input {
-            let l = PyList::new(py, v.into_iter().map(|x| x.0)).map_err(|e| user_error(py, e))?;
-            out.push(PyObj(l.into_any().unbind()));
-        }
-        Ok(())
-    }
-}
-
-/// Replaces every element (ticks) by a new reference to `value`.
-pub struct ValueOp(pub Py<PyAny>);
-
-impl PyOp<(), PyObj> for ValueOp {
-    fn on_batch(
-        &mut self,
-        py: Python<'_>,
-        input: Vec<()>,
-        out: &mut Vec<PyObj>,
-        _cx: &mut StageCx<'_>,
-    ) -> Result<(), StageError> {
-        out.extend(input.iter().map(|_| PyObj(self.0.clone_ref(py))));
-        Ok(())
-    }
-}
-
-/// [`Shared`] objects back to owned ones.
-pub struct UnshareOp;
-
-impl PyOp<Shared, PyObj> for UnshareOp {
-    fn on_batch(
-        &mut self,
-        py: Python<'_>,
-        input: Vec<Shared>,
-        out: &mut Vec<PyObj>,
-        _cx: &mut StageCx<'_>,
-    ) -> Result<(), StageError> {
-        out.extend(input.into_iter().map(|s| unshare(py, s)));
-        Ok(())
-    }
-}
-
-/// Pairs of [`Shared`] objects (from `ZipLatest`) as tuples.
-pub struct SharedPairOp;
-
-impl PyOp<(Shared, Shared), PyObj> for SharedPairOp {
-    fn on_batch(
-        &mut self,
-        py: Python<'_>,
-        input: Vec<(Shared, Shared)>,
-        out: &mut Vec<PyObj>,
-        _cx: &mut StageCx<'_>,
-    ) -> Result<(), StageError> {
-        for (a, b) in input {
-            let (a, b) = (unshare(py, a), unshare(py, b));
-            out.push(tuple2(py, a.0, b.0)?);
-        }
-        Ok(())
-    }
-}
-
-/// Python 2-sequences split into pairs (for `Unzip`).
-pub struct UntupleOp;
-
-impl PyOp<PyObj, (PyObj, PyObj)> for UntupleOp {
-    fn on_batch(
-        &mut self,
-        py: Python<'_>,
-        input: Vec<PyObj>,
-        out: &mut Vec<(PyObj, PyObj)>,
-        cx: &mut StageCx<'_>,
-    ) -> Result<(), StageError> {
-        for x in input {
-            match x.0.bind(py).extract::<(Py<PyAny>, Py<PyAny>)>() {
-                Ok((a, b)) => out.push((PyObj(a), PyObj(b))),
-                Err(e) => element_failed(py, cx, e, Some(x))?,
-            }
-        }
-        Ok(())
-    }
-}
-
 /// `(key id, x)`: keys compared by Python's `==`/`hash` through a dict mapping each distinct key
 /// to a small integer (so Rust can route without the GIL and without hash collisions).
 pub struct KeyIdOp {
@@ -384,41 +274,6 @@ impl PyOp<PyObj, (u64, PyObj)> for KeyIdOp {
     }
 }
 
-/// `(index, x)` with `index = f(x)` (for `Partition`); an index out of range fails the element.
-pub struct IndexByOp {
-    /// The partitioner.
-    pub f: Py<PyAny>,
-    /// Number of outputs.
-    pub n: usize,
-}
-
-impl PyOp<PyObj, (usize, PyObj)> for IndexByOp {
-    fn on_batch(
-        &mut self,
-        py: Python<'_>,
-        input: Vec<PyObj>,
-        out: &mut Vec<(usize, PyObj)>,
-        cx: &mut StageCx<'_>,
-    ) -> Result<(), StageError> {
-        let f = self.f.bind(py);
-        for x in input {
-            let r = f.call1((x.0.bind(py),)).and_then(|i| i.extract::<usize>());
-            match r {
-                Ok(i) if i < self.n => out.push((i, x)),
-                Ok(i) => {
-                    let e = pyo3::exceptions::PyIndexError::new_err(format!(
-                        "partition index {i} out of range for {} outputs",
-                        self.n
-                    ));
-                    element_failed(py, cx, e, Some(x))?
-                }
-                Err(e) => element_failed(py, cx, e, Some(x))?,
-            }
-        }
-        Ok(())
-    }
-}
-
 /// A source to run as a substream: made from what a Python function returned.
 pub struct SubSource(pub Source<PyObj, MatValue>);
 
@@ -444,28 +299,6 @@ pub fn to_source(obj: &Bound<'_, PyAny>) -> PyResult<Source<PyObj, MatValue>> {
     // Validate iterability now, so the error names the element.
     obj.try_iter()?;
     Ok(iter_source(obj.clone().unbind(), None))
-}
-
-/// `f(x)` -> a source per element (for `flat_map_concat` / `flat_map_merge`).
-pub struct SubSourceOp(pub Py<PyAny>);
-
-impl PyOp<PyObj, SubSource> for SubSourceOp {
-    fn on_batch(
-        &mut self,
-        py: Python<'_>,
-        input: Vec<PyObj>,
-        out: &mut Vec<SubSource>,
-        cx: &mut StageCx<'_>,
-    ) -> Result<(), StageError> {
-        let f = self.0.bind(py);
-        for x in input {
-            match f.call1((x.0.bind(py),)).and_then(|s| to_source(&s)) {
-                Ok(s) => out.push(SubSource(s)),
-                Err(e) => element_failed(py, cx, e, Some(x))?,
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Calls `f(x)` for each element and passes it on; `on_complete()` when upstream completes.

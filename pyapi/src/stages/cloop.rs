@@ -91,6 +91,22 @@ pub(crate) fn take_list(out: &mut Vec<PyObj>, list: &Bound<'_, PyList>) {
     out.extend(list.iter().map(PyObj::from_bound));
 }
 
+/// `kind(f, iter(input))` for `kind` = `builtins.map` or `builtins.filter`, with the cursor
+/// that tells which element it is on.
+fn lazy<'py>(
+    kind: &'static PyOnceLock<Py<PyType>>,
+    name: &str,
+    f: &Py<PyAny>,
+    input: &Bound<'py, PyList>,
+) -> Result<(Cursor<'py>, Bound<'py, PyAny>), StageError> {
+    let py = input.py();
+    let cur = Cursor::new(input)?;
+    let src = ty(py, kind, "builtins", name)?
+        .call1((f.bind(py), &cur.it))
+        .map_err(|e| user_error(py, e))?;
+    Ok((cur, src))
+}
+
 /// Appends `map(f, input)` to `out` (partial results stay in `out` when an element fails).
 pub(crate) fn map_list(
     f: &Py<PyAny>,
@@ -98,12 +114,8 @@ pub(crate) fn map_list(
     out: &Bound<'_, PyList>,
     cx: &mut StageCx<'_>,
 ) -> Result<(), StageError> {
-    let py = input.py();
-    let cur = Cursor::new(input)?;
-    let src = ty(py, &MAP, "builtins", "map")?
-        .call1((f.bind(py), &cur.it))
-        .map_err(|e| user_error(py, e))?;
-    drain(py, out, &src, &cur, cx)
+    let (cur, src) = lazy(&MAP, "map", f, input)?;
+    drain(input.py(), out, &src, &cur, cx)
 }
 
 /// Appends `filter(pred, input)` to `out`.
@@ -113,38 +125,19 @@ pub(crate) fn filter_list(
     out: &Bound<'_, PyList>,
     cx: &mut StageCx<'_>,
 ) -> Result<(), StageError> {
-    let py = input.py();
-    let cur = Cursor::new(input)?;
-    let src = ty(py, &FILTER, "builtins", "filter")?
-        .call1((pred.bind(py), &cur.it))
-        .map_err(|e| user_error(py, e))?;
-    drain(py, out, &src, &cur, cx)
+    let (cur, src) = lazy(&FILTER, "filter", pred, input)?;
+    drain(input.py(), out, &src, &cur, cx)
 }
 
-/// `map(f, input)` into `out`.
-pub(crate) fn map_into(
+/// Runs a list-to-list loop (`map_list`, `filter_list`) over a `Vec` batch, into `out`.
+pub(crate) fn via_list(
     py: Python<'_>,
-    f: &Py<PyAny>,
     input: &[PyObj],
     out: &mut Vec<PyObj>,
-    cx: &mut StageCx<'_>,
+    f: impl FnOnce(&Bound<'_, PyList>, &Bound<'_, PyList>) -> Result<(), StageError>,
 ) -> Result<(), StageError> {
     let res = PyList::empty(py);
-    let r = map_list(f, &to_list(py, input)?, &res, cx);
-    take_list(out, &res);
-    r
-}
-
-/// `filter(pred, input)` into `out`.
-pub(crate) fn filter_into(
-    py: Python<'_>,
-    pred: &Py<PyAny>,
-    input: &[PyObj],
-    out: &mut Vec<PyObj>,
-    cx: &mut StageCx<'_>,
-) -> Result<(), StageError> {
-    let res = PyList::empty(py);
-    let r = filter_list(pred, &to_list(py, input)?, &res, cx);
+    let r = f(&to_list(py, input)?, &res);
     take_list(out, &res);
     r
 }
@@ -156,10 +149,7 @@ pub(crate) fn for_each_list(
     cx: &mut StageCx<'_>,
 ) -> Result<(), StageError> {
     let py = input.py();
-    let cur = Cursor::new(input)?;
-    let src = ty(py, &MAP, "builtins", "map")?
-        .call1((f.bind(py), &cur.it))
-        .map_err(|e| user_error(py, e))?;
+    let (cur, src) = lazy(&MAP, "map", f, input)?;
     let sink = ty(py, &DEQUE, "collections", "deque")?
         .call1(((), 0))
         .map_err(|e| user_error(py, e))?;

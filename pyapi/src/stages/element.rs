@@ -31,7 +31,9 @@ impl PyOp<PyObj, PyObj> for MapOp {
     ) -> Result<(), StageError> {
         // CPython's own `map` iterator calls `f` with vectorcall (abi3 builds of pyo3 cannot), so
         // the loop costs what `map()` costs; failures keep their position.
-        cloop::map_into(py, &self.0, &input, out, cx)
+        cloop::via_list(py, &input, out, |l, res| {
+            cloop::map_list(&self.0, l, res, cx)
+        })
     }
 }
 
@@ -57,7 +59,9 @@ impl PyOp<PyObj, PyObj> for FilterOp {
         out: &mut Vec<PyObj>,
         cx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
-        cloop::filter_into(py, &self.0, &input, out, cx)
+        cloop::via_list(py, &input, out, |l, res| {
+            cloop::filter_list(&self.0, l, res, cx)
+        })
     }
 }
 
@@ -387,25 +391,6 @@ impl PyOp<PyObj, PyObj> for GroupedOp {
     ) -> Result<(), StageError> {
         if !self.buf.is_empty() {
             self.emit(py, out)?;
-        }
-        Ok(())
-    }
-}
-
-/// Turns pairs (from a zip) into Python tuples.
-pub struct TupleOp;
-
-impl PyOp<(PyObj, PyObj), PyObj> for TupleOp {
-    fn on_batch(
-        &mut self,
-        py: Python<'_>,
-        input: Vec<(PyObj, PyObj)>,
-        out: &mut Vec<PyObj>,
-        _cx: &mut StageCx<'_>,
-    ) -> Result<(), StageError> {
-        for (a, b) in input {
-            let t = PyTuple::new(py, [a.0, b.0]).map_err(|e| user_error(py, e))?;
-            out.push(PyObj(t.into_any().unbind()));
         }
         Ok(())
     }

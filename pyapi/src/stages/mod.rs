@@ -2,7 +2,7 @@
 //! one job per batch.
 //!
 //! Layout: [`core`] (the `PyOp` trait, supervision environment, job pipeline and the generic
-//! flow stage), [`element`] (fusable element-wise ops and other per-batch transformations),
+//! flow stage), [`convert`] (ops made of one function per element), [`element`] (fusable element-wise ops and other per-batch transformations),
 //! [`keyed`] (`key_by` and per-key aggregates), [`source`] (`from_iter`), [`sinks`] and
 //! [`external`] (asyncio / interpreter pools), [`fused`] (`from_iter` + ops + a Python sink as one
 //! stage).
@@ -22,6 +22,7 @@
 //!   `core::next_step`) and map errors with `user_error` / `StageError::with_stage`.
 
 mod cloop;
+pub mod convert;
 pub mod core;
 pub mod element;
 pub mod external;
@@ -33,9 +34,8 @@ pub mod source;
 pub use self::core::{
     OpFactory, PIPELINE_DEPTH, PyOp, StageEnv, element_failed, py_flow, unit_mat,
 };
-pub use element::{
-    ChainOp, FilterOp, FlatMapOp, FoldOp, GroupedOp, MapBatchesOp, MapOp, ScanOp, TupleOp,
-};
+pub use convert::{Convert, EachFallible, convert, each_fallible};
+pub use element::{ChainOp, FilterOp, FlatMapOp, FoldOp, GroupedOp, MapBatchesOp, MapOp, ScanOp};
 pub use external::{Completion, external_flow};
 pub use fused::{fusable_sink, fused_iter_sink};
 pub use keyed::{CountAgg, FoldAgg, KeyOp, KeyTable, PreHashed};

@@ -1,0 +1,26 @@
+"""Test helpers shared by the suite (importable because pytest puts this folder on sys.path)."""
+
+
+class Boom(Exception):
+    pass
+
+
+def boom_at(n, exc=Boom):
+    """``x -> x`` that raises ``exc`` on ``n``."""
+
+    def f(x):
+        if x == n:
+            raise exc(f"boom at {x}")
+        return x
+
+    return f
+
+
+class Forever:
+    """An endless iterable of 0, 1, 2, ..."""
+
+    def __iter__(self):
+        i = 0
+        while True:
+            yield i
+            i += 1

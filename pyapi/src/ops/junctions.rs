@@ -1,0 +1,116 @@
+//! Junctions for the `GraphBuilder`: `Partition`, `MergePreferred`, `MergePrioritized`,
+//! `Interleave`, `MergeSorted`, `ZipLatest`, `Unzip`.
+
+use super::*;
+
+type PortLists = (Vec<NInlet>, Vec<NOutlet>);
+
+fn ports(ins: Vec<Inlet<PyObj>>, outs: Vec<Outlet<PyObj>>) -> PortLists {
+    (
+        ins.into_iter().map(NInlet).collect(),
+        outs.into_iter().map(NOutlet).collect(),
+    )
+}
+
+fn add_junction(
+    b: &mut GraphBuilder,
+    kind: &str,
+    n: usize,
+    f: Option<Py<PyAny>>,
+    priorities: Vec<usize>,
+    segment_size: usize,
+) -> PyResult<PortLists> {
+    let n = n.max(1);
+    let ge = graph_err;
+    Ok(match kind {
+        "partition" => {
+            let f = f.ok_or_else(|| PyTypeError::new_err("Partition needs a function"))?;
+            let (ti, to, _) = b.add_flow(py_flow(
+                "partition",
+                factory(move |py| {
+                    let f = f.clone_ref(py);
+                    each_fallible(move |py, x: &PyObj| {
+                        let i: usize = f.bind(py).call1((x.0.bind(py),))?.extract()?;
+                        if i >= n {
+                            return Err(PyIndexError::new_err(format!(
+                                "partition index {i} out of range for {n} outputs"
+                            )));
+                        }
+                        Ok((i, x.clone_ref(py)))
+                    })
+                }),
+            ));
+            let j = b.add(Partition::<(usize, PyObj)>::new(n, |t: &(usize, PyObj)| {
+                t.0
+            }));
+            b.connect(to, j.inlet).map_err(ge)?;
+            let mut outs = Vec::with_capacity(n);
+            for o in j.outlets {
+                let (si, so, _) = b.add_flow(untag::<usize>());
+                b.connect(o, si).map_err(ge)?;
+                outs.push(so);
+            }
+            ports(vec![ti], outs)
+        }
+        "merge_preferred" => {
+            let j = b.add(MergePreferred::<PyObj>::new(n));
+            let mut ins = vec![j.preferred];
+            ins.extend(j.inlets);
+            ports(ins, vec![j.outlet])
+        }
+        "merge_prioritized" => {
+            let j = b.add(MergePrioritized::<PyObj>::new(priorities));
+            ports(j.inlets, vec![j.outlet])
+        }
+        "interleave" => {
+            let j = b.add(Interleave::<PyObj>::new(n, segment_size.max(1)));
+            ports(j.inlets, vec![j.outlet])
+        }
+        "merge_sorted" => {
+            let j = b.add(stages::PyMergeSorted);
+            ports(vec![j.inlet(0), j.inlet(1)], vec![j.outlet(0)])
+        }
+        "zip_latest" => {
+            let (ai, ao, _) = b.add_flow(share());
+            let (bi, bo, _) = b.add_flow(share());
+            let (pi, po, _) =
+                b.add_flow(py_flow("zip_latest", factory(|_py| convert(shared_pair))));
+            let j = b.add(ZipLatest::<Shared, Shared>::new());
+            b.connect(ao, j.left).map_err(ge)?;
+            b.connect(bo, j.right).map_err(ge)?;
+            b.connect(j.outlet, pi).map_err(ge)?;
+            ports(vec![ai, bi], vec![po])
+        }
+        "unzip" => {
+            let (ti, to, _) = b.add_flow(py_flow(
+                "unzip",
+                factory(|_py| {
+                    each_fallible(|py, x: &PyObj| {
+                        let (a, b) = x.0.bind(py).extract::<(Py<PyAny>, Py<PyAny>)>()?;
+                        Ok((PyObj(a), PyObj(b)))
+                    })
+                }),
+            ));
+            let j = b.add(Unzip::<PyObj, PyObj>::new());
+            b.connect(to, j.inlet).map_err(ge)?;
+            ports(vec![ti], vec![j.left, j.right])
+        }
+        other => return Err(PyValueError::new_err(format!("unknown junction {other:?}"))),
+    })
+}
+
+/// Adds a junction of this module to a builder: `kind` is `partition` (with `f`),
+/// `merge_preferred`, `merge_prioritized` (with `priorities`), `interleave` (with
+/// `segment_size`), `merge_sorted`, `zip_latest` or `unzip`; returns `(inlets, outlets)`.
+#[pyfunction]
+#[pyo3(signature = (builder, kind, n = 2, f = None, priorities = Vec::new(), segment_size = 1))]
+pub fn builder_add_junction(
+    builder: &NBuilder,
+    kind: &str,
+    n: usize,
+    f: Option<Py<PyAny>>,
+    priorities: Vec<usize>,
+    segment_size: usize,
+) -> PyResult<PortLists> {
+    builder.with(|b| add_junction(b, kind, n, f, priorities, segment_size))
+}

@@ -1,0 +1,46 @@
+//! `Source.tick`, `Source.queue` and `Sink.queue`.
+
+use super::*;
+
+/// `Source.tick(initial_delay, interval, value)`: materializes a `Cancellable`.
+#[pyfunction]
+pub fn source_tick(initial_delay: f64, interval: f64, value: Py<PyAny>) -> PyResult<NBlueprint> {
+    let ticks = Source::<(), ()>::tick(secs(initial_delay)?, secs(interval)?, ())
+        .map_materialized_value(|c| {
+            MatValue::Lazy(Box::new(move |py| {
+                Ok(Py::new(py, NCancellable(c))?.into_any())
+            }))
+        });
+    let values = py_flow(
+        "tick",
+        factory(move |py| {
+            let value = value.clone_ref(py);
+            convert(move |py, ()| Ok(PyObj(value.clone_ref(py))))
+        }),
+    );
+    Ok(wrap(Bp::Source(ticks.via(values))))
+}
+
+/// `Source.queue(capacity, overflow)`: materializes a `SourceQueue` handle.
+#[pyfunction]
+pub fn source_queue(capacity: usize, strategy: &str) -> PyResult<NBlueprint> {
+    let s = Source::<PyObj, ()>::queue(capacity.max(1), overflow(strategy)?)
+        .map_materialized_value(|q| {
+            MatValue::Lazy(Box::new(move |py| {
+                handles::python_handle(py, "SourceQueue", Py::new(py, NSourceQueue(q))?.into_any())
+            }))
+        });
+    Ok(wrap(Bp::Source(s)))
+}
+
+/// `Sink.queue(capacity)`: materializes a `SinkQueue` handle.
+#[pyfunction]
+pub fn sink_queue(capacity: usize) -> NBlueprint {
+    let s = Sink::<PyObj, ()>::queue(capacity.max(1)).map_materialized_value(|q| {
+        MatValue::Lazy(Box::new(move |py| {
+            let n = Py::new(py, NSinkQueue(Mutex::new(Some(q))))?.into_any();
+            handles::python_handle(py, "SinkQueue", n)
+        }))
+    });
+    wrap(Bp::Sink(s))
+}

@@ -1,0 +1,57 @@
+//! Time and rate operators: the generic Rust operators over Python objects.
+
+use super::*;
+
+/// `delay`, `idle_timeout`, `completion_timeout` or `initial_timeout` (`kind`) of `seconds`.
+#[pyfunction]
+#[pyo3(signature = (kind, seconds, capacity = 0))]
+pub fn flow_timed(kind: &str, seconds: f64, capacity: usize) -> PyResult<NBlueprint> {
+    let d = secs(seconds)?;
+    let f = match kind {
+        "delay" if capacity > 0 => weir_operators::time::delay_with_capacity::<PyObj>(d, capacity),
+        "delay" => weir_operators::time::delay::<PyObj>(d),
+        "idle_timeout" => weir_operators::time::idle_timeout::<PyObj>(d),
+        "completion_timeout" => weir_operators::time::completion_timeout::<PyObj>(d),
+        "initial_timeout" => weir_operators::time::initial_timeout::<PyObj>(d),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown timed flow {other:?}"
+            )));
+        }
+    };
+    Ok(flow(unit_mat(f)))
+}
+
+/// `grouped_within(n, seconds)`: lists.
+#[pyfunction]
+pub fn flow_grouped_within(n: usize, seconds: f64) -> PyResult<NBlueprint> {
+    let g = weir_operators::time::grouped_within::<PyObj>(n.max(1), secs(seconds)?);
+    Ok(flow(unit_mat(g).via(list_flow("grouped_within"))))
+}
+
+/// Lists of the elements that arrived while downstream was busy: at most `max` per list
+/// (`batch`), unbounded when `max == 0` (`conflate`). Python folds them afterwards.
+#[pyfunction]
+pub fn flow_batch_lists(max: usize) -> NBlueprint {
+    let seed = |x: PyObj| vec![x];
+    let agg = |mut v: Vec<PyObj>, x: PyObj| {
+        v.push(x);
+        v
+    };
+    let (b, name) = if max == 0 {
+        (
+            weir_operators::time::conflate_with_seed(seed, agg),
+            "conflate",
+        )
+    } else {
+        (weir_operators::time::batch(max, seed, agg), "batch")
+    };
+    flow(unit_mat(b).via(list_flow(name)))
+}
+
+/// `expand()`: repeats the last element while downstream is faster than upstream.
+#[pyfunction]
+pub fn flow_expand() -> NBlueprint {
+    let e = weir_operators::time::expand(|s: Shared| std::iter::repeat(s));
+    flow(unit_mat(share().via(e)).via(unshare_flow("expand")))
+}

@@ -225,6 +225,16 @@ def test_map_async_unordered():
         Source.range(3).map_async_unordered(lambda x: x)
 
 
+def test_map_async_unordered_lets_later_batches_overtake_a_slow_one():
+    async def f(x):
+        await asyncio.sleep(0.3 if x < 4 else 0)
+        return x
+
+    out = collect(Source.range(12).batch_size(4).map_async_unordered(f, parallelism=8).batch_size(4))
+    assert sorted(out) == list(range(12))
+    assert out.index(0) >= 4, out
+
+
 # --- time and rate -------------------------------------------------------------------------------
 
 

@@ -250,3 +250,15 @@ def test_large_buffers_travel_out_of_band():
             weir.Sink.collect()
         )
     assert [o.tolist() for o in out] == [(arr * 2).tolist(), (arr[::2] * 2).tolist(), ((arr + 1) * 2).tolist()]
+
+
+def test_unordered_pool_emits_batches_as_they_complete():
+    # The first batch (elements 0-3) is slow: unordered, the later batches overtake it.
+    slow_first = lambda x: (__import__("time").sleep(0.5) if x < 4 else None, x)[1]  # noqa: E731
+    with weir.InterpreterPool(workers=2) as pool:
+        g = weir.Source.range(40).batch_size(4).map(slow_first, pool=pool, ordered=False).batch_size(4)
+        out = g.run_with(weir.Sink.collect())
+        assert sorted(out) == list(range(40))
+        assert out.index(0) > 4, out
+        ordered = weir.Source.range(40).batch_size(4).map(slow_first, pool=pool).batch_size(4)
+        assert ordered.run_with(weir.Sink.collect()) == list(range(40))

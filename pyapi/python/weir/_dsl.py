@@ -126,14 +126,14 @@ class _UnorderedSubmitter(AsyncSubmitter):
         async def runner() -> None:
             sem = self._sem(loop)
             outputs: List[Any] = []
-            failures: List[Tuple[Any, BaseException]] = []
+            failures: List[Tuple[Any, BaseException, int]] = []
 
             async def one(x: Any) -> None:
                 async with sem:
                     try:
                         outputs.append(await fn(x))
                     except Exception as e:  # reported through supervision
-                        failures.append((x, e))
+                        failures.append((x, e, len(outputs)))
 
             await asyncio.gather(*(one(x) for x in batch))
             done(outputs, failures)
@@ -426,12 +426,14 @@ class _Linear(_Blueprint):
         """Attaches ``flow``; ``keep`` picks the materialized value (``left`` keeps this one)."""
         return self._same(self._n.via(flow._n, keep), self._meta | flow._meta)
 
-    def _pooled(self: S, kind: str, fn: Callable[..., Any], pool: Any, name: Optional[str], sup: Any, default: str, dl: Any) -> S:
+    def _pooled(
+        self: S, kind: str, fn: Callable[..., Any], pool: Any, ordered: bool, name: Optional[str], sup: Any, default: str, dl: Any
+    ) -> S:
         from .interpreters import as_pool
 
         pool = as_pool(pool)
         submit = pool._submitter(kind, fn)
-        native = _native.flow_external(name or kind, submit, pool.max_inflight)
+        native = _native.flow_external(name or kind, submit, pool.max_inflight, ordered=ordered)
         return _apply(self, native, None, sup, default, dl, _Meta(frozenset([pool])))
 
     def map(
@@ -439,14 +441,18 @@ class _Linear(_Blueprint):
         fn: Callable[[Any], Any],
         *,
         pool: Any = None,
+        ordered: bool = True,
         name: Optional[str] = None,
         supervision: Optional[SupervisionRules] = None,
         default: str = "stop",
         dead_letters: Any = None,
     ) -> S:
-        """Transforms each element with ``fn`` (in worker processes when ``pool`` is given)."""
+        """Transforms each element with ``fn``. With ``pool`` (an :class:`InterpreterPool`, a
+        worker count, or ``True`` for one per core) ``fn`` runs in worker processes, a batch at a
+        time; results keep the input order unless ``ordered=False``, which emits each batch as
+        soon as its worker is done (a slow batch no longer holds back the others)."""
         if pool is not None:
-            return self._pooled("map", fn, pool, name, supervision, default, dead_letters)
+            return self._pooled("map", fn, pool, ordered, name, supervision, default, dead_letters)
         return self._fuse("map", fn, name, supervision, default, dead_letters)
 
     def filter(
@@ -454,6 +460,7 @@ class _Linear(_Blueprint):
         pred: Callable[[Any], Any],
         *,
         pool: Any = None,
+        ordered: bool = True,
         name: Optional[str] = None,
         supervision: Optional[SupervisionRules] = None,
         default: str = "stop",
@@ -461,7 +468,7 @@ class _Linear(_Blueprint):
     ) -> S:
         """Keeps the elements for which ``pred`` is truthy."""
         if pool is not None:
-            return self._pooled("filter", pred, pool, name, supervision, default, dead_letters)
+            return self._pooled("filter", pred, pool, ordered, name, supervision, default, dead_letters)
         return self._fuse("filter", pred, name, supervision, default, dead_letters)
 
     def flat_map(
@@ -469,6 +476,7 @@ class _Linear(_Blueprint):
         fn: Callable[[Any], Iterable[Any]],
         *,
         pool: Any = None,
+        ordered: bool = True,
         name: Optional[str] = None,
         supervision: Optional[SupervisionRules] = None,
         default: str = "stop",
@@ -476,7 +484,7 @@ class _Linear(_Blueprint):
     ) -> S:
         """Maps each element to an iterable and emits its items in order."""
         if pool is not None:
-            return self._pooled("flat_map", fn, pool, name, supervision, default, dead_letters)
+            return self._pooled("flat_map", fn, pool, ordered, name, supervision, default, dead_letters)
         return self._fuse("flat_map", fn, name, supervision, default, dead_letters)
 
     def for_each(
@@ -484,6 +492,7 @@ class _Linear(_Blueprint):
         fn: Callable[[Any], Any],
         *,
         pool: Any = None,
+        ordered: bool = True,
         name: Optional[str] = None,
         supervision: Optional[SupervisionRules] = None,
         default: str = "stop",
@@ -492,7 +501,7 @@ class _Linear(_Blueprint):
         """Calls ``fn`` on every element (in worker processes when ``pool`` is given); returns
         the runnable graph, whose ``run()`` returns ``None``."""
         if pool is not None:
-            flow = self._pooled("for_each", fn, pool, name, supervision, default, dead_letters)
+            flow = self._pooled("for_each", fn, pool, ordered, name, supervision, default, dead_letters)
             return flow.to(Sink.ignore(), "right")  # type: ignore[attr-defined]
         sink = Sink.for_each(fn)
         if name is not None:
@@ -506,6 +515,7 @@ class _Linear(_Blueprint):
         *,
         batch_format: Optional[str] = None,
         pool: Any = None,
+        ordered: bool = True,
         name: Optional[str] = None,
         supervision: Optional[SupervisionRules] = None,
         default: str = "stop",
@@ -518,7 +528,7 @@ class _Linear(_Blueprint):
 
         f = batch_adapter(fn, batch_format)
         if pool is not None:
-            return self._pooled("map_batches", f, pool, name or "map_batches", supervision, default, dead_letters)
+            return self._pooled("map_batches", f, pool, ordered, name or "map_batches", supervision, default, dead_letters)
         return self._fuse("map_batches", f, name, supervision, default, dead_letters)
 
     def map_async(
@@ -727,8 +737,9 @@ class _Linear(_Blueprint):
         default: str = "stop",
         dead_letters: Any = None,
     ) -> S:
-        """Like :meth:`map_async` but emits results in completion order within each engine
-        batch (batches stay in order), at most ``parallelism`` coroutines at once.
+        """Like :meth:`map_async` but emits results in completion order: a batch's results in
+        the order its coroutines finished, batches as they complete; at most ``parallelism``
+        coroutines at once.
 
         Emits when: the coroutines of a batch completed (in their completion order).
         Backpressures when: two batches are in flight and downstream backpressures.
@@ -737,7 +748,7 @@ class _Linear(_Blueprint):
         if not inspect.iscoroutinefunction(fn):
             raise TypeError("map_async_unordered() takes an async def function")
         sub = _UnorderedSubmitter(fn, parallelism)
-        native = _native.flow_external(name or "map_async_unordered", sub, 2)
+        native = _native.flow_external(name or "map_async_unordered", sub, 2, ordered=False)
         return _apply(self, native, None, supervision, default, dead_letters)
 
     def grouped_within(self: S, n: int, within: float) -> S:

@@ -335,10 +335,17 @@ pub fn flow_key_fold(
 }
 
 /// A flow handing batches to `submit(batch, completion)` with at most `max_inflight` batches
-/// outstanding (asyncio coroutines, interpreter pools).
+/// outstanding (asyncio coroutines, interpreter pools); emits results in input order, or as
+/// batches complete when `ordered` is false.
 #[pyfunction]
-pub fn flow_external(name: &str, submit: Py<PyAny>, max_inflight: usize) -> NBlueprint {
-    flow(external_flow(name, submit, max_inflight))
+#[pyo3(signature = (name, submit, max_inflight, ordered = true))]
+pub fn flow_external(
+    name: &str,
+    submit: Py<PyAny>,
+    max_inflight: usize,
+    ordered: bool,
+) -> NBlueprint {
+    flow(external_flow(name, submit, max_inflight, ordered))
 }
 
 /// A flow materializing a kill switch for its run.

@@ -5,12 +5,14 @@ use super::element::extend_from;
 use crate::dispatch::{Dispatcher, RunCtx};
 use crate::mat::MatValue;
 use crate::obj::{PyObj, user_error};
-use futures::FutureExt;
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, poll_fn};
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use weir_graph::{AsyncIo, AsyncLogic, Directive, Event, Flow, StageError};
 
 /// Completes a batch handed to an external executor (an asyncio loop or a worker pool): called
@@ -33,10 +35,58 @@ impl Completion {
 struct ExternalStage {
     submit: Py<PyAny>,
     max_inflight: usize,
+    ordered: bool,
     disp: Arc<Dispatcher>,
 }
 
 type Pending = futures::channel::oneshot::Receiver<(Py<PyAny>, Py<PyAny>)>;
+type Outcome = Result<(Py<PyAny>, Py<PyAny>), futures::channel::oneshot::Canceled>;
+
+/// Batches handed out and not settled yet: settled in input order, or as they complete.
+enum Inflight {
+    Ordered(VecDeque<Pending>),
+    Unordered(FuturesUnordered<Pending>),
+}
+
+impl Inflight {
+    fn new(ordered: bool) -> Self {
+        if ordered {
+            Self::Ordered(VecDeque::new())
+        } else {
+            Self::Unordered(FuturesUnordered::new())
+        }
+    }
+    fn len(&self) -> usize {
+        match self {
+            Self::Ordered(q) => q.len(),
+            Self::Unordered(s) => s.len(),
+        }
+    }
+    fn push(&mut self, p: Pending) {
+        match self {
+            Self::Ordered(q) => q.push_back(p),
+            Self::Unordered(s) => s.push(p),
+        }
+    }
+    /// The next outcome to emit (pending while there is none, or while the oldest batch of an
+    /// ordered stage is not done).
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Outcome> {
+        match self {
+            Self::Ordered(q) => {
+                let Some(front) = q.front_mut() else {
+                    return Poll::Pending;
+                };
+                let r = std::task::ready!(front.poll_unpin(cx));
+                q.pop_front();
+                Poll::Ready(r)
+            }
+            Self::Unordered(s) => match s.poll_next_unpin(cx) {
+                Poll::Ready(Some(r)) => Poll::Ready(r),
+                _ => Poll::Pending,
+            },
+        }
+    }
+}
 
 /// Turns an outcome into output elements, routing failures through supervision. A failure is
 /// `(element, exception)` or `(element, exception, outputs_before)`: when supervision stops
@@ -85,7 +135,7 @@ fn settle(
 
 enum Next {
     Input(Event<PyObj>),
-    Outcome(Result<(Py<PyAny>, Py<PyAny>), futures::channel::oneshot::Canceled>),
+    Outcome(Outcome),
 }
 
 impl AsyncLogic for ExternalStage {
@@ -96,7 +146,7 @@ impl AsyncLogic for ExternalStage {
             let env = StageEnv::from_io(&io);
             let disp = self.disp;
             let submit = Arc::new(self.submit);
-            let mut inflight: VecDeque<Pending> = VecDeque::new();
+            let mut inflight = Inflight::new(self.ordered);
             // Input not handed out yet: batches are re-cut to this stage's batch size, so
             // `.batch_size(n)` on a pooled stage sets the unit of work a worker receives.
             let chunk = io.batch_size.max(1);
@@ -114,7 +164,7 @@ impl AsyncLogic for ExternalStage {
                     for _ in 0..chunks.len() {
                         let (tx, rx) = futures::channel::oneshot::channel();
                         txs.push(tx);
-                        inflight.push_back(rx);
+                        inflight.push(rx);
                     }
                     let s = Arc::clone(&submit);
                     let e = Arc::clone(&env);
@@ -140,13 +190,14 @@ impl AsyncLogic for ExternalStage {
                     continue;
                 }
                 let room = !upstream_done && backlog.is_empty() && free > 0;
-                let next = match (room, inflight.front_mut()) {
-                    (false, None) => return Ok(()),
-                    (true, None) => Next::Input(input.recv().await),
-                    (false, Some(front)) => Next::Outcome(front.await),
-                    (true, Some(front)) => {
+                let next = match (room, inflight.len()) {
+                    (false, 0) => return Ok(()),
+                    (true, 0) => Next::Input(input.recv().await),
+                    (false, _) => Next::Outcome(poll_fn(|cx| inflight.poll_next(cx)).await),
+                    (true, _) => {
                         let recv = std::pin::pin!(input.recv());
-                        match futures::future::select(front, recv).await {
+                        let done = poll_fn(|cx| inflight.poll_next(cx));
+                        match futures::future::select(done, recv).await {
                             futures::future::Either::Left((r, _)) => Next::Outcome(r),
                             futures::future::Either::Right((ev, _)) => Next::Input(ev),
                         }
@@ -157,7 +208,6 @@ impl AsyncLogic for ExternalStage {
                     Next::Input(Event::End) => upstream_done = true,
                     Next::Input(Event::Error(e)) => return Err(e),
                     Next::Outcome(r) => {
-                        inflight.pop_front();
                         let (outputs, failures) = r.map_err(|_| {
                             StageError::internal("an external batch was dropped without an outcome")
                         })?;
@@ -180,11 +230,13 @@ impl AsyncLogic for ExternalStage {
 }
 
 /// A stage that hands each batch to `submit(batch, completion)` (an asyncio loop or a worker
-/// pool) with at most `max_inflight` batches outstanding, and emits outcomes in input order.
+/// pool) with at most `max_inflight` batches outstanding, and emits outcomes in input order
+/// (`ordered`) or as they complete.
 pub fn external_flow(
     name: &str,
     submit: Py<PyAny>,
     max_inflight: usize,
+    ordered: bool,
 ) -> Flow<PyObj, PyObj, MatValue> {
     Flow::from_async(name, move |_info| {
         let ctx = RunCtx::current()?;
@@ -193,6 +245,7 @@ pub fn external_flow(
             ExternalStage {
                 submit,
                 max_inflight: max_inflight.max(1),
+                ordered,
                 disp: ctx.dispatcher,
             },
             MatValue::Unit,

@@ -62,6 +62,12 @@ async fn failing_stage_fails_the_run_naming_the_stage() {
     let err = fut.await.unwrap_err();
     assert_eq!(err.stage(), Some("parse#1"));
     assert!(err.to_string().contains("bad element 42"), "{err}");
+    assert_eq!(err.element(), Some("42"));
+    assert!(
+        err.to_string()
+            .starts_with("stage 'parse#1' failed on element 42:"),
+        "{err}"
+    );
     let run_err = handle.wait().await.unwrap_err();
     assert_eq!(run_err.stage(), Some("parse#1"));
 }

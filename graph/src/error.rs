@@ -19,10 +19,12 @@ pub enum ErrorKind {
     Timeout,
 }
 
+#[derive(Clone)]
 struct Inner {
     kind: ErrorKind,
     message: String,
     stage: Option<String>,
+    element: Option<String>,
     source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
@@ -37,6 +39,7 @@ impl StageError {
             kind,
             message: message.into(),
             stage: None,
+            element: None,
             source: None,
         }))
     }
@@ -72,6 +75,7 @@ impl StageError {
             kind,
             message: err.to_string(),
             stage: None,
+            element: None,
             source: Some(Arc::from(err)),
         }))
     }
@@ -81,12 +85,31 @@ impl StageError {
         if self.0.stage.is_some() {
             return self;
         }
-        Self(Arc::new(Inner {
-            kind: self.0.kind,
-            message: self.0.message.clone(),
-            stage: Some(stage.to_owned()),
-            source: self.0.source.clone(),
-        }))
+        let mut inner = Inner::clone(&self.0);
+        inner.stage = Some(stage.to_owned());
+        Self(Arc::new(inner))
+    }
+
+    /// Attaches a rendering of the element the stage failed on, unless one is already set
+    /// (long renderings are cut to [`StageError::ELEMENT_CHARS`] characters).
+    pub fn with_element(self, element: &str) -> Self {
+        if self.0.element.is_some() {
+            return self;
+        }
+        let mut inner = Inner::clone(&self.0);
+        inner.element = Some(match element.char_indices().nth(Self::ELEMENT_CHARS) {
+            Some((cut, _)) => format!("{}...", &element[..cut]),
+            None => element.to_owned(),
+        });
+        Self(Arc::new(inner))
+    }
+
+    /// How many characters of an element's rendering an error keeps.
+    pub const ELEMENT_CHARS: usize = 200;
+
+    /// The rendering of the element the stage failed on, when known.
+    pub fn element(&self) -> Option<&str> {
+        self.0.element.as_deref()
     }
 
     /// The error's kind.
@@ -117,9 +140,17 @@ impl StageError {
 
 impl fmt::Display for StageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0.stage {
-            Some(stage) => write!(f, "stage '{stage}' failed: {}", self.0.message),
-            None => f.write_str(&self.0.message),
+        match (&self.0.stage, &self.0.element) {
+            (Some(stage), Some(el)) => {
+                write!(
+                    f,
+                    "stage '{stage}' failed on element {el}: {}",
+                    self.0.message
+                )
+            }
+            (Some(stage), None) => write!(f, "stage '{stage}' failed: {}", self.0.message),
+            (None, Some(el)) => write!(f, "{} (element {el})", self.0.message),
+            (None, None) => f.write_str(&self.0.message),
         }
     }
 }
@@ -129,6 +160,7 @@ impl fmt::Debug for StageError {
         f.debug_struct("StageError")
             .field("kind", &self.0.kind)
             .field("stage", &self.0.stage)
+            .field("element", &self.0.element)
             .field("message", &self.0.message)
             .finish()
     }
@@ -181,4 +213,24 @@ pub enum GraphError {
         /// What is wrong.
         reason: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn element_rendering_is_kept_once_and_cut() {
+        let e = StageError::user("boom")
+            .with_stage("map#0")
+            .with_element("7");
+        assert_eq!(e.to_string(), "stage 'map#0' failed on element 7: boom");
+        assert_eq!(e.clone().with_element("8").element(), Some("7"));
+        let long = "x".repeat(1000);
+        let e = StageError::user("boom").with_element(&long);
+        let el = e.element().unwrap_or_default();
+        assert_eq!(el.len(), StageError::ELEMENT_CHARS + 3);
+        assert!(el.ends_with("..."));
+        assert!(e.to_string().starts_with("boom (element xxx"));
+    }
 }

@@ -95,7 +95,8 @@ impl<'a> StageCx<'a> {
     /// Reports that user code failed on one element. Under Resume the element goes to the dead-letter
     /// sink and `Ok` lets the stage go on; under Restart it goes there too and the error comes back so
     /// the stage returns it (leaving the rest of its input) and the engine recreates the logic; under
-    /// Stop the error comes back (with the stage path) for the stage to return.
+    /// Stop the error comes back (with the stage path and `repr`, the element's rendering) for the
+    /// stage to return.
     pub fn element_failed(
         &mut self,
         error: StageError,
@@ -105,7 +106,10 @@ impl<'a> StageCx<'a> {
         let error = error.with_stage(&self.info.path);
         let directive = self.decide(&error);
         if directive == Directive::Stop {
-            return Err(error);
+            return Err(match &repr {
+                Some(r) => error.with_element(r),
+                None => error,
+            });
         }
         if let Some(dl) = self.supervision.and_then(|s| s.dead_letters()) {
             dl.send(DeadLetter {

@@ -1,6 +1,6 @@
 //! Python exception types and the mapping from weir errors to Python exceptions.
 
-use crate::obj::py_cause;
+use crate::obj::{py_cause, py_element};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -16,7 +16,7 @@ create_exception!(
     _native,
     StageFailed,
     WeirError,
-    "A stage failed; `stage` is its path (`name#index`), `stage_name` its name, `kind` the error's domain and `__cause__` the original exception raised by user code, with its traceback."
+    "A stage failed; `stage` is its path (`name#index`), `stage_name` its name, `kind` the error's domain, `element` the element user code failed on (when known) and `__cause__` the original exception raised by user code, with its traceback."
 );
 create_exception!(
     _native,
@@ -58,6 +58,10 @@ pub fn to_py_err(py: Python<'_>, e: &StageError) -> PyErr {
     let _ = v.setattr("stage_name", name);
     let _ = v.setattr("kind", kind_name(e.kind()));
     let _ = v.setattr("message", e.message());
+    let _ = match py_element(e) {
+        Some(x) => v.setattr("element", x.bind(py)),
+        None => v.setattr("element", py.None()),
+    };
     if let Some(cause) = py_cause(e) {
         err.set_cause(py, Some(cause.clone_ref(py)));
     }

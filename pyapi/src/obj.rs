@@ -48,6 +48,8 @@ impl fmt::Debug for KeyedObj {
 pub struct PyCause {
     /// The original exception.
     pub err: PyErr,
+    /// The element user code failed on, when known.
+    pub element: Option<Py<PyAny>>,
     text: String,
 }
 
@@ -68,6 +70,12 @@ impl std::error::Error for PyCause {}
 /// Converts a Python exception raised by user code into a user [`StageError`] keeping it as the
 /// cause (call with the GIL held).
 pub fn user_error(py: Python<'_>, err: PyErr) -> StageError {
+    user_error_on(py, err, None)
+}
+
+/// [`user_error`] for a failure on `element`, which the Python exception raised to the caller
+/// carries as `element`.
+pub fn user_error_on(py: Python<'_>, err: PyErr, element: Option<&PyObj>) -> StageError {
     if err.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) {
         // Ctrl-C landed inside user code: the serving loop cancels the run and re-raises it.
         crate::dispatch::note_interrupt(err);
@@ -85,10 +93,29 @@ pub fn user_error(py: Python<'_>, err: PyErr) -> StageError {
     } else {
         format!("{name}: {msg}")
     };
-    StageError::from_boxed(ErrorKind::User, Box::new(PyCause { err, text }))
+    let element = element.map(|x| x.0.clone_ref(py));
+    StageError::from_boxed(ErrorKind::User, Box::new(PyCause { err, element, text }))
+}
+
+static REPR: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+
+/// A bounded rendering of `x` for error messages and dead letters (`reprlib.repr`: long
+/// containers and strings are abbreviated, so rendering a huge element stays cheap).
+pub fn short_repr(py: Python<'_>, x: &PyObj) -> String {
+    let r = REPR
+        .import(py, "reprlib", "repr")
+        .and_then(|f| f.call1((x.0.bind(py),)))
+        .and_then(|s| s.extract::<String>());
+    r.unwrap_or_else(|_| "<unprintable>".to_owned())
 }
 
 /// The Python exception a stage error carries, if it wraps one.
 pub fn py_cause(e: &StageError) -> Option<&PyErr> {
     e.downcast_cause::<PyCause>().map(|c| &c.err)
+}
+
+/// The element a stage error's Python exception was raised on, if known.
+pub fn py_element(e: &StageError) -> Option<&Py<PyAny>> {
+    e.downcast_cause::<PyCause>()
+        .and_then(|c| c.element.as_ref())
 }

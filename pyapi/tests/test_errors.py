@@ -20,6 +20,8 @@ def test_error_carries_stage_and_cause():
     assert err.stage_name == "checker"
     assert err.stage.startswith("checker#")
     assert "checker" in str(err)
+    assert err.element == 7
+    assert "failed on element 7: ValueError" in str(err)
     assert isinstance(err.__cause__, ValueError)
     assert "bad element 7" in str(err.__cause__)
     tb = "".join(traceback.format_tb(err.__cause__.__traceback__))
@@ -47,6 +49,15 @@ def test_supervision_resume_by_class_with_dead_letters():
     assert len(dead) == 1
     d = dead[0]
     assert d.element == 7 and isinstance(d.error, ValueError) and d.stage.startswith("map#")
+
+
+def test_error_names_a_huge_element_briefly():
+    big = list(range(100_000))
+    with pytest.raises(weir.StageFailed) as info:
+        weir.Source.single(big).map(lambda xs: xs[-1] / 0).run_with(weir.Sink.collect())
+    assert info.value.element is big
+    assert len(str(info.value)) < 300
+    assert "failed on element [0, 1, 2" in str(info.value)
 
 
 def test_supervision_other_class_stops():

@@ -3,7 +3,7 @@
 
 use crate::dispatch::{Dispatcher, RunCtx};
 use crate::mat::MatValue;
-use crate::obj::{PyObj, user_error};
+use crate::obj::{PyObj, short_repr, user_error_on};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use pyo3::prelude::*;
@@ -54,14 +54,15 @@ pub fn element_failed(
     err: PyErr,
     x: Option<PyObj>,
 ) -> Result<(), StageError> {
-    let e = user_error(py, err);
+    let e = user_error_on(py, err, x.as_ref());
     if e.kind() == weir_graph::ErrorKind::Cancelled {
         return Err(e);
     }
+    let repr = x.as_ref().map(|x| short_repr(py, x));
     cx.element_failed(
         e,
         x.map(|x| Box::new(x) as Box<dyn std::any::Any + Send>),
-        None,
+        repr,
     )
 }
 

@@ -9,6 +9,7 @@ class StageFailed(WeirError):
     stage_name: str
     kind: str
     message: str
+    element: Any
 
 class RunCancelled(WeirError): ...
 class GraphInvalid(WeirError): ...

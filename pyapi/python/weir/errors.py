@@ -3,8 +3,9 @@
 Every error a run raises derives from :class:`WeirError`:
 
 * :class:`StageFailed` -- a stage failed. ``err.stage`` is the stage path (``name#index``),
-  ``err.stage_name`` the stage name, ``err.kind`` the error's domain (``"user"``, ``"internal"``...)
-  and ``err.__cause__`` the exception raised by user code, with its original traceback.
+  ``err.stage_name`` the stage name, ``err.kind`` the error's domain (``"user"``, ``"internal"``...),
+  ``err.element`` the element user code failed on (``None`` when not known; the message names it
+  too) and ``err.__cause__`` the exception raised by user code, with its original traceback.
 * :class:`RunCancelled` -- the run was cancelled (``cancel()``, a kill switch, Ctrl-C).
 * :class:`GraphInvalid` -- the blueprint cannot be built or materialized.
 * :class:`WorkerCrashed` -- an interpreter-pool worker died while holding a batch (reported through

@@ -16,7 +16,8 @@ use std::task::{Context, Poll};
 use weir_graph::{AsyncIo, AsyncLogic, Directive, Event, Flow, StageError};
 
 /// Completes a batch handed to an external executor (an asyncio loop or a worker pool): called
-/// from Python with `(outputs, failures)` where `failures` is a list of `(element, exception)`.
+/// from Python with `(outputs, failures)` where `failures` is a list of `(element, exception)`
+/// or `(element, exception, outputs_before)` (see `settle`).
 #[pyclass(module = "weir._native", name = "BatchDone", frozen)]
 pub struct Completion {
     tx: Mutex<Option<futures::channel::oneshot::Sender<(Py<PyAny>, Py<PyAny>)>>>,

@@ -115,6 +115,23 @@ def test_metrics_count_elements_of_python_stages():
     assert sink["in"] == 500
 
 
+def test_stage_stats_rates_and_watch(capsys):
+    g = weir.Source.range(20_000).map(lambda x: x).named("ident").async_boundary().to(weir.Sink.ignore(), keep="right")
+    h = g.start()
+    h.watch(interval=0.05)  # no IPython here: text lines until the run is over
+    h.wait(timeout=30)
+    printed = capsys.readouterr().out
+    assert "weir run (done" in printed and "ident#" in printed
+    stats = h.stage_stats()
+    (ident,) = [c for p, c in stats.items() if "ident#" in p]
+    assert ident["out"] == 20_000
+    assert ident["rate"] == pytest.approx(20_000 / h.elapsed())
+    again = h.stage_stats()  # a finished run adds nothing since the previous call
+    assert all(c["recent_rate"] == 0 for c in again.values())
+    html = h._repr_html_()
+    assert "out rate" in html and "ident#" in html
+
+
 def test_cancel_stops_run():
     h = weir.Source.from_iter(Forever()).map(slow).to(weir.Sink.ignore(), keep="right").start()
     time.sleep(0.2)

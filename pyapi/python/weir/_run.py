@@ -6,8 +6,9 @@ import asyncio
 import atexit
 import os
 import threading
+import time
 import weakref
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from . import _native
 from ._aio import set_current_loop
@@ -34,6 +35,9 @@ class RunHandle:
         self._waiters: List[Any] = []
         self._error: Optional[BaseException] = None
         self._thread: Optional[threading.Thread] = None
+        self._t0 = time.monotonic()
+        self._t1: Optional[float] = None
+        self._last: Optional[Tuple[float, Dict[str, int]]] = None
 
     @classmethod
     def _start(
@@ -56,6 +60,7 @@ class RunHandle:
             self._finish()
 
     def _finish(self) -> None:
+        self._t1 = time.monotonic()
         for pool in self._graph._meta.pools:
             pool._release_run()
         with self._lock:
@@ -108,6 +113,39 @@ class RunHandle:
             d["out"] += m["elements_out"]
         return out
 
+    def elapsed(self) -> float:
+        """Seconds since the run started (until it ended, once it is over)."""
+        return (self._t1 if self._t1 is not None else time.monotonic()) - self._t0
+
+    def stage_stats(self) -> Dict[str, Dict[str, Any]]:
+        """Per stage (summed over subtasks): ``in`` and ``out`` element counts, ``rate`` (elements
+        out per second since the run started), ``recent_rate`` (since the previous call; ``None``
+        on the first), ``busy_ms`` and ``queued`` (elements waiting in front of the stage)."""
+        now, elapsed = time.monotonic(), self.elapsed()
+        out: Dict[str, Dict[str, Any]] = {}
+        for m in self.metrics():
+            d = out.setdefault(m["path"], {"in": 0, "out": 0, "busy_ms": 0.0, "queued": 0})
+            d["in"] += m["elements_in"]
+            d["out"] += m["elements_out"]
+            d["busy_ms"] += m["busy_ms"]
+            d["queued"] += m["queue_depth"]
+        last, self._last = self._last, (now, {p: d["out"] for p, d in out.items()})
+        for p, d in out.items():
+            d["rate"] = d["out"] / elapsed if elapsed > 0 else 0.0
+            d["recent_rate"] = None
+            if last is not None and now > last[0]:
+                d["recent_rate"] = (d["out"] - last[1].get(p, 0)) / (now - last[0])
+        return out
+
+    def watch(self, interval: float = 1.0) -> "RunHandle":
+        """Shows the per-stage table, refreshed every ``interval`` seconds until the run is over
+        (a live display in a notebook, text lines elsewhere); Ctrl-C stops watching, not the
+        run. Returns the handle."""
+        from .notebook import watch
+
+        watch(self, interval)
+        return self
+
     def wait(self, timeout: Optional[float] = None) -> Any:
         """Blocks until the run is over and returns its materialized value with sink results
         resolved; raises the run's failure. Ctrl-C while waiting cancels the run."""
@@ -154,7 +192,7 @@ class RunHandle:
 
     def __repr__(self) -> str:
         state = "done" if self.done() else "running"
-        return f"<weir.RunHandle {state}>"
+        return f"<weir.RunHandle {state} {self.elapsed():.1f}s>"
 
 
 _live: "weakref.WeakSet[RunHandle]" = weakref.WeakSet()

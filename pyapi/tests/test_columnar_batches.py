@@ -82,9 +82,30 @@ def test_rows_and_pandas_sources():
     df = pd.DataFrame({"x": [1, 2, 3]})
     out = weir.Source.from_pandas(df).run_with(weir.Sink.to_pandas())
     assert list(out["x"]) == [1, 2, 3]
-    # a reader is read once but every run sees every batch
-    src = weir.Source.from_arrow(t.to_reader())
+    # a table and an exporting object are re-read by every run; a reader streams once
+    src = weir.Source.from_arrow(t)
     assert src.run_with(weir.Sink.to_arrow()).num_rows == src.run_with(weir.Sink.to_arrow()).num_rows == 10
+    src = weir.Source.from_arrow(pl.from_arrow(t))
+    assert src.run_with(weir.Sink.to_arrow()).num_rows == src.run_with(weir.Sink.to_arrow()).num_rows == 10
+    src = weir.Source.from_arrow(t.to_reader())
+    assert src.run_with(weir.Sink.to_arrow()).num_rows == 10
+    with pytest.raises(weir.StageFailed) as ei:
+        src.run_with(weir.Sink.to_arrow())
+    assert "already read" in str(ei.value.__cause__)
+
+
+def test_a_reader_streams_without_being_read_whole():
+    pulled = []
+
+    def gen():
+        for i in range(1000):
+            pulled.append(i)
+            yield pa.record_batch({"x": [i]})
+
+    reader = pa.RecordBatchReader.from_batches(pa.schema([("x", pa.int64())]), gen())
+    first = weir.Source.from_arrow(reader).batch_size(1).take(3).run_with(weir.Sink.collect())
+    assert [b.column(0)[0].as_py() for b in first] == [0, 1, 2]
+    assert len(pulled) < 100  # take(3) cancelled the source long before the end
 
 
 def test_errors():

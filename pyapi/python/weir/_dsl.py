@@ -1089,12 +1089,14 @@ class Source(_Linear):
         """The record batches (``pyarrow.RecordBatch``, one element per batch, no copy) of an
         Arrow table, record batch, reader, or anything exposing ``__arrow_c_stream__`` /
         ``__arrow_c_array__`` (polars, pandas >= 2.2, DuckDB, ...); ``rows=True`` emits dict
-        rows instead (same as ``.rows()``). A reader is read once, so every run sees every row.
+        rows instead (same as ``.rows()``). Data is read batch by batch, never loaded whole: a
+        table is re-read and an exporting object (polars, DuckDB...) exported anew by every
+        run; a ``RecordBatchReader`` streams once (a second run fails with a clear error).
 
         Emits when: downstream has demand and batches remain.
         Backpressures when: never.
         Completes when: every batch was emitted.
-        Fails when: ``data`` is not Arrow data (raised at once)."""
+        Fails when: ``data`` is not Arrow data (raised at once), or a reader is read twice."""
         from .columnar import ArrowBatches, ArrowRows
 
         return Source.from_iter(ArrowRows(data) if rows else ArrowBatches(data))

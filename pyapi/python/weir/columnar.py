@@ -11,7 +11,8 @@ uses ``to_numpy(zero_copy_only=False)`` (zero-copy for primitive columns without
 a whole engine batch of rows at once.
 The conversion uses the Arrow PyCapsule interface (``__arrow_c_stream__`` / ``__arrow_c_array__``)
 through pyarrow, so any producer implementing it (pyarrow, polars, pandas >= 2.2, DuckDB...) can
-feed ``Source.from_arrow`` and any batch returned by ``map_batches`` comes back as rows. This layer
+feed ``Source.from_arrow`` (read batch by batch: a stream is never loaded whole) and any batch
+returned by ``map_batches`` comes back as rows. This layer
 is pure Python over pyarrow (no Rust arrow crates): simpler to build, and the per-batch cost is
 what pyarrow's own conversions cost.
 """
@@ -45,23 +46,48 @@ def _reader(data: Any) -> Any:
     raise TypeError(f"{type(data).__name__} is not Arrow data (no __arrow_c_stream__ / __arrow_c_array__)")
 
 
-def _table(data: Any) -> Any:
-    pa = _pa()
-    # A reader can be consumed once: keep a table (the same buffers) so every run sees every row.
-    return data if isinstance(data, pa.Table) else _reader(data).read_all()
-
-
-class ArrowBatches:
-    """A re-iterable over the record batches of Arrow data (no copy)."""
+class _ArrowSource:
+    """Arrow data read batch by batch, never materialized as a whole: a table (or a record
+    batch) is re-readable; an object exporting ``__arrow_c_stream__`` (a polars DataFrame, a
+    dataset...) is exported anew for every run; a ``RecordBatchReader`` streams once, and a
+    second run fails with a clear error instead of silently seeing nothing."""
 
     def __init__(self, data: Any) -> None:
-        self.table = _table(data)
+        pa = _pa()
+        if isinstance(data, pa.RecordBatch):
+            data = pa.Table.from_batches([data])
+        elif not isinstance(data, (pa.Table, pa.RecordBatchReader)) and not hasattr(data, "__arrow_c_stream__"):
+            if not hasattr(data, "__arrow_c_array__"):
+                raise TypeError(f"{type(data).__name__} is not Arrow data (no __arrow_c_stream__ / __arrow_c_array__)")
+            data = pa.Table.from_batches([pa.record_batch(data)])
+        self.data = data
+        self.once = isinstance(data, pa.RecordBatchReader)
+        self.read = False
+
+    def batches(self) -> Iterator[Any]:
+        pa = _pa()
+        if isinstance(self.data, pa.Table):
+            return iter(self.data.to_batches())
+        if self.once:
+            if self.read:
+                raise RuntimeError(
+                    "this RecordBatchReader was already read (a reader streams once): pass a Table, "
+                    "or the object the reader came from, to run the graph again"
+                )
+            self.read = True
+            return iter(self.data)
+        return iter(pa.RecordBatchReader.from_stream(self.data))
+
+    def __length_hint__(self) -> int:
+        pa = _pa()
+        return self.data.num_rows if isinstance(self.data, pa.Table) else 0
+
+
+class ArrowBatches(_ArrowSource):
+    """A source iterable over the record batches of Arrow data (no copy)."""
 
     def __iter__(self) -> Iterator[Any]:
-        return iter(self.table.to_batches())
-
-    def __len__(self) -> int:
-        return self.table.num_rows
+        return self.batches()
 
 
 def to_rows(batch: Any) -> List[Any]:
@@ -72,18 +98,12 @@ def to_rows(batch: Any) -> List[Any]:
     return _reader(batch).read_all().to_pylist()
 
 
-class ArrowRows:
-    """A re-iterable over the rows (dicts) of Arrow data, one record batch at a time."""
-
-    def __init__(self, data: Any) -> None:
-        self.table = _table(data)
+class ArrowRows(_ArrowSource):
+    """A source iterable over the rows (dicts) of Arrow data, one record batch at a time."""
 
     def __iter__(self) -> Iterator[Any]:
-        for batch in self.table.to_batches():
+        for batch in self.batches():
             yield from batch.to_pylist()
-
-    def __len__(self) -> int:
-        return self.table.num_rows
 
 
 def pandas_to_arrow(df: Any) -> Any:

@@ -21,7 +21,10 @@ struct RunSub(Arc<RunShared>);
 
 impl SubMaterializer for RunSub {
     fn source(&self, module: Arc<Module>) -> Result<Box<dyn ErasedInput>, StageError> {
-        let (tx, rx) = channel(self.0.cfg.buffer_rows, crate::run::DEFAULT_BUFFER_BYTES);
+        let (tx, rx) = channel(
+            self.0.cfg.buffer_rows_at(None),
+            crate::run::DEFAULT_BUFFER_BYTES,
+        );
         launch(&self.0, module, vec![], vec![tx]).map_err(to_stage_error)?;
         Ok(Box::new(ChannelInput::new(
             vec![rx],
@@ -34,8 +37,8 @@ impl SubMaterializer for RunSub {
         module: Arc<Module>,
         input: Arc<dyn RouterFactory>,
     ) -> Result<(Box<dyn ErasedOutput>, Box<dyn ErasedInput>), StageError> {
-        let (tx_in, rx_in) = channel(self.0.cfg.buffer_rows, DEFAULT_BUFFER_BYTES);
-        let (tx_out, rx_out) = channel(self.0.cfg.buffer_rows, DEFAULT_BUFFER_BYTES);
+        let (tx_in, rx_in) = channel(self.0.cfg.buffer_rows_at(None), DEFAULT_BUFFER_BYTES);
+        let (tx_out, rx_out) = channel(self.0.cfg.buffer_rows_at(None), DEFAULT_BUFFER_BYTES);
         launch(&self.0, module, vec![rx_in], vec![tx_out]).map_err(to_stage_error)?;
         let router = input
             .make(EdgeKind::Forward, 1)

@@ -76,8 +76,30 @@ pub struct PhysicalPlan {
 /// Plan settings.
 #[derive(Debug, Clone, Copy)]
 pub struct PlanConfig {
-    /// Channel capacity in rows when a stage does not set one.
-    pub buffer_rows: usize,
+    /// Channel capacity in rows when a stage does not set one; `None`: [`BUFFER_BATCHES`]
+    /// batches of the larger batch size of the edge's two stages.
+    pub buffer_rows: Option<usize>,
+    /// Rows per batch of stages that do not set their own.
+    pub batch_size: usize,
+}
+
+/// How many batches a channel holds when neither the run nor the stage sets its capacity.
+pub const BUFFER_BATCHES: usize = 8;
+
+impl PlanConfig {
+    /// The default capacity of a channel between stages whose batch sizes are given.
+    pub fn buffer_rows_between(&self, from_batch: Option<usize>, to_batch: Option<usize>) -> usize {
+        self.buffer_rows.unwrap_or_else(|| {
+            let b = from_batch
+                .unwrap_or(self.batch_size)
+                .max(to_batch.unwrap_or(self.batch_size));
+            BUFFER_BATCHES * b.max(1)
+        })
+    }
+    /// The default capacity of a channel with one known end.
+    pub fn buffer_rows_at(&self, batch: Option<usize>) -> usize {
+        self.buffer_rows_between(batch, None)
+    }
 }
 
 fn is_sync(k: &NodeKind) -> bool {
@@ -211,10 +233,13 @@ pub fn plan(module: Arc<Module>, cfg: PlanConfig) -> Result<PhysicalPlan, GraphE
         if island_of[e.from.node] == island_of[e.to.node] {
             continue;
         }
-        let buffer_rows = module.nodes[e.to.node]
-            .attrs
+        let (from, to) = (
+            &module.nodes[e.from.node].attrs,
+            &module.nodes[e.to.node].attrs,
+        );
+        let buffer_rows = to
             .buffer_rows
-            .unwrap_or(cfg.buffer_rows);
+            .unwrap_or_else(|| cfg.buffer_rows_between(from.batch_size, to.batch_size));
         edges.push(PlanEdge {
             from: port_of(&islands, e.from, false),
             to: port_of(&islands, e.to, true),
@@ -230,7 +255,7 @@ pub fn plan(module: Arc<Module>, cfg: PlanConfig) -> Result<PhysicalPlan, GraphE
             buffer_rows: module.nodes[p.node]
                 .attrs
                 .buffer_rows
-                .unwrap_or(cfg.buffer_rows),
+                .unwrap_or_else(|| cfg.buffer_rows_at(module.nodes[p.node].attrs.batch_size)),
         });
     }
     for (k, p) in module.outlets.iter().enumerate() {
@@ -238,7 +263,7 @@ pub fn plan(module: Arc<Module>, cfg: PlanConfig) -> Result<PhysicalPlan, GraphE
             from: port_of(&islands, *p, false),
             to: Endpoint::External(k),
             kind: EdgeKind::Rebalance,
-            buffer_rows: cfg.buffer_rows,
+            buffer_rows: cfg.buffer_rows_at(module.nodes[p.node].attrs.batch_size),
         });
     }
     Ok(PhysicalPlan {

@@ -14,8 +14,9 @@ use weir_graph::{Clock, RunnableGraph, Sink, Source, StageError};
 
 /// Default rows per batch.
 pub const DEFAULT_BATCH_SIZE: usize = 1024;
-/// Default channel capacity in rows.
-pub const DEFAULT_BUFFER_ROWS: usize = 8 * DEFAULT_BATCH_SIZE;
+/// Default channel capacity in rows at the default batch size (a channel holds
+/// [`crate::plan::BUFFER_BATCHES`] batches).
+pub const DEFAULT_BUFFER_ROWS: usize = crate::plan::BUFFER_BATCHES * DEFAULT_BATCH_SIZE;
 /// Default channel capacity in bytes.
 pub const DEFAULT_BUFFER_BYTES: usize = 64 << 20;
 
@@ -24,7 +25,7 @@ pub const DEFAULT_BUFFER_BYTES: usize = 64 << 20;
 pub struct Materializer {
     clock: Option<Arc<dyn Clock>>,
     batch_size: usize,
-    buffer_rows: usize,
+    buffer_rows: Option<usize>,
     handle: Option<tokio::runtime::Handle>,
 }
 
@@ -49,7 +50,7 @@ impl Materializer {
         Self {
             clock: None,
             batch_size: DEFAULT_BATCH_SIZE,
-            buffer_rows: DEFAULT_BUFFER_ROWS,
+            buffer_rows: None,
             handle: None,
         }
     }
@@ -63,9 +64,10 @@ impl Materializer {
         self.batch_size = rows.max(1);
         self
     }
-    /// Sets the default channel capacity in rows.
+    /// Sets the default channel capacity in rows (otherwise eight batches of the larger batch
+    /// size of the channel's two stages).
     pub fn with_buffer_rows(mut self, rows: usize) -> Self {
-        self.buffer_rows = rows.max(1);
+        self.buffer_rows = Some(rows.max(1));
         self
     }
     /// Runs on this runtime instead of the current one.
@@ -85,6 +87,7 @@ impl Materializer {
     fn plan_config(&self) -> PlanConfig {
         PlanConfig {
             buffer_rows: self.buffer_rows,
+            batch_size: self.batch_size,
         }
     }
 

@@ -52,6 +52,42 @@ fn async_boundary_splits_islands() {
 }
 
 #[test]
+fn channels_hold_eight_batches_unless_sized() {
+    let g = |b: Option<usize>| {
+        let src = range(0, 10).via(map(|x| x)).async_boundary();
+        let src = match b {
+            Some(b) => src.batch_size(b),
+            None => src,
+        };
+        src.via(take(3)).to_mat(collect(), Keep::right)
+    };
+    let rows = |m: Materializer, b| m.plan(&g(b)).unwrap().edges[0].buffer_rows;
+    // The run's batch size, or the larger batch size of the two stages, times eight.
+    assert_eq!(rows(Materializer::new(), None), 8 * 1024);
+    assert_eq!(rows(Materializer::new().with_batch_size(16), None), 8 * 16);
+    assert_eq!(
+        rows(Materializer::new().with_batch_size(16), Some(4)),
+        8 * 16
+    );
+    assert_eq!(rows(Materializer::new(), Some(4096)), 8 * 4096);
+    // An explicit run-wide capacity wins.
+    assert_eq!(
+        rows(Materializer::new().with_buffer_rows(100), Some(4)),
+        100
+    );
+    // A stage's own capacity wins over both.
+    let sized = range(0, 10)
+        .async_boundary()
+        .via(take(3).buffer_rows(7))
+        .to_mat(collect(), Keep::right);
+    let p = Materializer::new()
+        .with_buffer_rows(100)
+        .plan(&sized)
+        .unwrap();
+    assert_eq!(p.edges[0].buffer_rows, 7);
+}
+
+#[test]
 fn parallel_keyed_stage_gets_hash_edges() {
     let g = range(0, 10)
         .via(map(|x| x).parallelism(2))

@@ -262,3 +262,31 @@ def test_unordered_pool_emits_batches_as_they_complete():
         assert out.index(0) > 4, out
         ordered = weir.Source.range(40).batch_size(4).map(slow_first, pool=pool).batch_size(4)
         assert ordered.run_with(weir.Sink.collect()) == list(range(40))
+
+
+def test_pool_keeps_in_flight_batches_bounded():
+    class Counting:
+        pulled = 0
+
+        def __iter__(self):
+            i = 0
+            while True:
+                Counting.pulled = i + 1
+                yield i
+                i += 1
+
+    out = []
+    slow = lambda x: (__import__("time").sleep(0.002), x)[1]  # noqa: E731
+    with weir.InterpreterPool(workers=1) as pool:
+        g = weir.Source.from_iter(Counting()).map(slow, pool=pool).batch_size(4).to(weir.Sink.for_each(out.append), keep="right")
+        h = g.start(batch_size=4)
+        gaps = []
+        for _ in range(3):
+            time.sleep(0.4)
+            gaps.append(Counting.pulled - len(out))
+        h.cancel()
+        with pytest.raises(weir.RunCancelled):
+            h.wait(timeout=30)
+    assert len(out) > 50
+    assert max(gaps) < 500, gaps  # max_inflight batches at the pool plus a few channel credits
+    assert gaps[-1] <= gaps[0] + 100, gaps

@@ -132,6 +132,39 @@ def test_stage_stats_rates_and_watch(capsys):
     assert "out rate" in html and "ident#" in html
 
 
+def test_slow_python_sink_bounds_what_the_source_pulls():
+    class Counting:
+        pulled = 0
+
+        def __iter__(self):
+            i = 0
+            while True:
+                Counting.pulled = i + 1
+                yield i
+                i += 1
+
+    seen = []
+
+    def slow(x):
+        time.sleep(0.0005)
+        seen.append(x)
+
+    g = weir.Source.from_iter(Counting()).map(lambda x: x).async_boundary().to(weir.Sink.for_each(slow), keep="right")
+    h = g.start(batch_size=16)
+    gaps = []
+    for _ in range(3):
+        time.sleep(0.4)
+        gaps.append(Counting.pulled - len(seen))
+    h.cancel()
+    with pytest.raises(weir.RunCancelled):
+        h.wait(timeout=30)
+    # Backpressure: the source stays a few batches and channel credits ahead of the slow sink,
+    # and the lead does not grow with time.
+    assert len(seen) > 100
+    assert max(gaps) < 1000, gaps
+    assert gaps[-1] <= gaps[0] + 200, gaps
+
+
 def test_cancel_stops_run():
     h = weir.Source.from_iter(Forever()).map(slow).to(weir.Sink.ignore(), keep="right").start()
     time.sleep(0.2)

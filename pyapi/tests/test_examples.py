@@ -14,6 +14,19 @@ def test_word_count_example(repo_root, capsys):
     assert "the" in out and "dog" in out
 
 
+def test_parallel_scoring_example(repo_root, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["parallel_scoring.py", "2"])
+    runpy.run_path(os.path.join(repo_root, "examples", "python", "parallel_scoring.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert out.count(":") >= 4 and "skipped 2 bad records" in out
+
+
+def test_arrow_etl_example(repo_root, capsys):
+    runpy.run_path(os.path.join(repo_root, "examples", "python", "arrow_etl.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "573 rows above 17000 F" in out and "Pune: 115 rows" in out
+
+
 def test_quickstart_notebook_executes(repo_root):
     path = os.path.join(repo_root, "examples", "python", "quickstart.ipynb")
     nb = nbformat.read(path, as_version=4)

@@ -304,6 +304,23 @@ impl ChainIsland {
                 self.account(|m| &m.busy_ns);
             }
             if let Err((k, e)) = res {
+                // A stage after the failing one that got all it wants from the outputs before
+                // the failing element (a `take` now full) completes the stream instead: one
+                // element at a time, the failure would never have reached it.
+                let done = self
+                    .flows
+                    .iter()
+                    .skip(k + 1)
+                    .position(|f| f.logic.is_done());
+                if let Some(j) = done {
+                    return Box::pin(self.finish_from(k + 1 + j)).await;
+                }
+                if let Tail::Sink(s) = &self.tail
+                    && k < self.flows.len()
+                    && s.logic.is_done()
+                {
+                    return Box::pin(self.finish_from(self.flows.len())).await;
+                }
                 return Box::pin(self.fail_from(k + 1, e)).await;
             }
             // A stage that wants no more input completes everything downstream of it.

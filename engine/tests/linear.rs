@@ -148,3 +148,22 @@ async fn outputs_before_a_failing_element_reach_downstream_ahead_of_the_error() 
         assert!(seen.1.as_deref().unwrap_or("").contains("bad element 42"));
     }
 }
+
+#[tokio::test]
+async fn a_take_filled_before_the_failing_element_completes_the_stream() {
+    // One element at a time, take(10) completes at element 9 and element 42 never fails: the
+    // same must hold when 0..=42 arrive in one batch.
+    let failing = try_map(|x| {
+        if x == 42 {
+            Err(StageError::user("bad element 42"))
+        } else {
+            Ok(x)
+        }
+    });
+    let fut = range(0, 100)
+        .via(failing)
+        .via(take(10))
+        .run_with(collect())
+        .unwrap();
+    assert_eq!(fut.await.unwrap(), (0..10).collect::<Vec<u64>>());
+}

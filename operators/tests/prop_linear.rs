@@ -1,5 +1,7 @@
 //! Property tests: every linear simple operator, composed at random, gives the same result as a
-//! plain `Vec` model whatever the batch size and wherever async boundaries fall.
+//! plain `Vec` model whatever the batch size and wherever async boundaries fall, including a stage
+//! that fails in the middle of a batch (what came before the failing element is delivered) and
+//! `recover`.
 
 use proptest::prelude::*;
 use std::sync::OnceLock;
@@ -8,9 +10,10 @@ use weir_engine::prelude::*;
 use weir_graph::{Promise, SinkLogic, StageCx, promise};
 use weir_operators::prelude::*;
 
+/// Collects every element and how the stream ended (a failure keeps what came before it).
 struct Collect<T> {
     buf: Vec<T>,
-    done: Promise<Vec<T>>,
+    done: Promise<(Vec<T>, Option<String>)>,
 }
 
 impl<T: Send + 'static> SinkLogic<T> for Collect<T> {
@@ -19,15 +22,17 @@ impl<T: Send + 'static> SinkLogic<T> for Collect<T> {
         Ok(())
     }
     fn on_finish(&mut self, _: &mut StageCx<'_>) -> Result<(), StageError> {
-        self.done.complete(Ok(std::mem::take(&mut self.buf)));
+        self.done
+            .complete(Ok((std::mem::take(&mut self.buf), None)));
         Ok(())
     }
     fn on_error(&mut self, error: &StageError) {
-        self.done.complete(Err(error.clone()));
+        let seen = std::mem::take(&mut self.buf);
+        self.done.complete(Ok((seen, Some(error.to_string()))));
     }
 }
 
-fn collect<T: Send + 'static>() -> Sink<T, SinkFuture<Vec<T>>> {
+fn collect<T: Send + 'static>() -> Sink<T, SinkFuture<(Vec<T>, Option<String>)>> {
     Sink::from_logic("collect", |_| {
         let (done, fut) = promise();
         Ok((
@@ -61,6 +66,10 @@ enum Op {
     IntersperseAround,
     ZipWithIndex,
     Inspect,
+    /// `try_map` failing (Stop) on the first element `>= t`.
+    FailAt(i64),
+    /// `recover` emitting this value when upstream fails.
+    Recover(i64),
 }
 
 fn encode(g: &[i64]) -> i64 {
@@ -82,58 +91,112 @@ fn sliding_model(v: &[i64], n: usize, step: usize) -> Vec<i64> {
     out
 }
 
+fn intersperse_model(v: &[i64]) -> Vec<i64> {
+    let mut out = Vec::new();
+    for (i, x) in v.iter().enumerate() {
+        if i > 0 {
+            out.push(-1);
+        }
+        out.push(*x);
+    }
+    out
+}
+
 impl Op {
-    /// The model: `None` when the stream fails.
-    fn model(&self, v: Vec<i64>) -> Option<Vec<i64>> {
+    /// The model over what reaches the operator and whether upstream failed after it: what the
+    /// operator emits, and whether the stream still fails. One element at a time, a stage that
+    /// fails has emitted everything before the failing element, stages that emit on completion
+    /// (fold, the last group or window, the end marker) emit nothing, a `take` that is full
+    /// completes before the failure reaches it, and `recover` turns the failure into one last
+    /// element.
+    fn model(&self, v: Vec<i64>, failed: bool) -> (Vec<i64>, bool) {
         let it = v.iter().copied();
-        Some(match *self {
-            Op::Map(k) => it.map(|x| x.wrapping_mul(k).wrapping_add(1)).collect(),
-            Op::Filter(m) => it.filter(|x| x.rem_euclid(m) != 0).collect(),
-            Op::FilterMap(m) => it
-                .filter_map(|x| (x.rem_euclid(m) == 0).then_some(x / m))
-                .collect(),
-            Op::FlatMap(k) => it.flat_map(|x| std::iter::repeat_n(x, k)).collect(),
-            Op::Scan => std::iter::once(0)
-                .chain(it.scan(0i64, |a, x| {
-                    *a = a.wrapping_add(x);
-                    Some(*a)
-                }))
-                .collect(),
-            Op::Fold => vec![it.fold(7i64, |a, x| a.wrapping_mul(3).wrapping_add(x))],
-            Op::Reduce => vec![it.reduce(|a, b| a.wrapping_sub(b))?],
-            Op::Take(n) => it.take(n).collect(),
-            Op::TakeWhile(t) => it.take_while(|x| *x < t).collect(),
-            Op::TakeWhileInclusive(t) => {
-                let p = v.iter().position(|x| *x >= t).map_or(v.len(), |p| p + 1);
-                v[..p].to_vec()
-            }
-            Op::Drop(n) => it.skip(n).collect(),
-            Op::DropWhile(t) => it.skip_while(|x| *x < t).collect(),
-            Op::Grouped(n) => v.chunks(n).map(encode).collect(),
-            Op::Sliding(n, s) => sliding_model(&v, n, s),
-            Op::Intersperse => {
-                let mut out = Vec::new();
-                for (i, x) in it.enumerate() {
-                    if i > 0 {
-                        out.push(-1);
-                    }
-                    out.push(x);
-                }
-                out
-            }
+        let first_at_least = |t: i64| v.iter().position(|x| *x >= t);
+        match *self {
+            Op::Map(k) => (
+                it.map(|x| x.wrapping_mul(k).wrapping_add(1)).collect(),
+                failed,
+            ),
+            Op::Filter(m) => (it.filter(|x| x.rem_euclid(m) != 0).collect(), failed),
+            Op::FilterMap(m) => (
+                it.filter_map(|x| (x.rem_euclid(m) == 0).then_some(x / m))
+                    .collect(),
+                failed,
+            ),
+            Op::FlatMap(k) => (it.flat_map(|x| std::iter::repeat_n(x, k)).collect(), failed),
+            // Emits its zero with the first batch it sees, or on completion.
+            Op::Scan if failed && v.is_empty() => (v, true),
+            Op::Scan => (
+                std::iter::once(0)
+                    .chain(it.scan(0i64, |a, x| {
+                        *a = a.wrapping_add(x);
+                        Some(*a)
+                    }))
+                    .collect(),
+                failed,
+            ),
+            Op::Fold | Op::Reduce if failed => (Vec::new(), true),
+            Op::Fold => (
+                vec![it.fold(7i64, |a, x| a.wrapping_mul(3).wrapping_add(x))],
+                false,
+            ),
+            Op::Reduce => match it.reduce(|a, b| a.wrapping_sub(b)) {
+                Some(r) => (vec![r], false),
+                None => (Vec::new(), true),
+            },
+            Op::Take(n) if v.len() >= n => (v[..n].to_vec(), false),
+            Op::Take(_) => (v, failed),
+            Op::TakeWhile(t) => match first_at_least(t) {
+                Some(p) => (v[..p].to_vec(), false),
+                None => (v, failed),
+            },
+            Op::TakeWhileInclusive(t) => match first_at_least(t) {
+                Some(p) => (v[..=p].to_vec(), false),
+                None => (v, failed),
+            },
+            Op::Drop(n) => (it.skip(n).collect(), failed),
+            Op::DropWhile(t) => (it.skip_while(|x| *x < t).collect(), failed),
+            Op::Grouped(n) if failed => (v.chunks_exact(n).map(encode).collect(), true),
+            Op::Grouped(n) => (v.chunks(n).map(encode).collect(), false),
+            Op::Sliding(n, s) if failed => (
+                (0..v.len())
+                    .step_by(s)
+                    .take_while(|st| st + n <= v.len())
+                    .map(|st| encode(&v[st..st + n]))
+                    .collect(),
+                true,
+            ),
+            Op::Sliding(n, s) => (sliding_model(&v, n, s), false),
+            Op::Intersperse => (intersperse_model(&v), failed),
+            // The start marker comes with the first batch (or on completion), the end marker
+            // only on completion.
+            Op::IntersperseAround if failed && v.is_empty() => (v, true),
             Op::IntersperseAround => {
                 let mut out = vec![-2];
-                let inner = Op::Intersperse.model(v)?;
-                out.extend(inner);
-                out.push(-3);
-                out
+                out.extend(intersperse_model(&v));
+                if !failed {
+                    out.push(-3);
+                }
+                (out, failed)
             }
-            Op::ZipWithIndex => it
-                .enumerate()
-                .map(|(i, x)| x.wrapping_mul(1000).wrapping_add(i as i64))
-                .collect(),
-            Op::Inspect => v,
-        })
+            Op::ZipWithIndex => (
+                it.enumerate()
+                    .map(|(i, x)| x.wrapping_mul(1000).wrapping_add(i as i64))
+                    .collect(),
+                failed,
+            ),
+            Op::Inspect => (v, failed),
+            Op::FailAt(t) => match first_at_least(t) {
+                Some(p) => (v[..p].to_vec(), true),
+                None => (v, failed),
+            },
+            Op::Recover(r) if failed => {
+                let mut out = v;
+                out.push(r);
+                (out, false)
+            }
+            Op::Recover(_) => (v, false),
+        }
     }
 
     /// The same operator on a stream.
@@ -159,6 +222,14 @@ impl Op {
                 .zip_with_index()
                 .map(|(x, i)| x.wrapping_mul(1000).wrapping_add(i as i64)),
             Op::Inspect => s.inspect(|_| {}),
+            Op::FailAt(t) => s.try_map(move |x| {
+                if *x >= t {
+                    Err(StageError::user(format!("fail at {x}")))
+                } else {
+                    Ok(*x)
+                }
+            }),
+            Op::Recover(r) => s.recover(move |_| Some(r)),
         }
     }
 }
@@ -183,6 +254,8 @@ fn op() -> impl Strategy<Value = Op> {
         Just(Op::IntersperseAround),
         Just(Op::ZipWithIndex),
         Just(Op::Inspect),
+        (-50i64..130).prop_map(Op::FailAt),
+        (-9i64..0).prop_map(Op::Recover),
     ]
 }
 
@@ -197,12 +270,23 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-/// How a run ended: its elements, a failure (message), or no end in time.
+/// How a run ended: its elements, the elements before a failure, or no end in time.
 #[derive(Debug, PartialEq)]
 enum Outcome {
     Done(Vec<i64>),
-    Failed(String),
+    Failed(Vec<i64>),
+    NotStarted(String),
     Hung,
+}
+
+impl Outcome {
+    fn of_model((v, failed): (Vec<i64>, bool)) -> Self {
+        if failed {
+            Outcome::Failed(v)
+        } else {
+            Outcome::Done(v)
+        }
+    }
 }
 
 /// Runs the pipeline on the shared runtime.
@@ -221,18 +305,19 @@ fn run_pipeline(input: &[i64], ops: &[(Op, bool)], head_boundary: bool, bs: usiz
     runtime().block_on(async move {
         let fut = match s.run_with_on(collect(), &m) {
             Ok(f) => f,
-            Err(e) => return Outcome::Failed(format!("materialization: {e}")),
+            Err(e) => return Outcome::NotStarted(e.to_string()),
         };
         match tokio::time::timeout(Duration::from_secs(20), fut).await {
-            Ok(Ok(v)) => Outcome::Done(v),
-            Ok(Err(e)) => Outcome::Failed(e.to_string()),
+            Ok(Ok((v, None))) => Outcome::Done(v),
+            Ok(Ok((v, Some(_)))) => Outcome::Failed(v),
+            Ok(Err(e)) => Outcome::NotStarted(e.to_string()),
             Err(_) => Outcome::Hung,
         }
     })
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     #[test]
     fn linear_ops_match_the_model(
@@ -241,12 +326,11 @@ proptest! {
         head_boundary in any::<bool>(),
         bs in 1usize..40,
     ) {
-        let model = ops.iter().try_fold(input.clone(), |v, (op, _)| op.model(v));
+        let model = ops
+            .iter()
+            .fold((input.clone(), false), |(v, failed), (op, _)| op.model(v, failed));
         let got = run_pipeline(&input, &ops, head_boundary, bs);
-        match model {
-            Some(want) => prop_assert_eq!(got, Outcome::Done(want)),
-            None => prop_assert!(matches!(got, Outcome::Failed(_)), "expected a failure, got {:?}", got),
-        }
+        prop_assert_eq!(got, Outcome::of_model(model));
     }
 
     #[test]
@@ -256,11 +340,8 @@ proptest! {
         bs in 1usize..20,
         boundary in any::<bool>(),
     ) {
-        let model = op.model(input.clone());
+        let model = op.model(input.clone(), false);
         let got = run_pipeline(&input, &[(op, boundary)], boundary, bs);
-        match model {
-            Some(want) => prop_assert_eq!(got, Outcome::Done(want)),
-            None => prop_assert!(matches!(got, Outcome::Failed(_)), "expected a failure, got {:?}", got),
-        }
+        prop_assert_eq!(got, Outcome::of_model(model));
     }
 }

@@ -84,3 +84,23 @@ def test_map_async_failure_emits_outputs_before_the_failing_element():
 def test_resume_still_skips_only_the_failing_element():
     out = Source.range(10).map(boom_at(3), supervision=[(Boom, "resume")]).run_with(Sink.collect())
     assert out == [0, 1, 2, 4, 5, 6, 7, 8, 9]
+
+
+@pytest.mark.parametrize("batch", [1, 2, 16])
+def test_stages_finish_what_arrived_before_an_upstream_failure(batch):
+    # The failure overtakes nothing: batches a Python stage or sink accepted before the error
+    # are processed, whatever their jobs' timing.
+    for _ in range(5):
+        got = []
+        g = (
+            Source.from_iter(range(100))
+            .map(boom_at(50))
+            .async_boundary()
+            .map(lambda x: x + 1)
+            .async_boundary()
+            .to(Sink.for_each(got.append))
+        )
+        with pytest.raises(weir.StageFailed) as ei:
+            g.run(batch_size=batch)
+        assert isinstance(ei.value.__cause__, Boom)
+        assert got == list(range(1, 51))

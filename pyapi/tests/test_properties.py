@@ -1,6 +1,7 @@
 """Property tests: random chains of operators, batch sizes and async boundaries give what the
-same chain computes over a plain Python list (the model), including failures (``reduce`` of an
-empty stream) and early completion (``take``, ``take_while``)."""
+same chain computes over a plain Python list (the model), including failures in the middle of a
+batch (what came before the failing element still arrives), ``recover``, ``reduce`` of an empty
+stream and early completion (``take``, ``take_while``)."""
 
 import collections
 import itertools
@@ -41,70 +42,109 @@ def intersperse_model(v: List[int], sep: int) -> List[int]:
     return out
 
 
-def take_while_inclusive(v: List[int], t: int) -> List[int]:
-    p = next((i + 1 for i, x in enumerate(v) if x >= t), len(v))
-    return v[:p]
-
-
-# name -> (apply to a weir source, model over a list); the model returns None when the stream
-# must fail.
-OPS: Dict[str, Tuple[Callable[[Any, int], Any], Callable[[List[int], int], Optional[List[int]]]]] = {
-    "map": (lambda s, p: s.map(lambda x: x * p + 1), lambda v, p: [x * p + 1 for x in v]),
-    "filter": (lambda s, p: s.filter(lambda x: x % (p + 1) != 0), lambda v, p: [x for x in v if x % (p + 1) != 0]),
+# name -> (apply to a weir source, model). A model maps what reaches the operator and whether
+# upstream failed after it to what the operator emits and whether the stream still fails: one
+# element at a time, a failing stage has emitted everything before the failing element, stages
+# that emit on completion emit nothing, a full `take` completes first, and `recover` turns the
+# failure into one last element.
+Model = Callable[[List[int], int, bool], Tuple[List[int], bool]]
+OPS: Dict[str, Tuple[Callable[[Any, int], Any], Model]] = {
+    "map": (lambda s, p: s.map(lambda x: x * p + 1), lambda v, p, f: ([x * p + 1 for x in v], f)),
+    "filter": (
+        lambda s, p: s.filter(lambda x: x % (p + 1) != 0),
+        lambda v, p, f: ([x for x in v if x % (p + 1) != 0], f),
+    ),
     "filter_map": (
         lambda s, p: s.filter_map(lambda x: x // (p + 1) if x % (p + 1) == 0 else None),
-        lambda v, p: [x // (p + 1) for x in v if x % (p + 1) == 0],
+        lambda v, p, f: ([x // (p + 1) for x in v if x % (p + 1) == 0], f),
     ),
-    "flat_map": (lambda s, p: s.flat_map(lambda x: [x] * (p - 1)), lambda v, p: [x for x in v for _ in range(p - 1)]),
+    "flat_map": (
+        lambda s, p: s.flat_map(lambda x: [x] * (p - 1)),
+        lambda v, p, f: ([x for x in v for _ in range(p - 1)], f),
+    ),
+    # Python's scan emits its zero when the stage starts.
     "scan": (
         lambda s, p: s.scan(0, lambda a, x: a + x),
-        lambda v, p: [0] + list(itertools.accumulate(v)),
+        lambda v, p, f: ([0] + list(itertools.accumulate(v)), f),
     ),
     "fold": (
         lambda s, p: s.fold(7, lambda a, x: (a * 3 + x) % 1_000_003),
-        lambda v, p: [_fold(v)],
+        lambda v, p, f: ([], True) if f else ([_fold(v)], False),
     ),
-    "reduce": (lambda s, p: s.reduce(lambda a, b: a - b), lambda v, p: [_reduce(v)] if v else None),
-    "take": (lambda s, p: s.take(p * 3), lambda v, p: v[: p * 3]),
-    "drop": (lambda s, p: s.drop(p * 3), lambda v, p: v[p * 3 :]),
+    "reduce": (
+        lambda s, p: s.reduce(lambda a, b: a - b),
+        lambda v, p, f: ([], True) if f or not v else ([_reduce(v)], False),
+    ),
+    "take": (lambda s, p: s.take(p * 3), lambda v, p, f: (v[: p * 3], False) if len(v) >= p * 3 else (v, f)),
+    "drop": (lambda s, p: s.drop(p * 3), lambda v, p, f: (v[p * 3 :], f)),
     "take_while": (
         lambda s, p: s.take_while(lambda x: x < 10 * p),
-        lambda v, p: list(itertools.takewhile(lambda x: x < 10 * p, v)),
+        lambda v, p, f: _take_while(v, 10 * p, f, inclusive=False),
     ),
     "take_while_inclusive": (
         lambda s, p: s.take_while(lambda x: x < 10 * p, inclusive=True),
-        lambda v, p: take_while_inclusive(v, 10 * p),
+        lambda v, p, f: _take_while(v, 10 * p, f, inclusive=True),
     ),
     "drop_while": (
         lambda s, p: s.drop_while(lambda x: x < 10 * p),
-        lambda v, p: list(itertools.dropwhile(lambda x: x < 10 * p, v)),
+        lambda v, p, f: (list(itertools.dropwhile(lambda x: x < 10 * p, v)), f),
     ),
     "grouped": (
         lambda s, p: s.grouped(p).map(encode),
-        lambda v, p: [encode(v[i : i + p]) for i in range(0, len(v), p)],
+        lambda v, p, f: ([encode(v[i : i + p]) for i in range(0, len(v), p) if not f or i + p <= len(v)], f),
     ),
     "sliding": (
         lambda s, p: s.sliding(p + 1, (p % 3) + 1).map(encode),
-        lambda v, p: [encode(g) for g in sliding_model(v, p + 1, (p % 3) + 1)],
+        lambda v, p, f: ([encode(g) for g in sliding_model(v, p + 1, (p % 3) + 1) if not f or len(g) == p + 1], f),
     ),
-    "intersperse": (lambda s, p: s.intersperse(-p), lambda v, p: intersperse_model(v, -p)),
+    "intersperse": (lambda s, p: s.intersperse(-p), lambda v, p, f: (intersperse_model(v, -p), f)),
+    # The start marker comes when the stage starts, the end marker on completion only.
     "intersperse_around": (
         lambda s, p: s.intersperse(-1, -2, -3),
-        lambda v, p: [-2] + intersperse_model(v, -1) + [-3],
+        lambda v, p, f: ([-2] + intersperse_model(v, -1) + ([] if f else [-3]), f),
     ),
     "zip_with_index": (
         lambda s, p: s.zip_with_index().map(lambda t: t[0] * 1000 + t[1]),
-        lambda v, p: [x * 1000 + i for i, x in enumerate(v)],
+        lambda v, p, f: ([x * 1000 + i for i, x in enumerate(v)], f),
     ),
     "key_count": (
         lambda s, p: s.key_by(lambda x: x % (p + 2)).count().map(lambda kv: kv[0] * 1000 + kv[1]),
-        lambda v, p: _keyed(v, p, lambda g: len(g)),
+        lambda v, p, f: ([], True) if f else (_keyed(v, p, len), False),
     ),
     "key_fold": (
         lambda s, p: s.key_by(lambda x: x % (p + 2)).fold(0, lambda a, x: a + x).map(lambda kv: kv[0] * 100_000 + kv[1]),
-        lambda v, p: _keyed(v, p, sum, scale=100_000),
+        lambda v, p, f: ([], True) if f else (_keyed(v, p, sum, scale=100_000), False),
     ),
+    # Raises on the first element >= 10 * p - 25 (a failure under the default "stop").
+    "fail_at": (lambda s, p: s.map(_fail_at(10 * p - 25)), lambda v, p, f: _fail_model(v, 10 * p - 25, f)),
+    "recover": (lambda s, p: s.recover(lambda e: -100 - p), lambda v, p, f: (v + [-100 - p], False) if f else (v, False)),
 }
+
+
+class Boom(Exception):
+    pass
+
+
+def _fail_at(t: int) -> Callable[[int], int]:
+    def f(x: int) -> int:
+        if x >= t:
+            raise Boom(f"boom at {x}")
+        return x
+
+    return f
+
+
+def _fail_model(v: List[int], t: int, failed: bool) -> Tuple[List[int], bool]:
+    p = next((i for i, x in enumerate(v) if x >= t), None)
+    return (v, failed) if p is None else (v[:p], True)
+
+
+def _take_while(v: List[int], t: int, failed: bool, inclusive: bool) -> Tuple[List[int], bool]:
+    p = next((i for i, x in enumerate(v) if x >= t), None)
+    if p is None:
+        return v, failed
+    return v[: p + 1] if inclusive else v[:p], False
+
 
 # Operators whose output order is not the input order: the chain's result is compared sorted.
 UNORDERED = {"key_count", "key_fold"}
@@ -135,16 +175,14 @@ def _keyed(v: List[int], p: int, agg: Callable[[List[int]], int], scale: int = 1
 op_st = st.tuples(st.sampled_from(sorted(OPS)), st.integers(1, 4), st.booleans())
 
 
-def model(v: List[int], chain: List[Tuple[str, int, bool]]) -> Tuple[Optional[List[int]], bool]:
-    """The chain over a list: (result or None on failure, whether order is unspecified)."""
-    cur: Optional[List[int]] = v
-    unordered = False
+def model(v: List[int], chain: List[Tuple[str, int, bool]]) -> Tuple[List[int], bool, bool]:
+    """The chain over a list: (what reaches the sink, whether the run fails, whether the order
+    is unspecified)."""
+    failed = unordered = False
     for name, p, _ in chain:
-        if cur is None:
-            return None, unordered
-        cur = OPS[name][1](cur, p)
+        v, failed = OPS[name][1](v, p, failed)
         unordered = unordered or name in UNORDERED
-    return cur, unordered
+    return v, failed, unordered
 
 
 @settings(max_examples=200, deadline=None)
@@ -160,18 +198,19 @@ def test_operator_chains_match_the_list_model(v, chain, batch):
     for name, _, _ in chain:
         hypothesis.assume(not seen_unordered or name in ELEMENTWISE | UNORDERED)
         seen_unordered = seen_unordered or name in UNORDERED
-    expect, unordered = model(v, chain)
+    expect, fails, unordered = model(v, chain)
     src = Source.from_iter(v)
     for name, p, boundary in chain:
         src = OPS[name][0](src, p)
         if boundary:
             src = src.async_boundary()
-    graph = src.to(Sink.collect(), keep="right")
-    if expect is None:
+    got: List[int] = []
+    graph = src.to(Sink.for_each(got.append), keep="right")
+    if fails:
         with pytest.raises(weir.StageFailed):
             graph.run(batch_size=batch)
-        return
-    got = graph.run(batch_size=batch)
+    else:
+        graph.run(batch_size=batch)
     if unordered:
         assert sorted(got) == sorted(expect)
     else:

@@ -210,6 +210,22 @@ pub(crate) async fn next_step<T: Send + 'static, R>(
     })
 }
 
+/// Upstream failed with `e`: batches that arrived before it are still processed (a stage's queued
+/// jobs finish and their output is emitted) and the stage fails with `e` once they are done, so
+/// what reaches downstream does not depend on timing. A cancellation is returned at once.
+pub(crate) fn drain_before(
+    e: StageError,
+    upstream_done: &mut bool,
+    upstream_error: &mut Option<StageError>,
+) -> Option<StageError> {
+    if e.kind() == weir_graph::ErrorKind::Cancelled {
+        return Some(e);
+    }
+    *upstream_done = true;
+    *upstream_error = Some(e);
+    None
+}
+
 pub(crate) fn job_result<R>(
     r: Result<Result<R, StageError>, futures::channel::oneshot::Canceled>,
 ) -> Result<R, StageError> {
@@ -244,6 +260,7 @@ impl<I: Send + 'static, O: Send + 'static> AsyncLogic for FlowStage<I, O> {
             }
             let mut queue: VecDeque<JobRx<Partial<Vec<O>>>> = VecDeque::new();
             let mut upstream_done = false;
+            let mut upstream_error = None;
             while let Some(step) = next_step(&mut input, &mut queue, upstream_done).await {
                 match step {
                     Step2::Input(Event::Batch(b)) => {
@@ -257,7 +274,11 @@ impl<I: Send + 'static, O: Send + 'static> AsyncLogic for FlowStage<I, O> {
                         })?);
                     }
                     Step2::Input(Event::End) => upstream_done = true,
-                    Step2::Input(Event::Error(e)) => return Err(e),
+                    Step2::Input(Event::Error(e)) => {
+                        if let Some(e) = drain_before(e, &mut upstream_done, &mut upstream_error) {
+                            return Err(e);
+                        }
+                    }
                     Step2::Done(r) => {
                         queue.pop_front();
                         let (out, failure) = job_result(r)?;
@@ -271,6 +292,9 @@ impl<I: Send + 'static, O: Send + 'static> AsyncLogic for FlowStage<I, O> {
                 }
             }
             drop(input);
+            if let Some(e) = upstream_error {
+                return Err(e);
+            }
             let (o, e) = (Arc::clone(&op), Arc::clone(&env));
             let (last, failure) = disp
                 .call(move |py| {

@@ -1,6 +1,6 @@
 //! External work: batches handed to asyncio coroutines or interpreter pools.
 
-use super::core::{Partial, StageEnv, element_failed};
+use super::core::{Partial, StageEnv, drain_before, element_failed};
 use super::element::extend_from;
 use crate::dispatch::{Dispatcher, RunCtx};
 use crate::mat::MatValue;
@@ -153,6 +153,7 @@ impl AsyncLogic for ExternalStage {
             let chunk = io.batch_size.max(1);
             let mut backlog: VecDeque<PyObj> = VecDeque::new();
             let mut upstream_done = false;
+            let mut upstream_error = None;
             loop {
                 let free = self.max_inflight.saturating_sub(inflight.len());
                 if free > 0 && !backlog.is_empty() {
@@ -192,7 +193,7 @@ impl AsyncLogic for ExternalStage {
                 }
                 let room = !upstream_done && backlog.is_empty() && free > 0;
                 let next = match (room, inflight.len()) {
-                    (false, 0) => return Ok(()),
+                    (false, 0) => return upstream_error.map_or(Ok(()), Err),
                     (true, 0) => Next::Input(input.recv().await),
                     (false, _) => Next::Outcome(poll_fn(|cx| inflight.poll_next(cx)).await),
                     (true, _) => {
@@ -207,7 +208,11 @@ impl AsyncLogic for ExternalStage {
                 match next {
                     Next::Input(Event::Batch(b)) => backlog.extend(b),
                     Next::Input(Event::End) => upstream_done = true,
-                    Next::Input(Event::Error(e)) => return Err(e),
+                    Next::Input(Event::Error(e)) => {
+                        if let Some(e) = drain_before(e, &mut upstream_done, &mut upstream_error) {
+                            return Err(e);
+                        }
+                    }
                     Next::Outcome(r) => {
                         let (outputs, failures) = r.map_err(|_| {
                             StageError::internal("an external batch was dropped without an outcome")

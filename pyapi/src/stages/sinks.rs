@@ -1,7 +1,7 @@
 //! Python sinks: collect, fold, for_each, ignore, head, last.
 
 use super::cloop;
-use super::core::{JobRx, Shared, StageEnv, Step2, job_result, next_step};
+use super::core::{JobRx, Shared, StageEnv, Step2, drain_before, job_result, next_step};
 use crate::dispatch::{Dispatcher, RunCtx};
 use crate::mat::MatValue;
 use crate::obj::{PyObj, user_error};
@@ -156,6 +156,7 @@ impl SinkStage {
         let state = Shared::new(Some(init));
         let mut queue: VecDeque<JobRx<()>> = VecDeque::new();
         let mut upstream_done = false;
+        let mut upstream_error = None;
         while let Some(step) = next_step(&mut input, &mut queue, upstream_done).await {
             match step {
                 Step2::Input(Event::Batch(b)) => match &*kind {
@@ -197,7 +198,11 @@ impl SinkStage {
                     }
                 },
                 Step2::Input(Event::End) => upstream_done = true,
-                Step2::Input(Event::Error(e)) => return Err(e),
+                Step2::Input(Event::Error(e)) => {
+                    if let Some(e) = drain_before(e, &mut upstream_done, &mut upstream_error) {
+                        return Err(e);
+                    }
+                }
                 Step2::Done(r) => {
                     queue.pop_front();
                     job_result(r)?;
@@ -207,6 +212,9 @@ impl SinkStage {
         drop(input);
         for rx in queue {
             job_result(rx.await)?;
+        }
+        if let Some(e) = upstream_error {
+            return Err(e);
         }
         let (st, k) = (Arc::clone(&state), Arc::clone(&kind));
         disp.call(move |py| {

@@ -6,6 +6,7 @@
 //! error mapping to Python exceptions, and the run handle. The `#[pymodule]` lives in the tiny
 //! `weir-py-ext` cdylib, which calls [`register`].
 
+pub mod arrow;
 pub mod dispatch;
 pub mod dsl;
 pub mod errors;
@@ -64,5 +65,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dsl::sink_head, m)?)?;
     m.add_function(wrap_pyfunction!(dsl::sink_last, m)?)?;
     ops::register(m)?;
+    arrow::register(m)?;
     Ok(())
 }

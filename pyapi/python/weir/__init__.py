@@ -39,7 +39,7 @@ from ._dsl import (
     Zip,
 )
 from ._handles import SinkQueue, SourceQueue
-from ._native import Cancellable, Completion, KillSwitch
+from ._native import ArrowBatch, ArrowTable, Cancellable, Completion, KillSwitch
 from ._run import RunHandle
 from .errors import GraphInvalid, RunCancelled, StageFailed, WeirError, WorkerCrashed
 from .interpreters import InterpreterPool
@@ -74,6 +74,8 @@ __all__ = [
     "KillSwitch",
     "Completion",
     "RunHandle",
+    "ArrowBatch",
+    "ArrowTable",
     "DeadLetter",
     "InterpreterPool",
     "WeirError",

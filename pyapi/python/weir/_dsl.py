@@ -1217,10 +1217,20 @@ class Sink(_Blueprint):
     def to_arrow() -> "Sink":
         """Every element as a ``pyarrow.Table``: record batches (or tables) are assembled
         without copying (``pa.Table.from_batches``); dict rows (or scalars, as a ``value``
-        column) are converted."""
+        column) are converted. Without pyarrow installed, weir's own record batches come back
+        as a ``weir.ArrowTable`` that any Arrow PyCapsule consumer reads without a copy
+        (``polars.DataFrame(t)``)."""
         from .columnar import rows_to_table
 
         return Sink(_native.sink_collect(rows_to_table))
+
+    @staticmethod
+    def to_polars() -> "Sink":
+        """Every element as a polars DataFrame: record batches are assembled without copying
+        (no pyarrow needed), dict rows are converted."""
+        from .columnar import rows_to_polars
+
+        return Sink(_native.sink_collect(rows_to_polars))
 
     @staticmethod
     def to_pandas() -> "Sink":

@@ -19,7 +19,38 @@ what pyarrow's own conversions cost.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, Iterator, List, Optional
+
+from . import _native
+
+
+def _pa_opt() -> Any:
+    """pyarrow, or ``None`` when it is not installed (``WEIR_ARROW=native`` also says ``None``:
+    weir's own Arrow batches, for minimal installs and their tests)."""
+    if os.environ.get("WEIR_ARROW") == "native":
+        return None
+    try:
+        import pyarrow as pa
+    except ImportError:
+        return None
+    return pa
+
+
+def _is_batch(x: Any) -> bool:
+    """Whether ``x`` is a record batch element (pyarrow's or weir's own)."""
+    if isinstance(x, _native.ArrowBatch):
+        return True
+    pa = _pa_opt()
+    return pa is not None and isinstance(x, pa.RecordBatch)
+
+
+def _pl() -> Any:
+    try:
+        import polars as pl
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("this needs pyarrow or polars: pip install 'weir[arrow]' or 'weir[polars]'") from e
+    return pl
 
 
 def _pa() -> Any:
@@ -53,7 +84,15 @@ class _ArrowSource:
     second run fails with a clear error instead of silently seeing nothing."""
 
     def __init__(self, data: Any) -> None:
-        pa = _pa()
+        pa = _pa_opt()
+        self.once = False
+        self.read = False
+        if pa is None:
+            # weir's own import: every run exports the producer anew.
+            if not hasattr(data, "__arrow_c_stream__") and not hasattr(data, "__arrow_c_array__"):
+                raise TypeError(f"{type(data).__name__} is not Arrow data (no __arrow_c_stream__ / __arrow_c_array__)")
+            self.data = data
+            return
         if isinstance(data, pa.RecordBatch):
             data = pa.Table.from_batches([data])
         elif not isinstance(data, (pa.Table, pa.RecordBatchReader)) and not hasattr(data, "__arrow_c_stream__"):
@@ -62,10 +101,11 @@ class _ArrowSource:
             data = pa.Table.from_batches([pa.record_batch(data)])
         self.data = data
         self.once = isinstance(data, pa.RecordBatchReader)
-        self.read = False
 
     def batches(self) -> Iterator[Any]:
-        pa = _pa()
+        pa = _pa_opt()
+        if pa is None:
+            return iter(_native.arrow_stream(self.data))
         if isinstance(self.data, pa.Table):
             return iter(self.data.to_batches())
         if self.once:
@@ -79,8 +119,8 @@ class _ArrowSource:
         return iter(pa.RecordBatchReader.from_stream(self.data))
 
     def __length_hint__(self) -> int:
-        pa = _pa()
-        return self.data.num_rows if isinstance(self.data, pa.Table) else 0
+        pa = _pa_opt()
+        return self.data.num_rows if pa is not None and isinstance(self.data, pa.Table) else 0
 
 
 class ArrowBatches(_ArrowSource):
@@ -92,7 +132,9 @@ class ArrowBatches(_ArrowSource):
 
 def to_rows(batch: Any) -> List[Any]:
     """The rows (dicts) of a record batch, table or Arrow-exporting object."""
-    pa = _pa()
+    pa = _pa_opt()
+    if pa is None:
+        return _pl().DataFrame(batch).to_dicts()
     if isinstance(batch, (pa.RecordBatch, pa.Table)):
         return batch.to_pylist()
     return _reader(batch).read_all().to_pylist()
@@ -103,7 +145,7 @@ class ArrowRows(_ArrowSource):
 
     def __iter__(self) -> Iterator[Any]:
         for batch in self.batches():
-            yield from batch.to_pylist()
+            yield from to_rows(batch)
 
 
 def pandas_to_arrow(df: Any) -> Any:
@@ -113,7 +155,12 @@ def pandas_to_arrow(df: Any) -> Any:
 
 def rows_to_table(rows: List[Any]) -> Any:
     """A list of record batches / tables (assembled without copying), or of dict rows (or
-    scalars, as a ``value`` column), as a pyarrow Table."""
+    scalars, as a ``value`` column), as a pyarrow Table (a ``weir.ArrowTable`` of weir's own
+    batches when pyarrow is not installed)."""
+    pa = _pa_opt()
+    if rows and isinstance(rows[0], _native.ArrowBatch):
+        table = _native.arrow_table(rows)
+        return table if pa is None else pa.table(table)
     pa = _pa()
     if rows and isinstance(rows[0], (pa.RecordBatch, pa.Table)):
         batches: List[Any] = []
@@ -130,12 +177,23 @@ def rows_to_table(rows: List[Any]) -> Any:
     return pa.Table.from_pylist(rows)
 
 
+def rows_to_polars(rows: List[Any]) -> Any:
+    """A list of record batches (assembled without copying) or of dict rows as a polars
+    DataFrame."""
+    pl = _pl()
+    if rows and _is_batch(rows[0]):
+        return pl.DataFrame(rows_to_table(rows))
+    return pl.DataFrame(rows)
+
+
 def rows_to_pandas(rows: List[Any]) -> Any:
     """A list of rows as a pandas DataFrame."""
     return rows_to_table(rows).to_pandas()
 
 
 def _to_format(rows: List[Any], fmt: str) -> Any:
+    if fmt == "polars" and _pa_opt() is None:
+        return _pl().DataFrame(rows)
     pa = _pa()
     table = rows_to_table(rows)
     if fmt == "pyarrow":
@@ -152,11 +210,13 @@ def _to_format(rows: List[Any], fmt: str) -> Any:
 
 
 def _from_format(out: Any) -> List[Any]:
-    pa = _pa()
     if out is None:
         return []
     if isinstance(out, list):
         return out
+    if _pa_opt() is None and type(out).__module__.split(".")[0] == "polars":
+        return out.to_dicts()
+    pa = _pa()
     if isinstance(out, (pa.Table, pa.RecordBatch)):
         return out.to_pylist()
     mod = type(out).__module__.split(".")[0]
@@ -172,6 +232,10 @@ def _from_format(out: Any) -> List[Any]:
 
 
 def _batch_to_format(rb: Any, fmt: str) -> Any:
+    if isinstance(rb, _native.ArrowBatch):
+        if fmt == "polars":
+            return _pl().DataFrame(rb)
+        rb = _pa().record_batch(rb)
     if fmt == "pyarrow":
         return rb
     if fmt == "polars":
@@ -187,9 +251,15 @@ def _batch_to_format(rb: Any, fmt: str) -> Any:
 
 def _to_batches(out: Any) -> List[Any]:
     """``fn``'s result on a record batch, back as record batches (no copy where possible)."""
-    pa = _pa()
     if out is None:
         return []
+    pa = _pa_opt()
+    if pa is None:
+        if isinstance(out, dict):
+            out = _pl().DataFrame(out)
+        if hasattr(out, "__arrow_c_stream__") or hasattr(out, "__arrow_c_array__"):
+            return list(_native.arrow_stream(out))
+        raise TypeError(f"map_batches() on record batches must return Arrow or polars data or a dict of columns, not {type(out).__name__}")
     if isinstance(out, pa.RecordBatch):
         return [out]
     if isinstance(out, pa.Table):
@@ -218,8 +288,7 @@ class _Adapter:
         self.fmt = fmt
 
     def __call__(self, rows: List[Any]) -> List[Any]:
-        pa = _pa()
-        if rows and isinstance(rows[0], pa.RecordBatch):
+        if rows and _is_batch(rows[0]):
             out: List[Any] = []
             for rb in rows:
                 out.extend(_to_batches(self.fn(_batch_to_format(rb, self.fmt))))

@@ -91,6 +91,10 @@ fn stream_capsule<'py>(
     PyCapsule::new_with_value(py, stream, STREAM)
 }
 
+fn names(schema: &Schema) -> Vec<String> {
+    schema.fields().iter().map(|f| f.name().clone()).collect()
+}
+
 fn refuse_requested_schema(requested: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
     match requested {
         Some(r) if !r.is_none() => Err(PyTypeError::new_err(
@@ -120,12 +124,7 @@ impl NArrowBatch {
     /// Column names in order.
     #[getter]
     fn column_names(&self) -> Vec<String> {
-        self.0
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect()
+        names(&self.0.schema())
     }
     fn __len__(&self) -> usize {
         self.0.num_rows()
@@ -187,11 +186,7 @@ impl NArrowTable {
     /// Column names in order.
     #[getter]
     fn column_names(&self) -> Vec<String> {
-        self.schema
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect()
+        names(&self.schema)
     }
     /// The batches, as `ArrowBatch` objects.
     fn batches(&self) -> Vec<NArrowBatch> {

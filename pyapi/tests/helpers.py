@@ -24,3 +24,17 @@ class Forever:
         while True:
             yield i
             i += 1
+
+
+class Counting:
+    """An endless iterable of 0, 1, 2, ... that records how many elements were pulled."""
+
+    def __init__(self) -> None:
+        self.pulled = 0
+
+    def __iter__(self):
+        i = 0
+        while True:
+            self.pulled = i + 1
+            yield i
+            i += 1

@@ -12,7 +12,7 @@ import pytest
 
 import weir
 
-from helpers import Forever
+from helpers import Counting, Forever
 
 
 def _alive(pid: int) -> bool:
@@ -265,25 +265,16 @@ def test_unordered_pool_emits_batches_as_they_complete():
 
 
 def test_pool_keeps_in_flight_batches_bounded():
-    class Counting:
-        pulled = 0
-
-        def __iter__(self):
-            i = 0
-            while True:
-                Counting.pulled = i + 1
-                yield i
-                i += 1
-
+    source = Counting()
     out = []
     slow = lambda x: (__import__("time").sleep(0.002), x)[1]  # noqa: E731
     with weir.InterpreterPool(workers=1) as pool:
-        g = weir.Source.from_iter(Counting()).map(slow, pool=pool).batch_size(4).to(weir.Sink.for_each(out.append), keep="right")
+        g = weir.Source.from_iter(source).map(slow, pool=pool).batch_size(4).to(weir.Sink.for_each(out.append), keep="right")
         h = g.start(batch_size=4)
         gaps = []
         for _ in range(3):
             time.sleep(0.4)
-            gaps.append(Counting.pulled - len(out))
+            gaps.append(source.pulled - len(out))
         h.cancel()
         with pytest.raises(weir.RunCancelled):
             h.wait(timeout=30)

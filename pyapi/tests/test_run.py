@@ -10,7 +10,7 @@ import pytest
 
 import weir
 
-from helpers import Forever, boom_at
+from helpers import Counting, Forever, boom_at
 
 
 def slow(x):
@@ -133,28 +133,19 @@ def test_stage_stats_rates_and_watch(capsys):
 
 
 def test_slow_python_sink_bounds_what_the_source_pulls():
-    class Counting:
-        pulled = 0
-
-        def __iter__(self):
-            i = 0
-            while True:
-                Counting.pulled = i + 1
-                yield i
-                i += 1
-
+    source = Counting()
     seen = []
 
     def slow(x):
         time.sleep(0.0005)
         seen.append(x)
 
-    g = weir.Source.from_iter(Counting()).map(lambda x: x).async_boundary().to(weir.Sink.for_each(slow), keep="right")
+    g = weir.Source.from_iter(source).map(lambda x: x).async_boundary().to(weir.Sink.for_each(slow), keep="right")
     h = g.start(batch_size=16)
     gaps = []
     for _ in range(3):
         time.sleep(0.4)
-        gaps.append(Counting.pulled - len(seen))
+        gaps.append(source.pulled - len(seen))
     h.cancel()
     with pytest.raises(weir.RunCancelled):
         h.wait(timeout=30)

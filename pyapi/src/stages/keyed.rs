@@ -3,9 +3,7 @@
 use super::core::{PyOp, element_failed};
 use crate::obj::{KeyedObj, PyObj, user_error};
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use pyo3::types::{PyDict, PyTuple};
 use weir_graph::{StageCx, StageError};
 
 /// `key_by(f)`: computes each element's key and Python hash (the routing hash).
@@ -43,33 +41,19 @@ impl PyOp<PyObj, KeyedObj> for KeyOp {
     }
 }
 
-/// A hasher for already-hashed keys (Python's hash): one multiply to spread the bits.
-#[derive(Default)]
-pub struct PreHashed(u64);
-
-impl Hasher for PreHashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    fn write_u64(&mut self, i: u64) {
-        self.0 = (i ^ (i >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-/// Per-key state in Rust: buckets by Python hash, keys compared with Python's `==`.
+/// Per-key state in Rust, keys compared by Python's `hash` and `==`: a dict maps each distinct
+/// key to its slot (the dict's C lookup uses a string's cached hash and compares without going
+/// through Python-level calls), the values live in a `Vec`.
 pub struct KeyTable<V> {
-    map: HashMap<u64, Vec<(PyObj, V)>, BuildHasherDefault<PreHashed>>,
+    index: Option<Py<PyDict>>,
+    slots: Vec<(PyObj, V)>,
 }
 
 impl<V> Default for KeyTable<V> {
     fn default() -> Self {
         Self {
-            map: HashMap::default(),
+            index: None,
+            slots: Vec::new(),
         }
     }
 }
@@ -79,36 +63,38 @@ impl<V> KeyTable<V> {
     pub fn slot<'a>(
         &'a mut self,
         py: Python<'_>,
-        hash: u64,
         key: PyObj,
         init: impl FnOnce() -> V,
     ) -> PyResult<&'a mut V> {
-        let bucket = self.map.entry(hash).or_default();
-        let k = key.0.bind(py);
-        let mut found = None;
-        for (i, (other, _)) in bucket.iter().enumerate() {
-            let o = other.0.bind(py);
-            if o.is(k) || o.eq(k)? {
-                found = Some(i);
-                break;
-            }
-        }
-        let i = match found {
-            Some(i) => i,
+        let index = match &self.index {
+            Some(d) => d.bind(py).clone(),
             None => {
-                bucket.push((key, init()));
-                bucket.len() - 1
+                let d = PyDict::new(py);
+                self.index = Some(d.clone().unbind());
+                d
             }
         };
-        Ok(&mut bucket[i].1)
+        let k = key.0.bind(py);
+        let i = match index.get_item(k)? {
+            Some(i) => i.extract::<usize>()?,
+            None => {
+                let i = self.slots.len();
+                index.set_item(k, i)?;
+                self.slots.push((key, init()));
+                i
+            }
+        };
+        Ok(&mut self.slots[i].1)
     }
-    /// Every (key, value), emptying the table.
+    /// Every (key, value) in first-seen order, emptying the table.
     pub fn drain(&mut self) -> impl Iterator<Item = (PyObj, V)> + '_ {
-        self.map.drain().flat_map(|(_, b)| b)
+        self.index = None;
+        self.slots.drain(..)
     }
     /// Forgets every key.
     pub fn clear(&mut self) {
-        self.map.clear();
+        self.index = None;
+        self.slots.clear();
     }
 }
 
@@ -131,7 +117,7 @@ impl PyOp<KeyedObj, PyObj> for CountAgg {
         cx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
         for k in input {
-            match self.0.slot(py, k.hash, k.key, || 0) {
+            match self.0.slot(py, k.key, || 0) {
                 Ok(c) => *c += 1,
                 Err(e) => element_failed(py, cx, e, None)?,
             }
@@ -180,7 +166,7 @@ impl PyOp<KeyedObj, PyObj> for FoldAgg {
             let zero = &self.zero;
             let slot = match self
                 .table
-                .slot(py, k.hash, k.key, || zero.as_ref().map(|z| z.clone_ref(py)))
+                .slot(py, k.key, || zero.as_ref().map(|z| z.clone_ref(py)))
             {
                 Ok(s) => s,
                 Err(e) => {

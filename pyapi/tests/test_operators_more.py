@@ -381,3 +381,16 @@ def test_partition_and_unzip():
         b.connect(o, i)
         ks.append(k)
     assert b.build(*ks).run() == ([1, 2], ["a", "b"])
+
+
+def test_key_by_counts_in_first_seen_order_and_names_a_failing_key():
+    words = ["b", "a", "b", "c", "a", "b"]
+    assert collect(Source.from_iter(words).key_by().count()) == [("b", 3), ("a", 2), ("c", 1)]
+    assert collect(Source.from_iter(words).key_by(str.upper).count()) == [("B", 3), ("A", 2), ("C", 1)]
+    with pytest.raises(weir.StageFailed) as ei:
+        collect(Source.from_iter(["ab", "", "c"]).key_by(lambda w: 1 // len(w)).count())
+    assert isinstance(ei.value.__cause__, ZeroDivisionError)
+    assert ei.value.element == "" and ei.value.stage_name == "key_by"
+    with pytest.raises(weir.StageFailed) as ei:
+        collect(Source.from_iter([[1], [2]]).key_by().count())  # lists are unhashable
+    assert isinstance(ei.value.__cause__, TypeError)

@@ -1,5 +1,6 @@
 //! Keyed ops: `key_by(f)` and per-key aggregates counted/folded in Rust.
 
+use super::cloop;
 use super::core::{PyOp, element_failed};
 use crate::obj::{KeyedObj, PyObj, user_error};
 use pyo3::prelude::*;
@@ -23,6 +24,25 @@ impl PyOp<PyObj, KeyedObj> for KeyOp {
         cx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
         let f = self.f.as_ref().map(|f| f.bind(py));
+        if let (Some(f), false) = (f, self.keep_value) {
+            // Only the keys matter (`count`): computed by CPython's own `map` over the batch (no
+            // argument tuple per call), failures through supervision with their element.
+            let mut keys = Vec::with_capacity(input.len());
+            let r = cloop::via_list(py, &input, &mut keys, |l, res| {
+                cloop::map_list(&f.clone().unbind(), l, res, cx)
+            });
+            for k in keys {
+                match k.0.bind(py).hash() {
+                    Ok(h) => out.push(KeyedObj {
+                        hash: h as u64,
+                        key: k,
+                        value: None,
+                    }),
+                    Err(e) => element_failed(py, cx, e, Some(k))?,
+                }
+            }
+            return r;
+        }
         for x in input {
             let key = match f {
                 Some(f) => f.call1((x.0.bind(py),)),

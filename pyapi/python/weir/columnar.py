@@ -9,12 +9,13 @@ uses ``to_numpy(zero_copy_only=False)`` (zero-copy for primitive columns without
 ``pandas`` uses ``to_pandas()`` (usually a copy). **Dict rows** (the default for
 ``from_iter``, or ``.rows()`` / ``rows=True``) keep the original row path: columnar stages convert
 a whole engine batch of rows at once.
-The conversion uses the Arrow PyCapsule interface (``__arrow_c_stream__`` / ``__arrow_c_array__``)
-through pyarrow, so any producer implementing it (pyarrow, polars, pandas >= 2.2, DuckDB...) can
-feed ``Source.from_arrow`` (read batch by batch: a stream is never loaded whole) and any batch
-returned by ``map_batches`` comes back as rows. This layer
-is pure Python over pyarrow (no Rust arrow crates): simpler to build, and the per-batch cost is
-what pyarrow's own conversions cost.
+Any producer of the Arrow PyCapsule interface (``__arrow_c_stream__`` / ``__arrow_c_array__``:
+pyarrow, polars, pandas >= 2.2, DuckDB...) feeds ``Source.from_arrow``, read batch by batch (a
+stream is never loaded whole). With pyarrow installed the batches are ``pyarrow.RecordBatch``
+objects (imported through pyarrow, with its whole API at hand). Without it (or with
+``WEIR_ARROW=native``) they are ``weir.ArrowBatch`` objects imported by the extension itself
+through the C data interface (arrow-rs), still zero-copy, which every PyCapsule consumer takes as
+they are (``polars.DataFrame(b)``), and ``Sink.to_arrow()`` returns a ``weir.ArrowTable``.
 """
 
 from __future__ import annotations

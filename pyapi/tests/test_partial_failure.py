@@ -104,3 +104,15 @@ def test_stages_finish_what_arrived_before_an_upstream_failure(batch):
             g.run(batch_size=batch)
         assert isinstance(ei.value.__cause__, Boom)
         assert got == list(range(1, 51))
+
+
+def test_flat_map_keeps_the_items_an_iterable_yielded_before_it_failed():
+    def gen(x):
+        yield x
+        if x == 3:
+            raise Boom("half-way")
+        yield x * 10
+
+    assert recovered(Source.range(5).flat_map(gen)) == [0, 0, 1, 10, 2, 20, 3, "recovered Boom"]
+    resumed = Source.range(5).flat_map(gen, supervision=[(Boom, "resume")]).run_with(Sink.collect())
+    assert resumed == [0, 0, 1, 10, 2, 20, 3, 4, 40]

@@ -20,6 +20,7 @@ static MAP: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static FILTER: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static ACCUMULATE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static DEQUE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static CHAIN: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 /// A cached type from a module (`builtins.map`, `itertools.accumulate`, ...).
 fn ty<'py>(
@@ -127,6 +128,36 @@ pub(crate) fn filter_list(
 ) -> Result<(), StageError> {
     let (cur, src) = lazy(&FILTER, "filter", pred, input)?;
     drain(input.py(), out, &src, &cur, cx)
+}
+
+/// Appends the items of `f(x)` for every element of `input` to `out`
+/// (`itertools.chain.from_iterable(map(f, input))` drained by `list.extend`). An element whose
+/// `f` raises, or whose iterable raises part-way, goes through supervision; the items its
+/// iterable yielded before failing stay, as they would have been emitted one at a time. `chain`
+/// drops its source after an error, so resuming starts a new one over the same `map` object.
+pub(crate) fn flat_map_list(
+    f: &Py<PyAny>,
+    input: &Bound<'_, PyList>,
+    out: &Bound<'_, PyList>,
+    cx: &mut StageCx<'_>,
+) -> Result<(), StageError> {
+    let py = input.py();
+    let (cur, mapped) = lazy(&MAP, "map", f, input)?;
+    let from_iterable = ty(py, &CHAIN, "itertools", "chain")?
+        .getattr(pyo3::intern!(py, "from_iterable"))
+        .map_err(|e| user_error(py, e))?;
+    let extend = out
+        .getattr(pyo3::intern!(py, "extend"))
+        .map_err(|e| user_error(py, e))?;
+    loop {
+        let items = from_iterable
+            .call1((&mapped,))
+            .map_err(|e| user_error(py, e))?;
+        match extend.call1((items,)) {
+            Ok(_) => return Ok(()),
+            Err(e) => element_failed(py, cx, e, cur.last())?,
+        }
+    }
 }
 
 /// Runs a list-to-list loop (`map_list`, `filter_list`) over a `Vec` batch, into `out`.

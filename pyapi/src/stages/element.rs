@@ -207,10 +207,22 @@ pub(crate) fn extend_from(out: &mut Vec<PyObj>, it: &Bound<'_, PyAny>) -> PyResu
     Ok(())
 }
 
-/// `flat_map(f)`: `f` returns an iterable per element.
+/// `flat_map(f)`: `f` returns an iterable per element; its items are emitted in order (those
+/// yielded before a failure included).
 pub struct FlatMapOp(pub Py<PyAny>);
 
 impl PyOp<PyObj, PyObj> for FlatMapOp {
+    fn on_list<'py>(
+        &mut self,
+        input: &Bound<'py, PyList>,
+        out: &Bound<'py, PyList>,
+        cx: &mut StageCx<'_>,
+    ) -> Option<Result<(), StageError>> {
+        Some(cloop::flat_map_list(&self.0, input, out, cx))
+    }
+    fn list_capable(&self) -> bool {
+        true
+    }
     fn on_batch(
         &mut self,
         py: Python<'_>,
@@ -218,18 +230,9 @@ impl PyOp<PyObj, PyObj> for FlatMapOp {
         out: &mut Vec<PyObj>,
         cx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
-        let f = self.0.bind(py);
-        for x in input {
-            let n = out.len();
-            let r = f
-                .call1((x.0.bind(py),))
-                .and_then(|it| extend_from(out, &it));
-            if let Err(e) = r {
-                out.truncate(n);
-                element_failed(py, cx, e, Some(x))?;
-            }
-        }
-        Ok(())
+        cloop::via_list(py, &input, out, |l, res| {
+            cloop::flat_map_list(&self.0, l, res, cx)
+        })
     }
 }
 

@@ -5,8 +5,9 @@ use super::{Bp, Fuse, NBlueprint, op, wrap};
 use crate::mat::MatValue;
 use crate::obj::{KeyedObj, PyObj};
 use crate::stages::{
-    ChainOp, CountAgg, FilterOp, FlatMapOp, FoldAgg, FoldOp, GroupedOp, KeyOp, MapBatchesOp, MapOp,
-    OpFactory, PyOp, ScanOp, SinkKind, external_flow, iter_source, py_flow, py_sink, unit_mat,
+    ChainOp, CountAgg, FilterOp, FlatMapOp, FoldAgg, FoldOp, GroupedOp, KeyCountOp, KeyOp,
+    KeyTable, MapBatchesOp, MapOp, OpFactory, PyOp, ScanOp, SinkKind, external_flow, iter_source,
+    py_flow, py_sink, unit_mat,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -288,28 +289,35 @@ pub fn flow_buffer(size: usize, strategy: &str) -> PyResult<NBlueprint> {
     ))))
 }
 
-fn keyed(
-    f: Option<Py<PyAny>>,
-    keep_value: bool,
-    agg_name: &str,
-    agg: OpFactory<KeyedObj, PyObj>,
-) -> NBlueprint {
+fn keyed(f: Option<Py<PyAny>>, agg_name: &str, agg: OpFactory<KeyedObj, PyObj>) -> NBlueprint {
     let keys = py_flow::<PyObj, KeyedObj>(
         "key_by",
         op(move |py| KeyOp {
             f: f.as_ref().map(|f| f.clone_ref(py)),
-            keep_value,
         }),
     )
     .partition_by_hash(|k: &KeyedObj| k.hash);
     flow(keys.via_mat(py_flow(agg_name, agg), |_, _| MatValue::Unit))
 }
 
-/// `key_by(f).count()`: keys hashed by Python, counted in Rust.
+/// `key_by(f).count()`: keys counted in Rust where they are computed (stage `key_by`), the
+/// per-key counts summed after a hash exchange (stage `count`, the one `parallelism` applies to).
 #[pyfunction]
 #[pyo3(signature = (f=None))]
 pub fn flow_key_count(f: Option<Py<PyAny>>) -> NBlueprint {
-    keyed(f, false, "count", op(|_py| CountAgg::default()))
+    let local = py_flow::<PyObj, KeyedObj>(
+        "key_by",
+        op(move |py| KeyCountOp {
+            f: f.as_ref().map(|f| f.clone_ref(py)),
+            table: KeyTable::default(),
+        }),
+    )
+    .partition_by_hash(|k: &KeyedObj| k.hash);
+    flow(
+        local.via_mat(py_flow("count", op(|_py| CountAgg::default())), |_, _| {
+            MatValue::Unit
+        }),
+    )
 }
 
 /// `key_by(f).fold(zero, g)`; `zero=None` with `reduce=True` gives `.reduce(g)`.
@@ -324,7 +332,6 @@ pub fn flow_key_fold(
     let name = if reduce { "reduce" } else { "fold" };
     keyed(
         f,
-        true,
         name,
         op(move |py| FoldAgg {
             zero: (!reduce).then(|| zero.clone_ref(py)),

@@ -7,12 +7,11 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use weir_graph::{StageCx, StageError};
 
-/// `key_by(f)`: computes each element's key and Python hash (the routing hash).
+/// `key_by(f)` before `fold`/`reduce`: computes each element's key and Python hash (the
+/// routing hash) and keeps the element next to it.
 pub struct KeyOp {
     /// The key function (`None`: the element is its own key).
     pub f: Option<Py<PyAny>>,
-    /// Keep the element next to its key (`False` for `count`).
-    pub keep_value: bool,
 }
 
 impl PyOp<PyObj, KeyedObj> for KeyOp {
@@ -24,25 +23,6 @@ impl PyOp<PyObj, KeyedObj> for KeyOp {
         cx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
         let f = self.f.as_ref().map(|f| f.bind(py));
-        if let (Some(f), false) = (f, self.keep_value) {
-            // Only the keys matter (`count`): computed by CPython's own `map` over the batch (no
-            // argument tuple per call), failures through supervision with their element.
-            let mut keys = Vec::with_capacity(input.len());
-            let r = cloop::via_list(py, &input, &mut keys, |l, res| {
-                cloop::map_list(&f.clone().unbind(), l, res, cx)
-            });
-            for k in keys {
-                match k.0.bind(py).hash() {
-                    Ok(h) => out.push(KeyedObj {
-                        hash: h as u64,
-                        key: k,
-                        value: None,
-                    }),
-                    Err(e) => element_failed(py, cx, e, Some(k))?,
-                }
-            }
-            return r;
-        }
         for x in input {
             let key = match f {
                 Some(f) => f.call1((x.0.bind(py),)),
@@ -52,7 +32,7 @@ impl PyOp<PyObj, KeyedObj> for KeyOp {
                 Ok((h, k)) => out.push(KeyedObj {
                     hash: h as u64,
                     key: PyObj::from_bound(k),
-                    value: self.keep_value.then_some(x),
+                    value: Some(x),
                 }),
                 Err(e) => element_failed(py, cx, e, Some(x))?,
             }
@@ -83,7 +63,7 @@ impl<V> KeyTable<V> {
     pub fn slot<'a>(
         &'a mut self,
         py: Python<'_>,
-        key: PyObj,
+        key: &PyObj,
         init: impl FnOnce() -> V,
     ) -> PyResult<&'a mut V> {
         let index = match &self.index {
@@ -100,7 +80,7 @@ impl<V> KeyTable<V> {
             None => {
                 let i = self.slots.len();
                 index.set_item(k, i)?;
-                self.slots.push((key, init()));
+                self.slots.push((key.clone_ref(py), init()));
                 i
             }
         };
@@ -124,7 +104,70 @@ fn pair(py: Python<'_>, k: PyObj, v: Py<PyAny>) -> Result<PyObj, StageError> {
         .map_err(|e| user_error(py, e))
 }
 
-/// `key_by(f).count()`: counts in Rust, one `(key, count)` tuple per key on completion.
+/// `key_by(f).count()`, first half: computes keys (CPython's own `map` over the batch: no
+/// argument tuple per call) and counts them locally; on completion emits one `(hash, key,
+/// count)` per key, routed by hash to [`CountAgg`]. Only the distinct keys cross to the next
+/// stage, which alone may run in parallel.
+pub struct KeyCountOp {
+    /// The key function (`None`: the element is its own key).
+    pub f: Option<Py<PyAny>>,
+    /// Counts so far.
+    pub table: KeyTable<u64>,
+}
+
+impl PyOp<PyObj, KeyedObj> for KeyCountOp {
+    fn on_batch(
+        &mut self,
+        py: Python<'_>,
+        input: Vec<PyObj>,
+        _out: &mut Vec<KeyedObj>,
+        cx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        let mut failure = Ok(());
+        let keys = match &self.f {
+            Some(f) => {
+                let mut keys = Vec::with_capacity(input.len());
+                // Keys computed before a failing element still count.
+                failure = cloop::via_list(py, &input, &mut keys, |l, res| {
+                    cloop::map_list(f, l, res, cx)
+                });
+                keys
+            }
+            None => input,
+        };
+        for k in keys {
+            match self.table.slot(py, &k, || 0) {
+                Ok(c) => *c += 1,
+                Err(e) => element_failed(py, cx, e, Some(k))?,
+            }
+        }
+        failure
+    }
+    fn on_finish(
+        &mut self,
+        py: Python<'_>,
+        out: &mut Vec<KeyedObj>,
+        _cx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        let items: Vec<_> = self.table.drain().collect();
+        for (k, c) in items {
+            let hash = k.0.bind(py).hash().map_err(|e| user_error(py, e))?;
+            let Ok(c) = c.into_pyobject(py);
+            out.push(KeyedObj {
+                hash: hash as u64,
+                key: k,
+                value: Some(PyObj(c.into_any().unbind())),
+            });
+        }
+        Ok(())
+    }
+    fn reset(&mut self, _py: Python<'_>) {
+        self.table.clear();
+    }
+}
+
+/// `key_by(f).count()`, second half: sums the per-key counts of its upstream subtasks, one
+/// `(key, count)` tuple per key on completion.
 #[derive(Default)]
 pub struct CountAgg(KeyTable<u64>);
 
@@ -137,8 +180,12 @@ impl PyOp<KeyedObj, PyObj> for CountAgg {
         cx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
         for k in input {
-            match self.0.slot(py, k.key, || 0) {
-                Ok(c) => *c += 1,
+            let n = match &k.value {
+                Some(v) => v.0.bind(py).extract::<u64>(),
+                None => Ok(1),
+            };
+            match n.and_then(|n| self.0.slot(py, &k.key, || 0).map(|c| *c += n)) {
+                Ok(()) => {}
                 Err(e) => element_failed(py, cx, e, None)?,
             }
         }
@@ -186,7 +233,7 @@ impl PyOp<KeyedObj, PyObj> for FoldAgg {
             let zero = &self.zero;
             let slot = match self
                 .table
-                .slot(py, k.key, || zero.as_ref().map(|z| z.clone_ref(py)))
+                .slot(py, &k.key, || zero.as_ref().map(|z| z.clone_ref(py)))
             {
                 Ok(s) => s,
                 Err(e) => {

@@ -38,6 +38,6 @@ pub use convert::{Convert, EachFallible, convert, each_fallible};
 pub use element::{ChainOp, FilterOp, FlatMapOp, FoldOp, GroupedOp, MapBatchesOp, MapOp, ScanOp};
 pub use external::{Completion, external_flow};
 pub use fused::{fusable_sink, fused_iter_sink};
-pub use keyed::{CountAgg, FoldAgg, KeyOp, KeyTable};
+pub use keyed::{CountAgg, FoldAgg, KeyCountOp, KeyOp, KeyTable};
 pub use sinks::{SinkKind, py_sink};
 pub use source::iter_source;

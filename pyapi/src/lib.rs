@@ -55,6 +55,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dsl::flow_throttle, m)?)?;
     m.add_function(wrap_pyfunction!(dsl::flow_buffer, m)?)?;
     m.add_function(wrap_pyfunction!(dsl::flow_key_count, m)?)?;
+    m.add_function(wrap_pyfunction!(dsl::source_from_iter_key_count, m)?)?;
     m.add_function(wrap_pyfunction!(dsl::flow_key_fold, m)?)?;
     m.add_function(wrap_pyfunction!(dsl::flow_external, m)?)?;
     m.add_function(wrap_pyfunction!(dsl::flow_kill_switch, m)?)?;

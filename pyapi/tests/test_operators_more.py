@@ -394,3 +394,12 @@ def test_key_by_counts_in_first_seen_order_and_names_a_failing_key():
     with pytest.raises(weir.StageFailed) as ei:
         collect(Source.from_iter([[1], [2]]).key_by().count())  # lists are unhashable
     assert isinstance(ei.value.__cause__, TypeError)
+
+
+def test_count_right_after_from_iter_runs_in_the_source_and_matches_the_staged_path():
+    lines = ["a b a", "c", "b b a c d"] * 50
+    fused = Source.from_iter(lines).flat_map(str.split).filter(lambda w: w != "d").key_by(str.upper).count()
+    staged = Source.from_iter(lines).async_boundary().flat_map(str.split).filter(lambda w: w != "d").key_by(str.upper).count()
+    assert collect(fused) == collect(staged) == [("A", 150), ("B", 150), ("C", 100)]
+    assert "key_by" in fused.to_mermaid()
+    assert sorted(collect(fused.parallelism(2))) == [("A", 150), ("B", 150), ("C", 100)]

@@ -979,7 +979,13 @@ class Keyed(Generic[T]):
 
     def count(self) -> Any:
         """One ``(key, count)`` pair per key when the input completes."""
-        return self._up._same(self._up._n.via(_native.flow_key_count(self._key)))
+        up = self._up
+        if isinstance(up, Source) and up._src is not None:
+            # Right after `from_iter` (and its fused ops): keys are computed and counted in the
+            # source's own jobs, and only distinct keys cross to the summing stage.
+            native = _native.source_from_iter_key_count(up._src[0], list(up._ops), self._key)
+            return Source(native, up._meta)
+        return up._same(up._n.via(_native.flow_key_count(self._key)))
 
     def fold(self, zero: Any, fn: Callable[[Any, Any], Any]) -> Any:
         """One ``(key, fold)`` pair per key when the input completes."""

@@ -7,7 +7,7 @@ use crate::obj::{KeyedObj, PyObj};
 use crate::stages::{
     ChainOp, CountAgg, FilterOp, FlatMapOp, FoldAgg, FoldOp, GroupedOp, KeyCountOp, KeyOp,
     KeyTable, MapBatchesOp, MapOp, OpFactory, PyOp, ScanOp, SinkKind, external_flow, iter_source,
-    py_flow, py_sink, unit_mat,
+    py_flow, py_sink, terminated_iter_source, unit_mat,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -318,6 +318,37 @@ pub fn flow_key_count(f: Option<Py<PyAny>>) -> NBlueprint {
             MatValue::Unit
         }),
     )
+}
+
+/// `Source.from_iter(iterable)` + fused `ops` + `key_by(f).count()`: the keys are computed and
+/// counted in the source's own jobs (stage `key_by`), the per-key counts summed after the hash
+/// exchange (stage `count`).
+#[pyfunction]
+#[pyo3(signature = (iterable, ops, f = None))]
+pub fn source_from_iter_key_count(
+    py: Python<'_>,
+    iterable: Py<PyAny>,
+    ops: Vec<PyRef<'_, NOp>>,
+    f: Option<Py<PyAny>>,
+) -> NBlueprint {
+    let chain = (!ops.is_empty()).then(|| chain_factory(py, &ops));
+    let mut name = "from_iter".to_owned();
+    for o in &ops {
+        name = format!("{name}→{}", o.name);
+    }
+    name.push_str("→key_by");
+    let term: OpFactory<PyObj, KeyedObj> = Arc::new(move |py, _info| {
+        Box::new(KeyCountOp {
+            f: f.as_ref().map(|f| f.clone_ref(py)),
+            table: KeyTable::default(),
+        }) as Box<dyn PyOp<PyObj, KeyedObj>>
+    });
+    let src = terminated_iter_source(&name, iterable, chain, Some("key_by"), term)
+        .partition_by_hash(|k: &KeyedObj| k.hash);
+    wrap(Bp::Source(src.via_mat(
+        py_flow("count", op(|_py| CountAgg::default())),
+        |_, _| MatValue::Unit,
+    )))
 }
 
 /// `key_by(f).fold(zero, g)`; `zero=None` with `reduce=True` gives `.reduce(g)`.

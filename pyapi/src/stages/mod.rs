@@ -40,4 +40,4 @@ pub use external::{Completion, external_flow};
 pub use fused::{fusable_sink, fused_iter_sink};
 pub use keyed::{CountAgg, FoldAgg, KeyCountOp, KeyOp, KeyTable};
 pub use sinks::{SinkKind, py_sink};
-pub use source::iter_source;
+pub use source::{iter_source, terminated_iter_source};

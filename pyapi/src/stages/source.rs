@@ -14,12 +14,67 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyList, PyType};
 use std::collections::VecDeque;
 use std::sync::Arc;
-use weir_graph::{AsyncIo, AsyncLogic, Source, StageError};
+use weir_graph::{AsyncIo, AsyncLogic, Source, StageCx, StageError, StageInfo};
 
-struct IterSource {
+/// `from_iter` + fused ops, ending in `term`: an op that consumes the chain's output in the
+/// same job (the identity, or `key_by(f)` of a `count()`), reporting failures as its own stage.
+struct IterSource<O> {
     iterable: Py<PyAny>,
     chain: Option<ChainOp>,
+    term: Term<O>,
     disp: Arc<Dispatcher>,
+}
+
+/// The op ending an iterator source, with the identity it reports failures under.
+struct Term<O> {
+    op: Box<dyn PyOp<PyObj, O>>,
+    info: StageInfo,
+}
+
+/// The chain's output as it is.
+struct Identity;
+
+impl PyOp<PyObj, PyObj> for Identity {
+    fn on_batch(
+        &mut self,
+        _py: Python<'_>,
+        input: Vec<PyObj>,
+        out: &mut Vec<PyObj>,
+        _cx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        if out.is_empty() {
+            *out = input;
+        } else {
+            out.extend(input);
+        }
+        Ok(())
+    }
+}
+
+impl<O: Send + 'static> Term<O> {
+    /// Feeds `v` to the op (and finishes it once the iterator is `done`); a failure of the op
+    /// comes before `failure`, which happened later in the stream.
+    fn feed(
+        &mut self,
+        py: Python<'_>,
+        v: Vec<PyObj>,
+        done: bool,
+        failure: Option<StageError>,
+        env: &StageEnv,
+    ) -> Partial<Vec<O>> {
+        let mut out = Vec::new();
+        let mut cx = StageCx::new(&self.info, &*env.clock, None, env.batch);
+        if let Err(e) = self.op.on_batch(py, v, &mut out, &mut cx) {
+            return (out, Some(e.with_stage(&self.info.path)));
+        }
+        if failure.is_none()
+            && done
+            && let Err(e) = self.op.on_finish(py, &mut out, &mut cx)
+        {
+            return (out, Some(e.with_stage(&self.info.path)));
+        }
+        (out, failure)
+    }
 }
 
 static ISLICE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
@@ -75,10 +130,10 @@ fn pull_batch(
     (v, exhausted, chain_failure.or(pull_failure))
 }
 
-impl AsyncLogic for IterSource {
+impl<O: Send + 'static> AsyncLogic for IterSource<O> {
     fn run(self: Box<Self>, mut io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
         async move {
-            let mut output = io.output::<PyObj>(0)?;
+            let mut output = io.output::<O>(0)?;
             let env = StageEnv::from_io(&io);
             let iterable = self.iterable;
             let it = self
@@ -88,20 +143,21 @@ impl AsyncLogic for IterSource {
                     r.map_err(|e| user_error(py, e))
                 })
                 .await??;
-            let state = Shared::new((it, self.chain, false));
-            let mut queue: VecDeque<JobRx<Partial<(Vec<PyObj>, bool)>>> = VecDeque::new();
+            let state = Shared::new((it, self.chain, self.term, false));
+            let mut queue: VecDeque<JobRx<Partial<(Vec<O>, bool)>>> = VecDeque::new();
             loop {
                 // Keep pulls queued ahead: they run in order, each taking the next batch.
                 while queue.len() < PIPELINE_DEPTH {
                     let (st, e) = (Arc::clone(&state), Arc::clone(&env));
                     queue.push_back(self.disp.submit(move |py| {
-                        st.run_partial(|(it, chain, exhausted)| {
+                        st.run_partial(|(it, chain, term, exhausted)| {
                             if *exhausted {
                                 return ((Vec::new(), true), None);
                             }
                             let (v, done, failure) = pull_batch(py, it, chain.as_mut(), &e);
                             *exhausted = done;
-                            ((v, done), failure)
+                            let (out, failure) = term.feed(py, v, done, failure, &e);
+                            ((out, done), failure)
                         })
                     })?);
                 }
@@ -130,19 +186,46 @@ pub fn iter_source(
     iterable: Py<PyAny>,
     chain: Option<OpFactory<PyObj, PyObj>>,
 ) -> Source<PyObj, MatValue> {
-    Source::from_async("from_iter", move |info| {
+    terminated_iter_source(
+        "from_iter",
+        iterable,
+        chain,
+        None,
+        Arc::new(|_py, _info| Box::new(Identity) as Box<dyn PyOp<PyObj, PyObj>>),
+    )
+}
+
+/// `from_iter` + `chain` ending in `term`, run in the same jobs; `term` reports failures as the
+/// stage `term_name` (the source's own name when `None`).
+pub fn terminated_iter_source<O: Send + 'static>(
+    name: &str,
+    iterable: Py<PyAny>,
+    chain: Option<OpFactory<PyObj, PyObj>>,
+    term_name: Option<&'static str>,
+    term: OpFactory<PyObj, O>,
+) -> Source<O, MatValue> {
+    Source::from_async(name, move |info| {
         let ctx = RunCtx::current()?;
-        let (iterable, chain) = Python::attach(|py| {
+        let (iterable, chain, op) = Python::attach(|py| {
             let c = chain.as_ref().map(|f| f(py, info));
-            (iterable.clone_ref(py), c)
+            (iterable.clone_ref(py), c, term(py, info))
         });
         let chain = chain.map(|op| ChainOp {
             ops: vec![(op, info.clone(), None)],
         });
+        let mut term_info = info.clone();
+        if let Some(n) = term_name {
+            term_info.name = n.to_owned();
+            term_info.path = format!("{n}#{}", info.index);
+        }
         Ok((
             IterSource {
                 iterable,
                 chain,
+                term: Term {
+                    op,
+                    info: term_info,
+                },
                 disp: ctx.dispatcher,
             },
             MatValue::Unit,

@@ -54,6 +54,15 @@ impl StageCommon {
     pub(crate) fn stopped(&self) {
         StageMetrics::add(&self.m.stopped, 1);
     }
+
+    /// Runs a logic's stop hook (a panic in it is caught) and counts the stage as stopped.
+    pub(crate) fn stop_with(&self, post_stop: impl FnOnce()) {
+        let _ = guarded(|| {
+            post_stop();
+            Ok(())
+        });
+        self.stopped();
+    }
 }
 
 /// A running flow with its factory (for Restart).
@@ -138,11 +147,7 @@ impl FlowSlot {
 
     pub(crate) fn post_stop(&mut self) {
         let logic = &mut self.logic;
-        let _ = guarded(|| {
-            logic.post_stop();
-            Ok(())
-        });
-        self.c.stopped();
+        self.c.stop_with(|| logic.post_stop());
     }
 }
 
@@ -164,11 +169,7 @@ impl SourceSlot {
 
     pub(crate) fn post_stop(&mut self) {
         let logic = &mut self.logic;
-        let _ = guarded(|| {
-            logic.post_stop();
-            Ok(())
-        });
-        self.c.stopped();
+        self.c.stop_with(|| logic.post_stop());
     }
 }
 
@@ -228,10 +229,6 @@ impl SinkSlot {
 
     pub(crate) fn post_stop(&mut self) {
         let logic = &mut self.logic;
-        let _ = guarded(|| {
-            logic.post_stop();
-            Ok(())
-        });
-        self.c.stopped();
+        self.c.stop_with(|| logic.post_stop());
     }
 }

@@ -2,55 +2,13 @@
 
 use weir_graph::{Flow, FlowLogic, StageCx, StageError};
 
+/// Passes elements through; on an upstream failure emits what `f` returns for it and completes
+/// (`None`: the failure goes on).
 struct RecoverLogic<F> {
     f: F,
 }
 
 impl<T, F> FlowLogic<T, T> for RecoverLogic<F>
-where
-    T: Send + 'static,
-    F: FnMut(&StageError) -> Option<T> + Send + 'static,
-{
-    fn on_batch(
-        &mut self,
-        input: &mut Vec<T>,
-        out: &mut Vec<T>,
-        _scx: &mut StageCx<'_>,
-    ) -> Result<(), StageError> {
-        super::pass(input, out);
-        Ok(())
-    }
-
-    fn on_upstream_error(
-        &mut self,
-        error: StageError,
-        out: &mut Vec<T>,
-        _scx: &mut StageCx<'_>,
-    ) -> Result<(), StageError> {
-        match (self.f)(&error) {
-            Some(x) => {
-                out.push(x);
-                Ok(())
-            }
-            None => Err(error),
-        }
-    }
-}
-
-/// Flow form of [`SimpleOps::recover`](super::SimpleOps::recover).
-pub fn recover<T, F>(f: F) -> Flow<T, T>
-where
-    T: Send + 'static,
-    F: FnMut(&StageError) -> Option<T> + Clone + Send + Sync + 'static,
-{
-    Flow::from_logic("recover", move |_| Ok((RecoverLogic { f: f.clone() }, ())))
-}
-
-struct RecoverWithLogic<F> {
-    f: F,
-}
-
-impl<T, F> FlowLogic<T, T> for RecoverWithLogic<F>
 where
     T: Send + 'static,
     F: FnMut(&StageError) -> Option<Vec<T>> + Send + 'static,
@@ -81,15 +39,30 @@ where
     }
 }
 
+fn recover_named<T, F>(name: &'static str, f: F) -> Flow<T, T>
+where
+    T: Send + 'static,
+    F: FnMut(&StageError) -> Option<Vec<T>> + Clone + Send + Sync + 'static,
+{
+    Flow::from_logic(name, move |_| Ok((RecoverLogic { f: f.clone() }, ())))
+}
+
+/// Flow form of [`SimpleOps::recover`](super::SimpleOps::recover).
+pub fn recover<T, F>(mut f: F) -> Flow<T, T>
+where
+    T: Send + 'static,
+    F: FnMut(&StageError) -> Option<T> + Clone + Send + Sync + 'static,
+{
+    recover_named("recover", move |e: &StageError| f(e).map(|x| vec![x]))
+}
+
 /// Flow form of [`SimpleOps::recover_with`](super::SimpleOps::recover_with).
 pub fn recover_with<T, F>(f: F) -> Flow<T, T>
 where
     T: Send + 'static,
     F: FnMut(&StageError) -> Option<Vec<T>> + Clone + Send + Sync + 'static,
 {
-    Flow::from_logic("recover_with", move |_| {
-        Ok((RecoverWithLogic { f: f.clone() }, ()))
-    })
+    recover_named("recover_with", f)
 }
 
 #[cfg(test)]

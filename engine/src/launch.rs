@@ -200,17 +200,13 @@ pub(crate) fn launch(
                     if sub == 0 {
                         slots[node] = Some(mat);
                     }
-                    let path: Arc<str> = Arc::from(c.info.path.as_str());
                     let inputs: Vec<Option<Box<dyn ErasedInput>>> = rxs
                         .into_iter()
                         .map(|r| {
-                            if let Ok(mut v) = c.m.inputs.lock() {
-                                v.extend(r.iter().map(|x| Arc::clone(x.shared())));
-                            }
-                            Some(Box::new(
-                                ChannelInput::new(r, Arc::clone(&path))
-                                    .counting_into(Arc::clone(&c.m)),
-                            ) as Box<dyn ErasedInput>)
+                            Some(
+                                Box::new(channel_input(r, &c).counting_into(Arc::clone(&c.m)))
+                                    as Box<dyn ErasedInput>,
+                            )
                         })
                         .collect();
                     let mut controls = Vec::new();
@@ -272,13 +268,7 @@ pub(crate) fn launch(
                                 }
                                 if head.is_none() {
                                     let r = rxs.next().unwrap_or_default();
-                                    if let Ok(mut v) = c.m.inputs.lock() {
-                                        v.extend(r.iter().map(|x| Arc::clone(x.shared())));
-                                    }
-                                    head = Some(Head::Input(ChannelInput::new(
-                                        r,
-                                        Arc::from(c.info.path.as_str()),
-                                    )));
+                                    head = Some(Head::Input(channel_input(r, &c)));
                                 }
                                 flows.push(FlowSlot {
                                     logic,
@@ -294,13 +284,7 @@ pub(crate) fn launch(
                                 }
                                 if head.is_none() {
                                     let r = rxs.next().unwrap_or_default();
-                                    if let Ok(mut v) = c.m.inputs.lock() {
-                                        v.extend(r.iter().map(|x| Arc::clone(x.shared())));
-                                    }
-                                    head = Some(Head::Input(ChannelInput::new(
-                                        r,
-                                        Arc::from(c.info.path.as_str()),
-                                    )));
+                                    head = Some(Head::Input(channel_input(r, &c)));
                                 }
                                 tail = Some(Tail::Sink(SinkSlot { logic, c }));
                             }
@@ -367,6 +351,14 @@ pub(crate) fn launch(
         shared.spawn(name, t);
     }
     Ok(mat)
+}
+
+/// The input port of stage `c` over its channels, whose queues its metrics watch.
+fn channel_input(r: Vec<Receiver>, c: &StageCommon) -> ChannelInput {
+    if let Ok(mut v) = c.m.inputs.lock() {
+        v.extend(r.iter().map(|x| Arc::clone(x.shared())));
+    }
+    ChannelInput::new(r, Arc::from(c.info.path.as_str()))
 }
 
 fn router_error(path: &str, kind: EdgeKind) -> EngineError {

@@ -5,9 +5,9 @@ use super::{Bp, Fuse, NBlueprint, op, wrap};
 use crate::mat::MatValue;
 use crate::obj::{KeyedObj, PyObj};
 use crate::stages::{
-    ChainOp, CountAgg, FilterOp, FlatMapOp, FoldAgg, FoldOp, GroupedOp, KeyCountOp, KeyOp,
-    KeyTable, MapBatchesOp, MapOp, OpFactory, PyOp, ScanOp, SinkKind, external_flow, iter_source,
-    py_flow, py_sink, terminated_iter_source, unit_mat,
+    ChainOp, CountAgg, FoldAgg, FoldOp, GroupedOp, KeyCountOp, KeyOp, KeyTable, ListOp,
+    MapBatchesOp, OpFactory, PyOp, ScanOp, SinkKind, external_flow, iter_source, py_flow, py_sink,
+    terminated_iter_source, unit_mat,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use weir_engine::KillSwitches;
 use weir_graph::{Flow, Supervision};
-use weir_operators::source::OverflowStrategy;
 
 /// A stateless element-wise operation that can be fused with its neighbours into one stage:
 /// `kind` is `map`, `filter`, `flat_map` or `map_batches`.
@@ -99,10 +98,10 @@ fn chain_factory(py: Python<'_>, ops: &[PyRef<'_, NOp>]) -> OpFactory<PyObj, PyO
             .map(|s| {
                 let f = s.f.clone_ref(py);
                 let op: Box<dyn PyOp<PyObj, PyObj>> = match s.kind.as_str() {
-                    "filter" => Box::new(FilterOp(f)),
-                    "flat_map" => Box::new(FlatMapOp(f)),
+                    "filter" => Box::new(ListOp::filter(f)),
+                    "flat_map" => Box::new(ListOp::flat_map(f)),
                     "map_batches" => Box::new(MapBatchesOp(f)),
-                    _ => Box::new(MapOp(f)),
+                    _ => Box::new(ListOp::map(f)),
                 };
                 let mut i = info.clone();
                 i.name = s.name.clone();
@@ -177,13 +176,16 @@ pub fn flow_identity() -> NBlueprint {
 /// `map(f)` on the dispatcher.
 #[pyfunction]
 pub fn flow_map(f: Py<PyAny>) -> NBlueprint {
-    flow(py_flow("map", op(move |py| MapOp(f.clone_ref(py)))))
+    flow(py_flow("map", op(move |py| ListOp::map(f.clone_ref(py)))))
 }
 
 /// `filter(pred)` on the dispatcher.
 #[pyfunction]
 pub fn flow_filter(f: Py<PyAny>) -> NBlueprint {
-    flow(py_flow("filter", op(move |py| FilterOp(f.clone_ref(py)))))
+    flow(py_flow(
+        "filter",
+        op(move |py| ListOp::filter(f.clone_ref(py))),
+    ))
 }
 
 /// `flat_map(f)` on the dispatcher.
@@ -191,7 +193,7 @@ pub fn flow_filter(f: Py<PyAny>) -> NBlueprint {
 pub fn flow_flat_map(f: Py<PyAny>) -> NBlueprint {
     flow(py_flow(
         "flat_map",
-        op(move |py| FlatMapOp(f.clone_ref(py))),
+        op(move |py| ListOp::flat_map(f.clone_ref(py))),
     ))
 }
 
@@ -271,19 +273,7 @@ pub fn flow_throttle(elements: usize, per_seconds: f64, burst: usize) -> PyResul
 /// `drop_head`, `drop_tail`, `drop_buffer`, `drop_new`, `fail`.
 #[pyfunction]
 pub fn flow_buffer(size: usize, strategy: &str) -> PyResult<NBlueprint> {
-    let s = match strategy {
-        "backpressure" => OverflowStrategy::Backpressure,
-        "drop_head" => OverflowStrategy::DropHead,
-        "drop_tail" => OverflowStrategy::DropTail,
-        "drop_buffer" => OverflowStrategy::DropBuffer,
-        "drop_new" => OverflowStrategy::DropNew,
-        "fail" => OverflowStrategy::Fail,
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "unknown overflow strategy {other:?}"
-            )));
-        }
-    };
+    let s = crate::ops::overflow(strategy)?;
     Ok(flow(unit_mat(weir_operators::time::buffer::<PyObj>(
         size, s,
     ))))

@@ -7,47 +7,55 @@ use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 use weir_graph::{Clock, Directive, StageCx, StageError, StageInfo, Supervision};
 
-/// `map(f)`.
-pub struct MapOp(pub Py<PyAny>);
+/// A list-to-list loop of [`cloop`]: `map_list`, `filter_list` or `flat_map_list`.
+type ListLoop = fn(
+    &Py<PyAny>,
+    &Bound<'_, PyList>,
+    &Bound<'_, PyList>,
+    &mut StageCx<'_>,
+) -> Result<(), StageError>;
 
-impl PyOp<PyObj, PyObj> for MapOp {
-    fn on_list<'py>(
-        &mut self,
-        input: &Bound<'py, PyList>,
-        out: &Bound<'py, PyList>,
-        cx: &mut StageCx<'_>,
-    ) -> Option<Result<(), StageError>> {
-        Some(cloop::map_list(&self.0, input, out, cx))
+/// An element-wise op run at C speed by CPython's own iterators over the batch (`map`,
+/// `filter`, `flat_map`): `f` is called with vectorcall (abi3 builds of pyo3 cannot), so the loop
+/// costs what `map()` costs, and failures keep their position.
+pub struct ListOp {
+    f: Py<PyAny>,
+    run: ListLoop,
+}
+
+impl ListOp {
+    /// `map(f)`.
+    pub fn map(f: Py<PyAny>) -> Self {
+        Self {
+            f,
+            run: cloop::map_list,
+        }
     }
-    fn list_capable(&self) -> bool {
-        true
+    /// `filter(pred)`.
+    pub fn filter(pred: Py<PyAny>) -> Self {
+        Self {
+            f: pred,
+            run: cloop::filter_list,
+        }
     }
-    fn on_batch(
-        &mut self,
-        py: Python<'_>,
-        input: Vec<PyObj>,
-        out: &mut Vec<PyObj>,
-        cx: &mut StageCx<'_>,
-    ) -> Result<(), StageError> {
-        // CPython's own `map` iterator calls `f` with vectorcall (abi3 builds of pyo3 cannot), so
-        // the loop costs what `map()` costs; failures keep their position.
-        cloop::via_list(py, &input, out, |l, res| {
-            cloop::map_list(&self.0, l, res, cx)
-        })
+    /// `flat_map(f)`: `f` returns an iterable per element; its items are emitted in order
+    /// (those yielded before a failure included).
+    pub fn flat_map(f: Py<PyAny>) -> Self {
+        Self {
+            f,
+            run: cloop::flat_map_list,
+        }
     }
 }
 
-/// `filter(pred)`.
-pub struct FilterOp(pub Py<PyAny>);
-
-impl PyOp<PyObj, PyObj> for FilterOp {
+impl PyOp<PyObj, PyObj> for ListOp {
     fn on_list<'py>(
         &mut self,
         input: &Bound<'py, PyList>,
         out: &Bound<'py, PyList>,
         cx: &mut StageCx<'_>,
     ) -> Option<Result<(), StageError>> {
-        Some(cloop::filter_list(&self.0, input, out, cx))
+        Some((self.run)(&self.f, input, out, cx))
     }
     fn list_capable(&self) -> bool {
         true
@@ -59,9 +67,7 @@ impl PyOp<PyObj, PyObj> for FilterOp {
         out: &mut Vec<PyObj>,
         cx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
-        cloop::via_list(py, &input, out, |l, res| {
-            cloop::filter_list(&self.0, l, res, cx)
-        })
+        cloop::via_list(py, &input, out, |l, res| (self.run)(&self.f, l, res, cx))
     }
 }
 
@@ -205,35 +211,6 @@ pub(crate) fn extend_from(out: &mut Vec<PyObj>, it: &Bound<'_, PyAny>) -> PyResu
         out.push(PyObj::from_bound(y?));
     }
     Ok(())
-}
-
-/// `flat_map(f)`: `f` returns an iterable per element; its items are emitted in order (those
-/// yielded before a failure included).
-pub struct FlatMapOp(pub Py<PyAny>);
-
-impl PyOp<PyObj, PyObj> for FlatMapOp {
-    fn on_list<'py>(
-        &mut self,
-        input: &Bound<'py, PyList>,
-        out: &Bound<'py, PyList>,
-        cx: &mut StageCx<'_>,
-    ) -> Option<Result<(), StageError>> {
-        Some(cloop::flat_map_list(&self.0, input, out, cx))
-    }
-    fn list_capable(&self) -> bool {
-        true
-    }
-    fn on_batch(
-        &mut self,
-        py: Python<'_>,
-        input: Vec<PyObj>,
-        out: &mut Vec<PyObj>,
-        cx: &mut StageCx<'_>,
-    ) -> Result<(), StageError> {
-        cloop::via_list(py, &input, out, |l, res| {
-            cloop::flat_map_list(&self.0, l, res, cx)
-        })
-    }
 }
 
 /// `map_batches(f)`: `f` receives the whole batch as a list and returns an iterable of results.

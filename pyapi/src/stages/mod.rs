@@ -35,7 +35,7 @@ pub use self::core::{
     OpFactory, PIPELINE_DEPTH, PyOp, StageEnv, element_failed, py_flow, unit_mat,
 };
 pub use convert::{Convert, EachFallible, convert, each_fallible};
-pub use element::{ChainOp, FilterOp, FlatMapOp, FoldOp, GroupedOp, MapBatchesOp, MapOp, ScanOp};
+pub use element::{ChainOp, FoldOp, GroupedOp, ListOp, MapBatchesOp, ScanOp};
 pub use external::{Completion, external_flow};
 pub use fused::{fusable_sink, fused_iter_sink};
 pub use keyed::{CountAgg, FoldAgg, KeyCountOp, KeyOp, KeyTable};

@@ -5,8 +5,9 @@ use futures::future::Either;
 use futures::future::{BoxFuture, FutureExt};
 use std::collections::VecDeque;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
-use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, StageError};
+use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, Module, StageError, async_node};
 
 /// Limits the stream to `elements` per `per`, allowing bursts of up to `burst` elements (a token
 /// bucket that starts full; `burst` of 0 counts as 1). Elements are delayed, never dropped.
@@ -14,19 +15,31 @@ use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, StageError};
 /// - **emits when** a token is available and downstream has room
 /// - **backpressures when** no token is available or downstream backpressures
 /// - **completes when** upstream completes and every held element has been emitted
+/// - **cancels when** downstream cancels
 /// - **fails when** upstream fails, or at start when `elements` or `per` is zero
+///
+/// The output is demand-driven: an element leaves only when the consumer asked for it, so
+/// tokens are never spent on elements that would wait downstream.
 pub fn throttle<T: Send + 'static>(elements: usize, per: Duration, burst: usize) -> Flow<T, T> {
-    Flow::from_async("throttle", move |_| {
-        Ok((
-            Throttle::<T> {
-                elements,
-                per,
-                burst: burst.max(1),
-                _t: PhantomData,
-            },
-            (),
-        ))
-    })
+    let node = async_node(
+        "throttle",
+        1,
+        vec![weir_graph::router_for::<T>()],
+        move |_| {
+            Ok((
+                Throttle::<T> {
+                    elements,
+                    per,
+                    burst: burst.max(1),
+                    _t: PhantomData,
+                },
+                (),
+            ))
+        },
+    )
+    .with_parallelizable(true)
+    .with_demand_outputs();
+    Flow::from_module(Arc::new(Module::single(node)))
 }
 
 struct Throttle<T> {
@@ -103,8 +116,15 @@ impl<T: Send + 'static> AsyncLogic for Throttle<T> {
             let mut held: VecDeque<T> = VecDeque::new();
             loop {
                 while !held.is_empty() {
+                    // Tokens are spent only on what downstream asked for.
+                    let Ok(demand) = output.demand().await else {
+                        return Ok(());
+                    };
                     bucket.refill(clock.now());
-                    let k = bucket.tokens().min(held.len().min(max_rows) as u128) as usize;
+                    let k = bucket
+                        .tokens()
+                        .min(held.len().min(max_rows).min(demand) as u128)
+                        as usize;
                     if k == 0 {
                         let sleep = clock.sleep_until(bucket.next_token_at());
                         if let Either::Right(()) = race(sleep, output.closed()).await {

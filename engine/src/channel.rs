@@ -325,3 +325,92 @@ impl Drop for Receiver {
         wake(w);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::Waker;
+
+    fn cx() -> Context<'static> {
+        Context::from_waker(Waker::noop())
+    }
+
+    fn data(v: Vec<u32>) -> Msg {
+        Msg::Data(Box::new(v))
+    }
+
+    fn rows(m: Poll<Option<Msg>>) -> Vec<u32> {
+        match m {
+            Poll::Ready(Some(Msg::Data(b))) => match b.into_any().downcast::<Vec<u32>>() {
+                Ok(v) => *v,
+                Err(_) => panic!("not a batch of u32"),
+            },
+            _ => panic!("expected data"),
+        }
+    }
+
+    #[test]
+    fn a_demand_channel_carries_only_what_the_consumer_asked_for() {
+        let (tx, rx) = channel_on_demand(8);
+        let mut cx = cx();
+        // Nothing asked yet: no demand, no credit.
+        assert!(tx.poll_demand(&mut cx).is_pending());
+        assert!(tx.poll_ready(&mut cx, 1, 0).is_pending());
+        // The consumer polls an empty queue asking for 3.
+        assert!(rx.poll_recv_up_to(&mut cx, 3).is_pending());
+        assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Ok(3)));
+        tx.push(data(vec![1, 2])).unwrap();
+        assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Ok(1)));
+        assert_eq!(rows(rx.poll_recv_up_to(&mut cx, 1)), vec![1, 2]);
+        // Asking for 1 while 1 is still open grants nothing more.
+        assert!(rx.poll_recv_up_to(&mut cx, 1).is_pending());
+        assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Ok(1)));
+        tx.push(data(vec![3])).unwrap();
+        assert!(tx.poll_demand(&mut cx).is_pending());
+        assert_eq!(rows(rx.poll_recv(&mut cx)), vec![3]);
+        // A plain poll grants the consumer's batch (the channel's grant size).
+        assert!(rx.poll_recv(&mut cx).is_pending());
+        assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Ok(8)));
+    }
+
+    #[test]
+    fn end_and_errors_need_no_demand_and_are_seen_without_taking_data() {
+        let (tx, rx) = channel_on_demand(4);
+        let mut cx = cx();
+        assert!(rx.poll_terminal(&mut cx).is_pending());
+        assert!(rx.poll_recv_up_to(&mut cx, 1).is_pending());
+        tx.push(data(vec![7])).unwrap();
+        tx.push(Msg::End).unwrap();
+        // Data comes first: the terminal peek waits.
+        assert!(rx.poll_terminal(&mut cx).is_pending());
+        assert_eq!(rows(rx.poll_recv(&mut cx)), vec![7]);
+        assert!(matches!(
+            rx.poll_terminal(&mut cx),
+            Poll::Ready(Some(Ok(())))
+        ));
+
+        let (tx, rx) = channel_on_demand(4);
+        tx.push(Msg::Error(StageError::user("boom"))).unwrap();
+        assert!(matches!(
+            rx.poll_terminal(&mut cx),
+            Poll::Ready(Some(Err(_)))
+        ));
+        drop(tx);
+        assert!(matches!(rx.poll_terminal(&mut cx), Poll::Ready(None)));
+    }
+
+    #[test]
+    fn ordinary_channels_report_free_capacity_as_demand() {
+        let (tx, rx) = channel(10, usize::MAX);
+        let mut cx = cx();
+        assert!(!tx.is_on_demand());
+        assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Ok(10)));
+        tx.push(data(vec![1, 2, 3, 4])).unwrap();
+        assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Ok(6)));
+        tx.push(data((0..6).collect())).unwrap();
+        assert!(tx.poll_demand(&mut cx).is_pending());
+        assert_eq!(rows(rx.poll_recv(&mut cx)), vec![1, 2, 3, 4]);
+        drop(rx);
+        assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Err(Closed)));
+    }
+}

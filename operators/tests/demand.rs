@@ -420,3 +420,31 @@ fn rate_decoupling_edges_are_demand_driven_in_the_plan() {
         ]
     );
 }
+
+#[tokio::test]
+async fn throttle_spends_no_token_on_elements_nobody_requested() {
+    let clock = weir_engine::testkit::VirtualClock::new();
+    let g = TestSource::probe::<i32>()
+        .via(time::throttle::<i32>(1, Duration::from_secs(1), 1))
+        .to_mat(TestSink::probe::<i32>(), Keep::both);
+    let m = Materializer::new().with_clock(std::sync::Arc::new(clock.clone()));
+    let ((src, mut sink), h) = m.materialize(&g).expect("materializes");
+    src.offer_all((0..4).collect());
+    received(&h, "throttle", 4).await;
+    // Ten seconds with no demand: the bucket stays at its burst of one token, nothing leaves.
+    sink.expect_no_element_advancing(&clock, Duration::from_secs(10))
+        .await;
+    sink.request(4);
+    assert_eq!(sink.expect_next().await, 0);
+    sink.expect_no_element_advancing(&clock, Duration::from_millis(999))
+        .await;
+    clock.advance(Duration::from_millis(1));
+    assert_eq!(sink.expect_next().await, 1);
+    src.complete();
+    for x in [2, 3] {
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(sink.expect_next().await, x);
+    }
+    sink.expect_complete().await;
+    h.wait().await.unwrap();
+}

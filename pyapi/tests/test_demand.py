@@ -187,3 +187,56 @@ def test_bad_counts_are_rejected_naming_the_junction(junction, message):
     with pytest.raises(ValueError) as ei:
         b.add(junction())
     assert str(ei.value) == message
+
+
+# --- conflate / batch ---------------------------------------------------------------------------
+
+
+def test_conflate_hands_a_slow_consumer_the_backlog_as_few_aggregates():
+    # The consumer holds one element and asks for one more; the fold stage keeps at most its
+    # pipeline of 4 groups. Everything else offered meanwhile is conflated, nothing is lost.
+    h = (
+        Source.queue(200)
+        .conflate(lambda acc, x: acc + [x], seed=lambda x: [x])
+        .to(Sink.queue(1), "both")
+        .start(batch_size=1)
+    )
+    q, out = h.materialized
+    for x in range(1, 101):
+        assert q.offer(x) == "enqueued"
+    q.complete()
+    groups = list(out)
+    assert [x for g in groups for x in g] == list(range(1, 101))
+    assert len(groups) <= 8, groups
+    h.wait(timeout=30)
+
+
+def test_batch_folds_groups_of_at_most_max_and_supervises_the_fold():
+    h = (
+        Source.queue(200)
+        .batch(10, lambda x: [x], lambda acc, x: acc + [x])
+        .to(Sink.queue(1), "both")
+        .start(batch_size=1)
+    )
+    q, out = h.materialized
+    for x in range(50):
+        assert q.offer(x) == "enqueued"
+    q.complete()
+    groups = list(out)
+    assert [x for g in groups for x in g] == list(range(50))
+    assert all(1 <= len(g) <= 10 for g in groups)
+    h.wait(timeout=30)
+
+    def seed(x):
+        if x == 3:
+            raise Boom("cannot fold 3")
+        return x
+
+    def fold(acc, x):
+        return seed(x) + acc
+
+    # 3 is either the first of its group (seed) or folded into one (aggregate): it fails.
+    with pytest.raises(weir.StageFailed) as ei:
+        collect(Source.range(6).conflate(fold, seed=seed))
+    assert "conflate" in ei.value.stage
+    assert isinstance(ei.value.__cause__, Boom)

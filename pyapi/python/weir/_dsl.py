@@ -770,9 +770,7 @@ class _Linear(_Blueprint):
         Backpressures when: ``max`` elements are aggregated and downstream backpressures.
         Completes when: upstream completes and the pending aggregate is emitted.
         Fails when: upstream fails, or ``seed``/``aggregate`` raises."""
-        return self._same(self._n.via(_native.flow_batch_lists(_pos(max)))).map(
-            _Folder(seed, aggregate), name="batch"
-        )
+        return self._same(self._n.via(_native.flow_batch_lists(_pos(max), _Folder(seed, aggregate))))
 
     def conflate(self: S, aggregate: Callable[[Any, Any], Any], seed: Optional[Callable[[Any], Any]] = None) -> S:
         """While downstream is busy, combines elements with ``aggregate(acc, x)`` (from
@@ -782,9 +780,7 @@ class _Linear(_Blueprint):
         Backpressures when: never (it aggregates instead).
         Completes when: upstream completes and the pending aggregate is emitted.
         Fails when: upstream fails, or ``seed``/``aggregate`` raises."""
-        return self._same(self._n.via(_native.flow_batch_lists(0))).map(
-            _Folder(seed or _identity, aggregate), name="conflate"
-        )
+        return self._same(self._n.via(_native.flow_batch_lists(0, _Folder(seed or _identity, aggregate))))
 
     def expand(self: S, extrapolate: Optional[Callable[[Any], Iterable[Any]]] = None) -> S:
         """Extrapolates while downstream is faster than upstream (Akka's ``expand``): each

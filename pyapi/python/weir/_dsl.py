@@ -578,7 +578,15 @@ class _Linear(_Blueprint):
 
     def buffer(self: S, size: int, strategy: str = "backpressure") -> S:
         """A bounded buffer of ``size`` elements with an overflow strategy (``backpressure``,
-        ``drop_head``, ``drop_tail``, ``drop_buffer``, ``drop_new``, ``fail``)."""
+        ``drop_head``, ``drop_tail``, ``drop_buffer``, ``drop_new``, ``fail``). Elements leave
+        only when the consumer asks for them, so the strategy applies to everything it has not
+        requested (``buffer(100, "drop_head")`` before a late consumer keeps the newest 100).
+
+        Emits when: downstream has demand and the buffer is not empty.
+        Backpressures when: the buffer is full under ``backpressure``.
+        Completes when: upstream completes and the buffer is drained.
+        Cancels when: downstream cancels.
+        Fails when: upstream fails, or the buffer overflows under ``fail``."""
         return self._same(self._n.via(_native.flow_buffer(size, strategy)))
 
     def merge(self: S, other: "Source") -> S:
@@ -763,22 +771,26 @@ class _Linear(_Blueprint):
 
     def batch(self: S, max: int, seed: Callable[[Any], Any], aggregate: Callable[[Any, Any], Any]) -> S:
         """While downstream is busy, aggregates up to ``max`` elements: ``seed(first)`` then
-        ``aggregate(acc, x)``. The grouping runs in Rust; ``seed``/``aggregate`` run on the
-        dispatcher once per group.
+        ``aggregate(acc, x)``. The grouping runs in Rust on the consumer's demand; ``seed``/
+        ``aggregate`` run on the dispatcher once per group.
 
         Emits when: downstream has demand and an aggregate is pending.
         Backpressures when: ``max`` elements are aggregated and downstream backpressures.
         Completes when: upstream completes and the pending aggregate is emitted.
+        Cancels when: downstream cancels.
         Fails when: upstream fails, or ``seed``/``aggregate`` raises."""
         return self._same(self._n.via(_native.flow_batch_lists(_pos(max), _Folder(seed, aggregate))))
 
     def conflate(self: S, aggregate: Callable[[Any, Any], Any], seed: Optional[Callable[[Any], Any]] = None) -> S:
         """While downstream is busy, combines elements with ``aggregate(acc, x)`` (from
         ``seed(first)``, or the first element itself): a slow consumer sees the latest summary.
+        Decided on the consumer's demand: a consumer that asked for nothing while elements
+        arrived gets them as one aggregate.
 
         Emits when: downstream has demand and an aggregate is pending.
         Backpressures when: never (it aggregates instead).
         Completes when: upstream completes and the pending aggregate is emitted.
+        Cancels when: downstream cancels.
         Fails when: upstream fails, or ``seed``/``aggregate`` raises."""
         return self._same(self._n.via(_native.flow_batch_lists(0, _Folder(seed or _identity, aggregate))))
 
@@ -1073,7 +1085,8 @@ class Source(_Linear):
         (``offer(x)``, ``await offer_async(x)``, ``complete()``, ``fail(exc)``); ``overflow`` is
         ``backpressure`` (``offer`` blocks while full), ``drop_head``, ``drop_tail``,
         ``drop_buffer``, ``drop_new`` or ``fail``. Use ``graph.start()`` and
-        ``handle.materialized`` to get the queue while the run goes on.
+        ``handle.materialized`` to get the queue while the run goes on. Elements leave the buffer
+        only as the consumer asks, so ``capacity`` bounds everything it has not requested.
 
         Emits when: an element is buffered and downstream has demand.
         Backpressures when: never itself; ``offer`` waits on a full buffer under backpressure.

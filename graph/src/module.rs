@@ -95,7 +95,8 @@ pub struct Node {
     /// Whether the stage may run as several subtasks.
     pub parallelizable: bool,
     /// Whether the channels after this stage carry exactly the consumer's demand (rate-decoupling
-    /// stages: `buffer`, `conflate`, `expand`, `throttle`, `Source::queue`, `Balance`, `Merge`).
+    /// stages: `buffer`, `conflate`, `expand`, `throttle`, `Source::queue`, `Balance`, the
+    /// preferring merges).
     pub demand_outputs: bool,
     /// Whether the channel into this stage carries exactly its demand (test probes).
     pub demand_input: bool,

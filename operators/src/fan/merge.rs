@@ -12,10 +12,11 @@ use weir_graph::{
 
 /// Fan-in of `n` inputs, taking batches from ready inputs in round-robin order.
 ///
-/// The output is demand-driven: the input is chosen when downstream asks for elements, and at
-/// most as many as it asked for are taken (the rest of that input's batch waits in the merge).
+/// The input is chosen when downstream has room, and at most as many rows as it has room for
+/// are taken (the rest of that input's batch waits in the merge). Its output channel keeps its
+/// capacity (a plain merge has no preference to decide on demand).
 ///
-/// Emits when: downstream requests and one of the inputs has elements available.
+/// Emits when: downstream has room and one of the inputs has elements available.
 /// Backpressures when: downstream backpressures.
 /// Completes when: all inputs complete (or, with `eager_complete`, any input completes).
 /// Cancels when: downstream cancels.
@@ -60,7 +61,6 @@ impl<T: Send + 'static> Junction for Merge<T> {
         async_node("merge", self.n, vec![router_for::<T>()], move |_| {
             Ok((MergeLogic::<T>::new(eager, Pick::RoundRobin), ()))
         })
-        .with_demand_outputs()
     }
 
     fn ports(p: NodePorts) -> Self::Ports {

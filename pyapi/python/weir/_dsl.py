@@ -1322,8 +1322,7 @@ class Balance(_Junction):
 
 
 class Merge(_Junction):
-    """``n`` inputs into one output, in arrival order (ports: ``inlets``, ``outlet``); the
-    input is chosen when downstream asks.
+    """``n`` inputs into one output, in arrival order (ports: ``inlets``, ``outlet``).
 
     Emits when: downstream has demand and an input has elements.
     Backpressures when: downstream backpressures.

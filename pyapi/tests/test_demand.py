@@ -193,8 +193,10 @@ def test_bad_counts_are_rejected_naming_the_junction(junction, message):
 
 
 def test_conflate_hands_a_slow_consumer_the_backlog_as_few_aggregates():
-    # The consumer holds one element and asks for one more; the fold stage keeps at most its
-    # pipeline of 4 groups. Everything else offered meanwhile is conflated, nothing is lost.
+    # Elements pass on their own only against demand: the consumer's buffer of one and the one
+    # it asks for next, the fold stage's pipeline of 4 groups and the one it asks for, the
+    # group it is sending. Everything else offered meanwhile is conflated (without demand
+    # every element would pass on its own); nothing is lost.
     h = (
         Source.queue(200)
         .conflate(lambda acc, x: acc + [x], seed=lambda x: [x])
@@ -207,7 +209,7 @@ def test_conflate_hands_a_slow_consumer_the_backlog_as_few_aggregates():
     q.complete()
     groups = list(out)
     assert [x for g in groups for x in g] == list(range(1, 101))
-    assert len(groups) <= 8, groups
+    assert len(groups) <= 10, groups
     h.wait(timeout=30)
 
 

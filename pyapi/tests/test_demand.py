@@ -242,3 +242,28 @@ def test_batch_folds_groups_of_at_most_max_and_supervises_the_fold():
         collect(Source.range(6).conflate(fold, seed=seed))
     assert "conflate" in ei.value.stage
     assert isinstance(ei.value.__cause__, Boom)
+
+
+# --- Source.queue -------------------------------------------------------------------------------
+
+
+def wait_until(cond, what):
+    deadline = time.monotonic() + 10
+    while not cond():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.001)
+
+
+def test_queue_keeps_exactly_its_capacity_of_what_the_consumer_did_not_request():
+    h = Source.queue(2, "drop_head").to(Sink.queue(1), "both").start(batch_size=1)
+    q, out = h.materialized
+    # The consumer's buffer of one takes 1, the one element it asks for next is 2.
+    for x in (1, 2):
+        assert q.offer(x) == "enqueued"
+        wait_until(lambda: q.buffered() == 0, f"{x} was never taken")
+    for x in range(3, 11):
+        assert q.offer(x) == "enqueued"
+    assert q.buffered() == 2
+    q.complete()
+    assert list(out) == [1, 2, 9, 10]
+    h.wait(timeout=30)

@@ -1,0 +1,127 @@
+//! [`ExactSink`]: a probe sink that takes from its input only what the test requested, and stamps
+//! every signal with the clock time it arrived at (for exact timing tests on a virtual clock).
+
+use futures::FutureExt;
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use weir_graph::{AsyncFn, AsyncIo, Event, Sink, StageError};
+
+/// One signal an [`ExactProbe`] observed.
+#[derive(Debug, Clone)]
+pub enum Observed<T> {
+    /// An element the test requested.
+    Next(T),
+    /// Upstream completed.
+    Complete,
+    /// Upstream failed.
+    Error(StageError),
+}
+
+/// A signal and the clock time the sink received it at.
+pub type Stamped<T> = (Duration, Observed<T>);
+
+#[derive(Debug)]
+enum Cmd {
+    Request(u64),
+    Observe,
+    Cancel,
+}
+
+/// Drives an [`ExactSink`]: grant demand, cancel, and read what arrived (never waits; settle the
+/// run first, e.g. with [`crate::VirtualClock::run_for`]).
+#[derive(Debug)]
+pub struct ExactProbe<T> {
+    cmd: mpsc::UnboundedSender<Cmd>,
+    events: Mutex<mpsc::UnboundedReceiver<Stamped<T>>>,
+}
+
+impl<T: Send + 'static> ExactProbe<T> {
+    /// Grants demand for `n` more elements.
+    pub fn request(&self, n: u64) {
+        let _ = self.cmd.send(Cmd::Request(n));
+    }
+    /// Lets the sink read its input once without demand, so a pending completion or failure is
+    /// seen (an element read this way is held until requested).
+    pub fn observe_end(&self) {
+        let _ = self.cmd.send(Cmd::Observe);
+    }
+    /// Cancels upstream.
+    pub fn cancel(&self) {
+        let _ = self.cmd.send(Cmd::Cancel);
+    }
+    /// The next signal that arrived, if any.
+    pub fn try_next(&self) -> Option<Stamped<T>> {
+        self.events.lock().ok()?.try_recv().ok()
+    }
+    /// Every signal that arrived so far.
+    pub fn drain(&self) -> Vec<Stamped<T>> {
+        std::iter::from_fn(|| self.try_next()).collect()
+    }
+}
+
+/// A sink materializing an [`ExactProbe`]: it reads its input only while the test has requested
+/// elements (or asked to observe the end), delivers exactly the requested number, and holds the
+/// rest of a batch it read until they are requested.
+#[derive(Debug, Clone, Copy)]
+pub struct ExactSink;
+
+impl ExactSink {
+    /// A sink materializing an [`ExactProbe`].
+    pub fn probe<T: Send + 'static>() -> Sink<T, ExactProbe<T>> {
+        Sink::from_async("probe-sink", |_info| {
+            let (cmd_tx, cmd_rx) = mpsc::unbounded_channel::<Cmd>();
+            let (ev_tx, ev_rx) = mpsc::unbounded_channel::<Stamped<T>>();
+            let probe = ExactProbe {
+                cmd: cmd_tx,
+                events: Mutex::new(ev_rx),
+            };
+            let logic = AsyncFn(move |io: AsyncIo| run(io, cmd_rx, ev_tx).boxed());
+            Ok((logic, probe))
+        })
+    }
+}
+
+async fn run<T: Send + 'static>(
+    mut io: AsyncIo,
+    mut cmds: mpsc::UnboundedReceiver<Cmd>,
+    events: mpsc::UnboundedSender<Stamped<T>>,
+) -> Result<(), StageError> {
+    let mut input = io.input::<T>(0)?;
+    let clock = io.clock;
+    let mut demand: u64 = 0;
+    let mut observe = false;
+    let mut held: VecDeque<T> = VecDeque::new();
+    let mut ended: Option<Observed<T>> = None;
+    loop {
+        while demand > 0 {
+            let Some(x) = held.pop_front() else { break };
+            demand -= 1;
+            let _ = events.send((clock.now(), Observed::Next(x)));
+        }
+        if held.is_empty()
+            && let Some(end) = ended.take()
+        {
+            let _ = events.send((clock.now(), end));
+            return Ok(());
+        }
+        let want_input = held.is_empty() && (demand > 0 || observe);
+        tokio::select! {
+            biased;
+            c = cmds.recv() => match c {
+                Some(Cmd::Request(n)) => demand = demand.saturating_add(n),
+                Some(Cmd::Observe) => observe = true,
+                Some(Cmd::Cancel) | None => return Ok(()),
+            },
+            ev = input.recv(), if want_input => {
+                observe = false;
+                match ev {
+                    Event::Batch(b) => held.extend(b),
+                    Event::End => ended = Some(Observed::Complete),
+                    Event::Error(e) => ended = Some(Observed::Error(e)),
+                }
+            }
+        }
+    }
+}

@@ -103,8 +103,13 @@ async fn run<T: Send + 'static>(
         if held.is_empty()
             && let Some(end) = ended.take()
         {
+            // The failure is the run's outcome too, as for any sink.
+            let outcome = match &end {
+                Observed::Error(e) => Err(e.clone()),
+                _ => Ok(()),
+            };
             let _ = events.send((clock.now(), end));
-            return Ok(());
+            return outcome;
         }
         let want_input = held.is_empty() && (demand > 0 || observe);
         tokio::select! {

@@ -5,7 +5,7 @@ use futures::future::BoxFuture;
 use futures::task::AtomicWaker;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 use weir_graph::{Source, SourceLogic, StageCx, StageError, Step};
 
@@ -85,9 +85,9 @@ impl<T: Clone + Send + 'static> SourceLogic<T> for TickLogic<T> {
                 slot => &mut slot.insert((deadline, scx.clock().sleep_until(deadline))).1,
             };
             if sleep.poll_unpin(cx).is_pending() {
-                // A look-ahead poll with the no-op waker (the chain's fast path, which then
-                // flushes and may wait for credit) is not a consumer waiting for the tick.
-                if !cx.waker().will_wake(Waker::noop()) {
+                // A look-ahead poll with a waker that wakes nothing (the chain's fast path,
+                // which then flushes and may wait for credit) is not a consumer waiting.
+                if !cx.waker().data().is_null() {
                     self.parked = true;
                 }
                 return Poll::Pending;

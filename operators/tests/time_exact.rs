@@ -412,3 +412,29 @@ async fn tick_drops_the_ticks_that_found_no_demand() {
     clock.settle().await;
     handle.wait().await.expect("cancelled by the sink: the run completes");
 }
+
+/// The same exact timing on a multi-threaded runtime: idleness is tracked across workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exact_timing_holds_on_a_multi_threaded_runtime() {
+    for _ in 0..20 {
+        let r = rig(time::grouped_within::<u32>(2, ms(100)).via(time::delay(ms(50))));
+        r.sink.request(100);
+        r.src.send(1);
+        r.at(30).await;
+        r.src.send_all(vec![2, 3, 4]);
+        r.at(500).await;
+        assert_eq!(
+            r.timeline(),
+            vec![(80, N(vec![1, 2])), (80, N(vec![3, 4]))],
+            "full groups at 30, delayed by 50"
+        );
+        r.src.send(5);
+        r.at(1000).await;
+        // The timer restarted at 30 and fires every 100 ms: [5] closes at 530, out at 580.
+        assert_eq!(r.timeline(), vec![(580, N(vec![5]))]);
+        let (sink, clock, _h) = ticks(64);
+        sink.request(1000);
+        clock.run_for(ms(20)).await;
+        assert_eq!(timeline(&sink).len(), 21);
+    }
+}

@@ -1,5 +1,6 @@
 //! Clocks: [`SystemClock`] (tokio time) and [`VirtualClock`] (advanced by tests).
 
+use crate::testkit::activity::Activity;
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -7,7 +8,6 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
-use crate::testkit::activity::Activity;
 use weir_graph::Clock;
 
 /// Real time through tokio's timer (which also honours tokio's paused test time).
@@ -126,7 +126,10 @@ impl VirtualClock {
         if now >= target {
             return false;
         }
-        let to = self.next_deadline().filter(|t| *t <= target).unwrap_or(target);
+        let to = self
+            .next_deadline()
+            .filter(|t| *t <= target)
+            .unwrap_or(target);
         self.set_time(to);
         true
     }

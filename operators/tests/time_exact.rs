@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 use weir_engine::prelude::*;
-use weir_engine::testkit::{ExactProbe, ExactSink, Observed, SourceProbe, TestSource, VirtualClock};
+use weir_engine::testkit::{
+    ExactProbe, ExactSink, Observed, SourceProbe, TestSource, VirtualClock,
+};
 use weir_graph::{ErrorKind, Flow, Keep, Source};
 use weir_operators::source::SourceCtors;
 use weir_operators::time::{self, RateExceeded, ThrottleMode};
@@ -392,7 +394,10 @@ async fn tick_keeps_the_rate_when_its_timer_wakes_late() {
     let t = timeline(&sink);
     assert_eq!(t.len(), 11, "{t:?}");
     assert_eq!(t[0].0, 0);
-    assert!(t[1..].iter().all(|(at, s)| *at == 10 && *s == N(7)), "{t:?}");
+    assert!(
+        t[1..].iter().all(|(at, s)| *at == 10 && *s == N(7)),
+        "{t:?}"
+    );
     clock.run_for(ms(2)).await;
     assert_eq!(timeline(&sink), vec![(11, N(7)), (12, N(7))]);
 }
@@ -410,7 +415,10 @@ async fn tick_drops_the_ticks_that_found_no_demand() {
     assert_eq!(times, vec![5, 5, 5, 6, 7, 8]);
     sink.cancel();
     clock.settle().await;
-    handle.wait().await.expect("cancelled by the sink: the run completes");
+    handle
+        .wait()
+        .await
+        .expect("cancelled by the sink: the run completes");
 }
 
 /// The same exact timing on a multi-threaded runtime: idleness is tracked across workers.

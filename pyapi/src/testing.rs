@@ -178,7 +178,9 @@ pub fn testing_source_probe() -> NBlueprint {
 #[pyfunction]
 pub fn testing_sink_probe() -> NBlueprint {
     let s = ExactSink::probe::<PyObj>().map_materialized_value(|p| {
-        MatValue::Lazy(Box::new(move |py| Ok(Py::new(py, NSinkProbe(p))?.into_any())))
+        MatValue::Lazy(Box::new(move |py| {
+            Ok(Py::new(py, NSinkProbe(p))?.into_any())
+        }))
     });
     wrap(Bp::Sink(s))
 }

@@ -106,7 +106,9 @@ impl<T: Clone + Send + 'static> SourceLogic<T> for TickLogic<T> {
         out.extend(std::iter::repeat_n(self.value.clone(), n));
         if n < due {
             // More than a batch is owed: the rest comes with the next poll, still on demand.
-            let step = self.interval.saturating_mul(u32::try_from(n).unwrap_or(u32::MAX));
+            let step = self
+                .interval
+                .saturating_mul(u32::try_from(n).unwrap_or(u32::MAX));
             self.next = Some(deadline.saturating_add(step));
         } else {
             self.parked = false;
@@ -190,7 +192,10 @@ mod tests {
         assert_eq!(h.poll().unwrap().unwrap(), (vec!['x'; 4], Step::More));
         assert_eq!(h.poll().unwrap().unwrap(), (vec!['x'; 4], Step::More));
         assert_eq!(h.poll().unwrap().unwrap(), (vec!['x'; 2], Step::More));
-        assert!(h.poll().is_none(), "the ten ticks up to 10 ms are out; the next is at 11 ms");
+        assert!(
+            h.poll().is_none(),
+            "the ten ticks up to 10 ms are out; the next is at 11 ms"
+        );
         h.clock.advance(MS);
         assert_eq!(h.poll().unwrap().unwrap(), (vec!['x'], Step::More));
     }

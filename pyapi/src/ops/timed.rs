@@ -88,10 +88,11 @@ pub fn flow_throttle_mode(
 #[pyfunction]
 pub fn flow_keep_alive(seconds: f64, element: Py<PyAny>) -> PyResult<NBlueprint> {
     let inject: Shared = Arc::new(PyObj(element));
-    let k = weir_operators::time::keep_alive::<Shared, _>(secs(seconds)?, move || {
-        Arc::clone(&inject)
-    });
-    Ok(flow(unit_mat(share().via(k)).via(unshare_flow("keep_alive"))))
+    let k =
+        weir_operators::time::keep_alive::<Shared, _>(secs(seconds)?, move || Arc::clone(&inject));
+    Ok(flow(
+        unit_mat(share().via(k)).via(unshare_flow("keep_alive")),
+    ))
 }
 
 /// `initial_delay(seconds)`: nothing passes before `seconds` after the start.

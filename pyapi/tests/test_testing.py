@@ -317,3 +317,16 @@ def test_time_moves_only_when_the_test_moves_it():
 
 def test_module_exports():
     assert set(testing.__all__) >= {"VirtualClock", "probe_source", "probe_sink", "SinkProbe", "SourceProbe"}
+
+
+def test_an_ordinary_sink_on_the_virtual_clock_resolves_its_result():
+    clock = VirtualClock()
+    run = clock.start(probe_source().delay(1.0).map(lambda x: x * 2).to(weir.Sink.collect(), keep="both"))
+    src, _ = run.materialized
+    src.offer_all([1, 2, 3])
+    src.complete()
+    clock.advance(0.999)
+    with pytest.raises(AssertionError, match="still going"):
+        run.result()
+    clock.advance(0.001)
+    assert run.result()[1] == [2, 4, 6]

@@ -41,6 +41,8 @@ _MISSING: Any = object()
 
 #: Real seconds a run may stay busy before :meth:`VirtualClock.settle` gives up.
 SETTLE_TIMEOUT = 10.0
+#: Real seconds ``done()`` / ``result()`` allow for recording the outcome of a run that settled.
+OUTCOME_GRACE = 2.0
 
 
 def probe_source() -> Source:
@@ -130,13 +132,14 @@ class TestRun:
         return self._finished()
 
     def _finished(self) -> bool:
-        # The outcome is recorded by a task outside the clock just after the last stage ends:
-        # give it a moment of real time (it is not waiting on anything).
-        for _ in range(200):
-            if self._n.is_finished():
-                return True
+        # The outcome is recorded by a task outside the clock just after the last stage ends
+        # (it waits on nothing): give it up to OUTCOME_GRACE seconds of real time.
+        end = time.monotonic() + OUTCOME_GRACE
+        while not self._n.is_finished():
+            if time.monotonic() >= end:
+                return False
             time.sleep(0.001)
-        return self._n.is_finished()
+        return True
 
     def cancel(self) -> None:
         """Cancels the run and lets it wind down."""

@@ -52,6 +52,16 @@ const ACCOUNT_EVERY: u64 = 64;
 /// yields to other tasks about once per millisecond of work instead of every few microseconds.
 const BUDGET_EVERY: u64 = 8;
 
+/// What a chain with a demand-driven output waited for.
+enum Wait {
+    /// The output is not demand-driven.
+    Free,
+    /// Its consumer asked for this many rows.
+    Rows(usize),
+    /// The input ended or failed first.
+    Input(Input),
+}
+
 enum Input {
     Batch(Option<weir_graph::BoxBatch>),
     SourceBatch(Step),
@@ -63,10 +73,20 @@ fn poll_source(
     s: &mut SourceSlot,
     cx: &mut Context<'_>,
     clock: &dyn Clock,
+    limit: Option<usize>,
 ) -> Poll<Result<Step, StageError>> {
     loop {
         let r = {
-            let mut scx = s.c.cx(clock);
+            let mut scx = match limit {
+                None => s.c.cx(clock),
+                // A demand-driven output: the source makes no more than was asked for.
+                Some(n) => weir_graph::StageCx::new(
+                    &s.c.info,
+                    clock,
+                    s.c.sup.as_ref(),
+                    s.c.batch.min(n).max(1),
+                ),
+            };
             let logic = &mut s.logic;
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 logic.poll_next(cx, &mut scx)
@@ -179,14 +199,57 @@ impl ChainIsland {
         }
     }
 
+    /// Waits until a demand-driven output's consumer asks for rows (how many it asked for),
+    /// or, for an input head, until the input ends or fails (which needs no demand).
+    async fn demand(&mut self) -> Result<Wait, Outcome> {
+        let Self {
+            head, tail, cancel, ..
+        } = self;
+        let Tail::Output(o) = tail else {
+            return Ok(Wait::Free);
+        };
+        if !o.is_on_demand() {
+            return Ok(Wait::Free);
+        }
+        let mut poll = |cx: &mut Context<'_>| {
+            if let Poll::Ready(r) = o.poll_demand(cx) {
+                return Poll::Ready(r.map(Wait::Rows).map_err(|_| Outcome::DownstreamGone));
+            }
+            match head {
+                Head::Input(i) => i.poll_terminal(cx).map(|m| Ok(Wait::Input(map_in(m)))),
+                Head::Source(_) => Poll::Pending,
+            }
+        };
+        let now = {
+            let mut noop = Context::from_waker(Waker::noop());
+            poll(&mut noop)
+        };
+        match now {
+            Poll::Ready(r) => r,
+            Poll::Pending => {
+                let cancel = &*cancel;
+                tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => Err(Outcome::Cancelled),
+                    r = poll_fn(poll) => r,
+                }
+            }
+        }
+    }
+
     async fn next_input(&mut self) -> Result<Input, Outcome> {
+        let limit = match self.demand().await? {
+            Wait::Free => None,
+            Wait::Rows(n) => Some(n),
+            Wait::Input(i) => return Ok(i),
+        };
         let Self { head, clock, .. } = self;
         let clock = &**clock;
         // Fast path: something is ready now.
         let ready = {
             let mut noop = Context::from_waker(Waker::noop());
             match head {
-                Head::Source(s) => poll_source(s, &mut noop, clock).map(|r| match r {
+                Head::Source(s) => poll_source(s, &mut noop, clock, limit).map(|r| match r {
                     Ok(step) => Input::SourceBatch(step),
                     Err(e) => Input::Error(e),
                 }),
@@ -223,7 +286,7 @@ impl ChainIsland {
                 _ = cancel.cancelled() => Err(Outcome::Cancelled),
                 _ = poll_fn(|cx| tail_closed(tail, cx)) => Err(Outcome::DownstreamGone),
                 r = poll_fn(|cx| match head {
-                    Head::Source(s) => poll_source(s, cx, clock).map(|r| match r {
+                    Head::Source(s) => poll_source(s, cx, clock, limit).map(|r| match r {
                         Ok(step) => Input::SourceBatch(step),
                         Err(e) => Input::Error(e),
                     }),

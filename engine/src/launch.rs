@@ -3,7 +3,7 @@
 
 use crate::EngineError;
 use crate::chain::{ChainIsland, Head, Outcome, Tail};
-use crate::channel::{Msg, Receiver, Sender, channel};
+use crate::channel::{Msg, Receiver, Sender, channel, channel_on_demand};
 use crate::metrics::{MetricsEntry, StageMetrics};
 use crate::plan::{Endpoint, IslandKind, PhysicalPlan, plan};
 use crate::ports::{ChannelInput, RoutedOutput};
@@ -112,7 +112,11 @@ fn wire(p: &PhysicalPlan, ext_in: Vec<Receiver>, ext_out: Vec<Sender>) -> Wiring
                         if e.kind == EdgeKind::Forward && i != j && na == nb {
                             continue;
                         }
-                        let (s, r) = channel(e.buffer_rows, DEFAULT_BUFFER_BYTES);
+                        let (s, r) = if e.on_demand {
+                            channel_on_demand(e.buffer_rows)
+                        } else {
+                            channel(e.buffer_rows, DEFAULT_BUFFER_BYTES)
+                        };
                         producer[pa].push(s);
                         consumer[pb].push(r);
                     }

@@ -25,7 +25,7 @@ mod router;
 
 pub use async_stage::{
     AsyncFn, AsyncIo, AsyncLogic, Cancelled, ErasedInput, ErasedOutput, Event, InMsg, Input,
-    NoCounts, Output, StageCounts, SubMaterializer,
+    NoCounts, Output, StageCounts, SubMaterializer, on_demand_input, on_demand_outputs,
 };
 pub use attributes::{Attributes, DeadLetter, DeadLetterSink, Directive, Supervision};
 pub use batch::{AnyBatch, BoxBatch, Weighed, downcast_vec};

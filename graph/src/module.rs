@@ -94,6 +94,11 @@ pub struct Node {
     pub outputs: Vec<Arc<dyn RouterFactory>>,
     /// Whether the stage may run as several subtasks.
     pub parallelizable: bool,
+    /// Whether the channels after this stage carry exactly the consumer's demand (rate-decoupling
+    /// stages: `buffer`, `conflate`, `expand`, `throttle`, `Source::queue`, `Balance`, `Merge`).
+    pub demand_outputs: bool,
+    /// Whether the channel into this stage carries exactly its demand (test probes).
+    pub demand_input: bool,
 }
 
 impl Node {
@@ -112,11 +117,23 @@ impl Node {
             inputs,
             outputs,
             parallelizable,
+            demand_outputs: false,
+            demand_input: false,
         }
     }
     /// Sets whether the stage may run as several subtasks.
     pub fn with_parallelizable(mut self, p: bool) -> Self {
         self.parallelizable = p;
+        self
+    }
+    /// Makes the channels after this stage demand-driven (see [`Node::demand_outputs`]).
+    pub fn with_demand_outputs(mut self) -> Self {
+        self.demand_outputs = true;
+        self
+    }
+    /// Makes the channel into this stage demand-driven (see [`Node::demand_input`]).
+    pub fn with_demand_input(mut self) -> Self {
+        self.demand_input = true;
         self
     }
     /// The display name (the `name` attribute, else the operator name).

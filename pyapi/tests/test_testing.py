@@ -57,6 +57,18 @@ def test_the_sink_takes_only_what_was_requested():
     sink.expect_complete()
 
 
+def test_the_stage_in_front_of_the_sink_sees_exactly_the_requested_demand():
+    clock, run, src, sink = rig(lambda s: s)
+    src.offer_all(list(range(10)))
+    assert src.delivered() == 0
+    sink.request(3)
+    assert sink.expect_next_n(3) == [0, 1, 2]
+    assert src.delivered() == 3
+    sink.request(1)
+    sink.expect_next(3)
+    assert src.delivered() == 4
+
+
 def test_completion_is_seen_without_demand():
     clock, run, src, sink = rig(lambda s: s)
     src.complete()

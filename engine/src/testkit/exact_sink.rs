@@ -1,4 +1,4 @@
-//! [`ExactSink`]: a probe sink that takes from its input only what the test requested, and stamps
+//! [`ExactSink`]: a probe sink that asks upstream for exactly what the test requested, and stamps
 //! every signal with the clock time it arrived at (for exact timing tests on a virtual clock).
 
 use futures::FutureExt;
@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use weir_graph::{AsyncFn, AsyncIo, Event, Sink, StageError};
+use weir_graph::{AsyncFn, AsyncIo, Event, Sink, StageError, on_demand_input};
 
 /// One signal an [`ExactProbe`] observed.
 #[derive(Debug, Clone)]
@@ -42,8 +42,8 @@ impl<T: Send + 'static> ExactProbe<T> {
     pub fn request(&self, n: u64) {
         let _ = self.cmd.send(Cmd::Request(n));
     }
-    /// Lets the sink read its input once without demand, so a pending completion or failure is
-    /// seen (an element read this way is held until requested).
+    /// Kept for callers that ask to see the end without demand: completion and failure already
+    /// arrive without demand, so this only wakes the sink.
     pub fn observe_end(&self) {
         let _ = self.cmd.send(Cmd::Observe);
     }
@@ -61,16 +61,16 @@ impl<T: Send + 'static> ExactProbe<T> {
     }
 }
 
-/// A sink materializing an [`ExactProbe`]: it reads its input only while the test has requested
-/// elements (or asked to observe the end), delivers exactly the requested number, and holds the
-/// rest of a batch it read until they are requested.
+/// A sink materializing an [`ExactProbe`]: its input channel is demand-driven and it asks
+/// upstream for exactly the elements the test requested, so the stage in front of it sees that
+/// demand and no more; completion and failure arrive without demand.
 #[derive(Debug, Clone, Copy)]
 pub struct ExactSink;
 
 impl ExactSink {
     /// A sink materializing an [`ExactProbe`].
     pub fn probe<T: Send + 'static>() -> Sink<T, ExactProbe<T>> {
-        Sink::from_async("probe-sink", |_info| {
+        let sink: Sink<T, ExactProbe<T>> = Sink::from_async("probe-sink", |_info| {
             let (cmd_tx, cmd_rx) = mpsc::unbounded_channel::<Cmd>();
             let (ev_tx, ev_rx) = mpsc::unbounded_channel::<Stamped<T>>();
             let probe = ExactProbe {
@@ -79,7 +79,8 @@ impl ExactSink {
             };
             let logic = AsyncFn(move |io: AsyncIo| run(io, cmd_rx, ev_tx).boxed());
             Ok((logic, probe))
-        })
+        });
+        Sink::from_module(on_demand_input(sink.module()))
     }
 }
 
@@ -91,7 +92,7 @@ async fn run<T: Send + 'static>(
     let mut input = io.input::<T>(0)?;
     let clock = io.clock;
     let mut demand: u64 = 0;
-    let mut observe = false;
+    // Rows beyond the demand (only from an upstream that overshoots its grant).
     let mut held: VecDeque<T> = VecDeque::new();
     let mut ended: Option<Observed<T>> = None;
     loop {
@@ -111,22 +112,19 @@ async fn run<T: Send + 'static>(
             let _ = events.send((clock.now(), end));
             return outcome;
         }
-        let want_input = held.is_empty() && (demand > 0 || observe);
+        let want = usize::try_from(demand).unwrap_or(usize::MAX);
         tokio::select! {
             biased;
             c = cmds.recv() => match c {
                 Some(Cmd::Request(n)) => demand = demand.saturating_add(n),
-                Some(Cmd::Observe) => observe = true,
+                Some(Cmd::Observe) => {}
                 Some(Cmd::Cancel) | None => return Ok(()),
             },
-            ev = input.recv(), if want_input => {
-                observe = false;
-                match ev {
-                    Event::Batch(b) => held.extend(b),
-                    Event::End => ended = Some(Observed::Complete),
-                    Event::Error(e) => ended = Some(Observed::Error(e)),
-                }
-            }
+            ev = input.recv_up_to(want), if held.is_empty() => match ev {
+                Event::Batch(b) => held.extend(b),
+                Event::End => ended = Some(Observed::Complete),
+                Event::Error(e) => ended = Some(Observed::Error(e)),
+            },
         }
     }
 }

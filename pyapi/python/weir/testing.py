@@ -58,8 +58,9 @@ def probe_source() -> Source:
 
 
 def probe_sink() -> Sink:
-    """A sink that takes only what the test requests: materializes a :class:`SinkProbe`. It
-    reads its input only while it has demand, so upstream stays backpressured otherwise.
+    """A sink that takes only what the test requests: materializes a :class:`SinkProbe`. Its
+    input is demand-driven: the stage in front of it is asked for exactly the requested elements,
+    so upstream stays backpressured otherwise; completion and failure arrive without demand.
 
     Emits when: never (it is a sink).
     Backpressures when: the test has not requested more elements.

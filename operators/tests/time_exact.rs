@@ -91,6 +91,11 @@ async fn grouped_within_uses_timer_windows_restarted_by_every_emission() {
     r.src.send_all(vec![3, 4, 5]);
     r.at(2400).await;
     assert_eq!(r.timeline(), vec![(1500, N(vec![3, 4, 5]))]);
+    assert_eq!(
+        r.clock.pending_timers(),
+        0,
+        "an empty group arms no timer: an idle stream does not wake up"
+    );
     // 2500: the window is empty, nothing is emitted; the next one ends at 3500.
     r.at(3000).await;
     r.src.send(6);

@@ -45,25 +45,34 @@ impl<T: Send + 'static> AsyncLogic for GroupedWithin<T> {
             let (n, within) = (self.n, self.within);
             let cap = n.min(io.batch_size.max(1));
             let mut group: Vec<T> = Vec::new();
-            let mut deadline = clock.now().saturating_add(within);
+            // The timer runs with period `within` from `epoch` (the start or the last emission).
+            // While the group is empty a firing would do nothing, so it is only armed when the
+            // first element of a group arrives: at the next tick of that period.
+            let mut epoch = clock.now();
+            let mut deadline = Duration::MAX;
             loop {
                 let recv = recv_or_closed(&mut input, &mut output);
-                let ev = match race(clock.sleep_until(deadline), recv).await {
-                    Either::Left(()) => {
-                        if !group.is_empty() {
+                let ev = if group.is_empty() {
+                    recv.await
+                } else {
+                    match race(clock.sleep_until(deadline), recv).await {
+                        Either::Left(()) => {
                             let g = std::mem::take(&mut group);
                             if output.send(vec![g]).await.is_err() {
                                 return Ok(());
                             }
+                            epoch = clock.now();
+                            continue;
                         }
-                        deadline = clock.now().saturating_add(within);
-                        continue;
+                        Either::Right(ev) => ev,
                     }
-                    Either::Right(ev) => ev,
                 };
                 let Some(ev) = ev else { return Ok(()) };
                 match ev {
                     Event::Batch(batch) => {
+                        if group.is_empty() {
+                            deadline = next_tick(epoch, within, clock.now());
+                        }
                         let mut ready = Vec::new();
                         for x in batch {
                             if group.is_empty() {
@@ -78,7 +87,8 @@ impl<T: Send + 'static> AsyncLogic for GroupedWithin<T> {
                             if send_rows(&mut output, ready).await.is_err() {
                                 return Ok(());
                             }
-                            deadline = clock.now().saturating_add(within);
+                            epoch = clock.now();
+                            deadline = epoch.saturating_add(within);
                         }
                     }
                     Event::End => {
@@ -93,5 +103,32 @@ impl<T: Send + 'static> AsyncLogic for GroupedWithin<T> {
             }
         }
         .boxed()
+    }
+}
+
+/// The first tick of the timer of period `within` started at `epoch` that is after `now`.
+fn next_tick(epoch: Duration, within: Duration, now: Duration) -> Duration {
+    let step = within.as_nanos();
+    if step == 0 {
+        return now;
+    }
+    let ticks = now.saturating_sub(epoch).as_nanos() / step + 1;
+    let ahead = u64::try_from(ticks.saturating_mul(step)).unwrap_or(u64::MAX);
+    epoch.saturating_add(Duration::from_nanos(ahead))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_tick;
+    use std::time::Duration;
+
+    #[test]
+    fn the_timer_ticks_on_its_period_from_the_epoch() {
+        let ms = Duration::from_millis;
+        assert_eq!(next_tick(ms(30), ms(100), ms(30)), ms(130));
+        assert_eq!(next_tick(ms(30), ms(100), ms(129)), ms(130));
+        assert_eq!(next_tick(ms(30), ms(100), ms(130)), ms(230));
+        assert_eq!(next_tick(ms(30), ms(100), ms(500)), ms(530));
+        assert_eq!(next_tick(ms(30), Duration::ZERO, ms(500)), ms(500));
     }
 }

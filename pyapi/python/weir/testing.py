@@ -90,7 +90,7 @@ class VirtualClock:
         materialized value come back as :class:`SourceProbe` / :class:`SinkProbe`."""
         if not isinstance(graph, RunnableGraph):
             raise TypeError(f"start() takes a RunnableGraph, not {type(graph).__name__}")
-        run = TestRun(self, graph, _native.start(graph._n, None, batch_size, self._n))
+        run = TestRun(self, graph, _native.start(graph._n, None, batch_size, clock=self._n))
         self._runs.append(run)
         self.settle()
         return run

@@ -54,6 +54,17 @@ impl<I: Send + 'static, O: Send + Clone + 'static> Rig<I, O> {
         let now = self.clock.now();
         self.clock.run_for(ms(t).saturating_sub(now)).await;
     }
+    /// Asserts that the run ends successfully (a real-time bound only as a safety net).
+    async fn completes(self) {
+        let r = tokio::time::timeout(Duration::from_secs(10), self.handle.wait()).await;
+        r.expect("the run ends").expect("the run completes");
+    }
+    /// Asserts that the run ends with a failure of `kind`.
+    async fn fails(self, kind: ErrorKind) {
+        let r = tokio::time::timeout(Duration::from_secs(10), self.handle.wait()).await;
+        let e = r.expect("the run ends").expect_err("the run fails");
+        assert_eq!(e.kind(), kind, "{e}");
+    }
     /// Everything the sink received so far, with the ms it arrived at.
     fn timeline(&self) -> Vec<(u64, Sig<O>)> {
         timeline(&self.sink)
@@ -108,7 +119,7 @@ async fn grouped_within_uses_timer_windows_restarted_by_every_emission() {
     r.src.complete();
     r.at(3700).await;
     assert_eq!(r.timeline(), vec![(3700, N(vec![7])), (3700, Complete)]);
-    r.handle.wait().await.expect("completes");
+    r.completes().await;
 }
 
 #[tokio::test]
@@ -129,6 +140,7 @@ async fn grouped_within_splits_a_large_batch_and_times_out_the_rest() {
     r.src.complete();
     r.at(300).await;
     assert_eq!(r.timeline(), vec![(300, Complete)]);
+    r.completes().await;
 }
 
 #[tokio::test]
@@ -148,7 +160,7 @@ async fn throttle_with_burst_zero_gives_every_element_its_own_period() {
             (400, Complete)
         ]
     );
-    r.handle.wait().await.expect("completes");
+    r.completes().await;
 }
 
 #[tokio::test]
@@ -165,11 +177,19 @@ async fn throttle_bursts_from_a_full_bucket_and_refills_while_idle() {
     r.src.send_all(vec![6, 7, 8]);
     r.at(1050).await;
     r.src.send(9);
+    r.src.complete();
     r.at(2000).await;
     assert_eq!(
         r.timeline(),
-        vec![(1000, N(6)), (1000, N(7)), (1100, N(8)), (1200, N(9))]
+        vec![
+            (1000, N(6)),
+            (1000, N(7)),
+            (1100, N(8)),
+            (1200, N(9)),
+            (1200, Complete)
+        ]
     );
+    r.completes().await;
 }
 
 #[tokio::test]
@@ -181,8 +201,13 @@ async fn throttle_tokens_arrive_on_their_grid_not_on_arrival() {
     r.at(700).await;
     // The token of 500 is there; taking it at 700 keeps the grid: the next is at 1000.
     r.src.send_all(vec![2, 3]);
+    r.src.complete();
     r.at(2000).await;
-    assert_eq!(r.timeline(), vec![(0, N(1)), (700, N(2)), (1000, N(3))]);
+    assert_eq!(
+        r.timeline(),
+        vec![(0, N(1)), (700, N(2)), (1000, N(3)), (1000, Complete)]
+    );
+    r.completes().await;
 }
 
 #[tokio::test]
@@ -228,6 +253,7 @@ async fn throttle_enforcing_with_burst_zero_fails_at_once() {
         matches!(&t[..], [(0, Sig::Failed(ErrorKind::User, m))] if m.contains("exceeded")),
         "{t:?}"
     );
+    r.fails(ErrorKind::User).await;
 }
 
 #[tokio::test]
@@ -240,6 +266,7 @@ async fn throttle_rejects_a_rate_above_one_per_nanosecond() {
         matches!(&t[..], [(0, Sig::Failed(ErrorKind::User, m))] if m.contains("not a rate")),
         "{t:?}"
     );
+    r.fails(ErrorKind::User).await;
 }
 
 #[tokio::test]
@@ -256,6 +283,7 @@ async fn delay_shifts_each_element_by_exactly_its_delay() {
         r.timeline(),
         vec![(300, N(1)), (400, N(2)), (400, N(3)), (400, Complete)]
     );
+    r.completes().await;
 }
 
 #[tokio::test]
@@ -274,7 +302,7 @@ async fn idle_timeout_fails_exactly_timeout_after_the_last_element() {
         matches!(&t[..], [(1100, Sig::Failed(ErrorKind::Timeout, m))] if m.contains("idle_timeout")),
         "{t:?}"
     );
-    assert!(r.src.is_cancelled() || r.handle.is_finished());
+    r.fails(ErrorKind::Timeout).await;
 }
 
 #[tokio::test]
@@ -292,6 +320,7 @@ async fn completion_timeout_fails_at_its_deadline_after_the_elements_before() {
         matches!(&t[2..], [(1000, Sig::Failed(ErrorKind::Timeout, _))]),
         "{t:?}"
     );
+    r.fails(ErrorKind::Timeout).await;
 }
 
 #[tokio::test]
@@ -304,6 +333,7 @@ async fn initial_timeout_guards_only_the_first_element() {
     r.src.complete();
     r.at(5000).await;
     assert_eq!(r.timeline(), vec![(499, N(1)), (5000, Complete)]);
+    r.completes().await;
 
     let r = rig(time::initial_timeout::<u32>(ms(500)));
     r.sink.request(100);
@@ -313,6 +343,7 @@ async fn initial_timeout_guards_only_the_first_element() {
         matches!(&t[..], [(500, Sig::Failed(ErrorKind::Timeout, _))]),
         "{t:?}"
     );
+    r.fails(ErrorKind::Timeout).await;
 }
 
 #[tokio::test]
@@ -337,6 +368,7 @@ async fn keep_alive_injects_after_every_quiet_period() {
             (1200, Complete)
         ]
     );
+    r.completes().await;
 }
 
 #[tokio::test]
@@ -356,6 +388,7 @@ async fn initial_delay_holds_everything_until_the_delay_passed() {
         r.timeline(),
         vec![(500, N(1)), (500, N(2)), (600, N(3)), (600, Complete)]
     );
+    r.completes().await;
 
     // Upstream done before the delay with nothing held: completes at once.
     let r = rig(time::initial_delay::<u32>(ms(500)));
@@ -364,6 +397,7 @@ async fn initial_delay_holds_everything_until_the_delay_passed() {
     r.src.complete();
     r.at(100).await;
     assert_eq!(r.timeline(), vec![(100, Complete)]);
+    r.completes().await;
 }
 
 /// `tick(0, 1ms)` into an exact probe sink with `rows` of channel capacity.

@@ -155,6 +155,7 @@ def test_grouped_within_timer_windows():
     src.complete()
     sink.expect_next([7], at=3.6)
     sink.expect_complete(at=3.6)
+    run.result()
 
 
 def test_throttle_burst_zero_spaces_every_element():
@@ -169,6 +170,7 @@ def test_throttle_burst_zero_spaces_every_element():
         (300, "next", 3),
         (300, "complete", None),
     ]
+    run.result()
 
 
 def test_throttle_burst_passes_then_shapes_then_refills():
@@ -201,6 +203,8 @@ def test_throttle_enforcing_fails_when_upstream_is_too_fast():
     sink.expect_next(2, at=0.1)
     err = sink.expect_error(weir.StageFailed, at=0.15)
     assert "maximum throughput exceeded" in str(err)
+    with pytest.raises(weir.StageFailed, match="exceeded"):
+        run.result()
 
 
 def test_throttle_rejects_an_unknown_mode():
@@ -222,6 +226,7 @@ def test_delay_shifts_by_exactly_the_delay():
         (400, "next", "c"),
         (400, "complete", None),
     ]
+    run.result()
 
 
 def test_idle_timeout_fails_exactly_after_the_quiet_period():
@@ -237,6 +242,8 @@ def test_idle_timeout_fails_exactly_after_the_quiet_period():
         (600, "next", 2),
         (1100, "error", ("StageFailed", "timeout")),
     ]
+    with pytest.raises(weir.StageFailed, match="idle_timeout"):
+        run.result()
 
 
 def test_completion_and_initial_timeouts():
@@ -279,6 +286,7 @@ def test_keep_alive_injects_after_each_quiet_period():
         (1100, "next", "ping"),
         (1200, "complete", None),
     ]
+    run.result()
 
 
 def test_initial_delay_holds_the_stream_back():
@@ -297,6 +305,7 @@ def test_initial_delay_holds_the_stream_back():
         (600, "next", 3),
         (600, "complete", None),
     ]
+    run.result()
 
 
 def test_tick_keeps_its_rate_for_a_ready_consumer():

@@ -207,3 +207,66 @@ impl Drop for VSleep {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex as StdMutex;
+
+    /// Spawns tracked tasks that sleep until each deadline (ms) and record when they woke.
+    fn sleepers(clock: &VirtualClock, deadlines: &[u64]) -> Arc<StdMutex<Vec<(u64, u64)>>> {
+        let woke = Arc::new(StdMutex::new(Vec::new()));
+        for &d in deadlines {
+            let (c, w) = (clock.clone(), Arc::clone(&woke));
+            let task = clock.track(Box::pin(async move {
+                c.sleep_until(Duration::from_millis(d)).await;
+                let now = c.now().as_millis() as u64;
+                w.lock().expect("not poisoned").push((d, now));
+            }));
+            tokio::spawn(task);
+        }
+        woke
+    }
+
+    #[tokio::test]
+    async fn run_for_fires_every_timer_at_its_deadline() {
+        let clock = VirtualClock::new();
+        let woke = sleepers(&clock, &[20, 10, 30]);
+        clock.settle().await;
+        assert_eq!(clock.pending_timers(), 3);
+        clock.run_for(Duration::from_millis(25)).await;
+        assert_eq!(*woke.lock().unwrap(), vec![(10, 10), (20, 20)]);
+        assert_eq!(clock.now(), Duration::from_millis(25));
+        assert!(clock.is_idle());
+        assert_eq!(clock.next_deadline(), Some(Duration::from_millis(30)));
+    }
+
+    #[tokio::test]
+    async fn advance_jumps_and_wakes_every_due_timer_late() {
+        let clock = VirtualClock::new();
+        let woke = sleepers(&clock, &[10, 20]);
+        clock.settle().await;
+        clock.advance(Duration::from_millis(25));
+        clock.settle().await;
+        let mut got = woke.lock().unwrap().clone();
+        got.sort();
+        assert_eq!(got, vec![(10, 25), (20, 25)]);
+        assert_eq!(clock.pending_timers(), 0);
+    }
+
+    #[test]
+    fn step_towards_stops_at_each_deadline_then_at_the_target() {
+        let clock = VirtualClock::new();
+        let mut a = clock.sleep_until(Duration::from_millis(5));
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(a.as_mut().poll(&mut cx).is_pending());
+        let target = Duration::from_millis(8);
+        assert!(clock.step_towards(target));
+        assert_eq!(clock.now(), Duration::from_millis(5));
+        assert!(a.as_mut().poll(&mut cx).is_ready());
+        assert!(clock.step_towards(target));
+        assert_eq!(clock.now(), target);
+        assert!(!clock.step_towards(target));
+    }
+}

@@ -253,7 +253,7 @@ impl ChainIsland {
                     Ok(step) => Input::SourceBatch(step),
                     Err(e) => Input::Error(e),
                 }),
-                Head::Input(i) => i.poll_recv(&mut noop).map(map_in),
+                Head::Input(i) => poll_head_input(i, &mut noop, limit).map(map_in),
             }
         };
         if let Poll::Ready(x) = ready {
@@ -290,7 +290,7 @@ impl ChainIsland {
                         Ok(step) => Input::SourceBatch(step),
                         Err(e) => Input::Error(e),
                     }),
-                    Head::Input(i) => i.poll_recv(cx).map(map_in),
+                    Head::Input(i) => poll_head_input(i, cx, limit).map(map_in),
                 }) => Ok(r),
             }
         };
@@ -474,6 +474,19 @@ impl ChainIsland {
             }
         }
         Outcome::Failed(e)
+    }
+}
+
+/// Receives from a chain's input; under a demand-driven output only what its consumer asked
+/// for is requested from a demand-driven upstream.
+fn poll_head_input(
+    i: &mut ChannelInput,
+    cx: &mut Context<'_>,
+    limit: Option<usize>,
+) -> Poll<InMsg> {
+    match limit {
+        None => i.poll_recv(cx),
+        Some(n) => i.poll_recv_up_to(cx, n),
     }
 }
 

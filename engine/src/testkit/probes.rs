@@ -346,7 +346,8 @@ impl<T: Send + Debug + 'static> SinkProbe<T> {
 
 /// A sink that pulls only what the test requests through a [`SinkProbe`]: its input channel is
 /// demand-driven, so upstream sends exactly the requested rows; completion and failure are seen
-/// without demand (after the elements already received).
+/// without demand (after the elements already received). A failure is reported to the test and
+/// absorbed: the run's `wait()` returns `Ok`.
 #[derive(Debug, Clone, Copy)]
 pub struct TestSink;
 
@@ -383,6 +384,8 @@ impl TestSink {
                         if held.is_empty()
                             && let Some(end) = ended.take()
                         {
+                            // Reported to the test; the probe absorbs a failure, so the run
+                            // itself completes.
                             let _ = ev_tx.send(end.map(|()| None));
                             return Ok(());
                         }

@@ -200,11 +200,13 @@ impl<T: Send + 'static> SourceLogic<T> for QueueLogic<T> {
     }
 }
 
+/// The queue's output is demand-driven: elements leave the buffer only when the consumer asks
+/// for them, so `capacity` bounds everything the consumer has not requested.
 pub(crate) fn queue<T: Send + 'static>(
     capacity: usize,
     strategy: OverflowStrategy,
 ) -> Source<T, SourceQueue<T>> {
-    Source::from_logic("queue", move |_| {
+    let src: Source<T, SourceQueue<T>> = Source::from_logic("queue", move |_| {
         let shared = Arc::new(Shared(Mutex::new(State {
             buf: VecDeque::new(),
             capacity: capacity.max(1),
@@ -216,7 +218,8 @@ pub(crate) fn queue<T: Send + 'static>(
         })));
         let handle = SourceQueue(Arc::new(Handle(Arc::clone(&shared))));
         Ok((QueueLogic(shared), handle))
-    })
+    });
+    Source::from_module(weir_graph::on_demand_outputs(src.module()))
 }
 
 #[cfg(test)]

@@ -5,9 +5,10 @@ use futures::future::Either;
 use futures::future::{BoxFuture, FutureExt};
 use std::collections::VecDeque;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
-use weir_graph::{AsyncIo, AsyncLogic, ErrorKind, Event, Flow, StageError};
+use weir_graph::{AsyncIo, AsyncLogic, ErrorKind, Event, Flow, Module, StageError, async_node};
 
 /// What `throttle` does with an element that arrives before its token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,24 +56,36 @@ pub fn throttle<T: Send + 'static>(elements: usize, per: Duration, burst: usize)
 /// - **cancels when** downstream cancels
 /// - **fails when** upstream fails, an element arrives without a token (enforcing), or at start
 ///   when `per / elements` is under a nanosecond
+///
+/// The output is demand-driven: an element is offered to the bucket only once the consumer asked
+/// for it (as Akka pulls on demand), so tokens are never spent on elements that would wait
+/// downstream.
 pub fn throttle_with_mode<T: Send + 'static>(
     elements: usize,
     per: Duration,
     burst: usize,
     mode: ThrottleMode,
 ) -> Flow<T, T> {
-    Flow::from_async("throttle", move |_| {
-        Ok((
-            Throttle::<T> {
-                elements,
-                per,
-                burst,
-                mode,
-                _t: PhantomData,
-            },
-            (),
-        ))
-    })
+    let node = async_node(
+        "throttle",
+        1,
+        vec![weir_graph::router_for::<T>()],
+        move |_| {
+            Ok((
+                Throttle::<T> {
+                    elements,
+                    per,
+                    burst,
+                    mode,
+                    _t: PhantomData,
+                },
+                (),
+            ))
+        },
+    )
+    .with_parallelizable(true)
+    .with_demand_outputs();
+    Flow::from_module(Arc::new(Module::single(node)))
 }
 
 struct Throttle<T> {
@@ -162,7 +175,22 @@ impl<T: Send + 'static> AsyncLogic for Throttle<T> {
             let mut held: VecDeque<T> = VecDeque::new();
             loop {
                 let mut rows = Vec::new();
+                // Elements the consumer asked for and has not been sent yet.
+                let mut asked = 0usize;
                 while let Some(x) = held.pop_front() {
+                    if asked == 0 {
+                        if send_rows(&mut output, std::mem::take(&mut rows))
+                            .await
+                            .is_err()
+                        {
+                            return Ok(());
+                        }
+                        let Ok(d) = output.demand().await else {
+                            return Ok(());
+                        };
+                        asked = d.clamp(1, max_rows);
+                    }
+                    asked -= 1;
                     let wait = bucket.offer(1, clock.now());
                     if !wait.is_zero() {
                         if self.mode == ThrottleMode::Enforcing {
@@ -183,13 +211,6 @@ impl<T: Send + 'static> AsyncLogic for Throttle<T> {
                         }
                     }
                     rows.push(x);
-                    if rows.len() >= max_rows
-                        && send_rows(&mut output, std::mem::take(&mut rows))
-                            .await
-                            .is_err()
-                    {
-                        return Ok(());
-                    }
                 }
                 if send_rows(&mut output, rows).await.is_err() {
                     return Ok(());

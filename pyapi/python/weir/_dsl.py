@@ -794,14 +794,20 @@ class _Linear(_Blueprint):
             _Folder(seed or _identity, aggregate), name="conflate"
         )
 
-    def expand(self: S) -> S:
-        """Repeats the last element while downstream is faster than upstream (extrapolation).
+    def expand(self: S, extrapolate: Optional[Callable[[Any], Iterable[Any]]] = None) -> S:
+        """Extrapolates while downstream is faster than upstream (Akka's ``expand``): each
+        element ``x`` becomes the iterator ``iter(extrapolate(x))``; its first item is emitted
+        when downstream asks (every element is expanded once), the following ones only while
+        downstream asks for more and no new element is ready. Without ``extrapolate`` the last
+        element is repeated. Only what downstream requested is produced.
 
-        Emits when: downstream has demand (the newest element, or a repeat of the last one).
-        Backpressures when: never once an element arrived.
-        Completes when: upstream completes.
-        Fails when: upstream fails."""
-        return self._same(self._n.via(_native.flow_expand()))
+        Emits when: downstream has demand and an element is not yet expanded, or the current
+        iterator has more items and no new element is ready.
+        Backpressures when: an element received has not been expanded yet.
+        Completes when: upstream completes and its last element was expanded.
+        Cancels when: downstream cancels.
+        Fails when: upstream fails, or ``extrapolate`` or the iterator raises."""
+        return self._same(self._n.via(_native.flow_expand(extrapolate)))
 
     def delay(self: S, seconds: float, capacity: int = 0) -> S:
         """Emits every element ``seconds`` after it arrived (timer in Rust); ``capacity`` bounds
@@ -1313,15 +1319,44 @@ class Broadcast(_Junction):
 
 
 class Balance(_Junction):
-    """Each batch to one of ``n`` outputs with demand (ports: ``inlet``, ``outlets``)."""
+    """Each element to one of ``n`` outputs that requested it (ports: ``inlet``, ``outlets``):
+    no output receives more than its consumer asked for, so a slow consumer holds nothing that
+    another could take.
+
+    Emits when: an output has demand and an element is available.
+    Backpressures when: no output has demand.
+    Completes when: upstream completes.
+    Cancels when: every output cancelled, or the first one with ``eager_cancel=True``.
+    Fails when: upstream fails."""
 
     kind = "balance"
 
+    def __init__(self, n: int = 2, eager_cancel: bool = False) -> None:
+        super().__init__(n)
+        self.eager_cancel = eager_cancel
+
+    def _add(self, b: Any) -> Tuple[List[Any], List[Any]]:
+        return b.add_fan("balance", self.n, bool(self.eager_cancel))
+
 
 class Merge(_Junction):
-    """``n`` inputs into one output, in arrival order (ports: ``inlets``, ``outlet``)."""
+    """``n`` inputs into one output, in arrival order (ports: ``inlets``, ``outlet``); the
+    input is chosen when downstream asks.
+
+    Emits when: downstream has demand and an input has elements.
+    Backpressures when: downstream backpressures.
+    Completes when: all inputs complete, or the first one with ``eager_complete=True``.
+    Cancels when: downstream cancels.
+    Fails when: any input fails."""
 
     kind = "merge"
+
+    def __init__(self, n: int = 2, eager_complete: bool = False) -> None:
+        super().__init__(n)
+        self.eager_complete = eager_complete
+
+    def _add(self, b: Any) -> Tuple[List[Any], List[Any]]:
+        return b.add_fan("merge", self.n, bool(self.eager_complete))
 
 
 class Concat(_Junction):
@@ -1357,30 +1392,43 @@ class Partition(_Junction):
 
 class MergePreferred(_Junction):
     """Merges a preferred input (``inlets[0]``) and ``n`` secondary ones (``inlets[1:]``),
-    taking from the preferred input whenever it has elements.
+    taking from the preferred input whenever it has elements when downstream asks.
 
-    Emits when: one of the inputs has elements (the preferred one first).
+    Emits when: downstream has demand and an input has elements (the preferred one first).
     Backpressures when: downstream backpressures.
-    Completes when: all inputs complete.
+    Completes when: all inputs complete, or the first one with ``eager_complete=True``.
+    Cancels when: downstream cancels.
     Fails when: any input fails."""
 
     kind = "merge_preferred"
+
+    def __init__(self, n: int = 1, eager_complete: bool = False) -> None:
+        super().__init__(n)
+        self.eager_complete = eager_complete
+
+    def _add(self, b: Any) -> Tuple[List[Any], List[Any]]:
+        return b.add_fan("merge_preferred", self.n, bool(self.eager_complete))
 
 
 class MergePrioritized(_Junction):
     """Merges ``len(priorities)`` inputs, picking among ready inputs with probability
     proportional to their priority.
 
-    Emits when: one of the inputs has elements.
+    Emits when: downstream has demand and one of the inputs has elements.
     Backpressures when: downstream backpressures.
-    Completes when: all inputs complete.
+    Completes when: all inputs complete, or the first one with ``eager_complete=True``.
+    Cancels when: downstream cancels.
     Fails when: any input fails."""
 
     kind = "merge_prioritized"
 
-    def __init__(self, priorities: Sequence[int]) -> None:
+    def __init__(self, priorities: Sequence[int], eager_complete: bool = False) -> None:
         super().__init__(len(priorities))
         self.priorities = [int(p) for p in priorities]
+        self.eager_complete = eager_complete
+
+    def _add(self, b: Any) -> Tuple[List[Any], List[Any]]:
+        return b.add_fan("merge_prioritized", self.n, bool(self.eager_complete), self.priorities)
 
 
 class Interleave(_Junction):
@@ -1491,7 +1539,10 @@ class GraphBuilder:
 
     def add(self, junction: _Junction) -> Ports:
         """Adds a junction and returns its :class:`Ports`."""
-        if junction.kind in _EXT_JUNCTIONS:
+        add = getattr(junction, "_add", None)
+        if add is not None:
+            ins, outs = add(self._b)
+        elif junction.kind in _EXT_JUNCTIONS:
             ins, outs = _native.builder_add_junction(
                 self._b,
                 junction.kind,

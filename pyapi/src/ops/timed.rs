@@ -1,6 +1,7 @@
 //! Time and rate operators: the generic Rust operators over Python objects.
 
 use super::*;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// `delay`, `idle_timeout`, `completion_timeout` or `initial_timeout` (`kind`) of `seconds`.
 #[pyfunction]
@@ -49,11 +50,75 @@ pub fn flow_batch_lists(max: usize) -> NBlueprint {
     flow(unit_mat(b).via(list_flow(name)))
 }
 
-/// `expand()`: repeats the last element while downstream is faster than upstream.
+/// `expand(extrapolate=None)`: the Rust `expand`. Without `extrapolate` it repeats the last
+/// element; with it, `iter(extrapolate(x))` is made on the dispatcher, the Rust operator emits
+/// a handle to that iterator once per requested item, and `next()` on the dispatcher turns each
+/// handle into the item (a handle of an exhausted iterator yields nothing and stops its
+/// extrapolation).
 #[pyfunction]
-pub fn flow_expand() -> NBlueprint {
-    let e = weir_operators::time::expand(|s: Shared| std::iter::repeat(s));
-    flow(unit_mat(share().via(e)).via(unshare_flow("expand")))
+#[pyo3(signature = (extrapolate = None))]
+pub fn flow_expand(extrapolate: Option<Py<PyAny>>) -> NBlueprint {
+    let Some(f) = extrapolate else {
+        let e = weir_operators::time::expand(|s: Shared| std::iter::repeat(s));
+        return flow(unit_mat(share().via(e)).via(unshare_flow("expand")));
+    };
+    let start = py_flow(
+        "expand",
+        factory(move |py| {
+            let f = f.clone_ref(py);
+            each_fallible(move |py, x: &PyObj| {
+                let it = f.bind(py).call1((x.0.bind(py),))?.try_iter()?;
+                Ok(Arc::new(Extrapolation {
+                    it: PyObj(it.into_any().unbind()),
+                    done: AtomicBool::new(false),
+                }))
+            })
+        }),
+    );
+    let e = weir_operators::time::expand(|h: Arc<Extrapolation>| {
+        std::iter::from_fn(move || (!h.done.load(Ordering::Acquire)).then(|| Arc::clone(&h)))
+    });
+    // Items are made on demand too, so no more than the consumer asked for is extrapolated.
+    let next = py_flow("expand", factory(|_py| NextItem));
+    let next: Flow<Arc<Extrapolation>, PyObj, MatValue> =
+        Flow::from_module(weir_graph::on_demand_outputs(next.module()));
+    flow(start.via(e).via_mat(next, |m, _| m))
+}
+
+/// One element's extrapolation: its Python iterator, and whether it ran out.
+pub struct Extrapolation {
+    it: PyObj,
+    done: AtomicBool,
+}
+
+/// Takes the next item of each emitted iterator handle (none once it is exhausted).
+struct NextItem;
+
+impl PyOp<Arc<Extrapolation>, PyObj> for NextItem {
+    fn on_batch(
+        &mut self,
+        py: Python<'_>,
+        input: Vec<Arc<Extrapolation>>,
+        out: &mut Vec<PyObj>,
+        cx: &mut weir_graph::StageCx<'_>,
+    ) -> Result<(), StageError> {
+        for h in input {
+            if h.done.load(Ordering::Acquire) {
+                continue;
+            }
+            match h.it.0.bind(py).call_method0(pyo3::intern!(py, "__next__")) {
+                Ok(v) => out.push(PyObj(v.unbind())),
+                Err(e) if e.is_instance_of::<pyo3::exceptions::PyStopIteration>(py) => {
+                    h.done.store(true, Ordering::Release);
+                }
+                Err(e) => {
+                    h.done.store(true, Ordering::Release);
+                    crate::stages::element_failed(py, cx, e, None)?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `throttle(elements, per, burst, mode)`: Akka's token bucket; `mode` is `"shaping"` (delays)

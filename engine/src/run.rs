@@ -149,7 +149,12 @@ impl RunShared {
         fut: impl std::future::Future<Output = ()> + Send + 'static,
     ) {
         let span = tracing::debug_span!("island", name = %name);
-        let jh = self.tracker.spawn_on(fut.instrument(span), &self.handle);
+        let jh = if self.clock.tracks_tasks() {
+            let task = self.clock.track(Box::pin(fut.instrument(span)));
+            self.tracker.spawn_on(task, &self.handle)
+        } else {
+            self.tracker.spawn_on(fut.instrument(span), &self.handle)
+        };
         if let Ok(mut a) = self.aborts.lock() {
             a.push(jh.abort_handle());
         }

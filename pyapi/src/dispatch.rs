@@ -116,6 +116,22 @@ impl Queue {
         }
     }
 
+    /// Runs the jobs queued right now on this thread (for a test that drives a run on a virtual
+    /// clock instead of serving it); returns how many ran. Nothing runs while another thread
+    /// serves the queue.
+    pub fn run_ready(&self, py: Python<'_>) -> usize {
+        let Ok(guard) = self.rx.lock() else { return 0 };
+        let Some(rx) = guard.as_ref() else { return 0 };
+        let mut n = 0;
+        while let Ok(msg) = rx.try_recv() {
+            if let Msg::Job(job) = msg {
+                job(py);
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// Serves jobs until the run stops. `on_interrupt` is called once when a signal handler raises
     /// (Ctrl-C): it should cancel the run; serving goes on until the run has wound down and the
     /// exception is then returned. Returns at once if another thread already served the queue.

@@ -120,6 +120,13 @@ pub struct NRun {
     mat: Mutex<Option<Py<PyAny>>>,
 }
 
+impl NRun {
+    /// The queue of the run's Python jobs (served by `weir.testing` while it settles a run).
+    pub fn queue(&self) -> &Queue {
+        &self.queue
+    }
+}
+
 #[pymethods]
 impl NRun {
     /// Executes the run's Python jobs on the calling thread until the run is over. On Ctrl-C
@@ -195,12 +202,13 @@ impl NRun {
 /// Materializes a closed graph: its stages start at once on the weir runtime and send their
 /// Python work to the returned run, which some Python thread must `serve()`.
 #[pyfunction]
-#[pyo3(signature = (graph, aio_loop = None, batch_size = None))]
+#[pyo3(signature = (graph, aio_loop = None, batch_size = None, clock = None))]
 pub fn start(
     py: Python<'_>,
     graph: &NBlueprint,
     aio_loop: Option<Py<PyAny>>,
     batch_size: Option<usize>,
+    clock: Option<PyRef<'_, crate::testing::NVirtualClock>>,
 ) -> PyResult<NRun> {
     let Bp::Graph(g) = &graph.bp else {
         return Err(PyTypeError::new_err(
@@ -216,6 +224,9 @@ pub fn start(
     let mut m = Materializer::new().with_runtime(rt.handle());
     if let Some(b) = batch_size {
         m = m.with_batch_size(b);
+    }
+    if let Some(c) = clock {
+        m = m.with_clock(c.clock());
     }
     let (mat, handle) = ctx
         .enter(|| m.materialize(g))

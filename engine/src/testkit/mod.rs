@@ -1,4 +1,4 @@
-//! Test probes and the stage conformance suite.
+//! Test probes, virtual time and the stage conformance suite.
 //!
 //! [`TestSource::probe`] gives a source a test pushes into element by element; [`TestSink::probe`]
 //! gives a sink that receives only what the test requests, so tests can drive a stage precisely.
@@ -12,10 +12,18 @@
 //! - [`SourceProbe`]: `offer`/`offer_all` (aliases `send`/`send_all`), `complete`, `fail`,
 //!   `expect_cancellation`, `is_cancelled`, `delivered` (elements downstream actually took) and
 //!   `expect_delivered(n)`.
+//!
+//! [`ExactSink::probe`] is the same demand-exact sink for timing tests: it never waits, stamps
+//! each signal with the clock time it arrived at, and fails the run with the failure it saw.
+//! With a [`VirtualClock`] (which knows when the run is idle: `settle`, `run_for`) every timer
+//! fires at its exact deadline.
 
+pub(crate) mod activity;
 mod conformance;
+mod exact_sink;
 mod probes;
 
 pub use crate::clock::VirtualClock;
 pub use conformance::{ConformanceReport, check_flow};
+pub use exact_sink::{ExactProbe, ExactSink, Observed, Stamped};
 pub use probes::{ProbeEvent, SinkProbe, SourceProbe, TestSink, TestSource};

@@ -572,9 +572,17 @@ class _Linear(_Blueprint):
         """Discards the first ``n`` elements."""
         return self._same(self._n.via(_native.flow_drop(n)))
 
-    def throttle(self: S, elements: int, per: float, burst: int = 0) -> S:
-        """At most ``elements`` per ``per`` seconds, with bursts of ``burst``."""
-        return self._same(self._n.via(_native.flow_throttle(elements, per, burst)))
+    def throttle(self: S, elements: int, per: float, burst: int = 0, mode: str = "shaping") -> S:
+        """At most ``elements`` per ``per`` seconds: Akka's token bucket of capacity ``burst``,
+        full at the start, a token every ``per / elements``. ``mode="shaping"`` holds an element
+        until its token arrives (with ``burst=0`` each element waits its own period);
+        ``"enforcing"`` fails the stream instead.
+
+        Emits when: the element's token has arrived and downstream has demand.
+        Backpressures when: an element waits for its token or downstream backpressures.
+        Completes when: upstream completes and every held element is emitted.
+        Fails when: upstream fails, or (enforcing) an element comes before its token."""
+        return self._same(self._n.via(_native.flow_throttle_mode(elements, per, burst, mode)))
 
     def buffer(self: S, size: int, strategy: str = "backpressure") -> S:
         """A bounded buffer of ``size`` elements with an overflow strategy (``backpressure``,
@@ -846,6 +854,25 @@ class _Linear(_Blueprint):
         Completes when: upstream completes.
         Fails when: no first element within ``seconds``, or upstream fails."""
         return self._same(self._n.via(_native.flow_timed("initial_timeout", seconds)))
+
+    def keep_alive(self: S, seconds: float, element: Any) -> S:
+        """Injects ``element`` whenever no element passed for ``seconds`` (Akka's
+        ``keepAlive``).
+
+        Emits when: upstream emits, or ``seconds`` passed without an element.
+        Backpressures when: downstream backpressures.
+        Completes when: upstream completes.
+        Fails when: upstream fails."""
+        return self._same(self._n.via(_native.flow_keep_alive(seconds, element)))
+
+    def initial_delay(self: S, seconds: float) -> S:
+        """Holds every element back until ``seconds`` after the start, then passes them.
+
+        Emits when: upstream emits and the initial delay has passed.
+        Backpressures when: the delay has not passed or downstream backpressures.
+        Completes when: upstream completes (at once when nothing is held).
+        Fails when: upstream fails."""
+        return self._same(self._n.via(_native.flow_initial_delay(seconds)))
 
     def flat_map_concat(self: S, fn: Callable[[Any], Any]) -> S:
         """Turns each element into a source (``fn`` returns a weir :class:`Source` or any

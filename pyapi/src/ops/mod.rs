@@ -160,6 +160,9 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(flow_split, m)?)?;
     m.add_function(wrap_pyfunction!(flow_timed, m)?)?;
     m.add_function(wrap_pyfunction!(flow_grouped_within, m)?)?;
+    m.add_function(wrap_pyfunction!(timed::flow_throttle_mode, m)?)?;
+    m.add_function(wrap_pyfunction!(timed::flow_keep_alive, m)?)?;
+    m.add_function(wrap_pyfunction!(timed::flow_initial_delay, m)?)?;
     m.add_function(wrap_pyfunction!(flow_batch_lists, m)?)?;
     m.add_function(wrap_pyfunction!(flow_expand, m)?)?;
     m.add_function(wrap_pyfunction!(flow_also_to, m)?)?;

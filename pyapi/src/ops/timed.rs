@@ -161,3 +161,49 @@ impl PyOp<Arc<Extrapolation>, PyObj> for NextItem {
         Ok(())
     }
 }
+
+/// `throttle(elements, per, burst, mode)`: Akka's token bucket; `mode` is `"shaping"` (delays)
+/// or `"enforcing"` (fails when an element comes before its token).
+#[pyfunction]
+pub fn flow_throttle_mode(
+    elements: usize,
+    per_seconds: f64,
+    burst: usize,
+    mode: &str,
+) -> PyResult<NBlueprint> {
+    use weir_operators::time::ThrottleMode;
+    let mode = match mode {
+        "shaping" => ThrottleMode::Shaping,
+        "enforcing" => ThrottleMode::Enforcing,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "throttle: mode must be \"shaping\" or \"enforcing\", not {other:?}"
+            )));
+        }
+    };
+    let t = weir_operators::time::throttle_with_mode::<PyObj>(
+        elements,
+        secs(per_seconds)?,
+        burst,
+        mode,
+    );
+    Ok(flow(unit_mat(t)))
+}
+
+/// `keep_alive(seconds, element)`: injects `element` after `seconds` without one.
+#[pyfunction]
+pub fn flow_keep_alive(seconds: f64, element: Py<PyAny>) -> PyResult<NBlueprint> {
+    let inject: Shared = Arc::new(PyObj(element));
+    let k =
+        weir_operators::time::keep_alive::<Shared, _>(secs(seconds)?, move || Arc::clone(&inject));
+    Ok(flow(
+        unit_mat(share().via(k)).via(unshare_flow("keep_alive")),
+    ))
+}
+
+/// `initial_delay(seconds)`: nothing passes before `seconds` after the start.
+#[pyfunction]
+pub fn flow_initial_delay(seconds: f64) -> PyResult<NBlueprint> {
+    let d = weir_operators::time::initial_delay::<PyObj>(secs(seconds)?);
+    Ok(flow(unit_mat(d)))
+}

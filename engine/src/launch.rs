@@ -9,6 +9,7 @@ use crate::plan::{Endpoint, IslandKind, PhysicalPlan, plan};
 use crate::ports::{ChannelInput, RoutedOutput};
 use crate::run::{DEFAULT_BUFFER_BYTES, RunShared};
 use crate::supervise::{FlowSlot, SinkSlot, SourceSlot, StageCommon, panic_error};
+use crate::watch::{IslandProbe, Watched};
 use futures::FutureExt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -160,7 +161,7 @@ pub(crate) fn launch(
         .fetch_add(p.islands.len(), std::sync::atomic::Ordering::Relaxed);
     let mut w = wire(&p, ext_in, ext_out);
     let mut slots: Vec<Option<BoxMat>> = (0..module.nodes.len()).map(|_| None).collect();
-    let mut tasks: Vec<(String, futures::future::BoxFuture<'static, ()>)> = Vec::new();
+    let mut tasks: Vec<(Arc<IslandProbe>, futures::future::BoxFuture<'static, ()>)> = Vec::new();
     let mut entries = Vec::new();
     for isl in &p.islands {
         for sub in 0..isl.parallelism {
@@ -189,6 +190,8 @@ pub(crate) fn launch(
             let rxs = std::mem::take(&mut w.rx[isl.id][sub]);
             let txs = std::mem::take(&mut w.tx[isl.id][sub]);
             let name = format!("island-{}#{}", island_base + isl.id, sub);
+            let stages = isl.nodes.iter().map(|&n| module.node_path(n)).collect();
+            let probe = Arc::new(IslandProbe::new(name, stages));
             match isl.kind {
                 IslandKind::Async => {
                     let node = isl.nodes[0];
@@ -235,7 +238,7 @@ pub(crate) fn launch(
                     let terminal = isl.outputs.is_empty();
                     let sh = Arc::clone(shared);
                     tasks.push((
-                        name,
+                        probe,
                         Box::pin(run_async(logic, io, controls, c, terminal, sh)),
                     ));
                 }
@@ -315,6 +318,7 @@ pub(crate) fn launch(
                         return Err(StageError::internal("chain without head").into());
                     };
                     let terminal = matches!(tail, Tail::Sink(_));
+                    let base = usize::from(matches!(head, Head::Source(_)));
                     let island = ChainIsland {
                         head,
                         flows,
@@ -324,10 +328,12 @@ pub(crate) fn launch(
                         run: Arc::clone(shared),
                         metrics: stage_metrics,
                         mark: std::time::Instant::now(),
+                        probe: Arc::clone(&probe),
+                        base,
                     };
                     let sh = Arc::clone(shared);
                     tasks.push((
-                        name,
+                        probe,
                         Box::pin(async move {
                             let out = AssertUnwindSafe(island.run()).catch_unwind().await;
                             let out = out.unwrap_or_else(|p| Outcome::Failed(panic_error(p)));
@@ -347,8 +353,11 @@ pub(crate) fn launch(
     if let Ok(mut m) = shared.metrics.lock() {
         m.extend(entries);
     }
-    for (name, t) in tasks {
-        shared.spawn(name, t);
+    if let Ok(mut v) = shared.probes.lock() {
+        v.extend(tasks.iter().map(|(p, _)| Arc::clone(p)));
+    }
+    for (probe, t) in tasks {
+        shared.spawn(probe.name.clone(), Watched::new(t, probe));
     }
     Ok(mat)
 }
@@ -377,10 +386,15 @@ async fn run_async(
     shared: Arc<RunShared>,
 ) {
     let fut = AssertUnwindSafe(logic.run(io)).catch_unwind();
+    // Once every consumer is gone the stage has nobody to work for: whatever it awaits (outside
+    // input, a timer, user futures) is dropped at once, which cancels its own inputs in turn.
+    let watch = !terminal && !controls.is_empty();
+    let gone = std::future::poll_fn(|cx| all_closed(&controls, cx));
     let r = tokio::select! {
         biased;
         _ = shared.cancel.cancelled() => None,
         r = fut => Some(r),
+        () = gone, if watch => None,
     };
     match r {
         None => {}
@@ -406,4 +420,17 @@ async fn run_async(
         }
     }
     c.stopped();
+}
+
+/// Ready once every channel behind `controls` lost its consumer.
+fn all_closed(controls: &[Sender], cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+    let mut open = false;
+    for s in controls {
+        open |= s.poll_closed(cx).is_pending();
+    }
+    if open {
+        std::task::Poll::Pending
+    } else {
+        std::task::Poll::Ready(())
+    }
 }

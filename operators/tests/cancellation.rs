@@ -234,3 +234,138 @@ async fn cancel_with_a_sink_stuck_in_a_blocking_call_returns_after_the_grace() {
         "{msg}"
     );
 }
+
+fn unzip_graph(
+    eager: bool,
+) -> weir_graph::RunnableGraph<(
+    weir_operators::source::SourceQueue<(u32, char)>,
+    weir_graph::SinkFuture<Vec<u32>>,
+    weir_graph::SinkFuture<Vec<char>>,
+)> {
+    use weir_operators::fan::Unzip;
+    let mut b = GraphBuilder::new();
+    let (src, kq) = b.add_source(Source::<(u32, char)>::queue(
+        4,
+        OverflowStrategy::Backpressure,
+    ));
+    let u = b.add(Unzip::<u32, char>::new().eager_cancel(eager));
+    b.connect(src, u.inlet).unwrap();
+    let (l, kl) =
+        b.add_sink(weir_operators::simple::take::<u32>(2).to_mat(Sink::collect(), Keep::right));
+    let (r, kr) =
+        b.add_sink(weir_operators::simple::take::<char>(0).to_mat(Sink::collect(), Keep::right));
+    b.connect(u.left, l).unwrap();
+    b.connect(u.right, r).unwrap();
+    b.build_mat(move |m| {
+        (
+            m.take(kq).unwrap(),
+            m.take(kl).unwrap(),
+            m.take(kr).unwrap(),
+        )
+    })
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unzip_serves_its_last_output_and_cancels_upstream_when_it_cancels() {
+    let ((q, left, right), h) = unzip_graph(false).start().unwrap();
+    assert_eq!(
+        ends("unzip right", right).await.unwrap(),
+        Vec::<char>::new()
+    );
+    // The right output is gone; the left one still gets every first half.
+    assert_eq!(q.offer((1, 'a')).await.unwrap(), QueueOfferResult::Enqueued);
+    assert_eq!(q.offer((2, 'b')).await.unwrap(), QueueOfferResult::Enqueued);
+    assert_eq!(ends("unzip left", left).await.unwrap(), vec![1, 2]);
+    ends("unzip wait", h.wait()).await.unwrap();
+    assert!(q.is_closed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eager_unzip_cancels_upstream_at_the_first_cancelled_output() {
+    let ((q, left, right), h) = unzip_graph(true).start().unwrap();
+    assert_eq!(
+        ends("eager unzip right", right).await.unwrap(),
+        Vec::<char>::new()
+    );
+    assert_eq!(
+        ends("eager unzip left", left).await.unwrap(),
+        Vec::<u32>::new()
+    );
+    ends("eager unzip wait", h.wait()).await.unwrap();
+    assert!(q.is_closed());
+    assert_eq!(
+        q.offer((1, 'a')).await.unwrap(),
+        QueueOfferResult::QueueClosed
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eager_broadcast_cancels_upstream_at_the_first_cancelled_output() {
+    let mut b = GraphBuilder::new();
+    let (src, kq) = b.add_source(Source::<u32>::queue(4, OverflowStrategy::Backpressure));
+    let bc = b.add(Broadcast::<u32>::new(2).eager_cancel(true));
+    b.connect(src, bc.inlet).unwrap();
+    let (s0, k0) = b.add_sink(Sink::collect());
+    let (s1, k1) =
+        b.add_sink(weir_operators::simple::take::<u32>(0).to_mat(Sink::collect(), Keep::right));
+    b.connect(bc.outlets[0], s0).unwrap();
+    b.connect(bc.outlets[1], s1).unwrap();
+    let g = b
+        .build_mat(move |m| {
+            (
+                m.take(kq).unwrap(),
+                m.take(k0).unwrap(),
+                m.take(k1).unwrap(),
+            )
+        })
+        .unwrap();
+    let ((q, o0, o1), h) = g.start().unwrap();
+    assert_eq!(
+        ends("eager broadcast out1", o1).await.unwrap(),
+        Vec::<u32>::new()
+    );
+    assert_eq!(
+        ends("eager broadcast out0", o0).await.unwrap(),
+        Vec::<u32>::new()
+    );
+    ends("eager broadcast wait", h.wait()).await.unwrap();
+    assert!(q.is_closed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_drops_map_async_futures_in_flight() {
+    let live = Arc::new(AtomicUsize::new(0));
+    let l2 = Arc::clone(&live);
+    let g = Source::repeat(1u32)
+        .map_async(4, move |x: u32| {
+            l2.fetch_add(1, Ordering::SeqCst);
+            let guard = Live(Arc::clone(&l2));
+            async move {
+                let _g = guard;
+                tokio::time::sleep(HOUR).await;
+                Ok::<u32, weir_graph::StageError>(x)
+            }
+        })
+        .to_mat(Sink::collect(), Keep::right);
+    let (out, h) = g.start().unwrap();
+    for _ in 0..1000 {
+        if live.load(Ordering::SeqCst) == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(live.load(Ordering::SeqCst), 4);
+    h.cancel();
+    let err = ends("cancel map_async", h.wait()).await.unwrap_err();
+    assert_eq!(err.kind(), weir_graph::ErrorKind::Cancelled);
+    assert_eq!(
+        out.await.unwrap_err().kind(),
+        weir_graph::ErrorKind::Cancelled
+    );
+    assert_eq!(
+        live.load(Ordering::SeqCst),
+        0,
+        "in-flight futures are dropped"
+    );
+}

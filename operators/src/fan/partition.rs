@@ -1,6 +1,6 @@
 //! `Partition`: each element to the output chosen by a function.
 
-use super::common::{self, poll_cancelled, send_each};
+use super::common::{self, CancelPolicy, poll_cancelled, send_each};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use std::sync::Arc;
@@ -86,6 +86,7 @@ struct PartitionLogic<T> {
 impl<T: Send + 'static> AsyncLogic for PartitionLogic<T> {
     fn run(self: Box<Self>, mut io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
         let Self { f, eager } = *self;
+        let policy = CancelPolicy::new(eager);
         async move {
             let path = io.info.path.clone();
             let mut input = io.input::<T>(0)?;
@@ -95,7 +96,7 @@ impl<T: Send + 'static> AsyncLogic for PartitionLogic<T> {
             loop {
                 let ev = std::future::poll_fn(|cx| {
                     let gone = poll_cancelled(&mut outs, cx);
-                    if (eager && gone > 0) || outs.iter().all(Option::is_none) {
+                    if policy.stop_outs(gone, &outs) {
                         return Poll::Ready(None);
                     }
                     input.poll_recv(cx).map(Some)
@@ -129,7 +130,7 @@ impl<T: Send + 'static> AsyncLogic for PartitionLogic<T> {
                 if let Some(e) = failure {
                     return Err(e);
                 }
-                if (eager && gone > 0) || outs.iter().all(Option::is_none) {
+                if policy.stop_outs(gone, &outs) {
                     return Ok(());
                 }
             }

@@ -263,9 +263,8 @@ impl RunHandle {
         };
         Some(
             StageError::timeout(format!(
-                "stage '{}' did not stop within {:?} of cancellation: it is stuck in a blocking \
-                 call on thread {} ({}){others}{cause}",
-                first.stage(),
+                "did not stop within {:?} of cancellation: stuck in a blocking call on thread \
+                 {} ({}){others}{cause}",
                 sh.grace,
                 first.thread(),
                 first.name

@@ -229,8 +229,10 @@ async fn cancel_with_a_sink_stuck_in_a_blocking_call_returns_after_the_grace() {
     assert_eq!(err.stage(), Some("stuck_sink#1"));
     let msg = err.to_string();
     assert!(
-        msg.contains("stage 'stuck_sink#1' did not stop within 300ms of cancellation")
-            && msg.contains("on thread"),
+        msg.starts_with(
+            "stage 'stuck_sink#1' failed: did not stop within 300ms of cancellation: stuck in a \
+             blocking call on thread"
+        ) && msg.contains("(island-"),
         "{msg}"
     );
 }

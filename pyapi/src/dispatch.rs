@@ -26,9 +26,13 @@ pub enum Msg {
     Stop,
 }
 
+/// The job the serving thread is running: the stage that queued it and since when.
+pub type Busy = Arc<Mutex<Option<(Arc<str>, Instant)>>>;
+
 /// The sending side of a run's dispatcher, shared by every Python stage of the run.
 pub struct Dispatcher {
     tx: Sender<Msg>,
+    busy: Busy,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -44,7 +48,35 @@ impl Dispatcher {
     /// A new dispatcher and the queue its serving thread reads.
     pub fn new() -> (Arc<Self>, Receiver<Msg>) {
         let (tx, rx) = channel();
-        (Arc::new(Self { tx }), rx)
+        let busy = Arc::new(Mutex::new(None));
+        (Arc::new(Self { tx, busy }), rx)
+    }
+
+    /// The stage whose job the serving thread is running, and for how long (a run that cannot
+    /// stop names the stage stuck in user code).
+    pub fn busy(&self) -> Option<(String, Duration)> {
+        let b = self.busy.lock().ok()?;
+        b.as_ref().map(|(s, t)| (s.to_string(), t.elapsed()))
+    }
+
+    /// Wraps `f` so the serving thread records, while it runs, the stage that queued it (the
+    /// stage whose island is being polled on the calling thread).
+    fn labelled(&self, f: Job) -> Job {
+        let stage: Arc<str> = Arc::from(
+            weir_engine::current_stage()
+                .unwrap_or_else(|| "python".to_owned())
+                .as_str(),
+        );
+        let busy = Arc::clone(&self.busy);
+        Box::new(move |py| {
+            if let Ok(mut b) = busy.lock() {
+                *b = Some((stage, Instant::now()));
+            }
+            f(py);
+            if let Ok(mut b) = busy.lock() {
+                *b = None;
+            }
+        })
     }
 
     /// Runs `f` on the dispatcher with the GIL held and returns its result. A job whose caller went
@@ -61,7 +93,7 @@ impl Dispatcher {
             let _ = tx.send(f(py));
         });
         self.tx
-            .send(Msg::Job(job))
+            .send(Msg::Job(self.labelled(job)))
             .map_err(|_| StageError::cancelled("the Python dispatcher has stopped"))?;
         rx.await
             .map_err(|_| StageError::cancelled("the Python dispatcher has stopped"))
@@ -81,7 +113,7 @@ impl Dispatcher {
             let _ = tx.send(f(py));
         });
         self.tx
-            .send(Msg::Job(job))
+            .send(Msg::Job(self.labelled(job)))
             .map_err(|_| StageError::cancelled("the Python dispatcher has stopped"))?;
         Ok(rx)
     }

@@ -371,3 +371,38 @@ async fn cancel_drops_map_async_futures_in_flight() {
         "in-flight futures are dropped"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_downstream_drops_parked_unfold_async_and_stream_sources() {
+    let live = Arc::new(AtomicUsize::new(0));
+    let l2 = Arc::clone(&live);
+    let g = Source::unfold_async(0u32, move |s: u32| {
+        l2.fetch_add(1, Ordering::SeqCst);
+        let guard = Live(Arc::clone(&l2));
+        async move {
+            let _g = guard;
+            if s == 0 {
+                return Some((1, 10u32));
+            }
+            // The second call waits for outside input that never comes.
+            futures::future::pending::<Option<(u32, u32)>>().await
+        }
+    })
+    .async_boundary()
+    .take(1)
+    .to_mat(Sink::collect(), Keep::right);
+    let (out, h) = g.start().unwrap();
+    assert_eq!(ends("unfold_async", out).await.unwrap(), vec![10]);
+    ends("unfold_async wait", h.wait()).await.unwrap();
+    assert_eq!(
+        live.load(Ordering::SeqCst),
+        0,
+        "the parked future is dropped"
+    );
+    let g = Source::from_stream(futures::stream::pending::<u8>)
+        .zip(Source::<u8>::empty())
+        .to_mat(Sink::collect(), Keep::right);
+    let (out, h) = g.start().unwrap();
+    assert_eq!(ends("pending stream", out).await.unwrap(), vec![]);
+    ends("pending stream wait", h.wait()).await.unwrap();
+}

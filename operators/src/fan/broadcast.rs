@@ -15,6 +15,8 @@ use weir_graph::{
 /// Emits when: a batch arrives; it is sent to every output not cancelled (a clone each).
 /// Backpressures when: any output has no credit (the next batch waits for the slowest output).
 /// Completes when: upstream completes; or every output cancelled (or, with `eager_cancel`, any one).
+/// Cancels when: the last output cancels (with `eager_cancel`: the first); until then the outputs
+/// left keep getting every element.
 /// Fails when: upstream fails.
 pub struct Broadcast<T> {
     n: usize,

@@ -213,9 +213,19 @@ impl RunHandle {
             biased;
             () = sh.tracker.wait() => {}
             () = sh.cancel.cancelled() => {
-                let ended = tokio::time::timeout(sh.grace, sh.tracker.wait()).await;
-                if ended.is_err() && let Some(e) = self.stuck_error() {
-                    return Err(e);
+                // The run's own timer, so a wait polled outside its runtime works too.
+                let grace = {
+                    let _rt = sh.handle.enter();
+                    tokio::time::sleep(sh.grace)
+                };
+                tokio::select! {
+                    biased;
+                    () = sh.tracker.wait() => {}
+                    () = grace => {
+                        if let Some(e) = self.stuck_error() {
+                            return Err(e);
+                        }
+                    }
                 }
             }
         }

@@ -204,3 +204,21 @@ def test_cancel_with_a_generator_blocked_in_a_call_returns_after_the_grace():
     assert ei.value.kind == "timeout"
     assert ei.value.stage.startswith("from_iter")
     assert str(ei.value).endswith("(the run stopped because: run was cancelled)")
+
+
+def test_ctrl_c_during_run_with_a_sink_blocked_in_a_call_ends_the_run():
+    import os
+    import signal
+
+    def interrupt():
+        time.sleep(0.3)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        Source.from_iter(range(10)).run_with(Sink.for_each(lambda x: time.sleep(HOUR)))
+    took = time.monotonic() - t0
+    print(f"ended {took - 0.3:.3f} s after Ctrl-C")
+    assert took < BOUND
+    assert Source.from_iter(range(3)).run_with(Sink.collect()) == [0, 1, 2]

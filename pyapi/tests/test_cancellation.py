@@ -222,3 +222,24 @@ def test_ctrl_c_during_run_with_a_sink_blocked_in_a_call_ends_the_run():
     print(f"ended {took - 0.3:.3f} s after Ctrl-C")
     assert took < BOUND
     assert Source.from_iter(range(3)).run_with(Sink.collect()) == [0, 1, 2]
+
+
+def test_take_after_a_generator_that_blocks_ends_the_run():
+    release = threading.Event()
+    calls = []
+
+    def gen():
+        yield 1
+        yield 2
+        calls.append("blocked")
+        release.wait(HOUR)  # outside input that never comes
+        yield 3
+
+    try:
+        # A batch is delivered once full: one element per batch for a source that waits.
+        h = Source.from_iter(gen()).take(2).to(Sink.collect(), "right").start(batch_size=1)
+        assert timed(h) == [1, 2]
+        h = Source.from_iter(gen()).map(lambda x: x * 10).zip(Source.from_iter("a")).to(Sink.collect(), "right")
+        assert timed(h.start(batch_size=1)) == [(10, "a")]
+    finally:
+        release.set()

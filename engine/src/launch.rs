@@ -354,6 +354,18 @@ pub(crate) fn launch(
         m.extend(entries);
     }
     if let Ok(mut v) = shared.probes.lock() {
+        // Substreams launch islands all along a run: forget the ended ones now and then, so
+        // the list stays proportional to the islands alive.
+        let at = shared
+            .probes_prune_at
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if v.len() >= at {
+            v.retain(|p| !p.is_done());
+            let next = (2 * v.len()).max(crate::run::PROBES_PRUNE_MIN);
+            shared
+                .probes_prune_at
+                .store(next, std::sync::atomic::Ordering::Relaxed);
+        }
         v.extend(tasks.iter().map(|(p, _)| Arc::clone(p)));
     }
     for (probe, t) in tasks {

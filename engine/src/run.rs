@@ -130,6 +130,7 @@ impl Materializer {
             handle,
             islands: std::sync::atomic::AtomicUsize::new(0),
             probes: Mutex::new(Vec::new()),
+            probes_prune_at: std::sync::atomic::AtomicUsize::new(PROBES_PRUNE_MIN),
             grace: self.grace,
         });
         let mat = crate::launch::launch(&shared, Arc::clone(graph.module()), vec![], vec![])?;
@@ -155,10 +156,16 @@ pub(crate) struct RunShared {
     pub(crate) cfg: PlanConfig,
     pub(crate) handle: tokio::runtime::Handle,
     pub(crate) islands: std::sync::atomic::AtomicUsize,
-    /// One per island subtask ever spawned, to name what is stuck when the run cannot stop.
+    /// One per island subtask spawned (ended ones pruned now and then), to name what is stuck
+    /// when the run cannot stop.
     pub(crate) probes: Mutex<Vec<Arc<IslandProbe>>>,
+    /// Length of `probes` at which the ended ones are dropped next.
+    pub(crate) probes_prune_at: std::sync::atomic::AtomicUsize,
     pub(crate) grace: Duration,
 }
+
+/// `probes` is first pruned at this length.
+pub(crate) const PROBES_PRUNE_MIN: usize = 256;
 
 impl RunShared {
     /// The one place the engine spawns tasks: tracked by the run, aborted with it.

@@ -161,7 +161,11 @@ pub(crate) fn launch(
         .fetch_add(p.islands.len(), std::sync::atomic::Ordering::Relaxed);
     let mut w = wire(&p, ext_in, ext_out);
     let mut slots: Vec<Option<BoxMat>> = (0..module.nodes.len()).map(|_| None).collect();
-    let mut tasks: Vec<(Arc<IslandProbe>, futures::future::BoxFuture<'static, ()>)> = Vec::new();
+    let mut tasks: Vec<(
+        Arc<IslandProbe>,
+        bool,
+        futures::future::BoxFuture<'static, ()>,
+    )> = Vec::new();
     let mut entries = Vec::new();
     for isl in &p.islands {
         for sub in 0..isl.parallelism {
@@ -239,6 +243,7 @@ pub(crate) fn launch(
                     let sh = Arc::clone(shared);
                     tasks.push((
                         probe,
+                        terminal,
                         Box::pin(run_async(logic, io, controls, c, terminal, sh)),
                     ));
                 }
@@ -334,6 +339,7 @@ pub(crate) fn launch(
                     let sh = Arc::clone(shared);
                     tasks.push((
                         probe,
+                        terminal,
                         Box::pin(async move {
                             let out = AssertUnwindSafe(island.run()).catch_unwind().await;
                             let out = out.unwrap_or_else(|p| Outcome::Failed(panic_error(p)));
@@ -366,10 +372,20 @@ pub(crate) fn launch(
                 .probes_prune_at
                 .store(next, std::sync::atomic::Ordering::Relaxed);
         }
-        v.extend(tasks.iter().map(|(p, _)| Arc::clone(p)));
+        v.extend(tasks.iter().map(|(p, _, _)| Arc::clone(p)));
     }
-    for (probe, t) in tasks {
-        shared.spawn(probe.name.clone(), Watched::new(t, probe));
+    for (probe, terminal, t) in tasks {
+        let name = probe.name.clone();
+        if terminal {
+            shared.sink_started();
+            let sh = Arc::clone(shared);
+            shared.spawn(
+                name,
+                Watched::new(t, probe).on_end(Box::new(move || sh.sink_ended())),
+            );
+        } else {
+            shared.spawn(name, Watched::new(t, probe));
+        }
     }
     Ok(mat)
 }

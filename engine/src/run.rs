@@ -132,6 +132,8 @@ impl Materializer {
             probes: Mutex::new(Vec::new()),
             probes_prune_at: std::sync::atomic::AtomicUsize::new(PROBES_PRUNE_MIN),
             grace: self.grace,
+            sinks_left: std::sync::atomic::AtomicUsize::new(0),
+            sinks_done: CancellationToken::new(),
         });
         let mat = crate::launch::launch(&shared, Arc::clone(graph.module()), vec![], vec![])?;
         let mat = RunnableGraph::<M>::downcast_mat(mat)?;
@@ -162,6 +164,9 @@ pub(crate) struct RunShared {
     /// Length of `probes` at which the ended ones are dropped next.
     pub(crate) probes_prune_at: std::sync::atomic::AtomicUsize,
     pub(crate) grace: Duration,
+    /// Islands ending in a sink still running, and the token cancelled when none is left.
+    pub(crate) sinks_left: std::sync::atomic::AtomicUsize,
+    pub(crate) sinks_done: CancellationToken,
 }
 
 /// `probes` is first pruned at this length.
@@ -178,6 +183,23 @@ impl RunShared {
         let jh = self.tracker.spawn_on(fut.instrument(span), &self.handle);
         if let Ok(mut a) = self.aborts.lock() {
             a.push(jh.abort_handle());
+        }
+    }
+
+    /// Counts a sink island of the run as started.
+    pub(crate) fn sink_started(&self) {
+        self.sinks_left
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Counts a sink island as ended; the last one marks every sink done.
+    pub(crate) fn sink_ended(&self) {
+        if self
+            .sinks_left
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
+            == 1
+        {
+            self.sinks_done.cancel();
         }
     }
 
@@ -212,7 +234,9 @@ impl RunHandle {
     /// Waits until every task of the run has ended; `Err` if a sink saw a failure or the run was
     /// cancelled. Always returns: once the run is cancelled (or failed), stages still stuck in a
     /// blocking call after the cancel grace are reported (a `tracing` warning and a
-    /// [`weir_graph::ErrorKind::Timeout`] error naming the stage and its thread) and left behind.
+    /// [`weir_graph::ErrorKind::Timeout`] error naming the stage and its thread) and left behind;
+    /// once every sink has finished, stages upstream that are stuck after the grace are reported
+    /// (a warning) and left behind, and the run's result is returned.
     pub async fn wait(&self) -> Result<(), StageError> {
         let sh = &self.shared;
         sh.tracker.close();
@@ -220,19 +244,14 @@ impl RunHandle {
             biased;
             () = sh.tracker.wait() => {}
             () = sh.cancel.cancelled() => {
-                // The run's own timer, so a wait polled outside its runtime works too.
-                let grace = {
-                    let _rt = sh.handle.enter();
-                    tokio::time::sleep(sh.grace)
-                };
-                tokio::select! {
-                    biased;
-                    () = sh.tracker.wait() => {}
-                    () = grace => {
-                        if let Some(e) = self.stuck_error() {
-                            return Err(e);
-                        }
-                    }
+                if !self.ends_within_grace().await && let Some(e) = self.stuck_error() {
+                    return Err(e);
+                }
+            }
+            () = sh.sinks_done.cancelled() => {
+                if !self.ends_within_grace().await {
+                    // Warns about each stuck stage; the sinks' results stand.
+                    let _ = self.stuck_error();
                 }
             }
         }
@@ -243,6 +262,21 @@ impl RunHandle {
             return Err(StageError::cancelled("run was cancelled"));
         }
         Ok(())
+    }
+
+    /// Whether every task ends within the cancel grace.
+    async fn ends_within_grace(&self) -> bool {
+        let sh = &self.shared;
+        // The run's own timer, so a wait polled outside its runtime works too.
+        let grace = {
+            let _rt = sh.handle.enter();
+            tokio::time::sleep(sh.grace)
+        };
+        tokio::select! {
+            biased;
+            () = sh.tracker.wait() => true,
+            () = grace => false,
+        }
     }
 
     /// The error naming the islands that did not stop within the grace (each warned about).

@@ -94,10 +94,14 @@ pub fn current_stage() -> Option<String> {
     CURRENT.with(|c| c.borrow().as_ref().map(|p| p.stage().to_owned()))
 }
 
+/// Called once when a watched island ends.
+type OnEnd = Box<dyn FnOnce() + Send>;
+
 /// An island's future that keeps its probe current: the polling thread, and "ended".
 pub(crate) struct Watched<F> {
     fut: Pin<Box<F>>,
     probe: Arc<IslandProbe>,
+    on_end: Option<OnEnd>,
 }
 
 impl<F> Watched<F> {
@@ -106,6 +110,20 @@ impl<F> Watched<F> {
         Self {
             fut: Box::pin(fut),
             probe,
+            on_end: None,
+        }
+    }
+
+    /// Calls `f` once when the island ends (completes, or its task is dropped).
+    pub(crate) fn on_end(mut self, f: OnEnd) -> Self {
+        self.on_end = Some(f);
+        self
+    }
+
+    fn ended(&mut self) {
+        self.probe.done.store(true, Ordering::Release);
+        if let Some(f) = self.on_end.take() {
+            f();
         }
     }
 }
@@ -121,7 +139,7 @@ impl<F: Future<Output = ()>> Future for Watched<F> {
         let r = this.fut.as_mut().poll(cx);
         CURRENT.with(|c| *c.borrow_mut() = prev);
         if r.is_ready() {
-            this.probe.done.store(true, Ordering::Release);
+            this.ended();
         }
         r
     }
@@ -129,6 +147,6 @@ impl<F: Future<Output = ()>> Future for Watched<F> {
 
 impl<F> Drop for Watched<F> {
     fn drop(&mut self) {
-        self.probe.done.store(true, Ordering::Release);
+        self.ended();
     }
 }

@@ -406,3 +406,35 @@ async fn a_finished_downstream_drops_parked_unfold_async_and_stream_sources() {
     assert_eq!(ends("pending stream", out).await.unwrap(), vec![]);
     ends("pending stream wait", h.wait()).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_returns_after_the_grace_when_every_sink_finished_but_a_source_is_stuck() {
+    use std::sync::atomic::AtomicBool;
+    let release = Arc::new(AtomicBool::new(false));
+    let r2 = Arc::clone(&release);
+    let g = Source::unfold(0u32, move |s| {
+        if s == 1 {
+            // A user call that blocks its thread (outside input that does not come).
+            while !r2.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        Some((s + 1, s))
+    })
+    .async_boundary()
+    .take(1)
+    .to_mat(Sink::collect(), Keep::right);
+    let grace = Duration::from_millis(300);
+    let m = Materializer::new()
+        .with_batch_size(1)
+        .with_cancel_grace(grace);
+    let (out, h) = m.materialize(&g).unwrap();
+    assert_eq!(ends("stuck source", out).await.unwrap(), vec![0]);
+    let t = Instant::now();
+    let r = ends("stuck source wait", h.wait()).await;
+    let took = t.elapsed();
+    assert!(!h.is_finished(), "the stuck source is left behind");
+    release.store(true, Ordering::SeqCst);
+    r.unwrap();
+    assert!(took >= grace / 2, "waited for the grace ({took:?})");
+}

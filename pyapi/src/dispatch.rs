@@ -26,8 +26,8 @@ pub enum Msg {
     Stop,
 }
 
-/// The job the serving thread is running: the stage that queued it and since when.
-pub type Busy = Arc<Mutex<Option<(Arc<str>, Instant)>>>;
+/// The job the serving thread is running: the stage that queued it, since when, and the thread.
+pub type Busy = Arc<Mutex<Option<(Arc<str>, Instant, Arc<str>)>>>;
 
 /// The sending side of a run's dispatcher, shared by every Python stage of the run.
 pub struct Dispatcher {
@@ -52,11 +52,12 @@ impl Dispatcher {
         (Arc::new(Self { tx, busy }), rx)
     }
 
-    /// The stage whose job the serving thread is running, and for how long (a run that cannot
-    /// stop names the stage stuck in user code).
-    pub fn busy(&self) -> Option<(String, Duration)> {
+    /// The stage whose job the serving thread is running, for how long, and the thread's name
+    /// (a run that cannot stop names the stage stuck in user code).
+    pub fn busy(&self) -> Option<(String, Duration, String)> {
         let b = self.busy.lock().ok()?;
-        b.as_ref().map(|(s, t)| (s.to_string(), t.elapsed()))
+        b.as_ref()
+            .map(|(s, t, th)| (s.to_string(), t.elapsed(), th.to_string()))
     }
 
     /// Wraps `f` so the serving thread records, while it runs, the stage that queued it (the
@@ -70,7 +71,7 @@ impl Dispatcher {
         let busy = Arc::clone(&self.busy);
         Box::new(move |py| {
             if let Ok(mut b) = busy.lock() {
-                *b = Some((stage, Instant::now()));
+                *b = Some((stage, Instant::now(), serving_thread(py)));
             }
             f(py);
             if let Ok(mut b) = busy.lock() {
@@ -211,6 +212,21 @@ pub fn note_interrupt(err: PyErr) {
     });
 }
 
+/// The calling thread's Python name and id, looked up once per thread.
+fn serving_thread(py: Python<'_>) -> Arc<str> {
+    SERVING_THREAD.with(|c| {
+        Arc::clone(c.get_or_init(|| {
+            let name = py
+                .import("threading")
+                .and_then(|t| t.call_method0("current_thread"))
+                .and_then(|t| t.getattr("name"))
+                .and_then(|n| n.extract::<String>())
+                .unwrap_or_else(|_| "unnamed".to_owned());
+            Arc::from(format!("'{name}' ({:?})", std::thread::current().id()).as_str())
+        }))
+    })
+}
+
 fn take_interrupt() -> Option<PyErr> {
     INTERRUPT.with(|i| i.borrow_mut().take())
 }
@@ -225,6 +241,8 @@ pub struct RunCtx {
 }
 
 thread_local! {
+    /// This thread's Python name, as errors about a call stuck on it report it.
+    static SERVING_THREAD: std::cell::OnceCell<Arc<str>> = const { std::cell::OnceCell::new() };
     static INTERRUPT: RefCell<Option<PyErr>> = const { RefCell::new(None) };
     static CURRENT: RefCell<Option<RunCtx>> = const { RefCell::new(None) };
 }

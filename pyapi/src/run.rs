@@ -149,14 +149,14 @@ impl NRun {
     /// been running and the serving thread, which is left behind.
     /// `None` when the serving thread is idle.
     fn stuck_error(&self, py: Python<'_>) -> Option<PyErr> {
-        let (stage, busy) = self.disp.busy()?;
+        let (stage, busy, thread) = self.disp.busy()?;
         let cause = match self.outcome.lock().ok().and_then(|o| o.clone()) {
             Some(Err(e)) => format!(" (the run stopped because: {e})"),
             _ => String::new(),
         };
         let msg = format!(
             "did not stop within {:?} of the end of the run: its Python call has been running \
-             for {:.1}s on the thread serving the run, which is left behind{cause}",
+             for {:.1}s on thread {thread}, which serves the run and is left behind{cause}",
             self.grace,
             busy.as_secs_f64()
         );

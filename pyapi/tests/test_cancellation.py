@@ -148,6 +148,7 @@ def test_cancel_with_a_sink_stuck_in_a_blocking_call_returns_after_the_grace():
         "stage 'from_iter\u2192for_each#0' failed: did not stop within 300ms of the end of the run: "
         "its Python call has been running for 0."
     )
+    assert "s on thread 'weir-dispatcher' (ThreadId(" in str(e)
     assert str(e).endswith("(the run stopped because: run was cancelled)")
 
 

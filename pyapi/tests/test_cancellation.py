@@ -244,3 +244,13 @@ def test_take_after_a_generator_that_blocks_ends_the_run():
         assert timed(h.start(batch_size=1)) == [(10, "a")]
     finally:
         release.set()
+
+
+def test_cancel_stops_a_run_parked_on_a_slow_tick():
+    h = Source.tick(HOUR, HOUR, 1).map(lambda x: x).to(Sink.collect(), "right").start()
+    time.sleep(0.05)
+    t0 = time.monotonic()
+    h.cancel()
+    with pytest.raises(weir.RunCancelled):
+        h.wait(timeout=BOUND)
+    assert time.monotonic() - t0 < BOUND

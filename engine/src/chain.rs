@@ -5,6 +5,7 @@
 use crate::metrics::StageMetrics;
 use crate::ports::{ChannelInput, RoutedOutput};
 use crate::supervise::{FlowSlot, SinkSlot, SourceSlot};
+use crate::watch::IslandProbe;
 use std::any::Any;
 use std::future::poll_fn;
 use std::sync::Arc;
@@ -41,6 +42,10 @@ pub(crate) struct ChainIsland {
     /// The run, to tell a sink stopped by another island's failure what that failure was.
     pub(crate) run: Arc<crate::run::RunShared>,
     pub(crate) metrics: Vec<Arc<StageMetrics>>,
+    /// Which stage the island is calling (read when the run cannot stop).
+    pub(crate) probe: Arc<IslandProbe>,
+    /// The probe's index of `flows[0]` (1 behind a source head, else 0).
+    pub(crate) base: usize,
     /// Start of the busy period not yet added to the metrics (clock reads happen only when the
     /// island is about to wait, and every [`ACCOUNT_EVERY`] batches, never per batch).
     pub(crate) mark: Instant,
@@ -124,17 +129,24 @@ fn tail_closed(tail: &mut Tail, cx: &mut Context<'_>) -> Poll<()> {
 /// A stage that fails in the middle of a batch has already emitted the outputs of the elements
 /// before the failing one: those still travel downstream, ahead of the error, exactly as they
 /// would have one element at a time.
+///
+/// `at` is where the probe places `flows[0]` (the island's stage index), so a stage stuck in
+/// user code can be named.
 fn push_through(
     flows: &mut [FlowSlot],
     start: usize,
     tail: &mut Tail,
     input: &mut dyn Any,
     clock: &dyn Clock,
+    at: (&IslandProbe, usize),
 ) -> Result<(), (usize, StageError)> {
+    let (probe, base) = at;
+    let n = flows.len();
     let (k, e) = {
         let mut cur: &mut dyn Any = input;
         let mut failed = None;
         for (k, slot) in flows.iter_mut().enumerate().skip(start) {
+            probe.at(base + k);
             if let Err(e) = slot.on_batch(cur, clock) {
                 failed = Some((k, e));
                 break;
@@ -147,6 +159,7 @@ fn push_through(
         match failed {
             Some(f) => f,
             None => {
+                probe.at(base + n);
                 return match tail {
                     Tail::Sink(s) => s.on_batch(cur, clock).map_err(|e| (flows.len(), e)),
                     Tail::Output(o) => {
@@ -160,8 +173,15 @@ fn push_through(
     let (left, right) = flows.split_at_mut(k + 1);
     let slot = &mut left[k];
     if slot.logic.output_len() > 0 {
-        push_through(right, 0, tail, slot.logic.output(), clock)
-            .map_err(|(i, e2)| (k + 1 + i, e2))?;
+        push_through(
+            right,
+            0,
+            tail,
+            slot.logic.output(),
+            clock,
+            (probe, base + k + 1),
+        )
+        .map_err(|(i, e2)| (k + 1 + i, e2))?;
     }
     Err((k, e))
 }
@@ -243,8 +263,13 @@ impl ChainIsland {
             Wait::Rows(n) => Some(n),
             Wait::Input(i) => return Ok(i),
         };
-        let Self { head, clock, .. } = self;
+        let Self {
+            head, clock, probe, ..
+        } = self;
         let clock = &**clock;
+        if let Head::Source(_) = head {
+            probe.at(0);
+        }
         // Fast path: something is ready now.
         let ready = {
             let mut noop = Context::from_waker(Waker::noop());
@@ -329,6 +354,17 @@ impl ChainIsland {
     }
 
     async fn drive(&mut self) -> Outcome {
+        // A stage that wants nothing from the start (`take(0)`) completes at once, without
+        // waiting for an input that may never come.
+        let done = self.flows.iter().position(|f| f.logic.is_done());
+        if let Some(k) = done {
+            return Box::pin(self.finish_from(k)).await;
+        }
+        if let Tail::Sink(s) = &self.tail
+            && s.logic.is_done()
+        {
+            return Box::pin(self.finish_from(self.flows.len())).await;
+        }
         let mut batches: u64 = 0;
         loop {
             let input = match self.next_input().await {
@@ -349,15 +385,21 @@ impl ChainIsland {
                         &mut self.tail,
                         s.logic.buffer(),
                         &*clock,
+                        (&*self.probe, self.base),
                     );
                     if step == Step::Done && r.is_ok() {
                         return Box::pin(self.finish_from(0)).await;
                     }
                     r
                 }
-                Input::Batch(Some(mut b)) => {
-                    push_through(&mut self.flows, 0, &mut self.tail, b.as_any_mut(), &*clock)
-                }
+                Input::Batch(Some(mut b)) => push_through(
+                    &mut self.flows,
+                    0,
+                    &mut self.tail,
+                    b.as_any_mut(),
+                    &*clock,
+                    (&*self.probe, self.base),
+                ),
                 Input::Batch(None) => Ok(()),
                 Input::End => return Box::pin(self.finish_from(0)).await,
                 Input::Error(e) => return Box::pin(self.fail_from(0, e)).await,
@@ -416,16 +458,24 @@ impl ChainIsland {
         for j in k..self.flows.len() {
             let (left, right) = self.flows.split_at_mut(j + 1);
             let slot = &mut left[j];
+            self.probe.at(self.base + j);
             if let Err(e) = slot.on_finish(&*clock) {
                 return Box::pin(self.fail_from(j + 1, e)).await;
             }
             if slot.logic.output_len() > 0
-                && let Err((i, e)) =
-                    push_through(right, 0, &mut self.tail, slot.logic.output(), &*clock)
+                && let Err((i, e)) = push_through(
+                    right,
+                    0,
+                    &mut self.tail,
+                    slot.logic.output(),
+                    &*clock,
+                    (&*self.probe, self.base + j + 1),
+                )
             {
                 return Box::pin(self.fail_from(j + 1 + i + 1, e)).await;
             }
         }
+        self.probe.at(self.base + self.flows.len());
         match &mut self.tail {
             Tail::Sink(s) => match s.on_finish(&*clock) {
                 Ok(()) => Outcome::Completed,
@@ -455,8 +505,14 @@ impl ChainIsland {
                     let (left, right) = self.flows.split_at_mut(j + 1);
                     let slot = &mut left[j];
                     if slot.logic.output_len() > 0
-                        && let Err((i, e2)) =
-                            push_through(right, 0, &mut self.tail, slot.logic.output(), &*clock)
+                        && let Err((i, e2)) = push_through(
+                            right,
+                            0,
+                            &mut self.tail,
+                            slot.logic.output(),
+                            &*clock,
+                            (&*self.probe, self.base + j + 1),
+                        )
                     {
                         return Box::pin(self.fail_from(j + 1 + i + 1, e2)).await;
                     }

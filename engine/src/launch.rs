@@ -9,6 +9,7 @@ use crate::plan::{Endpoint, IslandKind, PhysicalPlan, plan};
 use crate::ports::{ChannelInput, RoutedOutput};
 use crate::run::{DEFAULT_BUFFER_BYTES, RunShared};
 use crate::supervise::{FlowSlot, SinkSlot, SourceSlot, StageCommon, panic_error};
+use crate::watch::{IslandProbe, Watched};
 use futures::FutureExt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -164,7 +165,11 @@ pub(crate) fn launch(
         .fetch_add(p.islands.len(), std::sync::atomic::Ordering::Relaxed);
     let mut w = wire(&p, ext_in, ext_out);
     let mut slots: Vec<Option<BoxMat>> = (0..module.nodes.len()).map(|_| None).collect();
-    let mut tasks: Vec<(String, futures::future::BoxFuture<'static, ()>)> = Vec::new();
+    let mut tasks: Vec<(
+        Arc<IslandProbe>,
+        bool,
+        futures::future::BoxFuture<'static, ()>,
+    )> = Vec::new();
     let mut entries = Vec::new();
     for isl in &p.islands {
         for sub in 0..isl.parallelism {
@@ -193,6 +198,8 @@ pub(crate) fn launch(
             let rxs = std::mem::take(&mut w.rx[isl.id][sub]);
             let txs = std::mem::take(&mut w.tx[isl.id][sub]);
             let name = format!("island-{}#{}", island_base + isl.id, sub);
+            let stages = isl.nodes.iter().map(|&n| module.node_path(n)).collect();
+            let probe = Arc::new(IslandProbe::new(name, stages));
             match isl.kind {
                 IslandKind::Async => {
                     let node = isl.nodes[0];
@@ -239,7 +246,8 @@ pub(crate) fn launch(
                     let terminal = isl.outputs.is_empty();
                     let sh = Arc::clone(shared);
                     tasks.push((
-                        name,
+                        probe,
+                        terminal,
                         Box::pin(run_async(logic, io, controls, c, terminal, sh)),
                     ));
                 }
@@ -319,6 +327,7 @@ pub(crate) fn launch(
                         return Err(StageError::internal("chain without head").into());
                     };
                     let terminal = matches!(tail, Tail::Sink(_));
+                    let base = usize::from(matches!(head, Head::Source(_)));
                     let island = ChainIsland {
                         head,
                         flows,
@@ -328,10 +337,13 @@ pub(crate) fn launch(
                         run: Arc::clone(shared),
                         metrics: stage_metrics,
                         mark: std::time::Instant::now(),
+                        probe: Arc::clone(&probe),
+                        base,
                     };
                     let sh = Arc::clone(shared);
                     tasks.push((
-                        name,
+                        probe,
+                        terminal,
                         Box::pin(async move {
                             let out = AssertUnwindSafe(island.run()).catch_unwind().await;
                             let out = out.unwrap_or_else(|p| Outcome::Failed(panic_error(p)));
@@ -351,8 +363,33 @@ pub(crate) fn launch(
     if let Ok(mut m) = shared.metrics.lock() {
         m.extend(entries);
     }
-    for (name, t) in tasks {
-        shared.spawn(name, t);
+    if let Ok(mut v) = shared.probes.lock() {
+        // Substreams launch islands all along a run: forget the ended ones now and then, so
+        // the list stays proportional to the islands alive.
+        let at = shared
+            .probes_prune_at
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if v.len() >= at {
+            v.retain(|p| !p.is_done());
+            let next = (2 * v.len()).max(crate::run::PROBES_PRUNE_MIN);
+            shared
+                .probes_prune_at
+                .store(next, std::sync::atomic::Ordering::Relaxed);
+        }
+        v.extend(tasks.iter().map(|(p, _, _)| Arc::clone(p)));
+    }
+    for (probe, terminal, t) in tasks {
+        let name = probe.name.clone();
+        if terminal {
+            shared.sink_started();
+            let sh = Arc::clone(shared);
+            shared.spawn(
+                name,
+                Watched::new(t, probe).on_end(Box::new(move || sh.sink_ended())),
+            );
+        } else {
+            shared.spawn(name, Watched::new(t, probe));
+        }
     }
     Ok(mat)
 }
@@ -381,10 +418,15 @@ async fn run_async(
     shared: Arc<RunShared>,
 ) {
     let fut = AssertUnwindSafe(logic.run(io)).catch_unwind();
+    // Once every consumer is gone the stage has nobody to work for: whatever it awaits (outside
+    // input, a timer, user futures) is dropped at once, which cancels its own inputs in turn.
+    let watch = !terminal && !controls.is_empty();
+    let gone = std::future::poll_fn(|cx| all_closed(&controls, cx));
     let r = tokio::select! {
         biased;
         _ = shared.cancel.cancelled() => None,
         r = fut => Some(r),
+        () = gone, if watch => None,
     };
     match r {
         None => {}
@@ -410,4 +452,17 @@ async fn run_async(
         }
     }
     c.stopped();
+}
+
+/// Ready once every channel behind `controls` lost its consumer.
+fn all_closed(controls: &[Sender], cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+    let mut open = false;
+    for s in controls {
+        open |= s.poll_closed(cx).is_pending();
+    }
+    if open {
+        std::task::Poll::Pending
+    } else {
+        std::task::Poll::Ready(())
+    }
 }

@@ -1,6 +1,6 @@
 //! `Partition`: each element to the output chosen by a function.
 
-use super::common::{self, poll_cancelled, send_each};
+use super::common::{self, CancelPolicy, poll_cancelled, send_each};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use std::sync::Arc;
@@ -18,6 +18,7 @@ type Chooser<T> = Arc<dyn Fn(&T) -> usize + Send + Sync>;
 /// Backpressures when: an output that receives rows of the current batch has no credit.
 /// Completes when: upstream completes; or every output cancelled (or, with `eager_cancel`, any one);
 /// rows for a cancelled output are dropped.
+/// Cancels when: the last output cancels (with `eager_cancel`: the first).
 /// Fails when: upstream fails, or `f` returns an index `>= n` (the error names the element's
 /// position in the stream and the stage; rows before it in the batch are still delivered).
 pub struct Partition<T> {
@@ -86,6 +87,7 @@ struct PartitionLogic<T> {
 impl<T: Send + 'static> AsyncLogic for PartitionLogic<T> {
     fn run(self: Box<Self>, mut io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
         let Self { f, eager } = *self;
+        let policy = CancelPolicy::new(eager);
         async move {
             let path = io.info.path.clone();
             let mut input = io.input::<T>(0)?;
@@ -95,7 +97,7 @@ impl<T: Send + 'static> AsyncLogic for PartitionLogic<T> {
             loop {
                 let ev = std::future::poll_fn(|cx| {
                     let gone = poll_cancelled(&mut outs, cx);
-                    if (eager && gone > 0) || outs.iter().all(Option::is_none) {
+                    if policy.stop_outs(gone, &outs) {
                         return Poll::Ready(None);
                     }
                     input.poll_recv(cx).map(Some)
@@ -129,7 +131,7 @@ impl<T: Send + 'static> AsyncLogic for PartitionLogic<T> {
                 if let Some(e) = failure {
                     return Err(e);
                 }
-                if (eager && gone > 0) || outs.iter().all(Option::is_none) {
+                if policy.stop_outs(gone, &outs) {
                     return Ok(());
                 }
             }

@@ -149,6 +149,13 @@ impl<T: Send + 'static> SourceQueue<T> {
     pub fn buffered(&self) -> usize {
         self.0.0.lock().buf.len()
     }
+
+    /// Whether the queue accepts no more elements: completed, failed, or its stream stopped
+    /// (downstream cancelled or the run ended); offers then return `QueueClosed` (or the failure).
+    pub fn is_closed(&self) -> bool {
+        let st = self.0.0.lock();
+        st.stopped || st.end.is_some()
+    }
 }
 
 /// Drains the shared buffer into batches.

@@ -53,7 +53,9 @@ class AsyncSubmitter:
             self._sems[id(loop)] = s
         return s
 
-    def __call__(self, batch: List[Any], done: Callable[[List[Any], List[Tuple[Any, BaseException, int]]], None]) -> None:
+    def __call__(self, batch: List[Any], done: Callable[[List[Any], List[Tuple[Any, BaseException, int]]], None]) -> Any:
+        """Runs ``batch`` on the loop; returns the future of the batch (the stage cancels it,
+        and so every coroutine still running, when it stops)."""
         loop = current_loop()
         fn, keep = self.fn, self.keep_results
 
@@ -80,3 +82,4 @@ class AsyncSubmitter:
 
         fut = asyncio.run_coroutine_threadsafe(runner(), loop)
         fut.add_done_callback(report)  # type: ignore[arg-type]
+        return fut

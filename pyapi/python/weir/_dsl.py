@@ -1307,11 +1307,13 @@ class RunnableGraph(_Blueprint):
 
         return await run_async(self, batch_size=batch_size)
 
-    def start(self, *, batch_size: Optional[int] = None) -> Any:
-        """Starts the graph in the background and returns a :class:`weir.RunHandle`."""
+    def start(self, *, batch_size: Optional[int] = None, cancel_grace: Optional[float] = None) -> Any:
+        """Starts the graph in the background and returns a :class:`weir.RunHandle`; once the
+        run is cancelled or over, ``wait()`` gives a call stuck in user code ``cancel_grace``
+        seconds (default 3) before it raises a ``StageFailed`` naming the stage."""
         from ._run import RunHandle
 
-        return RunHandle._start(self, batch_size=batch_size)
+        return RunHandle._start(self, batch_size=batch_size, cancel_grace=cancel_grace)
 
 
 class _Junction:
@@ -1322,9 +1324,19 @@ class _Junction:
 
 
 class Broadcast(_Junction):
-    """Every element to each of ``n`` outputs (ports: ``inlet``, ``outlets``)."""
+    """Every element to each of ``n`` outputs (ports: ``inlet``, ``outlets``).
+
+    Emits when: an element arrives; it goes to every output not cancelled.
+    Backpressures when: any output not cancelled backpressures.
+    Completes when: upstream completes.
+    Cancels when: every output cancelled, or the first one with ``eager_cancel=True``.
+    Fails when: upstream fails."""
 
     kind = "broadcast"
+
+    def __init__(self, n: int = 2, eager_cancel: bool = False) -> None:
+        super().__init__(n)
+        self.eager_cancel = eager_cancel
 
 
 class Balance(_Junction):
@@ -1389,13 +1401,16 @@ class Partition(_Junction):
     Emits when: the chosen output has demand.
     Backpressures when: the chosen output backpressures.
     Completes when: upstream completes.
+    Cancels when: every output cancelled, or the first one with ``eager_cancel=True``
+    (elements for a cancelled output are dropped).
     Fails when: upstream fails, or ``fn`` raises or returns an invalid index."""
 
     kind = "partition"
 
-    def __init__(self, n: int, fn: Callable[[Any], int]) -> None:
+    def __init__(self, n: int, fn: Callable[[Any], int], eager_cancel: bool = False) -> None:
         super().__init__(n)
         self.fn = fn
+        self.eager_cancel = eager_cancel
 
 
 class MergePreferred(_Junction):
@@ -1488,12 +1503,14 @@ class Unzip(_Junction):
     Emits when: both outputs have demand.
     Backpressures when: either output backpressures.
     Completes when: upstream completes.
+    Cancels when: both outputs cancelled, or the first one with ``eager_cancel=True``.
     Fails when: upstream fails, or an element is not a pair."""
 
     kind = "unzip"
 
-    def __init__(self) -> None:
+    def __init__(self, eager_cancel: bool = False) -> None:
         super().__init__(2)
+        self.eager_cancel = eager_cancel
 
 
 _EXT_JUNCTIONS = {"partition", "merge_preferred", "merge_prioritized", "interleave", "merge_sorted", "zip_latest", "unzip"}
@@ -1558,9 +1575,10 @@ class GraphBuilder:
                 getattr(junction, "fn", None),
                 getattr(junction, "priorities", []),
                 getattr(junction, "segment_size", 1),
+                getattr(junction, "eager_cancel", False),
             )
         else:
-            ins, outs = self._b.add_junction(junction.kind, junction.n)
+            ins, outs = self._b.add_junction(junction.kind, junction.n, getattr(junction, "eager_cancel", False))
         return Ports(ins, outs)
 
     def connect(self, outlet: Any, inlet: Any) -> None:

@@ -118,12 +118,18 @@ impl NBuilder {
     }
 
     /// Adds a junction: `kind` is `broadcast`, `balance`, `merge`, `zip` or `concat`; returns
-    /// `(inlets, outlets)`.
-    fn add_junction(&self, kind: &str, n: usize) -> PyResult<(Vec<NInlet>, Vec<NOutlet>)> {
+    /// `(inlets, outlets)`. `eager_cancel` makes a `broadcast` stop at its first cancelled output.
+    #[pyo3(signature = (kind, n, eager_cancel = false))]
+    fn add_junction(
+        &self,
+        kind: &str,
+        n: usize,
+        eager_cancel: bool,
+    ) -> PyResult<(Vec<NInlet>, Vec<NOutlet>)> {
         let n = n.max(1);
         self.with(|b| match kind {
             "broadcast" => {
-                let p = b.add(PyBroadcast(n));
+                let p = b.add(PyBroadcast(n, eager_cancel));
                 Ok((
                     vec![NInlet(p.inlet(0))],
                     (0..n).map(|i| NOutlet(p.outlet(i))).collect(),

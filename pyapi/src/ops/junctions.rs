@@ -19,6 +19,7 @@ fn add_junction(
     f: Option<Py<PyAny>>,
     priorities: Vec<usize>,
     segment_size: usize,
+    eager_cancel: bool,
 ) -> PyResult<PortLists> {
     let n = n.max(1);
     let ge = graph_err;
@@ -40,9 +41,10 @@ fn add_junction(
                     })
                 }),
             ));
-            let j = b.add(Partition::<(usize, PyObj)>::new(n, |t: &(usize, PyObj)| {
-                t.0
-            }));
+            let j = b.add(
+                Partition::<(usize, PyObj)>::new(n, |t: &(usize, PyObj)| t.0)
+                    .eager_cancel(eager_cancel),
+            );
             b.connect(to, j.inlet).map_err(ge)?;
             let mut outs = Vec::with_capacity(n);
             for o in j.outlets {
@@ -91,7 +93,7 @@ fn add_junction(
                     })
                 }),
             ));
-            let j = b.add(Unzip::<PyObj, PyObj>::new());
+            let j = b.add(Unzip::<PyObj, PyObj>::new().eager_cancel(eager_cancel));
             b.connect(to, j.inlet).map_err(ge)?;
             ports(vec![ti], vec![j.left, j.right])
         }
@@ -102,8 +104,9 @@ fn add_junction(
 /// Adds a junction of this module to a builder: `kind` is `partition` (with `f`),
 /// `merge_preferred`, `merge_prioritized` (with `priorities`), `interleave` (with
 /// `segment_size`), `merge_sorted`, `zip_latest` or `unzip`; returns `(inlets, outlets)`.
+/// `eager_cancel` makes a `partition` or `unzip` stop at its first cancelled output.
 #[pyfunction]
-#[pyo3(signature = (builder, kind, n = 2, f = None, priorities = Vec::new(), segment_size = 1))]
+#[pyo3(signature = (builder, kind, n = 2, f = None, priorities = Vec::new(), segment_size = 1, eager_cancel = false))]
 pub fn builder_add_junction(
     builder: &NBuilder,
     kind: &str,
@@ -111,6 +114,7 @@ pub fn builder_add_junction(
     f: Option<Py<PyAny>>,
     priorities: Vec<usize>,
     segment_size: usize,
+    eager_cancel: bool,
 ) -> PyResult<PortLists> {
-    builder.with(|b| add_junction(b, kind, n, f, priorities, segment_size))
+    builder.with(|b| add_junction(b, kind, n, f, priorities, segment_size, eager_cancel))
 }

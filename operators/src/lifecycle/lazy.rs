@@ -19,11 +19,18 @@ fn settle<M>(p: &Shared<M>, r: Result<M, StageError>) {
     }
 }
 
-/// Forwards `input` to `out` until either side is done; returns when downstream cancelled too.
-async fn pump<T: Send + 'static>(
-    input: &mut Input<T>,
-    out: &mut Output<T>,
-) -> Result<(), StageError> {
+/// How forwarding from an inner port ended.
+enum Ended {
+    /// Upstream completed.
+    Completed,
+    /// Downstream cancelled.
+    Cancelled,
+    /// Upstream failed.
+    Failed(StageError),
+}
+
+/// Forwards `input` to `out` until upstream ends or downstream cancels (watched while waiting).
+async fn pump<T: Send + 'static>(input: &mut Input<T>, out: &mut Output<T>) -> Ended {
     loop {
         let ev = {
             let recv = input.recv();
@@ -31,17 +38,17 @@ async fn pump<T: Send + 'static>(
             futures::pin_mut!(recv, closed);
             match select(recv, closed).await {
                 Either::Left((ev, _)) => ev,
-                Either::Right(_) => return Ok(()),
+                Either::Right(_) => return Ended::Cancelled,
             }
         };
         match ev {
             Event::Batch(v) => {
                 if out.send(v).await.is_err() {
-                    return Ok(());
+                    return Ended::Cancelled;
                 }
             }
-            Event::End => return Ok(()),
-            Event::Error(e) => return Err(e),
+            Event::End => return Ended::Completed,
+            Event::Error(e) => return Ended::Failed(e),
         }
     }
 }
@@ -89,7 +96,10 @@ where
                     }
                 };
                 let mut input = Input::<T>::new(inner, Arc::from(path.as_str()));
-                pump(&mut input, &mut out).await
+                match pump(&mut input, &mut out).await {
+                    Ended::Completed | Ended::Cancelled => Ok(()),
+                    Ended::Failed(e) => Err(e),
+                }
             }
             .boxed()
         });
@@ -173,21 +183,15 @@ where
                 if out.send(first).await.is_err() {
                     return Ok(());
                 }
-                loop {
-                    match input.recv().await {
-                        Event::Batch(v) => {
-                            if out.send(v).await.is_err() {
-                                return Ok(());
-                            }
-                        }
-                        Event::End => {
-                            out.complete();
-                            return Ok(());
-                        }
-                        Event::Error(e) => {
-                            out.fail(e.clone());
-                            return Err(e);
-                        }
+                match pump(&mut input, &mut out).await {
+                    Ended::Completed => {
+                        out.complete();
+                        Ok(())
+                    }
+                    Ended::Cancelled => Ok(()),
+                    Ended::Failed(e) => {
+                        out.fail(e.clone());
+                        Err(e)
                     }
                 }
             }

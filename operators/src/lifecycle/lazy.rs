@@ -60,11 +60,11 @@ where
     F: Fn() -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Source<T, M>, StageError>> + Send + 'static,
 {
-    let f = Arc::new(f);
     Source::from_async("lazy_source", move |_| {
         let (p, fut) = promise::<M>();
         let p: Shared<M> = Arc::new(Mutex::new(p));
-        let f = Arc::clone(&f);
+        // Futures do nothing until polled: the inner source is built when the stage starts.
+        let make = f();
         let logic = AsyncFn(move |mut io: AsyncIo| {
             async move {
                 let mut out = io.output::<T>(0)?;
@@ -79,7 +79,7 @@ where
                     );
                     return Ok(());
                 }
-                let started = match f().await {
+                let started = match make.await {
                     Ok(src) => {
                         let hook = Arc::clone(&p);
                         let src = src.map_materialized_value(move |m| settle(&hook, Ok(m)));
@@ -127,11 +127,11 @@ where
     F: Fn() -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Sink<T, M>, StageError>> + Send + 'static,
 {
-    let f = Arc::new(f);
     Sink::from_async("lazy_sink", move |_| {
         let (p, fut) = promise::<M>();
         let p: Shared<M> = Arc::new(Mutex::new(p));
-        let f = Arc::clone(&f);
+        // Polled only once the first element arrived.
+        let make = f();
         let logic = AsyncFn(move |mut io: AsyncIo| {
             async move {
                 let mut input = io.input::<T>(0)?;
@@ -156,7 +156,7 @@ where
                         }
                     }
                 };
-                let started = match f().await {
+                let started = match make.await {
                     Ok(sink) => {
                         let hook = Arc::clone(&p);
                         let sink = sink.map_materialized_value(move |m| settle(&hook, Ok(m)));

@@ -7,7 +7,7 @@ mod maybe;
 mod watch;
 
 pub use maybe::MaybeHandle;
-pub use watch::{Termination, watch_termination};
+pub use watch::{Termination, watch_termination, watch_termination_as};
 
 use crate::Via;
 use std::future::Future;
@@ -72,7 +72,9 @@ pub trait LifecycleSources<T: Send + 'static>: Sized {
         f: impl Fn() -> Source<T, M> + Send + Sync + 'static,
     ) -> Source<T, SinkFuture<M>>;
 
-    /// [`LifecycleSources::lazy`] with a fallible, asynchronous factory.
+    /// [`LifecycleSources::lazy`] with a fallible, asynchronous factory: `f` is called when the
+    /// stage is materialized (so it may capture context of the materializing thread) and the
+    /// future it returns runs when the stage starts.
     /// Emits when: the inner source emits.
     /// Backpressures when: downstream backpressures.
     /// Completes when: the inner source completes.
@@ -95,7 +97,11 @@ impl<T: Send + 'static> LifecycleSources<T> for Source<T> {
     fn lazy<M: Send + 'static>(
         f: impl Fn() -> Source<T, M> + Send + Sync + 'static,
     ) -> Source<T, SinkFuture<M>> {
-        lazy::lazy_source(move || futures::future::ready(Ok(f())))
+        let f = std::sync::Arc::new(f);
+        lazy::lazy_source(move || {
+            let f = std::sync::Arc::clone(&f);
+            async move { Ok(f()) }
+        })
     }
     fn lazy_future<M, F, Fut>(f: F) -> Source<T, SinkFuture<M>>
     where
@@ -120,7 +126,8 @@ pub trait LifecycleSinks<T: Send + 'static>: Sized {
         f: impl Fn() -> Sink<T, M> + Send + Sync + 'static,
     ) -> Sink<T, SinkFuture<M>>;
 
-    /// [`LifecycleSinks::lazy`] with a fallible, asynchronous factory.
+    /// [`LifecycleSinks::lazy`] with a fallible, asynchronous factory: `f` is called when the
+    /// stage is materialized and the future it returns runs when the first element arrives.
     /// Consumes when: the inner sink consumes.
     /// Completes when: upstream completes.
     /// Cancels when: the inner sink cancels.
@@ -136,7 +143,11 @@ impl<T: Send + 'static> LifecycleSinks<T> for Sink<T> {
     fn lazy<M: Send + 'static>(
         f: impl Fn() -> Sink<T, M> + Send + Sync + 'static,
     ) -> Sink<T, SinkFuture<M>> {
-        lazy::lazy_sink(move || futures::future::ready(Ok(f())))
+        let f = std::sync::Arc::new(f);
+        lazy::lazy_sink(move || {
+            let f = std::sync::Arc::clone(&f);
+            async move { Ok(f()) }
+        })
     }
     fn lazy_future<M, F, Fut>(f: F) -> Sink<T, SinkFuture<M>>
     where

@@ -12,11 +12,21 @@ pub enum Termination {
     Cancelled,
 }
 
-struct WatchLogic {
-    done: Promise<Termination>,
+struct WatchLogic<R> {
+    done: Promise<R>,
+    /// The values reported on completion and on cancellation.
+    values: Option<(R, R)>,
 }
 
-impl<T: Send + 'static> FlowLogic<T, T> for WatchLogic {
+impl<R> WatchLogic<R> {
+    fn report(&mut self, completed: bool) {
+        if let Some((c, x)) = self.values.take() {
+            self.done.complete(Ok(if completed { c } else { x }));
+        }
+    }
+}
+
+impl<T: Send + 'static, R: Send + 'static> FlowLogic<T, T> for WatchLogic<R> {
     fn on_batch(
         &mut self,
         input: &mut Vec<T>,
@@ -28,7 +38,7 @@ impl<T: Send + 'static> FlowLogic<T, T> for WatchLogic {
     }
 
     fn on_finish(&mut self, _out: &mut Vec<T>, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
-        self.done.complete(Ok(Termination::Completed));
+        self.report(true);
         Ok(())
     }
 
@@ -38,19 +48,39 @@ impl<T: Send + 'static> FlowLogic<T, T> for WatchLogic {
         _out: &mut Vec<T>,
         _scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
+        self.values = None;
         self.done.complete(Err(error.clone()));
         Err(error)
     }
 
     fn post_stop(&mut self) {
-        self.done.complete(Ok(Termination::Cancelled));
+        self.report(false);
     }
 }
 
 /// Flow form of [`LifecycleOps::watch_termination`](super::LifecycleOps::watch_termination).
 pub fn watch_termination<T: Send + 'static>() -> Flow<T, T, SinkFuture<Termination>> {
-    Flow::from_logic("watch_termination", |_| {
+    watch_termination_as(|| (Termination::Completed, Termination::Cancelled))
+}
+
+/// [`watch_termination`] whose future yields the first value `values()` returns on completion
+/// and the second on cancellation (`values` runs once per materialization, e.g. to build
+/// foreign objects while the materializing thread may).
+pub fn watch_termination_as<T, R>(
+    values: impl Fn() -> (R, R) + Send + Sync + 'static,
+) -> Flow<T, T, SinkFuture<R>>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+{
+    Flow::from_logic("watch_termination", move |_| {
         let (done, fut) = promise();
-        Ok((WatchLogic { done }, fut))
+        Ok((
+            WatchLogic {
+                done,
+                values: Some(values()),
+            },
+            fut,
+        ))
     })
 }

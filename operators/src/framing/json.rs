@@ -36,6 +36,13 @@ impl JsonLogic {
     fn scan_inner(&mut self, out: &mut Vec<Vec<u8>>) -> Result<(), FramingError> {
         while self.pos < self.buf.len() {
             let b = self.buf[self.pos];
+            if self.depth > 0 && self.pos + 1 - self.obj > self.max {
+                return Err(FramingError::FrameTooLong {
+                    offset: self.at(self.obj),
+                    length: (self.pos + 1 - self.obj) as u64,
+                    max: self.max,
+                });
+            }
             if self.depth == 0 {
                 match b {
                     b'{' => {
@@ -76,13 +83,6 @@ impl JsonLogic {
                     }
                     _ => {}
                 }
-            }
-            if self.depth > 0 && self.pos + 1 - self.obj > self.max {
-                return Err(FramingError::FrameTooLong {
-                    offset: self.at(self.obj),
-                    length: (self.pos + 1 - self.obj) as u64,
-                    max: self.max,
-                });
             }
             self.pos += 1;
         }
@@ -210,6 +210,16 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "stage 'json_framing#0' failed: stream completed inside a frame starting at byte 0 (7 bytes buffered)"
+        );
+        // The closing brace counts: a 7-byte object is too long for a maximum of 6.
+        let e = run(&json(6), bytes(&["{\"a\":1}"])).expect_err("too long");
+        assert_eq!(
+            e.to_string(),
+            "stage 'json_framing#0' failed: frame starting at byte 0 is 7 bytes long, more than the maximum of 6"
+        );
+        assert_eq!(
+            run(&json(7), bytes(&["{\"a\":1}"])).map(strings).ok(),
+            Some(vec!["{\"a\":1}".to_owned()])
         );
         let e = run(&json(64), bytes(&["{}}"])).expect_err("unbalanced");
         assert_eq!(

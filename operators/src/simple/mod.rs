@@ -263,6 +263,7 @@ pub trait SimpleOps: Via {
     /// Emits when: an element arrives (unchanged).
     /// Backpressures when: downstream backpressures.
     /// Completes when: upstream completes.
+    /// Cancels when: downstream cancels.
     /// Fails when: upstream fails.
     fn log_at(self, name: impl Into<String>, level: tracing::Level) -> Self::Next<Self::Out>
     where

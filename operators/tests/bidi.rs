@@ -157,3 +157,16 @@ fn joined_blueprint_validates_and_renders() {
     // source, three tags of identity + map each, sink
     assert_eq!(g.module().nodes.len(), 8);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joined_bidi_passes_the_stage_conformance_suite() {
+    weir_engine::testkit::check_flow(
+        "bidi_join",
+        || {
+            BidiFlow::from_functions(|x: i64| x * 2, |x: i64| x + 1)
+                .join(Flow::<i64, i64, ()>::identity().map(|x: i64| -x))
+        },
+        0,
+    )
+    .await;
+}

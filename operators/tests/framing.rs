@@ -368,3 +368,29 @@ proptest! {
         prop_assert_eq!(got, frames);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn framing_flows_pass_the_stage_conformance_suite() {
+    let lines = || {
+        Flow::<i64, i64, ()>::identity()
+            .map(|x: i64| format!("{x}\n").into_bytes())
+            .via(framing::delimiter(b"\n", 32, false).expect("valid"))
+    };
+    weir_engine::testkit::check_flow("delimiter_framing", lines, 0).await;
+    let proto = || {
+        Flow::<i64, i64, ()>::identity()
+            .map(|x: i64| x.to_be_bytes().to_vec())
+            .via(
+                simple_framing_protocol(8)
+                    .expect("valid")
+                    .join(Flow::identity()),
+            )
+    };
+    weir_engine::testkit::check_flow("simple_framing_protocol", proto, 0).await;
+    let objects = || {
+        Flow::<i64, i64, ()>::identity()
+            .map(|x: i64| format!("{{\"x\":{x}}}").into_bytes())
+            .via(framing::json(64))
+    };
+    weir_engine::testkit::check_flow("json_framing", objects, 0).await;
+}

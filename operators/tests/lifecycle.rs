@@ -231,3 +231,20 @@ async fn lazy_sink_passes_failure_and_cancellation() {
     assert_eq!(within(head).await.expect("head"), 4);
     within(probe.expect_cancellation()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_and_log_pass_the_stage_conformance_suite() {
+    use weir_graph::Flow;
+    weir_engine::testkit::check_flow(
+        "watch_termination",
+        || Flow::<i64, i64, ()>::identity().watch_termination_mat(|(), _| ()),
+        0,
+    )
+    .await;
+    weir_engine::testkit::check_flow(
+        "log_at",
+        || weir_operators::simple::log_at::<i64>("c", tracing::Level::INFO),
+        0,
+    )
+    .await;
+}

@@ -10,6 +10,8 @@ struct DelimiterLogic {
     /// Unframed bytes; `buf[0]` is at stream offset `offset`.
     buf: Vec<u8>,
     offset: u64,
+    /// Bytes at the start of `buf` known to hold no delimiter start (not searched again).
+    scanned: usize,
 }
 
 impl DelimiterLogic {
@@ -17,27 +19,32 @@ impl DelimiterLogic {
     fn frames(&mut self, out: &mut Vec<Vec<u8>>) -> Result<(), FramingError> {
         let d = self.delim.len();
         let mut start = 0;
+        let mut from = self.scanned;
         let r = loop {
-            match find(&self.buf[start..], &self.delim) {
-                Some(len) if len > self.max => {
-                    break Err(self.too_long(start, len));
+            match find(&self.buf[from..], &self.delim) {
+                Some(i) if from + i - start > self.max => {
+                    break Err(self.too_long(start, from + i - start));
                 }
-                Some(len) => {
-                    out.push(self.buf[start..start + len].to_vec());
-                    start += len + d;
+                Some(i) => {
+                    let end = from + i;
+                    out.push(self.buf[start..end].to_vec());
+                    start = end + d;
+                    from = start;
                 }
                 None => {
                     // The tail may hold the first bytes of a delimiter: they do not count yet.
-                    let partial = (self.buf.len() - start).saturating_sub(d - 1);
-                    if partial > self.max {
-                        break Err(self.too_long(start, partial));
+                    let clean = self.buf.len().saturating_sub(d - 1).max(start);
+                    if clean - start > self.max {
+                        break Err(self.too_long(start, clean - start));
                     }
+                    from = clean;
                     break Ok(());
                 }
             }
         };
         self.buf.drain(..start);
         self.offset += start as u64;
+        self.scanned = from - start;
         r
     }
 
@@ -119,6 +126,7 @@ pub fn delimiter(
                 allow_truncation,
                 buf: Vec::new(),
                 offset: 0,
+                scanned: 0,
             },
             (),
         ))
@@ -160,6 +168,12 @@ mod tests {
             run(&t, chunks(&[b"ab\ncd"])).ok(),
             Some(vec![b"ab".to_vec(), b"cd".to_vec()])
         );
+        // A long frame in one-byte chunks is searched once, not once per chunk.
+        let f = delimiter(b"<>", 100_000, false).expect("valid");
+        let mut bytes = vec![b'x'; 99_999];
+        bytes.extend_from_slice(b"<>");
+        let one_byte: Vec<Vec<u8>> = bytes.iter().map(|b| vec![*b]).collect();
+        assert_eq!(run(&f, vec![one_byte]).ok(), Some(vec![vec![b'x'; 99_999]]));
         assert!(matches!(
             delimiter(b"", 3, true),
             Err(FramingError::InvalidParameter(_))

@@ -31,7 +31,9 @@ pub use attributes::{Attributes, DeadLetter, DeadLetterSink, Directive, Supervis
 pub use batch::{AnyBatch, BoxBatch, Weighed, downcast_vec};
 pub use builder::{GraphBuilder, Inlet, Junction, MatKey, MatValues, NodePorts, Outlet};
 pub use clock::Clock;
-pub use dsl::{Flow, Keep, MatTypeMismatch, RunnableGraph, Sink, Source, async_node, router_for};
+pub use dsl::{
+    BidiFlow, Flow, Keep, MatTypeMismatch, RunnableGraph, Sink, Source, async_node, router_for,
+};
 pub use error::{ErrorKind, GraphError, StageError};
 pub use logic::{
     ErasedFlow, ErasedSink, ErasedSource, FlowLogic, SinkLogic, SourceLogic, StageCx, StageInfo,

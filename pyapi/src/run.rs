@@ -84,7 +84,7 @@ impl NKillSwitch {
     }
 }
 
-fn mat_to_py(py: Python<'_>, m: MatValue) -> PyResult<Py<PyAny>> {
+pub(crate) fn mat_to_py(py: Python<'_>, m: MatValue) -> PyResult<Py<PyAny>> {
     Ok(match m {
         MatValue::Unit => py.None(),
         MatValue::Future(f) => Py::new(

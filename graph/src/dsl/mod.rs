@@ -1,6 +1,7 @@
-//! The typed DSL: [`Source`], [`Flow`], [`Sink`], [`RunnableGraph`] and [`Keep`](crate::Keep).
+//! The typed DSL: [`Source`], [`Flow`], [`Sink`], [`BidiFlow`], [`RunnableGraph`] and [`Keep`](crate::Keep).
 //! Composition is cheap: each value owns an `Arc<Module>` that is copied only when shared.
 
+pub use bidi::BidiFlow;
 pub use flow::Flow;
 pub use sink::{RunnableGraph, Sink};
 pub use source::Source;
@@ -203,6 +204,7 @@ pub fn router_for<T: Send + 'static>() -> Arc<dyn RouterFactory> {
     plain_router::<T>()
 }
 
+mod bidi;
 mod flow;
 mod sink;
 mod source;

@@ -14,6 +14,7 @@ functions to worker processes.
 """
 
 from . import errors, interpreters
+from ._bidi import BidiFlow, Framing
 from ._dsl import (
     Balance,
     Broadcast,
@@ -39,7 +40,7 @@ from ._dsl import (
     Zip,
 )
 from ._handles import SinkQueue, SourceQueue
-from ._native import ArrowBatch, ArrowTable, Cancellable, Completion, KillSwitch
+from ._native import ArrowBatch, ArrowTable, Cancellable, Completion, KillSwitch, MaybeHandle
 from ._run import RunHandle
 from .errors import GraphInvalid, RunCancelled, StageFailed, WeirError, WorkerCrashed
 from .interpreters import InterpreterPool
@@ -49,6 +50,9 @@ __version__ = "0.1.0"
 __all__ = [
     "Source",
     "Flow",
+    "BidiFlow",
+    "Framing",
+    "MaybeHandle",
     "Sink",
     "RunnableGraph",
     "GraphBuilder",

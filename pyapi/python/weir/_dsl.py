@@ -702,24 +702,46 @@ class _Linear(_Blueprint):
         Fails when: upstream fails, or ``fn`` / ``on_complete`` raises."""
         return self._same(self._n.via(_native.flow_inspect(fn, on_complete, name or "inspect")))
 
-    def log(self: S, name: str, *, logger: Any = None, level: int = logging.DEBUG) -> S:
+    def log(self: S, name: str, level: Union[int, str] = logging.DEBUG, *, logger: Any = None) -> S:
         """Logs each element's ``repr`` and the completion with :mod:`logging` (logger
-        ``weir`` by default) at ``level``.
+        ``weir`` by default) at ``level`` (a number or a name such as ``"INFO"``), and a
+        failure at ``ERROR``; elements pass unchanged.
 
         Emits when: an element arrives.
         Backpressures when: downstream backpressures.
         Completes when: upstream completes.
-        Fails when: upstream fails (failures are reported by the run, not logged here)."""
+        Cancels when: downstream cancels.
+        Fails when: upstream fails (logged, then passed on)."""
         lg = logger or logging.getLogger("weir")
+        lvl = logging.getLevelName(level.upper()) if isinstance(level, str) else level
+        if not isinstance(lvl, int):
+            raise ValueError(f"log: unknown level {level!r}")
 
         def element(x: Any) -> None:
-            if lg.isEnabledFor(level):
-                lg.log(level, "[%s] element: %r", name, x)
+            if lg.isEnabledFor(lvl):
+                lg.log(lvl, "[%s] element: %r", name, x)
 
         def done() -> None:
-            lg.log(level, "[%s] upstream completed", name)
+            lg.log(lvl, "[%s] upstream completed", name)
 
-        return self.inspect(element, on_complete=done, name=f"log({name})")
+        def failed(e: BaseException) -> None:
+            lg.error("[%s] upstream failed: %s", name, e)
+            return None
+
+        return self.inspect(element, on_complete=done, name=f"log({name})").recover(failed)
+
+    def watch_termination(self: S, keep: Keep = "right") -> S:
+        """Passes elements unchanged; materializes a :class:`weir.Completion` of
+        ``"completed"`` (upstream completed) or ``"cancelled"`` (stopped first, e.g. downstream
+        cancelled), raising the failure if upstream failed; ``keep`` combines it with this
+        blueprint's value (``right``: only the completion).
+
+        Emits when: an element arrives.
+        Backpressures when: downstream backpressures.
+        Completes when: upstream completes.
+        Cancels when: downstream cancels.
+        Fails when: upstream fails."""
+        return self.via(Flow(_native.flow_watch_termination()), keep)
 
     def recover(self: S, fn: Callable[[BaseException], Any]) -> S:
         """On upstream failure emits ``fn(exception)`` and completes; ``fn`` returning ``None``
@@ -1095,6 +1117,43 @@ class Source(_Linear):
         return Source.from_iter(_Failed(error))
 
     @staticmethod
+    def maybe() -> "Source":
+        """At most one element, given through the materialized :class:`weir.MaybeHandle`:
+        ``success(x)`` emits ``x`` and completes, ``empty()`` completes, ``fail(exc)`` fails
+        (dropping the handle completes). Use ``graph.start()`` and ``handle.materialized``.
+
+        Emits when: the handle's ``success`` is called.
+        Backpressures when: never.
+        Completes when: after that element, or on ``empty()``.
+        Cancels when: downstream cancels (``is_stopped()`` turns true).
+        Fails when: the handle's ``fail`` is called."""
+        return Source(_native.source_maybe())
+
+    @staticmethod
+    def never() -> "Source":
+        """No element, ever; ends only when cancelled.
+
+        Emits when: never.
+        Backpressures when: never.
+        Completes when: never.
+        Cancels when: downstream cancels.
+        Fails when: never."""
+        return Source(_native.source_never())
+
+    @staticmethod
+    def lazy(factory: Callable[[], "Source"]) -> "Source":
+        """The source ``factory()`` returns, called when the stage starts (once per run, never
+        if downstream cancelled first); materializes a :class:`weir.Completion` of the inner
+        source's materialized value.
+
+        Emits when: the inner source emits.
+        Backpressures when: downstream backpressures.
+        Completes when: the inner source completes.
+        Cancels when: downstream cancels (the inner source is cancelled).
+        Fails when: ``factory`` raises or returns no Source, or the inner source fails."""
+        return Source(_native.source_lazy(factory))
+
+    @staticmethod
     def tick(initial_delay: float, interval: float, value: Any) -> "Source":
         """``value`` after ``initial_delay`` seconds, then every ``interval`` seconds (timer in
         Rust); ticks missed while downstream backpressures are dropped. Materializes a
@@ -1228,6 +1287,19 @@ class Sink(_Blueprint):
     def ignore() -> "Sink":
         """Discards every element."""
         return Sink(_native.sink_ignore())
+
+    @staticmethod
+    def lazy(factory: Callable[[], "Sink"]) -> "Sink":
+        """The sink ``factory()`` returns, called when the first element arrives; materializes
+        a :class:`weir.Completion` of the inner sink's materialized value (itself a
+        ``Completion`` for result sinks). Without any element the completion raises
+        ``RunCancelled`` (never materialized) and ``factory`` is not called.
+
+        Consumes when: the inner sink consumes.
+        Completes when: upstream completes.
+        Cancels when: the inner sink cancels.
+        Fails when: ``factory`` raises or returns no Sink, or upstream fails."""
+        return Sink(_native.sink_lazy(factory))
 
     @staticmethod
     def head() -> "Sink":

@@ -7,10 +7,12 @@
 //! or clones elements); operators calling Python compute what Rust needs (a predicate's result,
 //! a key id, a source) in a [`PyOp`](crate::stages::PyOp) on the dispatcher, one job per batch.
 
+mod bidi;
 mod fan;
 mod flows;
 pub mod handles;
 mod junctions;
+mod lifecycle;
 pub mod pyops;
 mod sources;
 pub mod stages;
@@ -171,5 +173,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(flow_interleave, m)?)?;
     m.add_function(wrap_pyfunction!(flow_zip_latest, m)?)?;
     m.add_function(wrap_pyfunction!(builder_add_junction, m)?)?;
+    bidi::register(m)?;
+    lifecycle::register(m)?;
     Ok(())
 }

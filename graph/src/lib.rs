@@ -17,6 +17,7 @@ mod batch;
 mod builder;
 mod clock;
 mod dsl;
+mod each;
 mod error;
 mod logic;
 mod mat;
@@ -32,6 +33,10 @@ pub use batch::{AnyBatch, BoxBatch, Weighed, downcast_vec};
 pub use builder::{GraphBuilder, Inlet, Junction, MatKey, MatValues, NodePorts, Outlet};
 pub use clock::Clock;
 pub use dsl::{Flow, Keep, MatTypeMismatch, RunnableGraph, Sink, Source, async_node, router_for};
+pub use each::{
+    ElementPanic, consume, consume_ref, element_panic, panic_message, register_debug, render_any,
+    render_element, retain_guarded,
+};
 pub use error::{ErrorKind, GraphError, StageError};
 pub use logic::{
     ErasedFlow, ErasedSink, ErasedSource, FlowLogic, SinkLogic, SourceLogic, StageCx, StageInfo,

@@ -124,7 +124,7 @@ where
     F: FnMut(T) + Clone + Send + Sync + 'static,
 {
     let mut f = f;
-    let batch = move |_: &mut (), v: &mut Vec<T>| v.drain(..).for_each(&mut f);
+    let batch = move |_: &mut (), v: &mut Vec<T>| weir_graph::consume(v, |it| it.for_each(&mut f));
     acc_sink("for_each", || (), batch, Ok, never)
 }
 

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use weir_engine::prelude::*;
 use weir_graph::{DeadLetter, DeadLetterSink, Supervision, register_debug};
+use weir_operators::async_ops::map_async;
 use weir_operators::prelude::*;
 use weir_operators::simple;
 
@@ -319,5 +320,104 @@ async fn for_each_sink_resumes_after_a_panic() {
             seen.lock().map(|v| v.clone()).ok(),
             Some(vec![0, 1, 3, 4, 5])
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zip_with_keeps_the_pairs_around_a_failing_one() {
+    let f = |a: i32, b: i32| {
+        assert!(a != 2, "pair two");
+        a * 10 + b
+    };
+    for (name, sup) in directives() {
+        for bs in SIZES {
+            let (dl, store) = letters();
+            let src = Source::from_iter(0..6)
+                .zip_with(Source::from_iter(0..6), f)
+                .with_supervision(sup.clone().with_dead_letters(dl));
+            assert_eq!(
+                run(src, bs).await.ok(),
+                Some(vec![0, 11, 33, 44, 55]),
+                "{name} {bs}"
+            );
+            let letters = summary(&store);
+            assert_eq!(letters.len(), 1);
+            assert!(letters[0].2.ends_with("pair two"), "{letters:?}");
+        }
+    }
+    for bs in SIZES {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s2 = Arc::clone(&seen);
+        let src = Source::from_iter(0..6)
+            .zip_with(Source::from_iter(0..6), f)
+            .inspect(move |x| {
+                if let Ok(mut v) = s2.lock() {
+                    v.push(*x);
+                }
+            });
+        let err = run(src, bs).await.err();
+        assert_eq!(
+            seen.lock().map(|v| v.clone()).ok(),
+            Some(vec![0, 11]),
+            "{bs}"
+        );
+        assert!(err.is_some_and(|e| e.to_string().contains("pair two")));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn map_async_restart_goes_on_and_stop_emits_what_came_before() {
+    let f = |x: i32| async move {
+        if x == 2 {
+            Err(StageError::user("two"))
+        } else {
+            Ok(x)
+        }
+    };
+    for (name, sup) in directives() {
+        for bs in SIZES {
+            let (dl, store) = letters();
+            let src = Source::from_iter(0..6)
+                .via(map_async(2, f).with_supervision(sup.clone().with_dead_letters(dl)));
+            assert_eq!(
+                run(src, bs).await.ok(),
+                Some(vec![0, 1, 3, 4, 5]),
+                "{name} {bs}"
+            );
+            assert_eq!(summary(&store).len(), 1);
+        }
+    }
+    for bs in SIZES {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s2 = Arc::clone(&seen);
+        let src = Source::from_iter(0..6)
+            .via(map_async(1, f))
+            .inspect(move |x| {
+                if let Ok(mut v) = s2.lock() {
+                    v.push(*x);
+                }
+            });
+        let err = run(src, bs).await.err();
+        assert_eq!(
+            seen.lock().map(|v| v.clone()).ok(),
+            Some(vec![0, 1]),
+            "{bs}"
+        );
+        assert_eq!(err.map(|e| e.message().to_owned()), Some("two".to_owned()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyed_fold_resume_keeps_every_key_and_restart_clears_them() {
+    for bs in SIZES {
+        for (sup, odd) in [(Supervision::resume(), 25), (Supervision::restart(), 24)] {
+            let src = Source::from_iter(0..10)
+                .key_by(|x: &i32| x % 2)
+                .fold(0, |a, x| a + boom_at_2(x))
+                .with_supervision(sup);
+            let mut got = run(src, bs).await.unwrap_or_default();
+            got.sort();
+            assert_eq!(got, vec![(0, 18), (1, odd)], "{bs}");
+        }
     }
 }

@@ -60,6 +60,7 @@ where
         } = self;
         let module = Arc::clone(flow.module());
         let stage = Flow::<S::Out, O, ()>::from_async("group_by", move |_info| {
+            super::check_open_ports(&module)?;
             Ok((
                 GroupByLogic {
                     max,

@@ -62,6 +62,7 @@ where
         let module = Arc::clone(flow.module());
         let name = if after { "split_after" } else { "split_when" };
         let stage = Flow::<S::Out, O, ()>::from_async(name, move |_info| {
+            super::check_open_ports(&module)?;
             Ok((
                 SplitLogic {
                     pred: pred.clone(),

@@ -421,3 +421,81 @@ async fn keyed_fold_resume_keeps_every_key_and_restart_clears_them() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flat_map_merge_factory_panics_are_supervised() {
+    let f = |x: i32| Source::from_iter(vec![boom_at_2(x); 2]);
+    for (name, sup) in directives() {
+        for bs in SIZES {
+            let (dl, store) = letters();
+            let src = Source::from_iter(0..5)
+                .flat_map_concat(f)
+                .with_supervision(sup.clone().with_dead_letters(dl));
+            assert_eq!(
+                run(src, bs).await.ok(),
+                Some(vec![0, 0, 1, 1, 3, 3, 4, 4]),
+                "{name} {bs}"
+            );
+            assert_eq!(
+                summary(&store),
+                vec![(
+                    "flat_map_concat#1".to_owned(),
+                    None,
+                    "panicked: boom".to_owned()
+                )]
+            );
+        }
+    }
+    let err = run(Source::from_iter(0..5).flat_map_concat(f), 4)
+        .await
+        .err();
+    assert_eq!(
+        err.map(|e| e.to_string()),
+        Some("stage 'flat_map_concat#1' failed: panicked: boom".to_owned())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_by_key_panics_are_supervised_and_stop_delivers_what_came_before() {
+    let key = |x: &i32| boom_at_2(*x) % 2;
+    for (name, sup) in directives() {
+        for bs in SIZES {
+            let (dl, store) = letters();
+            let src = Source::from_iter(0..8)
+                .group_by(4, key)
+                .merge_substreams_via(simple::map(|x: i32| x))
+                .with_supervision(sup.clone().with_dead_letters(dl));
+            let mut got = run(src, bs).await.unwrap_or_default();
+            got.sort();
+            assert_eq!(got, vec![0, 1, 3, 4, 5, 6, 7], "{name} {bs}");
+            assert_eq!(
+                summary(&store),
+                vec![(
+                    "group_by#1".to_owned(),
+                    Some("2".to_owned()),
+                    "panicked: boom".to_owned()
+                )]
+            );
+        }
+    }
+    for bs in SIZES {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s2 = Arc::clone(&seen);
+        let src = Source::from_iter(0..8)
+            .group_by(4, key)
+            .merge_substreams_via(simple::map(|x: i32| x))
+            .inspect(move |x| {
+                if let Ok(mut v) = s2.lock() {
+                    v.push(*x);
+                }
+            });
+        let err = run(src, bs).await.err();
+        let mut seen = seen.lock().map(|v| v.clone()).unwrap_or_default();
+        seen.sort();
+        assert_eq!(seen, vec![0, 1], "{bs}");
+        assert_eq!(
+            err.map(|e| e.to_string()),
+            Some("stage 'group_by#1' failed on element 2: panicked: boom".to_owned())
+        );
+    }
+}

@@ -499,3 +499,47 @@ async fn group_by_key_panics_are_supervised_and_stop_delivers_what_came_before()
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_predicate_panics_are_supervised_and_stop_delivers_what_came_before() {
+    let pred = |x: &i32| boom_at_2(*x) % 3 == 0;
+    let sum = || simple::fold(0, |a: i32, x: i32| a * 10 + x);
+    for (name, sup) in directives() {
+        for bs in SIZES {
+            let (dl, store) = letters();
+            let src = Source::from_iter(1..8)
+                .split_when(pred)
+                .merge_substreams_via(sum())
+                .with_supervision(sup.clone().with_dead_letters(dl));
+            // Segments [1], [3, 4, 5], [6, 7]: 2 is dead-lettered.
+            assert_eq!(
+                run(src, bs).await.ok(),
+                Some(vec![1, 345, 67]),
+                "{name} {bs}"
+            );
+            assert_eq!(
+                summary(&store),
+                vec![(
+                    "split_when#1".to_owned(),
+                    Some("2".to_owned()),
+                    "panicked: boom".to_owned()
+                )]
+            );
+        }
+    }
+    for bs in SIZES {
+        let src = Source::from_iter(1..8)
+            .split_after(|x: &i32| boom_at_2(*x) > 10)
+            .merge_substreams_via(sum());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s2 = Arc::clone(&seen);
+        let src = src.inspect(move |x| {
+            if let Ok(mut v) = s2.lock() {
+                v.push(*x);
+            }
+        });
+        let err = run(src, bs).await.err();
+        assert_eq!(seen.lock().map(|v| v.clone()).ok(), Some(vec![1]), "{bs}");
+        assert!(err.is_some_and(|e| e.element() == Some("2")));
+    }
+}

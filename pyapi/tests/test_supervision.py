@@ -107,3 +107,17 @@ def test_stop_delivers_what_came_before_the_failing_element(batch):
         )
     assert got == [0, 1]
     assert isinstance(info.value.__cause__, Boom)
+
+
+@pytest.mark.parametrize("directive", DIRECTIVES)
+@pytest.mark.parametrize("batch", SIZES)
+def test_sinks_keep_the_rest(directive, batch):
+    got, dead = [], []
+    sink = Sink.for_each(lambda x: got.append(boom_at(2)(x))).with_supervision([(Boom, directive)], dead_letters=dead)
+    Source.from_iter(range(6)).map(lambda x: x).run_with(sink, batch_size=batch)
+    assert got == [0, 1, 3, 4, 5]
+    assert letters(dead) == [(2, Boom, "for_each")]
+    total = Source.from_iter(range(6)).run_with(
+        Sink.fold(0, lambda a, x: a + boom_at(2)(x)).with_supervision([(Boom, directive)]), batch_size=batch
+    )
+    assert total == 13

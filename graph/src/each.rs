@@ -115,7 +115,8 @@ pub fn element_panic<T: Send + 'static>(p: Box<dyn Any + Send>, x: T) -> Box<dyn
 
 /// `Vec::retain` with a predicate that may panic: on a panic the kept elements before the failing
 /// one are moved to `kept_to`, the failing element travels with the panic (an [`ElementPanic`])
-/// and the elements after it stay in `input`.
+/// and the elements after it stay in `input`. (It relies on `Vec::retain` keeping the unvisited
+/// elements when the predicate panics, which the tests below check.)
 pub fn retain_guarded<T: Send + 'static>(
     input: &mut Vec<T>,
     kept_to: &mut Vec<T>,

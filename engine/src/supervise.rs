@@ -30,9 +30,9 @@ struct Failure {
     letter: Option<(Option<Box<dyn Any + Send>>, Option<String>)>,
 }
 
-/// Calls `f` (a logic's `on_batch`) and, when it fails, `left` for the rows it left in its
-/// input. A panic becomes an error naming the element: its rendering when the logic handed it
-/// over (an [`ElementPanic`]), else its position in the stage's input (`at(rows left)`).
+/// Calls `f` (a logic's `on_batch`). A panic becomes an error naming the element: its rendering
+/// when the logic handed it over (an [`ElementPanic`]); otherwise the panic message comes back
+/// too, for [`Failure::placed`] to name the element by its position once the rows left are known.
 fn call_batch(
     path: &str,
     f: impl FnOnce() -> Result<(), StageError>,
@@ -127,7 +127,7 @@ impl StageCommon {
             .m
             .elements_in
             .load(std::sync::atomic::Ordering::Relaxed);
-        (seen - rows as u64 + (rows - left) as u64).saturating_sub(1)
+        (seen.saturating_sub(rows as u64) + rows.saturating_sub(left) as u64).saturating_sub(1)
     }
 
     pub(crate) fn stopped(&self) {

@@ -79,6 +79,11 @@ enum Op {
     /// `scan` (running sum) panicking on elements divisible by `m`: Resume keeps the sum,
     /// Restart emits the seed again and sums from zero.
     ScanPanicEvery(i64, bool),
+    /// `filter` (keeping odd elements) whose predicate panics on multiples of `m`.
+    FilterPanicEvery(i64, bool),
+    /// `fold` panicking on multiples of `m`: Resume keeps the accumulator, Restart starts over
+    /// from the seed.
+    FoldPanicEvery(i64, bool),
 }
 
 fn encode(g: &[i64]) -> i64 {
@@ -208,6 +213,24 @@ impl Op {
             Op::PanicEvery(m, _) | Op::ErrEvery(m, _) => {
                 (it.filter(|x| x.rem_euclid(m) != 0).collect(), failed)
             }
+            Op::FilterPanicEvery(m, _) => (
+                it.filter(|x| x.rem_euclid(m) != 0 && x.rem_euclid(2) == 1)
+                    .collect(),
+                failed,
+            ),
+            Op::FoldPanicEvery(_, _) if failed => (Vec::new(), true),
+            Op::FoldPanicEvery(m, restart) => {
+                let acc = it.fold(7i64, |a, x| {
+                    if x.rem_euclid(m) != 0 {
+                        a.wrapping_mul(3).wrapping_add(x)
+                    } else if restart {
+                        7
+                    } else {
+                        a
+                    }
+                });
+                (vec![acc], false)
+            }
             Op::ScanPanicEvery(_, _) if failed && v.is_empty() => (v, true),
             Op::ScanPanicEvery(m, restart) => {
                 let mut out = vec![0];
@@ -277,6 +300,18 @@ impl Op {
                     }
                 })
                 .with_supervision(sup(restart)),
+            Op::FilterPanicEvery(m, restart) => s
+                .filter(move |x| {
+                    assert!(x.rem_euclid(m) != 0, "multiple of {m}");
+                    x.rem_euclid(2) == 1
+                })
+                .with_supervision(sup(restart)),
+            Op::FoldPanicEvery(m, restart) => s
+                .fold(7i64, move |a, x| {
+                    assert!(x.rem_euclid(m) != 0, "multiple of {m}");
+                    a.wrapping_mul(3).wrapping_add(x)
+                })
+                .with_supervision(sup(restart)),
             Op::ScanPanicEvery(m, restart) => s
                 .scan(0i64, move |a, x| {
                     assert!(x.rem_euclid(m) != 0, "multiple of {m}");
@@ -320,6 +355,8 @@ fn op() -> impl Strategy<Value = Op> {
         (2i64..6, any::<bool>()).prop_map(|(m, r)| Op::PanicEvery(m, r)),
         (2i64..6, any::<bool>()).prop_map(|(m, r)| Op::ErrEvery(m, r)),
         (2i64..6, any::<bool>()).prop_map(|(m, r)| Op::ScanPanicEvery(m, r)),
+        (2i64..6, any::<bool>()).prop_map(|(m, r)| Op::FilterPanicEvery(m, r)),
+        (2i64..6, any::<bool>()).prop_map(|(m, r)| Op::FoldPanicEvery(m, r)),
     ]
 }
 

@@ -152,6 +152,12 @@ async fn fold_resumes_with_the_accumulator_before_the_panic() {
                 .with_supervision(Supervision::restart()),
         );
         assert_eq!(run(src, bs).await.ok(), Some(vec![42]), "restart: 3..10");
+        // A panic on the very last element.
+        for (sup, want) in [(Supervision::resume(), 1), (Supervision::restart(), 0)] {
+            let src = Source::from_iter(0..3)
+                .via(simple::fold(0, |a: i32, x: i32| a + boom_at_2(x)).with_supervision(sup));
+            assert_eq!(run(src, bs).await.ok(), Some(vec![want]));
+        }
     }
 }
 

@@ -101,7 +101,8 @@ where
     }
 
     fn on_finish(&mut self, out: &mut Vec<S>, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
-        out.extend(self.acc.take());
+        // After a panic on the last element the accumulator before it is in `saved`.
+        out.extend(self.acc.take().or_else(|| self.saved.take()));
         Ok(())
     }
 }

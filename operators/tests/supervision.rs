@@ -549,3 +549,19 @@ async fn split_predicate_panics_are_supervised_and_stop_delivers_what_came_befor
         assert!(err.is_some_and(|e| e.element() == Some("2")));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reduce_fails_rather_than_start_a_new_total_after_a_panic() {
+    for bs in SIZES {
+        let src = Source::from_iter(0..6).via(
+            simple::reduce(|a: i32, x: i32| a + boom_at_2(x))
+                .with_supervision(Supervision::resume()),
+        );
+        let err = run(src, bs).await.err();
+        assert_eq!(
+            err.map(|e| e.message().to_owned()),
+            Some("reduce: the accumulator was lost when the function panicked".to_owned()),
+            "{bs}"
+        );
+    }
+}

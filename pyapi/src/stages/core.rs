@@ -130,9 +130,17 @@ pub fn run_op<I: 'static, O: 'static>(
     loop {
         let before = it.len();
         match op.on_batch(py, &mut it, out, cx) {
-            Err(e) if cx.decide(&e) == Directive::Restart => {
+            Err(e)
+                if e.kind() != weir_graph::ErrorKind::Cancelled
+                    && cx.decide(&e) == Directive::Restart =>
+            {
                 op.reset(py);
-                if it.len() == 0 || it.len() >= before {
+                if it.len() >= before && it.len() > 0 {
+                    // Restarting without having taken an element would never end: fail loudly
+                    // rather than drop the rest.
+                    return Err(e);
+                }
+                if it.len() == 0 {
                     return Ok(());
                 }
             }
@@ -150,7 +158,12 @@ pub(crate) fn element_failed_stateless(
     x: Option<PyObj>,
 ) -> Result<(), StageError> {
     match element_failed(py, cx, err, x) {
-        Err(e) if cx.decide(&e) == Directive::Restart => Ok(()),
+        Err(e)
+            if e.kind() != weir_graph::ErrorKind::Cancelled
+                && cx.decide(&e) == Directive::Restart =>
+        {
+            Ok(())
+        }
         other => other,
     }
 }

@@ -261,6 +261,26 @@ pub fn plan(module: Arc<Module>, cfg: PlanConfig) -> Result<PhysicalPlan, GraphE
             on_demand,
         });
     }
+    // An open port connects to the outside (a substream, a flow materialized inside a running
+    // stream) through one channel: only one subtask could be wired to it.
+    for (p, what) in module
+        .inlets
+        .iter()
+        .map(|p| (p, "input"))
+        .chain(module.outlets.iter().map(|p| (p, "output")))
+    {
+        let n = islands[island_of[p.node]].parallelism;
+        if n > 1 {
+            return Err(GraphError::InvalidStage {
+                node: module.node_path(p.node),
+                reason: format!(
+                    "parallelism {n} cannot be honoured: the stage's {what} is the open port of \
+                     a sub-graph (substream or flow), connected through one channel; give the \
+                     parallelism to a stage inside the sub-graph"
+                ),
+            });
+        }
+    }
     for (k, p) in module.inlets.iter().enumerate() {
         edges.push(PlanEdge {
             from: Endpoint::External(k),

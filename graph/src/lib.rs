@@ -17,6 +17,7 @@ mod batch;
 mod builder;
 mod clock;
 mod dsl;
+mod each;
 mod error;
 mod logic;
 mod mat;
@@ -33,6 +34,10 @@ pub use builder::{GraphBuilder, Inlet, Junction, MatKey, MatValues, NodePorts, O
 pub use clock::Clock;
 pub use dsl::{
     BidiFlow, Flow, Keep, MatTypeMismatch, RunnableGraph, Sink, Source, async_node, router_for,
+};
+pub use each::{
+    ElementPanic, consume, consume_ref, element_panic, panic_message, register_debug, render_any,
+    render_element, retain_guarded,
 };
 pub use error::{ErrorKind, GraphError, StageError};
 pub use logic::{

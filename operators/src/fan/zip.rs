@@ -3,12 +3,14 @@
 use super::common::{CancelPolicy, Side, poll_flush};
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use std::collections::VecDeque;
 use std::marker::PhantomData;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use weir_graph::{
-    AsyncIo, AsyncLogic, Event, Inlet, Junction, Node, NodePorts, Outlet, Output, StageError,
-    async_node, router_for,
+    AsyncIo, AsyncLogic, Directive, Event, Inlet, Junction, Node, NodePorts, Outlet, Output,
+    StageError, async_node, panic_message, router_for,
 };
 
 type Combine<A, B, O> = Arc<dyn Fn(A, B) -> O + Send + Sync>;
@@ -64,7 +66,9 @@ impl<A: Send + 'static, B: Send + 'static> Junction for Zip<A, B> {
 /// Emits when: both inputs have an element buffered.
 /// Backpressures when: downstream backpressures, or an input has nothing buffered.
 /// Completes when: any input completes and no buffered element of it remains to pair.
-/// Fails when: any input fails (immediately).
+/// Fails when: any input fails (immediately), or `f` panics under Stop (the pairs combined
+/// before the failing one are emitted first); under Resume/Restart the failing pair is
+/// dead-lettered and zipping goes on.
 pub struct ZipWith<A, B, O>(Combine<A, B, O>);
 
 impl<A: Send + 'static, B: Send + 'static, O: Send + 'static> ZipWith<A, B, O> {
@@ -107,14 +111,12 @@ impl<A: Send + 'static, B: Send + 'static, O: Send + 'static> AsyncLogic for Zip
             loop {
                 let n = l.buf.len().min(r.buf.len());
                 if n > 0 {
-                    let batch: Vec<O> = l
-                        .buf
-                        .drain(..n)
-                        .zip(r.buf.drain(..n))
-                        .map(|(a, b)| f(a, b))
-                        .collect();
-                    if out.send(batch).await.is_err() {
+                    let (batch, failure) = combine(&io, &*f, &mut l.buf, &mut r.buf, n);
+                    if !batch.is_empty() && out.send(batch).await.is_err() {
                         return Ok(());
+                    }
+                    if let Some(e) = failure {
+                        return Err(e);
                     }
                 }
                 if l.exhausted() || r.exhausted() {
@@ -146,6 +148,46 @@ impl<A: Send + 'static, B: Send + 'static, O: Send + 'static> AsyncLogic for Zip
         }
         .boxed()
     }
+}
+
+/// Combines the first `n` pairs of `l` and `r` with `f` (one `catch_unwind` for the lot). When
+/// `f` panics on a pair, the pair goes through supervision (dead-lettered under Resume and
+/// Restart, which act alike: `f` holds no state) and the pairs after it are combined; under
+/// Stop the results before it come back with the error, to be emitted ahead of it.
+fn combine<A, B, O>(
+    io: &AsyncIo,
+    f: &(dyn Fn(A, B) -> O + Send + Sync),
+    l: &mut VecDeque<A>,
+    r: &mut VecDeque<B>,
+    n: usize,
+) -> (Vec<O>, Option<StageError>) {
+    let mut out = Vec::with_capacity(n);
+    let mut done = 0;
+    while done < n {
+        let res = catch_unwind(AssertUnwindSafe(|| {
+            while done < n {
+                let (Some(a), Some(b)) = (l.pop_front(), r.pop_front()) else {
+                    done = n;
+                    break;
+                };
+                done += 1;
+                out.push(f(a, b));
+            }
+        }));
+        if let Err(p) = res {
+            let err = StageError::internal(format!(
+                "panicked on pair {} of the batch: {}",
+                done - 1,
+                panic_message(&*p)
+            ));
+            if let Err(e) = io.stage_cx().element_failed(err, None, None)
+                && io.stage_cx().decide(&e) == Directive::Stop
+            {
+                return (out, Some(e));
+            }
+        }
+    }
+    (out, None)
 }
 
 /// Splits a stream of pairs into a stream of firsts (port 0) and a stream of seconds (port 1).

@@ -1,7 +1,7 @@
 //! Pass-through observers and decorators: `inspect`, `log`, `zip_with_index`.
 
 use std::fmt::Debug;
-use weir_graph::{Flow, FlowLogic, StageCx, StageError};
+use weir_graph::{Flow, FlowLogic, StageCx, StageError, retain_guarded};
 
 struct InspectLogic<F> {
     f: F,
@@ -18,7 +18,11 @@ where
         out: &mut Vec<T>,
         _scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
-        input.iter().for_each(&mut self.f);
+        let f = &mut self.f;
+        retain_guarded(input, out, |x| {
+            f(x);
+            true
+        });
         super::pass(input, out);
         Ok(())
     }

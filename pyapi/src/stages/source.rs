@@ -2,7 +2,9 @@
 
 use super::PyOp;
 use super::cloop::take_list;
-use super::core::{JobRx, OpFactory, PIPELINE_DEPTH, Partial, Shared, StageEnv, job_result};
+use super::core::{
+    Batch, JobRx, OpFactory, PIPELINE_DEPTH, Partial, Shared, StageEnv, job_result, run_op,
+};
 use super::element::ChainOp;
 use crate::dispatch::{Dispatcher, RunCtx};
 use crate::mat::MatValue;
@@ -38,12 +40,13 @@ impl PyOp<PyObj, PyObj> for Identity {
     fn on_batch(
         &mut self,
         _py: Python<'_>,
-        input: Vec<PyObj>,
+        input: &mut Batch<PyObj>,
         out: &mut Vec<PyObj>,
         _cx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
         if out.is_empty() {
-            *out = input;
+            // Reuses the batch's buffer (nothing was taken from it yet).
+            *out = input.collect();
         } else {
             out.extend(input);
         }
@@ -64,7 +67,7 @@ impl<O: Send + 'static> Term<O> {
     ) -> Partial<Vec<O>> {
         let mut out = Vec::new();
         let mut cx = StageCx::new(&self.info, &*env.clock, None, env.batch);
-        if let Err(e) = self.op.on_batch(py, v, &mut out, &mut cx) {
+        if let Err(e) = run_op(py, &mut *self.op, v, &mut out, &mut cx) {
             return (out, Some(e.with_stage(&self.info.path)));
         }
         if failure.is_none()

@@ -12,6 +12,8 @@
 //! | [`async_ops`] | `map_async`, `map_async_unordered` ([`AsyncOps`](async_ops::AsyncOps)) |
 //! | [`time`] | rate and time: `throttle`, `delay`, `grouped_within`, `conflate`, `buffer`, timeouts ([`TimeOps`](time::TimeOps)) |
 //! | [`fan`] | junctions (`Broadcast`, `Merge`, `Zip`, ...) and linear fan ops ([`FanOps`](fan::FanOps)) |
+//! | [`hub`] | `MergeHub`, `BroadcastHub`, `PartitionHub`: connect running graphs |
+//! | [`restart`] | `RestartSource`, `RestartFlow`, `RestartSink` with exponential backoff |
 //! | [`substream`] | `flat_map_merge`, `flat_map_concat`, `group_by`, `split_when` ([`SubstreamOps`](substream::SubstreamOps)) |
 //!
 //! Chaining methods are extension traits over [`Via`], which both `Source` and `Flow` implement,
@@ -19,7 +21,9 @@
 
 pub mod async_ops;
 pub mod fan;
+pub mod hub;
 pub mod keyed;
+pub mod restart;
 pub mod simple;
 pub mod sink;
 pub mod source;

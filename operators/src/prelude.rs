@@ -3,7 +3,9 @@
 pub use crate::Via;
 pub use crate::async_ops::AsyncOps;
 pub use crate::fan::FanOps;
+pub use crate::hub::{BroadcastHub, MergeHub, PartitionHub};
 pub use crate::keyed::KeyedOps;
+pub use crate::restart::{RestartFlow, RestartSettings, RestartSink, RestartSource};
 pub use crate::simple::SimpleOps;
 pub use crate::sink::SinkCtors;
 pub use crate::source::SourceCtors;

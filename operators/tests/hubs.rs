@@ -277,20 +277,21 @@ async fn partition_hub_drops_on_negative_and_fails_out_of_range() {
         )
         .start()
         .unwrap();
-    let a = hub.clone().run_with(Sink::collect()).unwrap();
+    let mut a = hub
+        .clone()
+        .to_mat(TestSink::probe(), Keep::right)
+        .run()
+        .unwrap();
     let b = hub.run_with(Sink::collect()).unwrap();
     let e = within(producer.wait()).await.unwrap_err();
     assert_eq!(
         e.to_string(),
         "stage 'partition_hub#1' failed: partition index 5 out of range 0..2"
     );
-    assert!(
-        within(a)
-            .await
-            .unwrap_err()
-            .to_string()
-            .contains("out of range 0..2")
-    );
+    // `a` gets what was routed to it before the failure, then the failure.
+    let (got, end) = within(a.collect_all()).await;
+    assert_eq!(got, vec![0]);
+    assert!(matches!(end, ProbeEvent::Error(e) if e.contains("out of range 0..2")));
     assert!(
         within(b)
             .await

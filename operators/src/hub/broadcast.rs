@@ -81,8 +81,8 @@ impl BroadcastHub {
     /// and consumers attached later complete after the elements still buffered.
     /// Cancels when: never; a cancelled consumer only leaves the hub (it may release the
     /// slowest position).
-    /// Fails when: upstream fails; every consumer (also those attached later) fails at once,
-    /// skipping elements it had not read yet.
+    /// Fails when: upstream fails; every consumer (also those attached later) fails after the
+    /// elements buffered before the failure.
     pub fn sink<T: Clone + Send + 'static>(
         buffer_size: usize,
     ) -> Result<Sink<T, Source<T, ()>>, GraphError> {
@@ -209,9 +209,6 @@ impl<T: Clone + Send + 'static> SourceLogic<T> for HubConsumer<T> {
         out: &mut Vec<T>,
     ) -> Poll<Result<Step, StageError>> {
         let mut st = lock(&self.shared);
-        if let Some(Err(e)) = &st.end {
-            return Poll::Ready(Err(e.clone()));
-        }
         let (head, tail) = (st.head, st.tail());
         let Some(c) = st.consumers.get(&self.id) else {
             return Poll::Ready(Ok(Step::Done));
@@ -220,6 +217,12 @@ impl<T: Clone + Send + 'static> SourceLogic<T> for HubConsumer<T> {
         let n = usize::try_from(tail - from)
             .unwrap_or(usize::MAX)
             .min(scx.batch_size().max(1));
+        if n == 0
+            && let Some(Err(e)) = &st.end
+        {
+            // The failure comes after the elements accepted before it.
+            return Poll::Ready(Err(e.clone()));
+        }
         let at = usize::try_from(from - head).unwrap_or(usize::MAX);
         out.extend(st.buf.range(at..at + n).cloned());
         let done = matches!(st.end, Some(Ok(()))) && from + n as u64 == tail;

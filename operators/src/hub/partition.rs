@@ -17,7 +17,8 @@ pub struct PartitionHub;
 /// Picks the consumer of each element of a batch, given how many consumers are attached.
 pub trait Partitioner<T>: Send + 'static {
     /// Pushes one index per element of `batch` into `out`: `0..consumers` routes the element
-    /// to that consumer (in attach order), a negative index drops it.
+    /// to that consumer (in attach order), a negative index drops it. On error, `out` holds
+    /// the indices of the elements before the failing one (they are still delivered).
     fn route(
         &mut self,
         consumers: usize,
@@ -106,7 +107,8 @@ impl PartitionHub {
     /// Cancels when: never; a cancelled consumer leaves the hub and its queued elements are
     /// dropped.
     /// Fails when: upstream fails, or the partitioner fails or returns an index out of range;
-    /// every consumer (also those attached later) fails at once, skipping its queue.
+    /// every consumer (also those attached later) fails after the elements routed to it
+    /// before the failure.
     pub fn sink<T, F>(
         partitioner: F,
         start_after_nr_of_consumers: usize,
@@ -216,10 +218,14 @@ impl<T: Send + 'static, P: Partitioner<T>> Router<T, P> {
             .await;
             let chunk: Vec<T> = pending.drain(..k).collect();
             self.routes.clear();
-            self.partitioner
+            let mut failure = self
+                .partitioner
                 .route(n, &chunk, &mut self.routes)
-                .map_err(|e| e.with_stage(&self.path))?;
-            if self.routes.len() != chunk.len() {
+                .err()
+                .map(|e| e.with_stage(&self.path));
+            if self.routes.len() > chunk.len()
+                || (failure.is_none() && self.routes.len() < chunk.len())
+            {
                 return Err(StageError::internal(format!(
                     "partitioner returned {} indices for {} elements",
                     self.routes.len(),
@@ -227,8 +233,10 @@ impl<T: Send + 'static, P: Partitioner<T>> Router<T, P> {
                 ))
                 .with_stage(&self.path));
             }
-            if let Some(&bad) = self.routes.iter().find(|&&i| i >= n as i64) {
-                return Err(
+            if let Some(at) = self.routes.iter().position(|&i| i >= n as i64) {
+                let bad = self.routes[at];
+                self.routes.truncate(at);
+                failure = Some(
                     StageError::user(format!("partition index {bad} out of range 0..{n}"))
                         .with_stage(&self.path),
                 );
@@ -256,6 +264,10 @@ impl<T: Send + 'static, P: Partitioner<T>> Router<T, P> {
                 {
                     w.wake();
                 }
+            }
+            if let Some(e) = failure {
+                // The elements routed before the failing one stay with their consumers.
+                return Err(e);
             }
         }
         Ok(())
@@ -317,9 +329,10 @@ impl<T: Send + 'static> SourceLogic<T> for HubConsumer<T> {
         out: &mut Vec<T>,
     ) -> Poll<Result<Step, StageError>> {
         let mut st = lock(&self.shared);
-        if let Some(Err(e)) = &st.end {
-            return Poll::Ready(Err(e.clone()));
-        }
+        let failure = match &st.end {
+            Some(Err(e)) => Some(e.clone()),
+            _ => None,
+        };
         let ended = st.end.is_some();
         let Some(c) = st.consumers.iter_mut().find(|c| c.id == self.id) else {
             return Poll::Ready(Ok(Step::Done));
@@ -336,7 +349,13 @@ impl<T: Send + 'static> SourceLogic<T> for HubConsumer<T> {
                 w.wake();
             }
         }
-        if ended && empty {
+        if n == 0
+            && let Some(e) = failure
+        {
+            // The failure comes after the elements routed here before it.
+            return Poll::Ready(Err(e));
+        }
+        if ended && empty && failure.is_none() {
             return Poll::Ready(Ok(Step::Done));
         }
         if n > 0 {

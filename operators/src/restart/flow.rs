@@ -30,7 +30,7 @@ impl RestartFlow {
         M: Send + 'static,
         F: Fn() -> Flow<I, O, M> + Send + Sync + 'static,
     {
-        restart_flow(settings, RestartOn::Always, factory)
+        restart_flow(settings, RestartOn::Always, move || Ok(factory()))
     }
 
     /// Like [`RestartFlow::with_backoff`], but only a failure restarts the flow; when an
@@ -51,7 +51,29 @@ impl RestartFlow {
         M: Send + 'static,
         F: Fn() -> Flow<I, O, M> + Send + Sync + 'static,
     {
-        restart_flow(settings, RestartOn::Failures, factory)
+        restart_flow(settings, RestartOn::Failures, move || Ok(factory()))
+    }
+
+    /// [`RestartFlow::with_backoff`] (or, with `only_on_failures`,
+    /// [`RestartFlow::on_failures_with_backoff`]) for a factory that can fail: its error fails
+    /// this flow.
+    pub fn try_with_backoff<I, O, M, F>(
+        settings: RestartSettings,
+        only_on_failures: bool,
+        factory: F,
+    ) -> Flow<I, O, ()>
+    where
+        I: Send + 'static,
+        O: Send + 'static,
+        M: Send + 'static,
+        F: Fn() -> Result<Flow<I, O, M>, StageError> + Send + Sync + 'static,
+    {
+        let on = if only_on_failures {
+            RestartOn::Failures
+        } else {
+            RestartOn::Always
+        };
+        restart_flow(settings, on, factory)
     }
 }
 
@@ -68,7 +90,7 @@ where
     I: Send + 'static,
     O: Send + 'static,
     M: Send + 'static,
-    F: Fn() -> Flow<I, O, M> + Send + Sync + 'static,
+    F: Fn() -> Result<Flow<I, O, M>, StageError> + Send + Sync + 'static,
 {
     let factory = Arc::new(factory);
     Flow::from_async("restart_flow", move |_info| {
@@ -84,7 +106,7 @@ where
                 // Upstream's end once seen: `Some(Ok)` completed, `Some(Err)` failed.
                 let mut up_end: Option<Result<(), StageError>> = None;
                 loop {
-                    let module = Arc::clone(factory().module());
+                    let module = Arc::clone(factory().map_err(|e| e.with_stage(&path))?.module());
                     let (tx, rx) = io
                         .sub
                         .flow(module, router_for::<I>())

@@ -31,6 +31,16 @@ impl RestartSink {
         M: Send + 'static,
         F: Fn() -> Sink<T, M> + Send + Sync + 'static,
     {
+        Self::try_with_backoff(settings, move || Ok(factory()))
+    }
+
+    /// [`RestartSink::with_backoff`] for a factory that can fail: its error fails this sink.
+    pub fn try_with_backoff<T, M, F>(settings: RestartSettings, factory: F) -> Sink<T, ()>
+    where
+        T: Send + 'static,
+        M: Send + 'static,
+        F: Fn() -> Result<Sink<T, M>, StageError> + Send + Sync + 'static,
+    {
         let factory = Arc::new(factory);
         Sink::from_async("restart_sink", move |_info| {
             let factory = Arc::clone(&factory);
@@ -42,7 +52,8 @@ impl RestartSink {
                     let clock = Arc::clone(&io.clock);
                     let mut backoff = Backoff::new(settings, clock.now());
                     loop {
-                        let module = Arc::clone(as_flow(factory())?.module());
+                        let sink = factory().map_err(|e| e.with_stage(&path))?;
+                        let module = Arc::clone(as_flow(sink)?.module());
                         let (tx, rx) = io
                             .sub
                             .flow(module, router_for::<T>())

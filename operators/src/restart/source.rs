@@ -5,7 +5,7 @@ use futures::FutureExt;
 use std::future::poll_fn;
 use std::sync::Arc;
 use std::task::Poll;
-use weir_graph::{AsyncFn, AsyncIo, Event, Input, Source};
+use weir_graph::{AsyncFn, AsyncIo, Event, Input, Source, StageError};
 
 /// Restarts a source with exponential backoff: see [`RestartSource::with_backoff`].
 #[derive(Debug, Clone, Copy)]
@@ -27,7 +27,7 @@ impl RestartSource {
         M: Send + 'static,
         F: Fn() -> Source<T, M> + Send + Sync + 'static,
     {
-        restart_source(settings, RestartOn::Always, factory)
+        restart_source(settings, RestartOn::Always, move || Ok(factory()))
     }
 
     /// Like [`RestartSource::with_backoff`], but only a failure restarts the source; its
@@ -44,7 +44,28 @@ impl RestartSource {
         M: Send + 'static,
         F: Fn() -> Source<T, M> + Send + Sync + 'static,
     {
-        restart_source(settings, RestartOn::Failures, factory)
+        restart_source(settings, RestartOn::Failures, move || Ok(factory()))
+    }
+
+    /// [`RestartSource::with_backoff`] (or, with `only_on_failures`,
+    /// [`RestartSource::on_failures_with_backoff`]) for a factory that can fail: its error
+    /// fails this source.
+    pub fn try_with_backoff<T, M, F>(
+        settings: RestartSettings,
+        only_on_failures: bool,
+        factory: F,
+    ) -> Source<T, ()>
+    where
+        T: Send + 'static,
+        M: Send + 'static,
+        F: Fn() -> Result<Source<T, M>, StageError> + Send + Sync + 'static,
+    {
+        let on = if only_on_failures {
+            RestartOn::Failures
+        } else {
+            RestartOn::Always
+        };
+        restart_source(settings, on, factory)
     }
 }
 
@@ -52,7 +73,7 @@ fn restart_source<T, M, F>(settings: RestartSettings, on: RestartOn, factory: F)
 where
     T: Send + 'static,
     M: Send + 'static,
-    F: Fn() -> Source<T, M> + Send + Sync + 'static,
+    F: Fn() -> Result<Source<T, M>, StageError> + Send + Sync + 'static,
 {
     let factory = Arc::new(factory);
     Source::from_async("restart_source", move |_info| {
@@ -65,7 +86,7 @@ where
                 let clock = Arc::clone(&io.clock);
                 let mut backoff = Backoff::new(settings, clock.now());
                 loop {
-                    let module = Arc::clone(factory().module());
+                    let module = Arc::clone(factory().map_err(|e| e.with_stage(&path))?.module());
                     let inner = io.sub.source(module).map_err(|e| e.with_stage(&path))?;
                     let mut input = Input::<T>::new(inner, Arc::clone(&path));
                     let ended = loop {

@@ -56,7 +56,12 @@ impl AsyncLogic for CtxLogic {
 pub fn with_run_ctx<I: Send + 'static, O: Send + 'static, M: Send + 'static>(
     flow: Flow<I, O, M>,
 ) -> Flow<I, O, M> {
-    let mut m: Module = (**flow.module()).clone();
+    Flow::from_module(Arc::new(ctx_module(flow.module())))
+}
+
+/// [`with_run_ctx`] on a module of any shape.
+pub fn ctx_module(module: &Module) -> Module {
+    let mut m: Module = module.clone();
     for node in &mut m.nodes {
         if let NodeKind::Async(f) = &node.kind {
             let f = Arc::clone(f);
@@ -70,7 +75,7 @@ pub fn with_run_ctx<I: Send + 'static, O: Send + 'static, M: Send + 'static>(
             }));
         }
     }
-    Flow::from_module(Arc::new(m))
+    m
 }
 
 /// The Python exception for a stage error: the original one when user code raised it.

@@ -283,3 +283,37 @@ async fn restart_sink_passes_upstream_completion_through() {
     h.wait().await.unwrap();
     assert_eq!(*seen.lock().unwrap(), vec![0, 1, 2, 3]);
 }
+
+#[tokio::test]
+async fn restart_sink_restarts_a_failed_sink_without_failing_the_run() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let starts = Arc::new(AtomicUsize::new(0));
+    let (v, n) = (Arc::clone(&seen), Arc::clone(&starts));
+    let sink = RestartSink::with_backoff(settings(100, 1000), move || {
+        n.fetch_add(1, Ordering::SeqCst);
+        let v = Arc::clone(&v);
+        Flow::<u32, u32, ()>::identity()
+            .try_map(|x: &u32| {
+                if *x == 2 {
+                    Err(std::io::Error::other("two"))
+                } else {
+                    Ok(*x)
+                }
+            })
+            .to(Sink::for_each(move |x| v.lock().unwrap().push(x)))
+    });
+    let g = TestSource::probe::<u32>().to_mat(sink, Keep::left);
+    let (src, clock, h) = start(&g);
+    src.send_all(vec![1, 2]);
+    settle().await;
+    assert_eq!(*seen.lock().unwrap(), vec![1]);
+    assert_eq!(clock.next_deadline(), Some(ms(100)), "restart scheduled");
+    clock.advance(ms(100));
+    settle().await;
+    src.send(3);
+    settle().await;
+    assert_eq!(*seen.lock().unwrap(), vec![1, 3]);
+    src.complete();
+    h.wait().await.unwrap();
+    assert_eq!(starts.load(Ordering::SeqCst), 2);
+}

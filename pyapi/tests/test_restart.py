@@ -161,6 +161,28 @@ def test_restart_sink_restarts_a_sink_that_finished():
     assert f.starts == 2
 
 
+def test_restart_sink_restarts_a_failed_sink_without_failing_the_run():
+    seen = []
+
+    def keep(x):
+        if x == 2:
+            raise Boom("two")
+        seen.append(x)
+
+    f = Factory(lambda: weir.Sink.for_each(keep))
+    sink = weir.RestartSink.with_backoff(f, min_backoff=0.01, max_backoff=0.01)
+    h = weir.Source.queue(8).to(sink, keep="left").start()
+    q = h.materialized
+    q.offer(1)
+    q.offer(2)
+    until(lambda: f.starts == 2, "the restart")
+    q.offer(3)
+    until(lambda: seen == [1, 3], "the second incarnation")
+    q.complete()
+    h.wait(WAIT)
+    assert seen == [1, 3]
+
+
 def test_restart_sink_passes_upstream_completion_through():
     seen = []
     sink = weir.RestartSink.with_backoff(lambda: weir.Sink.for_each(seen.append), min_backoff=0.01, max_backoff=0.01)

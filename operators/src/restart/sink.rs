@@ -16,9 +16,9 @@ pub struct RestartSink;
 
 impl RestartSink {
     /// A sink feeding the sink made by `factory`, and a fresh one after it cancels its input
-    /// (it finished early, e.g. `head`), after the backoff of `settings`; elements arriving
-    /// during a backoff wait upstream. A failure inside the wrapped sink fails the run, as
-    /// every sink failure does.
+    /// (it finished early, e.g. `head`, or failed), after the backoff of `settings`; elements
+    /// arriving during a backoff wait upstream, elements inside an incarnation that fails are
+    /// lost. The wrapped sink's failure does not fail the run: it is logged and restarted.
     ///
     /// Emits when: never (a sink).
     /// Backpressures when: the current incarnation backpressures, or during a backoff.
@@ -56,7 +56,7 @@ impl RestartSink {
                         let module = Arc::clone(as_flow(sink)?.module());
                         let (tx, rx) = io
                             .sub
-                            .flow(module, router_for::<T>())
+                            .flow_detached(module, router_for::<T>())
                             .map_err(|e| e.with_stage(&path))?;
                         let mut to_inner = Output::<T>::new(tx);
                         // Keeps the incarnation's placeholder output open while it runs.
@@ -98,7 +98,7 @@ impl RestartSink {
                             // Returning drops `input`: upstream is cancelled.
                             return Ok(());
                         }
-                        tracing::debug!(stage = %path, "sink cancelled, restarting");
+                        tracing::debug!(stage = %path, "sink finished or failed, restarting");
                         let delay = backoff.next_delay();
                         wait_backoff(&*clock, delay, |_| Poll::Pending).await;
                         backoff.started(clock.now());

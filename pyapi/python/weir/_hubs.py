@@ -172,9 +172,8 @@ class RestartFlow:
 
 
 class RestartSink:
-    """Restarts a sink with exponential backoff when it cancels (finishes early); see
-    :class:`RestartSource` for the delays. A failure inside the sink fails the run, as every sink
-    failure does."""
+    """Restarts a sink with exponential backoff when it cancels (finishes early) or fails; see
+    :class:`RestartSource` for the delays. The sink's failure does not fail the run."""
 
     @staticmethod
     def with_backoff(
@@ -186,7 +185,7 @@ class RestartSink:
         max_restarts: Optional[int] = None,
         max_restarts_within: Optional[float] = None,
     ) -> Sink:
-        """Runs ``factory()`` (or the given sink), again after it cancels.
+        """Runs ``factory()`` (or the given sink), again after it cancels or fails.
 
         Backpressures when: the incarnation backpressures, or during a backoff.
         Completes when: upstream completes (passed to the incarnation).

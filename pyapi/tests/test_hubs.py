@@ -1,6 +1,7 @@
 """Hubs between running graphs: MergeHub producers, BroadcastHub and PartitionHub consumers
 attaching and leaving while the hub runs."""
 
+import threading
 import time
 
 import pytest
@@ -185,6 +186,19 @@ def test_partition_hub_partitioner_error_names_the_element():
     assert isinstance(e.value.__cause__, Boom)
     assert e.value.element == 3
     assert e.value.stage_name == "partition_hub"
+
+
+def test_partitioner_runs_on_the_dispatcher_of_the_hub_run():
+    threads = set()
+
+    def route(n, x):
+        threads.add(threading.current_thread().name)
+        return 0
+
+    p = weir.Source.from_iter(range(5)).to(weir.PartitionHub.sink(route, 1), keep="right").start()
+    assert p.materialized.run_with(weir.Sink.collect()) == [0, 1, 2, 3, 4]
+    p.wait(WAIT)
+    assert threads == {"weir-dispatcher"}
 
 
 def test_bad_sizes_are_rejected_at_construction():

@@ -1,5 +1,6 @@
 """Restart wrappers: incarnations, backoff delays (lower bounds on the real clock), max restarts."""
 
+import threading
 import time
 
 import pytest
@@ -76,6 +77,19 @@ def test_restart_source_accepts_a_blueprint_and_python_stages_in_it():
     inner = weir.Source.from_iter([1, 2]).map(lambda x: x * 10)
     src = weir.RestartSource.with_backoff(inner, min_backoff=0.01, max_backoff=0.01, max_restarts=1)
     assert src.run_with(weir.Sink.collect()) == [10, 20, 10, 20]
+
+
+def test_factories_run_on_the_runs_dispatcher_thread():
+    threads = []
+
+    def make():
+        threads.append(threading.get_ident())
+        return weir.Source.from_iter([1])
+
+    src = weir.RestartSource.with_backoff(make, min_backoff=0.01, max_backoff=0.01, max_restarts=1)
+    assert src.run_with(weir.Sink.collect()) == [1, 1]
+    # `run()` serves the dispatcher on the calling thread.
+    assert threads == [threading.get_ident()] * 2
 
 
 def test_restart_source_factory_error_fails_the_run():

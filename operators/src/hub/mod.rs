@@ -18,7 +18,7 @@ mod partition;
 
 pub use broadcast::BroadcastHub;
 pub use merge::MergeHub;
-pub use partition::{PartitionHub, Partitioner};
+pub use partition::{PartitionHub, Partitioner, Routed};
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use weir_graph::GraphError;

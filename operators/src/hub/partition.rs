@@ -2,6 +2,7 @@
 
 use super::{lock, positive};
 use futures::FutureExt;
+use futures::future::BoxFuture;
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex};
@@ -14,17 +15,23 @@ use weir_graph::{
 #[derive(Debug, Clone, Copy)]
 pub struct PartitionHub;
 
-/// Picks the consumer of each element of a batch, given how many consumers are attached.
+/// What a [`Partitioner`] made of a batch: the batch itself and one consumer index per element
+/// (fewer when it failed: the indices of the elements before the failing one, and the error).
+#[derive(Debug)]
+pub struct Routed<T> {
+    /// The batch that was routed, in order.
+    pub batch: Vec<T>,
+    /// `0..consumers` routes the element to that consumer (attach order); negative drops it.
+    pub routes: Vec<i64>,
+    /// Why routing stopped early, if it did (the elements with an index are still delivered).
+    pub error: Option<StageError>,
+}
+
+/// Picks the consumer of each element of a batch, given how many consumers are attached; may
+/// wait (e.g. for a Python dispatcher), so routing returns a future.
 pub trait Partitioner<T>: Send + 'static {
-    /// Pushes one index per element of `batch` into `out`: `0..consumers` routes the element
-    /// to that consumer (in attach order), a negative index drops it. On error, `out` holds
-    /// the indices of the elements before the failing one (they are still delivered).
-    fn route(
-        &mut self,
-        consumers: usize,
-        batch: &[T],
-        out: &mut Vec<i64>,
-    ) -> Result<(), StageError>;
+    /// Routes `batch` among `consumers` consumers.
+    fn route(&mut self, consumers: usize, batch: Vec<T>) -> BoxFuture<'static, Routed<T>>;
 }
 
 /// A [`Partitioner`] calling a function per element.
@@ -32,16 +39,17 @@ struct FnPartitioner<F>(F);
 
 impl<T, F> Partitioner<T> for FnPartitioner<F>
 where
+    T: Send + 'static,
     F: FnMut(usize, &T) -> i64 + Send + 'static,
 {
-    fn route(
-        &mut self,
-        consumers: usize,
-        batch: &[T],
-        out: &mut Vec<i64>,
-    ) -> Result<(), StageError> {
-        out.extend(batch.iter().map(|x| (self.0)(consumers, x)));
-        Ok(())
+    fn route(&mut self, consumers: usize, batch: Vec<T>) -> BoxFuture<'static, Routed<T>> {
+        let routes = batch.iter().map(|x| (self.0)(consumers, x)).collect();
+        futures::future::ready(Routed {
+            batch,
+            routes,
+            error: None,
+        })
+        .boxed()
     }
 }
 
@@ -155,7 +163,6 @@ impl PartitionHub {
                 guard: HubGuard(Arc::clone(&shared)),
                 partitioner: factory(),
                 path: info.path.clone(),
-                routes: Vec::new(),
             };
             let logic = AsyncFn(move |mut io: weir_graph::AsyncIo| {
                 async move {
@@ -195,7 +202,6 @@ struct Router<T, P> {
     guard: HubGuard<T>,
     partitioner: P,
     path: String,
-    routes: Vec<i64>,
 }
 
 impl<T: Send + 'static, P: Partitioner<T>> Router<T, P> {
@@ -217,25 +223,23 @@ impl<T: Send + 'static, P: Partitioner<T>> Router<T, P> {
             })
             .await;
             let chunk: Vec<T> = pending.drain(..k).collect();
-            self.routes.clear();
-            let mut failure = self
-                .partitioner
-                .route(n, &chunk, &mut self.routes)
-                .err()
-                .map(|e| e.with_stage(&self.path));
-            if self.routes.len() > chunk.len()
-                || (failure.is_none() && self.routes.len() < chunk.len())
-            {
+            let Routed {
+                batch: chunk,
+                mut routes,
+                error,
+            } = self.partitioner.route(n, chunk).await;
+            let mut failure = error.map(|e| e.with_stage(&self.path));
+            if routes.len() > chunk.len() || (failure.is_none() && routes.len() < chunk.len()) {
                 return Err(StageError::internal(format!(
                     "partitioner returned {} indices for {} elements",
-                    self.routes.len(),
+                    routes.len(),
                     chunk.len()
                 ))
                 .with_stage(&self.path));
             }
-            if let Some(at) = self.routes.iter().position(|&i| i >= n as i64) {
-                let bad = self.routes[at];
-                self.routes.truncate(at);
+            if let Some(at) = routes.iter().position(|&i| i >= n as i64) {
+                let bad = routes[at];
+                routes.truncate(at);
                 failure = Some(
                     StageError::user(format!("partition index {bad} out of range 0..{n}"))
                         .with_stage(&self.path),
@@ -251,7 +255,7 @@ impl<T: Send + 'static, P: Partitioner<T>> Router<T, P> {
                 continue;
             }
             let mut added = 0;
-            for (x, &i) in chunk.into_iter().zip(&self.routes) {
+            for (x, &i) in chunk.into_iter().zip(&routes) {
                 if let Ok(i) = usize::try_from(i) {
                     st.consumers[i].queue.push_back(x);
                     added += 1;

@@ -30,7 +30,9 @@ impl RestartFlow {
         M: Send + 'static,
         F: Fn() -> Flow<I, O, M> + Send + Sync + 'static,
     {
-        restart_flow(settings, RestartOn::Always, move || Ok(factory()))
+        restart_flow(settings, RestartOn::Always, move || {
+            std::future::ready(Ok(factory()))
+        })
     }
 
     /// Like [`RestartFlow::with_backoff`], but only a failure restarts the flow; when an
@@ -51,13 +53,15 @@ impl RestartFlow {
         M: Send + 'static,
         F: Fn() -> Flow<I, O, M> + Send + Sync + 'static,
     {
-        restart_flow(settings, RestartOn::Failures, move || Ok(factory()))
+        restart_flow(settings, RestartOn::Failures, move || {
+            std::future::ready(Ok(factory()))
+        })
     }
 
     /// [`RestartFlow::with_backoff`] (or, with `only_on_failures`,
-    /// [`RestartFlow::on_failures_with_backoff`]) for a factory that can fail: its error fails
-    /// this flow.
-    pub fn try_with_backoff<I, O, M, F>(
+    /// [`RestartFlow::on_failures_with_backoff`]) for a factory that returns a future (it may fail
+    /// or wait, e.g. on another thread): its error fails this flow.
+    pub fn try_with_backoff<I, O, M, F, Fut>(
         settings: RestartSettings,
         only_on_failures: bool,
         factory: F,
@@ -66,7 +70,8 @@ impl RestartFlow {
         I: Send + 'static,
         O: Send + 'static,
         M: Send + 'static,
-        F: Fn() -> Result<Flow<I, O, M>, StageError> + Send + Sync + 'static,
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Flow<I, O, M>, StageError>> + Send + 'static,
     {
         let on = if only_on_failures {
             RestartOn::Failures
@@ -85,12 +90,17 @@ enum Wake<I, O> {
     Cancelled,
 }
 
-fn restart_flow<I, O, M, F>(settings: RestartSettings, on: RestartOn, factory: F) -> Flow<I, O, ()>
+fn restart_flow<I, O, M, F, Fut>(
+    settings: RestartSettings,
+    on: RestartOn,
+    factory: F,
+) -> Flow<I, O, ()>
 where
     I: Send + 'static,
     O: Send + 'static,
     M: Send + 'static,
-    F: Fn() -> Result<Flow<I, O, M>, StageError> + Send + Sync + 'static,
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Flow<I, O, M>, StageError>> + Send + 'static,
 {
     let factory = Arc::new(factory);
     Flow::from_async("restart_flow", move |_info| {
@@ -106,7 +116,8 @@ where
                 // Upstream's end once seen: `Some(Ok)` completed, `Some(Err)` failed.
                 let mut up_end: Option<Result<(), StageError>> = None;
                 loop {
-                    let module = Arc::clone(factory().map_err(|e| e.with_stage(&path))?.module());
+                    let module =
+                        Arc::clone(factory().await.map_err(|e| e.with_stage(&path))?.module());
                     let (tx, rx) = io
                         .sub
                         .flow(module, router_for::<I>())

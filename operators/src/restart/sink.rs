@@ -31,15 +31,17 @@ impl RestartSink {
         M: Send + 'static,
         F: Fn() -> Sink<T, M> + Send + Sync + 'static,
     {
-        Self::try_with_backoff(settings, move || Ok(factory()))
+        Self::try_with_backoff(settings, move || std::future::ready(Ok(factory())))
     }
 
-    /// [`RestartSink::with_backoff`] for a factory that can fail: its error fails this sink.
-    pub fn try_with_backoff<T, M, F>(settings: RestartSettings, factory: F) -> Sink<T, ()>
+    /// [`RestartSink::with_backoff`] for a factory that returns a future (it may fail or wait,
+    /// e.g. on another thread): its error fails this sink.
+    pub fn try_with_backoff<T, M, F, Fut>(settings: RestartSettings, factory: F) -> Sink<T, ()>
     where
         T: Send + 'static,
         M: Send + 'static,
-        F: Fn() -> Result<Sink<T, M>, StageError> + Send + Sync + 'static,
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Sink<T, M>, StageError>> + Send + 'static,
     {
         let factory = Arc::new(factory);
         Sink::from_async("restart_sink", move |_info| {
@@ -52,7 +54,7 @@ impl RestartSink {
                     let clock = Arc::clone(&io.clock);
                     let mut backoff = Backoff::new(settings, clock.now());
                     loop {
-                        let sink = factory().map_err(|e| e.with_stage(&path))?;
+                        let sink = factory().await.map_err(|e| e.with_stage(&path))?;
                         let module = Arc::clone(as_flow(sink)?.module());
                         let (tx, rx) = io
                             .sub

@@ -27,7 +27,9 @@ impl RestartSource {
         M: Send + 'static,
         F: Fn() -> Source<T, M> + Send + Sync + 'static,
     {
-        restart_source(settings, RestartOn::Always, move || Ok(factory()))
+        restart_source(settings, RestartOn::Always, move || {
+            std::future::ready(Ok(factory()))
+        })
     }
 
     /// Like [`RestartSource::with_backoff`], but only a failure restarts the source; its
@@ -44,13 +46,15 @@ impl RestartSource {
         M: Send + 'static,
         F: Fn() -> Source<T, M> + Send + Sync + 'static,
     {
-        restart_source(settings, RestartOn::Failures, move || Ok(factory()))
+        restart_source(settings, RestartOn::Failures, move || {
+            std::future::ready(Ok(factory()))
+        })
     }
 
     /// [`RestartSource::with_backoff`] (or, with `only_on_failures`,
-    /// [`RestartSource::on_failures_with_backoff`]) for a factory that can fail: its error
-    /// fails this source.
-    pub fn try_with_backoff<T, M, F>(
+    /// [`RestartSource::on_failures_with_backoff`]) for a factory that returns a future (it may fail
+    /// or wait, e.g. on another thread): its error fails this source.
+    pub fn try_with_backoff<T, M, F, Fut>(
         settings: RestartSettings,
         only_on_failures: bool,
         factory: F,
@@ -58,7 +62,8 @@ impl RestartSource {
     where
         T: Send + 'static,
         M: Send + 'static,
-        F: Fn() -> Result<Source<T, M>, StageError> + Send + Sync + 'static,
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Source<T, M>, StageError>> + Send + 'static,
     {
         let on = if only_on_failures {
             RestartOn::Failures
@@ -69,11 +74,16 @@ impl RestartSource {
     }
 }
 
-fn restart_source<T, M, F>(settings: RestartSettings, on: RestartOn, factory: F) -> Source<T, ()>
+fn restart_source<T, M, F, Fut>(
+    settings: RestartSettings,
+    on: RestartOn,
+    factory: F,
+) -> Source<T, ()>
 where
     T: Send + 'static,
     M: Send + 'static,
-    F: Fn() -> Result<Source<T, M>, StageError> + Send + Sync + 'static,
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Source<T, M>, StageError>> + Send + 'static,
 {
     let factory = Arc::new(factory);
     Source::from_async("restart_source", move |_info| {
@@ -86,7 +96,8 @@ where
                 let clock = Arc::clone(&io.clock);
                 let mut backoff = Backoff::new(settings, clock.now());
                 loop {
-                    let module = Arc::clone(factory().map_err(|e| e.with_stage(&path))?.module());
+                    let module =
+                        Arc::clone(factory().await.map_err(|e| e.with_stage(&path))?.module());
                     let inner = io.sub.source(module).map_err(|e| e.with_stage(&path))?;
                     let mut input = Input::<T>::new(inner, Arc::clone(&path));
                     let ended = loop {

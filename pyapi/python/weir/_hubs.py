@@ -59,7 +59,7 @@ class PartitionHub:
         returns the index (in attach order) of the consumer among the ``n`` attached that gets
         ``x``; a negative index drops ``x``, an index ``>= n`` fails the hub. Routing starts once
         ``start_after_nr_of_consumers`` consumers attached; ``buffer_size`` bounds what is queued
-        for all consumers together. ``partitioner`` runs with the GIL taken once per batch.
+        for all consumers together. ``partitioner`` runs on the run's dispatcher, one job per batch.
 
         Emits when: (each consumer) elements were routed to it and downstream demands.
         Backpressures when: the buffer is full, too few consumers attached yet, or none is.

@@ -1,12 +1,15 @@
 //! Hubs and restart wrappers for Python: the Rust operators of `weir_operators::hub` and
-//! `weir_operators::restart` over [`PyObj`]. Only the partitioner of `PartitionHub` and the
-//! restart factories call Python; they take the GIL once per batch (per restart).
+//! `weir_operators::restart` over [`PyObj`]. Only the partitioner of `PartitionHub` (one job
+//! per batch) and the restart factories (one job per restart) call Python, on the dispatcher of
+//! the run that holds the stage.
 
 use super::*;
+use crate::dispatch::{Dispatcher, RunCtx};
 use crate::dsl::Bp;
-use crate::ops::stages::ctx_module;
-use weir_graph::Module;
-use weir_operators::hub::{BroadcastHub, MergeHub, PartitionHub, Partitioner};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use weir_graph::{AsyncIo, AsyncLogic, Module, NodeKind};
+use weir_operators::hub::{BroadcastHub, MergeHub, PartitionHub, Partitioner, Routed};
 use weir_operators::restart::{RestartFlow, RestartSettings, RestartSink, RestartSource};
 
 /// A positive size from Python, or a `ValueError` naming the operator and the parameter.
@@ -90,30 +93,67 @@ pub fn broadcast_hub_sink(buffer_size: i64) -> PyResult<NBlueprint> {
     Ok(wrap(Bp::Sink(s)))
 }
 
-/// Calls a Python `partitioner(n, element) -> int` over a batch, with the GIL taken once.
-struct PyPartitioner(Py<PyAny>);
+/// Calls a Python `partitioner(n, element) -> int` over a batch in one dispatcher job.
+struct PyPartitioner {
+    f: Arc<Py<PyAny>>,
+    disp: Result<Arc<Dispatcher>, StageError>,
+}
 
 impl Partitioner<PyObj> for PyPartitioner {
-    fn route(
-        &mut self,
-        consumers: usize,
-        batch: &[PyObj],
-        out: &mut Vec<i64>,
-    ) -> Result<(), StageError> {
-        Python::attach(|py| {
-            let f = self.0.bind(py);
-            for x in batch {
-                let i = f
-                    .call1((consumers, x.0.bind(py)))
-                    .and_then(|r| r.extract::<i64>())
-                    .map_err(|e| {
-                        crate::obj::user_error_on(py, e, Some(x))
-                            .with_element(&crate::obj::short_repr(py, x))
-                    })?;
-                out.push(i);
+    fn route(&mut self, consumers: usize, batch: Vec<PyObj>) -> BoxFuture<'static, Routed<PyObj>> {
+        let f = Arc::clone(&self.f);
+        let disp = self.disp.clone();
+        async move {
+            let disp = match disp {
+                Ok(d) => d,
+                Err(e) => {
+                    return Routed {
+                        batch,
+                        routes: Vec::new(),
+                        error: Some(e),
+                    };
+                }
+            };
+            let routed = disp
+                .call(move |py| route_batch(py, &f, consumers, batch))
+                .await;
+            routed.unwrap_or_else(|e| Routed {
+                batch: Vec::new(),
+                routes: Vec::new(),
+                error: Some(e),
+            })
+        }
+        .boxed()
+    }
+}
+
+/// `f(consumers, x)` for each element until one raises or returns a non-integer.
+fn route_batch(
+    py: Python<'_>,
+    f: &Py<PyAny>,
+    consumers: usize,
+    batch: Vec<PyObj>,
+) -> Routed<PyObj> {
+    let f = f.bind(py);
+    let mut routes = Vec::with_capacity(batch.len());
+    let mut error = None;
+    for x in &batch {
+        match f
+            .call1((consumers, x.0.bind(py)))
+            .and_then(|r| r.extract::<i64>())
+        {
+            Ok(i) => routes.push(i),
+            Err(e) => {
+                let repr = crate::obj::short_repr(py, x);
+                error = Some(crate::obj::user_error_on(py, e, Some(x)).with_element(&repr));
+                break;
             }
-            Ok(())
-        })
+        }
+    }
+    Routed {
+        batch,
+        routes,
+        error,
     }
 }
 
@@ -139,7 +179,10 @@ pub fn partition_hub_sink(
     }
     let f = Arc::new(partitioner);
     let s = PartitionHub::batch_sink(
-        move || Python::attach(|py| PyPartitioner(f.clone_ref(py))),
+        move || PyPartitioner {
+            f: Arc::clone(&f),
+            disp: RunCtx::current().map(|c| c.dispatcher),
+        },
         start,
         n,
     )
@@ -172,24 +215,92 @@ fn restart_settings(
     })
 }
 
-/// Calls the Python factory of a restart wrapper (GIL taken once per restart).
-fn call_factory<T>(
-    factory: &Py<PyAny>,
-    convert: impl FnOnce(&Bound<'_, PyAny>) -> PyResult<T>,
-) -> Result<T, StageError> {
-    Python::attach(|py| {
-        factory
-            .bind(py)
-            .call0()
-            .and_then(|r| convert(&r))
-            .map_err(|e| user_error(py, e))
-    })
+/// The blueprint made by the Python factory of a restart wrapper, in one dispatcher job; the
+/// run's context is the one entered while the wrapper's stage is polled (see [`polled_in_ctx`]).
+fn call_factory<T: Send + 'static>(
+    factory: &Arc<Py<PyAny>>,
+    convert: fn(Bp) -> PyResult<T>,
+) -> BoxFuture<'static, Result<T, StageError>> {
+    let ctx = RunCtx::current();
+    let factory = Arc::clone(factory);
+    async move {
+        ctx?.dispatcher
+            .call(move |py| {
+                factory
+                    .bind(py)
+                    .call0()
+                    .and_then(|r| native_bp(&r))
+                    .and_then(convert)
+                    .map_err(|e| user_error(py, e))
+            })
+            .await?
+    }
+    .boxed()
 }
 
-/// Runs the restart wrapper's own stage with the Python run's context, so that the Python
-/// stages of each incarnation find their dispatcher.
-fn in_run_ctx(m: &Module) -> Arc<Module> {
-    Arc::new(ctx_module(m))
+/// An asynchronous stage polled with the Python run's context entered, so what it calls (the
+/// restart factory, the sub-materializer starting an incarnation's Python stages) finds the
+/// run's dispatcher.
+struct PolledInCtx {
+    inner: Box<dyn AsyncLogic>,
+    ctx: Option<RunCtx>,
+}
+
+impl AsyncLogic for PolledInCtx {
+    fn run(self: Box<Self>, io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
+        let Self { inner, ctx } = *self;
+        let Some(ctx) = ctx else {
+            return inner.run(io);
+        };
+        let mut fut = ctx.enter(|| inner.run(io));
+        std::future::poll_fn(move |cx| ctx.enter(|| fut.as_mut().poll(cx))).boxed()
+    }
+}
+
+/// `m` with its asynchronous stages polled inside the Python run that materializes them.
+fn polled_in_ctx(m: &Module) -> Arc<Module> {
+    let mut m = m.clone();
+    for node in &mut m.nodes {
+        if let NodeKind::Async(f) = &node.kind {
+            let f = Arc::clone(f);
+            node.kind = NodeKind::Async(Arc::new(move |info| {
+                let ctx = RunCtx::current().ok();
+                let (inner, mat) = f(info)?;
+                Ok((
+                    Box::new(PolledInCtx { inner, ctx }) as Box<dyn AsyncLogic>,
+                    mat,
+                ))
+            }));
+        }
+    }
+    Arc::new(m)
+}
+
+fn as_source(bp: Bp) -> PyResult<Source<PyObj, MatValue>> {
+    match bp {
+        Bp::Source(s) => Ok(s),
+        _ => Err(PyTypeError::new_err(
+            "RestartSource: the factory must return a weir.Source",
+        )),
+    }
+}
+
+fn as_flow(bp: Bp) -> PyResult<Flow<PyObj, PyObj, MatValue>> {
+    match bp {
+        Bp::Flow(f) => Ok(f),
+        _ => Err(PyTypeError::new_err(
+            "RestartFlow: the factory must return a weir.Flow",
+        )),
+    }
+}
+
+fn as_sink(bp: Bp) -> PyResult<Sink<PyObj, MatValue>> {
+    match bp {
+        Bp::Sink(s) => Ok(s),
+        _ => Err(PyTypeError::new_err(
+            "RestartSink: the factory must return a weir.Sink",
+        )),
+    }
 }
 
 /// `RestartSource.with_backoff` / `on_failures_with_backoff`: `factory()` returns the source.
@@ -211,15 +322,11 @@ pub fn restart_source(
         max_restarts,
         max_restarts_within,
     )?;
+    let factory = Arc::new(factory);
     let src = RestartSource::try_with_backoff(s, only_on_failures, move || {
-        call_factory(&factory, |r| match native_bp(r)? {
-            Bp::Source(s) => Ok(s),
-            _ => Err(PyTypeError::new_err(
-                "RestartSource: the factory must return a weir.Source",
-            )),
-        })
+        call_factory(&factory, as_source)
     });
-    let src = Source::<PyObj, ()>::from_module(in_run_ctx(src.module()));
+    let src = Source::<PyObj, ()>::from_module(polled_in_ctx(src.module()));
     Ok(wrap(Bp::Source(
         src.map_materialized_value(|()| MatValue::Unit),
     )))
@@ -244,15 +351,10 @@ pub fn restart_flow(
         max_restarts,
         max_restarts_within,
     )?;
-    let f = RestartFlow::try_with_backoff(s, only_on_failures, move || {
-        call_factory(&factory, |r| match native_bp(r)? {
-            Bp::Flow(f) => Ok(f),
-            _ => Err(PyTypeError::new_err(
-                "RestartFlow: the factory must return a weir.Flow",
-            )),
-        })
-    });
-    let f = Flow::<PyObj, PyObj, ()>::from_module(in_run_ctx(f.module()));
+    let factory = Arc::new(factory);
+    let f =
+        RestartFlow::try_with_backoff(s, only_on_failures, move || call_factory(&factory, as_flow));
+    let f = Flow::<PyObj, PyObj, ()>::from_module(polled_in_ctx(f.module()));
     Ok(flow(f.map_materialized_value(|()| MatValue::Unit)))
 }
 
@@ -274,15 +376,9 @@ pub fn restart_sink(
         max_restarts,
         max_restarts_within,
     )?;
-    let k = RestartSink::try_with_backoff(s, move || {
-        call_factory(&factory, |r| match native_bp(r)? {
-            Bp::Sink(s) => Ok(s),
-            _ => Err(PyTypeError::new_err(
-                "RestartSink: the factory must return a weir.Sink",
-            )),
-        })
-    });
-    let k = Sink::<PyObj, ()>::from_module(in_run_ctx(k.module()));
+    let factory = Arc::new(factory);
+    let k = RestartSink::try_with_backoff(s, move || call_factory(&factory, as_sink));
+    let k = Sink::<PyObj, ()>::from_module(polled_in_ctx(k.module()));
     Ok(wrap(Bp::Sink(
         k.map_materialized_value(|()| MatValue::Unit),
     )))

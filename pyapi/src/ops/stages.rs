@@ -63,12 +63,7 @@ impl AsyncLogic for CtxLogic {
 pub fn with_run_ctx<I: Send + 'static, O: Send + 'static, M: Send + 'static>(
     flow: Flow<I, O, M>,
 ) -> Flow<I, O, M> {
-    Flow::from_module(Arc::new(ctx_module(flow.module())))
-}
-
-/// [`with_run_ctx`] on a module of any shape.
-pub fn ctx_module(module: &Module) -> Module {
-    let mut m: Module = module.clone();
+    let mut m: Module = (**flow.module()).clone();
     for node in &mut m.nodes {
         if let NodeKind::Async(f) = &node.kind {
             let f = Arc::clone(f);
@@ -82,7 +77,7 @@ pub fn ctx_module(module: &Module) -> Module {
             }));
         }
     }
-    m
+    Flow::from_module(Arc::new(m))
 }
 
 /// The Python exception for a stage error: the original one when user code raised it.

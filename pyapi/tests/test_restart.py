@@ -51,7 +51,7 @@ def test_restart_source_on_failures_fails_after_max_restarts():
 
     f = Factory(lambda: weir.Source.from_iter(failing()))
     seen = []
-    src = weir.RestartSource.on_failures_with_backoff(f, min_backoff=0.01, max_backoff=0.01, max_restarts=1)
+    src = weir.RestartSource.on_failures_with_backoff(f, min_backoff=0.01, max_backoff=0.01, max_restarts=1, max_restarts_within=10.0)
     with pytest.raises(weir.StageFailed) as e:
         src.run_with(weir.Sink.for_each(seen.append))
     assert isinstance(e.value.__cause__, Boom)
@@ -75,7 +75,7 @@ def test_restart_source_stops_when_downstream_cancels():
 
 def test_restart_source_accepts_a_blueprint_and_python_stages_in_it():
     inner = weir.Source.from_iter([1, 2]).map(lambda x: x * 10)
-    src = weir.RestartSource.with_backoff(inner, min_backoff=0.01, max_backoff=0.01, max_restarts=1)
+    src = weir.RestartSource.with_backoff(inner, min_backoff=0.01, max_backoff=0.01, max_restarts=1, max_restarts_within=10.0)
     assert src.run_with(weir.Sink.collect()) == [10, 20, 10, 20]
 
 
@@ -86,7 +86,7 @@ def test_factories_run_on_the_runs_dispatcher_thread():
         threads.append(threading.get_ident())
         return weir.Source.from_iter([1])
 
-    src = weir.RestartSource.with_backoff(make, min_backoff=0.01, max_backoff=0.01, max_restarts=1)
+    src = weir.RestartSource.with_backoff(make, min_backoff=0.01, max_backoff=0.01, max_restarts=1, max_restarts_within=10.0)
     assert src.run_with(weir.Sink.collect()) == [1, 1]
     # `run()` serves the dispatcher on the calling thread.
     assert threads == [threading.get_ident()] * 2
@@ -133,7 +133,7 @@ def test_restart_flow_on_failures_fails_after_max_restarts():
         return x
 
     f = Factory(lambda: weir.Flow.create().map(check))
-    flow = weir.RestartFlow.on_failures_with_backoff(f, min_backoff=0.01, max_backoff=0.01, max_restarts=1)
+    flow = weir.RestartFlow.on_failures_with_backoff(f, min_backoff=0.01, max_backoff=0.01, max_restarts=1, max_restarts_within=10.0)
     h = weir.Source.queue(8).via(flow).to(weir.Sink.queue(8), keep="both").start()
     q, out = h.materialized
     q.offer(1)

@@ -12,9 +12,10 @@ use weir_graph::{AsyncFn, AsyncIo, Event, Flow, Input, Output, StageError, route
 pub struct RestartFlow;
 
 impl RestartFlow {
-    /// A flow running the flow made by `factory`, and a fresh one after it completes, fails
-    /// or cancels its input, after the backoff of `settings`. Elements inside an incarnation
-    /// when it ends are lost.
+    /// A flow running the flow made by `factory`, and a fresh one after it completes or fails,
+    /// after the backoff of `settings`. An incarnation that cancels its input is not fed any
+    /// more; its output's end (completion or failure) decides what follows. Elements inside an
+    /// incarnation when it ends are lost.
     ///
     /// Emits when: the current incarnation emits and downstream demands.
     /// Backpressures when: the current incarnation backpressures, or during a backoff.
@@ -130,6 +131,9 @@ where
                         None => {}
                     }
                     let (mut to_inner_busy, mut to_out_busy) = (false, false);
+                    // The incarnation cancelled its input: it is ending, and its output says
+                    // how (completion or failure), so only that is awaited now.
+                    let mut inner_in_closed = false;
                     let ended = loop {
                         let wake = poll_fn(|cx| {
                             loop {
@@ -146,7 +150,7 @@ where
                                         Poll::Pending => {}
                                     }
                                 }
-                                if to_inner_busy {
+                                if to_inner_busy && !inner_in_closed {
                                     match to_inner.poll_flush(cx, true) {
                                         Poll::Ready(Ok(())) => {
                                             (to_inner_busy, progress) = (false, true)
@@ -160,7 +164,7 @@ where
                                 if !to_out_busy && let Poll::Ready(ev) = from_inner.poll_recv(cx) {
                                     return Poll::Ready(Wake::Inner(ev));
                                 }
-                                if up_end.is_none() {
+                                if up_end.is_none() && !inner_in_closed {
                                     if to_inner.poll_closed(cx).is_ready() {
                                         return Poll::Ready(Wake::InnerCancelled);
                                     }
@@ -176,7 +180,8 @@ where
                         .await;
                         match wake {
                             Wake::Cancelled => return Ok(()),
-                            Wake::InnerCancelled | Wake::Inner(Event::End) => break Ok(()),
+                            Wake::InnerCancelled => inner_in_closed = true,
+                            Wake::Inner(Event::End) => break Ok(()),
                             Wake::Inner(Event::Error(e)) => break Err(e),
                             Wake::Inner(Event::Batch(v)) => {
                                 out.push(v);

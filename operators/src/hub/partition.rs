@@ -256,8 +256,11 @@ impl<T: Send + 'static, P: Partitioner<T>> Router<T, P> {
             }
             let mut added = 0;
             for (x, &i) in chunk.into_iter().zip(&routes) {
-                if let Ok(i) = usize::try_from(i) {
-                    st.consumers[i].queue.push_back(x);
+                // Indices were checked against this consumer set (same generation).
+                if let Ok(i) = usize::try_from(i)
+                    && let Some(c) = st.consumers.get_mut(i)
+                {
+                    c.queue.push_back(x);
                     added += 1;
                 }
             }
@@ -313,7 +316,7 @@ impl<T> HubConsumer<T> {
         let mut st = lock(&self.shared);
         if let Some(i) = st.consumers.iter().position(|c| c.id == self.id) {
             let c = st.consumers.remove(i);
-            st.queued -= c.queue.len();
+            st.queued = st.queued.saturating_sub(c.queue.len());
             st.changed();
         }
     }
@@ -348,7 +351,7 @@ impl<T: Send + 'static> SourceLogic<T> for HubConsumer<T> {
             c.waker = Some(cx.waker().clone());
         }
         if n > 0 {
-            st.queued -= n;
+            st.queued = st.queued.saturating_sub(n);
             if let Some(w) = st.producer.take() {
                 w.wake();
             }

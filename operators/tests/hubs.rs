@@ -349,3 +349,46 @@ async fn zero_sizes_are_rejected_when_built() {
         "invalid stage 'partition_hub': buffer_size must be at least 1, got 0"
     );
 }
+
+#[tokio::test]
+async fn partition_hub_holds_the_producer_until_consumers_attach_and_pull() {
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let hub = counted(100, &pulled)
+        .to_mat(
+            PartitionHub::sink(|n, x: &u32| i64::from(*x) % n as i64, 2, 4).unwrap(),
+            Keep::right,
+        )
+        .run_on(&tight())
+        .unwrap();
+    let mut a = hub
+        .clone()
+        .to_mat(TestSink::probe(), Keep::right)
+        .run_on(&tight())
+        .unwrap();
+    settle().await;
+    // One consumer of the two needed: nothing is routed, the producer waits.
+    let waiting = pulled.load(Ordering::SeqCst);
+    assert!(waiting <= 4, "routing started too early: {waiting} pulled");
+    assert!(a.try_next_event().is_none());
+    let mut b = hub
+        .to_mat(TestSink::probe(), Keep::right)
+        .run_on(&tight())
+        .unwrap();
+    settle().await;
+    // Nobody pulls: 4 queued in the hub, a row in each consumer channel and probe, a few in
+    // flight in the producer run.
+    let held = pulled.load(Ordering::SeqCst);
+    assert!(
+        held <= 16,
+        "consumers that do not pull did not hold the producer: {held}"
+    );
+    let (even, end_a) = {
+        b.request(100);
+        within(a.collect_all()).await
+    };
+    let (odd, end_b) = within(b.collect_all()).await;
+    assert_eq!(even, (0..50).map(|i| 2 * i).collect::<Vec<_>>());
+    assert_eq!(odd, (0..50).map(|i| 2 * i + 1).collect::<Vec<_>>());
+    assert_eq!((end_a, end_b), (ProbeEvent::Complete, ProbeEvent::Complete));
+    assert_eq!(pulled.load(Ordering::SeqCst), 100);
+}

@@ -156,6 +156,19 @@ def test_partition_hub_routes_once_enough_consumers_attached():
     assert hub.run_with(weir.Sink.collect()) == []
 
 
+def test_partition_hub_holds_the_producer_until_enough_consumers_attach():
+    src = Pulled(5000)
+    p = weir.Source.from_iter(src).to(weir.PartitionHub.sink(lambda n, x: x % n, 2, 4), keep="right").start(batch_size=1)
+    hub = p.materialized
+    a = hub.to(weir.Sink.queue(1), keep="right").start()
+    time.sleep(0.2)  # time to run ahead, if the hub did not wait for the second consumer
+    assert src.pulled <= 600, f"the producer ran ahead: {src.pulled} pulled"
+    b = hub.to(weir.Sink.collect(), keep="right").start()
+    assert list(a.materialized) == list(range(0, 5000, 2))
+    assert b.wait(WAIT) == list(range(1, 5000, 2))
+    p.wait(WAIT)
+
+
 def test_partition_hub_negative_drops_and_out_of_range_fails():
     p = weir.Source.from_iter([1, 2, 3, 4]).to(
         weir.PartitionHub.sink(lambda n, x: -1 if x % 2 == 0 else 0, 1), keep="right"

@@ -38,9 +38,29 @@ impl SubMaterializer for RunSub {
         module: Arc<Module>,
         input: Arc<dyn RouterFactory>,
     ) -> Result<(Box<dyn ErasedOutput>, Box<dyn ErasedInput>), StageError> {
+        self.sub_flow(module, input, true)
+    }
+
+    fn flow_detached(
+        &self,
+        module: Arc<Module>,
+        input: Arc<dyn RouterFactory>,
+    ) -> Result<(Box<dyn ErasedOutput>, Box<dyn ErasedInput>), StageError> {
+        self.sub_flow(module, input, false)
+    }
+}
+
+impl RunSub {
+    /// Starts a flow sub-graph; `record` says whether a failing sink in it fails the run.
+    fn sub_flow(
+        &self,
+        module: Arc<Module>,
+        input: Arc<dyn RouterFactory>,
+        record: bool,
+    ) -> Result<(Box<dyn ErasedOutput>, Box<dyn ErasedInput>), StageError> {
         let (tx_in, rx_in) = channel(self.0.cfg.buffer_rows_at(None), DEFAULT_BUFFER_BYTES);
         let (tx_out, rx_out) = channel(self.0.cfg.buffer_rows_at(None), DEFAULT_BUFFER_BYTES);
-        launch(&self.0, module, vec![rx_in], vec![tx_out]).map_err(to_stage_error)?;
+        launch_with(&self.0, module, vec![rx_in], vec![tx_out], record).map_err(to_stage_error)?;
         let router = input
             .make(EdgeKind::Forward, 1)
             .ok_or_else(|| StageError::internal("substream input router"))?;
@@ -159,6 +179,17 @@ pub(crate) fn launch(
     ext_in: Vec<Receiver>,
     ext_out: Vec<Sender>,
 ) -> Result<BoxMat, EngineError> {
+    launch_with(shared, module, ext_in, ext_out, true)
+}
+
+/// [`launch`]; with `record` false a failing sink ends its island without failing the run.
+fn launch_with(
+    shared: &Arc<RunShared>,
+    module: Arc<Module>,
+    ext_in: Vec<Receiver>,
+    ext_out: Vec<Sender>,
+    record: bool,
+) -> Result<BoxMat, EngineError> {
     let p = plan(Arc::clone(&module), shared.cfg)?;
     let island_base = shared
         .islands
@@ -243,7 +274,7 @@ pub(crate) fn launch(
                         sub: Arc::new(RunSub(Arc::clone(shared))),
                         counts: Arc::clone(&c.m) as Arc<dyn weir_graph::StageCounts>,
                     };
-                    let terminal = isl.outputs.is_empty();
+                    let terminal = record && isl.outputs.is_empty();
                     let sh = Arc::clone(shared);
                     tasks.push((
                         probe,
@@ -326,7 +357,7 @@ pub(crate) fn launch(
                     let Some(head) = head else {
                         return Err(StageError::internal("chain without head").into());
                     };
-                    let terminal = matches!(tail, Tail::Sink(_));
+                    let terminal = record && matches!(tail, Tail::Sink(_));
                     let base = usize::from(matches!(head, Head::Source(_)));
                     let island = ChainIsland {
                         head,

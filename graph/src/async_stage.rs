@@ -86,6 +86,15 @@ pub trait SubMaterializer: Send + Sync {
         module: Arc<Module>,
         input: Arc<dyn crate::RouterFactory>,
     ) -> Result<(Box<dyn ErasedOutput>, Box<dyn ErasedInput>), StageError>;
+    /// Like [`SubMaterializer::flow`], but a failing sink inside `module` ends only that
+    /// sub-graph (its input is cancelled) instead of failing the run; used by `RestartSink`.
+    fn flow_detached(
+        &self,
+        module: Arc<Module>,
+        input: Arc<dyn crate::RouterFactory>,
+    ) -> Result<(Box<dyn ErasedOutput>, Box<dyn ErasedInput>), StageError> {
+        self.flow(module, input)
+    }
 }
 
 /// An event seen by a typed input.

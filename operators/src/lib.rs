@@ -15,6 +15,8 @@
 //! | [`lifecycle`] | `watch_termination`, `Source::maybe`/`never`, `Source::lazy`/`Sink::lazy` ([`LifecycleOps`](lifecycle::LifecycleOps)) |
 //! | [`framing`] | byte framing: delimiter, length field, JSON objects, framing protocols as `BidiFlow`s |
 //! | [`bidi`] | `BidiFlow::from_functions` ([`BidiCtors`](bidi::BidiCtors)) |
+//! | [`hub`] | `MergeHub`, `BroadcastHub`, `PartitionHub`: connect running graphs |
+//! | [`restart`] | `RestartSource`, `RestartFlow`, `RestartSink` with exponential backoff |
 //! | [`substream`] | `flat_map_merge`, `flat_map_concat`, `group_by`, `split_when` ([`SubstreamOps`](substream::SubstreamOps)) |
 //!
 //! Chaining methods are extension traits over [`Via`], which both `Source` and `Flow` implement,
@@ -24,8 +26,10 @@ pub mod async_ops;
 pub mod bidi;
 pub mod fan;
 pub mod framing;
+pub mod hub;
 pub mod keyed;
 pub mod lifecycle;
+pub mod restart;
 pub mod simple;
 pub mod sink;
 pub mod source;

@@ -40,6 +40,7 @@ from ._dsl import (
     Zip,
 )
 from ._handles import SinkQueue, SourceQueue
+from ._hubs import BroadcastHub, MergeHub, PartitionHub, RestartFlow, RestartSink, RestartSource
 from ._native import ArrowBatch, ArrowTable, Cancellable, Completion, KillSwitch, MaybeHandle
 from ._run import RunHandle
 from .errors import GraphInvalid, RunCancelled, StageFailed, WeirError, WorkerCrashed
@@ -69,6 +70,12 @@ __all__ = [
     "ZipLatest",
     "Unzip",
     "SubFlows",
+    "MergeHub",
+    "BroadcastHub",
+    "PartitionHub",
+    "RestartSource",
+    "RestartFlow",
+    "RestartSink",
     "SourceQueue",
     "SinkQueue",
     "Cancellable",

@@ -11,6 +11,7 @@ mod bidi;
 mod fan;
 mod flows;
 pub mod handles;
+mod hubs;
 mod junctions;
 mod lifecycle;
 pub mod pyops;
@@ -137,6 +138,7 @@ fn list_flow(name: &str) -> Flow<Vec<PyObj>, PyObj, MatValue> {
 
 use fan::*;
 use flows::*;
+use hubs::*;
 use junctions::*;
 use sources::*;
 use timed::*;
@@ -175,5 +177,16 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(builder_add_junction, m)?)?;
     bidi::register(m)?;
     lifecycle::register(m)?;
+    register_hubs(m)
+}
+
+/// Hubs and restart wrappers.
+fn register_hubs(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(merge_hub_source, m)?)?;
+    m.add_function(wrap_pyfunction!(broadcast_hub_sink, m)?)?;
+    m.add_function(wrap_pyfunction!(partition_hub_sink, m)?)?;
+    m.add_function(wrap_pyfunction!(restart_source, m)?)?;
+    m.add_function(wrap_pyfunction!(restart_flow, m)?)?;
+    m.add_function(wrap_pyfunction!(restart_sink, m)?)?;
     Ok(())
 }

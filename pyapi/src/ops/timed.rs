@@ -74,11 +74,11 @@ impl PyOp<Vec<PyObj>, PyObj> for FoldList {
     fn on_batch(
         &mut self,
         py: Python<'_>,
-        input: Vec<Vec<PyObj>>,
+        input: &mut crate::stages::Batch<Vec<PyObj>>,
         out: &mut Vec<PyObj>,
         cx: &mut weir_graph::StageCx<'_>,
     ) -> Result<(), StageError> {
-        for group in input {
+        for group in input.by_ref() {
             let list = PyList::new(py, group.into_iter().map(|x| x.0))
                 .map_err(|e| user_error(py, e))?
                 .into_any();
@@ -139,11 +139,11 @@ impl PyOp<Arc<Extrapolation>, PyObj> for NextItem {
     fn on_batch(
         &mut self,
         py: Python<'_>,
-        input: Vec<Arc<Extrapolation>>,
+        input: &mut crate::stages::Batch<Arc<Extrapolation>>,
         out: &mut Vec<PyObj>,
         cx: &mut weir_graph::StageCx<'_>,
     ) -> Result<(), StageError> {
-        for h in input {
+        for h in input.by_ref() {
             if h.done.load(Ordering::Acquire) {
                 continue;
             }

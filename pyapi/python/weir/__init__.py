@@ -41,7 +41,7 @@ from ._dsl import (
 from ._handles import SinkQueue, SourceQueue
 from ._native import ArrowBatch, ArrowTable, Cancellable, Completion, KillSwitch
 from ._run import RunHandle
-from .errors import GraphInvalid, RunCancelled, StageFailed, WeirError, WorkerCrashed
+from .errors import CallTimeout, GraphInvalid, RunCancelled, StageFailed, WeirError, WorkerCrashed
 from .interpreters import InterpreterPool
 
 __version__ = "0.1.0"
@@ -83,6 +83,7 @@ __all__ = [
     "RunCancelled",
     "GraphInvalid",
     "WorkerCrashed",
+    "CallTimeout",
     "errors",
     "interpreters",
 ]

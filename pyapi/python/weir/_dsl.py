@@ -427,12 +427,15 @@ class _Linear(_Blueprint):
         return self._same(self._n.via(flow._n, keep), self._meta | flow._meta)
 
     def _pooled(
-        self: S, kind: str, fn: Callable[..., Any], pool: Any, ordered: bool, name: Optional[str], sup: Any, default: str, dl: Any
+        self: S, kind: str, fn: Callable[..., Any], pool: Any, ordered: bool, name: Optional[str], sup: Any, default: str, dl: Any,
+        timeout: Optional[float] = None,
     ) -> S:
-        from .interpreters import as_pool
+        from .interpreters import as_pool, check_timeout
 
+        if pool is None:
+            raise ValueError(f"{name or kind}(timeout=...) needs pool=: a call running in this process cannot be interrupted")
         pool = as_pool(pool)
-        submit = pool._submitter(kind, fn)
+        submit = pool._submitter(kind, fn, check_timeout(name or kind, timeout))
         native = _native.flow_external(name or kind, submit, pool.max_inflight, ordered=ordered)
         return _apply(self, native, None, sup, default, dl, _Meta(frozenset([pool])))
 
@@ -446,13 +449,16 @@ class _Linear(_Blueprint):
         supervision: Optional[SupervisionRules] = None,
         default: str = "stop",
         dead_letters: Any = None,
+        timeout: Optional[float] = None,
     ) -> S:
         """Transforms each element with ``fn``. With ``pool`` (an :class:`InterpreterPool`, a
         worker count, or ``True`` for one per core) ``fn`` runs in worker processes, a batch at a
         time; results keep the input order unless ``ordered=False``, which emits each batch as
-        soon as its worker is done (a slow batch no longer holds back the others)."""
-        if pool is not None:
-            return self._pooled("map", fn, pool, ordered, name, supervision, default, dead_letters)
+        soon as its worker is done (a slow batch no longer holds back the others). ``timeout``
+        (seconds, pooled stages only) bounds each call: a worker stuck longer is killed and
+        replaced, and the element fails with :class:`weir.CallTimeout`."""
+        if pool is not None or timeout is not None:
+            return self._pooled("map", fn, pool, ordered, name, supervision, default, dead_letters, timeout)
         return self._fuse("map", fn, name, supervision, default, dead_letters)
 
     def filter(
@@ -465,10 +471,11 @@ class _Linear(_Blueprint):
         supervision: Optional[SupervisionRules] = None,
         default: str = "stop",
         dead_letters: Any = None,
+        timeout: Optional[float] = None,
     ) -> S:
         """Keeps the elements for which ``pred`` is truthy."""
-        if pool is not None:
-            return self._pooled("filter", pred, pool, ordered, name, supervision, default, dead_letters)
+        if pool is not None or timeout is not None:
+            return self._pooled("filter", pred, pool, ordered, name, supervision, default, dead_letters, timeout)
         return self._fuse("filter", pred, name, supervision, default, dead_letters)
 
     def flat_map(
@@ -481,10 +488,11 @@ class _Linear(_Blueprint):
         supervision: Optional[SupervisionRules] = None,
         default: str = "stop",
         dead_letters: Any = None,
+        timeout: Optional[float] = None,
     ) -> S:
         """Maps each element to an iterable and emits its items in order."""
-        if pool is not None:
-            return self._pooled("flat_map", fn, pool, ordered, name, supervision, default, dead_letters)
+        if pool is not None or timeout is not None:
+            return self._pooled("flat_map", fn, pool, ordered, name, supervision, default, dead_letters, timeout)
         return self._fuse("flat_map", fn, name, supervision, default, dead_letters)
 
     def for_each(
@@ -497,11 +505,12 @@ class _Linear(_Blueprint):
         supervision: Optional[SupervisionRules] = None,
         default: str = "stop",
         dead_letters: Any = None,
+        timeout: Optional[float] = None,
     ) -> "RunnableGraph":
         """Calls ``fn`` on every element (in worker processes when ``pool`` is given); returns
         the runnable graph, whose ``run()`` returns ``None``."""
-        if pool is not None:
-            flow = self._pooled("for_each", fn, pool, ordered, name, supervision, default, dead_letters)
+        if pool is not None or timeout is not None:
+            flow = self._pooled("for_each", fn, pool, ordered, name, supervision, default, dead_letters, timeout)
             return flow.to(Sink.ignore(), "right")  # type: ignore[attr-defined]
         sink = Sink.for_each(fn)
         if name is not None:
@@ -520,6 +529,7 @@ class _Linear(_Blueprint):
         supervision: Optional[SupervisionRules] = None,
         default: str = "stop",
         dead_letters: Any = None,
+        timeout: Optional[float] = None,
     ) -> S:
         """Calls ``fn`` once per batch. ``batch_format`` is ``None`` (a list of elements),
         ``"pyarrow"``, ``"pandas"``, ``"polars"`` or ``"numpy"``; ``fn`` returns a batch in any of
@@ -527,8 +537,8 @@ class _Linear(_Blueprint):
         from .columnar import batch_adapter
 
         f = batch_adapter(fn, batch_format)
-        if pool is not None:
-            return self._pooled("map_batches", f, pool, ordered, name or "map_batches", supervision, default, dead_letters)
+        if pool is not None or timeout is not None:
+            return self._pooled("map_batches", f, pool, ordered, name or "map_batches", supervision, default, dead_letters, timeout)
         return self._fuse("map_batches", f, name, supervision, default, dead_letters)
 
     def map_async(
@@ -540,12 +550,17 @@ class _Linear(_Blueprint):
         supervision: Optional[SupervisionRules] = None,
         default: str = "stop",
         dead_letters: Any = None,
+        timeout: Optional[float] = None,
     ) -> S:
         """Runs the coroutine function ``fn`` per element on the run's event loop (the caller's
-        for ``run_async``), at most ``parallelism`` at once, keeping input order."""
+        for ``run_async``), at most ``parallelism`` at once, keeping input order; a coroutine
+        running longer than ``timeout`` seconds is cancelled and fails with :class:`weir.CallTimeout`."""
         if not inspect.iscoroutinefunction(fn):
             raise TypeError("map_async() takes an async def function")
-        native = _native.flow_external(name or "map_async", AsyncSubmitter(fn, parallelism), 2)
+        from .interpreters import check_timeout
+
+        submit = AsyncSubmitter(fn, parallelism, timeout=check_timeout(name or "map_async", timeout))
+        native = _native.flow_external(name or "map_async", submit, 2)
         return _apply(self, native, None, supervision, default, dead_letters)
 
     def scan(self: S, zero: Any, fn: Callable[[Any, Any], Any], *, name: Optional[str] = None) -> S:

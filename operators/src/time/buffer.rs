@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::marker::PhantomData;
 use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, StageError};
 
-/// Holds up to `size` elements (0 counts as 1) while downstream is slower; when full, applies
+/// Holds up to `size` elements (0 is reported as an invalid parameter) while downstream is slower; when full, applies
 /// `strategy` to each arriving element. Rows already handed to downstream (at most one batch) are
 /// not counted.
 ///
@@ -16,6 +16,7 @@ use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, StageError};
 /// - **completes when** upstream completes and the buffer has been drained
 /// - **fails when** upstream fails, or the buffer is full and `strategy` is `Fail`
 pub fn buffer<T: Send + 'static>(size: usize, strategy: OverflowStrategy) -> Flow<T, T> {
+    let invalid = weir_graph::at_least("buffer: size", size, 1);
     Flow::from_async("buffer", move |_| {
         Ok((
             Buffer::<T> {
@@ -26,6 +27,7 @@ pub fn buffer<T: Send + 'static>(size: usize, strategy: OverflowStrategy) -> Flo
             (),
         ))
     })
+    .reject(invalid)
 }
 
 struct Buffer<T> {

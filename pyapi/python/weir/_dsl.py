@@ -24,6 +24,7 @@ from typing import (
 
 from . import _native
 from ._aio import AsyncSubmitter
+from ._validate import size as _size
 
 T = TypeVar("T")
 S = TypeVar("S", bound="_Blueprint")
@@ -297,15 +298,15 @@ class _Blueprint:
     def parallelism(self: S, n: int) -> S:
         """Runs the last stage as ``n`` parallel subtasks (fused element-wise operators run
         together, so they share it)."""
-        return self._same(self._n.parallelism(n))
+        return self._same(self._n.parallelism(_size("parallelism", "n", n)))
 
     def batch_size(self: S, rows: int) -> S:
         """Target rows per batch of the last stage."""
-        return self._same(self._n.batch_size(rows))
+        return self._same(self._n.batch_size(_size("batch_size", "rows", rows)))
 
     def buffer_rows(self: S, rows: int) -> S:
         """Capacity in rows of the channel feeding the last stage."""
-        return self._same(self._n.buffer_rows(rows))
+        return self._same(self._n.buffer_rows(_size("buffer_rows", "rows", rows)))
 
     def with_supervision(
         self: S,
@@ -416,6 +417,7 @@ class _Linear(_Blueprint):
     def parallelism(self: S, n: int) -> S:
         """Runs the last stage as ``n`` parallel subtasks (with the element-wise operators fused
         into it since the previous non-fusable stage)."""
+        n = _size("parallelism", "n", n)
         if self._src is not None and self._ops:
             # Never parallelize the iterator source itself: split the fused ops off it.
             src = type(self)(None, self._meta, (), self._src)._n
@@ -559,6 +561,7 @@ class _Linear(_Blueprint):
             raise TypeError("map_async() takes an async def function")
         from .interpreters import check_timeout
 
+        parallelism = _size(name or "map_async", "parallelism", parallelism)
         submit = AsyncSubmitter(fn, parallelism, timeout=check_timeout(name or "map_async", timeout))
         native = _native.flow_external(name or "map_async", submit, 2)
         return _apply(self, native, None, supervision, default, dead_letters)
@@ -577,24 +580,25 @@ class _Linear(_Blueprint):
 
     def grouped(self: S, n: int) -> S:
         """Lists of ``n`` elements (the last may be shorter)."""
-        return self._same(self._n.via(_native.flow_grouped(n)))
+        return self._same(self._n.via(_native.flow_grouped(_size("grouped", "n", n))))
 
     def take(self: S, n: int) -> S:
         """The first ``n`` elements, then cancels upstream."""
-        return self._same(self._n.via(_native.flow_take(n)))
+        return self._same(self._n.via(_native.flow_take(_size("take", "n", n, 0))))
 
     def drop(self: S, n: int) -> S:
         """Discards the first ``n`` elements."""
-        return self._same(self._n.via(_native.flow_drop(n)))
+        return self._same(self._n.via(_native.flow_drop(_size("drop", "n", n, 0))))
 
     def throttle(self: S, elements: int, per: float, burst: int = 0) -> S:
         """At most ``elements`` per ``per`` seconds, with bursts of ``burst``."""
+        elements, burst = _size("throttle", "elements", elements), _size("throttle", "burst", burst, 0)
         return self._same(self._n.via(_native.flow_throttle(elements, per, burst)))
 
     def buffer(self: S, size: int, strategy: str = "backpressure") -> S:
         """A bounded buffer of ``size`` elements with an overflow strategy (``backpressure``,
         ``drop_head``, ``drop_tail``, ``drop_buffer``, ``drop_new``, ``fail``)."""
-        return self._same(self._n.via(_native.flow_buffer(size, strategy)))
+        return self._same(self._n.via(_native.flow_buffer(_size("buffer", "size", size), strategy)))
 
     def merge(self: S, other: "Source") -> S:
         """Merges ``other`` into this stream."""
@@ -659,6 +663,7 @@ class _Linear(_Blueprint):
         Backpressures when: a window is full and downstream backpressures.
         Completes when: upstream completes and the last window is emitted.
         Fails when: upstream fails."""
+        n, step = _size("sliding", "n", n), _size("sliding", "step", step)
         return self._same(self._n.via(_native.flow_sliding(n, step)))
 
     def intersperse(self: S, sep: Any, start: Any = _MISSING, end: Any = _MISSING) -> S:
@@ -762,7 +767,7 @@ class _Linear(_Blueprint):
         Fails when: a coroutine raises (under the ``stop`` directive), or upstream fails."""
         if not inspect.iscoroutinefunction(fn):
             raise TypeError("map_async_unordered() takes an async def function")
-        sub = _UnorderedSubmitter(fn, parallelism)
+        sub = _UnorderedSubmitter(fn, _size(name or "map_async_unordered", "parallelism", parallelism))
         native = _native.flow_external(name or "map_async_unordered", sub, 2, ordered=False)
         return _apply(self, native, None, supervision, default, dead_letters)
 
@@ -774,7 +779,7 @@ class _Linear(_Blueprint):
         Backpressures when: a group is ready and downstream backpressures.
         Completes when: upstream completes and the last group is emitted.
         Fails when: upstream fails."""
-        return self._same(self._n.via(_native.flow_grouped_within(n, within)))
+        return self._same(self._n.via(_native.flow_grouped_within(_size("grouped_within", "n", n), within)))
 
     def batch(self: S, max: int, seed: Callable[[Any], Any], aggregate: Callable[[Any, Any], Any]) -> S:
         """While downstream is busy, aggregates up to ``max`` elements: ``seed(first)`` then
@@ -950,6 +955,7 @@ class _Linear(_Blueprint):
         Backpressures when: downstream backpressures.
         Completes when: both streams complete.
         Fails when: either stream fails."""
+        segment_size = _size("interleave", "segment_size", segment_size)
         return self._same(self._n.via(_native.flow_interleave(other._n, segment_size)), self._meta | other._meta)
 
     def zip_latest(self: S, other: "Source") -> S:
@@ -1092,7 +1098,7 @@ class Source(_Linear):
         Backpressures when: never itself; ``offer`` waits on a full buffer under backpressure.
         Completes when: ``complete()`` is called and the buffer is drained.
         Fails when: ``fail()`` is called, or the buffer overflows under ``fail``."""
-        return Source(_native.source_queue(capacity, overflow))
+        return Source(_native.source_queue(_size("Source.queue", "capacity", capacity), overflow))
 
     @staticmethod
     def from_async_iter(aiterable: Any) -> "Source":
@@ -1232,7 +1238,7 @@ class Sink(_Blueprint):
         Completes when: upstream completes (``pull`` returns ``None`` after the buffer) or the
         queue is cancelled (upstream cancelled).
         Fails when: upstream fails (``pull`` raises ``StageFailed`` after the buffer)."""
-        return Sink(_native.sink_queue(capacity))
+        return Sink(_native.sink_queue(_size("Sink.queue", "capacity", capacity)))
 
     @staticmethod
     def to_arrow() -> "Sink":
@@ -1291,7 +1297,7 @@ class _Junction:
     kind = ""
 
     def __init__(self, n: int = 2) -> None:
-        self.n = n
+        self.n = _size(type(self).__name__, "n", n)
 
 
 class Broadcast(_Junction):
@@ -1329,7 +1335,8 @@ class Zip(_Junction):
 
 class Partition(_Junction):
     """Each element to the output ``fn(x)`` (an index in ``range(n)``; ports: ``inlet``,
-    ``outlets``). An out-of-range index fails the element (supervision applies).
+    ``outlets``). An out-of-range index fails the element (``IndexError: partition index 5
+    out of range 0..2``; a non-int result is a ``TypeError``).
 
     Emits when: the chosen output has demand.
     Backpressures when: the chosen output backpressures.
@@ -1383,7 +1390,7 @@ class Interleave(_Junction):
 
     def __init__(self, n: int = 2, segment_size: int = 1) -> None:
         super().__init__(n)
-        self.segment_size = segment_size
+        self.segment_size = _size("Interleave", "segment_size", segment_size)
 
 
 class MergeSorted(_Junction):

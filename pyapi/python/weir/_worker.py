@@ -5,8 +5,8 @@ Receives functions once (cloudpickle, with the parent's ``sys.path``) and batche
 5, large buffers out of band) over a socket, answers the batch id then ``(outputs, failures,
 seconds)``; a failure is ``(element, exception, outputs_before)`` so the parent can emit what came
 before a failing element when supervision stops the stage. A result that cannot be pickled fails
-its element only. Before each call the worker writes the element's index and start time to the
-progress mark shared with the parent (``MARK``). Exits when the socket closes or the parent dies.
+its element only. Before each call the worker writes the element's index to the progress mark
+shared with the parent (``MARK``). Exits when the socket closes or the parent dies.
 """
 
 from __future__ import annotations
@@ -111,24 +111,19 @@ def _portable(exc: BaseException) -> BaseException:
         return WorkerError(f"{type(exc).__name__}: {exc}\n{tb}")
 
 
-# The progress mark a worker shares with its parent (an mmap of `MARK_SIZE` bytes): the batch
-# it is running (0 when idle), and when the current call started (CLOCK_MONOTONIC, which the
-# parent reads too) with the element's index in the batch (-1 once the batch is computed).
-# The parent uses it to tell which element killed a worker, and to enforce `timeout=`.
-MARK = struct.Struct("=qdq")
+# The progress mark a worker shares with its parent (an mmap of `MARK_SIZE` bytes, two aligned
+# native int64s): the batch it is running (0 when idle) and the index in it of the call running
+# now (-1 between batches). The parent uses it to tell which element killed a worker, and to
+# enforce `timeout=` (a call whose index has not moved for longer than the timeout).
+MARK = struct.Struct("=qq")
 MARK_SIZE = MARK.size
-_BID = struct.Struct("=q")
-_STAMP = struct.Struct("=dq")
 # A reply frame starts with the batch id, so a reply the parent cannot unpickle is still matched
 # to its batch.
-REPLY_ID = _BID
-
-
-Mark = Callable[[int], None]
+REPLY_ID = struct.Struct("=q")
 
 
 def _apply(
-    kind: str, fn: Callable[..., Any], batch: List[Any], mark: Mark
+    kind: str, fn: Callable[..., Any], batch: List[Any], mark: Any
 ) -> Tuple[List[Any], List[Tuple[Any, BaseException, int]], List[int], List[int]]:
     """Runs ``fn`` over ``batch``: ``(outputs, failures, ends, failed)`` where ``ends[i]`` is the
     output count after input ``i`` and ``failed`` the input index of each failure."""
@@ -137,7 +132,7 @@ def _apply(
     ends: List[int] = []
     failed: List[int] = []
     if kind == "map_batches":
-        mark(0)
+        mark[1] = 0
         try:
             out.extend(fn(batch))
         except Exception as e:  # noqa: BLE001
@@ -146,7 +141,7 @@ def _apply(
             failed.append(0)
         return out, fails, [len(out)], failed
     for i, x in enumerate(batch):
-        mark(i)
+        mark[1] = i  # one store into shared memory: which call runs now
         n = len(out)
         try:
             if kind == "map":
@@ -215,10 +210,8 @@ def main(fd: int, parent: int, mark_fd: int = -1) -> None:
         os.close(mark_fd)
     else:
         shared = bytearray(MARK_SIZE)
-    stamp, set_bid, clock = _STAMP.pack_into, _BID.pack_into, time.monotonic
-
-    def mark(i: int) -> None:
-        stamp(shared, 8, clock(), i)
+    mark = memoryview(shared).cast("q")
+    clock = time.monotonic
 
     fns: Dict[int, Tuple[str, Callable[..., Any]]] = {}
     while True:
@@ -239,21 +232,21 @@ def main(fd: int, parent: int, mark_fd: int = -1) -> None:
         elif tag == b"B":
             bid, fid, batch = pickle.loads(msg, buffers=bufs)
             kind, fn = fns[fid]
-            set_bid(shared, 0, bid)
+            mark[0] = bid
             t0 = clock()
             if kind == "error":
                 out, fails, ends, failed = [], [(batch, fn, 0)], [], []
             else:
                 out, fails, ends, failed = _apply(kind, fn, batch, mark)
             secs = clock() - t0
-            mark(-1)
+            mark[1] = -1
             try:
                 payload, oob = dumps((out, fails, secs))
             except Exception:  # noqa: BLE001 - find the elements whose results do not pickle
                 out, fails = _salvage(kind, batch, out, fails, ends, failed)
                 payload, oob = dumps((out, fails, secs))
             send_frame(sock, b"R", REPLY_ID.pack(bid) + payload, oob)
-            set_bid(shared, 0, 0)
+            mark[0] = 0
         elif tag == b"Q":
             os._exit(0)
 

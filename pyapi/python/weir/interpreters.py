@@ -19,10 +19,15 @@ Lifetime (who owns the workers):
   by the run**: workers start with the run's first batch and are stopped when the run ends
   (completed, failed or cancelled), so no worker outlives the run.
 
-A worker that dies while holding a batch is replaced, and the batch fails with
-:class:`weir.errors.WorkerCrashed` through the stage's supervision (so ``resume`` drops it and goes
-on). Workers always die with the parent (``PR_SET_PDEATHSIG`` on Linux plus a parent-pid
-watcher), whatever owns them.
+Faults: a worker that dies is replaced; the element it was running (read from a progress mark
+the worker shares with the parent) fails alone with :class:`weir.errors.WorkerCrashed` through
+the stage's supervision, and the rest of its work runs again on a fresh worker (a batch whose
+culprit is unknown is retried at most twice). With ``timeout=`` a watchdog kills a worker whose
+call runs longer, failing that element with :class:`weir.errors.CallTimeout`. A result that
+cannot be pickled or unpickled fails its own element. Batches are cut into chunks of about
+``_TARGET_CHUNK_S`` of measured work. Workers get the parent's ``sys.path`` (the script's
+directory first) and always die with the parent (``PR_SET_PDEATHSIG`` on Linux plus a
+parent-pid watcher), whatever owns them.
 
 The pool talks to its workers through a small :class:`Backend` interface; today the backend is
 :class:`ProcessBackend` (one OS process per worker). Subinterpreters (PEP 734) and free-threaded
@@ -33,6 +38,7 @@ from __future__ import annotations
 
 import atexit
 import itertools
+import logging
 import mmap
 import os
 import pickle
@@ -145,8 +151,11 @@ class _Job:
 
 # A job whose workers died this many times with no known culprit fails instead of running again.
 _MAX_ATTEMPTS = 2
-# How often the watchdog looks at the workers' progress marks when a stage has a timeout.
+# How often the watchdog looks at the workers' progress marks when a stage has a timeout (a
+# call is timed from the first look that sees it, so it is killed within timeout + this).
 _WATCH_S = 0.05
+
+_log = logging.getLogger("weir.pool")
 
 _WORKER_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_worker.py")
 _RUN_WORKER = "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__')"
@@ -205,6 +214,7 @@ class _Worker:
         self.known: set = set()
         self.alive = True
         self.timed_out: Optional[Tuple[int, int]] = None  # (batch id, call index) it was killed for
+        self.seen: Tuple[Tuple[int, int], float] = ((0, -1), 0.0)  # the watchdog's last look
         self.reader = threading.Thread(target=self._read, name=f"weir-pool-{self.proc.pid}", daemon=True)
         self.reader.start()
 
@@ -212,8 +222,8 @@ class _Worker:
         with self.send_lock:
             send_frame(self.sock, tag, payload, buffers)
 
-    def progress(self) -> Tuple[int, float, int]:
-        """``(batch id, start of the current call, call index)`` from the shared mark."""
+    def progress(self) -> Tuple[int, int]:
+        """``(batch id, index of the call running now)`` from the shared mark."""
         while True:
             a = MARK.unpack_from(self.mark, 0)
             if MARK.unpack_from(self.mark, 0) == a:  # not torn by a concurrent write
@@ -235,9 +245,12 @@ class _Worker:
             except Exception as e:  # noqa: BLE001 - e.g. a result class the parent cannot import
                 self.backend._unreadable(job, e)
                 continue
-            if job.observe is not None:
-                job.observe(len(job.batch), secs)
-            job.done(out, fails)
+            try:
+                if job.observe is not None:
+                    job.observe(len(job.batch), secs)
+                job.done(out, fails)
+            except Exception:  # noqa: BLE001 - never lose the other batches of this worker
+                _log.exception("weir pool: completing a batch failed")
         self.backend._died(self)
 
 
@@ -311,6 +324,13 @@ class ProcessBackend:
                     pass  # a dead pipe: the reader sees the death and re-runs the job
             return
 
+    def _resubmit(self, job: _Job) -> None:
+        """Runs ``job`` again; if it cannot be handed out (no worker starts), its elements fail."""
+        try:
+            self._submit(job)
+        except Exception as e:  # noqa: BLE001
+            job.done([], [(job.batch, e, 0)] if job.kind == "map_batches" else [(x, e, 0) for x in job.batch])
+
     def _unpicklable_input(self, job: _Job, err: BaseException) -> None:
         """Fails the elements that cannot be pickled to a worker and runs the others."""
         if job.kind == "map_batches" or len(job.batch) == 1:
@@ -318,7 +338,7 @@ class ProcessBackend:
             return
         join = _Join(len(job.batch), job.done)
         for i, x in enumerate(job.batch):
-            self._submit(job.derive([x], join.part(i), job.isolated))
+            self._resubmit(job.derive([x], join.part(i), job.isolated))
 
     def _unreadable(self, job: _Job, err: BaseException) -> None:
         """A reply that cannot be unpickled here: re-runs the batch an element at a time so that
@@ -331,7 +351,7 @@ class ProcessBackend:
             return
         join = _Join(len(job.batch), job.done)
         for i, x in enumerate(job.batch):
-            self._submit(job.derive([x], join.part(i), job.isolated))
+            self._resubmit(job.derive([x], join.part(i), job.isolated))
 
     def _watch(self) -> None:
         """Kills a worker whose current call has run longer than its stage's timeout."""
@@ -344,7 +364,14 @@ class ProcessBackend:
                     return
                 workers = list(self.workers)
             for w in workers:
-                bid, started, i = w.progress()
+                try:
+                    now_running = w.progress()
+                except (ValueError, OSError):  # its mark was just closed: it died
+                    continue
+                if now_running != w.seen[0]:  # a new call started since the last look
+                    w.seen = (now_running, now)
+                bid, i = now_running
+                started = w.seen[1]
                 with self.lock:
                     job = w.pending.get(bid)
                     late = job is not None and job.timeout is not None and i >= 0 and now - started > job.timeout
@@ -361,7 +388,7 @@ class ProcessBackend:
         from .errors import CallTimeout, WorkerCrashed
 
         rc = w.proc.wait()
-        bid, _started, index = w.progress()
+        bid, index = w.progress()
         with self.lock:
             w.alive = False
             if w in self.workers:
@@ -411,10 +438,10 @@ class ProcessBackend:
                     # Died after computing the batch: re-run each element on its own.
                     join = _Join(n, job.done)
                     for k, x in enumerate(job.batch):
-                        self._submit(job.derive([x], join.part(k), isolated=True))
+                        self._resubmit(job.derive([x], join.part(k), isolated=True))
                     continue
                 job.attempts += 1
-                self._submit(job)
+                self._resubmit(job)
                 continue
             # The culprit is known: it fails alone, the rest of the batch runs again.
             if job.kind == "map_batches":
@@ -424,7 +451,7 @@ class ProcessBackend:
             join.part(1)([], [(job.batch[i], err, 0)])
             for part, sl in ((0, job.batch[:i]), (2, job.batch[i + 1 :])):
                 if sl:
-                    self._submit(job.derive(sl, join.part(part)))
+                    self._resubmit(job.derive(sl, join.part(part)))
                 else:
                     join.part(part)([], [])
 
@@ -500,7 +527,10 @@ class _Submitter:
 
             def probed(out: List[Any], fails: List[Any]) -> None:
                 join.part(0)(out, fails)
-                self(rest, rest_done)
+                try:
+                    self(rest, rest_done)
+                except Exception as e:  # noqa: BLE001 - e.g. no worker could be started
+                    rest_done([], [(x, e, 0) for x in rest])
 
             backend.submit(self.fid, batch[:1], probed, self.timeout, self.observe)
             return
@@ -533,9 +563,11 @@ class InterpreterPool:
         backend: Optional[Backend] = None,
         _run_owned: bool = False,
     ) -> None:
-        n = workers or os.cpu_count() or 1
+        from ._validate import size
+
+        n = size("InterpreterPool", "workers", workers) if workers is not None else os.cpu_count() or 1
         self.workers = n
-        self.max_inflight = max_inflight or 2 * n
+        self.max_inflight = size("InterpreterPool", "max_inflight", max_inflight) if max_inflight is not None else 2 * n
         self.backend: Any = backend or ProcessBackend(n)
         self._run_owned = _run_owned
         self._closed = False

@@ -256,3 +256,17 @@ def test_chunks_are_sized_to_the_measured_cost():
     p = InterpreterPool(workers=2, backend=batches)
     assert weir.Source.range(10).map_batches(lambda b: [sum(b)], pool=p).batch_size(5).run_with(weir.Sink.collect()) == [10, 35]
     assert batches.sizes == [5, 5]
+
+
+def _slow_echo(b):
+    time.sleep(0.003)  # 3 ms: the rest of the batch goes out one element per chunk
+    return b
+
+
+def test_large_chunks_handed_out_after_the_cost_probe_do_not_deadlock():
+    # The rest of a batch is handed out after its first element's result is read: never from
+    # the thread reading that worker's replies (both sides would block on full sockets).
+    blobs = [bytes([i]) * (1 << 20) for i in range(12)]
+    with InterpreterPool(workers=1) as p:
+        out = weir.Source.from_iter(blobs).map(_slow_echo, pool=p).run_with(weir.Sink.collect())
+    assert out == blobs

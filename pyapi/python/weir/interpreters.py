@@ -42,6 +42,7 @@ import logging
 import mmap
 import os
 import pickle
+import queue
 import socket
 import subprocess
 import sys
@@ -267,6 +268,7 @@ class ProcessBackend:
         self.crashes = 0
         self.timeouts = 0
         self.watching = False
+        self.later: "Optional[queue.SimpleQueue[Callable[[], None]]]" = None
 
     def start(self) -> None:
         with self.lock:
@@ -324,12 +326,43 @@ class ProcessBackend:
                     pass  # a dead pipe: the reader sees the death and re-runs the job
             return
 
+    def defer(self, fn: Callable[[], None]) -> None:
+        """Runs ``fn`` on the backend's hand-out thread. A worker's reader thread must never send
+        to a worker itself: blocked on a full socket while that worker blocks writing a reply
+        to it, both would wait forever."""
+        with self.lock:
+            if self.later is None:
+                self.later = queue.SimpleQueue()
+                threading.Thread(target=self._run_later, args=(self.later,), name="weir-pool-handout", daemon=True).start()
+            self.later.put(fn)
+
+    def _run_later(self, q: "queue.SimpleQueue[Callable[[], None]]") -> None:
+        while True:
+            try:
+                fn = q.get(timeout=1.0)
+            except queue.Empty:
+                with self.lock:  # `defer` puts under the lock: nothing is left behind
+                    if q.empty():
+                        if self.later is q:
+                            self.later = None
+                        return
+                continue
+            try:
+                fn()
+            except Exception:  # noqa: BLE001
+                _log.exception("weir pool: handing out a batch failed")
+
     def _resubmit(self, job: _Job) -> None:
-        """Runs ``job`` again; if it cannot be handed out (no worker starts), its elements fail."""
-        try:
-            self._submit(job)
-        except Exception as e:  # noqa: BLE001
-            job.done([], [(job.batch, e, 0)] if job.kind == "map_batches" else [(x, e, 0) for x in job.batch])
+        """Runs ``job`` again (from the hand-out thread); if it cannot be handed out (no worker
+        starts), its elements fail."""
+
+        def run() -> None:
+            try:
+                self._submit(job)
+            except Exception as e:  # noqa: BLE001
+                job.done([], [(job.batch, e, 0)] if job.kind == "map_batches" else [(x, e, 0) for x in job.batch])
+
+        self.defer(run)
 
     def _unpicklable_input(self, job: _Job, err: BaseException) -> None:
         """Fails the elements that cannot be pickled to a worker and runs the others."""
@@ -525,12 +558,20 @@ class _Submitter:
             join = _Join(2, done)
             rest, rest_done = batch[1:], join.part(1)
 
-            def probed(out: List[Any], fails: List[Any]) -> None:
-                join.part(0)(out, fails)
+            def handout() -> None:
                 try:
                     self(rest, rest_done)
                 except Exception as e:  # noqa: BLE001 - e.g. no worker could be started
                     rest_done([], [(x, e, 0) for x in rest])
+
+            def probed(out: List[Any], fails: List[Any]) -> None:
+                join.part(0)(out, fails)
+                # Called on a worker's reader thread, which must not send: hand out elsewhere.
+                defer = getattr(backend, "defer", None)
+                if defer is not None:
+                    defer(handout)
+                else:
+                    handout()
 
             backend.submit(self.fid, batch[:1], probed, self.timeout, self.observe)
             return

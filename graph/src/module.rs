@@ -353,7 +353,7 @@ impl Module {
 
     /// Reports the first stage whose constructor or attributes recorded an invalid parameter,
     /// or whose parallelism exceeds the key groups of the hash edge feeding it.
-    fn validate_parameters(&self) -> Result<(), GraphError> {
+    pub fn validate_parameters(&self) -> Result<(), GraphError> {
         for (i, n) in self.nodes.iter().enumerate() {
             if let Some(reason) = &n.attrs.invalid {
                 return Err(GraphError::InvalidParameter {

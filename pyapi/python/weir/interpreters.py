@@ -163,12 +163,11 @@ _RUN_WORKER = "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__
 
 
 def _parent_path() -> List[str]:
-    """The import path workers get: the main script's directory, then the parent's ``sys.path``
-    (absolute, so a worker started elsewhere resolves it the same way)."""
+    """The import path workers get: the parent's ``sys.path`` (whose first entry is the script's
+    directory, or the working directory for ``-c``/``-m``), made absolute so that a worker
+    resolves it the same way."""
     out: List[str] = []
-    main = getattr(sys.modules.get("__main__"), "__file__", None)
-    entries = ([os.path.dirname(os.path.abspath(main))] if main else []) + list(sys.path)
-    for p in entries:
+    for p in sys.path:
         if isinstance(p, str):
             a = os.path.abspath(p)
             if a not in out:

@@ -51,6 +51,15 @@ def test_bad_sizes_are_value_errors_at_construction(build, msg):
         build()
 
 
+def test_run_batch_size_is_checked():
+    g = S.to(weir.Sink.collect(), keep="right")
+    with _raises(ValueError, "run: batch_size must be at least 1, got 0"):
+        g.run(batch_size=0)
+    with _raises(ValueError, "run: batch_size must be at least 1, got -4"):
+        g.start(batch_size=-4)
+    assert g.run(batch_size=3) == list(range(10))
+
+
 def test_map_async_parallelism_is_checked():
     async def f(x):
         return x

@@ -43,7 +43,7 @@ class RunHandle:
     def _start(
         cls, graph: Any, *, batch_size: Optional[int] = None, loop: Optional[asyncio.AbstractEventLoop] = None
     ) -> "RunHandle":
-        h = cls(graph, _native.start(graph._n, None, batch_size))
+        h = cls(graph, _native.start(graph._n, None, _run_batch_size(batch_size)))
         h._thread = threading.Thread(target=h._serve, args=(loop,), name="weir-dispatcher", daemon=True)
         _live.add(h)
         h._thread.start()
@@ -216,13 +216,20 @@ def _set_done(fut: "asyncio.Future[None]") -> None:
         fut.set_result(None)
 
 
+def _run_batch_size(rows: Optional[int]) -> Optional[int]:
+    """A run's ``batch_size=`` checked (``ValueError`` below 1, instead of a silent 1)."""
+    from ._validate import size
+
+    return None if rows is None else size("run", "batch_size", rows)
+
+
 def run_blocking(graph: Any, *, batch_size: Optional[int] = None, progress: Any = None) -> Any:
     """Runs ``graph`` serving its Python work on this thread."""
     if progress:
         from .notebook import run_with_progress
 
         return run_with_progress(graph, batch_size=batch_size, total=progress)
-    h = RunHandle(graph, _native.start(graph._n, None, batch_size))
+    h = RunHandle(graph, _native.start(graph._n, None, _run_batch_size(batch_size)))
     set_current_loop(None)
     try:
         h._n.serve()

@@ -270,3 +270,17 @@ def test_large_chunks_handed_out_after_the_cost_probe_do_not_deadlock():
     with InterpreterPool(workers=1) as p:
         out = weir.Source.from_iter(blobs).map(_slow_echo, pool=p).run_with(weir.Sink.collect())
     assert out == blobs
+
+
+def test_an_element_that_cannot_be_pickled_to_a_worker_fails_alone(pool):
+    gen = (i for i in range(3))  # generators do not pickle
+    dead = []
+    out = (
+        weir.Source.from_iter([1, gen, 3])
+        .map(lambda x: x * 2, pool=pool, name="double", supervision=[(Exception, "resume")], dead_letters=dead)
+        .run_with(weir.Sink.collect())
+    )
+    assert out == [2, 6]
+    assert [d.element for d in dead] == [gen]
+    assert isinstance(dead[0].error, TypeError)
+    assert "cannot pickle 'generator' object" in str(dead[0].error)

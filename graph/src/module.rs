@@ -314,8 +314,10 @@ impl Module {
             .map_or_else(|| format!("?#{i}"), |n| format!("{}#{i}", n.display_name()))
     }
 
-    /// Checks that every port is wired exactly once (open ports count as wired) and there is no cycle.
+    /// Checks that every port is wired exactly once (open ports count as wired), that no
+    /// stage has an out-of-range parameter, and that there is no cycle.
     pub fn validate(&self) -> Result<(), GraphError> {
+        self.validate_parameters()?;
         let mut ins: Vec<Vec<u32>> = self.nodes.iter().map(|n| vec![0; n.inputs]).collect();
         let mut outs: Vec<Vec<u32>> = self
             .nodes
@@ -364,6 +366,34 @@ impl Module {
         let g = self.to_petgraph();
         petgraph::algo::toposort(&g, None)
             .map_err(|c| GraphError::Cycle(self.node_path(c.node_id().index())))?;
+        Ok(())
+    }
+
+    /// Reports the first stage whose constructor or attributes recorded an invalid parameter,
+    /// or whose parallelism exceeds the key groups of the hash edge feeding it.
+    pub fn validate_parameters(&self) -> Result<(), GraphError> {
+        for (i, n) in self.nodes.iter().enumerate() {
+            if let Some(reason) = &n.attrs.invalid {
+                return Err(GraphError::InvalidParameter {
+                    node: self.node_path(i),
+                    reason: reason.clone(),
+                });
+            }
+        }
+        for e in &self.edges {
+            let hashed = self.nodes[e.from.node].outputs[e.from.port].requested()
+                == Some(crate::EdgeKind::Hash);
+            let p = self.nodes[e.to.node].attrs.parallelism.unwrap_or(1);
+            if hashed && p > crate::MAX_KEY_GROUPS {
+                return Err(GraphError::InvalidParameter {
+                    node: self.node_path(e.to.node),
+                    reason: format!(
+                        "parallelism {p} behind a hash edge exceeds the {} key groups",
+                        crate::MAX_KEY_GROUPS
+                    ),
+                });
+            }
+        }
         Ok(())
     }
 

@@ -227,6 +227,11 @@ pub(crate) fn built<I: Send + 'static, O: Send + 'static>(
     match flow {
         Ok(f) => f,
         Err(e) => {
+            // An out-of-range parameter stays one, reported when the outer graph is validated.
+            let rejected = match &e {
+                GraphError::InvalidParameter { reason, .. } => Some(reason.clone()),
+                _ => None,
+            };
             let msg: Arc<str> = Arc::from(format!("{name}: invalid graph: {e}"));
             Flow::from_async(name, move |_info| {
                 let msg = Arc::clone(&msg);
@@ -238,6 +243,7 @@ pub(crate) fn built<I: Send + 'static, O: Send + 'static>(
                     (),
                 ))
             })
+            .reject(rejected)
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use weir_graph::{
     AsyncIo, AsyncLogic, Event, Inlet, Junction, Node, NodePorts, Outlet, StageError, async_node,
-    router_for,
+    at_least, router_for,
 };
 
 type Chooser<T> = Arc<dyn Fn(&T) -> usize + Send + Sync>;
@@ -25,6 +25,7 @@ pub struct Partition<T> {
     n: usize,
     f: Chooser<T>,
     eager_cancel: bool,
+    invalid: Option<String>,
 }
 
 /// The ports of a [`Partition`]: one inlet, `n` outlets.
@@ -37,12 +38,14 @@ pub struct PartitionPorts<T> {
 }
 
 impl<T: Send + 'static> Partition<T> {
-    /// A partition over `n` outputs (at least 1) choosing with `f`.
+    /// A partition over `n` outputs choosing with `f` (`n == 0` is reported as an invalid
+    /// parameter when the graph is validated).
     pub fn new(n: usize, f: impl Fn(&T) -> usize + Send + Sync + 'static) -> Self {
         Self {
             n: n.max(1),
             f: Arc::new(f),
             eager_cancel: false,
+            invalid: at_least("partition: outputs", n, 1),
         }
     }
 
@@ -59,7 +62,7 @@ impl<T: Send + 'static> Junction for Partition<T> {
     fn node(self) -> Node {
         let outs = (0..self.n).map(|_| router_for::<T>()).collect();
         let (f, eager) = (self.f, self.eager_cancel);
-        async_node("partition", 1, outs, move |_info| {
+        let mut node = async_node("partition", 1, outs, move |_info| {
             Ok((
                 PartitionLogic {
                     f: Arc::clone(&f),
@@ -67,7 +70,9 @@ impl<T: Send + 'static> Junction for Partition<T> {
                 },
                 (),
             ))
-        })
+        });
+        node.attrs.reject(self.invalid);
+        node
     }
 
     fn ports(p: NodePorts) -> Self::Ports {
@@ -117,8 +122,8 @@ impl<T: Send + 'static> AsyncLogic for PartitionLogic<T> {
                         None => {
                             failure = Some(
                                 StageError::user(format!(
-                                    "partition: element #{seen} was mapped to output {i}, \
-                                     but stage '{path}' has {n} outputs (0..{n})"
+                                    "partition index {i} out of range 0..{n} \
+                                     (element #{seen} of stage '{path}')"
                                 ))
                                 .with_stage(&path),
                             );

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, Module, StageError, async_node};
 
-/// Holds up to `size` elements (0 counts as 1) while downstream is slower; when full, applies
+/// Holds up to `size` elements (0 is reported as an invalid parameter) while downstream is slower; when full, applies
 /// `strategy` to each arriving element. Its output is demand-driven: elements leave only when
 /// the consumer asks for them, and no more than it asked for, so what the consumer has not
 /// requested is still in the buffer and subject to `strategy` (a consumer that requests `k`
@@ -21,6 +21,7 @@ use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, Module, StageError, async_nod
 /// - **cancels when** downstream cancels
 /// - **fails when** upstream fails, or the buffer is full and `strategy` is `Fail`
 pub fn buffer<T: Send + 'static>(size: usize, strategy: OverflowStrategy) -> Flow<T, T> {
+    let invalid = weir_graph::at_least("buffer: size", size, 1);
     let node = async_node(
         "buffer",
         1,
@@ -38,7 +39,7 @@ pub fn buffer<T: Send + 'static>(size: usize, strategy: OverflowStrategy) -> Flo
     )
     .with_parallelizable(true)
     .with_demand_outputs();
-    Flow::from_module(Arc::new(Module::single(node)))
+    Flow::from_module(Arc::new(Module::single(node))).reject(invalid)
 }
 
 struct Buffer<T> {

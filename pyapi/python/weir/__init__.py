@@ -43,7 +43,7 @@ from ._handles import SinkQueue, SourceQueue
 from ._hubs import BroadcastHub, MergeHub, PartitionHub, RestartFlow, RestartSink, RestartSource
 from ._native import ArrowBatch, ArrowTable, Cancellable, Completion, KillSwitch, MaybeHandle
 from ._run import RunHandle
-from .errors import GraphInvalid, RunCancelled, StageFailed, WeirError, WorkerCrashed
+from .errors import CallTimeout, GraphInvalid, RunCancelled, StageFailed, WeirError, WorkerCrashed
 from .interpreters import InterpreterPool
 
 __version__ = "0.1.0"
@@ -94,6 +94,7 @@ __all__ = [
     "RunCancelled",
     "GraphInvalid",
     "WorkerCrashed",
+    "CallTimeout",
     "errors",
     "interpreters",
 ]

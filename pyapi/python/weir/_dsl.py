@@ -24,6 +24,7 @@ from typing import (
 
 from . import _native
 from ._aio import AsyncSubmitter
+from ._validate import size as _size
 
 T = TypeVar("T")
 S = TypeVar("S", bound="_Blueprint")
@@ -297,15 +298,15 @@ class _Blueprint:
     def parallelism(self: S, n: int) -> S:
         """Runs the last stage as ``n`` parallel subtasks (fused element-wise operators run
         together, so they share it)."""
-        return self._same(self._n.parallelism(n))
+        return self._same(self._n.parallelism(_size("parallelism", "n", n)))
 
     def batch_size(self: S, rows: int) -> S:
         """Target rows per batch of the last stage."""
-        return self._same(self._n.batch_size(rows))
+        return self._same(self._n.batch_size(_size("batch_size", "rows", rows)))
 
     def buffer_rows(self: S, rows: int) -> S:
         """Capacity in rows of the channel feeding the last stage."""
-        return self._same(self._n.buffer_rows(rows))
+        return self._same(self._n.buffer_rows(_size("buffer_rows", "rows", rows)))
 
     def with_supervision(
         self: S,
@@ -416,6 +417,7 @@ class _Linear(_Blueprint):
     def parallelism(self: S, n: int) -> S:
         """Runs the last stage as ``n`` parallel subtasks (with the element-wise operators fused
         into it since the previous non-fusable stage)."""
+        n = _size("parallelism", "n", n)
         if self._src is not None and self._ops:
             # Never parallelize the iterator source itself: split the fused ops off it.
             src = type(self)(None, self._meta, (), self._src)._n
@@ -427,12 +429,15 @@ class _Linear(_Blueprint):
         return self._same(self._n.via(flow._n, keep), self._meta | flow._meta)
 
     def _pooled(
-        self: S, kind: str, fn: Callable[..., Any], pool: Any, ordered: bool, name: Optional[str], sup: Any, default: str, dl: Any
+        self: S, kind: str, fn: Callable[..., Any], pool: Any, ordered: bool, name: Optional[str], sup: Any, default: str, dl: Any,
+        timeout: Optional[float] = None,
     ) -> S:
-        from .interpreters import as_pool
+        from .interpreters import as_pool, check_timeout
 
+        if pool is None:
+            raise ValueError(f"{name or kind}(timeout=...) needs pool=: a call running in this process cannot be interrupted")
         pool = as_pool(pool)
-        submit = pool._submitter(kind, fn)
+        submit = pool._submitter(kind, fn, check_timeout(name or kind, timeout))
         native = _native.flow_external(name or kind, submit, pool.max_inflight, ordered=ordered)
         return _apply(self, native, None, sup, default, dl, _Meta(frozenset([pool])))
 
@@ -446,13 +451,16 @@ class _Linear(_Blueprint):
         supervision: Optional[SupervisionRules] = None,
         default: str = "stop",
         dead_letters: Any = None,
+        timeout: Optional[float] = None,
     ) -> S:
         """Transforms each element with ``fn``. With ``pool`` (an :class:`InterpreterPool`, a
         worker count, or ``True`` for one per core) ``fn`` runs in worker processes, a batch at a
         time; results keep the input order unless ``ordered=False``, which emits each batch as
-        soon as its worker is done (a slow batch no longer holds back the others)."""
-        if pool is not None:
-            return self._pooled("map", fn, pool, ordered, name, supervision, default, dead_letters)
+        soon as its worker is done (a slow batch no longer holds back the others). ``timeout``
+        (seconds, pooled stages only) bounds each call: a worker stuck longer is killed and
+        replaced, and the element fails with :class:`weir.CallTimeout`."""
+        if pool is not None or timeout is not None:
+            return self._pooled("map", fn, pool, ordered, name, supervision, default, dead_letters, timeout)
         return self._fuse("map", fn, name, supervision, default, dead_letters)
 
     def filter(
@@ -465,10 +473,11 @@ class _Linear(_Blueprint):
         supervision: Optional[SupervisionRules] = None,
         default: str = "stop",
         dead_letters: Any = None,
+        timeout: Optional[float] = None,
     ) -> S:
         """Keeps the elements for which ``pred`` is truthy."""
-        if pool is not None:
-            return self._pooled("filter", pred, pool, ordered, name, supervision, default, dead_letters)
+        if pool is not None or timeout is not None:
+            return self._pooled("filter", pred, pool, ordered, name, supervision, default, dead_letters, timeout)
         return self._fuse("filter", pred, name, supervision, default, dead_letters)
 
     def flat_map(
@@ -481,10 +490,11 @@ class _Linear(_Blueprint):
         supervision: Optional[SupervisionRules] = None,
         default: str = "stop",
         dead_letters: Any = None,
+        timeout: Optional[float] = None,
     ) -> S:
         """Maps each element to an iterable and emits its items in order."""
-        if pool is not None:
-            return self._pooled("flat_map", fn, pool, ordered, name, supervision, default, dead_letters)
+        if pool is not None or timeout is not None:
+            return self._pooled("flat_map", fn, pool, ordered, name, supervision, default, dead_letters, timeout)
         return self._fuse("flat_map", fn, name, supervision, default, dead_letters)
 
     def for_each(
@@ -497,11 +507,12 @@ class _Linear(_Blueprint):
         supervision: Optional[SupervisionRules] = None,
         default: str = "stop",
         dead_letters: Any = None,
+        timeout: Optional[float] = None,
     ) -> "RunnableGraph":
         """Calls ``fn`` on every element (in worker processes when ``pool`` is given); returns
         the runnable graph, whose ``run()`` returns ``None``."""
-        if pool is not None:
-            flow = self._pooled("for_each", fn, pool, ordered, name, supervision, default, dead_letters)
+        if pool is not None or timeout is not None:
+            flow = self._pooled("for_each", fn, pool, ordered, name, supervision, default, dead_letters, timeout)
             return flow.to(Sink.ignore(), "right")  # type: ignore[attr-defined]
         sink = Sink.for_each(fn)
         if name is not None:
@@ -520,6 +531,7 @@ class _Linear(_Blueprint):
         supervision: Optional[SupervisionRules] = None,
         default: str = "stop",
         dead_letters: Any = None,
+        timeout: Optional[float] = None,
     ) -> S:
         """Calls ``fn`` once per batch. ``batch_format`` is ``None`` (a list of elements),
         ``"pyarrow"``, ``"pandas"``, ``"polars"`` or ``"numpy"``; ``fn`` returns a batch in any of
@@ -527,8 +539,8 @@ class _Linear(_Blueprint):
         from .columnar import batch_adapter
 
         f = batch_adapter(fn, batch_format)
-        if pool is not None:
-            return self._pooled("map_batches", f, pool, ordered, name or "map_batches", supervision, default, dead_letters)
+        if pool is not None or timeout is not None:
+            return self._pooled("map_batches", f, pool, ordered, name or "map_batches", supervision, default, dead_letters, timeout)
         return self._fuse("map_batches", f, name, supervision, default, dead_letters)
 
     def map_async(
@@ -540,12 +552,18 @@ class _Linear(_Blueprint):
         supervision: Optional[SupervisionRules] = None,
         default: str = "stop",
         dead_letters: Any = None,
+        timeout: Optional[float] = None,
     ) -> S:
         """Runs the coroutine function ``fn`` per element on the run's event loop (the caller's
-        for ``run_async``), at most ``parallelism`` at once, keeping input order."""
+        for ``run_async``), at most ``parallelism`` at once, keeping input order; a coroutine
+        running longer than ``timeout`` seconds is cancelled and fails with :class:`weir.CallTimeout`."""
         if not inspect.iscoroutinefunction(fn):
             raise TypeError("map_async() takes an async def function")
-        native = _native.flow_external(name or "map_async", AsyncSubmitter(fn, parallelism), 2)
+        from .interpreters import check_timeout
+
+        parallelism = _size(name or "map_async", "parallelism", parallelism)
+        submit = AsyncSubmitter(fn, parallelism, timeout=check_timeout(name or "map_async", timeout))
+        native = _native.flow_external(name or "map_async", submit, 2)
         return _apply(self, native, None, supervision, default, dead_letters)
 
     def scan(self: S, zero: Any, fn: Callable[[Any, Any], Any], *, name: Optional[str] = None) -> S:
@@ -562,15 +580,15 @@ class _Linear(_Blueprint):
 
     def grouped(self: S, n: int) -> S:
         """Lists of ``n`` elements (the last may be shorter)."""
-        return self._same(self._n.via(_native.flow_grouped(n)))
+        return self._same(self._n.via(_native.flow_grouped(_size("grouped", "n", n))))
 
     def take(self: S, n: int) -> S:
         """The first ``n`` elements, then cancels upstream."""
-        return self._same(self._n.via(_native.flow_take(n)))
+        return self._same(self._n.via(_native.flow_take(_size("take", "n", n, 0))))
 
     def drop(self: S, n: int) -> S:
         """Discards the first ``n`` elements."""
-        return self._same(self._n.via(_native.flow_drop(n)))
+        return self._same(self._n.via(_native.flow_drop(_size("drop", "n", n, 0))))
 
     def throttle(self: S, elements: int, per: float, burst: int = 0, mode: str = "shaping") -> S:
         """At most ``elements`` per ``per`` seconds: Akka's token bucket of capacity ``burst``,
@@ -582,6 +600,7 @@ class _Linear(_Blueprint):
         Backpressures when: an element waits for its token or downstream backpressures.
         Completes when: upstream completes and every held element is emitted.
         Fails when: upstream fails, or (enforcing) an element comes before its token."""
+        elements, burst = _size("throttle", "elements", elements), _size("throttle", "burst", burst, 0)
         return self._same(self._n.via(_native.flow_throttle_mode(elements, per, burst, mode)))
 
     def buffer(self: S, size: int, strategy: str = "backpressure") -> S:
@@ -595,7 +614,7 @@ class _Linear(_Blueprint):
         Completes when: upstream completes and the buffer is drained.
         Cancels when: downstream cancels.
         Fails when: upstream fails, or the buffer overflows under ``fail``."""
-        return self._same(self._n.via(_native.flow_buffer(size, strategy)))
+        return self._same(self._n.via(_native.flow_buffer(_size("buffer", "size", size), strategy)))
 
     def merge(self: S, other: "Source") -> S:
         """Merges ``other`` into this stream."""
@@ -660,6 +679,7 @@ class _Linear(_Blueprint):
         Backpressures when: a window is full and downstream backpressures.
         Completes when: upstream completes and the last window is emitted.
         Fails when: upstream fails."""
+        n, step = _size("sliding", "n", n), _size("sliding", "step", step)
         return self._same(self._n.via(_native.flow_sliding(n, step)))
 
     def intersperse(self: S, sep: Any, start: Any = _MISSING, end: Any = _MISSING) -> S:
@@ -785,7 +805,7 @@ class _Linear(_Blueprint):
         Fails when: a coroutine raises (under the ``stop`` directive), or upstream fails."""
         if not inspect.iscoroutinefunction(fn):
             raise TypeError("map_async_unordered() takes an async def function")
-        sub = _UnorderedSubmitter(fn, parallelism)
+        sub = _UnorderedSubmitter(fn, _size(name or "map_async_unordered", "parallelism", parallelism))
         native = _native.flow_external(name or "map_async_unordered", sub, 2, ordered=False)
         return _apply(self, native, None, supervision, default, dead_letters)
 
@@ -797,7 +817,7 @@ class _Linear(_Blueprint):
         Backpressures when: a group is ready and downstream backpressures.
         Completes when: upstream completes and the last group is emitted.
         Fails when: upstream fails."""
-        return self._same(self._n.via(_native.flow_grouped_within(n, within)))
+        return self._same(self._n.via(_native.flow_grouped_within(_size("grouped_within", "n", n), within)))
 
     def batch(self: S, max: int, seed: Callable[[Any], Any], aggregate: Callable[[Any, Any], Any]) -> S:
         """While downstream is busy, aggregates up to ``max`` elements: ``seed(first)`` then
@@ -998,6 +1018,7 @@ class _Linear(_Blueprint):
         Backpressures when: downstream backpressures.
         Completes when: both streams complete.
         Fails when: either stream fails."""
+        segment_size = _size("interleave", "segment_size", segment_size)
         return self._same(self._n.via(_native.flow_interleave(other._n, segment_size)), self._meta | other._meta)
 
     def zip_latest(self: S, other: "Source") -> S:
@@ -1178,7 +1199,7 @@ class Source(_Linear):
         Backpressures when: never itself; ``offer`` waits on a full buffer under backpressure.
         Completes when: ``complete()`` is called and the buffer is drained.
         Fails when: ``fail()`` is called, or the buffer overflows under ``fail``."""
-        return Source(_native.source_queue(capacity, overflow))
+        return Source(_native.source_queue(_size("Source.queue", "capacity", capacity), overflow))
 
     @staticmethod
     def from_async_iter(aiterable: Any) -> "Source":
@@ -1331,7 +1352,7 @@ class Sink(_Blueprint):
         Completes when: upstream completes (``pull`` returns ``None`` after the buffer) or the
         queue is cancelled (upstream cancelled).
         Fails when: upstream fails (``pull`` raises ``StageFailed`` after the buffer)."""
-        return Sink(_native.sink_queue(capacity))
+        return Sink(_native.sink_queue(_size("Sink.queue", "capacity", capacity)))
 
     @staticmethod
     def to_arrow() -> "Sink":
@@ -1392,7 +1413,7 @@ class _Junction:
     kind = ""
 
     def __init__(self, n: int = 2) -> None:
-        self.n = n
+        self.n = _size(type(self).__name__, "n", n)
 
 
 class Broadcast(_Junction):
@@ -1468,7 +1489,8 @@ class Zip(_Junction):
 
 class Partition(_Junction):
     """Each element to the output ``fn(x)`` (an index in ``range(n)``; ports: ``inlet``,
-    ``outlets``). An out-of-range index fails the element (supervision applies).
+    ``outlets``). An out-of-range index fails the element (``IndexError: partition index 5
+    out of range 0..2``; a non-int result is a ``TypeError``).
 
     Emits when: the chosen output has demand.
     Backpressures when: the chosen output backpressures.
@@ -1538,7 +1560,7 @@ class Interleave(_Junction):
 
     def __init__(self, n: int = 2, segment_size: int = 1) -> None:
         super().__init__(n)
-        self.segment_size = segment_size
+        self.segment_size = _size("Interleave", "segment_size", segment_size)
 
 
 class MergeSorted(_Junction):

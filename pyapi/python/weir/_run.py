@@ -49,7 +49,7 @@ class RunHandle:
         loop: Optional[asyncio.AbstractEventLoop] = None,
         cancel_grace: Optional[float] = None,
     ) -> "RunHandle":
-        h = cls(graph, _native.start(graph._n, None, batch_size, cancel_grace))
+        h = cls(graph, _native.start(graph._n, None, _run_batch_size(batch_size), cancel_grace))
         h._thread = threading.Thread(target=h._serve, args=(loop,), name="weir-dispatcher", daemon=True)
         _live.add(h)
         h._thread.start()
@@ -246,13 +246,20 @@ def _set_done(fut: "asyncio.Future[None]") -> None:
         fut.set_result(None)
 
 
+def _run_batch_size(rows: Optional[int]) -> Optional[int]:
+    """A run's ``batch_size=`` checked (``ValueError`` below 1, instead of a silent 1)."""
+    from ._validate import size
+
+    return None if rows is None else size("run", "batch_size", rows)
+
+
 def run_blocking(graph: Any, *, batch_size: Optional[int] = None, progress: Any = None) -> Any:
     """Runs ``graph`` serving its Python work on this thread."""
     if progress:
         from .notebook import run_with_progress
 
         return run_with_progress(graph, batch_size=batch_size, total=progress)
-    h = RunHandle(graph, _native.start(graph._n, None, batch_size))
+    h = RunHandle(graph, _native.start(graph._n, None, _run_batch_size(batch_size)))
     set_current_loop(None)
     try:
         h._n.serve()

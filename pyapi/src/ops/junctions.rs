@@ -12,6 +12,27 @@ fn ports(ins: Vec<Inlet<PyObj>>, outs: Vec<Outlet<PyObj>>) -> PortLists {
     )
 }
 
+/// The output a partition function's result `r` names: an int in `0..n`; anything else is an
+/// `IndexError` ("partition index 5 out of range 0..2") or a `TypeError`, never an overflow.
+fn partition_index(r: &Bound<'_, PyAny>, n: usize) -> PyResult<usize> {
+    if r.is_instance_of::<pyo3::types::PyBool>() || !r.is_instance_of::<pyo3::types::PyInt>() {
+        let ty = r
+            .get_type()
+            .name()
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        return Err(PyTypeError::new_err(format!(
+            "partition function returned {ty}, not an int index in 0..{n}"
+        )));
+    }
+    match r.extract::<i64>() {
+        Ok(i) if i >= 0 && (i as u64) < n as u64 => Ok(i as usize),
+        _ => Err(PyIndexError::new_err(format!(
+            "partition index {r} out of range 0..{n}"
+        ))),
+    }
+}
+
 fn add_junction(
     b: &mut GraphBuilder,
     kind: &str,
@@ -21,6 +42,8 @@ fn add_junction(
     segment_size: usize,
     eager_cancel: bool,
 ) -> PyResult<PortLists> {
+    // Python validates sizes at construction (`weir._validate`); this clamp only guards the
+    // native entry point.
     let n = n.max(1);
     let ge = graph_err;
     Ok(match kind {
@@ -31,13 +54,8 @@ fn add_junction(
                 factory(move |py| {
                     let f = f.clone_ref(py);
                     each_fallible(move |py, x: &PyObj| {
-                        let i: usize = f.bind(py).call1((x.0.bind(py),))?.extract()?;
-                        if i >= n {
-                            return Err(PyIndexError::new_err(format!(
-                                "partition index {i} out of range for {n} outputs"
-                            )));
-                        }
-                        Ok((i, x.clone_ref(py)))
+                        let r = f.bind(py).call1((x.0.bind(py),))?;
+                        Ok((partition_index(&r, n)?, x.clone_ref(py)))
                     })
                 }),
             ));

@@ -1540,8 +1540,10 @@ class MergePrioritized(_Junction):
     kind = "merge_prioritized"
 
     def __init__(self, priorities: Sequence[int], eager_complete: bool = False) -> None:
+        if len(priorities) == 0:
+            raise ValueError("MergePrioritized: needs at least one priority")
         super().__init__(len(priorities))
-        self.priorities = [int(p) for p in priorities]
+        self.priorities = [_size("MergePrioritized", "priority", p) for p in priorities]
         self.eager_complete = eager_complete
 
     def _add(self, b: Any) -> Tuple[List[Any], List[Any]]:

@@ -152,4 +152,5 @@ macro_rules! case_files {
 case_files! {
     cases_simple => "simple.json";
     cases_fan => "fan.json";
+    cases_rate => "rate.json";
 }

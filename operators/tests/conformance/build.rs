@@ -506,6 +506,42 @@ pub fn build(op: &str, p: &Params) -> Result<RunnableGraph<Probes>, String> {
                 _ => Err(format!("unknown expand function {f}")),
             }
         }
+        "throttle" => linear(time::throttle::<i64>(
+            p.usize("elements")?,
+            ms(p.int("per_ms")?),
+            p.usize("burst")?,
+        )),
+        "grouped_within" => linear(time::grouped_within::<i64>(
+            p.usize("n")?,
+            ms(p.int("within_ms")?),
+        )),
+        "delay" => linear(time::delay::<i64>(ms(p.int("ms")?))),
+        "idle_timeout" => linear(time::idle_timeout::<i64>(ms(p.int("ms")?))),
+        "initial_timeout" => linear(time::initial_timeout::<i64>(ms(p.int("ms")?))),
+        "completion_timeout" => linear(time::completion_timeout::<i64>(ms(p.int("ms")?))),
+        "map_async" | "map_async_unordered" => {
+            let f = unary(&Params(&strip_fail(p.0)), "fn")?;
+            let fail = p.fail_on();
+            let call = move |x: i64| {
+                let f = Arc::clone(&f);
+                async move {
+                    if fail == Some(x) {
+                        Err(StageError::user(format!("boom on {x}")))
+                    } else {
+                        Ok(f(x))
+                    }
+                }
+            };
+            let n = p.usize("parallelism")?;
+            if op == "map_async" {
+                linear(sup(weir_operators::async_ops::map_async(n, call), p)?)
+            } else {
+                linear(sup(
+                    weir_operators::async_ops::map_async_unordered(n, call),
+                    p,
+                )?)
+            }
+        }
         "merge" | "merge_preferred" | "merge_prioritized" | "concat" | "interleave" => {
             let n = p.usize("inputs")?;
             let mut b = GraphBuilder::new();
@@ -600,6 +636,10 @@ pub fn build(op: &str, p: &Params) -> Result<RunnableGraph<Probes>, String> {
         }
         _ => Err(format!("no such operator: {op}")),
     }
+}
+
+fn ms(v: i64) -> std::time::Duration {
+    std::time::Duration::from_millis(v.max(0) as u64)
 }
 
 fn strip_fail(j: &Json) -> Json {

@@ -4,9 +4,10 @@
 use super::build::{Params, Probe, Probes, Val, build};
 use super::json::Json;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use weir_engine::Materializer;
-use weir_engine::testkit::ProbeEvent;
+use weir_engine::testkit::{ProbeEvent, VirtualClock};
 use weir_graph::{RunnableGraph, StageError};
 
 /// How long one expected event may take (real time; a hang is a failure, not a wait).
@@ -16,6 +17,7 @@ const EVENT_TIMEOUT: Duration = Duration::from_secs(3);
 #[derive(Debug, Clone)]
 enum Step {
     Send(usize, Vec<i64>),
+    SendEach(usize, Vec<i64>),
     Complete(usize),
     Fail(usize),
     Request(usize, u64),
@@ -28,6 +30,7 @@ enum Step {
     ExpectNotCancelled(usize),
     AcceptedAtMost(usize, u64),
     Settle,
+    Advance(Duration),
 }
 
 /// What an output is expected to end with.
@@ -107,6 +110,7 @@ fn parse_step(j: &Json) -> Result<Step, String> {
     };
     Ok(match k.as_str() {
         "send" => Step::Send(port(j, "in"), ints(v, "send")?),
+        "send_each" => Step::SendEach(port(j, "in"), ints(v, "send_each")?),
         "complete" => Step::Complete(n()?),
         "fail" => Step::Fail(n()?),
         "request" => Step::Request(port(j, "out"), n()? as u64),
@@ -119,6 +123,7 @@ fn parse_step(j: &Json) -> Result<Step, String> {
         "expect_not_cancelled" => Step::ExpectNotCancelled(n()?),
         "accepted_at_most" => Step::AcceptedAtMost(port(j, "in"), n()? as u64),
         "settle" => Step::Settle,
+        "advance_ms" => Step::Advance(Duration::from_millis(n()? as u64)),
         _ => return Err(format!("unknown step {k:?}")),
     })
 }
@@ -280,7 +285,10 @@ impl Case {
     /// Runs the case; `Err` says what differed.
     pub async fn run(&self) -> Result<(), String> {
         let built = std::panic::catch_unwind(|| build(&self.op, &Params(&self.params)));
+        // Time is virtual: it moves only at `advance_ms` steps.
+        let clock = VirtualClock::new();
         let m = Materializer::new()
+            .with_clock(Arc::new(clock.clone()))
             .with_batch_size(self.batch_size)
             .with_buffer_rows(self.buffer_rows);
         if let Some(want) = &self.build_error {
@@ -322,6 +330,12 @@ impl Case {
             let at = |e: String| format!("step {n} {step:?}: {e}");
             match step {
                 Step::Send(i, xs) => src(*i).map_err(at)?.send_all(xs.clone()),
+                Step::SendEach(i, xs) => {
+                    for x in xs {
+                        src(*i).map_err(at)?.send(*x);
+                        settle().await;
+                    }
+                }
                 Step::Complete(i) => src(*i).map_err(at)?.complete(),
                 Step::Fail(i) => src(*i).map_err(at)?.fail(StageError::user("boom")),
                 Step::Request(o, k) => sink(&sinks, *o).map_err(at)?.request(*k),
@@ -390,6 +404,11 @@ impl Case {
                     }
                 }
                 Step::Settle => settle().await,
+                Step::Advance(d) => {
+                    settle().await;
+                    clock.advance(*d);
+                    settle().await;
+                }
             }
         }
         // Final phase: collect the rest of every output (demand goes to all of them first, so a

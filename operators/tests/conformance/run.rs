@@ -143,7 +143,13 @@ impl Case {
         let ctx = |e: String| format!("{id}: {e}");
         let expect = j.get("expect").ok_or_else(|| ctx("no \"expect\"".into()))?;
         let mut c = Case {
-            pending: j.get("pending").and_then(Json::as_str).map(str::to_owned),
+            // `pending_rust` overrides `pending` for this API; an empty reason clears it.
+            pending: j
+                .get("pending_rust")
+                .or_else(|| j.get("pending"))
+                .and_then(Json::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
             op: op.to_owned(),
             params: j
                 .get("params")

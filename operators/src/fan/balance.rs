@@ -20,6 +20,7 @@ use weir_graph::{
 /// Backpressures when: no output is ready.
 /// Completes when: upstream completes (batches waiting for credit are still delivered), or every
 /// output cancels.
+/// Cancels when: every output has cancelled.
 /// Fails when: upstream fails.
 pub struct Balance<T> {
     n: usize,

@@ -15,6 +15,7 @@ use weir_graph::{
 /// Emits when: a batch arrives; it is sent to every output not cancelled (a clone each).
 /// Backpressures when: any output has no credit (the next batch waits for the slowest output).
 /// Completes when: upstream completes; or every output cancelled (or, with `eager_cancel`, any one).
+/// Cancels when: every output has cancelled (with `eager_cancel`, the first one).
 /// Fails when: upstream fails.
 pub struct Broadcast<T> {
     n: usize,
@@ -124,6 +125,7 @@ impl<T: Clone + Send + 'static> AsyncLogic for BroadcastLogic<T> {
 /// Emits when: a batch arrives (main); the side gets a copy when its previous copy was sent.
 /// Backpressures when: the main output has no credit (the side never backpressures: copies are dropped).
 /// Completes when: upstream completes, or the main output cancels (side cancellation is ignored).
+/// Cancels when: the main output cancels (the side output cancelling is ignored).
 /// Fails when: upstream fails.
 pub struct WireTap<T>(PhantomData<fn(T)>);
 

@@ -15,6 +15,7 @@ use weir_graph::{
 /// Emits when: one of the inputs has a batch available.
 /// Backpressures when: downstream backpressures.
 /// Completes when: all inputs complete (or, with `eager_complete`, any input completes).
+/// Cancels when: downstream cancels (every input is cancelled; with `eager_complete`, the other inputs when one completes).
 /// Fails when: any input fails (immediately).
 pub struct Merge<T> {
     n: usize,
@@ -72,6 +73,7 @@ impl<T: Send + 'static> Junction for Merge<T> {
 /// Emits when: the preferred input has a batch (taken first), else a secondary one (round-robin).
 /// Backpressures when: downstream backpressures.
 /// Completes when: all inputs complete (or, with `eager_complete`, any input completes).
+/// Cancels when: downstream cancels (every input is cancelled; with `eager_complete`, the other inputs when one completes).
 /// Fails when: any input fails (immediately).
 pub struct MergePreferred<T> {
     n: usize,
@@ -137,6 +139,7 @@ impl<T: Send + 'static> Junction for MergePreferred<T> {
 /// Emits when: one of the inputs has a batch available.
 /// Backpressures when: downstream backpressures.
 /// Completes when: all inputs complete (or, with `eager_complete`, any input completes).
+/// Cancels when: downstream cancels (every input is cancelled; with `eager_complete`, the other inputs when one completes).
 /// Fails when: any input fails (immediately).
 pub struct MergePrioritized<T> {
     priorities: Vec<u64>,

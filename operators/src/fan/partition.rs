@@ -18,6 +18,7 @@ type Chooser<T> = Arc<dyn Fn(&T) -> usize + Send + Sync>;
 /// Backpressures when: an output that receives rows of the current batch has no credit.
 /// Completes when: upstream completes; or every output cancelled (or, with `eager_cancel`, any one);
 /// rows for a cancelled output are dropped.
+/// Cancels when: every output has cancelled (with `eager_cancel`, the first one).
 /// Fails when: upstream fails, or `f` returns an index `>= n` (the error names the element's
 /// position in the stream and the stage; rows before it in the batch are still delivered).
 pub struct Partition<T> {

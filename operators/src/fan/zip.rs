@@ -37,6 +37,7 @@ pub(crate) fn zip_ports<A, B, O>(p: NodePorts) -> ZipPorts<A, B, O> {
 /// Emits when: both inputs have an element buffered.
 /// Backpressures when: downstream backpressures, or an input has nothing buffered.
 /// Completes when: any input completes and no buffered element of it remains to pair.
+/// Cancels when: downstream cancels, or the zip completes (the other input is cancelled).
 /// Fails when: any input fails (immediately).
 pub struct Zip<A, B>(PhantomData<fn(A, B)>);
 
@@ -64,6 +65,7 @@ impl<A: Send + 'static, B: Send + 'static> Junction for Zip<A, B> {
 /// Emits when: both inputs have an element buffered.
 /// Backpressures when: downstream backpressures, or an input has nothing buffered.
 /// Completes when: any input completes and no buffered element of it remains to pair.
+/// Cancels when: downstream cancels, or the zip completes (the other input is cancelled).
 /// Fails when: any input fails (immediately).
 pub struct ZipWith<A, B, O>(Combine<A, B, O>);
 
@@ -153,6 +155,7 @@ impl<A: Send + 'static, B: Send + 'static, O: Send + 'static> AsyncLogic for Zip
 /// Emits when: a batch arrives; its halves go to both outputs.
 /// Backpressures when: any output has no credit.
 /// Completes when: upstream completes, or any output cancels.
+/// Cancels when: any output cancels (as Akka's `Unzip`).
 /// Fails when: upstream fails.
 pub struct Unzip<A, B>(PhantomData<fn(A, B)>);
 

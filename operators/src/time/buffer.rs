@@ -14,6 +14,7 @@ use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, StageError};
 /// - **emits when** downstream has room and the buffer is not empty
 /// - **backpressures when** the buffer is full and `strategy` is `Backpressure`
 /// - **completes when** upstream completes and the buffer has been drained
+/// - **cancels when** downstream cancels
 /// - **fails when** upstream fails, or the buffer is full and `strategy` is `Fail`
 pub fn buffer<T: Send + 'static>(size: usize, strategy: OverflowStrategy) -> Flow<T, T> {
     Flow::from_async("buffer", move |_| {

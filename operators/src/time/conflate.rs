@@ -16,6 +16,7 @@ use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, StageError};
 /// - **emits when** downstream has room and there is an aggregate or a seeded element
 /// - **backpressures when** the current aggregate holds `max` elements and downstream backpressures
 /// - **completes when** upstream completes and the last aggregate has been emitted
+/// - **cancels when** downstream cancels
 /// - **fails when** upstream fails
 pub fn batch<T, S, Seed, Agg>(max: usize, seed: Seed, aggregate: Agg) -> Flow<T, S>
 where
@@ -33,6 +34,7 @@ where
 /// - **emits when** downstream has room and there is an aggregate or a seeded element
 /// - **backpressures when** never
 /// - **completes when** upstream completes and the last aggregate has been emitted
+/// - **cancels when** downstream cancels
 /// - **fails when** upstream fails
 pub fn conflate_with_seed<T, S, Seed, Agg>(seed: Seed, aggregate: Agg) -> Flow<T, S>
 where
@@ -49,6 +51,7 @@ where
 /// - **emits when** downstream has room and there is an element or a combined value
 /// - **backpressures when** never
 /// - **completes when** upstream completes and the last combined value has been emitted
+/// - **cancels when** downstream cancels
 /// - **fails when** upstream fails
 pub fn conflate<T, F>(f: F) -> Flow<T, T>
 where

@@ -16,6 +16,7 @@ pub const DEFAULT_DELAY_CAPACITY: usize = 1024;
 /// - **emits when** an element has been held for `by` and downstream has room
 /// - **backpressures when** the held elements reach the capacity or downstream backpressures
 /// - **completes when** upstream completes and every held element has been emitted
+/// - **cancels when** downstream cancels
 /// - **fails when** upstream fails
 pub fn delay<T: Send + 'static>(by: Duration) -> Flow<T, T> {
     delay_with_capacity(by, DEFAULT_DELAY_CAPACITY)
@@ -27,6 +28,7 @@ pub fn delay<T: Send + 'static>(by: Duration) -> Flow<T, T> {
 /// - **emits when** an element has been held for `by` and downstream has room
 /// - **backpressures when** the held elements reach `capacity` or downstream backpressures
 /// - **completes when** upstream completes and every held element has been emitted
+/// - **cancels when** downstream cancels
 /// - **fails when** upstream fails
 pub fn delay_with_capacity<T: Send + 'static>(by: Duration, capacity: usize) -> Flow<T, T> {
     Flow::from_async("delay", move |_| {

@@ -11,6 +11,7 @@ use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, StageError};
 /// - **emits when** an element arrives (its first extrapolated item), or downstream has room and no input is ready
 /// - **backpressures when** downstream backpressures
 /// - **completes when** upstream completes
+/// - **cancels when** downstream cancels
 /// - **fails when** upstream fails
 pub fn expand<T, U, I, F>(f: F) -> Flow<T, U>
 where

@@ -12,6 +12,7 @@ use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, StageError};
 /// - **emits when** the group holds `n` elements, or `within` has passed since its first element
 /// - **backpressures when** a group is ready and downstream backpressures
 /// - **completes when** upstream completes (the pending group, if any, is emitted first)
+/// - **cancels when** downstream cancels
 /// - **fails when** upstream fails
 pub fn grouped_within<T: Send + 'static>(n: usize, within: Duration) -> Flow<T, Vec<T>> {
     Flow::from_async("grouped_within", move |_| {

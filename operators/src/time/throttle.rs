@@ -14,6 +14,7 @@ use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, StageError};
 /// - **emits when** a token is available and downstream has room
 /// - **backpressures when** no token is available or downstream backpressures
 /// - **completes when** upstream completes and every held element has been emitted
+/// - **cancels when** downstream cancels
 /// - **fails when** upstream fails, or at start when `elements` or `per` is zero
 pub fn throttle<T: Send + 'static>(elements: usize, per: Duration, burst: usize) -> Flow<T, T> {
     Flow::from_async("throttle", move |_| {

@@ -11,6 +11,7 @@ use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, StageError};
 /// - **emits when** upstream emits
 /// - **backpressures when** downstream backpressures
 /// - **completes when** upstream completes
+/// - **cancels when** downstream cancels, or the timeout fires (the stage fails)
 /// - **fails when** upstream fails, or `timeout` passes without an element (counted from the start or the last emitted element)
 pub fn idle_timeout<T: Send + 'static>(timeout: Duration) -> Flow<T, T> {
     timeout_flow("idle_timeout", Mode::Idle, timeout)
@@ -21,6 +22,7 @@ pub fn idle_timeout<T: Send + 'static>(timeout: Duration) -> Flow<T, T> {
 /// - **emits when** upstream emits
 /// - **backpressures when** downstream backpressures
 /// - **completes when** upstream completes
+/// - **cancels when** downstream cancels, or the timeout fires (the stage fails)
 /// - **fails when** upstream fails, or `timeout` passes before upstream completes
 pub fn completion_timeout<T: Send + 'static>(timeout: Duration) -> Flow<T, T> {
     timeout_flow("completion_timeout", Mode::Completion, timeout)
@@ -31,6 +33,7 @@ pub fn completion_timeout<T: Send + 'static>(timeout: Duration) -> Flow<T, T> {
 /// - **emits when** upstream emits
 /// - **backpressures when** downstream backpressures
 /// - **completes when** upstream completes
+/// - **cancels when** downstream cancels, or the timeout fires (the stage fails)
 /// - **fails when** upstream fails, or `timeout` passes before the first element (or completion)
 pub fn initial_timeout<T: Send + 'static>(timeout: Duration) -> Flow<T, T> {
     timeout_flow("initial_timeout", Mode::Initial, timeout)

@@ -153,4 +153,5 @@ case_files! {
     cases_simple => "simple.json";
     cases_fan => "fan.json";
     cases_rate => "rate.json";
+    cases_source => "source.json";
 }

@@ -125,7 +125,9 @@ class Unsupported(Exception):
 def _flow(s, op, p):
     """Applies operator ``op`` with parameters ``p`` to the source ``s``."""
     fail = p.get("fail_on")
-    if op in ("map", "try_map"):
+    if op == "identity":
+        pass
+    elif op in ("map", "try_map"):
         s = s.map(_unary(p["fn"], fail))
     elif op == "filter":
         s = s.filter(_pred(p["fn"], fail))
@@ -245,15 +247,17 @@ class Input:
     (stays open). Records whether it was cancelled: the iterator closed before its end, or the
     queue reporting ``closed`` once the run is over."""
 
-    def __init__(self, items, then):
+    def __init__(self, items, then, queue=None):
         self.items, self.then = list(items), then
         self.finished = False
         self.closed_early = False
         self.queue = None
+        # A case's "source": {"queue": [capacity, strategy]}, else a queue only for "open".
+        self.queue_args = queue or ([len(self.items) + 16, "backpressure"] if then == "open" else None)
 
     def source(self):
-        if self.then == "open":
-            return Source.queue(len(self.items) + 16)
+        if self.queue_args is not None:
+            return Source.queue(*self.queue_args)
 
         def gen():
             try:
@@ -268,8 +272,8 @@ class Input:
         return Source.from_iter(gen())
 
     def attach(self, mat):
-        """Feeds the materialized queue of an open input."""
-        if self.then == "open":
+        """Feeds the materialized queue of a queue input."""
+        if self.queue_args is not None:
             self.queue = mat
             for x in self.items:
                 # "closed": the stream already stopped (e.g. a take was satisfied).
@@ -283,7 +287,8 @@ class Input:
 
     def cancelled(self):
         if self.queue is not None:
-            return self.queue.offer(0) == "closed"
+            # A queue the case completed or failed is closed too: it was not cancelled.
+            return self.then == "open" and self.queue.offer(0) == "closed"
         return self.closed_early
 
 
@@ -301,7 +306,8 @@ def _run(case):
     else:
         items = [case.get("input", [])]
     thens = case.get("thens") or [case.get("then", "complete")] * len(items)
-    inputs = [Input(xs, t) for xs, t in zip(items, thens)]
+    queue = (case.get("source") or {}).get("queue")
+    inputs = [Input(xs, t, queue) for xs, t in zip(items, thens)]
     cancel_after = case.get("cancel_after")
     n_out = len(case["expect"].get("outputs", [None]))
     outs = [[] for _ in range(n_out)]
@@ -352,6 +358,8 @@ def _run(case):
     for i in inputs:
         if i.queue is not None and i.then == "complete":
             i.queue.complete()
+        elif i.queue is not None and i.then == "fail":
+            i.queue.fail(Boom("boom"))
     error = None
     try:
         handle.wait(timeout=RUN_TIMEOUT)
@@ -413,7 +421,7 @@ def test_case(case):
 
 
 _KNOWN = {
-    "map", "try_map", "filter", "take", "drop", "take_while", "drop_while", "grouped", "sliding",
+    "identity", "map", "try_map", "filter", "take", "drop", "take_while", "drop_while", "grouped", "sliding",
     "scan", "fold", "reduce", "intersperse", "map_concat", "flat_map", "zip_with_index", "recover",
     "recover_with_retries", "buffer", "conflate", "batch", "expand", "throttle", "grouped_within",
     "delay", "idle_timeout", "initial_timeout", "completion_timeout", "map_async",

@@ -2,6 +2,7 @@
 //! elements and the case's parameters.
 
 use super::json::Json;
+use futures::FutureExt;
 use std::fmt::Debug;
 use std::sync::Arc;
 use weir_engine::testkit::{ProbeEvent, SinkProbe, SourceProbe, TestSink, TestSource};
@@ -11,7 +12,7 @@ use weir_graph::{
 use weir_operators::fan::*;
 use weir_operators::prelude::*;
 use weir_operators::simple;
-use weir_operators::source::OverflowStrategy;
+use weir_operators::source::{OverflowStrategy, QueueOfferResult, SourceQueue};
 use weir_operators::time;
 
 /// An output element, normalised for comparison with the case file.
@@ -126,8 +127,99 @@ impl Probe {
     }
 }
 
-/// What a built case materializes: its probe sources and sinks, in port order.
-pub type Probes = (Vec<SourceProbe<i64>>, Vec<Probe>);
+/// An input port: a probe source, or a `Source::queue` (a source parked on outside input).
+#[derive(Debug)]
+pub enum Input {
+    Probe(SourceProbe<i64>),
+    Queue(SourceQueue<i64>),
+}
+
+impl Input {
+    /// Hands `xs` to the input (a queue: offered one by one, waiting at most `EVENT`).
+    pub async fn send_all(&self, xs: Vec<i64>) -> Result<(), String> {
+        match self {
+            Input::Probe(p) => p.send_all(xs),
+            Input::Queue(q) => {
+                for x in xs {
+                    tokio::time::timeout(std::time::Duration::from_secs(3), q.offer(x))
+                        .await
+                        .map_err(|_| "offer waited 3s".to_owned())?
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        Ok(())
+    }
+    /// Completes the input.
+    pub fn complete(&self) {
+        match self {
+            Input::Probe(p) => p.complete(),
+            Input::Queue(q) => q.complete(),
+        }
+    }
+    /// Fails the input with `e`.
+    pub fn fail(&self, e: StageError) {
+        match self {
+            Input::Probe(p) => p.fail(e),
+            Input::Queue(q) => q.fail(e),
+        }
+    }
+    /// The probe, for checks only a probe can make.
+    pub fn probe(&self) -> Result<&SourceProbe<i64>, String> {
+        match self {
+            Input::Probe(p) => Ok(p),
+            Input::Queue(_) => Err("a queue input cannot observe this; use a probe".into()),
+        }
+    }
+    /// Whether the input was cancelled, waiting up to `wait`; a queue is asked with one more
+    /// offer (so only once its outputs are done): cancelled when it says `QueueClosed`.
+    pub async fn cancelled_within(&self, wait: std::time::Duration) -> bool {
+        match self {
+            Input::Probe(p) => tokio::time::timeout(wait, p.expect_cancellation())
+                .await
+                .is_ok(),
+            Input::Queue(q) => {
+                let deadline = tokio::time::Instant::now() + wait;
+                loop {
+                    let r = q.offer(i64::MIN).now_or_never();
+                    if matches!(r, Some(Ok(QueueOfferResult::QueueClosed))) {
+                        return true;
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        return false;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+            }
+        }
+    }
+}
+
+/// What a built case materializes: its inputs and probe sinks, in port order.
+pub type Probes = (Vec<Input>, Vec<Probe>);
+
+/// The source of a linear case's input: a probe, or `Source::queue(capacity, strategy)`.
+#[derive(Debug, Clone)]
+pub enum SrcKind {
+    Probe,
+    Queue(usize, OverflowStrategy),
+}
+
+impl SrcKind {
+    /// From a case's `"source"` member (`{"queue": [capacity, "strategy"]}`).
+    pub fn parse(j: Option<&Json>) -> Result<SrcKind, String> {
+        let Some(j) = j else {
+            return Ok(SrcKind::Probe);
+        };
+        let q = j
+            .get("queue")
+            .and_then(Json::as_arr)
+            .ok_or("source: {\"queue\": [capacity, strategy]}")?;
+        let cap = q.first().and_then(Json::as_i64).ok_or("queue capacity")? as usize;
+        let st = q.get(1).and_then(Json::as_str).unwrap_or("backpressure");
+        Ok(SrcKind::Queue(cap, strategy(st)?))
+    }
+}
 
 /// Parameters of a case, with typed accessors that name what is missing.
 pub struct Params<'a>(pub &'a Json);
@@ -319,20 +411,55 @@ fn err_source(with: Vec<i64>, fails: bool) -> Source<i64> {
     }))
 }
 
-/// One probe source -> `flow` -> one probe sink.
+/// One input (`SRC`) -> `flow` -> one probe sink.
 fn linear<O: OutVal>(flow: Flow<i64, O>) -> Result<RunnableGraph<Probes>, String> {
+    let kind = SRC.with(|k| k.borrow().clone());
     let mut b = GraphBuilder::new();
-    let (src, ks) = b.add_source(TestSource::probe::<i64>());
-    let (fi, fo, _) = b.add_flow(flow);
     let (si, kk) = b.add_sink(TestSink::probe::<O>());
-    b.connect(src, fi).map_err(|e| e.to_string())?;
+    let (fi, fo, _) = b.add_flow(flow);
     b.connect(fo, si).map_err(|e| e.to_string())?;
-    b.build_mat(move |m| {
-        let s = m.take(ks).expect("source probe");
-        let k = m.take(kk).expect("sink probe");
-        (vec![s], vec![O::wrap(k)])
-    })
+    match kind {
+        SrcKind::Probe => {
+            let (src, ks) = b.add_source(TestSource::probe::<i64>());
+            b.connect(src, fi).map_err(|e| e.to_string())?;
+            b.build_mat(move |m| {
+                let s = m.take(ks).expect("source probe");
+                let k = m.take(kk).expect("sink probe");
+                (vec![Input::Probe(s)], vec![O::wrap(k)])
+            })
+        }
+        SrcKind::Queue(cap, st) => {
+            let (src, ks) = b.add_source(Source::<i64>::queue(cap, st));
+            b.connect(src, fi).map_err(|e| e.to_string())?;
+            b.build_mat(move |m| {
+                let s = m.take(ks).expect("source queue");
+                let k = m.take(kk).expect("sink probe");
+                (vec![Input::Queue(s)], vec![O::wrap(k)])
+            })
+        }
+    }
     .map_err(|e| e.to_string())
+}
+
+thread_local! {
+    /// The input kind `linear` builds (set by `build_with`).
+    static SRC: std::cell::RefCell<SrcKind> = const { std::cell::RefCell::new(SrcKind::Probe) };
+}
+
+/// [`build`] with the input of a linear case made by `kind`.
+pub fn build_with(op: &str, p: &Params, kind: SrcKind) -> Result<RunnableGraph<Probes>, String> {
+    SRC.with(|k| *k.borrow_mut() = kind);
+    let r = build(op, p);
+    SRC.with(|k| *k.borrow_mut() = SrcKind::Probe);
+    r
+}
+
+fn probes_only() -> Result<(), String> {
+    if SRC.with(|k| matches!(*k.borrow(), SrcKind::Probe)) {
+        Ok(())
+    } else {
+        Err("a queue source is for linear cases".into())
+    }
 }
 
 /// `n` probe sources into `inlets`, `outlet` into one probe sink.
@@ -341,6 +468,7 @@ fn fan_in<O: OutVal>(
     inlets: Vec<Inlet<i64>>,
     outlet: Outlet<O>,
 ) -> Result<RunnableGraph<Probes>, String> {
+    probes_only()?;
     let mut keys = Vec::new();
     for i in inlets {
         let (src, ks) = b.add_source(TestSource::probe::<i64>());
@@ -352,7 +480,7 @@ fn fan_in<O: OutVal>(
     b.build_mat(move |m| {
         let s = keys
             .iter()
-            .map(|k| m.take(*k).expect("source probe"))
+            .map(|k| Input::Probe(m.take(*k).expect("source probe")))
             .collect();
         (s, vec![O::wrap(m.take(kk).expect("sink probe"))])
     })
@@ -365,6 +493,7 @@ fn fan_out(
     inlet: Inlet<i64>,
     outlets: Vec<Outlet<i64>>,
 ) -> Result<RunnableGraph<Probes>, String> {
+    probes_only()?;
     let (src, ks) = b.add_source(TestSource::probe::<i64>());
     b.connect(src, inlet).map_err(|e| e.to_string())?;
     let mut keys = Vec::new();
@@ -379,7 +508,7 @@ fn fan_out(
             .iter()
             .map(|k| Probe::I(m.take(*k).expect("sink probe")))
             .collect();
-        (vec![s], k)
+        (vec![Input::Probe(s)], k)
     })
     .map_err(|e| e.to_string())
 }
@@ -468,6 +597,7 @@ pub fn build(op: &str, p: &Params) -> Result<RunnableGraph<Probes>, String> {
             let f = many(p, "fn")?;
             linear(sup(simple::map_concat(move |x| f(x)), p)?)
         }
+        "identity" => linear(Flow::<i64, i64>::identity()),
         "zip_with_index" => linear(simple::zip_with_index::<i64>()),
         "recover" => {
             let v = p.raw("value").and_then(Json::as_i64);

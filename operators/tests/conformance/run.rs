@@ -1,7 +1,7 @@
 //! Runs one case: drives the probes through the case's steps, then checks the whole output, the
 //! terminal signal of every output and the cancellation of every input.
 
-use super::build::{Params, Probe, Probes, Val, build};
+use super::build::{Params, Probe, Probes, SrcKind, Val, build_with};
 use super::json::Json;
 use std::future::Future;
 use std::sync::Arc;
@@ -65,6 +65,7 @@ pub struct Case {
     ended_inputs: Vec<usize>,
     batch_size: usize,
     buffer_rows: usize,
+    source: SrcKind,
 }
 
 fn ints(j: &Json, what: &str) -> Result<Vec<i64>, String> {
@@ -176,6 +177,7 @@ impl Case {
             ended_inputs: Vec::new(),
             batch_size: j.get("batch_size").and_then(Json::as_i64).unwrap_or(4) as usize,
             buffer_rows: j.get("buffer_rows").and_then(Json::as_i64).unwrap_or(16) as usize,
+            source: SrcKind::parse(j.get("source")).map_err(|e| format!("{id}: {e}"))?,
             id: id.clone(),
         };
         if c.build_error.is_some() {
@@ -290,7 +292,9 @@ impl Case {
 
     /// Runs the case; `Err` says what differed.
     pub async fn run(&self) -> Result<(), String> {
-        let built = std::panic::catch_unwind(|| build(&self.op, &Params(&self.params)));
+        let built = std::panic::catch_unwind(|| {
+            build_with(&self.op, &Params(&self.params), self.source.clone())
+        });
         // Time is virtual: it moves only at `advance_ms` steps.
         let clock = VirtualClock::new();
         let m = Materializer::new()
@@ -335,10 +339,14 @@ impl Case {
         for (n, step) in self.steps.iter().enumerate() {
             let at = |e: String| format!("step {n} {step:?}: {e}");
             match step {
-                Step::Send(i, xs) => src(*i).map_err(at)?.send_all(xs.clone()),
+                Step::Send(i, xs) => src(*i)
+                    .map_err(at)?
+                    .send_all(xs.clone())
+                    .await
+                    .map_err(at)?,
                 Step::SendEach(i, xs) => {
                     for x in xs {
-                        src(*i).map_err(at)?.send(*x);
+                        src(*i).map_err(at)?.send_all(vec![*x]).await.map_err(at)?;
                         settle().await;
                     }
                 }
@@ -391,20 +399,20 @@ impl Case {
                     });
                 }
                 Step::ExpectCancelled(i) => {
-                    let s = src(*i).map_err(at)?;
+                    let s = src(*i).map_err(at)?.probe().map_err(at)?;
                     timed(s.expect_cancellation())
                         .await
                         .map_err(|e| at(format!("input not cancelled: {e}")))?;
                 }
                 Step::ExpectNotCancelled(i) => {
                     settle().await;
-                    if src(*i).map_err(at)?.is_cancelled() {
+                    if src(*i).map_err(at)?.probe().map_err(at)?.is_cancelled() {
                         return Err(at("input was cancelled".into()));
                     }
                 }
                 Step::AcceptedAtMost(i, k) => {
                     settle().await;
-                    let d = src(*i).map_err(at)?.delivered();
+                    let d = src(*i).map_err(at)?.probe().map_err(at)?.delivered();
                     if d > *k {
                         return Err(at(format!("{d} elements accepted")));
                     }
@@ -477,14 +485,18 @@ impl Case {
         for (i, want) in self.cancelled.iter().enumerate() {
             let Some(want) = want else { continue };
             let s = src(i)?;
-            if *want {
-                let r = timed(s.expect_cancellation()).await;
-                if r.is_err() {
+            if s.probe().is_err() && self.ended_inputs.contains(&i) {
+                // A completed queue says `QueueClosed` too: it was not cancelled.
+                if *want {
+                    problems.push(format!("input {i}: completed by the case, not cancelled"));
+                }
+            } else if *want {
+                if !s.cancelled_within(EVENT_TIMEOUT).await {
                     problems.push(format!("input {i}: not cancelled"));
                 }
             } else {
                 settle().await;
-                if s.is_cancelled() {
+                if s.cancelled_within(Duration::ZERO).await {
                     problems.push(format!("input {i}: cancelled"));
                 }
             }

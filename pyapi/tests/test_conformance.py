@@ -195,6 +195,9 @@ def _flow(s, op, p):
         raise Unsupported(f"no Python mapping for {op}")
     if "supervision" in p:
         s = s.with_supervision(default=p["supervision"])
+    for attr in ("parallelism", "batch_size", "buffer_rows"):
+        if attr in p:
+            s = getattr(s, attr)(p[attr])
     return s
 
 
@@ -227,6 +230,8 @@ def _fan_in_junction(op, p):
 
 
 def _fan_out_junction(op, p):
+    if p.get("eager_cancel") and op == "balance":
+        raise TypeError("Balance(eager_cancel=) is not in the Python API")
     if p.get("eager_cancel"):
         raise TypeError("eager_cancel is not exposed by the Python junctions")
     if op == "broadcast":

@@ -513,14 +513,25 @@ fn fan_out(
     .map_err(|e| e.to_string())
 }
 
+/// Applies the case's stage attributes: supervision, `parallelism`, `batch_size`, `buffer_rows`.
 fn sup<I: Send + 'static, O: Send + 'static>(
     f: Flow<I, O>,
     p: &Params,
 ) -> Result<Flow<I, O>, String> {
-    Ok(match supervision(p)? {
+    let mut f = match supervision(p)? {
         Some(s) => f.with_supervision(s),
         None => f,
-    })
+    };
+    if p.raw("parallelism").is_some() {
+        f = f.parallelism(p.usize("parallelism")?);
+    }
+    if p.raw("batch_size").is_some() {
+        f = f.batch_size(p.usize("batch_size")?);
+    }
+    if p.raw("buffer_rows").is_some() {
+        f = f.buffer_rows(p.usize("buffer_rows")?);
+    }
+    Ok(f)
 }
 
 /// The graph for operator `op` with parameters `p`.
@@ -732,6 +743,9 @@ pub fn build(op: &str, p: &Params) -> Result<RunnableGraph<Probes>, String> {
         }
         "balance" => {
             let mut b = GraphBuilder::new();
+            if p.flag("eager_cancel") {
+                return Err("Balance has no eager_cancel".into());
+            }
             let j = b.add(Balance::<i64>::new(p.usize("outputs")?));
             fan_out(b, j.inlet, j.outlets)
         }

@@ -49,6 +49,8 @@ pub struct Case {
     pub id: String,
     /// Why the case is expected to fail today (`None`: it must pass).
     pub pending: Option<String>,
+    /// The case only makes sense in Python (e.g. a negative count); skipped here.
+    pub only_py: bool,
     op: String,
     params: Json,
     steps: Vec<Step>,
@@ -151,6 +153,7 @@ impl Case {
                 .and_then(Json::as_str)
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned),
+            only_py: j.get("only_py").and_then(Json::as_bool).unwrap_or(false),
             op: op.to_owned(),
             params: j
                 .get("params")

@@ -29,6 +29,7 @@ enum Step {
     ExpectCancelled(usize),
     ExpectNotCancelled(usize),
     AcceptedAtMost(usize, u64),
+    AcceptedAtLeast(usize, u64),
     Settle,
     Advance(Duration),
 }
@@ -125,6 +126,7 @@ fn parse_step(j: &Json) -> Result<Step, String> {
         "expect_cancelled" => Step::ExpectCancelled(n()?),
         "expect_not_cancelled" => Step::ExpectNotCancelled(n()?),
         "accepted_at_most" => Step::AcceptedAtMost(port(j, "in"), n()? as u64),
+        "accepted_at_least" => Step::AcceptedAtLeast(port(j, "in"), n()? as u64),
         "settle" => Step::Settle,
         "advance_ms" => Step::Advance(Duration::from_millis(n()? as u64)),
         _ => return Err(format!("unknown step {k:?}")),
@@ -418,6 +420,16 @@ impl Case {
                     let d = src(*i).map_err(at)?.probe().map_err(at)?.delivered();
                     if d > *k {
                         return Err(at(format!("{d} elements accepted")));
+                    }
+                }
+                Step::AcceptedAtLeast(i, k) => {
+                    let s = src(*i).map_err(at)?.probe().map_err(at)?;
+                    let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
+                    while s.delivered() < *k && tokio::time::Instant::now() < deadline {
+                        settle().await;
+                    }
+                    if s.delivered() < *k {
+                        return Err(at(format!("only {} elements accepted", s.delivered())));
                     }
                 }
                 Step::Settle => settle().await,

@@ -5,6 +5,7 @@
 use crate::metrics::StageMetrics;
 use crate::ports::{ChannelInput, RoutedOutput};
 use crate::supervise::{FlowSlot, SinkSlot, SourceSlot};
+use crate::watch::IslandProbe;
 use std::any::Any;
 use std::future::poll_fn;
 use std::sync::Arc;
@@ -41,6 +42,10 @@ pub(crate) struct ChainIsland {
     /// The run, to tell a sink stopped by another island's failure what that failure was.
     pub(crate) run: Arc<crate::run::RunShared>,
     pub(crate) metrics: Vec<Arc<StageMetrics>>,
+    /// Which stage the island is calling (read when the run cannot stop).
+    pub(crate) probe: Arc<IslandProbe>,
+    /// The probe's index of `flows[0]` (1 behind a source head, else 0).
+    pub(crate) base: usize,
     /// Start of the busy period not yet added to the metrics (clock reads happen only when the
     /// island is about to wait, and every [`ACCOUNT_EVERY`] batches, never per batch).
     pub(crate) mark: Instant,
@@ -51,6 +56,16 @@ const ACCOUNT_EVERY: u64 = 64;
 /// The island spends one unit of tokio's cooperative budget every this many batches, so it
 /// yields to other tasks about once per millisecond of work instead of every few microseconds.
 const BUDGET_EVERY: u64 = 8;
+
+/// What a chain with a demand-driven output waited for.
+enum Wait {
+    /// The output is not demand-driven.
+    Free,
+    /// Its consumer asked for this many rows.
+    Rows(usize),
+    /// The input ended or failed first.
+    Input(Input),
+}
 
 enum Input {
     Batch(Option<weir_graph::BoxBatch>),
@@ -63,10 +78,20 @@ fn poll_source(
     s: &mut SourceSlot,
     cx: &mut Context<'_>,
     clock: &dyn Clock,
+    limit: Option<usize>,
 ) -> Poll<Result<Step, StageError>> {
     loop {
         let r = {
-            let mut scx = s.c.cx(clock);
+            let mut scx = match limit {
+                None => s.c.cx(clock),
+                // A demand-driven output: the source makes no more than was asked for.
+                Some(n) => weir_graph::StageCx::new(
+                    &s.c.info,
+                    clock,
+                    s.c.sup.as_ref(),
+                    s.c.batch.min(n).max(1),
+                ),
+            };
             let logic = &mut s.logic;
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 logic.poll_next(cx, &mut scx)
@@ -104,17 +129,24 @@ fn tail_closed(tail: &mut Tail, cx: &mut Context<'_>) -> Poll<()> {
 /// A stage that fails in the middle of a batch has already emitted the outputs of the elements
 /// before the failing one: those still travel downstream, ahead of the error, exactly as they
 /// would have one element at a time.
+///
+/// `at` is where the probe places `flows[0]` (the island's stage index), so a stage stuck in
+/// user code can be named.
 fn push_through(
     flows: &mut [FlowSlot],
     start: usize,
     tail: &mut Tail,
     input: &mut dyn Any,
     clock: &dyn Clock,
+    at: (&IslandProbe, usize),
 ) -> Result<(), (usize, StageError)> {
+    let (probe, base) = at;
+    let n = flows.len();
     let (k, e) = {
         let mut cur: &mut dyn Any = input;
         let mut failed = None;
         for (k, slot) in flows.iter_mut().enumerate().skip(start) {
+            probe.at(base + k);
             if let Err(e) = slot.on_batch(cur, clock) {
                 failed = Some((k, e));
                 break;
@@ -127,6 +159,7 @@ fn push_through(
         match failed {
             Some(f) => f,
             None => {
+                probe.at(base + n);
                 return match tail {
                     Tail::Sink(s) => s.on_batch(cur, clock).map_err(|e| (flows.len(), e)),
                     Tail::Output(o) => {
@@ -140,8 +173,15 @@ fn push_through(
     let (left, right) = flows.split_at_mut(k + 1);
     let slot = &mut left[k];
     if slot.logic.output_len() > 0 {
-        push_through(right, 0, tail, slot.logic.output(), clock)
-            .map_err(|(i, e2)| (k + 1 + i, e2))?;
+        push_through(
+            right,
+            0,
+            tail,
+            slot.logic.output(),
+            clock,
+            (probe, base + k + 1),
+        )
+        .map_err(|(i, e2)| (k + 1 + i, e2))?;
     }
     Err((k, e))
 }
@@ -179,18 +219,66 @@ impl ChainIsland {
         }
     }
 
+    /// Waits until a demand-driven output's consumer asks for rows (how many it asked for),
+    /// or, for an input head, until the input ends or fails (which needs no demand).
+    async fn demand(&mut self) -> Result<Wait, Outcome> {
+        let Self {
+            head, tail, cancel, ..
+        } = self;
+        let Tail::Output(o) = tail else {
+            return Ok(Wait::Free);
+        };
+        if !o.is_on_demand() {
+            return Ok(Wait::Free);
+        }
+        let mut poll = |cx: &mut Context<'_>| {
+            if let Poll::Ready(r) = o.poll_demand(cx) {
+                return Poll::Ready(r.map(Wait::Rows).map_err(|_| Outcome::DownstreamGone));
+            }
+            match head {
+                Head::Input(i) => i.poll_terminal(cx).map(|m| Ok(Wait::Input(map_in(m)))),
+                Head::Source(_) => Poll::Pending,
+            }
+        };
+        let now = {
+            let mut noop = Context::from_waker(Waker::noop());
+            poll(&mut noop)
+        };
+        match now {
+            Poll::Ready(r) => r,
+            Poll::Pending => {
+                let cancel = &*cancel;
+                tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => Err(Outcome::Cancelled),
+                    r = poll_fn(poll) => r,
+                }
+            }
+        }
+    }
+
     async fn next_input(&mut self) -> Result<Input, Outcome> {
-        let Self { head, clock, .. } = self;
+        let limit = match self.demand().await? {
+            Wait::Free => None,
+            Wait::Rows(n) => Some(n),
+            Wait::Input(i) => return Ok(i),
+        };
+        let Self {
+            head, clock, probe, ..
+        } = self;
         let clock = &**clock;
+        if let Head::Source(_) = head {
+            probe.at(0);
+        }
         // Fast path: something is ready now.
         let ready = {
             let mut noop = Context::from_waker(Waker::noop());
             match head {
-                Head::Source(s) => poll_source(s, &mut noop, clock).map(|r| match r {
+                Head::Source(s) => poll_source(s, &mut noop, clock, limit).map(|r| match r {
                     Ok(step) => Input::SourceBatch(step),
                     Err(e) => Input::Error(e),
                 }),
-                Head::Input(i) => i.poll_recv(&mut noop).map(map_in),
+                Head::Input(i) => poll_head_input(i, &mut noop, limit).map(map_in),
             }
         };
         if let Poll::Ready(x) = ready {
@@ -223,11 +311,11 @@ impl ChainIsland {
                 _ = cancel.cancelled() => Err(Outcome::Cancelled),
                 _ = poll_fn(|cx| tail_closed(tail, cx)) => Err(Outcome::DownstreamGone),
                 r = poll_fn(|cx| match head {
-                    Head::Source(s) => poll_source(s, cx, clock).map(|r| match r {
+                    Head::Source(s) => poll_source(s, cx, clock, limit).map(|r| match r {
                         Ok(step) => Input::SourceBatch(step),
                         Err(e) => Input::Error(e),
                     }),
-                    Head::Input(i) => i.poll_recv(cx).map(map_in),
+                    Head::Input(i) => poll_head_input(i, cx, limit).map(map_in),
                 }) => Ok(r),
             }
         };
@@ -266,6 +354,17 @@ impl ChainIsland {
     }
 
     async fn drive(&mut self) -> Outcome {
+        // A stage that wants nothing from the start (`take(0)`) completes at once, without
+        // waiting for an input that may never come.
+        let done = self.flows.iter().position(|f| f.logic.is_done());
+        if let Some(k) = done {
+            return Box::pin(self.finish_from(k)).await;
+        }
+        if let Tail::Sink(s) = &self.tail
+            && s.logic.is_done()
+        {
+            return Box::pin(self.finish_from(self.flows.len())).await;
+        }
         let mut batches: u64 = 0;
         loop {
             let input = match self.next_input().await {
@@ -286,15 +385,21 @@ impl ChainIsland {
                         &mut self.tail,
                         s.logic.buffer(),
                         &*clock,
+                        (&*self.probe, self.base),
                     );
                     if step == Step::Done && r.is_ok() {
                         return Box::pin(self.finish_from(0)).await;
                     }
                     r
                 }
-                Input::Batch(Some(mut b)) => {
-                    push_through(&mut self.flows, 0, &mut self.tail, b.as_any_mut(), &*clock)
-                }
+                Input::Batch(Some(mut b)) => push_through(
+                    &mut self.flows,
+                    0,
+                    &mut self.tail,
+                    b.as_any_mut(),
+                    &*clock,
+                    (&*self.probe, self.base),
+                ),
                 Input::Batch(None) => Ok(()),
                 Input::End => return Box::pin(self.finish_from(0)).await,
                 Input::Error(e) => return Box::pin(self.fail_from(0, e)).await,
@@ -353,16 +458,24 @@ impl ChainIsland {
         for j in k..self.flows.len() {
             let (left, right) = self.flows.split_at_mut(j + 1);
             let slot = &mut left[j];
+            self.probe.at(self.base + j);
             if let Err(e) = slot.on_finish(&*clock) {
                 return Box::pin(self.fail_from(j + 1, e)).await;
             }
             if slot.logic.output_len() > 0
-                && let Err((i, e)) =
-                    push_through(right, 0, &mut self.tail, slot.logic.output(), &*clock)
+                && let Err((i, e)) = push_through(
+                    right,
+                    0,
+                    &mut self.tail,
+                    slot.logic.output(),
+                    &*clock,
+                    (&*self.probe, self.base + j + 1),
+                )
             {
                 return Box::pin(self.fail_from(j + 1 + i + 1, e)).await;
             }
         }
+        self.probe.at(self.base + self.flows.len());
         match &mut self.tail {
             Tail::Sink(s) => match s.on_finish(&*clock) {
                 Ok(()) => Outcome::Completed,
@@ -392,8 +505,14 @@ impl ChainIsland {
                     let (left, right) = self.flows.split_at_mut(j + 1);
                     let slot = &mut left[j];
                     if slot.logic.output_len() > 0
-                        && let Err((i, e2)) =
-                            push_through(right, 0, &mut self.tail, slot.logic.output(), &*clock)
+                        && let Err((i, e2)) = push_through(
+                            right,
+                            0,
+                            &mut self.tail,
+                            slot.logic.output(),
+                            &*clock,
+                            (&*self.probe, self.base + j + 1),
+                        )
                     {
                         return Box::pin(self.fail_from(j + 1 + i + 1, e2)).await;
                     }
@@ -411,6 +530,19 @@ impl ChainIsland {
             }
         }
         Outcome::Failed(e)
+    }
+}
+
+/// Receives from a chain's input; under a demand-driven output only what its consumer asked
+/// for is requested from a demand-driven upstream.
+fn poll_head_input(
+    i: &mut ChannelInput,
+    cx: &mut Context<'_>,
+    limit: Option<usize>,
+) -> Poll<InMsg> {
+    match limit {
+        None => i.poll_recv(cx),
+        Some(n) => i.poll_recv_up_to(cx, n),
     }
 }
 

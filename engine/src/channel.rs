@@ -1,5 +1,9 @@
 //! The credit channel between islands: single consumer, bounded in rows and bytes (not messages),
 //! carrying data and in-band control (end, error) in order.
+//!
+//! A demand-driven channel ([`channel_on_demand`]) has no capacity of its own: the consumer grants
+//! rows when it polls an empty queue, and the producer may send only what was granted, so no more
+//! than the consumer asked for is ever in flight. Ordinary channels never take that path.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,12 +26,16 @@ struct State {
     tx_waker: Option<Waker>,
     rx_dropped: bool,
     terminated: bool,
+    /// Demand-driven channels: rows the consumer asked for and has not been sent yet.
+    demand: usize,
 }
 
 pub(crate) struct Shared {
     state: Mutex<State>,
     cap_rows: usize,
     cap_bytes: usize,
+    /// Demand-driven: `cap_rows` is the most rows one poll of the consumer grants.
+    on_demand: bool,
     senders: AtomicUsize,
     depth: AtomicUsize,
     peak: AtomicUsize,
@@ -66,6 +74,16 @@ fn set_waker(slot: &mut Option<Waker>, cx: &Context<'_>) {
 /// Creates a channel holding at most `cap_rows` rows and `cap_bytes` bytes (a single batch larger
 /// than the capacity is admitted when the channel is empty).
 pub(crate) fn channel(cap_rows: usize, cap_bytes: usize) -> (Sender, Receiver) {
+    make(cap_rows, cap_bytes, false)
+}
+
+/// Creates a demand-driven channel: the consumer grants up to `grant_rows` rows each time it
+/// polls an empty queue (or exactly what it asks for with [`Receiver::poll_recv_up_to`]).
+pub(crate) fn channel_on_demand(grant_rows: usize) -> (Sender, Receiver) {
+    make(grant_rows, usize::MAX, true)
+}
+
+fn make(cap_rows: usize, cap_bytes: usize, on_demand: bool) -> (Sender, Receiver) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             queue: VecDeque::new(),
@@ -75,9 +93,11 @@ pub(crate) fn channel(cap_rows: usize, cap_bytes: usize) -> (Sender, Receiver) {
             tx_waker: None,
             rx_dropped: false,
             terminated: false,
+            demand: 0,
         }),
         cap_rows: cap_rows.max(1),
         cap_bytes: cap_bytes.max(1),
+        on_demand,
         senders: AtomicUsize::new(1),
         depth: AtomicUsize::new(0),
         peak: AtomicUsize::new(0),
@@ -119,10 +139,45 @@ impl Sender {
         if s.rx_dropped {
             return Poll::Ready(Err(Closed));
         }
+        if self.shared.on_demand {
+            return if s.demand > 0 {
+                Poll::Ready(Ok(()))
+            } else {
+                set_waker(&mut s.tx_waker, cx);
+                Poll::Pending
+            };
+        }
         let fits = s.rows == 0
             || (s.rows + rows <= self.shared.cap_rows && s.bytes + bytes <= self.shared.cap_bytes);
         if fits {
             Poll::Ready(Ok(()))
+        } else {
+            set_waker(&mut s.tx_waker, cx);
+            Poll::Pending
+        }
+    }
+
+    /// Whether this channel carries exactly the consumer's demand.
+    pub(crate) fn is_on_demand(&self) -> bool {
+        self.shared.on_demand
+    }
+
+    /// Waits until the consumer takes rows and returns how many: its open demand on a
+    /// demand-driven channel, the free capacity otherwise.
+    pub(crate) fn poll_demand(&self, cx: &mut Context<'_>) -> Poll<Result<usize, Closed>> {
+        let mut s = self.shared.lock();
+        if s.rx_dropped {
+            return Poll::Ready(Err(Closed));
+        }
+        let free = if self.shared.on_demand {
+            s.demand
+        } else if s.rows == 0 {
+            self.shared.cap_rows
+        } else {
+            self.shared.cap_rows.saturating_sub(s.rows)
+        };
+        if free > 0 {
+            Poll::Ready(Ok(free))
         } else {
             set_waker(&mut s.tx_waker, cx);
             Poll::Pending
@@ -143,6 +198,7 @@ impl Sender {
                 Msg::Data(b) => {
                     s.rows += b.rows();
                     s.bytes += b.bytes();
+                    s.demand = s.demand.saturating_sub(b.rows());
                     self.shared.depth.store(s.rows, Ordering::Relaxed);
                     if s.rows > self.shared.peak.load(Ordering::Relaxed) {
                         self.shared.peak.store(s.rows, Ordering::Relaxed);
@@ -194,6 +250,12 @@ impl Receiver {
 
     /// Next message; `None` when every sender vanished without end-of-stream.
     pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Msg>> {
+        self.poll_recv_up_to(cx, self.shared.cap_rows)
+    }
+
+    /// Next message; on a demand-driven channel an empty queue first raises the open demand to
+    /// `want` rows (what the consumer is ready for), waking the producer.
+    pub(crate) fn poll_recv_up_to(&self, cx: &mut Context<'_>, want: usize) -> Poll<Option<Msg>> {
         let (msg, w) = {
             let mut s = self.shared.lock();
             match s.queue.pop_front() {
@@ -210,13 +272,42 @@ impl Receiver {
                         (Poll::Ready(None), None)
                     } else {
                         set_waker(&mut s.rx_waker, cx);
-                        (Poll::Pending, None)
+                        let mut w = None;
+                        if self.shared.on_demand && !s.terminated && s.demand < want {
+                            s.demand = want;
+                            w = s.tx_waker.take();
+                        }
+                        (Poll::Pending, w)
                     }
                 }
             }
         };
         wake(w);
         msg
+    }
+}
+
+impl Receiver {
+    /// Ready when the next message is end-of-stream (`Some(Ok)`), a failure (`Some(Err)`) or
+    /// every sender vanished (`None`), taking it; pending while data comes first or nothing is
+    /// queued. Lets a consumer without demand see completion without pulling data.
+    pub(crate) fn poll_terminal(
+        &self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<(), StageError>>> {
+        let mut s = self.shared.lock();
+        match s.queue.front() {
+            Some(Msg::Data(_)) => Poll::Pending,
+            Some(_) => match s.queue.pop_front() {
+                Some(Msg::Error(e)) => Poll::Ready(Some(Err(e))),
+                _ => Poll::Ready(Some(Ok(()))),
+            },
+            None if self.shared.senders.load(Ordering::Acquire) == 0 => Poll::Ready(None),
+            None => {
+                set_waker(&mut s.rx_waker, cx);
+                Poll::Pending
+            }
+        }
     }
 }
 
@@ -232,5 +323,94 @@ impl Drop for Receiver {
             s.tx_waker.take()
         };
         wake(w);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::Waker;
+
+    fn cx() -> Context<'static> {
+        Context::from_waker(Waker::noop())
+    }
+
+    fn data(v: Vec<u32>) -> Msg {
+        Msg::Data(Box::new(v))
+    }
+
+    fn rows(m: Poll<Option<Msg>>) -> Vec<u32> {
+        match m {
+            Poll::Ready(Some(Msg::Data(b))) => match b.into_any().downcast::<Vec<u32>>() {
+                Ok(v) => *v,
+                Err(_) => panic!("not a batch of u32"),
+            },
+            _ => panic!("expected data"),
+        }
+    }
+
+    #[test]
+    fn a_demand_channel_carries_only_what_the_consumer_asked_for() {
+        let (tx, rx) = channel_on_demand(8);
+        let mut cx = cx();
+        // Nothing asked yet: no demand, no credit.
+        assert!(tx.poll_demand(&mut cx).is_pending());
+        assert!(tx.poll_ready(&mut cx, 1, 0).is_pending());
+        // The consumer polls an empty queue asking for 3.
+        assert!(rx.poll_recv_up_to(&mut cx, 3).is_pending());
+        assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Ok(3)));
+        tx.push(data(vec![1, 2])).unwrap();
+        assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Ok(1)));
+        assert_eq!(rows(rx.poll_recv_up_to(&mut cx, 1)), vec![1, 2]);
+        // Asking for 1 while 1 is still open grants nothing more.
+        assert!(rx.poll_recv_up_to(&mut cx, 1).is_pending());
+        assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Ok(1)));
+        tx.push(data(vec![3])).unwrap();
+        assert!(tx.poll_demand(&mut cx).is_pending());
+        assert_eq!(rows(rx.poll_recv(&mut cx)), vec![3]);
+        // A plain poll grants the consumer's batch (the channel's grant size).
+        assert!(rx.poll_recv(&mut cx).is_pending());
+        assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Ok(8)));
+    }
+
+    #[test]
+    fn end_and_errors_need_no_demand_and_are_seen_without_taking_data() {
+        let (tx, rx) = channel_on_demand(4);
+        let mut cx = cx();
+        assert!(rx.poll_terminal(&mut cx).is_pending());
+        assert!(rx.poll_recv_up_to(&mut cx, 1).is_pending());
+        tx.push(data(vec![7])).unwrap();
+        tx.push(Msg::End).unwrap();
+        // Data comes first: the terminal peek waits.
+        assert!(rx.poll_terminal(&mut cx).is_pending());
+        assert_eq!(rows(rx.poll_recv(&mut cx)), vec![7]);
+        assert!(matches!(
+            rx.poll_terminal(&mut cx),
+            Poll::Ready(Some(Ok(())))
+        ));
+
+        let (tx, rx) = channel_on_demand(4);
+        tx.push(Msg::Error(StageError::user("boom"))).unwrap();
+        assert!(matches!(
+            rx.poll_terminal(&mut cx),
+            Poll::Ready(Some(Err(_)))
+        ));
+        drop(tx);
+        assert!(matches!(rx.poll_terminal(&mut cx), Poll::Ready(None)));
+    }
+
+    #[test]
+    fn ordinary_channels_report_free_capacity_as_demand() {
+        let (tx, rx) = channel(10, usize::MAX);
+        let mut cx = cx();
+        assert!(!tx.is_on_demand());
+        assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Ok(10)));
+        tx.push(data(vec![1, 2, 3, 4])).unwrap();
+        assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Ok(6)));
+        tx.push(data((0..6).collect())).unwrap();
+        assert!(tx.poll_demand(&mut cx).is_pending());
+        assert_eq!(rows(rx.poll_recv(&mut cx)), vec![1, 2, 3, 4]);
+        drop(rx);
+        assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Err(Closed)));
     }
 }

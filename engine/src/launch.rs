@@ -3,12 +3,13 @@
 
 use crate::EngineError;
 use crate::chain::{ChainIsland, Head, Outcome, Tail};
-use crate::channel::{Msg, Receiver, Sender, channel};
+use crate::channel::{Msg, Receiver, Sender, channel, channel_on_demand};
 use crate::metrics::{MetricsEntry, StageMetrics};
 use crate::plan::{Endpoint, IslandKind, PhysicalPlan, plan};
 use crate::ports::{ChannelInput, RoutedOutput};
 use crate::run::{DEFAULT_BUFFER_BYTES, RunShared};
 use crate::supervise::{FlowSlot, SinkSlot, SourceSlot, StageCommon, panic_error};
+use crate::watch::{IslandProbe, Watched};
 use futures::FutureExt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -37,9 +38,29 @@ impl SubMaterializer for RunSub {
         module: Arc<Module>,
         input: Arc<dyn RouterFactory>,
     ) -> Result<(Box<dyn ErasedOutput>, Box<dyn ErasedInput>), StageError> {
+        self.sub_flow(module, input, true)
+    }
+
+    fn flow_detached(
+        &self,
+        module: Arc<Module>,
+        input: Arc<dyn RouterFactory>,
+    ) -> Result<(Box<dyn ErasedOutput>, Box<dyn ErasedInput>), StageError> {
+        self.sub_flow(module, input, false)
+    }
+}
+
+impl RunSub {
+    /// Starts a flow sub-graph; `record` says whether a failing sink in it fails the run.
+    fn sub_flow(
+        &self,
+        module: Arc<Module>,
+        input: Arc<dyn RouterFactory>,
+        record: bool,
+    ) -> Result<(Box<dyn ErasedOutput>, Box<dyn ErasedInput>), StageError> {
         let (tx_in, rx_in) = channel(self.0.cfg.buffer_rows_at(None), DEFAULT_BUFFER_BYTES);
         let (tx_out, rx_out) = channel(self.0.cfg.buffer_rows_at(None), DEFAULT_BUFFER_BYTES);
-        launch(&self.0, module, vec![rx_in], vec![tx_out]).map_err(to_stage_error)?;
+        launch_with(&self.0, module, vec![rx_in], vec![tx_out], record).map_err(to_stage_error)?;
         let router = input
             .make(EdgeKind::Forward, 1)
             .ok_or_else(|| StageError::internal("substream input router"))?;
@@ -112,7 +133,11 @@ fn wire(p: &PhysicalPlan, ext_in: Vec<Receiver>, ext_out: Vec<Sender>) -> Wiring
                         if e.kind == EdgeKind::Forward && i != j && na == nb {
                             continue;
                         }
-                        let (s, r) = channel(e.buffer_rows, DEFAULT_BUFFER_BYTES);
+                        let (s, r) = if e.on_demand {
+                            channel_on_demand(e.buffer_rows)
+                        } else {
+                            channel(e.buffer_rows, DEFAULT_BUFFER_BYTES)
+                        };
                         producer[pa].push(s);
                         consumer[pb].push(r);
                     }
@@ -154,13 +179,28 @@ pub(crate) fn launch(
     ext_in: Vec<Receiver>,
     ext_out: Vec<Sender>,
 ) -> Result<BoxMat, EngineError> {
+    launch_with(shared, module, ext_in, ext_out, true)
+}
+
+/// [`launch`]; with `record` false a failing sink ends its island without failing the run.
+fn launch_with(
+    shared: &Arc<RunShared>,
+    module: Arc<Module>,
+    ext_in: Vec<Receiver>,
+    ext_out: Vec<Sender>,
+    record: bool,
+) -> Result<BoxMat, EngineError> {
     let p = plan(Arc::clone(&module), shared.cfg)?;
     let island_base = shared
         .islands
         .fetch_add(p.islands.len(), std::sync::atomic::Ordering::Relaxed);
     let mut w = wire(&p, ext_in, ext_out);
     let mut slots: Vec<Option<BoxMat>> = (0..module.nodes.len()).map(|_| None).collect();
-    let mut tasks: Vec<(String, futures::future::BoxFuture<'static, ()>)> = Vec::new();
+    let mut tasks: Vec<(
+        Arc<IslandProbe>,
+        bool,
+        futures::future::BoxFuture<'static, ()>,
+    )> = Vec::new();
     let mut entries = Vec::new();
     for isl in &p.islands {
         for sub in 0..isl.parallelism {
@@ -189,6 +229,8 @@ pub(crate) fn launch(
             let rxs = std::mem::take(&mut w.rx[isl.id][sub]);
             let txs = std::mem::take(&mut w.tx[isl.id][sub]);
             let name = format!("island-{}#{}", island_base + isl.id, sub);
+            let stages = isl.nodes.iter().map(|&n| module.node_path(n)).collect();
+            let probe = Arc::new(IslandProbe::new(name, stages));
             match isl.kind {
                 IslandKind::Async => {
                     let node = isl.nodes[0];
@@ -232,10 +274,11 @@ pub(crate) fn launch(
                         sub: Arc::new(RunSub(Arc::clone(shared))),
                         counts: Arc::clone(&c.m) as Arc<dyn weir_graph::StageCounts>,
                     };
-                    let terminal = isl.outputs.is_empty();
+                    let terminal = record && isl.outputs.is_empty();
                     let sh = Arc::clone(shared);
                     tasks.push((
-                        name,
+                        probe,
+                        terminal,
                         Box::pin(run_async(logic, io, controls, c, terminal, sh)),
                     ));
                 }
@@ -314,7 +357,8 @@ pub(crate) fn launch(
                     let Some(head) = head else {
                         return Err(StageError::internal("chain without head").into());
                     };
-                    let terminal = matches!(tail, Tail::Sink(_));
+                    let terminal = record && matches!(tail, Tail::Sink(_));
+                    let base = usize::from(matches!(head, Head::Source(_)));
                     let island = ChainIsland {
                         head,
                         flows,
@@ -324,10 +368,13 @@ pub(crate) fn launch(
                         run: Arc::clone(shared),
                         metrics: stage_metrics,
                         mark: std::time::Instant::now(),
+                        probe: Arc::clone(&probe),
+                        base,
                     };
                     let sh = Arc::clone(shared);
                     tasks.push((
-                        name,
+                        probe,
+                        terminal,
                         Box::pin(async move {
                             let out = AssertUnwindSafe(island.run()).catch_unwind().await;
                             let out = out.unwrap_or_else(|p| Outcome::Failed(panic_error(p)));
@@ -347,8 +394,33 @@ pub(crate) fn launch(
     if let Ok(mut m) = shared.metrics.lock() {
         m.extend(entries);
     }
-    for (name, t) in tasks {
-        shared.spawn(name, t);
+    if let Ok(mut v) = shared.probes.lock() {
+        // Substreams launch islands all along a run: forget the ended ones now and then, so
+        // the list stays proportional to the islands alive.
+        let at = shared
+            .probes_prune_at
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if v.len() >= at {
+            v.retain(|p| !p.is_done());
+            let next = (2 * v.len()).max(crate::run::PROBES_PRUNE_MIN);
+            shared
+                .probes_prune_at
+                .store(next, std::sync::atomic::Ordering::Relaxed);
+        }
+        v.extend(tasks.iter().map(|(p, _, _)| Arc::clone(p)));
+    }
+    for (probe, terminal, t) in tasks {
+        let name = probe.name.clone();
+        if terminal {
+            shared.sink_started();
+            let sh = Arc::clone(shared);
+            shared.spawn(
+                name,
+                Watched::new(t, probe).on_end(Box::new(move || sh.sink_ended())),
+            );
+        } else {
+            shared.spawn(name, Watched::new(t, probe));
+        }
     }
     Ok(mat)
 }
@@ -377,10 +449,15 @@ async fn run_async(
     shared: Arc<RunShared>,
 ) {
     let fut = AssertUnwindSafe(logic.run(io)).catch_unwind();
+    // Once every consumer is gone the stage has nobody to work for: whatever it awaits (outside
+    // input, a timer, user futures) is dropped at once, which cancels its own inputs in turn.
+    let watch = !terminal && !controls.is_empty();
+    let gone = std::future::poll_fn(|cx| all_closed(&controls, cx));
     let r = tokio::select! {
         biased;
         _ = shared.cancel.cancelled() => None,
         r = fut => Some(r),
+        () = gone, if watch => None,
     };
     match r {
         None => {}
@@ -406,4 +483,17 @@ async fn run_async(
         }
     }
     c.stopped();
+}
+
+/// Ready once every channel behind `controls` lost its consumer.
+fn all_closed(controls: &[Sender], cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+    let mut open = false;
+    for s in controls {
+        open |= s.poll_closed(cx).is_pending();
+    }
+    if open {
+        std::task::Poll::Pending
+    } else {
+        std::task::Poll::Ready(())
+    }
 }

@@ -29,16 +29,18 @@ mod run;
 mod runtime;
 mod supervise;
 pub mod testkit;
+mod watch;
 
 pub use clock::{SystemClock, VirtualClock};
 pub use error::EngineError;
 pub use kill_switch::{KillSwitches, SharedKillSwitch, UniqueKillSwitch};
 pub use metrics::StageMetricsSnapshot;
 pub use run::{
-    DEFAULT_BATCH_SIZE, DEFAULT_BUFFER_BYTES, DEFAULT_BUFFER_ROWS, Materializer, RunHandle,
-    RunnableExt, SourceRunExt,
+    DEFAULT_BATCH_SIZE, DEFAULT_BUFFER_BYTES, DEFAULT_BUFFER_ROWS, DEFAULT_CANCEL_GRACE,
+    Materializer, RunHandle, RunnableExt, SourceRunExt,
 };
 pub use runtime::Runtime;
+pub use watch::current_stage;
 
 /// The engine's entry points in one import.
 pub mod prelude {

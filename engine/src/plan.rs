@@ -54,8 +54,13 @@ pub struct PlanEdge {
     pub to: Endpoint,
     /// Distribution over subtasks.
     pub kind: EdgeKind,
-    /// Channel capacity in rows.
+    /// Channel capacity in rows; on a demand-driven edge, the most rows the consumer asks for
+    /// at once (its batch size).
     pub buffer_rows: usize,
+    /// Whether the channel carries exactly the consumer's demand instead of a capacity: the
+    /// producer island holds a stage with [`weir_graph::Node::demand_outputs`] or the consumer
+    /// has [`weir_graph::Node::demand_input`].
+    pub on_demand: bool,
 }
 
 /// The physical plan of a module.
@@ -237,15 +242,44 @@ pub fn plan(module: Arc<Module>, cfg: PlanConfig) -> Result<PhysicalPlan, GraphE
             &module.nodes[e.from.node].attrs,
             &module.nodes[e.to.node].attrs,
         );
-        let buffer_rows = to
-            .buffer_rows
-            .unwrap_or_else(|| cfg.buffer_rows_between(from.batch_size, to.batch_size));
+        let on_demand = islands[island_of[e.from.node]]
+            .nodes
+            .iter()
+            .any(|&k| module.nodes[k].demand_outputs)
+            || module.nodes[e.to.node].demand_input;
+        let buffer_rows = if on_demand {
+            to.batch_size.unwrap_or(cfg.batch_size).max(1)
+        } else {
+            to.buffer_rows
+                .unwrap_or_else(|| cfg.buffer_rows_between(from.batch_size, to.batch_size))
+        };
         edges.push(PlanEdge {
             from: port_of(&islands, e.from, false),
             to: port_of(&islands, e.to, true),
             kind: edge_kind(ei),
             buffer_rows,
+            on_demand,
         });
+    }
+    // An open port connects to the outside (a substream, a flow materialized inside a running
+    // stream) through one channel: only one subtask could be wired to it.
+    for (p, what) in module
+        .inlets
+        .iter()
+        .map(|p| (p, "input"))
+        .chain(module.outlets.iter().map(|p| (p, "output")))
+    {
+        let n = islands[island_of[p.node]].parallelism;
+        if n > 1 {
+            return Err(GraphError::InvalidStage {
+                node: module.node_path(p.node),
+                reason: format!(
+                    "parallelism {n} cannot be honoured: the stage's {what} is the open port of \
+                     a sub-graph (substream or flow), connected through one channel; give the \
+                     parallelism to a stage inside the sub-graph"
+                ),
+            });
+        }
     }
     for (k, p) in module.inlets.iter().enumerate() {
         edges.push(PlanEdge {
@@ -256,6 +290,7 @@ pub fn plan(module: Arc<Module>, cfg: PlanConfig) -> Result<PhysicalPlan, GraphE
                 .attrs
                 .buffer_rows
                 .unwrap_or_else(|| cfg.buffer_rows_at(module.nodes[p.node].attrs.batch_size)),
+            on_demand: false,
         });
     }
     for (k, p) in module.outlets.iter().enumerate() {
@@ -264,6 +299,7 @@ pub fn plan(module: Arc<Module>, cfg: PlanConfig) -> Result<PhysicalPlan, GraphE
             to: Endpoint::External(k),
             kind: EdgeKind::Rebalance,
             buffer_rows: cfg.buffer_rows_at(module.nodes[p.node].attrs.batch_size),
+            on_demand: false,
         });
     }
     Ok(PhysicalPlan {
@@ -322,9 +358,10 @@ impl PhysicalPlan {
                 EdgeKind::Hash => "hash",
                 EdgeKind::Broadcast => "broadcast",
             };
+            let demand = if e.on_demand { ", demand" } else { "" };
             let _ = writeln!(
                 s,
-                "    {} -.->|{kind}| {}",
+                "    {} -.->|{kind}{demand}| {}",
                 node_of(&e.from, false),
                 node_of(&e.to, true)
             );

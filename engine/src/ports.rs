@@ -40,6 +40,61 @@ impl ChannelInput {
 
 impl ErasedInput for ChannelInput {
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<InMsg> {
+        self.poll_inner(cx, None)
+    }
+
+    fn poll_recv_up_to(&mut self, cx: &mut Context<'_>, max_rows: usize) -> Poll<InMsg> {
+        self.poll_inner(cx, Some(max_rows))
+    }
+
+    fn queued_rows(&self) -> usize {
+        self.chans
+            .iter()
+            .flatten()
+            .map(|r| r.shared().depth())
+            .sum()
+    }
+}
+
+impl ChannelInput {
+    /// Ready with `End` or `Error` once that is what every upstream has next (consuming it);
+    /// pending while any upstream still has data or nothing queued. Never takes data.
+    pub(crate) fn poll_terminal(&mut self, cx: &mut Context<'_>) -> Poll<InMsg> {
+        if self.done {
+            return Poll::Ready(InMsg::End);
+        }
+        let mut open = 0;
+        for slot in &mut self.chans {
+            let Some(rx) = slot else { continue };
+            match rx.poll_terminal(cx) {
+                Poll::Ready(Some(Ok(()))) => *slot = None,
+                Poll::Ready(Some(Err(e))) => {
+                    self.done = true;
+                    self.chans.clear();
+                    return Poll::Ready(InMsg::Error(e));
+                }
+                Poll::Ready(None) => {
+                    self.done = true;
+                    self.chans.clear();
+                    return Poll::Ready(InMsg::Error(StageError::cancelled(format!(
+                        "upstream of '{}' stopped without completing",
+                        self.path
+                    ))));
+                }
+                Poll::Pending => open += 1,
+            }
+        }
+        if open == 0 {
+            self.done = true;
+            self.chans.clear();
+            Poll::Ready(InMsg::End)
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Receives from the channels in turn; `want` bounds what a demand-driven channel is asked for.
+    fn poll_inner(&mut self, cx: &mut Context<'_>, want: Option<usize>) -> Poll<InMsg> {
         if self.done {
             return Poll::Ready(InMsg::End);
         }
@@ -48,7 +103,11 @@ impl ErasedInput for ChannelInput {
         for k in 0..n {
             let i = (self.next + k) % n;
             let Some(rx) = &self.chans[i] else { continue };
-            match rx.poll_recv(cx) {
+            let polled = match want {
+                None => rx.poll_recv(cx),
+                Some(w) => rx.poll_recv_up_to(cx, w),
+            };
+            match polled {
                 Poll::Ready(Some(Msg::Data(b))) => {
                     self.next = (i + 1) % n;
                     if let Some(m) = &self.counts {
@@ -82,14 +141,6 @@ impl ErasedInput for ChannelInput {
             Poll::Pending
         }
     }
-
-    fn queued_rows(&self) -> usize {
-        self.chans
-            .iter()
-            .flatten()
-            .map(|r| r.shared().depth())
-            .sum()
-    }
 }
 
 /// An output port routing batches over one channel per downstream subtask.
@@ -102,6 +153,9 @@ pub(crate) struct RoutedOutput {
     count_elements: bool,
     finished: bool,
     finish_on_drop: bool,
+    /// Some channel carries exactly its consumer's demand: pending rows go out as soon as it
+    /// asks, whatever their number.
+    on_demand: bool,
 }
 
 impl RoutedOutput {
@@ -124,8 +178,10 @@ impl RoutedOutput {
         batch_size: usize,
         metrics: Arc<StageMetrics>,
     ) -> Self {
+        let on_demand = senders.iter().any(Sender::is_on_demand);
         Self {
             router,
+            on_demand,
             senders: senders.into_iter().map(Some).collect(),
             batch_size: batch_size.max(1),
             metrics,
@@ -133,6 +189,11 @@ impl RoutedOutput {
             finished: false,
             finish_on_drop: false,
         }
+    }
+
+    /// Whether some channel of this output carries exactly its consumer's demand.
+    pub(crate) fn is_on_demand(&self) -> bool {
+        self.on_demand
     }
 
     fn force_push_pending(&mut self) {
@@ -167,7 +228,7 @@ impl ErasedOutput for RoutedOutput {
                 continue;
             };
             let rows = self.router.pending(d);
-            if rows == 0 || (!force && rows < self.batch_size) {
+            if rows == 0 || (!force && !self.on_demand && rows < self.batch_size) {
                 open += 1;
                 continue;
             }
@@ -250,6 +311,36 @@ impl ErasedOutput for RoutedOutput {
         (0..self.senders.len())
             .map(|d| self.router.pending(d))
             .sum()
+    }
+
+    fn poll_demand(&mut self, cx: &mut Context<'_>) -> Poll<Result<usize, Cancelled>> {
+        // What is pending was decided on earlier demand: it leaves first.
+        match self.poll_flush(cx, true) {
+            Poll::Ready(Ok(())) => {}
+            other => return other.map(|r| r.map(|()| 0)),
+        }
+        let (mut total, mut open) = (0usize, 0usize);
+        for d in 0..self.senders.len() {
+            let Some(tx) = &self.senders[d] else { continue };
+            match tx.poll_demand(cx) {
+                Poll::Ready(Ok(n)) => {
+                    open += 1;
+                    total = total.saturating_add(n);
+                }
+                Poll::Ready(Err(Closed)) => {
+                    self.senders[d] = None;
+                    self.router.discard(d);
+                }
+                Poll::Pending => open += 1,
+            }
+        }
+        if open == 0 {
+            Poll::Ready(Err(Cancelled))
+        } else if total > 0 {
+            Poll::Ready(Ok(total))
+        } else {
+            Poll::Pending
+        }
     }
 }
 

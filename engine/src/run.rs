@@ -5,7 +5,9 @@ use crate::EngineError;
 use crate::clock::SystemClock;
 use crate::metrics::{MetricsEntry, StageMetricsSnapshot};
 use crate::plan::{PhysicalPlan, PlanConfig, plan};
+use crate::watch::IslandProbe;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -19,6 +21,8 @@ pub const DEFAULT_BATCH_SIZE: usize = 1024;
 pub const DEFAULT_BUFFER_ROWS: usize = crate::plan::BUFFER_BATCHES * DEFAULT_BATCH_SIZE;
 /// Default channel capacity in bytes.
 pub const DEFAULT_BUFFER_BYTES: usize = 64 << 20;
+/// Default time a cancelled run gives its stages to stop before `wait()` reports the stuck ones.
+pub const DEFAULT_CANCEL_GRACE: Duration = Duration::from_secs(3);
 
 /// Turns blueprints into running graphs; holds the run settings (clock, batch size, buffers).
 #[derive(Clone)]
@@ -27,6 +31,7 @@ pub struct Materializer {
     batch_size: usize,
     buffer_rows: Option<usize>,
     handle: Option<tokio::runtime::Handle>,
+    grace: Duration,
 }
 
 impl std::fmt::Debug for Materializer {
@@ -34,6 +39,7 @@ impl std::fmt::Debug for Materializer {
         f.debug_struct("Materializer")
             .field("batch_size", &self.batch_size)
             .field("buffer_rows", &self.buffer_rows)
+            .field("cancel_grace", &self.grace)
             .finish()
     }
 }
@@ -52,6 +58,7 @@ impl Materializer {
             batch_size: DEFAULT_BATCH_SIZE,
             buffer_rows: None,
             handle: None,
+            grace: DEFAULT_CANCEL_GRACE,
         }
     }
     /// Uses `clock` for every stage (e.g. a [`crate::VirtualClock`] in tests).
@@ -68,6 +75,13 @@ impl Materializer {
     /// size of the channel's two stages).
     pub fn with_buffer_rows(mut self, rows: usize) -> Self {
         self.buffer_rows = Some(rows.max(1));
+        self
+    }
+    /// How long a cancelled (or failed) run waits for its stages to stop before `wait()` gives
+    /// up on the ones stuck in a blocking call and returns a timeout error naming them
+    /// (default [`DEFAULT_CANCEL_GRACE`]).
+    pub fn with_cancel_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
         self
     }
     /// Runs on this runtime instead of the current one.
@@ -115,6 +129,11 @@ impl Materializer {
             cfg: self.plan_config(),
             handle,
             islands: std::sync::atomic::AtomicUsize::new(0),
+            probes: Mutex::new(Vec::new()),
+            probes_prune_at: std::sync::atomic::AtomicUsize::new(PROBES_PRUNE_MIN),
+            grace: self.grace,
+            sinks_left: std::sync::atomic::AtomicUsize::new(0),
+            sinks_done: CancellationToken::new(),
         });
         let mat = crate::launch::launch(&shared, Arc::clone(graph.module()), vec![], vec![])?;
         let mat = RunnableGraph::<M>::downcast_mat(mat)?;
@@ -139,7 +158,19 @@ pub(crate) struct RunShared {
     pub(crate) cfg: PlanConfig,
     pub(crate) handle: tokio::runtime::Handle,
     pub(crate) islands: std::sync::atomic::AtomicUsize,
+    /// One per island subtask spawned (ended ones pruned now and then), to name what is stuck
+    /// when the run cannot stop.
+    pub(crate) probes: Mutex<Vec<Arc<IslandProbe>>>,
+    /// Length of `probes` at which the ended ones are dropped next.
+    pub(crate) probes_prune_at: std::sync::atomic::AtomicUsize,
+    pub(crate) grace: Duration,
+    /// Islands ending in a sink still running, and the token cancelled when none is left.
+    pub(crate) sinks_left: std::sync::atomic::AtomicUsize,
+    pub(crate) sinks_done: CancellationToken,
 }
+
+/// `probes` is first pruned at this length.
+pub(crate) const PROBES_PRUNE_MIN: usize = 256;
 
 impl RunShared {
     /// The one place the engine spawns tasks: tracked by the run, aborted with it.
@@ -149,9 +180,31 @@ impl RunShared {
         fut: impl std::future::Future<Output = ()> + Send + 'static,
     ) {
         let span = tracing::debug_span!("island", name = %name);
-        let jh = self.tracker.spawn_on(fut.instrument(span), &self.handle);
+        let jh = if self.clock.tracks_tasks() {
+            let task = self.clock.track(Box::pin(fut.instrument(span)));
+            self.tracker.spawn_on(task, &self.handle)
+        } else {
+            self.tracker.spawn_on(fut.instrument(span), &self.handle)
+        };
         if let Ok(mut a) = self.aborts.lock() {
             a.push(jh.abort_handle());
+        }
+    }
+
+    /// Counts a sink island of the run as started.
+    pub(crate) fn sink_started(&self) {
+        self.sinks_left
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Counts a sink island as ended; the last one marks every sink done.
+    pub(crate) fn sink_ended(&self) {
+        if self
+            .sinks_left
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
+            == 1
+        {
+            self.sinks_done.cancel();
         }
     }
 
@@ -183,10 +236,30 @@ impl std::fmt::Debug for RunHandle {
 }
 
 impl RunHandle {
-    /// Waits until every task of the run has ended; `Err` if a sink saw a failure or the run was cancelled.
+    /// Waits until every task of the run has ended; `Err` if a sink saw a failure or the run was
+    /// cancelled. Always returns: once the run is cancelled (or failed), stages still stuck in a
+    /// blocking call after the cancel grace are reported (a `tracing` warning and a
+    /// [`weir_graph::ErrorKind::Timeout`] error naming the stage and its thread) and left behind;
+    /// once every sink has finished, stages upstream that are stuck after the grace are reported
+    /// (a warning) and left behind, and the run's result is returned.
     pub async fn wait(&self) -> Result<(), StageError> {
-        self.shared.tracker.close();
-        self.shared.tracker.wait().await;
+        let sh = &self.shared;
+        sh.tracker.close();
+        tokio::select! {
+            biased;
+            () = sh.tracker.wait() => {}
+            () = sh.cancel.cancelled() => {
+                if !self.ends_within_grace().await && let Some(e) = self.stuck_error() {
+                    return Err(e);
+                }
+            }
+            () = sh.sinks_done.cancelled() => {
+                if !self.ends_within_grace().await {
+                    // Warns about each stuck stage; the sinks' results stand.
+                    let _ = self.stuck_error();
+                }
+            }
+        }
         if let Some(e) = self.shared.failure.lock().ok().and_then(|f| f.clone()) {
             return Err(e);
         }
@@ -194,6 +267,66 @@ impl RunHandle {
             return Err(StageError::cancelled("run was cancelled"));
         }
         Ok(())
+    }
+
+    /// Whether every task ends within the cancel grace.
+    async fn ends_within_grace(&self) -> bool {
+        let sh = &self.shared;
+        // The run's own timer, so a wait polled outside its runtime works too.
+        let grace = {
+            let _rt = sh.handle.enter();
+            tokio::time::sleep(sh.grace)
+        };
+        tokio::select! {
+            biased;
+            () = sh.tracker.wait() => true,
+            () = grace => false,
+        }
+    }
+
+    /// The error naming the islands that did not stop within the grace (each warned about).
+    fn stuck_error(&self) -> Option<StageError> {
+        let sh = &self.shared;
+        let stuck: Vec<Arc<IslandProbe>> = sh
+            .probes
+            .lock()
+            .map(|v| v.iter().filter(|p| !p.is_done()).cloned().collect())
+            .unwrap_or_default();
+        let first = stuck.first()?;
+        for p in &stuck {
+            tracing::warn!(
+                stage = p.stage(),
+                island = %p.name,
+                thread = %p.thread(),
+                grace = ?sh.grace,
+                "stage did not stop after cancellation: stuck in a blocking call; left running"
+            );
+        }
+        let cause = sh
+            .failure
+            .lock()
+            .ok()
+            .and_then(|f| {
+                f.as_ref()
+                    .map(|e| format!(" (the run stopped because: {e})"))
+            })
+            .unwrap_or_default();
+        let others = if stuck.len() > 1 {
+            let rest: Vec<&str> = stuck[1..].iter().map(|p| p.stage()).collect();
+            format!("; also stuck: {}", rest.join(", "))
+        } else {
+            String::new()
+        };
+        Some(
+            StageError::timeout(format!(
+                "did not stop within {:?} of cancellation: stuck in a blocking call on thread \
+                 {} ({}){others}{cause}",
+                sh.grace,
+                first.thread(),
+                first.name
+            ))
+            .with_stage(first.stage()),
+        )
     }
 
     /// Cancels the run: every island stops at its next await point and runs its stop hooks.

@@ -6,18 +6,13 @@ use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use weir_graph::{
-    Clock, Directive, ErasedFlow, ErasedSink, ErasedSource, FlowFactory, SourceFactory, StageCx,
-    StageError, StageInfo, Supervision,
+    Clock, DeadLetter, Directive, ElementPanic, ErasedFlow, ErasedSink, ErasedSource, FlowFactory,
+    SourceFactory, StageCx, StageError, StageInfo, Supervision, panic_message,
 };
 
 /// Turns a panic payload into an internal error.
 pub(crate) fn panic_error(p: Box<dyn Any + Send>) -> StageError {
-    let msg = p
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".to_owned());
-    StageError::internal(format!("panicked: {msg}"))
+    StageError::internal(format!("panicked: {}", panic_message(&*p)))
 }
 
 /// Runs `f`, turning a panic into an error.
@@ -25,6 +20,62 @@ pub(crate) fn guarded<R>(f: impl FnOnce() -> Result<R, StageError>) -> Result<R,
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(p) => Err(panic_error(p)),
+    }
+}
+
+/// A failed call into a logic's `on_batch`.
+struct Failure {
+    err: StageError,
+    /// For a panic: the element (when the logic kept it) and its rendering, for the dead letter.
+    letter: Option<(Option<Box<dyn Any + Send>>, Option<String>)>,
+}
+
+/// Calls `f` (a logic's `on_batch`). A panic becomes an error naming the element: its rendering
+/// when the logic handed it over (an [`ElementPanic`]); otherwise the panic message comes back
+/// too, for [`Failure::placed`] to name the element by its position once the rows left are known.
+fn call_batch(
+    path: &str,
+    f: impl FnOnce() -> Result<(), StageError>,
+) -> Result<(), (Failure, Option<String>)> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err((
+            Failure {
+                err: e.with_stage(path),
+                letter: None,
+            },
+            None,
+        )),
+        Err(p) => {
+            let (element, repr, msg) = match p.downcast::<ElementPanic>() {
+                Ok(ep) => (Some(ep.element), ep.repr, ep.message),
+                Err(p) => (None, None, panic_message(&*p)),
+            };
+            let err = StageError::internal(format!("panicked: {msg}"));
+            let (err, unplaced) = match &repr {
+                Some(r) => (err.with_element(r), None),
+                None => (err, Some(msg)),
+            };
+            Err((
+                Failure {
+                    err: err.with_stage(path),
+                    letter: Some((element, repr)),
+                },
+                unplaced,
+            ))
+        }
+    }
+}
+
+impl Failure {
+    /// A panic on an element that could not be rendered: say where it was in the input.
+    fn placed(mut self, unplaced: Option<String>, path: &str, at: impl FnOnce() -> u64) -> Self {
+        if let Some(msg) = unplaced {
+            self.err =
+                StageError::internal(format!("panicked on element {} of its input: {msg}", at()))
+                    .with_stage(path);
+        }
+        self
     }
 }
 
@@ -49,6 +100,34 @@ impl StageCommon {
             tracing::warn!(stage = %self.info.path, error = %err, directive = ?d, "stage failure supervised");
         }
         d
+    }
+
+    /// Records a failure of one batch call and returns what to do about it; a panic that
+    /// supervision gets past sends its element to the dead-letter sink.
+    fn decide_failure(&self, f: Failure) -> (StageError, Directive) {
+        let d = self.decide(&f.err);
+        if d != Directive::Stop
+            && let Some((element, repr)) = f.letter
+            && let Some(dl) = self.sup.as_ref().and_then(|s| s.dead_letters())
+        {
+            dl.send(DeadLetter {
+                stage: self.info.path.clone(),
+                error: f.err.clone(),
+                element,
+                repr,
+            });
+        }
+        (f.err, d)
+    }
+
+    /// Position (in this instance's input) of the element a batch call failed on, given the
+    /// batch's row count and the rows it left.
+    fn failed_at(&self, rows: usize, left: usize) -> u64 {
+        let seen = self
+            .m
+            .elements_in
+            .load(std::sync::atomic::Ordering::Relaxed);
+        (seen.saturating_sub(rows as u64) + rows.saturating_sub(left) as u64).saturating_sub(1)
     }
 
     pub(crate) fn stopped(&self) {
@@ -83,23 +162,24 @@ impl FlowSlot {
         StageMetrics::add(&self.c.m.elements_in, rows);
         StageMetrics::add(&self.c.m.batches_in, 1);
         let before_out = self.logic.output_len();
+        let mut before = rows as usize;
         loop {
-            let before = self.logic.input_len(input);
             let r = {
                 let mut scx = self.c.cx(clock);
                 let logic = &mut self.logic;
-                guarded(|| logic.on_batch(input, &mut scx))
+                call_batch(&self.c.info.path, || logic.on_batch(input, &mut scx))
             };
-            let err = match r {
-                Ok(()) => break,
-                Err(e) => e.with_stage(&self.c.info.path),
-            };
-            match self.c.decide(&err) {
+            let Err((f, unplaced)) = r else { break };
+            let after = self.logic.input_len(input);
+            let f = f.placed(unplaced, &self.c.info.path, || {
+                self.c.failed_at(rows as usize, after)
+            });
+            let (err, d) = self.c.decide_failure(f);
+            match d {
                 Directive::Stop => return Err(err),
                 Directive::Resume => {}
                 Directive::Restart => self.restart()?,
             }
-            let after = self.logic.input_len(input);
             if after == 0 {
                 break;
             }
@@ -108,6 +188,7 @@ impl FlowSlot {
                 self.logic.clear_input(input);
                 break;
             }
+            before = after;
         }
         let out = self.logic.output_len().saturating_sub(before_out) as u64;
         StageMetrics::add(&self.c.m.elements_out, out);
@@ -188,21 +269,24 @@ impl SinkSlot {
         let rows = self.logic.input_len(input) as u64;
         StageMetrics::add(&self.c.m.elements_in, rows);
         StageMetrics::add(&self.c.m.batches_in, 1);
+        let mut before = rows as usize;
         loop {
-            let before = self.logic.input_len(input);
             let r = {
                 let mut scx = self.c.cx(clock);
                 let logic = &mut self.logic;
-                guarded(|| logic.on_batch(input, &mut scx))
+                call_batch(&self.c.info.path, || logic.on_batch(input, &mut scx))
             };
-            let err = match r {
-                Ok(()) => return Ok(()),
-                Err(e) => e.with_stage(&self.c.info.path),
+            let Err((f, unplaced)) = r else {
+                return Ok(());
             };
-            if self.c.decide(&err) == Directive::Stop {
+            let after = self.logic.input_len(input);
+            let f = f.placed(unplaced, &self.c.info.path, || {
+                self.c.failed_at(rows as usize, after)
+            });
+            let (err, d) = self.c.decide_failure(f);
+            if d == Directive::Stop {
                 return Err(err);
             }
-            let after = self.logic.input_len(input);
             if after == 0 {
                 return Ok(());
             }
@@ -210,6 +294,7 @@ impl SinkSlot {
                 self.logic.clear_input(input);
                 return Ok(());
             }
+            before = after;
         }
     }
 

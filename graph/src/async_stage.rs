@@ -43,6 +43,12 @@ pub trait ErasedInput: Send {
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<InMsg>;
     /// Rows buffered in front of this input (queue depth).
     fn queued_rows(&self) -> usize;
+    /// Like [`ErasedInput::poll_recv`], asking a demand-driven upstream for at most `max_rows`
+    /// rows in all (including those already requested); other inputs ignore the bound.
+    fn poll_recv_up_to(&mut self, cx: &mut Context<'_>, max_rows: usize) -> Poll<InMsg> {
+        let _ = max_rows;
+        self.poll_recv(cx)
+    }
 }
 
 /// An engine-provided output port (routes batches to every downstream subtask).
@@ -61,6 +67,12 @@ pub trait ErasedOutput: Send {
     fn fail(&mut self, error: StageError);
     /// Rows pending in this output's buffers.
     fn pending_rows(&self) -> usize;
+    /// Waits until downstream asks for rows and returns how many it may take now: on a
+    /// demand-driven channel exactly what the consumer requested, otherwise the free capacity.
+    /// Pending rows are sent first. `Err` once every consumer is gone.
+    fn poll_demand(&mut self, cx: &mut Context<'_>) -> Poll<Result<usize, Cancelled>> {
+        self.poll_flush(cx, true).map(|r| r.map(|()| usize::MAX))
+    }
 }
 
 /// Materializes sub-graphs from inside a running stage (`flat_map_merge`, `group_by`).
@@ -74,6 +86,15 @@ pub trait SubMaterializer: Send + Sync {
         module: Arc<Module>,
         input: Arc<dyn crate::RouterFactory>,
     ) -> Result<(Box<dyn ErasedOutput>, Box<dyn ErasedInput>), StageError>;
+    /// Like [`SubMaterializer::flow`], but a failing sink inside `module` ends only that
+    /// sub-graph (its input is cancelled) instead of failing the run; used by `RestartSink`.
+    fn flow_detached(
+        &self,
+        module: Arc<Module>,
+        input: Arc<dyn crate::RouterFactory>,
+    ) -> Result<(Box<dyn ErasedOutput>, Box<dyn ErasedInput>), StageError> {
+        self.flow(module, input)
+    }
 }
 
 /// An event seen by a typed input.
@@ -85,6 +106,20 @@ pub enum Event<T> {
     End,
     /// Upstream failed.
     Error(StageError),
+}
+
+fn typed<T: Send + 'static>(m: InMsg, path: &str) -> Event<T> {
+    match m {
+        InMsg::Data(b) => match b.into_any().downcast::<Vec<T>>() {
+            Ok(v) => Event::Batch(*v),
+            Err(_) => Event::Error(StageError::internal(format!(
+                "type mismatch at stage '{path}': expected a batch of {}",
+                std::any::type_name::<T>()
+            ))),
+        },
+        InMsg::End => Event::End,
+        InMsg::Error(e) => Event::Error(e),
+    }
 }
 
 /// A typed input port of an asynchronous stage.
@@ -111,22 +146,23 @@ impl<T: Send + 'static> Input<T> {
     }
     /// Polls for the next event.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Event<T>> {
-        self.inner.poll_recv(cx).map(|m| match m {
-            InMsg::Data(b) => match b.into_any().downcast::<Vec<T>>() {
-                Ok(v) => Event::Batch(*v),
-                Err(_) => Event::Error(StageError::internal(format!(
-                    "type mismatch at stage '{}': expected a batch of {}",
-                    self.path,
-                    std::any::type_name::<T>()
-                ))),
-            },
-            InMsg::End => Event::End,
-            InMsg::Error(e) => Event::Error(e),
-        })
+        let path = &self.path;
+        self.inner.poll_recv(cx).map(|m| typed(m, path))
     }
     /// Receives the next event.
     pub async fn recv(&mut self) -> Event<T> {
         poll_fn(|cx| self.poll_recv(cx)).await
+    }
+    /// Polls for the next event, asking a demand-driven upstream for at most `max_rows` rows.
+    pub fn poll_recv_up_to(&mut self, cx: &mut Context<'_>, max_rows: usize) -> Poll<Event<T>> {
+        let path = &self.path;
+        self.inner
+            .poll_recv_up_to(cx, max_rows)
+            .map(|m| typed(m, path))
+    }
+    /// Receives the next event, asking a demand-driven upstream for at most `max_rows` rows.
+    pub async fn recv_up_to(&mut self, max_rows: usize) -> Event<T> {
+        poll_fn(|cx| self.poll_recv_up_to(cx, max_rows)).await
     }
     /// Rows queued in front of this input.
     pub fn queued_rows(&self) -> usize {
@@ -182,6 +218,23 @@ impl<T: Send + 'static> Output<T> {
     /// Polls sending buffered rows that fill a batch (or all when `force`), waiting for credit.
     pub fn poll_flush(&mut self, cx: &mut Context<'_>, force: bool) -> Poll<Result<(), Cancelled>> {
         self.inner.poll_flush(cx, force)
+    }
+    /// Polls for downstream demand: how many rows downstream takes now (see
+    /// [`ErasedOutput::poll_demand`]); pending rows are sent first.
+    pub fn poll_demand(&mut self, cx: &mut Context<'_>) -> Poll<Result<usize, Cancelled>> {
+        self.inner.poll_demand(cx)
+    }
+    /// Waits for downstream demand and returns how many rows downstream takes now.
+    pub async fn demand(&mut self) -> Result<usize, Cancelled> {
+        poll_fn(|cx| self.inner.poll_demand(cx)).await
+    }
+    /// The demand available right now without waiting (0 when none, or when downstream is gone).
+    pub fn demand_now(&mut self) -> usize {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match self.inner.poll_demand(&mut cx) {
+            Poll::Ready(Ok(n)) => n,
+            _ => 0,
+        }
     }
     /// Rows buffered but not sent yet.
     pub fn pending_rows(&self) -> usize {
@@ -314,6 +367,25 @@ impl AsyncIo {
 pub trait AsyncLogic: Send + 'static {
     /// Runs the stage. Returning `Ok` completes outputs left open; `Err` fails them.
     fn run(self: Box<Self>, io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>>;
+}
+
+/// A copy of `module` whose stages all emit on demand (see [`crate::Node::demand_outputs`]).
+pub fn on_demand_outputs(module: &Arc<Module>) -> Arc<Module> {
+    let mut m = Module::clone(module);
+    for n in &mut m.nodes {
+        n.demand_outputs = true;
+    }
+    Arc::new(m)
+}
+
+/// A copy of `module` whose stages all receive exactly their demand (see
+/// [`crate::Node::demand_input`]).
+pub fn on_demand_input(module: &Arc<Module>) -> Arc<Module> {
+    let mut m = Module::clone(module);
+    for n in &mut m.nodes {
+        n.demand_input = true;
+    }
+    Arc::new(m)
 }
 
 /// An [`AsyncLogic`] made from a closure.

@@ -1,4 +1,5 @@
-//! Stage attributes (name, async boundary, parallelism, buffer, supervision) and supervision types.
+//! Stage attributes (name, async boundary, parallelism, buffer, supervision, parameter
+//! validity) and supervision types.
 
 use crate::StageError;
 use std::any::Any;
@@ -137,4 +138,23 @@ pub struct Attributes {
     pub batch_size: Option<usize>,
     /// Supervision policy for the stage's user code.
     pub supervision: Option<Supervision>,
+    /// Why a parameter of the stage is out of range (the first one found), reported as
+    /// [`GraphError::InvalidParameter`](crate::GraphError::InvalidParameter) when the graph is
+    /// validated.
+    pub invalid: Option<String>,
+}
+
+impl Attributes {
+    /// Records `reason` as the stage's invalid parameter unless one is already recorded.
+    pub fn reject(&mut self, reason: Option<String>) {
+        if self.invalid.is_none() {
+            self.invalid = reason;
+        }
+    }
+}
+
+/// `Some("{what} must be at least {min}, got {value}")` when `value < min`: the reason a
+/// constructor or attribute setter records for an out-of-range size.
+pub fn at_least(what: &str, value: usize, min: usize) -> Option<String> {
+    (value < min).then(|| format!("{what} must be at least {min}, got {value}"))
 }

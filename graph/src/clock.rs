@@ -13,4 +13,13 @@ pub trait Clock: Send + Sync + 'static {
     fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
         self.sleep_until(self.now() + d)
     }
+    /// Whether the engine should hand every task of a run to [`Clock::track`] (a virtual clock
+    /// that needs to know when the run is idle); real clocks say no and cost nothing.
+    fn tracks_tasks(&self) -> bool {
+        false
+    }
+    /// Wraps a task of the run so the clock can observe when it runs and when it waits.
+    fn track(&self, task: BoxFuture<'static, ()>) -> BoxFuture<'static, ()> {
+        task
+    }
 }

@@ -213,6 +213,14 @@ pub enum GraphError {
         /// What is wrong.
         reason: String,
     },
+    /// A parameter of a stage (a size, a count, an attribute) is out of range.
+    #[error("invalid parameter of stage '{node}': {reason}")]
+    InvalidParameter {
+        /// Node name with its index.
+        node: String,
+        /// Which parameter, the rule and the value given.
+        reason: String,
+    },
 }
 
 #[cfg(test)]

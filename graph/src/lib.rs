@@ -17,6 +17,7 @@ mod batch;
 mod builder;
 mod clock;
 mod dsl;
+mod each;
 mod error;
 mod logic;
 mod mat;
@@ -25,13 +26,19 @@ mod router;
 
 pub use async_stage::{
     AsyncFn, AsyncIo, AsyncLogic, Cancelled, ErasedInput, ErasedOutput, Event, InMsg, Input,
-    NoCounts, Output, StageCounts, SubMaterializer,
+    NoCounts, Output, StageCounts, SubMaterializer, on_demand_input, on_demand_outputs,
 };
-pub use attributes::{Attributes, DeadLetter, DeadLetterSink, Directive, Supervision};
+pub use attributes::{Attributes, DeadLetter, DeadLetterSink, Directive, Supervision, at_least};
 pub use batch::{AnyBatch, BoxBatch, Weighed, downcast_vec};
 pub use builder::{GraphBuilder, Inlet, Junction, MatKey, MatValues, NodePorts, Outlet};
 pub use clock::Clock;
-pub use dsl::{Flow, Keep, MatTypeMismatch, RunnableGraph, Sink, Source, async_node, router_for};
+pub use dsl::{
+    BidiFlow, Flow, Keep, MatTypeMismatch, RunnableGraph, Sink, Source, async_node, router_for,
+};
+pub use each::{
+    ElementPanic, consume, consume_ref, element_panic, panic_message, register_debug, render_any,
+    render_element, retain_guarded,
+};
 pub use error::{ErrorKind, GraphError, StageError};
 pub use logic::{
     ErasedFlow, ErasedSink, ErasedSource, FlowLogic, SinkLogic, SourceLogic, StageCx, StageInfo,

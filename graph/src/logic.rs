@@ -87,6 +87,10 @@ impl<'a> StageCx<'a> {
     pub fn batch_size(&self) -> usize {
         self.batch_size
     }
+    /// Whether the stage runs under a supervision policy (one that may Resume or Restart).
+    pub fn supervised(&self) -> bool {
+        self.supervision.is_some()
+    }
     /// What the supervision policy says about `err` (Stop without a policy).
     pub fn decide(&self, err: &StageError) -> Directive {
         self.supervision.map_or(Directive::Stop, |s| s.decide(err))
@@ -96,7 +100,7 @@ impl<'a> StageCx<'a> {
     /// sink and `Ok` lets the stage go on; under Restart it goes there too and the error comes back so
     /// the stage returns it (leaving the rest of its input) and the engine recreates the logic; under
     /// Stop the error comes back (with the stage path and `repr`, the element's rendering) for the
-    /// stage to return.
+    /// stage to return. Without `repr`, an element whose type renders is rendered here.
     pub fn element_failed(
         &mut self,
         error: StageError,
@@ -104,12 +108,14 @@ impl<'a> StageCx<'a> {
         repr: Option<String>,
     ) -> Result<(), StageError> {
         let error = error.with_stage(&self.info.path);
+        let repr = repr.or_else(|| element.as_deref().and_then(|x| crate::render_any(x)));
+        let error = match &repr {
+            Some(r) => error.with_element(r),
+            None => error,
+        };
         let directive = self.decide(&error);
         if directive == Directive::Stop {
-            return Err(match &repr {
-                Some(r) => error.with_element(r),
-                None => error,
-            });
+            return Err(error);
         }
         if let Some(dl) = self.supervision.and_then(|s| s.dead_letters()) {
             dl.send(DeadLetter {
@@ -126,7 +132,8 @@ impl<'a> StageCx<'a> {
     }
 
     /// Runs `f` on every element of `input`; an element whose `f` fails is handed to
-    /// [`StageCx::element_failed`]. Under Stop the unprocessed rest stays in `input`.
+    /// [`StageCx::element_failed`]. Under Stop and Restart, and when `f` panics, the unprocessed
+    /// rest stays in `input`.
     pub fn each_fallible<I: Send + 'static>(
         &mut self,
         input: &mut Vec<I>,
@@ -134,21 +141,21 @@ impl<'a> StageCx<'a> {
         mut f: impl FnMut(&I) -> Result<Option<()>, StageError>,
         mut keep: impl FnMut(I),
     ) -> Result<(), StageError> {
-        let mut it = std::mem::take(input).into_iter();
-        while let Some(x) = it.next() {
-            match f(&x) {
-                Ok(Some(())) => keep(x),
-                Ok(None) => {}
-                Err(e) => {
-                    let r = repr.map(|r| r(&x));
-                    if let Err(e) = self.element_failed(e, Some(Box::new(x)), r) {
-                        input.extend(it);
-                        return Err(e);
+        crate::consume_ref(input, |it| {
+            while let Some(x) = it.as_slice().first() {
+                let r = f(x);
+                let Some(x) = it.next() else { break };
+                match r {
+                    Ok(Some(())) => keep(x),
+                    Ok(None) => {}
+                    Err(e) => {
+                        let r = repr.map(|r| r(&x));
+                        self.element_failed(e, Some(Box::new(x)), r)?;
                     }
                 }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 }
 

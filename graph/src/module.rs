@@ -94,6 +94,12 @@ pub struct Node {
     pub outputs: Vec<Arc<dyn RouterFactory>>,
     /// Whether the stage may run as several subtasks.
     pub parallelizable: bool,
+    /// Whether the channels after this stage carry exactly the consumer's demand (rate-decoupling
+    /// stages: `buffer`, `conflate`, `expand`, `throttle`, `Source::queue`, `Balance`, the
+    /// preferring merges).
+    pub demand_outputs: bool,
+    /// Whether the channel into this stage carries exactly its demand (test probes).
+    pub demand_input: bool,
 }
 
 impl Node {
@@ -112,11 +118,23 @@ impl Node {
             inputs,
             outputs,
             parallelizable,
+            demand_outputs: false,
+            demand_input: false,
         }
     }
     /// Sets whether the stage may run as several subtasks.
     pub fn with_parallelizable(mut self, p: bool) -> Self {
         self.parallelizable = p;
+        self
+    }
+    /// Makes the channels after this stage demand-driven (see [`Node::demand_outputs`]).
+    pub fn with_demand_outputs(mut self) -> Self {
+        self.demand_outputs = true;
+        self
+    }
+    /// Makes the channel into this stage demand-driven (see [`Node::demand_input`]).
+    pub fn with_demand_input(mut self) -> Self {
+        self.demand_input = true;
         self
     }
     /// The display name (the `name` attribute, else the operator name).
@@ -296,8 +314,10 @@ impl Module {
             .map_or_else(|| format!("?#{i}"), |n| format!("{}#{i}", n.display_name()))
     }
 
-    /// Checks that every port is wired exactly once (open ports count as wired) and there is no cycle.
+    /// Checks that every port is wired exactly once (open ports count as wired), that no
+    /// stage has an out-of-range parameter, and that there is no cycle.
     pub fn validate(&self) -> Result<(), GraphError> {
+        self.validate_parameters()?;
         let mut ins: Vec<Vec<u32>> = self.nodes.iter().map(|n| vec![0; n.inputs]).collect();
         let mut outs: Vec<Vec<u32>> = self
             .nodes
@@ -346,6 +366,34 @@ impl Module {
         let g = self.to_petgraph();
         petgraph::algo::toposort(&g, None)
             .map_err(|c| GraphError::Cycle(self.node_path(c.node_id().index())))?;
+        Ok(())
+    }
+
+    /// Reports the first stage whose constructor or attributes recorded an invalid parameter,
+    /// or whose parallelism exceeds the key groups of the hash edge feeding it.
+    pub fn validate_parameters(&self) -> Result<(), GraphError> {
+        for (i, n) in self.nodes.iter().enumerate() {
+            if let Some(reason) = &n.attrs.invalid {
+                return Err(GraphError::InvalidParameter {
+                    node: self.node_path(i),
+                    reason: reason.clone(),
+                });
+            }
+        }
+        for e in &self.edges {
+            let hashed = self.nodes[e.from.node].outputs[e.from.port].requested()
+                == Some(crate::EdgeKind::Hash);
+            let p = self.nodes[e.to.node].attrs.parallelism.unwrap_or(1);
+            if hashed && p > crate::MAX_KEY_GROUPS {
+                return Err(GraphError::InvalidParameter {
+                    node: self.node_path(e.to.node),
+                    reason: format!(
+                        "parallelism {p} behind a hash edge exceeds the {} key groups",
+                        crate::MAX_KEY_GROUPS
+                    ),
+                });
+            }
+        }
         Ok(())
     }
 

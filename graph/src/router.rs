@@ -40,7 +40,8 @@ pub trait ErasedRouter: Send {
     fn pending(&self, dest: usize) -> usize;
     /// Takes the pending buffer of `dest` as a boxed batch, if it holds rows.
     fn take(&mut self, dest: usize) -> Option<crate::BoxBatch>;
-    /// Drops the pending rows of `dest` (its consumer is gone).
+    /// `dest`'s consumer is gone: a rebalancing router moves its pending rows to an open
+    /// destination and routes no more to it; other routers drop them (their rows belong there).
     fn discard(&mut self, dest: usize);
 }
 
@@ -117,6 +118,7 @@ impl<T: Send + 'static> RouterFactory for TypedRouterFactory<T> {
         Some(Box::new(TypedRouter::<T> {
             kind,
             pending: (0..dests).map(|_| Vec::new()).collect(),
+            closed: vec![false; dests],
             next: 0,
             hash: self.hash.clone(),
             clone: self.clone,
@@ -130,6 +132,8 @@ impl<T: Send + 'static> RouterFactory for TypedRouterFactory<T> {
 struct TypedRouter<T> {
     kind: EdgeKind,
     pending: Vec<Vec<T>>,
+    /// Destinations whose consumer is gone.
+    closed: Vec<bool>,
     next: usize,
     hash: Option<Arc<dyn Fn(&T) -> u64 + Send + Sync>>,
     clone: Option<fn(&T) -> T>,
@@ -156,8 +160,7 @@ impl<T: Send + 'static> ErasedRouter for TypedRouter<T> {
         match self.kind {
             EdgeKind::Forward => append(&mut self.pending[0], batch),
             EdgeKind::Rebalance => {
-                let d = self.next % n;
-                self.next = self.next.wrapping_add(1);
+                let d = self.next_open();
                 append(&mut self.pending[d], batch);
             }
             EdgeKind::Hash => {
@@ -191,8 +194,64 @@ impl<T: Send + 'static> ErasedRouter for TypedRouter<T> {
         Some(Box::new(std::mem::replace(p, Vec::with_capacity(cap))))
     }
     fn discard(&mut self, dest: usize) {
-        if let Some(p) = self.pending.get_mut(dest) {
-            p.clear();
+        let Some(c) = self.closed.get_mut(dest) else {
+            return;
+        };
+        *c = true;
+        let mut rows = std::mem::take(&mut self.pending[dest]);
+        if self.kind == EdgeKind::Rebalance && self.closed.iter().any(|c| !c) {
+            let d = self.next_open();
+            append(&mut self.pending[d], &mut rows);
         }
+    }
+}
+
+impl<T> TypedRouter<T> {
+    /// The next destination in round-robin order whose consumer is still there (any one when
+    /// none is: its rows are dropped when it is flushed).
+    fn next_open(&mut self) -> usize {
+        let n = self.pending.len();
+        for _ in 0..n {
+            let d = self.next % n;
+            self.next = self.next.wrapping_add(1);
+            if !self.closed[d] {
+                return d;
+            }
+        }
+        self.next % n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(r: &mut dyn ErasedRouter, d: usize) -> Vec<u32> {
+        let mut b = r.take(d);
+        b.as_mut()
+            .and_then(|b| b.as_any_mut().downcast_mut::<Vec<u32>>())
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn rebalance_moves_rows_of_a_closed_destination_and_skips_it() {
+        let f = TypedRouterFactory::<u32>::plain();
+        let Some(mut r) = f.make(EdgeKind::Rebalance, 3) else {
+            panic!("a rebalance router")
+        };
+        for b in [vec![0u32, 1], vec![2], vec![3, 4]] {
+            let mut b = b;
+            r.route(&mut b);
+        }
+        r.discard(1);
+        let mut b = vec![5u32];
+        r.route(&mut b);
+        let mut b = vec![6u32];
+        r.route(&mut b);
+        assert_eq!(
+            (rows(&mut *r, 0), rows(&mut *r, 1), rows(&mut *r, 2)),
+            (vec![0, 1, 2, 6], vec![], vec![3, 4, 5])
+        );
     }
 }

@@ -12,14 +12,24 @@
 //! | [`async_ops`] | `map_async`, `map_async_unordered` ([`AsyncOps`](async_ops::AsyncOps)) |
 //! | [`time`] | rate and time: `throttle`, `delay`, `grouped_within`, `conflate`, `buffer`, timeouts ([`TimeOps`](time::TimeOps)) |
 //! | [`fan`] | junctions (`Broadcast`, `Merge`, `Zip`, ...) and linear fan ops ([`FanOps`](fan::FanOps)) |
+//! | [`lifecycle`] | `watch_termination`, `Source::maybe`/`never`, `Source::lazy`/`Sink::lazy` ([`LifecycleOps`](lifecycle::LifecycleOps)) |
+//! | [`framing`] | byte framing: delimiter, length field, JSON objects, framing protocols as `BidiFlow`s |
+//! | [`bidi`] | `BidiFlow::from_functions` ([`BidiCtors`](bidi::BidiCtors)) |
+//! | [`hub`] | `MergeHub`, `BroadcastHub`, `PartitionHub`: connect running graphs |
+//! | [`restart`] | `RestartSource`, `RestartFlow`, `RestartSink` with exponential backoff |
 //! | [`substream`] | `flat_map_merge`, `flat_map_concat`, `group_by`, `split_when` ([`SubstreamOps`](substream::SubstreamOps)) |
 //!
 //! Chaining methods are extension traits over [`Via`], which both `Source` and `Flow` implement,
 //! so every flow operator is written once and works on both.
 
 pub mod async_ops;
+pub mod bidi;
 pub mod fan;
+pub mod framing;
+pub mod hub;
 pub mod keyed;
+pub mod lifecycle;
+pub mod restart;
 pub mod simple;
 pub mod sink;
 pub mod source;

@@ -2,14 +2,18 @@
 
 pub use crate::Via;
 pub use crate::async_ops::AsyncOps;
+pub use crate::bidi::BidiCtors;
 pub use crate::fan::FanOps;
+pub use crate::hub::{BroadcastHub, MergeHub, PartitionHub};
 pub use crate::keyed::KeyedOps;
+pub use crate::lifecycle::{LifecycleOps, LifecycleSinks, LifecycleSources};
+pub use crate::restart::{RestartFlow, RestartSettings, RestartSink, RestartSource};
 pub use crate::simple::SimpleOps;
 pub use crate::sink::SinkCtors;
 pub use crate::source::SourceCtors;
 pub use crate::substream::SubstreamOps;
 pub use crate::time::TimeOps;
 pub use weir_graph::{
-    Directive, Flow, GraphBuilder, Keep, RunnableGraph, Sink, SinkFuture, Source, StageError,
-    Supervision,
+    BidiFlow, Directive, Flow, GraphBuilder, Keep, RunnableGraph, Sink, SinkFuture, Source,
+    StageError, Supervision,
 };

@@ -1,7 +1,8 @@
 //! Property tests: every linear simple operator, composed at random, gives the same result as a
 //! plain `Vec` model whatever the batch size and wherever async boundaries fall, including a stage
-//! that fails in the middle of a batch (what came before the failing element is delivered) and
-//! `recover`.
+//! that fails in the middle of a batch (what came before the failing element is delivered),
+//! stages whose user code panics or errs mid-batch under Resume and Restart (only the failing
+//! elements are gone), and `recover`.
 
 use proptest::prelude::*;
 use std::sync::OnceLock;
@@ -70,6 +71,19 @@ enum Op {
     FailAt(i64),
     /// `recover` emitting this value when upstream fails.
     Recover(i64),
+    /// `map` panicking on elements divisible by `m`, supervised by Resume or Restart (`true`):
+    /// those elements are dropped, every other one is emitted.
+    PanicEvery(i64, bool),
+    /// `try_map` returning an error on elements divisible by `m`, under Resume or Restart.
+    ErrEvery(i64, bool),
+    /// `scan` (running sum) panicking on elements divisible by `m`: Resume keeps the sum,
+    /// Restart emits the seed again and sums from zero.
+    ScanPanicEvery(i64, bool),
+    /// `filter` (keeping odd elements) whose predicate panics on multiples of `m`.
+    FilterPanicEvery(i64, bool),
+    /// `fold` panicking on multiples of `m`: Resume keeps the accumulator, Restart starts over
+    /// from the seed.
+    FoldPanicEvery(i64, bool),
 }
 
 fn encode(g: &[i64]) -> i64 {
@@ -196,6 +210,47 @@ impl Op {
                 (out, false)
             }
             Op::Recover(_) => (v, false),
+            Op::PanicEvery(m, _) | Op::ErrEvery(m, _) => {
+                (it.filter(|x| x.rem_euclid(m) != 0).collect(), failed)
+            }
+            Op::FilterPanicEvery(m, _) => (
+                it.filter(|x| x.rem_euclid(m) != 0 && x.rem_euclid(2) == 1)
+                    .collect(),
+                failed,
+            ),
+            Op::FoldPanicEvery(_, _) if failed => (Vec::new(), true),
+            Op::FoldPanicEvery(m, restart) => {
+                let acc = it.fold(7i64, |a, x| {
+                    if x.rem_euclid(m) != 0 {
+                        a.wrapping_mul(3).wrapping_add(x)
+                    } else if restart {
+                        7
+                    } else {
+                        a
+                    }
+                });
+                (vec![acc], false)
+            }
+            Op::ScanPanicEvery(_, _) if failed && v.is_empty() => (v, true),
+            Op::ScanPanicEvery(m, restart) => {
+                let mut out = vec![0];
+                let mut acc = 0i64;
+                for x in it {
+                    if x.rem_euclid(m) != 0 {
+                        acc = acc.wrapping_add(x);
+                        out.push(acc);
+                    } else if restart {
+                        acc = 0;
+                        out.push(0);
+                    }
+                }
+                // A restart on the last element emits the fresh seed only once more input or
+                // completion reaches the new instance.
+                if restart && failed && v.last().is_some_and(|x| x.rem_euclid(m) == 0) {
+                    out.pop();
+                }
+                (out, failed)
+            }
         }
     }
 
@@ -230,7 +285,48 @@ impl Op {
                 }
             }),
             Op::Recover(r) => s.recover(move |_| Some(r)),
+            Op::PanicEvery(m, restart) => s
+                .map(move |x| {
+                    assert!(x.rem_euclid(m) != 0, "multiple of {m}");
+                    x
+                })
+                .with_supervision(sup(restart)),
+            Op::ErrEvery(m, restart) => s
+                .try_map(move |x| {
+                    if x.rem_euclid(m) == 0 {
+                        Err(StageError::user(format!("multiple of {m}")))
+                    } else {
+                        Ok(*x)
+                    }
+                })
+                .with_supervision(sup(restart)),
+            Op::FilterPanicEvery(m, restart) => s
+                .filter(move |x| {
+                    assert!(x.rem_euclid(m) != 0, "multiple of {m}");
+                    x.rem_euclid(2) == 1
+                })
+                .with_supervision(sup(restart)),
+            Op::FoldPanicEvery(m, restart) => s
+                .fold(7i64, move |a, x| {
+                    assert!(x.rem_euclid(m) != 0, "multiple of {m}");
+                    a.wrapping_mul(3).wrapping_add(x)
+                })
+                .with_supervision(sup(restart)),
+            Op::ScanPanicEvery(m, restart) => s
+                .scan(0i64, move |a, x| {
+                    assert!(x.rem_euclid(m) != 0, "multiple of {m}");
+                    a.wrapping_add(x)
+                })
+                .with_supervision(sup(restart)),
         }
+    }
+}
+
+fn sup(restart: bool) -> weir_graph::Supervision {
+    if restart {
+        weir_graph::Supervision::restart()
+    } else {
+        weir_graph::Supervision::resume()
     }
 }
 
@@ -256,6 +352,11 @@ fn op() -> impl Strategy<Value = Op> {
         Just(Op::Inspect),
         (-50i64..130).prop_map(Op::FailAt),
         (-9i64..0).prop_map(Op::Recover),
+        (2i64..6, any::<bool>()).prop_map(|(m, r)| Op::PanicEvery(m, r)),
+        (2i64..6, any::<bool>()).prop_map(|(m, r)| Op::ErrEvery(m, r)),
+        (2i64..6, any::<bool>()).prop_map(|(m, r)| Op::ScanPanicEvery(m, r)),
+        (2i64..6, any::<bool>()).prop_map(|(m, r)| Op::FilterPanicEvery(m, r)),
+        (2i64..6, any::<bool>()).prop_map(|(m, r)| Op::FoldPanicEvery(m, r)),
     ]
 }
 

@@ -26,9 +26,13 @@ pub enum Msg {
     Stop,
 }
 
+/// The job the serving thread is running: the stage that queued it, since when, and the thread.
+pub type Busy = Arc<Mutex<Option<(Arc<str>, Instant, Arc<str>)>>>;
+
 /// The sending side of a run's dispatcher, shared by every Python stage of the run.
 pub struct Dispatcher {
     tx: Sender<Msg>,
+    busy: Busy,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -44,7 +48,36 @@ impl Dispatcher {
     /// A new dispatcher and the queue its serving thread reads.
     pub fn new() -> (Arc<Self>, Receiver<Msg>) {
         let (tx, rx) = channel();
-        (Arc::new(Self { tx }), rx)
+        let busy = Arc::new(Mutex::new(None));
+        (Arc::new(Self { tx, busy }), rx)
+    }
+
+    /// The stage whose job the serving thread is running, for how long, and the thread's name
+    /// (a run that cannot stop names the stage stuck in user code).
+    pub fn busy(&self) -> Option<(String, Duration, String)> {
+        let b = self.busy.lock().ok()?;
+        b.as_ref()
+            .map(|(s, t, th)| (s.to_string(), t.elapsed(), th.to_string()))
+    }
+
+    /// Wraps `f` so the serving thread records, while it runs, the stage that queued it (the
+    /// stage whose island is being polled on the calling thread).
+    fn labelled(&self, f: Job) -> Job {
+        let stage: Arc<str> = Arc::from(
+            weir_engine::current_stage()
+                .unwrap_or_else(|| "python".to_owned())
+                .as_str(),
+        );
+        let busy = Arc::clone(&self.busy);
+        Box::new(move |py| {
+            if let Ok(mut b) = busy.lock() {
+                *b = Some((stage, Instant::now(), serving_thread(py)));
+            }
+            f(py);
+            if let Ok(mut b) = busy.lock() {
+                *b = None;
+            }
+        })
     }
 
     /// Runs `f` on the dispatcher with the GIL held and returns its result. A job whose caller went
@@ -61,7 +94,7 @@ impl Dispatcher {
             let _ = tx.send(f(py));
         });
         self.tx
-            .send(Msg::Job(job))
+            .send(Msg::Job(self.labelled(job)))
             .map_err(|_| StageError::cancelled("the Python dispatcher has stopped"))?;
         rx.await
             .map_err(|_| StageError::cancelled("the Python dispatcher has stopped"))
@@ -81,7 +114,7 @@ impl Dispatcher {
             let _ = tx.send(f(py));
         });
         self.tx
-            .send(Msg::Job(job))
+            .send(Msg::Job(self.labelled(job)))
             .map_err(|_| StageError::cancelled("the Python dispatcher has stopped"))?;
         Ok(rx)
     }
@@ -114,6 +147,22 @@ impl Queue {
         Self {
             rx: Mutex::new(Some(rx)),
         }
+    }
+
+    /// Runs the jobs queued right now on this thread (for a test that drives a run on a virtual
+    /// clock instead of serving it); returns how many ran. Nothing runs while another thread
+    /// serves the queue.
+    pub fn run_ready(&self, py: Python<'_>) -> usize {
+        let Ok(guard) = self.rx.lock() else { return 0 };
+        let Some(rx) = guard.as_ref() else { return 0 };
+        let mut n = 0;
+        while let Ok(msg) = rx.try_recv() {
+            if let Msg::Job(job) = msg {
+                job(py);
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Serves jobs until the run stops. `on_interrupt` is called once when a signal handler raises
@@ -179,6 +228,21 @@ pub fn note_interrupt(err: PyErr) {
     });
 }
 
+/// The calling thread's Python name and id, looked up once per thread.
+fn serving_thread(py: Python<'_>) -> Arc<str> {
+    SERVING_THREAD.with(|c| {
+        Arc::clone(c.get_or_init(|| {
+            let name = py
+                .import("threading")
+                .and_then(|t| t.call_method0("current_thread"))
+                .and_then(|t| t.getattr("name"))
+                .and_then(|n| n.extract::<String>())
+                .unwrap_or_else(|_| "unnamed".to_owned());
+            Arc::from(format!("'{name}' ({:?})", std::thread::current().id()).as_str())
+        }))
+    })
+}
+
 fn take_interrupt() -> Option<PyErr> {
     INTERRUPT.with(|i| i.borrow_mut().take())
 }
@@ -193,6 +257,8 @@ pub struct RunCtx {
 }
 
 thread_local! {
+    /// This thread's Python name, as errors about a call stuck on it report it.
+    static SERVING_THREAD: std::cell::OnceCell<Arc<str>> = const { std::cell::OnceCell::new() };
     static INTERRUPT: RefCell<Option<PyErr>> = const { RefCell::new(None) };
     static CURRENT: RefCell<Option<RunCtx>> = const { RefCell::new(None) };
 }

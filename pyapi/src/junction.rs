@@ -14,19 +14,22 @@ use weir_graph::{
     router_for,
 };
 
-/// Every element to each of `n` outputs (the same Python object, one reference per output).
+/// Every element to each of `n` outputs (the same Python object, one reference per output);
+/// with `eager_cancel` (the second field) it stops at the first cancelled output, else once
+/// every output cancelled.
 #[derive(Debug, Clone, Copy)]
-pub struct PyBroadcast(pub usize);
+pub struct PyBroadcast(pub usize, pub bool);
 
-struct BroadcastLogic(Arc<Dispatcher>);
+struct BroadcastLogic(Arc<Dispatcher>, bool);
 
 impl Junction for PyBroadcast {
     type Ports = NodePorts;
     fn node(self) -> Node {
         let outs = (0..self.0.max(1)).map(|_| router_for::<PyObj>()).collect();
-        async_node("broadcast", 1, outs, |_info| {
+        let eager = self.1;
+        async_node("broadcast", 1, outs, move |_info| {
             let ctx = RunCtx::current()?;
-            Ok((BroadcastLogic(ctx.dispatcher), ()))
+            Ok((BroadcastLogic(ctx.dispatcher, eager), ()))
         })
     }
     fn ports(p: NodePorts) -> NodePorts {
@@ -40,8 +43,26 @@ impl AsyncLogic for BroadcastLogic {
             let mut input = io.input::<PyObj>(0)?;
             let mut outs: Vec<Option<Output<PyObj>>> =
                 io.all_outputs::<PyObj>()?.into_iter().map(Some).collect();
+            let eager = self.1;
             loop {
-                match input.recv().await {
+                // Watch the outputs while waiting: an eager broadcast stops at the first one
+                // cancelled (the engine stops any stage once all of them are).
+                let ev = std::future::poll_fn(|cx| {
+                    for o in outs.iter_mut() {
+                        if o.as_mut().is_some_and(|x| x.poll_closed(cx).is_ready()) {
+                            *o = None;
+                            if eager {
+                                return std::task::Poll::Ready(None);
+                            }
+                        }
+                    }
+                    input.poll_recv(cx).map(Some)
+                })
+                .await;
+                let Some(ev) = ev else {
+                    return Ok(());
+                };
+                match ev {
                     Event::Batch(b) => {
                         let open: Vec<usize> = outs
                             .iter()
@@ -69,6 +90,9 @@ impl AsyncLogic for BroadcastLogic {
                                 && o.send(batch).await.is_err()
                             {
                                 outs[i] = None;
+                                if eager {
+                                    return Ok(());
+                                }
                             }
                         }
                     }

@@ -16,6 +16,7 @@ pub mod obj;
 pub mod ops;
 pub mod run;
 pub mod stages;
+pub mod testing;
 
 pub use obj::PyObj;
 
@@ -67,5 +68,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dsl::sink_last, m)?)?;
     ops::register(m)?;
     arrow::register(m)?;
+    testing::register(m)?;
     Ok(())
 }

@@ -84,7 +84,7 @@ impl NKillSwitch {
     }
 }
 
-fn mat_to_py(py: Python<'_>, m: MatValue) -> PyResult<Py<PyAny>> {
+pub(crate) fn mat_to_py(py: Python<'_>, m: MatValue) -> PyResult<Py<PyAny>> {
     Ok(match m {
         MatValue::Unit => py.None(),
         MatValue::Future(f) => Py::new(
@@ -116,8 +116,17 @@ fn mat_to_py(py: Python<'_>, m: MatValue) -> PyResult<Py<PyAny>> {
 pub struct NRun {
     handle: Arc<RunHandle>,
     queue: Queue,
+    disp: Arc<Dispatcher>,
+    grace: std::time::Duration,
     outcome: Arc<Mutex<Option<Result<(), StageError>>>>,
     mat: Mutex<Option<Py<PyAny>>>,
+}
+
+impl NRun {
+    /// The queue of the run's Python jobs (served by `weir.testing` while it settles a run).
+    pub fn queue(&self) -> &Queue {
+        &self.queue
+    }
 }
 
 #[pymethods]
@@ -133,6 +142,32 @@ impl NRun {
     /// Cancels the run: every stage stops at its next await point.
     fn cancel(&self) {
         self.handle.cancel();
+    }
+
+    /// Seconds a cancelled run gives a Python call still running to return before `wait()`
+    /// gives up on it (see `stuck_error`).
+    #[getter]
+    fn cancel_grace(&self) -> f64 {
+        self.grace.as_secs_f64()
+    }
+
+    /// When the serving thread is still inside a user call although the run is over: the
+    /// `StageFailed` (kind `"timeout"`) naming the stage that queued the call, how long it has
+    /// been running and the serving thread, which is left behind.
+    /// `None` when the serving thread is idle.
+    fn stuck_error(&self, py: Python<'_>) -> Option<PyErr> {
+        let (stage, busy, thread) = self.disp.busy()?;
+        let cause = match self.outcome.lock().ok().and_then(|o| o.clone()) {
+            Some(Err(e)) => format!(" (the run stopped because: {e})"),
+            _ => String::new(),
+        };
+        let msg = format!(
+            "did not stop within {:?} of the end of the run: its Python call has been running \
+             for {:.1}s on thread {thread}, which serves the run and is left behind{cause}",
+            self.grace,
+            busy.as_secs_f64()
+        );
+        Some(to_py_err(py, &StageError::timeout(msg).with_stage(&stage)))
     }
 
     /// Whether every task of the run has ended.
@@ -195,12 +230,14 @@ impl NRun {
 /// Materializes a closed graph: its stages start at once on the weir runtime and send their
 /// Python work to the returned run, which some Python thread must `serve()`.
 #[pyfunction]
-#[pyo3(signature = (graph, aio_loop = None, batch_size = None))]
+#[pyo3(signature = (graph, aio_loop = None, batch_size = None, cancel_grace = None, clock = None))]
 pub fn start(
     py: Python<'_>,
     graph: &NBlueprint,
     aio_loop: Option<Py<PyAny>>,
     batch_size: Option<usize>,
+    cancel_grace: Option<f64>,
+    clock: Option<PyRef<'_, crate::testing::NVirtualClock>>,
 ) -> PyResult<NRun> {
     let Bp::Graph(g) = &graph.bp else {
         return Err(PyTypeError::new_err(
@@ -217,6 +254,19 @@ pub fn start(
     if let Some(b) = batch_size {
         m = m.with_batch_size(b);
     }
+    if let Some(c) = clock {
+        m = m.with_clock(c.clock());
+    }
+    let grace = match cancel_grace {
+        Some(g) if g.is_finite() && g >= 0.0 => std::time::Duration::from_secs_f64(g),
+        Some(g) => {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "cancel_grace must be a non-negative number of seconds, got {g}"
+            )));
+        }
+        None => weir_engine::DEFAULT_CANCEL_GRACE,
+    };
+    m = m.with_cancel_grace(grace);
     let (mat, handle) = ctx
         .enter(|| m.materialize(g))
         .map_err(|e| engine_err(py, e))?;
@@ -234,6 +284,8 @@ pub fn start(
     Ok(NRun {
         handle,
         queue: Queue::new(rx),
+        disp,
+        grace,
         outcome,
         mat: Mutex::new(Some(mat)),
     })

@@ -1,7 +1,9 @@
 """Property tests: random chains of operators, batch sizes and async boundaries give what the
 same chain computes over a plain Python list (the model), including failures in the middle of a
-batch (what came before the failing element still arrives), ``recover``, ``reduce`` of an empty
-stream and early completion (``take``, ``take_while``)."""
+batch (what came before the failing element still arrives), failures in the middle of a batch
+under ``resume`` and ``restart`` (only the failing elements are gone; a restarted ``scan`` starts
+over from its seed), ``recover``, ``reduce`` of an empty stream and early completion (``take``,
+``take_while``)."""
 
 import collections
 import itertools
@@ -118,7 +120,53 @@ OPS: Dict[str, Tuple[Callable[[Any, int], Any], Model]] = {
     # Raises on the first element >= 10 * p - 25 (a failure under the default "stop").
     "fail_at": (lambda s, p: s.map(_fail_at(10 * p - 25)), lambda v, p, f: _fail_model(v, 10 * p - 25, f)),
     "recover": (lambda s, p: s.recover(lambda e: -100 - p), lambda v, p, f: (v + [-100 - p], False) if f else (v, False)),
+    # Raise on multiples of p + 1 in the middle of batches, supervised: only those elements go.
+    "map_resume": (
+        lambda s, p: s.map(_fail_on_multiple(p + 1)).with_supervision([(Boom, "resume")]),
+        lambda v, p, f: ([x for x in v if x % (p + 1) != 0], f),
+    ),
+    "map_restart": (
+        lambda s, p: s.map(_fail_on_multiple(p + 1)).with_supervision([(Boom, "restart")]),
+        lambda v, p, f: ([x for x in v if x % (p + 1) != 0], f),
+    ),
+    "filter_restart": (
+        lambda s, p: s.filter(lambda x: _fail_on_multiple(p + 1)(x) % 2 == 0).with_supervision([(Boom, "restart")]),
+        lambda v, p, f: ([x for x in v if x % (p + 1) != 0 and x % 2 == 0], f),
+    ),
+    "scan_resume": (
+        lambda s, p: s.scan(0, lambda a, x: a + _fail_on_multiple(p + 1)(x)).with_supervision([(Boom, "resume")]),
+        lambda v, p, f: _scan_model(v, p + 1, f, restart=False),
+    ),
+    "scan_restart": (
+        lambda s, p: s.scan(0, lambda a, x: a + _fail_on_multiple(p + 1)(x)).with_supervision([(Boom, "restart")]),
+        lambda v, p, f: _scan_model(v, p + 1, f, restart=True),
+    ),
 }
+
+
+def _fail_on_multiple(m: int) -> Callable[[int], int]:
+    def f(x: int) -> int:
+        if x % m == 0:
+            raise Boom(f"multiple of {m}: {x}")
+        return x
+
+    return f
+
+
+def _scan_model(v: List[int], m: int, failed: bool, restart: bool) -> Tuple[List[int], bool]:
+    """A running sum skipping multiples of ``m``; a restart emits the seed again and starts over
+    (the seed of a restart on the very last element only comes with completion)."""
+    out, acc = [0], 0
+    for x in v:
+        if x % m != 0:
+            acc += x
+            out.append(acc)
+        elif restart:
+            acc = 0
+            out.append(0)
+    if restart and failed and v and v[-1] % m == 0:
+        out.pop()
+    return out, failed
 
 
 class Boom(Exception):
@@ -148,7 +196,7 @@ def _take_while(v: List[int], t: int, failed: bool, inclusive: bool) -> Tuple[Li
 
 # Operators whose output order is not the input order: the chain's result is compared sorted.
 UNORDERED = {"key_count", "key_fold"}
-ELEMENTWISE = {"map", "filter", "filter_map", "flat_map"}
+ELEMENTWISE = {"map", "filter", "filter_map", "flat_map", "map_resume", "map_restart", "filter_restart"}
 
 
 def _fold(v: List[int]) -> int:

@@ -1,4 +1,10 @@
 //! [`TestSource`] and [`TestSink`] probes.
+//!
+//! Both are demand-exact. The probe sink pulls nothing until the test calls
+//! [`SinkProbe::request`], and its input channel is demand-driven, so the stage in front of it
+//! sees exactly the requested number of rows and no more. The probe source hands downstream only
+//! what downstream asks for (splitting offered chunks), so [`SourceProbe::delivered`] counts what
+//! the stage actually took.
 
 use futures::FutureExt;
 use std::collections::VecDeque;
@@ -7,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
-use weir_graph::{AsyncFn, Event, Sink, Source, StageError};
+use weir_graph::{AsyncFn, Clock, Event, Sink, Source, StageError};
 
 /// How long a probe waits for an expected event before failing the test (real time, a safety net).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -34,13 +40,21 @@ impl<T> std::fmt::Debug for SrcCmd<T> {
 }
 
 impl<T: Send + 'static> SourceProbe<T> {
-    /// Emits one element (delivered as credit allows).
-    pub fn send(&self, x: T) {
+    /// Offers one element; it is handed downstream when downstream asks for it.
+    pub fn offer(&self, x: T) {
         let _ = self.tx.send(SrcCmd::Send(vec![x]));
     }
-    /// Emits a batch of elements.
-    pub fn send_all(&self, xs: Vec<T>) {
+    /// Offers elements in order; each is handed downstream when downstream asks for it.
+    pub fn offer_all(&self, xs: Vec<T>) {
         let _ = self.tx.send(SrcCmd::Send(xs));
+    }
+    /// Same as [`SourceProbe::offer`].
+    pub fn send(&self, x: T) {
+        self.offer(x);
+    }
+    /// Same as [`SourceProbe::offer_all`].
+    pub fn send_all(&self, xs: Vec<T>) {
+        self.offer_all(xs);
     }
     /// Completes the source after what was sent.
     pub fn complete(&self) {
@@ -57,6 +71,20 @@ impl<T: Send + 'static> SourceProbe<T> {
     /// Elements the source managed to hand downstream (credit permitting).
     pub fn delivered(&self) -> u64 {
         self.sent.load(Ordering::Acquire)
+    }
+    /// Waits until downstream has taken at least `n` elements in all.
+    pub async fn expect_delivered(&self, n: u64) {
+        let wait = async {
+            while self.delivered() < n {
+                tokio::task::yield_now().await;
+            }
+        };
+        if tokio::time::timeout(PROBE_TIMEOUT, wait).await.is_err() {
+            panic!(
+                "expected downstream to take {n} elements from the test source, it took {}",
+                self.delivered()
+            );
+        }
     }
     /// Waits until downstream cancels the source.
     pub async fn expect_cancellation(&self) {
@@ -107,13 +135,21 @@ impl TestSource {
                             c = rx.recv() => c,
                         };
                         match cmd {
-                            Some(SrcCmd::Send(xs)) => {
-                                let n = xs.len() as u64;
-                                if out.send(xs).await.is_err() {
-                                    mark();
-                                    return Ok(());
+                            Some(SrcCmd::Send(mut xs)) => {
+                                // Only what downstream asks for leaves, so `delivered` is exact.
+                                while !xs.is_empty() {
+                                    let Ok(n) = out.demand().await else {
+                                        mark();
+                                        return Ok(());
+                                    };
+                                    let rest = xs.split_off(n.min(xs.len()));
+                                    let k = xs.len() as u64;
+                                    if out.send(std::mem::replace(&mut xs, rest)).await.is_err() {
+                                        mark();
+                                        return Ok(());
+                                    }
+                                    sent.fetch_add(k, Ordering::AcqRel);
                                 }
-                                sent.fetch_add(n, Ordering::AcqRel);
                             }
                             Some(SrcCmd::Complete) | None => return Ok(()),
                             Some(SrcCmd::Fail(e)) => return Err(e),
@@ -144,11 +180,20 @@ enum SinkCmd {
 }
 
 /// Drives a [`TestSink`]: request elements, expect elements and terminal signals, cancel.
-#[derive(Debug)]
 pub struct SinkProbe<T> {
     cmd: mpsc::UnboundedSender<SinkCmd>,
     events: mpsc::UnboundedReceiver<Result<Option<T>, StageError>>,
+    /// The run's clock, known once the sink started.
+    clock: Arc<std::sync::Mutex<Option<Arc<dyn Clock>>>>,
     terminal_seen: u32,
+}
+
+impl<T> std::fmt::Debug for SinkProbe<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SinkProbe")
+            .field("terminal_seen", &self.terminal_seen)
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for SinkCmd {
@@ -157,8 +202,15 @@ impl std::fmt::Debug for SinkCmd {
     }
 }
 
+/// Lets every task that can make progress run (on the test's runtime) before checking.
+async fn settle() {
+    for _ in 0..200 {
+        tokio::task::yield_now().await;
+    }
+}
+
 impl<T: Send + Debug + 'static> SinkProbe<T> {
-    /// Grants demand for `n` more elements.
+    /// Grants demand for `n` more elements; nothing is pulled from upstream before.
     pub fn request(&self, n: u64) {
         let _ = self.cmd.send(SinkCmd::Request(n));
     }
@@ -167,29 +219,33 @@ impl<T: Send + Debug + 'static> SinkProbe<T> {
         let _ = self.cmd.send(SinkCmd::Cancel);
     }
 
-    /// The next event, waiting for it.
-    pub async fn next_event(&mut self) -> ProbeEvent<T> {
-        match tokio::time::timeout(PROBE_TIMEOUT, self.events.recv()).await {
-            Err(_) => panic!("test sink: no event arrived"),
-            Ok(None) => panic!("test sink: the stream ended without a terminal signal"),
-            Ok(Some(Ok(Some(x)))) => ProbeEvent::Next(x),
-            Ok(Some(Ok(None))) => {
+    fn event(&mut self, ev: Result<Option<T>, StageError>) -> ProbeEvent<T> {
+        match ev {
+            Ok(Some(x)) => ProbeEvent::Next(x),
+            Ok(None) => {
                 self.terminal_seen += 1;
                 ProbeEvent::Complete
             }
-            Ok(Some(Err(e))) => {
+            Err(e) => {
                 self.terminal_seen += 1;
                 ProbeEvent::Error(e.to_string())
             }
         }
     }
 
+    /// The next event, waiting for it.
+    pub async fn next_event(&mut self) -> ProbeEvent<T> {
+        match tokio::time::timeout(PROBE_TIMEOUT, self.events.recv()).await {
+            Err(_) => panic!("test sink: no event arrived"),
+            Ok(None) => panic!("test sink: the stream ended without a terminal signal"),
+            Ok(Some(ev)) => self.event(ev),
+        }
+    }
+
     /// The next event if one is already there.
     pub fn try_next_event(&mut self) -> Option<ProbeEvent<T>> {
         match self.events.try_recv() {
-            Ok(Ok(Some(x))) => Some(ProbeEvent::Next(x)),
-            Ok(Ok(None)) => Some(ProbeEvent::Complete),
-            Ok(Err(e)) => Some(ProbeEvent::Error(e.to_string())),
+            Ok(ev) => Some(self.event(ev)),
             Err(_) => None,
         }
     }
@@ -223,6 +279,58 @@ impl<T: Send + Debug + 'static> SinkProbe<T> {
             other => panic!("expected an error, got {other:?}"),
         }
     }
+
+    /// Expects no event during `d` of the run's clock (real time with the system clock; with a
+    /// [`VirtualClock`](crate::testkit::VirtualClock) use
+    /// [`SinkProbe::expect_no_element_advancing`], which moves the clock itself).
+    pub async fn expect_no_element(&mut self, d: Duration) {
+        settle().await;
+        if let Some(ev) = self.try_next_event() {
+            panic!("expected no element within {d:?}, got {ev:?}");
+        }
+        let clock = self.clock.lock().ok().and_then(|c| c.clone());
+        let sleep = match clock {
+            Some(c) => {
+                let deadline = c.now() + d;
+                c.sleep_until(deadline)
+            }
+            None => Box::pin(tokio::time::sleep(d)),
+        };
+        let wait = async {
+            tokio::select! {
+                biased;
+                ev = self.events.recv() => ev,
+                () = sleep => None,
+            }
+        };
+        match tokio::time::timeout(PROBE_TIMEOUT + d, wait).await {
+            Err(_) => panic!("expect_no_element: the run's clock did not reach {d:?}"),
+            Ok(Some(ev)) => {
+                let ev = self.event(ev);
+                panic!("expected no element within {d:?}, got {ev:?}");
+            }
+            Ok(None) => {}
+        }
+    }
+
+    /// Expects no event while `clock` is advanced by `d` (the run must use `clock`): everything
+    /// ready runs before and after the advance, with no real waiting.
+    pub async fn expect_no_element_advancing(
+        &mut self,
+        clock: &crate::testkit::VirtualClock,
+        d: Duration,
+    ) {
+        settle().await;
+        if let Some(ev) = self.try_next_event() {
+            panic!("expected no element before advancing {d:?}, got {ev:?}");
+        }
+        clock.advance(d);
+        settle().await;
+        if let Some(ev) = self.try_next_event() {
+            panic!("expected no element within {d:?} of virtual time, got {ev:?}");
+        }
+    }
+
     /// Requests everything and collects elements until the stream terminates.
     pub async fn collect_all(&mut self) -> (Vec<T>, ProbeEvent<T>) {
         self.request(u64::MAX / 2);
@@ -236,26 +344,35 @@ impl<T: Send + Debug + 'static> SinkProbe<T> {
     }
 }
 
-/// A sink that delivers to the test only what it requests through a [`SinkProbe`]; it holds at
-/// most one batch it has not been asked for, so upstream stays backpressured.
+/// A sink that pulls only what the test requests through a [`SinkProbe`]: its input channel is
+/// demand-driven, so upstream sends exactly the requested rows; completion and failure are seen
+/// without demand (after the elements already received). A failure is reported to the test and
+/// absorbed: the run's `wait()` returns `Ok`.
 #[derive(Debug, Clone, Copy)]
 pub struct TestSink;
 
 impl TestSink {
     /// A sink materializing a [`SinkProbe`].
     pub fn probe<T: Send + 'static>() -> Sink<T, SinkProbe<T>> {
-        Sink::from_async("test-sink", |_info| {
+        let sink: Sink<T, SinkProbe<T>> = Sink::from_async("test-sink", |_info| {
             let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<SinkCmd>();
             let (ev_tx, ev_rx) = mpsc::unbounded_channel::<Result<Option<T>, StageError>>();
+            let clock_slot: Arc<std::sync::Mutex<Option<Arc<dyn Clock>>>> =
+                Arc::new(std::sync::Mutex::new(None));
             let probe = SinkProbe {
                 cmd: cmd_tx,
                 events: ev_rx,
+                clock: Arc::clone(&clock_slot),
                 terminal_seen: 0,
             };
             let logic = AsyncFn(move |mut io: weir_graph::AsyncIo| {
                 async move {
+                    if let Ok(mut c) = clock_slot.lock() {
+                        *c = Some(Arc::clone(&io.clock));
+                    }
                     let mut input = io.input::<T>(0)?;
                     let mut demand: u64 = 0;
+                    // Rows received beyond the demand (only from an upstream that overshoots).
                     let mut held: VecDeque<T> = VecDeque::new();
                     let mut ended: Option<Result<(), StageError>> = None;
                     loop {
@@ -267,17 +384,20 @@ impl TestSink {
                         if held.is_empty()
                             && let Some(end) = ended.take()
                         {
+                            // Reported to the test; the probe absorbs a failure, so the run
+                            // itself completes.
                             let _ = ev_tx.send(end.map(|()| None));
                             return Ok(());
                         }
-                        let want_input = held.is_empty() && ended.is_none();
+                        let want = usize::try_from(demand).unwrap_or(usize::MAX);
+                        let open = ended.is_none() && held.is_empty();
                         tokio::select! {
                             biased;
                             c = cmd_rx.recv() => match c {
                                 Some(SinkCmd::Request(n)) => demand = demand.saturating_add(n),
                                 Some(SinkCmd::Cancel) | None => return Ok(()),
                             },
-                            ev = input.recv(), if want_input => match ev {
+                            ev = input.recv_up_to(want), if open => match ev {
                                 Event::Batch(b) => held.extend(b),
                                 Event::End => ended = Some(Ok(())),
                                 Event::Error(e) => ended = Some(Err(e)),
@@ -288,6 +408,7 @@ impl TestSink {
                 .boxed()
             });
             Ok((logic, probe))
-        })
+        });
+        Sink::from_module(weir_graph::on_demand_input(sink.module()))
     }
 }

@@ -65,19 +65,15 @@ impl<F: FnMut(u64) -> Result<u64, StageError> + Send + 'static> FlowLogic<u64, u
         out: &mut Vec<u64>,
         scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
-        let mut it = std::mem::take(input).into_iter();
-        while let Some(x) = it.next() {
-            match (self.0)(x) {
-                Ok(y) => out.push(y),
-                Err(e) => {
-                    if let Err(e) = scx.element_failed(e, Some(Box::new(x)), Some(x.to_string())) {
-                        input.extend(it);
-                        return Err(e);
-                    }
+        weir_graph::consume(input, |it| {
+            for x in it {
+                match (self.0)(x) {
+                    Ok(y) => out.push(y),
+                    Err(e) => scx.element_failed(e, Some(Box::new(x)), Some(x.to_string()))?,
                 }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 }
 

@@ -1,6 +1,7 @@
-//! The typed DSL: [`Source`], [`Flow`], [`Sink`], [`RunnableGraph`] and [`Keep`](crate::Keep).
+//! The typed DSL: [`Source`], [`Flow`], [`Sink`], [`BidiFlow`], [`RunnableGraph`] and [`Keep`](crate::Keep).
 //! Composition is cheap: each value owns an `Arc<Module>` that is copied only when shared.
 
+pub use bidi::BidiFlow;
 pub use flow::Flow;
 pub use sink::{RunnableGraph, Sink};
 pub use source::Source;
@@ -131,24 +132,37 @@ macro_rules! attribute_methods {
             self.last_node().attrs.async_boundary = true;
             self
         }
-        /// Runs the last stage as `n` parallel subtasks.
+        /// Runs the last stage as `n` parallel subtasks (`n == 0` is reported when the graph is
+        /// validated, as are the other attributes' zero sizes).
         pub fn parallelism(mut self, n: usize) -> Self {
-            self.last_node().attrs.parallelism = Some(n.max(1));
+            let attrs = &mut self.last_node().attrs;
+            attrs.reject($crate::at_least("parallelism", n, 1));
+            attrs.parallelism = Some(n.max(1));
             self
         }
         /// Capacity, in rows, of the channel feeding the last stage when it starts an island.
         pub fn buffer_rows(mut self, rows: usize) -> Self {
-            self.last_node().attrs.buffer_rows = Some(rows.max(1));
+            let attrs = &mut self.last_node().attrs;
+            attrs.reject($crate::at_least("buffer_rows", rows, 1));
+            attrs.buffer_rows = Some(rows.max(1));
             self
         }
         /// Target batch size, in rows, of the last stage.
         pub fn batch_size(mut self, rows: usize) -> Self {
-            self.last_node().attrs.batch_size = Some(rows.max(1));
+            let attrs = &mut self.last_node().attrs;
+            attrs.reject($crate::at_least("batch_size", rows, 1));
+            attrs.batch_size = Some(rows.max(1));
             self
         }
         /// Sets the supervision policy of the last stage.
         pub fn with_supervision(mut self, s: Supervision) -> Self {
             self.last_node().attrs.supervision = Some(s);
+            self
+        }
+        /// Records `reason` (when `Some`) as an invalid parameter of the last stage, reported
+        /// as a `GraphError::InvalidParameter` naming the stage when the graph is validated.
+        pub fn reject(mut self, reason: Option<String>) -> Self {
+            self.last_node().attrs.reject(reason);
             self
         }
     };
@@ -203,6 +217,7 @@ pub fn router_for<T: Send + 'static>() -> Arc<dyn RouterFactory> {
     plain_router::<T>()
 }
 
+mod bidi;
 mod flow;
 mod sink;
 mod source;

@@ -7,11 +7,12 @@ use futures::stream::{FuturesOrdered, FuturesUnordered, Stream, StreamExt};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::marker::PhantomData;
-use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, StageError};
+use weir_graph::{AsyncIo, AsyncLogic, Directive, Event, Flow, Output, StageError};
 
 /// Applies the asynchronous `f` to every element with at most `parallelism` futures in flight
 /// (0 counts as 1) and emits the results in input order. A failed future goes to supervision:
-/// under Resume/Restart its element is dropped (to dead letters, without the element itself).
+/// under Resume/Restart its element is dropped (to dead letters, without the element itself:
+/// `f` took it); under Stop the results before it are emitted, then the stage fails.
 ///
 /// - **emits when** the future of the oldest element in flight has completed and downstream has room
 /// - **backpressures when** `parallelism` futures (or their unsent results) are outstanding, or downstream backpressures
@@ -121,8 +122,27 @@ fn settle<O, E: Into<StageError>>(
             ready.push(o);
             Ok(())
         }
-        Err(e) => io.stage_cx().element_failed(e.into(), None, None),
+        // Restart acts as Resume: the dead letter is sent and `f` goes on (the futures in
+        // flight are its own).
+        Err(e) => match io.stage_cx().element_failed(e.into(), None, None) {
+            Err(e) if io.stage_cx().decide(&e) == Directive::Restart => Ok(()),
+            r => r,
+        },
     }
+}
+
+/// Emits the results that completed before a failure, then returns the failure.
+async fn fail_after<O: Send + 'static>(
+    output: &mut Output<O>,
+    flushing: bool,
+    ready: Vec<O>,
+    e: StageError,
+) -> Result<(), StageError> {
+    if (!flushing || output.flush(true).await.is_ok()) && !ready.is_empty() {
+        output.push(ready);
+        let _ = output.flush(true).await;
+    }
+    Err(e)
 }
 
 async fn drive<T, O, E, Fut, F, P>(
@@ -167,10 +187,15 @@ where
             Either::Left(Ok(())) => flushing = false,
             Either::Left(Err(_)) => return Ok(()),
             Either::Right(Either::Left(Some(r))) => {
-                settle(&io, &mut ready, r)?;
+                let mut failed = settle(&io, &mut ready, r).err();
                 // Take every other result that is already there, to emit them together.
-                while let Some(Some(r)) = pool.next().now_or_never() {
-                    settle(&io, &mut ready, r)?;
+                while failed.is_none()
+                    && let Some(Some(r)) = pool.next().now_or_never()
+                {
+                    failed = settle(&io, &mut ready, r).err();
+                }
+                if let Some(e) = failed {
+                    return fail_after(&mut output, flushing, ready, e).await;
                 }
             }
             Either::Right(Either::Left(None)) => {}

@@ -1,8 +1,9 @@
-//! `Balance`: each batch to one output that is ready for it.
+//! `Balance`: each element to one output that asked for it.
 
-use super::common::{self, poll_flush};
+use super::common;
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::task::Poll;
 use weir_graph::{
@@ -10,20 +11,20 @@ use weir_graph::{
     router_for,
 };
 
-/// Fan-out of each batch to one of `n` outputs.
+/// Fan-out of each element to one of `n` outputs that requested it.
 ///
-/// An output is *ready* when it is not cancelled and its previous batch was sent (credit granted);
-/// each batch goes to the next ready output in round-robin order, so a slow output holds at most
-/// one batch while the others keep receiving.
+/// The outputs are demand-driven: an element goes only to an output whose consumer asked for
+/// one, and no output receives more than it asked for (outputs with demand are served in
+/// round-robin order), so a slow consumer never holds elements another one could take.
 ///
-/// Emits when: a batch arrives and some output is ready.
-/// Backpressures when: no output is ready.
-/// Completes when: upstream completes (batches waiting for credit are still delivered), or every
-/// output cancels.
-/// Cancels when: every output has cancelled.
+/// Emits when: some output has requested elements and an element is available.
+/// Backpressures when: no output has open demand.
+/// Completes when: upstream completes.
+/// Cancels when: every output cancelled, or the first one with `eager_cancel`.
 /// Fails when: upstream fails.
 pub struct Balance<T> {
     n: usize,
+    eager_cancel: bool,
     _t: PhantomData<fn(T)>,
 }
 
@@ -41,8 +42,16 @@ impl<T: Send + 'static> Balance<T> {
     pub fn new(n: usize) -> Self {
         Self {
             n: n.max(1),
+            eager_cancel: false,
             _t: PhantomData,
         }
+    }
+
+    /// When `true`, the balance cancels upstream as soon as any output cancels (default: when
+    /// the last one does).
+    pub fn eager_cancel(mut self, eager: bool) -> Self {
+        self.eager_cancel = eager;
+        self
     }
 }
 
@@ -51,9 +60,17 @@ impl<T: Send + 'static> Junction for Balance<T> {
 
     fn node(self) -> Node {
         let outs = (0..self.n).map(|_| router_for::<T>()).collect();
-        async_node("balance", 1, outs, |_info| {
-            Ok((BalanceLogic::<T>(PhantomData), ()))
+        let eager_cancel = self.eager_cancel;
+        async_node("balance", 1, outs, move |_info| {
+            Ok((
+                BalanceLogic::<T> {
+                    eager_cancel,
+                    _t: PhantomData,
+                },
+                (),
+            ))
         })
+        .with_demand_outputs()
     }
 
     fn ports(p: NodePorts) -> Self::Ports {
@@ -65,71 +82,84 @@ impl<T: Send + 'static> Junction for Balance<T> {
     }
 }
 
-struct BalanceLogic<T>(PhantomData<fn(T)>);
+struct BalanceLogic<T> {
+    eager_cancel: bool,
+    _t: PhantomData<fn(T)>,
+}
 
 enum Wake<T> {
     In(Event<T>),
-    AllCancelled,
+    /// Output `i` asked for this many rows.
+    Demand(usize, usize),
+    /// Every output cancelled (or one, with eager cancel).
+    Cancelled,
 }
 
 impl<T: Send + 'static> AsyncLogic for BalanceLogic<T> {
     fn run(self: Box<Self>, mut io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
+        let eager = self.eager_cancel;
         async move {
             let mut input = io.input::<T>(0)?;
             let mut outs: Vec<_> = io.all_outputs::<T>()?.into_iter().map(Some).collect();
-            let mut busy = vec![false; outs.len()];
+            // One received batch, handed out to the outputs that ask for elements.
+            let mut stash: VecDeque<T> = VecDeque::new();
             let mut next = 0usize;
             loop {
+                let has = !stash.is_empty();
                 let ev = std::future::poll_fn(|cx| {
-                    let mut ready = false;
-                    for (slot, busy) in outs.iter_mut().zip(busy.iter_mut()) {
-                        let Some(out) = slot else { continue };
-                        if *busy {
-                            match poll_flush(out, cx) {
-                                Poll::Ready(Ok(())) => *busy = false,
-                                Poll::Ready(Err(_)) => {
-                                    *busy = false;
-                                    *slot = None;
-                                }
-                                Poll::Pending => {}
+                    let n = outs.len();
+                    let mut gone = false;
+                    for k in 0..n {
+                        let i = (next + k) % n;
+                        let Some(out) = outs[i].as_mut() else {
+                            continue;
+                        };
+                        if has {
+                            match out.poll_demand(cx) {
+                                Poll::Ready(Ok(d)) => return Poll::Ready(Wake::Demand(i, d)),
+                                Poll::Ready(Err(_)) => gone = true,
+                                Poll::Pending => continue,
                             }
                         } else if out.poll_closed(cx).is_ready() {
-                            *slot = None;
+                            gone = true;
+                        } else {
+                            continue;
                         }
-                        ready |= slot.is_some() && !*busy;
+                        outs[i] = None;
                     }
-                    if outs.iter().all(Option::is_none) {
-                        return Poll::Ready(Wake::AllCancelled);
+                    if outs.iter().all(Option::is_none) || (eager && gone) {
+                        return Poll::Ready(Wake::Cancelled);
                     }
-                    if ready {
-                        input.poll_recv(cx).map(Wake::In)
-                    } else {
+                    if has {
                         Poll::Pending
+                    } else {
+                        input.poll_recv(cx).map(Wake::In)
                     }
                 })
                 .await;
                 match ev {
-                    Wake::AllCancelled => return Ok(()),
+                    Wake::Cancelled => return Ok(()),
                     Wake::In(Event::End) => {
-                        // Batches still waiting for credit go out ahead of the end marker.
                         for out in outs.iter_mut().flatten() {
                             out.complete();
                         }
                         return Ok(());
                     }
                     Wake::In(Event::Error(e)) => return Err(e),
-                    Wake::In(Event::Batch(v)) => {
-                        let n = outs.len();
-                        let pick = (0..n)
-                            .map(|k| (next + k) % n)
-                            .find(|&i| outs[i].is_some() && !busy[i]);
-                        // A ready output existed when the input was polled; nothing ran since.
-                        if let Some(i) = pick
-                            && let Some(out) = outs[i].as_mut()
+                    Wake::In(Event::Batch(v)) => stash.extend(v),
+                    Wake::Demand(i, d) => {
+                        next = i + 1;
+                        let k = d.min(stash.len());
+                        let rows: Vec<T> = stash.drain(..k).collect();
+                        if let Some(out) = outs[i].as_mut()
+                            && out.send(rows).await.is_err()
                         {
-                            out.push(v);
-                            busy[i] = true;
-                            next = i + 1;
+                            // Its consumer cancelled after asking: like a pushed element in
+                            // Akka, what it asked for went with it.
+                            outs[i] = None;
+                            if eager {
+                                return Ok(());
+                            }
                         }
                     }
                 }

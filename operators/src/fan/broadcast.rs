@@ -1,6 +1,6 @@
 //! `Broadcast`: every element to every output; `WireTap`: a main output plus a best-effort side output.
 
-use super::common::{self, poll_cancelled, poll_flush, send_each};
+use super::common::{self, CancelPolicy, poll_cancelled, poll_flush, send_each};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use std::marker::PhantomData;
@@ -15,7 +15,8 @@ use weir_graph::{
 /// Emits when: a batch arrives; it is sent to every output not cancelled (a clone each).
 /// Backpressures when: any output has no credit (the next batch waits for the slowest output).
 /// Completes when: upstream completes; or every output cancelled (or, with `eager_cancel`, any one).
-/// Cancels when: every output has cancelled (with `eager_cancel`, the first one).
+/// Cancels when: the last output cancels (with `eager_cancel`: the first); until then the outputs
+/// left keep getting every element.
 /// Fails when: upstream fails.
 pub struct Broadcast<T> {
     n: usize,
@@ -73,14 +74,14 @@ struct BroadcastLogic<T>(bool, PhantomData<fn(T)>);
 
 impl<T: Clone + Send + 'static> AsyncLogic for BroadcastLogic<T> {
     fn run(self: Box<Self>, mut io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
-        let eager = self.0;
+        let policy = CancelPolicy::new(self.0);
         async move {
             let mut input = io.input::<T>(0)?;
             let mut outs: Vec<_> = io.all_outputs::<T>()?.into_iter().map(Some).collect();
             loop {
                 let ev = std::future::poll_fn(|cx| {
                     let gone = poll_cancelled(&mut outs, cx);
-                    if (eager && gone > 0) || outs.iter().all(Option::is_none) {
+                    if policy.stop_outs(gone, &outs) {
                         return Poll::Ready(None);
                     }
                     input.poll_recv(cx).map(Some)
@@ -108,7 +109,7 @@ impl<T: Clone + Send + 'static> AsyncLogic for BroadcastLogic<T> {
                             batches.push(b);
                         }
                         let gone = send_each(&mut outs, batches).await;
-                        if (eager && gone > 0) || outs.iter().all(Option::is_none) {
+                        if policy.stop_outs(gone, &outs) {
                             return Ok(());
                         }
                     }

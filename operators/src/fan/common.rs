@@ -88,6 +88,32 @@ pub(crate) fn poll_cancelled<T: Send + 'static>(
     n
 }
 
+/// When a fan-out junction (`Broadcast`, `Partition`, `Unzip`, `Balance`) stops because its
+/// outputs cancelled: by default once the last one did (it keeps serving the others), with
+/// `eager` as soon as any one did. Stopping cancels its upstream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct CancelPolicy {
+    /// Stop at the first cancelled output.
+    pub(crate) eager: bool,
+}
+
+impl CancelPolicy {
+    /// The policy: eager or not.
+    pub(crate) fn new(eager: bool) -> Self {
+        Self { eager }
+    }
+
+    /// Whether to stop now that `gone` more outputs were found cancelled and `open` remain.
+    pub(crate) fn stop(self, gone: usize, open: usize) -> bool {
+        (self.eager && gone > 0) || open == 0
+    }
+
+    /// [`CancelPolicy::stop`] over typed outputs (cancelled ones are `None`).
+    pub(crate) fn stop_outs<T>(self, gone: usize, outs: &[Option<Output<T>>]) -> bool {
+        self.stop(gone, outs.iter().filter(|o| o.is_some()).count())
+    }
+}
+
 /// What one input holds in front of a junction.
 enum Slot<T> {
     /// Nothing buffered: poll the input.
@@ -201,6 +227,11 @@ pub(crate) fn built<I: Send + 'static, O: Send + 'static>(
     match flow {
         Ok(f) => f,
         Err(e) => {
+            // An out-of-range parameter stays one, reported when the outer graph is validated.
+            let rejected = match &e {
+                GraphError::InvalidParameter { reason, .. } => Some(reason.clone()),
+                _ => None,
+            };
             let msg: Arc<str> = Arc::from(format!("{name}: invalid graph: {e}"));
             Flow::from_async(name, move |_info| {
                 let msg = Arc::clone(&msg);
@@ -212,6 +243,7 @@ pub(crate) fn built<I: Send + 'static, O: Send + 'static>(
                     (),
                 ))
             })
+            .reject(rejected)
         }
     }
 }

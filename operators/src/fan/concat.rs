@@ -7,7 +7,7 @@ use futures::future::BoxFuture;
 use std::marker::PhantomData;
 use std::task::Poll;
 use weir_graph::{
-    AsyncIo, AsyncLogic, Junction, Node, NodePorts, StageError, async_node, router_for,
+    AsyncIo, AsyncLogic, Junction, Node, NodePorts, StageError, async_node, at_least, router_for,
 };
 
 /// Emits all of input 0, then all of input 1, and so on. Later inputs run (materialized) from the
@@ -104,15 +104,19 @@ impl<T: Send + 'static> AsyncLogic for ConcatLogic<T> {
 pub struct Interleave<T> {
     n: usize,
     segment: usize,
+    invalid: Option<String>,
     _t: PhantomData<fn(T)>,
 }
 
 impl<T: Send + 'static> Interleave<T> {
-    /// An interleave of `n` inputs (at least 1) in segments of `segment_size` (at least 1) elements.
+    /// An interleave of `n` inputs in segments of `segment_size` elements (a zero for either is
+    /// reported as an invalid parameter when the graph is validated).
     pub fn new(n: usize, segment_size: usize) -> Self {
         Self {
             n: n.max(1),
             segment: segment_size.max(1),
+            invalid: at_least("interleave: inputs", n, 1)
+                .or_else(|| at_least("interleave: segment_size", segment_size, 1)),
             _t: PhantomData,
         }
     }
@@ -123,9 +127,11 @@ impl<T: Send + 'static> Junction for Interleave<T> {
 
     fn node(self) -> Node {
         let segment = self.segment;
-        async_node("interleave", self.n, vec![router_for::<T>()], move |_| {
+        let mut node = async_node("interleave", self.n, vec![router_for::<T>()], move |_| {
             Ok((InterleaveLogic::<T>(segment, PhantomData), ()))
-        })
+        });
+        node.attrs.reject(self.invalid);
+        node
     }
 
     fn ports(p: NodePorts) -> Self::Ports {

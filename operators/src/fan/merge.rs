@@ -12,10 +12,14 @@ use weir_graph::{
 
 /// Fan-in of `n` inputs, taking batches from ready inputs in round-robin order.
 ///
-/// Emits when: one of the inputs has a batch available.
+/// The input is chosen when downstream has room, and at most as many rows as it has room for
+/// are taken (the rest of that input's batch waits in the merge). Its output channel keeps its
+/// capacity (a plain merge has no preference to decide on demand).
+///
+/// Emits when: downstream has room and one of the inputs has elements available.
 /// Backpressures when: downstream backpressures.
 /// Completes when: all inputs complete (or, with `eager_complete`, any input completes).
-/// Cancels when: downstream cancels (every input is cancelled; with `eager_complete`, the other inputs when one completes).
+/// Cancels when: downstream cancels.
 /// Fails when: any input fails (immediately).
 pub struct Merge<T> {
     n: usize,
@@ -70,10 +74,16 @@ impl<T: Send + 'static> Junction for Merge<T> {
 
 /// Fan-in of a preferred input and `n` secondary inputs.
 ///
-/// Emits when: the preferred input has a batch (taken first), else a secondary one (round-robin).
+/// The input is chosen when downstream asks (the output is demand-driven): whenever the
+/// preferred input has elements at that moment they go first, so elements waiting on the
+/// secondary inputs never overtake it; a secondary batch is handed out only as far as downstream
+/// asked.
+///
+/// Emits when: downstream requests and an input has elements (the preferred one first, else a
+/// secondary one, round-robin).
 /// Backpressures when: downstream backpressures.
 /// Completes when: all inputs complete (or, with `eager_complete`, any input completes).
-/// Cancels when: downstream cancels (every input is cancelled; with `eager_complete`, the other inputs when one completes).
+/// Cancels when: downstream cancels.
 /// Fails when: any input fails (immediately).
 pub struct MergePreferred<T> {
     n: usize,
@@ -121,6 +131,7 @@ impl<T: Send + 'static> Junction for MergePreferred<T> {
             vec![router_for::<T>()],
             move |_| Ok((MergeLogic::<T>::new(eager, Pick::Preferred), ())),
         )
+        .with_demand_outputs()
     }
 
     fn ports(p: NodePorts) -> Self::Ports {
@@ -136,10 +147,13 @@ impl<T: Send + 'static> Junction for MergePreferred<T> {
 /// Fan-in of inputs with priorities: when several are ready, input `i` is chosen with a frequency
 /// proportional to `priorities[i]` (deterministic smooth weighted round-robin, not random).
 ///
-/// Emits when: one of the inputs has a batch available.
+/// The input is chosen when downstream asks (the output is demand-driven), among the inputs
+/// that have elements at that moment.
+///
+/// Emits when: downstream requests and one of the inputs has elements available.
 /// Backpressures when: downstream backpressures.
 /// Completes when: all inputs complete (or, with `eager_complete`, any input completes).
-/// Cancels when: downstream cancels (every input is cancelled; with `eager_complete`, the other inputs when one completes).
+/// Cancels when: downstream cancels.
 /// Fails when: any input fails (immediately).
 pub struct MergePrioritized<T> {
     priorities: Vec<u64>,
@@ -179,6 +193,7 @@ impl<T: Send + 'static> Junction for MergePrioritized<T> {
             let pick = Pick::Weighted(pr.clone(), vec![0; pr.len()]);
             Ok((MergeLogic::<T>::new(eager, pick), ()))
         })
+        .with_demand_outputs()
     }
 
     fn ports(p: NodePorts) -> Self::Ports {
@@ -259,21 +274,28 @@ impl<T: Send + 'static> AsyncLogic for MergeLogic<T> {
             let mut out = io.output::<T>(0)?;
             let mut next = 0usize;
             loop {
+                // The input is chosen when downstream asks, from what is there at that moment,
+                // and only as many rows as it asked for leave.
                 let batch = std::future::poll_fn(|cx| {
-                    if out.poll_closed(cx).is_ready() {
-                        return Poll::Ready(Ok(None));
-                    }
+                    let demand = match out.poll_demand(cx) {
+                        Poll::Ready(Ok(n)) => Some(n),
+                        Poll::Ready(Err(_)) => return Poll::Ready(Ok(None)),
+                        Poll::Pending => None,
+                    };
                     if let Err(e) = heads.poll_fill(cx, |_| true) {
                         return Poll::Ready(Err(e));
                     }
                     if eager && heads.any_ended() {
                         return Poll::Ready(Ok(None));
                     }
-                    if let Some(i) = choose(&mut pick, &heads, &mut next) {
-                        return Poll::Ready(Ok(Some(heads.take(i))));
-                    }
                     if heads.all_ended() {
                         return Poll::Ready(Ok(None));
+                    }
+                    let Some(n) = demand else {
+                        return Poll::Pending;
+                    };
+                    if let Some(i) = choose(&mut pick, &heads, &mut next) {
+                        return Poll::Ready(Ok(Some(heads.take_up_to(i, n))));
                     }
                     Poll::Pending
                 })

@@ -1,13 +1,13 @@
 //! `Partition`: each element to the output chosen by a function.
 
-use super::common::{self, poll_cancelled, send_each};
+use super::common::{self, CancelPolicy, poll_cancelled, send_each};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use std::sync::Arc;
 use std::task::Poll;
 use weir_graph::{
     AsyncIo, AsyncLogic, Event, Inlet, Junction, Node, NodePorts, Outlet, StageError, async_node,
-    router_for,
+    at_least, router_for,
 };
 
 type Chooser<T> = Arc<dyn Fn(&T) -> usize + Send + Sync>;
@@ -18,13 +18,14 @@ type Chooser<T> = Arc<dyn Fn(&T) -> usize + Send + Sync>;
 /// Backpressures when: an output that receives rows of the current batch has no credit.
 /// Completes when: upstream completes; or every output cancelled (or, with `eager_cancel`, any one);
 /// rows for a cancelled output are dropped.
-/// Cancels when: every output has cancelled (with `eager_cancel`, the first one).
+/// Cancels when: the last output cancels (with `eager_cancel`: the first).
 /// Fails when: upstream fails, or `f` returns an index `>= n` (the error names the element's
 /// position in the stream and the stage; rows before it in the batch are still delivered).
 pub struct Partition<T> {
     n: usize,
     f: Chooser<T>,
     eager_cancel: bool,
+    invalid: Option<String>,
 }
 
 /// The ports of a [`Partition`]: one inlet, `n` outlets.
@@ -37,12 +38,14 @@ pub struct PartitionPorts<T> {
 }
 
 impl<T: Send + 'static> Partition<T> {
-    /// A partition over `n` outputs (at least 1) choosing with `f`.
+    /// A partition over `n` outputs choosing with `f` (`n == 0` is reported as an invalid
+    /// parameter when the graph is validated).
     pub fn new(n: usize, f: impl Fn(&T) -> usize + Send + Sync + 'static) -> Self {
         Self {
             n: n.max(1),
             f: Arc::new(f),
             eager_cancel: false,
+            invalid: at_least("partition: outputs", n, 1),
         }
     }
 
@@ -59,7 +62,7 @@ impl<T: Send + 'static> Junction for Partition<T> {
     fn node(self) -> Node {
         let outs = (0..self.n).map(|_| router_for::<T>()).collect();
         let (f, eager) = (self.f, self.eager_cancel);
-        async_node("partition", 1, outs, move |_info| {
+        let mut node = async_node("partition", 1, outs, move |_info| {
             Ok((
                 PartitionLogic {
                     f: Arc::clone(&f),
@@ -67,7 +70,9 @@ impl<T: Send + 'static> Junction for Partition<T> {
                 },
                 (),
             ))
-        })
+        });
+        node.attrs.reject(self.invalid);
+        node
     }
 
     fn ports(p: NodePorts) -> Self::Ports {
@@ -87,6 +92,7 @@ struct PartitionLogic<T> {
 impl<T: Send + 'static> AsyncLogic for PartitionLogic<T> {
     fn run(self: Box<Self>, mut io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
         let Self { f, eager } = *self;
+        let policy = CancelPolicy::new(eager);
         async move {
             let path = io.info.path.clone();
             let mut input = io.input::<T>(0)?;
@@ -96,7 +102,7 @@ impl<T: Send + 'static> AsyncLogic for PartitionLogic<T> {
             loop {
                 let ev = std::future::poll_fn(|cx| {
                     let gone = poll_cancelled(&mut outs, cx);
-                    if (eager && gone > 0) || outs.iter().all(Option::is_none) {
+                    if policy.stop_outs(gone, &outs) {
                         return Poll::Ready(None);
                     }
                     input.poll_recv(cx).map(Some)
@@ -116,8 +122,8 @@ impl<T: Send + 'static> AsyncLogic for PartitionLogic<T> {
                         None => {
                             failure = Some(
                                 StageError::user(format!(
-                                    "partition: element #{seen} was mapped to output {i}, \
-                                     but stage '{path}' has {n} outputs (0..{n})"
+                                    "partition index {i} out of range 0..{n} \
+                                     (element #{seen} of stage '{path}')"
                                 ))
                                 .with_stage(&path),
                             );
@@ -130,7 +136,7 @@ impl<T: Send + 'static> AsyncLogic for PartitionLogic<T> {
                 if let Some(e) = failure {
                     return Err(e);
                 }
-                if (eager && gone > 0) || outs.iter().all(Option::is_none) {
+                if policy.stop_outs(gone, &outs) {
                     return Ok(());
                 }
             }

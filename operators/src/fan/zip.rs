@@ -1,14 +1,16 @@
 //! `Zip`, `ZipWith` and `Unzip` (`ZipLatest` lives in `zip_latest.rs`).
 
-use super::common::{Side, poll_flush};
+use super::common::{CancelPolicy, Side, poll_flush};
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use std::collections::VecDeque;
 use std::marker::PhantomData;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use weir_graph::{
-    AsyncIo, AsyncLogic, Event, Inlet, Junction, Node, NodePorts, Outlet, StageError, async_node,
-    router_for,
+    AsyncIo, AsyncLogic, Directive, Event, Inlet, Junction, Node, NodePorts, Outlet, Output,
+    StageError, async_node, panic_message, router_for,
 };
 
 type Combine<A, B, O> = Arc<dyn Fn(A, B) -> O + Send + Sync>;
@@ -66,7 +68,9 @@ impl<A: Send + 'static, B: Send + 'static> Junction for Zip<A, B> {
 /// Backpressures when: downstream backpressures, or an input has nothing buffered.
 /// Completes when: any input completes and no buffered element of it remains to pair.
 /// Cancels when: downstream cancels, or the zip completes (the other input is cancelled).
-/// Fails when: any input fails (immediately).
+/// Fails when: any input fails (immediately), or `f` panics under Stop (the pairs combined
+/// before the failing one are emitted first); under Resume/Restart the failing pair is
+/// dead-lettered and zipping goes on.
 pub struct ZipWith<A, B, O>(Combine<A, B, O>);
 
 impl<A: Send + 'static, B: Send + 'static, O: Send + 'static> ZipWith<A, B, O> {
@@ -109,14 +113,12 @@ impl<A: Send + 'static, B: Send + 'static, O: Send + 'static> AsyncLogic for Zip
             loop {
                 let n = l.buf.len().min(r.buf.len());
                 if n > 0 {
-                    let batch: Vec<O> = l
-                        .buf
-                        .drain(..n)
-                        .zip(r.buf.drain(..n))
-                        .map(|(a, b)| f(a, b))
-                        .collect();
-                    if out.send(batch).await.is_err() {
+                    let (batch, failure) = combine(&io, &*f, &mut l.buf, &mut r.buf, n);
+                    if !batch.is_empty() && out.send(batch).await.is_err() {
                         return Ok(());
+                    }
+                    if let Some(e) = failure {
+                        return Err(e);
                     }
                 }
                 if l.exhausted() || r.exhausted() {
@@ -150,14 +152,58 @@ impl<A: Send + 'static, B: Send + 'static, O: Send + 'static> AsyncLogic for Zip
     }
 }
 
+/// Combines the first `n` pairs of `l` and `r` with `f` (one `catch_unwind` for the lot). When
+/// `f` panics on a pair, the pair goes through supervision (dead-lettered under Resume and
+/// Restart, which act alike: `f` holds no state) and the pairs after it are combined; under
+/// Stop the results before it come back with the error, to be emitted ahead of it.
+fn combine<A, B, O>(
+    io: &AsyncIo,
+    f: &(dyn Fn(A, B) -> O + Send + Sync),
+    l: &mut VecDeque<A>,
+    r: &mut VecDeque<B>,
+    n: usize,
+) -> (Vec<O>, Option<StageError>) {
+    let mut out = Vec::with_capacity(n);
+    let mut done = 0;
+    while done < n {
+        let res = catch_unwind(AssertUnwindSafe(|| {
+            while done < n {
+                let (Some(a), Some(b)) = (l.pop_front(), r.pop_front()) else {
+                    done = n;
+                    break;
+                };
+                done += 1;
+                out.push(f(a, b));
+            }
+        }));
+        if let Err(p) = res {
+            let err = StageError::internal(format!(
+                "panicked on pair {} of the batch: {}",
+                done - 1,
+                panic_message(&*p)
+            ));
+            if let Err(e) = io.stage_cx().element_failed(err, None, None)
+                && io.stage_cx().decide(&e) == Directive::Stop
+            {
+                return (out, Some(e));
+            }
+        }
+    }
+    (out, None)
+}
+
 /// Splits a stream of pairs into a stream of firsts (port 0) and a stream of seconds (port 1).
 ///
-/// Emits when: a batch arrives; its halves go to both outputs.
-/// Backpressures when: any output has no credit.
-/// Completes when: upstream completes, or any output cancels.
-/// Cancels when: any output cancels (as Akka's `Unzip`).
+/// Emits when: a batch arrives; its halves go to the outputs not cancelled.
+/// Backpressures when: any output not cancelled has no credit.
+/// Completes when: upstream completes; or both outputs cancelled (or, with `eager_cancel`, either
+/// one); the halves for a cancelled output are dropped.
+/// Cancels when: it completes because its outputs cancelled.
 /// Fails when: upstream fails.
-pub struct Unzip<A, B>(PhantomData<fn(A, B)>);
+pub struct Unzip<A, B> {
+    eager_cancel: bool,
+    _t: PhantomData<fn(A, B)>,
+}
 
 /// The ports of an [`Unzip`].
 #[derive(Debug, Clone, Copy)]
@@ -173,7 +219,16 @@ pub struct UnzipPorts<A, B> {
 impl<A: Send + 'static, B: Send + 'static> Unzip<A, B> {
     /// A new unzip.
     pub fn new() -> Self {
-        Self(PhantomData)
+        Self {
+            eager_cancel: false,
+            _t: PhantomData,
+        }
+    }
+
+    /// When `true`, the unzip stops (cancelling upstream) as soon as either output cancels.
+    pub fn eager_cancel(mut self, eager: bool) -> Self {
+        self.eager_cancel = eager;
+        self
     }
 }
 
@@ -182,8 +237,9 @@ impl<A: Send + 'static, B: Send + 'static> Junction for Unzip<A, B> {
 
     fn node(self) -> Node {
         let outs = vec![router_for::<A>(), router_for::<B>()];
-        async_node("unzip", 1, outs, |_| {
-            Ok((UnzipLogic::<A, B>(PhantomData), ()))
+        let policy = CancelPolicy::new(self.eager_cancel);
+        async_node("unzip", 1, outs, move |_| {
+            Ok((UnzipLogic::<A, B>(policy, PhantomData), ()))
         })
     }
 
@@ -196,17 +252,56 @@ impl<A: Send + 'static, B: Send + 'static> Junction for Unzip<A, B> {
     }
 }
 
-struct UnzipLogic<A, B>(PhantomData<fn(A, B)>);
+struct UnzipLogic<A, B>(CancelPolicy, PhantomData<fn(A, B)>);
+
+/// Polls `out` for cancellation; a cancelled output becomes `None`. Returns 1 if it did now.
+fn closed_now<T: Send + 'static>(out: &mut Option<Output<T>>, cx: &mut Context<'_>) -> usize {
+    let closed = out.as_mut().is_some_and(|o| o.poll_closed(cx).is_ready());
+    if closed {
+        *out = None;
+    }
+    usize::from(closed)
+}
+
+/// Flushes `out` unless `done`; a cancelled output becomes `None` (and counts in `gone`).
+fn flush_side<T: Send + 'static>(
+    out: &mut Option<Output<T>>,
+    done: &mut bool,
+    gone: &mut usize,
+    cx: &mut Context<'_>,
+) {
+    if *done {
+        return;
+    }
+    let Some(o) = out else {
+        *done = true;
+        return;
+    };
+    match poll_flush(o, cx) {
+        Poll::Ready(Ok(())) => *done = true,
+        Poll::Ready(Err(_)) => {
+            *out = None;
+            *done = true;
+            *gone += 1;
+        }
+        Poll::Pending => {}
+    }
+}
 
 impl<A: Send + 'static, B: Send + 'static> AsyncLogic for UnzipLogic<A, B> {
     fn run(self: Box<Self>, mut io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
+        let policy = self.0;
         async move {
             let mut input = io.input::<(A, B)>(0)?;
-            let mut oa = io.output::<A>(0)?;
-            let mut ob = io.output::<B>(1)?;
+            let mut oa = Some(io.output::<A>(0)?);
+            let mut ob = Some(io.output::<B>(1)?);
+            let open = |a: &Option<Output<A>>, b: &Option<Output<B>>| {
+                usize::from(a.is_some()) + usize::from(b.is_some())
+            };
             loop {
                 let ev = std::future::poll_fn(|cx| {
-                    if oa.poll_closed(cx).is_ready() || ob.poll_closed(cx).is_ready() {
+                    let gone = closed_now(&mut oa, cx) + closed_now(&mut ob, cx);
+                    if policy.stop(gone, open(&oa, &ob)) {
                         return Poll::Ready(Event::End);
                     }
                     input.poll_recv(cx)
@@ -218,32 +313,24 @@ impl<A: Send + 'static, B: Send + 'static> AsyncLogic for UnzipLogic<A, B> {
                     Event::Batch(v) => v,
                 };
                 let (va, vb): (Vec<A>, Vec<B>) = v.into_iter().unzip();
-                oa.push(va);
-                ob.push(vb);
-                let (mut da, mut db) = (false, false);
-                let sent = std::future::poll_fn(|cx| {
-                    if !da {
-                        match poll_flush(&mut oa, cx) {
-                            Poll::Ready(Ok(())) => da = true,
-                            Poll::Ready(Err(c)) => return Poll::Ready(Err(c)),
-                            Poll::Pending => {}
-                        }
-                    }
-                    if !db {
-                        match poll_flush(&mut ob, cx) {
-                            Poll::Ready(Ok(())) => db = true,
-                            Poll::Ready(Err(c)) => return Poll::Ready(Err(c)),
-                            Poll::Pending => {}
-                        }
-                    }
+                if let Some(o) = oa.as_mut() {
+                    o.push(va);
+                }
+                if let Some(o) = ob.as_mut() {
+                    o.push(vb);
+                }
+                let (mut da, mut db, mut gone) = (false, false, 0);
+                std::future::poll_fn(|cx| {
+                    flush_side(&mut oa, &mut da, &mut gone, cx);
+                    flush_side(&mut ob, &mut db, &mut gone, cx);
                     if da && db {
-                        Poll::Ready(Ok(()))
+                        Poll::Ready(())
                     } else {
                         Poll::Pending
                     }
                 })
                 .await;
-                if sent.is_err() {
+                if policy.stop(gone, open(&oa, &ob)) {
                     return Ok(());
                 }
             }

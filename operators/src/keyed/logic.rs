@@ -2,7 +2,7 @@
 
 use ahash::AHashMap;
 use std::hash::Hash;
-use weir_graph::{FlowLogic, StageCx, StageError};
+use weir_graph::{FlowLogic, StageCx, StageError, consume};
 
 /// Pairs each element with its key (runs upstream of the hash edge).
 pub(super) struct KeyPairs<F> {
@@ -22,7 +22,7 @@ where
         _scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
         let key = &mut self.key;
-        out.extend(input.drain(..).map(|x| (key(&x), x)));
+        consume(input, |it| out.extend(it.map(|x| (key(&x), x))));
         Ok(())
     }
 }
@@ -45,7 +45,7 @@ where
         _scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
         let key = &mut self.key;
-        out.extend(input.drain(..).map(|x| key(&x)));
+        consume(input, |it| out.extend(it.map(|x| key(&x))));
         Ok(())
     }
 }
@@ -101,17 +101,25 @@ where
         &mut self,
         input: &mut Vec<(K, T)>,
         _out: &mut Vec<(K, A)>,
-        _scx: &mut StageCx<'_>,
+        scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
-        for (k, x) in input.drain(..) {
-            if let Some(slot) = self.state.get_mut(&k) {
-                let acc = slot.take().unwrap_or_else(|| self.zero.clone());
-                *slot = Some((self.f)(acc, x));
-            } else {
-                let acc = (self.f)(self.zero.clone(), x);
-                self.state.insert(k, Some(acc));
+        // Under supervision `f` gets a copy, so a panic leaves the key's accumulator in place.
+        let copy = scx.supervised();
+        let (zero, f, state) = (&self.zero, &mut self.f, &mut self.state);
+        consume(input, |it| {
+            for (k, x) in it {
+                if let Some(slot) = state.get_mut(&k) {
+                    let acc = match slot {
+                        Some(a) if copy => a.clone(),
+                        _ => slot.take().unwrap_or_else(|| zero.clone()),
+                    };
+                    *slot = Some(f(acc, x));
+                } else {
+                    let acc = f(zero.clone(), x);
+                    state.insert(k, Some(acc));
+                }
             }
-        }
+        });
         Ok(())
     }
 
@@ -148,17 +156,20 @@ where
         _out: &mut Vec<(K, T)>,
         _scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
-        for (k, x) in input.drain(..) {
-            if let Some(slot) = self.state.get_mut(&k) {
-                let next = match slot.take() {
-                    Some(acc) => (self.f)(acc, x),
-                    None => x,
-                };
-                *slot = Some(next);
-            } else {
-                self.state.insert(k, Some(x));
+        let (f, state) = (&mut self.f, &mut self.state);
+        consume(input, |it| {
+            for (k, x) in it {
+                if let Some(slot) = state.get_mut(&k) {
+                    // An empty slot lost its accumulator to a panic in `f`: it stays empty (and
+                    // the stage fails on completion) rather than silently start a new total.
+                    if let Some(acc) = slot.take() {
+                        *slot = Some(f(acc, x));
+                    }
+                } else {
+                    state.insert(k, Some(x));
+                }
             }
-        }
+        });
         Ok(())
     }
 
@@ -167,6 +178,11 @@ where
         out: &mut Vec<(K, T)>,
         _scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
+        if self.state.values().any(Option::is_none) {
+            return Err(StageError::user(
+                "reduce: the accumulator of a key was lost when the function panicked",
+            ));
+        }
         out.extend(self.state.drain().filter_map(|(k, v)| v.map(|v| (k, v))));
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! Windows by count: `grouped`, `sliding`.
 
-use weir_graph::{Flow, FlowLogic, StageCx, StageError};
+use weir_graph::{Flow, FlowLogic, StageCx, StageError, at_least};
 
 /// Upper bound of the capacity reserved up front for one group.
 const MAX_RESERVE: usize = 4096;
@@ -43,12 +43,15 @@ impl<T: Send + 'static> FlowLogic<T, Vec<T>> for GroupedLogic<T> {
 }
 
 /// Flow form of [`SimpleOps::grouped`](super::SimpleOps::grouped).
+/// `n == 0` is reported as an invalid parameter when the graph is validated.
 pub fn grouped<T: Send + 'static>(n: usize) -> Flow<T, Vec<T>> {
+    let invalid = at_least("grouped: n", n, 1);
     let n = n.max(1);
     Flow::from_logic("grouped", move |_| {
         let buf = Vec::with_capacity(n.min(MAX_RESERVE));
         Ok((GroupedLogic { n, buf }, ()))
     })
+    .reject(invalid)
 }
 
 struct SlidingLogic<T> {
@@ -98,12 +101,15 @@ impl<T: Clone + Send + 'static> FlowLogic<T, Vec<T>> for SlidingLogic<T> {
 }
 
 /// Flow form of [`SimpleOps::sliding`](super::SimpleOps::sliding).
+/// `n == 0` or `step == 0` is reported as an invalid parameter when the graph is validated.
 pub fn sliding<T: Clone + Send + 'static>(n: usize, step: usize) -> Flow<T, Vec<T>> {
+    let invalid = at_least("sliding: n", n, 1).or_else(|| at_least("sliding: step", step, 1));
     let (n, step) = (n.max(1), step.max(1));
     Flow::from_logic("sliding", move |_| {
         let buf = Vec::with_capacity(n.min(MAX_RESERVE));
         Ok((SlidingLogic { n, step, buf }, ()))
     })
+    .reject(invalid)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Pass-through observers and decorators: `inspect`, `log`, `zip_with_index`.
 
 use std::fmt::Debug;
-use weir_graph::{Flow, FlowLogic, StageCx, StageError};
+use weir_graph::{Flow, FlowLogic, StageCx, StageError, retain_guarded};
 
 struct InspectLogic<F> {
     f: F,
@@ -18,7 +18,11 @@ where
         out: &mut Vec<T>,
         _scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
-        input.iter().for_each(&mut self.f);
+        let f = &mut self.f;
+        retain_guarded(input, out, |x| {
+            f(x);
+            true
+        });
         super::pass(input, out);
         Ok(())
     }
@@ -35,6 +39,30 @@ where
 
 struct LogLogic {
     name: String,
+    level: tracing::Level,
+}
+
+/// Emits a `tracing` event at a level chosen at run time (the macros want a constant).
+macro_rules! event_at {
+    ($level:expr, $($arg:tt)+) => {
+        match $level {
+            tracing::Level::ERROR => tracing::event!(target: "weir::log", tracing::Level::ERROR, $($arg)+),
+            tracing::Level::WARN => tracing::event!(target: "weir::log", tracing::Level::WARN, $($arg)+),
+            tracing::Level::INFO => tracing::event!(target: "weir::log", tracing::Level::INFO, $($arg)+),
+            tracing::Level::DEBUG => tracing::event!(target: "weir::log", tracing::Level::DEBUG, $($arg)+),
+            _ => tracing::event!(target: "weir::log", tracing::Level::TRACE, $($arg)+),
+        }
+    };
+}
+
+fn level_enabled(level: tracing::Level) -> bool {
+    match level {
+        tracing::Level::ERROR => tracing::enabled!(target: "weir::log", tracing::Level::ERROR),
+        tracing::Level::WARN => tracing::enabled!(target: "weir::log", tracing::Level::WARN),
+        tracing::Level::INFO => tracing::enabled!(target: "weir::log", tracing::Level::INFO),
+        tracing::Level::DEBUG => tracing::enabled!(target: "weir::log", tracing::Level::DEBUG),
+        _ => tracing::enabled!(target: "weir::log", tracing::Level::TRACE),
+    }
 }
 
 impl<T: Debug + Send + 'static> FlowLogic<T, T> for LogLogic {
@@ -44,18 +72,19 @@ impl<T: Debug + Send + 'static> FlowLogic<T, T> for LogLogic {
         out: &mut Vec<T>,
         scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
-        if tracing::enabled!(tracing::Level::DEBUG) {
+        if level_enabled(self.level) {
             let stage = &scx.info().path;
             for x in input.iter() {
-                tracing::debug!(name = %self.name, stage = %stage, "element: {x:?}");
+                event_at!(self.level, name = %self.name, stage = %stage, "element: {x:?}");
             }
         }
         super::pass(input, out);
         Ok(())
     }
 
-    fn on_finish(&mut self, _out: &mut Vec<T>, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
-        tracing::debug!(name = %self.name, "upstream finished");
+    fn on_finish(&mut self, _out: &mut Vec<T>, scx: &mut StageCx<'_>) -> Result<(), StageError> {
+        let stage = &scx.info().path;
+        event_at!(self.level, name = %self.name, stage = %stage, "upstream finished");
         Ok(())
     }
 
@@ -63,17 +92,34 @@ impl<T: Debug + Send + 'static> FlowLogic<T, T> for LogLogic {
         &mut self,
         error: StageError,
         _out: &mut Vec<T>,
-        _scx: &mut StageCx<'_>,
+        scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
-        tracing::debug!(name = %self.name, "upstream failed: {error}");
+        let stage = &scx.info().path;
+        tracing::error!(target: "weir::log", name = %self.name, stage = %stage, "upstream failed: {error}");
         Err(error)
     }
 }
 
 /// Flow form of [`SimpleOps::log`](super::SimpleOps::log).
 pub fn log<T: Debug + Send + 'static>(name: impl Into<String>) -> Flow<T, T> {
+    log_at(name, tracing::Level::DEBUG)
+}
+
+/// Flow form of [`SimpleOps::log_at`](super::SimpleOps::log_at).
+pub fn log_at<T: Debug + Send + 'static>(
+    name: impl Into<String>,
+    level: tracing::Level,
+) -> Flow<T, T> {
     let name = name.into();
-    Flow::from_logic("log", move |_| Ok((LogLogic { name: name.clone() }, ())))
+    Flow::from_logic("log", move |_| {
+        Ok((
+            LogLogic {
+                name: name.clone(),
+                level,
+            },
+            (),
+        ))
+    })
 }
 
 struct ZipWithIndexLogic {

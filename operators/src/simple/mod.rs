@@ -17,7 +17,7 @@ pub(crate) mod testkit;
 mod try_map;
 
 pub use grouped::{grouped, sliding};
-pub use inspect::{inspect, log, zip_with_index};
+pub use inspect::{inspect, log, log_at, zip_with_index};
 pub use intersperse::{intersperse, intersperse_around};
 pub use map::{filter, filter_map, flat_map, map, map_concat};
 pub use recover::{recover, recover_with};
@@ -278,6 +278,19 @@ pub trait SimpleOps: Via {
         Self::Out: Debug,
     {
         self.via_flow(log(name))
+    }
+    /// Logs each element's `Debug` form and the completion at `level`, a failure at `ERROR`,
+    /// via `tracing` (target `weir::log`, field `name`).
+    /// Emits when: an element arrives (unchanged).
+    /// Backpressures when: downstream backpressures.
+    /// Completes when: upstream completes.
+    /// Cancels when: downstream cancels.
+    /// Fails when: upstream fails.
+    fn log_at(self, name: impl Into<String>, level: tracing::Level) -> Self::Next<Self::Out>
+    where
+        Self::Out: Debug,
+    {
+        self.via_flow(log_at(name, level))
     }
     /// On upstream failure emits `f(&err)` and completes; `None` propagates the failure.
     /// Emits when: an element arrives, or upstream failed and `f` returned `Some`.

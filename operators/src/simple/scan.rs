@@ -1,6 +1,6 @@
 //! Running and final aggregates: `scan`, `fold`, `reduce`.
 
-use weir_graph::{Flow, FlowLogic, StageCx, StageError};
+use weir_graph::{Flow, FlowLogic, StageCx, StageError, consume};
 
 struct ScanLogic<S, F> {
     acc: S,
@@ -25,10 +25,12 @@ where
             out.push(self.acc.clone());
         }
         out.reserve(input.len());
-        for x in input.drain(..) {
-            self.acc = (self.f)(&self.acc, x);
-            out.push(self.acc.clone());
-        }
+        consume(input, |it| {
+            for x in it {
+                self.acc = (self.f)(&self.acc, x);
+                out.push(self.acc.clone());
+            }
+        });
         Ok(())
     }
 
@@ -61,29 +63,46 @@ where
 struct FoldLogic<S, F> {
     acc: Option<S>,
     f: F,
+    /// Under supervision: the accumulator before the current call (`f` takes it by value, so a
+    /// panic would lose it; Resume goes on from here).
+    saved: Option<S>,
 }
 
 impl<I, S, F> FlowLogic<I, S> for FoldLogic<S, F>
 where
     I: Send + 'static,
-    S: Send + 'static,
+    S: Clone + Send + 'static,
     F: FnMut(S, I) -> S + Send + 'static,
 {
     fn on_batch(
         &mut self,
         input: &mut Vec<I>,
         _out: &mut Vec<S>,
-        _scx: &mut StageCx<'_>,
+        scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
-        match self.acc.take() {
-            Some(acc) => self.acc = Some(input.drain(..).fold(acc, &mut self.f)),
-            None => input.clear(),
+        let Some(mut acc) = self.acc.take().or_else(|| self.saved.take()) else {
+            input.clear();
+            return Ok(());
+        };
+        if scx.supervised() {
+            let (f, saved) = (&mut self.f, &mut self.saved);
+            acc = consume(input, |it| {
+                it.fold(acc, |acc, x| {
+                    *saved = Some(acc.clone());
+                    f(acc, x)
+                })
+            });
+            self.saved = None;
+        } else {
+            acc = input.drain(..).fold(acc, &mut self.f);
         }
+        self.acc = Some(acc);
         Ok(())
     }
 
     fn on_finish(&mut self, out: &mut Vec<S>, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
-        out.extend(self.acc.take());
+        // After a panic on the last element the accumulator before it is in `saved`.
+        out.extend(self.acc.take().or_else(|| self.saved.take()));
         Ok(())
     }
 }
@@ -99,6 +118,7 @@ where
         let logic = FoldLogic {
             acc: Some(zero.clone()),
             f: f.clone(),
+            saved: None,
         };
         Ok((logic, ()))
     })
@@ -107,6 +127,13 @@ where
 struct ReduceLogic<T, F> {
     acc: Option<T>,
     f: F,
+    /// `f` was running with the accumulator when it panicked: the accumulator is gone.
+    lost: bool,
+}
+
+/// The error of a `reduce` whose function panicked with the accumulator.
+fn reduce_lost() -> StageError {
+    StageError::user("reduce: the accumulator was lost when the function panicked")
 }
 
 impl<T, F> FlowLogic<T, T> for ReduceLogic<T, F>
@@ -120,16 +147,28 @@ where
         _out: &mut Vec<T>,
         _scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
-        let mut it = input.drain(..);
-        let first = match self.acc.take() {
-            Some(acc) => Some(acc),
-            None => it.next(),
-        };
-        self.acc = first.map(|acc| it.fold(acc, &mut self.f));
+        if self.lost {
+            // Resuming would silently start a new total: fail instead (on completion at the latest).
+            input.clear();
+            return Err(reduce_lost());
+        }
+        let (acc, f) = (&mut self.acc, &mut self.f);
+        self.lost = true;
+        consume(input, |it| {
+            let first = match acc.take() {
+                Some(a) => Some(a),
+                None => it.next(),
+            };
+            *acc = first.map(|a| it.fold(a, f));
+        });
+        self.lost = false;
         Ok(())
     }
 
     fn on_finish(&mut self, out: &mut Vec<T>, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
+        if self.lost {
+            return Err(reduce_lost());
+        }
         match self.acc.take() {
             Some(acc) => {
                 out.push(acc);
@@ -153,6 +192,7 @@ where
             ReduceLogic {
                 acc: None,
                 f: f.clone(),
+                lost: false,
             },
             (),
         ))

@@ -1,6 +1,6 @@
 //! Prefix operators: `take`, `take_while`, `drop`, `drop_while`.
 
-use weir_graph::{Flow, FlowLogic, StageCx, StageError};
+use weir_graph::{Flow, FlowLogic, StageCx, StageError, consume_ref};
 
 struct TakeLogic {
     left: usize,
@@ -55,15 +55,22 @@ where
             input.clear();
             return Ok(());
         }
-        let pred = &mut self.pred;
-        match input.iter().position(|x| !pred(x)) {
-            None => super::pass(input, out),
-            Some(p) => {
-                let end = if self.inclusive { p + 1 } else { p };
-                out.extend(input.drain(..end));
-                input.clear();
-                self.done = true;
+        let (pred, inclusive, done) = (&mut self.pred, self.inclusive, &mut self.done);
+        consume_ref(input, |it| {
+            while let Some(x) = it.as_slice().first() {
+                let pass = pred(x);
+                let Some(x) = it.next() else { break };
+                if pass || inclusive {
+                    out.push(x);
+                }
+                if !pass {
+                    *done = true;
+                    break;
+                }
             }
+        });
+        if self.done {
+            input.clear();
         }
         Ok(())
     }
@@ -149,14 +156,16 @@ where
         _scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
         if self.dropping {
-            let pred = &mut self.pred;
-            match input.iter().position(|x| !pred(x)) {
-                None => input.clear(),
-                Some(p) => {
-                    input.drain(..p);
-                    self.dropping = false;
+            let (pred, dropping) = (&mut self.pred, &mut self.dropping);
+            consume_ref(input, |it| {
+                while let Some(x) = it.as_slice().first() {
+                    if !pred(x) {
+                        *dropping = false;
+                        break;
+                    }
+                    it.next();
                 }
-            }
+            });
         }
         super::pass(input, out);
         Ok(())

@@ -2,7 +2,7 @@
 
 use std::error::Error;
 use std::marker::PhantomData;
-use weir_graph::{ErrorKind, Flow, FlowLogic, StageCx, StageError};
+use weir_graph::{ErrorKind, Flow, FlowLogic, StageCx, StageError, consume_ref};
 
 struct TryMapLogic<F, E> {
     f: F,
@@ -23,21 +23,21 @@ where
         scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
         out.reserve(input.len());
-        let mut it = input.drain(..);
-        while let Some(x) = it.next() {
-            match (self.f)(&x) {
-                Ok(y) => out.push(y),
-                Err(e) => {
-                    let err = StageError::from_boxed(ErrorKind::User, e.into());
-                    if let Err(err) = scx.element_failed(err, Some(Box::new(x)), None) {
-                        let rest: Vec<I> = it.collect();
-                        input.extend(rest);
-                        return Err(err);
+        let f = &mut self.f;
+        consume_ref(input, |it| {
+            while let Some(x) = it.as_slice().first() {
+                let r = f(x);
+                let Some(x) = it.next() else { break };
+                match r {
+                    Ok(y) => out.push(y),
+                    Err(e) => {
+                        let err = StageError::from_boxed(ErrorKind::User, e.into());
+                        scx.element_failed(err, Some(Box::new(x)), None)?;
                     }
                 }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 }
 

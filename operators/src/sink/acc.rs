@@ -105,17 +105,70 @@ where
     A: Clone + Send + Sync + 'static,
     F: FnMut(A, T) -> A + Clone + Send + Sync + 'static,
 {
-    let mut f = f;
-    let batch = move |s: &mut Option<A>, v: &mut Vec<T>| {
-        if let Some(mut acc) = s.take() {
-            for x in v.drain(..) {
-                acc = f(acc, x);
-            }
-            *s = Some(acc);
+    Sink::from_logic("fold", move |_| {
+        let (promise, future) = promise();
+        let logic = FoldSink {
+            acc: Some(init.clone()),
+            saved: None,
+            f: f.clone(),
+            promise,
+            finished: false,
+        };
+        Ok((logic, future))
+    })
+}
+
+/// `Sink::fold`: like the `fold` flow, under supervision it keeps the accumulator from before
+/// each call (`f` takes it by value), so Resume goes on from there after a panic.
+struct FoldSink<A, F> {
+    acc: Option<A>,
+    saved: Option<A>,
+    f: F,
+    promise: Promise<A>,
+    finished: bool,
+}
+
+impl<T, A, F> SinkLogic<T> for FoldSink<A, F>
+where
+    T: Send + 'static,
+    A: Clone + Send + 'static,
+    F: FnMut(A, T) -> A + Send + 'static,
+{
+    fn on_batch(&mut self, input: &mut Vec<T>, scx: &mut StageCx<'_>) -> Result<(), StageError> {
+        let Some(mut acc) = self.acc.take().or_else(|| self.saved.take()) else {
+            input.clear();
+            return Ok(());
+        };
+        if scx.supervised() {
+            let (f, saved) = (&mut self.f, &mut self.saved);
+            acc = weir_graph::consume(input, |it| {
+                it.fold(acc, |a, x| {
+                    *saved = Some(a.clone());
+                    f(a, x)
+                })
+            });
+            self.saved = None;
+        } else {
+            acc = input.drain(..).fold(acc, &mut self.f);
         }
-    };
-    let finish = |s: Option<A>| s.ok_or_else(|| StageError::internal("fold lost its state"));
-    acc_sink("fold", move || Some(init.clone()), batch, finish, never)
+        self.acc = Some(acc);
+        Ok(())
+    }
+    fn on_finish(&mut self, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
+        let acc = self.acc.take().or_else(|| self.saved.take());
+        self.finished = true;
+        self.promise
+            .complete(acc.ok_or_else(|| StageError::internal("fold lost its state")));
+        Ok(())
+    }
+    fn on_error(&mut self, error: &StageError) {
+        self.acc = None;
+        self.finished = true;
+        self.promise.complete(Err(error.clone()));
+    }
+    fn is_done(&self) -> bool {
+        self.finished
+    }
 }
 
 pub(crate) fn for_each<T, F>(f: F) -> Sink<T, SinkFuture<()>>
@@ -124,7 +177,7 @@ where
     F: FnMut(T) + Clone + Send + Sync + 'static,
 {
     let mut f = f;
-    let batch = move |_: &mut (), v: &mut Vec<T>| v.drain(..).for_each(&mut f);
+    let batch = move |_: &mut (), v: &mut Vec<T>| weir_graph::consume(v, |it| it.for_each(&mut f));
     acc_sink("for_each", || (), batch, Ok, never)
 }
 

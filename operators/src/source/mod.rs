@@ -136,7 +136,10 @@ pub trait SourceCtors<T: Send + 'static>: Sized {
     where
         T: RangeInt;
 
-    /// A source fed through the materialized [`SourceQueue`] (`capacity` at least 1).
+    /// A source fed through the materialized [`SourceQueue`] (`capacity` at least 1). Its output
+    /// is demand-driven: elements leave the buffer only as the consumer requests them, so the
+    /// overflow strategy applies to everything not requested (`queue(2, DropHead)` offered 1..=5
+    /// before any request delivers exactly `[4, 5]`).
     /// Emits when: an element is buffered and downstream has demand.
     /// Backpressures when: never itself; `offer` waits on a full buffer under `Backpressure`.
     /// Completes when: `complete` is called (or every handle dropped) and the buffer is drained.

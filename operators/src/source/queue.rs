@@ -149,6 +149,13 @@ impl<T: Send + 'static> SourceQueue<T> {
     pub fn buffered(&self) -> usize {
         self.0.0.lock().buf.len()
     }
+
+    /// Whether the queue accepts no more elements: completed, failed, or its stream stopped
+    /// (downstream cancelled or the run ended); offers then return `QueueClosed` (or the failure).
+    pub fn is_closed(&self) -> bool {
+        let st = self.0.0.lock();
+        st.stopped || st.end.is_some()
+    }
 }
 
 /// Drains the shared buffer into batches.
@@ -200,11 +207,13 @@ impl<T: Send + 'static> SourceLogic<T> for QueueLogic<T> {
     }
 }
 
+/// The queue's output is demand-driven: elements leave the buffer only when the consumer asks
+/// for them, so `capacity` bounds everything the consumer has not requested.
 pub(crate) fn queue<T: Send + 'static>(
     capacity: usize,
     strategy: OverflowStrategy,
 ) -> Source<T, SourceQueue<T>> {
-    Source::from_logic("queue", move |_| {
+    let src: Source<T, SourceQueue<T>> = Source::from_logic("queue", move |_| {
         let shared = Arc::new(Shared(Mutex::new(State {
             buf: VecDeque::new(),
             capacity: capacity.max(1),
@@ -216,7 +225,8 @@ pub(crate) fn queue<T: Send + 'static>(
         })));
         let handle = SourceQueue(Arc::new(Handle(Arc::clone(&shared))));
         Ok((QueueLogic(shared), handle))
-    })
+    });
+    Source::from_module(weir_graph::on_demand_outputs(src.module()))
 }
 
 #[cfg(test)]

@@ -38,13 +38,18 @@ impl Cancellable {
     }
 }
 
-/// Emits one tick per poll once its deadline passed; missed ticks are skipped, not queued.
+/// Emits the ticks on the grid `initial_delay + k * interval`. A tick is dropped only when the
+/// consumer had no demand at its time (as Akka's `tick`): while the source waits for its timer it
+/// is being asked for an element, so every grid point that passed meanwhile (a timer that woke
+/// late) is emitted; grid points that passed while the chain was busy downstream are skipped.
 struct TickLogic<T> {
     value: T,
     initial_delay: Duration,
     interval: Duration,
     next: Option<Duration>,
     sleep: Option<(Duration, BoxFuture<'static, ()>)>,
+    /// Whether the last poll waited for the timer (the consumer asked for a tick meanwhile).
+    parked: bool,
     cancel: Cancellable,
 }
 
@@ -80,12 +85,35 @@ impl<T: Clone + Send + 'static> SourceLogic<T> for TickLogic<T> {
                 slot => &mut slot.insert((deadline, scx.clock().sleep_until(deadline))).1,
             };
             if sleep.poll_unpin(cx).is_pending() {
+                // A look-ahead poll with a waker that wakes nothing (the chain's fast path,
+                // which then flushes and may wait for credit) is not a consumer waiting.
+                if !cx.waker().data().is_null() {
+                    self.parked = true;
+                }
                 return Poll::Pending;
             }
         }
         self.sleep = None;
-        out.push(self.value.clone());
-        self.next = Some(self.after(deadline, scx.now().max(deadline)));
+        let now = scx.now().max(deadline);
+        let next = self.after(deadline, now);
+        let due = if self.parked && !self.interval.is_zero() {
+            let passed = (now - deadline).as_nanos() / self.interval.as_nanos();
+            usize::try_from(passed + 1).unwrap_or(usize::MAX)
+        } else {
+            1
+        };
+        let n = due.min(scx.batch_size().max(1));
+        out.extend(std::iter::repeat_n(self.value.clone(), n));
+        if n < due {
+            // More than a batch is owed: the rest comes with the next poll, still on demand.
+            let step = self
+                .interval
+                .saturating_mul(u32::try_from(n).unwrap_or(u32::MAX));
+            self.next = Some(deadline.saturating_add(step));
+        } else {
+            self.parked = false;
+            self.next = Some(next);
+        }
         Poll::Ready(Ok(Step::More))
     }
 }
@@ -103,6 +131,7 @@ pub(crate) fn tick<T: Clone + Send + Sync + 'static>(
             interval,
             next: None,
             sleep: None,
+            parked: false,
             cancel: cancel.clone(),
         };
         Ok((logic, cancel))
@@ -117,7 +146,7 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
 
     #[test]
-    fn ticks_on_the_virtual_clock_and_skips_missed_ticks() {
+    fn a_waiting_consumer_gets_every_tick_even_when_the_timer_wakes_late() {
         let (mut h, cancel) = source(&tick(10 * MS, 5 * MS, 'x'), 8);
         assert!(h.poll().is_none());
         h.clock.advance(9 * MS);
@@ -125,17 +154,50 @@ mod tests {
         h.clock.advance(MS);
         assert!(h.flag.take());
         assert_eq!(h.poll().unwrap().unwrap(), (vec!['x'], Step::More));
-        assert!(h.poll().is_none());
-        // 12 ms later (t = 22): the ticks at 15 and 20 collapse into one; next at 25.
+        assert!(h.poll().is_none(), "the consumer asks for the tick at 15");
+        // Woken 7 ms late (t = 22): the consumer waited all along, so the ticks of 15 and 20
+        // are both emitted; the next one is at 25.
         h.clock.advance(12 * MS);
-        assert_eq!(h.poll().unwrap().unwrap(), (vec!['x'], Step::More));
+        assert_eq!(h.poll().unwrap().unwrap(), (vec!['x', 'x'], Step::More));
         assert!(h.poll().is_none());
-        h.clock.advance(3 * MS);
+        h.clock.advance(2 * MS);
+        assert!(h.poll().is_none());
+        h.clock.advance(MS);
         assert_eq!(h.poll().unwrap().unwrap(), (vec!['x'], Step::More));
         assert!(cancel.cancel());
         assert!(!cancel.cancel());
         assert!(h.flag.take());
         assert_eq!(h.poll().unwrap().unwrap(), (vec![], Step::Done));
+    }
+
+    #[test]
+    fn ticks_without_demand_are_dropped() {
+        let (mut h, _c) = source(&tick(Duration::ZERO, 5 * MS, 'x'), 8);
+        assert_eq!(h.poll().unwrap().unwrap(), (vec!['x'], Step::More));
+        // Not polled until t = 22 (downstream was busy): the ticks at 5, 10, 15 and 20 had no
+        // demand; one tick now, the next at 25.
+        h.clock.advance(22 * MS);
+        assert_eq!(h.poll().unwrap().unwrap(), (vec!['x'], Step::More));
+        assert!(h.poll().is_none());
+        h.clock.advance(3 * MS);
+        assert_eq!(h.poll().unwrap().unwrap(), (vec!['x'], Step::More));
+    }
+
+    #[test]
+    fn a_long_wait_emits_every_tick_a_batch_at_a_time() {
+        let (mut h, _c) = source(&tick(Duration::ZERO, MS, 'x'), 4);
+        assert_eq!(h.poll().unwrap().unwrap(), (vec!['x'], Step::More));
+        assert!(h.poll().is_none());
+        h.clock.advance(10 * MS);
+        assert_eq!(h.poll().unwrap().unwrap(), (vec!['x'; 4], Step::More));
+        assert_eq!(h.poll().unwrap().unwrap(), (vec!['x'; 4], Step::More));
+        assert_eq!(h.poll().unwrap().unwrap(), (vec!['x'; 2], Step::More));
+        assert!(
+            h.poll().is_none(),
+            "the ten ticks up to 10 ms are out; the next is at 11 ms"
+        );
+        h.clock.advance(MS);
+        assert_eq!(h.poll().unwrap().unwrap(), (vec!['x'], Step::More));
     }
 
     #[test]

@@ -4,9 +4,12 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use std::collections::VecDeque;
 use std::marker::PhantomData;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::task::Poll;
-use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, Input, Source, StageError};
+use weir_graph::{
+    AsyncIo, AsyncLogic, Directive, Event, Flow, Input, Source, StageError, panic_message,
+};
 
 /// The flow behind `flat_map_merge(breadth, f)` (`flat_map_concat` is breadth 1, named apart).
 pub(crate) fn flow<T, O, M, F>(name: &str, breadth: usize, f: F) -> Flow<T, O, ()>
@@ -66,7 +69,21 @@ where
                 while active.len() < breadth
                     && let Some(x) = queue.pop_front()
                 {
-                    let source = f(x);
+                    // A panic in `f` goes through supervision like an element failure (the
+                    // element went into `f`; Restart acts as Resume, `f` is kept).
+                    let source = match catch_unwind(AssertUnwindSafe(|| f(x))) {
+                        Ok(s) => s,
+                        Err(p) => {
+                            let e =
+                                StageError::internal(format!("panicked: {}", panic_message(&*p)));
+                            if let Err(e) = io.stage_cx().element_failed(e, None, None)
+                                && io.stage_cx().decide(&e) == Directive::Stop
+                            {
+                                return Err(e);
+                            }
+                            continue;
+                        }
+                    };
                     let inner = sub
                         .source(Arc::clone(source.module()))
                         .map_err(|e| e.with_stage(&path))?;

@@ -7,9 +7,13 @@ use futures::future::BoxFuture;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::marker::PhantomData;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::task::Poll;
-use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, Input, Module, Output, StageError};
+use weir_graph::{
+    AsyncIo, AsyncLogic, Directive, Event, Flow, Input, Module, Output, StageCx, StageError,
+    panic_message,
+};
 
 /// A stream split by key, waiting for the flow each substream runs through
 /// (see [`SubstreamOps::group_by`](super::SubstreamOps::group_by)).
@@ -61,6 +65,7 @@ where
         } = self;
         let module = Arc::clone(flow.module());
         let stage = Flow::<S::Out, O, ()>::from_async("group_by", move |_info| {
+            super::check_open_ports(&module)?;
             Ok((
                 GroupByLogic {
                     max,
@@ -119,6 +124,15 @@ where
             let mut subs: Vec<Sub<T, O>> = Vec::new();
             let mut up_ended = false;
             let mut next = 0usize;
+            // A failure on an element: the elements before it still go through their
+            // substreams, whose outputs are emitted ahead of it.
+            let mut failure: Option<StageError> = None;
+            let (info, clock, sup, batch) = (
+                io.info.clone(),
+                Arc::clone(&io.clock),
+                io.supervision.clone(),
+                io.batch_size,
+            );
             let result: Result<(), StageError> = async {
                 loop {
                     let wake = std::future::poll_fn(|cx| {
@@ -170,7 +184,7 @@ where
                     })
                     .await?;
                     match wake {
-                        Wake::Done => return Ok(()),
+                        Wake::Done => return failure.take().map_or(Ok(()), Err),
                         Wake::Sub(v) => {
                             if out.send(v).await.is_err() {
                                 return Ok(());
@@ -188,18 +202,38 @@ where
                         Wake::Up(v) => {
                             let mut per: Vec<Vec<T>> = subs.iter().map(|_| Vec::new()).collect();
                             for x in v {
-                                let k = key(&x);
+                                let k = match catch_unwind(AssertUnwindSafe(|| key(&x))) {
+                                    Ok(k) => k,
+                                    Err(p) => {
+                                        let e = StageError::internal(format!(
+                                            "panicked: {}",
+                                            panic_message(&*p)
+                                        ));
+                                        let mut cx =
+                                            StageCx::new(&info, &*clock, sup.as_ref(), batch);
+                                        match cx.element_failed(e, Some(Box::new(x)), None) {
+                                            Err(e) if cx.decide(&e) == Directive::Stop => {
+                                                failure = Some(e);
+                                                break;
+                                            }
+                                            _ => continue,
+                                        }
+                                    }
+                                };
                                 let i = match keys.get(&k) {
                                     Some(&i) => i,
                                     None => {
                                         if subs.len() >= max {
-                                            return Err(StageError::user(format!(
-                                                "group_by: cannot open substream #{} at stage \
-                                                 '{path}': too many substreams open \
-                                                 (max_substreams = {max})",
-                                                subs.len() + 1
-                                            ))
-                                            .with_stage(&path));
+                                            failure = Some(
+                                                StageError::user(format!(
+                                                    "group_by: cannot open substream #{} at \
+                                                     stage '{path}': too many substreams open \
+                                                     (max_substreams = {max})",
+                                                    subs.len() + 1
+                                                ))
+                                                .with_stage(&path),
+                                            );
+                                            break;
                                         }
                                         let (feed, output) = sub
                                             .flow(
@@ -226,6 +260,16 @@ where
                                 if let Some(feed) = s.feed.as_mut() {
                                     feed.push(rows);
                                     s.busy = true;
+                                }
+                            }
+                            if failure.is_some() {
+                                // Stop taking input; complete the substreams once fed.
+                                up_ended = true;
+                                for s in &mut subs {
+                                    s.busy = false;
+                                    if let Some(feed) = s.feed.as_mut() {
+                                        feed.complete();
+                                    }
                                 }
                             }
                         }

@@ -15,7 +15,27 @@ pub use split::Split;
 
 use crate::Via;
 use std::hash::Hash;
-use weir_graph::{Source, StageError};
+use weir_graph::{ErrorKind, GraphError, Module, Source, StageError};
+
+/// Rejects a substream flow whose entry or exit stage asks for parallelism: a substream is
+/// connected through one channel each way, so only one subtask could be wired to it (the
+/// engine's planner refuses such a sub-graph too, but only once a substream starts).
+pub(crate) fn check_open_ports(module: &Module) -> Result<(), StageError> {
+    let ports = module.inlets.iter().chain(module.outlets.iter());
+    for p in ports {
+        if let Some(n) = module.nodes[p.node].attrs.parallelism.filter(|n| *n > 1) {
+            let e = GraphError::InvalidStage {
+                node: module.node_path(p.node),
+                reason: format!(
+                    "parallelism {n} cannot be honoured at the entry or exit of a substream's \
+                     flow (one channel connects it); give it to a stage inside the flow"
+                ),
+            };
+            return Err(StageError::from_boxed(ErrorKind::User, Box::new(e)));
+        }
+    }
+    Ok(())
+}
 
 /// Operators that run sources or flows as substreams of a stream.
 pub trait SubstreamOps: Via {

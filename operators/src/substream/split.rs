@@ -7,9 +7,13 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use std::collections::VecDeque;
 use std::marker::PhantomData;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::task::Poll;
-use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, Input, Module, Output, StageError};
+use weir_graph::{
+    AsyncIo, AsyncLogic, Directive, Event, Flow, Input, Module, Output, StageCx, StageError,
+    panic_message,
+};
 
 /// A stream split into segments by a predicate, waiting for the flow each segment runs through
 /// (see [`SubstreamOps::split_when`](super::SubstreamOps::split_when)).
@@ -63,6 +67,7 @@ where
         let module = Arc::clone(flow.module());
         let name = if after { "split_after" } else { "split_when" };
         let stage = Flow::<S::Out, O, ()>::from_async(name, move |_info| {
+            super::check_open_ports(&module)?;
             Ok((
                 SplitLogic {
                     pred: pred.clone(),
@@ -129,6 +134,15 @@ where
             // split_when: the front element was tested already and starts a new segment.
             let mut head_splits = false;
             let mut seg: Option<Seg<T, O>> = None;
+            // `pred` panicked under Stop: the segment so far is completed and its output
+            // emitted, then the stage fails with this.
+            let mut failure: Option<StageError> = None;
+            let (info, clock, sup, batch) = (
+                io.info.clone(),
+                Arc::clone(&io.clock),
+                io.supervision.clone(),
+                io.batch_size,
+            );
             let result: Result<(), StageError> = async {
                 loop {
                     if seg.is_none() && !queue.is_empty() {
@@ -147,8 +161,34 @@ where
                         if s.feeding && !s.busy {
                             let mut rows = Vec::new();
                             while let Some(x) = queue.front() {
+                                let tested = if after || !head_splits {
+                                    catch_unwind(AssertUnwindSafe(|| pred(x)))
+                                } else {
+                                    Ok(true)
+                                };
+                                let split = match tested {
+                                    Ok(split) => split,
+                                    Err(p) => {
+                                        let e = StageError::internal(format!(
+                                            "panicked: {}",
+                                            panic_message(&*p)
+                                        ));
+                                        let el = queue.pop_front().map(|x| Box::new(x) as _);
+                                        let mut cx =
+                                            StageCx::new(&info, &*clock, sup.as_ref(), batch);
+                                        match cx.element_failed(e, el, None) {
+                                            Err(e) if cx.decide(&e) == Directive::Stop => {
+                                                failure = Some(e);
+                                                queue.clear();
+                                                up_ended = true;
+                                                s.feeding = false;
+                                                break;
+                                            }
+                                            _ => continue,
+                                        }
+                                    }
+                                };
                                 if !after {
-                                    let split = if head_splits { true } else { pred(x) };
                                     if split && s.len + rows.len() > 0 {
                                         head_splits = true;
                                         s.feeding = false;
@@ -157,7 +197,6 @@ where
                                     head_splits = false;
                                     rows.extend(queue.pop_front());
                                 } else {
-                                    let split = pred(x);
                                     rows.extend(queue.pop_front());
                                     if split {
                                         s.feeding = false;
@@ -185,7 +224,7 @@ where
                             continue;
                         }
                     } else if up_ended {
-                        return Ok(());
+                        return failure.take().map_or(Ok(()), Err);
                     }
                     let want_up = queue.is_empty() && !up_ended;
                     let wake = std::future::poll_fn(|cx| {

@@ -1,19 +1,24 @@
 //! `batch`, `conflate` and `conflate_with_seed`: aggregate elements while downstream is slower.
 //!
-//! While no send is outstanding every element passes through as `seed(element)` (a whole input
-//! batch at a time). Once a send waits for credit, arriving elements are folded into one
-//! aggregate, emitted as soon as the outstanding send completes.
+//! The output is demand-driven: while the consumer has open demand and nothing is aggregated,
+//! each element passes through as `seed(element)`, as many as it asked for; every other element
+//! is folded into one aggregate, emitted when the consumer next asks. A consumer that requests
+//! nothing while 1000 elements arrive then receives exactly one aggregate of all of them.
 
-use super::util::{flush_or_closed, race};
-use futures::future::{BoxFuture, Either, FutureExt};
+use super::util::send_rows;
+use futures::future::{BoxFuture, FutureExt};
 use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::marker::PhantomData;
-use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, StageError};
+use std::sync::Arc;
+use std::task::Poll;
+use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, Module, StageError, async_node};
 
 /// Folds elements into aggregates of at most `max` elements (0 counts as 1) while downstream is
 /// backpressured; passes each element through as `seed(element)` when it is not.
 ///
-/// - **emits when** downstream has room and there is an aggregate or a seeded element
+/// - **emits when** downstream requests and there is an aggregate, or an element arrives while
+///   downstream has open demand and nothing is aggregated
 /// - **backpressures when** the current aggregate holds `max` elements and downstream backpressures
 /// - **completes when** upstream completes and the last aggregate has been emitted
 /// - **cancels when** downstream cancels
@@ -31,7 +36,8 @@ where
 /// Folds elements into one aggregate (started by `seed`) while downstream is backpressured; never
 /// backpressures upstream.
 ///
-/// - **emits when** downstream has room and there is an aggregate or a seeded element
+/// - **emits when** downstream requests and there is an aggregate, or an element arrives while
+///   downstream has open demand and nothing is aggregated
 /// - **backpressures when** never
 /// - **completes when** upstream completes and the last aggregate has been emitted
 /// - **cancels when** downstream cancels
@@ -48,7 +54,8 @@ where
 
 /// Combines elements with `f` while downstream is backpressured; never backpressures upstream.
 ///
-/// - **emits when** downstream has room and there is an element or a combined value
+/// - **emits when** downstream requests and there is a combined value, or an element arrives
+///   while downstream has open demand and nothing is combined
 /// - **backpressures when** never
 /// - **completes when** upstream completes and the last combined value has been emitted
 /// - **cancels when** downstream cancels
@@ -68,7 +75,7 @@ where
     Seed: FnMut(T) -> S + Clone + Send + Sync + 'static,
     Agg: FnMut(S, T) -> S + Clone + Send + Sync + 'static,
 {
-    Flow::from_async(name, move |_| {
+    let node = async_node(name, 1, vec![weir_graph::router_for::<S>()], move |_| {
         Ok((
             Batch {
                 max,
@@ -79,6 +86,9 @@ where
             (),
         ))
     })
+    .with_parallelizable(true)
+    .with_demand_outputs();
+    Flow::from_module(Arc::new(Module::single(node)))
 }
 
 struct Batch<T, S, Seed, Agg> {
@@ -86,6 +96,16 @@ struct Batch<T, S, Seed, Agg> {
     seed: Seed,
     aggregate: Agg,
     _t: PhantomData<fn(T) -> S>,
+}
+
+/// What the stage woke up for.
+enum Wake<T> {
+    /// Downstream asked for rows.
+    Demand,
+    /// Upstream sent something.
+    In(Event<T>),
+    /// Downstream is gone.
+    Gone,
 }
 
 impl<T, S, Seed, Agg> AsyncLogic for Batch<T, S, Seed, Agg>
@@ -109,23 +129,8 @@ where
             let mut stash: VecDeque<T> = VecDeque::new();
             let mut agg: Option<S> = None;
             let mut count = 0usize;
-            // Rows handed to the output whose send has not completed yet.
-            let mut flushing = false;
             let mut ended = false;
             loop {
-                if !flushing {
-                    let rows: Vec<S> = match agg.take() {
-                        Some(a) => {
-                            count = 0;
-                            vec![a]
-                        }
-                        None => stash.drain(..).map(&mut seed).collect(),
-                    };
-                    if !rows.is_empty() {
-                        output.push(rows);
-                        flushing = true;
-                    }
-                }
                 while count < max {
                     let Some(x) = stash.pop_front() else { break };
                     agg = Some(match agg.take() {
@@ -134,31 +139,52 @@ where
                     });
                     count += 1;
                 }
-                let can_recv = !ended && stash.is_empty();
-                let ev = match (flushing, can_recv) {
-                    (false, false) => return Ok(()),
-                    (true, false) => {
-                        if output.flush(true).await.is_err() {
+                if ended && agg.is_none() {
+                    return Ok(());
+                }
+                let (has_agg, can_recv) = (agg.is_some(), !ended && stash.is_empty());
+                let wake = poll_fn(|cx| {
+                    if has_agg {
+                        if let Poll::Ready(r) = output.poll_demand(cx) {
+                            return Poll::Ready(r.map_or(Wake::Gone, |_| Wake::Demand));
+                        }
+                    } else if output.poll_closed(cx).is_ready() {
+                        return Poll::Ready(Wake::Gone);
+                    }
+                    if can_recv && let Poll::Ready(ev) = input.poll_recv(cx) {
+                        return Poll::Ready(Wake::In(ev));
+                    }
+                    Poll::Pending
+                })
+                .await;
+                match wake {
+                    Wake::Gone => return Ok(()),
+                    Wake::Demand => {
+                        count = 0;
+                        if send_rows(&mut output, agg.take().into_iter().collect())
+                            .await
+                            .is_err()
+                        {
                             return Ok(());
                         }
-                        flushing = false;
-                        continue;
                     }
-                    (_, true) => {
-                        match race(flush_or_closed(&mut output, flushing), input.recv()).await {
-                            Either::Left(Ok(())) => {
-                                flushing = false;
-                                continue;
-                            }
-                            Either::Left(Err(_)) => return Ok(()),
-                            Either::Right(ev) => ev,
+                    Wake::In(Event::Batch(b)) => {
+                        // Element by element, as downstream would see them one at a time: while
+                        // it has demand and nothing is aggregated, an element passes on its own.
+                        let demand = if agg.is_none() {
+                            output.demand_now()
+                        } else {
+                            0
+                        };
+                        let mut rest = b.into_iter();
+                        let direct: Vec<S> = rest.by_ref().take(demand).map(&mut seed).collect();
+                        stash.extend(rest);
+                        if send_rows(&mut output, direct).await.is_err() {
+                            return Ok(());
                         }
                     }
-                };
-                match ev {
-                    Event::Batch(b) => stash.extend(b),
-                    Event::End => ended = true,
-                    Event::Error(e) => return Err(e),
+                    Wake::In(Event::End) => ended = true,
+                    Wake::In(Event::Error(e)) => return Err(e),
                 }
             }
         }

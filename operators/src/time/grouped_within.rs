@@ -1,4 +1,4 @@
-//! `grouped_within`: groups of up to `n` elements, emitted early once the group has waited long enough.
+//! `grouped_within`: groups of up to `n` elements, closed by size or by a timer window.
 
 use super::util::{race, recv_or_closed, send_rows};
 use futures::future::{BoxFuture, Either, FutureExt};
@@ -6,10 +6,13 @@ use std::marker::PhantomData;
 use std::time::Duration;
 use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, StageError};
 
-/// Chunks the stream into groups of at most `n` elements (`n` of 0 counts as 1), emitting a
-/// group early once `within` has passed since its first element arrived.
+/// Chunks the stream into groups of at most `n` elements (`n` of 0 counts as 1), as Akka's
+/// `groupedWithin`: a timer of period `within` starts with the stage and restarts on every
+/// emission; a group is emitted when it is full or when the timer fires. A timer firing on an
+/// empty group emits nothing (no empty groups) and simply runs another period.
 ///
-/// - **emits when** the group holds `n` elements, or `within` has passed since its first element
+/// - **emits when** the group holds `n` elements, or `within` has passed since the last emission
+///   (or the start) and the group is not empty
 /// - **backpressures when** a group is ready and downstream backpressures
 /// - **completes when** upstream completes (the pending group, if any, is emitted first)
 /// - **cancels when** downstream cancels
@@ -42,18 +45,23 @@ impl<T: Send + 'static> AsyncLogic for GroupedWithin<T> {
             let (n, within) = (self.n, self.within);
             let cap = n.min(io.batch_size.max(1));
             let mut group: Vec<T> = Vec::new();
-            let mut deadline = Duration::ZERO;
+            // The timer runs with period `within` from `epoch` (the start or the last emission).
+            // While the group is empty a firing would do nothing, so it is only armed when the
+            // first element of a group arrives: at the next tick of that period.
+            let mut epoch = clock.now();
+            let mut deadline = Duration::MAX;
             loop {
+                let recv = recv_or_closed(&mut input, &mut output);
                 let ev = if group.is_empty() {
-                    recv_or_closed(&mut input, &mut output).await
+                    recv.await
                 } else {
-                    let recv = recv_or_closed(&mut input, &mut output);
                     match race(clock.sleep_until(deadline), recv).await {
                         Either::Left(()) => {
                             let g = std::mem::take(&mut group);
                             if output.send(vec![g]).await.is_err() {
                                 return Ok(());
                             }
+                            epoch = clock.now();
                             continue;
                         }
                         Either::Right(ev) => ev,
@@ -62,14 +70,12 @@ impl<T: Send + 'static> AsyncLogic for GroupedWithin<T> {
                 let Some(ev) = ev else { return Ok(()) };
                 match ev {
                     Event::Batch(batch) => {
-                        let now = clock.now();
-                        let mut ready = Vec::new();
-                        if !group.is_empty() && now >= deadline {
-                            ready.push(std::mem::take(&mut group));
+                        if group.is_empty() {
+                            deadline = next_tick(epoch, within, clock.now());
                         }
+                        let mut ready = Vec::new();
                         for x in batch {
                             if group.is_empty() {
-                                deadline = now + within;
                                 group.reserve(cap);
                             }
                             group.push(x);
@@ -77,8 +83,12 @@ impl<T: Send + 'static> AsyncLogic for GroupedWithin<T> {
                                 ready.push(std::mem::take(&mut group));
                             }
                         }
-                        if send_rows(&mut output, ready).await.is_err() {
-                            return Ok(());
+                        if !ready.is_empty() {
+                            if send_rows(&mut output, ready).await.is_err() {
+                                return Ok(());
+                            }
+                            epoch = clock.now();
+                            deadline = epoch.saturating_add(within);
                         }
                     }
                     Event::End => {
@@ -93,5 +103,32 @@ impl<T: Send + 'static> AsyncLogic for GroupedWithin<T> {
             }
         }
         .boxed()
+    }
+}
+
+/// The first tick of the timer of period `within` started at `epoch` that is after `now`.
+fn next_tick(epoch: Duration, within: Duration, now: Duration) -> Duration {
+    let step = within.as_nanos();
+    if step == 0 {
+        return now;
+    }
+    let ticks = now.saturating_sub(epoch).as_nanos() / step + 1;
+    let ahead = u64::try_from(ticks.saturating_mul(step)).unwrap_or(u64::MAX);
+    epoch.saturating_add(Duration::from_nanos(ahead))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_tick;
+    use std::time::Duration;
+
+    #[test]
+    fn the_timer_ticks_on_its_period_from_the_epoch() {
+        let ms = Duration::from_millis;
+        assert_eq!(next_tick(ms(30), ms(100), ms(30)), ms(130));
+        assert_eq!(next_tick(ms(30), ms(100), ms(129)), ms(130));
+        assert_eq!(next_tick(ms(30), ms(100), ms(130)), ms(230));
+        assert_eq!(next_tick(ms(30), ms(100), ms(500)), ms(530));
+        assert_eq!(next_tick(ms(30), Duration::ZERO, ms(500)), ms(500));
     }
 }

@@ -1,5 +1,5 @@
 //! Time and rate operators: `throttle`, `delay`, `grouped_within`, `batch`/`conflate`, `expand`,
-//! `buffer` and the timeouts. All run as asynchronous stages and read time from the run's clock
+//! `buffer`, `keep_alive`, `initial_delay` and the timeouts. All run as asynchronous stages and read time from the run's clock
 //! (virtual in tests).
 
 mod buffer;
@@ -7,6 +7,8 @@ mod conflate;
 mod delay;
 mod expand;
 mod grouped_within;
+mod initial_delay;
+mod keep_alive;
 mod throttle;
 mod timeouts;
 pub(crate) mod util;
@@ -16,7 +18,9 @@ pub use conflate::{batch, conflate, conflate_with_seed};
 pub use delay::{DEFAULT_DELAY_CAPACITY, delay, delay_with_capacity};
 pub use expand::expand;
 pub use grouped_within::grouped_within;
-pub use throttle::throttle;
+pub use initial_delay::initial_delay;
+pub use keep_alive::keep_alive;
+pub use throttle::{RateExceeded, ThrottleMode, throttle, throttle_with_mode};
 pub use timeouts::{completion_timeout, idle_timeout, initial_timeout};
 
 use crate::Via;
@@ -76,6 +80,30 @@ pub trait TimeOps: Via {
     /// Limits the rate to `elements` per `per` with bursts of `burst` (see [`throttle()`]).
     fn throttle(self, elements: usize, per: Duration, burst: usize) -> Self::Next<Self::Out> {
         self.via_flow(throttle(elements, per, burst))
+    }
+
+    /// Like [`TimeOps::throttle`] in the given mode (see [`throttle_with_mode()`]).
+    fn throttle_with_mode(
+        self,
+        elements: usize,
+        per: Duration,
+        burst: usize,
+        mode: ThrottleMode,
+    ) -> Self::Next<Self::Out> {
+        self.via_flow(throttle_with_mode(elements, per, burst, mode))
+    }
+
+    /// Injects `inject()` after `max_idle` without an element (see [`keep_alive()`]).
+    fn keep_alive<F>(self, max_idle: Duration, inject: F) -> Self::Next<Self::Out>
+    where
+        F: FnMut() -> Self::Out + Clone + Send + Sync + 'static,
+    {
+        self.via_flow(keep_alive(max_idle, inject))
+    }
+
+    /// Emits nothing before `delay` after the start (see [`initial_delay()`]).
+    fn initial_delay(self, delay: Duration) -> Self::Next<Self::Out> {
+        self.via_flow(initial_delay(delay))
     }
 
     /// Emits every element `by` after it arrived (see [`delay()`]).

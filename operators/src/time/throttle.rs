@@ -1,123 +1,219 @@
-//! `throttle`: shapes the stream to a rate with a token bucket (delays, never drops).
+//! `throttle`: limits the rate with Akka's token bucket, shaping (delays) or enforcing (fails).
 
 use super::util::{race, recv_or_closed, send_rows};
 use futures::future::Either;
 use futures::future::{BoxFuture, FutureExt};
 use std::collections::VecDeque;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
-use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, StageError};
+use thiserror::Error;
+use weir_graph::{AsyncIo, AsyncLogic, ErrorKind, Event, Flow, Module, StageError, async_node};
 
-/// Limits the stream to `elements` per `per`, allowing bursts of up to `burst` elements (a token
-/// bucket that starts full; `burst` of 0 counts as 1). Elements are delayed, never dropped.
+/// What `throttle` does with an element that arrives before its token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThrottleMode {
+    /// Holds the element until its token arrives.
+    Shaping,
+    /// Fails the stream with [`RateExceeded`].
+    Enforcing,
+}
+
+/// The failure of an enforcing `throttle` whose upstream is faster than the rate.
+#[derive(Debug, Error)]
+#[error("throttle: maximum throughput exceeded ({elements} per {per:?}, burst {burst})")]
+pub struct RateExceeded {
+    /// Elements per `per`.
+    pub elements: usize,
+    /// The period.
+    pub per: Duration,
+    /// The bucket's capacity.
+    pub burst: usize,
+}
+
+/// Shapes the stream to `elements` per `per` with a token bucket of capacity `burst` that starts
+/// full (Akka's `throttle(elements, per, maximumBurst, Shaping)`): one token arrives every
+/// `per / elements` (integer nanoseconds, at exact multiples of that period), each element takes
+/// one, and an element without a token is held until it arrives. With `burst` 0 every element
+/// waits for its own token (the first one `per / elements` after the start).
 ///
-/// - **emits when** a token is available and downstream has room
-/// - **backpressures when** no token is available or downstream backpressures
+/// - **emits when** the element's token has arrived and downstream has room
+/// - **backpressures when** the element waits for its token or downstream backpressures
 /// - **completes when** upstream completes and every held element has been emitted
 /// - **cancels when** downstream cancels
-/// - **fails when** upstream fails, or at start when `elements` or `per` is zero
+/// - **fails when** upstream fails, or at start when `per / elements` is under a nanosecond
 pub fn throttle<T: Send + 'static>(elements: usize, per: Duration, burst: usize) -> Flow<T, T> {
-    Flow::from_async("throttle", move |_| {
-        Ok((
-            Throttle::<T> {
-                elements,
-                per,
-                burst: burst.max(1),
-                _t: PhantomData,
-            },
-            (),
-        ))
-    })
+    throttle_with_mode(elements, per, burst, ThrottleMode::Shaping)
+}
+
+/// Like [`throttle`] in the given mode: [`ThrottleMode::Enforcing`] fails the stream with
+/// [`RateExceeded`] when an element arrives without a token (the elements before it are emitted
+/// first), as Akka's `ThrottleMode.Enforcing`.
+///
+/// - **emits when** the element's token has arrived (enforcing: on arrival) and downstream has room
+/// - **backpressures when** the element waits for its token (shaping) or downstream backpressures
+/// - **completes when** upstream completes and every held element has been emitted
+/// - **cancels when** downstream cancels
+/// - **fails when** upstream fails, an element arrives without a token (enforcing), or at start
+///   when `per / elements` is under a nanosecond
+///
+/// The output is demand-driven: an element is offered to the bucket only once the consumer asked
+/// for it (as Akka pulls on demand), so tokens are never spent on elements that would wait
+/// downstream.
+pub fn throttle_with_mode<T: Send + 'static>(
+    elements: usize,
+    per: Duration,
+    burst: usize,
+    mode: ThrottleMode,
+) -> Flow<T, T> {
+    let node = async_node(
+        "throttle",
+        1,
+        vec![weir_graph::router_for::<T>()],
+        move |_| {
+            Ok((
+                Throttle::<T> {
+                    elements,
+                    per,
+                    burst,
+                    mode,
+                    _t: PhantomData,
+                },
+                (),
+            ))
+        },
+    )
+    .with_parallelizable(true)
+    .with_demand_outputs();
+    Flow::from_module(Arc::new(Module::single(node)))
 }
 
 struct Throttle<T> {
     elements: usize,
     per: Duration,
     burst: usize,
+    mode: ThrottleMode,
     _t: PhantomData<fn() -> T>,
 }
 
-/// A token bucket in exact integer units: one token is `per_ns` units, refilled at `elements`
-/// units per nanosecond, so no rounding drift accumulates.
+/// Akka's token bucket in nanoseconds: tokens arrive at exact multiples of `between` after the
+/// last registered arrival, up to `capacity`; a cost it cannot pay is paid by the next arrivals
+/// and the caller waits the returned delay.
 #[derive(Debug)]
-struct Bucket {
-    per_ns: u128,
-    rate: u128,
-    cap: u128,
-    level: u128,
-    last_ns: u128,
+struct TokenBucket {
+    capacity: i128,
+    between: i128,
+    tokens: i128,
+    last: i128,
 }
 
-impl Bucket {
-    fn new(elements: usize, per: Duration, burst: usize, now: Duration) -> Self {
-        let per_ns = per.as_nanos();
-        let cap = per_ns.saturating_mul(burst as u128);
+impl TokenBucket {
+    fn new(capacity: usize, between: u128, now: Duration) -> Self {
         Self {
-            per_ns,
-            rate: elements as u128,
-            cap,
-            level: cap,
-            last_ns: now.as_nanos(),
+            capacity: capacity as i128,
+            between: between as i128,
+            tokens: capacity as i128,
+            last: now.as_nanos() as i128,
         }
     }
 
-    fn refill(&mut self, now: Duration) {
-        let now_ns = now.as_nanos();
-        if now_ns > self.last_ns {
-            let added = (now_ns - self.last_ns).saturating_mul(self.rate);
-            self.level = self.level.saturating_add(added).min(self.cap);
-            self.last_ns = now_ns;
+    /// Takes `cost` tokens at `now`; the delay until they are paid for (zero: at once).
+    fn offer(&mut self, cost: i128, now: Duration) -> Duration {
+        let now = now.as_nanos() as i128;
+        let elapsed = now - self.last;
+        let arrived = if elapsed >= self.between {
+            let n = elapsed / self.between;
+            self.last += n * self.between;
+            n
+        } else {
+            0
+        };
+        self.tokens = (self.tokens + arrived).min(self.capacity);
+        if cost <= self.tokens {
+            self.tokens -= cost;
+            return Duration::ZERO;
         }
+        let remaining = cost - self.tokens;
+        let delay = remaining * self.between - (now - self.last);
+        self.tokens = 0;
+        self.last = now + delay;
+        Duration::from_nanos(u64::try_from(delay.max(0)).unwrap_or(u64::MAX))
     }
+}
 
-    fn tokens(&self) -> u128 {
-        self.level / self.per_ns
-    }
-
-    fn take(&mut self, n: usize) {
-        self.level = self
-            .level
-            .saturating_sub(self.per_ns.saturating_mul(n as u128));
-    }
-
-    /// When the next whole token will be available.
-    fn next_token_at(&self) -> Duration {
-        let missing = self.per_ns.saturating_sub(self.level);
-        let wait = missing.div_ceil(self.rate);
-        Duration::from_nanos(u64::try_from(self.last_ns.saturating_add(wait)).unwrap_or(u64::MAX))
+impl<T> Throttle<T> {
+    fn rate_exceeded(&self) -> StageError {
+        StageError::from_boxed(
+            ErrorKind::User,
+            Box::new(RateExceeded {
+                elements: self.elements,
+                per: self.per,
+                burst: self.burst,
+            }),
+        )
     }
 }
 
 impl<T: Send + 'static> AsyncLogic for Throttle<T> {
     fn run(self: Box<Self>, mut io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
         async move {
-            if self.elements == 0 || self.per.is_zero() {
-                return Err(StageError::user(
-                    "throttle: `elements` and `per` must both be greater than zero",
-                ));
-            }
+            let between = match self.per.as_nanos().checked_div(self.elements as u128) {
+                Some(b) if b > 0 => b,
+                _ => {
+                    return Err(StageError::user(format!(
+                        "throttle: {} elements per {:?} is not a rate (`elements` and `per` must be \
+                         positive, at most one element per nanosecond)",
+                        self.elements, self.per
+                    )));
+                }
+            };
             let mut input = io.input::<T>(0)?;
             let mut output = io.output::<T>(0)?;
             let clock = io.clock;
             let max_rows = io.batch_size.max(1);
-            let mut bucket = Bucket::new(self.elements, self.per, self.burst, clock.now());
+            let mut bucket = TokenBucket::new(self.burst, between, clock.now());
             let mut held: VecDeque<T> = VecDeque::new();
             loop {
-                while !held.is_empty() {
-                    bucket.refill(clock.now());
-                    let k = bucket.tokens().min(held.len().min(max_rows) as u128) as usize;
-                    if k == 0 {
-                        let sleep = clock.sleep_until(bucket.next_token_at());
-                        if let Either::Right(()) = race(sleep, output.closed()).await {
+                let mut rows = Vec::new();
+                // Elements the consumer asked for and has not been sent yet.
+                let mut asked = 0usize;
+                while let Some(x) = held.pop_front() {
+                    if asked == 0 {
+                        if send_rows(&mut output, std::mem::take(&mut rows))
+                            .await
+                            .is_err()
+                        {
                             return Ok(());
                         }
-                        continue;
+                        let Ok(d) = output.demand().await else {
+                            return Ok(());
+                        };
+                        asked = d.clamp(1, max_rows);
                     }
-                    bucket.take(k);
-                    let rows: Vec<T> = held.drain(..k).collect();
-                    if send_rows(&mut output, rows).await.is_err() {
-                        return Ok(());
+                    asked -= 1;
+                    let wait = bucket.offer(1, clock.now());
+                    if !wait.is_zero() {
+                        if self.mode == ThrottleMode::Enforcing {
+                            let _ = send_rows(&mut output, rows).await;
+                            return Err(self.rate_exceeded());
+                        }
+                        if send_rows(&mut output, std::mem::take(&mut rows))
+                            .await
+                            .is_err()
+                        {
+                            return Ok(());
+                        }
+                        let at = clock.now().saturating_add(wait);
+                        if let Either::Right(()) =
+                            race(clock.sleep_until(at), output.closed()).await
+                        {
+                            return Ok(());
+                        }
                     }
+                    rows.push(x);
+                }
+                if send_rows(&mut output, rows).await.is_err() {
+                    return Ok(());
                 }
                 match recv_or_closed(&mut input, &mut output).await {
                     Some(Event::Batch(b)) => held.extend(b),
@@ -134,19 +230,27 @@ impl<T: Send + 'static> AsyncLogic for Throttle<T> {
 mod tests {
     use super::*;
 
+    const MS: Duration = Duration::from_millis(1);
+
     #[test]
-    fn bucket_refills_exactly() {
-        let ms = Duration::from_millis;
-        let mut b = Bucket::new(3, ms(1000), 2, ms(0));
-        assert_eq!(b.tokens(), 2);
-        b.take(2);
-        assert_eq!(b.tokens(), 0);
-        assert_eq!(b.next_token_at(), Duration::from_nanos(333_333_334));
-        b.refill(ms(333));
-        assert_eq!(b.tokens(), 0);
-        b.refill(ms(334));
-        assert_eq!(b.tokens(), 1);
-        b.refill(ms(10_000));
-        assert_eq!(b.tokens(), 2);
+    fn bucket_follows_akka() {
+        // 2 per second: a token every 500 ms; capacity 1, full at start.
+        let mut b = TokenBucket::new(1, 500_000_000, Duration::ZERO);
+        assert_eq!(b.offer(1, Duration::ZERO), Duration::ZERO);
+        assert_eq!(b.offer(1, Duration::ZERO), 500 * MS);
+        // The next token after the one paid for arrives at 1000 ms.
+        assert_eq!(b.offer(1, 500 * MS), 500 * MS);
+        // Idle until 3000 ms: the bucket refills to its capacity, not beyond.
+        assert_eq!(b.offer(1, 3000 * MS), Duration::ZERO);
+        assert_eq!(b.offer(1, 3000 * MS), 500 * MS);
+    }
+
+    #[test]
+    fn an_empty_bucket_delays_even_the_first_element() {
+        let mut b = TokenBucket::new(0, 100_000_000, Duration::ZERO);
+        assert_eq!(b.offer(1, Duration::ZERO), 100 * MS);
+        assert_eq!(b.offer(1, 100 * MS), 100 * MS);
+        // Arriving late, 50 ms after the last token: only the rest of the period is waited.
+        assert_eq!(b.offer(1, 250 * MS), 50 * MS);
     }
 }

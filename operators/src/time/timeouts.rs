@@ -6,13 +6,15 @@ use std::marker::PhantomData;
 use std::time::Duration;
 use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, StageError};
 
-/// Fails the stream with a timeout error when no element passes for `timeout`.
+/// Fails the stream with a timeout error when no element passes for `timeout`: exactly
+/// `timeout` after the start or the arrival of the last element (a downstream that backpressures
+/// that long fails it too, as in Akka).
 ///
 /// - **emits when** upstream emits
 /// - **backpressures when** downstream backpressures
 /// - **completes when** upstream completes
-/// - **cancels when** downstream cancels, or the timeout fires (the stage fails)
-/// - **fails when** upstream fails, or `timeout` passes without an element (counted from the start or the last emitted element)
+/// - **cancels when** downstream cancels
+/// - **fails when** upstream fails, or `timeout` passes without an element
 pub fn idle_timeout<T: Send + 'static>(timeout: Duration) -> Flow<T, T> {
     timeout_flow("idle_timeout", Mode::Idle, timeout)
 }
@@ -22,7 +24,7 @@ pub fn idle_timeout<T: Send + 'static>(timeout: Duration) -> Flow<T, T> {
 /// - **emits when** upstream emits
 /// - **backpressures when** downstream backpressures
 /// - **completes when** upstream completes
-/// - **cancels when** downstream cancels, or the timeout fires (the stage fails)
+/// - **cancels when** downstream cancels
 /// - **fails when** upstream fails, or `timeout` passes before upstream completes
 pub fn completion_timeout<T: Send + 'static>(timeout: Duration) -> Flow<T, T> {
     timeout_flow("completion_timeout", Mode::Completion, timeout)
@@ -33,7 +35,7 @@ pub fn completion_timeout<T: Send + 'static>(timeout: Duration) -> Flow<T, T> {
 /// - **emits when** upstream emits
 /// - **backpressures when** downstream backpressures
 /// - **completes when** upstream completes
-/// - **cancels when** downstream cancels, or the timeout fires (the stage fails)
+/// - **cancels when** downstream cancels
 /// - **fails when** upstream fails, or `timeout` passes before the first element (or completion)
 pub fn initial_timeout<T: Send + 'static>(timeout: Duration) -> Flow<T, T> {
     timeout_flow("initial_timeout", Mode::Initial, timeout)
@@ -105,7 +107,8 @@ impl<T: Send + 'static> AsyncLogic for Timeout<T> {
                     Some(Event::End) | None => return Ok(()),
                     Some(Event::Error(e)) => return Err(e),
                 };
-                let sent = if self.mode == Mode::Completion {
+                // Idle: an element held up by a backpressuring downstream has not passed yet.
+                let sent = if self.mode != Mode::Initial {
                     match race(output.send(batch), clock.sleep_until(deadline)).await {
                         Either::Left(r) => r,
                         Either::Right(()) => return Err(self.error()),

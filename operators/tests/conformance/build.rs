@@ -171,13 +171,28 @@ impl Input {
             Input::Queue(_) => Err("a queue input cannot observe this; use a probe".into()),
         }
     }
-    /// Whether the input was cancelled, waiting up to `wait`; a queue is asked with one more
-    /// offer (so only once its outputs are done): cancelled when it says `QueueClosed`.
-    pub async fn cancelled_within(&self, wait: std::time::Duration) -> bool {
+    /// Whether the input was cancelled, waiting up to `wait`. A probe saw its output close, or
+    /// `torn_down()` says the run tore the source down without it ending (the engine may stop
+    /// a source task before it notices, once every consumer is gone). A queue is asked with one
+    /// more offer (so only once its outputs are done): cancelled when it says `QueueClosed`.
+    pub async fn cancelled_within(
+        &self,
+        wait: std::time::Duration,
+        torn_down: impl Fn() -> bool,
+    ) -> bool {
         match self {
-            Input::Probe(p) => tokio::time::timeout(wait, p.expect_cancellation())
-                .await
-                .is_ok(),
+            Input::Probe(p) => {
+                let deadline = tokio::time::Instant::now() + wait;
+                loop {
+                    if p.is_cancelled() || torn_down() {
+                        return true;
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        return false;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+            }
             Input::Queue(q) => {
                 let deadline = tokio::time::Instant::now() + wait;
                 loop {
@@ -743,10 +758,8 @@ pub fn build(op: &str, p: &Params) -> Result<RunnableGraph<Probes>, String> {
         }
         "balance" => {
             let mut b = GraphBuilder::new();
-            if p.flag("eager_cancel") {
-                return Err("Balance has no eager_cancel".into());
-            }
-            let j = b.add(Balance::<i64>::new(p.usize("outputs")?));
+            let j = b
+                .add(Balance::<i64>::new(p.usize("outputs")?).eager_cancel(p.flag("eager_cancel")));
             fan_out(b, j.inlet, j.outlets)
         }
         "partition" => {
@@ -774,7 +787,7 @@ pub fn build(op: &str, p: &Params) -> Result<RunnableGraph<Probes>, String> {
             let k = p.int("k")?;
             let mut b = GraphBuilder::new();
             let (fi, fo, _) = b.add_flow(simple::map(move |x: i64| (x, x * k)));
-            let j = b.add(Unzip::<i64, i64>::new());
+            let j = b.add(Unzip::<i64, i64>::new().eager_cancel(p.flag("eager_cancel")));
             b.connect(fo, j.inlet).map_err(|e| e.to_string())?;
             fan_out(b, fi, vec![j.left, j.right])
         }

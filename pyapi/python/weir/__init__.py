@@ -14,6 +14,7 @@ functions to worker processes.
 """
 
 from . import errors, interpreters
+from ._bidi import BidiFlow, Framing
 from ._dsl import (
     Balance,
     Broadcast,
@@ -39,9 +40,10 @@ from ._dsl import (
     Zip,
 )
 from ._handles import SinkQueue, SourceQueue
-from ._native import ArrowBatch, ArrowTable, Cancellable, Completion, KillSwitch
+from ._hubs import BroadcastHub, MergeHub, PartitionHub, RestartFlow, RestartSink, RestartSource
+from ._native import ArrowBatch, ArrowTable, Cancellable, Completion, KillSwitch, MaybeHandle
 from ._run import RunHandle
-from .errors import GraphInvalid, RunCancelled, StageFailed, WeirError, WorkerCrashed
+from .errors import CallTimeout, GraphInvalid, RunCancelled, StageFailed, WeirError, WorkerCrashed
 from .interpreters import InterpreterPool
 
 __version__ = "0.1.0"
@@ -49,6 +51,9 @@ __version__ = "0.1.0"
 __all__ = [
     "Source",
     "Flow",
+    "BidiFlow",
+    "Framing",
+    "MaybeHandle",
     "Sink",
     "RunnableGraph",
     "GraphBuilder",
@@ -65,6 +70,12 @@ __all__ = [
     "ZipLatest",
     "Unzip",
     "SubFlows",
+    "MergeHub",
+    "BroadcastHub",
+    "PartitionHub",
+    "RestartSource",
+    "RestartFlow",
+    "RestartSink",
     "SourceQueue",
     "SinkQueue",
     "Cancellable",
@@ -83,6 +94,7 @@ __all__ = [
     "RunCancelled",
     "GraphInvalid",
     "WorkerCrashed",
+    "CallTimeout",
     "errors",
     "interpreters",
 ]

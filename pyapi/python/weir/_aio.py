@@ -40,10 +40,13 @@ class AsyncSubmitter:
     ``done(outputs, failures)`` in input order; a failure is ``(element, exception,
     outputs_before)``."""
 
-    def __init__(self, fn: Callable[[Any], Awaitable[Any]], parallelism: int, keep_results: bool = True) -> None:
+    def __init__(
+        self, fn: Callable[[Any], Awaitable[Any]], parallelism: int, keep_results: bool = True, timeout: Optional[float] = None
+    ) -> None:
         self.fn = fn
         self.parallelism = max(1, int(parallelism))
         self.keep_results = keep_results
+        self.timeout = timeout
         self._sems: Dict[int, asyncio.Semaphore] = {}
 
     def _sem(self, loop: asyncio.AbstractEventLoop) -> asyncio.Semaphore:
@@ -53,13 +56,22 @@ class AsyncSubmitter:
             self._sems[id(loop)] = s
         return s
 
-    def __call__(self, batch: List[Any], done: Callable[[List[Any], List[Tuple[Any, BaseException, int]]], None]) -> None:
+    def __call__(self, batch: List[Any], done: Callable[[List[Any], List[Tuple[Any, BaseException, int]]], None]) -> Any:
+        """Runs ``batch`` on the loop; returns the future of the batch (the stage cancels it,
+        and so every coroutine still running, when it stops)."""
         loop = current_loop()
-        fn, keep = self.fn, self.keep_results
+        fn, keep, timeout = self.fn, self.keep_results, self.timeout
 
         async def one(sem: asyncio.Semaphore, x: Any) -> Any:
             async with sem:
-                return await fn(x)
+                if timeout is None:
+                    return await fn(x)
+                try:
+                    return await asyncio.wait_for(fn(x), timeout)
+                except asyncio.TimeoutError:
+                    from .errors import CallTimeout
+
+                    raise CallTimeout(f"coroutine exceeded timeout={timeout}s and was cancelled") from None
 
         async def runner() -> None:
             sem = self._sem(loop)
@@ -80,3 +92,4 @@ class AsyncSubmitter:
 
         fut = asyncio.run_coroutine_threadsafe(runner(), loop)
         fut.add_done_callback(report)  # type: ignore[arg-type]
+        return fut

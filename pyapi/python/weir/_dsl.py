@@ -24,6 +24,7 @@ from typing import (
 
 from . import _native
 from ._aio import AsyncSubmitter
+from ._validate import size as _size
 
 T = TypeVar("T")
 S = TypeVar("S", bound="_Blueprint")
@@ -297,15 +298,15 @@ class _Blueprint:
     def parallelism(self: S, n: int) -> S:
         """Runs the last stage as ``n`` parallel subtasks (fused element-wise operators run
         together, so they share it)."""
-        return self._same(self._n.parallelism(n))
+        return self._same(self._n.parallelism(_size("parallelism", "n", n)))
 
     def batch_size(self: S, rows: int) -> S:
         """Target rows per batch of the last stage."""
-        return self._same(self._n.batch_size(rows))
+        return self._same(self._n.batch_size(_size("batch_size", "rows", rows)))
 
     def buffer_rows(self: S, rows: int) -> S:
         """Capacity in rows of the channel feeding the last stage."""
-        return self._same(self._n.buffer_rows(rows))
+        return self._same(self._n.buffer_rows(_size("buffer_rows", "rows", rows)))
 
     def with_supervision(
         self: S,
@@ -416,6 +417,7 @@ class _Linear(_Blueprint):
     def parallelism(self: S, n: int) -> S:
         """Runs the last stage as ``n`` parallel subtasks (with the element-wise operators fused
         into it since the previous non-fusable stage)."""
+        n = _size("parallelism", "n", n)
         if self._src is not None and self._ops:
             # Never parallelize the iterator source itself: split the fused ops off it.
             src = type(self)(None, self._meta, (), self._src)._n
@@ -427,12 +429,15 @@ class _Linear(_Blueprint):
         return self._same(self._n.via(flow._n, keep), self._meta | flow._meta)
 
     def _pooled(
-        self: S, kind: str, fn: Callable[..., Any], pool: Any, ordered: bool, name: Optional[str], sup: Any, default: str, dl: Any
+        self: S, kind: str, fn: Callable[..., Any], pool: Any, ordered: bool, name: Optional[str], sup: Any, default: str, dl: Any,
+        timeout: Optional[float] = None,
     ) -> S:
-        from .interpreters import as_pool
+        from .interpreters import as_pool, check_timeout
 
+        if pool is None:
+            raise ValueError(f"{name or kind}(timeout=...) needs pool=: a call running in this process cannot be interrupted")
         pool = as_pool(pool)
-        submit = pool._submitter(kind, fn)
+        submit = pool._submitter(kind, fn, check_timeout(name or kind, timeout))
         native = _native.flow_external(name or kind, submit, pool.max_inflight, ordered=ordered)
         return _apply(self, native, None, sup, default, dl, _Meta(frozenset([pool])))
 
@@ -446,13 +451,16 @@ class _Linear(_Blueprint):
         supervision: Optional[SupervisionRules] = None,
         default: str = "stop",
         dead_letters: Any = None,
+        timeout: Optional[float] = None,
     ) -> S:
         """Transforms each element with ``fn``. With ``pool`` (an :class:`InterpreterPool`, a
         worker count, or ``True`` for one per core) ``fn`` runs in worker processes, a batch at a
         time; results keep the input order unless ``ordered=False``, which emits each batch as
-        soon as its worker is done (a slow batch no longer holds back the others)."""
-        if pool is not None:
-            return self._pooled("map", fn, pool, ordered, name, supervision, default, dead_letters)
+        soon as its worker is done (a slow batch no longer holds back the others). ``timeout``
+        (seconds, pooled stages only) bounds each call: a worker stuck longer is killed and
+        replaced, and the element fails with :class:`weir.CallTimeout`."""
+        if pool is not None or timeout is not None:
+            return self._pooled("map", fn, pool, ordered, name, supervision, default, dead_letters, timeout)
         return self._fuse("map", fn, name, supervision, default, dead_letters)
 
     def filter(
@@ -465,10 +473,11 @@ class _Linear(_Blueprint):
         supervision: Optional[SupervisionRules] = None,
         default: str = "stop",
         dead_letters: Any = None,
+        timeout: Optional[float] = None,
     ) -> S:
         """Keeps the elements for which ``pred`` is truthy."""
-        if pool is not None:
-            return self._pooled("filter", pred, pool, ordered, name, supervision, default, dead_letters)
+        if pool is not None or timeout is not None:
+            return self._pooled("filter", pred, pool, ordered, name, supervision, default, dead_letters, timeout)
         return self._fuse("filter", pred, name, supervision, default, dead_letters)
 
     def flat_map(
@@ -481,10 +490,11 @@ class _Linear(_Blueprint):
         supervision: Optional[SupervisionRules] = None,
         default: str = "stop",
         dead_letters: Any = None,
+        timeout: Optional[float] = None,
     ) -> S:
         """Maps each element to an iterable and emits its items in order."""
-        if pool is not None:
-            return self._pooled("flat_map", fn, pool, ordered, name, supervision, default, dead_letters)
+        if pool is not None or timeout is not None:
+            return self._pooled("flat_map", fn, pool, ordered, name, supervision, default, dead_letters, timeout)
         return self._fuse("flat_map", fn, name, supervision, default, dead_letters)
 
     def for_each(
@@ -497,11 +507,12 @@ class _Linear(_Blueprint):
         supervision: Optional[SupervisionRules] = None,
         default: str = "stop",
         dead_letters: Any = None,
+        timeout: Optional[float] = None,
     ) -> "RunnableGraph":
         """Calls ``fn`` on every element (in worker processes when ``pool`` is given); returns
         the runnable graph, whose ``run()`` returns ``None``."""
-        if pool is not None:
-            flow = self._pooled("for_each", fn, pool, ordered, name, supervision, default, dead_letters)
+        if pool is not None or timeout is not None:
+            flow = self._pooled("for_each", fn, pool, ordered, name, supervision, default, dead_letters, timeout)
             return flow.to(Sink.ignore(), "right")  # type: ignore[attr-defined]
         sink = Sink.for_each(fn)
         if name is not None:
@@ -520,6 +531,7 @@ class _Linear(_Blueprint):
         supervision: Optional[SupervisionRules] = None,
         default: str = "stop",
         dead_letters: Any = None,
+        timeout: Optional[float] = None,
     ) -> S:
         """Calls ``fn`` once per batch. ``batch_format`` is ``None`` (a list of elements),
         ``"pyarrow"``, ``"pandas"``, ``"polars"`` or ``"numpy"``; ``fn`` returns a batch in any of
@@ -527,8 +539,8 @@ class _Linear(_Blueprint):
         from .columnar import batch_adapter
 
         f = batch_adapter(fn, batch_format)
-        if pool is not None:
-            return self._pooled("map_batches", f, pool, ordered, name or "map_batches", supervision, default, dead_letters)
+        if pool is not None or timeout is not None:
+            return self._pooled("map_batches", f, pool, ordered, name or "map_batches", supervision, default, dead_letters, timeout)
         return self._fuse("map_batches", f, name, supervision, default, dead_letters)
 
     def map_async(
@@ -540,12 +552,18 @@ class _Linear(_Blueprint):
         supervision: Optional[SupervisionRules] = None,
         default: str = "stop",
         dead_letters: Any = None,
+        timeout: Optional[float] = None,
     ) -> S:
         """Runs the coroutine function ``fn`` per element on the run's event loop (the caller's
-        for ``run_async``), at most ``parallelism`` at once, keeping input order."""
+        for ``run_async``), at most ``parallelism`` at once, keeping input order; a coroutine
+        running longer than ``timeout`` seconds is cancelled and fails with :class:`weir.CallTimeout`."""
         if not inspect.iscoroutinefunction(fn):
             raise TypeError("map_async() takes an async def function")
-        native = _native.flow_external(name or "map_async", AsyncSubmitter(fn, parallelism), 2)
+        from .interpreters import check_timeout
+
+        parallelism = _size(name or "map_async", "parallelism", parallelism)
+        submit = AsyncSubmitter(fn, parallelism, timeout=check_timeout(name or "map_async", timeout))
+        native = _native.flow_external(name or "map_async", submit, 2)
         return _apply(self, native, None, supervision, default, dead_letters)
 
     def scan(self: S, zero: Any, fn: Callable[[Any, Any], Any], *, name: Optional[str] = None) -> S:
@@ -562,24 +580,42 @@ class _Linear(_Blueprint):
 
     def grouped(self: S, n: int) -> S:
         """Lists of ``n`` elements (the last may be shorter)."""
-        return self._same(self._n.via(_native.flow_grouped(n)))
+        return self._same(self._n.via(_native.flow_grouped(_size("grouped", "n", n))))
 
     def take(self: S, n: int) -> S:
         """The first ``n`` elements, then cancels upstream."""
-        return self._same(self._n.via(_native.flow_take(n)))
+        return self._same(self._n.via(_native.flow_take(_size("take", "n", n, 0))))
 
     def drop(self: S, n: int) -> S:
         """Discards the first ``n`` elements."""
-        return self._same(self._n.via(_native.flow_drop(n)))
+        return self._same(self._n.via(_native.flow_drop(_size("drop", "n", n, 0))))
 
-    def throttle(self: S, elements: int, per: float, burst: int = 0) -> S:
-        """At most ``elements`` per ``per`` seconds, with bursts of ``burst``."""
-        return self._same(self._n.via(_native.flow_throttle(elements, per, burst)))
+    def throttle(self: S, elements: int, per: float, burst: int = 0, mode: str = "shaping") -> S:
+        """At most ``elements`` per ``per`` seconds: Akka's token bucket of capacity ``burst``,
+        full at the start, a token every ``per / elements``. ``mode="shaping"`` holds an element
+        until its token arrives (with ``burst=0`` each element waits its own period);
+        ``"enforcing"`` fails the stream instead.
+
+        Emits when: the element's token has arrived and downstream has demand.
+        Backpressures when: an element waits for its token or downstream backpressures.
+        Completes when: upstream completes and every held element is emitted.
+        Cancels when: downstream cancels.
+        Fails when: upstream fails, or (enforcing) an element comes before its token."""
+        elements, burst = _size("throttle", "elements", elements), _size("throttle", "burst", burst, 0)
+        return self._same(self._n.via(_native.flow_throttle_mode(elements, per, burst, mode)))
 
     def buffer(self: S, size: int, strategy: str = "backpressure") -> S:
         """A bounded buffer of ``size`` elements with an overflow strategy (``backpressure``,
-        ``drop_head``, ``drop_tail``, ``drop_buffer``, ``drop_new``, ``fail``)."""
-        return self._same(self._n.via(_native.flow_buffer(size, strategy)))
+        ``drop_head``, ``drop_tail``, ``drop_buffer``, ``drop_new``, ``fail``). Elements leave
+        only when the consumer asks for them, so the strategy applies to everything it has not
+        requested (``buffer(100, "drop_head")`` before a late consumer keeps the newest 100).
+
+        Emits when: downstream has demand and the buffer is not empty.
+        Backpressures when: the buffer is full under ``backpressure``.
+        Completes when: upstream completes and the buffer is drained.
+        Cancels when: downstream cancels.
+        Fails when: upstream fails, or the buffer overflows under ``fail``."""
+        return self._same(self._n.via(_native.flow_buffer(_size("buffer", "size", size), strategy)))
 
     def merge(self: S, other: "Source") -> S:
         """Merges ``other`` into this stream."""
@@ -648,6 +684,7 @@ class _Linear(_Blueprint):
         Completes when: upstream completes and the last window is emitted.
         Cancels when: downstream cancels.
         Fails when: upstream fails."""
+        n, step = _size("sliding", "n", n), _size("sliding", "step", step)
         return self._same(self._n.via(_native.flow_sliding(n, step)))
 
     def intersperse(self: S, sep: Any, start: Any = _MISSING, end: Any = _MISSING) -> S:
@@ -693,25 +730,46 @@ class _Linear(_Blueprint):
         Fails when: upstream fails, or ``fn`` / ``on_complete`` raises."""
         return self._same(self._n.via(_native.flow_inspect(fn, on_complete, name or "inspect")))
 
-    def log(self: S, name: str, *, logger: Any = None, level: int = logging.DEBUG) -> S:
+    def log(self: S, name: str, level: Union[int, str] = logging.DEBUG, *, logger: Any = None) -> S:
         """Logs each element's ``repr`` and the completion with :mod:`logging` (logger
-        ``weir`` by default) at ``level``.
+        ``weir`` by default) at ``level`` (a number or a name such as ``"INFO"``), and a
+        failure at ``ERROR``; elements pass unchanged.
 
         Emits when: an element arrives.
         Backpressures when: downstream backpressures.
         Completes when: upstream completes.
         Cancels when: downstream cancels.
-        Fails when: upstream fails (failures are reported by the run, not logged here)."""
+        Fails when: upstream fails (logged, then passed on)."""
         lg = logger or logging.getLogger("weir")
+        lvl = logging.getLevelName(level.upper()) if isinstance(level, str) else level
+        if not isinstance(lvl, int):
+            raise ValueError(f"log: unknown level {level!r}")
 
         def element(x: Any) -> None:
-            if lg.isEnabledFor(level):
-                lg.log(level, "[%s] element: %r", name, x)
+            if lg.isEnabledFor(lvl):
+                lg.log(lvl, "[%s] element: %r", name, x)
 
         def done() -> None:
-            lg.log(level, "[%s] upstream completed", name)
+            lg.log(lvl, "[%s] upstream completed", name)
 
-        return self.inspect(element, on_complete=done, name=f"log({name})")
+        def failed(e: BaseException) -> None:
+            lg.error("[%s] upstream failed: %s", name, e)
+            return None
+
+        return self.inspect(element, on_complete=done, name=f"log({name})").recover(failed)
+
+    def watch_termination(self: S, keep: Keep = "right") -> S:
+        """Passes elements unchanged; materializes a :class:`weir.Completion` of
+        ``"completed"`` (upstream completed) or ``"cancelled"`` (stopped first, e.g. downstream
+        cancelled), raising the failure if upstream failed; ``keep`` combines it with this
+        blueprint's value (``right``: only the completion).
+
+        Emits when: an element arrives.
+        Backpressures when: downstream backpressures.
+        Completes when: upstream completes.
+        Cancels when: downstream cancels.
+        Fails when: upstream fails."""
+        return self.via(Flow(_native.flow_watch_termination()), keep)
 
     def recover(self: S, fn: Callable[[BaseException], Any]) -> S:
         """On upstream failure emits ``fn(exception)`` and completes; ``fn`` returning ``None``
@@ -758,7 +816,7 @@ class _Linear(_Blueprint):
         Fails when: a coroutine raises (under the ``stop`` directive), or upstream fails."""
         if not inspect.iscoroutinefunction(fn):
             raise TypeError("map_async_unordered() takes an async def function")
-        sub = _UnorderedSubmitter(fn, parallelism)
+        sub = _UnorderedSubmitter(fn, _size(name or "map_async_unordered", "parallelism", parallelism))
         native = _native.flow_external(name or "map_async_unordered", sub, 2, ordered=False)
         return _apply(self, native, None, supervision, default, dead_letters)
 
@@ -771,44 +829,47 @@ class _Linear(_Blueprint):
         Completes when: upstream completes and the last group is emitted.
         Cancels when: downstream cancels.
         Fails when: upstream fails."""
-        return self._same(self._n.via(_native.flow_grouped_within(n, within)))
+        return self._same(self._n.via(_native.flow_grouped_within(_size("grouped_within", "n", n), within)))
 
     def batch(self: S, max: int, seed: Callable[[Any], Any], aggregate: Callable[[Any, Any], Any]) -> S:
         """While downstream is busy, aggregates up to ``max`` elements: ``seed(first)`` then
-        ``aggregate(acc, x)``. The grouping runs in Rust; ``seed``/``aggregate`` run on the
-        dispatcher once per group.
+        ``aggregate(acc, x)``. The grouping runs in Rust on the consumer's demand; ``seed``/
+        ``aggregate`` run on the dispatcher once per group.
 
         Emits when: downstream has demand and an aggregate is pending.
         Backpressures when: ``max`` elements are aggregated and downstream backpressures.
         Completes when: upstream completes and the pending aggregate is emitted.
         Cancels when: downstream cancels.
         Fails when: upstream fails, or ``seed``/``aggregate`` raises."""
-        return self._same(self._n.via(_native.flow_batch_lists(_pos(max)))).map(
-            _Folder(seed, aggregate), name="batch"
-        )
+        return self._same(self._n.via(_native.flow_batch_lists(_pos(max), _Folder(seed, aggregate))))
 
     def conflate(self: S, aggregate: Callable[[Any, Any], Any], seed: Optional[Callable[[Any], Any]] = None) -> S:
         """While downstream is busy, combines elements with ``aggregate(acc, x)`` (from
         ``seed(first)``, or the first element itself): a slow consumer sees the latest summary.
+        Decided on the consumer's demand: a consumer that asked for nothing while elements
+        arrived gets them as one aggregate.
 
         Emits when: downstream has demand and an aggregate is pending.
         Backpressures when: never (it aggregates instead).
         Completes when: upstream completes and the pending aggregate is emitted.
         Cancels when: downstream cancels.
         Fails when: upstream fails, or ``seed``/``aggregate`` raises."""
-        return self._same(self._n.via(_native.flow_batch_lists(0))).map(
-            _Folder(seed or _identity, aggregate), name="conflate"
-        )
+        return self._same(self._n.via(_native.flow_batch_lists(0, _Folder(seed or _identity, aggregate))))
 
-    def expand(self: S) -> S:
-        """Repeats the last element while downstream is faster than upstream (extrapolation).
+    def expand(self: S, extrapolate: Optional[Callable[[Any], Iterable[Any]]] = None) -> S:
+        """Extrapolates while downstream is faster than upstream (Akka's ``expand``): each
+        element ``x`` becomes the iterator ``iter(extrapolate(x))``; its first item is emitted
+        when downstream asks (every element is expanded once), the following ones only while
+        downstream asks for more and no new element is ready. Without ``extrapolate`` the last
+        element is repeated. Only what downstream requested is produced.
 
-        Emits when: downstream has demand (the newest element, or a repeat of the last one).
-        Backpressures when: never once an element arrived.
-        Completes when: upstream completes.
+        Emits when: downstream has demand and an element is not yet expanded, or the current
+        iterator has more items and no new element is ready.
+        Backpressures when: an element received has not been expanded yet.
+        Completes when: upstream completes and its last element was expanded.
         Cancels when: downstream cancels.
-        Fails when: upstream fails."""
-        return self._same(self._n.via(_native.flow_expand()))
+        Fails when: upstream fails, or ``extrapolate`` or the iterator raises."""
+        return self._same(self._n.via(_native.flow_expand(extrapolate)))
 
     def delay(self: S, seconds: float, capacity: int = 0) -> S:
         """Emits every element ``seconds`` after it arrived (timer in Rust); ``capacity`` bounds
@@ -851,6 +912,27 @@ class _Linear(_Blueprint):
         Cancels when: downstream cancels, or the timeout fires (the stage fails).
         Fails when: no first element within ``seconds``, or upstream fails."""
         return self._same(self._n.via(_native.flow_timed("initial_timeout", seconds)))
+
+    def keep_alive(self: S, seconds: float, element: Any) -> S:
+        """Injects ``element`` whenever no element passed for ``seconds`` (Akka's
+        ``keepAlive``).
+
+        Emits when: upstream emits, or ``seconds`` passed without an element.
+        Backpressures when: downstream backpressures.
+        Completes when: upstream completes.
+        Cancels when: downstream cancels.
+        Fails when: upstream fails."""
+        return self._same(self._n.via(_native.flow_keep_alive(seconds, element)))
+
+    def initial_delay(self: S, seconds: float) -> S:
+        """Holds every element back until ``seconds`` after the start, then passes them.
+
+        Emits when: upstream emits and the initial delay has passed.
+        Backpressures when: the delay has not passed or downstream backpressures.
+        Completes when: upstream completes (at once when nothing is held).
+        Cancels when: downstream cancels.
+        Fails when: upstream fails."""
+        return self._same(self._n.via(_native.flow_initial_delay(seconds)))
 
     def flat_map_concat(self: S, fn: Callable[[Any], Any]) -> S:
         """Turns each element into a source (``fn`` returns a weir :class:`Source` or any
@@ -964,6 +1046,7 @@ class _Linear(_Blueprint):
         Completes when: both streams complete.
         Cancels when: downstream cancels (both streams are cancelled).
         Fails when: either stream fails."""
+        segment_size = _size("interleave", "segment_size", segment_size)
         return self._same(self._n.via(_native.flow_interleave(other._n, segment_size)), self._meta | other._meta)
 
     def zip_latest(self: S, other: "Source") -> S:
@@ -1088,6 +1171,43 @@ class Source(_Linear):
         return Source.from_iter(_Failed(error))
 
     @staticmethod
+    def maybe() -> "Source":
+        """At most one element, given through the materialized :class:`weir.MaybeHandle`:
+        ``success(x)`` emits ``x`` and completes, ``empty()`` completes, ``fail(exc)`` fails
+        (dropping the handle completes). Use ``graph.start()`` and ``handle.materialized``.
+
+        Emits when: the handle's ``success`` is called.
+        Backpressures when: never.
+        Completes when: after that element, or on ``empty()``.
+        Cancels when: downstream cancels (``is_stopped()`` turns true).
+        Fails when: the handle's ``fail`` is called."""
+        return Source(_native.source_maybe())
+
+    @staticmethod
+    def never() -> "Source":
+        """No element, ever; ends only when cancelled.
+
+        Emits when: never.
+        Backpressures when: never.
+        Completes when: never.
+        Cancels when: downstream cancels.
+        Fails when: never."""
+        return Source(_native.source_never())
+
+    @staticmethod
+    def lazy(factory: Callable[[], "Source"]) -> "Source":
+        """The source ``factory()`` returns, called when the stage starts (once per run, never
+        if downstream cancelled first); materializes a :class:`weir.Completion` of the inner
+        source's materialized value.
+
+        Emits when: the inner source emits.
+        Backpressures when: downstream backpressures.
+        Completes when: the inner source completes.
+        Cancels when: downstream cancels (the inner source is cancelled).
+        Fails when: ``factory`` raises or returns no Source, or the inner source fails."""
+        return Source(_native.source_lazy(factory))
+
+    @staticmethod
     def tick(initial_delay: float, interval: float, value: Any) -> "Source":
         """``value`` after ``initial_delay`` seconds, then every ``interval`` seconds (timer in
         Rust); ticks missed while downstream backpressures are dropped. Materializes a
@@ -1106,14 +1226,15 @@ class Source(_Linear):
         (``offer(x)``, ``await offer_async(x)``, ``complete()``, ``fail(exc)``); ``overflow`` is
         ``backpressure`` (``offer`` blocks while full), ``drop_head``, ``drop_tail``,
         ``drop_buffer``, ``drop_new`` or ``fail``. Use ``graph.start()`` and
-        ``handle.materialized`` to get the queue while the run goes on.
+        ``handle.materialized`` to get the queue while the run goes on. Elements leave the buffer
+        only as the consumer asks, so ``capacity`` bounds everything it has not requested.
 
         Emits when: an element is buffered and downstream has demand.
         Backpressures when: never itself; ``offer`` waits on a full buffer under backpressure.
         Completes when: ``complete()`` is called and the buffer is drained.
         Cancels when: never: a source has no upstream (after downstream cancels, ``offer`` says ``"closed"``).
         Fails when: ``fail()`` is called, or the buffer overflows under ``fail``."""
-        return Source(_native.source_queue(capacity, overflow))
+        return Source(_native.source_queue(_size("Source.queue", "capacity", capacity), overflow))
 
     @staticmethod
     def from_async_iter(aiterable: Any) -> "Source":
@@ -1226,6 +1347,19 @@ class Sink(_Blueprint):
         return Sink(_native.sink_ignore())
 
     @staticmethod
+    def lazy(factory: Callable[[], "Sink"]) -> "Sink":
+        """The sink ``factory()`` returns, called when the first element arrives; materializes
+        a :class:`weir.Completion` of the inner sink's materialized value (itself a
+        ``Completion`` for result sinks). Without any element the completion raises
+        ``RunCancelled`` (never materialized) and ``factory`` is not called.
+
+        Consumes when: the inner sink consumes.
+        Completes when: upstream completes.
+        Cancels when: the inner sink cancels.
+        Fails when: ``factory`` raises or returns no Sink, or upstream fails."""
+        return Sink(_native.sink_lazy(factory))
+
+    @staticmethod
     def head() -> "Sink":
         """The first element (fails on an empty stream); upstream is cancelled after it."""
         return Sink(_native.sink_head(False))
@@ -1256,7 +1390,7 @@ class Sink(_Blueprint):
         queue is cancelled (upstream cancelled).
         Cancels when: ``cancel()`` is called on the :class:`weir.SinkQueue`.
         Fails when: upstream fails (``pull`` raises ``StageFailed`` after the buffer)."""
-        return Sink(_native.sink_queue(capacity))
+        return Sink(_native.sink_queue(_size("Sink.queue", "capacity", capacity)))
 
     @staticmethod
     def to_arrow() -> "Sink":
@@ -1304,36 +1438,76 @@ class RunnableGraph(_Blueprint):
 
         return await run_async(self, batch_size=batch_size)
 
-    def start(self, *, batch_size: Optional[int] = None) -> Any:
-        """Starts the graph in the background and returns a :class:`weir.RunHandle`."""
+    def start(self, *, batch_size: Optional[int] = None, cancel_grace: Optional[float] = None) -> Any:
+        """Starts the graph in the background and returns a :class:`weir.RunHandle`; once the
+        run is cancelled or over, ``wait()`` gives a call stuck in user code ``cancel_grace``
+        seconds (default 3) before it raises a ``StageFailed`` naming the stage."""
         from ._run import RunHandle
 
-        return RunHandle._start(self, batch_size=batch_size)
+        return RunHandle._start(self, batch_size=batch_size, cancel_grace=cancel_grace)
 
 
 class _Junction:
     kind = ""
 
     def __init__(self, n: int = 2) -> None:
-        self.n = n
+        self.n = _size(type(self).__name__, "n", n)
 
 
 class Broadcast(_Junction):
-    """Every element to each of ``n`` outputs (ports: ``inlet``, ``outlets``)."""
+    """Every element to each of ``n`` outputs (ports: ``inlet``, ``outlets``).
+
+    Emits when: an element arrives; it goes to every output not cancelled.
+    Backpressures when: any output not cancelled backpressures.
+    Completes when: upstream completes.
+    Cancels when: every output cancelled, or the first one with ``eager_cancel=True``.
+    Fails when: upstream fails."""
 
     kind = "broadcast"
 
+    def __init__(self, n: int = 2, eager_cancel: bool = False) -> None:
+        super().__init__(n)
+        self.eager_cancel = eager_cancel
+
 
 class Balance(_Junction):
-    """Each batch to one of ``n`` outputs with demand (ports: ``inlet``, ``outlets``)."""
+    """Each element to one of ``n`` outputs that requested it (ports: ``inlet``, ``outlets``):
+    no output receives more than its consumer asked for, so a slow consumer holds nothing that
+    another could take.
+
+    Emits when: an output has demand and an element is available.
+    Backpressures when: no output has demand.
+    Completes when: upstream completes.
+    Cancels when: every output cancelled, or the first one with ``eager_cancel=True``.
+    Fails when: upstream fails."""
 
     kind = "balance"
 
+    def __init__(self, n: int = 2, eager_cancel: bool = False) -> None:
+        super().__init__(n)
+        self.eager_cancel = eager_cancel
+
+    def _add(self, b: Any) -> Tuple[List[Any], List[Any]]:
+        return b.add_fan("balance", self.n, bool(self.eager_cancel))
+
 
 class Merge(_Junction):
-    """``n`` inputs into one output, in arrival order (ports: ``inlets``, ``outlet``)."""
+    """``n`` inputs into one output, in arrival order (ports: ``inlets``, ``outlet``).
+
+    Emits when: downstream has demand and an input has elements.
+    Backpressures when: downstream backpressures.
+    Completes when: all inputs complete, or the first one with ``eager_complete=True``.
+    Cancels when: downstream cancels.
+    Fails when: any input fails."""
 
     kind = "merge"
+
+    def __init__(self, n: int = 2, eager_complete: bool = False) -> None:
+        super().__init__(n)
+        self.eager_complete = eager_complete
+
+    def _add(self, b: Any) -> Tuple[List[Any], List[Any]]:
+        return b.add_fan("merge", self.n, bool(self.eager_complete))
 
 
 class Concat(_Junction):
@@ -1353,49 +1527,65 @@ class Zip(_Junction):
 
 class Partition(_Junction):
     """Each element to the output ``fn(x)`` (an index in ``range(n)``; ports: ``inlet``,
-    ``outlets``). An out-of-range index fails the element (supervision applies).
+    ``outlets``). An out-of-range index fails the element (``IndexError: partition index 5
+    out of range 0..2``; a non-int result is a ``TypeError``).
 
     Emits when: the chosen output has demand.
     Backpressures when: the chosen output backpressures.
     Completes when: upstream completes.
-    Cancels when: every output has cancelled.
+    Cancels when: every output cancelled, or the first one with ``eager_cancel=True``
+    (elements for a cancelled output are dropped).
     Fails when: upstream fails, or ``fn`` raises or returns an invalid index."""
 
     kind = "partition"
 
-    def __init__(self, n: int, fn: Callable[[Any], int]) -> None:
+    def __init__(self, n: int, fn: Callable[[Any], int], eager_cancel: bool = False) -> None:
         super().__init__(n)
         self.fn = fn
+        self.eager_cancel = eager_cancel
 
 
 class MergePreferred(_Junction):
     """Merges a preferred input (``inlets[0]``) and ``n`` secondary ones (``inlets[1:]``),
-    taking from the preferred input whenever it has elements.
+    taking from the preferred input whenever it has elements when downstream asks.
 
-    Emits when: one of the inputs has elements (the preferred one first).
+    Emits when: downstream has demand and an input has elements (the preferred one first).
     Backpressures when: downstream backpressures.
-    Completes when: all inputs complete.
-    Cancels when: downstream cancels (every input is cancelled).
+    Completes when: all inputs complete, or the first one with ``eager_complete=True``.
+    Cancels when: downstream cancels.
     Fails when: any input fails."""
 
     kind = "merge_preferred"
+
+    def __init__(self, n: int = 1, eager_complete: bool = False) -> None:
+        super().__init__(n)
+        self.eager_complete = eager_complete
+
+    def _add(self, b: Any) -> Tuple[List[Any], List[Any]]:
+        return b.add_fan("merge_preferred", self.n, bool(self.eager_complete))
 
 
 class MergePrioritized(_Junction):
     """Merges ``len(priorities)`` inputs, picking among ready inputs with probability
     proportional to their priority.
 
-    Emits when: one of the inputs has elements.
+    Emits when: downstream has demand and one of the inputs has elements.
     Backpressures when: downstream backpressures.
-    Completes when: all inputs complete.
-    Cancels when: downstream cancels (every input is cancelled).
+    Completes when: all inputs complete, or the first one with ``eager_complete=True``.
+    Cancels when: downstream cancels.
     Fails when: any input fails."""
 
     kind = "merge_prioritized"
 
-    def __init__(self, priorities: Sequence[int]) -> None:
+    def __init__(self, priorities: Sequence[int], eager_complete: bool = False) -> None:
+        if len(priorities) == 0:
+            raise ValueError("MergePrioritized: needs at least one priority")
         super().__init__(len(priorities))
-        self.priorities = [int(p) for p in priorities]
+        self.priorities = [_size("MergePrioritized", "priority", p) for p in priorities]
+        self.eager_complete = eager_complete
+
+    def _add(self, b: Any) -> Tuple[List[Any], List[Any]]:
+        return b.add_fan("merge_prioritized", self.n, bool(self.eager_complete), self.priorities)
 
 
 class Interleave(_Junction):
@@ -1411,7 +1601,7 @@ class Interleave(_Junction):
 
     def __init__(self, n: int = 2, segment_size: int = 1) -> None:
         super().__init__(n)
-        self.segment_size = segment_size
+        self.segment_size = _size("Interleave", "segment_size", segment_size)
 
 
 class MergeSorted(_Junction):
@@ -1450,13 +1640,14 @@ class Unzip(_Junction):
     Emits when: both outputs have demand.
     Backpressures when: either output backpressures.
     Completes when: upstream completes.
-    Cancels when: any output cancels (as Akka's ``Unzip``).
+    Cancels when: both outputs cancelled, or the first one with ``eager_cancel=True``.
     Fails when: upstream fails, or an element is not a pair."""
 
     kind = "unzip"
 
-    def __init__(self) -> None:
+    def __init__(self, eager_cancel: bool = False) -> None:
         super().__init__(2)
+        self.eager_cancel = eager_cancel
 
 
 _EXT_JUNCTIONS = {"partition", "merge_preferred", "merge_prioritized", "interleave", "merge_sorted", "zip_latest", "unzip"}
@@ -1510,7 +1701,10 @@ class GraphBuilder:
 
     def add(self, junction: _Junction) -> Ports:
         """Adds a junction and returns its :class:`Ports`."""
-        if junction.kind in _EXT_JUNCTIONS:
+        add = getattr(junction, "_add", None)
+        if add is not None:
+            ins, outs = add(self._b)
+        elif junction.kind in _EXT_JUNCTIONS:
             ins, outs = _native.builder_add_junction(
                 self._b,
                 junction.kind,
@@ -1518,9 +1712,10 @@ class GraphBuilder:
                 getattr(junction, "fn", None),
                 getattr(junction, "priorities", []),
                 getattr(junction, "segment_size", 1),
+                getattr(junction, "eager_cancel", False),
             )
         else:
-            ins, outs = self._b.add_junction(junction.kind, junction.n)
+            ins, outs = self._b.add_junction(junction.kind, junction.n, getattr(junction, "eager_cancel", False))
         return Ports(ins, outs)
 
     def connect(self, outlet: Any, inlet: Any) -> None:

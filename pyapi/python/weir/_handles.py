@@ -40,6 +40,12 @@ class SourceQueue:
         """Elements buffered and not emitted yet."""
         return self._n.buffered()
 
+    @property
+    def closed(self) -> bool:
+        """Whether the queue accepts no more elements: completed, failed, or its stream stopped
+        (downstream cancelled, the run ended); ``offer`` then returns ``"closed"``."""
+        return self._n.is_closed()
+
     def __repr__(self) -> str:
         return f"SourceQueue(buffered={self.buffered()})"
 

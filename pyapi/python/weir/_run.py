@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import logging
 import os
 import threading
 import time
@@ -41,9 +42,14 @@ class RunHandle:
 
     @classmethod
     def _start(
-        cls, graph: Any, *, batch_size: Optional[int] = None, loop: Optional[asyncio.AbstractEventLoop] = None
+        cls,
+        graph: Any,
+        *,
+        batch_size: Optional[int] = None,
+        loop: Optional[asyncio.AbstractEventLoop] = None,
+        cancel_grace: Optional[float] = None,
     ) -> "RunHandle":
-        h = cls(graph, _native.start(graph._n, None, batch_size))
+        h = cls(graph, _native.start(graph._n, None, _run_batch_size(batch_size), cancel_grace))
         h._thread = threading.Thread(target=h._serve, args=(loop,), name="weir-dispatcher", daemon=True)
         _live.add(h)
         h._thread.start()
@@ -148,18 +154,41 @@ class RunHandle:
 
     def wait(self, timeout: Optional[float] = None) -> Any:
         """Blocks until the run is over and returns its materialized value with sink results
-        resolved; raises the run's failure. Ctrl-C while waiting cancels the run."""
+        resolved; raises the run's failure. Ctrl-C while waiting cancels the run. Always
+        returns: when the run's stages have stopped but the thread serving its Python calls is
+        still inside one (a sink or generator that blocks), that call gets the run's
+        ``cancel_grace`` seconds; then a cancelled or failed run raises ``StageFailed`` (kind
+        ``"timeout"``) naming the stage, a completed one returns its value, and the stuck
+        thread is left behind (logged as a warning)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            while not self._done.wait(0.1 if timeout is None else min(0.1, timeout)):
-                if timeout is not None:
-                    timeout -= 0.1
-                    if timeout <= 0:
-                        raise TimeoutError("the run is still going")
+            self._wait_until(deadline)
         except KeyboardInterrupt:
             self.cancel()
-            self._done.wait()
+            self._wait_until(None)
             raise
         return self._result()
+
+    def _wait_until(self, deadline: Optional[float]) -> None:
+        """Waits for the dispatcher to finish, or for the grace after the run's end to pass."""
+        grace_end: Optional[float] = None
+        while not self._done.wait(0.02):
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                raise TimeoutError("the run is still going")
+            if grace_end is None and self._n.is_finished():
+                grace_end = now + self._n.cancel_grace
+            if grace_end is not None and now >= grace_end:
+                err = self._n.stuck_error()
+                if err is None:
+                    grace_end = None
+                    continue
+                _log.warning("%s", err)
+                try:
+                    self._n.outcome()
+                except BaseException:  # noqa: BLE001 - the stuck call is the error to report
+                    raise err from None
+                return
 
     async def wait_async(self) -> Any:
         """Awaits the end of the run (cancelling the awaiting task cancels the run)."""
@@ -196,6 +225,7 @@ class RunHandle:
 
 
 _live: "weakref.WeakSet[RunHandle]" = weakref.WeakSet()
+_log = logging.getLogger("weir")
 
 
 @atexit.register
@@ -216,13 +246,20 @@ def _set_done(fut: "asyncio.Future[None]") -> None:
         fut.set_result(None)
 
 
+def _run_batch_size(rows: Optional[int]) -> Optional[int]:
+    """A run's ``batch_size=`` checked (``ValueError`` below 1, instead of a silent 1)."""
+    from ._validate import size
+
+    return None if rows is None else size("run", "batch_size", rows)
+
+
 def run_blocking(graph: Any, *, batch_size: Optional[int] = None, progress: Any = None) -> Any:
     """Runs ``graph`` serving its Python work on this thread."""
     if progress:
         from .notebook import run_with_progress
 
         return run_with_progress(graph, batch_size=batch_size, total=progress)
-    h = RunHandle(graph, _native.start(graph._n, None, batch_size))
+    h = RunHandle(graph, _native.start(graph._n, None, _run_batch_size(batch_size)))
     set_current_loop(None)
     try:
         h._n.serve()

@@ -1,9 +1,12 @@
-"""The interpreter-pool worker: ``python -m weir._worker FD PARENT_PID`` (the pool runs this file
-as a script, which does not import the ``weir`` package).
+"""The interpreter-pool worker: ``python -m weir._worker FD PARENT_PID [MARK_FD]`` (the pool runs
+this file as a script, which does not import the ``weir`` package).
 
-Receives functions once (cloudpickle) and batches (pickle protocol 5, large buffers out of band)
-over a socket, answers ``(batch_id, outputs, failures)``; a failure is ``(element, exception, outputs_before)`` so the
-parent can emit what came before a failing element when supervision stops the stage. Exits when the socket closes or the parent process dies.
+Receives functions once (cloudpickle, with the parent's ``sys.path``) and batches (pickle protocol
+5, large buffers out of band) over a socket, answers the batch id then ``(outputs, failures,
+seconds)``; a failure is ``(element, exception, outputs_before)`` so the parent can emit what came
+before a failing element when supervision stops the stage. A result that cannot be pickled fails
+its element only. Before each call the worker writes the element's index to the progress mark
+shared with the parent (``MARK``). Exits when the socket closes or the parent dies.
 """
 
 from __future__ import annotations
@@ -108,17 +111,37 @@ def _portable(exc: BaseException) -> BaseException:
         return WorkerError(f"{type(exc).__name__}: {exc}\n{tb}")
 
 
-def _apply(kind: str, fn: Callable[..., Any], batch: List[Any]) -> Tuple[List[Any], List[Tuple[Any, BaseException, int]]]:
+# The progress mark a worker shares with its parent (an mmap of `MARK_SIZE` bytes, two aligned
+# native int64s): the batch it is running (0 when idle) and the index in it of the call running
+# now (-1 between batches). The parent uses it to tell which element killed a worker, and to
+# enforce `timeout=` (a call whose index has not moved for longer than the timeout).
+MARK = struct.Struct("=qq")
+MARK_SIZE = MARK.size
+# A reply frame starts with the batch id, so a reply the parent cannot unpickle is still matched
+# to its batch.
+REPLY_ID = struct.Struct("=q")
+
+
+def _apply(
+    kind: str, fn: Callable[..., Any], batch: List[Any], mark: Any
+) -> Tuple[List[Any], List[Tuple[Any, BaseException, int]], List[int], List[int]]:
+    """Runs ``fn`` over ``batch``: ``(outputs, failures, ends, failed)`` where ``ends[i]`` is the
+    output count after input ``i`` and ``failed`` the input index of each failure."""
     out: List[Any] = []
     fails: List[Tuple[Any, BaseException, int]] = []
+    ends: List[int] = []
+    failed: List[int] = []
     if kind == "map_batches":
+        mark[1] = 0
         try:
             out.extend(fn(batch))
         except Exception as e:  # noqa: BLE001
             del out[:]
             fails.append((batch, _portable(e), 0))
-        return out, fails
-    for x in batch:
+            failed.append(0)
+        return out, fails, [len(out)], failed
+    for i, x in enumerate(batch):
+        mark[1] = i  # one store into shared memory: which call runs now
         n = len(out)
         try:
             if kind == "map":
@@ -135,14 +158,61 @@ def _apply(kind: str, fn: Callable[..., Any], batch: List[Any]) -> Tuple[List[An
         except Exception as e:  # noqa: BLE001
             del out[n:]  # a flat_map that failed half-way
             fails.append((x, _portable(e), n))
-    return out, fails
+            failed.append(i)
+        ends.append(len(out))
+    return out, fails, ends, failed
 
 
-def main(fd: int, parent: int) -> None:
+def _unpicklable(err: BaseException) -> BaseException:
+    return _portable(pickle.PicklingError(f"the result cannot be pickled: {type(err).__name__}: {err}"))
+
+
+def _salvage(
+    kind: str, batch: List[Any], out: List[Any], fails: List[Tuple[Any, BaseException, int]], ends: List[int], failed: List[int]
+) -> Tuple[List[Any], List[Tuple[Any, BaseException, int]]]:
+    """A reply that does not pickle as a whole: keeps every input's outputs that pickle, and fails
+    the inputs whose outputs do not (so only those elements are lost)."""
+    if kind == "map_batches":
+        try:
+            pickle.dumps(out, protocol=5)
+            return out, fails
+        except Exception as e:  # noqa: BLE001
+            return [], [(batch, _unpicklable(e), 0)]
+    kept: List[Any] = []
+    new_fails: List[Tuple[Any, BaseException, int]] = []
+    by_index = dict(zip(failed, fails))
+    start = 0
+    for i, x in enumerate(batch):
+        end = ends[i]
+        f = by_index.get(i)
+        if f is not None:
+            new_fails.append((f[0], f[1], len(kept)))
+        else:
+            span = out[start:end]
+            try:
+                pickle.dumps(span, protocol=5)
+                kept.extend(span)
+            except Exception as e:  # noqa: BLE001
+                new_fails.append((x, _unpicklable(e), len(kept)))
+        start = end
+    return kept, new_fails
+
+
+def main(fd: int, parent: int, mark_fd: int = -1) -> None:
     """Serves batches until the parent goes away."""
+    import mmap
+
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business
     sock = socket.socket(fileno=fd)
+    if mark_fd >= 0:
+        shared: Any = mmap.mmap(mark_fd, MARK_SIZE)
+        os.close(mark_fd)
+    else:
+        shared = bytearray(MARK_SIZE)
+    mark = memoryview(shared).cast("q")
+    clock = time.monotonic
+
     fns: Dict[int, Tuple[str, Callable[..., Any]]] = {}
     while True:
         try:
@@ -151,7 +221,10 @@ def main(fd: int, parent: int) -> None:
             os._exit(0)
         if tag == b"F":
             # Unpickling a function pickled by value imports cloudpickle by itself.
-            fid, kind, blob = pickle.loads(msg)
+            fid, kind, blob, path = pickle.loads(msg)
+            # The parent's import path (its script's directory first), so that functions
+            # pickled by reference from modules next to the script load here too.
+            sys.path[:] = list(path) + [p for p in sys.path if p not in path]
             try:
                 fns[fid] = (kind, pickle.loads(blob))
             except Exception as e:  # noqa: BLE001 - e.g. a function defined in an unimportable module
@@ -159,18 +232,24 @@ def main(fd: int, parent: int) -> None:
         elif tag == b"B":
             bid, fid, batch = pickle.loads(msg, buffers=bufs)
             kind, fn = fns[fid]
+            mark[0] = bid
+            t0 = clock()
             if kind == "error":
-                out, fails = [], [(batch, fn, 0)]
+                out, fails, ends, failed = [], [(batch, fn, 0)], [], []
             else:
-                out, fails = _apply(kind, fn, batch)
+                out, fails, ends, failed = _apply(kind, fn, batch, mark)
+            secs = clock() - t0
+            mark[1] = -1
             try:
-                payload, oob = dumps((bid, out, fails))
-            except Exception as e:  # noqa: BLE001
-                payload, oob = dumps((bid, [], [(None, _portable(e), 0)]))
-            send_frame(sock, b"R", payload, oob)
+                payload, oob = dumps((out, fails, secs))
+            except Exception:  # noqa: BLE001 - find the elements whose results do not pickle
+                out, fails = _salvage(kind, batch, out, fails, ends, failed)
+                payload, oob = dumps((out, fails, secs))
+            send_frame(sock, b"R", REPLY_ID.pack(bid) + payload, oob)
+            mark[0] = 0
         elif tag == b"Q":
             os._exit(0)
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[-2]), int(sys.argv[-1]))
+    main(*(int(a) for a in sys.argv[-3:]))

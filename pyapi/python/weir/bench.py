@@ -15,7 +15,8 @@ machines are shared and noisy: use ``--repeat 7`` or more for numbers you report
   checksum as the Rust bench); ``flat_map(str.split)`` in Python, counting in Rust; baseline
   ``collections.Counter`` updated per line.
 * ``pool``: a ~50 microsecond pure-Python CPU-bound function, inline vs ``InterpreterPool`` with
-  ``--workers`` workers (default ``1,2``) and ``--batch`` elements per pool batch (default 256).
+  ``--workers`` workers (default ``1,2``); ``--batch B`` sets ``.batch_size(B)`` on the pooled
+  stage (default 0: none, the pool sizes its chunks by measured cost).
   ``weir_poolK`` runs on a pool created before the timed runs (workers already up: the steady
   state of a long-lived pool); ``weir_poolK_cold`` creates the pool inside the timed run (start-up
   included, one run). On a 16-core machine: ``--workers 1,2,4,8,16 --n 200000``.
@@ -209,7 +210,12 @@ def cpu_work(x: int) -> int:
     return s
 
 
-def pool(n: int, repeat: int, workers: Sequence[int] = (1, 2), batch: int = 256) -> None:
+def _pooled(n: int, p: Any, batch: int) -> Any:
+    g = weir.Source.range(n).map(cpu_work, pool=p)
+    return g.batch_size(batch) if batch > 0 else g
+
+
+def pool(n: int, repeat: int, workers: Sequence[int] = (1, 2), batch: int = 0) -> None:
     base, best, expect, peak = _measure(lambda: list(map(cpu_work, range(n))), repeat)
     check = sum(expect) % 1_000_000_007
     _emit("pool", "cpython_inline", n, 1, (base, best), peak, check)
@@ -219,7 +225,7 @@ def pool(n: int, repeat: int, workers: Sequence[int] = (1, 2), batch: int = 256)
     _emit("pool", "weir_inline", n, 1, (med, best), peak, check, base)
     for w in workers:
         with weir.InterpreterPool(workers=w) as p:
-            graph = weir.Source.range(n).map(cpu_work, pool=p).batch_size(batch).to(weir.Sink.collect(), keep="right")
+            graph = _pooled(n, p, batch).to(weir.Sink.collect(), keep="right")
             assert graph.run() == expect  # warm-up: the function reaches every worker
             med, best, got, peak = _measure(graph.run, repeat)
             assert got == expect
@@ -227,8 +233,7 @@ def pool(n: int, repeat: int, workers: Sequence[int] = (1, 2), batch: int = 256)
 
         def cold() -> Any:
             with weir.InterpreterPool(workers=w) as p:
-                g = weir.Source.range(n).map(cpu_work, pool=p).batch_size(batch)
-                return g.run_with(weir.Sink.collect())
+                return _pooled(n, p, batch).run_with(weir.Sink.collect())
 
         med, best, got, peak = _measure(cold, 1)
         assert got == expect
@@ -252,7 +257,7 @@ def main(argv: Any = None) -> None:
     ap.add_argument("--n", type=float, default=None, help="elements (words for w2)")
     ap.add_argument("--repeat", type=int, default=5, help="runs per variant (the median is reported)")
     ap.add_argument("--workers", type=_ints, default=[1, 2], help="pool: worker counts, e.g. 1,2,4,8,16")
-    ap.add_argument("--batch", type=int, default=256, help="pool: elements per pool batch")
+    ap.add_argument("--batch", type=int, default=0, help="pool: .batch_size() of the pooled stage (0: none)")
     a = ap.parse_args(argv)
     todo = ["w1", "w2", "pool"] if a.workload == "all" else [a.workload]
     for w in todo:
@@ -261,7 +266,7 @@ def main(argv: Any = None) -> None:
         elif w == "w2":
             w2(int(a.n or 2_000_000), a.repeat)
         else:
-            pool(int(a.n or 20_000), a.repeat, a.workers, max(1, a.batch))
+            pool(int(a.n or 20_000), a.repeat, a.workers, max(0, a.batch))
 
 
 if __name__ == "__main__":

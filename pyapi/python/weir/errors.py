@@ -10,6 +10,8 @@ Every error a run raises derives from :class:`WeirError`:
 * :class:`GraphInvalid` -- the blueprint cannot be built or materialized.
 * :class:`WorkerCrashed` -- an interpreter-pool worker died while holding a batch (reported through
   the stage's supervision like any other failure, so it can be resumed).
+* :class:`CallTimeout` -- a pooled call or ``map_async`` coroutine ran past ``timeout=`` (also a
+  ``TimeoutError``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ from ._native import GraphInvalid, RunCancelled, StageFailed, WeirError
 
 class WorkerCrashed(WeirError):
     """An interpreter-pool worker process died (``os._exit``, a segfault, killed) with a batch."""
+
+
+class CallTimeout(WeirError, TimeoutError):
+    """A pooled call or a ``map_async`` coroutine ran longer than its stage's ``timeout=``."""
 
 
 class WorkerError(WeirError):
@@ -32,4 +38,5 @@ __all__ = [
     "GraphInvalid",
     "WorkerCrashed",
     "WorkerError",
+    "CallTimeout",
 ]

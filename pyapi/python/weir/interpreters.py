@@ -19,10 +19,15 @@ Lifetime (who owns the workers):
   by the run**: workers start with the run's first batch and are stopped when the run ends
   (completed, failed or cancelled), so no worker outlives the run.
 
-A worker that dies while holding a batch is replaced, and the batch fails with
-:class:`weir.errors.WorkerCrashed` through the stage's supervision (so ``resume`` drops it and goes
-on). Workers always die with the parent (``PR_SET_PDEATHSIG`` on Linux plus a parent-pid
-watcher), whatever owns them.
+Faults: a worker that dies is replaced; the element it was running (read from a progress mark
+the worker shares with the parent) fails alone with :class:`weir.errors.WorkerCrashed` through
+the stage's supervision, and the rest of its work runs again on a fresh worker (a batch whose
+culprit is unknown is retried at most twice). With ``timeout=`` a watchdog kills a worker whose
+call runs longer, failing that element with :class:`weir.errors.CallTimeout`. A result that
+cannot be pickled or unpickled fails its own element. Batches are cut into chunks of about
+``_TARGET_CHUNK_S`` of measured work. Workers get the parent's ``sys.path`` (the script's
+directory first) and always die with the parent (``PR_SET_PDEATHSIG`` on Linux plus a
+parent-pid watcher), whatever owns them.
 
 The pool talks to its workers through a small :class:`Backend` interface; today the backend is
 :class:`ProcessBackend` (one OS process per worker). Subinterpreters (PEP 734) and free-threaded
@@ -33,19 +38,24 @@ from __future__ import annotations
 
 import atexit
 import itertools
+import logging
+import mmap
 import os
 import pickle
+import queue
 import socket
 import subprocess
 import sys
 import sysconfig
 import threading
+import time
 import weakref
 from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
 
-from ._worker import dumps, recv_frame, send_frame
+from ._worker import MARK, MARK_SIZE, REPLY_ID, dumps, recv_frame, send_frame
 
-Done = Callable[[List[Any], List[Tuple[Any, BaseException]]], None]
+Failure = Tuple[Any, BaseException, int]
+Done = Callable[[List[Any], List[Failure]], None]
 
 
 def supported() -> Dict[str, bool]:
@@ -66,8 +76,10 @@ def supported() -> Dict[str, bool]:
 class Backend(Protocol):
     """How a pool runs batches: ``submit`` must not block; ``done`` is called exactly once."""
 
-    def submit(self, fid: int, batch: List[Any], done: Done) -> None:
-        """Runs function ``fid`` over ``batch`` and reports ``done(outputs, failures)``."""
+    def submit(self, fid: int, batch: List[Any], done: Done, timeout: Optional[float] = None, observe: Any = None) -> None:
+        """Runs function ``fid`` over ``batch`` and reports ``done(outputs, failures)``; a call
+        running longer than ``timeout`` seconds fails its element; ``observe(n, seconds)`` (when
+        given) learns how long the worker computed."""
 
     def register(self, fid: int, kind: str, fn: Callable[..., Any]) -> None:
         """Makes a function known to the workers."""
@@ -82,8 +94,98 @@ class Backend(Protocol):
         """Process ids of live workers."""
 
 
+class _Join:
+    """Combines the outcomes of the parts a batch was cut into, in order, into one ``done``."""
+
+    def __init__(self, parts: int, done: Done) -> None:
+        self.results: List[Optional[Tuple[List[Any], List[Any]]]] = [None] * parts
+        self.left = parts
+        self.lock = threading.Lock()
+        self.done = done
+
+    def part(self, i: int) -> Done:
+        """The ``done`` of part ``i``."""
+
+        def finish(out: List[Any], fails: List[Any]) -> None:
+            with self.lock:
+                if self.results[i] is not None:
+                    return
+                self.results[i] = (out, fails)
+                self.left -= 1
+                if self.left:
+                    return
+            outputs: List[Any] = []
+            failures: List[Failure] = []
+            for o, fs in self.results:  # type: ignore[misc]
+                base = len(outputs)
+                for f in fs:
+                    failures.append((f[0], f[1], base + (f[2] if len(f) > 2 else 0)))
+                outputs.extend(o)
+            self.done(outputs, failures)
+
+        return finish
+
+
+class _Job:
+    """A batch handed to a worker: what to run, whom to tell, and how it was retried."""
+
+    __slots__ = ("fid", "kind", "batch", "done", "timeout", "observe", "attempts", "isolated")
+
+    # attempts: how often a worker died holding it with no known culprit (at most _MAX_ATTEMPTS)
+
+    def __init__(self, fid: int, kind: str, batch: List[Any], done: Done, timeout: Optional[float], observe: Any) -> None:
+        self.fid, self.kind, self.batch, self.done = fid, kind, batch, done
+        self.timeout, self.observe = timeout, observe
+        self.attempts = 0
+        self.isolated = False  # a single element re-run after a crash: a crash now is its own
+
+    def derive(self, batch: List[Any], done: Done, isolated: bool = False) -> "_Job":
+        """A job over part of this one's batch."""
+        j = _Job(self.fid, self.kind, batch, done, self.timeout, self.observe)
+        j.attempts, j.isolated = self.attempts, isolated
+        return j
+
+    def element(self, i: int) -> Any:
+        """What a failure of call ``i`` names: the element, or the whole batch for ``map_batches``."""
+        return self.batch if self.kind == "map_batches" else self.batch[i]
+
+
+# A job whose workers died this many times with no known culprit fails instead of running again.
+_MAX_ATTEMPTS = 2
+# How often the watchdog looks at the workers' progress marks when a stage has a timeout (a
+# call is timed from the first look that sees it, so it is killed within timeout + this).
+_WATCH_S = 0.05
+
+_log = logging.getLogger("weir.pool")
+
 _WORKER_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_worker.py")
 _RUN_WORKER = "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__')"
+
+
+def _parent_path() -> List[str]:
+    """The import path workers get: the parent's ``sys.path`` (whose first entry is the script's
+    directory, or the working directory for ``-c``/``-m``), made absolute so that a worker
+    resolves it the same way."""
+    out: List[str] = []
+    for p in sys.path:
+        if isinstance(p, str):
+            a = os.path.abspath(p)
+            if a not in out:
+                out.append(a)
+    return out
+
+
+def _shared_mark() -> Tuple[int, mmap.mmap]:
+    """A file descriptor and mapping of a zeroed progress mark to share with a worker."""
+    memfd = getattr(os, "memfd_create", None)
+    if memfd is not None:
+        fd = memfd("weir-pool-mark")
+    else:  # pragma: no cover - not Linux
+        import tempfile
+
+        fd = os.dup(tempfile.TemporaryFile().fileno())
+    os.ftruncate(fd, MARK_SIZE)
+    return fd, mmap.mmap(fd, MARK_SIZE)
 
 
 class _Worker:
@@ -93,20 +195,26 @@ class _Worker:
         env = dict(os.environ)
         pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env["PYTHONPATH"] = pkg_root + os.pathsep + env.get("PYTHONPATH", "")
+        mark_fd, self.mark = _shared_mark()
         # The worker file runs as a script, without importing the `weir` package (and its
         # native module): a worker is serving about 50 ms sooner.
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", _RUN_WORKER, _WORKER_PATH, str(child.fileno()), str(os.getpid())],
-            pass_fds=(child.fileno(),),
-            env=env,
-            stdin=subprocess.DEVNULL,
-        )
-        child.close()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", _RUN_WORKER, _WORKER_PATH, str(child.fileno()), str(os.getpid()), str(mark_fd)],
+                pass_fds=(child.fileno(), mark_fd),
+                env=env,
+                stdin=subprocess.DEVNULL,
+            )
+        finally:
+            child.close()
+            os.close(mark_fd)
         self.sock = parent
         self.send_lock = threading.Lock()
-        self.pending: Dict[int, Tuple[List[Any], Done]] = {}
+        self.pending: Dict[int, _Job] = {}
         self.known: set = set()
         self.alive = True
+        self.timed_out: Optional[Tuple[int, int]] = None  # (batch id, call index) it was killed for
+        self.seen: Tuple[Tuple[int, int], float] = ((0, -1), 0.0)  # the watchdog's last look
         self.reader = threading.Thread(target=self._read, name=f"weir-pool-{self.proc.pid}", daemon=True)
         self.reader.start()
 
@@ -114,22 +222,35 @@ class _Worker:
         with self.send_lock:
             send_frame(self.sock, tag, payload, buffers)
 
+    def progress(self) -> Tuple[int, int]:
+        """``(batch id, index of the call running now)`` from the shared mark."""
+        while True:
+            a = MARK.unpack_from(self.mark, 0)
+            if MARK.unpack_from(self.mark, 0) == a:  # not torn by a concurrent write
+                return a
+
     def _read(self) -> None:
         while True:
             try:
                 _tag, msg, bufs = recv_frame(self.sock)
             except (EOFError, OSError):
                 break
-            try:
-                bid, out, fails = pickle.loads(msg, buffers=bufs)
-            except Exception as e:  # noqa: BLE001
-                from .errors import WorkerError
-
-                bid, out, fails = None, [], [(None, WorkerError(f"bad reply from worker: {e}"))]
+            (bid,) = REPLY_ID.unpack_from(msg, 0)
             with self.backend.lock:
-                entry = self.pending.pop(bid, None) if bid is not None else None
-            if entry is not None:
-                entry[1](out, fails)
+                job = self.pending.pop(bid, None)
+            if job is None:
+                continue
+            try:
+                out, fails, secs = pickle.loads(memoryview(msg)[REPLY_ID.size :], buffers=bufs)
+            except Exception as e:  # noqa: BLE001 - e.g. a result class the parent cannot import
+                self.backend._unreadable(job, e)
+                continue
+            try:
+                if job.observe is not None:
+                    job.observe(len(job.batch), secs)
+                job.done(out, fails)
+            except Exception:  # noqa: BLE001 - never lose the other batches of this worker
+                _log.exception("weir pool: completing a batch failed")
         self.backend._died(self)
 
 
@@ -144,6 +265,9 @@ class ProcessBackend:
         self.closed = False
         self.eager = False  # started by start(): crashed workers are replaced at once
         self.crashes = 0
+        self.timeouts = 0
+        self.watching = False
+        self.later: "Optional[queue.SimpleQueue[Callable[[], None]]]" = None
 
     def start(self) -> None:
         with self.lock:
@@ -164,33 +288,139 @@ class ProcessBackend:
             if fid not in self.fns:
                 # The function is pickled on its own so that a worker that cannot load it (e.g.
                 # it lives in a module the worker cannot import) reports that per batch.
-                self.fns[fid] = (kind, pickle.dumps((fid, kind, cloudpickle.dumps(fn)), protocol=5))
+                blob = pickle.dumps((fid, kind, cloudpickle.dumps(fn), _parent_path()), protocol=5)
+                self.fns[fid] = (kind, blob)
 
-    def submit(self, fid: int, batch: List[Any], done: Done) -> None:
-        with self.lock:
-            self.closed = False
-            while len(self.workers) < self.size:
-                self._spawn()
-            w = min(self.workers, key=lambda w: len(w.pending))
-            bid = next(_ids)
-            w.pending[bid] = (batch, done)
-            first = fid not in w.known
-            w.known.add(fid)
+    def submit(self, fid: int, batch: List[Any], done: Done, timeout: Optional[float] = None, observe: Any = None) -> None:
+        self._submit(_Job(fid, self.fns[fid][0], batch, done, timeout, observe))
+
+    def _submit(self, job: _Job) -> None:
+        bid = next(_ids)
         try:
-            if first:
-                w.send(b"F", self.fns[fid][1])
-            w.send(b"B", *dumps((bid, fid, batch)))
-        except Exception as e:  # noqa: BLE001 - a dead pipe is handled by the reader
-            if isinstance(e, (BrokenPipeError, ConnectionError, OSError)):
-                return
+            payload, bufs = dumps((bid, job.fid, job.batch))
+        except Exception as e:  # noqa: BLE001 - an element that cannot be pickled
+            self._unpicklable_input(job, e)
+            return
+        while True:
             with self.lock:
-                w.pending.pop(bid, None)
-            done([], [(batch, e)])
+                self.closed = False
+                while len(self.workers) < self.size:
+                    self._spawn()
+                w = min(self.workers, key=lambda w: len(w.pending))
+            with w.send_lock:
+                with self.lock:
+                    if not w.alive:
+                        continue  # died meanwhile: pick another
+                    w.pending[bid] = job  # in the order the worker will run them
+                    first = job.fid not in w.known
+                    w.known.add(job.fid)
+                    if job.timeout is not None and not self.watching:
+                        self.watching = True
+                        threading.Thread(target=self._watch, name="weir-pool-watchdog", daemon=True).start()
+                try:
+                    if first:
+                        send_frame(w.sock, b"F", self.fns[job.fid][1])
+                    send_frame(w.sock, b"B", payload, bufs)
+                except OSError:
+                    pass  # a dead pipe: the reader sees the death and re-runs the job
+            return
+
+    def defer(self, fn: Callable[[], None]) -> None:
+        """Runs ``fn`` on the backend's hand-out thread. A worker's reader thread must never send
+        to a worker itself: blocked on a full socket while that worker blocks writing a reply
+        to it, both would wait forever."""
+        with self.lock:
+            if self.later is None:
+                self.later = queue.SimpleQueue()
+                threading.Thread(target=self._run_later, args=(self.later,), name="weir-pool-handout", daemon=True).start()
+            self.later.put(fn)
+
+    def _run_later(self, q: "queue.SimpleQueue[Callable[[], None]]") -> None:
+        while True:
+            try:
+                fn = q.get(timeout=1.0)
+            except queue.Empty:
+                with self.lock:  # `defer` puts under the lock: nothing is left behind
+                    if q.empty():
+                        if self.later is q:
+                            self.later = None
+                        return
+                continue
+            try:
+                fn()
+            except Exception:  # noqa: BLE001
+                _log.exception("weir pool: handing out a batch failed")
+
+    def _resubmit(self, job: _Job) -> None:
+        """Runs ``job`` again (from the hand-out thread); if it cannot be handed out (no worker
+        starts), its elements fail."""
+
+        def run() -> None:
+            try:
+                self._submit(job)
+            except Exception as e:  # noqa: BLE001
+                job.done([], [(job.batch, e, 0)] if job.kind == "map_batches" else [(x, e, 0) for x in job.batch])
+
+        self.defer(run)
+
+    def _unpicklable_input(self, job: _Job, err: BaseException) -> None:
+        """Fails the elements that cannot be pickled to a worker and runs the others."""
+        if job.kind == "map_batches" or len(job.batch) == 1:
+            job.done([], [(job.element(0), err, 0)])
+            return
+        join = _Join(len(job.batch), job.done)
+        for i, x in enumerate(job.batch):
+            self._resubmit(job.derive([x], join.part(i), job.isolated))
+
+    def _unreadable(self, job: _Job, err: BaseException) -> None:
+        """A reply that cannot be unpickled here: re-runs the batch an element at a time so that
+        only the elements whose results cannot be read fail."""
+        from .errors import WorkerError
+
+        if job.kind == "map_batches" or len(job.batch) == 1:
+            msg = f"the pool worker's result cannot be unpickled: {type(err).__name__}: {err}"
+            job.done([], [(job.element(0), WorkerError(msg), 0)])
+            return
+        join = _Join(len(job.batch), job.done)
+        for i, x in enumerate(job.batch):
+            self._resubmit(job.derive([x], join.part(i), job.isolated))
+
+    def _watch(self) -> None:
+        """Kills a worker whose current call has run longer than its stage's timeout."""
+        while True:
+            time.sleep(_WATCH_S)
+            now = time.monotonic()
+            with self.lock:
+                if self.closed and not self.workers:
+                    self.watching = False
+                    return
+                workers = list(self.workers)
+            for w in workers:
+                try:
+                    now_running = w.progress()
+                except (ValueError, OSError):  # its mark was just closed: it died
+                    continue
+                if now_running != w.seen[0]:  # a new call started since the last look
+                    w.seen = (now_running, now)
+                bid, i = now_running
+                started = w.seen[1]
+                with self.lock:
+                    job = w.pending.get(bid)
+                    late = job is not None and job.timeout is not None and i >= 0 and now - started > job.timeout
+                    if late and w.timed_out is None:
+                        w.timed_out = (bid, i)
+                        self.timeouts += 1
+                if late:
+                    try:
+                        w.proc.kill()
+                    except OSError:
+                        pass
 
     def _died(self, w: _Worker) -> None:
-        from .errors import WorkerCrashed
+        from .errors import CallTimeout, WorkerCrashed
 
         rc = w.proc.wait()
+        bid, index = w.progress()
         with self.lock:
             w.alive = False
             if w in self.workers:
@@ -206,9 +436,56 @@ class ProcessBackend:
                         self._spawn()
                     except OSError:
                         pass
-        for batch, done in pending.values():
-            reason = "the pool was closed" if closed else f"exited with code {rc}"
-            done([], [(batch, WorkerCrashed(f"pool worker (pid {w.proc.pid}) {reason}"))])
+        try:
+            w.sock.close()
+            w.mark.close()
+        except Exception:  # noqa: BLE001
+            pass
+        pid = w.proc.pid
+        if closed:
+            for job in pending.values():
+                job.done([], [(job.batch, WorkerCrashed(f"pool worker (pid {pid}) stopped: the pool was closed"), 0)])
+            return
+        timed_out = w.timed_out
+        for jid, job in pending.items():
+            n = len(job.batch)
+            if timed_out is not None and timed_out[0] == jid:
+                i = timed_out[1]
+                err: BaseException = CallTimeout(
+                    f"call exceeded timeout={job.timeout}s; pool worker (pid {pid}) was killed and replaced"
+                )
+            elif jid == bid and 0 <= index < n:
+                i = index
+                err = WorkerCrashed(f"pool worker (pid {pid}) exited with code {rc} while running this element")
+            else:
+                # Not started, or the culprit is unknown (it died between calls).
+                if job.isolated or job.attempts >= _MAX_ATTEMPTS:
+                    crashed = WorkerCrashed(f"pool worker (pid {pid}) exited with code {rc}")
+                    if job.kind == "map_batches":
+                        job.done([], [(job.batch, crashed, 0)])
+                    else:
+                        job.done([], [(x, crashed, 0) for x in job.batch])
+                    continue
+                if jid == bid and n > 1 and job.kind != "map_batches":
+                    # Died after computing the batch: re-run each element on its own.
+                    join = _Join(n, job.done)
+                    for k, x in enumerate(job.batch):
+                        self._resubmit(job.derive([x], join.part(k), isolated=True))
+                    continue
+                job.attempts += 1
+                self._resubmit(job)
+                continue
+            # The culprit is known: it fails alone, the rest of the batch runs again.
+            if job.kind == "map_batches":
+                job.done([], [(job.batch, err, 0)])
+                continue
+            join = _Join(3, job.done)
+            join.part(1)([], [(job.batch[i], err, 0)])
+            for part, sl in ((0, job.batch[:i]), (2, job.batch[i + 1 :])):
+                if sl:
+                    self._resubmit(job.derive(sl, join.part(part)))
+                else:
+                    join.part(part)([], [])
 
     def pids(self) -> List[int]:
         with self.lock:
@@ -237,22 +514,75 @@ class ProcessBackend:
 
 _ids = itertools.count(1)
 
+# Pooled work is cut into chunks of about this many seconds (measured in the workers), so that
+# expensive elements spread over the workers and cheap ones travel in whole batches.
+_TARGET_CHUNK_S = 0.005
+
 
 class _Submitter:
-    """``submit(batch, done)`` for one stage: ships ``fn`` once per worker, then batches."""
+    """``submit(batch, done)`` for one stage: ships ``fn`` once per worker, then cuts each batch
+    into chunks of about ``_TARGET_CHUNK_S`` of work (by the per-element cost measured so far)."""
 
-    def __init__(self, pool: "InterpreterPool", kind: str, fn: Callable[..., Any]) -> None:
+    def __init__(self, pool: "InterpreterPool", kind: str, fn: Callable[..., Any], timeout: Optional[float] = None) -> None:
         self.pool = pool
+        self.kind = kind
+        self.timeout = timeout
         self.fid = next(_ids)
+        self.cost: Optional[float] = None  # seconds per element, moving average
         pool.backend.register(self.fid, kind, fn)
+
+    def observe(self, n: int, secs: float) -> None:
+        """Learns from a chunk of ``n`` elements that took ``secs`` in a worker."""
+        if n > 0:
+            c = secs / n
+            self.cost = c if self.cost is None else 0.5 * (self.cost + c)
+
+    def chunk_size(self, n: int) -> int:
+        """Elements per chunk for a batch of ``n`` (the cost must be known)."""
+        if self.kind == "map_batches" or self.cost is None:
+            return n
+        return max(1, min(n, int(_TARGET_CHUNK_S / max(self.cost, 1e-9))))
 
     def __call__(self, batch: List[Any], done: Done) -> None:
         if self.pool._closed:
             from .errors import WeirError
 
-            done([], [(batch, WeirError("this InterpreterPool is closed"))])
+            done([], [(batch, WeirError("this InterpreterPool is closed"), 0)])
             return
-        self.pool.backend.submit(self.fid, batch, done)
+        backend = self.pool.backend
+        n = len(batch)
+        if self.cost is None and self.kind != "map_batches" and n > 1:
+            # Cost not measured yet: the first element goes alone, the rest is cut once it is
+            # back (by then its cost is known).
+            join = _Join(2, done)
+            rest, rest_done = batch[1:], join.part(1)
+
+            def handout() -> None:
+                try:
+                    self(rest, rest_done)
+                except Exception as e:  # noqa: BLE001 - e.g. no worker could be started
+                    rest_done([], [(x, e, 0) for x in rest])
+
+            def probed(out: List[Any], fails: List[Any]) -> None:
+                join.part(0)(out, fails)
+                # Called on a worker's reader thread, which must not send: hand out elsewhere.
+                defer = getattr(backend, "defer", None)
+                if defer is not None:
+                    defer(handout)
+                else:
+                    handout()
+
+            backend.submit(self.fid, batch[:1], probed, self.timeout, self.observe)
+            return
+        size = self.chunk_size(n)
+        if size >= n:
+            backend.submit(self.fid, batch, done, self.timeout, self.observe)
+            return
+        parts = -(-n // size)
+        size = -(-n // parts)  # even chunks
+        join = _Join(parts, done)
+        for k in range(parts):
+            backend.submit(self.fid, batch[k * size : (k + 1) * size], join.part(k), self.timeout, self.observe)
 
 
 _pools: "weakref.WeakSet[InterpreterPool]" = weakref.WeakSet()
@@ -273,9 +603,11 @@ class InterpreterPool:
         backend: Optional[Backend] = None,
         _run_owned: bool = False,
     ) -> None:
-        n = workers or os.cpu_count() or 1
+        from ._validate import size
+
+        n = size("InterpreterPool", "workers", workers) if workers is not None else os.cpu_count() or 1
         self.workers = n
-        self.max_inflight = max_inflight or 2 * n
+        self.max_inflight = size("InterpreterPool", "max_inflight", max_inflight) if max_inflight is not None else 2 * n
         self.backend: Any = backend or ProcessBackend(n)
         self._run_owned = _run_owned
         self._closed = False
@@ -286,8 +618,8 @@ class InterpreterPool:
             _pools.add(self)
             self._finalizer = weakref.finalize(self, self.backend.close)
 
-    def _submitter(self, kind: str, fn: Callable[..., Any]) -> _Submitter:
-        return _Submitter(self, kind, fn)
+    def _submitter(self, kind: str, fn: Callable[..., Any], timeout: Optional[float] = None) -> _Submitter:
+        return _Submitter(self, kind, fn, timeout)
 
     def _release_run(self) -> None:
         """Called when a run using this pool ends: a run-owned pool stops its workers (the next
@@ -326,6 +658,15 @@ class InterpreterPool:
 
     def __eq__(self, other: object) -> bool:
         return self is other
+
+
+def check_timeout(stage: str, timeout: Any) -> Optional[float]:
+    """``timeout=`` as seconds (``None``: no limit); a clear ``ValueError`` for anything else."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ValueError(f"{stage}: timeout must be a positive number of seconds, not {timeout!r}")
+    return float(timeout)
 
 
 def as_pool(pool: Any) -> InterpreterPool:

@@ -9,7 +9,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use std::sync::Mutex;
 use weir_graph::{GraphBuilder, Inlet, MatKey, Outlet};
-use weir_operators::fan::{Balance, Concat, Merge};
+use weir_operators::fan::{Balance, Concat, Merge, MergePreferred, MergePrioritized};
 
 /// A typed input port of a component added to a builder.
 #[pyclass(module = "weir._native", name = "Inlet", frozen)]
@@ -63,6 +63,21 @@ fn mat_of(
     }
 }
 
+/// The user-facing name of a fan junction accepted by `add_fan`.
+fn fan_name(kind: &str) -> PyResult<&'static str> {
+    Ok(match kind {
+        "balance" => "Balance",
+        "merge" => "Merge",
+        "merge_preferred" => "MergePreferred",
+        "merge_prioritized" => "MergePrioritized",
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown fan junction {other:?}"
+            )));
+        }
+    })
+}
+
 #[pymethods]
 impl NBuilder {
     /// An empty builder.
@@ -103,12 +118,18 @@ impl NBuilder {
     }
 
     /// Adds a junction: `kind` is `broadcast`, `balance`, `merge`, `zip` or `concat`; returns
-    /// `(inlets, outlets)`.
-    fn add_junction(&self, kind: &str, n: usize) -> PyResult<(Vec<NInlet>, Vec<NOutlet>)> {
+    /// `(inlets, outlets)`. `eager_cancel` makes a `broadcast` stop at its first cancelled output.
+    #[pyo3(signature = (kind, n, eager_cancel = false))]
+    fn add_junction(
+        &self,
+        kind: &str,
+        n: usize,
+        eager_cancel: bool,
+    ) -> PyResult<(Vec<NInlet>, Vec<NOutlet>)> {
         let n = n.max(1);
         self.with(|b| match kind {
             "broadcast" => {
-                let p = b.add(PyBroadcast(n));
+                let p = b.add(PyBroadcast(n, eager_cancel));
                 Ok((
                     vec![NInlet(p.inlet(0))],
                     (0..n).map(|i| NOutlet(p.outlet(i))).collect(),
@@ -143,6 +164,72 @@ impl NBuilder {
                 ))
             }
             other => Err(PyValueError::new_err(format!("unknown junction {other:?}"))),
+        })
+    }
+
+    /// Adds a rate-aware fan junction with its options: `balance` (`eager` = eager cancel),
+    /// `merge`, `merge_preferred` (`n` secondary inputs) or `merge_prioritized` (`priorities`),
+    /// the merges with `eager` = eager complete. Counts below 1 and negative priorities are a
+    /// `ValueError` naming the junction. Returns `(inlets, outlets)`.
+    #[pyo3(signature = (kind, n = 2, eager = false, priorities = Vec::new()))]
+    fn add_fan(
+        &self,
+        kind: &str,
+        n: i64,
+        eager: bool,
+        priorities: Vec<i64>,
+    ) -> PyResult<(Vec<NInlet>, Vec<NOutlet>)> {
+        let name = fan_name(kind)?;
+        let count = |what: &str, v: i64| -> PyResult<usize> {
+            usize::try_from(v).ok().filter(|&v| v >= 1).ok_or_else(|| {
+                PyValueError::new_err(format!("{name}: {what} must be at least 1, got {v}"))
+            })
+        };
+        let n = if kind == "merge_prioritized" {
+            0
+        } else {
+            count("n", n)?
+        };
+        let priorities = priorities
+            .into_iter()
+            .map(|p| count("priority", p))
+            .collect::<PyResult<Vec<usize>>>()?;
+        if kind == "merge_prioritized" && priorities.is_empty() {
+            return Err(PyValueError::new_err(format!(
+                "{name}: needs at least one priority"
+            )));
+        }
+        self.with(|b| {
+            Ok(match kind {
+                "balance" => {
+                    let p = b.add(Balance::<PyObj>::new(n).eager_cancel(eager));
+                    (
+                        vec![NInlet(p.inlet)],
+                        p.outlets.into_iter().map(NOutlet).collect(),
+                    )
+                }
+                "merge" => {
+                    let p = b.add(Merge::<PyObj>::new(n).eager_complete(eager));
+                    (
+                        p.inlets.into_iter().map(NInlet).collect(),
+                        vec![NOutlet(p.outlet)],
+                    )
+                }
+                "merge_preferred" => {
+                    let p = b.add(MergePreferred::<PyObj>::new(n).eager_complete(eager));
+                    let mut ins = vec![NInlet(p.preferred)];
+                    ins.extend(p.inlets.into_iter().map(NInlet));
+                    (ins, vec![NOutlet(p.outlet)])
+                }
+                _ => {
+                    let j = MergePrioritized::<PyObj>::new(priorities).eager_complete(eager);
+                    let p = b.add(j);
+                    (
+                        p.inlets.into_iter().map(NInlet).collect(),
+                        vec![NOutlet(p.outlet)],
+                    )
+                }
+            })
         })
     }
 

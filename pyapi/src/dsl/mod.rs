@@ -169,9 +169,20 @@ impl NBlueprint {
         Ok(wrap(attr!(self.bp, |x| x.async_boundary())))
     }
 
-    /// Runs the last stage as `n` parallel subtasks.
+    /// Runs the last stage as `n` parallel subtasks (a `ValueError` when `n` is out of range,
+    /// e.g. above the key groups behind a hash edge).
     fn parallelism(&self, n: usize) -> PyResult<NBlueprint> {
-        Ok(wrap(attr!(self.bp, |x| x.parallelism(n))))
+        let bp = attr!(self.bp, |x| x.parallelism(n));
+        let module = match &bp {
+            Bp::Source(x) => x.module(),
+            Bp::Flow(x) => x.module(),
+            Bp::Sink(x) => x.module(),
+            Bp::Graph(x) => x.module(),
+        };
+        module
+            .validate_parameters()
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok(wrap(bp))
     }
 
     /// Target rows per batch of the last stage.

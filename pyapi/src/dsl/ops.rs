@@ -215,6 +215,7 @@ pub fn flow_scan(zero: Py<PyAny>, f: Py<PyAny>) -> NBlueprint {
             zero: zero.clone_ref(py),
             acc: zero.clone_ref(py),
             f: f.clone_ref(py),
+            restarted: false,
         }),
     ))
 }

@@ -42,6 +42,11 @@ impl NSourceQueue {
     fn buffered(&self) -> usize {
         self.0.buffered()
     }
+
+    /// Whether the queue accepts no more elements (completed, failed, or its stream stopped).
+    fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
 }
 
 /// The handle of a running `Sink.queue`: `pull()` elements one at a time.

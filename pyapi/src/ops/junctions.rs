@@ -12,6 +12,27 @@ fn ports(ins: Vec<Inlet<PyObj>>, outs: Vec<Outlet<PyObj>>) -> PortLists {
     )
 }
 
+/// The output a partition function's result `r` names: an int in `0..n`; anything else is an
+/// `IndexError` ("partition index 5 out of range 0..2") or a `TypeError`, never an overflow.
+fn partition_index(r: &Bound<'_, PyAny>, n: usize) -> PyResult<usize> {
+    if r.is_instance_of::<pyo3::types::PyBool>() || !r.is_instance_of::<pyo3::types::PyInt>() {
+        let ty = r
+            .get_type()
+            .name()
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        return Err(PyTypeError::new_err(format!(
+            "partition function returned {ty}, not an int index in 0..{n}"
+        )));
+    }
+    match r.extract::<i64>() {
+        Ok(i) if i >= 0 && (i as u64) < n as u64 => Ok(i as usize),
+        _ => Err(PyIndexError::new_err(format!(
+            "partition index {r} out of range 0..{n}"
+        ))),
+    }
+}
+
 fn add_junction(
     b: &mut GraphBuilder,
     kind: &str,
@@ -19,7 +40,10 @@ fn add_junction(
     f: Option<Py<PyAny>>,
     priorities: Vec<usize>,
     segment_size: usize,
+    eager_cancel: bool,
 ) -> PyResult<PortLists> {
+    // Python validates sizes at construction (`weir._validate`); this clamp only guards the
+    // native entry point.
     let n = n.max(1);
     let ge = graph_err;
     Ok(match kind {
@@ -30,19 +54,15 @@ fn add_junction(
                 factory(move |py| {
                     let f = f.clone_ref(py);
                     each_fallible(move |py, x: &PyObj| {
-                        let i: usize = f.bind(py).call1((x.0.bind(py),))?.extract()?;
-                        if i >= n {
-                            return Err(PyIndexError::new_err(format!(
-                                "partition index {i} out of range for {n} outputs"
-                            )));
-                        }
-                        Ok((i, x.clone_ref(py)))
+                        let r = f.bind(py).call1((x.0.bind(py),))?;
+                        Ok((partition_index(&r, n)?, x.clone_ref(py)))
                     })
                 }),
             ));
-            let j = b.add(Partition::<(usize, PyObj)>::new(n, |t: &(usize, PyObj)| {
-                t.0
-            }));
+            let j = b.add(
+                Partition::<(usize, PyObj)>::new(n, |t: &(usize, PyObj)| t.0)
+                    .eager_cancel(eager_cancel),
+            );
             b.connect(to, j.inlet).map_err(ge)?;
             let mut outs = Vec::with_capacity(n);
             for o in j.outlets {
@@ -91,7 +111,7 @@ fn add_junction(
                     })
                 }),
             ));
-            let j = b.add(Unzip::<PyObj, PyObj>::new());
+            let j = b.add(Unzip::<PyObj, PyObj>::new().eager_cancel(eager_cancel));
             b.connect(to, j.inlet).map_err(ge)?;
             ports(vec![ti], vec![j.left, j.right])
         }
@@ -102,8 +122,9 @@ fn add_junction(
 /// Adds a junction of this module to a builder: `kind` is `partition` (with `f`),
 /// `merge_preferred`, `merge_prioritized` (with `priorities`), `interleave` (with
 /// `segment_size`), `merge_sorted`, `zip_latest` or `unzip`; returns `(inlets, outlets)`.
+/// `eager_cancel` makes a `partition` or `unzip` stop at its first cancelled output.
 #[pyfunction]
-#[pyo3(signature = (builder, kind, n = 2, f = None, priorities = Vec::new(), segment_size = 1))]
+#[pyo3(signature = (builder, kind, n = 2, f = None, priorities = Vec::new(), segment_size = 1, eager_cancel = false))]
 pub fn builder_add_junction(
     builder: &NBuilder,
     kind: &str,
@@ -111,6 +132,7 @@ pub fn builder_add_junction(
     f: Option<Py<PyAny>>,
     priorities: Vec<usize>,
     segment_size: usize,
+    eager_cancel: bool,
 ) -> PyResult<PortLists> {
-    builder.with(|b| add_junction(b, kind, n, f, priorities, segment_size))
+    builder.with(|b| add_junction(b, kind, n, f, priorities, segment_size, eager_cancel))
 }

@@ -7,10 +7,13 @@
 //! or clones elements); operators calling Python compute what Rust needs (a predicate's result,
 //! a key id, a source) in a [`PyOp`](crate::stages::PyOp) on the dispatcher, one job per batch.
 
+mod bidi;
 mod fan;
 mod flows;
 pub mod handles;
+mod hubs;
 mod junctions;
+mod lifecycle;
 pub mod pyops;
 mod sources;
 pub mod stages;
@@ -135,6 +138,7 @@ fn list_flow(name: &str) -> Flow<Vec<PyObj>, PyObj, MatValue> {
 
 use fan::*;
 use flows::*;
+use hubs::*;
 use junctions::*;
 use sources::*;
 use timed::*;
@@ -160,6 +164,9 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(flow_split, m)?)?;
     m.add_function(wrap_pyfunction!(flow_timed, m)?)?;
     m.add_function(wrap_pyfunction!(flow_grouped_within, m)?)?;
+    m.add_function(wrap_pyfunction!(timed::flow_throttle_mode, m)?)?;
+    m.add_function(wrap_pyfunction!(timed::flow_keep_alive, m)?)?;
+    m.add_function(wrap_pyfunction!(timed::flow_initial_delay, m)?)?;
     m.add_function(wrap_pyfunction!(flow_batch_lists, m)?)?;
     m.add_function(wrap_pyfunction!(flow_expand, m)?)?;
     m.add_function(wrap_pyfunction!(flow_also_to, m)?)?;
@@ -168,5 +175,18 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(flow_interleave, m)?)?;
     m.add_function(wrap_pyfunction!(flow_zip_latest, m)?)?;
     m.add_function(wrap_pyfunction!(builder_add_junction, m)?)?;
+    bidi::register(m)?;
+    lifecycle::register(m)?;
+    register_hubs(m)
+}
+
+/// Hubs and restart wrappers.
+fn register_hubs(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(merge_hub_source, m)?)?;
+    m.add_function(wrap_pyfunction!(broadcast_hub_sink, m)?)?;
+    m.add_function(wrap_pyfunction!(partition_hub_sink, m)?)?;
+    m.add_function(wrap_pyfunction!(restart_source, m)?)?;
+    m.add_function(wrap_pyfunction!(restart_flow, m)?)?;
+    m.add_function(wrap_pyfunction!(restart_sink, m)?)?;
     Ok(())
 }

@@ -4,7 +4,7 @@
 use crate::dsl::{Bp, NBlueprint};
 use crate::mat::MatValue;
 use crate::obj::{PyObj, user_error};
-use crate::stages::{PyOp, element_failed, iter_source};
+use crate::stages::{Batch, PyOp, element_failed, iter_source};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 use std::collections::VecDeque;
@@ -42,7 +42,7 @@ impl PyOp<PyObj, (bool, PyObj)> for TagOp {
     fn on_batch(
         &mut self,
         py: Python<'_>,
-        input: Vec<PyObj>,
+        input: &mut Batch<PyObj>,
         out: &mut Vec<(bool, PyObj)>,
         cx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
@@ -80,7 +80,7 @@ impl PyOp<PyObj, PyObj> for DropWhileOp {
     fn on_batch(
         &mut self,
         py: Python<'_>,
-        input: Vec<PyObj>,
+        input: &mut Batch<PyObj>,
         out: &mut Vec<PyObj>,
         cx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
@@ -142,7 +142,7 @@ impl PyOp<PyObj, PyObj> for SlidingOp {
     fn on_batch(
         &mut self,
         py: Python<'_>,
-        input: Vec<PyObj>,
+        input: &mut Batch<PyObj>,
         out: &mut Vec<PyObj>,
         _cx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
@@ -205,7 +205,7 @@ impl PyOp<PyObj, PyObj> for IntersperseOp {
     fn on_batch(
         &mut self,
         py: Python<'_>,
-        input: Vec<PyObj>,
+        input: &mut Batch<PyObj>,
         out: &mut Vec<PyObj>,
         _cx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
@@ -260,7 +260,7 @@ impl PyOp<PyObj, (u64, PyObj)> for KeyIdOp {
     fn on_batch(
         &mut self,
         py: Python<'_>,
-        input: Vec<PyObj>,
+        input: &mut Batch<PyObj>,
         out: &mut Vec<(u64, PyObj)>,
         cx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
@@ -313,7 +313,7 @@ impl PyOp<PyObj, PyObj> for InspectOp {
     fn on_batch(
         &mut self,
         py: Python<'_>,
-        input: Vec<PyObj>,
+        input: &mut Batch<PyObj>,
         out: &mut Vec<PyObj>,
         cx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {

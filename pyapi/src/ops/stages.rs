@@ -35,6 +35,13 @@ impl SubMaterializer for CtxSub {
     ) -> Result<(Box<dyn ErasedOutput>, Box<dyn ErasedInput>), StageError> {
         self.ctx.enter(|| self.inner.flow(module, input))
     }
+    fn flow_detached(
+        &self,
+        module: Arc<Module>,
+        input: Arc<dyn RouterFactory>,
+    ) -> Result<(Box<dyn ErasedOutput>, Box<dyn ErasedInput>), StageError> {
+        self.ctx.enter(|| self.inner.flow_detached(module, input))
+    }
 }
 
 struct CtxLogic {

@@ -1,6 +1,7 @@
 //! Time and rate operators: the generic Rust operators over Python objects.
 
 use super::*;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// `delay`, `idle_timeout`, `completion_timeout` or `initial_timeout` (`kind`) of `seconds`.
 #[pyfunction]
@@ -30,9 +31,12 @@ pub fn flow_grouped_within(n: usize, seconds: f64) -> PyResult<NBlueprint> {
 }
 
 /// Lists of the elements that arrived while downstream was busy: at most `max` per list
-/// (`batch`), unbounded when `max == 0` (`conflate`). Python folds them afterwards.
+/// (`batch`), unbounded when `max == 0` (`conflate`). With `fold`, each list is folded by
+/// `fold(list)` on the dispatcher, in the same stage, whose output is demand-driven too: the
+/// consumer's demand reaches the Rust aggregation, so a silent consumer gets one aggregate.
 #[pyfunction]
-pub fn flow_batch_lists(max: usize) -> NBlueprint {
+#[pyo3(signature = (max, fold = None))]
+pub fn flow_batch_lists(max: usize, fold: Option<Py<PyAny>>) -> NBlueprint {
     let seed = |x: PyObj| vec![x];
     let agg = |mut v: Vec<PyObj>, x: PyObj| {
         v.push(x);
@@ -46,12 +50,160 @@ pub fn flow_batch_lists(max: usize) -> NBlueprint {
     } else {
         (weir_operators::time::batch(max, seed, agg), "batch")
     };
-    flow(unit_mat(b).via(list_flow(name)))
+    let Some(fold) = fold else {
+        return flow(unit_mat(b).via(list_flow(name)));
+    };
+    let folded = py_flow(
+        name,
+        factory(move |py| FoldList {
+            fold: fold.clone_ref(py),
+        }),
+    );
+    let folded: Flow<Vec<PyObj>, PyObj, MatValue> =
+        Flow::from_module(weir_graph::on_demand_outputs(folded.module()));
+    flow(unit_mat(b).via_mat(folded, |_, m| m))
 }
 
-/// `expand()`: repeats the last element while downstream is faster than upstream.
+/// Folds each group (as a Python list) with the user's fold; a raising fold goes through the
+/// stage's supervision with the list as the element.
+struct FoldList {
+    fold: Py<PyAny>,
+}
+
+impl PyOp<Vec<PyObj>, PyObj> for FoldList {
+    fn on_batch(
+        &mut self,
+        py: Python<'_>,
+        input: &mut crate::stages::Batch<Vec<PyObj>>,
+        out: &mut Vec<PyObj>,
+        cx: &mut weir_graph::StageCx<'_>,
+    ) -> Result<(), StageError> {
+        for group in input.by_ref() {
+            let list = PyList::new(py, group.into_iter().map(|x| x.0))
+                .map_err(|e| user_error(py, e))?
+                .into_any();
+            match self.fold.bind(py).call1((&list,)) {
+                Ok(v) => out.push(PyObj(v.unbind())),
+                Err(e) => crate::stages::element_failed(py, cx, e, Some(PyObj(list.unbind())))?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `expand(extrapolate=None)`: the Rust `expand`. Without `extrapolate` it repeats the last
+/// element; with it, `iter(extrapolate(x))` is made on the dispatcher, the Rust operator emits
+/// a handle to that iterator once per requested item, and `next()` on the dispatcher turns each
+/// handle into the item (a handle of an exhausted iterator yields nothing and stops its
+/// extrapolation).
 #[pyfunction]
-pub fn flow_expand() -> NBlueprint {
-    let e = weir_operators::time::expand(|s: Shared| std::iter::repeat(s));
-    flow(unit_mat(share().via(e)).via(unshare_flow("expand")))
+#[pyo3(signature = (extrapolate = None))]
+pub fn flow_expand(extrapolate: Option<Py<PyAny>>) -> NBlueprint {
+    let Some(f) = extrapolate else {
+        let e = weir_operators::time::expand(|s: Shared| std::iter::repeat(s));
+        return flow(unit_mat(share().via(e)).via(unshare_flow("expand")));
+    };
+    let start = py_flow(
+        "expand",
+        factory(move |py| {
+            let f = f.clone_ref(py);
+            each_fallible(move |py, x: &PyObj| {
+                let it = f.bind(py).call1((x.0.bind(py),))?.try_iter()?;
+                Ok(Arc::new(Extrapolation {
+                    it: PyObj(it.into_any().unbind()),
+                    done: AtomicBool::new(false),
+                }))
+            })
+        }),
+    );
+    let e = weir_operators::time::expand(|h: Arc<Extrapolation>| {
+        std::iter::from_fn(move || (!h.done.load(Ordering::Acquire)).then(|| Arc::clone(&h)))
+    });
+    // Items are made on demand too, so no more than the consumer asked for is extrapolated.
+    let next = py_flow("expand", factory(|_py| NextItem));
+    let next: Flow<Arc<Extrapolation>, PyObj, MatValue> =
+        Flow::from_module(weir_graph::on_demand_outputs(next.module()));
+    flow(start.via(e).via_mat(next, |m, _| m))
+}
+
+/// One element's extrapolation: its Python iterator, and whether it ran out.
+pub struct Extrapolation {
+    it: PyObj,
+    done: AtomicBool,
+}
+
+/// Takes the next item of each emitted iterator handle (none once it is exhausted).
+struct NextItem;
+
+impl PyOp<Arc<Extrapolation>, PyObj> for NextItem {
+    fn on_batch(
+        &mut self,
+        py: Python<'_>,
+        input: &mut crate::stages::Batch<Arc<Extrapolation>>,
+        out: &mut Vec<PyObj>,
+        cx: &mut weir_graph::StageCx<'_>,
+    ) -> Result<(), StageError> {
+        for h in input.by_ref() {
+            if h.done.load(Ordering::Acquire) {
+                continue;
+            }
+            match h.it.0.bind(py).call_method0(pyo3::intern!(py, "__next__")) {
+                Ok(v) => out.push(PyObj(v.unbind())),
+                Err(e) if e.is_instance_of::<pyo3::exceptions::PyStopIteration>(py) => {
+                    h.done.store(true, Ordering::Release);
+                }
+                Err(e) => {
+                    h.done.store(true, Ordering::Release);
+                    crate::stages::element_failed(py, cx, e, None)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `throttle(elements, per, burst, mode)`: Akka's token bucket; `mode` is `"shaping"` (delays)
+/// or `"enforcing"` (fails when an element comes before its token).
+#[pyfunction]
+pub fn flow_throttle_mode(
+    elements: usize,
+    per_seconds: f64,
+    burst: usize,
+    mode: &str,
+) -> PyResult<NBlueprint> {
+    use weir_operators::time::ThrottleMode;
+    let mode = match mode {
+        "shaping" => ThrottleMode::Shaping,
+        "enforcing" => ThrottleMode::Enforcing,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "throttle: mode must be \"shaping\" or \"enforcing\", not {other:?}"
+            )));
+        }
+    };
+    let t = weir_operators::time::throttle_with_mode::<PyObj>(
+        elements,
+        secs(per_seconds)?,
+        burst,
+        mode,
+    );
+    Ok(flow(unit_mat(t)))
+}
+
+/// `keep_alive(seconds, element)`: injects `element` after `seconds` without one.
+#[pyfunction]
+pub fn flow_keep_alive(seconds: f64, element: Py<PyAny>) -> PyResult<NBlueprint> {
+    let inject: Shared = Arc::new(PyObj(element));
+    let k =
+        weir_operators::time::keep_alive::<Shared, _>(secs(seconds)?, move || Arc::clone(&inject));
+    Ok(flow(
+        unit_mat(share().via(k)).via(unshare_flow("keep_alive")),
+    ))
+}
+
+/// `initial_delay(seconds)`: nothing passes before `seconds` after the start.
+#[pyfunction]
+pub fn flow_initial_delay(seconds: f64) -> PyResult<NBlueprint> {
+    let d = weir_operators::time::initial_delay::<PyObj>(secs(seconds)?);
+    Ok(flow(unit_mat(d)))
 }

@@ -7,9 +7,10 @@
 //! plain Python. A failing element is still known by position: CPython's `extend` keeps what was
 //! appended before the exception, and the list iterator's `__length_hint__` says how far it got;
 //! the iterator objects are stateless between elements (accumulate keeps its last total), so the
-//! same object resumes after the failed element when supervision says so.
+//! same object resumes after the failed element when supervision says so (Resume or Restart:
+//! these loops hold no state a restart could reset).
 
-use super::core::element_failed;
+use super::core::element_failed_stateless;
 use crate::obj::{PyObj, user_error};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -76,7 +77,7 @@ fn drain(
     loop {
         match extend.call1((source,)) {
             Ok(_) => return Ok(()),
-            Err(e) => element_failed(py, cx, e, cur.last())?,
+            Err(e) => element_failed_stateless(py, cx, e, cur.last())?,
         }
     }
 }
@@ -155,7 +156,7 @@ pub(crate) fn flat_map_list(
             .map_err(|e| user_error(py, e))?;
         match extend.call1((items,)) {
             Ok(_) => return Ok(()),
-            Err(e) => element_failed(py, cx, e, cur.last())?,
+            Err(e) => element_failed_stateless(py, cx, e, cur.last())?,
         }
     }
 }

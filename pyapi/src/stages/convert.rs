@@ -1,7 +1,7 @@
 //! Ops defined by one function per element: the small conversions between Python objects and
 //! what the generic Rust operators carry, and per-element calls of user functions.
 
-use super::core::{PyOp, element_failed};
+use super::core::{Batch, PyOp, element_failed};
 use crate::obj::PyObj;
 use pyo3::prelude::*;
 use weir_graph::{StageCx, StageError};
@@ -26,7 +26,7 @@ where
     fn on_batch(
         &mut self,
         py: Python<'_>,
-        input: Vec<I>,
+        input: &mut Batch<I>,
         out: &mut Vec<O>,
         _cx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
@@ -58,7 +58,7 @@ where
     fn on_batch(
         &mut self,
         py: Python<'_>,
-        input: Vec<PyObj>,
+        input: &mut Batch<PyObj>,
         out: &mut Vec<O>,
         cx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {

@@ -66,13 +66,19 @@ pub fn element_failed(
     )
 }
 
+/// The elements of a batch an op consumes: what it leaves (returning early on an error) stays
+/// for [`run_op`], which feeds it to the op again after a Restart.
+pub type Batch<I> = std::vec::IntoIter<I>;
+
 /// A batch transformation running on the dispatcher with the GIL held.
 pub trait PyOp<I, O>: Send + 'static {
-    /// Consumes `input`, appending results to `out`. Failures go through `cx.element_failed`.
+    /// Takes elements from `input`, appending results to `out`. Failures go through
+    /// `cx.element_failed`; an error returned from it is returned at once, leaving the elements
+    /// after the failing one in `input`.
     fn on_batch(
         &mut self,
         py: Python<'_>,
-        input: Vec<I>,
+        input: &mut Batch<I>,
         out: &mut Vec<O>,
         cx: &mut StageCx<'_>,
     ) -> Result<(), StageError>;
@@ -109,16 +115,53 @@ pub trait PyOp<I, O>: Send + 'static {
 /// Creates a fresh op for each materialization (called with the GIL held).
 pub type OpFactory<I, O> = Arc<dyn Fn(Python<'_>, &StageInfo) -> Box<dyn PyOp<I, O>> + Send + Sync>;
 
-/// Applies Restart: a stage error that the policy says to restart resets the op and is dropped.
-pub(crate) fn restart_or_fail<I: 'static, O: 'static>(
+/// Runs `op` over `input` under `cx`'s supervision: when the op stops on an error the policy
+/// says to restart (the failing element already dead-lettered), the op is reset and goes on with
+/// the rest of the batch, so only the failing element is gone; any other error is returned (the
+/// output before the failing element stays in `out`).
+pub fn run_op<I: 'static, O: 'static>(
     py: Python<'_>,
     op: &mut dyn PyOp<I, O>,
-    env: &StageEnv,
-    r: Result<(), StageError>,
+    input: Vec<I>,
+    out: &mut Vec<O>,
+    cx: &mut StageCx<'_>,
 ) -> Result<(), StageError> {
-    match r {
-        Err(e) if env.cx().decide(&e) == Directive::Restart => {
-            op.reset(py);
+    let mut it = input.into_iter();
+    loop {
+        let before = it.len();
+        match op.on_batch(py, &mut it, out, cx) {
+            Err(e)
+                if e.kind() != weir_graph::ErrorKind::Cancelled
+                    && cx.decide(&e) == Directive::Restart =>
+            {
+                op.reset(py);
+                if it.len() >= before && it.len() > 0 {
+                    // Restarting without having taken an element would never end: fail loudly
+                    // rather than drop the rest.
+                    return Err(e);
+                }
+                if it.len() == 0 {
+                    return Ok(());
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Reports a failure inside a stateless per-element loop, where Restart is the same as Resume:
+/// the element is dead-lettered and the loop goes on (Stop returns the error).
+pub(crate) fn element_failed_stateless(
+    py: Python<'_>,
+    cx: &mut StageCx<'_>,
+    err: PyErr,
+    x: Option<PyObj>,
+) -> Result<(), StageError> {
+    match element_failed(py, cx, err, x) {
+        Err(e)
+            if e.kind() != weir_graph::ErrorKind::Cancelled
+                && cx.decide(&e) == Directive::Restart =>
+        {
             Ok(())
         }
         other => other,
@@ -268,8 +311,8 @@ impl<I: Send + 'static, O: Send + 'static> AsyncLogic for FlowStage<I, O> {
                         queue.push_back(disp.submit(move |py| {
                             o.run_partial(|op| {
                                 let mut out = Vec::with_capacity(b.len());
-                                let r = op.on_batch(py, b, &mut out, &mut e.cx());
-                                (out, restart_or_fail(py, &mut **op, &e, r).err())
+                                let r = run_op(py, &mut **op, b, &mut out, &mut e.cx());
+                                (out, r.err())
                             })
                         })?);
                     }

@@ -1,11 +1,11 @@
 //! Element-wise ops (fusable into one stage) and other per-batch transformations.
 
 use super::cloop;
-use super::core::{Partial, PyOp, element_failed};
+use super::core::{Batch, Partial, PyOp, element_failed, run_op};
 use crate::obj::{PyObj, user_error};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
-use weir_graph::{Clock, Directive, StageCx, StageError, StageInfo, Supervision};
+use weir_graph::{Clock, StageCx, StageError, StageInfo, Supervision};
 
 /// A list-to-list loop of [`cloop`]: `map_list`, `filter_list` or `flat_map_list`.
 type ListLoop = fn(
@@ -63,11 +63,12 @@ impl PyOp<PyObj, PyObj> for ListOp {
     fn on_batch(
         &mut self,
         py: Python<'_>,
-        input: Vec<PyObj>,
+        input: &mut Batch<PyObj>,
         out: &mut Vec<PyObj>,
         cx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
-        cloop::via_list(py, &input, out, |l, res| (self.run)(&self.f, l, res, cx))
+        let batch: Vec<PyObj> = input.collect();
+        cloop::via_list(py, &batch, out, |l, res| (self.run)(&self.f, l, res, cx))
     }
 }
 
@@ -101,8 +102,9 @@ impl ChainOp {
         for (op, info, sup) in &mut self.ops {
             let mut next = Vec::with_capacity(cur.len());
             let mut cx = StageCx::new(info, clock, sup.as_ref(), batch);
-            let r = op.on_batch(py, cur, &mut next, &mut cx);
-            settle_op(py, &mut **op, &cx, r, &mut failure);
+            if let Err(e) = run_op(py, &mut **op, cur, &mut next, &mut cx) {
+                failure = Some(e);
+            }
             cur = next;
         }
         (cur, failure)
@@ -129,7 +131,7 @@ impl ChainOp {
                     let mut v = Vec::new();
                     cloop::take_list(&mut v, &cur);
                     let mut out = Vec::with_capacity(v.len());
-                    let r = op.on_batch(py, v, &mut out, &mut cx);
+                    let r = run_op(py, &mut **op, v, &mut out, &mut cx);
                     for x in out {
                         if let Err(e) = next.append(x.0) {
                             return (next, Some(user_error(py, e)));
@@ -138,28 +140,12 @@ impl ChainOp {
                     r
                 }
             };
-            settle_op(py, &mut **op, &cx, r, &mut failure);
+            if let Err(e) = r {
+                failure = Some(e);
+            }
             cur = next;
         }
         (cur, failure)
-    }
-}
-
-/// Applies the outcome of one op of a chain: Restart resets it, any other failure becomes the
-/// chain's failure.
-fn settle_op(
-    py: Python<'_>,
-    op: &mut dyn PyOp<PyObj, PyObj>,
-    cx: &StageCx<'_>,
-    r: Result<(), StageError>,
-    failure: &mut Option<StageError>,
-) {
-    if let Err(e) = r {
-        if cx.decide(&e) == Directive::Restart {
-            op.reset(py);
-        } else {
-            *failure = Some(e);
-        }
     }
 }
 
@@ -183,11 +169,11 @@ impl PyOp<PyObj, PyObj> for ChainOp {
     fn on_batch(
         &mut self,
         py: Python<'_>,
-        input: Vec<PyObj>,
+        input: &mut Batch<PyObj>,
         out: &mut Vec<PyObj>,
         cx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
-        let (r, failure) = self.apply(py, input, cx.clock(), cx.batch_size());
+        let (r, failure) = self.apply(py, input.collect(), cx.clock(), cx.batch_size());
         if out.is_empty() {
             *out = r;
         } else {
@@ -220,15 +206,16 @@ impl PyOp<PyObj, PyObj> for MapBatchesOp {
     fn on_batch(
         &mut self,
         py: Python<'_>,
-        input: Vec<PyObj>,
+        input: &mut Batch<PyObj>,
         out: &mut Vec<PyObj>,
         cx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
-        if input.is_empty() {
+        let batch: Vec<PyObj> = input.collect();
+        if batch.is_empty() {
             return Ok(());
         }
         let list =
-            PyList::new(py, input.iter().map(|x| x.0.bind(py))).map_err(|e| user_error(py, e))?;
+            PyList::new(py, batch.iter().map(|x| x.0.bind(py))).map_err(|e| user_error(py, e))?;
         let r = self
             .0
             .bind(py)
@@ -249,6 +236,16 @@ pub struct ScanOp {
     pub acc: Py<PyAny>,
     /// `f(acc, x)`.
     pub f: Py<PyAny>,
+    /// Restarted since the last element: `zero` is emitted again first (as Akka's scan does).
+    pub restarted: bool,
+}
+
+impl ScanOp {
+    fn emit_zero_after_restart(&mut self, py: Python<'_>, out: &mut Vec<PyObj>) {
+        if std::mem::take(&mut self.restarted) {
+            out.push(PyObj(self.acc.clone_ref(py)));
+        }
+    }
 }
 
 impl PyOp<PyObj, PyObj> for ScanOp {
@@ -258,10 +255,11 @@ impl PyOp<PyObj, PyObj> for ScanOp {
     fn on_batch(
         &mut self,
         py: Python<'_>,
-        input: Vec<PyObj>,
+        input: &mut Batch<PyObj>,
         out: &mut Vec<PyObj>,
         cx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
+        self.emit_zero_after_restart(py, out);
         let f = self.f.bind(py);
         for x in input {
             match f.call1((self.acc.bind(py), x.0.bind(py))) {
@@ -274,8 +272,18 @@ impl PyOp<PyObj, PyObj> for ScanOp {
         }
         Ok(())
     }
+    fn on_finish(
+        &mut self,
+        py: Python<'_>,
+        out: &mut Vec<PyObj>,
+        _cx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        self.emit_zero_after_restart(py, out);
+        Ok(())
+    }
     fn reset(&mut self, py: Python<'_>) {
         self.acc = self.zero.clone_ref(py);
+        self.restarted = true;
     }
 }
 
@@ -293,7 +301,7 @@ impl PyOp<PyObj, PyObj> for FoldOp {
     fn on_batch(
         &mut self,
         py: Python<'_>,
-        input: Vec<PyObj>,
+        input: &mut Batch<PyObj>,
         _out: &mut Vec<PyObj>,
         cx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
@@ -351,7 +359,7 @@ impl PyOp<PyObj, PyObj> for GroupedOp {
     fn on_batch(
         &mut self,
         py: Python<'_>,
-        input: Vec<PyObj>,
+        input: &mut Batch<PyObj>,
         out: &mut Vec<PyObj>,
         _cx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {

@@ -33,6 +33,50 @@ impl Completion {
     }
 }
 
+/// What `submit` returned for the batches in flight that can be cancelled (the asyncio
+/// futures of `map_async`); cancelled when the stage stops, so no coroutine outlives it.
+struct Running {
+    handles: Arc<Mutex<Vec<Py<PyAny>>>>,
+    disp: Arc<Dispatcher>,
+}
+
+impl Running {
+    /// Keeps `h` if it can be cancelled, dropping the handles of batches already done.
+    fn track(&self, py: Python<'_>, h: Bound<'_, PyAny>) {
+        let Ok(mut v) = self.handles.lock() else {
+            return;
+        };
+        v.retain(|x| {
+            !x.bind(py)
+                .call_method0(pyo3::intern!(py, "done"))
+                .and_then(|d| d.is_truthy())
+                .unwrap_or(true)
+        });
+        if h.hasattr(pyo3::intern!(py, "cancel")).unwrap_or(false) {
+            v.push(h.unbind());
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let handles = self
+            .handles
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default();
+        if handles.is_empty() {
+            return;
+        }
+        self.disp.post(move |py| {
+            for h in handles {
+                // Best effort: a batch that finished meanwhile ignores it.
+                let _ = h.bind(py).call_method0(pyo3::intern!(py, "cancel"));
+            }
+        });
+    }
+}
+
 struct ExternalStage {
     submit: Py<PyAny>,
     max_inflight: usize,
@@ -152,6 +196,10 @@ impl AsyncLogic for ExternalStage {
             // `.batch_size(n)` on a pooled stage sets the unit of work a worker receives.
             let chunk = io.batch_size.max(1);
             let mut backlog: VecDeque<PyObj> = VecDeque::new();
+            let running = Arc::new(Running {
+                handles: Arc::new(Mutex::new(Vec::new())),
+                disp: Arc::clone(&disp),
+            });
             let mut upstream_done = false;
             let mut upstream_error = None;
             loop {
@@ -170,6 +218,7 @@ impl AsyncLogic for ExternalStage {
                     }
                     let s = Arc::clone(&submit);
                     let e = Arc::clone(&env);
+                    let run = Arc::clone(&running);
                     // One dispatcher job hands out every chunk there is room for.
                     disp.call(move |py| -> Result<(), StageError> {
                         for (b, tx) in chunks.into_iter().zip(txs) {
@@ -182,9 +231,11 @@ impl AsyncLogic for ExternalStage {
                             .map_err(|err| user_error(py, err))?;
                             let list = PyList::new(py, b.into_iter().map(|x| x.0))
                                 .map_err(|err| user_error(py, err))?;
-                            s.bind(py)
+                            let h = s
+                                .bind(py)
                                 .call1((list, done))
                                 .map_err(|err| user_error(py, err).with_stage(&e.info.path))?;
+                            run.track(py, h);
                         }
                         Ok(())
                     })

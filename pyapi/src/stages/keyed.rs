@@ -1,11 +1,11 @@
 //! Keyed ops: `key_by(f)` and per-key aggregates counted/folded in Rust.
 
 use super::cloop;
-use super::core::{PyOp, element_failed};
+use super::core::{Batch, PyOp, element_failed};
 use crate::obj::{KeyedObj, PyObj, user_error};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
-use weir_graph::{StageCx, StageError};
+use weir_graph::{Directive, StageCx, StageError};
 
 /// `key_by(f)` before `fold`/`reduce`: computes each element's key and Python hash (the
 /// routing hash) and keeps the element next to it.
@@ -18,7 +18,7 @@ impl PyOp<PyObj, KeyedObj> for KeyOp {
     fn on_batch(
         &mut self,
         py: Python<'_>,
-        input: Vec<PyObj>,
+        input: &mut Batch<PyObj>,
         out: &mut Vec<KeyedObj>,
         cx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
@@ -119,26 +119,32 @@ impl PyOp<PyObj, KeyedObj> for KeyCountOp {
     fn on_batch(
         &mut self,
         py: Python<'_>,
-        input: Vec<PyObj>,
+        input: &mut Batch<PyObj>,
         _out: &mut Vec<KeyedObj>,
         cx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
         let mut failure = Ok(());
+        let batch: Vec<PyObj> = input.collect();
         let keys = match &self.f {
             Some(f) => {
-                let mut keys = Vec::with_capacity(input.len());
+                let mut keys = Vec::with_capacity(batch.len());
                 // Keys computed before a failing element still count.
-                failure = cloop::via_list(py, &input, &mut keys, |l, res| {
+                failure = cloop::via_list(py, &batch, &mut keys, |l, res| {
                     cloop::map_list(f, l, res, cx)
                 });
                 keys
             }
-            None => input,
+            None => batch,
         };
         for k in keys {
-            match self.table.slot(py, &k, || 0) {
-                Ok(c) => *c += 1,
-                Err(e) => element_failed(py, cx, e, Some(k))?,
+            if let Err(e) = self.table.slot(py, &k, || 0).map(|c| *c += 1)
+                && let Err(e) = element_failed(py, cx, e, Some(k))
+            {
+                // Restart forgets the counts and goes on with the keys after the failing one.
+                if cx.decide(&e) != Directive::Restart {
+                    return Err(e);
+                }
+                self.table.clear();
             }
         }
         failure
@@ -175,7 +181,7 @@ impl PyOp<KeyedObj, PyObj> for CountAgg {
     fn on_batch(
         &mut self,
         py: Python<'_>,
-        input: Vec<KeyedObj>,
+        input: &mut Batch<KeyedObj>,
         _out: &mut Vec<PyObj>,
         cx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
@@ -223,7 +229,7 @@ impl PyOp<KeyedObj, PyObj> for FoldAgg {
     fn on_batch(
         &mut self,
         py: Python<'_>,
-        input: Vec<KeyedObj>,
+        input: &mut Batch<KeyedObj>,
         _out: &mut Vec<PyObj>,
         cx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {

@@ -32,7 +32,7 @@ pub mod sinks;
 pub mod source;
 
 pub use self::core::{
-    OpFactory, PIPELINE_DEPTH, PyOp, StageEnv, element_failed, py_flow, unit_mat,
+    Batch, OpFactory, PIPELINE_DEPTH, PyOp, StageEnv, element_failed, py_flow, run_op, unit_mat,
 };
 pub use convert::{Convert, EachFallible, convert, each_fallible};
 pub use element::{ChainOp, FoldOp, GroupedOp, ListOp, MapBatchesOp, ScanOp};

@@ -2,7 +2,9 @@
 
 use super::PyOp;
 use super::cloop::take_list;
-use super::core::{JobRx, OpFactory, PIPELINE_DEPTH, Partial, Shared, StageEnv, job_result};
+use super::core::{
+    Batch, JobRx, OpFactory, PIPELINE_DEPTH, Partial, Shared, StageEnv, job_result, run_op,
+};
 use super::element::ChainOp;
 use crate::dispatch::{Dispatcher, RunCtx};
 use crate::mat::MatValue;
@@ -38,12 +40,13 @@ impl PyOp<PyObj, PyObj> for Identity {
     fn on_batch(
         &mut self,
         _py: Python<'_>,
-        input: Vec<PyObj>,
+        input: &mut Batch<PyObj>,
         out: &mut Vec<PyObj>,
         _cx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
         if out.is_empty() {
-            *out = input;
+            // Reuses the batch's buffer (nothing was taken from it yet).
+            *out = input.collect();
         } else {
             out.extend(input);
         }
@@ -64,7 +67,7 @@ impl<O: Send + 'static> Term<O> {
     ) -> Partial<Vec<O>> {
         let mut out = Vec::new();
         let mut cx = StageCx::new(&self.info, &*env.clock, None, env.batch);
-        if let Err(e) = self.op.on_batch(py, v, &mut out, &mut cx) {
+        if let Err(e) = run_op(py, &mut *self.op, v, &mut out, &mut cx) {
             return (out, Some(e.with_stage(&self.info.path)));
         }
         if failure.is_none()
@@ -130,36 +133,56 @@ fn pull_batch(
     (v, exhausted, chain_failure.or(pull_failure))
 }
 
+/// What an iterator source's jobs share: the iterator, the fused chain, the terminal op, and
+/// whether the iterator is exhausted.
+type IterState<O> = (Py<PyAny>, Option<ChainOp>, Term<O>, bool);
+
+/// Pulls the next batch through the chain and the terminal op (one job, the GIL held).
+fn pull_job<O: Send + 'static>(
+    py: Python<'_>,
+    st: &Shared<IterState<O>>,
+    e: &StageEnv,
+) -> Result<Partial<(Vec<O>, bool)>, StageError> {
+    st.run_partial(|(it, chain, term, exhausted)| {
+        if *exhausted {
+            return ((Vec::new(), true), None);
+        }
+        let (v, done, failure) = pull_batch(py, it, chain.as_mut(), e);
+        *exhausted = done;
+        let (out, failure) = term.feed(py, v, done, failure, e);
+        ((out, done), failure)
+    })
+}
+
 impl<O: Send + 'static> AsyncLogic for IterSource<O> {
     fn run(self: Box<Self>, mut io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
         async move {
             let mut output = io.output::<O>(0)?;
             let env = StageEnv::from_io(&io);
             let iterable = self.iterable;
-            let it = self
+            let (it, own_thread) = self
                 .disp
                 .call(move |py| {
-                    let r = iterable.bind(py).try_iter().map(|i| i.into_any().unbind());
+                    let b = iterable.bind(py);
+                    let r = b.try_iter().map(|i| {
+                        // An iterator (`iter(x) is x`: a generator, a file, a socket reader)
+                        // may block waiting for outside input.
+                        let is_iterator = i.is(b);
+                        (i.into_any().unbind(), is_iterator)
+                    });
                     r.map_err(|e| user_error(py, e))
                 })
                 .await??;
             let state = Shared::new((it, self.chain, self.term, false));
+            if own_thread {
+                return pull_on_own_thread(state, env, output).await;
+            }
             let mut queue: VecDeque<JobRx<Partial<(Vec<O>, bool)>>> = VecDeque::new();
             loop {
                 // Keep pulls queued ahead: they run in order, each taking the next batch.
                 while queue.len() < PIPELINE_DEPTH {
                     let (st, e) = (Arc::clone(&state), Arc::clone(&env));
-                    queue.push_back(self.disp.submit(move |py| {
-                        st.run_partial(|(it, chain, term, exhausted)| {
-                            if *exhausted {
-                                return ((Vec::new(), true), None);
-                            }
-                            let (v, done, failure) = pull_batch(py, it, chain.as_mut(), &e);
-                            *exhausted = done;
-                            let (out, failure) = term.feed(py, v, done, failure, &e);
-                            ((out, done), failure)
-                        })
-                    })?);
+                    queue.push_back(self.disp.submit(move |py| pull_job(py, &st, &e))?);
                 }
                 let Some(front) = queue.pop_front() else {
                     return Ok(());
@@ -177,6 +200,37 @@ impl<O: Send + 'static> AsyncLogic for IterSource<O> {
             }
         }
         .boxed()
+    }
+}
+
+/// Pulls an iterator on a blocking thread of its own, one batch at a time and only after the
+/// previous one was sent: an iterator that blocks (waiting for outside input) then holds up
+/// neither the dispatcher, which serves the other Python stages of the run, nor the run's end:
+/// once downstream is gone the stage stops at once and the blocked call is left to return.
+async fn pull_on_own_thread<O: Send + 'static>(
+    state: Arc<Shared<IterState<O>>>,
+    env: Arc<StageEnv>,
+    mut output: weir_graph::Output<O>,
+) -> Result<(), StageError> {
+    loop {
+        let (st, e) = (Arc::clone(&state), Arc::clone(&env));
+        let pulled =
+            tokio::task::spawn_blocking(move || Python::attach(|py| pull_job(py, &st, &e)))
+                .await
+                .map_err(|err| {
+                    StageError::internal(format!("pulling from the iterator panicked: {err}"))
+                        .with_stage(&env.info.path)
+                })?;
+        let ((batch, done), failure) = pulled?;
+        if output.send(batch).await.is_err() {
+            return Ok(());
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if done {
+            return Ok(());
+        }
     }
 }
 

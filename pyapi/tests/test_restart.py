@@ -1,0 +1,216 @@
+"""Restart wrappers: incarnations, backoff delays (lower bounds on the real clock), max restarts."""
+
+import threading
+import time
+
+import pytest
+import weir
+from helpers import Boom
+
+WAIT = 10.0
+
+
+def until(cond, what):
+    """Waits (bounded) for ``cond()`` to hold; the condition, not the delay, decides."""
+    deadline = time.monotonic() + WAIT
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.001)
+
+
+class Factory:
+    """Counts the incarnations it makes."""
+
+    def __init__(self, make):
+        self.make = make
+        self.starts = 0
+
+    def __call__(self):
+        self.starts += 1
+        return self.make()
+
+
+def test_restart_source_restarts_after_completion_until_max_restarts():
+    f = Factory(lambda: weir.Source.from_iter([1, 2, 3]))
+    src = weir.RestartSource.with_backoff(
+        f, min_backoff=0.05, max_backoff=1.0, max_restarts=2, max_restarts_within=10.0
+    )
+    t0 = time.monotonic()
+    assert src.run_with(weir.Sink.collect()) == [1, 2, 3, 1, 2, 3, 1, 2, 3]
+    # Two backoffs: 0.05 s, then doubled to 0.1 s.
+    assert time.monotonic() - t0 >= 0.15
+    assert f.starts == 3
+
+
+def test_restart_source_on_failures_fails_after_max_restarts():
+    def failing():
+        yield 1
+        yield 2
+        raise Boom("source broke")
+
+    f = Factory(lambda: weir.Source.from_iter(failing()))
+    seen = []
+    src = weir.RestartSource.on_failures_with_backoff(f, min_backoff=0.01, max_backoff=0.01, max_restarts=1, max_restarts_within=10.0)
+    with pytest.raises(weir.StageFailed) as e:
+        src.run_with(weir.Sink.for_each(seen.append))
+    assert isinstance(e.value.__cause__, Boom)
+    assert seen == [1, 2, 1, 2]
+    assert f.starts == 2
+
+
+def test_restart_source_on_failures_completes_with_its_source():
+    f = Factory(lambda: weir.Source.from_iter([1, 2, 3]))
+    src = weir.RestartSource.on_failures_with_backoff(f, min_backoff=0.01, max_backoff=0.01)
+    assert src.run_with(weir.Sink.collect()) == [1, 2, 3]
+    assert f.starts == 1
+
+
+def test_restart_source_stops_when_downstream_cancels():
+    f = Factory(lambda: weir.Source.from_iter([1, 2, 3]))
+    src = weir.RestartSource.with_backoff(f, min_backoff=0.01, max_backoff=0.01)
+    assert src.take(5).run_with(weir.Sink.collect()) == [1, 2, 3, 1, 2]
+    assert f.starts == 2
+
+
+def test_restart_source_accepts_a_blueprint_and_python_stages_in_it():
+    inner = weir.Source.from_iter([1, 2]).map(lambda x: x * 10)
+    src = weir.RestartSource.with_backoff(inner, min_backoff=0.01, max_backoff=0.01, max_restarts=1, max_restarts_within=10.0)
+    assert src.run_with(weir.Sink.collect()) == [10, 20, 10, 20]
+
+
+def test_factories_run_on_the_runs_dispatcher_thread():
+    threads = []
+
+    def make():
+        threads.append(threading.get_ident())
+        return weir.Source.from_iter([1])
+
+    src = weir.RestartSource.with_backoff(make, min_backoff=0.01, max_backoff=0.01, max_restarts=1, max_restarts_within=10.0)
+    assert src.run_with(weir.Sink.collect()) == [1, 1]
+    # `run()` serves the dispatcher on the calling thread.
+    assert threads == [threading.get_ident()] * 2
+
+
+def test_restart_source_factory_error_fails_the_run():
+    def bad():
+        raise Boom("no source")
+
+    src = weir.RestartSource.with_backoff(bad, min_backoff=0.01, max_backoff=0.01)
+    with pytest.raises(weir.StageFailed) as e:
+        src.run_with(weir.Sink.collect())
+    assert isinstance(e.value.__cause__, Boom)
+    assert e.value.stage_name == "restart_source"
+
+
+def test_restart_flow_restarts_the_flow_and_upstream_waits_during_backoff():
+    f = Factory(lambda: weir.Flow.create().map(lambda x: x * 10).take(2))
+    flow = weir.RestartFlow.with_backoff(f, min_backoff=0.05, max_backoff=1.0)
+    h = weir.Source.queue(8).via(flow).to(weir.Sink.queue(8), keep="both").start()
+    q, out = h.materialized
+    q.offer(1)
+    q.offer(2)
+    assert [out.pull(), out.pull()] == [10, 20]
+    t0 = time.monotonic()
+    until(lambda: f.starts == 2, "the second incarnation")
+    assert time.monotonic() - t0 >= 0.04
+    q.offer(3)
+    q.offer(4)
+    assert [out.pull(), out.pull()] == [30, 40]
+    until(lambda: f.starts == 3, "the third incarnation")
+    q.offer(5)
+    assert out.pull() == 50
+    q.complete()
+    assert out.pull("end") == "end"
+    h.wait(WAIT)
+    assert f.starts == 3
+
+
+def test_restart_flow_on_failures_fails_after_max_restarts():
+    def check(x):
+        if x == 3:
+            raise Boom("three")
+        return x
+
+    f = Factory(lambda: weir.Flow.create().map(check))
+    flow = weir.RestartFlow.on_failures_with_backoff(f, min_backoff=0.01, max_backoff=0.01, max_restarts=1, max_restarts_within=10.0)
+    h = weir.Source.queue(8).via(flow).to(weir.Sink.queue(8), keep="both").start()
+    q, out = h.materialized
+    q.offer(1)
+    assert out.pull() == 1
+    q.offer(3)
+    until(lambda: f.starts == 2, "the restart")
+    q.offer(4)
+    assert out.pull() == 4
+    q.offer(3)
+    with pytest.raises(weir.StageFailed) as e:
+        out.pull()
+    assert isinstance(e.value.__cause__, Boom)
+    with pytest.raises(weir.StageFailed):
+        h.wait(WAIT)
+
+
+def test_restart_flow_passes_upstream_completion_through():
+    flow = weir.RestartFlow.with_backoff(lambda: weir.Flow.create().map(lambda x: x + 1), min_backoff=0.01, max_backoff=0.01)
+    assert weir.Source.from_iter(range(5)).via(flow).run_with(weir.Sink.collect()) == [1, 2, 3, 4, 5]
+
+
+def test_restart_sink_restarts_a_sink_that_finished():
+    seen = []
+    f = Factory(lambda: weir.Flow.create().take(2).to(weir.Sink.for_each(seen.append)))
+    sink = weir.RestartSink.with_backoff(f, min_backoff=0.05, max_backoff=1.0, max_restarts=1, max_restarts_within=10.0)
+    h = weir.Source.queue(8).to(sink, keep="left").start()
+    q = h.materialized
+    q.offer(1)
+    q.offer(2)
+    until(lambda: seen == [1, 2], "the first incarnation")
+    until(lambda: f.starts == 2, "the restart")
+    q.offer(3)
+    q.offer(4)
+    until(lambda: seen == [1, 2, 3, 4], "the second incarnation")
+    # No restart left: the second incarnation finishing cancels upstream.
+    until(lambda: q.offer(5) == "closed", "upstream to be cancelled")
+    h.wait(WAIT)
+    assert seen == [1, 2, 3, 4]
+    assert f.starts == 2
+
+
+def test_restart_sink_restarts_a_failed_sink_without_failing_the_run():
+    seen = []
+
+    def keep(x):
+        if x == 2:
+            raise Boom("two")
+        seen.append(x)
+
+    f = Factory(lambda: weir.Sink.for_each(keep))
+    sink = weir.RestartSink.with_backoff(f, min_backoff=0.01, max_backoff=0.01)
+    h = weir.Source.queue(8).to(sink, keep="left").start()
+    q = h.materialized
+    q.offer(1)
+    q.offer(2)
+    until(lambda: f.starts == 2, "the restart")
+    q.offer(3)
+    until(lambda: seen == [1, 3], "the second incarnation")
+    q.complete()
+    h.wait(WAIT)
+    assert seen == [1, 3]
+
+
+def test_restart_sink_passes_upstream_completion_through():
+    seen = []
+    sink = weir.RestartSink.with_backoff(lambda: weir.Sink.for_each(seen.append), min_backoff=0.01, max_backoff=0.01)
+    weir.Source.from_iter(range(4)).to(sink).run()
+    assert seen == [0, 1, 2, 3]
+
+
+def test_bad_settings_are_rejected_at_construction():
+    src = weir.Source.single(1)
+    with pytest.raises(ValueError, match="min_backoff 2s is greater than max_backoff 1s"):
+        weir.RestartSource.with_backoff(src, min_backoff=2.0, max_backoff=1.0)
+    with pytest.raises(ValueError, match="random_factor must be a finite number >= 0, got -1"):
+        weir.RestartFlow.with_backoff(weir.Flow.create(), min_backoff=0.1, max_backoff=1.0, random_factor=-1.0)
+    with pytest.raises(ValueError, match="max_restarts must be at least 0, got -2"):
+        weir.RestartSink.with_backoff(weir.Sink.ignore(), min_backoff=0.1, max_backoff=1.0, max_restarts=-2)
+    with pytest.raises(ValueError):
+        weir.RestartSource.with_backoff(src, min_backoff=-1.0, max_backoff=1.0)

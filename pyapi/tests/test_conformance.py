@@ -1,17 +1,19 @@
 """The operator conformance suite (``conformance/cases/*.json``) run through the Python API.
 
-The same cases run through the Rust API in ``operators/tests/conformance.rs``. Here each case's
-inputs become sources (an iterator for an input that completes or fails, a ``Source.queue`` for
-one that stays open), downstream cancellation after ``k`` elements becomes ``take(k)``, and the
-whole output, the way the run ended and whether each input was cancelled are compared with the
-case. Cases that need demand-exact probes or a virtual clock (``steps``, ``request``, a run that
-must stay open) are skipped until ``weir.testing`` provides them. A case marked ``pending`` (or
-``pending_py``) is a strict expected failure: once it passes, the mark must go; ``flaky_py``
-marks a Python behaviour that fails only sometimes (a non-strict expected failure).
+The same cases run through the Rust API in ``operators/tests/conformance.rs``. A case that needs
+exact demand, a silent consumer, a run that stays open or virtual time runs on ``weir.testing``
+probes and a ``VirtualClock`` step by step, as the Rust runner does. The others run as plain runs:
+each input becomes a source (an iterator for an input that completes or fails, a
+``Source.queue`` for one that stays open), downstream cancellation after ``k`` elements becomes
+``take(k)``, and the whole output, the way the run ended and whether each input was cancelled
+are compared with the case. A case marked ``pending`` (or ``pending_py``) is a strict expected
+failure: once it passes, the mark must go; ``flaky_py`` marks a Python behaviour that fails
+only sometimes (a non-strict expected failure).
 """
 
 import asyncio
 import glob
+import itertools
 import json
 import os
 import time
@@ -169,8 +171,8 @@ def _flow(s, op, p):
     elif op == "batch":
         s = s.batch(p["max"], lambda x: [x], lambda a, x: a + [x])
     elif op == "expand":
-        if p["fn"] != ["repeat_last"]:
-            s = s.expand(p["fn"])  # an extrapolation function: not in the Python API yet
+        if p["fn"] == ["count_from"]:
+            s = s.expand(itertools.count)
         else:
             s = s.expand()
     elif op == "throttle":
@@ -456,11 +458,200 @@ def _message(e):
     return " | ".join(parts)
 
 
+# --- probes: cases that need exact demand, a silent consumer or the virtual clock ----------------
+
+
+def _probe_steps(case, n_out):
+    """The case as steps (the short form expanded as the Rust runner does)."""
+    if "steps" in case:
+        return list(case["steps"])
+    items = case["inputs"] if "inputs" in case else [case.get("input", [])]
+    thens = case.get("thens") or [case.get("then", "complete")] * len(items)
+    steps = []
+    k = case.get("cancel_after")
+    if k is not None:
+        steps.append({"request": k})
+    elif "request" in case:
+        steps += [{"request": case["request"], "out": o} for o in range(n_out)]
+    for i, xs in enumerate(items):
+        if xs:
+            steps.append({"send": xs, "in": i})
+    for i, t in enumerate(thens):
+        if t in ("complete", "fail"):
+            steps.append({t: i})
+    if k is not None:
+        want = case["expect"].get("outputs", [case["expect"].get("output")])[0]
+        steps += [{"expect": want[:k]}, {"cancel": 0}]
+    return steps
+
+
+def _run_probed(case):
+    """Runs the case with ``weir.testing`` probes on a virtual clock, as the Rust runner does;
+    returns (outputs, terminals, error messages, cancelled per input)."""
+    from weir import testing
+
+    op, p, exp = case["op"], case.get("params", {}), case["expect"]
+    n_out = len(exp.get("outputs", [None]))
+    steps = _probe_steps(case, n_out)
+    n_in = 1 + max([st.get("in", 0) for st in steps if "send" in st or "send_each" in st]
+                   + [st[k] for st in steps for k in ("complete", "fail") if k in st] + [0])
+    if op in FAN_IN:
+        n_in = max(n_in, p.get("inputs", 2))
+    b = GraphBuilder()
+    in_keys, out_keys = [], []
+    if op in FAN_IN:
+        j = b.add(_fan_in_junction(op, p))
+        for inlet in j.inlets:
+            o, k = b.add_source(testing.probe_source())
+            b.connect(o, inlet)
+            in_keys.append(k)
+        si, k = b.add_sink(testing.probe_sink())
+        b.connect(j.outlet, si)
+        out_keys.append(k)
+    elif op in FAN_OUT:
+        src = testing.probe_source()
+        if op == "unzip":
+            kk = p["k"]
+            src = src.map(lambda x: (x, x * kk))
+        o, k = b.add_source(src)
+        in_keys.append(k)
+        j = b.add(_fan_out_junction(op, p))
+        b.connect(o, j.inlet)
+        for outlet in j.outlets:
+            si, k = b.add_sink(testing.probe_sink())
+            b.connect(outlet, si)
+            out_keys.append(k)
+    else:
+        if case.get("source"):
+            raise Unsupported("a queue source with probes")
+        o, k = b.add_source(_flow(testing.probe_source(), op, p))
+        in_keys.append(k)
+        si, k = b.add_sink(testing.probe_sink())
+        b.connect(o, si)
+        out_keys.append(k)
+    clock = testing.VirtualClock()
+    run = clock.start(b.build(*(in_keys + out_keys)))
+    mats = run.materialized
+    srcs, sinks = list(mats[: len(in_keys)]), list(mats[len(in_keys):])
+    seen = [[] for _ in sinks]
+    ends = [None] * len(sinks)
+    errors = [""] * len(sinks)
+    ended = set()
+    for st in steps:
+        i, o = st.get("in", 0), st.get("out", 0)
+        if "send" in st:
+            srcs[i].offer_all(st["send"])
+        elif "send_each" in st:
+            for x in st["send_each"]:
+                srcs[i].offer(x)
+                clock.settle()
+        elif "complete" in st:
+            srcs[st["complete"]].complete()
+            ended.add(st["complete"])
+        elif "fail" in st:
+            srcs[st["fail"]].fail(Boom("boom"))
+            ended.add(st["fail"])
+        elif "request" in st:
+            sinks[o].request(st["request"])
+        elif "cancel" in st:
+            sinks[st["cancel"]].cancel()
+            ends[st["cancel"]] = "cancelled"
+        elif "expect" in st:
+            for w in st["expect"]:
+                got = _norm(sinks[o].expect_next())
+                assert got == w, f"step {st}: got {got}, want {w}"
+                seen[o].append(got)
+        elif "expect_none" in st:
+            sinks[st["expect_none"]].expect_no_element()
+        elif "expect_complete" in st:
+            sinks[st["expect_complete"]].expect_complete()
+            ends[st["expect_complete"]] = "complete"
+        elif "expect_error" in st:
+            e = sinks[st["expect_error"]].expect_error()
+            ends[st["expect_error"]], errors[st["expect_error"]] = "error", _message(e)
+        elif "expect_cancelled" in st:
+            clock.settle()
+            assert srcs[st["expect_cancelled"]].is_cancelled() or run.done(), f"step {st}"
+        elif "expect_not_cancelled" in st:
+            clock.settle()
+            assert not srcs[st["expect_not_cancelled"]].is_cancelled(), f"step {st}"
+        elif "accepted_at_most" in st:
+            clock.settle()
+            assert srcs[i].delivered() <= st["accepted_at_most"], f"step {st}: {srcs[i].delivered()}"
+        elif "accepted_at_least" in st:
+            clock.settle()
+            assert srcs[i].delivered() >= st["accepted_at_least"], f"step {st}: {srcs[i].delivered()}"
+        elif "advance_ms" in st:
+            clock.advance(st["advance_ms"] / 1000)
+        elif "settle" in st:
+            clock.settle()
+    if "request" not in case:
+        for o, s in enumerate(sinks):
+            if ends[o] is None:
+                s.request(1 << 40)
+    clock.settle()
+    for o, s in enumerate(sinks):
+        if ends[o] is not None:
+            continue
+        for _t, kind, value in s.received():
+            if kind == "next":
+                seen[o].append(_norm(value))
+            else:
+                ends[o] = kind
+                if kind == "error":
+                    errors[o] = _message(value)
+                break
+        if ends[o] is None:
+            ends[o] = "none"
+    # A source the run tore down without it ending was cancelled too (asked only when needed:
+    # `done()` allows the outcome a grace period of real time).
+    flags = case["expect"].get("cancelled")
+    flags = flags if isinstance(flags, list) else [flags] * len(srcs)
+    cancelled = []
+    for n, src in enumerate(srcs):
+        c = src.is_cancelled()
+        if not c and n < len(flags) and flags[n] and n not in ended:
+            c = run.done()
+        cancelled.append(c)
+    if any(e == "none" for e in ends):
+        run.cancel()
+    return seen, ends, errors, cancelled
+
+
+def _check_probed(case):
+    exp = case["expect"]
+    want = exp.get("outputs") or [exp["output"]]
+    terminals = exp.get("terminals") or [exp["terminal"]] * len(want)
+    seen, ends, errors, cancelled = _run_probed(case)
+    if exp.get("unordered"):
+        seen = [sorted(o, key=repr) for o in seen]
+        want = [sorted(o, key=repr) for o in want]
+    assert seen == want
+    assert ends == terminals, f"terminals {ends}, want {terminals}: {errors}"
+    needle = case.get("error_py", exp.get("error", "boom"))
+    for e, t in zip(errors, ends):
+        if t == "error":
+            assert needle in e
+    flags = exp.get("cancelled")
+    if flags is not None:
+        flags = flags if isinstance(flags, list) else [flags]
+        for n, w in enumerate(flags):
+            if w is not None:
+                assert cancelled[n] == w, f"input {n}: cancelled={cancelled[n]}, want {w}"
+
+
 @pytest.mark.parametrize("case", _params())
 def test_case(case):
     exp = case["expect"]
     if "request" in case or ("steps" in case and not _scriptable(case)):
-        pytest.skip("needs demand-exact probes and a virtual clock (weir.testing)")
+        if case.get("source"):
+            pytest.skip("a Source.queue case with probes")
+        if case["op"] not in FAN_IN | FAN_OUT | _KNOWN:
+            pytest.skip(f"no Python mapping for {case['op']}")
+        if case["op"].startswith("map_async"):
+            pytest.skip("async def results arrive in real time, after the virtual clock settled")
+        _check_probed(case)
+        return
     if "build_error" in exp:
         with pytest.raises((ValueError, weir.WeirError)) as ei:
             _run(case)
@@ -468,7 +659,10 @@ def test_case(case):
         return
     terminals = exp.get("terminals") or [exp["terminal"]] * len(exp.get("outputs", [None]))
     if "none" in terminals:
-        pytest.skip("checks a run that stays open: needs probes (weir.testing)")
+        if case["op"].startswith("map_async"):
+            pytest.skip("async def results arrive in real time, after the virtual clock settled")
+        _check_probed(case)
+        return
     if case.get("op") not in FAN_IN | FAN_OUT and case.get("op") not in _KNOWN:
         pytest.skip(f"no Python mapping for {case['op']}")
 

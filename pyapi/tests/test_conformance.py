@@ -524,7 +524,10 @@ def _run_probed(case):
     else:
         if case.get("source"):
             raise Unsupported("a queue source with probes")
-        o, k = b.add_source(_flow(testing.probe_source(), op, p))
+        flow = _flow(testing.probe_source(), op, p)
+        if "buffer_rows" in case:  # the channel in front of the operator, as in the Rust runner
+            flow = flow.buffer_rows(case["buffer_rows"])
+        o, k = b.add_source(flow)
         in_keys.append(k)
         si, k = b.add_sink(testing.probe_sink())
         b.connect(o, si)

@@ -17,6 +17,7 @@ use weir_graph::{AsyncIo, AsyncLogic, Directive, Event, Flow, Output, StageError
 /// - **emits when** the future of the oldest element in flight has completed and downstream has room
 /// - **backpressures when** `parallelism` futures (or their unsent results) are outstanding, or downstream backpressures
 /// - **completes when** upstream completes and every future has completed and been emitted
+/// - **cancels when** downstream cancels (futures in flight are dropped)
 /// - **fails when** upstream fails, or a future fails and supervision says Stop
 pub fn map_async<T, O, E, Fut, F>(parallelism: usize, f: F) -> Flow<T, O>
 where

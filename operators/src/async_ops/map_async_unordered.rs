@@ -13,6 +13,7 @@ use weir_graph::{Flow, StageError};
 /// - **emits when** any future in flight has completed and downstream has room
 /// - **backpressures when** `parallelism` futures (or their unsent results) are outstanding, or downstream backpressures
 /// - **completes when** upstream completes and every future has completed and been emitted
+/// - **cancels when** downstream cancels (futures in flight are dropped)
 /// - **fails when** upstream fails, or a future fails and supervision says Stop
 pub fn map_async_unordered<T, O, E, Fut, F>(parallelism: usize, f: F) -> Flow<T, O>
 where

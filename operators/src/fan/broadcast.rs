@@ -126,6 +126,7 @@ impl<T: Clone + Send + 'static> AsyncLogic for BroadcastLogic<T> {
 /// Emits when: a batch arrives (main); the side gets a copy when its previous copy was sent.
 /// Backpressures when: the main output has no credit (the side never backpressures: copies are dropped).
 /// Completes when: upstream completes, or the main output cancels (side cancellation is ignored).
+/// Cancels when: the main output cancels (the side output cancelling is ignored).
 /// Fails when: upstream fails.
 pub struct WireTap<T>(PhantomData<fn(T)>);
 

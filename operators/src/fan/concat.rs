@@ -16,6 +16,7 @@ use weir_graph::{
 /// Emits when: the current input has a batch available.
 /// Backpressures when: downstream backpressures (and later inputs until their turn).
 /// Completes when: the last input completes.
+/// Cancels when: downstream cancels (every input is cancelled).
 /// Fails when: any input fails (a later input's failure is seen when its look-ahead slot is free).
 pub struct Concat<T> {
     n: usize,
@@ -98,6 +99,7 @@ impl<T: Send + 'static> AsyncLogic for ConcatLogic<T> {
 /// Emits when: the current input has an element available.
 /// Backpressures when: downstream backpressures, or the current input has nothing available.
 /// Completes when: all inputs complete.
+/// Cancels when: downstream cancels (every input is cancelled).
 /// Fails when: any input fails (immediately, as far as its one-batch look-ahead allows).
 pub struct Interleave<T> {
     n: usize,

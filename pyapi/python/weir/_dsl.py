@@ -599,6 +599,7 @@ class _Linear(_Blueprint):
         Emits when: the element's token has arrived and downstream has demand.
         Backpressures when: an element waits for its token or downstream backpressures.
         Completes when: upstream completes and every held element is emitted.
+        Cancels when: downstream cancels.
         Fails when: upstream fails, or (enforcing) an element comes before its token."""
         elements, burst = _size("throttle", "elements", elements), _size("throttle", "burst", burst, 0)
         return self._same(self._n.via(_native.flow_throttle_mode(elements, per, burst, mode)))
@@ -646,6 +647,7 @@ class _Linear(_Blueprint):
         Emits when: ``fn`` returned something other than ``None``.
         Backpressures when: a result is kept and downstream backpressures.
         Completes when: upstream completes.
+        Cancels when: downstream cancels.
         Fails when: upstream fails, or ``fn`` raises (under the ``stop`` directive)."""
         n = name or "filter_map"
         mapped = self._fuse("map", fn, n, supervision, default, dead_letters)
@@ -658,6 +660,7 @@ class _Linear(_Blueprint):
         Emits when: ``pred`` holds for the element (or it is the first failing one, inclusive).
         Backpressures when: downstream backpressures.
         Completes when: ``pred`` fails for an element, or upstream completes.
+        Cancels when: ``pred`` is false for an element, or downstream cancels.
         Fails when: upstream fails, or ``pred`` raises."""
         return self._same(self._n.via(_native.flow_take_while(pred, inclusive)))
 
@@ -668,6 +671,7 @@ class _Linear(_Blueprint):
         Emits when: ``pred`` failed once and an element arrives.
         Backpressures when: ``pred`` failed once and downstream backpressures.
         Completes when: upstream completes.
+        Cancels when: downstream cancels.
         Fails when: upstream fails, or ``pred`` raises."""
         return self._same(self._n.via(_native.flow_drop_while(pred)))
 
@@ -678,6 +682,7 @@ class _Linear(_Blueprint):
         Emits when: a window is full, or upstream completed with a short window of new elements.
         Backpressures when: a window is full and downstream backpressures.
         Completes when: upstream completes and the last window is emitted.
+        Cancels when: downstream cancels.
         Fails when: upstream fails."""
         n, step = _size("sliding", "n", n), _size("sliding", "step", step)
         return self._same(self._n.via(_native.flow_sliding(n, step)))
@@ -690,6 +695,7 @@ class _Linear(_Blueprint):
         ``end`` on completion.
         Backpressures when: downstream backpressures.
         Completes when: upstream completes (after ``end``).
+        Cancels when: downstream cancels.
         Fails when: upstream fails (``end`` is not emitted)."""
         st = None if start is _MISSING else start
         en = None if end is _MISSING else end
@@ -703,6 +709,7 @@ class _Linear(_Blueprint):
         Emits when: an element arrives.
         Backpressures when: downstream backpressures.
         Completes when: upstream completes.
+        Cancels when: downstream cancels.
         Fails when: upstream fails."""
         return self._same(self._n.via(_native.flow_zip_with_index()))
 
@@ -719,6 +726,7 @@ class _Linear(_Blueprint):
         Emits when: an element arrives and ``fn`` returned.
         Backpressures when: downstream backpressures.
         Completes when: upstream completes.
+        Cancels when: downstream cancels.
         Fails when: upstream fails, or ``fn`` / ``on_complete`` raises."""
         return self._same(self._n.via(_native.flow_inspect(fn, on_complete, name or "inspect")))
 
@@ -771,6 +779,7 @@ class _Linear(_Blueprint):
         Emits when: an element arrives, or upstream failed and ``fn`` returned a value.
         Backpressures when: downstream backpressures.
         Completes when: upstream completes, or fails and ``fn`` returned a value.
+        Cancels when: downstream cancels.
         Fails when: upstream fails and ``fn`` returned ``None`` (or raised: that error)."""
         return self._same(self._n.via(_native.flow_recover(fn)))
 
@@ -782,6 +791,7 @@ class _Linear(_Blueprint):
         Emits when: the current upstream (original or recovery source) emits.
         Backpressures when: downstream backpressures.
         Completes when: the current upstream completes.
+        Cancels when: downstream cancels.
         Fails when: a failure arrives with no attempt left, or ``fn`` returns ``None``."""
         return self._same(self._n.via(_native.flow_recover_with_retries(attempts, fn)))
 
@@ -802,6 +812,7 @@ class _Linear(_Blueprint):
         Emits when: the coroutines of a batch completed (in their completion order).
         Backpressures when: two batches are in flight and downstream backpressures.
         Completes when: upstream completes and every coroutine finished.
+        Cancels when: downstream cancels (running coroutines are cancelled).
         Fails when: a coroutine raises (under the ``stop`` directive), or upstream fails."""
         if not inspect.iscoroutinefunction(fn):
             raise TypeError("map_async_unordered() takes an async def function")
@@ -816,6 +827,7 @@ class _Linear(_Blueprint):
         Emits when: ``n`` elements are buffered, or ``within`` elapsed with some buffered.
         Backpressures when: a group is ready and downstream backpressures.
         Completes when: upstream completes and the last group is emitted.
+        Cancels when: downstream cancels.
         Fails when: upstream fails."""
         return self._same(self._n.via(_native.flow_grouped_within(_size("grouped_within", "n", n), within)))
 
@@ -866,6 +878,7 @@ class _Linear(_Blueprint):
         Emits when: an element's delay elapsed and downstream has demand.
         Backpressures when: ``capacity`` elements are held.
         Completes when: upstream completes and every held element is emitted.
+        Cancels when: downstream cancels.
         Fails when: upstream fails."""
         return self._same(self._n.via(_native.flow_timed("delay", seconds, capacity)))
 
@@ -876,6 +889,7 @@ class _Linear(_Blueprint):
         Emits when: an element arrives.
         Backpressures when: downstream backpressures.
         Completes when: upstream completes.
+        Cancels when: downstream cancels, or the timeout fires (the stage fails).
         Fails when: no element for ``seconds``, or upstream fails."""
         return self._same(self._n.via(_native.flow_timed("idle_timeout", seconds)))
 
@@ -885,6 +899,7 @@ class _Linear(_Blueprint):
         Emits when: an element arrives.
         Backpressures when: downstream backpressures.
         Completes when: upstream completes in time.
+        Cancels when: downstream cancels, or the timeout fires (the stage fails).
         Fails when: ``seconds`` elapsed first, or upstream fails."""
         return self._same(self._n.via(_native.flow_timed("completion_timeout", seconds)))
 
@@ -894,6 +909,7 @@ class _Linear(_Blueprint):
         Emits when: an element arrives.
         Backpressures when: downstream backpressures.
         Completes when: upstream completes.
+        Cancels when: downstream cancels, or the timeout fires (the stage fails).
         Fails when: no first element within ``seconds``, or upstream fails."""
         return self._same(self._n.via(_native.flow_timed("initial_timeout", seconds)))
 
@@ -904,6 +920,7 @@ class _Linear(_Blueprint):
         Emits when: upstream emits, or ``seconds`` passed without an element.
         Backpressures when: downstream backpressures.
         Completes when: upstream completes.
+        Cancels when: downstream cancels.
         Fails when: upstream fails."""
         return self._same(self._n.via(_native.flow_keep_alive(seconds, element)))
 
@@ -913,6 +930,7 @@ class _Linear(_Blueprint):
         Emits when: upstream emits and the initial delay has passed.
         Backpressures when: the delay has not passed or downstream backpressures.
         Completes when: upstream completes (at once when nothing is held).
+        Cancels when: downstream cancels.
         Fails when: upstream fails."""
         return self._same(self._n.via(_native.flow_initial_delay(seconds)))
 
@@ -923,6 +941,7 @@ class _Linear(_Blueprint):
         Emits when: the current substream emits.
         Backpressures when: downstream backpressures (upstream waits while a substream runs).
         Completes when: upstream completes and the last substream completes.
+        Cancels when: downstream cancels (the running substream is cancelled too).
         Fails when: upstream or a substream fails, or ``fn`` raises."""
         return self._same(self._n.via(_native.flow_flat_map_sources(fn, 1)))
 
@@ -933,6 +952,7 @@ class _Linear(_Blueprint):
         Emits when: any running substream emits.
         Backpressures when: downstream backpressures, or ``breadth`` substreams are running.
         Completes when: upstream completes and every substream completes.
+        Cancels when: downstream cancels (the running substreams are cancelled too).
         Fails when: upstream or a substream fails, or ``fn`` raises."""
         return self._same(self._n.via(_native.flow_flat_map_sources(fn, max(2, int(breadth)))))
 
@@ -945,6 +965,7 @@ class _Linear(_Blueprint):
         Emits when: a substream's flow emits.
         Backpressures when: downstream or the substream of the next element backpressures.
         Completes when: upstream and every substream complete.
+        Cancels when: downstream cancels (every substream is cancelled too).
         Fails when: upstream or a substream fails, ``key`` raises, or a key beyond
         ``max_substreams`` appears."""
         sub = SubFlows(self, lambda f: _native.flow_group_by(max_substreams, key, f._n), f"group_by({max_substreams})")
@@ -957,6 +978,7 @@ class _Linear(_Blueprint):
         Emits when: the current segment's flow emits.
         Backpressures when: downstream or the current segment's flow backpressures.
         Completes when: upstream and the last segment complete.
+        Cancels when: downstream cancels (the open segment is cancelled too).
         Fails when: upstream or a segment's flow fails, or ``pred`` raises."""
         sub = SubFlows(self, lambda f: _native.flow_split(pred, False, f._n), "split_when")
         return sub if flow is None else sub.merge_substreams_via(flow)
@@ -968,6 +990,7 @@ class _Linear(_Blueprint):
         Emits when: the current segment's flow emits.
         Backpressures when: downstream or the current segment's flow backpressures.
         Completes when: upstream and the last segment complete.
+        Cancels when: downstream cancels (the open segment is cancelled too).
         Fails when: upstream or a segment's flow fails, or ``pred`` raises."""
         sub = SubFlows(self, lambda f: _native.flow_split(pred, True, f._n), "split_after")
         return sub if flow is None else sub.merge_substreams_via(flow)
@@ -979,6 +1002,7 @@ class _Linear(_Blueprint):
         Emits when: an element arrives and both downstream and ``sink`` have credit.
         Backpressures when: downstream or ``sink`` backpressures.
         Completes when: upstream completes, or downstream or ``sink`` cancels.
+        Cancels when: downstream or ``sink`` cancels.
         Fails when: upstream fails."""
         return self._same(self._n.via(_native.flow_also_to(sink._n, False), keep), self._meta | sink._meta)
 
@@ -989,6 +1013,7 @@ class _Linear(_Blueprint):
         Emits when: an element arrives and downstream has credit.
         Backpressures when: downstream backpressures.
         Completes when: upstream completes or downstream cancels (``sink`` cancelling is ignored).
+        Cancels when: downstream cancels (``sink`` cancelling is ignored).
         Fails when: upstream fails."""
         return self._same(self._n.via(_native.flow_also_to(sink._n, True), keep), self._meta | sink._meta)
 
@@ -998,6 +1023,7 @@ class _Linear(_Blueprint):
         Emits when: an element not matching ``pred`` arrives and downstream has credit.
         Backpressures when: the destination of an element backpressures.
         Completes when: upstream completes, or downstream or ``sink`` cancels.
+        Cancels when: downstream or ``sink`` cancels.
         Fails when: upstream fails, or ``pred`` raises."""
         return self._same(self._n.via(_native.flow_divert_to(sink._n, pred), keep), self._meta | sink._meta)
 
@@ -1008,6 +1034,7 @@ class _Linear(_Blueprint):
         Emits when: both streams have an element available (or one completed).
         Backpressures when: downstream backpressures.
         Completes when: both streams complete.
+        Cancels when: downstream cancels (both streams are cancelled).
         Fails when: either stream fails, or a comparison raises."""
         return self._same(self._n.via(_native.flow_merge_sorted(other._n)), self._meta | other._meta)
 
@@ -1017,6 +1044,7 @@ class _Linear(_Blueprint):
         Emits when: the current stream has elements available.
         Backpressures when: downstream backpressures.
         Completes when: both streams complete.
+        Cancels when: downstream cancels (both streams are cancelled).
         Fails when: either stream fails."""
         segment_size = _size("interleave", "segment_size", segment_size)
         return self._same(self._n.via(_native.flow_interleave(other._n, segment_size)), self._meta | other._meta)
@@ -1028,6 +1056,7 @@ class _Linear(_Blueprint):
         Emits when: either stream emits and both have emitted at least once.
         Backpressures when: downstream backpressures.
         Completes when: either stream completes.
+        Cancels when: downstream cancels, or one stream completes (the other is cancelled).
         Fails when: either stream fails."""
         return self._same(self._n.via(_native.flow_zip_latest(other._n)), self._meta | other._meta)
 
@@ -1037,6 +1066,7 @@ class _Linear(_Blueprint):
         Emits when: a batch arrived (its rows, in order).
         Backpressures when: downstream backpressures.
         Completes when: upstream completes.
+        Cancels when: downstream cancels.
         Fails when: upstream fails, or an element is not Arrow data."""
         from .columnar import to_rows
 
@@ -1113,6 +1143,7 @@ class Source(_Linear):
         Emits when: downstream has demand.
         Backpressures when: never.
         Completes when: never.
+        Cancels when: never: a source has no upstream (it stops when downstream cancels).
         Fails when: never."""
         return Source.from_iter(_Repeat(x))
 
@@ -1124,6 +1155,7 @@ class Source(_Linear):
         Emits when: ``fn`` returned a pair and downstream has demand.
         Backpressures when: never (``fn`` is only called on demand).
         Completes when: ``fn`` returns ``None``.
+        Cancels when: never: a source has no upstream (it stops when downstream cancels).
         Fails when: ``fn`` raises."""
         return Source.from_iter(_Unfold(state, fn))
 
@@ -1134,6 +1166,7 @@ class Source(_Linear):
         Emits when: never.
         Backpressures when: never.
         Completes when: never.
+        Cancels when: never: a source has no upstream (it stops when downstream cancels).
         Fails when: at once, with ``error``."""
         return Source.from_iter(_Failed(error))
 
@@ -1183,6 +1216,7 @@ class Source(_Linear):
         Emits when: a tick is due and downstream has demand.
         Backpressures when: never (missed ticks are skipped).
         Completes when: the ``Cancellable`` is cancelled (or downstream cancels, e.g. ``take``).
+        Cancels when: never: a source has no upstream (it stops when downstream cancels).
         Fails when: never."""
         return Source(_native.source_tick(initial_delay, interval, value))
 
@@ -1198,6 +1232,7 @@ class Source(_Linear):
         Emits when: an element is buffered and downstream has demand.
         Backpressures when: never itself; ``offer`` waits on a full buffer under backpressure.
         Completes when: ``complete()`` is called and the buffer is drained.
+        Cancels when: never: a source has no upstream (after downstream cancels, ``offer`` says ``"closed"``).
         Fails when: ``fail()`` is called, or the buffer overflows under ``fail``."""
         return Source(_native.source_queue(_size("Source.queue", "capacity", capacity), overflow))
 
@@ -1209,6 +1244,7 @@ class Source(_Linear):
         Emits when: the iterator yielded an item and downstream has demand.
         Backpressures when: never (the iterator is only advanced on demand).
         Completes when: the iterator is exhausted.
+        Cancels when: never: a source has no upstream (it stops when downstream cancels).
         Fails when: the iterator raises."""
         return Source.from_iter(_AsyncIterBridge(aiterable))
 
@@ -1224,6 +1260,7 @@ class Source(_Linear):
         Emits when: downstream has demand and batches remain.
         Backpressures when: never.
         Completes when: every batch was emitted.
+        Cancels when: never: a source has no upstream (it stops when downstream cancels).
         Fails when: ``data`` is not Arrow data (raised at once), or a reader is read twice."""
         from .columnar import ArrowBatches, ArrowRows
 
@@ -1351,6 +1388,7 @@ class Sink(_Blueprint):
         Consumes when: the buffer has room (backpressures while it is full).
         Completes when: upstream completes (``pull`` returns ``None`` after the buffer) or the
         queue is cancelled (upstream cancelled).
+        Cancels when: ``cancel()`` is called on the :class:`weir.SinkQueue`.
         Fails when: upstream fails (``pull`` raises ``StageFailed`` after the buffer)."""
         return Sink(_native.sink_queue(_size("Sink.queue", "capacity", capacity)))
 
@@ -1556,6 +1594,7 @@ class Interleave(_Junction):
     Emits when: the current input has elements.
     Backpressures when: downstream backpressures.
     Completes when: all inputs complete.
+    Cancels when: downstream cancels (every input is cancelled).
     Fails when: any input fails."""
 
     kind = "interleave"
@@ -1571,6 +1610,7 @@ class MergeSorted(_Junction):
     Emits when: both inputs have an element available (or one completed).
     Backpressures when: downstream backpressures.
     Completes when: both inputs complete.
+    Cancels when: downstream cancels (both inputs are cancelled).
     Fails when: either input fails, or a comparison raises."""
 
     kind = "merge_sorted"
@@ -1585,6 +1625,7 @@ class ZipLatest(_Junction):
     Emits when: either input emits and both have emitted at least once.
     Backpressures when: downstream backpressures.
     Completes when: either input completes.
+    Cancels when: downstream cancels, or one input completes (the other is cancelled).
     Fails when: either input fails."""
 
     kind = "zip_latest"

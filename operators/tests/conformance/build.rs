@@ -171,20 +171,15 @@ impl Input {
             Input::Queue(_) => Err("a queue input cannot observe this; use a probe".into()),
         }
     }
-    /// Whether the input was cancelled, waiting up to `wait`. A probe saw its output close, or
-    /// `torn_down()` says the run tore the source down without it ending (the engine may stop
-    /// a source task before it notices, once every consumer is gone). A queue is asked with one
+    /// Whether the input was cancelled, waiting up to `wait`. A probe saw its output close or its
+    /// task dropped before the case ended it. A queue is asked with one
     /// more offer (so only once its outputs are done): cancelled when it says `QueueClosed`.
-    pub async fn cancelled_within(
-        &self,
-        wait: std::time::Duration,
-        torn_down: impl Fn() -> bool,
-    ) -> bool {
+    pub async fn cancelled_within(&self, wait: std::time::Duration) -> bool {
         match self {
             Input::Probe(p) => {
                 let deadline = tokio::time::Instant::now() + wait;
                 loop {
-                    if p.is_cancelled() || torn_down() {
+                    if p.is_cancelled() {
                         return true;
                     }
                     if tokio::time::Instant::now() >= deadline {

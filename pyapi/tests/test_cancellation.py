@@ -121,6 +121,20 @@ def test_kill_switch_with_map_async_in_flight_ends_the_run():
     assert q.closed
 
 
+def cancel_stuck(h, release):
+    """Cancels ``h``, whose stage is stuck until ``release`` is set, and waits for the run's
+    ``StageFailed``; then releases the stuck call. Returns the error and the seconds taken."""
+    t0 = time.monotonic()
+    h.cancel()
+    try:
+        with pytest.raises(weir.StageFailed) as ei:
+            h.wait(timeout=BOUND)
+        took = time.monotonic() - t0
+    finally:
+        release.set()
+    return ei.value, took
+
+
 def test_cancel_with_a_sink_stuck_in_a_blocking_call_returns_after_the_grace():
     release = threading.Event()
     entered = threading.Event()
@@ -131,16 +145,8 @@ def test_cancel_with_a_sink_stuck_in_a_blocking_call_returns_after_the_grace():
 
     h = Source.from_iter(range(10)).to(Sink.for_each(stuck), "right").start(cancel_grace=0.3)
     assert entered.wait(BOUND)
-    t0 = time.monotonic()
-    h.cancel()
-    try:
-        with pytest.raises(weir.StageFailed) as ei:
-            h.wait(timeout=BOUND)
-        took = time.monotonic() - t0
-    finally:
-        release.set()
+    e, took = cancel_stuck(h, release)
     assert 0.3 <= took < BOUND
-    e = ei.value
     assert e.kind == "timeout"
     # The source and the sink run fused, as one stage.
     assert e.stage == "from_iter\u2192for_each#0"
@@ -193,18 +199,11 @@ def test_cancel_with_a_generator_blocked_in_a_call_returns_after_the_grace():
 
     h = Source.from_iter(gen()).to(Sink.collect(), "right").start(cancel_grace=0.3)
     time.sleep(0.05)
-    t0 = time.monotonic()
-    h.cancel()
-    try:
-        with pytest.raises(weir.StageFailed) as ei:
-            h.wait(timeout=BOUND)
-        took = time.monotonic() - t0
-    finally:
-        release.set()
+    e, took = cancel_stuck(h, release)
     assert 0.3 <= took < BOUND
-    assert ei.value.kind == "timeout"
-    assert ei.value.stage.startswith("from_iter")
-    assert str(ei.value).endswith("(the run stopped because: run was cancelled)")
+    assert e.kind == "timeout"
+    assert e.stage.startswith("from_iter")
+    assert str(e).endswith("(the run stopped because: run was cancelled)")
 
 
 def test_ctrl_c_during_run_with_a_sink_blocked_in_a_call_ends_the_run():

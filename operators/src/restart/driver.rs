@@ -15,6 +15,20 @@ pub(crate) fn ready<X>(
     move || std::future::ready(Ok(factory()))
 }
 
+/// What the wrappers restart from: a function returning a future of a fresh blueprint `B`.
+pub(crate) trait Incarnations<B>: Fn() -> Self::Next + Send + Sync + 'static {
+    /// The future of one blueprint.
+    type Next: Future<Output = Result<B, StageError>> + Send + 'static;
+}
+
+impl<B, F, Fut> Incarnations<B> for F
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<B, StageError>> + Send + 'static,
+{
+    type Next = Fut;
+}
+
 impl RestartOn {
     /// `Failures` when only failures restart, else `Always`.
     pub(crate) fn only_on_failures(yes: bool) -> Self {

@@ -1,6 +1,6 @@
 //! `RestartFlow`: a flow started again after it ends, with backoff.
 
-use super::driver::{Restarts, ready, restart_stage};
+use super::driver::{Incarnations, Restarts, ready, restart_stage};
 use super::{RestartOn, RestartSettings};
 use futures::FutureExt;
 use std::future::poll_fn;
@@ -32,7 +32,7 @@ impl RestartFlow {
         M: Send + 'static,
         F: Fn() -> Flow<I, O, M> + Send + Sync + 'static,
     {
-        restart_flow(settings, RestartOn::Always, ready(factory))
+        Self::try_with_backoff(settings, false, ready(factory))
     }
 
     /// Like [`RestartFlow::with_backoff`], but only a failure restarts the flow; when an
@@ -53,7 +53,7 @@ impl RestartFlow {
         M: Send + 'static,
         F: Fn() -> Flow<I, O, M> + Send + Sync + 'static,
     {
-        restart_flow(settings, RestartOn::Failures, ready(factory))
+        Self::try_with_backoff(settings, true, ready(factory))
     }
 
     /// [`RestartFlow::with_backoff`] (or, with `only_on_failures`,
@@ -71,10 +71,14 @@ impl RestartFlow {
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = Result<Flow<I, O, M>, StageError>> + Send + 'static,
     {
-        restart_flow(
-            settings,
-            RestartOn::only_on_failures(only_on_failures),
-            factory,
+        Flow::from_async(
+            "restart_flow",
+            restart_stage(
+                settings,
+                RestartOn::only_on_failures(only_on_failures),
+                factory,
+                |io, r, f| run(io, r, f).boxed(),
+            ),
         )
     }
 }
@@ -87,27 +91,9 @@ enum Wake<I, O> {
     Cancelled,
 }
 
-fn restart_flow<I, O, M, F, Fut>(
-    settings: RestartSettings,
-    on: RestartOn,
-    factory: F,
-) -> Flow<I, O, ()>
-where
-    I: Send + 'static,
-    O: Send + 'static,
-    M: Send + 'static,
-    F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<Flow<I, O, M>, StageError>> + Send + 'static,
-{
-    Flow::from_async(
-        "restart_flow",
-        restart_stage(settings, on, factory, |io, r, f| run(io, r, f).boxed()),
-    )
-}
-
 /// One run of the wrapper: upstream's elements fed to the current incarnation, its elements
 /// passed downstream, incarnations one after the other.
-async fn run<I, O, M, F, Fut>(
+async fn run<I, O, M, F>(
     mut io: AsyncIo,
     mut restarts: Restarts,
     factory: Arc<F>,
@@ -116,8 +102,7 @@ where
     I: Send + 'static,
     O: Send + 'static,
     M: Send + 'static,
-    F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<Flow<I, O, M>, StageError>> + Send + 'static,
+    F: Incarnations<Flow<I, O, M>>,
 {
     let path = Arc::clone(restarts.path());
     let mut input = io.input::<I>(0)?;

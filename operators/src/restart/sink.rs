@@ -1,6 +1,6 @@
 //! `RestartSink`: a sink started again after it cancels, with backoff.
 
-use super::driver::{Restarts, ready, restart_stage};
+use super::driver::{Incarnations, Restarts, ready, restart_stage};
 use super::{RestartOn, RestartSettings};
 use futures::FutureExt;
 use std::future::poll_fn;
@@ -55,7 +55,7 @@ impl RestartSink {
 
 /// One run of the wrapper: upstream's elements fed to the current incarnation, incarnations
 /// one after the other (the wrapper ends when upstream ends or no restart is left).
-async fn run<T, M, F, Fut>(
+async fn run<T, M, F>(
     mut io: AsyncIo,
     mut restarts: Restarts,
     factory: Arc<F>,
@@ -63,8 +63,7 @@ async fn run<T, M, F, Fut>(
 where
     T: Send + 'static,
     M: Send + 'static,
-    F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<Sink<T, M>, StageError>> + Send + 'static,
+    F: Incarnations<Sink<T, M>>,
 {
     let path = Arc::clone(restarts.path());
     let mut input = io.input::<T>(0)?;

@@ -1,6 +1,6 @@
 //! `RestartSource`: a source started again after it ends, with backoff.
 
-use super::driver::{Restarts, ready, restart_stage};
+use super::driver::{Incarnations, Restarts, ready, restart_stage};
 use super::{RestartOn, RestartSettings};
 use futures::FutureExt;
 use std::future::poll_fn;
@@ -28,7 +28,7 @@ impl RestartSource {
         M: Send + 'static,
         F: Fn() -> Source<T, M> + Send + Sync + 'static,
     {
-        restart_source(settings, RestartOn::Always, ready(factory))
+        Self::try_with_backoff(settings, false, ready(factory))
     }
 
     /// Like [`RestartSource::with_backoff`], but only a failure restarts the source; its
@@ -45,7 +45,7 @@ impl RestartSource {
         M: Send + 'static,
         F: Fn() -> Source<T, M> + Send + Sync + 'static,
     {
-        restart_source(settings, RestartOn::Failures, ready(factory))
+        Self::try_with_backoff(settings, true, ready(factory))
     }
 
     /// [`RestartSource::with_backoff`] (or, with `only_on_failures`,
@@ -62,33 +62,20 @@ impl RestartSource {
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = Result<Source<T, M>, StageError>> + Send + 'static,
     {
-        restart_source(
-            settings,
-            RestartOn::only_on_failures(only_on_failures),
-            factory,
+        Source::from_async(
+            "restart_source",
+            restart_stage(
+                settings,
+                RestartOn::only_on_failures(only_on_failures),
+                factory,
+                |io, r, f| run(io, r, f).boxed(),
+            ),
         )
     }
 }
 
-fn restart_source<T, M, F, Fut>(
-    settings: RestartSettings,
-    on: RestartOn,
-    factory: F,
-) -> Source<T, ()>
-where
-    T: Send + 'static,
-    M: Send + 'static,
-    F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<Source<T, M>, StageError>> + Send + 'static,
-{
-    Source::from_async(
-        "restart_source",
-        restart_stage(settings, on, factory, |io, r, f| run(io, r, f).boxed()),
-    )
-}
-
 /// One run of the wrapper: incarnations one after the other, their elements passed downstream.
-async fn run<T, M, F, Fut>(
+async fn run<T, M, F>(
     mut io: AsyncIo,
     mut restarts: Restarts,
     factory: Arc<F>,
@@ -96,8 +83,7 @@ async fn run<T, M, F, Fut>(
 where
     T: Send + 'static,
     M: Send + 'static,
-    F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<Source<T, M>, StageError>> + Send + 'static,
+    F: Incarnations<Source<T, M>>,
 {
     let path = Arc::clone(restarts.path());
     let mut out = io.output::<T>(0)?;

@@ -1,13 +1,12 @@
 //! `BroadcastHub`: a sink whose materialized source can be attached by any number of consumers.
 
-use super::fanout::{FanOut, HubGuard, Producer, consumer_source, feed};
+use super::fanout::{FanOut, HubGuard, Producer, hub_stage};
 use super::{lock, positive, wake};
-use futures::FutureExt;
 use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
-use weir_graph::{AsyncFn, GraphError, Sink, Source, StageError};
+use weir_graph::{GraphError, Sink, Source, StageError};
 
 /// A dynamic fan-out: see [`BroadcastHub::sink`].
 #[derive(Debug, Clone, Copy)]
@@ -81,15 +80,7 @@ impl BroadcastHub {
                 end: None,
                 producer: None,
             }));
-            let mut guard = HubGuard(Arc::clone(&shared));
-            let logic = AsyncFn(move |mut io: weir_graph::AsyncIo| {
-                async move {
-                    let mut input = io.input::<T>(0)?;
-                    feed(&mut input, &mut guard).await
-                }
-                .boxed()
-            });
-            Ok((logic, consumer_source("broadcast_hub_source", shared)))
+            Ok(hub_stage(HubGuard(shared), "broadcast_hub_source"))
         }))
     }
 }

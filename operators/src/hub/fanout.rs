@@ -3,10 +3,13 @@
 //! loop, and the guard that fails the consumers when the hub stops early.
 
 use super::lock;
+use futures::FutureExt;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
-use weir_graph::{Event, Input, Source, SourceLogic, StageCx, StageError, Step};
+use weir_graph::{
+    AsyncFn, AsyncIo, AsyncLogic, Event, Input, Source, SourceLogic, StageCx, StageError, Step,
+};
 
 /// The shared state of a fan-out hub, as its producer and consumers use it.
 pub(crate) trait FanOut: Send + 'static {
@@ -87,9 +90,26 @@ pub(crate) trait Producer<T>: Send {
     fn push(&mut self, batch: Vec<T>) -> impl Future<Output = Result<(), StageError>> + Send;
 }
 
+/// The logic of a fan-out hub stage, feeding `producer` from its input, and the source its
+/// consumers attach through (stage name `consumers`).
+pub(crate) fn hub_stage<T: Send + 'static, P: Producer<T> + 'static>(
+    mut producer: P,
+    consumers: &str,
+) -> (impl AsyncLogic, Source<<P::Hub as FanOut>::Item, ()>) {
+    let source = consumer_source(consumers, Arc::clone(producer.hub()));
+    let logic = AsyncFn(move |mut io: AsyncIo| {
+        async move {
+            let mut input = io.input::<T>(0)?;
+            feed(&mut input, &mut producer).await
+        }
+        .boxed()
+    });
+    (logic, source)
+}
+
 /// Feeds the hub from `input` through `producer` until upstream ends or a push fails; the
 /// consumers then see that end, which is also returned.
-pub(crate) async fn feed<T: Send + 'static>(
+async fn feed<T: Send + 'static>(
     input: &mut Input<T>,
     producer: &mut impl Producer<T>,
 ) -> Result<(), StageError> {
@@ -109,7 +129,7 @@ pub(crate) async fn feed<T: Send + 'static>(
 }
 
 /// The source materialized by a fan-out hub, named `name`: one consumer per materialization.
-pub(crate) fn consumer_source<S: FanOut>(name: &str, shared: Arc<Mutex<S>>) -> Source<S::Item, ()> {
+fn consumer_source<S: FanOut>(name: &str, shared: Arc<Mutex<S>>) -> Source<S::Item, ()> {
     Source::from_logic(name, move |_info| {
         let id = lock(&shared).attach();
         Ok((

@@ -1,6 +1,6 @@
 //! `PartitionHub`: a sink routing each element to one of the consumers attached to its source.
 
-use super::fanout::{FanOut, HubGuard, Producer, consumer_source, feed};
+use super::fanout::{FanOut, HubGuard, Producer, hub_stage};
 use super::{lock, positive, wake};
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
-use weir_graph::{AsyncFn, GraphError, Sink, Source, StageError};
+use weir_graph::{GraphError, Sink, Source, StageError};
 
 /// A dynamic, routed fan-out: see [`PartitionHub::sink`].
 #[derive(Debug, Clone, Copy)]
@@ -146,19 +146,12 @@ impl PartitionHub {
                 end: None,
                 producer: None,
             }));
-            let mut router = Router {
-                guard: HubGuard(Arc::clone(&shared)),
+            let router = Router {
+                guard: HubGuard(shared),
                 partitioner: factory(),
                 path: info.path.clone(),
             };
-            let logic = AsyncFn(move |mut io: weir_graph::AsyncIo| {
-                async move {
-                    let mut input = io.input::<T>(0)?;
-                    feed(&mut input, &mut router).await
-                }
-                .boxed()
-            });
-            Ok((logic, consumer_source("partition_hub_source", shared)))
+            Ok(hub_stage(router, "partition_hub_source"))
         }))
     }
 }

@@ -8,7 +8,7 @@ use crate::dispatch::{Dispatcher, RunCtx};
 use crate::dsl::Bp;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use weir_graph::{AsyncIo, AsyncLogic, Module, NodeKind};
+use weir_graph::{AsyncIo, AsyncLogic, Module};
 use weir_operators::hub::{BroadcastHub, MergeHub, PartitionHub, Partitioner, Routed};
 use weir_operators::restart::{RestartFlow, RestartSettings, RestartSink, RestartSource};
 
@@ -259,21 +259,9 @@ impl AsyncLogic for PolledInCtx {
 
 /// `m` with its asynchronous stages polled inside the Python run that materializes them.
 fn polled_in_ctx(m: &Module) -> Arc<Module> {
-    let mut m = m.clone();
-    for node in &mut m.nodes {
-        if let NodeKind::Async(f) = &node.kind {
-            let f = Arc::clone(f);
-            node.kind = NodeKind::Async(Arc::new(move |info| {
-                let ctx = RunCtx::current().ok();
-                let (inner, mat) = f(info)?;
-                Ok((
-                    Box::new(PolledInCtx { inner, ctx }) as Box<dyn AsyncLogic>,
-                    mat,
-                ))
-            }));
-        }
-    }
-    Arc::new(m)
+    Arc::new(super::stages::wrap_async_stages(m, |inner, ctx| {
+        Box::new(PolledInCtx { inner, ctx })
+    }))
 }
 
 /// The type error of a restart factory that returned the wrong kind of blueprint.

@@ -60,18 +60,24 @@ def test_intersperse_then_take_cancels_the_queue():
     assert q.closed
 
 
-@pytest.mark.parametrize("eager", [False, True])
-def test_broadcast_cancels_upstream_when_its_last_output_cancels(eager):
+def start_fan_out(junction, take0, take1):
+    """Starts a parked queue into ``junction`` whose outputs take ``take0`` and ``take1``
+    elements into collecting sinks; returns the run and its queue."""
     b = weir.GraphBuilder()
     src, kq = b.add_source(Source.queue(4))
-    bc = b.add(weir.Broadcast(2, eager_cancel=eager))
-    b.connect(src, bc.inlet)
-    s0, k0 = b.add_sink(weir.Flow.create().take(1).to(Sink.collect(), "right"))
-    s1, k1 = b.add_sink(weir.Flow.create().take(0).to(Sink.collect(), "right"))
-    b.connect(bc.outlets[0], s0)
-    b.connect(bc.outlets[1], s1)
+    j = b.add(junction)
+    b.connect(src, j.inlet)
+    s0, k0 = b.add_sink(weir.Flow.create().take(take0).to(Sink.collect(), "right"))
+    s1, k1 = b.add_sink(weir.Flow.create().take(take1).to(Sink.collect(), "right"))
+    b.connect(j.outlets[0], s0)
+    b.connect(j.outlets[1], s1)
     h = b.build(kq, k0, k1).start()
-    q = h.materialized[0]
+    return h, h.materialized[0]
+
+
+@pytest.mark.parametrize("eager", [False, True])
+def test_broadcast_cancels_upstream_when_its_last_output_cancels(eager):
+    h, q = start_fan_out(weir.Broadcast(2, eager_cancel=eager), 1, 0)
     if not eager:
         # One output still wants an element: the broadcast keeps running.
         assert q.offer(5) == "enqueued"
@@ -169,17 +175,8 @@ def test_partition_and_unzip_keep_serving_until_their_last_output_cancels(eager)
         (lambda: weir.Partition(2, lambda x: x % 2, eager_cancel=eager), [1, 3]),
         (lambda: weir.Unzip(eager_cancel=eager), [(1, "a"), (3, "b")]),
     ):
-        b = weir.GraphBuilder()
-        src, kq = b.add_source(Source.queue(4))
-        j = b.add(junction())
-        b.connect(src, j.inlet)
         # Output 0 takes nothing; output 1 wants two elements.
-        s0, k0 = b.add_sink(weir.Flow.create().take(0).to(Sink.collect(), "right"))
-        s1, k1 = b.add_sink(weir.Flow.create().take(2).to(Sink.collect(), "right"))
-        b.connect(j.outlets[0], s0)
-        b.connect(j.outlets[1], s1)
-        h = b.build(kq, k0, k1).start()
-        q = h.materialized[0]
+        h, q = start_fan_out(junction(), 0, 2)
         if not eager:
             for x in items:
                 assert q.offer(x) == "enqueued"

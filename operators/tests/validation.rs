@@ -312,6 +312,24 @@ const CASES: &[Case] = &[
         "keep_alive: max_idle must be positive, got 0s",
     ),
     (
+        "idle_timeout",
+        || rejected(from_vec(vec![1u32]).idle_timeout(Duration::ZERO)),
+        "idle_timeout#1",
+        "idle_timeout: timeout must be positive, got 0s",
+    ),
+    (
+        "completion_timeout",
+        || rejected(from_vec(vec![1u32]).completion_timeout(Duration::ZERO)),
+        "completion_timeout#1",
+        "completion_timeout: timeout must be positive, got 0s",
+    ),
+    (
+        "initial_timeout",
+        || rejected(from_vec(vec![1u32]).initial_timeout(Duration::ZERO)),
+        "initial_timeout#1",
+        "initial_timeout: timeout must be positive, got 0s",
+    ),
+    (
         "tick",
         || rejected(Source::tick(Duration::ZERO, Duration::ZERO, 1u32)),
         "tick#0",

@@ -24,6 +24,7 @@ from typing import (
 
 from . import _native
 from ._aio import AsyncSubmitter
+from ._validate import seconds as _seconds
 from ._validate import size as _size
 
 T = TypeVar("T")
@@ -87,13 +88,6 @@ def _is_not_none(x: Any) -> bool:
 
 def _identity(x: Any) -> Any:
     return x
-
-
-def _pos(n: int) -> int:
-    n = int(n)
-    if n < 1:
-        raise ValueError("must be at least 1")
-    return n
 
 
 class _Folder:
@@ -601,6 +595,7 @@ class _Linear(_Blueprint):
         Completes when: upstream completes and every held element is emitted.
         Fails when: upstream fails, or (enforcing) an element comes before its token."""
         elements, burst = _size("throttle", "elements", elements), _size("throttle", "burst", burst, 0)
+        per = _seconds("throttle", "per", per)
         return self._same(self._n.via(_native.flow_throttle_mode(elements, per, burst, mode)))
 
     def buffer(self: S, size: int, strategy: str = "backpressure") -> S:
@@ -817,7 +812,7 @@ class _Linear(_Blueprint):
         Backpressures when: a group is ready and downstream backpressures.
         Completes when: upstream completes and the last group is emitted.
         Fails when: upstream fails."""
-        return self._same(self._n.via(_native.flow_grouped_within(_size("grouped_within", "n", n), within)))
+        return self._same(self._n.via(_native.flow_grouped_within(_size("grouped_within", "n", n), _seconds("grouped_within", "within", within))))
 
     def batch(self: S, max: int, seed: Callable[[Any], Any], aggregate: Callable[[Any, Any], Any]) -> S:
         """While downstream is busy, aggregates up to ``max`` elements: ``seed(first)`` then
@@ -829,7 +824,7 @@ class _Linear(_Blueprint):
         Completes when: upstream completes and the pending aggregate is emitted.
         Cancels when: downstream cancels.
         Fails when: upstream fails, or ``seed``/``aggregate`` raises."""
-        return self._same(self._n.via(_native.flow_batch_lists(_pos(max), _Folder(seed, aggregate))))
+        return self._same(self._n.via(_native.flow_batch_lists(_size("batch", "max", max), _Folder(seed, aggregate))))
 
     def conflate(self: S, aggregate: Callable[[Any, Any], Any], seed: Optional[Callable[[Any], Any]] = None) -> S:
         """While downstream is busy, combines elements with ``aggregate(acc, x)`` (from
@@ -867,7 +862,7 @@ class _Linear(_Blueprint):
         Backpressures when: ``capacity`` elements are held.
         Completes when: upstream completes and every held element is emitted.
         Fails when: upstream fails."""
-        return self._same(self._n.via(_native.flow_timed("delay", seconds, capacity)))
+        return self._same(self._n.via(_native.flow_timed("delay", _seconds("delay", "seconds", seconds, positive=False), _size("delay", "capacity", capacity, 0))))
 
     def idle_timeout(self: S, seconds: float) -> S:
         """Fails with a timeout (``StageFailed.kind == "timeout"``) when no element passes for
@@ -877,7 +872,7 @@ class _Linear(_Blueprint):
         Backpressures when: downstream backpressures.
         Completes when: upstream completes.
         Fails when: no element for ``seconds``, or upstream fails."""
-        return self._same(self._n.via(_native.flow_timed("idle_timeout", seconds)))
+        return self._same(self._n.via(_native.flow_timed("idle_timeout", _seconds("idle_timeout", "seconds", seconds))))
 
     def completion_timeout(self: S, seconds: float) -> S:
         """Fails with a timeout when the stream has not completed ``seconds`` after it started.
@@ -886,7 +881,7 @@ class _Linear(_Blueprint):
         Backpressures when: downstream backpressures.
         Completes when: upstream completes in time.
         Fails when: ``seconds`` elapsed first, or upstream fails."""
-        return self._same(self._n.via(_native.flow_timed("completion_timeout", seconds)))
+        return self._same(self._n.via(_native.flow_timed("completion_timeout", _seconds("completion_timeout", "seconds", seconds))))
 
     def initial_timeout(self: S, seconds: float) -> S:
         """Fails with a timeout when the first element has not arrived within ``seconds``.
@@ -895,7 +890,7 @@ class _Linear(_Blueprint):
         Backpressures when: downstream backpressures.
         Completes when: upstream completes.
         Fails when: no first element within ``seconds``, or upstream fails."""
-        return self._same(self._n.via(_native.flow_timed("initial_timeout", seconds)))
+        return self._same(self._n.via(_native.flow_timed("initial_timeout", _seconds("initial_timeout", "seconds", seconds))))
 
     def keep_alive(self: S, seconds: float, element: Any) -> S:
         """Injects ``element`` whenever no element passed for ``seconds`` (Akka's
@@ -905,7 +900,7 @@ class _Linear(_Blueprint):
         Backpressures when: downstream backpressures.
         Completes when: upstream completes.
         Fails when: upstream fails."""
-        return self._same(self._n.via(_native.flow_keep_alive(seconds, element)))
+        return self._same(self._n.via(_native.flow_keep_alive(_seconds("keep_alive", "seconds", seconds), element)))
 
     def initial_delay(self: S, seconds: float) -> S:
         """Holds every element back until ``seconds`` after the start, then passes them.
@@ -914,7 +909,7 @@ class _Linear(_Blueprint):
         Backpressures when: the delay has not passed or downstream backpressures.
         Completes when: upstream completes (at once when nothing is held).
         Fails when: upstream fails."""
-        return self._same(self._n.via(_native.flow_initial_delay(seconds)))
+        return self._same(self._n.via(_native.flow_initial_delay(_seconds("initial_delay", "seconds", seconds, positive=False))))
 
     def flat_map_concat(self: S, fn: Callable[[Any], Any]) -> S:
         """Turns each element into a source (``fn`` returns a weir :class:`Source` or any
@@ -1184,7 +1179,8 @@ class Source(_Linear):
         Backpressures when: never (missed ticks are skipped).
         Completes when: the ``Cancellable`` is cancelled (or downstream cancels, e.g. ``take``).
         Fails when: never."""
-        return Source(_native.source_tick(initial_delay, interval, value))
+        initial_delay = _seconds("Source.tick", "initial_delay", initial_delay, positive=False)
+        return Source(_native.source_tick(initial_delay, _seconds("Source.tick", "interval", interval), value))
 
     @staticmethod
     def queue(capacity: int, overflow: str = "backpressure") -> "Source":

@@ -264,11 +264,14 @@ class _Meta:
 class _Blueprint:
     """Common base: an immutable wrapper of a native blueprint."""
 
-    __slots__ = ("_base", "_meta")
+    __slots__ = ("_base", "_meta", "_resup")
 
     def __init__(self, native: Optional[_native.Blueprint], meta: Optional[_Meta] = None) -> None:
         self._base = native
         self._meta = meta or _Meta()
+        # For an operator built of several stages: rebuilds it with a supervision on the stage
+        # that calls the user's function (``with_supervision`` uses it instead of the last one).
+        self._resup: Optional[Callable[[Any], Any]] = None
 
     @property
     def _n(self) -> _native.Blueprint:
@@ -313,6 +316,8 @@ class _Blueprint:
         elements go to ``dead_letters`` (a callable ``f(element, error, stage)`` or a list that
         receives :class:`DeadLetter` tuples)."""
         sup = _supervision(supervision, default, dead_letters)
+        if sup is not None and self._resup is not None:
+            return self._resup(sup)
         return self if sup is None else self._same(self._n.with_supervision(sup))
 
     def to_mermaid(self) -> str:
@@ -403,6 +408,8 @@ class _Linear(_Blueprint):
         sup = _supervision(supervision, default, dead_letters)
         if sup is None:
             return self
+        if self._resup is not None:
+            return self._resup(sup)
         if self._ops:
             ops = self._ops[:-1] + (self._ops[-1].supervised(sup),)
             return type(self)(self._base, self._meta, ops, self._src)
@@ -644,17 +651,39 @@ class _Linear(_Blueprint):
         Fails when: upstream fails, or ``fn`` raises (under the ``stop`` directive)."""
         n = name or "filter_map"
         mapped = self._fuse("map", fn, n, supervision, default, dead_letters)
-        return mapped._fuse("filter", _is_not_none, n, None, "stop", None)
+        out = mapped._fuse("filter", _is_not_none, n, None, "stop", None)
+        # Supervision set afterwards belongs to the map (the filter of None never fails).
+        base = mapped._ops[:-1]
+        out._resup = lambda sup: type(self)(
+            self._base, self._meta, base + (mapped._ops[-1].supervised(sup), out._ops[-1]), self._src
+        )
+        return out
 
-    def take_while(self: S, pred: Callable[[Any], Any], *, inclusive: bool = False) -> S:
+    def take_while(
+        self: S,
+        pred: Callable[[Any], Any],
+        *,
+        inclusive: bool = False,
+        supervision: Optional[SupervisionRules] = None,
+        default: str = "stop",
+        dead_letters: Any = None,
+    ) -> S:
         """Passes elements while ``pred`` holds; the first failing one is dropped (emitted too
         with ``inclusive=True``) and upstream is cancelled. ``pred`` is not called after it.
+        Supervision (here or by ``with_supervision``) applies to the calls of ``pred``.
 
         Emits when: ``pred`` holds for the element (or it is the first failing one, inclusive).
         Backpressures when: downstream backpressures.
         Completes when: ``pred`` fails for an element, or upstream completes.
         Fails when: upstream fails, or ``pred`` raises."""
-        return self._same(self._n.via(_native.flow_take_while(pred, inclusive)))
+        up = self._n
+
+        def build(sup: Any) -> S:
+            out = self._same(up.via(_native.flow_take_while(pred, inclusive, sup)))
+            out._resup = build
+            return out
+
+        return build(_supervision(supervision, default, dead_letters))
 
     def drop_while(self: S, pred: Callable[[Any], Any]) -> S:
         """Discards elements while ``pred`` holds, then passes everything (``pred`` is not
@@ -929,7 +958,7 @@ class _Linear(_Blueprint):
         Backpressures when: downstream backpressures, or ``breadth`` substreams are running.
         Completes when: upstream completes and every substream completes.
         Fails when: upstream or a substream fails, or ``fn`` raises."""
-        return self._same(self._n.via(_native.flow_flat_map_sources(fn, max(2, int(breadth)))))
+        return self._same(self._n.via(_native.flow_flat_map_sources(fn, _size("flat_map_merge", "breadth", breadth), merge=True)))
 
     def group_by(self: S, max_substreams: int, key: Optional[Callable[[Any], Any]] = None, flow: Optional["Flow"] = None) -> Any:
         """Splits the stream into one substream per key (``key(x)``, compared with ``==``) with
@@ -942,7 +971,8 @@ class _Linear(_Blueprint):
         Completes when: upstream and every substream complete.
         Fails when: upstream or a substream fails, ``key`` raises, or a key beyond
         ``max_substreams`` appears."""
-        sub = SubFlows(self, lambda f: _native.flow_group_by(max_substreams, key, f._n), f"group_by({max_substreams})")
+        n = _size("group_by", "max_substreams", max_substreams)
+        sub = SubFlows(self, lambda f: _native.flow_group_by(n, key, f._n), f"group_by({n})")
         return sub if flow is None else sub.merge_substreams_via(flow)
 
     def split_when(self: S, pred: Callable[[Any], Any], flow: Optional["Flow"] = None) -> Any:
@@ -1037,10 +1067,18 @@ class _Linear(_Blueprint):
 
         return self.flat_map(to_rows, name="rows")
 
-    def key_by(self, key: Optional[Callable[[Any], Any]] = None) -> "Keyed[Any]":
+    def key_by(
+        self,
+        key: Optional[Callable[[Any], Any]] = None,
+        *,
+        supervision: Optional[SupervisionRules] = None,
+        default: str = "stop",
+        dead_letters: Any = None,
+    ) -> "Keyed[Any]":
         """Groups by ``key(element)`` (the element itself when ``None``); finish with
-        :meth:`Keyed.count`, :meth:`Keyed.fold` or :meth:`Keyed.reduce`."""
-        return Keyed(self, key)
+        :meth:`Keyed.count`, :meth:`Keyed.fold` or :meth:`Keyed.reduce`. ``supervision``
+        applies to the calls of ``key`` (after ``count()``, ``with_supervision`` does too)."""
+        return Keyed(self, key, _supervision(supervision, default, dead_letters))
 
     def kill_switch(self: S) -> S:
         """Inserts a kill switch; the materialized value becomes ``(previous, KillSwitch)``."""
@@ -1050,29 +1088,38 @@ class _Linear(_Blueprint):
 class Keyed(Generic[T]):
     """A stream grouped by key; aggregates run in Rust, one result per key on completion."""
 
-    __slots__ = ("_up", "_key")
+    __slots__ = ("_up", "_key", "_sup")
 
-    def __init__(self, upstream: Any, key: Optional[Callable[[Any], Any]]) -> None:
+    def __init__(self, upstream: Any, key: Optional[Callable[[Any], Any]], sup: Any = None) -> None:
         self._up = upstream
         self._key = key
+        self._sup = sup
 
     def count(self) -> Any:
-        """One ``(key, count)`` pair per key when the input completes."""
+        """One ``(key, count)`` pair per key when the input completes; ``with_supervision`` on
+        the result supervises the calls of the key function."""
         up = self._up
-        if isinstance(up, Source) and up._src is not None:
-            # Right after `from_iter` (and its fused ops): keys are computed and counted in the
-            # source's own jobs, and only distinct keys cross to the summing stage.
-            native = _native.source_from_iter_key_count(up._src[0], list(up._ops), self._key)
-            return Source(native, up._meta)
-        return up._same(up._n.via(_native.flow_key_count(self._key)))
+
+        def build(sup: Any) -> Any:
+            if isinstance(up, Source) and up._src is not None:
+                # Right after `from_iter` (and its fused ops): keys are computed and counted in
+                # the source's own jobs, and only distinct keys cross to the summing stage.
+                native = _native.source_from_iter_key_count(up._src[0], list(up._ops), self._key, sup)
+                out = Source(native, up._meta)
+            else:
+                out = up._same(up._n.via(_native.flow_key_count(self._key, sup)))
+            out._resup = build
+            return out
+
+        return build(self._sup)
 
     def fold(self, zero: Any, fn: Callable[[Any, Any], Any]) -> Any:
         """One ``(key, fold)`` pair per key when the input completes."""
-        return self._up._same(self._up._n.via(_native.flow_key_fold(self._key, zero, fn)))
+        return self._up._same(self._up._n.via(_native.flow_key_fold(self._key, zero, fn, False, self._sup)))
 
     def reduce(self, fn: Callable[[Any, Any], Any]) -> Any:
         """One ``(key, reduce)`` pair per key when the input completes."""
-        return self._up._same(self._up._n.via(_native.flow_key_fold(self._key, None, fn, True)))
+        return self._up._same(self._up._n.via(_native.flow_key_fold(self._key, None, fn, True, self._sup)))
 
 
 class Source(_Linear):

@@ -4,10 +4,11 @@ graphs, and restart wrappers (:class:`RestartSource`, :class:`RestartFlow`,
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Tuple, Union
 
 from . import _native
 from ._dsl import Flow, Sink, Source
+from ._validate import factor, seconds, size
 
 
 class MergeHub:
@@ -69,6 +70,25 @@ class PartitionHub:
         return Sink(_native.partition_hub_sink(partitioner, start_after_nr_of_consumers, buffer_size))
 
 
+def _backoff(
+    op: str,
+    min_backoff: Any,
+    max_backoff: Any,
+    random_factor: Any,
+    max_restarts: Any,
+    max_restarts_within: Any,
+) -> Tuple[float, float, float, Optional[int], Optional[float]]:
+    """The restart settings checked at construction (``ValueError`` naming ``op`` and the value)."""
+    lo = seconds(op, "min_backoff", min_backoff, positive=False)
+    hi = seconds(op, "max_backoff", max_backoff, positive=False)
+    if lo > hi:
+        raise ValueError(f"{op}: min_backoff {lo:g}s is greater than max_backoff {hi:g}s")
+    rf = factor(op, "random_factor", random_factor)
+    n = None if max_restarts is None else size(op, "max_restarts", max_restarts, 0)
+    within = None if max_restarts_within is None else seconds(op, "max_restarts_within", max_restarts_within, positive=False)
+    return lo, hi, rf, n, within
+
+
 def _factory(what: Union[Callable[[], Any], Any]) -> Callable[[], Any]:
     if callable(what) and not hasattr(what, "_n"):
         return what
@@ -104,7 +124,7 @@ class RestartSource:
         Fails when: an incarnation fails and no restart is left, or ``factory`` raises."""
         return Source(
             _native.restart_source(
-                _factory(factory), min_backoff, max_backoff, random_factor, max_restarts, max_restarts_within, False
+                _factory(factory), *_backoff("RestartSource.with_backoff", min_backoff, max_backoff, random_factor, max_restarts, max_restarts_within), False
             )
         )
 
@@ -121,7 +141,7 @@ class RestartSource:
         """Like :meth:`with_backoff`, restarting after failures only; completion completes."""
         return Source(
             _native.restart_source(
-                _factory(factory), min_backoff, max_backoff, random_factor, max_restarts, max_restarts_within, True
+                _factory(factory), *_backoff("RestartSource.on_failures_with_backoff", min_backoff, max_backoff, random_factor, max_restarts, max_restarts_within), True
             )
         )
 
@@ -149,7 +169,7 @@ class RestartFlow:
         Fails when: upstream fails, or an incarnation fails and no restart is left."""
         return Flow(
             _native.restart_flow(
-                _factory(factory), min_backoff, max_backoff, random_factor, max_restarts, max_restarts_within, False
+                _factory(factory), *_backoff("RestartFlow.with_backoff", min_backoff, max_backoff, random_factor, max_restarts, max_restarts_within), False
             )
         )
 
@@ -166,7 +186,7 @@ class RestartFlow:
         """Like :meth:`with_backoff`, restarting after failures only."""
         return Flow(
             _native.restart_flow(
-                _factory(factory), min_backoff, max_backoff, random_factor, max_restarts, max_restarts_within, True
+                _factory(factory), *_backoff("RestartFlow.on_failures_with_backoff", min_backoff, max_backoff, random_factor, max_restarts, max_restarts_within), True
             )
         )
 
@@ -193,6 +213,6 @@ class RestartSink:
         Fails when: upstream fails."""
         return Sink(
             _native.restart_sink(
-                _factory(factory), min_backoff, max_backoff, random_factor, max_restarts, max_restarts_within
+                _factory(factory), *_backoff("RestartSink.with_backoff", min_backoff, max_backoff, random_factor, max_restarts, max_restarts_within)
             )
         )

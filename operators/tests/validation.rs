@@ -359,7 +359,7 @@ const CASES: &[Case] = &[
     ),
     (
         "flat_map_merge",
-        || rejected(from_vec(vec![1u32]).flat_map_merge(0, |x| Source::single(x))),
+        || rejected(from_vec(vec![1u32]).flat_map_merge(0, Source::single)),
         "flat_map_merge#1",
         "flat_map_merge: breadth must be at least 1, got 0",
     ),

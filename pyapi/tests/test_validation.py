@@ -15,6 +15,10 @@ def _raises(exc, msg):
 S = weir.Source.range(10)
 
 
+async def _noop(x):
+    return None
+
+
 @pytest.mark.parametrize(
     "build, msg",
     [
@@ -145,6 +149,8 @@ def test_parallelism_above_the_key_groups_behind_a_hash_edge():
         (lambda: S.batch(0, lambda x: x, lambda a, x: a), "batch: max must be at least 1, got 0"),
         (lambda: S.flat_map_merge(0, weir.Source.single), "flat_map_merge: breadth must be at least 1, got 0"),
         (lambda: S.group_by(0, lambda x: x), "group_by: max_substreams must be at least 1, got 0"),
+        (lambda: S.recover_with_retries(-1, lambda e: None), "recover_with_retries: attempts must be at least 0, got -1"),
+        (lambda: weir.Sink.for_each_async(_noop, 0), "Sink.for_each_async: parallelism must be at least 1, got 0"),
         (
             lambda: weir.RestartSource.with_backoff(S, min_backoff=-1.0, max_backoff=1.0),
             "RestartSource.with_backoff: min_backoff must not be negative, got -1s",

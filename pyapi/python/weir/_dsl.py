@@ -807,7 +807,7 @@ class _Linear(_Blueprint):
         Backpressures when: downstream backpressures.
         Completes when: the current upstream completes.
         Fails when: a failure arrives with no attempt left, or ``fn`` returns ``None``."""
-        return self._same(self._n.via(_native.flow_recover_with_retries(attempts, fn)))
+        return self._same(self._n.via(_native.flow_recover_with_retries(_size("recover_with_retries", "attempts", attempts, 0), fn)))
 
     def map_async_unordered(
         self: S,
@@ -1344,7 +1344,7 @@ class Sink(_Blueprint):
         """Runs the coroutine function ``fn`` per element on the run's event loop."""
         if not inspect.iscoroutinefunction(fn):
             raise TypeError("for_each_async() takes an async def function")
-        native = _native.flow_external("for_each_async", AsyncSubmitter(fn, parallelism, False), 2)
+        native = _native.flow_external("for_each_async", AsyncSubmitter(fn, _size("Sink.for_each_async", "parallelism", parallelism), False), 2)
         return Sink(native.to(_native.sink_ignore(), "right"))
 
     @staticmethod

@@ -7,7 +7,7 @@ use std::future::Future;
 use weir_graph::{Flow, StageError};
 
 /// Applies the asynchronous `f` to every element with at most `parallelism` futures in flight
-/// (0 counts as 1) and emits the results in completion order. A failed future goes to
+/// (0 is reported as an invalid parameter when the graph is validated) and emits the results in completion order. A failed future goes to
 /// supervision: under Resume/Restart its element is dropped (to dead letters, without the element).
 ///
 /// - **emits when** any future in flight has completed and downstream has room

@@ -24,12 +24,10 @@ pub struct Concat<T> {
 }
 
 impl<T: Send + 'static> Concat<T> {
-    /// A concatenation of `n` inputs (at least 1).
+    /// A concatenation of `n` inputs (`n == 0` is reported as an invalid parameter when the graph
+    /// is validated).
     pub fn new(n: usize) -> Self {
-        Self {
-            n: n.max(1),
-            _t: PhantomData,
-        }
+        Self { n, _t: PhantomData }
     }
 }
 
@@ -37,9 +35,11 @@ impl<T: Send + 'static> Junction for Concat<T> {
     type Ports = MergePorts<T>;
 
     fn node(self) -> Node {
-        async_node("concat", self.n, vec![router_for::<T>()], |_| {
+        let mut node = async_node("concat", self.n.max(1), vec![router_for::<T>()], |_| {
             Ok((ConcatLogic::<T>(PhantomData), ()))
-        })
+        });
+        node.attrs.reject(at_least("concat: inputs", self.n, 1));
+        node
     }
 
     fn ports(p: NodePorts) -> Self::Ports {

@@ -136,6 +136,7 @@ pub(crate) fn tick<T: Clone + Send + Sync + 'static>(
         };
         Ok((logic, cancel))
     })
+    .reject(weir_graph::positive("tick: interval", interval))
 }
 
 #[cfg(test)]

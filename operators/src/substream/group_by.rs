@@ -76,7 +76,7 @@ where
                 (),
             ))
         });
-        stream.via_flow(stage)
+        stream.via_flow(stage.reject(weir_graph::at_least("group_by: max_substreams", max, 1)))
     }
 }
 

@@ -24,6 +24,7 @@ from typing import (
 
 from . import _native
 from ._aio import AsyncSubmitter
+from ._validate import seconds as _seconds
 from ._validate import size as _size
 
 T = TypeVar("T")
@@ -87,13 +88,6 @@ def _is_not_none(x: Any) -> bool:
 
 def _identity(x: Any) -> Any:
     return x
-
-
-def _pos(n: int) -> int:
-    n = int(n)
-    if n < 1:
-        raise ValueError("must be at least 1")
-    return n
 
 
 class _Folder:
@@ -270,11 +264,14 @@ class _Meta:
 class _Blueprint:
     """Common base: an immutable wrapper of a native blueprint."""
 
-    __slots__ = ("_base", "_meta")
+    __slots__ = ("_base", "_meta", "_resup")
 
     def __init__(self, native: Optional[_native.Blueprint], meta: Optional[_Meta] = None) -> None:
         self._base = native
         self._meta = meta or _Meta()
+        # For an operator built of several stages: rebuilds it with a supervision on the stage
+        # that calls the user's function (``with_supervision`` uses it instead of the last one).
+        self._resup: Optional[Callable[[Any], Any]] = None
 
     @property
     def _n(self) -> _native.Blueprint:
@@ -319,6 +316,8 @@ class _Blueprint:
         elements go to ``dead_letters`` (a callable ``f(element, error, stage)`` or a list that
         receives :class:`DeadLetter` tuples)."""
         sup = _supervision(supervision, default, dead_letters)
+        if sup is not None and self._resup is not None:
+            return self._resup(sup)
         return self if sup is None else self._same(self._n.with_supervision(sup))
 
     def to_mermaid(self) -> str:
@@ -409,6 +408,8 @@ class _Linear(_Blueprint):
         sup = _supervision(supervision, default, dead_letters)
         if sup is None:
             return self
+        if self._resup is not None:
+            return self._resup(sup)
         if self._ops:
             ops = self._ops[:-1] + (self._ops[-1].supervised(sup),)
             return type(self)(self._base, self._meta, ops, self._src)
@@ -602,6 +603,7 @@ class _Linear(_Blueprint):
         Cancels when: downstream cancels.
         Fails when: upstream fails, or (enforcing) an element comes before its token."""
         elements, burst = _size("throttle", "elements", elements), _size("throttle", "burst", burst, 0)
+        per = _seconds("throttle", "per", per)
         return self._same(self._n.via(_native.flow_throttle_mode(elements, per, burst, mode)))
 
     def buffer(self: S, size: int, strategy: str = "backpressure") -> S:
@@ -651,18 +653,40 @@ class _Linear(_Blueprint):
         Fails when: upstream fails, or ``fn`` raises (under the ``stop`` directive)."""
         n = name or "filter_map"
         mapped = self._fuse("map", fn, n, supervision, default, dead_letters)
-        return mapped._fuse("filter", _is_not_none, n, None, "stop", None)
+        out = mapped._fuse("filter", _is_not_none, n, None, "stop", None)
+        # Supervision set afterwards belongs to the map (the filter of None never fails).
+        base = mapped._ops[:-1]
+        out._resup = lambda sup: type(self)(
+            self._base, self._meta, base + (mapped._ops[-1].supervised(sup), out._ops[-1]), self._src
+        )
+        return out
 
-    def take_while(self: S, pred: Callable[[Any], Any], *, inclusive: bool = False) -> S:
+    def take_while(
+        self: S,
+        pred: Callable[[Any], Any],
+        *,
+        inclusive: bool = False,
+        supervision: Optional[SupervisionRules] = None,
+        default: str = "stop",
+        dead_letters: Any = None,
+    ) -> S:
         """Passes elements while ``pred`` holds; the first failing one is dropped (emitted too
         with ``inclusive=True``) and upstream is cancelled. ``pred`` is not called after it.
+        Supervision (here or by ``with_supervision``) applies to the calls of ``pred``.
 
         Emits when: ``pred`` holds for the element (or it is the first failing one, inclusive).
         Backpressures when: downstream backpressures.
         Completes when: ``pred`` fails for an element, or upstream completes.
         Cancels when: ``pred`` is false for an element, or downstream cancels.
         Fails when: upstream fails, or ``pred`` raises."""
-        return self._same(self._n.via(_native.flow_take_while(pred, inclusive)))
+        up = self._n
+
+        def build(sup: Any) -> S:
+            out = self._same(up.via(_native.flow_take_while(pred, inclusive, sup)))
+            out._resup = build
+            return out
+
+        return build(_supervision(supervision, default, dead_letters))
 
     def drop_while(self: S, pred: Callable[[Any], Any]) -> S:
         """Discards elements while ``pred`` holds, then passes everything (``pred`` is not
@@ -793,7 +817,7 @@ class _Linear(_Blueprint):
         Completes when: the current upstream completes.
         Cancels when: downstream cancels.
         Fails when: a failure arrives with no attempt left, or ``fn`` returns ``None``."""
-        return self._same(self._n.via(_native.flow_recover_with_retries(attempts, fn)))
+        return self._same(self._n.via(_native.flow_recover_with_retries(_size("recover_with_retries", "attempts", attempts, 0), fn)))
 
     def map_async_unordered(
         self: S,
@@ -829,7 +853,7 @@ class _Linear(_Blueprint):
         Completes when: upstream completes and the last group is emitted.
         Cancels when: downstream cancels.
         Fails when: upstream fails."""
-        return self._same(self._n.via(_native.flow_grouped_within(_size("grouped_within", "n", n), within)))
+        return self._same(self._n.via(_native.flow_grouped_within(_size("grouped_within", "n", n), _seconds("grouped_within", "within", within))))
 
     def batch(self: S, max: int, seed: Callable[[Any], Any], aggregate: Callable[[Any, Any], Any]) -> S:
         """While downstream is busy, aggregates up to ``max`` elements: ``seed(first)`` then
@@ -841,7 +865,7 @@ class _Linear(_Blueprint):
         Completes when: upstream completes and the pending aggregate is emitted.
         Cancels when: downstream cancels.
         Fails when: upstream fails, or ``seed``/``aggregate`` raises."""
-        return self._same(self._n.via(_native.flow_batch_lists(_pos(max), _Folder(seed, aggregate))))
+        return self._same(self._n.via(_native.flow_batch_lists(_size("batch", "max", max), _Folder(seed, aggregate))))
 
     def conflate(self: S, aggregate: Callable[[Any, Any], Any], seed: Optional[Callable[[Any], Any]] = None) -> S:
         """While downstream is busy, combines elements with ``aggregate(acc, x)`` (from
@@ -880,7 +904,7 @@ class _Linear(_Blueprint):
         Completes when: upstream completes and every held element is emitted.
         Cancels when: downstream cancels.
         Fails when: upstream fails."""
-        return self._same(self._n.via(_native.flow_timed("delay", seconds, capacity)))
+        return self._same(self._n.via(_native.flow_timed("delay", _seconds("delay", "seconds", seconds, positive=False), _size("delay", "capacity", capacity, 0))))
 
     def idle_timeout(self: S, seconds: float) -> S:
         """Fails with a timeout (``StageFailed.kind == "timeout"``) when no element passes for
@@ -891,7 +915,7 @@ class _Linear(_Blueprint):
         Completes when: upstream completes.
         Cancels when: downstream cancels, or the timeout fires (the stage fails).
         Fails when: no element for ``seconds``, or upstream fails."""
-        return self._same(self._n.via(_native.flow_timed("idle_timeout", seconds)))
+        return self._same(self._n.via(_native.flow_timed("idle_timeout", _seconds("idle_timeout", "seconds", seconds))))
 
     def completion_timeout(self: S, seconds: float) -> S:
         """Fails with a timeout when the stream has not completed ``seconds`` after it started.
@@ -901,7 +925,7 @@ class _Linear(_Blueprint):
         Completes when: upstream completes in time.
         Cancels when: downstream cancels, or the timeout fires (the stage fails).
         Fails when: ``seconds`` elapsed first, or upstream fails."""
-        return self._same(self._n.via(_native.flow_timed("completion_timeout", seconds)))
+        return self._same(self._n.via(_native.flow_timed("completion_timeout", _seconds("completion_timeout", "seconds", seconds))))
 
     def initial_timeout(self: S, seconds: float) -> S:
         """Fails with a timeout when the first element has not arrived within ``seconds``.
@@ -911,7 +935,7 @@ class _Linear(_Blueprint):
         Completes when: upstream completes.
         Cancels when: downstream cancels, or the timeout fires (the stage fails).
         Fails when: no first element within ``seconds``, or upstream fails."""
-        return self._same(self._n.via(_native.flow_timed("initial_timeout", seconds)))
+        return self._same(self._n.via(_native.flow_timed("initial_timeout", _seconds("initial_timeout", "seconds", seconds))))
 
     def keep_alive(self: S, seconds: float, element: Any) -> S:
         """Injects ``element`` whenever no element passed for ``seconds`` (Akka's
@@ -922,7 +946,7 @@ class _Linear(_Blueprint):
         Completes when: upstream completes.
         Cancels when: downstream cancels.
         Fails when: upstream fails."""
-        return self._same(self._n.via(_native.flow_keep_alive(seconds, element)))
+        return self._same(self._n.via(_native.flow_keep_alive(_seconds("keep_alive", "seconds", seconds), element)))
 
     def initial_delay(self: S, seconds: float) -> S:
         """Holds every element back until ``seconds`` after the start, then passes them.
@@ -932,7 +956,7 @@ class _Linear(_Blueprint):
         Completes when: upstream completes (at once when nothing is held).
         Cancels when: downstream cancels.
         Fails when: upstream fails."""
-        return self._same(self._n.via(_native.flow_initial_delay(seconds)))
+        return self._same(self._n.via(_native.flow_initial_delay(_seconds("initial_delay", "seconds", seconds, positive=False))))
 
     def flat_map_concat(self: S, fn: Callable[[Any], Any]) -> S:
         """Turns each element into a source (``fn`` returns a weir :class:`Source` or any
@@ -954,7 +978,7 @@ class _Linear(_Blueprint):
         Completes when: upstream completes and every substream completes.
         Cancels when: downstream cancels (the running substreams are cancelled too).
         Fails when: upstream or a substream fails, or ``fn`` raises."""
-        return self._same(self._n.via(_native.flow_flat_map_sources(fn, max(2, int(breadth)))))
+        return self._same(self._n.via(_native.flow_flat_map_sources(fn, _size("flat_map_merge", "breadth", breadth), merge=True)))
 
     def group_by(self: S, max_substreams: int, key: Optional[Callable[[Any], Any]] = None, flow: Optional["Flow"] = None) -> Any:
         """Splits the stream into one substream per key (``key(x)``, compared with ``==``) with
@@ -968,7 +992,8 @@ class _Linear(_Blueprint):
         Cancels when: downstream cancels (every substream is cancelled too).
         Fails when: upstream or a substream fails, ``key`` raises, or a key beyond
         ``max_substreams`` appears."""
-        sub = SubFlows(self, lambda f: _native.flow_group_by(max_substreams, key, f._n), f"group_by({max_substreams})")
+        n = _size("group_by", "max_substreams", max_substreams)
+        sub = SubFlows(self, lambda f: _native.flow_group_by(n, key, f._n), f"group_by({n})")
         return sub if flow is None else sub.merge_substreams_via(flow)
 
     def split_when(self: S, pred: Callable[[Any], Any], flow: Optional["Flow"] = None) -> Any:
@@ -1072,10 +1097,18 @@ class _Linear(_Blueprint):
 
         return self.flat_map(to_rows, name="rows")
 
-    def key_by(self, key: Optional[Callable[[Any], Any]] = None) -> "Keyed[Any]":
+    def key_by(
+        self,
+        key: Optional[Callable[[Any], Any]] = None,
+        *,
+        supervision: Optional[SupervisionRules] = None,
+        default: str = "stop",
+        dead_letters: Any = None,
+    ) -> "Keyed[Any]":
         """Groups by ``key(element)`` (the element itself when ``None``); finish with
-        :meth:`Keyed.count`, :meth:`Keyed.fold` or :meth:`Keyed.reduce`."""
-        return Keyed(self, key)
+        :meth:`Keyed.count`, :meth:`Keyed.fold` or :meth:`Keyed.reduce`. ``supervision``
+        applies to the calls of ``key`` (after ``count()``, ``with_supervision`` does too)."""
+        return Keyed(self, key, _supervision(supervision, default, dead_letters))
 
     def kill_switch(self: S) -> S:
         """Inserts a kill switch; the materialized value becomes ``(previous, KillSwitch)``."""
@@ -1085,29 +1118,38 @@ class _Linear(_Blueprint):
 class Keyed(Generic[T]):
     """A stream grouped by key; aggregates run in Rust, one result per key on completion."""
 
-    __slots__ = ("_up", "_key")
+    __slots__ = ("_up", "_key", "_sup")
 
-    def __init__(self, upstream: Any, key: Optional[Callable[[Any], Any]]) -> None:
+    def __init__(self, upstream: Any, key: Optional[Callable[[Any], Any]], sup: Any = None) -> None:
         self._up = upstream
         self._key = key
+        self._sup = sup
 
     def count(self) -> Any:
-        """One ``(key, count)`` pair per key when the input completes."""
+        """One ``(key, count)`` pair per key when the input completes; ``with_supervision`` on
+        the result supervises the calls of the key function."""
         up = self._up
-        if isinstance(up, Source) and up._src is not None:
-            # Right after `from_iter` (and its fused ops): keys are computed and counted in the
-            # source's own jobs, and only distinct keys cross to the summing stage.
-            native = _native.source_from_iter_key_count(up._src[0], list(up._ops), self._key)
-            return Source(native, up._meta)
-        return up._same(up._n.via(_native.flow_key_count(self._key)))
+
+        def build(sup: Any) -> Any:
+            if isinstance(up, Source) and up._src is not None:
+                # Right after `from_iter` (and its fused ops): keys are computed and counted in
+                # the source's own jobs, and only distinct keys cross to the summing stage.
+                native = _native.source_from_iter_key_count(up._src[0], list(up._ops), self._key, sup)
+                out = Source(native, up._meta)
+            else:
+                out = up._same(up._n.via(_native.flow_key_count(self._key, sup)))
+            out._resup = build
+            return out
+
+        return build(self._sup)
 
     def fold(self, zero: Any, fn: Callable[[Any, Any], Any]) -> Any:
         """One ``(key, fold)`` pair per key when the input completes."""
-        return self._up._same(self._up._n.via(_native.flow_key_fold(self._key, zero, fn)))
+        return self._up._same(self._up._n.via(_native.flow_key_fold(self._key, zero, fn, False, self._sup)))
 
     def reduce(self, fn: Callable[[Any, Any], Any]) -> Any:
         """One ``(key, reduce)`` pair per key when the input completes."""
-        return self._up._same(self._up._n.via(_native.flow_key_fold(self._key, None, fn, True)))
+        return self._up._same(self._up._n.via(_native.flow_key_fold(self._key, None, fn, True, self._sup)))
 
 
 class Source(_Linear):
@@ -1218,7 +1260,8 @@ class Source(_Linear):
         Completes when: the ``Cancellable`` is cancelled (or downstream cancels, e.g. ``take``).
         Cancels when: never: a source has no upstream (it stops when downstream cancels).
         Fails when: never."""
-        return Source(_native.source_tick(initial_delay, interval, value))
+        initial_delay = _seconds("Source.tick", "initial_delay", initial_delay, positive=False)
+        return Source(_native.source_tick(initial_delay, _seconds("Source.tick", "interval", interval), value))
 
     @staticmethod
     def queue(capacity: int, overflow: str = "backpressure") -> "Source":
@@ -1338,7 +1381,7 @@ class Sink(_Blueprint):
         """Runs the coroutine function ``fn`` per element on the run's event loop."""
         if not inspect.iscoroutinefunction(fn):
             raise TypeError("for_each_async() takes an async def function")
-        native = _native.flow_external("for_each_async", AsyncSubmitter(fn, parallelism, False), 2)
+        native = _native.flow_external("for_each_async", AsyncSubmitter(fn, _size("Sink.for_each_async", "parallelism", parallelism), False), 2)
         return Sink(native.to(_native.sink_ignore(), "right"))
 
     @staticmethod

@@ -4,10 +4,11 @@ graphs, and restart wrappers (:class:`RestartSource`, :class:`RestartFlow`,
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Type, TypeVar, Union
+from typing import Any, Callable, Optional, Tuple, Type, TypeVar, Union
 
 from . import _native
 from ._dsl import Flow, Sink, Source
+from ._validate import factor, seconds, size
 
 
 class MergeHub:
@@ -69,6 +70,25 @@ class PartitionHub:
         return Sink(_native.partition_hub_sink(partitioner, start_after_nr_of_consumers, buffer_size))
 
 
+def _backoff(
+    op: str,
+    min_backoff: Any,
+    max_backoff: Any,
+    random_factor: Any,
+    max_restarts: Any,
+    max_restarts_within: Any,
+) -> Tuple[float, float, float, Optional[int], Optional[float]]:
+    """The restart settings checked at construction (``ValueError`` naming ``op`` and the value)."""
+    lo = seconds(op, "min_backoff", min_backoff, positive=False)
+    hi = seconds(op, "max_backoff", max_backoff, positive=False)
+    if lo > hi:
+        raise ValueError(f"{op}: min_backoff {lo:g}s is greater than max_backoff {hi:g}s")
+    rf = factor(op, "random_factor", random_factor)
+    n = None if max_restarts is None else size(op, "max_restarts", max_restarts, 0)
+    within = None if max_restarts_within is None else seconds(op, "max_restarts_within", max_restarts_within, positive=False)
+    return lo, hi, rf, n, within
+
+
 def _factory(what: Union[Callable[[], Any], Any]) -> Callable[[], Any]:
     if callable(what) and not hasattr(what, "_n"):
         return what
@@ -91,14 +111,14 @@ def _restarter(kind: str, wrap: Type[B], only_on_failures: bool, doc: str) -> An
         max_restarts: Optional[int] = None,
         max_restarts_within: Optional[float] = None,
     ) -> B:
-        return wrap(
-            _native.restart(
-                kind, _factory(factory), min_backoff, max_backoff, random_factor, max_restarts,
-                max_restarts_within, only_on_failures,
-            )
+        settings = _backoff(
+            f"Restart{wrap.__name__}.{name}",
+            min_backoff, max_backoff, random_factor, max_restarts, max_restarts_within,
         )
+        return wrap(_native.restart(kind, _factory(factory), *settings, only_on_failures))
 
-    with_backoff.__name__ = "on_failures_with_backoff" if only_on_failures else "with_backoff"
+    name = "on_failures_with_backoff" if only_on_failures else "with_backoff"
+    with_backoff.__name__ = name
     with_backoff.__doc__ = doc
     return staticmethod(with_backoff)
 

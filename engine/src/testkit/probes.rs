@@ -347,7 +347,7 @@ impl<T: Send + Debug + 'static> SinkProbe<T> {
 /// A sink that pulls only what the test requests through a [`SinkProbe`]: its input channel is
 /// demand-driven, so upstream sends exactly the requested rows; completion and failure are seen
 /// without demand (after the elements already received). A failure is reported to the test and
-/// absorbed: the run's `wait()` returns `Ok`.
+/// fails the run as at any other sink: the run's `wait()` returns it.
 #[derive(Debug, Clone, Copy)]
 pub struct TestSink;
 
@@ -384,10 +384,10 @@ impl TestSink {
                         if held.is_empty()
                             && let Some(end) = ended.take()
                         {
-                            // Reported to the test; the probe absorbs a failure, so the run
-                            // itself completes.
-                            let _ = ev_tx.send(end.map(|()| None));
-                            return Ok(());
+                            // Reported to the test, then the run ends as at any other sink:
+                            // a failure fails it.
+                            let _ = ev_tx.send(end.clone().map(|()| None));
+                            return end;
                         }
                         let want = usize::try_from(demand).unwrap_or(usize::MAX);
                         let open = ended.is_none() && held.is_empty();

@@ -352,6 +352,14 @@ struct Unended<T> {
     armed: bool,
 }
 
+impl<T> Unended<T> {
+    /// Reports the end the probe saw itself.
+    fn end(&mut self, end: Result<(), StageError>) {
+        let _ = self.tx.send(end.map(|()| None));
+        self.armed = false;
+    }
+}
+
 impl<T> Drop for Unended<T> {
     fn drop(&mut self) {
         if self.armed
@@ -411,8 +419,7 @@ impl TestSink {
                         {
                             // Reported to the test, then the run ends as at any other sink:
                             // a failure fails it.
-                            let _ = ev_tx.tx.send(end.clone().map(|()| None));
-                            ev_tx.armed = false;
+                            ev_tx.end(end.clone());
                             return end;
                         }
                         let want = usize::try_from(demand).unwrap_or(usize::MAX);

@@ -237,7 +237,8 @@ impl ChainIsland {
             }
             match head {
                 Head::Input(i) => i.poll_terminal(cx).map(|m| Ok(Wait::Input(map_in(m)))),
-                Head::Source(_) => Poll::Pending,
+                // The next poll ends the source without emitting: it needs no demand.
+                Head::Source(s) => s.logic.poll_ended(cx).map(|()| Ok(Wait::Rows(1))),
             }
         };
         let now = {
@@ -257,11 +258,31 @@ impl ChainIsland {
         }
     }
 
+    /// The most input rows the island's stages can still use (`take(n)`: what is left, `head`:
+    /// 1), `None` when unbounded. Read once per batch, never per element.
+    fn wants(&self) -> Option<usize> {
+        let sink = match &self.tail {
+            Tail::Sink(s) => s.logic.wants(),
+            Tail::Output(_) => usize::MAX,
+        };
+        let n = self
+            .flows
+            .iter()
+            .map(|f| f.logic.wants())
+            .fold(sink, usize::min);
+        (n != usize::MAX).then_some(n.max(1))
+    }
+
     async fn next_input(&mut self) -> Result<Input, Outcome> {
         let limit = match self.demand().await? {
             Wait::Free => None,
             Wait::Rows(n) => Some(n),
             Wait::Input(i) => return Ok(i),
+        };
+        // Ask for no more than the stages can use, so a demand-driven upstream keeps the rest.
+        let limit = match (limit, self.wants()) {
+            (Some(n), Some(w)) => Some(n.min(w)),
+            (l, w) => l.or(w),
         };
         let Self {
             head, clock, probe, ..

@@ -21,6 +21,9 @@ use weir_graph::{
 struct RunSub(Arc<RunShared>);
 
 impl SubMaterializer for RunSub {
+    fn run_failure(&self) -> Option<StageError> {
+        self.0.failure.lock().ok().and_then(|f| f.clone())
+    }
     fn source(&self, module: Arc<Module>) -> Result<Box<dyn ErasedInput>, StageError> {
         let (tx, rx) = channel(
             self.0.cfg.buffer_rows_at(None),

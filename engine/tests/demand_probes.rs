@@ -37,8 +37,14 @@ async fn completion_and_failure_reach_the_probe_without_demand() {
 
     let ((src, mut sink), h) = Materializer::new().materialize(&g).unwrap();
     src.fail(weir_graph::StageError::user("nope"));
-    assert!(sink.expect_error().await.contains("nope"));
-    h.wait().await.expect("the probe sink absorbs the failure");
+    let seen = sink.expect_error().await;
+    assert!(seen.contains("nope"), "{seen}");
+    let e = h
+        .wait()
+        .await
+        .expect_err("the failure the probe saw fails the run");
+    assert_eq!((e.message(), e.stage()), ("nope", Some("test-source#0")));
+    assert_eq!(e.to_string(), seen);
 }
 
 #[tokio::test]

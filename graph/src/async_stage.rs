@@ -95,6 +95,10 @@ pub trait SubMaterializer: Send + Sync {
     ) -> Result<(Box<dyn ErasedOutput>, Box<dyn ErasedInput>), StageError> {
         self.flow(module, input)
     }
+    /// The failure that stopped the run, once one has (a stage the run dropped may report it).
+    fn run_failure(&self) -> Option<StageError> {
+        None
+    }
 }
 
 /// An event seen by a typed input.

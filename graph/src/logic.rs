@@ -177,6 +177,11 @@ pub trait SourceLogic<T>: Send + 'static {
         scx: &mut StageCx<'_>,
         out: &mut Vec<T>,
     ) -> Poll<Result<Step, StageError>>;
+    /// Ready once the next poll would end the source (complete with nothing left, or fail)
+    /// without emitting, so the end needs no demand; registers the waker otherwise.
+    fn poll_ended(&mut self, _cx: &mut Context<'_>) -> Poll<()> {
+        Poll::Pending
+    }
     /// Called once when the stage stops, whatever the reason.
     fn post_stop(&mut self) {}
 }
@@ -207,6 +212,11 @@ pub trait FlowLogic<I, O>: Send + 'static {
     fn is_done(&self) -> bool {
         false
     }
+    /// How many more input elements the stage can still use (`take(n)`: what is left of `n`);
+    /// bounds what its island asks a demand-driven upstream for. Unbounded by default.
+    fn wants(&self) -> usize {
+        usize::MAX
+    }
     /// Called once when the stage stops, whatever the reason.
     fn post_stop(&mut self) {}
 }
@@ -222,6 +232,11 @@ pub trait SinkLogic<T>: Send + 'static {
     /// The sink wants no more input (e.g. `head`): upstream is cancelled.
     fn is_done(&self) -> bool {
         false
+    }
+    /// How many more elements the sink can still use (`head`: 1); bounds what its island asks
+    /// a demand-driven upstream for. Unbounded by default.
+    fn wants(&self) -> usize {
+        usize::MAX
     }
     /// Called once when the stage stops, whatever the reason.
     fn post_stop(&mut self) {}
@@ -239,6 +254,8 @@ pub trait ErasedSource: Send {
     fn buffer(&mut self) -> &mut dyn Any;
     /// Rows currently in the buffer.
     fn buffered(&self) -> usize;
+    /// See [`SourceLogic::poll_ended`].
+    fn poll_ended(&mut self, cx: &mut Context<'_>) -> Poll<()>;
     /// See [`SourceLogic::post_stop`].
     fn post_stop(&mut self);
 }
@@ -267,6 +284,8 @@ pub trait ErasedFlow: Send {
     fn clear_input(&self, input: &mut dyn Any);
     /// See [`FlowLogic::is_done`].
     fn is_done(&self) -> bool;
+    /// See [`FlowLogic::wants`].
+    fn wants(&self) -> usize;
     /// See [`FlowLogic::post_stop`].
     fn post_stop(&mut self);
 }
@@ -285,6 +304,8 @@ pub trait ErasedSink: Send {
     fn clear_input(&self, input: &mut dyn Any);
     /// See [`SinkLogic::is_done`].
     fn is_done(&self) -> bool;
+    /// See [`SinkLogic::wants`].
+    fn wants(&self) -> usize;
     /// See [`SinkLogic::post_stop`].
     fn post_stop(&mut self);
 }
@@ -307,6 +328,9 @@ impl<T: Send + 'static, L: SourceLogic<T>> ErasedSource for SourceAdapter<T, L> 
     }
     fn buffered(&self) -> usize {
         self.buf.len()
+    }
+    fn poll_ended(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.logic.poll_ended(cx)
     }
     fn post_stop(&mut self) {
         self.logic.post_stop()
@@ -356,6 +380,9 @@ impl<I: Send + 'static, O: Send + 'static, L: FlowLogic<I, O>> ErasedFlow for Fl
     fn is_done(&self) -> bool {
         self.logic.is_done()
     }
+    fn wants(&self) -> usize {
+        self.logic.wants()
+    }
     fn post_stop(&mut self) {
         self.logic.post_stop()
     }
@@ -387,6 +414,9 @@ impl<T: Send + 'static, L: SinkLogic<T>> ErasedSink for SinkAdapter<T, L> {
     }
     fn is_done(&self) -> bool {
         self.logic.is_done()
+    }
+    fn wants(&self) -> usize {
+        self.logic.wants()
     }
     fn post_stop(&mut self) {
         self.logic.post_stop()

@@ -111,7 +111,12 @@ async fn buffer_fail_fails_on_the_101st_unrequested_element() {
     assert!(e.contains("buffer overflow: capacity 100 exceeded"), "{e}");
     assert!(e.contains("buffer#1"), "{e}");
     src.expect_cancellation().await;
-    h.wait().await.expect("the probe sink absorbs the failure");
+    let e = h
+        .wait()
+        .await
+        .expect_err("the failure the probe saw fails the run");
+    assert_eq!(e.message(), "buffer overflow: capacity 100 exceeded");
+    assert_eq!(e.stage(), Some("buffer#1"));
 }
 
 #[tokio::test]

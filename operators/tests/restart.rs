@@ -131,10 +131,12 @@ async fn restart_source_on_failures_fails_after_max_restarts() {
     clock.advance(ms(50));
     settle().await;
     assert_eq!(probe.expect_next_n(2).await, vec![1, 2]);
-    assert!(probe.expect_error().await.contains("source broke"));
+    let seen = probe.expect_error().await;
+    assert!(seen.contains("source broke"), "{seen}");
     assert_eq!(starts.load(Ordering::SeqCst), 2);
-    // The probe sink reports the failure itself; the run then ends.
-    h.wait().await.unwrap();
+    // The failure the probe sink saw is the run's outcome too.
+    let e = h.wait().await.expect_err("the run fails");
+    assert_eq!((e.message(), e.to_string()), ("source broke", seen));
 }
 
 #[tokio::test]
@@ -238,8 +240,10 @@ async fn restart_flow_on_failures_fails_after_max_restarts() {
     settle().await;
     assert_eq!(probe.expect_next().await, 4);
     src.send(3);
-    assert!(probe.expect_error().await.contains("three"));
-    h.wait().await.unwrap();
+    let seen = probe.expect_error().await;
+    assert!(seen.contains("three"), "{seen}");
+    let e = h.wait().await.expect_err("the run fails");
+    assert_eq!(e.to_string(), seen);
 }
 
 #[tokio::test]

@@ -311,11 +311,13 @@ async fn idle_timeout_fails_after_a_quiet_period() {
     assert_eq!(sink.expect_next_n(2).await, vec![1, 2]);
     assert!(sink.try_next_event().is_none());
     advance(&clock, ms(1)).await;
-    assert!(sink.expect_error().await.contains("idle_timeout"));
-    handle
+    let seen = sink.expect_error().await;
+    assert!(seen.contains("idle_timeout"), "{seen}");
+    let e = handle
         .wait()
         .await
-        .expect("the probe sink absorbs the failure");
+        .expect_err("the failure the probe saw fails the run");
+    assert_eq!(e.to_string(), seen);
 }
 
 #[tokio::test]
@@ -328,11 +330,13 @@ async fn completion_timeout_fails_a_stream_that_runs_too_long() {
     }
     assert_eq!(sink.expect_next_n(3).await, vec![7, 7, 7]);
     advance(&clock, ms(100)).await;
-    assert!(sink.expect_error().await.contains("completion_timeout"));
-    handle
+    let seen = sink.expect_error().await;
+    assert!(seen.contains("completion_timeout"), "{seen}");
+    let e = handle
         .wait()
         .await
-        .expect("the probe sink absorbs the failure");
+        .expect_err("the failure the probe saw fails the run");
+    assert_eq!(e.to_string(), seen);
 }
 
 #[tokio::test]

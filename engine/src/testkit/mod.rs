@@ -7,8 +7,8 @@
 //! - [`SinkProbe`]: `request(n)` (nothing is pulled before), `expect_next`, `expect_next_n`,
 //!   `expect_complete`, `expect_error`, `expect_no_element(d)` (on the run's clock) and
 //!   `expect_no_element_advancing(&VirtualClock, d)`, `next_event`, `try_next_event`,
-//!   `collect_all`, `cancel`. Completion and failure arrive without demand; a failure is
-//!   absorbed (the run's `wait()` returns `Ok`).
+//!   `collect_all`, `cancel`. Completion and failure arrive without demand; a failure also
+//!   fails the run (its `wait()` returns it), as at any other sink.
 //! - [`SourceProbe`]: `offer`/`offer_all` (aliases `send`/`send_all`), `complete`, `fail`,
 //!   `expect_cancellation`, `is_cancelled`, `delivered` (elements downstream actually took) and
 //!   `expect_delivered(n)`.

@@ -374,10 +374,36 @@ impl<T: Send + Debug + 'static> SinkProbe<T> {
     }
 }
 
+/// The probe sink's event sender; a probe the run drops after another sink's failure (its own
+/// failure still on the way) reports that failure as its end.
+struct Unended<T> {
+    tx: mpsc::UnboundedSender<Result<Option<T>, StageError>>,
+    sub: Arc<dyn weir_graph::SubMaterializer>,
+    armed: bool,
+}
+
+impl<T> Unended<T> {
+    /// Reports the end the probe saw itself.
+    fn end(&mut self, end: Result<(), StageError>) {
+        let _ = self.tx.send(end.map(|()| None));
+        self.armed = false;
+    }
+}
+
+impl<T> Drop for Unended<T> {
+    fn drop(&mut self) {
+        if self.armed
+            && let Some(e) = self.sub.run_failure()
+        {
+            let _ = self.tx.send(Err(e));
+        }
+    }
+}
+
 /// A sink that pulls only what the test requests through a [`SinkProbe`]: its input channel is
 /// demand-driven, so upstream sends exactly the requested rows; completion and failure are seen
 /// without demand (after the elements already received). A failure is reported to the test and
-/// absorbed: the run's `wait()` returns `Ok`.
+/// fails the run as at any other sink: the run's `wait()` returns it.
 #[derive(Debug, Clone, Copy)]
 pub struct TestSink;
 
@@ -396,6 +422,13 @@ impl TestSink {
                 terminal_seen: 0,
             };
             let logic = AsyncFn(move |mut io: weir_graph::AsyncIo| {
+                // Made before the first poll: a run that fails elsewhere may drop the stage
+                // before it ever ran.
+                let mut ev_tx = Unended {
+                    tx: ev_tx,
+                    sub: Arc::clone(&io.sub),
+                    armed: true,
+                };
                 async move {
                     if let Ok(mut c) = clock_slot.lock() {
                         *c = Some(Arc::clone(&io.clock));
@@ -409,15 +442,15 @@ impl TestSink {
                         while demand > 0 {
                             let Some(x) = held.pop_front() else { break };
                             demand -= 1;
-                            let _ = ev_tx.send(Ok(Some(x)));
+                            let _ = ev_tx.tx.send(Ok(Some(x)));
                         }
                         if held.is_empty()
                             && let Some(end) = ended.take()
                         {
-                            // Reported to the test; the probe absorbs a failure, so the run
-                            // itself completes.
-                            let _ = ev_tx.send(end.map(|()| None));
-                            return Ok(());
+                            // Reported to the test, then the run ends as at any other sink:
+                            // a failure fails it.
+                            ev_tx.end(end.clone());
+                            return end;
                         }
                         let want = usize::try_from(demand).unwrap_or(usize::MAX);
                         let open = ended.is_none() && held.is_empty();

@@ -60,16 +60,17 @@ where
     F: Fn() -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Source<T, M>, StageError>> + Send + 'static,
 {
-    Source::from_async("lazy_source", move |_| {
+    let src: Source<T, SinkFuture<M>> = Source::from_async("lazy_source", move |_| {
         let (p, fut) = promise::<M>();
         let p: Shared<M> = Arc::new(Mutex::new(p));
-        // Futures do nothing until polled: the inner source is built when the stage starts.
+        // Futures do nothing until polled: the inner source is built on the first demand.
         let make = f();
         let logic = AsyncFn(move |mut io: AsyncIo| {
             async move {
                 let mut out = io.output::<T>(0)?;
                 let path = io.info.path.clone();
-                if out.is_closed() {
+                // The output is demand-driven: the consumer's first pull is the first demand.
+                if out.demand().await.is_err() {
                     settle(
                         &p,
                         Err(StageError::cancelled(
@@ -104,7 +105,8 @@ where
             .boxed()
         });
         Ok((logic, fut))
-    })
+    });
+    Source::from_module(weir_graph::on_demand_outputs(src.module()))
 }
 
 struct EndLogic;

@@ -60,8 +60,9 @@ pub trait LifecycleSources<T: Send + 'static>: Sized {
     /// Fails when: never.
     fn never() -> Source<T>;
 
-    /// The source `f()` builds when the stage starts (unless downstream cancelled first),
-    /// materialized inside the run; materializes a future of its materialized value.
+    /// The source `f()` builds on the first downstream demand (its output is demand-driven, so
+    /// that is the consumer's first pull; never when downstream cancels first), materialized
+    /// inside the run; materializes a future of its materialized value.
     /// Emits when: the inner source emits.
     /// Backpressures when: downstream backpressures.
     /// Completes when: the inner source completes.
@@ -74,7 +75,7 @@ pub trait LifecycleSources<T: Send + 'static>: Sized {
 
     /// [`LifecycleSources::lazy`] with a fallible, asynchronous factory: `f` is called when the
     /// stage is materialized (so it may capture context of the materializing thread) and the
-    /// future it returns runs when the stage starts.
+    /// future it returns runs on the first downstream demand.
     /// Emits when: the inner source emits.
     /// Backpressures when: downstream backpressures.
     /// Completes when: the inner source completes.

@@ -144,7 +144,8 @@ pub trait SimpleOps: Via {
     }
     /// Passes the first `n` elements, then cancels upstream.
     /// Emits when: fewer than `n` elements were emitted.
-    /// Backpressures when: downstream backpressures.
+    /// Backpressures when: downstream backpressures (a demand-driven upstream is asked for
+    /// no more than the elements still missing).
     /// Completes when: `n` elements were emitted or upstream completes.
     /// Cancels when: `n` elements were emitted, or downstream cancels.
     /// Fails when: upstream fails before `n` elements.

@@ -27,6 +27,10 @@ impl<T: Send + 'static> FlowLogic<T, T> for TakeLogic {
     fn is_done(&self) -> bool {
         self.left == 0
     }
+
+    fn wants(&self) -> usize {
+        self.left
+    }
 }
 
 /// Flow form of [`SimpleOps::take`](super::SimpleOps::take).

@@ -15,6 +15,8 @@ struct AccLogic<S, B, F, Out> {
     batch: B,
     finish: F,
     done: fn(&S) -> bool,
+    /// Uses at most one element (`head`): its island asks upstream for one.
+    one: bool,
     promise: Promise<Out>,
 }
 
@@ -47,6 +49,13 @@ where
     fn is_done(&self) -> bool {
         self.state.is_none()
     }
+    fn wants(&self) -> usize {
+        match (&self.state, self.one) {
+            (None, _) => 0,
+            (Some(_), true) => 1,
+            (Some(_), false) => usize::MAX,
+        }
+    }
 }
 
 impl<S, B, F: FnMut(S) -> Result<Out, StageError>, Out> AccLogic<S, B, F, Out> {
@@ -76,6 +85,25 @@ where
     F: FnMut(S) -> Result<Out, StageError> + Clone + Send + Sync + 'static,
     Out: Send + 'static,
 {
+    acc_sink_of(name, init, batch, finish, done, false)
+}
+
+/// [`acc_sink`]; `one`: the sink uses at most one element, so it asks upstream for one.
+fn acc_sink_of<T, S, B, F, Out>(
+    name: &str,
+    init: impl Fn() -> S + Send + Sync + 'static,
+    batch: B,
+    finish: F,
+    done: fn(&S) -> bool,
+    one: bool,
+) -> Sink<T, SinkFuture<Out>>
+where
+    T: Send + 'static,
+    S: Send + 'static,
+    B: FnMut(&mut S, &mut Vec<T>) + Clone + Send + Sync + 'static,
+    F: FnMut(S) -> Result<Out, StageError> + Clone + Send + Sync + 'static,
+    Out: Send + 'static,
+{
     Sink::from_logic(name, move |_| {
         let (promise, future) = promise();
         let logic = AccLogic {
@@ -83,6 +111,7 @@ where
             batch: batch.clone(),
             finish: finish.clone(),
             done,
+            one,
             promise,
         };
         Ok((logic, future))
@@ -208,11 +237,11 @@ fn required<T>(s: Option<T>) -> Result<T, StageError> {
 }
 
 pub(crate) fn head<T: Send + 'static>() -> Sink<T, SinkFuture<T>> {
-    acc_sink("head", || None, first, required, Option::is_some)
+    acc_sink_of("head", || None, first, required, Option::is_some, true)
 }
 
 pub(crate) fn head_option<T: Send + 'static>() -> Sink<T, SinkFuture<Option<T>>> {
-    acc_sink("head_option", || None, first, Ok, Option::is_some)
+    acc_sink_of("head_option", || None, first, Ok, Option::is_some, true)
 }
 
 pub(crate) fn last<T: Send + 'static>() -> Sink<T, SinkFuture<T>> {

@@ -60,14 +60,14 @@ pub trait SinkCtors<T: Send + 'static>: Sized {
     fn ignore() -> Sink<T, SinkFuture<()>>;
 
     /// The first element; upstream is cancelled once it arrived.
-    /// Consumes when: until the first element.
+    /// Consumes when: until the first element (it asks a demand-driven upstream for one).
     /// Completes when: the first element arrives.
     /// Cancels when: after the first element.
     /// Fails when: upstream fails first, or completes empty ([`EmptyStream`]).
     fn head() -> Sink<T, SinkFuture<T>>;
 
     /// The first element, or `None` for an empty stream; upstream is cancelled after it.
-    /// Consumes when: until the first element.
+    /// Consumes when: until the first element (it asks a demand-driven upstream for one).
     /// Completes when: the first element arrives or upstream completes.
     /// Cancels when: after the first element.
     /// Fails when: upstream fails first.

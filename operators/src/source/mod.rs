@@ -142,7 +142,8 @@ pub trait SourceCtors<T: Send + 'static>: Sized {
     /// before any request delivers exactly `[4, 5]`).
     /// Emits when: an element is buffered and downstream has demand.
     /// Backpressures when: never itself; `offer` waits on a full buffer under `Backpressure`.
-    /// Completes when: `complete` is called (or every handle dropped) and the buffer is drained.
+    /// Completes when: `complete` is called (or every handle dropped) and the buffer is drained
+    /// (at once when it is empty, without waiting for demand).
     /// Cancels when: never: a source has no upstream (it stops when downstream cancels).
     /// Fails when: `fail` is called, or the buffer overflows under `OverflowStrategy::Fail`.
     fn queue(capacity: usize, strategy: OverflowStrategy) -> Source<T, SourceQueue<T>>;

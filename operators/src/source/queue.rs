@@ -202,13 +202,27 @@ impl<T: Send + 'static> SourceLogic<T> for QueueLogic<T> {
         Poll::Pending
     }
 
+    /// Completion with nothing buffered, and failure, need no demand.
+    fn poll_ended(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut st = self.0.lock();
+        match &st.end {
+            Some(Err(_)) => Poll::Ready(()),
+            Some(Ok(())) if st.buf.is_empty() => Poll::Ready(()),
+            _ => {
+                st.consumer = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+
     fn post_stop(&mut self) {
         self.stop();
     }
 }
 
 /// The queue's output is demand-driven: elements leave the buffer only when the consumer asks
-/// for them, so `capacity` bounds everything the consumer has not requested.
+/// for them, so `capacity` bounds everything the consumer has not requested. Completing an
+/// empty queue, or failing it, ends the stream at once, with or without demand.
 pub(crate) fn queue<T: Send + 'static>(
     capacity: usize,
     strategy: OverflowStrategy,

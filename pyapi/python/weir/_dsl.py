@@ -1238,8 +1238,8 @@ class Source(_Linear):
 
     @staticmethod
     def lazy(factory: Callable[[], "Source"]) -> "Source":
-        """The source ``factory()`` returns, called when the stage starts (once per run, never
-        if downstream cancelled first); materializes a :class:`weir.Completion` of the inner
+        """The source ``factory()`` returns, called on the first downstream demand (once per
+        run, never if downstream cancels before asking); materializes a :class:`weir.Completion` of the inner
         source's materialized value.
 
         Emits when: the inner source emits.

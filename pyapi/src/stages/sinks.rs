@@ -157,7 +157,17 @@ impl SinkStage {
         let mut queue: VecDeque<JobRx<()>> = VecDeque::new();
         let mut upstream_done = false;
         let mut upstream_error = None;
-        while let Some(step) = next_step(&mut input, &mut queue, upstream_done).await {
+        // `head` uses one element: it asks a demand-driven upstream for exactly one.
+        let one = matches!(&*kind, SinkKind::Head(_));
+        loop {
+            let step = if one && !upstream_done {
+                Step2::Input(input.recv_up_to(1).await)
+            } else {
+                match next_step(&mut input, &mut queue, upstream_done).await {
+                    Some(step) => step,
+                    None => break,
+                }
+            };
             match step {
                 Step2::Input(Event::Batch(b)) => match &*kind {
                     SinkKind::Fold(..) | SinkKind::ForEach(_) => {

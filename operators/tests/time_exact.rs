@@ -589,3 +589,22 @@ async fn initial_delay_emits_the_held_batch_before_an_upstream_failure() {
     );
     r.fails(ErrorKind::User).await;
 }
+
+#[tokio::test]
+async fn tick_demand_between_grid_points_gets_the_next_tick() {
+    let (sink, clock, handle) = ticks(1);
+    sink.request(2);
+    clock.run_for(ms(5)).await;
+    assert_eq!(timeline(&sink), vec![(0, N(7)), (1, N(7))]);
+    // 2 to 5 found no demand; asked at 5.5 ms, the next tick is the one of 6 ms.
+    clock.run_for(Duration::from_micros(500)).await;
+    sink.request(2);
+    clock.run_for(ms(3)).await;
+    assert_eq!(timeline(&sink), vec![(6, N(7)), (7, N(7))]);
+    sink.cancel();
+    clock.settle().await;
+    handle
+        .wait()
+        .await
+        .expect("cancelled by the sink: the run completes");
+}

@@ -323,6 +323,27 @@ def test_tick_keeps_its_rate_for_a_ready_consumer():
         run.result()
 
 
+def test_tick_drops_the_ticks_that_found_no_demand():
+    clock = VirtualClock()
+    run = clock.start(weir.Source.tick(0, 0.001, "t").to(probe_sink(), keep="right"))
+    sink = run.materialized
+    clock.advance(0.005)
+    assert timeline(sink) == []
+    # The ticks of 0 to 4 ms found no demand and were dropped (none queued in front of the
+    # sink); the tick of 5 ms goes out at once, then one per ms, exactly as requested.
+    sink.request(3)
+    clock.advance(0.005)
+    assert timeline(sink) == [(5.0, "next", "t"), (6.0, "next", "t"), (7.0, "next", "t")]
+    clock.advance(0.0105)
+    sink.request(2)
+    clock.advance(0.003)
+    assert timeline(sink) == [(21.0, "next", "t"), (22.0, "next", "t")]
+    run.cancel()
+    assert run.done()
+    with pytest.raises(weir.RunCancelled):
+        run.result()
+
+
 def test_time_moves_only_when_the_test_moves_it():
     clock, run, src, sink = rig(lambda s: s.delay(10.0))
     sink.request(1)

@@ -41,7 +41,8 @@ impl Cancellable {
 /// Emits the ticks on the grid `initial_delay + k * interval`. A tick is dropped only when the
 /// consumer had no demand at its time (as Akka's `tick`): while the source waits for its timer it
 /// is being asked for an element, so every grid point that passed meanwhile (a timer that woke
-/// late) is emitted; grid points that passed while the chain was busy downstream are skipped.
+/// late) is emitted; grid points that passed while the consumer had no demand are dropped, and
+/// demand arriving between grid points gets the next one.
 struct TickLogic<T> {
     value: T,
     initial_delay: Duration,
@@ -95,6 +96,15 @@ impl<T: Clone + Send + 'static> SourceLogic<T> for TickLogic<T> {
         }
         self.sleep = None;
         let now = scx.now().max(deadline);
+        if !self.parked && now > deadline && !self.interval.is_zero() {
+            let off_grid = (now - deadline).as_nanos() % self.interval.as_nanos() != 0;
+            if off_grid {
+                // Nobody asked while the grid points since `deadline` passed: they are dropped,
+                // and the next tick is the next grid point (Akka's rule).
+                self.next = Some(self.after(deadline, now));
+                return self.poll_next(cx, scx, out);
+            }
+        }
         let next = self.after(deadline, now);
         let due = if self.parked && !self.interval.is_zero() {
             let passed = (now - deadline).as_nanos() / self.interval.as_nanos();

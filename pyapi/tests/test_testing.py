@@ -289,6 +289,44 @@ def test_keep_alive_injects_after_each_quiet_period():
     run.result()
 
 
+def test_grouped_within_keeps_filling_a_due_group_until_downstream_demands():
+    clock, run, src, sink = rig(lambda s: s.grouped_within(3, 0.1))
+    clock.advance_to(0.01)
+    src.offer(1)
+    # 100 ms: the timer fires without demand; the group stays open and takes 2.
+    clock.advance_to(0.15)
+    src.offer(2)
+    sink.expect_no_element(0.05)
+    sink.request(1)
+    sink.expect_next([1, 2], at=0.2)
+    # Restarted at 200 ms; full at 350 ms without demand, it waits and takes nothing more.
+    clock.advance_to(0.35)
+    src.offer_all([3, 4, 5, 6])
+    sink.expect_no_element(0.05)
+    sink.request(10)
+    sink.expect_next([3, 4, 5], at=0.4)
+    clock.advance_to(0.6)
+    assert timeline(sink) == [(500, "next", [6])]
+    src.complete()
+    sink.expect_complete(at=0.6)
+    run.result()
+
+
+def test_initial_delay_emits_the_held_elements_before_an_upstream_failure():
+    clock, run, src, sink = rig(lambda s: s.initial_delay(0.5))
+    sink.request(100)
+    src.offer_all([1, 2])
+    clock.advance_to(0.1)
+    src.fail(ValueError("boom"))
+    sink.expect_no_element(0.399)
+    clock.advance_to(0.6)
+    got = timeline(sink)
+    assert got[:2] == [(500, "next", 1), (500, "next", 2)]
+    assert [(t, kind) for t, kind, _ in got[2:]] == [(500, "error")]
+    with pytest.raises(weir.StageFailed):
+        run.result()
+
+
 def test_initial_delay_holds_the_stream_back():
     clock, run, src, sink = rig(lambda s: s.initial_delay(0.5))
     sink.request(100)

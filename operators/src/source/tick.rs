@@ -97,7 +97,9 @@ impl<T: Clone + Send + 'static> SourceLogic<T> for TickLogic<T> {
         self.sleep = None;
         let now = scx.now().max(deadline);
         if !self.parked && now > deadline && !self.interval.is_zero() {
-            let off_grid = (now - deadline).as_nanos() % self.interval.as_nanos() != 0;
+            let off_grid = !(now - deadline)
+                .as_nanos()
+                .is_multiple_of(self.interval.as_nanos());
             if off_grid {
                 // Nobody asked while the grid points since `deadline` passed: they are dropped,
                 // and the next tick is the next grid point (Akka's rule).

@@ -2,17 +2,30 @@
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: weir demo [--lines N] [--parallelism P]\n\n\
-  demo   run the embedded demo job (word count over a generated corpus) and print its metrics";
+/// The `weir` command line.
+#[derive(clap::Parser)]
+#[command(name = "weir", about = "weir: a stream-centric dataflow engine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
 
-fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> Result<T, String> {
-    match args.iter().position(|a| a == name) {
-        None => Ok(default),
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("{name} needs a number")),
-    }
+/// Subcommands (running `weir` alone runs the demo).
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Run the embedded demo job (word count over a generated corpus) and print its metrics.
+    Demo(DemoArgs),
+}
+
+/// Flags of `weir demo`.
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// Lines of generated text.
+    #[arg(long, default_value_t = 100_000)]
+    lines: usize,
+    /// Subtasks of the split and count stages.
+    #[arg(long, default_value_t = 2)]
+    parallelism: usize,
 }
 
 fn main() -> ExitCode {
@@ -20,27 +33,16 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("demo") | None => {}
-        Some("-h" | "--help" | "help") => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Some(other) => {
-            eprintln!("unknown command '{other}'\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    }
-    let (lines, par) = match (
-        arg(&args, "--lines", 100_000usize),
-        arg(&args, "--parallelism", 2usize),
-    ) {
-        (Ok(l), Ok(p)) => (l, p),
-        (Err(e), _) | (_, Err(e)) => {
-            eprintln!("{e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let cli = <Cli as clap::Parser>::parse();
+    let DemoArgs {
+        lines,
+        parallelism: par,
+    } = match cli.command {
+        Some(Command::Demo(a)) => a,
+        None => DemoArgs {
+            lines: 100_000,
+            parallelism: 2,
+        },
     };
     let rt = match weir::engine::Runtime::new() {
         Ok(rt) => rt,

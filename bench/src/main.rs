@@ -11,56 +11,50 @@ use std::hint::black_box;
 use std::time::Instant;
 use weir::prelude::*;
 
+/// Command line of `weir-bench` (its flags are part of the product: keep them stable).
+#[derive(clap::Parser)]
+#[command(
+    name = "weir-bench",
+    about = "weir benchmark workloads printing JSON lines"
+)]
 struct Args {
-    workload: String,
+    /// Which workload to run.
+    #[arg(value_enum, default_value_t = Workload::All)]
+    workload: Workload,
+    /// Elements (w1), words (w2) or the latency rate per second; accepts `2e8`.
+    #[arg(long, value_parser = parse_count)]
     n: Option<u64>,
+    /// Parallelism of the w2 variants, comma-separated.
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(usize))]
     parallelism: Vec<usize>,
+    /// Rows per batch (default: the engine's).
+    #[arg(long)]
     batch: Option<usize>,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let mut a = Args {
-        workload: "all".into(),
-        n: None,
-        parallelism: vec![],
-        batch: None,
-    };
-    let mut i = 0;
-    while i < argv.len() {
-        let v = |i: usize| {
-            argv.get(i + 1)
-                .cloned()
-                .ok_or(format!("{} needs a value", argv[i]))
-        };
-        match argv[i].as_str() {
-            "--n" => a.n = Some(v(i)?.parse::<f64>().map_err(|e| e.to_string())? as u64),
-            "--parallelism" => {
-                a.parallelism = v(i)?
-                    .split(',')
-                    .map(|p| {
-                        p.parse()
-                            .map_err(|e: std::num::ParseIntError| e.to_string())
-                    })
-                    .collect::<Result<_, _>>()?
-            }
-            "--batch" => {
-                a.batch = Some(
-                    v(i)?
-                        .parse()
-                        .map_err(|e: std::num::ParseIntError| e.to_string())?,
-                )
-            }
-            w if !w.starts_with("--") => {
-                a.workload = w.to_owned();
-                i += 1;
-                continue;
-            }
-            other => return Err(format!("unknown option {other}")),
-        }
-        i += 2;
+/// The workloads.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Workload {
+    /// map/filter/sum over a range (fused and through a boundary).
+    W1,
+    /// Word count over a Zipf corpus.
+    W2,
+    /// Compose and materialize a 10,000-stage chain.
+    Chain,
+    /// End-to-end latency at a steady rate.
+    Latency,
+    /// Every workload.
+    All,
+}
+
+/// A count written as an integer or in scientific notation (`2e8`).
+fn parse_count(s: &str) -> Result<u64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{s:?}: {e}"))?;
+    if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= u64::MAX as f64 {
+        Ok(v as u64)
+    } else {
+        Err(format!("{s:?} is not a whole, non-negative count"))
     }
-    Ok(a)
 }
 
 /// Resets the kernel's peak-RSS counter so each variant reports its own peak.
@@ -326,15 +320,7 @@ fn latency(rt: &weir::engine::Runtime, rate: u64, seconds: u64) {
 }
 
 fn main() {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!(
-                "{e}\nusage: weir-bench <w1|w2|chain|latency|all> [--n N] [--parallelism P[,P..]] [--batch ROWS]"
-            );
-            std::process::exit(2);
-        }
-    };
+    let args = <Args as clap::Parser>::parse();
     let rt = match weir::engine::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -342,11 +328,11 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let w = args.workload.as_str();
-    if matches!(w, "w1" | "all") {
+    let w = args.workload;
+    if matches!(w, Workload::W1 | Workload::All) {
         w1(&rt, args.n.unwrap_or(200_000_000), args.batch);
     }
-    if matches!(w, "w2" | "all") {
+    if matches!(w, Workload::W2 | Workload::All) {
         let pars = if args.parallelism.is_empty() {
             vec![1, 2]
         } else {
@@ -354,10 +340,10 @@ fn main() {
         };
         w2(&rt, args.n.unwrap_or(5_000_000), &pars, args.batch);
     }
-    if matches!(w, "chain" | "all") {
+    if matches!(w, Workload::Chain | Workload::All) {
         chain(&rt, 10_000);
     }
-    if matches!(w, "latency" | "all") {
+    if matches!(w, Workload::Latency | Workload::All) {
         latency(&rt, args.n.unwrap_or(100_000), 2);
     }
 }

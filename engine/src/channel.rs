@@ -24,6 +24,8 @@ struct State {
     bytes: usize,
     rx_waker: Option<Waker>,
     tx_waker: Option<Waker>,
+    /// The producer waiting for the consumer to go (woken only by that, never per batch).
+    closed_waker: Option<Waker>,
     rx_dropped: bool,
     terminated: bool,
     /// Demand-driven channels: rows the consumer asked for and has not been sent yet.
@@ -91,6 +93,7 @@ fn make(cap_rows: usize, cap_bytes: usize, on_demand: bool) -> (Sender, Receiver
             bytes: 0,
             rx_waker: None,
             tx_waker: None,
+            closed_waker: None,
             rx_dropped: false,
             terminated: false,
             demand: 0,
@@ -219,7 +222,7 @@ impl Sender {
         if s.rx_dropped {
             Poll::Ready(())
         } else {
-            set_waker(&mut s.tx_waker, cx);
+            set_waker(&mut s.closed_waker, cx);
             Poll::Pending
         }
     }
@@ -320,9 +323,10 @@ impl Drop for Receiver {
             s.rows = 0;
             s.bytes = 0;
             self.shared.depth.store(0, Ordering::Relaxed);
-            s.tx_waker.take()
+            (s.tx_waker.take(), s.closed_waker.take())
         };
-        wake(w);
+        wake(w.0);
+        wake(w.1);
     }
 }
 

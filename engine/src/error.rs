@@ -15,4 +15,7 @@ pub enum EngineError {
     /// No tokio runtime is available to run on.
     #[error("no tokio runtime: call from inside a runtime or use weir_engine::Runtime")]
     NoRuntime,
+    /// A materializer setting is out of range (`with_batch_size(0)`, `with_buffer_rows(0)`).
+    #[error("invalid materializer setting: {0}")]
+    InvalidSetting(String),
 }

@@ -32,6 +32,8 @@ pub struct Materializer {
     buffer_rows: Option<usize>,
     handle: Option<tokio::runtime::Handle>,
     grace: Duration,
+    /// The first out-of-range setting, reported by `materialize`.
+    invalid: Option<String>,
 }
 
 impl std::fmt::Debug for Materializer {
@@ -59,6 +61,7 @@ impl Materializer {
             buffer_rows: None,
             handle: None,
             grace: DEFAULT_CANCEL_GRACE,
+            invalid: None,
         }
     }
     /// Uses `clock` for every stage (e.g. a [`crate::VirtualClock`] in tests).
@@ -66,16 +69,25 @@ impl Materializer {
         self.clock = Some(clock);
         self
     }
-    /// Sets the default rows per batch.
+    /// Sets the default rows per batch (0 makes `materialize` fail with
+    /// [`EngineError::InvalidSetting`]).
     pub fn with_batch_size(mut self, rows: usize) -> Self {
+        self.reject(weir_graph::at_least("batch_size", rows, 1));
         self.batch_size = rows.max(1);
         self
     }
     /// Sets the default channel capacity in rows (otherwise eight batches of the larger batch
-    /// size of the channel's two stages).
+    /// size of the channel's two stages; 0 makes `materialize` fail with
+    /// [`EngineError::InvalidSetting`]).
     pub fn with_buffer_rows(mut self, rows: usize) -> Self {
+        self.reject(weir_graph::at_least("buffer_rows", rows, 1));
         self.buffer_rows = Some(rows.max(1));
         self
+    }
+    fn reject(&mut self, reason: Option<String>) {
+        if self.invalid.is_none() {
+            self.invalid = reason;
+        }
     }
     /// How long a cancelled (or failed) run waits for its stages to stop before `wait()` gives
     /// up on the ones stuck in a blocking call and returns a timeout error naming them
@@ -95,6 +107,9 @@ impl Materializer {
         &self,
         graph: &RunnableGraph<M>,
     ) -> Result<PhysicalPlan, EngineError> {
+        if let Some(reason) = &self.invalid {
+            return Err(EngineError::InvalidSetting(reason.clone()));
+        }
         Ok(plan(Arc::clone(graph.module()), self.plan_config())?)
     }
 
@@ -110,6 +125,9 @@ impl Materializer {
         &self,
         graph: &RunnableGraph<M>,
     ) -> Result<(M, RunHandle), EngineError> {
+        if let Some(reason) = &self.invalid {
+            return Err(EngineError::InvalidSetting(reason.clone()));
+        }
         let handle = match &self.handle {
             Some(h) => h.clone(),
             None => tokio::runtime::Handle::try_current().map_err(|_| EngineError::NoRuntime)?,

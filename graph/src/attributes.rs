@@ -158,3 +158,11 @@ impl Attributes {
 pub fn at_least(what: &str, value: usize, min: usize) -> Option<String> {
     (value < min).then(|| format!("{what} must be at least {min}, got {value}"))
 }
+
+/// `Some("{what} must be positive, got 0s")` when `value` is zero: the reason a constructor
+/// records for a period or window that must be longer than nothing.
+pub fn positive(what: &str, value: std::time::Duration) -> Option<String> {
+    value
+        .is_zero()
+        .then(|| format!("{what} must be positive, got {}s", value.as_secs_f64()))
+}

@@ -28,7 +28,9 @@ pub use async_stage::{
     AsyncFn, AsyncIo, AsyncLogic, Cancelled, ErasedInput, ErasedOutput, Event, InMsg, Input,
     NoCounts, Output, StageCounts, SubMaterializer, on_demand_input, on_demand_outputs,
 };
-pub use attributes::{Attributes, DeadLetter, DeadLetterSink, Directive, Supervision, at_least};
+pub use attributes::{
+    Attributes, DeadLetter, DeadLetterSink, Directive, Supervision, at_least, positive,
+};
 pub use batch::{AnyBatch, BoxBatch, Weighed, downcast_vec};
 pub use builder::{GraphBuilder, Inlet, Junction, MatKey, MatValues, NodePorts, Outlet};
 pub use clock::Clock;

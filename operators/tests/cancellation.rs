@@ -5,14 +5,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use weir_engine::prelude::*;
-use weir_graph::{GraphBuilder, Keep, Sink, Source};
+use weir_graph::{GraphBuilder, Keep, Sink, SinkFuture, Source};
 use weir_operators::fan::Broadcast;
 use weir_operators::prelude::*;
-use weir_operators::source::{OverflowStrategy, QueueOfferResult};
+use weir_operators::source::{OverflowStrategy, QueueOfferResult, SourceQueue};
 
 /// Generous real-time bound: the runs below end within milliseconds.
 const BOUND: Duration = Duration::from_secs(5);
 const HOUR: Duration = Duration::from_secs(3600);
+
+/// The queue reports `closed` and refuses `x`.
+async fn assert_closed<T: Send + 'static>(q: &SourceQueue<T>, x: T) {
+    assert!(q.is_closed());
+    assert_eq!(q.offer(x).await.unwrap(), QueueOfferResult::QueueClosed);
+}
 
 async fn ends<F: std::future::Future>(what: &str, f: F) -> F::Output {
     let t = Instant::now();
@@ -31,8 +37,7 @@ async fn take_zero_cancels_a_parked_queue() {
     let ((q, out), h) = g.start().unwrap();
     assert_eq!(ends("take(0) fused", out).await.unwrap(), Vec::<u32>::new());
     ends("take(0) fused wait", h.wait()).await.unwrap();
-    assert!(q.is_closed());
-    assert_eq!(q.offer(1).await.unwrap(), QueueOfferResult::QueueClosed);
+    assert_closed(&q, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -47,8 +52,7 @@ async fn take_zero_behind_a_boundary_cancels_a_parked_queue() {
         Vec::<u32>::new()
     );
     ends("take(0) boundary wait", h.wait()).await.unwrap();
-    assert!(q.is_closed());
-    assert_eq!(q.offer(1).await.unwrap(), QueueOfferResult::QueueClosed);
+    assert_closed(&q, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,8 +67,7 @@ async fn take_n_after_n_elements_cancels_a_parked_queue() {
         assert_eq!(q.offer(2).await.unwrap(), QueueOfferResult::Enqueued);
         assert_eq!(ends("take(2)", out).await.unwrap(), vec![1, 2]);
         ends("take(2) wait", h.wait()).await.unwrap();
-        assert!(q.is_closed());
-        assert_eq!(q.offer(3).await.unwrap(), QueueOfferResult::QueueClosed);
+        assert_closed(&q, 3).await;
     }
 }
 
@@ -93,8 +96,7 @@ async fn zip_after_one_input_completed_cancels_the_other() {
     assert_eq!(q.offer(1).await.unwrap(), QueueOfferResult::Enqueued);
     assert_eq!(ends("zip", out).await.unwrap(), vec![(1, 'a')]);
     ends("zip wait", h.wait()).await.unwrap();
-    assert!(q.is_closed());
-    assert_eq!(q.offer(3).await.unwrap(), QueueOfferResult::QueueClosed);
+    assert_closed(&q, 3).await;
     let g = Source::tick(HOUR, HOUR, 1u8)
         .zip(Source::<u8>::empty())
         .to_mat(Sink::collect(), Keep::right);
@@ -114,46 +116,47 @@ async fn intersperse_then_take_cancels_a_parked_queue() {
     q.offer(2).await.unwrap();
     assert_eq!(ends("intersperse", out).await.unwrap(), vec![1, 0, 2]);
     ends("intersperse wait", h.wait()).await.unwrap();
-    assert!(q.is_closed());
-    assert_eq!(q.offer(3).await.unwrap(), QueueOfferResult::QueueClosed);
+    assert_closed(&q, 3).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broadcast_whose_outputs_all_cancelled_cancels_upstream() {
-    let mut b = GraphBuilder::new();
-    let (src, kq) = b.add_source(Source::<u32>::queue(4, OverflowStrategy::Backpressure));
-    let bc = b.add(Broadcast::<u32>::new(2));
-    b.connect(src, bc.inlet).unwrap();
-    let (s0, k0) =
-        b.add_sink(weir_operators::simple::take::<u32>(1).to_mat(Sink::collect(), Keep::right));
-    let (s1, k1) =
-        b.add_sink(weir_operators::simple::take::<u32>(0).to_mat(Sink::collect(), Keep::right));
-    b.connect(bc.outlets[0], s0).unwrap();
-    b.connect(bc.outlets[1], s1).unwrap();
-    let g = b
-        .build_mat(move |m| {
-            (
-                m.take(kq).unwrap(),
-                m.take(k0).unwrap(),
-                m.take(k1).unwrap(),
-            )
-        })
-        .unwrap();
+    let g = broadcast_graph(
+        Broadcast::<u32>::new(2),
+        weir_operators::simple::take::<u32>(1).to_mat(Sink::collect(), Keep::right),
+    );
     let ((q, o0, o1), h) = g.start().unwrap();
     assert_eq!(ends("broadcast out1", o1).await.unwrap(), Vec::<u32>::new());
     q.offer(5).await.unwrap();
     assert_eq!(ends("broadcast out0", o0).await.unwrap(), vec![5]);
     ends("broadcast wait", h.wait()).await.unwrap();
-    assert!(q.is_closed());
-    assert_eq!(q.offer(6).await.unwrap(), QueueOfferResult::QueueClosed);
+    assert_closed(&q, 6).await;
 }
 
 /// Counts live futures: incremented on creation, decremented on drop.
 struct Live(Arc<AtomicUsize>);
+impl Live {
+    /// One more live future counted in `live`.
+    fn track(live: &Arc<AtomicUsize>) -> Self {
+        live.fetch_add(1, Ordering::SeqCst);
+        Self(Arc::clone(live))
+    }
+}
 impl Drop for Live {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
+}
+
+/// Waits (up to a second) until `n` futures are live, and checks that they are.
+async fn expect_live(live: &AtomicUsize, n: usize) {
+    for _ in 0..1000 {
+        if live.load(Ordering::SeqCst) == n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(live.load(Ordering::SeqCst), n);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,8 +165,7 @@ async fn kill_switch_shutdown_drops_map_async_futures_in_flight() {
     let l2 = Arc::clone(&live);
     let g = Source::<u32>::queue(16, OverflowStrategy::Backpressure)
         .map_async(4, move |x: u32| {
-            l2.fetch_add(1, Ordering::SeqCst);
-            let guard = Live(Arc::clone(&l2));
+            let guard = Live::track(&l2);
             async move {
                 let _g = guard;
                 futures::future::pending::<()>().await;
@@ -176,13 +178,7 @@ async fn kill_switch_shutdown_drops_map_async_futures_in_flight() {
     for i in 0..6 {
         q.offer(i).await.unwrap();
     }
-    for _ in 0..1000 {
-        if live.load(Ordering::SeqCst) == 4 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    assert_eq!(live.load(Ordering::SeqCst), 4);
+    expect_live(&live, 4).await;
     ks.shutdown();
     assert_eq!(ends("kill switch", out).await.unwrap(), Vec::<u32>::new());
     ends("kill switch wait", h.wait()).await.unwrap();
@@ -191,8 +187,7 @@ async fn kill_switch_shutdown_drops_map_async_futures_in_flight() {
         0,
         "in-flight futures are dropped"
     );
-    assert!(q.is_closed());
-    assert_eq!(q.offer(9).await.unwrap(), QueueOfferResult::QueueClosed);
+    assert_closed(&q, 9).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,6 +230,30 @@ async fn cancel_with_a_sink_stuck_in_a_blocking_call_returns_after_the_grace() {
         ) && msg.contains("(island-"),
         "{msg}"
     );
+}
+
+/// A parked queue into `bc`, its output 0 into `first`, its output 1 into `take(0)`.
+fn broadcast_graph(
+    bc: Broadcast<u32>,
+    first: Sink<u32, SinkFuture<Vec<u32>>>,
+) -> weir_graph::RunnableGraph<(SourceQueue<u32>, SinkFuture<Vec<u32>>, SinkFuture<Vec<u32>>)> {
+    let mut b = GraphBuilder::new();
+    let (src, kq) = b.add_source(Source::<u32>::queue(4, OverflowStrategy::Backpressure));
+    let bc = b.add(bc);
+    b.connect(src, bc.inlet).unwrap();
+    let (s0, k0) = b.add_sink(first);
+    let (s1, k1) =
+        b.add_sink(weir_operators::simple::take::<u32>(0).to_mat(Sink::collect(), Keep::right));
+    b.connect(bc.outlets[0], s0).unwrap();
+    b.connect(bc.outlets[1], s1).unwrap();
+    b.build_mat(move |m| {
+        (
+            m.take(kq).unwrap(),
+            m.take(k0).unwrap(),
+            m.take(k1).unwrap(),
+        )
+    })
+    .unwrap()
 }
 
 fn unzip_graph(
@@ -304,24 +323,7 @@ async fn eager_unzip_cancels_upstream_at_the_first_cancelled_output() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eager_broadcast_cancels_upstream_at_the_first_cancelled_output() {
-    let mut b = GraphBuilder::new();
-    let (src, kq) = b.add_source(Source::<u32>::queue(4, OverflowStrategy::Backpressure));
-    let bc = b.add(Broadcast::<u32>::new(2).eager_cancel(true));
-    b.connect(src, bc.inlet).unwrap();
-    let (s0, k0) = b.add_sink(Sink::collect());
-    let (s1, k1) =
-        b.add_sink(weir_operators::simple::take::<u32>(0).to_mat(Sink::collect(), Keep::right));
-    b.connect(bc.outlets[0], s0).unwrap();
-    b.connect(bc.outlets[1], s1).unwrap();
-    let g = b
-        .build_mat(move |m| {
-            (
-                m.take(kq).unwrap(),
-                m.take(k0).unwrap(),
-                m.take(k1).unwrap(),
-            )
-        })
-        .unwrap();
+    let g = broadcast_graph(Broadcast::<u32>::new(2).eager_cancel(true), Sink::collect());
     let ((q, o0, o1), h) = g.start().unwrap();
     assert_eq!(
         ends("eager broadcast out1", o1).await.unwrap(),
@@ -341,8 +343,7 @@ async fn cancel_drops_map_async_futures_in_flight() {
     let l2 = Arc::clone(&live);
     let g = Source::repeat(1u32)
         .map_async(4, move |x: u32| {
-            l2.fetch_add(1, Ordering::SeqCst);
-            let guard = Live(Arc::clone(&l2));
+            let guard = Live::track(&l2);
             async move {
                 let _g = guard;
                 tokio::time::sleep(HOUR).await;
@@ -351,13 +352,7 @@ async fn cancel_drops_map_async_futures_in_flight() {
         })
         .to_mat(Sink::collect(), Keep::right);
     let (out, h) = g.start().unwrap();
-    for _ in 0..1000 {
-        if live.load(Ordering::SeqCst) == 4 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    assert_eq!(live.load(Ordering::SeqCst), 4);
+    expect_live(&live, 4).await;
     h.cancel();
     let err = ends("cancel map_async", h.wait()).await.unwrap_err();
     assert_eq!(err.kind(), weir_graph::ErrorKind::Cancelled);
@@ -377,8 +372,7 @@ async fn a_finished_downstream_drops_parked_unfold_async_and_stream_sources() {
     let live = Arc::new(AtomicUsize::new(0));
     let l2 = Arc::clone(&live);
     let g = Source::unfold_async(0u32, move |s: u32| {
-        l2.fetch_add(1, Ordering::SeqCst);
-        let guard = Live(Arc::clone(&l2));
+        let guard = Live::track(&l2);
         async move {
             let _g = guard;
             if s == 0 {

@@ -1,6 +1,17 @@
 //! Every flow operator passes the engine's stage conformance suite: bounded buffering without
 //! demand, exactly one terminal signal, completion / failure / cancellation propagation and stop
 //! hooks that run exactly once.
+//!
+//! Then the table-driven suite: every case of `conformance/cases/*.json` (shared with the Python
+//! API's `pyapi/tests/test_conformance.py`) is built from its operator's name and parameters and
+//! run with probe sources and sinks; a case marked `pending` must fail (it documents behaviour
+//! not met yet) and is reported, and one that passes fails the suite until its mark is removed.
+
+mod conformance {
+    pub mod build;
+    pub mod json;
+    pub mod run;
+}
 
 use std::time::Duration;
 use weir_engine::testkit::check_flow;
@@ -62,4 +73,90 @@ conformance! {
     map_async_unordered_ => (map_async_unordered(4, |x: i64| async move { Ok::<_, StageError>(x + 1) }), 4);
     count_by_key_ => (count_by_key(|x: &i64| x % 5), u64::MAX / 4);
     fold_by_key_ => (fold_by_key(|x: &i64| x % 5, 0i64, |a: i64, x: i64| a + x), u64::MAX / 4);
+}
+
+fn cases_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../conformance/cases")
+}
+
+/// Runs every case of `file`, each in its own task (a panic or a hang fails that case only).
+async fn run_file(file: &str) {
+    use conformance::run::Case;
+    let path = cases_dir().join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let doc = conformance::json::parse(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let list = doc
+        .get("cases")
+        .and_then(|c| c.as_arr())
+        .unwrap_or_else(|| panic!("{file}: no \"cases\" array"));
+    let mut failed = Vec::new();
+    let (mut passed, mut pending, mut skipped) = (0, 0, 0);
+    for j in list {
+        let case = Case::parse(j).unwrap_or_else(|e| panic!("{file}: {e}"));
+        if case.only_py {
+            skipped += 1;
+            continue;
+        }
+        let case = std::sync::Arc::new(case);
+        let c = std::sync::Arc::clone(&case);
+        let outcome = match tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio::spawn(async move { c.run().await }),
+        )
+        .await
+        {
+            Err(_) => Err("hung".to_owned()),
+            Ok(Err(join)) => Err(format!("panicked: {join}")),
+            Ok(Ok(r)) => r,
+        };
+        match (&case.pending, outcome) {
+            (None, Ok(())) => passed += 1,
+            (None, Err(e)) => failed.push(format!("FAIL {}: {e}", case.id)),
+            (Some(why), Err(e)) => {
+                pending += 1;
+                eprintln!("pending {} ({why}): {e}", case.id);
+            }
+            (Some(why), Ok(())) => failed.push(format!(
+                "PASSES {} though marked pending ({why}): remove the mark",
+                case.id
+            )),
+        }
+    }
+    eprintln!(
+        "{file}: {passed} passed, {pending} pending, {} wrong, {skipped} Python-only",
+        failed.len()
+    );
+    assert!(failed.is_empty(), "{file}:\n{}", failed.join("\n"));
+}
+
+macro_rules! case_files {
+    ($($name:ident => $file:literal;)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                run_file($file).await;
+            }
+        )*
+
+        #[test]
+        fn every_case_file_is_run() {
+            let mut listed = vec![$($file),*];
+            listed.sort_unstable();
+            let mut found: Vec<String> = std::fs::read_dir(cases_dir())
+                .expect("conformance/cases")
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.ends_with(".json"))
+                .collect();
+            found.sort_unstable();
+            assert_eq!(found, listed, "add new case files to case_files!");
+        }
+    };
+}
+
+case_files! {
+    cases_simple => "simple.json";
+    cases_fan => "fan.json";
+    cases_rate => "rate.json";
+    cases_source => "source.json";
+    cases_params => "params.json";
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use weir_engine::prelude::*;
-use weir_engine::testkit::{ProbeEvent, TestSink, TestSource};
+use weir_engine::testkit::{ProbeEvent, SinkProbe, TestSink, TestSource};
 use weir_graph::{Keep, Sink, Source, StageError};
 use weir_operators::hub::{BroadcastHub, MergeHub, PartitionHub};
 use weir_operators::prelude::*;
@@ -35,6 +35,19 @@ fn counted(n: u32, pulled: &Arc<AtomicUsize>) -> Source<u32> {
 /// Small batches and channels, so what is held in flight is small and countable.
 fn tight() -> Materializer {
     Materializer::new().with_batch_size(1).with_buffer_rows(1)
+}
+
+/// A new consumer of `hub`, run on `m`, with a probe at its end.
+fn attach<T: Send + std::fmt::Debug + 'static>(hub: &Source<T>, m: &Materializer) -> SinkProbe<T> {
+    hub.clone()
+        .to_mat(TestSink::probe(), Keep::right)
+        .run_on(m)
+        .unwrap()
+}
+
+/// A `PartitionHub` routing `x` to consumer `x % n`.
+fn modulo_hub(start_after: usize, buffer: usize) -> Sink<u32, Source<u32>> {
+    PartitionHub::sink(|n, x: &u32| i64::from(*x) % n as i64, start_after, buffer).unwrap()
 }
 
 #[tokio::test]
@@ -145,22 +158,14 @@ async fn broadcast_hub_consumers_see_elements_from_where_they_attach() {
     // Before any consumer, elements wait in the buffer.
     src.send_all(vec![1, 2]);
     settle().await;
-    let mut a = hub
-        .clone()
-        .to_mat(TestSink::probe(), Keep::right)
-        .run()
-        .unwrap();
+    let mut a = attach(&hub, &Materializer::new());
     a.request(100);
     assert_eq!(within(a.expect_next_n(2)).await, vec![1, 2]);
     src.send(3);
     assert_eq!(within(a.expect_next()).await, 3);
     settle().await;
     // `a` read everything: `b` starts with the next element.
-    let mut b = hub
-        .clone()
-        .to_mat(TestSink::probe(), Keep::right)
-        .run()
-        .unwrap();
+    let mut b = attach(&hub, &Materializer::new());
     b.request(100);
     settle().await;
     src.send_all(vec![4, 5]);
@@ -178,7 +183,7 @@ async fn broadcast_hub_consumers_see_elements_from_where_they_attach() {
         "a cancelled consumer gets nothing more"
     );
     // Consumers attached after completion complete at once.
-    let mut c = hub.to_mat(TestSink::probe(), Keep::right).run().unwrap();
+    let mut c = attach(&hub, &Materializer::new());
     c.request(1);
     within(c.expect_complete()).await;
 }
@@ -198,10 +203,7 @@ async fn broadcast_hub_slowest_consumer_holds_the_producer() {
         "producer ran ahead without consumers: {before}"
     );
     let fast = hub.clone().run_with_on(Sink::collect(), &tight()).unwrap();
-    let mut slow = hub
-        .to_mat(TestSink::probe(), Keep::right)
-        .run_on(&tight())
-        .unwrap();
+    let mut slow = attach(&hub, &tight());
     settle().await;
     // The slow consumer asked for nothing: at most its buffer share is past the hub.
     let held = pulled.load(Ordering::SeqCst);
@@ -221,11 +223,7 @@ async fn broadcast_hub_failure_reaches_every_consumer() {
         .to_mat(BroadcastHub::sink(8).unwrap(), Keep::both)
         .start()
         .unwrap();
-    let mut a = hub
-        .clone()
-        .to_mat(TestSink::probe(), Keep::right)
-        .run()
-        .unwrap();
+    let mut a = attach(&hub, &Materializer::new());
     a.request(10);
     src.send(1);
     assert_eq!(within(a.expect_next()).await, 1);
@@ -240,10 +238,7 @@ async fn broadcast_hub_failure_reaches_every_consumer() {
 #[tokio::test]
 async fn partition_hub_routes_once_enough_consumers_attached() {
     let hub = Source::from_iter(0..10u32)
-        .to_mat(
-            PartitionHub::sink(|n, x: &u32| i64::from(*x) % n as i64, 2, 16).unwrap(),
-            Keep::right,
-        )
+        .to_mat(modulo_hub(2, 16), Keep::right)
         .run()
         .unwrap();
     settle().await;
@@ -277,11 +272,7 @@ async fn partition_hub_drops_on_negative_and_fails_out_of_range() {
         )
         .start()
         .unwrap();
-    let mut a = hub
-        .clone()
-        .to_mat(TestSink::probe(), Keep::right)
-        .run()
-        .unwrap();
+    let mut a = attach(&hub, &Materializer::new());
     let b = hub.run_with(Sink::collect()).unwrap();
     let e = within(producer.wait()).await.unwrap_err();
     assert_eq!(
@@ -304,18 +295,11 @@ async fn partition_hub_drops_on_negative_and_fails_out_of_range() {
 #[tokio::test]
 async fn partition_hub_reroutes_when_a_consumer_leaves() {
     let ((src, hub), producer) = TestSource::probe::<u32>()
-        .to_mat(
-            PartitionHub::sink(|n, x: &u32| i64::from(*x) % n as i64, 2, 16).unwrap(),
-            Keep::both,
-        )
+        .to_mat(modulo_hub(2, 16), Keep::both)
         .start()
         .unwrap();
-    let mut a = hub
-        .clone()
-        .to_mat(TestSink::probe(), Keep::right)
-        .run()
-        .unwrap();
-    let mut b = hub.to_mat(TestSink::probe(), Keep::right).run().unwrap();
+    let mut a = attach(&hub, &Materializer::new());
+    let mut b = attach(&hub, &Materializer::new());
     a.request(100);
     b.request(100);
     src.send_all(vec![0, 1]);
@@ -354,26 +338,16 @@ async fn zero_sizes_are_rejected_when_built() {
 async fn partition_hub_holds_the_producer_until_consumers_attach_and_pull() {
     let pulled = Arc::new(AtomicUsize::new(0));
     let hub = counted(100, &pulled)
-        .to_mat(
-            PartitionHub::sink(|n, x: &u32| i64::from(*x) % n as i64, 2, 4).unwrap(),
-            Keep::right,
-        )
+        .to_mat(modulo_hub(2, 4), Keep::right)
         .run_on(&tight())
         .unwrap();
-    let mut a = hub
-        .clone()
-        .to_mat(TestSink::probe(), Keep::right)
-        .run_on(&tight())
-        .unwrap();
+    let mut a = attach(&hub, &tight());
     settle().await;
     // One consumer of the two needed: nothing is routed, the producer waits.
     let waiting = pulled.load(Ordering::SeqCst);
     assert!(waiting <= 4, "routing started too early: {waiting} pulled");
     assert!(a.try_next_event().is_none());
-    let mut b = hub
-        .to_mat(TestSink::probe(), Keep::right)
-        .run_on(&tight())
-        .unwrap();
+    let mut b = attach(&hub, &tight());
     settle().await;
     // Nobody pulls: 4 queued in the hub, a row in each consumer channel and probe, a few in
     // flight in the producer run.

@@ -32,13 +32,42 @@ fn start<M: Send + 'static>(g: &RunnableGraph<M>) -> (M, VirtualClock, RunHandle
     (mat, clock, h)
 }
 
-/// Source `[1, 2, 3]` counting its incarnations.
-fn counting_source(starts: &Arc<AtomicUsize>) -> impl Fn() -> Source<u32> + Send + Sync + 'static {
+/// The factory `make`, counting its calls (the incarnations) in `starts`.
+fn counted<B>(
+    starts: &Arc<AtomicUsize>,
+    make: impl Fn() -> B + Send + Sync + 'static,
+) -> impl Fn() -> B + Send + Sync + 'static {
     let starts = Arc::clone(starts);
     move || {
         starts.fetch_add(1, Ordering::SeqCst);
-        Source::from_iter(vec![1, 2, 3])
+        make()
     }
+}
+
+/// Source `[1, 2, 3]` counting its incarnations.
+fn counting_source(starts: &Arc<AtomicUsize>) -> impl Fn() -> Source<u32> + Send + Sync + 'static {
+    counted(starts, || Source::from_iter(vec![1, 2, 3]))
+}
+
+/// A sink appending what it gets to `seen`.
+fn recorder(seen: &Arc<Mutex<Vec<u32>>>) -> Sink<u32, weir_graph::SinkFuture<()>> {
+    let v = Arc::clone(seen);
+    Sink::for_each(move |x| v.lock().unwrap().push(x))
+}
+
+/// Starts a probe source through `flow` into a probe sink, on a fresh virtual clock.
+fn start_flow(
+    flow: Flow<u32, u32, ()>,
+) -> (
+    (weir_engine::testkit::SourceProbe<u32>, SinkProbe<u32>),
+    VirtualClock,
+    RunHandle,
+) {
+    start(
+        &TestSource::probe::<u32>()
+            .via(flow)
+            .to_mat(TestSink::probe(), Keep::both),
+    )
 }
 
 /// Takes every element already delivered to the probe, with no waiting.
@@ -85,14 +114,15 @@ async fn restart_source_restarts_after_completion_with_growing_delays() {
 #[tokio::test]
 async fn restart_source_on_failures_fails_after_max_restarts() {
     let starts = Arc::new(AtomicUsize::new(0));
-    let n = Arc::clone(&starts);
     let s = settings(50, 50).with_max_restarts(1, ms(10_000));
-    let g = RestartSource::on_failures_with_backoff(s, move || {
-        n.fetch_add(1, Ordering::SeqCst);
-        Source::from_try_stream(|| {
-            stream::iter(vec![Ok(1u32), Ok(2), Err(StageError::user("source broke"))])
-        })
-    })
+    let g = RestartSource::on_failures_with_backoff(
+        s,
+        counted(&starts, || {
+            Source::from_try_stream(|| {
+                stream::iter(vec![Ok(1u32), Ok(2), Err(StageError::user("source broke"))])
+            })
+        }),
+    )
     .to_mat(TestSink::probe(), Keep::right);
     let (mut probe, clock, h) = start(&g);
     probe.request(100);
@@ -143,16 +173,14 @@ async fn restart_source_stops_restarting_when_downstream_cancels() {
 #[tokio::test]
 async fn restart_flow_restarts_the_flow_and_keeps_upstream_waiting_during_backoff() {
     let starts = Arc::new(AtomicUsize::new(0));
-    let n = Arc::clone(&starts);
     let s = settings(100, 1000);
-    let flow = RestartFlow::with_backoff(s, move || {
-        n.fetch_add(1, Ordering::SeqCst);
-        Flow::<u32, u32, ()>::identity().map(|x| x * 10).take(2)
-    });
-    let g = TestSource::probe::<u32>()
-        .via(flow)
-        .to_mat(TestSink::probe(), Keep::both);
-    let ((src, mut probe), clock, h) = start(&g);
+    let flow = RestartFlow::with_backoff(
+        s,
+        counted(&starts, || {
+            Flow::<u32, u32, ()>::identity().map(|x| x * 10).take(2)
+        }),
+    );
+    let ((src, mut probe), clock, h) = start_flow(flow);
     probe.request(100);
     src.send_all(vec![1, 2]);
     settle().await;
@@ -198,10 +226,7 @@ async fn restart_flow_on_failures_fails_after_max_restarts() {
             }
         })
     });
-    let g = TestSource::probe::<u32>()
-        .via(flow)
-        .to_mat(TestSink::probe(), Keep::both);
-    let ((src, mut probe), clock, h) = start(&g);
+    let ((src, mut probe), clock, h) = start_flow(flow);
     probe.request(100);
     src.send_all(vec![1, 2]);
     settle().await;
@@ -235,16 +260,12 @@ async fn restart_flow_passes_upstream_completion_through() {
 async fn restart_sink_restarts_a_sink_that_finished() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let starts = Arc::new(AtomicUsize::new(0));
-    let (v, n) = (Arc::clone(&seen), Arc::clone(&starts));
+    let v = Arc::clone(&seen);
     let sink = RestartSink::with_backoff(
         settings(100, 1000).with_max_restarts(1, ms(10_000)),
-        move || {
-            n.fetch_add(1, Ordering::SeqCst);
-            let v = Arc::clone(&v);
-            Flow::<u32, u32, ()>::identity()
-                .take(2)
-                .to(Sink::for_each(move |x| v.lock().unwrap().push(x)))
-        },
+        counted(&starts, move || {
+            Flow::<u32, u32, ()>::identity().take(2).to(recorder(&v))
+        }),
     );
     let g = TestSource::probe::<u32>().to_mat(sink, Keep::left);
     let (src, clock, h) = start(&g);
@@ -275,10 +296,7 @@ async fn restart_sink_restarts_a_sink_that_finished() {
 async fn restart_sink_passes_upstream_completion_through() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let v = Arc::clone(&seen);
-    let sink = RestartSink::with_backoff(settings(10, 10), move || {
-        let v = Arc::clone(&v);
-        Sink::for_each(move |x: u32| v.lock().unwrap().push(x))
-    });
+    let sink = RestartSink::with_backoff(settings(10, 10), move || recorder(&v));
     let (_, _clock, h) = start(&Source::from_iter(0..4u32).to_mat(sink, Keep::right));
     h.wait().await.unwrap();
     assert_eq!(*seen.lock().unwrap(), vec![0, 1, 2, 3]);
@@ -288,20 +306,21 @@ async fn restart_sink_passes_upstream_completion_through() {
 async fn restart_sink_restarts_a_failed_sink_without_failing_the_run() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let starts = Arc::new(AtomicUsize::new(0));
-    let (v, n) = (Arc::clone(&seen), Arc::clone(&starts));
-    let sink = RestartSink::with_backoff(settings(100, 1000), move || {
-        n.fetch_add(1, Ordering::SeqCst);
-        let v = Arc::clone(&v);
-        Flow::<u32, u32, ()>::identity()
-            .try_map(|x: &u32| {
-                if *x == 2 {
-                    Err(std::io::Error::other("two"))
-                } else {
-                    Ok(*x)
-                }
-            })
-            .to(Sink::for_each(move |x| v.lock().unwrap().push(x)))
-    });
+    let v = Arc::clone(&seen);
+    let sink = RestartSink::with_backoff(
+        settings(100, 1000),
+        counted(&starts, move || {
+            Flow::<u32, u32, ()>::identity()
+                .try_map(|x: &u32| {
+                    if *x == 2 {
+                        Err(std::io::Error::other("two"))
+                    } else {
+                        Ok(*x)
+                    }
+                })
+                .to(recorder(&v))
+        }),
+    );
     let g = TestSource::probe::<u32>().to_mat(sink, Keep::left);
     let (src, clock, h) = start(&g);
     src.send_all(vec![1, 2]);

@@ -24,6 +24,20 @@ async fn run<T: Send + 'static>(src: Source<T>, bs: usize) -> Result<Vec<T>, Sta
     }
 }
 
+/// Runs `src` with an `inspect` after it: what passed the inspect, and how the run ended.
+async fn run_seen(src: Source<i32>, bs: usize) -> (Vec<i32>, Result<Vec<i32>, StageError>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = Arc::clone(&seen);
+    let src = src.inspect(move |x| {
+        if let Ok(mut v) = s2.lock() {
+            v.push(*x);
+        }
+    });
+    let r = run(src, bs).await;
+    let seen = seen.lock().map(|v| v.clone()).unwrap_or_default();
+    (seen, r)
+}
+
 fn letters() -> (DeadLetterSink, Arc<Mutex<Vec<DeadLetter>>>) {
     DeadLetterSink::collector()
 }
@@ -245,15 +259,9 @@ async fn by_value_functions_keep_the_rest_too() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_delivers_what_came_before_and_names_the_element() {
     for bs in SIZES {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let s2 = Arc::clone(&seen);
-        let src = Source::from_iter(0..10).map(boom_at_2).inspect(move |x| {
-            if let Ok(mut v) = s2.lock() {
-                v.push(*x);
-            }
-        });
-        let err = run(src, bs).await.err();
-        assert_eq!(seen.lock().map(|v| v.clone()).ok(), Some(vec![0, 1]));
+        let (seen, r) = run_seen(Source::from_iter(0..10).map(boom_at_2), bs).await;
+        let err = r.err();
+        assert_eq!(seen, vec![0, 1]);
         assert_eq!(
             err.map(|e| (
                 e.stage().map(str::to_owned),
@@ -352,21 +360,10 @@ async fn zip_with_keeps_the_pairs_around_a_failing_one() {
         }
     }
     for bs in SIZES {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let s2 = Arc::clone(&seen);
-        let src = Source::from_iter(0..6)
-            .zip_with(Source::from_iter(0..6), f)
-            .inspect(move |x| {
-                if let Ok(mut v) = s2.lock() {
-                    v.push(*x);
-                }
-            });
-        let err = run(src, bs).await.err();
-        assert_eq!(
-            seen.lock().map(|v| v.clone()).ok(),
-            Some(vec![0, 11]),
-            "{bs}"
-        );
+        let src = Source::from_iter(0..6).zip_with(Source::from_iter(0..6), f);
+        let (seen, r) = run_seen(src, bs).await;
+        let err = r.err();
+        assert_eq!(seen, vec![0, 11], "{bs}");
         assert!(err.is_some_and(|e| e.to_string().contains("pair two")));
     }
 }
@@ -394,21 +391,9 @@ async fn map_async_restart_goes_on_and_stop_emits_what_came_before() {
         }
     }
     for bs in SIZES {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let s2 = Arc::clone(&seen);
-        let src = Source::from_iter(0..6)
-            .via(map_async(1, f))
-            .inspect(move |x| {
-                if let Ok(mut v) = s2.lock() {
-                    v.push(*x);
-                }
-            });
-        let err = run(src, bs).await.err();
-        assert_eq!(
-            seen.lock().map(|v| v.clone()).ok(),
-            Some(vec![0, 1]),
-            "{bs}"
-        );
+        let (seen, r) = run_seen(Source::from_iter(0..6).via(map_async(1, f)), bs).await;
+        let err = r.err();
+        assert_eq!(seen, vec![0, 1], "{bs}");
         assert_eq!(err.map(|e| e.message().to_owned()), Some("two".to_owned()));
     }
 }
@@ -485,18 +470,11 @@ async fn group_by_key_panics_are_supervised_and_stop_delivers_what_came_before()
         }
     }
     for bs in SIZES {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let s2 = Arc::clone(&seen);
         let src = Source::from_iter(0..8)
             .group_by(4, key)
-            .merge_substreams_via(simple::map(|x: i32| x))
-            .inspect(move |x| {
-                if let Ok(mut v) = s2.lock() {
-                    v.push(*x);
-                }
-            });
-        let err = run(src, bs).await.err();
-        let mut seen = seen.lock().map(|v| v.clone()).unwrap_or_default();
+            .merge_substreams_via(simple::map(|x: i32| x));
+        let (mut seen, r) = run_seen(src, bs).await;
+        let err = r.err();
         seen.sort();
         assert_eq!(seen, vec![0, 1], "{bs}");
         assert_eq!(
@@ -537,15 +515,9 @@ async fn split_predicate_panics_are_supervised_and_stop_delivers_what_came_befor
         let src = Source::from_iter(1..8)
             .split_after(|x: &i32| boom_at_2(*x) > 10)
             .merge_substreams_via(sum());
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let s2 = Arc::clone(&seen);
-        let src = src.inspect(move |x| {
-            if let Ok(mut v) = s2.lock() {
-                v.push(*x);
-            }
-        });
-        let err = run(src, bs).await.err();
-        assert_eq!(seen.lock().map(|v| v.clone()).ok(), Some(vec![1]), "{bs}");
+        let (seen, r) = run_seen(src, bs).await;
+        let err = r.err();
+        assert_eq!(seen, vec![1], "{bs}");
         assert!(err.is_some_and(|e| e.element() == Some("2")));
     }
 }

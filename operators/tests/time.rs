@@ -71,9 +71,19 @@ async fn throttle_shapes_to_the_rate_after_the_burst() {
 
 #[tokio::test]
 async fn throttle_rejects_a_zero_rate() {
-    let (_src, mut sink, _clock, _h) = start(time::throttle::<u32>(0, ms(1000), 1), 64);
-    sink.request(1);
-    assert!(sink.expect_error().await.contains("throttle"));
+    use weir_operators::sink::SinkCtors;
+    use weir_operators::source::SourceCtors;
+    let g = weir_graph::Source::<u32>::empty()
+        .via(time::throttle::<u32>(0, ms(1000), 1))
+        .to_sink_mat(Sink::<u32, _>::ignore());
+    let e = g.run().err().map(|e| e.to_string());
+    assert_eq!(
+        e.as_deref(),
+        Some(
+            "invalid graph: invalid parameter of stage 'throttle#1': throttle: elements must be \
+             at least 1, got 0"
+        )
+    );
 }
 
 #[tokio::test]

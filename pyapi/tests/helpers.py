@@ -1,5 +1,19 @@
 """Test helpers shared by the suite (importable because pytest puts this folder on sys.path)."""
 
+import time
+
+# Generous real-time bound of a wait that a condition, not the delay, ends.
+WAIT = 10.0
+
+
+def until(cond, what):
+    """Waits (bounded) for ``cond()`` to hold; the condition, not the delay, decides."""
+    deadline = time.monotonic() + WAIT
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.001)
+
 
 class Boom(Exception):
     pass

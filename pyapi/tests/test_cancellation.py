@@ -60,18 +60,24 @@ def test_intersperse_then_take_cancels_the_queue():
     assert q.closed
 
 
-@pytest.mark.parametrize("eager", [False, True])
-def test_broadcast_cancels_upstream_when_its_last_output_cancels(eager):
+def start_fan_out(junction, take0, take1):
+    """Starts a parked queue into ``junction`` whose outputs take ``take0`` and ``take1``
+    elements into collecting sinks; returns the run and its queue."""
     b = weir.GraphBuilder()
     src, kq = b.add_source(Source.queue(4))
-    bc = b.add(weir.Broadcast(2, eager_cancel=eager))
-    b.connect(src, bc.inlet)
-    s0, k0 = b.add_sink(weir.Flow.create().take(1).to(Sink.collect(), "right"))
-    s1, k1 = b.add_sink(weir.Flow.create().take(0).to(Sink.collect(), "right"))
-    b.connect(bc.outlets[0], s0)
-    b.connect(bc.outlets[1], s1)
+    j = b.add(junction)
+    b.connect(src, j.inlet)
+    s0, k0 = b.add_sink(weir.Flow.create().take(take0).to(Sink.collect(), "right"))
+    s1, k1 = b.add_sink(weir.Flow.create().take(take1).to(Sink.collect(), "right"))
+    b.connect(j.outlets[0], s0)
+    b.connect(j.outlets[1], s1)
     h = b.build(kq, k0, k1).start()
-    q = h.materialized[0]
+    return h, h.materialized[0]
+
+
+@pytest.mark.parametrize("eager", [False, True])
+def test_broadcast_cancels_upstream_when_its_last_output_cancels(eager):
+    h, q = start_fan_out(weir.Broadcast(2, eager_cancel=eager), 1, 0)
     if not eager:
         # One output still wants an element: the broadcast keeps running.
         assert q.offer(5) == "enqueued"
@@ -121,6 +127,20 @@ def test_kill_switch_with_map_async_in_flight_ends_the_run():
     assert q.closed
 
 
+def cancel_stuck(h, release):
+    """Cancels ``h``, whose stage is stuck until ``release`` is set, and waits for the run's
+    ``StageFailed``; then releases the stuck call. Returns the error and the seconds taken."""
+    t0 = time.monotonic()
+    h.cancel()
+    try:
+        with pytest.raises(weir.StageFailed) as ei:
+            h.wait(timeout=BOUND)
+        took = time.monotonic() - t0
+    finally:
+        release.set()
+    return ei.value, took
+
+
 def test_cancel_with_a_sink_stuck_in_a_blocking_call_returns_after_the_grace():
     release = threading.Event()
     entered = threading.Event()
@@ -131,16 +151,8 @@ def test_cancel_with_a_sink_stuck_in_a_blocking_call_returns_after_the_grace():
 
     h = Source.from_iter(range(10)).to(Sink.for_each(stuck), "right").start(cancel_grace=0.3)
     assert entered.wait(BOUND)
-    t0 = time.monotonic()
-    h.cancel()
-    try:
-        with pytest.raises(weir.StageFailed) as ei:
-            h.wait(timeout=BOUND)
-        took = time.monotonic() - t0
-    finally:
-        release.set()
+    e, took = cancel_stuck(h, release)
     assert 0.3 <= took < BOUND
-    e = ei.value
     assert e.kind == "timeout"
     # The source and the sink run fused, as one stage.
     assert e.stage == "from_iter\u2192for_each#0"
@@ -163,17 +175,8 @@ def test_partition_and_unzip_keep_serving_until_their_last_output_cancels(eager)
         (lambda: weir.Partition(2, lambda x: x % 2, eager_cancel=eager), [1, 3]),
         (lambda: weir.Unzip(eager_cancel=eager), [(1, "a"), (3, "b")]),
     ):
-        b = weir.GraphBuilder()
-        src, kq = b.add_source(Source.queue(4))
-        j = b.add(junction())
-        b.connect(src, j.inlet)
         # Output 0 takes nothing; output 1 wants two elements.
-        s0, k0 = b.add_sink(weir.Flow.create().take(0).to(Sink.collect(), "right"))
-        s1, k1 = b.add_sink(weir.Flow.create().take(2).to(Sink.collect(), "right"))
-        b.connect(j.outlets[0], s0)
-        b.connect(j.outlets[1], s1)
-        h = b.build(kq, k0, k1).start()
-        q = h.materialized[0]
+        h, q = start_fan_out(junction(), 0, 2)
         if not eager:
             for x in items:
                 assert q.offer(x) == "enqueued"
@@ -193,18 +196,11 @@ def test_cancel_with_a_generator_blocked_in_a_call_returns_after_the_grace():
 
     h = Source.from_iter(gen()).to(Sink.collect(), "right").start(cancel_grace=0.3)
     time.sleep(0.05)
-    t0 = time.monotonic()
-    h.cancel()
-    try:
-        with pytest.raises(weir.StageFailed) as ei:
-            h.wait(timeout=BOUND)
-        took = time.monotonic() - t0
-    finally:
-        release.set()
+    e, took = cancel_stuck(h, release)
     assert 0.3 <= took < BOUND
-    assert ei.value.kind == "timeout"
-    assert ei.value.stage.startswith("from_iter")
-    assert str(ei.value).endswith("(the run stopped because: run was cancelled)")
+    assert e.kind == "timeout"
+    assert e.stage.startswith("from_iter")
+    assert str(e).endswith("(the run stopped because: run was cancelled)")
 
 
 def test_ctrl_c_during_run_with_a_sink_blocked_in_a_call_ends_the_run():

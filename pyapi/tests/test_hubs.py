@@ -6,18 +6,7 @@ import time
 
 import pytest
 import weir
-from helpers import Boom
-
-WAIT = 10.0
-
-
-def until(cond, what):
-    """Waits (bounded) for ``cond()`` to hold; the condition, not the delay, decides."""
-    deadline = time.monotonic() + WAIT
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.001)
+from helpers import WAIT, Boom, until
 
 
 class Pulled:

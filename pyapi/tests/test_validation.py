@@ -15,6 +15,10 @@ def _raises(exc, msg):
 S = weir.Source.range(10)
 
 
+async def _noop(x):
+    return None
+
+
 @pytest.mark.parametrize(
     "build, msg",
     [
@@ -123,3 +127,78 @@ def test_parallelism_above_the_key_groups_behind_a_hash_edge():
     with _raises(ValueError, "invalid parameter of stage 'count#1': parallelism 129 behind a hash edge exceeds the 128 key groups"):
         keyed.parallelism(129)
     assert sorted(keyed.parallelism(128).run_with(weir.Sink.collect())) == [(k, 60) for k in range(5)]
+
+
+@pytest.mark.parametrize(
+    "build, msg",
+    [
+        (lambda: S.grouped_within(3, 0), "grouped_within: within must be positive, got 0s"),
+        (lambda: S.grouped_within(3, -0.5), "grouped_within: within must be positive, got -0.5s"),
+        (lambda: S.throttle(1, 0.0), "throttle: per must be positive, got 0s"),
+        (lambda: S.throttle(1, -1), "throttle: per must be positive, got -1s"),
+        (lambda: S.delay(-0.25), "delay: seconds must not be negative, got -0.25s"),
+        (lambda: S.delay(1.0, capacity=-1), "delay: capacity must be at least 0, got -1"),
+        (lambda: S.idle_timeout(0), "idle_timeout: seconds must be positive, got 0s"),
+        (lambda: S.completion_timeout(-2), "completion_timeout: seconds must be positive, got -2s"),
+        (lambda: S.initial_timeout(0.0), "initial_timeout: seconds must be positive, got 0s"),
+        (lambda: S.keep_alive(0, "k"), "keep_alive: seconds must be positive, got 0s"),
+        (lambda: S.initial_delay(-1), "initial_delay: seconds must not be negative, got -1s"),
+        (lambda: weir.Source.tick(0, 0, "t"), "Source.tick: interval must be positive, got 0s"),
+        (lambda: weir.Source.tick(-1, 1, "t"), "Source.tick: initial_delay must not be negative, got -1s"),
+        (lambda: S.throttle(1, float("inf")), "throttle: per must be a finite number of seconds, got inf"),
+        (lambda: S.batch(0, lambda x: x, lambda a, x: a), "batch: max must be at least 1, got 0"),
+        (lambda: S.flat_map_merge(0, weir.Source.single), "flat_map_merge: breadth must be at least 1, got 0"),
+        (lambda: S.group_by(0, lambda x: x), "group_by: max_substreams must be at least 1, got 0"),
+        (lambda: S.recover_with_retries(-1, lambda e: None), "recover_with_retries: attempts must be at least 0, got -1"),
+        (lambda: weir.Sink.for_each_async(_noop, 0), "Sink.for_each_async: parallelism must be at least 1, got 0"),
+        (
+            lambda: weir.RestartSource.with_backoff(S, min_backoff=-1.0, max_backoff=1.0),
+            "RestartSource.with_backoff: min_backoff must not be negative, got -1s",
+        ),
+        (
+            lambda: weir.RestartSource.on_failures_with_backoff(S, min_backoff=2.0, max_backoff=1.0),
+            "RestartSource.on_failures_with_backoff: min_backoff 2s is greater than max_backoff 1s",
+        ),
+        (
+            lambda: weir.RestartFlow.with_backoff(weir.Flow.create(), min_backoff=0.1, max_backoff=1.0, random_factor=-0.5),
+            "RestartFlow.with_backoff: random_factor must be a finite number >= 0, got -0.5",
+        ),
+        (
+            lambda: weir.RestartFlow.on_failures_with_backoff(
+                weir.Flow.create(), min_backoff=0.1, max_backoff=1.0, random_factor=float("nan")
+            ),
+            "RestartFlow.on_failures_with_backoff: random_factor must be a finite number >= 0, got nan",
+        ),
+        (
+            lambda: weir.RestartSink.with_backoff(weir.Sink.ignore(), min_backoff=0.1, max_backoff=1.0, max_restarts=-2),
+            "RestartSink.with_backoff: max_restarts must be at least 0, got -2",
+        ),
+        (
+            lambda: weir.RestartSink.with_backoff(
+                weir.Sink.ignore(), min_backoff=0.1, max_backoff=1.0, max_restarts=2, max_restarts_within=-1
+            ),
+            "RestartSink.with_backoff: max_restarts_within must not be negative, got -1s",
+        ),
+    ],
+)
+def test_bad_durations_and_counts_are_value_errors_at_construction(build, msg):
+    with _raises(ValueError, msg):
+        build()
+
+
+def test_non_number_durations_are_type_errors():
+    with _raises(TypeError, "throttle: per must be a number of seconds, not str"):
+        S.throttle(1, "1s")
+    with _raises(TypeError, "Source.tick: interval must be a number of seconds, not bool"):
+        weir.Source.tick(0, True, "t")
+
+
+def test_durations_at_their_bound_still_run():
+    assert S.delay(0).initial_delay(0).run_with(weir.Sink.collect()) == list(range(10))
+    assert S.grouped_within(4, 0.5).run_with(weir.Sink.collect()) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert S.flat_map_merge(1, lambda x: weir.Source.from_iter([x, x])).run_with(weir.Sink.collect()) == [
+        x for x in range(10) for _ in (0, 1)
+    ]
+    assert weir.Source.tick(0, 0.001, "t").take(3).run_with(weir.Sink.collect()) == ["t", "t", "t"]
+    src = weir.RestartSource.with_backoff(weir.Source.single(1), min_backoff=0, max_backoff=0, max_restarts=2, max_restarts_within=60)
+    assert src.run_with(weir.Sink.collect()) == [1, 1, 1]

@@ -124,6 +124,13 @@ impl TestSource {
             let logic = AsyncFn(move |mut io: weir_graph::AsyncIo| {
                 async move {
                     let mut out = io.output::<T>(0)?;
+                    // Downstream cancelled unless the test completed or failed the source:
+                    // also when the engine drops this task because every consumer is gone.
+                    let mut guard = CancelGuard {
+                        cancelled: Arc::clone(&cancelled),
+                        notify: Arc::clone(&cancel_notify),
+                        armed: true,
+                    };
                     let mark = || {
                         cancelled.store(true, Ordering::Release);
                         cancel_notify.notify_waiters();
@@ -151,8 +158,14 @@ impl TestSource {
                                     sent.fetch_add(k, Ordering::AcqRel);
                                 }
                             }
-                            Some(SrcCmd::Complete) | None => return Ok(()),
-                            Some(SrcCmd::Fail(e)) => return Err(e),
+                            Some(SrcCmd::Complete) | None => {
+                                guard.armed = false;
+                                return Ok(());
+                            }
+                            Some(SrcCmd::Fail(e)) => {
+                                guard.armed = false;
+                                return Err(e);
+                            }
                         }
                     }
                 }
@@ -160,6 +173,23 @@ impl TestSource {
             });
             Ok((logic, probe))
         })
+    }
+}
+
+/// Marks a [`TestSource`] cancelled when its task ends without the test completing or failing
+/// it (downstream cancelled, or the engine dropped the task once every consumer was gone).
+struct CancelGuard {
+    cancelled: Arc<AtomicBool>,
+    notify: Arc<Notify>,
+    armed: bool,
+}
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            self.cancelled.store(true, Ordering::Release);
+            self.notify.notify_waiters();
+        }
     }
 }
 

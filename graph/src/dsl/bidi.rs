@@ -11,7 +11,7 @@
 //! The module's open ports are, in order, inlets `[top in (I1), bottom in (I2)]` and outlets
 //! `[top out (O1), bottom out (O2)]`.
 
-use super::{Flow, KeepMat, combine_fn, map_fn};
+use super::{Flow, KeepMat, append_with, combine_fn, map_fn, shift};
 use crate::PortRef;
 use crate::module::{Edge, MatExpr, Module};
 use std::marker::PhantomData;
@@ -37,40 +37,6 @@ impl<I1, O1, I2, O2, Mat> std::fmt::Debug for BidiFlow<I1, O1, I2, O2, Mat> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "BidiFlow({} stages)", self.module.nodes.len())
     }
-}
-
-fn shift(p: PortRef, off: usize) -> PortRef {
-    PortRef {
-        node: p.node + off,
-        port: p.port,
-    }
-}
-
-/// Appends `right` to `left`, lets `ports` wire the two and set the open ports (given the node
-/// offset of `right`), and combines the materialized values.
-fn merge(
-    mut left: Arc<Module>,
-    right: &Module,
-    keep: KeepMat,
-    ports: impl FnOnce(&mut Module, usize),
-) -> Arc<Module> {
-    let m = Arc::make_mut(&mut left);
-    let off = m.append(right);
-    ports(m, off);
-    let mut rmat = right.mat.clone();
-    match keep {
-        KeepMat::Left => {}
-        KeepMat::Right => {
-            rmat.offset(off);
-            m.mat = rmat;
-        }
-        KeepMat::Combine(f) => {
-            rmat.offset(off);
-            let l = std::mem::replace(&mut m.mat, MatExpr::Unit);
-            m.mat = MatExpr::Combine(Box::new(l), Box::new(rmat), f);
-        }
-    }
-    left
 }
 
 impl<I1, O1, I2, O2, Mat> BidiFlow<I1, O1, I2, O2, Mat>
@@ -102,7 +68,7 @@ where
     ) -> Self {
         let (tin, tout) = (top.module.inlets[0], top.module.outlets[0]);
         let (bin, bout) = (bottom.module.inlets[0], bottom.module.outlets[0]);
-        let m = merge(
+        let m = append_with(
             top.module,
             &bottom.module,
             KeepMat::Combine(combine_fn(f)),
@@ -140,21 +106,37 @@ where
         other: BidiFlow<O1, OO1, II2, I2, M2>,
         keep: KeepMat,
     ) -> Arc<Module> {
-        let (in1, in2) = (self.module.inlets[0], self.module.inlets[1]);
-        let (out1, out2) = (self.module.outlets[0], self.module.outlets[1]);
-        let (oin1, oin2) = (other.module.inlets[0], other.module.inlets[1]);
-        let (oout1, oout2) = (other.module.outlets[0], other.module.outlets[1]);
-        merge(self.module, &other.module, keep, |m, off| {
-            m.edges.push(Edge {
-                from: out1,
-                to: shift(oin1, off),
-            });
-            m.edges.push(Edge {
-                from: shift(oout2, off),
-                to: in2,
-            });
+        let o = &other.module;
+        let (oin1, oin2, oout1, oout2) = (o.inlets[0], o.inlets[1], o.outlets[0], o.outlets[1]);
+        self.close_with(o, oin1, oout2, keep, |m, in1, out2, off| {
             m.inlets = vec![in1, shift(oin2, off)];
             m.outlets = vec![shift(oout1, off), out2];
+        })
+    }
+
+    /// Appends `other`, wiring this bidi's top outlet to `other`'s `to` and `other`'s `from` to
+    /// this bidi's bottom inlet; `ports(m, top inlet, bottom outlet, offset of other)` then sets
+    /// the open ports.
+    fn close_with(
+        self,
+        other: &Module,
+        to: PortRef,
+        from: PortRef,
+        keep: KeepMat,
+        ports: impl FnOnce(&mut Module, PortRef, PortRef, usize),
+    ) -> Arc<Module> {
+        let (in1, in2) = (self.module.inlets[0], self.module.inlets[1]);
+        let (out1, out2) = (self.module.outlets[0], self.module.outlets[1]);
+        append_with(self.module, other, keep, |m, off| {
+            m.edges.push(Edge {
+                from: out1,
+                to: shift(to, off),
+            });
+            m.edges.push(Edge {
+                from: shift(from, off),
+                to: in2,
+            });
+            ports(m, in1, out2, off);
         })
     }
 
@@ -174,18 +156,8 @@ where
     }
 
     fn join_with<M2>(self, flow: Flow<O1, I2, M2>, keep: KeepMat) -> Arc<Module> {
-        let (in1, in2) = (self.module.inlets[0], self.module.inlets[1]);
-        let (out1, out2) = (self.module.outlets[0], self.module.outlets[1]);
         let (fin, fout) = (flow.module.inlets[0], flow.module.outlets[0]);
-        merge(self.module, &flow.module, keep, |m, off| {
-            m.edges.push(Edge {
-                from: out1,
-                to: shift(fin, off),
-            });
-            m.edges.push(Edge {
-                from: shift(fout, off),
-                to: in2,
-            });
+        self.close_with(&flow.module, fin, fout, keep, |m, in1, out2, _| {
             m.inlets = vec![in1];
             m.outlets = vec![out2];
         })

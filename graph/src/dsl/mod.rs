@@ -9,7 +9,7 @@ pub use source::Source;
 use crate::async_stage::AsyncLogic;
 use crate::module::{BoxMat, Edge, MatExpr, Module, Node, NodeKind};
 use crate::router::{RouterFactory, TypedRouterFactory};
-use crate::{StageError, StageInfo};
+use crate::{PortRef, StageError, StageInfo};
 use std::sync::Arc;
 
 /// Materialized-value combiners for `via_mat` / `to_mat`.
@@ -65,29 +65,25 @@ pub(crate) enum KeepMat {
     Combine(Arc<dyn Fn(BoxMat, BoxMat) -> BoxMat + Send + Sync>),
 }
 
-/// Wires the first open outlet of `left` to the first open inlet of `right`.
-pub(crate) fn link(mut left: Arc<Module>, right: &Module, keep: KeepMat) -> Arc<Module> {
+/// `p` in a module appended at node offset `off`.
+pub(crate) fn shift(p: PortRef, off: usize) -> PortRef {
+    PortRef {
+        node: p.node + off,
+        port: p.port,
+    }
+}
+
+/// Appends `right` to `left`, lets `ports` wire the two and set the open ports (given the node
+/// offset of `right`), and combines the materialized values.
+pub(crate) fn append_with(
+    mut left: Arc<Module>,
+    right: &Module,
+    keep: KeepMat,
+    ports: impl FnOnce(&mut Module, usize),
+) -> Arc<Module> {
     let m = Arc::make_mut(&mut left);
-    let from = m.outlets.remove(0);
     let off = m.append(right);
-    let to = right.inlets[0];
-    m.edges.push(Edge {
-        from,
-        to: crate::PortRef {
-            node: to.node + off,
-            port: to.port,
-        },
-    });
-    m.inlets
-        .extend(right.inlets[1..].iter().map(|p| crate::PortRef {
-            node: p.node + off,
-            port: p.port,
-        }));
-    m.outlets
-        .extend(right.outlets.iter().map(|p| crate::PortRef {
-            node: p.node + off,
-            port: p.port,
-        }));
+    ports(m, off);
     let mut rmat = right.mat.clone();
     match keep {
         KeepMat::Left => {}
@@ -102,6 +98,21 @@ pub(crate) fn link(mut left: Arc<Module>, right: &Module, keep: KeepMat) -> Arc<
         }
     }
     left
+}
+
+/// Wires the first open outlet of `left` to the first open inlet of `right`.
+pub(crate) fn link(left: Arc<Module>, right: &Module, keep: KeepMat) -> Arc<Module> {
+    append_with(left, right, keep, |m, off| {
+        let from = m.outlets.remove(0);
+        m.edges.push(Edge {
+            from,
+            to: shift(right.inlets[0], off),
+        });
+        m.inlets
+            .extend(right.inlets[1..].iter().map(|&p| shift(p, off)));
+        m.outlets
+            .extend(right.outlets.iter().map(|&p| shift(p, off)));
+    })
 }
 
 pub(crate) fn plain_router<T: Send + 'static>() -> Arc<dyn RouterFactory> {

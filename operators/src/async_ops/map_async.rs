@@ -161,6 +161,11 @@ where
             (),
         ))
     })
+    .reject(weir_graph::at_least(
+        &format!("{name}: parallelism"),
+        parallelism,
+        1,
+    ))
 }
 
 struct MapAsync<T, F, K> {

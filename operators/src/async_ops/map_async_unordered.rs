@@ -7,9 +7,9 @@ use std::time::Duration;
 use weir_graph::{Flow, StageError};
 
 /// Applies the asynchronous `f` to every element with at most `parallelism` futures in flight
-/// (0 counts as 1) and emits the results in completion order. A failed future goes to
-/// supervision: under Resume/Restart its element is dropped (to dead letters, with the element's
-/// rendering when its type renders).
+/// (0 is reported as an invalid parameter when the graph is validated) and emits the results
+/// in completion order. A failed future goes to supervision: under Resume/Restart its element is
+/// dropped (to dead letters, with the element's rendering when its type renders).
 ///
 /// - **emits when** any future in flight has completed and downstream has room
 /// - **backpressures when** `parallelism` futures (or their unsent results) are outstanding, or downstream backpressures

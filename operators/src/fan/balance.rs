@@ -8,7 +8,7 @@ use std::marker::PhantomData;
 use std::task::Poll;
 use weir_graph::{
     AsyncIo, AsyncLogic, Event, Inlet, Junction, Node, NodePorts, Outlet, StageError, async_node,
-    router_for,
+    at_least, router_for,
 };
 
 /// Fan-out of each element to one of `n` outputs that requested it.
@@ -38,10 +38,11 @@ pub struct BalancePorts<T> {
 }
 
 impl<T: Send + 'static> Balance<T> {
-    /// A balance over `n` outputs (at least 1).
+    /// A balance over `n` outputs (`n == 0` is reported as an invalid parameter when the graph
+    /// is validated).
     pub fn new(n: usize) -> Self {
         Self {
-            n: n.max(1),
+            n,
             eager_cancel: false,
             _t: PhantomData,
         }
@@ -59,9 +60,10 @@ impl<T: Send + 'static> Junction for Balance<T> {
     type Ports = BalancePorts<T>;
 
     fn node(self) -> Node {
-        let outs = (0..self.n).map(|_| router_for::<T>()).collect();
+        let invalid = at_least("balance: outputs", self.n, 1);
+        let outs = (0..self.n.max(1)).map(|_| router_for::<T>()).collect();
         let eager_cancel = self.eager_cancel;
-        async_node("balance", 1, outs, move |_info| {
+        let mut node = async_node("balance", 1, outs, move |_info| {
             Ok((
                 BalanceLogic::<T> {
                     eager_cancel,
@@ -70,7 +72,9 @@ impl<T: Send + 'static> Junction for Balance<T> {
                 (),
             ))
         })
-        .with_demand_outputs()
+        .with_demand_outputs();
+        node.attrs.reject(invalid);
+        node
     }
 
     fn ports(p: NodePorts) -> Self::Ports {

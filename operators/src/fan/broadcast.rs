@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use std::task::Poll;
 use weir_graph::{
     AsyncIo, AsyncLogic, Event, Inlet, Junction, Node, NodePorts, Outlet, StageError, async_node,
-    router_for,
+    at_least, router_for,
 };
 
 /// Fan-out of every element to `n` outputs.
@@ -34,10 +34,11 @@ pub struct BroadcastPorts<T> {
 }
 
 impl<T: Clone + Send + 'static> Broadcast<T> {
-    /// A broadcast to `n` outputs (at least 1).
+    /// A broadcast to `n` outputs (`n == 0` is reported as an invalid parameter when the graph
+    /// is validated).
     pub fn new(n: usize) -> Self {
         Self {
-            n: n.max(1),
+            n,
             eager_cancel: false,
             _t: PhantomData,
         }
@@ -55,10 +56,12 @@ impl<T: Clone + Send + 'static> Junction for Broadcast<T> {
 
     fn node(self) -> Node {
         let eager = self.eager_cancel;
-        let outs = (0..self.n).map(|_| router_for::<T>()).collect();
-        async_node("broadcast", 1, outs, move |_info| {
+        let outs = (0..self.n.max(1)).map(|_| router_for::<T>()).collect();
+        let mut node = async_node("broadcast", 1, outs, move |_info| {
             Ok((BroadcastLogic::<T>(eager, PhantomData), ()))
-        })
+        });
+        node.attrs.reject(at_least("broadcast: outputs", self.n, 1));
+        node
     }
 
     fn ports(p: NodePorts) -> Self::Ports {
@@ -126,6 +129,7 @@ impl<T: Clone + Send + 'static> AsyncLogic for BroadcastLogic<T> {
 /// Emits when: a batch arrives (main); the side gets a copy when its previous copy was sent.
 /// Backpressures when: the main output has no credit (the side never backpressures: copies are dropped).
 /// Completes when: upstream completes, or the main output cancels (side cancellation is ignored).
+/// Cancels when: the main output cancels (the side output cancelling is ignored).
 /// Fails when: upstream fails.
 pub struct WireTap<T>(PhantomData<fn(T)>);
 

@@ -16,6 +16,7 @@ use weir_graph::{
 /// Emits when: the current input has a batch available.
 /// Backpressures when: downstream backpressures (and later inputs until their turn).
 /// Completes when: the last input completes.
+/// Cancels when: downstream cancels (every input is cancelled).
 /// Fails when: any input fails (a later input's failure is seen when its look-ahead slot is free).
 pub struct Concat<T> {
     n: usize,
@@ -23,12 +24,10 @@ pub struct Concat<T> {
 }
 
 impl<T: Send + 'static> Concat<T> {
-    /// A concatenation of `n` inputs (at least 1).
+    /// A concatenation of `n` inputs (`n == 0` is reported as an invalid parameter when the graph
+    /// is validated).
     pub fn new(n: usize) -> Self {
-        Self {
-            n: n.max(1),
-            _t: PhantomData,
-        }
+        Self { n, _t: PhantomData }
     }
 }
 
@@ -36,9 +35,11 @@ impl<T: Send + 'static> Junction for Concat<T> {
     type Ports = MergePorts<T>;
 
     fn node(self) -> Node {
-        async_node("concat", self.n, vec![router_for::<T>()], |_| {
+        let mut node = async_node("concat", self.n.max(1), vec![router_for::<T>()], |_| {
             Ok((ConcatLogic::<T>(PhantomData), ()))
-        })
+        });
+        node.attrs.reject(at_least("concat: inputs", self.n, 1));
+        node
     }
 
     fn ports(p: NodePorts) -> Self::Ports {
@@ -98,6 +99,7 @@ impl<T: Send + 'static> AsyncLogic for ConcatLogic<T> {
 /// Emits when: the current input has an element available.
 /// Backpressures when: downstream backpressures, or the current input has nothing available.
 /// Completes when: all inputs complete.
+/// Cancels when: downstream cancels (every input is cancelled).
 /// Fails when: any input fails (immediately, as far as its one-batch look-ahead allows).
 pub struct Interleave<T> {
     n: usize,

@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use std::task::Poll;
 use weir_graph::{
     AsyncIo, AsyncLogic, Inlet, Junction, Node, NodePorts, Outlet, StageError, async_node,
-    router_for,
+    at_least, router_for,
 };
 
 /// Fan-in of `n` inputs, taking batches from ready inputs in round-robin order.
@@ -37,10 +37,11 @@ pub struct MergePorts<T> {
 }
 
 impl<T: Send + 'static> Merge<T> {
-    /// A merge of `n` inputs (at least 1).
+    /// A merge of `n` inputs (`n == 0` is reported as an invalid parameter when the graph is
+    /// validated).
     pub fn new(n: usize) -> Self {
         Self {
-            n: n.max(1),
+            n,
             eager_complete: false,
             _t: PhantomData,
         }
@@ -58,9 +59,11 @@ impl<T: Send + 'static> Junction for Merge<T> {
 
     fn node(self) -> Node {
         let eager = self.eager_complete;
-        async_node("merge", self.n, vec![router_for::<T>()], move |_| {
+        let mut node = async_node("merge", self.n.max(1), vec![router_for::<T>()], move |_| {
             Ok((MergeLogic::<T>::new(eager, Pick::RoundRobin), ()))
-        })
+        });
+        node.attrs.reject(at_least("merge: inputs", self.n, 1));
+        node
     }
 
     fn ports(p: NodePorts) -> Self::Ports {
@@ -103,10 +106,11 @@ pub struct MergePreferredPorts<T> {
 }
 
 impl<T: Send + 'static> MergePreferred<T> {
-    /// A preferred merge with `n` secondary inputs (at least 1).
+    /// A preferred merge with `n` secondary inputs (`n == 0` is reported as an invalid
+    /// parameter when the graph is validated).
     pub fn new(n: usize) -> Self {
         Self {
-            n: n.max(1),
+            n,
             eager_complete: false,
             _t: PhantomData,
         }
@@ -125,13 +129,16 @@ impl<T: Send + 'static> Junction for MergePreferred<T> {
     fn node(self) -> Node {
         let eager = self.eager_complete;
 
-        async_node(
+        let mut node = async_node(
             "merge_preferred",
-            self.n + 1,
+            self.n.max(1) + 1,
             vec![router_for::<T>()],
             move |_| Ok((MergeLogic::<T>::new(eager, Pick::Preferred), ())),
         )
-        .with_demand_outputs()
+        .with_demand_outputs();
+        node.attrs
+            .reject(at_least("merge_preferred: secondary inputs", self.n, 1));
+        node
     }
 
     fn ports(p: NodePorts) -> Self::Ports {
@@ -157,19 +164,28 @@ impl<T: Send + 'static> Junction for MergePreferred<T> {
 /// Fails when: any input fails (immediately).
 pub struct MergePrioritized<T> {
     priorities: Vec<u64>,
+    invalid: Option<String>,
     eager_complete: bool,
     _t: PhantomData<fn(T)>,
 }
 
 impl<T: Send + 'static> MergePrioritized<T> {
-    /// A merge of `priorities.len()` inputs (at least 1); a priority of 0 counts as 1.
+    /// A merge of `priorities.len()` inputs (no inputs, or a priority of 0, is reported as an
+    /// invalid parameter when the graph is validated).
     pub fn new(priorities: impl IntoIterator<Item = usize>) -> Self {
-        let mut priorities: Vec<u64> = priorities.into_iter().map(|p| p.max(1) as u64).collect();
+        let given: Vec<usize> = priorities.into_iter().collect();
+        let invalid = at_least("merge_prioritized: inputs", given.len(), 1).or_else(|| {
+            given
+                .iter()
+                .find_map(|&p| at_least("merge_prioritized: priority", p, 1))
+        });
+        let mut priorities: Vec<u64> = given.iter().map(|&p| p.max(1) as u64).collect();
         if priorities.is_empty() {
             priorities.push(1);
         }
         Self {
             priorities,
+            invalid,
             eager_complete: false,
             _t: PhantomData,
         }
@@ -189,11 +205,13 @@ impl<T: Send + 'static> Junction for MergePrioritized<T> {
         let (eager, pr) = (self.eager_complete, self.priorities);
         let n = pr.len();
 
-        async_node("merge_prioritized", n, vec![router_for::<T>()], move |_| {
+        let mut node = async_node("merge_prioritized", n, vec![router_for::<T>()], move |_| {
             let pick = Pick::Weighted(pr.clone(), vec![0; pr.len()]);
             Ok((MergeLogic::<T>::new(eager, pick), ()))
         })
-        .with_demand_outputs()
+        .with_demand_outputs();
+        node.attrs.reject(self.invalid);
+        node
     }
 
     fn ports(p: NodePorts) -> Self::Ports {

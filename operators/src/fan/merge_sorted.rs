@@ -15,6 +15,7 @@ use weir_graph::{
 /// Emits when: both inputs have an element buffered (or one completed), the smaller one.
 /// Backpressures when: downstream backpressures, or one input has nothing buffered and is open.
 /// Completes when: both inputs complete and every buffered element is emitted.
+/// Cancels when: downstream cancels (both inputs are cancelled).
 /// Fails when: any input fails (immediately).
 pub struct MergeSorted<T>(PhantomData<fn(T)>);
 

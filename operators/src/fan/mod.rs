@@ -43,6 +43,7 @@ pub trait FanOps: Via {
     /// Emits when: either stream has elements available.
     /// Backpressures when: downstream backpressures.
     /// Completes when: both streams complete.
+    /// Cancels when: downstream cancels (both streams are cancelled).
     /// Fails when: either stream fails.
     fn merge<M: Send + 'static>(self, other: Source<Self::Out, M>) -> Self::Next<Self::Out> {
         self.via_flow(linear::merge(other))
@@ -53,6 +54,7 @@ pub trait FanOps: Via {
     /// Emits when: both streams have an element available.
     /// Backpressures when: downstream backpressures.
     /// Completes when: either stream completes with nothing left to pair.
+    /// Cancels when: downstream cancels, or the zip completes (the other stream is cancelled).
     /// Fails when: either stream fails.
     fn zip<U: Send + 'static, M: Send + 'static>(
         self,
@@ -66,6 +68,7 @@ pub trait FanOps: Via {
     /// Emits when: both streams have an element available.
     /// Backpressures when: downstream backpressures.
     /// Completes when: either stream completes with nothing left to pair.
+    /// Cancels when: downstream cancels, or the zip completes (the other stream is cancelled).
     /// Fails when: either stream fails.
     fn zip_with<U: Send + 'static, O: Send + 'static, M: Send + 'static>(
         self,
@@ -80,6 +83,7 @@ pub trait FanOps: Via {
     /// Emits when: the current stream has elements available.
     /// Backpressures when: downstream backpressures.
     /// Completes when: `other` completes.
+    /// Cancels when: downstream cancels (both streams are cancelled).
     /// Fails when: either stream fails.
     fn concat<M: Send + 'static>(self, other: Source<Self::Out, M>) -> Self::Next<Self::Out> {
         self.via_flow(linear::concat(other))
@@ -90,6 +94,7 @@ pub trait FanOps: Via {
     /// Emits when: the current stream has elements available.
     /// Backpressures when: downstream backpressures.
     /// Completes when: both streams complete.
+    /// Cancels when: downstream cancels (both streams are cancelled).
     /// Fails when: either stream fails.
     fn interleave<M: Send + 'static>(
         self,
@@ -104,6 +109,7 @@ pub trait FanOps: Via {
     /// Emits when: both streams have an element available (or one completed).
     /// Backpressures when: downstream backpressures.
     /// Completes when: both streams complete.
+    /// Cancels when: downstream cancels (both streams are cancelled).
     /// Fails when: either stream fails.
     fn merge_sorted<M: Send + 'static>(self, other: Source<Self::Out, M>) -> Self::Next<Self::Out>
     where
@@ -117,6 +123,7 @@ pub trait FanOps: Via {
     /// Emits when: an element arrives and both downstream and `sink` have credit.
     /// Backpressures when: downstream or `sink` backpressures.
     /// Completes when: upstream completes, or downstream or `sink` cancels.
+    /// Cancels when: downstream or `sink` cancels.
     /// Fails when: upstream fails.
     fn also_to<M: Send + 'static>(self, sink: Sink<Self::Out, M>) -> Self::Next<Self::Out>
     where
@@ -130,6 +137,7 @@ pub trait FanOps: Via {
     /// Emits when: an element arrives and downstream has credit (never waits for `sink`).
     /// Backpressures when: downstream backpressures.
     /// Completes when: upstream completes or downstream cancels (`sink` cancelling is ignored).
+    /// Cancels when: downstream cancels (`sink` cancelling is ignored).
     /// Fails when: upstream fails.
     fn wire_tap<M: Send + 'static>(self, sink: Sink<Self::Out, M>) -> Self::Next<Self::Out>
     where
@@ -143,6 +151,7 @@ pub trait FanOps: Via {
     /// Emits when: an element not matching `pred` arrives and downstream has credit.
     /// Backpressures when: the destination of an element backpressures.
     /// Completes when: upstream completes, or downstream or `sink` cancels.
+    /// Cancels when: downstream or `sink` cancels.
     /// Fails when: upstream fails.
     fn divert_to<M: Send + 'static>(
         self,

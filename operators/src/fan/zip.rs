@@ -39,6 +39,7 @@ pub(crate) fn zip_ports<A, B, O>(p: NodePorts) -> ZipPorts<A, B, O> {
 /// Emits when: both inputs have an element buffered.
 /// Backpressures when: downstream backpressures, or an input has nothing buffered.
 /// Completes when: any input completes and no buffered element of it remains to pair.
+/// Cancels when: downstream cancels, or the zip completes (the other input is cancelled).
 /// Fails when: any input fails (immediately).
 pub struct Zip<A, B>(PhantomData<fn(A, B)>);
 
@@ -66,6 +67,7 @@ impl<A: Send + 'static, B: Send + 'static> Junction for Zip<A, B> {
 /// Emits when: both inputs have an element buffered.
 /// Backpressures when: downstream backpressures, or an input has nothing buffered.
 /// Completes when: any input completes and no buffered element of it remains to pair.
+/// Cancels when: downstream cancels, or the zip completes (the other input is cancelled).
 /// Fails when: any input fails (immediately), or `f` panics under Stop (the pairs combined
 /// before the failing one are emitted first); under Resume/Restart the failing pair is
 /// dead-lettered and zipping goes on.

@@ -14,6 +14,7 @@ use weir_graph::{
 /// Emits when: both inputs have emitted at least once, then on every new element of either input.
 /// Backpressures when: downstream backpressures.
 /// Completes when: any input completes.
+/// Cancels when: downstream cancels, or one input completes (the other input is cancelled).
 /// Fails when: any input fails (immediately).
 pub struct ZipLatest<A, B>(PhantomData<fn(A, B)>);
 

@@ -1,101 +1,70 @@
 //! Delimiter framing: the bytes between occurrences of a delimiter.
 
-use super::{FramingError, find, framing_failed};
-use weir_graph::{Flow, FlowLogic, StageCx, StageError};
+use super::stage::{Decoder, FrameBuf, framing_flow};
+use super::{FramingError, find};
+use weir_graph::Flow;
 
-struct DelimiterLogic {
+#[derive(Clone)]
+struct DelimiterDecoder {
     delim: Vec<u8>,
     max: usize,
     allow_truncation: bool,
-    /// Unframed bytes; `buf[0]` is at stream offset `offset`.
-    buf: Vec<u8>,
-    offset: u64,
-    /// Bytes at the start of `buf` known to hold no delimiter start (not searched again).
+    /// Bytes at the start of the buffer known to hold no delimiter start (not searched again).
     scanned: usize,
 }
 
-impl DelimiterLogic {
-    /// Cuts every complete frame out of the buffer.
-    fn frames(&mut self, out: &mut Vec<Vec<u8>>) -> Result<(), FramingError> {
-        let d = self.delim.len();
-        let mut start = 0;
-        let mut from = self.scanned;
-        let r = loop {
-            match find(&self.buf[from..], &self.delim) {
-                Some(i) if from + i - start > self.max => {
-                    break Err(self.too_long(start, from + i - start));
-                }
-                Some(i) => {
-                    let end = from + i;
-                    out.push(self.buf[start..end].to_vec());
-                    start = end + d;
-                    from = start;
-                }
-                None => {
-                    // The tail may hold the first bytes of a delimiter: they do not count yet.
-                    let clean = self.buf.len().saturating_sub(d - 1).max(start);
-                    if clean - start > self.max {
-                        break Err(self.too_long(start, clean - start));
-                    }
-                    from = clean;
-                    break Ok(());
-                }
-            }
-        };
-        self.buf.drain(..start);
-        self.offset += start as u64;
-        self.scanned = from - start;
-        r
-    }
-
-    fn too_long(&self, start: usize, len: usize) -> FramingError {
+impl DelimiterDecoder {
+    fn too_long(&self, buf: &FrameBuf, start: usize, len: usize) -> FramingError {
         FramingError::FrameTooLong {
-            offset: self.offset + start as u64,
+            offset: buf.at(start),
             length: len as u64,
             max: self.max,
         }
     }
 }
 
-impl FlowLogic<Vec<u8>, Vec<u8>> for DelimiterLogic {
-    fn on_batch(
-        &mut self,
-        input: &mut Vec<Vec<u8>>,
-        out: &mut Vec<Vec<u8>>,
-        scx: &mut StageCx<'_>,
-    ) -> Result<(), StageError> {
-        for chunk in std::mem::take(input) {
-            if self.buf.is_empty() {
-                self.buf = chunk;
-            } else {
-                self.buf.extend_from_slice(&chunk);
+impl Decoder for DelimiterDecoder {
+    /// Cuts every complete frame out of the buffer.
+    fn frames(&mut self, buf: &mut FrameBuf, out: &mut Vec<Vec<u8>>) -> Result<(), FramingError> {
+        let d = self.delim.len();
+        let mut start = 0;
+        let mut from = self.scanned;
+        let r = loop {
+            match find(&buf.bytes[from..], &self.delim) {
+                Some(i) if from + i - start > self.max => {
+                    break Err(self.too_long(buf, start, from + i - start));
+                }
+                Some(i) => {
+                    let end = from + i;
+                    out.push(buf.bytes[start..end].to_vec());
+                    start = end + d;
+                    from = start;
+                }
+                None => {
+                    // The tail may hold the first bytes of a delimiter: they do not count yet.
+                    let clean = buf.bytes.len().saturating_sub(d - 1).max(start);
+                    if clean - start > self.max {
+                        break Err(self.too_long(buf, start, clean - start));
+                    }
+                    from = clean;
+                    break Ok(());
+                }
             }
-            if let Err(e) = self.frames(out) {
-                return Err(framing_failed(scx, e));
-            }
-        }
-        Ok(())
+        };
+        buf.consume(start);
+        self.scanned = from - start;
+        r
     }
 
-    fn on_finish(
-        &mut self,
-        out: &mut Vec<Vec<u8>>,
-        scx: &mut StageCx<'_>,
-    ) -> Result<(), StageError> {
-        if self.buf.is_empty() {
+    fn finish(&mut self, buf: &mut FrameBuf, out: &mut Vec<Vec<u8>>) -> Result<(), FramingError> {
+        if buf.bytes.is_empty() {
             return Ok(());
         }
         if self.allow_truncation {
-            out.push(std::mem::take(&mut self.buf));
+            out.push(std::mem::take(&mut buf.bytes));
             return Ok(());
         }
-        Err(framing_failed(
-            scx,
-            FramingError::Truncated {
-                offset: self.offset,
-                buffered: self.buf.len(),
-            },
-        ))
+        Err(buf.truncated(0))
     }
 }
 
@@ -117,20 +86,13 @@ pub fn delimiter(
             "delimiter framing needs a non-empty delimiter".into(),
         ));
     }
-    let delim = delimiter.to_vec();
-    Ok(Flow::from_logic("delimiter_framing", move |_| {
-        Ok((
-            DelimiterLogic {
-                delim: delim.clone(),
-                max: max_frame_length,
-                allow_truncation,
-                buf: Vec::new(),
-                offset: 0,
-                scanned: 0,
-            },
-            (),
-        ))
-    }))
+    let decoder = DelimiterDecoder {
+        delim: delimiter.to_vec(),
+        max: max_frame_length,
+        allow_truncation,
+        scanned: 0,
+    };
+    Ok(framing_flow("delimiter_framing", decoder))
 }
 
 #[cfg(test)]

@@ -1,14 +1,13 @@
 //! JSON object framing: a scanner for brace depth (strings and escapes skipped), not a parser.
 
-use super::{FramingError, framing_failed};
-use weir_graph::{Flow, FlowLogic, StageCx, StageError};
+use super::FramingError;
+use super::stage::{Decoder, FrameBuf, framing_flow};
+use weir_graph::Flow;
 
-struct JsonLogic {
+#[derive(Clone)]
+struct JsonDecoder {
     max: usize,
-    /// Unframed bytes; `buf[0]` is at stream offset `offset`.
-    buf: Vec<u8>,
-    offset: u64,
-    /// Next byte to scan.
+    /// Next byte of the buffer to scan.
     pos: usize,
     /// Start of the object being scanned (meaningful while `depth > 0`).
     obj: usize,
@@ -17,28 +16,13 @@ struct JsonLogic {
     escaped: bool,
 }
 
-impl JsonLogic {
-    fn at(&self, i: usize) -> u64 {
-        self.offset + i as u64
-    }
-
-    fn scan(&mut self, out: &mut Vec<Vec<u8>>) -> Result<(), FramingError> {
-        let r = self.scan_inner(out);
-        // Keep only the object in progress.
-        let keep = if self.depth > 0 { self.obj } else { self.pos };
-        self.buf.drain(..keep);
-        self.offset += keep as u64;
-        self.pos -= keep;
-        self.obj = self.obj.saturating_sub(keep);
-        r
-    }
-
-    fn scan_inner(&mut self, out: &mut Vec<Vec<u8>>) -> Result<(), FramingError> {
-        while self.pos < self.buf.len() {
-            let b = self.buf[self.pos];
+impl JsonDecoder {
+    fn scan(&mut self, buf: &FrameBuf, out: &mut Vec<Vec<u8>>) -> Result<(), FramingError> {
+        while self.pos < buf.bytes.len() {
+            let b = buf.bytes[self.pos];
             if self.depth > 0 && self.pos + 1 - self.obj > self.max {
                 return Err(FramingError::FrameTooLong {
-                    offset: self.at(self.obj),
+                    offset: buf.at(self.obj),
                     length: (self.pos + 1 - self.obj) as u64,
                     max: self.max,
                 });
@@ -52,12 +36,12 @@ impl JsonLogic {
                     b' ' | b'\t' | b'\r' | b'\n' | b',' | b'[' | b']' => {}
                     b'}' => {
                         return Err(FramingError::Unbalanced {
-                            offset: self.at(self.pos),
+                            offset: buf.at(self.pos),
                         });
                     }
                     _ => {
                         return Err(FramingError::UnexpectedByte {
-                            offset: self.at(self.pos),
+                            offset: buf.at(self.pos),
                             byte: b,
                             shown: char::from(b),
                         });
@@ -78,7 +62,7 @@ impl JsonLogic {
                     b'}' => {
                         self.depth -= 1;
                         if self.depth == 0 {
-                            out.push(self.buf[self.obj..=self.pos].to_vec());
+                            out.push(buf.bytes[self.obj..=self.pos].to_vec());
                         }
                     }
                     _ => {}
@@ -90,41 +74,22 @@ impl JsonLogic {
     }
 }
 
-impl FlowLogic<Vec<u8>, Vec<u8>> for JsonLogic {
-    fn on_batch(
-        &mut self,
-        input: &mut Vec<Vec<u8>>,
-        out: &mut Vec<Vec<u8>>,
-        scx: &mut StageCx<'_>,
-    ) -> Result<(), StageError> {
-        for chunk in std::mem::take(input) {
-            if self.buf.is_empty() {
-                self.buf = chunk;
-            } else {
-                self.buf.extend_from_slice(&chunk);
-            }
-            if let Err(e) = self.scan(out) {
-                return Err(framing_failed(scx, e));
-            }
-        }
-        Ok(())
+impl Decoder for JsonDecoder {
+    fn frames(&mut self, buf: &mut FrameBuf, out: &mut Vec<Vec<u8>>) -> Result<(), FramingError> {
+        let r = self.scan(buf, out);
+        // Keep only the object in progress.
+        let keep = if self.depth > 0 { self.obj } else { self.pos };
+        buf.consume(keep);
+        self.pos -= keep;
+        self.obj = self.obj.saturating_sub(keep);
+        r
     }
 
-    fn on_finish(
-        &mut self,
-        _out: &mut Vec<Vec<u8>>,
-        scx: &mut StageCx<'_>,
-    ) -> Result<(), StageError> {
+    fn finish(&mut self, buf: &mut FrameBuf, _out: &mut Vec<Vec<u8>>) -> Result<(), FramingError> {
         if self.depth == 0 {
             return Ok(());
         }
-        Err(framing_failed(
-            scx,
-            FramingError::Truncated {
-                offset: self.at(self.obj),
-                buffered: self.buf.len() - self.obj,
-            },
-        ))
+        Err(buf.truncated(self.obj))
     }
 }
 
@@ -140,21 +105,17 @@ impl FlowLogic<Vec<u8>, Vec<u8>> for JsonLogic {
 /// `,`, `[`, `]` or `{` appears between objects, or the stream ends inside an object
 /// ([`FramingError`]); or upstream fails.
 pub fn json(max_object_length: usize) -> Flow<Vec<u8>, Vec<u8>> {
-    Flow::from_logic("json_framing", move |_| {
-        Ok((
-            JsonLogic {
-                max: max_object_length,
-                buf: Vec::new(),
-                offset: 0,
-                pos: 0,
-                obj: 0,
-                depth: 0,
-                in_string: false,
-                escaped: false,
-            },
-            (),
-        ))
-    })
+    framing_flow(
+        "json_framing",
+        JsonDecoder {
+            max: max_object_length,
+            pos: 0,
+            obj: 0,
+            depth: 0,
+            in_string: false,
+            escaped: false,
+        },
+    )
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Length-field framing: frames announced by a length in a header, and the encoder that writes
 //! such a length prefix.
 
+use super::stage::{Decoder, FrameBuf, framing_flow};
 use super::{ByteOrder, FramingError, framing_failed};
 use weir_graph::{Flow, FlowLogic, StageCx, StageError};
 
@@ -90,26 +91,19 @@ fn write_uint(v: u64, width: usize, order: ByteOrder, out: &mut Vec<u8>) {
     }
 }
 
-struct LengthFieldLogic {
-    cfg: LengthField,
-    /// Unframed bytes; `buf[0]` is at stream offset `offset`.
-    buf: Vec<u8>,
-    offset: u64,
-}
-
-impl LengthFieldLogic {
-    fn frames(&mut self, out: &mut Vec<Vec<u8>>) -> Result<(), FramingError> {
-        let c = self.cfg;
+impl Decoder for LengthField {
+    fn frames(&mut self, buf: &mut FrameBuf, out: &mut Vec<Vec<u8>>) -> Result<(), FramingError> {
+        let c = *self;
         let header = c.header_len();
         let mut start = 0;
         let r = loop {
-            let avail = self.buf.len() - start;
+            let avail = buf.bytes.len() - start;
             if avail < header {
                 break Ok(());
             }
-            let field = &self.buf[start + c.offset..start + header];
+            let field = &buf.bytes[start + c.offset..start + header];
             let declared = read_uint(field, c.order);
-            let at = self.offset + start as u64;
+            let at = buf.at(start);
             let total = if c.includes_header {
                 if declared < header as u64 {
                     break Err(FramingError::LengthBelowHeader {
@@ -139,50 +133,11 @@ impl LengthFieldLogic {
             } else {
                 start
             };
-            out.push(self.buf[from..start + total].to_vec());
+            out.push(buf.bytes[from..start + total].to_vec());
             start += total;
         };
-        self.buf.drain(..start);
-        self.offset += start as u64;
+        buf.consume(start);
         r
-    }
-}
-
-impl FlowLogic<Vec<u8>, Vec<u8>> for LengthFieldLogic {
-    fn on_batch(
-        &mut self,
-        input: &mut Vec<Vec<u8>>,
-        out: &mut Vec<Vec<u8>>,
-        scx: &mut StageCx<'_>,
-    ) -> Result<(), StageError> {
-        for chunk in std::mem::take(input) {
-            if self.buf.is_empty() {
-                self.buf = chunk;
-            } else {
-                self.buf.extend_from_slice(&chunk);
-            }
-            if let Err(e) = self.frames(out) {
-                return Err(framing_failed(scx, e));
-            }
-        }
-        Ok(())
-    }
-
-    fn on_finish(
-        &mut self,
-        _out: &mut Vec<Vec<u8>>,
-        scx: &mut StageCx<'_>,
-    ) -> Result<(), StageError> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        Err(framing_failed(
-            scx,
-            FramingError::Truncated {
-                offset: self.offset,
-                buffered: self.buf.len(),
-            },
-        ))
     }
 }
 
@@ -198,16 +153,7 @@ impl FlowLogic<Vec<u8>, Vec<u8>> for LengthFieldLogic {
 /// and a maximum below the header length are rejected here.
 pub fn length_field(cfg: LengthField) -> Result<Flow<Vec<u8>, Vec<u8>>, FramingError> {
     cfg.validate()?;
-    Ok(Flow::from_logic("length_field_framing", move |_| {
-        Ok((
-            LengthFieldLogic {
-                cfg,
-                buf: Vec::new(),
-                offset: 0,
-            },
-            (),
-        ))
-    }))
+    Ok(framing_flow("length_field_framing", cfg))
 }
 
 struct PrefixLogic {

@@ -21,6 +21,7 @@ mod delimiter;
 mod json;
 mod length_field;
 mod protocol;
+mod stage;
 
 pub use delimiter::delimiter;
 pub use json::json;

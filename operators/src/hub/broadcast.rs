@@ -1,14 +1,12 @@
 //! `BroadcastHub`: a sink whose materialized source can be attached by any number of consumers.
 
-use super::{lock, positive};
-use futures::FutureExt;
+use super::fanout::{FanOut, HubGuard, Producer, hub_stage};
+use super::{lock, positive, wake};
 use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
-use weir_graph::{
-    AsyncFn, Event, GraphError, Sink, Source, SourceLogic, StageCx, StageError, Step,
-};
+use std::task::{Poll, Waker};
+use weir_graph::{GraphError, Sink, Source, StageError};
 
 /// A dynamic fan-out: see [`BroadcastHub::sink`].
 #[derive(Debug, Clone, Copy)]
@@ -46,23 +44,8 @@ impl<T> State<T> {
         if n > 0 {
             self.buf.drain(..n);
             self.head += n as u64;
-            if let Some(w) = self.producer.take() {
-                w.wake();
-            }
+            wake(&mut self.producer);
         }
-    }
-    fn wake_consumers(&mut self) {
-        for c in self.consumers.values_mut() {
-            if let Some(w) = c.waker.take() {
-                w.wake();
-            }
-        }
-    }
-    fn finish(&mut self, end: Result<(), StageError>) {
-        if self.end.is_none() {
-            self.end = Some(end);
-        }
-        self.wake_consumers();
     }
 }
 
@@ -97,45 +80,20 @@ impl BroadcastHub {
                 end: None,
                 producer: None,
             }));
-            let guard = HubGuard(Arc::clone(&shared));
-            let logic = AsyncFn(move |mut io: weir_graph::AsyncIo| {
-                async move {
-                    let mut input = io.input::<T>(0)?;
-                    loop {
-                        match input.recv().await {
-                            Event::Batch(v) => guard.push(v).await,
-                            Event::End => {
-                                lock(&guard.0).finish(Ok(()));
-                                return Ok(());
-                            }
-                            Event::Error(e) => {
-                                lock(&guard.0).finish(Err(e.clone()));
-                                return Err(e);
-                            }
-                        }
-                    }
-                }
-                .boxed()
-            });
-            Ok((logic, consumer_source(shared)))
+            Ok(hub_stage(HubGuard(shared), "broadcast_hub_source"))
         }))
     }
 }
 
-/// The hub's producer side; if it stops before its upstream ended, consumers fail.
-struct HubGuard<T>(Shared<T>);
+impl<T: Clone + Send + 'static> Producer<T> for HubGuard<State<T>> {
+    type Hub = State<T>;
 
-impl<T> Drop for HubGuard<T> {
-    fn drop(&mut self) {
-        lock(&self.0).finish(Err(StageError::cancelled(
-            "broadcast_hub stopped before its upstream completed",
-        )));
+    fn hub(&self) -> &Shared<T> {
+        &self.0
     }
-}
 
-impl<T: Send + 'static> HubGuard<T> {
     /// Appends `batch` to the buffer as room frees up.
-    async fn push(&self, batch: Vec<T>) {
+    async fn push(&mut self, batch: Vec<T>) -> Result<(), StageError> {
         let mut rest = batch.into_iter();
         let mut left = rest.len();
         poll_fn(|cx| {
@@ -153,98 +111,61 @@ impl<T: Send + 'static> HubGuard<T> {
             Poll::Pending
         })
         .await;
+        Ok(())
     }
 }
 
-/// The source materialized by the hub: one consumer per materialization.
-fn consumer_source<T: Clone + Send + 'static>(shared: Shared<T>) -> Source<T, ()> {
-    Source::from_logic("broadcast_hub_source", move |_info| {
-        let mut st = lock(&shared);
-        let id = st.next_id;
-        st.next_id += 1;
-        let offset = st.head;
-        st.consumers.insert(
+impl<T: Clone + Send + 'static> FanOut for State<T> {
+    type Item = T;
+    const NAME: &'static str = "broadcast_hub";
+
+    fn attach(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let offset = self.head;
+        self.consumers.insert(
             id,
             Consumer {
                 offset,
                 waker: None,
             },
         );
-        drop(st);
-        Ok((
-            HubConsumer {
-                shared: Arc::clone(&shared),
-                id,
-            },
-            (),
-        ))
-    })
-}
+        id
+    }
 
-struct HubConsumer<T> {
-    shared: Shared<T>,
-    id: u64,
-}
-
-impl<T> HubConsumer<T> {
-    fn leave(&self) {
-        let mut st = lock(&self.shared);
-        if st.consumers.remove(&self.id).is_some() {
-            st.trim();
+    fn detach(&mut self, id: u64) {
+        if self.consumers.remove(&id).is_some() {
+            self.trim();
         }
     }
-}
 
-impl<T> Drop for HubConsumer<T> {
-    fn drop(&mut self) {
-        self.leave();
-    }
-}
-
-impl<T: Clone + Send + 'static> SourceLogic<T> for HubConsumer<T> {
-    fn poll_next(
-        &mut self,
-        cx: &mut Context<'_>,
-        scx: &mut StageCx<'_>,
-        out: &mut Vec<T>,
-    ) -> Poll<Result<Step, StageError>> {
-        let mut st = lock(&self.shared);
-        let (head, tail) = (st.head, st.tail());
-        let Some(c) = st.consumers.get(&self.id) else {
-            return Poll::Ready(Ok(Step::Done));
-        };
+    fn take(&mut self, id: u64, max: usize, out: &mut Vec<T>) -> Option<(usize, bool)> {
+        let (head, tail) = (self.head, self.tail());
+        let c = self.consumers.get_mut(&id)?;
         let from = c.offset.max(head);
-        let n = usize::try_from(tail - from)
-            .unwrap_or(usize::MAX)
-            .min(scx.batch_size().max(1));
-        if n == 0
-            && let Some(Err(e)) = &st.end
-        {
-            // The failure comes after the elements accepted before it.
-            return Poll::Ready(Err(e.clone()));
-        }
+        let n = usize::try_from(tail - from).unwrap_or(usize::MAX).min(max);
         let at = usize::try_from(from - head).unwrap_or(usize::MAX);
-        out.extend(st.buf.range(at..at + n).cloned());
-        let done = matches!(st.end, Some(Ok(()))) && from + n as u64 == tail;
-        if let Some(c) = st.consumers.get_mut(&self.id) {
-            c.offset = from + n as u64;
-            if n == 0 && !done {
-                c.waker = Some(cx.waker().clone());
-            }
-        }
+        out.extend(self.buf.range(at..at + n).cloned());
+        c.offset = from + n as u64;
         if n > 0 {
-            st.trim();
+            self.trim();
         }
-        if done {
-            return Poll::Ready(Ok(Step::Done));
-        }
-        if n > 0 {
-            return Poll::Ready(Ok(Step::More));
-        }
-        Poll::Pending
+        Some((n, from + n as u64 == tail))
     }
 
-    fn post_stop(&mut self) {
-        self.leave();
+    fn park(&mut self, id: u64, waker: &Waker) {
+        if let Some(c) = self.consumers.get_mut(&id) {
+            c.waker = Some(waker.clone());
+        }
+    }
+
+    fn end(&mut self) -> &mut Option<Result<(), StageError>> {
+        &mut self.end
+    }
+
+    fn wake_consumers(&mut self) {
+        for c in self.consumers.values_mut() {
+            wake(&mut c.waker);
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! `MergeHub`: a source fed by any number of producer sinks attached while it runs.
 
-use super::{lock, positive};
+use super::{lock, positive, wake};
 use futures::FutureExt;
 use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
@@ -35,18 +35,14 @@ impl<T> State<T> {
     fn credit(&mut self, id: u64, n: usize) {
         if let Some(p) = self.producers.get_mut(&id) {
             p.queued = p.queued.saturating_sub(n);
-            if let Some(w) = p.waker.take() {
-                w.wake();
-            }
+            wake(&mut p.waker);
         }
     }
     fn close(&mut self) {
         self.closed = true;
         self.queue.clear();
         for p in self.producers.values_mut() {
-            if let Some(w) = p.waker.take() {
-                w.wake();
-            }
+            wake(&mut p.waker);
         }
     }
 }
@@ -185,9 +181,7 @@ impl<T: Send + 'static> ProducerGuard<T> {
             if let Some(b) = batch.take() {
                 st.queue.push_back((self.id, b));
             }
-            if let Some(w) = st.consumer.take() {
-                w.wake();
-            }
+            wake(&mut st.consumer);
             Poll::Ready(true)
         })
         .await

@@ -13,6 +13,7 @@
 //! independent hub.
 
 mod broadcast;
+mod fanout;
 mod merge;
 mod partition;
 
@@ -21,6 +22,7 @@ pub use merge::MergeHub;
 pub use partition::{PartitionHub, Partitioner, Routed};
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::task::Waker;
 use weir_graph::GraphError;
 
 /// Default per-producer buffer of [`MergeHub::source`] (Akka's default).
@@ -31,6 +33,13 @@ pub const DEFAULT_HUB_BUFFER: usize = 256;
 /// Locks a hub's shared state (a poisoned lock is still usable: the state stays consistent).
 pub(crate) fn lock<S>(m: &Mutex<S>) -> MutexGuard<'_, S> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Wakes the task parked in `slot`, if any.
+pub(crate) fn wake(slot: &mut Option<Waker>) {
+    if let Some(w) = slot.take() {
+        w.wake();
+    }
 }
 
 /// Rejects a size below 1, naming the operator and the parameter.

@@ -1,15 +1,14 @@
 //! `PartitionHub`: a sink routing each element to one of the consumers attached to its source.
 
-use super::{lock, positive};
+use super::fanout::{FanOut, HubGuard, Producer, hub_stage};
+use super::{lock, positive, wake};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
-use weir_graph::{
-    AsyncFn, Event, GraphError, Sink, Source, SourceLogic, StageCx, StageError, Step,
-};
+use std::task::{Poll, Waker};
+use weir_graph::{GraphError, Sink, Source, StageError};
 
 /// A dynamic, routed fan-out: see [`PartitionHub::sink`].
 #[derive(Debug, Clone, Copy)]
@@ -81,19 +80,7 @@ impl<T> State<T> {
         if self.consumers.len() >= self.start_after {
             self.started = true;
         }
-        if let Some(w) = self.producer.take() {
-            w.wake();
-        }
-    }
-    fn finish(&mut self, end: Result<(), StageError>) {
-        if self.end.is_none() {
-            self.end = Some(end);
-        }
-        for c in &mut self.consumers {
-            if let Some(w) = c.waker.take() {
-                w.wake();
-            }
-        }
+        wake(&mut self.producer);
     }
 }
 
@@ -159,52 +146,30 @@ impl PartitionHub {
                 end: None,
                 producer: None,
             }));
-            let mut router = Router {
-                guard: HubGuard(Arc::clone(&shared)),
+            let router = Router {
+                guard: HubGuard(shared),
                 partitioner: factory(),
                 path: info.path.clone(),
             };
-            let logic = AsyncFn(move |mut io: weir_graph::AsyncIo| {
-                async move {
-                    let mut input = io.input::<T>(0)?;
-                    loop {
-                        let r = match input.recv().await {
-                            Event::Batch(v) => match router.push(v).await {
-                                Ok(()) => continue,
-                                Err(e) => Err(e),
-                            },
-                            Event::End => Ok(()),
-                            Event::Error(e) => Err(e),
-                        };
-                        lock(&router.guard.0).finish(r.clone());
-                        return r;
-                    }
-                }
-                .boxed()
-            });
-            Ok((logic, consumer_source(shared)))
+            Ok(hub_stage(router, "partition_hub_source"))
         }))
     }
 }
 
-/// If the hub stops before its upstream ended, consumers fail.
-struct HubGuard<T>(Shared<T>);
-
-impl<T> Drop for HubGuard<T> {
-    fn drop(&mut self) {
-        lock(&self.0).finish(Err(StageError::cancelled(
-            "partition_hub stopped before its upstream completed",
-        )));
-    }
-}
-
-struct Router<T, P> {
-    guard: HubGuard<T>,
+/// The hub's producer side: routes each batch among the attached consumers.
+struct Router<T: Send + 'static, P> {
+    guard: HubGuard<State<T>>,
     partitioner: P,
     path: String,
 }
 
-impl<T: Send + 'static, P: Partitioner<T>> Router<T, P> {
+impl<T: Send + 'static, P: Partitioner<T>> Producer<T> for Router<T, P> {
+    type Hub = State<T>;
+
+    fn hub(&self) -> &Shared<T> {
+        &self.guard.0
+    }
+
     /// Routes `batch` as the consumers free room; fails on a bad index.
     async fn push(&mut self, batch: Vec<T>) -> Result<(), StageError> {
         let mut pending: VecDeque<T> = batch.into();
@@ -266,10 +231,8 @@ impl<T: Send + 'static, P: Partitioner<T>> Router<T, P> {
             }
             st.queued += added;
             for c in &mut st.consumers {
-                if !c.queue.is_empty()
-                    && let Some(w) = c.waker.take()
-                {
-                    w.wake();
+                if !c.queue.is_empty() {
+                    wake(&mut c.waker);
                 }
             }
             if let Some(e) = failure {
@@ -281,97 +244,55 @@ impl<T: Send + 'static, P: Partitioner<T>> Router<T, P> {
     }
 }
 
-/// The source materialized by the hub: one consumer per materialization.
-fn consumer_source<T: Send + 'static>(shared: Shared<T>) -> Source<T, ()> {
-    Source::from_logic("partition_hub_source", move |_info| {
-        let id = {
-            let mut st = lock(&shared);
-            let id = st.next_id;
-            st.next_id += 1;
-            st.consumers.push(Consumer {
-                id,
-                queue: VecDeque::new(),
-                waker: None,
-            });
-            st.changed();
-            id
-        };
-        Ok((
-            HubConsumer {
-                shared: Arc::clone(&shared),
-                id,
-            },
-            (),
-        ))
-    })
-}
+impl<T: Send + 'static> FanOut for State<T> {
+    type Item = T;
+    const NAME: &'static str = "partition_hub";
 
-struct HubConsumer<T> {
-    shared: Shared<T>,
-    id: u64,
-}
+    fn attach(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.consumers.push(Consumer {
+            id,
+            queue: VecDeque::new(),
+            waker: None,
+        });
+        self.changed();
+        id
+    }
 
-impl<T> HubConsumer<T> {
-    fn leave(&self) {
-        let mut st = lock(&self.shared);
-        if let Some(i) = st.consumers.iter().position(|c| c.id == self.id) {
-            let c = st.consumers.remove(i);
-            st.queued = st.queued.saturating_sub(c.queue.len());
-            st.changed();
+    fn detach(&mut self, id: u64) {
+        if let Some(i) = self.consumers.iter().position(|c| c.id == id) {
+            let c = self.consumers.remove(i);
+            self.queued = self.queued.saturating_sub(c.queue.len());
+            self.changed();
         }
     }
-}
 
-impl<T> Drop for HubConsumer<T> {
-    fn drop(&mut self) {
-        self.leave();
-    }
-}
-
-impl<T: Send + 'static> SourceLogic<T> for HubConsumer<T> {
-    fn poll_next(
-        &mut self,
-        cx: &mut Context<'_>,
-        scx: &mut StageCx<'_>,
-        out: &mut Vec<T>,
-    ) -> Poll<Result<Step, StageError>> {
-        let mut st = lock(&self.shared);
-        let failure = match &st.end {
-            Some(Err(e)) => Some(e.clone()),
-            _ => None,
-        };
-        let ended = st.end.is_some();
-        let Some(c) = st.consumers.iter_mut().find(|c| c.id == self.id) else {
-            return Poll::Ready(Ok(Step::Done));
-        };
-        let n = c.queue.len().min(scx.batch_size().max(1));
+    fn take(&mut self, id: u64, max: usize, out: &mut Vec<T>) -> Option<(usize, bool)> {
+        let c = self.consumers.iter_mut().find(|c| c.id == id)?;
+        let n = c.queue.len().min(max);
         out.extend(c.queue.drain(..n));
-        let empty = c.queue.is_empty();
-        if n == 0 && !ended {
-            c.waker = Some(cx.waker().clone());
-        }
+        let drained = c.queue.is_empty();
         if n > 0 {
-            st.queued = st.queued.saturating_sub(n);
-            if let Some(w) = st.producer.take() {
-                w.wake();
-            }
+            self.queued = self.queued.saturating_sub(n);
+            wake(&mut self.producer);
         }
-        if n == 0
-            && let Some(e) = failure
-        {
-            // The failure comes after the elements routed here before it.
-            return Poll::Ready(Err(e));
-        }
-        if ended && empty && failure.is_none() {
-            return Poll::Ready(Ok(Step::Done));
-        }
-        if n > 0 {
-            return Poll::Ready(Ok(Step::More));
-        }
-        Poll::Pending
+        Some((n, drained))
     }
 
-    fn post_stop(&mut self) {
-        self.leave();
+    fn park(&mut self, id: u64, waker: &Waker) {
+        if let Some(c) = self.consumers.iter_mut().find(|c| c.id == id) {
+            c.waker = Some(waker.clone());
+        }
+    }
+
+    fn end(&mut self) -> &mut Option<Result<(), StageError>> {
+        &mut self.end
+    }
+
+    fn wake_consumers(&mut self) {
+        for c in &mut self.consumers {
+            wake(&mut c.waker);
+        }
     }
 }

@@ -206,6 +206,7 @@ where
     /// Emits when: upstream completes (one pair per key seen, in no particular order).
     /// Backpressures when: never before completion (it consumes everything).
     /// Completes when: upstream completes and every pair is emitted.
+    /// Cancels when: downstream cancels.
     /// Fails when: upstream fails.
     pub fn fold<A, G>(self, zero: A, f: G) -> S::Next<(K, A)>
     where
@@ -220,6 +221,7 @@ where
     /// Emits when: upstream completes (one pair per key seen, in no particular order).
     /// Backpressures when: never before completion (it consumes everything).
     /// Completes when: upstream completes and every pair is emitted.
+    /// Cancels when: downstream cancels.
     /// Fails when: upstream fails.
     pub fn reduce<G>(self, f: G) -> S::Next<(K, S::Out)>
     where
@@ -233,6 +235,7 @@ where
     /// Emits when: upstream completes (one pair per key seen, in no particular order).
     /// Backpressures when: never before completion (it consumes everything).
     /// Completes when: upstream completes and every pair is emitted.
+    /// Cancels when: downstream cancels.
     /// Fails when: upstream fails.
     pub fn count(self) -> S::Next<(K, u64)> {
         let par = self.upstream.outlet_parallelism();

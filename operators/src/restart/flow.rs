@@ -1,11 +1,12 @@
 //! `RestartFlow`: a flow started again after it ends, with backoff.
 
-use super::{Backoff, RestartOn, RestartSettings, wait_backoff};
+use super::driver::{Incarnations, Restarts, ready, restart_stage};
+use super::{RestartOn, RestartSettings};
 use futures::FutureExt;
 use std::future::poll_fn;
 use std::sync::Arc;
 use std::task::Poll;
-use weir_graph::{AsyncFn, AsyncIo, Event, Flow, Input, Output, StageError, router_for};
+use weir_graph::{AsyncIo, Event, Flow, Input, Output, StageError, router_for};
 
 /// Restarts a flow with exponential backoff: see [`RestartFlow::with_backoff`].
 #[derive(Debug, Clone, Copy)]
@@ -31,9 +32,7 @@ impl RestartFlow {
         M: Send + 'static,
         F: Fn() -> Flow<I, O, M> + Send + Sync + 'static,
     {
-        restart_flow(settings, RestartOn::Always, move || {
-            std::future::ready(Ok(factory()))
-        })
+        Self::try_with_backoff(settings, false, ready(factory))
     }
 
     /// Like [`RestartFlow::with_backoff`], but only a failure restarts the flow; when an
@@ -54,9 +53,7 @@ impl RestartFlow {
         M: Send + 'static,
         F: Fn() -> Flow<I, O, M> + Send + Sync + 'static,
     {
-        restart_flow(settings, RestartOn::Failures, move || {
-            std::future::ready(Ok(factory()))
-        })
+        Self::try_with_backoff(settings, true, ready(factory))
     }
 
     /// [`RestartFlow::with_backoff`] (or, with `only_on_failures`,
@@ -74,12 +71,15 @@ impl RestartFlow {
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = Result<Flow<I, O, M>, StageError>> + Send + 'static,
     {
-        let on = if only_on_failures {
-            RestartOn::Failures
-        } else {
-            RestartOn::Always
-        };
-        restart_flow(settings, on, factory)
+        Flow::from_async(
+            "restart_flow",
+            restart_stage(
+                settings,
+                RestartOn::only_on_failures(only_on_failures),
+                factory,
+                |io, r, f| run(io, r, f).boxed(),
+            ),
+        )
     }
 }
 
@@ -91,142 +91,117 @@ enum Wake<I, O> {
     Cancelled,
 }
 
-fn restart_flow<I, O, M, F, Fut>(
-    settings: RestartSettings,
-    on: RestartOn,
-    factory: F,
-) -> Flow<I, O, ()>
+/// One run of the wrapper: upstream's elements fed to the current incarnation, its elements
+/// passed downstream, incarnations one after the other.
+async fn run<I, O, M, F>(
+    mut io: AsyncIo,
+    mut restarts: Restarts,
+    factory: Arc<F>,
+) -> Result<(), StageError>
 where
     I: Send + 'static,
     O: Send + 'static,
     M: Send + 'static,
-    F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<Flow<I, O, M>, StageError>> + Send + 'static,
+    F: Incarnations<Flow<I, O, M>>,
 {
-    let factory = Arc::new(factory);
-    Flow::from_async("restart_flow", move |_info| {
-        let factory = Arc::clone(&factory);
-        let settings = settings.clone();
-        let logic = AsyncFn(move |mut io: AsyncIo| {
-            async move {
-                let path: Arc<str> = Arc::from(io.info.path.as_str());
-                let mut input = io.input::<I>(0)?;
-                let mut out = io.output::<O>(0)?;
-                let clock = Arc::clone(&io.clock);
-                let mut backoff = Backoff::new(settings, clock.now());
-                // Upstream's end once seen: `Some(Ok)` completed, `Some(Err)` failed.
-                let mut up_end: Option<Result<(), StageError>> = None;
+    let path = Arc::clone(restarts.path());
+    let mut input = io.input::<I>(0)?;
+    let mut out = io.output::<O>(0)?;
+    // Upstream's end once seen: `Some(Ok)` completed, `Some(Err)` failed.
+    let mut up_end: Option<Result<(), StageError>> = None;
+    loop {
+        let module = Arc::clone(restarts.make(&*factory).await?.module());
+        let (tx, rx) = io
+            .sub
+            .flow(module, router_for::<I>())
+            .map_err(|e| e.with_stage(&path))?;
+        let mut to_inner = Output::<I>::new(tx);
+        let mut from_inner = Input::<O>::new(rx, Arc::clone(&path));
+        match &up_end {
+            Some(Ok(())) => to_inner.complete(),
+            Some(Err(e)) => to_inner.fail(e.clone()),
+            None => {}
+        }
+        let (mut to_inner_busy, mut to_out_busy) = (false, false);
+        // The incarnation cancelled its input: it is ending, and its output says
+        // how (completion or failure), so only that is awaited now.
+        let mut inner_in_closed = false;
+        let ended = loop {
+            let wake = poll_fn(|cx| {
                 loop {
-                    let module =
-                        Arc::clone(factory().await.map_err(|e| e.with_stage(&path))?.module());
-                    let (tx, rx) = io
-                        .sub
-                        .flow(module, router_for::<I>())
-                        .map_err(|e| e.with_stage(&path))?;
-                    let mut to_inner = Output::<I>::new(tx);
-                    let mut from_inner = Input::<O>::new(rx, Arc::clone(&path));
-                    match &up_end {
-                        Some(Ok(())) => to_inner.complete(),
-                        Some(Err(e)) => to_inner.fail(e.clone()),
-                        None => {}
+                    if out.poll_closed(cx).is_ready() {
+                        return Poll::Ready(Wake::Cancelled);
                     }
-                    let (mut to_inner_busy, mut to_out_busy) = (false, false);
-                    // The incarnation cancelled its input: it is ending, and its output says
-                    // how (completion or failure), so only that is awaited now.
-                    let mut inner_in_closed = false;
-                    let ended = loop {
-                        let wake = poll_fn(|cx| {
-                            loop {
-                                if out.poll_closed(cx).is_ready() {
-                                    return Poll::Ready(Wake::Cancelled);
-                                }
-                                let mut progress = false;
-                                if to_out_busy {
-                                    match out.poll_flush(cx, true) {
-                                        Poll::Ready(Ok(())) => {
-                                            (to_out_busy, progress) = (false, true)
-                                        }
-                                        Poll::Ready(Err(_)) => return Poll::Ready(Wake::Cancelled),
-                                        Poll::Pending => {}
-                                    }
-                                }
-                                if to_inner_busy && !inner_in_closed {
-                                    match to_inner.poll_flush(cx, true) {
-                                        Poll::Ready(Ok(())) => {
-                                            (to_inner_busy, progress) = (false, true)
-                                        }
-                                        Poll::Ready(Err(_)) => {
-                                            return Poll::Ready(Wake::InnerCancelled);
-                                        }
-                                        Poll::Pending => {}
-                                    }
-                                }
-                                if !to_out_busy && let Poll::Ready(ev) = from_inner.poll_recv(cx) {
-                                    return Poll::Ready(Wake::Inner(ev));
-                                }
-                                if up_end.is_none() && !inner_in_closed {
-                                    if to_inner.poll_closed(cx).is_ready() {
-                                        return Poll::Ready(Wake::InnerCancelled);
-                                    }
-                                    if !to_inner_busy && let Poll::Ready(ev) = input.poll_recv(cx) {
-                                        return Poll::Ready(Wake::Up(ev));
-                                    }
-                                }
-                                if !progress {
-                                    return Poll::Pending;
-                                }
-                            }
-                        })
-                        .await;
-                        match wake {
-                            Wake::Cancelled => return Ok(()),
-                            Wake::InnerCancelled => inner_in_closed = true,
-                            Wake::Inner(Event::End) => break Ok(()),
-                            Wake::Inner(Event::Error(e)) => break Err(e),
-                            Wake::Inner(Event::Batch(v)) => {
-                                out.push(v);
-                                to_out_busy = true;
-                            }
-                            Wake::Up(Event::Batch(v)) => {
-                                to_inner.push(v);
-                                to_inner_busy = true;
-                            }
-                            Wake::Up(Event::End) => {
-                                up_end = Some(Ok(()));
-                                to_inner.complete();
-                            }
-                            Wake::Up(Event::Error(e)) => {
-                                up_end = Some(Err(e.clone()));
-                                to_inner.fail(e);
-                            }
-                        }
-                    };
-                    drop((to_inner, from_inner));
-                    if to_out_busy && out.flush(true).await.is_err() {
-                        return Ok(());
-                    }
-                    if up_end.is_some() {
-                        // The incarnation that got upstream's end is finished: so is this flow.
-                        return ended;
-                    }
-                    let exhausted = backoff.exhausted(clock.now());
-                    match ended {
-                        Ok(()) if on == RestartOn::Failures || exhausted => return Ok(()),
-                        Err(e) if exhausted => return Err(e),
-                        Ok(()) => tracing::debug!(stage = %path, "flow completed, restarting"),
-                        Err(e) => {
-                            tracing::debug!(stage = %path, error = %e, "flow failed, restarting")
+                    let mut progress = false;
+                    if to_out_busy {
+                        match out.poll_flush(cx, true) {
+                            Poll::Ready(Ok(())) => (to_out_busy, progress) = (false, true),
+                            Poll::Ready(Err(_)) => return Poll::Ready(Wake::Cancelled),
+                            Poll::Pending => {}
                         }
                     }
-                    let delay = backoff.next_delay();
-                    if !wait_backoff(&*clock, delay, |cx| out.poll_closed(cx)).await {
-                        return Ok(());
+                    if to_inner_busy && !inner_in_closed {
+                        match to_inner.poll_flush(cx, true) {
+                            Poll::Ready(Ok(())) => (to_inner_busy, progress) = (false, true),
+                            Poll::Ready(Err(_)) => {
+                                return Poll::Ready(Wake::InnerCancelled);
+                            }
+                            Poll::Pending => {}
+                        }
                     }
-                    backoff.started(clock.now());
+                    if !to_out_busy && let Poll::Ready(ev) = from_inner.poll_recv(cx) {
+                        return Poll::Ready(Wake::Inner(ev));
+                    }
+                    if up_end.is_none() && !inner_in_closed {
+                        if to_inner.poll_closed(cx).is_ready() {
+                            return Poll::Ready(Wake::InnerCancelled);
+                        }
+                        if !to_inner_busy && let Poll::Ready(ev) = input.poll_recv(cx) {
+                            return Poll::Ready(Wake::Up(ev));
+                        }
+                    }
+                    if !progress {
+                        return Poll::Pending;
+                    }
+                }
+            })
+            .await;
+            match wake {
+                Wake::Cancelled => return Ok(()),
+                Wake::InnerCancelled => inner_in_closed = true,
+                Wake::Inner(Event::End) => break Ok(()),
+                Wake::Inner(Event::Error(e)) => break Err(e),
+                Wake::Inner(Event::Batch(v)) => {
+                    out.push(v);
+                    to_out_busy = true;
+                }
+                Wake::Up(Event::Batch(v)) => {
+                    to_inner.push(v);
+                    to_inner_busy = true;
+                }
+                Wake::Up(Event::End) => {
+                    up_end = Some(Ok(()));
+                    to_inner.complete();
+                }
+                Wake::Up(Event::Error(e)) => {
+                    up_end = Some(Err(e.clone()));
+                    to_inner.fail(e);
                 }
             }
-            .boxed()
-        });
-        Ok((logic, ()))
-    })
+        };
+        drop((to_inner, from_inner));
+        if to_out_busy && out.flush(true).await.is_err() {
+            return Ok(());
+        }
+        if up_end.is_some() {
+            // The incarnation that got upstream's end is finished: so is this flow.
+            return ended;
+        }
+        if let Some(end) = restarts
+            .after("flow", ended, |cx| out.poll_closed(cx))
+            .await
+        {
+            return end;
+        }
+    }
 }

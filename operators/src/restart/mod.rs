@@ -12,6 +12,7 @@
 //! that ends are lost, as in Akka.
 
 mod backoff;
+mod driver;
 mod flow;
 mod sink;
 mod source;

@@ -1,12 +1,13 @@
 //! `RestartSink`: a sink started again after it cancels, with backoff.
 
-use super::{Backoff, RestartSettings, wait_backoff};
+use super::driver::{Incarnations, Restarts, ready, restart_stage};
+use super::{RestartOn, RestartSettings};
 use futures::FutureExt;
 use std::future::poll_fn;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use weir_graph::{
-    AsyncFn, AsyncIo, Event, Flow, GraphBuilder, Input, Output, Sink, Source, SourceLogic, StageCx,
+    AsyncIo, Event, Flow, GraphBuilder, Input, Output, Sink, Source, SourceLogic, StageCx,
     StageError, Step, router_for,
 };
 
@@ -31,7 +32,7 @@ impl RestartSink {
         M: Send + 'static,
         F: Fn() -> Sink<T, M> + Send + Sync + 'static,
     {
-        Self::try_with_backoff(settings, move || std::future::ready(Ok(factory())))
+        Self::try_with_backoff(settings, ready(factory))
     }
 
     /// [`RestartSink::with_backoff`] for a factory that returns a future (it may fail or wait,
@@ -43,73 +44,76 @@ impl RestartSink {
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = Result<Sink<T, M>, StageError>> + Send + 'static,
     {
-        let factory = Arc::new(factory);
-        Sink::from_async("restart_sink", move |_info| {
-            let factory = Arc::clone(&factory);
-            let settings = settings.clone();
-            let logic = AsyncFn(move |mut io: AsyncIo| {
-                async move {
-                    let path: Arc<str> = Arc::from(io.info.path.as_str());
-                    let mut input = io.input::<T>(0)?;
-                    let clock = Arc::clone(&io.clock);
-                    let mut backoff = Backoff::new(settings, clock.now());
-                    loop {
-                        let sink = factory().await.map_err(|e| e.with_stage(&path))?;
-                        let module = Arc::clone(as_flow(sink)?.module());
-                        let (tx, rx) = io
-                            .sub
-                            .flow_detached(module, router_for::<T>())
-                            .map_err(|e| e.with_stage(&path))?;
-                        let mut to_inner = Output::<T>::new(tx);
-                        // Keeps the incarnation's placeholder output open while it runs.
-                        let _keep = Input::<()>::new(rx, Arc::clone(&path));
-                        let mut busy = false;
-                        loop {
-                            let ev = poll_fn(|cx| {
-                                if busy {
-                                    match to_inner.poll_flush(cx, true) {
-                                        Poll::Ready(Ok(())) => busy = false,
-                                        Poll::Ready(Err(_)) => return Poll::Ready(None),
-                                        Poll::Pending => return Poll::Pending,
-                                    }
-                                }
-                                if to_inner.poll_closed(cx).is_ready() {
-                                    return Poll::Ready(None);
-                                }
-                                input.poll_recv(cx).map(Some)
-                            })
-                            .await;
-                            match ev {
-                                None => break,
-                                Some(Event::Batch(v)) => {
-                                    to_inner.push(v);
-                                    busy = true;
-                                }
-                                Some(Event::End) => {
-                                    to_inner.complete();
-                                    return Ok(());
-                                }
-                                Some(Event::Error(e)) => {
-                                    to_inner.fail(e.clone());
-                                    return Err(e);
-                                }
-                            }
-                        }
-                        drop(to_inner);
-                        if backoff.exhausted(clock.now()) {
-                            // Returning drops `input`: upstream is cancelled.
-                            return Ok(());
-                        }
-                        tracing::debug!(stage = %path, "sink finished or failed, restarting");
-                        let delay = backoff.next_delay();
-                        wait_backoff(&*clock, delay, |_| Poll::Pending).await;
-                        backoff.started(clock.now());
+        Sink::from_async(
+            "restart_sink",
+            restart_stage(settings, RestartOn::Always, factory, |io, r, f| {
+                run(io, r, f).boxed()
+            }),
+        )
+    }
+}
+
+/// One run of the wrapper: upstream's elements fed to the current incarnation, incarnations
+/// one after the other (the wrapper ends when upstream ends or no restart is left).
+async fn run<T, M, F>(
+    mut io: AsyncIo,
+    mut restarts: Restarts,
+    factory: Arc<F>,
+) -> Result<(), StageError>
+where
+    T: Send + 'static,
+    M: Send + 'static,
+    F: Incarnations<Sink<T, M>>,
+{
+    let path = Arc::clone(restarts.path());
+    let mut input = io.input::<T>(0)?;
+    loop {
+        let sink = restarts.make(&*factory).await?;
+        let module = Arc::clone(as_flow(sink)?.module());
+        let (tx, rx) = io
+            .sub
+            .flow_detached(module, router_for::<T>())
+            .map_err(|e| e.with_stage(&path))?;
+        let mut to_inner = Output::<T>::new(tx);
+        // Keeps the incarnation's placeholder output open while it runs.
+        let _keep = Input::<()>::new(rx, Arc::clone(&path));
+        let mut busy = false;
+        loop {
+            let ev = poll_fn(|cx| {
+                if busy {
+                    match to_inner.poll_flush(cx, true) {
+                        Poll::Ready(Ok(())) => busy = false,
+                        Poll::Ready(Err(_)) => return Poll::Ready(None),
+                        Poll::Pending => return Poll::Pending,
                     }
                 }
-                .boxed()
-            });
-            Ok((logic, ()))
-        })
+                if to_inner.poll_closed(cx).is_ready() {
+                    return Poll::Ready(None);
+                }
+                input.poll_recv(cx).map(Some)
+            })
+            .await;
+            match ev {
+                None => break,
+                Some(Event::Batch(v)) => {
+                    to_inner.push(v);
+                    busy = true;
+                }
+                Some(Event::End) => {
+                    to_inner.complete();
+                    return Ok(());
+                }
+                Some(Event::Error(e)) => {
+                    to_inner.fail(e.clone());
+                    return Err(e);
+                }
+            }
+        }
+        drop(to_inner);
+        // On `Some`, returning drops `input`: upstream is cancelled.
+        if let Some(end) = restarts.after("sink", Ok(()), |_| Poll::Pending).await {
+            return end;
+        }
     }
 }
 

@@ -1,11 +1,12 @@
 //! `RestartSource`: a source started again after it ends, with backoff.
 
-use super::{Backoff, RestartOn, RestartSettings, wait_backoff};
+use super::driver::{Incarnations, Restarts, ready, restart_stage};
+use super::{RestartOn, RestartSettings};
 use futures::FutureExt;
 use std::future::poll_fn;
 use std::sync::Arc;
 use std::task::Poll;
-use weir_graph::{AsyncFn, AsyncIo, Event, Input, Source, StageError};
+use weir_graph::{AsyncIo, Event, Input, Source, StageError};
 
 /// Restarts a source with exponential backoff: see [`RestartSource::with_backoff`].
 #[derive(Debug, Clone, Copy)]
@@ -27,9 +28,7 @@ impl RestartSource {
         M: Send + 'static,
         F: Fn() -> Source<T, M> + Send + Sync + 'static,
     {
-        restart_source(settings, RestartOn::Always, move || {
-            std::future::ready(Ok(factory()))
-        })
+        Self::try_with_backoff(settings, false, ready(factory))
     }
 
     /// Like [`RestartSource::with_backoff`], but only a failure restarts the source; its
@@ -46,9 +45,7 @@ impl RestartSource {
         M: Send + 'static,
         F: Fn() -> Source<T, M> + Send + Sync + 'static,
     {
-        restart_source(settings, RestartOn::Failures, move || {
-            std::future::ready(Ok(factory()))
-        })
+        Self::try_with_backoff(settings, true, ready(factory))
     }
 
     /// [`RestartSource::with_backoff`] (or, with `only_on_failures`,
@@ -65,79 +62,60 @@ impl RestartSource {
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = Result<Source<T, M>, StageError>> + Send + 'static,
     {
-        let on = if only_on_failures {
-            RestartOn::Failures
-        } else {
-            RestartOn::Always
-        };
-        restart_source(settings, on, factory)
+        Source::from_async(
+            "restart_source",
+            restart_stage(
+                settings,
+                RestartOn::only_on_failures(only_on_failures),
+                factory,
+                |io, r, f| run(io, r, f).boxed(),
+            ),
+        )
     }
 }
 
-fn restart_source<T, M, F, Fut>(
-    settings: RestartSettings,
-    on: RestartOn,
-    factory: F,
-) -> Source<T, ()>
+/// One run of the wrapper: incarnations one after the other, their elements passed downstream.
+async fn run<T, M, F>(
+    mut io: AsyncIo,
+    mut restarts: Restarts,
+    factory: Arc<F>,
+) -> Result<(), StageError>
 where
     T: Send + 'static,
     M: Send + 'static,
-    F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<Source<T, M>, StageError>> + Send + 'static,
+    F: Incarnations<Source<T, M>>,
 {
-    let factory = Arc::new(factory);
-    Source::from_async("restart_source", move |_info| {
-        let factory = Arc::clone(&factory);
-        let settings = settings.clone();
-        let logic = AsyncFn(move |mut io: AsyncIo| {
-            async move {
-                let path: Arc<str> = Arc::from(io.info.path.as_str());
-                let mut out = io.output::<T>(0)?;
-                let clock = Arc::clone(&io.clock);
-                let mut backoff = Backoff::new(settings, clock.now());
-                loop {
-                    let module =
-                        Arc::clone(factory().await.map_err(|e| e.with_stage(&path))?.module());
-                    let inner = io.sub.source(module).map_err(|e| e.with_stage(&path))?;
-                    let mut input = Input::<T>::new(inner, Arc::clone(&path));
-                    let ended = loop {
-                        let ev = poll_fn(|cx| {
-                            if out.poll_closed(cx).is_ready() {
-                                return Poll::Ready(None);
-                            }
-                            input.poll_recv(cx).map(Some)
-                        })
-                        .await;
-                        match ev {
-                            None => return Ok(()),
-                            Some(Event::Batch(v)) => {
-                                if out.send(v).await.is_err() {
-                                    return Ok(());
-                                }
-                            }
-                            Some(Event::End) => break Ok(()),
-                            Some(Event::Error(e)) => break Err(e),
-                        }
-                    };
-                    drop(input);
-                    let exhausted = backoff.exhausted(clock.now());
-                    match ended {
-                        Ok(()) if on == RestartOn::Failures || exhausted => return Ok(()),
-                        Err(e) if exhausted => return Err(e),
-                        Ok(()) => tracing::debug!(stage = %path, "source completed, restarting"),
-                        Err(e) => {
-                            tracing::debug!(stage = %path, error = %e, "source failed, restarting")
-                        }
-                    }
-                    let delay = backoff.next_delay();
-                    if !wait_backoff(&*clock, delay, |cx| out.poll_closed(cx)).await {
+    let path = Arc::clone(restarts.path());
+    let mut out = io.output::<T>(0)?;
+    loop {
+        let module = Arc::clone(restarts.make(&*factory).await?.module());
+        let inner = io.sub.source(module).map_err(|e| e.with_stage(&path))?;
+        let mut input = Input::<T>::new(inner, Arc::clone(&path));
+        let ended = loop {
+            let ev = poll_fn(|cx| {
+                if out.poll_closed(cx).is_ready() {
+                    return Poll::Ready(None);
+                }
+                input.poll_recv(cx).map(Some)
+            })
+            .await;
+            match ev {
+                None => return Ok(()),
+                Some(Event::Batch(v)) => {
+                    if out.send(v).await.is_err() {
                         return Ok(());
                     }
-                    backoff.started(clock.now());
                 }
+                Some(Event::End) => break Ok(()),
+                Some(Event::Error(e)) => break Err(e),
             }
-            .boxed()
-        });
-        Ok((logic, ()))
-    })
+        };
+        drop(input);
+        if let Some(end) = restarts
+            .after("source", ended, |cx| out.poll_closed(cx))
+            .await
+        {
+            return end;
+        }
+    }
 }

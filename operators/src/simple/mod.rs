@@ -36,6 +36,7 @@ pub trait SimpleOps: Via {
     /// Emits when: `f` returned for an element.
     /// Backpressures when: downstream backpressures.
     /// Completes when: upstream completes.
+    /// Cancels when: downstream cancels.
     /// Fails when: upstream fails (or `f` panics).
     fn map<O: Send + 'static>(
         self,
@@ -47,6 +48,7 @@ pub trait SimpleOps: Via {
     /// Emits when: an element passes `pred`.
     /// Backpressures when: an element passes and downstream backpressures.
     /// Completes when: upstream completes.
+    /// Cancels when: downstream cancels.
     /// Fails when: upstream fails.
     fn filter(
         self,
@@ -58,6 +60,7 @@ pub trait SimpleOps: Via {
     /// Emits when: `f` returned `Some`.
     /// Backpressures when: `f` returned `Some` and downstream backpressures.
     /// Completes when: upstream completes.
+    /// Cancels when: downstream cancels.
     /// Fails when: upstream fails.
     fn filter_map<O: Send + 'static>(
         self,
@@ -69,6 +72,7 @@ pub trait SimpleOps: Via {
     /// Emits when: the current element's iterable has items left.
     /// Backpressures when: downstream backpressures.
     /// Completes when: upstream completes and every iterable is drained.
+    /// Cancels when: downstream cancels.
     /// Fails when: upstream fails.
     fn flat_map<O: Send + 'static, It: IntoIterator<Item = O>>(
         self,
@@ -80,6 +84,7 @@ pub trait SimpleOps: Via {
     /// Emits when: the current element's iterable has items left.
     /// Backpressures when: downstream backpressures.
     /// Completes when: upstream completes and every iterable is drained.
+    /// Cancels when: downstream cancels.
     /// Fails when: upstream fails.
     fn map_concat<O: Send + 'static, It: IntoIterator<Item = O>>(
         self,
@@ -91,6 +96,7 @@ pub trait SimpleOps: Via {
     /// Emits when: `f` returned `Ok`.
     /// Backpressures when: downstream backpressures.
     /// Completes when: upstream completes.
+    /// Cancels when: downstream cancels (or `f` returned `Err` under `Stop`).
     /// Fails when: `f` returned `Err` under `Stop` (the default), or upstream fails.
     fn try_map<O: Send + 'static, E: Into<Box<dyn Error + Send + Sync>> + 'static>(
         self,
@@ -102,6 +108,7 @@ pub trait SimpleOps: Via {
     /// Emits when: first demand (`zero`), then each element's new accumulator.
     /// Backpressures when: downstream backpressures.
     /// Completes when: upstream completes (an empty stream still emits `zero`).
+    /// Cancels when: downstream cancels.
     /// Fails when: upstream fails.
     fn scan<S: Clone + Send + Sync + 'static>(
         self,
@@ -114,6 +121,7 @@ pub trait SimpleOps: Via {
     /// Emits when: upstream completes.
     /// Backpressures when: never before completion (it consumes everything).
     /// Completes when: upstream completes and the result is emitted.
+    /// Cancels when: downstream cancels.
     /// Fails when: upstream fails.
     fn fold<S: Clone + Send + Sync + 'static>(
         self,
@@ -126,6 +134,7 @@ pub trait SimpleOps: Via {
     /// Emits when: upstream completes after at least one element.
     /// Backpressures when: never before completion (it consumes everything).
     /// Completes when: upstream completes and the result is emitted.
+    /// Cancels when: downstream cancels.
     /// Fails when: upstream fails, or completes without any element (like Akka).
     fn reduce(
         self,
@@ -137,6 +146,7 @@ pub trait SimpleOps: Via {
     /// Emits when: fewer than `n` elements were emitted.
     /// Backpressures when: downstream backpressures.
     /// Completes when: `n` elements were emitted or upstream completes.
+    /// Cancels when: `n` elements were emitted, or downstream cancels.
     /// Fails when: upstream fails before `n` elements.
     fn take(self, n: usize) -> Self::Next<Self::Out> {
         self.via_flow(take(n))
@@ -145,6 +155,7 @@ pub trait SimpleOps: Via {
     /// Emits when: `pred` holds for the element.
     /// Backpressures when: downstream backpressures.
     /// Completes when: `pred` fails for an element or upstream completes.
+    /// Cancels when: `pred` fails for an element, or downstream cancels.
     /// Fails when: upstream fails.
     fn take_while(
         self,
@@ -156,6 +167,7 @@ pub trait SimpleOps: Via {
     /// Emits when: `pred` holds, or for the first element where it fails.
     /// Backpressures when: downstream backpressures.
     /// Completes when: the first failing element is emitted or upstream completes.
+    /// Cancels when: `pred` fails for an element, or downstream cancels.
     /// Fails when: upstream fails.
     fn take_while_inclusive(
         self,
@@ -167,6 +179,7 @@ pub trait SimpleOps: Via {
     /// Emits when: `n` elements were dropped and an element arrives.
     /// Backpressures when: `n` elements were dropped and downstream backpressures.
     /// Completes when: upstream completes.
+    /// Cancels when: downstream cancels.
     /// Fails when: upstream fails.
     fn drop(self, n: usize) -> Self::Next<Self::Out> {
         self.via_flow(drop(n))
@@ -175,6 +188,7 @@ pub trait SimpleOps: Via {
     /// Emits when: `pred` failed once and an element arrives.
     /// Backpressures when: `pred` failed once and downstream backpressures.
     /// Completes when: upstream completes.
+    /// Cancels when: downstream cancels.
     /// Fails when: upstream fails.
     fn drop_while(
         self,
@@ -186,6 +200,7 @@ pub trait SimpleOps: Via {
     /// Emits when: `n` elements were buffered, or upstream completed with some buffered.
     /// Backpressures when: a group is complete and downstream backpressures.
     /// Completes when: upstream completes and the last group is emitted.
+    /// Cancels when: downstream cancels.
     /// Fails when: upstream fails.
     fn grouped(self, n: usize) -> Self::Next<Vec<Self::Out>> {
         self.via_flow(grouped(n))
@@ -194,6 +209,7 @@ pub trait SimpleOps: Via {
     /// Emits when: a window is full, or upstream completed with a short window of new elements.
     /// Backpressures when: a window is full and downstream backpressures.
     /// Completes when: upstream completes and the last window is emitted.
+    /// Cancels when: downstream cancels.
     /// Fails when: upstream fails.
     fn sliding(self, n: usize, step: usize) -> Self::Next<Vec<Self::Out>>
     where
@@ -205,6 +221,7 @@ pub trait SimpleOps: Via {
     /// Emits when: an element arrives (preceded by `sep` unless it is the first).
     /// Backpressures when: downstream backpressures.
     /// Completes when: upstream completes.
+    /// Cancels when: downstream cancels.
     /// Fails when: upstream fails.
     fn intersperse(self, sep: Self::Out) -> Self::Next<Self::Out>
     where
@@ -216,6 +233,7 @@ pub trait SimpleOps: Via {
     /// Emits when: first element or completion (`start`), each element, completion (`end`).
     /// Backpressures when: downstream backpressures.
     /// Completes when: upstream completes and `end` is emitted.
+    /// Cancels when: downstream cancels.
     /// Fails when: upstream fails (`end` is not emitted).
     fn intersperse_around(
         self,
@@ -232,6 +250,7 @@ pub trait SimpleOps: Via {
     /// Emits when: an element arrives.
     /// Backpressures when: downstream backpressures.
     /// Completes when: upstream completes.
+    /// Cancels when: downstream cancels.
     /// Fails when: upstream fails.
     fn zip_with_index(self) -> Self::Next<(Self::Out, u64)> {
         self.via_flow(zip_with_index())
@@ -240,6 +259,7 @@ pub trait SimpleOps: Via {
     /// Emits when: an element arrives and `f` returned.
     /// Backpressures when: downstream backpressures.
     /// Completes when: upstream completes.
+    /// Cancels when: downstream cancels.
     /// Fails when: upstream fails.
     fn inspect(
         self,
@@ -251,6 +271,7 @@ pub trait SimpleOps: Via {
     /// Emits when: an element arrives.
     /// Backpressures when: downstream backpressures.
     /// Completes when: upstream completes.
+    /// Cancels when: downstream cancels.
     /// Fails when: upstream fails.
     fn log(self, name: impl Into<String>) -> Self::Next<Self::Out>
     where
@@ -275,6 +296,7 @@ pub trait SimpleOps: Via {
     /// Emits when: an element arrives, or upstream failed and `f` returned `Some`.
     /// Backpressures when: downstream backpressures.
     /// Completes when: upstream completes, or fails and `f` returned `Some`.
+    /// Cancels when: downstream cancels.
     /// Fails when: upstream fails and `f` returned `None`.
     fn recover(
         self,
@@ -286,6 +308,7 @@ pub trait SimpleOps: Via {
     /// Emits when: an element arrives, or upstream failed and `f` returned `Some`.
     /// Backpressures when: downstream backpressures.
     /// Completes when: upstream completes, or fails and `f` returned `Some`.
+    /// Cancels when: downstream cancels.
     /// Fails when: upstream fails and `f` returned `None`.
     fn recover_with(
         self,

@@ -74,6 +74,7 @@ where
     F: FnMut(T) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    let invalid = weir_graph::at_least("for_each_async: parallelism", parallelism, 1);
     let parallelism = parallelism.max(1);
     Sink::from_async("for_each_async", move |_| {
         let (promise, future) = promise();
@@ -87,6 +88,7 @@ where
         });
         Ok((logic, future))
     })
+    .reject(invalid)
 }
 
 #[cfg(test)]

@@ -19,12 +19,14 @@ pub trait SinkCtors<T: Send + 'static>: Sized {
     /// Every element, in order, as a `Vec`.
     /// Consumes when: always (whole batches).
     /// Completes when: upstream completes (the future yields the elements).
+    /// Cancels when: never (it consumes until upstream completes or fails).
     /// Fails when: upstream fails (the future yields the error).
     fn collect() -> Sink<T, SinkFuture<Vec<T>>>;
 
     /// The fold of every element with `f`, starting from `init`.
     /// Consumes when: always.
     /// Completes when: upstream completes (the future yields the accumulator).
+    /// Cancels when: never (it consumes until upstream completes or fails).
     /// Fails when: upstream fails.
     fn fold<A, F>(init: A, f: F) -> Sink<T, SinkFuture<A>>
     where
@@ -34,6 +36,7 @@ pub trait SinkCtors<T: Send + 'static>: Sized {
     /// Calls `f` on every element.
     /// Consumes when: always (`f` runs synchronously).
     /// Completes when: upstream completes.
+    /// Cancels when: never (it consumes until upstream completes or fails).
     /// Fails when: upstream fails.
     fn for_each<F>(f: F) -> Sink<T, SinkFuture<()>>
     where
@@ -42,6 +45,7 @@ pub trait SinkCtors<T: Send + 'static>: Sized {
     /// Runs `f(element)` with at most `parallelism` futures in flight (own task).
     /// Consumes when: fewer than `parallelism` futures are running.
     /// Completes when: upstream completes and every future finished.
+    /// Cancels when: never (it consumes until upstream completes or fails).
     /// Fails when: upstream fails (running futures are dropped).
     fn for_each_async<F, Fut>(parallelism: usize, f: F) -> Sink<T, SinkFuture<()>>
     where
@@ -51,48 +55,56 @@ pub trait SinkCtors<T: Send + 'static>: Sized {
     /// Discards every element.
     /// Consumes when: always.
     /// Completes when: upstream completes.
+    /// Cancels when: never (it consumes until upstream completes or fails).
     /// Fails when: upstream fails.
     fn ignore() -> Sink<T, SinkFuture<()>>;
 
     /// The first element; upstream is cancelled once it arrived.
     /// Consumes when: until the first element.
     /// Completes when: the first element arrives.
+    /// Cancels when: after the first element.
     /// Fails when: upstream fails first, or completes empty ([`EmptyStream`]).
     fn head() -> Sink<T, SinkFuture<T>>;
 
     /// The first element, or `None` for an empty stream; upstream is cancelled after it.
     /// Consumes when: until the first element.
     /// Completes when: the first element arrives or upstream completes.
+    /// Cancels when: after the first element.
     /// Fails when: upstream fails first.
     fn head_option() -> Sink<T, SinkFuture<Option<T>>>;
 
     /// The last element.
     /// Consumes when: always.
     /// Completes when: upstream completes.
+    /// Cancels when: never (it consumes until upstream completes or fails).
     /// Fails when: upstream fails, or completes empty ([`EmptyStream`]).
     fn last() -> Sink<T, SinkFuture<T>>;
 
     /// The last element, or `None` for an empty stream.
     /// Consumes when: always.
     /// Completes when: upstream completes.
+    /// Cancels when: never (it consumes until upstream completes or fails).
     /// Fails when: upstream fails.
     fn last_option() -> Sink<T, SinkFuture<Option<T>>>;
 
     /// Elements pulled through the materialized [`SinkQueue`] (buffer of `capacity`, at least 1).
     /// Consumes when: the buffer has room (backpressures while it is full).
     /// Completes when: upstream completes (`pull` yields `None` after the buffer) or the handle is dropped (upstream cancelled).
+    /// Cancels when: the [`SinkQueue`] handle is dropped.
     /// Fails when: upstream fails (`pull` yields the error after the buffer).
     fn queue(capacity: usize) -> Sink<T, SinkQueue<T>>;
 
     /// The elements as a materialized `futures::Stream` of `Result<T, StageError>` ([`SinkStream`]).
     /// Consumes when: its buffer of [`DEFAULT_STREAM_BUFFER`] has room.
     /// Completes when: upstream completes (the stream ends) or the stream is dropped (upstream cancelled).
+    /// Cancels when: the stream is dropped.
     /// Fails when: upstream fails (the stream yields `Err` and ends).
     fn into_stream() -> Sink<T, SinkStream<T>>;
 
     /// Writes into a `futures::Sink` built by `factory` per materialization (fed, flushed per batch, closed at the end).
     /// Consumes when: the wrapped sink accepts the elements.
     /// Completes when: upstream completes and the wrapped sink closed.
+    /// Cancels when: the wrapped sink fails.
     /// Fails when: upstream fails, or the wrapped sink errors (kind `External`).
     fn from_sink<S, F>(factory: F) -> Sink<T, SinkFuture<()>>
     where

@@ -216,6 +216,7 @@ fn pull_sink<T: Send + 'static, M: Send + 'static>(
     capacity: usize,
     wrap: fn(Puller<T>) -> M,
 ) -> Sink<T, M> {
+    let invalid = weir_graph::at_least(&format!("{name}: capacity"), capacity, 1);
     let capacity = capacity.max(1);
     Sink::from_async(name, move |_| {
         let shared = Arc::new(Shared(Mutex::new(State {
@@ -236,6 +237,7 @@ fn pull_sink<T: Send + 'static, M: Send + 'static>(
         });
         Ok((logic, wrap(Puller(shared))))
     })
+    .reject(invalid)
 }
 
 pub(crate) fn queue<T: Send + 'static>(capacity: usize) -> Sink<T, SinkQueue<T>> {

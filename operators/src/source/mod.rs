@@ -27,6 +27,7 @@ pub trait SourceCtors<T: Send + 'static>: Sized {
     /// Emits when: downstream has demand and items remain.
     /// Backpressures when: never (it only produces on demand).
     /// Completes when: the iterator is exhausted.
+    /// Cancels when: never: a source has no upstream (it stops when downstream cancels).
     /// Fails when: never.
     fn from_iter<I>(items: I) -> Source<T>
     where
@@ -37,6 +38,7 @@ pub trait SourceCtors<T: Send + 'static>: Sized {
     /// Emits when: the stream yields an item and downstream has demand.
     /// Backpressures when: never (the stream is only polled on demand).
     /// Completes when: the stream ends.
+    /// Cancels when: never: a source has no upstream (it stops when downstream cancels).
     /// Fails when: never.
     fn from_stream<S, F>(factory: F) -> Source<T>
     where
@@ -47,6 +49,7 @@ pub trait SourceCtors<T: Send + 'static>: Sized {
     /// Emits when: the stream yields `Ok` and downstream has demand.
     /// Backpressures when: never (the stream is only polled on demand).
     /// Completes when: the stream ends.
+    /// Cancels when: never: a source has no upstream (it stops when downstream cancels).
     /// Fails when: the stream yields `Err` (after the elements before it).
     fn from_try_stream<S, F>(factory: F) -> Source<T>
     where
@@ -57,6 +60,7 @@ pub trait SourceCtors<T: Send + 'static>: Sized {
     /// Emits when: downstream has demand.
     /// Backpressures when: never.
     /// Completes when: the element was emitted.
+    /// Cancels when: never: a source has no upstream (it stops when downstream cancels).
     /// Fails when: never.
     fn single(x: T) -> Source<T>
     where
@@ -66,6 +70,7 @@ pub trait SourceCtors<T: Send + 'static>: Sized {
     /// Emits when: never.
     /// Backpressures when: never.
     /// Completes when: at once.
+    /// Cancels when: never: a source has no upstream (it stops when downstream cancels).
     /// Fails when: never.
     fn empty() -> Source<T>;
 
@@ -73,6 +78,7 @@ pub trait SourceCtors<T: Send + 'static>: Sized {
     /// Emits when: never.
     /// Backpressures when: never.
     /// Completes when: never.
+    /// Cancels when: never: a source has no upstream (it stops when downstream cancels).
     /// Fails when: at once, with `error`.
     fn failed(error: StageError) -> Source<T>;
 
@@ -80,6 +86,7 @@ pub trait SourceCtors<T: Send + 'static>: Sized {
     /// Emits when: downstream has demand.
     /// Backpressures when: never.
     /// Completes when: never (use `take`).
+    /// Cancels when: never: a source has no upstream (it stops when downstream cancels).
     /// Fails when: never.
     fn repeat(x: T) -> Source<T>
     where
@@ -90,6 +97,7 @@ pub trait SourceCtors<T: Send + 'static>: Sized {
     /// Emits when: a tick is due and downstream has demand.
     /// Backpressures when: never (missed ticks are skipped).
     /// Completes when: the `Cancellable` is cancelled.
+    /// Cancels when: never: a source has no upstream (it stops when downstream cancels).
     /// Fails when: never.
     fn tick(initial_delay: Duration, interval: Duration, value: T) -> Source<T, Cancellable>
     where
@@ -99,6 +107,7 @@ pub trait SourceCtors<T: Send + 'static>: Sized {
     /// Emits when: `f` returns `Some` and downstream has demand.
     /// Backpressures when: never (`f` is only called on demand).
     /// Completes when: `f` returns `None`.
+    /// Cancels when: never: a source has no upstream (it stops when downstream cancels).
     /// Fails when: never.
     fn unfold<S, F>(state: S, f: F) -> Source<T>
     where
@@ -109,6 +118,7 @@ pub trait SourceCtors<T: Send + 'static>: Sized {
     /// Emits when: the future returns `Some` and downstream has demand.
     /// Backpressures when: never (`f` is only called on demand).
     /// Completes when: a future returns `None`.
+    /// Cancels when: never: a source has no upstream (it stops when downstream cancels).
     /// Fails when: never.
     fn unfold_async<S, F, Fut>(state: S, f: F) -> Source<T>
     where
@@ -120,6 +130,7 @@ pub trait SourceCtors<T: Send + 'static>: Sized {
     /// Emits when: downstream has demand.
     /// Backpressures when: never.
     /// Completes when: `end` is reached (at once if `start >= end`).
+    /// Cancels when: never: a source has no upstream (it stops when downstream cancels).
     /// Fails when: never.
     fn range(start: T, end: T) -> Source<T>
     where
@@ -132,6 +143,7 @@ pub trait SourceCtors<T: Send + 'static>: Sized {
     /// Emits when: an element is buffered and downstream has demand.
     /// Backpressures when: never itself; `offer` waits on a full buffer under `Backpressure`.
     /// Completes when: `complete` is called (or every handle dropped) and the buffer is drained.
+    /// Cancels when: never: a source has no upstream (it stops when downstream cancels).
     /// Fails when: `fail` is called, or the buffer overflows under `OverflowStrategy::Fail`.
     fn queue(capacity: usize, strategy: OverflowStrategy) -> Source<T, SourceQueue<T>>;
 }

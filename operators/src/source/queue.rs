@@ -226,7 +226,11 @@ pub(crate) fn queue<T: Send + 'static>(
         let handle = SourceQueue(Arc::new(Handle(Arc::clone(&shared))));
         Ok((QueueLogic(shared), handle))
     });
-    Source::from_module(weir_graph::on_demand_outputs(src.module()))
+    Source::from_module(weir_graph::on_demand_outputs(src.module())).reject(weir_graph::at_least(
+        "queue: capacity",
+        capacity,
+        1,
+    ))
 }
 
 #[cfg(test)]

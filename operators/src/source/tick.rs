@@ -151,6 +151,7 @@ pub(crate) fn tick<T: Clone + Send + Sync + 'static>(
         };
         Ok((logic, cancel))
     })
+    .reject(weir_graph::positive("tick: interval", interval))
 }
 
 #[cfg(test)]

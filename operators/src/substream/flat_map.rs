@@ -19,6 +19,7 @@ where
     M: Send + 'static,
     F: FnMut(T) -> Source<O, M> + Clone + Send + Sync + 'static,
 {
+    let invalid = weir_graph::at_least(&format!("{name}: breadth"), breadth, 1);
     let breadth = breadth.max(1);
     Flow::from_async(name, move |_info| {
         Ok((
@@ -30,6 +31,7 @@ where
             (),
         ))
     })
+    .reject(invalid)
 }
 
 struct FlatMapLogic<T, O, M, F> {

@@ -54,6 +54,7 @@ where
     /// Emits when: any substream's flow emits.
     /// Backpressures when: downstream backpressures, or the substream of an element backpressures.
     /// Completes when: upstream completes and every substream's flow completes.
+    /// Cancels when: downstream cancels (every substream is cancelled too).
     /// Fails when: upstream or a substream fails, or a key beyond `max_substreams` keys appears.
     pub fn merge_substreams_via<O: Send + 'static, M: Send + 'static>(
         self,
@@ -75,7 +76,7 @@ where
                 (),
             ))
         });
-        stream.via_flow(stage)
+        stream.via_flow(stage.reject(weir_graph::at_least("group_by: max_substreams", max, 1)))
     }
 }
 

@@ -44,6 +44,7 @@ pub trait SubstreamOps: Via {
     /// Emits when: the current substream emits.
     /// Backpressures when: downstream backpressures (upstream waits while a substream runs).
     /// Completes when: upstream completes and the last substream completes.
+    /// Cancels when: downstream cancels (the running substream is cancelled too).
     /// Fails when: upstream or a substream fails, or a substream cannot be materialized.
     fn flat_map_concat<O, M, F>(self, f: F) -> Self::Next<O>
     where
@@ -59,6 +60,7 @@ pub trait SubstreamOps: Via {
     /// Emits when: any running substream emits.
     /// Backpressures when: downstream backpressures, or `breadth` substreams are running.
     /// Completes when: upstream completes and every substream completes.
+    /// Cancels when: downstream cancels (the running substreams are cancelled too).
     /// Fails when: upstream or a substream fails, or a substream cannot be materialized.
     fn flat_map_merge<O, M, F>(self, breadth: usize, f: F) -> Self::Next<O>
     where
@@ -75,6 +77,7 @@ pub trait SubstreamOps: Via {
     /// Emits when: a substream's flow emits.
     /// Backpressures when: downstream or the substream of the next element backpressures.
     /// Completes when: upstream and every substream complete.
+    /// Cancels when: downstream cancels (every substream is cancelled too).
     /// Fails when: upstream or a substream fails, or more than `max_substreams` keys appear.
     fn group_by<K, F>(self, max_substreams: usize, key: F) -> GroupBy<Self, K, F>
     where
@@ -90,6 +93,7 @@ pub trait SubstreamOps: Via {
     /// Emits when: the current segment's flow emits.
     /// Backpressures when: downstream or the current segment's flow backpressures.
     /// Completes when: upstream and the last segment complete.
+    /// Cancels when: downstream cancels (the open segment is cancelled too).
     /// Fails when: upstream or a segment's flow fails.
     fn split_when<P>(self, pred: P) -> Split<Self, P>
     where
@@ -104,6 +108,7 @@ pub trait SubstreamOps: Via {
     /// Emits when: the current segment's flow emits.
     /// Backpressures when: downstream or the current segment's flow backpressures.
     /// Completes when: upstream and the last segment complete.
+    /// Cancels when: downstream cancels (the open segment is cancelled too).
     /// Fails when: upstream or a segment's flow fails.
     fn split_after<P>(self, pred: P) -> Split<Self, P>
     where
@@ -118,6 +123,7 @@ pub trait SubstreamOps: Via {
     /// Emits when: the current upstream (original or recovery source) emits.
     /// Backpressures when: downstream backpressures.
     /// Completes when: the current upstream completes.
+    /// Cancels when: downstream cancels.
     /// Fails when: a failure arrives with no attempt left, or `f` returns `None` for it.
     fn recover_with_retries<M, F>(self, attempts: usize, f: F) -> Self::Next<Self::Out>
     where

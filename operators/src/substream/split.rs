@@ -53,6 +53,7 @@ where
     /// Backpressures when: downstream backpressures, or the current segment's flow backpressures
     /// (the next segment waits until the current flow's output completes).
     /// Completes when: upstream completes and the last segment's flow completes.
+    /// Cancels when: downstream cancels (the open segment is cancelled too).
     /// Fails when: upstream or a segment's flow fails.
     pub fn merge_substreams_via<O: Send + 'static, M: Send + 'static>(
         self,

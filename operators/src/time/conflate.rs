@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::task::Poll;
 use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, Module, StageError, async_node};
 
-/// Folds elements into aggregates of at most `max` elements (0 counts as 1) while downstream is
-/// backpressured; passes each element through as `seed(element)` when it is not.
+/// Folds elements into aggregates of at most `max` elements (0 is reported as an invalid
+/// parameter when the graph is validated) while downstream is backpressured; passes each element through as `seed(element)` when it is not.
 ///
 /// - **emits when** downstream requests and there is an aggregate, or an element arrives while
 ///   downstream has open demand and nothing is aggregated
@@ -30,7 +30,11 @@ where
     Seed: FnMut(T) -> S + Clone + Send + Sync + 'static,
     Agg: FnMut(S, T) -> S + Clone + Send + Sync + 'static,
 {
-    batch_named("batch", max.max(1), seed, aggregate)
+    batch_named("batch", max.max(1), seed, aggregate).reject(weir_graph::at_least(
+        "batch: max",
+        max,
+        1,
+    ))
 }
 
 /// Folds elements into one aggregate (started by `seed`) while downstream is backpressured; never

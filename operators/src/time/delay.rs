@@ -23,7 +23,8 @@ pub fn delay<T: Send + 'static>(by: Duration) -> Flow<T, T> {
 }
 
 /// Emits every element `by` after it arrived, in order, holding at most `capacity` elements
-/// (one input batch may overshoot it; 0 counts as 1).
+/// (one input batch may overshoot it; 0 is reported as an invalid parameter when the graph is
+/// validated).
 ///
 /// - **emits when** an element has been held for `by` and downstream has room
 /// - **backpressures when** the held elements reach `capacity` or downstream backpressures
@@ -41,6 +42,7 @@ pub fn delay_with_capacity<T: Send + 'static>(by: Duration, capacity: usize) -> 
             (),
         ))
     })
+    .reject(weir_graph::at_least("delay: capacity", capacity, 1))
 }
 
 struct Delay<T> {

@@ -8,7 +8,8 @@ use std::task::Poll;
 use std::time::Duration;
 use weir_graph::{AsyncIo, AsyncLogic, Cancelled, Event, Flow, Input, Output, StageError};
 
-/// Chunks the stream into groups of at most `n` elements (`n` of 0 counts as 1), as Akka's
+/// Chunks the stream into groups of at most `n` elements (`n` of 0 and a zero `within` are
+/// reported as invalid parameters when the graph is validated), as Akka's
 /// `groupedWithin`: a timer of period `within` starts with the stage and restarts on every
 /// emission; a group is emitted when it is full or when the timer fires. A timer firing on an
 /// empty group emits nothing (no empty groups) and simply runs another period. A timer firing
@@ -32,6 +33,10 @@ pub fn grouped_within<T: Send + 'static>(n: usize, within: Duration) -> Flow<T, 
             (),
         ))
     })
+    .reject(
+        weir_graph::at_least("grouped_within: n", n, 1)
+            .or_else(|| weir_graph::positive("grouped_within: within", within)),
+    )
 }
 
 struct GroupedWithin<T> {

@@ -6,7 +6,8 @@ use std::time::Duration;
 use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, StageError};
 
 /// Emits `inject()` whenever no element has passed for `max_idle` (Akka's `keepAlive`): exactly
-/// `max_idle` after the start, the last upstream element or the last injected one.
+/// `max_idle` after the start, the last upstream element or the last injected one. A zero
+/// `max_idle` is reported as an invalid parameter when the graph is validated.
 ///
 /// - **emits when** upstream emits, or `max_idle` has passed without an element
 /// - **backpressures when** downstream backpressures
@@ -27,6 +28,7 @@ where
             (),
         ))
     })
+    .reject(weir_graph::positive("keep_alive: max_idle", max_idle))
 }
 
 struct KeepAlive<F> {

@@ -42,6 +42,8 @@ pub struct RateExceeded {
 /// - **completes when** upstream completes and every held element has been emitted
 /// - **cancels when** downstream cancels
 /// - **fails when** upstream fails, or at start when `per / elements` is under a nanosecond
+///
+/// `elements` 0 and a zero `per` are reported as invalid parameters when the graph is validated.
 pub fn throttle<T: Send + 'static>(elements: usize, per: Duration, burst: usize) -> Flow<T, T> {
     throttle_with_mode(elements, per, burst, ThrottleMode::Shaping)
 }
@@ -85,7 +87,10 @@ pub fn throttle_with_mode<T: Send + 'static>(
     )
     .with_parallelizable(true)
     .with_demand_outputs();
-    Flow::from_module(Arc::new(Module::single(node)))
+    Flow::from_module(Arc::new(Module::single(node))).reject(
+        weir_graph::at_least("throttle: elements", elements, 1)
+            .or_else(|| weir_graph::positive("throttle: per", per)),
+    )
 }
 
 struct Throttle<T> {

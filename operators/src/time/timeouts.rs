@@ -1,4 +1,5 @@
-//! `idle_timeout`, `completion_timeout`, `initial_timeout`: fail a stream that is too slow.
+//! `idle_timeout`, `completion_timeout`, `initial_timeout`: fail a stream that is too slow (a
+//! zero timeout is reported as an invalid parameter when the graph is validated).
 
 use super::util::{race, recv_or_closed};
 use futures::future::{BoxFuture, Either, FutureExt};
@@ -64,6 +65,7 @@ fn timeout_flow<T: Send + 'static>(
             (),
         ))
     })
+    .reject(weir_graph::positive(&format!("{name}: timeout"), timeout))
 }
 
 struct Timeout<T> {

@@ -24,6 +24,7 @@ from typing import (
 
 from . import _native
 from ._aio import AsyncSubmitter
+from ._validate import seconds as _seconds
 from ._validate import size as _size
 
 T = TypeVar("T")
@@ -87,13 +88,6 @@ def _is_not_none(x: Any) -> bool:
 
 def _identity(x: Any) -> Any:
     return x
-
-
-def _pos(n: int) -> int:
-    n = int(n)
-    if n < 1:
-        raise ValueError("must be at least 1")
-    return n
 
 
 class _Folder:
@@ -270,11 +264,14 @@ class _Meta:
 class _Blueprint:
     """Common base: an immutable wrapper of a native blueprint."""
 
-    __slots__ = ("_base", "_meta")
+    __slots__ = ("_base", "_meta", "_resup")
 
     def __init__(self, native: Optional[_native.Blueprint], meta: Optional[_Meta] = None) -> None:
         self._base = native
         self._meta = meta or _Meta()
+        # For an operator built of several stages: rebuilds it with a supervision on the stage
+        # that calls the user's function (``with_supervision`` uses it instead of the last one).
+        self._resup: Optional[Callable[[Any], Any]] = None
 
     @property
     def _n(self) -> _native.Blueprint:
@@ -319,6 +316,8 @@ class _Blueprint:
         elements go to ``dead_letters`` (a callable ``f(element, error, stage)`` or a list that
         receives :class:`DeadLetter` tuples)."""
         sup = _supervision(supervision, default, dead_letters)
+        if sup is not None and self._resup is not None:
+            return self._resup(sup)
         return self if sup is None else self._same(self._n.with_supervision(sup))
 
     def to_mermaid(self) -> str:
@@ -409,6 +408,8 @@ class _Linear(_Blueprint):
         sup = _supervision(supervision, default, dead_letters)
         if sup is None:
             return self
+        if self._resup is not None:
+            return self._resup(sup)
         if self._ops:
             ops = self._ops[:-1] + (self._ops[-1].supervised(sup),)
             return type(self)(self._base, self._meta, ops, self._src)
@@ -599,8 +600,10 @@ class _Linear(_Blueprint):
         Emits when: the element's token has arrived and downstream has demand.
         Backpressures when: an element waits for its token or downstream backpressures.
         Completes when: upstream completes and every held element is emitted.
+        Cancels when: downstream cancels.
         Fails when: upstream fails, or (enforcing) an element comes before its token."""
         elements, burst = _size("throttle", "elements", elements), _size("throttle", "burst", burst, 0)
+        per = _seconds("throttle", "per", per)
         return self._same(self._n.via(_native.flow_throttle_mode(elements, per, burst, mode)))
 
     def buffer(self: S, size: int, strategy: str = "backpressure") -> S:
@@ -646,20 +649,44 @@ class _Linear(_Blueprint):
         Emits when: ``fn`` returned something other than ``None``.
         Backpressures when: a result is kept and downstream backpressures.
         Completes when: upstream completes.
+        Cancels when: downstream cancels.
         Fails when: upstream fails, or ``fn`` raises (under the ``stop`` directive)."""
         n = name or "filter_map"
         mapped = self._fuse("map", fn, n, supervision, default, dead_letters)
-        return mapped._fuse("filter", _is_not_none, n, None, "stop", None)
+        out = mapped._fuse("filter", _is_not_none, n, None, "stop", None)
+        # Supervision set afterwards belongs to the map (the filter of None never fails).
+        base = mapped._ops[:-1]
+        out._resup = lambda sup: type(self)(
+            self._base, self._meta, base + (mapped._ops[-1].supervised(sup), out._ops[-1]), self._src
+        )
+        return out
 
-    def take_while(self: S, pred: Callable[[Any], Any], *, inclusive: bool = False) -> S:
+    def take_while(
+        self: S,
+        pred: Callable[[Any], Any],
+        *,
+        inclusive: bool = False,
+        supervision: Optional[SupervisionRules] = None,
+        default: str = "stop",
+        dead_letters: Any = None,
+    ) -> S:
         """Passes elements while ``pred`` holds; the first failing one is dropped (emitted too
         with ``inclusive=True``) and upstream is cancelled. ``pred`` is not called after it.
+        Supervision (here or by ``with_supervision``) applies to the calls of ``pred``.
 
         Emits when: ``pred`` holds for the element (or it is the first failing one, inclusive).
         Backpressures when: downstream backpressures.
         Completes when: ``pred`` fails for an element, or upstream completes.
+        Cancels when: ``pred`` is false for an element, or downstream cancels.
         Fails when: upstream fails, or ``pred`` raises."""
-        return self._same(self._n.via(_native.flow_take_while(pred, inclusive)))
+        up = self._n
+
+        def build(sup: Any) -> S:
+            out = self._same(up.via(_native.flow_take_while(pred, inclusive, sup)))
+            out._resup = build
+            return out
+
+        return build(_supervision(supervision, default, dead_letters))
 
     def drop_while(self: S, pred: Callable[[Any], Any]) -> S:
         """Discards elements while ``pred`` holds, then passes everything (``pred`` is not
@@ -668,6 +695,7 @@ class _Linear(_Blueprint):
         Emits when: ``pred`` failed once and an element arrives.
         Backpressures when: ``pred`` failed once and downstream backpressures.
         Completes when: upstream completes.
+        Cancels when: downstream cancels.
         Fails when: upstream fails, or ``pred`` raises."""
         return self._same(self._n.via(_native.flow_drop_while(pred)))
 
@@ -678,6 +706,7 @@ class _Linear(_Blueprint):
         Emits when: a window is full, or upstream completed with a short window of new elements.
         Backpressures when: a window is full and downstream backpressures.
         Completes when: upstream completes and the last window is emitted.
+        Cancels when: downstream cancels.
         Fails when: upstream fails."""
         n, step = _size("sliding", "n", n), _size("sliding", "step", step)
         return self._same(self._n.via(_native.flow_sliding(n, step)))
@@ -690,6 +719,7 @@ class _Linear(_Blueprint):
         ``end`` on completion.
         Backpressures when: downstream backpressures.
         Completes when: upstream completes (after ``end``).
+        Cancels when: downstream cancels.
         Fails when: upstream fails (``end`` is not emitted)."""
         st = None if start is _MISSING else start
         en = None if end is _MISSING else end
@@ -703,6 +733,7 @@ class _Linear(_Blueprint):
         Emits when: an element arrives.
         Backpressures when: downstream backpressures.
         Completes when: upstream completes.
+        Cancels when: downstream cancels.
         Fails when: upstream fails."""
         return self._same(self._n.via(_native.flow_zip_with_index()))
 
@@ -719,6 +750,7 @@ class _Linear(_Blueprint):
         Emits when: an element arrives and ``fn`` returned.
         Backpressures when: downstream backpressures.
         Completes when: upstream completes.
+        Cancels when: downstream cancels.
         Fails when: upstream fails, or ``fn`` / ``on_complete`` raises."""
         return self._same(self._n.via(_native.flow_inspect(fn, on_complete, name or "inspect")))
 
@@ -771,6 +803,7 @@ class _Linear(_Blueprint):
         Emits when: an element arrives, or upstream failed and ``fn`` returned a value.
         Backpressures when: downstream backpressures.
         Completes when: upstream completes, or fails and ``fn`` returned a value.
+        Cancels when: downstream cancels.
         Fails when: upstream fails and ``fn`` returned ``None`` (or raised: that error)."""
         return self._same(self._n.via(_native.flow_recover(fn)))
 
@@ -782,8 +815,9 @@ class _Linear(_Blueprint):
         Emits when: the current upstream (original or recovery source) emits.
         Backpressures when: downstream backpressures.
         Completes when: the current upstream completes.
+        Cancels when: downstream cancels.
         Fails when: a failure arrives with no attempt left, or ``fn`` returns ``None``."""
-        return self._same(self._n.via(_native.flow_recover_with_retries(attempts, fn)))
+        return self._same(self._n.via(_native.flow_recover_with_retries(_size("recover_with_retries", "attempts", attempts, 0), fn)))
 
     def map_async_unordered(
         self: S,
@@ -802,6 +836,7 @@ class _Linear(_Blueprint):
         Emits when: the coroutines of a batch completed (in their completion order).
         Backpressures when: two batches are in flight and downstream backpressures.
         Completes when: upstream completes and every coroutine finished.
+        Cancels when: downstream cancels (running coroutines are cancelled).
         Fails when: a coroutine raises (under the ``stop`` directive), or upstream fails."""
         if not inspect.iscoroutinefunction(fn):
             raise TypeError("map_async_unordered() takes an async def function")
@@ -816,8 +851,9 @@ class _Linear(_Blueprint):
         Emits when: ``n`` elements are buffered, or ``within`` elapsed with some buffered.
         Backpressures when: a group is ready and downstream backpressures.
         Completes when: upstream completes and the last group is emitted.
+        Cancels when: downstream cancels.
         Fails when: upstream fails."""
-        return self._same(self._n.via(_native.flow_grouped_within(_size("grouped_within", "n", n), within)))
+        return self._same(self._n.via(_native.flow_grouped_within(_size("grouped_within", "n", n), _seconds("grouped_within", "within", within))))
 
     def batch(self: S, max: int, seed: Callable[[Any], Any], aggregate: Callable[[Any, Any], Any]) -> S:
         """While downstream is busy, aggregates up to ``max`` elements: ``seed(first)`` then
@@ -829,7 +865,7 @@ class _Linear(_Blueprint):
         Completes when: upstream completes and the pending aggregate is emitted.
         Cancels when: downstream cancels.
         Fails when: upstream fails, or ``seed``/``aggregate`` raises."""
-        return self._same(self._n.via(_native.flow_batch_lists(_pos(max), _Folder(seed, aggregate))))
+        return self._same(self._n.via(_native.flow_batch_lists(_size("batch", "max", max), _Folder(seed, aggregate))))
 
     def conflate(self: S, aggregate: Callable[[Any, Any], Any], seed: Optional[Callable[[Any], Any]] = None) -> S:
         """While downstream is busy, combines elements with ``aggregate(acc, x)`` (from
@@ -866,8 +902,9 @@ class _Linear(_Blueprint):
         Emits when: an element's delay elapsed and downstream has demand.
         Backpressures when: ``capacity`` elements are held.
         Completes when: upstream completes and every held element is emitted.
+        Cancels when: downstream cancels.
         Fails when: upstream fails."""
-        return self._same(self._n.via(_native.flow_timed("delay", seconds, capacity)))
+        return self._same(self._n.via(_native.flow_timed("delay", _seconds("delay", "seconds", seconds, positive=False), _size("delay", "capacity", capacity, 0))))
 
     def idle_timeout(self: S, seconds: float) -> S:
         """Fails with a timeout (``StageFailed.kind == "timeout"``) when no element passes for
@@ -876,8 +913,9 @@ class _Linear(_Blueprint):
         Emits when: an element arrives.
         Backpressures when: downstream backpressures.
         Completes when: upstream completes.
+        Cancels when: downstream cancels, or the timeout fires (the stage fails).
         Fails when: no element for ``seconds``, or upstream fails."""
-        return self._same(self._n.via(_native.flow_timed("idle_timeout", seconds)))
+        return self._same(self._n.via(_native.flow_timed("idle_timeout", _seconds("idle_timeout", "seconds", seconds))))
 
     def completion_timeout(self: S, seconds: float) -> S:
         """Fails with a timeout when the stream has not completed ``seconds`` after it started.
@@ -885,8 +923,9 @@ class _Linear(_Blueprint):
         Emits when: an element arrives.
         Backpressures when: downstream backpressures.
         Completes when: upstream completes in time.
+        Cancels when: downstream cancels, or the timeout fires (the stage fails).
         Fails when: ``seconds`` elapsed first, or upstream fails."""
-        return self._same(self._n.via(_native.flow_timed("completion_timeout", seconds)))
+        return self._same(self._n.via(_native.flow_timed("completion_timeout", _seconds("completion_timeout", "seconds", seconds))))
 
     def initial_timeout(self: S, seconds: float) -> S:
         """Fails with a timeout when the first element has not arrived within ``seconds``.
@@ -894,8 +933,9 @@ class _Linear(_Blueprint):
         Emits when: an element arrives.
         Backpressures when: downstream backpressures.
         Completes when: upstream completes.
+        Cancels when: downstream cancels, or the timeout fires (the stage fails).
         Fails when: no first element within ``seconds``, or upstream fails."""
-        return self._same(self._n.via(_native.flow_timed("initial_timeout", seconds)))
+        return self._same(self._n.via(_native.flow_timed("initial_timeout", _seconds("initial_timeout", "seconds", seconds))))
 
     def keep_alive(self: S, seconds: float, element: Any) -> S:
         """Injects ``element`` whenever no element passed for ``seconds`` (Akka's
@@ -904,8 +944,9 @@ class _Linear(_Blueprint):
         Emits when: upstream emits, or ``seconds`` passed without an element.
         Backpressures when: downstream backpressures.
         Completes when: upstream completes.
+        Cancels when: downstream cancels.
         Fails when: upstream fails."""
-        return self._same(self._n.via(_native.flow_keep_alive(seconds, element)))
+        return self._same(self._n.via(_native.flow_keep_alive(_seconds("keep_alive", "seconds", seconds), element)))
 
     def initial_delay(self: S, seconds: float) -> S:
         """Holds every element back until ``seconds`` after the start, then passes them.
@@ -913,8 +954,9 @@ class _Linear(_Blueprint):
         Emits when: upstream emits and the initial delay has passed.
         Backpressures when: the delay has not passed or downstream backpressures.
         Completes when: upstream completes (at once when nothing is held).
+        Cancels when: downstream cancels.
         Fails when: upstream fails."""
-        return self._same(self._n.via(_native.flow_initial_delay(seconds)))
+        return self._same(self._n.via(_native.flow_initial_delay(_seconds("initial_delay", "seconds", seconds, positive=False))))
 
     def flat_map_concat(self: S, fn: Callable[[Any], Any]) -> S:
         """Turns each element into a source (``fn`` returns a weir :class:`Source` or any
@@ -923,6 +965,7 @@ class _Linear(_Blueprint):
         Emits when: the current substream emits.
         Backpressures when: downstream backpressures (upstream waits while a substream runs).
         Completes when: upstream completes and the last substream completes.
+        Cancels when: downstream cancels (the running substream is cancelled too).
         Fails when: upstream or a substream fails, or ``fn`` raises."""
         return self._same(self._n.via(_native.flow_flat_map_sources(fn, 1)))
 
@@ -933,8 +976,9 @@ class _Linear(_Blueprint):
         Emits when: any running substream emits.
         Backpressures when: downstream backpressures, or ``breadth`` substreams are running.
         Completes when: upstream completes and every substream completes.
+        Cancels when: downstream cancels (the running substreams are cancelled too).
         Fails when: upstream or a substream fails, or ``fn`` raises."""
-        return self._same(self._n.via(_native.flow_flat_map_sources(fn, max(2, int(breadth)))))
+        return self._same(self._n.via(_native.flow_flat_map_sources(fn, _size("flat_map_merge", "breadth", breadth), merge=True)))
 
     def group_by(self: S, max_substreams: int, key: Optional[Callable[[Any], Any]] = None, flow: Optional["Flow"] = None) -> Any:
         """Splits the stream into one substream per key (``key(x)``, compared with ``==``) with
@@ -945,9 +989,11 @@ class _Linear(_Blueprint):
         Emits when: a substream's flow emits.
         Backpressures when: downstream or the substream of the next element backpressures.
         Completes when: upstream and every substream complete.
+        Cancels when: downstream cancels (every substream is cancelled too).
         Fails when: upstream or a substream fails, ``key`` raises, or a key beyond
         ``max_substreams`` appears."""
-        sub = SubFlows(self, lambda f: _native.flow_group_by(max_substreams, key, f._n), f"group_by({max_substreams})")
+        n = _size("group_by", "max_substreams", max_substreams)
+        sub = SubFlows(self, lambda f: _native.flow_group_by(n, key, f._n), f"group_by({n})")
         return sub if flow is None else sub.merge_substreams_via(flow)
 
     def split_when(self: S, pred: Callable[[Any], Any], flow: Optional["Flow"] = None) -> Any:
@@ -957,6 +1003,7 @@ class _Linear(_Blueprint):
         Emits when: the current segment's flow emits.
         Backpressures when: downstream or the current segment's flow backpressures.
         Completes when: upstream and the last segment complete.
+        Cancels when: downstream cancels (the open segment is cancelled too).
         Fails when: upstream or a segment's flow fails, or ``pred`` raises."""
         sub = SubFlows(self, lambda f: _native.flow_split(pred, False, f._n), "split_when")
         return sub if flow is None else sub.merge_substreams_via(flow)
@@ -968,6 +1015,7 @@ class _Linear(_Blueprint):
         Emits when: the current segment's flow emits.
         Backpressures when: downstream or the current segment's flow backpressures.
         Completes when: upstream and the last segment complete.
+        Cancels when: downstream cancels (the open segment is cancelled too).
         Fails when: upstream or a segment's flow fails, or ``pred`` raises."""
         sub = SubFlows(self, lambda f: _native.flow_split(pred, True, f._n), "split_after")
         return sub if flow is None else sub.merge_substreams_via(flow)
@@ -979,6 +1027,7 @@ class _Linear(_Blueprint):
         Emits when: an element arrives and both downstream and ``sink`` have credit.
         Backpressures when: downstream or ``sink`` backpressures.
         Completes when: upstream completes, or downstream or ``sink`` cancels.
+        Cancels when: downstream or ``sink`` cancels.
         Fails when: upstream fails."""
         return self._same(self._n.via(_native.flow_also_to(sink._n, False), keep), self._meta | sink._meta)
 
@@ -989,6 +1038,7 @@ class _Linear(_Blueprint):
         Emits when: an element arrives and downstream has credit.
         Backpressures when: downstream backpressures.
         Completes when: upstream completes or downstream cancels (``sink`` cancelling is ignored).
+        Cancels when: downstream cancels (``sink`` cancelling is ignored).
         Fails when: upstream fails."""
         return self._same(self._n.via(_native.flow_also_to(sink._n, True), keep), self._meta | sink._meta)
 
@@ -998,6 +1048,7 @@ class _Linear(_Blueprint):
         Emits when: an element not matching ``pred`` arrives and downstream has credit.
         Backpressures when: the destination of an element backpressures.
         Completes when: upstream completes, or downstream or ``sink`` cancels.
+        Cancels when: downstream or ``sink`` cancels.
         Fails when: upstream fails, or ``pred`` raises."""
         return self._same(self._n.via(_native.flow_divert_to(sink._n, pred), keep), self._meta | sink._meta)
 
@@ -1008,6 +1059,7 @@ class _Linear(_Blueprint):
         Emits when: both streams have an element available (or one completed).
         Backpressures when: downstream backpressures.
         Completes when: both streams complete.
+        Cancels when: downstream cancels (both streams are cancelled).
         Fails when: either stream fails, or a comparison raises."""
         return self._same(self._n.via(_native.flow_merge_sorted(other._n)), self._meta | other._meta)
 
@@ -1017,6 +1069,7 @@ class _Linear(_Blueprint):
         Emits when: the current stream has elements available.
         Backpressures when: downstream backpressures.
         Completes when: both streams complete.
+        Cancels when: downstream cancels (both streams are cancelled).
         Fails when: either stream fails."""
         segment_size = _size("interleave", "segment_size", segment_size)
         return self._same(self._n.via(_native.flow_interleave(other._n, segment_size)), self._meta | other._meta)
@@ -1028,6 +1081,7 @@ class _Linear(_Blueprint):
         Emits when: either stream emits and both have emitted at least once.
         Backpressures when: downstream backpressures.
         Completes when: either stream completes.
+        Cancels when: downstream cancels, or one stream completes (the other is cancelled).
         Fails when: either stream fails."""
         return self._same(self._n.via(_native.flow_zip_latest(other._n)), self._meta | other._meta)
 
@@ -1037,15 +1091,24 @@ class _Linear(_Blueprint):
         Emits when: a batch arrived (its rows, in order).
         Backpressures when: downstream backpressures.
         Completes when: upstream completes.
+        Cancels when: downstream cancels.
         Fails when: upstream fails, or an element is not Arrow data."""
         from .columnar import to_rows
 
         return self.flat_map(to_rows, name="rows")
 
-    def key_by(self, key: Optional[Callable[[Any], Any]] = None) -> "Keyed[Any]":
+    def key_by(
+        self,
+        key: Optional[Callable[[Any], Any]] = None,
+        *,
+        supervision: Optional[SupervisionRules] = None,
+        default: str = "stop",
+        dead_letters: Any = None,
+    ) -> "Keyed[Any]":
         """Groups by ``key(element)`` (the element itself when ``None``); finish with
-        :meth:`Keyed.count`, :meth:`Keyed.fold` or :meth:`Keyed.reduce`."""
-        return Keyed(self, key)
+        :meth:`Keyed.count`, :meth:`Keyed.fold` or :meth:`Keyed.reduce`. ``supervision``
+        applies to the calls of ``key`` (after ``count()``, ``with_supervision`` does too)."""
+        return Keyed(self, key, _supervision(supervision, default, dead_letters))
 
     def kill_switch(self: S) -> S:
         """Inserts a kill switch; the materialized value becomes ``(previous, KillSwitch)``."""
@@ -1055,29 +1118,38 @@ class _Linear(_Blueprint):
 class Keyed(Generic[T]):
     """A stream grouped by key; aggregates run in Rust, one result per key on completion."""
 
-    __slots__ = ("_up", "_key")
+    __slots__ = ("_up", "_key", "_sup")
 
-    def __init__(self, upstream: Any, key: Optional[Callable[[Any], Any]]) -> None:
+    def __init__(self, upstream: Any, key: Optional[Callable[[Any], Any]], sup: Any = None) -> None:
         self._up = upstream
         self._key = key
+        self._sup = sup
 
     def count(self) -> Any:
-        """One ``(key, count)`` pair per key when the input completes."""
+        """One ``(key, count)`` pair per key when the input completes; ``with_supervision`` on
+        the result supervises the calls of the key function."""
         up = self._up
-        if isinstance(up, Source) and up._src is not None:
-            # Right after `from_iter` (and its fused ops): keys are computed and counted in the
-            # source's own jobs, and only distinct keys cross to the summing stage.
-            native = _native.source_from_iter_key_count(up._src[0], list(up._ops), self._key)
-            return Source(native, up._meta)
-        return up._same(up._n.via(_native.flow_key_count(self._key)))
+
+        def build(sup: Any) -> Any:
+            if isinstance(up, Source) and up._src is not None:
+                # Right after `from_iter` (and its fused ops): keys are computed and counted in
+                # the source's own jobs, and only distinct keys cross to the summing stage.
+                native = _native.source_from_iter_key_count(up._src[0], list(up._ops), self._key, sup)
+                out = Source(native, up._meta)
+            else:
+                out = up._same(up._n.via(_native.flow_key_count(self._key, sup)))
+            out._resup = build
+            return out
+
+        return build(self._sup)
 
     def fold(self, zero: Any, fn: Callable[[Any, Any], Any]) -> Any:
         """One ``(key, fold)`` pair per key when the input completes."""
-        return self._up._same(self._up._n.via(_native.flow_key_fold(self._key, zero, fn)))
+        return self._up._same(self._up._n.via(_native.flow_key_fold(self._key, zero, fn, False, self._sup)))
 
     def reduce(self, fn: Callable[[Any, Any], Any]) -> Any:
         """One ``(key, reduce)`` pair per key when the input completes."""
-        return self._up._same(self._up._n.via(_native.flow_key_fold(self._key, None, fn, True)))
+        return self._up._same(self._up._n.via(_native.flow_key_fold(self._key, None, fn, True, self._sup)))
 
 
 class Source(_Linear):
@@ -1113,6 +1185,7 @@ class Source(_Linear):
         Emits when: downstream has demand.
         Backpressures when: never.
         Completes when: never.
+        Cancels when: never: a source has no upstream (it stops when downstream cancels).
         Fails when: never."""
         return Source.from_iter(_Repeat(x))
 
@@ -1124,6 +1197,7 @@ class Source(_Linear):
         Emits when: ``fn`` returned a pair and downstream has demand.
         Backpressures when: never (``fn`` is only called on demand).
         Completes when: ``fn`` returns ``None``.
+        Cancels when: never: a source has no upstream (it stops when downstream cancels).
         Fails when: ``fn`` raises."""
         return Source.from_iter(_Unfold(state, fn))
 
@@ -1134,6 +1208,7 @@ class Source(_Linear):
         Emits when: never.
         Backpressures when: never.
         Completes when: never.
+        Cancels when: never: a source has no upstream (it stops when downstream cancels).
         Fails when: at once, with ``error``."""
         return Source.from_iter(_Failed(error))
 
@@ -1183,8 +1258,10 @@ class Source(_Linear):
         Emits when: a tick is due and downstream has demand.
         Backpressures when: never (missed ticks are skipped).
         Completes when: the ``Cancellable`` is cancelled (or downstream cancels, e.g. ``take``).
+        Cancels when: never: a source has no upstream (it stops when downstream cancels).
         Fails when: never."""
-        return Source(_native.source_tick(initial_delay, interval, value))
+        initial_delay = _seconds("Source.tick", "initial_delay", initial_delay, positive=False)
+        return Source(_native.source_tick(initial_delay, _seconds("Source.tick", "interval", interval), value))
 
     @staticmethod
     def queue(capacity: int, overflow: str = "backpressure") -> "Source":
@@ -1198,6 +1275,7 @@ class Source(_Linear):
         Emits when: an element is buffered and downstream has demand.
         Backpressures when: never itself; ``offer`` waits on a full buffer under backpressure.
         Completes when: ``complete()`` is called and the buffer is drained.
+        Cancels when: never: a source has no upstream (after downstream cancels, ``offer`` says ``"closed"``).
         Fails when: ``fail()`` is called, or the buffer overflows under ``fail``."""
         return Source(_native.source_queue(_size("Source.queue", "capacity", capacity), overflow))
 
@@ -1209,6 +1287,7 @@ class Source(_Linear):
         Emits when: the iterator yielded an item and downstream has demand.
         Backpressures when: never (the iterator is only advanced on demand).
         Completes when: the iterator is exhausted.
+        Cancels when: never: a source has no upstream (it stops when downstream cancels).
         Fails when: the iterator raises."""
         return Source.from_iter(_AsyncIterBridge(aiterable))
 
@@ -1224,6 +1303,7 @@ class Source(_Linear):
         Emits when: downstream has demand and batches remain.
         Backpressures when: never.
         Completes when: every batch was emitted.
+        Cancels when: never: a source has no upstream (it stops when downstream cancels).
         Fails when: ``data`` is not Arrow data (raised at once), or a reader is read twice."""
         from .columnar import ArrowBatches, ArrowRows
 
@@ -1301,7 +1381,7 @@ class Sink(_Blueprint):
         """Runs the coroutine function ``fn`` per element on the run's event loop."""
         if not inspect.iscoroutinefunction(fn):
             raise TypeError("for_each_async() takes an async def function")
-        native = _native.flow_external("for_each_async", AsyncSubmitter(fn, parallelism, False), 2)
+        native = _native.flow_external("for_each_async", AsyncSubmitter(fn, _size("Sink.for_each_async", "parallelism", parallelism), False), 2)
         return Sink(native.to(_native.sink_ignore(), "right"))
 
     @staticmethod
@@ -1351,6 +1431,7 @@ class Sink(_Blueprint):
         Consumes when: the buffer has room (backpressures while it is full).
         Completes when: upstream completes (``pull`` returns ``None`` after the buffer) or the
         queue is cancelled (upstream cancelled).
+        Cancels when: ``cancel()`` is called on the :class:`weir.SinkQueue`.
         Fails when: upstream fails (``pull`` raises ``StageFailed`` after the buffer)."""
         return Sink(_native.sink_queue(_size("Sink.queue", "capacity", capacity)))
 
@@ -1556,6 +1637,7 @@ class Interleave(_Junction):
     Emits when: the current input has elements.
     Backpressures when: downstream backpressures.
     Completes when: all inputs complete.
+    Cancels when: downstream cancels (every input is cancelled).
     Fails when: any input fails."""
 
     kind = "interleave"
@@ -1571,6 +1653,7 @@ class MergeSorted(_Junction):
     Emits when: both inputs have an element available (or one completed).
     Backpressures when: downstream backpressures.
     Completes when: both inputs complete.
+    Cancels when: downstream cancels (both inputs are cancelled).
     Fails when: either input fails, or a comparison raises."""
 
     kind = "merge_sorted"
@@ -1585,6 +1668,7 @@ class ZipLatest(_Junction):
     Emits when: either input emits and both have emitted at least once.
     Backpressures when: downstream backpressures.
     Completes when: either input completes.
+    Cancels when: downstream cancels, or one input completes (the other is cancelled).
     Fails when: either input fails."""
 
     kind = "zip_latest"

@@ -4,10 +4,11 @@ graphs, and restart wrappers (:class:`RestartSource`, :class:`RestartFlow`,
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Tuple, Type, TypeVar, Union
 
 from . import _native
 from ._dsl import Flow, Sink, Source
+from ._validate import factor, seconds, size
 
 
 class MergeHub:
@@ -69,11 +70,57 @@ class PartitionHub:
         return Sink(_native.partition_hub_sink(partitioner, start_after_nr_of_consumers, buffer_size))
 
 
+def _backoff(
+    op: str,
+    min_backoff: Any,
+    max_backoff: Any,
+    random_factor: Any,
+    max_restarts: Any,
+    max_restarts_within: Any,
+) -> Tuple[float, float, float, Optional[int], Optional[float]]:
+    """The restart settings checked at construction (``ValueError`` naming ``op`` and the value)."""
+    lo = seconds(op, "min_backoff", min_backoff, positive=False)
+    hi = seconds(op, "max_backoff", max_backoff, positive=False)
+    if lo > hi:
+        raise ValueError(f"{op}: min_backoff {lo:g}s is greater than max_backoff {hi:g}s")
+    rf = factor(op, "random_factor", random_factor)
+    n = None if max_restarts is None else size(op, "max_restarts", max_restarts, 0)
+    within = None if max_restarts_within is None else seconds(op, "max_restarts_within", max_restarts_within, positive=False)
+    return lo, hi, rf, n, within
+
+
 def _factory(what: Union[Callable[[], Any], Any]) -> Callable[[], Any]:
     if callable(what) and not hasattr(what, "_n"):
         return what
     return lambda: what
 
+
+B = TypeVar("B", Source, Flow, Sink)
+
+
+def _restarter(kind: str, wrap: Type[B], only_on_failures: bool, doc: str) -> Any:
+    """A static method building the native restart wrapper of ``kind`` ("source", "flow" or
+    "sink") over a factory, wrapped in ``wrap``."""
+
+    def with_backoff(
+        factory: Union[Callable[[], B], B],
+        *,
+        min_backoff: float,
+        max_backoff: float,
+        random_factor: float = 0.0,
+        max_restarts: Optional[int] = None,
+        max_restarts_within: Optional[float] = None,
+    ) -> B:
+        settings = _backoff(
+            f"Restart{wrap.__name__}.{name}",
+            min_backoff, max_backoff, random_factor, max_restarts, max_restarts_within,
+        )
+        return wrap(_native.restart(kind, _factory(factory), *settings, only_on_failures))
+
+    name = "on_failures_with_backoff" if only_on_failures else "with_backoff"
+    with_backoff.__name__ = name
+    with_backoff.__doc__ = doc
+    return staticmethod(with_backoff)
 
 
 class RestartSource:
@@ -84,16 +131,10 @@ class RestartSource:
     are allowed within ``max_restarts_within`` seconds (an incarnation running longer resets the
     count; default window: ``min_backoff``); ``None`` restarts forever."""
 
-    @staticmethod
-    def with_backoff(
-        factory: Union[Callable[[], Source], Source],
-        *,
-        min_backoff: float,
-        max_backoff: float,
-        random_factor: float = 0.0,
-        max_restarts: Optional[int] = None,
-        max_restarts_within: Optional[float] = None,
-    ) -> Source:
+    with_backoff = _restarter(
+        "source",
+        Source,
+        False,
         """Runs ``factory()`` (or the given source) and runs it again after each completion or
         failure.
 
@@ -101,98 +142,49 @@ class RestartSource:
         Backpressures when: downstream backpressures.
         Completes when: an incarnation completes and no restart is left.
         Cancels when: downstream cancels.
-        Fails when: an incarnation fails and no restart is left, or ``factory`` raises."""
-        return Source(
-            _native.restart_source(
-                _factory(factory), min_backoff, max_backoff, random_factor, max_restarts, max_restarts_within, False
-            )
-        )
-
-    @staticmethod
-    def on_failures_with_backoff(
-        factory: Union[Callable[[], Source], Source],
-        *,
-        min_backoff: float,
-        max_backoff: float,
-        random_factor: float = 0.0,
-        max_restarts: Optional[int] = None,
-        max_restarts_within: Optional[float] = None,
-    ) -> Source:
-        """Like :meth:`with_backoff`, restarting after failures only; completion completes."""
-        return Source(
-            _native.restart_source(
-                _factory(factory), min_backoff, max_backoff, random_factor, max_restarts, max_restarts_within, True
-            )
-        )
+        Fails when: an incarnation fails and no restart is left, or ``factory`` raises.""",
+    )
+    on_failures_with_backoff = _restarter(
+        "source",
+        Source,
+        True,
+        """Like :meth:`with_backoff`, restarting after failures only; completion completes.""",
+    )
 
 
 class RestartFlow:
     """Restarts a flow with exponential backoff when it completes, fails or cancels (see
     :class:`RestartSource` for the delays). Elements inside an incarnation that ends are lost."""
 
-    @staticmethod
-    def with_backoff(
-        factory: Union[Callable[[], Flow], Flow],
-        *,
-        min_backoff: float,
-        max_backoff: float,
-        random_factor: float = 0.0,
-        max_restarts: Optional[int] = None,
-        max_restarts_within: Optional[float] = None,
-    ) -> Flow:
+    with_backoff = _restarter(
+        "flow",
+        Flow,
+        False,
         """Runs ``factory()`` (or the given flow), again after each end.
 
         Emits when: the current incarnation emits.
         Backpressures when: the incarnation backpressures, or during a backoff.
         Completes when: upstream completed and the incarnation completed, or no restart is left.
         Cancels when: downstream cancels.
-        Fails when: upstream fails, or an incarnation fails and no restart is left."""
-        return Flow(
-            _native.restart_flow(
-                _factory(factory), min_backoff, max_backoff, random_factor, max_restarts, max_restarts_within, False
-            )
-        )
-
-    @staticmethod
-    def on_failures_with_backoff(
-        factory: Union[Callable[[], Flow], Flow],
-        *,
-        min_backoff: float,
-        max_backoff: float,
-        random_factor: float = 0.0,
-        max_restarts: Optional[int] = None,
-        max_restarts_within: Optional[float] = None,
-    ) -> Flow:
-        """Like :meth:`with_backoff`, restarting after failures only."""
-        return Flow(
-            _native.restart_flow(
-                _factory(factory), min_backoff, max_backoff, random_factor, max_restarts, max_restarts_within, True
-            )
-        )
+        Fails when: upstream fails, or an incarnation fails and no restart is left.""",
+    )
+    on_failures_with_backoff = _restarter(
+        "flow", Flow, True, """Like :meth:`with_backoff`, restarting after failures only."""
+    )
 
 
 class RestartSink:
     """Restarts a sink with exponential backoff when it cancels (finishes early) or fails; see
     :class:`RestartSource` for the delays. The sink's failure does not fail the run."""
 
-    @staticmethod
-    def with_backoff(
-        factory: Union[Callable[[], Sink], Sink],
-        *,
-        min_backoff: float,
-        max_backoff: float,
-        random_factor: float = 0.0,
-        max_restarts: Optional[int] = None,
-        max_restarts_within: Optional[float] = None,
-    ) -> Sink:
+    with_backoff = _restarter(
+        "sink",
+        Sink,
+        False,
         """Runs ``factory()`` (or the given sink), again after it cancels or fails.
 
         Backpressures when: the incarnation backpressures, or during a backoff.
         Completes when: upstream completes (passed to the incarnation).
         Cancels when: an incarnation cancels and no restart is left.
-        Fails when: upstream fails."""
-        return Sink(
-            _native.restart_sink(
-                _factory(factory), min_backoff, max_backoff, random_factor, max_restarts, max_restarts_within
-            )
-        )
+        Fails when: upstream fails.""",
+    )

@@ -280,12 +280,20 @@ pub fn flow_buffer(size: usize, strategy: &str) -> PyResult<NBlueprint> {
     ))))
 }
 
-fn keyed(f: Option<Py<PyAny>>, agg_name: &str, agg: OpFactory<KeyedObj, PyObj>) -> NBlueprint {
-    let keys = py_flow::<PyObj, KeyedObj>(
-        "key_by",
-        op(move |py| KeyOp {
-            f: f.as_ref().map(|f| f.clone_ref(py)),
-        }),
+fn keyed(
+    f: Option<Py<PyAny>>,
+    sup: Option<&NSupervision>,
+    agg_name: &str,
+    agg: OpFactory<KeyedObj, PyObj>,
+) -> NBlueprint {
+    let keys = supervised(
+        py_flow::<PyObj, KeyedObj>(
+            "key_by",
+            op(move |py| KeyOp {
+                f: f.as_ref().map(|f| f.clone_ref(py)),
+            }),
+        ),
+        sup,
     )
     .partition_by_hash(|k: &KeyedObj| k.hash);
     flow(keys.via_mat(py_flow(agg_name, agg), |_, _| MatValue::Unit))
@@ -293,15 +301,19 @@ fn keyed(f: Option<Py<PyAny>>, agg_name: &str, agg: OpFactory<KeyedObj, PyObj>) 
 
 /// `key_by(f).count()`: keys counted in Rust where they are computed (stage `key_by`), the
 /// per-key counts summed after a hash exchange (stage `count`, the one `parallelism` applies to).
+/// `sup` supervises the `key_by` stage (the one calling `f`).
 #[pyfunction]
-#[pyo3(signature = (f=None))]
-pub fn flow_key_count(f: Option<Py<PyAny>>) -> NBlueprint {
-    let local = py_flow::<PyObj, KeyedObj>(
-        "key_by",
-        op(move |py| KeyCountOp {
-            f: f.as_ref().map(|f| f.clone_ref(py)),
-            table: KeyTable::default(),
-        }),
+#[pyo3(signature = (f=None, sup=None))]
+pub fn flow_key_count(f: Option<Py<PyAny>>, sup: Option<&NSupervision>) -> NBlueprint {
+    let local = supervised(
+        py_flow::<PyObj, KeyedObj>(
+            "key_by",
+            op(move |py| KeyCountOp {
+                f: f.as_ref().map(|f| f.clone_ref(py)),
+                table: KeyTable::default(),
+            }),
+        ),
+        sup,
     )
     .partition_by_hash(|k: &KeyedObj| k.hash);
     flow(
@@ -312,15 +324,16 @@ pub fn flow_key_count(f: Option<Py<PyAny>>) -> NBlueprint {
 }
 
 /// `Source.from_iter(iterable)` + fused `ops` + `key_by(f).count()`: the keys are computed and
-/// counted in the source's own jobs (stage `key_by`), the per-key counts summed after the hash
-/// exchange (stage `count`).
+/// counted in the source's own jobs (stage `key_by`, supervised by `sup`), the per-key counts
+/// summed after the hash exchange (stage `count`).
 #[pyfunction]
-#[pyo3(signature = (iterable, ops, f = None))]
+#[pyo3(signature = (iterable, ops, f = None, sup = None))]
 pub fn source_from_iter_key_count(
     py: Python<'_>,
     iterable: Py<PyAny>,
     ops: Vec<PyRef<'_, NOp>>,
     f: Option<Py<PyAny>>,
+    sup: Option<&NSupervision>,
 ) -> NBlueprint {
     let chain = (!ops.is_empty()).then(|| chain_factory(py, &ops));
     let mut name = "from_iter".to_owned();
@@ -334,7 +347,8 @@ pub fn source_from_iter_key_count(
             table: KeyTable::default(),
         }) as Box<dyn PyOp<PyObj, KeyedObj>>
     });
-    let src = terminated_iter_source(&name, iterable, chain, Some("key_by"), term)
+    let term_sup = sup.map(|s| s.0.clone());
+    let src = terminated_iter_source(&name, iterable, chain, Some(("key_by", term_sup)), term)
         .partition_by_hash(|k: &KeyedObj| k.hash);
     wrap(Bp::Source(src.via_mat(
         py_flow("count", op(|_py| CountAgg::default())),
@@ -342,18 +356,21 @@ pub fn source_from_iter_key_count(
     )))
 }
 
-/// `key_by(f).fold(zero, g)`; `zero=None` with `reduce=True` gives `.reduce(g)`.
+/// `key_by(f).fold(zero, g)`; `zero=None` with `reduce=True` gives `.reduce(g)`; `sup`
+/// supervises the `key_by` stage (the one calling `f`).
 #[pyfunction]
-#[pyo3(signature = (f, zero, g, reduce = false))]
+#[pyo3(signature = (f, zero, g, reduce = false, sup = None))]
 pub fn flow_key_fold(
     f: Option<Py<PyAny>>,
     zero: Py<PyAny>,
     g: Py<PyAny>,
     reduce: bool,
+    sup: Option<&NSupervision>,
 ) -> NBlueprint {
     let name = if reduce { "reduce" } else { "fold" };
     keyed(
         f,
+        sup,
         name,
         op(move |py| FoldAgg {
             zero: (!reduce).then(|| zero.clone_ref(py)),
@@ -420,4 +437,15 @@ pub fn sink_head(optional: bool) -> NBlueprint {
 #[pyo3(signature = (optional = false))]
 pub fn sink_last(optional: bool) -> NBlueprint {
     wrap(Bp::Sink(py_sink(SinkKind::Last(optional))))
+}
+
+/// `flow` with `sup` (when given) as the supervision of its last stage.
+fn supervised<I: Send + 'static, O: Send + 'static>(
+    flow: Flow<I, O, MatValue>,
+    sup: Option<&NSupervision>,
+) -> Flow<I, O, MatValue> {
+    match sup {
+        Some(s) => flow.with_supervision(s.0.clone()),
+        None => flow,
+    }
 }

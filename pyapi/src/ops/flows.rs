@@ -3,10 +3,14 @@
 
 use super::*;
 
-/// `take_while(pred, inclusive)`.
+/// `take_while(pred, inclusive)`; `sup` supervises the stage calling `pred`.
 #[pyfunction]
-#[pyo3(signature = (f, inclusive = false))]
-pub fn flow_take_while(f: Py<PyAny>, inclusive: bool) -> NBlueprint {
+#[pyo3(signature = (f, inclusive = false, sup = None))]
+pub fn flow_take_while(
+    f: Py<PyAny>,
+    inclusive: bool,
+    sup: Option<&crate::dsl::NSupervision>,
+) -> NBlueprint {
     let name = if inclusive {
         "take_while_inclusive"
     } else {
@@ -18,7 +22,11 @@ pub fn flow_take_while(f: Py<PyAny>, inclusive: bool) -> NBlueprint {
     } else {
         tags.take_while(|t: &(bool, PyObj)| t.0)
     };
-    flow(tag_flow(name, f, true).via(tw.via(untag())))
+    let mut tags = tag_flow(name, f, true);
+    if let Some(s) = sup {
+        tags = tags.with_supervision(s.0.clone());
+    }
+    flow(tags.via(tw.via(untag())))
 }
 
 /// `drop_while(pred)`.
@@ -103,10 +111,12 @@ pub fn flow_recover_with_retries(attempts: usize, f: Py<PyAny>) -> NBlueprint {
     flow(stages::recover_retries_flow(attempts, f))
 }
 
-/// `flat_map_concat(f)` (`breadth == 1`) or `flat_map_merge(breadth, f)`.
+/// `flat_map_concat(f)` (`breadth == 1`) or `flat_map_merge(breadth, f)` (`merge` names the
+/// stage `flat_map_merge` whatever the breadth).
 #[pyfunction]
-pub fn flow_flat_map_sources(f: Py<PyAny>, breadth: usize) -> NBlueprint {
-    let name = if breadth <= 1 {
+#[pyo3(signature = (f, breadth, merge = false))]
+pub fn flow_flat_map_sources(f: Py<PyAny>, breadth: usize, merge: bool) -> NBlueprint {
+    let name = if breadth <= 1 && !merge {
         "flat_map_concat"
     } else {
         "flat_map_merge"

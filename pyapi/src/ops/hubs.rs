@@ -8,7 +8,7 @@ use crate::dispatch::{Dispatcher, RunCtx};
 use crate::dsl::Bp;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use weir_graph::{AsyncIo, AsyncLogic, Module, NodeKind};
+use weir_graph::{AsyncIo, AsyncLogic, Module};
 use weir_operators::hub::{BroadcastHub, MergeHub, PartitionHub, Partitioner, Routed};
 use weir_operators::restart::{RestartFlow, RestartSettings, RestartSink, RestartSource};
 
@@ -259,127 +259,76 @@ impl AsyncLogic for PolledInCtx {
 
 /// `m` with its asynchronous stages polled inside the Python run that materializes them.
 fn polled_in_ctx(m: &Module) -> Arc<Module> {
-    let mut m = m.clone();
-    for node in &mut m.nodes {
-        if let NodeKind::Async(f) = &node.kind {
-            let f = Arc::clone(f);
-            node.kind = NodeKind::Async(Arc::new(move |info| {
-                let ctx = RunCtx::current().ok();
-                let (inner, mat) = f(info)?;
-                Ok((
-                    Box::new(PolledInCtx { inner, ctx }) as Box<dyn AsyncLogic>,
-                    mat,
-                ))
-            }));
+    Arc::new(super::stages::wrap_async_stages(m, |inner, ctx| {
+        Box::new(PolledInCtx { inner, ctx })
+    }))
+}
+
+/// The type error of a restart factory that returned the wrong kind of blueprint.
+fn wrong_blueprint(op: &str, class: &str) -> PyErr {
+    PyTypeError::new_err(format!("{op}: the factory must return a {class}"))
+}
+
+/// `RestartSource`, `RestartFlow` or `RestartSink` (`kind` is `"source"`, `"flow"` or `"sink"`)
+/// over what `factory()` returns; `only_on_failures` is the `on_failures_with_backoff` flavour
+/// (sources and flows only).
+#[pyfunction]
+#[pyo3(signature = (kind, factory, min_backoff, max_backoff, random_factor, max_restarts, max_restarts_within, only_on_failures))]
+#[allow(clippy::too_many_arguments)]
+pub fn restart(
+    kind: &str,
+    factory: Py<PyAny>,
+    min_backoff: f64,
+    max_backoff: f64,
+    random_factor: f64,
+    max_restarts: Option<i64>,
+    max_restarts_within: Option<f64>,
+    only_on_failures: bool,
+) -> PyResult<NBlueprint> {
+    let s = restart_settings(
+        min_backoff,
+        max_backoff,
+        random_factor,
+        max_restarts,
+        max_restarts_within,
+    )?;
+    let factory = Arc::new(factory);
+    let bp = match kind {
+        "source" => {
+            let w = RestartSource::try_with_backoff(s, only_on_failures, move || {
+                call_factory(&factory, |bp| match bp {
+                    Bp::Source(s) => Ok(s),
+                    _ => Err(wrong_blueprint("RestartSource", "weir.Source")),
+                })
+            });
+            let w = Source::<PyObj, ()>::from_module(polled_in_ctx(w.module()));
+            Bp::Source(w.map_materialized_value(|()| MatValue::Unit))
         }
-    }
-    Arc::new(m)
-}
-
-fn as_source(bp: Bp) -> PyResult<Source<PyObj, MatValue>> {
-    match bp {
-        Bp::Source(s) => Ok(s),
-        _ => Err(PyTypeError::new_err(
-            "RestartSource: the factory must return a weir.Source",
-        )),
-    }
-}
-
-fn as_flow(bp: Bp) -> PyResult<Flow<PyObj, PyObj, MatValue>> {
-    match bp {
-        Bp::Flow(f) => Ok(f),
-        _ => Err(PyTypeError::new_err(
-            "RestartFlow: the factory must return a weir.Flow",
-        )),
-    }
-}
-
-fn as_sink(bp: Bp) -> PyResult<Sink<PyObj, MatValue>> {
-    match bp {
-        Bp::Sink(s) => Ok(s),
-        _ => Err(PyTypeError::new_err(
-            "RestartSink: the factory must return a weir.Sink",
-        )),
-    }
-}
-
-/// `RestartSource.with_backoff` / `on_failures_with_backoff`: `factory()` returns the source.
-#[pyfunction]
-#[pyo3(signature = (factory, min_backoff, max_backoff, random_factor, max_restarts, max_restarts_within, only_on_failures))]
-pub fn restart_source(
-    factory: Py<PyAny>,
-    min_backoff: f64,
-    max_backoff: f64,
-    random_factor: f64,
-    max_restarts: Option<i64>,
-    max_restarts_within: Option<f64>,
-    only_on_failures: bool,
-) -> PyResult<NBlueprint> {
-    let s = restart_settings(
-        min_backoff,
-        max_backoff,
-        random_factor,
-        max_restarts,
-        max_restarts_within,
-    )?;
-    let factory = Arc::new(factory);
-    let src = RestartSource::try_with_backoff(s, only_on_failures, move || {
-        call_factory(&factory, as_source)
-    });
-    let src = Source::<PyObj, ()>::from_module(polled_in_ctx(src.module()));
-    Ok(wrap(Bp::Source(
-        src.map_materialized_value(|()| MatValue::Unit),
-    )))
-}
-
-/// `RestartFlow.with_backoff` / `on_failures_with_backoff`: `factory()` returns the flow.
-#[pyfunction]
-#[pyo3(signature = (factory, min_backoff, max_backoff, random_factor, max_restarts, max_restarts_within, only_on_failures))]
-pub fn restart_flow(
-    factory: Py<PyAny>,
-    min_backoff: f64,
-    max_backoff: f64,
-    random_factor: f64,
-    max_restarts: Option<i64>,
-    max_restarts_within: Option<f64>,
-    only_on_failures: bool,
-) -> PyResult<NBlueprint> {
-    let s = restart_settings(
-        min_backoff,
-        max_backoff,
-        random_factor,
-        max_restarts,
-        max_restarts_within,
-    )?;
-    let factory = Arc::new(factory);
-    let f =
-        RestartFlow::try_with_backoff(s, only_on_failures, move || call_factory(&factory, as_flow));
-    let f = Flow::<PyObj, PyObj, ()>::from_module(polled_in_ctx(f.module()));
-    Ok(flow(f.map_materialized_value(|()| MatValue::Unit)))
-}
-
-/// `RestartSink.with_backoff`: `factory()` returns the sink.
-#[pyfunction]
-#[pyo3(signature = (factory, min_backoff, max_backoff, random_factor, max_restarts, max_restarts_within))]
-pub fn restart_sink(
-    factory: Py<PyAny>,
-    min_backoff: f64,
-    max_backoff: f64,
-    random_factor: f64,
-    max_restarts: Option<i64>,
-    max_restarts_within: Option<f64>,
-) -> PyResult<NBlueprint> {
-    let s = restart_settings(
-        min_backoff,
-        max_backoff,
-        random_factor,
-        max_restarts,
-        max_restarts_within,
-    )?;
-    let factory = Arc::new(factory);
-    let k = RestartSink::try_with_backoff(s, move || call_factory(&factory, as_sink));
-    let k = Sink::<PyObj, ()>::from_module(polled_in_ctx(k.module()));
-    Ok(wrap(Bp::Sink(
-        k.map_materialized_value(|()| MatValue::Unit),
-    )))
+        "flow" => {
+            let w = RestartFlow::try_with_backoff(s, only_on_failures, move || {
+                call_factory(&factory, |bp| match bp {
+                    Bp::Flow(f) => Ok(f),
+                    _ => Err(wrong_blueprint("RestartFlow", "weir.Flow")),
+                })
+            });
+            let w = Flow::<PyObj, PyObj, ()>::from_module(polled_in_ctx(w.module()));
+            Bp::Flow(w.map_materialized_value(|()| MatValue::Unit))
+        }
+        "sink" if !only_on_failures => {
+            let w = RestartSink::try_with_backoff(s, move || {
+                call_factory(&factory, |bp| match bp {
+                    Bp::Sink(s) => Ok(s),
+                    _ => Err(wrong_blueprint("RestartSink", "weir.Sink")),
+                })
+            });
+            let w = Sink::<PyObj, ()>::from_module(polled_in_ctx(w.module()));
+            Bp::Sink(w.map_materialized_value(|()| MatValue::Unit))
+        }
+        _ => {
+            return Err(PyValueError::new_err(format!(
+                "restart: no {kind:?} wrapper (only_on_failures={only_on_failures})"
+            )));
+        }
+    };
+    Ok(wrap(bp))
 }

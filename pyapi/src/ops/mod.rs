@@ -186,8 +186,6 @@ fn register_hubs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(merge_hub_source, m)?)?;
     m.add_function(wrap_pyfunction!(broadcast_hub_sink, m)?)?;
     m.add_function(wrap_pyfunction!(partition_hub_sink, m)?)?;
-    m.add_function(wrap_pyfunction!(restart_source, m)?)?;
-    m.add_function(wrap_pyfunction!(restart_flow, m)?)?;
-    m.add_function(wrap_pyfunction!(restart_sink, m)?)?;
+    m.add_function(wrap_pyfunction!(restart, m)?)?;
     Ok(())
 }

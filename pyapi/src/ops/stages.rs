@@ -58,25 +58,34 @@ impl AsyncLogic for CtxLogic {
     }
 }
 
-/// Makes the asynchronous stages of `flow` materialize their substreams inside the Python run
-/// that materialized them (Python stages find their dispatcher through [`RunCtx`]).
-pub fn with_run_ctx<I: Send + 'static, O: Send + 'static, M: Send + 'static>(
-    flow: Flow<I, O, M>,
-) -> Flow<I, O, M> {
-    let mut m: Module = (**flow.module()).clone();
+/// `m` with the logic of each asynchronous stage wrapped by `wrap`, given the Python run
+/// current when the stage materializes.
+pub fn wrap_async_stages(
+    m: &Module,
+    wrap: fn(Box<dyn AsyncLogic>, Option<RunCtx>) -> Box<dyn AsyncLogic>,
+) -> Module {
+    let mut m = m.clone();
     for node in &mut m.nodes {
         if let NodeKind::Async(f) = &node.kind {
             let f = Arc::clone(f);
             node.kind = NodeKind::Async(Arc::new(move |info| {
                 let ctx = RunCtx::current().ok();
                 let (inner, mat) = f(info)?;
-                Ok((
-                    Box::new(CtxLogic { inner, ctx }) as Box<dyn AsyncLogic>,
-                    mat,
-                ))
+                Ok((wrap(inner, ctx), mat))
             }));
         }
     }
+    m
+}
+
+/// Makes the asynchronous stages of `flow` materialize their substreams inside the Python run
+/// that materialized them (Python stages find their dispatcher through [`RunCtx`]).
+pub fn with_run_ctx<I: Send + 'static, O: Send + 'static, M: Send + 'static>(
+    flow: Flow<I, O, M>,
+) -> Flow<I, O, M> {
+    let m = wrap_async_stages(flow.module(), |inner, ctx| {
+        Box::new(CtxLogic { inner, ctx })
+    });
     Flow::from_module(Arc::new(m))
 }
 

@@ -16,7 +16,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyList, PyType};
 use std::collections::VecDeque;
 use std::sync::Arc;
-use weir_graph::{AsyncIo, AsyncLogic, Source, StageCx, StageError, StageInfo};
+use weir_graph::{AsyncIo, AsyncLogic, Source, StageCx, StageError, StageInfo, Supervision};
 
 /// `from_iter` + fused ops, ending in `term`: an op that consumes the chain's output in the
 /// same job (the identity, or `key_by(f)` of a `count()`), reporting failures as its own stage.
@@ -31,6 +31,8 @@ struct IterSource<O> {
 struct Term<O> {
     op: Box<dyn PyOp<PyObj, O>>,
     info: StageInfo,
+    /// The supervision of the terminal op's user code (`key_by(f, supervision=...)`).
+    sup: Option<Supervision>,
 }
 
 /// The chain's output as it is.
@@ -66,7 +68,7 @@ impl<O: Send + 'static> Term<O> {
         env: &StageEnv,
     ) -> Partial<Vec<O>> {
         let mut out = Vec::new();
-        let mut cx = StageCx::new(&self.info, &*env.clock, None, env.batch);
+        let mut cx = StageCx::new(&self.info, &*env.clock, self.sup.as_ref(), env.batch);
         if let Err(e) = run_op(py, &mut *self.op, v, &mut out, &mut cx) {
             return (out, Some(e.with_stage(&self.info.path)));
         }
@@ -250,12 +252,13 @@ pub fn iter_source(
 }
 
 /// `from_iter` + `chain` ending in `term`, run in the same jobs; `term` reports failures as the
-/// stage `term_name` (the source's own name when `None`).
+/// stage named in `term_name`, under its supervision (the source's own name, unsupervised, when
+/// `None`).
 pub fn terminated_iter_source<O: Send + 'static>(
     name: &str,
     iterable: Py<PyAny>,
     chain: Option<OpFactory<PyObj, PyObj>>,
-    term_name: Option<&'static str>,
+    term_name: Option<(&'static str, Option<Supervision>)>,
     term: OpFactory<PyObj, O>,
 ) -> Source<O, MatValue> {
     Source::from_async(name, move |info| {
@@ -268,9 +271,11 @@ pub fn terminated_iter_source<O: Send + 'static>(
             ops: vec![(op, info.clone(), None)],
         });
         let mut term_info = info.clone();
-        if let Some(n) = term_name {
-            term_info.name = n.to_owned();
+        let mut sup = None;
+        if let Some((n, s)) = &term_name {
+            term_info.name = (*n).to_owned();
             term_info.path = format!("{n}#{}", info.index);
+            sup.clone_from(s);
         }
         Ok((
             IterSource {
@@ -279,6 +284,7 @@ pub fn terminated_iter_source<O: Send + 'static>(
                 term: Term {
                     op,
                     info: term_info,
+                    sup,
                 },
                 disp: ctx.dispatcher,
             },

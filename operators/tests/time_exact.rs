@@ -8,7 +8,7 @@ use weir_engine::prelude::*;
 use weir_engine::testkit::{
     ExactProbe, ExactSink, Observed, SourceProbe, TestSource, VirtualClock,
 };
-use weir_graph::{ErrorKind, Flow, Keep, Source};
+use weir_graph::{ErrorKind, Flow, Keep, Source, StageError};
 use weir_operators::source::SourceCtors;
 use weir_operators::time::{self, RateExceeded, ThrottleMode};
 
@@ -484,4 +484,127 @@ async fn exact_timing_holds_on_a_multi_threaded_runtime() {
         clock.run_for(ms(20)).await;
         assert_eq!(timeline(&sink).len(), 21);
     }
+}
+
+#[tokio::test]
+async fn grouped_within_keeps_filling_a_due_group_until_downstream_demands() {
+    let r = rig(time::grouped_within::<u32>(3, ms(100)));
+    r.at(10).await;
+    r.src.send(1);
+    // 100: the timer fires without demand; the group stays open and keeps taking elements.
+    r.at(150).await;
+    r.src.send(2);
+    r.at(200).await;
+    assert_eq!(r.timeline(), vec![]);
+    r.sink.request(1);
+    r.at(200).await;
+    assert_eq!(r.timeline(), vec![(200, N(vec![1, 2]))]);
+    // The timer restarted at 200. Due at 300 without demand, then full at 350: it waits for
+    // demand and takes nothing more (6 stays upstream).
+    r.at(250).await;
+    r.src.send(3);
+    r.at(350).await;
+    r.src.send_all(vec![4, 5]);
+    r.at(360).await;
+    r.src.send(6);
+    r.at(400).await;
+    assert_eq!(r.timeline(), vec![]);
+    r.sink.request(1);
+    r.at(400).await;
+    assert_eq!(r.timeline(), vec![(400, N(vec![3, 4, 5]))]);
+    // [6] is the next group; its window ends at 500, and demand is there by then.
+    r.sink.request(10);
+    r.at(499).await;
+    assert_eq!(r.timeline(), vec![]);
+    r.at(500).await;
+    assert_eq!(r.timeline(), vec![(500, N(vec![6]))]);
+    // No empty groups: a timer firing on nothing emits nothing, with or without demand.
+    r.at(900).await;
+    assert_eq!(r.timeline(), vec![]);
+    r.src.send(7);
+    r.src.complete();
+    r.at(900).await;
+    assert_eq!(r.timeline(), vec![(900, N(vec![7])), (900, Complete)]);
+    r.completes().await;
+}
+
+#[tokio::test]
+async fn grouped_within_emits_a_due_group_on_demand_after_upstream_completed() {
+    // A due group that found no demand is still open when upstream completes: emitted once
+    // downstream asks, then the completion.
+    let r = rig(time::grouped_within::<u32>(3, ms(100)));
+    r.src.send(1);
+    r.at(150).await;
+    r.src.complete();
+    r.at(200).await;
+    assert_eq!(r.timeline(), vec![]);
+    r.at(250).await;
+    r.sink.request(1);
+    r.at(250).await;
+    assert_eq!(r.timeline(), vec![(250, N(vec![1])), (250, Complete)]);
+    r.completes().await;
+}
+
+#[tokio::test]
+async fn grouped_within_due_group_ends_with_a_cancelling_downstream() {
+    let r = rig(time::grouped_within::<u32>(3, ms(100)));
+    r.src.send(1);
+    r.at(150).await;
+    r.sink.cancel();
+    r.at(200).await;
+    assert!(r.src.is_cancelled());
+    assert_eq!(r.timeline(), vec![]);
+    r.completes().await;
+}
+
+#[tokio::test]
+async fn initial_delay_emits_the_held_batch_before_an_upstream_failure() {
+    let r = rig(time::initial_delay::<u32>(ms(500)));
+    r.sink.request(100);
+    r.src.send_all(vec![1, 2]);
+    r.at(100).await;
+    r.src.fail(StageError::user("boom"));
+    r.at(499).await;
+    assert_eq!(r.timeline(), vec![]);
+    r.at(600).await;
+    assert_eq!(
+        r.timeline(),
+        vec![
+            (500, N(1)),
+            (500, N(2)),
+            (500, Sig::Failed(ErrorKind::User, "boom".to_string()))
+        ]
+    );
+    r.fails(ErrorKind::User).await;
+
+    // Nothing held: the failure passes at once.
+    let r = rig(time::initial_delay::<u32>(ms(500)));
+    r.sink.request(1);
+    r.at(100).await;
+    r.src.fail(StageError::user("boom"));
+    r.at(100).await;
+    assert_eq!(
+        r.timeline(),
+        vec![(100, Sig::Failed(ErrorKind::User, "boom".to_string()))]
+    );
+    r.fails(ErrorKind::User).await;
+}
+
+#[tokio::test]
+async fn tick_demand_between_grid_points_gets_the_next_tick() {
+    let (sink, clock, handle) = ticks(1);
+    sink.request(2);
+    clock.run_for(ms(5)).await;
+    assert_eq!(timeline(&sink), vec![(0, N(7)), (1, N(7))]);
+    // 2 to 5 found no demand; asked at 5.5 ms, the next tick is the one of 6 ms.
+    clock.run_for(Duration::from_micros(500)).await;
+    sink.request(2);
+    clock.run_for(ms(3)).await;
+    assert_eq!(timeline(&sink), vec![(6, N(7)), (7, N(7))]);
+    sink.cancel();
+    clock.settle().await;
+    handle
+        .wait()
+        .await
+        .expect("cancelled by the sink: the run completes");
 }

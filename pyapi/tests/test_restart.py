@@ -1,4 +1,4 @@
-"""Restart wrappers: incarnations, backoff delays (lower bounds on the real clock), max restarts."""
+"""Restart wrappers: incarnations, exact backoff delays on the virtual clock, max restarts."""
 
 import threading
 import time
@@ -6,6 +6,7 @@ import time
 import pytest
 import weir
 from helpers import WAIT, Boom, until
+from weir.testing import VirtualClock, probe_sink, probe_source
 
 
 class Factory:
@@ -20,16 +21,26 @@ class Factory:
         return self.make()
 
 
+def ms_timeline(sink):
+    """What arrived, as (ms, kind, value)."""
+    return [(round(t * 1000, 6), kind, value) for t, kind, value in sink.received()]
+
+
 def test_restart_source_restarts_after_completion_until_max_restarts():
     f = Factory(lambda: weir.Source.from_iter([1, 2, 3]))
     src = weir.RestartSource.with_backoff(
         f, min_backoff=0.05, max_backoff=1.0, max_restarts=2, max_restarts_within=10.0
     )
-    t0 = time.monotonic()
-    assert src.run_with(weir.Sink.collect()) == [1, 2, 3, 1, 2, 3, 1, 2, 3]
-    # Two backoffs: 0.05 s, then doubled to 0.1 s.
-    assert time.monotonic() - t0 >= 0.15
+    clock = VirtualClock()
+    run = clock.start(src.to(probe_sink(), keep="right"))
+    sink = run.materialized
+    sink.request(100)
+    clock.advance(1.0)
+    # Two backoffs: 50 ms, then doubled to 100 ms.
+    nexts = [(t, "next", x) for t in (0.0, 50.0, 150.0) for x in (1, 2, 3)]
+    assert ms_timeline(sink) == nexts + [(150.0, "complete", None)]
     assert f.starts == 3
+    run.result()
 
 
 def test_restart_source_on_failures_fails_after_max_restarts():
@@ -95,24 +106,29 @@ def test_restart_source_factory_error_fails_the_run():
 def test_restart_flow_restarts_the_flow_and_upstream_waits_during_backoff():
     f = Factory(lambda: weir.Flow.create().map(lambda x: x * 10).take(2))
     flow = weir.RestartFlow.with_backoff(f, min_backoff=0.05, max_backoff=1.0)
-    h = weir.Source.queue(8).via(flow).to(weir.Sink.queue(8), keep="both").start()
-    q, out = h.materialized
-    q.offer(1)
-    q.offer(2)
-    assert [out.pull(), out.pull()] == [10, 20]
-    t0 = time.monotonic()
-    until(lambda: f.starts == 2, "the second incarnation")
-    assert time.monotonic() - t0 >= 0.04
-    q.offer(3)
-    q.offer(4)
-    assert [out.pull(), out.pull()] == [30, 40]
-    until(lambda: f.starts == 3, "the third incarnation")
-    q.offer(5)
-    assert out.pull() == 50
-    q.complete()
-    assert out.pull("end") == "end"
-    h.wait(WAIT)
+    clock = VirtualClock()
+    run = clock.start(probe_source().via(flow).to(probe_sink(), keep="both"))
+    src, sink = run.materialized
+    sink.request(100)
+    src.offer_all([1, 2])
+    clock.advance(0.049)
+    assert ms_timeline(sink) == [(0.0, "next", 10), (0.0, "next", 20)]
+    assert f.starts == 1
+    # The first backoff is exactly 50 ms; upstream waits for the new incarnation.
+    clock.advance(0.001)
+    assert f.starts == 2
+    src.offer_all([3, 4])
+    assert ms_timeline(sink) == [(50.0, "next", 30), (50.0, "next", 40)]
+    # The second backoff is doubled: 100 ms.
+    clock.advance(0.099)
+    assert f.starts == 2
+    clock.advance(0.001)
     assert f.starts == 3
+    src.offer(5)
+    assert ms_timeline(sink) == [(150.0, "next", 50)]
+    src.complete()
+    sink.expect_complete(at=clock.now())
+    run.result()
 
 
 def test_restart_flow_on_failures_fails_after_max_restarts():
@@ -148,18 +164,23 @@ def test_restart_sink_restarts_a_sink_that_finished():
     seen = []
     f = Factory(lambda: weir.Flow.create().take(2).to(weir.Sink.for_each(seen.append)))
     sink = weir.RestartSink.with_backoff(f, min_backoff=0.05, max_backoff=1.0, max_restarts=1, max_restarts_within=10.0)
-    h = weir.Source.queue(8).to(sink, keep="left").start()
-    q = h.materialized
-    q.offer(1)
-    q.offer(2)
-    until(lambda: seen == [1, 2], "the first incarnation")
-    until(lambda: f.starts == 2, "the restart")
-    q.offer(3)
-    q.offer(4)
-    until(lambda: seen == [1, 2, 3, 4], "the second incarnation")
+    clock = VirtualClock()
+    run = clock.start(probe_source().to(sink, keep="left"))
+    src = run.materialized
+    src.offer_all([1, 2])
+    clock.settle()
+    assert (seen, f.starts) == ([1, 2], 1)
+    clock.advance(0.049)
+    assert (seen, f.starts) == ([1, 2], 1)
+    # The backoff ends at exactly 50 ms: the second incarnation takes 3 and 4.
+    clock.advance(0.001)
+    assert f.starts == 2
+    src.offer_all([3, 4])
+    clock.settle()
+    assert seen == [1, 2, 3, 4]
     # No restart left: the second incarnation finishing cancels upstream.
-    until(lambda: q.offer(5) == "closed", "upstream to be cancelled")
-    h.wait(WAIT)
+    src.expect_cancellation()
+    run.result()
     assert seen == [1, 2, 3, 4]
     assert f.starts == 2
 

@@ -289,6 +289,44 @@ def test_keep_alive_injects_after_each_quiet_period():
     run.result()
 
 
+def test_grouped_within_keeps_filling_a_due_group_until_downstream_demands():
+    clock, run, src, sink = rig(lambda s: s.grouped_within(3, 0.1))
+    clock.advance_to(0.01)
+    src.offer(1)
+    # 100 ms: the timer fires without demand; the group stays open and takes 2.
+    clock.advance_to(0.15)
+    src.offer(2)
+    sink.expect_no_element(0.05)
+    sink.request(1)
+    sink.expect_next([1, 2], at=0.2)
+    # Restarted at 200 ms; full at 350 ms without demand, it waits and takes nothing more.
+    clock.advance_to(0.35)
+    src.offer_all([3, 4, 5, 6])
+    sink.expect_no_element(0.05)
+    sink.request(10)
+    sink.expect_next([3, 4, 5], at=0.4)
+    clock.advance_to(0.6)
+    assert timeline(sink) == [(500, "next", [6])]
+    src.complete()
+    sink.expect_complete(at=0.6)
+    run.result()
+
+
+def test_initial_delay_emits_the_held_elements_before_an_upstream_failure():
+    clock, run, src, sink = rig(lambda s: s.initial_delay(0.5))
+    sink.request(100)
+    src.offer_all([1, 2])
+    clock.advance_to(0.1)
+    src.fail(ValueError("boom"))
+    sink.expect_no_element(0.399)
+    clock.advance_to(0.6)
+    got = timeline(sink)
+    assert got[:2] == [(500, "next", 1), (500, "next", 2)]
+    assert [(t, kind) for t, kind, _ in got[2:]] == [(500, "error")]
+    with pytest.raises(weir.StageFailed):
+        run.result()
+
+
 def test_initial_delay_holds_the_stream_back():
     clock, run, src, sink = rig(lambda s: s.initial_delay(0.5))
     sink.request(100)
@@ -317,6 +355,27 @@ def test_tick_keeps_its_rate_for_a_ready_consumer():
     got = timeline(sink)
     assert [t for t, _, _ in got] == [float(ms) for ms in range(11)]
     assert {v for _, _, v in got} == {"t"}
+    run.cancel()
+    assert run.done()
+    with pytest.raises(weir.RunCancelled):
+        run.result()
+
+
+def test_tick_drops_the_ticks_that_found_no_demand():
+    clock = VirtualClock()
+    run = clock.start(weir.Source.tick(0, 0.001, "t").to(probe_sink(), keep="right"))
+    sink = run.materialized
+    clock.advance(0.005)
+    assert timeline(sink) == []
+    # The ticks of 0 to 4 ms found no demand and were dropped (none queued in front of the
+    # sink); the tick of 5 ms goes out at once, then one per ms, exactly as requested.
+    sink.request(3)
+    clock.advance(0.005)
+    assert timeline(sink) == [(5.0, "next", "t"), (6.0, "next", "t"), (7.0, "next", "t")]
+    clock.advance(0.0105)
+    sink.request(2)
+    clock.advance(0.003)
+    assert timeline(sink) == [(21.0, "next", "t"), (22.0, "next", "t")]
     run.cancel()
     assert run.done()
     with pytest.raises(weir.RunCancelled):

@@ -6,11 +6,12 @@
 mod map_async;
 mod map_async_unordered;
 
-pub use map_async::map_async;
-pub use map_async_unordered::map_async_unordered;
+pub use map_async::{CallTimeout, map_async, map_async_with_timeout};
+pub use map_async_unordered::{map_async_unordered, map_async_unordered_with_timeout};
 
 use crate::Via;
 use std::future::Future;
+use std::time::Duration;
 use weir_graph::StageError;
 
 /// `map_async` and friends on every [`Source`](weir_graph::Source) and [`Flow`](weir_graph::Flow).
@@ -35,6 +36,39 @@ pub trait AsyncOps: Via {
         F: FnMut(Self::Out) -> Fut + Clone + Send + Sync + 'static,
     {
         self.via_flow(map_async_unordered(parallelism, f))
+    }
+
+    /// [`AsyncOps::map_async`] with a per-call `timeout` (see [`map_async_with_timeout()`]).
+    fn map_async_with_timeout<O, E, Fut, F>(
+        self,
+        parallelism: usize,
+        timeout: Duration,
+        f: F,
+    ) -> Self::Next<O>
+    where
+        O: Send + 'static,
+        E: Into<StageError> + Send + 'static,
+        Fut: Future<Output = Result<O, E>> + Send + 'static,
+        F: FnMut(Self::Out) -> Fut + Clone + Send + Sync + 'static,
+    {
+        self.via_flow(map_async_with_timeout(parallelism, timeout, f))
+    }
+
+    /// [`AsyncOps::map_async_unordered`] with a per-call `timeout` (see
+    /// [`map_async_unordered_with_timeout()`]).
+    fn map_async_unordered_with_timeout<O, E, Fut, F>(
+        self,
+        parallelism: usize,
+        timeout: Duration,
+        f: F,
+    ) -> Self::Next<O>
+    where
+        O: Send + 'static,
+        E: Into<StageError> + Send + 'static,
+        Fut: Future<Output = Result<O, E>> + Send + 'static,
+        F: FnMut(Self::Out) -> Fut + Clone + Send + Sync + 'static,
+    {
+        self.via_flow(map_async_unordered_with_timeout(parallelism, timeout, f))
     }
 }
 

@@ -2,19 +2,23 @@
 
 use super::util::{race, recv_or_closed, send_rows};
 use futures::future::{BoxFuture, Either, FutureExt};
+use std::future::poll_fn;
 use std::marker::PhantomData;
+use std::task::Poll;
 use std::time::Duration;
-use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, StageError};
+use weir_graph::{AsyncIo, AsyncLogic, Cancelled, Event, Flow, Input, Output, StageError};
 
 /// Chunks the stream into groups of at most `n` elements (`n` of 0 and a zero `within` are
 /// reported as invalid parameters when the graph is validated), as Akka's
 /// `groupedWithin`: a timer of period `within` starts with the stage and restarts on every
 /// emission; a group is emitted when it is full or when the timer fires. A timer firing on an
-/// empty group emits nothing (no empty groups) and simply runs another period.
+/// empty group emits nothing (no empty groups) and simply runs another period. A timer firing
+/// while downstream has no demand marks the group due: it keeps taking elements until it holds
+/// `n`, and is emitted (with what it holds) as soon as downstream demands.
 ///
 /// - **emits when** the group holds `n` elements, or `within` has passed since the last emission
-///   (or the start) and the group is not empty
-/// - **backpressures when** a group is ready and downstream backpressures
+///   (or the start), the group is not empty and downstream demands
+/// - **backpressures when** the group holds `n` elements and downstream backpressures
 /// - **completes when** upstream completes (the pending group, if any, is emitted first)
 /// - **cancels when** downstream cancels
 /// - **fails when** upstream fails
@@ -55,13 +59,34 @@ impl<T: Send + 'static> AsyncLogic for GroupedWithin<T> {
             // first element of a group arrives: at the next tick of that period.
             let mut epoch = clock.now();
             let mut deadline = Duration::MAX;
+            // The timer fired on a non-empty group that found no demand: the group is emitted as
+            // soon as downstream asks, and keeps taking elements until then (up to `n`).
+            let mut due = false;
             loop {
-                let recv = recv_or_closed(&mut input, &mut output);
                 let ev = if group.is_empty() {
-                    recv.await
+                    recv_or_closed(&mut input, &mut output).await
+                } else if due {
+                    match demand_or_recv(&mut output, &mut input).await {
+                        Either::Left(Ok(_)) => {
+                            let g = std::mem::take(&mut group);
+                            if output.send(vec![g]).await.is_err() {
+                                return Ok(());
+                            }
+                            epoch = clock.now();
+                            due = false;
+                            continue;
+                        }
+                        Either::Left(Err(_)) => return Ok(()),
+                        Either::Right(ev) => Some(ev),
+                    }
                 } else {
+                    let recv = recv_or_closed(&mut input, &mut output);
                     match race(clock.sleep_until(deadline), recv).await {
                         Either::Left(()) => {
+                            if output.demand_now() == 0 {
+                                due = true;
+                                continue;
+                            }
                             let g = std::mem::take(&mut group);
                             if output.send(vec![g]).await.is_err() {
                                 return Ok(());
@@ -89,11 +114,13 @@ impl<T: Send + 'static> AsyncLogic for GroupedWithin<T> {
                             }
                         }
                         if !ready.is_empty() {
+                            // Full groups wait for credit; the rest starts a new window.
                             if send_rows(&mut output, ready).await.is_err() {
                                 return Ok(());
                             }
                             epoch = clock.now();
                             deadline = epoch.saturating_add(within);
+                            due = false;
                         }
                     }
                     Event::End => {
@@ -109,6 +136,20 @@ impl<T: Send + 'static> AsyncLogic for GroupedWithin<T> {
         }
         .boxed()
     }
+}
+
+/// Waits for downstream demand (polled first) or the next input event.
+async fn demand_or_recv<T: Send + 'static, O: Send + 'static>(
+    output: &mut Output<O>,
+    input: &mut Input<T>,
+) -> Either<Result<usize, Cancelled>, Event<T>> {
+    poll_fn(|cx| {
+        if let Poll::Ready(r) = output.poll_demand(cx) {
+            return Poll::Ready(Either::Left(r));
+        }
+        input.poll_recv(cx).map(Either::Right)
+    })
+    .await
 }
 
 /// The first tick of the timer of period `within` started at `epoch` that is after `now`.

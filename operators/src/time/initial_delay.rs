@@ -8,12 +8,15 @@ use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, StageError};
 
 /// Emits nothing until `delay` after the start, then passes every element through (Akka's
 /// `initialDelay`). A first batch that arrives earlier is held; upstream stays backpressured.
+/// Unlike Akka, an upstream failure never drops accepted elements: a held batch is emitted
+/// when the delay elapses, and the failure follows it.
 ///
 /// - **emits when** upstream emits and the initial delay has passed
 /// - **backpressures when** the initial delay has not passed or downstream backpressures
 /// - **completes when** upstream completes (at once when nothing is held)
 /// - **cancels when** downstream cancels
-/// - **fails when** upstream fails (at once; a held batch is not emitted)
+/// - **fails when** upstream fails (at once when nothing is held; otherwise after the held batch,
+///   when the delay elapses)
 pub fn initial_delay<T: Send + 'static>(delay: Duration) -> Flow<T, T> {
     Flow::from_async("initial_delay", move |_| {
         Ok((
@@ -41,6 +44,8 @@ impl<T: Send + 'static> AsyncLogic for InitialDelay<T> {
             let mut held: Option<Vec<T>> = None;
             let mut ended = false;
             loop {
+                // While a batch is held, upstream is not read: a failure behind it is seen (and
+                // passed on) only after the held batch went out.
                 let ev = if held.is_some() || ended {
                     match race(clock.sleep_until(until), output.closed()).await {
                         Either::Left(()) => break,

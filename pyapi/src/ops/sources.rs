@@ -11,13 +11,7 @@ pub fn source_tick(initial_delay: f64, interval: f64, value: Py<PyAny>) -> PyRes
                 Ok(Py::new(py, NCancellable(c))?.into_any())
             }))
         });
-    let values = py_flow(
-        "tick",
-        factory(move |py| {
-            let value = value.clone_ref(py);
-            convert(move |py, ()| Ok(PyObj(value.clone_ref(py))))
-        }),
-    );
+    let values = super::tick::tick_values(value);
     Ok(wrap(Bp::Source(ticks.via(values))))
 }
 

@@ -27,7 +27,8 @@ pub fn flow_timed(kind: &str, seconds: f64, capacity: usize) -> PyResult<NBluepr
 #[pyfunction]
 pub fn flow_grouped_within(n: usize, seconds: f64) -> PyResult<NBlueprint> {
     let g = weir_operators::time::grouped_within::<PyObj>(n.max(1), secs(seconds)?);
-    Ok(flow(unit_mat(g).via(list_flow("grouped_within"))))
+    let lists = super::tick::lists_on_demand("grouped_within");
+    Ok(flow(unit_mat(g).via(unit_mat(lists))))
 }
 
 /// Lists of the elements that arrived while downstream was busy: at most `max` per list

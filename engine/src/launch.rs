@@ -278,11 +278,12 @@ fn launch_with(
                         counts: Arc::clone(&c.m) as Arc<dyn weir_graph::StageCounts>,
                     };
                     let terminal = record && isl.outputs.is_empty();
+                    let stop = stop_token(shared, isl.outputs.is_empty() && !isl.inputs.is_empty());
                     let sh = Arc::clone(shared);
                     tasks.push((
                         probe,
                         terminal,
-                        Box::pin(run_async(logic, io, controls, c, terminal, sh)),
+                        Box::pin(run_async(logic, io, controls, c, terminal, stop, sh)),
                     ));
                 }
                 IslandKind::Chain => {
@@ -362,12 +363,13 @@ fn launch_with(
                     };
                     let terminal = record && matches!(tail, Tail::Sink(_));
                     let base = usize::from(matches!(head, Head::Source(_)));
+                    let drains = matches!(tail, Tail::Sink(_)) && matches!(head, Head::Input(_));
                     let island = ChainIsland {
                         head,
                         flows,
                         tail,
                         clock: Arc::clone(&shared.clock),
-                        cancel: shared.cancel.clone(),
+                        cancel: stop_token(shared, drains),
                         run: Arc::clone(shared),
                         metrics: stage_metrics,
                         mark: std::time::Instant::now(),
@@ -443,12 +445,24 @@ fn router_error(path: &str, kind: EdgeKind) -> EngineError {
     })
 }
 
+/// What stops an island: a sink fed by channels (`drains`) stops only when the run is
+/// cancelled, so it still takes what reached it before another sink's failure stopped the
+/// producers; every other island stops with the producers.
+fn stop_token(shared: &RunShared, drains: bool) -> tokio_util::sync::CancellationToken {
+    if drains {
+        shared.cancel.clone()
+    } else {
+        shared.producers.clone()
+    }
+}
+
 async fn run_async(
     logic: Box<dyn weir_graph::AsyncLogic>,
     io: AsyncIo,
     controls: Vec<Sender>,
     c: StageCommon,
     terminal: bool,
+    stop: tokio_util::sync::CancellationToken,
     shared: Arc<RunShared>,
 ) {
     let fut = AssertUnwindSafe(logic.run(io)).catch_unwind();
@@ -458,7 +472,7 @@ async fn run_async(
     let gone = std::future::poll_fn(|cx| all_closed(&controls, cx));
     let r = tokio::select! {
         biased;
-        _ = shared.cancel.cancelled() => None,
+        _ = stop.cancelled() => None,
         r = fut => Some(r),
         () = gone, if watch => None,
     };

@@ -136,8 +136,10 @@ impl Materializer {
             Some(c) => Arc::clone(c),
             None => Arc::new(SystemClock::new()),
         };
+        let cancel = CancellationToken::new();
         let shared = Arc::new(RunShared {
-            cancel: CancellationToken::new(),
+            producers: cancel.child_token(),
+            cancel,
             tracker: TaskTracker::new(),
             aborts: Mutex::new(Vec::new()),
             failure: Mutex::new(None),
@@ -166,7 +168,13 @@ impl Materializer {
 }
 
 pub(crate) struct RunShared {
+    /// Cancels every island: the user cancelled, or the handle was dropped.
     pub(crate) cancel: CancellationToken,
+    /// Cancels every island but the sinks fed by channels (a child of `cancel`): a failure that
+    /// reached a sink stops the run's producers, and the other sinks still take what was
+    /// already sent to them (elements ahead of an in-band failure are never lost) before they
+    /// see their inputs end and report the run's failure.
+    pub(crate) producers: CancellationToken,
     pub(crate) tracker: TaskTracker,
     pub(crate) aborts: Mutex<Vec<AbortHandle>>,
     pub(crate) failure: Mutex<Option<StageError>>,
@@ -234,7 +242,7 @@ impl RunShared {
         {
             *f = Some(e.clone());
         }
-        self.cancel.cancel();
+        self.producers.cancel();
     }
 }
 
@@ -266,7 +274,7 @@ impl RunHandle {
         tokio::select! {
             biased;
             () = sh.tracker.wait() => {}
-            () = sh.cancel.cancelled() => {
+            () = sh.producers.cancelled() => {
                 if !self.ends_within_grace().await && let Some(e) = self.stuck_error() {
                     return Err(e);
                 }

@@ -121,16 +121,17 @@ impl TestSource {
                 cancel_notify: Arc::clone(&cancel_notify),
                 sent: Arc::clone(&sent),
             };
+            // Downstream cancelled unless the test completed or failed the source: also when the
+            // engine drops the stage (every consumer gone, the run stopped), even before it ran.
+            let guard = CancelGuard {
+                cancelled: Arc::clone(&cancelled),
+                notify: Arc::clone(&cancel_notify),
+                armed: true,
+            };
             let logic = AsyncFn(move |mut io: weir_graph::AsyncIo| {
                 async move {
+                    let mut guard = guard;
                     let mut out = io.output::<T>(0)?;
-                    // Downstream cancelled unless the test completed or failed the source:
-                    // also when the engine drops this task because every consumer is gone.
-                    let mut guard = CancelGuard {
-                        cancelled: Arc::clone(&cancelled),
-                        notify: Arc::clone(&cancel_notify),
-                        armed: true,
-                    };
                     let mark = || {
                         cancelled.store(true, Ordering::Release);
                         cancel_notify.notify_waiters();

@@ -198,7 +198,9 @@ def _flow(s, op, p):
     if "supervision" in p:
         s = s.with_supervision(default=p["supervision"])
     for attr in ("parallelism", "batch_size", "buffer_rows"):
-        if attr in p:
+        # map_async's parallelism is its own (coroutines in flight), not the stage attribute:
+        # two subtasks would not keep the input order it promises.
+        if attr in p and not (attr == "parallelism" and op.startswith("map_async")):
             s = getattr(s, attr)(p[attr])
     return s
 

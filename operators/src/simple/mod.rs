@@ -8,6 +8,7 @@
 mod grouped;
 mod inspect;
 mod intersperse;
+mod limit;
 mod map;
 mod recover;
 mod scan;
@@ -19,6 +20,7 @@ mod try_map;
 pub use grouped::{grouped, sliding};
 pub use inspect::{inspect, log, log_at, zip_with_index};
 pub use intersperse::{intersperse, intersperse_around};
+pub use limit::{StreamLimitReached, limit};
 pub use map::{filter, filter_map, flat_map, map, map_concat};
 pub use recover::{recover, recover_with};
 pub use scan::{fold, reduce, scan};
@@ -151,6 +153,15 @@ pub trait SimpleOps: Via {
     /// Fails when: upstream fails before `n` elements.
     fn take(self, n: usize) -> Self::Next<Self::Out> {
         self.via_flow(take(n))
+    }
+    /// Passes elements unchanged while at most `n` arrived; one more fails the stream.
+    /// Emits when: upstream emits and at most `n` elements arrived.
+    /// Backpressures when: downstream backpressures.
+    /// Completes when: upstream completes.
+    /// Cancels when: downstream cancels.
+    /// Fails when: upstream emits an `n + 1`-th element ([`StreamLimitReached`]), or upstream fails.
+    fn limit(self, n: usize) -> Self::Next<Self::Out> {
+        self.via_flow(limit(n))
     }
     /// Passes elements while `pred` holds; the first failing one is dropped and upstream cancelled.
     /// Emits when: `pred` holds for the element.

@@ -570,6 +570,7 @@ pub fn build(op: &str, p: &Params) -> Result<RunnableGraph<Probes>, String> {
             linear(sup(simple::filter(move |x: &i64| f(*x)), p)?)
         }
         "take" => linear(simple::take::<i64>(p.usize("n")?)),
+        "limit" => linear(simple::limit::<i64>(p.usize("n")?)),
         "drop" => linear(simple::drop::<i64>(p.usize("n")?)),
         "take_while" => {
             let f = pred(p, "fn")?;
@@ -684,12 +685,16 @@ pub fn build(op: &str, p: &Params) -> Result<RunnableGraph<Probes>, String> {
                 }
             };
             let n = p.usize("parallelism")?;
+            // `parallelism` is the operator's own (futures in flight), not the stage attribute:
+            // two subtasks would not keep the input order map_async promises.
+            let attrs = without(p.0, "parallelism");
+            let attrs = Params(&attrs);
             if op == "map_async" {
-                linear(sup(weir_operators::async_ops::map_async(n, call), p)?)
+                linear(sup(weir_operators::async_ops::map_async(n, call), &attrs)?)
             } else {
                 linear(sup(
                     weir_operators::async_ops::map_async_unordered(n, call),
-                    p,
+                    &attrs,
                 )?)
             }
         }
@@ -795,10 +800,15 @@ fn ms(v: i64) -> std::time::Duration {
 }
 
 fn strip_fail(j: &Json) -> Json {
+    without(j, "fail_on")
+}
+
+/// The parameters without `key`.
+fn without(j: &Json, key: &str) -> Json {
     match j {
         Json::Obj(m) => {
             let mut m = m.clone();
-            m.remove("fail_on");
+            m.remove(key);
             Json::Obj(m)
         }
         other => other.clone(),

@@ -587,6 +587,11 @@ class _Linear(_Blueprint):
         """The first ``n`` elements, then cancels upstream."""
         return self._same(self._n.via(_native.flow_take(_size("take", "n", n, 0))))
 
+    def limit(self: S, n: int) -> S:
+        """Passes elements unchanged; fails the stream (naming the stage and ``n``) when
+        upstream emits more than ``n``."""
+        return self._same(self._n.via(_native.flow_limit(_size("limit", "n", n, 0))))
+
     def drop(self: S, n: int) -> S:
         """Discards the first ``n`` elements."""
         return self._same(self._n.via(_native.flow_drop(_size("drop", "n", n, 0))))

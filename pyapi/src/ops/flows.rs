@@ -179,3 +179,9 @@ pub fn flow_split(pred: Py<PyAny>, after: bool, sub: &NBlueprint) -> PyResult<NB
         tag_flow(name, pred, false).via(unit_mat(stages::with_run_ctx(split))),
     ))
 }
+
+/// `limit(n)` (generic Rust operator): fails with `StreamLimitReached` past `n` elements.
+#[pyfunction]
+pub fn flow_limit(n: usize) -> NBlueprint {
+    flow(unit_mat(weir_operators::simple::limit::<PyObj>(n)))
+}

@@ -164,6 +164,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(flow_group_by, m)?)?;
     m.add_function(wrap_pyfunction!(flow_split, m)?)?;
     m.add_function(wrap_pyfunction!(flow_timed, m)?)?;
+    m.add_function(wrap_pyfunction!(flow_limit, m)?)?;
     m.add_function(wrap_pyfunction!(flow_grouped_within, m)?)?;
     m.add_function(wrap_pyfunction!(timed::flow_throttle_mode, m)?)?;
     m.add_function(wrap_pyfunction!(timed::flow_keep_alive, m)?)?;

@@ -7,7 +7,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use weir_graph::{
     Clock, DeadLetter, Directive, ElementPanic, ErasedFlow, ErasedSink, ErasedSource, FlowFactory,
-    SourceFactory, StageCx, StageError, StageInfo, Supervision, panic_message,
+    RenderedPanic, SourceFactory, StageCx, StageError, StageInfo, Supervision, panic_message,
 };
 
 /// Turns a panic payload into an internal error.
@@ -49,7 +49,11 @@ fn call_batch(
         Err(p) => {
             let (element, repr, msg) = match p.downcast::<ElementPanic>() {
                 Ok(ep) => (Some(ep.element), ep.repr, ep.message),
-                Err(p) => (None, None, panic_message(&*p)),
+                Err(p) => match p.downcast::<RenderedPanic>() {
+                    // User code consumed the element: only its rendering is left.
+                    Ok(rp) => (None, Some(rp.repr), rp.message),
+                    Err(p) => (None, None, panic_message(&*p)),
+                },
             };
             let err = StageError::internal(format!("panicked: {msg}"));
             let (err, unplaced) = match &repr {

@@ -27,9 +27,21 @@ pub struct ElementPanic {
     pub repr: Option<String>,
 }
 
+/// A panic raised by user code that took its element by value: the element is gone, its
+/// rendering was taken just before the call (see [`call_rendered`]).
+pub struct RenderedPanic {
+    /// The panic's message.
+    pub message: String,
+    /// The rendering of the element user code was called with.
+    pub repr: String,
+}
+
 /// The message of a panic payload (`&str` or `String`; anything else is "unknown panic").
 pub fn panic_message(p: &(dyn Any + Send)) -> String {
     if let Some(e) = p.downcast_ref::<ElementPanic>() {
+        return e.message.clone();
+    }
+    if let Some(e) = p.downcast_ref::<RenderedPanic>() {
         return e.message.clone();
     }
     p.downcast_ref::<&str>()
@@ -111,6 +123,25 @@ pub fn element_panic<T: Send + 'static>(p: Box<dyn Any + Send>, x: T) -> Box<dyn
         element: Box::new(x),
         repr,
     })
+}
+
+/// Calls `f(x)` (user code taking its element by value) with `x` rendered just before the call,
+/// so a panic in `f` names the element: it continues as a [`RenderedPanic`]. Costs one `Debug`
+/// formatting per call; logics use it only under a supervision policy and when `T` renders
+/// ([`renders`]), and call `f` directly otherwise (a panic then names the element's position).
+pub fn call_rendered<T: 'static, R>(x: T, f: impl FnOnce(T) -> R) -> R {
+    let repr = render_element(&x);
+    match catch_unwind(AssertUnwindSafe(|| f(x))) {
+        Ok(r) => r,
+        Err(p) if p.is::<ElementPanic>() || p.is::<RenderedPanic>() => resume_unwind(p),
+        Err(p) => match repr {
+            Some(repr) => resume_unwind(Box::new(RenderedPanic {
+                message: panic_message(&*p),
+                repr,
+            })),
+            None => resume_unwind(p),
+        },
+    }
 }
 
 /// `Vec::retain` with a predicate that may panic: on a panic the kept elements before the failing
@@ -214,6 +245,63 @@ pub fn render_any(x: &dyn Any) -> Option<String> {
     f(x)
 }
 
+macro_rules! known_ids {
+    ($($t:ty),*) => {
+        [$(TypeId::of::<$t>(), TypeId::of::<Option<$t>>(), TypeId::of::<Vec<$t>>()),*]
+    };
+}
+
+macro_rules! pair_ids {
+    ([$($a:ty),*], $bs:tt) => {
+        [$(pair_ids!(@one $a, $bs)),*]
+    };
+    (@one $a:ty, [$($b:ty),*]) => {
+        [$(TypeId::of::<($a, $b)>()),*]
+    };
+}
+
+/// Whether elements of type `T` render (a standard type [`render_any`] knows, or one registered
+/// with [`register_debug`]), decided from the type alone.
+pub fn renders<T: 'static>() -> bool {
+    static KNOWN: OnceLock<Vec<TypeId>> = OnceLock::new();
+    let id = TypeId::of::<T>();
+    let known = KNOWN.get_or_init(|| {
+        let mut v: Vec<TypeId> = known_ids!(
+            i8,
+            i16,
+            i32,
+            i64,
+            i128,
+            isize,
+            u8,
+            u16,
+            u32,
+            u64,
+            u128,
+            usize,
+            f32,
+            f64,
+            bool,
+            char,
+            (),
+            String,
+            &'static str
+        )
+        .into_iter()
+        .collect();
+        v.extend(
+            pair_ids!(
+                [i32, i64, u32, u64, usize, String, &'static str],
+                [i32, i64, u32, u64, usize, f64, String, &'static str]
+            )
+            .into_iter()
+            .flatten(),
+        );
+        v
+    });
+    known.contains(&id) || registry().read().is_ok_and(|r| r.contains_key(&id))
+}
+
 /// The `Debug` form of `x` when its type renders (see [`render_any`]).
 pub fn render_element<T: 'static>(x: &T) -> Option<String> {
     render_any(x)
@@ -280,6 +368,39 @@ mod tests {
         let p = r.err().and_then(|p| p.downcast::<ElementPanic>().ok());
         assert_eq!(p.and_then(|p| p.repr), Some("5".to_owned()));
         assert_eq!((kept, input), (vec![0, 2, 4], vec![6, 7]));
+    }
+
+    #[test]
+    fn call_rendered_names_the_element_a_panic_consumed() {
+        assert_eq!(call_rendered(3u32, |x| x + 1), 4);
+        let r = caught(|| call_rendered(7u32, |x: u32| -> u32 { panic!("seven {x}") }));
+        let p = r.err().and_then(|p| p.downcast::<RenderedPanic>().ok());
+        assert_eq!(
+            p.map(|p| (p.message, p.repr)),
+            Some(("seven 7".to_owned(), "7".to_owned()))
+        );
+        // A type that does not render: the panic goes on as it was.
+        struct Opaque;
+        let r = caught(|| call_rendered(Opaque, |_: Opaque| -> u32 { panic!("opaque") }));
+        assert_eq!(
+            r.err().map(|p| panic_message(&*p)),
+            Some("opaque".to_owned())
+        );
+    }
+
+    #[test]
+    fn renders_is_decided_by_type() {
+        #[derive(Debug)]
+        struct Registered;
+        struct Opaque;
+        assert!(renders::<u64>());
+        assert!(renders::<(String, f64)>());
+        assert!(renders::<Vec<i32>>());
+        assert!(!renders::<Opaque>());
+        assert!(!renders::<Registered>());
+        register_debug::<Registered>();
+        assert!(renders::<Registered>());
+        assert_eq!(render_element(&Registered), Some("Registered".to_owned()));
     }
 
     #[test]

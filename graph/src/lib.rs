@@ -38,8 +38,8 @@ pub use dsl::{
     BidiFlow, Flow, Keep, MatTypeMismatch, RunnableGraph, Sink, Source, async_node, router_for,
 };
 pub use each::{
-    ElementPanic, consume, consume_ref, element_panic, panic_message, register_debug, render_any,
-    render_element, retain_guarded,
+    ElementPanic, RenderedPanic, call_rendered, consume, consume_ref, element_panic, panic_message,
+    register_debug, render_any, render_element, renders, retain_guarded,
 };
 pub use error::{ErrorKind, GraphError, StageError};
 pub use logic::{

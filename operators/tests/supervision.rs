@@ -93,17 +93,96 @@ async fn map_panic_mid_batch_keeps_the_rest() {
                     Some(vec![0, 1, 3, 4, 5, 6, 7, 8, 9]),
                     "{name}, batch size {bs}, boundary {boundary}"
                 );
+                // `map` consumed the element; it was rendered just before the call.
                 assert_eq!(
                     summary(&store),
                     vec![(
                         "map#1".to_owned(),
-                        None,
-                        "panicked on element 2 of its input: boom".to_owned()
+                        Some("2".to_owned()),
+                        "panicked: boom".to_owned()
                     )],
                     "{name}, batch size {bs}"
                 );
+                let element = store.lock().ok().and_then(|mut v| v.pop()?.element);
+                assert!(element.is_none(), "{name}, batch size {bs}");
             }
         }
+    }
+}
+
+/// An element type that does not render (no `register_debug`).
+#[derive(Clone, Copy, PartialEq, Debug)]
+struct Opaque(i32);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_value_panics_name_the_element_when_it_renders_else_its_position() {
+    for (name, sup) in directives() {
+        for bs in SIZES {
+            let (dl, store) = letters();
+            let src = Source::from_iter(0..5)
+                .filter_map(|x| (boom_at_2(x) % 2 == 0).then_some(x * 10))
+                .with_supervision(sup.clone().with_dead_letters(dl.clone()))
+                .flat_map(|x: i32| {
+                    boom_at_2(x / 20);
+                    vec![x; 2]
+                })
+                .with_supervision(sup.clone().with_dead_letters(dl.clone()));
+            assert_eq!(
+                run(src, bs).await.ok(),
+                Some(vec![0, 0]),
+                "{name}, batch size {bs}"
+            );
+            assert_eq!(
+                summary(&store),
+                vec![
+                    (
+                        "filter_map#1".to_owned(),
+                        Some("2".to_owned()),
+                        "panicked: boom".to_owned()
+                    ),
+                    (
+                        "flat_map#2".to_owned(),
+                        Some("40".to_owned()),
+                        "panicked: boom".to_owned()
+                    ),
+                ],
+                "{name}, batch size {bs}"
+            );
+            let (dl, store) = letters();
+            let src = Source::from_iter((0..5).map(Opaque)).via(
+                simple::map(|o: Opaque| Opaque(boom_at_2(o.0)))
+                    .with_supervision(sup.clone().with_dead_letters(dl)),
+            );
+            assert_eq!(
+                run(src, bs).await.ok(),
+                Some(vec![Opaque(0), Opaque(1), Opaque(3), Opaque(4)]),
+                "{name}, batch size {bs}"
+            );
+            assert_eq!(
+                summary(&store),
+                vec![(
+                    "map#1".to_owned(),
+                    None,
+                    "panicked on element 2 of its input: boom".to_owned()
+                )],
+                "{name}, batch size {bs}"
+            );
+        }
+    }
+    // An explicit Stop policy renders too: the error names the element.
+    for bs in SIZES {
+        let src = Source::from_iter(0..10).via(
+            simple::map(boom_at_2).with_supervision(Supervision::stop()),
+        );
+        let err = run(src, bs).await.err();
+        assert_eq!(
+            err.map(|e| (e.element().map(str::to_owned), e.to_string())),
+            Some((
+                Some("2".to_owned()),
+                "stage 'map#1' failed on element 2: panicked: boom".to_owned()
+            )),
+            "batch size {bs}"
+        );
     }
 }
 

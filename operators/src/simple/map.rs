@@ -1,6 +1,21 @@
 //! Stateless element-wise flows: `map`, `filter`, `filter_map`, `flat_map`.
+//!
+//! `map`, `filter_map` and `flat_map` hand their element to user code by value, so after a
+//! panic it is gone. Under a supervision policy, and when the element type renders
+//! ([`weir_graph::render_element`]), each element is rendered just before the call
+//! ([`call_rendered`]) and the error and dead letter name it; otherwise (the default, and the
+//! hot path) nothing is done per element and the error names the element's position in the
+//! input. `filter` sees its element by reference and always names it.
 
-use weir_graph::{Flow, FlowLogic, StageCx, StageError, consume, retain_guarded};
+use weir_graph::{
+    Flow, FlowLogic, StageCx, StageError, call_rendered, consume, renders, retain_guarded,
+};
+
+/// Whether a stage calling user code with elements of type `I` by value renders each element
+/// before the call: only under a supervision policy, when `I` renders (checked once a batch).
+fn render_before_call<I: 'static>(scx: &StageCx<'_>) -> bool {
+    scx.supervised() && renders::<I>()
+}
 
 struct MapLogic<F> {
     f: F,
@@ -16,9 +31,16 @@ where
         &mut self,
         input: &mut Vec<I>,
         out: &mut Vec<O>,
-        _scx: &mut StageCx<'_>,
+        scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
-        consume(input, |it| out.extend(it.map(&mut self.f)));
+        let f = &mut self.f;
+        if render_before_call::<I>(scx) {
+            consume(input, |it| {
+                out.extend(it.map(|x| call_rendered(x, &mut *f)))
+            });
+        } else {
+            consume(input, |it| out.extend(it.map(f)));
+        }
         Ok(())
     }
 }
@@ -78,9 +100,16 @@ where
         &mut self,
         input: &mut Vec<I>,
         out: &mut Vec<O>,
-        _scx: &mut StageCx<'_>,
+        scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
-        consume(input, |it| out.extend(it.filter_map(&mut self.f)));
+        let f = &mut self.f;
+        if render_before_call::<I>(scx) {
+            consume(input, |it| {
+                out.extend(it.filter_map(|x| call_rendered(x, &mut *f)));
+            });
+        } else {
+            consume(input, |it| out.extend(it.filter_map(f)));
+        }
         Ok(())
     }
 }
@@ -112,11 +141,17 @@ where
         &mut self,
         input: &mut Vec<I>,
         out: &mut Vec<O>,
-        _scx: &mut StageCx<'_>,
+        scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
+        let render = render_before_call::<I>(scx);
+        let f = &mut self.f;
         consume(input, |it| {
             for x in it {
-                out.extend((self.f)(x));
+                if render {
+                    out.extend(call_rendered(x, &mut *f));
+                } else {
+                    out.extend(f(x));
+                }
             }
         });
         Ok(())

@@ -9,10 +9,13 @@
 //! (queued slices are skipped). The operators keep their own names for errors and supervision
 //! (`map#0`, `fold#0`), the materialized value is the sink's future as for a separate sink, and
 //! the number of elements pulled is reported as the stage's `elements_out` (through
-//! [`AsyncIo::counts`], as nothing passes through its ports).
+//! [`AsyncIo::counts`], as nothing passes through its ports). An iterator (`iter(x) is x`) is
+//! pulled on a thread of its own ([`super::handoff`]) and each job takes what has arrived, so the
+//! sink sees an item as soon as the iterator yields it.
 
 use super::core::{JobRx, Shared, StageEnv, job_result};
 use super::element::ChainOp;
+use super::handoff::{End, Handoff, Puller};
 use super::sinks::{SinkKind, SinkState, sink_list, sink_result};
 use super::source::pull_list;
 use crate::dispatch::{Dispatcher, RunCtx};
@@ -21,6 +24,7 @@ use crate::obj::{PyObj, user_error};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use pyo3::prelude::*;
+use pyo3::types::{PyIterator, PyList};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,8 +47,16 @@ pub fn fusable_sink(kind: &SinkKind) -> bool {
     )
 }
 
+/// Where a fused pipeline's items come from.
+enum Pull {
+    /// A container's iterator, pulled in the jobs.
+    Direct(Py<PyAny>),
+    /// An iterator (`iter(x) is x`), pulled on a thread of its own: the jobs take what arrived.
+    Handoff(Arc<Handoff>),
+}
+
 struct Pipeline {
-    it: Py<PyAny>,
+    src: Pull,
     chain: Option<ChainOp>,
     kind: SinkKind,
     sink: Option<SinkState>,
@@ -70,8 +82,27 @@ fn slice(
     let start = Instant::now();
     let n = env.batch.max(1);
     while !p.exhausted {
-        let (b, pull_failure) = pull_list(py, &p.it, n, &env.info.path);
-        p.exhausted = pull_failure.is_none() && b.len() < n;
+        let (b, exhausted, pull_failure) = match &p.src {
+            Pull::Direct(it) => {
+                let (b, f) = pull_list(py, it, n, &env.info.path);
+                let exhausted = f.is_none() && b.len() < n;
+                (b, exhausted, f)
+            }
+            Pull::Handoff(h) => {
+                // Nothing arrived yet: the driver waits for the iterator.
+                let Some((items, end)) = h.try_take(n) else {
+                    return Ok(false);
+                };
+                let b = PyList::new(py, items.into_iter().map(|o| o.0))
+                    .map_err(|e| user_error(py, e).with_stage(&env.info.path))?;
+                match end {
+                    None => (b, false, None),
+                    Some(End::Exhausted) => (b, true, None),
+                    Some(End::Failed(e)) => (b, false, Some(e)),
+                }
+            }
+        };
+        p.exhausted = exhausted;
         pulled.add_out(b.len() as u64);
         let (b, chain_failure) = match p.chain.as_mut() {
             Some(c) => c.apply_list(b, &*env.clock, env.batch),
@@ -106,31 +137,51 @@ impl FusedStage {
         sink_info.path = format!("{}#{}", sink_info.name, io.info.index);
         let sink_env = StageEnv::with_info(&env, sink_info);
         let path = env.info.path.clone();
-        let p = disp
-            .call(move |py| -> Result<Pipeline, StageError> {
-                let it = iterable
-                    .bind(py)
-                    .try_iter()
-                    .map_err(|e| user_error(py, e).with_stage(&path))?
-                    .into_any()
-                    .unbind();
-                let sink = Some(match &kind {
-                    SinkKind::Fold(z, _) => SinkState::Acc(Some(z.clone_ref(py))),
-                    _ => SinkState::Items(Vec::new()),
-                });
-                Ok(Pipeline {
-                    it,
-                    chain,
-                    kind,
-                    sink,
-                    exhausted: false,
-                })
-            })
+        let batch = env.batch;
+        let (mut p, iterator) = disp
+            .call(
+                move |py| -> Result<(Pipeline, Option<Py<PyIterator>>), StageError> {
+                    let b = iterable.bind(py);
+                    let it = b
+                        .try_iter()
+                        .map_err(|e| user_error(py, e).with_stage(&path))?;
+                    // An iterator may block waiting for outside input: pulled off the dispatcher.
+                    let iterator = it.is(b).then(|| it.clone().unbind());
+                    let src = Pull::Direct(it.into_any().unbind());
+                    let sink = Some(match &kind {
+                        SinkKind::Fold(z, _) => SinkState::Acc(Some(z.clone_ref(py))),
+                        _ => SinkState::Items(Vec::new()),
+                    });
+                    let p = Pipeline {
+                        src,
+                        chain,
+                        kind,
+                        sink,
+                        exhausted: false,
+                    };
+                    Ok((p, iterator))
+                },
+            )
             .await??;
+        let puller: Option<Puller> =
+            iterator.map(|it| Handoff::start(it, batch.max(1), env.info.path.clone()));
+        if let Some(h) = &puller {
+            p.src = Pull::Handoff(h.handoff());
+        }
         let state = Shared::new(p);
         let mut queue: VecDeque<JobRx<bool>> = VecDeque::new();
         loop {
-            while queue.len() < DEPTH {
+            // An iterator's items are processed once they arrive, one job at a time.
+            let depth = match &puller {
+                Some(h) => {
+                    if queue.is_empty() {
+                        h.ready().await;
+                    }
+                    1
+                }
+                None => DEPTH,
+            };
+            while queue.len() < depth {
                 let (st, e, se, c) = (
                     Arc::clone(&state),
                     Arc::clone(&env),

@@ -1,4 +1,5 @@
-//! `Source.from_iter`: pulls the iterable on the dispatcher, with fused element-wise ops.
+//! `Source.from_iter`: pulls a container on the dispatcher and an iterator on a thread of its
+//! own ([`super::handoff`]), with fused element-wise ops.
 
 use super::PyOp;
 use super::cloop::take_list;
@@ -6,6 +7,7 @@ use super::core::{
     Batch, JobRx, OpFactory, PIPELINE_DEPTH, Partial, Shared, StageEnv, job_result, run_op,
 };
 use super::element::ChainOp;
+use super::handoff::{End, Handoff};
 use crate::dispatch::{Dispatcher, RunCtx};
 use crate::mat::MatValue;
 use crate::obj::{PyObj, user_error};
@@ -13,7 +15,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyList, PyType};
+use pyo3::types::{PyIterator, PyList, PyType};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use weir_graph::{AsyncIo, AsyncLogic, Source, StageCx, StageError, StageInfo, Supervision};
@@ -33,6 +35,8 @@ struct Term<O> {
     info: StageInfo,
     /// The supervision of the terminal op's user code (`key_by(f, supervision=...)`).
     sup: Option<Supervision>,
+    /// Set when the op is the identity: the items as the op's output, without the GIL.
+    pass: Option<fn(Vec<PyObj>) -> Vec<O>>,
 }
 
 /// The chain's output as it is.
@@ -102,19 +106,15 @@ pub(crate) fn pull_list<'py>(
     (out, failure)
 }
 
-/// Pulls the next batch and runs it through `chain`: the elements, whether the iterator is
-/// exhausted, and the failure that cut the batch short (see [`Partial`]).
-fn pull_batch(
+/// Runs a batch pulled into `b` through `chain`: the elements and the chain's failure.
+fn apply_chain(
     py: Python<'_>,
-    it: &Py<PyAny>,
+    b: Bound<'_, PyList>,
     chain: Option<&mut ChainOp>,
     env: &StageEnv,
-) -> (Vec<PyObj>, bool, Option<StageError>) {
-    let n = env.batch.max(1);
-    let (b, pull_failure) = pull_list(py, it, n, &env.info.path);
-    let exhausted = pull_failure.is_none() && b.len() < n;
+) -> Partial<Vec<PyObj>> {
     let mut v = Vec::new();
-    let chain_failure = match chain {
+    let failure = match chain {
         Some(c) if c.list_capable() => {
             let (l, f) = c.apply_list(b, &*env.clock, env.batch);
             take_list(&mut v, &l);
@@ -131,6 +131,21 @@ fn pull_batch(
             None
         }
     };
+    (v, failure)
+}
+
+/// Pulls the next batch and runs it through `chain`: the elements, whether the iterator is
+/// exhausted, and the failure that cut the batch short (see [`Partial`]).
+fn pull_batch(
+    py: Python<'_>,
+    it: &Py<PyAny>,
+    chain: Option<&mut ChainOp>,
+    env: &StageEnv,
+) -> (Vec<PyObj>, bool, Option<StageError>) {
+    let n = env.batch.max(1);
+    let (b, pull_failure) = pull_list(py, it, n, &env.info.path);
+    let exhausted = pull_failure.is_none() && b.len() < n;
+    let (v, chain_failure) = apply_chain(py, b, chain, env);
     // The chain failed on elements pulled before the iterator did.
     (v, exhausted, chain_failure.or(pull_failure))
 }
@@ -170,15 +185,15 @@ impl<O: Send + 'static> AsyncLogic for IterSource<O> {
                         // An iterator (`iter(x) is x`: a generator, a file, a socket reader)
                         // may block waiting for outside input.
                         let is_iterator = i.is(b);
-                        (i.into_any().unbind(), is_iterator)
+                        (i.unbind(), is_iterator)
                     });
                     r.map_err(|e| user_error(py, e))
                 })
                 .await??;
-            let state = Shared::new((it, self.chain, self.term, false));
             if own_thread {
-                return pull_on_own_thread(state, env, output).await;
+                return pull_on_own_thread(it, self.chain, self.term, env, output).await;
             }
+            let state = Shared::new((it.into_any(), self.chain, self.term, false));
             let mut queue: VecDeque<JobRx<Partial<(Vec<O>, bool)>>> = VecDeque::new();
             loop {
                 // Keep pulls queued ahead: they run in order, each taking the next batch.
@@ -205,26 +220,59 @@ impl<O: Send + 'static> AsyncLogic for IterSource<O> {
     }
 }
 
-/// Pulls an iterator on a blocking thread of its own, one batch at a time and only after the
-/// previous one was sent: an iterator that blocks (waiting for outside input) then holds up
-/// neither the dispatcher, which serves the other Python stages of the run, nor the run's end:
-/// once downstream is gone the stage stops at once and the blocked call is left to return.
+/// Pulls an iterator on a blocking thread of its own ([`Handoff`]) and emits whatever has
+/// arrived (at most a batch) each time downstream takes the previous batch, waiting only while
+/// nothing has: an iterator that waits for outside input then holds up neither the items it
+/// yielded before, nor the dispatcher (which serves the other Python stages of the run), nor the
+/// run's end (once downstream is gone the stage stops at once and the blocked call is left to
+/// return). The fused ops and the terminal op run on another blocking thread, a batch per call;
+/// without them the items go out without taking the GIL.
 async fn pull_on_own_thread<O: Send + 'static>(
-    state: Arc<Shared<IterState<O>>>,
+    it: Py<PyIterator>,
+    chain: Option<ChainOp>,
+    term: Term<O>,
     env: Arc<StageEnv>,
     mut output: weir_graph::Output<O>,
 ) -> Result<(), StageError> {
+    let n = env.batch.max(1);
+    let puller = Handoff::start(it, n, env.info.path.clone());
+    let pass = term.pass.filter(|_| chain.is_none());
+    let state = Shared::new((chain, term));
     loop {
-        let (st, e) = (Arc::clone(&state), Arc::clone(&env));
-        let pulled =
-            tokio::task::spawn_blocking(move || Python::attach(|py| pull_job(py, &st, &e)))
+        let (items, end) = puller.take(n).await;
+        let (done, pull_failure) = match end {
+            None => (false, None),
+            Some(End::Exhausted) => (true, None),
+            Some(End::Failed(e)) => (false, Some(e)),
+        };
+        let (batch, failure) = match pass {
+            Some(pass) => (pass(items), pull_failure),
+            None => {
+                let (st, e) = (Arc::clone(&state), Arc::clone(&env));
+                tokio::task::spawn_blocking(move || {
+                    Python::attach(|py| {
+                        st.run_partial(|(chain, term)| {
+                            let (v, chain_failure) =
+                                match PyList::new(py, items.into_iter().map(|o| o.0)) {
+                                    Ok(b) => apply_chain(py, b, chain.as_mut(), &e),
+                                    Err(err) => (
+                                        Vec::new(),
+                                        Some(user_error(py, err).with_stage(&e.info.path)),
+                                    ),
+                                };
+                            // The chain failed on elements pulled before the iterator did.
+                            term.feed(py, v, done, chain_failure.or(pull_failure), &e)
+                        })
+                    })
+                })
                 .await
                 .map_err(|err| {
-                    StageError::internal(format!("pulling from the iterator panicked: {err}"))
+                    StageError::internal(format!("running the fused ops panicked: {err}"))
                         .with_stage(&env.info.path)
-                })?;
-        let ((batch, done), failure) = pulled?;
-        if output.send(batch).await.is_err() {
+                })??
+            }
+        };
+        if !batch.is_empty() && output.send(batch).await.is_err() {
             return Ok(());
         }
         if let Some(e) = failure {
@@ -242,13 +290,9 @@ pub fn iter_source(
     iterable: Py<PyAny>,
     chain: Option<OpFactory<PyObj, PyObj>>,
 ) -> Source<PyObj, MatValue> {
-    terminated_iter_source(
-        "from_iter",
-        iterable,
-        chain,
-        None,
-        Arc::new(|_py, _info| Box::new(Identity) as Box<dyn PyOp<PyObj, PyObj>>),
-    )
+    let term: OpFactory<PyObj, PyObj> =
+        Arc::new(|_py, _info| Box::new(Identity) as Box<dyn PyOp<PyObj, PyObj>>);
+    iter_source_with("from_iter", iterable, chain, None, term, Some(|v| v))
 }
 
 /// `from_iter` + `chain` ending in `term`, run in the same jobs; `term` reports failures as the
@@ -260,6 +304,18 @@ pub fn terminated_iter_source<O: Send + 'static>(
     chain: Option<OpFactory<PyObj, PyObj>>,
     term_name: Option<(&'static str, Option<Supervision>)>,
     term: OpFactory<PyObj, O>,
+) -> Source<O, MatValue> {
+    iter_source_with(name, iterable, chain, term_name, term, None)
+}
+
+/// [`terminated_iter_source`], with `pass` set when `term` is the identity.
+fn iter_source_with<O: Send + 'static>(
+    name: &str,
+    iterable: Py<PyAny>,
+    chain: Option<OpFactory<PyObj, PyObj>>,
+    term_name: Option<&'static str>,
+    term: OpFactory<PyObj, O>,
+    pass: Option<fn(Vec<PyObj>) -> Vec<O>>,
 ) -> Source<O, MatValue> {
     Source::from_async(name, move |info| {
         let ctx = RunCtx::current()?;
@@ -285,6 +341,7 @@ pub fn terminated_iter_source<O: Send + 'static>(
                     op,
                     info: term_info,
                     sup,
+                    pass,
                 },
                 disp: ctx.dispatcher,
             },

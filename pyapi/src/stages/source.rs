@@ -313,7 +313,7 @@ fn iter_source_with<O: Send + 'static>(
     name: &str,
     iterable: Py<PyAny>,
     chain: Option<OpFactory<PyObj, PyObj>>,
-    term_name: Option<&'static str>,
+    term_name: Option<(&'static str, Option<Supervision>)>,
     term: OpFactory<PyObj, O>,
     pass: Option<fn(Vec<PyObj>) -> Vec<O>>,
 ) -> Source<O, MatValue> {

@@ -171,9 +171,8 @@ async fn by_value_panics_name_the_element_when_it_renders_else_its_position() {
     }
     // An explicit Stop policy renders too: the error names the element.
     for bs in SIZES {
-        let src = Source::from_iter(0..10).via(
-            simple::map(boom_at_2).with_supervision(Supervision::stop()),
-        );
+        let src = Source::from_iter(0..10)
+            .via(simple::map(boom_at_2).with_supervision(Supervision::stop()));
         let err = run(src, bs).await.err();
         assert_eq!(
             err.map(|e| (e.element().map(str::to_owned), e.to_string())),

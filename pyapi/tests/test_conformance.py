@@ -226,6 +226,8 @@ def _fan_in_junction(op, p):
         return weir.Zip()
     if op == "zip_latest":
         return weir.ZipLatest()
+    if op == "zip_with":
+        return weir.ZipWith(_binary(p["fn"], p.get("fail_on")))
     if op == "merge_sorted":
         return weir.MergeSorted()
     raise TypeError(f"{op} is not in the Python API")
@@ -329,8 +331,6 @@ def _run(case):
     b = GraphBuilder()
     keys = []
     if op in FAN_IN:
-        if op == "zip_with":
-            raise TypeError("zip_with is not in the Python API")
         j = b.add(_fan_in_junction(op, p))
         for i, inlet in zip(inputs, j.inlets):
             o, k = b.add_source(i.source())

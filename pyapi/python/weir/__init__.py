@@ -38,6 +38,7 @@ from ._dsl import (
     Sink,
     Source,
     Zip,
+    ZipWith,
 )
 from ._handles import SinkQueue, SourceQueue
 from ._hubs import BroadcastHub, MergeHub, PartitionHub, RestartFlow, RestartSink, RestartSource
@@ -61,6 +62,7 @@ __all__ = [
     "Balance",
     "Merge",
     "Zip",
+    "ZipWith",
     "Concat",
     "Partition",
     "MergePreferred",

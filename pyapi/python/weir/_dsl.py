@@ -636,6 +636,20 @@ class _Linear(_Blueprint):
         """Pairs elements with those of ``other`` into tuples."""
         return self._same(self._n.zip(other._n), self._meta | other._meta)
 
+    def zip_with(
+        self: S,
+        other: "Source",
+        fn: Callable[[Any, Any], Any],
+        *,
+        supervision: Optional[SupervisionRules] = None,
+        default: str = "stop",
+    ) -> S:
+        """Combines the n-th elements with those of ``other`` by ``fn(a, b)`` (see :class:`ZipWith`)."""
+        combine = Flow.create().map(
+            lambda t: fn(t[0], t[1]), name="zip_with", supervision=supervision, default=default
+        )
+        return self._same(self._n.zip(other._n), self._meta | other._meta).via(combine)
+
     # -----------------------------------------------------------------------------------------
     # More operators (same semantics as the Rust operators of the same name)
 
@@ -1571,6 +1585,42 @@ class Zip(_Junction):
 
     def __init__(self) -> None:
         super().__init__(2)
+
+
+class ZipWith(_Junction):
+    """Two inputs whose n-th elements are combined by ``fn(a, b)`` (ports: ``inlets``,
+    ``outlet``); a :class:`Zip` followed by the combining stage ``zip_with``.
+
+    Emits when: both inputs have an element and downstream has demand.
+    Backpressures when: downstream backpressures, or an input has nothing buffered.
+    Completes when: any input completes and no buffered element of it remains to pair.
+    Cancels when: downstream cancels (both inputs are cancelled).
+    Fails when: any input fails, or ``fn`` raises under ``stop`` (the pairs combined before
+    are emitted first); under ``resume``/``restart`` the failing pair is dead-lettered."""
+
+    kind = "zip_with"
+
+    def __init__(
+        self,
+        fn: Callable[[Any, Any], Any],
+        *,
+        supervision: Optional[SupervisionRules] = None,
+        default: str = "stop",
+    ) -> None:
+        super().__init__(2)
+        self.fn = fn
+        self.supervision = supervision
+        self.default = default
+
+    def _add(self, b: Any) -> Tuple[List[Any], List[Any]]:
+        fn = self.fn
+        ins, outs = b.add_junction("zip", 2, False)
+        combine = Flow.create().map(
+            lambda t: fn(t[0], t[1]), name="zip_with", supervision=self.supervision, default=self.default
+        )
+        i, o, _ = b.add_flow(combine._n)
+        b.connect(outs[0], i)
+        return ins, [o]
 
 
 class Partition(_Junction):

@@ -175,98 +175,35 @@ pub fn retain_guarded<T: Send + 'static>(
 
 type Render = fn(&dyn Any) -> Option<String>;
 
-fn registry() -> &'static RwLock<HashMap<TypeId, Render>> {
-    static R: OnceLock<RwLock<HashMap<TypeId, Render>>> = OnceLock::new();
-    R.get_or_init(|| RwLock::new(HashMap::new()))
-}
-
-fn render_as<T: Debug + 'static>(x: &dyn Any) -> Option<String> {
-    x.downcast_ref::<T>().map(|v| format!("{v:?}"))
-}
-
-/// Makes elements of type `T` render with their `Debug` form in errors and dead letters
-/// (standard scalars, strings and their pairs, vectors and options render without this).
-pub fn register_debug<T: Debug + 'static>() {
-    if let Ok(mut r) = registry().write() {
-        r.insert(TypeId::of::<T>(), render_as::<T>);
-    }
-}
-
-macro_rules! render_known {
-    ($x:expr, $($t:ty),*) => {
+/// Inserts the renderers of each scalar type, its `Option` and its `Vec`.
+macro_rules! seed_known {
+    ($m:expr, $($t:ty),*) => {
         $(
-            if let Some(v) = $x.downcast_ref::<$t>() { return Some(format!("{v:?}")); }
-            if let Some(v) = $x.downcast_ref::<Option<$t>>() { return Some(format!("{v:?}")); }
-            if let Some(v) = $x.downcast_ref::<Vec<$t>>() { return Some(format!("{v:?}")); }
+            $m.insert(TypeId::of::<$t>(), render_as::<$t> as Render);
+            $m.insert(TypeId::of::<Option<$t>>(), render_as::<Option<$t>> as Render);
+            $m.insert(TypeId::of::<Vec<$t>>(), render_as::<Vec<$t>> as Render);
         )*
     };
 }
 
-macro_rules! render_pairs {
-    ($x:expr, [$($a:ty),*], $bs:tt) => {
-        $( render_pairs!(@one $x, $a, $bs); )*
+/// Inserts the renderers of every pair `(a, b)` of the two lists.
+macro_rules! seed_pairs {
+    ($m:expr, [$($a:ty),*], $bs:tt) => {
+        $( seed_pairs!(@one $m, $a, $bs); )*
     };
-    (@one $x:expr, $a:ty, [$($b:ty),*]) => {
-        $( if let Some(v) = $x.downcast_ref::<($a, $b)>() { return Some(format!("{v:?}")); } )*
-    };
-}
-
-/// The `Debug` form of an element whose type is known to render, else `None` (only called on
-/// failure paths: a few type-id comparisons, then one map lookup).
-pub fn render_any(x: &dyn Any) -> Option<String> {
-    render_known!(
-        x,
-        i8,
-        i16,
-        i32,
-        i64,
-        i128,
-        isize,
-        u8,
-        u16,
-        u32,
-        u64,
-        u128,
-        usize,
-        f32,
-        f64,
-        bool,
-        char,
-        (),
-        String,
-        &'static str
-    );
-    render_pairs!(
-        x,
-        [i32, i64, u32, u64, usize, String, &'static str],
-        [i32, i64, u32, u64, usize, f64, String, &'static str]
-    );
-    let f = registry().read().ok()?.get(&x.type_id()).copied()?;
-    f(x)
-}
-
-macro_rules! known_ids {
-    ($($t:ty),*) => {
-        [$(TypeId::of::<$t>(), TypeId::of::<Option<$t>>(), TypeId::of::<Vec<$t>>()),*]
+    (@one $m:expr, $a:ty, [$($b:ty),*]) => {
+        $( $m.insert(TypeId::of::<($a, $b)>(), render_as::<($a, $b)> as Render); )*
     };
 }
 
-macro_rules! pair_ids {
-    ([$($a:ty),*], $bs:tt) => {
-        [$(pair_ids!(@one $a, $bs)),*]
-    };
-    (@one $a:ty, [$($b:ty),*]) => {
-        [$(TypeId::of::<($a, $b)>()),*]
-    };
-}
-
-/// Whether elements of type `T` render (a standard type [`render_any`] knows, or one registered
-/// with [`register_debug`]), decided from the type alone.
-pub fn renders<T: 'static>() -> bool {
-    static KNOWN: OnceLock<Vec<TypeId>> = OnceLock::new();
-    let id = TypeId::of::<T>();
-    let known = KNOWN.get_or_init(|| {
-        let mut v: Vec<TypeId> = known_ids!(
+/// Renderers by type: the standard scalars, strings, their options, vectors and common pairs,
+/// plus what [`register_debug`] adds.
+fn registry() -> &'static RwLock<HashMap<TypeId, Render>> {
+    static R: OnceLock<RwLock<HashMap<TypeId, Render>>> = OnceLock::new();
+    R.get_or_init(|| {
+        let mut m: HashMap<TypeId, Render> = HashMap::new();
+        seed_known!(
+            m,
             i8,
             i16,
             i32,
@@ -286,20 +223,41 @@ pub fn renders<T: 'static>() -> bool {
             (),
             String,
             &'static str
-        )
-        .into_iter()
-        .collect();
-        v.extend(
-            pair_ids!(
-                [i32, i64, u32, u64, usize, String, &'static str],
-                [i32, i64, u32, u64, usize, f64, String, &'static str]
-            )
-            .into_iter()
-            .flatten(),
         );
-        v
-    });
-    known.contains(&id) || registry().read().is_ok_and(|r| r.contains_key(&id))
+        seed_pairs!(
+            m,
+            [i32, i64, u32, u64, usize, String, &'static str],
+            [i32, i64, u32, u64, usize, f64, String, &'static str]
+        );
+        RwLock::new(m)
+    })
+}
+
+fn render_as<T: Debug + 'static>(x: &dyn Any) -> Option<String> {
+    x.downcast_ref::<T>().map(|v| format!("{v:?}"))
+}
+
+/// Makes elements of type `T` render with their `Debug` form in errors and dead letters
+/// (standard scalars, strings and their pairs, vectors and options render without this).
+pub fn register_debug<T: Debug + 'static>() {
+    if let Ok(mut r) = registry().write() {
+        r.insert(TypeId::of::<T>(), render_as::<T>);
+    }
+}
+
+/// The `Debug` form of an element whose type is known to render, else `None` (only called on
+/// failure paths, or per element under supervision: one map lookup).
+pub fn render_any(x: &dyn Any) -> Option<String> {
+    let f = registry().read().ok()?.get(&x.type_id()).copied()?;
+    f(x)
+}
+
+/// Whether elements of type `T` render (a standard type or one registered with
+/// [`register_debug`]), decided from the type alone.
+pub fn renders<T: 'static>() -> bool {
+    registry()
+        .read()
+        .is_ok_and(|r| r.contains_key(&TypeId::of::<T>()))
 }
 
 /// The `Debug` form of `x` when its type renders (see [`render_any`]).

@@ -11,7 +11,7 @@ use pyo3::types::PyList;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use weir_graph::{
-    AsyncIo, AsyncLogic, Clock, Directive, Event, Flow, StageCx, StageError, StageInfo, Supervision,
+    AsyncIo, Clock, Directive, Event, Flow, FlowLogic, StageCx, StageError, StageInfo, Supervision,
 };
 
 /// What a job needs to apply supervision: the stage's identity, clock and policy.
@@ -275,101 +275,57 @@ pub(crate) fn job_result<R>(
     r.map_err(|_| StageError::cancelled("the Python dispatcher has stopped"))?
 }
 
-struct FlowStage<I, O> {
+/// A [`PyOp`] as a synchronous flow logic: the engine fuses it with its neighbours and calls
+/// it on the run's Python dispatcher, whose serving thread holds the GIL.
+struct OpLogic<I, O> {
     op: Box<dyn PyOp<I, O>>,
-    disp: Arc<Dispatcher>,
+    started: bool,
 }
 
-impl<I: Send + 'static, O: Send + 'static> AsyncLogic for FlowStage<I, O> {
-    fn run(self: Box<Self>, mut io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
-        async move {
-            let mut input = io.input::<I>(0)?;
-            let mut output = io.output::<O>(0)?;
-            let env = StageEnv::from_io(&io);
-            let disp = self.disp;
-            let op = Shared::new(self.op);
-            let o = Arc::clone(&op);
-            let first = disp
-                .call(move |py| {
-                    o.run(|op| {
-                        let mut out = Vec::new();
-                        op.on_start(py, &mut out);
-                        Ok(out)
-                    })
-                })
-                .await??;
-            if output.send(first).await.is_err() {
-                return Ok(());
-            }
-            let mut queue: VecDeque<JobRx<Partial<Vec<O>>>> = VecDeque::new();
-            let mut upstream_done = false;
-            let mut upstream_error = None;
-            while let Some(step) = next_step(&mut input, &mut queue, upstream_done).await {
-                match step {
-                    Step2::Input(Event::Batch(b)) => {
-                        let (o, e) = (Arc::clone(&op), Arc::clone(&env));
-                        queue.push_back(disp.submit(move |py| {
-                            o.run_partial(|op| {
-                                let mut out = Vec::with_capacity(b.len());
-                                let r = run_op(py, &mut **op, b, &mut out, &mut e.cx());
-                                (out, r.err())
-                            })
-                        })?);
-                    }
-                    Step2::Input(Event::End) => upstream_done = true,
-                    Step2::Input(Event::Error(e)) => {
-                        if let Some(e) = drain_before(e, &mut upstream_done, &mut upstream_error) {
-                            return Err(e);
-                        }
-                    }
-                    Step2::Done(r) => {
-                        queue.pop_front();
-                        let (out, failure) = job_result(r)?;
-                        if output.send(out).await.is_err() {
-                            return Ok(());
-                        }
-                        if let Some(e) = failure {
-                            return Err(e);
-                        }
-                    }
-                }
-            }
-            drop(input);
-            if let Some(e) = upstream_error {
-                return Err(e);
-            }
-            let (o, e) = (Arc::clone(&op), Arc::clone(&env));
-            let (last, failure) = disp
-                .call(move |py| {
-                    o.run_partial(|op| {
-                        let mut out = Vec::new();
-                        let r = op.on_finish(py, &mut out, &mut e.cx());
-                        (out, r.err())
-                    })
-                })
-                .await??;
-            let _ = output.send(last).await;
-            failure.map_or(Ok(()), Err)
+impl<I: Send + 'static, O: Send + 'static> OpLogic<I, O> {
+    fn start(&mut self, py: Python<'_>, out: &mut Vec<O>) {
+        if !self.started {
+            self.started = true;
+            self.op.on_start(py, out);
         }
-        .boxed()
     }
 }
 
-/// A flow stage running `factory`'s op on the dispatcher, one job per batch.
+impl<I: Send + 'static, O: Send + 'static> FlowLogic<I, O> for OpLogic<I, O> {
+    fn on_batch(
+        &mut self,
+        input: &mut Vec<I>,
+        out: &mut Vec<O>,
+        cx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        crate::gil::with(|py| {
+            self.start(py, out);
+            let mut it = std::mem::take(input).into_iter();
+            let r = self.op.on_batch(py, &mut it, out, cx);
+            if r.is_err() {
+                // The rest goes back to the engine, which feeds it on after a Resume/Restart.
+                input.extend(it);
+            }
+            r
+        })
+    }
+
+    fn on_finish(&mut self, out: &mut Vec<O>, cx: &mut StageCx<'_>) -> Result<(), StageError> {
+        crate::gil::with(|py| {
+            self.start(py, out);
+            self.op.on_finish(py, out, cx)
+        })
+    }
+}
+
+/// A flow stage running `factory`'s op in the engine's fused chain on the run's dispatcher.
 pub fn py_flow<I: Send + 'static, O: Send + 'static>(
     name: &str,
     factory: OpFactory<I, O>,
 ) -> Flow<I, O, MatValue> {
-    Flow::from_async(name, move |info| {
-        let ctx = RunCtx::current()?;
-        let op = Python::attach(|py| factory(py, info));
-        Ok((
-            FlowStage {
-                op,
-                disp: ctx.dispatcher,
-            },
-            MatValue::Unit,
-        ))
+    Flow::from_logic(name, move |info| {
+        let op = crate::gil::with(|py| factory(py, info));
+        Ok((OpLogic { op, started: false }, MatValue::Unit))
     })
 }
 

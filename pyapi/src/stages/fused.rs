@@ -247,7 +247,7 @@ pub fn fused_iter_sink(
 ) -> Source<PyObj, MatValue> {
     Source::from_async(name, move |info| {
         let ctx = RunCtx::current()?;
-        let (iterable, chain, kind) = Python::attach(|py| {
+        let (iterable, chain, kind) = crate::gil::with(|py| {
             let c = chain.as_ref().map(|f| f(py, info));
             (iterable.clone_ref(py), c, kind.clone_ref(py))
         });

@@ -266,7 +266,7 @@ pub fn py_sink(kind: SinkKind) -> Sink<PyObj, MatValue> {
     let name = kind.name();
     Sink::from_async(name, move |_info| {
         let ctx = RunCtx::current()?;
-        let kind = Python::attach(|py| kind.clone_ref(py));
+        let kind = crate::gil::with(|py| kind.clone_ref(py));
         let (promise, fut) = promise::<PyObj>();
         Ok((
             SinkStage {

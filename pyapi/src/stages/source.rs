@@ -250,7 +250,7 @@ async fn pull_on_own_thread<O: Send + 'static>(
             None => {
                 let (st, e) = (Arc::clone(&state), Arc::clone(&env));
                 tokio::task::spawn_blocking(move || {
-                    Python::attach(|py| {
+                    crate::gil::with(|py| {
                         st.run_partial(|(chain, term)| {
                             let (v, chain_failure) =
                                 match PyList::new(py, items.into_iter().map(|o| o.0)) {
@@ -319,7 +319,7 @@ fn iter_source_with<O: Send + 'static>(
 ) -> Source<O, MatValue> {
     Source::from_async(name, move |info| {
         let ctx = RunCtx::current()?;
-        let (iterable, chain, op) = Python::attach(|py| {
+        let (iterable, chain, op) = crate::gil::with(|py| {
             let c = chain.as_ref().map(|f| f(py, info));
             (iterable.clone_ref(py), c, term(py, info))
         });

@@ -379,6 +379,7 @@ fn launch_with(
                         mark: std::time::Instant::now(),
                         probe: Arc::clone(&probe),
                         base,
+                        yields: isl.executor != weir_graph::ExecutorId::TOKIO,
                     };
                     let sh = Arc::clone(shared);
                     tasks.push((

@@ -12,9 +12,9 @@ use futures::future::BoxFuture;
 use pyo3::prelude::*;
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Wake, Waker};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Wake, Waker};
 use std::time::{Duration, Instant};
 use weir_graph::StageError;
 
@@ -36,6 +36,8 @@ pub struct Task {
     fut: Mutex<Option<BoxFuture<'static, ()>>>,
     queued: AtomicBool,
     tx: Sender<Msg>,
+    name: Arc<str>,
+    busy: Busy,
 }
 
 impl Wake for Task {
@@ -59,8 +61,16 @@ impl Task {
         let Some(fut) = slot.as_mut() else { return };
         let waker = Waker::from(Arc::clone(&self));
         let mut cx = Context::from_waker(&waker);
+        // While polled, the island is what the serving thread is busy with (a run that cannot
+        // stop names it).
+        if let Ok(mut b) = self.busy.lock() {
+            *b = Some((Arc::clone(&self.name), Instant::now(), current_thread()));
+        }
         if fut.as_mut().poll(&mut cx).is_ready() {
             *slot = None;
+        }
+        if let Ok(mut b) = self.busy.lock() {
+            *b = None;
         }
     }
 }
@@ -87,11 +97,13 @@ pub fn on_dispatcher() -> bool {
 }
 
 impl weir_engine::IslandExecutor for Dispatcher {
-    fn spawn(&self, _name: &str, task: BoxFuture<'static, ()>) {
+    fn spawn(&self, name: &str, task: BoxFuture<'static, ()>) {
         let t = Arc::new(Task {
             fut: Mutex::new(Some(task)),
             queued: AtomicBool::new(true),
             tx: self.tx.clone(),
+            name: Arc::from(name),
+            busy: Arc::clone(&self.busy),
         });
         let _ = self.tx.send(Msg::Poll(t));
     }
@@ -245,6 +257,7 @@ impl Queue {
         let Some(mut rx) = self.rx.lock().ok().and_then(|mut g| g.take()) else {
             return Ok(());
         };
+        serving_thread(py);
         // Island tasks polled here use the run's timers.
         let rt = crate::run::runtime().ok().map(|r| r.handle());
         let _rt = rt.as_ref().map(|h| h.enter());
@@ -300,6 +313,15 @@ pub fn note_interrupt(err: PyErr) {
             *i = Some(err);
         }
     });
+}
+
+/// The calling thread's name as [`serving_thread`] recorded it (without the GIL), else its id.
+fn current_thread() -> Arc<str> {
+    SERVING_THREAD.with(|c| {
+        c.get()
+            .map(Arc::clone)
+            .unwrap_or_else(|| Arc::from(format!("{:?}", std::thread::current().id()).as_str()))
+    })
 }
 
 /// The calling thread's Python name and id, looked up once per thread.

@@ -159,8 +159,16 @@ impl NRun {
     /// been running and the serving thread, which is left behind.
     /// `None` when the serving thread is idle.
     fn stuck_error(&self, py: Python<'_>) -> Option<PyErr> {
-        let (stage, busy, thread) = self.disp.busy()?;
-        let cause = match self.outcome.lock().ok().and_then(|o| o.clone()) {
+        let (mut stage, busy, thread) = self.disp.busy()?;
+        let outcome = self.outcome.lock().ok().and_then(|o| o.clone());
+        if let Some(Err(e)) = &outcome
+            && e.kind() == weir_graph::ErrorKind::Timeout
+            && let Some(s) = e.stage()
+        {
+            // The engine knows which stage of the island the thread is stuck in.
+            stage = s.to_owned();
+        }
+        let cause = match outcome {
             // The engine's own timeout says the same as this error.
             Some(Err(e)) if e.kind() != weir_graph::ErrorKind::Timeout => {
                 format!(" (the run stopped because: {e})")

@@ -1,11 +1,8 @@
 //! The generic machinery of Python stages: supervision environment, the `PyOp` trait, shared
 //! job state, the job pipeline and the generic flow stage.
 
-use crate::dispatch::{Dispatcher, RunCtx};
 use crate::mat::MatValue;
 use crate::obj::{PyObj, short_repr, user_error_on};
-use futures::FutureExt;
-use futures::future::BoxFuture;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 use std::collections::VecDeque;
@@ -315,6 +312,17 @@ impl<I: Send + 'static, O: Send + 'static> FlowLogic<I, O> for OpLogic<I, O> {
             self.start(py, out);
             self.op.on_finish(py, out, cx)
         })
+    }
+
+    fn on_upstream_error(
+        &mut self,
+        error: StageError,
+        out: &mut Vec<O>,
+        _cx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        // What the stage emits when it starts (`scan`'s zero) comes ahead of the failure.
+        crate::gil::with(|py| self.start(py, out));
+        Err(error)
     }
 }
 

@@ -26,8 +26,8 @@ pub mod convert;
 pub mod core;
 pub mod element;
 pub mod external;
-pub mod fused;
 mod handoff;
+pub mod iter;
 pub mod keyed;
 pub mod sinks;
 pub mod source;
@@ -38,7 +38,7 @@ pub use self::core::{
 pub use convert::{Convert, EachFallible, convert, each_fallible};
 pub use element::{ChainOp, FoldOp, GroupedOp, ListOp, MapBatchesOp, ScanOp};
 pub use external::{Completion, external_flow};
-pub use fused::{fusable_sink, fused_iter_sink};
+pub use iter::{container_source, is_container};
 pub use keyed::{CountAgg, FoldAgg, KeyCountOp, KeyOp, KeyTable};
 pub use sinks::{SinkKind, py_sink};
 pub use source::{iter_source, terminated_iter_source};

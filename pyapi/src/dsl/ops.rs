@@ -7,7 +7,7 @@ use crate::obj::{KeyedObj, PyObj};
 use crate::stages::{
     CountAgg, FoldAgg, FoldOp, GroupedOp, KeyCountOp, KeyOp, KeyTable, ListOp, MapBatchesOp,
     OpFactory, PyOp, ScanOp, SinkKind, container_source, external_flow, is_container, iter_source,
-    py_flow, py_sink, terminated_iter_source, unit_mat,
+    py_flow, py_sink, unit_mat,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;

@@ -5,10 +5,9 @@ use crate::mat::MatValue;
 use crate::obj::{PyObj, short_repr, user_error_on};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use weir_graph::{
-    AsyncIo, Clock, Directive, Event, Flow, FlowLogic, StageCx, StageError, StageInfo, Supervision,
+    AsyncIo, Clock, Directive, Flow, FlowLogic, StageCx, StageError, StageInfo, Supervision,
 };
 
 /// What a job needs to apply supervision: the stage's identity, clock and policy.
@@ -26,16 +25,6 @@ impl StageEnv {
             clock: Arc::clone(&io.clock),
             sup: io.supervision.clone(),
             batch: io.batch_size,
-        })
-    }
-    /// The same clock and batch size under another identity and no supervision policy (an
-    /// operator fused into this stage that reports failures under its own name).
-    pub(crate) fn with_info(base: &StageEnv, info: StageInfo) -> Arc<Self> {
-        Arc::new(Self {
-            info,
-            clock: Arc::clone(&base.clock),
-            sup: None,
-            batch: base.batch,
         })
     }
     /// A stage context for reporting element failures.
@@ -222,33 +211,6 @@ impl<T> Shared<T> {
 pub(crate) type Partial<R> = (R, Option<StageError>);
 
 pub(crate) type JobRx<R> = futures::channel::oneshot::Receiver<Result<R, StageError>>;
-
-pub(crate) enum Step2<T, R> {
-    Input(Event<T>),
-    Done(Result<Result<R, StageError>, futures::channel::oneshot::Canceled>),
-}
-
-/// Waits for the next thing to do: new input (while fewer than `PIPELINE_DEPTH` jobs are queued
-/// and upstream is open) or the oldest job's result. `None` when both are exhausted.
-pub(crate) async fn next_step<T: Send + 'static, R>(
-    input: &mut weir_graph::Input<T>,
-    queue: &mut VecDeque<JobRx<R>>,
-    upstream_done: bool,
-) -> Option<Step2<T, R>> {
-    let room = !upstream_done && queue.len() < PIPELINE_DEPTH;
-    Some(match (room, queue.front_mut()) {
-        (false, None) => return None,
-        (true, None) => Step2::Input(input.recv().await),
-        (false, Some(front)) => Step2::Done(front.await),
-        (true, Some(front)) => {
-            let recv = std::pin::pin!(input.recv());
-            match futures::future::select(front, recv).await {
-                futures::future::Either::Left((r, _)) => Step2::Done(r),
-                futures::future::Either::Right((ev, _)) => Step2::Input(ev),
-            }
-        }
-    })
-}
 
 /// Upstream failed with `e`: batches that arrived before it are still processed (a stage's queued
 /// jobs finish and their output is emitted) and the stage fails with `e` once they are done, so

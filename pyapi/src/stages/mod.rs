@@ -41,4 +41,4 @@ pub use external::{Completion, external_flow};
 pub use iter::{container_source, is_container};
 pub use keyed::{CountAgg, FoldAgg, KeyCountOp, KeyOp, KeyTable};
 pub use sinks::{SinkKind, py_sink};
-pub use source::{iter_source, terminated_iter_source};
+pub use source::iter_source;

@@ -295,20 +295,7 @@ pub fn iter_source(
     iter_source_with("from_iter", iterable, chain, None, term, Some(|v| v))
 }
 
-/// `from_iter` + `chain` ending in `term`, run in the same jobs; `term` reports failures as the
-/// stage named in `term_name`, under its supervision (the source's own name, unsupervised, when
-/// `None`).
-pub fn terminated_iter_source<O: Send + 'static>(
-    name: &str,
-    iterable: Py<PyAny>,
-    chain: Option<OpFactory<PyObj, PyObj>>,
-    term_name: Option<(&'static str, Option<Supervision>)>,
-    term: OpFactory<PyObj, O>,
-) -> Source<O, MatValue> {
-    iter_source_with(name, iterable, chain, term_name, term, None)
-}
-
-/// [`terminated_iter_source`], with `pass` set when `term` is the identity.
+/// The iterator source ending in `term`, with `pass` set when `term` is the identity.
 fn iter_source_with<O: Send + 'static>(
     name: &str,
     iterable: Py<PyAny>,

@@ -79,8 +79,7 @@ pub(crate) fn sink_batch(
             Ok(())
         }
         (SinkKind::Fold(..) | SinkKind::ForEach(_), s) => {
-            let list = cloop::to_list(py, b)?;
-            b.clear();
+            let list = cloop::into_list(py, std::mem::take(b).into_iter())?;
             sink_list(kind, s, cx, &list)
         }
         _ => {

@@ -49,6 +49,9 @@ pub(crate) struct ChainIsland {
     /// Start of the busy period not yet added to the metrics (clock reads happen only when the
     /// island is about to wait, and every [`ACCOUNT_EVERY`] batches, never per batch).
     pub(crate) mark: Instant,
+    /// The island runs on an executor other than tokio, so it yields every
+    /// [`BUDGET_EVERY`] batches itself.
+    pub(crate) yields: bool,
 }
 
 /// Busy time is published at least once every this many batches.
@@ -462,13 +465,27 @@ impl ChainIsland {
             if let Err(o) = self.flush(false).await {
                 return o;
             }
+            // An always-ready island never reaches the waiting paths that watch for
+            // cancellation, so it checks here too.
+            if self.cancel.is_cancelled() {
+                return Outcome::Cancelled;
+            }
             if batches.is_multiple_of(BUDGET_EVERY) {
-                // An always-ready island never reaches the waiting paths that watch for
-                // cancellation, so it checks here too.
-                if self.cancel.is_cancelled() {
-                    return Outcome::Cancelled;
+                if self.yields {
+                    // Another executor has no cooperative budget: give its other tasks a turn.
+                    let mut yielded = false;
+                    std::future::poll_fn(|cx| {
+                        if yielded {
+                            return std::task::Poll::Ready(());
+                        }
+                        yielded = true;
+                        cx.waker().wake_by_ref();
+                        std::task::Poll::Pending
+                    })
+                    .await;
+                } else {
+                    tokio::task::consume_budget().await;
                 }
-                tokio::task::consume_budget().await;
             }
         }
     }
@@ -539,7 +556,24 @@ impl ChainIsland {
                     }
                     return Box::pin(self.finish_from(j + 1)).await;
                 }
-                Err(e2) => e = e2,
+                Err(e2) => {
+                    // What the stage emitted on seeing the failure goes ahead of it.
+                    let (left, right) = self.flows.split_at_mut(j + 1);
+                    let slot = &mut left[j];
+                    if slot.logic.output_len() > 0
+                        && let Err((i, e3)) = push_through(
+                            right,
+                            0,
+                            &mut self.tail,
+                            slot.logic.output(),
+                            &*clock,
+                            (&*self.probe, self.base + j + 1),
+                        )
+                    {
+                        return Box::pin(self.fail_from(j + 1 + i + 1, e3)).await;
+                    }
+                    e = e2;
+                }
             }
         }
         if let Tail::Sink(s) = &mut self.tail {

@@ -199,10 +199,12 @@ fn launch_with(
         .fetch_add(p.islands.len(), std::sync::atomic::Ordering::Relaxed);
     let mut w = wire(&p, ext_in, ext_out);
     let mut slots: Vec<Option<BoxMat>> = (0..module.nodes.len()).map(|_| None).collect();
+    shared.check_executors(&p)?;
     let mut tasks: Vec<(
         Arc<IslandProbe>,
         bool,
         futures::future::BoxFuture<'static, ()>,
+        weir_graph::ExecutorId,
     )> = Vec::new();
     let mut entries = Vec::new();
     for isl in &p.islands {
@@ -213,6 +215,7 @@ fn launch_with(
                 let mut info = StageInfo::new(nd.display_name(), node);
                 info.subtask = sub;
                 info.parallelism = isl.parallelism;
+                info.services = shared.services.clone();
                 let m = Arc::new(StageMetrics::default());
                 entries.push(MetricsEntry {
                     stage_id: info.id,
@@ -284,6 +287,7 @@ fn launch_with(
                         probe,
                         terminal,
                         Box::pin(run_async(logic, io, controls, c, terminal, stop, sh)),
+                        isl.executor,
                     ));
                 }
                 IslandKind::Chain => {
@@ -375,6 +379,7 @@ fn launch_with(
                         mark: std::time::Instant::now(),
                         probe: Arc::clone(&probe),
                         base,
+                        yields: isl.executor != weir_graph::ExecutorId::TOKIO,
                     };
                     let sh = Arc::clone(shared);
                     tasks.push((
@@ -390,6 +395,7 @@ fn launch_with(
                                 }
                             }
                         }),
+                        isl.executor,
                     ));
                 }
             }
@@ -412,19 +418,20 @@ fn launch_with(
                 .probes_prune_at
                 .store(next, std::sync::atomic::Ordering::Relaxed);
         }
-        v.extend(tasks.iter().map(|(p, _, _)| Arc::clone(p)));
+        v.extend(tasks.iter().map(|(p, _, _, _)| Arc::clone(p)));
     }
-    for (probe, terminal, t) in tasks {
+    for (probe, terminal, t, executor) in tasks {
         let name = probe.name.clone();
         if terminal {
             shared.sink_started();
             let sh = Arc::clone(shared);
             shared.spawn(
+                executor,
                 name,
                 Watched::new(t, probe).on_end(Box::new(move || sh.sink_ended())),
             );
         } else {
-            shared.spawn(name, Watched::new(t, probe));
+            shared.spawn(executor, name, Watched::new(t, probe));
         }
     }
     Ok(mat)

@@ -20,6 +20,7 @@ mod chain;
 mod channel;
 pub mod clock;
 mod error;
+mod executor;
 mod kill_switch;
 mod launch;
 mod metrics;
@@ -33,6 +34,7 @@ mod watch;
 
 pub use clock::{SystemClock, VirtualClock};
 pub use error::EngineError;
+pub use executor::IslandExecutor;
 pub use kill_switch::{KillSwitches, SharedKillSwitch, UniqueKillSwitch};
 pub use metrics::StageMetricsSnapshot;
 pub use run::{

@@ -142,6 +142,9 @@ pub struct Attributes {
     /// [`GraphError::InvalidParameter`](crate::GraphError::InvalidParameter) when the graph is
     /// validated.
     pub invalid: Option<String>,
+    /// The executor the stage's island runs on (`None`: the run's default, normally tokio);
+    /// only stages on the same executor fuse.
+    pub executor: Option<crate::ExecutorId>,
 }
 
 impl Attributes {

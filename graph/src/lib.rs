@@ -23,6 +23,7 @@ mod logic;
 mod mat;
 mod module;
 mod router;
+mod services;
 
 pub use async_stage::{
     AsyncFn, AsyncIo, AsyncLogic, Cancelled, ErasedInput, ErasedOutput, Event, InMsg, Input,
@@ -55,3 +56,4 @@ pub use router::{
     EdgeKind, ErasedRouter, MAX_KEY_GROUPS, RouterFactory, TypedRouterFactory, key_group,
     subtask_for_key_group,
 };
+pub use services::{ExecutorId, Services};

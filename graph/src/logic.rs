@@ -24,6 +24,8 @@ pub struct StageInfo {
     pub subtask: usize,
     /// Number of subtasks of this stage.
     pub parallelism: usize,
+    /// The run's services (empty outside a run).
+    pub services: crate::Services,
 }
 
 impl StageInfo {
@@ -36,6 +38,7 @@ impl StageInfo {
             index,
             subtask: 0,
             parallelism: 1,
+            services: crate::Services::new(),
         }
     }
 }

@@ -165,6 +165,11 @@ macro_rules! attribute_methods {
             attrs.batch_size = Some(rows.max(1));
             self
         }
+        /// Runs the last stage on `executor` (only stages on the same executor fuse).
+        pub fn on_executor(mut self, executor: $crate::ExecutorId) -> Self {
+            self.last_node().attrs.executor = Some(executor);
+            self
+        }
         /// Sets the supervision policy of the last stage.
         pub fn with_supervision(mut self, s: Supervision) -> Self {
             self.last_node().attrs.supervision = Some(s);

@@ -31,8 +31,8 @@ from typing import (
 from typing_extensions import Literal, Never, Self, TypeAlias
 
 from . import _native
-from ._handles import SinkQueue, SourceQueue
-from ._native import Cancellable, Inlet, MatKey, MaybeHandle, Outlet, SinkFuture
+from ._handles import SinkQueue
+from ._native import Inlet, MatKey, Outlet, SinkFuture
 from ._run import RunHandle
 from .interpreters import InterpreterPool
 

@@ -12,6 +12,8 @@ from typing import Any, Optional
 from typing_extensions import assert_type
 
 import weir
+import weir._native as weir_native
+import weir.testing
 
 src = weir.Source.from_iter([1, 2, 3])
 words = weir.Source.from_iter(["a", "b"])
@@ -73,6 +75,22 @@ assert_type(src.via(double.map(str)), weir.Source[str])
 assert_type(double.to(weir.Sink.collect(), "right"), weir.Sink[int, list[int]])
 assert_type(double.key_by(lambda x: x > 2).count(), weir.Flow[int, tuple[bool, int]])
 
+# -- hubs, restarts, framing, graphs, test probes -------------------------------------------------------
+assert_type(src.to(weir.BroadcastHub.sink(), "right").run(), weir.Source[int])
+assert_type(src.to(weir.PartitionHub.sink(lambda n, x: x % n, 2), "right").run(), weir.Source[int])
+assert_type(weir.MergeHub.source(), weir.Source[Any])
+assert_type(weir.RestartSource.with_backoff(lambda: words, min_backoff=0.1, max_backoff=1.0), weir.Source[str])
+assert_type(weir.RestartFlow.on_failures_with_backoff(double, min_backoff=0.1, max_backoff=1.0), weir.Flow[int, int])
+assert_type(weir.Framing.delimiter(b"\n", 1024), weir.Flow[bytes, bytes])
+assert_type(weir.Source.from_iter([b"a\nb"]).via(weir.Framing.delimiter(b"\n", 1024)), weir.Source[bytes])
+builder = weir.GraphBuilder()
+outlet, key = builder.add_source(src)
+fan = builder.add(weir.Broadcast(2))
+builder.connect(outlet, fan.inlet)
+assert_type(fan.outlets, list[weir_native.Outlet])
+assert_type(builder.build(key), weir.RunnableGraph[Any])
+assert_type(weir.testing.probe_source(), weir.Source[Any])
+
 # -- supervision -----------------------------------------------------------------------------------
 dead: list[weir.DeadLetter] = []
 assert_type(src.map(str, supervision=[(ValueError, "resume")], dead_letters=dead), weir.Source[str])
@@ -86,5 +104,6 @@ src.map(str, supervision=[(ValueError, "skip")])  # type: ignore[list-item]  # p
 src.map(str).with_supervision(default="ignore")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 joined: list[str] = src.run_with(weir.Sink.collect())  # type: ignore[arg-type]  # pyright: ignore[reportAssignmentType]
 src.run_with(weir.Sink.fold("", lambda acc, s: acc + s.upper()))  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType, reportUnknownLambdaType]
+weir.RestartSource.with_backoff(double, min_backoff=0.1, max_backoff=1.0)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 src.buffer(8, "drop_oldest")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 weir.Source.from_iter([1]).zip(words).map(lambda p: p[0] + p[1])  # type: ignore[operator]  # pyright: ignore[reportOperatorIssue, reportUnknownLambdaType]

@@ -17,6 +17,7 @@ import weir.testing
 
 src = weir.Source.from_iter([1, 2, 3])
 words = weir.Source.from_iter(["a", "b"])
+double: weir.Flow[int, int] = weir.Flow.create().map(lambda x: x * 2)
 
 # -- elements flow through the operators ------------------------------------------------------
 assert_type(src, weir.Source[int])
@@ -39,7 +40,7 @@ assert_type(src.recover(lambda e: -1), weir.Source[int])
 assert_type(src.key_by(lambda x: x % 2 == 0).count(), weir.Source[tuple[bool, int]])
 assert_type(words.key_by().fold(0, lambda acc, w: acc + len(w)), weir.Source[tuple[str, int]])
 assert_type(src.group_by(4, lambda x: x % 4).merge_substreams(), weir.Source[int])
-assert_type(src.split_when(lambda x: x == 2).merge_substreams_via(weir.Flow[int, int].create().map(str)), weir.Source[str])
+assert_type(src.split_when(lambda x: x == 2).merge_substreams_via(double.map(str)), weir.Source[str])
 assert_type(weir.Source.range(3), weir.Source[int])
 assert_type(weir.Source.single("x").via(weir.Flow.create()), weir.Source[Any])
 assert_type(weir.Source.unfold(0, lambda s: (s + 1, str(s)) if s < 3 else None), weir.Source[str])
@@ -69,11 +70,28 @@ async def awaited() -> None:
 
 
 # -- flows -------------------------------------------------------------------------------------------
-double: weir.Flow[int, int] = weir.Flow.create().map(lambda x: x * 2)
 assert_type(double.map(str), weir.Flow[int, str])
 assert_type(src.via(double.map(str)), weir.Source[str])
 assert_type(double.to(weir.Sink.collect(), "right"), weir.Sink[int, list[int]])
 assert_type(double.key_by(lambda x: x > 2).count(), weir.Flow[int, tuple[bool, int]])
+assert_type(double.reduce(lambda a, b: a + b), weir.Flow[int, int])
+assert_type(double.conflate(lambda a, b: a + b), weir.Flow[int, int])
+
+
+def seed(x: int) -> list[int]:
+    return [x]
+
+
+def add(acc: list[int], x: int) -> list[int]:
+    return acc + [x]
+
+
+assert_type(double.batch(10, seed, add), weir.Flow[int, list[int]])
+assert_type(double.group_by(2, lambda x: x % 2).merge_substreams(), weir.Flow[int, int])
+assert_type(double.group_by(2, flow=double.map(str)), weir.Flow[int, str])
+assert_type(double.for_each(print), weir.Sink[int, None])
+assert_type(double.via(double.map(str)).to(weir.Sink.head(), "right"), weir.Sink[int, str])
+assert_type(weir.Flow.create(), weir.Flow[Any, Any])
 
 # -- hubs, restarts, framing, graphs, test probes -------------------------------------------------------
 assert_type(src.to(weir.BroadcastHub.sink(), "right").run(), weir.Source[int])

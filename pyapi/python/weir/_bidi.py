@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 from . import _native
 from ._dsl import Flow, Keep, _Meta
@@ -92,7 +92,7 @@ class Framing:
         max_frame_length: int,
         *,
         field_offset: int = 0,
-        byte_order: str = "big",
+        byte_order: Literal["big", "little"] = "big",
         length_includes_header: bool = False,
         strip_header: bool = False,
     ) -> Flow[bytes, bytes]:
@@ -108,7 +108,7 @@ class Framing:
         )
 
     @staticmethod
-    def length_prefix(field_length: int, max_message_length: int, byte_order: str = "big") -> Flow[bytes, bytes]:
+    def length_prefix(field_length: int, max_message_length: int, byte_order: Literal["big", "little"] = "big") -> Flow[bytes, bytes]:
         """Prefixes each message with its length (the encoder matching :meth:`length_field`
         with offset 0)."""
         return Flow(_native.framing_length_prefix(field_length, max_message_length, byte_order))

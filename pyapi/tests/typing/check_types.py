@@ -123,5 +123,6 @@ src.map(str).with_supervision(default="ignore")  # type: ignore[arg-type]  # pyr
 joined: list[str] = src.run_with(weir.Sink.collect())  # type: ignore[arg-type]  # pyright: ignore[reportAssignmentType]
 src.run_with(weir.Sink.fold("", lambda acc, s: acc + s.upper()))  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType, reportUnknownLambdaType]
 weir.RestartSource.with_backoff(double, min_backoff=0.1, max_backoff=1.0)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+weir.Framing.length_prefix(4, 1024, byte_order="network")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 src.buffer(8, "drop_oldest")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 weir.Source.from_iter([1]).zip(words).map(lambda p: p[0] + p[1])  # type: ignore[operator]  # pyright: ignore[reportOperatorIssue, reportUnknownLambdaType]

@@ -4,8 +4,9 @@
 The runtime classes share their operators through one base class; Python's type system cannot say
 "the same kind of blueprint with another element type" there, so the operators are declared here,
 once per blueprint kind. ``Mat`` is the value ``run()`` returns (sink results resolved);
-``RunHandle.materialized`` is the raw value. ``pyapi/tests/typing`` checks that this file matches
-the runtime (mypy's stubtest) and that the checkers accept and reject what they should.
+``RunHandle.materialized`` is the raw value. ``pyapi/tests/test_typing.py`` checks that this file
+matches the runtime (mypy's stubtest and its own check of inherited operators) and that the
+checkers accept and reject what ``pyapi/tests/typing/check_types.py`` says they should.
 """
 
 import logging
@@ -74,6 +75,8 @@ ThrottleMode: TypeAlias = Literal["shaping", "enforcing"]
 _Pool: TypeAlias = Union[InterpreterPool, int, bool, None]
 
 class DeadLetter(Tuple[Any, BaseException, str]):
+    """An element dropped under ``resume``/``restart``: ``(element, error, stage)``."""
+
     def __new__(cls, element: Any, error: BaseException, stage: str) -> Self: ...
     @property
     def element(self) -> Any: ...
@@ -83,6 +86,8 @@ class DeadLetter(Tuple[Any, BaseException, str]):
     def stage(self) -> str: ...
 
 class SubFlows(Generic[_Up, _T]):
+    """Substreams of ``T`` split off the blueprint ``Up``; merged back into the same kind."""
+
     def __init__(self, upstream: Any, make: Callable[[Flow[Any, Any]], Any], what: str) -> None: ...
     @overload
     def merge_substreams_via(self: SubFlows[Source[Any], _V], flow: Flow[_V, _U]) -> Source[_U]: ...
@@ -127,6 +132,8 @@ class _Linear(_Blueprint):
     ) -> None: ...
 
 class Keyed(Generic[_Up, _K, _T]):
+    """Elements ``T`` of the blueprint ``Up`` grouped by keys ``K``; aggregates give ``(K, result)``."""
+
     def __init__(self, upstream: Any, key: Optional[Callable[[Any], Any]], sup: Any = None) -> None: ...
     @overload
     def count(self: Keyed[Source[Any], _K, Any]) -> Source[Tuple[_K, int]]: ...
@@ -753,6 +760,8 @@ class Unzip(_Junction):
     def __init__(self, eager_cancel: bool = False) -> None: ...
 
 class Ports:
+    """The ports of a junction added to a :class:`GraphBuilder`."""
+
     inlets: List[Inlet]
     outlets: List[Outlet]
     def __init__(self, inlets: List[Inlet], outlets: List[Outlet]) -> None: ...
@@ -762,6 +771,8 @@ class Ports:
     def outlet(self) -> Outlet: ...
 
 class GraphBuilder:
+    """Wires sources, flows, sinks and junctions into non-linear graphs."""
+
     def __init__(self) -> None: ...
     def add_source(self, source: Source[Any]) -> Tuple[Outlet, MatKey]: ...
     def add_flow(self, flow: Flow[Any, Any]) -> Tuple[Inlet, Outlet, MatKey]: ...
@@ -775,5 +786,7 @@ class GraphBuilder:
     def build_sink(self, inlet: Inlet, *keys: MatKey) -> Sink[Any, Any]: ...
 
 class KillSwitches:
+    """Kill switches: stop a running stream from outside."""
+
     @staticmethod
     def single() -> Flow[Any, Any]: ...

@@ -28,7 +28,7 @@ pub fn runtime() -> PyResult<&'static Runtime> {
 }
 
 /// The future result of a sink, resolved once the run completes.
-#[pyclass(module = "weir._native", name = "Completion", frozen)]
+#[pyclass(module = "weir._native", name = "SinkFuture", frozen)]
 pub struct NFuture {
     fut: Mutex<Option<SinkFuture<PyObj>>>,
     value: Mutex<Option<Result<Py<PyAny>, StageError>>>,
@@ -71,7 +71,7 @@ impl NFuture {
 
 /// A kill switch of one run: `shutdown()` completes the stream downstream and cancels upstream;
 /// `abort(message)` fails it.
-#[pyclass(module = "weir._native", name = "KillSwitch", frozen)]
+#[pyclass(module = "weir._native", name = "UniqueKillSwitch", frozen)]
 pub struct NKillSwitch(UniqueKillSwitch);
 
 #[pymethods]
@@ -189,7 +189,7 @@ impl NRun {
         self.outcome.lock().map(|o| o.is_some()).unwrap_or(true)
     }
 
-    /// The materialized value (completions are `Completion` objects).
+    /// The materialized value (completions are `SinkFuture` objects).
     #[getter]
     fn materialized(&self, py: Python<'_>) -> Option<Py<PyAny>> {
         self.mat

@@ -14,6 +14,7 @@ from typing import (
     Generic,
     Iterable,
     List,
+    Literal,
     Optional,
     Sequence,
     Tuple,
@@ -29,11 +30,34 @@ from ._validate import size as _size
 
 T = TypeVar("T")
 S = TypeVar("S", bound="_Blueprint")
+# The type parameters of the generic blueprints (their operators are typed in ``_dsl.pyi``).
+_T_co = TypeVar("_T_co", covariant=True)
+_In_contra = TypeVar("_In_contra", contravariant=True)
+_Out_co = TypeVar("_Out_co", covariant=True)
+_Mat_co = TypeVar("_Mat_co", covariant=True)
+_Up = TypeVar("_Up")
+_K = TypeVar("_K")
 
-Keep = str
+Keep = Literal["left", "right", "both", "none"]
 """How materialized values combine: ``"left"``, ``"right"``, ``"both"`` or ``"none"``."""
 
-SupervisionRules = Sequence[Tuple[Type[BaseException], str]]
+Directive = Literal["stop", "resume", "restart"]
+"""A supervision directive."""
+
+SupervisionRules = Sequence[Tuple[Type[BaseException], Directive]]
+"""Exception classes mapped to directives (first match wins)."""
+
+DeadLetters = Union[Callable[[Any, BaseException, str], object], List["DeadLetter"]]
+"""Where dropped elements go: ``f(element, error, stage)`` or a list of :class:`DeadLetter`."""
+
+BatchFormat = Literal["pyarrow", "pandas", "polars", "numpy"]
+"""The form ``map_batches`` hands a batch in (``None``: a list of elements)."""
+
+Overflow = Literal["backpressure", "drop_head", "drop_tail", "drop_buffer", "drop_new", "fail"]
+"""What a full buffer does with one more element."""
+
+ThrottleMode = Literal["shaping", "enforcing"]
+"""``throttle``: hold elements until their token arrives, or fail."""
 
 
 def _supervision(
@@ -142,7 +166,7 @@ class _UnorderedSubmitter(AsyncSubmitter):
         fut.add_done_callback(report)  # type: ignore[arg-type]
 
 
-class SubFlows:
+class SubFlows(Generic[_Up, T]):
     """Substreams from ``group_by`` / ``split_when`` / ``split_after``: finish with
     :meth:`merge_substreams_via` or :meth:`merge_substreams`."""
 
@@ -802,7 +826,7 @@ class _Linear(_Blueprint):
         return self.inspect(element, on_complete=done, name=f"log({name})").recover(failed)
 
     def watch_termination(self: S, keep: Keep = "right") -> S:
-        """Passes elements unchanged; materializes a :class:`weir.Completion` of
+        """Passes elements unchanged; materializes a :class:`weir.SinkFuture` of
         ``"completed"`` (upstream completed) or ``"cancelled"`` (stopped first, e.g. downstream
         cancelled), raising the failure if upstream failed; ``keep`` combines it with this
         blueprint's value (``right``: only the completion).
@@ -1123,7 +1147,7 @@ class _Linear(_Blueprint):
         supervision: Optional[SupervisionRules] = None,
         default: str = "stop",
         dead_letters: Any = None,
-    ) -> "Keyed[Any]":
+    ) -> "Keyed[Any, Any, Any]":
         """Groups by ``key(element)`` (the element itself when ``None``); finish with
         :meth:`Keyed.count`, :meth:`Keyed.fold` or :meth:`Keyed.reduce`. ``supervision``
         applies to the calls of ``key`` (after ``count()``, ``with_supervision`` does too)."""
@@ -1134,7 +1158,7 @@ class _Linear(_Blueprint):
         return self._same(self._n.via(_native.flow_kill_switch(), "both"))
 
 
-class Keyed(Generic[T]):
+class Keyed(Generic[_Up, _K, T]):
     """A stream grouped by key; aggregates run in Rust, one result per key on completion."""
 
     __slots__ = ("_up", "_key", "_sup")
@@ -1171,7 +1195,7 @@ class Keyed(Generic[T]):
         return self._up._same(self._up._n.via(_native.flow_key_fold(self._key, None, fn, True, self._sup)))
 
 
-class Source(_Linear):
+class Source(_Linear, Generic[_T_co]):
     """A blueprint with one output: where elements come from."""
 
     __slots__ = ()
@@ -1258,7 +1282,7 @@ class Source(_Linear):
     @staticmethod
     def lazy(factory: Callable[[], "Source"]) -> "Source":
         """The source ``factory()`` returns, called on the first downstream demand (once per
-        run, never if downstream cancels before asking); materializes a :class:`weir.Completion` of the inner
+        run, never if downstream cancels before asking); materializes a :class:`weir.SinkFuture` of the inner
         source's materialized value.
 
         Emits when: the inner source emits.
@@ -1355,7 +1379,7 @@ class Source(_Linear):
         return await self.to(sink, "right").run_async(**kw)
 
 
-class Flow(_Linear):
+class Flow(_Linear, Generic[_In_contra, _Out_co]):
     """A blueprint with one input and one output."""
 
     __slots__ = ()
@@ -1370,7 +1394,7 @@ class Flow(_Linear):
         return Sink(self._n.to(sink._n, keep), self._meta | sink._meta)
 
 
-class Sink(_Blueprint):
+class Sink(_Blueprint, Generic[_In_contra, _Mat_co]):
     """A blueprint with one input: where elements go. Its materialized value is its result."""
 
     __slots__ = ()
@@ -1411,8 +1435,8 @@ class Sink(_Blueprint):
     @staticmethod
     def lazy(factory: Callable[[], "Sink"]) -> "Sink":
         """The sink ``factory()`` returns, called when the first element arrives; materializes
-        a :class:`weir.Completion` of the inner sink's materialized value (itself a
-        ``Completion`` for result sinks). Without any element the completion raises
+        a :class:`weir.SinkFuture` of the inner sink's materialized value (itself a
+        ``SinkFuture`` for result sinks). Without any element the completion raises
         ``RunCancelled`` (never materialized) and ``factory`` is not called.
 
         Consumes when: the inner sink consumes.
@@ -1481,7 +1505,7 @@ class Sink(_Blueprint):
         return Sink(_native.sink_collect(rows_to_pandas))
 
 
-class RunnableGraph(_Blueprint):
+class RunnableGraph(_Blueprint, Generic[_Mat_co]):
     """A closed blueprint: ``run()`` it (many times if you like)."""
 
     __slots__ = ()

@@ -1,6 +1,8 @@
 """Type stubs of ``weir._native``, the Rust half of the package (crate ``weir-py``)."""
 
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Generic, Iterable, List, Optional, Sequence, Tuple, TypeVar
+
+_T_co = TypeVar("_T_co", covariant=True)
 
 class WeirError(Exception): ...
 
@@ -66,14 +68,18 @@ class GraphBuilder:
     def build_flow(self, inlet: Inlet, outlet: Outlet, keys: List[MatKey]) -> Blueprint: ...
     def build_sink(self, inlet: Inlet, keys: List[MatKey]) -> Blueprint: ...
 
-class Completion:
+class SinkFuture(Generic[_T_co]):
+    """The future result of a sink (Rust ``SinkFuture``), resolved once the run completes."""
+
     def done(self) -> bool: ...
-    def result(self) -> Any: ...
+    def result(self) -> _T_co: ...
 
 class BatchDone:
     def __call__(self, outputs: List[Any], failures: List[Tuple[Any, BaseException]]) -> None: ...
 
-class KillSwitch:
+class UniqueKillSwitch:
+    """The kill switch of one run (Rust ``UniqueKillSwitch``)."""
+
     def shutdown(self) -> None: ...
     def abort(self, message: str = "aborted by kill switch") -> None: ...
 

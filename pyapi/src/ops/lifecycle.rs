@@ -135,7 +135,7 @@ pub fn sink_lazy(f: Py<PyAny>) -> NBlueprint {
     wrap(Bp::Sink(Sink::from_module(in_run_ctx(s.module()))))
 }
 
-/// `watch_termination()`: a `Completion` of `"completed"` / `"cancelled"`, or the failure.
+/// `watch_termination()`: a `SinkFuture` of `"completed"` / `"cancelled"`, or the failure.
 #[pyfunction]
 pub fn flow_watch_termination() -> NBlueprint {
     let w = watch_termination_as::<PyObj, PyObj>(|| {

@@ -385,69 +385,16 @@ def _apply(
 class _Linear(_Blueprint):
     """Operators shared by :class:`Source` and :class:`Flow`.
 
-    Consecutive element-wise operators (``map``, ``filter``, ``flat_map``, ``map_batches``) are
-    fused into one stage, and into ``Source.from_iter`` when they follow it: a batch then goes
-    through all of them in one dispatcher job. Each keeps its name in errors."""
+    Every operator is a stage of its own; the engine fuses consecutive synchronous stages
+    (``from_iter``, ``map``, ``filter``, ``flat_map``, sinks...) into one island, so a batch goes
+    through all of them in one call on the run's Python dispatcher. Each keeps its name in
+    errors."""
 
-    __slots__ = ("_ops", "_src")
-
-    def __init__(
-        self,
-        native: Optional[_native.Blueprint],
-        meta: Optional[_Meta] = None,
-        ops: Tuple[Any, ...] = (),
-        src: Any = None,
-    ) -> None:
-        super().__init__(native, meta)
-        self._ops = ops
-        self._src = src
-
-    def _flush(self) -> _native.Blueprint:
-        if self._src is not None:
-            return _native.source_from_iter(self._src[0], list(self._ops))
-        assert self._base is not None
-        if not self._ops:
-            return self._base
-        return self._base.via(_native.flow_chain(list(self._ops)))
+    __slots__ = ()
 
     def _fuse(self: S, kind: str, fn: Any, name: Optional[str], sup: Any, default: str, dl: Any) -> S:
         s = _supervision(sup, default, dl)
-        op = _native.Op(kind, fn, name, s)
-        return type(self)(self._base, self._meta, self._ops + (op,), self._src)
-
-    def named(self: S, name: str) -> S:
-        """Names the last stage (errors, metrics and diagrams use the name)."""
-        if self._ops:
-            ops = self._ops[:-1] + (self._ops[-1].renamed(name),)
-            return type(self)(self._base, self._meta, ops, self._src)
-        return self._same(self._n.named(name))
-
-    def with_supervision(
-        self: S,
-        supervision: Optional[SupervisionRules] = None,
-        default: str = "stop",
-        dead_letters: Optional[Union[Callable[[Any, BaseException, str], None], List[Any]]] = None,
-    ) -> S:
-        """Sets the supervision of the last stage (see :meth:`_Blueprint.with_supervision`)."""
-        sup = _supervision(supervision, default, dead_letters)
-        if sup is None:
-            return self
-        if self._resup is not None:
-            return self._resup(sup)
-        if self._ops:
-            ops = self._ops[:-1] + (self._ops[-1].supervised(sup),)
-            return type(self)(self._base, self._meta, ops, self._src)
-        return self._same(self._n.with_supervision(sup))
-
-    def parallelism(self: S, n: int) -> S:
-        """Runs the last stage as ``n`` parallel subtasks (with the element-wise operators fused
-        into it since the previous non-fusable stage)."""
-        n = _size("parallelism", "n", n)
-        if self._src is not None and self._ops:
-            # Never parallelize the iterator source itself: split the fused ops off it.
-            src = type(self)(None, self._meta, (), self._src)._n
-            return self._same(src.via(_native.flow_chain(list(self._ops))).parallelism(n))
-        return self._same(self._n.parallelism(n))
+        return self._same(self._n.via(_native.flow_chain([_native.Op(kind, fn, name, s)]), "left"))
 
     def via(self: S, flow: "Flow", keep: Keep = "left") -> S:
         """Attaches ``flow``; ``keep`` picks the materialized value (``left`` keeps this one)."""
@@ -695,12 +642,11 @@ class _Linear(_Blueprint):
         Cancels when: downstream cancels.
         Fails when: upstream fails, or ``fn`` raises (under the ``stop`` directive)."""
         n = name or "filter_map"
-        mapped = self._fuse("map", fn, n, supervision, default, dead_letters)
-        out = mapped._fuse("filter", _is_not_none, n, None, "stop", None)
+        out = self._fuse("map", fn, n, supervision, default, dead_letters)._fuse("filter", _is_not_none, n, None, "stop", None)
         # Supervision set afterwards belongs to the map (the filter of None never fails).
-        base = mapped._ops[:-1]
-        out._resup = lambda sup: type(self)(
-            self._base, self._meta, base + (mapped._ops[-1].supervised(sup), out._ops[-1]), self._src
+        base = self._n
+        out._resup = lambda sup: self._same(
+            base.via(_native.flow_chain([_native.Op("map", fn, n, sup), _native.Op("filter", _is_not_none, n, None)]), "left")
         )
         return out
 
@@ -1174,13 +1120,7 @@ class Keyed(Generic[_Up, _K, T]):
         up = self._up
 
         def build(sup: Any) -> Any:
-            if isinstance(up, Source) and up._src is not None:
-                # Right after `from_iter` (and its fused ops): keys are computed and counted in
-                # the source's own jobs, and only distinct keys cross to the summing stage.
-                native = _native.source_from_iter_key_count(up._src[0], list(up._ops), self._key, sup)
-                out = Source(native, up._meta)
-            else:
-                out = up._same(up._n.via(_native.flow_key_count(self._key, sup)))
+            out = up._same(up._n.via(_native.flow_key_count(self._key, sup)))
             out._resup = build
             return out
 
@@ -1203,7 +1143,7 @@ class Source(_Linear, Generic[_T_co]):
     @staticmethod
     def from_iter(iterable: Iterable[Any]) -> "Source":
         """The items of ``iterable`` (``iter()`` is called again for every run)."""
-        return Source(None, None, (), (iterable,))
+        return Source(_native.source_from_iter(iterable, []))
 
     @staticmethod
     def range(start: int, stop: Optional[int] = None, step: int = 1) -> "Source":

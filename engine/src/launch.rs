@@ -3,6 +3,7 @@
 
 use crate::EngineError;
 use crate::chain::{ChainIsland, Head, Outcome, Tail};
+use crate::control::{ControlHub, SharedOutput};
 use crate::channel::{Msg, Receiver, Sender, channel, channel_on_demand};
 use crate::metrics::{MetricsEntry, StageMetrics};
 use crate::plan::{Endpoint, IslandKind, PhysicalPlan, plan};
@@ -193,6 +194,8 @@ fn launch_with(
     ext_out: Vec<Sender>,
     record: bool,
 ) -> Result<BoxMat, EngineError> {
+    // Injected controls reach the sources of the run's graph, not those of sub-graphs.
+    let top = ext_in.is_empty() && ext_out.is_empty();
     let p = plan(Arc::clone(&module), shared.cfg)?;
     let island_base = shared
         .islands
@@ -245,27 +248,26 @@ fn launch_with(
                     if sub == 0 {
                         slots[node] = Some(mat);
                     }
-                    let inputs: Vec<Option<Box<dyn ErasedInput>>> = rxs
-                        .into_iter()
-                        .map(|r| {
-                            Some(
-                                Box::new(channel_input(r, &c).counting_into(Arc::clone(&c.m)))
-                                    as Box<dyn ErasedInput>,
-                            )
-                        })
-                        .collect();
                     let mut controls = Vec::new();
-                    let mut outputs: Vec<Option<Box<dyn ErasedOutput>>> = Vec::new();
+                    let mut routed = Vec::new();
                     for (port, senders) in txs.into_iter().enumerate() {
                         controls.extend(senders.iter().map(Sender::control));
                         let kind = w.kinds[isl.id][port];
                         let router = module.nodes[node].outputs[port]
                             .make(kind, senders.len())
                             .ok_or_else(|| router_error(&c.info.path, kind))?;
-                        outputs.push(Some(Box::new(
+                        routed.push(
                             RoutedOutput::new(router, senders, c.batch, Arc::clone(&c.m))
                                 .counting_elements(),
-                        )));
+                        );
+                    }
+                    let (inputs, outputs, hub) =
+                        async_ports(logic.handles_control(), rxs, routed, &c);
+                    if let Some(h) = &hub
+                        && top
+                        && isl.inputs.is_empty()
+                    {
+                        shared.injectors.add_async(h);
                     }
                     let io = AsyncIo {
                         inputs,
@@ -283,7 +285,7 @@ fn launch_with(
                     tasks.push((
                         probe,
                         terminal,
-                        Box::pin(run_async(logic, io, controls, c, terminal, stop, sh)),
+                        Box::pin(run_async(logic, io, controls, c, terminal, stop, sh, hub)),
                     ));
                 }
                 IslandKind::Chain => {
@@ -364,6 +366,11 @@ fn launch_with(
                     let terminal = record && matches!(tail, Tail::Sink(_));
                     let base = usize::from(matches!(head, Head::Source(_)));
                     let drains = matches!(tail, Tail::Sink(_)) && matches!(head, Head::Input(_));
+                    let inject = (top && matches!(head, Head::Source(_))).then(|| {
+                        let slot = Arc::new(crate::control::InjectSlot::default());
+                        shared.injectors.add_chain(&slot);
+                        slot
+                    });
                     let island = ChainIsland {
                         head,
                         flows,
@@ -375,6 +382,7 @@ fn launch_with(
                         mark: std::time::Instant::now(),
                         probe: Arc::clone(&probe),
                         base,
+                        inject,
                     };
                     let sh = Arc::clone(shared);
                     tasks.push((
@@ -430,6 +438,49 @@ fn launch_with(
     Ok(mat)
 }
 
+/// The ports of an asynchronous stage. Unless the stage handles control itself, its outputs are
+/// shared with a [`ControlHub`] that its inputs hand their controls to.
+fn async_ports(
+    handles_control: bool,
+    rxs: Vec<Vec<Receiver>>,
+    routed: Vec<RoutedOutput>,
+    c: &StageCommon,
+) -> (
+    Vec<Option<Box<dyn ErasedInput>>>,
+    Vec<Option<Box<dyn ErasedOutput>>>,
+    Option<Arc<ControlHub>>,
+) {
+    let input = |r: Vec<Receiver>| channel_input(r, c).counting_into(Arc::clone(&c.m));
+    if handles_control {
+        let inputs = rxs
+            .into_iter()
+            .map(|r| Some(Box::new(input(r)) as Box<dyn ErasedInput>))
+            .collect();
+        let outputs = routed
+            .into_iter()
+            .map(|o| Some(Box::new(o) as Box<dyn ErasedOutput>))
+            .collect();
+        return (inputs, outputs, None);
+    }
+    let shared: Vec<_> = routed
+        .into_iter()
+        .map(|o| Arc::new(std::sync::Mutex::new(o)))
+        .collect();
+    let hub = Arc::new(ControlHub::new(rxs.len(), shared.clone()));
+    let inputs = rxs
+        .into_iter()
+        .enumerate()
+        .map(|(port, r)| {
+            Some(Box::new(input(r).forwarding_to(Arc::clone(&hub), port)) as Box<dyn ErasedInput>)
+        })
+        .collect();
+    let outputs = shared
+        .into_iter()
+        .map(|o| Some(Box::new(SharedOutput(o)) as Box<dyn ErasedOutput>))
+        .collect();
+    (inputs, outputs, Some(hub))
+}
+
 /// The input port of stage `c` over its channels, whose queues its metrics watch.
 fn channel_input(r: Vec<Receiver>, c: &StageCommon) -> ChannelInput {
     if let Ok(mut v) = c.m.inputs.lock() {
@@ -464,6 +515,7 @@ async fn run_async(
     terminal: bool,
     stop: tokio_util::sync::CancellationToken,
     shared: Arc<RunShared>,
+    hub: Option<Arc<ControlHub>>,
 ) {
     let fut = AssertUnwindSafe(logic.run(io)).catch_unwind();
     // Once every consumer is gone the stage has nobody to work for: whatever it awaits (outside
@@ -476,6 +528,8 @@ async fn run_async(
         r = fut => Some(r),
         () = gone, if watch => None,
     };
+    // The stage's outputs go with the hub: rows they still hold leave before the end.
+    drop(hub);
     match r {
         None => {}
         Some(Ok(Ok(()))) => {

@@ -19,6 +19,7 @@
 mod chain;
 mod channel;
 pub mod clock;
+mod control;
 mod error;
 mod kill_switch;
 mod launch;

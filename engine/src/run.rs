@@ -154,6 +154,7 @@ impl Materializer {
             grace: self.grace,
             sinks_left: std::sync::atomic::AtomicUsize::new(0),
             sinks_done: CancellationToken::new(),
+            injectors: crate::control::Injectors::default(),
         });
         let mat = crate::launch::launch(&shared, Arc::clone(graph.module()), vec![], vec![])?;
         let mat = RunnableGraph::<M>::downcast_mat(mat)?;
@@ -193,6 +194,8 @@ pub(crate) struct RunShared {
     /// Islands ending in a sink still running, and the token cancelled when none is left.
     pub(crate) sinks_left: std::sync::atomic::AtomicUsize,
     pub(crate) sinks_done: CancellationToken,
+    /// The source islands that [`RunHandle::inject`] reaches.
+    pub(crate) injectors: crate::control::Injectors,
 }
 
 /// `probes` is first pruned at this length.
@@ -353,6 +356,14 @@ impl RunHandle {
             ))
             .with_stage(first.stage()),
         )
+    }
+
+    /// Injects `control` at every source island still running: each emits it in band after
+    /// the batch it is producing, and it travels through the whole graph (aligned at every
+    /// stage with several inputs) to reach each sink input once. Returns how many source
+    /// islands it reached.
+    pub fn inject(&self, control: weir_graph::Control) -> usize {
+        self.shared.injectors.inject(&control)
     }
 
     /// Cancels the run: every island stops at its next await point and runs its stop hooks.

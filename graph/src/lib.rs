@@ -16,6 +16,7 @@ mod attributes;
 mod batch;
 mod builder;
 mod clock;
+mod control;
 mod dsl;
 mod each;
 mod error;
@@ -23,10 +24,11 @@ mod logic;
 mod mat;
 mod module;
 mod router;
+mod snapshot;
 
 pub use async_stage::{
     AsyncFn, AsyncIo, AsyncLogic, Cancelled, ErasedInput, ErasedOutput, Event, InMsg, Input,
-    NoCounts, Output, StageCounts, SubMaterializer, on_demand_input, on_demand_outputs,
+    NoCounts, Output, Signal, StageCounts, SubMaterializer, on_demand_input, on_demand_outputs,
 };
 pub use attributes::{
     Attributes, DeadLetter, DeadLetterSink, Directive, Supervision, at_least, positive,
@@ -34,6 +36,8 @@ pub use attributes::{
 pub use batch::{AnyBatch, BoxBatch, Weighed, downcast_vec};
 pub use builder::{GraphBuilder, Inlet, Junction, MatKey, MatValues, NodePorts, Outlet};
 pub use clock::Clock;
+pub use control::{Aligner, Control};
+pub use snapshot::{Snapshot, SnapshotError};
 pub use dsl::{
     BidiFlow, Flow, Keep, MatTypeMismatch, RunnableGraph, Sink, Source, async_node, router_for,
 };

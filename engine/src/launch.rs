@@ -201,6 +201,7 @@ fn launch_with(
         .islands
         .fetch_add(p.islands.len(), std::sync::atomic::Ordering::Relaxed);
     let mut w = wire(&p, ext_in, ext_out);
+    let ids = module.stage_ids();
     let mut slots: Vec<Option<BoxMat>> = (0..module.nodes.len()).map(|_| None).collect();
     let mut tasks: Vec<(
         Arc<IslandProbe>,
@@ -214,6 +215,7 @@ fn launch_with(
             let mut common = |node: usize| -> StageCommon {
                 let nd = &module.nodes[node];
                 let mut info = StageInfo::new(nd.display_name(), node);
+                info.id = ids[node];
                 info.subtask = sub;
                 info.parallelism = isl.parallelism;
                 let m = Arc::new(StageMetrics::default());

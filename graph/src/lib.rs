@@ -25,6 +25,7 @@ mod mat;
 mod module;
 mod router;
 mod snapshot;
+mod stage_id;
 
 pub use async_stage::{
     AsyncFn, AsyncIo, AsyncLogic, Cancelled, ErasedInput, ErasedOutput, Event, InMsg, Input,
@@ -53,8 +54,9 @@ pub use logic::{
 pub use mat::{Promise, SinkFuture, promise};
 pub use module::{
     AsyncFactory, BoxMat, Edge, FlowFactory, MatExpr, Module, Node, NodeKind, PortRef, SinkFactory,
-    SourceFactory, StageId,
+    SourceFactory,
 };
+pub use stage_id::StageId;
 pub use router::{
     EdgeKind, ErasedRouter, MAX_KEY_GROUPS, RouterFactory, TypedRouterFactory, key_group,
     subtask_for_key_group,

@@ -13,7 +13,8 @@ use std::time::Duration;
 /// Identity of one running stage instance (one subtask of one blueprint node).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StageInfo {
-    /// Stable id derived from the stage's name and position in the blueprint.
+    /// Stable id of the stage: its uid's hash, or derived from its kind and upstream topology
+    /// (see [`crate::Module::stage_ids`]).
     pub id: crate::StageId,
     /// Stage name.
     pub name: String,

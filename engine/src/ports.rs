@@ -477,3 +477,7 @@ impl Drop for RoutedOutput {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "ports_tests.rs"]
+mod tests;

@@ -12,9 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
-use weir_graph::{
-    Clock, Control, Directive, ErasedInput, ErasedOutput, InMsg, StageError, Step,
-};
+use weir_graph::{Clock, Control, Directive, ErasedInput, ErasedOutput, InMsg, StageError, Step};
 
 pub(crate) enum Head {
     Source(SourceSlot),
@@ -494,7 +492,10 @@ impl ChainIsland {
     }
 
     /// Passes every control injected so far through the island, after the batch just pushed.
-    fn injected(&mut self, slot: Arc<crate::control::InjectSlot>) -> Result<(), (usize, StageError)> {
+    fn injected(
+        &mut self,
+        slot: Arc<crate::control::InjectSlot>,
+    ) -> Result<(), (usize, StageError)> {
         let clock = Arc::clone(&self.clock);
         while let Some(c) = slot.take() {
             control_through(
@@ -630,8 +631,15 @@ fn control_through(
         let slot = &mut left[j];
         let next = slot.on_control(control, clock).map_err(|e| (j, e))?;
         if slot.logic.output_len() > 0 {
-            push_through(right, 0, tail, slot.logic.output(), clock, (probe, base + j + 1))
-                .map_err(|(i, e)| (j + 1 + i, e))?;
+            push_through(
+                right,
+                0,
+                tail,
+                slot.logic.output(),
+                clock,
+                (probe, base + j + 1),
+            )
+            .map_err(|(i, e)| (j + 1 + i, e))?;
         }
         match next {
             Some(c) => control = c,

@@ -2,9 +2,9 @@
 //! stage logic, spawning the islands, and starting sub-graphs for substream operators.
 
 use crate::EngineError;
+use crate::async_island::{AsyncPorts, AsyncStage};
 use crate::chain::{ChainIsland, Head, Outcome, Tail};
-use crate::control::{ControlHub, SharedOutput};
-use crate::channel::{Msg, Receiver, Sender, channel, channel_on_demand};
+use crate::channel::{Receiver, Sender, channel, channel_on_demand};
 use crate::metrics::{MetricsEntry, StageMetrics};
 use crate::plan::{Endpoint, IslandKind, PhysicalPlan, plan};
 use crate::ports::{ChannelInput, RoutedOutput};
@@ -15,8 +15,8 @@ use futures::FutureExt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use weir_graph::{
-    AsyncIo, BoxMat, EdgeKind, ErasedInput, ErasedOutput, Module, NodeKind, RouterFactory,
-    StageError, StageInfo, SubMaterializer,
+    BoxMat, EdgeKind, ErasedInput, ErasedOutput, Module, NodeKind, RouterFactory, StageError,
+    StageInfo, SubMaterializer,
 };
 
 struct RunSub(Arc<RunShared>);
@@ -263,32 +263,29 @@ fn launch_with(
                                 .counting_elements(),
                         );
                     }
-                    let (inputs, outputs, hub) =
-                        async_ports(logic.handles_control(), rxs, routed, &c);
-                    if let Some(h) = &hub
+                    let ports = AsyncPorts::new(logic.handles_control(), rxs, routed, |r| {
+                        channel_input(r, &c).counting_into(Arc::clone(&c.m))
+                    });
+                    if let Some(h) = &ports.hub
                         && top
                         && isl.inputs.is_empty()
                     {
                         shared.injectors.add_async(h);
                     }
-                    let io = AsyncIo {
-                        inputs,
-                        outputs,
-                        info: c.info.clone(),
-                        clock: Arc::clone(&shared.clock),
-                        supervision: c.sup.clone(),
-                        batch_size: c.batch,
-                        sub: Arc::new(RunSub(Arc::clone(shared))),
-                        counts: Arc::clone(&c.m) as Arc<dyn weir_graph::StageCounts>,
-                    };
                     let terminal = record && isl.outputs.is_empty();
                     let stop = stop_token(shared, isl.outputs.is_empty() && !isl.inputs.is_empty());
-                    let sh = Arc::clone(shared);
-                    tasks.push((
-                        probe,
+                    let stage = AsyncStage {
+                        logic,
+                        factory: Arc::clone(factory),
+                        ports,
+                        controls,
+                        c,
                         terminal,
-                        Box::pin(run_async(logic, io, controls, c, terminal, stop, sh, hub)),
-                    ));
+                        stop,
+                        shared: Arc::clone(shared),
+                        sub: Arc::new(RunSub(Arc::clone(shared))),
+                    };
+                    tasks.push((probe, terminal, Box::pin(stage.run())));
                 }
                 IslandKind::Chain => {
                     let mut head = None;
@@ -440,49 +437,6 @@ fn launch_with(
     Ok(mat)
 }
 
-/// The ports of an asynchronous stage. Unless the stage handles control itself, its outputs are
-/// shared with a [`ControlHub`] that its inputs hand their controls to.
-fn async_ports(
-    handles_control: bool,
-    rxs: Vec<Vec<Receiver>>,
-    routed: Vec<RoutedOutput>,
-    c: &StageCommon,
-) -> (
-    Vec<Option<Box<dyn ErasedInput>>>,
-    Vec<Option<Box<dyn ErasedOutput>>>,
-    Option<Arc<ControlHub>>,
-) {
-    let input = |r: Vec<Receiver>| channel_input(r, c).counting_into(Arc::clone(&c.m));
-    if handles_control {
-        let inputs = rxs
-            .into_iter()
-            .map(|r| Some(Box::new(input(r)) as Box<dyn ErasedInput>))
-            .collect();
-        let outputs = routed
-            .into_iter()
-            .map(|o| Some(Box::new(o) as Box<dyn ErasedOutput>))
-            .collect();
-        return (inputs, outputs, None);
-    }
-    let shared: Vec<_> = routed
-        .into_iter()
-        .map(|o| Arc::new(std::sync::Mutex::new(o)))
-        .collect();
-    let hub = Arc::new(ControlHub::new(rxs.len(), shared.clone()));
-    let inputs = rxs
-        .into_iter()
-        .enumerate()
-        .map(|(port, r)| {
-            Some(Box::new(input(r).forwarding_to(Arc::clone(&hub), port)) as Box<dyn ErasedInput>)
-        })
-        .collect();
-    let outputs = shared
-        .into_iter()
-        .map(|o| Some(Box::new(SharedOutput(o)) as Box<dyn ErasedOutput>))
-        .collect();
-    (inputs, outputs, Some(hub))
-}
-
 /// The input port of stage `c` over its channels, whose queues its metrics watch.
 fn channel_input(r: Vec<Receiver>, c: &StageCommon) -> ChannelInput {
     if let Ok(mut v) = c.m.inputs.lock() {
@@ -506,67 +460,5 @@ fn stop_token(shared: &RunShared, drains: bool) -> tokio_util::sync::Cancellatio
         shared.cancel.clone()
     } else {
         shared.producers.clone()
-    }
-}
-
-async fn run_async(
-    logic: Box<dyn weir_graph::AsyncLogic>,
-    io: AsyncIo,
-    controls: Vec<Sender>,
-    c: StageCommon,
-    terminal: bool,
-    stop: tokio_util::sync::CancellationToken,
-    shared: Arc<RunShared>,
-    hub: Option<Arc<ControlHub>>,
-) {
-    let fut = AssertUnwindSafe(logic.run(io)).catch_unwind();
-    // Once every consumer is gone the stage has nobody to work for: whatever it awaits (outside
-    // input, a timer, user futures) is dropped at once, which cancels its own inputs in turn.
-    let watch = !terminal && !controls.is_empty();
-    let gone = std::future::poll_fn(|cx| all_closed(&controls, cx));
-    let r = tokio::select! {
-        biased;
-        _ = stop.cancelled() => None,
-        r = fut => Some(r),
-        () = gone, if watch => None,
-    };
-    // The stage's outputs go with the hub: rows they still hold leave before the end.
-    drop(hub);
-    match r {
-        None => {}
-        Some(Ok(Ok(()))) => {
-            for s in &controls {
-                let _ = s.push(Msg::End);
-            }
-        }
-        Some(res) => {
-            let e = match res {
-                Ok(Err(e)) => e,
-                Err(p) => panic_error(p),
-                Ok(Ok(())) => StageError::internal("unreachable"),
-            }
-            .with_stage(&c.info.path);
-            StageMetrics::add(&c.m.failures, 1);
-            for s in &controls {
-                let _ = s.push(Msg::Error(e.clone()));
-            }
-            if terminal {
-                shared.record_failure(&e);
-            }
-        }
-    }
-    c.stopped();
-}
-
-/// Ready once every channel behind `controls` lost its consumer.
-fn all_closed(controls: &[Sender], cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-    let mut open = false;
-    for s in controls {
-        open |= s.poll_closed(cx).is_pending();
-    }
-    if open {
-        std::task::Poll::Pending
-    } else {
-        std::task::Poll::Ready(())
     }
 }

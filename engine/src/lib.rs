@@ -16,6 +16,7 @@
 //! same channels; cancellation travels upstream by dropping receivers. Supervision wraps every
 //! call into stage logic (panics included).
 
+mod async_island;
 mod chain;
 mod channel;
 pub mod clock;

@@ -3,8 +3,8 @@
 //! batches to every downstream subtask through an edge router.
 
 use crate::channel::{Closed, Msg, Receiver, Sender};
-use crate::metrics::StageMetrics;
 use crate::control::ControlHub;
+use crate::metrics::StageMetrics;
 use std::any::Any;
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -6,8 +6,9 @@ use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use weir_graph::{
-    Clock, Control, DeadLetter, Directive, ElementPanic, ErasedFlow, ErasedSink, ErasedSource, FlowFactory,
-    RenderedPanic, SourceFactory, StageCx, StageError, StageInfo, Supervision, panic_message,
+    Clock, Control, DeadLetter, Directive, ElementPanic, ErasedFlow, ErasedSink, ErasedSource,
+    FlowFactory, RenderedPanic, SourceFactory, StageCx, StageError, StageInfo, Supervision,
+    panic_message,
 };
 
 /// Turns a panic payload into an internal error.
@@ -326,7 +327,11 @@ impl SinkSlot {
     }
 
     /// Hands a control message to the sink (a panic is a failure of the stage).
-    pub(crate) fn on_control(&mut self, control: Control, clock: &dyn Clock) -> Result<(), StageError> {
+    pub(crate) fn on_control(
+        &mut self,
+        control: Control,
+        clock: &dyn Clock,
+    ) -> Result<(), StageError> {
         let mut scx = self.c.cx(clock);
         let logic = &mut self.logic;
         guarded(|| logic.on_control(control, &mut scx)).map_err(|e| e.with_stage(&self.c.info.path))

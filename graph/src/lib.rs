@@ -38,7 +38,6 @@ pub use batch::{AnyBatch, BoxBatch, Weighed, downcast_vec};
 pub use builder::{GraphBuilder, Inlet, Junction, MatKey, MatValues, NodePorts, Outlet};
 pub use clock::Clock;
 pub use control::{Aligner, Control};
-pub use snapshot::{Snapshot, SnapshotError};
 pub use dsl::{
     BidiFlow, Flow, Keep, MatTypeMismatch, RunnableGraph, Sink, Source, async_node, router_for,
 };
@@ -56,8 +55,9 @@ pub use module::{
     AsyncFactory, BoxMat, Edge, FlowFactory, MatExpr, Module, Node, NodeKind, PortRef, SinkFactory,
     SourceFactory,
 };
-pub use stage_id::StageId;
 pub use router::{
     EdgeKind, ErasedRouter, MAX_KEY_GROUPS, RouterFactory, TypedRouterFactory, key_group,
     subtask_for_key_group,
 };
+pub use snapshot::{Snapshot, SnapshotError};
+pub use stage_id::StageId;

@@ -73,9 +73,14 @@ mod tests {
     fn a_state_round_trips_and_a_wrong_type_is_a_typed_error() {
         let s = Snapshot::encode(&(7u64, String::from("ab"))).unwrap();
         assert_eq!(s.decode::<(u64, String)>().unwrap(), (7, "ab".to_owned()));
-        let e = Snapshot::from_bytes(vec![0xff]).decode::<u64>().unwrap_err();
+        let e = Snapshot::from_bytes(vec![0xff])
+            .decode::<u64>()
+            .unwrap_err();
         assert!(matches!(e, SnapshotError::Decode { ty: "u64", .. }), "{e}");
-        let e = Snapshot::encode(&(1u8, 2u8)).unwrap().decode::<u8>().unwrap_err();
+        let e = Snapshot::encode(&(1u8, 2u8))
+            .unwrap()
+            .decode::<u8>()
+            .unwrap_err();
         assert_eq!(
             e,
             SnapshotError::Decode {

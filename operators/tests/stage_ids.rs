@@ -100,7 +100,11 @@ fn an_explicit_uid_is_the_id_whatever_is_upstream() {
     let b = longer.module().stage_ids();
     assert_eq!(a[1], StageId::of_uid("plus-one"));
     assert_eq!(b[2], StageId::of_uid("plus-one"));
-    assert!(plain.to_mermaid().contains("uid=plus-one"), "{}", plain.to_mermaid());
+    assert!(
+        plain.to_mermaid().contains("uid=plus-one"),
+        "{}",
+        plain.to_mermaid()
+    );
 }
 
 #[tokio::test]

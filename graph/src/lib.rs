@@ -59,5 +59,5 @@ pub use router::{
     EdgeKind, ErasedRouter, MAX_KEY_GROUPS, RouterFactory, TypedRouterFactory, key_group,
     subtask_for_key_group,
 };
-pub use snapshot::{Snapshot, SnapshotError};
+pub use snapshot::{Snapshot, SnapshotError, StateCodec, no_codec};
 pub use stage_id::StageId;

@@ -60,6 +60,57 @@ impl Snapshot {
     }
 }
 
+/// How a stage whose state type is generic encodes it: present when the type is serde-capable
+/// (built with [`StateCodec::serde`]), so a generic operator snapshots only where it can.
+pub struct StateCodec<S> {
+    encode: fn(&S) -> Result<Snapshot, SnapshotError>,
+    decode: fn(&Snapshot) -> Result<S, SnapshotError>,
+}
+
+impl<S> Clone for StateCodec<S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S> Copy for StateCodec<S> {}
+
+impl<S> std::fmt::Debug for StateCodec<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StateCodec<{}>", std::any::type_name::<S>())
+    }
+}
+
+impl<S: Serialize + DeserializeOwned> StateCodec<S> {
+    /// The serde + postcard codec of `S`.
+    pub fn serde() -> Self {
+        Self {
+            encode: |s| Snapshot::encode(s),
+            decode: |b| b.decode(),
+        }
+    }
+}
+
+impl<S> StateCodec<S> {
+    /// Encodes a state.
+    pub fn encode(&self, state: &S) -> Result<Snapshot, SnapshotError> {
+        (self.encode)(state)
+    }
+    /// Decodes a state.
+    pub fn decode(&self, snapshot: &Snapshot) -> Result<S, SnapshotError> {
+        (self.decode)(snapshot)
+    }
+}
+
+/// The error a stateful stage without a codec for its state type returns when asked for a
+/// snapshot: checkpointing it would lose its state.
+pub fn no_codec<S>(operator: &str) -> StageError {
+    StageError::internal(format!(
+        "{operator} keeps a {} it cannot snapshot: build it with a state codec",
+        std::any::type_name::<S>()
+    ))
+}
+
 /// The error a stage that keeps no state returns when offered a snapshot.
 pub(crate) fn stateless() -> StageError {
     StageError::internal("the stage keeps no state, but a snapshot was offered to it")

@@ -432,3 +432,85 @@ async fn a_failing_control_handler_fails_the_run_naming_the_stage() {
     assert!(e.to_string().contains("cannot take a marker"), "{e}");
     log.closed().await;
 }
+
+/// An asynchronous stage that handles control itself: passes elements on and, at a marker,
+/// emits how many it passed since the last one before forwarding the marker.
+struct AsyncCounter;
+
+impl weir_graph::AsyncLogic for AsyncCounter {
+    fn run(
+        self: Box<Self>,
+        mut io: weir_graph::AsyncIo,
+    ) -> futures::future::BoxFuture<'static, Result<(), StageError>> {
+        use futures::FutureExt;
+        use weir_graph::{Event, Signal};
+        async move {
+            let mut input = io.input::<u32>(0)?;
+            let mut output = io.output::<u32>(0)?;
+            let mut seen = 0;
+            loop {
+                match input.recv_signal().await {
+                    Signal::Event(Event::Batch(b)) => {
+                        seen += b.len() as u32;
+                        if output.send(b).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    Signal::Event(Event::End) => return Ok(()),
+                    Signal::Event(Event::Error(e)) => return Err(e),
+                    Signal::Control(c) => {
+                        output.push(vec![1000 + std::mem::take(&mut seen)]);
+                        output.control(c);
+                        if output.flush(true).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        }
+        .boxed()
+    }
+    fn handles_control(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test]
+async fn an_async_stage_that_handles_control_sees_it_and_forwards_it_itself() {
+    let (src, feeds) = gated("src", 1);
+    let (sink, mut log) = recorder();
+    let counter = weir_graph::Flow::from_async("counter", |_| Ok((AsyncCounter, ())));
+    let (f, h) = src.via(counter).to_sink_mat(sink).start().unwrap();
+    feeds[0].unbounded_send(vec![1, 2, 3]).unwrap();
+    assert_eq!(log.next(3).await, els([1, 2, 3]));
+    h.inject(Control::marker(2));
+    assert_eq!(log.next(2).await, vec![Rec::El(1003), ctl(2)]);
+    feeds[0].unbounded_send(vec![4]).unwrap();
+    drop(feeds);
+    assert_eq!(log.next(2).await, vec![Rec::El(4), Rec::End]);
+    done(h, f).await;
+    log.closed().await;
+}
+
+#[tokio::test]
+async fn an_asynchronous_source_takes_injected_control_too() {
+    use weir_operators::source::OverflowStrategy;
+    let (sink, mut log) = recorder();
+    let (q, f, h) = {
+        let g = Source::<u32, _>::queue(16, OverflowStrategy::Backpressure)
+            .map(|x| x + 1)
+            .to_mat(sink, Keep::both);
+        let ((q, f), h) = g.start().unwrap();
+        (q, f, h)
+    };
+    q.offer(1).await.unwrap();
+    q.offer(2).await.unwrap();
+    assert_eq!(log.next(2).await, els([2, 3]));
+    assert_eq!(h.inject(Control::marker(8)), 1);
+    assert_eq!(log.next(1).await, vec![ctl(8)]);
+    q.offer(3).await.unwrap();
+    q.complete();
+    assert_eq!(log.next(2).await, vec![Rec::El(4), Rec::End]);
+    done(h, f).await;
+    log.closed().await;
+}

@@ -5,7 +5,7 @@
 use crate::channel::{Msg, Receiver, Sender};
 use crate::control::{ControlHub, SharedOutput};
 use crate::metrics::StageMetrics;
-use crate::ports::{ChannelInput, RoutedOutput};
+use crate::ports::{ChannelInput, ControlSink, RoutedOutput};
 use crate::run::RunShared;
 use crate::supervise::{StageCommon, panic_error};
 use futures::FutureExt;
@@ -88,7 +88,7 @@ impl AsyncPorts {
             .map(|(port, r)| {
                 let i = make_input(r);
                 let i = match &hub {
-                    Some(h) => i.forwarding_to(Arc::clone(h), port),
+                    Some(h) => i.forwarding_to(Arc::clone(h) as Arc<dyn ControlSink>, port),
                     None => i,
                 };
                 Arc::new(Mutex::new(i))

@@ -2,7 +2,7 @@
 //! handle control ([`ControlHub`], aligning over the stage's input ports), and injecting them
 //! at the run's source islands ([`Injectors`], behind [`crate::RunHandle::inject`]).
 
-use crate::ports::RoutedOutput;
+use crate::ports::{ControlSink, RoutedOutput};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
@@ -72,23 +72,23 @@ impl ControlHub {
         }
     }
 
-    /// Input port `port` delivered `control`.
-    pub(crate) fn arrive(&self, port: usize, control: Control) {
+    /// A control injected at this (source) stage: to every output at once.
+    fn inject(&self, control: &Control) {
+        lock(&self.state).forward(vec![control.clone()]);
+    }
+}
+
+impl ControlSink for ControlHub {
+    fn arrive(&self, port: usize, control: Control) {
         let mut s = lock(&self.state);
         let released = s.aligner.arrive(port, control);
         s.forward(released);
     }
 
-    /// Input port `port` ended (or the stage dropped it).
-    pub(crate) fn end(&self, port: usize) {
+    fn end(&self, port: usize) {
         let mut s = lock(&self.state);
         let released = s.aligner.end(port);
         s.forward(released);
-    }
-
-    /// A control injected at this (source) stage: to every output at once.
-    fn inject(&self, control: &Control) {
-        lock(&self.state).forward(vec![control.clone()]);
     }
 }
 

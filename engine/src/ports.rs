@@ -3,7 +3,6 @@
 //! batches to every downstream subtask through an edge router.
 
 use crate::channel::{Closed, Msg, Receiver, Sender};
-use crate::control::ControlHub;
 use crate::metrics::StageMetrics;
 use std::any::Any;
 use std::collections::VecDeque;
@@ -13,12 +12,21 @@ use weir_graph::{
     Aligner, Cancelled, Control, ErasedInput, ErasedOutput, ErasedRouter, InMsg, StageError,
 };
 
+/// Where an input port hands the controls it receives when the engine forwards control for
+/// its stage (the stage's `ControlHub`).
+pub(crate) trait ControlSink: Send + Sync {
+    /// Input port `port` delivered `control` (aligned over its channels).
+    fn arrive(&self, port: usize, control: Control);
+    /// Input port `port` ended (or was dropped).
+    fn end(&self, port: usize);
+}
+
 /// An input port fed by one channel per upstream subtask.
 ///
 /// Control messages are aligned over the channels: a channel that delivered a control is not
 /// read again until every other open channel delivered the same control (or ended), and the
 /// control is then delivered once. A port of an asynchronous stage that does not handle control
-/// hands it to the stage's [`ControlHub`] instead of delivering it.
+/// hands it to the stage's [`ControlSink`] instead of delivering it.
 pub(crate) struct ChannelInput {
     chans: Vec<Option<Receiver>>,
     next: usize,
@@ -32,7 +40,7 @@ pub(crate) struct ChannelInput {
     /// Aligned controls not delivered yet.
     ready: VecDeque<Control>,
     /// The stage's hub and this port's index, when the engine forwards control for the stage.
-    hub: Option<(Arc<ControlHub>, usize)>,
+    hub: Option<(Arc<dyn ControlSink>, usize)>,
 }
 
 impl ChannelInput {
@@ -57,7 +65,7 @@ impl ChannelInput {
     }
 
     /// Hands controls to `hub` as input port `port` instead of delivering them.
-    pub(crate) fn forwarding_to(mut self, hub: Arc<ControlHub>, port: usize) -> Self {
+    pub(crate) fn forwarding_to(mut self, hub: Arc<dyn ControlSink>, port: usize) -> Self {
         self.hub = Some((hub, port));
         self
     }

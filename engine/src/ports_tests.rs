@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::channel::channel;
+use crate::control::ControlHub;
 use std::task::Waker;
 use weir_graph::{EdgeKind, RouterFactory, TypedRouterFactory};
 
@@ -87,8 +88,10 @@ fn a_hub_forwards_a_control_once_after_the_rows_accepted_before_it() {
     let hub = Arc::new(ControlHub::new(2, vec![Arc::clone(&out)]));
     let (tx0, rx0) = channel(100, usize::MAX);
     let (tx1, rx1) = channel(100, usize::MAX);
-    let mut in0 = ChannelInput::new(vec![rx0], Arc::from("m#0")).forwarding_to(Arc::clone(&hub), 0);
-    let mut in1 = ChannelInput::new(vec![rx1], Arc::from("m#0")).forwarding_to(Arc::clone(&hub), 1);
+    let mut in0 = ChannelInput::new(vec![rx0], Arc::from("m#0"))
+        .forwarding_to(Arc::clone(&hub) as Arc<dyn ControlSink>, 0);
+    let mut in1 = ChannelInput::new(vec![rx1], Arc::from("m#0"))
+        .forwarding_to(Arc::clone(&hub) as Arc<dyn ControlSink>, 1);
     let mut shared = crate::control::SharedOutput(Arc::clone(&out));
     let mut cx = Context::from_waker(Waker::noop());
     // The stage accepted rows (below the batch size: not sent yet) before the controls came.

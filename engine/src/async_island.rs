@@ -18,54 +18,78 @@ use weir_graph::{
     SubMaterializer,
 };
 
-/// An input port the engine keeps across restarts; it remembers an upstream failure (which
-/// is never a reason to restart: the new logic would find its input ended).
+/// One input port of the stage, kept by the engine across restarts (`None` once released:
+/// it then reads as ended).
+struct Port {
+    input: Mutex<Option<ChannelInput>>,
+    /// The running logic dropped its handle: the port is released (cancelling upstream) once
+    /// the logic goes on without it, or kept for a restarted logic.
+    dropped: AtomicBool,
+}
+
+impl Port {
+    fn with<R>(&self, f: impl FnOnce(&mut ChannelInput) -> R, ended: R) -> R {
+        match &mut *self.input.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some(i) => f(i),
+            None => ended,
+        }
+    }
+}
+
+/// The logic's handle on a [`Port`]; it remembers an upstream failure (which is never a
+/// reason to restart: the new logic would find its input ended).
 struct SharedInput {
-    port: Arc<Mutex<ChannelInput>>,
-    upstream_failed: Arc<AtomicBool>,
+    port: Arc<Port>,
+    flags: Arc<Flags>,
+}
+
+/// What the handles tell the stage's driver.
+#[derive(Default)]
+struct Flags {
+    upstream_failed: AtomicBool,
+    /// Some handle was dropped (checked once per poll of the logic that stays pending).
+    dropped: AtomicBool,
 }
 
 impl SharedInput {
     fn seen(&self, m: Poll<InMsg>) -> Poll<InMsg> {
         if let Poll::Ready(InMsg::Error(_)) = &m {
-            self.upstream_failed.store(true, Ordering::Relaxed);
+            self.flags.upstream_failed.store(true, Ordering::Relaxed);
         }
         m
     }
 }
 
+impl Drop for SharedInput {
+    fn drop(&mut self) {
+        self.port.dropped.store(true, Ordering::Relaxed);
+        self.flags.dropped.store(true, Ordering::Relaxed);
+    }
+}
+
 impl ErasedInput for SharedInput {
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<InMsg> {
-        let m = self
-            .port
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .poll_recv(cx);
+        let m = self.port.with(|i| i.poll_recv(cx), Poll::Ready(InMsg::End));
         self.seen(m)
     }
     fn poll_recv_up_to(&mut self, cx: &mut Context<'_>, max_rows: usize) -> Poll<InMsg> {
         let m = self
             .port
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .poll_recv_up_to(cx, max_rows);
+            .with(|i| i.poll_recv_up_to(cx, max_rows), Poll::Ready(InMsg::End));
         self.seen(m)
     }
     fn queued_rows(&self) -> usize {
-        self.port
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .queued_rows()
+        self.port.with(|i| i.queued_rows(), 0)
     }
 }
 
 /// The ports of one asynchronous stage instance, owned by the engine.
 pub(crate) struct AsyncPorts {
-    inputs: Vec<Arc<Mutex<ChannelInput>>>,
+    inputs: Vec<Arc<Port>>,
     outputs: Vec<Arc<Mutex<RoutedOutput>>>,
     /// Forwards control for a stage that does not handle it.
     pub(crate) hub: Option<Arc<ControlHub>>,
-    upstream_failed: Arc<AtomicBool>,
+    flags: Arc<Flags>,
 }
 
 impl AsyncPorts {
@@ -91,14 +115,44 @@ impl AsyncPorts {
                     Some(h) => i.forwarding_to(Arc::clone(h) as Arc<dyn ControlSink>, port),
                     None => i,
                 };
-                Arc::new(Mutex::new(i))
+                Arc::new(Port {
+                    input: Mutex::new(Some(i)),
+                    dropped: AtomicBool::new(false),
+                })
             })
             .collect();
         Self {
             inputs,
             outputs,
             hub,
-            upstream_failed: Arc::default(),
+            flags: Arc::default(),
+        }
+    }
+
+    /// The running logic dropped some input handles and went on: those ports are released
+    /// now, which cancels their upstream (as dropping an `Input` does).
+    fn release_dropped(&self) {
+        if !self.flags.dropped.swap(false, Ordering::Relaxed) {
+            return;
+        }
+        for p in &self.inputs {
+            if p.dropped.load(Ordering::Relaxed) {
+                let released = p
+                    .input
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take();
+                drop(released);
+            }
+        }
+    }
+
+    /// A restarted logic gets every port still held, whatever the failed one dropped on its
+    /// way out.
+    fn rearm(&self) {
+        self.flags.dropped.store(false, Ordering::Relaxed);
+        for p in &self.inputs {
+            p.dropped.store(false, Ordering::Relaxed);
         }
     }
 
@@ -111,7 +165,7 @@ impl AsyncPorts {
                 .map(|p| {
                     Some(Box::new(SharedInput {
                         port: Arc::clone(p),
-                        upstream_failed: Arc::clone(&self.upstream_failed),
+                        flags: Arc::clone(&self.flags),
                     }) as Box<dyn ErasedInput>)
                 })
                 .collect(),
@@ -164,7 +218,14 @@ impl AsyncStage {
         let watch = !terminal && !controls.is_empty();
         let outcome = loop {
             let io = ports.io(&c, &shared, &sub);
-            let fut = AssertUnwindSafe(logic.run(io)).catch_unwind();
+            let mut run = AssertUnwindSafe(logic.run(io)).catch_unwind();
+            let fut = std::future::poll_fn(|cx| {
+                let r = run.poll_unpin(cx);
+                if r.is_pending() {
+                    ports.release_dropped();
+                }
+                r
+            });
             let gone = std::future::poll_fn(|cx| all_closed(&controls, cx));
             let r = tokio::select! {
                 biased;
@@ -181,8 +242,8 @@ impl AsyncStage {
             .with_stage(&c.info.path);
             // An upstream failure or a cancellation passes through; the stage's own failure
             // goes to its supervision.
-            let own =
-                e.kind() != ErrorKind::Cancelled && !ports.upstream_failed.load(Ordering::Relaxed);
+            let own = e.kind() != ErrorKind::Cancelled
+                && !ports.flags.upstream_failed.load(Ordering::Relaxed);
             let restart = if own {
                 c.decide(&e) == Directive::Restart
             } else {
@@ -194,6 +255,7 @@ impl AsyncStage {
             }
             match factory(&c.info) {
                 Ok((fresh, _mat)) => {
+                    ports.rearm();
                     tracing::debug!(stage = %c.info.path, error = %e, "async stage restarted");
                     StageMetrics::add(&c.m.restarts, 1);
                     logic = fresh;

@@ -18,6 +18,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// call, i.e. per batch).
 pub(crate) struct SharedOutput(pub(crate) Arc<Mutex<RoutedOutput>>);
 
+impl Drop for SharedOutput {
+    fn drop(&mut self) {
+        // As when a stage drops its own output: accepted rows leave, never lost or held.
+        lock(&self.0).release_pending();
+    }
+}
+
 impl ErasedOutput for SharedOutput {
     fn accept(&mut self, batch: &mut dyn std::any::Any) {
         lock(&self.0).accept(batch)

@@ -310,6 +310,14 @@ impl RoutedOutput {
         self.on_demand
     }
 
+    /// Sends pending rows without waiting for credit (what dropping the output does), unless
+    /// the output already ended.
+    pub(crate) fn release_pending(&mut self) {
+        if !self.finished {
+            self.force_push_pending();
+        }
+    }
+
     fn force_push_pending(&mut self) {
         for d in 0..self.senders.len() {
             if let Some(b) = self.router.take(d)

@@ -128,3 +128,89 @@ async fn an_upstream_failure_is_not_restarted_away() {
     assert!(e.to_string().contains("map#1"), "{e}");
     assert_eq!(starts.load(Ordering::SeqCst), 1);
 }
+
+/// Reads one element from input 1, drops that input, then passes input 0 through.
+struct TakeOneThenDrop;
+
+impl AsyncLogic for TakeOneThenDrop {
+    fn run(self: Box<Self>, mut io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
+        async move {
+            let mut main = io.input::<u32>(0)?;
+            let mut side = io.input::<u32>(1)?;
+            let mut output = io.output::<u32>(0)?;
+            if let Event::Batch(b) = side.recv().await {
+                let _ = output.send(b).await;
+            }
+            drop(side);
+            loop {
+                match main.recv().await {
+                    Event::Batch(b) => {
+                        if output.send(b).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    Event::End => return Ok(()),
+                    Event::Error(e) => return Err(e),
+                }
+            }
+        }
+        .boxed()
+    }
+}
+
+struct TakeOneThenDropNode;
+
+struct TwoInOneOut {
+    inlets: [weir_graph::Inlet<u32>; 2],
+    outlet: weir_graph::Outlet<u32>,
+}
+
+impl weir_graph::Junction for TakeOneThenDropNode {
+    type Ports = TwoInOneOut;
+    fn node(self) -> weir_graph::Node {
+        weir_graph::async_node(
+            "take_one_then_drop",
+            2,
+            vec![weir_graph::router_for::<u32>()],
+            |_| Ok((TakeOneThenDrop, ())),
+        )
+    }
+    fn ports(p: weir_graph::NodePorts) -> TwoInOneOut {
+        TwoInOneOut {
+            inlets: [p.inlet(0), p.inlet(1)],
+            outlet: p.outlet(0),
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_async_stage_that_drops_an_input_while_running_cancels_its_upstream() {
+    use weir_engine::testkit::TestSource;
+    let mut g = GraphBuilder::new();
+    let (main, km) = g.add_source(TestSource::probe::<u32>());
+    let (side, ks) = g.add_source(TestSource::probe::<u32>());
+    let j = g.add(TakeOneThenDropNode);
+    let (si, kc) = g.add_sink(Sink::collect());
+    g.connect(main, j.inlets[0]).unwrap();
+    g.connect(side, j.inlets[1]).unwrap();
+    g.connect(j.outlet, si).unwrap();
+    let ((main, side, f), h) = g
+        .build_mat(move |m| {
+            (
+                m.take(km).unwrap(),
+                m.take(ks).unwrap(),
+                m.take(kc).unwrap(),
+            )
+        })
+        .unwrap()
+        .start()
+        .unwrap();
+    side.send(7);
+    // The stage goes on reading its main input after dropping the side one: the side source
+    // sees its cancellation while the stage still runs.
+    side.expect_cancellation().await;
+    main.send_all(vec![1, 2]);
+    main.complete();
+    assert_eq!(f.await.unwrap(), vec![7, 1, 2]);
+    h.wait().await.unwrap();
+}

@@ -16,9 +16,11 @@
 //! same channels; cancellation travels upstream by dropping receivers. Supervision wraps every
 //! call into stage logic (panics included).
 
+mod async_island;
 mod chain;
 mod channel;
 pub mod clock;
+mod control;
 mod error;
 mod executor;
 mod kill_switch;

@@ -339,11 +339,13 @@ impl PhysicalPlan {
                 isl.id, isl.id, isl.parallelism
             );
             for (k, n) in isl.nodes.iter().enumerate() {
-                let _ = writeln!(
-                    s,
-                    "        n{n}[\"{}\"]",
-                    self.module.nodes[*n].display_name()
-                );
+                let nd = &self.module.nodes[*n];
+                let uid = nd
+                    .attrs
+                    .uid
+                    .as_ref()
+                    .map_or_else(String::new, |u| format!(" uid={u}"));
+                let _ = writeln!(s, "        n{n}[\"{}{uid}\"]", nd.display_name());
                 if k > 0 {
                     let _ = writeln!(s, "        n{} --> n{n}", isl.nodes[k - 1]);
                 }

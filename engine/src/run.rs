@@ -182,6 +182,7 @@ impl Materializer {
             sinks_done: CancellationToken::new(),
             executors: self.executors.clone(),
             services: self.services.clone(),
+            injectors: crate::control::Injectors::default(),
         });
         let mat = crate::launch::launch(&shared, Arc::clone(graph.module()), vec![], vec![])?;
         let mat = RunnableGraph::<M>::downcast_mat(mat)?;
@@ -242,6 +243,8 @@ impl Abort {
             Self::Other(h) => h.abort(),
         }
     }
+    /// The source islands that [`RunHandle::inject`] reaches.
+    pub(crate) injectors: crate::control::Injectors,
 }
 
 /// `probes` is first pruned at this length.
@@ -435,6 +438,14 @@ impl RunHandle {
             ))
             .with_stage(first.stage()),
         )
+    }
+
+    /// Injects `control` at every source island still running: each emits it in band after
+    /// the batch it is producing, and it travels through the whole graph (aligned at every
+    /// stage with several inputs) to reach each sink input once. Returns how many source
+    /// islands it reached.
+    pub fn inject(&self, control: weir_graph::Control) -> usize {
+        self.shared.injectors.inject(&control)
     }
 
     /// Cancels the run: every island stops at its next await point and runs its stop hooks.

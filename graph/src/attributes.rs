@@ -128,6 +128,9 @@ impl fmt::Debug for Supervision {
 pub struct Attributes {
     /// Display name (overrides the operator's name).
     pub name: Option<String>,
+    /// Explicit stable id (unique in the graph): keys the stage's state across changes of the
+    /// graph, instead of the id derived from its upstream topology.
+    pub uid: Option<String>,
     /// The edge leaving this stage starts a new island.
     pub async_boundary: bool,
     /// Number of parallel subtasks (default 1).

@@ -312,6 +312,12 @@ class _Blueprint:
         """Names the last stage (errors, metrics and diagrams use the name)."""
         return self._same(self._n.named(name))
 
+    def uid(self: S, uid: str) -> S:
+        """Gives the last stage an explicit stable id, unique in the graph: its saved state stays
+        keyed by it whatever else changes in the graph (a duplicate fails the run, naming both
+        stages)."""
+        return self._same(self._n.uid(uid))
+
     def async_boundary(self: S) -> S:
         """Starts a new island after the last stage (its output crosses a bounded channel)."""
         return self._same(self._n.async_boundary())

@@ -121,6 +121,11 @@ impl NBlueprint {
         Ok(wrap(attr!(self.bp, |x| x.named(name))))
     }
 
+    /// Gives the last stage an explicit stable id (unique in the graph).
+    fn uid(&self, uid: String) -> PyResult<NBlueprint> {
+        Ok(wrap(attr!(self.bp, |x| x.uid(uid))))
+    }
+
     /// Starts a new island after the last stage.
     fn async_boundary(&self) -> PyResult<NBlueprint> {
         Ok(wrap(attr!(self.bp, |x| x.async_boundary())))

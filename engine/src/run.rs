@@ -226,6 +226,8 @@ pub(crate) struct RunShared {
     pub(crate) executors: HashMap<ExecutorId, Arc<dyn IslandExecutor>>,
     /// The run's services, given to every stage.
     pub(crate) services: Services,
+    /// The source islands that [`RunHandle::inject`] reaches.
+    pub(crate) injectors: crate::control::Injectors,
 }
 
 /// Stops a task of the run wherever it runs.
@@ -243,8 +245,6 @@ impl Abort {
             Self::Other(h) => h.abort(),
         }
     }
-    /// The source islands that [`RunHandle::inject`] reaches.
-    pub(crate) injectors: crate::control::Injectors,
 }
 
 /// `probes` is first pruned at this length.

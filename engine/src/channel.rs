@@ -1,6 +1,11 @@
 //! The credit channel between islands: single consumer, bounded in rows and bytes (not messages),
 //! carrying data and in-band control (end, error) in order.
 //!
+//! A batch weighs its rows and its bytes ([`weir_graph::batch_bytes`]: inline size plus the
+//! heap bytes of element types that report them), computed once when it is sent; a producer
+//! waits while either bound would be exceeded, except into an empty channel (so a channel
+//! holds at most its byte capacity, or one batch larger than it).
+//!
 //! A demand-driven channel ([`channel_on_demand`]) has no capacity of its own: the consumer grants
 //! rows when it polls an empty queue, and the producer may send only what was granted, so no more
 //! than the consumer asked for is ever in flight. Ordinary channels never take that path.
@@ -19,7 +24,8 @@ pub(crate) enum Msg {
 }
 
 struct State {
-    queue: VecDeque<Msg>,
+    /// Messages with their weight in bytes (0 for control).
+    queue: VecDeque<(Msg, usize)>,
     rows: usize,
     bytes: usize,
     rx_waker: Option<Waker>,
@@ -41,6 +47,7 @@ pub(crate) struct Shared {
     senders: AtomicUsize,
     depth: AtomicUsize,
     peak: AtomicUsize,
+    peak_bytes: AtomicUsize,
 }
 
 impl Shared {
@@ -57,6 +64,10 @@ impl Shared {
     /// Most rows ever queued at once.
     pub(crate) fn peak(&self) -> usize {
         self.peak.load(Ordering::Relaxed)
+    }
+    /// Most bytes ever queued at once.
+    pub(crate) fn peak_bytes(&self) -> usize {
+        self.peak_bytes.load(Ordering::Relaxed)
     }
 }
 
@@ -104,6 +115,7 @@ fn make(cap_rows: usize, cap_bytes: usize, on_demand: bool) -> (Sender, Receiver
         senders: AtomicUsize::new(1),
         depth: AtomicUsize::new(0),
         peak: AtomicUsize::new(0),
+        peak_bytes: AtomicUsize::new(0),
     });
     (
         Sender {
@@ -189,6 +201,16 @@ impl Sender {
 
     /// Enqueues a message without checking credit (call after `poll_ready`, or for control).
     pub(crate) fn push(&self, msg: Msg) -> Result<(), Closed> {
+        let bytes = match &msg {
+            Msg::Data(b) => b.bytes(),
+            Msg::End | Msg::Error(_) => 0,
+        };
+        self.push_weighed(msg, bytes)
+    }
+
+    /// [`Sender::push`] of a message whose weight in bytes the caller already computed (the
+    /// `bytes` it passed to `poll_ready`).
+    pub(crate) fn push_weighed(&self, msg: Msg, bytes: usize) -> Result<(), Closed> {
         let w = {
             let mut s = self.shared.lock();
             if s.rx_dropped {
@@ -200,16 +222,24 @@ impl Sender {
             match &msg {
                 Msg::Data(b) => {
                     s.rows += b.rows();
-                    s.bytes += b.bytes();
+                    s.bytes += bytes;
                     s.demand = s.demand.saturating_sub(b.rows());
                     self.shared.depth.store(s.rows, Ordering::Relaxed);
                     if s.rows > self.shared.peak.load(Ordering::Relaxed) {
                         self.shared.peak.store(s.rows, Ordering::Relaxed);
                     }
+                    if s.bytes > self.shared.peak_bytes.load(Ordering::Relaxed) {
+                        self.shared.peak_bytes.store(s.bytes, Ordering::Relaxed);
+                    }
                 }
                 Msg::End | Msg::Error(_) => s.terminated = true,
             }
-            s.queue.push_back(msg);
+            let bytes = if matches!(msg, Msg::Data(_)) {
+                bytes
+            } else {
+                0
+            };
+            s.queue.push_back((msg, bytes));
             s.rx_waker.take()
         };
         wake(w);
@@ -262,10 +292,10 @@ impl Receiver {
         let (msg, w) = {
             let mut s = self.shared.lock();
             match s.queue.pop_front() {
-                Some(m) => {
+                Some((m, bytes)) => {
                     if let Msg::Data(b) = &m {
                         s.rows -= b.rows();
-                        s.bytes -= b.bytes();
+                        s.bytes -= bytes;
                         self.shared.depth.store(s.rows, Ordering::Relaxed);
                     }
                     (Poll::Ready(Some(m)), s.tx_waker.take())
@@ -300,9 +330,9 @@ impl Receiver {
     ) -> Poll<Option<Result<(), StageError>>> {
         let mut s = self.shared.lock();
         match s.queue.front() {
-            Some(Msg::Data(_)) => Poll::Pending,
+            Some((Msg::Data(_), _)) => Poll::Pending,
             Some(_) => match s.queue.pop_front() {
-                Some(Msg::Error(e)) => Poll::Ready(Some(Err(e))),
+                Some((Msg::Error(e), _)) => Poll::Ready(Some(Err(e))),
                 _ => Poll::Ready(Some(Ok(()))),
             },
             None if self.shared.senders.load(Ordering::Acquire) == 0 => Poll::Ready(None),

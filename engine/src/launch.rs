@@ -7,7 +7,7 @@ use crate::channel::{Msg, Receiver, Sender, channel, channel_on_demand};
 use crate::metrics::{MetricsEntry, StageMetrics};
 use crate::plan::{Endpoint, IslandKind, PhysicalPlan, plan};
 use crate::ports::{ChannelInput, RoutedOutput};
-use crate::run::{DEFAULT_BUFFER_BYTES, RunShared};
+use crate::run::RunShared;
 use crate::supervise::{FlowSlot, SinkSlot, SourceSlot, StageCommon, panic_error};
 use crate::watch::{IslandProbe, Watched};
 use futures::FutureExt;
@@ -25,10 +25,7 @@ impl SubMaterializer for RunSub {
         self.0.failure.lock().ok().and_then(|f| f.clone())
     }
     fn source(&self, module: Arc<Module>) -> Result<Box<dyn ErasedInput>, StageError> {
-        let (tx, rx) = channel(
-            self.0.cfg.buffer_rows_at(None),
-            crate::run::DEFAULT_BUFFER_BYTES,
-        );
+        let (tx, rx) = channel(self.0.cfg.buffer_rows_at(None), self.0.cfg.buffer_bytes);
         launch(&self.0, module, vec![], vec![tx]).map_err(to_stage_error)?;
         Ok(Box::new(ChannelInput::new(
             vec![rx],
@@ -61,8 +58,8 @@ impl RunSub {
         input: Arc<dyn RouterFactory>,
         record: bool,
     ) -> Result<(Box<dyn ErasedOutput>, Box<dyn ErasedInput>), StageError> {
-        let (tx_in, rx_in) = channel(self.0.cfg.buffer_rows_at(None), DEFAULT_BUFFER_BYTES);
-        let (tx_out, rx_out) = channel(self.0.cfg.buffer_rows_at(None), DEFAULT_BUFFER_BYTES);
+        let (tx_in, rx_in) = channel(self.0.cfg.buffer_rows_at(None), self.0.cfg.buffer_bytes);
+        let (tx_out, rx_out) = channel(self.0.cfg.buffer_rows_at(None), self.0.cfg.buffer_bytes);
         launch_with(&self.0, module, vec![rx_in], vec![tx_out], record).map_err(to_stage_error)?;
         let router = input
             .make(EdgeKind::Forward, 1)
@@ -139,7 +136,7 @@ fn wire(p: &PhysicalPlan, ext_in: Vec<Receiver>, ext_out: Vec<Sender>) -> Wiring
                         let (s, r) = if e.on_demand {
                             channel_on_demand(e.buffer_rows)
                         } else {
-                            channel(e.buffer_rows, DEFAULT_BUFFER_BYTES)
+                            channel(e.buffer_rows, e.buffer_bytes)
                         };
                         producer[pa].push(s);
                         consumer[pb].push(r);

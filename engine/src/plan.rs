@@ -57,6 +57,9 @@ pub struct PlanEdge {
     /// Channel capacity in rows; on a demand-driven edge, the most rows the consumer asks for
     /// at once (its batch size).
     pub buffer_rows: usize,
+    /// Channel capacity in bytes ([`PlanConfig::buffer_bytes`]; unbounded on a demand-driven
+    /// edge, which carries only what the consumer asked for).
+    pub buffer_bytes: usize,
     /// Whether the channel carries exactly the consumer's demand instead of a capacity: the
     /// producer island holds a stage with [`weir_graph::Node::demand_outputs`] or the consumer
     /// has [`weir_graph::Node::demand_input`].
@@ -86,6 +89,11 @@ pub struct PlanConfig {
     pub buffer_rows: Option<usize>,
     /// Rows per batch of stages that do not set their own.
     pub batch_size: usize,
+    /// Capacity in bytes of every channel (batches weighed by [`weir_graph::batch_bytes`]).
+    pub buffer_bytes: usize,
+    /// Parallelism of the stages that set none and take the run's
+    /// ([`weir_graph::Node::inherits_parallelism`]); every other stage runs once unless told.
+    pub parallelism: usize,
 }
 
 /// How many batches a channel holds when neither the run nor the stage sets its capacity.
@@ -112,21 +120,38 @@ fn is_sync(k: &NodeKind) -> bool {
 }
 
 /// Builds the physical plan: validates, assigns parallelism, fuses chains, derives edge kinds.
+///
+/// Chaining follows Flink: a forward edge between two synchronous stages of equal parallelism,
+/// with no async boundary between them, stays inside one chain, so `k` subtasks of a chain are
+/// `k` fused islands (subtask `i` of each stage feeds subtask `i` of the next by direct call).
+/// Rebalance, hash and broadcast edges, a change of parallelism, async stages and boundaries
+/// split chains into islands joined by channels.
 pub fn plan(module: Arc<Module>, cfg: PlanConfig) -> Result<PhysicalPlan, GraphError> {
     module.validate()?;
     let n = module.nodes.len();
     let mut par = Vec::with_capacity(n);
     for (i, node) in module.nodes.iter().enumerate() {
-        let p = node.attrs.parallelism.unwrap_or(1);
-        if p > 1 && !node.parallelizable {
-            return Err(GraphError::InvalidStage {
-                node: module.node_path(i),
-                reason: format!(
-                    "parallelism {p} requested but the stage runs as a single instance"
-                ),
-            });
-        }
+        let p = match node.attrs.parallelism {
+            Some(p) if p > 1 && !node.parallelizable => {
+                return Err(GraphError::InvalidStage {
+                    node: module.node_path(i),
+                    reason: format!(
+                        "parallelism {p} requested but the stage runs as a single instance"
+                    ),
+                });
+            }
+            Some(p) => p,
+            None if node.inherits_parallelism => cfg.parallelism.max(1),
+            None => 1,
+        };
         par.push(p);
+    }
+    // A sub-graph's open ports are single channels: a stage there keeps the inherited default
+    // at 1 (an explicit parallelism is rejected below).
+    for p in module.inlets.iter().chain(&module.outlets) {
+        if module.nodes[p.node].attrs.parallelism.is_none() {
+            par[p.node] = 1;
+        }
     }
     // Edge lookup by port.
     let mut out_edge: Vec<Vec<Option<usize>>> = module
@@ -258,6 +283,11 @@ pub fn plan(module: Arc<Module>, cfg: PlanConfig) -> Result<PhysicalPlan, GraphE
             to: port_of(&islands, e.to, true),
             kind: edge_kind(ei),
             buffer_rows,
+            buffer_bytes: if on_demand {
+                usize::MAX
+            } else {
+                cfg.buffer_bytes
+            },
             on_demand,
         });
     }
@@ -290,6 +320,7 @@ pub fn plan(module: Arc<Module>, cfg: PlanConfig) -> Result<PhysicalPlan, GraphE
                 .attrs
                 .buffer_rows
                 .unwrap_or_else(|| cfg.buffer_rows_at(module.nodes[p.node].attrs.batch_size)),
+            buffer_bytes: cfg.buffer_bytes,
             on_demand: false,
         });
     }
@@ -299,6 +330,7 @@ pub fn plan(module: Arc<Module>, cfg: PlanConfig) -> Result<PhysicalPlan, GraphE
             to: Endpoint::External(k),
             kind: EdgeKind::Rebalance,
             buffer_rows: cfg.buffer_rows_at(module.nodes[p.node].attrs.batch_size),
+            buffer_bytes: cfg.buffer_bytes,
             on_demand: false,
         });
     }

@@ -19,7 +19,9 @@ pub const DEFAULT_BATCH_SIZE: usize = 1024;
 /// Default channel capacity in rows at the default batch size (a channel holds
 /// [`crate::plan::BUFFER_BATCHES`] batches).
 pub const DEFAULT_BUFFER_ROWS: usize = crate::plan::BUFFER_BATCHES * DEFAULT_BATCH_SIZE;
-/// Default channel capacity in bytes.
+/// Default channel capacity in bytes (64 MiB): a channel holds at most this many bytes of
+/// batches (inline size plus reported heap bytes, [`weir_graph::batch_bytes`]) besides its row
+/// capacity, or one batch larger than it.
 pub const DEFAULT_BUFFER_BYTES: usize = 64 << 20;
 /// Default time a cancelled run gives its stages to stop before `wait()` reports the stuck ones.
 pub const DEFAULT_CANCEL_GRACE: Duration = Duration::from_secs(3);
@@ -30,6 +32,8 @@ pub struct Materializer {
     clock: Option<Arc<dyn Clock>>,
     batch_size: usize,
     buffer_rows: Option<usize>,
+    buffer_bytes: usize,
+    parallelism: usize,
     handle: Option<tokio::runtime::Handle>,
     grace: Duration,
     /// The first out-of-range setting, reported by `materialize`.
@@ -41,6 +45,8 @@ impl std::fmt::Debug for Materializer {
         f.debug_struct("Materializer")
             .field("batch_size", &self.batch_size)
             .field("buffer_rows", &self.buffer_rows)
+            .field("buffer_bytes", &self.buffer_bytes)
+            .field("parallelism", &self.parallelism)
             .field("cancel_grace", &self.grace)
             .finish()
     }
@@ -59,6 +65,8 @@ impl Materializer {
             clock: None,
             batch_size: DEFAULT_BATCH_SIZE,
             buffer_rows: None,
+            buffer_bytes: DEFAULT_BUFFER_BYTES,
+            parallelism: 1,
             handle: None,
             grace: DEFAULT_CANCEL_GRACE,
             invalid: None,
@@ -82,6 +90,29 @@ impl Materializer {
     pub fn with_buffer_rows(mut self, rows: usize) -> Self {
         self.reject(weir_graph::at_least("buffer_rows", rows, 1));
         self.buffer_rows = Some(rows.max(1));
+        self
+    }
+    /// Sets the capacity in bytes of every channel (default [`DEFAULT_BUFFER_BYTES`]; 0 makes
+    /// `materialize` fail with [`EngineError::InvalidSetting`]).
+    pub fn with_buffer_bytes(mut self, bytes: usize) -> Self {
+        self.reject(weir_graph::at_least("buffer_bytes", bytes, 1));
+        self.buffer_bytes = bytes.max(1);
+        self
+    }
+    /// Sets the default parallelism of the stages that take the run's
+    /// ([`weir_graph::Node::inherits_parallelism`]: `map`, `filter`, `filter_map`, `flat_map`,
+    /// `range`) and set none of their own; other stages keep 1 unless told (default 1; 0, or
+    /// more than [`weir_graph::MAX_KEY_GROUPS`], makes `materialize` fail with
+    /// [`EngineError::InvalidSetting`]).
+    pub fn with_parallelism(mut self, n: usize) -> Self {
+        self.reject(weir_graph::at_least("parallelism", n, 1));
+        if n > weir_graph::MAX_KEY_GROUPS {
+            self.reject(Some(format!(
+                "parallelism must be at most {} (the key groups), got {n}",
+                weir_graph::MAX_KEY_GROUPS
+            )));
+        }
+        self.parallelism = n.clamp(1, weir_graph::MAX_KEY_GROUPS);
         self
     }
     fn reject(&mut self, reason: Option<String>) {
@@ -117,6 +148,8 @@ impl Materializer {
         PlanConfig {
             buffer_rows: self.buffer_rows,
             batch_size: self.batch_size,
+            buffer_bytes: self.buffer_bytes,
+            parallelism: self.parallelism,
         }
     }
 

@@ -10,9 +10,19 @@
 //! rows when it polls an empty queue, and the producer may send only what was granted, so no more
 //! than the consumer asked for is ever in flight. Ordinary channels never take that path.
 
+// The unit tests run the channel under shuttle's scheduler (`channel_shuttle.rs`), which
+// explores thread interleavings at every lock and atomic operation; builds use std's.
+#[cfg(test)]
+use shuttle::sync::{
+    Mutex, MutexGuard,
+    atomic::{AtomicUsize, Ordering},
+};
 use std::collections::VecDeque;
+use std::sync::Arc;
+#[cfg(not(test))]
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+#[cfg(not(test))]
+use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use weir_graph::{BoxBatch, StageError};
 
@@ -361,6 +371,10 @@ impl Drop for Receiver {
 }
 
 #[cfg(test)]
+#[path = "channel_shuttle.rs"]
+mod shuttle_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::task::Waker;
@@ -385,66 +399,81 @@ mod tests {
 
     #[test]
     fn a_demand_channel_carries_only_what_the_consumer_asked_for() {
-        let (tx, rx) = channel_on_demand(8);
-        let mut cx = cx();
-        // Nothing asked yet: no demand, no credit.
-        assert!(tx.poll_demand(&mut cx).is_pending());
-        assert!(tx.poll_ready(&mut cx, 1, 0).is_pending());
-        // The consumer polls an empty queue asking for 3.
-        assert!(rx.poll_recv_up_to(&mut cx, 3).is_pending());
-        assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Ok(3)));
-        tx.push(data(vec![1, 2])).unwrap();
-        assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Ok(1)));
-        assert_eq!(rows(rx.poll_recv_up_to(&mut cx, 1)), vec![1, 2]);
-        // Asking for 1 while 1 is still open grants nothing more.
-        assert!(rx.poll_recv_up_to(&mut cx, 1).is_pending());
-        assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Ok(1)));
-        tx.push(data(vec![3])).unwrap();
-        assert!(tx.poll_demand(&mut cx).is_pending());
-        assert_eq!(rows(rx.poll_recv(&mut cx)), vec![3]);
-        // A plain poll grants the consumer's batch (the channel's grant size).
-        assert!(rx.poll_recv(&mut cx).is_pending());
-        assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Ok(8)));
+        shuttle::check_random(
+            || {
+                let (tx, rx) = channel_on_demand(8);
+                let mut cx = cx();
+                // Nothing asked yet: no demand, no credit.
+                assert!(tx.poll_demand(&mut cx).is_pending());
+                assert!(tx.poll_ready(&mut cx, 1, 0).is_pending());
+                // The consumer polls an empty queue asking for 3.
+                assert!(rx.poll_recv_up_to(&mut cx, 3).is_pending());
+                assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Ok(3)));
+                tx.push(data(vec![1, 2])).unwrap();
+                assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Ok(1)));
+                assert_eq!(rows(rx.poll_recv_up_to(&mut cx, 1)), vec![1, 2]);
+                // Asking for 1 while 1 is still open grants nothing more.
+                assert!(rx.poll_recv_up_to(&mut cx, 1).is_pending());
+                assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Ok(1)));
+                tx.push(data(vec![3])).unwrap();
+                assert!(tx.poll_demand(&mut cx).is_pending());
+                assert_eq!(rows(rx.poll_recv(&mut cx)), vec![3]);
+                // A plain poll grants the consumer's batch (the channel's grant size).
+                assert!(rx.poll_recv(&mut cx).is_pending());
+                assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Ok(8)));
+            },
+            1,
+        );
     }
 
     #[test]
     fn end_and_errors_need_no_demand_and_are_seen_without_taking_data() {
-        let (tx, rx) = channel_on_demand(4);
-        let mut cx = cx();
-        assert!(rx.poll_terminal(&mut cx).is_pending());
-        assert!(rx.poll_recv_up_to(&mut cx, 1).is_pending());
-        tx.push(data(vec![7])).unwrap();
-        tx.push(Msg::End).unwrap();
-        // Data comes first: the terminal peek waits.
-        assert!(rx.poll_terminal(&mut cx).is_pending());
-        assert_eq!(rows(rx.poll_recv(&mut cx)), vec![7]);
-        assert!(matches!(
-            rx.poll_terminal(&mut cx),
-            Poll::Ready(Some(Ok(())))
-        ));
+        shuttle::check_random(
+            || {
+                let (tx, rx) = channel_on_demand(4);
+                let mut cx = cx();
+                assert!(rx.poll_terminal(&mut cx).is_pending());
+                assert!(rx.poll_recv_up_to(&mut cx, 1).is_pending());
+                tx.push(data(vec![7])).unwrap();
+                tx.push(Msg::End).unwrap();
+                // Data comes first: the terminal peek waits.
+                assert!(rx.poll_terminal(&mut cx).is_pending());
+                assert_eq!(rows(rx.poll_recv(&mut cx)), vec![7]);
+                assert!(matches!(
+                    rx.poll_terminal(&mut cx),
+                    Poll::Ready(Some(Ok(())))
+                ));
 
-        let (tx, rx) = channel_on_demand(4);
-        tx.push(Msg::Error(StageError::user("boom"))).unwrap();
-        assert!(matches!(
-            rx.poll_terminal(&mut cx),
-            Poll::Ready(Some(Err(_)))
-        ));
-        drop(tx);
-        assert!(matches!(rx.poll_terminal(&mut cx), Poll::Ready(None)));
+                let (tx, rx) = channel_on_demand(4);
+                tx.push(Msg::Error(StageError::user("boom"))).unwrap();
+                assert!(matches!(
+                    rx.poll_terminal(&mut cx),
+                    Poll::Ready(Some(Err(_)))
+                ));
+                drop(tx);
+                assert!(matches!(rx.poll_terminal(&mut cx), Poll::Ready(None)));
+            },
+            1,
+        );
     }
 
     #[test]
     fn ordinary_channels_report_free_capacity_as_demand() {
-        let (tx, rx) = channel(10, usize::MAX);
-        let mut cx = cx();
-        assert!(!tx.is_on_demand());
-        assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Ok(10)));
-        tx.push(data(vec![1, 2, 3, 4])).unwrap();
-        assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Ok(6)));
-        tx.push(data((0..6).collect())).unwrap();
-        assert!(tx.poll_demand(&mut cx).is_pending());
-        assert_eq!(rows(rx.poll_recv(&mut cx)), vec![1, 2, 3, 4]);
-        drop(rx);
-        assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Err(Closed)));
+        shuttle::check_random(
+            || {
+                let (tx, rx) = channel(10, usize::MAX);
+                let mut cx = cx();
+                assert!(!tx.is_on_demand());
+                assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Ok(10)));
+                tx.push(data(vec![1, 2, 3, 4])).unwrap();
+                assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Ok(6)));
+                tx.push(data((0..6).collect())).unwrap();
+                assert!(tx.poll_demand(&mut cx).is_pending());
+                assert_eq!(rows(rx.poll_recv(&mut cx)), vec![1, 2, 3, 4]);
+                drop(rx);
+                assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Err(Closed)));
+            },
+            1,
+        );
     }
 }

@@ -99,7 +99,8 @@ fn materializer(batch: Option<usize>) -> Materializer {
     }
 }
 
-/// W1 with `.parallelism(p)` on the source, `map` and `filter` (the fold sink runs once).
+/// W1 with `.parallelism(p)` on the source, `map` and `filter` (the fold sink runs once);
+/// `fused_serial_source` keeps the source at 1.
 fn w1(rt: &weir::engine::Runtime, n: u64, pars: &[usize], batch: Option<usize>) {
     reset_peak_rss();
     let t = Instant::now();
@@ -116,11 +117,16 @@ fn w1(rt: &weir::engine::Runtime, n: u64, pars: &[usize], batch: Option<usize>) 
         &sum.to_string(),
         "",
     );
-    for variant in ["fused", "boundary"] {
+    for variant in ["fused", "boundary", "fused_serial_source"] {
         for &p in pars {
+            // The source at 1 and the flows at `p`: a channel from the source into the chains.
+            let serial = variant == "fused_serial_source";
+            if serial && p == 1 {
+                continue;
+            }
             let m = materializer(batch);
             let doubled = Source::range(0u64, n)
-                .parallelism(p)
+                .parallelism(if serial { 1 } else { p })
                 .map(|x| x * 2)
                 .parallelism(p);
             let doubled = if variant == "boundary" {

@@ -190,7 +190,17 @@ fn launch_with(
     ext_out: Vec<Sender>,
     record: bool,
 ) -> Result<BoxMat, EngineError> {
-    let p = plan(Arc::clone(&module), shared.cfg)?;
+    // The run's default parallelism is the top-level graph's: a sub-graph started inside the
+    // run (substream, lazy or restarted stage: it has outside ports) keeps its element order.
+    let cfg = if ext_in.is_empty() && ext_out.is_empty() {
+        shared.cfg
+    } else {
+        crate::plan::PlanConfig {
+            parallelism: 1,
+            ..shared.cfg
+        }
+    };
+    let p = plan(Arc::clone(&module), cfg)?;
     let island_base = shared
         .islands
         .fetch_add(p.islands.len(), std::sync::atomic::Ordering::Relaxed);

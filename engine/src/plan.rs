@@ -146,13 +146,6 @@ pub fn plan(module: Arc<Module>, cfg: PlanConfig) -> Result<PhysicalPlan, GraphE
         };
         par.push(p);
     }
-    // A sub-graph's open ports are single channels: a stage there keeps the inherited default
-    // at 1 (an explicit parallelism is rejected below).
-    for p in module.inlets.iter().chain(&module.outlets) {
-        if module.nodes[p.node].attrs.parallelism.is_none() {
-            par[p.node] = 1;
-        }
-    }
     // Edge lookup by port.
     let mut out_edge: Vec<Vec<Option<usize>>> = module
         .nodes

@@ -119,6 +119,22 @@ async fn sources_and_stateful_stages_stay_single_under_run_parallelism() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sub_graphs_keep_their_order_under_run_parallelism() {
+    let m = Materializer::new().with_parallelism(2);
+    let g = Source::from_iter(1u64..=4)
+        .flat_map_concat(|x| Source::range(0u64, 2000 * x).map(move |y| x * 100_000 + y))
+        .to_mat(Sink::collect(), Keep::right);
+    for _ in 0..3 {
+        let (got, h) = run(&m, &g).await;
+        h.wait().await.unwrap();
+        let expected: Vec<u64> = (1u64..=4)
+            .flat_map(|x| (0..2000 * x).map(move |y| x * 100_000 + y))
+            .collect();
+        assert_eq!(got.unwrap(), expected);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failure_in_one_parallel_chain_fails_the_run_naming_the_stage() {
     let g = Source::range(0u64, 1_000_000)
         .parallelism(2)

@@ -8,6 +8,7 @@
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 /// Heap bytes an element owns beyond its inline size (its allocations' capacity).
@@ -42,6 +43,9 @@ impl HeapSize for Box<[u8]> {
 
 type Weigher = Arc<dyn Fn(&dyn Any) -> usize + Send + Sync>;
 
+/// Whether any type was registered (until then the registry is never read).
+static REGISTERED: AtomicBool = AtomicBool::new(false);
+
 fn registry() -> &'static RwLock<HashMap<TypeId, Weigher>> {
     static R: OnceLock<RwLock<HashMap<TypeId, Weigher>>> = OnceLock::new();
     R.get_or_init(|| RwLock::new(HashMap::new()))
@@ -56,6 +60,7 @@ pub fn register_heap_size<T: HeapSize + Send + 'static>() {
     });
     if let Ok(mut r) = registry().write() {
         r.entry(TypeId::of::<T>()).or_insert(w);
+        REGISTERED.store(true, Ordering::Release);
     }
 }
 
@@ -80,6 +85,9 @@ pub fn batch_bytes<T: 'static>(batch: &Vec<T>) -> usize {
         .or_else(|| sum::<Box<str>>(any))
         .or_else(|| sum::<Box<[u8]>>(any))
         .or_else(|| {
+            if !REGISTERED.load(Ordering::Acquire) {
+                return None;
+            }
             let w = registry()
                 .read()
                 .ok()

@@ -176,3 +176,53 @@ async fn fixed_size_elements_are_bounded_by_rows_first() {
     assert_eq!(m.queue_peak, (8 * BATCH) as u64);
     assert_eq!(m.queue_peak_bytes, (8 * BATCH * 8) as u64);
 }
+
+#[test]
+fn the_byte_budget_is_planned_on_every_channel_and_zero_is_a_setting_error() {
+    let g = Source::from_logic("nums", |_| Ok((Empty, ())))
+        .async_boundary()
+        .to_mat(
+            Sink::<u64, ()>::from_logic("ignore", |_| Ok((Ignore, ()))),
+            Keep::left,
+        );
+    let p = Materializer::new().plan(&g).unwrap();
+    assert_eq!(p.edges[0].buffer_bytes, weir_engine::DEFAULT_BUFFER_BYTES);
+    assert_eq!(weir_engine::DEFAULT_BUFFER_BYTES, 64 << 20);
+    let p = Materializer::new()
+        .with_buffer_bytes(4096)
+        .plan(&g)
+        .unwrap();
+    assert_eq!(p.edges[0].buffer_bytes, 4096);
+    let err = Materializer::new()
+        .with_buffer_bytes(0)
+        .plan(&g)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid materializer setting: buffer_bytes must be at least 1, got 0"
+    );
+}
+
+struct Empty;
+impl SourceLogic<u64> for Empty {
+    fn poll_next(
+        &mut self,
+        _: &mut Context<'_>,
+        _: &mut StageCx<'_>,
+        _: &mut Vec<u64>,
+    ) -> Poll<Result<Step, StageError>> {
+        Poll::Ready(Ok(Step::Done))
+    }
+}
+
+struct Ignore;
+impl weir_graph::SinkLogic<u64> for Ignore {
+    fn on_batch(&mut self, input: &mut Vec<u64>, _: &mut StageCx<'_>) -> Result<(), StageError> {
+        input.clear();
+        Ok(())
+    }
+    fn on_finish(&mut self, _: &mut StageCx<'_>) -> Result<(), StageError> {
+        Ok(())
+    }
+    fn on_error(&mut self, _: &StageError) {}
+}

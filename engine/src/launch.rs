@@ -7,7 +7,7 @@ use crate::channel::{Msg, Receiver, Sender, channel, channel_on_demand};
 use crate::metrics::{MetricsEntry, StageMetrics};
 use crate::plan::{Endpoint, IslandKind, PhysicalPlan, plan};
 use crate::ports::{ChannelInput, RoutedOutput};
-use crate::run::RunShared;
+use crate::shared::RunShared;
 use crate::supervise::{FlowSlot, SinkSlot, SourceSlot, StageCommon, panic_error};
 use crate::watch::{IslandProbe, Watched};
 use futures::FutureExt;
@@ -414,7 +414,7 @@ fn launch_with(
             .load(std::sync::atomic::Ordering::Relaxed);
         if v.len() >= at {
             v.retain(|p| !p.is_done());
-            let next = (2 * v.len()).max(crate::run::PROBES_PRUNE_MIN);
+            let next = (2 * v.len()).max(crate::shared::PROBES_PRUNE_MIN);
             shared
                 .probes_prune_at
                 .store(next, std::sync::atomic::Ordering::Relaxed);

@@ -19,6 +19,7 @@
 mod chain;
 mod channel;
 pub mod clock;
+mod defaults;
 mod error;
 mod kill_switch;
 mod launch;
@@ -27,18 +28,19 @@ pub mod plan;
 mod ports;
 mod run;
 mod runtime;
+mod shared;
 mod supervise;
 pub mod testkit;
 mod watch;
 
 pub use clock::{SystemClock, VirtualClock};
+pub use defaults::{
+    DEFAULT_BATCH_SIZE, DEFAULT_BUFFER_BYTES, DEFAULT_BUFFER_ROWS, DEFAULT_CANCEL_GRACE,
+};
 pub use error::EngineError;
 pub use kill_switch::{KillSwitches, SharedKillSwitch, UniqueKillSwitch};
 pub use metrics::StageMetricsSnapshot;
-pub use run::{
-    DEFAULT_BATCH_SIZE, DEFAULT_BUFFER_BYTES, DEFAULT_BUFFER_ROWS, DEFAULT_CANCEL_GRACE,
-    Materializer, RunHandle, RunnableExt, SourceRunExt,
-};
+pub use run::{Materializer, RunHandle, RunnableExt, SourceRunExt};
 pub use runtime::Runtime;
 pub use watch::current_stage;
 

@@ -3,28 +3,16 @@
 
 use crate::EngineError;
 use crate::clock::SystemClock;
+use crate::defaults::{DEFAULT_BATCH_SIZE, DEFAULT_BUFFER_BYTES, DEFAULT_CANCEL_GRACE};
 use crate::metrics::{MetricsEntry, StageMetricsSnapshot};
 use crate::plan::{PhysicalPlan, PlanConfig, plan};
+use crate::shared::{PROBES_PRUNE_MIN, RunShared};
 use crate::watch::IslandProbe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::Instrument;
 use weir_graph::{Clock, RunnableGraph, Sink, Source, StageError};
-
-/// Default rows per batch.
-pub const DEFAULT_BATCH_SIZE: usize = 1024;
-/// Default channel capacity in rows at the default batch size (a channel holds
-/// [`crate::plan::BUFFER_BATCHES`] batches).
-pub const DEFAULT_BUFFER_ROWS: usize = crate::plan::BUFFER_BATCHES * DEFAULT_BATCH_SIZE;
-/// Default channel capacity in bytes (64 MiB): a channel holds at most this many bytes of
-/// batches (inline size plus reported heap bytes, [`weir_graph::batch_bytes`]) besides its row
-/// capacity, or one batch larger than it.
-pub const DEFAULT_BUFFER_BYTES: usize = 64 << 20;
-/// Default time a cancelled run gives its stages to stop before `wait()` reports the stuck ones.
-pub const DEFAULT_CANCEL_GRACE: Duration = Duration::from_secs(3);
 
 /// Turns blueprints into running graphs; holds the run settings (clock, batch size, buffers).
 #[derive(Clone)]
@@ -197,85 +185,6 @@ impl Materializer {
                 detached: false,
             },
         ))
-    }
-}
-
-pub(crate) struct RunShared {
-    /// Cancels every island: the user cancelled, or the handle was dropped.
-    pub(crate) cancel: CancellationToken,
-    /// Cancels every island but the sinks fed by channels (a child of `cancel`): a failure that
-    /// reached a sink stops the run's producers, and the other sinks still take what was
-    /// already sent to them (elements ahead of an in-band failure are never lost) before they
-    /// see their inputs end and report the run's failure.
-    pub(crate) producers: CancellationToken,
-    pub(crate) tracker: TaskTracker,
-    pub(crate) aborts: Mutex<Vec<AbortHandle>>,
-    pub(crate) failure: Mutex<Option<StageError>>,
-    pub(crate) metrics: Mutex<Vec<MetricsEntry>>,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) batch_size: usize,
-    pub(crate) cfg: PlanConfig,
-    pub(crate) handle: tokio::runtime::Handle,
-    pub(crate) islands: std::sync::atomic::AtomicUsize,
-    /// One per island subtask spawned (ended ones pruned now and then), to name what is stuck
-    /// when the run cannot stop.
-    pub(crate) probes: Mutex<Vec<Arc<IslandProbe>>>,
-    /// Length of `probes` at which the ended ones are dropped next.
-    pub(crate) probes_prune_at: std::sync::atomic::AtomicUsize,
-    pub(crate) grace: Duration,
-    /// Islands ending in a sink still running, and the token cancelled when none is left.
-    pub(crate) sinks_left: std::sync::atomic::AtomicUsize,
-    pub(crate) sinks_done: CancellationToken,
-}
-
-/// `probes` is first pruned at this length.
-pub(crate) const PROBES_PRUNE_MIN: usize = 256;
-
-impl RunShared {
-    /// The one place the engine spawns tasks: tracked by the run, aborted with it.
-    pub(crate) fn spawn(
-        &self,
-        name: String,
-        fut: impl std::future::Future<Output = ()> + Send + 'static,
-    ) {
-        let span = tracing::debug_span!("island", name = %name);
-        let jh = if self.clock.tracks_tasks() {
-            let task = self.clock.track(Box::pin(fut.instrument(span)));
-            self.tracker.spawn_on(task, &self.handle)
-        } else {
-            self.tracker.spawn_on(fut.instrument(span), &self.handle)
-        };
-        if let Ok(mut a) = self.aborts.lock() {
-            a.push(jh.abort_handle());
-        }
-    }
-
-    /// Counts a sink island of the run as started.
-    pub(crate) fn sink_started(&self) {
-        self.sinks_left
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-    }
-
-    /// Counts a sink island as ended; the last one marks every sink done.
-    pub(crate) fn sink_ended(&self) {
-        if self
-            .sinks_left
-            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
-            == 1
-        {
-            self.sinks_done.cancel();
-        }
-    }
-
-    /// Records the run's failure (the first one wins) and stops every other island: a failure
-    /// that reached a sink fails the whole run, as in Flink.
-    pub(crate) fn record_failure(&self, e: &StageError) {
-        if let Ok(mut f) = self.failure.lock()
-            && f.is_none()
-        {
-            *f = Some(e.clone());
-        }
-        self.producers.cancel();
     }
 }
 

@@ -1,0 +1,93 @@
+//! The state every island of a run shares: cancellation, the task tracker, the failure, metrics,
+//! the clock and the plan settings.
+
+use crate::metrics::MetricsEntry;
+use crate::plan::PlanConfig;
+use crate::watch::IslandProbe;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::task::AbortHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+use weir_graph::{Clock, StageError};
+
+/// What every island of a run shares.
+pub(crate) struct RunShared {
+    /// Cancels every island: the user cancelled, or the handle was dropped.
+    pub(crate) cancel: CancellationToken,
+    /// Cancels every island but the sinks fed by channels (a child of `cancel`): a failure that
+    /// reached a sink stops the run's producers, and the other sinks still take what was
+    /// already sent to them (elements ahead of an in-band failure are never lost) before they
+    /// see their inputs end and report the run's failure.
+    pub(crate) producers: CancellationToken,
+    pub(crate) tracker: TaskTracker,
+    pub(crate) aborts: Mutex<Vec<AbortHandle>>,
+    pub(crate) failure: Mutex<Option<StageError>>,
+    pub(crate) metrics: Mutex<Vec<MetricsEntry>>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) batch_size: usize,
+    pub(crate) cfg: PlanConfig,
+    pub(crate) handle: tokio::runtime::Handle,
+    pub(crate) islands: std::sync::atomic::AtomicUsize,
+    /// One per island subtask spawned (ended ones pruned now and then), to name what is stuck
+    /// when the run cannot stop.
+    pub(crate) probes: Mutex<Vec<Arc<IslandProbe>>>,
+    /// Length of `probes` at which the ended ones are dropped next.
+    pub(crate) probes_prune_at: std::sync::atomic::AtomicUsize,
+    pub(crate) grace: Duration,
+    /// Islands ending in a sink still running, and the token cancelled when none is left.
+    pub(crate) sinks_left: std::sync::atomic::AtomicUsize,
+    pub(crate) sinks_done: CancellationToken,
+}
+
+/// `probes` is first pruned at this length.
+pub(crate) const PROBES_PRUNE_MIN: usize = 256;
+
+impl RunShared {
+    /// The one place the engine spawns tasks: tracked by the run, aborted with it.
+    pub(crate) fn spawn(
+        &self,
+        name: String,
+        fut: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let span = tracing::debug_span!("island", name = %name);
+        let jh = if self.clock.tracks_tasks() {
+            let task = self.clock.track(Box::pin(fut.instrument(span)));
+            self.tracker.spawn_on(task, &self.handle)
+        } else {
+            self.tracker.spawn_on(fut.instrument(span), &self.handle)
+        };
+        if let Ok(mut a) = self.aborts.lock() {
+            a.push(jh.abort_handle());
+        }
+    }
+
+    /// Counts a sink island of the run as started.
+    pub(crate) fn sink_started(&self) {
+        self.sinks_left
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Counts a sink island as ended; the last one marks every sink done.
+    pub(crate) fn sink_ended(&self) {
+        if self
+            .sinks_left
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
+            == 1
+        {
+            self.sinks_done.cancel();
+        }
+    }
+
+    /// Records the run's failure (the first one wins) and stops every other island: a failure
+    /// that reached a sink fails the whole run, as in Flink.
+    pub(crate) fn record_failure(&self, e: &StageError) {
+        if let Ok(mut f) = self.failure.lock()
+            && f.is_none()
+        {
+            *f = Some(e.clone());
+        }
+        self.producers.cancel();
+    }
+}

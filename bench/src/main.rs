@@ -24,7 +24,7 @@ struct Args {
     /// Elements (w1), words (w2) or the latency rate per second; accepts `2e8`.
     #[arg(long, value_parser = parse_count)]
     n: Option<u64>,
-    /// Parallelism of the w2 variants, comma-separated.
+    /// Parallelism of the w1 variants (default 1) and the w2 variants (default 1,2), comma-separated.
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(usize))]
     parallelism: Vec<usize>,
     /// Rows per batch (default: the engine's).
@@ -99,7 +99,9 @@ fn materializer(batch: Option<usize>) -> Materializer {
     }
 }
 
-fn w1(rt: &weir::engine::Runtime, n: u64, batch: Option<usize>) {
+/// W1 with `.parallelism(p)` on the source, `map` and `filter` (the fold sink runs once);
+/// `fused_serial_source` keeps the source at 1.
+fn w1(rt: &weir::engine::Runtime, n: u64, pars: &[usize], batch: Option<usize>) {
     reset_peak_rss();
     let t = Instant::now();
     let sum: u64 = (0..black_box(n))
@@ -115,34 +117,45 @@ fn w1(rt: &weir::engine::Runtime, n: u64, batch: Option<usize>) {
         &sum.to_string(),
         "",
     );
-    for variant in ["fused", "boundary"] {
-        let m = materializer(batch);
-        let doubled = Source::range(0u64, n).map(|x| x * 2);
-        let doubled = if variant == "boundary" {
-            doubled.async_boundary()
-        } else {
-            doubled
-        };
-        let g = doubled
-            .filter(|x| x % 3 == 0)
-            .to_mat(Sink::fold(0u64, |a, x| a + x), Keep::right);
-        reset_peak_rss();
-        let t = Instant::now();
-        let got = rt.block_on(async {
-            let (f, h) = m
-                .materialize(&g)
-                .map_err(|e| StageError::internal(e.to_string()))?;
-            let v = f.await?;
-            h.wait().await?;
-            Ok::<_, StageError>(v)
-        });
-        let secs = t.elapsed().as_secs_f64();
-        match got {
-            Ok(s) => {
-                assert_eq!(s, sum, "w1 {variant} checksum");
-                emit("w1", variant, n, 1, secs, &s.to_string(), "");
+    for variant in ["fused", "boundary", "fused_serial_source"] {
+        for &p in pars {
+            // The source at 1 and the flows at `p`: a channel from the source into the chains.
+            let serial = variant == "fused_serial_source";
+            if serial && p == 1 {
+                continue;
             }
-            Err(e) => eprintln!("w1 {variant} failed: {e}"),
+            let m = materializer(batch);
+            let doubled = Source::range(0u64, n)
+                .parallelism(if serial { 1 } else { p })
+                .map(|x| x * 2)
+                .parallelism(p);
+            let doubled = if variant == "boundary" {
+                doubled.async_boundary()
+            } else {
+                doubled
+            };
+            let g = doubled
+                .filter(|x| x % 3 == 0)
+                .parallelism(p)
+                .to_mat(Sink::fold(0u64, |a, x| a + x), Keep::right);
+            reset_peak_rss();
+            let t = Instant::now();
+            let got = rt.block_on(async {
+                let (f, h) = m
+                    .materialize(&g)
+                    .map_err(|e| StageError::internal(e.to_string()))?;
+                let v = f.await?;
+                h.wait().await?;
+                Ok::<_, StageError>(v)
+            });
+            let secs = t.elapsed().as_secs_f64();
+            match got {
+                Ok(s) => {
+                    assert_eq!(s, sum, "w1 {variant} checksum");
+                    emit("w1", variant, n, p, secs, &s.to_string(), "");
+                }
+                Err(e) => eprintln!("w1 {variant} parallelism {p} failed: {e}"),
+            }
         }
     }
 }
@@ -330,7 +343,12 @@ fn main() {
     };
     let w = args.workload;
     if matches!(w, Workload::W1 | Workload::All) {
-        w1(&rt, args.n.unwrap_or(200_000_000), args.batch);
+        let pars = if args.parallelism.is_empty() {
+            vec![1]
+        } else {
+            args.parallelism.clone()
+        };
+        w1(&rt, args.n.unwrap_or(200_000_000), &pars, args.batch);
     }
     if matches!(w, Workload::W2 | Workload::All) {
         let pars = if args.parallelism.is_empty() {

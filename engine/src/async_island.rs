@@ -6,7 +6,7 @@ use crate::channel::{Msg, Receiver, Sender};
 use crate::control::{ControlHub, SharedOutput};
 use crate::metrics::StageMetrics;
 use crate::ports::{ChannelInput, ControlSink, RoutedOutput};
-use crate::run::RunShared;
+use crate::shared::RunShared;
 use crate::supervise::{StageCommon, panic_error};
 use futures::FutureExt;
 use std::panic::AssertUnwindSafe;

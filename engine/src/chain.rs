@@ -40,7 +40,7 @@ pub(crate) struct ChainIsland {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) cancel: CancellationToken,
     /// The run, to tell a sink stopped by another island's failure what that failure was.
-    pub(crate) run: Arc<crate::run::RunShared>,
+    pub(crate) run: Arc<crate::shared::RunShared>,
     pub(crate) metrics: Vec<Arc<StageMetrics>>,
     /// Which stage the island is calling (read when the run cannot stop).
     pub(crate) probe: Arc<IslandProbe>,

@@ -1,13 +1,28 @@
 //! The credit channel between islands: single consumer, bounded in rows and bytes (not messages),
 //! carrying data and in-band control (end, error, control messages) in order.
 //!
+//! A batch weighs its rows and its bytes ([`weir_graph::batch_bytes`]: inline size plus the
+//! heap bytes of element types that report them), computed once when it is sent; a producer
+//! waits while either bound would be exceeded, except into an empty channel (so a channel
+//! holds at most its byte capacity, or one batch larger than it).
+//!
 //! A demand-driven channel ([`channel_on_demand`]) has no capacity of its own: the consumer grants
 //! rows when it polls an empty queue, and the producer may send only what was granted, so no more
 //! than the consumer asked for is ever in flight. Ordinary channels never take that path.
 
+// The unit tests run the channel under shuttle's scheduler (`channel_shuttle.rs`), which
+// explores thread interleavings at every lock and atomic operation; builds use std's.
+#[cfg(test)]
+use shuttle::sync::{
+    Mutex, MutexGuard,
+    atomic::{AtomicUsize, Ordering},
+};
 use std::collections::VecDeque;
+use std::sync::Arc;
+#[cfg(not(test))]
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+#[cfg(not(test))]
+use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use weir_graph::{BoxBatch, Control, StageError};
 
@@ -21,7 +36,8 @@ pub(crate) enum Msg {
 }
 
 struct State {
-    queue: VecDeque<Msg>,
+    /// Messages with their weight in bytes (0 for control).
+    queue: VecDeque<(Msg, usize)>,
     rows: usize,
     bytes: usize,
     rx_waker: Option<Waker>,
@@ -43,6 +59,7 @@ pub(crate) struct Shared {
     senders: AtomicUsize,
     depth: AtomicUsize,
     peak: AtomicUsize,
+    peak_bytes: AtomicUsize,
 }
 
 impl Shared {
@@ -59,6 +76,10 @@ impl Shared {
     /// Most rows ever queued at once.
     pub(crate) fn peak(&self) -> usize {
         self.peak.load(Ordering::Relaxed)
+    }
+    /// Most bytes ever queued at once.
+    pub(crate) fn peak_bytes(&self) -> usize {
+        self.peak_bytes.load(Ordering::Relaxed)
     }
 }
 
@@ -106,6 +127,7 @@ fn make(cap_rows: usize, cap_bytes: usize, on_demand: bool) -> (Sender, Receiver
         senders: AtomicUsize::new(1),
         depth: AtomicUsize::new(0),
         peak: AtomicUsize::new(0),
+        peak_bytes: AtomicUsize::new(0),
     });
     (
         Sender {
@@ -191,6 +213,16 @@ impl Sender {
 
     /// Enqueues a message without checking credit (call after `poll_ready`, or for control).
     pub(crate) fn push(&self, msg: Msg) -> Result<(), Closed> {
+        let bytes = match &msg {
+            Msg::Data(b) => b.bytes(),
+            Msg::End | Msg::Error(_) | Msg::Control(_) => 0,
+        };
+        self.push_weighed(msg, bytes)
+    }
+
+    /// [`Sender::push`] of a message whose weight in bytes the caller already computed (the
+    /// `bytes` it passed to `poll_ready`).
+    pub(crate) fn push_weighed(&self, msg: Msg, bytes: usize) -> Result<(), Closed> {
         let w = {
             let mut s = self.shared.lock();
             if s.rx_dropped {
@@ -202,17 +234,25 @@ impl Sender {
             match &msg {
                 Msg::Data(b) => {
                     s.rows += b.rows();
-                    s.bytes += b.bytes();
+                    s.bytes += bytes;
                     s.demand = s.demand.saturating_sub(b.rows());
                     self.shared.depth.store(s.rows, Ordering::Relaxed);
                     if s.rows > self.shared.peak.load(Ordering::Relaxed) {
                         self.shared.peak.store(s.rows, Ordering::Relaxed);
                     }
+                    if s.bytes > self.shared.peak_bytes.load(Ordering::Relaxed) {
+                        self.shared.peak_bytes.store(s.bytes, Ordering::Relaxed);
+                    }
                 }
                 Msg::End | Msg::Error(_) => s.terminated = true,
                 Msg::Control(_) => {}
             }
-            s.queue.push_back(msg);
+            let bytes = if matches!(msg, Msg::Data(_)) {
+                bytes
+            } else {
+                0
+            };
+            s.queue.push_back((msg, bytes));
             s.rx_waker.take()
         };
         wake(w);
@@ -265,10 +305,10 @@ impl Receiver {
         let (msg, w) = {
             let mut s = self.shared.lock();
             match s.queue.pop_front() {
-                Some(m) => {
+                Some((m, bytes)) => {
                     if let Msg::Data(b) = &m {
                         s.rows -= b.rows();
-                        s.bytes -= b.bytes();
+                        s.bytes -= bytes;
                         self.shared.depth.store(s.rows, Ordering::Relaxed);
                     }
                     (Poll::Ready(Some(m)), s.tx_waker.take())
@@ -304,9 +344,9 @@ impl Receiver {
         let mut s = self.shared.lock();
         match s.queue.front() {
             // A control waits with the data for the consumer's next demand.
-            Some(Msg::Data(_) | Msg::Control(_)) => Poll::Pending,
+            Some((Msg::Data(_) | Msg::Control(_), _)) => Poll::Pending,
             Some(_) => match s.queue.pop_front() {
-                Some(Msg::Error(e)) => Poll::Ready(Some(Err(e))),
+                Some((Msg::Error(e), _)) => Poll::Ready(Some(Err(e))),
                 _ => Poll::Ready(Some(Ok(()))),
             },
             None if self.shared.senders.load(Ordering::Acquire) == 0 => Poll::Ready(None),
@@ -335,6 +375,10 @@ impl Drop for Receiver {
 }
 
 #[cfg(test)]
+#[path = "channel_shuttle.rs"]
+mod shuttle_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::task::Waker;
@@ -359,66 +403,81 @@ mod tests {
 
     #[test]
     fn a_demand_channel_carries_only_what_the_consumer_asked_for() {
-        let (tx, rx) = channel_on_demand(8);
-        let mut cx = cx();
-        // Nothing asked yet: no demand, no credit.
-        assert!(tx.poll_demand(&mut cx).is_pending());
-        assert!(tx.poll_ready(&mut cx, 1, 0).is_pending());
-        // The consumer polls an empty queue asking for 3.
-        assert!(rx.poll_recv_up_to(&mut cx, 3).is_pending());
-        assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Ok(3)));
-        tx.push(data(vec![1, 2])).unwrap();
-        assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Ok(1)));
-        assert_eq!(rows(rx.poll_recv_up_to(&mut cx, 1)), vec![1, 2]);
-        // Asking for 1 while 1 is still open grants nothing more.
-        assert!(rx.poll_recv_up_to(&mut cx, 1).is_pending());
-        assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Ok(1)));
-        tx.push(data(vec![3])).unwrap();
-        assert!(tx.poll_demand(&mut cx).is_pending());
-        assert_eq!(rows(rx.poll_recv(&mut cx)), vec![3]);
-        // A plain poll grants the consumer's batch (the channel's grant size).
-        assert!(rx.poll_recv(&mut cx).is_pending());
-        assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Ok(8)));
+        shuttle::check_random(
+            || {
+                let (tx, rx) = channel_on_demand(8);
+                let mut cx = cx();
+                // Nothing asked yet: no demand, no credit.
+                assert!(tx.poll_demand(&mut cx).is_pending());
+                assert!(tx.poll_ready(&mut cx, 1, 0).is_pending());
+                // The consumer polls an empty queue asking for 3.
+                assert!(rx.poll_recv_up_to(&mut cx, 3).is_pending());
+                assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Ok(3)));
+                tx.push(data(vec![1, 2])).unwrap();
+                assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Ok(1)));
+                assert_eq!(rows(rx.poll_recv_up_to(&mut cx, 1)), vec![1, 2]);
+                // Asking for 1 while 1 is still open grants nothing more.
+                assert!(rx.poll_recv_up_to(&mut cx, 1).is_pending());
+                assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Ok(1)));
+                tx.push(data(vec![3])).unwrap();
+                assert!(tx.poll_demand(&mut cx).is_pending());
+                assert_eq!(rows(rx.poll_recv(&mut cx)), vec![3]);
+                // A plain poll grants the consumer's batch (the channel's grant size).
+                assert!(rx.poll_recv(&mut cx).is_pending());
+                assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Ok(8)));
+            },
+            1,
+        );
     }
 
     #[test]
     fn end_and_errors_need_no_demand_and_are_seen_without_taking_data() {
-        let (tx, rx) = channel_on_demand(4);
-        let mut cx = cx();
-        assert!(rx.poll_terminal(&mut cx).is_pending());
-        assert!(rx.poll_recv_up_to(&mut cx, 1).is_pending());
-        tx.push(data(vec![7])).unwrap();
-        tx.push(Msg::End).unwrap();
-        // Data comes first: the terminal peek waits.
-        assert!(rx.poll_terminal(&mut cx).is_pending());
-        assert_eq!(rows(rx.poll_recv(&mut cx)), vec![7]);
-        assert!(matches!(
-            rx.poll_terminal(&mut cx),
-            Poll::Ready(Some(Ok(())))
-        ));
+        shuttle::check_random(
+            || {
+                let (tx, rx) = channel_on_demand(4);
+                let mut cx = cx();
+                assert!(rx.poll_terminal(&mut cx).is_pending());
+                assert!(rx.poll_recv_up_to(&mut cx, 1).is_pending());
+                tx.push(data(vec![7])).unwrap();
+                tx.push(Msg::End).unwrap();
+                // Data comes first: the terminal peek waits.
+                assert!(rx.poll_terminal(&mut cx).is_pending());
+                assert_eq!(rows(rx.poll_recv(&mut cx)), vec![7]);
+                assert!(matches!(
+                    rx.poll_terminal(&mut cx),
+                    Poll::Ready(Some(Ok(())))
+                ));
 
-        let (tx, rx) = channel_on_demand(4);
-        tx.push(Msg::Error(StageError::user("boom"))).unwrap();
-        assert!(matches!(
-            rx.poll_terminal(&mut cx),
-            Poll::Ready(Some(Err(_)))
-        ));
-        drop(tx);
-        assert!(matches!(rx.poll_terminal(&mut cx), Poll::Ready(None)));
+                let (tx, rx) = channel_on_demand(4);
+                tx.push(Msg::Error(StageError::user("boom"))).unwrap();
+                assert!(matches!(
+                    rx.poll_terminal(&mut cx),
+                    Poll::Ready(Some(Err(_)))
+                ));
+                drop(tx);
+                assert!(matches!(rx.poll_terminal(&mut cx), Poll::Ready(None)));
+            },
+            1,
+        );
     }
 
     #[test]
     fn ordinary_channels_report_free_capacity_as_demand() {
-        let (tx, rx) = channel(10, usize::MAX);
-        let mut cx = cx();
-        assert!(!tx.is_on_demand());
-        assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Ok(10)));
-        tx.push(data(vec![1, 2, 3, 4])).unwrap();
-        assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Ok(6)));
-        tx.push(data((0..6).collect())).unwrap();
-        assert!(tx.poll_demand(&mut cx).is_pending());
-        assert_eq!(rows(rx.poll_recv(&mut cx)), vec![1, 2, 3, 4]);
-        drop(rx);
-        assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Err(Closed)));
+        shuttle::check_random(
+            || {
+                let (tx, rx) = channel(10, usize::MAX);
+                let mut cx = cx();
+                assert!(!tx.is_on_demand());
+                assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Ok(10)));
+                tx.push(data(vec![1, 2, 3, 4])).unwrap();
+                assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Ok(6)));
+                tx.push(data((0..6).collect())).unwrap();
+                assert!(tx.poll_demand(&mut cx).is_pending());
+                assert_eq!(rows(rx.poll_recv(&mut cx)), vec![1, 2, 3, 4]);
+                drop(rx);
+                assert_eq!(tx.poll_demand(&mut cx), Poll::Ready(Err(Closed)));
+            },
+            1,
+        );
     }
 }

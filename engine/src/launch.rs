@@ -8,7 +8,7 @@ use crate::channel::{Receiver, Sender, channel, channel_on_demand};
 use crate::metrics::{MetricsEntry, StageMetrics};
 use crate::plan::{Endpoint, IslandKind, PhysicalPlan, plan};
 use crate::ports::{ChannelInput, RoutedOutput};
-use crate::run::{DEFAULT_BUFFER_BYTES, RunShared};
+use crate::shared::RunShared;
 use crate::supervise::{FlowSlot, SinkSlot, SourceSlot, StageCommon, panic_error};
 use crate::watch::{IslandProbe, Watched};
 use futures::FutureExt;
@@ -26,10 +26,7 @@ impl SubMaterializer for RunSub {
         self.0.failure.lock().ok().and_then(|f| f.clone())
     }
     fn source(&self, module: Arc<Module>) -> Result<Box<dyn ErasedInput>, StageError> {
-        let (tx, rx) = channel(
-            self.0.cfg.buffer_rows_at(None),
-            crate::run::DEFAULT_BUFFER_BYTES,
-        );
+        let (tx, rx) = channel(self.0.cfg.buffer_rows_at(None), self.0.cfg.buffer_bytes);
         launch(&self.0, module, vec![], vec![tx]).map_err(to_stage_error)?;
         Ok(Box::new(ChannelInput::new(
             vec![rx],
@@ -62,8 +59,8 @@ impl RunSub {
         input: Arc<dyn RouterFactory>,
         record: bool,
     ) -> Result<(Box<dyn ErasedOutput>, Box<dyn ErasedInput>), StageError> {
-        let (tx_in, rx_in) = channel(self.0.cfg.buffer_rows_at(None), DEFAULT_BUFFER_BYTES);
-        let (tx_out, rx_out) = channel(self.0.cfg.buffer_rows_at(None), DEFAULT_BUFFER_BYTES);
+        let (tx_in, rx_in) = channel(self.0.cfg.buffer_rows_at(None), self.0.cfg.buffer_bytes);
+        let (tx_out, rx_out) = channel(self.0.cfg.buffer_rows_at(None), self.0.cfg.buffer_bytes);
         launch_with(&self.0, module, vec![rx_in], vec![tx_out], record).map_err(to_stage_error)?;
         let router = input
             .make(EdgeKind::Forward, 1)
@@ -140,7 +137,7 @@ fn wire(p: &PhysicalPlan, ext_in: Vec<Receiver>, ext_out: Vec<Sender>) -> Wiring
                         let (s, r) = if e.on_demand {
                             channel_on_demand(e.buffer_rows)
                         } else {
-                            channel(e.buffer_rows, DEFAULT_BUFFER_BYTES)
+                            channel(e.buffer_rows, e.buffer_bytes)
                         };
                         producer[pa].push(s);
                         consumer[pb].push(r);
@@ -196,7 +193,17 @@ fn launch_with(
 ) -> Result<BoxMat, EngineError> {
     // Injected controls reach the sources of the run's graph, not those of sub-graphs.
     let top = ext_in.is_empty() && ext_out.is_empty();
-    let p = plan(Arc::clone(&module), shared.cfg)?;
+    // The run's default parallelism is the top-level graph's: a sub-graph started inside the
+    // run (substream, lazy or restarted stage: it has outside ports) keeps its element order.
+    let cfg = if top {
+        shared.cfg
+    } else {
+        crate::plan::PlanConfig {
+            parallelism: 1,
+            ..shared.cfg
+        }
+    };
+    let p = plan(Arc::clone(&module), cfg)?;
     let island_base = shared
         .islands
         .fetch_add(p.islands.len(), std::sync::atomic::Ordering::Relaxed);
@@ -419,7 +426,7 @@ fn launch_with(
             .load(std::sync::atomic::Ordering::Relaxed);
         if v.len() >= at {
             v.retain(|p| !p.is_done());
-            let next = (2 * v.len()).max(crate::run::PROBES_PRUNE_MIN);
+            let next = (2 * v.len()).max(crate::shared::PROBES_PRUNE_MIN);
             shared
                 .probes_prune_at
                 .store(next, std::sync::atomic::Ordering::Relaxed);

@@ -21,6 +21,7 @@ mod chain;
 mod channel;
 pub mod clock;
 mod control;
+mod defaults;
 mod error;
 mod executor;
 mod kill_switch;
@@ -30,19 +31,20 @@ pub mod plan;
 mod ports;
 mod run;
 mod runtime;
+mod shared;
 mod supervise;
 pub mod testkit;
 mod watch;
 
 pub use clock::{SystemClock, VirtualClock};
+pub use defaults::{
+    DEFAULT_BATCH_SIZE, DEFAULT_BUFFER_BYTES, DEFAULT_BUFFER_ROWS, DEFAULT_CANCEL_GRACE,
+};
 pub use error::EngineError;
 pub use executor::IslandExecutor;
 pub use kill_switch::{KillSwitches, SharedKillSwitch, UniqueKillSwitch};
 pub use metrics::StageMetricsSnapshot;
-pub use run::{
-    DEFAULT_BATCH_SIZE, DEFAULT_BUFFER_BYTES, DEFAULT_BUFFER_ROWS, DEFAULT_CANCEL_GRACE,
-    Materializer, RunHandle, RunnableExt, SourceRunExt,
-};
+pub use run::{Materializer, RunHandle, RunnableExt, SourceRunExt};
 pub use runtime::Runtime;
 pub use watch::current_stage;
 

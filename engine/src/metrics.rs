@@ -65,6 +65,9 @@ pub struct StageMetricsSnapshot {
     pub queue_depth: u64,
     /// Most rows ever queued in front of this stage at once.
     pub queue_peak: u64,
+    /// Most bytes ever queued in front of this stage at once, per channel, summed over the
+    /// channels feeding it ([`weir_graph::batch_bytes`]).
+    pub queue_peak_bytes: u64,
     /// Time the stage's island spent processing, in nanoseconds.
     pub busy_ns: u64,
     /// Time the island waited for downstream credit, in nanoseconds.
@@ -91,9 +94,10 @@ pub(crate) struct MetricsEntry {
 impl MetricsEntry {
     pub(crate) fn snapshot(&self) -> StageMetricsSnapshot {
         let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let (depth, peak) = self.m.inputs.lock().map_or((0, 0), |v| {
-            v.iter()
-                .fold((0, 0), |(d, p), s| (d + s.depth(), p + s.peak()))
+        let (depth, peak, peak_bytes) = self.m.inputs.lock().map_or((0, 0, 0), |v| {
+            v.iter().fold((0, 0, 0), |(d, p, b), s| {
+                (d + s.depth(), p + s.peak(), b + s.peak_bytes())
+            })
         });
         StageMetricsSnapshot {
             stage_id: self.stage_id,
@@ -106,6 +110,7 @@ impl MetricsEntry {
             batches_out: l(&self.m.batches_out),
             queue_depth: depth as u64,
             queue_peak: peak as u64,
+            queue_peak_bytes: peak_bytes as u64,
             busy_ns: l(&self.m.busy_ns),
             backpressured_ns: l(&self.m.backpressured_ns),
             idle_ns: l(&self.m.idle_ns),

@@ -59,6 +59,9 @@ pub struct PlanEdge {
     /// Channel capacity in rows; on a demand-driven edge, the most rows the consumer asks for
     /// at once (its batch size).
     pub buffer_rows: usize,
+    /// Channel capacity in bytes ([`PlanConfig::buffer_bytes`]; unbounded on a demand-driven
+    /// edge, which carries only what the consumer asked for).
+    pub buffer_bytes: usize,
     /// Whether the channel carries exactly the consumer's demand instead of a capacity: the
     /// producer island holds a stage with [`weir_graph::Node::demand_outputs`] or the consumer
     /// has [`weir_graph::Node::demand_input`].
@@ -90,6 +93,11 @@ pub struct PlanConfig {
     pub batch_size: usize,
     /// The executor of stages that do not set their own.
     pub executor: ExecutorId,
+    /// Capacity in bytes of every channel (batches weighed by [`weir_graph::batch_bytes`]).
+    pub buffer_bytes: usize,
+    /// Parallelism of the stages that set none and take the run's
+    /// ([`weir_graph::Node::inherits_parallelism`]); every other stage runs once unless told.
+    pub parallelism: usize,
 }
 
 /// How many batches a channel holds when neither the run nor the stage sets its capacity.
@@ -116,20 +124,30 @@ fn is_sync(k: &NodeKind) -> bool {
 }
 
 /// Builds the physical plan: validates, assigns parallelism, fuses chains, derives edge kinds.
+///
+/// Chaining follows Flink: a forward edge between two synchronous stages of equal parallelism,
+/// with no async boundary between them, stays inside one chain, so `k` subtasks of a chain are
+/// `k` fused islands (subtask `i` of each stage feeds subtask `i` of the next by direct call).
+/// Rebalance, hash and broadcast edges, a change of parallelism, async stages and boundaries
+/// split chains into islands joined by channels.
 pub fn plan(module: Arc<Module>, cfg: PlanConfig) -> Result<PhysicalPlan, GraphError> {
     module.validate()?;
     let n = module.nodes.len();
     let mut par = Vec::with_capacity(n);
     for (i, node) in module.nodes.iter().enumerate() {
-        let p = node.attrs.parallelism.unwrap_or(1);
-        if p > 1 && !node.parallelizable {
-            return Err(GraphError::InvalidStage {
-                node: module.node_path(i),
-                reason: format!(
-                    "parallelism {p} requested but the stage runs as a single instance"
-                ),
-            });
-        }
+        let p = match node.attrs.parallelism {
+            Some(p) if p > 1 && !node.parallelizable => {
+                return Err(GraphError::InvalidStage {
+                    node: module.node_path(i),
+                    reason: format!(
+                        "parallelism {p} requested but the stage runs as a single instance"
+                    ),
+                });
+            }
+            Some(p) => p,
+            None if node.inherits_parallelism => cfg.parallelism.max(1),
+            None => 1,
+        };
         par.push(p);
     }
     // Edge lookup by port.
@@ -266,6 +284,11 @@ pub fn plan(module: Arc<Module>, cfg: PlanConfig) -> Result<PhysicalPlan, GraphE
             to: port_of(&islands, e.to, true),
             kind: edge_kind(ei),
             buffer_rows,
+            buffer_bytes: if on_demand {
+                usize::MAX
+            } else {
+                cfg.buffer_bytes
+            },
             on_demand,
         });
     }
@@ -298,6 +321,7 @@ pub fn plan(module: Arc<Module>, cfg: PlanConfig) -> Result<PhysicalPlan, GraphE
                 .attrs
                 .buffer_rows
                 .unwrap_or_else(|| cfg.buffer_rows_at(module.nodes[p.node].attrs.batch_size)),
+            buffer_bytes: cfg.buffer_bytes,
             on_demand: false,
         });
     }
@@ -307,6 +331,7 @@ pub fn plan(module: Arc<Module>, cfg: PlanConfig) -> Result<PhysicalPlan, GraphE
             to: Endpoint::External(k),
             kind: EdgeKind::Rebalance,
             buffer_rows: cfg.buffer_rows_at(module.nodes[p.node].attrs.batch_size),
+            buffer_bytes: cfg.buffer_bytes,
             on_demand: false,
         });
     }

@@ -354,10 +354,12 @@ impl ErasedOutput for RoutedOutput {
                 open += 1;
                 continue;
             }
-            match tx.poll_ready(cx, rows, 0) {
+            // Weighed once here (O(1) for fixed-size elements), then carried with the batch.
+            let bytes = self.router.pending_bytes(d);
+            match tx.poll_ready(cx, rows, bytes) {
                 Poll::Ready(Ok(())) => {
                     if let Some(b) = self.router.take(d) {
-                        if tx.push(Msg::Data(b)) == Err(Closed) {
+                        if tx.push_weighed(Msg::Data(b), bytes) == Err(Closed) {
                             self.senders[d] = None;
                             self.router.discard(d);
                             continue;

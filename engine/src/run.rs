@@ -3,28 +3,19 @@
 
 use crate::EngineError;
 use crate::clock::SystemClock;
+use crate::defaults::{DEFAULT_BATCH_SIZE, DEFAULT_BUFFER_BYTES, DEFAULT_CANCEL_GRACE};
 use crate::executor::IslandExecutor;
 use crate::metrics::{MetricsEntry, StageMetricsSnapshot};
 use crate::plan::{PhysicalPlan, PlanConfig, plan};
+use crate::shared::{PROBES_PRUNE_MIN, RunShared};
 use crate::watch::IslandProbe;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::Instrument;
 use weir_graph::{Clock, RunnableGraph, Sink, Source, StageError};
 use weir_graph::{ExecutorId, Services};
-
-/// Default rows per batch.
-pub const DEFAULT_BATCH_SIZE: usize = 1024;
-/// Default channel capacity in rows at the default batch size (a channel holds
-/// [`crate::plan::BUFFER_BATCHES`] batches).
-pub const DEFAULT_BUFFER_ROWS: usize = crate::plan::BUFFER_BATCHES * DEFAULT_BATCH_SIZE;
-/// Default channel capacity in bytes.
-pub const DEFAULT_BUFFER_BYTES: usize = 64 << 20;
-/// Default time a cancelled run gives its stages to stop before `wait()` reports the stuck ones.
-pub const DEFAULT_CANCEL_GRACE: Duration = Duration::from_secs(3);
 
 /// Turns blueprints into running graphs; holds the run settings (clock, batch size, buffers).
 #[derive(Clone)]
@@ -32,6 +23,8 @@ pub struct Materializer {
     clock: Option<Arc<dyn Clock>>,
     batch_size: usize,
     buffer_rows: Option<usize>,
+    buffer_bytes: usize,
+    parallelism: usize,
     handle: Option<tokio::runtime::Handle>,
     grace: Duration,
     /// The first out-of-range setting, reported by `materialize`.
@@ -46,6 +39,8 @@ impl std::fmt::Debug for Materializer {
         f.debug_struct("Materializer")
             .field("batch_size", &self.batch_size)
             .field("buffer_rows", &self.buffer_rows)
+            .field("buffer_bytes", &self.buffer_bytes)
+            .field("parallelism", &self.parallelism)
             .field("cancel_grace", &self.grace)
             .finish()
     }
@@ -64,6 +59,8 @@ impl Materializer {
             clock: None,
             batch_size: DEFAULT_BATCH_SIZE,
             buffer_rows: None,
+            buffer_bytes: DEFAULT_BUFFER_BYTES,
+            parallelism: 1,
             handle: None,
             grace: DEFAULT_CANCEL_GRACE,
             invalid: None,
@@ -109,6 +106,29 @@ impl Materializer {
         self.buffer_rows = Some(rows.max(1));
         self
     }
+    /// Sets the capacity in bytes of every channel (default [`DEFAULT_BUFFER_BYTES`]; 0 makes
+    /// `materialize` fail with [`EngineError::InvalidSetting`]).
+    pub fn with_buffer_bytes(mut self, bytes: usize) -> Self {
+        self.reject(weir_graph::at_least("buffer_bytes", bytes, 1));
+        self.buffer_bytes = bytes.max(1);
+        self
+    }
+    /// Sets the default parallelism of the stages that take the run's
+    /// ([`weir_graph::Node::inherits_parallelism`]: `map`, `filter`, `filter_map`, `flat_map`,
+    /// `range`) and set none of their own; other stages keep 1 unless told (default 1; 0, or
+    /// more than [`weir_graph::MAX_KEY_GROUPS`], makes `materialize` fail with
+    /// [`EngineError::InvalidSetting`]).
+    pub fn with_parallelism(mut self, n: usize) -> Self {
+        self.reject(weir_graph::at_least("parallelism", n, 1));
+        if n > weir_graph::MAX_KEY_GROUPS {
+            self.reject(Some(format!(
+                "parallelism must be at most {} (the key groups), got {n}",
+                weir_graph::MAX_KEY_GROUPS
+            )));
+        }
+        self.parallelism = n.clamp(1, weir_graph::MAX_KEY_GROUPS);
+        self
+    }
     fn reject(&mut self, reason: Option<String>) {
         if self.invalid.is_none() {
             self.invalid = reason;
@@ -143,6 +163,8 @@ impl Materializer {
             buffer_rows: self.buffer_rows,
             batch_size: self.batch_size,
             executor: self.default_executor,
+            buffer_bytes: self.buffer_bytes,
+            parallelism: self.parallelism,
         }
     }
 
@@ -193,141 +215,6 @@ impl Materializer {
                 detached: false,
             },
         ))
-    }
-}
-
-pub(crate) struct RunShared {
-    /// Cancels every island: the user cancelled, or the handle was dropped.
-    pub(crate) cancel: CancellationToken,
-    /// Cancels every island but the sinks fed by channels (a child of `cancel`): a failure that
-    /// reached a sink stops the run's producers, and the other sinks still take what was
-    /// already sent to them (elements ahead of an in-band failure are never lost) before they
-    /// see their inputs end and report the run's failure.
-    pub(crate) producers: CancellationToken,
-    pub(crate) tracker: TaskTracker,
-    pub(crate) aborts: Mutex<Vec<Abort>>,
-    pub(crate) failure: Mutex<Option<StageError>>,
-    pub(crate) metrics: Mutex<Vec<MetricsEntry>>,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) batch_size: usize,
-    pub(crate) cfg: PlanConfig,
-    pub(crate) handle: tokio::runtime::Handle,
-    pub(crate) islands: std::sync::atomic::AtomicUsize,
-    /// One per island subtask spawned (ended ones pruned now and then), to name what is stuck
-    /// when the run cannot stop.
-    pub(crate) probes: Mutex<Vec<Arc<IslandProbe>>>,
-    /// Length of `probes` at which the ended ones are dropped next.
-    pub(crate) probes_prune_at: std::sync::atomic::AtomicUsize,
-    pub(crate) grace: Duration,
-    /// Islands ending in a sink still running, and the token cancelled when none is left.
-    pub(crate) sinks_left: std::sync::atomic::AtomicUsize,
-    pub(crate) sinks_done: CancellationToken,
-    /// Executors other than tokio, by id.
-    pub(crate) executors: HashMap<ExecutorId, Arc<dyn IslandExecutor>>,
-    /// The run's services, given to every stage.
-    pub(crate) services: Services,
-    /// The source islands that [`RunHandle::inject`] reaches.
-    pub(crate) injectors: crate::control::Injectors,
-}
-
-/// Stops a task of the run wherever it runs.
-pub(crate) enum Abort {
-    /// A task on tokio.
-    Tokio(tokio::task::AbortHandle),
-    /// A task on another executor.
-    Other(futures::future::AbortHandle),
-}
-
-impl Abort {
-    fn abort(&self) {
-        match self {
-            Self::Tokio(h) => h.abort(),
-            Self::Other(h) => h.abort(),
-        }
-    }
-}
-
-/// `probes` is first pruned at this length.
-pub(crate) const PROBES_PRUNE_MIN: usize = 256;
-
-impl RunShared {
-    /// The one place the engine spawns tasks: tracked by the run, aborted with it.
-    pub(crate) fn spawn(
-        &self,
-        executor: ExecutorId,
-        name: String,
-        fut: impl std::future::Future<Output = ()> + Send + 'static,
-    ) {
-        let span = tracing::debug_span!("island", name = %name);
-        let abort = match self.executors.get(&executor) {
-            Some(ex) if executor != ExecutorId::TOKIO => {
-                let (fut, h) = futures::future::abortable(fut.instrument(span));
-                let fut: futures::future::BoxFuture<'static, ()> =
-                    Box::pin(self.tracker.track_future(async move {
-                        let _ = fut.await;
-                    }));
-                let fut = if self.clock.tracks_tasks() {
-                    self.clock.track(fut)
-                } else {
-                    fut
-                };
-                ex.spawn(&name, fut);
-                Abort::Other(h)
-            }
-            _ => {
-                let jh = if self.clock.tracks_tasks() {
-                    let task = self.clock.track(Box::pin(fut.instrument(span)));
-                    self.tracker.spawn_on(task, &self.handle)
-                } else {
-                    self.tracker.spawn_on(fut.instrument(span), &self.handle)
-                };
-                Abort::Tokio(jh.abort_handle())
-            }
-        };
-        if let Ok(mut a) = self.aborts.lock() {
-            a.push(abort);
-        }
-    }
-
-    /// Fails unless every executor the plan names is registered.
-    pub(crate) fn check_executors(&self, p: &PhysicalPlan) -> Result<(), EngineError> {
-        for isl in &p.islands {
-            if isl.executor != ExecutorId::TOKIO && !self.executors.contains_key(&isl.executor) {
-                return Err(EngineError::InvalidSetting(format!(
-                    "island {} runs on executor '{}', which the materializer does not have",
-                    isl.id, isl.executor
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    /// Counts a sink island of the run as started.
-    pub(crate) fn sink_started(&self) {
-        self.sinks_left
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-    }
-
-    /// Counts a sink island as ended; the last one marks every sink done.
-    pub(crate) fn sink_ended(&self) {
-        if self
-            .sinks_left
-            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
-            == 1
-        {
-            self.sinks_done.cancel();
-        }
-    }
-
-    /// Records the run's failure (the first one wins) and stops every other island: a failure
-    /// that reached a sink fails the whole run, as in Flink.
-    pub(crate) fn record_failure(&self, e: &StageError) {
-        if let Ok(mut f) = self.failure.lock()
-            && f.is_none()
-        {
-            *f = Some(e.clone());
-        }
-        self.producers.cancel();
     }
 }
 

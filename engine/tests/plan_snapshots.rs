@@ -200,3 +200,91 @@ fn ten_thousand_stage_chain_composes_and_plans() {
     assert_eq!(p.islands.len(), 1);
     assert_eq!(p.islands[0].nodes.len(), 10_002);
 }
+
+/// A source that may run as several subtasks (each counts the whole range).
+fn par_range(end: u64) -> weir_graph::Source<u64, ()> {
+    range(0, end).parallel_by_default()
+}
+
+#[test]
+fn equal_parallelism_stages_fuse_into_parallel_chains() {
+    let g = par_range(10)
+        .parallelism(2)
+        .via(map(|x| x).parallelism(2))
+        .via(map(|x| x + 1).parallelism(2))
+        .to_mat(collect(), Keep::right);
+    let p = Materializer::new().plan(&g).unwrap();
+    // Two subtasks of one chain (range -> map -> map), then one channel into the sink.
+    assert_eq!(p.islands.len(), 2);
+    assert_eq!(p.islands[0].nodes, vec![0, 1, 2]);
+    assert_eq!(p.islands[0].parallelism, 2);
+    check("parallel_chain", &p.to_mermaid());
+}
+
+#[test]
+fn redistribution_and_boundaries_split_parallel_chains() {
+    let g = par_range(10)
+        .parallelism(2)
+        .via(map(|x| x).parallelism(2))
+        .rebalance()
+        .via(map(|x| x).parallelism(2))
+        .partition_by_hash(|x| *x)
+        .via(map(|x| x).parallelism(2))
+        .async_boundary()
+        .via(map(|x| x).parallelism(2))
+        .via(map(|x| x).parallelism(3))
+        .to_mat(collect(), Keep::right);
+    let p = Materializer::new().plan(&g).unwrap();
+    let nodes: Vec<Vec<usize>> = p.islands.iter().map(|i| i.nodes.clone()).collect();
+    assert_eq!(
+        nodes,
+        vec![vec![0, 1], vec![2], vec![3], vec![4], vec![5], vec![6]]
+    );
+    check("parallel_splits", &p.to_mermaid());
+}
+
+#[test]
+fn run_parallelism_reaches_only_stages_that_inherit_it() {
+    let g = par_range(10)
+        .via(map(|x| x).parallel_by_default())
+        .via(map(|x| x).parallel_by_default().parallelism(2))
+        .via(take(3))
+        .to_mat(collect(), Keep::right);
+    let p = Materializer::new().with_parallelism(3).plan(&g).unwrap();
+    // range and the first map take 3; the explicit 2 wins; take and the sink keep 1.
+    assert_eq!(p.parallelism, vec![3, 3, 2, 1, 1]);
+    check("run_parallelism", &p.to_mermaid());
+    // Without a run setting every stage runs once and the whole graph is one chain.
+    let p = Materializer::new().plan(&g).unwrap();
+    assert_eq!(p.parallelism, vec![1, 1, 2, 1, 1]);
+    assert_eq!(
+        Materializer::new()
+            .with_parallelism(1)
+            .plan(&g)
+            .unwrap()
+            .islands
+            .len(),
+        3
+    );
+}
+
+#[test]
+fn run_parallelism_out_of_range_is_a_setting_error() {
+    let g = range(0, 3).to_mat(collect(), Keep::right);
+    for (n, msg) in [
+        (0, "parallelism must be at least 1, got 0"),
+        (
+            129,
+            "parallelism must be at most 128 (the key groups), got 129",
+        ),
+    ] {
+        let err = Materializer::new()
+            .with_parallelism(n)
+            .plan(&g)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("invalid materializer setting: {msg}")
+        );
+    }
+}

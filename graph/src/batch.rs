@@ -6,7 +6,7 @@ use std::any::Any;
 pub trait Weighed {
     /// Number of rows (elements) in the payload.
     fn rows(&self) -> usize;
-    /// Approximate size in bytes (shallow for typed rows).
+    /// Approximate size in bytes: inline size plus reported heap bytes ([`crate::batch_bytes`]).
     fn bytes(&self) -> usize;
 }
 
@@ -23,7 +23,7 @@ impl<T: Send + 'static> Weighed for Vec<T> {
         self.len()
     }
     fn bytes(&self) -> usize {
-        self.len() * std::mem::size_of::<T>().max(1)
+        crate::batch_bytes(self)
     }
 }
 

@@ -20,6 +20,7 @@ mod control;
 mod dsl;
 mod each;
 mod error;
+mod heap;
 mod logic;
 mod mat;
 mod module;
@@ -47,6 +48,7 @@ pub use each::{
     register_debug, render_any, render_element, renders, retain_guarded,
 };
 pub use error::{ErrorKind, GraphError, StageError};
+pub use heap::{HeapSize, batch_bytes, register_heap_size};
 pub use logic::{
     ErasedFlow, ErasedSink, ErasedSource, FlowLogic, SinkLogic, SourceLogic, StageCx, StageInfo,
     Step,

@@ -72,6 +72,9 @@ pub struct Node {
     pub demand_outputs: bool,
     /// Whether the channel into this stage carries exactly its demand (test probes).
     pub demand_input: bool,
+    /// Whether the stage takes the run's default parallelism when it sets none (stateless
+    /// element-wise flows, splittable sources); every other stage runs once unless told.
+    pub inherits_parallelism: bool,
 }
 
 impl Node {
@@ -92,11 +95,19 @@ impl Node {
             parallelizable,
             demand_outputs: false,
             demand_input: false,
+            inherits_parallelism: false,
         }
     }
     /// Sets whether the stage may run as several subtasks.
     pub fn with_parallelizable(mut self, p: bool) -> Self {
         self.parallelizable = p;
+        self
+    }
+    /// Makes the stage take the run's default parallelism (see [`Node::inherits_parallelism`]);
+    /// implies that it may run as several subtasks.
+    pub fn with_inherited_parallelism(mut self) -> Self {
+        self.parallelizable = true;
+        self.inherits_parallelism = true;
         self
     }
     /// Makes the channels after this stage demand-driven (see [`Node::demand_outputs`]).

@@ -38,6 +38,8 @@ pub trait ErasedRouter: Send {
     fn route(&mut self, batch: &mut dyn Any) -> usize;
     /// Rows pending for `dest`.
     fn pending(&self, dest: usize) -> usize;
+    /// Weight in bytes of the rows pending for `dest` ([`crate::batch_bytes`]).
+    fn pending_bytes(&self, dest: usize) -> usize;
     /// Takes the pending buffer of `dest` as a boxed batch, if it holds rows.
     fn take(&mut self, dest: usize) -> Option<crate::BoxBatch>;
     /// `dest`'s consumer is gone: a rebalancing router moves its pending rows to an open
@@ -184,6 +186,9 @@ impl<T: Send + 'static> ErasedRouter for TypedRouter<T> {
     }
     fn pending(&self, dest: usize) -> usize {
         self.pending.get(dest).map_or(0, Vec::len)
+    }
+    fn pending_bytes(&self, dest: usize) -> usize {
+        self.pending.get(dest).map_or(0, crate::batch_bytes)
     }
     fn take(&mut self, dest: usize) -> Option<crate::BoxBatch> {
         let p = self.pending.get_mut(dest)?;

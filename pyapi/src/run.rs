@@ -244,7 +244,7 @@ impl NRun {
 /// Materializes a closed graph: its stages start at once on the weir runtime and send their
 /// Python work to the returned run, which some Python thread must `serve()`.
 #[pyfunction]
-#[pyo3(signature = (graph, aio_loop = None, batch_size = None, cancel_grace = None, clock = None))]
+#[pyo3(signature = (graph, aio_loop = None, batch_size = None, cancel_grace = None, clock = None, parallelism = None))]
 pub fn start(
     py: Python<'_>,
     graph: &NBlueprint,
@@ -252,6 +252,7 @@ pub fn start(
     batch_size: Option<usize>,
     cancel_grace: Option<f64>,
     clock: Option<PyRef<'_, crate::testing::NVirtualClock>>,
+    parallelism: Option<usize>,
 ) -> PyResult<NRun> {
     let Bp::Graph(g) = &graph.bp else {
         return Err(PyTypeError::new_err(
@@ -277,6 +278,9 @@ pub fn start(
     }
     if let Some(c) = clock {
         m = m.with_clock(c.clock());
+    }
+    if let Some(p) = parallelism {
+        m = m.with_parallelism(p);
     }
     let grace = match cancel_grace {
         Some(g) if g.is_finite() && g >= 0.0 => std::time::Duration::from_secs_f64(g),

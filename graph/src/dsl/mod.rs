@@ -158,6 +158,15 @@ macro_rules! attribute_methods {
             attrs.parallelism = Some(n.max(1));
             self
         }
+        /// Lets the last stage run as several subtasks and take the run's default parallelism
+        /// when it sets none (for stages whose result does not depend on element order across
+        /// subtasks: stateless element-wise flows, sources that split their work by subtask).
+        pub fn parallel_by_default(mut self) -> Self {
+            let node = self.last_node();
+            node.parallelizable = true;
+            node.inherits_parallelism = true;
+            self
+        }
         /// Capacity, in rows, of the channel feeding the last stage when it starts an island.
         pub fn buffer_rows(mut self, rows: usize) -> Self {
             let attrs = &mut self.last_node().attrs;

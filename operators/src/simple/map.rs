@@ -6,6 +6,9 @@
 //! ([`call_rendered`]) and the error and dead letter name it; otherwise (the default, and the
 //! hot path) nothing is done per element and the error names the element's position in the
 //! input. `filter` sees its element by reference and always names it.
+//!
+//! All four take the run's default parallelism (`Materializer::with_parallelism`) unless they
+//! set their own: each subtask calls its own clone of the function on its share of the input.
 
 use weir_graph::{
     Flow, FlowLogic, StageCx, StageError, call_rendered, consume, renders, retain_guarded,
@@ -52,7 +55,7 @@ where
     O: Send + 'static,
     F: FnMut(I) -> O + Clone + Send + Sync + 'static,
 {
-    Flow::from_logic("map", move |_| Ok((MapLogic { f: f.clone() }, ())))
+    Flow::from_logic("map", move |_| Ok((MapLogic { f: f.clone() }, ()))).parallel_by_default()
 }
 
 struct FilterLogic<F> {
@@ -84,6 +87,7 @@ where
     F: FnMut(&T) -> bool + Clone + Send + Sync + 'static,
 {
     Flow::from_logic("filter", move |_| Ok((FilterLogic { f: f.clone() }, ())))
+        .parallel_by_default()
 }
 
 struct FilterMapLogic<F> {
@@ -124,6 +128,7 @@ where
     Flow::from_logic("filter_map", move |_| {
         Ok((FilterMapLogic { f: f.clone() }, ()))
     })
+    .parallel_by_default()
 }
 
 struct FlatMapLogic<F> {
@@ -167,6 +172,7 @@ where
     F: FnMut(I) -> It + Clone + Send + Sync + 'static,
 {
     Flow::from_logic("flat_map", move |_| Ok((FlatMapLogic { f: f.clone() }, ())))
+        .parallel_by_default()
 }
 
 /// Flow form of [`SimpleOps::map_concat`](super::SimpleOps::map_concat) (alias of [`flat_map()`]).

@@ -1456,27 +1456,31 @@ class RunnableGraph(_Blueprint, Generic[_Mat_co]):
 
     __slots__ = ()
 
-    def run(self, *, batch_size: Optional[int] = None, progress: Any = None) -> Any:
+    def run(self, *, batch_size: Optional[int] = None, progress: Any = None, parallelism: Optional[int] = None) -> Any:
         """Runs to completion on this thread and returns the materialized value (sink results
         resolved). Works inside a running event loop (Jupyter) too; Ctrl-C cancels the run and
-        raises ``KeyboardInterrupt``. ``progress=True`` (or a total) shows a tqdm bar."""
+        raises ``KeyboardInterrupt``. ``progress=True`` (or a total) shows a tqdm bar.
+        ``parallelism=n`` is the run's default parallelism, taken by the stages that accept one
+        (see docs/python.md); the others run once unless they set their own."""
         from ._run import run_blocking
 
-        return run_blocking(self, batch_size=batch_size, progress=progress)
+        return run_blocking(self, batch_size=batch_size, progress=progress, parallelism=parallelism)
 
-    async def run_async(self, *, batch_size: Optional[int] = None) -> Any:
+    async def run_async(self, *, batch_size: Optional[int] = None, parallelism: Optional[int] = None) -> Any:
         """Runs the graph, awaiting its completion; ``async def`` stages run on this loop."""
         from ._run import run_async
 
-        return await run_async(self, batch_size=batch_size)
+        return await run_async(self, batch_size=batch_size, parallelism=parallelism)
 
-    def start(self, *, batch_size: Optional[int] = None, cancel_grace: Optional[float] = None) -> Any:
+    def start(
+        self, *, batch_size: Optional[int] = None, cancel_grace: Optional[float] = None, parallelism: Optional[int] = None
+    ) -> Any:
         """Starts the graph in the background and returns a :class:`weir.RunHandle`; once the
         run is cancelled or over, ``wait()`` gives a call stuck in user code ``cancel_grace``
         seconds (default 3) before it raises a ``StageFailed`` naming the stage."""
         from ._run import RunHandle
 
-        return RunHandle._start(self, batch_size=batch_size, cancel_grace=cancel_grace)
+        return RunHandle._start(self, batch_size=batch_size, cancel_grace=cancel_grace, parallelism=parallelism)
 
 
 class _Junction:

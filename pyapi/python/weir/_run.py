@@ -50,8 +50,12 @@ class RunHandle(Generic[Mat]):
         batch_size: Optional[int] = None,
         loop: Optional[asyncio.AbstractEventLoop] = None,
         cancel_grace: Optional[float] = None,
+        parallelism: Optional[int] = None,
     ) -> "RunHandle[Any]":
-        h = cls(graph, _native.start(graph._n, None, _run_batch_size(batch_size), cancel_grace))
+        n = _native.start(
+            graph._n, None, _run_batch_size(batch_size), cancel_grace, parallelism=_run_parallelism(parallelism)
+        )
+        h = cls(graph, n)
         h._thread = threading.Thread(target=h._serve, args=(loop,), name="weir-dispatcher", daemon=True)
         _live.add(h)
         h._thread.start()
@@ -255,13 +259,32 @@ def _run_batch_size(rows: Optional[int]) -> Optional[int]:
     return None if rows is None else size("run", "batch_size", rows)
 
 
-def run_blocking(graph: Any, *, batch_size: Optional[int] = None, progress: Any = None) -> Any:
+def _run_parallelism(n: Optional[int]) -> Optional[int]:
+    """A run's ``parallelism=`` checked: 1 to 128 (the key groups)."""
+    from ._validate import size
+
+    if n is None:
+        return None
+    n = size("run", "parallelism", n)
+    if n > MAX_PARALLELISM:
+        raise ValueError(f"run: parallelism must be at most {MAX_PARALLELISM}, got {n}")
+    return n
+
+
+#: The highest run parallelism (the number of key groups).
+MAX_PARALLELISM = 128
+
+
+def run_blocking(
+    graph: Any, *, batch_size: Optional[int] = None, progress: Any = None, parallelism: Optional[int] = None
+) -> Any:
     """Runs ``graph`` serving its Python work on this thread."""
     if progress:
         from .notebook import run_with_progress
 
-        return run_with_progress(graph, batch_size=batch_size, total=progress)
-    h = RunHandle(graph, _native.start(graph._n, None, _run_batch_size(batch_size)))
+        return run_with_progress(graph, batch_size=batch_size, total=progress, parallelism=parallelism)
+    n = _native.start(graph._n, None, _run_batch_size(batch_size), parallelism=_run_parallelism(parallelism))
+    h = RunHandle(graph, n)
     set_current_loop(None)
     try:
         h._n.serve()
@@ -270,8 +293,8 @@ def run_blocking(graph: Any, *, batch_size: Optional[int] = None, progress: Any 
     return h._result()
 
 
-async def run_async(graph: Any, *, batch_size: Optional[int] = None) -> Any:
+async def run_async(graph: Any, *, batch_size: Optional[int] = None, parallelism: Optional[int] = None) -> Any:
     """Runs ``graph`` with its Python work on a dispatcher thread and ``async def`` stages on
     the running loop."""
-    h = RunHandle._start(graph, batch_size=batch_size, loop=asyncio.get_running_loop())
+    h = RunHandle._start(graph, batch_size=batch_size, loop=asyncio.get_running_loop(), parallelism=parallelism)
     return await h.wait_async()

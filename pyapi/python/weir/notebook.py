@@ -91,7 +91,9 @@ def _source_count(handle: Any) -> int:
     return sum(firsts)
 
 
-def run_with_progress(graph: Any, *, batch_size: Optional[int] = None, total: Any = True) -> Any:
+def run_with_progress(
+    graph: Any, *, batch_size: Optional[int] = None, total: Any = True, parallelism: Optional[int] = None
+) -> Any:
     """Runs ``graph`` showing a ``tqdm.auto`` bar of elements emitted by the first stage
     (``total`` may be the expected count). Falls back to a plain run without tqdm."""
     from ._run import RunHandle
@@ -100,7 +102,7 @@ def run_with_progress(graph: Any, *, batch_size: Optional[int] = None, total: An
         from tqdm.auto import tqdm
     except ImportError:  # pragma: no cover - optional dependency
         tqdm = None
-    h = RunHandle._start(graph, batch_size=batch_size)
+    h = RunHandle._start(graph, batch_size=batch_size, parallelism=parallelism)
     bar = None
     if tqdm is not None:
         bar = tqdm(total=None if total is True else int(total), unit="el", desc="weir")

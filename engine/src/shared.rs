@@ -1,0 +1,154 @@
+//! The state every island of a run shares: cancellation, the task tracker, the failure, metrics,
+//! the clock and the plan settings.
+
+use crate::EngineError;
+use crate::executor::IslandExecutor;
+use crate::metrics::MetricsEntry;
+use crate::plan::PhysicalPlan;
+use crate::plan::PlanConfig;
+use crate::watch::IslandProbe;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+use weir_graph::{Clock, StageError};
+use weir_graph::{ExecutorId, Services};
+
+/// What every island of a run shares.
+pub(crate) struct RunShared {
+    /// Cancels every island: the user cancelled, or the handle was dropped.
+    pub(crate) cancel: CancellationToken,
+    /// Cancels every island but the sinks fed by channels (a child of `cancel`): a failure that
+    /// reached a sink stops the run's producers, and the other sinks still take what was
+    /// already sent to them (elements ahead of an in-band failure are never lost) before they
+    /// see their inputs end and report the run's failure.
+    pub(crate) producers: CancellationToken,
+    pub(crate) tracker: TaskTracker,
+    pub(crate) aborts: Mutex<Vec<Abort>>,
+    pub(crate) failure: Mutex<Option<StageError>>,
+    pub(crate) metrics: Mutex<Vec<MetricsEntry>>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) batch_size: usize,
+    pub(crate) cfg: PlanConfig,
+    pub(crate) handle: tokio::runtime::Handle,
+    pub(crate) islands: std::sync::atomic::AtomicUsize,
+    /// One per island subtask spawned (ended ones pruned now and then), to name what is stuck
+    /// when the run cannot stop.
+    pub(crate) probes: Mutex<Vec<Arc<IslandProbe>>>,
+    /// Length of `probes` at which the ended ones are dropped next.
+    pub(crate) probes_prune_at: std::sync::atomic::AtomicUsize,
+    pub(crate) grace: Duration,
+    /// Islands ending in a sink still running, and the token cancelled when none is left.
+    pub(crate) sinks_left: std::sync::atomic::AtomicUsize,
+    pub(crate) sinks_done: CancellationToken,
+    /// Executors other than tokio, by id.
+    pub(crate) executors: HashMap<ExecutorId, Arc<dyn IslandExecutor>>,
+    /// The run's services, given to every stage.
+    pub(crate) services: Services,
+    /// The source islands that [`RunHandle::inject`] reaches.
+    pub(crate) injectors: crate::control::Injectors,
+}
+
+/// Stops a task of the run wherever it runs.
+pub(crate) enum Abort {
+    /// A task on tokio.
+    Tokio(tokio::task::AbortHandle),
+    /// A task on another executor.
+    Other(futures::future::AbortHandle),
+}
+
+impl Abort {
+    /// Stops the task.
+    pub(crate) fn abort(&self) {
+        match self {
+            Self::Tokio(h) => h.abort(),
+            Self::Other(h) => h.abort(),
+        }
+    }
+}
+
+/// `probes` is first pruned at this length.
+pub(crate) const PROBES_PRUNE_MIN: usize = 256;
+
+impl RunShared {
+    /// The one place the engine spawns tasks: tracked by the run, aborted with it.
+    pub(crate) fn spawn(
+        &self,
+        executor: ExecutorId,
+        name: String,
+        fut: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let span = tracing::debug_span!("island", name = %name);
+        let abort = match self.executors.get(&executor) {
+            Some(ex) if executor != ExecutorId::TOKIO => {
+                let (fut, h) = futures::future::abortable(fut.instrument(span));
+                let fut: futures::future::BoxFuture<'static, ()> =
+                    Box::pin(self.tracker.track_future(async move {
+                        let _ = fut.await;
+                    }));
+                let fut = if self.clock.tracks_tasks() {
+                    self.clock.track(fut)
+                } else {
+                    fut
+                };
+                ex.spawn(&name, fut);
+                Abort::Other(h)
+            }
+            _ => {
+                let jh = if self.clock.tracks_tasks() {
+                    let task = self.clock.track(Box::pin(fut.instrument(span)));
+                    self.tracker.spawn_on(task, &self.handle)
+                } else {
+                    self.tracker.spawn_on(fut.instrument(span), &self.handle)
+                };
+                Abort::Tokio(jh.abort_handle())
+            }
+        };
+        if let Ok(mut a) = self.aborts.lock() {
+            a.push(abort);
+        }
+    }
+
+    /// Fails unless every executor the plan names is registered.
+    pub(crate) fn check_executors(&self, p: &PhysicalPlan) -> Result<(), EngineError> {
+        for isl in &p.islands {
+            if isl.executor != ExecutorId::TOKIO && !self.executors.contains_key(&isl.executor) {
+                return Err(EngineError::InvalidSetting(format!(
+                    "island {} runs on executor '{}', which the materializer does not have",
+                    isl.id, isl.executor
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts a sink island of the run as started.
+    pub(crate) fn sink_started(&self) {
+        self.sinks_left
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Counts a sink island as ended; the last one marks every sink done.
+    pub(crate) fn sink_ended(&self) {
+        if self
+            .sinks_left
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
+            == 1
+        {
+            self.sinks_done.cancel();
+        }
+    }
+
+    /// Records the run's failure (the first one wins) and stops every other island: a failure
+    /// that reached a sink fails the whole run, as in Flink.
+    pub(crate) fn record_failure(&self, e: &StageError) {
+        if let Ok(mut f) = self.failure.lock()
+            && f.is_none()
+        {
+            *f = Some(e.clone());
+        }
+        self.producers.cancel();
+    }
+}

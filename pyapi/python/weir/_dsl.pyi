@@ -205,9 +205,16 @@ class Source(_Linear, Generic[_T_co]):
     @overload
     def to(self, sink: Sink[_T_co, Any], keep: Literal["left"] = "left") -> RunnableGraph[Any]: ...
     def run_with(
-        self, sink: Sink[_T_co, _M], *, batch_size: Optional[int] = None, progress: Union[bool, int, None] = None
+        self,
+        sink: Sink[_T_co, _M],
+        *,
+        batch_size: Optional[int] = None,
+        progress: Union[bool, int, None] = None,
+        parallelism: Optional[int] = None,
     ) -> _M: ...
-    async def run_with_async(self, sink: Sink[_T_co, _M], *, batch_size: Optional[int] = None) -> _M: ...
+    async def run_with_async(
+        self, sink: Sink[_T_co, _M], *, batch_size: Optional[int] = None, parallelism: Optional[int] = None
+    ) -> _M: ...
     def via(self, flow: Flow[_T_co, _U], keep: Keep = "left") -> Source[_U]: ...
     def map(
         self,
@@ -696,9 +703,17 @@ class Sink(_Blueprint, Generic[_In_contra, _Mat_co]):
 class RunnableGraph(_Blueprint, Generic[_Mat_co]):
     """A closed blueprint; ``run()`` returns its ``Mat``."""
 
-    def run(self, *, batch_size: Optional[int] = None, progress: Union[bool, int, None] = None) -> _Mat_co: ...
-    async def run_async(self, *, batch_size: Optional[int] = None) -> _Mat_co: ...
-    def start(self, *, batch_size: Optional[int] = None, cancel_grace: Optional[float] = None) -> RunHandle[_Mat_co]: ...
+    def run(
+        self,
+        *,
+        batch_size: Optional[int] = None,
+        progress: Union[bool, int, None] = None,
+        parallelism: Optional[int] = None,
+    ) -> _Mat_co: ...
+    async def run_async(self, *, batch_size: Optional[int] = None, parallelism: Optional[int] = None) -> _Mat_co: ...
+    def start(
+        self, *, batch_size: Optional[int] = None, cancel_grace: Optional[float] = None, parallelism: Optional[int] = None
+    ) -> RunHandle[_Mat_co]: ...
 
 class _Junction:
     kind: str

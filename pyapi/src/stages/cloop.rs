@@ -89,8 +89,10 @@ pub(crate) fn to_list<'py>(py: Python<'py>, v: &[PyObj]) -> Result<Bound<'py, Py
 
 /// Appends the items of a Python list to `out`.
 pub(crate) fn take_list(out: &mut Vec<PyObj>, list: &Bound<'_, PyList>) {
-    out.reserve(list.len());
-    out.extend(list.iter().map(PyObj::from_bound));
+    // By index: the list iterator re-reads the length at every step.
+    let n = list.len();
+    out.reserve(n);
+    out.extend((0..n).filter_map(|i| list.get_item(i).ok().map(PyObj::from_bound)));
 }
 
 /// `kind(f, iter(input))` for `kind` = `builtins.map` or `builtins.filter`, with the cursor

@@ -1,5 +1,6 @@
 """Interpreter pool faults and defaults: crashes lose only their element, unreadable results,
-per-call timeouts (pools and map_async), the parent's import path, chunks sized by cost."""
+per-call timeouts (pools and map_async), the parent's import path, chunks sized by cost. Every
+test taking ``backend`` or ``pool`` runs on each pool backend this interpreter supports."""
 
 import asyncio
 import os
@@ -13,19 +14,23 @@ import pytest
 import weir
 from weir.interpreters import InterpreterPool
 
+from helpers import pool_backend_params, worker_exit
 
-def _crash_on(bad):
+
+def _crash_on(bad, backend):
+    die = worker_exit(backend)
+
     def f(x):
         if x == bad:
-            os._exit(3)
+            die(3)
         return x * 10
 
     return f
 
 
-@pytest.fixture(scope="module")
-def pool():
-    with InterpreterPool(workers=2) as p:
+@pytest.fixture(scope="module", params=pool_backend_params())
+def pool(request):
+    with InterpreterPool(workers=2, backend=request.param) as p:
         yield p
 
 
@@ -34,7 +39,7 @@ def test_crash_dead_letters_only_the_element_that_kills_the_worker(pool):
     crashes = pool.crashes
     out = (
         weir.Source.range(40)
-        .map(_crash_on(13), pool=pool, name="crashy", supervision=[(weir.WorkerCrashed, "resume")], dead_letters=dead)
+        .map(_crash_on(13, pool.backend_name), pool=pool, name="crashy", supervision=[(weir.WorkerCrashed, "resume")], dead_letters=dead)
         .batch_size(8)
         .run_with(weir.Sink.collect())
     )
@@ -42,23 +47,25 @@ def test_crash_dead_letters_only_the_element_that_kills_the_worker(pool):
     assert [(d.element, type(d.error)) for d in dead] == [(13, weir.WorkerCrashed)]
     assert "while running this element" in str(dead[0].error)
     assert pool.crashes == crashes + 1  # the culprit is known: it is not run again
-    assert len(pool.pids()) == 2
+    assert len(pool.worker_ids()) == 2
 
 
 def test_crash_under_stop_emits_the_elements_before_it_then_fails(pool):
     got = []
     with pytest.raises(weir.StageFailed) as info:
-        weir.Source.range(40).map(_crash_on(13), pool=pool, name="crashy").batch_size(8).run_with(weir.Sink.for_each(got.append))
+        weir.Source.range(40).map(_crash_on(13, pool.backend_name), pool=pool, name="crashy").batch_size(8).run_with(weir.Sink.for_each(got.append))
     assert got == [x * 10 for x in range(13)]
     assert info.value.stage_name == "crashy"
     assert info.value.element == 13
     assert isinstance(info.value.__cause__, weir.WorkerCrashed)
 
 
-def test_a_function_that_kills_every_worker_is_not_retried_forever():
+def test_a_function_that_kills_every_worker_is_not_retried_forever(backend):
+    die = worker_exit(backend)
+
     class Bomb:
         def __reduce__(self):
-            return (os._exit, (7,))
+            return (die, (7,))
 
     bomb = Bomb()
 
@@ -66,7 +73,7 @@ def test_a_function_that_kills_every_worker_is_not_retried_forever():
         return (bomb, x)[1]
 
     dead = []
-    with InterpreterPool(workers=1) as p:
+    with InterpreterPool(workers=1, backend=backend) as p:
         t = time.monotonic()
         out = weir.Source.range(3).map(f, pool=p, supervision=[(weir.WorkerCrashed, "resume")], dead_letters=dead).run_with(
             weir.Sink.collect()
@@ -111,42 +118,48 @@ def test_a_result_the_parent_cannot_unpickle_fails_its_element_only(pool):
     assert info.value.stage_name == "unreadable" and info.value.element == 3
 
 
-def _hang_on(bad):
+def _hang_on(bad, backend):
+    # A killed worker process does not finish its call; an abandoned subinterpreter finishes it in
+    # the background (so it is kept short).
+    secs = 60 if backend == "process" else 3
+
     def f(x):
         if x == bad:
-            time.sleep(60)
+            time.sleep(secs)
         return x + 100
 
     return f
 
 
-def test_timeout_kills_a_hung_worker_and_fails_only_that_element():
-    with InterpreterPool(workers=2) as p:
+def test_timeout_kills_a_hung_worker_and_fails_only_that_element(backend):
+    with InterpreterPool(workers=2, backend=backend) as p:
         assert weir.Source.range(4).map(abs, pool=p).run_with(weir.Sink.collect()) == [0, 1, 2, 3]  # warm
-        before = set(p.pids())
+        before = set(p.worker_ids())
         dead = []
         t = time.monotonic()
         out = (
             weir.Source.range(10)
-            .map(_hang_on(4), pool=p, timeout=0.5, name="slow", supervision=[(TimeoutError, "resume")], dead_letters=dead)
+            .map(_hang_on(4, backend), pool=p, timeout=0.5, name="slow", supervision=[(TimeoutError, "resume")], dead_letters=dead)
             .run_with(weir.Sink.collect())
         )
         elapsed = time.monotonic() - t
         assert out == [x + 100 for x in range(10) if x != 4]
         assert [(d.element, type(d.error)) for d in dead] == [(4, weir.CallTimeout)]
-        assert "exceeded timeout=0.5s" in str(dead[0].error)
+        verb = "killed" if backend == "process" else "abandoned"
+        assert f"exceeded timeout=0.5s; pool worker (" in str(dead[0].error)
+        assert str(dead[0].error).endswith(f") was {verb} and replaced")
         assert elapsed < 0.5 + 1.0, elapsed
-        after = set(p.pids())
+        after = set(p.worker_ids())
         assert len(after) == 2 and len(before - after) == 1  # the hung worker was replaced
         assert p.backend.timeouts == 1
 
 
-def test_timeout_under_stop_fails_the_stage_with_the_element():
-    with InterpreterPool(workers=1) as p:
+def test_timeout_under_stop_fails_the_stage_with_the_element(backend):
+    with InterpreterPool(workers=1, backend=backend) as p:
         got = []
         t = time.monotonic()
         with pytest.raises(weir.StageFailed) as info:
-            weir.Source.range(10).map(_hang_on(2), pool=p, timeout=0.3, name="slow").run_with(weir.Sink.for_each(got.append))
+            weir.Source.range(10).map(_hang_on(2, backend), pool=p, timeout=0.3, name="slow").run_with(weir.Sink.for_each(got.append))
         assert time.monotonic() - t < 0.3 + 1.5
         assert got == [100, 101]
         assert info.value.stage_name == "slow" and info.value.element == 2
@@ -195,7 +208,7 @@ def test_map_async_timeout_cancels_the_coroutine():
     assert info.value.stage_name == "fetch" and info.value.element == 1
 
 
-def test_workers_import_modules_next_to_the_script_run_from_elsewhere(tmp_path):
+def test_workers_import_modules_next_to_the_script_run_from_elsewhere(tmp_path, backend):
     app = tmp_path / "app"
     app.mkdir()
     (app / "helpers_next_to_script.py").write_text("def triple(x):\n    return 3 * x\n")
@@ -204,10 +217,10 @@ def test_workers_import_modules_next_to_the_script_run_from_elsewhere(tmp_path):
             """
             import weir
             from helpers_next_to_script import triple
-            with weir.InterpreterPool(workers=2) as pool:
+            with weir.InterpreterPool(workers=2, backend=BACKEND) as pool:
                 print(weir.Source.range(5).map(triple, pool=pool).run_with(weir.Sink.collect()))
             """
-        )
+        ).replace("BACKEND", repr(backend))
     )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -263,11 +276,11 @@ def _slow_echo(b):
     return b
 
 
-def test_large_chunks_handed_out_after_the_cost_probe_do_not_deadlock():
+def test_large_chunks_handed_out_after_the_cost_probe_do_not_deadlock(backend):
     # The rest of a batch is handed out after its first element's result is read: never from
     # the thread reading that worker's replies (both sides would block on full sockets).
     blobs = [bytes([i]) * (1 << 20) for i in range(12)]
-    with InterpreterPool(workers=1) as p:
+    with InterpreterPool(workers=1, backend=backend) as p:
         out = weir.Source.from_iter(blobs).map(_slow_echo, pool=p).run_with(weir.Sink.collect())
     assert out == blobs
 

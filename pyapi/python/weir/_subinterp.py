@@ -72,6 +72,10 @@ class _Api:
         """Ends an interpreter that is not running."""
         self.interps.destroy(iid)
 
+    def live(self) -> List[int]:
+        """Ids of every interpreter that exists now (the main one included)."""
+        return [int(i[0] if isinstance(i, tuple) else i) for i in self.interps.list_all()]
+
     def channel(self) -> Any:
         """A new channel (interpreter -> parent); it lives as long as the returned id object."""
         return self.chans.create(3) if self.new else self.chans.create()
@@ -110,20 +114,47 @@ def available() -> bool:
     return True
 
 
-# Run in a new interpreter: load the worker code by path and serve frames through it.
+# Run in a new interpreter: a `weir` package without its native module (so that the user's
+# modules that `import weir` load; using the engine there raises ImportError), then the worker code
+# loaded by path, serving frames.
 _BOOT = """
-import importlib.util as _weir_util, sys as _weir_sys
+import importlib.util as _weir_util, os as _weir_os, sys as _weir_sys, types as _weir_types
 import {chan_module} as _weir_chans
+def _weir_missing(name):
+    raise ImportError(
+        f"weir.{{name}} is not available in a pool subinterpreter: weir's native module cannot "
+        "load there (use backend='process' to run weir itself in pool workers)"
+    )
+_weir_pkg = _weir_types.ModuleType("weir", "weir inside a pool subinterpreter (no native module)")
+_weir_pkg.__path__ = [_weir_os.path.dirname(_weir_path)]
+_weir_pkg.__getattr__ = _weir_missing
+_weir_sys.modules["weir"] = _weir_pkg
 _weir_spec = _weir_util.spec_from_file_location("weir._worker", _weir_path)
 _weir = _weir_util.module_from_spec(_weir_spec)
 _weir_sys.modules["weir._worker"] = _weir
 _weir_spec.loader.exec_module(_weir)
+_weir_pkg._worker = _weir
 def _weir_send(b):
     {send_call}
 _weir_server = _weir.InterpreterServer(_weir_mark_fd, _weir_send)
-del _weir_util, _weir_spec
+del _weir_util, _weir_spec, _weir_os, _weir_types
 """
 _CALL = "_weir_server.call(_weir_tag, _weir_msg)"
+
+# Workers abandoned by a timeout whose call may still run. CPython 3.12 aborts at exit while an
+# interpreter still exists, so exit waits (at most this long) for their threads to destroy them.
+_abandoned: "set[_SubinterpreterWorker]" = set()
+_EXIT_WAIT_S = 10.0
+
+
+def wait_abandoned(limit: float = _EXIT_WAIT_S) -> int:
+    """Waits up to ``limit`` seconds for abandoned workers to end; how many are still running."""
+    import time
+
+    end = time.monotonic() + limit
+    for w in list(_abandoned):
+        w.thread.join(max(0.0, end - time.monotonic()))
+    return sum(1 for w in _abandoned if w.thread.is_alive())
 
 
 class _SubinterpreterWorker:
@@ -195,6 +226,7 @@ class _SubinterpreterWorker:
         thread destroys the interpreter once the call returns."""
         if self._claim_end():
             self.rc = -9
+            _abandoned.add(self)
             self.backend._died(self)
 
     def wait(self) -> Optional[int]:
@@ -234,7 +266,6 @@ class _SubinterpreterWorker:
         finally:
             os.close(mark_fd)  # the interpreter mapped its own view
         self._ready.set()
-        crashed = False
         while True:
             item = self.inbox.get()
             if item is None:
@@ -253,11 +284,11 @@ class _SubinterpreterWorker:
                 self.backend._reply(self, memoryview(reply)[1:], [])
             else:  # b"X" + status: the worker "exited"
                 self.rc = int(reply[1:])
-                crashed = True
                 break
-        if not crashed:
+        if self.rc is None:
             self.rc = 0
         self._dispose(a, cid)
+        _abandoned.discard(self)
         if self._claim_end():
             self.backend._died(self)
 

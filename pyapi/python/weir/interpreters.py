@@ -322,6 +322,7 @@ class _WorkerBackend:
         self.timeouts = 0
         self.watching = False
         self.later: "Optional[queue.SimpleQueue[Callable[[], None]]]" = None
+        self.generation = 0  # how often close() ran: work deferred before a close is not started after it
 
     def start(self) -> None:
         with self.lock:
@@ -435,8 +436,14 @@ class _WorkerBackend:
         """Runs ``job`` again (from the hand-out thread); if it cannot be handed out (no worker
         starts), its elements fail."""
 
+        gen = self.generation
+
         def run() -> None:
             try:
+                if self.generation != gen:
+                    from .errors import WorkerCrashed
+
+                    raise WorkerCrashed("pool worker stopped: the pool was closed")
                 self._submit(job)
             except Exception as e:  # noqa: BLE001
                 job.done([], [(job.batch, e, 0)] if job.kind == "map_batches" else [(x, e, 0) for x in job.batch])
@@ -573,6 +580,7 @@ class _WorkerBackend:
     def close(self) -> None:
         with self.lock:
             self.closed = True
+            self.generation += 1
             workers, self.workers = self.workers, []
         for w in workers:
             w.quit()
@@ -672,9 +680,15 @@ class _Submitter:
             # back (by then its cost is known).
             join = _Join(2, done)
             rest, rest_done = batch[1:], join.part(1)
+            gen = getattr(backend, "generation", None)
 
             def handout() -> None:
                 try:
+                    if getattr(backend, "generation", None) != gen:
+                        # Closed meanwhile (a run-owned pool whose run ended): do not restart it.
+                        from .errors import WorkerCrashed
+
+                        raise WorkerCrashed("pool worker stopped: the pool was closed")
                     self(rest, rest_done)
                 except Exception as e:  # noqa: BLE001 - e.g. no worker could be started
                     rest_done([], [(x, e, 0) for x in rest])
@@ -829,6 +843,12 @@ def _close_all_pools() -> None:
             p.close()
         except Exception:  # noqa: BLE001 - best effort at exit
             pass
+    if sys.version_info < (3, 13):
+        from ._subinterp import wait_abandoned
+
+        left = wait_abandoned()
+        if left:
+            _log.warning("weir pool: %d timed-out subinterpreter call(s) still running at exit", left)
 
 
 __all__ = ["InterpreterPool", "Backend", "ProcessBackend", "SubinterpreterBackend", "as_pool", "backends", "supported"]

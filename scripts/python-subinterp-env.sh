@@ -32,7 +32,7 @@ base=$(find_py || true)
 if [ -z "$base" ]; then
   SUBINTERP_SKIP="no CPython 3.12+ found (pyenv or PATH; set WEIR_SUBINTERP_PYTHON)"
 elif ! "$base" -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then
-  SUBINTERP_SKIP="$base is older than 3.12"
+  SUBINTERP_SKIP="$base is not CPython 3.12+"
 else
   pins=$(grep -E '^(pytest|cloudpickle)==' pyapi/requirements-test.txt | sort | tr '\n' ' ')
   want=$(echo "$base $pins" | sha256sum | cut -d' ' -f1)

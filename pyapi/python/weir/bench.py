@@ -20,6 +20,9 @@ machines are shared and noisy: use ``--repeat 7`` or more for numbers you report
   ``weir_poolK`` runs on a pool created before the timed runs (workers already up: the steady
   state of a long-lived pool); ``weir_poolK_cold`` creates the pool inside the timed run (start-up
   included, one run). On a 16-core machine: ``--workers 1,2,4,8,16 --n 200000``.
+  ``--backends`` picks the pool backends (default: every one this interpreter supports):
+  ``weir_poolK`` is the process backend, ``weir_subinterpK`` the subinterpreter backend
+  (CPython 3.12+).
 
 Needs only ``weir`` (and ``cloudpickle`` for ``pool``): no pyarrow/polars/numpy.
 """
@@ -215,7 +218,7 @@ def _pooled(n: int, p: Any, batch: int) -> Any:
     return g.batch_size(batch) if batch > 0 else g
 
 
-def pool(n: int, repeat: int, workers: Sequence[int] = (1, 2), batch: int = 0) -> None:
+def pool(n: int, repeat: int, workers: Sequence[int] = (1, 2), batch: int = 0, backends: Sequence[str] = ()) -> None:
     base, best, expect, peak = _measure(lambda: list(map(cpu_work, range(n))), repeat)
     check = sum(expect) % 1_000_000_007
     _emit("pool", "cpython_inline", n, 1, (base, best), peak, check)
@@ -223,21 +226,23 @@ def pool(n: int, repeat: int, workers: Sequence[int] = (1, 2), batch: int = 0) -
     med, best, got, peak = _measure(graph.run, repeat)
     assert got == expect
     _emit("pool", "weir_inline", n, 1, (med, best), peak, check, base)
-    for w in workers:
-        with weir.InterpreterPool(workers=w) as p:
-            graph = _pooled(n, p, batch).to(weir.Sink.collect(), keep="right")
-            assert graph.run() == expect  # warm-up: the function reaches every worker
-            med, best, got, peak = _measure(graph.run, repeat)
+    for backend in backends or weir.interpreters.backends():
+        label = "weir_pool" if backend == "process" else "weir_subinterp"
+        for w in workers:
+            with weir.InterpreterPool(workers=w, backend=backend) as p:
+                graph = _pooled(n, p, batch).to(weir.Sink.collect(), keep="right")
+                assert graph.run() == expect  # warm-up: the function reaches every worker
+                med, best, got, peak = _measure(graph.run, repeat)
+                assert got == expect
+                _emit("pool", f"{label}{w}", n, w, (med, best), peak, check, base)
+
+            def cold() -> Any:
+                with weir.InterpreterPool(workers=w, backend=backend) as p:
+                    return _pooled(n, p, batch).run_with(weir.Sink.collect())
+
+            med, best, got, peak = _measure(cold, 1)
             assert got == expect
-            _emit("pool", f"weir_pool{w}", n, w, (med, best), peak, check, base)
-
-        def cold() -> Any:
-            with weir.InterpreterPool(workers=w) as p:
-                return _pooled(n, p, batch).run_with(weir.Sink.collect())
-
-        med, best, got, peak = _measure(cold, 1)
-        assert got == expect
-        _emit("pool", f"weir_pool{w}_cold", n, w, (med, best), peak, check, base)
+            _emit("pool", f"{label}{w}_cold", n, w, (med, best), peak, check, base)
 
 
 def _ints(s: str) -> List[int]:
@@ -258,6 +263,12 @@ def main(argv: Any = None) -> None:
     ap.add_argument("--repeat", type=int, default=5, help="runs per variant (the median is reported)")
     ap.add_argument("--workers", type=_ints, default=[1, 2], help="pool: worker counts, e.g. 1,2,4,8,16")
     ap.add_argument("--batch", type=int, default=0, help="pool: .batch_size() of the pooled stage (0: none)")
+    ap.add_argument(
+        "--backends",
+        type=lambda s: [b for b in s.split(",") if b],
+        default=[],
+        help="pool: backends to measure, e.g. process,subinterpreter (default: every supported one)",
+    )
     a = ap.parse_args(argv)
     todo = ["w1", "w2", "pool"] if a.workload == "all" else [a.workload]
     for w in todo:
@@ -266,7 +277,7 @@ def main(argv: Any = None) -> None:
         elif w == "w2":
             w2(int(a.n or 2_000_000), a.repeat)
         else:
-            pool(int(a.n or 20_000), a.repeat, a.workers, max(0, a.batch))
+            pool(int(a.n or 20_000), a.repeat, a.workers, max(0, a.batch), a.backends)
 
 
 if __name__ == "__main__":

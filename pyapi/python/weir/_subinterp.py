@@ -141,8 +141,9 @@ del _weir_util, _weir_spec, _weir_os, _weir_types
 """
 _CALL = "_weir_server.call(_weir_tag, _weir_msg)"
 
-# Workers abandoned by a timeout whose call may still run. CPython 3.12 aborts at exit while an
-# interpreter still exists, so exit waits (at most this long) for their threads to destroy them.
+# Workers abandoned by a timeout, or closed during a call, whose call may still run. CPython 3.12
+# aborts at exit while an interpreter still exists, so exit waits (at most this long) for their
+# threads to destroy them.
 _abandoned: "set[_SubinterpreterWorker]" = set()
 _EXIT_WAIT_S = 10.0
 
@@ -248,6 +249,8 @@ class _SubinterpreterWorker:
         """Waits up to ``timeout`` seconds for the thread to end (a call still running keeps it)."""
         if threading.current_thread() is not self.thread:
             self.thread.join(timeout)
+            if self.thread.is_alive():
+                _abandoned.add(self)  # still in a call: exit waits for it (see _abandoned)
 
     def _drive(self, mark_fd: int) -> None:
         a = api()

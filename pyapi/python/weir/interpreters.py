@@ -1,4 +1,4 @@
-"""Pooled interpreters: run CPU-bound Python functions in worker processes.
+"""Pooled interpreters: run CPU-bound Python functions in worker processes or subinterpreters.
 
 ``weir.InterpreterPool(workers=n)`` is passed as ``pool=`` to ``map``, ``filter``, ``flat_map``,
 ``map_batches`` and ``for_each``-like stages. The function is shipped once per worker and stage
@@ -29,9 +29,17 @@ cannot be pickled or unpickled fails its own element. Batches are cut into chunk
 directory first) and always die with the parent (``PR_SET_PDEATHSIG`` on Linux plus a
 parent-pid watcher), whatever owns them.
 
-The pool talks to its workers through a small :class:`Backend` interface; today the backend is
-:class:`ProcessBackend` (one OS process per worker). Subinterpreters (PEP 734) and free-threaded
-CPython can be added as backends: :func:`supported` reports what this interpreter offers.
+Backends (``InterpreterPool(n, backend=...)``; :func:`backends` lists what this interpreter runs):
+
+* ``"process"`` (:class:`ProcessBackend`, the default): one OS process per worker.
+* ``"subinterpreter"`` (:class:`SubinterpreterBackend`, CPython 3.12+): one thread per worker
+  owning an isolated interpreter with its own GIL (``weir/_subinterp.py``). The same worker code
+  and fault rules; what differs (``sys.exit`` is a crash, a timed-out call is abandoned rather
+  than killed, ``os._exit`` ends the program) is described there.
+
+Both are :class:`_WorkerBackend` over their own worker class. The pool talks to a backend through
+the small :class:`Backend` interface, so other backends can be passed as objects;
+:func:`supported` reports what this interpreter offers (free-threading included).
 """
 
 from __future__ import annotations

@@ -297,3 +297,28 @@ def test_an_element_that_cannot_be_pickled_to_a_worker_fails_alone(pool):
     assert [d.element for d in dead] == [gen]
     assert isinstance(dead[0].error, TypeError)
     assert "cannot pickle 'generator' object" in str(dead[0].error)
+
+
+def test_exit_with_a_timed_out_call_still_running_is_clean(tmp_path, backend):
+    # A killed worker process is gone; an abandoned subinterpreter call is still sleeping when the
+    # script ends (CPython 3.12 would abort at exit if its interpreter were left: exit waits).
+    script = tmp_path / "main.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import time, weir
+            def f(x):
+                if x == 1:
+                    time.sleep(1.5)
+                return x
+            dead = []
+            with weir.InterpreterPool(workers=1, backend=BACKEND) as pool:
+                out = weir.Source.range(3).map(
+                    f, pool=pool, timeout=0.3, supervision=[(weir.CallTimeout, "resume")], dead_letters=dead
+                ).run_with(weir.Sink.collect())
+            print(out, [d.element for d in dead], flush=True)
+            """
+        ).replace("BACKEND", repr(backend))
+    )
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "[0, 2] [1]\n", "")

@@ -105,7 +105,8 @@ class Backend(Protocol):
         """Starts the workers now (optional: ``submit`` starts missing workers)."""
 
     def pids(self) -> List[int]:
-        """Process ids of live workers."""
+        """Process ids of live worker processes (``worker_ids``, when a backend has it, names
+        workers that are not processes)."""
 
 
 class _Join:

@@ -266,8 +266,7 @@ def test_function_the_worker_cannot_load_fails_the_stage(tmp_path, monkeypatch, 
 
 
 def test_large_buffers_travel_out_of_band():
-    # Processes only: the subinterpreter backend pickles in band, and numpy does not load in an
-    # isolated subinterpreter.
+    # Processes only: numpy does not load in an isolated subinterpreter.
     np = pytest.importorskip("numpy")
     from weir._worker import dumps
 

@@ -9,7 +9,7 @@ its element only. Before each call the worker writes the element's index to the 
 shared with the parent (``MARK``). Exits when the socket closes or the parent dies.
 
 The subinterpreter backend loads this same file into each worker interpreter and serves the same
-frames through :class:`InterpreterServer` (nothing here imports ``weir`` or its native module).
+frames through :func:`serve_interpreter` (nothing here imports ``weir`` or its native module).
 """
 
 from __future__ import annotations
@@ -251,10 +251,10 @@ def load_function(fns: Fns, msg: Bytes) -> None:
         fns[fid] = ("error", _portable(e))
 
 
-def run_batch(fns: Fns, msg: Bytes, bufs: List[Any], mark: Any, oob: bool = True) -> Tuple[bytes, List[memoryview]]:
+def run_batch(fns: Fns, msg: Bytes, bufs: List[Any], mark: Any) -> Tuple[bytes, List[memoryview]]:
     """Runs a batch frame ``(bid, fid, batch)``: the reply (batch id, then the pickled
-    ``(outputs, failures, seconds)``; large buffers out of band unless ``oob`` is false). The
-    caller clears ``mark[0]`` once the reply is sent."""
+    ``(outputs, failures, seconds)``, large buffers out of band). The caller clears ``mark[0]``
+    once the reply is sent."""
     # (`buffers=` only when there are some: on CPython 3.12 `pickle.loads(..., buffers=[])` in a
     # subinterpreter corrupts the heap.)
     bid, fid, batch = pickle.loads(msg, buffers=bufs) if bufs else pickle.loads(msg)
@@ -267,12 +267,11 @@ def run_batch(fns: Fns, msg: Bytes, bufs: List[Any], mark: Any, oob: bool = True
         out, fails, ends, failed = _apply(kind, fn, batch, mark)
     secs = time.monotonic() - t0
     mark[1] = -1
-    encode = dumps if oob else (lambda obj: (pickle.dumps(obj, protocol=5), []))
     try:
-        payload, buffers = encode((out, fails, secs))
+        payload, buffers = dumps((out, fails, secs))
     except Exception:  # noqa: BLE001 - find the elements whose results do not pickle
         out, fails = _salvage(kind, batch, out, fails, ends, failed)
-        payload, buffers = encode((out, fails, secs))
+        payload, buffers = dumps((out, fails, secs))
     return REPLY_ID.pack(bid) + payload, buffers
 
 
@@ -284,34 +283,45 @@ def exit_code(exc: BaseException) -> int:
     return 1
 
 
-class InterpreterServer:
-    """The worker inside a subinterpreter (``SubinterpreterBackend``): the same frames as the
-    process worker, one :meth:`call` per frame, replies as bytes on a cross-interpreter channel.
-
-    A reply is ``b"R"`` + a batch reply, or ``b"X"`` + an exit status when a ``BaseException``
-    (``sys.exit``) escaped the user's code: the parent then discards this interpreter as it would
-    a dead process. The progress mark is the parent's memfd, mapped here too."""
-
-    def __init__(self, mark_fd: int, send: Callable[[bytes], None]) -> None:
-        import mmap
-
-        self.shared = mmap.mmap(mark_fd, MARK_SIZE)
-        self.mark = memoryview(self.shared).cast("q")
-        self.send = send
-        self.fns: Fns = {}
-
-    def call(self, tag: str, msg: bytes) -> None:
-        """Handles one frame; sends a reply for a batch or a crash."""
+def serve(sock: socket.socket, mark: Any) -> None:
+    """Serves frames until the socket closes or a ``Q`` frame (what a worker does, wherever it
+    runs); a ``BaseException`` from the user's code (``sys.exit``) propagates."""
+    fns: Fns = {}
+    while True:
         try:
-            if tag == "F":
-                load_function(self.fns, msg)
-                return
-            reply, _ = run_batch(self.fns, msg, [], self.mark, oob=False)
-        except BaseException as e:  # noqa: BLE001 - a worker "process" that exits
-            self.send(b"X%d" % exit_code(e))
+            tag, msg, bufs = recv_frame(sock)
+        except (EOFError, OSError):
             return
-        self.send(b"R" + reply)
-        self.mark[0] = 0
+        if tag == b"F":
+            load_function(fns, msg)
+        elif tag == b"B":
+            reply, oob = run_batch(fns, msg, bufs, mark)
+            send_frame(sock, b"R", reply, oob)
+            mark[0] = 0
+        elif tag == b"Q":
+            return
+
+
+def serve_interpreter(fd: int, mark_fd: int) -> None:
+    """The worker inside a subinterpreter (``SubinterpreterBackend``): the same loop as a worker
+    process over the socket ``fd`` and the mark ``mark_fd`` (both owned by the caller). What would
+    end a process instead ends this call, after an ``X`` frame with the exit status."""
+    import mmap
+
+    shared = mmap.mmap(mark_fd, MARK_SIZE)
+    mark = memoryview(shared).cast("q")
+    sock = socket.socket(fileno=fd)
+    try:
+        serve(sock, mark)
+    except BaseException as e:  # noqa: BLE001 - the worker "exits"
+        try:
+            send_frame(sock, b"X", b"%d" % exit_code(e))
+        except OSError:
+            pass
+    finally:
+        sock.detach()
+        mark.release()
+        shared.close()
 
 
 def main(fd: int, parent: int, mark_fd: int = -1) -> None:
@@ -326,22 +336,8 @@ def main(fd: int, parent: int, mark_fd: int = -1) -> None:
         os.close(mark_fd)
     else:
         shared = bytearray(MARK_SIZE)
-    mark = memoryview(shared).cast("q")
-
-    fns: Fns = {}
-    while True:
-        try:
-            tag, msg, bufs = recv_frame(sock)
-        except (EOFError, OSError):
-            os._exit(0)
-        if tag == b"F":
-            load_function(fns, msg)
-        elif tag == b"B":
-            reply, oob = run_batch(fns, msg, bufs, mark)
-            send_frame(sock, b"R", reply, oob)
-            mark[0] = 0
-        elif tag == b"Q":
-            os._exit(0)
+    serve(sock, memoryview(shared).cast("q"))
+    os._exit(0)
 
 
 if __name__ == "__main__":

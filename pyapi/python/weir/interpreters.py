@@ -203,52 +203,48 @@ def _shared_mark() -> Tuple[int, mmap.mmap]:
     return fd, mmap.mmap(fd, MARK_SIZE)
 
 
-class _ProcessWorker:
-    """One worker process and the thread reading its replies (the interface every backend's
-    workers offer to :class:`_WorkerBackend`: ``pending``, ``known``, ``alive``, ``timed_out``,
-    ``seen``, ``send_lock``, ``progress``, ``send_function``, ``send_batch``, ``kill``, ``wait``,
-    ``release``, ``quit``, ``stop``, ``ident``, ``name``)."""
+class _SocketWorker:
+    """A worker the parent talks to over a socket pair, with a progress mark and a thread reading
+    its replies: what every backend's workers offer to :class:`_WorkerBackend` (``pending``,
+    ``known``, ``alive``, ``timed_out``, ``seen``, ``send_lock``, ``progress``, ``send_function``,
+    ``send_batch``, ``release``, ``quit``; a subclass starts the worker and adds ``kill``,
+    ``wait``, ``stop``, ``ident``, ``name``, ``killed_verb``)."""
 
     killed_verb = "killed"
 
     def __init__(self, backend: "_WorkerBackend") -> None:
         self.backend = backend
-        parent, child = socket.socketpair()
-        env = dict(os.environ)
-        pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        env["PYTHONPATH"] = pkg_root + os.pathsep + env.get("PYTHONPATH", "")
-        mark_fd, self.mark = _shared_mark()
-        # The worker file runs as a script, without importing the `weir` package (and its
-        # native module): a worker is serving about 50 ms sooner.
-        try:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-c", _RUN_WORKER, _WORKER_PATH, str(child.fileno()), str(os.getpid()), str(mark_fd)],
-                pass_fds=(child.fileno(), mark_fd),
-                env=env,
-                stdin=subprocess.DEVNULL,
-            )
-        finally:
-            child.close()
-            os.close(mark_fd)
-        self.sock = parent
         self.send_lock = threading.Lock()
         self.pending: Dict[int, _Job] = {}
         self.known: set = set()
         self.alive = True
         self.timed_out: Optional[Tuple[int, int]] = None  # (batch id, call index) it was killed for
         self.seen: Tuple[Tuple[int, int], float] = ((0, -1), 0.0)  # the watchdog's last look
-        self.reader = threading.Thread(target=self._read, name=f"weir-pool-{self.proc.pid}", daemon=True)
+        self.status: Optional[int] = None  # an exit status the worker reported (``X`` frame)
+        parent, child = socket.socketpair()
+        mark_fd, self.mark = _shared_mark()
+        try:
+            self._start(child, mark_fd)
+        except BaseException:
+            parent.close()
+            self.mark.close()
+            raise
+        finally:
+            child.close()
+            os.close(mark_fd)
+        self.sock = parent
+        self.reader = threading.Thread(target=self._read, name=f"weir-pool-{self.name}", daemon=True)
         self.reader.start()
 
-    @property
-    def ident(self) -> int:
-        """The worker's process id."""
-        return self.proc.pid
+    def _start(self, child: socket.socket, mark_fd: int) -> None:
+        """Starts the worker on the child end of the socket pair and the mark (both closed here
+        after this returns: a worker that needs them keeps its own copies)."""
+        raise NotImplementedError
 
     @property
     def name(self) -> str:
         """How errors name this worker."""
-        return f"pid {self.proc.pid}"
+        raise NotImplementedError
 
     def send_function(self, blob: bytes) -> None:
         """Ships a registered function (the caller holds ``send_lock``)."""
@@ -257,17 +253,6 @@ class _ProcessWorker:
     def send_batch(self, payload: bytes, bufs: List[memoryview]) -> None:
         """Ships a batch (the caller holds ``send_lock``)."""
         send_frame(self.sock, b"B", payload, bufs)
-
-    def kill(self) -> None:
-        """Ends the worker now (its reader then reports the death)."""
-        try:
-            self.proc.kill()
-        except OSError:
-            pass
-
-    def wait(self) -> Optional[int]:
-        """The exit status, once the worker is gone."""
-        return self.proc.wait()
 
     def release(self) -> None:
         """Frees the parent's side of a dead worker."""
@@ -285,6 +270,62 @@ class _ProcessWorker:
         except Exception:  # noqa: BLE001
             pass
 
+    def progress(self) -> Tuple[int, int]:
+        """``(batch id, index of the call running now)`` from the shared mark."""
+        while True:
+            a = MARK.unpack_from(self.mark, 0)
+            if MARK.unpack_from(self.mark, 0) == a:  # not torn by a concurrent write
+                return a
+
+    def _read(self) -> None:
+        while True:
+            try:
+                tag, msg, bufs = recv_frame(self.sock)
+            except (EOFError, OSError):
+                break
+            if tag == b"X":
+                self.status = int(bytes(msg))
+                continue
+            self.backend._reply(self, msg, bufs)
+        self.backend._died(self)
+
+
+class _ProcessWorker(_SocketWorker):
+    """One worker process (``_worker.py`` run as a script)."""
+
+    def _start(self, child: socket.socket, mark_fd: int) -> None:
+        env = dict(os.environ)
+        pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env["PYTHONPATH"] = pkg_root + os.pathsep + env.get("PYTHONPATH", "")
+        # The worker file runs as a script, without importing the `weir` package (and its
+        # native module): a worker is serving about 50 ms sooner.
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _RUN_WORKER, _WORKER_PATH, str(child.fileno()), str(os.getpid()), str(mark_fd)],
+            pass_fds=(child.fileno(), mark_fd),
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+
+    @property
+    def ident(self) -> int:
+        """The worker's process id."""
+        return self.proc.pid
+
+    @property
+    def name(self) -> str:
+        return f"pid {self.proc.pid}"
+
+    def kill(self) -> None:
+        """Ends the worker now (its reader then reports the death)."""
+        try:
+            self.proc.kill()
+        except OSError:
+            pass
+
+    def wait(self) -> Optional[int]:
+        """The exit status, once the worker is gone."""
+        return self.proc.wait()
+
     def stop(self, timeout: float) -> None:
         """Waits up to ``timeout`` seconds for the worker to exit after :meth:`quit`, then kills it."""
         try:
@@ -297,28 +338,11 @@ class _ProcessWorker:
         except Exception:  # noqa: BLE001
             pass
 
-    def progress(self) -> Tuple[int, int]:
-        """``(batch id, index of the call running now)`` from the shared mark."""
-        while True:
-            a = MARK.unpack_from(self.mark, 0)
-            if MARK.unpack_from(self.mark, 0) == a:  # not torn by a concurrent write
-                return a
-
-    def _read(self) -> None:
-        while True:
-            try:
-                _tag, msg, bufs = recv_frame(self.sock)
-            except (EOFError, OSError):
-                break
-            self.backend._reply(self, msg, bufs)
-        self.backend._died(self)
-
 
 class _WorkerBackend:
     """What every backend shares: handing batches to the least busy worker, the watchdog, and
     the fault rules (a dead worker's culprit fails alone, the rest runs again). A subclass
-    supplies ``_new_worker`` (see :class:`_ProcessWorker` for the worker interface) and
-    ``_encode``."""
+    supplies ``_new_worker`` (a :class:`_SocketWorker`)."""
 
     def __init__(self, workers: int) -> None:
         self.size = max(1, workers)
@@ -347,10 +371,6 @@ class _WorkerBackend:
 
     def _new_worker(self) -> Any:
         raise NotImplementedError
-
-    def _encode(self, obj: Any) -> Tuple[bytes, List[memoryview]]:
-        """Pickles a batch for a worker."""
-        return dumps(obj)
 
     def _reply(self, w: Any, msg: Any, bufs: List[Any]) -> None:
         """Completes the job a worker's reply answers (called on that worker's own thread)."""
@@ -387,7 +407,7 @@ class _WorkerBackend:
     def _submit(self, job: _Job) -> None:
         bid = next(_ids)
         try:
-            payload, bufs = self._encode((bid, job.fid, job.batch))
+            payload, bufs = dumps((bid, job.fid, job.batch))
         except Exception as e:  # noqa: BLE001 - an element that cannot be pickled
             self._unpicklable_input(job, e)
             return
@@ -625,9 +645,6 @@ class SubinterpreterBackend(_WorkerBackend):
         from ._subinterp import _SubinterpreterWorker
 
         return _SubinterpreterWorker(self)
-
-    def _encode(self, obj: Any) -> Tuple[bytes, List[memoryview]]:
-        return pickle.dumps(obj, protocol=5), []  # in band: one bytes object crosses
 
     def pids(self) -> List[int]:
         return []

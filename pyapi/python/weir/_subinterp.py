@@ -27,7 +27,7 @@ import os
 import socket
 import sys
 import threading
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from .interpreters import _SocketWorker
 
@@ -43,7 +43,7 @@ class _Api:
             import _interpreters as interps  # type: ignore[import-not-found]
         else:
             import _xxsubinterpreters as interps  # type: ignore[import-not-found]
-        self.interps = interps
+        self.interps: Any = interps
         self.new = sys.version_info >= (3, 13)
 
     def create(self) -> Any:
@@ -53,7 +53,7 @@ class _Api:
             return self.interps.create("isolated")
         return self.interps.create(isolated=True)
 
-    def run(self, iid: Any, code: str, shared: Optional[dict] = None) -> None:
+    def run(self, iid: Any, code: str, shared: Optional[Dict[str, Any]] = None) -> None:
         """Runs ``code`` in the interpreter's ``__main__``; an uncaught exception raises here."""
         if self.new:
             exc = self.interps.exec(iid, code, shared)

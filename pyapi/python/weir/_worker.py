@@ -261,6 +261,10 @@ def run_batch(fns: Fns, msg: Bytes, bufs: List[Any], mark: Any) -> Tuple[bytes, 
     kind, fn = fns[fid]
     mark[0] = bid
     t0 = time.monotonic()
+    out: List[Any]
+    fails: List[Tuple[Any, BaseException, int]]
+    ends: List[int]
+    failed: List[int]
     if kind == "error":
         out, fails, ends, failed = [], [(batch, fn, 0)], [], []
     else:

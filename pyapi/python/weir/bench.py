@@ -22,7 +22,9 @@ machines are shared and noisy: use ``--repeat 7`` or more for numbers you report
   included, one run). On a 16-core machine: ``--workers 1,2,4,8,16 --n 200000``.
   ``--backends`` picks the pool backends (default: every one this interpreter supports):
   ``weir_poolK`` is the process backend, ``weir_subinterpK`` the subinterpreter backend
-  (CPython 3.12+).
+  (CPython 3.12+). Each pool variant's runs alternate with runs of the CPython baseline, and its
+  ``ratio`` is over those paired runs, so that a machine whose load drifts still compares like
+  with like.
 
 Needs only ``weir`` (and ``cloudpickle`` for ``pool``): no pyarrow/polars/numpy.
 """
@@ -125,6 +127,24 @@ def _measure(fn: Callable[[], Any], repeat: int) -> Tuple[float, float, Any, flo
     return statistics.median(times), min(times), value, peak
 
 
+def _paired(fn: Callable[[], Any], base_fn: Callable[[], Any], repeat: int) -> Tuple[float, float, Any, float, float]:
+    """``(median, best, value, peak_rss_mb, baseline median)``: ``repeat`` runs of ``fn``, each
+    right after a run of ``base_fn``, so that a ratio compares runs under the same load."""
+    times: List[float] = []
+    base: List[float] = []
+    value, peak = None, 0.0
+    for _ in range(max(1, repeat)):
+        t = time.perf_counter()
+        base_fn()
+        base.append(time.perf_counter() - t)
+        _reset_peak()
+        t = time.perf_counter()
+        value = fn()
+        times.append(time.perf_counter() - t)
+        peak = max(peak, _peak_mb())
+    return statistics.median(times), min(times), value, peak, statistics.median(base)
+
+
 def _emit(
     workload: str,
     variant: str,
@@ -219,11 +239,14 @@ def _pooled(n: int, p: Any, batch: int) -> Any:
 
 
 def pool(n: int, repeat: int, workers: Sequence[int] = (1, 2), batch: int = 0, backends: Sequence[str] = ()) -> None:
-    base, best, expect, peak = _measure(lambda: list(map(cpu_work, range(n))), repeat)
+    def baseline() -> List[int]:
+        return list(map(cpu_work, range(n)))
+
+    base, best, expect, peak = _measure(baseline, repeat)
     check = sum(expect) % 1_000_000_007
     _emit("pool", "cpython_inline", n, 1, (base, best), peak, check)
     graph = weir.Source.range(n).map(cpu_work).to(weir.Sink.collect(), keep="right")
-    med, best, got, peak = _measure(graph.run, repeat)
+    med, best, got, peak, base = _paired(graph.run, baseline, repeat)
     assert got == expect
     _emit("pool", "weir_inline", n, 1, (med, best), peak, check, base)
     for backend in backends or weir.interpreters.backends():
@@ -232,7 +255,7 @@ def pool(n: int, repeat: int, workers: Sequence[int] = (1, 2), batch: int = 0, b
             with weir.InterpreterPool(workers=w, backend=backend) as p:
                 graph = _pooled(n, p, batch).to(weir.Sink.collect(), keep="right")
                 assert graph.run() == expect  # warm-up: the function reaches every worker
-                med, best, got, peak = _measure(graph.run, repeat)
+                med, best, got, peak, base = _paired(graph.run, baseline, repeat)
                 assert got == expect
                 _emit("pool", f"{label}{w}", n, w, (med, best), peak, check, base)
 
@@ -240,7 +263,7 @@ def pool(n: int, repeat: int, workers: Sequence[int] = (1, 2), batch: int = 0, b
                 with weir.InterpreterPool(workers=w, backend=backend) as p:
                     return _pooled(n, p, batch).run_with(weir.Sink.collect())
 
-            med, best, got, peak = _measure(cold, 1)
+            med, best, got, peak, base = _paired(cold, baseline, 1)
             assert got == expect
             _emit("pool", f"{label}{w}_cold", n, w, (med, best), peak, check, base)
 

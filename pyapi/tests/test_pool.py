@@ -99,9 +99,12 @@ def test_pool_filter_flat_map_map_batches_for_each(backend):
     assert s.filter(lambda x: x % 7 == 0, pool=pool).run_with(weir.Sink.collect()) == list(range(0, 100, 7))
     assert s.take(3).flat_map(lambda x: [x] * x, pool=pool).run_with(weir.Sink.collect()) == [1, 2, 2]
     assert s.map_batches(lambda b: [sum(b)], pool=pool).run_with(weir.Sink.fold(0, lambda a, x: a + x)) == 4950
-    seen = []
-    s.take(5).for_each(lambda x: seen.append(x), pool=pool).run()
-    assert seen == []  # ran in the workers: their copies of the list
+    seen, dead = [], []
+    assert s.take(5).for_each(
+        lambda x: seen.append(1 // (x - 3)), pool=pool, supervision=[(ZeroDivisionError, "resume")], dead_letters=dead
+    ).run() is None
+    assert [d.element for d in dead] == [3]  # it ran on every element ...
+    assert seen == []  # ... in the workers, on their copies of the list
     pool.close()
     assert pool.worker_ids() == []
 

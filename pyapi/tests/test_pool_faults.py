@@ -322,3 +322,28 @@ def test_exit_with_a_timed_out_call_still_running_is_clean(tmp_path, backend):
     )
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert (r.returncode, r.stdout, r.stderr) == (0, "[0, 2] [1]\n", "")
+
+
+def test_an_exception_that_cannot_be_pickled_back_fails_its_element_with_its_text(pool):
+    class Unpicklable(Exception):
+        def __init__(self, msg):
+            super().__init__(msg)
+            self.gen = (i for i in range(1))  # generators do not pickle
+
+    def f(x):
+        if x == 2:
+            raise Unpicklable(f"bad {x}")
+        return x
+
+    dead = []
+    out = (
+        weir.Source.range(4)
+        .map(f, pool=pool, supervision=[(weir.errors.WorkerError, "resume")], dead_letters=dead)
+        .run_with(weir.Sink.collect())
+    )
+    assert out == [0, 1, 3]
+    assert [d.element for d in dead] == [2]
+    assert type(dead[0].error) is weir.errors.WorkerError
+    text = str(dead[0].error)
+    assert text.startswith("Unpicklable: bad 2\nTraceback (most recent call last):\n")
+    assert text.endswith("Unpicklable: bad 2\n")

@@ -77,15 +77,6 @@ def pool_backend_params():
     return out
 
 
-def worker_exit(backend):
-    """What ends a pool worker on ``backend`` with a status: ``os._exit`` kills a worker process;
-    in a subinterpreter (which shares the process) ``sys.exit`` ends the worker instead."""
-    import os
-    import sys
-
-    return os._exit if backend == "process" else sys.exit
-
-
 def workers_gone(backend, ids):
     """Whether none of the workers ``ids`` (process or interpreter ids) exists any more."""
     import os

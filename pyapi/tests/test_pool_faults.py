@@ -14,15 +14,13 @@ import pytest
 import weir
 from weir.interpreters import InterpreterPool
 
-from helpers import pool_backend_params, worker_exit
+from helpers import pool_backend_params
 
 
-def _crash_on(bad, backend):
-    die = worker_exit(backend)
-
+def _crash_on(bad):
     def f(x):
         if x == bad:
-            die(3)
+            os._exit(3)
         return x * 10
 
     return f
@@ -39,7 +37,7 @@ def test_crash_dead_letters_only_the_element_that_kills_the_worker(pool):
     crashes = pool.crashes
     out = (
         weir.Source.range(40)
-        .map(_crash_on(13, pool.backend_name), pool=pool, name="crashy", supervision=[(weir.WorkerCrashed, "resume")], dead_letters=dead)
+        .map(_crash_on(13), pool=pool, name="crashy", supervision=[(weir.WorkerCrashed, "resume")], dead_letters=dead)
         .batch_size(8)
         .run_with(weir.Sink.collect())
     )
@@ -53,7 +51,7 @@ def test_crash_dead_letters_only_the_element_that_kills_the_worker(pool):
 def test_crash_under_stop_emits_the_elements_before_it_then_fails(pool):
     got = []
     with pytest.raises(weir.StageFailed) as info:
-        weir.Source.range(40).map(_crash_on(13, pool.backend_name), pool=pool, name="crashy").batch_size(8).run_with(weir.Sink.for_each(got.append))
+        weir.Source.range(40).map(_crash_on(13), pool=pool, name="crashy").batch_size(8).run_with(weir.Sink.for_each(got.append))
     assert got == [x * 10 for x in range(13)]
     assert info.value.stage_name == "crashy"
     assert info.value.element == 13
@@ -61,11 +59,9 @@ def test_crash_under_stop_emits_the_elements_before_it_then_fails(pool):
 
 
 def test_a_function_that_kills_every_worker_is_not_retried_forever(backend):
-    die = worker_exit(backend)
-
     class Bomb:
         def __reduce__(self):
-            return (die, (7,))
+            return (os._exit, (7,))
 
     bomb = Bomb()
 
@@ -347,3 +343,19 @@ def test_an_exception_that_cannot_be_pickled_back_fails_its_element_with_its_tex
     text = str(dead[0].error)
     assert text.startswith("Unpicklable: bad 2\nTraceback (most recent call last):\n")
     assert text.endswith("Unpicklable: bad 2\n")
+
+
+def test_sys_exit_in_a_worker_is_a_crash_too(pool):
+    def f(x):
+        if x == 5:
+            sys.exit(4)
+        return x
+
+    dead = []
+    out = weir.Source.range(8).map(f, pool=pool, supervision=[(weir.WorkerCrashed, "resume")], dead_letters=dead).run_with(
+        weir.Sink.collect()
+    )
+    assert out == [0, 1, 2, 3, 4, 6, 7]
+    assert [d.element for d in dead] == [5]
+    assert str(dead[0].error).endswith("exited with code 4 while running this element")
+    assert len(pool.worker_ids()) == 2

@@ -9,12 +9,12 @@ of pickles over a socket pair, large buffers out of band, a reader thread, the p
 memfd both map), so a worker computes and takes its next batch holding only its own GIL, in
 parallel with the other workers and the parent.
 
-Faults map onto the process backend's rules: a ``BaseException`` that escapes the user's code
-(``sys.exit``) ends the worker like a process exit (an ``X`` frame carries the status; the
-interpreter is discarded and replaced). A call past ``timeout=`` cannot be killed: its worker is
+Faults map onto the process backend's rules: ``os._exit`` (replaced in the worker's interpreter)
+or a ``BaseException`` that escapes the user's code (``sys.exit``) ends the worker like a process
+exit (an ``X`` frame carries the status; the interpreter is discarded and replaced). A call past ``timeout=`` cannot be killed: its worker is
 abandoned (the parent's end of the socket is shut, so it is reported and replaced at once) and the
-thread destroys its interpreter when the call returns. ``os._exit`` or a segfault ends the whole
-process: use the process backend for code that may do that.
+thread destroys its interpreter when the call returns. A segfault ends the whole process: use
+the process backend for code that may crash.
 
 The two CPython flavours: 3.12 has ``_xxsubinterpreters``; 3.13+ has ``_interpreters``
 (``concurrent.interpreters`` in 3.14 is built on it).
@@ -93,11 +93,16 @@ def available() -> bool:
     return True
 
 
-# Run in a new interpreter: a `weir` package without its native module (so that the user's
-# modules that `import weir` load; using the engine there raises ImportError), then the worker code
-# loaded by path, serving its socket until the pool stops it.
+# Run in a new interpreter: `os._exit` that ends this worker rather than the whole program (as
+# `sys.exit`: the worker reports the status), a `weir` package without its native module (so that
+# the user's modules that `import weir` load; using the engine there raises ImportError), then the
+# worker code loaded by path, serving its socket until the pool stops it.
 _BOOT = """
 import importlib.util as _weir_util, os as _weir_os, sys as _weir_sys, types as _weir_types
+import posix as _weir_posix
+def _weir_exit(status):
+    raise SystemExit(status)
+_weir_posix._exit = _weir_os._exit = _weir_exit
 def _weir_missing(name):
     raise ImportError(
         f"weir.{name} is not available in a pool subinterpreter: weir's native module cannot "
@@ -112,7 +117,7 @@ _weir = _weir_util.module_from_spec(_weir_spec)
 _weir_sys.modules["weir._worker"] = _weir
 _weir_spec.loader.exec_module(_weir)
 _weir_pkg._worker = _weir
-del _weir_util, _weir_spec, _weir_os, _weir_types
+del _weir_util, _weir_spec, _weir_os, _weir_types, _weir_posix
 _weir.serve_interpreter(_weir_fd, _weir_mark_fd)
 """
 

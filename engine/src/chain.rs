@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
-use weir_graph::{Clock, Directive, ErasedInput, ErasedOutput, InMsg, StageError, Step};
+use weir_graph::{Clock, Control, Directive, ErasedInput, ErasedOutput, InMsg, StageError, Step};
 
 pub(crate) enum Head {
     Source(SourceSlot),
@@ -49,6 +49,11 @@ pub(crate) struct ChainIsland {
     /// Start of the busy period not yet added to the metrics (clock reads happen only when the
     /// island is about to wait, and every [`ACCOUNT_EVERY`] batches, never per batch).
     pub(crate) mark: Instant,
+    /// The island runs on an executor other than tokio, so it yields every
+    /// [`BUDGET_EVERY`] batches itself.
+    pub(crate) yields: bool,
+    /// Controls injected into a source head by the run (`RunHandle::inject`).
+    pub(crate) inject: Option<Arc<crate::control::InjectSlot>>,
 }
 
 /// Busy time is published at least once every this many batches.
@@ -72,6 +77,7 @@ enum Input {
     SourceBatch(Step),
     End,
     Error(StageError),
+    Control(Control),
 }
 
 fn poll_source(
@@ -312,6 +318,7 @@ impl ChainIsland {
             tail,
             clock,
             cancel,
+            inject,
             ..
         } = self;
         let clock = &**clock;
@@ -326,11 +333,13 @@ impl ChainIsland {
             }
         }
         let cancel = &*cancel;
+        let inject = inject.as_deref();
         let r = {
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => Err(Outcome::Cancelled),
                 _ = poll_fn(|cx| tail_closed(tail, cx)) => Err(Outcome::DownstreamGone),
+                c = poll_fn(|cx| inject.map_or(Poll::Pending, |s| s.poll_take(cx))) => Ok(Input::Control(c)),
                 r = poll_fn(|cx| match head {
                     Head::Source(s) => poll_source(s, cx, clock, limit).map(|r| match r {
                         Ok(step) => Input::SourceBatch(step),
@@ -408,11 +417,23 @@ impl ChainIsland {
                         &*clock,
                         (&*self.probe, self.base),
                     );
+                    let r = match (&self.inject, r) {
+                        (Some(slot), Ok(())) if slot.is_pending() => self.injected(slot.clone()),
+                        (_, r) => r,
+                    };
                     if step == Step::Done && r.is_ok() {
                         return Box::pin(self.finish_from(0)).await;
                     }
                     r
                 }
+                Input::Control(c) => control_through(
+                    &mut self.flows,
+                    0,
+                    &mut self.tail,
+                    c,
+                    &*clock,
+                    (&*self.probe, self.base),
+                ),
                 Input::Batch(Some(mut b)) => push_through(
                     &mut self.flows,
                     0,
@@ -462,15 +483,48 @@ impl ChainIsland {
             if let Err(o) = self.flush(false).await {
                 return o;
             }
+            // An always-ready island never reaches the waiting paths that watch for
+            // cancellation, so it checks here too.
+            if self.cancel.is_cancelled() {
+                return Outcome::Cancelled;
+            }
             if batches.is_multiple_of(BUDGET_EVERY) {
-                // An always-ready island never reaches the waiting paths that watch for
-                // cancellation, so it checks here too.
-                if self.cancel.is_cancelled() {
-                    return Outcome::Cancelled;
+                if self.yields {
+                    // Another executor has no cooperative budget: give its other tasks a turn.
+                    let mut yielded = false;
+                    std::future::poll_fn(|cx| {
+                        if yielded {
+                            return std::task::Poll::Ready(());
+                        }
+                        yielded = true;
+                        cx.waker().wake_by_ref();
+                        std::task::Poll::Pending
+                    })
+                    .await;
+                } else {
+                    tokio::task::consume_budget().await;
                 }
-                tokio::task::consume_budget().await;
             }
         }
+    }
+
+    /// Passes every control injected so far through the island, after the batch just pushed.
+    fn injected(
+        &mut self,
+        slot: Arc<crate::control::InjectSlot>,
+    ) -> Result<(), (usize, StageError)> {
+        let clock = Arc::clone(&self.clock);
+        while let Some(c) = slot.take() {
+            control_through(
+                &mut self.flows,
+                0,
+                &mut self.tail,
+                c,
+                &*clock,
+                (&*self.probe, self.base),
+            )?;
+        }
+        Ok(())
     }
 
     /// Completes flows[k..] in order (each may emit on finish) and then the tail.
@@ -539,7 +593,24 @@ impl ChainIsland {
                     }
                     return Box::pin(self.finish_from(j + 1)).await;
                 }
-                Err(e2) => e = e2,
+                Err(e2) => {
+                    // What the stage emitted on seeing the failure goes ahead of it.
+                    let (left, right) = self.flows.split_at_mut(j + 1);
+                    let slot = &mut left[j];
+                    if slot.logic.output_len() > 0
+                        && let Err((i, e3)) = push_through(
+                            right,
+                            0,
+                            &mut self.tail,
+                            slot.logic.output(),
+                            &*clock,
+                            (&*self.probe, self.base + j + 1),
+                        )
+                    {
+                        return Box::pin(self.fail_from(j + 1 + i + 1, e3)).await;
+                    }
+                    e = e2;
+                }
             }
         }
         if let Tail::Sink(s) = &mut self.tail {
@@ -572,5 +643,49 @@ fn map_in(m: InMsg) -> Input {
         InMsg::Data(b) => Input::Batch(Some(b)),
         InMsg::End => Input::End,
         InMsg::Error(e) => Input::Error(e),
+        InMsg::Control(c) => Input::Control(c),
+    }
+}
+
+/// Passes `control` through flows[start..] (each may emit first, or hold it back) and the
+/// tail; on failure returns the failing index.
+fn control_through(
+    flows: &mut [FlowSlot],
+    start: usize,
+    tail: &mut Tail,
+    control: Control,
+    clock: &dyn Clock,
+    at: (&IslandProbe, usize),
+) -> Result<(), (usize, StageError)> {
+    let (probe, base) = at;
+    let mut control = control;
+    for j in start..flows.len() {
+        probe.at(base + j);
+        let (left, right) = flows.split_at_mut(j + 1);
+        let slot = &mut left[j];
+        let next = slot.on_control(control, clock).map_err(|e| (j, e))?;
+        if slot.logic.output_len() > 0 {
+            push_through(
+                right,
+                0,
+                tail,
+                slot.logic.output(),
+                clock,
+                (probe, base + j + 1),
+            )
+            .map_err(|(i, e)| (j + 1 + i, e))?;
+        }
+        match next {
+            Some(c) => control = c,
+            None => return Ok(()),
+        }
+    }
+    probe.at(base + flows.len());
+    match tail {
+        Tail::Sink(s) => s.on_control(control, clock).map_err(|e| (flows.len(), e)),
+        Tail::Output(o) => {
+            o.control(control);
+            Ok(())
+        }
     }
 }

@@ -1,5 +1,5 @@
 //! The credit channel between islands: single consumer, bounded in rows and bytes (not messages),
-//! carrying data and in-band control (end, error) in order.
+//! carrying data and in-band control (end, error, control messages) in order.
 //!
 //! A demand-driven channel ([`channel_on_demand`]) has no capacity of its own: the consumer grants
 //! rows when it polls an empty queue, and the producer may send only what was granted, so no more
@@ -9,13 +9,15 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
-use weir_graph::{BoxBatch, StageError};
+use weir_graph::{BoxBatch, Control, StageError};
 
 /// A message on a channel.
 pub(crate) enum Msg {
     Data(BoxBatch),
     End,
     Error(StageError),
+    /// A control message: no rows, needs no credit, does not end the channel.
+    Control(Control),
 }
 
 struct State {
@@ -208,6 +210,7 @@ impl Sender {
                     }
                 }
                 Msg::End | Msg::Error(_) => s.terminated = true,
+                Msg::Control(_) => {}
             }
             s.queue.push_back(msg);
             s.rx_waker.take()
@@ -300,7 +303,8 @@ impl Receiver {
     ) -> Poll<Option<Result<(), StageError>>> {
         let mut s = self.shared.lock();
         match s.queue.front() {
-            Some(Msg::Data(_)) => Poll::Pending,
+            // A control waits with the data for the consumer's next demand.
+            Some(Msg::Data(_) | Msg::Control(_)) => Poll::Pending,
             Some(_) => match s.queue.pop_front() {
                 Some(Msg::Error(e)) => Poll::Ready(Some(Err(e))),
                 _ => Poll::Ready(Some(Ok(()))),

@@ -2,8 +2,9 @@
 //! stage logic, spawning the islands, and starting sub-graphs for substream operators.
 
 use crate::EngineError;
+use crate::async_island::{AsyncPorts, AsyncStage};
 use crate::chain::{ChainIsland, Head, Outcome, Tail};
-use crate::channel::{Msg, Receiver, Sender, channel, channel_on_demand};
+use crate::channel::{Receiver, Sender, channel, channel_on_demand};
 use crate::metrics::{MetricsEntry, StageMetrics};
 use crate::plan::{Endpoint, IslandKind, PhysicalPlan, plan};
 use crate::ports::{ChannelInput, RoutedOutput};
@@ -14,8 +15,8 @@ use futures::FutureExt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use weir_graph::{
-    AsyncIo, BoxMat, EdgeKind, ErasedInput, ErasedOutput, Module, NodeKind, RouterFactory,
-    StageError, StageInfo, SubMaterializer,
+    BoxMat, EdgeKind, ErasedInput, ErasedOutput, Module, NodeKind, RouterFactory, StageError,
+    StageInfo, SubMaterializer,
 };
 
 struct RunSub(Arc<RunShared>);
@@ -193,16 +194,21 @@ fn launch_with(
     ext_out: Vec<Sender>,
     record: bool,
 ) -> Result<BoxMat, EngineError> {
+    // Injected controls reach the sources of the run's graph, not those of sub-graphs.
+    let top = ext_in.is_empty() && ext_out.is_empty();
     let p = plan(Arc::clone(&module), shared.cfg)?;
     let island_base = shared
         .islands
         .fetch_add(p.islands.len(), std::sync::atomic::Ordering::Relaxed);
     let mut w = wire(&p, ext_in, ext_out);
+    let ids = module.stage_ids();
     let mut slots: Vec<Option<BoxMat>> = (0..module.nodes.len()).map(|_| None).collect();
+    shared.check_executors(&p)?;
     let mut tasks: Vec<(
         Arc<IslandProbe>,
         bool,
         futures::future::BoxFuture<'static, ()>,
+        weir_graph::ExecutorId,
     )> = Vec::new();
     let mut entries = Vec::new();
     for isl in &p.islands {
@@ -211,8 +217,10 @@ fn launch_with(
             let mut common = |node: usize| -> StageCommon {
                 let nd = &module.nodes[node];
                 let mut info = StageInfo::new(nd.display_name(), node);
+                info.id = ids[node];
                 info.subtask = sub;
                 info.parallelism = isl.parallelism;
+                info.services = shared.services.clone();
                 let m = Arc::new(StageMetrics::default());
                 entries.push(MetricsEntry {
                     stage_id: info.id,
@@ -245,46 +253,42 @@ fn launch_with(
                     if sub == 0 {
                         slots[node] = Some(mat);
                     }
-                    let inputs: Vec<Option<Box<dyn ErasedInput>>> = rxs
-                        .into_iter()
-                        .map(|r| {
-                            Some(
-                                Box::new(channel_input(r, &c).counting_into(Arc::clone(&c.m)))
-                                    as Box<dyn ErasedInput>,
-                            )
-                        })
-                        .collect();
                     let mut controls = Vec::new();
-                    let mut outputs: Vec<Option<Box<dyn ErasedOutput>>> = Vec::new();
+                    let mut routed = Vec::new();
                     for (port, senders) in txs.into_iter().enumerate() {
                         controls.extend(senders.iter().map(Sender::control));
                         let kind = w.kinds[isl.id][port];
                         let router = module.nodes[node].outputs[port]
                             .make(kind, senders.len())
                             .ok_or_else(|| router_error(&c.info.path, kind))?;
-                        outputs.push(Some(Box::new(
+                        routed.push(
                             RoutedOutput::new(router, senders, c.batch, Arc::clone(&c.m))
                                 .counting_elements(),
-                        )));
+                        );
                     }
-                    let io = AsyncIo {
-                        inputs,
-                        outputs,
-                        info: c.info.clone(),
-                        clock: Arc::clone(&shared.clock),
-                        supervision: c.sup.clone(),
-                        batch_size: c.batch,
-                        sub: Arc::new(RunSub(Arc::clone(shared))),
-                        counts: Arc::clone(&c.m) as Arc<dyn weir_graph::StageCounts>,
-                    };
+                    let ports = AsyncPorts::new(logic.handles_control(), rxs, routed, |r| {
+                        channel_input(r, &c).counting_into(Arc::clone(&c.m))
+                    });
+                    if let Some(h) = &ports.hub
+                        && top
+                        && isl.inputs.is_empty()
+                    {
+                        shared.injectors.add_async(h);
+                    }
                     let terminal = record && isl.outputs.is_empty();
                     let stop = stop_token(shared, isl.outputs.is_empty() && !isl.inputs.is_empty());
-                    let sh = Arc::clone(shared);
-                    tasks.push((
-                        probe,
+                    let stage = AsyncStage {
+                        logic,
+                        factory: Arc::clone(factory),
+                        ports,
+                        controls,
+                        c,
                         terminal,
-                        Box::pin(run_async(logic, io, controls, c, terminal, stop, sh)),
-                    ));
+                        stop,
+                        shared: Arc::clone(shared),
+                        sub: Arc::new(RunSub(Arc::clone(shared))),
+                    };
+                    tasks.push((probe, terminal, Box::pin(stage.run()), isl.executor));
                 }
                 IslandKind::Chain => {
                     let mut head = None;
@@ -364,6 +368,11 @@ fn launch_with(
                     let terminal = record && matches!(tail, Tail::Sink(_));
                     let base = usize::from(matches!(head, Head::Source(_)));
                     let drains = matches!(tail, Tail::Sink(_)) && matches!(head, Head::Input(_));
+                    let inject = (top && matches!(head, Head::Source(_))).then(|| {
+                        let slot = Arc::new(crate::control::InjectSlot::default());
+                        shared.injectors.add_chain(&slot);
+                        slot
+                    });
                     let island = ChainIsland {
                         head,
                         flows,
@@ -375,6 +384,8 @@ fn launch_with(
                         mark: std::time::Instant::now(),
                         probe: Arc::clone(&probe),
                         base,
+                        yields: isl.executor != weir_graph::ExecutorId::TOKIO,
+                        inject,
                     };
                     let sh = Arc::clone(shared);
                     tasks.push((
@@ -390,6 +401,7 @@ fn launch_with(
                                 }
                             }
                         }),
+                        isl.executor,
                     ));
                 }
             }
@@ -412,19 +424,20 @@ fn launch_with(
                 .probes_prune_at
                 .store(next, std::sync::atomic::Ordering::Relaxed);
         }
-        v.extend(tasks.iter().map(|(p, _, _)| Arc::clone(p)));
+        v.extend(tasks.iter().map(|(p, _, _, _)| Arc::clone(p)));
     }
-    for (probe, terminal, t) in tasks {
+    for (probe, terminal, t, executor) in tasks {
         let name = probe.name.clone();
         if terminal {
             shared.sink_started();
             let sh = Arc::clone(shared);
             shared.spawn(
+                executor,
                 name,
                 Watched::new(t, probe).on_end(Box::new(move || sh.sink_ended())),
             );
         } else {
-            shared.spawn(name, Watched::new(t, probe));
+            shared.spawn(executor, name, Watched::new(t, probe));
         }
     }
     Ok(mat)
@@ -453,64 +466,5 @@ fn stop_token(shared: &RunShared, drains: bool) -> tokio_util::sync::Cancellatio
         shared.cancel.clone()
     } else {
         shared.producers.clone()
-    }
-}
-
-async fn run_async(
-    logic: Box<dyn weir_graph::AsyncLogic>,
-    io: AsyncIo,
-    controls: Vec<Sender>,
-    c: StageCommon,
-    terminal: bool,
-    stop: tokio_util::sync::CancellationToken,
-    shared: Arc<RunShared>,
-) {
-    let fut = AssertUnwindSafe(logic.run(io)).catch_unwind();
-    // Once every consumer is gone the stage has nobody to work for: whatever it awaits (outside
-    // input, a timer, user futures) is dropped at once, which cancels its own inputs in turn.
-    let watch = !terminal && !controls.is_empty();
-    let gone = std::future::poll_fn(|cx| all_closed(&controls, cx));
-    let r = tokio::select! {
-        biased;
-        _ = stop.cancelled() => None,
-        r = fut => Some(r),
-        () = gone, if watch => None,
-    };
-    match r {
-        None => {}
-        Some(Ok(Ok(()))) => {
-            for s in &controls {
-                let _ = s.push(Msg::End);
-            }
-        }
-        Some(res) => {
-            let e = match res {
-                Ok(Err(e)) => e,
-                Err(p) => panic_error(p),
-                Ok(Ok(())) => StageError::internal("unreachable"),
-            }
-            .with_stage(&c.info.path);
-            StageMetrics::add(&c.m.failures, 1);
-            for s in &controls {
-                let _ = s.push(Msg::Error(e.clone()));
-            }
-            if terminal {
-                shared.record_failure(&e);
-            }
-        }
-    }
-    c.stopped();
-}
-
-/// Ready once every channel behind `controls` lost its consumer.
-fn all_closed(controls: &[Sender], cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-    let mut open = false;
-    for s in controls {
-        open |= s.poll_closed(cx).is_pending();
-    }
-    if open {
-        std::task::Poll::Pending
-    } else {
-        std::task::Poll::Ready(())
     }
 }

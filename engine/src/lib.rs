@@ -16,10 +16,13 @@
 //! same channels; cancellation travels upstream by dropping receivers. Supervision wraps every
 //! call into stage logic (panics included).
 
+mod async_island;
 mod chain;
 mod channel;
 pub mod clock;
+mod control;
 mod error;
+mod executor;
 mod kill_switch;
 mod launch;
 mod metrics;
@@ -33,6 +36,7 @@ mod watch;
 
 pub use clock::{SystemClock, VirtualClock};
 pub use error::EngineError;
+pub use executor::IslandExecutor;
 pub use kill_switch::{KillSwitches, SharedKillSwitch, UniqueKillSwitch};
 pub use metrics::StageMetricsSnapshot;
 pub use run::{

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 use std::sync::Arc;
-use weir_graph::{EdgeKind, GraphError, Module, NodeKind, PortRef};
+use weir_graph::{EdgeKind, ExecutorId, GraphError, Module, NodeKind, PortRef};
 
 /// Whether an island runs a fused chain of synchronous stages or one asynchronous stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +29,8 @@ pub struct IslandPlan {
     pub inputs: Vec<PortRef>,
     /// Output ports of the island, in order: the node port each one drains.
     pub outputs: Vec<PortRef>,
+    /// The executor the island runs on.
+    pub executor: ExecutorId,
 }
 
 /// Where an edge of the plan starts or ends.
@@ -86,6 +88,8 @@ pub struct PlanConfig {
     pub buffer_rows: Option<usize>,
     /// Rows per batch of stages that do not set their own.
     pub batch_size: usize,
+    /// The executor of stages that do not set their own.
+    pub executor: ExecutorId,
 }
 
 /// How many batches a channel holds when neither the run nor the stage sets its capacity.
@@ -154,12 +158,14 @@ pub fn plan(module: Arc<Module>, cfg: PlanConfig) -> Result<PhysicalPlan, GraphE
             None => EdgeKind::Rebalance,
         }
     };
+    let executor = |i: usize| module.nodes[i].attrs.executor.unwrap_or(cfg.executor);
     let fusable = |ei: usize| -> bool {
         let e = module.edges[ei];
         let (u, v) = (&module.nodes[e.from.node], &module.nodes[e.to.node]);
         is_sync(&u.kind)
             && is_sync(&v.kind)
             && !u.attrs.async_boundary
+            && executor(e.from.node) == executor(e.to.node)
             && par[e.from.node] == par[e.to.node]
             && edge_kind(ei) == EdgeKind::Forward
     };
@@ -188,6 +194,7 @@ pub fn plan(module: Arc<Module>, cfg: PlanConfig) -> Result<PhysicalPlan, GraphE
                 outputs: (0..node.outputs.len())
                     .map(|port| PortRef { node: i, port })
                     .collect(),
+                executor: executor(i),
             });
             continue;
         }
@@ -221,6 +228,7 @@ pub fn plan(module: Arc<Module>, cfg: PlanConfig) -> Result<PhysicalPlan, GraphE
             outputs: (0..last.outputs.len())
                 .map(|port| PortRef { node: last_i, port })
                 .collect(),
+            executor: executor(i),
         });
     }
     // Channel edges: every non-fused edge plus the module's open ports.
@@ -320,17 +328,24 @@ impl PhysicalPlan {
                 IslandKind::Chain => "chain",
                 IslandKind::Async => "async",
             };
+            let on = if isl.executor == ExecutorId::TOKIO {
+                String::new()
+            } else {
+                format!(", on {}", isl.executor)
+            };
             let _ = writeln!(
                 s,
-                "    subgraph i{} [\"island {} ({kind}, x{})\"]",
+                "    subgraph i{} [\"island {} ({kind}, x{}{on})\"]",
                 isl.id, isl.id, isl.parallelism
             );
             for (k, n) in isl.nodes.iter().enumerate() {
-                let _ = writeln!(
-                    s,
-                    "        n{n}[\"{}\"]",
-                    self.module.nodes[*n].display_name()
-                );
+                let nd = &self.module.nodes[*n];
+                let uid = nd
+                    .attrs
+                    .uid
+                    .as_ref()
+                    .map_or_else(String::new, |u| format!(" uid={u}"));
+                let _ = writeln!(s, "        n{n}[\"{}{uid}\"]", nd.display_name());
                 if k > 0 {
                     let _ = writeln!(s, "        n{} --> n{n}", isl.nodes[k - 1]);
                 }

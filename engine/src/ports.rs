@@ -5,11 +5,28 @@
 use crate::channel::{Closed, Msg, Receiver, Sender};
 use crate::metrics::StageMetrics;
 use std::any::Any;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use weir_graph::{Cancelled, ErasedInput, ErasedOutput, ErasedRouter, InMsg, StageError};
+use weir_graph::{
+    Aligner, Cancelled, Control, ErasedInput, ErasedOutput, ErasedRouter, InMsg, StageError,
+};
+
+/// Where an input port hands the controls it receives when the engine forwards control for
+/// its stage (the stage's `ControlHub`).
+pub(crate) trait ControlSink: Send + Sync {
+    /// Input port `port` delivered `control` (aligned over its channels).
+    fn arrive(&self, port: usize, control: Control);
+    /// Input port `port` ended (or was dropped).
+    fn end(&self, port: usize);
+}
 
 /// An input port fed by one channel per upstream subtask.
+///
+/// Control messages are aligned over the channels: a channel that delivered a control is not
+/// read again until every other open channel delivered the same control (or ended), and the
+/// control is then delivered once. A port of an asynchronous stage that does not handle control
+/// hands it to the stage's [`ControlSink`] instead of delivering it.
 pub(crate) struct ChannelInput {
     chans: Vec<Option<Receiver>>,
     next: usize,
@@ -18,16 +35,26 @@ pub(crate) struct ChannelInput {
     /// Where received elements are counted (ports of task-owning stages; a fused island counts
     /// per stage itself).
     counts: Option<Arc<StageMetrics>>,
+    /// Alignment over the channels (only with more than one).
+    aligner: Option<Aligner>,
+    /// Aligned controls not delivered yet.
+    ready: VecDeque<Control>,
+    /// The stage's hub and this port's index, when the engine forwards control for the stage.
+    hub: Option<(Arc<dyn ControlSink>, usize)>,
 }
 
 impl ChannelInput {
     pub(crate) fn new(chans: Vec<Receiver>, path: Arc<str>) -> Self {
+        let aligner = (chans.len() > 1).then(|| Aligner::new(chans.len()));
         Self {
             chans: chans.into_iter().map(Some).collect(),
             next: 0,
             done: false,
             path,
             counts: None,
+            aligner,
+            ready: VecDeque::new(),
+            hub: None,
         }
     }
 
@@ -35,6 +62,52 @@ impl ChannelInput {
     pub(crate) fn counting_into(mut self, m: Arc<StageMetrics>) -> Self {
         self.counts = Some(m);
         self
+    }
+
+    /// Hands controls to `hub` as input port `port` instead of delivering them.
+    pub(crate) fn forwarding_to(mut self, hub: Arc<dyn ControlSink>, port: usize) -> Self {
+        self.hub = Some((hub, port));
+        self
+    }
+
+    /// Channel `i` delivered `control`: queues what that aligns.
+    fn on_control(&mut self, i: usize, control: Control) {
+        match &mut self.aligner {
+            None => self.ready.push_back(control),
+            Some(a) => self.ready.extend(a.arrive(i, control)),
+        }
+    }
+
+    /// Channel `i` ended: queues the controls that waited only for it.
+    fn on_channel_end(&mut self, i: usize) {
+        self.chans[i] = None;
+        if let Some(a) = &mut self.aligner {
+            self.ready.extend(a.end(i));
+        }
+    }
+
+    /// The next aligned control, delivered (`Some`) or handed to the hub (`None`).
+    fn take_ready(&mut self) -> Option<InMsg> {
+        while let Some(c) = self.ready.pop_front() {
+            match &self.hub {
+                Some((hub, port)) => hub.arrive(*port, c),
+                None => return Some(InMsg::Control(c)),
+            }
+        }
+        None
+    }
+
+    /// The port delivered its end: the hub no longer waits for it.
+    fn ended(&mut self) {
+        if let Some((hub, port)) = self.hub.take() {
+            hub.end(port);
+        }
+    }
+}
+
+impl Drop for ChannelInput {
+    fn drop(&mut self) {
+        self.ended();
     }
 }
 
@@ -63,11 +136,15 @@ impl ChannelInput {
         if self.done {
             return Poll::Ready(InMsg::End);
         }
+        if !self.ready.is_empty() {
+            // An aligned control comes next.
+            return Poll::Pending;
+        }
         let mut open = 0;
-        for slot in &mut self.chans {
-            let Some(rx) = slot else { continue };
+        for i in 0..self.chans.len() {
+            let Some(rx) = &self.chans[i] else { continue };
             match rx.poll_terminal(cx) {
-                Poll::Ready(Some(Ok(()))) => *slot = None,
+                Poll::Ready(Some(Ok(()))) => self.on_channel_end(i),
                 Poll::Ready(Some(Err(e))) => {
                     self.done = true;
                     self.chans.clear();
@@ -84,7 +161,7 @@ impl ChannelInput {
                 Poll::Pending => open += 1,
             }
         }
-        if open == 0 {
+        if open == 0 && self.ready.is_empty() {
             self.done = true;
             self.chans.clear();
             Poll::Ready(InMsg::End)
@@ -95,14 +172,35 @@ impl ChannelInput {
 
     /// Receives from the channels in turn; `want` bounds what a demand-driven channel is asked for.
     fn poll_inner(&mut self, cx: &mut Context<'_>, want: Option<usize>) -> Poll<InMsg> {
+        let r = self.poll_channels(cx, want);
+        if let Poll::Ready(InMsg::End | InMsg::Error(_)) = &r {
+            self.ended();
+        }
+        r
+    }
+
+    fn poll_channels(&mut self, cx: &mut Context<'_>, want: Option<usize>) -> Poll<InMsg> {
+        if let Some(m) = self.take_ready() {
+            return Poll::Ready(m);
+        }
         if self.done {
             return Poll::Ready(InMsg::End);
         }
         let n = self.chans.len();
         let mut open = 0;
-        for k in 0..n {
+        let mut k = 0;
+        while k < n {
             let i = (self.next + k) % n;
+            k += 1;
             let Some(rx) = &self.chans[i] else { continue };
+            if let Some(a) = &self.aligner
+                && a.has_pending()
+                && a.is_waiting(i)
+            {
+                // Aligning: this channel waits for the others to deliver the same control.
+                open += 1;
+                continue;
+            }
             let polled = match want {
                 None => rx.poll_recv(cx),
                 Some(w) => rx.poll_recv_up_to(cx, w),
@@ -116,7 +214,23 @@ impl ChannelInput {
                     }
                     return Poll::Ready(InMsg::Data(b));
                 }
-                Poll::Ready(Some(Msg::End)) => self.chans[i] = None,
+                Poll::Ready(Some(Msg::Control(c))) => {
+                    self.on_control(i, c);
+                    if let Some(m) = self.take_ready() {
+                        self.next = (i + 1) % n;
+                        return Poll::Ready(m);
+                    }
+                    // Not aligned yet, or handed to the hub: read on (this channel again too,
+                    // unless it now waits), from the start of the round.
+                    open = 0;
+                    k = 0;
+                }
+                Poll::Ready(Some(Msg::End)) => {
+                    self.on_channel_end(i);
+                    if let Some(m) = self.take_ready() {
+                        return Poll::Ready(m);
+                    }
+                }
                 Poll::Ready(Some(Msg::Error(e))) => {
                     self.done = true;
                     self.chans.clear();
@@ -194,6 +308,14 @@ impl RoutedOutput {
     /// Whether some channel of this output carries exactly its consumer's demand.
     pub(crate) fn is_on_demand(&self) -> bool {
         self.on_demand
+    }
+
+    /// Sends pending rows without waiting for credit (what dropping the output does), unless
+    /// the output already ended.
+    pub(crate) fn release_pending(&mut self) {
+        if !self.finished {
+            self.force_push_pending();
+        }
     }
 
     fn force_push_pending(&mut self) {
@@ -296,6 +418,23 @@ impl ErasedOutput for RoutedOutput {
         }
     }
 
+    fn control(&mut self, control: Control) {
+        if self.finished {
+            return;
+        }
+        // Rows accepted before the control leave ahead of it, whatever the credit (as at
+        // the end); the control itself weighs nothing.
+        self.force_push_pending();
+        for d in 0..self.senders.len() {
+            if let Some(tx) = &self.senders[d]
+                && tx.push(Msg::Control(control.clone())).is_err()
+            {
+                self.senders[d] = None;
+                self.router.discard(d);
+            }
+        }
+    }
+
     fn fail(&mut self, error: StageError) {
         if self.finished {
             return;
@@ -354,3 +493,7 @@ impl Drop for RoutedOutput {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "ports_tests.rs"]
+mod tests;

@@ -3,16 +3,18 @@
 
 use crate::EngineError;
 use crate::clock::SystemClock;
+use crate::executor::IslandExecutor;
 use crate::metrics::{MetricsEntry, StageMetricsSnapshot};
 use crate::plan::{PhysicalPlan, PlanConfig, plan};
 use crate::watch::IslandProbe;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use weir_graph::{Clock, RunnableGraph, Sink, Source, StageError};
+use weir_graph::{ExecutorId, Services};
 
 /// Default rows per batch.
 pub const DEFAULT_BATCH_SIZE: usize = 1024;
@@ -34,6 +36,9 @@ pub struct Materializer {
     grace: Duration,
     /// The first out-of-range setting, reported by `materialize`.
     invalid: Option<String>,
+    executors: HashMap<ExecutorId, Arc<dyn IslandExecutor>>,
+    default_executor: ExecutorId,
+    services: Services,
 }
 
 impl std::fmt::Debug for Materializer {
@@ -62,7 +67,27 @@ impl Materializer {
             handle: None,
             grace: DEFAULT_CANCEL_GRACE,
             invalid: None,
+            executors: HashMap::new(),
+            default_executor: ExecutorId::TOKIO,
+            services: Services::new(),
         }
+    }
+    /// Registers `executor` under `id`: islands of stages set `on_executor(id)` (or all of
+    /// them, with [`Materializer::with_default_executor`]) run there instead of on tokio.
+    pub fn with_executor(mut self, id: ExecutorId, executor: Arc<dyn IslandExecutor>) -> Self {
+        self.executors.insert(id, executor);
+        self
+    }
+    /// Runs the islands of stages that set no executor on `id` (registered with
+    /// [`Materializer::with_executor`], or [`ExecutorId::TOKIO`]).
+    pub fn with_default_executor(mut self, id: ExecutorId) -> Self {
+        self.default_executor = id;
+        self
+    }
+    /// Makes `service` available to every stage factory of the run (`StageInfo::services`).
+    pub fn with_service<T: std::any::Any + Send + Sync>(mut self, service: Arc<T>) -> Self {
+        self.services = self.services.with(service);
+        self
     }
     /// Uses `clock` for every stage (e.g. a [`crate::VirtualClock`] in tests).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -117,6 +142,7 @@ impl Materializer {
         PlanConfig {
             buffer_rows: self.buffer_rows,
             batch_size: self.batch_size,
+            executor: self.default_executor,
         }
     }
 
@@ -154,6 +180,9 @@ impl Materializer {
             grace: self.grace,
             sinks_left: std::sync::atomic::AtomicUsize::new(0),
             sinks_done: CancellationToken::new(),
+            executors: self.executors.clone(),
+            services: self.services.clone(),
+            injectors: crate::control::Injectors::default(),
         });
         let mat = crate::launch::launch(&shared, Arc::clone(graph.module()), vec![], vec![])?;
         let mat = RunnableGraph::<M>::downcast_mat(mat)?;
@@ -176,7 +205,7 @@ pub(crate) struct RunShared {
     /// see their inputs end and report the run's failure.
     pub(crate) producers: CancellationToken,
     pub(crate) tracker: TaskTracker,
-    pub(crate) aborts: Mutex<Vec<AbortHandle>>,
+    pub(crate) aborts: Mutex<Vec<Abort>>,
     pub(crate) failure: Mutex<Option<StageError>>,
     pub(crate) metrics: Mutex<Vec<MetricsEntry>>,
     pub(crate) clock: Arc<dyn Clock>,
@@ -193,6 +222,29 @@ pub(crate) struct RunShared {
     /// Islands ending in a sink still running, and the token cancelled when none is left.
     pub(crate) sinks_left: std::sync::atomic::AtomicUsize,
     pub(crate) sinks_done: CancellationToken,
+    /// Executors other than tokio, by id.
+    pub(crate) executors: HashMap<ExecutorId, Arc<dyn IslandExecutor>>,
+    /// The run's services, given to every stage.
+    pub(crate) services: Services,
+    /// The source islands that [`RunHandle::inject`] reaches.
+    pub(crate) injectors: crate::control::Injectors,
+}
+
+/// Stops a task of the run wherever it runs.
+pub(crate) enum Abort {
+    /// A task on tokio.
+    Tokio(tokio::task::AbortHandle),
+    /// A task on another executor.
+    Other(futures::future::AbortHandle),
+}
+
+impl Abort {
+    fn abort(&self) {
+        match self {
+            Self::Tokio(h) => h.abort(),
+            Self::Other(h) => h.abort(),
+        }
+    }
 }
 
 /// `probes` is first pruned at this length.
@@ -202,19 +254,52 @@ impl RunShared {
     /// The one place the engine spawns tasks: tracked by the run, aborted with it.
     pub(crate) fn spawn(
         &self,
+        executor: ExecutorId,
         name: String,
         fut: impl std::future::Future<Output = ()> + Send + 'static,
     ) {
         let span = tracing::debug_span!("island", name = %name);
-        let jh = if self.clock.tracks_tasks() {
-            let task = self.clock.track(Box::pin(fut.instrument(span)));
-            self.tracker.spawn_on(task, &self.handle)
-        } else {
-            self.tracker.spawn_on(fut.instrument(span), &self.handle)
+        let abort = match self.executors.get(&executor) {
+            Some(ex) if executor != ExecutorId::TOKIO => {
+                let (fut, h) = futures::future::abortable(fut.instrument(span));
+                let fut: futures::future::BoxFuture<'static, ()> =
+                    Box::pin(self.tracker.track_future(async move {
+                        let _ = fut.await;
+                    }));
+                let fut = if self.clock.tracks_tasks() {
+                    self.clock.track(fut)
+                } else {
+                    fut
+                };
+                ex.spawn(&name, fut);
+                Abort::Other(h)
+            }
+            _ => {
+                let jh = if self.clock.tracks_tasks() {
+                    let task = self.clock.track(Box::pin(fut.instrument(span)));
+                    self.tracker.spawn_on(task, &self.handle)
+                } else {
+                    self.tracker.spawn_on(fut.instrument(span), &self.handle)
+                };
+                Abort::Tokio(jh.abort_handle())
+            }
         };
         if let Ok(mut a) = self.aborts.lock() {
-            a.push(jh.abort_handle());
+            a.push(abort);
         }
+    }
+
+    /// Fails unless every executor the plan names is registered.
+    pub(crate) fn check_executors(&self, p: &PhysicalPlan) -> Result<(), EngineError> {
+        for isl in &p.islands {
+            if isl.executor != ExecutorId::TOKIO && !self.executors.contains_key(&isl.executor) {
+                return Err(EngineError::InvalidSetting(format!(
+                    "island {} runs on executor '{}', which the materializer does not have",
+                    isl.id, isl.executor
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Counts a sink island of the run as started.
@@ -353,6 +438,14 @@ impl RunHandle {
             ))
             .with_stage(first.stage()),
         )
+    }
+
+    /// Injects `control` at every source island still running: each emits it in band after
+    /// the batch it is producing, and it travels through the whole graph (aligned at every
+    /// stage with several inputs) to reach each sink input once. Returns how many source
+    /// islands it reached.
+    pub fn inject(&self, control: weir_graph::Control) -> usize {
+        self.shared.injectors.inject(&control)
     }
 
     /// Cancels the run: every island stops at its next await point and runs its stop hooks.

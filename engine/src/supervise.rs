@@ -6,8 +6,9 @@ use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use weir_graph::{
-    Clock, DeadLetter, Directive, ElementPanic, ErasedFlow, ErasedSink, ErasedSource, FlowFactory,
-    RenderedPanic, SourceFactory, StageCx, StageError, StageInfo, Supervision, panic_message,
+    Clock, Control, DeadLetter, Directive, ElementPanic, ErasedFlow, ErasedSink, ErasedSource,
+    FlowFactory, RenderedPanic, SourceFactory, StageCx, StageError, StageInfo, Supervision,
+    panic_message,
 };
 
 /// Turns a panic payload into an internal error.
@@ -211,6 +212,23 @@ impl FlowSlot {
         r.map_err(|e| e.with_stage(&self.c.info.path))
     }
 
+    /// Hands a control message to the logic (a panic is a failure of the stage).
+    pub(crate) fn on_control(
+        &mut self,
+        control: Control,
+        clock: &dyn Clock,
+    ) -> Result<Option<Control>, StageError> {
+        let before_out = self.logic.output_len();
+        let r = {
+            let mut scx = self.c.cx(clock);
+            let logic = &mut self.logic;
+            guarded(|| logic.on_control(control, &mut scx))
+        };
+        let out = self.logic.output_len().saturating_sub(before_out) as u64;
+        StageMetrics::add(&self.c.m.elements_out, out);
+        r.map_err(|e| e.with_stage(&self.c.info.path))
+    }
+
     pub(crate) fn on_upstream_error(
         &mut self,
         e: StageError,
@@ -306,6 +324,17 @@ impl SinkSlot {
         let mut scx = self.c.cx(clock);
         let logic = &mut self.logic;
         guarded(|| logic.on_finish(&mut scx)).map_err(|e| e.with_stage(&self.c.info.path))
+    }
+
+    /// Hands a control message to the sink (a panic is a failure of the stage).
+    pub(crate) fn on_control(
+        &mut self,
+        control: Control,
+        clock: &dyn Clock,
+    ) -> Result<(), StageError> {
+        let mut scx = self.c.cx(clock);
+        let logic = &mut self.logic;
+        guarded(|| logic.on_control(control, &mut scx)).map_err(|e| e.with_stage(&self.c.info.path))
     }
 
     pub(crate) fn on_error(&mut self, e: &StageError) {

@@ -18,10 +18,10 @@ def main() -> None:
     out = (
         weir.Source.from_arrow(df)
         .map_batches(lambda b: b.with_columns(temp_f=pl.col("temp_c") * 9 / 5 + 32), batch_format="polars")
-        .map_batches(lambda rb: rb.filter(pc.greater(rb.column("temp_f"), 17_000)), batch_format="pyarrow")
+        .map_batches(lambda rb: rb.filter(pc.field("temp_f") > 17_000), batch_format="pyarrow")
         .run_with(weir.Sink.to_arrow())
     )
-    summary = pl.from_arrow(out).group_by("city").agg(pl.len().alias("rows"), pl.col("temp_f").max()).sort("city")
+    summary = pl.DataFrame(out).group_by("city").agg(pl.len().alias("rows"), pl.col("temp_f").max()).sort("city")
     print(f"{out.num_rows} rows above 17000 F")
     for city, rows, hottest in summary.iter_rows():
         print(f"{city}: {rows} rows, max {hottest:.1f} F")

@@ -12,7 +12,7 @@ import sys
 import weir
 
 
-def score(record):
+def score(record: tuple[str, int]) -> tuple[str, int]:
     """A deliberately CPU-heavy pure-Python score (runs in a worker process)."""
     category, value = record
     acc = 0
@@ -21,14 +21,14 @@ def score(record):
     return category, acc
 
 
-def parse(line):
+def parse(line: str) -> tuple[str, int]:
     category, value = line.split(",")
     return category.strip(), int(value)
 
 
 def main(workers: int = 2) -> None:
     lines = [f"{'abc'[i % 3]}, {i}" for i in range(3_000)] + ["broken line", "d, not-a-number"]
-    dead = []
+    dead: list[weir.DeadLetter] = []
     with weir.InterpreterPool(workers=workers) as pool:
         totals = (
             weir.Source.from_iter(lines)

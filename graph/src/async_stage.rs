@@ -3,7 +3,7 @@
 
 use crate::attributes::Supervision;
 use crate::batch::BoxBatch;
-use crate::{Clock, Module, StageError, StageInfo};
+use crate::{Clock, Control, Module, Snapshot, StageError, StageInfo};
 use futures::future::BoxFuture;
 use std::any::Any;
 use std::fmt;
@@ -20,6 +20,9 @@ pub enum InMsg {
     End,
     /// Upstream failed.
     Error(StageError),
+    /// A control message, in order with the data (aligned over the upstream subtasks). Only a
+    /// stage that handles control sees it; the engine forwards it for every other.
+    Control(Control),
 }
 
 impl fmt::Debug for InMsg {
@@ -28,6 +31,7 @@ impl fmt::Debug for InMsg {
             Self::Data(b) => write!(f, "Data({} rows)", b.rows()),
             Self::End => f.write_str("End"),
             Self::Error(e) => write!(f, "Error({e})"),
+            Self::Control(c) => write!(f, "Control({c:?})"),
         }
     }
 }
@@ -65,6 +69,11 @@ pub trait ErasedOutput: Send {
     fn finish(&mut self);
     /// Sends a failure (after pending data) without waiting for credit.
     fn fail(&mut self, error: StageError);
+    /// Sends a control message to every downstream subtask, after pending data, without
+    /// waiting for credit. Ports that carry no control (outside an engine) drop it.
+    fn control(&mut self, control: Control) {
+        let _ = control;
+    }
     /// Rows pending in this output's buffers.
     fn pending_rows(&self) -> usize;
     /// Waits until downstream asks for rows and returns how many it may take now: on a
@@ -101,7 +110,8 @@ pub trait SubMaterializer: Send + Sync {
     }
 }
 
-/// An event seen by a typed input.
+/// An event seen by a typed input. Control messages never appear here: the engine forwards
+/// them for a stage, and a stage that handles control reads them with [`Input::recv_signal`].
 #[derive(Debug)]
 pub enum Event<T> {
     /// A batch of elements.
@@ -112,8 +122,20 @@ pub enum Event<T> {
     Error(StageError),
 }
 
+/// What a stage that handles control reads from an input: an event or a control message.
+#[derive(Debug)]
+pub enum Signal<T> {
+    /// A batch, the end or a failure.
+    Event(Event<T>),
+    /// A control message, after every batch before it.
+    Control(Control),
+}
+
 fn typed<T: Send + 'static>(m: InMsg, path: &str) -> Event<T> {
     match m {
+        InMsg::Control(_) => Event::Error(StageError::internal(format!(
+            "stage '{path}' read a control message with a plain receive"
+        ))),
         InMsg::Data(b) => match b.into_any().downcast::<Vec<T>>() {
             Ok(v) => Event::Batch(*v),
             Err(_) => Event::Error(StageError::internal(format!(
@@ -148,10 +170,27 @@ impl<T: Send + 'static> Input<T> {
             _t: PhantomData,
         }
     }
-    /// Polls for the next event.
+    /// Polls for the next event (control messages are skipped: see [`Input::poll_signal`]).
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Event<T>> {
+        loop {
+            match self.inner.poll_recv(cx) {
+                Poll::Ready(InMsg::Control(_)) => continue,
+                Poll::Ready(m) => return Poll::Ready(typed(m, &self.path)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+    /// Polls for the next event or control message (a stage that handles control).
+    pub fn poll_signal(&mut self, cx: &mut Context<'_>) -> Poll<Signal<T>> {
         let path = &self.path;
-        self.inner.poll_recv(cx).map(|m| typed(m, path))
+        self.inner.poll_recv(cx).map(|m| match m {
+            InMsg::Control(c) => Signal::Control(c),
+            m => Signal::Event(typed(m, path)),
+        })
+    }
+    /// Receives the next event or control message (a stage that handles control).
+    pub async fn recv_signal(&mut self) -> Signal<T> {
+        poll_fn(|cx| self.poll_signal(cx)).await
     }
     /// Receives the next event.
     pub async fn recv(&mut self) -> Event<T> {
@@ -159,10 +198,13 @@ impl<T: Send + 'static> Input<T> {
     }
     /// Polls for the next event, asking a demand-driven upstream for at most `max_rows` rows.
     pub fn poll_recv_up_to(&mut self, cx: &mut Context<'_>, max_rows: usize) -> Poll<Event<T>> {
-        let path = &self.path;
-        self.inner
-            .poll_recv_up_to(cx, max_rows)
-            .map(|m| typed(m, path))
+        loop {
+            match self.inner.poll_recv_up_to(cx, max_rows) {
+                Poll::Ready(InMsg::Control(_)) => continue,
+                Poll::Ready(m) => return Poll::Ready(typed(m, &self.path)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
     /// Receives the next event, asking a demand-driven upstream for at most `max_rows` rows.
     pub async fn recv_up_to(&mut self, max_rows: usize) -> Event<T> {
@@ -261,6 +303,13 @@ impl<T: Send + 'static> Output<T> {
         if !self.done {
             self.done = true;
             self.inner.finish();
+        }
+    }
+    /// Sends a control message downstream after the rows pushed so far (a stage that handles
+    /// control forwards it with this).
+    pub fn control(&mut self, control: Control) {
+        if !self.done {
+            self.inner.control(control);
         }
     }
     /// Fails this output.
@@ -371,6 +420,18 @@ impl AsyncIo {
 pub trait AsyncLogic: Send + 'static {
     /// Runs the stage. Returning `Ok` completes outputs left open; `Err` fails them.
     fn run(self: Box<Self>, io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>>;
+    /// Whether the stage reads control messages itself ([`Input::recv_signal`]) and forwards
+    /// them ([`Output::control`]). By default (`false`) the engine aligns control over the
+    /// stage's inputs and forwards each one once to every output, after the rows the stage
+    /// handed to its outputs before it arrived.
+    fn handles_control(&self) -> bool {
+        false
+    }
+    /// Restores state saved from an earlier instance into this one before it runs (a stage
+    /// that handles control snapshots itself when a control asks it to).
+    fn restore(&mut self, _snapshot: &Snapshot) -> Result<(), StageError> {
+        Err(crate::snapshot::stateless())
+    }
 }
 
 /// A copy of `module` whose stages all emit on demand (see [`crate::Node::demand_outputs`]).

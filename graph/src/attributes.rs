@@ -128,6 +128,9 @@ impl fmt::Debug for Supervision {
 pub struct Attributes {
     /// Display name (overrides the operator's name).
     pub name: Option<String>,
+    /// Explicit stable id (unique in the graph): keys the stage's state across changes of the
+    /// graph, instead of the id derived from its upstream topology.
+    pub uid: Option<String>,
     /// The edge leaving this stage starts a new island.
     pub async_boundary: bool,
     /// Number of parallel subtasks (default 1).
@@ -142,6 +145,9 @@ pub struct Attributes {
     /// [`GraphError::InvalidParameter`](crate::GraphError::InvalidParameter) when the graph is
     /// validated.
     pub invalid: Option<String>,
+    /// The executor the stage's island runs on (`None`: the run's default, normally tokio);
+    /// only stages on the same executor fuse.
+    pub executor: Option<crate::ExecutorId>,
 }
 
 impl Attributes {

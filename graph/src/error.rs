@@ -213,6 +213,16 @@ pub enum GraphError {
         /// What is wrong.
         reason: String,
     },
+    /// Two stages were given the same explicit uid.
+    #[error("uid '{uid}' is given to both stage '{first}' and stage '{second}'")]
+    DuplicateUid {
+        /// The uid.
+        uid: String,
+        /// The first stage with it (name with its index).
+        first: String,
+        /// The second stage with it.
+        second: String,
+    },
     /// A parameter of a stage (a size, a count, an attribute) is out of range.
     #[error("invalid parameter of stage '{node}': {reason}")]
     InvalidParameter {

@@ -16,6 +16,7 @@ mod attributes;
 mod batch;
 mod builder;
 mod clock;
+mod control;
 mod dsl;
 mod each;
 mod error;
@@ -23,10 +24,13 @@ mod logic;
 mod mat;
 mod module;
 mod router;
+mod services;
+mod snapshot;
+mod stage_id;
 
 pub use async_stage::{
     AsyncFn, AsyncIo, AsyncLogic, Cancelled, ErasedInput, ErasedOutput, Event, InMsg, Input,
-    NoCounts, Output, StageCounts, SubMaterializer, on_demand_input, on_demand_outputs,
+    NoCounts, Output, Signal, StageCounts, SubMaterializer, on_demand_input, on_demand_outputs,
 };
 pub use attributes::{
     Attributes, DeadLetter, DeadLetterSink, Directive, Supervision, at_least, positive,
@@ -34,6 +38,7 @@ pub use attributes::{
 pub use batch::{AnyBatch, BoxBatch, Weighed, downcast_vec};
 pub use builder::{GraphBuilder, Inlet, Junction, MatKey, MatValues, NodePorts, Outlet};
 pub use clock::Clock;
+pub use control::{Aligner, Control};
 pub use dsl::{
     BidiFlow, Flow, Keep, MatTypeMismatch, RunnableGraph, Sink, Source, async_node, router_for,
 };
@@ -49,9 +54,12 @@ pub use logic::{
 pub use mat::{Promise, SinkFuture, promise};
 pub use module::{
     AsyncFactory, BoxMat, Edge, FlowFactory, MatExpr, Module, Node, NodeKind, PortRef, SinkFactory,
-    SourceFactory, StageId,
+    SourceFactory,
 };
 pub use router::{
     EdgeKind, ErasedRouter, MAX_KEY_GROUPS, RouterFactory, TypedRouterFactory, key_group,
     subtask_for_key_group,
 };
+pub use services::{ExecutorId, Services};
+pub use snapshot::{Snapshot, SnapshotError, StateCodec, no_codec};
+pub use stage_id::StageId;

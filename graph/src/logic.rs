@@ -3,7 +3,8 @@
 
 use crate::attributes::{DeadLetter, Directive, Supervision};
 use crate::batch::downcast_vec;
-use crate::{Clock, StageError};
+use crate::snapshot::stateless;
+use crate::{Clock, Control, Snapshot, StageError};
 use std::any::Any;
 use std::fmt;
 use std::task::{Context, Poll};
@@ -12,7 +13,8 @@ use std::time::Duration;
 /// Identity of one running stage instance (one subtask of one blueprint node).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StageInfo {
-    /// Stable id derived from the stage's name and position in the blueprint.
+    /// Stable id of the stage: its uid's hash, or derived from its kind and upstream topology
+    /// (see [`crate::Module::stage_ids`]).
     pub id: crate::StageId,
     /// Stage name.
     pub name: String,
@@ -24,6 +26,8 @@ pub struct StageInfo {
     pub subtask: usize,
     /// Number of subtasks of this stage.
     pub parallelism: usize,
+    /// The run's services (empty outside a run).
+    pub services: crate::Services,
 }
 
 impl StageInfo {
@@ -36,6 +40,7 @@ impl StageInfo {
             index,
             subtask: 0,
             parallelism: 1,
+            services: crate::Services::new(),
         }
     }
 }
@@ -182,6 +187,14 @@ pub trait SourceLogic<T>: Send + 'static {
     fn poll_ended(&mut self, _cx: &mut Context<'_>) -> Poll<()> {
         Poll::Pending
     }
+    /// The instance's state, for a checkpoint; `None` (the default) for a stateless stage.
+    fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
+        Ok(None)
+    }
+    /// Restores the state saved by [`Self::snapshot`] into a fresh instance (before it runs).
+    fn restore(&mut self, _snapshot: &Snapshot) -> Result<(), StageError> {
+        Err(stateless())
+    }
     /// Called once when the stage stops, whatever the reason.
     fn post_stop(&mut self) {}
 }
@@ -217,6 +230,25 @@ pub trait FlowLogic<I, O>: Send + 'static {
     fn wants(&self) -> usize {
         usize::MAX
     }
+    /// A control message reached the stage, after every batch before it: the stage may emit
+    /// into `out` first (those rows go downstream ahead of the control), and returns the
+    /// control to pass on (the default passes it on unchanged) or `None` to hold it back.
+    fn on_control(
+        &mut self,
+        control: Control,
+        _out: &mut Vec<O>,
+        _scx: &mut StageCx<'_>,
+    ) -> Result<Option<Control>, StageError> {
+        Ok(Some(control))
+    }
+    /// The instance's state, for a checkpoint; `None` (the default) for a stateless stage.
+    fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
+        Ok(None)
+    }
+    /// Restores the state saved by [`Self::snapshot`] into a fresh instance (before it runs).
+    fn restore(&mut self, _snapshot: &Snapshot) -> Result<(), StageError> {
+        Err(stateless())
+    }
     /// Called once when the stage stops, whatever the reason.
     fn post_stop(&mut self) {}
 }
@@ -238,6 +270,18 @@ pub trait SinkLogic<T>: Send + 'static {
     fn wants(&self) -> usize {
         usize::MAX
     }
+    /// A control message reached the sink, after every batch before it (ignored by default).
+    fn on_control(&mut self, _control: Control, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
+        Ok(())
+    }
+    /// The instance's state, for a checkpoint; `None` (the default) for a stateless stage.
+    fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
+        Ok(None)
+    }
+    /// Restores the state saved by [`Self::snapshot`] into a fresh instance (before it runs).
+    fn restore(&mut self, _snapshot: &Snapshot) -> Result<(), StageError> {
+        Err(stateless())
+    }
     /// Called once when the stage stops, whatever the reason.
     fn post_stop(&mut self) {}
 }
@@ -256,6 +300,14 @@ pub trait ErasedSource: Send {
     fn buffered(&self) -> usize;
     /// See [`SourceLogic::poll_ended`].
     fn poll_ended(&mut self, cx: &mut Context<'_>) -> Poll<()>;
+    /// See [`SourceLogic::snapshot`].
+    fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
+        Ok(None)
+    }
+    /// See [`SourceLogic::restore`].
+    fn restore(&mut self, _snapshot: &Snapshot) -> Result<(), StageError> {
+        Err(stateless())
+    }
     /// See [`SourceLogic::post_stop`].
     fn post_stop(&mut self);
 }
@@ -286,6 +338,22 @@ pub trait ErasedFlow: Send {
     fn is_done(&self) -> bool;
     /// See [`FlowLogic::wants`].
     fn wants(&self) -> usize;
+    /// See [`FlowLogic::on_control`]; emits into the own output buffer.
+    fn on_control(
+        &mut self,
+        control: Control,
+        _scx: &mut StageCx<'_>,
+    ) -> Result<Option<Control>, StageError> {
+        Ok(Some(control))
+    }
+    /// See [`FlowLogic::snapshot`].
+    fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
+        Ok(None)
+    }
+    /// See [`FlowLogic::restore`].
+    fn restore(&mut self, _snapshot: &Snapshot) -> Result<(), StageError> {
+        Err(stateless())
+    }
     /// See [`FlowLogic::post_stop`].
     fn post_stop(&mut self);
 }
@@ -306,6 +374,18 @@ pub trait ErasedSink: Send {
     fn is_done(&self) -> bool;
     /// See [`SinkLogic::wants`].
     fn wants(&self) -> usize;
+    /// See [`SinkLogic::on_control`].
+    fn on_control(&mut self, _control: Control, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
+        Ok(())
+    }
+    /// See [`SinkLogic::snapshot`].
+    fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
+        Ok(None)
+    }
+    /// See [`SinkLogic::restore`].
+    fn restore(&mut self, _snapshot: &Snapshot) -> Result<(), StageError> {
+        Err(stateless())
+    }
     /// See [`SinkLogic::post_stop`].
     fn post_stop(&mut self);
 }
@@ -331,6 +411,12 @@ impl<T: Send + 'static, L: SourceLogic<T>> ErasedSource for SourceAdapter<T, L> 
     }
     fn poll_ended(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         self.logic.poll_ended(cx)
+    }
+    fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
+        self.logic.snapshot()
+    }
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), StageError> {
+        self.logic.restore(snapshot)
     }
     fn post_stop(&mut self) {
         self.logic.post_stop()
@@ -383,6 +469,19 @@ impl<I: Send + 'static, O: Send + 'static, L: FlowLogic<I, O>> ErasedFlow for Fl
     fn wants(&self) -> usize {
         self.logic.wants()
     }
+    fn on_control(
+        &mut self,
+        control: Control,
+        scx: &mut StageCx<'_>,
+    ) -> Result<Option<Control>, StageError> {
+        self.logic.on_control(control, &mut self.out, scx)
+    }
+    fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
+        self.logic.snapshot()
+    }
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), StageError> {
+        self.logic.restore(snapshot)
+    }
     fn post_stop(&mut self) {
         self.logic.post_stop()
     }
@@ -417,6 +516,15 @@ impl<T: Send + 'static, L: SinkLogic<T>> ErasedSink for SinkAdapter<T, L> {
     }
     fn wants(&self) -> usize {
         self.logic.wants()
+    }
+    fn on_control(&mut self, control: Control, scx: &mut StageCx<'_>) -> Result<(), StageError> {
+        self.logic.on_control(control, scx)
+    }
+    fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
+        self.logic.snapshot()
+    }
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), StageError> {
+        self.logic.restore(snapshot)
     }
     fn post_stop(&mut self) {
         self.logic.post_stop()

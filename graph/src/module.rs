@@ -26,34 +26,6 @@ pub type SinkFactory =
 pub type AsyncFactory =
     Arc<dyn Fn(&StageInfo) -> Result<(Box<dyn AsyncLogic>, BoxMat), StageError> + Send + Sync>;
 
-/// A stable identifier of a stage, derived from its name and position in the blueprint.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct StageId(pub u64);
-
-impl StageId {
-    /// Derives the id of the stage named `name` at `index` (FNV-1a, stable across runs and builds).
-    pub fn derive(name: &str, index: usize) -> Self {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in name.bytes().chain(index.to_le_bytes()) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        Self(h)
-    }
-}
-
-impl fmt::Display for StageId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
-    }
-}
-
-impl fmt::Debug for StageId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "StageId({self})")
-    }
-}
-
 /// The kind of logic a node runs.
 #[derive(Clone)]
 pub enum NodeKind {
@@ -318,6 +290,7 @@ impl Module {
     /// stage has an out-of-range parameter, and that there is no cycle.
     pub fn validate(&self) -> Result<(), GraphError> {
         self.validate_parameters()?;
+        self.validate_uids()?;
         let mut ins: Vec<Vec<u32>> = self.nodes.iter().map(|n| vec![0; n.inputs]).collect();
         let mut outs: Vec<Vec<u32>> = self
             .nodes
@@ -419,7 +392,12 @@ impl Module {
             } else {
                 String::new()
             };
-            let _ = writeln!(s, "    n{i}[\"{}{par}\"]", escape(n.display_name()));
+            let uid = n
+                .attrs
+                .uid
+                .as_ref()
+                .map_or_else(String::new, |u| format!(" uid={u}"));
+            let _ = writeln!(s, "    n{i}[\"{}{par}{uid}\"]", escape(n.display_name()));
         }
         for e in &self.edges {
             let arrow = if self.nodes[e.from.node].attrs.async_boundary {

@@ -8,10 +8,13 @@
 //! taken at most once per batch, and usually once for many batches in a row.
 
 use futures::channel::oneshot;
+use futures::future::BoxFuture;
 use pyo3::prelude::*;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Wake, Waker};
 use std::time::{Duration, Instant};
 use weir_graph::StageError;
 
@@ -22,8 +25,88 @@ pub type Job = Box<dyn for<'py> FnOnce(Python<'py>) + Send>;
 pub enum Msg {
     /// Run this job.
     Job(Job),
+    /// Poll this island task (it was spawned here or woken).
+    Poll(Arc<Task>),
     /// The run is over: stop serving.
     Stop,
+}
+
+/// An island task of the run, polled on the serving thread with the GIL held.
+pub struct Task {
+    fut: Mutex<Option<BoxFuture<'static, ()>>>,
+    queued: AtomicBool,
+    tx: Sender<Msg>,
+    name: Arc<str>,
+    busy: Busy,
+}
+
+impl Wake for Task {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.queued.swap(true, Ordering::AcqRel) {
+            let _ = self.tx.send(Msg::Poll(Arc::clone(self)));
+        }
+    }
+}
+
+impl Task {
+    /// Polls the task once (on the serving thread); a finished task drops its future.
+    fn poll(self: Arc<Self>) {
+        self.queued.store(false, Ordering::Release);
+        let Ok(mut slot) = self.fut.lock() else {
+            return;
+        };
+        let Some(fut) = slot.as_mut() else { return };
+        let waker = Waker::from(Arc::clone(&self));
+        let mut cx = Context::from_waker(&waker);
+        // While polled, the island is what the serving thread is busy with (a run that cannot
+        // stop names it).
+        if let Ok(mut b) = self.busy.lock() {
+            *b = Some((Arc::clone(&self.name), Instant::now(), current_thread()));
+        }
+        if fut.as_mut().poll(&mut cx).is_ready() {
+            *slot = None;
+        }
+        if let Ok(mut b) = self.busy.lock() {
+            *b = None;
+        }
+    }
+}
+
+/// Handles one message on the serving thread; `false` on `Stop`.
+fn handle(py: Python<'_>, msg: Msg) -> bool {
+    match msg {
+        Msg::Job(job) => job(py),
+        Msg::Poll(task) => ON_DISPATCHER.with(|d| {
+            let was = d.replace(true);
+            task.poll();
+            d.set(was);
+        }),
+        Msg::Stop => return false,
+    }
+    true
+}
+
+/// Whether the calling thread is polling island tasks of a Python run right now (it holds the
+/// GIL). The GIL is never taken on a tokio worker: code reaching Python from an island checks
+/// this (see [`crate::gil`]).
+pub fn on_dispatcher() -> bool {
+    ON_DISPATCHER.with(|d| d.get())
+}
+
+impl weir_engine::IslandExecutor for Dispatcher {
+    fn spawn(&self, name: &str, task: BoxFuture<'static, ()>) {
+        let t = Arc::new(Task {
+            fut: Mutex::new(Some(task)),
+            queued: AtomicBool::new(true),
+            tx: self.tx.clone(),
+            name: Arc::from(name),
+            busy: Arc::clone(&self.busy),
+        });
+        let _ = self.tx.send(Msg::Poll(t));
+    }
 }
 
 /// The job the serving thread is running: the stage that queued it, since when, and the thread.
@@ -153,12 +236,14 @@ impl Queue {
     /// clock instead of serving it); returns how many ran. Nothing runs while another thread
     /// serves the queue.
     pub fn run_ready(&self, py: Python<'_>) -> usize {
+        let rt = crate::run::runtime().ok().map(|r| r.handle());
+        let _rt = rt.as_ref().map(|h| h.enter());
         let Ok(guard) = self.rx.lock() else { return 0 };
         let Some(rx) = guard.as_ref() else { return 0 };
         let mut n = 0;
         while let Ok(msg) = rx.try_recv() {
-            if let Msg::Job(job) = msg {
-                job(py);
+            if !matches!(msg, Msg::Stop) {
+                handle(py, msg);
                 n += 1;
             }
         }
@@ -172,6 +257,10 @@ impl Queue {
         let Some(mut rx) = self.rx.lock().ok().and_then(|mut g| g.take()) else {
             return Ok(());
         };
+        serving_thread(py);
+        // Island tasks polled here use the run's timers.
+        let rt = crate::run::runtime().ok().map(|r| r.handle());
+        let _rt = rt.as_ref().map(|h| h.enter());
         let mut interrupted: Option<PyErr> = None;
         let mut last_check = Instant::now();
         loop {
@@ -188,18 +277,16 @@ impl Queue {
                     }
                 }
             };
-            match msg {
-                Some(Msg::Job(job)) => {
-                    job(py);
-                    if let Some(e) = take_interrupt()
-                        && interrupted.is_none()
-                    {
-                        interrupted = Some(e);
-                        on_interrupt();
-                    }
+            if let Some(msg) = msg {
+                if !handle(py, msg) {
+                    break;
                 }
-                Some(Msg::Stop) => break,
-                None => {}
+                if let Some(e) = take_interrupt()
+                    && interrupted.is_none()
+                {
+                    interrupted = Some(e);
+                    on_interrupt();
+                }
             }
             if interrupted.is_none() && last_check.elapsed() >= POLL {
                 last_check = Instant::now();
@@ -226,6 +313,15 @@ pub fn note_interrupt(err: PyErr) {
             *i = Some(err);
         }
     });
+}
+
+/// The calling thread's name as [`serving_thread`] recorded it (without the GIL), else its id.
+fn current_thread() -> Arc<str> {
+    SERVING_THREAD.with(|c| {
+        c.get()
+            .map(Arc::clone)
+            .unwrap_or_else(|| Arc::from(format!("{:?}", std::thread::current().id()).as_str()))
+    })
 }
 
 /// The calling thread's Python name and id, looked up once per thread.
@@ -261,6 +357,7 @@ thread_local! {
     static SERVING_THREAD: std::cell::OnceCell<Arc<str>> = const { std::cell::OnceCell::new() };
     static INTERRUPT: RefCell<Option<PyErr>> = const { RefCell::new(None) };
     static CURRENT: RefCell<Option<RunCtx>> = const { RefCell::new(None) };
+    static ON_DISPATCHER: Cell<bool> = const { Cell::new(false) };
 }
 
 impl RunCtx {

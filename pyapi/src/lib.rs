@@ -10,6 +10,7 @@ pub mod arrow;
 pub mod dispatch;
 pub mod dsl;
 pub mod errors;
+pub mod gil;
 pub mod junction;
 pub mod mat;
 pub mod obj;
@@ -66,6 +67,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dsl::sink_ignore, m)?)?;
     m.add_function(wrap_pyfunction!(dsl::sink_head, m)?)?;
     m.add_function(wrap_pyfunction!(dsl::sink_last, m)?)?;
+    m.add_function(wrap_pyfunction!(gil::_gil_on_workers, m)?)?;
     ops::register(m)?;
     arrow::register(m)?;
     testing::register(m)?;

@@ -9,7 +9,7 @@ use weir_graph::SinkFuture;
 pub enum MatValue {
     /// Nothing (`None` in Python).
     Unit,
-    /// The future result of a sink (a `weir.Completion` in Python).
+    /// The future result of a sink (a `weir.SinkFuture` in Python).
     Future(SinkFuture<PyObj>),
     /// A kill switch of one run.
     KillSwitch(UniqueKillSwitch),

@@ -10,7 +10,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use std::sync::{Arc, Mutex, OnceLock};
 use weir_engine::{Materializer, RunHandle, Runtime, UniqueKillSwitch};
-use weir_graph::{SinkFuture, StageError};
+use weir_graph::{ExecutorId, SinkFuture, StageError};
+
+/// The name of the weir runtime's worker threads.
+pub const WORKER_THREAD: &str = "weir-worker";
 
 static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
 
@@ -25,7 +28,7 @@ pub fn runtime() -> PyResult<&'static Runtime> {
 }
 
 /// The future result of a sink, resolved once the run completes.
-#[pyclass(module = "weir._native", name = "Completion", frozen)]
+#[pyclass(module = "weir._native", name = "SinkFuture", frozen)]
 pub struct NFuture {
     fut: Mutex<Option<SinkFuture<PyObj>>>,
     value: Mutex<Option<Result<Py<PyAny>, StageError>>>,
@@ -68,7 +71,7 @@ impl NFuture {
 
 /// A kill switch of one run: `shutdown()` completes the stream downstream and cancels upstream;
 /// `abort(message)` fails it.
-#[pyclass(module = "weir._native", name = "KillSwitch", frozen)]
+#[pyclass(module = "weir._native", name = "UniqueKillSwitch", frozen)]
 pub struct NKillSwitch(UniqueKillSwitch);
 
 #[pymethods]
@@ -156,9 +159,20 @@ impl NRun {
     /// been running and the serving thread, which is left behind.
     /// `None` when the serving thread is idle.
     fn stuck_error(&self, py: Python<'_>) -> Option<PyErr> {
-        let (stage, busy, thread) = self.disp.busy()?;
-        let cause = match self.outcome.lock().ok().and_then(|o| o.clone()) {
-            Some(Err(e)) => format!(" (the run stopped because: {e})"),
+        let (mut stage, busy, thread) = self.disp.busy()?;
+        let outcome = self.outcome.lock().ok().and_then(|o| o.clone());
+        if let Some(Err(e)) = &outcome
+            && e.kind() == weir_graph::ErrorKind::Timeout
+            && let Some(s) = e.stage()
+        {
+            // The engine knows which stage of the island the thread is stuck in.
+            stage = s.to_owned();
+        }
+        let cause = match outcome {
+            // The engine's own timeout says the same as this error.
+            Some(Err(e)) if e.kind() != weir_graph::ErrorKind::Timeout => {
+                format!(" (the run stopped because: {e})")
+            }
             _ => String::new(),
         };
         let msg = format!(
@@ -175,7 +189,7 @@ impl NRun {
         self.outcome.lock().map(|o| o.is_some()).unwrap_or(true)
     }
 
-    /// The materialized value (completions are `Completion` objects).
+    /// The materialized value (completions are `SinkFuture` objects).
     #[getter]
     fn materialized(&self, py: Python<'_>) -> Option<Py<PyAny>> {
         self.mat
@@ -250,7 +264,14 @@ pub fn start(
         dispatcher: Arc::clone(&disp),
         aio_loop: aio_loop.map(Arc::new),
     };
-    let mut m = Materializer::new().with_runtime(rt.handle());
+    let mut m = Materializer::new()
+        .with_runtime(rt.handle())
+        .with_executor(
+            ExecutorId::PYTHON,
+            Arc::clone(&disp) as Arc<dyn weir_engine::IslandExecutor>,
+        )
+        .with_default_executor(ExecutorId::PYTHON)
+        .with_service(Arc::new(ctx.clone()));
     if let Some(b) = batch_size {
         m = m.with_batch_size(b);
     }

@@ -70,7 +70,7 @@ def test_lazy_source_is_built_per_run_and_materializes_the_inner_value():
     inner, out = src.to(Sink.collect(), "both").run()
     assert out == [1, 2, 3]
     # run() resolves the lazy source's completion: the inner value is the watch's Completion.
-    assert isinstance(inner, weir.Completion)
+    assert isinstance(inner, weir.SinkFuture)
     assert inner.result() == "completed"
     assert calls == [1]
     assert src.map(lambda x: -x).run_with(Sink.collect()) == [-1, -2, -3]
@@ -113,7 +113,7 @@ def test_lazy_sink_built_on_first_element():
         return Sink.collect()
 
     inner = Source.from_iter([1, 2]).run_with(Sink.lazy(make))
-    assert isinstance(inner, weir.Completion)
+    assert isinstance(inner, weir.SinkFuture)
     assert inner.result() == [1, 2]
     assert calls == [1]
     with pytest.raises(weir.RunCancelled, match="never materialized"):

@@ -126,7 +126,7 @@ def test_cancel_while_the_generator_blocks_keeps_what_was_delivered():
 
 
 @pytest.mark.parametrize(
-    "sink, stage", [("fused", "from_iter\u2192map\u2192for_each#0"), ("stage", "from_iter\u2192map#0")]
+    "sink, stage", [("plain", "from_iter#0"), ("stage", "from_iter#0")]
 )
 def test_failure_mid_iterator_keeps_the_items_before_it(sink, stage):
     got = []

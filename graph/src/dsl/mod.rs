@@ -138,6 +138,13 @@ macro_rules! attribute_methods {
             self.last_node().attrs.name = Some(name.into());
             self
         }
+        /// Gives the last stage an explicit stable id, unique in the graph (a duplicate is a
+        /// `GraphError::DuplicateUid` naming both stages): its state stays keyed by it whatever
+        /// else changes in the graph.
+        pub fn uid(mut self, uid: impl Into<String>) -> Self {
+            self.last_node().attrs.uid = Some(uid.into());
+            self
+        }
         /// Starts a new island after the last stage (its output crosses a bounded channel).
         pub fn async_boundary(mut self) -> Self {
             self.last_node().attrs.async_boundary = true;
@@ -163,6 +170,11 @@ macro_rules! attribute_methods {
             let attrs = &mut self.last_node().attrs;
             attrs.reject($crate::at_least("batch_size", rows, 1));
             attrs.batch_size = Some(rows.max(1));
+            self
+        }
+        /// Runs the last stage on `executor` (only stages on the same executor fuse).
+        pub fn on_executor(mut self, executor: $crate::ExecutorId) -> Self {
+            self.last_node().attrs.executor = Some(executor);
             self
         }
         /// Sets the supervision policy of the last stage.

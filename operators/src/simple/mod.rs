@@ -23,7 +23,7 @@ pub use intersperse::{intersperse, intersperse_around};
 pub use limit::{StreamLimitReached, limit};
 pub use map::{filter, filter_map, flat_map, map, map_concat};
 pub use recover::{recover, recover_with};
-pub use scan::{fold, reduce, scan};
+pub use scan::{fold, fold_with_codec, reduce, scan, scan_with_codec};
 pub use take::{drop, drop_while, take, take_while, take_while_inclusive};
 pub use try_map::try_map;
 

@@ -1,11 +1,13 @@
 //! Running and final aggregates: `scan`, `fold`, `reduce`.
 
-use weir_graph::{Flow, FlowLogic, StageCx, StageError, consume};
+use weir_graph::{Flow, FlowLogic, Snapshot, StageCx, StageError, StateCodec, consume, no_codec};
 
 struct ScanLogic<S, F> {
     acc: S,
     f: F,
     started: bool,
+    /// Snapshots the accumulator (and whether the seed was emitted), when its type allows.
+    codec: Option<StateCodec<(S, bool)>>,
 }
 
 impl<I, S, F> FlowLogic<I, S> for ScanLogic<S, F>
@@ -41,10 +43,41 @@ where
         }
         Ok(())
     }
+
+    fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
+        let codec = self.codec.ok_or_else(|| no_codec::<S>("scan"))?;
+        Ok(Some(codec.encode(&(self.acc.clone(), self.started))?))
+    }
+
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), StageError> {
+        let codec = self.codec.ok_or_else(|| no_codec::<S>("scan"))?;
+        (self.acc, self.started) = codec.decode(snapshot)?;
+        Ok(())
+    }
 }
 
 /// Flow form of [`SimpleOps::scan`](super::SimpleOps::scan).
 pub fn scan<I, S, F>(zero: S, f: F) -> Flow<I, S>
+where
+    I: Send + 'static,
+    S: Clone + Send + Sync + 'static,
+    F: FnMut(&S, I) -> S + Clone + Send + Sync + 'static,
+{
+    scan_impl(zero, f, None)
+}
+
+/// [`scan`] whose accumulator is snapshotted with `codec` (e.g. `StateCodec::serde()`), so a
+/// checkpoint keeps it and a restored stage goes on from it.
+pub fn scan_with_codec<I, S, F>(zero: S, f: F, codec: StateCodec<(S, bool)>) -> Flow<I, S>
+where
+    I: Send + 'static,
+    S: Clone + Send + Sync + 'static,
+    F: FnMut(&S, I) -> S + Clone + Send + Sync + 'static,
+{
+    scan_impl(zero, f, Some(codec))
+}
+
+fn scan_impl<I, S, F>(zero: S, f: F, codec: Option<StateCodec<(S, bool)>>) -> Flow<I, S>
 where
     I: Send + 'static,
     S: Clone + Send + Sync + 'static,
@@ -55,6 +88,7 @@ where
             acc: zero.clone(),
             f: f.clone(),
             started: false,
+            codec,
         };
         Ok((logic, ()))
     })
@@ -66,6 +100,8 @@ struct FoldLogic<S, F> {
     /// Under supervision: the accumulator before the current call (`f` takes it by value, so a
     /// panic would lose it; Resume goes on from here).
     saved: Option<S>,
+    /// Snapshots the accumulator (`None` once emitted), when its type allows.
+    codec: Option<StateCodec<Option<S>>>,
 }
 
 impl<I, S, F> FlowLogic<I, S> for FoldLogic<S, F>
@@ -105,10 +141,43 @@ where
         out.extend(self.acc.take().or_else(|| self.saved.take()));
         Ok(())
     }
+
+    fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
+        let codec = self.codec.ok_or_else(|| no_codec::<S>("fold"))?;
+        let acc = self.acc.clone().or_else(|| self.saved.clone());
+        Ok(Some(codec.encode(&acc)?))
+    }
+
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), StageError> {
+        let codec = self.codec.ok_or_else(|| no_codec::<S>("fold"))?;
+        self.acc = codec.decode(snapshot)?;
+        self.saved = None;
+        Ok(())
+    }
 }
 
 /// Flow form of [`SimpleOps::fold`](super::SimpleOps::fold).
 pub fn fold<I, S, F>(zero: S, f: F) -> Flow<I, S>
+where
+    I: Send + 'static,
+    S: Clone + Send + Sync + 'static,
+    F: FnMut(S, I) -> S + Clone + Send + Sync + 'static,
+{
+    fold_impl(zero, f, None)
+}
+
+/// [`fold`] whose accumulator is snapshotted with `codec` (e.g. `StateCodec::serde()`), so a
+/// checkpoint keeps it and a restored stage goes on from it.
+pub fn fold_with_codec<I, S, F>(zero: S, f: F, codec: StateCodec<Option<S>>) -> Flow<I, S>
+where
+    I: Send + 'static,
+    S: Clone + Send + Sync + 'static,
+    F: FnMut(S, I) -> S + Clone + Send + Sync + 'static,
+{
+    fold_impl(zero, f, Some(codec))
+}
+
+fn fold_impl<I, S, F>(zero: S, f: F, codec: Option<StateCodec<Option<S>>>) -> Flow<I, S>
 where
     I: Send + 'static,
     S: Clone + Send + Sync + 'static,
@@ -119,6 +188,7 @@ where
             acc: Some(zero.clone()),
             f: f.clone(),
             saved: None,
+            codec,
         };
         Ok((logic, ()))
     })

@@ -1,6 +1,6 @@
 //! Prefix operators: `take`, `take_while`, `drop`, `drop_while`.
 
-use weir_graph::{Flow, FlowLogic, StageCx, StageError, consume_ref};
+use weir_graph::{Flow, FlowLogic, Snapshot, StageCx, StageError, consume_ref};
 
 struct TakeLogic {
     left: usize,
@@ -30,6 +30,16 @@ impl<T: Send + 'static> FlowLogic<T, T> for TakeLogic {
 
     fn wants(&self) -> usize {
         self.left
+    }
+
+    fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
+        Ok(Some(Snapshot::encode(&(self.left as u64))?))
+    }
+
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), StageError> {
+        self.left = usize::try_from(snapshot.decode::<u64>()?)
+            .map_err(|_| StageError::internal("take: restored count does not fit"))?;
+        Ok(())
     }
 }
 
@@ -134,6 +144,16 @@ impl<T: Send + 'static> FlowLogic<T, T> for DropLogic {
             self.left -= k;
         }
         super::pass(input, out);
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
+        Ok(Some(Snapshot::encode(&(self.left as u64))?))
+    }
+
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), StageError> {
+        self.left = usize::try_from(snapshot.decode::<u64>()?)
+            .map_err(|_| StageError::internal("drop: restored count does not fit"))?;
         Ok(())
     }
 }

@@ -1,11 +1,14 @@
 //! Sources from values: `from_iter`, `single`, `repeat`, `empty`, `failed`.
 
 use std::task::{Context, Poll};
-use weir_graph::{Source, SourceLogic, StageCx, StageError, Step};
+use weir_graph::{Snapshot, Source, SourceLogic, StageCx, StageError, Step};
 
 /// Emits the items of an iterator, a whole batch per poll.
 struct IterLogic<It> {
     iter: It,
+    /// Items emitted so far: the position a snapshot saves (the iterator is replayed up to it
+    /// on restore, as it is recreated from the same items).
+    emitted: u64,
 }
 
 impl<T: Send + 'static, It: Iterator<Item = T> + Send + 'static> SourceLogic<T> for IterLogic<It> {
@@ -17,13 +20,34 @@ impl<T: Send + 'static, It: Iterator<Item = T> + Send + 'static> SourceLogic<T> 
     ) -> Poll<Result<Step, StageError>> {
         let n = scx.batch_size().max(1);
         out.reserve(n.min(self.iter.size_hint().0.max(1)));
-        for _ in 0..n {
+        for k in 0..n {
             match self.iter.next() {
                 Some(x) => out.push(x),
-                None => return Poll::Ready(Ok(Step::Done)),
+                None => {
+                    self.emitted += k as u64;
+                    return Poll::Ready(Ok(Step::Done));
+                }
             }
         }
+        self.emitted += n as u64;
         Poll::Ready(Ok(Step::More))
+    }
+
+    fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
+        Ok(Some(Snapshot::encode(&self.emitted)?))
+    }
+
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), StageError> {
+        let at: u64 = snapshot.decode()?;
+        for done in 0..at {
+            if self.iter.next().is_none() {
+                return Err(StageError::internal(format!(
+                    "the iterator ended after {done} items, before the restored position {at}"
+                )));
+            }
+        }
+        self.emitted = at;
+        Ok(())
     }
 }
 
@@ -37,6 +61,7 @@ where
         Ok((
             IterLogic {
                 iter: items.clone().into_iter(),
+                emitted: 0,
             },
             (),
         ))
@@ -48,6 +73,7 @@ pub(crate) fn single<T: Clone + Send + Sync + 'static>(x: T) -> Source<T> {
         Ok((
             IterLogic {
                 iter: std::iter::once(x.clone()),
+                emitted: 0,
             },
             (),
         ))

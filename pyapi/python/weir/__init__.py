@@ -13,6 +13,8 @@ batch, never on the engine's worker threads; ``pool=InterpreterPool(...)`` moves
 functions to worker processes.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from . import errors, interpreters
 from ._bidi import BidiFlow, Framing
 from ._dsl import (
@@ -40,9 +42,10 @@ from ._dsl import (
     Zip,
     ZipWith,
 )
+from ._dsl import Directive, Keep
 from ._handles import SinkQueue, SourceQueue
 from ._hubs import BroadcastHub, MergeHub, PartitionHub, RestartFlow, RestartSink, RestartSource
-from ._native import ArrowBatch, ArrowTable, Cancellable, Completion, KillSwitch, MaybeHandle
+from ._native import ArrowBatch, ArrowTable, Cancellable, MaybeHandle, SinkFuture, UniqueKillSwitch
 from ._run import RunHandle
 from .errors import CallTimeout, GraphInvalid, RunCancelled, StageFailed, WeirError, WorkerCrashed
 from .interpreters import InterpreterPool
@@ -84,8 +87,10 @@ __all__ = [
     "Ports",
     "Keyed",
     "KillSwitches",
-    "KillSwitch",
-    "Completion",
+    "UniqueKillSwitch",
+    "SinkFuture",
+    "Keep",
+    "Directive",
     "RunHandle",
     "ArrowBatch",
     "ArrowTable",
@@ -100,3 +105,22 @@ __all__ = [
     "errors",
     "interpreters",
 ]
+
+# Former names, kept as deprecated aliases: ``Completion`` is ``SinkFuture`` and ``KillSwitch`` is
+# ``UniqueKillSwitch``, as in Rust.
+_DEPRECATED = {"Completion": "SinkFuture", "KillSwitch": "UniqueKillSwitch"}
+
+if TYPE_CHECKING:
+    Completion = SinkFuture
+    KillSwitch = UniqueKillSwitch
+else:
+
+    def __getattr__(name: str) -> Any:
+        """The deprecated aliases, with a ``DeprecationWarning`` naming the new name."""
+        new = _DEPRECATED.get(name)
+        if new is None:
+            raise AttributeError(f"module 'weir' has no attribute {name!r}")
+        import warnings
+
+        warnings.warn(f"weir.{name} is deprecated: use weir.{new}", DeprecationWarning, stacklevel=2)
+        return globals()[new]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 from . import _native
 from ._dsl import Flow, Keep, _Meta
@@ -28,7 +28,7 @@ class BidiFlow:
         self._meta = meta or _Meta()
 
     @staticmethod
-    def from_flows(top: Flow, bottom: Flow, keep: Keep = "none") -> "BidiFlow":
+    def from_flows(top: Flow[Any, Any], bottom: Flow[Any, Any], keep: Keep = "none") -> "BidiFlow":
         """A bidi of ``top`` and ``bottom``; ``keep`` picks the materialized value (``left`` is
         the top flow's)."""
         return BidiFlow(_native.bidi_from_flows(top._n, bottom._n, keep), top._meta | bottom._meta)
@@ -50,7 +50,7 @@ class BidiFlow:
         back, ``other``'s bottom then this bottom."""
         return BidiFlow(self._n.atop(other._n, keep), self._meta | other._meta)
 
-    def join(self, flow: Flow, keep: Keep = "left") -> Flow:
+    def join(self, flow: Flow[Any, Any], keep: Keep = "left") -> Flow[Any, Any]:
         """Closes the bidi with ``flow`` from its top output back to its bottom input: a flow
         from the top input to the bottom output."""
         return Flow(self._n.join(flow._n, keep), self._meta | flow._meta)
@@ -81,7 +81,7 @@ class Framing:
     not ``bytes``/``bytearray``, or upstream fails."""
 
     @staticmethod
-    def delimiter(delimiter: bytes, max_frame_length: int, allow_truncation: bool = False) -> Flow:
+    def delimiter(delimiter: bytes, max_frame_length: int, allow_truncation: bool = False) -> Flow[bytes, bytes]:
         """Frames between occurrences of ``delimiter`` (not included); bytes after the last
         delimiter are a final frame with ``allow_truncation``, else an error."""
         return Flow(_native.framing_delimiter(delimiter, max_frame_length, allow_truncation))
@@ -92,10 +92,10 @@ class Framing:
         max_frame_length: int,
         *,
         field_offset: int = 0,
-        byte_order: str = "big",
+        byte_order: Literal["big", "little"] = "big",
         length_includes_header: bool = False,
         strip_header: bool = False,
-    ) -> Flow:
+    ) -> Flow[bytes, bytes]:
         """Frames announced by a ``field_length``-byte (1, 2, 4 or 8) length ``field_offset``
         bytes into each frame, ``byte_order`` ``"big"`` or ``"little"``; the length counts the
         bytes after the header unless ``length_includes_header``. Frames are emitted whole
@@ -108,13 +108,13 @@ class Framing:
         )
 
     @staticmethod
-    def length_prefix(field_length: int, max_message_length: int, byte_order: str = "big") -> Flow:
+    def length_prefix(field_length: int, max_message_length: int, byte_order: Literal["big", "little"] = "big") -> Flow[bytes, bytes]:
         """Prefixes each message with its length (the encoder matching :meth:`length_field`
         with offset 0)."""
         return Flow(_native.framing_length_prefix(field_length, max_message_length, byte_order))
 
     @staticmethod
-    def json(max_object_length: int = 1 << 20) -> Flow:
+    def json(max_object_length: int = 1 << 20) -> Flow[bytes, bytes]:
         """The top-level JSON objects of a byte stream (concatenated, separated by whitespace or
         commas, or inside one top-level array), each as its exact bytes. Only brace depth is
         tracked (braces inside strings and escaped quotes are skipped)."""

@@ -14,6 +14,7 @@ from typing import (
     Generic,
     Iterable,
     List,
+    Literal,
     Optional,
     Sequence,
     Tuple,
@@ -29,11 +30,34 @@ from ._validate import size as _size
 
 T = TypeVar("T")
 S = TypeVar("S", bound="_Blueprint")
+# The type parameters of the generic blueprints (their operators are typed in ``_dsl.pyi``).
+_T_co = TypeVar("_T_co", covariant=True)
+_In_contra = TypeVar("_In_contra", contravariant=True)
+_Out_co = TypeVar("_Out_co", covariant=True)
+_Mat_co = TypeVar("_Mat_co", covariant=True)
+_Up = TypeVar("_Up")
+_K = TypeVar("_K")
 
-Keep = str
+Keep = Literal["left", "right", "both", "none"]
 """How materialized values combine: ``"left"``, ``"right"``, ``"both"`` or ``"none"``."""
 
-SupervisionRules = Sequence[Tuple[Type[BaseException], str]]
+Directive = Literal["stop", "resume", "restart"]
+"""A supervision directive."""
+
+SupervisionRules = Sequence[Tuple[Type[BaseException], Directive]]
+"""Exception classes mapped to directives (first match wins)."""
+
+DeadLetters = Union[Callable[[Any, BaseException, str], object], List["DeadLetter"]]
+"""Where dropped elements go: ``f(element, error, stage)`` or a list of :class:`DeadLetter`."""
+
+BatchFormat = Literal["pyarrow", "pandas", "polars", "numpy"]
+"""The form ``map_batches`` hands a batch in (``None``: a list of elements)."""
+
+Overflow = Literal["backpressure", "drop_head", "drop_tail", "drop_buffer", "drop_new", "fail"]
+"""What a full buffer does with one more element."""
+
+ThrottleMode = Literal["shaping", "enforcing"]
+"""``throttle``: hold elements until their token arrives, or fail."""
 
 
 def _supervision(
@@ -142,7 +166,7 @@ class _UnorderedSubmitter(AsyncSubmitter):
         fut.add_done_callback(report)  # type: ignore[arg-type]
 
 
-class SubFlows:
+class SubFlows(Generic[_Up, T]):
     """Substreams from ``group_by`` / ``split_when`` / ``split_after``: finish with
     :meth:`merge_substreams_via` or :meth:`merge_substreams`."""
 
@@ -288,6 +312,12 @@ class _Blueprint:
         """Names the last stage (errors, metrics and diagrams use the name)."""
         return self._same(self._n.named(name))
 
+    def uid(self: S, uid: str) -> S:
+        """Gives the last stage an explicit stable id, unique in the graph: its saved state stays
+        keyed by it whatever else changes in the graph (a duplicate fails the run, naming both
+        stages)."""
+        return self._same(self._n.uid(uid))
+
     def async_boundary(self: S) -> S:
         """Starts a new island after the last stage (its output crosses a bounded channel)."""
         return self._same(self._n.async_boundary())
@@ -361,69 +391,16 @@ def _apply(
 class _Linear(_Blueprint):
     """Operators shared by :class:`Source` and :class:`Flow`.
 
-    Consecutive element-wise operators (``map``, ``filter``, ``flat_map``, ``map_batches``) are
-    fused into one stage, and into ``Source.from_iter`` when they follow it: a batch then goes
-    through all of them in one dispatcher job. Each keeps its name in errors."""
+    Every operator is a stage of its own; the engine fuses consecutive synchronous stages
+    (``from_iter``, ``map``, ``filter``, ``flat_map``, sinks...) into one island, so a batch goes
+    through all of them in one call on the run's Python dispatcher. Each keeps its name in
+    errors."""
 
-    __slots__ = ("_ops", "_src")
-
-    def __init__(
-        self,
-        native: Optional[_native.Blueprint],
-        meta: Optional[_Meta] = None,
-        ops: Tuple[Any, ...] = (),
-        src: Any = None,
-    ) -> None:
-        super().__init__(native, meta)
-        self._ops = ops
-        self._src = src
-
-    def _flush(self) -> _native.Blueprint:
-        if self._src is not None:
-            return _native.source_from_iter(self._src[0], list(self._ops))
-        assert self._base is not None
-        if not self._ops:
-            return self._base
-        return self._base.via(_native.flow_chain(list(self._ops)))
+    __slots__ = ()
 
     def _fuse(self: S, kind: str, fn: Any, name: Optional[str], sup: Any, default: str, dl: Any) -> S:
         s = _supervision(sup, default, dl)
-        op = _native.Op(kind, fn, name, s)
-        return type(self)(self._base, self._meta, self._ops + (op,), self._src)
-
-    def named(self: S, name: str) -> S:
-        """Names the last stage (errors, metrics and diagrams use the name)."""
-        if self._ops:
-            ops = self._ops[:-1] + (self._ops[-1].renamed(name),)
-            return type(self)(self._base, self._meta, ops, self._src)
-        return self._same(self._n.named(name))
-
-    def with_supervision(
-        self: S,
-        supervision: Optional[SupervisionRules] = None,
-        default: str = "stop",
-        dead_letters: Optional[Union[Callable[[Any, BaseException, str], None], List[Any]]] = None,
-    ) -> S:
-        """Sets the supervision of the last stage (see :meth:`_Blueprint.with_supervision`)."""
-        sup = _supervision(supervision, default, dead_letters)
-        if sup is None:
-            return self
-        if self._resup is not None:
-            return self._resup(sup)
-        if self._ops:
-            ops = self._ops[:-1] + (self._ops[-1].supervised(sup),)
-            return type(self)(self._base, self._meta, ops, self._src)
-        return self._same(self._n.with_supervision(sup))
-
-    def parallelism(self: S, n: int) -> S:
-        """Runs the last stage as ``n`` parallel subtasks (with the element-wise operators fused
-        into it since the previous non-fusable stage)."""
-        n = _size("parallelism", "n", n)
-        if self._src is not None and self._ops:
-            # Never parallelize the iterator source itself: split the fused ops off it.
-            src = type(self)(None, self._meta, (), self._src)._n
-            return self._same(src.via(_native.flow_chain(list(self._ops))).parallelism(n))
-        return self._same(self._n.parallelism(n))
+        return self._same(self._n.via(_native.flow_chain([_native.Op(kind, fn, name, s)]), "left"))
 
     def via(self: S, flow: "Flow", keep: Keep = "left") -> S:
         """Attaches ``flow``; ``keep`` picks the materialized value (``left`` keeps this one)."""
@@ -671,12 +648,11 @@ class _Linear(_Blueprint):
         Cancels when: downstream cancels.
         Fails when: upstream fails, or ``fn`` raises (under the ``stop`` directive)."""
         n = name or "filter_map"
-        mapped = self._fuse("map", fn, n, supervision, default, dead_letters)
-        out = mapped._fuse("filter", _is_not_none, n, None, "stop", None)
+        out = self._fuse("map", fn, n, supervision, default, dead_letters)._fuse("filter", _is_not_none, n, None, "stop", None)
         # Supervision set afterwards belongs to the map (the filter of None never fails).
-        base = mapped._ops[:-1]
-        out._resup = lambda sup: type(self)(
-            self._base, self._meta, base + (mapped._ops[-1].supervised(sup), out._ops[-1]), self._src
+        base = self._n
+        out._resup = lambda sup: self._same(
+            base.via(_native.flow_chain([_native.Op("map", fn, n, sup), _native.Op("filter", _is_not_none, n, None)]), "left")
         )
         return out
 
@@ -802,7 +778,7 @@ class _Linear(_Blueprint):
         return self.inspect(element, on_complete=done, name=f"log({name})").recover(failed)
 
     def watch_termination(self: S, keep: Keep = "right") -> S:
-        """Passes elements unchanged; materializes a :class:`weir.Completion` of
+        """Passes elements unchanged; materializes a :class:`weir.SinkFuture` of
         ``"completed"`` (upstream completed) or ``"cancelled"`` (stopped first, e.g. downstream
         cancelled), raising the failure if upstream failed; ``keep`` combines it with this
         blueprint's value (``right``: only the completion).
@@ -1123,7 +1099,7 @@ class _Linear(_Blueprint):
         supervision: Optional[SupervisionRules] = None,
         default: str = "stop",
         dead_letters: Any = None,
-    ) -> "Keyed[Any]":
+    ) -> "Keyed[Any, Any, Any]":
         """Groups by ``key(element)`` (the element itself when ``None``); finish with
         :meth:`Keyed.count`, :meth:`Keyed.fold` or :meth:`Keyed.reduce`. ``supervision``
         applies to the calls of ``key`` (after ``count()``, ``with_supervision`` does too)."""
@@ -1134,7 +1110,7 @@ class _Linear(_Blueprint):
         return self._same(self._n.via(_native.flow_kill_switch(), "both"))
 
 
-class Keyed(Generic[T]):
+class Keyed(Generic[_Up, _K, T]):
     """A stream grouped by key; aggregates run in Rust, one result per key on completion."""
 
     __slots__ = ("_up", "_key", "_sup")
@@ -1150,13 +1126,7 @@ class Keyed(Generic[T]):
         up = self._up
 
         def build(sup: Any) -> Any:
-            if isinstance(up, Source) and up._src is not None:
-                # Right after `from_iter` (and its fused ops): keys are computed and counted in
-                # the source's own jobs, and only distinct keys cross to the summing stage.
-                native = _native.source_from_iter_key_count(up._src[0], list(up._ops), self._key, sup)
-                out = Source(native, up._meta)
-            else:
-                out = up._same(up._n.via(_native.flow_key_count(self._key, sup)))
+            out = up._same(up._n.via(_native.flow_key_count(self._key, sup)))
             out._resup = build
             return out
 
@@ -1171,7 +1141,7 @@ class Keyed(Generic[T]):
         return self._up._same(self._up._n.via(_native.flow_key_fold(self._key, None, fn, True, self._sup)))
 
 
-class Source(_Linear):
+class Source(_Linear, Generic[_T_co]):
     """A blueprint with one output: where elements come from."""
 
     __slots__ = ()
@@ -1179,7 +1149,7 @@ class Source(_Linear):
     @staticmethod
     def from_iter(iterable: Iterable[Any]) -> "Source":
         """The items of ``iterable`` (``iter()`` is called again for every run)."""
-        return Source(None, None, (), (iterable,))
+        return Source(_native.source_from_iter(iterable, []))
 
     @staticmethod
     def range(start: int, stop: Optional[int] = None, step: int = 1) -> "Source":
@@ -1258,7 +1228,7 @@ class Source(_Linear):
     @staticmethod
     def lazy(factory: Callable[[], "Source"]) -> "Source":
         """The source ``factory()`` returns, called on the first downstream demand (once per
-        run, never if downstream cancels before asking); materializes a :class:`weir.Completion` of the inner
+        run, never if downstream cancels before asking); materializes a :class:`weir.SinkFuture` of the inner
         source's materialized value.
 
         Emits when: the inner source emits.
@@ -1355,7 +1325,7 @@ class Source(_Linear):
         return await self.to(sink, "right").run_async(**kw)
 
 
-class Flow(_Linear):
+class Flow(_Linear, Generic[_In_contra, _Out_co]):
     """A blueprint with one input and one output."""
 
     __slots__ = ()
@@ -1370,7 +1340,7 @@ class Flow(_Linear):
         return Sink(self._n.to(sink._n, keep), self._meta | sink._meta)
 
 
-class Sink(_Blueprint):
+class Sink(_Blueprint, Generic[_In_contra, _Mat_co]):
     """A blueprint with one input: where elements go. Its materialized value is its result."""
 
     __slots__ = ()
@@ -1411,8 +1381,8 @@ class Sink(_Blueprint):
     @staticmethod
     def lazy(factory: Callable[[], "Sink"]) -> "Sink":
         """The sink ``factory()`` returns, called when the first element arrives; materializes
-        a :class:`weir.Completion` of the inner sink's materialized value (itself a
-        ``Completion`` for result sinks). Without any element the completion raises
+        a :class:`weir.SinkFuture` of the inner sink's materialized value (itself a
+        ``SinkFuture`` for result sinks). Without any element the completion raises
         ``RunCancelled`` (never materialized) and ``factory`` is not called.
 
         Consumes when: the inner sink consumes.
@@ -1481,7 +1451,7 @@ class Sink(_Blueprint):
         return Sink(_native.sink_collect(rows_to_pandas))
 
 
-class RunnableGraph(_Blueprint):
+class RunnableGraph(_Blueprint, Generic[_Mat_co]):
     """A closed blueprint: ``run()`` it (many times if you like)."""
 
     __slots__ = ()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Iterator, Optional
+from typing import Any, AsyncIterator, Generic, Iterator, Optional, TypeVar
+
+T = TypeVar("T")
 
 _END = object()
 
@@ -50,8 +52,8 @@ class SourceQueue:
         return f"SourceQueue(buffered={self.buffered()})"
 
 
-class SinkQueue:
-    """Pulls from a running ``Sink.queue``: ``pull()`` one element (``None`` at the end), or
+class SinkQueue(Generic[T]):
+    """Pulls elements ``T`` from a running ``Sink.queue``: ``pull()`` one element (``None`` at the end), or
     iterate it (``for x in q``, ``async for x in q``)."""
 
     __slots__ = ("_n",)
@@ -63,13 +65,13 @@ class SinkQueue:
         ok, x = self._n.pull()
         return x if ok else _END
 
-    def pull(self, default: Optional[Any] = None) -> Any:
+    def pull(self, default: Optional[T] = None) -> Optional[T]:
         """The next element, or ``default`` once the stream completed; blocks (GIL released);
         raises ``StageFailed`` when the stream failed."""
         x = self._pull()
         return default if x is _END else x
 
-    async def pull_async(self, default: Optional[Any] = None) -> Any:
+    async def pull_async(self, default: Optional[T] = None) -> Optional[T]:
         """:meth:`pull` awaited on a worker thread."""
         x = await asyncio.get_running_loop().run_in_executor(None, self._pull)
         return default if x is _END else x
@@ -78,14 +80,14 @@ class SinkQueue:
         """Stops pulling; upstream is cancelled."""
         self._n.cancel()
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[T]:
         while True:
             x = self._pull()
             if x is _END:
                 return
             yield x
 
-    async def __aiter__(self) -> AsyncIterator[Any]:
+    async def __aiter__(self) -> AsyncIterator[T]:
         loop = asyncio.get_running_loop()
         while True:
             x = await loop.run_in_executor(None, self._pull)

@@ -4,18 +4,21 @@ graphs, and restart wrappers (:class:`RestartSource`, :class:`RestartFlow`,
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Tuple, Type, TypeVar, Union
+from typing import Any, Callable, Optional, Protocol, Tuple, Type, TypeVar, Union, overload
 
 from . import _native
 from ._dsl import Flow, Sink, Source
 from ._validate import factor, seconds, size
+
+T = TypeVar("T")
+In = TypeVar("In")
 
 
 class MergeHub:
     """A dynamic fan-in: a source fed by any number of producers attached while it runs."""
 
     @staticmethod
-    def source(per_producer_buffer_size: int = 16) -> Source:
+    def source(per_producer_buffer_size: int = 16) -> Source[Any]:
         """A source whose materialized value is a :class:`weir.Sink`; every run of that sink (in
         this run or another) is one more producer, with ``per_producer_buffer_size`` elements
         buffered in the hub. Use ``graph.start()`` and ``handle.materialized``.
@@ -32,7 +35,7 @@ class BroadcastHub:
     """A dynamic fan-out: every consumer attached to the hub sees every element."""
 
     @staticmethod
-    def sink(buffer_size: int = 256) -> Sink:
+    def sink(buffer_size: int = 256) -> Sink[T, Source[T]]:
         """A sink whose materialized value is a :class:`weir.Source`; every run of that source
         is a consumer that receives the elements from where it attaches (the oldest element
         still buffered: before the first consumer, everything sent so far).
@@ -52,10 +55,10 @@ class PartitionHub:
 
     @staticmethod
     def sink(
-        partitioner: Callable[[int, Any], int],
+        partitioner: Callable[[int, T], int],
         start_after_nr_of_consumers: int,
         buffer_size: int = 256,
-    ) -> Sink:
+    ) -> Sink[T, Source[T]]:
         """A sink whose materialized value is a :class:`weir.Source`; ``partitioner(n, x)``
         returns the index (in attach order) of the consumer among the ``n`` attached that gets
         ``x``; a negative index drops ``x``, an index ``>= n`` fails the hub. Routing starts once
@@ -95,9 +98,60 @@ def _factory(what: Union[Callable[[], Any], Any]) -> Callable[[], Any]:
     return lambda: what
 
 
-B = TypeVar("B", Source, Flow, Sink)
+B = TypeVar("B", Source[Any], Flow[Any, Any], Sink[Any, Any])
 
 
+class _RestartSourceCtor(Protocol):
+    """The signature of ``RestartSource.with_backoff`` and ``on_failures_with_backoff``."""
+
+    def __call__(
+        self,
+        factory: Union[Callable[[], Source[T]], Source[T]],
+        *,
+        min_backoff: float,
+        max_backoff: float,
+        random_factor: float = 0.0,
+        max_restarts: Optional[int] = None,
+        max_restarts_within: Optional[float] = None,
+    ) -> Source[T]: ...
+
+
+class _RestartFlowCtor(Protocol):
+    """The signature of ``RestartFlow.with_backoff`` and ``on_failures_with_backoff``."""
+
+    def __call__(
+        self,
+        factory: Union[Callable[[], Flow[In, T]], Flow[In, T]],
+        *,
+        min_backoff: float,
+        max_backoff: float,
+        random_factor: float = 0.0,
+        max_restarts: Optional[int] = None,
+        max_restarts_within: Optional[float] = None,
+    ) -> Flow[In, T]: ...
+
+
+class _RestartSinkCtor(Protocol):
+    """The signature of ``RestartSink.with_backoff``."""
+
+    def __call__(
+        self,
+        factory: Union[Callable[[], Sink[In, Any]], Sink[In, Any]],
+        *,
+        min_backoff: float,
+        max_backoff: float,
+        random_factor: float = 0.0,
+        max_restarts: Optional[int] = None,
+        max_restarts_within: Optional[float] = None,
+    ) -> Sink[In, Any]: ...
+
+
+@overload
+def _restarter(kind: str, wrap: Type[Source[Any]], only_on_failures: bool, doc: str) -> _RestartSourceCtor: ...
+@overload
+def _restarter(kind: str, wrap: Type[Flow[Any, Any]], only_on_failures: bool, doc: str) -> _RestartFlowCtor: ...
+@overload
+def _restarter(kind: str, wrap: Type[Sink[Any, Any]], only_on_failures: bool, doc: str) -> _RestartSinkCtor: ...
 def _restarter(kind: str, wrap: Type[B], only_on_failures: bool, doc: str) -> Any:
     """A static method building the native restart wrapper of ``kind`` ("source", "flow" or
     "sink") over a factory, wrapped in ``wrap``."""

@@ -9,22 +9,24 @@ import os
 import threading
 import time
 import weakref
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Generic, List, Optional, Tuple, TypeVar, cast
 
 from . import _native
 from ._aio import set_current_loop
 
+Mat = TypeVar("Mat", covariant=True)
+
 
 def _resolve(v: Any) -> Any:
-    if isinstance(v, _native.Completion):
+    if isinstance(v, _native.SinkFuture):
         return v.result()
     if isinstance(v, tuple):
         return tuple(_resolve(x) for x in v)
     return v
 
 
-class RunHandle:
-    """A running graph. ``wait()`` blocks for its materialized value, ``await wait_async()``
+class RunHandle(Generic[Mat]):
+    """A running graph that materializes ``Mat``. ``wait()`` blocks for its materialized value, ``await wait_async()``
     awaits it, ``cancel()`` stops it, ``metrics()`` reads per-stage counters, ``kill_switch()``
     stops it gracefully. In a notebook the handle shows its per-stage counts."""
 
@@ -48,7 +50,7 @@ class RunHandle:
         batch_size: Optional[int] = None,
         loop: Optional[asyncio.AbstractEventLoop] = None,
         cancel_grace: Optional[float] = None,
-    ) -> "RunHandle":
+    ) -> "RunHandle[Any]":
         h = cls(graph, _native.start(graph._n, None, _run_batch_size(batch_size), cancel_grace))
         h._thread = threading.Thread(target=h._serve, args=(loop,), name="weir-dispatcher", daemon=True)
         _live.add(h)
@@ -80,7 +82,7 @@ class RunHandle:
 
     @property
     def materialized(self) -> Any:
-        """The raw materialized value (sink results are ``Completion`` objects)."""
+        """The raw materialized value (sink results are ``SinkFuture`` objects)."""
         return self._n.materialized
 
     def done(self) -> bool:
@@ -91,11 +93,11 @@ class RunHandle:
         """Cancels the run; ``wait()`` then raises :class:`weir.RunCancelled`."""
         self._n.cancel()
 
-    def kill_switch(self) -> Any:
-        """The first ``KillSwitch`` in the materialized value, if the graph has one."""
+    def kill_switch(self) -> Optional[_native.UniqueKillSwitch]:
+        """The first ``UniqueKillSwitch`` in the materialized value, if the graph has one."""
 
-        def find(v: Any) -> Any:
-            if isinstance(v, _native.KillSwitch):
+        def find(v: Any) -> Optional[_native.UniqueKillSwitch]:
+            if isinstance(v, _native.UniqueKillSwitch):
                 return v
             if isinstance(v, tuple):
                 for x in v:
@@ -143,7 +145,7 @@ class RunHandle:
                 d["recent_rate"] = (d["out"] - last[1].get(p, 0)) / (now - last[0])
         return out
 
-    def watch(self, interval: float = 1.0) -> "RunHandle":
+    def watch(self, interval: float = 1.0) -> "RunHandle[Mat]":
         """Shows the per-stage table, refreshed every ``interval`` seconds until the run is over
         (a live display in a notebook, text lines elsewhere); Ctrl-C stops watching, not the
         run. Returns the handle."""
@@ -152,7 +154,7 @@ class RunHandle:
         watch(self, interval)
         return self
 
-    def wait(self, timeout: Optional[float] = None) -> Any:
+    def wait(self, timeout: Optional[float] = None) -> Mat:
         """Blocks until the run is over and returns its materialized value with sink results
         resolved; raises the run's failure. Ctrl-C while waiting cancels the run. Always
         returns: when the run's stages have stopped but the thread serving its Python calls is
@@ -190,7 +192,7 @@ class RunHandle:
                     raise err from None
                 return
 
-    async def wait_async(self) -> Any:
+    async def wait_async(self) -> Mat:
         """Awaits the end of the run (cancelling the awaiting task cancels the run)."""
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
@@ -206,13 +208,13 @@ class RunHandle:
             raise
         return self._result()
 
-    def _result(self) -> Any:
+    def _result(self) -> Mat:
         if self._error is not None:
             raise self._error
         # The run's own failure first: when one sink fails, the run stops every other island, and
         # their results only say "cancelled".
         self._n.outcome()
-        return _resolve(self._n.materialized)
+        return cast(Mat, _resolve(self._n.materialized))
 
     def _repr_html_(self) -> str:
         from .notebook import run_html
@@ -224,7 +226,7 @@ class RunHandle:
         return f"<weir.RunHandle {state} {self.elapsed():.1f}s>"
 
 
-_live: "weakref.WeakSet[RunHandle]" = weakref.WeakSet()
+_live: "weakref.WeakSet[RunHandle[Any]]" = weakref.WeakSet()
 _log = logging.getLogger("weir")
 
 

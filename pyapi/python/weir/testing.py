@@ -45,7 +45,7 @@ SETTLE_TIMEOUT = 10.0
 OUTCOME_GRACE = 2.0
 
 
-def probe_source() -> Source:
+def probe_source() -> Source[Any]:
     """A source the test drives: materializes a :class:`SourceProbe` (in runs started with
     :meth:`VirtualClock.start`).
 
@@ -57,7 +57,7 @@ def probe_source() -> Source:
     return Source(_native.testing_source_probe())
 
 
-def probe_sink() -> Sink:
+def probe_sink() -> Sink[Any, Any]:
     """A sink that takes only what the test requests: materializes a :class:`SinkProbe`. Its
     input is demand-driven: the stage in front of it is asked for exactly the requested elements,
     so upstream stays backpressured otherwise; completion and failure arrive without demand.
@@ -85,7 +85,7 @@ class VirtualClock:
         """Timers waiting on the clock."""
         return self._n.pending_timers()
 
-    def start(self, graph: RunnableGraph, *, batch_size: Optional[int] = None) -> "TestRun":
+    def start(self, graph: RunnableGraph[Any], *, batch_size: Optional[int] = None) -> "TestRun":
         """Starts ``graph`` on this clock and lets it settle at the current time. Probes in the
         materialized value come back as :class:`SourceProbe` / :class:`SinkProbe`."""
         if not isinstance(graph, RunnableGraph):
@@ -121,7 +121,7 @@ class TestRun:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, clock: VirtualClock, graph: RunnableGraph, native: Any) -> None:
+    def __init__(self, clock: VirtualClock, graph: RunnableGraph[Any], native: Any) -> None:
         self._clock = clock
         self._graph = graph
         self._n = native

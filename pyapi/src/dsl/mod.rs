@@ -5,15 +5,12 @@
 use crate::mat::{KeepMode, MatValue};
 use crate::obj::PyObj;
 use crate::ops::pyops::tuple2;
-use crate::stages::{
-    OpFactory, PyOp, SinkKind, convert, fusable_sink, fused_iter_sink, py_flow, unit_mat,
-};
+use crate::stages::{OpFactory, PyOp, convert, py_flow, unit_mat};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use std::sync::Arc;
 use weir_graph::{Flow, RunnableGraph, Sink, Source};
 use weir_operators::fan::FanOps;
-use weir_operators::sink::SinkCtors;
 
 mod builder;
 mod ops;
@@ -41,28 +38,10 @@ pub enum Bp {
 pub struct NBlueprint {
     /// The wrapped blueprint.
     pub bp: Bp,
-    /// What `to()` may fuse into one stage (set only by `from_iter` and the plain Python sinks;
-    /// any attribute or composition drops it).
-    pub fuse: Option<Fuse>,
-}
-
-/// The parts of a blueprint that `to()` can fuse into one stage (see `stages::fused`).
-pub enum Fuse {
-    /// `Source.from_iter` with its fused element-wise ops.
-    Iter {
-        /// The stage name (`from_iter→map→...`).
-        name: String,
-        /// The iterable.
-        iterable: Py<PyAny>,
-        /// The fused ops.
-        chain: Option<OpFactory<PyObj, PyObj>>,
-    },
-    /// A Python sink.
-    Sink(SinkKind),
 }
 
 pub(crate) fn wrap(bp: Bp) -> NBlueprint {
-    NBlueprint { bp, fuse: None }
+    NBlueprint { bp }
 }
 
 pub(crate) fn keep(s: &str) -> PyResult<KeepMode> {
@@ -121,30 +100,8 @@ impl NBlueprint {
 
     /// Connects a sink (`self` is a source or a flow), combining materialized values per `keep`.
     #[pyo3(signature = (sink, keep = "left"))]
-    fn to(&self, py: Python<'_>, sink: &NBlueprint, keep: &str) -> PyResult<NBlueprint> {
+    fn to(&self, sink: &NBlueprint, keep: &str) -> PyResult<NBlueprint> {
         let k = self::keep(keep)?;
-        if let (
-            Some(Fuse::Iter {
-                name,
-                iterable,
-                chain,
-            }),
-            Some(Fuse::Sink(kind)),
-        ) = (&self.fuse, &sink.fuse)
-            && fusable_sink(kind)
-        {
-            // from_iter → element-wise ops → Python sink: one stage, one job per time slice.
-            let name = format!("{name}→{}", kind.name());
-            let src = fused_iter_sink(
-                &name,
-                iterable.clone_ref(py),
-                chain.clone(),
-                kind.clone_ref(py),
-            );
-            let end = <Sink<PyObj, _> as SinkCtors<PyObj>>::ignore();
-            let g = src.to_mat(end, move |fut, _| k.combine(MatValue::Unit, fut));
-            return Ok(wrap(Bp::Graph(g)));
-        }
         let Bp::Sink(s2) = sink.bp.clone() else {
             return Err(PyTypeError::new_err("to() takes a Sink"));
         };
@@ -162,6 +119,11 @@ impl NBlueprint {
     /// Names the last stage (used in errors, metrics and diagrams).
     fn named(&self, name: String) -> PyResult<NBlueprint> {
         Ok(wrap(attr!(self.bp, |x| x.named(name))))
+    }
+
+    /// Gives the last stage an explicit stable id (unique in the graph).
+    fn uid(&self, uid: String) -> PyResult<NBlueprint> {
+        Ok(wrap(attr!(self.bp, |x| x.uid(uid))))
     }
 
     /// Starts a new island after the last stage.

@@ -1,13 +1,13 @@
 //! Operator constructors: the fusable `Op`, sources, flows and sinks over Python objects.
 
 use super::supervision::NSupervision;
-use super::{Bp, Fuse, NBlueprint, op, wrap};
+use super::{Bp, NBlueprint, op, wrap};
 use crate::mat::MatValue;
 use crate::obj::{KeyedObj, PyObj};
 use crate::stages::{
-    ChainOp, CountAgg, FoldAgg, FoldOp, GroupedOp, KeyCountOp, KeyOp, KeyTable, ListOp,
-    MapBatchesOp, OpFactory, PyOp, ScanOp, SinkKind, external_flow, iter_source, py_flow, py_sink,
-    terminated_iter_source, unit_mat,
+    CountAgg, FoldAgg, FoldOp, GroupedOp, KeyCountOp, KeyOp, KeyTable, ListOp, MapBatchesOp,
+    OpFactory, PyOp, ScanOp, SinkKind, container_source, external_flow, is_container, iter_source,
+    py_flow, py_sink, unit_mat,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -75,53 +75,37 @@ impl NOp {
     }
 }
 
-struct OpSpec {
-    kind: String,
-    f: Py<PyAny>,
-    name: String,
-    sup: Option<Supervision>,
+/// The flow stage of one element-wise op.
+fn op_flow(py: Python<'_>, o: &NOp) -> Flow<PyObj, PyObj, MatValue> {
+    let f = o.f.clone_ref(py);
+    let kind = o.kind.clone();
+    let factory: OpFactory<PyObj, PyObj> = Arc::new(move |py, _info| {
+        let f = f.clone_ref(py);
+        match kind.as_str() {
+            "filter" => Box::new(ListOp::filter(f)) as Box<dyn PyOp<PyObj, PyObj>>,
+            "flat_map" => Box::new(ListOp::flat_map(f)),
+            "map_batches" => Box::new(MapBatchesOp(f)),
+            _ => Box::new(ListOp::map(f)),
+        }
+    });
+    let flow = py_flow(&o.name, factory);
+    match &o.sup {
+        Some(s) => flow.with_supervision(s.clone()),
+        None => flow,
+    }
 }
 
-fn chain_factory(py: Python<'_>, ops: &[PyRef<'_, NOp>]) -> OpFactory<PyObj, PyObj> {
-    let specs: Vec<OpSpec> = ops
-        .iter()
-        .map(|o| OpSpec {
-            kind: o.kind.clone(),
-            f: o.f.clone_ref(py),
-            name: o.name.clone(),
-            sup: o.sup.clone(),
-        })
-        .collect();
-    Arc::new(move |py, info| {
-        let ops = specs
-            .iter()
-            .map(|s| {
-                let f = s.f.clone_ref(py);
-                let op: Box<dyn PyOp<PyObj, PyObj>> = match s.kind.as_str() {
-                    "filter" => Box::new(ListOp::filter(f)),
-                    "flat_map" => Box::new(ListOp::flat_map(f)),
-                    "map_batches" => Box::new(MapBatchesOp(f)),
-                    _ => Box::new(ListOp::map(f)),
-                };
-                let mut i = info.clone();
-                i.name = s.name.clone();
-                i.path = format!("{}#{}", s.name, info.index);
-                (op, i, s.sup.clone())
-            })
-            .collect();
-        Box::new(ChainOp { ops }) as Box<dyn PyOp<PyObj, PyObj>>
-    })
-}
-
-/// Fuses `ops` into one flow stage (one dispatcher job per batch for all of them).
+/// `ops` in order, one stage each (the engine fuses them with their neighbours).
 #[pyfunction]
 pub fn flow_chain(py: Python<'_>, ops: Vec<PyRef<'_, NOp>>) -> NBlueprint {
-    let name = ops
-        .iter()
-        .map(|o| o.name.as_str())
-        .collect::<Vec<_>>()
-        .join("→");
-    flow(py_flow(&name, chain_factory(py, &ops)))
+    flow(chain(py, &ops))
+}
+
+fn chain(py: Python<'_>, ops: &[PyRef<'_, NOp>]) -> Flow<PyObj, PyObj, MatValue> {
+    ops.iter()
+        .map(|o| op_flow(py, o))
+        .reduce(|a, b| a.via(b))
+        .unwrap_or_else(|| unit_mat(Flow::identity()))
 }
 
 fn flow(b: Flow<PyObj, PyObj, MatValue>) -> NBlueprint {
@@ -129,7 +113,7 @@ fn flow(b: Flow<PyObj, PyObj, MatValue>) -> NBlueprint {
 }
 
 /// `Source.from_iter(iterable)`: a source of the items of `iterable` (re-iterated per run),
-/// with the fusable `ops` applied in the same job.
+/// followed by the element-wise `ops`.
 #[pyfunction]
 #[pyo3(signature = (iterable, ops = Vec::new()))]
 pub fn source_from_iter(
@@ -137,34 +121,17 @@ pub fn source_from_iter(
     iterable: Py<PyAny>,
     ops: Vec<PyRef<'_, NOp>>,
 ) -> NBlueprint {
-    let chain = (!ops.is_empty()).then(|| chain_factory(py, &ops));
-    let mut s = iter_source(iterable.clone_ref(py), chain.clone());
-    let mut name = "from_iter".to_owned();
-    if !ops.is_empty() {
-        let names = ops
-            .iter()
-            .map(|o| o.name.as_str())
-            .collect::<Vec<_>>()
-            .join("→");
-        name = format!("from_iter→{names}");
-        s = s.named(name.clone());
-    }
-    NBlueprint {
-        bp: Bp::Source(s),
-        fuse: Some(Fuse::Iter {
-            name,
-            iterable,
-            chain,
-        }),
-    }
-}
-
-/// A Python sink blueprint that `to()` may fuse with a `from_iter` source.
-fn fusable(py: Python<'_>, kind: SinkKind) -> NBlueprint {
-    NBlueprint {
-        fuse: Some(Fuse::Sink(kind.clone_ref(py))),
-        bp: Bp::Sink(py_sink(kind)),
-    }
+    let src = if is_container(iterable.bind(py)) {
+        container_source(iterable)
+    } else {
+        iter_source(iterable, None)
+    };
+    let src = if ops.is_empty() {
+        src
+    } else {
+        src.via(chain(py, &ops))
+    };
+    wrap(Bp::Source(src))
 }
 
 /// An empty flow (passes every element through).
@@ -323,9 +290,8 @@ pub fn flow_key_count(f: Option<Py<PyAny>>, sup: Option<&NSupervision>) -> NBlue
     )
 }
 
-/// `Source.from_iter(iterable)` + fused `ops` + `key_by(f).count()`: the keys are computed and
-/// counted in the source's own jobs (stage `key_by`, supervised by `sup`), the per-key counts
-/// summed after the hash exchange (stage `count`).
+/// `Source.from_iter(iterable)` + `ops` + `key_by(f).count()` (the engine fuses the source,
+/// the ops and the `key_by` stage into one chain).
 #[pyfunction]
 #[pyo3(signature = (iterable, ops, f = None, sup = None))]
 pub fn source_from_iter_key_count(
@@ -334,26 +300,9 @@ pub fn source_from_iter_key_count(
     ops: Vec<PyRef<'_, NOp>>,
     f: Option<Py<PyAny>>,
     sup: Option<&NSupervision>,
-) -> NBlueprint {
-    let chain = (!ops.is_empty()).then(|| chain_factory(py, &ops));
-    let mut name = "from_iter".to_owned();
-    for o in &ops {
-        name = format!("{name}→{}", o.name);
-    }
-    name.push_str("→key_by");
-    let term: OpFactory<PyObj, KeyedObj> = Arc::new(move |py, _info| {
-        Box::new(KeyCountOp {
-            f: f.as_ref().map(|f| f.clone_ref(py)),
-            table: KeyTable::default(),
-        }) as Box<dyn PyOp<PyObj, KeyedObj>>
-    });
-    let term_sup = sup.map(|s| s.0.clone());
-    let src = terminated_iter_source(&name, iterable, chain, Some(("key_by", term_sup)), term)
-        .partition_by_hash(|k: &KeyedObj| k.hash);
-    wrap(Bp::Source(src.via_mat(
-        py_flow("count", op(|_py| CountAgg::default())),
-        |_, _| MatValue::Unit,
-    )))
+) -> PyResult<NBlueprint> {
+    let src = source_from_iter(py, iterable, ops);
+    src.via(&flow_key_count(f, sup), "left")
 }
 
 /// `key_by(f).fold(zero, g)`; `zero=None` with `reduce=True` gives `.reduce(g)`; `sup`
@@ -404,25 +353,29 @@ pub fn flow_kill_switch() -> NBlueprint {
 #[pyfunction]
 #[pyo3(signature = (finish = None))]
 pub fn sink_collect(py: Python<'_>, finish: Option<Py<PyAny>>) -> NBlueprint {
-    fusable(py, SinkKind::Collect(finish))
+    let _ = py;
+    wrap(Bp::Sink(py_sink(SinkKind::Collect(finish))))
 }
 
 /// `Sink.fold(zero, f)`.
 #[pyfunction]
 pub fn sink_fold(py: Python<'_>, zero: Py<PyAny>, f: Py<PyAny>) -> NBlueprint {
-    fusable(py, SinkKind::Fold(zero, f))
+    let _ = py;
+    wrap(Bp::Sink(py_sink(SinkKind::Fold(zero, f))))
 }
 
 /// `Sink.for_each(f)`.
 #[pyfunction]
 pub fn sink_for_each(py: Python<'_>, f: Py<PyAny>) -> NBlueprint {
-    fusable(py, SinkKind::ForEach(f))
+    let _ = py;
+    wrap(Bp::Sink(py_sink(SinkKind::ForEach(f))))
 }
 
 /// `Sink.ignore()`.
 #[pyfunction]
 pub fn sink_ignore(py: Python<'_>) -> NBlueprint {
-    fusable(py, SinkKind::Ignore)
+    let _ = py;
+    wrap(Bp::Sink(py_sink(SinkKind::Ignore)))
 }
 
 /// `Sink.head()` / `Sink.head_option()`.

@@ -40,7 +40,7 @@ impl NSupervision {
             let Some(cause) = py_cause(err) else {
                 return default;
             };
-            Python::attach(|py| {
+            crate::gil::with(|py| {
                 let v = cause.value(py);
                 for (cls, d) in &rules {
                     if v.is_instance(cls.bind(py)).unwrap_or(false) {
@@ -52,7 +52,7 @@ impl NSupervision {
         });
         if let Some(cb) = dead_letters {
             s = s.with_dead_letters(DeadLetterSink::new(move |d: DeadLetter| {
-                Python::attach(|py| {
+                crate::gil::with(|py| {
                     let elem = d
                         .element
                         .and_then(|e| e.downcast::<PyObj>().ok())

@@ -58,7 +58,7 @@ pub fn source_never() -> NBlueprint {
 
 /// An inner blueprint's materialized value as a Python object (called while it materializes).
 fn mat_object(m: MatValue) -> PyObj {
-    Python::attach(|py| PyObj(mat_to_py(py, m).unwrap_or_else(|_| py.None())))
+    crate::gil::with(|py| PyObj(mat_to_py(py, m).unwrap_or_else(|_| py.None())))
 }
 
 fn blueprint(obj: &Bound<'_, PyAny>) -> PyResult<Bp> {
@@ -135,11 +135,11 @@ pub fn sink_lazy(f: Py<PyAny>) -> NBlueprint {
     wrap(Bp::Sink(Sink::from_module(in_run_ctx(s.module()))))
 }
 
-/// `watch_termination()`: a `Completion` of `"completed"` / `"cancelled"`, or the failure.
+/// `watch_termination()`: a `SinkFuture` of `"completed"` / `"cancelled"`, or the failure.
 #[pyfunction]
 pub fn flow_watch_termination() -> NBlueprint {
     let w = watch_termination_as::<PyObj, PyObj>(|| {
-        Python::attach(|py| {
+        crate::gil::with(|py| {
             let s = |t: &str| PyObj(PyString::new(py, t).into_any().unbind());
             (s("completed"), s("cancelled"))
         })

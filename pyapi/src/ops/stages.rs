@@ -158,7 +158,7 @@ impl AsyncLogic for RecoverLogic {
 pub fn recover_flow(f: Py<PyAny>) -> Flow<PyObj, PyObj, MatValue> {
     Flow::from_async("recover", move |_info| {
         let ctx = RunCtx::current()?;
-        let f = Python::attach(|py| f.clone_ref(py));
+        let f = crate::gil::with(|py| f.clone_ref(py));
         Ok((
             RecoverLogic {
                 f,
@@ -230,7 +230,7 @@ impl AsyncLogic for RetriesLogic {
 pub fn recover_retries_flow(attempts: usize, f: Py<PyAny>) -> Flow<PyObj, PyObj, MatValue> {
     Flow::from_async("recover_with_retries", move |_info| {
         let ctx = RunCtx::current()?;
-        let f = Python::attach(|py| f.clone_ref(py));
+        let f = crate::gil::with(|py| f.clone_ref(py));
         Ok((RetriesLogic { f, attempts, ctx }, MatValue::Unit))
     })
 }

@@ -162,6 +162,14 @@ pub(crate) fn flat_map_list(
 }
 
 /// Runs a list-to-list loop (`map_list`, `filter_list`) over a `Vec` batch, into `out`.
+/// Moves the elements of `v` into a new list (no reference count changes).
+pub(crate) fn into_list<'py>(
+    py: Python<'py>,
+    v: impl ExactSizeIterator<Item = PyObj>,
+) -> Result<Bound<'py, PyList>, StageError> {
+    PyList::new(py, v.map(|x| x.0)).map_err(|e| user_error(py, e))
+}
+
 pub(crate) fn via_list(
     py: Python<'_>,
     input: &[PyObj],

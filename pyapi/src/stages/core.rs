@@ -1,17 +1,13 @@
 //! The generic machinery of Python stages: supervision environment, the `PyOp` trait, shared
 //! job state, the job pipeline and the generic flow stage.
 
-use crate::dispatch::{Dispatcher, RunCtx};
 use crate::mat::MatValue;
 use crate::obj::{PyObj, short_repr, user_error_on};
-use futures::FutureExt;
-use futures::future::BoxFuture;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use weir_graph::{
-    AsyncIo, AsyncLogic, Clock, Directive, Event, Flow, StageCx, StageError, StageInfo, Supervision,
+    AsyncIo, Clock, Directive, Flow, FlowLogic, StageCx, StageError, StageInfo, Supervision,
 };
 
 /// What a job needs to apply supervision: the stage's identity, clock and policy.
@@ -29,16 +25,6 @@ impl StageEnv {
             clock: Arc::clone(&io.clock),
             sup: io.supervision.clone(),
             batch: io.batch_size,
-        })
-    }
-    /// The same clock and batch size under another identity and no supervision policy (an
-    /// operator fused into this stage that reports failures under its own name).
-    pub(crate) fn with_info(base: &StageEnv, info: StageInfo) -> Arc<Self> {
-        Arc::new(Self {
-            info,
-            clock: Arc::clone(&base.clock),
-            sup: None,
-            batch: base.batch,
         })
     }
     /// A stage context for reporting element failures.
@@ -226,33 +212,6 @@ pub(crate) type Partial<R> = (R, Option<StageError>);
 
 pub(crate) type JobRx<R> = futures::channel::oneshot::Receiver<Result<R, StageError>>;
 
-pub(crate) enum Step2<T, R> {
-    Input(Event<T>),
-    Done(Result<Result<R, StageError>, futures::channel::oneshot::Canceled>),
-}
-
-/// Waits for the next thing to do: new input (while fewer than `PIPELINE_DEPTH` jobs are queued
-/// and upstream is open) or the oldest job's result. `None` when both are exhausted.
-pub(crate) async fn next_step<T: Send + 'static, R>(
-    input: &mut weir_graph::Input<T>,
-    queue: &mut VecDeque<JobRx<R>>,
-    upstream_done: bool,
-) -> Option<Step2<T, R>> {
-    let room = !upstream_done && queue.len() < PIPELINE_DEPTH;
-    Some(match (room, queue.front_mut()) {
-        (false, None) => return None,
-        (true, None) => Step2::Input(input.recv().await),
-        (false, Some(front)) => Step2::Done(front.await),
-        (true, Some(front)) => {
-            let recv = std::pin::pin!(input.recv());
-            match futures::future::select(front, recv).await {
-                futures::future::Either::Left((r, _)) => Step2::Done(r),
-                futures::future::Either::Right((ev, _)) => Step2::Input(ev),
-            }
-        }
-    })
-}
-
 /// Upstream failed with `e`: batches that arrived before it are still processed (a stage's queued
 /// jobs finish and their output is emitted) and the stage fails with `e` once they are done, so
 /// what reaches downstream does not depend on timing. A cancellation is returned at once.
@@ -275,101 +234,68 @@ pub(crate) fn job_result<R>(
     r.map_err(|_| StageError::cancelled("the Python dispatcher has stopped"))?
 }
 
-struct FlowStage<I, O> {
+/// A [`PyOp`] as a synchronous flow logic: the engine fuses it with its neighbours and calls
+/// it on the run's Python dispatcher, whose serving thread holds the GIL.
+struct OpLogic<I, O> {
     op: Box<dyn PyOp<I, O>>,
-    disp: Arc<Dispatcher>,
+    started: bool,
 }
 
-impl<I: Send + 'static, O: Send + 'static> AsyncLogic for FlowStage<I, O> {
-    fn run(self: Box<Self>, mut io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
-        async move {
-            let mut input = io.input::<I>(0)?;
-            let mut output = io.output::<O>(0)?;
-            let env = StageEnv::from_io(&io);
-            let disp = self.disp;
-            let op = Shared::new(self.op);
-            let o = Arc::clone(&op);
-            let first = disp
-                .call(move |py| {
-                    o.run(|op| {
-                        let mut out = Vec::new();
-                        op.on_start(py, &mut out);
-                        Ok(out)
-                    })
-                })
-                .await??;
-            if output.send(first).await.is_err() {
-                return Ok(());
-            }
-            let mut queue: VecDeque<JobRx<Partial<Vec<O>>>> = VecDeque::new();
-            let mut upstream_done = false;
-            let mut upstream_error = None;
-            while let Some(step) = next_step(&mut input, &mut queue, upstream_done).await {
-                match step {
-                    Step2::Input(Event::Batch(b)) => {
-                        let (o, e) = (Arc::clone(&op), Arc::clone(&env));
-                        queue.push_back(disp.submit(move |py| {
-                            o.run_partial(|op| {
-                                let mut out = Vec::with_capacity(b.len());
-                                let r = run_op(py, &mut **op, b, &mut out, &mut e.cx());
-                                (out, r.err())
-                            })
-                        })?);
-                    }
-                    Step2::Input(Event::End) => upstream_done = true,
-                    Step2::Input(Event::Error(e)) => {
-                        if let Some(e) = drain_before(e, &mut upstream_done, &mut upstream_error) {
-                            return Err(e);
-                        }
-                    }
-                    Step2::Done(r) => {
-                        queue.pop_front();
-                        let (out, failure) = job_result(r)?;
-                        if output.send(out).await.is_err() {
-                            return Ok(());
-                        }
-                        if let Some(e) = failure {
-                            return Err(e);
-                        }
-                    }
-                }
-            }
-            drop(input);
-            if let Some(e) = upstream_error {
-                return Err(e);
-            }
-            let (o, e) = (Arc::clone(&op), Arc::clone(&env));
-            let (last, failure) = disp
-                .call(move |py| {
-                    o.run_partial(|op| {
-                        let mut out = Vec::new();
-                        let r = op.on_finish(py, &mut out, &mut e.cx());
-                        (out, r.err())
-                    })
-                })
-                .await??;
-            let _ = output.send(last).await;
-            failure.map_or(Ok(()), Err)
+impl<I: Send + 'static, O: Send + 'static> OpLogic<I, O> {
+    fn start(&mut self, py: Python<'_>, out: &mut Vec<O>) {
+        if !self.started {
+            self.started = true;
+            self.op.on_start(py, out);
         }
-        .boxed()
     }
 }
 
-/// A flow stage running `factory`'s op on the dispatcher, one job per batch.
+impl<I: Send + 'static, O: Send + 'static> FlowLogic<I, O> for OpLogic<I, O> {
+    fn on_batch(
+        &mut self,
+        input: &mut Vec<I>,
+        out: &mut Vec<O>,
+        cx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        crate::gil::with(|py| {
+            self.start(py, out);
+            let mut it = std::mem::take(input).into_iter();
+            let r = self.op.on_batch(py, &mut it, out, cx);
+            if r.is_err() {
+                // The rest goes back to the engine, which feeds it on after a Resume/Restart.
+                input.extend(it);
+            }
+            r
+        })
+    }
+
+    fn on_finish(&mut self, out: &mut Vec<O>, cx: &mut StageCx<'_>) -> Result<(), StageError> {
+        crate::gil::with(|py| {
+            self.start(py, out);
+            self.op.on_finish(py, out, cx)
+        })
+    }
+
+    fn on_upstream_error(
+        &mut self,
+        error: StageError,
+        out: &mut Vec<O>,
+        _cx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        // What the stage emits when it starts (`scan`'s zero) comes ahead of the failure.
+        crate::gil::with(|py| self.start(py, out));
+        Err(error)
+    }
+}
+
+/// A flow stage running `factory`'s op in the engine's fused chain on the run's dispatcher.
 pub fn py_flow<I: Send + 'static, O: Send + 'static>(
     name: &str,
     factory: OpFactory<I, O>,
 ) -> Flow<I, O, MatValue> {
-    Flow::from_async(name, move |info| {
-        let ctx = RunCtx::current()?;
-        let op = Python::attach(|py| factory(py, info));
-        Ok((
-            FlowStage {
-                op,
-                disp: ctx.dispatcher,
-            },
-            MatValue::Unit,
-        ))
+    Flow::from_logic(name, move |info| {
+        let op = crate::gil::with(|py| factory(py, info));
+        Ok((OpLogic { op, started: false }, MatValue::Unit))
     })
 }
 

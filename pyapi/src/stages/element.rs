@@ -67,8 +67,11 @@ impl PyOp<PyObj, PyObj> for ListOp {
         out: &mut Vec<PyObj>,
         cx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
-        let batch: Vec<PyObj> = input.collect();
-        cloop::via_list(py, &batch, out, |l, res| (self.run)(&self.f, l, res, cx))
+        let list = cloop::into_list(py, input)?;
+        let res = PyList::empty(py);
+        let r = (self.run)(&self.f, &list, &res, cx);
+        cloop::take_list(out, &res);
+        r
     }
 }
 

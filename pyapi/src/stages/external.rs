@@ -297,7 +297,7 @@ pub fn external_flow(
 ) -> Flow<PyObj, PyObj, MatValue> {
     Flow::from_async(name, move |_info| {
         let ctx = RunCtx::current()?;
-        let submit = Python::attach(|py| submit.clone_ref(py));
+        let submit = crate::gil::with(|py| submit.clone_ref(py));
         Ok((
             ExternalStage {
                 submit,

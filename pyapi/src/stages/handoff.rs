@@ -183,12 +183,7 @@ impl Handoff {
 /// pulling thread.
 pub(crate) struct Puller(Arc<Handoff>);
 
-impl Puller {
-    /// The hand-off, for jobs that take from it while this guard keeps the thread going.
-    pub(crate) fn handoff(&self) -> Arc<Handoff> {
-        Arc::clone(&self.0)
-    }
-}
+impl Puller {}
 
 impl std::ops::Deref for Puller {
     type Target = Handoff;

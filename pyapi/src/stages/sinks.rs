@@ -1,17 +1,11 @@
 //! Python sinks: collect, fold, for_each, ignore, head, last.
 
 use super::cloop;
-use super::core::{JobRx, Shared, StageEnv, Step2, drain_before, job_result, next_step};
-use crate::dispatch::{Dispatcher, RunCtx};
 use crate::mat::MatValue;
 use crate::obj::{PyObj, user_error};
-use futures::FutureExt;
-use futures::future::BoxFuture;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
-use std::collections::VecDeque;
-use std::sync::Arc;
-use weir_graph::{AsyncIo, AsyncLogic, Event, Sink, StageError, promise};
+use weir_graph::{Promise, Sink, SinkLogic, StageCx, StageError, promise};
 
 /// What a Python sink does with batches.
 pub enum SinkKind {
@@ -52,12 +46,6 @@ impl SinkKind {
     }
 }
 
-struct SinkStage {
-    kind: SinkKind,
-    disp: Arc<Dispatcher>,
-    promise: weir_graph::Promise<PyObj>,
-}
-
 pub(crate) enum SinkState {
     Items(Vec<PyObj>),
     Acc(Option<Py<PyAny>>),
@@ -68,18 +56,36 @@ pub(crate) fn sink_batch(
     py: Python<'_>,
     kind: &SinkKind,
     state: &mut SinkState,
-    env: &StageEnv,
-    b: Vec<PyObj>,
+    cx: &mut StageCx<'_>,
+    b: &mut Vec<PyObj>,
 ) -> Result<(), StageError> {
     match (kind, state) {
         (SinkKind::Collect(_), SinkState::Items(v)) => {
-            v.extend(b);
+            v.append(b);
+            Ok(())
+        }
+        (SinkKind::Head(_), SinkState::Items(v)) => {
+            if v.is_empty() && !b.is_empty() {
+                v.push(b.swap_remove(0));
+            }
+            b.clear();
+            Ok(())
+        }
+        (SinkKind::Last(_), SinkState::Items(v)) => {
+            if let Some(x) = b.pop() {
+                *v = vec![x];
+            }
+            b.clear();
             Ok(())
         }
         (SinkKind::Fold(..) | SinkKind::ForEach(_), s) => {
-            sink_list(kind, s, env, &cloop::to_list(py, &b)?)
+            let list = cloop::into_list(py, std::mem::take(b).into_iter())?;
+            sink_list(kind, s, cx, &list)
         }
-        _ => Ok(()),
+        _ => {
+            b.clear();
+            Ok(())
+        }
     }
 }
 
@@ -87,13 +93,12 @@ pub(crate) fn sink_batch(
 pub(crate) fn sink_list(
     kind: &SinkKind,
     state: &mut SinkState,
-    env: &StageEnv,
+    cx: &mut StageCx<'_>,
     b: &Bound<'_, PyList>,
 ) -> Result<(), StageError> {
-    let mut cx = env.cx();
     match (kind, state) {
-        (SinkKind::Fold(_, f), SinkState::Acc(Some(acc))) => cloop::fold_list(f, acc, b, &mut cx),
-        (SinkKind::ForEach(f), _) => cloop::for_each_list(f, b, &mut cx),
+        (SinkKind::Fold(_, f), SinkState::Acc(Some(acc))) => cloop::fold_list(f, acc, b, cx),
+        (SinkKind::ForEach(f), _) => cloop::for_each_list(f, b, cx),
         (SinkKind::Collect(_), SinkState::Items(v)) => {
             cloop::take_list(v, b);
             Ok(())
@@ -132,146 +137,70 @@ pub(crate) fn sink_result(
     Ok(PyObj(v))
 }
 
-impl SinkStage {
-    async fn drive(
-        kind: Arc<SinkKind>,
-        disp: &Dispatcher,
-        env: &Arc<StageEnv>,
-        io: &mut AsyncIo,
-    ) -> Result<PyObj, StageError> {
-        let mut input = io.input::<PyObj>(0)?;
-        let init = match &*kind {
-            SinkKind::Fold(..) => {
-                let k = Arc::clone(&kind);
-                let z = disp
-                    .call(move |py| match &*k {
-                        SinkKind::Fold(z, _) => Some(z.clone_ref(py)),
-                        _ => None,
-                    })
-                    .await?;
-                SinkState::Acc(z)
-            }
-            _ => SinkState::Items(Vec::new()),
-        };
-        let state = Shared::new(Some(init));
-        let mut queue: VecDeque<JobRx<()>> = VecDeque::new();
-        let mut upstream_done = false;
-        let mut upstream_error = None;
-        // `head` uses one element: it asks a demand-driven upstream for exactly one.
-        let one = matches!(&*kind, SinkKind::Head(_));
-        loop {
-            let step = if one && !upstream_done {
-                Step2::Input(input.recv_up_to(1).await)
-            } else {
-                match next_step(&mut input, &mut queue, upstream_done).await {
-                    Some(step) => step,
-                    None => break,
-                }
-            };
-            match step {
-                Step2::Input(Event::Batch(b)) => match &*kind {
-                    SinkKind::Fold(..) | SinkKind::ForEach(_) => {
-                        let (st, k, e) = (Arc::clone(&state), Arc::clone(&kind), Arc::clone(env));
-                        queue.push_back(disp.submit(move |py| {
-                            st.run(|s| match s.as_mut() {
-                                Some(s) => sink_batch(py, &k, s, &e, b),
-                                None => Ok(()),
-                            })
-                        })?);
-                    }
-                    SinkKind::Ignore => disp.post(move |_py| drop(b)),
-                    SinkKind::Collect(_) | SinkKind::Head(_) | SinkKind::Last(_) => {
-                        let head = matches!(&*kind, SinkKind::Head(_));
-                        let full = state.run(|s| {
-                            if let Some(SinkState::Items(v)) = s.as_mut() {
-                                match &*kind {
-                                    SinkKind::Head(_) if v.is_empty() => {
-                                        v.extend(b.into_iter().take(1))
-                                    }
-                                    SinkKind::Head(_) => {}
-                                    SinkKind::Last(_) => {
-                                        if let Some(x) = b.into_iter().last() {
-                                            v.clear();
-                                            v.push(x);
-                                        }
-                                    }
-                                    _ => v.extend(b),
-                                }
-                                return Ok(!v.is_empty());
-                            }
-                            Ok(false)
-                        })?;
-                        if head && full {
-                            // Head has its element: stop consuming (upstream is cancelled).
-                            break;
-                        }
-                    }
-                },
-                Step2::Input(Event::End) => upstream_done = true,
-                Step2::Input(Event::Error(e)) => {
-                    if let Some(e) = drain_before(e, &mut upstream_done, &mut upstream_error) {
-                        return Err(e);
-                    }
-                }
-                Step2::Done(r) => {
-                    queue.pop_front();
-                    job_result(r)?;
-                }
-            }
-        }
-        drop(input);
-        for rx in queue {
-            job_result(rx.await)?;
-        }
-        if let Some(e) = upstream_error {
-            return Err(e);
-        }
-        let (st, k) = (Arc::clone(&state), Arc::clone(&kind));
-        disp.call(move |py| {
-            let s = st.run(|s| Ok(s.take()))?;
-            match s {
-                Some(s) => sink_result(py, &k, s),
-                None => Ok(PyObj(py.None())),
-            }
-        })
-        .await?
-    }
+/// A Python sink as a synchronous logic the engine fuses at the tail of a chain on the run's
+/// dispatcher; its promise completes with the result.
+struct SinkStage {
+    kind: SinkKind,
+    state: Option<SinkState>,
+    promise: Promise<PyObj>,
 }
 
-impl AsyncLogic for SinkStage {
-    fn run(self: Box<Self>, mut io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
-        async move {
-            let SinkStage {
-                kind,
-                disp,
-                mut promise,
-            } = *self;
-            let env = StageEnv::from_io(&io);
-            let r = SinkStage::drive(Arc::new(kind), &disp, &env, &mut io)
-                .await
-                .map_err(|e| e.with_stage(&env.info.path));
-            let failed = r.as_ref().err().cloned();
-            promise.complete(r);
-            match failed {
-                Some(e) => Err(e),
-                None => Ok(()),
-            }
+impl SinkLogic<PyObj> for SinkStage {
+    fn on_batch(&mut self, input: &mut Vec<PyObj>, cx: &mut StageCx<'_>) -> Result<(), StageError> {
+        let Some(state) = self.state.as_mut() else {
+            input.clear();
+            return Ok(());
+        };
+        crate::gil::with(|py| sink_batch(py, &self.kind, state, cx, input))
+    }
+
+    fn on_finish(&mut self, cx: &mut StageCx<'_>) -> Result<(), StageError> {
+        let Some(state) = self.state.take() else {
+            return Ok(());
+        };
+        let r = crate::gil::with(|py| sink_result(py, &self.kind, state))
+            .map_err(|e| e.with_stage(&cx.info().path));
+        self.promise.complete(r);
+        Ok(())
+    }
+
+    fn on_error(&mut self, error: &StageError) {
+        self.state = None;
+        self.promise.complete(Err(error.clone()));
+    }
+
+    fn is_done(&self) -> bool {
+        matches!(
+            (&self.kind, &self.state),
+            (SinkKind::Head(_), Some(SinkState::Items(v))) if !v.is_empty()
+        )
+    }
+
+    fn wants(&self) -> usize {
+        // `head` uses one element: it asks a demand-driven upstream for exactly one.
+        match self.kind {
+            SinkKind::Head(_) => usize::from(!self.is_done()),
+            _ => usize::MAX,
         }
-        .boxed()
     }
 }
 
 /// A Python sink whose materialized value is the future of its result.
 pub fn py_sink(kind: SinkKind) -> Sink<PyObj, MatValue> {
     let name = kind.name();
-    Sink::from_async(name, move |_info| {
-        let ctx = RunCtx::current()?;
-        let kind = Python::attach(|py| kind.clone_ref(py));
+    Sink::from_logic(name, move |_info| {
+        let (kind, state) = crate::gil::with(|py| {
+            let state = match &kind {
+                SinkKind::Fold(z, _) => SinkState::Acc(Some(z.clone_ref(py))),
+                _ => SinkState::Items(Vec::new()),
+            };
+            (kind.clone_ref(py), state)
+        });
         let (promise, fut) = promise::<PyObj>();
         Ok((
             SinkStage {
                 kind,
-                disp: ctx.dispatcher,
+                state: Some(state),
                 promise,
             },
             MatValue::Future(fut),

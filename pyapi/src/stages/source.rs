@@ -250,7 +250,7 @@ async fn pull_on_own_thread<O: Send + 'static>(
             None => {
                 let (st, e) = (Arc::clone(&state), Arc::clone(&env));
                 tokio::task::spawn_blocking(move || {
-                    Python::attach(|py| {
+                    crate::gil::with(|py| {
                         st.run_partial(|(chain, term)| {
                             let (v, chain_failure) =
                                 match PyList::new(py, items.into_iter().map(|o| o.0)) {
@@ -295,20 +295,7 @@ pub fn iter_source(
     iter_source_with("from_iter", iterable, chain, None, term, Some(|v| v))
 }
 
-/// `from_iter` + `chain` ending in `term`, run in the same jobs; `term` reports failures as the
-/// stage named in `term_name`, under its supervision (the source's own name, unsupervised, when
-/// `None`).
-pub fn terminated_iter_source<O: Send + 'static>(
-    name: &str,
-    iterable: Py<PyAny>,
-    chain: Option<OpFactory<PyObj, PyObj>>,
-    term_name: Option<(&'static str, Option<Supervision>)>,
-    term: OpFactory<PyObj, O>,
-) -> Source<O, MatValue> {
-    iter_source_with(name, iterable, chain, term_name, term, None)
-}
-
-/// [`terminated_iter_source`], with `pass` set when `term` is the identity.
+/// The iterator source ending in `term`, with `pass` set when `term` is the identity.
 fn iter_source_with<O: Send + 'static>(
     name: &str,
     iterable: Py<PyAny>,
@@ -319,7 +306,7 @@ fn iter_source_with<O: Send + 'static>(
 ) -> Source<O, MatValue> {
     Source::from_async(name, move |info| {
         let ctx = RunCtx::current()?;
-        let (iterable, chain, op) = Python::attach(|py| {
+        let (iterable, chain, op) = crate::gil::with(|py| {
             let c = chain.as_ref().map(|f| f(py, info));
             (iterable.clone_ref(py), c, term(py, info))
         });

@@ -1,0 +1,128 @@
+"""What the type checkers must infer for the Python DSL, and the mistakes they must reject.
+
+Checked by ``mypy --strict`` (``mypy.ini``) and ``pyright`` in strict mode (``pyrightconfig.json``),
+from ``pyapi/tests/test_typing.py``; never run. Every expected error is marked on its line, for
+mypy by ``# type: ignore[code]`` (``warn_unused_ignores``) and for pyright by
+``# pyright: ignore[rule]`` (``reportUnnecessaryTypeIgnoreComment``): an error that disappears
+fails the check as surely as a new one.
+"""
+
+from typing import Any, Optional
+
+from typing_extensions import assert_type
+
+import weir
+import weir._native as weir_native
+import weir.testing
+
+src = weir.Source.from_iter([1, 2, 3])
+words = weir.Source.from_iter(["a", "b"])
+double: weir.Flow[int, int] = weir.Flow.create().map(lambda x: x * 2)
+
+# -- elements flow through the operators ------------------------------------------------------
+assert_type(src, weir.Source[int])
+assert_type(src.map(str), weir.Source[str])
+assert_type(src.map(lambda x: x * 2).filter(lambda x: x % 3 == 0), weir.Source[int])
+assert_type(src.flat_map(lambda x: [str(x)] * x), weir.Source[str])
+assert_type(src.filter_map(lambda x: str(x) if x else None), weir.Source[str])
+assert_type(src.scan("", lambda acc, x: acc + str(x)), weir.Source[str])
+assert_type(src.fold(0.0, lambda acc, x: acc + x), weir.Source[float])
+assert_type(src.reduce(lambda a, b: a + b), weir.Source[int])
+assert_type(src.grouped(2), weir.Source[list[int]])
+assert_type(src.sliding(2).map(sum), weir.Source[int])
+assert_type(src.zip(words), weir.Source[tuple[int, str]])
+assert_type(src.zip_with(words, lambda n, w: w * n), weir.Source[str])
+assert_type(src.zip_with_index(), weir.Source[tuple[int, int]])
+assert_type(src.merge(words), weir.Source[int | str])
+assert_type(src.concat(src).take(2).named("first two"), weir.Source[int])
+assert_type(src.intersperse(0), weir.Source[int])
+assert_type(src.recover(lambda e: -1), weir.Source[int])
+assert_type(src.key_by(lambda x: x % 2 == 0).count(), weir.Source[tuple[bool, int]])
+assert_type(words.key_by().fold(0, lambda acc, w: acc + len(w)), weir.Source[tuple[str, int]])
+assert_type(src.group_by(4, lambda x: x % 4).merge_substreams(), weir.Source[int])
+assert_type(src.split_when(lambda x: x == 2).merge_substreams_via(double.map(str)), weir.Source[str])
+assert_type(weir.Source.range(3), weir.Source[int])
+assert_type(weir.Source.single("x").via(weir.Flow.create()), weir.Source[Any])
+assert_type(weir.Source.unfold(0, lambda s: (s + 1, str(s)) if s < 3 else None), weir.Source[str])
+
+# -- sinks and what a run returns -----------------------------------------------------------------
+assert_type(src.run_with(weir.Sink.collect()), list[int])
+assert_type(src.run_with(weir.Sink.fold(0, lambda acc, x: acc + x)), int)
+assert_type(src.run_with(weir.Sink.head_option()), Optional[int])
+assert_type(src.run_with(weir.Sink.ignore()), None)
+assert_type(src.to(weir.Sink.collect(), "right"), weir.RunnableGraph[list[int]])
+assert_type(src.to(weir.Sink.collect(), "right").run(), list[int])
+assert_type(src.to(weir.Sink.last(), "both"), weir.RunnableGraph[tuple[Any, int]])
+assert_type(src.to(weir.Sink.last(), "none"), weir.RunnableGraph[None])
+assert_type(src.to(weir.Sink.for_each(print), "right"), weir.RunnableGraph[None])
+assert_type(src.for_each(print), weir.RunnableGraph[None])
+
+handle = src.to(weir.Sink.collect(), "right").start()
+assert_type(handle, weir.RunHandle[list[int]])
+assert_type(handle.wait(), list[int])
+assert_type(handle.kill_switch(), Optional[weir.UniqueKillSwitch])
+assert_type(src.to(weir.Sink.queue(), "right").run(), weir.SinkQueue[int])
+
+
+async def awaited() -> None:
+    assert_type(await src.run_with_async(weir.Sink.collect()), list[int])
+    assert_type(await handle.wait_async(), list[int])
+
+
+# -- flows -------------------------------------------------------------------------------------------
+assert_type(double.map(str), weir.Flow[int, str])
+assert_type(src.via(double.map(str)), weir.Source[str])
+assert_type(double.to(weir.Sink.collect(), "right"), weir.Sink[int, list[int]])
+assert_type(double.key_by(lambda x: x > 2).count(), weir.Flow[int, tuple[bool, int]])
+assert_type(double.reduce(lambda a, b: a + b), weir.Flow[int, int])
+assert_type(double.conflate(lambda a, b: a + b), weir.Flow[int, int])
+
+
+def seed(x: int) -> list[int]:
+    return [x]
+
+
+def add(acc: list[int], x: int) -> list[int]:
+    return acc + [x]
+
+
+assert_type(double.batch(10, seed, add), weir.Flow[int, list[int]])
+assert_type(double.group_by(2, lambda x: x % 2).merge_substreams(), weir.Flow[int, int])
+assert_type(double.group_by(2, flow=double.map(str)), weir.Flow[int, str])
+assert_type(double.for_each(print), weir.Sink[int, None])
+assert_type(double.via(double.map(str)).to(weir.Sink.head(), "right"), weir.Sink[int, str])
+assert_type(weir.Flow.create(), weir.Flow[Any, Any])
+
+# -- hubs, restarts, framing, graphs, test probes -------------------------------------------------------
+assert_type(src.to(weir.BroadcastHub.sink(), "right").run(), weir.Source[int])
+assert_type(src.to(weir.PartitionHub.sink(lambda n, x: x % n, 2), "right").run(), weir.Source[int])
+assert_type(weir.MergeHub.source(), weir.Source[Any])
+assert_type(weir.RestartSource.with_backoff(lambda: words, min_backoff=0.1, max_backoff=1.0), weir.Source[str])
+assert_type(weir.RestartFlow.on_failures_with_backoff(double, min_backoff=0.1, max_backoff=1.0), weir.Flow[int, int])
+assert_type(weir.Framing.delimiter(b"\n", 1024), weir.Flow[bytes, bytes])
+assert_type(weir.Source.from_iter([b"a\nb"]).via(weir.Framing.delimiter(b"\n", 1024)), weir.Source[bytes])
+builder = weir.GraphBuilder()
+outlet, key = builder.add_source(src)
+fan = builder.add(weir.Broadcast(2))
+builder.connect(outlet, fan.inlet)
+assert_type(fan.outlets, list[weir_native.Outlet])
+assert_type(builder.build(key), weir.RunnableGraph[Any])
+assert_type(weir.testing.probe_source(), weir.Source[Any])
+
+# -- supervision -----------------------------------------------------------------------------------
+dead: list[weir.DeadLetter] = []
+assert_type(src.map(str, supervision=[(ValueError, "resume")], dead_letters=dead), weir.Source[str])
+assert_type(src.map(str).with_supervision([(KeyError, "restart")], default="stop"), weir.Source[str])
+
+# -- mistakes the checkers reject ------------------------------------------------------------------
+src.map(lambda x: x.upper())  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType, reportUnknownLambdaType]
+words.via(double)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+src.to(weir.Sink.collect(), "rigth")  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue, reportArgumentType]
+src.map(str, supervision=[(ValueError, "skip")])  # type: ignore[list-item]  # pyright: ignore[reportArgumentType]
+src.map(str).with_supervision(default="ignore")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+joined: list[str] = src.run_with(weir.Sink.collect())  # type: ignore[arg-type]  # pyright: ignore[reportAssignmentType]
+src.run_with(weir.Sink.fold("", lambda acc, s: acc + s.upper()))  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType, reportUnknownLambdaType]
+weir.RestartSource.with_backoff(double, min_backoff=0.1, max_backoff=1.0)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+weir.Framing.length_prefix(4, 1024, byte_order="network")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+src.buffer(8, "drop_oldest")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+weir.Source.from_iter([1]).zip(words).map(lambda p: p[0] + p[1])  # type: ignore[operator]  # pyright: ignore[reportOperatorIssue, reportUnknownLambdaType]

@@ -52,3 +52,60 @@ class Counting:
             self.pulled = i + 1
             yield i
             i += 1
+
+
+def pool_backend_params():
+    """Every interpreter-pool backend as a pytest param; one this interpreter cannot run, or that
+    WEIR_TEST_POOL_BACKENDS (comma-separated names) leaves out, is skipped with the reason."""
+    import os
+
+    import pytest
+
+    import weir
+
+    runs = weir.interpreters.backends()
+    only = os.environ.get("WEIR_TEST_POOL_BACKENDS")
+    out = []
+    for b in weir.interpreters.BACKENDS:
+        if b not in runs:
+            reason = f"the {b} backend needs CPython 3.12+ (scripts/python-tests.sh runs it on a second venv)"
+        elif only and b not in only.split(","):
+            reason = f"WEIR_TEST_POOL_BACKENDS={only}"
+        else:
+            reason = None
+        out.append(pytest.param(b, marks=pytest.mark.skip(reason=reason)) if reason else b)
+    return out
+
+
+def workers_gone(backend, ids):
+    """Whether none of the workers ``ids`` (process or interpreter ids) exists any more."""
+    import os
+
+    if backend == "process":
+        for pid in ids:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                continue
+            try:  # a zombie is dead for our purposes
+                with open(f"/proc/{pid}/stat") as f:
+                    if f.read().split(")")[-1].split()[0] == "Z":
+                        continue
+            except FileNotFoundError:
+                continue
+            return False
+        return True
+    from weir._subinterp import api
+
+    live = set(api().live())
+    return not any(i in live for i in ids)
+
+
+def wait_workers_gone(backend, ids, timeout=WAIT):
+    """Waits (bounded) until none of the workers ``ids`` exists."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if workers_gone(backend, ids):
+            return True
+        time.sleep(0.02)
+    return False

@@ -1,5 +1,6 @@
 """Interpreter pool faults and defaults: crashes lose only their element, unreadable results,
-per-call timeouts (pools and map_async), the parent's import path, chunks sized by cost."""
+per-call timeouts (pools and map_async), the parent's import path, chunks sized by cost. Every
+test taking ``backend`` or ``pool`` runs on each pool backend this interpreter supports."""
 
 import asyncio
 import os
@@ -13,6 +14,8 @@ import pytest
 import weir
 from weir.interpreters import InterpreterPool
 
+from helpers import pool_backend_params
+
 
 def _crash_on(bad):
     def f(x):
@@ -23,9 +26,9 @@ def _crash_on(bad):
     return f
 
 
-@pytest.fixture(scope="module")
-def pool():
-    with InterpreterPool(workers=2) as p:
+@pytest.fixture(scope="module", params=pool_backend_params())
+def pool(request):
+    with InterpreterPool(workers=2, backend=request.param) as p:
         yield p
 
 
@@ -42,7 +45,7 @@ def test_crash_dead_letters_only_the_element_that_kills_the_worker(pool):
     assert [(d.element, type(d.error)) for d in dead] == [(13, weir.WorkerCrashed)]
     assert "while running this element" in str(dead[0].error)
     assert pool.crashes == crashes + 1  # the culprit is known: it is not run again
-    assert len(pool.pids()) == 2
+    assert len(pool.worker_ids()) == 2
 
 
 def test_crash_under_stop_emits_the_elements_before_it_then_fails(pool):
@@ -55,7 +58,7 @@ def test_crash_under_stop_emits_the_elements_before_it_then_fails(pool):
     assert isinstance(info.value.__cause__, weir.WorkerCrashed)
 
 
-def test_a_function_that_kills_every_worker_is_not_retried_forever():
+def test_a_function_that_kills_every_worker_is_not_retried_forever(backend):
     class Bomb:
         def __reduce__(self):
             return (os._exit, (7,))
@@ -66,7 +69,7 @@ def test_a_function_that_kills_every_worker_is_not_retried_forever():
         return (bomb, x)[1]
 
     dead = []
-    with InterpreterPool(workers=1) as p:
+    with InterpreterPool(workers=1, backend=backend) as p:
         t = time.monotonic()
         out = weir.Source.range(3).map(f, pool=p, supervision=[(weir.WorkerCrashed, "resume")], dead_letters=dead).run_with(
             weir.Sink.collect()
@@ -111,42 +114,48 @@ def test_a_result_the_parent_cannot_unpickle_fails_its_element_only(pool):
     assert info.value.stage_name == "unreadable" and info.value.element == 3
 
 
-def _hang_on(bad):
+def _hang_on(bad, backend):
+    # A killed worker process does not finish its call; an abandoned subinterpreter finishes it in
+    # the background (so it is kept short).
+    secs = 60 if backend == "process" else 3
+
     def f(x):
         if x == bad:
-            time.sleep(60)
+            time.sleep(secs)
         return x + 100
 
     return f
 
 
-def test_timeout_kills_a_hung_worker_and_fails_only_that_element():
-    with InterpreterPool(workers=2) as p:
+def test_timeout_kills_a_hung_worker_and_fails_only_that_element(backend):
+    with InterpreterPool(workers=2, backend=backend) as p:
         assert weir.Source.range(4).map(abs, pool=p).run_with(weir.Sink.collect()) == [0, 1, 2, 3]  # warm
-        before = set(p.pids())
+        before = set(p.worker_ids())
         dead = []
         t = time.monotonic()
         out = (
             weir.Source.range(10)
-            .map(_hang_on(4), pool=p, timeout=0.5, name="slow", supervision=[(TimeoutError, "resume")], dead_letters=dead)
+            .map(_hang_on(4, backend), pool=p, timeout=0.5, name="slow", supervision=[(TimeoutError, "resume")], dead_letters=dead)
             .run_with(weir.Sink.collect())
         )
         elapsed = time.monotonic() - t
         assert out == [x + 100 for x in range(10) if x != 4]
         assert [(d.element, type(d.error)) for d in dead] == [(4, weir.CallTimeout)]
-        assert "exceeded timeout=0.5s" in str(dead[0].error)
+        verb = "killed" if backend == "process" else "abandoned"
+        assert f"exceeded timeout=0.5s; pool worker (" in str(dead[0].error)
+        assert str(dead[0].error).endswith(f") was {verb} and replaced")
         assert elapsed < 0.5 + 1.0, elapsed
-        after = set(p.pids())
+        after = set(p.worker_ids())
         assert len(after) == 2 and len(before - after) == 1  # the hung worker was replaced
         assert p.backend.timeouts == 1
 
 
-def test_timeout_under_stop_fails_the_stage_with_the_element():
-    with InterpreterPool(workers=1) as p:
+def test_timeout_under_stop_fails_the_stage_with_the_element(backend):
+    with InterpreterPool(workers=1, backend=backend) as p:
         got = []
         t = time.monotonic()
         with pytest.raises(weir.StageFailed) as info:
-            weir.Source.range(10).map(_hang_on(2), pool=p, timeout=0.3, name="slow").run_with(weir.Sink.for_each(got.append))
+            weir.Source.range(10).map(_hang_on(2, backend), pool=p, timeout=0.3, name="slow").run_with(weir.Sink.for_each(got.append))
         assert time.monotonic() - t < 0.3 + 1.5
         assert got == [100, 101]
         assert info.value.stage_name == "slow" and info.value.element == 2
@@ -195,7 +204,7 @@ def test_map_async_timeout_cancels_the_coroutine():
     assert info.value.stage_name == "fetch" and info.value.element == 1
 
 
-def test_workers_import_modules_next_to_the_script_run_from_elsewhere(tmp_path):
+def test_workers_import_modules_next_to_the_script_run_from_elsewhere(tmp_path, backend):
     app = tmp_path / "app"
     app.mkdir()
     (app / "helpers_next_to_script.py").write_text("def triple(x):\n    return 3 * x\n")
@@ -204,10 +213,10 @@ def test_workers_import_modules_next_to_the_script_run_from_elsewhere(tmp_path):
             """
             import weir
             from helpers_next_to_script import triple
-            with weir.InterpreterPool(workers=2) as pool:
+            with weir.InterpreterPool(workers=2, backend=BACKEND) as pool:
                 print(weir.Source.range(5).map(triple, pool=pool).run_with(weir.Sink.collect()))
             """
-        )
+        ).replace("BACKEND", repr(backend))
     )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -263,11 +272,11 @@ def _slow_echo(b):
     return b
 
 
-def test_large_chunks_handed_out_after_the_cost_probe_do_not_deadlock():
+def test_large_chunks_handed_out_after_the_cost_probe_do_not_deadlock(backend):
     # The rest of a batch is handed out after its first element's result is read: never from
     # the thread reading that worker's replies (both sides would block on full sockets).
     blobs = [bytes([i]) * (1 << 20) for i in range(12)]
-    with InterpreterPool(workers=1) as p:
+    with InterpreterPool(workers=1, backend=backend) as p:
         out = weir.Source.from_iter(blobs).map(_slow_echo, pool=p).run_with(weir.Sink.collect())
     assert out == blobs
 
@@ -284,3 +293,69 @@ def test_an_element_that_cannot_be_pickled_to_a_worker_fails_alone(pool):
     assert [d.element for d in dead] == [gen]
     assert isinstance(dead[0].error, TypeError)
     assert "cannot pickle 'generator' object" in str(dead[0].error)
+
+
+def test_exit_with_a_timed_out_call_still_running_is_clean(tmp_path, backend):
+    # A killed worker process is gone; an abandoned subinterpreter call is still sleeping when the
+    # script ends (CPython 3.12 would abort at exit if its interpreter were left: exit waits).
+    script = tmp_path / "main.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import time, weir
+            def f(x):
+                if x == 1:
+                    time.sleep(1.5)
+                return x
+            dead = []
+            with weir.InterpreterPool(workers=1, backend=BACKEND) as pool:
+                out = weir.Source.range(3).map(
+                    f, pool=pool, timeout=0.3, supervision=[(weir.CallTimeout, "resume")], dead_letters=dead
+                ).run_with(weir.Sink.collect())
+            print(out, [d.element for d in dead], flush=True)
+            """
+        ).replace("BACKEND", repr(backend))
+    )
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "[0, 2] [1]\n", "")
+
+
+def test_an_exception_that_cannot_be_pickled_back_fails_its_element_with_its_text(pool):
+    class Unpicklable(Exception):
+        def __init__(self, msg):
+            super().__init__(msg)
+            self.gen = (i for i in range(1))  # generators do not pickle
+
+    def f(x):
+        if x == 2:
+            raise Unpicklable(f"bad {x}")
+        return x
+
+    dead = []
+    out = (
+        weir.Source.range(4)
+        .map(f, pool=pool, supervision=[(weir.errors.WorkerError, "resume")], dead_letters=dead)
+        .run_with(weir.Sink.collect())
+    )
+    assert out == [0, 1, 3]
+    assert [d.element for d in dead] == [2]
+    assert type(dead[0].error) is weir.errors.WorkerError
+    text = str(dead[0].error)
+    assert text.startswith("Unpicklable: bad 2\nTraceback (most recent call last):\n")
+    assert text.endswith("Unpicklable: bad 2\n")
+
+
+def test_sys_exit_in_a_worker_is_a_crash_too(pool):
+    def f(x):
+        if x == 5:
+            sys.exit(4)
+        return x
+
+    dead = []
+    out = weir.Source.range(8).map(f, pool=pool, supervision=[(weir.WorkerCrashed, "resume")], dead_letters=dead).run_with(
+        weir.Sink.collect()
+    )
+    assert out == [0, 1, 2, 3, 4, 6, 7]
+    assert [d.element for d in dead] == [5]
+    assert str(dead[0].error).endswith("exited with code 4 while running this element")
+    assert len(pool.worker_ids()) == 2

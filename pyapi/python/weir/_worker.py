@@ -7,6 +7,9 @@ seconds)``; a failure is ``(element, exception, outputs_before)`` so the parent 
 before a failing element when supervision stops the stage. A result that cannot be pickled fails
 its element only. Before each call the worker writes the element's index to the progress mark
 shared with the parent (``MARK``). Exits when the socket closes or the parent dies.
+
+The subinterpreter backend loads this same file into each worker interpreter and serves the same
+frames through :func:`serve_interpreter` (nothing here imports ``weir`` or its native module).
 """
 
 from __future__ import annotations
@@ -96,6 +99,41 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
+class _Import:
+    """Pickles as ``importlib.import_module(name)``: a reference to a module the worker need not
+    (and, in a subinterpreter, cannot) import itself."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __reduce__(self) -> Tuple[Any, Tuple[str]]:
+        import importlib
+
+        return (importlib.import_module, (self.name,))
+
+
+class _Attr:
+    """Pickles as ``getattr(module, name)`` of an :class:`_Import` (``__call__`` only so that
+    pickle accepts it as the constructor of a reduce tuple; it is never called)."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module, self.name = module, name
+
+    def __reduce__(self) -> Tuple[Any, Tuple[Any, str]]:
+        return (getattr, (_Import(self.module), self.name))
+
+    def __call__(self, *args: Any) -> Any:  # pragma: no cover - never called
+        raise TypeError("a pickling placeholder")
+
+
+class _Unportable(Exception):
+    """An exception that did not pickle: unpickles in the parent as ``weir.errors.WorkerError``
+    with its text, without importing ``weir`` here."""
+
+    def __reduce__(self) -> Tuple[Any, Tuple[str]]:
+        return (_Attr("weir.errors", "WorkerError"), (str(self.args[0]),))
+
+
 def _portable(exc: BaseException) -> BaseException:
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     try:
@@ -106,9 +144,7 @@ def _portable(exc: BaseException) -> BaseException:
         pickle.loads(pickle.dumps(exc, protocol=5))
         return exc
     except Exception:  # noqa: BLE001
-        from weir.errors import WorkerError
-
-        return WorkerError(f"{type(exc).__name__}: {exc}\n{tb}")
+        return _Unportable(f"{type(exc).__name__}: {exc}\n{tb}")
 
 
 # The progress mark a worker shares with its parent (an mmap of `MARK_SIZE` bytes, two aligned
@@ -198,6 +234,100 @@ def _salvage(
     return kept, new_fails
 
 
+Fns = Dict[int, Tuple[str, Any]]
+
+
+def load_function(fns: Fns, msg: Bytes) -> None:
+    """Loads a function frame: ``(fid, kind, cloudpickle blob, parent sys.path)``; a function
+    that cannot be loaded fails each batch of its stage instead."""
+    # Unpickling a function pickled by value imports cloudpickle by itself.
+    fid, kind, blob, path = pickle.loads(msg)
+    # The parent's import path (its script's directory first), so that functions
+    # pickled by reference from modules next to the script load here too.
+    sys.path[:] = list(path) + [p for p in sys.path if p not in path]
+    try:
+        fns[fid] = (kind, pickle.loads(blob))
+    except Exception as e:  # noqa: BLE001 - e.g. a function defined in an unimportable module
+        fns[fid] = ("error", _portable(e))
+
+
+def run_batch(fns: Fns, msg: Bytes, bufs: List[Any], mark: Any) -> Tuple[bytes, List[memoryview]]:
+    """Runs a batch frame ``(bid, fid, batch)``: the reply (batch id, then the pickled
+    ``(outputs, failures, seconds)``, large buffers out of band). The caller clears ``mark[0]``
+    once the reply is sent."""
+    # (`buffers=` only when there are some: on CPython 3.12 `pickle.loads(..., buffers=[])` in a
+    # subinterpreter corrupts the heap.)
+    bid, fid, batch = pickle.loads(msg, buffers=bufs) if bufs else pickle.loads(msg)
+    kind, fn = fns[fid]
+    mark[0] = bid
+    t0 = time.monotonic()
+    out: List[Any]
+    fails: List[Tuple[Any, BaseException, int]]
+    ends: List[int]
+    failed: List[int]
+    if kind == "error":
+        out, fails, ends, failed = [], [(batch, fn, 0)], [], []
+    else:
+        out, fails, ends, failed = _apply(kind, fn, batch, mark)
+    secs = time.monotonic() - t0
+    mark[1] = -1
+    try:
+        payload, buffers = dumps((out, fails, secs))
+    except Exception:  # noqa: BLE001 - find the elements whose results do not pickle
+        out, fails = _salvage(kind, batch, out, fails, ends, failed)
+        payload, buffers = dumps((out, fails, secs))
+    return REPLY_ID.pack(bid) + payload, buffers
+
+
+def exit_code(exc: BaseException) -> int:
+    """The status a process exits with when ``exc`` ends it."""
+    if isinstance(exc, SystemExit):
+        code = exc.code
+        return 0 if code is None else code if isinstance(code, int) else 1
+    return 1
+
+
+def serve(sock: socket.socket, mark: Any) -> None:
+    """Serves frames until the socket closes or a ``Q`` frame (what a worker does, wherever it
+    runs); a ``BaseException`` from the user's code (``sys.exit``) propagates."""
+    fns: Fns = {}
+    while True:
+        try:
+            tag, msg, bufs = recv_frame(sock)
+        except (EOFError, OSError):
+            return
+        if tag == b"F":
+            load_function(fns, msg)
+        elif tag == b"B":
+            reply, oob = run_batch(fns, msg, bufs, mark)
+            send_frame(sock, b"R", reply, oob)
+            mark[0] = 0
+        elif tag == b"Q":
+            return
+
+
+def serve_interpreter(fd: int, mark_fd: int) -> None:
+    """The worker inside a subinterpreter (``SubinterpreterBackend``): the same loop as a worker
+    process over the socket ``fd`` and the mark ``mark_fd`` (both owned by the caller). What would
+    end a process instead ends this call, after an ``X`` frame with the exit status."""
+    import mmap
+
+    shared = mmap.mmap(mark_fd, MARK_SIZE)
+    mark = memoryview(shared).cast("q")
+    sock = socket.socket(fileno=fd)
+    try:
+        serve(sock, mark)
+    except BaseException as e:  # noqa: BLE001 - the worker "exits"
+        try:
+            send_frame(sock, b"X", b"%d" % exit_code(e))
+        except OSError:
+            pass
+    finally:
+        sock.detach()
+        mark.release()
+        shared.close()
+
+
 def main(fd: int, parent: int, mark_fd: int = -1) -> None:
     """Serves batches until the parent goes away."""
     import mmap
@@ -210,45 +340,8 @@ def main(fd: int, parent: int, mark_fd: int = -1) -> None:
         os.close(mark_fd)
     else:
         shared = bytearray(MARK_SIZE)
-    mark = memoryview(shared).cast("q")
-    clock = time.monotonic
-
-    fns: Dict[int, Tuple[str, Callable[..., Any]]] = {}
-    while True:
-        try:
-            tag, msg, bufs = recv_frame(sock)
-        except (EOFError, OSError):
-            os._exit(0)
-        if tag == b"F":
-            # Unpickling a function pickled by value imports cloudpickle by itself.
-            fid, kind, blob, path = pickle.loads(msg)
-            # The parent's import path (its script's directory first), so that functions
-            # pickled by reference from modules next to the script load here too.
-            sys.path[:] = list(path) + [p for p in sys.path if p not in path]
-            try:
-                fns[fid] = (kind, pickle.loads(blob))
-            except Exception as e:  # noqa: BLE001 - e.g. a function defined in an unimportable module
-                fns[fid] = ("error", _portable(e))
-        elif tag == b"B":
-            bid, fid, batch = pickle.loads(msg, buffers=bufs)
-            kind, fn = fns[fid]
-            mark[0] = bid
-            t0 = clock()
-            if kind == "error":
-                out, fails, ends, failed = [], [(batch, fn, 0)], [], []
-            else:
-                out, fails, ends, failed = _apply(kind, fn, batch, mark)
-            secs = clock() - t0
-            mark[1] = -1
-            try:
-                payload, oob = dumps((out, fails, secs))
-            except Exception:  # noqa: BLE001 - find the elements whose results do not pickle
-                out, fails = _salvage(kind, batch, out, fails, ends, failed)
-                payload, oob = dumps((out, fails, secs))
-            send_frame(sock, b"R", REPLY_ID.pack(bid) + payload, oob)
-            mark[0] = 0
-        elif tag == b"Q":
-            os._exit(0)
+    serve(sock, memoryview(shared).cast("q"))
+    os._exit(0)
 
 
 if __name__ == "__main__":

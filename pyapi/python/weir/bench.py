@@ -20,6 +20,11 @@ machines are shared and noisy: use ``--repeat 7`` or more for numbers you report
   ``weir_poolK`` runs on a pool created before the timed runs (workers already up: the steady
   state of a long-lived pool); ``weir_poolK_cold`` creates the pool inside the timed run (start-up
   included, one run). On a 16-core machine: ``--workers 1,2,4,8,16 --n 200000``.
+  ``--backends`` picks the pool backends (default: every one this interpreter supports):
+  ``weir_poolK`` is the process backend, ``weir_subinterpK`` the subinterpreter backend
+  (CPython 3.12+). Each pool variant's runs alternate with runs of the CPython baseline, and its
+  ``ratio`` is over those paired runs, so that a machine whose load drifts still compares like
+  with like.
 
 Needs only ``weir`` (and ``cloudpickle`` for ``pool``): no pyarrow/polars/numpy.
 """
@@ -122,6 +127,24 @@ def _measure(fn: Callable[[], Any], repeat: int) -> Tuple[float, float, Any, flo
     return statistics.median(times), min(times), value, peak
 
 
+def _paired(fn: Callable[[], Any], base_fn: Callable[[], Any], repeat: int) -> Tuple[float, float, Any, float, float]:
+    """``(median, best, value, peak_rss_mb, baseline median)``: ``repeat`` runs of ``fn``, each
+    right after a run of ``base_fn``, so that a ratio compares runs under the same load."""
+    times: List[float] = []
+    base: List[float] = []
+    value, peak = None, 0.0
+    for _ in range(max(1, repeat)):
+        t = time.perf_counter()
+        base_fn()
+        base.append(time.perf_counter() - t)
+        _reset_peak()
+        t = time.perf_counter()
+        value = fn()
+        times.append(time.perf_counter() - t)
+        peak = max(peak, _peak_mb())
+    return statistics.median(times), min(times), value, peak, statistics.median(base)
+
+
 def _emit(
     workload: str,
     variant: str,
@@ -215,29 +238,34 @@ def _pooled(n: int, p: Any, batch: int) -> Any:
     return g.batch_size(batch) if batch > 0 else g
 
 
-def pool(n: int, repeat: int, workers: Sequence[int] = (1, 2), batch: int = 0) -> None:
-    base, best, expect, peak = _measure(lambda: list(map(cpu_work, range(n))), repeat)
+def pool(n: int, repeat: int, workers: Sequence[int] = (1, 2), batch: int = 0, backends: Sequence[str] = ()) -> None:
+    def baseline() -> List[int]:
+        return list(map(cpu_work, range(n)))
+
+    base, best, expect, peak = _measure(baseline, repeat)
     check = sum(expect) % 1_000_000_007
     _emit("pool", "cpython_inline", n, 1, (base, best), peak, check)
     graph = weir.Source.range(n).map(cpu_work).to(weir.Sink.collect(), keep="right")
-    med, best, got, peak = _measure(graph.run, repeat)
+    med, best, got, peak, base = _paired(graph.run, baseline, repeat)
     assert got == expect
     _emit("pool", "weir_inline", n, 1, (med, best), peak, check, base)
-    for w in workers:
-        with weir.InterpreterPool(workers=w) as p:
-            graph = _pooled(n, p, batch).to(weir.Sink.collect(), keep="right")
-            assert graph.run() == expect  # warm-up: the function reaches every worker
-            med, best, got, peak = _measure(graph.run, repeat)
+    for backend in backends or weir.interpreters.backends():
+        label = "weir_pool" if backend == "process" else "weir_subinterp"
+        for w in workers:
+            with weir.InterpreterPool(workers=w, backend=backend) as p:
+                graph = _pooled(n, p, batch).to(weir.Sink.collect(), keep="right")
+                assert graph.run() == expect  # warm-up: the function reaches every worker
+                med, best, got, peak, base = _paired(graph.run, baseline, repeat)
+                assert got == expect
+                _emit("pool", f"{label}{w}", n, w, (med, best), peak, check, base)
+
+            def cold() -> Any:
+                with weir.InterpreterPool(workers=w, backend=backend) as p:
+                    return _pooled(n, p, batch).run_with(weir.Sink.collect())
+
+            med, best, got, peak, base = _paired(cold, baseline, 1)
             assert got == expect
-            _emit("pool", f"weir_pool{w}", n, w, (med, best), peak, check, base)
-
-        def cold() -> Any:
-            with weir.InterpreterPool(workers=w) as p:
-                return _pooled(n, p, batch).run_with(weir.Sink.collect())
-
-        med, best, got, peak = _measure(cold, 1)
-        assert got == expect
-        _emit("pool", f"weir_pool{w}_cold", n, w, (med, best), peak, check, base)
+            _emit("pool", f"{label}{w}_cold", n, w, (med, best), peak, check, base)
 
 
 def _ints(s: str) -> List[int]:
@@ -258,6 +286,12 @@ def main(argv: Any = None) -> None:
     ap.add_argument("--repeat", type=int, default=5, help="runs per variant (the median is reported)")
     ap.add_argument("--workers", type=_ints, default=[1, 2], help="pool: worker counts, e.g. 1,2,4,8,16")
     ap.add_argument("--batch", type=int, default=0, help="pool: .batch_size() of the pooled stage (0: none)")
+    ap.add_argument(
+        "--backends",
+        type=lambda s: [b for b in s.split(",") if b],
+        default=[],
+        help="pool: backends to measure, e.g. process,subinterpreter (default: every supported one)",
+    )
     a = ap.parse_args(argv)
     todo = ["w1", "w2", "pool"] if a.workload == "all" else [a.workload]
     for w in todo:
@@ -266,7 +300,7 @@ def main(argv: Any = None) -> None:
         elif w == "w2":
             w2(int(a.n or 2_000_000), a.repeat)
         else:
-            pool(int(a.n or 20_000), a.repeat, a.workers, max(0, a.batch))
+            pool(int(a.n or 20_000), a.repeat, a.workers, max(0, a.batch), a.backends)
 
 
 if __name__ == "__main__":

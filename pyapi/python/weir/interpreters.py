@@ -1,4 +1,4 @@
-"""Pooled interpreters: run CPU-bound Python functions in worker processes.
+"""Pooled interpreters: run CPU-bound Python functions in worker processes or subinterpreters.
 
 ``weir.InterpreterPool(workers=n)`` is passed as ``pool=`` to ``map``, ``filter``, ``flat_map``,
 ``map_batches`` and ``for_each``-like stages. The function is shipped once per worker and stage
@@ -29,9 +29,17 @@ cannot be pickled or unpickled fails its own element. Batches are cut into chunk
 directory first) and always die with the parent (``PR_SET_PDEATHSIG`` on Linux plus a
 parent-pid watcher), whatever owns them.
 
-The pool talks to its workers through a small :class:`Backend` interface; today the backend is
-:class:`ProcessBackend` (one OS process per worker). Subinterpreters (PEP 734) and free-threaded
-CPython can be added as backends: :func:`supported` reports what this interpreter offers.
+Backends (``InterpreterPool(n, backend=...)``; :func:`backends` lists what this interpreter runs):
+
+* ``"process"`` (:class:`ProcessBackend`, the default): one OS process per worker.
+* ``"subinterpreter"`` (:class:`SubinterpreterBackend`, CPython 3.12+): one thread per worker
+  owning an isolated interpreter with its own GIL (``weir/_subinterp.py``). The same worker code
+  and fault rules; what differs (``sys.exit`` is a crash, a timed-out call is abandoned rather
+  than killed, ``os._exit`` ends the program) is described there.
+
+Both are :class:`_WorkerBackend` over their own worker class. The pool talks to a backend through
+the small :class:`Backend` interface, so other backends can be passed as objects;
+:func:`supported` reports what this interpreter offers (free-threading included).
 """
 
 from __future__ import annotations
@@ -59,18 +67,24 @@ Done = Callable[[List[Any], List[Failure]], None]
 
 
 def supported() -> Dict[str, bool]:
-    """What this interpreter supports: ``processes`` (always), ``subinterpreters`` (PEP 734
-    ``concurrent.interpreters``, Python 3.14+), ``free_threading`` (a no-GIL build with the GIL
-    actually disabled)."""
+    """What this interpreter supports: ``processes`` (always), ``subinterpreters`` (interpreters
+    with their own GIL, CPython 3.12+: the ``"subinterpreter"`` backend), ``free_threading`` (a
+    no-GIL build with the GIL actually disabled)."""
+    from ._subinterp import available
+
     free = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
     gil_enabled = getattr(sys, "_is_gil_enabled", lambda: True)()
-    try:
-        import concurrent.interpreters  # type: ignore[import-not-found]  # noqa: F401
+    return {"processes": True, "subinterpreters": available(), "free_threading": free and not gil_enabled}
 
-        sub = True
-    except ImportError:
-        sub = False
-    return {"processes": True, "subinterpreters": sub, "free_threading": free and not gil_enabled}
+
+BACKENDS = ("process", "subinterpreter")
+
+
+def backends() -> List[str]:
+    """The names of the pool backends this interpreter can run (``"process"`` always, and
+    ``"subinterpreter"`` on CPython 3.12+), for ``InterpreterPool(backend=...)``."""
+    s = supported()
+    return [b for b, key in zip(BACKENDS, ("processes", "subinterpreters")) if s[key]]
 
 
 class Backend(Protocol):
@@ -91,7 +105,8 @@ class Backend(Protocol):
         """Starts the workers now (optional: ``submit`` starts missing workers)."""
 
     def pids(self) -> List[int]:
-        """Process ids of live workers."""
+        """Process ids of live worker processes (``worker_ids``, when a backend has it, names
+        workers that are not processes)."""
 
 
 class _Join:
@@ -188,39 +203,72 @@ def _shared_mark() -> Tuple[int, mmap.mmap]:
     return fd, mmap.mmap(fd, MARK_SIZE)
 
 
-class _Worker:
-    def __init__(self, backend: "ProcessBackend") -> None:
+class _SocketWorker:
+    """A worker the parent talks to over a socket pair, with a progress mark and a thread reading
+    its replies: what every backend's workers offer to :class:`_WorkerBackend` (``pending``,
+    ``known``, ``alive``, ``timed_out``, ``seen``, ``send_lock``, ``progress``, ``send_function``,
+    ``send_batch``, ``release``, ``quit``; a subclass starts the worker and adds ``kill``,
+    ``wait``, ``stop``, ``ident``, ``name``, ``killed_verb``)."""
+
+    killed_verb = "killed"
+
+    def __init__(self, backend: "_WorkerBackend") -> None:
         self.backend = backend
-        parent, child = socket.socketpair()
-        env = dict(os.environ)
-        pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        env["PYTHONPATH"] = pkg_root + os.pathsep + env.get("PYTHONPATH", "")
-        mark_fd, self.mark = _shared_mark()
-        # The worker file runs as a script, without importing the `weir` package (and its
-        # native module): a worker is serving about 50 ms sooner.
-        try:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-c", _RUN_WORKER, _WORKER_PATH, str(child.fileno()), str(os.getpid()), str(mark_fd)],
-                pass_fds=(child.fileno(), mark_fd),
-                env=env,
-                stdin=subprocess.DEVNULL,
-            )
-        finally:
-            child.close()
-            os.close(mark_fd)
-        self.sock = parent
         self.send_lock = threading.Lock()
         self.pending: Dict[int, _Job] = {}
         self.known: set = set()
         self.alive = True
         self.timed_out: Optional[Tuple[int, int]] = None  # (batch id, call index) it was killed for
         self.seen: Tuple[Tuple[int, int], float] = ((0, -1), 0.0)  # the watchdog's last look
-        self.reader = threading.Thread(target=self._read, name=f"weir-pool-{self.proc.pid}", daemon=True)
+        self.status: Optional[int] = None  # an exit status the worker reported (``X`` frame)
+        parent, child = socket.socketpair()
+        mark_fd, self.mark = _shared_mark()
+        try:
+            self._start(child, mark_fd)
+        except BaseException:
+            parent.close()
+            self.mark.close()
+            raise
+        finally:
+            child.close()
+            os.close(mark_fd)
+        self.sock = parent
+        self.reader = threading.Thread(target=self._read, name=f"weir-pool-{self.name}", daemon=True)
         self.reader.start()
 
-    def send(self, tag: bytes, payload: bytes = b"", buffers: List[memoryview] = []) -> None:  # noqa: B006
-        with self.send_lock:
-            send_frame(self.sock, tag, payload, buffers)
+    def _start(self, child: socket.socket, mark_fd: int) -> None:
+        """Starts the worker on the child end of the socket pair and the mark (both closed here
+        after this returns: a worker that needs them keeps its own copies)."""
+        raise NotImplementedError
+
+    @property
+    def name(self) -> str:
+        """How errors name this worker."""
+        raise NotImplementedError
+
+    def send_function(self, blob: bytes) -> None:
+        """Ships a registered function (the caller holds ``send_lock``)."""
+        send_frame(self.sock, b"F", blob)
+
+    def send_batch(self, payload: bytes, bufs: List[memoryview]) -> None:
+        """Ships a batch (the caller holds ``send_lock``)."""
+        send_frame(self.sock, b"B", payload, bufs)
+
+    def release(self) -> None:
+        """Frees the parent's side of a dead worker."""
+        try:
+            self.sock.close()
+            self.mark.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+    def quit(self) -> None:
+        """Asks the worker to exit."""
+        try:
+            with self.send_lock:
+                send_frame(self.sock, b"Q", b"")
+        except Exception:  # noqa: BLE001
+            pass
 
     def progress(self) -> Tuple[int, int]:
         """``(batch id, index of the call running now)`` from the shared mark."""
@@ -232,35 +280,74 @@ class _Worker:
     def _read(self) -> None:
         while True:
             try:
-                _tag, msg, bufs = recv_frame(self.sock)
+                tag, msg, bufs = recv_frame(self.sock)
             except (EOFError, OSError):
                 break
-            (bid,) = REPLY_ID.unpack_from(msg, 0)
-            with self.backend.lock:
-                job = self.pending.pop(bid, None)
-            if job is None:
+            if tag == b"X":
+                self.status = int(bytes(msg))
                 continue
-            try:
-                out, fails, secs = pickle.loads(memoryview(msg)[REPLY_ID.size :], buffers=bufs)
-            except Exception as e:  # noqa: BLE001 - e.g. a result class the parent cannot import
-                self.backend._unreadable(job, e)
-                continue
-            try:
-                if job.observe is not None:
-                    job.observe(len(job.batch), secs)
-                job.done(out, fails)
-            except Exception:  # noqa: BLE001 - never lose the other batches of this worker
-                _log.exception("weir pool: completing a batch failed")
+            self.backend._reply(self, msg, bufs)
         self.backend._died(self)
 
 
-class ProcessBackend:
-    """Workers as OS processes (``weir/_worker.py`` run as a script), connected by socket pairs."""
+class _ProcessWorker(_SocketWorker):
+    """One worker process (``_worker.py`` run as a script)."""
+
+    def _start(self, child: socket.socket, mark_fd: int) -> None:
+        env = dict(os.environ)
+        pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env["PYTHONPATH"] = pkg_root + os.pathsep + env.get("PYTHONPATH", "")
+        # The worker file runs as a script, without importing the `weir` package (and its
+        # native module): a worker is serving about 50 ms sooner.
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _RUN_WORKER, _WORKER_PATH, str(child.fileno()), str(os.getpid()), str(mark_fd)],
+            pass_fds=(child.fileno(), mark_fd),
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+
+    @property
+    def ident(self) -> int:
+        """The worker's process id."""
+        return self.proc.pid
+
+    @property
+    def name(self) -> str:
+        return f"pid {self.proc.pid}"
+
+    def kill(self) -> None:
+        """Ends the worker now (its reader then reports the death)."""
+        try:
+            self.proc.kill()
+        except OSError:
+            pass
+
+    def wait(self) -> Optional[int]:
+        """The exit status, once the worker is gone."""
+        return self.proc.wait()
+
+    def stop(self, timeout: float) -> None:
+        """Waits up to ``timeout`` seconds for the worker to exit after :meth:`quit`, then kills it."""
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        try:
+            self.sock.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+class _WorkerBackend:
+    """What every backend shares: handing batches to the least busy worker, the watchdog, and
+    the fault rules (a dead worker's culprit fails alone, the rest runs again). A subclass
+    supplies ``_new_worker`` (a :class:`_SocketWorker`)."""
 
     def __init__(self, workers: int) -> None:
         self.size = max(1, workers)
         self.lock = threading.RLock()
-        self.workers: List[_Worker] = []
+        self.workers: List[Any] = []
         self.fns: Dict[int, Tuple[str, bytes]] = {}
         self.closed = False
         self.eager = False  # started by start(): crashed workers are replaced at once
@@ -268,6 +355,7 @@ class ProcessBackend:
         self.timeouts = 0
         self.watching = False
         self.later: "Optional[queue.SimpleQueue[Callable[[], None]]]" = None
+        self.generation = 0  # how often close() ran: work deferred before a close is not started after it
 
     def start(self) -> None:
         with self.lock:
@@ -276,10 +364,32 @@ class ProcessBackend:
             while len(self.workers) < self.size:
                 self._spawn()
 
-    def _spawn(self) -> _Worker:
-        w = _Worker(self)
+    def _spawn(self) -> Any:
+        w = self._new_worker()
         self.workers.append(w)
         return w
+
+    def _new_worker(self) -> Any:
+        raise NotImplementedError
+
+    def _reply(self, w: Any, msg: Any, bufs: List[Any]) -> None:
+        """Completes the job a worker's reply answers (called on that worker's own thread)."""
+        (bid,) = REPLY_ID.unpack_from(msg, 0)
+        with self.lock:
+            job = w.pending.pop(bid, None)
+        if job is None:
+            return
+        try:
+            out, fails, secs = pickle.loads(memoryview(msg)[REPLY_ID.size :], buffers=bufs)
+        except Exception as e:  # noqa: BLE001 - e.g. a result class the parent cannot import
+            self._unreadable(job, e)
+            return
+        try:
+            if job.observe is not None:
+                job.observe(len(job.batch), secs)
+            job.done(out, fails)
+        except Exception:  # noqa: BLE001 - never lose the other batches of this worker
+            _log.exception("weir pool: completing a batch failed")
 
     def register(self, fid: int, kind: str, fn: Callable[..., Any]) -> None:
         import cloudpickle
@@ -319,8 +429,8 @@ class ProcessBackend:
                         threading.Thread(target=self._watch, name="weir-pool-watchdog", daemon=True).start()
                 try:
                     if first:
-                        send_frame(w.sock, b"F", self.fns[job.fid][1])
-                    send_frame(w.sock, b"B", payload, bufs)
+                        w.send_function(self.fns[job.fid][1])
+                    w.send_batch(payload, bufs)
                 except OSError:
                     pass  # a dead pipe: the reader sees the death and re-runs the job
             return
@@ -355,8 +465,14 @@ class ProcessBackend:
         """Runs ``job`` again (from the hand-out thread); if it cannot be handed out (no worker
         starts), its elements fail."""
 
+        gen = self.generation
+
         def run() -> None:
             try:
+                if self.generation != gen:
+                    from .errors import WorkerCrashed
+
+                    raise WorkerCrashed("pool worker stopped: the pool was closed")
                 self._submit(job)
             except Exception as e:  # noqa: BLE001
                 job.done([], [(job.batch, e, 0)] if job.kind == "map_batches" else [(x, e, 0) for x in job.batch])
@@ -411,15 +527,13 @@ class ProcessBackend:
                         w.timed_out = (bid, i)
                         self.timeouts += 1
                 if late:
-                    try:
-                        w.proc.kill()
-                    except OSError:
-                        pass
+                    w.kill()
 
-    def _died(self, w: _Worker) -> None:
+    def _died(self, w: Any) -> None:
+        """A worker is gone: fails or re-runs what it held, replaces it (called once per worker)."""
         from .errors import CallTimeout, WorkerCrashed
 
-        rc = w.proc.wait()
+        rc = w.wait()
         bid, index = w.progress()
         with self.lock:
             w.alive = False
@@ -436,15 +550,11 @@ class ProcessBackend:
                         self._spawn()
                     except OSError:
                         pass
-        try:
-            w.sock.close()
-            w.mark.close()
-        except Exception:  # noqa: BLE001
-            pass
-        pid = w.proc.pid
+        w.release()
+        who = w.name
         if closed:
             for job in pending.values():
-                job.done([], [(job.batch, WorkerCrashed(f"pool worker (pid {pid}) stopped: the pool was closed"), 0)])
+                job.done([], [(job.batch, WorkerCrashed(f"pool worker ({who}) stopped: the pool was closed"), 0)])
             return
         timed_out = w.timed_out
         for jid, job in pending.items():
@@ -452,15 +562,15 @@ class ProcessBackend:
             if timed_out is not None and timed_out[0] == jid:
                 i = timed_out[1]
                 err: BaseException = CallTimeout(
-                    f"call exceeded timeout={job.timeout}s; pool worker (pid {pid}) was killed and replaced"
+                    f"call exceeded timeout={job.timeout}s; pool worker ({who}) was {w.killed_verb} and replaced"
                 )
             elif jid == bid and 0 <= index < n:
                 i = index
-                err = WorkerCrashed(f"pool worker (pid {pid}) exited with code {rc} while running this element")
+                err = WorkerCrashed(f"pool worker ({who}) exited with code {rc} while running this element")
             else:
                 # Not started, or the culprit is unknown (it died between calls).
                 if job.isolated or job.attempts >= _MAX_ATTEMPTS:
-                    crashed = WorkerCrashed(f"pool worker (pid {pid}) exited with code {rc}")
+                    crashed = WorkerCrashed(f"pool worker ({who}) exited with code {rc}")
                     if job.kind == "map_batches":
                         job.done([], [(job.batch, crashed, 0)])
                     else:
@@ -487,29 +597,69 @@ class ProcessBackend:
                 else:
                     join.part(part)([], [])
 
-    def pids(self) -> List[int]:
+    def worker_ids(self) -> List[int]:
+        """Ids of the live workers (process ids, or interpreter ids)."""
         with self.lock:
-            return [w.proc.pid for w in self.workers if w.alive]
+            return [w.ident for w in self.workers if w.alive]
+
+    def pids(self) -> List[int]:
+        """Process ids of live worker processes (none for in-process backends)."""
+        return self.worker_ids()
 
     def close(self) -> None:
         with self.lock:
             self.closed = True
+            self.generation += 1
             workers, self.workers = self.workers, []
         for w in workers:
-            try:
-                w.send(b"Q")
-            except Exception:  # noqa: BLE001
-                pass
+            w.quit()
         for w in workers:
-            try:
-                w.proc.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                w.proc.kill()
-                w.proc.wait()
-            try:
-                w.sock.close()
-            except Exception:  # noqa: BLE001
-                pass
+            w.stop(2.0)
+
+
+class ProcessBackend(_WorkerBackend):
+    """Workers as OS processes (``weir/_worker.py`` run as a script), connected by socket pairs."""
+
+    name = "process"
+
+    def _new_worker(self) -> _ProcessWorker:
+        return _ProcessWorker(self)
+
+
+class SubinterpreterBackend(_WorkerBackend):
+    """Workers as threads of this process, each running its own interpreter with its own GIL
+    (CPython 3.12+; see ``weir/_subinterp.py``)."""
+
+    name = "subinterpreter"
+
+    def __init__(self, workers: int) -> None:
+        from ._subinterp import api
+
+        try:
+            api()
+        except ImportError as e:
+            raise ValueError(f"InterpreterPool: backend 'subinterpreter' is not available: {e}") from None
+        super().__init__(workers)
+
+    def _new_worker(self) -> Any:
+        from ._subinterp import _SubinterpreterWorker
+
+        return _SubinterpreterWorker(self)
+
+    def pids(self) -> List[int]:
+        return []
+
+
+def _make_backend(backend: Any, workers: int) -> Any:
+    """The backend ``backend=`` names: ``"process"`` (default), ``"subinterpreter"``, or a
+    :class:`Backend` object used as is."""
+    if backend is None or backend == "process":
+        return ProcessBackend(workers)
+    if backend == "subinterpreter":
+        return SubinterpreterBackend(workers)
+    if isinstance(backend, str):
+        raise ValueError(f"InterpreterPool: unknown backend {backend!r}; the backends are {list(BACKENDS)}")
+    return backend
 
 
 _ids = itertools.count(1)
@@ -556,9 +706,15 @@ class _Submitter:
             # back (by then its cost is known).
             join = _Join(2, done)
             rest, rest_done = batch[1:], join.part(1)
+            gen = getattr(backend, "generation", None)
 
             def handout() -> None:
                 try:
+                    if getattr(backend, "generation", None) != gen:
+                        # Closed meanwhile (a run-owned pool whose run ended): do not restart it.
+                        from .errors import WorkerCrashed
+
+                        raise WorkerCrashed("pool worker stopped: the pool was closed")
                     self(rest, rest_done)
                 except Exception as e:  # noqa: BLE001 - e.g. no worker could be started
                     rest_done([], [(x, e, 0) for x in rest])
@@ -589,18 +745,22 @@ _pools: "weakref.WeakSet[InterpreterPool]" = weakref.WeakSet()
 
 
 class InterpreterPool:
-    """A pool of ``workers`` Python worker processes for CPU-bound stages (see the module doc).
+    """A pool of ``workers`` Python workers for CPU-bound stages (see the module doc).
 
-    The workers start now and live until :meth:`close` (or the end of a ``with`` block, garbage
-    collection, interpreter exit); every run and stage using the pool shares them.
-    ``max_inflight`` bounds the batches outstanding per stage (default ``2 * workers``)."""
+    ``backend`` picks what a worker is: ``"process"`` (default: an OS process) or
+    ``"subinterpreter"`` (a thread running its own interpreter with its own GIL, CPython 3.12+;
+    :func:`backends` lists what this interpreter runs). The workers start now and live until
+    :meth:`close` (or the end of a ``with`` block, garbage collection, interpreter exit); every
+    run and stage using the pool shares them. ``max_inflight`` bounds the batches outstanding
+    per stage (default ``2 * workers``). :meth:`per_run` makes a pool whose workers live only as
+    long as each run."""
 
     def __init__(
         self,
         workers: Optional[int] = None,
         *,
         max_inflight: Optional[int] = None,
-        backend: Optional[Backend] = None,
+        backend: Any = "process",
         _run_owned: bool = False,
     ) -> None:
         from ._validate import size
@@ -608,7 +768,7 @@ class InterpreterPool:
         n = size("InterpreterPool", "workers", workers) if workers is not None else os.cpu_count() or 1
         self.workers = n
         self.max_inflight = size("InterpreterPool", "max_inflight", max_inflight) if max_inflight is not None else 2 * n
-        self.backend: Any = backend or ProcessBackend(n)
+        self.backend: Any = _make_backend(backend, n)
         self._run_owned = _run_owned
         self._closed = False
         if not _run_owned:
@@ -617,6 +777,17 @@ class InterpreterPool:
                 start()
             _pools.add(self)
             self._finalizer = weakref.finalize(self, self.backend.close)
+
+    @classmethod
+    def per_run(cls, workers: Optional[int] = None, *, backend: Any = "process", max_inflight: Optional[int] = None) -> "InterpreterPool":
+        """A pool owned by each run that uses it (like ``pool=n``): workers start with the run's
+        first batch and stop when it ends."""
+        return cls(workers, backend=backend, max_inflight=max_inflight, _run_owned=True)
+
+    @property
+    def backend_name(self) -> str:
+        """``"process"``, ``"subinterpreter"``, or the class name of a custom backend."""
+        return getattr(self.backend, "name", type(self.backend).__name__)
 
     def _submitter(self, kind: str, fn: Callable[..., Any], timeout: Optional[float] = None) -> _Submitter:
         return _Submitter(self, kind, fn, timeout)
@@ -633,8 +804,13 @@ class InterpreterPool:
         return self._run_owned
 
     def pids(self) -> List[int]:
-        """Process ids of the live workers."""
+        """Process ids of the live worker processes (empty for the subinterpreter backend)."""
         return self.backend.pids()
+
+    def worker_ids(self) -> List[int]:
+        """Ids of the live workers: process ids, or interpreter ids for subinterpreters."""
+        ids = getattr(self.backend, "worker_ids", None)
+        return ids() if ids is not None else self.backend.pids()
 
     @property
     def crashes(self) -> int:
@@ -693,6 +869,12 @@ def _close_all_pools() -> None:
             p.close()
         except Exception:  # noqa: BLE001 - best effort at exit
             pass
+    if sys.version_info < (3, 13):
+        from ._subinterp import wait_abandoned
+
+        left = wait_abandoned()
+        if left:
+            _log.warning("weir pool: %d timed-out subinterpreter call(s) still running at exit", left)
 
 
-__all__ = ["InterpreterPool", "Backend", "ProcessBackend", "as_pool", "supported"]
+__all__ = ["InterpreterPool", "Backend", "ProcessBackend", "SubinterpreterBackend", "as_pool", "backends", "supported"]

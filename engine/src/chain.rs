@@ -123,6 +123,20 @@ fn poll_source(
     }
 }
 
+/// Returns `Pending` once after waking the task, so its executor runs others first.
+async fn yield_once() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await;
+}
+
 fn tail_closed(tail: &mut Tail, cx: &mut Context<'_>) -> Poll<()> {
     match tail {
         Tail::Sink(_) => Poll::Pending,
@@ -483,6 +497,11 @@ impl ChainIsland {
             if let Err(o) = self.flush(false).await {
                 return o;
             }
+            if !self.yields && crate::channel::take_woke() {
+                // Waking itself moves the task just woken out of this worker's LIFO slot into
+                // its stealable queue (and the virtual clock counts the wake at once).
+                yield_once().await;
+            }
             // An always-ready island never reaches the waiting paths that watch for
             // cancellation, so it checks here too.
             if self.cancel.is_cancelled() {
@@ -491,16 +510,7 @@ impl ChainIsland {
             if batches.is_multiple_of(BUDGET_EVERY) {
                 if self.yields {
                     // Another executor has no cooperative budget: give its other tasks a turn.
-                    let mut yielded = false;
-                    std::future::poll_fn(|cx| {
-                        if yielded {
-                            return std::task::Poll::Ready(());
-                        }
-                        yielded = true;
-                        cx.waker().wake_by_ref();
-                        std::task::Poll::Pending
-                    })
-                    .await;
+                    yield_once().await;
                 } else {
                     tokio::task::consume_budget().await;
                 }

@@ -85,8 +85,22 @@ impl Shared {
 
 fn wake(w: Option<Waker>) {
     if let Some(w) = w {
+        WOKE.with(|c| c.set(true));
         w.wake();
     }
+}
+
+thread_local! {
+    /// Set when a channel operation on this thread woke the task on the other end.
+    static WOKE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether a channel operation on this thread woke the task on its other end since the last
+/// call (and forgets it). A chain island yields then, so the task it woke, which tokio keeps in
+/// this worker's LIFO slot where no other worker can steal it, runs before the island's next
+/// user call, which might block the worker.
+pub(crate) fn take_woke() -> bool {
+    WOKE.with(|c| c.replace(false))
 }
 
 fn set_waker(slot: &mut Option<Waker>, cx: &Context<'_>) {

@@ -101,22 +101,20 @@ impl PyOp<Vec<PyObj>, PyObj> for FoldList {
 #[pyo3(signature = (extrapolate = None))]
 pub fn flow_expand(extrapolate: Option<Py<PyAny>>) -> NBlueprint {
     let Some(f) = extrapolate else {
-        let e = weir_operators::time::expand(|s: Shared| std::iter::repeat(s));
-        return flow(unit_mat(share().via(e)).via(unshare_flow("expand")));
+        let e = weir_operators::time::expand(|x: PyObj| std::iter::repeat(x));
+        return flow(unit_mat(e));
     };
-    let start = py_flow(
-        "expand",
-        factory(move |py| {
-            let f = f.clone_ref(py);
-            each_fallible(move |py, x: &PyObj| {
-                let it = f.bind(py).call1((x.0.bind(py),))?.try_iter()?;
-                Ok(Arc::new(Extrapolation {
-                    it: PyObj(it.into_any().unbind()),
-                    done: AtomicBool::new(false),
-                }))
-            })
-        }),
-    );
+    let f = PyFn::new(f);
+    let start = weir_operators::simple::try_map(move |x: &PyObj| {
+        crate::pyfn::attempt(x, |py, x| {
+            let it = f.get().bind(py).call1((x.0.bind(py),))?.try_iter()?;
+            Ok(Arc::new(Extrapolation {
+                it: PyObj(it.into_any().unbind()),
+                done: AtomicBool::new(false),
+            }))
+        })
+    });
+    let start = unit_mat(start).named("expand");
     let e = weir_operators::time::expand(|h: Arc<Extrapolation>| {
         std::iter::from_fn(move || (!h.done.load(Ordering::Acquire)).then(|| Arc::clone(&h)))
     });
@@ -194,12 +192,9 @@ pub fn flow_throttle_mode(
 /// `keep_alive(seconds, element)`: injects `element` after `seconds` without one.
 #[pyfunction]
 pub fn flow_keep_alive(seconds: f64, element: Py<PyAny>) -> PyResult<NBlueprint> {
-    let inject: Shared = Arc::new(PyObj(element));
-    let k =
-        weir_operators::time::keep_alive::<Shared, _>(secs(seconds)?, move || Arc::clone(&inject));
-    Ok(flow(
-        unit_mat(share().via(k)).via(unshare_flow("keep_alive")),
-    ))
+    let inject = PyObj(element);
+    let k = weir_operators::time::keep_alive::<PyObj, _>(secs(seconds)?, move || inject.clone());
+    Ok(flow(unit_mat(k)))
 }
 
 /// `initial_delay(seconds)`: nothing passes before `seconds` after the start.

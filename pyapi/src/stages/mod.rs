@@ -35,8 +35,8 @@ pub mod source;
 pub use self::core::{
     Batch, OpFactory, PIPELINE_DEPTH, PyOp, StageEnv, element_failed, py_flow, run_op, unit_mat,
 };
-pub use convert::{Convert, EachFallible, convert, each_fallible};
-pub use element::{ChainOp, FoldOp, GroupedOp, ListOp, MapBatchesOp, ScanOp};
+pub use convert::{Convert, convert};
+pub use element::{ChainOp, ListOp, MapBatchesOp};
 pub use external::{Completion, external_flow};
 pub use iter::{container_source, is_container};
 pub use keyed::{CountAgg, FoldAgg, KeyCountOp, KeyOp, KeyTable};

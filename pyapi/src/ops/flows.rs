@@ -55,20 +55,19 @@ pub fn flow_intersperse(
     flow(unit_mat(i))
 }
 
-/// `zip_with_index()`.
+/// `zip_with_index()`: the Rust `zip_with_index`, pairs as tuples.
 #[pyfunction]
 pub fn flow_zip_with_index() -> NBlueprint {
-    flow(py_flow(
+    let tuples = py_flow(
         "zip_with_index",
         factory(|_py| {
-            let mut next = 0u64;
-            convert(move |py, x: PyObj| {
-                let Ok(i) = next.into_pyobject(py);
-                next += 1;
+            convert(|py, (x, i): (PyObj, u64)| {
+                let Ok(i) = i.into_pyobject(py);
                 tuple2(py, x.0, i.into_any().unbind())
             })
         }),
-    ))
+    );
+    flow(unit_mat(simple::zip_with_index::<PyObj>()).via(tuples))
 }
 
 /// `inspect(f, on_complete)` (the Rust `try_inspect`).

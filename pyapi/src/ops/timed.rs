@@ -33,8 +33,8 @@ pub fn flow_grouped_within(n: usize, seconds: f64) -> PyResult<NBlueprint> {
 
 /// Lists of the elements that arrived while downstream was busy: at most `max` per list
 /// (`batch`), unbounded when `max == 0` (`conflate`). With `fold`, each list is folded by
-/// `fold(list)` on the dispatcher, in the same stage, whose output is demand-driven too: the
-/// consumer's demand reaches the Rust aggregation, so a silent consumer gets one aggregate.
+/// `fold(list)`, in stages whose output is demand-driven too: the consumer's demand reaches the
+/// Rust aggregation, so a silent consumer gets one aggregate.
 #[pyfunction]
 #[pyo3(signature = (max, fold = None))]
 pub fn flow_batch_lists(max: usize, fold: Option<Py<PyAny>>) -> NBlueprint {
@@ -54,42 +54,14 @@ pub fn flow_batch_lists(max: usize, fold: Option<Py<PyAny>>) -> NBlueprint {
     let Some(fold) = fold else {
         return flow(unit_mat(b).via(list_flow(name)));
     };
-    let folded = py_flow(
-        name,
-        factory(move |py| FoldList {
-            fold: fold.clone_ref(py),
-        }),
-    );
+    // Each group as a Python list, folded by the Rust `try_map` (a raising fold goes through
+    // the stage's supervision with the list as the element).
+    let fold = PyFn::new(fold);
+    let folds = weir_operators::simple::try_map(move |l: &PyObj| fold.call1(l));
+    let folded = list_flow(name).via(unit_mat(folds).named(name));
     let folded: Flow<Vec<PyObj>, PyObj, MatValue> =
         Flow::from_module(weir_graph::on_demand_outputs(folded.module()));
     flow(unit_mat(b).via_mat(folded, |_, m| m))
-}
-
-/// Folds each group (as a Python list) with the user's fold; a raising fold goes through the
-/// stage's supervision with the list as the element.
-struct FoldList {
-    fold: Py<PyAny>,
-}
-
-impl PyOp<Vec<PyObj>, PyObj> for FoldList {
-    fn on_batch(
-        &mut self,
-        py: Python<'_>,
-        input: &mut crate::stages::Batch<Vec<PyObj>>,
-        out: &mut Vec<PyObj>,
-        cx: &mut weir_graph::StageCx<'_>,
-    ) -> Result<(), StageError> {
-        for group in input.by_ref() {
-            let list = PyList::new(py, group.into_iter().map(|x| x.0))
-                .map_err(|e| user_error(py, e))?
-                .into_any();
-            match self.fold.bind(py).call1((&list,)) {
-                Ok(v) => out.push(PyObj(v.unbind())),
-                Err(e) => crate::stages::element_failed(py, cx, e, Some(PyObj(list.unbind())))?,
-            }
-        }
-        Ok(())
-    }
 }
 
 /// `expand(extrapolate=None)`: the Rust `expand`. Without `extrapolate` it repeats the last

@@ -27,9 +27,11 @@ where
         &mut self,
         error: StageError,
         out: &mut Vec<T>,
-        _scx: &mut StageCx<'_>,
+        scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
-        match (self.f)(&error)? {
+        // The error of `f` itself is this stage's (the upstream one keeps its own stage).
+        let recovered = (self.f)(&error).map_err(|e| e.with_stage(&scx.info().path))?;
+        match recovered {
             Some(xs) => {
                 out.extend(xs);
                 Ok(())
@@ -137,8 +139,16 @@ mod tests {
         let mut chain = Chain::new(&f, None);
         let r = chain.fail(StageError::internal("bug"));
         assert_eq!(
-            r.err().map(|e| (e.kind(), e.message().to_owned())),
-            Some((ErrorKind::User, "recover failed".to_owned()))
+            r.err().map(|e| (
+                e.kind(),
+                e.message().to_owned(),
+                e.stage().map(str::to_owned)
+            )),
+            Some((
+                ErrorKind::User,
+                "recover failed".to_owned(),
+                Some("recover#0".to_owned())
+            ))
         );
         assert_eq!(chain.take_output::<i32>(), Vec::<i32>::new());
     }

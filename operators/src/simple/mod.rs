@@ -116,7 +116,7 @@ pub trait SimpleOps: Via {
     /// Backpressures when: downstream backpressures.
     /// Completes when: upstream completes (an empty stream still emits `zero`).
     /// Cancels when: downstream cancels.
-    /// Fails when: upstream fails.
+    /// Fails when: upstream fails (after `zero`).
     fn scan<S: Clone + Send + Sync + 'static>(
         self,
         zero: S,

@@ -105,13 +105,17 @@ impl<'a> StageCx<'a> {
     /// sink and `Ok` lets the stage go on; under Restart it goes there too and the error comes back so
     /// the stage returns it (leaving the rest of its input) and the engine recreates the logic; under
     /// Stop the error comes back (with the stage path and `repr`, the element's rendering) for the
-    /// stage to return. Without `repr`, an element whose type renders is rendered here.
+    /// stage to return. Without `repr`, an element whose type renders is rendered here. A
+    /// cancellation is not an element failure: it comes back at once, unsupervised.
     pub fn element_failed(
         &mut self,
         error: StageError,
         element: Option<Box<dyn Any + Send>>,
         repr: Option<String>,
     ) -> Result<(), StageError> {
+        if error.kind() == crate::ErrorKind::Cancelled {
+            return Err(error);
+        }
         let error = error.with_stage(&self.info.path);
         let repr = repr.or_else(|| element.as_deref().and_then(|x| crate::render_any(x)));
         let error = match &repr {

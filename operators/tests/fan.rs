@@ -334,6 +334,57 @@ async fn merge_sorted_merges_sorted_inputs() {
     assert!(v.windows(2).all(|w| w[0] <= w[1]));
 }
 
+fn merge_sorted_by(
+    l: Vec<i32>,
+    r: Vec<i32>,
+    cmp: impl Fn(&i32, &i32) -> Result<std::cmp::Ordering, StageError> + Send + Sync + 'static,
+) -> Source<i32> {
+    let mut b = GraphBuilder::new();
+    let j = b.add(MergeSortedBy::new(cmp));
+    let (ls, _) = b.add_source(from_vec(l));
+    let (rs, _) = b.add_source(from_vec(r));
+    b.connect(ls, j.left).unwrap();
+    b.connect(rs, j.right).unwrap();
+    b.build_source(j.outlet, |_| ()).unwrap()
+}
+
+#[tokio::test]
+async fn merge_sorted_by_orders_with_the_comparator_left_first_on_ties() {
+    // Descending by value, ties by parity: 4 and 2 compare equal to 8 and 6, left goes first.
+    let desc = |a: &i32, b: &i32| Ok(b.cmp(a));
+    let s = merge_sorted_by(vec![9, 7, 7, 1], vec![8, 7, 2], desc);
+    assert_eq!(run_collect(s).await.unwrap(), vec![9, 8, 7, 7, 7, 2, 1]);
+    let by_tens = |a: &i32, b: &i32| Ok((a / 10).cmp(&(b / 10)));
+    let s = merge_sorted_by(vec![11, 12, 30], vec![10, 13, 20], by_tens);
+    assert_eq!(run_collect(s).await.unwrap(), vec![11, 12, 10, 13, 20, 30]);
+}
+
+#[tokio::test]
+async fn merge_sorted_by_fails_with_the_comparator_error_after_what_it_merged() {
+    let mut b = GraphBuilder::new();
+    let j = b.add(MergeSortedBy::new(|a: &i32, b: &i32| {
+        if *a == 6 || *b == 6 {
+            Err(StageError::user("cannot compare 6"))
+        } else {
+            Ok(a.cmp(b))
+        }
+    }));
+    let (ls, _) = b.add_source(from_vec(vec![1, 4, 6]));
+    let (rs, _) = b.add_source(from_vec(vec![2, 3, 7]));
+    let (si, k) = b.add_sink(TestSink::probe::<i32>());
+    b.connect(ls, j.left).unwrap();
+    b.connect(rs, j.right).unwrap();
+    b.connect(j.outlet, si).unwrap();
+    let g = b.build_mat(move |m| m.take(k).unwrap()).unwrap();
+    let mut probe = g.run().unwrap();
+    probe.request(10);
+    assert_eq!(probe.expect_next_n(4).await, vec![1, 2, 3, 4]);
+    assert_eq!(
+        probe.expect_error().await,
+        "stage 'merge_sorted#0' failed: cannot compare 6"
+    );
+}
+
 // ---- zips ----
 
 #[tokio::test]

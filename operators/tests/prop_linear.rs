@@ -138,8 +138,7 @@ impl Op {
                 failed,
             ),
             Op::FlatMap(k) => (it.flat_map(|x| std::iter::repeat_n(x, k)).collect(), failed),
-            // Emits its zero with the first batch it sees, or on completion.
-            Op::Scan if failed && v.is_empty() => (v, true),
+            // Emits its zero with the first batch it sees, on completion, or ahead of a failure.
             Op::Scan => (
                 std::iter::once(0)
                     .chain(it.scan(0i64, |a, x| {
@@ -231,7 +230,6 @@ impl Op {
                 });
                 (vec![acc], false)
             }
-            Op::ScanPanicEvery(_, _) if failed && v.is_empty() => (v, true),
             Op::ScanPanicEvery(m, restart) => {
                 let mut out = vec![0];
                 let mut acc = 0i64;
@@ -244,11 +242,8 @@ impl Op {
                         out.push(0);
                     }
                 }
-                // A restart on the last element emits the fresh seed only once more input or
-                // completion reaches the new instance.
-                if restart && failed && v.last().is_some_and(|x| x.rem_euclid(m) == 0) {
-                    out.pop();
-                }
+                // A restart emits the fresh seed at once (as Akka's), also when it is the last
+                // element before a failure: the new instance emits it ahead of the failure.
                 (out, failed)
             }
         }

@@ -253,6 +253,28 @@ async fn recover_with_retries_switches_to_the_recovery_source() {
 }
 
 #[tokio::test]
+async fn try_recover_with_retries_fails_with_the_error_of_its_function() {
+    use weir_operators::substream::try_recover_with_retries;
+    let f = try_recover_with_retries(2, |e: &StageError| {
+        if e.message() == "first" {
+            Ok(Some(failing(vec![7u32], "second")))
+        } else {
+            Err(StageError::user("no recovery"))
+        }
+    });
+    let g = failing(vec![1u32], "first")
+        .via(f)
+        .to_mat(TestSink::probe::<u32>(), Keep::right);
+    let mut probe = g.run().unwrap();
+    probe.request(10);
+    assert_eq!(probe.expect_next_n(2).await, vec![1, 7]);
+    assert_eq!(
+        probe.expect_error().await,
+        "stage 'recover_with_retries#1' failed: no recovery"
+    );
+}
+
+#[tokio::test]
 async fn recover_with_retries_gives_up_after_attempts() {
     let s = failing(vec![1u32], "first")
         .recover_with_retries(2, |_| Some(failing(vec![5u32], "again")));

@@ -10,6 +10,17 @@ use weir_graph::{ErrorKind, StageError};
 /// touches the object (calls, clones, comparisons) happens on the Python dispatcher with the GIL.
 pub struct PyObj(pub Py<PyAny>);
 
+/// A new reference to the same object, so the generic Rust operators that copy elements
+/// (`broadcast`, `sliding`, `expand`, `scan`, ...) run over `PyObj` as they are. It takes the
+/// GIL, so it is meant only for the islands of a Python run, which run on the run's dispatcher
+/// whose serving thread already holds it (cheap there); elsewhere it waits for the GIL, and on a
+/// tokio worker it counts as a violation of the GIL invariant ([`crate::gil::with`]).
+impl Clone for PyObj {
+    fn clone(&self) -> Self {
+        crate::gil::with(|py| self.clone_ref(py))
+    }
+}
+
 impl fmt::Debug for PyObj {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("PyObj")
@@ -95,6 +106,13 @@ pub fn user_error_on(py: Python<'_>, err: PyErr, element: Option<&PyObj>) -> Sta
     };
     let element = element.map(|x| x.0.clone_ref(py));
     StageError::from_boxed(ErrorKind::User, Box::new(PyCause { err, element, text }))
+}
+
+/// The stage error for user code raising `err` on the element `x`: a user error caused by the
+/// exception, carrying `x` and its bounded rendering, so supervision, dead letters and the
+/// error message name the element as in Rust (a `KeyboardInterrupt` cancels the run).
+pub fn failure_on(py: Python<'_>, err: PyErr, x: &PyObj) -> StageError {
+    user_error_on(py, err, Some(x)).with_element(&short_repr(py, x))
 }
 
 static REPR: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();

@@ -154,8 +154,8 @@ def _fail_on_multiple(m: int) -> Callable[[int], int]:
 
 
 def _scan_model(v: List[int], m: int, failed: bool, restart: bool) -> Tuple[List[int], bool]:
-    """A running sum skipping multiples of ``m``; a restart emits the seed again and starts over
-    (the seed of a restart on the very last element only comes with completion)."""
+    """A running sum skipping multiples of ``m``; a restart emits the seed again at once and
+    starts over (as Akka's scan does, also when the restart was on the last element)."""
     out, acc = [0], 0
     for x in v:
         if x % m != 0:
@@ -164,8 +164,6 @@ def _scan_model(v: List[int], m: int, failed: bool, restart: bool) -> Tuple[List
         elif restart:
             acc = 0
             out.append(0)
-    if restart and failed and v and v[-1] % m == 0:
-        out.pop()
     return out, failed
 
 

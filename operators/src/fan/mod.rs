@@ -28,7 +28,7 @@ pub use balance::{Balance, BalancePorts};
 pub use broadcast::{Broadcast, BroadcastPorts, WireTap, WireTapPorts};
 pub use concat::{Concat, Interleave};
 pub use merge::{Merge, MergePorts, MergePreferred, MergePreferredPorts, MergePrioritized};
-pub use merge_sorted::{MergeSorted, MergeSortedPorts};
+pub use merge_sorted::{MergeSorted, MergeSortedBy, MergeSortedPorts};
 pub use partition::{Partition, PartitionPorts};
 pub use zip::{Unzip, UnzipPorts, Zip, ZipPorts, ZipWith};
 pub use zip_latest::ZipLatest;

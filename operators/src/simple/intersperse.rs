@@ -77,6 +77,20 @@ pub fn intersperse_around<T: Clone + Send + Sync + 'static>(
     build(Some(start), sep, Some(end))
 }
 
+/// `sep` between consecutive elements, with an optional `start` before them and `end` after.
+/// Emits when: first element or completion (`start`), each element, completion (`end`).
+/// Backpressures when: downstream backpressures.
+/// Completes when: upstream completes and `end` (if any) is emitted.
+/// Cancels when: downstream cancels.
+/// Fails when: upstream fails (`end` is not emitted).
+pub fn intersperse_framed<T: Clone + Send + Sync + 'static>(
+    start: Option<T>,
+    sep: T,
+    end: Option<T>,
+) -> Flow<T, T> {
+    build(start, sep, end)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +115,20 @@ mod tests {
         let got = run(&f, vec![vec![], vec!["a"], vec!["b"]]).ok();
         assert_eq!(got, Some(vec!["[", "a", ",", "b", "]"]));
         assert_eq!(run(&f, vec![]).ok(), Some(vec!["[", "]"]));
+    }
+
+    #[test]
+    fn framed_emits_only_the_markers_given() {
+        let only_start = intersperse_framed(Some(-1), 0, None);
+        assert_eq!(
+            run(&only_start, batches(&[1, 2], 1)).ok(),
+            Some(vec![-1, 1, 0, 2])
+        );
+        let only_end = intersperse_framed(None, 0, Some(-2));
+        assert_eq!(run(&only_end, vec![]).ok(), Some(vec![-2]));
+        assert_eq!(
+            run(&only_end, batches(&[1, 2], 2)).ok(),
+            Some(vec![1, 0, 2, -2])
+        );
     }
 }

@@ -5,6 +5,7 @@
 //! (`simple::map(|x: u32| x + 1)`). User closures are cloned into every materialization, every
 //! parallel subtask and every Restart, so each instance starts from a fresh copy of its state.
 
+mod fallible;
 mod grouped;
 mod inspect;
 mod intersperse;
@@ -17,12 +18,16 @@ mod take;
 pub(crate) mod testkit;
 mod try_map;
 
+pub use fallible::{
+    try_drop_while, try_fold, try_inspect, try_reduce, try_scan, try_take_while,
+    try_take_while_inclusive,
+};
 pub use grouped::{grouped, sliding};
 pub use inspect::{inspect, log, log_at, zip_with_index};
-pub use intersperse::{intersperse, intersperse_around};
+pub use intersperse::{intersperse, intersperse_around, intersperse_framed};
 pub use limit::{StreamLimitReached, limit};
 pub use map::{filter, filter_map, flat_map, map, map_concat};
-pub use recover::{recover, recover_with};
+pub use recover::{recover, recover_with, try_recover};
 pub use scan::{fold, fold_with_codec, reduce, scan, scan_with_codec};
 pub use take::{drop, drop_while, take, take_while, take_while_inclusive};
 pub use try_map::try_map;
@@ -111,7 +116,7 @@ pub trait SimpleOps: Via {
     /// Backpressures when: downstream backpressures.
     /// Completes when: upstream completes (an empty stream still emits `zero`).
     /// Cancels when: downstream cancels.
-    /// Fails when: upstream fails.
+    /// Fails when: upstream fails (after `zero`).
     fn scan<S: Clone + Send + Sync + 'static>(
         self,
         zero: S,

@@ -54,6 +54,20 @@ where
         (self.acc, self.started) = codec.decode(snapshot)?;
         Ok(())
     }
+
+    fn on_upstream_error(
+        &mut self,
+        error: StageError,
+        out: &mut Vec<S>,
+        _scx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        // `zero` is due on the first demand (as Akka's): it goes ahead of the failure.
+        if !self.started {
+            self.started = true;
+            out.push(self.acc.clone());
+        }
+        Err(error)
+    }
 }
 
 /// Flow form of [`SimpleOps::scan`](super::SimpleOps::scan).
@@ -279,6 +293,18 @@ mod tests {
         let s = scan(0i64, |a: &i64, x: i64| a + x);
         assert_eq!(run(&s, batches(&[1, 2, 3], 2)).ok(), Some(vec![0, 1, 3, 6]));
         assert_eq!(run(&s, vec![]).ok(), Some(vec![0]));
+    }
+
+    #[test]
+    fn scan_emits_zero_ahead_of_a_failure_before_any_element() {
+        let s = scan(7i64, |a: &i64, x: i64| a + x);
+        let mut chain = crate::simple::testkit::Chain::new(&s, None);
+        let r = chain.fail(StageError::user("up"));
+        assert_eq!(
+            r.err().map(|e| e.message().to_owned()),
+            Some("up".to_owned())
+        );
+        assert_eq!(chain.take_output::<i64>(), vec![7]);
     }
 
     #[test]

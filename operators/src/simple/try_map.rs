@@ -2,7 +2,7 @@
 
 use std::error::Error;
 use std::marker::PhantomData;
-use weir_graph::{ErrorKind, Flow, FlowLogic, StageCx, StageError, consume_ref};
+use weir_graph::{Flow, FlowLogic, StageCx, StageError, consume_ref};
 
 struct TryMapLogic<F, E> {
     f: F,
@@ -31,7 +31,7 @@ where
                 match r {
                     Ok(y) => out.push(y),
                     Err(e) => {
-                        let err = StageError::from_boxed(ErrorKind::User, e.into());
+                        let err = super::fallible::user_failure(e);
                         scx.element_failed(err, Some(Box::new(x)), None)?;
                     }
                 }
@@ -64,7 +64,7 @@ where
 mod tests {
     use super::*;
     use crate::simple::testkit::{Chain, run_sup};
-    use weir_graph::{DeadLetterSink, Supervision};
+    use weir_graph::{DeadLetterSink, ErrorKind, Supervision};
 
     fn parse() -> Flow<&'static str, i32> {
         try_map(|s: &&'static str| s.parse::<i32>())

@@ -11,6 +11,7 @@ mod recover;
 mod split;
 
 pub use group_by::GroupBy;
+pub use recover::try_recover_with_retries;
 pub use split::Split;
 
 use crate::Via;

@@ -6,12 +6,30 @@ use std::sync::Arc;
 use std::task::Poll;
 use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, Input, Source, StageError};
 
-type Recover<T, M> = Arc<dyn Fn(&StageError) -> Option<Source<T, M>> + Send + Sync>;
+type Recover<T, M> =
+    Arc<dyn Fn(&StageError) -> Result<Option<Source<T, M>>, StageError> + Send + Sync>;
 
 /// The flow behind `recover_with_retries(attempts, f)`.
 pub(crate) fn flow<T: Send + 'static, M: Send + 'static>(
     attempts: usize,
     f: impl Fn(&StageError) -> Option<Source<T, M>> + Send + Sync + 'static,
+) -> Flow<T, T, ()> {
+    try_recover_with_retries(attempts, move |e: &StageError| Ok(f(e)))
+}
+
+/// `recover_with_retries` with a fallible `f`: on upstream failure, continues with the source
+/// `f` returns for the error, at most `attempts` times; `Ok(None)` keeps the failure, `Err` fails
+/// the stage with `f`'s error instead.
+///
+/// Emits when: the current upstream (original or recovery source) emits.
+/// Backpressures when: downstream backpressures.
+/// Completes when: the current upstream completes.
+/// Cancels when: downstream cancels.
+/// Fails when: a failure arrives with no attempt left, or `f` returns `Ok(None)` (that failure)
+/// or `Err` (its error) for it.
+pub fn try_recover_with_retries<T: Send + 'static, M: Send + 'static>(
+    attempts: usize,
+    f: impl Fn(&StageError) -> Result<Option<Source<T, M>>, StageError> + Send + Sync + 'static,
 ) -> Flow<T, T, ()> {
     let f: Recover<T, M> = Arc::new(f);
     Flow::from_async("recover_with_retries", move |_info| {
@@ -57,7 +75,7 @@ impl<T: Send + 'static, M: Send + 'static> AsyncLogic for RecoverLogic<T, M> {
                         if attempts == 0 {
                             return Err(e);
                         }
-                        let Some(source) = f(&e) else {
+                        let Some(source) = f(&e).map_err(|e| e.with_stage(&path))? else {
                             return Err(e);
                         };
                         attempts -= 1;

@@ -2,14 +2,15 @@
 
 use super::{Bp, NBlueprint, source_of, wrap};
 use crate::errors::{GraphInvalid, graph_err};
-use crate::junction::{PyBroadcast, PyZip};
 use crate::mat::MatValue;
 use crate::obj::PyObj;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use std::sync::Mutex;
 use weir_graph::{GraphBuilder, Inlet, MatKey, Outlet};
-use weir_operators::fan::{Balance, Concat, Merge, MergePreferred, MergePrioritized};
+use weir_operators::fan::{
+    Balance, Broadcast, Concat, Merge, MergePreferred, MergePrioritized, Zip,
+};
 
 /// A typed input port of a component added to a builder.
 #[pyclass(module = "weir._native", name = "Inlet", frozen)]
@@ -129,18 +130,17 @@ impl NBuilder {
         let n = n.max(1);
         self.with(|b| match kind {
             "broadcast" => {
-                let p = b.add(PyBroadcast(n, eager_cancel));
+                let p = b.add(Broadcast::<PyObj>::new(n).eager_cancel(eager_cancel));
                 Ok((
-                    vec![NInlet(p.inlet(0))],
-                    (0..n).map(|i| NOutlet(p.outlet(i))).collect(),
+                    vec![NInlet(p.inlet)],
+                    p.outlets.into_iter().map(NOutlet).collect(),
                 ))
             }
             "zip" => {
-                let p = b.add(PyZip);
-                Ok((
-                    vec![NInlet(p.inlet(0)), NInlet(p.inlet(1))],
-                    vec![NOutlet(p.outlet(0))],
-                ))
+                let p = b.add(Zip::<PyObj, PyObj>::new());
+                let (ti, to, _) = b.add_flow(crate::ops::tuple_flow("zip"));
+                b.connect(p.outlet, ti).map_err(graph_err)?;
+                Ok((vec![NInlet(p.left), NInlet(p.right)], vec![NOutlet(to)]))
             }
             "balance" => {
                 let p = b.add(Balance::<PyObj>::new(n));

@@ -4,8 +4,7 @@
 
 use crate::mat::{KeepMode, MatValue};
 use crate::obj::PyObj;
-use crate::ops::pyops::tuple2;
-use crate::stages::{OpFactory, PyOp, convert, py_flow, unit_mat};
+use crate::stages::{OpFactory, PyOp, unit_mat};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use std::sync::Arc;
@@ -208,10 +207,7 @@ impl NBlueprint {
     /// Pairs elements with those of `other` (a source) into tuples.
     fn zip(&self, other: &NBlueprint) -> PyResult<NBlueprint> {
         let o = source_of(other)?;
-        let tuples = py_flow::<(PyObj, PyObj), PyObj>(
-            "zip",
-            op(|_py| convert(|py, (a, b): (PyObj, PyObj)| tuple2(py, a.0, b.0))),
-        );
+        let tuples = crate::ops::tuple_flow("zip");
         linear(
             &self.bp,
             Flow::<PyObj, PyObj, ()>::identity()

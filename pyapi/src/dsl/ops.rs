@@ -4,10 +4,11 @@ use super::supervision::NSupervision;
 use super::{Bp, NBlueprint, op, wrap};
 use crate::mat::MatValue;
 use crate::obj::{KeyedObj, PyObj};
+use crate::pyfn::PyFn;
 use crate::stages::{
-    CountAgg, FoldAgg, FoldOp, GroupedOp, KeyCountOp, KeyOp, KeyTable, ListOp, MapBatchesOp,
-    OpFactory, PyOp, ScanOp, SinkKind, container_source, external_flow, is_container, iter_source,
-    py_flow, py_sink, unit_mat,
+    CountAgg, FoldAgg, KeyCountOp, KeyOp, KeyTable, ListOp, MapBatchesOp, OpFactory, PyOp,
+    SinkKind, container_source, external_flow, is_container, iter_source, py_flow, py_sink,
+    unit_mat,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use weir_engine::KillSwitches;
 use weir_graph::{Flow, Supervision};
+use weir_operators::simple;
 
 /// A stateless element-wise operation that can be fused with its neighbours into one stage:
 /// `kind` is `map`, `filter`, `flat_map` or `map_batches`.
@@ -173,46 +175,33 @@ pub fn flow_map_batches(f: Py<PyAny>) -> NBlueprint {
     ))
 }
 
-/// `scan(zero, f)`.
+/// `scan(zero, f)` (the Rust `try_scan` calling `f` on the dispatcher).
 #[pyfunction]
 pub fn flow_scan(zero: Py<PyAny>, f: Py<PyAny>) -> NBlueprint {
-    flow(py_flow(
-        "scan",
-        op(move |py| ScanOp {
-            zero: zero.clone_ref(py),
-            acc: zero.clone_ref(py),
-            f: f.clone_ref(py),
-            restarted: false,
-        }),
-    ))
+    let f = PyFn::new(f);
+    let scan = simple::try_scan(PyObj(zero), move |acc: &PyObj, x: &PyObj| f.call2(acc, x));
+    flow(unit_mat(scan))
 }
 
-/// `fold(zero, f)` as a flow emitting once; `zero=None` with `reduce=True` gives `reduce(f)`.
+/// `fold(zero, f)` as a flow emitting once; `zero=None` with `reduce=True` gives `reduce(f)`
+/// (the Rust `try_fold` / `try_reduce`).
 #[pyfunction]
 #[pyo3(signature = (zero, f, reduce = false))]
 pub fn flow_fold(zero: Py<PyAny>, f: Py<PyAny>, reduce: bool) -> NBlueprint {
-    let name = if reduce { "reduce" } else { "fold" };
-    flow(py_flow(
-        name,
-        op(move |py| {
-            let z = (!reduce).then(|| zero.clone_ref(py));
-            FoldOp {
-                acc: z.as_ref().map(|z| z.clone_ref(py)),
-                zero: z,
-                f: f.clone_ref(py),
-            }
-        }),
-    ))
+    let f = PyFn::new(f);
+    let step = move |acc: &PyObj, x: &PyObj| f.call2(acc, x);
+    if reduce {
+        flow(unit_mat(simple::try_reduce(step)))
+    } else {
+        flow(unit_mat(simple::try_fold(PyObj(zero), step)))
+    }
 }
 
-/// `grouped(n)`: lists of `n` elements.
+/// `grouped(n)`: lists of `n` elements (the Rust `grouped`).
 #[pyfunction]
 pub fn flow_grouped(n: usize) -> NBlueprint {
-    let n = n.max(1);
-    flow(py_flow(
-        "grouped",
-        op(move |_py| GroupedOp { n, buf: Vec::new() }),
-    ))
+    let g = simple::grouped::<PyObj>(n.max(1));
+    flow(unit_mat(g).via(crate::ops::list_flow("grouped")))
 }
 
 /// `take(n)` (generic Rust operator).

@@ -16,30 +16,24 @@ fn take_mat(k: MatKey<MatValue>) -> impl Fn(&mut weir_graph::MatValues) -> MatVa
 #[pyo3(signature = (sink, tap = false))]
 pub fn flow_also_to(sink: &NBlueprint, tap: bool) -> PyResult<NBlueprint> {
     let sink = sink_of(sink)?;
-    let name = if tap { "wire_tap" } else { "also_to" };
     let mut b = GraphBuilder::new();
-    let (si, so, _) = b.add_flow(share());
-    let (mi, mo, _) = b.add_flow(unshare_flow(name));
-    let (ti, to, _) = b.add_flow(unshare_flow(name));
+    let (si, so, _) = b.add_flow(unit_mat(Flow::<PyObj, PyObj, ()>::identity()));
     let (ki, k) = b.add_sink(sink);
     let r = (|| {
-        if tap {
-            let j = b.add(WireTap::<Shared>::new());
+        let (main, side) = if tap {
+            let j = b.add(WireTap::<PyObj>::new());
             b.connect(so, j.inlet)?;
-            b.connect(j.main, mi)?;
-            b.connect(j.tap, ti)?;
+            (j.main, j.tap)
         } else {
-            let j = b.add(Broadcast::<Shared>::new(2).eager_cancel(true));
+            let j = b.add(Broadcast::<PyObj>::new(2).eager_cancel(true));
             b.connect(so, j.inlet)?;
-            let (o0, o1) = match j.outlets.as_slice() {
+            match j.outlets.as_slice() {
                 [a, c, ..] => (*a, *c),
                 _ => return Err(weir_graph::GraphError::UnknownNode("also_to".into())),
-            };
-            b.connect(o0, mi)?;
-            b.connect(o1, ti)?;
-        }
-        b.connect(to, ki)?;
-        b.build_flow(si, mo, take_mat(k))
+            }
+        };
+        b.connect(side, ki)?;
+        b.build_flow(si, main, take_mat(k))
     })();
     built(r)
 }
@@ -49,7 +43,7 @@ pub fn flow_also_to(sink: &NBlueprint, tap: bool) -> PyResult<NBlueprint> {
 pub fn flow_divert_to(sink: &NBlueprint, pred: Py<PyAny>) -> PyResult<NBlueprint> {
     let sink = sink_of(sink)?;
     let mut b = GraphBuilder::new();
-    let (ti, to, _) = b.add_flow(tag_flow("divert_to", pred, false));
+    let (ti, to, _) = b.add_flow(tag_flow("divert_to", pred));
     let (mi, mo, _) = b.add_flow(untag::<bool>());
     let (di, dout, _) = b.add_flow(untag::<bool>());
     let (ki, k) = b.add_sink(sink);
@@ -70,18 +64,19 @@ pub fn flow_divert_to(sink: &NBlueprint, pred: Py<PyAny>) -> PyResult<NBlueprint
     built(r)
 }
 
-/// `merge_sorted(other)`: both sorted ascending (Python `<`), merged into one sorted stream.
+/// `merge_sorted(other)`: both sorted ascending (Python `<`), merged into one sorted stream
+/// (the Rust `MergeSortedBy`).
 #[pyfunction]
 pub fn flow_merge_sorted(other: &NBlueprint) -> PyResult<NBlueprint> {
     let other = source_of(other)?;
     let mut b = GraphBuilder::new();
     let (i, o, _) = b.add_flow(Flow::<PyObj, PyObj, ()>::identity());
     let (so, _) = b.add_source(other);
-    let j = b.add(stages::PyMergeSorted);
+    let j = b.add(MergeSortedBy::new(crate::pyfn::py_order));
     let r = (|| {
-        b.connect(o, j.inlet::<PyObj>(0))?;
-        b.connect(so, j.inlet::<PyObj>(1))?;
-        b.build_flow(i, j.outlet::<PyObj>(0), |_| MatValue::Unit)
+        b.connect(o, j.left)?;
+        b.connect(so, j.right)?;
+        b.build_flow(i, j.outlet, |_| MatValue::Unit)
     })();
     built(r)
 }
@@ -98,12 +93,12 @@ pub fn flow_interleave(other: &NBlueprint, segment_size: usize) -> PyResult<NBlu
 /// `zip_latest(other)`: `(a, b)` of the latest elements of both, on every new element.
 #[pyfunction]
 pub fn flow_zip_latest(other: &NBlueprint) -> PyResult<NBlueprint> {
-    let other = source_of(other)?.via(share());
+    let other = source_of(other)?;
     let mut b = GraphBuilder::new();
-    let (i, o, _) = b.add_flow(share());
+    let (i, o, _) = b.add_flow(Flow::<PyObj, PyObj, ()>::identity());
     let (so, _) = b.add_source(other);
-    let (pi, po, _) = b.add_flow(py_flow("zip_latest", factory(|_py| convert(shared_pair))));
-    let j = b.add(ZipLatest::<Shared, Shared>::new());
+    let (pi, po, _) = b.add_flow(tuple_flow("zip_latest"));
+    let j = b.add(ZipLatest::<PyObj, PyObj>::new());
     let r = (|| {
         b.connect(o, j.left)?;
         b.connect(so, j.right)?;

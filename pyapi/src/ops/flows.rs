@@ -2,8 +2,9 @@
 //! `inspect`, `recover*`, `flat_map_*`, `group_by`, `split_*`.
 
 use super::*;
+use weir_operators::simple;
 
-/// `take_while(pred, inclusive)`; `sup` supervises the stage calling `pred`.
+/// `take_while(pred, inclusive)` (the Rust `try_take_while*`); `sup` supervises it.
 #[pyfunction]
 #[pyo3(signature = (f, inclusive = false, sup = None))]
 pub fn flow_take_while(
@@ -11,47 +12,38 @@ pub fn flow_take_while(
     inclusive: bool,
     sup: Option<&crate::dsl::NSupervision>,
 ) -> NBlueprint {
-    let name = if inclusive {
-        "take_while_inclusive"
-    } else {
-        "take_while"
-    };
-    let tags = Flow::<(bool, PyObj), (bool, PyObj), ()>::identity();
+    let f = PyFn::new(f);
+    let pred = move |x: &PyObj| f.truthy(x);
     let tw = if inclusive {
-        tags.take_while_inclusive(|t: &(bool, PyObj)| t.0)
+        simple::try_take_while_inclusive(pred)
     } else {
-        tags.take_while(|t: &(bool, PyObj)| t.0)
+        simple::try_take_while(pred)
     };
-    let mut tags = tag_flow(name, f, true);
-    if let Some(s) = sup {
-        tags = tags.with_supervision(s.0.clone());
-    }
-    flow(tags.via(tw.via(untag())))
+    let tw = match sup {
+        Some(s) => tw.with_supervision(s.0.clone()),
+        None => tw,
+    };
+    flow(unit_mat(tw))
 }
 
-/// `drop_while(pred)`.
+/// `drop_while(pred)` (the Rust `try_drop_while`).
 #[pyfunction]
 pub fn flow_drop_while(f: Py<PyAny>) -> NBlueprint {
-    flow(py_flow(
-        "drop_while",
-        factory(move |py| DropWhileOp {
-            f: f.clone_ref(py),
-            passing: false,
-        }),
-    ))
+    let f = PyFn::new(f);
+    flow(unit_mat(simple::try_drop_while(move |x: &PyObj| {
+        f.truthy(x)
+    })))
 }
 
-/// `sliding(n, step)`.
+/// `sliding(n, step)`: lists (the Rust `sliding`).
 #[pyfunction]
 #[pyo3(signature = (n, step = 1))]
 pub fn flow_sliding(n: usize, step: usize) -> NBlueprint {
-    flow(py_flow(
-        "sliding",
-        factory(move |_py| SlidingOp::new(n, step)),
-    ))
+    let w = simple::sliding::<PyObj>(n.max(1), step.max(1));
+    flow(unit_mat(w).via(list_flow("sliding")))
 }
 
-/// `intersperse(sep, start, end)`.
+/// `intersperse(sep, start, end)` (the Rust `intersperse_framed`).
 #[pyfunction]
 #[pyo3(signature = (sep, start = None, end = None))]
 pub fn flow_intersperse(
@@ -59,44 +51,36 @@ pub fn flow_intersperse(
     start: Option<Py<PyAny>>,
     end: Option<Py<PyAny>>,
 ) -> NBlueprint {
-    flow(py_flow(
-        "intersperse",
-        factory(move |py| IntersperseOp {
-            sep: sep.clone_ref(py),
-            start: start.as_ref().map(|s| s.clone_ref(py)),
-            end: end.as_ref().map(|s| s.clone_ref(py)),
-            first: true,
-        }),
-    ))
+    let i = simple::intersperse_framed(start.map(PyObj), PyObj(sep), end.map(PyObj));
+    flow(unit_mat(i))
 }
 
-/// `zip_with_index()`.
+/// `zip_with_index()`: the Rust `zip_with_index`, pairs as tuples.
 #[pyfunction]
 pub fn flow_zip_with_index() -> NBlueprint {
-    flow(py_flow(
+    let tuples = py_flow(
         "zip_with_index",
         factory(|_py| {
-            let mut next = 0u64;
-            convert(move |py, x: PyObj| {
-                let Ok(i) = next.into_pyobject(py);
-                next += 1;
+            convert(|py, (x, i): (PyObj, u64)| {
+                let Ok(i) = i.into_pyobject(py);
                 tuple2(py, x.0, i.into_any().unbind())
             })
         }),
-    ))
+    );
+    flow(unit_mat(simple::zip_with_index::<PyObj>()).via(tuples))
 }
 
-/// `inspect(f, on_complete)`.
+/// `inspect(f, on_complete)` (the Rust `try_inspect`).
 #[pyfunction]
 #[pyo3(signature = (f, on_complete = None, name = "inspect"))]
 pub fn flow_inspect(f: Py<PyAny>, on_complete: Option<Py<PyAny>>, name: &str) -> NBlueprint {
-    flow(py_flow(
-        name,
-        factory(move |py| InspectOp {
-            f: f.clone_ref(py),
-            on_complete: on_complete.as_ref().map(|c| c.clone_ref(py)),
-        }),
-    ))
+    let f = PyFn::new(f);
+    let done = on_complete.map(PyFn::new);
+    let i = simple::try_inspect(
+        move |x: &PyObj| f.call1(x).map(drop),
+        move || done.as_ref().map_or(Ok(()), PyFn::call0),
+    );
+    flow(unit_mat(i).named(name))
 }
 
 /// `recover(f)`.
@@ -121,16 +105,14 @@ pub fn flow_flat_map_sources(f: Py<PyAny>, breadth: usize, merge: bool) -> NBlue
     } else {
         "flat_map_merge"
     };
-    let sources = py_flow(
-        name,
-        factory(move |py| {
-            let f = f.clone_ref(py);
-            each_fallible(move |py, x: &PyObj| {
-                let s = f.bind(py).call1((x.0.bind(py),))?;
-                Ok(SubSource(to_source(&s)?))
-            })
-        }),
-    );
+    let f = PyFn::new(f);
+    let sources = simple::try_map(move |x: &PyObj| {
+        crate::pyfn::attempt(x, |py, x| {
+            let s = f.get().bind(py).call1((x.0.bind(py),))?;
+            Ok(SubSource(to_source(&s)?))
+        })
+    });
+    let sources = unit_mat(sources).named(name);
     let ids = Flow::<SubSource, SubSource, ()>::identity();
     let merged = if breadth <= 1 {
         ids.flat_map_concat(|s: SubSource| s.0)
@@ -176,7 +158,7 @@ pub fn flow_split(pred: Py<PyAny>, after: bool, sub: &NBlueprint) -> PyResult<NB
             .merge_substreams_via(sub)
     };
     Ok(flow(
-        tag_flow(name, pred, false).via(unit_mat(stages::with_run_ctx(split))),
+        tag_flow(name, pred).via(unit_mat(stages::with_run_ctx(split))),
     ))
 }
 

@@ -12,6 +12,26 @@ use weir_graph::{AsyncIo, AsyncLogic, Module};
 use weir_operators::hub::{BroadcastHub, MergeHub, PartitionHub, Partitioner, Routed};
 use weir_operators::restart::{RestartFlow, RestartSettings, RestartSink, RestartSource};
 
+/// An element shared between the consumers of a `BroadcastHub` by reference count: the hub
+/// copies elements under its own lock, possibly on another run's dispatcher, where taking the GIL
+/// (as cloning a [`PyObj`] does) could deadlock against a thread holding the GIL and waiting for
+/// that lock.
+type Shared = Arc<PyObj>;
+
+fn share() -> Flow<PyObj, Shared, ()> {
+    Flow::<PyObj, PyObj, ()>::identity().map(Arc::new)
+}
+
+/// Turns [`Shared`] elements back into owned objects (a new reference when still shared).
+fn unshare_flow(name: &str) -> Flow<Shared, PyObj, MatValue> {
+    py_flow(
+        name,
+        factory(|_py| {
+            convert(|py, s: Shared| Ok(Arc::try_unwrap(s).unwrap_or_else(|s| s.clone_ref(py))))
+        }),
+    )
+}
+
 /// A positive size from Python, or a `ValueError` naming the operator and the parameter.
 fn size(op: &str, param: &str, n: i64) -> PyResult<usize> {
     match usize::try_from(n) {

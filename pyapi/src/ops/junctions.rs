@@ -2,6 +2,7 @@
 //! `Interleave`, `MergeSorted`, `ZipLatest`, `Unzip`.
 
 use super::*;
+use crate::pyfn::attempt;
 
 type PortLists = (Vec<NInlet>, Vec<NOutlet>);
 
@@ -49,16 +50,14 @@ fn add_junction(
     Ok(match kind {
         "partition" => {
             let f = f.ok_or_else(|| PyTypeError::new_err("Partition needs a function"))?;
-            let (ti, to, _) = b.add_flow(py_flow(
-                "partition",
-                factory(move |py| {
-                    let f = f.clone_ref(py);
-                    each_fallible(move |py, x: &PyObj| {
-                        let r = f.bind(py).call1((x.0.bind(py),))?;
-                        Ok((partition_index(&r, n)?, x.clone_ref(py)))
-                    })
-                }),
-            ));
+            let f = PyFn::new(f);
+            let tags = weir_operators::simple::try_map(move |x: &PyObj| {
+                attempt(x, |py, x| {
+                    let r = f.get().bind(py).call1((x.0.bind(py),))?;
+                    Ok((partition_index(&r, n)?, x.clone_ref(py)))
+                })
+            });
+            let (ti, to, _) = b.add_flow(unit_mat(tags).named("partition"));
             let j = b.add(
                 Partition::<(usize, PyObj)>::new(n, |t: &(usize, PyObj)| t.0)
                     .eager_cancel(eager_cancel),
@@ -87,30 +86,23 @@ fn add_junction(
             ports(j.inlets, vec![j.outlet])
         }
         "merge_sorted" => {
-            let j = b.add(stages::PyMergeSorted);
-            ports(vec![j.inlet(0), j.inlet(1)], vec![j.outlet(0)])
+            let j = b.add(MergeSortedBy::new(crate::pyfn::py_order));
+            ports(vec![j.left, j.right], vec![j.outlet])
         }
         "zip_latest" => {
-            let (ai, ao, _) = b.add_flow(share());
-            let (bi, bo, _) = b.add_flow(share());
-            let (pi, po, _) =
-                b.add_flow(py_flow("zip_latest", factory(|_py| convert(shared_pair))));
-            let j = b.add(ZipLatest::<Shared, Shared>::new());
-            b.connect(ao, j.left).map_err(ge)?;
-            b.connect(bo, j.right).map_err(ge)?;
+            let (pi, po, _) = b.add_flow(tuple_flow("zip_latest"));
+            let j = b.add(ZipLatest::<PyObj, PyObj>::new());
             b.connect(j.outlet, pi).map_err(ge)?;
-            ports(vec![ai, bi], vec![po])
+            ports(vec![j.left, j.right], vec![po])
         }
         "unzip" => {
-            let (ti, to, _) = b.add_flow(py_flow(
-                "unzip",
-                factory(|_py| {
-                    each_fallible(|py, x: &PyObj| {
-                        let (a, b) = x.0.bind(py).extract::<(Py<PyAny>, Py<PyAny>)>()?;
-                        Ok((PyObj(a), PyObj(b)))
-                    })
-                }),
-            ));
+            let pairs = weir_operators::simple::try_map(|x: &PyObj| {
+                attempt(x, |py, x| {
+                    let (a, b) = x.0.bind(py).extract::<(Py<PyAny>, Py<PyAny>)>()?;
+                    Ok((PyObj(a), PyObj(b)))
+                })
+            });
+            let (ti, to, _) = b.add_flow(unit_mat(pairs).named("unzip"));
             let j = b.add(Unzip::<PyObj, PyObj>::new().eager_cancel(eager_cancel));
             b.connect(to, j.inlet).map_err(ge)?;
             ports(vec![ti], vec![j.left, j.right])

@@ -2,10 +2,10 @@
 //! (`tick`, `queue`), flows (`take_while`, `sliding`, `recover`, substreams, time operators, fan
 //! operators), junctions (`Partition`, `MergePreferred`, ...) and `Sink.queue`.
 //!
-//! Operators that never call Python run the generic Rust operators on [`PyObj`] (or on
-//! `(tag, PyObj)` pairs and [`pyops::Shared`] references when the generic operator needs a key
-//! or clones elements); operators calling Python compute what Rust needs (a predicate's result,
-//! a key id, a source) in a [`PyOp`](crate::stages::PyOp) on the dispatcher, one job per batch.
+//! Every operator is the generic Rust operator over [`PyObj`] (cloning an element is a new
+//! reference, taken on the dispatcher); user functions are its closures, calling Python through
+//! [`PyFn`] (or a tag computed per element, `(flag, PyObj)`, when the generic operator routes on
+//! a key). What remains here only converts (tuples, lists, sources) or interns keys.
 
 mod bidi;
 mod fan;
@@ -17,7 +17,6 @@ mod lifecycle;
 pub mod pyops;
 mod sources;
 pub mod stages;
-mod tick;
 mod timed;
 
 use crate::dsl::{Bp, NBlueprint, NBuilder, NInlet, NOutlet, wrap};
@@ -25,7 +24,8 @@ use crate::errors::graph_err;
 use crate::mat::MatValue;
 use crate::obj::PyObj;
 use crate::obj::user_error;
-use crate::stages::{OpFactory, PyOp, convert, each_fallible, py_flow, unit_mat};
+use crate::pyfn::PyFn;
+use crate::stages::{OpFactory, PyOp, convert, py_flow, unit_mat};
 use handles::{NCancellable, NSinkQueue, NSourceQueue};
 use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -35,7 +35,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use weir_graph::{Flow, GraphBuilder, Inlet, MatKey, Outlet, Sink, Source, StageError};
 use weir_operators::fan::{
-    Broadcast, Interleave, MergePreferred, MergePrioritized, Partition, Unzip, WireTap, ZipLatest,
+    Broadcast, Interleave, MergePreferred, MergePrioritized, MergeSortedBy, Partition, Unzip,
+    WireTap, ZipLatest,
 };
 use weir_operators::prelude::*;
 use weir_operators::source::OverflowStrategy;
@@ -92,39 +93,29 @@ pub fn overflow(s: &str) -> PyResult<OverflowStrategy> {
     })
 }
 
-fn tag_flow(name: &str, f: Py<PyAny>, stop: bool) -> Flow<PyObj, (bool, PyObj), MatValue> {
-    py_flow(
-        name,
-        factory(move |py| TagOp {
-            f: f.clone_ref(py),
-            stop_after_false: stop,
-            stopped: false,
-        }),
-    )
+/// `(bool(pred(x)), x)` per element (the Rust `try_map`), for the generic operators that route
+/// or split on a flag (`split_*`, `divert_to`).
+fn tag_flow(name: &str, pred: Py<PyAny>) -> Flow<PyObj, (bool, PyObj), MatValue> {
+    let pred = PyFn::new(pred);
+    let tags =
+        weir_operators::simple::try_map(move |x: &PyObj| pred.truthy(x).map(|b| (b, x.clone())));
+    unit_mat(tags).named(name)
 }
 
 fn untag<K: Send + 'static>() -> Flow<(K, PyObj), PyObj, ()> {
     Flow::<(K, PyObj), (K, PyObj), ()>::identity().map(|t: (K, PyObj)| t.1)
 }
 
-fn share() -> Flow<PyObj, Shared, ()> {
-    Flow::<PyObj, PyObj, ()>::identity().map(Arc::new)
-}
-
-fn unshare_flow(name: &str) -> Flow<Shared, PyObj, MatValue> {
+/// Pairs (from `Zip`, `ZipLatest`) as Python tuples.
+pub(crate) fn tuple_flow(name: &str) -> Flow<(PyObj, PyObj), PyObj, MatValue> {
     py_flow(
         name,
-        factory(|_py| convert(|py, s: Shared| Ok(unshare(py, s)))),
+        factory(|_py| convert(|py, (a, b): (PyObj, PyObj)| tuple2(py, a.0, b.0))),
     )
 }
 
-/// Pairs of [`Shared`] objects (from `ZipLatest`) as tuples.
-fn shared_pair(py: Python<'_>, (a, b): (Shared, Shared)) -> Result<PyObj, StageError> {
-    let (a, b) = (unshare(py, a), unshare(py, b));
-    tuple2(py, a.0, b.0)
-}
-
-fn list_flow(name: &str) -> Flow<Vec<PyObj>, PyObj, MatValue> {
+/// Vectors (from `grouped`, `sliding`, `batch`, ...) as Python lists.
+pub(crate) fn list_flow(name: &str) -> Flow<Vec<PyObj>, PyObj, MatValue> {
     py_flow(
         name,
         factory(|_py| {

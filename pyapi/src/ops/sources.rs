@@ -2,17 +2,17 @@
 
 use super::*;
 
-/// `Source.tick(initial_delay, interval, value)`: materializes a `Cancellable`.
+/// `Source.tick(initial_delay, interval, value)` (the Rust `tick`, each tick a new reference to
+/// `value`): materializes a `Cancellable`.
 #[pyfunction]
 pub fn source_tick(initial_delay: f64, interval: f64, value: Py<PyAny>) -> PyResult<NBlueprint> {
-    let ticks = Source::<(), ()>::tick(secs(initial_delay)?, secs(interval)?, ())
+    let ticks = Source::<PyObj, ()>::tick(secs(initial_delay)?, secs(interval)?, PyObj(value))
         .map_materialized_value(|c| {
             MatValue::Lazy(Box::new(move |py| {
                 Ok(Py::new(py, NCancellable(c))?.into_any())
             }))
         });
-    let values = super::tick::tick_values(value);
-    Ok(wrap(Bp::Source(ticks.via(values))))
+    Ok(wrap(Bp::Source(ticks)))
 }
 
 /// `Source.queue(capacity, overflow)`: materializes a `SourceQueue` handle.

@@ -27,14 +27,19 @@ pub fn flow_timed(kind: &str, seconds: f64, capacity: usize) -> PyResult<NBluepr
 #[pyfunction]
 pub fn flow_grouped_within(n: usize, seconds: f64) -> PyResult<NBlueprint> {
     let g = weir_operators::time::grouped_within::<PyObj>(n.max(1), secs(seconds)?);
-    let lists = super::tick::lists_on_demand("grouped_within");
-    Ok(flow(unit_mat(g).via(unit_mat(lists))))
+    // Groups become lists only on demand, so a group still filling sees the consumer's real
+    // demand instead of a conversion stage's prefetch.
+    let lists = list_flow("grouped_within");
+    let lists: Flow<Vec<PyObj>, PyObj, MatValue> = Flow::from_module(
+        weir_graph::on_demand_outputs(&weir_graph::on_demand_input(lists.module())),
+    );
+    Ok(flow(unit_mat(g).via(lists)))
 }
 
 /// Lists of the elements that arrived while downstream was busy: at most `max` per list
 /// (`batch`), unbounded when `max == 0` (`conflate`). With `fold`, each list is folded by
-/// `fold(list)` on the dispatcher, in the same stage, whose output is demand-driven too: the
-/// consumer's demand reaches the Rust aggregation, so a silent consumer gets one aggregate.
+/// `fold(list)`, in stages whose output is demand-driven too: the consumer's demand reaches the
+/// Rust aggregation, so a silent consumer gets one aggregate.
 #[pyfunction]
 #[pyo3(signature = (max, fold = None))]
 pub fn flow_batch_lists(max: usize, fold: Option<Py<PyAny>>) -> NBlueprint {
@@ -54,42 +59,14 @@ pub fn flow_batch_lists(max: usize, fold: Option<Py<PyAny>>) -> NBlueprint {
     let Some(fold) = fold else {
         return flow(unit_mat(b).via(list_flow(name)));
     };
-    let folded = py_flow(
-        name,
-        factory(move |py| FoldList {
-            fold: fold.clone_ref(py),
-        }),
-    );
+    // Each group as a Python list, folded by the Rust `try_map` (a raising fold goes through
+    // the stage's supervision with the list as the element).
+    let fold = PyFn::new(fold);
+    let folds = weir_operators::simple::try_map(move |l: &PyObj| fold.call1(l));
+    let folded = list_flow(name).via(unit_mat(folds).named(name));
     let folded: Flow<Vec<PyObj>, PyObj, MatValue> =
         Flow::from_module(weir_graph::on_demand_outputs(folded.module()));
     flow(unit_mat(b).via_mat(folded, |_, m| m))
-}
-
-/// Folds each group (as a Python list) with the user's fold; a raising fold goes through the
-/// stage's supervision with the list as the element.
-struct FoldList {
-    fold: Py<PyAny>,
-}
-
-impl PyOp<Vec<PyObj>, PyObj> for FoldList {
-    fn on_batch(
-        &mut self,
-        py: Python<'_>,
-        input: &mut crate::stages::Batch<Vec<PyObj>>,
-        out: &mut Vec<PyObj>,
-        cx: &mut weir_graph::StageCx<'_>,
-    ) -> Result<(), StageError> {
-        for group in input.by_ref() {
-            let list = PyList::new(py, group.into_iter().map(|x| x.0))
-                .map_err(|e| user_error(py, e))?
-                .into_any();
-            match self.fold.bind(py).call1((&list,)) {
-                Ok(v) => out.push(PyObj(v.unbind())),
-                Err(e) => crate::stages::element_failed(py, cx, e, Some(PyObj(list.unbind())))?,
-            }
-        }
-        Ok(())
-    }
 }
 
 /// `expand(extrapolate=None)`: the Rust `expand`. Without `extrapolate` it repeats the last
@@ -101,22 +78,20 @@ impl PyOp<Vec<PyObj>, PyObj> for FoldList {
 #[pyo3(signature = (extrapolate = None))]
 pub fn flow_expand(extrapolate: Option<Py<PyAny>>) -> NBlueprint {
     let Some(f) = extrapolate else {
-        let e = weir_operators::time::expand(|s: Shared| std::iter::repeat(s));
-        return flow(unit_mat(share().via(e)).via(unshare_flow("expand")));
+        let e = weir_operators::time::expand(|x: PyObj| std::iter::repeat(x));
+        return flow(unit_mat(e));
     };
-    let start = py_flow(
-        "expand",
-        factory(move |py| {
-            let f = f.clone_ref(py);
-            each_fallible(move |py, x: &PyObj| {
-                let it = f.bind(py).call1((x.0.bind(py),))?.try_iter()?;
-                Ok(Arc::new(Extrapolation {
-                    it: PyObj(it.into_any().unbind()),
-                    done: AtomicBool::new(false),
-                }))
-            })
-        }),
-    );
+    let f = PyFn::new(f);
+    let start = weir_operators::simple::try_map(move |x: &PyObj| {
+        crate::pyfn::attempt(x, |py, x| {
+            let it = f.get().bind(py).call1((x.0.bind(py),))?.try_iter()?;
+            Ok(Arc::new(Extrapolation {
+                it: PyObj(it.into_any().unbind()),
+                done: AtomicBool::new(false),
+            }))
+        })
+    });
+    let start = unit_mat(start).named("expand");
     let e = weir_operators::time::expand(|h: Arc<Extrapolation>| {
         std::iter::from_fn(move || (!h.done.load(Ordering::Acquire)).then(|| Arc::clone(&h)))
     });
@@ -194,12 +169,9 @@ pub fn flow_throttle_mode(
 /// `keep_alive(seconds, element)`: injects `element` after `seconds` without one.
 #[pyfunction]
 pub fn flow_keep_alive(seconds: f64, element: Py<PyAny>) -> PyResult<NBlueprint> {
-    let inject: Shared = Arc::new(PyObj(element));
-    let k =
-        weir_operators::time::keep_alive::<Shared, _>(secs(seconds)?, move || Arc::clone(&inject));
-    Ok(flow(
-        unit_mat(share().via(k)).via(unshare_flow("keep_alive")),
-    ))
+    let inject = PyObj(element);
+    let k = weir_operators::time::keep_alive::<PyObj, _>(secs(seconds)?, move || inject.clone());
+    Ok(flow(unit_mat(k)))
 }
 
 /// `initial_delay(seconds)`: nothing passes before `seconds` after the start.

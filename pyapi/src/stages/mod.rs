@@ -9,17 +9,16 @@
 //!
 //! # Adding a new Python-calling stage
 //!
-//! * A per-batch transformation: implement [`PyOp`] (in a new file under `stages/` or
-//!   `ops/`) — `on_batch` runs on the dispatcher with the GIL held; report per-element failures
-//!   with [`element_failed`] so supervision applies; keep state in the op (`reset` for Restart,
-//!   `on_start`/`on_finish` for emitted state). Wrap it with [`py_flow`] and an [`OpFactory`]
-//!   (called once per materialization). Never block on the GIL or call Python from tokio code:
-//!   only inside dispatcher jobs (`Dispatcher::submit`/`call`/`post`).
-//! * A stateless element-wise op can be fused into the preceding group by adding it to the
-//!   `ChainOp` built in `dsl` (see how `map`/`filter` are chained).
-//! * A stage needing its own driving loop: implement `AsyncLogic`, take `RunCtx::current()` in
-//!   the factory for the dispatcher, keep at most [`PIPELINE_DEPTH`] jobs queued (see
-//!   `core::next_step`) and map errors with `user_error` / `StageError::with_stage`.
+//! * First look for the Rust operator in `weir_operators` (or add its fallible `try_*` form
+//!   there, with tests and the five-rule docs) and use it over [`PyObj`](crate::PyObj) with
+//!   closures calling Python through [`crate::pyfn::PyFn`] / [`crate::pyfn::attempt`]: an
+//!   exception becomes the stage error naming the element, and supervision, dead letters and
+//!   Restart are the Rust operator's. Convert `Vec`s and pairs the Rust operator emits with a
+//!   [`convert`] stage (`ops::list_flow`, `ops::tuple_flow`).
+//! * Only a loop that must run at C speed over a whole batch (`map`, `filter`) is a [`PyOp`]:
+//!   `on_batch` runs with the GIL held; report per-element failures with [`element_failed`];
+//!   keep state in the op (`reset` for Restart). Wrap it with [`py_flow`] and an [`OpFactory`].
+//!   Never call Python from tokio code: `crate::gil::with` counts that as a violation.
 
 mod cloop;
 pub mod convert;
@@ -35,8 +34,8 @@ pub mod source;
 pub use self::core::{
     Batch, OpFactory, PIPELINE_DEPTH, PyOp, StageEnv, element_failed, py_flow, run_op, unit_mat,
 };
-pub use convert::{Convert, EachFallible, convert, each_fallible};
-pub use element::{ChainOp, FoldOp, GroupedOp, ListOp, MapBatchesOp, ScanOp};
+pub use convert::{Convert, convert};
+pub use element::{ChainOp, ListOp, MapBatchesOp};
 pub use external::{Completion, external_flow};
 pub use iter::{container_source, is_container};
 pub use keyed::{CountAgg, FoldAgg, KeyCountOp, KeyOp, KeyTable};

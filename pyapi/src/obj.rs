@@ -137,3 +137,10 @@ pub fn py_element(e: &StageError) -> Option<&Py<PyAny>> {
     e.downcast_cause::<PyCause>()
         .and_then(|c| c.element.as_ref())
 }
+
+/// `(a, b)` as a Python tuple.
+pub fn tuple2(py: Python<'_>, a: Py<PyAny>, b: Py<PyAny>) -> Result<PyObj, StageError> {
+    pyo3::types::PyTuple::new(py, [a, b])
+        .map(|t| PyObj(t.into_any().unbind()))
+        .map_err(|e| user_error(py, e))
+}

@@ -138,7 +138,7 @@ impl NBuilder {
             }
             "zip" => {
                 let p = b.add(Zip::<PyObj, PyObj>::new());
-                let (ti, to, _) = b.add_flow(crate::ops::tuple_flow("zip"));
+                let (ti, to, _) = b.add_flow(crate::stages::convert::tuple_flow("zip"));
                 b.connect(p.outlet, ti).map_err(graph_err)?;
                 Ok((vec![NInlet(p.left), NInlet(p.right)], vec![NOutlet(to)]))
             }

@@ -207,7 +207,7 @@ impl NBlueprint {
     /// Pairs elements with those of `other` (a source) into tuples.
     fn zip(&self, other: &NBlueprint) -> PyResult<NBlueprint> {
         let o = source_of(other)?;
-        let tuples = crate::ops::tuple_flow("zip");
+        let tuples = crate::stages::convert::tuple_flow("zip");
         linear(
             &self.bp,
             Flow::<PyObj, PyObj, ()>::identity()

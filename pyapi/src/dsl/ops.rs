@@ -201,7 +201,7 @@ pub fn flow_fold(zero: Py<PyAny>, f: Py<PyAny>, reduce: bool) -> NBlueprint {
 #[pyfunction]
 pub fn flow_grouped(n: usize) -> NBlueprint {
     let g = simple::grouped::<PyObj>(n.max(1));
-    flow(unit_mat(g).via(crate::ops::list_flow("grouped")))
+    flow(unit_mat(g).via(crate::stages::convert::list_flow("grouped")))
 }
 
 /// `take(n)` (generic Rust operator).
@@ -230,7 +230,7 @@ pub fn flow_throttle(elements: usize, per_seconds: f64, burst: usize) -> PyResul
 /// `drop_head`, `drop_tail`, `drop_buffer`, `drop_new`, `fail`.
 #[pyfunction]
 pub fn flow_buffer(size: usize, strategy: &str) -> PyResult<NBlueprint> {
-    let s = crate::ops::overflow(strategy)?;
+    let s = crate::stages::convert::overflow(strategy)?;
     Ok(flow(unit_mat(weir_operators::time::buffer::<PyObj>(
         size, s,
     ))))

@@ -63,7 +63,7 @@ pub fn flow_zip_with_index() -> NBlueprint {
         factory(|_py| {
             convert(|py, (x, i): (PyObj, u64)| {
                 let Ok(i) = i.into_pyobject(py);
-                tuple2(py, x.0, i.into_any().unbind())
+                crate::obj::tuple2(py, x.0, i.into_any().unbind())
             })
         }),
     );

@@ -29,7 +29,7 @@ use crate::stages::{OpFactory, PyOp, convert, py_flow, unit_mat};
 use handles::{NCancellable, NSinkQueue, NSourceQueue};
 use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::PyDict;
 use pyops::*;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,7 +39,6 @@ use weir_operators::fan::{
     WireTap, ZipLatest,
 };
 use weir_operators::prelude::*;
-use weir_operators::source::OverflowStrategy;
 
 fn factory<I: Send + 'static, O: Send + 'static, P: PyOp<I, O>>(
     f: impl Fn(Python<'_>) -> P + Send + Sync + 'static,
@@ -76,23 +75,6 @@ fn sink_of(b: &NBlueprint) -> PyResult<Sink<PyObj, MatValue>> {
     }
 }
 
-/// Parses an overflow strategy name.
-pub fn overflow(s: &str) -> PyResult<OverflowStrategy> {
-    Ok(match s {
-        "backpressure" => OverflowStrategy::Backpressure,
-        "drop_head" => OverflowStrategy::DropHead,
-        "drop_tail" => OverflowStrategy::DropTail,
-        "drop_buffer" => OverflowStrategy::DropBuffer,
-        "drop_new" => OverflowStrategy::DropNew,
-        "fail" => OverflowStrategy::Fail,
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "unknown overflow strategy {other:?}"
-            )));
-        }
-    })
-}
-
 /// `(bool(pred(x)), x)` per element (the Rust `try_map`), for the generic operators that route
 /// or split on a flag (`split_*`, `divert_to`).
 fn tag_flow(name: &str, pred: Py<PyAny>) -> Flow<PyObj, (bool, PyObj), MatValue> {
@@ -106,27 +88,7 @@ fn untag<K: Send + 'static>() -> Flow<(K, PyObj), PyObj, ()> {
     Flow::<(K, PyObj), (K, PyObj), ()>::identity().map(|t: (K, PyObj)| t.1)
 }
 
-/// Pairs (from `Zip`, `ZipLatest`) as Python tuples.
-pub(crate) fn tuple_flow(name: &str) -> Flow<(PyObj, PyObj), PyObj, MatValue> {
-    py_flow(
-        name,
-        factory(|_py| convert(|py, (a, b): (PyObj, PyObj)| tuple2(py, a.0, b.0))),
-    )
-}
-
-/// Vectors (from `grouped`, `sliding`, `batch`, ...) as Python lists.
-pub(crate) fn list_flow(name: &str) -> Flow<Vec<PyObj>, PyObj, MatValue> {
-    py_flow(
-        name,
-        factory(|_py| {
-            convert(|py, v: Vec<PyObj>| {
-                let l =
-                    PyList::new(py, v.into_iter().map(|x| x.0)).map_err(|e| user_error(py, e))?;
-                Ok(PyObj(l.into_any().unbind()))
-            })
-        }),
-    )
-}
+pub use crate::stages::convert::{list_flow, overflow, tuple_flow};
 
 use fan::*;
 use flows::*;

@@ -3,18 +3,11 @@
 
 use crate::dsl::{Bp, NBlueprint};
 use crate::mat::MatValue;
-use crate::obj::{PyObj, user_error};
+use crate::obj::PyObj;
 use crate::stages::{Batch, PyOp, element_failed, iter_source};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::PyDict;
 use weir_graph::{Source, StageCx, StageError};
-
-/// `(a, b)` as a Python tuple.
-pub fn tuple2(py: Python<'_>, a: Py<PyAny>, b: Py<PyAny>) -> Result<PyObj, StageError> {
-    PyTuple::new(py, [a, b])
-        .map(|t| PyObj(t.into_any().unbind()))
-        .map_err(|e| user_error(py, e))
-}
 
 /// `(key id, x)`: keys compared by Python's `==`/`hash` through a dict mapping each distinct key
 /// to a small integer (so Rust can route without the GIL and without hash collisions).

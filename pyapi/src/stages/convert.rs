@@ -1,9 +1,15 @@
 //! Ops defined by one function per element: the small conversions between Python objects and
 //! what the generic Rust operators carry (user functions run in the Rust `try_map`).
 
-use super::core::{Batch, PyOp};
+use super::core::{Batch, PyOp, py_flow};
+use crate::mat::MatValue;
+use crate::obj::{PyObj, tuple2, user_error};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use weir_graph::{StageCx, StageError};
+use pyo3::types::PyList;
+use std::sync::Arc;
+use weir_graph::{Flow, StageCx, StageError};
+use weir_operators::source::OverflowStrategy;
 
 /// Applies `f` to every element: a conversion without user code, so an error fails the stage.
 pub struct Convert<F>(F);
@@ -35,4 +41,46 @@ where
         }
         Ok(())
     }
+}
+
+/// Parses an overflow strategy name.
+pub fn overflow(s: &str) -> PyResult<OverflowStrategy> {
+    Ok(match s {
+        "backpressure" => OverflowStrategy::Backpressure,
+        "drop_head" => OverflowStrategy::DropHead,
+        "drop_tail" => OverflowStrategy::DropTail,
+        "drop_buffer" => OverflowStrategy::DropBuffer,
+        "drop_new" => OverflowStrategy::DropNew,
+        "fail" => OverflowStrategy::Fail,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown overflow strategy {other:?}"
+            )));
+        }
+    })
+}
+
+/// Pairs (from `Zip`, `ZipLatest`) as Python tuples.
+pub fn tuple_flow(name: &str) -> Flow<(PyObj, PyObj), PyObj, MatValue> {
+    py_flow(
+        name,
+        Arc::new(|_py, _info| {
+            Box::new(convert(|py, (a, b): (PyObj, PyObj)| tuple2(py, a.0, b.0)))
+                as Box<dyn PyOp<(PyObj, PyObj), PyObj>>
+        }),
+    )
+}
+
+/// Vectors (from `grouped`, `sliding`, `batch`, ...) as Python lists.
+pub fn list_flow(name: &str) -> Flow<Vec<PyObj>, PyObj, MatValue> {
+    py_flow(
+        name,
+        Arc::new(|_py, _info| {
+            Box::new(convert(|py, v: Vec<PyObj>| {
+                let l =
+                    PyList::new(py, v.into_iter().map(|x| x.0)).map_err(|e| user_error(py, e))?;
+                Ok(PyObj(l.into_any().unbind()))
+            })) as Box<dyn PyOp<Vec<PyObj>, PyObj>>
+        }),
+    )
 }

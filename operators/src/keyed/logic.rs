@@ -1,8 +1,38 @@
 //! The logics behind keyed aggregation: key extraction before the hash edge, per-key state after.
+//!
+//! Per-key state is an insertion-ordered map, so a subtask emits its keys in first-seen order.
+//! Each aggregating logic turns its `(key, value)` pairs into output elements with `emit` when
+//! upstream completes (the identity pair for the Rust API, a host-language tuple for bindings).
 
-use ahash::AHashMap;
+use indexmap::IndexMap;
 use std::hash::Hash;
-use weir_graph::{FlowLogic, StageCx, StageError, consume};
+use weir_graph::{FlowLogic, StageCx, StageError, consume, consume_ref};
+
+/// Per-key state of one subtask, in first-seen key order.
+pub(super) type State<K, V> = IndexMap<K, V, ahash::RandomState>;
+
+/// An empty [`State`].
+pub(super) fn state<K, V>() -> State<K, V> {
+    IndexMap::with_hasher(ahash::RandomState::new())
+}
+
+/// The `emit` of the Rust API: the pair itself.
+pub(super) fn pair<K, V>(k: K, v: V) -> Result<(K, V), StageError> {
+    Ok((k, v))
+}
+
+/// Emits every entry of `state` through `emit`, in first-seen order, emptying it.
+fn emit_all<K, V, O>(
+    state: &mut State<K, V>,
+    out: &mut Vec<O>,
+    emit: &mut impl FnMut(K, V) -> Result<O, StageError>,
+) -> Result<(), StageError> {
+    out.reserve(state.len());
+    for (k, v) in state.drain(..) {
+        out.push(emit(k, v)?);
+    }
+    Ok(())
+}
 
 /// Pairs each element with its key (runs upstream of the hash edge).
 pub(super) struct KeyPairs<F> {
@@ -50,9 +80,9 @@ where
     }
 }
 
-/// Counts keys; emits `(key, count)` pairs on completion.
+/// Counts keys; emits `(key, count)` pairs on completion (the combiner before the hash edge).
 pub(super) struct CountLogic<K> {
-    pub(super) counts: AHashMap<K, u64>,
+    pub(super) counts: State<K, u64>,
 }
 
 impl<K: Hash + Eq + Send + 'static> FlowLogic<K, (K, u64)> for CountLogic<K> {
@@ -77,8 +107,37 @@ impl<K: Hash + Eq + Send + 'static> FlowLogic<K, (K, u64)> for CountLogic<K> {
         out: &mut Vec<(K, u64)>,
         _scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
-        out.extend(self.counts.drain());
+        out.extend(self.counts.drain(..));
         Ok(())
+    }
+}
+
+/// Sums the partial `(key, count)` pairs of the combiners; emits `emit(key, total)` on completion.
+pub(super) struct SumLogic<K, E> {
+    pub(super) totals: State<K, u64>,
+    pub(super) emit: E,
+}
+
+impl<K, O, E> FlowLogic<(K, u64), O> for SumLogic<K, E>
+where
+    K: Hash + Eq + Send + 'static,
+    O: Send + 'static,
+    E: FnMut(K, u64) -> Result<O, StageError> + Send + 'static,
+{
+    fn on_batch(
+        &mut self,
+        input: &mut Vec<(K, u64)>,
+        _out: &mut Vec<O>,
+        _scx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        for (k, n) in input.drain(..) {
+            *self.totals.entry(k).or_insert(0) += n;
+        }
+        Ok(())
+    }
+
+    fn on_finish(&mut self, out: &mut Vec<O>, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
+        emit_all(&mut self.totals, out, &mut self.emit)
     }
 }
 
@@ -87,7 +146,7 @@ impl<K: Hash + Eq + Send + 'static> FlowLogic<K, (K, u64)> for CountLogic<K> {
 pub(super) struct FoldLogic<K, A, F> {
     pub(super) zero: A,
     pub(super) f: F,
-    pub(super) state: AHashMap<K, Option<A>>,
+    pub(super) state: State<K, Option<A>>,
 }
 
 impl<K, T, A, F> FlowLogic<(K, T), (K, A)> for FoldLogic<K, A, F>
@@ -131,7 +190,7 @@ where
         let zero = &self.zero;
         out.extend(
             self.state
-                .drain()
+                .drain(..)
                 .map(|(k, a)| (k, a.unwrap_or_else(|| zero.clone()))),
         );
         Ok(())
@@ -141,7 +200,7 @@ where
 /// Reduces each key's elements pairwise; emits `(key, result)` pairs on completion.
 pub(super) struct ReduceLogic<K, T, F> {
     pub(super) f: F,
-    pub(super) state: AHashMap<K, Option<T>>,
+    pub(super) state: State<K, Option<T>>,
 }
 
 impl<K, T, F> FlowLogic<(K, T), (K, T)> for ReduceLogic<K, T, F>
@@ -183,7 +242,116 @@ where
                 "reduce: the accumulator of a key was lost when the function panicked",
             ));
         }
-        out.extend(self.state.drain().filter_map(|(k, v)| v.map(|v| (k, v))));
+        out.extend(self.state.drain(..).filter_map(|(k, v)| v.map(|v| (k, v))));
         Ok(())
+    }
+}
+
+/// Folds each key's elements with a fallible `f(&acc, &x)`, starting from `zero()`; a failed
+/// call leaves the key's accumulator as it was and goes through supervision with the element.
+/// Emits `emit(key, acc)` on completion.
+pub(super) struct TryFoldLogic<K, A, Z, G, E> {
+    pub(super) zero: Z,
+    pub(super) f: G,
+    pub(super) emit: E,
+    pub(super) state: State<K, A>,
+}
+
+impl<K, T, A, O, Z, G, E> FlowLogic<(K, T), O> for TryFoldLogic<K, A, Z, G, E>
+where
+    K: Hash + Eq + Send + 'static,
+    T: Send + 'static,
+    A: Send + 'static,
+    O: Send + 'static,
+    Z: FnMut() -> A + Send + 'static,
+    G: FnMut(&A, &T) -> Result<A, StageError> + Send + 'static,
+    E: FnMut(K, A) -> Result<O, StageError> + Send + 'static,
+{
+    fn on_batch(
+        &mut self,
+        input: &mut Vec<(K, T)>,
+        _out: &mut Vec<O>,
+        scx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        let (zero, f, state) = (&mut self.zero, &mut self.f, &mut self.state);
+        consume_ref(input, |it| {
+            while let Some((k, x)) = it.as_slice().first() {
+                let mut fresh = None;
+                let r = match state.get(k) {
+                    Some(acc) => f(acc, x),
+                    None => {
+                        let z = zero();
+                        let r = f(&z, x);
+                        fresh = Some(z);
+                        r
+                    }
+                };
+                let Some((k, x)) = it.next() else { break };
+                match r {
+                    Ok(a) => {
+                        state.insert(k, a);
+                    }
+                    Err(e) => {
+                        // A key seen for the first time keeps its zero.
+                        if let Some(z) = fresh {
+                            state.insert(k, z);
+                        }
+                        scx.element_failed(e, Some(Box::new(x)), None)?;
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn on_finish(&mut self, out: &mut Vec<O>, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
+        emit_all(&mut self.state, out, &mut self.emit)
+    }
+}
+
+/// Reduces each key's elements with a fallible `f(&acc, &x)` (the first element of a key is its
+/// accumulator); a failed call leaves the accumulator as it was and goes through supervision
+/// with the element. Emits `emit(key, acc)` on completion.
+pub(super) struct TryReduceLogic<K, T, G, E> {
+    pub(super) f: G,
+    pub(super) emit: E,
+    pub(super) state: State<K, T>,
+}
+
+impl<K, T, O, G, E> FlowLogic<(K, T), O> for TryReduceLogic<K, T, G, E>
+where
+    K: Hash + Eq + Send + 'static,
+    T: Send + 'static,
+    O: Send + 'static,
+    G: FnMut(&T, &T) -> Result<T, StageError> + Send + 'static,
+    E: FnMut(K, T) -> Result<O, StageError> + Send + 'static,
+{
+    fn on_batch(
+        &mut self,
+        input: &mut Vec<(K, T)>,
+        _out: &mut Vec<O>,
+        scx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        let (f, state) = (&mut self.f, &mut self.state);
+        consume_ref(input, |it| {
+            while let Some((k, x)) = it.as_slice().first() {
+                let r = state.get(k).map(|acc| f(acc, x));
+                let Some((k, x)) = it.next() else { break };
+                match r {
+                    None => {
+                        state.insert(k, x);
+                    }
+                    Some(Ok(a)) => {
+                        state.insert(k, a);
+                    }
+                    Some(Err(e)) => scx.element_failed(e, Some(Box::new(x)), None)?,
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn on_finish(&mut self, out: &mut Vec<O>, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
+        emit_all(&mut self.state, out, &mut self.emit)
     }
 }

@@ -17,11 +17,17 @@ pub fn with<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> R {
     Python::attach(f)
 }
 
+thread_local! {
+    /// Whether this thread is a worker of the weir runtime (a thread's name never changes, so
+    /// it is looked up once per thread: `with` runs per element in keyed state).
+    static ON_WORKER: bool = std::thread::current()
+        .name()
+        .is_some_and(|n| n == crate::run::WORKER_THREAD);
+}
+
 /// Whether the calling thread is a worker of the weir runtime.
 fn on_worker() -> bool {
-    std::thread::current()
-        .name()
-        .is_some_and(|n| n == crate::run::WORKER_THREAD)
+    ON_WORKER.with(|w| *w)
 }
 
 /// How many times the GIL was taken on a tokio worker thread since the module was loaded.

@@ -28,18 +28,18 @@ where
     F: FnMut(S) -> Result<Out, StageError> + Send + 'static,
     Out: Send + 'static,
 {
-    fn on_batch(&mut self, input: &mut Vec<T>, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
+    fn on_batch(&mut self, input: &mut Vec<T>, scx: &mut StageCx<'_>) -> Result<(), StageError> {
         if let Some(s) = &mut self.state {
             (self.batch)(s, input);
             if (self.done)(s) {
-                self.complete();
+                self.complete(&scx.info().path);
             }
         }
         input.clear();
         Ok(())
     }
-    fn on_finish(&mut self, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
-        self.complete();
+    fn on_finish(&mut self, scx: &mut StageCx<'_>) -> Result<(), StageError> {
+        self.complete(&scx.info().path);
         Ok(())
     }
     fn on_error(&mut self, error: &StageError) {
@@ -59,9 +59,11 @@ where
 }
 
 impl<S, B, F: FnMut(S) -> Result<Out, StageError>, Out> AccLogic<S, B, F, Out> {
-    fn complete(&mut self) {
+    /// Completes the promise with the finished state; a failure names the stage at `path`.
+    fn complete(&mut self, path: &str) {
         if let Some(s) = self.state.take() {
-            self.promise.complete((self.finish)(s));
+            self.promise
+                .complete((self.finish)(s).map_err(|e| e.with_stage(path)));
         }
     }
 }

@@ -7,9 +7,9 @@
 //! element of the keys they own. Key groups, not subtasks, are the unit that scopes keyed state:
 //! a later persistent (e.g. RocksDB) backend can store state per key group and redistribute
 //! whole groups when the parallelism changes. State lives in memory and every aggregate is
-//! emitted when the input completes (bounded streams); nothing is emitted before. Each subtask
-//! emits its keys in first-seen order. `count` always pre-aggregates before the hash edge (a
-//! combiner fused with the key stage), so only distinct keys cross the exchange.
+//! emitted when the input completes (bounded streams); nothing is emitted before, in no
+//! particular order. `count` always pre-aggregates before the hash edge (a combiner fused with
+//! the key stage), so only distinct keys cross the exchange.
 //!
 //! [`staged`] holds the same aggregates after a caller-supplied key stage, with fallible
 //! functions: the hooks for fallible or batch-wise key extraction (e.g. Python bindings).
@@ -19,7 +19,7 @@ pub mod staged;
 
 use crate::Via;
 use ahash::RandomState;
-use logic::{FoldLogic, KeyPairs, KeysOnly, ReduceLogic, pair, state};
+use logic::{FoldLogic, KeyPairs, KeysOnly, ReduceLogic, Unordered, pair};
 pub use staged::{count_keys, try_fold_pairs, try_reduce_pairs};
 use std::hash::Hash;
 use std::marker::PhantomData;
@@ -70,7 +70,7 @@ where
             FoldLogic {
                 zero,
                 f,
-                state: state(),
+                state: Unordered::default(),
             },
             (),
         ))
@@ -100,7 +100,7 @@ where
         Ok((
             ReduceLogic {
                 f: f.clone(),
-                state: state(),
+                state: Unordered::default(),
             },
             (),
         ))
@@ -129,7 +129,7 @@ where
         Some(p) => keys.parallelism(p),
         None => keys,
     };
-    count_keys(keys, pair)
+    staged::count_in::<Unordered<K, u64>, _, _, _, _, _>(keys, pair)
 }
 
 /// The key-extraction stage at parallelism `par`, hash-partitioned on its key.
@@ -188,7 +188,7 @@ where
     F: FnMut(&S::Out) -> K + Clone + Send + Sync + 'static,
 {
     /// Folds each key's elements into a copy of `zero`; one `(key, acc)` per key at the end.
-    /// Emits when: upstream completes (one pair per key seen; each subtask's keys in first-seen order).
+    /// Emits when: upstream completes (one pair per key seen, in no particular order).
     /// Backpressures when: never before completion (it consumes everything).
     /// Completes when: upstream completes and every pair is emitted.
     /// Cancels when: downstream cancels.
@@ -203,7 +203,7 @@ where
     }
 
     /// Reduces each key's elements pairwise; one `(key, result)` per key at the end.
-    /// Emits when: upstream completes (one pair per key seen; each subtask's keys in first-seen order).
+    /// Emits when: upstream completes (one pair per key seen, in no particular order).
     /// Backpressures when: never before completion (it consumes everything).
     /// Completes when: upstream completes and every pair is emitted.
     /// Cancels when: downstream cancels.
@@ -217,7 +217,7 @@ where
     }
 
     /// Counts each key's elements; one `(key, count)` per key at the end.
-    /// Emits when: upstream completes (one pair per key seen; each subtask's keys in first-seen order).
+    /// Emits when: upstream completes (one pair per key seen, in no particular order).
     /// Backpressures when: never before completion (it consumes everything).
     /// Completes when: upstream completes and every pair is emitted.
     /// Cancels when: downstream cancels.

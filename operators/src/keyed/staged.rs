@@ -4,9 +4,11 @@
 //! per-key functions and an `emit` that turns each `(key, value)` into the output element.
 //!
 //! The key stage keeps its parallelism (so it fuses with its upstream); the stage after the
-//! hash edge is the aggregator, the one a following `.parallelism(n)` applies to.
+//! hash edge is the aggregator, the one a following `.parallelism(n)` applies to. Keys come
+//! out in first-seen order per subtask (the closure-based [`Keyed`](super::Keyed) API keeps
+//! its state unordered, which is faster).
 
-use super::logic::{CountLogic, SumLogic, TryFoldLogic, TryReduceLogic, state};
+use super::logic::{CountLogic, FirstSeen, KeyMap, SumLogic, TryFoldLogic, TryReduceLogic};
 use super::{key_hash, outlet_parallelism};
 use std::hash::Hash;
 use weir_graph::{Flow, StageError};
@@ -28,8 +30,26 @@ where
     M: Send + 'static,
     E: FnMut(K, u64) -> Result<O, StageError> + Clone + Send + Sync + 'static,
 {
+    count_in::<FirstSeen<K, u64>, _, _, _, _, _>(keys, emit)
+}
+
+/// [`count_keys`] with per-key state `S` (first-seen or unordered).
+pub(super) fn count_in<S, T, K, O, M, E>(keys: Flow<T, K, M>, emit: E) -> Flow<T, O, M>
+where
+    S: KeyMap<K, u64>,
+    T: Send + 'static,
+    K: Hash + Eq + Send + 'static,
+    O: Send + 'static,
+    M: Send + 'static,
+    E: FnMut(K, u64) -> Result<O, StageError> + Clone + Send + Sync + 'static,
+{
     let combiner = Flow::from_logic("count_combiner", |_| {
-        Ok((CountLogic { counts: state() }, ()))
+        Ok((
+            CountLogic {
+                counts: S::default(),
+            },
+            (),
+        ))
     })
     .partition_by_hash(|kc: &(K, u64)| key_hash(&kc.0));
     let combiner = match outlet_parallelism(keys.module()) {
@@ -40,7 +60,7 @@ where
         let emit = emit.clone();
         Ok((
             SumLogic {
-                totals: state(),
+                totals: S::default(),
                 emit,
             },
             (),
@@ -81,7 +101,7 @@ where
                 zero,
                 f,
                 emit,
-                state: state(),
+                state: FirstSeen::<K, A>::default(),
             },
             (),
         ))
@@ -114,7 +134,7 @@ where
             TryReduceLogic {
                 f,
                 emit,
-                state: state(),
+                state: FirstSeen::<K, T>::default(),
             },
             (),
         ))

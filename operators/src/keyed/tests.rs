@@ -165,16 +165,19 @@ fn key_stage_copies_the_upstream_parallelism() {
 }
 
 #[test]
-fn keys_come_out_in_first_seen_order() {
+fn staged_keys_come_out_in_first_seen_order() {
     let w = words();
-    let counts = run(&count_by_key(|s: &String| s.clone()), batches(&w, 4));
+    let keys = crate::simple::map(|s: String| s);
+    let counts = run(&count_keys(keys, pair), batches(&w, 4));
     let order: Vec<(String, u64)> = [("a", 4), ("b", 3), ("c", 2), ("d", 2), ("e", 1), ("f", 1)]
         .into_iter()
         .map(|(k, n)| (k.to_owned(), n))
         .collect();
     assert_eq!(counts.ok(), Some(order));
+    let pairs = crate::simple::map(|x: u32| (x % 3, x));
+    let add = |a: &u32, x: &u32| Ok(a + x);
     let sums = run(
-        &fold_by_key(|x: &u32| x % 3, 0u32, |a, x| a + x),
+        &try_fold_pairs(pairs, || 0u32, add, pair),
         batches(&[5u32, 4, 3, 2, 1], 2),
     );
     assert_eq!(sums.ok(), Some(vec![(2, 7), (1, 5), (0, 3)]));

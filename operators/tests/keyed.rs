@@ -158,3 +158,31 @@ async fn empty_input_emits_no_pairs() {
         .parallelism(4);
     assert_eq!(run_map(src, 8).await, Some(BTreeMap::new()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staged_hooks_on_parallel_subtasks_with_a_supervised_key_stage() {
+    let words = text();
+    let mut want = model_counts(&words);
+    want.retain(|w, _| !w.starts_with("fox"));
+    // The key stage fails on "fox*" words; under Resume they are dropped, the rest counted.
+    let keys = weir_operators::simple::try_map(|w: &String| {
+        if w.starts_with("fox") {
+            Err(StageError::user("no fox"))
+        } else {
+            Ok(w.clone())
+        }
+    })
+    .with_supervision(Supervision::resume())
+    .parallelism(2);
+    let counted = keyed::count_keys(keys, |k: String, n: u64| Ok((k, n))).parallelism(3);
+    let src = Source::from_iter(words.clone()).rebalance().via(counted);
+    assert_eq!(run_map(src, 16).await, Some(want));
+    let pairs = weir_operators::simple::map(|x: u64| (x % 10, x)).parallelism(2);
+    let add = |a: &u64, x: &u64| Ok(a + x);
+    let sums = keyed::try_fold_pairs(pairs, || 0u64, add, |k, s| Ok((k, s))).parallelism(3);
+    let src = Source::range(0u64, 1_000).rebalance().via(sums);
+    let want: BTreeMap<u64, u64> = (0..10)
+        .map(|k| (k, (0..100).map(|i| i * 10 + k).sum()))
+        .collect();
+    assert_eq!(run_map(src, 7).await, Some(want));
+}

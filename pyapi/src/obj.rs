@@ -38,22 +38,6 @@ impl PyObj {
     }
 }
 
-/// A keyed element produced by a `key_by` stage: Python's hash of the key, the key and the value.
-pub struct KeyedObj {
-    /// `hash(key)` computed by Python (routing and bucketing).
-    pub hash: u64,
-    /// The key.
-    pub key: PyObj,
-    /// The element (absent for `count`, which needs only keys).
-    pub value: Option<PyObj>,
-}
-
-impl fmt::Debug for KeyedObj {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "KeyedObj({})", self.hash)
-    }
-}
-
 /// A Python exception kept as the cause of a [`StageError`]; its text is captured while the GIL
 /// is held, so displaying it never needs the interpreter.
 pub struct PyCause {

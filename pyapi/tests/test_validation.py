@@ -124,7 +124,7 @@ def test_partition_index_out_of_range_fails_the_stage(result, exc, msg):
 
 def test_parallelism_above_the_key_groups_behind_a_hash_edge():
     keyed = weir.Source.range(300).map(lambda x: x).key_by(lambda x: x % 5).count()
-    with _raises(ValueError, "invalid parameter of stage 'count#3': parallelism 129 behind a hash edge exceeds the 128 key groups"):
+    with _raises(ValueError, "invalid parameter of stage 'count#4': parallelism 129 behind a hash edge exceeds the 128 key groups"):
         keyed.parallelism(129)
     assert sorted(keyed.parallelism(128).run_with(weir.Sink.collect())) == [(k, 60) for k in range(5)]
 

@@ -1,8 +1,98 @@
 //! The logics behind keyed aggregation: key extraction before the hash edge, per-key state after.
+//!
+//! Per-key state is a [`KeyMap`]: [`Unordered`] (a plain hash map, the fastest) or
+//! [`FirstSeen`] (insertion-ordered, so a subtask emits its keys in first-seen order, at some
+//! cost per lookup). Each aggregating logic turns its `(key, value)` pairs into output elements
+//! with `emit` when upstream completes (the pair itself for the Rust API, a host-language tuple
+//! for bindings).
 
-use ahash::AHashMap;
+use ahash::RandomState;
+use indexmap::IndexMap;
+use std::collections::HashMap;
 use std::hash::Hash;
-use weir_graph::{FlowLogic, StageCx, StageError, consume};
+use weir_graph::{FlowLogic, StageCx, StageError, consume, consume_ref};
+
+/// Per-key state of one subtask.
+pub(super) trait KeyMap<K, V>: Default + Send + 'static {
+    /// The value of `k`.
+    fn get(&self, k: &K) -> Option<&V>;
+    /// The value of `k`, to update.
+    fn get_mut(&mut self, k: &K) -> Option<&mut V>;
+    /// Sets the value of `k` (a new key goes last).
+    fn put(&mut self, k: K, v: V);
+    /// How many keys.
+    fn size(&self) -> usize;
+    /// Whether some value satisfies `f`.
+    fn any_value(&self, f: impl FnMut(&V) -> bool) -> bool;
+    /// Every entry, emptying the map.
+    fn take_all(&mut self) -> impl Iterator<Item = (K, V)> + '_;
+}
+
+/// Keyed state in no particular order.
+pub(super) type Unordered<K, V> = HashMap<K, V, RandomState>;
+
+/// Keyed state in first-seen key order.
+pub(super) type FirstSeen<K, V> = IndexMap<K, V, RandomState>;
+
+impl<K: Hash + Eq + Send + 'static, V: Send + 'static> KeyMap<K, V> for Unordered<K, V> {
+    fn get(&self, k: &K) -> Option<&V> {
+        HashMap::get(self, k)
+    }
+    fn get_mut(&mut self, k: &K) -> Option<&mut V> {
+        HashMap::get_mut(self, k)
+    }
+    fn put(&mut self, k: K, v: V) {
+        self.insert(k, v);
+    }
+    fn size(&self) -> usize {
+        self.len()
+    }
+    fn any_value(&self, f: impl FnMut(&V) -> bool) -> bool {
+        self.values().any(f)
+    }
+    fn take_all(&mut self) -> impl Iterator<Item = (K, V)> + '_ {
+        self.drain()
+    }
+}
+
+impl<K: Hash + Eq + Send + 'static, V: Send + 'static> KeyMap<K, V> for FirstSeen<K, V> {
+    fn get(&self, k: &K) -> Option<&V> {
+        IndexMap::get(self, k)
+    }
+    fn get_mut(&mut self, k: &K) -> Option<&mut V> {
+        IndexMap::get_mut(self, k)
+    }
+    fn put(&mut self, k: K, v: V) {
+        self.insert(k, v);
+    }
+    fn size(&self) -> usize {
+        self.len()
+    }
+    fn any_value(&self, f: impl FnMut(&V) -> bool) -> bool {
+        self.values().any(f)
+    }
+    fn take_all(&mut self) -> impl Iterator<Item = (K, V)> + '_ {
+        self.drain(..)
+    }
+}
+
+/// The `emit` of the Rust API: the pair itself.
+pub(super) fn pair<K, V>(k: K, v: V) -> Result<(K, V), StageError> {
+    Ok((k, v))
+}
+
+/// Emits every entry of `state` through `emit`, in first-seen order, emptying it.
+fn emit_all<K, V, O>(
+    state: &mut impl KeyMap<K, V>,
+    out: &mut Vec<O>,
+    emit: &mut impl FnMut(K, V) -> Result<O, StageError>,
+) -> Result<(), StageError> {
+    out.reserve(state.size());
+    for (k, v) in state.take_all() {
+        out.push(emit(k, v)?);
+    }
+    Ok(())
+}
 
 /// Pairs each element with its key (runs upstream of the hash edge).
 pub(super) struct KeyPairs<F> {
@@ -50,12 +140,16 @@ where
     }
 }
 
-/// Counts keys; emits `(key, count)` pairs on completion.
-pub(super) struct CountLogic<K> {
-    pub(super) counts: AHashMap<K, u64>,
+/// Counts keys; emits `(key, count)` pairs on completion (the combiner before the hash edge).
+pub(super) struct CountLogic<S> {
+    pub(super) counts: S,
 }
 
-impl<K: Hash + Eq + Send + 'static> FlowLogic<K, (K, u64)> for CountLogic<K> {
+impl<K, S> FlowLogic<K, (K, u64)> for CountLogic<S>
+where
+    K: Hash + Eq + Send + 'static,
+    S: KeyMap<K, u64>,
+{
     fn on_batch(
         &mut self,
         input: &mut Vec<K>,
@@ -66,7 +160,7 @@ impl<K: Hash + Eq + Send + 'static> FlowLogic<K, (K, u64)> for CountLogic<K> {
             if let Some(c) = self.counts.get_mut(&k) {
                 *c += 1;
             } else {
-                self.counts.insert(k, 1);
+                self.counts.put(k, 1);
             }
         }
         Ok(())
@@ -77,22 +171,57 @@ impl<K: Hash + Eq + Send + 'static> FlowLogic<K, (K, u64)> for CountLogic<K> {
         out: &mut Vec<(K, u64)>,
         _scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
-        out.extend(self.counts.drain());
+        out.extend(self.counts.take_all());
         Ok(())
+    }
+}
+
+/// Sums the partial `(key, count)` pairs of the combiners; emits `emit(key, total)` on completion.
+pub(super) struct SumLogic<S, E> {
+    pub(super) totals: S,
+    pub(super) emit: E,
+}
+
+impl<K, O, S, E> FlowLogic<(K, u64), O> for SumLogic<S, E>
+where
+    K: Hash + Eq + Send + 'static,
+    S: KeyMap<K, u64>,
+    O: Send + 'static,
+    E: FnMut(K, u64) -> Result<O, StageError> + Send + 'static,
+{
+    fn on_batch(
+        &mut self,
+        input: &mut Vec<(K, u64)>,
+        _out: &mut Vec<O>,
+        _scx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        for (k, n) in input.drain(..) {
+            if let Some(t) = self.totals.get_mut(&k) {
+                *t += n;
+            } else {
+                self.totals.put(k, n);
+            }
+        }
+        Ok(())
+    }
+
+    fn on_finish(&mut self, out: &mut Vec<O>, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
+        emit_all(&mut self.totals, out, &mut self.emit)
     }
 }
 
 /// Folds each key's elements into a copy of `zero`; emits `(key, acc)` pairs on completion.
 /// The slot is an `Option` so the accumulator can be moved into `f` without cloning it.
-pub(super) struct FoldLogic<K, A, F> {
+pub(super) struct FoldLogic<S, A, F> {
     pub(super) zero: A,
     pub(super) f: F,
-    pub(super) state: AHashMap<K, Option<A>>,
+    pub(super) state: S,
 }
 
-impl<K, T, A, F> FlowLogic<(K, T), (K, A)> for FoldLogic<K, A, F>
+impl<K, T, A, S, F> FlowLogic<(K, T), (K, A)> for FoldLogic<S, A, F>
 where
     K: Hash + Eq + Send + 'static,
+    S: KeyMap<K, Option<A>>,
     T: Send + 'static,
     A: Clone + Send + 'static,
     F: FnMut(A, T) -> A + Send + 'static,
@@ -116,7 +245,7 @@ where
                     *slot = Some(f(acc, x));
                 } else {
                     let acc = f(zero.clone(), x);
-                    state.insert(k, Some(acc));
+                    state.put(k, Some(acc));
                 }
             }
         });
@@ -131,7 +260,7 @@ where
         let zero = &self.zero;
         out.extend(
             self.state
-                .drain()
+                .take_all()
                 .map(|(k, a)| (k, a.unwrap_or_else(|| zero.clone()))),
         );
         Ok(())
@@ -139,14 +268,15 @@ where
 }
 
 /// Reduces each key's elements pairwise; emits `(key, result)` pairs on completion.
-pub(super) struct ReduceLogic<K, T, F> {
+pub(super) struct ReduceLogic<S, F> {
     pub(super) f: F,
-    pub(super) state: AHashMap<K, Option<T>>,
+    pub(super) state: S,
 }
 
-impl<K, T, F> FlowLogic<(K, T), (K, T)> for ReduceLogic<K, T, F>
+impl<K, T, S, F> FlowLogic<(K, T), (K, T)> for ReduceLogic<S, F>
 where
     K: Hash + Eq + Send + 'static,
+    S: KeyMap<K, Option<T>>,
     T: Send + 'static,
     F: FnMut(T, T) -> T + Send + 'static,
 {
@@ -166,7 +296,7 @@ where
                         *slot = Some(f(acc, x));
                     }
                 } else {
-                    state.insert(k, Some(x));
+                    state.put(k, Some(x));
                 }
             }
         });
@@ -178,12 +308,117 @@ where
         out: &mut Vec<(K, T)>,
         _scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
-        if self.state.values().any(Option::is_none) {
+        if self.state.any_value(Option::is_none) {
             return Err(StageError::user(
                 "reduce: the accumulator of a key was lost when the function panicked",
             ));
         }
-        out.extend(self.state.drain().filter_map(|(k, v)| v.map(|v| (k, v))));
+        out.extend(self.state.take_all().filter_map(|(k, v)| v.map(|v| (k, v))));
         Ok(())
+    }
+}
+
+/// Folds each key's elements with a fallible `f(&acc, &x)`, starting from `zero()`; a failed
+/// call leaves the key's accumulator as it was and goes through supervision with the element.
+/// Emits `emit(key, acc)` on completion.
+pub(super) struct TryFoldLogic<S, Z, G, E> {
+    pub(super) zero: Z,
+    pub(super) f: G,
+    pub(super) emit: E,
+    pub(super) state: S,
+}
+
+impl<K, T, A, O, S, Z, G, E> FlowLogic<(K, T), O> for TryFoldLogic<S, Z, G, E>
+where
+    K: Hash + Eq + Send + 'static,
+    S: KeyMap<K, A>,
+    T: Send + 'static,
+    A: Send + 'static,
+    O: Send + 'static,
+    Z: FnMut() -> A + Send + 'static,
+    G: FnMut(&A, &T) -> Result<A, StageError> + Send + 'static,
+    E: FnMut(K, A) -> Result<O, StageError> + Send + 'static,
+{
+    fn on_batch(
+        &mut self,
+        input: &mut Vec<(K, T)>,
+        _out: &mut Vec<O>,
+        scx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        let (zero, f, state) = (&mut self.zero, &mut self.f, &mut self.state);
+        consume_ref(input, |it| {
+            while let Some((k, x)) = it.as_slice().first() {
+                let mut fresh = None;
+                let r = match state.get(k) {
+                    Some(acc) => f(acc, x),
+                    None => {
+                        let z = zero();
+                        let r = f(&z, x);
+                        fresh = Some(z);
+                        r
+                    }
+                };
+                let Some((k, x)) = it.next() else { break };
+                match r {
+                    Ok(a) => state.put(k, a),
+                    Err(e) => {
+                        // A key seen for the first time keeps its zero.
+                        if let Some(z) = fresh {
+                            state.put(k, z);
+                        }
+                        scx.element_failed(e, Some(Box::new(x)), None)?;
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn on_finish(&mut self, out: &mut Vec<O>, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
+        emit_all(&mut self.state, out, &mut self.emit)
+    }
+}
+
+/// Reduces each key's elements with a fallible `f(&acc, &x)` (the first element of a key is its
+/// accumulator); a failed call leaves the accumulator as it was and goes through supervision
+/// with the element. Emits `emit(key, acc)` on completion.
+pub(super) struct TryReduceLogic<S, G, E> {
+    pub(super) f: G,
+    pub(super) emit: E,
+    pub(super) state: S,
+}
+
+impl<K, T, O, S, G, E> FlowLogic<(K, T), O> for TryReduceLogic<S, G, E>
+where
+    K: Hash + Eq + Send + 'static,
+    S: KeyMap<K, T>,
+    T: Send + 'static,
+    O: Send + 'static,
+    G: FnMut(&T, &T) -> Result<T, StageError> + Send + 'static,
+    E: FnMut(K, T) -> Result<O, StageError> + Send + 'static,
+{
+    fn on_batch(
+        &mut self,
+        input: &mut Vec<(K, T)>,
+        _out: &mut Vec<O>,
+        scx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        let (f, state) = (&mut self.f, &mut self.state);
+        consume_ref(input, |it| {
+            while let Some((k, x)) = it.as_slice().first() {
+                let r = state.get(k).map(|acc| f(acc, x));
+                let Some((k, x)) = it.next() else { break };
+                match r {
+                    None => state.put(k, x),
+                    Some(Ok(a)) => state.put(k, a),
+                    Some(Err(e)) => scx.element_failed(e, Some(Box::new(x)), None)?,
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn on_finish(&mut self, out: &mut Vec<O>, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
+        emit_all(&mut self.state, out, &mut self.emit)
     }
 }

@@ -7,13 +7,20 @@
 //! element of the keys they own. Key groups, not subtasks, are the unit that scopes keyed state:
 //! a later persistent (e.g. RocksDB) backend can store state per key group and redistribute
 //! whole groups when the parallelism changes. State lives in memory and every aggregate is
-//! emitted when the input completes (bounded streams); nothing is emitted before.
+//! emitted when the input completes (bounded streams); nothing is emitted before, in no
+//! particular order. `count` always pre-aggregates before the hash edge (a combiner fused with
+//! the key stage), so only distinct keys cross the exchange.
+//!
+//! [`staged`] holds the same aggregates after a caller-supplied key stage, with fallible
+//! functions: the hooks for fallible or batch-wise key extraction (e.g. Python bindings).
 
 mod logic;
+pub mod staged;
 
 use crate::Via;
-use ahash::{AHashMap, RandomState};
-use logic::{CountLogic, FoldLogic, KeyPairs, KeysOnly, ReduceLogic};
+use ahash::RandomState;
+use logic::{FoldLogic, KeyPairs, KeysOnly, ReduceLogic, Unordered, pair};
+pub use staged::{count_keys, try_fold_pairs, try_reduce_pairs};
 use std::hash::Hash;
 use std::marker::PhantomData;
 pub use weir_graph::MAX_KEY_GROUPS;
@@ -58,9 +65,15 @@ where
     G: FnMut(A, T) -> A + Clone + Send + Sync + 'static,
 {
     let agg = Flow::from_logic("keyed_fold", move |_| {
-        let state = AHashMap::new();
         let (zero, f) = (zero.clone(), f.clone());
-        Ok((FoldLogic { zero, f, state }, ()))
+        Ok((
+            FoldLogic {
+                zero,
+                f,
+                state: Unordered::default(),
+            },
+            (),
+        ))
     });
     pairs(key, par).via(agg)
 }
@@ -84,11 +97,10 @@ where
     G: FnMut(T, T) -> T + Clone + Send + Sync + 'static,
 {
     let agg = Flow::from_logic("keyed_reduce", move |_| {
-        let state = AHashMap::new();
         Ok((
             ReduceLogic {
                 f: f.clone(),
-                state,
+                state: Unordered::default(),
             },
             (),
         ))
@@ -113,38 +125,11 @@ where
     F: FnMut(&T) -> K + Clone + Send + Sync + 'static,
 {
     let keys = Flow::from_logic("key_by", move |_| Ok((KeysOnly { key: key.clone() }, ())));
-    let count = |name: &str| {
-        Flow::from_logic(name, |_| {
-            let counts = AHashMap::new();
-            Ok((CountLogic { counts }, ()))
-        })
+    let keys = match par {
+        Some(p) => keys.parallelism(p),
+        None => keys,
     };
-    match par {
-        // A parallel upstream pre-aggregates locally (a combiner, fused with the key stage), so
-        // only one partial count per key and subtask crosses the hash exchange.
-        Some(p) if p > 1 => {
-            let sum = Flow::from_logic("keyed_count", |_| {
-                let state = AHashMap::new();
-                Ok((
-                    ReduceLogic {
-                        f: |a: u64, b: u64| a + b,
-                        state,
-                    },
-                    (),
-                ))
-            });
-            keys.parallelism(p)
-                .via(
-                    count("count_combiner")
-                        .parallelism(p)
-                        .partition_by_hash(|kc: &(K, u64)| key_hash(&kc.0)),
-                )
-                .via(sum)
-        }
-        _ => keys
-            .partition_by_hash(|k: &K| key_hash(k))
-            .via(count("keyed_count")),
-    }
+    staged::count_in::<Unordered<K, u64>, _, _, _, _, _>(keys, pair)
 }
 
 /// The key-extraction stage at parallelism `par`, hash-partitioned on its key.

@@ -1,9 +1,12 @@
 //! Unit tests of keyed aggregation, driving the logics by hand.
 
+use super::logic::pair;
 use super::*;
 use crate::simple::testkit::{TestClock, batches, run};
 use std::collections::BTreeMap;
-use weir_graph::{EdgeKind, ErasedFlow, NodeKind, StageCx, StageInfo, subtask_for_key_group};
+use weir_graph::{
+    EdgeKind, ErasedFlow, NodeKind, StageCx, StageError, StageInfo, subtask_for_key_group,
+};
 
 fn words() -> Vec<String> {
     "a b a c b a d e f a b c d"
@@ -41,16 +44,23 @@ fn empty_input_emits_nothing() {
 
 #[test]
 fn key_stage_outlet_asks_for_hash_edge() {
+    // count: key_by, the local combiner (hash-partitioned), the summing stage.
     let f = count_by_key(|x: &u8| *x);
+    let m = f.module();
+    assert_eq!(m.nodes.len(), 3);
+    assert_eq!(m.nodes[0].outputs[0].requested(), None);
+    assert_eq!(m.nodes[1].outputs[0].requested(), Some(EdgeKind::Hash));
+    assert_eq!(m.nodes[2].outputs[0].requested(), None);
+    assert!(m.nodes[2].parallelizable);
+    let parallel = f.parallelism(4);
+    let m = parallel.module();
+    let pars: Vec<Option<usize>> = m.nodes.iter().map(|n| n.attrs.parallelism).collect();
+    assert_eq!(pars, vec![None, None, Some(4)]);
+    // fold: key_by (hash-partitioned), the aggregator.
+    let f = fold_by_key(|x: &u8| *x, 0u8, |a, _| a);
     let m = f.module();
     assert_eq!(m.nodes.len(), 2);
     assert_eq!(m.nodes[0].outputs[0].requested(), Some(EdgeKind::Hash));
-    assert_eq!(m.nodes[1].outputs[0].requested(), None);
-    assert!(m.nodes[1].parallelizable);
-    let parallel = f.parallelism(4);
-    let m = parallel.module();
-    assert_eq!(m.nodes[1].attrs.parallelism, Some(4));
-    assert_eq!(m.nodes[0].attrs.parallelism, None);
 }
 
 #[test]
@@ -72,7 +82,7 @@ fn instantiate(node: &weir_graph::Node, info: &StageInfo) -> Option<Box<dyn Eras
 #[test]
 fn hash_routing_over_parallel_subtasks() {
     let p = 4;
-    let flow = count_by_key(|x: &u32| *x % 37);
+    let flow = fold_by_key(|x: &u32| *x % 37, 0u64, |a, _x: u32| a + 1);
     let m = flow.module();
     let clock = TestClock;
     let info0 = StageInfo::new("key_by", 0);
@@ -81,7 +91,7 @@ fn hash_routing_over_parallel_subtasks() {
     };
     let mut aggs: Vec<(StageInfo, Box<dyn ErasedFlow>)> = (0..p)
         .filter_map(|i| {
-            let mut info = StageInfo::new("keyed_count", 1);
+            let mut info = StageInfo::new("keyed_fold", 1);
             info.subtask = i;
             info.parallelism = p;
             instantiate(&m.nodes[1], &info).map(|l| (info, l))
@@ -152,4 +162,142 @@ fn key_stage_copies_the_upstream_parallelism() {
         .map(|n| n.attrs.parallelism)
         .collect();
     assert_eq!(pars, vec![None, None, None]);
+}
+
+#[test]
+fn staged_keys_come_out_in_first_seen_order() {
+    let w = words();
+    let keys = crate::simple::map(|s: String| s);
+    let counts = run(&count_keys(keys, pair), batches(&w, 4));
+    let order: Vec<(String, u64)> = [("a", 4), ("b", 3), ("c", 2), ("d", 2), ("e", 1), ("f", 1)]
+        .into_iter()
+        .map(|(k, n)| (k.to_owned(), n))
+        .collect();
+    assert_eq!(counts.ok(), Some(order));
+    let pairs = crate::simple::map(|x: u32| (x % 3, x));
+    let add = |a: &u32, x: &u32| Ok(a + x);
+    let sums = run(
+        &try_fold_pairs(pairs, || 0u32, add, pair),
+        batches(&[5u32, 4, 3, 2, 1], 2),
+    );
+    assert_eq!(sums.ok(), Some(vec![(2, 7), (1, 5), (0, 3)]));
+}
+
+/// A key stage that fails on 0 (`1 / x` style), as a binding's fallible key function would.
+fn fallible_keys() -> Flow<u32, u32> {
+    crate::simple::try_map(|x: &u32| match x {
+        0 => Err(StageError::user("zero has no key")),
+        x => Ok(x % 2),
+    })
+}
+
+#[test]
+fn count_keys_after_a_fallible_key_stage_resumes_and_emits_through_emit() {
+    use weir_graph::{DeadLetterSink, Supervision};
+    let counted = count_keys(fallible_keys(), |k: u32, n: u64| Ok(format!("{k}:{n}")));
+    let (dl, letters) = DeadLetterSink::collector();
+    let sup = Supervision::resume().with_dead_letters(dl);
+    let (_, r) =
+        crate::simple::testkit::run_sup(&counted, vec![vec![3, 0, 4], vec![5, 6, 0, 7]], Some(sup));
+    assert_eq!(r.ok(), Some(vec!["1:3".to_owned(), "0:2".to_owned()]));
+    let dead: Vec<(String, Option<u32>)> = letters
+        .lock()
+        .map(|mut v| {
+            v.drain(..)
+                .map(|d| {
+                    let el = d.element.and_then(|e| e.downcast::<u32>().ok()).map(|b| *b);
+                    (d.stage, el)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        dead,
+        vec![
+            ("try_map#0".to_owned(), Some(0)),
+            ("try_map#0".to_owned(), Some(0))
+        ]
+    );
+    // Without supervision the key stage fails naming itself; the counts so far are not emitted.
+    let (got, r) = crate::simple::testkit::run_sup(&counted, vec![vec![3, 0, 4]], None);
+    assert!(got.is_empty());
+    let e = r.err();
+    assert_eq!(e.as_ref().and_then(|e| e.stage()), Some("try_map#0"));
+    assert_eq!(
+        e.map(|e| e.message().to_owned()).as_deref(),
+        Some("zero has no key")
+    );
+}
+
+#[test]
+fn count_keys_combines_before_the_hash_edge_at_the_key_stage_parallelism() {
+    let counted = count_keys(fallible_keys().parallelism(3), pair).parallelism(2);
+    let m = counted.module();
+    let names: Vec<&str> = m.nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, vec!["try_map", "count_combiner", "keyed_count"]);
+    let pars: Vec<Option<usize>> = m.nodes.iter().map(|n| n.attrs.parallelism).collect();
+    assert_eq!(pars, vec![Some(3), Some(3), Some(2)]);
+    assert_eq!(m.nodes[1].outputs[0].requested(), Some(EdgeKind::Hash));
+    let emit_fails = count_keys(fallible_keys(), |_k: u32, _n: u64| -> Result<u32, _> {
+        Err(StageError::user("cannot emit"))
+    });
+    let r = run(&emit_fails, vec![vec![1, 2]]);
+    assert_eq!(
+        r.err().map(|e| e.message().to_owned()).as_deref(),
+        Some("cannot emit")
+    );
+}
+
+fn pairs_by_parity() -> Flow<i64, (i64, i64)> {
+    crate::simple::map(|x: i64| (x.rem_euclid(2), x))
+}
+
+/// `f` fails on negative elements.
+fn checked_add(a: &i64, x: &i64) -> Result<i64, StageError> {
+    if *x < 0 {
+        Err(StageError::user("negative"))
+    } else {
+        Ok(a + x)
+    }
+}
+
+#[test]
+fn try_fold_pairs_keeps_the_accumulator_of_a_failed_element() {
+    use weir_graph::{DeadLetterSink, Supervision};
+    let folded = try_fold_pairs(pairs_by_parity(), || 100i64, checked_add, pair);
+    let (dl, letters) = DeadLetterSink::collector();
+    let sup = Supervision::resume().with_dead_letters(dl);
+    // -3 is the first element of key 1: the key is seen and keeps its zero.
+    let input = vec![vec![-3, 2, 4], vec![-6, 5, 6]];
+    let (_, r) = crate::simple::testkit::run_sup(&folded, input, Some(sup));
+    assert_eq!(r.ok(), Some(vec![(1, 105), (0, 112)]));
+    // The dead letter is the element itself (not its key pair).
+    let dead: Vec<Option<i64>> = letters
+        .lock()
+        .map(|mut v| {
+            v.drain(..)
+                .map(|d| d.element.and_then(|e| e.downcast::<i64>().ok()).map(|b| *b))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(dead, vec![Some(-3), Some(-6)]);
+    let (got, r) = crate::simple::testkit::run_sup(&folded, vec![vec![2, -1]], None);
+    assert!(got.is_empty());
+    assert_eq!(
+        r.err()
+            .and_then(|e| e.stage().map(str::to_owned))
+            .as_deref(),
+        Some("keyed_fold#1")
+    );
+}
+
+#[test]
+fn try_reduce_pairs_starts_from_the_first_element_and_resumes() {
+    use weir_graph::Supervision;
+    let reduced = try_reduce_pairs(pairs_by_parity(), checked_add, pair);
+    let input = vec![vec![1, 2, -4], vec![3, 4, -5]];
+    let (_, r) = crate::simple::testkit::run_sup(&reduced, input, Some(Supervision::resume()));
+    assert_eq!(r.ok(), Some(vec![(1, 4), (0, 6)]));
+    let empty = run(&reduced, vec![]);
+    assert_eq!(empty.ok(), Some(vec![]));
 }

@@ -28,18 +28,18 @@ where
     F: FnMut(S) -> Result<Out, StageError> + Send + 'static,
     Out: Send + 'static,
 {
-    fn on_batch(&mut self, input: &mut Vec<T>, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
+    fn on_batch(&mut self, input: &mut Vec<T>, scx: &mut StageCx<'_>) -> Result<(), StageError> {
         if let Some(s) = &mut self.state {
             (self.batch)(s, input);
             if (self.done)(s) {
-                self.complete();
+                self.complete(&scx.info().path);
             }
         }
         input.clear();
         Ok(())
     }
-    fn on_finish(&mut self, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
-        self.complete();
+    fn on_finish(&mut self, scx: &mut StageCx<'_>) -> Result<(), StageError> {
+        self.complete(&scx.info().path);
         Ok(())
     }
     fn on_error(&mut self, error: &StageError) {
@@ -59,9 +59,11 @@ where
 }
 
 impl<S, B, F: FnMut(S) -> Result<Out, StageError>, Out> AccLogic<S, B, F, Out> {
-    fn complete(&mut self) {
+    /// Completes the promise with the finished state; a failure names the stage at `path`.
+    fn complete(&mut self, path: &str) {
         if let Some(s) = self.state.take() {
-            self.promise.complete((self.finish)(s));
+            self.promise
+                .complete((self.finish)(s).map_err(|e| e.with_stage(path)));
         }
     }
 }
@@ -119,11 +121,20 @@ where
 }
 
 pub(crate) fn collect<T: Send + 'static>() -> Sink<T, SinkFuture<Vec<T>>> {
+    collect_then(Ok)
+}
+
+pub(crate) fn collect_then<T, O, F>(then: F) -> Sink<T, SinkFuture<O>>
+where
+    T: Send + 'static,
+    O: Send + 'static,
+    F: FnMut(Vec<T>) -> Result<O, StageError> + Clone + Send + Sync + 'static,
+{
     acc_sink(
         "collect",
         Vec::new,
         |s: &mut Vec<T>, v| s.append(v),
-        Ok,
+        then,
         never,
     )
 }
@@ -237,19 +248,116 @@ fn required<T>(s: Option<T>) -> Result<T, StageError> {
 }
 
 pub(crate) fn head<T: Send + 'static>() -> Sink<T, SinkFuture<T>> {
-    acc_sink_of("head", || None, first, required, Option::is_some, true)
+    head_then(Ok)
+}
+
+pub(crate) fn head_then<T, O, F>(mut then: F) -> Sink<T, SinkFuture<O>>
+where
+    T: Send + 'static,
+    O: Send + 'static,
+    F: FnMut(T) -> Result<O, StageError> + Clone + Send + Sync + 'static,
+{
+    let finish = move |s| required(s).and_then(&mut then);
+    acc_sink_of("head", || None, first, finish, Option::is_some, true)
 }
 
 pub(crate) fn head_option<T: Send + 'static>() -> Sink<T, SinkFuture<Option<T>>> {
-    acc_sink_of("head_option", || None, first, Ok, Option::is_some, true)
+    head_option_then(Ok)
+}
+
+pub(crate) fn head_option_then<T, O, F>(then: F) -> Sink<T, SinkFuture<O>>
+where
+    T: Send + 'static,
+    O: Send + 'static,
+    F: FnMut(Option<T>) -> Result<O, StageError> + Clone + Send + Sync + 'static,
+{
+    acc_sink_of("head_option", || None, first, then, Option::is_some, true)
 }
 
 pub(crate) fn last<T: Send + 'static>() -> Sink<T, SinkFuture<T>> {
-    acc_sink("last", || None, latest, required, never)
+    last_then(Ok)
+}
+
+pub(crate) fn last_then<T, O, F>(mut then: F) -> Sink<T, SinkFuture<O>>
+where
+    T: Send + 'static,
+    O: Send + 'static,
+    F: FnMut(T) -> Result<O, StageError> + Clone + Send + Sync + 'static,
+{
+    let finish = move |s| required(s).and_then(&mut then);
+    acc_sink("last", || None, latest, finish, never)
 }
 
 pub(crate) fn last_option<T: Send + 'static>() -> Sink<T, SinkFuture<Option<T>>> {
-    acc_sink("last_option", || None, latest, Ok, never)
+    last_option_then(Ok)
+}
+
+pub(crate) fn last_option_then<T, O, F>(then: F) -> Sink<T, SinkFuture<O>>
+where
+    T: Send + 'static,
+    O: Send + 'static,
+    F: FnMut(Option<T>) -> Result<O, StageError> + Clone + Send + Sync + 'static,
+{
+    acc_sink("last_option", || None, latest, then, never)
+}
+
+/// `Sink::fold_batches`: `f` folds whole batches into the state, reporting failed elements
+/// through the stage context (supervision); an error it returns fails the sink.
+struct BatchFold<A, F> {
+    acc: Option<A>,
+    f: F,
+    promise: Promise<A>,
+}
+
+impl<T, A, F> SinkLogic<T> for BatchFold<A, F>
+where
+    T: Send + 'static,
+    A: Send + 'static,
+    F: FnMut(&mut A, &mut Vec<T>, &mut StageCx<'_>) -> Result<(), StageError> + Send + 'static,
+{
+    fn on_batch(&mut self, input: &mut Vec<T>, scx: &mut StageCx<'_>) -> Result<(), StageError> {
+        let r = match &mut self.acc {
+            Some(acc) => (self.f)(acc, input, scx),
+            None => Ok(()),
+        };
+        input.clear();
+        r
+    }
+    fn on_finish(&mut self, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
+        if let Some(acc) = self.acc.take() {
+            self.promise.complete(Ok(acc));
+        }
+        Ok(())
+    }
+    fn on_error(&mut self, error: &StageError) {
+        self.acc = None;
+        self.promise.complete(Err(error.clone()));
+    }
+    fn is_done(&self) -> bool {
+        self.acc.is_none()
+    }
+}
+
+pub(crate) fn fold_batches<T, A, I, F>(init: I, f: F) -> Sink<T, SinkFuture<A>>
+where
+    T: Send + 'static,
+    A: Send + 'static,
+    I: Fn() -> A + Send + Sync + 'static,
+    F: FnMut(&mut A, &mut Vec<T>, &mut StageCx<'_>) -> Result<(), StageError>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    Sink::from_logic("fold", move |_| {
+        let (promise, future) = promise();
+        let logic = BatchFold {
+            acc: Some(init()),
+            f: f.clone(),
+            promise,
+        };
+        Ok((logic, future))
+    })
 }
 
 #[cfg(test)]
@@ -336,5 +444,81 @@ mod tests {
         h.batch(vec![9]).unwrap();
         h.finish().unwrap();
         assert_eq!(fut.try_get().unwrap().unwrap(), Some(9));
+    }
+}
+
+#[cfg(test)]
+mod then_tests {
+    use super::*;
+    use crate::source::test_support::sink;
+
+    #[test]
+    fn results_go_through_then() {
+        let (mut h, mut fut) = sink(&collect_then(|v: Vec<u32>| Ok(v.len())));
+        h.batch(vec![1, 2]).unwrap();
+        h.batch(vec![3]).unwrap();
+        h.finish().unwrap();
+        assert_eq!(fut.try_get().unwrap().unwrap(), 3);
+
+        let (mut h, mut fut) = sink(&head_then(|x: u32| Ok(x * 10)));
+        h.batch(vec![7, 8]).unwrap();
+        assert!(h.is_done());
+        assert_eq!(fut.try_get().unwrap().unwrap(), 70);
+        let (mut h, mut fut) = sink(&head_then(|x: u32| Ok(x * 10)));
+        h.finish().unwrap();
+        let e = fut.try_get().unwrap().unwrap_err();
+        assert!(e.downcast_cause::<EmptyStream>().is_some());
+
+        let (mut h, mut fut) = sink(&head_option_then(|x: Option<u32>| Ok(x.is_none())));
+        h.finish().unwrap();
+        assert!(fut.try_get().unwrap().unwrap());
+
+        let (mut h, mut fut) = sink(&last_then(|x: u32| Ok(x + 1)));
+        h.batch(vec![1, 2]).unwrap();
+        h.batch(vec![]).unwrap();
+        assert!(!h.is_done());
+        h.finish().unwrap();
+        assert_eq!(fut.try_get().unwrap().unwrap(), 3);
+        let (mut h, mut fut) = sink(&last_option_then(|x: Option<u32>| Ok(x)));
+        h.finish().unwrap();
+        assert_eq!(fut.try_get().unwrap().unwrap(), None);
+
+        let (mut h, mut fut) = sink(&collect_then(|_v: Vec<u32>| -> Result<u8, _> {
+            Err(StageError::user("no list"))
+        }));
+        h.batch(vec![1]).unwrap();
+        h.finish().unwrap();
+        assert_eq!(fut.try_get().unwrap().unwrap_err().message(), "no list");
+    }
+
+    #[test]
+    fn fold_batches_folds_whole_batches_and_fails_on_error() {
+        let s = fold_batches(
+            || 0u64,
+            |acc: &mut u64, b: &mut Vec<u64>, _cx: &mut StageCx<'_>| {
+                if b.contains(&0) {
+                    return Err(StageError::user("zero"));
+                }
+                *acc += b.drain(..).sum::<u64>();
+                Ok(())
+            },
+        );
+        let (mut h, mut fut) = sink(&s);
+        assert!(h.batch(vec![1, 2]).unwrap().is_empty());
+        h.batch(vec![3]).unwrap();
+        assert!(fut.try_get().is_none());
+        h.finish().unwrap();
+        assert_eq!(fut.try_get().unwrap().unwrap(), 6);
+        assert!(h.is_done());
+
+        let (mut h, mut fut) = sink(&s);
+        let e = h.batch(vec![4, 0]).err();
+        assert_eq!(e.map(|e| e.message().to_owned()).as_deref(), Some("zero"));
+        h.error(&StageError::user("zero"));
+        assert_eq!(fut.try_get().unwrap().unwrap_err().message(), "zero");
+
+        let (mut h, mut fut) = sink(&s);
+        h.finish().unwrap();
+        assert_eq!(fut.try_get().unwrap().unwrap(), 0);
     }
 }

@@ -12,7 +12,7 @@ pub use queue::{DEFAULT_STREAM_BUFFER, SinkQueue, SinkStream};
 
 use std::error::Error;
 use std::future::Future;
-use weir_graph::{Sink, SinkFuture};
+use weir_graph::{Sink, SinkFuture, StageCx, StageError};
 
 /// Sink constructors, called as `Sink::collect()`.
 pub trait SinkCtors<T: Send + 'static>: Sized {
@@ -32,6 +32,76 @@ pub trait SinkCtors<T: Send + 'static>: Sized {
     where
         A: Clone + Send + Sync + 'static,
         F: FnMut(A, T) -> A + Clone + Send + Sync + 'static;
+
+    /// The fold of every batch with `f(&mut acc, batch, cx)`, starting from `init()` (called per
+    /// materialization): for user code called a batch at a time (e.g. a host-language loop).
+    /// `f` consumes the batch (what it leaves is dropped) and reports failed elements with
+    /// `StageCx::element_failed`, so the stage's supervision applies; an error it returns fails
+    /// the sink.
+    /// Consumes when: always (`f` runs synchronously).
+    /// Completes when: upstream completes (the future yields the accumulator).
+    /// Cancels when: never (it consumes until upstream completes or fails).
+    /// Fails when: upstream fails, or `f` returns an error.
+    fn fold_batches<A, I, F>(init: I, f: F) -> Sink<T, SinkFuture<A>>
+    where
+        A: Send + 'static,
+        I: Fn() -> A + Send + Sync + 'static,
+        F: FnMut(&mut A, &mut Vec<T>, &mut StageCx<'_>) -> Result<(), StageError>
+            + Clone
+            + Send
+            + Sync
+            + 'static;
+
+    /// [`SinkCtors::collect`] whose result is `then(elements)`, computed by the sink when
+    /// upstream completes (e.g. to convert into a host-language list).
+    /// Consumes when: always (whole batches).
+    /// Completes when: upstream completes (the future yields `then`'s result).
+    /// Cancels when: never (it consumes until upstream completes or fails).
+    /// Fails when: upstream fails, or `then` fails.
+    fn collect_then<O, F>(then: F) -> Sink<T, SinkFuture<O>>
+    where
+        O: Send + 'static,
+        F: FnMut(Vec<T>) -> Result<O, StageError> + Clone + Send + Sync + 'static;
+
+    /// [`SinkCtors::head`] whose result is `then(first)`.
+    /// Consumes when: until the first element (it asks a demand-driven upstream for one).
+    /// Completes when: the first element arrives.
+    /// Cancels when: after the first element.
+    /// Fails when: upstream fails first, completes empty ([`EmptyStream`]), or `then` fails.
+    fn head_then<O, F>(then: F) -> Sink<T, SinkFuture<O>>
+    where
+        O: Send + 'static,
+        F: FnMut(T) -> Result<O, StageError> + Clone + Send + Sync + 'static;
+
+    /// [`SinkCtors::head_option`] whose result is `then(first)`.
+    /// Consumes when: until the first element (it asks a demand-driven upstream for one).
+    /// Completes when: the first element arrives or upstream completes.
+    /// Cancels when: after the first element.
+    /// Fails when: upstream fails first, or `then` fails.
+    fn head_option_then<O, F>(then: F) -> Sink<T, SinkFuture<O>>
+    where
+        O: Send + 'static,
+        F: FnMut(Option<T>) -> Result<O, StageError> + Clone + Send + Sync + 'static;
+
+    /// [`SinkCtors::last`] whose result is `then(last)`.
+    /// Consumes when: always.
+    /// Completes when: upstream completes.
+    /// Cancels when: never (it consumes until upstream completes or fails).
+    /// Fails when: upstream fails, completes empty ([`EmptyStream`]), or `then` fails.
+    fn last_then<O, F>(then: F) -> Sink<T, SinkFuture<O>>
+    where
+        O: Send + 'static,
+        F: FnMut(T) -> Result<O, StageError> + Clone + Send + Sync + 'static;
+
+    /// [`SinkCtors::last_option`] whose result is `then(last)`.
+    /// Consumes when: always.
+    /// Completes when: upstream completes.
+    /// Cancels when: never (it consumes until upstream completes or fails).
+    /// Fails when: upstream fails, or `then` fails.
+    fn last_option_then<O, F>(then: F) -> Sink<T, SinkFuture<O>>
+    where
+        O: Send + 'static,
+        F: FnMut(Option<T>) -> Result<O, StageError> + Clone + Send + Sync + 'static;
 
     /// Calls `f` on every element.
     /// Consumes when: always (`f` runs synchronously).
@@ -129,6 +199,53 @@ impl<T: Send + 'static> SinkCtors<T> for Sink<T, ()> {
         F: FnMut(T) + Clone + Send + Sync + 'static,
     {
         acc::for_each(f)
+    }
+    fn fold_batches<A, I, F>(init: I, f: F) -> Sink<T, SinkFuture<A>>
+    where
+        A: Send + 'static,
+        I: Fn() -> A + Send + Sync + 'static,
+        F: FnMut(&mut A, &mut Vec<T>, &mut StageCx<'_>) -> Result<(), StageError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+    {
+        acc::fold_batches(init, f)
+    }
+    fn collect_then<O, F>(then: F) -> Sink<T, SinkFuture<O>>
+    where
+        O: Send + 'static,
+        F: FnMut(Vec<T>) -> Result<O, StageError> + Clone + Send + Sync + 'static,
+    {
+        acc::collect_then(then)
+    }
+    fn head_then<O, F>(then: F) -> Sink<T, SinkFuture<O>>
+    where
+        O: Send + 'static,
+        F: FnMut(T) -> Result<O, StageError> + Clone + Send + Sync + 'static,
+    {
+        acc::head_then(then)
+    }
+    fn head_option_then<O, F>(then: F) -> Sink<T, SinkFuture<O>>
+    where
+        O: Send + 'static,
+        F: FnMut(Option<T>) -> Result<O, StageError> + Clone + Send + Sync + 'static,
+    {
+        acc::head_option_then(then)
+    }
+    fn last_then<O, F>(then: F) -> Sink<T, SinkFuture<O>>
+    where
+        O: Send + 'static,
+        F: FnMut(T) -> Result<O, StageError> + Clone + Send + Sync + 'static,
+    {
+        acc::last_then(then)
+    }
+    fn last_option_then<O, F>(then: F) -> Sink<T, SinkFuture<O>>
+    where
+        O: Send + 'static,
+        F: FnMut(Option<T>) -> Result<O, StageError> + Clone + Send + Sync + 'static,
+    {
+        acc::last_option_then(then)
     }
     fn for_each_async<F, Fut>(parallelism: usize, f: F) -> Sink<T, SinkFuture<()>>
     where

@@ -3,12 +3,11 @@
 use super::supervision::NSupervision;
 use super::{Bp, NBlueprint, op, wrap};
 use crate::mat::MatValue;
-use crate::obj::{KeyedObj, PyObj};
+use crate::obj::PyObj;
 use crate::pyfn::PyFn;
 use crate::stages::{
-    CountAgg, FoldAgg, KeyCountOp, KeyOp, KeyTable, ListOp, MapBatchesOp, OpFactory, PyOp,
-    SinkKind, container_source, external_flow, is_container, iter_source, py_flow, py_sink,
-    unit_mat,
+    ListOp, MapBatchesOp, OpFactory, PyOp, container_source, external_flow, is_container,
+    iter_source, keyed, py_flow, sinks, unit_mat,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -236,47 +235,13 @@ pub fn flow_buffer(size: usize, strategy: &str) -> PyResult<NBlueprint> {
     ))))
 }
 
-fn keyed(
-    f: Option<Py<PyAny>>,
-    sup: Option<&NSupervision>,
-    agg_name: &str,
-    agg: OpFactory<KeyedObj, PyObj>,
-) -> NBlueprint {
-    let keys = supervised(
-        py_flow::<PyObj, KeyedObj>(
-            "key_by",
-            op(move |py| KeyOp {
-                f: f.as_ref().map(|f| f.clone_ref(py)),
-            }),
-        ),
-        sup,
-    )
-    .partition_by_hash(|k: &KeyedObj| k.hash);
-    flow(keys.via_mat(py_flow(agg_name, agg), |_, _| MatValue::Unit))
-}
-
-/// `key_by(f).count()`: keys counted in Rust where they are computed (stage `key_by`), the
-/// per-key counts summed after a hash exchange (stage `count`, the one `parallelism` applies to).
-/// `sup` supervises the `key_by` stage (the one calling `f`).
+/// `key_by(f).count()`: keys counted where they are computed (stage `key_by`, with a local
+/// combiner fused into it), the per-key counts summed after a hash exchange (stage
+/// `count`, the one `parallelism` applies to). `sup` supervises the `key_by` stage.
 #[pyfunction]
 #[pyo3(signature = (f=None, sup=None))]
 pub fn flow_key_count(f: Option<Py<PyAny>>, sup: Option<&NSupervision>) -> NBlueprint {
-    let local = supervised(
-        py_flow::<PyObj, KeyedObj>(
-            "key_by",
-            op(move |py| KeyCountOp {
-                f: f.as_ref().map(|f| f.clone_ref(py)),
-                table: KeyTable::default(),
-            }),
-        ),
-        sup,
-    )
-    .partition_by_hash(|k: &KeyedObj| k.hash);
-    flow(
-        local.via_mat(py_flow("count", op(|_py| CountAgg::default())), |_, _| {
-            MatValue::Unit
-        }),
-    )
+    flow(keyed::count(supervised(keyed::key_stage(f), sup)))
 }
 
 /// `Source.from_iter(iterable)` + `ops` + `key_by(f).count()` (the engine fuses the source,
@@ -305,17 +270,12 @@ pub fn flow_key_fold(
     reduce: bool,
     sup: Option<&NSupervision>,
 ) -> NBlueprint {
-    let name = if reduce { "reduce" } else { "fold" };
-    keyed(
-        f,
-        sup,
-        name,
-        op(move |py| FoldAgg {
-            zero: (!reduce).then(|| zero.clone_ref(py)),
-            f: g.clone_ref(py),
-            table: Default::default(),
-        }),
-    )
+    let pairs = supervised(keyed::pair_stage(f), sup);
+    flow(if reduce {
+        keyed::reduce(pairs, g)
+    } else {
+        keyed::fold(pairs, zero, g)
+    })
 }
 
 /// A flow handing batches to `submit(batch, completion)` with at most `max_inflight` batches
@@ -341,44 +301,40 @@ pub fn flow_kill_switch() -> NBlueprint {
 /// `Sink.collect()`: a list of every element, passed through `finish(list)` when given.
 #[pyfunction]
 #[pyo3(signature = (finish = None))]
-pub fn sink_collect(py: Python<'_>, finish: Option<Py<PyAny>>) -> NBlueprint {
-    let _ = py;
-    wrap(Bp::Sink(py_sink(SinkKind::Collect(finish))))
+pub fn sink_collect(finish: Option<Py<PyAny>>) -> NBlueprint {
+    wrap(Bp::Sink(sinks::collect(finish)))
 }
 
 /// `Sink.fold(zero, f)`.
 #[pyfunction]
-pub fn sink_fold(py: Python<'_>, zero: Py<PyAny>, f: Py<PyAny>) -> NBlueprint {
-    let _ = py;
-    wrap(Bp::Sink(py_sink(SinkKind::Fold(zero, f))))
+pub fn sink_fold(zero: Py<PyAny>, f: Py<PyAny>) -> NBlueprint {
+    wrap(Bp::Sink(sinks::fold(zero, f)))
 }
 
 /// `Sink.for_each(f)`.
 #[pyfunction]
-pub fn sink_for_each(py: Python<'_>, f: Py<PyAny>) -> NBlueprint {
-    let _ = py;
-    wrap(Bp::Sink(py_sink(SinkKind::ForEach(f))))
+pub fn sink_for_each(f: Py<PyAny>) -> NBlueprint {
+    wrap(Bp::Sink(sinks::for_each(f)))
 }
 
 /// `Sink.ignore()`.
 #[pyfunction]
-pub fn sink_ignore(py: Python<'_>) -> NBlueprint {
-    let _ = py;
-    wrap(Bp::Sink(py_sink(SinkKind::Ignore)))
+pub fn sink_ignore() -> NBlueprint {
+    wrap(Bp::Sink(sinks::ignore()))
 }
 
 /// `Sink.head()` / `Sink.head_option()`.
 #[pyfunction]
 #[pyo3(signature = (optional = false))]
 pub fn sink_head(optional: bool) -> NBlueprint {
-    wrap(Bp::Sink(py_sink(SinkKind::Head(optional))))
+    wrap(Bp::Sink(sinks::head(optional)))
 }
 
 /// `Sink.last()` / `Sink.last_option()`.
 #[pyfunction]
 #[pyo3(signature = (optional = false))]
 pub fn sink_last(optional: bool) -> NBlueprint {
-    wrap(Bp::Sink(py_sink(SinkKind::Last(optional))))
+    wrap(Bp::Sink(sinks::last(optional)))
 }
 
 /// `flow` with `sup` (when given) as the supervision of its last stage.

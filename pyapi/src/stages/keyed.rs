@@ -1,134 +1,93 @@
-//! Keyed ops: `key_by(f)` and per-key aggregates counted/folded in Rust.
+//! `key_by(f)` for Python: the key stages (keys computed a batch at a time on the dispatcher)
+//! and the adapters that hand them to `weir_operators::keyed`, which owns the aggregation (the
+//! combiner before the hash edge, per-key state, first-seen order, supervision of `g`).
 
 use super::cloop;
-use super::core::{Batch, PyOp, element_failed};
-use crate::obj::{KeyedObj, PyObj, user_error};
+use super::core::{Batch, PyOp, element_failed, element_failed_stateless, py_flow};
+use crate::mat::MatValue;
+use crate::obj::{PyObj, short_repr, user_error, user_error_on};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
-use weir_graph::{Directive, StageCx, StageError};
+use pyo3::types::PyTuple;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use weir_graph::{Flow, StageCx, StageError};
+use weir_operators::keyed;
 
-/// `key_by(f)` before `fold`/`reduce`: computes each element's key and Python hash (the
-/// routing hash) and keeps the element next to it.
-pub struct KeyOp {
-    /// The key function (`None`: the element is its own key).
-    pub f: Option<Py<PyAny>>,
+/// A Python key in Rust keyed state: Python's `hash(key)`, taken once when the key is
+/// extracted (it also routes the key over the hash exchange), and the key, compared with
+/// Python's `==` (an `__eq__` that raises counts as unequal; the error is logged).
+pub struct PyKey {
+    hash: u64,
+    key: PyObj,
 }
 
-impl PyOp<PyObj, KeyedObj> for KeyOp {
-    fn on_batch(
-        &mut self,
-        py: Python<'_>,
-        input: &mut Batch<PyObj>,
-        out: &mut Vec<KeyedObj>,
-        cx: &mut StageCx<'_>,
-    ) -> Result<(), StageError> {
-        let f = self.f.as_ref().map(|f| f.bind(py));
-        for x in input {
-            let key = match f {
-                Some(f) => f.call1((x.0.bind(py),)),
-                None => Ok(x.0.bind(py).clone()),
-            };
-            match key.and_then(|k| k.hash().map(|h| (h, k))) {
-                Ok((h, k)) => out.push(KeyedObj {
-                    hash: h as u64,
-                    key: PyObj::from_bound(k),
-                    value: Some(x),
-                }),
-                Err(e) => element_failed(py, cx, e, Some(x))?,
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Per-key state in Rust, keys compared by Python's `hash` and `==`: a dict maps each distinct
-/// key to its slot (the dict's C lookup uses a string's cached hash and compares without going
-/// through Python-level calls), the values live in a `Vec`.
-pub struct KeyTable<V> {
-    index: Option<Py<PyDict>>,
-    slots: Vec<(PyObj, V)>,
-}
-
-impl<V> Default for KeyTable<V> {
-    fn default() -> Self {
-        Self {
-            index: None,
-            slots: Vec::new(),
+impl PyKey {
+    /// `key` with its Python hash (an unhashable key comes back with the error).
+    fn new(py: Python<'_>, key: PyObj) -> Result<Self, (PyErr, PyObj)> {
+        match key.0.bind(py).hash() {
+            Ok(h) => Ok(Self {
+                hash: h as u64,
+                key,
+            }),
+            Err(e) => Err((e, key)),
         }
     }
 }
 
-impl<V> KeyTable<V> {
-    /// The slot of `key`, created with `init` when new.
-    pub fn slot<'a>(
-        &'a mut self,
-        py: Python<'_>,
-        key: &PyObj,
-        init: impl FnOnce() -> V,
-    ) -> PyResult<&'a mut V> {
-        let index = match &self.index {
-            Some(d) => d.bind(py).clone(),
-            None => {
-                let d = PyDict::new(py);
-                self.index = Some(d.clone().unbind());
-                d
-            }
-        };
-        let k = key.0.bind(py);
-        let i = match index.get_item(k)? {
-            Some(i) => i.extract::<usize>()?,
-            None => {
-                let i = self.slots.len();
-                index.set_item(k, i)?;
-                self.slots.push((key.clone_ref(py), init()));
-                i
-            }
-        };
-        Ok(&mut self.slots[i].1)
-    }
-    /// Every (key, value) in first-seen order, emptying the table.
-    pub fn drain(&mut self) -> impl Iterator<Item = (PyObj, V)> + '_ {
-        self.index = None;
-        self.slots.drain(..)
-    }
-    /// Forgets every key.
-    pub fn clear(&mut self) {
-        self.index = None;
-        self.slots.clear();
+impl std::fmt::Debug for PyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PyKey({})", self.hash)
     }
 }
 
-fn pair(py: Python<'_>, k: PyObj, v: Py<PyAny>) -> Result<PyObj, StageError> {
-    PyTuple::new(py, [k.0, v])
-        .map(|t| PyObj(t.into_any().unbind()))
-        .map_err(|e| user_error(py, e))
+impl Hash for PyKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
 }
 
-/// `key_by(f).count()`, first half: computes keys (CPython's own `map` over the batch: no
-/// argument tuple per call) and counts them locally; on completion emits one `(hash, key,
-/// count)` per key, routed by hash to [`CountAgg`]. Only the distinct keys cross to the next
-/// stage, which alone may run in parallel.
-pub struct KeyCountOp {
+impl PartialEq for PyKey {
+    fn eq(&self, other: &Self) -> bool {
+        if self.hash != other.hash {
+            return false;
+        }
+        if self.key.0.as_ptr() == other.key.0.as_ptr() {
+            return true;
+        }
+        crate::gil::with(|py| match self.key.0.bind(py).eq(other.key.0.bind(py)) {
+            Ok(eq) => eq,
+            Err(e) => {
+                tracing::warn!(error = %user_error(py, e), "a key's == raised; keys kept apart");
+                false
+            }
+        })
+    }
+}
+
+impl Eq for PyKey {}
+
+/// `key_by(f)` before `count()`: each element's key (CPython's own `map` over the batch, so no
+/// argument tuple per call) with its hash; the element itself is not kept.
+pub struct KeysOp {
     /// The key function (`None`: the element is its own key).
     pub f: Option<Py<PyAny>>,
-    /// Counts so far.
-    pub table: KeyTable<u64>,
 }
 
-impl PyOp<PyObj, KeyedObj> for KeyCountOp {
+impl PyOp<PyObj, PyKey> for KeysOp {
     fn on_batch(
         &mut self,
         py: Python<'_>,
         input: &mut Batch<PyObj>,
-        _out: &mut Vec<KeyedObj>,
+        out: &mut Vec<PyKey>,
         cx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
-        let mut failure = Ok(());
         let batch: Vec<PyObj> = input.collect();
+        let mut failure = Ok(());
         let keys = match &self.f {
             Some(f) => {
                 let mut keys = Vec::with_capacity(batch.len());
-                // Keys computed before a failing element still count.
+                // Keys computed before a failing element still count (the loop is stateless:
+                // Restart goes on like Resume).
                 failure = cloop::via_list(py, &batch, &mut keys, |l, res| {
                     cloop::map_list(f, l, res, cx)
                 });
@@ -136,146 +95,128 @@ impl PyOp<PyObj, KeyedObj> for KeyCountOp {
             }
             None => batch,
         };
+        out.reserve(keys.len());
         for k in keys {
-            if let Err(e) = self.table.slot(py, &k, || 0).map(|c| *c += 1)
-                && let Err(e) = element_failed(py, cx, e, Some(k))
-            {
-                // Restart forgets the counts and goes on with the keys after the failing one.
-                if cx.decide(&e) != Directive::Restart {
-                    return Err(e);
-                }
-                self.table.clear();
+            match PyKey::new(py, k) {
+                Ok(k) => out.push(k),
+                Err((e, k)) => element_failed_stateless(py, cx, e, Some(k))?,
             }
         }
         failure
     }
-    fn on_finish(
-        &mut self,
-        py: Python<'_>,
-        out: &mut Vec<KeyedObj>,
-        _cx: &mut StageCx<'_>,
-    ) -> Result<(), StageError> {
-        let items: Vec<_> = self.table.drain().collect();
-        for (k, c) in items {
-            let hash = k.0.bind(py).hash().map_err(|e| user_error(py, e))?;
-            let Ok(c) = c.into_pyobject(py);
-            out.push(KeyedObj {
-                hash: hash as u64,
-                key: k,
-                value: Some(PyObj(c.into_any().unbind())),
-            });
-        }
-        Ok(())
-    }
-    fn reset(&mut self, _py: Python<'_>) {
-        self.table.clear();
-    }
 }
 
-/// `key_by(f).count()`, second half: sums the per-key counts of its upstream subtasks, one
-/// `(key, count)` tuple per key on completion.
-#[derive(Default)]
-pub struct CountAgg(KeyTable<u64>);
+/// `key_by(f)` before `fold`/`reduce`: each element with its key and the key's hash.
+pub struct PairsOp {
+    /// The key function (`None`: the element is its own key).
+    pub f: Option<Py<PyAny>>,
+}
 
-impl PyOp<KeyedObj, PyObj> for CountAgg {
+impl PyOp<PyObj, (PyKey, PyObj)> for PairsOp {
     fn on_batch(
         &mut self,
         py: Python<'_>,
-        input: &mut Batch<KeyedObj>,
-        _out: &mut Vec<PyObj>,
+        input: &mut Batch<PyObj>,
+        out: &mut Vec<(PyKey, PyObj)>,
         cx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
-        for k in input {
-            let n = match &k.value {
-                Some(v) => v.0.bind(py).extract::<u64>(),
-                None => Ok(1),
+        let f = self.f.as_ref().map(|f| f.bind(py));
+        for x in input {
+            let key = match f {
+                Some(f) => f.call1((x.0.bind(py),)).map(PyObj::from_bound),
+                None => Ok(x.clone_ref(py)),
             };
-            match n.and_then(|n| self.0.slot(py, &k.key, || 0).map(|c| *c += n)) {
-                Ok(()) => {}
-                Err(e) => element_failed(py, cx, e, None)?,
+            match key.and_then(|k| PyKey::new(py, k).map_err(|(e, _)| e)) {
+                Ok(k) => out.push((k, x)),
+                Err(e) => element_failed(py, cx, e, Some(x))?,
             }
         }
         Ok(())
-    }
-    fn on_finish(
-        &mut self,
-        py: Python<'_>,
-        out: &mut Vec<PyObj>,
-        _cx: &mut StageCx<'_>,
-    ) -> Result<(), StageError> {
-        let items: Vec<_> = self.0.drain().collect();
-        for (k, c) in items {
-            let Ok(c) = c.into_pyobject(py);
-            out.push(pair(py, k, c.into_any().unbind())?);
-        }
-        Ok(())
-    }
-    fn reset(&mut self, _py: Python<'_>) {
-        self.0.clear();
     }
 }
 
-/// `key_by(f).fold(zero, g)` (with a zero) or `.reduce(g)` (without).
-pub struct FoldAgg {
-    /// The initial accumulator of every key (`None` for reduce).
-    pub zero: Option<Py<PyAny>>,
-    /// `g(acc, x)`.
-    pub f: Py<PyAny>,
-    /// Accumulators.
-    pub table: KeyTable<Option<Py<PyAny>>>,
+/// The `key_by` stage of `count()`.
+pub fn key_stage(f: Option<Py<PyAny>>) -> Flow<PyObj, PyKey, MatValue> {
+    let f = f.map(Arc::new);
+    py_flow(
+        "key_by",
+        Arc::new(move |py, _| {
+            Box::new(KeysOp {
+                f: f.as_ref().map(|f| f.clone_ref(py)),
+            })
+        }),
+    )
 }
 
-impl PyOp<KeyedObj, PyObj> for FoldAgg {
-    fn on_batch(
-        &mut self,
-        py: Python<'_>,
-        input: &mut Batch<KeyedObj>,
-        _out: &mut Vec<PyObj>,
-        cx: &mut StageCx<'_>,
-    ) -> Result<(), StageError> {
-        let f = self.f.bind(py);
-        for k in input {
-            let Some(x) = k.value else { continue };
-            let zero = &self.zero;
-            let slot = match self
-                .table
-                .slot(py, &k.key, || zero.as_ref().map(|z| z.clone_ref(py)))
-            {
-                Ok(s) => s,
-                Err(e) => {
-                    element_failed(py, cx, e, Some(x))?;
-                    continue;
-                }
-            };
-            let Some(acc) = slot.take() else {
-                *slot = Some(x.0);
-                continue;
-            };
-            match f.call1((acc.bind(py), x.0.bind(py))) {
-                Ok(y) => *slot = Some(y.unbind()),
-                Err(e) => {
-                    *slot = Some(acc);
-                    element_failed(py, cx, e, Some(x))?;
-                }
-            }
-        }
-        Ok(())
-    }
-    fn on_finish(
-        &mut self,
-        py: Python<'_>,
-        out: &mut Vec<PyObj>,
-        _cx: &mut StageCx<'_>,
-    ) -> Result<(), StageError> {
-        let items: Vec<_> = self.table.drain().collect();
-        for (k, v) in items {
-            if let Some(v) = v {
-                out.push(pair(py, k, v)?);
-            }
-        }
-        Ok(())
-    }
-    fn reset(&mut self, _py: Python<'_>) {
-        self.table.clear();
-    }
+/// The `key_by` stage of `fold`/`reduce`.
+pub fn pair_stage(f: Option<Py<PyAny>>) -> Flow<PyObj, (PyKey, PyObj), MatValue> {
+    let f = f.map(Arc::new);
+    py_flow(
+        "key_by",
+        Arc::new(move |py, _| {
+            Box::new(PairsOp {
+                f: f.as_ref().map(|f| f.clone_ref(py)),
+            })
+        }),
+    )
+}
+
+/// The Python tuple `(key, value)`.
+fn pair(py: Python<'_>, k: PyKey, v: Py<PyAny>) -> Result<PyObj, StageError> {
+    PyTuple::new(py, [k.key.0, v])
+        .map(|t| PyObj(t.into_any().unbind()))
+        .map_err(|e| user_error(py, e))
+}
+
+/// `key_by(f).count()` after its key stage: one `(key, count)` tuple per key (the summing
+/// stage is named `count`).
+pub fn count(keys: Flow<PyObj, PyKey, MatValue>) -> Flow<PyObj, PyObj, MatValue> {
+    keyed::count_keys(keys, |k: PyKey, n: u64| {
+        crate::gil::with(|py| {
+            let Ok(n) = n.into_pyobject(py);
+            pair(py, k, n.into_any().unbind())
+        })
+    })
+    .named("count")
+}
+
+/// `g(acc, x)` as a supervised per-key function: a raise names the element.
+fn call2(g: &Py<PyAny>, acc: &PyObj, x: &PyObj) -> Result<PyObj, StageError> {
+    crate::gil::with(|py| {
+        g.bind(py)
+            .call1((acc.0.bind(py), x.0.bind(py)))
+            .map(PyObj::from_bound)
+            .map_err(|e| user_error_on(py, e, Some(x)).with_element(&short_repr(py, x)))
+    })
+}
+
+fn emit(k: PyKey, v: PyObj) -> Result<PyObj, StageError> {
+    crate::gil::with(|py| pair(py, k, v.0))
+}
+
+/// `key_by(f).fold(zero, g)` after its key stage: one `(key, acc)` tuple per key (stage `fold`).
+pub fn fold(
+    pairs: Flow<PyObj, (PyKey, PyObj), MatValue>,
+    zero: Py<PyAny>,
+    g: Py<PyAny>,
+) -> Flow<PyObj, PyObj, MatValue> {
+    let (zero, g) = (Arc::new(zero), Arc::new(g));
+    let zero = move || crate::gil::with(|py| PyObj(zero.clone_ref(py)));
+    keyed::try_fold_pairs(
+        pairs,
+        zero,
+        move |a: &PyObj, x: &PyObj| call2(&g, a, x),
+        emit,
+    )
+    .named("fold")
+}
+
+/// `key_by(f).reduce(g)` after its key stage: one `(key, acc)` tuple per key (stage `reduce`).
+pub fn reduce(
+    pairs: Flow<PyObj, (PyKey, PyObj), MatValue>,
+    g: Py<PyAny>,
+) -> Flow<PyObj, PyObj, MatValue> {
+    let g = Arc::new(g);
+    keyed::try_reduce_pairs(pairs, move |a: &PyObj, x: &PyObj| call2(&g, a, x), emit)
+        .named("reduce")
 }

@@ -38,6 +38,5 @@ pub use convert::{Convert, convert};
 pub use element::{ChainOp, ListOp, MapBatchesOp};
 pub use external::{Completion, external_flow};
 pub use iter::{container_source, is_container};
-pub use keyed::{CountAgg, FoldAgg, KeyCountOp, KeyOp, KeyTable};
-pub use sinks::{SinkKind, py_sink};
+pub use keyed::PyKey;
 pub use source::iter_source;

@@ -27,9 +27,9 @@ impl Junction for PyBroadcast {
     fn node(self) -> Node {
         let outs = (0..self.0.max(1)).map(|_| router_for::<PyObj>()).collect();
         let eager = self.1;
-        async_node("broadcast", 1, outs, move |_info| {
-            let ctx = RunCtx::current()?;
-            Ok((BroadcastLogic(ctx.dispatcher, eager), ()))
+        async_node("broadcast", 1, outs, move |info| {
+            let ctx = RunCtx::of(info)?;
+            Ok((BroadcastLogic(Arc::clone(&ctx.dispatcher), eager), ()))
         })
     }
     fn ports(p: NodePorts) -> NodePorts {
@@ -115,9 +115,9 @@ struct ZipLogic(Arc<Dispatcher>);
 impl Junction for PyZip {
     type Ports = NodePorts;
     fn node(self) -> Node {
-        async_node("zip", 2, vec![router_for::<PyObj>()], |_info| {
-            let ctx = RunCtx::current()?;
-            Ok((ZipLogic(ctx.dispatcher), ()))
+        async_node("zip", 2, vec![router_for::<PyObj>()], |info| {
+            let ctx = RunCtx::of(info)?;
+            Ok((ZipLogic(Arc::clone(&ctx.dispatcher)), ()))
         })
     }
     fn ports(p: NodePorts) -> NodePorts {

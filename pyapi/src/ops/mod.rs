@@ -17,7 +17,6 @@ mod lifecycle;
 pub mod pyops;
 mod sources;
 pub mod stages;
-mod tick;
 mod timed;
 
 use crate::dsl::{Bp, NBlueprint, NBuilder, NInlet, NOutlet, wrap};

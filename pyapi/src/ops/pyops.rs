@@ -298,7 +298,7 @@ pub fn to_source(obj: &Bound<'_, PyAny>) -> PyResult<Source<PyObj, MatValue>> {
     }
     // Validate iterability now, so the error names the element.
     obj.try_iter()?;
-    Ok(iter_source(obj.clone().unbind(), None))
+    Ok(iter_source(obj.clone().unbind()))
 }
 
 /// Calls `f(x)` for each element and passes it on; `on_complete()` when upstream completes.

@@ -1,5 +1,4 @@
-//! Python stages with their own driving loop: `recover`, `recover_with_retries`, `merge_sorted`,
-//! and the wrapper that lets generic substream operators start Python stages.
+//! Python stages with their own driving loop: `recover`, `recover_with_retries`, `merge_sorted`.
 
 use super::pyops::to_source;
 use crate::dispatch::{Dispatcher, RunCtx};
@@ -11,83 +10,9 @@ use pyo3::prelude::*;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use weir_graph::{
-    AsyncIo, AsyncLogic, ErasedInput, ErasedOutput, ErrorKind, Event, Flow, Input, Junction,
-    Module, Node, NodeKind, NodePorts, RouterFactory, StageError, SubMaterializer, async_node,
-    router_for,
+    AsyncIo, AsyncLogic, ErrorKind, Event, Flow, Input, Junction, Node, NodePorts, StageError,
+    async_node, router_for,
 };
-
-// ---------------------------------------------------------------------------------------------
-// Run context for substreams
-
-struct CtxSub {
-    inner: Arc<dyn SubMaterializer>,
-    ctx: RunCtx,
-}
-
-impl SubMaterializer for CtxSub {
-    fn source(&self, module: Arc<Module>) -> Result<Box<dyn ErasedInput>, StageError> {
-        self.ctx.enter(|| self.inner.source(module))
-    }
-    fn flow(
-        &self,
-        module: Arc<Module>,
-        input: Arc<dyn RouterFactory>,
-    ) -> Result<(Box<dyn ErasedOutput>, Box<dyn ErasedInput>), StageError> {
-        self.ctx.enter(|| self.inner.flow(module, input))
-    }
-    fn flow_detached(
-        &self,
-        module: Arc<Module>,
-        input: Arc<dyn RouterFactory>,
-    ) -> Result<(Box<dyn ErasedOutput>, Box<dyn ErasedInput>), StageError> {
-        self.ctx.enter(|| self.inner.flow_detached(module, input))
-    }
-}
-
-struct CtxLogic {
-    inner: Box<dyn AsyncLogic>,
-    ctx: Option<RunCtx>,
-}
-
-impl AsyncLogic for CtxLogic {
-    fn run(self: Box<Self>, mut io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
-        if let Some(ctx) = self.ctx {
-            io.sub = Arc::new(CtxSub { inner: io.sub, ctx });
-        }
-        self.inner.run(io)
-    }
-}
-
-/// `m` with the logic of each asynchronous stage wrapped by `wrap`, given the Python run
-/// current when the stage materializes.
-pub fn wrap_async_stages(
-    m: &Module,
-    wrap: fn(Box<dyn AsyncLogic>, Option<RunCtx>) -> Box<dyn AsyncLogic>,
-) -> Module {
-    let mut m = m.clone();
-    for node in &mut m.nodes {
-        if let NodeKind::Async(f) = &node.kind {
-            let f = Arc::clone(f);
-            node.kind = NodeKind::Async(Arc::new(move |info| {
-                let ctx = RunCtx::current().ok();
-                let (inner, mat) = f(info)?;
-                Ok((wrap(inner, ctx), mat))
-            }));
-        }
-    }
-    m
-}
-
-/// Makes the asynchronous stages of `flow` materialize their substreams inside the Python run
-/// that materialized them (Python stages find their dispatcher through [`RunCtx`]).
-pub fn with_run_ctx<I: Send + 'static, O: Send + 'static, M: Send + 'static>(
-    flow: Flow<I, O, M>,
-) -> Flow<I, O, M> {
-    let m = wrap_async_stages(flow.module(), |inner, ctx| {
-        Box::new(CtxLogic { inner, ctx })
-    });
-    Flow::from_module(Arc::new(m))
-}
 
 /// The Python exception for a stage error: the original one when user code raised it.
 pub fn exception_of(py: Python<'_>, e: &StageError) -> Py<PyAny> {
@@ -156,13 +81,13 @@ impl AsyncLogic for RecoverLogic {
 
 /// `recover(f)`: on upstream failure emits `f(exception)` and completes (`None` propagates).
 pub fn recover_flow(f: Py<PyAny>) -> Flow<PyObj, PyObj, MatValue> {
-    Flow::from_async("recover", move |_info| {
-        let ctx = RunCtx::current()?;
+    Flow::from_async("recover", move |info| {
+        let ctx = RunCtx::of(info)?;
         let f = crate::gil::with(|py| f.clone_ref(py));
         Ok((
             RecoverLogic {
                 f,
-                disp: ctx.dispatcher,
+                disp: Arc::clone(&ctx.dispatcher),
             },
             MatValue::Unit,
         ))
@@ -172,7 +97,7 @@ pub fn recover_flow(f: Py<PyAny>) -> Flow<PyObj, PyObj, MatValue> {
 struct RetriesLogic {
     f: Py<PyAny>,
     attempts: usize,
-    ctx: RunCtx,
+    ctx: Arc<RunCtx>,
 }
 
 impl AsyncLogic for RetriesLogic {
@@ -216,7 +141,7 @@ impl AsyncLogic for RetriesLogic {
                             .await??;
                         let Some(src) = src else { return Err(e) };
                         let module = Arc::clone(src.module());
-                        let inner = self.ctx.enter(|| io.sub.source(module))?;
+                        let inner = io.sub.source(module)?;
                         input = Input::new(inner, Arc::from(path.as_str()));
                     }
                 }
@@ -228,8 +153,8 @@ impl AsyncLogic for RetriesLogic {
 
 /// `recover_with_retries(attempts, f)`: on failure continues with the source `f(exception)`.
 pub fn recover_retries_flow(attempts: usize, f: Py<PyAny>) -> Flow<PyObj, PyObj, MatValue> {
-    Flow::from_async("recover_with_retries", move |_info| {
-        let ctx = RunCtx::current()?;
+    Flow::from_async("recover_with_retries", move |info| {
+        let ctx = RunCtx::of(info)?;
         let f = crate::gil::with(|py| f.clone_ref(py));
         Ok((RetriesLogic { f, attempts, ctx }, MatValue::Unit))
     })
@@ -248,9 +173,9 @@ struct MergeSortedLogic(Arc<Dispatcher>);
 impl Junction for PyMergeSorted {
     type Ports = NodePorts;
     fn node(self) -> Node {
-        async_node("merge_sorted", 2, vec![router_for::<PyObj>()], |_info| {
-            let ctx = RunCtx::current()?;
-            Ok((MergeSortedLogic(ctx.dispatcher), ()))
+        async_node("merge_sorted", 2, vec![router_for::<PyObj>()], |info| {
+            let ctx = RunCtx::of(info)?;
+            Ok((MergeSortedLogic(Arc::clone(&ctx.dispatcher)), ()))
         })
     }
     fn ports(p: NodePorts) -> NodePorts {

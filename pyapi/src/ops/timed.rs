@@ -27,8 +27,12 @@ pub fn flow_timed(kind: &str, seconds: f64, capacity: usize) -> PyResult<NBluepr
 #[pyfunction]
 pub fn flow_grouped_within(n: usize, seconds: f64) -> PyResult<NBlueprint> {
     let g = weir_operators::time::grouped_within::<PyObj>(n.max(1), secs(seconds)?);
-    let lists = super::tick::lists_on_demand("grouped_within");
-    Ok(flow(unit_mat(g).via(unit_mat(lists))))
+    // Lists made on demand: the consumer's demand reaches the group still filling.
+    let lists = list_flow("grouped_within");
+    let lists: Flow<Vec<PyObj>, PyObj, MatValue> = Flow::from_module(
+        weir_graph::on_demand_outputs(&weir_graph::on_demand_input(lists.module())),
+    );
+    Ok(flow(unit_mat(g).via(lists)))
 }
 
 /// Lists of the elements that arrived while downstream was busy: at most `max` per list

@@ -4,7 +4,6 @@
 use super::*;
 use crate::run::mat_to_py;
 use pyo3::types::PyString;
-use std::future::Future;
 use weir_graph::SinkFuture;
 use weir_operators::lifecycle::{
     LifecycleSinks, LifecycleSources, MaybeHandle, watch_termination_as,
@@ -75,16 +74,14 @@ fn blueprint(obj: &Bound<'_, PyAny>) -> PyResult<Bp> {
 }
 
 /// `make(f())`, called when the stage (polled on the run's dispatcher) starts its inner graph.
-fn on_dispatcher<R: Send + 'static>(
+async fn on_dispatcher<R: Send + 'static>(
     f: Arc<Py<PyAny>>,
     make: fn(Python<'_>, Bound<'_, PyAny>) -> PyResult<R>,
-) -> impl Future<Output = Result<R, StageError>> + Send + 'static {
-    async move {
-        crate::gil::with(|py| {
-            let obj = f.bind(py).call0().map_err(|e| user_error(py, e))?;
-            make(py, obj).map_err(|e| user_error(py, e))
-        })
-    }
+) -> Result<R, StageError> {
+    crate::gil::with(|py| {
+        let obj = f.bind(py).call0().map_err(|e| user_error(py, e))?;
+        make(py, obj).map_err(|e| user_error(py, e))
+    })
 }
 
 fn future_mat(f: SinkFuture<PyObj>) -> MatValue {

@@ -45,7 +45,7 @@ impl PullThread for GilThread {
         Python::attach(|_py| pull());
     }
     fn wait(&self, wait: &mut (dyn FnMut() + Send)) {
-        Python::attach(|py| py.detach(|| wait()));
+        Python::attach(|py| py.detach(wait));
     }
 }
 

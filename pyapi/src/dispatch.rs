@@ -1,11 +1,10 @@
 //! The Python dispatcher: the one place where Python stages run user code.
 //!
-//! Python stages are asynchronous weir stages running on tokio worker threads. They never take the
-//! GIL: for each batch they send a job (a closure over the whole batch) to the dispatcher of their
-//! run and await its result. The dispatcher is served by a Python thread, the caller of
-//! `run()` (or a dedicated thread for `start()` / `run_async()`), which executes queued jobs
-//! back to back while holding the GIL and releases it only while the queue is empty. So the GIL is
-//! taken at most once per batch, and usually once for many batches in a row.
+//! Every island of a Python run is polled on the run's dispatcher (`ExecutorId::PYTHON`): a
+//! Python thread, the caller of `run()` (or a dedicated thread for `start()` / `run_async()`),
+//! which polls island tasks and runs queued jobs back to back while holding the GIL and releases
+//! it only while the queue is empty. Stages find the dispatcher through the run's [`RunCtx`]
+//! service (`StageInfo::services`); the GIL is never taken on a tokio worker.
 
 use futures::channel::oneshot;
 use futures::future::BoxFuture;

@@ -82,9 +82,11 @@ impl<T> Handoff<T> {
     fn close(&self) {
         let mut st = self.lock();
         st.closed = true;
-        st.items.clear();
+        let items = std::mem::take(&mut st.items);
         drop(st);
         self.room.notify_one();
+        // Dropped outside the lock: dropping an item may run code that waits for the puller.
+        drop(items);
     }
 }
 

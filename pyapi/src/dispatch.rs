@@ -1,11 +1,10 @@
 //! The Python dispatcher: the one place where Python stages run user code.
 //!
-//! Python stages are asynchronous weir stages running on tokio worker threads. They never take the
-//! GIL: for each batch they send a job (a closure over the whole batch) to the dispatcher of their
-//! run and await its result. The dispatcher is served by a Python thread, the caller of
-//! `run()` (or a dedicated thread for `start()` / `run_async()`), which executes queued jobs
-//! back to back while holding the GIL and releases it only while the queue is empty. So the GIL is
-//! taken at most once per batch, and usually once for many batches in a row.
+//! Every island of a Python run is polled on the run's dispatcher (`ExecutorId::PYTHON`): a
+//! Python thread, the caller of `run()` (or a dedicated thread for `start()` / `run_async()`),
+//! which polls island tasks and runs queued jobs back to back while holding the GIL and releases
+//! it only while the queue is empty. Stages find the dispatcher through the run's [`RunCtx`]
+//! service (`StageInfo::services`); the GIL is never taken on a tokio worker.
 
 use futures::channel::oneshot;
 use futures::future::BoxFuture;
@@ -16,7 +15,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel}
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Wake, Waker};
 use std::time::{Duration, Instant};
-use weir_graph::StageError;
+use weir_graph::{StageError, StageInfo};
 
 /// A unit of work executed with the GIL held.
 pub type Job = Box<dyn for<'py> FnOnce(Python<'py>) + Send>;
@@ -343,8 +342,8 @@ fn take_interrupt() -> Option<PyErr> {
     INTERRUPT.with(|i| i.borrow_mut().take())
 }
 
-/// What Python stages need from the run that materializes them.
-#[derive(Clone)]
+/// What Python stages need from the run that materializes them, registered as a service of
+/// the run (`StageInfo::services`).
 pub struct RunCtx {
     /// The run's dispatcher.
     pub dispatcher: Arc<Dispatcher>,
@@ -356,23 +355,18 @@ thread_local! {
     /// This thread's Python name, as errors about a call stuck on it report it.
     static SERVING_THREAD: std::cell::OnceCell<Arc<str>> = const { std::cell::OnceCell::new() };
     static INTERRUPT: RefCell<Option<PyErr>> = const { RefCell::new(None) };
-    static CURRENT: RefCell<Option<RunCtx>> = const { RefCell::new(None) };
     static ON_DISPATCHER: Cell<bool> = const { Cell::new(false) };
 }
 
 impl RunCtx {
-    /// Makes `self` the context seen by stage factories called inside `f` on this thread.
-    pub fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
-        let prev = CURRENT.with(|c| c.replace(Some(self.clone())));
-        let r = f();
-        CURRENT.with(|c| *c.borrow_mut() = prev);
-        r
-    }
-
-    /// The context of the run being materialized on this thread.
-    pub fn current() -> Result<RunCtx, StageError> {
-        CURRENT.with(|c| c.borrow().clone()).ok_or_else(|| {
-            StageError::internal("a Python stage can only run inside a weir Python run")
+    /// The context of the Python run materializing the stage `info` describes (a run-scoped
+    /// service of the run and of every sub-graph it starts).
+    pub fn of(info: &StageInfo) -> Result<Arc<RunCtx>, StageError> {
+        info.services.get::<RunCtx>().ok_or_else(|| {
+            StageError::internal(format!(
+                "the Python stage '{}' can only run inside a weir Python run",
+                info.path
+            ))
         })
     }
 }

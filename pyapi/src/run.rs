@@ -272,7 +272,7 @@ pub fn start(
             Arc::clone(&disp) as Arc<dyn weir_engine::IslandExecutor>,
         )
         .with_default_executor(ExecutorId::PYTHON)
-        .with_service(Arc::new(ctx.clone()));
+        .with_service(Arc::new(ctx));
     if let Some(b) = batch_size {
         m = m.with_batch_size(b);
     }
@@ -292,9 +292,7 @@ pub fn start(
         None => weir_engine::DEFAULT_CANCEL_GRACE,
     };
     m = m.with_cancel_grace(grace);
-    let (mat, handle) = ctx
-        .enter(|| m.materialize(g))
-        .map_err(|e| engine_err(py, e))?;
+    let (mat, handle) = m.materialize(g).map_err(|e| engine_err(py, e))?;
     let handle = Arc::new(handle);
     let outcome = Arc::new(Mutex::new(None));
     let (h2, o2, d2) = (Arc::clone(&handle), Arc::clone(&outcome), Arc::clone(&disp));

@@ -19,3 +19,10 @@ def repo_root() -> str:
 def backend(request) -> str:
     """The name of each interpreter-pool backend in turn."""
     return request.param
+@pytest.fixture(scope="session", autouse=True)
+def gil_never_on_workers():
+    """The GIL is never taken on a tokio worker thread (checked once the whole session ran)."""
+    from weir import _native
+
+    yield
+    assert _native._gil_on_workers() == 0, "the GIL was taken on a tokio worker thread"

@@ -1,6 +1,7 @@
 //! Sources: `from_iter`, `range`, `tick`, `queue`, ... as constructors on [`Source`] through
 //! [`SourceCtors`] (`Source::from_iter(vec![1, 2, 3])`).
 
+mod blocking;
 mod iter;
 mod overflow;
 mod queue;
@@ -12,6 +13,7 @@ mod unfold;
 #[cfg(test)]
 pub(crate) mod test_support;
 
+pub use blocking::{BlockingIterLogic, PullThread};
 pub use overflow::{BufferOverflow, OverflowStrategy};
 pub use queue::{QueueOfferResult, SourceQueue};
 pub use range::RangeInt;
@@ -33,6 +35,20 @@ pub trait SourceCtors<T: Send + 'static>: Sized {
     where
         I: IntoIterator<Item = T> + Clone + Send + Sync + 'static,
         I::IntoIter: Send + 'static;
+
+    /// The items of a blocking iterator built by `make` once per materialization, pulled on a
+    /// thread of its own (at most a batch ahead) and handed over as they arrive.
+    /// Emits when: items have arrived and downstream has demand (a partial batch as soon as
+    /// nothing more is ready).
+    /// Backpressures when: never: the thread stops pulling while a batch waits to be taken.
+    /// Completes when: the iterator is exhausted.
+    /// Cancels when: never: a source has no upstream (it stops when downstream cancels, even
+    /// while `next()` blocks; the blocked call is left to return).
+    /// Fails when: the iterator yields `Err` (after the items before it).
+    fn from_blocking_iter<I, F>(make: F) -> Source<T>
+    where
+        I: Iterator<Item = Result<T, StageError>> + 'static,
+        F: Fn() -> I + Send + Sync + 'static;
 
     /// The items of a `futures::Stream` built by `factory` once per materialization.
     /// Emits when: the stream yields an item and downstream has demand.
@@ -103,6 +119,17 @@ pub trait SourceCtors<T: Send + 'static>: Sized {
     where
         T: Clone + Sync;
 
+    /// [`SourceCtors::tick`] with each tick's element made by `make()` when it is emitted (for
+    /// elements that are not `Clone`, such as objects of an embedded interpreter).
+    /// Emits when: a tick is due and downstream has demand.
+    /// Backpressures when: never (missed ticks are skipped, nothing is made for them).
+    /// Completes when: the `Cancellable` is cancelled.
+    /// Cancels when: never: a source has no upstream (it stops when downstream cancels).
+    /// Fails when: never.
+    fn tick_with<F>(initial_delay: Duration, interval: Duration, make: F) -> Source<T, Cancellable>
+    where
+        F: Fn() -> T + Send + Sync + 'static;
+
     /// The elements produced by `f(state) -> Some((next_state, element))`.
     /// Emits when: `f` returns `Some` and downstream has demand.
     /// Backpressures when: never (`f` is only called on demand).
@@ -157,6 +184,13 @@ impl<T: Send + 'static> SourceCtors<T> for Source<T, ()> {
     {
         iter::from_iter(items)
     }
+    fn from_blocking_iter<I, F>(make: F) -> Source<T>
+    where
+        I: Iterator<Item = Result<T, StageError>> + 'static,
+        F: Fn() -> I + Send + Sync + 'static,
+    {
+        blocking::from_blocking_iter(make)
+    }
     fn from_stream<S, F>(factory: F) -> Source<T>
     where
         S: futures::Stream<Item = T> + Send + 'static,
@@ -194,6 +228,12 @@ impl<T: Send + 'static> SourceCtors<T> for Source<T, ()> {
         T: Clone + Sync,
     {
         tick::tick(initial_delay, interval, value)
+    }
+    fn tick_with<F>(initial_delay: Duration, interval: Duration, make: F) -> Source<T, Cancellable>
+    where
+        F: Fn() -> T + Send + Sync + 'static,
+    {
+        tick::tick_with(initial_delay, interval, make)
     }
     fn unfold<S, F>(state: S, f: F) -> Source<T>
     where

@@ -44,7 +44,8 @@ impl Cancellable {
 /// late) is emitted; grid points that passed while the consumer had no demand are dropped, and
 /// demand arriving between grid points gets the next one.
 struct TickLogic<T> {
-    value: T,
+    /// Makes the element of one tick.
+    make: Arc<dyn Fn() -> T + Send + Sync>,
     initial_delay: Duration,
     interval: Duration,
     next: Option<Duration>,
@@ -67,7 +68,7 @@ impl<T> TickLogic<T> {
     }
 }
 
-impl<T: Clone + Send + 'static> SourceLogic<T> for TickLogic<T> {
+impl<T: Send + 'static> SourceLogic<T> for TickLogic<T> {
     fn poll_next(
         &mut self,
         cx: &mut Context<'_>,
@@ -118,7 +119,7 @@ impl<T: Clone + Send + 'static> SourceLogic<T> for TickLogic<T> {
             1
         };
         let n = due.min(scx.batch_size().max(1));
-        out.extend(std::iter::repeat_n(self.value.clone(), n));
+        out.extend(std::iter::repeat_with(&*self.make).take(n));
         if n < due {
             // More than a batch is owed: the rest comes with the next poll, still on demand.
             let step = self
@@ -138,10 +139,19 @@ pub(crate) fn tick<T: Clone + Send + Sync + 'static>(
     interval: Duration,
     value: T,
 ) -> Source<T, Cancellable> {
+    tick_with(initial_delay, interval, move || value.clone())
+}
+
+pub(crate) fn tick_with<T: Send + 'static>(
+    initial_delay: Duration,
+    interval: Duration,
+    make: impl Fn() -> T + Send + Sync + 'static,
+) -> Source<T, Cancellable> {
+    let make: Arc<dyn Fn() -> T + Send + Sync> = Arc::new(make);
     Source::from_logic("tick", move |_| {
         let cancel = Cancellable::default();
         let logic = TickLogic {
-            value: value.clone(),
+            make: Arc::clone(&make),
             initial_delay,
             interval,
             next: None,
@@ -213,6 +223,26 @@ mod tests {
         );
         h.clock.advance(MS);
         assert_eq!(h.poll().unwrap().unwrap(), (vec!['x'], Step::More));
+    }
+
+    #[test]
+    fn tick_with_makes_each_element_when_it_is_due() {
+        let made = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let m = Arc::clone(&made);
+        let src = tick_with(Duration::ZERO, 5 * MS, move || {
+            m.fetch_add(1, Ordering::SeqCst) * 10
+        });
+        let (mut h, _c) = source(&src, 8);
+        assert_eq!(h.poll().unwrap().unwrap(), (vec![0], Step::More));
+        assert!(h.poll().is_none());
+        assert_eq!(
+            made.load(Ordering::SeqCst),
+            1,
+            "nothing made ahead of its tick"
+        );
+        h.clock.advance(10 * MS);
+        assert_eq!(h.poll().unwrap().unwrap(), (vec![10, 20], Step::More));
+        assert_eq!(made.load(Ordering::SeqCst), 3);
     }
 
     #[test]

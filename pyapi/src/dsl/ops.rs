@@ -125,7 +125,7 @@ pub fn source_from_iter(
     let src = if is_container(iterable.bind(py)) {
         container_source(iterable)
     } else {
-        iter_source(iterable, None)
+        iter_source(iterable)
     };
     let src = if ops.is_empty() {
         src

@@ -119,7 +119,7 @@ pub fn flow_flat_map_sources(f: Py<PyAny>, breadth: usize, merge: bool) -> NBlue
     } else {
         ids.flat_map_merge(breadth, |s: SubSource| s.0)
     };
-    flow(sources.via(unit_mat(stages::with_run_ctx(merged))))
+    flow(sources.via(unit_mat(merged)))
 }
 
 /// `group_by(max_substreams, key).merge_substreams_via(sub)`.
@@ -141,7 +141,7 @@ pub fn flow_group_by(
     let grouped = Flow::<(u64, PyObj), (u64, PyObj), ()>::identity()
         .group_by(max_substreams.max(1), |t: &(u64, PyObj)| t.0)
         .merge_substreams_via(sub);
-    Ok(flow(ids.via(unit_mat(stages::with_run_ctx(grouped)))))
+    Ok(flow(ids.via(unit_mat(grouped))))
 }
 
 /// `split_when(pred)` / `split_after(pred)` `.merge_substreams_via(sub)`.
@@ -157,9 +157,7 @@ pub fn flow_split(pred: Py<PyAny>, after: bool, sub: &NBlueprint) -> PyResult<NB
         ids.split_when(|t: &(bool, PyObj)| t.0)
             .merge_substreams_via(sub)
     };
-    Ok(flow(
-        tag_flow(name, pred).via(unit_mat(stages::with_run_ctx(split))),
-    ))
+    Ok(flow(tag_flow(name, pred).via(unit_mat(split))))
 }
 
 /// `limit(n)` (generic Rust operator): fails with `StreamLimitReached` past `n` elements.

@@ -1,14 +1,12 @@
 //! Hubs and restart wrappers for Python: the Rust operators of `weir_operators::hub` and
-//! `weir_operators::restart` over [`PyObj`]. Only the partitioner of `PartitionHub` (one job
-//! per batch) and the restart factories (one job per restart) call Python, on the dispatcher of
-//! the run that holds the stage.
+//! `weir_operators::restart` over [`PyObj`]. Only the partitioner of `PartitionHub` (once per
+//! batch) and the restart factories (once per restart) call Python, on the dispatcher thread
+//! that polls the stage.
 
 use super::*;
-use crate::dispatch::{Dispatcher, RunCtx};
 use crate::dsl::Bp;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use weir_graph::{AsyncIo, AsyncLogic, Module};
 use weir_operators::hub::{BroadcastHub, MergeHub, PartitionHub, Partitioner, Routed};
 use weir_operators::restart::{RestartFlow, RestartSettings, RestartSink, RestartSource};
 
@@ -113,37 +111,16 @@ pub fn broadcast_hub_sink(buffer_size: i64) -> PyResult<NBlueprint> {
     Ok(wrap(Bp::Sink(s)))
 }
 
-/// Calls a Python `partitioner(n, element) -> int` over a batch in one dispatcher job.
+/// Calls a Python `partitioner(n, element) -> int` over a batch, the GIL taken once (the hub's
+/// sink stage runs on the run's dispatcher).
 struct PyPartitioner {
     f: Arc<Py<PyAny>>,
-    disp: Result<Arc<Dispatcher>, StageError>,
 }
 
 impl Partitioner<PyObj> for PyPartitioner {
     fn route(&mut self, consumers: usize, batch: Vec<PyObj>) -> BoxFuture<'static, Routed<PyObj>> {
         let f = Arc::clone(&self.f);
-        let disp = self.disp.clone();
-        async move {
-            let disp = match disp {
-                Ok(d) => d,
-                Err(e) => {
-                    return Routed {
-                        batch,
-                        routes: Vec::new(),
-                        error: Some(e),
-                    };
-                }
-            };
-            let routed = disp
-                .call(move |py| route_batch(py, &f, consumers, batch))
-                .await;
-            routed.unwrap_or_else(|e| Routed {
-                batch: Vec::new(),
-                routes: Vec::new(),
-                error: Some(e),
-            })
-        }
-        .boxed()
+        async move { crate::gil::with(|py| route_batch(py, &f, consumers, batch)) }.boxed()
     }
 }
 
@@ -198,15 +175,8 @@ pub fn partition_hub_sink(
         ));
     }
     let f = Arc::new(partitioner);
-    let s = PartitionHub::batch_sink(
-        move || PyPartitioner {
-            f: Arc::clone(&f),
-            disp: RunCtx::current().map(|c| c.dispatcher),
-        },
-        start,
-        n,
-    )
-    .map_err(graph_err)?;
+    let s = PartitionHub::batch_sink(move || PyPartitioner { f: Arc::clone(&f) }, start, n)
+        .map_err(graph_err)?;
     Ok(hub_sink(s))
 }
 
@@ -235,53 +205,24 @@ fn restart_settings(
     })
 }
 
-/// The blueprint made by the Python factory of a restart wrapper, in one dispatcher job; the
-/// run's context is the one entered while the wrapper's stage is polled (see [`polled_in_ctx`]).
+/// The blueprint made by the Python factory of a restart wrapper, called when the wrapper
+/// stage (polled on the run's dispatcher) starts an incarnation.
 fn call_factory<T: Send + 'static>(
     factory: &Arc<Py<PyAny>>,
     convert: fn(Bp) -> PyResult<T>,
 ) -> BoxFuture<'static, Result<T, StageError>> {
-    let ctx = RunCtx::current();
     let factory = Arc::clone(factory);
     async move {
-        ctx?.dispatcher
-            .call(move |py| {
-                factory
-                    .bind(py)
-                    .call0()
-                    .and_then(|r| native_bp(&r))
-                    .and_then(convert)
-                    .map_err(|e| user_error(py, e))
-            })
-            .await?
+        crate::gil::with(|py| {
+            factory
+                .bind(py)
+                .call0()
+                .and_then(|r| native_bp(&r))
+                .and_then(convert)
+                .map_err(|e| user_error(py, e))
+        })
     }
     .boxed()
-}
-
-/// An asynchronous stage polled with the Python run's context entered, so what it calls (the
-/// restart factory, the sub-materializer starting an incarnation's Python stages) finds the
-/// run's dispatcher.
-struct PolledInCtx {
-    inner: Box<dyn AsyncLogic>,
-    ctx: Option<RunCtx>,
-}
-
-impl AsyncLogic for PolledInCtx {
-    fn run(self: Box<Self>, io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
-        let Self { inner, ctx } = *self;
-        let Some(ctx) = ctx else {
-            return inner.run(io);
-        };
-        let mut fut = ctx.enter(|| inner.run(io));
-        std::future::poll_fn(move |cx| ctx.enter(|| fut.as_mut().poll(cx))).boxed()
-    }
-}
-
-/// `m` with its asynchronous stages polled inside the Python run that materializes them.
-fn polled_in_ctx(m: &Module) -> Arc<Module> {
-    Arc::new(super::stages::wrap_async_stages(m, |inner, ctx| {
-        Box::new(PolledInCtx { inner, ctx })
-    }))
 }
 
 /// The type error of a restart factory that returned the wrong kind of blueprint.
@@ -321,7 +262,6 @@ pub fn restart(
                     _ => Err(wrong_blueprint("RestartSource", "weir.Source")),
                 })
             });
-            let w = Source::<PyObj, ()>::from_module(polled_in_ctx(w.module()));
             Bp::Source(w.map_materialized_value(|()| MatValue::Unit))
         }
         "flow" => {
@@ -331,7 +271,6 @@ pub fn restart(
                     _ => Err(wrong_blueprint("RestartFlow", "weir.Flow")),
                 })
             });
-            let w = Flow::<PyObj, PyObj, ()>::from_module(polled_in_ctx(w.module()));
             Bp::Flow(w.map_materialized_value(|()| MatValue::Unit))
         }
         "sink" if !only_on_failures => {
@@ -341,7 +280,6 @@ pub fn restart(
                     _ => Err(wrong_blueprint("RestartSink", "weir.Sink")),
                 })
             });
-            let w = Sink::<PyObj, ()>::from_module(polled_in_ctx(w.module()));
             Bp::Sink(w.map_materialized_value(|()| MatValue::Unit))
         }
         _ => {

@@ -2,10 +2,8 @@
 //! `watch_termination`, the Rust operators with Python factories called on the dispatcher.
 
 use super::*;
-use crate::dispatch::RunCtx;
 use crate::run::mat_to_py;
 use pyo3::types::PyString;
-use std::future::Future;
 use weir_graph::SinkFuture;
 use weir_operators::lifecycle::{
     LifecycleSinks, LifecycleSources, MaybeHandle, watch_termination_as,
@@ -75,28 +73,15 @@ fn blueprint(obj: &Bound<'_, PyAny>) -> PyResult<Bp> {
     Ok(n.cast::<NBlueprint>()?.get().bp.clone())
 }
 
-/// Runs `make(f())` on the dispatcher of the run materializing the stage (captured now, used
-/// when the stage starts).
-fn on_dispatcher<R: Send + 'static>(
+/// `make(f())`, called when the stage (polled on the run's dispatcher) starts its inner graph.
+async fn on_dispatcher<R: Send + 'static>(
     f: Arc<Py<PyAny>>,
     make: fn(Python<'_>, Bound<'_, PyAny>) -> PyResult<R>,
-) -> impl Future<Output = Result<R, StageError>> + Send + 'static {
-    let ctx = RunCtx::current();
-    async move {
-        let ctx = ctx?;
-        ctx.dispatcher
-            .call(move |py| {
-                let obj = f.bind(py).call0().map_err(|e| user_error(py, e))?;
-                make(py, obj).map_err(|e| user_error(py, e))
-            })
-            .await?
-    }
-}
-
-/// Makes substreams of the stages in `module` materialize inside the Python run.
-fn in_run_ctx(module: &Arc<weir_graph::Module>) -> Arc<weir_graph::Module> {
-    let f = Flow::<PyObj, PyObj, MatValue>::from_module(Arc::clone(module));
-    Arc::clone(stages::with_run_ctx(f).module())
+) -> Result<R, StageError> {
+    crate::gil::with(|py| {
+        let obj = f.bind(py).call0().map_err(|e| user_error(py, e))?;
+        make(py, obj).map_err(|e| user_error(py, e))
+    })
 }
 
 fn future_mat(f: SinkFuture<PyObj>) -> MatValue {
@@ -116,7 +101,7 @@ pub fn source_lazy(f: Py<PyAny>) -> NBlueprint {
         })
     })
     .map_materialized_value(future_mat);
-    wrap(Bp::Source(Source::from_module(in_run_ctx(s.module()))))
+    wrap(Bp::Source(s))
 }
 
 /// `Sink.lazy(f)`: `f()` returns the sink, called when the first element arrives.
@@ -132,7 +117,7 @@ pub fn sink_lazy(f: Py<PyAny>) -> NBlueprint {
         })
     })
     .map_materialized_value(future_mat);
-    wrap(Bp::Sink(Sink::from_module(in_run_ctx(s.module()))))
+    wrap(Bp::Sink(s))
 }
 
 /// `watch_termination()`: a `SinkFuture` of `"completed"` / `"cancelled"`, or the failure.

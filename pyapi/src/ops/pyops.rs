@@ -76,5 +76,5 @@ pub fn to_source(obj: &Bound<'_, PyAny>) -> PyResult<Source<PyObj, MatValue>> {
     }
     // Validate iterability now, so the error names the element.
     obj.try_iter()?;
-    Ok(iter_source(obj.clone().unbind(), None))
+    Ok(iter_source(obj.clone().unbind()))
 }

@@ -6,7 +6,9 @@ use super::*;
 /// `value`): materializes a `Cancellable`.
 #[pyfunction]
 pub fn source_tick(initial_delay: f64, interval: f64, value: Py<PyAny>) -> PyResult<NBlueprint> {
-    let ticks = Source::<PyObj, ()>::tick(secs(initial_delay)?, secs(interval)?, PyObj(value))
+    // A new reference to `value` per tick, made when the tick is emitted (on the dispatcher).
+    let make = move || crate::gil::with(|py| PyObj(value.clone_ref(py)));
+    let ticks = Source::<PyObj, ()>::tick_with(secs(initial_delay)?, secs(interval)?, make)
         .map_materialized_value(|c| {
             MatValue::Lazy(Box::new(move |py| {
                 Ok(Py::new(py, NCancellable(c))?.into_any())

@@ -1,94 +1,14 @@
-//! `recover` and `recover_with_retries` over the Rust operators, and the wrapper that lets
-//! generic substream operators start Python stages.
+//! `recover` and `recover_with_retries` over the Rust operators.
 
 use super::pyops::to_source;
-use crate::dispatch::RunCtx;
 use crate::mat::MatValue;
 use crate::obj::{PyObj, py_cause, user_error};
 use crate::pyfn::PyFn;
 use crate::stages::unit_mat;
-use futures::future::BoxFuture;
 use pyo3::prelude::*;
-use std::sync::Arc;
-use weir_graph::{
-    AsyncIo, AsyncLogic, ErasedInput, ErasedOutput, ErrorKind, Flow, Module, NodeKind,
-    RouterFactory, StageError, SubMaterializer,
-};
+use weir_graph::{ErrorKind, Flow, StageError};
 use weir_operators::simple::try_recover;
 use weir_operators::substream::try_recover_with_retries;
-
-// ---------------------------------------------------------------------------------------------
-// Run context for substreams
-
-struct CtxSub {
-    inner: Arc<dyn SubMaterializer>,
-    ctx: RunCtx,
-}
-
-impl SubMaterializer for CtxSub {
-    fn source(&self, module: Arc<Module>) -> Result<Box<dyn ErasedInput>, StageError> {
-        self.ctx.enter(|| self.inner.source(module))
-    }
-    fn flow(
-        &self,
-        module: Arc<Module>,
-        input: Arc<dyn RouterFactory>,
-    ) -> Result<(Box<dyn ErasedOutput>, Box<dyn ErasedInput>), StageError> {
-        self.ctx.enter(|| self.inner.flow(module, input))
-    }
-    fn flow_detached(
-        &self,
-        module: Arc<Module>,
-        input: Arc<dyn RouterFactory>,
-    ) -> Result<(Box<dyn ErasedOutput>, Box<dyn ErasedInput>), StageError> {
-        self.ctx.enter(|| self.inner.flow_detached(module, input))
-    }
-}
-
-struct CtxLogic {
-    inner: Box<dyn AsyncLogic>,
-    ctx: Option<RunCtx>,
-}
-
-impl AsyncLogic for CtxLogic {
-    fn run(self: Box<Self>, mut io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
-        if let Some(ctx) = self.ctx {
-            io.sub = Arc::new(CtxSub { inner: io.sub, ctx });
-        }
-        self.inner.run(io)
-    }
-}
-
-/// `m` with the logic of each asynchronous stage wrapped by `wrap`, given the Python run
-/// current when the stage materializes.
-pub fn wrap_async_stages(
-    m: &Module,
-    wrap: fn(Box<dyn AsyncLogic>, Option<RunCtx>) -> Box<dyn AsyncLogic>,
-) -> Module {
-    let mut m = m.clone();
-    for node in &mut m.nodes {
-        if let NodeKind::Async(f) = &node.kind {
-            let f = Arc::clone(f);
-            node.kind = NodeKind::Async(Arc::new(move |info| {
-                let ctx = RunCtx::current().ok();
-                let (inner, mat) = f(info)?;
-                Ok((wrap(inner, ctx), mat))
-            }));
-        }
-    }
-    m
-}
-
-/// Makes the asynchronous stages of `flow` materialize their substreams inside the Python run
-/// that materialized them (Python stages find their dispatcher through [`RunCtx`]).
-pub fn with_run_ctx<I: Send + 'static, O: Send + 'static, M: Send + 'static>(
-    flow: Flow<I, O, M>,
-) -> Flow<I, O, M> {
-    let m = wrap_async_stages(flow.module(), |inner, ctx| {
-        Box::new(CtxLogic { inner, ctx })
-    });
-    Flow::from_module(Arc::new(m))
-}
 
 /// The Python exception for a stage error: the original one when user code raised it.
 pub fn exception_of(py: Python<'_>, e: &StageError) -> Py<PyAny> {
@@ -143,5 +63,5 @@ pub fn recover_retries_flow(attempts: usize, f: Py<PyAny>) -> Flow<PyObj, PyObj,
             None => Ok(None),
         })
     });
-    unit_mat(with_run_ctx(r))
+    unit_mat(r)
 }

@@ -5,7 +5,7 @@ use crate::mat::MatValue;
 use crate::obj::{PyObj, short_repr, user_error_on};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use weir_graph::{
     AsyncIo, Clock, Directive, Flow, FlowLogic, StageCx, StageError, StageInfo, Supervision,
 };
@@ -158,59 +158,9 @@ pub(crate) fn element_failed_stateless(
 /// for a tokio task to wake up between batches.
 pub const PIPELINE_DEPTH: usize = 4;
 
-/// State shared by the jobs of one stage (jobs run one at a time, in order, on the dispatcher,
-/// so the mutex is never contended); once a job failed, later jobs are skipped.
-pub(crate) struct Shared<T> {
-    v: Mutex<T>,
-    failed: std::sync::atomic::AtomicBool,
-}
-
-impl<T> Shared<T> {
-    pub(crate) fn new(v: T) -> Arc<Self> {
-        Arc::new(Self {
-            v: Mutex::new(v),
-            failed: std::sync::atomic::AtomicBool::new(false),
-        })
-    }
-    pub(crate) fn run<R>(
-        &self,
-        f: impl FnOnce(&mut T) -> Result<R, StageError>,
-    ) -> Result<R, StageError> {
-        use std::sync::atomic::Ordering;
-        if self.failed.load(Ordering::Relaxed) {
-            return Err(StageError::cancelled("an earlier batch failed"));
-        }
-        let mut g = self
-            .v
-            .lock()
-            .map_err(|_| StageError::internal("python stage state poisoned"))?;
-        let r = f(&mut g);
-        if r.is_err() {
-            self.failed.store(true, Ordering::Relaxed);
-        }
-        r
-    }
-    /// Like [`Shared::run`] for work that can fail after producing output: the output before
-    /// the failure comes back with it (to be emitted ahead of the error), and later jobs are
-    /// skipped as after any failure.
-    pub(crate) fn run_partial<R>(
-        &self,
-        f: impl FnOnce(&mut T) -> Partial<R>,
-    ) -> Result<Partial<R>, StageError> {
-        let r = self.run(|v| Ok(f(v)))?;
-        if r.1.is_some() {
-            self.failed
-                .store(true, std::sync::atomic::Ordering::Relaxed);
-        }
-        Ok(r)
-    }
-}
-
 /// Output of a piece of work, and the failure that ended it early (if any): what came before
 /// the failing element is emitted ahead of the error, as it would be one element at a time.
 pub(crate) type Partial<R> = (R, Option<StageError>);
-
-pub(crate) type JobRx<R> = futures::channel::oneshot::Receiver<Result<R, StageError>>;
 
 /// Upstream failed with `e`: batches that arrived before it are still processed (a stage's queued
 /// jobs finish and their output is emitted) and the stage fails with `e` once they are done, so
@@ -226,12 +176,6 @@ pub(crate) fn drain_before(
     *upstream_done = true;
     *upstream_error = Some(e);
     None
-}
-
-pub(crate) fn job_result<R>(
-    r: Result<Result<R, StageError>, futures::channel::oneshot::Canceled>,
-) -> Result<R, StageError> {
-    r.map_err(|_| StageError::cancelled("the Python dispatcher has stopped"))?
 }
 
 /// A [`PyOp`] as a synchronous flow logic: the engine fuses it with its neighbours and calls

@@ -295,15 +295,15 @@ pub fn external_flow(
     max_inflight: usize,
     ordered: bool,
 ) -> Flow<PyObj, PyObj, MatValue> {
-    Flow::from_async(name, move |_info| {
-        let ctx = RunCtx::current()?;
+    Flow::from_async(name, move |info| {
+        let ctx = RunCtx::of(info)?;
         let submit = crate::gil::with(|py| submit.clone_ref(py));
         Ok((
             ExternalStage {
                 submit,
                 max_inflight: max_inflight.max(1),
                 ordered,
-                disp: ctx.dispatcher,
+                disp: Arc::clone(&ctx.dispatcher),
             },
             MatValue::Unit,
         ))

@@ -13,9 +13,16 @@ use weir_graph::{Source, SourceLogic, StageCx, StageError, Step};
 
 /// The iterator of one run over the container, and a failure held back until the elements the
 /// iterator yielded before it are out.
-struct ContainerSource {
+pub(crate) struct ContainerSource {
     it: Py<PyAny>,
     failed: Option<StageError>,
+}
+
+impl ContainerSource {
+    /// Pulls the Python iterator `it`.
+    pub(crate) fn new(it: Py<PyAny>) -> Self {
+        Self { it, failed: None }
+    }
 }
 
 impl SourceLogic<PyObj> for ContainerSource {
@@ -71,6 +78,6 @@ pub fn container_source(iterable: Py<PyAny>) -> Source<PyObj, MatValue> {
                 .map(|i| i.into_any().unbind())
                 .map_err(|e| user_error(py, e))
         })?;
-        Ok((ContainerSource { it, failed: None }, MatValue::Unit))
+        Ok((ContainerSource::new(it), MatValue::Unit))
     })
 }

@@ -3,7 +3,7 @@
 //!
 //! Layout: [`core`] (the `PyOp` trait, supervision environment, job pipeline and the generic
 //! flow stage), [`convert`] (ops made of one function per element), [`element`] (fusable element-wise ops and other per-batch transformations),
-//! [`keyed`] (`key_by` and per-key aggregates), [`source`] (`from_iter`; [`handoff`] pulls an iterator on a thread of its own), [`sinks`] and
+//! [`keyed`] (`key_by` and per-key aggregates), [`source`] (`from_iter` over iterators, pulled on a thread of their own), [`sinks`] and
 //! [`external`] (asyncio / interpreter pools), [`fused`] (`from_iter` + ops + a Python sink as one
 //! stage).
 //!
@@ -25,7 +25,6 @@ pub mod convert;
 pub mod core;
 pub mod element;
 pub mod external;
-mod handoff;
 pub mod iter;
 pub mod keyed;
 pub mod sinks;

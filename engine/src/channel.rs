@@ -50,7 +50,7 @@ struct State {
     demand: usize,
 }
 
-pub(crate) struct Shared {
+pub(crate) struct ChannelState {
     state: Mutex<State>,
     cap_rows: usize,
     cap_bytes: usize,
@@ -62,7 +62,7 @@ pub(crate) struct Shared {
     peak_bytes: AtomicUsize,
 }
 
-impl Shared {
+impl ChannelState {
     fn lock(&self) -> MutexGuard<'_, State> {
         match self.state.lock() {
             Ok(g) => g,
@@ -123,7 +123,7 @@ pub(crate) fn channel_on_demand(grant_rows: usize) -> (Sender, Receiver) {
 }
 
 fn make(cap_rows: usize, cap_bytes: usize, on_demand: bool) -> (Sender, Receiver) {
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(ChannelState {
         state: Mutex::new(State {
             queue: VecDeque::new(),
             rows: 0,
@@ -157,7 +157,7 @@ pub(crate) struct Closed;
 
 /// The producing end.
 pub(crate) struct Sender {
-    shared: Arc<Shared>,
+    shared: Arc<ChannelState>,
 }
 
 impl Sender {
@@ -300,11 +300,11 @@ impl Drop for Sender {
 
 /// The consuming end; dropping it cancels the producer.
 pub(crate) struct Receiver {
-    shared: Arc<Shared>,
+    shared: Arc<ChannelState>,
 }
 
 impl Receiver {
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
+    pub(crate) fn shared(&self) -> &Arc<ChannelState> {
         &self.shared
     }
 

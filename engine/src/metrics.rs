@@ -1,6 +1,6 @@
 //! Live per-stage metrics: element and batch counts, queue depth, busy / backpressured / idle time.
 
-use crate::channel::Shared;
+use crate::channel::ChannelState;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use weir_graph::StageId;
@@ -18,7 +18,7 @@ pub struct StageMetrics {
     pub(crate) restarts: AtomicU64,
     pub(crate) failures: AtomicU64,
     pub(crate) stopped: AtomicU64,
-    pub(crate) inputs: Mutex<Vec<Arc<Shared>>>,
+    pub(crate) inputs: Mutex<Vec<Arc<ChannelState>>>,
 }
 
 impl std::fmt::Debug for StageMetrics {

@@ -107,10 +107,10 @@ fn refuse_requested_schema(requested: Option<&Bound<'_, PyAny>>) -> PyResult<()>
 /// An Arrow record batch held by weir (no pyarrow needed); any PyCapsule consumer takes it
 /// without a copy: `pyarrow.record_batch(b)`, `polars.DataFrame(b)`.
 #[pyclass(module = "weir._native", name = "ArrowBatch", frozen)]
-pub struct NArrowBatch(pub RecordBatch);
+pub struct PyArrowBatch(pub RecordBatch);
 
 #[pymethods]
-impl NArrowBatch {
+impl PyArrowBatch {
     /// Rows in the batch.
     #[getter]
     fn num_rows(&self) -> usize {
@@ -171,13 +171,13 @@ impl NArrowBatch {
 /// Record batches assembled without copying (what `Sink.to_arrow()` returns when pyarrow is
 /// not installed); any PyCapsule consumer reads it: `polars.DataFrame(t)`, `pyarrow.table(t)`.
 #[pyclass(module = "weir._native", name = "ArrowTable", frozen)]
-pub struct NArrowTable {
+pub struct PyArrowTable {
     schema: SchemaRef,
     batches: Vec<RecordBatch>,
 }
 
 #[pymethods]
-impl NArrowTable {
+impl PyArrowTable {
     /// Rows over every batch.
     #[getter]
     fn num_rows(&self) -> usize {
@@ -189,8 +189,8 @@ impl NArrowTable {
         names(&self.schema)
     }
     /// The batches, as `ArrowBatch` objects.
-    fn batches(&self) -> Vec<NArrowBatch> {
-        self.batches.iter().cloned().map(NArrowBatch).collect()
+    fn batches(&self) -> Vec<PyArrowBatch> {
+        self.batches.iter().cloned().map(PyArrowBatch).collect()
     }
     fn __len__(&self) -> usize {
         self.num_rows()
@@ -221,14 +221,14 @@ impl NArrowTable {
 
 /// The record batches of an Arrow stream, read one at a time.
 #[pyclass(module = "weir._native", name = "ArrowStream", frozen)]
-pub struct NArrowStream(Mutex<Option<RecordBatchStreamReader>>);
+pub struct PyArrowStream(Mutex<Option<RecordBatchStreamReader>>);
 
 #[pymethods]
-impl NArrowStream {
+impl PyArrowStream {
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
         slf
     }
-    fn __next__(&self, py: Python<'_>) -> PyResult<Option<NArrowBatch>> {
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<PyArrowBatch>> {
         let mut g = self
             .0
             .lock()
@@ -239,7 +239,7 @@ impl NArrowStream {
         // Reading may run the producer's code (a lazy query): without the GIL.
         let next = py.detach(|| reader.next());
         match next {
-            Some(Ok(b)) => Ok(Some(NArrowBatch(b))),
+            Some(Ok(b)) => Ok(Some(PyArrowBatch(b))),
             Some(Err(e)) => Err(arrow_err(e)),
             None => {
                 *g = None;
@@ -252,23 +252,23 @@ impl NArrowStream {
 /// Reads the record batches of any Arrow PyCapsule producer, one at a time: a fresh
 /// `__arrow_c_stream__` export per call (or the single batch of `__arrow_c_array__`).
 #[pyfunction]
-pub fn arrow_stream(data: &Bound<'_, PyAny>) -> PyResult<NArrowStream> {
+pub fn arrow_stream(data: &Bound<'_, PyAny>) -> PyResult<PyArrowStream> {
     let py = data.py();
     if data.hasattr(pyo3::intern!(py, "__arrow_c_stream__"))? {
         let capsule = data.call_method1(pyo3::intern!(py, "__arrow_c_stream__"), (py.None(),))?;
-        return Ok(NArrowStream(Mutex::new(Some(import_stream(&capsule)?))));
+        return Ok(PyArrowStream(Mutex::new(Some(import_stream(&capsule)?))));
     }
     let batch = import_batch(data)?;
     let schema = batch.0.schema();
     let reader = RecordBatchIterator::new([Ok(batch.0)], Arc::clone(&schema));
     let stream = FFI_ArrowArrayStream::new(Box::new(reader));
     let reader = RecordBatchStreamReader::try_new(stream).map_err(arrow_err)?;
-    Ok(NArrowStream(Mutex::new(Some(reader))))
+    Ok(PyArrowStream(Mutex::new(Some(reader))))
 }
 
 /// One record batch from an `__arrow_c_array__` producer (a struct array).
 #[pyfunction]
-pub fn import_batch(data: &Bound<'_, PyAny>) -> PyResult<NArrowBatch> {
+pub fn import_batch(data: &Bound<'_, PyAny>) -> PyResult<PyArrowBatch> {
     let py = data.py();
     if !data.hasattr(pyo3::intern!(py, "__arrow_c_array__"))? {
         return Err(PyTypeError::new_err(format!(
@@ -277,16 +277,16 @@ pub fn import_batch(data: &Bound<'_, PyAny>) -> PyResult<NArrowBatch> {
         )));
     }
     let pair = data.call_method1(pyo3::intern!(py, "__arrow_c_array__"), (py.None(),))?;
-    Ok(NArrowBatch(import_array(&pair)?))
+    Ok(PyArrowBatch(import_array(&pair)?))
 }
 
 /// Assembles `ArrowBatch` objects (or any Arrow data, imported) into one `ArrowTable` without
 /// copying; every batch must have the first one's schema.
 #[pyfunction]
-pub fn arrow_table(items: Vec<Bound<'_, PyAny>>) -> PyResult<NArrowTable> {
+pub fn arrow_table(items: Vec<Bound<'_, PyAny>>) -> PyResult<PyArrowTable> {
     let mut batches = Vec::with_capacity(items.len());
     for it in &items {
-        match it.cast::<NArrowBatch>() {
+        match it.cast::<PyArrowBatch>() {
             Ok(b) => batches.push(b.get().0.clone()),
             Err(_) => {
                 let stream = arrow_stream(it)?;
@@ -308,14 +308,14 @@ pub fn arrow_table(items: Vec<Bound<'_, PyAny>>) -> PyResult<NArrowTable> {
             schema
         )));
     }
-    Ok(NArrowTable { schema, batches })
+    Ok(PyArrowTable { schema, batches })
 }
 
 /// Adds this module's classes and functions to the native module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<NArrowBatch>()?;
-    m.add_class::<NArrowTable>()?;
-    m.add_class::<NArrowStream>()?;
+    m.add_class::<PyArrowBatch>()?;
+    m.add_class::<PyArrowTable>()?;
+    m.add_class::<PyArrowStream>()?;
     m.add_function(wrap_pyfunction!(arrow_stream, m)?)?;
     m.add_function(wrap_pyfunction!(import_batch, m)?)?;
     m.add_function(wrap_pyfunction!(arrow_table, m)?)?;

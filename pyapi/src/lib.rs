@@ -26,17 +26,17 @@ use pyo3::prelude::*;
 /// Adds every class, function and exception of the native module to `m`.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
-    m.add_class::<dsl::NBlueprint>()?;
-    m.add_class::<dsl::NSupervision>()?;
-    m.add_class::<dsl::NOp>()?;
-    m.add_class::<dsl::NBuilder>()?;
-    m.add_class::<dsl::NInlet>()?;
-    m.add_class::<dsl::NOutlet>()?;
-    m.add_class::<dsl::NMatKey>()?;
-    m.add_class::<run::NRun>()?;
-    m.add_class::<run::NFuture>()?;
-    m.add_class::<run::NKillSwitch>()?;
-    m.add_class::<stages::Completion>()?;
+    m.add_class::<dsl::PyBlueprint>()?;
+    m.add_class::<dsl::PySupervision>()?;
+    m.add_class::<dsl::PyElementOp>()?;
+    m.add_class::<dsl::PyGraphBuilder>()?;
+    m.add_class::<dsl::PyInlet>()?;
+    m.add_class::<dsl::PyOutlet>()?;
+    m.add_class::<dsl::PyMatKey>()?;
+    m.add_class::<run::PyRun>()?;
+    m.add_class::<run::PySinkFuture>()?;
+    m.add_class::<run::PyUniqueKillSwitch>()?;
+    m.add_class::<stages::BatchDone>()?;
     m.add("WeirError", py.get_type::<errors::WeirError>())?;
     m.add("StageFailed", py.get_type::<errors::StageFailed>())?;
     m.add("RunCancelled", py.get_type::<errors::RunCancelled>())?;

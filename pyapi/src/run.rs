@@ -1,7 +1,7 @@
 //! Running Python graphs: the shared weir runtime, `start()`, and the handle of a run.
 
 use crate::dispatch::{Dispatcher, Queue, RunCtx};
-use crate::dsl::{Bp, NBlueprint};
+use crate::dsl::{Bp, PyBlueprint};
 use crate::errors::{RunCancelled, WeirError, engine_err, to_py_err};
 use crate::mat::MatValue;
 use crate::obj::PyObj;
@@ -29,12 +29,12 @@ pub fn runtime() -> PyResult<&'static Runtime> {
 
 /// The future result of a sink, resolved once the run completes.
 #[pyclass(module = "weir._native", name = "SinkFuture", frozen)]
-pub struct NFuture {
+pub struct PySinkFuture {
     fut: Mutex<Option<SinkFuture<PyObj>>>,
     value: Mutex<Option<Result<Py<PyAny>, StageError>>>,
 }
 
-impl NFuture {
+impl PySinkFuture {
     fn poll(&self, py: Python<'_>) -> Option<Result<Py<PyAny>, StageError>> {
         let mut v = self.value.lock().ok()?;
         if v.is_none() {
@@ -52,7 +52,7 @@ impl NFuture {
 }
 
 #[pymethods]
-impl NFuture {
+impl PySinkFuture {
     /// Whether the result is available.
     fn done(&self, py: Python<'_>) -> bool {
         self.poll(py).is_some()
@@ -72,10 +72,10 @@ impl NFuture {
 /// A kill switch of one run: `shutdown()` completes the stream downstream and cancels upstream;
 /// `abort(message)` fails it.
 #[pyclass(module = "weir._native", name = "UniqueKillSwitch", frozen)]
-pub struct NKillSwitch(UniqueKillSwitch);
+pub struct PyUniqueKillSwitch(UniqueKillSwitch);
 
 #[pymethods]
-impl NKillSwitch {
+impl PyUniqueKillSwitch {
     /// Completes downstream, cancels upstream.
     fn shutdown(&self) {
         self.0.shutdown();
@@ -92,13 +92,13 @@ pub(crate) fn mat_to_py(py: Python<'_>, m: MatValue) -> PyResult<Py<PyAny>> {
         MatValue::Unit => py.None(),
         MatValue::Future(f) => Py::new(
             py,
-            NFuture {
+            PySinkFuture {
                 fut: Mutex::new(Some(f)),
                 value: Mutex::new(None),
             },
         )?
         .into_any(),
-        MatValue::KillSwitch(k) => Py::new(py, NKillSwitch(k))?.into_any(),
+        MatValue::KillSwitch(k) => Py::new(py, PyUniqueKillSwitch(k))?.into_any(),
         MatValue::Pair(a, b) => {
             let items = [mat_to_py(py, *a)?, mat_to_py(py, *b)?];
             PyTuple::new(py, items)?.into_any().unbind()
@@ -116,7 +116,7 @@ pub(crate) fn mat_to_py(py: Python<'_>, m: MatValue) -> PyResult<Py<PyAny>> {
 
 /// A running graph: serve its Python dispatcher, wait for it, cancel it, read its metrics.
 #[pyclass(module = "weir._native", name = "Run", frozen)]
-pub struct NRun {
+pub struct PyRun {
     handle: Arc<RunHandle>,
     queue: Queue,
     disp: Arc<Dispatcher>,
@@ -125,7 +125,7 @@ pub struct NRun {
     mat: Mutex<Option<Py<PyAny>>>,
 }
 
-impl NRun {
+impl PyRun {
     /// The queue of the run's Python jobs (served by `weir.testing` while it settles a run).
     pub fn queue(&self) -> &Queue {
         &self.queue
@@ -133,7 +133,7 @@ impl NRun {
 }
 
 #[pymethods]
-impl NRun {
+impl PyRun {
     /// Executes the run's Python jobs on the calling thread until the run is over. On Ctrl-C
     /// (a signal handler raising on the main thread) the run is cancelled, wound down, and the
     /// `KeyboardInterrupt` is raised. Only one thread serves a run; later calls return at once.
@@ -247,13 +247,13 @@ impl NRun {
 #[pyo3(signature = (graph, aio_loop = None, batch_size = None, cancel_grace = None, clock = None, parallelism = None))]
 pub fn start(
     py: Python<'_>,
-    graph: &NBlueprint,
+    graph: &PyBlueprint,
     aio_loop: Option<Py<PyAny>>,
     batch_size: Option<usize>,
     cancel_grace: Option<f64>,
-    clock: Option<PyRef<'_, crate::testing::NVirtualClock>>,
+    clock: Option<PyRef<'_, crate::testing::PyVirtualClock>>,
     parallelism: Option<usize>,
-) -> PyResult<NRun> {
+) -> PyResult<PyRun> {
     let Bp::Graph(g) = &graph.bp else {
         return Err(PyTypeError::new_err(
             "only a closed graph (a RunnableGraph) can run",
@@ -304,7 +304,7 @@ pub fn start(
         d2.stop();
     });
     let mat = mat_to_py(py, mat)?;
-    Ok(NRun {
+    Ok(PyRun {
         handle,
         queue: Queue::new(rx),
         disp,

@@ -2,11 +2,11 @@
 //! sink over [`PyObj`], and settling a run (serving its Python jobs on the calling thread until
 //! every task waits). The semantics live in `weir_engine::testkit`; this only adapts.
 
-use crate::dsl::{Bp, NBlueprint, wrap};
+use crate::dsl::{Bp, PyBlueprint, wrap};
 use crate::errors::{WeirError, to_py_err};
 use crate::mat::MatValue;
 use crate::obj::{PyObj, user_error};
-use crate::run::NRun;
+use crate::run::PyRun;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
@@ -22,9 +22,9 @@ fn secs(s: f64) -> PyResult<Duration> {
 
 /// A virtual clock for runs started with it: time moves only when the test moves it.
 #[pyclass(module = "weir._native", name = "VirtualClock", frozen)]
-pub struct NVirtualClock(pub VirtualClock);
+pub struct PyVirtualClock(pub VirtualClock);
 
-impl NVirtualClock {
+impl PyVirtualClock {
     /// The clock as the materializer takes it.
     pub fn clock(&self) -> Arc<dyn Clock> {
         Arc::new(self.0.clone())
@@ -32,7 +32,7 @@ impl NVirtualClock {
 }
 
 #[pymethods]
-impl NVirtualClock {
+impl PyVirtualClock {
     #[new]
     fn new() -> Self {
         Self(VirtualClock::new())
@@ -61,7 +61,7 @@ impl NVirtualClock {
 
     /// Serves the Python jobs of `runs` on this thread until every task of those runs waits;
     /// raises `WeirError` if they are still busy after `timeout` seconds of real time.
-    fn settle(&self, py: Python<'_>, runs: Vec<PyRef<'_, NRun>>, timeout: f64) -> PyResult<()> {
+    fn settle(&self, py: Python<'_>, runs: Vec<PyRef<'_, PyRun>>, timeout: f64) -> PyResult<()> {
         let end = Instant::now() + secs(timeout)?;
         loop {
             let mut ran = 0;
@@ -90,10 +90,10 @@ impl NVirtualClock {
 
 /// The probe source's handle: offer elements, complete or fail it, see cancellation.
 #[pyclass(module = "weir._native", name = "SourceProbe", frozen)]
-pub struct NSourceProbe(SourceProbe<PyObj>);
+pub struct PySourceProbe(SourceProbe<PyObj>);
 
 #[pymethods]
-impl NSourceProbe {
+impl PySourceProbe {
     /// Emits `x` (delivered as downstream credit allows).
     fn offer(&self, x: Py<PyAny>) {
         self.0.send(PyObj(x));
@@ -122,10 +122,10 @@ impl NSourceProbe {
 
 /// The probe sink's handle: grant demand, cancel, read the signals that arrived.
 #[pyclass(module = "weir._native", name = "SinkProbe", frozen)]
-pub struct NSinkProbe(ExactProbe<PyObj>);
+pub struct PySinkProbe(ExactProbe<PyObj>);
 
 #[pymethods]
-impl NSinkProbe {
+impl PySinkProbe {
     /// Grants demand for `n` more elements.
     fn request(&self, n: i64) -> PyResult<()> {
         let n = u64::try_from(n)
@@ -165,10 +165,10 @@ impl NSinkProbe {
 
 /// `weir.testing.probe_source()`: a source materializing a `SourceProbe`.
 #[pyfunction]
-pub fn testing_source_probe() -> NBlueprint {
+pub fn testing_source_probe() -> PyBlueprint {
     let s = TestSource::probe::<PyObj>().map_materialized_value(|p| {
         MatValue::Lazy(Box::new(move |py| {
-            Ok(Py::new(py, NSourceProbe(p))?.into_any())
+            Ok(Py::new(py, PySourceProbe(p))?.into_any())
         }))
     });
     wrap(Bp::Source(s))
@@ -176,10 +176,10 @@ pub fn testing_source_probe() -> NBlueprint {
 
 /// `weir.testing.probe_sink()`: a sink materializing a `SinkProbe`.
 #[pyfunction]
-pub fn testing_sink_probe() -> NBlueprint {
+pub fn testing_sink_probe() -> PyBlueprint {
     let s = ExactSink::probe::<PyObj>().map_materialized_value(|p| {
         MatValue::Lazy(Box::new(move |py| {
-            Ok(Py::new(py, NSinkProbe(p))?.into_any())
+            Ok(Py::new(py, PySinkProbe(p))?.into_any())
         }))
     });
     wrap(Bp::Sink(s))
@@ -187,9 +187,9 @@ pub fn testing_sink_probe() -> NBlueprint {
 
 /// Adds the testing classes and functions to the native module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<NVirtualClock>()?;
-    m.add_class::<NSourceProbe>()?;
-    m.add_class::<NSinkProbe>()?;
+    m.add_class::<PyVirtualClock>()?;
+    m.add_class::<PySourceProbe>()?;
+    m.add_class::<PySinkProbe>()?;
     m.add_function(wrap_pyfunction!(testing_source_probe, m)?)?;
     m.add_function(wrap_pyfunction!(testing_sink_probe, m)?)?;
     Ok(())

@@ -103,7 +103,9 @@ OPS: Dict[str, Tuple[Callable[[Any, int], Any], Model]] = {
     # The start marker comes when the stage starts, the end marker on completion only.
     "intersperse_around": (
         lambda s, p: s.intersperse(-1, -2, -3),
-        lambda v, p, f: ([-2] + intersperse_model(v, -1) + ([] if f else [-3]), f),
+        # As Akka's: `start` comes with the first element or the completion, so a stream that
+        # fails before any element emits nothing.
+        lambda v, p, f: (([] if f and not v else [-2]) + intersperse_model(v, -1) + ([] if f else [-3]), f),
     ),
     "zip_with_index": (
         lambda s, p: s.zip_with_index().map(lambda t: t[0] * 1000 + t[1]),

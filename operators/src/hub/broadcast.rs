@@ -49,7 +49,7 @@ impl<T> State<T> {
     }
 }
 
-type Shared<T> = Arc<Mutex<State<T>>>;
+type BroadcastHubState<T> = Arc<Mutex<State<T>>>;
 
 impl BroadcastHub {
     /// A sink whose materialized value is a source; every materialization of that source (in
@@ -71,7 +71,7 @@ impl BroadcastHub {
     ) -> Result<Sink<T, Source<T, ()>>, GraphError> {
         let capacity = positive("broadcast_hub", "buffer_size", buffer_size)?;
         Ok(Sink::from_async("broadcast_hub", move |_info| {
-            let shared: Shared<T> = Arc::new(Mutex::new(State {
+            let shared: BroadcastHubState<T> = Arc::new(Mutex::new(State {
                 buf: VecDeque::new(),
                 head: 0,
                 capacity,
@@ -88,7 +88,7 @@ impl BroadcastHub {
 impl<T: Clone + Send + 'static> Producer<T> for HubGuard<State<T>> {
     type Hub = State<T>;
 
-    fn hub(&self) -> &Shared<T> {
+    fn hub(&self) -> &BroadcastHubState<T> {
         &self.0
     }
 

@@ -47,7 +47,7 @@ impl<T> State<T> {
     }
 }
 
-type Shared<T> = Arc<Mutex<State<T>>>;
+type MergeHubState<T> = Arc<Mutex<State<T>>>;
 
 impl MergeHub {
     /// A source emitting what every producer attached to it sends; its materialized value is a
@@ -69,7 +69,7 @@ impl MergeHub {
             per_producer_buffer_size,
         )?;
         Ok(Source::from_logic("merge_hub", move |_info| {
-            let shared: Shared<T> = Arc::new(Mutex::new(State {
+            let shared: MergeHubState<T> = Arc::new(Mutex::new(State {
                 queue: VecDeque::new(),
                 producers: HashMap::new(),
                 next_id: 0,
@@ -83,7 +83,7 @@ impl MergeHub {
 }
 
 /// The hub's output: drains the shared queue into batches.
-struct HubSource<T>(Shared<T>);
+struct HubSource<T>(MergeHubState<T>);
 
 impl<T> Drop for HubSource<T> {
     fn drop(&mut self) {
@@ -131,7 +131,7 @@ impl<T: Send + 'static> SourceLogic<T> for HubSource<T> {
 
 /// Unregisters a producer when its sink stops, whatever the reason.
 struct ProducerGuard<T> {
-    shared: Shared<T>,
+    shared: MergeHubState<T>,
     id: u64,
 }
 
@@ -189,7 +189,7 @@ impl<T: Send + 'static> ProducerGuard<T> {
 }
 
 /// The sink materialized by the hub: one producer per materialization.
-fn producer_sink<T: Send + 'static>(shared: Shared<T>) -> Sink<T, ()> {
+fn producer_sink<T: Send + 'static>(shared: MergeHubState<T>) -> Sink<T, ()> {
     Sink::from_async("merge_hub_sink", move |_info| {
         let id = {
             let mut st = lock(&shared);

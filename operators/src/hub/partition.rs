@@ -84,7 +84,7 @@ impl<T> State<T> {
     }
 }
 
-type Shared<T> = Arc<Mutex<State<T>>>;
+type PartitionHubState<T> = Arc<Mutex<State<T>>>;
 
 impl PartitionHub {
     /// A sink whose materialized value is a source; every materialization of that source is a
@@ -135,7 +135,7 @@ impl PartitionHub {
         let capacity = positive("partition_hub", "buffer_size", buffer_size)?;
         let start_after = start_after_nr_of_consumers;
         Ok(Sink::from_async("partition_hub", move |info| {
-            let shared: Shared<T> = Arc::new(Mutex::new(State {
+            let shared: PartitionHubState<T> = Arc::new(Mutex::new(State {
                 consumers: Vec::new(),
                 next_id: 0,
                 queued: 0,
@@ -166,7 +166,7 @@ struct Router<T: Send + 'static, P> {
 impl<T: Send + 'static, P: Partitioner<T>> Producer<T> for Router<T, P> {
     type Hub = State<T>;
 
-    fn hub(&self) -> &Shared<T> {
+    fn hub(&self) -> &PartitionHubState<T> {
         &self.guard.0
     }
 

@@ -11,9 +11,9 @@ use weir_graph::{
     SourceLogic, StageCx, StageError, Step, promise, router_for,
 };
 
-type Shared<M> = Arc<Mutex<Promise<M>>>;
+type LazyPromise<M> = Arc<Mutex<Promise<M>>>;
 
-fn settle<M>(p: &Shared<M>, r: Result<M, StageError>) {
+fn settle<M>(p: &LazyPromise<M>, r: Result<M, StageError>) {
     if let Ok(mut g) = p.lock() {
         g.complete(r);
     }
@@ -62,7 +62,7 @@ where
 {
     let src: Source<T, SinkFuture<M>> = Source::from_async("lazy_source", move |_| {
         let (p, fut) = promise::<M>();
-        let p: Shared<M> = Arc::new(Mutex::new(p));
+        let p: LazyPromise<M> = Arc::new(Mutex::new(p));
         // Futures do nothing until polled: the inner source is built on the first demand.
         let make = f();
         let logic = AsyncFn(move |mut io: AsyncIo| {
@@ -131,7 +131,7 @@ where
 {
     Sink::from_async("lazy_sink", move |_| {
         let (p, fut) = promise::<M>();
-        let p: Shared<M> = Arc::new(Mutex::new(p));
+        let p: LazyPromise<M> = Arc::new(Mutex::new(p));
         // Polled only once the first element arrived.
         let make = f();
         let logic = AsyncFn(move |mut io: AsyncIo| {

@@ -24,9 +24,9 @@ struct State<T> {
     pusher: Option<Waker>,
 }
 
-struct Shared<T>(Mutex<State<T>>);
+struct SinkQueueState<T>(Mutex<State<T>>);
 
-impl<T> Shared<T> {
+impl<T> SinkQueueState<T> {
     fn lock(&self) -> MutexGuard<'_, State<T>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -67,7 +67,7 @@ impl<T> Shared<T> {
 }
 
 /// The stage's side: ends the queue with a cancellation if the stage stops without finishing.
-struct Pusher<T>(Arc<Shared<T>>);
+struct Pusher<T>(Arc<SinkQueueState<T>>);
 
 impl<T> Drop for Pusher<T> {
     fn drop(&mut self) {
@@ -142,7 +142,7 @@ impl<T: Send + 'static> Pusher<T> {
 }
 
 /// Owned by the pulling handle; dropping it cancels the stream.
-struct Puller<T>(Arc<Shared<T>>);
+struct Puller<T>(Arc<SinkQueueState<T>>);
 
 impl<T> Drop for Puller<T> {
     fn drop(&mut self) {
@@ -219,7 +219,7 @@ fn pull_sink<T: Send + 'static, M: Send + 'static>(
     let invalid = weir_graph::at_least(&format!("{name}: capacity"), capacity, 1);
     let capacity = capacity.max(1);
     Sink::from_async(name, move |_| {
-        let shared = Arc::new(Shared(Mutex::new(State {
+        let shared = Arc::new(SinkQueueState(Mutex::new(State {
             buf: VecDeque::new(),
             capacity,
             end: None,

@@ -52,16 +52,16 @@ impl<T> State<T> {
     }
 }
 
-struct Shared<T>(Mutex<State<T>>);
+struct SourceQueueState<T>(Mutex<State<T>>);
 
-impl<T> Shared<T> {
+impl<T> SourceQueueState<T> {
     fn lock(&self) -> MutexGuard<'_, State<T>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 /// Owned by the handles; when the last handle goes the queue completes.
-struct Handle<T>(Arc<Shared<T>>);
+struct Handle<T>(Arc<SourceQueueState<T>>);
 
 impl<T> Drop for Handle<T> {
     fn drop(&mut self) {
@@ -159,7 +159,7 @@ impl<T: Send + 'static> SourceQueue<T> {
 }
 
 /// Drains the shared buffer into batches.
-struct QueueLogic<T>(Arc<Shared<T>>);
+struct QueueLogic<T>(Arc<SourceQueueState<T>>);
 
 impl<T> QueueLogic<T> {
     fn stop(&self) {
@@ -228,7 +228,7 @@ pub(crate) fn queue<T: Send + 'static>(
     strategy: OverflowStrategy,
 ) -> Source<T, SourceQueue<T>> {
     let src: Source<T, SourceQueue<T>> = Source::from_logic("queue", move |_| {
-        let shared = Arc::new(Shared(Mutex::new(State {
+        let shared = Arc::new(SourceQueueState(Mutex::new(State {
             buf: VecDeque::new(),
             capacity: capacity.max(1),
             strategy,

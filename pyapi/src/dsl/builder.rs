@@ -1,6 +1,6 @@
 //! `GraphBuilder` from Python: ports, materialized-value keys and wiring.
 
-use super::{Bp, NBlueprint, source_of, wrap};
+use super::{Bp, PyBlueprint, source_of, wrap};
 use crate::errors::{GraphInvalid, graph_err};
 use crate::mat::MatValue;
 use crate::obj::PyObj;
@@ -14,21 +14,21 @@ use weir_operators::fan::{
 
 /// A typed input port of a component added to a builder.
 #[pyclass(module = "weir._native", name = "Inlet", frozen)]
-pub struct NInlet(pub Inlet<PyObj>);
+pub struct PyInlet(pub Inlet<PyObj>);
 
 /// A typed output port of a component added to a builder.
 #[pyclass(module = "weir._native", name = "Outlet", frozen)]
-pub struct NOutlet(pub Outlet<PyObj>);
+pub struct PyOutlet(pub Outlet<PyObj>);
 
 /// The key to a component's materialized value inside a builder.
 #[pyclass(module = "weir._native", name = "MatKey", frozen)]
-pub struct NMatKey(pub MatKey<MatValue>);
+pub struct PyMatKey(pub MatKey<MatValue>);
 
 /// Wires sources, flows, sinks and junctions into non-linear graphs.
 #[pyclass(module = "weir._native", name = "GraphBuilder", frozen)]
-pub struct NBuilder(Mutex<Option<GraphBuilder>>);
+pub struct PyGraphBuilder(Mutex<Option<GraphBuilder>>);
 
-impl NBuilder {
+impl PyGraphBuilder {
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut GraphBuilder) -> PyResult<R>) -> PyResult<R> {
         let mut g = self
             .0
@@ -80,7 +80,7 @@ fn fan_name(kind: &str) -> PyResult<&'static str> {
 }
 
 #[pymethods]
-impl NBuilder {
+impl PyGraphBuilder {
     /// An empty builder.
     #[new]
     fn new() -> Self {
@@ -88,33 +88,33 @@ impl NBuilder {
     }
 
     /// Adds a source; returns `(outlet, mat_key)`.
-    fn add_source(&self, s: &NBlueprint) -> PyResult<(NOutlet, NMatKey)> {
+    fn add_source(&self, s: &PyBlueprint) -> PyResult<(PyOutlet, PyMatKey)> {
         let src = source_of(s)?;
         self.with(|b| {
             let (o, k) = b.add_source(src);
-            Ok((NOutlet(o), NMatKey(k)))
+            Ok((PyOutlet(o), PyMatKey(k)))
         })
     }
 
     /// Adds a flow; returns `(inlet, outlet, mat_key)`.
-    fn add_flow(&self, f: &NBlueprint) -> PyResult<(NInlet, NOutlet, NMatKey)> {
+    fn add_flow(&self, f: &PyBlueprint) -> PyResult<(PyInlet, PyOutlet, PyMatKey)> {
         let Bp::Flow(fl) = f.bp.clone() else {
             return Err(PyTypeError::new_err("add_flow() takes a Flow"));
         };
         self.with(|b| {
             let (i, o, k) = b.add_flow(fl);
-            Ok((NInlet(i), NOutlet(o), NMatKey(k)))
+            Ok((PyInlet(i), PyOutlet(o), PyMatKey(k)))
         })
     }
 
     /// Adds a sink; returns `(inlet, mat_key)`.
-    fn add_sink(&self, s: &NBlueprint) -> PyResult<(NInlet, NMatKey)> {
+    fn add_sink(&self, s: &PyBlueprint) -> PyResult<(PyInlet, PyMatKey)> {
         let Bp::Sink(sk) = s.bp.clone() else {
             return Err(PyTypeError::new_err("add_sink() takes a Sink"));
         };
         self.with(|b| {
             let (i, k) = b.add_sink(sk);
-            Ok((NInlet(i), NMatKey(k)))
+            Ok((PyInlet(i), PyMatKey(k)))
         })
     }
 
@@ -126,41 +126,41 @@ impl NBuilder {
         kind: &str,
         n: usize,
         eager_cancel: bool,
-    ) -> PyResult<(Vec<NInlet>, Vec<NOutlet>)> {
+    ) -> PyResult<(Vec<PyInlet>, Vec<PyOutlet>)> {
         let n = n.max(1);
         self.with(|b| match kind {
             "broadcast" => {
                 let p = b.add(Broadcast::<PyObj>::new(n).eager_cancel(eager_cancel));
                 Ok((
-                    vec![NInlet(p.inlet)],
-                    p.outlets.into_iter().map(NOutlet).collect(),
+                    vec![PyInlet(p.inlet)],
+                    p.outlets.into_iter().map(PyOutlet).collect(),
                 ))
             }
             "zip" => {
                 let p = b.add(Zip::<PyObj, PyObj>::new());
                 let (ti, to, _) = b.add_flow(crate::stages::convert::tuple_flow("zip"));
                 b.connect(p.outlet, ti).map_err(graph_err)?;
-                Ok((vec![NInlet(p.left), NInlet(p.right)], vec![NOutlet(to)]))
+                Ok((vec![PyInlet(p.left), PyInlet(p.right)], vec![PyOutlet(to)]))
             }
             "balance" => {
                 let p = b.add(Balance::<PyObj>::new(n));
                 Ok((
-                    vec![NInlet(p.inlet)],
-                    p.outlets.into_iter().map(NOutlet).collect(),
+                    vec![PyInlet(p.inlet)],
+                    p.outlets.into_iter().map(PyOutlet).collect(),
                 ))
             }
             "merge" => {
                 let p = b.add(Merge::<PyObj>::new(n));
                 Ok((
-                    p.inlets.into_iter().map(NInlet).collect(),
-                    vec![NOutlet(p.outlet)],
+                    p.inlets.into_iter().map(PyInlet).collect(),
+                    vec![PyOutlet(p.outlet)],
                 ))
             }
             "concat" => {
                 let p = b.add(Concat::<PyObj>::new(n));
                 Ok((
-                    p.inlets.into_iter().map(NInlet).collect(),
-                    vec![NOutlet(p.outlet)],
+                    p.inlets.into_iter().map(PyInlet).collect(),
+                    vec![PyOutlet(p.outlet)],
                 ))
             }
             other => Err(PyValueError::new_err(format!("unknown junction {other:?}"))),
@@ -178,7 +178,7 @@ impl NBuilder {
         n: i64,
         eager: bool,
         priorities: Vec<i64>,
-    ) -> PyResult<(Vec<NInlet>, Vec<NOutlet>)> {
+    ) -> PyResult<(Vec<PyInlet>, Vec<PyOutlet>)> {
         let name = fan_name(kind)?;
         let count = |what: &str, v: i64| -> PyResult<usize> {
             usize::try_from(v).ok().filter(|&v| v >= 1).ok_or_else(|| {
@@ -204,29 +204,29 @@ impl NBuilder {
                 "balance" => {
                     let p = b.add(Balance::<PyObj>::new(n).eager_cancel(eager));
                     (
-                        vec![NInlet(p.inlet)],
-                        p.outlets.into_iter().map(NOutlet).collect(),
+                        vec![PyInlet(p.inlet)],
+                        p.outlets.into_iter().map(PyOutlet).collect(),
                     )
                 }
                 "merge" => {
                     let p = b.add(Merge::<PyObj>::new(n).eager_complete(eager));
                     (
-                        p.inlets.into_iter().map(NInlet).collect(),
-                        vec![NOutlet(p.outlet)],
+                        p.inlets.into_iter().map(PyInlet).collect(),
+                        vec![PyOutlet(p.outlet)],
                     )
                 }
                 "merge_preferred" => {
                     let p = b.add(MergePreferred::<PyObj>::new(n).eager_complete(eager));
-                    let mut ins = vec![NInlet(p.preferred)];
-                    ins.extend(p.inlets.into_iter().map(NInlet));
-                    (ins, vec![NOutlet(p.outlet)])
+                    let mut ins = vec![PyInlet(p.preferred)];
+                    ins.extend(p.inlets.into_iter().map(PyInlet));
+                    (ins, vec![PyOutlet(p.outlet)])
                 }
                 _ => {
                     let j = MergePrioritized::<PyObj>::new(priorities).eager_complete(eager);
                     let p = b.add(j);
                     (
-                        p.inlets.into_iter().map(NInlet).collect(),
-                        vec![NOutlet(p.outlet)],
+                        p.inlets.into_iter().map(PyInlet).collect(),
+                        vec![PyOutlet(p.outlet)],
                     )
                 }
             })
@@ -234,12 +234,12 @@ impl NBuilder {
     }
 
     /// Connects an outlet to an inlet.
-    fn connect(&self, from: &NOutlet, to: &NInlet) -> PyResult<()> {
+    fn connect(&self, from: &PyOutlet, to: &PyInlet) -> PyResult<()> {
         self.with(|b| b.connect(from.0, to.0).map_err(graph_err))
     }
 
     /// Builds a closed graph materializing to the values of `keys`.
-    fn build(&self, keys: Vec<PyRef<'_, NMatKey>>) -> PyResult<NBlueprint> {
+    fn build(&self, keys: Vec<PyRef<'_, PyMatKey>>) -> PyResult<PyBlueprint> {
         let keys = keys.iter().map(|k| k.0).collect();
         let g = self.take()?.build_mat(mat_of(keys)).map_err(graph_err)?;
         Ok(wrap(Bp::Graph(g)))
@@ -248,9 +248,9 @@ impl NBuilder {
     /// Builds a source whose output is `outlet`.
     fn build_source(
         &self,
-        outlet: &NOutlet,
-        keys: Vec<PyRef<'_, NMatKey>>,
-    ) -> PyResult<NBlueprint> {
+        outlet: &PyOutlet,
+        keys: Vec<PyRef<'_, PyMatKey>>,
+    ) -> PyResult<PyBlueprint> {
         let keys = keys.iter().map(|k| k.0).collect();
         let g = self
             .take()?
@@ -262,10 +262,10 @@ impl NBuilder {
     /// Builds a flow from `inlet` to `outlet`.
     fn build_flow(
         &self,
-        inlet: &NInlet,
-        outlet: &NOutlet,
-        keys: Vec<PyRef<'_, NMatKey>>,
-    ) -> PyResult<NBlueprint> {
+        inlet: &PyInlet,
+        outlet: &PyOutlet,
+        keys: Vec<PyRef<'_, PyMatKey>>,
+    ) -> PyResult<PyBlueprint> {
         let keys = keys.iter().map(|k| k.0).collect();
         let g = self
             .take()?
@@ -275,7 +275,7 @@ impl NBuilder {
     }
 
     /// Builds a sink whose input is `inlet`.
-    fn build_sink(&self, inlet: &NInlet, keys: Vec<PyRef<'_, NMatKey>>) -> PyResult<NBlueprint> {
+    fn build_sink(&self, inlet: &PyInlet, keys: Vec<PyRef<'_, PyMatKey>>) -> PyResult<PyBlueprint> {
         let keys = keys.iter().map(|k| k.0).collect();
         let g = self
             .take()?

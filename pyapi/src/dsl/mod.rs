@@ -15,9 +15,9 @@ mod builder;
 mod ops;
 mod supervision;
 
-pub use builder::{NBuilder, NInlet, NMatKey, NOutlet};
+pub use builder::{PyGraphBuilder, PyInlet, PyMatKey, PyOutlet};
 pub use ops::*;
-pub use supervision::NSupervision;
+pub use supervision::PySupervision;
 
 /// A blueprint of any shape over Python objects.
 #[derive(Clone)]
@@ -34,13 +34,13 @@ pub enum Bp {
 
 /// An immutable blueprint (`Source`, `Flow`, `Sink` or `RunnableGraph`) of Python objects.
 #[pyclass(module = "weir._native", name = "Blueprint", frozen)]
-pub struct NBlueprint {
+pub struct PyBlueprint {
     /// The wrapped blueprint.
     pub bp: Bp,
 }
 
-pub(crate) fn wrap(bp: Bp) -> NBlueprint {
-    NBlueprint { bp }
+pub(crate) fn wrap(bp: Bp) -> PyBlueprint {
+    PyBlueprint { bp }
 }
 
 pub(crate) fn keep(s: &str) -> PyResult<KeepMode> {
@@ -67,7 +67,7 @@ macro_rules! attr {
 }
 
 #[pymethods]
-impl NBlueprint {
+impl PyBlueprint {
     /// `"source"`, `"flow"`, `"sink"` or `"graph"`.
     #[getter]
     fn kind(&self) -> &'static str {
@@ -81,7 +81,7 @@ impl NBlueprint {
 
     /// Attaches a flow (`self` is a source or a flow), combining materialized values per `keep`.
     #[pyo3(signature = (flow, keep = "left"))]
-    fn via(&self, flow: &NBlueprint, keep: &str) -> PyResult<NBlueprint> {
+    fn via(&self, flow: &PyBlueprint, keep: &str) -> PyResult<PyBlueprint> {
         let k = self::keep(keep)?;
         let Bp::Flow(f) = flow.bp.clone() else {
             return Err(PyTypeError::new_err("via() takes a Flow"));
@@ -99,7 +99,7 @@ impl NBlueprint {
 
     /// Connects a sink (`self` is a source or a flow), combining materialized values per `keep`.
     #[pyo3(signature = (sink, keep = "left"))]
-    fn to(&self, sink: &NBlueprint, keep: &str) -> PyResult<NBlueprint> {
+    fn to(&self, sink: &PyBlueprint, keep: &str) -> PyResult<PyBlueprint> {
         let k = self::keep(keep)?;
         let Bp::Sink(s2) = sink.bp.clone() else {
             return Err(PyTypeError::new_err("to() takes a Sink"));
@@ -116,23 +116,23 @@ impl NBlueprint {
     }
 
     /// Names the last stage (used in errors, metrics and diagrams).
-    fn named(&self, name: String) -> PyResult<NBlueprint> {
+    fn named(&self, name: String) -> PyResult<PyBlueprint> {
         Ok(wrap(attr!(self.bp, |x| x.named(name))))
     }
 
     /// Gives the last stage an explicit stable id (unique in the graph).
-    fn uid(&self, uid: String) -> PyResult<NBlueprint> {
+    fn uid(&self, uid: String) -> PyResult<PyBlueprint> {
         Ok(wrap(attr!(self.bp, |x| x.uid(uid))))
     }
 
     /// Starts a new island after the last stage.
-    fn async_boundary(&self) -> PyResult<NBlueprint> {
+    fn async_boundary(&self) -> PyResult<PyBlueprint> {
         Ok(wrap(attr!(self.bp, |x| x.async_boundary())))
     }
 
     /// Runs the last stage as `n` parallel subtasks (a `ValueError` when `n` is out of range,
     /// e.g. above the key groups behind a hash edge).
-    fn parallelism(&self, n: usize) -> PyResult<NBlueprint> {
+    fn parallelism(&self, n: usize) -> PyResult<PyBlueprint> {
         let bp = attr!(self.bp, |x| x.parallelism(n));
         let module = match &bp {
             Bp::Source(x) => x.module(),
@@ -147,17 +147,17 @@ impl NBlueprint {
     }
 
     /// Target rows per batch of the last stage.
-    fn batch_size(&self, n: usize) -> PyResult<NBlueprint> {
+    fn batch_size(&self, n: usize) -> PyResult<PyBlueprint> {
         Ok(wrap(attr!(self.bp, |x| x.batch_size(n))))
     }
 
     /// Capacity, in rows, of the channel feeding the last stage.
-    fn buffer_rows(&self, n: usize) -> PyResult<NBlueprint> {
+    fn buffer_rows(&self, n: usize) -> PyResult<PyBlueprint> {
         Ok(wrap(attr!(self.bp, |x| x.buffer_rows(n))))
     }
 
     /// Sets the supervision policy of the last stage.
-    fn with_supervision(&self, s: &NSupervision) -> PyResult<NBlueprint> {
+    fn with_supervision(&self, s: &PySupervision) -> PyResult<PyBlueprint> {
         let sup = s.0.clone();
         Ok(wrap(attr!(self.bp, |x| x.with_supervision(sup))))
     }
@@ -193,19 +193,19 @@ impl NBlueprint {
     }
 
     /// Merges `other` (a source) into this stream.
-    fn merge(&self, other: &NBlueprint) -> PyResult<NBlueprint> {
+    fn merge(&self, other: &PyBlueprint) -> PyResult<PyBlueprint> {
         let o = source_of(other)?;
         linear(&self.bp, unit_mat(Flow::identity().merge(o)))
     }
 
     /// Emits this stream, then `other` (a source).
-    fn concat(&self, other: &NBlueprint) -> PyResult<NBlueprint> {
+    fn concat(&self, other: &PyBlueprint) -> PyResult<PyBlueprint> {
         let o = source_of(other)?;
         linear(&self.bp, unit_mat(Flow::identity().concat(o)))
     }
 
     /// Pairs elements with those of `other` (a source) into tuples.
-    fn zip(&self, other: &NBlueprint) -> PyResult<NBlueprint> {
+    fn zip(&self, other: &PyBlueprint) -> PyResult<PyBlueprint> {
         let o = source_of(other)?;
         let tuples = crate::stages::convert::tuple_flow("zip");
         linear(
@@ -226,7 +226,7 @@ impl NBlueprint {
     }
 }
 
-pub(crate) fn source_of(b: &NBlueprint) -> PyResult<Source<PyObj, MatValue>> {
+pub(crate) fn source_of(b: &PyBlueprint) -> PyResult<Source<PyObj, MatValue>> {
     match &b.bp {
         Bp::Source(s) => Ok(s.clone()),
         _ => Err(PyTypeError::new_err("expected a Source")),
@@ -234,7 +234,7 @@ pub(crate) fn source_of(b: &NBlueprint) -> PyResult<Source<PyObj, MatValue>> {
 }
 
 /// Appends the flow built by `f` to a source or flow.
-pub(crate) fn linear(bp: &Bp, flow: Flow<PyObj, PyObj, MatValue>) -> PyResult<NBlueprint> {
+pub(crate) fn linear(bp: &Bp, flow: Flow<PyObj, PyObj, MatValue>) -> PyResult<PyBlueprint> {
     Ok(wrap(match bp.clone() {
         Bp::Source(s) => Bp::Source(s.via(flow)),
         Bp::Flow(s) => Bp::Flow(s.via(flow)),

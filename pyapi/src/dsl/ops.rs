@@ -1,7 +1,7 @@
 //! Operator constructors: the fusable `Op`, sources, flows and sinks over Python objects.
 
-use super::supervision::NSupervision;
-use super::{Bp, NBlueprint, op, wrap};
+use super::supervision::PySupervision;
+use super::{Bp, PyBlueprint, op, wrap};
 use crate::mat::MatValue;
 use crate::obj::PyObj;
 use crate::pyfn::PyFn;
@@ -20,7 +20,7 @@ use weir_operators::simple;
 /// A stateless element-wise operation that can be fused with its neighbours into one stage:
 /// `kind` is `map`, `filter`, `flat_map` or `map_batches`.
 #[pyclass(module = "weir._native", name = "Op", frozen)]
-pub struct NOp {
+pub struct PyElementOp {
     kind: String,
     f: Py<PyAny>,
     name: String,
@@ -28,7 +28,7 @@ pub struct NOp {
 }
 
 #[pymethods]
-impl NOp {
+impl PyElementOp {
     /// A fusable op.
     #[new]
     #[pyo3(signature = (kind, f, name = None, supervision = None))]
@@ -36,7 +36,7 @@ impl NOp {
         kind: String,
         f: Py<PyAny>,
         name: Option<String>,
-        supervision: Option<PyRef<'_, NSupervision>>,
+        supervision: Option<PyRef<'_, PySupervision>>,
     ) -> PyResult<Self> {
         if !matches!(kind.as_str(), "map" | "filter" | "flat_map" | "map_batches") {
             return Err(PyValueError::new_err(format!("{kind:?} cannot be fused")));
@@ -60,7 +60,7 @@ impl NOp {
     }
 
     /// The same op with a supervision policy.
-    fn supervised(&self, py: Python<'_>, s: &NSupervision) -> Self {
+    fn supervised(&self, py: Python<'_>, s: &PySupervision) -> Self {
         Self {
             kind: self.kind.clone(),
             f: self.f.clone_ref(py),
@@ -77,7 +77,7 @@ impl NOp {
 }
 
 /// The flow stage of one element-wise op.
-fn op_flow(py: Python<'_>, o: &NOp) -> Flow<PyObj, PyObj, MatValue> {
+fn op_flow(py: Python<'_>, o: &PyElementOp) -> Flow<PyObj, PyObj, MatValue> {
     let f = o.f.clone_ref(py);
     let kind = o.kind.clone();
     let factory: OpFactory<PyObj, PyObj> = Arc::new(move |py, _info| {
@@ -98,18 +98,18 @@ fn op_flow(py: Python<'_>, o: &NOp) -> Flow<PyObj, PyObj, MatValue> {
 
 /// `ops` in order, one stage each (the engine fuses them with their neighbours).
 #[pyfunction]
-pub fn flow_chain(py: Python<'_>, ops: Vec<PyRef<'_, NOp>>) -> NBlueprint {
+pub fn flow_chain(py: Python<'_>, ops: Vec<PyRef<'_, PyElementOp>>) -> PyBlueprint {
     flow(chain(py, &ops))
 }
 
-fn chain(py: Python<'_>, ops: &[PyRef<'_, NOp>]) -> Flow<PyObj, PyObj, MatValue> {
+fn chain(py: Python<'_>, ops: &[PyRef<'_, PyElementOp>]) -> Flow<PyObj, PyObj, MatValue> {
     ops.iter()
         .map(|o| op_flow(py, o))
         .reduce(|a, b| a.via(b))
         .unwrap_or_else(|| unit_mat(Flow::identity()))
 }
 
-fn flow(b: Flow<PyObj, PyObj, MatValue>) -> NBlueprint {
+fn flow(b: Flow<PyObj, PyObj, MatValue>) -> PyBlueprint {
     wrap(Bp::Flow(b))
 }
 
@@ -120,8 +120,8 @@ fn flow(b: Flow<PyObj, PyObj, MatValue>) -> NBlueprint {
 pub fn source_from_iter(
     py: Python<'_>,
     iterable: Py<PyAny>,
-    ops: Vec<PyRef<'_, NOp>>,
-) -> NBlueprint {
+    ops: Vec<PyRef<'_, PyElementOp>>,
+) -> PyBlueprint {
     let src = if is_container(iterable.bind(py)) {
         container_source(iterable)
     } else {
@@ -137,19 +137,19 @@ pub fn source_from_iter(
 
 /// An empty flow (passes every element through).
 #[pyfunction]
-pub fn flow_identity() -> NBlueprint {
+pub fn flow_identity() -> PyBlueprint {
     flow(unit_mat(Flow::identity()))
 }
 
 /// `map(f)` on the dispatcher.
 #[pyfunction]
-pub fn flow_map(f: Py<PyAny>) -> NBlueprint {
+pub fn flow_map(f: Py<PyAny>) -> PyBlueprint {
     flow(py_flow("map", op(move |py| ListOp::map(f.clone_ref(py)))))
 }
 
 /// `filter(pred)` on the dispatcher.
 #[pyfunction]
-pub fn flow_filter(f: Py<PyAny>) -> NBlueprint {
+pub fn flow_filter(f: Py<PyAny>) -> PyBlueprint {
     flow(py_flow(
         "filter",
         op(move |py| ListOp::filter(f.clone_ref(py))),
@@ -158,7 +158,7 @@ pub fn flow_filter(f: Py<PyAny>) -> NBlueprint {
 
 /// `flat_map(f)` on the dispatcher.
 #[pyfunction]
-pub fn flow_flat_map(f: Py<PyAny>) -> NBlueprint {
+pub fn flow_flat_map(f: Py<PyAny>) -> PyBlueprint {
     flow(py_flow(
         "flat_map",
         op(move |py| ListOp::flat_map(f.clone_ref(py))),
@@ -167,7 +167,7 @@ pub fn flow_flat_map(f: Py<PyAny>) -> NBlueprint {
 
 /// `map_batches(f)`: `f(list) -> iterable` per batch, on the dispatcher.
 #[pyfunction]
-pub fn flow_map_batches(f: Py<PyAny>) -> NBlueprint {
+pub fn flow_map_batches(f: Py<PyAny>) -> PyBlueprint {
     flow(py_flow(
         "map_batches",
         op(move |py| MapBatchesOp(f.clone_ref(py))),
@@ -176,7 +176,7 @@ pub fn flow_map_batches(f: Py<PyAny>) -> NBlueprint {
 
 /// `scan(zero, f)` (the Rust `try_scan` calling `f` on the dispatcher).
 #[pyfunction]
-pub fn flow_scan(zero: Py<PyAny>, f: Py<PyAny>) -> NBlueprint {
+pub fn flow_scan(zero: Py<PyAny>, f: Py<PyAny>) -> PyBlueprint {
     let f = PyFn::new(f);
     let scan = simple::try_scan(PyObj(zero), move |acc: &PyObj, x: &PyObj| f.call2(acc, x));
     flow(unit_mat(scan))
@@ -186,7 +186,7 @@ pub fn flow_scan(zero: Py<PyAny>, f: Py<PyAny>) -> NBlueprint {
 /// (the Rust `try_fold` / `try_reduce`).
 #[pyfunction]
 #[pyo3(signature = (zero, f, reduce = false))]
-pub fn flow_fold(zero: Py<PyAny>, f: Py<PyAny>, reduce: bool) -> NBlueprint {
+pub fn flow_fold(zero: Py<PyAny>, f: Py<PyAny>, reduce: bool) -> PyBlueprint {
     let f = PyFn::new(f);
     let step = move |acc: &PyObj, x: &PyObj| f.call2(acc, x);
     if reduce {
@@ -198,26 +198,26 @@ pub fn flow_fold(zero: Py<PyAny>, f: Py<PyAny>, reduce: bool) -> NBlueprint {
 
 /// `grouped(n)`: lists of `n` elements (the Rust `grouped`).
 #[pyfunction]
-pub fn flow_grouped(n: usize) -> NBlueprint {
+pub fn flow_grouped(n: usize) -> PyBlueprint {
     let g = simple::grouped::<PyObj>(n.max(1));
     flow(unit_mat(g).via(crate::stages::convert::list_flow("grouped")))
 }
 
 /// `take(n)` (generic Rust operator).
 #[pyfunction]
-pub fn flow_take(n: usize) -> NBlueprint {
+pub fn flow_take(n: usize) -> PyBlueprint {
     flow(unit_mat(weir_operators::simple::take::<PyObj>(n)))
 }
 
 /// `drop(n)` (generic Rust operator).
 #[pyfunction]
-pub fn flow_drop(n: usize) -> NBlueprint {
+pub fn flow_drop(n: usize) -> PyBlueprint {
     flow(unit_mat(weir_operators::simple::drop::<PyObj>(n)))
 }
 
 /// `throttle(elements, per_seconds, burst)` (generic Rust operator).
 #[pyfunction]
-pub fn flow_throttle(elements: usize, per_seconds: f64, burst: usize) -> PyResult<NBlueprint> {
+pub fn flow_throttle(elements: usize, per_seconds: f64, burst: usize) -> PyResult<PyBlueprint> {
     let per = Duration::try_from_secs_f64(per_seconds)
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
     Ok(flow(unit_mat(weir_operators::time::throttle::<PyObj>(
@@ -228,7 +228,7 @@ pub fn flow_throttle(elements: usize, per_seconds: f64, burst: usize) -> PyResul
 /// `buffer(size, strategy)` (generic Rust operator); strategy is one of `backpressure`,
 /// `drop_head`, `drop_tail`, `drop_buffer`, `drop_new`, `fail`.
 #[pyfunction]
-pub fn flow_buffer(size: usize, strategy: &str) -> PyResult<NBlueprint> {
+pub fn flow_buffer(size: usize, strategy: &str) -> PyResult<PyBlueprint> {
     let s = crate::stages::convert::overflow(strategy)?;
     Ok(flow(unit_mat(weir_operators::time::buffer::<PyObj>(
         size, s,
@@ -240,7 +240,7 @@ pub fn flow_buffer(size: usize, strategy: &str) -> PyResult<NBlueprint> {
 /// `count`, the one `parallelism` applies to). `sup` supervises the `key_by` stage.
 #[pyfunction]
 #[pyo3(signature = (f=None, sup=None))]
-pub fn flow_key_count(f: Option<Py<PyAny>>, sup: Option<&NSupervision>) -> NBlueprint {
+pub fn flow_key_count(f: Option<Py<PyAny>>, sup: Option<&PySupervision>) -> PyBlueprint {
     flow(keyed::count(supervised(keyed::key_stage(f), sup)))
 }
 
@@ -251,10 +251,10 @@ pub fn flow_key_count(f: Option<Py<PyAny>>, sup: Option<&NSupervision>) -> NBlue
 pub fn source_from_iter_key_count(
     py: Python<'_>,
     iterable: Py<PyAny>,
-    ops: Vec<PyRef<'_, NOp>>,
+    ops: Vec<PyRef<'_, PyElementOp>>,
     f: Option<Py<PyAny>>,
-    sup: Option<&NSupervision>,
-) -> PyResult<NBlueprint> {
+    sup: Option<&PySupervision>,
+) -> PyResult<PyBlueprint> {
     let src = source_from_iter(py, iterable, ops);
     src.via(&flow_key_count(f, sup), "left")
 }
@@ -268,8 +268,8 @@ pub fn flow_key_fold(
     zero: Py<PyAny>,
     g: Py<PyAny>,
     reduce: bool,
-    sup: Option<&NSupervision>,
-) -> NBlueprint {
+    sup: Option<&PySupervision>,
+) -> PyBlueprint {
     let pairs = supervised(keyed::pair_stage(f), sup);
     flow(if reduce {
         keyed::reduce(pairs, g)
@@ -288,59 +288,59 @@ pub fn flow_external(
     submit: Py<PyAny>,
     max_inflight: usize,
     ordered: bool,
-) -> NBlueprint {
+) -> PyBlueprint {
     flow(external_flow(name, submit, max_inflight, ordered))
 }
 
 /// A flow materializing a kill switch for its run.
 #[pyfunction]
-pub fn flow_kill_switch() -> NBlueprint {
+pub fn flow_kill_switch() -> PyBlueprint {
     flow(KillSwitches::single::<PyObj>().map_materialized_value(MatValue::KillSwitch))
 }
 
 /// `Sink.collect()`: a list of every element, passed through `finish(list)` when given.
 #[pyfunction]
 #[pyo3(signature = (finish = None))]
-pub fn sink_collect(finish: Option<Py<PyAny>>) -> NBlueprint {
+pub fn sink_collect(finish: Option<Py<PyAny>>) -> PyBlueprint {
     wrap(Bp::Sink(sinks::collect(finish)))
 }
 
 /// `Sink.fold(zero, f)`.
 #[pyfunction]
-pub fn sink_fold(zero: Py<PyAny>, f: Py<PyAny>) -> NBlueprint {
+pub fn sink_fold(zero: Py<PyAny>, f: Py<PyAny>) -> PyBlueprint {
     wrap(Bp::Sink(sinks::fold(zero, f)))
 }
 
 /// `Sink.for_each(f)`.
 #[pyfunction]
-pub fn sink_for_each(f: Py<PyAny>) -> NBlueprint {
+pub fn sink_for_each(f: Py<PyAny>) -> PyBlueprint {
     wrap(Bp::Sink(sinks::for_each(f)))
 }
 
 /// `Sink.ignore()`.
 #[pyfunction]
-pub fn sink_ignore() -> NBlueprint {
+pub fn sink_ignore() -> PyBlueprint {
     wrap(Bp::Sink(sinks::ignore()))
 }
 
 /// `Sink.head()` / `Sink.head_option()`.
 #[pyfunction]
 #[pyo3(signature = (optional = false))]
-pub fn sink_head(optional: bool) -> NBlueprint {
+pub fn sink_head(optional: bool) -> PyBlueprint {
     wrap(Bp::Sink(sinks::head(optional)))
 }
 
 /// `Sink.last()` / `Sink.last_option()`.
 #[pyfunction]
 #[pyo3(signature = (optional = false))]
-pub fn sink_last(optional: bool) -> NBlueprint {
+pub fn sink_last(optional: bool) -> PyBlueprint {
     wrap(Bp::Sink(sinks::last(optional)))
 }
 
 /// `flow` with `sup` (when given) as the supervision of its last stage.
 fn supervised<I: Send + 'static, O: Send + 'static>(
     flow: Flow<I, O, MatValue>,
-    sup: Option<&NSupervision>,
+    sup: Option<&PySupervision>,
 ) -> Flow<I, O, MatValue> {
     match sup {
         Some(s) => flow.with_supervision(s.0.clone()),

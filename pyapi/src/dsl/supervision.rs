@@ -19,10 +19,10 @@ fn directive(s: &str) -> PyResult<Directive> {
 /// A supervision policy: exception classes mapped to directives, a default, and an optional
 /// dead-letter callback `f(element, exception, stage_path)`.
 #[pyclass(module = "weir._native", name = "Supervision", frozen)]
-pub struct NSupervision(pub Supervision);
+pub struct PySupervision(pub Supervision);
 
 #[pymethods]
-impl NSupervision {
+impl PySupervision {
     /// `rules` is a list of `(exception class, "stop" | "resume" | "restart")`, checked in order.
     #[new]
     #[pyo3(signature = (rules, default = "stop", dead_letters = None))]

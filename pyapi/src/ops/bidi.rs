@@ -6,19 +6,19 @@ use pyo3::types::{PyByteArray, PyBytes};
 use weir_graph::BidiFlow;
 use weir_operators::framing::{self, ByteOrder, FramingError, LengthField};
 
-type PyBidi = BidiFlow<PyObj, PyObj, PyObj, PyObj, MatValue>;
+type ObjBidi = BidiFlow<PyObj, PyObj, PyObj, PyObj, MatValue>;
 
 /// A bidirectional blueprint over Python objects: a top flow and a bottom flow.
 #[pyclass(module = "weir._native", name = "Bidi", frozen)]
-pub struct NBidi(pub PyBidi);
+pub struct PyBidi(pub ObjBidi);
 
 #[pymethods]
-impl NBidi {
+impl PyBidi {
     /// Stacks `other` under this bidi (top flows: this then other; bottom: other then this).
     #[pyo3(signature = (other, keep = "left"))]
-    fn atop(&self, other: &NBidi, keep: &str) -> PyResult<NBidi> {
+    fn atop(&self, other: &PyBidi, keep: &str) -> PyResult<PyBidi> {
         let k = crate::dsl::keep(keep)?;
-        Ok(NBidi(
+        Ok(PyBidi(
             self.0
                 .clone()
                 .atop_mat(other.0.clone(), move |a, b| k.combine(a, b)),
@@ -27,7 +27,7 @@ impl NBidi {
 
     /// Closes the bidi with `flow` (top outlet to bottom inlet): a flow.
     #[pyo3(signature = (flow, keep = "left"))]
-    fn join(&self, flow: &NBlueprint, keep: &str) -> PyResult<NBlueprint> {
+    fn join(&self, flow: &PyBlueprint, keep: &str) -> PyResult<PyBlueprint> {
         let k = crate::dsl::keep(keep)?;
         let f = flow_of(flow)?;
         Ok(super::flow(
@@ -36,8 +36,8 @@ impl NBidi {
     }
 
     /// The same bidi with its directions swapped.
-    fn reversed(&self) -> NBidi {
-        NBidi(self.0.clone().reversed())
+    fn reversed(&self) -> PyBidi {
+        PyBidi(self.0.clone().reversed())
     }
 
     /// The blueprint as a Mermaid flowchart.
@@ -54,9 +54,9 @@ impl NBidi {
 /// `BidiFlow.from_flows(top, bottom, keep)`.
 #[pyfunction]
 #[pyo3(signature = (top, bottom, keep = "none"))]
-pub fn bidi_from_flows(top: &NBlueprint, bottom: &NBlueprint, keep: &str) -> PyResult<NBidi> {
+pub fn bidi_from_flows(top: &PyBlueprint, bottom: &PyBlueprint, keep: &str) -> PyResult<PyBidi> {
     let k = crate::dsl::keep(keep)?;
-    Ok(NBidi(BidiFlow::from_flows_mat(
+    Ok(PyBidi(BidiFlow::from_flows_mat(
         flow_of(top)?,
         flow_of(bottom)?,
         move |a, b| k.combine(a, b),
@@ -112,7 +112,7 @@ fn bytes_flow(f: Flow<Vec<u8>, Vec<u8>>) -> Flow<PyObj, PyObj, MatValue> {
 }
 
 /// A Rust byte bidi as a bidi of Python `bytes`.
-fn bytes_bidi(b: BidiFlow<Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>>) -> NBidi {
+fn bytes_bidi(b: BidiFlow<Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>>) -> PyBidi {
     // Outside: Python objects in on top, out at the bottom; inside, the reverse.
     let outer = BidiFlow::from_flows(to_bytes("to_bytes"), from_bytes("from_bytes"));
     let inner = BidiFlow::from_flows(from_bytes("from_bytes"), to_bytes("to_bytes"));
@@ -120,7 +120,7 @@ fn bytes_bidi(b: BidiFlow<Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>>) -> NBidi {
         .atop(b)
         .atop(inner)
         .map_materialized_value(|()| MatValue::Unit);
-    NBidi(b)
+    PyBidi(b)
 }
 
 /// `Framing.delimiter(delimiter, max_frame_length, allow_truncation)`.
@@ -130,7 +130,7 @@ pub fn framing_delimiter(
     delimiter: &[u8],
     max_frame_length: usize,
     allow_truncation: bool,
-) -> PyResult<NBlueprint> {
+) -> PyResult<PyBlueprint> {
     let f =
         framing::delimiter(delimiter, max_frame_length, allow_truncation).map_err(framing_err)?;
     Ok(flow(bytes_flow(f)))
@@ -156,7 +156,7 @@ pub fn framing_length_field(
     byte_order: &str,
     length_includes_header: bool,
     strip_header: bool,
-) -> PyResult<NBlueprint> {
+) -> PyResult<PyBlueprint> {
     let cfg = LengthField::new(field_length, max_frame_length)
         .offset(field_offset)
         .order(self::byte_order(byte_order)?)
@@ -173,7 +173,7 @@ pub fn framing_length_prefix(
     field_length: usize,
     max_message_length: usize,
     byte_order: &str,
-) -> PyResult<NBlueprint> {
+) -> PyResult<PyBlueprint> {
     let f = framing::length_prefix(
         field_length,
         self::byte_order(byte_order)?,
@@ -185,27 +185,27 @@ pub fn framing_length_prefix(
 
 /// `Framing.json(max_object_length)`.
 #[pyfunction]
-pub fn framing_json(max_object_length: usize) -> NBlueprint {
+pub fn framing_json(max_object_length: usize) -> PyBlueprint {
     flow(bytes_flow(framing::json(max_object_length)))
 }
 
 /// `Framing.simple_framing_protocol(max_message_length)`.
 #[pyfunction]
-pub fn framing_simple_protocol(max_message_length: usize) -> PyResult<NBidi> {
+pub fn framing_simple_protocol(max_message_length: usize) -> PyResult<PyBidi> {
     let b = framing::simple_framing_protocol(max_message_length).map_err(framing_err)?;
     Ok(bytes_bidi(b))
 }
 
 /// `Framing.delimiter_protocol(delimiter, max_frame_length)`.
 #[pyfunction]
-pub fn framing_delimiter_protocol(delimiter: &[u8], max_frame_length: usize) -> PyResult<NBidi> {
+pub fn framing_delimiter_protocol(delimiter: &[u8], max_frame_length: usize) -> PyResult<PyBidi> {
     let b = framing::delimiter_protocol(delimiter, max_frame_length).map_err(framing_err)?;
     Ok(bytes_bidi(b))
 }
 
 /// Adds the bidi and framing classes and functions.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<NBidi>()?;
+    m.add_class::<PyBidi>()?;
     m.add_function(wrap_pyfunction!(bidi_from_flows, m)?)?;
     m.add_function(wrap_pyfunction!(framing_delimiter, m)?)?;
     m.add_function(wrap_pyfunction!(framing_length_field, m)?)?;

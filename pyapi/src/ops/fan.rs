@@ -3,7 +3,7 @@
 
 use super::*;
 
-fn built(r: Result<Flow<PyObj, PyObj, MatValue>, weir_graph::GraphError>) -> PyResult<NBlueprint> {
+fn built(r: Result<Flow<PyObj, PyObj, MatValue>, weir_graph::GraphError>) -> PyResult<PyBlueprint> {
     r.map(flow).map_err(graph_err)
 }
 
@@ -14,7 +14,7 @@ fn take_mat(k: MatKey<MatValue>) -> impl Fn(&mut weir_graph::MatValues) -> MatVa
 /// `also_to(sink)`: every element to `sink` too; materializes the sink's value.
 #[pyfunction]
 #[pyo3(signature = (sink, tap = false))]
-pub fn flow_also_to(sink: &NBlueprint, tap: bool) -> PyResult<NBlueprint> {
+pub fn flow_also_to(sink: &PyBlueprint, tap: bool) -> PyResult<PyBlueprint> {
     let sink = sink_of(sink)?;
     let mut b = GraphBuilder::new();
     let (si, so, _) = b.add_flow(unit_mat(Flow::<PyObj, PyObj, ()>::identity()));
@@ -40,7 +40,7 @@ pub fn flow_also_to(sink: &NBlueprint, tap: bool) -> PyResult<NBlueprint> {
 
 /// `divert_to(sink, pred)`: elements matching `pred` go to `sink` only.
 #[pyfunction]
-pub fn flow_divert_to(sink: &NBlueprint, pred: Py<PyAny>) -> PyResult<NBlueprint> {
+pub fn flow_divert_to(sink: &PyBlueprint, pred: Py<PyAny>) -> PyResult<PyBlueprint> {
     let sink = sink_of(sink)?;
     let mut b = GraphBuilder::new();
     let (ti, to, _) = b.add_flow(tag_flow("divert_to", pred));
@@ -67,7 +67,7 @@ pub fn flow_divert_to(sink: &NBlueprint, pred: Py<PyAny>) -> PyResult<NBlueprint
 /// `merge_sorted(other)`: both sorted ascending (Python `<`), merged into one sorted stream
 /// (the Rust `MergeSortedBy`).
 #[pyfunction]
-pub fn flow_merge_sorted(other: &NBlueprint) -> PyResult<NBlueprint> {
+pub fn flow_merge_sorted(other: &PyBlueprint) -> PyResult<PyBlueprint> {
     let other = source_of(other)?;
     let mut b = GraphBuilder::new();
     let (i, o, _) = b.add_flow(Flow::<PyObj, PyObj, ()>::identity());
@@ -83,7 +83,7 @@ pub fn flow_merge_sorted(other: &NBlueprint) -> PyResult<NBlueprint> {
 
 /// `interleave(other, segment_size)`.
 #[pyfunction]
-pub fn flow_interleave(other: &NBlueprint, segment_size: usize) -> PyResult<NBlueprint> {
+pub fn flow_interleave(other: &PyBlueprint, segment_size: usize) -> PyResult<PyBlueprint> {
     let other = source_of(other)?;
     Ok(flow(unit_mat(
         Flow::<PyObj, PyObj, ()>::identity().interleave(other, segment_size.max(1)),
@@ -92,7 +92,7 @@ pub fn flow_interleave(other: &NBlueprint, segment_size: usize) -> PyResult<NBlu
 
 /// `zip_latest(other)`: `(a, b)` of the latest elements of both, on every new element.
 #[pyfunction]
-pub fn flow_zip_latest(other: &NBlueprint) -> PyResult<NBlueprint> {
+pub fn flow_zip_latest(other: &PyBlueprint) -> PyResult<PyBlueprint> {
     let other = source_of(other)?;
     let mut b = GraphBuilder::new();
     let (i, o, _) = b.add_flow(Flow::<PyObj, PyObj, ()>::identity());

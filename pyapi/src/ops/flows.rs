@@ -10,8 +10,8 @@ use weir_operators::simple;
 pub fn flow_take_while(
     f: Py<PyAny>,
     inclusive: bool,
-    sup: Option<&crate::dsl::NSupervision>,
-) -> NBlueprint {
+    sup: Option<&crate::dsl::PySupervision>,
+) -> PyBlueprint {
     let f = PyFn::new(f);
     let pred = move |x: &PyObj| f.truthy(x);
     let tw = if inclusive {
@@ -28,7 +28,7 @@ pub fn flow_take_while(
 
 /// `drop_while(pred)` (the Rust `try_drop_while`).
 #[pyfunction]
-pub fn flow_drop_while(f: Py<PyAny>) -> NBlueprint {
+pub fn flow_drop_while(f: Py<PyAny>) -> PyBlueprint {
     let f = PyFn::new(f);
     flow(unit_mat(simple::try_drop_while(move |x: &PyObj| {
         f.truthy(x)
@@ -38,7 +38,7 @@ pub fn flow_drop_while(f: Py<PyAny>) -> NBlueprint {
 /// `sliding(n, step)`: lists (the Rust `sliding`).
 #[pyfunction]
 #[pyo3(signature = (n, step = 1))]
-pub fn flow_sliding(n: usize, step: usize) -> NBlueprint {
+pub fn flow_sliding(n: usize, step: usize) -> PyBlueprint {
     let w = simple::sliding::<PyObj>(n.max(1), step.max(1));
     flow(unit_mat(w).via(list_flow("sliding")))
 }
@@ -50,14 +50,14 @@ pub fn flow_intersperse(
     sep: Py<PyAny>,
     start: Option<Py<PyAny>>,
     end: Option<Py<PyAny>>,
-) -> NBlueprint {
+) -> PyBlueprint {
     let i = simple::intersperse_framed(start.map(PyObj), PyObj(sep), end.map(PyObj));
     flow(unit_mat(i))
 }
 
 /// `zip_with_index()`: the Rust `zip_with_index`, pairs as tuples.
 #[pyfunction]
-pub fn flow_zip_with_index() -> NBlueprint {
+pub fn flow_zip_with_index() -> PyBlueprint {
     let tuples = py_flow(
         "zip_with_index",
         factory(|_py| {
@@ -73,7 +73,7 @@ pub fn flow_zip_with_index() -> NBlueprint {
 /// `inspect(f, on_complete)` (the Rust `try_inspect`).
 #[pyfunction]
 #[pyo3(signature = (f, on_complete = None, name = "inspect"))]
-pub fn flow_inspect(f: Py<PyAny>, on_complete: Option<Py<PyAny>>, name: &str) -> NBlueprint {
+pub fn flow_inspect(f: Py<PyAny>, on_complete: Option<Py<PyAny>>, name: &str) -> PyBlueprint {
     let f = PyFn::new(f);
     let done = on_complete.map(PyFn::new);
     let i = simple::try_inspect(
@@ -85,13 +85,13 @@ pub fn flow_inspect(f: Py<PyAny>, on_complete: Option<Py<PyAny>>, name: &str) ->
 
 /// `recover(f)`.
 #[pyfunction]
-pub fn flow_recover(f: Py<PyAny>) -> NBlueprint {
+pub fn flow_recover(f: Py<PyAny>) -> PyBlueprint {
     flow(stages::recover_flow(f))
 }
 
 /// `recover_with_retries(attempts, f)`.
 #[pyfunction]
-pub fn flow_recover_with_retries(attempts: usize, f: Py<PyAny>) -> NBlueprint {
+pub fn flow_recover_with_retries(attempts: usize, f: Py<PyAny>) -> PyBlueprint {
     flow(stages::recover_retries_flow(attempts, f))
 }
 
@@ -99,7 +99,7 @@ pub fn flow_recover_with_retries(attempts: usize, f: Py<PyAny>) -> NBlueprint {
 /// stage `flat_map_merge` whatever the breadth).
 #[pyfunction]
 #[pyo3(signature = (f, breadth, merge = false))]
-pub fn flow_flat_map_sources(f: Py<PyAny>, breadth: usize, merge: bool) -> NBlueprint {
+pub fn flow_flat_map_sources(f: Py<PyAny>, breadth: usize, merge: bool) -> PyBlueprint {
     let name = if breadth <= 1 && !merge {
         "flat_map_concat"
     } else {
@@ -128,8 +128,8 @@ pub fn flow_flat_map_sources(f: Py<PyAny>, breadth: usize, merge: bool) -> NBlue
 pub fn flow_group_by(
     max_substreams: usize,
     key: Option<Py<PyAny>>,
-    sub: &NBlueprint,
-) -> PyResult<NBlueprint> {
+    sub: &PyBlueprint,
+) -> PyResult<PyBlueprint> {
     let sub = untag::<u64>().via(flow_of(sub)?);
     let ids = py_flow(
         "group_by",
@@ -146,7 +146,7 @@ pub fn flow_group_by(
 
 /// `split_when(pred)` / `split_after(pred)` `.merge_substreams_via(sub)`.
 #[pyfunction]
-pub fn flow_split(pred: Py<PyAny>, after: bool, sub: &NBlueprint) -> PyResult<NBlueprint> {
+pub fn flow_split(pred: Py<PyAny>, after: bool, sub: &PyBlueprint) -> PyResult<PyBlueprint> {
     let name = if after { "split_after" } else { "split_when" };
     let sub = untag::<bool>().via(flow_of(sub)?);
     let ids = Flow::<(bool, PyObj), (bool, PyObj), ()>::identity();
@@ -162,6 +162,6 @@ pub fn flow_split(pred: Py<PyAny>, after: bool, sub: &NBlueprint) -> PyResult<NB
 
 /// `limit(n)` (generic Rust operator): fails with `StreamLimitReached` past `n` elements.
 #[pyfunction]
-pub fn flow_limit(n: usize) -> NBlueprint {
+pub fn flow_limit(n: usize) -> PyBlueprint {
     flow(unit_mat(weir_operators::simple::limit::<PyObj>(n)))
 }

@@ -10,10 +10,10 @@ use weir_operators::source::{Cancellable, QueueOfferResult, SourceQueue};
 
 /// The handle of a running `Source.queue`: `offer(x)` elements, then `complete()` or `fail(e)`.
 #[pyclass(module = "weir._native", name = "SourceQueue", frozen)]
-pub struct NSourceQueue(pub SourceQueue<PyObj>);
+pub struct PySourceQueue(pub SourceQueue<PyObj>);
 
 #[pymethods]
-impl NSourceQueue {
+impl PySourceQueue {
     /// Offers `x`; blocks (with the GIL released) while the buffer is full under
     /// `"backpressure"`. Returns `"enqueued"`, `"dropped"` or `"closed"`; raises `StageFailed`
     /// once the queue failed.
@@ -51,10 +51,10 @@ impl NSourceQueue {
 
 /// The handle of a running `Sink.queue`: `pull()` elements one at a time.
 #[pyclass(module = "weir._native", name = "SinkQueue", frozen)]
-pub struct NSinkQueue(pub Mutex<Option<SinkQueue<PyObj>>>);
+pub struct PySinkQueue(pub Mutex<Option<SinkQueue<PyObj>>>);
 
 #[pymethods]
-impl NSinkQueue {
+impl PySinkQueue {
     /// The next element as `(True, x)`, or `(False, None)` once the stream completed; blocks
     /// with the GIL released; raises `StageFailed` if the stream failed.
     fn pull(&self, py: Python<'_>) -> PyResult<(bool, Py<PyAny>)> {
@@ -90,10 +90,10 @@ impl NSinkQueue {
 
 /// The handle of a running `Source.tick`: `cancel()` completes the source.
 #[pyclass(module = "weir._native", name = "Cancellable", frozen)]
-pub struct NCancellable(pub Cancellable);
+pub struct PyCancellable(pub Cancellable);
 
 #[pymethods]
-impl NCancellable {
+impl PyCancellable {
     /// Completes the tick source; `True` the first time.
     fn cancel(&self) -> bool {
         self.0.cancel()

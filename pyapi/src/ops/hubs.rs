@@ -14,18 +14,18 @@ use weir_operators::restart::{RestartFlow, RestartSettings, RestartSink, Restart
 /// copies elements under its own lock, possibly on another run's dispatcher, where taking the GIL
 /// (as cloning a [`PyObj`] does) could deadlock against a thread holding the GIL and waiting for
 /// that lock.
-type Shared = Arc<PyObj>;
+type SharedObj = Arc<PyObj>;
 
-fn share() -> Flow<PyObj, Shared, ()> {
+fn share() -> Flow<PyObj, SharedObj, ()> {
     Flow::<PyObj, PyObj, ()>::identity().map(Arc::new)
 }
 
-/// Turns [`Shared`] elements back into owned objects (a new reference when still shared).
-fn unshare_flow(name: &str) -> Flow<Shared, PyObj, MatValue> {
+/// Turns [`SharedObj`] elements back into owned objects (a new reference when still shared).
+fn unshare_flow(name: &str) -> Flow<SharedObj, PyObj, MatValue> {
     py_flow(
         name,
         factory(|_py| {
-            convert(|py, s: Shared| Ok(Arc::try_unwrap(s).unwrap_or_else(|s| s.clone_ref(py))))
+            convert(|py, s: SharedObj| Ok(Arc::try_unwrap(s).unwrap_or_else(|s| s.clone_ref(py))))
         }),
     )
 }
@@ -52,17 +52,17 @@ fn py_blueprint(py: Python<'_>, class: &str, bp: Bp) -> PyResult<Py<PyAny>> {
 
 /// The native blueprint of a Python blueprint object (or of a native one).
 fn native_bp(obj: &Bound<'_, PyAny>) -> PyResult<Bp> {
-    let n = if obj.is_instance_of::<NBlueprint>() {
+    let n = if obj.is_instance_of::<PyBlueprint>() {
         obj.clone()
     } else {
         obj.getattr("_n")?
     };
-    Ok(n.cast::<NBlueprint>()?.get().bp.clone())
+    Ok(n.cast::<PyBlueprint>()?.get().bp.clone())
 }
 
 /// `MergeHub.source(per_producer_buffer_size)`: materializes a `weir.Sink` for producers.
 #[pyfunction]
-pub fn merge_hub_source(per_producer_buffer_size: i64) -> PyResult<NBlueprint> {
+pub fn merge_hub_source(per_producer_buffer_size: i64) -> PyResult<PyBlueprint> {
     let n = size(
         "MergeHub.source",
         "per_producer_buffer_size",
@@ -80,7 +80,7 @@ pub fn merge_hub_source(per_producer_buffer_size: i64) -> PyResult<NBlueprint> {
 }
 
 /// A hub sink whose materialized source becomes a `weir.Source`.
-fn hub_sink(s: Sink<PyObj, Source<PyObj, ()>>) -> NBlueprint {
+fn hub_sink(s: Sink<PyObj, Source<PyObj, ()>>) -> PyBlueprint {
     let s = s.map_materialized_value(|src| {
         MatValue::Lazy(Box::new(move |py| {
             let src = src.map_materialized_value(|()| MatValue::Unit);
@@ -93,14 +93,14 @@ fn hub_sink(s: Sink<PyObj, Source<PyObj, ()>>) -> NBlueprint {
 /// `BroadcastHub.sink(buffer_size)`: materializes a `weir.Source` for consumers. Elements are
 /// shared by reference between consumers (one Python object, a new reference per consumer).
 #[pyfunction]
-pub fn broadcast_hub_sink(buffer_size: i64) -> PyResult<NBlueprint> {
+pub fn broadcast_hub_sink(buffer_size: i64) -> PyResult<PyBlueprint> {
     let n = size("BroadcastHub.sink", "buffer_size", buffer_size)?;
     let s = share()
         .to_mat(
-            BroadcastHub::sink::<Shared>(n).map_err(graph_err)?,
+            BroadcastHub::sink::<SharedObj>(n).map_err(graph_err)?,
             |(), m| m,
         )
-        .map_materialized_value(|src: Source<Shared, ()>| {
+        .map_materialized_value(|src: Source<SharedObj, ()>| {
             MatValue::Lazy(Box::new(move |py| {
                 let src = src
                     .via(unshare_flow("broadcast_hub_source"))
@@ -161,7 +161,7 @@ pub fn partition_hub_sink(
     partitioner: Py<PyAny>,
     start_after_nr_of_consumers: i64,
     buffer_size: i64,
-) -> PyResult<NBlueprint> {
+) -> PyResult<PyBlueprint> {
     let n = size("PartitionHub.sink", "buffer_size", buffer_size)?;
     let start = usize::try_from(start_after_nr_of_consumers).map_err(|_| {
         PyValueError::new_err(format!(
@@ -245,7 +245,7 @@ pub fn restart(
     max_restarts: Option<i64>,
     max_restarts_within: Option<f64>,
     only_on_failures: bool,
-) -> PyResult<NBlueprint> {
+) -> PyResult<PyBlueprint> {
     let s = restart_settings(
         min_backoff,
         max_backoff,

@@ -4,12 +4,12 @@
 use super::*;
 use crate::pyfn::attempt;
 
-type PortLists = (Vec<NInlet>, Vec<NOutlet>);
+type PortLists = (Vec<PyInlet>, Vec<PyOutlet>);
 
 fn ports(ins: Vec<Inlet<PyObj>>, outs: Vec<Outlet<PyObj>>) -> PortLists {
     (
-        ins.into_iter().map(NInlet).collect(),
-        outs.into_iter().map(NOutlet).collect(),
+        ins.into_iter().map(PyInlet).collect(),
+        outs.into_iter().map(PyOutlet).collect(),
     )
 }
 
@@ -118,7 +118,7 @@ fn add_junction(
 #[pyfunction]
 #[pyo3(signature = (builder, kind, n = 2, f = None, priorities = Vec::new(), segment_size = 1, eager_cancel = false))]
 pub fn builder_add_junction(
-    builder: &NBuilder,
+    builder: &PyGraphBuilder,
     kind: &str,
     n: usize,
     f: Option<Py<PyAny>>,

@@ -11,10 +11,10 @@ use weir_operators::lifecycle::{
 
 /// The handle materialized by `Source.maybe()`.
 #[pyclass(module = "weir._native", name = "MaybeHandle", frozen)]
-pub struct NMaybe(pub MaybeHandle<PyObj>);
+pub struct PyMaybeHandle(pub MaybeHandle<PyObj>);
 
 #[pymethods]
-impl NMaybe {
+impl PyMaybeHandle {
     /// Emits `x` and completes the source; `False` if already completed or the source stopped.
     fn success(&self, x: Py<PyAny>) -> bool {
         self.0.success(PyObj(x))
@@ -39,16 +39,18 @@ impl NMaybe {
 
 /// `Source.maybe()`: materializes a `MaybeHandle`.
 #[pyfunction]
-pub fn source_maybe() -> NBlueprint {
+pub fn source_maybe() -> PyBlueprint {
     let s = Source::<PyObj>::maybe().map_materialized_value(|h| {
-        MatValue::Lazy(Box::new(move |py| Ok(Py::new(py, NMaybe(h))?.into_any())))
+        MatValue::Lazy(Box::new(move |py| {
+            Ok(Py::new(py, PyMaybeHandle(h))?.into_any())
+        }))
     });
     wrap(Bp::Source(s))
 }
 
 /// `Source.never()`.
 #[pyfunction]
-pub fn source_never() -> NBlueprint {
+pub fn source_never() -> PyBlueprint {
     wrap(Bp::Source(
         Source::<PyObj>::never().map_materialized_value(|()| MatValue::Unit),
     ))
@@ -60,7 +62,7 @@ fn mat_object(m: MatValue) -> PyObj {
 }
 
 fn blueprint(obj: &Bound<'_, PyAny>) -> PyResult<Bp> {
-    let n = if obj.is_instance_of::<NBlueprint>() {
+    let n = if obj.is_instance_of::<PyBlueprint>() {
         obj.clone()
     } else if obj.hasattr("_n")? {
         obj.getattr("_n")?
@@ -70,7 +72,7 @@ fn blueprint(obj: &Bound<'_, PyAny>) -> PyResult<Bp> {
             obj.get_type().name()?
         )));
     };
-    Ok(n.cast::<NBlueprint>()?.get().bp.clone())
+    Ok(n.cast::<PyBlueprint>()?.get().bp.clone())
 }
 
 /// `make(f())`, called when the stage (polled on the run's dispatcher) starts its inner graph.
@@ -90,7 +92,7 @@ fn future_mat(f: SinkFuture<PyObj>) -> MatValue {
 
 /// `Source.lazy(f)`: `f()` returns the source, called when the stage starts.
 #[pyfunction]
-pub fn source_lazy(f: Py<PyAny>) -> NBlueprint {
+pub fn source_lazy(f: Py<PyAny>) -> PyBlueprint {
     let f = Arc::new(f);
     let s = Source::<PyObj>::lazy_future(move || {
         on_dispatcher(Arc::clone(&f), |_py, obj| match blueprint(&obj)? {
@@ -106,7 +108,7 @@ pub fn source_lazy(f: Py<PyAny>) -> NBlueprint {
 
 /// `Sink.lazy(f)`: `f()` returns the sink, called when the first element arrives.
 #[pyfunction]
-pub fn sink_lazy(f: Py<PyAny>) -> NBlueprint {
+pub fn sink_lazy(f: Py<PyAny>) -> PyBlueprint {
     let f = Arc::new(f);
     let s = Sink::<PyObj>::lazy_future(move || {
         on_dispatcher(Arc::clone(&f), |_py, obj| match blueprint(&obj)? {
@@ -122,7 +124,7 @@ pub fn sink_lazy(f: Py<PyAny>) -> NBlueprint {
 
 /// `watch_termination()`: a `SinkFuture` of `"completed"` / `"cancelled"`, or the failure.
 #[pyfunction]
-pub fn flow_watch_termination() -> NBlueprint {
+pub fn flow_watch_termination() -> PyBlueprint {
     let w = watch_termination_as::<PyObj, PyObj>(|| {
         crate::gil::with(|py| {
             let s = |t: &str| PyObj(PyString::new(py, t).into_any().unbind());
@@ -135,7 +137,7 @@ pub fn flow_watch_termination() -> NBlueprint {
 
 /// Adds the lifecycle classes and functions.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<NMaybe>()?;
+    m.add_class::<PyMaybeHandle>()?;
     m.add_function(wrap_pyfunction!(source_maybe, m)?)?;
     m.add_function(wrap_pyfunction!(source_never, m)?)?;
     m.add_function(wrap_pyfunction!(source_lazy, m)?)?;

@@ -19,14 +19,14 @@ mod sources;
 pub mod stages;
 mod timed;
 
-use crate::dsl::{Bp, NBlueprint, NBuilder, NInlet, NOutlet, wrap};
+use crate::dsl::{Bp, PyBlueprint, PyGraphBuilder, PyInlet, PyOutlet, wrap};
 use crate::errors::graph_err;
 use crate::mat::MatValue;
 use crate::obj::PyObj;
 use crate::obj::user_error;
 use crate::pyfn::PyFn;
 use crate::stages::{OpFactory, PyOp, convert, py_flow, unit_mat};
-use handles::{NCancellable, NSinkQueue, NSourceQueue};
+use handles::{PyCancellable, PySinkQueue, PySourceQueue};
 use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -46,7 +46,7 @@ fn factory<I: Send + 'static, O: Send + 'static, P: PyOp<I, O>>(
     Arc::new(move |py, _info| Box::new(f(py)) as Box<dyn PyOp<I, O>>)
 }
 
-fn flow(f: Flow<PyObj, PyObj, MatValue>) -> NBlueprint {
+fn flow(f: Flow<PyObj, PyObj, MatValue>) -> PyBlueprint {
     wrap(Bp::Flow(f))
 }
 
@@ -54,21 +54,21 @@ fn secs(s: f64) -> PyResult<Duration> {
     Duration::try_from_secs_f64(s).map_err(|e| PyValueError::new_err(format!("{s}: {e}")))
 }
 
-fn source_of(b: &NBlueprint) -> PyResult<Source<PyObj, MatValue>> {
+fn source_of(b: &PyBlueprint) -> PyResult<Source<PyObj, MatValue>> {
     match &b.bp {
         Bp::Source(s) => Ok(s.clone()),
         _ => Err(PyTypeError::new_err("expected a Source")),
     }
 }
 
-fn flow_of(b: &NBlueprint) -> PyResult<Flow<PyObj, PyObj, MatValue>> {
+fn flow_of(b: &PyBlueprint) -> PyResult<Flow<PyObj, PyObj, MatValue>> {
     match &b.bp {
         Bp::Flow(f) => Ok(f.clone()),
         _ => Err(PyTypeError::new_err("expected a Flow")),
     }
 }
 
-fn sink_of(b: &NBlueprint) -> PyResult<Sink<PyObj, MatValue>> {
+fn sink_of(b: &PyBlueprint) -> PyResult<Sink<PyObj, MatValue>> {
     match &b.bp {
         Bp::Sink(s) => Ok(s.clone()),
         _ => Err(PyTypeError::new_err("expected a Sink")),
@@ -99,9 +99,9 @@ use timed::*;
 
 /// Adds this module's classes and functions to the native module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<NSourceQueue>()?;
-    m.add_class::<NSinkQueue>()?;
-    m.add_class::<NCancellable>()?;
+    m.add_class::<PySourceQueue>()?;
+    m.add_class::<PySinkQueue>()?;
+    m.add_class::<PyCancellable>()?;
     m.add_function(wrap_pyfunction!(source_tick, m)?)?;
     m.add_function(wrap_pyfunction!(source_queue, m)?)?;
     m.add_function(wrap_pyfunction!(sink_queue, m)?)?;

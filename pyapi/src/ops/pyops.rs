@@ -1,7 +1,7 @@
 //! Python-specific pieces behind the operators of [`super`]: tuples, the key interning of
 //! `group_by` (a [`PyOp`] on the dispatcher) and sources made from what user code returned.
 
-use crate::dsl::{Bp, NBlueprint};
+use crate::dsl::{Bp, PyBlueprint};
 use crate::mat::MatValue;
 use crate::obj::PyObj;
 use crate::stages::{Batch, PyOp, element_failed, iter_source};
@@ -58,7 +58,7 @@ pub struct SubSource(pub Source<PyObj, MatValue>);
 /// Converts a weir `Source` (the Python wrapper or the native blueprint) or any iterable into a
 /// source blueprint.
 pub fn to_source(obj: &Bound<'_, PyAny>) -> PyResult<Source<PyObj, MatValue>> {
-    let native = if obj.is_instance_of::<NBlueprint>() {
+    let native = if obj.is_instance_of::<PyBlueprint>() {
         Some(obj.clone())
     } else if obj.hasattr("_flush")? && obj.hasattr("_n")? {
         Some(obj.getattr("_n")?)
@@ -66,7 +66,7 @@ pub fn to_source(obj: &Bound<'_, PyAny>) -> PyResult<Source<PyObj, MatValue>> {
         None
     };
     if let Some(n) = native {
-        let n = n.cast::<NBlueprint>()?;
+        let n = n.cast::<PyBlueprint>()?;
         return match &n.get().bp {
             Bp::Source(s) => Ok(s.clone()),
             _ => Err(pyo3::exceptions::PyTypeError::new_err(

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// `delay`, `idle_timeout`, `completion_timeout` or `initial_timeout` (`kind`) of `seconds`.
 #[pyfunction]
 #[pyo3(signature = (kind, seconds, capacity = 0))]
-pub fn flow_timed(kind: &str, seconds: f64, capacity: usize) -> PyResult<NBlueprint> {
+pub fn flow_timed(kind: &str, seconds: f64, capacity: usize) -> PyResult<PyBlueprint> {
     let d = secs(seconds)?;
     let f = match kind {
         "delay" if capacity > 0 => weir_operators::time::delay_with_capacity::<PyObj>(d, capacity),
@@ -25,7 +25,7 @@ pub fn flow_timed(kind: &str, seconds: f64, capacity: usize) -> PyResult<NBluepr
 
 /// `grouped_within(n, seconds)`: lists.
 #[pyfunction]
-pub fn flow_grouped_within(n: usize, seconds: f64) -> PyResult<NBlueprint> {
+pub fn flow_grouped_within(n: usize, seconds: f64) -> PyResult<PyBlueprint> {
     let g = weir_operators::time::grouped_within::<PyObj>(n.max(1), secs(seconds)?);
     // Groups become lists only on demand, so a group still filling sees the consumer's real
     // demand instead of a conversion stage's prefetch.
@@ -42,7 +42,7 @@ pub fn flow_grouped_within(n: usize, seconds: f64) -> PyResult<NBlueprint> {
 /// Rust aggregation, so a silent consumer gets one aggregate.
 #[pyfunction]
 #[pyo3(signature = (max, fold = None))]
-pub fn flow_batch_lists(max: usize, fold: Option<Py<PyAny>>) -> NBlueprint {
+pub fn flow_batch_lists(max: usize, fold: Option<Py<PyAny>>) -> PyBlueprint {
     let seed = |x: PyObj| vec![x];
     let agg = |mut v: Vec<PyObj>, x: PyObj| {
         v.push(x);
@@ -76,7 +76,7 @@ pub fn flow_batch_lists(max: usize, fold: Option<Py<PyAny>>) -> NBlueprint {
 /// extrapolation).
 #[pyfunction]
 #[pyo3(signature = (extrapolate = None))]
-pub fn flow_expand(extrapolate: Option<Py<PyAny>>) -> NBlueprint {
+pub fn flow_expand(extrapolate: Option<Py<PyAny>>) -> PyBlueprint {
     let Some(f) = extrapolate else {
         let e = weir_operators::time::expand(|x: PyObj| std::iter::repeat(x));
         return flow(unit_mat(e));
@@ -146,7 +146,7 @@ pub fn flow_throttle_mode(
     per_seconds: f64,
     burst: usize,
     mode: &str,
-) -> PyResult<NBlueprint> {
+) -> PyResult<PyBlueprint> {
     use weir_operators::time::ThrottleMode;
     let mode = match mode {
         "shaping" => ThrottleMode::Shaping,
@@ -168,7 +168,7 @@ pub fn flow_throttle_mode(
 
 /// `keep_alive(seconds, element)`: injects `element` after `seconds` without one.
 #[pyfunction]
-pub fn flow_keep_alive(seconds: f64, element: Py<PyAny>) -> PyResult<NBlueprint> {
+pub fn flow_keep_alive(seconds: f64, element: Py<PyAny>) -> PyResult<PyBlueprint> {
     let inject = PyObj(element);
     let k = weir_operators::time::keep_alive::<PyObj, _>(secs(seconds)?, move || inject.clone());
     Ok(flow(unit_mat(k)))
@@ -176,7 +176,7 @@ pub fn flow_keep_alive(seconds: f64, element: Py<PyAny>) -> PyResult<NBlueprint>
 
 /// `initial_delay(seconds)`: nothing passes before `seconds` after the start.
 #[pyfunction]
-pub fn flow_initial_delay(seconds: f64) -> PyResult<NBlueprint> {
+pub fn flow_initial_delay(seconds: f64) -> PyResult<PyBlueprint> {
     let d = weir_operators::time::initial_delay::<PyObj>(secs(seconds)?);
     Ok(flow(unit_mat(d)))
 }

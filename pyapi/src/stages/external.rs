@@ -19,12 +19,12 @@ use weir_graph::{AsyncIo, AsyncLogic, Directive, Event, Flow, StageError};
 /// from Python with `(outputs, failures)` where `failures` is a list of `(element, exception)`
 /// or `(element, exception, outputs_before)` (see `settle`).
 #[pyclass(module = "weir._native", name = "BatchDone", frozen)]
-pub struct Completion {
+pub struct BatchDone {
     tx: Mutex<Option<futures::channel::oneshot::Sender<(Py<PyAny>, Py<PyAny>)>>>,
 }
 
 #[pymethods]
-impl Completion {
+impl BatchDone {
     /// Delivers the outcome of the batch (only the first call counts).
     fn __call__(&self, outputs: Py<PyAny>, failures: Py<PyAny>) {
         if let Some(tx) = self.tx.lock().ok().and_then(|mut g| g.take()) {
@@ -224,7 +224,7 @@ impl AsyncLogic for ExternalStage {
                         for (b, tx) in chunks.into_iter().zip(txs) {
                             let done = Bound::new(
                                 py,
-                                Completion {
+                                BatchDone {
                                     tx: Mutex::new(Some(tx)),
                                 },
                             )

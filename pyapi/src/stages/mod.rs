@@ -35,7 +35,7 @@ pub use self::core::{
 };
 pub use convert::{Convert, convert};
 pub use element::{ChainOp, ListOp, MapBatchesOp};
-pub use external::{Completion, external_flow};
+pub use external::{BatchDone, external_flow};
 pub use iter::{container_source, is_container};
 pub use keyed::PyKey;
 pub use source::iter_source;

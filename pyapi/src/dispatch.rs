@@ -2,11 +2,10 @@
 //!
 //! Every island of a Python run is polled on the run's dispatcher (`ExecutorId::PYTHON`): a
 //! Python thread, the caller of `run()` (or a dedicated thread for `start()` / `run_async()`),
-//! which polls island tasks and runs queued jobs back to back while holding the GIL and releases
-//! it only while the queue is empty. Stages find the dispatcher through the run's [`RunCtx`]
+//! which polls the island tasks that are ready back to back while holding the GIL and releases
+//! it only while none is. Stages find the dispatcher through the run's [`RunCtx`]
 //! service (`StageInfo::services`); the GIL is never taken on a tokio worker.
 
-use futures::channel::oneshot;
 use futures::future::BoxFuture;
 use pyo3::prelude::*;
 use std::cell::{Cell, RefCell};
@@ -17,13 +16,8 @@ use std::task::{Context, Wake, Waker};
 use std::time::{Duration, Instant};
 use weir_graph::{StageError, StageInfo};
 
-/// A unit of work executed with the GIL held.
-pub type Job = Box<dyn for<'py> FnOnce(Python<'py>) + Send>;
-
 /// A message to the dispatcher.
 pub enum Msg {
-    /// Run this job.
-    Job(Job),
     /// Poll this island task (it was spawned here or woken).
     Poll(Arc<Task>),
     /// The run is over: stop serving.
@@ -74,10 +68,10 @@ impl Task {
     }
 }
 
-/// Handles one message on the serving thread; `false` on `Stop`.
-fn handle(py: Python<'_>, msg: Msg) -> bool {
+/// Handles one message on the serving thread (which holds the GIL: `_py` proves it); `false`
+/// on `Stop`.
+fn handle(_py: Python<'_>, msg: Msg) -> bool {
     match msg {
-        Msg::Job(job) => job(py),
         Msg::Poll(task) => ON_DISPATCHER.with(|d| {
             let was = d.replace(true);
             task.poll();
@@ -108,7 +102,7 @@ impl weir_engine::IslandExecutor for Dispatcher {
     }
 }
 
-/// The job the serving thread is running: the stage that queued it, since when, and the thread.
+/// The island the serving thread is polling: its name, since when, and the thread.
 pub type Busy = Arc<Mutex<Option<(Arc<str>, Instant, Arc<str>)>>>;
 
 /// The sending side of a run's dispatcher, shared by every Python stage of the run.
@@ -134,76 +128,12 @@ impl Dispatcher {
         (Arc::new(Self { tx, busy }), rx)
     }
 
-    /// The stage whose job the serving thread is running, for how long, and the thread's name
-    /// (a run that cannot stop names the stage stuck in user code).
+    /// The island the serving thread is polling, for how long, and the thread's name (a run
+    /// that cannot stop names the stage stuck in user code).
     pub fn busy(&self) -> Option<(String, Duration, String)> {
         let b = self.busy.lock().ok()?;
         b.as_ref()
             .map(|(s, t, th)| (s.to_string(), t.elapsed(), th.to_string()))
-    }
-
-    /// Wraps `f` so the serving thread records, while it runs, the stage that queued it (the
-    /// stage whose island is being polled on the calling thread).
-    fn labelled(&self, f: Job) -> Job {
-        let stage: Arc<str> = Arc::from(
-            weir_engine::current_stage()
-                .unwrap_or_else(|| "python".to_owned())
-                .as_str(),
-        );
-        let busy = Arc::clone(&self.busy);
-        Box::new(move |py| {
-            if let Ok(mut b) = busy.lock() {
-                *b = Some((stage, Instant::now(), serving_thread(py)));
-            }
-            f(py);
-            if let Ok(mut b) = busy.lock() {
-                *b = None;
-            }
-        })
-    }
-
-    /// Runs `f` on the dispatcher with the GIL held and returns its result. A job whose caller went
-    /// away (the stage was cancelled) is skipped.
-    pub async fn call<R: Send + 'static>(
-        &self,
-        f: impl for<'py> FnOnce(Python<'py>) -> R + Send + 'static,
-    ) -> Result<R, StageError> {
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |py| {
-            if tx.is_canceled() {
-                return;
-            }
-            let _ = tx.send(f(py));
-        });
-        self.tx
-            .send(Msg::Job(self.labelled(job)))
-            .map_err(|_| StageError::cancelled("the Python dispatcher has stopped"))?;
-        rx.await
-            .map_err(|_| StageError::cancelled("the Python dispatcher has stopped"))
-    }
-
-    /// Queues `f` now and returns the receiver of its result (jobs run in submission order, so
-    /// a stage may keep several queued).
-    pub fn submit<R: Send + 'static>(
-        &self,
-        f: impl for<'py> FnOnce(Python<'py>) -> Result<R, StageError> + Send + 'static,
-    ) -> Result<oneshot::Receiver<Result<R, StageError>>, StageError> {
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |py| {
-            if tx.is_canceled() {
-                return;
-            }
-            let _ = tx.send(f(py));
-        });
-        self.tx
-            .send(Msg::Job(self.labelled(job)))
-            .map_err(|_| StageError::cancelled("the Python dispatcher has stopped"))?;
-        Ok(rx)
-    }
-
-    /// Runs `f` on the dispatcher without waiting for it (e.g. dropping objects under the GIL).
-    pub fn post(&self, f: impl for<'py> FnOnce(Python<'py>) + Send + 'static) {
-        let _ = self.tx.send(Msg::Job(Box::new(f)));
     }
 
     /// Tells the serving thread that the run is over.

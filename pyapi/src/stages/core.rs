@@ -4,7 +4,6 @@
 use crate::mat::MatValue;
 use crate::obj::{PyObj, short_repr, user_error_on};
 use pyo3::prelude::*;
-use pyo3::types::PyList;
 use std::sync::Arc;
 use weir_graph::{
     AsyncIo, Clock, Directive, Flow, FlowLogic, StageCx, StageError, StageInfo, Supervision,
@@ -53,7 +52,7 @@ pub fn element_failed(
 }
 
 /// The elements of a batch an op consumes: what it leaves (returning early on an error) stays
-/// for [`run_op`], which feeds it to the op again after a Restart.
+/// for the engine, which feeds it to the op again after a Resume (or to a new op after a Restart).
 pub type Batch<I> = std::vec::IntoIter<I>;
 
 /// A batch transformation running on the dispatcher with the GIL held.
@@ -77,63 +76,12 @@ pub trait PyOp<I, O>: Send + 'static {
     ) -> Result<(), StageError> {
         Ok(())
     }
-    /// `on_batch` over a Python list, appending to the list `out` (partial output stays there
-    /// when an element fails), for ops that run at C speed on lists (`map`, `filter`): a fused
-    /// group of such ops never converts a batch to a `Vec` in between. `None`: not supported.
-    fn on_list<'py>(
-        &mut self,
-        _input: &Bound<'py, PyList>,
-        _out: &Bound<'py, PyList>,
-        _cx: &mut StageCx<'_>,
-    ) -> Option<Result<(), StageError>> {
-        None
-    }
-    /// Whether [`PyOp::on_list`] is supported.
-    fn list_capable(&self) -> bool {
-        false
-    }
-    /// Emitted once before the first batch (e.g. `scan`'s zero).
+    /// Emitted once before the first batch (or ahead of the end or a failure, when none came).
     fn on_start(&mut self, _py: Python<'_>, _out: &mut Vec<O>) {}
-    /// Supervision restarted the stage: forget accumulated state.
-    fn reset(&mut self, _py: Python<'_>) {}
 }
 
 /// Creates a fresh op for each materialization (called with the GIL held).
 pub type OpFactory<I, O> = Arc<dyn Fn(Python<'_>, &StageInfo) -> Box<dyn PyOp<I, O>> + Send + Sync>;
-
-/// Runs `op` over `input` under `cx`'s supervision: when the op stops on an error the policy
-/// says to restart (the failing element already dead-lettered), the op is reset and goes on with
-/// the rest of the batch, so only the failing element is gone; any other error is returned (the
-/// output before the failing element stays in `out`).
-pub fn run_op<I: 'static, O: 'static>(
-    py: Python<'_>,
-    op: &mut dyn PyOp<I, O>,
-    input: Vec<I>,
-    out: &mut Vec<O>,
-    cx: &mut StageCx<'_>,
-) -> Result<(), StageError> {
-    let mut it = input.into_iter();
-    loop {
-        let before = it.len();
-        match op.on_batch(py, &mut it, out, cx) {
-            Err(e)
-                if e.kind() != weir_graph::ErrorKind::Cancelled
-                    && cx.decide(&e) == Directive::Restart =>
-            {
-                op.reset(py);
-                if it.len() >= before && it.len() > 0 {
-                    // Restarting without having taken an element would never end: fail loudly
-                    // rather than drop the rest.
-                    return Err(e);
-                }
-                if it.len() == 0 {
-                    return Ok(());
-                }
-            }
-            other => return other,
-        }
-    }
-}
 
 /// Reports a failure inside a stateless per-element loop, where Restart is the same as Resume:
 /// the element is dead-lettered and the loop goes on (Stop returns the error).
@@ -153,10 +101,6 @@ pub(crate) fn element_failed_stateless(
         other => other,
     }
 }
-
-/// How many jobs a Python stage keeps queued on the dispatcher, so the dispatcher never waits
-/// for a tokio task to wake up between batches.
-pub const PIPELINE_DEPTH: usize = 4;
 
 /// Output of a piece of work, and the failure that ended it early (if any): what came before
 /// the failing element is emitted ahead of the error, as it would be one element at a time.

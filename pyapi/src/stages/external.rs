@@ -2,7 +2,7 @@
 
 use super::core::{Partial, StageEnv, drain_before, element_failed};
 use super::element::extend_from;
-use crate::dispatch::{Dispatcher, RunCtx};
+
 use crate::mat::MatValue;
 use crate::obj::{PyObj, user_error};
 use futures::future::{BoxFuture, poll_fn};
@@ -37,7 +37,6 @@ impl BatchDone {
 /// futures of `map_async`); cancelled when the stage stops, so no coroutine outlives it.
 struct Running {
     handles: Arc<Mutex<Vec<Py<PyAny>>>>,
-    disp: Arc<Dispatcher>,
 }
 
 impl Running {
@@ -68,7 +67,11 @@ impl Drop for Running {
         if handles.is_empty() {
             return;
         }
-        self.disp.post(move |py| {
+        if !crate::dispatch::on_dispatcher() {
+            // Dropped off the run's thread (the run is over): the handles just go.
+            return;
+        }
+        crate::gil::with(|py| {
             for h in handles {
                 // Best effort: a batch that finished meanwhile ignores it.
                 let _ = h.bind(py).call_method0(pyo3::intern!(py, "cancel"));
@@ -81,7 +84,6 @@ struct ExternalStage {
     submit: Py<PyAny>,
     max_inflight: usize,
     ordered: bool,
-    disp: Arc<Dispatcher>,
 }
 
 type Pending = futures::channel::oneshot::Receiver<(Py<PyAny>, Py<PyAny>)>;
@@ -189,7 +191,6 @@ impl AsyncLogic for ExternalStage {
             let mut input = io.input::<PyObj>(0)?;
             let mut output = io.output::<PyObj>(0)?;
             let env = StageEnv::from_io(&io);
-            let disp = self.disp;
             let submit = Arc::new(self.submit);
             let mut inflight = Inflight::new(self.ordered);
             // Input not handed out yet: batches are re-cut to this stage's batch size, so
@@ -198,7 +199,6 @@ impl AsyncLogic for ExternalStage {
             let mut backlog: VecDeque<PyObj> = VecDeque::new();
             let running = Arc::new(Running {
                 handles: Arc::new(Mutex::new(Vec::new())),
-                disp: Arc::clone(&disp),
             });
             let mut upstream_done = false;
             let mut upstream_error = None;
@@ -219,8 +219,8 @@ impl AsyncLogic for ExternalStage {
                     let s = Arc::clone(&submit);
                     let e = Arc::clone(&env);
                     let run = Arc::clone(&running);
-                    // One dispatcher job hands out every chunk there is room for.
-                    disp.call(move |py| -> Result<(), StageError> {
+                    // The stage is polled on the dispatcher: hand out every chunk there is room for.
+                    crate::gil::with(|py| -> Result<(), StageError> {
                         for (b, tx) in chunks.into_iter().zip(txs) {
                             let done = Bound::new(
                                 py,
@@ -238,8 +238,7 @@ impl AsyncLogic for ExternalStage {
                             run.track(py, h);
                         }
                         Ok(())
-                    })
-                    .await??;
+                    })?;
                     continue;
                 }
                 let room = !upstream_done && backlog.is_empty() && free > 0;
@@ -269,9 +268,8 @@ impl AsyncLogic for ExternalStage {
                             StageError::internal("an external batch was dropped without an outcome")
                         })?;
                         let e = Arc::clone(&env);
-                        let (out, failure) = disp
-                            .call(move |py| settle(py, &e, outputs, failures))
-                            .await??;
+                        let (out, failure) =
+                            crate::gil::with(|py| settle(py, &e, outputs, failures))?;
                         if output.send(out).await.is_err() {
                             return Ok(());
                         }
@@ -295,15 +293,13 @@ pub fn external_flow(
     max_inflight: usize,
     ordered: bool,
 ) -> Flow<PyObj, PyObj, MatValue> {
-    Flow::from_async(name, move |info| {
-        let ctx = RunCtx::of(info)?;
+    Flow::from_async(name, move |_info| {
         let submit = crate::gil::with(|py| submit.clone_ref(py));
         Ok((
             ExternalStage {
                 submit,
                 max_inflight: max_inflight.max(1),
                 ordered,
-                disp: Arc::clone(&ctx.dispatcher),
             },
             MatValue::Unit,
         ))

@@ -1,11 +1,12 @@
-//! Python stages: asynchronous weir stages whose user code runs on the run's Python dispatcher,
-//! one job per batch.
+//! Python stages: synchronous logics (and a few asynchronous ones) over [`PyObj`](crate::PyObj)
+//! that the engine runs in the islands of a Python run, polled on the run's dispatcher.
 //!
-//! Layout: [`core`] (the `PyOp` trait, supervision environment, job pipeline and the generic
-//! flow stage), [`convert`] (ops made of one function per element), [`element`] (fusable element-wise ops and other per-batch transformations),
-//! [`keyed`] (`key_by` and per-key aggregates), [`source`] (`from_iter` over iterators, pulled on a thread of their own), [`sinks`] and
-//! [`external`] (asyncio / interpreter pools), [`fused`] (`from_iter` + ops + a Python sink as one
-//! stage).
+//! Layout: [`core`] (the `PyOp` trait and [`py_flow`], which makes one a fusable flow logic),
+//! [`convert`] (conversions between Python objects and what Rust operators carry),
+//! [`element`] (the C-speed element-wise loops), [`keyed`] (`key_by` keys and per-key
+//! aggregates over `operators::keyed`), [`iter`] / [`source`] (`from_iter` over containers and
+//! over iterators, the latter pulled on a thread of their own), [`sinks`] (over the Rust sinks)
+//! and [`external`] (asyncio / interpreter pools).
 //!
 //! # Adding a new Python-calling stage
 //!
@@ -30,11 +31,9 @@ pub mod keyed;
 pub mod sinks;
 pub mod source;
 
-pub use self::core::{
-    Batch, OpFactory, PIPELINE_DEPTH, PyOp, StageEnv, element_failed, py_flow, run_op, unit_mat,
-};
+pub use self::core::{Batch, OpFactory, PyOp, StageEnv, element_failed, py_flow, unit_mat};
 pub use convert::{Convert, convert};
-pub use element::{ChainOp, ListOp, MapBatchesOp};
+pub use element::{ListOp, MapBatchesOp};
 pub use external::{BatchDone, external_flow};
 pub use iter::{container_source, is_container};
 pub use keyed::PyKey;

@@ -11,6 +11,7 @@ import weir
 from weir import GraphBuilder, Sink, Source
 
 from helpers import Boom
+from weir.testing import VirtualClock, probe_sink
 
 
 def collect(src):
@@ -267,3 +268,17 @@ def test_queue_keeps_exactly_its_capacity_of_what_the_consumer_did_not_request()
     q.complete()
     assert list(out) == [1, 2, 9, 10]
     h.wait(timeout=30)
+
+
+@pytest.mark.parametrize("strategy, kept", [("drop_head", [4, 5]), ("drop_new", [1, 2])])
+def test_a_queue_in_front_of_a_silent_consumer_keeps_exactly_its_capacity(strategy, kept):
+    clock = VirtualClock()
+    run = clock.start(weir.Source.queue(2, strategy).to(probe_sink(), keep="both"))
+    queue, sink = run.materialized
+    for x in [1, 2, 3, 4, 5]:
+        queue.offer(x)
+    clock.settle()
+    queue.complete()
+    sink.request(10)
+    clock.settle()
+    assert sink.received() == [(0.0, "next", kept[0]), (0.0, "next", kept[1]), (0.0, "complete", None)]

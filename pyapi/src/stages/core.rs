@@ -1,5 +1,5 @@
-//! The generic machinery of Python stages: supervision environment, the `PyOp` trait, shared
-//! job state, the job pipeline and the generic flow stage.
+//! The generic machinery of Python stages: the supervision environment of asynchronous ones,
+//! the `PyOp` trait and [`py_flow`], which runs a `PyOp` as a flow logic the engine fuses.
 
 use crate::mat::MatValue;
 use crate::obj::{PyObj, short_repr, user_error_on};

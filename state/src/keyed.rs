@@ -31,13 +31,18 @@ impl Handle {
         Ok((key_group_of(&kb), kb))
     }
 
-    fn wrap<V: Serialize + ?Sized>(&self, what: &'static str, v: &V) -> Result<Vec<u8>, StateError> {
+    fn wrap<V: Serialize + ?Sized>(
+        &self,
+        what: &'static str,
+        v: &V,
+    ) -> Result<Vec<u8>, StateError> {
         let payload = encode(&self.name, what, v)?;
         Ok(ttl::wrap(ttl::expiry(self.ttl, self.now()), &payload))
     }
 
     fn refreshes_on_read(&self) -> bool {
-        self.ttl.is_some_and(|t| t.update == TtlUpdate::OnReadAndWrite)
+        self.ttl
+            .is_some_and(|t| t.update == TtlUpdate::OnReadAndWrite)
     }
 
     fn corrupt(&self, what: &'static str) -> StateError {
@@ -107,9 +112,9 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> ValueStat
     /// Every unexpired `(key, value)` of key group `kg`, in encoded-key order.
     pub fn entries_in(&self, kg: usize) -> Result<Vec<(K, V)>, StateError> {
         let mut raw = Vec::new();
-        self.h
-            .backend
-            .scan(kg, self.h.id, &[], &mut |k, v| raw.push((k.to_vec(), v.to_vec())))?;
+        self.h.backend.scan(kg, self.h.id, &[], &mut |k, v| {
+            raw.push((k.to_vec(), v.to_vec()))
+        })?;
         let now = self.h.now();
         let mut out = Vec::with_capacity(raw.len());
         for (k, v) in raw {
@@ -208,7 +213,9 @@ where
     /// Removes the whole map of `key`.
     pub fn clear(&self, key: &K) -> Result<(), StateError> {
         let (kg, kb) = self.h.key(key)?;
-        self.h.backend.delete_prefix(kg, self.h.id, &map_prefix(&kb))
+        self.h
+            .backend
+            .delete_prefix(kg, self.h.id, &map_prefix(&kb))
     }
 }
 

@@ -25,6 +25,12 @@ pub fn key_group_of(encoded_key: &[u8]) -> usize {
     weir_graph::key_group(stable_hash(encoded_key))
 }
 
+/// The [`stable_hash`] of `key`'s serde (postcard) encoding: the hash to route and persist a
+/// typed key by (equal on every machine, unlike `Hash`, which hashes `usize` by its width).
+pub fn stable_key_hash<K: serde::Serialize + ?Sized>(key: &K) -> Result<u64, crate::StateError> {
+    Ok(stable_hash(&crate::codec::encode("routing", "key", key)?))
+}
+
 /// A half-open range of key groups, `start..end` within `0..MAX_KEY_GROUPS`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct KeyGroupRange {
@@ -100,6 +106,17 @@ mod tests {
         assert_ne!(stable_hash(b"word"), stable_hash(b"wore"));
         assert_eq!(stable_hash(b"word"), PINNED_WORD);
     }
+
+    #[test]
+    fn typed_keys_hash_their_encoding() {
+        let enc = postcard::to_allocvec("word").unwrap();
+        assert_eq!(stable_key_hash("word").unwrap(), stable_hash(&enc));
+        assert_eq!(stable_key_hash(&7u64).unwrap(), stable_hash(&[7]));
+        assert_eq!(key_group_of(&enc), weir_graph::key_group(stable_hash(&enc)));
+        assert_eq!(key_group_of(&enc), PINNED_WORD_GROUP);
+    }
+
+    const PINNED_WORD_GROUP: usize = 58;
 
     const PINNED_WORD: u64 = 13748030684407361505;
 

@@ -21,7 +21,7 @@ mod ttl;
 
 pub use backend::{SnapshotWriter, StateBackend, StateId};
 pub use error::{SnapshotError, StateError};
-pub use hash::{KeyGroupRange, key_group_of, stable_hash};
+pub use hash::{KeyGroupRange, key_group_of, stable_hash, stable_key_hash};
 pub use keyed::{ListState, MapState, ValueState};
 pub use memory::InMemoryBackend;
 pub use operator::OperatorListState;

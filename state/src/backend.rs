@@ -78,7 +78,9 @@ pub trait StateBackend: Send + Sync + 'static {
     /// The operator state of `state` for every subtask that stored some, by subtask.
     fn operator_all(&self, state: StateId) -> Result<Vec<(u32, Vec<u8>)>, StateError>;
     /// Freezes the keyed state of `range` and all operator state. Only the copy happens here;
-    /// encoding and the checksum happen in [`SnapshotWriter::write_to`].
+    /// encoding and the checksum happen in [`SnapshotWriter::write_to`]. The copy is a
+    /// consistent cut of the key groups whose only writer is the caller (a subtask at its
+    /// barrier snapshots the key groups it owns).
     fn snapshot(&self, range: KeyGroupRange) -> Result<Box<dyn SnapshotWriter>, StateError>;
     /// Adds the entries of a snapshot that fall in this backend's key groups (and its operator
     /// state), replacing entries with equal keys; returns the keyed entries taken. The snapshot

@@ -27,6 +27,11 @@ fn values(s: &StateService) -> ValueState<String, u64> {
         .value("count", None)
 }
 
+fn maps(s: &StateService) -> MapState<String, u8, u64> {
+    s.scope_of(StageId::of_uid("counts"), 0)
+        .map("by_digit", None)
+}
+
 fn lists(s: &StateService) -> ListState<String, u64> {
     s.scope_of(StageId::of_uid("counts"), 0).list("seen", None)
 }
@@ -49,6 +54,8 @@ fn rescale(
         values(s).set(k, v).unwrap();
         lists(s).add(k, v).unwrap();
         lists(s).add(k, &(v + 1)).unwrap();
+        maps(s).insert(k, &((v % 10) as u8), v).unwrap();
+        maps(s).insert(k, &10, &0).unwrap();
     }
     let snaps: Vec<Vec<u8>> = before
         .iter()
@@ -57,7 +64,7 @@ fn rescale(
     let after = subtasks(new);
     for (b, _) in &after {
         let taken: usize = snaps.iter().map(|s| b.import(s).unwrap()).sum();
-        let expect = 2 * model
+        let expect = 4 * model
             .keys()
             .filter(|k| {
                 b.key_groups()
@@ -92,6 +99,7 @@ proptest! {
             let (_, s) = &after[owner(k, new)];
             prop_assert_eq!(values(s).get(k).unwrap(), Some(*v));
             prop_assert_eq!(lists(s).get(k).unwrap(), vec![*v, v + 1]);
+            prop_assert_eq!(maps(s).entries(k).unwrap(), vec![((v % 10) as u8, *v), (10, 0)]);
         }
     }
 }

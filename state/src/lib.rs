@@ -7,6 +7,24 @@
 //! clock and pick the key group by the [`stable_hash`] of the encoded key, so state moves between
 //! subtasks by key-group range when parallelism changes. A stage reaches its state through the
 //! run's [`StateService`] (`Materializer::with_service`, `StageInfo::services`).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use weir_graph::StageId;
+//! use weir_state::{InMemoryBackend, KeyGroupRange, StateBackend, StateService};
+//!
+//! let backend = Arc::new(InMemoryBackend::new());
+//! let state = StateService::new(backend.clone(), Arc::new(weir_engine::VirtualClock::new()));
+//! let counts = state.scope_of(StageId::of_uid("count"), 0).value::<String, u64>("n", None);
+//! counts.set(&"word".to_string(), &3).unwrap();
+//! let snapshot = backend.snapshot(KeyGroupRange::ALL).unwrap().into_bytes().unwrap();
+//!
+//! let restored = Arc::new(InMemoryBackend::new());
+//! restored.restore(&snapshot).unwrap();
+//! let state = StateService::new(restored, Arc::new(weir_engine::VirtualClock::new()));
+//! let counts = state.scope_of(StageId::of_uid("count"), 0).value::<String, u64>("n", None);
+//! assert_eq!(counts.get(&"word".to_string()).unwrap(), Some(3));
+//! ```
 
 mod backend;
 mod codec;

@@ -5,6 +5,7 @@ use crate::{ListState, MapState, OperatorListState, StateBackend, StateId, Ttl, 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
+use std::time::Duration;
 use weir_graph::{Clock, StageId, StageInfo};
 
 /// A run's state: its backend and the clock TTLs run on. Register it with
@@ -14,6 +15,7 @@ use weir_graph::{Clock, StageId, StageInfo};
 pub struct StateService {
     backend: Arc<dyn StateBackend>,
     clock: Arc<dyn Clock>,
+    base: Duration,
 }
 
 impl std::fmt::Debug for StateService {
@@ -25,7 +27,25 @@ impl std::fmt::Debug for StateService {
 impl StateService {
     /// State kept in `backend`, with TTLs on `clock` (pass the run's clock).
     pub fn new(backend: Arc<dyn StateBackend>, clock: Arc<dyn Clock>) -> Self {
-        Self { backend, clock }
+        Self {
+            backend,
+            clock,
+            base: Duration::ZERO,
+        }
+    }
+
+    /// The same state with state time starting at `base` when the clock reads zero: a restore
+    /// passes the [`StateService::state_time`] recorded with the snapshot, so TTLs continue
+    /// where they were instead of starting again with the new run's clock.
+    pub fn with_time_base(mut self, base: Duration) -> Self {
+        self.base = base;
+        self
+    }
+
+    /// The time TTLs are measured on: the time base plus the clock's time; record it with a
+    /// snapshot.
+    pub fn state_time(&self) -> Duration {
+        self.base + self.clock.now()
     }
 
     /// The backend.
@@ -69,6 +89,7 @@ impl StateScope {
         Handle {
             backend: Arc::clone(&self.service.backend),
             clock: Arc::clone(&self.service.clock),
+            base: self.service.base,
             id: StateId::new(self.stage, name),
             name: format!("{}/{name}", self.path).into(),
             ttl,

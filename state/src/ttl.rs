@@ -1,6 +1,6 @@
 //! Time-to-live of state entries on the run's clock.
 //!
-//! Every stored value carries an 8-byte expiry (nanoseconds of the run clock, `u64::MAX` for
+//! Every stored value carries an 8-byte expiry (nanoseconds of state time, `u64::MAX` for
 //! none) ahead of its encoded bytes; an expired entry is never returned and is removed when read.
 
 use std::time::Duration;

@@ -216,3 +216,29 @@ fn a_backend_for_some_key_groups_rejects_others() {
     let e = b.put(64, id, b"k", b"v").unwrap_err();
     assert_eq!(e.to_string(), "key group 64 is outside key groups 0..64");
 }
+
+#[test]
+fn a_time_base_carries_ttls_across_a_restore_into_a_new_clock() {
+    let (s, clock, backend) = service();
+    let ttl = Some(Ttl::after_write(Duration::from_secs(60)));
+    scope(&s).value::<u32, u32>("v", ttl).set(&1, &1).unwrap();
+    clock.advance(Duration::from_secs(50));
+    let at = s.state_time();
+    assert_eq!(at, Duration::from_secs(50));
+    let snap = backend
+        .snapshot(KeyGroupRange::ALL)
+        .unwrap()
+        .into_bytes()
+        .unwrap();
+
+    let clock2 = Arc::new(VirtualClock::new());
+    let restored = Arc::new(InMemoryBackend::new());
+    restored.restore(&snap).unwrap();
+    let s2 = StateService::new(restored, clock2.clone()).with_time_base(at);
+    let v = scope(&s2).value::<u32, u32>("v", ttl);
+    clock2.advance(Duration::from_secs(9));
+    assert_eq!(s2.state_time(), Duration::from_secs(59));
+    assert_eq!(v.get(&1).unwrap(), Some(1));
+    clock2.advance(Duration::from_secs(1));
+    assert_eq!(v.get(&1).unwrap(), None);
+}

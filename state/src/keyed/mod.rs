@@ -23,6 +23,8 @@ use weir_graph::Clock;
 pub(crate) struct Handle {
     pub backend: Arc<dyn StateBackend>,
     pub clock: Arc<dyn Clock>,
+    /// State time at the clock's epoch (see `StateService::with_time_base`).
+    pub base: Duration,
     pub id: StateId,
     pub name: Arc<str>,
     pub ttl: Option<Ttl>,
@@ -30,7 +32,7 @@ pub(crate) struct Handle {
 
 impl Handle {
     pub(crate) fn now(&self) -> Duration {
-        self.clock.now()
+        self.base + self.clock.now()
     }
 
     pub(crate) fn key<K: Serialize + ?Sized>(

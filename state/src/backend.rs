@@ -89,6 +89,7 @@ pub trait StateBackend: Send + Sync + 'static {
     /// Removes all keyed state of `range`.
     fn clear_key_groups(&self, range: KeyGroupRange) -> Result<(), StateError>;
     /// Replaces all contents by a snapshot's (keyed state of this backend's key groups and all
-    /// operator state); nothing changes when the snapshot is corrupt.
+    /// operator state); returns the keyed entries taken. Nothing changes when the snapshot is
+    /// corrupt.
     fn restore(&self, snapshot: &[u8]) -> Result<usize, StateError>;
 }

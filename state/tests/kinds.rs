@@ -21,15 +21,15 @@ fn scope(s: &StateService) -> StateScope {
 fn value_state_sets_gets_and_clears_per_key() {
     let (s, _, _) = service();
     let v = scope(&s).value::<String, u64>("v", None);
-    assert_eq!(v.get(&"a".into()).unwrap(), None);
-    v.set(&"a".into(), &1).unwrap();
-    v.set(&"b".into(), &2).unwrap();
-    v.set(&"a".into(), &3).unwrap();
-    assert_eq!(v.get(&"a".into()).unwrap(), Some(3));
-    assert_eq!(v.get(&"b".into()).unwrap(), Some(2));
-    v.clear(&"a".into()).unwrap();
-    assert_eq!(v.get(&"a".into()).unwrap(), None);
-    assert_eq!(v.get(&"b".into()).unwrap(), Some(2));
+    assert_eq!(v.get("a").unwrap(), None);
+    v.set("a", &1).unwrap();
+    v.set("b", &2).unwrap();
+    v.set("a", &3).unwrap();
+    assert_eq!(v.get("a").unwrap(), Some(3));
+    assert_eq!(v.get("b").unwrap(), Some(2));
+    v.clear("a").unwrap();
+    assert_eq!(v.get("a").unwrap(), None);
+    assert_eq!(v.get("b").unwrap(), Some(2));
     let kg = key_group_of(&postcard::to_allocvec("b").unwrap());
     assert_eq!(v.entries_in(kg).unwrap(), vec![("b".to_string(), 2)]);
 }
@@ -82,11 +82,11 @@ fn map_keys_that_prefix_each_other_stay_apart() {
     // Encoded key "a" is a byte prefix of "ab": the length prefix keeps their maps separate.
     let (s, _, _) = service();
     let m = scope(&s).map::<String, u8, u8>("m", None);
-    m.insert(&"a".into(), &1, &1).unwrap();
-    m.insert(&"ab".into(), &1, &2).unwrap();
-    m.clear(&"a".into()).unwrap();
-    assert_eq!(m.entries(&"a".into()).unwrap(), vec![]);
-    assert_eq!(m.entries(&"ab".into()).unwrap(), vec![(1, 2)]);
+    m.insert("a", &1, &1).unwrap();
+    m.insert("ab", &1, &2).unwrap();
+    m.clear("a").unwrap();
+    assert_eq!(m.entries("a").unwrap(), vec![]);
+    assert_eq!(m.entries("ab").unwrap(), vec![(1, 2)]);
 }
 
 #[test]
@@ -241,4 +241,19 @@ fn a_time_base_carries_ttls_across_a_restore_into_a_new_clock() {
     assert_eq!(v.get(&1).unwrap(), Some(1));
     clock2.advance(Duration::from_secs(1));
     assert_eq!(v.get(&1).unwrap(), None);
+}
+
+#[test]
+fn string_keys_may_be_passed_as_str() {
+    let (s, _, _) = service();
+    let v = scope(&s).value::<String, u64>("v", None);
+    let l = scope(&s).list::<String, u64>("l", None);
+    let m = scope(&s).map::<String, u8, u64>("m", None);
+    v.set("a", &1).unwrap();
+    l.add("a", &2).unwrap();
+    m.insert("a", &0, &3).unwrap();
+    assert_eq!(v.get(&"a".to_string()).unwrap(), Some(1));
+    assert_eq!(l.get(&"a".to_string()).unwrap(), vec![2]);
+    assert_eq!(m.entries(&"a".to_string()).unwrap(), vec![(0, 3)]);
+    assert_eq!(v.get("a").unwrap(), Some(1));
 }

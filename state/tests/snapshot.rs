@@ -57,11 +57,11 @@ fn a_snapshot_restores_everything_and_replaces_what_was_there() {
     let stray = s
         .scope_of(StageId::of_uid("op"), 0)
         .value::<String, u64>("v", None);
-    stray.set(&"zzz".into(), &9).unwrap();
+    stray.set("zzz", &9).unwrap();
     // Four values, one map entry, one list (operator state is not counted).
     assert_eq!(dst.restore(&bytes).unwrap(), 6);
     check_filled(&s);
-    assert_eq!(stray.get(&"zzz".into()).unwrap(), None);
+    assert_eq!(stray.get("zzz").unwrap(), None);
     // A snapshot of the restored backend is byte for byte the original.
     assert_eq!(snap(&dst), bytes);
 }
@@ -73,8 +73,8 @@ fn a_snapshot_is_frozen_when_taken() {
     let v = s
         .scope_of(StageId::of_uid("op"), 0)
         .value::<String, u64>("v", None);
-    v.set(&"a".into(), &100).unwrap();
-    v.set(&"new".into(), &1).unwrap();
+    v.set("a", &100).unwrap();
+    v.set("new", &1).unwrap();
     let mut out = Vec::new();
     let n = w.write_to(&mut out).unwrap();
     assert_eq!(n as usize, out.len());
@@ -90,10 +90,7 @@ fn an_empty_backend_round_trips_as_empty() {
     let (dst, s) = filled();
     assert_eq!(dst.restore(&bytes).unwrap(), 0);
     let sc = s.scope_of(StageId::of_uid("op"), 0);
-    assert_eq!(
-        sc.value::<String, u64>("v", None).get(&"a".into()).unwrap(),
-        None
-    );
+    assert_eq!(sc.value::<String, u64>("v", None).get("a").unwrap(), None);
     assert_eq!(
         sc.operator_list::<u64>("o").get().unwrap(),
         Vec::<u64>::new()

@@ -6,6 +6,7 @@ use crate::codec::{decode, encode};
 use crate::ttl;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::borrow::Borrow;
 use std::marker::PhantomData;
 
 /// A list per key; elements are appended without reading the list, each with its own TTL.
@@ -42,7 +43,11 @@ impl<K: Serialize, T: Serialize + DeserializeOwned> ListState<K, T> {
     }
 
     /// The unexpired elements of the list of `key`, in insertion order (empty when unset).
-    pub fn get(&self, key: &K) -> Result<Vec<T>, StateError> {
+    pub fn get<Q>(&self, key: &Q) -> Result<Vec<T>, StateError>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
         let (kg, kb) = self.h.key(key)?;
         let Some(stored) = self.h.backend.get(kg, self.h.id, &kb)? else {
             return Ok(Vec::new());
@@ -79,7 +84,11 @@ impl<K: Serialize, T: Serialize + DeserializeOwned> ListState<K, T> {
     }
 
     /// Appends `item` to the list of `key`.
-    pub fn add(&self, key: &K, item: &T) -> Result<(), StateError> {
+    pub fn add<Q>(&self, key: &Q, item: &T) -> Result<(), StateError>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
         let (kg, kb) = self.h.key(key)?;
         let payload = encode(&self.h.name, "list element", item)?;
         let mut b = Vec::with_capacity(12 + payload.len());
@@ -88,7 +97,11 @@ impl<K: Serialize, T: Serialize + DeserializeOwned> ListState<K, T> {
     }
 
     /// Replaces the list of `key` by `items` (removing it when `items` is empty).
-    pub fn update(&self, key: &K, items: &[T]) -> Result<(), StateError> {
+    pub fn update<Q>(&self, key: &Q, items: &[T]) -> Result<(), StateError>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
         let (kg, kb) = self.h.key(key)?;
         if items.is_empty() {
             return self.h.backend.delete(kg, self.h.id, &kb);
@@ -102,7 +115,11 @@ impl<K: Serialize, T: Serialize + DeserializeOwned> ListState<K, T> {
     }
 
     /// Removes the list of `key`.
-    pub fn clear(&self, key: &K) -> Result<(), StateError> {
+    pub fn clear<Q>(&self, key: &Q) -> Result<(), StateError>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
         let (kg, kb) = self.h.key(key)?;
         self.h.backend.delete(kg, self.h.id, &kb)
     }

@@ -6,6 +6,7 @@ use crate::codec::{decode, encode};
 use crate::ttl;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::borrow::Borrow;
 use std::marker::PhantomData;
 
 /// The stored key of a map entry: the encoded key, length-prefixed, then the encoded user key.
@@ -39,33 +40,53 @@ where
         Self { h, _t: PhantomData }
     }
 
-    fn at(&self, key: &K, uk: &UK) -> Result<(usize, Vec<u8>), StateError> {
+    fn at<Q>(&self, key: &Q, uk: &UK) -> Result<(usize, Vec<u8>), StateError>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
         let (kg, kb) = self.h.key(key)?;
         let ukb = encode(&self.h.name, "user key", uk)?;
         Ok((kg, map_key(&kb, &ukb)))
     }
 
     /// The value under `uk` in the map of `key`, if set and not expired.
-    pub fn get(&self, key: &K, uk: &UK) -> Result<Option<UV>, StateError> {
+    pub fn get<Q>(&self, key: &Q, uk: &UK) -> Result<Option<UV>, StateError>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
         let (kg, sk) = self.at(key, uk)?;
         self.h.read(kg, &sk, "user value")
     }
 
     /// Sets `uk` to `uv` in the map of `key`.
-    pub fn insert(&self, key: &K, uk: &UK, uv: &UV) -> Result<(), StateError> {
+    pub fn insert<Q>(&self, key: &Q, uk: &UK, uv: &UV) -> Result<(), StateError>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
         let (kg, sk) = self.at(key, uk)?;
         let v = self.h.wrap("user value", uv)?;
         self.h.backend.put(kg, self.h.id, &sk, &v)
     }
 
     /// Removes `uk` from the map of `key`.
-    pub fn remove(&self, key: &K, uk: &UK) -> Result<(), StateError> {
+    pub fn remove<Q>(&self, key: &Q, uk: &UK) -> Result<(), StateError>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
         let (kg, sk) = self.at(key, uk)?;
         self.h.backend.delete(kg, self.h.id, &sk)
     }
 
     /// The unexpired entries of the map of `key`, in encoded user-key order.
-    pub fn entries(&self, key: &K) -> Result<Vec<(UK, UV)>, StateError> {
+    pub fn entries<Q>(&self, key: &Q) -> Result<Vec<(UK, UV)>, StateError>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
         let (kg, kb) = self.h.key(key)?;
         let prefix = map_prefix(&kb);
         let mut raw = Vec::new();
@@ -89,7 +110,11 @@ where
     }
 
     /// Removes the whole map of `key`.
-    pub fn clear(&self, key: &K) -> Result<(), StateError> {
+    pub fn clear<Q>(&self, key: &Q) -> Result<(), StateError>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
         let (kg, kb) = self.h.key(key)?;
         self.h
             .backend

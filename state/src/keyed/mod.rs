@@ -1,5 +1,7 @@
 //! Typed keyed state: value, map and list state of one stage, keyed by the element's key and
-//! scoped by the key's key group.
+//! scoped by the key's key group. Keys may be passed borrowed (`&str` for a `String` key, a
+//! slice for a `Vec`): a borrowed form must serialize exactly as the owned key does, which holds
+//! for the standard ones (`str`/`String`, `[T]`/`Vec<T>`, `T`/`Box<T>`).
 
 mod list;
 mod map;

@@ -6,6 +6,7 @@ use crate::codec::decode;
 use crate::ttl;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::borrow::Borrow;
 use std::marker::PhantomData;
 
 /// One value per key.
@@ -20,20 +21,32 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> ValueStat
     }
 
     /// The value of `key`, if set and not expired.
-    pub fn get(&self, key: &K) -> Result<Option<V>, StateError> {
+    pub fn get<Q>(&self, key: &Q) -> Result<Option<V>, StateError>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
         let (kg, kb) = self.h.key(key)?;
         self.h.read(kg, &kb, "value")
     }
 
     /// Sets the value of `key` (restarting its TTL).
-    pub fn set(&self, key: &K, value: &V) -> Result<(), StateError> {
+    pub fn set<Q>(&self, key: &Q, value: &V) -> Result<(), StateError>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
         let (kg, kb) = self.h.key(key)?;
         let v = self.h.wrap("value", value)?;
         self.h.backend.put(kg, self.h.id, &kb, &v)
     }
 
     /// Removes the value of `key`.
-    pub fn clear(&self, key: &K) -> Result<(), StateError> {
+    pub fn clear<Q>(&self, key: &Q) -> Result<(), StateError>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
         let (kg, kb) = self.h.key(key)?;
         self.h.backend.delete(kg, self.h.id, &kb)
     }

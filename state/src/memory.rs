@@ -232,7 +232,9 @@ impl StateBackend for InMemoryBackend {
 
     fn import(&self, snapshot: &[u8]) -> Result<usize, StateError> {
         let payload = snapshot::read(snapshot)?;
-        Ok(self.apply(payload))
+        let taken = self.apply(payload);
+        tracing::debug!(range = %self.range, entries = taken, "imported a state snapshot");
+        Ok(taken)
     }
 
     fn clear_key_groups(&self, range: KeyGroupRange) -> Result<(), StateError> {
@@ -246,6 +248,8 @@ impl StateBackend for InMemoryBackend {
         let payload = snapshot::read(snapshot)?;
         self.clear_key_groups(self.range)?;
         lock(&self.operator).clear();
-        Ok(self.apply(payload))
+        let taken = self.apply(payload);
+        tracing::debug!(range = %self.range, entries = taken, "restored a state snapshot");
+        Ok(taken)
     }
 }

@@ -24,6 +24,7 @@ pub mod demo;
 pub use weir_engine as engine;
 pub use weir_graph as graph;
 pub use weir_operators as operators;
+pub use weir_state as state;
 
 /// Everything a pipeline needs: DSL types, operator extension traits, running and testkit entry points.
 pub mod prelude {

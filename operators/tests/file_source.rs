@@ -415,3 +415,36 @@ async fn lines_are_handed_out_in_batches_downstream_asks_for() {
         .unwrap();
     assert_eq!(text(got), ["0", "1", "2", "3", "4"]);
 }
+
+/// Upper-cases ASCII lines; a line holding `!` is bad.
+#[derive(Clone)]
+struct Shout;
+
+impl weir_operators::file::LineFormat for Shout {
+    type Out = String;
+    fn decode(&mut self, line: &Bytes) -> Result<Option<String>, String> {
+        if line.contains(&b'!') {
+            return Err("no shouting".to_owned());
+        }
+        Ok(Some(String::from_utf8_lossy(line).to_ascii_uppercase()))
+    }
+    fn has_header(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_format_of_the_callers_gets_positions_headers_and_errors_for_free() {
+    let d = TempDir::new("format");
+    let p = d.file("a.txt", "header\nab\ncd\ne!\nf\n");
+    let (got, err) =
+        until_failure(FileSource::new(Files::path(&p)).with_format("shout", Shout)).await;
+    assert_eq!(got, ["AB", "CD"]);
+    assert_eq!(
+        err.unwrap().to_string(),
+        format!(
+            "stage 'shout#0' failed on element \"e!\": {}:4 (byte offset 13): no shouting",
+            p.display()
+        )
+    );
+}

@@ -74,6 +74,21 @@ impl FileSource {
         .reject(invalid)
     }
 
+    /// The lines of the files decoded by a [`LineFormat`] of the caller's, named `name`.
+    /// Emits when: a line was decoded and downstream has demand.
+    /// Backpressures when: never (the reading thread stops two blocks ahead).
+    /// Completes when: the last file was read to its end.
+    /// Cancels when: never: a source has no upstream (it stops when downstream cancels).
+    /// Fails when: a file cannot be read, a line is longer than `max_line` or `format` rejects
+    /// it (the error names file, line number and byte offset; the line goes to the dead letters
+    /// under Resume).
+    pub fn with_format<F>(self, name: &str, format: F) -> Source<F::Out>
+    where
+        F: LineFormat + Clone + Sync,
+    {
+        self.build(name, format)
+    }
+
     /// The lines of the files (without `\n` or `\r\n`), each a `Bytes` slice checked to be
     /// UTF-8; a last line without a terminator counts.
     /// Emits when: a line was read and downstream has demand.

@@ -422,7 +422,8 @@ struct Shout;
 
 impl weir_operators::file::LineFormat for Shout {
     type Out = String;
-    fn decode(&mut self, line: &Bytes) -> Result<Option<String>, String> {
+    fn decode(&mut self, line: weir_operators::file::Line<'_>) -> Result<Option<String>, String> {
+        let line = line.as_bytes();
         if line.contains(&b'!') {
             return Err("no shouting".to_owned());
         }

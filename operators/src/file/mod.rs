@@ -18,12 +18,13 @@ mod reader;
 mod sink;
 mod source;
 
+/// The line type of the text and JSON-lines sources (re-exported from `bytes`).
+pub use bytes::Bytes;
 pub use error::FileError;
-pub use format::{CsvFieldError, CsvOptions, CsvRecord, LineFormat};
+pub use format::{CsvFieldError, CsvInt, CsvOptions, CsvRecord, Line, LineFormat};
 pub use reader::Files;
 
-use bytes::Bytes;
-use format::{Csv, JsonLines, TextLines};
+use format::{Csv, JsonBytes, JsonLines, TextLines};
 use sink::{FileSinkLogic, WriteConfig};
 use source::{FileSourceLogic, ReadConfig};
 use std::fmt::Display;
@@ -124,6 +125,7 @@ impl FileSource {
                 options,
                 decode,
                 buf: Vec::new(),
+                starts: Vec::new(),
                 ends: Vec::new(),
             },
         )
@@ -138,10 +140,10 @@ impl FileSource {
     /// Fails when: a file cannot be read or a line is not one JSON value (the error names file,
     /// line number, byte offset and column; the line goes to the dead letters under Resume).
     pub fn json_lines(self) -> Source<Bytes> {
-        self.json_lines_with(|b: &Bytes| Ok::<_, std::convert::Infallible>(b.clone()))
+        self.build("file_json_lines", JsonBytes)
     }
 
-    /// [`FileSource::json_lines`] with each checked line decoded by `decode`.
+    /// [`FileSource::json_lines`] with each checked line's bytes decoded by `decode`.
     /// Emits when: a line was decoded and downstream has demand.
     /// Backpressures when: never (the reading thread stops two blocks ahead).
     /// Completes when: the last file was read to its end.
@@ -152,7 +154,7 @@ impl FileSource {
     where
         T: Send + 'static,
         E: Display,
-        F: FnMut(&Bytes) -> Result<T, E> + Clone + Send + Sync + 'static,
+        F: FnMut(&[u8]) -> Result<T, E> + Clone + Send + Sync + 'static,
     {
         self.build("file_json_lines", JsonLines { decode })
     }

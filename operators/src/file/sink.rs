@@ -387,7 +387,12 @@ mod tests {
                 Piece::Roll => "|".to_owned(),
             })
             .collect();
-        assert_eq!(shown, ["aaa\nbb\n", "|", "c\n", "|", "dddd\n"]);
-        assert_eq!(part, 5);
+        // 4 + 3 fill the first part; "c\n" would pass 7; 2 + 5 fit the second.
+        assert_eq!(shown, ["aaa\nbb\n", "|", "c\ndddd\n"]);
+        assert_eq!(part, 7);
+        // The open part carries over to the next batch.
+        let pieces = encode_batch(&["e"], enc, 7, &mut part);
+        assert!(matches!(pieces[..], [Piece::Roll, Piece::Bytes(ref b)] if b == b"e\n"));
+        assert_eq!(part, 2);
     }
 }

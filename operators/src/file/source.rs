@@ -3,10 +3,10 @@
 //! file, byte offset and line number of the next line, which is what it snapshots.
 
 use super::error::FileError;
-use super::format::LineFormat;
+use super::format::{Line, LineFormat};
 use super::reader::{Block, BlockReader, Files, Resume};
 use crate::source::{BlockingIterLogic, PullThread};
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -121,26 +121,30 @@ impl<F: LineFormat> FileSourceLogic<F> {
         }
     }
 
-    /// Decodes the line `raw` (with its terminator) starting at the current position.
+    /// Decodes the line of `raw` bytes (its terminator included) that `block` starts with,
+    /// at the current position.
     fn emit(
         &mut self,
-        mut raw: Bytes,
+        block: &Bytes,
+        raw: usize,
         out: &mut Vec<F::Out>,
         scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
         let (line, offset) = (self.line, self.offset);
-        self.offset += raw.len() as u64;
+        self.offset += raw as u64;
         self.line += 1;
-        if raw.last() == Some(&b'\n') {
-            raw.truncate(raw.len() - 1);
-            if raw.last() == Some(&b'\r') {
-                raw.truncate(raw.len() - 1);
+        let mut len = raw;
+        if len > 0 && block[len - 1] == b'\n' {
+            len -= 1;
+            if len > 0 && block[len - 1] == b'\r' {
+                len -= 1;
             }
         }
         if line == 1 && self.format.has_header() {
             return Ok(());
         }
-        match self.format.decode(&raw) {
+        let l = Line { block, len };
+        match self.format.decode(l) {
             Ok(Some(x)) => out.push(x),
             Ok(None) => {}
             Err(reason) => {
@@ -150,8 +154,8 @@ impl<F: LineFormat> FileSourceLogic<F> {
                     offset,
                     reason,
                 };
-                let repr = format!("{:?}", String::from_utf8_lossy(&raw));
-                scx.element_failed(err.into(), Some(Box::new(raw)), Some(repr))?;
+                let repr = format!("{:?}", String::from_utf8_lossy(l.as_bytes()));
+                scx.element_failed(err.into(), Some(Box::new(l.to_bytes())), Some(repr))?;
             }
         }
         Ok(())
@@ -177,17 +181,25 @@ impl<F: LineFormat> FileSourceLogic<F> {
     ) -> Poll<Result<Step, StageError>> {
         while out.len() < max {
             if let Some(i) = memchr::memchr(b'\n', &self.buf) {
-                let raw = if self.carry.is_empty() {
-                    self.buf.split_to(i + 1)
+                let r = if self.carry.is_empty() {
+                    if i > self.config.max_line {
+                        return Poll::Ready(Err(self.too_long()));
+                    }
+                    // The line is decoded where it lies in the block.
+                    let block = std::mem::take(&mut self.buf);
+                    let r = self.emit(&block, i + 1, out, scx);
+                    self.buf = block;
+                    r
                 } else {
                     if self.carry.len() + i > self.config.max_line {
                         return Poll::Ready(Err(self.too_long()));
                     }
                     self.carry.extend_from_slice(&self.buf[..=i]);
-                    let _ = self.buf.split_to(i + 1);
-                    self.carry.split().freeze()
+                    let raw = self.carry.split().freeze();
+                    self.emit(&raw, raw.len(), out, scx)
                 };
-                if let Err(e) = self.emit(raw, out, scx) {
+                self.buf.advance(i + 1);
+                if let Err(e) = r {
                     return Poll::Ready(Err(e));
                 }
                 continue;
@@ -213,7 +225,7 @@ impl<F: LineFormat> FileSourceLogic<F> {
                 Poll::Ready(Ok(Some(Block::Eof))) => {
                     if !self.carry.is_empty() {
                         let raw = self.carry.split().freeze();
-                        if let Err(e) = self.emit(raw, out, scx) {
+                        if let Err(e) = self.emit(&raw, raw.len(), out, scx) {
                             return Poll::Ready(Err(e));
                         }
                     }

@@ -449,3 +449,37 @@ async fn a_format_of_the_callers_gets_positions_headers_and_errors_for_free() {
         )
     );
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_blocked_read_never_blocks_the_runtime() {
+    // A FIFO blocks its reader until a writer comes: on the only runtime thread, a timer still
+    // fires while the source waits, then the lines the writer sends arrive.
+    let d = TempDir::new("fifo");
+    let fifo = d.0.join("pipe");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("mkfifo unavailable: skipped");
+        return;
+    }
+    // The writer comes when told, or after 10 s at the latest (a blocked runtime then fails
+    // the bound below instead of hanging the test).
+    let (go, told) = std::sync::mpsc::channel::<()>();
+    let path = fifo.clone();
+    let writer = std::thread::spawn(move || {
+        let _ = told.recv_timeout(Duration::from_secs(10));
+        std::fs::write(&path, "x\ny\n").unwrap();
+    });
+    let t0 = Instant::now();
+    let f = FileSource::new(Files::path(&fifo))
+        .lines()
+        .run_with(Sink::collect())
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "the runtime was blocked"
+    );
+    go.send(()).unwrap();
+    assert_eq!(text(within(f).await.unwrap()), ["x", "y"]);
+    writer.join().unwrap();
+}

@@ -168,7 +168,8 @@ pub struct FileSink {
 
 impl FileSink {
     /// A sink writing into `dir` (created if missing), parts named `part-<seq>` with no
-    /// suffix, rolled at 128 MiB.
+    /// suffix, rolled at 128 MiB. One sink owns a directory and prefix: a starting sink removes
+    /// the temporary parts it finds there.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self {
             config: WriteConfig {

@@ -10,6 +10,7 @@ use futures::future::BoxFuture;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use weir_graph::{AsyncIo, AsyncLogic, Control, Event, Promise, Signal, StageError};
 
@@ -64,6 +65,8 @@ type Reply = oneshot::Sender<Result<(), FileError>>;
 struct Parts {
     config: WriteConfig,
     next_seq: u64,
+    /// This sink instance among those of the process (temporary names never collide).
+    instance: u64,
     temp_count: u64,
     open: Option<(BufWriter<File>, PathBuf)>,
     closed: Vec<PathBuf>,
@@ -91,9 +94,11 @@ impl Parts {
                 next_seq = next_seq.max(seq + 1);
             }
         }
+        static INSTANCES: AtomicU64 = AtomicU64::new(0);
         Ok(Self {
             config,
             next_seq,
+            instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
             temp_count: 0,
             open: None,
             closed: Vec::new(),
@@ -104,9 +109,10 @@ impl Parts {
     fn write(&mut self, bytes: &[u8]) -> Result<(), FileError> {
         if self.open.is_none() {
             let name = format!(
-                "{}{}-{}.inprogress",
+                "{}{}-{}-{}.inprogress",
                 self.config.temp_prefix(),
                 std::process::id(),
+                self.instance,
                 self.temp_count
             );
             self.temp_count += 1;

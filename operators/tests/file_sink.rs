@@ -120,8 +120,8 @@ async fn markers_and_the_end_commit_exactly_what_came_before_them() {
     let sink = FileSink::new(&d.0).suffix(".txt");
     let (src, feed) = gated();
     let (f, h) = src.to_sink_mat(sink.clone().bytes()).start().unwrap();
-    feed.unbounded_send(batch(&["a", "b"])).unwrap();
-    feed.unbounded_send(batch(&["c"])).unwrap();
+    // One batch: the temporary part appears once the whole batch is written.
+    feed.unbounded_send(batch(&["a", "b", "c"])).unwrap();
     // Written, not committed: only a hidden temporary part.
     eventually("a temporary part", || {
         all_files(&d.0).iter().any(|n| n.ends_with(".inprogress"))
@@ -197,7 +197,11 @@ async fn a_failed_stream_keeps_earlier_commits_and_removes_what_was_not_committe
     let (src, feed) = gated();
     let (f, h) = src.to_sink_mat(sink.clone().bytes()).start().unwrap();
     feed.unbounded_send(batch(&["kept"])).unwrap();
-    h.inject(Control::marker(1));
+    // The marker goes in once "kept" is written (a marker injected earlier may pass it).
+    eventually("a temporary part", || {
+        all_files(&d.0).iter().any(|n| n.ends_with(".inprogress"))
+    });
+    assert_eq!(h.inject(Control::marker(1)), 1);
     eventually("the first commit", || !committed(&sink).is_empty());
     feed.unbounded_send(batch(&["lost"])).unwrap();
     feed.unbounded_send(Err(StageError::user("upstream broke")))

@@ -2,6 +2,7 @@
 //! `examples/` call it and `tests/examples.rs` runs every one, so they never rot.
 
 pub mod fan_out_fan_in;
+pub mod file_etl;
 pub mod hello;
 pub mod word_count;
 

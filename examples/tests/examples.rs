@@ -35,6 +35,74 @@ async fn word_count_matches_a_hash_map_model() {
     }
 }
 
+/// A directory of its own, removed when the test ends.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("weir-examples-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Writes two CSV inputs (one bad line) and returns the `key,value` lines the ETL must keep.
+fn etl_input(dir: &std::path::Path) -> Vec<String> {
+    let mut want = Vec::new();
+    for (f, range) in [("a.csv", 0..300u64), ("b.csv", 300..700)] {
+        let mut body = String::from("key,value,ts_ms\n");
+        for i in range {
+            let (k, v) = (i % 13, i % 100 + 1);
+            body.push_str(&format!("{k},{v},{i}\n"));
+            if v >= 50 {
+                want.push(format!("{k},{v}"));
+            }
+            if i == 400 {
+                body.push_str("7,oops,401\n");
+            }
+        }
+        std::fs::write(dir.join(f), body).unwrap();
+    }
+    want
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_etl_commits_the_kept_events_in_order() {
+    let d = TempDir::new("file-etl");
+    let (input, output) = (d.0.join("in"), d.0.join("out"));
+    std::fs::create_dir_all(&input).unwrap();
+    let want = etl_input(&input);
+    let report = weir_examples::file_etl::run(&input, &output, 50, 1024)
+        .await
+        .unwrap();
+    assert!(report.parts.len() > 1, "rolled by size");
+    let mut got = Vec::new();
+    for p in &report.parts {
+        got.extend(
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(str::to_owned),
+        );
+    }
+    assert_eq!(got, want);
+    assert_eq!(
+        report.bad_lines,
+        [format!(
+            "{}:103 (byte offset 938): field 1 (\"oops\") is not a valid u64: invalid digit \
+             found in string",
+            input.join("b.csv").display()
+        )]
+    );
+}
+
 fn run_bin(path: &str, args: &[&str]) -> String {
     let out = std::process::Command::new(path)
         .args(args)
@@ -58,6 +126,25 @@ fn example_binaries_run() {
         run_bin(env!("CARGO_BIN_EXE_fan_out_fan_in"), &[]).trim(),
         "[0, 10, 20, 30, 40, 100, 101, 102, 103, 104]"
     );
+    let d = TempDir::new("file-etl-bin");
+    let (input, output) = (d.0.join("in"), d.0.join("out"));
+    std::fs::create_dir_all(&input).unwrap();
+    let want = etl_input(&input);
+    let parts = run_bin(
+        env!("CARGO_BIN_EXE_file_etl"),
+        &[input.to_str().unwrap(), output.to_str().unwrap()],
+    );
+    let got: Vec<String> = parts
+        .lines()
+        .flat_map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(got, want);
     let wc = run_bin(env!("CARGO_BIN_EXE_word_count"), &["2"]);
     assert_eq!(wc.lines().count(), 10);
 }

@@ -13,6 +13,7 @@
 //! | [`time`] | rate and time: `throttle`, `delay`, `grouped_within`, `conflate`, `buffer`, timeouts ([`TimeOps`](time::TimeOps)) |
 //! | [`fan`] | junctions (`Broadcast`, `Merge`, `Zip`, ...) and linear fan ops ([`FanOps`](fan::FanOps)) |
 //! | [`lifecycle`] | `watch_termination`, `Source::maybe`/`never`, `Source::lazy`/`Sink::lazy` ([`LifecycleOps`](lifecycle::LifecycleOps)) |
+//! | [`file`] | file connectors: line/CSV/JSON-lines sources replayable by byte offset, a transactional part-file sink |
 //! | [`framing`] | byte framing: delimiter, length field, JSON objects, framing protocols as `BidiFlow`s |
 //! | [`bidi`] | `BidiFlow::from_functions` ([`BidiCtors`](bidi::BidiCtors)) |
 //! | [`hub`] | `MergeHub`, `BroadcastHub`, `PartitionHub`: connect running graphs |
@@ -25,6 +26,7 @@
 pub mod async_ops;
 pub mod bidi;
 pub mod fan;
+pub mod file;
 pub mod framing;
 pub mod hub;
 pub mod keyed;

@@ -1,0 +1,84 @@
+//! Typed errors of the file connectors: each names the file and, for a bad line, its line
+//! number and byte offset.
+
+use std::path::PathBuf;
+
+/// A failure of a file source or sink.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// Reading, listing, writing or renaming a file failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done (`cannot read`, `cannot rename`, ...).
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// A line could not be decoded in the source's format.
+    #[error("{path}:{line} (byte offset {offset}): {reason}")]
+    BadLine {
+        /// The file.
+        path: PathBuf,
+        /// The line number (1-based).
+        line: u64,
+        /// The byte offset of the line's first byte in the file.
+        offset: u64,
+        /// What is wrong with the line.
+        reason: String,
+    },
+    /// A line is longer than the source's limit (memory stays bounded).
+    #[error("{path}:{line} (byte offset {offset}): line longer than {max} bytes")]
+    LineTooLong {
+        /// The file.
+        path: PathBuf,
+        /// The line number (1-based).
+        line: u64,
+        /// The byte offset of the line's first byte in the file.
+        offset: u64,
+        /// The limit.
+        max: usize,
+    },
+    /// The file a snapshot says to resume from is no longer among the source's files.
+    #[error("cannot resume from {path} at byte offset {offset}: the file is gone")]
+    ResumeFileGone {
+        /// The file.
+        path: PathBuf,
+        /// The saved offset.
+        offset: u64,
+    },
+    /// The file a snapshot says to resume from is shorter than the saved offset.
+    #[error("cannot resume from {path} at byte offset {offset}: the file has only {len} bytes")]
+    ResumeBeyondEnd {
+        /// The file.
+        path: PathBuf,
+        /// The saved offset.
+        offset: u64,
+        /// The file's length now.
+        len: u64,
+    },
+    /// The sink's writer thread is gone (it panicked or could not start).
+    #[error("the file sink's writer for {dir} is gone")]
+    WriterGone {
+        /// The sink's directory.
+        dir: PathBuf,
+    },
+}
+
+impl FileError {
+    /// An IO error while doing `op` on `path`.
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+impl From<FileError> for weir_graph::StageError {
+    fn from(e: FileError) -> Self {
+        weir_graph::StageError::from_error(e)
+    }
+}

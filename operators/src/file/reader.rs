@@ -1,0 +1,243 @@
+//! The blocking side of the file sources: which files a [`Files`] names (listed on the reading
+//! thread), and the iterator that reads them block by block, from a resume position.
+
+use super::error::FileError;
+use bytes::{Bytes, BytesMut};
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The files a source reads: one file, every file of a directory, or the files of a directory
+/// whose names match a pattern; always in path order, hidden files (a leading `.`, e.g. a file
+/// sink's uncommitted parts) left out unless the pattern starts with a dot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Files {
+    /// A file, or a directory (its regular, non-hidden files).
+    Path(PathBuf),
+    /// `dir/pattern`: the files of `dir` whose names match `pattern` (`*` any run of bytes,
+    /// `?` one byte; only the last component may hold them).
+    Glob(PathBuf),
+}
+
+impl Files {
+    /// A file or a directory.
+    pub fn path(p: impl Into<PathBuf>) -> Self {
+        Self::Path(p.into())
+    }
+    /// The files matching `pattern` (e.g. `"in/*.csv"`).
+    pub fn glob(pattern: impl Into<PathBuf>) -> Self {
+        Self::Glob(pattern.into())
+    }
+
+    /// The files, sorted by path.
+    pub(crate) fn list(&self) -> Result<Vec<PathBuf>, FileError> {
+        let (dir, pattern) = match self {
+            Self::Path(p) => {
+                let meta = std::fs::metadata(p).map_err(|e| FileError::io("cannot read", p, e))?;
+                if !meta.is_dir() {
+                    return Ok(vec![p.clone()]);
+                }
+                (p.as_path(), None)
+            }
+            Self::Glob(p) => {
+                let name = p.file_name().map(|n| n.as_encoded_bytes().to_vec());
+                let dir = match p.parent() {
+                    Some(d) if !d.as_os_str().is_empty() => d,
+                    _ => Path::new("."),
+                };
+                (dir, name)
+            }
+        };
+        let rd = std::fs::read_dir(dir).map_err(|e| FileError::io("cannot list", dir, e))?;
+        let mut files = Vec::new();
+        for entry in rd {
+            let entry = entry.map_err(|e| FileError::io("cannot list", dir, e))?;
+            let name = entry.file_name();
+            let name = name.as_encoded_bytes();
+            // Hidden files only match a pattern that starts with a dot (as in a shell).
+            let wanted = match &pattern {
+                Some(p) => glob_match(p, name) && (p.starts_with(b".") || !name.starts_with(b".")),
+                None => !name.starts_with(b"."),
+            };
+            if !wanted {
+                continue;
+            }
+            let path = entry.path();
+            let meta =
+                std::fs::metadata(&path).map_err(|e| FileError::io("cannot read", &path, e))?;
+            if meta.is_file() {
+                files.push(path);
+            }
+        }
+        files.sort();
+        Ok(files)
+    }
+}
+
+/// Whether `name` matches `pattern` (`*`: any run of bytes, `?`: one byte).
+pub(crate) fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
+    let (mut p, mut n) = (0, 0);
+    // Where the last `*` was, and the name position it currently stands for.
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p, n));
+                p += 1;
+            }
+            Some(&c) if c == b'?' || c == name[n] => {
+                p += 1;
+                n += 1;
+            }
+            _ => match star {
+                Some((sp, sn)) => {
+                    p = sp + 1;
+                    n = sn + 1;
+                    star = Some((sp, sn + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p.min(pattern.len())..].iter().all(|&c| c == b'*')
+}
+
+/// Where reading resumes: the file, the byte offset of its next line and that line's number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Resume {
+    pub(crate) path: PathBuf,
+    pub(crate) offset: u64,
+    pub(crate) line: u64,
+}
+
+/// What the reading thread hands to the source, in order.
+pub(crate) enum Block {
+    /// A file starts, at `offset` (line number `line`).
+    Open {
+        file: Arc<Path>,
+        offset: u64,
+        line: u64,
+    },
+    /// The next bytes of the open file.
+    Data(Bytes),
+    /// The open file ended.
+    Eof,
+}
+
+/// Reads the files in order, `block` bytes at a time.
+pub(crate) struct BlockReader {
+    files: VecDeque<PathBuf>,
+    resume: Option<Resume>,
+    open: Option<(File, PathBuf)>,
+    block: usize,
+}
+
+impl BlockReader {
+    /// A reader of `files` from `resume` (files sorting before it are done).
+    pub(crate) fn new(
+        files: &Files,
+        resume: Option<Resume>,
+        block: usize,
+    ) -> Result<Self, FileError> {
+        let mut list = files.list()?;
+        if let Some(r) = &resume {
+            let Some(at) = list.iter().position(|p| p == &r.path) else {
+                return Err(FileError::ResumeFileGone {
+                    path: r.path.clone(),
+                    offset: r.offset,
+                });
+            };
+            list.drain(..at);
+        }
+        Ok(Self {
+            files: list.into(),
+            resume,
+            open: None,
+            block: block.max(1),
+        })
+    }
+
+    fn open_next(&mut self) -> Option<Result<Block, FileError>> {
+        let path = self.files.pop_front()?;
+        let resume = self.resume.take().filter(|r| r.path == path);
+        Some(self.open_at(path, resume))
+    }
+
+    fn open_at(&mut self, path: PathBuf, resume: Option<Resume>) -> Result<Block, FileError> {
+        let mut f = File::open(&path).map_err(|e| FileError::io("cannot open", &path, e))?;
+        let (offset, line) = match resume {
+            Some(r) => {
+                let len = f
+                    .metadata()
+                    .map_err(|e| FileError::io("cannot read", &path, e))?
+                    .len();
+                if r.offset > len {
+                    return Err(FileError::ResumeBeyondEnd {
+                        path,
+                        offset: r.offset,
+                        len,
+                    });
+                }
+                f.seek(SeekFrom::Start(r.offset))
+                    .map_err(|e| FileError::io("cannot seek in", &path, e))?;
+                (r.offset, r.line)
+            }
+            None => (0, 1),
+        };
+        self.open = Some((f, path.clone()));
+        Ok(Block::Open {
+            file: Arc::from(path),
+            offset,
+            line,
+        })
+    }
+}
+
+impl Iterator for BlockReader {
+    type Item = Result<Block, FileError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let Some((f, path)) = &mut self.open else {
+            return self.open_next();
+        };
+        let mut buf = BytesMut::zeroed(self.block);
+        loop {
+            match f.read(&mut buf) {
+                Ok(0) => {
+                    self.open = None;
+                    return Some(Ok(Block::Eof));
+                }
+                Ok(n) => {
+                    buf.truncate(n);
+                    return Some(Ok(Block::Data(buf.freeze())));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let err = FileError::io("cannot read", path.clone(), e);
+                    self.open = None;
+                    self.files.clear();
+                    return Some(Err(err));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn glob_patterns() {
+        assert!(glob_match(b"*.csv", b"a.csv"));
+        assert!(glob_match(b"*.csv", b".csv"));
+        assert!(!glob_match(b"*.csv", b"a.csv.tmp"));
+        assert!(glob_match(b"part-??.txt", b"part-01.txt"));
+        assert!(!glob_match(b"part-??.txt", b"part-1.txt"));
+        assert!(glob_match(b"a*b*c", b"aXXbYYbc"));
+        assert!(glob_match(b"*", b"anything"));
+        assert!(!glob_match(b"abc", b"abd"));
+    }
+}

@@ -1,0 +1,404 @@
+//! The transactional file sink: records go into hidden temporary part files; a commit (a
+//! `Control` marker reaching the sink, and the end of the stream) closes them and renames each
+//! atomically to a committed part file whose name sorts in commit order. File IO runs on a
+//! writer thread of the sink's own, never on the runtime's workers.
+
+use super::error::FileError;
+use futures::FutureExt;
+use futures::channel::oneshot;
+use futures::future::BoxFuture;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use weir_graph::{AsyncIo, AsyncLogic, Control, Event, Promise, Signal, StageError};
+
+/// Digits of a committed part file's sequence number (zero-padded, so names sort in order).
+const SEQ_DIGITS: usize = 20;
+
+/// Where and how a file sink writes.
+#[derive(Clone, Debug)]
+pub(crate) struct WriteConfig {
+    pub(crate) dir: PathBuf,
+    pub(crate) prefix: String,
+    pub(crate) suffix: String,
+    pub(crate) max_part_bytes: u64,
+}
+
+impl WriteConfig {
+    fn committed_name(&self, seq: u64) -> String {
+        format!("{}-{seq:0w$}{}", self.prefix, self.suffix, w = SEQ_DIGITS)
+    }
+    /// The sequence number of a committed part file named `name`, if it is one.
+    pub(crate) fn committed_seq(&self, name: &str) -> Option<u64> {
+        let digits = name
+            .strip_prefix(&self.prefix)?
+            .strip_prefix('-')?
+            .strip_suffix(self.suffix.as_str())?;
+        if digits.len() != SEQ_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok()
+    }
+    fn temp_prefix(&self) -> String {
+        format!(".{}-", self.prefix)
+    }
+}
+
+/// One piece of an encoded batch.
+pub(crate) enum Piece {
+    /// Bytes for the open part file.
+    Bytes(Vec<u8>),
+    /// Close the open part file (it waits for the next commit).
+    Roll,
+}
+
+enum Cmd {
+    Write(Vec<Piece>),
+    Commit,
+}
+
+type Reply = oneshot::Sender<Result<(), FileError>>;
+
+/// The writer thread's state: the open temporary part, those closed and not yet committed.
+struct Parts {
+    config: WriteConfig,
+    next_seq: u64,
+    /// This sink instance among those of the process (temporary names never collide).
+    instance: u64,
+    temp_count: u64,
+    open: Option<(BufWriter<File>, PathBuf)>,
+    closed: Vec<PathBuf>,
+    committed: Vec<PathBuf>,
+}
+
+impl Parts {
+    /// Opens the directory: removes temporary parts left by an earlier run that stopped before
+    /// committing them, and continues the committed sequence.
+    fn open(config: WriteConfig) -> Result<Self, FileError> {
+        let dir = &config.dir;
+        std::fs::create_dir_all(dir).map_err(|e| FileError::io("cannot create", dir, e))?;
+        let mut next_seq = 0;
+        let temp = config.temp_prefix();
+        let rd = std::fs::read_dir(dir).map_err(|e| FileError::io("cannot list", dir, e))?;
+        for entry in rd {
+            let entry = entry.map_err(|e| FileError::io("cannot list", dir, e))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.starts_with(&temp) && name.ends_with(".inprogress") {
+                let p = entry.path();
+                tracing::debug!(path = %p.display(), "file sink: removing an uncommitted part");
+                std::fs::remove_file(&p).map_err(|e| FileError::io("cannot remove", &p, e))?;
+            } else if let Some(seq) = config.committed_seq(name) {
+                next_seq = next_seq.max(seq + 1);
+            }
+        }
+        static INSTANCES: AtomicU64 = AtomicU64::new(0);
+        Ok(Self {
+            config,
+            next_seq,
+            instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
+            temp_count: 0,
+            open: None,
+            closed: Vec::new(),
+            committed: Vec::new(),
+        })
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), FileError> {
+        if self.open.is_none() {
+            let name = format!(
+                "{}{}-{}-{}.inprogress",
+                self.config.temp_prefix(),
+                std::process::id(),
+                self.instance,
+                self.temp_count
+            );
+            self.temp_count += 1;
+            let path = self.config.dir.join(name);
+            let f = File::options()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(|e| FileError::io("cannot create", &path, e))?;
+            self.open = Some((BufWriter::with_capacity(1 << 16, f), path));
+        }
+        if let Some((w, path)) = &mut self.open {
+            w.write_all(bytes)
+                .map_err(|e| FileError::io("cannot write", path.clone(), e))?;
+        }
+        Ok(())
+    }
+
+    /// Closes the open part (flushed and synced); it is committed with the next commit.
+    fn roll(&mut self) -> Result<(), FileError> {
+        if let Some((w, path)) = self.open.take() {
+            let f = w
+                .into_inner()
+                .map_err(|e| FileError::io("cannot write", &path, e.into_error()))?;
+            f.sync_all()
+                .map_err(|e| FileError::io("cannot sync", &path, e))?;
+            self.closed.push(path);
+        }
+        Ok(())
+    }
+
+    /// Renames every closed part (and the open one) to the next committed names, in order.
+    fn commit(&mut self) -> Result<(), FileError> {
+        self.roll()?;
+        if self.closed.is_empty() {
+            return Ok(());
+        }
+        for tmp in std::mem::take(&mut self.closed) {
+            let to = self
+                .config
+                .dir
+                .join(self.config.committed_name(self.next_seq));
+            std::fs::rename(&tmp, &to).map_err(|e| FileError::io("cannot rename", &tmp, e))?;
+            self.next_seq += 1;
+            self.committed.push(to);
+        }
+        let dir = &self.config.dir;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| FileError::io("cannot sync", dir, e))?;
+        Ok(())
+    }
+
+    /// Removes every uncommitted part.
+    fn abort(&mut self) {
+        let open = self.open.take().map(|(_, p)| p);
+        for p in std::mem::take(&mut self.closed).into_iter().chain(open) {
+            if let Err(e) = std::fs::remove_file(&p) {
+                tracing::warn!(path = %p.display(), error = %e, "file sink: cannot remove an uncommitted part");
+            }
+        }
+    }
+}
+
+/// The sink's handle on its writer thread.
+struct Writer {
+    tx: Option<mpsc::Sender<(Cmd, Reply)>>,
+    done: Option<std::thread::JoinHandle<Vec<PathBuf>>>,
+    dir: PathBuf,
+}
+
+impl Writer {
+    fn start(config: WriteConfig) -> Result<Self, FileError> {
+        let dir = config.dir.clone();
+        let (tx, rx) = mpsc::channel::<(Cmd, Reply)>();
+        let done = std::thread::Builder::new()
+            .name("weir-file-sink".to_owned())
+            .spawn(move || writer_thread(config, rx))
+            .map_err(|e| FileError::io("cannot start the writer thread for", &dir, e))?;
+        Ok(Self {
+            tx: Some(tx),
+            done: Some(done),
+            dir,
+        })
+    }
+
+    async fn call(&self, cmd: Cmd) -> Result<(), FileError> {
+        let gone = || FileError::WriterGone {
+            dir: self.dir.clone(),
+        };
+        let (reply, rx) = oneshot::channel();
+        let tx = self.tx.as_ref().ok_or_else(gone)?;
+        tx.send((cmd, reply)).map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
+    }
+
+    /// Ends the writer (after a final commit) and returns the files it committed.
+    async fn close(mut self) -> Vec<PathBuf> {
+        self.tx = None;
+        let Some(done) = self.done.take() else {
+            return Vec::new();
+        };
+        let (tx, rx) = oneshot::channel();
+        // Joined off the runtime: the thread has only its last commands to finish.
+        let joiner = std::thread::Builder::new()
+            .name("weir-file-sink-join".to_owned())
+            .spawn(move || {
+                let _ = tx.send(done.join().unwrap_or_default());
+            });
+        match joiner {
+            Ok(_) => rx.await.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+/// Runs the commands; on a failure or when the sink is gone, removes what was not committed.
+fn writer_thread(config: WriteConfig, rx: mpsc::Receiver<(Cmd, Reply)>) -> Vec<PathBuf> {
+    let mut parts = match Parts::open(config) {
+        Ok(p) => p,
+        Err(e) => {
+            if let Ok((_, reply)) = rx.recv() {
+                let _ = reply.send(Err(e));
+            }
+            return Vec::new();
+        }
+    };
+    for (cmd, reply) in rx {
+        let r = match cmd {
+            Cmd::Write(pieces) => pieces.iter().try_for_each(|p| match p {
+                Piece::Bytes(b) => parts.write(b),
+                Piece::Roll => parts.roll(),
+            }),
+            Cmd::Commit => parts.commit(),
+        };
+        let failed = r.is_err();
+        let _ = reply.send(r);
+        if failed {
+            break;
+        }
+    }
+    // Reached when the sink dropped its sender: after its final commit, or without one (the
+    // stream failed, or the run was cancelled): what is not committed goes.
+    parts.abort();
+    parts.committed
+}
+
+/// Encodes one element as one record (without the line terminator).
+pub(crate) type Encode<T> = dyn Fn(&T, &mut Vec<u8>) + Send + Sync;
+
+/// The sink's asynchronous logic.
+pub(crate) struct FileSinkLogic<T: 'static> {
+    pub(crate) config: WriteConfig,
+    pub(crate) encode: std::sync::Arc<Encode<T>>,
+    pub(crate) promise: Promise<Vec<PathBuf>>,
+    pub(crate) path: String,
+}
+
+/// Encodes `batch` into pieces, rolling before a record that would take the open part past
+/// `max` bytes (a part holds at least one record).
+fn encode_batch<T>(batch: &[T], encode: &Encode<T>, max: u64, part_bytes: &mut u64) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    let mut buf = Vec::new();
+    for x in batch {
+        let start = buf.len();
+        encode(x, &mut buf);
+        buf.push(b'\n');
+        let len = (buf.len() - start) as u64;
+        if *part_bytes > 0 && *part_bytes + len > max {
+            let rest = buf.split_off(start);
+            if !buf.is_empty() {
+                pieces.push(Piece::Bytes(std::mem::replace(&mut buf, rest)));
+            } else {
+                buf = rest;
+            }
+            pieces.push(Piece::Roll);
+            *part_bytes = 0;
+        }
+        *part_bytes += len;
+    }
+    if !buf.is_empty() {
+        pieces.push(Piece::Bytes(buf));
+    }
+    pieces
+}
+
+impl<T: Send + 'static> FileSinkLogic<T> {
+    async fn drive(&mut self, io: &mut AsyncIo, writer: &Writer) -> Result<(), StageError> {
+        let mut input = io.input::<T>(0)?;
+        let named = |e: FileError| StageError::from(e).with_stage(&self.path);
+        let mut part_bytes = 0u64;
+        loop {
+            match input.recv_signal().await {
+                Signal::Event(Event::Batch(batch)) => {
+                    let pieces = encode_batch(
+                        &batch,
+                        &*self.encode,
+                        self.config.max_part_bytes,
+                        &mut part_bytes,
+                    );
+                    drop(batch);
+                    writer.call(Cmd::Write(pieces)).await.map_err(named)?;
+                }
+                Signal::Control(Control::Marker { .. }) => {
+                    writer.call(Cmd::Commit).await.map_err(named)?;
+                    part_bytes = 0;
+                }
+                Signal::Control(_) => {}
+                Signal::Event(Event::End) => {
+                    return writer.call(Cmd::Commit).await.map_err(named);
+                }
+                Signal::Event(Event::Error(e)) => return Err(e),
+            }
+        }
+    }
+}
+
+impl<T: Send + 'static> AsyncLogic for FileSinkLogic<T> {
+    fn run(mut self: Box<Self>, mut io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
+        async move {
+            let writer = match Writer::start(self.config.clone()) {
+                Ok(w) => w,
+                Err(e) => {
+                    let e = StageError::from(e).with_stage(&self.path);
+                    self.promise.complete(Err(e.clone()));
+                    return Err(e);
+                }
+            };
+            let r = self.drive(&mut io, &writer).await;
+            let committed = writer.close().await;
+            match r {
+                Ok(()) => {
+                    self.promise.complete(Ok(committed));
+                    Ok(())
+                }
+                Err(e) => {
+                    self.promise.complete(Err(e.clone()));
+                    Err(e)
+                }
+            }
+        }
+        .boxed()
+    }
+
+    fn handles_control(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn committed_names_sort_in_sequence_order() {
+        let c = WriteConfig {
+            dir: PathBuf::new(),
+            prefix: "part".into(),
+            suffix: ".csv".into(),
+            max_part_bytes: 10,
+        };
+        assert_eq!(c.committed_name(7), "part-00000000000000000007.csv");
+        assert_eq!(c.committed_seq("part-00000000000000000007.csv"), Some(7));
+        assert_eq!(c.committed_seq("part-7.csv"), None);
+        assert_eq!(c.committed_seq(".part-1-0.inprogress"), None);
+        assert!(c.committed_name(9) < c.committed_name(10));
+    }
+
+    #[test]
+    fn batches_roll_before_a_record_that_would_overflow_the_part() {
+        let enc: &Encode<&str> = &|s: &&str, b: &mut Vec<u8>| b.extend_from_slice(s.as_bytes());
+        let mut part = 0;
+        let pieces = encode_batch(&["aaa", "bb", "c", "dddd"], enc, 7, &mut part);
+        let shown: Vec<String> = pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Bytes(b) => String::from_utf8(b.clone()).unwrap(),
+                Piece::Roll => "|".to_owned(),
+            })
+            .collect();
+        // 4 + 3 fill the first part; "c\n" would pass 7; 2 + 5 fit the second.
+        assert_eq!(shown, ["aaa\nbb\n", "|", "c\ndddd\n"]);
+        assert_eq!(part, 7);
+        // The open part carries over to the next batch.
+        let pieces = encode_batch(&["e"], enc, 7, &mut part);
+        assert!(matches!(pieces[..], [Piece::Roll, Piece::Bytes(ref b)] if b == b"e\n"));
+        assert_eq!(part, 2);
+    }
+}

@@ -4,7 +4,6 @@
 //! user's decoder, so no field becomes a `String` (fields point into the line; only a line with
 //! quotes is unescaped, into a reused buffer).
 
-use super::json_check;
 use bytes::Bytes;
 use std::fmt::Display;
 use std::str::FromStr;
@@ -66,7 +65,7 @@ impl LineFormat for JsonBytes {
         if b.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
-        json_check::check(b)?;
+        check_json(b)?;
         Ok(Some(line.to_bytes()))
     }
 }
@@ -89,7 +88,7 @@ where
         if b.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
-        json_check::check(b)?;
+        check_json(b)?;
         (self.decode)(b).map(Some).map_err(|e| e.to_string())
     }
 }
@@ -376,6 +375,13 @@ where
     fn has_header(&self) -> bool {
         self.options.header
     }
+}
+
+/// Checks that `line` holds exactly one JSON value, without building it (serde_json).
+fn check_json(line: &[u8]) -> Result<(), String> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(line)
+        .map(|_| ())
+        .map_err(|e| format!("invalid JSON: {e}"))
 }
 
 #[cfg(test)]

@@ -13,7 +13,6 @@
 
 mod error;
 mod format;
-mod json_check;
 mod reader;
 mod sink;
 mod source;

@@ -1,0 +1,275 @@
+//! The keyed window stage: per-key windows fired by the watermark.
+
+use super::contents::Contents;
+use super::{Window, WindowOutput, Windows};
+use crate::time::Timestamped;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
+use weir_graph::{Control, FlowLogic, StageCx, StageError};
+
+/// One window of one key.
+struct Slot<A> {
+    acc: A,
+    /// Fired at least once (it stays until the watermark passes its allowed lateness).
+    fired: bool,
+}
+
+/// Windows in firing order: by end, then start, then key (first-seen order).
+type Order = (i64, i64, usize);
+
+fn order(w: Window, kid: usize) -> Order {
+    (w.end, w.start, kid)
+}
+
+/// Keyed event-time windows over `(key, element)` pairs (hash-partitioned by key).
+pub(crate) struct WindowLogic<K, T, C: Contents<K, T>> {
+    pub(crate) windows: Windows,
+    pub(crate) lateness: i64,
+    pub(crate) contents: C,
+    /// The highest watermark received.
+    watermark: Option<i64>,
+    ids: HashMap<K, usize>,
+    keys: Vec<K>,
+    open: BTreeMap<Order, Slot<C::Acc>>,
+    /// Each key's open sessions (merging windows only).
+    sessions: HashMap<usize, Vec<Window>>,
+    scratch: Vec<Window>,
+    _t: std::marker::PhantomData<fn(T)>,
+}
+
+impl<K, T, C: Contents<K, T>> WindowLogic<K, T, C> {
+    /// A stage assigning `windows`, keeping fired windows `lateness` ms for late elements.
+    pub(crate) fn new(windows: Windows, lateness: i64, contents: C) -> Self {
+        Self {
+            windows,
+            lateness,
+            contents,
+            watermark: None,
+            ids: HashMap::new(),
+            keys: Vec::new(),
+            open: BTreeMap::new(),
+            sessions: HashMap::new(),
+            scratch: Vec::new(),
+            _t: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<K, T, C> WindowLogic<K, T, C>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    T: Clone + Send + 'static,
+    C: Contents<K, T>,
+{
+    /// Whether `w` is past its allowed lateness (its state is gone).
+    fn expired(&self, w: Window) -> bool {
+        self.watermark
+            .is_some_and(|wm| w.max_ts().saturating_add(self.lateness) <= wm)
+    }
+
+    /// Whether the watermark has reached `w`'s end (it fires on arrival of more elements).
+    fn due(&self, w: Window) -> bool {
+        self.watermark.is_some_and(|wm| w.max_ts() <= wm)
+    }
+
+    fn key_id(&mut self, key: &K) -> usize {
+        if let Some(&id) = self.ids.get(key) {
+            return id;
+        }
+        let id = self.keys.len();
+        self.ids.insert(key.clone(), id);
+        self.keys.push(key.clone());
+        id
+    }
+
+    fn fire(&mut self, at: Order, out: &mut Vec<WindowOutput<K, C::Out, T>>) {
+        let (end, start, kid) = at;
+        if let (Some(slot), Some(key)) = (self.open.get_mut(&at), self.keys.get(kid)) {
+            slot.fired = true;
+            let window = Window::new(start, end);
+            let value = self.contents.result(key, window, &slot.acc);
+            out.push(WindowOutput::Fired {
+                key: key.clone(),
+                window,
+                value,
+            });
+        }
+    }
+
+    /// Adds `element` of `key` to window `w`, firing it at once when the watermark passed it.
+    fn add_to(
+        &mut self,
+        kid: usize,
+        w: Window,
+        element: Timestamped<T>,
+        out: &mut Vec<WindowOutput<K, C::Out, T>>,
+    ) {
+        let at = order(w, kid);
+        let acc = self.open.remove(&at).map(|s| s.acc);
+        let acc = self.contents.add(acc, element);
+        self.open.insert(at, Slot { acc, fired: false });
+        if self.due(w) {
+            self.fire(at, out);
+        }
+    }
+
+    fn on_element(
+        &mut self,
+        key: K,
+        element: Timestamped<T>,
+        out: &mut Vec<WindowOutput<K, C::Out, T>>,
+    ) {
+        let mut assigned = std::mem::take(&mut self.scratch);
+        assigned.clear();
+        self.windows.assign(element.ts, &mut assigned);
+        if self.windows.merging() {
+            self.on_session_element(key, element, assigned[0], out);
+        } else {
+            assigned.retain(|w| !self.expired(*w));
+            match assigned.split_last() {
+                None => out.push(WindowOutput::Late { key, element }),
+                Some((&last, rest)) => {
+                    let kid = self.key_id(&key);
+                    for &w in rest {
+                        self.add_to(kid, w, element.clone(), out);
+                    }
+                    self.add_to(kid, last, element, out);
+                }
+            }
+        }
+        self.scratch = assigned;
+    }
+
+    fn on_session_element(
+        &mut self,
+        key: K,
+        element: Timestamped<T>,
+        own: Window,
+        out: &mut Vec<WindowOutput<K, C::Out, T>>,
+    ) {
+        let kid = self.ids.get(&key).copied();
+        let list = kid.and_then(|k| self.sessions.get(&k));
+        let merged = list
+            .into_iter()
+            .flatten()
+            .filter(|s| s.touches(&own))
+            .fold(own, |m, s| m.cover(s));
+        if self.expired(merged) {
+            out.push(WindowOutput::Late { key, element });
+            return;
+        }
+        let kid = self.key_id(&key);
+        let list = self.sessions.entry(kid).or_default();
+        let mut absorbed: Vec<Window> = Vec::new();
+        list.retain(|s| {
+            let hit = s.touches(&merged);
+            if hit {
+                absorbed.push(*s);
+            }
+            !hit
+        });
+        list.push(merged);
+        absorbed.sort();
+        let mut acc: Option<C::Acc> = None;
+        for s in absorbed {
+            if let Some(slot) = self.open.remove(&order(s, kid)) {
+                acc = Some(match acc {
+                    None => slot.acc,
+                    Some(a) => self.contents.merge(a, slot.acc),
+                });
+            }
+        }
+        let at = order(merged, kid);
+        let acc = self.contents.add(acc, element);
+        self.open.insert(at, Slot { acc, fired: false });
+        if self.due(merged) {
+            self.fire(at, out);
+        }
+    }
+
+    /// Fires every unfired window the watermark reached, then drops those past their lateness.
+    fn advance(&mut self, wm: i64, out: &mut Vec<WindowOutput<K, C::Out, T>>) {
+        if self.watermark.is_some_and(|w| w >= wm) {
+            return;
+        }
+        self.watermark = Some(wm);
+        let bound = (wm.saturating_add(1), i64::MAX, usize::MAX);
+        let due: Vec<Order> = self
+            .open
+            .range(..=bound)
+            .filter(|(_, s)| !s.fired)
+            .map(|(o, _)| *o)
+            .collect();
+        for at in due {
+            self.fire(at, out);
+        }
+        self.purge();
+    }
+
+    fn purge(&mut self) {
+        while let Some((&(end, start, kid), _)) = self.open.first_key_value() {
+            let w = Window::new(start, end);
+            if !self.expired(w) {
+                break;
+            }
+            self.open.pop_first();
+            if let Some(list) = self.sessions.get_mut(&kid) {
+                list.retain(|s| *s != w);
+                if list.is_empty() {
+                    self.sessions.remove(&kid);
+                }
+            }
+        }
+    }
+}
+
+impl<K, T, C> FlowLogic<(K, Timestamped<T>), WindowOutput<K, C::Out, T>> for WindowLogic<K, T, C>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    T: Clone + Send + 'static,
+    C: Contents<K, T>,
+{
+    fn on_batch(
+        &mut self,
+        input: &mut Vec<(K, Timestamped<T>)>,
+        out: &mut Vec<WindowOutput<K, C::Out, T>>,
+        _scx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        for (key, element) in input.drain(..) {
+            self.on_element(key, element, out);
+        }
+        Ok(())
+    }
+
+    fn on_control(
+        &mut self,
+        control: Control,
+        out: &mut Vec<WindowOutput<K, C::Out, T>>,
+        _scx: &mut StageCx<'_>,
+    ) -> Result<Option<Control>, StageError> {
+        if let Control::Watermark { ms } = control {
+            self.advance(ms, out);
+        }
+        Ok(Some(control))
+    }
+
+    fn on_finish(
+        &mut self,
+        out: &mut Vec<WindowOutput<K, C::Out, T>>,
+        _scx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        // The end of the input is the end of event time: every window not fired yet fires.
+        let due: Vec<Order> = self
+            .open
+            .iter()
+            .filter(|(_, s)| !s.fired)
+            .map(|(o, _)| *o)
+            .collect();
+        for at in due {
+            self.fire(at, out);
+        }
+        self.open.clear();
+        self.sessions.clear();
+        Ok(())
+    }
+}

@@ -190,7 +190,9 @@ impl Aligner {
                 // Active again without advancing: downstream learns it is no longer idle
                 // through the released watermark (repeated).
                 self.idle_out = false;
-                self.released.map(|ms| vec![Control::Watermark { ms }]).unwrap_or_default()
+                self.released
+                    .map(|ms| vec![Control::Watermark { ms }])
+                    .unwrap_or_default()
             }
             _ => Vec::new(),
         }
@@ -219,12 +221,24 @@ mod tests {
     fn watermarks_release_the_minimum_over_the_inputs_each_time_it_advances() {
         let mut a = Aligner::new(2);
         assert_eq!(a.arrive(0, Control::watermark(10)), vec![]);
-        assert_eq!(a.arrive(1, Control::watermark(5)), vec![Control::watermark(5)]);
-        assert_eq!(a.arrive(1, Control::watermark(8)), vec![Control::watermark(8)]);
-        assert_eq!(a.arrive(1, Control::watermark(20)), vec![Control::watermark(10)]);
+        assert_eq!(
+            a.arrive(1, Control::watermark(5)),
+            vec![Control::watermark(5)]
+        );
+        assert_eq!(
+            a.arrive(1, Control::watermark(8)),
+            vec![Control::watermark(8)]
+        );
+        assert_eq!(
+            a.arrive(1, Control::watermark(20)),
+            vec![Control::watermark(10)]
+        );
         // A watermark going back on one input changes nothing.
         assert_eq!(a.arrive(0, Control::watermark(3)), vec![]);
-        assert_eq!(a.arrive(0, Control::watermark(15)), vec![Control::watermark(15)]);
+        assert_eq!(
+            a.arrive(0, Control::watermark(15)),
+            vec![Control::watermark(15)]
+        );
         // The input that ends leaves the minimum.
         assert_eq!(a.end(0), vec![Control::watermark(20)]);
         assert_eq!(a.end(1), vec![]);
@@ -235,7 +249,10 @@ mod tests {
         let mut a = Aligner::new(2);
         assert_eq!(a.arrive(0, Control::marker(1)), vec![]);
         assert_eq!(a.arrive(0, Control::watermark(4)), vec![]);
-        assert_eq!(a.arrive(1, Control::watermark(6)), vec![Control::watermark(4)]);
+        assert_eq!(
+            a.arrive(1, Control::watermark(6)),
+            vec![Control::watermark(4)]
+        );
         assert!(a.is_waiting(0));
         assert_eq!(a.arrive(1, Control::marker(1)), vec![Control::marker(1)]);
     }
@@ -245,16 +262,25 @@ mod tests {
         let mut a = Aligner::new(2);
         assert_eq!(a.arrive(0, Control::watermark(10)), vec![]);
         assert_eq!(a.arrive(1, Control::Idle), vec![Control::watermark(10)]);
-        assert_eq!(a.arrive(0, Control::watermark(30)), vec![Control::watermark(30)]);
+        assert_eq!(
+            a.arrive(0, Control::watermark(30)),
+            vec![Control::watermark(30)]
+        );
         // Input 1 comes back behind: the released watermark never goes back.
         assert_eq!(a.arrive(1, Control::watermark(20)), vec![]);
         assert_eq!(a.arrive(0, Control::watermark(40)), vec![]);
-        assert_eq!(a.arrive(1, Control::watermark(35)), vec![Control::watermark(35)]);
+        assert_eq!(
+            a.arrive(1, Control::watermark(35)),
+            vec![Control::watermark(35)]
+        );
         // Both idle: idleness passes on once; a watermark makes the stage active again.
         assert_eq!(a.arrive(0, Control::Idle), vec![]);
         assert_eq!(a.arrive(1, Control::Idle), vec![Control::Idle]);
         assert_eq!(a.arrive(1, Control::Idle), vec![]);
-        assert_eq!(a.arrive(1, Control::watermark(36)), vec![Control::watermark(36)]);
+        assert_eq!(
+            a.arrive(1, Control::watermark(36)),
+            vec![Control::watermark(36)]
+        );
     }
 
     #[test]

@@ -8,10 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use weir_engine::prelude::*;
-use weir_engine::testkit::{ExactProbe, ExactSink, Observed, SourceProbe, TestSource, VirtualClock};
+use weir_engine::testkit::{
+    ExactProbe, ExactSink, Observed, SourceProbe, TestSource, VirtualClock,
+};
 use weir_graph::{
-    Clock as _, Control, Keep, Promise, Sink, SinkLogic, Source, SourceLogic, StageCx,
-    StageError, Step, promise,
+    Clock as _, Control, Keep, Promise, Sink, SinkLogic, Source, SourceLogic, StageCx, StageError,
+    Step, promise,
 };
 use weir_operators::prelude::*;
 use weir_operators::time::{Timestamped, WatermarkGenerator, WatermarkStrategy};
@@ -194,10 +196,7 @@ async fn a_custom_strategy_and_monotonous_timestamps() {
     assert_eq!(log.next(2).await, vec![ts(1, 1), ts(3, 3)]);
     feeds[0].unbounded_send(vec![4, 5]).unwrap();
     drop(feeds);
-    assert_eq!(
-        log.next(4).await,
-        vec![ts(4, 4), ts(5, 5), wm(4), Rec::End]
-    );
+    assert_eq!(log.next(4).await, vec![ts(4, 4), ts(5, 5), wm(4), Rec::End]);
     done(h, f).await;
 
     let (src, feeds) = gated::<i64>("src", 1);
@@ -248,7 +247,8 @@ async fn windows_fire_on_the_minimum_watermark_of_two_merged_inputs() {
         .to_sink_mat(sink)
         .start()
         .unwrap();
-    fa.iter().for_each(|f| f.unbounded_send(vec![("k", 3, 1), ("k", 25, 2)]).unwrap());
+    fa.iter()
+        .for_each(|f| f.unbounded_send(vec![("k", 3, 1), ("k", 25, 2)]).unwrap());
     // Input b has no watermark yet: nothing fires, nothing is forwarded.
     fb[0].unbounded_send(vec![("k", 5, 4)]).unwrap();
     // b at 11 (watermark 10): the minimum is 10, window [0, 10) fires with both inputs' elements.
@@ -288,8 +288,12 @@ async fn the_exchange_into_a_window_forwards_the_minimum_over_parallel_subtasks(
         .to_sink_mat(sink)
         .start()
         .unwrap();
-    feeds[0].unbounded_send(vec![("x", 1, 1), ("y", 30, 2)]).unwrap();
-    feeds[1].unbounded_send(vec![("x", 4, 4), ("y", 12, 8)]).unwrap();
+    feeds[0]
+        .unbounded_send(vec![("x", 1, 1), ("y", 30, 2)])
+        .unwrap();
+    feeds[1]
+        .unbounded_send(vec![("x", 4, 4), ("y", 12, 8)])
+        .unwrap();
     let fired = |key, start, end, value| {
         Rec::El(WindowOutput::Fired {
             key,

@@ -211,11 +211,13 @@ where
                 }
                 let current = self.generator.current();
                 let advanced = current.is_some_and(|c| emitted.is_none_or(|e| c > e));
-                if advanced || (idle && current.is_some()) {
-                    if let Some(ms) = current.max(emitted) {
-                        emitted = Some(ms);
-                        output.control(Control::Watermark { ms });
-                    }
+                // After idleness the current watermark goes out even unchanged: it marks the
+                // input active again downstream.
+                if (advanced || idle)
+                    && let Some(ms) = current.max(emitted)
+                {
+                    emitted = Some(ms);
+                    output.control(Control::Watermark { ms });
                 }
                 idle = false;
                 deadline = self.idleness.map(|d| clock.now().saturating_add(d));
@@ -228,7 +230,11 @@ where
 /// `assign_timestamps` on every [`Source`](weir_graph::Source) and [`Flow`](weir_graph::Flow).
 pub trait EventTimeOps: Via {
     /// Stamps elements with their event time and emits watermarks (see [`assign_timestamps()`]).
-    fn assign_timestamps<F>(self, ts: F, strategy: WatermarkStrategy) -> Self::Next<Timestamped<Self::Out>>
+    fn assign_timestamps<F>(
+        self,
+        ts: F,
+        strategy: WatermarkStrategy,
+    ) -> Self::Next<Timestamped<Self::Out>>
     where
         F: FnMut(&Self::Out) -> i64 + Clone + Send + Sync + 'static,
     {

@@ -154,10 +154,18 @@ mod tests {
     #[test]
     fn non_positive_sizes_are_invalid() {
         assert!(Windows::tumbling(Duration::ZERO).invalid().is_some());
-        assert!(Windows::sliding(Duration::from_millis(5), Duration::ZERO).invalid().is_some());
+        assert!(
+            Windows::sliding(Duration::from_millis(5), Duration::ZERO)
+                .invalid()
+                .is_some()
+        );
         let gaps = Windows::sliding(Duration::from_millis(5), Duration::from_millis(6));
         assert!(gaps.invalid().is_some());
-        assert!(Windows::session(Duration::from_micros(10)).invalid().is_some());
+        assert!(
+            Windows::session(Duration::from_micros(10))
+                .invalid()
+                .is_some()
+        );
         assert_eq!(Windows::session(Duration::from_millis(1)).invalid(), None);
     }
 }

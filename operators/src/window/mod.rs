@@ -129,7 +129,9 @@ where
     where
         A: AggregateFunction<T>,
     {
-        self.build("window_aggregate", move || Aggregate(agg.clone(), PhantomData))
+        self.build("window_aggregate", move || {
+            Aggregate(agg.clone(), PhantomData)
+        })
     }
 
     /// Calls `f` with all elements of a window when it fires (in arrival order; merged

@@ -263,12 +263,7 @@ fn a_session_element_that_cannot_reach_a_live_session_is_late() {
     );
     assert_eq!(
         out,
-        vec![
-            Rec::W(8),
-            L("a", 2, 2),
-            F("a", (6, 15), 5),
-            Rec::W(20),
-        ]
+        vec![Rec::W(8), L("a", 2, 2), F("a", (6, 15), 5), Rec::W(20),]
     );
 }
 
@@ -278,7 +273,10 @@ fn model(
     size: i64,
     lateness: i64,
     script: &[In],
-) -> (BTreeMap<(&'static str, i64), u32>, Vec<(&'static str, i64, u32)>) {
+) -> (
+    BTreeMap<(&'static str, i64), u32>,
+    Vec<(&'static str, i64, u32)>,
+) {
     let mut wm = i64::MIN;
     let mut sums = BTreeMap::new();
     let mut late = Vec::new();

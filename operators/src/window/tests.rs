@@ -330,3 +330,54 @@ proptest! {
         prop_assert_eq!(got_late, late);
     }
 }
+
+/// Sessions of a plain model: per key, timestamps sorted; a new session starts where an element
+/// is past the end (`ts + gap`) of every earlier one; results ordered by (end, start, key).
+fn session_model(gap: i64, elements: &[(&'static str, i64, u32)]) -> Vec<Rec<u32>> {
+    let mut first_seen: Vec<&'static str> = Vec::new();
+    for (k, _, _) in elements {
+        if !first_seen.contains(k) {
+            first_seen.push(k);
+        }
+    }
+    let mut out = Vec::new();
+    for (kid, k) in first_seen.iter().enumerate() {
+        let mut xs: Vec<(i64, u32)> = elements
+            .iter()
+            .filter(|e| e.0 == *k)
+            .map(|e| (e.1, e.2))
+            .collect();
+        xs.sort();
+        let mut cur: Option<(i64, i64, u32)> = None;
+        for (ts, v) in xs {
+            cur = match cur {
+                Some((s, e, sum)) if ts <= e => Some((s, e.max(ts + gap), sum + v)),
+                Some(done) => {
+                    out.push((done.1, done.0, kid, done.2));
+                    Some((ts, ts + gap, v))
+                }
+                None => Some((ts, ts + gap, v)),
+            };
+        }
+        if let Some(done) = cur {
+            out.push((done.1, done.0, kid, done.2));
+        }
+    }
+    out.sort();
+    out.into_iter()
+        .map(|(e, s, kid, sum)| F(first_seen[kid], (s, e), sum))
+        .collect()
+}
+
+proptest! {
+    #[test]
+    fn sessions_match_the_model_in_any_arrival_order(
+        elements in prop::collection::vec(
+            (prop::sample::select(vec!["a", "b"]), 0..80i64, 1..10u32), 0..40),
+        gap in 1..12i64,
+    ) {
+        let script: Vec<In> = elements.iter().map(|&(k, ts, v)| E(k, ts, v)).collect();
+        let out = drive(Windows::session(ms(gap as u64)), 0, sum(), &script);
+        prop_assert_eq!(out, session_model(gap, &elements));
+    }
+}

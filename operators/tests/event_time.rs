@@ -436,3 +436,95 @@ async fn an_idle_input_stops_holding_back_the_watermark_until_it_emits_again() {
     let res = tokio::time::timeout(Duration::from_secs(10), r.handle.wait()).await;
     res.expect("the run ends").expect("the run completes");
 }
+
+fn rejected<T: Send + 'static, M: Send + 'static>(src: Source<T, M>) -> String {
+    let (sink, _log) = recorder::<T>();
+    match src.to_sink_mat(sink).start() {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("expected a graph error, the graph ran"),
+    }
+}
+
+#[tokio::test]
+async fn zero_window_sizes_and_idleness_are_rejected_naming_the_stage() {
+    let stamped = || {
+        Source::from_iter(vec![("k", 1i64, 1u32)])
+            .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
+    };
+    let by_key = |e: &Timestamped<Ev>| e.value.0;
+    assert_eq!(
+        rejected(
+            stamped()
+                .window_by(by_key, Windows::tumbling(ms(0)))
+                .aggregate(Sum)
+        ),
+        "invalid graph: invalid parameter of stage 'window_aggregate#3': window_aggregate: tumbling window: \
+         size must be at least 1 ms"
+    );
+    assert_eq!(
+        rejected(
+            stamped()
+                .window_by(by_key, Windows::sliding(ms(10), ms(20)))
+                .reduce(|a, _| a)
+        ),
+        "invalid graph: invalid parameter of stage 'window_reduce#3': window_reduce: sliding window: size and \
+         slide must be at least 1 ms, slide at most size"
+    );
+    assert_eq!(
+        rejected(
+            Source::from_iter(vec![1i64])
+                .assign_timestamps(|x| *x, WatermarkStrategy::monotonous().with_idleness(ms(0)))
+        ),
+        "invalid graph: invalid parameter of stage 'assign_timestamps#1': assign_timestamps: idleness must be \
+         positive, got 0s"
+    );
+}
+
+type WinOut = WindowOutput<&'static str, u32, Ev>;
+
+/// Probe source -> timestamps -> session windows -> exact probe sink, on a virtual clock.
+fn probe_rig() -> (SourceProbe<Ev>, ExactProbe<WinOut>, RunHandle) {
+    let clock = VirtualClock::new();
+    let g = TestSource::probe::<Ev>()
+        .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
+        .window_by(|e: &Timestamped<Ev>| e.value.0, Windows::session(ms(10)))
+        .aggregate(Sum)
+        .to_mat(ExactSink::probe(), Keep::both);
+    let m = Materializer::new().with_clock(Arc::new(clock.clone()));
+    let ((src, sink), handle) = m.materialize(&g).expect("materializes");
+    (src, sink, handle)
+}
+
+#[tokio::test]
+async fn an_upstream_failure_fails_the_window_stage_and_the_run() {
+    let (src, sink, handle) = probe_rig();
+    sink.request(10);
+    src.send(("k", 1, 1));
+    src.send(("k", 30, 2));
+    src.fail(StageError::user("boom"));
+    let res = tokio::time::timeout(Duration::from_secs(10), handle.wait()).await;
+    let e = res.expect("the run ends").expect_err("the run fails");
+    assert!(e.to_string().contains("boom"), "{e}");
+    let got: Vec<_> = sink.drain().into_iter().map(|(_, o)| o).collect();
+    // The session [1, 11) fired on the watermark 29 before the failure; the open one does not.
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(matches!(
+        &got[0],
+        Observed::Next(WindowOutput::Fired { key: "k", window, value: 1 })
+            if *window == Window::new(1, 11)
+    ));
+    assert!(matches!(&got[1], Observed::Error(e) if e.to_string().contains("boom")));
+}
+
+#[tokio::test]
+async fn cancelling_downstream_cancels_the_source_through_the_windows() {
+    let (src, sink, handle) = probe_rig();
+    sink.request(10);
+    src.send(("k", 1, 1));
+    sink.cancel();
+    let res = tokio::time::timeout(Duration::from_secs(10), handle.wait()).await;
+    res.expect("the run ends")
+        .expect("a cancelled run completes");
+    assert!(src.is_cancelled());
+    assert!(sink.drain().is_empty());
+}

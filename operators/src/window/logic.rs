@@ -3,13 +3,15 @@
 use super::contents::Contents;
 use super::{Window, WindowOutput, Windows};
 use crate::time::Timestamped;
+use ahash::RandomState;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 use weir_graph::{Control, FlowLogic, StageCx, StageError};
 
 /// One window of one key.
 struct Slot<A> {
-    acc: A,
+    /// Always `Some` but while an element is added.
+    acc: Option<A>,
     /// Fired at least once (it stays until the watermark passes its allowed lateness).
     fired: bool,
 }
@@ -28,11 +30,11 @@ pub(crate) struct WindowLogic<K, T, C: Contents<K, T>> {
     pub(crate) contents: C,
     /// The highest watermark received.
     watermark: Option<i64>,
-    ids: HashMap<K, usize>,
+    ids: HashMap<K, usize, RandomState>,
     keys: Vec<K>,
     open: BTreeMap<Order, Slot<C::Acc>>,
     /// Each key's open sessions (merging windows only).
-    sessions: HashMap<usize, Vec<Window>>,
+    sessions: HashMap<usize, Vec<Window>, RandomState>,
     scratch: Vec<Window>,
     _t: std::marker::PhantomData<fn(T)>,
 }
@@ -45,10 +47,10 @@ impl<K, T, C: Contents<K, T>> WindowLogic<K, T, C> {
             lateness,
             contents,
             watermark: None,
-            ids: HashMap::new(),
+            ids: HashMap::default(),
             keys: Vec::new(),
             open: BTreeMap::new(),
-            sessions: HashMap::new(),
+            sessions: HashMap::default(),
             scratch: Vec::new(),
             _t: std::marker::PhantomData,
         }
@@ -87,12 +89,14 @@ where
         if let (Some(slot), Some(key)) = (self.open.get_mut(&at), self.keys.get(kid)) {
             slot.fired = true;
             let window = Window::new(start, end);
-            let value = self.contents.result(key, window, &slot.acc);
-            out.push(WindowOutput::Fired {
-                key: key.clone(),
-                window,
-                value,
-            });
+            if let Some(acc) = &slot.acc {
+                let value = self.contents.result(key, window, acc);
+                out.push(WindowOutput::Fired {
+                    key: key.clone(),
+                    window,
+                    value,
+                });
+            }
         }
     }
 
@@ -105,9 +109,16 @@ where
         out: &mut Vec<WindowOutput<K, C::Out, T>>,
     ) {
         let at = order(w, kid);
-        let acc = self.open.remove(&at).map(|s| s.acc);
-        let acc = self.contents.add(acc, element);
-        self.open.insert(at, Slot { acc, fired: false });
+        match self.open.get_mut(&at) {
+            Some(slot) => {
+                let acc = slot.acc.take();
+                slot.acc = Some(self.contents.add(acc, element));
+            }
+            None => {
+                let acc = Some(self.contents.add(None, element));
+                self.open.insert(at, Slot { acc, fired: false });
+            }
+        }
         if self.due(w) {
             self.fire(at, out);
         }
@@ -172,15 +183,15 @@ where
         absorbed.sort();
         let mut acc: Option<C::Acc> = None;
         for s in absorbed {
-            if let Some(slot) = self.open.remove(&order(s, kid)) {
+            if let Some(b) = self.open.remove(&order(s, kid)).and_then(|slot| slot.acc) {
                 acc = Some(match acc {
-                    None => slot.acc,
-                    Some(a) => self.contents.merge(a, slot.acc),
+                    None => b,
+                    Some(a) => self.contents.merge(a, b),
                 });
             }
         }
         let at = order(merged, kid);
-        let acc = self.contents.add(acc, element);
+        let acc = Some(self.contents.add(acc, element));
         self.open.insert(at, Slot { acc, fired: false });
         if self.due(merged) {
             self.fire(at, out);

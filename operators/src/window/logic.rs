@@ -4,7 +4,7 @@ use super::contents::Contents;
 use super::{Window, WindowOutput, Windows};
 use crate::time::Timestamped;
 use ahash::RandomState;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
 use weir_graph::{Control, FlowLogic, StageCx, StageError};
 
@@ -32,7 +32,10 @@ pub(crate) struct WindowLogic<K, T, C: Contents<K, T>> {
     watermark: Option<i64>,
     ids: HashMap<K, usize, RandomState>,
     keys: Vec<K>,
-    open: BTreeMap<Order, Slot<C::Acc>>,
+    /// Open windows by (end, start, key): one hash lookup per element and window.
+    open: HashMap<Order, Slot<C::Acc>, RandomState>,
+    /// The same windows in firing order (touched only when a window opens or closes).
+    due_order: BTreeSet<Order>,
     /// Each key's open sessions (merging windows only).
     sessions: HashMap<usize, Vec<Window>, RandomState>,
     scratch: Vec<Window>,
@@ -49,7 +52,8 @@ impl<K, T, C: Contents<K, T>> WindowLogic<K, T, C> {
             watermark: None,
             ids: HashMap::default(),
             keys: Vec::new(),
-            open: BTreeMap::new(),
+            open: HashMap::default(),
+            due_order: BTreeSet::new(),
             sessions: HashMap::default(),
             scratch: Vec::new(),
             _t: std::marker::PhantomData,
@@ -117,6 +121,7 @@ where
             None => {
                 let acc = Some(self.contents.add(None, element));
                 self.open.insert(at, Slot { acc, fired: false });
+                self.due_order.insert(at);
             }
         }
         if self.due(w) {
@@ -183,7 +188,9 @@ where
         absorbed.sort();
         let mut acc: Option<C::Acc> = None;
         for s in absorbed {
-            if let Some(b) = self.open.remove(&order(s, kid)).and_then(|slot| slot.acc) {
+            let o = order(s, kid);
+            self.due_order.remove(&o);
+            if let Some(b) = self.open.remove(&o).and_then(|slot| slot.acc) {
                 acc = Some(match acc {
                     None => b,
                     Some(a) => self.contents.merge(a, b),
@@ -193,6 +200,7 @@ where
         let at = order(merged, kid);
         let acc = Some(self.contents.add(acc, element));
         self.open.insert(at, Slot { acc, fired: false });
+        self.due_order.insert(at);
         if self.due(merged) {
             self.fire(at, out);
         }
@@ -205,11 +213,12 @@ where
         }
         self.watermark = Some(wm);
         let bound = (wm.saturating_add(1), i64::MAX, usize::MAX);
+        let open = &self.open;
         let due: Vec<Order> = self
-            .open
+            .due_order
             .range(..=bound)
-            .filter(|(_, s)| !s.fired)
-            .map(|(o, _)| *o)
+            .filter(|o| open.get(o).is_some_and(|s| !s.fired))
+            .copied()
             .collect();
         for at in due {
             self.fire(at, out);
@@ -218,12 +227,13 @@ where
     }
 
     fn purge(&mut self) {
-        while let Some((&(end, start, kid), _)) = self.open.first_key_value() {
+        while let Some(&(end, start, kid)) = self.due_order.first() {
             let w = Window::new(start, end);
             if !self.expired(w) {
                 break;
             }
-            self.open.pop_first();
+            self.due_order.pop_first();
+            self.open.remove(&(end, start, kid));
             if let Some(list) = self.sessions.get_mut(&kid) {
                 list.retain(|s| *s != w);
                 if list.is_empty() {
@@ -270,16 +280,18 @@ where
         _scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
         // The end of the input is the end of event time: every window not fired yet fires.
+        let open = &self.open;
         let due: Vec<Order> = self
-            .open
+            .due_order
             .iter()
-            .filter(|(_, s)| !s.fired)
-            .map(|(o, _)| *o)
+            .filter(|o| open.get(o).is_some_and(|s| !s.fired))
+            .copied()
             .collect();
         for at in due {
             self.fire(at, out);
         }
         self.open.clear();
+        self.due_order.clear();
         self.sessions.clear();
         Ok(())
     }

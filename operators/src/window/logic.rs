@@ -16,10 +16,11 @@ struct Slot<A> {
     fired: bool,
 }
 
-/// Windows in firing order: by end, then start, then key (first-seen order).
-type Order = (i64, i64, usize);
+/// Windows in firing order: by end, then start, then key (in the order keys were first seen
+/// since they last had no open window).
+type Order = (i64, i64, u64);
 
-fn order(w: Window, kid: usize) -> Order {
+fn order(w: Window, kid: u64) -> Order {
     (w.end, w.start, kid)
 }
 
@@ -30,14 +31,17 @@ pub(crate) struct WindowLogic<K, T, C: Contents<K, T>> {
     pub(crate) contents: C,
     /// The highest watermark received.
     watermark: Option<i64>,
-    ids: HashMap<K, usize, RandomState>,
-    keys: Vec<K>,
+    /// Ids of the keys with open windows (a key's state goes with its last window).
+    ids: HashMap<K, u64, RandomState>,
+    /// Each id's key and how many open windows it has.
+    keys: HashMap<u64, (K, usize), RandomState>,
+    next_id: u64,
     /// Open windows by (end, start, key): one hash lookup per element and window.
     open: HashMap<Order, Slot<C::Acc>, RandomState>,
     /// The same windows in firing order (touched only when a window opens or closes).
     due_order: BTreeSet<Order>,
     /// Each key's open sessions (merging windows only).
-    sessions: HashMap<usize, Vec<Window>, RandomState>,
+    sessions: HashMap<u64, Vec<Window>, RandomState>,
     scratch: Vec<Window>,
     _t: std::marker::PhantomData<fn(T)>,
 }
@@ -51,7 +55,8 @@ impl<K, T, C: Contents<K, T>> WindowLogic<K, T, C> {
             contents,
             watermark: None,
             ids: HashMap::default(),
-            keys: Vec::new(),
+            keys: HashMap::default(),
+            next_id: 0,
             open: HashMap::default(),
             due_order: BTreeSet::new(),
             sessions: HashMap::default(),
@@ -78,19 +83,37 @@ where
         self.watermark.is_some_and(|wm| w.max_ts() <= wm)
     }
 
-    fn key_id(&mut self, key: &K) -> usize {
+    fn key_id(&mut self, key: &K) -> u64 {
         if let Some(&id) = self.ids.get(key) {
             return id;
         }
-        let id = self.keys.len();
+        let id = self.next_id;
+        self.next_id += 1;
         self.ids.insert(key.clone(), id);
-        self.keys.push(key.clone());
+        self.keys.insert(id, (key.clone(), 0));
         id
+    }
+
+    /// Key `kid` gained (`opened`) or lost a window; a key without windows is forgotten.
+    fn count_window(&mut self, kid: u64, opened: bool) {
+        let Some(entry) = self.keys.get_mut(&kid) else {
+            return;
+        };
+        if opened {
+            entry.1 += 1;
+            return;
+        }
+        entry.1 = entry.1.saturating_sub(1);
+        if entry.1 == 0
+            && let Some((key, _)) = self.keys.remove(&kid)
+        {
+            self.ids.remove(&key);
+        }
     }
 
     fn fire(&mut self, at: Order, out: &mut Vec<WindowOutput<K, C::Out, T>>) {
         let (end, start, kid) = at;
-        if let (Some(slot), Some(key)) = (self.open.get_mut(&at), self.keys.get(kid)) {
+        if let (Some(slot), Some((key, _))) = (self.open.get_mut(&at), self.keys.get(&kid)) {
             slot.fired = true;
             let window = Window::new(start, end);
             if let Some(acc) = &slot.acc {
@@ -107,7 +130,7 @@ where
     /// Adds `element` of `key` to window `w`, firing it at once when the watermark passed it.
     fn add_to(
         &mut self,
-        kid: usize,
+        kid: u64,
         w: Window,
         element: Timestamped<T>,
         out: &mut Vec<WindowOutput<K, C::Out, T>>,
@@ -122,6 +145,7 @@ where
                 let acc = Some(self.contents.add(None, element));
                 self.open.insert(at, Slot { acc, fired: false });
                 self.due_order.insert(at);
+                self.count_window(kid, true);
             }
         }
         if self.due(w) {
@@ -190,6 +214,10 @@ where
         for s in absorbed {
             let o = order(s, kid);
             self.due_order.remove(&o);
+            // The key keeps at least the window being merged into: counted after it.
+            if let Some(e) = self.keys.get_mut(&kid) {
+                e.1 = e.1.saturating_sub(1);
+            }
             if let Some(b) = self.open.remove(&o).and_then(|slot| slot.acc) {
                 acc = Some(match acc {
                     None => b,
@@ -201,6 +229,7 @@ where
         let acc = Some(self.contents.add(acc, element));
         self.open.insert(at, Slot { acc, fired: false });
         self.due_order.insert(at);
+        self.count_window(kid, true);
         if self.due(merged) {
             self.fire(at, out);
         }
@@ -212,7 +241,7 @@ where
             return;
         }
         self.watermark = Some(wm);
-        let bound = (wm.saturating_add(1), i64::MAX, usize::MAX);
+        let bound = (wm.saturating_add(1), i64::MAX, u64::MAX);
         let open = &self.open;
         let due: Vec<Order> = self
             .due_order
@@ -240,6 +269,7 @@ where
                     self.sessions.remove(&kid);
                 }
             }
+            self.count_window(kid, false);
         }
     }
 }
@@ -292,6 +322,8 @@ where
         }
         self.open.clear();
         self.due_order.clear();
+        self.ids.clear();
+        self.keys.clear();
         self.sessions.clear();
         Ok(())
     }

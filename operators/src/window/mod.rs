@@ -12,7 +12,8 @@
 //! When the input completes every window not fired yet fires (the end of event time).
 //!
 //! Results leave in firing order: by window end, then start, then key in first-seen order
-//! (per subtask). Window state lives in memory (no snapshot yet).
+//! (per subtask; a key's state goes with its last window, so a key that returns is seen anew).
+//! Window state lives in memory (no snapshot yet).
 
 mod assign;
 mod contents;

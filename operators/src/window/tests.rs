@@ -116,6 +116,35 @@ fn tumbling_windows_fire_per_key_when_the_watermark_reaches_their_end() {
 }
 
 #[test]
+fn a_key_without_open_windows_is_forgotten_and_ordered_anew_when_it_returns() {
+    let out = drive(
+        Windows::tumbling(ms(10)),
+        0,
+        sum(),
+        &[
+            E("a", 1, 1),
+            E("b", 2, 2),
+            W(9),
+            E("b", 11, 4),
+            E("a", 12, 8),
+            W(19),
+        ],
+    );
+    assert_eq!(
+        out,
+        vec![
+            F("a", (0, 10), 1),
+            F("b", (0, 10), 2),
+            Rec::W(9),
+            // Both keys' state went with their windows: "b" is now the first seen.
+            F("b", (10, 20), 4),
+            F("a", (10, 20), 8),
+            Rec::W(19),
+        ]
+    );
+}
+
+#[test]
 fn allowed_lateness_refires_a_window_and_later_elements_go_to_the_side_output() {
     let out = drive(
         Windows::tumbling(ms(10)),

@@ -410,3 +410,66 @@ proptest! {
         prop_assert_eq!(out, session_model(gap, &elements));
     }
 }
+
+/// Sliding windows of a plain model: every multiple of `slide` within `size` before an element
+/// starts one of its windows; windows past the lateness at its arrival skip it, and it is late
+/// when they all do.
+type Sums = BTreeMap<(&'static str, i64), u32>;
+
+fn sliding_model(
+    size: i64,
+    slide: i64,
+    lateness: i64,
+    script: &[In],
+) -> (Sums, Vec<(&'static str, i64, u32)>) {
+    let mut wm: Option<i64> = None;
+    let mut sums = BTreeMap::new();
+    let mut late = Vec::new();
+    for s in script {
+        match *s {
+            W(t) => wm = Some(wm.map_or(t, |w| w.max(t))),
+            E(k, ts, v) => {
+                let starts: Vec<i64> = (ts - size + 1..=ts)
+                    .filter(|s| s.rem_euclid(slide) == 0)
+                    .filter(|s| wm.is_none_or(|w| s + size - 1 + lateness > w))
+                    .collect();
+                if starts.is_empty() {
+                    late.push((k, ts, v));
+                }
+                for s in starts {
+                    *sums.entry((k, s)).or_insert(0) += v;
+                }
+            }
+        }
+    }
+    (sums, late)
+}
+
+proptest! {
+    #[test]
+    fn sliding_sums_and_late_elements_match_the_model(
+        script in prop::collection::vec(step(), 0..50),
+        slide in 1..6i64,
+        extra in 0..10i64,
+        lateness in 0..8i64,
+    ) {
+        let size = slide + extra;
+        let windows = Windows::sliding(ms(size as u64), ms(slide as u64));
+        let out = drive(windows, lateness, sum(), &script);
+        let (sums, late) = sliding_model(size, slide, lateness, &script);
+        let mut last = BTreeMap::new();
+        let mut got_late = Vec::new();
+        for r in out {
+            match r {
+                F(k, (s, e), v) => {
+                    prop_assert_eq!(e - s, size);
+                    last.insert((k, s), v);
+                }
+                L(k, ts, v) => got_late.push((k, ts, v)),
+                Rec::W(_) => {}
+            }
+        }
+        prop_assert_eq!(last, sums);
+        prop_assert_eq!(got_late, late);
+    }
+}

@@ -6,7 +6,7 @@ use crate::time::Timestamped;
 use ahash::RandomState;
 use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
-use weir_graph::{Control, FlowLogic, StageCx, StageError};
+use weir_graph::{Control, FlowLogic, Snapshot, StageCx, StageError, no_codec};
 
 /// One window of one key.
 struct Slot<A> {
@@ -302,6 +302,15 @@ where
             self.advance(ms, out);
         }
         Ok(Some(control))
+    }
+
+    /// Window state has no codec yet: a checkpoint is refused rather than taken without it.
+    fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
+        Err(no_codec::<C::Acc>("window"))
+    }
+
+    fn restore(&mut self, _snapshot: &Snapshot) -> Result<(), StageError> {
+        Err(no_codec::<C::Acc>("window"))
     }
 
     fn on_finish(

@@ -13,7 +13,7 @@
 //!
 //! Results leave in firing order: by window end, then start, then key in first-seen order
 //! (per subtask; a key's state goes with its last window, so a key that returns is seen anew).
-//! Window state lives in memory (no snapshot yet).
+//! Window state lives in memory; a snapshot is refused (`no_codec`) rather than taken without it.
 
 mod assign;
 mod contents;

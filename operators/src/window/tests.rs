@@ -145,6 +145,16 @@ fn a_key_without_open_windows_is_forgotten_and_ordered_anew_when_it_returns() {
 }
 
 #[test]
+fn window_state_refuses_a_snapshot_rather_than_losing_it() {
+    let logic = WindowLogic::<&'static str, u32, _>::new(Windows::tumbling(ms(10)), 0, sum());
+    let e = FlowLogic::snapshot(&logic).expect_err("no codec");
+    assert_eq!(
+        e.message(),
+        "window keeps a u32 it cannot snapshot: build it with a state codec"
+    );
+}
+
+#[test]
 fn allowed_lateness_refires_a_window_and_later_elements_go_to_the_side_output() {
     let out = drive(
         Windows::tumbling(ms(10)),

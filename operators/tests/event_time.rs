@@ -529,3 +529,43 @@ async fn cancelling_downstream_cancels_the_source_through_the_windows() {
     assert!(src.is_cancelled());
     assert!(sink.drain().is_empty());
 }
+
+#[tokio::test]
+async fn late_to_splits_late_elements_off_to_their_own_sink() {
+    use weir_operators::window::LateOps;
+    let (src, feeds) = gated::<Ev>("src", 1);
+    let (late_sink, mut late) = recorder::<(&'static str, Timestamped<Ev>)>();
+    let (sink, mut log) = recorder::<(&'static str, Window, u32)>();
+    let (f, h) = src
+        .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
+        .window_by(|e: &Timestamped<Ev>| e.value.0, Windows::tumbling(ms(10)))
+        .aggregate(Sum)
+        .late_to(late_sink)
+        .to_sink_mat(sink)
+        .start()
+        .unwrap();
+    feeds[0]
+        .unbounded_send(vec![("k", 5, 1), ("k", 20, 2)])
+        .unwrap();
+    assert_eq!(
+        log.next(2).await,
+        vec![Rec::El(("k", Window::new(0, 10), 1)), wm(19)]
+    );
+    feeds[0].unbounded_send(vec![("k", 3, 4)]).unwrap();
+    drop(feeds);
+    assert_eq!(
+        log.next(2).await,
+        vec![Rec::El(("k", Window::new(20, 30), 2)), Rec::End]
+    );
+    assert_eq!(
+        late.next(3).await,
+        vec![
+            wm(19),
+            Rec::El(("k", Timestamped::new(3, ("k", 3, 4)))),
+            Rec::End
+        ]
+    );
+    done(h, f).await;
+    log.closed().await;
+    late.closed().await;
+}

@@ -8,7 +8,8 @@
 //! minimum of their watermarks (the engine combines them). A window stays for
 //! `allowed_lateness` after it fired: an element for it in that time updates it and fires it
 //! again. An element whose windows are all past their allowed lateness is *late*: it is emitted
-//! as [`WindowOutput::Late`] (the side output), never counted and never dropped silently.
+//! as [`WindowOutput::Late`] (the side output, split off to a sink with [`late_to`]), never
+//! counted and never dropped silently.
 //! When the input completes every window not fired yet fires (the end of event time).
 //!
 //! Results leave in firing order: by window end, then start, then key in first-seen order
@@ -17,10 +18,12 @@
 
 mod assign;
 mod contents;
+mod late;
 mod logic;
 
 pub use assign::{Window, Windows};
 pub use contents::AggregateFunction;
+pub use late::{LateOps, late_to};
 
 use crate::keyed::{KeyedUpstream, pairs};
 use crate::time::Timestamped;

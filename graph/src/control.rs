@@ -1,6 +1,7 @@
-//! Control messages: what travels in band beside data, end and error (markers today; watermarks
-//! and checkpoint barriers later), and the alignment rule a stage with several inputs applies so
-//! that it forwards each control once.
+//! Control messages: what travels in band beside data, end and error (markers, event-time
+//! watermarks and idleness; checkpoint barriers later), and the rule a stage with several inputs
+//! applies to them: markers are aligned (forwarded once every input delivered them), watermarks
+//! combine as the minimum over the inputs.
 
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +19,17 @@ pub enum Control {
         /// Identifies the marker (e.g. the checkpoint number).
         id: u64,
     },
+    /// Event time has reached `ms`: no element with a timestamp `<= ms` follows on this input.
+    /// A stage with several inputs forwards the minimum over its open, active inputs, each time
+    /// that minimum advances.
+    Watermark {
+        /// Event time in milliseconds.
+        ms: i64,
+    },
+    /// The input carries no watermarks for now (an idle source): a stage with several inputs
+    /// leaves it out of the minimum until its next watermark, and passes `Idle` on once every
+    /// open input is idle.
+    Idle,
 }
 
 impl Control {
@@ -25,11 +37,29 @@ impl Control {
     pub fn marker(id: u64) -> Self {
         Self::Marker { id }
     }
+
+    /// A watermark at event time `ms`.
+    pub fn watermark(ms: i64) -> Self {
+        Self::Watermark { ms }
+    }
+}
+
+/// The watermark of one input as the [`Aligner`] tracks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InputTime {
+    /// No watermark yet: holds the minimum back.
+    None,
+    /// The input's latest watermark.
+    At(i64),
+    /// Idle (left out of the minimum); keeps its latest watermark.
+    Idle(Option<i64>),
 }
 
 /// Alignment of control messages over the inputs of one stage (or the channels of one input):
-/// a control is released once every input still open delivered an equal control; an input that
-/// ends counts as having delivered every control still pending.
+/// a marker is released once every input still open delivered an equal marker; an input that
+/// ends counts as having delivered every marker still pending. Watermarks are never held: each
+/// one that advances the minimum over the open, non-idle inputs releases that minimum at once
+/// (so released watermarks only increase), and `Idle` is released once every open input is idle.
 ///
 /// The engine applies it at every input port (over the channels from upstream subtasks, blocking
 /// a channel that delivered a control until the others deliver it too) and across the ports of
@@ -41,6 +71,12 @@ pub struct Aligner {
     /// Controls seen on some input and not yet released, in arrival order, with the inputs that
     /// delivered them.
     pending: Vec<(Control, Vec<bool>)>,
+    /// Each input's event time (watermarks).
+    times: Vec<InputTime>,
+    /// The last watermark released.
+    released: Option<i64>,
+    /// Whether `Idle` was released and no watermark since.
+    idle_out: bool,
 }
 
 impl Aligner {
@@ -49,6 +85,9 @@ impl Aligner {
         Self {
             open: vec![true; inputs],
             pending: Vec::new(),
+            times: vec![InputTime::None; inputs],
+            released: None,
+            idle_out: false,
         }
     }
 
@@ -68,6 +107,29 @@ impl Aligner {
     /// Input `i` delivered `control`: returns the controls this completes (it, and any later
     /// ones that waited behind it), in arrival order.
     pub fn arrive(&mut self, i: usize, control: Control) -> Vec<Control> {
+        match control {
+            Control::Watermark { ms } => {
+                if let Some(t) = self.times.get_mut(i) {
+                    let prev = match *t {
+                        InputTime::None | InputTime::Idle(None) => None,
+                        InputTime::At(p) | InputTime::Idle(Some(p)) => Some(p),
+                    };
+                    *t = InputTime::At(prev.map_or(ms, |p| p.max(ms)));
+                }
+                return self.combine();
+            }
+            Control::Idle => {
+                if let Some(t) = self.times.get_mut(i) {
+                    *t = match *t {
+                        InputTime::None => InputTime::Idle(None),
+                        InputTime::At(p) => InputTime::Idle(Some(p)),
+                        idle => idle,
+                    };
+                }
+                return self.combine();
+            }
+            _ => {}
+        }
         let n = self.open.len();
         let at = match self.pending.iter().position(|(c, _)| *c == control) {
             Some(at) => at,
@@ -87,7 +149,53 @@ impl Aligner {
         if let Some(o) = self.open.get_mut(i) {
             *o = false;
         }
-        self.release()
+        let mut out = self.release();
+        out.extend(self.combine());
+        out
+    }
+
+    /// The watermark (or `Idle`) the inputs' event times release now, if any.
+    fn combine(&mut self) -> Vec<Control> {
+        let mut min: Option<i64> = None;
+        let mut active = false;
+        let mut any_open = false;
+        for (t, open) in self.times.iter().zip(&self.open) {
+            if !*open {
+                continue;
+            }
+            any_open = true;
+            match *t {
+                InputTime::None => return Vec::new(),
+                InputTime::At(ms) => {
+                    active = true;
+                    min = Some(min.map_or(ms, |m| m.min(ms)));
+                }
+                InputTime::Idle(_) => {}
+            }
+        }
+        if !active {
+            if any_open && !self.idle_out {
+                self.idle_out = true;
+                return vec![Control::Idle];
+            }
+            return Vec::new();
+        }
+        match min {
+            Some(ms) if self.released.is_none_or(|r| ms > r) => {
+                self.released = Some(ms);
+                self.idle_out = false;
+                vec![Control::Watermark { ms }]
+            }
+            Some(_) if self.idle_out => {
+                // Active again without advancing: downstream learns it is no longer idle
+                // through the released watermark (repeated).
+                self.idle_out = false;
+                self.released
+                    .map(|ms| vec![Control::Watermark { ms }])
+                    .unwrap_or_default()
+            }
+            _ => Vec::new(),
+        }
     }
 
     fn release(&mut self) -> Vec<Control> {
@@ -108,6 +216,72 @@ impl Aligner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn watermarks_release_the_minimum_over_the_inputs_each_time_it_advances() {
+        let mut a = Aligner::new(2);
+        assert_eq!(a.arrive(0, Control::watermark(10)), vec![]);
+        assert_eq!(
+            a.arrive(1, Control::watermark(5)),
+            vec![Control::watermark(5)]
+        );
+        assert_eq!(
+            a.arrive(1, Control::watermark(8)),
+            vec![Control::watermark(8)]
+        );
+        assert_eq!(
+            a.arrive(1, Control::watermark(20)),
+            vec![Control::watermark(10)]
+        );
+        // A watermark going back on one input changes nothing.
+        assert_eq!(a.arrive(0, Control::watermark(3)), vec![]);
+        assert_eq!(
+            a.arrive(0, Control::watermark(15)),
+            vec![Control::watermark(15)]
+        );
+        // The input that ends leaves the minimum.
+        assert_eq!(a.end(0), vec![Control::watermark(20)]);
+        assert_eq!(a.end(1), vec![]);
+    }
+
+    #[test]
+    fn watermarks_pass_pending_markers_and_markers_stay_aligned() {
+        let mut a = Aligner::new(2);
+        assert_eq!(a.arrive(0, Control::marker(1)), vec![]);
+        assert_eq!(a.arrive(0, Control::watermark(4)), vec![]);
+        assert_eq!(
+            a.arrive(1, Control::watermark(6)),
+            vec![Control::watermark(4)]
+        );
+        assert!(a.is_waiting(0));
+        assert_eq!(a.arrive(1, Control::marker(1)), vec![Control::marker(1)]);
+    }
+
+    #[test]
+    fn an_idle_input_leaves_the_minimum_until_its_next_watermark() {
+        let mut a = Aligner::new(2);
+        assert_eq!(a.arrive(0, Control::watermark(10)), vec![]);
+        assert_eq!(a.arrive(1, Control::Idle), vec![Control::watermark(10)]);
+        assert_eq!(
+            a.arrive(0, Control::watermark(30)),
+            vec![Control::watermark(30)]
+        );
+        // Input 1 comes back behind: the released watermark never goes back.
+        assert_eq!(a.arrive(1, Control::watermark(20)), vec![]);
+        assert_eq!(a.arrive(0, Control::watermark(40)), vec![]);
+        assert_eq!(
+            a.arrive(1, Control::watermark(35)),
+            vec![Control::watermark(35)]
+        );
+        // Both idle: idleness passes on once; a watermark makes the stage active again.
+        assert_eq!(a.arrive(0, Control::Idle), vec![]);
+        assert_eq!(a.arrive(1, Control::Idle), vec![Control::Idle]);
+        assert_eq!(a.arrive(1, Control::Idle), vec![]);
+        assert_eq!(
+            a.arrive(1, Control::watermark(36)),
+            vec![Control::watermark(36)]
+        );
+    }
 
     #[test]
     fn a_control_is_released_once_every_open_input_delivered_it() {

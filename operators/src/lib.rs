@@ -11,6 +11,7 @@
 //! | [`keyed`] | `key_by(..).fold/reduce/count` ([`KeyedOps`](keyed::KeyedOps)) |
 //! | [`async_ops`] | `map_async`, `map_async_unordered` ([`AsyncOps`](async_ops::AsyncOps)) |
 //! | [`time`] | rate and time: `throttle`, `delay`, `grouped_within`, `conflate`, `buffer`, timeouts ([`TimeOps`](time::TimeOps)) |
+//! | [`window`] | keyed event-time windows: tumbling, sliding, session ([`WindowOps`](window::WindowOps)) |
 //! | [`fan`] | junctions (`Broadcast`, `Merge`, `Zip`, ...) and linear fan ops ([`FanOps`](fan::FanOps)) |
 //! | [`lifecycle`] | `watch_termination`, `Source::maybe`/`never`, `Source::lazy`/`Sink::lazy` ([`LifecycleOps`](lifecycle::LifecycleOps)) |
 //! | [`file`] | file connectors: line/CSV/JSON-lines sources replayable by byte offset, a transactional part-file sink |
@@ -37,6 +38,7 @@ pub mod sink;
 pub mod source;
 pub mod substream;
 pub mod time;
+pub mod window;
 
 pub mod prelude;
 

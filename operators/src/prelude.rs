@@ -12,7 +12,8 @@ pub use crate::simple::SimpleOps;
 pub use crate::sink::SinkCtors;
 pub use crate::source::SourceCtors;
 pub use crate::substream::SubstreamOps;
-pub use crate::time::TimeOps;
+pub use crate::time::{EventTimeOps, TimeOps};
+pub use crate::window::WindowOps;
 pub use weir_graph::{
     BidiFlow, Directive, Flow, GraphBuilder, Keep, RunnableGraph, Sink, SinkFuture, Source,
     StageError, Supervision,

@@ -133,7 +133,7 @@ where
 }
 
 /// The key-extraction stage at parallelism `par`, hash-partitioned on its key.
-fn pairs<T, K, F>(key: F, par: Option<usize>) -> Flow<T, (K, T)>
+pub(crate) fn pairs<T, K, F>(key: F, par: Option<usize>) -> Flow<T, (K, T)>
 where
     T: Send + 'static,
     K: Hash + Eq + Send + 'static,

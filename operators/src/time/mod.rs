@@ -1,10 +1,11 @@
 //! Time and rate operators: `throttle`, `delay`, `grouped_within`, `batch`/`conflate`, `expand`,
 //! `buffer`, `keep_alive`, `initial_delay` and the timeouts. All run as asynchronous stages and read time from the run's clock
-//! (virtual in tests).
+//! (virtual in tests). Event time: `assign_timestamps` and watermark strategies ([`EventTimeOps`]).
 
 mod buffer;
 mod conflate;
 mod delay;
+mod event_time;
 mod expand;
 mod grouped_within;
 mod initial_delay;
@@ -16,6 +17,10 @@ pub(crate) mod util;
 pub use buffer::buffer;
 pub use conflate::{batch, conflate, conflate_with_seed};
 pub use delay::{DEFAULT_DELAY_CAPACITY, delay, delay_with_capacity};
+pub use event_time::{
+    BoundedOutOfOrderness, EventTimeOps, Timestamped, WatermarkGenerator, WatermarkStrategy,
+    assign_timestamps,
+};
 pub use expand::expand;
 pub use grouped_within::grouped_within;
 pub use initial_delay::initial_delay;

@@ -1,0 +1,485 @@
+//! Unit tests of the window stage, driving its logic by hand with explicit watermarks.
+
+use super::contents::{Aggregate, Contents, Process, Reduce};
+use super::logic::WindowLogic;
+use super::*;
+use crate::simple::testkit::TestClock;
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+use weir_graph::{Control, FlowLogic, StageCx, StageInfo};
+
+/// One step of a script: an element `(key, ts, value)` or a watermark.
+#[derive(Debug, Clone)]
+enum In {
+    E(&'static str, i64, u32),
+    W(i64),
+}
+use In::{E, W};
+
+/// What the stage emitted, in order: results, late elements, forwarded watermarks.
+#[derive(Debug, Clone, PartialEq)]
+enum Rec<R> {
+    F(&'static str, (i64, i64), R),
+    L(&'static str, i64, u32),
+    W(i64),
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn drive<C>(windows: Windows, lateness: i64, contents: C, script: &[In]) -> Vec<Rec<C::Out>>
+where
+    C: Contents<&'static str, u32>,
+{
+    let info = StageInfo::new("window", 0);
+    let clock = TestClock;
+    let mut logic = WindowLogic::new(windows, lateness, contents);
+    let mut out = Vec::new();
+    let mut recs = Vec::new();
+    let take = |out: &mut Vec<WindowOutput<&'static str, C::Out, u32>>, recs: &mut Vec<_>| {
+        for o in out.drain(..) {
+            recs.push(match o {
+                WindowOutput::Fired { key, window, value } => {
+                    Rec::F(key, (window.start, window.end), value)
+                }
+                WindowOutput::Late { key, element } => Rec::L(key, element.ts, element.value),
+            });
+        }
+    };
+    for step in script {
+        let mut scx = StageCx::new(&info, &clock, None, 64);
+        match step {
+            E(k, ts, v) => {
+                let mut batch = vec![(*k, Timestamped::new(*ts, *v))];
+                assert!(logic.on_batch(&mut batch, &mut out, &mut scx).is_ok());
+                assert!(batch.is_empty());
+                take(&mut out, &mut recs);
+            }
+            W(t) => {
+                let c = logic.on_control(Control::watermark(*t), &mut out, &mut scx);
+                take(&mut out, &mut recs);
+                match c {
+                    Ok(Some(Control::Watermark { ms })) => recs.push(Rec::W(ms)),
+                    other => panic!("watermark not forwarded: {other:?}"),
+                }
+            }
+        }
+    }
+    let mut scx = StageCx::new(&info, &clock, None, 64);
+    assert!(logic.on_finish(&mut out, &mut scx).is_ok());
+    take(&mut out, &mut recs);
+    recs
+}
+
+fn sum() -> Reduce<fn(u32, u32) -> u32> {
+    Reduce(|a, b| a + b)
+}
+
+use Rec::{F, L};
+
+#[test]
+fn tumbling_windows_fire_per_key_when_the_watermark_reaches_their_end() {
+    let out = drive(
+        Windows::tumbling(ms(10)),
+        0,
+        sum(),
+        &[
+            E("a", 3, 1),
+            E("b", 12, 10),
+            E("a", 1, 2), // out of order, same window
+            E("b", 8, 20),
+            E("a", 15, 4),
+            W(8), // 9 is window [0, 10)'s last timestamp: not yet
+            E("a", 9, 8),
+            W(9),
+            E("b", 19, 40),
+            W(25),
+            E("a", 30, 100),
+        ],
+    );
+    assert_eq!(
+        out,
+        vec![
+            Rec::W(8),
+            F("a", (0, 10), 11),
+            F("b", (0, 10), 20),
+            Rec::W(9),
+            // Firing order: by window, then key in first-seen order ("a" before "b").
+            F("a", (10, 20), 4),
+            F("b", (10, 20), 50),
+            Rec::W(25),
+            // The end of the input fires what is left.
+            F("a", (30, 40), 100),
+        ]
+    );
+}
+
+#[test]
+fn a_key_without_open_windows_is_forgotten_and_ordered_anew_when_it_returns() {
+    let out = drive(
+        Windows::tumbling(ms(10)),
+        0,
+        sum(),
+        &[
+            E("a", 1, 1),
+            E("b", 2, 2),
+            W(9),
+            E("b", 11, 4),
+            E("a", 12, 8),
+            W(19),
+        ],
+    );
+    assert_eq!(
+        out,
+        vec![
+            F("a", (0, 10), 1),
+            F("b", (0, 10), 2),
+            Rec::W(9),
+            // Both keys' state went with their windows: "b" is now the first seen.
+            F("b", (10, 20), 4),
+            F("a", (10, 20), 8),
+            Rec::W(19),
+        ]
+    );
+}
+
+#[test]
+fn window_state_refuses_a_snapshot_rather_than_losing_it() {
+    let logic = WindowLogic::<&'static str, u32, _>::new(Windows::tumbling(ms(10)), 0, sum());
+    let e = FlowLogic::snapshot(&logic).expect_err("no codec");
+    assert_eq!(
+        e.message(),
+        "window keeps a u32 it cannot snapshot: build it with a state codec"
+    );
+}
+
+#[test]
+fn allowed_lateness_refires_a_window_and_later_elements_go_to_the_side_output() {
+    let out = drive(
+        Windows::tumbling(ms(10)),
+        5,
+        sum(),
+        &[
+            E("a", 2, 1),
+            W(9),
+            E("a", 5, 2), // late but within lateness: fires again with the update
+            W(13),
+            E("a", 7, 4), // 9 + 5 > 13: still kept
+            W(14),        // 9 + 5 <= 14: the window is gone
+            E("a", 8, 8), // late: side output, not counted
+            E("b", 0, 16),
+            E("a", 14, 32),
+        ],
+    );
+    assert_eq!(
+        out,
+        vec![
+            F("a", (0, 10), 1),
+            Rec::W(9),
+            F("a", (0, 10), 3),
+            Rec::W(13),
+            F("a", (0, 10), 7),
+            Rec::W(14),
+            L("a", 8, 8),
+            L("b", 0, 16),
+            F("a", (10, 20), 32),
+        ]
+    );
+}
+
+#[test]
+fn without_lateness_an_element_behind_the_watermark_is_late() {
+    let out = drive(
+        Windows::tumbling(ms(10)),
+        0,
+        sum(),
+        &[E("a", 9, 1), W(9), E("a", 9, 2), E("a", 10, 4), W(8)],
+    );
+    // A watermark behind the current one changes nothing (and is still forwarded).
+    assert_eq!(
+        out,
+        vec![
+            F("a", (0, 10), 1),
+            Rec::W(9),
+            L("a", 9, 2),
+            Rec::W(8),
+            F("a", (10, 20), 4),
+        ]
+    );
+}
+
+#[derive(Clone)]
+struct Mean;
+
+impl AggregateFunction<u32> for Mean {
+    type Acc = (u64, u64);
+    type Out = (u64, u64);
+    fn create(&self) -> (u64, u64) {
+        (0, 0)
+    }
+    fn add(&self, acc: &mut (u64, u64), value: u32) {
+        acc.0 += u64::from(value);
+        acc.1 += 1;
+    }
+    fn merge(&self, acc: &mut (u64, u64), other: (u64, u64)) {
+        acc.0 += other.0;
+        acc.1 += other.1;
+    }
+    fn result(&self, acc: &(u64, u64)) -> (u64, u64) {
+        *acc
+    }
+}
+
+#[test]
+fn sliding_windows_aggregate_each_element_into_every_window_that_covers_it() {
+    let out = drive(
+        Windows::sliding(ms(10), ms(5)),
+        0,
+        Aggregate(Mean, std::marker::PhantomData),
+        &[E("a", 7, 1), E("a", 3, 2), E("a", 12, 4), W(9), W(14)],
+    );
+    assert_eq!(
+        out,
+        vec![
+            F("a", (-5, 5), (2, 1)),
+            F("a", (0, 10), (3, 2)),
+            Rec::W(9),
+            F("a", (5, 15), (5, 2)),
+            Rec::W(14),
+            F("a", (10, 20), (4, 1)),
+        ]
+    );
+}
+
+#[test]
+fn sessions_merge_when_an_element_bridges_them() {
+    let process = Process(|k: &&'static str, w: Window, xs: &[Timestamped<u32>]| {
+        let vs: Vec<u32> = xs.iter().map(|x| x.value).collect();
+        (k.len() as i64 + w.end - w.start, vs)
+    });
+    let out = drive(
+        Windows::session(ms(5)),
+        0,
+        process,
+        &[
+            E("a", 0, 1),
+            E("a", 12, 2),
+            E("b", 3, 3),
+            E("a", 2, 4),  // extends [0, 5) to [0, 7)
+            E("a", 7, 5),  // touches [0, 7): [0, 12), which touches [12, 17): one session
+            E("a", 30, 6), // a new session
+            W(16),
+            W(20),
+        ],
+    );
+    assert_eq!(
+        out,
+        vec![
+            F("b", (3, 8), (1 + 5, vec![3])),
+            // Merged sessions keep their elements in window order; the bridging one comes last.
+            F("a", (0, 17), (1 + 17, vec![1, 4, 2, 5])),
+            Rec::W(16),
+            Rec::W(20),
+            F("a", (30, 35), (1 + 5, vec![6])),
+        ]
+    );
+}
+
+#[test]
+fn a_session_element_that_cannot_reach_a_live_session_is_late() {
+    let out = drive(
+        Windows::session(ms(5)),
+        0,
+        sum(),
+        &[
+            E("a", 10, 1),
+            W(8),
+            E("a", 2, 2), // [2, 7) is past the watermark: late
+            E("a", 6, 4), // [6, 11) merges with the live [10, 15)
+            W(20),
+        ],
+    );
+    assert_eq!(
+        out,
+        vec![Rec::W(8), L("a", 2, 2), F("a", (6, 15), 5), Rec::W(20),]
+    );
+}
+
+/// The plain model: elements late exactly when every window covering them is past the
+/// lateness at their arrival; each window's last result sums its other elements.
+fn model(
+    size: i64,
+    lateness: i64,
+    script: &[In],
+) -> (
+    BTreeMap<(&'static str, i64), u32>,
+    Vec<(&'static str, i64, u32)>,
+) {
+    let mut wm = i64::MIN;
+    let mut sums = BTreeMap::new();
+    let mut late = Vec::new();
+    for s in script {
+        match *s {
+            W(t) => wm = wm.max(t),
+            E(k, ts, v) => {
+                let start = ts.div_euclid(size) * size;
+                if wm != i64::MIN && start + size - 1 + lateness <= wm {
+                    late.push((k, ts, v));
+                } else {
+                    *sums.entry((k, start)).or_insert(0) += v;
+                }
+            }
+        }
+    }
+    (sums, late)
+}
+
+fn step() -> impl Strategy<Value = In> {
+    prop_oneof![
+        4 => (prop::sample::select(vec!["a", "b", "c"]), 0..60i64, 1..10u32)
+            .prop_map(|(k, ts, v)| E(k, ts, v)),
+        1 => (0..70i64).prop_map(W),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn tumbling_sums_and_late_elements_match_the_model(
+        script in prop::collection::vec(step(), 0..60),
+        size in 1..15i64,
+        lateness in 0..10i64,
+    ) {
+        let windows = Windows::tumbling(ms(size as u64));
+        let out = drive(windows, lateness, sum(), &script);
+        let (sums, late) = model(size, lateness, &script);
+        let mut last = BTreeMap::new();
+        let mut got_late = Vec::new();
+        for r in out {
+            match r {
+                F(k, (s, e), v) => {
+                    prop_assert_eq!(e - s, size);
+                    last.insert((k, s), v);
+                }
+                L(k, ts, v) => got_late.push((k, ts, v)),
+                Rec::W(_) => {}
+            }
+        }
+        prop_assert_eq!(last, sums);
+        prop_assert_eq!(got_late, late);
+    }
+}
+
+/// Sessions of a plain model: per key, timestamps sorted; a new session starts where an element
+/// is past the end (`ts + gap`) of every earlier one; results ordered by (end, start, key).
+fn session_model(gap: i64, elements: &[(&'static str, i64, u32)]) -> Vec<Rec<u32>> {
+    let mut first_seen: Vec<&'static str> = Vec::new();
+    for (k, _, _) in elements {
+        if !first_seen.contains(k) {
+            first_seen.push(k);
+        }
+    }
+    let mut out = Vec::new();
+    for (kid, k) in first_seen.iter().enumerate() {
+        let mut xs: Vec<(i64, u32)> = elements
+            .iter()
+            .filter(|e| e.0 == *k)
+            .map(|e| (e.1, e.2))
+            .collect();
+        xs.sort();
+        let mut cur: Option<(i64, i64, u32)> = None;
+        for (ts, v) in xs {
+            cur = match cur {
+                Some((s, e, sum)) if ts <= e => Some((s, e.max(ts + gap), sum + v)),
+                Some(done) => {
+                    out.push((done.1, done.0, kid, done.2));
+                    Some((ts, ts + gap, v))
+                }
+                None => Some((ts, ts + gap, v)),
+            };
+        }
+        if let Some(done) = cur {
+            out.push((done.1, done.0, kid, done.2));
+        }
+    }
+    out.sort();
+    out.into_iter()
+        .map(|(e, s, kid, sum)| F(first_seen[kid], (s, e), sum))
+        .collect()
+}
+
+proptest! {
+    #[test]
+    fn sessions_match_the_model_in_any_arrival_order(
+        elements in prop::collection::vec(
+            (prop::sample::select(vec!["a", "b"]), 0..80i64, 1..10u32), 0..40),
+        gap in 1..12i64,
+    ) {
+        let script: Vec<In> = elements.iter().map(|&(k, ts, v)| E(k, ts, v)).collect();
+        let out = drive(Windows::session(ms(gap as u64)), 0, sum(), &script);
+        prop_assert_eq!(out, session_model(gap, &elements));
+    }
+}
+
+/// Sliding windows of a plain model: every multiple of `slide` within `size` before an element
+/// starts one of its windows; windows past the lateness at its arrival skip it, and it is late
+/// when they all do.
+type Sums = BTreeMap<(&'static str, i64), u32>;
+
+fn sliding_model(
+    size: i64,
+    slide: i64,
+    lateness: i64,
+    script: &[In],
+) -> (Sums, Vec<(&'static str, i64, u32)>) {
+    let mut wm: Option<i64> = None;
+    let mut sums = BTreeMap::new();
+    let mut late = Vec::new();
+    for s in script {
+        match *s {
+            W(t) => wm = Some(wm.map_or(t, |w| w.max(t))),
+            E(k, ts, v) => {
+                let starts: Vec<i64> = (ts - size + 1..=ts)
+                    .filter(|s| s.rem_euclid(slide) == 0)
+                    .filter(|s| wm.is_none_or(|w| s + size - 1 + lateness > w))
+                    .collect();
+                if starts.is_empty() {
+                    late.push((k, ts, v));
+                }
+                for s in starts {
+                    *sums.entry((k, s)).or_insert(0) += v;
+                }
+            }
+        }
+    }
+    (sums, late)
+}
+
+proptest! {
+    #[test]
+    fn sliding_sums_and_late_elements_match_the_model(
+        script in prop::collection::vec(step(), 0..50),
+        slide in 1..6i64,
+        extra in 0..10i64,
+        lateness in 0..8i64,
+    ) {
+        let size = slide + extra;
+        let windows = Windows::sliding(ms(size as u64), ms(slide as u64));
+        let out = drive(windows, lateness, sum(), &script);
+        let (sums, late) = sliding_model(size, slide, lateness, &script);
+        let mut last = BTreeMap::new();
+        let mut got_late = Vec::new();
+        for r in out {
+            match r {
+                F(k, (s, e), v) => {
+                    prop_assert_eq!(e - s, size);
+                    last.insert((k, s), v);
+                }
+                L(k, ts, v) => got_late.push((k, ts, v)),
+                Rec::W(_) => {}
+            }
+        }
+        prop_assert_eq!(last, sums);
+        prop_assert_eq!(got_late, late);
+    }
+}

@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weir/target}"
-echo "== Rust: cargo run --release -- demo"
-cargo run --release --locked --quiet -- demo "$@"
+echo "== Rust: cargo run --release -p weir -- demo"
+cargo run --release --locked --quiet -p weir -- demo "$@"
 
 echo
 echo "== Python: examples/python/word_count.py"

@@ -49,3 +49,6 @@ if [ -f pyapi/pyproject.toml ]; then
   echo "== python suite"
   bash scripts/python-tests.sh
 fi
+
+echo "== the README's demo command (scripts/demo.sh)"
+bash scripts/demo.sh > /dev/null

@@ -228,6 +228,7 @@ def test_a_raising_reduce_fails_the_run_naming_the_element():
 
     with pytest.raises(weir.StageFailed) as info:
         windowed(EVENTS[:5]).reduce(add).run_with(weir.Sink.collect())
+    assert info.value.stage_name == "window_reduce"
     assert info.value.element == ("a", 4, 0.96)
     assert isinstance(info.value.__cause__, ZeroDivisionError)
 

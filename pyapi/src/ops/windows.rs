@@ -281,12 +281,18 @@ struct PrepOp {
 
 fn millis(t: &Bound<'_, PyAny>) -> PyResult<i64> {
     let s: f64 = t.extract().map_err(|_| {
-        let ty = t.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+        let ty = t
+            .get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_default();
         PyTypeError::new_err(format!("timestamp must be a number of seconds, got {ty}"))
     })?;
     let ms = (s * 1000.0).round();
     if !ms.is_finite() || ms.abs() >= 9.0e15 {
-        return Err(PyValueError::new_err(format!("timestamp out of range: {s}")));
+        return Err(PyValueError::new_err(format!(
+            "timestamp out of range: {s}"
+        )));
     }
     Ok(ms as i64)
 }
@@ -298,7 +304,11 @@ fn number(v: &Bound<'_, PyAny>) -> PyResult<Num> {
     if let Ok(f) = v.cast::<PyFloat>() {
         return Ok(Num::Float(f.value()));
     }
-    let ty = v.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+    let ty = v
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_default();
     Err(PyTypeError::new_err(format!(
         "window value must be an int or a float, got {ty}"
     )))
@@ -351,7 +361,11 @@ fn strategy(kind: &str, bound: f64, idleness: Option<f64>) -> PyResult<Watermark
     let s = match kind {
         "bounded" => WatermarkStrategy::bounded_out_of_orderness(secs(bound)?),
         "monotonous" => WatermarkStrategy::monotonous(),
-        other => return Err(PyValueError::new_err(format!("unknown watermarks {other:?}"))),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown watermarks {other:?}"
+            )));
+        }
     };
     Ok(match idleness {
         Some(i) => s.with_idleness(secs(i)?),
@@ -459,7 +473,10 @@ pub fn flow_window(
         (Some(b), _) => keyed.aggregate(b).via(emit(split, func)),
         (None, "reduce") => keyed.aggregate(PyReduce(arg(0)?)).via(emit(split, func)),
         (None, "aggregate") => {
-            let merge = fns.get(2).and_then(|f| f.as_ref()).map(|f| PyFn::new(f.clone_ref(py)));
+            let merge = fns
+                .get(2)
+                .and_then(|f| f.as_ref())
+                .map(|f| PyFn::new(f.clone_ref(py)));
             if merge.is_none() && windows_.0 == "session" {
                 return Err(PyValueError::new_err(
                     "aggregate over session windows needs merge= (sessions merge)",
@@ -469,7 +486,10 @@ pub fn flow_window(
                 create: arg(0)?,
                 add: arg(1)?,
                 merge,
-                result: fns.get(3).and_then(|f| f.as_ref()).map(|f| PyFn::new(f.clone_ref(py))),
+                result: fns
+                    .get(3)
+                    .and_then(|f| f.as_ref())
+                    .map(|f| PyFn::new(f.clone_ref(py))),
             };
             keyed.aggregate(agg).via(emit(split, func))
         }

@@ -114,6 +114,13 @@ dead: list[weir.DeadLetter] = []
 assert_type(src.map(str, supervision=[(ValueError, "resume")], dead_letters=dead), weir.Source[str])
 assert_type(src.map(str).with_supervision([(KeyError, "restart")], default="stop"), weir.Source[str])
 
+# -- event time and windows -----------------------------------------------------------------------
+timed = weir.Source.from_iter([("a", 1, 0.5)]).assign_timestamps(lambda e: e[2], weir.BoundedOutOfOrderness(0.1))
+assert_type(timed, weir.Source[tuple[str, int, float]])
+assert_type(timed.key_by(lambda e: e[0]).window(weir.Tumbling(1.0), allowed_lateness=0.5), weir.Windowed)
+timed.key_by(lambda e: e[0]).window(weir.Session(2.0), late_to=weir.Sink.ignore()).sum(lambda e: e[1])
+timed.assign_timestamps(lambda e: e[2], 0.1)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+
 # -- mistakes the checkers reject ------------------------------------------------------------------
 src.map(lambda x: x.upper())  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType, reportUnknownLambdaType]
 words.via(double)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]

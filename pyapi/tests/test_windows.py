@@ -94,6 +94,12 @@ def test_count_min_max_run_in_rust_and_keep_number_types():
         ("a", 1.0, 2.0, 4.5),
         ("b", 1.0, 2.0, 7.5),
     ]
+    assert w().mean(lambda e: e[1]).run_with(weir.Sink.collect()) == [
+        ("a", 0.0, 1.0, 2.5),
+        ("b", 0.0, 1.0, 2.0),
+        ("a", 1.0, 2.0, 3.0),
+        ("b", 1.0, 2.0, 5.0),
+    ]
     mixed = [("k", 1, 0.0), ("k", 0.5, 0.1)]
     out = windowed(mixed).sum(lambda e: e[1]).run_with(weir.Sink.collect())
     assert out == [("k", 0.0, 1.0, 1.5)]

@@ -2,7 +2,7 @@
 stream that ``assign_timestamps(...).key_by(f).window(...)`` returns.
 
 Times are seconds (floats); the engine keeps whole milliseconds (``round(t * 1000)``). The window
-functions are the Rust operators over Python objects: ``sum``, ``count``, ``min`` and ``max`` run
+functions are the Rust operators over Python objects: ``sum``, ``count``, ``min``, ``max`` and ``mean`` run
 in Rust without calling Python (each value is converted to a Rust number once, in the key stage).
 """
 
@@ -172,6 +172,10 @@ class Windowed:
     def max(self, value: Optional[Callable[[Any], Any]] = None) -> Any:
         """The largest ``value(element)`` per window (ints or floats), in Rust."""
         return self._build("max", [], value)
+
+    def mean(self, value: Optional[Callable[[Any], Any]] = None) -> Any:
+        """The mean of ``value(element)`` per window (a float; ints or floats in), in Rust."""
+        return self._build("mean", [], value)
 
     def reduce(self, fn: Callable[[Any, Any], Any]) -> Any:
         """``fn(acc, element)`` over each window's elements (merging sessions: ``fn(a, b)``)."""

@@ -4,8 +4,8 @@
 //!
 //! Python speaks seconds (floats), Rust whole milliseconds: a timestamp `t` is `round(t * 1000)`.
 //! One stage calls the timestamp and key functions a batch at a time (and converts the value of
-//! `sum`/`min`/`max` to a Rust number once per element); the window functions of `sum`,
-//! `count`, `min` and `max` then run in Rust without calling Python.
+//! `sum`/`min`/`max`/`mean` to a Rust number once per element); the window functions of `sum`,
+//! `count`, `min`, `max` and `mean` then run in Rust without calling Python.
 
 use super::{flow, secs, sink_of, untag};
 use crate::dsl::{PyBlueprint, PySupervision};
@@ -71,35 +71,42 @@ enum Builtin {
     Count,
     Min,
     Max,
+    Mean,
 }
 
 impl AggregateFunction<Prep> for Builtin {
-    type Acc = Option<Num>;
+    /// The running result (the sum for `mean`) and the number of elements.
+    type Acc = (Option<Num>, u64);
     type Out = Num;
-    fn create(&self) -> Option<Num> {
-        None
+    fn create(&self) -> Self::Acc {
+        (None, 0)
     }
-    fn add(&self, acc: &mut Option<Num>, value: Prep) {
+    fn add(&self, acc: &mut Self::Acc, value: Prep) {
         let x = if *self == Builtin::Count {
             Num::Int(1)
         } else {
             value.num
         };
-        self.merge(acc, Some(x));
+        self.merge(acc, (Some(x), 1));
     }
-    fn merge(&self, acc: &mut Option<Num>, other: Option<Num>) {
-        *acc = match (*acc, other) {
+    fn merge(&self, acc: &mut Self::Acc, other: Self::Acc) {
+        let value = match (acc.0, other.0) {
             (None, o) | (o, None) => o,
             (Some(a), Some(b)) => Some(match self {
-                Builtin::Sum | Builtin::Count => a.add(b),
+                Builtin::Sum | Builtin::Count | Builtin::Mean => a.add(b),
                 Builtin::Min if b.lt(a) => b,
                 Builtin::Max if a.lt(b) => b,
                 Builtin::Min | Builtin::Max => a,
             }),
         };
+        *acc = (value, acc.1.saturating_add(other.1));
     }
-    fn result(&self, acc: &Option<Num>) -> Num {
-        acc.unwrap_or(Num::Int(0))
+    fn result(&self, acc: &Self::Acc) -> Num {
+        let value = acc.0.unwrap_or(Num::Int(0));
+        match self {
+            Builtin::Mean => Num::Float(value.as_f64() / acc.1.max(1) as f64),
+            _ => value,
+        }
     }
 }
 
@@ -410,7 +417,7 @@ pub fn flow_assign_timestamps(
 }
 
 /// `assign_timestamps(ts, ..).key_by(key).window(..)` with its window function `func` (`sum`,
-/// `count`, `min`, `max`, `reduce`, `aggregate`, `process`) and its Python functions `fns`;
+/// `count`, `min`, `max`, `mean`, `reduce`, `aggregate`, `process`) and its Python functions `fns`;
 /// late elements go to `late` when given (else a late element fails the stage).
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
@@ -436,6 +443,7 @@ pub fn flow_window(
         "count" => Some(Builtin::Count),
         "min" => Some(Builtin::Min),
         "max" => Some(Builtin::Max),
+        "mean" => Some(Builtin::Mean),
         _ => None,
     };
     let kind = match builtin {

@@ -252,7 +252,26 @@ def test_invalid_windows_and_missing_event_time_are_refused():
         weir.Source.from_iter([1]).assign_timestamps(float, Monotonous()).map(str).key_by().window(Tumbling(1.0))
     with pytest.raises(ValueError, match="merge="):
         windowed(EVENTS, Session(1.0)).aggregate(lambda: 0, lambda a, e: a + 1)
+    with pytest.raises(ValueError, match="idleness must be positive"):
+        weir.Source.from_iter([1]).assign_timestamps(float, Monotonous(), idleness=0)
     with pytest.raises(TypeError, match="BoundedOutOfOrderness or Monotonous"):
         weir.Source.from_iter([1]).assign_timestamps(float, 0.1)
     with pytest.raises(weir.GraphInvalid, match="tumbling window: size must be at least 1 ms"):
         windowed(EVENTS, Tumbling(0.0001)).count().run_with(weir.Sink.collect())
+
+
+def test_key_by_supervision_resumes_past_a_bad_timestamp_and_dead_letters_it():
+    dead = []
+    events = [("a", 1, 0.1), ("a", 2, "noon"), ("a", 3, 0.2)]
+    out = (
+        weir.Source.from_iter(events)
+        .assign_timestamps(lambda e: e[2], Monotonous())
+        .key_by(lambda e: e[0], supervision=[(TypeError, "resume")], dead_letters=dead)
+        .window(Tumbling(1.0))
+        .sum(lambda e: e[1])
+        .run_with(weir.Sink.collect())
+    )
+    assert out == [("a", 0.0, 1.0, 4)]
+    assert [d.element for d in dead] == [("a", 2, "noon")]
+    assert dead[0].stage.startswith("key_by#")
+    assert "timestamp must be a number of seconds, got str" in str(dead[0].error)

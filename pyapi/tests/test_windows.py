@@ -275,3 +275,11 @@ def test_key_by_supervision_resumes_past_a_bad_timestamp_and_dead_letters_it():
     assert [d.element for d in dead] == [("a", 2, "noon")]
     assert dead[0].stage.startswith("key_by#")
     assert "timestamp must be a number of seconds, got str" in str(dead[0].error)
+
+
+def test_a_windowed_flow_is_reusable_blueprint():
+    counts = weir.Flow.create().assign_timestamps(lambda e: e[2], Monotonous()).key_by(lambda e: e[0]).window(Tumbling(1.0)).count()
+    src = weir.Source.from_iter([("a", 0, 0.1), ("b", 0, 0.2), ("a", 0, 0.3)])
+    expected = [("a", 0.0, 1.0, 2), ("b", 0.0, 1.0, 1)]
+    assert src.via(counts).run_with(weir.Sink.collect()) == expected
+    assert src.via(counts).run_with(weir.Sink.collect()) == expected

@@ -8,9 +8,21 @@ in Rust without calling Python (each value is converted to a Rust number once, i
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Generic, List, Optional, Tuple, TypeVar, Union, overload
 
 from . import _native
+
+if TYPE_CHECKING:
+    from ._dsl import Flow, Source
+
+_Up = TypeVar("_Up")
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+_I = TypeVar("_I")
+_A = TypeVar("_A")
+_R = TypeVar("_R")
+Number = Union[int, float]
+"""What the built-in window functions take and give."""
 
 
 class BoundedOutOfOrderness:
@@ -97,7 +109,7 @@ WindowKind = Union[Tumbling, Sliding, Session]
 """Tumbling, sliding or session windows."""
 
 
-class Windowed:
+class Windowed(Generic[_Up, _K, _V]):
     """A keyed stream of timestamped elements grouped into event-time windows; each window
     function gives ``(key, window_start, window_end, value)`` tuples (seconds), one per key and
     window when the watermark passes the window's end (again for a late element within the
@@ -156,31 +168,71 @@ class Windowed:
         meta = pre._meta | self._late._meta if self._late is not None else None
         return pre._same(pre._n.via(native, "left"), meta)
 
-    def sum(self, value: Optional[Callable[[Any], Any]] = None) -> Any:
+    @overload
+    def sum(self: Windowed[Source[Any], _K, _V], value: Optional[Callable[[_V], Number]] = None) -> Source[Tuple[_K, float, float, Number]]: ...
+    @overload
+    def sum(self: Windowed[Flow[_I, Any], _K, _V], value: Optional[Callable[[_V], Number]] = None) -> Flow[_I, Tuple[_K, float, float, Number]]: ...
+    def sum(self, value: Optional[Callable[[Any], Number]] = None) -> Any:
         """The sum of ``value(element)`` (the element when ``None``; ints or floats) per window,
         in Rust (ints stay ints)."""
         return self._build("sum", [], value)
 
+    @overload
+    def count(self: Windowed[Source[Any], _K, _V]) -> Source[Tuple[_K, float, float, int]]: ...
+    @overload
+    def count(self: Windowed[Flow[_I, Any], _K, _V]) -> Flow[_I, Tuple[_K, float, float, int]]: ...
     def count(self) -> Any:
         """The number of elements per window, in Rust."""
         return self._build("count", [])
 
-    def min(self, value: Optional[Callable[[Any], Any]] = None) -> Any:
+    @overload
+    def min(self: Windowed[Source[Any], _K, _V], value: Optional[Callable[[_V], Number]] = None) -> Source[Tuple[_K, float, float, Number]]: ...
+    @overload
+    def min(self: Windowed[Flow[_I, Any], _K, _V], value: Optional[Callable[[_V], Number]] = None) -> Flow[_I, Tuple[_K, float, float, Number]]: ...
+    def min(self, value: Optional[Callable[[Any], Number]] = None) -> Any:
         """The smallest ``value(element)`` per window (ints or floats), in Rust."""
         return self._build("min", [], value)
 
-    def max(self, value: Optional[Callable[[Any], Any]] = None) -> Any:
+    @overload
+    def max(self: Windowed[Source[Any], _K, _V], value: Optional[Callable[[_V], Number]] = None) -> Source[Tuple[_K, float, float, Number]]: ...
+    @overload
+    def max(self: Windowed[Flow[_I, Any], _K, _V], value: Optional[Callable[[_V], Number]] = None) -> Flow[_I, Tuple[_K, float, float, Number]]: ...
+    def max(self, value: Optional[Callable[[Any], Number]] = None) -> Any:
         """The largest ``value(element)`` per window (ints or floats), in Rust."""
         return self._build("max", [], value)
 
-    def mean(self, value: Optional[Callable[[Any], Any]] = None) -> Any:
+    @overload
+    def mean(self: Windowed[Source[Any], _K, _V], value: Optional[Callable[[_V], Number]] = None) -> Source[Tuple[_K, float, float, float]]: ...
+    @overload
+    def mean(self: Windowed[Flow[_I, Any], _K, _V], value: Optional[Callable[[_V], Number]] = None) -> Flow[_I, Tuple[_K, float, float, float]]: ...
+    def mean(self, value: Optional[Callable[[Any], Number]] = None) -> Any:
         """The mean of ``value(element)`` per window (a float; ints or floats in), in Rust."""
         return self._build("mean", [], value)
 
+    @overload
+    def reduce(self: Windowed[Source[Any], _K, _V], fn: Callable[[_V, _V], _V]) -> Source[Tuple[_K, float, float, _V]]: ...
+    @overload
+    def reduce(self: Windowed[Flow[_I, Any], _K, _V], fn: Callable[[_V, _V], _V]) -> Flow[_I, Tuple[_K, float, float, _V]]: ...
     def reduce(self, fn: Callable[[Any, Any], Any]) -> Any:
         """``fn(acc, element)`` over each window's elements (merging sessions: ``fn(a, b)``)."""
         return self._build("reduce", [fn])
 
+    @overload
+    def aggregate(
+        self: Windowed[Source[Any], _K, _V],
+        create: Callable[[], _A],
+        add: Callable[[_A, _V], _A],
+        merge: Optional[Callable[[_A, _A], _A]] = None,
+        result: Optional[Callable[[_A], Any]] = None,
+    ) -> Source[Tuple[_K, float, float, Any]]: ...
+    @overload
+    def aggregate(
+        self: Windowed[Flow[_I, Any], _K, _V],
+        create: Callable[[], _A],
+        add: Callable[[_A, _V], _A],
+        merge: Optional[Callable[[_A, _A], _A]] = None,
+        result: Optional[Callable[[_A], Any]] = None,
+    ) -> Flow[_I, Tuple[_K, float, float, Any]]: ...
     def aggregate(
         self,
         create: Callable[[], Any],
@@ -192,6 +244,10 @@ class Windowed:
         is ``result(acc)`` (``acc`` when ``None``); session windows need ``merge(a, b)``."""
         return self._build("aggregate", [create, add, merge, result])
 
+    @overload
+    def process(self: Windowed[Source[Any], _K, _V], fn: Callable[[_K, float, float, List[_V]], _R]) -> Source[Tuple[_K, float, float, _R]]: ...
+    @overload
+    def process(self: Windowed[Flow[_I, Any], _K, _V], fn: Callable[[_K, float, float, List[_V]], _R]) -> Flow[_I, Tuple[_K, float, float, _R]]: ...
     def process(self, fn: Callable[[Any, float, float, List[Any]], Any]) -> Any:
         """``fn(key, window_start, window_end, elements)`` with all of a window's elements (in
         arrival order) when it fires."""

@@ -47,6 +47,7 @@ from ._handles import SinkQueue, SourceQueue
 from ._hubs import BroadcastHub, MergeHub, PartitionHub, RestartFlow, RestartSink, RestartSource
 from ._native import ArrowBatch, ArrowTable, Cancellable, MaybeHandle, SinkFuture, UniqueKillSwitch
 from ._run import RunHandle
+from ._windows import BoundedOutOfOrderness, Monotonous, Session, Sliding, Tumbling, Windowed
 from .errors import CallTimeout, GraphInvalid, RunCancelled, StageFailed, WeirError, WorkerCrashed
 from .interpreters import InterpreterPool
 
@@ -54,6 +55,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Source",
+    "BoundedOutOfOrderness",
+    "Monotonous",
+    "Tumbling",
+    "Sliding",
+    "Session",
+    "Windowed",
     "Flow",
     "BidiFlow",
     "Framing",

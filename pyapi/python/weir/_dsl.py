@@ -288,11 +288,14 @@ class _Meta:
 class _Blueprint:
     """Common base: an immutable wrapper of a native blueprint."""
 
-    __slots__ = ("_base", "_meta", "_resup")
+    __slots__ = ("_base", "_meta", "_resup", "_event")
 
     def __init__(self, native: Optional[_native.Blueprint], meta: Optional[_Meta] = None) -> None:
         self._base = native
         self._meta = meta or _Meta()
+        # Set by ``assign_timestamps``: (the blueprint before it, ts, watermarks, idleness), for
+        # a ``key_by(...).window(...)`` right after it.
+        self._event: Optional[Tuple[Any, Any, Any, Optional[float]]] = None
         # For an operator built of several stages: rebuilds it with a supervision on the stage
         # that calls the user's function (``with_supervision`` uses it instead of the last one).
         self._resup: Optional[Callable[[Any], Any]] = None
@@ -1105,6 +1108,27 @@ class _Linear(_Blueprint):
         applies to the calls of ``key`` (after ``count()``, ``with_supervision`` does too)."""
         return Keyed(self, key, _supervision(supervision, default, dead_letters))
 
+    def assign_timestamps(self: S, ts: Callable[[Any], float], watermarks: Any, *, idleness: Optional[float] = None) -> S:
+        """Stamps each element with its event time ``ts(element)`` (seconds) and emits the
+        watermarks of ``watermarks`` (:class:`BoundedOutOfOrderness`, :class:`Monotonous`) in
+        band; ``idleness`` (seconds) declares the stream idle after that long without an element.
+        Follow with ``key_by(f).window(...)`` for event-time windows.
+
+        Emits when: upstream emits (the elements unchanged).
+        Backpressures when: downstream backpressures.
+        Completes when: upstream completes.
+        Cancels when: downstream cancels.
+        Fails when: upstream fails, or ``ts`` raises or returns no number (naming the element)."""
+        from ._windows import BoundedOutOfOrderness, Monotonous
+
+        if not isinstance(watermarks, (BoundedOutOfOrderness, Monotonous)):
+            raise TypeError(f"assign_timestamps: expected BoundedOutOfOrderness or Monotonous, got {watermarks!r}")
+        idle = None if idleness is None else _seconds("assign_timestamps", "idleness", idleness)
+        kind, bound = watermarks._native()
+        out = self._same(self._n.via(_native.flow_assign_timestamps(ts, kind, bound, idle)))
+        out._event = (self, ts, watermarks, idle)
+        return out
+
     def kill_switch(self: S) -> S:
         """Inserts a kill switch; the materialized value becomes ``(previous, KillSwitch)``."""
         return self._same(self._n.via(_native.flow_kill_switch(), "both"))
@@ -1139,6 +1163,14 @@ class Keyed(Generic[_Up, _K, T]):
     def reduce(self, fn: Callable[[Any, Any], Any]) -> Any:
         """One ``(key, reduce)`` pair per key when the input completes."""
         return self._up._same(self._up._n.via(_native.flow_key_fold(self._key, None, fn, True, self._sup)))
+
+    def window(self, windows: Any, *, allowed_lateness: float = 0.0, late_to: Optional["Sink"] = None) -> Any:
+        """Event-time ``windows`` (:class:`Tumbling`, :class:`Sliding`, :class:`Session`) per key,
+        right after ``assign_timestamps``; fired windows stay ``allowed_lateness`` seconds for late
+        elements, later ones go to ``late_to`` (see :class:`weir._windows.Windowed`)."""
+        from ._windows import Windowed
+
+        return Windowed(self._up, self._key, self._sup, windows, allowed_lateness, late_to)
 
 
 class Source(_Linear, Generic[_T_co]):

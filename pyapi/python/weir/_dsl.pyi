@@ -36,6 +36,7 @@ from ._handles import SinkQueue
 from ._native import Inlet, MatKey, Outlet, SinkFuture
 from ._run import RunHandle
 from .interpreters import InterpreterPool
+from ._windows import Watermarks, WindowKind, Windowed
 
 _T = TypeVar("_T")
 _T_co = TypeVar("_T_co", covariant=True)
@@ -148,6 +149,9 @@ class Keyed(Generic[_Up, _K, _T]):
     def reduce(self: Keyed[Source[Any], _K, _V], fn: Callable[[_V, _V], _V]) -> Source[Tuple[_K, _V]]: ...
     @overload
     def reduce(self: Keyed[Flow[_I, Any], _K, _V], fn: Callable[[_V, _V], _V]) -> Flow[_I, Tuple[_K, _V]]: ...
+    def window(
+        self, windows: WindowKind, *, allowed_lateness: float = 0.0, late_to: Optional[Sink[Any, Any]] = None
+    ) -> Windowed[_Up, _K, _T]: ...
 
 class Source(_Linear, Generic[_T_co]):
     """A blueprint with one output of elements ``T``: where elements come from."""
@@ -432,6 +436,9 @@ class Source(_Linear, Generic[_T_co]):
         default: Directive = "stop",
         dead_letters: Optional[DeadLetters] = None,
     ) -> Keyed[Source[Any], _K, _T_co]: ...
+    def assign_timestamps(
+        self, ts: Callable[[_T_co], float], watermarks: Watermarks, *, idleness: Optional[float] = None
+    ) -> Self: ...
     def kill_switch(self) -> Self: ...
 
 class Flow(_Linear, Generic[_In_contra, _Out_co]):
@@ -664,6 +671,9 @@ class Flow(_Linear, Generic[_In_contra, _Out_co]):
         default: Directive = "stop",
         dead_letters: Optional[DeadLetters] = None,
     ) -> Keyed[Flow[_In_contra, Any], _K, _Out_co]: ...
+    def assign_timestamps(
+        self, ts: Callable[[_Out_co], float], watermarks: Watermarks, *, idleness: Optional[float] = None
+    ) -> Self: ...
     def kill_switch(self) -> Self: ...
 
 class Sink(_Blueprint, Generic[_In_contra, _Mat_co]):

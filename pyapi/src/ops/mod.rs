@@ -18,6 +18,7 @@ pub mod pyops;
 mod sources;
 pub mod stages;
 mod timed;
+mod windows;
 
 use crate::dsl::{Bp, PyBlueprint, PyGraphBuilder, PyInlet, PyOutlet, wrap};
 use crate::errors::graph_err;
@@ -130,6 +131,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(flow_interleave, m)?)?;
     m.add_function(wrap_pyfunction!(flow_zip_latest, m)?)?;
     m.add_function(wrap_pyfunction!(builder_add_junction, m)?)?;
+    m.add_function(wrap_pyfunction!(windows::flow_assign_timestamps, m)?)?;
+    m.add_function(wrap_pyfunction!(windows::flow_window, m)?)?;
     bidi::register(m)?;
     lifecycle::register(m)?;
     register_hubs(m)

@@ -16,6 +16,7 @@ use weir_operators::keyed;
 /// A Python key in Rust keyed state: Python's `hash(key)`, taken once when the key is
 /// extracted (it also routes the key over the hash exchange), and the key, compared with
 /// Python's `==` (an `__eq__` that raises counts as unequal; the error is logged).
+#[derive(Clone)]
 pub struct PyKey {
     hash: u64,
     key: PyObj,
@@ -23,7 +24,7 @@ pub struct PyKey {
 
 impl PyKey {
     /// `key` with its Python hash (an unhashable key comes back with the error).
-    fn new(py: Python<'_>, key: PyObj) -> Result<Self, (PyErr, PyObj)> {
+    pub(crate) fn new(py: Python<'_>, key: PyObj) -> Result<Self, (PyErr, PyObj)> {
         match key.0.bind(py).hash() {
             Ok(h) => Ok(Self {
                 hash: h as u64,
@@ -31,6 +32,11 @@ impl PyKey {
             }),
             Err(e) => Err((e, key)),
         }
+    }
+
+    /// The Python key.
+    pub(crate) fn key(&self) -> &PyObj {
+        &self.key
     }
 }
 

@@ -114,6 +114,20 @@ dead: list[weir.DeadLetter] = []
 assert_type(src.map(str, supervision=[(ValueError, "resume")], dead_letters=dead), weir.Source[str])
 assert_type(src.map(str).with_supervision([(KeyError, "restart")], default="stop"), weir.Source[str])
 
+# -- event time and windows -----------------------------------------------------------------------
+timed = weir.Source.from_iter([("a", 1, 0.5)]).assign_timestamps(lambda e: e[2], weir.BoundedOutOfOrderness(0.1))
+assert_type(timed, weir.Source[tuple[str, int, float]])
+by_key = timed.key_by(lambda e: e[0])
+assert_type(by_key.window(weir.Tumbling(1.0), allowed_lateness=0.5), weir.Windowed[weir.Source[Any], str, tuple[str, int, float]])
+assert_type(by_key.window(weir.Session(2.0), late_to=weir.Sink.ignore()).sum(lambda e: e[1]), weir.Source[tuple[str, float, float, int | float]])
+assert_type(by_key.window(weir.Tumbling(1.0)).count(), weir.Source[tuple[str, float, float, int]])
+assert_type(by_key.window(weir.Tumbling(1.0)).process(lambda k, s, e, xs: len(xs)), weir.Source[tuple[str, float, float, int]])
+events_flow: weir.Flow[tuple[str, int, float], tuple[str, int, float]] = weir.Flow.create()
+windowed_flow = events_flow.assign_timestamps(lambda e: e[2], weir.Monotonous())
+assert_type(windowed_flow.key_by(lambda e: e[0]).window(weir.Sliding(2.0, 1.0)).mean(lambda e: e[1]), weir.Flow[tuple[str, int, float], tuple[str, float, float, float]])
+by_key.window(weir.Tumbling(1.0)).sum(lambda e: e[0])  # type: ignore[arg-type, return-value]  # pyright: ignore[reportArgumentType]
+timed.assign_timestamps(lambda e: e[2], 0.1)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+
 # -- mistakes the checkers reject ------------------------------------------------------------------
 src.map(lambda x: x.upper())  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType, reportUnknownLambdaType]
 words.via(double)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]

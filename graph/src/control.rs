@@ -26,6 +26,12 @@ pub enum Control {
         /// Event time in milliseconds.
         ms: i64,
     },
+    /// A checkpoint barrier injected by the run's checkpoint coordinator: aligned like a
+    /// marker; every stage it passes snapshots its state for checkpoint `id` first.
+    Barrier {
+        /// The checkpoint number.
+        id: u64,
+    },
     /// The input carries no watermarks for now (an idle source): a stage with several inputs
     /// leaves it out of the minimum until its next watermark, and passes `Idle` on once every
     /// open input is idle.
@@ -36,6 +42,11 @@ impl Control {
     /// A marker with `id`.
     pub fn marker(id: u64) -> Self {
         Self::Marker { id }
+    }
+
+    /// A checkpoint barrier for checkpoint `id`.
+    pub fn barrier(id: u64) -> Self {
+        Self::Barrier { id }
     }
 
     /// A watermark at event time `ms`.

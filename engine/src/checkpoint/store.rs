@@ -278,3 +278,7 @@ pub fn latest(root: &Path) -> Result<Option<Restored>, CheckpointError> {
         None => Ok(None),
     }
 }
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod tests;

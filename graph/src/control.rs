@@ -317,6 +317,23 @@ mod tests {
     }
 
     #[test]
+    fn barriers_align_like_markers_and_watermarks_pass_them() {
+        let mut a = Aligner::new(2);
+        assert_eq!(a.arrive(0, Control::barrier(1)), vec![]);
+        assert!(a.is_waiting(0));
+        assert_eq!(a.arrive(0, Control::watermark(3)), vec![]);
+        assert_eq!(
+            a.arrive(1, Control::watermark(5)),
+            vec![Control::watermark(3)]
+        );
+        // A marker with the same number is another control.
+        assert_eq!(a.arrive(1, Control::marker(1)), vec![]);
+        assert_eq!(a.arrive(1, Control::barrier(1)), vec![Control::barrier(1)]);
+        // Input 0 ends: the marker no longer waits for it, and its watermark leaves the minimum.
+        assert_eq!(a.end(0), vec![Control::marker(1), Control::watermark(5)]);
+    }
+
+    #[test]
     fn a_later_control_waits_behind_an_earlier_one() {
         let mut a = Aligner::new(2);
         assert_eq!(a.arrive(0, Control::marker(1)), vec![]);

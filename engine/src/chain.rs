@@ -2,6 +2,7 @@
 //! one tokio task, direct calls, one batch at a time. Flushes a partial batch downstream only
 //! when its input has nothing more ready, so batching never adds waiting.
 
+use crate::checkpoint::Coordinator;
 use crate::metrics::StageMetrics;
 use crate::ports::{ChannelInput, RoutedOutput};
 use crate::supervise::{FlowSlot, SinkSlot, SourceSlot};
@@ -54,6 +55,9 @@ pub(crate) struct ChainIsland {
     pub(crate) yields: bool,
     /// Controls injected into a source head by the run (`RunHandle::inject`).
     pub(crate) inject: Option<Arc<crate::control::InjectSlot>>,
+    /// The run's checkpoint coordinator, when the run checkpoints and the island belongs to the
+    /// run's graph: barriers snapshot every stage of the island.
+    pub(crate) checkpoint: Option<Arc<Coordinator>>,
 }
 
 /// Busy time is published at least once every this many batches.
@@ -212,6 +216,9 @@ impl ChainIsland {
         self.mark = Instant::now();
         let outcome = self.drive().await;
         self.account(|m| &m.busy_ns);
+        if let Outcome::Completed = outcome {
+            self.report_finished();
+        }
         match &mut self.head {
             Head::Source(s) => s.post_stop(),
             Head::Input(_) => {}
@@ -432,7 +439,12 @@ impl ChainIsland {
                         (&*self.probe, self.base),
                     );
                     let r = match (&self.inject, r) {
-                        (Some(slot), Ok(())) if slot.is_pending() => self.injected(slot.clone()),
+                        (Some(slot), Ok(())) if slot.is_pending() => {
+                            match self.injected(slot.clone()) {
+                                Ok(r) => r,
+                                Err(e) => return Box::pin(self.fail_from(0, e)).await,
+                            }
+                        }
                         (_, r) => r,
                     };
                     if step == Step::Done && r.is_ok() {
@@ -440,14 +452,20 @@ impl ChainIsland {
                     }
                     r
                 }
-                Input::Control(c) => control_through(
-                    &mut self.flows,
-                    0,
-                    &mut self.tail,
-                    c,
-                    &*clock,
-                    (&*self.probe, self.base),
-                ),
+                Input::Control(c) => {
+                    if let Err(e) = self.source_barrier(&c) {
+                        return Box::pin(self.fail_from(0, e)).await;
+                    }
+                    control_through(
+                        &mut self.flows,
+                        0,
+                        &mut self.tail,
+                        c,
+                        &*clock,
+                        (&*self.probe, self.base),
+                        self.checkpoint.as_deref(),
+                    )
+                }
                 Input::Batch(Some(mut b)) => push_through(
                     &mut self.flows,
                     0,
@@ -518,23 +536,61 @@ impl ChainIsland {
         }
     }
 
-    /// Passes every control injected so far through the island, after the batch just pushed.
+    /// Passes every control injected so far through the island, after the batch just pushed;
+    /// the outer error is the source head's (its snapshot failed).
     fn injected(
         &mut self,
         slot: Arc<crate::control::InjectSlot>,
-    ) -> Result<(), (usize, StageError)> {
+    ) -> Result<Result<(), (usize, StageError)>, StageError> {
         let clock = Arc::clone(&self.clock);
         while let Some(c) = slot.take() {
-            control_through(
+            self.source_barrier(&c)?;
+            if let Err(e) = control_through(
                 &mut self.flows,
                 0,
                 &mut self.tail,
                 c,
                 &*clock,
                 (&*self.probe, self.base),
-            )?;
+                self.checkpoint.as_deref(),
+            ) {
+                return Ok(Err(e));
+            }
         }
+        Ok(Ok(()))
+    }
+
+    /// A barrier leaves the source head: the source's state goes to the coordinator first.
+    fn source_barrier(&self, control: &Control) -> Result<(), StageError> {
+        let (Control::Barrier { id }, Some(ck), Head::Source(s)) =
+            (control, &self.checkpoint, &self.head)
+        else {
+            return Ok(());
+        };
+        let snap = s
+            .logic
+            .snapshot()
+            .map_err(|e| e.with_stage(&s.c.info.path))?;
+        ck.ack(*id, s.c.info.id, s.c.info.subtask, snap);
         Ok(())
+    }
+
+    /// The island completed: its stages' final states stand in for them in later checkpoints.
+    fn report_finished(&self) {
+        let Some(ck) = &self.checkpoint else { return };
+        let report = |info: &weir_graph::StageInfo, snap: Result<_, StageError>| match snap {
+            Ok(s) => ck.finished(info.id, info.subtask, s),
+            Err(e) => tracing::warn!(stage = %info.path, error = %e, "final snapshot failed"),
+        };
+        if let Head::Source(s) = &self.head {
+            report(&s.c.info, s.logic.snapshot());
+        }
+        for f in &self.flows {
+            report(&f.c.info, f.logic.snapshot());
+        }
+        if let Tail::Sink(s) = &self.tail {
+            report(&s.c.info, s.logic.snapshot());
+        }
     }
 
     /// Completes flows[k..] in order (each may emit on finish) and then the tail.
@@ -666,8 +722,13 @@ fn control_through(
     control: Control,
     clock: &dyn Clock,
     at: (&IslandProbe, usize),
+    ck: Option<&Coordinator>,
 ) -> Result<(), (usize, StageError)> {
     let (probe, base) = at;
+    let barrier = match (&control, ck) {
+        (Control::Barrier { id }, Some(ck)) => Some((*id, ck)),
+        _ => None,
+    };
     let mut control = control;
     for j in start..flows.len() {
         probe.at(base + j);
@@ -685,6 +746,14 @@ fn control_through(
             )
             .map_err(|(i, e)| (j + 1 + i, e))?;
         }
+        if let Some((id, ck)) = barrier {
+            // After the stage saw the barrier (and what it emitted went ahead of it).
+            let snap = slot
+                .logic
+                .snapshot()
+                .map_err(|e| (j, e.with_stage(&slot.c.info.path)))?;
+            ck.ack(id, slot.c.info.id, slot.c.info.subtask, snap);
+        }
         match next {
             Some(c) => control = c,
             None => return Ok(()),
@@ -692,7 +761,18 @@ fn control_through(
     }
     probe.at(base + flows.len());
     match tail {
-        Tail::Sink(s) => s.on_control(control, clock).map_err(|e| (flows.len(), e)),
+        Tail::Sink(s) => {
+            s.on_control(control, clock).map_err(|e| (flows.len(), e))?;
+            if let Some((id, ck)) = barrier {
+                // A sink pre-commits on the barrier: its snapshot holds what it staged.
+                let snap = s
+                    .logic
+                    .snapshot()
+                    .map_err(|e| (flows.len(), e.with_stage(&s.c.info.path)))?;
+                ck.ack(id, s.c.info.id, s.c.info.subtask, snap);
+            }
+            Ok(())
+        }
         Tail::Output(o) => {
             o.control(control);
             Ok(())

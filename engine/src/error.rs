@@ -18,4 +18,8 @@ pub enum EngineError {
     /// A materializer setting is out of range (`with_batch_size(0)`, `with_buffer_rows(0)`).
     #[error("invalid materializer setting: {0}")]
     InvalidSetting(String),
+    /// The checkpoint directory holds no checkpoint that can be restored, or a stage refused
+    /// its restored state.
+    #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
 }

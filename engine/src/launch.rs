@@ -209,6 +209,8 @@ fn launch_with(
         .fetch_add(p.islands.len(), std::sync::atomic::Ordering::Relaxed);
     let mut w = wire(&p, ext_in, ext_out);
     let ids = module.stage_ids();
+    // Checkpoints cover the stages of the run's graph, not those of sub-graphs.
+    let ck = shared.checkpoints.as_deref().filter(|_| top);
     let mut slots: Vec<Option<BoxMat>> = (0..module.nodes.len()).map(|_| None).collect();
     shared.check_executors(&p)?;
     let mut tasks: Vec<(
@@ -307,8 +309,14 @@ fn launch_with(
                         let c = common(node);
                         match &module.nodes[node].kind {
                             NodeKind::Source(f) => {
-                                let (logic, mat) =
+                                let (mut logic, mat) =
                                     f(&c.info).map_err(|e| e.with_stage(&c.info.path))?;
+                                if let Some(ck) = ck {
+                                    ck.expect(c.info.id, sub);
+                                    if let Some(s) = ck.restored(c.info.id, sub) {
+                                        logic.restore(s).map_err(|e| restore_error(ck, &c, e))?;
+                                    }
+                                }
                                 if sub == 0 {
                                     slots[node] = Some(mat);
                                 }
@@ -319,8 +327,14 @@ fn launch_with(
                                 }));
                             }
                             NodeKind::Flow(f) => {
-                                let (logic, mat) =
+                                let (mut logic, mat) =
                                     f(&c.info).map_err(|e| e.with_stage(&c.info.path))?;
+                                if let Some(ck) = ck {
+                                    ck.expect(c.info.id, sub);
+                                    if let Some(s) = ck.restored(c.info.id, sub) {
+                                        logic.restore(s).map_err(|e| restore_error(ck, &c, e))?;
+                                    }
+                                }
                                 if sub == 0 {
                                     slots[node] = Some(mat);
                                 }
@@ -335,8 +349,14 @@ fn launch_with(
                                 });
                             }
                             NodeKind::Sink(f) => {
-                                let (logic, mat) =
+                                let (mut logic, mat) =
                                     f(&c.info).map_err(|e| e.with_stage(&c.info.path))?;
+                                if let Some(ck) = ck {
+                                    ck.expect(c.info.id, sub);
+                                    if let Some(s) = ck.restored(c.info.id, sub) {
+                                        logic.restore(s).map_err(|e| restore_error(ck, &c, e))?;
+                                    }
+                                }
                                 if sub == 0 {
                                     slots[node] = Some(mat);
                                 }
@@ -393,6 +413,7 @@ fn launch_with(
                         base,
                         yields: isl.executor != weir_graph::ExecutorId::TOKIO,
                         inject,
+                        checkpoint: ck.is_some().then(|| shared.checkpoints.clone()).flatten(),
                     };
                     let sh = Arc::clone(shared);
                     tasks.push((
@@ -448,6 +469,21 @@ fn launch_with(
         }
     }
     Ok(mat)
+}
+
+/// A stage that refused its restored state: the error names the checkpoint and the stage.
+fn restore_error(
+    ck: &crate::checkpoint::Coordinator,
+    c: &StageCommon,
+    e: StageError,
+) -> EngineError {
+    crate::checkpoint::CheckpointError::Restore {
+        id: ck.restored_id().unwrap_or(0),
+        stage: c.info.id,
+        subtask: c.info.subtask,
+        reason: format!("{}: {e}", c.info.path),
+    }
+    .into()
 }
 
 /// The input port of stage `c` over its channels, whose queues its metrics watch.

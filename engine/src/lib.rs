@@ -19,6 +19,7 @@
 mod async_island;
 mod chain;
 mod channel;
+pub mod checkpoint;
 pub mod clock;
 mod control;
 mod defaults;
@@ -36,6 +37,7 @@ mod supervise;
 pub mod testkit;
 mod watch;
 
+pub use checkpoint::{CheckpointConfig, Checkpoints};
 pub use clock::{SystemClock, VirtualClock};
 pub use defaults::{
     DEFAULT_BATCH_SIZE, DEFAULT_BUFFER_BYTES, DEFAULT_BUFFER_ROWS, DEFAULT_CANCEL_GRACE,

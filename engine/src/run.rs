@@ -32,6 +32,7 @@ pub struct Materializer {
     executors: HashMap<ExecutorId, Arc<dyn IslandExecutor>>,
     default_executor: ExecutorId,
     services: Services,
+    checkpoints: Option<crate::checkpoint::CheckpointConfig>,
 }
 
 impl std::fmt::Debug for Materializer {
@@ -67,6 +68,7 @@ impl Materializer {
             executors: HashMap::new(),
             default_executor: ExecutorId::TOKIO,
             services: Services::new(),
+            checkpoints: None,
         }
     }
     /// Registers `executor` under `id`: islands of stages set `on_executor(id)` (or all of
@@ -81,6 +83,13 @@ impl Materializer {
         self.default_executor = id;
         self
     }
+    /// Checkpoints the run as `config` says, and restores it from the latest complete
+    /// checkpoint in `config.dir` when there is one.
+    pub fn with_checkpoints(mut self, config: crate::checkpoint::CheckpointConfig) -> Self {
+        self.checkpoints = Some(config);
+        self
+    }
+
     /// Makes `service` available to every stage factory of the run (`StageInfo::services`).
     pub fn with_service<T: std::any::Any + Send + Sync>(mut self, service: Arc<T>) -> Self {
         self.services = self.services.with(service);
@@ -184,6 +193,14 @@ impl Materializer {
             Some(c) => Arc::clone(c),
             None => Arc::new(SystemClock::new()),
         };
+        let checkpoints = match &self.checkpoints {
+            Some(cfg) => Some(Arc::new(crate::checkpoint::Coordinator::open(cfg.clone())?)),
+            None => None,
+        };
+        let services = match &checkpoints {
+            Some(c) => self.services.clone().with(c.handle()),
+            None => self.services.clone(),
+        };
         let cancel = CancellationToken::new();
         let shared = Arc::new(RunShared {
             producers: cancel.child_token(),
@@ -203,11 +220,21 @@ impl Materializer {
             sinks_left: std::sync::atomic::AtomicUsize::new(0),
             sinks_done: CancellationToken::new(),
             executors: self.executors.clone(),
-            services: self.services.clone(),
+            services,
             injectors: crate::control::Injectors::default(),
+            checkpoints,
         });
         let mat = crate::launch::launch(&shared, Arc::clone(graph.module()), vec![], vec![])?;
         let mat = RunnableGraph::<M>::downcast_mat(mat)?;
+        if let Some(c) = &shared.checkpoints {
+            let first = c.first_barrier(&*shared.clock);
+            let task = Arc::clone(c).run(Arc::clone(&shared), first);
+            if shared.clock.tracks_tasks() {
+                shared.handle.spawn(shared.clock.track(Box::pin(task)));
+            } else {
+                shared.handle.spawn(task);
+            }
+        }
         Ok((
             mat,
             RunHandle {
@@ -333,6 +360,11 @@ impl RunHandle {
     /// islands it reached.
     pub fn inject(&self, control: weir_graph::Control) -> usize {
         self.shared.injectors.inject(&control)
+    }
+
+    /// The run's checkpoints, when it was materialized `with_checkpoints`.
+    pub fn checkpoints(&self) -> Option<Arc<crate::checkpoint::Checkpoints>> {
+        self.shared.checkpoints.as_ref().map(|c| c.handle())
     }
 
     /// Cancels the run: every island stops at its next await point and runs its stop hooks.

@@ -49,6 +49,8 @@ pub(crate) struct RunShared {
     pub(crate) services: Services,
     /// The source islands that [`RunHandle::inject`] reaches.
     pub(crate) injectors: crate::control::Injectors,
+    /// The checkpoint coordinator, when the run checkpoints.
+    pub(crate) checkpoints: Option<Arc<crate::checkpoint::Coordinator>>,
 }
 
 /// Stops a task of the run wherever it runs.

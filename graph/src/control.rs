@@ -26,6 +26,12 @@ pub enum Control {
         /// Event time in milliseconds.
         ms: i64,
     },
+    /// A checkpoint barrier injected by the run's checkpoint coordinator: aligned like a
+    /// marker; every stage it passes snapshots its state for checkpoint `id` first.
+    Barrier {
+        /// The checkpoint number.
+        id: u64,
+    },
     /// The input carries no watermarks for now (an idle source): a stage with several inputs
     /// leaves it out of the minimum until its next watermark, and passes `Idle` on once every
     /// open input is idle.
@@ -36,6 +42,11 @@ impl Control {
     /// A marker with `id`.
     pub fn marker(id: u64) -> Self {
         Self::Marker { id }
+    }
+
+    /// A checkpoint barrier for checkpoint `id`.
+    pub fn barrier(id: u64) -> Self {
+        Self::Barrier { id }
     }
 
     /// A watermark at event time `ms`.
@@ -303,6 +314,23 @@ mod tests {
         assert_eq!(a.end(1), vec![Control::marker(1), Control::marker(2)]);
         // Only input 0 is left: it aligns with itself.
         assert_eq!(a.arrive(0, Control::marker(3)), vec![Control::marker(3)]);
+    }
+
+    #[test]
+    fn barriers_align_like_markers_and_watermarks_pass_them() {
+        let mut a = Aligner::new(2);
+        assert_eq!(a.arrive(0, Control::barrier(1)), vec![]);
+        assert!(a.is_waiting(0));
+        assert_eq!(a.arrive(0, Control::watermark(3)), vec![]);
+        assert_eq!(
+            a.arrive(1, Control::watermark(5)),
+            vec![Control::watermark(3)]
+        );
+        // A marker with the same number is another control.
+        assert_eq!(a.arrive(1, Control::marker(1)), vec![]);
+        assert_eq!(a.arrive(1, Control::barrier(1)), vec![Control::barrier(1)]);
+        // Input 0 ends: the marker no longer waits for it, and its watermark leaves the minimum.
+        assert_eq!(a.end(0), vec![Control::marker(1), Control::watermark(5)]);
     }
 
     #[test]

@@ -1,0 +1,284 @@
+//! The checkpoint store: one directory per checkpoint under the run's checkpoint directory,
+//! holding one file per stage subtask and a manifest (written last, renamed into place) that
+//! lists every file with its length and xxh3 checksum; loading verifies all of it and falls back
+//! to the previous complete checkpoint.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use weir_graph::{Snapshot, StageId};
+use xxhash_rust::xxh3::xxh3_64;
+
+/// The manifest's name inside a checkpoint directory.
+pub const MANIFEST: &str = "MANIFEST";
+const HEADER: &str = "weir-checkpoint 1";
+
+/// A checkpoint that could not be written or restored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckpointError {
+    /// Writing or reading a file failed.
+    #[error("checkpoint file {path}: {reason}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        reason: String,
+    },
+    /// A manifest is malformed.
+    #[error("checkpoint manifest {path} is corrupt: {reason}")]
+    Manifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A stage file does not match its manifest entry.
+    #[error("checkpoint file {path} is corrupt: {reason}")]
+    Corrupt {
+        /// The stage file.
+        path: PathBuf,
+        /// What is wrong (missing, length, checksum).
+        reason: String,
+    },
+    /// Restoring a stage from its snapshot failed.
+    #[error("restoring stage {stage} subtask {subtask} from checkpoint {id}: {reason}")]
+    Restore {
+        /// The checkpoint.
+        id: u64,
+        /// The stage's stable id.
+        stage: StageId,
+        /// The subtask.
+        subtask: usize,
+        /// What the stage said.
+        reason: String,
+    },
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> CheckpointError + '_ {
+    move |e| CheckpointError::Io {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+/// What one completed checkpoint holds: every acknowledged stage subtask, with its state when
+/// it has some.
+pub type StageStates = std::collections::BTreeMap<(StageId, usize), Option<Snapshot>>;
+
+/// A checkpoint loaded from the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restored {
+    /// The checkpoint's id.
+    pub id: u64,
+    /// The state of each stage subtask that had some.
+    pub states: HashMap<(StageId, usize), Snapshot>,
+}
+
+/// The directory of checkpoint `id`.
+pub fn checkpoint_dir(root: &Path, id: u64) -> PathBuf {
+    root.join(format!("chk-{id:020}"))
+}
+
+fn file_name(stage: StageId, subtask: usize) -> String {
+    format!("{stage}-{subtask}.state")
+}
+
+fn sync_dir(dir: &Path) -> Result<(), CheckpointError> {
+    fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(io(dir))
+}
+
+/// Writes checkpoint `id` under `root` (stage files, then the manifest renamed into place),
+/// then removes all but the newest `retain` complete checkpoints.
+pub fn write(
+    root: &Path,
+    id: u64,
+    states: &StageStates,
+    retain: usize,
+) -> Result<PathBuf, CheckpointError> {
+    let dir = checkpoint_dir(root, id);
+    fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let mut manifest = format!("{HEADER}\nid {id}\n");
+    for ((stage, sub), snap) in states {
+        match snap {
+            None => manifest.push_str(&format!("stage {stage} {sub} -\n")),
+            Some(s) => {
+                let name = file_name(*stage, *sub);
+                let path = dir.join(&name);
+                let bytes = s.as_bytes();
+                fs::File::create(&path)
+                    .and_then(|mut f| {
+                        f.write_all(bytes)?;
+                        f.sync_all()
+                    })
+                    .map_err(io(&path))?;
+                manifest.push_str(&format!(
+                    "stage {stage} {sub} {name} {} {:016x}\n",
+                    bytes.len(),
+                    xxh3_64(bytes)
+                ));
+            }
+        }
+    }
+    manifest.push_str(&format!("end {:016x}\n", xxh3_64(manifest.as_bytes())));
+    let tmp = dir.join(".MANIFEST.tmp");
+    fs::File::create(&tmp)
+        .and_then(|mut f| {
+            f.write_all(manifest.as_bytes())?;
+            f.sync_all()
+        })
+        .map_err(io(&tmp))?;
+    let path = dir.join(MANIFEST);
+    fs::rename(&tmp, &path).map_err(io(&path))?;
+    sync_dir(&dir)?;
+    prune(root, retain)?;
+    Ok(dir)
+}
+
+/// Checkpoint directories under `root`, newest first.
+fn list(root: &Path) -> Result<Vec<(u64, PathBuf)>, CheckpointError> {
+    let rd = match fs::read_dir(root) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io(root)(e)),
+    };
+    let mut out = Vec::new();
+    for entry in rd {
+        let entry = entry.map_err(io(root))?;
+        let name = entry.file_name();
+        let Some(id) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("chk-"))
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        out.push((id, entry.path()));
+    }
+    out.sort_by_key(|e| std::cmp::Reverse(e.0));
+    Ok(out)
+}
+
+/// Removes every checkpoint older than the newest `retain` complete ones (and incomplete ones
+/// older than the newest complete one).
+fn prune(root: &Path, retain: usize) -> Result<(), CheckpointError> {
+    let mut complete = 0;
+    for (_, dir) in list(root)? {
+        let has_manifest = dir.join(MANIFEST).exists();
+        if complete >= retain.max(1) || (complete > 0 && !has_manifest) {
+            fs::remove_dir_all(&dir).map_err(io(&dir))?;
+        } else if has_manifest {
+            complete += 1;
+        }
+    }
+    Ok(())
+}
+
+/// The newest id of any checkpoint directory under `root` (complete or not), so a new run
+/// numbers its checkpoints after it.
+pub fn newest_id(root: &Path) -> Result<Option<u64>, CheckpointError> {
+    Ok(list(root)?.first().map(|(id, _)| *id))
+}
+
+/// Reads and verifies the checkpoint in `dir`.
+pub fn read(dir: &Path) -> Result<Restored, CheckpointError> {
+    let path = dir.join(MANIFEST);
+    let text = fs::read_to_string(&path).map_err(io(&path))?;
+    let bad = |reason: &str| CheckpointError::Manifest {
+        path: path.clone(),
+        reason: reason.to_owned(),
+    };
+    let body_len = text
+        .trim_end_matches('\n')
+        .rfind('\n')
+        .map(|i| i + 1)
+        .ok_or_else(|| bad("too short"))?;
+    let (body, end) = text.split_at(body_len);
+    let sum = end
+        .trim_end()
+        .strip_prefix("end ")
+        .ok_or_else(|| bad("no end line"))?;
+    if sum != format!("{:016x}", xxh3_64(body.as_bytes())) {
+        return Err(bad("checksum mismatch"));
+    }
+    let mut lines = body.lines();
+    if lines.next() != Some(HEADER) {
+        return Err(bad("unknown header"));
+    }
+    let id = lines
+        .next()
+        .and_then(|l| l.strip_prefix("id "))
+        .and_then(|n| n.parse::<u64>().ok())
+        .ok_or_else(|| bad("no id line"))?;
+    let mut states = HashMap::new();
+    for line in lines {
+        let f: Vec<&str> = line.split(' ').collect();
+        let (stage, sub) = match f.as_slice() {
+            ["stage", stage, sub, ..] => (
+                u64::from_str_radix(stage, 16).map_err(|_| bad("bad stage id"))?,
+                sub.parse::<usize>().map_err(|_| bad("bad subtask"))?,
+            ),
+            _ => return Err(bad("unknown line")),
+        };
+        match f.as_slice() {
+            [_, _, _, "-"] => {}
+            [_, _, _, name, len, sum] => {
+                let file = dir.join(name);
+                let corrupt = |reason: String| CheckpointError::Corrupt {
+                    path: file.clone(),
+                    reason,
+                };
+                let bytes = fs::read(&file).map_err(|e| corrupt(e.to_string()))?;
+                if len.parse::<usize>().ok() != Some(bytes.len()) {
+                    return Err(corrupt(format!(
+                        "{} bytes, the manifest says {len}",
+                        bytes.len()
+                    )));
+                }
+                if *sum != format!("{:016x}", xxh3_64(&bytes)) {
+                    return Err(corrupt("checksum mismatch".into()));
+                }
+                states.insert((StageId(stage), sub), Snapshot::from_bytes(bytes));
+            }
+            _ => return Err(bad("malformed stage line")),
+        }
+    }
+    Ok(Restored { id, states })
+}
+
+/// The newest complete checkpoint under `root` that verifies: a directory without a manifest
+/// (a checkpoint being written when the run stopped) is skipped, a corrupt one is skipped with
+/// a warning; `Ok(None)` when there is none at all, an error naming the file when every
+/// checkpoint with a manifest is corrupt.
+pub fn latest(root: &Path) -> Result<Option<Restored>, CheckpointError> {
+    let mut first_error = None;
+    for (id, dir) in list(root)? {
+        if !dir.join(MANIFEST).exists() {
+            tracing::warn!(checkpoint = id, dir = %dir.display(), "incomplete checkpoint skipped");
+            continue;
+        }
+        match read(&dir) {
+            Ok(r) => {
+                if let Some(e) = &first_error {
+                    tracing::warn!(checkpoint = r.id, skipped = %e, "restoring an older checkpoint");
+                }
+                return Ok(Some(r));
+            }
+            Err(e) => {
+                tracing::warn!(checkpoint = id, error = %e, "corrupt checkpoint skipped");
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod tests;

@@ -1,0 +1,100 @@
+//! The store's formats and its fallback over corrupt and partial checkpoints.
+
+use super::*;
+
+fn root(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("weir-store-{}-{name}", std::process::id()));
+    let _ = fs::remove_dir_all(&d);
+    d
+}
+
+fn states(v: u8) -> StageStates {
+    let mut s = StageStates::new();
+    s.insert((StageId(1), 0), Some(Snapshot::from_bytes(vec![v; 5])));
+    s.insert((StageId(1), 1), Some(Snapshot::from_bytes(vec![v + 1])));
+    s.insert((StageId(2), 0), None);
+    s
+}
+
+fn expected(id: u64, v: u8) -> Restored {
+    let mut m = HashMap::new();
+    m.insert((StageId(1), 0), Snapshot::from_bytes(vec![v; 5]));
+    m.insert((StageId(1), 1), Snapshot::from_bytes(vec![v + 1]));
+    Restored { id, states: m }
+}
+
+#[test]
+fn a_written_checkpoint_reads_back_and_retention_keeps_the_newest() {
+    let r = root("roundtrip");
+    assert_eq!(latest(&r).unwrap(), None);
+    for id in 1..=4 {
+        write(&r, id, &states(id as u8), 2).unwrap();
+    }
+    assert_eq!(latest(&r).unwrap(), Some(expected(4, 4)));
+    let mut left: Vec<_> = list(&r).unwrap().into_iter().map(|(id, _)| id).collect();
+    left.sort();
+    assert_eq!(left, vec![3, 4]);
+    assert_eq!(newest_id(&r).unwrap(), Some(4));
+    let _ = fs::remove_dir_all(&r);
+}
+
+#[test]
+fn corrupt_and_partial_checkpoints_fall_back_to_the_previous_one() {
+    let r = root("fallback");
+    for id in 1..=4 {
+        write(&r, id, &states(id as u8), 10).unwrap();
+    }
+    // 4: no manifest (being written); 3: a stage file changed; 2: a stage file missing.
+    fs::remove_file(checkpoint_dir(&r, 4).join(MANIFEST)).unwrap();
+    let f3 = checkpoint_dir(&r, 3).join(file_name(StageId(1), 0));
+    fs::write(&f3, [9u8; 5]).unwrap();
+    let e = read(&checkpoint_dir(&r, 3)).unwrap_err();
+    assert_eq!(
+        e,
+        CheckpointError::Corrupt {
+            path: f3.clone(),
+            reason: "checksum mismatch".into()
+        }
+    );
+    let f2 = checkpoint_dir(&r, 2).join(file_name(StageId(1), 1));
+    fs::remove_file(&f2).unwrap();
+    assert!(
+        matches!(read(&checkpoint_dir(&r, 2)), Err(CheckpointError::Corrupt { path, .. }) if path == f2)
+    );
+    assert_eq!(latest(&r).unwrap(), Some(expected(1, 1)));
+    // With every one corrupt, the newest corrupt file is named.
+    let m1 = checkpoint_dir(&r, 1).join(MANIFEST);
+    let text = fs::read_to_string(&m1).unwrap().replace("id 1", "id 7");
+    fs::write(&m1, text).unwrap();
+    assert_eq!(
+        read(&checkpoint_dir(&r, 1)).unwrap_err(),
+        CheckpointError::Manifest {
+            path: m1,
+            reason: "checksum mismatch".into()
+        }
+    );
+    assert_eq!(
+        latest(&r).unwrap_err(),
+        CheckpointError::Corrupt {
+            path: f3,
+            reason: "checksum mismatch".into()
+        }
+    );
+    let _ = fs::remove_dir_all(&r);
+}
+
+#[test]
+fn a_truncated_stage_file_is_named_with_its_length() {
+    let r = root("truncated");
+    write(&r, 1, &states(3), 3).unwrap();
+    let f = checkpoint_dir(&r, 1).join(file_name(StageId(1), 0));
+    fs::write(&f, [3u8; 2]).unwrap();
+    assert_eq!(
+        latest(&r).unwrap_err(),
+        CheckpointError::Corrupt {
+            path: f,
+            reason: "2 bytes, the manifest says 5".into()
+        }
+    );
+    let _ = fs::remove_dir_all(&r);
+}

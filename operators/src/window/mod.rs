@@ -17,11 +17,13 @@
 //! Window state lives in memory; a snapshot is refused (`no_codec`) rather than taken without it.
 
 mod assign;
+mod builtin;
 mod contents;
 mod late;
 mod logic;
 
 pub use assign::{Window, Windows};
+pub use builtin::{Builtin, Num, Numeric};
 pub use contents::AggregateFunction;
 pub use late::{LateOps, late_to};
 

@@ -1,89 +1,18 @@
-//! The window functions: built-in aggregates over Rust numbers, Python `reduce`/`aggregate`,
-//! and the conversion of a window result to a Python object.
+//! The Python window functions (`reduce`/`aggregate`) and the conversion of a window result to
+//! a Python object; the built-in aggregates are `weir_operators::window::Builtin`.
 
 use super::stages::{Prep, float};
+
+impl Numeric for Prep {
+    fn num(&self) -> Num {
+        self.num
+    }
+}
 use crate::obj::PyObj;
 use crate::pyfn::PyFn;
 use pyo3::prelude::*;
 use weir_graph::StageError;
-use weir_operators::window::AggregateFunction;
-
-/// A number summed, compared or counted in Rust.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) enum Num {
-    Int(i128),
-    Float(f64),
-}
-
-impl Num {
-    fn as_f64(self) -> f64 {
-        match self {
-            Num::Int(i) => i as f64,
-            Num::Float(f) => f,
-        }
-    }
-
-    fn add(self, other: Num) -> Num {
-        match (self, other) {
-            (Num::Int(a), Num::Int(b)) => Num::Int(a.saturating_add(b)),
-            (a, b) => Num::Float(a.as_f64() + b.as_f64()),
-        }
-    }
-
-    /// Whether `self < other` (ints exactly, mixed as floats).
-    fn lt(self, other: Num) -> bool {
-        match (self, other) {
-            (Num::Int(a), Num::Int(b)) => a < b,
-            (a, b) => a.as_f64() < b.as_f64(),
-        }
-    }
-}
-
-/// Which window function runs (built-ins need a number per element).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Builtin {
-    Sum,
-    Count,
-    Min,
-    Max,
-    Mean,
-}
-
-impl AggregateFunction<Prep> for Builtin {
-    /// The running result (the sum for `mean`) and the number of elements.
-    type Acc = (Option<Num>, u64);
-    type Out = Num;
-    fn create(&self) -> Self::Acc {
-        (None, 0)
-    }
-    fn add(&self, acc: &mut Self::Acc, value: Prep) {
-        let x = if *self == Builtin::Count {
-            Num::Int(1)
-        } else {
-            value.num
-        };
-        self.merge(acc, (Some(x), 1));
-    }
-    fn merge(&self, acc: &mut Self::Acc, other: Self::Acc) {
-        let value = match (acc.0, other.0) {
-            (None, o) | (o, None) => o,
-            (Some(a), Some(b)) => Some(match self {
-                Builtin::Sum | Builtin::Count | Builtin::Mean => a.add(b),
-                Builtin::Min if b.lt(a) => b,
-                Builtin::Max if a.lt(b) => b,
-                Builtin::Min | Builtin::Max => a,
-            }),
-        };
-        *acc = (value, acc.1.saturating_add(other.1));
-    }
-    fn result(&self, acc: &Self::Acc) -> Num {
-        let value = acc.0.unwrap_or(Num::Int(0));
-        match self {
-            Builtin::Mean => Num::Float(value.as_f64() / acc.1.max(1) as f64),
-            _ => value,
-        }
-    }
-}
+use weir_operators::window::{AggregateFunction, Num, Numeric};
 
 /// A window result computed by Python: the first failure is kept and fails the stage when the
 /// window fires.

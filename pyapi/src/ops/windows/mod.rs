@@ -17,7 +17,7 @@ use crate::mat::MatValue;
 use crate::obj::PyObj;
 use crate::pyfn::PyFn;
 use crate::stages::{PyKey, PyOp, py_flow, unit_mat};
-use functions::{Builtin, PyAcc, PyAggregate, PyReduce, ToPy};
+use functions::{PyAcc, PyAggregate, PyReduce, ToPy};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
@@ -27,7 +27,7 @@ use weir_graph::{Flow, GraphBuilder};
 use weir_operators::fan::Partition;
 use weir_operators::simple::SimpleOps;
 use weir_operators::time::{Timestamped, WatermarkStrategy, assign_timestamps};
-use weir_operators::window::{Window, WindowOps, WindowOutput, Windows};
+use weir_operators::window::{Builtin, Window, WindowOps, WindowOutput, Windows};
 
 fn strategy(kind: &str, bound: f64, idleness: Option<f64>) -> PyResult<WatermarkStrategy> {
     let s = match kind {

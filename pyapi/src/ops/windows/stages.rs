@@ -1,7 +1,7 @@
 //! The stages around the Rust window stage: the key stage (timestamp, key and number per element)
 //! and the emit stage (Python tuples, late elements split off or failing the stage).
 
-use super::functions::{Num, ToPy};
+use super::functions::ToPy;
 use crate::obj::{PyObj, short_repr};
 use crate::stages::{Batch, PyKey, PyOp, element_failed};
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyFloat, PyInt, PyTuple};
 use std::sync::Arc;
 use weir_graph::{StageCx, StageError};
-use weir_operators::window::WindowOutput;
+use weir_operators::window::{Num, WindowOutput};
 
 /// An element entering the window stage: its event time, key, number (built-ins) and itself.
 #[derive(Clone)]

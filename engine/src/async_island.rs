@@ -3,6 +3,7 @@
 //! supervision Restart, which recreates the logic from the stage's factory.
 
 use crate::channel::{Msg, Receiver, Sender};
+use crate::checkpoint::AsyncCheckpoint;
 use crate::control::{ControlHub, SharedOutput};
 use crate::metrics::StageMetrics;
 use crate::ports::{ChannelInput, ControlSink, RoutedOutput};
@@ -90,6 +91,8 @@ pub(crate) struct AsyncPorts {
     /// Forwards control for a stage that does not handle it.
     pub(crate) hub: Option<Arc<ControlHub>>,
     flags: Arc<Flags>,
+    /// The stage's part in the run's checkpoints (stages of the run's graph, checkpoints on).
+    pub(crate) ack: Option<Arc<AsyncCheckpoint>>,
 }
 
 impl AsyncPorts {
@@ -99,13 +102,22 @@ impl AsyncPorts {
         handles_control: bool,
         rxs: Vec<Vec<Receiver>>,
         routed: Vec<RoutedOutput>,
+        ack: Option<Arc<AsyncCheckpoint>>,
+        path: &str,
         make_input: impl Fn(Vec<Receiver>) -> ChannelInput,
     ) -> Self {
         let outputs: Vec<_> = routed
             .into_iter()
             .map(|o| Arc::new(Mutex::new(o)))
             .collect();
-        let hub = (!handles_control).then(|| Arc::new(ControlHub::new(rxs.len(), outputs.clone())));
+        let hub = (!handles_control).then(|| {
+            Arc::new(ControlHub::new(
+                rxs.len(),
+                outputs.clone(),
+                ack.clone(),
+                Arc::from(path),
+            ))
+        });
         let inputs = rxs
             .into_iter()
             .enumerate()
@@ -126,6 +138,7 @@ impl AsyncPorts {
             outputs,
             hub,
             flags: Arc::default(),
+            ack,
         }
     }
 
@@ -172,7 +185,11 @@ impl AsyncPorts {
             outputs: self
                 .outputs
                 .iter()
-                .map(|o| Some(Box::new(SharedOutput(Arc::clone(o))) as Box<dyn ErasedOutput>))
+                .map(|o| {
+                    // A stage that handles control acknowledges the barriers it forwards.
+                    let ack = self.hub.is_none().then(|| self.ack.clone()).flatten();
+                    Some(Box::new(SharedOutput(Arc::clone(o), ack)) as Box<dyn ErasedOutput>)
+                })
                 .collect(),
             info: c.info.clone(),
             clock: Arc::clone(&shared.clock),
@@ -180,6 +197,10 @@ impl AsyncPorts {
             batch_size: c.batch,
             sub: Arc::clone(sub),
             counts: Arc::clone(&c.m) as Arc<dyn weir_graph::StageCounts>,
+            checkpoint: self
+                .ack
+                .clone()
+                .map(|a| a as Arc<dyn weir_graph::StageCheckpoint>),
         }
     }
 }
@@ -220,9 +241,15 @@ impl AsyncStage {
             let io = ports.io(&c, &shared, &sub);
             let mut run = AssertUnwindSafe(logic.run(io)).catch_unwind();
             let fut = std::future::poll_fn(|cx| {
+                if let Some(h) = &ports.hub {
+                    h.begin_poll();
+                }
                 let r = run.poll_unpin(cx);
                 if r.is_pending() {
                     ports.release_dropped();
+                    if let Some(h) = &ports.hub {
+                        h.end_poll();
+                    }
                 }
                 r
             });
@@ -263,6 +290,12 @@ impl AsyncStage {
                 Err(e2) => break Some(Err(e2.with_stage(&c.info.path))),
             }
         };
+        if let (Some(Ok(())), Some(a)) = (&outcome, &ports.ack)
+            && !a.finished.load(Ordering::Acquire)
+        {
+            // A completed stage that reported nothing holds no state.
+            a.ck.finished(a.stage, a.sub, None);
+        }
         // The ports go first: rows their outputs still hold leave before the end.
         drop(ports);
         match outcome {

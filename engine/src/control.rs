@@ -2,11 +2,13 @@
 //! handle control ([`ControlHub`], aligning over the stage's input ports), and injecting them
 //! at the run's source islands ([`Injectors`], behind [`crate::RunHandle::inject`]).
 
+use crate::checkpoint::AsyncCheckpoint;
 use crate::ports::{ControlSink, RoutedOutput};
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
+use weir_graph::StageCheckpoint;
 use weir_graph::{Aligner, Cancelled, Control, ErasedOutput, StageError};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -16,7 +18,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// An output of an asynchronous stage that the stage's [`ControlHub`] shares, so a forwarded
 /// control goes out after the rows the stage handed over before it (one uncontended lock per
 /// call, i.e. per batch).
-pub(crate) struct SharedOutput(pub(crate) Arc<Mutex<RoutedOutput>>);
+pub(crate) struct SharedOutput(
+    pub(crate) Arc<Mutex<RoutedOutput>>,
+    /// Acknowledges a barrier the stage forwards (one that handles control, with checkpoints).
+    pub(crate) Option<Arc<AsyncCheckpoint>>,
+);
 
 impl Drop for SharedOutput {
     fn drop(&mut self) {
@@ -45,6 +51,11 @@ impl ErasedOutput for SharedOutput {
         lock(&self.0).fail(error)
     }
     fn control(&mut self, control: Control) {
+        if let (Control::Barrier { id }, Some(a)) = (&control, &self.1) {
+            // Forwarding a barrier acknowledges it (without state unless the stage
+            // acknowledged it with some first).
+            a.ack(*id, None);
+        }
         lock(&self.0).control(control)
     }
     fn pending_rows(&self) -> usize {
@@ -57,31 +68,107 @@ impl ErasedOutput for SharedOutput {
 
 /// Forwards control for an asynchronous stage that does not handle it: each input port reports
 /// the (subtask-aligned) controls it receives, and once every open port delivered a control it
-/// goes to every output once. Ports are not blocked while they wait (the stage chooses which
-/// input it reads, so blocking one could stall it, e.g. `concat`).
+/// goes to every output once. A port that delivered a checkpoint barrier is blocked (reads
+/// nothing) until every open port delivered it, so no row behind the barrier passes it; a stage
+/// that waits only on blocked ports while another port still holds rows ahead of its barrier
+/// (`concat`, or `zip` holding a batch of the other side) cannot align without stalling: the
+/// hub declines that checkpoint (it fails, never inexact) and stops blocking for it.
 pub(crate) struct ControlHub {
     state: Mutex<HubState>,
+    /// Whether a barrier aligns now (ports check it once per read; the lock only then).
+    aligning: AtomicBool,
+    /// During one poll of the stage: whether it polled a blocked port, and an unblocked one.
+    polled_blocked: AtomicBool,
+    polled_open: AtomicBool,
 }
 
 struct HubState {
     aligner: Aligner,
     outputs: Vec<Arc<Mutex<RoutedOutput>>>,
+    /// Acknowledges forwarded barriers for the stage (stages of the run's graph, with
+    /// checkpoints on).
+    ack: Option<Arc<AsyncCheckpoint>>,
+    path: Arc<str>,
+    /// Barriers whose alignment was declined: they no longer block.
+    declined: BTreeSet<u64>,
+    /// The stage's waker, per blocked port.
+    wakers: Vec<Option<Waker>>,
 }
 
 impl ControlHub {
     /// A hub over `inputs` ports forwarding to `outputs`.
-    pub(crate) fn new(inputs: usize, outputs: Vec<Arc<Mutex<RoutedOutput>>>) -> Self {
+    pub(crate) fn new(
+        inputs: usize,
+        outputs: Vec<Arc<Mutex<RoutedOutput>>>,
+        ack: Option<Arc<AsyncCheckpoint>>,
+        path: Arc<str>,
+    ) -> Self {
         Self {
             state: Mutex::new(HubState {
                 aligner: Aligner::new(inputs),
                 outputs,
+                ack,
+                path,
+                declined: BTreeSet::new(),
+                wakers: vec![None; inputs],
             }),
+            aligning: AtomicBool::new(false),
+            polled_blocked: AtomicBool::new(false),
+            polled_open: AtomicBool::new(false),
         }
+    }
+
+    /// Updates the fast flag the ports read.
+    fn set_aligning(&self, s: &HubState) {
+        let n = s.wakers.len();
+        let any = n > 1
+            && (0..n).any(|p| {
+                s.aligner
+                    .waiting_barriers(p)
+                    .any(|id| !s.declined.contains(&id))
+            });
+        self.aligning.store(any, Ordering::Release);
     }
 
     /// A control injected at this (source) stage: to every output at once.
     fn inject(&self, control: &Control) {
         lock(&self.state).forward(vec![control.clone()]);
+    }
+
+    /// The stage is about to be polled.
+    pub(crate) fn begin_poll(&self) {
+        self.polled_blocked.store(false, Ordering::Relaxed);
+        self.polled_open.store(false, Ordering::Relaxed);
+    }
+
+    /// The stage's poll returned pending: if it waited only on blocked ports, with nothing
+    /// left to send, it would stall; the barriers blocking them are declined.
+    pub(crate) fn end_poll(&self) {
+        if !self.aligning.load(Ordering::Acquire) {
+            return;
+        }
+        if !self.polled_blocked.load(Ordering::Relaxed) || self.polled_open.load(Ordering::Relaxed)
+        {
+            return;
+        }
+        let mut s = lock(&self.state);
+        if s.outputs.iter().any(|o| lock(o).pending_rows() > 0) {
+            // Waiting for credit, not for input.
+            return;
+        }
+        let mut ids = BTreeSet::new();
+        for p in 0..s.wakers.len() {
+            ids.extend(s.aligner.waiting_barriers(p));
+        }
+        ids.retain(|id| !s.declined.contains(id));
+        for id in ids {
+            if let Some(a) = &s.ack {
+                a.ck.decline(id, &s.path);
+            }
+            s.declined.insert(id);
+        }
+        self.set_aligning(&s);
+        s.wake();
     }
 }
 
@@ -90,20 +177,63 @@ impl ControlSink for ControlHub {
         let mut s = lock(&self.state);
         let released = s.aligner.arrive(port, control);
         s.forward(released);
+        self.set_aligning(&s);
     }
 
     fn end(&self, port: usize) {
         let mut s = lock(&self.state);
         let released = s.aligner.end(port);
         s.forward(released);
+        self.set_aligning(&s);
+    }
+
+    fn blocked(&self, port: usize, cx: &mut Context<'_>) -> bool {
+        if !self.aligning.load(Ordering::Acquire) {
+            self.polled_open.store(true, Ordering::Relaxed);
+            return false;
+        }
+        let mut s = lock(&self.state);
+        let s = &mut *s;
+        let blocked = s
+            .aligner
+            .waiting_barriers(port)
+            .any(|id| !s.declined.contains(&id));
+        if blocked {
+            self.polled_blocked.store(true, Ordering::Relaxed);
+            if let Some(w) = s.wakers.get_mut(port) {
+                *w = Some(cx.waker().clone());
+            }
+        } else {
+            self.polled_open.store(true, Ordering::Relaxed);
+        }
+        blocked
     }
 }
 
 impl HubState {
     fn forward(&mut self, released: Vec<Control>) {
+        if released.is_empty() {
+            return;
+        }
         for c in released {
+            if let Control::Barrier { id } = c
+                && !self.declined.remove(&id)
+                && let Some(a) = &self.ack
+            {
+                // Junctions hold no state: the barrier passing is the acknowledgement.
+                a.ack(id, None);
+            }
             for o in &self.outputs {
                 lock(o).control(c.clone());
+            }
+        }
+        self.wake();
+    }
+
+    fn wake(&mut self) {
+        for w in &mut self.wakers {
+            if let Some(w) = w.take() {
+                w.wake();
             }
         }
     }

@@ -258,10 +258,26 @@ fn launch_with(
                         return Err(StageError::internal("async island without async node").into());
                     };
                     let c = common(node);
-                    let (logic, mat) = factory(&c.info).map_err(|e| e.with_stage(&c.info.path))?;
+                    let (mut logic, mat) =
+                        factory(&c.info).map_err(|e| e.with_stage(&c.info.path))?;
                     if sub == 0 {
                         slots[node] = Some(mat);
                     }
+                    let ack = match (ck, &shared.checkpoints) {
+                        (Some(ck), Some(coord)) => {
+                            ck.expect(c.info.id, sub);
+                            if let Some(s) = ck.restored(c.info.id, sub) {
+                                logic.restore(s).map_err(|e| restore_error(ck, &c, e))?;
+                            }
+                            Some(Arc::new(crate::checkpoint::AsyncCheckpoint {
+                                ck: Arc::clone(coord),
+                                stage: c.info.id,
+                                sub,
+                                finished: Default::default(),
+                            }))
+                        }
+                        _ => None,
+                    };
                     let mut controls = Vec::new();
                     let mut routed = Vec::new();
                     for (port, senders) in txs.into_iter().enumerate() {
@@ -275,9 +291,14 @@ fn launch_with(
                                 .counting_elements(),
                         );
                     }
-                    let ports = AsyncPorts::new(logic.handles_control(), rxs, routed, |r| {
-                        channel_input(r, &c).counting_into(Arc::clone(&c.m))
-                    });
+                    let ports = AsyncPorts::new(
+                        logic.handles_control(),
+                        rxs,
+                        routed,
+                        ack,
+                        &c.info.path,
+                        |r| channel_input(r, &c).counting_into(Arc::clone(&c.m)),
+                    );
                     if let Some(h) = &ports.hub
                         && top
                         && isl.inputs.is_empty()

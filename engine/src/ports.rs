@@ -19,6 +19,12 @@ pub(crate) trait ControlSink: Send + Sync {
     fn arrive(&self, port: usize, control: Control);
     /// Input port `port` ended (or was dropped).
     fn end(&self, port: usize);
+    /// Whether input port `port` must not be read now (it delivered a barrier that aligns);
+    /// registers the waker then.
+    fn blocked(&self, port: usize, cx: &mut Context<'_>) -> bool {
+        let _ = (port, cx);
+        false
+    }
 }
 
 /// An input port fed by one channel per upstream subtask.
@@ -95,6 +101,14 @@ impl ChannelInput {
             }
         }
         None
+    }
+
+    /// Whether the stage's hub blocks this port now (it delivered a barrier that aligns).
+    fn hub_blocked(&self, cx: &mut Context<'_>) -> bool {
+        match &self.hub {
+            Some((hub, port)) => hub.blocked(*port, cx),
+            None => false,
+        }
     }
 
     /// The port delivered its end: the hub no longer waits for it.
@@ -190,6 +204,10 @@ impl ChannelInput {
         let mut open = 0;
         let mut k = 0;
         while k < n {
+            if self.hub_blocked(cx) {
+                // Aligning across the stage's ports: nothing behind the barrier is read.
+                return Poll::Pending;
+            }
             let i = (self.next + k) % n;
             k += 1;
             let Some(rx) = &self.chans[i] else { continue };

@@ -227,7 +227,11 @@ impl Materializer {
         let mat = crate::launch::launch(&shared, Arc::clone(graph.module()), vec![], vec![])?;
         let mat = RunnableGraph::<M>::downcast_mat(mat)?;
         if let Some(c) = &shared.checkpoints {
-            let first = c.first_barrier(&*shared.clock);
+            if let Err(e) = c.check_restored() {
+                shared.cancel.cancel();
+                return Err(e.into());
+            }
+            let first = c.first_barrier(&shared.clock);
             let task = Arc::clone(c).run(Arc::clone(&shared), first);
             if shared.clock.tracks_tasks() {
                 shared.handle.spawn(shared.clock.track(Box::pin(task)));
@@ -365,6 +369,22 @@ impl RunHandle {
     /// The run's checkpoints, when it was materialized `with_checkpoints`.
     pub fn checkpoints(&self) -> Option<Arc<crate::checkpoint::Checkpoints>> {
         self.shared.checkpoints.as_ref().map(|c| c.handle())
+    }
+
+    /// Takes a savepoint now: triggers a barrier and, once every stage acknowledged it, writes
+    /// a self-contained checkpoint into `dir` (never removed by retention; a run restores it
+    /// with `CheckpointConfig::restore_from`). Returns the savepoint's directory.
+    pub async fn savepoint(
+        &self,
+        dir: impl Into<std::path::PathBuf>,
+    ) -> Result<std::path::PathBuf, crate::checkpoint::CheckpointError> {
+        let Some(c) = &self.shared.checkpoints else {
+            return Err(crate::checkpoint::CheckpointError::Savepoint {
+                id: 0,
+                reason: "the run was materialized without checkpoints".into(),
+            });
+        };
+        c.savepoint(&self.shared, dir.into()).await
     }
 
     /// Cancels the run: every island stops at its next await point and runs its stop hooks.

@@ -358,6 +358,8 @@ pub struct AsyncIo {
     pub sub: Arc<dyn SubMaterializer>,
     /// The stage's element counters in the run's metrics.
     pub counts: Arc<dyn StageCounts>,
+    /// The run's checkpoints, for a stage that handles control (`None` without checkpoints).
+    pub checkpoint: Option<Arc<dyn crate::StageCheckpoint>>,
 }
 
 impl fmt::Debug for AsyncIo {

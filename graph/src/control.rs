@@ -110,6 +110,20 @@ impl Aligner {
             .any(|(_, seen)| seen.get(i).copied().unwrap_or(false))
     }
 
+    /// The checkpoint barriers input `i` delivered that are not released yet (a junction
+    /// blocks the input while one of them aligns).
+    pub fn waiting_barriers(&self, i: usize) -> impl Iterator<Item = u64> + '_ {
+        self.pending.iter().filter_map(move |(c, seen)| match c {
+            Control::Barrier { id } if seen.get(i).copied().unwrap_or(false) => Some(*id),
+            _ => None,
+        })
+    }
+
+    /// Whether input `i` is still open.
+    pub fn is_open(&self, i: usize) -> bool {
+        self.open.get(i).copied().unwrap_or(false)
+    }
+
     /// Whether any control waits for alignment.
     pub fn has_pending(&self) -> bool {
         !self.pending.is_empty()

@@ -15,11 +15,13 @@ mod async_stage;
 mod attributes;
 mod batch;
 mod builder;
+mod checkpoint;
 mod clock;
 mod control;
 mod dsl;
 mod each;
 mod error;
+mod failpoint;
 mod heap;
 mod logic;
 mod mat;
@@ -38,6 +40,7 @@ pub use attributes::{
 };
 pub use batch::{AnyBatch, BoxBatch, Weighed, downcast_vec};
 pub use builder::{GraphBuilder, Inlet, Junction, MatKey, MatValues, NodePorts, Outlet};
+pub use checkpoint::{CheckpointFailed, StageCheckpoint};
 pub use clock::Clock;
 pub use control::{Aligner, Control};
 pub use dsl::{
@@ -48,6 +51,7 @@ pub use each::{
     register_debug, render_any, render_element, renders, retain_guarded,
 };
 pub use error::{ErrorKind, GraphError, StageError};
+pub use failpoint::failpoint;
 pub use heap::{HeapSize, batch_bytes, register_heap_size};
 pub use logic::{
     ErasedFlow, ErasedSink, ErasedSource, FlowLogic, SinkLogic, SourceLogic, StageCx, StageInfo,

@@ -1,21 +1,24 @@
-//! The coordinator of one run's checkpoints: triggers barriers on the run's clock, collects the
-//! stages' acknowledgements, writes each checkpoint once complete, and hands restored state to
-//! the stages as they are created.
+//! The coordinator of one run's checkpoints: triggers barriers on the run's clock (and
+//! savepoints on demand), collects the stages' acknowledgements, writes each checkpoint once
+//! complete, and hands restored state to the stages as they are created.
 
 use super::store::{self, CheckpointError, StageStates};
-use super::{CheckpointConfig, Checkpoints};
+use super::{CheckpointConfig, Checkpoints, lock};
 use crate::shared::RunShared;
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use tokio::sync::mpsc;
-use weir_graph::{Control, Snapshot, StageId};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use weir_graph::{CheckpointFailed, Clock, Control, Snapshot, StageCheckpoint, StageId};
 
 type Key = (StageId, usize);
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+/// Where a savepoint goes once complete, and who waits for it.
+type SavepointReply = oneshot::Sender<Result<PathBuf, CheckpointError>>;
 
 #[derive(Default)]
 struct State {
@@ -23,38 +26,67 @@ struct State {
     expected: BTreeSet<Key>,
     /// Checkpoints triggered and not complete yet, with the acknowledgements so far.
     pending: BTreeMap<u64, StageStates>,
+    /// When each pending checkpoint was triggered (the run's clock).
+    triggered: BTreeMap<u64, Duration>,
     /// Stage subtasks whose island completed, with their final state (they see no more barriers).
     finished: StageStates,
+    /// A final checkpoint a completed stage waits for (written once every stage finished).
+    final_wanted: Option<u64>,
+    /// Savepoints triggered and not written yet.
+    savepoints: BTreeMap<u64, (PathBuf, SavepointReply)>,
+}
+
+/// A completed checkpoint on its way to the writer.
+struct Done {
+    id: u64,
+    states: StageStates,
+    triggered: Option<Duration>,
+    savepoint: Option<(PathBuf, SavepointReply)>,
+}
+
+/// What was restored: the checkpoint's states and where they came from.
+struct Restore {
+    states: HashMap<Key, Snapshot>,
+    stages: BTreeSet<Key>,
+    /// The savepoint path, when the run started from one rather than from its own directory.
+    savepoint: Option<PathBuf>,
 }
 
 /// One run's checkpoint coordinator (a `RunShared` member when checkpoints are on).
 pub(crate) struct Coordinator {
     cfg: CheckpointConfig,
     handle: Arc<Checkpoints>,
-    restored: HashMap<Key, Snapshot>,
+    restored: Option<Restore>,
     next_id: AtomicU64,
+    clock: Mutex<Option<Arc<dyn Clock>>>,
     state: Mutex<State>,
-    done: mpsc::UnboundedSender<(u64, StageStates)>,
-    rx: Mutex<Option<mpsc::UnboundedReceiver<(u64, StageStates)>>>,
+    done: mpsc::UnboundedSender<Done>,
+    rx: Mutex<Option<mpsc::UnboundedReceiver<Done>>>,
 }
 
 impl Coordinator {
     /// A coordinator for `cfg`, with the state of the latest complete checkpoint in its
-    /// directory loaded for restore.
+    /// directory (else of the savepoint `cfg.restore_from`) loaded for restore.
     pub(crate) fn open(cfg: CheckpointConfig) -> Result<Self, CheckpointError> {
-        let restored = store::latest(&cfg.dir)?;
+        let own = store::latest(&cfg.dir)?;
         let newest = store::newest_id(&cfg.dir)?.unwrap_or(0);
-        let (restored_id, states) = match restored {
-            Some(r) => {
-                tracing::info!(
-                    checkpoint = r.id,
-                    stages = r.states.len(),
-                    "restoring checkpoint"
-                );
-                (Some(r.id), r.states)
+        let (restored, savepoint) = match (own, &cfg.restore_from) {
+            (Some(r), _) => (Some(r), None),
+            (None, Some(path)) => {
+                tracing::info!(savepoint = %path.display(), "starting from a savepoint");
+                (Some(store::read(path)?), Some(path.clone()))
             }
-            None => (None, HashMap::new()),
+            (None, None) => (None, None),
         };
+        let restored_id = restored.as_ref().map(|r| r.id);
+        if let Some(r) = &restored {
+            tracing::info!(
+                checkpoint = r.id,
+                stages = r.states.len(),
+                "restoring checkpoint"
+            );
+        }
+        let next = newest.max(restored_id.unwrap_or(0)) + 1;
         let (done, rx) = mpsc::unbounded_channel();
         Ok(Self {
             cfg,
@@ -62,8 +94,13 @@ impl Coordinator {
                 restored: restored_id,
                 ..Checkpoints::default()
             }),
-            restored: states,
-            next_id: AtomicU64::new(newest + 1),
+            restored: restored.map(|r| Restore {
+                states: r.states,
+                stages: r.stages,
+                savepoint,
+            }),
+            next_id: AtomicU64::new(next),
+            clock: Mutex::new(None),
             state: Mutex::new(State::default()),
             done,
             rx: Mutex::new(Some(rx)),
@@ -82,7 +119,7 @@ impl Coordinator {
 
     /// The restored state of a stage subtask, if the checkpoint holds some.
     pub(crate) fn restored(&self, stage: StageId, sub: usize) -> Option<&Snapshot> {
-        self.restored.get(&(stage, sub))
+        self.restored.as_ref()?.states.get(&(stage, sub))
     }
 
     /// The id of the checkpoint restored from.
@@ -90,11 +127,56 @@ impl Coordinator {
         self.handle.restored
     }
 
-    /// A stage subtask passed barrier `id` with `state`.
+    /// Once every stage of the run's graph is expected: reports the stages the restored
+    /// checkpoint holds nothing for (they start empty), and fails when a savepoint holds state
+    /// of stages the graph no longer has (unless `allow_unmatched`).
+    pub(crate) fn check_restored(&self) -> Result<(), CheckpointError> {
+        let Some(r) = &self.restored else {
+            return Ok(());
+        };
+        let expected = lock(&self.state).expected.clone();
+        let empty: Vec<Key> = expected
+            .iter()
+            .filter(|k| !r.stages.contains(k))
+            .copied()
+            .collect();
+        if !empty.is_empty() {
+            tracing::warn!(
+                stages = %render(&empty),
+                "stages without state in the restored checkpoint start empty"
+            );
+        }
+        *lock(&self.handle.started_empty) = empty;
+        let ids: BTreeSet<StageId> = expected.iter().map(|k| k.0).collect();
+        let gone: Vec<Key> = r
+            .states
+            .keys()
+            .filter(|k| !ids.contains(&k.0))
+            .copied()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let path = r.savepoint.clone().unwrap_or_else(|| self.cfg.dir.clone());
+        if self.cfg.allow_unmatched {
+            tracing::warn!(stages = %render(&gone), savepoint = %path.display(), "state of stages not in the graph is ignored");
+            Ok(())
+        } else {
+            Err(CheckpointError::Unmatched {
+                path,
+                stages: render(&gone),
+            })
+        }
+    }
+
+    /// A stage subtask passed barrier `id` with `state` (a repeated acknowledgement keeps the
+    /// first).
     pub(crate) fn ack(&self, id: u64, stage: StageId, sub: usize, state: Option<Snapshot>) {
         let mut s = lock(&self.state);
         if let Some(acks) = s.pending.get_mut(&id) {
-            acks.insert((stage, sub), state);
+            acks.entry((stage, sub)).or_insert(state);
         }
         self.complete(&mut s);
     }
@@ -102,8 +184,66 @@ impl Coordinator {
     /// A stage subtask's island completed with `state`: later checkpoints hold it as it is.
     pub(crate) fn finished(&self, stage: StageId, sub: usize, state: Option<Snapshot>) {
         let mut s = lock(&self.state);
-        s.finished.insert((stage, sub), state);
+        s.finished.entry((stage, sub)).or_insert(state);
+        self.final_if_wanted(&mut s);
         self.complete(&mut s);
+    }
+
+    /// Like [`Coordinator::finished`], returning the checkpoint that will hold the final state
+    /// (a final checkpoint is written once every stage finished, unless one is pending).
+    fn finish_waiting(&self, stage: StageId, sub: usize, state: Option<Snapshot>) -> u64 {
+        let mut s = lock(&self.state);
+        s.finished.entry((stage, sub)).or_insert(state);
+        let cover = match s.pending.keys().next() {
+            Some(id) => *id,
+            None => {
+                let id = self.next_id.load(Ordering::Acquire);
+                s.final_wanted = Some(id);
+                id
+            }
+        };
+        self.final_if_wanted(&mut s);
+        self.complete(&mut s);
+        cover
+    }
+
+    /// A junction could not align barrier `id` without stalling: the checkpoint fails.
+    pub(crate) fn decline(&self, id: u64, stage: &str) {
+        let mut s = lock(&self.state);
+        if s.pending.remove(&id).is_some() {
+            s.triggered.remove(&id);
+            tracing::warn!(
+                checkpoint = id,
+                stage,
+                "checkpoint declined: the stage cannot align its inputs without stalling"
+            );
+            if let Some((_, reply)) = s.savepoints.remove(&id) {
+                let _ = reply.send(Err(CheckpointError::Savepoint {
+                    id,
+                    reason: format!("declined by '{stage}'"),
+                }));
+            }
+            self.handle.fail(id);
+        }
+    }
+
+    /// Triggers the final checkpoint a finished stage waits for once every stage finished.
+    fn final_if_wanted(&self, s: &mut State) {
+        let Some(want) = s.final_wanted else { return };
+        if !s.pending.is_empty() || !s.expected.iter().all(|k| s.finished.contains_key(k)) {
+            return;
+        }
+        s.final_wanted = None;
+        if self.handle.latest_completed().is_some_and(|c| c >= want) {
+            return;
+        }
+        let id = self.next_id.fetch_add(1, Ordering::AcqRel).max(want);
+        tracing::debug!(checkpoint = id, "final checkpoint");
+        s.pending.insert(id, StageStates::new());
+        let now = lock(&self.clock).as_ref().map(|c| c.now());
+        if let Some(now) = now {
+            s.triggered.insert(id, now);
+        }
     }
 
     /// Sends every pending checkpoint all stages acknowledged to the writer; an older pending
@@ -116,8 +256,19 @@ impl Coordinator {
                 .then_some(*id)
         });
         let Some(id) = ready else { return };
+        weir_graph::failpoint("checkpoint.acks_complete");
         let mut acks = s.pending.remove(&id).unwrap_or_default();
-        s.pending.retain(|p, _| *p > id);
+        let older: Vec<u64> = s.pending.keys().filter(|p| **p < id).copied().collect();
+        for o in older {
+            s.pending.remove(&o);
+            s.triggered.remove(&o);
+            if let Some((_, reply)) = s.savepoints.remove(&o) {
+                let _ = reply.send(Err(CheckpointError::Savepoint {
+                    id: o,
+                    reason: format!("subsumed by checkpoint {id}"),
+                }));
+            }
+        }
         for k in &s.expected {
             if !acks.contains_key(k)
                 && let Some(f) = s.finished.get(k)
@@ -126,56 +277,155 @@ impl Coordinator {
             }
         }
         acks.retain(|k, _| s.expected.contains(k));
-        let _ = self.done.send((id, acks));
+        let _ = self.done.send(Done {
+            id,
+            states: acks,
+            triggered: s.triggered.remove(&id),
+            savepoint: s.savepoints.remove(&id),
+        });
     }
 
     /// The run's clock time of the first barrier, read when the run starts.
-    pub(crate) fn first_barrier(&self, clock: &dyn weir_graph::Clock) -> std::time::Duration {
+    pub(crate) fn first_barrier(&self, clock: &Arc<dyn Clock>) -> Duration {
+        *lock(&self.clock) = Some(Arc::clone(clock));
         clock.now() + self.cfg.interval
+    }
+
+    /// Triggers a barrier now; `savepoint` also writes the checkpoint into that directory.
+    fn trigger(&self, shared: &RunShared, savepoint: Option<(PathBuf, SavepointReply)>) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::AcqRel);
+        {
+            let mut s = lock(&self.state);
+            s.pending.insert(id, StageStates::new());
+            s.triggered.insert(id, shared.clock.now());
+            if let Some(sp) = savepoint {
+                s.savepoints.insert(id, sp);
+            }
+        }
+        let reached = shared.injectors.inject(&Control::barrier(id));
+        tracing::debug!(checkpoint = id, sources = reached, "barrier injected");
+        weir_graph::failpoint("checkpoint.barrier_injected");
+        let mut s = lock(&self.state);
+        self.complete(&mut s);
+        id
+    }
+
+    /// Takes a savepoint now: a barrier whose checkpoint is also written into `dir`.
+    pub(crate) async fn savepoint(
+        &self,
+        shared: &RunShared,
+        dir: PathBuf,
+    ) -> Result<PathBuf, CheckpointError> {
+        let (tx, rx) = oneshot::channel();
+        let id = self.trigger(shared, Some((dir, tx)));
+        rx.await.unwrap_or_else(|_| {
+            Err(CheckpointError::Savepoint {
+                id,
+                reason: "the run ended before it completed".into(),
+            })
+        })
     }
 
     /// Triggers a barrier every interval from `next` on and writes completed checkpoints, until
     /// the run ends.
-    pub(crate) async fn run(
-        self: Arc<Self>,
-        shared: Arc<RunShared>,
-        mut next: std::time::Duration,
-    ) {
+    pub(crate) async fn run(self: Arc<Self>, shared: Arc<RunShared>, mut next: Duration) {
         let Some(mut rx) = lock(&self.rx).take() else {
             return;
         };
         let clock = Arc::clone(&shared.clock);
         loop {
             tokio::select! {
+                biased;
+                Some(done) = rx.recv() => self.write(done, &clock).await,
                 _ = shared.cancel.cancelled() => break,
                 _ = shared.sinks_done.cancelled() => break,
                 _ = clock.sleep_until(next) => {
                     next += self.cfg.interval;
-                    let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-                    lock(&self.state).pending.insert(id, StageStates::new());
-                    let reached = shared.injectors.inject(&Control::barrier(id));
-                    tracing::debug!(checkpoint = id, sources = reached, "barrier injected");
-                    let mut s = lock(&self.state);
-                    self.complete(&mut s);
-                }
-                Some((id, states)) = rx.recv() => {
-                    let dir = self.cfg.dir.clone();
-                    let retain = self.cfg.retain;
-                    let written = tokio::task::spawn_blocking(move || {
-                        store::write(&dir, id, &states, retain)
-                    })
-                    .await;
-                    match written {
-                        Ok(Ok(path)) => {
-                            tracing::debug!(checkpoint = id, dir = %path.display(), "checkpoint complete");
-                            self.handle.complete(id);
-                        }
-                        // A failed write fails the checkpoint, never the run.
-                        Ok(Err(e)) => tracing::warn!(checkpoint = id, error = %e, "checkpoint failed"),
-                        Err(e) => tracing::warn!(checkpoint = id, error = %e, "checkpoint writer failed"),
-                    }
+                    self.trigger(&shared, None);
                 }
             }
         }
+    }
+
+    /// Writes one completed checkpoint (and its savepoint), then reports it complete.
+    async fn write(&self, done: Done, clock: &Arc<dyn Clock>) {
+        let Done {
+            id,
+            states,
+            triggered,
+            savepoint,
+        } = done;
+        let dir = self.cfg.dir.clone();
+        let retain = self.cfg.retain;
+        let (sp_dir, reply) = match savepoint {
+            Some((d, r)) => (Some(d), Some(r)),
+            None => (None, None),
+        };
+        let written = tokio::task::spawn_blocking(move || {
+            if let Some(d) = &sp_dir {
+                store::write_dir(d, id, &states)?;
+            }
+            store::write(&dir, id, &states, retain).map(|p| sp_dir.unwrap_or(p))
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(CheckpointError::Io {
+                path: self.cfg.dir.clone(),
+                reason: format!("the checkpoint writer failed: {e}"),
+            })
+        });
+        match written {
+            Ok(path) => {
+                tracing::debug!(checkpoint = id, dir = %path.display(), "checkpoint complete");
+                let took = triggered.map_or(Duration::ZERO, |t| clock.now().saturating_sub(t));
+                self.handle.complete(id, took);
+                if let Some(r) = reply {
+                    let _ = r.send(Ok(path));
+                }
+            }
+            // A failed write fails the checkpoint, never the run.
+            Err(e) => {
+                tracing::warn!(checkpoint = id, error = %e, "checkpoint failed");
+                self.handle.fail(id);
+                if let Some(r) = reply {
+                    let _ = r.send(Err(e));
+                }
+            }
+        }
+    }
+}
+
+fn render(keys: &[Key]) -> String {
+    keys.iter()
+        .map(|(s, sub)| format!("{s}#{sub}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// An asynchronous stage subtask's handle on the coordinator (`AsyncIo::checkpoint`).
+pub(crate) struct AsyncCheckpoint {
+    pub(crate) ck: Arc<Coordinator>,
+    pub(crate) stage: StageId,
+    pub(crate) sub: usize,
+    /// Whether the stage reported its final state itself.
+    pub(crate) finished: std::sync::atomic::AtomicBool,
+}
+
+impl StageCheckpoint for AsyncCheckpoint {
+    fn ack(&self, id: u64, state: Option<Snapshot>) {
+        self.ck.ack(id, self.stage, self.sub, state);
+    }
+    fn finish(&self, state: Option<Snapshot>) -> u64 {
+        self.finished.store(true, Ordering::Release);
+        self.ck.finish_waiting(self.stage, self.sub, state)
+    }
+    fn latest_completed(&self) -> Option<u64> {
+        self.ck.handle.latest_completed()
+    }
+    fn wait_completed(&self, id: u64) -> BoxFuture<'_, Result<(), CheckpointFailed>> {
+        self.ck.handle.wait_outcome(id).boxed()
+    }
+    fn restored(&self) -> Option<Snapshot> {
+        self.ck.restored(self.stage, self.sub).cloned()
     }
 }

@@ -2,19 +2,23 @@
 //! restore from the latest complete one when a run starts with the same directory.
 //!
 //! The coordinator injects `Control::Barrier { id }` at every source of the run's graph each
-//! interval on the run's clock; barriers align where inputs meet (the engine's `Aligner`); a
-//! fused chain snapshots each of its stages as the barrier passes and acknowledges to the
-//! coordinator, which writes the checkpoint once every stage did (see [`store`]).
+//! interval on the run's clock; barriers align where inputs meet (the engine's `Aligner`,
+//! blocking the inputs that delivered them); every stage snapshots as the barrier passes and
+//! acknowledges to the coordinator, which writes the checkpoint once every stage did (see
+//! [`store`]). Savepoints are checkpoints written on demand into a directory of their own.
 
 mod coordinator;
 pub mod store;
 
-pub(crate) use coordinator::Coordinator;
+pub(crate) use coordinator::{AsyncCheckpoint, Coordinator};
 pub use store::CheckpointError;
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
+use weir_graph::{CheckpointFailed, StageId};
 
 /// How a run checkpoints: every `interval` on the run's clock, into `dir`, keeping the newest
 /// `retain` complete checkpoints.
@@ -26,6 +30,11 @@ pub struct CheckpointConfig {
     pub dir: PathBuf,
     /// How many complete checkpoints are kept.
     pub retain: usize,
+    /// A savepoint (or checkpoint directory) to start from when `dir` holds no checkpoint.
+    pub restore_from: Option<PathBuf>,
+    /// Whether state in the savepoint whose stage is no longer in the graph is ignored (else
+    /// it is an error).
+    pub allow_unmatched: bool,
 }
 
 impl CheckpointConfig {
@@ -35,6 +44,8 @@ impl CheckpointConfig {
             interval,
             dir: dir.into(),
             retain: 3,
+            restore_from: None,
+            allow_unmatched: false,
         }
     }
 
@@ -43,6 +54,24 @@ impl CheckpointConfig {
         self.retain = n.max(1);
         self
     }
+
+    /// Starts from the savepoint at `path` (a directory written by `RunHandle::savepoint`)
+    /// unless `dir` holds a complete checkpoint of its own (the run then resumes from that).
+    pub fn restore_from(mut self, path: impl Into<PathBuf>) -> Self {
+        self.restore_from = Some(path.into());
+        self
+    }
+
+    /// Ignores state in the restored savepoint whose stage is not in the graph any more
+    /// (Flink's `--allowNonRestoredState`); without it that is an error.
+    pub fn allow_unmatched(mut self) -> Self {
+        self.allow_unmatched = true;
+        self
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The run's view of its checkpoints, a service in `StageInfo::services` (sinks commit on the
@@ -52,6 +81,12 @@ pub struct Checkpoints {
     completed: AtomicU64,
     restored: Option<u64>,
     notify: tokio::sync::Notify,
+    /// Checkpoints that failed (write error, declined alignment), newest last.
+    failed: Mutex<BTreeSet<u64>>,
+    /// Trigger-to-complete time of each completed checkpoint, on the run's clock.
+    durations: Mutex<Vec<(u64, Duration)>>,
+    /// Stage subtasks of the graph that the restored checkpoint holds nothing for.
+    started_empty: Mutex<Vec<(StageId, usize)>>,
 }
 
 impl Checkpoints {
@@ -79,8 +114,49 @@ impl Checkpoints {
         }
     }
 
-    fn complete(&self, id: u64) {
+    /// Waits until checkpoint `id` (or a newer one) is complete, or fails once `id` failed
+    /// (and none newer completed).
+    pub async fn wait_outcome(&self, id: u64) -> Result<(), CheckpointFailed> {
+        loop {
+            let notified = self.notify.notified();
+            if self.latest_completed().is_some_and(|c| c >= id) {
+                return Ok(());
+            }
+            if lock(&self.failed).contains(&id) {
+                return Err(CheckpointFailed {
+                    id,
+                    reason: "the checkpoint failed (see the run's warnings)".into(),
+                });
+            }
+            notified.await;
+        }
+    }
+
+    /// The checkpoints of this run that failed, in id order.
+    pub fn failed(&self) -> Vec<u64> {
+        lock(&self.failed).iter().copied().collect()
+    }
+
+    /// How long each completed checkpoint took from its barrier's trigger to its completion
+    /// (on the run's clock), in completion order.
+    pub fn durations(&self) -> Vec<(u64, Duration)> {
+        lock(&self.durations).clone()
+    }
+
+    /// The stage subtasks (stable id, subtask) that found no state in the checkpoint or
+    /// savepoint the run restored from, and started empty.
+    pub fn started_empty(&self) -> Vec<(StageId, usize)> {
+        lock(&self.started_empty).clone()
+    }
+
+    fn complete(&self, id: u64, took: Duration) {
+        lock(&self.durations).push((id, took));
         self.completed.fetch_max(id, Ordering::AcqRel);
+        self.notify.notify_waiters();
+    }
+
+    fn fail(&self, id: u64) {
+        lock(&self.failed).insert(id);
         self.notify.notify_waiters();
     }
 }

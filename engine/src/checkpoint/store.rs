@@ -54,6 +54,24 @@ pub enum CheckpointError {
         /// What the stage said.
         reason: String,
     },
+    /// The restored savepoint holds state of stages the graph no longer has.
+    #[error(
+        "savepoint {path} holds state of stages not in the graph: {stages} (allow_unmatched() ignores them)"
+    )]
+    Unmatched {
+        /// The savepoint.
+        path: PathBuf,
+        /// The stable ids of the stages, with their subtasks.
+        stages: String,
+    },
+    /// A savepoint could not be taken.
+    #[error("savepoint {id}: {reason}")]
+    Savepoint {
+        /// The checkpoint id of the savepoint.
+        id: u64,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> CheckpointError + '_ {
@@ -74,6 +92,8 @@ pub struct Restored {
     pub id: u64,
     /// The state of each stage subtask that had some.
     pub states: HashMap<(StageId, usize), Snapshot>,
+    /// Every stage subtask the checkpoint holds, with state or without.
+    pub stages: std::collections::BTreeSet<(StageId, usize)>,
 }
 
 /// The directory of checkpoint `id`.
@@ -100,6 +120,15 @@ pub fn write(
     retain: usize,
 ) -> Result<PathBuf, CheckpointError> {
     let dir = checkpoint_dir(root, id);
+    write_dir(&dir, id, states)?;
+    weir_graph::failpoint("checkpoint.manifest_written");
+    prune(root, retain)?;
+    Ok(dir)
+}
+
+/// Writes checkpoint `id` into `dir` itself (a savepoint: self-contained, never pruned).
+pub fn write_dir(dir: &Path, id: u64, states: &StageStates) -> Result<(), CheckpointError> {
+    let dir = dir.to_owned();
     fs::create_dir_all(&dir).map_err(io(&dir))?;
     let mut manifest = format!("{HEADER}\nid {id}\n");
     for ((stage, sub), snap) in states {
@@ -123,6 +152,7 @@ pub fn write(
             }
         }
     }
+    weir_graph::failpoint("checkpoint.files_written");
     manifest.push_str(&format!("end {:016x}\n", xxh3_64(manifest.as_bytes())));
     let tmp = dir.join(".MANIFEST.tmp");
     fs::File::create(&tmp)
@@ -133,9 +163,7 @@ pub fn write(
         .map_err(io(&tmp))?;
     let path = dir.join(MANIFEST);
     fs::rename(&tmp, &path).map_err(io(&path))?;
-    sync_dir(&dir)?;
-    prune(root, retain)?;
-    Ok(dir)
+    sync_dir(&dir)
 }
 
 /// Checkpoint directories under `root`, newest first.
@@ -214,6 +242,7 @@ pub fn read(dir: &Path) -> Result<Restored, CheckpointError> {
         .and_then(|n| n.parse::<u64>().ok())
         .ok_or_else(|| bad("no id line"))?;
     let mut states = HashMap::new();
+    let mut stages = std::collections::BTreeSet::new();
     for line in lines {
         let f: Vec<&str> = line.split(' ').collect();
         let (stage, sub) = match f.as_slice() {
@@ -223,6 +252,7 @@ pub fn read(dir: &Path) -> Result<Restored, CheckpointError> {
             ),
             _ => return Err(bad("unknown line")),
         };
+        stages.insert((StageId(stage), sub));
         match f.as_slice() {
             [_, _, _, "-"] => {}
             [_, _, _, name, len, sum] => {
@@ -246,7 +276,7 @@ pub fn read(dir: &Path) -> Result<Restored, CheckpointError> {
             _ => return Err(bad("malformed stage line")),
         }
     }
-    Ok(Restored { id, states })
+    Ok(Restored { id, states, stages })
 }
 
 /// The newest complete checkpoint under `root` that verifies: a directory without a manifest

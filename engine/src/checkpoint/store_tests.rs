@@ -20,7 +20,12 @@ fn expected(id: u64, v: u8) -> Restored {
     let mut m = HashMap::new();
     m.insert((StageId(1), 0), Snapshot::from_bytes(vec![v; 5]));
     m.insert((StageId(1), 1), Snapshot::from_bytes(vec![v + 1]));
-    Restored { id, states: m }
+    let stages = [(StageId(1), 0), (StageId(1), 1), (StageId(2), 0)].into();
+    Restored {
+        id,
+        states: m,
+        stages,
+    }
 }
 
 #[test]

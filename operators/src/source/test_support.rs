@@ -255,6 +255,7 @@ pub(crate) fn async_sink<T: Send + 'static, M: Send + 'static>(
         batch_size: 16,
         sub: Arc::new(NoSub),
         counts: Arc::new(weir_graph::NoCounts),
+        checkpoint: None,
     };
     (logic.run(io), Feed(tx), cast(mat))
 }

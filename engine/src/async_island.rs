@@ -188,7 +188,8 @@ impl AsyncPorts {
                 .map(|o| {
                     // A stage that handles control acknowledges the barriers it forwards.
                     let ack = self.hub.is_none().then(|| self.ack.clone()).flatten();
-                    Some(Box::new(SharedOutput(Arc::clone(o), ack)) as Box<dyn ErasedOutput>)
+                    Some(Box::new(SharedOutput(Arc::clone(o), ack, self.hub.clone()))
+                        as Box<dyn ErasedOutput>)
                 })
                 .collect(),
             info: c.info.clone(),

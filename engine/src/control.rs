@@ -22,7 +22,20 @@ pub(crate) struct SharedOutput(
     pub(crate) Arc<Mutex<RoutedOutput>>,
     /// Acknowledges a barrier the stage forwards (one that handles control, with checkpoints).
     pub(crate) Option<Arc<AsyncCheckpoint>>,
+    /// The stage's hub, told when the stage waits for credit (it is not stalled on input).
+    pub(crate) Option<Arc<ControlHub>>,
 );
+
+impl SharedOutput {
+    fn waited<T>(&self, p: Poll<T>) -> Poll<T> {
+        if p.is_pending()
+            && let Some(h) = &self.2
+        {
+            h.read_open();
+        }
+        p
+    }
+}
 
 impl Drop for SharedOutput {
     fn drop(&mut self) {
@@ -36,7 +49,8 @@ impl ErasedOutput for SharedOutput {
         lock(&self.0).accept(batch)
     }
     fn poll_flush(&mut self, cx: &mut Context<'_>, force: bool) -> Poll<Result<(), Cancelled>> {
-        lock(&self.0).poll_flush(cx, force)
+        let p = lock(&self.0).poll_flush(cx, force);
+        self.waited(p)
     }
     fn poll_closed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         lock(&self.0).poll_closed(cx)
@@ -62,7 +76,8 @@ impl ErasedOutput for SharedOutput {
         lock(&self.0).pending_rows()
     }
     fn poll_demand(&mut self, cx: &mut Context<'_>) -> Poll<Result<usize, Cancelled>> {
-        lock(&self.0).poll_demand(cx)
+        let p = lock(&self.0).poll_demand(cx);
+        self.waited(p)
     }
 }
 
@@ -189,7 +204,6 @@ impl ControlSink for ControlHub {
 
     fn blocked(&self, port: usize, cx: &mut Context<'_>) -> bool {
         if !self.aligning.load(Ordering::Acquire) {
-            self.polled_open.store(true, Ordering::Relaxed);
             return false;
         }
         let mut s = lock(&self.state);
@@ -203,10 +217,12 @@ impl ControlSink for ControlHub {
             if let Some(w) = s.wakers.get_mut(port) {
                 *w = Some(cx.waker().clone());
             }
-        } else {
-            self.polled_open.store(true, Ordering::Relaxed);
         }
         blocked
+    }
+
+    fn read_open(&self) {
+        self.polled_open.store(true, Ordering::Relaxed);
     }
 }
 

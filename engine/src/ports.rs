@@ -25,6 +25,8 @@ pub(crate) trait ControlSink: Send + Sync {
         let _ = (port, cx);
         false
     }
+    /// The stage read an unblocked port: it delivered data, or the stage waits on it.
+    fn read_open(&self) {}
 }
 
 /// An input port fed by one channel per upstream subtask.
@@ -226,6 +228,9 @@ impl ChannelInput {
             match polled {
                 Poll::Ready(Some(Msg::Data(b))) => {
                     self.next = (i + 1) % n;
+                    if let Some((hub, _)) = &self.hub {
+                        hub.read_open();
+                    }
                     if let Some(m) = &self.counts {
                         StageMetrics::add(&m.elements_in, b.rows() as u64);
                         StageMetrics::add(&m.batches_in, 1);
@@ -270,6 +275,10 @@ impl ChannelInput {
             self.chans.clear();
             Poll::Ready(InMsg::End)
         } else {
+            if let Some((hub, _)) = &self.hub {
+                // Waiting on this port is waiting for rows ahead of a barrier, not a stall.
+                hub.read_open();
+            }
             Poll::Pending
         }
     }

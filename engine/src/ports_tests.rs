@@ -107,7 +107,7 @@ fn a_hub_forwards_a_control_once_after_the_rows_accepted_before_it() {
                 .forwarding_to(Arc::clone(&hub) as Arc<dyn ControlSink>, 0);
             let mut in1 = ChannelInput::new(vec![rx1], Arc::from("m#0"))
                 .forwarding_to(Arc::clone(&hub) as Arc<dyn ControlSink>, 1);
-            let mut shared = crate::control::SharedOutput(Arc::clone(&out));
+            let mut shared = crate::control::SharedOutput(Arc::clone(&out), None, None);
             let mut cx = Context::from_waker(Waker::noop());
             // The stage accepted rows (below the batch size: not sent yet) before the controls came.
             shared.accept(&mut vec![7u32, 8]);

@@ -58,6 +58,21 @@ pub enum FileError {
         /// The file's length now.
         len: u64,
     },
+    /// A part file a restored checkpoint staged is neither uncommitted nor committed.
+    #[error(
+        "part {path} staged by checkpoint {checkpoint} is missing (neither it nor {committed} exists)"
+    )]
+    StagedPartMissing {
+        /// The temporary part file.
+        path: PathBuf,
+        /// The committed name it was to get.
+        committed: PathBuf,
+        /// The checkpoint that staged it.
+        checkpoint: u64,
+    },
+    /// The snapshot a file sink is restored from cannot be decoded.
+    #[error("file sink: cannot restore its snapshot: {0}")]
+    BadSnapshot(String),
     /// The sink's writer thread is gone (it panicked or could not start).
     #[error("the file sink's writer for {dir} is gone")]
     WriterGone {

@@ -247,6 +247,7 @@ impl FileSink {
                     encode: Arc::clone(&encode),
                     promise,
                     path: info.path.clone(),
+                    restored: None,
                 },
                 future,
             ))

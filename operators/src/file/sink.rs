@@ -1,18 +1,26 @@
-//! The transactional file sink: records go into hidden temporary part files; a commit (a
-//! `Control` marker reaching the sink, and the end of the stream) closes them and renames each
-//! atomically to a committed part file whose name sorts in commit order. File IO runs on a
-//! writer thread of the sink's own, never on the runtime's workers.
+//! The transactional file sink: records go into hidden temporary part files; a commit closes
+//! them and renames each atomically to a committed part file whose name sorts in commit order.
+//! Without checkpoints a commit happens at a `Control` marker and at the end of the stream.
+//! With checkpoints it is two-phase: at barrier `id` the sink pre-commits (closes and syncs the
+//! open part and stages every closed one under a committed name, recorded in its snapshot), and
+//! renames them only once checkpoint `id` (or a newer one) is complete; restored, it finishes
+//! the renames its snapshot staged and removes every other uncommitted part (their rows are
+//! replayed). File IO runs on a writer thread of the sink's own, never on the runtime's workers.
 
 use super::error::FileError;
 use futures::FutureExt;
 use futures::channel::oneshot;
 use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use weir_graph::{AsyncIo, AsyncLogic, Control, Event, Promise, Signal, StageError};
+use weir_graph::{
+    AsyncIo, AsyncLogic, Control, Event, Promise, Signal, Snapshot, StageError, failpoint,
+};
 
 /// Digits of a committed part file's sequence number (zero-padded, so names sort in order).
 const SEQ_DIGITS: usize = 20;
@@ -56,10 +64,23 @@ pub(crate) enum Piece {
 
 enum Cmd {
     Write(Vec<Piece>),
+    /// Commits every closed part (no checkpoints: a marker or the end).
     Commit,
+    /// Closes the open part and stages every closed one under checkpoint `id`.
+    PreCommit(u64),
+    /// Commits the parts staged under checkpoints up to `id`.
+    CommitThrough(u64),
 }
 
-type Reply = oneshot::Sender<Result<(), FileError>>;
+type Reply = oneshot::Sender<Result<SinkState, FileError>>;
+
+/// The sink's snapshot: the parts staged (temporary name, committed sequence number) under each
+/// checkpoint not yet committed, and the next sequence number.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SinkState {
+    pub(crate) next_seq: u64,
+    pub(crate) staged: Vec<(u64, Vec<(String, u64)>)>,
+}
 
 /// The writer thread's state: the open temporary part, those closed and not yet committed.
 struct Parts {
@@ -70,16 +91,39 @@ struct Parts {
     temp_count: u64,
     open: Option<(BufWriter<File>, PathBuf)>,
     closed: Vec<PathBuf>,
+    /// Pre-committed parts by checkpoint, with their committed sequence numbers.
+    staged: Vec<(u64, Vec<(PathBuf, u64)>)>,
     committed: Vec<PathBuf>,
 }
 
 impl Parts {
     /// Opens the directory: removes temporary parts left by an earlier run that stopped before
     /// committing them, and continues the committed sequence.
-    fn open(config: WriteConfig) -> Result<Self, FileError> {
+    fn open(config: WriteConfig, restored: Option<&SinkState>) -> Result<Self, FileError> {
         let dir = &config.dir;
         std::fs::create_dir_all(dir).map_err(|e| FileError::io("cannot create", dir, e))?;
         let mut next_seq = 0;
+        if let Some(r) = restored {
+            // Its checkpoint is complete: finish the renames it staged (some may be done).
+            for (id, parts) in &r.staged {
+                for (name, seq) in parts {
+                    let tmp = dir.join(name);
+                    let to = dir.join(config.committed_name(*seq));
+                    if tmp.exists() {
+                        std::fs::rename(&tmp, &to)
+                            .map_err(|e| FileError::io("cannot rename", &tmp, e))?;
+                    } else if !to.exists() {
+                        return Err(FileError::StagedPartMissing {
+                            path: tmp,
+                            committed: to,
+                            checkpoint: *id,
+                        });
+                    }
+                }
+            }
+            sync_dir(dir)?;
+            next_seq = r.next_seq;
+        }
         let temp = config.temp_prefix();
         let rd = std::fs::read_dir(dir).map_err(|e| FileError::io("cannot list", dir, e))?;
         for entry in rd {
@@ -102,8 +146,63 @@ impl Parts {
             temp_count: 0,
             open: None,
             closed: Vec::new(),
+            staged: Vec::new(),
             committed: Vec::new(),
         })
+    }
+
+    /// The snapshot of what is staged now.
+    fn state(&self) -> SinkState {
+        let name = |p: &PathBuf| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        SinkState {
+            next_seq: self.next_seq,
+            staged: self
+                .staged
+                .iter()
+                .map(|(id, parts)| (*id, parts.iter().map(|(p, s)| (name(p), *s)).collect()))
+                .collect(),
+        }
+    }
+
+    /// Pre-commit for checkpoint `id`: the open part is closed (flushed and synced) and every
+    /// closed part is staged under the next committed names.
+    fn pre_commit(&mut self, id: u64) -> Result<(), FileError> {
+        self.roll()?;
+        let parts: Vec<(PathBuf, u64)> = std::mem::take(&mut self.closed)
+            .into_iter()
+            .map(|p| {
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                (p, seq)
+            })
+            .collect();
+        if !parts.is_empty() {
+            self.staged.push((id, parts));
+        }
+        failpoint("sink.pre_commit");
+        Ok(())
+    }
+
+    /// Renames the parts staged under checkpoints up to `id`, in order.
+    fn commit_through(&mut self, id: u64) -> Result<(), FileError> {
+        let n = self.staged.iter().take_while(|(s, _)| *s <= id).count();
+        if n == 0 {
+            return Ok(());
+        }
+        let done: Vec<_> = self.staged.drain(..n).collect();
+        for (_, parts) in done {
+            for (tmp, seq) in parts {
+                let to = self.config.dir.join(self.config.committed_name(seq));
+                std::fs::rename(&tmp, &to).map_err(|e| FileError::io("cannot rename", &tmp, e))?;
+                failpoint("sink.commit_renamed_one");
+                self.committed.push(to);
+            }
+        }
+        sync_dir(&self.config.dir)
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<(), FileError> {
@@ -159,14 +258,11 @@ impl Parts {
             self.next_seq += 1;
             self.committed.push(to);
         }
-        let dir = &self.config.dir;
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| FileError::io("cannot sync", dir, e))?;
-        Ok(())
+        sync_dir(&self.config.dir)
     }
 
-    /// Removes every uncommitted part.
+    /// Removes every uncommitted part that no checkpoint staged (a staged one belongs to a
+    /// checkpoint that may complete: a restored run commits it).
     fn abort(&mut self) {
         let open = self.open.take().map(|(_, p)| p);
         for p in std::mem::take(&mut self.closed).into_iter().chain(open) {
@@ -177,6 +273,12 @@ impl Parts {
     }
 }
 
+fn sync_dir(dir: &std::path::Path) -> Result<(), FileError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| FileError::io("cannot sync", dir, e))
+}
+
 /// The sink's handle on its writer thread.
 struct Writer {
     tx: Option<mpsc::Sender<(Cmd, Reply)>>,
@@ -185,12 +287,12 @@ struct Writer {
 }
 
 impl Writer {
-    fn start(config: WriteConfig) -> Result<Self, FileError> {
+    fn start(config: WriteConfig, restored: Option<SinkState>) -> Result<Self, FileError> {
         let dir = config.dir.clone();
         let (tx, rx) = mpsc::channel::<(Cmd, Reply)>();
         let done = std::thread::Builder::new()
             .name("weir-file-sink".to_owned())
-            .spawn(move || writer_thread(config, rx))
+            .spawn(move || writer_thread(config, restored, rx))
             .map_err(|e| FileError::io("cannot start the writer thread for", &dir, e))?;
         Ok(Self {
             tx: Some(tx),
@@ -199,7 +301,7 @@ impl Writer {
         })
     }
 
-    async fn call(&self, cmd: Cmd) -> Result<(), FileError> {
+    async fn call(&self, cmd: Cmd) -> Result<SinkState, FileError> {
         let gone = || FileError::WriterGone {
             dir: self.dir.clone(),
         };
@@ -230,8 +332,12 @@ impl Writer {
 }
 
 /// Runs the commands; on a failure or when the sink is gone, removes what was not committed.
-fn writer_thread(config: WriteConfig, rx: mpsc::Receiver<(Cmd, Reply)>) -> Vec<PathBuf> {
-    let mut parts = match Parts::open(config) {
+fn writer_thread(
+    config: WriteConfig,
+    restored: Option<SinkState>,
+    rx: mpsc::Receiver<(Cmd, Reply)>,
+) -> Vec<PathBuf> {
+    let mut parts = match Parts::open(config, restored.as_ref()) {
         Ok(p) => p,
         Err(e) => {
             if let Ok((_, reply)) = rx.recv() {
@@ -247,9 +353,11 @@ fn writer_thread(config: WriteConfig, rx: mpsc::Receiver<(Cmd, Reply)>) -> Vec<P
                 Piece::Roll => parts.roll(),
             }),
             Cmd::Commit => parts.commit(),
+            Cmd::PreCommit(id) => parts.pre_commit(id),
+            Cmd::CommitThrough(id) => parts.commit_through(id),
         };
         let failed = r.is_err();
-        let _ = reply.send(r);
+        let _ = reply.send(r.map(|()| parts.state()));
         if failed {
             break;
         }
@@ -269,6 +377,8 @@ pub(crate) struct FileSinkLogic<T: 'static> {
     pub(crate) encode: std::sync::Arc<Encode<T>>,
     pub(crate) promise: Promise<Vec<PathBuf>>,
     pub(crate) path: String,
+    /// The snapshot restored into this instance.
+    pub(crate) restored: Option<SinkState>,
 }
 
 /// Encodes `batch` into pieces, rolling before a record that would take the open part past
@@ -299,14 +409,52 @@ fn encode_batch<T>(batch: &[T], encode: &Encode<T>, max: u64, part_bytes: &mut u
     pieces
 }
 
+/// What the sink's loop woke for.
+enum Woke<T> {
+    Input(Signal<T>),
+    Completed(Result<(), weir_graph::CheckpointFailed>),
+}
+
 impl<T: Send + 'static> FileSinkLogic<T> {
     async fn drive(&mut self, io: &mut AsyncIo, writer: &Writer) -> Result<(), StageError> {
         let mut input = io.input::<T>(0)?;
+        let ck = io.checkpoint.clone();
         let named = |e: FileError| StageError::from(e).with_stage(&self.path);
         let mut part_bytes = 0u64;
+        // Checkpoints pre-committed and not known complete yet, oldest first.
+        let mut waiting: VecDeque<u64> = VecDeque::new();
+        let mut notice = None;
         loop {
-            match input.recv_signal().await {
-                Signal::Event(Event::Batch(batch)) => {
+            if notice.is_none()
+                && let (Some(ck), Some(id)) = (&ck, waiting.front())
+            {
+                notice = Some(ck.wait_completed(*id));
+            }
+            let woke = std::future::poll_fn(|cx| {
+                if let Some(n) = notice.as_mut()
+                    && let std::task::Poll::Ready(r) = n.poll_unpin(cx)
+                {
+                    return std::task::Poll::Ready(Woke::Completed(r));
+                }
+                input.poll_signal(cx).map(Woke::Input)
+            })
+            .await;
+            match woke {
+                Woke::Completed(r) => {
+                    notice = None;
+                    let Some(ck) = &ck else { continue };
+                    if let Err(e) = r {
+                        // Its parts stay staged: the next complete checkpoint commits them.
+                        tracing::debug!(stage = %self.path, error = %e, "file sink: checkpoint failed");
+                        waiting.retain(|id| *id != e.id);
+                        continue;
+                    }
+                    if let Some(done) = ck.latest_completed() {
+                        writer.call(Cmd::CommitThrough(done)).await.map_err(named)?;
+                        waiting.retain(|id| *id > done);
+                    }
+                }
+                Woke::Input(Signal::Event(Event::Batch(batch))) => {
                     let pieces = encode_batch(
                         &batch,
                         &*self.encode,
@@ -316,15 +464,40 @@ impl<T: Send + 'static> FileSinkLogic<T> {
                     drop(batch);
                     writer.call(Cmd::Write(pieces)).await.map_err(named)?;
                 }
-                Signal::Control(Control::Marker { .. }) => {
+                Woke::Input(Signal::Control(Control::Barrier { id })) => {
+                    let Some(ck) = &ck else { continue };
+                    let state = writer.call(Cmd::PreCommit(id)).await.map_err(named)?;
+                    part_bytes = 0;
+                    let snap = Snapshot::encode(&state).map_err(StageError::from)?;
+                    ck.ack(id, Some(snap));
+                    waiting.push_back(id);
+                }
+                Woke::Input(Signal::Control(Control::Marker { .. })) if ck.is_none() => {
                     writer.call(Cmd::Commit).await.map_err(named)?;
                     part_bytes = 0;
                 }
-                Signal::Control(_) => {}
-                Signal::Event(Event::End) => {
-                    return writer.call(Cmd::Commit).await.map_err(named);
+                Woke::Input(Signal::Control(_)) => {}
+                Woke::Input(Signal::Event(Event::End)) => {
+                    let Some(ck) = &ck else {
+                        return writer.call(Cmd::Commit).await.map(|_| ()).map_err(named);
+                    };
+                    // The end is two-phase too: the last parts are staged, the stage's final
+                    // state goes into the run's final checkpoint, and they are committed once
+                    // that is written (a crash in between replays nothing twice).
+                    let state = writer.call(Cmd::PreCommit(u64::MAX)).await.map_err(named)?;
+                    let snap = Snapshot::encode(&state).map_err(StageError::from)?;
+                    drop(notice.take());
+                    let cover = ck.finish(Some(snap));
+                    if let Err(e) = ck.wait_completed(cover).await {
+                        tracing::warn!(stage = %self.path, error = %e, "file sink: the final checkpoint failed; committing the last parts anyway");
+                    }
+                    return writer
+                        .call(Cmd::CommitThrough(u64::MAX))
+                        .await
+                        .map(|_| ())
+                        .map_err(named);
                 }
-                Signal::Event(Event::Error(e)) => return Err(e),
+                Woke::Input(Signal::Event(Event::Error(e))) => return Err(e),
             }
         }
     }
@@ -333,7 +506,7 @@ impl<T: Send + 'static> FileSinkLogic<T> {
 impl<T: Send + 'static> AsyncLogic for FileSinkLogic<T> {
     fn run(mut self: Box<Self>, mut io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
         async move {
-            let writer = match Writer::start(self.config.clone()) {
+            let writer = match Writer::start(self.config.clone(), self.restored.take()) {
                 Ok(w) => w,
                 Err(e) => {
                     let e = StageError::from(e).with_stage(&self.path);
@@ -359,6 +532,14 @@ impl<T: Send + 'static> AsyncLogic for FileSinkLogic<T> {
 
     fn handles_control(&self) -> bool {
         true
+    }
+
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), StageError> {
+        let state: SinkState = snapshot
+            .decode()
+            .map_err(|e| StageError::from(FileError::BadSnapshot(e.to_string())))?;
+        self.restored = Some(state);
+        Ok(())
     }
 }
 

@@ -1,0 +1,226 @@
+//! Helpers of the checkpoint tests: a gated replayable source, a two-phase sink over an
+//! in-memory store, checkpoint directories and a materializer on the virtual clock.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+use weir_engine::prelude::*;
+use weir_engine::{CheckpointConfig, Checkpoints};
+use weir_graph::{
+    Control, Sink, SinkLogic, Snapshot, Source, SourceLogic, StageCx, StageError, Step,
+};
+
+pub const SECOND: Duration = Duration::from_secs(1);
+
+/// How far the test lets a [`Counting`] source go (it emits `0..limit`, then waits).
+#[derive(Default)]
+pub struct Gate {
+    pub limit: AtomicU64,
+    pub waker: Mutex<Option<Waker>>,
+}
+
+impl Gate {
+    pub fn open(&self, to: u64) {
+        self.limit.store(to, Ordering::Release);
+        if let Some(w) = self.waker.lock().unwrap().take() {
+            w.wake();
+        }
+    }
+}
+
+/// Emits `0..n` as far as its gate allows; its snapshot is its position (replayable).
+pub struct Counting {
+    next: u64,
+    n: u64,
+    gate: Arc<Gate>,
+}
+
+impl SourceLogic<u64> for Counting {
+    fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+        scx: &mut StageCx<'_>,
+        out: &mut Vec<u64>,
+    ) -> Poll<Result<Step, StageError>> {
+        if self.next == self.n {
+            return Poll::Ready(Ok(Step::Done));
+        }
+        *self.gate.waker.lock().unwrap() = Some(cx.waker().clone());
+        let limit = self.gate.limit.load(Ordering::Acquire).min(self.n);
+        if self.next >= limit {
+            return Poll::Pending;
+        }
+        let end = limit.min(self.next + scx.batch_size() as u64);
+        out.extend(self.next..end);
+        self.next = end;
+        Poll::Ready(Ok(Step::More))
+    }
+    fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
+        Ok(Some(Snapshot::encode(&self.next)?))
+    }
+    fn restore(&mut self, s: &Snapshot) -> Result<(), StageError> {
+        self.next = s.decode()?;
+        Ok(())
+    }
+}
+
+pub fn counting(name: &str, n: u64, gate: &Arc<Gate>) -> Source<u64, ()> {
+    let gate = Arc::clone(gate);
+    Source::from_logic(name, move |_| {
+        Ok((
+            Counting {
+                next: 0,
+                n,
+                gate: Arc::clone(&gate),
+            },
+            (),
+        ))
+    })
+}
+
+/// What a transactional sink committed, by checkpoint id (`u64::MAX`: the end of the stream);
+/// committing the same id twice is idempotent, as an external store's would be.
+#[derive(Default)]
+pub struct Store {
+    pub committed: Mutex<BTreeMap<u64, Vec<u64>>>,
+    pub seen: AtomicUsize,
+}
+
+impl Store {
+    pub fn output(&self) -> Vec<u64> {
+        self.committed
+            .lock()
+            .unwrap()
+            .values()
+            .flatten()
+            .copied()
+            .collect()
+    }
+    pub fn ids(&self) -> Vec<u64> {
+        self.committed.lock().unwrap().keys().copied().collect()
+    }
+}
+
+/// A two-phase sink: rows before a barrier are staged under its id (pre-commit, part of the
+/// snapshot), committed once the checkpoint completes or, after a crash, when restored.
+pub struct TwoPhase {
+    store: Arc<Store>,
+    checkpoints: Option<Arc<Checkpoints>>,
+    open: Vec<u64>,
+    staged: BTreeMap<u64, Vec<u64>>,
+}
+
+impl TwoPhase {
+    fn commit_through(&mut self, id: u64) {
+        let mut c = self.store.committed.lock().unwrap();
+        while let Some(e) = self.staged.first_entry() {
+            if *e.key() > id {
+                break;
+            }
+            let (k, rows) = e.remove_entry();
+            c.insert(k, rows);
+        }
+    }
+    fn notified(&mut self) {
+        if let Some(id) = self.checkpoints.as_ref().and_then(|c| c.latest_completed()) {
+            self.commit_through(id);
+        }
+    }
+}
+
+impl SinkLogic<u64> for TwoPhase {
+    fn on_batch(&mut self, input: &mut Vec<u64>, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
+        self.notified();
+        self.store.seen.fetch_add(input.len(), Ordering::AcqRel);
+        self.open.append(input);
+        Ok(())
+    }
+    fn on_control(&mut self, control: Control, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
+        if let Control::Barrier { id } = control {
+            self.staged.insert(id, std::mem::take(&mut self.open));
+        }
+        self.notified();
+        Ok(())
+    }
+    fn on_finish(&mut self, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
+        self.commit_through(u64::MAX);
+        let rest = std::mem::take(&mut self.open);
+        self.store.committed.lock().unwrap().insert(u64::MAX, rest);
+        Ok(())
+    }
+    fn on_error(&mut self, _error: &StageError) {}
+    fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
+        Ok(Some(Snapshot::encode(&self.staged)?))
+    }
+    fn restore(&mut self, s: &Snapshot) -> Result<(), StageError> {
+        // Everything staged in a restored checkpoint belongs to a complete checkpoint.
+        self.staged = s.decode()?;
+        self.commit_through(u64::MAX);
+        Ok(())
+    }
+}
+
+impl TwoPhase {
+    /// A two-phase sink into `store`, committing on `checkpoints`' notices.
+    pub fn new(store: &Arc<Store>, checkpoints: Option<Arc<Checkpoints>>) -> Self {
+        Self {
+            store: Arc::clone(store),
+            checkpoints,
+            open: Vec::new(),
+            staged: BTreeMap::new(),
+        }
+    }
+}
+
+pub fn two_phase(store: &Arc<Store>) -> Sink<u64, ()> {
+    let store = Arc::clone(store);
+    Sink::from_logic("two_phase", move |info| {
+        Ok((
+            TwoPhase {
+                store: Arc::clone(&store),
+                checkpoints: info.services.get::<Checkpoints>(),
+                open: Vec::new(),
+                staged: BTreeMap::new(),
+            },
+            (),
+        ))
+    })
+}
+
+pub fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("weir-ck-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+pub fn mat(dir: &Path) -> (Materializer, Arc<VirtualClock>) {
+    let clock = Arc::new(VirtualClock::new());
+    let m = Materializer::new()
+        .with_clock(clock.clone())
+        .with_batch_size(8)
+        .with_checkpoints(CheckpointConfig::new(SECOND, dir));
+    (m, clock)
+}
+
+/// Waits (real time, generous bound) until `cond` holds.
+pub async fn until(what: &str, cond: impl Fn() -> bool) {
+    for _ in 0..20_000 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+pub async fn checkpoint(h: &RunHandle, clock: &VirtualClock, id: u64) {
+    clock.advance(SECOND);
+    let ck = h.checkpoints().expect("the run checkpoints");
+    tokio::time::timeout(Duration::from_secs(20), ck.wait_completed(id))
+        .await
+        .unwrap_or_else(|_| panic!("checkpoint {id} did not complete"));
+}

@@ -1,0 +1,113 @@
+//! Crash tests at each named checkpoint phase (`--features failpoints`): a child process runs a
+//! checkpointed job into a transactional file sink with `WEIR_FAILPOINT` armed, aborts there,
+//! and is started again on the same directories until it completes; the committed parts, read
+//! in name order, hold every row exactly once.
+#![cfg(feature = "failpoints")]
+
+mod ck;
+
+use ck::*;
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+use weir_operators::file::FileSink;
+
+const N: u64 = 100;
+
+fn sink(out: &Path) -> FileSink {
+    FileSink::new(out).max_part_bytes(40)
+}
+
+/// The job the parent runs in a child process (`WEIR_FT_STATE`, `WEIR_FT_OUT`): numbers into
+/// the file sink, a checkpoint after 30 and after 60 of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by failpoints_abort_each_checkpoint_phase_and_a_restart_commits_exactly in a child process"]
+async fn child_job() {
+    let state = PathBuf::from(std::env::var("WEIR_FT_STATE").unwrap());
+    let out = PathBuf::from(std::env::var("WEIR_FT_OUT").unwrap());
+    let gate = Arc::new(Gate::default());
+    let (m, clock) = mat(&state);
+    let job = counting("numbers", N, &gate).to_mat(
+        sink(&out).lines(|x: &u64, b: &mut Vec<u8>| {
+            let _ = write!(b, "{x}");
+        }),
+        |(), f| f,
+    );
+    let (files, h) = m.materialize(&job).unwrap();
+    let ck = h.checkpoints().unwrap();
+    for to in [30, 60] {
+        let before = ck.latest_completed().unwrap_or(0);
+        gate.open(to);
+        clock.advance(SECOND);
+        tokio::time::timeout(Duration::from_secs(20), ck.wait_completed(before + 1))
+            .await
+            .expect("a checkpoint completes");
+    }
+    gate.open(N);
+    h.wait().await.unwrap();
+    files.await.unwrap();
+}
+
+fn committed(out: &Path) -> Vec<u64> {
+    sink(out)
+        .committed()
+        .unwrap()
+        .iter()
+        .flat_map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(|l| l.parse::<u64>().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn child(state: &Path, out: &Path, failpoint: Option<&str>) -> std::process::ExitStatus {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args(["--exact", "child_job", "--ignored", "--test-threads", "1"])
+        .env("WEIR_FT_STATE", state)
+        .env("WEIR_FT_OUT", out)
+        .env_remove("WEIR_FAILPOINT")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    if let Some(f) = failpoint {
+        c.env("WEIR_FAILPOINT", f);
+    }
+    c.status().unwrap()
+}
+
+#[test]
+fn failpoints_abort_each_checkpoint_phase_and_a_restart_commits_exactly() {
+    for point in [
+        "checkpoint.barrier_injected",
+        "checkpoint.acks_complete",
+        "checkpoint.files_written",
+        "checkpoint.manifest_written",
+        "checkpoint.manifest_written:2",
+        "sink.pre_commit",
+        "sink.commit_renamed_one",
+        "sink.commit_renamed_one:4",
+    ] {
+        let tag = point.replace([':', '.'], "-");
+        let state = dir(&format!("fp-{tag}-state"));
+        let out = dir(&format!("fp-{tag}-out"));
+        let status = child(&state, &out, Some(point));
+        assert_eq!(
+            status.signal(),
+            Some(6),
+            "{point}: the child aborts there ({status})"
+        );
+        let status = child(&state, &out, None);
+        assert!(
+            status.success(),
+            "{point}: the restarted child completes ({status})"
+        );
+        assert_eq!(committed(&out), (0..N).collect::<Vec<_>>(), "{point}");
+        let _ = std::fs::remove_dir_all(&state);
+        let _ = std::fs::remove_dir_all(&out);
+    }
+}

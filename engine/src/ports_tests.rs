@@ -100,7 +100,12 @@ fn a_hub_forwards_a_control_once_after_the_rows_accepted_before_it() {
                 .unwrap();
             let out = RoutedOutput::new(router, vec![tx_out], 100, Arc::default());
             let out = Arc::new(std::sync::Mutex::new(out));
-            let hub = Arc::new(ControlHub::new(2, vec![Arc::clone(&out)]));
+            let hub = Arc::new(ControlHub::new(
+                2,
+                vec![Arc::clone(&out)],
+                None,
+                Arc::from("m"),
+            ));
             let (tx0, rx0) = channel(100, usize::MAX);
             let (tx1, rx1) = channel(100, usize::MAX);
             let mut in0 = ChannelInput::new(vec![rx0], Arc::from("m#0"))
@@ -128,6 +133,67 @@ fn a_hub_forwards_a_control_once_after_the_rows_accepted_before_it() {
             assert_eq!(got(in0.poll_recv(&mut cx)), Got::Pending);
             assert_eq!(got(rx_out.poll_recv(&mut cx)), Got::Ctl(Control::marker(2)));
             assert_eq!(got(rx_out.poll_recv(&mut cx)), Got::Pending);
+        },
+        1,
+    );
+}
+
+#[test]
+fn a_hub_blocks_a_port_that_delivered_a_barrier_until_every_port_did() {
+    shuttle::check_random(
+        || {
+            let (tx_out, rx_out) = channel(100, usize::MAX);
+            let router = TypedRouterFactory::<u32>::plain()
+                .make(EdgeKind::Forward, 1)
+                .unwrap();
+            let out = RoutedOutput::new(router, vec![tx_out], 1, Arc::default());
+            let out = Arc::new(std::sync::Mutex::new(out));
+            let hub = Arc::new(ControlHub::new(
+                2,
+                vec![Arc::clone(&out)],
+                None,
+                Arc::from("m"),
+            ));
+            let (tx0, rx0) = channel(100, usize::MAX);
+            let (tx1, rx1) = channel(100, usize::MAX);
+            let mut in0 = ChannelInput::new(vec![rx0], Arc::from("m#0"))
+                .forwarding_to(Arc::clone(&hub) as Arc<dyn ControlSink>, 0);
+            let mut in1 = ChannelInput::new(vec![rx1], Arc::from("m#0"))
+                .forwarding_to(Arc::clone(&hub) as Arc<dyn ControlSink>, 1);
+            let mut shared = crate::control::SharedOutput(Arc::clone(&out), None, None);
+            let mut rx_out = ChannelInput::new(vec![rx_out], Arc::from("down#1"));
+            let mut cx = Context::from_waker(Waker::noop());
+            tx0.push(Msg::Control(Control::barrier(1))).unwrap();
+            tx0.push(data(vec![9])).unwrap();
+            tx1.push(data(vec![1])).unwrap();
+            tx1.push(Msg::Control(Control::barrier(1))).unwrap();
+            tx1.push(data(vec![2])).unwrap();
+            // Port 0 delivered the barrier: the row behind it waits.
+            assert_eq!(got(in0.poll_recv(&mut cx)), Got::Pending);
+            assert_eq!(got(in0.poll_recv(&mut cx)), Got::Pending);
+            // Port 1's row ahead of its barrier passes; the stage hands it over.
+            assert_eq!(got(in1.poll_recv(&mut cx)), Got::Rows(vec![1]));
+            shared.accept(&mut vec![1u32]);
+            // Port 1's barrier aligns: it goes out once, after the row, and both ports read on.
+            assert_eq!(got(in1.poll_recv(&mut cx)), Got::Rows(vec![2]));
+            assert_eq!(got(in0.poll_recv(&mut cx)), Got::Rows(vec![9]));
+            assert_eq!(got(rx_out.poll_recv(&mut cx)), Got::Rows(vec![1]));
+            assert_eq!(
+                got(rx_out.poll_recv(&mut cx)),
+                Got::Ctl(Control::barrier(1))
+            );
+            assert_eq!(got(rx_out.poll_recv(&mut cx)), Got::Pending);
+            // A port that ends while the other one is blocked releases the barrier.
+            tx0.push(Msg::Control(Control::barrier(2))).unwrap();
+            tx0.push(data(vec![10])).unwrap();
+            assert_eq!(got(in0.poll_recv(&mut cx)), Got::Pending);
+            tx1.push(Msg::End).unwrap();
+            assert_eq!(got(in1.poll_recv(&mut cx)), Got::End);
+            assert_eq!(got(in0.poll_recv(&mut cx)), Got::Rows(vec![10]));
+            assert_eq!(
+                got(rx_out.poll_recv(&mut cx)),
+                Got::Ctl(Control::barrier(2))
+            );
         },
         1,
     );

@@ -118,10 +118,10 @@ fn diamond_job(gate: &Arc<Gate>, store: &Arc<Store>) -> RunnableGraph<()> {
     let merge = g.add(Merge::<u64>::new(2));
     let (si, _) = g.add_sink(two_phase(store));
     g.connect(s, fan.inlet).unwrap();
-    g.connect(fan.outlets[0].clone(), ai).unwrap();
-    g.connect(fan.outlets[1].clone(), bi).unwrap();
-    g.connect(ao, merge.inlets[0].clone()).unwrap();
-    g.connect(bo, merge.inlets[1].clone()).unwrap();
+    g.connect(fan.outlets[0], ai).unwrap();
+    g.connect(fan.outlets[1], bi).unwrap();
+    g.connect(ao, merge.inlets[0]).unwrap();
+    g.connect(bo, merge.inlets[1]).unwrap();
     g.connect(merge.outlet, si).unwrap();
     g.build().unwrap()
 }
@@ -164,8 +164,8 @@ fn merge_job(a: &Arc<Gate>, b: &Arc<Gate>, b_len: u64, store: &Arc<Store>) -> Ru
     let (sb, _) = g.add_source(counting("b", b_len, b).via(simple::map(|x: u64| 2 * x + 1)));
     let m = g.add(Merge::<u64>::new(2));
     let (si, _) = g.add_sink(two_phase(store));
-    g.connect(sa, m.inlets[0].clone()).unwrap();
-    g.connect(sb, m.inlets[1].clone()).unwrap();
+    g.connect(sa, m.inlets[0]).unwrap();
+    g.connect(sb, m.inlets[1]).unwrap();
     g.connect(m.outlet, si).unwrap();
     g.build().unwrap()
 }
@@ -252,8 +252,8 @@ async fn checkpoints_keep_completing_under_backpressure() {
     let (sb, _) = g.add_source(counting("b", 1_000_000, &b).via(simple::map(|x: u64| 2 * x + 1)));
     let m = g.add(Merge::<u64>::new(2));
     let (si, _) = g.add_sink(slow);
-    g.connect(sa, m.inlets[0].clone()).unwrap();
-    g.connect(sb, m.inlets[1].clone()).unwrap();
+    g.connect(sa, m.inlets[0]).unwrap();
+    g.connect(sb, m.inlets[1]).unwrap();
     g.connect(m.outlet, si).unwrap();
     let job = g.build().unwrap();
     // Real time: the sources are always ahead of the sink, every channel is full.

@@ -259,7 +259,13 @@ impl AsyncStage {
                 biased;
                 _ = stop.cancelled() => None,
                 r = fut => Some(r),
-                () = gone, if watch => None,
+                () = gone, if watch => {
+                    if let (Some(a), Some(_)) = (&ports.ack, &ports.hub) {
+                        // Nobody downstream: a junction (stateless) sees no more barriers.
+                        a.ck.finished(a.stage, a.sub, None);
+                    }
+                    None
+                }
             };
             let e = match r {
                 None => break None,

@@ -16,6 +16,7 @@ use weir_engine::prelude::*;
 use weir_graph::{GraphBuilder, RunnableGraph, Sink, SinkLogic, StageCx, StageError};
 use weir_operators::fan::{Broadcast, Merge, ZipWith};
 use weir_operators::simple;
+use weir_operators::time::{Timestamped, WatermarkStrategy, assign_timestamps};
 
 const N: u64 = 100;
 
@@ -294,5 +295,57 @@ async fn checkpoints_keep_completing_under_backpressure() {
             .collect::<Vec<_>>()
     );
     assert!(!evens.is_empty() && !odds.is_empty());
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+fn event_time_job(gate: &Arc<Gate>, store: &Arc<Store>) -> RunnableGraph<()> {
+    counting("numbers", N, gate)
+        .via(assign_timestamps(
+            |x: &u64| *x as i64,
+            WatermarkStrategy::monotonous(),
+        ))
+        .via(simple::map(|t: Timestamped<u64>| {
+            t.value * 10 + (t.ts as u64 % 10)
+        }))
+        .via(simple::scan_with_codec(
+            0u64,
+            |a, x: u64| a + x,
+            weir_graph::StateCodec::serde(),
+        ))
+        .to(two_phase(store))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_asynchronous_stage_that_handles_control_acknowledges_the_barrier_it_forwards() {
+    let d = dir("event-time");
+    let store = Arc::new(Store::default());
+    let gate = Arc::new(Gate::default());
+    let (m, clock) = mat(&d);
+    let ((), h) = m.materialize(&event_time_job(&gate, &store)).unwrap();
+    gate.open(40);
+    until("40 sums", || store.seen.load(Ordering::Acquire) == 41).await;
+    checkpoint(&h, &clock, 1).await;
+    // The checkpoint holds the source, the scan and the sink; the timestamp stage and the
+    // map acknowledged without state.
+    let written =
+        weir_engine::checkpoint::store::read(&d.join("chk-00000000000000000001")).unwrap();
+    assert_eq!((written.states.len(), written.stages.len()), (3, 5));
+    gate.open(70);
+    until("70 sums", || store.seen.load(Ordering::Acquire) == 71).await;
+    cancel(h).await;
+
+    let gate = Arc::new(Gate::default());
+    let (m, _clock) = mat(&d);
+    let ((), h) = m.materialize(&event_time_job(&gate, &store)).unwrap();
+    assert_eq!(h.checkpoints().unwrap().restored(), Some(1));
+    gate.open(N);
+    h.wait().await.unwrap();
+    let expect: Vec<u64> = std::iter::once(0)
+        .chain((0..N).scan(0, |a, x| {
+            *a += x * 10 + x % 10;
+            Some(*a)
+        }))
+        .collect();
+    assert_eq!(store.output(), expect);
     let _ = std::fs::remove_dir_all(&d);
 }

@@ -70,6 +70,9 @@ impl CheckpointConfig {
     }
 }
 
+/// How many checkpoint durations [`Checkpoints::durations`] keeps (the newest).
+pub const DURATIONS_KEPT: usize = 10_000;
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -83,8 +86,9 @@ pub struct Checkpoints {
     notify: tokio::sync::Notify,
     /// Checkpoints that failed (write error, declined alignment), newest last.
     failed: Mutex<BTreeSet<u64>>,
-    /// Trigger-to-complete time of each completed checkpoint, on the run's clock.
-    durations: Mutex<Vec<(u64, Duration)>>,
+    /// Trigger-to-complete time of the latest completed checkpoints (at most
+    /// [`DURATIONS_KEPT`]), on the run's clock.
+    durations: Mutex<std::collections::VecDeque<(u64, Duration)>>,
     /// Stage subtasks of the graph that the restored checkpoint holds nothing for.
     started_empty: Mutex<Vec<(StageId, usize)>>,
 }
@@ -138,9 +142,9 @@ impl Checkpoints {
     }
 
     /// How long each completed checkpoint took from its barrier's trigger to its completion
-    /// (on the run's clock), in completion order.
+    /// (on the run's clock), in completion order (the newest [`DURATIONS_KEPT`]).
     pub fn durations(&self) -> Vec<(u64, Duration)> {
-        lock(&self.durations).clone()
+        lock(&self.durations).iter().copied().collect()
     }
 
     /// The stage subtasks (stable id, subtask) that found no state in the checkpoint or
@@ -150,7 +154,12 @@ impl Checkpoints {
     }
 
     fn complete(&self, id: u64, took: Duration) {
-        lock(&self.durations).push((id, took));
+        let mut d = lock(&self.durations);
+        if d.len() == DURATIONS_KEPT {
+            d.pop_front();
+        }
+        d.push_back((id, took));
+        drop(d);
         self.completed.fetch_max(id, Ordering::AcqRel);
         self.notify.notify_waiters();
     }

@@ -217,13 +217,18 @@ impl FileSink {
 
     /// Writes each element as one line (`encode` appends its bytes, the sink the `\n`) into
     /// temporary part files, committed by renaming them, in order, to names sorting after every
-    /// committed part already there. A commit happens when a `Control` marker reaches the sink
-    /// and at the end of the stream; temporary parts left by a run that stopped before its
-    /// commit are removed when the sink starts, and a failed or cancelled stream removes its
-    /// own. Materializes the committed files, in order.
+    /// committed part already there. Without checkpoints a commit happens when a `Control`
+    /// marker reaches the sink and at the end of the stream; temporary parts left by a run that
+    /// stopped before its commit are removed when the sink starts, and a failed or cancelled
+    /// stream removes its own. With checkpoints it is exactly-once: a barrier pre-commits
+    /// (parts synced and staged in the snapshot), the completed checkpoint commits, a restored
+    /// sink finishes its snapshot's commit and removes every other uncommitted part, and the
+    /// end commits through the run's final checkpoint. Materializes the committed files, in
+    /// order.
     /// Emits when: never (a sink).
     /// Backpressures when: the writer thread is writing, syncing or renaming the last batch.
-    /// Completes when: upstream completed and its last records were committed.
+    /// Completes when: upstream completed and its last records were committed (with
+    /// checkpoints: once the run's final checkpoint is written).
     /// Cancels when: never (it consumes everything); it stops when the stream fails.
     /// Fails when: the directory or a part file cannot be created, written, synced or renamed
     /// (the error names the file), or upstream fails; uncommitted parts are removed.

@@ -194,8 +194,15 @@ impl Coordinator {
     fn finish_waiting(&self, stage: StageId, sub: usize, state: Option<Snapshot>) -> u64 {
         let mut s = lock(&self.state);
         s.finished.entry((stage, sub)).or_insert(state);
-        let cover = match s.pending.keys().next() {
-            Some(id) => *id,
+        // The oldest pending checkpoint the stage has not acknowledged takes its final state
+        // (one it acknowledged holds its state as of that barrier).
+        let cover = s
+            .pending
+            .iter()
+            .find(|(_, acks)| !acks.contains_key(&(stage, sub)))
+            .map(|(id, _)| *id);
+        let cover = match cover {
+            Some(id) => id,
             None => {
                 let id = self.next_id.load(Ordering::Acquire);
                 s.final_wanted = Some(id);
@@ -230,14 +237,14 @@ impl Coordinator {
     /// Triggers the final checkpoint a finished stage waits for once every stage finished.
     fn final_if_wanted(&self, s: &mut State) {
         let Some(want) = s.final_wanted else { return };
-        if !s.pending.is_empty() || !s.expected.iter().all(|k| s.finished.contains_key(k)) {
+        if s.pending.contains_key(&want) || !s.expected.iter().all(|k| s.finished.contains_key(k)) {
             return;
         }
         s.final_wanted = None;
         if self.handle.latest_completed().is_some_and(|c| c >= want) {
             return;
         }
-        let id = self.next_id.fetch_add(1, Ordering::AcqRel).max(want);
+        let id = self.next_id.fetch_add(1, Ordering::AcqRel);
         tracing::debug!(checkpoint = id, "final checkpoint");
         s.pending.insert(id, StageStates::new());
         let now = lock(&self.clock).as_ref().map(|c| c.now());

@@ -133,7 +133,11 @@ impl Parts {
             if name.starts_with(&temp) && name.ends_with(".inprogress") {
                 let p = entry.path();
                 tracing::debug!(path = %p.display(), "file sink: removing an uncommitted part");
-                std::fs::remove_file(&p).map_err(|e| FileError::io("cannot remove", &p, e))?;
+                match std::fs::remove_file(&p) {
+                    // Gone meanwhile (a stopping instance of the same run removing its own).
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    r => r.map_err(|e| FileError::io("cannot remove", &p, e))?,
+                }
             } else if let Some(seq) = config.committed_seq(name) {
                 next_seq = next_seq.max(seq + 1);
             }

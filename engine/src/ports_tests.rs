@@ -198,3 +198,46 @@ fn a_hub_blocks_a_port_that_delivered_a_barrier_until_every_port_did() {
         1,
     );
 }
+
+#[test]
+fn a_port_that_fails_while_another_is_blocked_releases_the_barrier() {
+    shuttle::check_random(
+        || {
+            let (tx_out, rx_out) = channel(100, usize::MAX);
+            let router = TypedRouterFactory::<u32>::plain()
+                .make(EdgeKind::Forward, 1)
+                .unwrap();
+            let out = RoutedOutput::new(router, vec![tx_out], 1, Arc::default());
+            let out = Arc::new(std::sync::Mutex::new(out));
+            let hub = Arc::new(ControlHub::new(
+                2,
+                vec![Arc::clone(&out)],
+                None,
+                Arc::from("m"),
+            ));
+            let (tx0, rx0) = channel(100, usize::MAX);
+            let (tx1, rx1) = channel(100, usize::MAX);
+            let mut in0 = ChannelInput::new(vec![rx0], Arc::from("m#0"))
+                .forwarding_to(Arc::clone(&hub) as Arc<dyn ControlSink>, 0);
+            let mut in1 = ChannelInput::new(vec![rx1], Arc::from("m#0"))
+                .forwarding_to(Arc::clone(&hub) as Arc<dyn ControlSink>, 1);
+            let mut rx_out = ChannelInput::new(vec![rx_out], Arc::from("down#1"));
+            let mut cx = Context::from_waker(Waker::noop());
+            tx0.push(Msg::Control(Control::barrier(1))).unwrap();
+            tx0.push(data(vec![3])).unwrap();
+            assert_eq!(got(in0.poll_recv(&mut cx)), Got::Pending);
+            tx1.push(Msg::Error(StageError::internal("boom"))).unwrap();
+            assert!(matches!(
+                in1.poll_recv(&mut cx),
+                Poll::Ready(InMsg::Error(_))
+            ));
+            // The failed port no longer holds the barrier back; the blocked one reads on.
+            assert_eq!(
+                got(rx_out.poll_recv(&mut cx)),
+                Got::Ctl(Control::barrier(1))
+            );
+            assert_eq!(got(in0.poll_recv(&mut cx)), Got::Rows(vec![3]));
+        },
+        1,
+    );
+}

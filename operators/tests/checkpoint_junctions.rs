@@ -270,6 +270,7 @@ async fn checkpoints_keep_completing_under_backpressure() {
         .expect("five checkpoints complete under backpressure");
     cancel(h).await;
     let durations = ck.durations();
+    eprintln!("checkpoint durations under backpressure: {durations:?}");
     assert!(durations.len() >= 5, "{durations:?}");
     // None declined (a merge waiting for credit is not stalled), none subsumed.
     assert_eq!(ck.failed(), Vec::<u64>::new());

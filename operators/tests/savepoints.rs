@@ -162,3 +162,20 @@ async fn a_savepoint_of_a_run_without_checkpoints_is_an_error() {
     h.cancel();
     let _ = h.wait().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_savepoint_of_a_run_that_ended_is_an_error() {
+    let d = dir("sp-ended");
+    let store = Arc::new(Store::default());
+    let gate = Arc::new(Gate::default());
+    let (m, _clock) = mat(&d);
+    let ((), h) = m.materialize(&job(&gate, &store, false, true)).unwrap();
+    gate.open(N);
+    h.wait().await.unwrap();
+    let e = tokio::time::timeout(Duration::from_secs(20), h.savepoint(dir("sp-ended-sp")))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(e.to_string().contains("the run ended"), "{e}");
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -323,14 +323,20 @@ impl Coordinator {
         shared: &RunShared,
         dir: PathBuf,
     ) -> Result<PathBuf, CheckpointError> {
+        let ended = |id| CheckpointError::Savepoint {
+            id,
+            reason: "the run ended before it completed".into(),
+        };
+        if shared.cancel.is_cancelled() || shared.sinks_done.is_cancelled() {
+            return Err(ended(0));
+        }
         let (tx, rx) = oneshot::channel();
         let id = self.trigger(shared, Some((dir, tx)));
-        rx.await.unwrap_or_else(|_| {
-            Err(CheckpointError::Savepoint {
-                id,
-                reason: "the run ended before it completed".into(),
-            })
-        })
+        tokio::select! {
+            r = rx => r.unwrap_or_else(|_| Err(ended(id))),
+            _ = shared.cancel.cancelled() => Err(ended(id)),
+            _ = shared.sinks_done.cancelled() => Err(ended(id)),
+        }
     }
 
     /// Triggers a barrier every interval from `next` on and writes completed checkpoints, until

@@ -442,3 +442,7 @@ impl StageCheckpoint for AsyncCheckpoint {
         self.ck.restored(self.stage, self.sub).cloned()
     }
 }
+
+#[cfg(test)]
+#[path = "coordinator_tests.rs"]
+mod tests;

@@ -198,6 +198,7 @@ fn prune(root: &Path, retain: usize) -> Result<(), CheckpointError> {
         let has_manifest = dir.join(MANIFEST).exists();
         if complete >= retain.max(1) || (complete > 0 && !has_manifest) {
             fs::remove_dir_all(&dir).map_err(io(&dir))?;
+            weir_graph::failpoint("checkpoint.pruned_one");
         } else if has_manifest {
             complete += 1;
         }

@@ -112,6 +112,7 @@ impl Parts {
                     if tmp.exists() {
                         std::fs::rename(&tmp, &to)
                             .map_err(|e| FileError::io("cannot rename", &tmp, e))?;
+                        failpoint("sink.restore_renamed_one");
                     } else if !to.exists() {
                         return Err(FileError::StagedPartMissing {
                             path: tmp,

@@ -21,6 +21,8 @@ pub const SECOND: Duration = Duration::from_secs(1);
 pub struct Gate {
     pub limit: AtomicU64,
     pub waker: Mutex<Option<Waker>>,
+    /// How far the source has emitted (its position after its last batch).
+    pub emitted: AtomicU64,
 }
 
 impl Gate {
@@ -57,6 +59,7 @@ impl SourceLogic<u64> for Counting {
         let end = limit.min(self.next + scx.batch_size() as u64);
         out.extend(self.next..end);
         self.next = end;
+        self.gate.emitted.store(end, Ordering::Release);
         Poll::Ready(Ok(Step::More))
     }
     fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
@@ -64,6 +67,7 @@ impl SourceLogic<u64> for Counting {
     }
     fn restore(&mut self, s: &Snapshot) -> Result<(), StageError> {
         self.next = s.decode()?;
+        self.gate.emitted.store(self.next, Ordering::Release);
         Ok(())
     }
 }

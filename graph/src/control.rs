@@ -1,7 +1,8 @@
 //! Control messages: what travels in band beside data, end and error (markers, event-time
-//! watermarks and idleness; checkpoint barriers later), and the rule a stage with several inputs
-//! applies to them: markers are aligned (forwarded once every input delivered them), watermarks
-//! combine as the minimum over the inputs.
+//! watermarks and idleness, checkpoint barriers), and the rule a stage with several inputs
+//! applies to them: markers and barriers are aligned (forwarded once every input delivered
+//! them; the engine blocks an input that delivered a barrier meanwhile), watermarks combine as
+//! the minimum over the inputs.
 
 use serde::{Deserialize, Serialize};
 

@@ -41,6 +41,9 @@ async fn child_job() {
     );
     let (files, h) = m.materialize(&job).unwrap();
     let ck = h.checkpoints().unwrap();
+    // Which checkpoint this run restored, for the parent.
+    let restored = ck.restored().map_or("none".to_owned(), |id| id.to_string());
+    std::fs::write(state.with_extension("restored"), restored).unwrap();
     for to in [30, 60] {
         let before = ck.latest_completed().unwrap_or(0);
         gate.open(to);
@@ -97,7 +100,7 @@ fn child(state: &Path, out: &Path, failpoint: Option<&str>) -> std::process::Exi
 
 /// Runs the child once per failpoint in `points` (each must abort it), then once unarmed (it
 /// must complete); the committed output must be exact.
-fn crash_and_recover(points: &[&str]) {
+fn crash_and_recover(points: &[&str]) -> String {
     let tag = points.join("+").replace([':', '.'], "-");
     let state = dir(&format!("fp-{tag}-state"));
     let out = dir(&format!("fp-{tag}-out"));
@@ -115,28 +118,36 @@ fn crash_and_recover(points: &[&str]) {
         "{tag}: the restarted child completes ({status})"
     );
     assert_eq!(committed(&out), (0..N).collect::<Vec<_>>(), "{tag}");
+    let report = state.with_extension("restored");
+    let restored = std::fs::read_to_string(&report).unwrap();
     let _ = std::fs::remove_dir_all(&state);
     let _ = std::fs::remove_dir_all(&out);
+    let _ = std::fs::remove_file(&report);
+    restored
 }
 
 #[test]
 fn failpoints_abort_each_checkpoint_phase_and_a_restart_commits_exactly() {
-    for point in [
-        "checkpoint.barrier_injected",
-        "checkpoint.acks_complete",
-        "checkpoint.files_written",
-        "checkpoint.manifest_written",
-        "checkpoint.manifest_written:2",
-        "sink.pre_commit",
-        "sink.commit_renamed_one",
-        "sink.commit_renamed_one:4",
+    // Each point, and the checkpoint the restarted run restores: the previous one until the
+    // manifest is in place, that one from then on.
+    for (point, restored) in [
+        ("checkpoint.barrier_injected", "none"),
+        ("checkpoint.acks_complete", "none"),
+        ("checkpoint.files_written", "none"),
+        ("checkpoint.manifest_written", "1"),
+        ("checkpoint.files_written:2", "1"),
+        ("checkpoint.manifest_written:2", "2"),
+        ("sink.pre_commit", "none"),
+        ("sink.pre_commit:2", "1"),
+        ("sink.commit_renamed_one", "1"),
+        ("sink.commit_renamed_one:4", "2"),
         // The end: after the final checkpoint's manifest, and inside the final commit.
-        "checkpoint.manifest_written:3",
-        "sink.commit_renamed_one:7",
+        ("checkpoint.manifest_written:3", "3"),
+        ("sink.commit_renamed_one:7", "3"),
         // Removing checkpoint 1 once checkpoint 2 is written.
-        "checkpoint.pruned_one",
+        ("checkpoint.pruned_one", "2"),
     ] {
-        crash_and_recover(&[point]);
+        assert_eq!(crash_and_recover(&[point]), restored, "{point}");
     }
 }
 
@@ -145,10 +156,12 @@ fn a_crash_during_recovery_then_a_restart_commits_exactly() {
     // Checkpoint 2 is written, its three parts staged, not committed; the restore dies renaming
     // them: after the first; after the second, then after the last (the next restore finds
     // every rename done).
-    crash_and_recover(&["checkpoint.manifest_written:2", "sink.restore_renamed_one"]);
-    crash_and_recover(&[
+    let r = crash_and_recover(&["checkpoint.manifest_written:2", "sink.restore_renamed_one"]);
+    assert_eq!(r, "2");
+    let r = crash_and_recover(&[
         "checkpoint.manifest_written:2",
         "sink.restore_renamed_one:2",
         "sink.restore_renamed_one",
     ]);
+    assert_eq!(r, "2");
 }

@@ -350,3 +350,81 @@ async fn an_asynchronous_stage_that_handles_control_acknowledges_the_barrier_it_
     assert_eq!(store.output(), expect);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Lets the calls for elements `>= from` finish once opened.
+#[derive(Default)]
+struct Release {
+    open: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+fn map_async_job(
+    release: &Arc<Release>,
+    gate: &Arc<Gate>,
+    store: &Arc<Store>,
+) -> RunnableGraph<()> {
+    let release = Arc::clone(release);
+    counting("numbers", N, gate)
+        .via(weir_operators::async_ops::map_async(8, move |x: u64| {
+            let release = Arc::clone(&release);
+            async move {
+                while x >= 20 && !release.open.load(Ordering::Acquire) {
+                    let notified = release.notify.notified();
+                    if release.open.load(Ordering::Acquire) {
+                        break;
+                    }
+                    notified.await;
+                }
+                Ok::<u64, StageError>(x)
+            }
+        }))
+        .via(simple::scan_with_codec(
+            0u64,
+            |a, x: u64| a + x,
+            weir_graph::StateCodec::serde(),
+        ))
+        .to(two_phase(store))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_barrier_waits_behind_the_calls_in_flight_of_map_async() {
+    let d = dir("map-async");
+    let store = Arc::new(Store::default());
+    let gate = Arc::new(Gate::default());
+    let release = Arc::new(Release::default());
+    let (m, clock) = mat(&d);
+    let ((), h) = m
+        .materialize(&map_async_job(&release, &gate, &store))
+        .unwrap();
+    // 20..24 are in flight when the barrier comes: it leaves after their results.
+    gate.open(24);
+    until("20 sums", || store.seen.load(Ordering::Acquire) == 21).await;
+    until("24 emitted", || gate.emitted.load(Ordering::Acquire) == 24).await;
+    clock.advance(SECOND);
+    release.open.store(true, Ordering::Release);
+    release.notify.notify_waiters();
+    let ck = h.checkpoints().unwrap();
+    tokio::time::timeout(Duration::from_secs(20), ck.wait_completed(1))
+        .await
+        .unwrap();
+    gate.open(50);
+    until("50 sums", || store.seen.load(Ordering::Acquire) == 51).await;
+    cancel(h).await;
+
+    let gate = Arc::new(Gate::default());
+    let (m, _clock) = mat(&d);
+    let ((), h) = m
+        .materialize(&map_async_job(&release, &gate, &store))
+        .unwrap();
+    assert_eq!(h.checkpoints().unwrap().restored(), Some(1));
+    gate.open(N);
+    h.wait().await.unwrap();
+    let expect: Vec<u64> = std::iter::once(0)
+        .chain((0..N).scan(0, |a, x| {
+            *a += x;
+            Some(*a)
+        }))
+        .collect();
+    assert_eq!(store.output(), expect);
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -11,14 +11,16 @@ use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 use weir_graph::{
-    AsyncIo, AsyncLogic, Directive, ErrorKind, Event, Flow, Output, StageError, render_element,
+    AsyncIo, AsyncLogic, Control, Directive, ErrorKind, Event, Flow, Output, Signal, StageError,
+    render_element,
 };
 
 /// Applies the asynchronous `f` to every element with at most `parallelism` futures in flight
 /// (0 counts as 1) and emits the results in input order. A failed future goes to supervision:
 /// under Resume/Restart its element is dropped (to dead letters, with the element's rendering
 /// when its type renders: `f` took the value); under Stop the results before it are emitted,
-/// then the stage fails.
+/// then the stage fails. A control (checkpoint barrier, watermark) waits behind the elements
+/// received before it: nothing more is read until their results went out, then it follows them.
 ///
 /// - **emits when** the future of the oldest element in flight has completed and downstream has room
 /// - **backpressures when** `parallelism` futures (or their unsent results) are outstanding, or downstream backpressures
@@ -212,6 +214,12 @@ where
         let pool = pool_for::<K, T, _, _>(&call);
         drive(io, self.parallelism, call, pool).boxed()
     }
+
+    /// Controls (barriers, watermarks) wait behind the elements in flight: a checkpoint
+    /// barrier leaves once their results did, so none passes it.
+    fn handles_control(&self) -> bool {
+        true
+    }
 }
 
 /// An empty pool of kind `K` for the futures `call` makes.
@@ -278,6 +286,8 @@ where
     let mut ready: Vec<O> = Vec::new();
     let mut flushing = false;
     let mut ended = false;
+    // Controls that arrived behind elements still in flight; nothing is read meanwhile.
+    let mut held: VecDeque<Control> = VecDeque::new();
     loop {
         while pool.in_flight() + ready.len() < parallelism {
             let Some(x) = stash.pop_front() else { break };
@@ -287,13 +297,22 @@ where
             output.push(std::mem::take(&mut ready));
             flushing = true;
         }
+        if !held.is_empty() && stash.is_empty() && pool.in_flight() == 0 && ready.is_empty() {
+            // Every result of the elements before them was handed over: they go out after.
+            for c in held.drain(..) {
+                output.control(c);
+            }
+        }
         if ended && stash.is_empty() && pool.in_flight() == 0 && !flushing {
             return Ok(());
         }
-        let can_recv = !ended && stash.is_empty() && pool.in_flight() + ready.len() < parallelism;
+        let can_recv = !ended
+            && held.is_empty()
+            && stash.is_empty()
+            && pool.in_flight() + ready.len() < parallelism;
         let flush = flush_or_closed(&mut output, flushing);
         let next = maybe((pool.in_flight() > 0).then(|| pool.next()));
-        let recv = maybe(can_recv.then(|| input.recv()));
+        let recv = maybe(can_recv.then(|| input.recv_signal()));
         match race(flush, race(next, recv)).await {
             Either::Left(Ok(())) => flushing = false,
             Either::Left(Err(_)) => return Ok(()),
@@ -311,9 +330,10 @@ where
             }
             Either::Right(Either::Left(None)) => {}
             Either::Right(Either::Right(ev)) => match ev {
-                Event::Batch(b) => stash.extend(b),
-                Event::End => ended = true,
-                Event::Error(e) => return Err(e),
+                Signal::Event(Event::Batch(b)) => stash.extend(b),
+                Signal::Event(Event::End) => ended = true,
+                Signal::Event(Event::Error(e)) => return Err(e),
+                Signal::Control(c) => held.push_back(c),
             },
         }
     }

@@ -170,3 +170,14 @@ where
         (id, b)
     }
 }
+
+#[cfg(test)]
+impl<K, L, R, F> IntervalJoin<K, L, R, F> {
+    /// How many elements are buffered (both sides).
+    pub(crate) fn held(&self) -> usize {
+        self.keys
+            .values()
+            .map(|b| b.lefts.len() + b.rights.len())
+            .sum()
+    }
+}

@@ -154,3 +154,11 @@ where
         self.fire(i64::MAX, out);
     }
 }
+
+#[cfg(test)]
+impl<K, L, R, F> WindowJoin<K, L, R, F> {
+    /// How many windows are open (over all keys), and how many keys have one.
+    pub(crate) fn held(&self) -> (usize, usize) {
+        (self.open.len(), self.ids.len())
+    }
+}

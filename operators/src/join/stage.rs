@@ -190,7 +190,6 @@ where
                         }
                     }
                 };
-                drop(scx);
                 if !send(&mut output, &mut out).await {
                     return step;
                 }

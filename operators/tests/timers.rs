@@ -419,3 +419,81 @@ async fn a_join_fails_when_either_input_fails_and_rejects_bad_bounds() {
         "{e}"
     );
 }
+
+fn checkpointed(name: &str) -> (Materializer, VirtualClock, std::path::PathBuf) {
+    let d = std::env::temp_dir().join(format!("weir-timers-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    let clock = VirtualClock::new();
+    let m = Materializer::new()
+        .with_clock(Arc::new(clock.clone()))
+        .with_checkpoints(weir_engine::CheckpointConfig::new(ms(1000), &d));
+    (m, clock, d)
+}
+
+fn summing(codec: bool) -> Flow<u32, (u32, u32)> {
+    let f = process_fn(
+        |x: &u32, cx: &mut ProcessContext<'_, u32, u32, (u32, u32)>| {
+            let n = cx.state().get().copied().unwrap_or(0) + x;
+            cx.state().set(n);
+            let k = *cx.key();
+            cx.emit((k, n));
+            Ok(())
+        },
+        |_t: Timer, _cx: &mut ProcessContext<'_, u32, u32, (u32, u32)>| Ok(()),
+    );
+    let keyed = Flow::<u32, u32>::identity().key_by(|x: &u32| x % 2);
+    if codec {
+        keyed.process_with_codec(f, weir_graph::StateCodec::serde())
+    } else {
+        keyed.process(f)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_stage_without_codec_refuses_a_checkpoint_and_one_with_a_codec_passes_it() {
+    let (m, clock, d) = checkpointed("nocodec");
+    let g = TestSource::probe::<u32>()
+        .via(summing(false))
+        .to_mat(ExactSink::probe(), Keep::both);
+    let ((src, sink), h) = m.materialize(&g).expect("materializes");
+    sink.request(100);
+    src.send_all(vec![1, 2, 3]);
+    clock.run_for(ms(1500)).await;
+    let e = tokio::time::timeout(Duration::from_secs(10), h.wait())
+        .await
+        .expect("the run ends")
+        .expect_err("the barrier is refused");
+    assert!(e.to_string().contains("keyed_process"), "{e}");
+    assert!(e.to_string().contains("cannot snapshot"), "{e}");
+    let _ = std::fs::remove_dir_all(&d);
+
+    let (m, clock, d) = checkpointed("codec");
+    let g = TestSource::probe::<u32>()
+        .via(summing(true))
+        .to_mat(ExactSink::probe(), Keep::both);
+    let ((src, sink), h) = m.materialize(&g).expect("materializes");
+    sink.request(100);
+    src.send_all(vec![1, 2, 3]);
+    clock.run_for(ms(1500)).await;
+    src.send_all(vec![4, 5]);
+    src.complete();
+    clock.run_for(ms(100)).await;
+    let got: Vec<_> = sink.drain().into_iter().map(|(_, o)| o).collect();
+    assert!(
+        matches!(
+            &got[..],
+            [
+                Observed::Next((1, 1)),
+                Observed::Next((0, 2)),
+                Observed::Next((1, 4)),
+                Observed::Next((0, 6)),
+                Observed::Next((1, 9)),
+                Observed::Complete
+            ]
+        ),
+        "{got:?}"
+    );
+    let r = tokio::time::timeout(Duration::from_secs(10), h.wait()).await;
+    assert!(r.expect("the run ends").is_ok());
+    let _ = std::fs::remove_dir_all(&d);
+}

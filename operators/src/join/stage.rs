@@ -9,7 +9,7 @@ use futures::future::{BoxFuture, Either, FutureExt};
 use std::marker::PhantomData;
 use weir_graph::{
     Aligner, AsyncIo, AsyncLogic, Control, Event, Inlet, Junction, Node, NodePorts, Outlet, Output,
-    Signal, StageCx, StageError, async_node, no_codec, router_for,
+    Signal, StageCx, StageError, async_node, router_for,
 };
 
 /// The output of a join stage.
@@ -105,7 +105,7 @@ async fn send<T: Send + 'static>(output: &mut Output<T>, out: &mut Vec<T>) -> bo
 }
 
 /// Applies the controls the aligner released: watermarks reach the core, then every control
-/// goes on; a barrier is refused (join state has no codec).
+/// goes on; a barrier is refused (join state is not checkpointed).
 fn released<K, L, R, O, C: JoinCore<K, L, R, O>>(
     core: &mut C,
     controls: Vec<Control>,
@@ -117,7 +117,10 @@ fn released<K, L, R, O, C: JoinCore<K, L, R, O>>(
         match c {
             Control::Watermark { ms } => core.on_watermark(ms, out),
             Control::Barrier { .. } => {
-                return Err(no_codec::<C>("join").with_stage(&scx.info().path));
+                return Err(StageError::internal(
+                    "join state lives in memory and cannot be checkpointed yet",
+                )
+                .with_stage(&scx.info().path));
             }
             _ => {}
         }

@@ -497,3 +497,47 @@ async fn a_process_stage_without_codec_refuses_a_checkpoint_and_one_with_a_codec
     assert!(r.expect("the run ends").is_ok());
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[tokio::test]
+async fn under_resume_a_failing_element_is_dead_lettered_and_its_key_keeps_its_state() {
+    let f = process_fn(
+        |x: &u32, cx: &mut ProcessContext<'_, u32, u32, (u32, u32)>| {
+            if *x == 7 {
+                return Err(StageError::user("seven"));
+            }
+            let n = cx.state().get().copied().unwrap_or(0) + x;
+            cx.state().set(n);
+            let k = *cx.key();
+            cx.emit((k, n));
+            Ok(())
+        },
+        |_t: Timer, _cx: &mut ProcessContext<'_, u32, u32, (u32, u32)>| Ok(()),
+    );
+    let (dl, dead) = weir_graph::DeadLetterSink::collector();
+    let r = rig(Flow::<u32, u32>::identity()
+        .key_by(|x: &u32| x % 2)
+        .process(f)
+        .with_supervision(weir_graph::Supervision::resume().with_dead_letters(dl)));
+    r.sink.request(100);
+    r.src.send_all(vec![1, 2, 7, 3]);
+    r.src.complete();
+    r.at(10).await;
+    assert_eq!(
+        r.timeline(),
+        vec![
+            (0, N((1, 1))),
+            (0, N((0, 2))),
+            (0, N((1, 4))),
+            (0, Complete)
+        ]
+    );
+    let dead = dead.lock().expect("not poisoned");
+    assert_eq!(dead.len(), 1);
+    assert!(
+        dead[0].stage.starts_with("keyed_process"),
+        "{:?}",
+        dead[0].stage
+    );
+    assert_eq!(dead[0].repr.as_deref(), Some("7"));
+    assert_eq!(dead[0].error.message(), "seven");
+}

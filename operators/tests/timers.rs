@@ -541,3 +541,32 @@ async fn under_resume_a_failing_element_is_dead_lettered_and_its_key_keeps_its_s
     assert_eq!(dead[0].repr.as_deref(), Some("7"));
     assert_eq!(dead[0].error.message(), "seven");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_refuses_a_checkpoint_barrier_naming_itself() {
+    let (m, clock, d) = checkpointed("join");
+    let right = Source::tick(ms(100), ms(100), (1u8, 5i64, 2u32))
+        .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
+        .map_materialized_value(|_| ());
+    let g = TestSource::probe::<(u8, i64, u32)>()
+        .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
+        .window_join(
+            right,
+            |e: &Timestamped<(u8, i64, u32)>| e.value.0,
+            |e: &Timestamped<(u8, i64, u32)>| e.value.0,
+            Windows::tumbling(ms(10)),
+            |l: &(u8, i64, u32), r: &(u8, i64, u32)| (l.2, r.2),
+        )
+        .to_mat(ExactSink::probe(), Keep::both);
+    let ((src, sink), h) = m.materialize(&g).expect("materializes");
+    sink.request(100);
+    src.send((1, 1, 1));
+    clock.run_for(ms(1500)).await;
+    let e = tokio::time::timeout(Duration::from_secs(10), h.wait())
+        .await
+        .expect("the run ends")
+        .expect_err("the barrier is refused");
+    assert!(e.to_string().contains("window_join"), "{e}");
+    assert!(e.to_string().contains("cannot be checkpointed"), "{e}");
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -1164,13 +1164,21 @@ class Keyed(Generic[_Up, _K, T]):
         """One ``(key, reduce)`` pair per key when the input completes."""
         return self._up._same(self._up._n.via(_native.flow_key_fold(self._key, None, fn, True, self._sup)))
 
-    def window(self, windows: Any, *, allowed_lateness: float = 0.0, late_to: Optional["Sink"] = None) -> Any:
+    def window(
+        self,
+        windows: Any,
+        *,
+        allowed_lateness: float = 0.0,
+        late_to: Optional["Sink"] = None,
+        processing_time: bool = False,
+    ) -> Any:
         """Event-time ``windows`` (:class:`Tumbling`, :class:`Sliding`, :class:`Session`) per key,
         right after ``assign_timestamps``; fired windows stay ``allowed_lateness`` seconds for late
-        elements, later ones go to ``late_to`` (see :class:`weir._windows.Windowed`)."""
+        elements, later ones go to ``late_to`` (see :class:`weir._windows.Windowed`). With
+        ``processing_time=True`` the windows are on the run's clock (arrival time) instead."""
         from ._windows import Windowed
 
-        return Windowed(self._up, self._key, self._sup, windows, allowed_lateness, late_to)
+        return Windowed(self._up, self._key, self._sup, windows, allowed_lateness, late_to, processing_time)
 
 
 class Source(_Linear, Generic[_T_co]):

@@ -150,7 +150,12 @@ class Keyed(Generic[_Up, _K, _T]):
     @overload
     def reduce(self: Keyed[Flow[_I, Any], _K, _V], fn: Callable[[_V, _V], _V]) -> Flow[_I, Tuple[_K, _V]]: ...
     def window(
-        self, windows: WindowKind, *, allowed_lateness: float = 0.0, late_to: Optional[Sink[Any, Any]] = None
+        self,
+        windows: WindowKind,
+        *,
+        allowed_lateness: float = 0.0,
+        late_to: Optional[Sink[Any, Any]] = None,
+        processing_time: bool = False,
     ) -> Windowed[_Up, _K, _T]: ...
 
 class Source(_Linear, Generic[_T_co]):

@@ -133,6 +133,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(builder_add_junction, m)?)?;
     m.add_function(wrap_pyfunction!(windows::flow_assign_timestamps, m)?)?;
     m.add_function(wrap_pyfunction!(windows::flow_window, m)?)?;
+    m.add_function(wrap_pyfunction!(windows::flow_processing_window, m)?)?;
     bidi::register(m)?;
     lifecycle::register(m)?;
     register_hubs(m)

@@ -288,80 +288,114 @@ fn state_and_timers_round_trip_through_the_codec_and_are_refused_without_one() {
 
 const KEYS: [&str; 3] = ["a", "b", "c"];
 
-fn step() -> impl Strategy<Value = In> {
+/// A step of the property test: an element (an event-time timer at `ts + 10`, or with
+/// `ts < 0` a processing-time timer at `v` ms), a watermark, or the clock moving to `now` ms.
+#[derive(Debug, Clone)]
+enum P {
+    E(&'static str, i64, u64),
+    W(i64),
+    C(u64),
+}
+
+fn step() -> impl Strategy<Value = P> {
     prop_oneof![
-        3 => (0..3usize, 0i64..60, 1u64..5).prop_map(|(k, ts, v)| E(KEYS[k], ts, v, 0)),
-        1 => (0i64..80).prop_map(W),
+        3 => (0..3usize, 0i64..60, 1u64..5).prop_map(|(k, ts, v)| P::E(KEYS[k], ts, v)),
+        2 => (0..3usize, 1u64..80).prop_map(|(k, at)| P::E(KEYS[k], -1, at)),
+        1 => (0i64..80).prop_map(P::W),
+        1 => (0u64..90).prop_map(P::C),
     ]
 }
 
-/// The model: every element registers `(ts + 10, key)` once; a watermark fires every
-/// registered timer at or below it, each with the key's sum since its last timer.
-fn model(script: &[In]) -> Vec<Vec<Rec>> {
-    let mut timers: BTreeSet<(i64, &'static str)> = BTreeSet::new();
-    let mut sums: std::collections::HashMap<&'static str, u64> = Default::default();
-    let mut wm: Option<i64> = None;
-    let mut groups = Vec::new();
-    let fire = |timers: &mut BTreeSet<(i64, &'static str)>,
-                sums: &mut std::collections::HashMap<&'static str, u64>,
-                upto: i64| {
-        let mut g = Vec::new();
-        while let Some(&(t, k)) = timers.first() {
-            if t > upto {
-                break;
-            }
-            timers.pop_first();
-            g.push(rec(k, &format!("Event({t})"), sums.remove(k).unwrap_or(0)));
+type Sums = std::collections::HashMap<&'static str, u64>;
+
+/// Fires the model's timers up to `upto`, in time order, each taking its key's sum.
+fn fire_model<T: Ord + Copy>(
+    timers: &mut BTreeSet<(T, &'static str)>,
+    sums: &mut Sums,
+    upto: T,
+    what: impl Fn(T) -> String,
+) -> Vec<Rec> {
+    let mut g = Vec::new();
+    while let Some(&(t, k)) = timers.first() {
+        if t > upto {
+            break;
         }
-        g
-    };
-    for s in script {
-        match s {
-            E(k, ts, v, _) => {
-                *sums.entry(k).or_default() += v;
-                timers.insert((ts + 10, k));
-                groups.push(
-                    wm.map(|w| fire(&mut timers, &mut sums, w))
-                        .unwrap_or_default(),
-                );
-            }
-            W(ms) => {
-                let w = wm.map_or(*ms, |w| w.max(*ms));
-                wm = Some(w);
-                groups.push(fire(&mut timers, &mut sums, w));
-            }
-        }
+        timers.pop_first();
+        g.push(rec(k, &what(t), sums.remove(k).unwrap_or(0)));
     }
-    groups.push(fire(&mut timers, &mut sums, i64::MAX));
-    groups
+    g
+}
+
+/// The model: each element adds its value to its key's sum and registers one timer (once per
+/// key and time); after every step the event-time timers at or below the watermark fire, then
+/// the processing-time timers at or below the clock, each in time order and taking the key's
+/// sum; the end fires every event-time timer and no processing-time one.
+fn model(script: &[P]) -> (Vec<Vec<Rec>>, Vec<(&'static str, u64)>) {
+    let mut event: BTreeSet<(i64, &'static str)> = BTreeSet::new();
+    let mut clock: BTreeSet<(u64, &'static str)> = BTreeSet::new();
+    let mut sums = Sums::default();
+    let (mut wm, mut now) = (None::<i64>, 0u64);
+    let ev = |t: i64| format!("Event({t})");
+    let pt = |t: u64| format!("Processing({t}ms)");
+    let mut groups = Vec::new();
+    for s in script {
+        match *s {
+            P::E(k, ts, v) => {
+                *sums.entry(k).or_default() += v;
+                if ts < 0 {
+                    clock.insert((v, k));
+                } else {
+                    event.insert((ts + 10, k));
+                }
+            }
+            P::W(ms) => wm = Some(wm.map_or(ms, |w| w.max(ms))),
+            P::C(t) => now = now.max(t),
+        }
+        let mut g = match wm {
+            Some(w) => fire_model(&mut event, &mut sums, w, ev),
+            None => Vec::new(),
+        };
+        g.extend(fire_model(&mut clock, &mut sums, now, pt));
+        groups.push(g);
+    }
+    groups.push(fire_model(&mut event, &mut sums, i64::MAX, ev));
+    let mut left: Vec<_> = sums.into_iter().collect();
+    left.sort();
+    (groups, left)
 }
 
 proptest! {
     #[test]
-    fn event_timers_match_the_model(script in proptest::collection::vec(step(), 0..40)) {
+    fn event_and_processing_timers_match_the_model(script in proptest::collection::vec(step(), 0..40)) {
         let mut l = Logic::new(SumUntil, None);
         let info = StageInfo::new("keyed_process", 0);
         let clock = TestClock;
         let mut groups = Vec::new();
+        let mut now = 0u64;
         for s in &script {
             let mut out = Vec::new();
             let mut scx = StageCx::new(&info, &clock, None, 64);
-            let r = match s {
-                E(k, ts, v, _) => l.on_batch(vec![(*k, (*ts, *v))], Duration::ZERO, &mut out, &mut scx),
-                W(ms) => l.on_watermark(*ms, Duration::ZERO, &mut out, &mut scx).map(|_| ()),
+            let r = match *s {
+                P::E(k, ts, v) => l.on_batch(vec![(k, (ts, v))], ms(now), &mut out, &mut scx),
+                P::W(w) => l.on_watermark(w, ms(now), &mut out, &mut scx).map(|_| ()),
+                P::C(t) => {
+                    now = now.max(t);
+                    l.on_time(ms(now), &mut out, &mut scx)
+                }
             };
             prop_assert!(r.is_ok());
             groups.push(out);
         }
         let mut out = Vec::new();
         let mut scx = StageCx::new(&info, &clock, None, 64);
-        prop_assert!(l.on_finish(Duration::ZERO, &mut out, &mut scx).is_ok());
+        prop_assert!(l.on_finish(ms(now), &mut out, &mut scx).is_ok());
         groups.push(out);
-        let want = model(&script);
+        let (want, left) = model(&script);
         prop_assert_eq!(groups.len(), want.len());
         for (got, want) in groups.iter().zip(&want) {
-            // In time order within a firing; equal times in key first-seen order (the model
-            // sorts them by key, so compare each time's keys as a set).
+            // The timers of one step fire in time order (event time first); equal times go in
+            // key first-seen order, the model's in key order: compare the times in order and
+            // the records as a set.
             let times: Vec<String> = got.iter().map(|r| r.1.clone()).collect();
             let want_times: Vec<String> = want.iter().map(|r| r.1.clone()).collect();
             prop_assert_eq!(times, want_times);
@@ -371,6 +405,15 @@ proptest! {
             w.sort();
             prop_assert_eq!(g, w);
         }
-        prop_assert_eq!(l.state().keys, vec![]);
+        // What stays: the sums of keys whose processing-time timers were dropped at the end.
+        let st = l.state();
+        prop_assert!(st.event_timers.is_empty() && st.processing_timers.is_empty());
+        let mut kept: Vec<_> = st.keys.into_iter().filter_map(|(_, k, v)| v.map(|v| (k, v))).collect();
+        kept.sort();
+        prop_assert_eq!(kept, left);
     }
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
 }

@@ -146,7 +146,14 @@ where
     F: FnMut(&S::Out) -> K + Clone + Send + Sync + 'static,
 {
     /// Runs `f` over each key's elements with per-key state and timers (see the
-    /// [module docs](crate::process) for the five rules); refuses to be checkpointed.
+    /// [module docs](crate::process)); refuses a checkpoint barrier (no codec).
+    ///
+    /// - **emits when** `f` emits, for an element or a timer that fired
+    /// - **backpressures when** downstream backpressures
+    /// - **completes when** upstream completes and the pending event-time timers fired
+    /// - **cancels when** downstream cancels
+    /// - **fails when** upstream fails, or `f` fails on an element or timer (naming the stage
+    ///   and the element or timer)
     pub fn process<P>(self, f: P) -> S::Next<P::Out>
     where
         P: KeyedProcessFunction<K, S::Out> + Clone + Sync,
@@ -155,6 +162,8 @@ where
     }
 
     /// [`Self::process`], checkpointing state and timers with `codec`.
+    ///
+    /// Emits, backpressures, completes, cancels and fails as [`Self::process`].
     pub fn process_with_codec<P>(
         self,
         f: P,

@@ -570,3 +570,29 @@ async fn a_join_refuses_a_checkpoint_barrier_naming_itself() {
     assert!(e.to_string().contains("cannot be checkpointed"), "{e}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parallel_process_stage_sees_every_element_of_the_keys_it_owns() {
+    let g = Source::from_iter(0u32..200)
+        .via(summing(false))
+        .parallelism(3)
+        .to_mat(Sink::collect(), Keep::right);
+    let out = tokio::time::timeout(Duration::from_secs(10), g.run().expect("starts"))
+        .await
+        .expect("the run ends")
+        .expect("the run completes");
+    // Each key's running sums, in its own order: one subtask owns each key.
+    let per_key = |k: u32| -> Vec<u32> { out.iter().filter(|o| o.0 == k).map(|o| o.1).collect() };
+    let want = |k: u32| -> Vec<u32> {
+        (0u32..200)
+            .filter(|x| x % 2 == k)
+            .scan(0, |s, x| {
+                *s += x;
+                Some(*s)
+            })
+            .collect()
+    };
+    assert_eq!(out.len(), 200);
+    assert_eq!(per_key(0), want(0));
+    assert_eq!(per_key(1), want(1));
+}

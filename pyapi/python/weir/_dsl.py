@@ -1164,6 +1164,20 @@ class Keyed(Generic[_Up, _K, T]):
         """One ``(key, reduce)`` pair per key when the input completes."""
         return self._up._same(self._up._n.via(_native.flow_key_fold(self._key, None, fn, True, self._sup)))
 
+    def process(
+        self,
+        on_element: Callable[[Any, Any], Any],
+        on_timer: Optional[Callable[[float, str, Any], Any]] = None,
+    ) -> Any:
+        """A keyed process function (Rust's keyed process stage): ``on_element(element, ctx)``
+        per element and ``on_timer(t, "event" | "processing", ctx)`` per timer that fired;
+        ``ctx`` (valid during the call) has ``key``, ``state`` / ``set_state(v)`` /
+        ``clear_state()``, ``emit(x)``, ``watermark`` and ``processing_time`` (seconds), and
+        ``register_event_timer(t)`` / ``register_processing_timer(t)`` (and ``delete_...``) for
+        the key. Event-time timers fire once the watermark reaches them (all pending ones when
+        the input completes), processing-time timers on the run's clock."""
+        return self._up._same(self._up._n.via(_native.flow_key_process(self._key, on_element, on_timer, self._sup)))
+
     def window(
         self,
         windows: Any,

@@ -136,6 +136,12 @@ def flow_window(
     late: Optional[Blueprint] = None,
     sup: Optional[Supervision] = None,
 ) -> Blueprint: ...
+def flow_key_process(
+    key: Optional[Callable[[Any], Any]],
+    on_element: Callable[[Any, Any], Any],
+    on_timer: Optional[Callable[[float, str, Any], Any]] = None,
+    sup: Optional[Supervision] = None,
+) -> Blueprint: ...
 def flow_processing_window(
     key: Optional[Callable[[Any], Any]],
     windows_: Tuple[str, float, float],

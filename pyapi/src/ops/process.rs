@@ -48,7 +48,9 @@ impl PyProcessContext {
     fn timer(&mut self, register: bool, event: bool, t: f64) -> PyResult<()> {
         self.check()?;
         if !t.is_finite() || t.abs() >= 9.0e12 || (!event && t < 0.0) {
-            return Err(PyValueError::new_err(format!("timer time out of range: {t}")));
+            return Err(PyValueError::new_err(format!(
+                "timer time out of range: {t}"
+            )));
         }
         self.timers.push((register, event, t));
         Ok(())
@@ -190,8 +192,7 @@ impl KeyedProcessFunction<PyKey, (PyKey, PyObj)> for PyProcess {
     ) -> Result<(), StageError> {
         crate::gil::with(|py| {
             let x = element.1.0.clone_ref(py);
-            Self::call(py, &self.on_element, x, None, cx)
-                .map_err(|e| failure_on(py, e, &element.1))
+            Self::call(py, &self.on_element, x, None, cx).map_err(|e| failure_on(py, e, &element.1))
         })
     }
 
@@ -229,9 +230,7 @@ pub fn flow_key_process(
         Some(s) => pairs.with_supervision(s.0.clone()),
         None => pairs,
     };
-    let staged = pairs
-        .key_by(|p: &(PyKey, PyObj)| p.0.clone())
-        .process(f);
+    let staged = pairs.key_by(|p: &(PyKey, PyObj)| p.0.clone()).process(f);
     let staged = match sup {
         Some(s) => staged.with_supervision(s.0.clone()),
         None => staged,

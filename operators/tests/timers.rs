@@ -596,3 +596,33 @@ async fn a_parallel_process_stage_sees_every_element_of_the_keys_it_owns() {
     assert_eq!(per_key(0), want(0));
     assert_eq!(per_key(1), want(1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_join_cancels_both_inputs() {
+    let g = TestSource::probe::<(u8, i64, u32)>()
+        .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
+        .interval_join(
+            TestSource::probe::<(u8, i64, u32)>()
+                .assign_timestamps(|e| e.1, WatermarkStrategy::monotonous())
+                .map_materialized_value(|_| ()),
+            |e: &Timestamped<(u8, i64, u32)>| e.value.0,
+            |e: &Timestamped<(u8, i64, u32)>| e.value.0,
+            0,
+            5,
+            |l: &(u8, i64, u32), r: &(u8, i64, u32)| (l.2, r.2),
+        )
+        .to_mat(ExactSink::probe(), Keep::both);
+    let clock = VirtualClock::new();
+    let m = Materializer::new().with_clock(Arc::new(clock.clone()));
+    let ((src, sink), h) = m.materialize(&g).expect("materializes");
+    sink.request(10);
+    src.send((1, 1, 1));
+    clock.run_for(ms(10)).await;
+    sink.cancel();
+    src.expect_cancellation().await;
+    let r = tokio::time::timeout(Duration::from_secs(10), h.wait()).await;
+    assert!(
+        r.expect("the run ends").is_ok(),
+        "both inputs are cancelled, the run ends"
+    );
+}

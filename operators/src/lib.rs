@@ -11,7 +11,9 @@
 //! | [`keyed`] | `key_by(..).fold/reduce/count` ([`KeyedOps`](keyed::KeyedOps)) |
 //! | [`async_ops`] | `map_async`, `map_async_unordered` ([`AsyncOps`](async_ops::AsyncOps)) |
 //! | [`time`] | rate and time: `throttle`, `delay`, `grouped_within`, `conflate`, `buffer`, timeouts ([`TimeOps`](time::TimeOps)) |
-//! | [`window`] | keyed event-time windows: tumbling, sliding, session ([`WindowOps`](window::WindowOps)) |
+//! | [`window`] | keyed event-time windows: tumbling, sliding, session ([`WindowOps`](window::WindowOps)); processing-time windows ([`ProcessingWindowOps`](window::ProcessingWindowOps)) |
+//! | [`process`] | `key_by(..).process(f)`: keyed process functions with value state and event/processing-time timers |
+//! | [`join`] | window and interval joins of two keyed event-time streams ([`JoinOps`](join::JoinOps)) |
 //! | [`fan`] | junctions (`Broadcast`, `Merge`, `Zip`, ...) and linear fan ops ([`FanOps`](fan::FanOps)) |
 //! | [`lifecycle`] | `watch_termination`, `Source::maybe`/`never`, `Source::lazy`/`Sink::lazy` ([`LifecycleOps`](lifecycle::LifecycleOps)) |
 //! | [`file`] | file connectors: line/CSV/JSON-lines sources replayable by byte offset, a transactional part-file sink |
@@ -30,8 +32,10 @@ pub mod fan;
 pub mod file;
 pub mod framing;
 pub mod hub;
+pub mod join;
 pub mod keyed;
 pub mod lifecycle;
+pub mod process;
 pub mod restart;
 pub mod simple;
 pub mod sink;

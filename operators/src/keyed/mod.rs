@@ -228,6 +228,13 @@ where
     }
 }
 
+impl<S, K, F> Keyed<S, K, F> {
+    /// The upstream and the key function (for keyed stages defined in other modules).
+    pub(crate) fn into_parts(self) -> (S, F) {
+        (self.upstream, self.key)
+    }
+}
+
 /// `key_by` for every [`Via`] (`Source` and `Flow`).
 pub trait KeyedOps: Via {
     /// Groups elements by `key` (the aggregate that follows runs per key, parallel by key group).

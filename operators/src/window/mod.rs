@@ -21,11 +21,13 @@ mod builtin;
 mod contents;
 mod late;
 mod logic;
+mod processing;
 
 pub use assign::{Window, Windows};
 pub use builtin::{Builtin, Num, Numeric};
 pub use contents::AggregateFunction;
 pub use late::{LateOps, late_to};
+pub use processing::{ProcessingWindowOps, ProcessingWindowedStream};
 
 use crate::keyed::{KeyedUpstream, pairs};
 use crate::time::Timestamped;

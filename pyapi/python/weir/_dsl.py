@@ -1164,13 +1164,35 @@ class Keyed(Generic[_Up, _K, T]):
         """One ``(key, reduce)`` pair per key when the input completes."""
         return self._up._same(self._up._n.via(_native.flow_key_fold(self._key, None, fn, True, self._sup)))
 
-    def window(self, windows: Any, *, allowed_lateness: float = 0.0, late_to: Optional["Sink"] = None) -> Any:
+    def process(
+        self,
+        on_element: Callable[[Any, Any], Any],
+        on_timer: Optional[Callable[[float, str, Any], Any]] = None,
+    ) -> Any:
+        """A keyed process function (Rust's keyed process stage): ``on_element(element, ctx)``
+        per element and ``on_timer(t, "event" | "processing", ctx)`` per timer that fired;
+        ``ctx`` (valid during the call) has ``key``, ``state`` / ``set_state(v)`` /
+        ``clear_state()``, ``emit(x)``, ``watermark`` and ``processing_time`` (seconds), and
+        ``register_event_timer(t)`` / ``register_processing_timer(t)`` (and ``delete_...``) for
+        the key. Event-time timers fire once the watermark reaches them (all pending ones when
+        the input completes), processing-time timers on the run's clock."""
+        return self._up._same(self._up._n.via(_native.flow_key_process(self._key, on_element, on_timer, self._sup)))
+
+    def window(
+        self,
+        windows: Any,
+        *,
+        allowed_lateness: float = 0.0,
+        late_to: Optional["Sink"] = None,
+        processing_time: bool = False,
+    ) -> Any:
         """Event-time ``windows`` (:class:`Tumbling`, :class:`Sliding`, :class:`Session`) per key,
         right after ``assign_timestamps``; fired windows stay ``allowed_lateness`` seconds for late
-        elements, later ones go to ``late_to`` (see :class:`weir._windows.Windowed`)."""
+        elements, later ones go to ``late_to`` (see :class:`weir._windows.Windowed`). With
+        ``processing_time=True`` the windows are on the run's clock (arrival time) instead."""
         from ._windows import Windowed
 
-        return Windowed(self._up, self._key, self._sup, windows, allowed_lateness, late_to)
+        return Windowed(self._up, self._key, self._sup, windows, allowed_lateness, late_to, processing_time)
 
 
 class Source(_Linear, Generic[_T_co]):

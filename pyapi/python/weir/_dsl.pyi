@@ -33,7 +33,7 @@ from typing_extensions import Literal, Never, Self, TypeAlias
 
 from . import _native
 from ._handles import SinkQueue
-from ._native import Inlet, MatKey, Outlet, SinkFuture
+from ._native import Inlet, MatKey, Outlet, ProcessContext, SinkFuture
 from ._run import RunHandle
 from .interpreters import InterpreterPool
 from ._windows import Watermarks, WindowKind, Windowed
@@ -149,8 +149,25 @@ class Keyed(Generic[_Up, _K, _T]):
     def reduce(self: Keyed[Source[Any], _K, _V], fn: Callable[[_V, _V], _V]) -> Source[Tuple[_K, _V]]: ...
     @overload
     def reduce(self: Keyed[Flow[_I, Any], _K, _V], fn: Callable[[_V, _V], _V]) -> Flow[_I, Tuple[_K, _V]]: ...
+    @overload
+    def process(
+        self: Keyed[Source[Any], _K, _V],
+        on_element: Callable[[_V, ProcessContext], Any],
+        on_timer: Optional[Callable[[float, str, ProcessContext], Any]] = None,
+    ) -> Source[Any]: ...
+    @overload
+    def process(
+        self: Keyed[Flow[_I, Any], _K, _V],
+        on_element: Callable[[_V, ProcessContext], Any],
+        on_timer: Optional[Callable[[float, str, ProcessContext], Any]] = None,
+    ) -> Flow[_I, Any]: ...
     def window(
-        self, windows: WindowKind, *, allowed_lateness: float = 0.0, late_to: Optional[Sink[Any, Any]] = None
+        self,
+        windows: WindowKind,
+        *,
+        allowed_lateness: float = 0.0,
+        late_to: Optional[Sink[Any, Any]] = None,
+        processing_time: bool = False,
     ) -> Windowed[_Up, _K, _T]: ...
 
 class Source(_Linear, Generic[_T_co]):

@@ -113,12 +113,14 @@ class Windowed(Generic[_Up, _K, _V]):
     """A keyed stream of timestamped elements grouped into event-time windows; each window
     function gives ``(key, window_start, window_end, value)`` tuples (seconds), one per key and
     window when the watermark passes the window's end (again for a late element within the
-    allowed lateness), and every window left when the input completes.
+    allowed lateness), and every window left when the input completes. With
+    ``processing_time=True`` elements are windowed by their arrival on the run's clock (no
+    ``assign_timestamps`` needed; windows fire when the clock reaches their end; nothing is late).
 
     An element whose windows are all past their allowed lateness goes to ``late_to`` as
     ``(key, timestamp, element)``; without ``late_to`` it fails the stage, naming the element."""
 
-    __slots__ = ("_pre", "_ts", "_wm", "_idle", "_key", "_sup", "_windows", "_lateness", "_late")
+    __slots__ = ("_pre", "_ts", "_wm", "_idle", "_key", "_sup", "_windows", "_lateness", "_late", "_processing")
 
     def __init__(
         self,
@@ -128,7 +130,19 @@ class Windowed(Generic[_Up, _K, _V]):
         windows: WindowKind,
         allowed_lateness: float,
         late_to: Any,
+        processing_time: bool = False,
     ) -> None:
+        self._processing = bool(processing_time)
+        if self._processing:
+            # Processing time: elements are stamped with their arrival on the run's clock and
+            # nothing is ever late.
+            if allowed_lateness != 0.0 or late_to is not None:
+                raise ValueError("window(processing_time=True): no element is late, so allowed_lateness and late_to do not apply")
+            if not isinstance(windows, (Tumbling, Sliding, Session)):
+                raise TypeError(f"window(): expected Tumbling, Sliding or Session, got {windows!r}")
+            self._pre, self._ts, self._wm, self._idle = upstream, None, None, None
+            self._key, self._sup, self._windows, self._lateness, self._late = key, sup, windows, 0.0, None
+            return
         event = getattr(upstream, "_event", None)
         if event is None:
             raise TypeError(
@@ -150,6 +164,9 @@ class Windowed(Generic[_Up, _K, _V]):
         self._late = late_to
 
     def _build(self, func: str, fns: List[Optional[Callable[..., Any]]], value: Optional[Callable[[Any], Any]] = None) -> Any:
+        if self._processing:
+            native = _native.flow_processing_window(self._key, self._windows._native(), func, fns, value, self._sup)
+            return self._pre._same(self._pre._n.via(native, "left"), None)
         kind, bound = self._wm._native()
         late = self._late._n if self._late is not None else None
         native = _native.flow_window(

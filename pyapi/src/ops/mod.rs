@@ -14,6 +14,7 @@ pub mod handles;
 mod hubs;
 mod junctions;
 mod lifecycle;
+mod process;
 pub mod pyops;
 mod sources;
 pub mod stages;
@@ -133,6 +134,9 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(builder_add_junction, m)?)?;
     m.add_function(wrap_pyfunction!(windows::flow_assign_timestamps, m)?)?;
     m.add_function(wrap_pyfunction!(windows::flow_window, m)?)?;
+    m.add_function(wrap_pyfunction!(windows::flow_processing_window, m)?)?;
+    m.add_function(wrap_pyfunction!(process::flow_key_process, m)?)?;
+    m.add_class::<process::PyProcessContext>()?;
     bidi::register(m)?;
     lifecycle::register(m)?;
     register_hubs(m)

@@ -125,6 +125,8 @@ assert_type(by_key.window(weir.Tumbling(1.0)).process(lambda k, s, e, xs: len(xs
 events_flow: weir.Flow[tuple[str, int, float], tuple[str, int, float]] = weir.Flow.create()
 windowed_flow = events_flow.assign_timestamps(lambda e: e[2], weir.Monotonous())
 assert_type(windowed_flow.key_by(lambda e: e[0]).window(weir.Sliding(2.0, 1.0)).mean(lambda e: e[1]), weir.Flow[tuple[str, int, float], tuple[str, float, float, float]])
+assert_type(by_key.window(weir.Tumbling(1.0), processing_time=True).count(), weir.Source[tuple[str, float, float, int]])
+assert_type(by_key.process(lambda e, ctx: ctx.emit(e[1])), weir.Source[Any])
 by_key.window(weir.Tumbling(1.0)).sum(lambda e: e[0])  # type: ignore[arg-type, return-value]  # pyright: ignore[reportArgumentType]
 timed.assign_timestamps(lambda e: e[2], 0.1)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 

@@ -8,7 +8,10 @@
 //! `count`, `min`, `max` and `mean` then run in Rust without calling Python.
 
 mod functions;
+mod processing;
 mod stages;
+
+pub use processing::flow_processing_window;
 
 use super::{flow, secs, sink_of, untag};
 use crate::dsl::{PyBlueprint, PySupervision};
@@ -120,7 +123,7 @@ pub fn flow_window(
         "key_by",
         Arc::new(move |py, _| {
             Box::new(PrepOp {
-                ts: Arc::new(ts.clone_ref(py)),
+                ts: Some(Arc::new(ts.clone_ref(py))),
                 key: key.as_ref().map(|k| Arc::new(k.clone_ref(py))),
                 value: value.as_ref().map(|v| Arc::new(v.clone_ref(py))),
                 kind,

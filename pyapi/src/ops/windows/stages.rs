@@ -90,7 +90,8 @@ pub(super) enum Value {
 /// The first stage: `(ts, key, number, element)` per element, the timestamp, key and value
 /// functions called a batch at a time; an error names the element.
 pub(super) struct PrepOp {
-    pub(super) ts: Arc<Py<PyAny>>,
+    /// The timestamp function (`None` for processing-time windows, which stamp arrival).
+    pub(super) ts: Option<Arc<Py<PyAny>>>,
     pub(super) key: Option<Arc<Py<PyAny>>>,
     pub(super) value: Option<Arc<Py<PyAny>>>,
     pub(super) kind: Value,
@@ -134,7 +135,10 @@ fn number(v: &Bound<'_, PyAny>) -> PyResult<Num> {
 impl PrepOp {
     fn prep(&self, py: Python<'_>, x: &PyObj) -> PyResult<Prep> {
         let b = x.0.bind(py);
-        let ts = millis(&self.ts.bind(py).call1((b,))?)?;
+        let ts = match &self.ts {
+            Some(f) => millis(&f.bind(py).call1((b,))?)?,
+            None => 0,
+        };
         let key = match &self.key {
             Some(f) => PyObj::from_bound(f.bind(py).call1((b,))?),
             None => x.clone_ref(py),

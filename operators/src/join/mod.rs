@@ -1,0 +1,206 @@
+//! Joins of two keyed event-time streams: the window join (pairs of equal key in the same
+//! tumbling or sliding window, emitted when the window fires) and the interval join (pairs
+//! with `left.ts + lower <= right.ts <= left.ts + upper`, emitted as soon as both are there).
+//!
+//! Both sides are keyed by a key function of their own and hash-partitioned on the key (so
+//! equal keys of both sides meet in one subtask); the join's watermark is the minimum of the
+//! two inputs' watermarks, forwarded after what it fired. An element that arrives after
+//! the watermark passed every window it belongs to (window join) or its own timestamp
+//! (interval join) is *late*: it leaves as [`JoinOutput::LateLeft`] / [`JoinOutput::LateRight`]
+//! (the side output), never joined and never dropped silently. Results carry a timestamp:
+//! the window's last one (window join), the later of the pair's (interval join).
+//!
+//! Join state lives in memory: a checkpoint barrier is refused (`no_codec`) rather than the
+//! state lost.
+
+mod interval;
+mod stage;
+mod window;
+
+use crate::Via;
+use crate::fan::common::built;
+use crate::keyed::{KeyedUpstream, pairs};
+use crate::time::Timestamped;
+use crate::window::Windows;
+use stage::{JoinCore, JoinNode};
+use std::hash::Hash;
+use weir_graph::{Flow, GraphBuilder, Source};
+
+/// What a join emits: a joined pair's result, or a late element of either side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinOutput<K, O, L, R> {
+    /// `f(left, right)` of a joined pair, at the pair's timestamp.
+    Joined(Timestamped<O>),
+    /// A left element that arrived too late to join.
+    LateLeft {
+        /// The element's key.
+        key: K,
+        /// The element.
+        element: Timestamped<L>,
+    },
+    /// A right element that arrived too late to join.
+    LateRight {
+        /// The element's key.
+        key: K,
+        /// The element.
+        element: Timestamped<R>,
+    },
+}
+
+impl<K, O, L, R> JoinOutput<K, O, L, R> {
+    /// The joined result, if this is one.
+    pub fn joined(self) -> Option<Timestamped<O>> {
+        match self {
+            Self::Joined(x) => Some(x),
+            _ => None,
+        }
+    }
+    /// The late left element, if this is one.
+    pub fn late_left(self) -> Option<(K, Timestamped<L>)> {
+        match self {
+            Self::LateLeft { key, element } => Some((key, element)),
+            _ => None,
+        }
+    }
+    /// The late right element, if this is one.
+    pub fn late_right(self) -> Option<(K, Timestamped<R>)> {
+        match self {
+            Self::LateRight { key, element } => Some((key, element)),
+            _ => None,
+        }
+    }
+}
+
+/// `left key stage -> join(left, right key stage(other)) -> out`.
+fn join_flow<K, L, R, O, M, KL, KR, C, MK>(
+    name: &'static str,
+    other: Source<Timestamped<R>, M>,
+    left_key: KL,
+    right_key: KR,
+    par: Option<usize>,
+    invalid: Option<String>,
+    make: MK,
+) -> Flow<Timestamped<L>, JoinOutput<K, O, L, R>>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    L: Send + 'static,
+    R: Send + 'static,
+    O: Send + 'static,
+    M: Send + 'static,
+    KL: FnMut(&Timestamped<L>) -> K + Clone + Send + Sync + 'static,
+    KR: FnMut(&Timestamped<R>) -> K + Clone + Send + Sync + 'static,
+    C: JoinCore<K, L, R, O>,
+    MK: Fn() -> C + Send + Sync + 'static,
+{
+    let mut b = GraphBuilder::new();
+    let j = b.add(JoinNode::new(name, make));
+    let (src, _) = b.add_source(other.via(pairs(right_key, None)));
+    let r = (|| {
+        b.connect(src, j.right)?;
+        b.build_flow(j.left, j.outlet, |_| ())
+    })();
+    let join = built(name, r).reject(invalid.map(|e| format!("{name}: {e}")));
+    pairs(left_key, par).via(join)
+}
+
+/// Window and interval joins on every [`Source`] and [`Flow`] of [`Timestamped`] elements.
+pub trait JoinOps: KeyedUpstream {
+    /// Joins this stream (left) with `other` (right) in event-time `windows` (tumbling or
+    /// sliding): when a window fires, emits `f(left, right)` for every pair of equal key in
+    /// it, lefts in arrival order, each with the rights in arrival order.
+    ///
+    /// - **emits when** the combined watermark reaches a window's end (its pairs), at the end
+    ///   of both inputs (every window left), or an element is late (`LateLeft`/`LateRight`)
+    /// - **backpressures when** downstream backpressures
+    /// - **completes when** both inputs completed and every window fired
+    /// - **cancels when** downstream cancels (both inputs are cancelled)
+    /// - **fails when** either input fails (after the results emitted before)
+    fn window_join<L, R, K, O, M, KL, KR, F>(
+        self,
+        other: Source<Timestamped<R>, M>,
+        left_key: KL,
+        right_key: KR,
+        windows: Windows,
+        f: F,
+    ) -> Self::Next<JoinOutput<K, O, L, R>>
+    where
+        Self: Via<Out = Timestamped<L>>,
+        K: Hash + Eq + Clone + Send + 'static,
+        L: Clone + Send + 'static,
+        R: Clone + Send + 'static,
+        O: Send + 'static,
+        M: Send + 'static,
+        KL: FnMut(&Timestamped<L>) -> K + Clone + Send + Sync + 'static,
+        KR: FnMut(&Timestamped<R>) -> K + Clone + Send + Sync + 'static,
+        F: FnMut(&L, &R) -> O + Clone + Send + Sync + 'static,
+    {
+        let invalid = windows.invalid().or_else(|| {
+            windows
+                .merging()
+                .then(|| "session windows cannot be joined".to_owned())
+        });
+        let par = self.outlet_parallelism();
+        let core = move || window::WindowJoin::new(windows, f.clone());
+        self.via_flow(join_flow(
+            "window_join",
+            other,
+            left_key,
+            right_key,
+            par,
+            invalid,
+            core,
+        ))
+    }
+
+    /// Joins this stream (left) with `other` (right) on `left.ts + lower <= right.ts <=
+    /// left.ts + upper` (ms, bounds included; `lower` may be negative): emits `f(left, right)`
+    /// as soon as both elements of a pair of equal key arrived; an element's state is dropped
+    /// once the watermark passes the last timestamp it can still join.
+    ///
+    /// - **emits when** an element arrives that joins buffered ones of the other side, or is
+    ///   late (`LateLeft`/`LateRight`: its timestamp is at or below the watermark)
+    /// - **backpressures when** downstream backpressures
+    /// - **completes when** both inputs completed
+    /// - **cancels when** downstream cancels (both inputs are cancelled)
+    /// - **fails when** either input fails (after the results emitted before)
+    fn interval_join<L, R, K, O, M, KL, KR, F>(
+        self,
+        other: Source<Timestamped<R>, M>,
+        left_key: KL,
+        right_key: KR,
+        lower: i64,
+        upper: i64,
+        f: F,
+    ) -> Self::Next<JoinOutput<K, O, L, R>>
+    where
+        Self: Via<Out = Timestamped<L>>,
+        K: Hash + Eq + Clone + Send + 'static,
+        L: Clone + Send + 'static,
+        R: Clone + Send + 'static,
+        O: Send + 'static,
+        M: Send + 'static,
+        KL: FnMut(&Timestamped<L>) -> K + Clone + Send + Sync + 'static,
+        KR: FnMut(&Timestamped<R>) -> K + Clone + Send + Sync + 'static,
+        F: FnMut(&L, &R) -> O + Clone + Send + Sync + 'static,
+    {
+        let invalid = (lower > upper).then(|| {
+            format!("interval join: lower bound {lower} ms is above upper bound {upper} ms")
+        });
+        let par = self.outlet_parallelism();
+        let core = move || interval::IntervalJoin::new(lower, upper, f.clone());
+        self.via_flow(join_flow(
+            "interval_join",
+            other,
+            left_key,
+            right_key,
+            par,
+            invalid,
+            core,
+        ))
+    }
+}
+
+impl<S: KeyedUpstream> JoinOps for S {}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,107 @@
+//! Keyed processing-time windows for Python: `key_by(f).window(.., processing_time=True)` over
+//! `weir_operators::window::ProcessingWindowOps` (elements stamped with their arrival on the
+//! run's clock, windows fired by its timers), with the same window functions as event time.
+
+use super::functions::{PyAggregate, PyReduce};
+use super::stages::{Prep, PrepOp, Value};
+use super::{call_process, emit, flow, windows};
+use crate::dsl::{PyBlueprint, PySupervision};
+use crate::obj::PyObj;
+use crate::pyfn::PyFn;
+use crate::stages::{PyKey, PyOp, py_flow, unit_mat};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use std::sync::Arc;
+use weir_graph::Flow;
+use weir_operators::time::Timestamped;
+use weir_operators::window::{Builtin, ProcessingWindowOps, Window};
+
+/// `key_by(key).window(windows, processing_time=True)` with its window function `func` (`sum`,
+/// `count`, `min`, `max`, `mean`, `reduce`, `aggregate`, `process`) and its Python functions
+/// `fns`.
+#[pyfunction]
+#[pyo3(signature = (key, windows_, func, fns, value = None, sup = None))]
+pub fn flow_processing_window(
+    py: Python<'_>,
+    key: Option<Py<PyAny>>,
+    windows_: (String, f64, f64),
+    func: &str,
+    fns: Vec<Option<Py<PyAny>>>,
+    value: Option<Py<PyAny>>,
+    sup: Option<&PySupervision>,
+) -> PyResult<PyBlueprint> {
+    let w = windows(&windows_.0, windows_.1, windows_.2)?;
+    let builtin = match func {
+        "sum" => Some(Builtin::Sum),
+        "count" => Some(Builtin::Count),
+        "min" => Some(Builtin::Min),
+        "max" => Some(Builtin::Max),
+        "mean" => Some(Builtin::Mean),
+        _ => None,
+    };
+    let kind = match builtin {
+        Some(Builtin::Count) | None => Value::None,
+        Some(_) => Value::Number,
+    };
+    let (key, value) = (key.map(Arc::new), value.map(Arc::new));
+    let prep = py_flow(
+        "key_by",
+        Arc::new(move |py, _| {
+            Box::new(PrepOp {
+                ts: None,
+                key: key.as_ref().map(|k| Arc::new(k.clone_ref(py))),
+                value: value.as_ref().map(|v| Arc::new(v.clone_ref(py))),
+                kind,
+            }) as Box<dyn PyOp<PyObj, Prep>>
+        }),
+    );
+    let prep = match sup {
+        Some(s) => prep.with_supervision(s.0.clone()),
+        None => prep,
+    };
+    let keyed = prep.window_by_processing_time(|p: &Prep| p.key.clone(), w);
+    let arg = |i: usize| -> PyResult<PyFn> {
+        fns.get(i)
+            .and_then(|f| f.as_ref())
+            .map(|f| PyFn::new(f.clone_ref(py)))
+            .ok_or_else(|| PyValueError::new_err(format!("{func}: a function is missing")))
+    };
+    let opt = |i: usize| {
+        fns.get(i)
+            .and_then(|f| f.as_ref())
+            .map(|f| PyFn::new(f.clone_ref(py)))
+    };
+    let tagged: Flow<PyObj, (bool, PyObj), _> = match (builtin, func) {
+        (Some(b), _) => keyed.aggregate(b).via(emit(false, func)),
+        (None, "reduce") => keyed.aggregate(PyReduce(arg(0)?)).via(emit(false, func)),
+        (None, "aggregate") => {
+            let merge = opt(2);
+            if merge.is_none() && windows_.0 == "session" {
+                return Err(PyValueError::new_err(
+                    "aggregate over session windows needs merge= (sessions merge)",
+                ));
+            }
+            let agg = PyAggregate {
+                create: arg(0)?,
+                add: arg(1)?,
+                merge,
+                result: opt(3),
+            };
+            keyed.aggregate(agg).via(emit(false, func))
+        }
+        (None, "process") => {
+            let f = arg(0)?;
+            keyed
+                .process(move |k: &PyKey, w: Window, xs: &[Timestamped<Prep>]| {
+                    call_process(&f, k, w, xs)
+                })
+                .via(emit(false, func))
+        }
+        (None, other) => {
+            return Err(PyValueError::new_err(format!(
+                "unknown window function {other:?}"
+            )));
+        }
+    };
+    Ok(flow(tagged.via(unit_mat(super::untag::<bool>()))))
+}

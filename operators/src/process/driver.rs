@@ -112,11 +112,15 @@ where
                         Control::Watermark { ms } => logic
                             .on_watermark(ms, now, &mut out, &mut scx)
                             .map(|fwd| forward = fwd.then_some(c)),
-                        Control::Barrier { .. } => {
-                            // The engine does not collect asynchronous stages' snapshots yet:
-                            // the state is encoded here so that a stage that cannot save it
-                            // fails the checkpoint instead of being restored empty.
-                            logic.snapshot().map(|_| forward = Some(c))
+                        Control::Barrier { id } => {
+                            // The state as of the barrier goes to the checkpoint; a stage that
+                            // cannot save it fails instead of being restored empty.
+                            logic.snapshot().map(|snap| {
+                                if let Some(ck) = &io.checkpoint {
+                                    ck.ack(id, snap);
+                                }
+                                forward = Some(c);
+                            })
                         }
                         other => {
                             forward = Some(other);

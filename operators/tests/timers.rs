@@ -498,6 +498,55 @@ async fn a_process_stage_without_codec_refuses_a_checkpoint_and_one_with_a_codec
     let _ = std::fs::remove_dir_all(&d);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_stage_restores_its_per_key_state_from_the_latest_checkpoint() {
+    let d = std::env::temp_dir().join(format!("weir-timers-{}-restore", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    let run = |clock: &VirtualClock| {
+        Materializer::new()
+            .with_clock(Arc::new(clock.clone()))
+            .with_checkpoints(weir_engine::CheckpointConfig::new(ms(1000), &d))
+    };
+    // First run: three elements, then a checkpoint completes, then the run is cancelled.
+    let clock = VirtualClock::new();
+    let g = TestSource::probe::<u32>()
+        .via(summing(true).uid("sums"))
+        .to_mat(ExactSink::probe(), Keep::both);
+    let ((src, sink), h) = run(&clock).materialize(&g).expect("materializes");
+    sink.request(100);
+    src.send_all(vec![1, 2, 3]);
+    clock.run_for(ms(1500)).await;
+    let ck = h.checkpoints().expect("checkpoints are on");
+    tokio::time::timeout(Duration::from_secs(10), ck.wait_completed(1))
+        .await
+        .expect("checkpoint 1 completes");
+    h.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), h.wait()).await;
+    // Second run on the same directory: the sums continue from the checkpoint.
+    let clock = VirtualClock::new();
+    let ((src, sink), h) = run(&clock).materialize(&g).expect("materializes");
+    assert_eq!(h.checkpoints().and_then(|c| c.restored()), Some(1));
+    sink.request(100);
+    src.send_all(vec![4, 5]);
+    src.complete();
+    clock.run_for(ms(100)).await;
+    let got: Vec<_> = sink.drain().into_iter().map(|(_, o)| o).collect();
+    assert!(
+        matches!(
+            &got[..],
+            [
+                Observed::Next((0, 6)),
+                Observed::Next((1, 9)),
+                Observed::Complete
+            ]
+        ),
+        "{got:?}"
+    );
+    let r = tokio::time::timeout(Duration::from_secs(10), h.wait()).await;
+    assert!(r.expect("the run ends").is_ok());
+    let _ = std::fs::remove_dir_all(&d);
+}
+
 #[tokio::test]
 async fn under_resume_a_failing_element_is_dead_lettered_and_its_key_keeps_its_state() {
     let f = process_fn(

@@ -1,0 +1,558 @@
+//! `weir-bench crash`: the crash harness of RELIABILITY S1 and S3. It writes W3 input, computes
+//! the reference windows in a plain loop, runs `w3-job` as a child process (this binary), SIGKILLs
+//! it at seeded random moments, restarts it on the same directories each time, lets the last
+//! run finish and checks the committed output against the reference.
+//!
+//! The verifier reads only committed output: the files of the output directory named
+//! `part-<20 digits>`, in file-name order (the sink names them so that this is commit order),
+//! each line in order. It counts:
+//! - `records`: committed lines.
+//! - `lost`: reference windows `(key, window_start)` that no committed line holds.
+//! - `duplicates`: committed lines for a window an earlier committed line already held.
+//! - `reordered`: first occurrences of a window whose start is before that of an earlier
+//!   committed window of the same key (the job fires each key's windows in window order).
+//! - `corrupt`: committed lines that are not `key,window_start_ms,sum` with a window-aligned
+//!   start (a last line without its newline included), plus files in the output directory that
+//!   are neither committed parts nor the sink's temporary `.part-*.inprogress` files.
+//! - `state_mismatches`: first occurrences whose sum differs from the reference's, or whose
+//!   window the reference does not have.
+//! - `late`: `late,...` lines (the job's late elements; W3 input has none).
+//! - `leftover_tmp`: temporary part files still there after the last run ended.
+//!
+//! `--recovery-kills K` (S3) then kills each of K further runs shortly after its start
+//! (uniformly within half a checkpoint interval), before it completes a checkpoint of its own;
+//! `recovery_kills_before_checkpoint` says how many of them did land before the newest complete
+//! checkpoint in the state directory changed. The exit code is 0 only when every count is 0,
+//! every requested kill landed and no run failed on its own.
+
+use super::events::{self, Windows};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The settings of a crash run.
+#[derive(Debug, Clone)]
+pub struct CrashArgs {
+    /// Random kills.
+    pub kills: u32,
+    /// Kills right after a restart (S3), after the random ones.
+    pub recovery_kills: u32,
+    /// Events of the input (default: enough for the kills to land mid-run).
+    pub events: Option<u64>,
+    /// Seeds the input and the kill moments.
+    pub seed: u64,
+    /// Events per second the job's source is throttled to.
+    pub rate: u64,
+    /// The job's checkpoint interval.
+    pub checkpoint_interval_ms: u64,
+    /// The shortest time a run lives before its kill.
+    pub min_delay_ms: u64,
+    /// The longest time a run lives before its kill.
+    pub max_delay_ms: u64,
+    /// Where input, output and state go (default: a fresh temporary directory, removed after a
+    /// passing run).
+    pub workdir: Option<PathBuf>,
+}
+
+/// What the verifier found in the committed output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Verdict {
+    /// Committed lines.
+    pub records: u64,
+    /// Reference windows missing.
+    pub lost: u64,
+    /// Windows committed again.
+    pub duplicates: u64,
+    /// Windows of a key committed out of window order.
+    pub reordered: u64,
+    /// Unparsable lines and stray files.
+    pub corrupt: u64,
+    /// Windows whose sum differs from the reference (or that it does not have).
+    pub state_mismatches: u64,
+    /// Late-element lines.
+    pub late: u64,
+    /// Temporary part files left behind.
+    pub leftover_tmp: u64,
+}
+
+impl Verdict {
+    /// Whether the output is exactly the reference, once each, in order.
+    pub fn exact(&self) -> bool {
+        [
+            self.lost,
+            self.duplicates,
+            self.reordered,
+            self.corrupt,
+            self.state_mismatches,
+            self.late,
+            self.leftover_tmp,
+        ]
+        .iter()
+        .all(|&c| c == 0)
+    }
+}
+
+/// Whether `name` is a committed part file's (`part-` and 20 digits).
+fn committed(name: &str) -> bool {
+    name.strip_prefix("part-")
+        .is_some_and(|d| d.len() == 20 && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Parses a committed `key,window_start_ms,sum` line.
+fn parse_window(line: &[u8]) -> Option<(u32, i64, u64)> {
+    let mut it = line.split(|&b| b == b',');
+    let mut next = || std::str::from_utf8(it.next()?).ok();
+    let key = next()?.parse().ok()?;
+    let start: i64 = next()?.parse().ok()?;
+    let sum = next()?.parse().ok()?;
+    (next().is_none() && start.rem_euclid(events::WINDOW_MS) == 0).then_some((key, start, sum))
+}
+
+/// Checks the committed output in `dir` against `reference` (see the module docs).
+pub fn verify(dir: &Path, reference: &Windows) -> std::io::Result<Verdict> {
+    let mut v = Verdict::default();
+    let mut parts = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if committed(&name) {
+            parts.push((name, entry.path()));
+        } else if name.starts_with(".part-") && name.ends_with(".inprogress") {
+            v.leftover_tmp += 1;
+        } else {
+            v.corrupt += 1;
+        }
+    }
+    parts.sort();
+    let mut seen: HashMap<(u32, i64), u64> = HashMap::new();
+    let mut last_start: HashMap<u32, i64> = HashMap::new();
+    for (_, path) in parts {
+        let text = std::fs::read(&path)?;
+        // An empty part, or one whose last line lacks its newline, is corrupt.
+        if !text.ends_with(b"\n") {
+            v.corrupt += 1;
+            if text.is_empty() {
+                continue;
+            }
+        }
+        let body = text.strip_suffix(b"\n").unwrap_or(&text);
+        for line in body.split(|&b| b == b'\n') {
+            v.records += 1;
+            if line.starts_with(b"late,") {
+                v.late += 1;
+                continue;
+            }
+            let Some((key, start, sum)) = parse_window(line) else {
+                v.corrupt += 1;
+                continue;
+            };
+            if seen.insert((key, start), sum).is_some() {
+                v.duplicates += 1;
+                continue;
+            }
+            let last = last_start.entry(key).or_insert(start);
+            if start < *last {
+                v.reordered += 1;
+            }
+            *last = (*last).max(start);
+            if reference.get(&(key, start)) != Some(&sum) {
+                v.state_mismatches += 1;
+            }
+        }
+    }
+    v.lost = reference.keys().filter(|w| !seen.contains_key(w)).count() as u64;
+    Ok(v)
+}
+
+/// The seeded source of kill moments.
+struct Rng(u64);
+
+impl Rng {
+    /// Uniform in `lo..=hi`.
+    fn between(&mut self, lo: u64, hi: u64) -> u64 {
+        self.0 = events::mix(self.0);
+        lo + self.0 % (hi.saturating_sub(lo) + 1)
+    }
+}
+
+/// The directories of a crash run.
+struct Dirs {
+    input: PathBuf,
+    output: PathBuf,
+    state: PathBuf,
+    logs: PathBuf,
+}
+
+/// How a run of the child ended.
+enum Ended {
+    /// Killed by the harness.
+    Killed,
+    /// Exited on its own with this status, stdout and stderr.
+    Exited {
+        ok: bool,
+        stdout: String,
+        stderr: String,
+    },
+}
+
+/// The newest checkpoint in `state` whose files verify.
+fn latest_checkpoint(state: &Path) -> Option<u64> {
+    weir::engine::checkpoint::store::latest(state)
+        .ok()
+        .flatten()
+        .map(|r| r.id)
+}
+
+struct Harness {
+    exe: PathBuf,
+    dirs: Dirs,
+    interval_ms: u64,
+    rate: u64,
+    runs: u32,
+}
+
+impl Harness {
+    fn spawn(&mut self) -> std::io::Result<Child> {
+        self.runs += 1;
+        let log = |what: &str| -> std::io::Result<Stdio> {
+            let f =
+                std::fs::File::create(self.dirs.logs.join(format!("run-{:03}.{what}", self.runs)))?;
+            Ok(Stdio::from(f))
+        };
+        Command::new(&self.exe)
+            .arg("w3-job")
+            .arg("--input")
+            .arg(&self.dirs.input)
+            .arg("--output")
+            .arg(&self.dirs.output)
+            .arg("--state-dir")
+            .arg(&self.dirs.state)
+            .arg("--checkpoint-interval-ms")
+            .arg(self.interval_ms.to_string())
+            .arg("--rate")
+            .arg(self.rate.to_string())
+            .stdin(Stdio::null())
+            .stdout(log("stdout")?)
+            .stderr(log("stderr")?)
+            .spawn()
+    }
+
+    fn read_log(&self, what: &str) -> String {
+        std::fs::read_to_string(self.dirs.logs.join(format!("run-{:03}.{what}", self.runs)))
+            .unwrap_or_default()
+    }
+
+    /// Lets `child` live `delay` (or until it exits), then SIGKILLs it.
+    fn kill_after(&self, child: &mut Child, delay: Duration) -> std::io::Result<Ended> {
+        let until = Instant::now() + delay;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(self.exited(status.success()));
+            }
+            let now = Instant::now();
+            if now >= until {
+                break;
+            }
+            std::thread::sleep((until - now).min(Duration::from_millis(2)));
+        }
+        // SIGKILL; the child may have exited in between, which `wait` then reports.
+        let _ = child.kill();
+        let status = child.wait()?;
+        match status.code() {
+            Some(c) => Ok(self.exited(c == 0)),
+            None => Ok(Ended::Killed),
+        }
+    }
+
+    fn exited(&self, ok: bool) -> Ended {
+        Ended::Exited {
+            ok,
+            stdout: self.read_log("stdout"),
+            stderr: self.read_log("stderr"),
+        }
+    }
+
+    /// Waits for `child` to finish, killing it after `limit`.
+    fn finish(&self, child: &mut Child, limit: Duration) -> std::io::Result<Ended> {
+        match self.kill_after(child, limit)? {
+            Ended::Killed => Ok(Ended::Exited {
+                ok: false,
+                stdout: String::new(),
+                stderr: format!("the last run did not finish within {limit:?}"),
+            }),
+            e => Ok(e),
+        }
+    }
+}
+
+/// The value of `"field":` in a JSON line of numbers (or `null`).
+fn json_field(line: &str, field: &str) -> Option<u64> {
+    let at = line.find(&format!("\"{field}\":"))? + field.len() + 3;
+    let rest = &line[at..];
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+fn opt(v: Option<u64>) -> String {
+    v.map_or_else(|| "null".to_owned(), |v| v.to_string())
+}
+
+/// `crash`: runs the harness, prints its JSON line; 0 when the output is exact.
+pub fn main(args: &CrashArgs) -> i32 {
+    match run(args) {
+        Ok(ok) => i32::from(!ok),
+        Err(e) => {
+            eprintln!("crash: {e}");
+            2
+        }
+    }
+}
+
+fn run(args: &CrashArgs) -> Result<bool, String> {
+    let t0 = Instant::now();
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    let (root, temporary) = match &args.workdir {
+        Some(d) => (d.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!("weir-crash-{}", std::process::id())),
+            true,
+        ),
+    };
+    let dirs = Dirs {
+        input: root.join("events.csv"),
+        output: root.join("output"),
+        state: root.join("state"),
+        logs: root.join("logs"),
+    };
+    let io = |what: &str, p: &Path| {
+        let p = p.to_path_buf();
+        let what = what.to_owned();
+        move |e: std::io::Error| format!("{what} {}: {e}", p.display())
+    };
+    for d in [&dirs.output, &dirs.state, &dirs.logs] {
+        if d.exists() {
+            std::fs::remove_dir_all(d).map_err(io("cannot clear", d))?;
+        }
+        std::fs::create_dir_all(d).map_err(io("cannot create", d))?;
+    }
+    let mean_ms = (args.min_delay_ms + args.max_delay_ms) / 2;
+    let n = args.events.unwrap_or_else(|| {
+        // Enough for the random kills to land before the input runs out.
+        args.rate * (u64::from(args.kills) * mean_ms + 1000) / 1000
+    });
+    events::write_file(&dirs.input, args.seed, n).map_err(io("cannot write", &dirs.input))?;
+    let reference = events::reference((0..n).map(|i| events::event(args.seed, i)));
+
+    let mut h = Harness {
+        exe,
+        dirs,
+        interval_ms: args.checkpoint_interval_ms,
+        rate: args.rate,
+        runs: 0,
+    };
+    let mut rng = Rng(args.seed ^ 0x6b69_6c6c);
+    let (mut kills, mut recovery_kills, mut before_checkpoint) = (0u32, 0u32, 0u32);
+    let mut failure: Option<String> = None;
+    let mut last: Option<(String, bool)> = None;
+    let spawn_err = |e: std::io::Error| format!("cannot start w3-job: {e}");
+    let total = args.kills + args.recovery_kills;
+    for k in 0..total {
+        let recovery = k >= args.kills;
+        let delay = if recovery {
+            rng.between(0, args.checkpoint_interval_ms / 2)
+        } else {
+            rng.between(args.min_delay_ms, args.max_delay_ms)
+        };
+        let before = latest_checkpoint(&h.dirs.state);
+        let mut child = h.spawn().map_err(spawn_err)?;
+        match h
+            .kill_after(&mut child, Duration::from_millis(delay))
+            .map_err(|e| format!("waiting for w3-job: {e}"))?
+        {
+            Ended::Killed => {
+                kills += 1;
+                if recovery {
+                    recovery_kills += 1;
+                    if latest_checkpoint(&h.dirs.state) == before {
+                        before_checkpoint += 1;
+                    }
+                }
+            }
+            Ended::Exited { ok, stdout, stderr } => {
+                if !ok {
+                    failure = Some(stderr.trim().to_owned());
+                } else {
+                    last = Some((stdout, true));
+                }
+                break;
+            }
+        }
+    }
+    if failure.is_none() && last.is_none() {
+        let mut child = h.spawn().map_err(spawn_err)?;
+        let limit = Duration::from_secs(60 + 3 * n / args.rate.max(1));
+        match h
+            .finish(&mut child, limit)
+            .map_err(|e| format!("waiting for w3-job: {e}"))?
+        {
+            Ended::Exited {
+                ok: true, stdout, ..
+            } => last = Some((stdout, true)),
+            Ended::Exited { stderr, .. } => failure = Some(stderr.trim().to_owned()),
+            Ended::Killed => failure = Some("the last run was killed".to_owned()),
+        }
+    }
+    let v = verify(&h.dirs.output, &reference).map_err(io("cannot read", &h.dirs.output))?;
+    let stdout = last.map(|(s, _)| s).unwrap_or_default();
+    let all_kills = kills == total;
+    let ok = v.exact() && all_kills && failure.is_none();
+    println!(
+        "{{\"workload\":\"crash\",\"kills\":{kills},\"kills_requested\":{total},\"recovery_kills\":{recovery_kills},\"recovery_kills_before_checkpoint\":{before_checkpoint},\"runs\":{},\"events\":{n},\"windows_expected\":{},\"records\":{},\"lost\":{},\"duplicates\":{},\"reordered\":{},\"corrupt\":{},\"state_mismatches\":{},\"late\":{},\"leftover_tmp\":{},\"restored_from\":{},\"checkpoints_completed_last_run\":{},\"seconds\":{:.3},\"job_error\":{}}}",
+        h.runs,
+        reference.len(),
+        v.records,
+        v.lost,
+        v.duplicates,
+        v.reordered,
+        v.corrupt,
+        v.state_mismatches,
+        v.late,
+        v.leftover_tmp,
+        opt(json_field(&stdout, "restored_from")),
+        opt(json_field(&stdout, "checkpoints_completed")),
+        t0.elapsed().as_secs_f64(),
+        failure
+            .as_deref()
+            .map_or_else(|| "null".to_owned(), json_string),
+    );
+    if !all_kills && failure.is_none() {
+        eprintln!(
+            "crash: the job finished after {kills} of {total} kills: lower --rate or raise --events"
+        );
+    }
+    if let Some(f) = &failure {
+        eprintln!("crash: a run of w3-job failed on its own: {f}");
+    }
+    if ok && temporary {
+        let _ = std::fs::remove_dir_all(&root);
+    } else if !ok {
+        eprintln!(
+            "crash: input, output, state and logs kept in {}",
+            root.display()
+        );
+    }
+    Ok(ok)
+}
+
+/// `s` as a JSON string literal.
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("weir-verify-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn reference() -> Windows {
+        [((1, 0), 10), ((1, 1000), 11), ((2, 0), 20), ((3, 0), 30)]
+            .into_iter()
+            .collect()
+    }
+
+    fn part(d: &Path, seq: u64, text: &str) {
+        std::fs::write(d.join(format!("part-{seq:020}")), text).unwrap();
+    }
+
+    #[test]
+    fn exact_output_verifies_clean() {
+        let d = dir("exact");
+        part(&d, 0, "1,0,10\n2,0,20\n");
+        part(&d, 1, "3,0,30\n1,1000,11\n");
+        let v = verify(&d, &reference()).unwrap();
+        assert_eq!(
+            v,
+            Verdict {
+                records: 4,
+                ..Verdict::default()
+            }
+        );
+        assert!(v.exact());
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn each_kind_of_fault_is_counted_apart() {
+        let d = dir("faults");
+        // Part 2 sorts after part 10 only if names did not sort numerically: they do.
+        part(&d, 2, "1,1000,11\n2,0,21\n");
+        part(&d, 10, "1,0,10\n1,1000,11\nlate,3,5,7\n");
+        part(&d, 11, "x,0,1\n4,5,6\n9,0,9");
+        std::fs::write(d.join(".part-7-0-0.inprogress"), "3,0,30\n").unwrap();
+        std::fs::write(d.join("part-3"), "3,0,30\n").unwrap();
+        let v = verify(&d, &reference()).unwrap();
+        assert_eq!(
+            v,
+            Verdict {
+                // 2 + 3 + 3 lines in the committed parts.
+                records: 8,
+                // (3, 0): only in a temporary and a stray file.
+                lost: 1,
+                // (1, 1000) again in part 10.
+                duplicates: 1,
+                // (1, 0) after (1, 1000).
+                reordered: 1,
+                // "x,0,1", "4,5,6" (start not window-aligned), the last line without its
+                // newline, the stray `part-3`.
+                corrupt: 4,
+                // (2, 0) summed 21, and (9, 0) that the reference does not have.
+                state_mismatches: 2,
+                late: 1,
+                leftover_tmp: 1,
+            }
+        );
+        assert!(!v.exact());
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn kill_moments_are_seeded_and_in_range() {
+        let (mut a, mut b) = (Rng(5), Rng(5));
+        let xs: Vec<u64> = (0..100).map(|_| a.between(100, 500)).collect();
+        assert_eq!(
+            xs,
+            (0..100).map(|_| b.between(100, 500)).collect::<Vec<_>>()
+        );
+        assert!(xs.iter().all(|x| (100..=500).contains(x)));
+        assert!(xs.iter().any(|&x| x < 200) && xs.iter().any(|&x| x > 400));
+        assert_eq!(Rng(1).between(3, 3), 3);
+    }
+
+    #[test]
+    fn json_fields_and_strings() {
+        let line = "{\"a\":1,\"restored_from\":null,\"checkpoints_completed\":12}";
+        assert_eq!(json_field(line, "a"), Some(1));
+        assert_eq!(json_field(line, "restored_from"), None);
+        assert_eq!(json_field(line, "checkpoints_completed"), Some(12));
+        assert_eq!(json_string("a \"b\"\n\\"), "\"a \\\"b\\\"\\n\\\\\"");
+    }
+}

@@ -241,10 +241,26 @@ fn twenty_random_kills_lose_and_duplicate_nothing() {
 #[test]
 #[ignore = "exactly-once needs keyed windows that snapshot their state and a file sink that commits when a checkpoint completes (issue 13): today the job fails at its first barrier"]
 fn five_kills_during_recovery_lose_and_duplicate_nothing() {
-    // S3: one kill mid-run, then five runs killed within 50 ms of their start, before a
-    // checkpoint of their own completes; the seventh finishes.
-    let c = crash_is_exact("s3", &["--kills", "1", "--recovery-kills", "5"], 6);
+    // S3: one kill mid-run (after 300-500 ms, so a checkpoint completed), then five runs
+    // killed within 50 ms of their start, before a checkpoint of their own completes; the
+    // seventh finishes.
+    let c = crash_is_exact(
+        "s3",
+        &[
+            "--kills",
+            "1",
+            "--min-delay-ms",
+            "300",
+            "--recovery-kills",
+            "5",
+        ],
+        6,
+    );
+    assert_ne!(c["restored_from"], "null");
     assert_eq!(c["recovery_kills"], "5");
     assert_eq!(c["recovery_kills_before_checkpoint"], "5");
     assert_eq!(c["runs"], "7");
+    // Retention keeps 3 complete checkpoints; at most one more, incomplete, may be left.
+    let dirs: u32 = c["checkpoint_dirs"].parse().unwrap();
+    assert!((1..=4).contains(&dirs), "{dirs} checkpoint directories");
 }

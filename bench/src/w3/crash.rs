@@ -22,7 +22,8 @@
 //! `--recovery-kills K` (S3) then kills each of K further runs shortly after its start
 //! (uniformly within half a checkpoint interval), before it completes a checkpoint of its own;
 //! `recovery_kills_before_checkpoint` says how many of them did land before the newest complete
-//! checkpoint in the state directory changed. The exit code is 0 only when every count is 0,
+//! checkpoint in the state directory changed; `checkpoint_dirs` is how many checkpoint
+//! directories the state directory holds at the end (retention keeps 3). The exit code is 0 only when every count is 0,
 //! every requested kill landed and no run failed on its own.
 
 use super::events::{self, Windows};
@@ -194,6 +195,15 @@ enum Ended {
         stdout: String,
         stderr: String,
     },
+}
+
+/// How many checkpoint directories (`chk-*`, complete or not) `state` holds.
+fn checkpoint_dirs(state: &Path) -> usize {
+    std::fs::read_dir(state).map_or(0, |rd| {
+        rd.filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with("chk-"))
+            .count()
+    })
 }
 
 /// The newest checkpoint in `state` whose files verify.
@@ -408,7 +418,7 @@ fn run(args: &CrashArgs) -> Result<bool, String> {
     let all_kills = kills == total;
     let ok = v.exact() && all_kills && failure.is_none();
     println!(
-        "{{\"workload\":\"crash\",\"kills\":{kills},\"kills_requested\":{total},\"recovery_kills\":{recovery_kills},\"recovery_kills_before_checkpoint\":{before_checkpoint},\"runs\":{},\"events\":{n},\"windows_expected\":{},\"records\":{},\"lost\":{},\"duplicates\":{},\"reordered\":{},\"corrupt\":{},\"state_mismatches\":{},\"late\":{},\"leftover_tmp\":{},\"restored_from\":{},\"checkpoints_completed_last_run\":{},\"seconds\":{:.3},\"job_error\":{}}}",
+        "{{\"workload\":\"crash\",\"kills\":{kills},\"kills_requested\":{total},\"recovery_kills\":{recovery_kills},\"recovery_kills_before_checkpoint\":{before_checkpoint},\"runs\":{},\"events\":{n},\"windows_expected\":{},\"records\":{},\"lost\":{},\"duplicates\":{},\"reordered\":{},\"corrupt\":{},\"state_mismatches\":{},\"late\":{},\"leftover_tmp\":{},\"restored_from\":{},\"checkpoints_completed_last_run\":{},\"checkpoint_dirs\":{},\"seconds\":{:.3},\"job_error\":{}}}",
         h.runs,
         reference.len(),
         v.records,
@@ -421,6 +431,7 @@ fn run(args: &CrashArgs) -> Result<bool, String> {
         v.leftover_tmp,
         opt(json_field(&stdout, "restored_from")),
         opt(json_field(&stdout, "checkpoints_completed")),
+        checkpoint_dirs(&h.dirs.state),
         t0.elapsed().as_secs_f64(),
         failure
             .as_deref()

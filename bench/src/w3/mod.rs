@@ -91,6 +91,9 @@ enum W3Command {
         /// Seeds the events.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Runs only these variants (comma-separated; default all); the loops always run.
+        #[arg(long, value_delimiter = ',')]
+        variants: Vec<String>,
     },
 }
 
@@ -160,6 +163,6 @@ pub fn dispatch() -> Option<i32> {
                 workdir,
             })
         }
-        W3Command::W3 { n, seed } => throughput::main(n, seed),
+        W3Command::W3 { n, seed, variants } => throughput::main(n, seed, &variants),
     })
 }

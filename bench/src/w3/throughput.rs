@@ -271,8 +271,9 @@ fn csv_loop(input: &Path) -> std::io::Result<Fired> {
     Ok(lp.finish())
 }
 
-/// `w3`: every variant over `n` events of `seed`; 0 unless a variant failed.
-pub fn main(n: u64, seed: u64) -> i32 {
+/// `w3`: every variant (or those in `only`) over `n` events of `seed`; 0 unless one failed.
+pub fn main(n: u64, seed: u64, only: &[String]) -> i32 {
+    let want = |v: &str| only.is_empty() || only.iter().any(|o| o == v);
     let rt = match weir::engine::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -309,8 +310,12 @@ pub fn main(n: u64, seed: u64) -> i32 {
     emit("baseline_loop", ctx, t.elapsed().as_secs_f64(), fired, "");
     ctx.expected = Some(fired);
     let ck = dir.join("checkpoints");
-    report(generator(ctx, seed, None));
-    report(generator(ctx, seed, Some(&ck)));
+    if want("generator") {
+        report(generator(ctx, seed, None));
+    }
+    if want("generator_checkpoints_1s") {
+        report(generator(ctx, seed, Some(&ck)));
+    }
 
     let input = dir.join("events.csv");
     match events::write_file(&input, seed, n) {
@@ -319,23 +324,24 @@ pub fn main(n: u64, seed: u64) -> i32 {
             reset_peak_rss();
             let t = Instant::now();
             match csv_loop(&input) {
-                Ok(fired) => emit(
-                    "csv_baseline_loop",
-                    ctx,
-                    t.elapsed().as_secs_f64(),
-                    fired,
-                    &format!(
-                        ",\"mb_per_s\":{:.1}",
-                        ctx.file_mb / t.elapsed().as_secs_f64()
-                    ),
-                ),
+                Ok(fired) => {
+                    let secs = t.elapsed().as_secs_f64();
+                    let mb = format!(",\"mb_per_s\":{:.1}", ctx.file_mb / secs);
+                    emit("csv_baseline_loop", ctx, secs, fired, &mb);
+                }
                 Err(e) => report(Err(format!("w3 csv_baseline_loop failed: {e}"))),
             }
-            report(csv(ctx, &input, None));
-            report(csv(ctx, &input, Some(&ck)));
             let out = dir.join("output");
-            report(csv_job(ctx, &input, &out, None));
-            report(csv_job(ctx, &input, &out, Some(&ck)));
+            for (variant, ckpt) in [("csv", None), ("csv_checkpoints_1s", Some(&*ck))] {
+                if want(variant) {
+                    report(csv(ctx, &input, ckpt));
+                }
+            }
+            for (variant, ckpt) in [("csv_job", None), ("csv_job_checkpoints_1s", Some(&*ck))] {
+                if want(variant) {
+                    report(csv_job(ctx, &input, &out, ckpt));
+                }
+            }
         }
         Err(e) => report(Err(format!("w3: cannot write {}: {e}", input.display()))),
     }

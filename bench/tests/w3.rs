@@ -1,7 +1,8 @@
 //! The W3 job and its crash harness, run as the binary the checks use: a job without kills
 //! commits exactly the windows a plain model computes from the input file (checkpoints off and
 //! on), a bad line fails it naming the file and line, and the crash harness (RELIABILITY S1:
-//! 20 random SIGKILLs; S3: kills during recovery) finds the committed output exact.
+//! 20 random SIGKILLs; S3: kills during recovery; and kills of a job without checkpoints,
+//! which replays from the start) finds the committed output exact.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -227,6 +228,30 @@ fn the_harness_without_kills_or_checkpoints_finds_the_output_exact() {
     assert_eq!(c["runs"], "1");
     // 4 s of event time, 1,000 keys: two (key, window) pairs of seed 3 have no event.
     assert_eq!(c["windows_expected"], "3998");
+}
+
+#[test]
+fn twenty_kills_without_checkpoints_replay_from_the_start_and_commit_once() {
+    // Each run lives 100-300 ms of the 2 s the input takes, so every kill lands mid-run; with
+    // no checkpoint each restart reads from the start, and the sink, which commits only at
+    // the end, removes the parts the killed runs left.
+    let c = crash_is_exact(
+        "nockpt-kills",
+        &[
+            "--kills",
+            "20",
+            "--checkpoint-interval-ms",
+            "0",
+            "--events",
+            "20000",
+            "--max-delay-ms",
+            "300",
+        ],
+        20,
+    );
+    assert_eq!(c["runs"], "21");
+    assert_eq!(c["restored_from"], "null");
+    assert_eq!(c["checkpoint_dirs"], "0");
 }
 
 #[test]

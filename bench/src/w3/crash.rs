@@ -19,6 +19,10 @@
 //! - `late`: `late,...` lines (the job's late elements; W3 input has none).
 //! - `leftover_tmp`: temporary part files still there after the last run ended.
 //!
+//! Each run's stdout and stderr, and a line per kill (its moment, and the newest complete
+//! checkpoint when the run started and when it was killed), go to `logs/` in the work
+//! directory, kept when the run does not pass.
+//!
 //! `--recovery-kills K` (S3) then kills each of K further runs shortly after its start
 //! (uniformly within half a checkpoint interval), before it completes a checkpoint of its own;
 //! `recovery_kills_before_checkpoint` says how many of them did land before the newest complete
@@ -365,6 +369,7 @@ fn run(args: &CrashArgs) -> Result<bool, String> {
     let (mut kills, mut recovery_kills, mut before_checkpoint) = (0u32, 0u32, 0u32);
     let mut failure: Option<String> = None;
     let mut last: Option<(String, bool)> = None;
+    let mut kill_log = String::new();
     let spawn_err = |e: std::io::Error| format!("cannot start w3-job: {e}");
     let total = args.kills + args.recovery_kills;
     for k in 0..total {
@@ -382,12 +387,20 @@ fn run(args: &CrashArgs) -> Result<bool, String> {
         {
             Ended::Killed => {
                 kills += 1;
+                let after = latest_checkpoint(&h.dirs.state);
                 if recovery {
                     recovery_kills += 1;
-                    if latest_checkpoint(&h.dirs.state) == before {
+                    if after == before {
                         before_checkpoint += 1;
                     }
                 }
+                kill_log.push_str(&format!(
+                    "run {} killed after {delay} ms{}: newest complete checkpoint {} at start, {} at the kill\n",
+                    h.runs,
+                    if recovery { " (recovery)" } else { "" },
+                    opt(before),
+                    opt(after)
+                ));
             }
             Ended::Exited { ok, stdout, stderr } => {
                 if !ok {
@@ -413,6 +426,8 @@ fn run(args: &CrashArgs) -> Result<bool, String> {
             Ended::Killed => failure = Some("the last run was killed".to_owned()),
         }
     }
+    let kills_path = h.dirs.logs.join("kills.txt");
+    std::fs::write(&kills_path, &kill_log).map_err(io("cannot write", &kills_path))?;
     let v = verify(&h.dirs.output, &reference).map_err(io("cannot read", &h.dirs.output))?;
     let stdout = last.map(|(s, _)| s).unwrap_or_default();
     let all_kills = kills == total;

@@ -2,7 +2,8 @@
 //! commits exactly the windows a plain model computes from the input file (checkpoints off and
 //! on), a bad line fails it naming the file and line, and the crash harness (RELIABILITY S1:
 //! 20 random SIGKILLs; S3: kills during recovery; and kills of a job without checkpoints,
-//! which replays from the start) finds the committed output exact.
+//! which replays from the start) finds the committed output exact; S5: a corrupt latest
+//! checkpoint is skipped or named.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -52,12 +53,16 @@ fn model(input: &Path) -> BTreeMap<(u32, i64), u64> {
     m
 }
 
-/// The committed windows in file-name order, and the names of every file in `output`.
+/// The committed windows in file-name order, and the names of every file in `output` (none
+/// when the sink never created it).
 fn committed(output: &Path) -> (Vec<(u32, i64, u64)>, Vec<String>) {
-    let mut names: Vec<String> = std::fs::read_dir(output)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
+    let mut names: Vec<String> = match std::fs::read_dir(output) {
+        Ok(rd) => rd
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => panic!("{}: {e}", output.display()),
+    };
     names.sort();
     let mut rows = Vec::new();
     for n in &names {
@@ -288,4 +293,40 @@ fn five_kills_during_recovery_lose_and_duplicate_nothing() {
     // Retention keeps 3 complete checkpoints; at most one more, incomplete, may be left.
     let dirs: u32 = c["checkpoint_dirs"].parse().unwrap();
     assert!((1..=4).contains(&dirs), "{dirs} checkpoint directories");
+}
+
+#[test]
+#[ignore = "needs checkpoints to complete: keyed windows refuse to snapshot until they checkpoint their state (issue 13), so no checkpoint exists to corrupt"]
+fn a_corrupt_latest_checkpoint_falls_back_or_fails_naming_it() {
+    // S5: after a kill, damage the newest complete checkpoint three ways (root reads a chmod
+    // 000 manifest, so that fourth kind needs another user).
+    for how in ["flip-byte", "truncate-manifest", "delete-file"] {
+        let d = dir(&format!("s5-{how}"));
+        let out = run(&[
+            "crash",
+            "--workdir",
+            d.to_str().unwrap(),
+            "--kills",
+            "1",
+            "--min-delay-ms",
+            "400",
+            "--corrupt",
+            how,
+        ]);
+        let line = String::from_utf8(out.stdout).unwrap();
+        let c = counts(&line);
+        assert_eq!(c["corruption"], format!("\"{how}\""), "{line}");
+        assert!(
+            ["\"fallback\"", "\"clear_error\""].contains(&c["corruption_outcome"].as_str()),
+            "{line}"
+        );
+        assert_eq!(c["older_checkpoint_files_changed"], "0", "{line}");
+        if c["corruption_outcome"] == "\"fallback\"" {
+            for k in ["lost", "duplicates", "state_mismatches", "leftover_tmp"] {
+                assert_eq!(c[k], "0", "{k} in {line}");
+            }
+        }
+        assert!(out.status.success(), "{line}");
+        let _ = std::fs::remove_dir_all(&d);
+    }
 }

@@ -23,6 +23,15 @@
 //! checkpoint when the run started and when it was killed), go to `logs/` in the work
 //! directory, kept when the run does not pass.
 //!
+//! `--corrupt KIND` (S5) damages the newest complete checkpoint after the kills, before the
+//! last run (`flip-byte` in a stage file, `truncate-manifest`, `delete-file`,
+//! `chmod-manifest`, which root reads anyway), fingerprinting the older complete checkpoints
+//! first. The line then adds `corruption_outcome`: `fallback` (an older checkpoint restored),
+//! `clear_error` (the run failed naming the damaged file or checkpoint), `undetected`,
+//! `silent_fresh_start` or `unclear_error`, and `older_checkpoint_files_changed` (files of
+//! the older checkpoints that differ afterwards; those retention removed do not count). It
+//! passes on `fallback` with exact output or on `clear_error`, with no older file changed.
+//!
 //! `--recovery-kills K` (S3) then kills each of K further runs shortly after its start
 //! (uniformly within half a checkpoint interval), before it completes a checkpoint of its own;
 //! `recovery_kills_before_checkpoint` says how many of them did land before the newest complete
@@ -30,6 +39,7 @@
 //! directories the state directory holds at the end (retention keeps 3). The exit code is 0 only when every count is 0,
 //! every requested kill landed and no run failed on its own.
 
+use super::corrupt::{self, Corruption};
 use super::events::{self, Windows};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -58,6 +68,8 @@ pub struct CrashArgs {
     /// Where input, output and state go (default: a fresh temporary directory, removed after a
     /// passing run).
     pub workdir: Option<PathBuf>,
+    /// Damages the newest complete checkpoint before the last run (S5).
+    pub corrupt: Option<Corruption>,
 }
 
 /// What the verifier found in the committed output.
@@ -300,6 +312,34 @@ impl Harness {
     }
 }
 
+/// A checkpoint damaged before the last run (S5).
+struct Damage {
+    how: Corruption,
+    id: u64,
+    /// The file damaged.
+    file: PathBuf,
+    /// The older complete checkpoints' files, fingerprinted before.
+    prints: std::collections::BTreeMap<PathBuf, String>,
+}
+
+impl Damage {
+    /// What the last run made of it: `fallback` (it restored an older checkpoint),
+    /// `clear_error` (it failed naming the damaged file or checkpoint), `undetected` (it
+    /// restored the damaged one), `silent_fresh_start` (it restored none) or `unclear_error`.
+    fn outcome(&self, failure: Option<&str>, restored: Option<u64>) -> &'static str {
+        let chk = format!("chk-{:020}", self.id);
+        match (failure, restored) {
+            (Some(e), _) if e.contains(&chk) || e.contains(&*self.file.to_string_lossy()) => {
+                "clear_error"
+            }
+            (Some(_), _) => "unclear_error",
+            (None, None) => "silent_fresh_start",
+            (None, Some(r)) if r < self.id => "fallback",
+            (None, Some(_)) => "undetected",
+        }
+    }
+}
+
 /// The value of `"field":` in a JSON line of numbers (or `null`).
 fn json_field(line: &str, field: &str) -> Option<u64> {
     let at = line.find(&format!("\"{field}\":"))? + field.len() + 3;
@@ -412,6 +452,27 @@ fn run(args: &CrashArgs) -> Result<bool, String> {
             }
         }
     }
+    // S5: the newest complete checkpoint is damaged before the last run.
+    let mut damage: Option<Damage> = None;
+    if let (Some(how), None, None) = (args.corrupt, &failure, &last) {
+        let cannot = |e: std::io::Error| format!("cannot corrupt a checkpoint: {e}");
+        let all = corrupt::complete(&h.dirs.state).map_err(cannot)?;
+        let Some((&id, dir)) = all.last_key_value() else {
+            return Err(format!(
+                "no complete checkpoint in {} to corrupt: raise --min-delay-ms or --kills",
+                h.dirs.state.display()
+            ));
+        };
+        let older: Vec<PathBuf> = all.range(..id).map(|(_, p)| p.clone()).collect();
+        let prints = corrupt::fingerprints(&older).map_err(cannot)?;
+        let file = corrupt::apply(dir, how).map_err(cannot)?;
+        damage = Some(Damage {
+            how,
+            id,
+            file,
+            prints,
+        });
+    }
     if failure.is_none() && last.is_none() {
         let mut child = h.spawn().map_err(spawn_err)?;
         let limit = Duration::from_secs(60 + 3 * n / args.rate.max(1));
@@ -431,9 +492,30 @@ fn run(args: &CrashArgs) -> Result<bool, String> {
     let v = verify(&h.dirs.output, &reference).map_err(io("cannot read", &h.dirs.output))?;
     let stdout = last.map(|(s, _)| s).unwrap_or_default();
     let all_kills = kills == total;
-    let ok = v.exact() && all_kills && failure.is_none();
+    let restored = json_field(&stdout, "restored_from");
+    let (ok, damage_json) = match &damage {
+        None => (v.exact() && all_kills && failure.is_none(), String::new()),
+        Some(d) => {
+            let outcome = d.outcome(failure.as_deref(), restored);
+            let changed = corrupt::changed(&d.prints);
+            let passed = match outcome {
+                "fallback" => v.exact(),
+                "clear_error" => true,
+                _ => false,
+            };
+            (
+                passed && all_kills && changed == 0,
+                format!(
+                    ",\"corruption\":\"{}\",\"corrupted_checkpoint\":{},\"corruption_outcome\":\"{outcome}\",\"older_checkpoint_files\":{},\"older_checkpoint_files_changed\":{changed}",
+                    d.how.name(),
+                    d.id,
+                    d.prints.len()
+                ),
+            )
+        }
+    };
     println!(
-        "{{\"workload\":\"crash\",\"kills\":{kills},\"kills_requested\":{total},\"recovery_kills\":{recovery_kills},\"recovery_kills_before_checkpoint\":{before_checkpoint},\"runs\":{},\"events\":{n},\"windows_expected\":{},\"records\":{},\"lost\":{},\"duplicates\":{},\"reordered\":{},\"corrupt\":{},\"state_mismatches\":{},\"late\":{},\"leftover_tmp\":{},\"restored_from\":{},\"checkpoints_completed_last_run\":{},\"checkpoint_dirs\":{},\"seconds\":{:.3},\"job_error\":{}}}",
+        "{{\"workload\":\"crash\",\"kills\":{kills},\"kills_requested\":{total},\"recovery_kills\":{recovery_kills},\"recovery_kills_before_checkpoint\":{before_checkpoint},\"runs\":{},\"events\":{n},\"windows_expected\":{},\"records\":{},\"lost\":{},\"duplicates\":{},\"reordered\":{},\"corrupt\":{},\"state_mismatches\":{},\"late\":{},\"leftover_tmp\":{},\"restored_from\":{},\"checkpoints_completed_last_run\":{},\"checkpoint_dirs\":{},\"seconds\":{:.3},\"job_error\":{}{damage_json}}}",
         h.runs,
         reference.len(),
         v.records,
@@ -444,7 +526,7 @@ fn run(args: &CrashArgs) -> Result<bool, String> {
         v.state_mismatches,
         v.late,
         v.leftover_tmp,
-        opt(json_field(&stdout, "restored_from")),
+        opt(restored),
         opt(json_field(&stdout, "checkpoints_completed")),
         checkpoint_dirs(&h.dirs.state),
         t0.elapsed().as_secs_f64(),

@@ -4,6 +4,7 @@
 //! measures throughput. Each subcommand has flags of its own (part of the product: keep them
 //! stable).
 
+pub mod corrupt;
 pub mod crash;
 pub mod events;
 pub mod job;
@@ -81,6 +82,9 @@ enum W3Command {
         /// directory, removed when the run passes).
         #[arg(long)]
         workdir: Option<PathBuf>,
+        /// Damages the newest complete checkpoint after the kills, before the last run (S5).
+        #[arg(long, value_enum)]
+        corrupt: Option<corrupt::Corruption>,
     },
     /// W3 throughput: generator and CSV variants, checkpoints off and every 1 s, and
     /// hand-written loops; JSON lines.
@@ -144,6 +148,7 @@ pub fn dispatch() -> Option<i32> {
             min_delay_ms,
             max_delay_ms,
             workdir,
+            corrupt,
         } => {
             if rate == 0 || min_delay_ms > max_delay_ms {
                 eprintln!(
@@ -161,6 +166,7 @@ pub fn dispatch() -> Option<i32> {
                 min_delay_ms,
                 max_delay_ms,
                 workdir,
+                corrupt,
             })
         }
         W3Command::W3 { n, seed, variants } => throughput::main(n, seed, &variants),

@@ -5,6 +5,9 @@
 //! `--checkpoint-interval-ms MS` above 0 the run checkpoints into the state directory every MS
 //! and, started again on the same directory, resumes from the latest complete checkpoint.
 //!
+//! Throttled (`--rate`), the run's batches hold 10 ms of events (at most the engine's 1,024
+//! rows), so a barrier queues behind a few batches rather than seconds of input.
+//!
 //! A late element (none in W3 input, whose events lag at most 99 ms) is written as a
 //! `late,key,value,ts_ms` line, never dropped. Every stateful stage has a stable `.uid(..)`.
 
@@ -158,6 +161,10 @@ pub fn run(rt: &weir::engine::Runtime, args: &JobArgs) -> Result<JobReport, Stri
         ));
     }
     let mut m = Materializer::new();
+    if let Some(r) = args.rate {
+        // Batches of 10 ms at the rate: a barrier waits behind a few of them, not seconds.
+        m = m.with_batch_size(usize::try_from(r / 100).unwrap_or(1024).clamp(1, 1024));
+    }
     if args.checkpoint_interval_ms > 0 {
         m = m.with_checkpoints(CheckpointConfig::new(
             Duration::from_millis(args.checkpoint_interval_ms),

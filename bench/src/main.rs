@@ -19,7 +19,8 @@ mod w3;
 #[derive(clap::Parser)]
 #[command(
     name = "weir-bench",
-    about = "weir benchmark workloads printing JSON lines"
+    about = "weir benchmark workloads printing JSON lines",
+    after_help = "The W3 job and its crash harness: w3, w3-gen, w3-job, crash (each with --help)."
 )]
 struct Args {
     /// Which workload to run.

@@ -408,7 +408,7 @@ fn run(args: &CrashArgs) -> Result<bool, String> {
     let mut rng = Rng(args.seed ^ 0x6b69_6c6c);
     let (mut kills, mut recovery_kills, mut before_checkpoint) = (0u32, 0u32, 0u32);
     let mut failure: Option<String> = None;
-    let mut last: Option<(String, bool)> = None;
+    let mut last: Option<String> = None;
     let mut kill_log = String::new();
     let spawn_err = |e: std::io::Error| format!("cannot start w3-job: {e}");
     let total = args.kills + args.recovery_kills;
@@ -446,7 +446,7 @@ fn run(args: &CrashArgs) -> Result<bool, String> {
                 if !ok {
                     failure = Some(stderr.trim().to_owned());
                 } else {
-                    last = Some((stdout, true));
+                    last = Some(stdout);
                 }
                 break;
             }
@@ -482,7 +482,7 @@ fn run(args: &CrashArgs) -> Result<bool, String> {
         {
             Ended::Exited {
                 ok: true, stdout, ..
-            } => last = Some((stdout, true)),
+            } => last = Some(stdout),
             Ended::Exited { stderr, .. } => failure = Some(stderr.trim().to_owned()),
             Ended::Killed => failure = Some("the last run was killed".to_owned()),
         }
@@ -490,7 +490,7 @@ fn run(args: &CrashArgs) -> Result<bool, String> {
     let kills_path = h.dirs.logs.join("kills.txt");
     std::fs::write(&kills_path, &kill_log).map_err(io("cannot write", &kills_path))?;
     let v = verify(&h.dirs.output, &reference).map_err(io("cannot read", &h.dirs.output))?;
-    let stdout = last.map(|(s, _)| s).unwrap_or_default();
+    let stdout = last.unwrap_or_default();
     let all_kills = kills == total;
     let restored = json_field(&stdout, "restored_from");
     let (ok, damage_json) = match &damage {

@@ -199,6 +199,7 @@ fn crash_is_exact(name: &str, args: &[&str], kills: u32) -> BTreeMap<String, Str
         "state_mismatches",
         "late",
         "leftover_tmp",
+        "parts_out_of_order",
     ] {
         assert_eq!(c.get(k).map(String::as_str), Some("0"), "{k} in {line}");
     }

@@ -18,6 +18,8 @@
 //!   window the reference does not have.
 //! - `late`: `late,...` lines (the job's late elements; W3 input has none).
 //! - `leftover_tmp`: temporary part files still there after the last run ended.
+//! - `parts_out_of_order`: committed parts whose rename (their status-change time) came
+//!   before that of a part whose name sorts before theirs: names must sort in commit order.
 //!
 //! Each run's stdout and stderr, and a line per kill (its moment, and the newest complete
 //! checkpoint when the run started and when it was killed), go to `logs/` in the work
@@ -91,6 +93,8 @@ pub struct Verdict {
     pub late: u64,
     /// Temporary part files left behind.
     pub leftover_tmp: u64,
+    /// Committed parts renamed into place before the part whose name sorts before theirs.
+    pub parts_out_of_order: u64,
 }
 
 impl Verdict {
@@ -104,6 +108,7 @@ impl Verdict {
             self.state_mismatches,
             self.late,
             self.leftover_tmp,
+            self.parts_out_of_order,
         ]
         .iter()
         .all(|&c| c == 0)
@@ -142,6 +147,21 @@ pub fn verify(dir: &Path, reference: &Windows) -> std::io::Result<Verdict> {
         }
     }
     parts.sort();
+    // A part's rename sets its status-change time: in name order they must not go back.
+    let mut prev: Option<std::time::SystemTime> = None;
+    for (_, path) in &parts {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path)?;
+        let changed = std::time::UNIX_EPOCH
+            + Duration::new(
+                u64::try_from(m.ctime()).unwrap_or(0),
+                u32::try_from(m.ctime_nsec()).unwrap_or(0),
+            );
+        if prev.is_some_and(|p| changed < p) {
+            v.parts_out_of_order += 1;
+        }
+        prev = Some(prev.map_or(changed, |p| p.max(changed)));
+    }
     let mut seen: HashMap<(u32, i64), u64> = HashMap::new();
     let mut last_start: HashMap<u32, i64> = HashMap::new();
     for (_, path) in parts {
@@ -515,7 +535,7 @@ fn run(args: &CrashArgs) -> Result<bool, String> {
         }
     };
     println!(
-        "{{\"workload\":\"crash\",\"kills\":{kills},\"kills_requested\":{total},\"recovery_kills\":{recovery_kills},\"recovery_kills_before_checkpoint\":{before_checkpoint},\"runs\":{},\"events\":{n},\"windows_expected\":{},\"records\":{},\"lost\":{},\"duplicates\":{},\"reordered\":{},\"corrupt\":{},\"state_mismatches\":{},\"late\":{},\"leftover_tmp\":{},\"restored_from\":{},\"checkpoints_completed_last_run\":{},\"checkpoint_dirs\":{},\"seconds\":{:.3},\"job_error\":{}{damage_json}}}",
+        "{{\"workload\":\"crash\",\"kills\":{kills},\"kills_requested\":{total},\"recovery_kills\":{recovery_kills},\"recovery_kills_before_checkpoint\":{before_checkpoint},\"runs\":{},\"events\":{n},\"windows_expected\":{},\"records\":{},\"lost\":{},\"duplicates\":{},\"reordered\":{},\"corrupt\":{},\"state_mismatches\":{},\"late\":{},\"leftover_tmp\":{},\"parts_out_of_order\":{},\"restored_from\":{},\"checkpoints_completed_last_run\":{},\"checkpoint_dirs\":{},\"seconds\":{:.3},\"job_error\":{}{damage_json}}}",
         h.runs,
         reference.len(),
         v.records,
@@ -526,6 +546,7 @@ fn run(args: &CrashArgs) -> Result<bool, String> {
         v.state_mismatches,
         v.late,
         v.leftover_tmp,
+        v.parts_out_of_order,
         opt(restored),
         opt(json_field(&stdout, "checkpoints_completed")),
         checkpoint_dirs(&h.dirs.state),
@@ -636,9 +657,33 @@ mod tests {
                 state_mismatches: 2,
                 late: 1,
                 leftover_tmp: 1,
+                parts_out_of_order: 0,
             }
         );
         assert!(!v.exact());
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn parts_renamed_out_of_name_order_are_counted() {
+        let d = dir("order");
+        let reference: Windows = [((1, 0), 10), ((2, 0), 20)].into_iter().collect();
+        std::fs::write(d.join("tmp-b"), "2,0,20\n").unwrap();
+        std::fs::write(d.join("tmp-a"), "1,0,10\n").unwrap();
+        // Part 1 is renamed into place first; file times are coarse (a clock tick), so the
+        // second rename waits past one.
+        std::fs::rename(d.join("tmp-b"), d.join(format!("part-{:020}", 1))).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        std::fs::rename(d.join("tmp-a"), d.join(format!("part-{:020}", 0))).unwrap();
+        let v = verify(&d, &reference).unwrap();
+        assert_eq!(
+            v,
+            Verdict {
+                records: 2,
+                parts_out_of_order: 1,
+                ..Verdict::default()
+            }
+        );
         let _ = std::fs::remove_dir_all(&d);
     }
 

@@ -127,9 +127,10 @@ fn job_matches_the_model(name: &str, interval_ms: &str, rate: Option<&str>) -> S
 fn a_job_without_checkpoints_commits_exactly_the_model_windows() {
     let line = job_matches_the_model("nockpt", "0", None);
     assert!(
-        line.contains("\"checkpoints_completed\":0,\"last_checkpoint\":null,\"restored_from\":null,\"committed_parts\":1}"),
+        line.contains("\"checkpoints_completed\":0,\"last_checkpoint\":null,\"restored_from\":null,\"start_ms\":"),
         "{line}"
     );
+    assert!(line.ends_with(",\"committed_parts\":1}\n"), "{line}");
 }
 
 #[test]

@@ -25,6 +25,9 @@
 //! checkpoint when the run started and when it was killed), go to `logs/` in the work
 //! directory, kept when the run does not pass.
 //!
+//! `restores`, `restore_p50_ms` and `restore_p99_ms` are the runs that restored a checkpoint and
+//! how long their start took (from each run's stderr).
+//!
 //! `--corrupt KIND` (S5) damages the newest complete checkpoint after the kills, before the
 //! last run (`flip-byte` in a stage file, `truncate-manifest`, `delete-file`,
 //! `chmod-manifest`, which root reads anyway), fingerprinting the older complete checkpoints
@@ -332,6 +335,33 @@ impl Harness {
     }
 }
 
+/// The restore times (ms) the runs' stderr logs under `logs` report, in run order.
+fn restore_times(logs: &Path, runs: u32) -> Vec<f64> {
+    (1..=runs)
+        .filter_map(|r| {
+            let text = std::fs::read_to_string(logs.join(format!("run-{r:03}.stderr"))).ok()?;
+            text.lines().find_map(|l| {
+                l.strip_prefix("w3-job: restored checkpoint ")?
+                    .split_once(" in ")?
+                    .1
+                    .strip_suffix(" ms")?
+                    .parse()
+                    .ok()
+            })
+        })
+        .collect()
+}
+
+/// The `q` quantile (nearest rank) of `xs`, `null` when empty.
+fn quantile(xs: &[f64], q: f64) -> String {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => "null".to_owned(),
+        n => format!("{:.3}", v[((n as f64 * q).ceil() as usize).clamp(1, n) - 1]),
+    }
+}
+
 /// A checkpoint damaged before the last run (S5).
 struct Damage {
     how: Corruption,
@@ -507,6 +537,7 @@ fn run(args: &CrashArgs) -> Result<bool, String> {
             Ended::Killed => failure = Some("the last run was killed".to_owned()),
         }
     }
+    let restores = restore_times(&h.dirs.logs, h.runs);
     let kills_path = h.dirs.logs.join("kills.txt");
     std::fs::write(&kills_path, &kill_log).map_err(io("cannot write", &kills_path))?;
     let v = verify(&h.dirs.output, &reference).map_err(io("cannot read", &h.dirs.output))?;
@@ -535,7 +566,7 @@ fn run(args: &CrashArgs) -> Result<bool, String> {
         }
     };
     println!(
-        "{{\"workload\":\"crash\",\"kills\":{kills},\"kills_requested\":{total},\"recovery_kills\":{recovery_kills},\"recovery_kills_before_checkpoint\":{before_checkpoint},\"runs\":{},\"events\":{n},\"windows_expected\":{},\"records\":{},\"lost\":{},\"duplicates\":{},\"reordered\":{},\"corrupt\":{},\"state_mismatches\":{},\"late\":{},\"leftover_tmp\":{},\"parts_out_of_order\":{},\"restored_from\":{},\"checkpoints_completed_last_run\":{},\"checkpoint_dirs\":{},\"seconds\":{:.3},\"job_error\":{}{damage_json}}}",
+        "{{\"workload\":\"crash\",\"kills\":{kills},\"kills_requested\":{total},\"recovery_kills\":{recovery_kills},\"recovery_kills_before_checkpoint\":{before_checkpoint},\"runs\":{},\"events\":{n},\"windows_expected\":{},\"records\":{},\"lost\":{},\"duplicates\":{},\"reordered\":{},\"corrupt\":{},\"state_mismatches\":{},\"late\":{},\"leftover_tmp\":{},\"parts_out_of_order\":{},\"restored_from\":{},\"checkpoints_completed_last_run\":{},\"checkpoint_dirs\":{},\"restores\":{},\"restore_p50_ms\":{},\"restore_p99_ms\":{},\"seconds\":{:.3},\"job_error\":{}{damage_json}}}",
         h.runs,
         reference.len(),
         v.records,
@@ -550,6 +581,9 @@ fn run(args: &CrashArgs) -> Result<bool, String> {
         opt(restored),
         opt(json_field(&stdout, "checkpoints_completed")),
         checkpoint_dirs(&h.dirs.state),
+        restores.len(),
+        quantile(&restores, 0.5),
+        quantile(&restores, 0.99),
         t0.elapsed().as_secs_f64(),
         failure
             .as_deref()
@@ -698,6 +732,26 @@ mod tests {
         assert!(xs.iter().all(|x| (100..=500).contains(x)));
         assert!(xs.iter().any(|&x| x < 200) && xs.iter().any(|&x| x > 400));
         assert_eq!(Rng(1).between(3, 3), 3);
+    }
+
+    #[test]
+    fn restore_times_come_from_the_runs_logs() {
+        let d = dir("restores");
+        let log = |r: u32, text: &str| {
+            std::fs::write(d.join(format!("run-{r:03}.stderr")), text).unwrap();
+        };
+        log(1, "");
+        log(2, "w3-job: restored checkpoint 4 in 12.500 ms\n");
+        log(
+            3,
+            "w3-job: restored checkpoint 9 in 3.250 ms\nw3-job failed: boom\n",
+        );
+        let t = restore_times(&d, 4);
+        assert_eq!(t, [12.5, 3.25]);
+        assert_eq!(quantile(&t, 0.5), "3.250");
+        assert_eq!(quantile(&t, 0.99), "12.500");
+        assert_eq!(quantile(&[], 0.5), "null");
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]

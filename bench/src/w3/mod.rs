@@ -9,6 +9,7 @@ pub mod crash;
 pub mod events;
 pub mod job;
 pub mod throughput;
+pub mod verify;
 
 use std::path::PathBuf;
 

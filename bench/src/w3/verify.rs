@@ -15,7 +15,6 @@
 //! - `leftover_tmp`: temporary part files still there after the last run ended.
 //! - `parts_out_of_order`: committed parts whose rename (their status-change time) came
 //!   before that of a part whose name sorts before theirs: names must sort in commit order.
-//!
 
 use super::events::{self, Windows};
 use std::collections::HashMap;

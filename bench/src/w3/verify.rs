@@ -1,6 +1,7 @@
 //! The verifier of the crash harness: it reads only committed output, the files of the output
-//! directory named `part-<20 digits>`, in file-name order (the sink names them so that this is
-//! commit order), each line in order, and compares it with the reference windows. It counts:
+//! directory that `FileSink::committed` lists (today `part-<20 digits>`), in file-name order
+//! (the sink names them so that this is commit order), each line in order, and compares it
+//! with the reference windows. It counts:
 //! - `records`: committed lines.
 //! - `lost`: reference windows `(key, window_start)` that no committed line holds.
 //! - `duplicates`: committed lines for a window an earlier committed line already held.
@@ -8,18 +9,22 @@
 //!   committed window of the same key (the job fires each key's windows in window order).
 //! - `corrupt`: committed lines that are not `key,window_start_ms,sum` with a window-aligned
 //!   start (a last line without its newline included), plus files in the output directory that
-//!   are neither committed parts nor the sink's temporary `.part-*.inprogress` files.
+//!   are neither committed parts nor hidden (the sink's temporary parts are).
 //! - `state_mismatches`: first occurrences whose sum differs from the reference's, or whose
 //!   window the reference does not have.
 //! - `late`: `late,...` lines (the job's late elements; W3 input has none).
-//! - `leftover_tmp`: temporary part files still there after the last run ended.
-//! - `parts_out_of_order`: committed parts whose rename (their status-change time) came
-//!   before that of a part whose name sorts before theirs: names must sort in commit order.
+//! - `leftover_tmp`: hidden files (the sink's temporary parts) still there after the last run
+//!   ended.
+//! - `parts_out_of_order`: committed parts whose place in file-name order differs from the
+//!   sink's commit order, or whose rename (their status-change time) came before that of a
+//!   part whose name sorts before theirs.
 
 use super::events::{self, Windows};
-use std::collections::HashMap;
-use std::path::Path;
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+use weir::operators::file::FileSink;
 
 /// What the verifier found in the committed output.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -62,12 +67,6 @@ impl Verdict {
     }
 }
 
-/// Whether `name` is a committed part file's (`part-` and 20 digits).
-fn committed(name: &str) -> bool {
-    name.strip_prefix("part-")
-        .is_some_and(|d| d.len() == 20 && d.bytes().all(|b| b.is_ascii_digit()))
-}
-
 /// Parses a committed `key,window_start_ms,sum` line.
 fn parse_window(line: &[u8]) -> Option<(u32, i64, u64)> {
     let mut it = line.split(|&b| b == b',');
@@ -81,19 +80,42 @@ fn parse_window(line: &[u8]) -> Option<(u32, i64, u64)> {
 /// Checks the committed output in `dir` against `reference` (see the module docs).
 pub fn verify(dir: &Path, reference: &Windows) -> std::io::Result<Verdict> {
     let mut v = Verdict::default();
-    let mut parts = Vec::new();
+    // Which files are committed parts, in commit order, is the sink's own rule.
+    let committed = FileSink::new(dir)
+        .committed()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let names: HashSet<OsString> = committed
+        .iter()
+        .filter_map(|p| p.file_name().map(OsString::from))
+        .collect();
     for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if committed(&name) {
-            parts.push((name, entry.path()));
-        } else if name.starts_with(".part-") && name.ends_with(".inprogress") {
+        let name = entry?.file_name();
+        if names.contains(&name) {
+            continue;
+        }
+        if name.to_string_lossy().starts_with('.') {
+            // The sink's temporary (hidden) parts.
             v.leftover_tmp += 1;
         } else {
             v.corrupt += 1;
         }
     }
+    // Read in file-name order, which must be the commit order.
+    let mut parts: Vec<(OsString, PathBuf)> = committed
+        .iter()
+        .map(|p| {
+            (
+                p.file_name().map(OsString::from).unwrap_or_default(),
+                p.clone(),
+            )
+        })
+        .collect();
     parts.sort();
+    v.parts_out_of_order += parts
+        .iter()
+        .zip(&committed)
+        .filter(|((_, by_name), by_commit)| by_name != *by_commit)
+        .count() as u64;
     // A part's rename sets its status-change time: in name order they must not go back.
     let mut prev: Option<std::time::SystemTime> = None;
     for (_, path) in &parts {

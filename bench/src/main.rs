@@ -1,6 +1,8 @@
 //! `weir-bench`: runs the benchmark workloads and prints one JSON object per line.
 //!
-//! `cargo run --release -p weir-bench -- <w1|w2|chain|all> [--n N] [--parallelism P]`
+//! `cargo run --release -p weir-bench -- <w1|w2|chain|all> [--n N] [--parallelism P]`; the W3
+//! job, its crash harness and throughput have subcommands of their own (`w3-gen`, `w3-job`,
+//! `crash`, `w3`: see `w3/`).
 //!
 //! Every workload also runs a hand-written Rust loop doing the same work in the same process
 //! (`variant: "baseline_loop"`), so results can be compared as ratios on a noisy machine.
@@ -11,11 +13,14 @@ use std::hint::black_box;
 use std::time::Instant;
 use weir::prelude::*;
 
+mod w3;
+
 /// Command line of `weir-bench` (its flags are part of the product: keep them stable).
 #[derive(clap::Parser)]
 #[command(
     name = "weir-bench",
-    about = "weir benchmark workloads printing JSON lines"
+    about = "weir benchmark workloads printing JSON lines",
+    after_help = "The W3 job and its crash harness: w3, w3-gen, w3-job, crash (each with --help)."
 )]
 struct Args {
     /// Which workload to run.
@@ -333,6 +338,9 @@ fn latency(rt: &weir::engine::Runtime, rate: u64, seconds: u64) {
 }
 
 fn main() {
+    if let Some(code) = w3::dispatch() {
+        std::process::exit(code);
+    }
     let args = <Args as clap::Parser>::parse();
     let rt = match weir::engine::Runtime::new() {
         Ok(rt) => rt,

@@ -1,0 +1,175 @@
+//! The W3 job and its crash harness: `w3-gen` writes W3 events, `w3-job` runs them through
+//! 1 s tumbling event-time sums per key into transactional part files with checkpoints,
+//! `crash` SIGKILLs that job at random moments and verifies the committed output, `w3`
+//! measures throughput. Each subcommand has flags of its own (part of the product: keep them
+//! stable).
+
+pub mod corrupt;
+pub mod crash;
+pub mod events;
+pub mod job;
+pub mod throughput;
+pub mod verify;
+
+use std::path::PathBuf;
+
+/// The W3 subcommands of `weir-bench`.
+#[derive(clap::Parser)]
+#[command(name = "weir-bench")]
+enum W3Command {
+    /// Writes W3 events (`key,value,ts_ms`: key 0..999, value 1..100, 10 per event-time ms, up
+    /// to 99 ms late), deterministic for a seed.
+    #[command(name = "w3-gen")]
+    Gen {
+        /// How many events; accepts `2e7`.
+        #[arg(long, value_parser = crate::parse_count)]
+        events: u64,
+        /// The file to write.
+        #[arg(long)]
+        output: PathBuf,
+        /// Seeds the generator.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Runs W3 as a job: events file -> 1 s tumbling sums per key -> part files, checkpointed;
+    /// started again on the same state directory it resumes.
+    #[command(name = "w3-job")]
+    Job {
+        /// The events file (`key,value,ts_ms` lines).
+        #[arg(long)]
+        input: PathBuf,
+        /// The directory of the committed part files (`key,window_start_ms,sum` lines).
+        #[arg(long)]
+        output: PathBuf,
+        /// The directory of the checkpoints.
+        #[arg(long)]
+        state_dir: PathBuf,
+        /// Time between checkpoints; 0 turns them off.
+        #[arg(long)]
+        checkpoint_interval_ms: u64,
+        /// Throttles the source to this many events per second; accepts `1e5`.
+        #[arg(long, value_parser = crate::parse_count)]
+        rate: Option<u64>,
+    },
+    /// Kills `w3-job` at random moments, restarts it, verifies the committed output against a
+    /// reference computed without failures; one JSON line, exit code 0 only when exact.
+    Crash {
+        /// Random SIGKILLs.
+        #[arg(long)]
+        kills: u32,
+        /// SIGKILLs right after a restart, before the run completes a checkpoint (S3), after
+        /// the random ones.
+        #[arg(long, default_value_t = 0)]
+        recovery_kills: u32,
+        /// Events of the input (default: rate x (kills x the mean delay + 1 s)); accepts `1e6`.
+        #[arg(long, value_parser = crate::parse_count)]
+        events: Option<u64>,
+        /// Seeds the input and the kill moments.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Events per second the job reads.
+        #[arg(long, default_value_t = 10_000, value_parser = crate::parse_count)]
+        rate: u64,
+        /// The job's checkpoint interval.
+        #[arg(long, default_value_t = 100)]
+        checkpoint_interval_ms: u64,
+        /// The shortest life of a run before its kill.
+        #[arg(long, default_value_t = 100)]
+        min_delay_ms: u64,
+        /// The longest life of a run before its kill.
+        #[arg(long, default_value_t = 500)]
+        max_delay_ms: u64,
+        /// Where input, output, state and logs go (cleared first; default: a temporary
+        /// directory, removed when the run passes).
+        #[arg(long)]
+        workdir: Option<PathBuf>,
+        /// Damages the newest complete checkpoint after the kills, before the last run (S5).
+        #[arg(long, value_enum)]
+        corrupt: Option<corrupt::Corruption>,
+    },
+    /// W3 throughput: generator and CSV variants, checkpoints off and every 1 s, and
+    /// hand-written loops; JSON lines.
+    W3 {
+        /// Events per variant; accepts `1e7`.
+        #[arg(long, default_value_t = 10_000_000, value_parser = crate::parse_count)]
+        n: u64,
+        /// Seeds the events.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Runs only these variants (comma-separated; default all); the loops always run.
+        #[arg(long, value_delimiter = ',')]
+        variants: Vec<String>,
+    },
+}
+
+/// Runs a W3 subcommand when the first argument names one; its exit code.
+pub fn dispatch() -> Option<i32> {
+    let first = std::env::args().nth(1)?;
+    if !matches!(first.as_str(), "w3-gen" | "w3-job" | "crash" | "w3") {
+        return None;
+    }
+    Some(match <W3Command as clap::Parser>::parse() {
+        W3Command::Gen {
+            events,
+            output,
+            seed,
+        } => match events::write_file(&output, seed, events) {
+            Ok(_) => 0,
+            Err(e) => {
+                eprintln!("w3-gen: cannot write {}: {e}", output.display());
+                1
+            }
+        },
+        W3Command::Job {
+            input,
+            output,
+            state_dir,
+            checkpoint_interval_ms,
+            rate,
+        } => {
+            if rate == Some(0) {
+                eprintln!("w3-job: --rate must be at least 1");
+                return Some(2);
+            }
+            job::main(&job::JobArgs {
+                input,
+                output,
+                state_dir,
+                checkpoint_interval_ms,
+                rate,
+            })
+        }
+        W3Command::Crash {
+            kills,
+            recovery_kills,
+            events,
+            seed,
+            rate,
+            checkpoint_interval_ms,
+            min_delay_ms,
+            max_delay_ms,
+            workdir,
+            corrupt,
+        } => {
+            if rate == 0 || min_delay_ms > max_delay_ms {
+                eprintln!(
+                    "crash: --rate must be at least 1 and --min-delay-ms at most --max-delay-ms"
+                );
+                return Some(2);
+            }
+            crash::main(&crash::CrashArgs {
+                kills,
+                recovery_kills,
+                events,
+                seed,
+                rate,
+                checkpoint_interval_ms,
+                min_delay_ms,
+                max_delay_ms,
+                workdir,
+                corrupt,
+            })
+        }
+        W3Command::W3 { n, seed, variants } => throughput::main(n, seed, &variants),
+    })
+}

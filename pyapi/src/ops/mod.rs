@@ -9,6 +9,7 @@
 
 mod bidi;
 mod fan;
+mod files;
 mod flows;
 pub mod handles;
 mod hubs;
@@ -134,6 +135,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(windows::flow_assign_timestamps, m)?)?;
     m.add_function(wrap_pyfunction!(windows::flow_window, m)?)?;
     bidi::register(m)?;
+    files::register(m)?;
     lifecycle::register(m)?;
     register_hubs(m)
 }

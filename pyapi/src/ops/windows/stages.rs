@@ -139,7 +139,7 @@ impl PrepOp {
             Some(f) => PyObj::from_bound(f.bind(py).call1((b,))?),
             None => x.clone_ref(py),
         };
-        let key = PyKey::new(py, key).map_err(|(e, _)| e)?;
+        let key = PyKey::new(py, key, crate::codec::Codec::Key).map_err(|(e, _)| e)?;
         let num = match self.kind {
             Value::None => Num::Int(0),
             Value::Number => match &self.value {

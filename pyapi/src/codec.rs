@@ -85,7 +85,8 @@ impl std::fmt::Display for Unencodable {
             None => write!(
                 f,
                 "a {} has no stable encoding (weir encodes None, bool, int, float, str, bytes \
-                 and tuples of them; use key_codec=\"pickle\" to opt into pickled keys)",
+                 and tuples of them, and lists and dicts as values; key_by(..., \
+                 key_codec=\"pickle\") opts into pickled keys)",
                 self.type_name
             ),
         }
@@ -449,8 +450,35 @@ pub fn codec_key_group(py: Python<'_>, key: Py<PyAny>, pickle: bool) -> PyResult
     Ok(weir_operators::keyed::key_group_of(&k))
 }
 
+/// `(key, value)` pairs through a keyed snapshot's serde path (`PyKey` and `PyObj` as
+/// `weir_graph::Snapshot` bytes and back), as keyed state checkpoints them: a test hook.
+#[pyfunction]
+pub fn _snapshot_roundtrip(
+    py: Python<'_>,
+    entries: Vec<(Py<PyAny>, Py<PyAny>)>,
+) -> PyResult<Vec<(Py<PyAny>, Py<PyAny>)>> {
+    let state = entries
+        .into_iter()
+        .map(|(k, v)| {
+            let k = crate::stages::PyKey::new(py, crate::PyObj(k), Codec::PickleKey)
+                .map_err(|(e, _)| e)?;
+            Ok((k, crate::PyObj(v)))
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let snap = weir_graph::Snapshot::encode(&state)
+        .map_err(|e| PyTypeError::new_err(e.to_string()))?;
+    let back: Vec<(crate::stages::PyKey, crate::PyObj)> = snap
+        .decode()
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    Ok(back
+        .into_iter()
+        .map(|(k, v)| (k.key().0.clone_ref(py), v.0))
+        .collect())
+}
+
 /// Adds the codec functions to the native module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(_snapshot_roundtrip, m)?)?;
     m.add_function(wrap_pyfunction!(codec_encode, m)?)?;
     m.add_function(wrap_pyfunction!(codec_decode, m)?)?;
     m.add_function(wrap_pyfunction!(codec_stable_hash, m)?)?;
@@ -481,9 +509,12 @@ impl serde::Serialize for crate::PyObj {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match crate::gil::with(|py| encode(self.0.bind(py), Codec::Value)) {
             Ok(b) => s.serialize_bytes(&b),
-            Err(e) => Err(serde::ser::Error::custom(format!(
-                "cannot checkpoint a value: {e}"
-            ))),
+            Err(e) => {
+                // Binary formats (postcard) drop a custom message: it is logged too.
+                let msg = format!("cannot checkpoint a value: {e}");
+                tracing::error!("{msg}");
+                Err(serde::ser::Error::custom(msg))
+            }
         }
     }
 }

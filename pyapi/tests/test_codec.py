@@ -140,3 +140,14 @@ def test_key_codec_pickle_opts_into_other_keys_for_count_fold_and_reduce():
     assert reduced == [(Point(1, 2), Point(1, 2)), (Point(3, 4), Point(3, 4))]
     with pytest.raises(ValueError, match="key_codec must be 'builtin' or 'pickle', not 'json'"):
         Source.from_iter(data).key_by(key_codec="json")
+
+
+def test_keyed_state_goes_through_a_snapshot_as_its_codec_encoding():
+    from weir import _native
+
+    entries = [("word", 3), ((1, "a"), [1, {"x": None}]), (Point(1, 2), b"v"), (2**80, -1.5)]
+    assert _native._snapshot_roundtrip(entries) == entries
+    # A value the codec cannot encode refuses the snapshot (postcard drops serde's message: the
+    # stage's failure names the stage, the log names the value's type).
+    with pytest.raises(TypeError, match="cannot encode the stage state"):
+        _native._snapshot_roundtrip([("k", {1, 2})])

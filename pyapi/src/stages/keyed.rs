@@ -50,7 +50,12 @@ impl serde::Serialize for PyKey {
         let b = crate::gil::with(|py| codec::encode(self.key.0.bind(py), Codec::PickleKey));
         match b {
             Ok(b) => s.serialize_bytes(&b),
-            Err(e) => Err(serde::ser::Error::custom(format!("cannot checkpoint a key: {e}"))),
+            Err(e) => {
+                // Binary formats (postcard) drop a custom message: it is logged too.
+                let msg = format!("cannot checkpoint a key: {e}");
+                tracing::error!("{msg}");
+                Err(serde::ser::Error::custom(msg))
+            }
         }
     }
 }

@@ -306,7 +306,10 @@ impl<'a> Reader<'a> {
     }
     fn take(&mut self, n: u64) -> PyResult<&'a [u8]> {
         let n = usize::try_from(n).map_err(|_| bad("length too large"))?;
-        let end = self.pos.checked_add(n).ok_or_else(|| bad("length too large"))?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .ok_or_else(|| bad("length too large"))?;
         let s = self.b.get(self.pos..end).ok_or_else(|| bad("truncated"))?;
         self.pos = end;
         Ok(s)
@@ -381,9 +384,7 @@ impl<'a> Reader<'a> {
             }
             PICKLE => {
                 let b = PyBytes::new(py, self.sized()?);
-                PICKLE_LOADS
-                    .import(py, "pickle", "loads")?
-                    .call1((b,))?
+                PICKLE_LOADS.import(py, "pickle", "loads")?.call1((b,))?
             }
             tag => return Err(bad(format!("unknown tag 0x{tag:02x}"))),
         })
@@ -465,8 +466,8 @@ pub fn _snapshot_roundtrip(
             Ok((k, crate::PyObj(v)))
         })
         .collect::<PyResult<Vec<_>>>()?;
-    let snap = weir_graph::Snapshot::encode(&state)
-        .map_err(|e| PyTypeError::new_err(e.to_string()))?;
+    let snap =
+        weir_graph::Snapshot::encode(&state).map_err(|e| PyTypeError::new_err(e.to_string()))?;
     let back: Vec<(crate::stages::PyKey, crate::PyObj)> = snap
         .decode()
         .map_err(|e| PyValueError::new_err(e.to_string()))?;

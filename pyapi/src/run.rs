@@ -45,9 +45,8 @@ impl PySinkFuture {
         convert: impl Fn(Python<'_>, T) -> PyResult<Py<PyAny>> + Send + 'static,
     ) -> Self {
         let poll: Poller = Box::new(move |py| {
-            f.try_get().map(|r| {
-                r.and_then(|v| convert(py, v).map_err(|e| crate::obj::user_error(py, e)))
-            })
+            f.try_get()
+                .map(|r| r.and_then(|v| convert(py, v).map_err(|e| crate::obj::user_error(py, e))))
         });
         Self {
             fut: Mutex::new(Some(poll)),

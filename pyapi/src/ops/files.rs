@@ -177,7 +177,11 @@ fn err_text(py: Python<'_>, e: PyErr) -> String {
     user_error(py, e).to_string()
 }
 
-fn str_field<'py>(py: Python<'py>, r: &CsvRecord<'_>, i: usize) -> Result<Bound<'py, PyAny>, String> {
+fn str_field<'py>(
+    py: Python<'py>,
+    r: &CsvRecord<'_>,
+    i: usize,
+) -> Result<Bound<'py, PyAny>, String> {
     r.str(i)
         .map(|s| PyString::new(py, s).into_any())
         .map_err(|e| e.to_string())
@@ -201,11 +205,7 @@ impl Decode {
                 }
                 Self::Typed(types) => {
                     if r.len() != types.len() {
-                        return Err(format!(
-                            "expected {} fields, got {}",
-                            types.len(),
-                            r.len()
-                        ));
+                        return Err(format!("expected {} fields, got {}", types.len(), r.len()));
                     }
                     let items = types
                         .iter()
@@ -216,13 +216,10 @@ impl Decode {
                                 .field(i)
                                 .map(|b| PyBytes::new(py, b).into_any())
                                 .map_err(|e| e.to_string()),
-                            Field::Int => r
-                                .int::<i64>(i)
-                                .map_err(|e| e.to_string())
-                                .map(|v| {
-                                    let Ok(v) = v.into_pyobject(py);
-                                    v.into_any()
-                                }),
+                            Field::Int => r.int::<i64>(i).map_err(|e| e.to_string()).map(|v| {
+                                let Ok(v) = v.into_pyobject(py);
+                                v.into_any()
+                            }),
                             Field::Float => r
                                 .parse::<f64>(i)
                                 .map(|v| PyFloat::new(py, v).into_any())

@@ -151,3 +151,20 @@ def test_keyed_state_goes_through_a_snapshot_as_its_codec_encoding():
     # stage's failure names the stage, the log names the value's type).
     with pytest.raises(TypeError, match="cannot encode the stage state"):
         _native._snapshot_roundtrip([("k", {1, 2})])
+
+
+def test_window_keys_take_the_same_codec():
+    events = [(Point(1, 2), 0.1), (Point(1, 2), 0.5), ("a", 0.7)]
+
+    def windowed(**kw):
+        return (
+            Source.from_iter(events)
+            .assign_timestamps(lambda e: e[1], weir.BoundedOutOfOrderness(0.1))
+            .key_by(lambda e: e[0], **kw)
+            .window(weir.Tumbling(1.0))
+            .count()
+        )
+
+    assert windowed(key_codec="pickle").run_with(Sink.collect()) == [(Point(1, 2), 0.0, 1.0, 2), ("a", 0.0, 1.0, 1)]
+    with pytest.raises(weir.StageFailed, match="a Point has no stable encoding"):
+        windowed().run_with(Sink.collect())

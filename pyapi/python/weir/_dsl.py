@@ -1179,7 +1179,7 @@ class Keyed(Generic[_Up, _K, T]):
         elements, later ones go to ``late_to`` (see :class:`weir._windows.Windowed`)."""
         from ._windows import Windowed
 
-        return Windowed(self._up, self._key, self._sup, windows, allowed_lateness, late_to)
+        return Windowed(self._up, self._key, self._sup, windows, allowed_lateness, late_to, self._codec)
 
 
 class Source(_Linear, Generic[_T_co]):

@@ -118,7 +118,7 @@ class Windowed(Generic[_Up, _K, _V]):
     An element whose windows are all past their allowed lateness goes to ``late_to`` as
     ``(key, timestamp, element)``; without ``late_to`` it fails the stage, naming the element."""
 
-    __slots__ = ("_pre", "_ts", "_wm", "_idle", "_key", "_sup", "_windows", "_lateness", "_late")
+    __slots__ = ("_pre", "_ts", "_wm", "_idle", "_key", "_sup", "_windows", "_lateness", "_late", "_codec")
 
     def __init__(
         self,
@@ -128,6 +128,7 @@ class Windowed(Generic[_Up, _K, _V]):
         windows: WindowKind,
         allowed_lateness: float,
         late_to: Any,
+        key_codec: str = "builtin",
     ) -> None:
         event = getattr(upstream, "_event", None)
         if event is None:
@@ -148,6 +149,7 @@ class Windowed(Generic[_Up, _K, _V]):
         self._windows = windows
         self._lateness = float(allowed_lateness)
         self._late = late_to
+        self._codec = key_codec
 
     def _build(self, func: str, fns: List[Optional[Callable[..., Any]]], value: Optional[Callable[[Any], Any]] = None) -> Any:
         kind, bound = self._wm._native()
@@ -163,6 +165,7 @@ class Windowed(Generic[_Up, _K, _V]):
             value,
             late,
             self._sup,
+            self._codec,
         )
         pre = self._pre
         meta = pre._meta | self._late._meta if self._late is not None else None

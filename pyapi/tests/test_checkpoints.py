@@ -32,6 +32,19 @@ def test_checkpoint_settings_are_checked():
         g.run(state_dir="unused", retain=0)
 
 
+def test_run_async_and_run_with_take_the_checkpoint_settings(tmp_path):
+    import asyncio
+
+    src = weir.Source.range(0, 3)
+    with pytest.raises(ValueError, match="checkpoint_interval and retain need state_dir"):
+        asyncio.run(src.run_with_async(weir.Sink.collect(), checkpoint_interval=1.0))
+    state = tmp_path / "state"
+    assert asyncio.run(src.run_with_async(weir.Sink.collect(), state_dir=state, checkpoint_interval=60.0)) == [0, 1, 2]
+    assert src.run_with(weir.Sink.collect(), state_dir=str(state), checkpoint_interval=60.0, retain=1) == [0, 1, 2]
+    # No barrier came within the runs: the directory holds no checkpoint.
+    assert complete_checkpoints(str(state)) == []
+
+
 def test_a_run_without_checkpoints_reports_no_ids():
     h = weir.Source.range(0, 3).to(weir.Sink.collect(), "right").start()
     assert h.wait() == [0, 1, 2]

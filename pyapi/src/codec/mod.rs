@@ -23,27 +23,33 @@
 //! `==` sees them (`True` hashes as `1`, an integral float as the int), so keys equal in Python
 //! always land in the same key group and one subtask compares them with `==`.
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use std::cell::RefCell;
 
-const NONE: u8 = 0x00;
-const FALSE: u8 = 0x01;
-const TRUE: u8 = 0x02;
-const INT: u8 = 0x03;
-const BIG_INT: u8 = 0x04;
-const FLOAT: u8 = 0x05;
-const STR: u8 = 0x06;
-const BYTES: u8 = 0x07;
-const TUPLE: u8 = 0x08;
-const LIST: u8 = 0x09;
-const DICT: u8 = 0x0a;
-const PICKLE: u8 = 0x50;
+mod decode;
+mod functions;
+
+pub use decode::decode;
+pub use functions::register;
+
+pub(super) const NONE: u8 = 0x00;
+pub(super) const FALSE: u8 = 0x01;
+pub(super) const TRUE: u8 = 0x02;
+pub(super) const INT: u8 = 0x03;
+pub(super) const BIG_INT: u8 = 0x04;
+pub(super) const FLOAT: u8 = 0x05;
+pub(super) const STR: u8 = 0x06;
+pub(super) const BYTES: u8 = 0x07;
+pub(super) const TUPLE: u8 = 0x08;
+pub(super) const LIST: u8 = 0x09;
+pub(super) const DICT: u8 = 0x0a;
+pub(super) const PICKLE: u8 = 0x50;
 
 /// Nesting depth past which an object is refused (a self-referencing list has no end).
-const MAX_DEPTH: usize = 64;
+pub(super) const MAX_DEPTH: usize = 64;
 
 /// Which objects a codec accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,7 +128,7 @@ fn len_bytes(out: &mut Vec<u8>, tag: u8, b: &[u8]) {
 }
 
 static PICKLE_DUMPS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static PICKLE_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+pub(super) static PICKLE_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 fn big_int(out: &mut Vec<u8>, x: &Bound<'_, PyAny>) -> Result<(), Unencodable> {
     let py = x.py();
@@ -275,216 +281,6 @@ pub fn stable_hash(x: &Bound<'_, PyAny>, codec: Codec) -> Result<u64, Unencodabl
         encode_into(&mut buf, x, codec, true, 0)?;
         Ok(weir_state::stable_hash(&buf))
     })
-}
-
-/// A malformed encoding.
-fn bad(what: impl std::fmt::Display) -> PyErr {
-    PyValueError::new_err(format!("cannot decode a weir key or value: {what}"))
-}
-
-struct Reader<'a> {
-    b: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn byte(&mut self) -> PyResult<u8> {
-        let v = *self.b.get(self.pos).ok_or_else(|| bad("truncated"))?;
-        self.pos += 1;
-        Ok(v)
-    }
-    fn varint(&mut self) -> PyResult<u64> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(bad("varint too long"))
-    }
-    fn take(&mut self, n: u64) -> PyResult<&'a [u8]> {
-        let n = usize::try_from(n).map_err(|_| bad("length too large"))?;
-        let end = self
-            .pos
-            .checked_add(n)
-            .ok_or_else(|| bad("length too large"))?;
-        let s = self.b.get(self.pos..end).ok_or_else(|| bad("truncated"))?;
-        self.pos = end;
-        Ok(s)
-    }
-    fn sized(&mut self) -> PyResult<&'a [u8]> {
-        let n = self.varint()?;
-        self.take(n)
-    }
-    fn count(&mut self) -> PyResult<usize> {
-        let n = self.varint()?;
-        // Every item takes at least one byte: a count beyond the rest is malformed.
-        if n > (self.b.len() - self.pos) as u64 {
-            return Err(bad("item count beyond the data"));
-        }
-        Ok(n as usize)
-    }
-
-    fn value<'py>(&mut self, py: Python<'py>, depth: usize) -> PyResult<Bound<'py, PyAny>> {
-        if depth > MAX_DEPTH {
-            return Err(bad("nested too deep"));
-        }
-        Ok(match self.byte()? {
-            NONE => py.None().into_bound(py),
-            FALSE => PyBool::new(py, false).to_owned().into_any(),
-            TRUE => PyBool::new(py, true).to_owned().into_any(),
-            INT => {
-                let z = self.varint()?;
-                let v = ((z >> 1) as i64) ^ -((z & 1) as i64);
-                v.into_pyobject(py)?.into_any()
-            }
-            BIG_INT => {
-                let b = PyBytes::new(py, self.sized()?);
-                let kw = PyDict::new(py);
-                kw.set_item("signed", true)?;
-                py.get_type::<PyInt>()
-                    .call_method("from_bytes", (b, "little"), Some(&kw))?
-            }
-            FLOAT => {
-                let b = self.take(8)?;
-                let mut a = [0u8; 8];
-                a.copy_from_slice(b);
-                PyFloat::new(py, f64::from_le_bytes(a)).into_any()
-            }
-            STR => {
-                let s = std::str::from_utf8(self.sized()?).map_err(bad)?;
-                PyString::new(py, s).into_any()
-            }
-            BYTES => PyBytes::new(py, self.sized()?).into_any(),
-            TUPLE => {
-                let n = self.count()?;
-                let items = (0..n)
-                    .map(|_| self.value(py, depth + 1))
-                    .collect::<PyResult<Vec<_>>>()?;
-                PyTuple::new(py, items)?.into_any()
-            }
-            LIST => {
-                let n = self.count()?;
-                let items = (0..n)
-                    .map(|_| self.value(py, depth + 1))
-                    .collect::<PyResult<Vec<_>>>()?;
-                PyList::new(py, items)?.into_any()
-            }
-            DICT => {
-                let n = self.count()?;
-                let d = PyDict::new(py);
-                for _ in 0..n {
-                    let k = self.value(py, depth + 1)?;
-                    let v = self.value(py, depth + 1)?;
-                    d.set_item(k, v)?;
-                }
-                d.into_any()
-            }
-            PICKLE => {
-                let b = PyBytes::new(py, self.sized()?);
-                PICKLE_LOADS.import(py, "pickle", "loads")?.call1((b,))?
-            }
-            tag => return Err(bad(format!("unknown tag 0x{tag:02x}"))),
-        })
-    }
-}
-
-/// The object `bytes` encode (all of them must be used).
-pub fn decode<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyAny>> {
-    let mut r = Reader { b: bytes, pos: 0 };
-    let v = r.value(py, 0)?;
-    if r.pos != bytes.len() {
-        return Err(bad(format!("{} trailing bytes", bytes.len() - r.pos)));
-    }
-    Ok(v)
-}
-
-fn codec_arg(kind: &str, pickle: bool) -> PyResult<Codec> {
-    match (kind, pickle) {
-        ("key", false) => Ok(Codec::Key),
-        ("key", true) => Ok(Codec::PickleKey),
-        ("value", false) => Ok(Codec::Value),
-        _ => Err(PyValueError::new_err(format!(
-            "kind must be 'key' or 'value' (pickle only for keys), not {kind:?}"
-        ))),
-    }
-}
-
-/// `weir.codec.encode(x, kind="key", pickle=False)`: the bytes a checkpoint stores for `x`.
-#[pyfunction]
-#[pyo3(signature = (x, kind = "key", pickle = false))]
-pub fn codec_encode<'py>(
-    py: Python<'py>,
-    x: &Bound<'py, PyAny>,
-    kind: &str,
-    pickle: bool,
-) -> PyResult<Bound<'py, PyBytes>> {
-    let codec = codec_arg(kind, pickle)?;
-    let b = encode(x, codec).map_err(|e| PyTypeError::new_err(e.to_string()))?;
-    Ok(PyBytes::new(py, &b))
-}
-
-/// `weir.codec.decode(b)`: the object `b` encodes.
-#[pyfunction]
-pub fn codec_decode<'py>(py: Python<'py>, b: &[u8]) -> PyResult<Bound<'py, PyAny>> {
-    decode(py, b)
-}
-
-/// `weir.codec.stable_hash(key, pickle=False)`: the key's routing hash.
-#[pyfunction]
-#[pyo3(signature = (key, pickle = false))]
-pub fn codec_stable_hash(key: &Bound<'_, PyAny>, pickle: bool) -> PyResult<u64> {
-    let codec = codec_arg("key", pickle)?;
-    stable_hash(key, codec).map_err(|e| PyTypeError::new_err(e.to_string()))
-}
-
-/// `weir.codec.key_group(key, pickle=False)`: the key group (`0..128`) the engine routes
-/// `key` to (the same function `key_by` uses).
-#[pyfunction]
-#[pyo3(signature = (key, pickle = false))]
-pub fn codec_key_group(py: Python<'_>, key: Py<PyAny>, pickle: bool) -> PyResult<usize> {
-    let codec = codec_arg("key", pickle)?;
-    let k = crate::stages::PyKey::new(py, crate::PyObj(key), codec)
-        .map_err(|(e, _)| PyTypeError::new_err(e.to_string()))?;
-    Ok(weir_operators::keyed::key_group_of(&k))
-}
-
-/// `(key, value)` pairs through a keyed snapshot's serde path (`PyKey` and `PyObj` as
-/// `weir_graph::Snapshot` bytes and back), as keyed state checkpoints them: a test hook.
-#[pyfunction]
-pub fn _snapshot_roundtrip(
-    py: Python<'_>,
-    entries: Vec<(Py<PyAny>, Py<PyAny>)>,
-) -> PyResult<Vec<(Py<PyAny>, Py<PyAny>)>> {
-    let state = entries
-        .into_iter()
-        .map(|(k, v)| {
-            let k = crate::stages::PyKey::new(py, crate::PyObj(k), Codec::PickleKey)
-                .map_err(|(e, _)| e)?;
-            Ok((k, crate::PyObj(v)))
-        })
-        .collect::<PyResult<Vec<_>>>()?;
-    let snap =
-        weir_graph::Snapshot::encode(&state).map_err(|e| PyTypeError::new_err(e.to_string()))?;
-    let back: Vec<(crate::stages::PyKey, crate::PyObj)> = snap
-        .decode()
-        .map_err(|e| PyValueError::new_err(e.to_string()))?;
-    Ok(back
-        .into_iter()
-        .map(|(k, v)| (k.key().0.clone_ref(py), v.0))
-        .collect())
-}
-
-/// Adds the codec functions to the native module.
-pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(_snapshot_roundtrip, m)?)?;
-    m.add_function(wrap_pyfunction!(codec_encode, m)?)?;
-    m.add_function(wrap_pyfunction!(codec_decode, m)?)?;
-    m.add_function(wrap_pyfunction!(codec_stable_hash, m)?)?;
-    m.add_function(wrap_pyfunction!(codec_key_group, m)?)?;
-    Ok(())
 }
 
 /// Reads a serde byte string (keys and values travel in snapshots as their encoding).

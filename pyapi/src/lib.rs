@@ -7,6 +7,8 @@
 //! `weir-py-ext` cdylib, which calls [`register`].
 
 pub mod arrow;
+pub mod checkpoints;
+pub mod codec;
 pub mod dispatch;
 pub mod dsl;
 pub mod errors;
@@ -70,6 +72,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(gil::_gil_on_workers, m)?)?;
     ops::register(m)?;
     arrow::register(m)?;
+    codec::register(m)?;
     testing::register(m)?;
     Ok(())
 }

@@ -27,21 +27,40 @@ pub fn runtime() -> PyResult<&'static Runtime> {
         .map_err(|e| WeirError::new_err(format!("cannot start the weir runtime: {e}")))
 }
 
+/// Polls a sink's future, converting its result to Python once it is there.
+type Poller = Box<dyn FnMut(Python<'_>) -> Option<Result<Py<PyAny>, StageError>> + Send>;
+
 /// The future result of a sink, resolved once the run completes.
 #[pyclass(module = "weir._native", name = "SinkFuture", frozen)]
 pub struct PySinkFuture {
-    fut: Mutex<Option<SinkFuture<PyObj>>>,
+    fut: Mutex<Option<Poller>>,
     value: Mutex<Option<Result<Py<PyAny>, StageError>>>,
 }
 
 impl PySinkFuture {
+    /// The future `f` of a Rust sink, its value made a Python object by `convert` (with the
+    /// GIL, when the value is first asked for).
+    pub fn new<T: Send + 'static>(
+        mut f: SinkFuture<T>,
+        convert: impl Fn(Python<'_>, T) -> PyResult<Py<PyAny>> + Send + 'static,
+    ) -> Self {
+        let poll: Poller = Box::new(move |py| {
+            f.try_get()
+                .map(|r| r.and_then(|v| convert(py, v).map_err(|e| crate::obj::user_error(py, e))))
+        });
+        Self {
+            fut: Mutex::new(Some(poll)),
+            value: Mutex::new(None),
+        }
+    }
+
     fn poll(&self, py: Python<'_>) -> Option<Result<Py<PyAny>, StageError>> {
         let mut v = self.value.lock().ok()?;
         if v.is_none() {
             let mut f = self.fut.lock().ok()?;
-            if let Some(r) = f.as_mut().and_then(|f| f.try_get()) {
+            if let Some(r) = f.as_mut().and_then(|f| f(py)) {
                 *f = None;
-                *v = Some(r.map(|o| o.0));
+                *v = Some(r);
             }
         }
         v.as_ref().map(|r| match r {
@@ -90,14 +109,7 @@ impl PyUniqueKillSwitch {
 pub(crate) fn mat_to_py(py: Python<'_>, m: MatValue) -> PyResult<Py<PyAny>> {
     Ok(match m {
         MatValue::Unit => py.None(),
-        MatValue::Future(f) => Py::new(
-            py,
-            PySinkFuture {
-                fut: Mutex::new(Some(f)),
-                value: Mutex::new(None),
-            },
-        )?
-        .into_any(),
+        MatValue::Future(f) => Py::new(py, PySinkFuture::new(f, |_, o: PyObj| Ok(o.0)))?.into_any(),
         MatValue::KillSwitch(k) => Py::new(py, PyUniqueKillSwitch(k))?.into_any(),
         MatValue::Pair(a, b) => {
             let items = [mat_to_py(py, *a)?, mat_to_py(py, *b)?];
@@ -212,6 +224,19 @@ impl PyRun {
         }
     }
 
+    /// The newest checkpoint this run completed (`None` before the first, or without
+    /// checkpoints).
+    #[getter]
+    fn latest_checkpoint(&self) -> Option<u64> {
+        self.handle.checkpoints().and_then(|c| c.latest_completed())
+    }
+
+    /// The checkpoint this run restored its state from (`None`: it started empty).
+    #[getter]
+    fn restored_checkpoint(&self) -> Option<u64> {
+        self.handle.checkpoints().and_then(|c| c.restored())
+    }
+
     /// Per stage subtask: a dict of counters (`path`, `subtask`, `elements_in`, `elements_out`,
     /// `batches_in`, `batches_out`, `queue_depth`, `busy_ms`, `backpressured_ms`, `idle_ms`,
     /// `restarts`, `failures`, `stopped`).
@@ -244,7 +269,7 @@ impl PyRun {
 /// Materializes a closed graph: its stages start at once on the weir runtime and send their
 /// Python work to the returned run, which some Python thread must `serve()`.
 #[pyfunction]
-#[pyo3(signature = (graph, aio_loop = None, batch_size = None, cancel_grace = None, clock = None, parallelism = None))]
+#[pyo3(signature = (graph, aio_loop = None, batch_size = None, cancel_grace = None, clock = None, parallelism = None, state_dir = None, checkpoint_interval = None, retain = None))]
 pub fn start(
     py: Python<'_>,
     graph: &PyBlueprint,
@@ -253,6 +278,9 @@ pub fn start(
     cancel_grace: Option<f64>,
     clock: Option<PyRef<'_, crate::testing::PyVirtualClock>>,
     parallelism: Option<usize>,
+    state_dir: Option<std::path::PathBuf>,
+    checkpoint_interval: Option<f64>,
+    retain: Option<usize>,
 ) -> PyResult<PyRun> {
     let Bp::Graph(g) = &graph.bp else {
         return Err(PyTypeError::new_err(
@@ -281,6 +309,9 @@ pub fn start(
     }
     if let Some(p) = parallelism {
         m = m.with_parallelism(p);
+    }
+    if let Some(c) = crate::checkpoints::config(state_dir, checkpoint_interval, retain)? {
+        m = m.with_checkpoints(c);
     }
     let grace = match cancel_grace {
         Some(g) if g.is_finite() && g >= 0.0 => std::time::Duration::from_secs_f64(g),

@@ -15,7 +15,7 @@ functions to worker processes.
 
 from typing import TYPE_CHECKING, Any
 
-from . import errors, interpreters
+from . import codec, errors, interpreters
 from ._bidi import BidiFlow, Framing
 from ._dsl import (
     Balance,

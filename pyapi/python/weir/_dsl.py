@@ -1102,11 +1102,17 @@ class _Linear(_Blueprint):
         supervision: Optional[SupervisionRules] = None,
         default: str = "stop",
         dead_letters: Any = None,
+        key_codec: str = "builtin",
     ) -> "Keyed[Any, Any, Any]":
         """Groups by ``key(element)`` (the element itself when ``None``); finish with
         :meth:`Keyed.count`, :meth:`Keyed.fold` or :meth:`Keyed.reduce`. ``supervision``
-        applies to the calls of ``key`` (after ``count()``, ``with_supervision`` does too)."""
-        return Keyed(self, key, _supervision(supervision, default, dead_letters))
+        applies to the calls of ``key`` (after ``count()``, ``with_supervision`` does too).
+        Keys route by a stable hash of their encoding (``weir.codec``): built-in keys (None,
+        bool, int, float, str, bytes, tuples of them); ``key_codec="pickle"`` opts into any
+        picklable key (a key without an encoding fails ``key_by`` naming it)."""
+        if key_codec not in ("builtin", "pickle"):
+            raise ValueError(f"key_by: key_codec must be 'builtin' or 'pickle', not {key_codec!r}")
+        return Keyed(self, key, _supervision(supervision, default, dead_letters), key_codec)
 
     def assign_timestamps(self: S, ts: Callable[[Any], float], watermarks: Any, *, idleness: Optional[float] = None) -> S:
         """Stamps each element with its event time ``ts(element)`` (seconds) and emits the
@@ -1137,12 +1143,15 @@ class _Linear(_Blueprint):
 class Keyed(Generic[_Up, _K, T]):
     """A stream grouped by key; aggregates run in Rust, one result per key on completion."""
 
-    __slots__ = ("_up", "_key", "_sup")
+    __slots__ = ("_up", "_key", "_sup", "_codec")
 
-    def __init__(self, upstream: Any, key: Optional[Callable[[Any], Any]], sup: Any = None) -> None:
+    def __init__(
+        self, upstream: Any, key: Optional[Callable[[Any], Any]], sup: Any = None, key_codec: str = "builtin"
+    ) -> None:
         self._up = upstream
         self._key = key
         self._sup = sup
+        self._codec = key_codec
 
     def count(self) -> Any:
         """One ``(key, count)`` pair per key when the input completes; ``with_supervision`` on
@@ -1150,7 +1159,7 @@ class Keyed(Generic[_Up, _K, T]):
         up = self._up
 
         def build(sup: Any) -> Any:
-            out = up._same(up._n.via(_native.flow_key_count(self._key, sup)))
+            out = up._same(up._n.via(_native.flow_key_count(self._key, sup, self._codec)))
             out._resup = build
             return out
 
@@ -1158,11 +1167,11 @@ class Keyed(Generic[_Up, _K, T]):
 
     def fold(self, zero: Any, fn: Callable[[Any, Any], Any]) -> Any:
         """One ``(key, fold)`` pair per key when the input completes."""
-        return self._up._same(self._up._n.via(_native.flow_key_fold(self._key, zero, fn, False, self._sup)))
+        return self._up._same(self._up._n.via(_native.flow_key_fold(self._key, zero, fn, False, self._sup, self._codec)))
 
     def reduce(self, fn: Callable[[Any, Any], Any]) -> Any:
         """One ``(key, reduce)`` pair per key when the input completes."""
-        return self._up._same(self._up._n.via(_native.flow_key_fold(self._key, None, fn, True, self._sup)))
+        return self._up._same(self._up._n.via(_native.flow_key_fold(self._key, None, fn, True, self._sup, self._codec)))
 
     def process(
         self,
@@ -1192,7 +1201,7 @@ class Keyed(Generic[_Up, _K, T]):
         ``processing_time=True`` the windows are on the run's clock (arrival time) instead."""
         from ._windows import Windowed
 
-        return Windowed(self._up, self._key, self._sup, windows, allowed_lateness, late_to, processing_time)
+        return Windowed(self._up, self._key, self._sup, windows, allowed_lateness, late_to, processing_time, self._codec)
 
 
 class Source(_Linear, Generic[_T_co]):
@@ -1366,6 +1375,63 @@ class Source(_Linear, Generic[_T_co]):
         ``rows=True``: dict rows."""
         return Source.from_arrow(df, rows=rows)
 
+    @staticmethod
+    def from_lines(path: Any, *, block_size: Optional[int] = None, max_line: Optional[int] = None) -> "Source":
+        """The lines of a file, of a directory's files or of a glob's (``"in/*.txt"``), in path
+        order, as ``str`` (see :mod:`weir._files`; replayable by byte offset in checkpoints).
+
+        Emits when: a line was read and downstream has demand.
+        Backpressures when: never (reading stops two blocks ahead).
+        Completes when: the last file was read to its end.
+        Cancels when: never (a source).
+        Fails when: a file cannot be read, or a line is not UTF-8 or longer than ``max_line``
+        (the error names file, line and byte offset; under ``resume`` the line goes to the
+        dead letters)."""
+        from ._files import lines, supervisable
+
+        return supervisable(lines(path, block_size, max_line))
+
+    @staticmethod
+    def from_csv(
+        path: Any,
+        *,
+        delimiter: str = ",",
+        header: bool = False,
+        decode: Any = None,
+        block_size: Optional[int] = None,
+        max_line: Optional[int] = None,
+    ) -> "Source":
+        """The records of CSV files (split in Rust; quoted fields understood; a record is one
+        line), each a tuple of ``str``; ``decode=(str, int, float, bytes, ...)`` converts each
+        field in Rust, a callable ``decode`` maps the tuple of ``str``.
+
+        Emits when: a record was decoded and downstream has demand.
+        Backpressures when: never (reading stops two blocks ahead).
+        Completes when: the last file was read to its end.
+        Cancels when: never (a source).
+        Fails when: a file cannot be read, or a record does not split or decode (the error
+        names file, line and byte offset; under ``resume`` the line goes to the dead letters)."""
+        from ._files import csv, supervisable
+
+        return supervisable(csv(path, delimiter, header, decode, block_size, max_line))
+
+    @staticmethod
+    def from_json_lines(
+        path: Any, *, raw: bool = False, block_size: Optional[int] = None, max_line: Optional[int] = None
+    ) -> "Source":
+        """The JSON values of JSON-lines files, one per non-blank line, validated in Rust and
+        decoded with ``json.loads`` (``raw=True``: the line as ``str``).
+
+        Emits when: a line was checked (and decoded) and downstream has demand.
+        Backpressures when: never (reading stops two blocks ahead).
+        Completes when: the last file was read to its end.
+        Cancels when: never (a source).
+        Fails when: a file cannot be read or a line is not one JSON value (the error names file,
+        line, byte offset and column; under ``resume`` the line goes to the dead letters)."""
+        from ._files import json_lines, supervisable
+
+        return supervisable(json_lines(path, raw, block_size, max_line))
+
     def to(self, sink: "Sink", keep: Keep = "left") -> "RunnableGraph":
         """Connects ``sink``; ``keep`` picks the materialized value."""
         return RunnableGraph(self._n.to(sink._n, keep), self._meta | sink._meta)
@@ -1418,6 +1484,31 @@ class Sink(_Blueprint, Generic[_In_contra, _Mat_co]):
     def for_each(fn: Callable[[Any], Any]) -> "Sink":
         """Calls ``fn`` on every element; the result is ``None``."""
         return Sink(_native.sink_for_each(fn))
+
+    @staticmethod
+    def to_files(
+        directory: Any,
+        *,
+        encode: Callable[[Any], Any] = str,
+        max_part_bytes: Optional[int] = None,
+        prefix: str = "part",
+        suffix: str = "",
+    ) -> "Sink":
+        """Each element as one line, ``encode(x)`` (``str`` or ``bytes``), in hidden temporary
+        part files of ``directory`` (rolled before ``max_part_bytes``, default 128 MiB),
+        committed by atomic rename to ``<prefix>-<seq:020><suffix>`` (names sort in commit
+        order) at the end of the stream; the result is the list of committed paths.
+
+        Emits when: never (a sink).
+        Backpressures when: the writer thread is writing, syncing or renaming.
+        Completes when: upstream completed and its last records were committed.
+        Cancels when: never (it consumes everything).
+        Fails when: ``encode`` raises or returns neither str nor bytes (naming the element;
+        supervision applies), a file cannot be written, or upstream fails; uncommitted parts
+        are removed."""
+        from ._files import files_sink
+
+        return files_sink(directory, encode, max_part_bytes, prefix, suffix)
 
     @staticmethod
     def for_each_async(fn: Callable[[Any], Awaitable[Any]], parallelism: int = 4) -> "Sink":
@@ -1510,31 +1601,84 @@ class RunnableGraph(_Blueprint, Generic[_Mat_co]):
 
     __slots__ = ()
 
-    def run(self, *, batch_size: Optional[int] = None, progress: Any = None, parallelism: Optional[int] = None) -> Any:
+    def run(
+        self,
+        *,
+        batch_size: Optional[int] = None,
+        progress: Any = None,
+        parallelism: Optional[int] = None,
+        state_dir: Any = None,
+        checkpoint_interval: Optional[float] = None,
+        retain: Optional[int] = None,
+    ) -> Any:
         """Runs to completion on this thread and returns the materialized value (sink results
         resolved). Works inside a running event loop (Jupyter) too; Ctrl-C cancels the run and
         raises ``KeyboardInterrupt``. ``progress=True`` (or a total) shows a tqdm bar.
         ``parallelism=n`` is the run's default parallelism, taken by the stages that accept one
-        (see docs/python.md); the others run once unless they set their own."""
+        (see docs/python.md); the others run once unless they set their own. ``state_dir``
+        turns checkpoints on: every ``checkpoint_interval`` seconds (default 10) into that
+        directory, keeping the newest ``retain`` (default 3); a run started on a directory
+        holding a complete checkpoint resumes from it."""
         from ._run import run_blocking
 
-        return run_blocking(self, batch_size=batch_size, progress=progress, parallelism=parallelism)
+        return run_blocking(
+            self,
+            batch_size=batch_size,
+            progress=progress,
+            parallelism=parallelism,
+            checkpoints=_checkpoints(state_dir, checkpoint_interval, retain),
+        )
 
-    async def run_async(self, *, batch_size: Optional[int] = None, parallelism: Optional[int] = None) -> Any:
-        """Runs the graph, awaiting its completion; ``async def`` stages run on this loop."""
+    async def run_async(
+        self,
+        *,
+        batch_size: Optional[int] = None,
+        parallelism: Optional[int] = None,
+        state_dir: Any = None,
+        checkpoint_interval: Optional[float] = None,
+        retain: Optional[int] = None,
+    ) -> Any:
+        """Runs the graph, awaiting its completion; ``async def`` stages run on this loop
+        (checkpoint settings as for :meth:`run`)."""
         from ._run import run_async
 
-        return await run_async(self, batch_size=batch_size, parallelism=parallelism)
+        return await run_async(
+            self,
+            batch_size=batch_size,
+            parallelism=parallelism,
+            checkpoints=_checkpoints(state_dir, checkpoint_interval, retain),
+        )
 
     def start(
-        self, *, batch_size: Optional[int] = None, cancel_grace: Optional[float] = None, parallelism: Optional[int] = None
+        self,
+        *,
+        batch_size: Optional[int] = None,
+        cancel_grace: Optional[float] = None,
+        parallelism: Optional[int] = None,
+        state_dir: Any = None,
+        checkpoint_interval: Optional[float] = None,
+        retain: Optional[int] = None,
     ) -> Any:
         """Starts the graph in the background and returns a :class:`weir.RunHandle`; once the
         run is cancelled or over, ``wait()`` gives a call stuck in user code ``cancel_grace``
-        seconds (default 3) before it raises a ``StageFailed`` naming the stage."""
+        seconds (default 3) before it raises a ``StageFailed`` naming the stage. Checkpoint
+        settings as for :meth:`run`; the handle's ``latest_checkpoint`` and
+        ``restored_checkpoint`` give their ids."""
         from ._run import RunHandle
 
-        return RunHandle._start(self, batch_size=batch_size, cancel_grace=cancel_grace, parallelism=parallelism)
+        return RunHandle._start(
+            self,
+            batch_size=batch_size,
+            cancel_grace=cancel_grace,
+            parallelism=parallelism,
+            checkpoints=_checkpoints(state_dir, checkpoint_interval, retain),
+        )
+
+
+def _checkpoints(state_dir: Any, interval: Optional[float], retain: Optional[int]) -> Any:
+    from ._run import checkpoint_settings
+
+    return checkpoint_settings(state_dir, interval, retain)
 
 
 class _Junction:

@@ -30,6 +30,7 @@ from typing import (
 )
 
 from typing_extensions import Literal, Never, Self, TypeAlias
+import os
 
 from . import _native
 from ._handles import SinkQueue
@@ -56,6 +57,8 @@ Keep: TypeAlias = Literal["left", "right", "both", "none"]
 """How materialized values combine: ``"left"``, ``"right"``, ``"both"`` or ``"none"``."""
 
 Directive: TypeAlias = Literal["stop", "resume", "restart"]
+_KeyCodec: TypeAlias = Literal["builtin", "pickle"]
+_StrPath: TypeAlias = Union[str, "os.PathLike[str]"]
 """A supervision directive."""
 
 SupervisionRules: TypeAlias = Sequence[Tuple[Type[BaseException], Directive]]
@@ -136,7 +139,9 @@ class _Linear(_Blueprint):
 class Keyed(Generic[_Up, _K, _T]):
     """Elements ``T`` of the blueprint ``Up`` grouped by keys ``K``; aggregates give ``(K, result)``."""
 
-    def __init__(self, upstream: Any, key: Optional[Callable[[Any], Any]], sup: Any = None) -> None: ...
+    def __init__(
+        self, upstream: Any, key: Optional[Callable[[Any], Any]], sup: Any = None, key_codec: str = "builtin"
+    ) -> None: ...
     @overload
     def count(self: Keyed[Source[Any], _K, Any]) -> Source[Tuple[_K, int]]: ...
     @overload
@@ -217,6 +222,51 @@ class Source(_Linear, Generic[_T_co]):
     @overload
     @staticmethod
     def from_polars(df: Any, *, rows: Literal[True]) -> Source[Dict[str, Any]]: ...
+    @staticmethod
+    def from_lines(path: _StrPath, *, block_size: Optional[int] = None, max_line: Optional[int] = None) -> Source[str]: ...
+    @overload
+    @staticmethod
+    def from_csv(
+        path: _StrPath,
+        *,
+        delimiter: str = ",",
+        header: bool = False,
+        decode: None = None,
+        block_size: Optional[int] = None,
+        max_line: Optional[int] = None,
+    ) -> Source[Tuple[str, ...]]: ...
+    @overload
+    @staticmethod
+    def from_csv(
+        path: _StrPath,
+        *,
+        delimiter: str = ",",
+        header: bool = False,
+        decode: Callable[[Tuple[str, ...]], _T],
+        block_size: Optional[int] = None,
+        max_line: Optional[int] = None,
+    ) -> Source[_T]: ...
+    @overload
+    @staticmethod
+    def from_csv(
+        path: _StrPath,
+        *,
+        delimiter: str = ",",
+        header: bool = False,
+        decode: Sequence[type],
+        block_size: Optional[int] = None,
+        max_line: Optional[int] = None,
+    ) -> Source[Tuple[Any, ...]]: ...
+    @overload
+    @staticmethod
+    def from_json_lines(
+        path: _StrPath, *, raw: Literal[False] = False, block_size: Optional[int] = None, max_line: Optional[int] = None
+    ) -> Source[Any]: ...
+    @overload
+    @staticmethod
+    def from_json_lines(
+        path: _StrPath, *, raw: Literal[True], block_size: Optional[int] = None, max_line: Optional[int] = None
+    ) -> Source[str]: ...
     @overload
     def to(self, sink: Sink[_T_co, _M], keep: Literal["right"]) -> RunnableGraph[_M]: ...
     @overload
@@ -232,9 +282,19 @@ class Source(_Linear, Generic[_T_co]):
         batch_size: Optional[int] = None,
         progress: Union[bool, int, None] = None,
         parallelism: Optional[int] = None,
+        state_dir: Optional[_StrPath] = None,
+        checkpoint_interval: Optional[float] = None,
+        retain: Optional[int] = None,
     ) -> _M: ...
     async def run_with_async(
-        self, sink: Sink[_T_co, _M], *, batch_size: Optional[int] = None, parallelism: Optional[int] = None
+        self,
+        sink: Sink[_T_co, _M],
+        *,
+        batch_size: Optional[int] = None,
+        parallelism: Optional[int] = None,
+        state_dir: Optional[_StrPath] = None,
+        checkpoint_interval: Optional[float] = None,
+        retain: Optional[int] = None,
     ) -> _M: ...
     def via(self, flow: Flow[_T_co, _U], keep: Keep = "left") -> Source[_U]: ...
     def map(
@@ -443,6 +503,7 @@ class Source(_Linear, Generic[_T_co]):
         supervision: Optional[SupervisionRules] = None,
         default: Directive = "stop",
         dead_letters: Optional[DeadLetters] = None,
+        key_codec: _KeyCodec = "builtin",
     ) -> Keyed[Source[Any], _T_co, _T_co]: ...
     @overload
     def key_by(
@@ -452,6 +513,7 @@ class Source(_Linear, Generic[_T_co]):
         supervision: Optional[SupervisionRules] = None,
         default: Directive = "stop",
         dead_letters: Optional[DeadLetters] = None,
+        key_codec: _KeyCodec = "builtin",
     ) -> Keyed[Source[Any], _K, _T_co]: ...
     def assign_timestamps(
         self, ts: Callable[[_T_co], float], watermarks: Watermarks, *, idleness: Optional[float] = None
@@ -678,6 +740,7 @@ class Flow(_Linear, Generic[_In_contra, _Out_co]):
         supervision: Optional[SupervisionRules] = None,
         default: Directive = "stop",
         dead_letters: Optional[DeadLetters] = None,
+        key_codec: _KeyCodec = "builtin",
     ) -> Keyed[Flow[_In_contra, Any], _Out_co, _Out_co]: ...
     @overload
     def key_by(
@@ -687,6 +750,7 @@ class Flow(_Linear, Generic[_In_contra, _Out_co]):
         supervision: Optional[SupervisionRules] = None,
         default: Directive = "stop",
         dead_letters: Optional[DeadLetters] = None,
+        key_codec: _KeyCodec = "builtin",
     ) -> Keyed[Flow[_In_contra, Any], _K, _Out_co]: ...
     def assign_timestamps(
         self, ts: Callable[[_Out_co], float], watermarks: Watermarks, *, idleness: Optional[float] = None
@@ -706,6 +770,25 @@ class Sink(_Blueprint, Generic[_In_contra, _Mat_co]):
     def for_each(fn: Callable[[_T], object]) -> Sink[_T, None]: ...
     @staticmethod
     def for_each_async(fn: Callable[[_T], Awaitable[object]], parallelism: int = 4) -> Sink[_T, None]: ...
+    @overload
+    @staticmethod
+    def to_files(
+        directory: _StrPath,
+        *,
+        encode: Callable[[_T], Union[str, bytes]],
+        max_part_bytes: Optional[int] = None,
+        prefix: str = "part",
+        suffix: str = "",
+    ) -> Sink[_T, List[str]]: ...
+    @overload
+    @staticmethod
+    def to_files(
+        directory: _StrPath,
+        *,
+        max_part_bytes: Optional[int] = None,
+        prefix: str = "part",
+        suffix: str = "",
+    ) -> Sink[object, List[str]]: ...
     @staticmethod
     def ignore() -> Sink[object, None]: ...
     @staticmethod
@@ -736,10 +819,28 @@ class RunnableGraph(_Blueprint, Generic[_Mat_co]):
         batch_size: Optional[int] = None,
         progress: Union[bool, int, None] = None,
         parallelism: Optional[int] = None,
+        state_dir: Optional[_StrPath] = None,
+        checkpoint_interval: Optional[float] = None,
+        retain: Optional[int] = None,
     ) -> _Mat_co: ...
-    async def run_async(self, *, batch_size: Optional[int] = None, parallelism: Optional[int] = None) -> _Mat_co: ...
+    async def run_async(
+        self,
+        *,
+        batch_size: Optional[int] = None,
+        parallelism: Optional[int] = None,
+        state_dir: Optional[_StrPath] = None,
+        checkpoint_interval: Optional[float] = None,
+        retain: Optional[int] = None,
+    ) -> _Mat_co: ...
     def start(
-        self, *, batch_size: Optional[int] = None, cancel_grace: Optional[float] = None, parallelism: Optional[int] = None
+        self,
+        *,
+        batch_size: Optional[int] = None,
+        cancel_grace: Optional[float] = None,
+        parallelism: Optional[int] = None,
+        state_dir: Optional[_StrPath] = None,
+        checkpoint_interval: Optional[float] = None,
+        retain: Optional[int] = None,
     ) -> RunHandle[_Mat_co]: ...
 
 class _Junction:

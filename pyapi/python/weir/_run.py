@@ -51,9 +51,15 @@ class RunHandle(Generic[Mat]):
         loop: Optional[asyncio.AbstractEventLoop] = None,
         cancel_grace: Optional[float] = None,
         parallelism: Optional[int] = None,
+        checkpoints: Optional[Dict[str, Any]] = None,
     ) -> "RunHandle[Any]":
         n = _native.start(
-            graph._n, None, _run_batch_size(batch_size), cancel_grace, parallelism=_run_parallelism(parallelism)
+            graph._n,
+            None,
+            _run_batch_size(batch_size),
+            cancel_grace,
+            parallelism=_run_parallelism(parallelism),
+            **(checkpoints or {}),
         )
         h = cls(graph, n)
         h._thread = threading.Thread(target=h._serve, args=(loop,), name="weir-dispatcher", daemon=True)
@@ -92,6 +98,18 @@ class RunHandle(Generic[Mat]):
     def done(self) -> bool:
         """Whether the run is over."""
         return self._done.is_set()
+
+    @property
+    def latest_checkpoint(self) -> Optional[int]:
+        """The id of the newest checkpoint this run completed (``None`` before the first, or
+        without ``state_dir``)."""
+        return self._n.latest_checkpoint
+
+    @property
+    def restored_checkpoint(self) -> Optional[int]:
+        """The id of the checkpoint this run restored its state from (``None``: it started
+        without one)."""
+        return self._n.restored_checkpoint
 
     def cancel(self) -> None:
         """Cancels the run; ``wait()`` then raises :class:`weir.RunCancelled`."""
@@ -275,15 +293,40 @@ def _run_parallelism(n: Optional[int]) -> Optional[int]:
 MAX_PARALLELISM = 128
 
 
+def checkpoint_settings(state_dir: Any, interval: Optional[float], retain: Optional[int]) -> Optional[Dict[str, Any]]:
+    """A run's checkpoint arguments checked: ``None`` without ``state_dir`` (then an interval
+    or ``retain`` is a ``ValueError``)."""
+    from ._validate import seconds, size
+
+    if state_dir is None:
+        if interval is not None or retain is not None:
+            raise ValueError("run: checkpoint_interval and retain need state_dir (where checkpoints are kept)")
+        return None
+    return {
+        "state_dir": os.fspath(state_dir),
+        "checkpoint_interval": None if interval is None else seconds("run", "checkpoint_interval", interval),
+        "retain": None if retain is None else size("run", "retain", retain),
+    }
+
+
 def run_blocking(
-    graph: Any, *, batch_size: Optional[int] = None, progress: Any = None, parallelism: Optional[int] = None
+    graph: Any,
+    *,
+    batch_size: Optional[int] = None,
+    progress: Any = None,
+    parallelism: Optional[int] = None,
+    checkpoints: Optional[Dict[str, Any]] = None,
 ) -> Any:
     """Runs ``graph`` serving its Python work on this thread."""
     if progress:
         from .notebook import run_with_progress
 
+        if checkpoints:
+            raise ValueError("run: progress= and state_dir= cannot be combined yet; use start() and watch()")
         return run_with_progress(graph, batch_size=batch_size, total=progress, parallelism=parallelism)
-    n = _native.start(graph._n, None, _run_batch_size(batch_size), parallelism=_run_parallelism(parallelism))
+    n = _native.start(
+        graph._n, None, _run_batch_size(batch_size), parallelism=_run_parallelism(parallelism), **(checkpoints or {})
+    )
     h = RunHandle(graph, n)
     set_current_loop(None)
     try:
@@ -293,8 +336,20 @@ def run_blocking(
     return h._result()
 
 
-async def run_async(graph: Any, *, batch_size: Optional[int] = None, parallelism: Optional[int] = None) -> Any:
+async def run_async(
+    graph: Any,
+    *,
+    batch_size: Optional[int] = None,
+    parallelism: Optional[int] = None,
+    checkpoints: Optional[Dict[str, Any]] = None,
+) -> Any:
     """Runs ``graph`` with its Python work on a dispatcher thread and ``async def`` stages on
     the running loop."""
-    h = RunHandle._start(graph, batch_size=batch_size, loop=asyncio.get_running_loop(), parallelism=parallelism)
+    h = RunHandle._start(
+        graph,
+        batch_size=batch_size,
+        loop=asyncio.get_running_loop(),
+        parallelism=parallelism,
+        checkpoints=checkpoints,
+    )
     return await h.wait_async()

@@ -120,7 +120,7 @@ class Windowed(Generic[_Up, _K, _V]):
     An element whose windows are all past their allowed lateness goes to ``late_to`` as
     ``(key, timestamp, element)``; without ``late_to`` it fails the stage, naming the element."""
 
-    __slots__ = ("_pre", "_ts", "_wm", "_idle", "_key", "_sup", "_windows", "_lateness", "_late", "_processing")
+    __slots__ = ("_pre", "_ts", "_wm", "_idle", "_key", "_sup", "_windows", "_lateness", "_late", "_processing", "_codec")
 
     def __init__(
         self,
@@ -131,8 +131,10 @@ class Windowed(Generic[_Up, _K, _V]):
         allowed_lateness: float,
         late_to: Any,
         processing_time: bool = False,
+        key_codec: str = "builtin",
     ) -> None:
         self._processing = bool(processing_time)
+        self._codec = key_codec
         if self._processing:
             # Processing time: elements are stamped with their arrival on the run's clock and
             # nothing is ever late.
@@ -162,10 +164,11 @@ class Windowed(Generic[_Up, _K, _V]):
         self._windows = windows
         self._lateness = float(allowed_lateness)
         self._late = late_to
+        self._codec = key_codec
 
     def _build(self, func: str, fns: List[Optional[Callable[..., Any]]], value: Optional[Callable[[Any], Any]] = None) -> Any:
         if self._processing:
-            native = _native.flow_processing_window(self._key, self._windows._native(), func, fns, value, self._sup)
+            native = _native.flow_processing_window(self._key, self._windows._native(), func, fns, value, self._sup, self._codec)
             return self._pre._same(self._pre._n.via(native, "left"), None)
         kind, bound = self._wm._native()
         late = self._late._n if self._late is not None else None
@@ -180,6 +183,7 @@ class Windowed(Generic[_Up, _K, _V]):
             value,
             late,
             self._sup,
+            self._codec,
         )
         pre = self._pre
         meta = pre._meta | self._late._meta if self._late is not None else None

@@ -85,12 +85,25 @@ class VirtualClock:
         """Timers waiting on the clock."""
         return self._n.pending_timers()
 
-    def start(self, graph: RunnableGraph[Any], *, batch_size: Optional[int] = None) -> "TestRun":
+    def start(
+        self,
+        graph: RunnableGraph[Any],
+        *,
+        batch_size: Optional[int] = None,
+        state_dir: Any = None,
+        checkpoint_interval: Optional[float] = None,
+        retain: Optional[int] = None,
+    ) -> "TestRun":
         """Starts ``graph`` on this clock and lets it settle at the current time. Probes in the
-        materialized value come back as :class:`SourceProbe` / :class:`SinkProbe`."""
+        materialized value come back as :class:`SourceProbe` / :class:`SinkProbe`. With
+        ``state_dir``, barriers are injected every ``checkpoint_interval`` seconds of this
+        clock (see ``RunnableGraph.run``)."""
+        from ._run import checkpoint_settings
+
         if not isinstance(graph, RunnableGraph):
             raise TypeError(f"start() takes a RunnableGraph, not {type(graph).__name__}")
-        run = TestRun(self, graph, _native.start(graph._n, None, batch_size, clock=self._n))
+        ckpt = checkpoint_settings(state_dir, checkpoint_interval, retain) or {}
+        run = TestRun(self, graph, _native.start(graph._n, None, batch_size, clock=self._n, **ckpt))
         self._runs.append(run)
         self.settle()
         return run
@@ -146,6 +159,16 @@ class TestRun:
         """Cancels the run and lets it wind down."""
         self._n.cancel()
         self._clock.settle()
+
+    @property
+    def latest_checkpoint(self) -> Optional[int]:
+        """The newest checkpoint the run completed (as ``RunHandle.latest_checkpoint``)."""
+        return self._n.latest_checkpoint
+
+    @property
+    def restored_checkpoint(self) -> Optional[int]:
+        """The checkpoint the run restored from (as ``RunHandle.restored_checkpoint``)."""
+        return self._n.restored_checkpoint
 
     def result(self) -> Any:
         """The materialized value with sink results resolved, once the run is over at the

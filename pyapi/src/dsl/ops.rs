@@ -239,43 +239,54 @@ pub fn flow_buffer(size: usize, strategy: &str) -> PyResult<PyBlueprint> {
 /// combiner fused into it), the per-key counts summed after a hash exchange (stage
 /// `count`, the one `parallelism` applies to). `sup` supervises the `key_by` stage.
 #[pyfunction]
-#[pyo3(signature = (f=None, sup=None))]
-pub fn flow_key_count(f: Option<Py<PyAny>>, sup: Option<&PySupervision>) -> PyBlueprint {
-    flow(keyed::count(supervised(keyed::key_stage(f), sup)))
+#[pyo3(signature = (f=None, sup=None, key_codec="builtin"))]
+pub fn flow_key_count(
+    f: Option<Py<PyAny>>,
+    sup: Option<&PySupervision>,
+    key_codec: &str,
+) -> PyResult<PyBlueprint> {
+    let codec = crate::codec::Codec::parse_key(key_codec)?;
+    Ok(flow(keyed::count(supervised(
+        keyed::key_stage(f, codec),
+        sup,
+    ))))
 }
 
 /// `Source.from_iter(iterable)` + `ops` + `key_by(f).count()` (the engine fuses the source,
 /// the ops and the `key_by` stage into one chain).
 #[pyfunction]
-#[pyo3(signature = (iterable, ops, f = None, sup = None))]
+#[pyo3(signature = (iterable, ops, f = None, sup = None, key_codec = "builtin"))]
 pub fn source_from_iter_key_count(
     py: Python<'_>,
     iterable: Py<PyAny>,
     ops: Vec<PyRef<'_, PyElementOp>>,
     f: Option<Py<PyAny>>,
     sup: Option<&PySupervision>,
+    key_codec: &str,
 ) -> PyResult<PyBlueprint> {
     let src = source_from_iter(py, iterable, ops);
-    src.via(&flow_key_count(f, sup), "left")
+    src.via(&flow_key_count(f, sup, key_codec)?, "left")
 }
 
 /// `key_by(f).fold(zero, g)`; `zero=None` with `reduce=True` gives `.reduce(g)`; `sup`
 /// supervises the `key_by` stage (the one calling `f`).
 #[pyfunction]
-#[pyo3(signature = (f, zero, g, reduce = false, sup = None))]
+#[pyo3(signature = (f, zero, g, reduce = false, sup = None, key_codec = "builtin"))]
 pub fn flow_key_fold(
     f: Option<Py<PyAny>>,
     zero: Py<PyAny>,
     g: Py<PyAny>,
     reduce: bool,
     sup: Option<&PySupervision>,
-) -> PyBlueprint {
-    let pairs = supervised(keyed::pair_stage(f), sup);
-    flow(if reduce {
+    key_codec: &str,
+) -> PyResult<PyBlueprint> {
+    let codec = crate::codec::Codec::parse_key(key_codec)?;
+    let pairs = supervised(keyed::pair_stage(f, codec), sup);
+    Ok(flow(if reduce {
         keyed::reduce(pairs, g)
     } else {
         keyed::fold(pairs, zero, g)
-    })
+    }))
 }
 
 /// A flow handing batches to `submit(batch, completion)` with at most `max_inflight` batches

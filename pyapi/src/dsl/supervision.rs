@@ -37,11 +37,20 @@ impl PySupervision {
             .map(|(c, d)| directive(&d).map(|d| (c, d)))
             .collect::<PyResult<_>>()?;
         let mut s = Supervision::new(move |err| {
-            let Some(cause) = py_cause(err) else {
+            if rules.is_empty() {
                 return default;
-            };
+            }
             crate::gil::with(|py| {
-                let v = cause.value(py);
+                // A failure of a Rust stage (a file source's bad line) is matched as the
+                // exception it raises in Python (`StageFailed`).
+                let own;
+                let v = match py_cause(err) {
+                    Some(cause) => cause.value(py),
+                    None => {
+                        own = crate::errors::to_py_err(py, err);
+                        own.value(py)
+                    }
+                };
                 for (cls, d) in &rules {
                     if v.is_instance(cls.bind(py)).unwrap_or(false) {
                         return *d;
@@ -53,10 +62,18 @@ impl PySupervision {
         if let Some(cb) = dead_letters {
             s = s.with_dead_letters(DeadLetterSink::new(move |d: DeadLetter| {
                 crate::gil::with(|py| {
-                    let elem = d
-                        .element
-                        .and_then(|e| e.downcast::<PyObj>().ok())
-                        .map_or_else(|| py.None(), |e| e.0);
+                    let elem = match d.element.map(|e| e.downcast::<PyObj>()) {
+                        Some(Ok(e)) => e.0,
+                        // A file source's bad line (its raw bytes): a str when it is text.
+                        Some(Err(e)) => match e.downcast::<weir_operators::file::Bytes>() {
+                            Ok(b) => match std::str::from_utf8(&b) {
+                                Ok(s) => pyo3::types::PyString::new(py, s).into_any().unbind(),
+                                Err(_) => pyo3::types::PyBytes::new(py, &b).into_any().unbind(),
+                            },
+                            Err(_) => py.None(),
+                        },
+                        None => py.None(),
+                    };
                     let exc = match py_cause(&d.error) {
                         Some(c) => c.value(py).clone().into_any().unbind(),
                         None => crate::errors::to_py_err(py, &d.error)

@@ -9,6 +9,7 @@
 
 mod bidi;
 mod fan;
+mod files;
 mod flows;
 pub mod handles;
 mod hubs;
@@ -138,6 +139,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(process::flow_key_process, m)?)?;
     m.add_class::<process::PyProcessContext>()?;
     bidi::register(m)?;
+    files::register(m)?;
     lifecycle::register(m)?;
     register_hubs(m)
 }

@@ -4,8 +4,10 @@
 
 use super::cloop;
 use super::core::{Batch, PyOp, element_failed, element_failed_stateless, py_flow};
+use crate::codec::{self, Codec};
 use crate::mat::MatValue;
 use crate::obj::{PyObj, short_repr, user_error, user_error_on};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use std::hash::{Hash, Hasher};
@@ -13,9 +15,10 @@ use std::sync::Arc;
 use weir_graph::{Flow, StageCx, StageError};
 use weir_operators::keyed;
 
-/// A Python key in Rust keyed state: Python's `hash(key)`, taken once when the key is
-/// extracted (it also routes the key over the hash exchange), and the key, compared with
-/// Python's `==` (an `__eq__` that raises counts as unequal; the error is logged).
+/// A Python key in Rust keyed state: its stable hash ([`crate::codec::stable_hash`], never
+/// Python's salted `hash()`), taken once when the key is extracted (it also routes the key over
+/// the hash exchange), and the key, compared with Python's `==` (an `__eq__` that raises counts
+/// as unequal; the error is logged). It serializes as its codec encoding (checkpoints).
 #[derive(Clone)]
 pub struct PyKey {
     hash: u64,
@@ -23,20 +26,50 @@ pub struct PyKey {
 }
 
 impl PyKey {
-    /// `key` with its Python hash (an unhashable key comes back with the error).
-    pub(crate) fn new(py: Python<'_>, key: PyObj) -> Result<Self, (PyErr, PyObj)> {
-        match key.0.bind(py).hash() {
-            Ok(h) => Ok(Self {
-                hash: h as u64,
-                key,
-            }),
-            Err(e) => Err((e, key)),
+    /// `key` with its stable hash under `codec` (a key without an encoding, or an unhashable
+    /// one, comes back with the error).
+    pub(crate) fn new(py: Python<'_>, key: PyObj, codec: Codec) -> Result<Self, (PyErr, PyObj)> {
+        match codec::stable_hash(key.0.bind(py), codec) {
+            Ok(hash) => Ok(Self { hash, key }),
+            Err(e) => {
+                let msg = format!("key {}: {e}", short_repr(py, &key));
+                Err((PyTypeError::new_err(msg), key))
+            }
         }
     }
 
     /// The Python key.
     pub(crate) fn key(&self) -> &PyObj {
         &self.key
+    }
+}
+
+impl serde::Serialize for PyKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // A key that is no built-in was accepted only by a stage with `key_codec="pickle"`.
+        let b = crate::gil::with(|py| codec::encode(self.key.0.bind(py), Codec::PickleKey));
+        match b {
+            Ok(b) => s.serialize_bytes(&b),
+            Err(e) => {
+                // Binary formats (postcard) drop a custom message: it is logged too.
+                let msg = format!("cannot checkpoint a key: {e}");
+                tracing::error!("{msg}");
+                Err(serde::ser::Error::custom(msg))
+            }
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PyKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let b = d.deserialize_bytes(codec::BytesVisitor)?;
+        crate::gil::with(|py| {
+            let key = codec::decode(py, &b).map(PyObj::from_bound).map_err(|e| {
+                serde::de::Error::custom(format!("cannot restore a key: {}", user_error(py, e)))
+            })?;
+            PyKey::new(py, key, Codec::PickleKey)
+                .map_err(|(e, _)| serde::de::Error::custom(user_error(py, e)))
+        })
     }
 }
 
@@ -77,6 +110,8 @@ impl Eq for PyKey {}
 pub struct KeysOp {
     /// The key function (`None`: the element is its own key).
     pub f: Option<Py<PyAny>>,
+    /// The key codec (stable hash and checkpoint encoding).
+    pub codec: Codec,
 }
 
 impl PyOp<PyObj, PyKey> for KeysOp {
@@ -103,7 +138,7 @@ impl PyOp<PyObj, PyKey> for KeysOp {
         };
         out.reserve(keys.len());
         for k in keys {
-            match PyKey::new(py, k) {
+            match PyKey::new(py, k, self.codec) {
                 Ok(k) => out.push(k),
                 Err((e, k)) => element_failed_stateless(py, cx, e, Some(k))?,
             }
@@ -116,6 +151,8 @@ impl PyOp<PyObj, PyKey> for KeysOp {
 pub struct PairsOp {
     /// The key function (`None`: the element is its own key).
     pub f: Option<Py<PyAny>>,
+    /// The key codec (stable hash and checkpoint encoding).
+    pub codec: Codec,
 }
 
 impl PyOp<PyObj, (PyKey, PyObj)> for PairsOp {
@@ -132,7 +169,7 @@ impl PyOp<PyObj, (PyKey, PyObj)> for PairsOp {
                 Some(f) => f.call1((x.0.bind(py),)).map(PyObj::from_bound),
                 None => Ok(x.clone_ref(py)),
             };
-            match key.and_then(|k| PyKey::new(py, k).map_err(|(e, _)| e)) {
+            match key.and_then(|k| PyKey::new(py, k, self.codec).map_err(|(e, _)| e)) {
                 Ok(k) => out.push((k, x)),
                 Err(e) => element_failed(py, cx, e, Some(x))?,
             }
@@ -142,26 +179,28 @@ impl PyOp<PyObj, (PyKey, PyObj)> for PairsOp {
 }
 
 /// The `key_by` stage of `count()`.
-pub fn key_stage(f: Option<Py<PyAny>>) -> Flow<PyObj, PyKey, MatValue> {
+pub fn key_stage(f: Option<Py<PyAny>>, codec: Codec) -> Flow<PyObj, PyKey, MatValue> {
     let f = f.map(Arc::new);
     py_flow(
         "key_by",
         Arc::new(move |py, _| {
             Box::new(KeysOp {
                 f: f.as_ref().map(|f| f.clone_ref(py)),
+                codec,
             })
         }),
     )
 }
 
 /// The `key_by` stage of `fold`/`reduce`.
-pub fn pair_stage(f: Option<Py<PyAny>>) -> Flow<PyObj, (PyKey, PyObj), MatValue> {
+pub fn pair_stage(f: Option<Py<PyAny>>, codec: Codec) -> Flow<PyObj, (PyKey, PyObj), MatValue> {
     let f = f.map(Arc::new);
     py_flow(
         "key_by",
         Arc::new(move |py, _| {
             Box::new(PairsOp {
                 f: f.as_ref().map(|f| f.clone_ref(py)),
+                codec,
             })
         }),
     )

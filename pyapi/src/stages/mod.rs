@@ -21,7 +21,7 @@
 //!   keep state in the op (`reset` for Restart). Wrap it with [`py_flow`] and an [`OpFactory`].
 //!   Never call Python from tokio code: `crate::gil::with` counts that as a violation.
 
-mod cloop;
+pub(crate) mod cloop;
 pub mod convert;
 pub mod core;
 pub mod element;

@@ -130,7 +130,19 @@ assert_type(by_key.process(lambda e, ctx: ctx.emit(e[1])), weir.Source[Any])
 by_key.window(weir.Tumbling(1.0)).sum(lambda e: e[0])  # type: ignore[arg-type, return-value]  # pyright: ignore[reportArgumentType]
 timed.assign_timestamps(lambda e: e[2], 0.1)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 
+# -- files, checkpoints and key codecs -------------------------------------------------------------
+assert_type(weir.Source.from_lines("in/*.txt"), weir.Source[str])
+assert_type(weir.Source.from_csv("in.csv"), weir.Source[tuple[str, ...]])
+assert_type(weir.Source.from_csv("in.csv", decode=lambda t: int(t[0])), weir.Source[int])
+assert_type(weir.Source.from_json_lines("in.jsonl", raw=True), weir.Source[str])
+assert_type(src.run_with(weir.Sink.to_files("out", encode=lambda x: f"{x}")), list[str])
+assert_type(words.run_with(weir.Sink.to_files("out"), state_dir="state", checkpoint_interval=1.0, retain=2), list[str])
+ckpt = src.to(weir.Sink.collect(), "right").start(state_dir="state")
+assert_type(ckpt.latest_checkpoint, Optional[int])
+assert_type(words.key_by(key_codec="pickle").count(), weir.Source[tuple[str, int]])
+
 # -- mistakes the checkers reject ------------------------------------------------------------------
+words.key_by(key_codec="json")  # type: ignore[call-overload]  # pyright: ignore[reportArgumentType]
 src.map(lambda x: x.upper())  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType, reportUnknownLambdaType]
 words.via(double)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 src.to(weir.Sink.collect(), "rigth")  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue, reportArgumentType]

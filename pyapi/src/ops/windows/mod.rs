@@ -89,7 +89,7 @@ pub fn flow_assign_timestamps(
 /// late elements go to `late` when given (else a late element fails the stage).
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
-#[pyo3(signature = (ts, watermarks, key, windows_, lateness, func, fns, value = None, late = None, sup = None))]
+#[pyo3(signature = (ts, watermarks, key, windows_, lateness, func, fns, value = None, late = None, sup = None, key_codec = "builtin"))]
 pub fn flow_window(
     py: Python<'_>,
     ts: Py<PyAny>,
@@ -102,7 +102,9 @@ pub fn flow_window(
     value: Option<Py<PyAny>>,
     late: Option<&PyBlueprint>,
     sup: Option<&PySupervision>,
+    key_codec: &str,
 ) -> PyResult<PyBlueprint> {
+    let codec = crate::codec::Codec::parse_key(key_codec)?;
     let strategy = strategy(&watermarks.0, watermarks.1, watermarks.2)?;
     let w = windows(&windows_.0, windows_.1, windows_.2)?;
     let lateness = secs(lateness)?;
@@ -127,6 +129,7 @@ pub fn flow_window(
                 key: key.as_ref().map(|k| Arc::new(k.clone_ref(py))),
                 value: value.as_ref().map(|v| Arc::new(v.clone_ref(py))),
                 kind,
+                codec,
             }) as Box<dyn PyOp<PyObj, Prep>>
         }),
     );

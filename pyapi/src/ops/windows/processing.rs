@@ -20,7 +20,7 @@ use weir_operators::window::{Builtin, ProcessingWindowOps, Window};
 /// `count`, `min`, `max`, `mean`, `reduce`, `aggregate`, `process`) and its Python functions
 /// `fns`.
 #[pyfunction]
-#[pyo3(signature = (key, windows_, func, fns, value = None, sup = None))]
+#[pyo3(signature = (key, windows_, func, fns, value = None, sup = None, key_codec = "builtin"))]
 pub fn flow_processing_window(
     py: Python<'_>,
     key: Option<Py<PyAny>>,
@@ -29,7 +29,9 @@ pub fn flow_processing_window(
     fns: Vec<Option<Py<PyAny>>>,
     value: Option<Py<PyAny>>,
     sup: Option<&PySupervision>,
+    key_codec: &str,
 ) -> PyResult<PyBlueprint> {
+    let codec = crate::codec::Codec::parse_key(key_codec)?;
     let w = windows(&windows_.0, windows_.1, windows_.2)?;
     let builtin = match func {
         "sum" => Some(Builtin::Sum),
@@ -52,6 +54,7 @@ pub fn flow_processing_window(
                 key: key.as_ref().map(|k| Arc::new(k.clone_ref(py))),
                 value: value.as_ref().map(|v| Arc::new(v.clone_ref(py))),
                 kind,
+                codec,
             }) as Box<dyn PyOp<PyObj, Prep>>
         }),
     );

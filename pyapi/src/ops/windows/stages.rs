@@ -95,6 +95,7 @@ pub(super) struct PrepOp {
     pub(super) key: Option<Arc<Py<PyAny>>>,
     pub(super) value: Option<Arc<Py<PyAny>>>,
     pub(super) kind: Value,
+    pub(super) codec: crate::codec::Codec,
 }
 
 pub(super) fn millis(t: &Bound<'_, PyAny>) -> PyResult<i64> {
@@ -143,7 +144,7 @@ impl PrepOp {
             Some(f) => PyObj::from_bound(f.bind(py).call1((b,))?),
             None => x.clone_ref(py),
         };
-        let key = PyKey::new(py, key).map_err(|(e, _)| e)?;
+        let key = PyKey::new(py, key, self.codec).map_err(|(e, _)| e)?;
         let num = match self.kind {
             Value::None => Num::Int(0),
             Value::Number => match &self.value {

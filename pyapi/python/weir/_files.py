@@ -1,0 +1,94 @@
+"""File sources and the transactional file sink: the Rust connectors of ``weir_operators::file``
+(reading in blocks on a thread, byte-level line cutting and CSV splitting, replayable by byte
+offset, part files committed by rename), with one conversion stage to Python objects."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Callable, Optional, Sequence, Union
+
+from . import _native
+from ._validate import size
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def _path(name: str, path: PathLike) -> str:
+    p = os.fspath(path)
+    if not isinstance(p, str):
+        raise TypeError(f"{name}: the path must be a str or os.PathLike[str], got {type(p).__name__}")
+    return p
+
+
+def _opt_size(op: str, arg: str, v: Optional[int]) -> Optional[int]:
+    return None if v is None else size(op, arg, v)
+
+
+def supervisable(make: Callable[[Any], Any]) -> Any:
+    """The source ``make(None)`` builds, whose ``with_supervision`` rebuilds it with the
+    supervision on the Rust file source stage (the one bad lines fail), not on the conversion
+    stage after it."""
+    from ._dsl import Source
+
+    def build(sup: Any) -> Any:
+        out = Source(make(sup))
+        out._resup = build
+        return out
+
+    return build(None)
+
+
+def lines(path: PathLike, block_size: Optional[int], max_line: Optional[int]) -> Callable[[Any], Any]:
+    p = _path("from_lines", path)
+    b = _opt_size("from_lines", "block_size", block_size)
+    m = _opt_size("from_lines", "max_line", max_line)
+    return lambda sup: _native.source_file_lines(p, b, m, sup)
+
+
+def json_lines(path: PathLike, raw: bool, block_size: Optional[int], max_line: Optional[int]) -> Callable[[Any], Any]:
+    p = _path("from_json_lines", path)
+    b = _opt_size("from_json_lines", "block_size", block_size)
+    m = _opt_size("from_json_lines", "max_line", max_line)
+    loads = None if raw else json.loads
+    return lambda sup: _native.source_file_json_lines(p, loads, b, m, sup)
+
+
+def csv(
+    path: PathLike,
+    delimiter: str,
+    header: bool,
+    decode: Union[None, Sequence[type], Callable[[tuple], Any]],
+    block_size: Optional[int],
+    max_line: Optional[int],
+) -> Callable[[Any], Any]:
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or not delimiter.isascii():
+        raise ValueError(f"from_csv: delimiter must be one ASCII character, got {delimiter!r}")
+    p = _path("from_csv", path)
+    b = _opt_size("from_csv", "block_size", block_size)
+    m = _opt_size("from_csv", "max_line", max_line)
+    # Checked now (a bad decode is a TypeError at construction, not at run time).
+    _native.source_file_csv(p, delimiter, bool(header), decode, b, m)
+    return lambda sup: _native.source_file_csv(p, delimiter, bool(header), decode, b, m, sup)
+
+
+def files_sink(
+    directory: PathLike,
+    encode: Optional[Callable[[Any], Any]],
+    max_part_bytes: Optional[int],
+    prefix: str,
+    suffix: str,
+) -> Any:
+    """The sink; its ``with_supervision`` applies to the ``to_files`` stage calling ``encode``."""
+    from ._dsl import Sink
+
+    d = _path("to_files", directory)
+    m = _opt_size("to_files", "max_part_bytes", max_part_bytes)
+    enc = None if encode is str else encode  # the same, without a call per str element
+
+    def build(sup: Any) -> Any:
+        out = Sink(_native.sink_files(d, enc, m, prefix, suffix, sup))
+        out._resup = build
+        return out
+
+    return build(None)

@@ -1,0 +1,170 @@
+"""Checkpoints from Python: ``run(state_dir=, checkpoint_interval=, retain=)`` mapped onto the
+engine's ``CheckpointConfig``, the checkpoint ids on the run handle, and a job killed with
+SIGKILL after its first complete checkpoint that resumes when started again on the same
+directory (``tests/jobs/lines_to_files.py`` in a subprocess)."""
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+import weir
+from helpers import until
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+JOB = os.path.join(HERE, "jobs", "lines_to_files.py")
+N = 400
+
+
+def test_checkpoint_settings_are_checked():
+    g = weir.Source.range(0, 3).to(weir.Sink.collect(), "right")
+    with pytest.raises(ValueError, match="checkpoint_interval and retain need state_dir"):
+        g.run(checkpoint_interval=1.0)
+    with pytest.raises(ValueError, match="checkpoint_interval and retain need state_dir"):
+        g.start(retain=2)
+    with pytest.raises(ValueError, match="checkpoint_interval must be positive, got 0s"):
+        g.run(state_dir="unused", checkpoint_interval=0)
+    with pytest.raises(ValueError, match="retain must be at least 1, got 0"):
+        g.run(state_dir="unused", retain=0)
+
+
+def test_run_async_and_run_with_take_the_checkpoint_settings(tmp_path):
+    import asyncio
+
+    src = weir.Source.range(0, 3)
+    with pytest.raises(ValueError, match="checkpoint_interval and retain need state_dir"):
+        asyncio.run(src.run_with_async(weir.Sink.collect(), checkpoint_interval=1.0))
+    state = tmp_path / "state"
+    assert asyncio.run(src.run_with_async(weir.Sink.collect(), state_dir=state, checkpoint_interval=60.0)) == [0, 1, 2]
+    assert src.run_with(weir.Sink.collect(), state_dir=str(state), checkpoint_interval=60.0, retain=1) == [0, 1, 2]
+    # No barrier came within the runs: the directory holds no checkpoint.
+    assert complete_checkpoints(str(state)) == []
+
+
+def test_a_run_without_checkpoints_reports_no_ids():
+    h = weir.Source.range(0, 3).to(weir.Sink.collect(), "right").start()
+    assert h.wait() == [0, 1, 2]
+    assert (h.latest_checkpoint, h.restored_checkpoint) == (None, None)
+
+
+def complete_checkpoints(state):
+    """Ids of the checkpoints in ``state`` whose manifest is in place."""
+    return sorted(int(os.path.basename(os.path.dirname(m))[4:]) for m in glob.glob(os.path.join(state, "chk-*", "MANIFEST")))
+
+
+def job(tmp, delay):
+    return [sys.executable, JOB, str(tmp / "in.txt"), str(tmp / "out"), str(tmp / "state"), "0.1", str(delay)]
+
+
+@pytest.fixture(scope="module")
+def killed_and_resumed(tmp_path_factory):
+    """The job killed after its first complete checkpoint, then run again to the end."""
+    tmp = tmp_path_factory.mktemp("ckpt")
+    (tmp / "in.txt").write_text("".join(f"k{i},{i}\n" for i in range(N)))
+    state = str(tmp / "state")
+    first = subprocess.Popen(job(tmp, 0.01), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        until(lambda: complete_checkpoints(state) or first.poll() is not None, "the first checkpoint")
+        assert first.poll() is None, first.stderr.read().decode()
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    at_kill = complete_checkpoints(state)
+    second = subprocess.run(job(tmp, 0), capture_output=True, timeout=60)
+    assert second.returncode == 0, second.stderr.decode()
+    report = json.loads(second.stdout.decode().strip().splitlines()[-1])
+    return at_kill, report, read_lines(sorted(glob.glob(str(tmp / "out" / "part-*"))))
+
+
+def read_lines(paths):
+    lines = []
+    for p in paths:
+        with open(p) as f:
+            lines.extend(f.read().splitlines())
+    return lines
+
+
+EXPECTED = [f"k{i}:{i * 10}" for i in range(N)]
+
+
+def test_a_killed_job_resumes_from_its_newest_complete_checkpoint(killed_and_resumed):
+    at_kill, report, _ = killed_and_resumed
+    assert at_kill, "the first run was killed after a checkpoint completed"
+    # The restart restored the newest complete checkpoint and went on after it.
+    assert report["restored"] == at_kill[-1]
+    assert report["latest"] is None or report["latest"] > at_kill[-1]
+    # What it committed continues the input exactly where the restored source position was:
+    # the lines after it, in order, each once, and not the ones before (those were read by the
+    # killed run, after about ten lines a checkpoint interval).
+    lines = read_lines(report["committed"])
+    assert lines, "the resumed run wrote the rest"
+    start = EXPECTED.index(lines[0])
+    assert start > 0
+    assert lines == EXPECTED[start:]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the file sink commits at the end of the stream, not when a checkpoint completes "
+    "(two-phase commit lands with the sink's checkpoint support): the lines the killed run "
+    "read before its checkpoint are never committed",
+)
+def test_the_committed_files_hold_every_line_exactly_once(killed_and_resumed):
+    _, _, lines = killed_and_resumed
+    assert lines == EXPECTED
+
+
+def test_barriers_follow_the_virtual_clock_and_a_run_on_the_same_directory_restores(tmp_path):
+    from weir import testing
+
+    state = str(tmp_path / "state")
+    clock = testing.VirtualClock()
+    g = testing.probe_source().map(lambda x: x * 2).to(weir.Sink.collect(), "both")
+    run = clock.start(g, state_dir=state, checkpoint_interval=1.0, retain=1)
+    src, _ = run.materialized
+    src.offer_all([1, 2, 3])
+    clock.advance(0.999)
+    assert run.latest_checkpoint is None
+    clock.advance(0.001)
+    # The checkpoint is written off the run's tasks: wait (bounded) for the notice.
+    until(lambda: run.latest_checkpoint == 1, "checkpoint 1")
+    clock.advance(1.0)
+    until(lambda: run.latest_checkpoint == 2, "checkpoint 2")
+    assert complete_checkpoints(state) == [2]  # retain=1 keeps the newest only
+    assert run.restored_checkpoint is None
+    src.complete()
+    assert run.result()[1] == [2, 4, 6]
+
+    again = testing.VirtualClock().start(g, state_dir=state, checkpoint_interval=1.0)
+    assert again.restored_checkpoint == 2
+    again.materialized[0].complete()
+    assert again.result()[1] == []
+
+
+def test_window_state_without_a_codec_fails_the_checkpoint_naming_the_stage(tmp_path):
+    from weir import testing
+
+    clock = testing.VirtualClock()
+    g = (
+        testing.probe_source()
+        .assign_timestamps(lambda e: e[1], weir.BoundedOutOfOrderness(0.1))
+        .key_by(lambda e: e[0])
+        .window(weir.Tumbling(1.0))
+        .count()
+        .to(weir.Sink.collect(), "both")
+    )
+    run = clock.start(g, state_dir=str(tmp_path / "state"), checkpoint_interval=1.0)
+    src, _ = run.materialized
+    src.offer_all([("a", 0.1), ("b", 0.2)])
+    clock.advance(1.0)
+    with pytest.raises(weir.StageFailed) as e:
+        run.result()
+    assert e.value.stage_name == "window_aggregate"
+    assert "cannot snapshot: build it with a state codec" in str(e.value)
+    assert complete_checkpoints(str(tmp_path / "state")) == []

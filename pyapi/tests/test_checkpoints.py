@@ -109,12 +109,6 @@ def test_a_killed_job_resumes_from_its_newest_complete_checkpoint(killed_and_res
     assert lines == EXPECTED[start:]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the file sink commits at the end of the stream, not when a checkpoint completes "
-    "(two-phase commit lands with the sink's checkpoint support): the lines the killed run "
-    "read before its checkpoint are never committed",
-)
 def test_the_committed_files_hold_every_line_exactly_once(killed_and_resumed):
     _, _, lines = killed_and_resumed
     assert lines == EXPECTED

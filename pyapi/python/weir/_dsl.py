@@ -1185,7 +1185,7 @@ class Keyed(Generic[_Up, _K, T]):
         ``register_event_timer(t)`` / ``register_processing_timer(t)`` (and ``delete_...``) for
         the key. Event-time timers fire once the watermark reaches them (all pending ones when
         the input completes), processing-time timers on the run's clock."""
-        return self._up._same(self._up._n.via(_native.flow_key_process(self._key, on_element, on_timer, self._sup)))
+        return self._up._same(self._up._n.via(_native.flow_key_process(self._key, on_element, on_timer, self._sup, self._codec)))
 
     def window(
         self,

@@ -193,6 +193,7 @@ def flow_key_process(
     on_element: Callable[[Any, Any], Any],
     on_timer: Optional[Callable[[float, str, Any], Any]] = None,
     sup: Optional[Supervision] = None,
+    key_codec: str = "builtin",
 ) -> Blueprint: ...
 def flow_processing_window(
     key: Optional[Callable[[Any], Any]],

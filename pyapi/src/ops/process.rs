@@ -214,18 +214,20 @@ impl KeyedProcessFunction<PyKey, (PyKey, PyObj)> for PyProcess {
 /// `key_by(key).process(on_element, on_timer)`: `on_element(element, ctx)` per element and
 /// `on_timer(t, "event" | "processing", ctx)` per timer, with per-key state and timers.
 #[pyfunction]
-#[pyo3(signature = (key, on_element, on_timer = None, sup = None))]
+#[pyo3(signature = (key, on_element, on_timer = None, sup = None, key_codec = "builtin"))]
 pub fn flow_key_process(
     key: Option<Py<PyAny>>,
     on_element: Py<PyAny>,
     on_timer: Option<Py<PyAny>>,
     sup: Option<&PySupervision>,
-) -> PyBlueprint {
+    key_codec: &str,
+) -> PyResult<PyBlueprint> {
+    let codec = crate::codec::Codec::parse_key(key_codec)?;
     let f = PyProcess {
         on_element: PyFn::new(on_element),
         on_timer: on_timer.map(PyFn::new),
     };
-    let pairs = pair_stage(key);
+    let pairs = pair_stage(key, codec);
     let pairs = match sup {
         Some(s) => pairs.with_supervision(s.0.clone()),
         None => pairs,
@@ -235,5 +237,5 @@ pub fn flow_key_process(
         Some(s) => staged.with_supervision(s.0.clone()),
         None => staged,
     };
-    super::flow(staged)
+    Ok(super::flow(staged))
 }

@@ -32,6 +32,8 @@ pub(crate) struct Coordinator {
     cfg: CheckpointConfig,
     handle: Arc<Checkpoints>,
     restored: HashMap<Key, Snapshot>,
+    /// How many subtasks each stage of the restored checkpoint ran.
+    restored_parallelism: HashMap<StageId, usize>,
     next_id: AtomicU64,
     state: Mutex<State>,
     done: mpsc::UnboundedSender<(u64, StageStates)>,
@@ -44,16 +46,16 @@ impl Coordinator {
     pub(crate) fn open(cfg: CheckpointConfig) -> Result<Self, CheckpointError> {
         let restored = store::latest(&cfg.dir)?;
         let newest = store::newest_id(&cfg.dir)?.unwrap_or(0);
-        let (restored_id, states) = match restored {
+        let (restored_id, states, restored_parallelism) = match restored {
             Some(r) => {
                 tracing::info!(
                     checkpoint = r.id,
                     stages = r.states.len(),
                     "restoring checkpoint"
                 );
-                (Some(r.id), r.states)
+                (Some(r.id), r.states, r.parallelism)
             }
-            None => (None, HashMap::new()),
+            None => (None, HashMap::new(), HashMap::new()),
         };
         let (done, rx) = mpsc::unbounded_channel();
         Ok(Self {
@@ -63,6 +65,7 @@ impl Coordinator {
                 ..Checkpoints::default()
             }),
             restored: states,
+            restored_parallelism,
             next_id: AtomicU64::new(newest + 1),
             state: Mutex::new(State::default()),
             done,
@@ -83,6 +86,19 @@ impl Coordinator {
     /// The restored state of a stage subtask, if the checkpoint holds some.
     pub(crate) fn restored(&self, stage: StageId, sub: usize) -> Option<&Snapshot> {
         self.restored.get(&(stage, sub))
+    }
+
+    /// How many subtasks `stage` ran in the restored checkpoint (`None`: it is not in it).
+    pub(crate) fn restored_parallelism(&self, stage: StageId) -> Option<usize> {
+        self.restored_parallelism.get(&stage).copied()
+    }
+
+    /// Every restored subtask state of `stage`, in subtask order (subtasks without state left out).
+    pub(crate) fn restored_all(&self, stage: StageId) -> Vec<Snapshot> {
+        let n = self.restored_parallelism(stage).unwrap_or(0);
+        (0..n)
+            .filter_map(|sub| self.restored.get(&(stage, sub)).cloned())
+            .collect()
     }
 
     /// The id of the checkpoint restored from.

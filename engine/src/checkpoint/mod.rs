@@ -7,9 +7,11 @@
 //! coordinator, which writes the checkpoint once every stage did (see [`store`]).
 
 mod coordinator;
+mod rescale;
 pub mod store;
 
 pub(crate) use coordinator::Coordinator;
+pub(crate) use rescale::{restore_flow, restore_sink, restore_source};
 pub use store::CheckpointError;
 
 use std::path::PathBuf;

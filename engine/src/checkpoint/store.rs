@@ -74,6 +74,8 @@ pub struct Restored {
     pub id: u64,
     /// The state of each stage subtask that had some.
     pub states: HashMap<(StageId, usize), Snapshot>,
+    /// How many subtasks each stage ran (every subtask has a manifest line, with state or not).
+    pub parallelism: HashMap<StageId, usize>,
 }
 
 /// The directory of checkpoint `id`.
@@ -214,6 +216,7 @@ pub fn read(dir: &Path) -> Result<Restored, CheckpointError> {
         .and_then(|n| n.parse::<u64>().ok())
         .ok_or_else(|| bad("no id line"))?;
     let mut states = HashMap::new();
+    let mut parallelism = HashMap::<StageId, usize>::new();
     for line in lines {
         let f: Vec<&str> = line.split(' ').collect();
         let (stage, sub) = match f.as_slice() {
@@ -223,6 +226,8 @@ pub fn read(dir: &Path) -> Result<Restored, CheckpointError> {
             ),
             _ => return Err(bad("unknown line")),
         };
+        let p = parallelism.entry(StageId(stage)).or_default();
+        *p = (*p).max(sub + 1);
         match f.as_slice() {
             [_, _, _, "-"] => {}
             [_, _, _, name, len, sum] => {
@@ -246,7 +251,11 @@ pub fn read(dir: &Path) -> Result<Restored, CheckpointError> {
             _ => return Err(bad("malformed stage line")),
         }
     }
-    Ok(Restored { id, states })
+    Ok(Restored {
+        id,
+        states,
+        parallelism,
+    })
 }
 
 /// The newest complete checkpoint under `root` that verifies: a directory without a manifest

@@ -5,6 +5,8 @@
 //! Every workload also runs a hand-written Rust loop doing the same work in the same process
 //! (`variant: "baseline_loop"`), so results can be compared as ratios on a noisy machine.
 
+mod w2_owned;
+
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -224,6 +226,7 @@ fn w2(rt: &weir::engine::Runtime, words: u64, pars: &[usize], batch: Option<usiz
             Err(e) => eprintln!("w2 parallelism {p} failed: {e}"),
         }
     }
+    w2_owned::run(rt, corpus, pars, batch, &expected);
 }
 
 fn chain(rt: &weir::engine::Runtime, stages: u64) {

@@ -10,7 +10,14 @@
 //! whole groups when the parallelism changes. State lives in memory and every aggregate is
 //! emitted when the input completes (bounded streams); nothing is emitted before, in no
 //! particular order. `count` always pre-aggregates before the hash edge (a combiner fused with
-//! the key stage), so only distinct keys cross the exchange.
+//! the key stage, flushed ahead of every checkpoint barrier), so only distinct keys cross the
+//! exchange.
+//!
+//! `key_by(..).checkpointed()` checkpoints the aggregate with serde ([`SerdeState`]): its state
+//! is saved by key group ([`KeyedCodec`]) and restored, also at another parallelism (each new
+//! subtask keeps the groups it owns). Without it a checkpoint is refused ([`InMemoryOnly`]).
+//! [`KeyedOps::count_by`] and [`KeyedOps::key_by_owned`] take each element by value, so an
+//! owned key is moved into the state instead of cloned per element.
 //!
 //! [`staged`] holds the same aggregates after a caller-supplied key stage, with fallible
 //! functions: the hooks for fallible or batch-wise key extraction (e.g. Python bindings).

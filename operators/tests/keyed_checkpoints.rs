@@ -501,7 +501,10 @@ async fn state_that_is_not_keyed_refuses_a_changed_parallelism_naming_the_stage(
             assert!(e.contains("fold#"), "{e}");
             assert!(e.contains("checkpoint 1"), "{e}");
             assert!(e.contains("not keyed"), "{e}");
-            assert!(e.contains("parallelism"), "{e}");
+            assert!(
+                e.contains("restoring at parallelism 1 from a checkpoint taken at parallelism 2"),
+                "{e}"
+            );
         }
         other => panic!("expected a checkpoint error, got {:?}", other.map(|_| ())),
     }

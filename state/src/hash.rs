@@ -4,7 +4,8 @@
 //! hashed by xxh3 with a fixed seed over their serde (postcard) encoding, never by `std`'s or
 //! `ahash`'s randomized hashers and never by Python's `hash()`, which is salted per process for
 //! strings (`PYTHONHASHSEED`): a key routed by it in one process lands in another key group after
-//! a restart.
+//! a restart. (The router hashes typed keys by `weir_graph::stable_hash_of`, xxh3 with the same
+//! seed over the bytes their `Hash` writes: a different function, see docs/architecture.md.)
 
 pub use weir_graph::KeyGroupRange;
 #[cfg(test)]

@@ -76,7 +76,14 @@ pub(crate) fn restore_flow(
             key_groups,
         } => {
             rescaled(info, from, key_groups);
-            logic.restore_rescaled(&snapshots, key_groups)
+            logic.restore_rescaled(&snapshots, key_groups).map_err(|e| {
+                StageError::internal(format!(
+                    "{} (restoring at parallelism {} from a checkpoint taken at parallelism \
+                         {from})",
+                    e.message(),
+                    info.parallelism
+                ))
+            })
         }
     }
 }

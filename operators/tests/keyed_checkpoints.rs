@@ -462,6 +462,7 @@ async fn state_kept_in_memory_only_refuses_a_checkpoint_naming_the_stage() {
     let e = h.wait().await.unwrap_err();
     assert!(e.to_string().contains("keyed fold"), "{e}");
     assert!(e.to_string().contains("cannot snapshot"), "{e}");
+    assert!(e.to_string().contains(".checkpointed()"), "{e}");
     assert!(!d.join("chk-00000000000000000001").join("MANIFEST").exists());
     assert_eq!(store.sorted(), Vec::<(u64, u64)>::new());
     let _ = std::fs::remove_dir_all(&d);

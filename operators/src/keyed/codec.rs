@@ -136,6 +136,14 @@ impl<K, V> KeyedCodec<K, V> {
     }
 }
 
+/// The error a keyed stage without a codec returns when asked for a snapshot.
+pub(crate) fn in_memory_only(operator: &str) -> StageError {
+    StageError::internal(format!(
+        "{operator} keeps its state in memory only and cannot snapshot it: build it with \
+         `.checkpointed()` (serde keys and values) to checkpoint it"
+    ))
+}
+
 /// The error of a snapshot holding key group `g` on a subtask that owns `owned`.
 pub(crate) fn foreign_group(g: usize, owned: KeyGroupRange) -> StageError {
     StageError::internal(format!(

@@ -42,7 +42,7 @@ impl<K: Hash, V> Checkpointing<K, V> {
     fn codec(&self) -> Result<&KeyedCodec<K, V>, StageError> {
         self.codec
             .as_ref()
-            .ok_or_else(|| no_codec::<V>(self.operator))
+            .ok_or_else(|| super::codec::in_memory_only(self.operator))
     }
 
     /// The snapshot of `state`.

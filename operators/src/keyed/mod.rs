@@ -29,7 +29,7 @@ pub mod staged;
 
 use crate::Via;
 pub use codec::{Groups, GroupsRef, InMemoryOnly, KeyedCodec, SerdeState, StateChoice};
-pub(crate) use codec::{check_group, foreign_group};
+pub(crate) use codec::{check_group, foreign_group, in_memory_only};
 use logic::{Checkpointing, FoldLogic, KeyPairs, KeysOnly, ReduceLogic, Unordered, pair};
 pub use owned::KeyedOwned;
 pub use staged::{count_keys, try_fold_pairs, try_reduce_pairs};

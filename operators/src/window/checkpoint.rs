@@ -9,7 +9,7 @@ use super::snapshot::{
 use crate::keyed::key_group_of;
 use std::collections::HashMap;
 use std::hash::Hash;
-use weir_graph::{KeyGroupRange, MAX_KEY_GROUPS, Snapshot, StageError, no_codec};
+use weir_graph::{KeyGroupRange, MAX_KEY_GROUPS, Snapshot, StageError};
 
 impl<K, T, C> WindowLogic<K, T, C>
 where
@@ -18,7 +18,8 @@ where
     C: Contents<K, T>,
 {
     fn codec(&self) -> Result<WindowCodec<K, C::Acc>, StageError> {
-        self.codec.ok_or_else(|| no_codec::<C::Acc>("window"))
+        self.codec
+            .ok_or_else(|| crate::keyed::in_memory_only("window"))
     }
 
     /// The stage's state: watermark, next key id, keys with their windows by key group.

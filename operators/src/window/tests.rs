@@ -150,7 +150,8 @@ fn window_state_refuses_a_snapshot_rather_than_losing_it() {
     let e = FlowLogic::snapshot(&logic).expect_err("no codec");
     assert_eq!(
         e.message(),
-        "window keeps a u32 it cannot snapshot: build it with a state codec"
+        "window keeps its state in memory only and cannot snapshot it: build it with \
+         `.checkpointed()` (serde keys and values) to checkpoint it"
     );
 }
 

@@ -68,6 +68,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dsl::sink_head, m)?)?;
     m.add_function(wrap_pyfunction!(dsl::sink_last, m)?)?;
     m.add_function(wrap_pyfunction!(gil::_gil_on_workers, m)?)?;
+    m.add_function(wrap_pyfunction!(stages::keyed::_key_routing_hash, m)?)?;
     ops::register(m)?;
     arrow::register(m)?;
     testing::register(m)?;

@@ -7,15 +7,16 @@ use super::core::{Batch, PyOp, element_failed, element_failed_stateless, py_flow
 use crate::mat::MatValue;
 use crate::obj::{PyObj, short_repr, user_error, user_error_on};
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyBytes, PyString, PyTuple};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use weir_graph::{Flow, StageCx, StageError};
 use weir_operators::keyed;
 
-/// A Python key in Rust keyed state: Python's `hash(key)`, taken once when the key is
-/// extracted (it also routes the key over the hash exchange), and the key, compared with
-/// Python's `==` (an `__eq__` that raises counts as unequal; the error is logged).
+/// A Python key in Rust keyed state: its [`routing_hash`], taken once when the key is extracted
+/// (it routes the key over the hash exchange, so it must be the same in every process), and
+/// the key, compared with Python's `==` (an `__eq__` that raises counts as unequal; the error
+/// is logged).
 #[derive(Clone)]
 pub struct PyKey {
     hash: u64,
@@ -25,11 +26,8 @@ pub struct PyKey {
 impl PyKey {
     /// `key` with its Python hash (an unhashable key comes back with the error).
     pub(crate) fn new(py: Python<'_>, key: PyObj) -> Result<Self, (PyErr, PyObj)> {
-        match key.0.bind(py).hash() {
-            Ok(h) => Ok(Self {
-                hash: h as u64,
-                key,
-            }),
+        match routing_hash(key.0.bind(py)) {
+            Ok(hash) => Ok(Self { hash, key }),
             Err(e) => Err((e, key)),
         }
     }
@@ -38,6 +36,43 @@ impl PyKey {
     pub(crate) fn key(&self) -> &PyObj {
         &self.key
     }
+}
+
+/// The routing hash of a Python key, the same in every process (Python's `hash()` of a `str` or
+/// `bytes` is salted per process): `str` and `bytes` (and their subclasses) hash their contents
+/// with `weir_graph::stable_hash_of` (a `str` as its UTF-8, lone surrogates replaced), tuples
+/// (and named tuples) their items' routing hashes; everything else is Python's `hash()`, which
+/// is deterministic for numbers (equal numbers of any type hash alike) and `bool` (`None` gets a
+/// constant: its `hash()` is its address before Python 3.12), but salted or identity-based for
+/// other types (`frozenset` of strings, `datetime`, objects with
+/// the default `__hash__`): those keys are not restart-safe.
+pub(crate) fn routing_hash(key: &Bound<'_, PyAny>) -> PyResult<u64> {
+    if let Ok(s) = key.cast::<PyString>() {
+        return Ok(weir_graph::stable_hash_of(s.to_string_lossy().as_ref()));
+    }
+    if let Ok(b) = key.cast::<PyBytes>() {
+        return Ok(weir_graph::stable_hash_of(b.as_bytes()));
+    }
+    if key.is_none() {
+        // `hash(None)` is its address before Python 3.12.
+        return Ok(weir_graph::stable_hash_of(&()));
+    }
+    if let Ok(t) = key.cast::<PyTuple>() {
+        let mut h = weir_graph::StableHasher::new();
+        h.write_usize(t.len());
+        for item in t.iter() {
+            h.write_u64(routing_hash(&item)?);
+        }
+        return Ok(h.finish());
+    }
+    Ok(key.hash()? as u64)
+}
+
+/// `_native._key_routing_hash(key)`: the hash a key routes by (tests check it is the same in
+/// every process).
+#[pyfunction]
+pub fn _key_routing_hash(key: &Bound<'_, PyAny>) -> PyResult<u64> {
+    routing_hash(key)
 }
 
 impl std::fmt::Debug for PyKey {

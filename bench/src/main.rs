@@ -7,6 +7,8 @@
 //! Every workload also runs a hand-written Rust loop doing the same work in the same process
 //! (`variant: "baseline_loop"`), so results can be compared as ratios on a noisy machine.
 
+mod w2_keyed;
+
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -229,6 +231,9 @@ fn w2(rt: &weir::engine::Runtime, words: u64, pars: &[usize], batch: Option<usiz
             Err(e) => eprintln!("w2 parallelism {p} failed: {e}"),
         }
     }
+    w2_keyed::fold(rt, corpus, pars, batch, &expected);
+    w2_keyed::run(rt, corpus, pars, batch, &expected);
+    w2_keyed::hashes(corpus);
 }
 
 fn chain(rt: &weir::engine::Runtime, stages: u64) {

@@ -334,9 +334,8 @@ fn launch_with(
                                     f(&c.info).map_err(|e| e.with_stage(&c.info.path))?;
                                 if let Some(ck) = ck {
                                     ck.expect(c.info.id, sub);
-                                    if let Some(s) = ck.restored(c.info.id, sub) {
-                                        logic.restore(s).map_err(|e| restore_error(ck, &c, e))?;
-                                    }
+                                    crate::checkpoint::restore_source(ck, &c.info, logic.as_mut())
+                                        .map_err(|e| restore_error(ck, &c, e))?;
                                 }
                                 if sub == 0 {
                                     slots[node] = Some(mat);
@@ -352,9 +351,8 @@ fn launch_with(
                                     f(&c.info).map_err(|e| e.with_stage(&c.info.path))?;
                                 if let Some(ck) = ck {
                                     ck.expect(c.info.id, sub);
-                                    if let Some(s) = ck.restored(c.info.id, sub) {
-                                        logic.restore(s).map_err(|e| restore_error(ck, &c, e))?;
-                                    }
+                                    crate::checkpoint::restore_flow(ck, &c.info, logic.as_mut())
+                                        .map_err(|e| restore_error(ck, &c, e))?;
                                 }
                                 if sub == 0 {
                                     slots[node] = Some(mat);
@@ -374,9 +372,8 @@ fn launch_with(
                                     f(&c.info).map_err(|e| e.with_stage(&c.info.path))?;
                                 if let Some(ck) = ck {
                                     ck.expect(c.info.id, sub);
-                                    if let Some(s) = ck.restored(c.info.id, sub) {
-                                        logic.restore(s).map_err(|e| restore_error(ck, &c, e))?;
-                                    }
+                                    crate::checkpoint::restore_sink(ck, &c.info, logic.as_mut())
+                                        .map_err(|e| restore_error(ck, &c, e))?;
                                 }
                                 if sub == 0 {
                                     slots[node] = Some(mat);

@@ -23,12 +23,14 @@ mod each;
 mod error;
 mod failpoint;
 mod heap;
+mod key_groups;
 mod logic;
 mod mat;
 mod module;
 mod router;
 mod services;
 mod snapshot;
+mod stable_hash;
 mod stage_id;
 
 pub use async_stage::{
@@ -53,6 +55,7 @@ pub use each::{
 pub use error::{ErrorKind, GraphError, StageError};
 pub use failpoint::failpoint;
 pub use heap::{HeapSize, batch_bytes, register_heap_size};
+pub use key_groups::KeyGroupRange;
 pub use logic::{
     ErasedFlow, ErasedSink, ErasedSource, FlowLogic, SinkLogic, SourceLogic, StageCx, StageInfo,
     Step,
@@ -68,4 +71,5 @@ pub use router::{
 };
 pub use services::{ExecutorId, Services};
 pub use snapshot::{Snapshot, SnapshotError, StateCodec, no_codec};
+pub use stable_hash::{STABLE_SEED, StableHasher, stable_hash_of, stable_key_group};
 pub use stage_id::StageId;

@@ -253,6 +253,17 @@ pub trait FlowLogic<I, O>: Send + 'static {
     fn restore(&mut self, _snapshot: &Snapshot) -> Result<(), StageError> {
         Err(stateless())
     }
+    /// Restores a fresh instance whose stage runs at another parallelism than the checkpoint's:
+    /// `snapshots` holds every old subtask's state, `key_groups` the groups this subtask owns
+    /// now. A keyed stage keeps the state of those groups; the default refuses, since state
+    /// that is not keyed cannot be split.
+    fn restore_rescaled(
+        &mut self,
+        _snapshots: &[Snapshot],
+        _key_groups: crate::KeyGroupRange,
+    ) -> Result<(), StageError> {
+        Err(crate::snapshot::not_rescalable())
+    }
     /// Called once when the stage stops, whatever the reason.
     fn post_stop(&mut self) {}
 }
@@ -357,6 +368,14 @@ pub trait ErasedFlow: Send {
     /// See [`FlowLogic::restore`].
     fn restore(&mut self, _snapshot: &Snapshot) -> Result<(), StageError> {
         Err(stateless())
+    }
+    /// See [`FlowLogic::restore_rescaled`].
+    fn restore_rescaled(
+        &mut self,
+        _snapshots: &[Snapshot],
+        _key_groups: crate::KeyGroupRange,
+    ) -> Result<(), StageError> {
+        Err(crate::snapshot::not_rescalable())
     }
     /// See [`FlowLogic::post_stop`].
     fn post_stop(&mut self);
@@ -485,6 +504,13 @@ impl<I: Send + 'static, O: Send + 'static, L: FlowLogic<I, O>> ErasedFlow for Fl
     }
     fn restore(&mut self, snapshot: &Snapshot) -> Result<(), StageError> {
         self.logic.restore(snapshot)
+    }
+    fn restore_rescaled(
+        &mut self,
+        snapshots: &[Snapshot],
+        key_groups: crate::KeyGroupRange,
+    ) -> Result<(), StageError> {
+        self.logic.restore_rescaled(snapshots, key_groups)
     }
     fn post_stop(&mut self) {
         self.logic.post_stop()

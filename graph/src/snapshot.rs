@@ -111,6 +111,15 @@ pub fn no_codec<S>(operator: &str) -> StageError {
     ))
 }
 
+/// The error a stage whose state is not keyed returns when its parallelism changed since the
+/// checkpoint (it cannot split its state over the new subtasks).
+pub(crate) fn not_rescalable() -> StageError {
+    StageError::internal(
+        "its state is not keyed, so it cannot be restored at a parallelism other than the \
+         checkpoint's: run it at the checkpoint's parallelism",
+    )
+}
+
 /// The error a stage that keeps no state returns when offered a snapshot.
 pub(crate) fn stateless() -> StageError {
     StageError::internal("the stage keeps no state, but a snapshot was offered to it")

@@ -4,15 +4,17 @@
 //! hashed by xxh3 with a fixed seed over their serde (postcard) encoding, never by `std`'s or
 //! `ahash`'s randomized hashers and never by Python's `hash()`, which is salted per process for
 //! strings (`PYTHONHASHSEED`): a key routed by it in one process lands in another key group after
-//! a restart.
+//! a restart. (The router hashes typed keys by `weir_graph::stable_hash_of`, xxh3 with the same
+//! seed over the bytes their `Hash` writes: a different function, see docs/architecture.md.)
 
-use std::fmt;
-use std::ops::Range;
+pub use weir_graph::KeyGroupRange;
+#[cfg(test)]
 use weir_graph::MAX_KEY_GROUPS;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
-/// The fixed seed of [`stable_hash`]; part of the persistent format, never to change.
-const SEED: u64 = 0x7765_6972_5f6b_6579; // "weir_key"
+/// The fixed seed of [`stable_hash`] (the routing hash's, `weir_graph::STABLE_SEED`); part of
+/// the persistent format, never to change.
+use weir_graph::STABLE_SEED as SEED;
 
 /// The stable 64-bit hash of `bytes` (xxh3, fixed seed): the same in every process and build.
 pub fn stable_hash(bytes: &[u8]) -> u64 {
@@ -29,69 +31,6 @@ pub fn key_group_of(encoded_key: &[u8]) -> usize {
 /// typed key by (equal on every machine, unlike `Hash`, which hashes `usize` by its width).
 pub fn stable_key_hash<K: serde::Serialize + ?Sized>(key: &K) -> Result<u64, crate::StateError> {
     Ok(stable_hash(&crate::codec::encode("routing", "key", key)?))
-}
-
-/// A half-open range of key groups, `start..end` within `0..MAX_KEY_GROUPS`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct KeyGroupRange {
-    start: usize,
-    end: usize,
-}
-
-impl KeyGroupRange {
-    /// Every key group.
-    pub const ALL: KeyGroupRange = KeyGroupRange {
-        start: 0,
-        end: MAX_KEY_GROUPS,
-    };
-
-    /// The range `start..end`, clamped to `0..MAX_KEY_GROUPS` (empty when `end <= start`).
-    pub fn new(start: usize, end: usize) -> Self {
-        let end = end.min(MAX_KEY_GROUPS);
-        Self {
-            start: start.min(end),
-            end,
-        }
-    }
-
-    /// The key groups subtask `subtask` of `parallelism` owns (as `weir_graph::subtask_for_key_group`).
-    pub fn for_subtask(subtask: usize, parallelism: usize) -> Self {
-        let p = parallelism.clamp(1, MAX_KEY_GROUPS);
-        let first = |i: usize| (i * MAX_KEY_GROUPS).div_ceil(p);
-        Self::new(first(subtask), first(subtask + 1))
-    }
-
-    /// First key group.
-    pub fn start(&self) -> usize {
-        self.start
-    }
-
-    /// One past the last key group.
-    pub fn end(&self) -> usize {
-        self.end
-    }
-
-    /// Whether `key_group` lies in the range.
-    pub fn contains(&self, key_group: usize) -> bool {
-        (self.start..self.end).contains(&key_group)
-    }
-
-    /// The key groups as a `Range`.
-    pub fn iter(&self) -> Range<usize> {
-        self.start..self.end
-    }
-}
-
-impl fmt::Display for KeyGroupRange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "key groups {}..{}", self.start, self.end)
-    }
-}
-
-impl fmt::Debug for KeyGroupRange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "KeyGroupRange({}..{})", self.start, self.end)
-    }
 }
 
 #[cfg(test)]

@@ -48,6 +48,8 @@ struct Done {
 struct Restore {
     states: HashMap<Key, Snapshot>,
     stages: BTreeSet<Key>,
+    /// How many subtasks each stage of the restored checkpoint ran.
+    parallelism: HashMap<StageId, usize>,
     /// The savepoint path, when the run started from one rather than from its own directory.
     savepoint: Option<PathBuf>,
 }
@@ -97,6 +99,7 @@ impl Coordinator {
             restored: restored.map(|r| Restore {
                 states: r.states,
                 stages: r.stages,
+                parallelism: r.parallelism,
                 savepoint,
             }),
             next_id: AtomicU64::new(next),
@@ -120,6 +123,22 @@ impl Coordinator {
     /// The restored state of a stage subtask, if the checkpoint holds some.
     pub(crate) fn restored(&self, stage: StageId, sub: usize) -> Option<&Snapshot> {
         self.restored.as_ref()?.states.get(&(stage, sub))
+    }
+
+    /// How many subtasks `stage` ran in the restored checkpoint (`None`: it is not in it).
+    pub(crate) fn restored_parallelism(&self, stage: StageId) -> Option<usize> {
+        self.restored.as_ref()?.parallelism.get(&stage).copied()
+    }
+
+    /// Every restored subtask state of `stage`, in subtask order (subtasks without state left out).
+    pub(crate) fn restored_all(&self, stage: StageId) -> Vec<Snapshot> {
+        let Some(r) = self.restored.as_ref() else {
+            return Vec::new();
+        };
+        let n = r.parallelism.get(&stage).copied().unwrap_or(0);
+        (0..n)
+            .filter_map(|sub| r.states.get(&(stage, sub)).cloned())
+            .collect()
     }
 
     /// The id of the checkpoint restored from.

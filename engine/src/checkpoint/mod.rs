@@ -8,9 +8,12 @@
 //! [`store`]). Savepoints are checkpoints written on demand into a directory of their own.
 
 mod coordinator;
+mod rescale;
 pub mod store;
 
 pub(crate) use coordinator::{AsyncCheckpoint, Coordinator};
+pub(crate) use coordinator::Coordinator;
+pub(crate) use rescale::{restore_flow, restore_sink, restore_source};
 pub use store::CheckpointError;
 
 use std::collections::BTreeSet;

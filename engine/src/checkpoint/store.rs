@@ -94,6 +94,8 @@ pub struct Restored {
     pub states: HashMap<(StageId, usize), Snapshot>,
     /// Every stage subtask the checkpoint holds, with state or without.
     pub stages: std::collections::BTreeSet<(StageId, usize)>,
+    /// How many subtasks each stage ran (every subtask has a manifest line, with state or not).
+    pub parallelism: HashMap<StageId, usize>,
 }
 
 /// The directory of checkpoint `id`.
@@ -244,6 +246,7 @@ pub fn read(dir: &Path) -> Result<Restored, CheckpointError> {
         .ok_or_else(|| bad("no id line"))?;
     let mut states = HashMap::new();
     let mut stages = std::collections::BTreeSet::new();
+    let mut parallelism = HashMap::<StageId, usize>::new();
     for line in lines {
         let f: Vec<&str> = line.split(' ').collect();
         let (stage, sub) = match f.as_slice() {
@@ -254,6 +257,8 @@ pub fn read(dir: &Path) -> Result<Restored, CheckpointError> {
             _ => return Err(bad("unknown line")),
         };
         stages.insert((StageId(stage), sub));
+        let p = parallelism.entry(StageId(stage)).or_default();
+        *p = (*p).max(sub + 1);
         match f.as_slice() {
             [_, _, _, "-"] => {}
             [_, _, _, name, len, sum] => {
@@ -277,7 +282,12 @@ pub fn read(dir: &Path) -> Result<Restored, CheckpointError> {
             _ => return Err(bad("malformed stage line")),
         }
     }
-    Ok(Restored { id, states, stages })
+    Ok(Restored {
+        id,
+        states,
+        stages,
+        parallelism,
+    })
 }
 
 /// The newest complete checkpoint under `root` that verifies: a directory without a manifest

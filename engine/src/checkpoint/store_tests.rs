@@ -21,10 +21,13 @@ fn expected(id: u64, v: u8) -> Restored {
     m.insert((StageId(1), 0), Snapshot::from_bytes(vec![v; 5]));
     m.insert((StageId(1), 1), Snapshot::from_bytes(vec![v + 1]));
     let stages = [(StageId(1), 0), (StageId(1), 1), (StageId(2), 0)].into();
+    // Stage 2's one subtask acknowledged without state: it still counts for the parallelism.
+    let parallelism = HashMap::from([(StageId(1), 2), (StageId(2), 1)]);
     Restored {
         id,
         states: m,
         stages,
+        parallelism,
     }
 }
 

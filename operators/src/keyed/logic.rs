@@ -6,11 +6,74 @@
 //! with `emit` when upstream completes (the pair itself for the Rust API, a host-language tuple
 //! for bindings).
 
+use super::codec::KeyedCodec;
 use ahash::RandomState;
 use indexmap::IndexMap;
 use std::collections::HashMap;
 use std::hash::Hash;
-use weir_graph::{FlowLogic, StageCx, StageError, consume, consume_ref};
+use weir_graph::{
+    Control, FlowLogic, KeyGroupRange, Snapshot, StageCx, StageError, StageInfo, consume,
+    consume_ref, no_codec,
+};
+
+/// The checkpoint side of a keyed aggregate: its codec (none: checkpoints are refused) and
+/// the key groups its subtask owns.
+pub(super) struct Checkpointing<K, V> {
+    pub(super) codec: Option<KeyedCodec<K, V>>,
+    pub(super) owned: KeyGroupRange,
+    /// The operator named in a refusal.
+    pub(super) operator: &'static str,
+}
+
+impl<K: Hash, V> Checkpointing<K, V> {
+    /// For the subtask `info` describes.
+    pub(super) fn new(
+        codec: Option<KeyedCodec<K, V>>,
+        info: &StageInfo,
+        operator: &'static str,
+    ) -> Self {
+        Self {
+            codec,
+            owned: KeyGroupRange::for_subtask(info.subtask, info.parallelism),
+            operator,
+        }
+    }
+
+    fn codec(&self) -> Result<&KeyedCodec<K, V>, StageError> {
+        self.codec
+            .as_ref()
+            .ok_or_else(|| super::codec::in_memory_only(self.operator))
+    }
+
+    /// The snapshot of `state`.
+    pub(super) fn snapshot(
+        &self,
+        state: &impl KeyMap<K, V>,
+    ) -> Result<Option<Snapshot>, StageError> {
+        self.codec()?.snapshot(state.entries()).map(Some)
+    }
+
+    /// Restores `state` from this subtask's snapshot.
+    pub(super) fn restore(
+        &self,
+        state: &mut impl KeyMap<K, V>,
+        snapshot: &Snapshot,
+    ) -> Result<(), StageError> {
+        self.codec()?
+            .restore(snapshot, self.owned, |k, v| state.put(k, v))
+    }
+
+    /// Restores `state` from every old subtask's snapshot, keeping the groups in `owned`.
+    pub(super) fn restore_rescaled(
+        &self,
+        state: &mut impl KeyMap<K, V>,
+        snapshots: &[Snapshot],
+        owned: KeyGroupRange,
+    ) -> Result<(), StageError> {
+        self.codec()?
+            .restore_rescaled(snapshots, owned, |k, v| state.put(k, v))
+    }
+}
 
 /// Per-key state of one subtask.
 pub(super) trait KeyMap<K, V>: Default + Send + 'static {
@@ -26,6 +89,11 @@ pub(super) trait KeyMap<K, V>: Default + Send + 'static {
     fn any_value(&self, f: impl FnMut(&V) -> bool) -> bool;
     /// Every entry, emptying the map.
     fn take_all(&mut self) -> impl Iterator<Item = (K, V)> + '_;
+    /// Every entry, borrowed.
+    fn entries<'a>(&'a self) -> impl Iterator<Item = (&'a K, &'a V)> + 'a
+    where
+        K: 'a,
+        V: 'a;
 }
 
 /// Keyed state in no particular order.
@@ -53,6 +121,13 @@ impl<K: Hash + Eq + Send + 'static, V: Send + 'static> KeyMap<K, V> for Unordere
     fn take_all(&mut self) -> impl Iterator<Item = (K, V)> + '_ {
         self.drain()
     }
+    fn entries<'a>(&'a self) -> impl Iterator<Item = (&'a K, &'a V)> + 'a
+    where
+        K: 'a,
+        V: 'a,
+    {
+        self.iter()
+    }
 }
 
 impl<K: Hash + Eq + Send + 'static, V: Send + 'static> KeyMap<K, V> for FirstSeen<K, V> {
@@ -73,6 +148,13 @@ impl<K: Hash + Eq + Send + 'static, V: Send + 'static> KeyMap<K, V> for FirstSee
     }
     fn take_all(&mut self) -> impl Iterator<Item = (K, V)> + '_ {
         self.drain(..)
+    }
+    fn entries<'a>(&'a self) -> impl Iterator<Item = (&'a K, &'a V)> + 'a
+    where
+        K: 'a,
+        V: 'a,
+    {
+        self.iter()
     }
 }
 
@@ -174,15 +256,30 @@ where
         out.extend(self.counts.take_all());
         Ok(())
     }
+
+    /// A barrier flushes the partial counts ahead of it, so the combiner holds no state at a
+    /// checkpoint (the summing stage after the hash edge does).
+    fn on_control(
+        &mut self,
+        control: Control,
+        out: &mut Vec<(K, u64)>,
+        _scx: &mut StageCx<'_>,
+    ) -> Result<Option<Control>, StageError> {
+        if matches!(control, Control::Barrier { .. }) {
+            out.extend(self.counts.take_all());
+        }
+        Ok(Some(control))
+    }
 }
 
 /// Sums the partial `(key, count)` pairs of the combiners; emits `emit(key, total)` on completion.
-pub(super) struct SumLogic<S, E> {
+pub(super) struct SumLogic<S, E, K> {
     pub(super) totals: S,
     pub(super) emit: E,
+    pub(super) ck: Checkpointing<K, u64>,
 }
 
-impl<K, O, S, E> FlowLogic<(K, u64), O> for SumLogic<S, E>
+impl<K, O, S, E> FlowLogic<(K, u64), O> for SumLogic<S, E, K>
 where
     K: Hash + Eq + Send + 'static,
     S: KeyMap<K, u64>,
@@ -208,17 +305,34 @@ where
     fn on_finish(&mut self, out: &mut Vec<O>, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
         emit_all(&mut self.totals, out, &mut self.emit)
     }
+
+    fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
+        self.ck.snapshot(&self.totals)
+    }
+
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), StageError> {
+        self.ck.restore(&mut self.totals, snapshot)
+    }
+
+    fn restore_rescaled(
+        &mut self,
+        snapshots: &[Snapshot],
+        owned: KeyGroupRange,
+    ) -> Result<(), StageError> {
+        self.ck.restore_rescaled(&mut self.totals, snapshots, owned)
+    }
 }
 
 /// Folds each key's elements into a copy of `zero`; emits `(key, acc)` pairs on completion.
 /// The slot is an `Option` so the accumulator can be moved into `f` without cloning it.
-pub(super) struct FoldLogic<S, A, F> {
+pub(super) struct FoldLogic<S, A, F, K> {
     pub(super) zero: A,
     pub(super) f: F,
     pub(super) state: S,
+    pub(super) ck: Checkpointing<K, Option<A>>,
 }
 
-impl<K, T, A, S, F> FlowLogic<(K, T), (K, A)> for FoldLogic<S, A, F>
+impl<K, T, A, S, F> FlowLogic<(K, T), (K, A)> for FoldLogic<S, A, F, K>
 where
     K: Hash + Eq + Send + 'static,
     S: KeyMap<K, Option<A>>,
@@ -265,15 +379,32 @@ where
         );
         Ok(())
     }
+
+    fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
+        self.ck.snapshot(&self.state)
+    }
+
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), StageError> {
+        self.ck.restore(&mut self.state, snapshot)
+    }
+
+    fn restore_rescaled(
+        &mut self,
+        snapshots: &[Snapshot],
+        owned: KeyGroupRange,
+    ) -> Result<(), StageError> {
+        self.ck.restore_rescaled(&mut self.state, snapshots, owned)
+    }
 }
 
 /// Reduces each key's elements pairwise; emits `(key, result)` pairs on completion.
-pub(super) struct ReduceLogic<S, F> {
+pub(super) struct ReduceLogic<S, F, K, T> {
     pub(super) f: F,
     pub(super) state: S,
+    pub(super) ck: Checkpointing<K, Option<T>>,
 }
 
-impl<K, T, S, F> FlowLogic<(K, T), (K, T)> for ReduceLogic<S, F>
+impl<K, T, S, F> FlowLogic<(K, T), (K, T)> for ReduceLogic<S, F, K, T>
 where
     K: Hash + Eq + Send + 'static,
     S: KeyMap<K, Option<T>>,
@@ -315,6 +446,22 @@ where
         }
         out.extend(self.state.take_all().filter_map(|(k, v)| v.map(|v| (k, v))));
         Ok(())
+    }
+
+    fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
+        self.ck.snapshot(&self.state)
+    }
+
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), StageError> {
+        self.ck.restore(&mut self.state, snapshot)
+    }
+
+    fn restore_rescaled(
+        &mut self,
+        snapshots: &[Snapshot],
+        owned: KeyGroupRange,
+    ) -> Result<(), StageError> {
+        self.ck.restore_rescaled(&mut self.state, snapshots, owned)
     }
 }
 
@@ -377,6 +524,11 @@ where
     fn on_finish(&mut self, out: &mut Vec<O>, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
         emit_all(&mut self.state, out, &mut self.emit)
     }
+
+    /// Its state has no codec: a checkpoint is refused rather than taken without it.
+    fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
+        Err(no_codec::<S>("keyed aggregate"))
+    }
 }
 
 /// Reduces each key's elements with a fallible `f(&acc, &x)` (the first element of a key is its
@@ -420,5 +572,10 @@ where
 
     fn on_finish(&mut self, out: &mut Vec<O>, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
         emit_all(&mut self.state, out, &mut self.emit)
+    }
+
+    /// Its state has no codec: a checkpoint is refused rather than taken without it.
+    fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
+        Err(no_codec::<S>("keyed aggregate"))
     }
 }

@@ -1,45 +1,53 @@
 //! Keyed aggregation: `key_by(key).fold(..)`, `.reduce(..)`, `.count()`.
 //!
 //! `key_by` appends a key-extraction stage (at the upstream stage's parallelism, so it fuses with
-//! it) whose outlet is hash-partitioned by the key, then the aggregator; the key is computed once. Each key's hash ([`key_hash`], ahash with fixed seeds so every subtask agrees)
-//! picks one of [`MAX_KEY_GROUPS`] key groups, and each key group belongs to exactly one subtask
+//! it) whose outlet is hash-partitioned by the key, then the aggregator; the key is computed
+//! once. Each key's hash ([`key_hash`]: `weir_graph::stable_hash_of`, xxh3 with a fixed seed over
+//! the bytes the key's `Hash` writes, the same in every process, build and machine) picks one of [`MAX_KEY_GROUPS`] key groups, and each key group belongs to exactly one subtask
 //! of the aggregator, so `.count().parallelism(4)` runs four aggregators that each see every
 //! element of the keys they own. Key groups, not subtasks, are the unit that scopes keyed state:
 //! a later persistent (e.g. RocksDB) backend can store state per key group and redistribute
 //! whole groups when the parallelism changes. State lives in memory and every aggregate is
 //! emitted when the input completes (bounded streams); nothing is emitted before, in no
 //! particular order. `count` always pre-aggregates before the hash edge (a combiner fused with
-//! the key stage), so only distinct keys cross the exchange.
+//! the key stage, flushed ahead of every checkpoint barrier), so only distinct keys cross the
+//! exchange.
+//!
+//! `key_by(..).checkpointed()` checkpoints the aggregate with serde ([`SerdeState`]): its state
+//! is saved by key group ([`KeyedCodec`]) and restored, also at another parallelism (each new
+//! subtask keeps the groups it owns). Without it a checkpoint is refused ([`InMemoryOnly`]).
+//! [`KeyedOps::count_by`] and [`KeyedOps::key_by_owned`] take each element by value, so an
+//! owned key is moved into the state instead of cloned per element.
 //!
 //! [`staged`] holds the same aggregates after a caller-supplied key stage, with fallible
 //! functions: the hooks for fallible or batch-wise key extraction (e.g. Python bindings).
 
+mod codec;
 mod logic;
+mod owned;
 pub mod staged;
 
 use crate::Via;
-use ahash::RandomState;
-use logic::{FoldLogic, KeyPairs, KeysOnly, ReduceLogic, Unordered, pair};
+pub use codec::{Groups, GroupsRef, InMemoryOnly, KeyedCodec, SerdeState, StateChoice};
+pub(crate) use codec::{check_group, foreign_group, in_memory_only};
+use logic::{Checkpointing, FoldLogic, KeyPairs, KeysOnly, ReduceLogic, Unordered, pair};
+pub use owned::KeyedOwned;
 pub use staged::{count_keys, try_fold_pairs, try_reduce_pairs};
 use std::hash::Hash;
 use std::marker::PhantomData;
 pub use weir_graph::MAX_KEY_GROUPS;
 use weir_graph::{Flow, Module, Source};
 
-/// The hasher used to route keys; fixed seeds, so the same key lands on the same subtask.
-static ROUTING: RandomState = RandomState::with_seeds(
-    0x243f_6a88_85a3_08d3,
-    0x1319_8a2e_0370_7344,
-    0xa409_3822_299f_31d0,
-    0x082e_fa98_ec4e_6c89,
-);
-
-/// The routing hash of `key` (stable within one build; not a persistent format).
+/// The routing hash of `key`: [`weir_graph::stable_hash_of`] (fixed-seed xxh3 over the bytes
+/// its `Hash` writes), stable across processes, builds and machines, so restored keyed state
+/// and the router agree.
+#[inline]
 pub fn key_hash<K: Hash + ?Sized>(key: &K) -> u64 {
-    ROUTING.hash_one(key)
+    weir_graph::stable_hash_of(key)
 }
 
 /// The key group (`0..MAX_KEY_GROUPS`) that owns `key`.
+#[inline]
 pub fn key_group_of<K: Hash + ?Sized>(key: &K) -> usize {
     weir_graph::key_group(key_hash(key))
 }
@@ -53,29 +61,33 @@ where
     F: FnMut(&T) -> K + Clone + Send + Sync + 'static,
     G: FnMut(A, T) -> A + Clone + Send + Sync + 'static,
 {
-    fold_with(key, zero, f, None)
+    pairs(key, None).via(fold_stage(zero, f, None))
 }
 
-fn fold_with<T, K, A, F, G>(key: F, zero: A, f: G, par: Option<usize>) -> Flow<T, (K, A)>
+/// The per-key fold after the hash edge, over `(key, value)` pairs.
+pub(crate) fn fold_stage<K, V, A, G>(
+    zero: A,
+    f: G,
+    codec: Option<KeyedCodec<K, Option<A>>>,
+) -> Flow<(K, V), (K, A)>
 where
-    T: Send + 'static,
     K: Hash + Eq + Send + 'static,
+    V: Send + 'static,
     A: Clone + Send + Sync + 'static,
-    F: FnMut(&T) -> K + Clone + Send + Sync + 'static,
-    G: FnMut(A, T) -> A + Clone + Send + Sync + 'static,
+    G: FnMut(A, V) -> A + Clone + Send + Sync + 'static,
 {
-    let agg = Flow::from_logic("keyed_fold", move |_| {
+    Flow::from_logic("keyed_fold", move |info| {
         let (zero, f) = (zero.clone(), f.clone());
         Ok((
             FoldLogic {
                 zero,
                 f,
                 state: Unordered::default(),
+                ck: Checkpointing::new(codec, info, "keyed fold"),
             },
             (),
         ))
-    });
-    pairs(key, par).via(agg)
+    })
 }
 
 /// Flow form of [`Keyed::reduce`]: per-key reduce, one `(key, result)` pair per key on completion.
@@ -86,26 +98,29 @@ where
     F: FnMut(&T) -> K + Clone + Send + Sync + 'static,
     G: FnMut(T, T) -> T + Clone + Send + Sync + 'static,
 {
-    reduce_with(key, f, None)
+    pairs(key, None).via(reduce_stage(f, None))
 }
 
-fn reduce_with<T, K, F, G>(key: F, f: G, par: Option<usize>) -> Flow<T, (K, T)>
+/// The per-key reduce after the hash edge, over `(key, value)` pairs.
+pub(crate) fn reduce_stage<K, V, G>(
+    f: G,
+    codec: Option<KeyedCodec<K, Option<V>>>,
+) -> Flow<(K, V), (K, V)>
 where
-    T: Send + 'static,
     K: Hash + Eq + Send + 'static,
-    F: FnMut(&T) -> K + Clone + Send + Sync + 'static,
-    G: FnMut(T, T) -> T + Clone + Send + Sync + 'static,
+    V: Send + 'static,
+    G: FnMut(V, V) -> V + Clone + Send + Sync + 'static,
 {
-    let agg = Flow::from_logic("keyed_reduce", move |_| {
+    Flow::from_logic("keyed_reduce", move |info| {
         Ok((
             ReduceLogic {
                 f: f.clone(),
                 state: Unordered::default(),
+                ck: Checkpointing::new(codec, info, "keyed reduce"),
             },
             (),
         ))
-    });
-    pairs(key, par).via(agg)
+    })
 }
 
 /// Flow form of [`Keyed::count`]: one `(key, count)` pair per key on completion.
@@ -115,10 +130,14 @@ where
     K: Hash + Eq + Send + 'static,
     F: FnMut(&T) -> K + Clone + Send + Sync + 'static,
 {
-    count_with(key, None)
+    count_with(key, None, None)
 }
 
-fn count_with<T, K, F>(key: F, par: Option<usize>) -> Flow<T, (K, u64)>
+fn count_with<T, K, F>(
+    key: F,
+    par: Option<usize>,
+    codec: Option<KeyedCodec<K, u64>>,
+) -> Flow<T, (K, u64)>
 where
     T: Send + 'static,
     K: Hash + Eq + Send + 'static,
@@ -129,7 +148,7 @@ where
         Some(p) => keys.parallelism(p),
         None => keys,
     };
-    staged::count_in::<Unordered<K, u64>, _, _, _, _, _>(keys, pair)
+    staged::count_in::<Unordered<K, u64>, _, _, _, _, _>(keys, pair, codec)
 }
 
 /// The key-extraction stage at parallelism `par`, hash-partitioned on its key.
@@ -174,14 +193,27 @@ impl<In: Send + 'static, Out: Send + 'static, Mat: Send + 'static> KeyedUpstream
     }
 }
 
-/// A stream whose elements are grouped by a key, awaiting an aggregate (`fold`, `reduce`, `count`).
-pub struct Keyed<S, K, F> {
+/// A stream whose elements are grouped by a key, awaiting an aggregate (`fold`, `reduce`,
+/// `count`); `M` says whether the aggregate's state is checkpointed ([`StateChoice`]).
+pub struct Keyed<S, K, F, M = InMemoryOnly> {
     upstream: S,
     key: F,
-    _k: PhantomData<fn() -> K>,
+    _k: PhantomData<fn() -> (K, M)>,
 }
 
-impl<S, K, F> Keyed<S, K, F>
+impl<S, K, F> Keyed<S, K, F, InMemoryOnly> {
+    /// Checkpoints the aggregate's state with serde: keys and accumulators must be serde types
+    /// (without it, a checkpoint of the aggregate is refused). Restores rescale by key group.
+    pub fn checkpointed(self) -> Keyed<S, K, F, SerdeState> {
+        Keyed {
+            upstream: self.upstream,
+            key: self.key,
+            _k: PhantomData,
+        }
+    }
+}
+
+impl<S, K, F, M> Keyed<S, K, F, M>
 where
     S: KeyedUpstream,
     K: Hash + Eq + Send + 'static,
@@ -197,9 +229,11 @@ where
     where
         A: Clone + Send + Sync + 'static,
         G: FnMut(A, S::Out) -> A + Clone + Send + Sync + 'static,
+        M: StateChoice<K, Option<A>>,
     {
         let par = self.upstream.outlet_parallelism();
-        self.upstream.via_flow(fold_with(self.key, zero, f, par))
+        let agg = fold_stage(zero, f, M::keyed());
+        self.upstream.via_flow(pairs(self.key, par).via(agg))
     }
 
     /// Reduces each key's elements pairwise; one `(key, result)` per key at the end.
@@ -211,9 +245,11 @@ where
     pub fn reduce<G>(self, f: G) -> S::Next<(K, S::Out)>
     where
         G: FnMut(S::Out, S::Out) -> S::Out + Clone + Send + Sync + 'static,
+        M: StateChoice<K, Option<S::Out>>,
     {
         let par = self.upstream.outlet_parallelism();
-        self.upstream.via_flow(reduce_with(self.key, f, par))
+        let agg = reduce_stage(f, M::keyed());
+        self.upstream.via_flow(pairs(self.key, par).via(agg))
     }
 
     /// Counts each key's elements; one `(key, count)` per key at the end.
@@ -222,9 +258,13 @@ where
     /// Completes when: upstream completes and every pair is emitted.
     /// Cancels when: downstream cancels.
     /// Fails when: upstream fails.
-    pub fn count(self) -> S::Next<(K, u64)> {
+    pub fn count(self) -> S::Next<(K, u64)>
+    where
+        M: StateChoice<K, u64>,
+    {
         let par = self.upstream.outlet_parallelism();
-        self.upstream.via_flow(count_with(self.key, par))
+        self.upstream
+            .via_flow(count_with(self.key, par, M::keyed()))
     }
 }
 
@@ -248,6 +288,39 @@ pub trait KeyedOps: Via {
             key,
             _k: PhantomData,
         }
+    }
+
+    /// Groups elements by a key that `split` moves out of each element with a value: no
+    /// clone of an owned key per element (`key_by_owned(|e: Event| (e.user, e.amount))`).
+    fn key_by_owned<K, V, F>(self, split: F) -> KeyedOwned<Self, K, V, F>
+    where
+        K: Hash + Eq + Send + 'static,
+        V: Send + 'static,
+        F: FnMut(Self::Out) -> (K, V) + Clone + Send + Sync + 'static,
+    {
+        KeyedOwned {
+            upstream: self,
+            split,
+            _k: PhantomData,
+        }
+    }
+
+    /// Counts elements by the key `key` makes of each one, moving it (`count_by(|w: String| w)`
+    /// counts words without cloning them); one `(key, count)` per key at the end.
+    /// Emits when: upstream completes (one pair per key seen, in no particular order).
+    /// Backpressures when: never before completion (it consumes everything).
+    /// Completes when: upstream completes and every pair is emitted.
+    /// Cancels when: downstream cancels.
+    /// Fails when: upstream fails, or a checkpoint is taken (use
+    /// `key_by_owned(..).checkpointed().count()` to checkpoint).
+    fn count_by<K, F>(self, key: F) -> Self::Next<(K, u64)>
+    where
+        Self: KeyedUpstream,
+        K: Hash + Eq + Send + 'static,
+        F: FnMut(Self::Out) -> K + Clone + Send + Sync + 'static,
+    {
+        let par = self.outlet_parallelism();
+        self.via_flow(owned::count_by_stage::<_, _, _, InMemoryOnly>(key, par))
     }
 }
 

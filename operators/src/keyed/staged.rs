@@ -8,7 +8,10 @@
 //! out in first-seen order per subtask (the closure-based [`Keyed`](super::Keyed) API keeps
 //! its state unordered, which is faster).
 
-use super::logic::{CountLogic, FirstSeen, KeyMap, SumLogic, TryFoldLogic, TryReduceLogic};
+use super::codec::KeyedCodec;
+use super::logic::{
+    Checkpointing, CountLogic, FirstSeen, KeyMap, SumLogic, TryFoldLogic, TryReduceLogic,
+};
 use super::{key_hash, outlet_parallelism};
 use std::hash::Hash;
 use weir_graph::{Flow, StageError};
@@ -30,11 +33,15 @@ where
     M: Send + 'static,
     E: FnMut(K, u64) -> Result<O, StageError> + Clone + Send + Sync + 'static,
 {
-    count_in::<FirstSeen<K, u64>, _, _, _, _, _>(keys, emit)
+    count_in::<FirstSeen<K, u64>, _, _, _, _, _>(keys, emit, None)
 }
 
-/// [`count_keys`] with per-key state `S` (first-seen or unordered).
-pub(super) fn count_in<S, T, K, O, M, E>(keys: Flow<T, K, M>, emit: E) -> Flow<T, O, M>
+/// [`count_keys`] with per-key state `S` (first-seen or unordered), checkpointed with `codec`.
+pub(super) fn count_in<S, T, K, O, M, E>(
+    keys: Flow<T, K, M>,
+    emit: E,
+    codec: Option<KeyedCodec<K, u64>>,
+) -> Flow<T, O, M>
 where
     S: KeyMap<K, u64>,
     T: Send + 'static,
@@ -56,12 +63,13 @@ where
         Some(p) => combiner.parallelism(p),
         None => combiner,
     };
-    let sum = Flow::from_logic("keyed_count", move |_| {
+    let sum = Flow::from_logic("keyed_count", move |info| {
         let emit = emit.clone();
         Ok((
             SumLogic {
                 totals: S::default(),
                 emit,
+                ck: Checkpointing::new(codec, info, "keyed count"),
             },
             (),
         ))

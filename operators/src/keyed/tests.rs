@@ -66,7 +66,10 @@ fn key_stage_outlet_asks_for_hash_edge() {
 #[test]
 fn key_hash_is_fixed_and_groups_in_range() {
     assert_eq!(key_hash("word"), key_hash(&"word".to_owned()));
-    assert_eq!(key_hash(&42u64), key_hash(&42u64));
+    // The stable hash, pinned (a change re-routes every key of a saved checkpoint).
+    assert_eq!(key_hash("word"), weir_graph::stable_hash_of("word"));
+    assert_eq!(key_hash("word"), 1971814602714486930);
+    assert_eq!(key_group_of("word"), 91);
     assert!((0..1000u32).all(|k| key_group_of(&k) < MAX_KEY_GROUPS));
 }
 
@@ -300,4 +303,125 @@ fn try_reduce_pairs_starts_from_the_first_element_and_resumes() {
     assert_eq!(r.ok(), Some(vec![(1, 4), (0, 6)]));
     let empty = run(&reduced, vec![]);
     assert_eq!(empty.ok(), Some(vec![]));
+}
+
+#[test]
+fn keyed_snapshots_restore_by_key_group_and_check_every_key() {
+    use weir_graph::{KeyGroupRange, Snapshot};
+    let codec = KeyedCodec::<String, u64>::serde();
+    let state: BTreeMap<String, u64> = (0..40u64).map(|i| (format!("k{i}"), i)).collect();
+    let snap = codec.snapshot(state.iter()).unwrap();
+    // The same subtask restores everything.
+    let mut back = BTreeMap::new();
+    codec
+        .restore(&snap, KeyGroupRange::ALL, |k, v| {
+            back.insert(k, v);
+        })
+        .unwrap();
+    assert_eq!(back, state);
+    // Rescaled to three subtasks: each keeps exactly the keys of its groups, together all.
+    let mut union = BTreeMap::new();
+    for i in 0..3 {
+        let owned = KeyGroupRange::for_subtask(i, 3);
+        let mut mine = BTreeMap::new();
+        codec
+            .restore_rescaled(std::slice::from_ref(&snap), owned, |k, v| {
+                mine.insert(k, v);
+            })
+            .unwrap();
+        assert!(mine.keys().all(|k| owned.contains(key_group_of(k))));
+        let before = union.len();
+        union.extend(mine.clone());
+        assert_eq!(union.len(), before + mine.len(), "a key on two subtasks");
+    }
+    assert_eq!(union, state);
+    // At the checkpoint's parallelism a group the subtask does not own is an error.
+    let e = codec
+        .restore(&snap, KeyGroupRange::for_subtask(0, 2), |_, _| {})
+        .unwrap_err();
+    assert!(
+        e.message().contains("this subtask owns key groups 0..64"),
+        "{}",
+        e.message()
+    );
+    // A key saved under a group it does not hash to (its Hash changed): an error, not a move.
+    let g = key_group_of("k1") as u32;
+    let wrong = Snapshot::encode(&vec![((g + 1) % 128, vec![("k1".to_string(), 1u64)])]).unwrap();
+    let e = codec
+        .restore_rescaled(&[wrong], KeyGroupRange::ALL, |_, _| {})
+        .unwrap_err();
+    assert!(
+        e.message().contains(&format!("hashes to {g}")),
+        "{}",
+        e.message()
+    );
+}
+
+#[test]
+fn the_count_combiner_flushes_its_partial_counts_ahead_of_a_barrier() {
+    use super::logic::{CountLogic, Unordered};
+    use weir_graph::{Control, FlowLogic};
+    let info = StageInfo::new("count_combiner", 0);
+    let clock = TestClock;
+    let mut scx = StageCx::new(&info, &clock, None, 64);
+    let mut logic = CountLogic {
+        counts: Unordered::<&str, u64>::default(),
+    };
+    let mut out = Vec::new();
+    logic
+        .on_batch(&mut vec!["a", "b", "a"], &mut out, &mut scx)
+        .unwrap();
+    assert!(out.is_empty());
+    let passed = logic
+        .on_control(Control::barrier(1), &mut out, &mut scx)
+        .unwrap();
+    assert_eq!(passed, Some(Control::barrier(1)));
+    assert_eq!(sorted(out), BTreeMap::from([("a", 2), ("b", 1)]));
+    // Nothing left to snapshot; a watermark flushes nothing.
+    assert_eq!(FlowLogic::snapshot(&logic).unwrap(), None);
+    let mut out = Vec::new();
+    logic.on_batch(&mut vec!["c"], &mut out, &mut scx).unwrap();
+    logic
+        .on_control(Control::watermark(5), &mut out, &mut scx)
+        .unwrap();
+    assert!(out.is_empty());
+    logic.on_finish(&mut out, &mut scx).unwrap();
+    assert_eq!(out, vec![("c", 1)]);
+}
+
+#[test]
+fn count_by_and_key_by_owned_move_the_element_into_its_key() {
+    use weir_graph::Flow;
+    let w = words();
+    let mut want: BTreeMap<String, u64> = BTreeMap::new();
+    for x in &w {
+        *want.entry(x.clone()).or_default() += 1;
+    }
+    let counted = Flow::<String, String>::identity().count_by(|s: String| s);
+    assert_eq!(
+        run(&counted, batches(&w, 4)).map(sorted).ok(),
+        Some(want.clone())
+    );
+    let owned = Flow::<String, String>::identity()
+        .key_by_owned(|s: String| (s, ()))
+        .count();
+    assert_eq!(run(&owned, batches(&w, 5)).map(sorted).ok(), Some(want));
+    // Values split off the key: concatenated per word length, in arrival order.
+    let by_len = Flow::<String, String>::identity()
+        .key_by_owned(|s: String| (s.len(), s))
+        .fold(String::new(), |a, s| a + &s);
+    let nums: Vec<String> = ["ab", "c", "de", "f", "ghi"].map(str::to_owned).to_vec();
+    let got = run(&by_len, batches(&nums, 2)).map(sorted).ok();
+    let expect = BTreeMap::from([
+        (1, "cf".to_owned()),
+        (2, "abde".to_owned()),
+        (3, "ghi".to_owned()),
+    ]);
+    assert_eq!(got, Some(expect));
+    let longest = Flow::<String, String>::identity()
+        .key_by_owned(|s: String| (s.starts_with('a') || s.starts_with('d'), s))
+        .reduce(|a, b| if b.len() >= a.len() { b } else { a });
+    let got = run(&longest, batches(&nums, 3)).map(sorted).ok();
+    let expect = BTreeMap::from([(false, "ghi".to_owned()), (true, "de".to_owned())]);
+    assert_eq!(got, Some(expect));
 }

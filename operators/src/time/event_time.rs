@@ -9,7 +9,9 @@ use std::time::Duration;
 use weir_graph::{AsyncIo, AsyncLogic, Control, Event, Flow, Signal, StageError};
 
 /// An element with its event timestamp (milliseconds).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Timestamped<T> {
     /// Event time in milliseconds.
     pub ts: i64,

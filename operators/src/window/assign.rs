@@ -4,7 +4,9 @@ use std::time::Duration;
 
 /// An event-time window `[start, end)` in milliseconds; it fires once the watermark reaches
 /// `end - 1` (its last timestamp).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Window {
     /// First timestamp in the window.
     pub start: i64,

@@ -16,7 +16,7 @@ impl Numeric for Num {
 }
 
 /// A number summed, compared or counted in Rust.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Num {
     /// An integer.
     Int(i128),

@@ -1,26 +1,27 @@
 //! The keyed window stage: per-key windows fired by the watermark.
 
 use super::contents::Contents;
+use super::snapshot::WindowCodec;
 use super::{Window, WindowOutput, Windows};
 use crate::time::Timestamped;
 use ahash::RandomState;
 use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
-use weir_graph::{Control, FlowLogic, Snapshot, StageCx, StageError, no_codec};
+use weir_graph::{Control, FlowLogic, KeyGroupRange, Snapshot, StageCx, StageError};
 
 /// One window of one key.
-struct Slot<A> {
+pub(super) struct Slot<A> {
     /// Always `Some` but while an element is added.
-    acc: Option<A>,
+    pub(super) acc: Option<A>,
     /// Fired at least once (it stays until the watermark passes its allowed lateness).
-    fired: bool,
+    pub(super) fired: bool,
 }
 
 /// Windows in firing order: by end, then start, then key (in the order keys were first seen
 /// since they last had no open window).
-type Order = (i64, i64, u64);
+pub(super) type Order = (i64, i64, u64);
 
-fn order(w: Window, kid: u64) -> Order {
+pub(super) fn order(w: Window, kid: u64) -> Order {
     (w.end, w.start, kid)
 }
 
@@ -30,19 +31,23 @@ pub(crate) struct WindowLogic<K, T, C: Contents<K, T>> {
     pub(crate) lateness: i64,
     pub(crate) contents: C,
     /// The highest watermark received.
-    watermark: Option<i64>,
+    pub(super) watermark: Option<i64>,
     /// Ids of the keys with open windows (a key's state goes with its last window).
-    ids: HashMap<K, u64, RandomState>,
+    pub(super) ids: HashMap<K, u64, RandomState>,
     /// Each id's key and how many open windows it has.
-    keys: HashMap<u64, (K, usize), RandomState>,
-    next_id: u64,
+    pub(super) keys: HashMap<u64, (K, usize), RandomState>,
+    pub(super) next_id: u64,
     /// Open windows by (end, start, key): one hash lookup per element and window.
-    open: HashMap<Order, Slot<C::Acc>, RandomState>,
+    pub(super) open: HashMap<Order, Slot<C::Acc>, RandomState>,
     /// The same windows in firing order (touched only when a window opens or closes).
-    due_order: BTreeSet<Order>,
+    pub(super) due_order: BTreeSet<Order>,
     /// Each key's open sessions (merging windows only).
-    sessions: HashMap<u64, Vec<Window>, RandomState>,
+    pub(super) sessions: HashMap<u64, Vec<Window>, RandomState>,
     scratch: Vec<Window>,
+    /// How the state is checkpointed (none: a checkpoint is refused).
+    pub(super) codec: Option<WindowCodec<K, C::Acc>>,
+    /// The key groups this subtask owns.
+    pub(super) owned: KeyGroupRange,
     _t: std::marker::PhantomData<fn(T)>,
 }
 
@@ -61,8 +66,21 @@ impl<K, T, C: Contents<K, T>> WindowLogic<K, T, C> {
             due_order: BTreeSet::new(),
             sessions: HashMap::default(),
             scratch: Vec::new(),
+            codec: None,
+            owned: KeyGroupRange::ALL,
             _t: std::marker::PhantomData,
         }
+    }
+
+    /// Checkpoints with `codec` (none: refused), as the subtask owning `owned`.
+    pub(crate) fn checkpointed(
+        mut self,
+        codec: Option<WindowCodec<K, C::Acc>>,
+        owned: KeyGroupRange,
+    ) -> Self {
+        self.codec = codec;
+        self.owned = owned;
+        self
     }
 }
 
@@ -304,13 +322,21 @@ where
         Ok(Some(control))
     }
 
-    /// Window state has no codec yet: a checkpoint is refused rather than taken without it.
+    /// The watermark, key ids and open windows by key group (refused without a codec).
     fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
-        Err(no_codec::<C::Acc>("window"))
+        self.save().map(Some)
     }
 
-    fn restore(&mut self, _snapshot: &Snapshot) -> Result<(), StageError> {
-        Err(no_codec::<C::Acc>("window"))
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), StageError> {
+        self.load(snapshot)
+    }
+
+    fn restore_rescaled(
+        &mut self,
+        snapshots: &[Snapshot],
+        owned: KeyGroupRange,
+    ) -> Result<(), StageError> {
+        self.load_rescaled(snapshots, owned)
     }
 
     fn on_finish(

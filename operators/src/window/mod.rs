@@ -14,29 +14,35 @@
 //!
 //! Results leave in firing order: by window end, then start, then key in first-seen order
 //! (per subtask; a key's state goes with its last window, so a key that returns is seen anew).
-//! Window state lives in memory; a snapshot is refused (`no_codec`) rather than taken without it.
+//! Window state lives in memory. With [`WindowedStream::checkpointed`] (serde keys and window
+//! contents) a checkpoint saves it by key group (watermark, key ids, open windows with their
+//! accumulators and whether they fired) and a restore, also at another parallelism, brings it
+//! back; without it a snapshot is refused (`no_codec`) rather than taken without the state.
 
 mod assign;
 mod builtin;
+mod checkpoint;
 mod contents;
 mod late;
 mod logic;
 mod processing;
+mod snapshot;
 
 pub use assign::{Window, Windows};
 pub use builtin::{Builtin, Num, Numeric};
 pub use contents::AggregateFunction;
 pub use late::{LateOps, late_to};
 pub use processing::{ProcessingWindowOps, ProcessingWindowedStream};
+pub use snapshot::WindowCodec;
 
-use crate::keyed::{KeyedUpstream, pairs};
+use crate::keyed::{InMemoryOnly, KeyedUpstream, SerdeState, StateChoice, pairs};
 use crate::time::Timestamped;
 use contents::{Aggregate, Contents, Process, Reduce};
 use logic::WindowLogic;
 use std::hash::Hash;
 use std::marker::PhantomData;
 use std::time::Duration;
-use weir_graph::Flow;
+use weir_graph::{Flow, KeyGroupRange};
 
 /// What a window stage emits: a window's result, or a late element (the side output).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,16 +83,33 @@ impl<K, R, T> WindowOutput<K, R, T> {
     }
 }
 
-/// A keyed stream of timestamped elements awaiting its window function.
-pub struct WindowedStream<S, T, K, F> {
+/// A keyed stream of timestamped elements awaiting its window function; `M` says whether the
+/// window state is checkpointed ([`StateChoice`]).
+pub struct WindowedStream<S, T, K, F, M = InMemoryOnly> {
     upstream: S,
     key: F,
     windows: Windows,
     lateness: i64,
-    _k: PhantomData<fn(T) -> K>,
+    _k: PhantomData<fn(T) -> (K, M)>,
 }
 
-impl<S, T, K, F> WindowedStream<S, T, K, F>
+impl<S, T, K, F> WindowedStream<S, T, K, F, InMemoryOnly> {
+    /// Checkpoints the window state with serde: keys and window contents (the accumulator, the
+    /// reduced value or the elements) must be serde types; without it a checkpoint of the
+    /// stage is refused. Restores keep the watermark, fired windows and firing order, and
+    /// rescale by key group.
+    pub fn checkpointed(self) -> WindowedStream<S, T, K, F, SerdeState> {
+        WindowedStream {
+            upstream: self.upstream,
+            key: self.key,
+            windows: self.windows,
+            lateness: self.lateness,
+            _k: PhantomData,
+        }
+    }
+}
+
+impl<S, T, K, F, M> WindowedStream<S, T, K, F, M>
 where
     S: KeyedUpstream<Out = Timestamped<T>>,
     T: Clone + Send + 'static,
@@ -99,15 +122,19 @@ where
         self
     }
 
-    fn build<C, M>(self, name: &'static str, make: M) -> S::Next<WindowOutput<K, C::Out, T>>
+    fn build<C, Mk>(self, name: &'static str, make: Mk) -> S::Next<WindowOutput<K, C::Out, T>>
     where
         C: Contents<K, T>,
-        M: Fn() -> C + Send + Sync + 'static,
+        Mk: Fn() -> C + Send + Sync + 'static,
+        M: StateChoice<K, C::Acc>,
     {
         let (windows, lateness) = (self.windows, self.lateness);
         let invalid = windows.invalid();
-        let stage = Flow::from_logic(name, move |_| {
-            Ok((WindowLogic::new(windows, lateness, make()), ()))
+        let codec = M::windows();
+        let stage = Flow::from_logic(name, move |info| {
+            let owned = KeyGroupRange::for_subtask(info.subtask, info.parallelism);
+            let logic = WindowLogic::new(windows, lateness, make()).checkpointed(codec, owned);
+            Ok((logic, ()))
         })
         .reject(invalid.map(|e| format!("{name}: {e}")));
         let par = self.upstream.outlet_parallelism();
@@ -126,6 +153,7 @@ where
     pub fn reduce<G>(self, f: G) -> S::Next<WindowOutput<K, T, T>>
     where
         G: FnMut(T, T) -> T + Clone + Send + Sync + 'static,
+        M: StateChoice<K, T>,
     {
         self.build("window_reduce", move || Reduce(f.clone()))
     }
@@ -136,6 +164,7 @@ where
     pub fn aggregate<A>(self, agg: A) -> S::Next<WindowOutput<K, A::Out, T>>
     where
         A: AggregateFunction<T>,
+        M: StateChoice<K, A::Acc>,
     {
         self.build("window_aggregate", move || {
             Aggregate(agg.clone(), PhantomData)
@@ -150,6 +179,7 @@ where
     where
         R: Send + 'static,
         G: FnMut(&K, Window, &[Timestamped<T>]) -> R + Clone + Send + Sync + 'static,
+        M: StateChoice<K, Vec<Timestamped<T>>>,
     {
         self.build("window_process", move || Process(f.clone()))
     }

@@ -150,7 +150,8 @@ fn window_state_refuses_a_snapshot_rather_than_losing_it() {
     let e = FlowLogic::snapshot(&logic).expect_err("no codec");
     assert_eq!(
         e.message(),
-        "window keeps a u32 it cannot snapshot: build it with a state codec"
+        "window keeps its state in memory only and cannot snapshot it: build it with \
+         `.checkpointed()` (serde keys and values) to checkpoint it"
     );
 }
 
@@ -482,4 +483,301 @@ proptest! {
         prop_assert_eq!(last, sums);
         prop_assert_eq!(got_late, late);
     }
+}
+
+#[test]
+fn a_fired_session_within_the_lateness_merges_and_fires_again_until_exactly_the_boundary() {
+    // Gap 5, allowed lateness 3: a session [s, e) is gone once the watermark reaches e - 1 + 3.
+    let out = drive(
+        Windows::session(ms(5)),
+        3,
+        sum(),
+        &[
+            E("a", 10, 1), // [10, 15)
+            W(14),         // fires [10, 15)
+            E("a", 15, 2), // [15, 20) touches it: [10, 20), not due yet
+            W(16),
+            E("a", 8, 4),  // [8, 13) merges: [8, 20)
+            W(20),         // fires [8, 20); it stays until 19 + 3 = 22
+            E("a", 0, 8),  // [0, 5) reaches no live session and is past the lateness: late
+            E("a", 4, 16), // [4, 9) touches [8, 20): merged and fired again at once
+            W(21),
+            E("a", 3, 32),   // one before the boundary: merges and fires again
+            W(22),           // 19 + 3 <= 22: the session is gone
+            E("a", 15, 64),  // its own [15, 20) is exactly at the boundary: late
+            E("a", 16, 128), // [16, 21) is one past it: a new session, due at once
+        ],
+    );
+    assert_eq!(
+        out,
+        vec![
+            F("a", (10, 15), 1),
+            Rec::W(14),
+            Rec::W(16),
+            F("a", (8, 20), 7),
+            Rec::W(20),
+            L("a", 0, 8),
+            F("a", (4, 20), 23),
+            Rec::W(21),
+            F("a", (3, 20), 55),
+            Rec::W(22),
+            L("a", 15, 64),
+            F("a", (16, 21), 128),
+        ]
+    );
+}
+
+/// Keys as owned strings for the checkpointed driver (the codec needs owned keys).
+fn key_name(s: &str) -> &'static str {
+    ["a", "b", "c"].into_iter().find(|k| *k == s).unwrap_or("?")
+}
+
+fn sum_owned() -> Reduce<fn(u32, u32) -> u32> {
+    Reduce(|a, b| a + b)
+}
+
+type Stage = WindowLogic<String, u32, Reduce<fn(u32, u32) -> u32>>;
+
+fn stage(windows: Windows, lateness: i64, owned: weir_graph::KeyGroupRange) -> Stage {
+    WindowLogic::new(windows, lateness, sum_owned()).checkpointed(Some(WindowCodec::serde()), owned)
+}
+
+/// Feeds `step` to `logic`, appending what it emits to `recs`.
+fn feed(logic: &mut Stage, step: &In, recs: &mut Vec<Rec<u32>>) {
+    let info = StageInfo::new("window", 0);
+    let clock = TestClock;
+    let mut scx = StageCx::new(&info, &clock, None, 64);
+    let mut out = Vec::new();
+    let forwarded = match step {
+        E(k, ts, v) => {
+            let mut batch = vec![(k.to_string(), Timestamped::new(*ts, *v))];
+            assert!(logic.on_batch(&mut batch, &mut out, &mut scx).is_ok());
+            None
+        }
+        W(t) => match logic.on_control(Control::watermark(*t), &mut out, &mut scx) {
+            Ok(Some(Control::Watermark { ms })) => Some(Rec::W(ms)),
+            other => panic!("watermark not forwarded: {other:?}"),
+        },
+    };
+    for o in out {
+        recs.push(match o {
+            WindowOutput::Fired { key, window, value } => {
+                Rec::F(key_name(&key), (window.start, window.end), value)
+            }
+            WindowOutput::Late { key, element } => {
+                Rec::L(key_name(&key), element.ts, element.value)
+            }
+        });
+    }
+    recs.extend(forwarded);
+}
+
+fn finish(logic: &mut Stage, recs: &mut Vec<Rec<u32>>) {
+    let info = StageInfo::new("window", 0);
+    let clock = TestClock;
+    let mut scx = StageCx::new(&info, &clock, None, 64);
+    let mut out = Vec::new();
+    assert!(logic.on_finish(&mut out, &mut scx).is_ok());
+    for o in out {
+        if let WindowOutput::Fired { key, window, value } = o {
+            recs.push(Rec::F(key_name(&key), (window.start, window.end), value));
+        }
+    }
+}
+
+/// Runs `script` through one stage, uninterrupted.
+fn straight(windows: Windows, lateness: i64, script: &[In]) -> Vec<Rec<u32>> {
+    let mut logic = stage(windows, lateness, weir_graph::KeyGroupRange::ALL);
+    let mut recs = Vec::new();
+    for s in script {
+        feed(&mut logic, s, &mut recs);
+    }
+    finish(&mut logic, &mut recs);
+    recs
+}
+
+/// Runs `script[..cut]`, snapshots, and runs the rest in `parallelism` fresh stages restored
+/// from the snapshot (each element to the subtask owning its key, watermarks to all); returns
+/// the output before the cut and each new subtask's output.
+fn cut_and_restore(
+    windows: Windows,
+    lateness: i64,
+    script: &[In],
+    cut: usize,
+    parallelism: usize,
+) -> (Vec<Rec<u32>>, Vec<Vec<Rec<u32>>>) {
+    use weir_graph::KeyGroupRange;
+    let mut first = stage(windows, lateness, KeyGroupRange::ALL);
+    let mut before = Vec::new();
+    for s in &script[..cut] {
+        feed(&mut first, s, &mut before);
+    }
+    let snap = FlowLogic::snapshot(&first)
+        .expect("snapshot")
+        .expect("window state");
+    drop(first);
+    let mut subtasks: Vec<Stage> = (0..parallelism)
+        .map(|i| {
+            let owned = KeyGroupRange::for_subtask(i, parallelism);
+            let mut s = stage(windows, lateness, owned);
+            if parallelism == 1 {
+                assert!(FlowLogic::restore(&mut s, &snap).is_ok());
+            } else {
+                let r = FlowLogic::restore_rescaled(&mut s, std::slice::from_ref(&snap), owned);
+                assert!(r.is_ok(), "{r:?}");
+            }
+            s
+        })
+        .collect();
+    let mut after: Vec<Vec<Rec<u32>>> = vec![Vec::new(); parallelism];
+    for s in &script[cut..] {
+        match s {
+            E(k, ..) => {
+                let kg = crate::keyed::key_group_of(&k.to_string());
+                let i = weir_graph::subtask_for_key_group(kg, parallelism);
+                feed(&mut subtasks[i], s, &mut after[i]);
+            }
+            W(_) => {
+                for (i, st) in subtasks.iter_mut().enumerate() {
+                    feed(st, s, &mut after[i]);
+                }
+            }
+        }
+    }
+    for (i, st) in subtasks.iter_mut().enumerate() {
+        finish(st, &mut after[i]);
+    }
+    (before, after)
+}
+
+fn windows_of(kind: u8, size: i64, slide: i64) -> Windows {
+    match kind {
+        0 => Windows::tumbling(ms(size as u64)),
+        1 => Windows::sliding(ms((size + slide) as u64), ms(slide as u64)),
+        _ => Windows::session(ms(size as u64)),
+    }
+}
+
+/// A result or late element as a sortable tuple (subtasks interleave arbitrarily).
+fn row(r: &Rec<u32>) -> Option<(u8, &'static str, i64, i64, u32)> {
+    match *r {
+        F(k, (s, e), v) => Some((0, k, s, e, v)),
+        L(k, ts, v) => Some((1, k, ts, 0, v)),
+        Rec::W(_) => None,
+    }
+}
+
+proptest! {
+    #[test]
+    fn a_restore_at_any_point_continues_exactly_as_the_uninterrupted_run(
+        script in prop::collection::vec(step(), 0..60),
+        kind in 0..3u8,
+        size in 1..12i64,
+        slide in 1..5i64,
+        lateness in 0..8i64,
+        cut in 0..60usize,
+    ) {
+        let windows = windows_of(kind, size, slide);
+        let cut = cut.min(script.len());
+        let want = straight(windows, lateness, &script);
+        let (mut got, after) = cut_and_restore(windows, lateness, &script, cut, 1);
+        got.extend(after.into_iter().flatten());
+        // Same parallelism: the same output in the same order (keys keep their ids).
+        prop_assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_rescaled_restore_at_any_point_gives_the_uninterrupted_results(
+        script in prop::collection::vec(step(), 0..60),
+        kind in 0..3u8,
+        size in 1..12i64,
+        slide in 1..5i64,
+        lateness in 0..8i64,
+        cut in 0..60usize,
+        parallelism in 2..4usize,
+    ) {
+        let windows = windows_of(kind, size, slide);
+        let cut = cut.min(script.len());
+        let want = straight(windows, lateness, &script);
+        let (before, after) = cut_and_restore(windows, lateness, &script, cut, parallelism);
+        // Each key's results keep their order on the subtask that owns it.
+        for k in ["a", "b", "c"] {
+            let of = |rs: &[Rec<u32>]| -> Vec<_> {
+                rs.iter().filter_map(row).filter(|r| r.1 == k).collect()
+            };
+            let mut mine = of(&before);
+            for a in &after {
+                mine.extend(of(a));
+            }
+            prop_assert_eq!(mine, of(&want));
+        }
+        let mut got: Vec<_> = before.iter().chain(after.iter().flatten()).filter_map(row).collect();
+        let mut all: Vec<_> = want.iter().filter_map(row).collect();
+        got.sort();
+        all.sort();
+        prop_assert_eq!(got, all);
+    }
+}
+
+#[test]
+fn a_snapshot_keeps_the_watermark_fired_windows_and_key_order() {
+    let windows = Windows::tumbling(ms(10));
+    let script = [
+        E("b", 1, 1),
+        E("a", 2, 2),
+        W(9), // fires both, kept for the lateness of 5
+        E("c", 12, 4),
+        E("a", 15, 8),
+    ];
+    let (before, after) = cut_and_restore(
+        windows,
+        5,
+        &[&script[..], &[E("a", 3, 16), E("b", 14, 32), W(19)]].concat(),
+        script.len(),
+        1,
+    );
+    assert_eq!(
+        before,
+        vec![F("b", (0, 10), 1), F("a", (0, 10), 2), Rec::W(9)]
+    );
+    // Restored: "a" refires [0, 10) within the lateness (the fired window and the watermark
+    // came back), and [10, 20) fires in key order: "b" kept its id (first seen) through its
+    // fired [0, 10), so it comes before "a" and "c".
+    assert_eq!(
+        after,
+        vec![vec![
+            F("a", (0, 10), 18),
+            F("b", (10, 20), 32),
+            F("a", (10, 20), 8),
+            F("c", (10, 20), 4),
+            Rec::W(19),
+        ]]
+    );
+}
+
+#[test]
+fn a_restore_refuses_a_snapshot_of_key_groups_it_does_not_own() {
+    use weir_graph::KeyGroupRange;
+    let mut s = stage(Windows::tumbling(ms(10)), 0, KeyGroupRange::ALL);
+    let mut recs = Vec::new();
+    for k in ["a", "b", "c"] {
+        feed(&mut s, &E(k, 1, 1), &mut recs);
+    }
+    let snap = FlowLogic::snapshot(&s).unwrap().unwrap();
+    let g = crate::keyed::key_group_of(&"a".to_string());
+    // A subtask owning none of the three keys' groups but "a"'s neighbours.
+    let owned = KeyGroupRange::new(g + 1, g + 1);
+    let mut t = stage(Windows::tumbling(ms(10)), 0, owned);
+    let e = FlowLogic::restore(&mut t, &snap).expect_err("foreign key groups");
+    assert!(
+        e.message().contains("this subtask owns key groups"),
+        "{}",
+        e.message()
+    );
+    // Rescaled, the same subtask takes only what it owns: nothing here.
+    let mut t = stage(Windows::tumbling(ms(10)), 0, owned);
+    assert!(FlowLogic::restore_rescaled(&mut t, &[snap], owned).is_ok());
+    let mut out = Vec::new();
+    finish(&mut t, &mut out);
+    assert_eq!(out, vec![]);
 }

@@ -134,7 +134,6 @@ fn a_job_without_checkpoints_commits_exactly_the_model_windows() {
 }
 
 #[test]
-#[ignore = "keyed windows refuse to snapshot (no codec) until they checkpoint their state: the job fails at its first barrier"]
 fn a_checkpointed_job_without_kills_commits_exactly_the_model_windows() {
     // 30,000 events at 20,000/s: 1.5 s, so checkpoints every 50 ms complete on the way.
     let line = job_matches_the_model("ckpt", "50", Some("20000"));
@@ -262,7 +261,6 @@ fn twenty_kills_without_checkpoints_replay_from_the_start_and_commit_once() {
 }
 
 #[test]
-#[ignore = "exactly-once needs keyed windows that snapshot their state and a file sink that commits when a checkpoint completes (issue 13): today the job fails at its first barrier"]
 fn twenty_random_kills_lose_and_duplicate_nothing() {
     // S1: 20 kills, each run living 100-500 ms, checkpoints every 100 ms, 10,000 events/s.
     let c = crash_is_exact("s1", &["--kills", "20"], 20);
@@ -271,7 +269,6 @@ fn twenty_random_kills_lose_and_duplicate_nothing() {
 }
 
 #[test]
-#[ignore = "exactly-once needs keyed windows that snapshot their state and a file sink that commits when a checkpoint completes (issue 13): today the job fails at its first barrier"]
 fn five_kills_during_recovery_lose_and_duplicate_nothing() {
     // S3: one kill mid-run (after 1.5-2.5 s, so windows fired and checkpoints completed), then
     // five runs killed within 50 ms of their start, before a checkpoint of their own
@@ -300,7 +297,6 @@ fn five_kills_during_recovery_lose_and_duplicate_nothing() {
 }
 
 #[test]
-#[ignore = "needs checkpoints to complete: keyed windows refuse to snapshot until they checkpoint their state (issue 13), so no checkpoint exists to corrupt"]
 fn a_corrupt_latest_checkpoint_falls_back_or_fails_naming_it() {
     // S5: after a kill 1.5-2.5 s in (windows fired, checkpoints completed), damage the newest
     // complete checkpoint three ways (root reads a chmod 000 manifest, so that fourth kind

@@ -32,4 +32,10 @@ pub trait StageCheckpoint: Send + Sync {
     fn wait_completed(&self, id: u64) -> BoxFuture<'_, Result<(), CheckpointFailed>>;
     /// The state restored for this stage subtask, when the run restored some.
     fn restored(&self) -> Option<Snapshot>;
+    /// The newer complete checkpoints the run skipped as corrupt to restore an older one, each
+    /// with its error (a two-phase sink whose output holds what they committed cannot fall
+    /// back exactly).
+    fn skipped(&self) -> Vec<String> {
+        Vec::new()
+    }
 }

@@ -84,6 +84,7 @@ where
             |e: &Timestamped<Event>| e.value.key,
             Windows::tumbling(Duration::from_secs(1)),
         )
+        .checkpointed()
         .aggregate(Builtin::Sum)
         .uid("w3-windows")
 }

@@ -94,6 +94,10 @@ impl Coordinator {
             cfg,
             handle: Arc::new(Checkpoints {
                 restored: restored_id,
+                skipped: restored
+                    .as_ref()
+                    .map(|r| r.skipped.clone())
+                    .unwrap_or_default(),
                 ..Checkpoints::default()
             }),
             restored: restored.map(|r| Restore {
@@ -459,6 +463,9 @@ impl StageCheckpoint for AsyncCheckpoint {
     }
     fn restored(&self) -> Option<Snapshot> {
         self.ck.restored(self.stage, self.sub).cloned()
+    }
+    fn skipped(&self) -> Vec<String> {
+        self.ck.handle.skipped()
     }
 }
 

@@ -12,7 +12,6 @@ mod rescale;
 pub mod store;
 
 pub(crate) use coordinator::{AsyncCheckpoint, Coordinator};
-pub(crate) use coordinator::Coordinator;
 pub(crate) use rescale::{restore_flow, restore_sink, restore_source};
 pub use store::CheckpointError;
 
@@ -94,6 +93,8 @@ pub struct Checkpoints {
     durations: Mutex<std::collections::VecDeque<(u64, Duration)>>,
     /// Stage subtasks of the graph that the restored checkpoint holds nothing for.
     started_empty: Mutex<Vec<(StageId, usize)>>,
+    /// Newer complete checkpoints skipped as corrupt when restoring, each with its error.
+    skipped: Vec<String>,
 }
 
 impl Checkpoints {
@@ -108,6 +109,12 @@ impl Checkpoints {
     /// The checkpoint this run restored from, if any.
     pub fn restored(&self) -> Option<u64> {
         self.restored
+    }
+
+    /// The newer complete checkpoints skipped as corrupt to restore an older one (their errors
+    /// name the damaged file), newest first.
+    pub fn skipped(&self) -> Vec<String> {
+        self.skipped.clone()
     }
 
     /// Waits until checkpoint `id` (or a newer one) is complete.

@@ -96,6 +96,8 @@ pub struct Restored {
     pub stages: std::collections::BTreeSet<(StageId, usize)>,
     /// How many subtasks each stage ran (every subtask has a manifest line, with state or not).
     pub parallelism: HashMap<StageId, usize>,
+    /// Newer checkpoints with a manifest that were skipped as corrupt, each with its error.
+    pub skipped: Vec<String>,
 }
 
 /// The directory of checkpoint `id`.
@@ -287,6 +289,7 @@ pub fn read(dir: &Path) -> Result<Restored, CheckpointError> {
         states,
         stages,
         parallelism,
+        skipped: Vec::new(),
     })
 }
 
@@ -296,20 +299,23 @@ pub fn read(dir: &Path) -> Result<Restored, CheckpointError> {
 /// checkpoint with a manifest is corrupt.
 pub fn latest(root: &Path) -> Result<Option<Restored>, CheckpointError> {
     let mut first_error = None;
+    let mut skipped = Vec::new();
     for (id, dir) in list(root)? {
         if !dir.join(MANIFEST).exists() {
             tracing::warn!(checkpoint = id, dir = %dir.display(), "incomplete checkpoint skipped");
             continue;
         }
         match read(&dir) {
-            Ok(r) => {
+            Ok(mut r) => {
                 if let Some(e) = &first_error {
                     tracing::warn!(checkpoint = r.id, skipped = %e, "restoring an older checkpoint");
                 }
+                r.skipped = skipped;
                 return Ok(Some(r));
             }
             Err(e) => {
                 tracing::warn!(checkpoint = id, error = %e, "corrupt checkpoint skipped");
+                skipped.push(e.to_string());
                 first_error.get_or_insert(e);
             }
         }

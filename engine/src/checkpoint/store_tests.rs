@@ -28,6 +28,7 @@ fn expected(id: u64, v: u8) -> Restored {
         states: m,
         stages,
         parallelism,
+        skipped: Vec::new(),
     }
 }
 
@@ -66,10 +67,12 @@ fn corrupt_and_partial_checkpoints_fall_back_to_the_previous_one() {
     );
     let f2 = checkpoint_dir(&r, 2).join(file_name(StageId(1), 1));
     fs::remove_file(&f2).unwrap();
-    assert!(
-        matches!(read(&checkpoint_dir(&r, 2)), Err(CheckpointError::Corrupt { path, .. }) if path == f2)
-    );
-    assert_eq!(latest(&r).unwrap(), Some(expected(1, 1)));
+    let e2 = read(&checkpoint_dir(&r, 2)).unwrap_err();
+    assert!(matches!(&e2, CheckpointError::Corrupt { path, .. } if *path == f2));
+    // The fallback names what it skipped, newest first.
+    let mut fell_back = expected(1, 1);
+    fell_back.skipped = vec![e.to_string(), e2.to_string()];
+    assert_eq!(latest(&r).unwrap(), Some(fell_back));
     // With every one corrupt, the newest corrupt file is named.
     let m1 = checkpoint_dir(&r, 1).join(MANIFEST);
     let text = fs::read_to_string(&m1).unwrap().replace("id 1", "id 7");

@@ -70,6 +70,19 @@ pub enum FileError {
         /// The checkpoint that staged it.
         checkpoint: u64,
     },
+    /// The directory holds a part committed after the checkpoint being restored: restoring it
+    /// would write that part's rows again.
+    #[error(
+        "{path} was committed after the checkpoint being restored (it staged parts up to sequence {next_seq}), so restoring it would write that part's rows again{skipped}; restore the newer checkpoint, or remove the parts from sequence {next_seq} on to replay them"
+    )]
+    CommittedAfterRestore {
+        /// The first such committed part.
+        path: PathBuf,
+        /// The sequence number the restored snapshot continues at.
+        next_seq: u64,
+        /// What the run skipped to restore this checkpoint (`; skipped ...`), or empty.
+        skipped: String,
+    },
     /// The snapshot a file sink is restored from cannot be decoded.
     #[error("file sink: cannot restore its snapshot: {0}")]
     BadSnapshot(String),

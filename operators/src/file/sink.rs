@@ -99,7 +99,13 @@ struct Parts {
 impl Parts {
     /// Opens the directory: removes temporary parts left by an earlier run that stopped before
     /// committing them, and continues the committed sequence.
-    fn open(config: WriteConfig, restored: Option<&SinkState>) -> Result<Self, FileError> {
+    /// `skipped` names the newer checkpoints the run skipped as corrupt (for the error when the
+    /// directory holds what they committed).
+    fn open(
+        config: WriteConfig,
+        restored: Option<&SinkState>,
+        skipped: &[String],
+    ) -> Result<Self, FileError> {
         let dir = &config.dir;
         std::fs::create_dir_all(dir).map_err(|e| FileError::io("cannot create", dir, e))?;
         let mut next_seq = 0;
@@ -126,6 +132,8 @@ impl Parts {
             next_seq = r.next_seq;
         }
         let temp = config.temp_prefix();
+        let restored_next = restored.map(|r| r.next_seq);
+        let mut newer: Option<(u64, PathBuf)> = None;
         let rd = std::fs::read_dir(dir).map_err(|e| FileError::io("cannot list", dir, e))?;
         for entry in rd {
             let entry = entry.map_err(|e| FileError::io("cannot list", dir, e))?;
@@ -141,7 +149,26 @@ impl Parts {
                 }
             } else if let Some(seq) = config.committed_seq(name) {
                 next_seq = next_seq.max(seq + 1);
+                if restored_next.is_some_and(|n| seq >= n)
+                    && newer.as_ref().is_none_or(|(s, _)| seq < *s)
+                {
+                    newer = Some((seq, entry.path()));
+                }
             }
+        }
+        // A part committed after the restored checkpoint belongs to a newer one that completed
+        // (and is now unreadable or gone): replaying from here would commit its rows twice.
+        if let (Some((_, path)), Some(next_seq)) = (newer, restored_next) {
+            let skipped = if skipped.is_empty() {
+                String::new()
+            } else {
+                format!("; skipped as corrupt: {}", skipped.join("; "))
+            };
+            return Err(FileError::CommittedAfterRestore {
+                path,
+                next_seq,
+                skipped,
+            });
         }
         static INSTANCES: AtomicU64 = AtomicU64::new(0);
         Ok(Self {
@@ -292,12 +319,16 @@ struct Writer {
 }
 
 impl Writer {
-    fn start(config: WriteConfig, restored: Option<SinkState>) -> Result<Self, FileError> {
+    fn start(
+        config: WriteConfig,
+        restored: Option<SinkState>,
+        skipped: Vec<String>,
+    ) -> Result<Self, FileError> {
         let dir = config.dir.clone();
         let (tx, rx) = mpsc::channel::<(Cmd, Reply)>();
         let done = std::thread::Builder::new()
             .name("weir-file-sink".to_owned())
-            .spawn(move || writer_thread(config, restored, rx))
+            .spawn(move || writer_thread(config, restored, skipped, rx))
             .map_err(|e| FileError::io("cannot start the writer thread for", &dir, e))?;
         Ok(Self {
             tx: Some(tx),
@@ -340,9 +371,10 @@ impl Writer {
 fn writer_thread(
     config: WriteConfig,
     restored: Option<SinkState>,
+    skipped: Vec<String>,
     rx: mpsc::Receiver<(Cmd, Reply)>,
 ) -> Vec<PathBuf> {
-    let mut parts = match Parts::open(config, restored.as_ref()) {
+    let mut parts = match Parts::open(config, restored.as_ref(), &skipped) {
         Ok(p) => p,
         Err(e) => {
             if let Ok((_, reply)) = rx.recv() {
@@ -511,7 +543,12 @@ impl<T: Send + 'static> FileSinkLogic<T> {
 impl<T: Send + 'static> AsyncLogic for FileSinkLogic<T> {
     fn run(mut self: Box<Self>, mut io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
         async move {
-            let writer = match Writer::start(self.config.clone(), self.restored.take()) {
+            let skipped = io
+                .checkpoint
+                .as_ref()
+                .map(|ck| ck.skipped())
+                .unwrap_or_default();
+            let writer = match Writer::start(self.config.clone(), self.restored.take(), skipped) {
                 Ok(w) => w,
                 Err(e) => {
                     let e = StageError::from(e).with_stage(&self.path);
@@ -619,7 +656,7 @@ mod tests {
                 (5, vec![(".part-9-0-2.inprogress".into(), 4)]),
             ],
         };
-        let parts = Parts::open(c.clone(), Some(&state)).unwrap();
+        let parts = Parts::open(c.clone(), Some(&state), &[]).unwrap();
         assert_eq!(parts.next_seq, 5);
         let expect: Vec<(String, String)> = ["a", "b", "c", "d", "e"]
             .iter()
@@ -628,7 +665,7 @@ mod tests {
             .collect();
         assert_eq!(listing(&d), expect);
         // Restoring the same snapshot again (a crash during the restore) changes nothing.
-        let parts = Parts::open(c.clone(), Some(&state)).unwrap();
+        let parts = Parts::open(c.clone(), Some(&state), &[]).unwrap();
         assert_eq!(parts.next_seq, 5);
         assert_eq!(listing(&d), expect);
         // A staged part that is neither uncommitted nor committed is an error naming it.
@@ -636,11 +673,52 @@ mod tests {
             next_seq: 6,
             staged: vec![(6, vec![(".part-9-0-7.inprogress".into(), 5)])],
         };
-        let e = Parts::open(c, Some(&lost)).err().unwrap();
+        let e = Parts::open(c, Some(&lost), &[]).err().unwrap();
         assert!(
             matches!(&e, FileError::StagedPartMissing { checkpoint: 6, path, .. } if path.ends_with(".part-9-0-7.inprogress")),
             "{e}"
         );
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_part_committed_after_the_restored_checkpoint_fails_the_restore_naming_it() {
+        let d = temp_dir("newer");
+        let c = WriteConfig {
+            dir: d.clone(),
+            prefix: "part".into(),
+            suffix: String::new(),
+            max_part_bytes: 10,
+        };
+        // Checkpoint 3 staged up to sequence 2; parts 2 and 3 were committed by checkpoint 4,
+        // which is now corrupt: restoring 3 would write their rows again.
+        for i in 0..4 {
+            std::fs::write(d.join(c.committed_name(i)), format!("{i}\n")).unwrap();
+        }
+        let state = SinkState {
+            next_seq: 2,
+            staged: Vec::new(),
+        };
+        let skipped = vec!["chk-00000000000000000004/MANIFEST: checksum mismatch".to_owned()];
+        let e = Parts::open(c.clone(), Some(&state), &skipped)
+            .err()
+            .unwrap();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{} was committed after the checkpoint being restored (it staged parts up to \
+                 sequence 2), so restoring it would write that part's rows again; skipped as \
+                 corrupt: chk-00000000000000000004/MANIFEST: checksum mismatch; restore the \
+                 newer checkpoint, or remove the parts from sequence 2 on to replay them",
+                d.join(c.committed_name(2)).display()
+            )
+        );
+        // Nothing was removed; without those parts the restore goes ahead.
+        assert_eq!(listing(&d).len(), 4);
+        std::fs::remove_file(d.join(c.committed_name(2))).unwrap();
+        std::fs::remove_file(d.join(c.committed_name(3))).unwrap();
+        let parts = Parts::open(c, Some(&state), &[]).unwrap();
+        assert_eq!(parts.next_seq, 2);
         let _ = std::fs::remove_dir_all(&d);
     }
 

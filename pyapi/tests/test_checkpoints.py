@@ -141,18 +141,23 @@ def test_barriers_follow_the_virtual_clock_and_a_run_on_the_same_directory_resto
     assert again.result()[1] == []
 
 
-def test_window_state_without_a_codec_fails_the_checkpoint_naming_the_stage(tmp_path):
+def windowed_counts(build):
     from weir import testing
 
-    clock = testing.VirtualClock()
-    g = (
+    windows = (
         testing.probe_source()
         .assign_timestamps(lambda e: e[1], weir.BoundedOutOfOrderness(0.1))
         .key_by(lambda e: e[0])
         .window(weir.Tumbling(1.0))
-        .count()
-        .to(weir.Sink.collect(), "both")
     )
+    return build(windows).to(weir.Sink.collect(), "both")
+
+
+def test_window_state_of_a_python_function_fails_the_checkpoint_naming_the_stage(tmp_path):
+    from weir import testing
+
+    clock = testing.VirtualClock()
+    g = windowed_counts(lambda w: w.reduce(lambda a, b: a))
     run = clock.start(g, state_dir=str(tmp_path / "state"), checkpoint_interval=1.0)
     src, _ = run.materialized
     src.offer_all([("a", 0.1), ("b", 0.2)])
@@ -160,5 +165,25 @@ def test_window_state_without_a_codec_fails_the_checkpoint_naming_the_stage(tmp_
     with pytest.raises(weir.StageFailed) as e:
         run.result()
     assert e.value.stage_name == "window_aggregate"
-    assert "cannot snapshot: build it with a state codec" in str(e.value)
+    assert "window keeps its state in memory only and cannot snapshot it" in str(e.value)
     assert complete_checkpoints(str(tmp_path / "state")) == []
+
+
+def test_built_in_window_counts_resume_from_the_latest_checkpoint(tmp_path):
+    from weir import testing
+
+    state = str(tmp_path / "state")
+    g = windowed_counts(lambda w: w.count())
+    run = testing.VirtualClock()
+    first = run.start(g, state_dir=state, checkpoint_interval=1.0)
+    first.materialized[0].offer_all([("a", 0.1), ("b", 0.2), ("a", 0.3)])
+    run.advance(1.0)
+    until(lambda: first.latest_checkpoint == 1, "checkpoint 1")
+    first.cancel()
+    # The open windows' counts come back: the second run continues them.
+    again = testing.VirtualClock().start(g, state_dir=state, checkpoint_interval=1.0)
+    assert again.restored_checkpoint == 1
+    src = again.materialized[0]
+    src.offer_all([("b", 0.5), ("a", 1.5)])
+    src.complete()
+    assert again.result()[1] == [("a", 0.0, 1.0, 2), ("b", 0.0, 1.0, 2), ("a", 1.0, 2.0, 1)]

@@ -149,7 +149,9 @@ pub fn flow_window(
     };
     let split = late.is_some();
     let tagged: Flow<PyObj, (bool, PyObj), MatValue> = match (builtin, func) {
-        (Some(b), _) => keyed.aggregate(b).via(emit(split, func)),
+        // The built-ins' state (keys and numbers) checkpoints through the key codec; the
+        // Python functions' accumulators stay in memory (a barrier fails the stage).
+        (Some(b), _) => keyed.checkpointed().aggregate(b).via(emit(split, func)),
         (None, "reduce") => keyed.aggregate(PyReduce(arg(0)?)).via(emit(split, func)),
         (None, "aggregate") => {
             let merge = fns

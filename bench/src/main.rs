@@ -1,6 +1,7 @@
 //! `weir-bench`: runs the benchmark workloads and prints one JSON object per line.
 //!
 //! `cargo run --release -p weir-bench -- <w1|w2|chain|all> [--n N] [--parallelism P]`
+//! `cargo run --release -p weir-bench -- state-keys --keys N --backend rocksdb|memory`
 //!
 //! Every workload also runs a hand-written Rust loop doing the same work in the same process
 //! (`variant: "baseline_loop"`), so results can be compared as ratios on a noisy machine.
@@ -10,6 +11,8 @@ use std::collections::HashMap;
 use std::hint::black_box;
 use std::time::Instant;
 use weir::prelude::*;
+
+mod state_keys;
 
 /// Command line of `weir-bench` (its flags are part of the product: keep them stable).
 #[derive(clap::Parser)]
@@ -333,6 +336,10 @@ fn latency(rt: &weir::engine::Runtime, rate: u64, seconds: u64) {
 }
 
 fn main() {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("state-keys") {
+        std::process::exit(state_keys::main(argv[1..].to_vec()));
+    }
     let args = <Args as clap::Parser>::parse();
     let rt = match weir::engine::Runtime::new() {
         Ok(rt) => rt,

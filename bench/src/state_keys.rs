@@ -15,7 +15,10 @@ use weir_state_rocksdb::{RocksDbBackend, RocksDbOptions};
 
 /// Command line of `weir-bench state-keys`.
 #[derive(clap::Parser)]
-#[command(name = "weir-bench state-keys", about = "counting per key through keyed state")]
+#[command(
+    name = "weir-bench state-keys",
+    about = "counting per key through keyed state"
+)]
 struct Args {
     /// Distinct keys; accepts `1e7`.
     #[arg(long, value_parser = crate::parse_count, default_value = "1000000")]

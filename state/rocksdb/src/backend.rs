@@ -46,6 +46,15 @@ fn append_merge(_key: &[u8], existing: Option<&[u8]>, ops: &MergeOperands) -> Op
     Some(v)
 }
 
+/// Whether RocksDB's open error says another process (or this one) holds the directory's
+/// `LOCK` file, rather than that the directory cannot be used at all.
+fn is_lock_conflict(message: &str) -> bool {
+    message.contains("lock hold by current process")
+        || (message.contains("lock")
+            && (message.contains("Resource temporarily unavailable")
+                || message.contains("No locks available")))
+}
+
 /// The options of a column family sharing `cache`.
 fn cf_options(cache: &Cache, write_buffer: usize, buffers: i32) -> Options {
     let mut table = BlockBasedOptions::default();
@@ -85,7 +94,7 @@ impl RocksDbBackend {
         let operator = ColumnFamilyDescriptor::new(OPERATOR_CF, cf_options(&cache, 1 << 20, 2));
         let db = DB::open_cf_descriptors(&db_opts, &path, [keyed, operator]).map_err(|e| {
             let message = e.into_string();
-            if message.contains("lock") || message.contains("LOCK") {
+            if is_lock_conflict(&message) {
                 StateError::Locked {
                     path: path.display().to_string(),
                     message,

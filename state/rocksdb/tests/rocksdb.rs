@@ -71,6 +71,54 @@ fn a_directory_in_use_is_a_locked_error_naming_it() {
 }
 
 #[test]
+fn a_directory_open_in_another_process_is_a_locked_error() {
+    use std::io::{BufRead, Write};
+    const HOLD: &str = "WEIR_ROCKS_TEST_HOLD_DIR";
+    let name = "a_directory_open_in_another_process_is_a_locked_error";
+    if let Ok(dir) = std::env::var(HOLD) {
+        // The child: hold the directory open until the parent closes stdin.
+        let _held = RocksDbBackend::open(&dir).unwrap();
+        println!("weir-open");
+        std::io::stdout().flush().unwrap();
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        return;
+    }
+    let dir = TempDir::new("xlock");
+    let path = dir.path().join("db");
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(HOLD, &path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "the child exited before opening"
+        );
+        if line.trim() == "weir-open" {
+            break;
+        }
+    }
+    match RocksDbBackend::open(&path).unwrap_err() {
+        StateError::Locked { path: p, message } => {
+            assert_eq!(p, path.display().to_string());
+            assert!(message.contains("LOCK"), "{message}");
+        }
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+    // Closed by the other process: it opens now.
+    RocksDbBackend::open(&path).unwrap();
+}
+
+#[test]
 fn a_path_that_is_a_file_is_a_storage_error_naming_open() {
     let dir = TempDir::new("file");
     let path = dir.path().join("not-a-dir");

@@ -80,12 +80,15 @@ EOF
   export ROCKSDB_LIB_DIR="$lib_dir" ROCKSDB_STATIC=1 SNAPPY_LIB_DIR="$lib_dir" SNAPPY_STATIC=1
 }
 
+# `$(set +o)` runs in a subshell, which drops errexit: remember it from `$-`.
 __weir_rocksdb_opts="$(set +o)"
+case $- in *e*) __weir_rocksdb_errexit=1 ;; *) __weir_rocksdb_errexit=0 ;; esac
 set +e
 __weir_rocksdb_env
 __weir_rocksdb_rc=$?
 eval "$__weir_rocksdb_opts"
-unset -v __weir_rocksdb_opts
+if [ "$__weir_rocksdb_errexit" = 1 ]; then set -e; fi
+unset -v __weir_rocksdb_opts __weir_rocksdb_errexit
 unset -f __weir_rocksdb_env
 if [ "$__weir_rocksdb_rc" != 0 ]; then
   unset -v __weir_rocksdb_rc

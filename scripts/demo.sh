@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weir/target}"
+source scripts/rocksdb-env.sh
 echo "== Rust: cargo run --release -p weir -- demo"
 cargo run --release --locked --quiet -p weir -- demo "$@"
 

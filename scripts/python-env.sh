@@ -30,6 +30,8 @@ export PATH="$VENV/bin:$PATH"
 export CARGO_TARGET_DIR="${WEIR_PY_TARGET_DIR:-$CACHE/target-py}"
 export CARGO_INCREMENTAL=0
 unset PYO3_CONFIG_FILE
+# maturin links the same cached RocksDB library as cargo (scripts/rocksdb-env.sh).
+source "$(dirname "${BASH_SOURCE[0]}")/rocksdb-env.sh"
 
 echo "== maturin develop --release (target dir $CARGO_TARGET_DIR)"
 (cd pyapi && "$VENV/bin/maturin" develop --release --locked --quiet)

@@ -18,6 +18,9 @@ if [ "${size_kb:-0}" -gt $((15 * 1024 * 1024)) ]; then
   mkdir -p "$CARGO_TARGET_DIR"
 fi
 
+# RocksDB is linked from a library built once per machine and librocksdb-sys version.
+source scripts/rocksdb-env.sh
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -29,7 +32,7 @@ echo "== cargo clippy --all-targets -D warnings"
 cargo clippy --workspace "${PY_EXCLUDES[@]}" --all-targets --locked -- -D warnings
 
 echo "== pyo3 stays in pyapi/"
-for crate in weir-graph weir-state weir-engine weir-operators weir weir-bench weir-examples; do
+for crate in weir-graph weir-state weir-state-rocksdb weir-engine weir-operators weir weir-bench weir-examples; do
   if cargo tree -p "$crate" -e normal,dev --locked 2>/dev/null | grep -q 'pyo3'; then
     echo "error: $crate depends on pyo3 (only pyapi/ may)"; exit 1
   fi

@@ -2,7 +2,8 @@
 //!
 //! `cargo run --release -p weir-bench -- <w1|w2|chain|all> [--n N] [--parallelism P]`; the W3
 //! job, its crash harness and throughput have subcommands of their own (`w3-gen`, `w3-job`,
-//! `crash`, `w3`: see `w3/`).
+//! `crash`, `w3`: see `w3/`), and `state-keys --keys N --backend rocksdb|memory` measures keyed
+//! state on a backend.
 //!
 //! Every workload also runs a hand-written Rust loop doing the same work in the same process
 //! (`variant: "baseline_loop"`), so results can be compared as ratios on a noisy machine.
@@ -15,6 +16,7 @@ use std::hint::black_box;
 use std::time::Instant;
 use weir::prelude::*;
 
+mod state_keys;
 mod w3;
 
 /// Command line of `weir-bench` (its flags are part of the product: keep them stable).
@@ -345,6 +347,10 @@ fn latency(rt: &weir::engine::Runtime, rate: u64, seconds: u64) {
 fn main() {
     if let Some(code) = w3::dispatch() {
         std::process::exit(code);
+    }
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("state-keys") {
+        std::process::exit(state_keys::main(argv[1..].to_vec()));
     }
     let args = <Args as clap::Parser>::parse();
     let rt = match weir::engine::Runtime::new() {

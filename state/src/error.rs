@@ -40,6 +40,24 @@ pub enum StateError {
     /// Writing a snapshot out failed.
     #[error("state snapshot: write failed: {0}")]
     Io(#[from] std::io::Error),
+    /// The storage engine behind a backend failed an operation.
+    #[error("state backend at {path}: {operation} failed: {message}")]
+    Storage {
+        /// The backend's location (a directory).
+        path: String,
+        /// What was attempted ("open", "get", "put", "snapshot", ...).
+        operation: &'static str,
+        /// The storage engine's message.
+        message: String,
+    },
+    /// A backend's directory is in use by another process (or another backend in this one).
+    #[error("state backend at {path} is locked by another process: {message}")]
+    Locked {
+        /// The backend's directory.
+        path: String,
+        /// The storage engine's message.
+        message: String,
+    },
 }
 
 /// What is wrong with snapshot bytes; a corrupt snapshot never restores as empty state.

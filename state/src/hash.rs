@@ -21,6 +21,11 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
     xxh3_64_with_seed(bytes, SEED)
 }
 
+/// A streaming hasher whose digest equals [`stable_hash`] of the bytes fed to it.
+pub(crate) fn stable_hasher() -> xxhash_rust::xxh3::Xxh3 {
+    xxhash_rust::xxh3::Xxh3::with_seed(SEED)
+}
+
 /// The key group (`0..MAX_KEY_GROUPS`) of an encoded key: `weir_graph::key_group` of its
 /// [`stable_hash`].
 pub fn key_group_of(encoded_key: &[u8]) -> usize {

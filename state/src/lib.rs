@@ -1,7 +1,8 @@
 //! weir state: where stages keep state that a checkpoint snapshots and a restore brings back.
 //!
 //! Stages see the [`StateBackend`] trait, never a storage engine: [`InMemoryBackend`] here, a
-//! RocksDB backend later behind a feature. The backend stores bytes scoped by
+//! `RocksDbBackend` in the
+//! `weir-state-rocksdb` crate (the engine never depends on it). The backend stores bytes scoped by
 //! `(key group, state id, key)`; the typed handles ([`ValueState`], [`MapState`], [`ListState`],
 //! [`OperatorListState`]) encode keys and values with serde (postcard), add TTL on the run's
 //! clock and pick the key group by the [`stable_hash`] of the encoded key, so state moves between
@@ -33,6 +34,7 @@ mod hash;
 mod keyed;
 mod memory;
 mod operator;
+pub mod portable;
 mod service;
 mod snapshot;
 mod ttl;

@@ -10,7 +10,7 @@ const MAGIC: [u8; 8] = *b"WEIRSNAP";
 /// The format version this build writes and reads.
 const VERSION: u32 = 1;
 /// Magic, version, payload length, checksum.
-const HEADER: usize = 8 + 4 + 8 + 8;
+pub(crate) const HEADER: usize = 8 + 4 + 8 + 8;
 
 /// The entries of one state in one key group, in key order.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -45,15 +45,20 @@ pub(crate) struct Payload {
 pub(crate) fn write(payload: &Payload, out: &mut dyn std::io::Write) -> Result<u64, StateError> {
     let body = postcard::to_allocvec(payload)
         .map_err(|e| SnapshotError::Malformed(format!("cannot encode: {e}")))?;
-    let mut head = [0u8; HEADER];
-    head[..8].copy_from_slice(&MAGIC);
-    head[8..12].copy_from_slice(&VERSION.to_le_bytes());
-    head[12..20].copy_from_slice(&(body.len() as u64).to_le_bytes());
-    head[20..28].copy_from_slice(&stable_hash(&body).to_le_bytes());
-    out.write_all(&head)?;
+    out.write_all(&header(body.len() as u64, stable_hash(&body)))?;
     out.write_all(&body)?;
     out.flush()?;
     Ok((HEADER + body.len()) as u64)
+}
+
+/// The header of a payload of `len` bytes whose [`stable_hash`] is `checksum`.
+pub(crate) fn header(len: u64, checksum: u64) -> [u8; HEADER] {
+    let mut head = [0u8; HEADER];
+    head[..8].copy_from_slice(&MAGIC);
+    head[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    head[12..20].copy_from_slice(&len.to_le_bytes());
+    head[20..28].copy_from_slice(&checksum.to_le_bytes());
+    head
 }
 
 fn u64_at(b: &[u8], at: usize) -> u64 {

@@ -36,6 +36,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<dsl::PyOutlet>()?;
     m.add_class::<dsl::PyMatKey>()?;
     m.add_class::<run::PyRun>()?;
+    m.add_class::<checkpoints::PySavepoint>()?;
     m.add_class::<run::PySinkFuture>()?;
     m.add_class::<run::PyUniqueKillSwitch>()?;
     m.add_class::<stages::BatchDone>()?;

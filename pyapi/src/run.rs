@@ -1,5 +1,6 @@
 //! Running Python graphs: the shared weir runtime, `start()`, and the handle of a run.
 
+use crate::checkpoints::{PySavepoint, Slot};
 use crate::dispatch::{Dispatcher, Queue, RunCtx};
 use crate::dsl::{Bp, PyBlueprint};
 use crate::errors::{RunCancelled, WeirError, engine_err, to_py_err};
@@ -237,6 +238,54 @@ impl PyRun {
         self.handle.checkpoints().and_then(|c| c.restored())
     }
 
+    /// Takes a savepoint into `dir` (a barrier now; written once every stage acknowledged it):
+    /// the pending `Savepoint`, which fails when the run has no checkpoints, ended first, or a
+    /// stage declined the barrier.
+    fn savepoint(&self, dir: std::path::PathBuf) -> PyResult<PySavepoint> {
+        let slot = Arc::new(Slot::default());
+        let (h, s, d) = (Arc::clone(&self.handle), Arc::clone(&slot), dir.clone());
+        runtime()?
+            .handle()
+            .spawn(async move { s.set(h.savepoint(d).await) });
+        Ok(PySavepoint::new(dir, slot))
+    }
+
+    /// The stage subtasks (`(path, subtask)`) that found no state in the checkpoint or
+    /// savepoint this run restored from and started empty (`[]` without a restore).
+    #[getter]
+    fn started_empty(&self) -> Vec<(String, usize)> {
+        let Some(c) = self.handle.checkpoints() else {
+            return Vec::new();
+        };
+        let empty = c.started_empty();
+        if empty.is_empty() {
+            return Vec::new();
+        }
+        let paths: std::collections::HashMap<_, _> = self
+            .handle
+            .metrics()
+            .into_iter()
+            .map(|m| ((m.stage_id, m.subtask), m.path))
+            .collect();
+        empty
+            .into_iter()
+            .map(|(id, sub)| {
+                let path = paths.get(&(id, sub)).cloned();
+                (path.unwrap_or_else(|| id.to_string()), sub)
+            })
+            .collect()
+    }
+
+    /// The newer checkpoints skipped as corrupt when this run restored an older one, each as
+    /// its error (naming the damaged file), newest first.
+    #[getter]
+    fn skipped(&self) -> Vec<String> {
+        self.handle
+            .checkpoints()
+            .map(|c| c.skipped())
+            .unwrap_or_default()
+    }
+
     /// Per stage subtask: a dict of counters (`path`, `subtask`, `elements_in`, `elements_out`,
     /// `batches_in`, `batches_out`, `queue_depth`, `busy_ms`, `backpressured_ms`, `idle_ms`,
     /// `restarts`, `failures`, `stopped`).
@@ -269,7 +318,7 @@ impl PyRun {
 /// Materializes a closed graph: its stages start at once on the weir runtime and send their
 /// Python work to the returned run, which some Python thread must `serve()`.
 #[pyfunction]
-#[pyo3(signature = (graph, aio_loop = None, batch_size = None, cancel_grace = None, clock = None, parallelism = None, state_dir = None, checkpoint_interval = None, retain = None))]
+#[pyo3(signature = (graph, aio_loop = None, batch_size = None, cancel_grace = None, clock = None, parallelism = None, state_dir = None, checkpoint_interval = None, retain = None, restore_from = None, allow_unmatched = false))]
 pub fn start(
     py: Python<'_>,
     graph: &PyBlueprint,
@@ -281,6 +330,8 @@ pub fn start(
     state_dir: Option<std::path::PathBuf>,
     checkpoint_interval: Option<f64>,
     retain: Option<usize>,
+    restore_from: Option<std::path::PathBuf>,
+    allow_unmatched: bool,
 ) -> PyResult<PyRun> {
     let Bp::Graph(g) = &graph.bp else {
         return Err(PyTypeError::new_err(
@@ -310,7 +361,14 @@ pub fn start(
     if let Some(p) = parallelism {
         m = m.with_parallelism(p);
     }
-    if let Some(c) = crate::checkpoints::config(state_dir, checkpoint_interval, retain)? {
+    let settings = crate::checkpoints::Settings {
+        state_dir,
+        interval: checkpoint_interval,
+        retain,
+        restore_from,
+        allow_unmatched,
+    };
+    if let Some(c) = crate::checkpoints::config(settings)? {
         m = m.with_checkpoints(c);
     }
     let grace = match cancel_grace {

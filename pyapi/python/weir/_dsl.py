@@ -1610,6 +1610,8 @@ class RunnableGraph(_Blueprint, Generic[_Mat_co]):
         state_dir: Any = None,
         checkpoint_interval: Optional[float] = None,
         retain: Optional[int] = None,
+        restore_from: Any = None,
+        allow_unmatched: bool = False,
     ) -> Any:
         """Runs to completion on this thread and returns the materialized value (sink results
         resolved). Works inside a running event loop (Jupyter) too; Ctrl-C cancels the run and
@@ -1618,7 +1620,9 @@ class RunnableGraph(_Blueprint, Generic[_Mat_co]):
         (see docs/python.md); the others run once unless they set their own. ``state_dir``
         turns checkpoints on: every ``checkpoint_interval`` seconds (default 10) into that
         directory, keeping the newest ``retain`` (default 3); a run started on a directory
-        holding a complete checkpoint resumes from it."""
+        holding a complete checkpoint resumes from it; otherwise ``restore_from`` (a savepoint
+        directory, see ``RunHandle.savepoint``) is restored, and state in it of stages no
+        longer in the graph is an error unless ``allow_unmatched=True``."""
         from ._run import run_blocking
 
         return run_blocking(
@@ -1626,7 +1630,7 @@ class RunnableGraph(_Blueprint, Generic[_Mat_co]):
             batch_size=batch_size,
             progress=progress,
             parallelism=parallelism,
-            checkpoints=_checkpoints(state_dir, checkpoint_interval, retain),
+            checkpoints=_checkpoints(state_dir, checkpoint_interval, retain, restore_from, allow_unmatched),
         )
 
     async def run_async(
@@ -1637,6 +1641,8 @@ class RunnableGraph(_Blueprint, Generic[_Mat_co]):
         state_dir: Any = None,
         checkpoint_interval: Optional[float] = None,
         retain: Optional[int] = None,
+        restore_from: Any = None,
+        allow_unmatched: bool = False,
     ) -> Any:
         """Runs the graph, awaiting its completion; ``async def`` stages run on this loop
         (checkpoint settings as for :meth:`run`)."""
@@ -1646,7 +1652,7 @@ class RunnableGraph(_Blueprint, Generic[_Mat_co]):
             self,
             batch_size=batch_size,
             parallelism=parallelism,
-            checkpoints=_checkpoints(state_dir, checkpoint_interval, retain),
+            checkpoints=_checkpoints(state_dir, checkpoint_interval, retain, restore_from, allow_unmatched),
         )
 
     def start(
@@ -1658,6 +1664,8 @@ class RunnableGraph(_Blueprint, Generic[_Mat_co]):
         state_dir: Any = None,
         checkpoint_interval: Optional[float] = None,
         retain: Optional[int] = None,
+        restore_from: Any = None,
+        allow_unmatched: bool = False,
     ) -> Any:
         """Starts the graph in the background and returns a :class:`weir.RunHandle`; once the
         run is cancelled or over, ``wait()`` gives a call stuck in user code ``cancel_grace``
@@ -1671,14 +1679,16 @@ class RunnableGraph(_Blueprint, Generic[_Mat_co]):
             batch_size=batch_size,
             cancel_grace=cancel_grace,
             parallelism=parallelism,
-            checkpoints=_checkpoints(state_dir, checkpoint_interval, retain),
+            checkpoints=_checkpoints(state_dir, checkpoint_interval, retain, restore_from, allow_unmatched),
         )
 
 
-def _checkpoints(state_dir: Any, interval: Optional[float], retain: Optional[int]) -> Any:
+def _checkpoints(
+    state_dir: Any, interval: Optional[float], retain: Optional[int], restore_from: Any, allow_unmatched: bool
+) -> Any:
     from ._run import checkpoint_settings
 
-    return checkpoint_settings(state_dir, interval, retain)
+    return checkpoint_settings(state_dir, interval, retain, restore_from, allow_unmatched)
 
 
 class _Junction:

@@ -285,6 +285,8 @@ class Source(_Linear, Generic[_T_co]):
         state_dir: Optional[_StrPath] = None,
         checkpoint_interval: Optional[float] = None,
         retain: Optional[int] = None,
+        restore_from: Optional[_StrPath] = None,
+        allow_unmatched: bool = False,
     ) -> _M: ...
     async def run_with_async(
         self,
@@ -295,6 +297,8 @@ class Source(_Linear, Generic[_T_co]):
         state_dir: Optional[_StrPath] = None,
         checkpoint_interval: Optional[float] = None,
         retain: Optional[int] = None,
+        restore_from: Optional[_StrPath] = None,
+        allow_unmatched: bool = False,
     ) -> _M: ...
     def via(self, flow: Flow[_T_co, _U], keep: Keep = "left") -> Source[_U]: ...
     def map(
@@ -822,6 +826,8 @@ class RunnableGraph(_Blueprint, Generic[_Mat_co]):
         state_dir: Optional[_StrPath] = None,
         checkpoint_interval: Optional[float] = None,
         retain: Optional[int] = None,
+        restore_from: Optional[_StrPath] = None,
+        allow_unmatched: bool = False,
     ) -> _Mat_co: ...
     async def run_async(
         self,
@@ -831,6 +837,8 @@ class RunnableGraph(_Blueprint, Generic[_Mat_co]):
         state_dir: Optional[_StrPath] = None,
         checkpoint_interval: Optional[float] = None,
         retain: Optional[int] = None,
+        restore_from: Optional[_StrPath] = None,
+        allow_unmatched: bool = False,
     ) -> _Mat_co: ...
     def start(
         self,
@@ -841,6 +849,8 @@ class RunnableGraph(_Blueprint, Generic[_Mat_co]):
         state_dir: Optional[_StrPath] = None,
         checkpoint_interval: Optional[float] = None,
         retain: Optional[int] = None,
+        restore_from: Optional[_StrPath] = None,
+        allow_unmatched: bool = False,
     ) -> RunHandle[_Mat_co]: ...
 
 class _Junction:

@@ -111,6 +111,31 @@ class RunHandle(Generic[Mat]):
         without one)."""
         return self._n.restored_checkpoint
 
+    @property
+    def started_empty(self) -> List[Tuple[str, int]]:
+        """The stage subtasks (``(path, subtask)``) that found no state in the checkpoint or
+        savepoint this run restored from and started empty (``[]`` without a restore)."""
+        return self._n.started_empty
+
+    @property
+    def skipped(self) -> List[str]:
+        """The newer checkpoints skipped as corrupt when this run restored an older one, each
+        as its error naming the damaged file, newest first."""
+        return self._n.skipped
+
+    def savepoint(self, dir: "os.PathLike[str] | str", timeout: Optional[float] = None) -> str:
+        """Takes a savepoint into ``dir`` now and blocks until it is written; returns its
+        directory (start a run from it with ``restore_from=``). Raises :class:`weir.WeirError`
+        when the run has no checkpoints (no ``state_dir``), ends first, or a stage declines
+        the barrier; ``TimeoutError`` after ``timeout`` seconds."""
+        return _await_savepoint(self._n.savepoint(os.fspath(dir)), timeout)
+
+    async def savepoint_async(self, dir: "os.PathLike[str] | str") -> str:
+        """Like :meth:`savepoint`, awaiting the savepoint without blocking the event loop."""
+        p = self._n.savepoint(os.fspath(dir))
+        await asyncio.get_running_loop().run_in_executor(None, p.wait)
+        return p.result()
+
     def cancel(self) -> None:
         """Cancels the run; ``wait()`` then raises :class:`weir.RunCancelled`."""
         self._n.cancel()
@@ -293,20 +318,42 @@ def _run_parallelism(n: Optional[int]) -> Optional[int]:
 MAX_PARALLELISM = 128
 
 
-def checkpoint_settings(state_dir: Any, interval: Optional[float], retain: Optional[int]) -> Optional[Dict[str, Any]]:
-    """A run's checkpoint arguments checked: ``None`` without ``state_dir`` (then an interval
-    or ``retain`` is a ``ValueError``)."""
+def _await_savepoint(p: Any, timeout: Optional[float]) -> str:
+    """Waits for a pending native savepoint; its directory, or its failure raised."""
+    if not p.wait(timeout):
+        raise TimeoutError(f"the savepoint is not written after {timeout}s")
+    return cast(str, p.result())
+
+
+def checkpoint_settings(
+    state_dir: Any,
+    interval: Optional[float],
+    retain: Optional[int],
+    restore_from: Any = None,
+    allow_unmatched: bool = False,
+) -> Optional[Dict[str, Any]]:
+    """A run's checkpoint arguments checked: ``None`` without ``state_dir`` (then an interval,
+    ``retain``, ``restore_from`` or ``allow_unmatched`` is a ``ValueError``)."""
     from ._validate import seconds, size
 
     if state_dir is None:
         if interval is not None or retain is not None:
             raise ValueError("run: checkpoint_interval and retain need state_dir (where checkpoints are kept)")
+        if restore_from is not None or allow_unmatched:
+            raise ValueError(
+                "run: restore_from and allow_unmatched need state_dir (where the restored run keeps its checkpoints)"
+            )
         return None
-    return {
+    out: Dict[str, Any] = {
         "state_dir": os.fspath(state_dir),
         "checkpoint_interval": None if interval is None else seconds("run", "checkpoint_interval", interval),
         "retain": None if retain is None else size("run", "retain", retain),
     }
+    if restore_from is not None:
+        out["restore_from"] = os.fspath(restore_from)
+    if allow_unmatched:
+        out["allow_unmatched"] = True
+    return out
 
 
 def run_blocking(

@@ -28,8 +28,9 @@ run does not settle within ``timeout`` seconds of real time.
 from __future__ import annotations
 
 import math
+import os
 import time
-from typing import Any, List, Optional, Tuple, Type
+from typing import Any, List, Optional, Tuple, Type, cast
 
 from . import _native
 from ._dsl import RunnableGraph, Sink, Source
@@ -93,16 +94,18 @@ class VirtualClock:
         state_dir: Any = None,
         checkpoint_interval: Optional[float] = None,
         retain: Optional[int] = None,
+        restore_from: Any = None,
+        allow_unmatched: bool = False,
     ) -> "TestRun":
         """Starts ``graph`` on this clock and lets it settle at the current time. Probes in the
         materialized value come back as :class:`SourceProbe` / :class:`SinkProbe`. With
         ``state_dir``, barriers are injected every ``checkpoint_interval`` seconds of this
-        clock (see ``RunnableGraph.run``)."""
+        clock (see ``RunnableGraph.run``, also for ``restore_from`` and ``allow_unmatched``)."""
         from ._run import checkpoint_settings
 
         if not isinstance(graph, RunnableGraph):
             raise TypeError(f"start() takes a RunnableGraph, not {type(graph).__name__}")
-        ckpt = checkpoint_settings(state_dir, checkpoint_interval, retain) or {}
+        ckpt = checkpoint_settings(state_dir, checkpoint_interval, retain, restore_from, allow_unmatched) or {}
         run = TestRun(self, graph, _native.start(graph._n, None, batch_size, clock=self._n, **ckpt))
         self._runs.append(run)
         self.settle()
@@ -169,6 +172,30 @@ class TestRun:
     def restored_checkpoint(self) -> Optional[int]:
         """The checkpoint the run restored from (as ``RunHandle.restored_checkpoint``)."""
         return self._n.restored_checkpoint
+
+    @property
+    def started_empty(self) -> List[Tuple[str, int]]:
+        """The stage subtasks that started empty (as ``RunHandle.started_empty``)."""
+        return self._n.started_empty
+
+    @property
+    def skipped(self) -> List[str]:
+        """The checkpoints skipped as corrupt on restore (as ``RunHandle.skipped``)."""
+        return self._n.skipped
+
+    def savepoint(self, dir: Any, timeout: float = SETTLE_TIMEOUT) -> str:
+        """Takes a savepoint into ``dir`` at the current virtual time (as
+        ``RunHandle.savepoint``): the runs settle until it is written (within ``timeout``
+        seconds of real time, since the files are written off the clock); returns its
+        directory or raises the reason it failed."""
+        p = self._n.savepoint(os.fspath(dir))
+        end = time.monotonic() + timeout
+        while True:
+            self._clock.settle()
+            if p.wait(0.001):
+                return cast(str, p.result())
+            if time.monotonic() >= end:
+                raise TimeoutError(f"the savepoint is not written after {timeout}s")
 
     def result(self) -> Any:
         """The materialized value with sink results resolved, once the run is over at the

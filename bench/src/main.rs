@@ -108,6 +108,29 @@ fn materializer(batch: Option<usize>) -> Materializer {
     }
 }
 
+/// Runs `g` on `m` to its end with the peak RSS reset first; the seconds it took and the
+/// sink's result.
+fn run_timed<T, F>(
+    rt: &weir::engine::Runtime,
+    m: &Materializer,
+    g: &RunnableGraph<F>,
+) -> (f64, Result<T, StageError>)
+where
+    F: std::future::Future<Output = Result<T, StageError>> + Send + 'static,
+{
+    reset_peak_rss();
+    let t = Instant::now();
+    let got = rt.block_on(async {
+        let (f, h) = m
+            .materialize(g)
+            .map_err(|e| StageError::internal(e.to_string()))?;
+        let v = f.await?;
+        h.wait().await?;
+        Ok::<_, StageError>(v)
+    });
+    (t.elapsed().as_secs_f64(), got)
+}
+
 /// W1 with `.parallelism(p)` on the source, `map` and `filter` (the fold sink runs once);
 /// `fused_serial_source` keeps the source at 1.
 fn w1(rt: &weir::engine::Runtime, n: u64, pars: &[usize], batch: Option<usize>) {
@@ -147,17 +170,7 @@ fn w1(rt: &weir::engine::Runtime, n: u64, pars: &[usize], batch: Option<usize>) 
                 .filter(|x| x % 3 == 0)
                 .parallelism(p)
                 .to_mat(Sink::fold(0u64, |a, x| a + x), Keep::right);
-            reset_peak_rss();
-            let t = Instant::now();
-            let got = rt.block_on(async {
-                let (f, h) = m
-                    .materialize(&g)
-                    .map_err(|e| StageError::internal(e.to_string()))?;
-                let v = f.await?;
-                h.wait().await?;
-                Ok::<_, StageError>(v)
-            });
-            let secs = t.elapsed().as_secs_f64();
+            let (secs, got) = run_timed(rt, &m, &g);
             match got {
                 Ok(s) => {
                     assert_eq!(s, sum, "w1 {variant} checksum");
@@ -211,17 +224,7 @@ fn w2(rt: &weir::engine::Runtime, words: u64, pars: &[usize], batch: Option<usiz
             .count()
             .parallelism(p)
             .to_mat(Sink::collect(), Keep::right);
-        reset_peak_rss();
-        let t = Instant::now();
-        let got = rt.block_on(async {
-            let (f, h) = m
-                .materialize(&g)
-                .map_err(|e| StageError::internal(e.to_string()))?;
-            let v = f.await?;
-            h.wait().await?;
-            Ok::<_, StageError>(v)
-        });
-        let secs = t.elapsed().as_secs_f64();
+        let (secs, got) = run_timed(rt, &m, &g);
         match got {
             Ok(v) => {
                 let c = checksum(v);

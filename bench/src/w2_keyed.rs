@@ -4,7 +4,7 @@
 //! exchange, so each one pays the routing hash. And the routing hash alone over the corpus's
 //! words: the stable xxh3 hash keys route by now, against the fixed-seed `ahash` before.
 
-use super::{checksum, emit, materializer, reset_peak_rss};
+use super::{checksum, emit, materializer, run_timed};
 use std::hint::black_box;
 use std::time::Instant;
 use weir::prelude::*;
@@ -20,67 +20,34 @@ pub(super) fn hashes(corpus: &'static [String]) {
         0x082e_fa98_ec4e_6c89,
     );
     for _ in 0..2 {
-        let t = Instant::now();
-        let mut acc = 0u64;
-        for w in &words {
-            acc = acc.wrapping_add(former.hash_one(black_box(*w)));
-        }
-        black_box(acc);
-        emit(
-            "w2",
-            "hash_ahash_fixed_seeds",
-            n,
-            1,
-            t.elapsed().as_secs_f64(),
-            "",
-            "",
-        );
-        let t = Instant::now();
-        let mut acc = 0u64;
-        for w in &words {
-            acc = acc.wrapping_add(weir::graph::stable_hash_of(black_box(*w)));
-        }
-        black_box(acc);
-        emit(
-            "w2",
-            "hash_stable_xxh3",
-            n,
-            1,
-            t.elapsed().as_secs_f64(),
-            "",
-            "",
-        );
-        let t = Instant::now();
-        let mut acc = 0u64;
-        for i in 0..n {
-            acc = acc.wrapping_add(former.hash_one(black_box(i)));
-        }
-        black_box(acc);
-        emit(
-            "w2",
-            "hash_u64_ahash_fixed_seeds",
-            n,
-            1,
-            t.elapsed().as_secs_f64(),
-            "",
-            "",
-        );
-        let t = Instant::now();
-        let mut acc = 0u64;
-        for i in 0..n {
-            acc = acc.wrapping_add(weir::graph::stable_hash_of(&black_box(i)));
-        }
-        black_box(acc);
-        emit(
-            "w2",
-            "hash_u64_stable_xxh3",
-            n,
-            1,
-            t.elapsed().as_secs_f64(),
-            "",
-            "",
-        );
+        timed_hash("hash_ahash_fixed_seeds", n, || {
+            words.iter().fold(0u64, |acc, w| {
+                acc.wrapping_add(former.hash_one(black_box(*w)))
+            })
+        });
+        timed_hash("hash_stable_xxh3", n, || {
+            words.iter().fold(0u64, |acc, w| {
+                acc.wrapping_add(weir::graph::stable_hash_of(black_box(*w)))
+            })
+        });
+        timed_hash("hash_u64_ahash_fixed_seeds", n, || {
+            (0..n).fold(0u64, |acc, i| {
+                acc.wrapping_add(former.hash_one(black_box(i)))
+            })
+        });
+        timed_hash("hash_u64_stable_xxh3", n, || {
+            (0..n).fold(0u64, |acc, i| {
+                acc.wrapping_add(weir::graph::stable_hash_of(&black_box(i)))
+            })
+        });
     }
+}
+
+/// Times `hash_all` (which hashes `n` values) and prints its line as `variant`.
+fn timed_hash(variant: &str, n: u64, hash_all: impl FnOnce() -> u64) {
+    let t = Instant::now();
+    black_box(hash_all());
+    emit("w2", variant, n, 1, t.elapsed().as_secs_f64(), "", "");
 }
 
 /// Counts the words with a keyed fold (every word routed by its hash) at each parallelism.
@@ -101,17 +68,7 @@ pub(super) fn fold(
             .parallelism(p)
             .to_mat(Sink::collect(), Keep::right);
         let m = materializer(batch);
-        reset_peak_rss();
-        let t = Instant::now();
-        let got = rt.block_on(async {
-            let (f, h) = m
-                .materialize(&g)
-                .map_err(|e| StageError::internal(e.to_string()))?;
-            let v = f.await?;
-            h.wait().await?;
-            Ok::<_, StageError>(v)
-        });
-        let secs = t.elapsed().as_secs_f64();
+        let (secs, got) = run_timed(rt, &m, &g);
         match got {
             Ok(v) => {
                 let c = checksum(v);
@@ -154,17 +111,7 @@ pub(super) fn run(
             ("weir_owned_count_by", moved),
         ] {
             let m = materializer(batch);
-            reset_peak_rss();
-            let t = Instant::now();
-            let got = rt.block_on(async {
-                let (f, h) = m
-                    .materialize(&g)
-                    .map_err(|e| StageError::internal(e.to_string()))?;
-                let v = f.await?;
-                h.wait().await?;
-                Ok::<_, StageError>(v)
-            });
-            let secs = t.elapsed().as_secs_f64();
+            let (secs, got) = run_timed(rt, &m, &g);
             match got {
                 Ok(v) => {
                     let c = checksum(v.iter().map(|(w, c)| (w.as_str(), *c)).collect());

@@ -4,95 +4,21 @@
 //! 2 -> 3: every new subtask takes the key groups it owns from every old subtask's state); a
 //! stateful stage whose state is not keyed refuses a changed parallelism, naming itself.
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+mod ck;
+
+use ck::{Gate, SECOND, Store, checkpoint, dir, mat_in as mat, two_phase, until};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
-use weir_engine::prelude::*;
-use weir_engine::{CheckpointConfig, Checkpoints, EngineError};
-use weir_graph::{
-    Control, RunnableGraph, Sink, SinkLogic, Snapshot, Source, SourceLogic, StageCx, StageError,
-    StateCodec, Step,
-};
+use weir_engine::EngineError;
+use weir_graph::{RunnableGraph, StateCodec};
 use weir_operators::prelude::*;
 use weir_operators::simple;
 use weir_operators::time::{Timestamped, WatermarkStrategy};
 use weir_operators::window::{Builtin, Num, WindowOutput, Windows};
 
-const SECOND: Duration = Duration::from_secs(1);
 const N: u64 = 400;
-
-/// How far the test lets a [`Counting`] source go, and how far it went.
-#[derive(Default)]
-struct Gate {
-    limit: AtomicU64,
-    pos: AtomicU64,
-    waker: Mutex<Option<Waker>>,
-}
-
-impl Gate {
-    fn open(&self, to: u64) {
-        self.limit.store(to, Ordering::Release);
-        if let Some(w) = self.waker.lock().unwrap().take() {
-            w.wake();
-        }
-    }
-}
-
-/// Emits `0..n` as far as its gate allows; its snapshot is its position (replayable).
-struct Counting {
-    next: u64,
-    n: u64,
-    gate: Arc<Gate>,
-}
-
-impl SourceLogic<u64> for Counting {
-    fn poll_next(
-        &mut self,
-        cx: &mut Context<'_>,
-        scx: &mut StageCx<'_>,
-        out: &mut Vec<u64>,
-    ) -> Poll<Result<Step, StageError>> {
-        if self.next == self.n {
-            return Poll::Ready(Ok(Step::Done));
-        }
-        *self.gate.waker.lock().unwrap() = Some(cx.waker().clone());
-        let limit = self.gate.limit.load(Ordering::Acquire).min(self.n);
-        if self.next >= limit {
-            return Poll::Pending;
-        }
-        let end = limit.min(self.next + scx.batch_size() as u64);
-        out.extend(self.next..end);
-        self.next = end;
-        self.gate.pos.store(end, Ordering::Release);
-        Poll::Ready(Ok(Step::More))
-    }
-    fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
-        Ok(Some(Snapshot::encode(&self.next)?))
-    }
-    fn restore(&mut self, s: &Snapshot) -> Result<(), StageError> {
-        self.next = s.decode()?;
-        Ok(())
-    }
-}
-
-fn counting(gate: &Arc<Gate>) -> Source<u64, ()> {
-    let gate = Arc::clone(gate);
-    Source::from_logic("events", move |_| {
-        Ok((
-            Counting {
-                next: 0,
-                n: N,
-                gate: Arc::clone(&gate),
-            },
-            (),
-        ))
-    })
-}
 
 /// Asserts `got == want`, reporting the sizes and the first difference (not both lists).
 #[track_caller]
@@ -106,152 +32,6 @@ fn same<T: PartialEq + std::fmt::Debug>(got: &[T], want: &[T]) {
             want.len()
         );
     }
-}
-
-/// Rows a transactional sink committed, by checkpoint id (`u64::MAX`: the end of the stream).
-struct Store<T> {
-    committed: Mutex<BTreeMap<u64, Vec<T>>>,
-}
-
-impl<T: Clone + Ord> Store<T> {
-    fn new() -> Arc<Self> {
-        Arc::new(Self {
-            committed: Mutex::new(BTreeMap::new()),
-        })
-    }
-    /// Everything committed, sorted (keyed output has no order across keys and subtasks).
-    fn sorted(&self) -> Vec<T> {
-        let mut v: Vec<T> = self
-            .committed
-            .lock()
-            .unwrap()
-            .values()
-            .flatten()
-            .cloned()
-            .collect();
-        v.sort();
-        v
-    }
-    fn ids(&self) -> Vec<u64> {
-        self.committed.lock().unwrap().keys().copied().collect()
-    }
-}
-
-/// A two-phase sink: rows before a barrier are staged under its id (pre-commit, part of the
-/// snapshot), committed once the checkpoint completes or, after a crash, when restored.
-struct TwoPhase<T> {
-    store: Arc<Store<T>>,
-    checkpoints: Option<Arc<Checkpoints>>,
-    open: Vec<T>,
-    staged: BTreeMap<u64, Vec<T>>,
-}
-
-impl<T: Clone + Ord> TwoPhase<T> {
-    fn commit_through(&mut self, id: u64) {
-        let mut c = self.store.committed.lock().unwrap();
-        while let Some(e) = self.staged.first_entry() {
-            if *e.key() > id {
-                break;
-            }
-            // Committing the same id twice is idempotent, as an external store's would be.
-            let (k, rows) = e.remove_entry();
-            c.insert(k, rows);
-        }
-    }
-    fn notified(&mut self) {
-        if let Some(id) = self.checkpoints.as_ref().and_then(|c| c.latest_completed()) {
-            self.commit_through(id);
-        }
-    }
-}
-
-impl<T> SinkLogic<T> for TwoPhase<T>
-where
-    T: Clone + Ord + Serialize + DeserializeOwned + Send + Sync + 'static,
-{
-    fn on_batch(&mut self, input: &mut Vec<T>, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
-        self.notified();
-        self.open.append(input);
-        Ok(())
-    }
-    fn on_control(&mut self, control: Control, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
-        if let Control::Barrier { id } = control {
-            self.staged.insert(id, std::mem::take(&mut self.open));
-        }
-        self.notified();
-        Ok(())
-    }
-    fn on_finish(&mut self, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
-        self.commit_through(u64::MAX);
-        let rest = std::mem::take(&mut self.open);
-        self.store.committed.lock().unwrap().insert(u64::MAX, rest);
-        Ok(())
-    }
-    fn on_error(&mut self, _error: &StageError) {}
-    fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
-        Ok(Some(Snapshot::encode(&self.staged)?))
-    }
-    fn restore(&mut self, s: &Snapshot) -> Result<(), StageError> {
-        // Everything staged in a restored checkpoint belongs to a complete checkpoint.
-        self.staged = s.decode()?;
-        self.commit_through(u64::MAX);
-        Ok(())
-    }
-}
-
-fn two_phase<T>(store: &Arc<Store<T>>) -> Sink<T, ()>
-where
-    T: Clone + Ord + Serialize + DeserializeOwned + Send + Sync + 'static,
-{
-    let store = Arc::clone(store);
-    Sink::from_logic("two_phase", move |info| {
-        Ok((
-            TwoPhase {
-                store: Arc::clone(&store),
-                checkpoints: info.services.get::<Checkpoints>(),
-                open: Vec::new(),
-                staged: BTreeMap::new(),
-            },
-            (),
-        ))
-    })
-}
-
-fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("weir-keyed-ck-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-fn mat(dir: Option<&Path>) -> (Materializer, Arc<VirtualClock>) {
-    let clock = Arc::new(VirtualClock::new());
-    let m = Materializer::new()
-        .with_clock(clock.clone())
-        .with_batch_size(8);
-    let m = match dir {
-        Some(d) => m.with_checkpoints(CheckpointConfig::new(SECOND, d)),
-        None => m,
-    };
-    (m, clock)
-}
-
-/// Waits (real time, generous bound) until `cond` holds.
-async fn until(what: &str, cond: impl Fn() -> bool) {
-    for _ in 0..20_000 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
-async fn checkpoint(h: &RunHandle, clock: &VirtualClock, id: u64) {
-    clock.advance(SECOND);
-    let ck = h.checkpoints().expect("the run checkpoints");
-    tokio::time::timeout(Duration::from_secs(20), ck.wait_completed(id))
-        .await
-        .unwrap_or_else(|_| panic!("checkpoint {id} did not complete"));
 }
 
 /// The output of `job` run to the end without checkpoints.
@@ -281,10 +61,10 @@ async fn crash_and_resume<T: Clone + Ord>(
     let (m, clock) = mat(Some(&d));
     let ((), h) = m.materialize(&first(&gate, &store)).unwrap();
     gate.open(150);
-    until("150 events", || gate.pos.load(Ordering::Acquire) == 150).await;
+    until("150 events", || gate.emitted.load(Ordering::Acquire) == 150).await;
     checkpoint(&h, &clock, 1).await;
     gate.open(290);
-    until("290 events", || gate.pos.load(Ordering::Acquire) == 290).await;
+    until("290 events", || gate.emitted.load(Ordering::Acquire) == 290).await;
     h.cancel();
     assert!(h.wait().await.is_err());
     let after_crash = store.ids();
@@ -318,7 +98,7 @@ fn num(n: Num) -> i128 {
 /// `parallelism`; a late element would show as a row with window `(-1, -1)`.
 fn window_job(parallelism: usize) -> impl Fn(&Arc<Gate>, &Arc<Store<Row>>) -> RunnableGraph<()> {
     move |gate, store| {
-        counting(gate)
+        ck::counting("events", N, gate)
             .assign_timestamps(
                 |x: &u64| ts(*x),
                 WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(100)),
@@ -381,7 +161,7 @@ fn fold_job(
     parallelism: usize,
 ) -> impl Fn(&Arc<Gate>, &Arc<Store<(u64, u64, u64)>>) -> RunnableGraph<()> {
     move |gate, store| {
-        counting(gate)
+        ck::counting("events", N, gate)
             .key_by(|x: &u64| x % 10)
             .checkpointed()
             .fold((0u64, 0u64), |(s, n), x| (s + x, n + 1))
@@ -406,7 +186,7 @@ fn count_job(
     parallelism: usize,
 ) -> impl Fn(&Arc<Gate>, &Arc<Store<(String, u64)>>) -> RunnableGraph<()> {
     move |gate, store| {
-        counting(gate)
+        ck::counting("events", N, gate)
             .map(|x: u64| format!("w{}", x % 13))
             .key_by_owned(|w: String| (w, ()))
             .checkpointed()
@@ -451,13 +231,13 @@ async fn state_kept_in_memory_only_refuses_a_checkpoint_naming_the_stage() {
     let gate = Arc::new(Gate::default());
     let (m, clock) = mat(Some(&d));
     let store = Store::new();
-    let g = counting(&gate)
+    let g = ck::counting("events", N, &gate)
         .key_by(|x: &u64| x % 10)
         .fold(0u64, |a, x| a + x)
         .to(two_phase(&store));
     let ((), h) = m.materialize(&g).unwrap();
     gate.open(10);
-    until("10 events", || gate.pos.load(Ordering::Acquire) == 10).await;
+    until("10 events", || gate.emitted.load(Ordering::Acquire) == 10).await;
     clock.advance(SECOND);
     let e = h.wait().await.unwrap_err();
     assert!(e.to_string().contains("keyed fold"), "{e}");
@@ -472,7 +252,7 @@ fn plain_fold_job(
     parallelism: usize,
 ) -> impl Fn(&Arc<Gate>, &Arc<Store<u64>>) -> RunnableGraph<()> {
     move |gate, store| {
-        counting(gate)
+        ck::counting("events", N, gate)
             .via(
                 simple::fold_with_codec(0u64, |a, x: u64| a + x, StateCodec::serde())
                     .parallelism(parallelism),
@@ -489,7 +269,7 @@ async fn state_that_is_not_keyed_refuses_a_changed_parallelism_naming_the_stage(
     let (m, clock) = mat(Some(&d));
     let ((), h) = m.materialize(&plain_fold_job(2)(&gate, &store)).unwrap();
     gate.open(100);
-    until("100 events", || gate.pos.load(Ordering::Acquire) == 100).await;
+    until("100 events", || gate.emitted.load(Ordering::Acquire) == 100).await;
     checkpoint(&h, &clock, 1).await;
     h.cancel();
     assert!(h.wait().await.is_err());

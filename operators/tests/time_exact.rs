@@ -5,87 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 use weir_engine::prelude::*;
-use weir_engine::testkit::{
-    ExactProbe, ExactSink, Observed, SourceProbe, TestSource, VirtualClock,
-};
-use weir_graph::{ErrorKind, Flow, Keep, Source, StageError};
+use weir_engine::testkit::{ExactProbe, ExactSink, VirtualClock};
+use weir_graph::{ErrorKind, Keep, Source, StageError};
 use weir_operators::source::SourceCtors;
 use weir_operators::time::{self, RateExceeded, ThrottleMode};
 
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
+mod rig;
 
-/// A signal as a test compares it: the element, completion, or the error's kind and message.
-#[derive(Debug, Clone, PartialEq)]
-enum Sig<T> {
-    N(T),
-    Complete,
-    Failed(ErrorKind, String),
-}
-use Sig::{Complete, N};
-
-/// Probe source -> `flow` -> exact probe sink on a virtual clock.
-struct Rig<I, O> {
-    src: SourceProbe<I>,
-    sink: ExactProbe<O>,
-    clock: VirtualClock,
-    handle: RunHandle,
-}
-
-fn rig<I: Send + 'static, O: Send + 'static>(flow: Flow<I, O>) -> Rig<I, O> {
-    let clock = VirtualClock::new();
-    let g = TestSource::probe::<I>()
-        .via(flow)
-        .to_mat(ExactSink::probe::<O>(), Keep::both);
-    let m = Materializer::new().with_clock(Arc::new(clock.clone()));
-    let ((src, sink), handle) = m.materialize(&g).expect("materializes");
-    Rig {
-        src,
-        sink,
-        clock,
-        handle,
-    }
-}
-
-impl<I: Send + 'static, O: Send + Clone + 'static> Rig<I, O> {
-    /// Runs the virtual clock to `t` ms after the start.
-    async fn at(&self, t: u64) {
-        let now = self.clock.now();
-        self.clock.run_for(ms(t).saturating_sub(now)).await;
-    }
-    /// Asserts that the run ends successfully (a real-time bound only as a safety net).
-    async fn completes(self) {
-        let r = tokio::time::timeout(Duration::from_secs(10), self.handle.wait()).await;
-        r.expect("the run ends").expect("the run completes");
-    }
-    /// Asserts that the run ends with a failure of `kind`.
-    async fn fails(self, kind: ErrorKind) {
-        let r = tokio::time::timeout(Duration::from_secs(10), self.handle.wait()).await;
-        let e = r.expect("the run ends").expect_err("the run fails");
-        assert_eq!(e.kind(), kind, "{e}");
-    }
-    /// Everything the sink received so far, with the ms it arrived at.
-    fn timeline(&self) -> Vec<(u64, Sig<O>)> {
-        timeline(&self.sink)
-    }
-}
-
-fn timeline<O: Send + 'static>(sink: &ExactProbe<O>) -> Vec<(u64, Sig<O>)> {
-    sink.drain()
-        .into_iter()
-        .map(|(t, o)| {
-            let s = match o {
-                Observed::Next(x) => N(x),
-                Observed::Complete => Complete,
-                Observed::Error(e) => Sig::Failed(e.kind(), e.message().to_string()),
-            };
-            (t.as_millis() as u64, s)
-        })
-        .collect()
-}
-
-use weir_graph::Clock as _;
+use rig::{Complete, N, Sig, ms, rig, timeline};
 
 #[tokio::test]
 async fn grouped_within_uses_timer_windows_restarted_by_every_emission() {

@@ -5,10 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 use weir_engine::prelude::*;
-use weir_engine::testkit::{
-    ExactProbe, ExactSink, Observed, SourceProbe, TestSource, VirtualClock,
-};
-use weir_graph::{Clock as _, ErrorKind, Flow, Keep, Source, StageError};
+use weir_engine::testkit::{ExactSink, Observed, TestSource, VirtualClock};
+use weir_graph::{ErrorKind, Flow, Keep, Source, StageError};
 use weir_operators::prelude::*;
 use weir_operators::process::{ProcessContext, Timer, process_fn};
 use weir_operators::sink::SinkCtors;
@@ -16,69 +14,9 @@ use weir_operators::source::SourceCtors;
 use weir_operators::time::{Timestamped, WatermarkStrategy};
 use weir_operators::window::{Window, WindowOutput, Windows};
 
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
+mod rig;
 
-/// A signal as a test compares it: the element, completion, or the error's kind and message.
-#[derive(Debug, Clone, PartialEq)]
-enum Sig<T> {
-    N(T),
-    Complete,
-    Failed(ErrorKind, String),
-}
-use Sig::{Complete, N};
-
-/// Probe source -> `flow` -> exact probe sink on a virtual clock.
-struct Rig<I, O> {
-    src: SourceProbe<I>,
-    sink: ExactProbe<O>,
-    clock: VirtualClock,
-    handle: RunHandle,
-}
-
-fn rig<I: Send + 'static, O: Send + 'static>(flow: Flow<I, O>) -> Rig<I, O> {
-    let clock = VirtualClock::new();
-    let g = TestSource::probe::<I>()
-        .via(flow)
-        .to_mat(ExactSink::probe::<O>(), Keep::both);
-    let m = Materializer::new().with_clock(Arc::new(clock.clone()));
-    let ((src, sink), handle) = m.materialize(&g).expect("materializes");
-    Rig {
-        src,
-        sink,
-        clock,
-        handle,
-    }
-}
-
-impl<I: Send + 'static, O: Send + Clone + 'static> Rig<I, O> {
-    /// Runs the virtual clock to `t` ms after the start.
-    async fn at(&self, t: u64) {
-        let now = self.clock.now();
-        self.clock.run_for(ms(t).saturating_sub(now)).await;
-    }
-    /// Everything the sink received so far, with the ms it arrived at.
-    fn timeline(&self) -> Vec<(u64, Sig<O>)> {
-        self.sink
-            .drain()
-            .into_iter()
-            .map(|(t, o)| {
-                let s = match o {
-                    Observed::Next(x) => N(x),
-                    Observed::Complete => Complete,
-                    Observed::Error(e) => Sig::Failed(e.kind(), e.message().to_string()),
-                };
-                (t.as_millis() as u64, s)
-            })
-            .collect()
-    }
-    /// The run's outcome (a real-time bound only as a safety net).
-    async fn outcome(self) -> Result<(), StageError> {
-        let r = tokio::time::timeout(Duration::from_secs(10), self.handle.wait()).await;
-        r.expect("the run ends")
-    }
-}
+use rig::{Complete, N, Sig, ms, rig};
 
 type Ev = Timestamped<(char, u32)>;
 

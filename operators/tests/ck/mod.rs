@@ -2,6 +2,8 @@
 //! in-memory store, checkpoint directories and a materializer on the virtual clock.
 #![allow(dead_code)]
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -88,21 +90,42 @@ pub fn counting(name: &str, n: u64, gate: &Arc<Gate>) -> Source<u64, ()> {
 
 /// What a transactional sink committed, by checkpoint id (`u64::MAX`: the end of the stream);
 /// committing the same id twice is idempotent, as an external store's would be.
-#[derive(Default)]
-pub struct Store {
-    pub committed: Mutex<BTreeMap<u64, Vec<u64>>>,
+pub struct Store<T = u64> {
+    pub committed: Mutex<BTreeMap<u64, Vec<T>>>,
     pub seen: AtomicUsize,
 }
 
-impl Store {
-    pub fn output(&self) -> Vec<u64> {
+impl<T> Default for Store<T> {
+    fn default() -> Self {
+        Self {
+            committed: Mutex::new(BTreeMap::new()),
+            seen: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl<T: Clone> Store<T> {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+    /// Everything committed, in commit order.
+    pub fn output(&self) -> Vec<T> {
         self.committed
             .lock()
             .unwrap()
             .values()
             .flatten()
-            .copied()
+            .cloned()
             .collect()
+    }
+    /// Everything committed, sorted (keyed output has no order across keys and subtasks).
+    pub fn sorted(&self) -> Vec<T>
+    where
+        T: Ord,
+    {
+        let mut v = self.output();
+        v.sort();
+        v
     }
     pub fn ids(&self) -> Vec<u64> {
         self.committed.lock().unwrap().keys().copied().collect()
@@ -111,14 +134,23 @@ impl Store {
 
 /// A two-phase sink: rows before a barrier are staged under its id (pre-commit, part of the
 /// snapshot), committed once the checkpoint completes or, after a crash, when restored.
-pub struct TwoPhase {
-    store: Arc<Store>,
+pub struct TwoPhase<T = u64> {
+    store: Arc<Store<T>>,
     checkpoints: Option<Arc<Checkpoints>>,
-    open: Vec<u64>,
-    staged: BTreeMap<u64, Vec<u64>>,
+    open: Vec<T>,
+    staged: BTreeMap<u64, Vec<T>>,
 }
 
-impl TwoPhase {
+impl<T> TwoPhase<T> {
+    /// A two-phase sink into `store`, committing on `checkpoints`' notices.
+    pub fn new(store: &Arc<Store<T>>, checkpoints: Option<Arc<Checkpoints>>) -> Self {
+        Self {
+            store: Arc::clone(store),
+            checkpoints,
+            open: Vec::new(),
+            staged: BTreeMap::new(),
+        }
+    }
     fn commit_through(&mut self, id: u64) {
         let mut c = self.store.committed.lock().unwrap();
         while let Some(e) = self.staged.first_entry() {
@@ -136,8 +168,11 @@ impl TwoPhase {
     }
 }
 
-impl SinkLogic<u64> for TwoPhase {
-    fn on_batch(&mut self, input: &mut Vec<u64>, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
+impl<T> SinkLogic<T> for TwoPhase<T>
+where
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    fn on_batch(&mut self, input: &mut Vec<T>, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
         self.notified();
         self.store.seen.fetch_add(input.len(), Ordering::AcqRel);
         self.open.append(input);
@@ -168,28 +203,14 @@ impl SinkLogic<u64> for TwoPhase {
     }
 }
 
-impl TwoPhase {
-    /// A two-phase sink into `store`, committing on `checkpoints`' notices.
-    pub fn new(store: &Arc<Store>, checkpoints: Option<Arc<Checkpoints>>) -> Self {
-        Self {
-            store: Arc::clone(store),
-            checkpoints,
-            open: Vec::new(),
-            staged: BTreeMap::new(),
-        }
-    }
-}
-
-pub fn two_phase(store: &Arc<Store>) -> Sink<u64, ()> {
+pub fn two_phase<T>(store: &Arc<Store<T>>) -> Sink<T, ()>
+where
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
     let store = Arc::clone(store);
     Sink::from_logic("two_phase", move |info| {
         Ok((
-            TwoPhase {
-                store: Arc::clone(&store),
-                checkpoints: info.services.get::<Checkpoints>(),
-                open: Vec::new(),
-                staged: BTreeMap::new(),
-            },
+            TwoPhase::new(&store, info.services.get::<Checkpoints>()),
             (),
         ))
     })
@@ -202,11 +223,20 @@ pub fn dir(name: &str) -> PathBuf {
 }
 
 pub fn mat(dir: &Path) -> (Materializer, Arc<VirtualClock>) {
+    mat_in(Some(dir))
+}
+
+/// A materializer on the virtual clock with batches of 8, checkpointing every second into
+/// `dir` when given.
+pub fn mat_in(dir: Option<&Path>) -> (Materializer, Arc<VirtualClock>) {
     let clock = Arc::new(VirtualClock::new());
     let m = Materializer::new()
         .with_clock(clock.clone())
-        .with_batch_size(8)
-        .with_checkpoints(CheckpointConfig::new(SECOND, dir));
+        .with_batch_size(8);
+    let m = match dir {
+        Some(d) => m.with_checkpoints(CheckpointConfig::new(SECOND, d)),
+        None => m,
+    };
     (m, clock)
 }
 

@@ -162,6 +162,11 @@ impl Clock for VirtualClock {
     fn track(&self, task: BoxFuture<'static, ()>) -> BoxFuture<'static, ()> {
         self.activity.track(task)
     }
+    fn busy(&self) -> Option<Box<dyn Send + Sync>> {
+        Some(Box::new(crate::testkit::activity::Activity::hold(
+            &self.activity,
+        )))
+    }
 }
 
 struct VSleep {

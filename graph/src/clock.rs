@@ -22,4 +22,10 @@ pub trait Clock: Send + Sync + 'static {
     fn track(&self, task: BoxFuture<'static, ()>) -> BoxFuture<'static, ()> {
         task
     }
+    /// Marks work a stage runs outside the run's tasks (on a thread of its own) as going on
+    /// until the guard drops, so a clock that tracks tasks does not take the run for idle
+    /// while a task waits for that work; real clocks return `None`.
+    fn busy(&self) -> Option<Box<dyn Send + Sync>> {
+        None
+    }
 }

@@ -282,3 +282,68 @@ async fn lines_copied_from_a_file_source_to_a_file_sink_are_committed_exactly() 
         assert!(c.len() <= 4096, "a part over its size");
     }
 }
+
+#[tokio::test]
+async fn parts_roll_by_age_on_the_run_clock_when_records_arrive_and_while_idle() {
+    use weir_engine::testkit::{TestSource, VirtualClock};
+    let d = TempDir::new("age");
+    let sink = FileSink::new(&d.0)
+        .suffix(".txt")
+        .max_part_age(Duration::from_secs(1));
+    let clock = VirtualClock::new();
+    let m = Materializer::new().with_clock(Arc::new(clock.clone()));
+    let g = TestSource::probe::<String>().to_mat(sink.clone().bytes(), Keep::both);
+    let ((src, files), h) = m.materialize(&g).unwrap();
+    let at = |ms: u64| {
+        let clock = clock.clone();
+        async move {
+            use weir_graph::Clock as _;
+            let now = clock.now();
+            clock
+                .run_for(Duration::from_millis(ms).saturating_sub(now))
+                .await;
+        }
+    };
+    // Part 0 opens at 0 ms; the idle timer closes it at 1000 ms.
+    src.send("a".to_owned());
+    at(0).await;
+    at(500).await;
+    src.send("b".to_owned());
+    at(1100).await;
+    // Part 1 opens at 1100 ms and takes "d" and "e" at 2050 ms; it closes at 2100 ms, so "f"
+    // starts part 2, which the end commits with the rest.
+    src.send("c".to_owned());
+    at(1100).await;
+    at(2050).await;
+    src.send_all(vec!["d".to_owned(), "e".to_owned()]);
+    at(2050).await;
+    at(3200).await;
+    src.send("f".to_owned());
+    at(3200).await;
+    src.complete();
+    h.wait().await.unwrap();
+    let files = files.await.unwrap();
+    assert_eq!(files.len(), 3);
+    assert_eq!(
+        committed(&sink),
+        [
+            (part(0), "a\nb\n".to_owned()),
+            (part(1), "c\nd\ne\n".to_owned()),
+            (part(2), "f\n".to_owned()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_zero_part_age_is_rejected_when_the_graph_is_built() {
+    let sink = FileSink::new("unused").max_part_age(Duration::ZERO);
+    let err = Source::from_iter(vec!["x".to_owned()])
+        .run_with(sink.bytes())
+        .err()
+        .expect("rejected");
+    assert!(
+        err.to_string()
+            .contains("file sink: max_part_age must be positive, got 0s"),
+        "{err}"
+    );
+}

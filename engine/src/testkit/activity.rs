@@ -33,6 +33,12 @@ impl Activity {
         }
     }
 
+    /// Counts as one busy task until the guard drops (work outside the run's tasks).
+    pub(crate) fn hold(self: &Arc<Self>) -> Hold {
+        self.enter();
+        Hold(Arc::clone(self))
+    }
+
     /// Tasks running or woken right now.
     pub(crate) fn busy(&self) -> usize {
         self.busy.load(Ordering::Acquire)
@@ -81,6 +87,15 @@ impl Activity {
             }),
             waker: None,
         })
+    }
+}
+
+/// Work outside the run's tasks, counted busy until dropped.
+pub(crate) struct Hold(Arc<Activity>);
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.0.exit();
     }
 }
 

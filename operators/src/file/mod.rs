@@ -29,7 +29,7 @@ use source::{FileSourceLogic, ReadConfig};
 use std::fmt::Display;
 use std::path::PathBuf;
 use std::sync::Arc;
-use weir_graph::{Sink, SinkFuture, Source, at_least, promise};
+use weir_graph::{Sink, SinkFuture, Source, at_least, positive, promise};
 
 /// A file source under construction: which files, read in which blocks.
 #[derive(Clone, Debug)]
@@ -176,6 +176,7 @@ impl FileSink {
                 prefix: "part".to_owned(),
                 suffix: String::new(),
                 max_part_bytes: 128 * 1024 * 1024,
+                max_part_age: None,
             },
         }
     }
@@ -193,6 +194,15 @@ impl FileSink {
     /// holds at least one record).
     pub fn max_part_bytes(mut self, bytes: u64) -> Self {
         self.config.max_part_bytes = bytes;
+        self
+    }
+
+    /// Starts a new part before the first record that arrives once the open one has been open
+    /// for `age` on the run's clock, and closes an open part when it reaches that age while no
+    /// records arrive. A closed part is committed with the next commit (checkpoint, marker or
+    /// end), like one rolled by size. A zero age is rejected when the graph is built.
+    pub fn max_part_age(mut self, age: std::time::Duration) -> Self {
+        self.config.max_part_age = Some(age);
         self
     }
 
@@ -242,6 +252,11 @@ impl FileSink {
             usize::try_from(self.config.max_part_bytes).unwrap_or(usize::MAX),
             1,
         );
+        let invalid = invalid.or_else(|| {
+            self.config
+                .max_part_age
+                .and_then(|d| positive("file sink: max_part_age", d))
+        });
         let config = self.config;
         let encode: Arc<sink::Encode<T>> = Arc::new(encode);
         Sink::from_async("file_sink", move |info| {

@@ -32,6 +32,8 @@ pub(crate) struct WriteConfig {
     pub(crate) prefix: String,
     pub(crate) suffix: String,
     pub(crate) max_part_bytes: u64,
+    /// Rolls a part once it has been open this long on the run's clock.
+    pub(crate) max_part_age: Option<std::time::Duration>,
 }
 
 impl WriteConfig {
@@ -316,6 +318,8 @@ struct Writer {
     tx: Option<mpsc::Sender<(Cmd, Reply)>>,
     done: Option<std::thread::JoinHandle<Vec<PathBuf>>>,
     dir: PathBuf,
+    /// The run's clock, told that the stage is busy while the thread works for it.
+    clock: std::sync::Arc<dyn weir_graph::Clock>,
 }
 
 impl Writer {
@@ -323,6 +327,7 @@ impl Writer {
         config: WriteConfig,
         restored: Option<SinkState>,
         skipped: Vec<String>,
+        clock: std::sync::Arc<dyn weir_graph::Clock>,
     ) -> Result<Self, FileError> {
         let dir = config.dir.clone();
         let (tx, rx) = mpsc::channel::<(Cmd, Reply)>();
@@ -334,6 +339,7 @@ impl Writer {
             tx: Some(tx),
             done: Some(done),
             dir,
+            clock,
         })
     }
 
@@ -343,6 +349,7 @@ impl Writer {
         };
         let (reply, rx) = oneshot::channel();
         let tx = self.tx.as_ref().ok_or_else(gone)?;
+        let _busy = self.clock.busy();
         tx.send((cmd, reply)).map_err(|_| gone())?;
         rx.await.map_err(|_| gone())?
     }
@@ -446,10 +453,57 @@ fn encode_batch<T>(batch: &[T], encode: &Encode<T>, max: u64, part_bytes: &mut u
     pieces
 }
 
+/// Whether `pieces` write no bytes.
+fn batch_is_empty(pieces: &[Piece]) -> bool {
+    !pieces.iter().any(|p| matches!(p, Piece::Bytes(_)))
+}
+
 /// What the sink's loop woke for.
 enum Woke<T> {
     Input(Signal<T>),
     Completed(Result<(), weir_graph::CheckpointFailed>),
+    /// The open part reached its maximum age.
+    Aged,
+}
+
+/// When the open part was started on the run's clock, for rolling by age.
+struct Age {
+    max: Option<std::time::Duration>,
+    clock: std::sync::Arc<dyn weir_graph::Clock>,
+    opened: Option<std::time::Duration>,
+    timer: Option<BoxFuture<'static, ()>>,
+}
+
+impl Age {
+    /// Whether the open part is past its age now.
+    fn due(&self) -> bool {
+        matches!((self.max, self.opened), (Some(max), Some(t)) if self.clock.now() >= t + max)
+    }
+    /// A new part was started now (none is open when `open` is false).
+    fn reset(&mut self, open: bool) {
+        self.timer = None;
+        self.opened = if open && self.max.is_some() {
+            Some(self.clock.now())
+        } else {
+            None
+        };
+    }
+    /// Records that records went into the open part (`rolled`: a new part was started).
+    fn wrote(&mut self, rolled: bool) {
+        if rolled || self.opened.is_none() {
+            self.reset(true);
+        }
+    }
+    /// Polls the open part's age timer.
+    fn poll(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        let (Some(max), Some(t)) = (self.max, self.opened) else {
+            return std::task::Poll::Pending;
+        };
+        let timer = self
+            .timer
+            .get_or_insert_with(|| self.clock.sleep_until(t + max));
+        timer.poll_unpin(cx)
+    }
 }
 
 impl<T: Send + 'static> FileSinkLogic<T> {
@@ -458,6 +512,12 @@ impl<T: Send + 'static> FileSinkLogic<T> {
         let ck = io.checkpoint.clone();
         let named = |e: FileError| StageError::from(e).with_stage(&self.path);
         let mut part_bytes = 0u64;
+        let mut age = Age {
+            max: self.config.max_part_age,
+            clock: io.clock.clone(),
+            opened: None,
+            timer: None,
+        };
         // Checkpoints pre-committed and not known complete yet, oldest first.
         let mut waiting: VecDeque<u64> = VecDeque::new();
         let mut notice = None;
@@ -472,6 +532,9 @@ impl<T: Send + 'static> FileSinkLogic<T> {
                     && let std::task::Poll::Ready(r) = n.poll_unpin(cx)
                 {
                     return std::task::Poll::Ready(Woke::Completed(r));
+                }
+                if age.poll(cx).is_ready() {
+                    return std::task::Poll::Ready(Woke::Aged);
                 }
                 input.poll_signal(cx).map(Woke::Input)
             })
@@ -491,20 +554,39 @@ impl<T: Send + 'static> FileSinkLogic<T> {
                         waiting.retain(|id| *id > done);
                     }
                 }
+                Woke::Aged => {
+                    writer
+                        .call(Cmd::Write(vec![Piece::Roll]))
+                        .await
+                        .map_err(named)?;
+                    part_bytes = 0;
+                    age.reset(false);
+                }
                 Woke::Input(Signal::Event(Event::Batch(batch))) => {
-                    let pieces = encode_batch(
+                    let mut pieces = Vec::new();
+                    if age.due() {
+                        pieces.push(Piece::Roll);
+                        part_bytes = 0;
+                        age.reset(false);
+                    }
+                    pieces.extend(encode_batch(
                         &batch,
                         &*self.encode,
                         self.config.max_part_bytes,
                         &mut part_bytes,
-                    );
+                    ));
                     drop(batch);
+                    let rolled = pieces.iter().skip(1).any(|p| matches!(p, Piece::Roll));
+                    if !batch_is_empty(&pieces) {
+                        age.wrote(rolled);
+                    }
                     writer.call(Cmd::Write(pieces)).await.map_err(named)?;
                 }
                 Woke::Input(Signal::Control(Control::Barrier { id })) => {
                     let Some(ck) = &ck else { continue };
                     let state = writer.call(Cmd::PreCommit(id)).await.map_err(named)?;
                     part_bytes = 0;
+                    age.reset(false);
                     let snap = Snapshot::encode(&state).map_err(StageError::from)?;
                     ck.ack(id, Some(snap));
                     waiting.push_back(id);
@@ -512,6 +594,7 @@ impl<T: Send + 'static> FileSinkLogic<T> {
                 Woke::Input(Signal::Control(Control::Marker { .. })) if ck.is_none() => {
                     writer.call(Cmd::Commit).await.map_err(named)?;
                     part_bytes = 0;
+                    age.reset(false);
                 }
                 Woke::Input(Signal::Control(_)) => {}
                 Woke::Input(Signal::Event(Event::End)) => {
@@ -548,7 +631,12 @@ impl<T: Send + 'static> AsyncLogic for FileSinkLogic<T> {
                 .as_ref()
                 .map(|ck| ck.skipped())
                 .unwrap_or_default();
-            let writer = match Writer::start(self.config.clone(), self.restored.take(), skipped) {
+            let writer = match Writer::start(
+                self.config.clone(),
+                self.restored.take(),
+                skipped,
+                io.clock.clone(),
+            ) {
                 Ok(w) => w,
                 Err(e) => {
                     let e = StageError::from(e).with_stage(&self.path);
@@ -596,6 +684,7 @@ mod tests {
             prefix: "part".into(),
             suffix: ".csv".into(),
             max_part_bytes: 10,
+            max_part_age: None,
         };
         assert_eq!(c.committed_name(7), "part-00000000000000000007.csv");
         assert_eq!(c.committed_seq("part-00000000000000000007.csv"), Some(7));
@@ -634,6 +723,7 @@ mod tests {
             prefix: "part".into(),
             suffix: String::new(),
             max_part_bytes: 10,
+            max_part_age: None,
         };
         // Checkpoint 4 staged parts 2 and 3, checkpoint 5 part 4; the crash came after part 2
         // was renamed. A part staged by no checkpoint (its rows are replayed) is left over.
@@ -689,6 +779,7 @@ mod tests {
             prefix: "part".into(),
             suffix: String::new(),
             max_part_bytes: 10,
+            max_part_age: None,
         };
         // Checkpoint 3 staged up to sequence 2; parts 2 and 3 were committed by checkpoint 4,
         // which is now corrupt: restoring 3 would write their rows again.

@@ -482,3 +482,94 @@ async fn a_blocked_read_never_blocks_the_runtime() {
     assert_eq!(text(within(f).await.unwrap()), ["x", "y"]);
     writer.join().unwrap();
 }
+
+/// Writes `content` hidden, then renames it to `name` (complete when it appears).
+fn publish(d: &TempDir, name: &str, content: &str) {
+    let hidden = d.file(&format!(".{name}"), content);
+    std::fs::rename(hidden, d.0.join(name)).unwrap();
+}
+
+#[test]
+fn a_following_source_reads_new_files_after_the_last_one_and_resumes_after_it() {
+    let d = TempDir::new("follow");
+    d.file("b.txt", "b1\nb2\n");
+    let src = FileSource::new(Files::glob(d.0.join("*.txt")))
+        .follow(Duration::from_millis(5))
+        .lines();
+    let mut first = source_logic(&src);
+    let (got, done) = pull::<Bytes>(first.as_mut(), 8, 2);
+    assert_eq!(
+        (text(got), done),
+        (vec!["b1".to_owned(), "b2".to_owned()], false)
+    );
+    let at_end_of_b = first.snapshot().unwrap().expect("a position");
+
+    // A file sorting before the last one read is not read; later ones are, in name order.
+    publish(&d, "a.txt", "a1\n");
+    publish(&d, "c.txt", "c1\nc2\n");
+    publish(&d, "d.txt", "d1\n");
+    let (got, done) = pull::<Bytes>(first.as_mut(), 8, 3);
+    assert_eq!(
+        (text(got), done),
+        (vec!["c1".into(), "c2".into(), "d1".into()], false)
+    );
+    first.post_stop();
+
+    // Restored at the end of b.txt, the source continues with the files after it.
+    let mut second = source_logic(&src);
+    second.restore(&at_end_of_b).unwrap();
+    let (got, done) = pull::<Bytes>(second.as_mut(), 8, 3);
+    assert_eq!(
+        (text(got), done),
+        (vec!["c1".into(), "c2".into(), "d1".into()], false)
+    );
+    second.post_stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_following_source_ends_when_downstream_cancels_and_a_file_cannot_be_followed() {
+    let d = TempDir::new("follow-cancel");
+    d.file("a.txt", "a1\na2\n");
+    let src = FileSource::new(Files::path(&d.0))
+        .follow(Duration::from_millis(5))
+        .lines();
+    let (f, h) = src
+        .take(3)
+        .to_mat(Sink::collect(), weir_graph::Keep::right)
+        .start()
+        .unwrap();
+    // Two lines, then the source waits for new files until one appears.
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    publish(&d, "b.txt", "b1\nb2\n");
+    let got = within(f).await.unwrap();
+    assert_eq!(text(got), ["a1", "a2", "b1"]);
+    within(h.wait()).await.unwrap();
+
+    // Waiting for new files, the source stops when its run is cancelled.
+    let (f, h) = FileSource::new(Files::path(&d.0))
+        .follow(Duration::from_millis(5))
+        .lines()
+        .to_mat(Sink::collect(), weir_graph::Keep::right)
+        .start()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    h.cancel();
+    assert!(within(h.wait()).await.is_err());
+    assert!(within(f).await.is_err());
+
+    let one = d.file("one.txt", "x\n");
+    let err = collect(
+        FileSource::new(Files::path(&one))
+            .follow(Duration::from_millis(5))
+            .lines(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string().contains(&format!(
+            "cannot follow {} for new files: it is a file, not a directory",
+            one.display()
+        )),
+        "{err}"
+    );
+}

@@ -40,6 +40,12 @@ pub enum FileError {
         /// The limit.
         max: usize,
     },
+    /// Following new files needs a directory or a glob pattern, not a single file.
+    #[error("cannot follow {path} for new files: it is a file, not a directory")]
+    FollowFile {
+        /// The file.
+        path: PathBuf,
+    },
     /// The file a snapshot says to resume from is no longer among the source's files.
     #[error("cannot resume from {path} at byte offset {offset}: the file is gone")]
     ResumeFileGone {

@@ -45,6 +45,7 @@ impl FileSource {
                 files,
                 block_size: 64 * 1024,
                 max_line: 16 * 1024 * 1024,
+                follow: None,
             },
         }
     }
@@ -58,12 +59,29 @@ impl FileSource {
         self.config.max_line = bytes;
         self
     }
+    /// Keeps running once the listed files are read: lists the directory (or glob) again every
+    /// `interval` of real time and reads each new file whose path sorts after the last one read,
+    /// in path order; the source then completes only when cancelled. Files are read once, as
+    /// they are when opened: write them elsewhere, or hidden (a leading `.`), and rename them
+    /// into place when complete (a file sink's committed parts appear that way, in name order).
+    /// A file that appears with a path sorting before the last one read is not read. The
+    /// position (file, byte offset, line) is what a checkpoint saves, so a restored source
+    /// continues with the files after it. A single file (not a directory) fails the source.
+    pub fn follow(mut self, interval: std::time::Duration) -> Self {
+        self.config.follow = Some(interval);
+        self
+    }
 
     fn build<F>(self, name: &str, format: F) -> Source<F::Out>
     where
         F: LineFormat + Clone + Sync,
     {
-        let invalid = at_least("file source: block_size", self.config.block_size, 1);
+        let invalid =
+            at_least("file source: block_size", self.config.block_size, 1).or_else(|| {
+                self.config
+                    .follow
+                    .and_then(|d| positive("file source: follow interval", d))
+            });
         let config = Arc::new(self.config);
         Source::from_logic(name, move |_| {
             Ok((

@@ -8,6 +8,8 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 /// The files a source reads: one file, every file of a directory, or the files of a directory
 /// whose names match a pattern; always in path order, hidden files (a leading `.`, e.g. a file
@@ -126,12 +128,25 @@ pub(crate) enum Block {
     Eof,
 }
 
+/// Watching for new files once the listed ones are read: the listing is repeated every
+/// `interval` (real time, on the reading thread) until `stop` is set.
+#[derive(Debug, Clone)]
+pub(crate) struct Follow {
+    pub(crate) interval: Duration,
+    pub(crate) stop: Arc<AtomicBool>,
+}
+
 /// Reads the files in order, `block` bytes at a time.
 pub(crate) struct BlockReader {
     files: VecDeque<PathBuf>,
     resume: Option<Resume>,
     open: Option<(File, PathBuf)>,
     block: usize,
+    /// What to list again when following new files.
+    spec: Files,
+    follow: Option<Follow>,
+    /// The last file handed out (new files must sort after it).
+    last: Option<PathBuf>,
 }
 
 impl BlockReader {
@@ -140,7 +155,13 @@ impl BlockReader {
         files: &Files,
         resume: Option<Resume>,
         block: usize,
+        follow: Option<Follow>,
     ) -> Result<Self, FileError> {
+        if let (Some(_), Files::Path(p)) = (&follow, files)
+            && std::fs::metadata(p).is_ok_and(|m| m.is_file())
+        {
+            return Err(FileError::FollowFile { path: p.clone() });
+        }
         let mut list = files.list()?;
         if let Some(r) = &resume {
             let Some(at) = list.iter().position(|p| p == &r.path) else {
@@ -156,13 +177,54 @@ impl BlockReader {
             resume,
             open: None,
             block: block.max(1),
+            spec: files.clone(),
+            follow,
+            last: None,
         })
     }
 
     fn open_next(&mut self) -> Option<Result<Block, FileError>> {
+        if self.files.is_empty()
+            && let Err(e) = self.wait_for_new_files()
+        {
+            return Some(Err(e));
+        }
         let path = self.files.pop_front()?;
+        self.last = Some(path.clone());
         let resume = self.resume.take().filter(|r| r.path == path);
         Some(self.open_at(path, resume))
+    }
+
+    /// When following: lists the files again every interval until some sort after the last one
+    /// read (those are queued) or the source stopped (nothing is queued).
+    fn wait_for_new_files(&mut self) -> Result<(), FileError> {
+        let Some(follow) = &self.follow else {
+            return Ok(());
+        };
+        loop {
+            let until = Instant::now() + follow.interval;
+            loop {
+                if follow.stop.load(Ordering::Acquire) {
+                    return Ok(());
+                }
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                std::thread::sleep(left.min(Duration::from_millis(20)));
+            }
+            let last = self.last.as_ref();
+            let new: VecDeque<PathBuf> = self
+                .spec
+                .list()?
+                .into_iter()
+                .filter(|p| last.is_none_or(|l| p > l))
+                .collect();
+            if !new.is_empty() {
+                self.files = new;
+                return Ok(());
+            }
+        }
     }
 
     fn open_at(&mut self, path: PathBuf, resume: Option<Resume>) -> Result<Block, FileError> {

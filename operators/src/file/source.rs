@@ -4,12 +4,13 @@
 
 use super::error::FileError;
 use super::format::{Line, LineFormat};
-use super::reader::{Block, BlockReader, Files, Resume};
+use super::reader::{Block, BlockReader, Files, Follow, Resume};
 use crate::source::{BlockingIterLogic, PullThread};
 use bytes::{Buf, Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use weir_graph::{Snapshot, SourceLogic, StageCx, StageError, Step};
 
@@ -34,6 +35,8 @@ pub(crate) struct ReadConfig {
     pub(crate) files: Files,
     pub(crate) block_size: usize,
     pub(crate) max_line: usize,
+    /// Lists the files again at this interval for new ones once the listed ones are read.
+    pub(crate) follow: Option<std::time::Duration>,
 }
 
 /// The running file source.
@@ -58,6 +61,8 @@ pub(crate) struct FileSourceLogic<F> {
     carry: BytesMut,
     /// A failure held back until the elements before it are out.
     failed: Option<StageError>,
+    /// Tells a following reading thread to stop waiting for new files.
+    stop: Arc<AtomicBool>,
 }
 
 impl<F: LineFormat> FileSourceLogic<F> {
@@ -76,6 +81,7 @@ impl<F: LineFormat> FileSourceLogic<F> {
             buf: Bytes::new(),
             carry: BytesMut::new(),
             failed: None,
+            stop: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -100,8 +106,12 @@ impl<F: LineFormat> FileSourceLogic<F> {
         let blocks = self.blocks.get_or_insert_with(|| {
             let config = Arc::clone(&self.config);
             let resume = self.resume.take();
+            let follow = config.follow.map(|interval| Follow {
+                interval,
+                stop: Arc::clone(&self.stop),
+            });
             BlockingIterLogic::new(Arc::new(Plain), move || {
-                let reader = BlockReader::new(&config.files, resume, config.block_size)?;
+                let reader = BlockReader::new(&config.files, resume, config.block_size, follow)?;
                 let f: fn(Result<Block, FileError>) -> Result<Block, StageError> =
                     |r| r.map_err(StageError::from);
                 Ok(reader.map(f))
@@ -294,8 +304,15 @@ impl<F: LineFormat> SourceLogic<F::Out> for FileSourceLogic<F> {
     }
 
     fn post_stop(&mut self) {
+        self.stop.store(true, Ordering::Release);
         if let Some(b) = &mut self.blocks {
             b.post_stop();
         }
+    }
+}
+
+impl<F> Drop for FileSourceLogic<F> {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
     }
 }

@@ -186,3 +186,57 @@ def test_an_upstream_failure_commits_nothing(tmp_path):
     with pytest.raises(weir.StageFailed, match="three"):
         Source.range(0, 5).map(f).run_with(Sink.to_files(out))
     assert os.listdir(out) == []
+
+
+def _publish(directory, name, text):
+    hidden = write(directory / f".{name}", text)
+    os.rename(hidden, directory / name)
+
+
+def test_follow_reads_new_files_as_they_appear_until_downstream_has_enough(tmp_path):
+    import threading
+
+    write(tmp_path / "b.txt", "b1\nb2\n")
+    # Published while the source waits: a.txt sorts before b.txt and is not read.
+    timer = threading.Timer(0.05, lambda: (_publish(tmp_path, "a.txt", "a1\n"), _publish(tmp_path, "c.txt", "c1\nc2\n")))
+    timer.start()
+    try:
+        got = Source.from_lines(str(tmp_path / "*.txt"), follow=0.005).take(3).run_with(Sink.collect())
+    finally:
+        timer.join()
+    assert got == ["b1", "b2", "c1"]
+
+
+def test_follow_and_max_part_age_reject_bad_durations_and_a_single_file(tmp_path):
+    with pytest.raises(ValueError, match="from_lines: follow must be positive, got 0s"):
+        Source.from_lines(str(tmp_path), follow=0)
+    with pytest.raises(ValueError, match="to_files: max_part_age must be positive, got -1s"):
+        Sink.to_files(str(tmp_path), max_part_age=-1)
+    one = write(tmp_path / "one.txt", "x\n")
+    with pytest.raises(weir.WeirError, match="cannot follow .*one.txt for new files: it is a file, not a directory"):
+        Source.from_csv(one, follow=0.01).run_with(Sink.collect())
+
+
+def test_to_files_rolls_parts_by_age_on_the_run_clock(tmp_path):
+    from weir.testing import VirtualClock, probe_source
+
+    out = tmp_path / "out"
+    clock = VirtualClock()
+    run = clock.start(probe_source().to(Sink.to_files(str(out), max_part_age=1.0), "both"))
+    src, _ = run.materialized
+    src.offer("a")
+    clock.settle()
+    clock.advance_to(0.5)
+    src.offer("b")
+    clock.settle()
+    # Part 0 (opened at 0 s) closes at 1 s while idle; part 1 opens at 1.1 s and closes at 2.1 s.
+    clock.advance_to(1.1)
+    src.offer("c")
+    clock.settle()
+    clock.advance_to(2.5)
+    src.offer("d")
+    clock.settle()
+    src.complete()
+    _, committed = run.result()
+    assert [os.path.basename(p) for p in committed] == [f"part-{i:020d}" for i in range(3)]
+    assert read_parts(committed) == ["a\nb\n", "c\n", "d\n"]

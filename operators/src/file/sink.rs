@@ -367,6 +367,7 @@ impl Writer {
             .spawn(move || {
                 let _ = tx.send(done.join().unwrap_or_default());
             });
+        let _busy = self.clock.busy();
         match joiner {
             Ok(_) => rx.await.unwrap_or_default(),
             Err(_) => Vec::new(),

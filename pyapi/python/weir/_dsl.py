@@ -1376,20 +1376,25 @@ class Source(_Linear, Generic[_T_co]):
         return Source.from_arrow(df, rows=rows)
 
     @staticmethod
-    def from_lines(path: Any, *, block_size: Optional[int] = None, max_line: Optional[int] = None) -> "Source":
+    def from_lines(
+        path: Any, *, block_size: Optional[int] = None, max_line: Optional[int] = None, follow: Optional[float] = None
+    ) -> "Source":
         """The lines of a file, of a directory's files or of a glob's (``"in/*.txt"``), in path
         order, as ``str`` (see :mod:`weir._files`; replayable by byte offset in checkpoints).
+        ``follow=seconds`` (a directory or glob) keeps reading new files as they appear: the
+        listing is repeated at that interval and each new file whose path sorts after the last
+        one read is read (write files elsewhere or hidden and rename them into place).
 
         Emits when: a line was read and downstream has demand.
         Backpressures when: never (reading stops two blocks ahead).
-        Completes when: the last file was read to its end.
+        Completes when: the last file was read to its end (with ``follow``: only when cancelled).
         Cancels when: never (a source).
         Fails when: a file cannot be read, or a line is not UTF-8 or longer than ``max_line``
         (the error names file, line and byte offset; under ``resume`` the line goes to the
         dead letters)."""
         from ._files import lines, supervisable
 
-        return supervisable(lines(path, block_size, max_line))
+        return supervisable(lines(path, block_size, max_line, follow))
 
     @staticmethod
     def from_csv(
@@ -1400,37 +1405,45 @@ class Source(_Linear, Generic[_T_co]):
         decode: Any = None,
         block_size: Optional[int] = None,
         max_line: Optional[int] = None,
+        follow: Optional[float] = None,
     ) -> "Source":
         """The records of CSV files (split in Rust; quoted fields understood; a record is one
         line), each a tuple of ``str``; ``decode=(str, int, float, bytes, ...)`` converts each
-        field in Rust, a callable ``decode`` maps the tuple of ``str``.
+        field in Rust, a callable ``decode`` maps the tuple of ``str``. ``follow`` as in
+        :meth:`from_lines`.
 
         Emits when: a record was decoded and downstream has demand.
         Backpressures when: never (reading stops two blocks ahead).
-        Completes when: the last file was read to its end.
+        Completes when: the last file was read to its end (with ``follow``: only when cancelled).
         Cancels when: never (a source).
         Fails when: a file cannot be read, or a record does not split or decode (the error
         names file, line and byte offset; under ``resume`` the line goes to the dead letters)."""
         from ._files import csv, supervisable
 
-        return supervisable(csv(path, delimiter, header, decode, block_size, max_line))
+        return supervisable(csv(path, delimiter, header, decode, block_size, max_line, follow))
 
     @staticmethod
     def from_json_lines(
-        path: Any, *, raw: bool = False, block_size: Optional[int] = None, max_line: Optional[int] = None
+        path: Any,
+        *,
+        raw: bool = False,
+        block_size: Optional[int] = None,
+        max_line: Optional[int] = None,
+        follow: Optional[float] = None,
     ) -> "Source":
         """The JSON values of JSON-lines files, one per non-blank line, validated in Rust and
-        decoded with ``json.loads`` (``raw=True``: the line as ``str``).
+        decoded with ``json.loads`` (``raw=True``: the line as ``str``). ``follow`` as in
+        :meth:`from_lines`.
 
         Emits when: a line was checked (and decoded) and downstream has demand.
         Backpressures when: never (reading stops two blocks ahead).
-        Completes when: the last file was read to its end.
+        Completes when: the last file was read to its end (with ``follow``: only when cancelled).
         Cancels when: never (a source).
         Fails when: a file cannot be read or a line is not one JSON value (the error names file,
         line, byte offset and column; under ``resume`` the line goes to the dead letters)."""
         from ._files import json_lines, supervisable
 
-        return supervisable(json_lines(path, raw, block_size, max_line))
+        return supervisable(json_lines(path, raw, block_size, max_line, follow))
 
     def to(self, sink: "Sink", keep: Keep = "left") -> "RunnableGraph":
         """Connects ``sink``; ``keep`` picks the materialized value."""
@@ -1493,9 +1506,11 @@ class Sink(_Blueprint, Generic[_In_contra, _Mat_co]):
         max_part_bytes: Optional[int] = None,
         prefix: str = "part",
         suffix: str = "",
+        max_part_age: Optional[float] = None,
     ) -> "Sink":
         """Each element as one line, ``encode(x)`` (``str`` or ``bytes``), in hidden temporary
-        part files of ``directory`` (rolled before ``max_part_bytes``, default 128 MiB),
+        part files of ``directory`` (rolled before ``max_part_bytes``, default 128 MiB, and
+        once a part has been open ``max_part_age`` seconds on the run's clock),
         committed by atomic rename to ``<prefix>-<seq:020><suffix>`` (names sort in commit
         order) at the end of the stream; the result is the list of committed paths.
 
@@ -1508,7 +1523,7 @@ class Sink(_Blueprint, Generic[_In_contra, _Mat_co]):
         are removed."""
         from ._files import files_sink
 
-        return files_sink(directory, encode, max_part_bytes, prefix, suffix)
+        return files_sink(directory, encode, max_part_bytes, prefix, suffix, max_part_age)
 
     @staticmethod
     def for_each_async(fn: Callable[[Any], Awaitable[Any]], parallelism: int = 4) -> "Sink":

@@ -9,7 +9,7 @@ import os
 from typing import Any, Callable, Optional, Sequence, Union
 
 from . import _native
-from ._validate import size
+from ._validate import seconds, size
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -23,6 +23,10 @@ def _path(name: str, path: PathLike) -> str:
 
 def _opt_size(op: str, arg: str, v: Optional[int]) -> Optional[int]:
     return None if v is None else size(op, arg, v)
+
+
+def _opt_seconds(op: str, arg: str, v: Optional[float]) -> Optional[float]:
+    return None if v is None else seconds(op, arg, v)
 
 
 def supervisable(make: Callable[[Any], Any]) -> Any:
@@ -39,19 +43,25 @@ def supervisable(make: Callable[[Any], Any]) -> Any:
     return build(None)
 
 
-def lines(path: PathLike, block_size: Optional[int], max_line: Optional[int]) -> Callable[[Any], Any]:
+def lines(
+    path: PathLike, block_size: Optional[int], max_line: Optional[int], follow: Optional[float] = None
+) -> Callable[[Any], Any]:
     p = _path("from_lines", path)
     b = _opt_size("from_lines", "block_size", block_size)
     m = _opt_size("from_lines", "max_line", max_line)
-    return lambda sup: _native.source_file_lines(p, b, m, sup)
+    f = _opt_seconds("from_lines", "follow", follow)
+    return lambda sup: _native.source_file_lines(p, b, m, sup, f)
 
 
-def json_lines(path: PathLike, raw: bool, block_size: Optional[int], max_line: Optional[int]) -> Callable[[Any], Any]:
+def json_lines(
+    path: PathLike, raw: bool, block_size: Optional[int], max_line: Optional[int], follow: Optional[float] = None
+) -> Callable[[Any], Any]:
     p = _path("from_json_lines", path)
     b = _opt_size("from_json_lines", "block_size", block_size)
     m = _opt_size("from_json_lines", "max_line", max_line)
+    f = _opt_seconds("from_json_lines", "follow", follow)
     loads = None if raw else json.loads
-    return lambda sup: _native.source_file_json_lines(p, loads, b, m, sup)
+    return lambda sup: _native.source_file_json_lines(p, loads, b, m, sup, f)
 
 
 def csv(
@@ -61,15 +71,17 @@ def csv(
     decode: Union[None, Sequence[type], Callable[[tuple], Any]],
     block_size: Optional[int],
     max_line: Optional[int],
+    follow: Optional[float] = None,
 ) -> Callable[[Any], Any]:
     if not isinstance(delimiter, str) or len(delimiter) != 1 or not delimiter.isascii():
         raise ValueError(f"from_csv: delimiter must be one ASCII character, got {delimiter!r}")
     p = _path("from_csv", path)
     b = _opt_size("from_csv", "block_size", block_size)
     m = _opt_size("from_csv", "max_line", max_line)
+    f = _opt_seconds("from_csv", "follow", follow)
     # Checked now (a bad decode is a TypeError at construction, not at run time).
     _native.source_file_csv(p, delimiter, bool(header), decode, b, m)
-    return lambda sup: _native.source_file_csv(p, delimiter, bool(header), decode, b, m, sup)
+    return lambda sup: _native.source_file_csv(p, delimiter, bool(header), decode, b, m, sup, f)
 
 
 def files_sink(
@@ -78,16 +90,18 @@ def files_sink(
     max_part_bytes: Optional[int],
     prefix: str,
     suffix: str,
+    max_part_age: Optional[float] = None,
 ) -> Any:
     """The sink; its ``with_supervision`` applies to the ``to_files`` stage calling ``encode``."""
     from ._dsl import Sink
 
     d = _path("to_files", directory)
     m = _opt_size("to_files", "max_part_bytes", max_part_bytes)
+    a = _opt_seconds("to_files", "max_part_age", max_part_age)
     enc = None if encode is str else encode  # the same, without a call per str element
 
     def build(sup: Any) -> Any:
-        out = Sink(_native.sink_files(d, enc, m, prefix, suffix, sup))
+        out = Sink(_native.sink_files(d, enc, m, prefix, suffix, sup, a))
         out._resup = build
         return out
 

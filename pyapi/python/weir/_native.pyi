@@ -124,7 +124,11 @@ def start(
     allow_unmatched: bool = False,
 ) -> Run: ...
 def source_file_lines(
-    path: str, block_size: Optional[int] = None, max_line: Optional[int] = None, sup: Optional[Supervision] = None
+    path: str,
+    block_size: Optional[int] = None,
+    max_line: Optional[int] = None,
+    sup: Optional[Supervision] = None,
+    follow: Optional[float] = None,
 ) -> Blueprint: ...
 def source_file_json_lines(
     path: str,
@@ -132,6 +136,7 @@ def source_file_json_lines(
     block_size: Optional[int] = None,
     max_line: Optional[int] = None,
     sup: Optional[Supervision] = None,
+    follow: Optional[float] = None,
 ) -> Blueprint: ...
 def source_file_csv(
     path: str,
@@ -141,6 +146,7 @@ def source_file_csv(
     block_size: Optional[int] = None,
     max_line: Optional[int] = None,
     sup: Optional[Supervision] = None,
+    follow: Optional[float] = None,
 ) -> Blueprint: ...
 def sink_files(
     dir: str,
@@ -149,6 +155,7 @@ def sink_files(
     prefix: Optional[str] = None,
     suffix: Optional[str] = None,
     sup: Optional[Supervision] = None,
+    max_part_age: Optional[float] = None,
 ) -> Blueprint: ...
 def codec_encode(x: Any, kind: str = "key", pickle: bool = False) -> bytes: ...
 def codec_decode(b: bytes) -> Any: ...

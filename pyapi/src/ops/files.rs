@@ -33,13 +33,22 @@ where
     }
 }
 
-fn source(path: &str, block_size: Option<usize>, max_line: Option<usize>) -> FileSource {
+fn source(
+    path: &str,
+    block_size: Option<usize>,
+    max_line: Option<usize>,
+    follow: Option<f64>,
+) -> FileSource {
     let mut s = FileSource::new(files(path));
     if let Some(b) = block_size {
         s = s.block_size(b);
     }
     if let Some(m) = max_line {
         s = s.max_line(m);
+    }
+    // Checked positive and finite by the Python layer.
+    if let Some(f) = follow.and_then(|f| std::time::Duration::try_from_secs_f64(f).ok()) {
+        s = s.follow(f);
     }
     s
 }
@@ -98,14 +107,15 @@ fn lines_flow(name: &str, loads: Option<Py<PyAny>>) -> Flow<Bytes, PyObj, MatVal
 /// `Source.from_lines(path)`: the Rust `file_lines` source, each line a `str` (stage
 /// `from_lines`).
 #[pyfunction]
-#[pyo3(signature = (path, block_size = None, max_line = None, sup = None))]
+#[pyo3(signature = (path, block_size = None, max_line = None, sup = None, follow = None))]
 pub fn source_file_lines(
     path: &str,
     block_size: Option<usize>,
     max_line: Option<usize>,
     sup: Option<&PySupervision>,
+    follow: Option<f64>,
 ) -> PyBlueprint {
-    let s = supervised(source(path, block_size, max_line).lines(), sup);
+    let s = supervised(source(path, block_size, max_line, follow).lines(), sup);
     let s = s.via_mat(lines_flow("from_lines", None), |_, _| MatValue::Unit);
     wrap(Bp::Source(s))
 }
@@ -114,15 +124,16 @@ pub fn source_file_lines(
 /// to be one JSON value by serde_json), each value decoded by `loads` (`json.loads`), or with
 /// `loads=None` the line as a `str` (stage `from_json_lines`).
 #[pyfunction]
-#[pyo3(signature = (path, loads = None, block_size = None, max_line = None, sup = None))]
+#[pyo3(signature = (path, loads = None, block_size = None, max_line = None, sup = None, follow = None))]
 pub fn source_file_json_lines(
     path: &str,
     loads: Option<Py<PyAny>>,
     block_size: Option<usize>,
     max_line: Option<usize>,
     sup: Option<&PySupervision>,
+    follow: Option<f64>,
 ) -> PyBlueprint {
-    let s = supervised(source(path, block_size, max_line).json_lines(), sup);
+    let s = supervised(source(path, block_size, max_line, follow).json_lines(), sup);
     let s = s.via_mat(lines_flow("from_json_lines", loads), |_, _| MatValue::Unit);
     wrap(Bp::Source(s))
 }
@@ -241,7 +252,7 @@ impl Decode {
 /// (`str`, `bytes`, `int`, `float`, converted in Rust), or what the callable `decode` makes of
 /// the tuple of `str`; a record that does not decode is a bad line (file, line, byte offset).
 #[pyfunction]
-#[pyo3(signature = (path, delimiter = ",", header = false, decode = None, block_size = None, max_line = None, sup = None))]
+#[pyo3(signature = (path, delimiter = ",", header = false, decode = None, block_size = None, max_line = None, sup = None, follow = None))]
 pub fn source_file_csv(
     py: Python<'_>,
     path: &str,
@@ -251,6 +262,7 @@ pub fn source_file_csv(
     block_size: Option<usize>,
     max_line: Option<usize>,
     sup: Option<&PySupervision>,
+    follow: Option<f64>,
 ) -> PyResult<PyBlueprint> {
     let &[delimiter] = delimiter.as_bytes() else {
         return Err(PyValueError::new_err(format!(
@@ -265,7 +277,7 @@ pub fn source_file_csv(
         Some(d) => Decode::Typed(field_types(py, &d)?.into()),
     };
     let options = CsvOptions { delimiter, header };
-    let s = source(path, block_size, max_line)
+    let s = source(path, block_size, max_line, follow)
         .csv(options, move |r: CsvRecord<'_>| dec.decode(r))
         .map_materialized_value(|_| MatValue::Unit);
     let s = supervised(s, sup);
@@ -331,7 +343,7 @@ fn paths(py: Python<'_>, files: Vec<PathBuf>) -> PyResult<Py<PyAny>> {
 /// `encode(x)` (stage `to_files`) written as one line by the Rust transactional `file_sink`
 /// (temporary parts, committed by rename in commit order); materializes the committed paths.
 #[pyfunction]
-#[pyo3(signature = (dir, encode = None, max_part_bytes = None, prefix = None, suffix = None, sup = None))]
+#[pyo3(signature = (dir, encode = None, max_part_bytes = None, prefix = None, suffix = None, sup = None, max_part_age = None))]
 pub fn sink_files(
     dir: PathBuf,
     encode: Option<Py<PyAny>>,
@@ -339,8 +351,13 @@ pub fn sink_files(
     prefix: Option<String>,
     suffix: Option<String>,
     sup: Option<&PySupervision>,
+    max_part_age: Option<f64>,
 ) -> PyBlueprint {
     let mut sink = FileSink::new(dir);
+    // Checked positive and finite by the Python layer.
+    if let Some(a) = max_part_age.and_then(|a| std::time::Duration::try_from_secs_f64(a).ok()) {
+        sink = sink.max_part_age(a);
+    }
     if let Some(m) = max_part_bytes {
         sink = sink.max_part_bytes(m);
     }

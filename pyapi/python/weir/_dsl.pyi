@@ -223,7 +223,9 @@ class Source(_Linear, Generic[_T_co]):
     @staticmethod
     def from_polars(df: Any, *, rows: Literal[True]) -> Source[Dict[str, Any]]: ...
     @staticmethod
-    def from_lines(path: _StrPath, *, block_size: Optional[int] = None, max_line: Optional[int] = None) -> Source[str]: ...
+    def from_lines(
+        path: _StrPath, *, block_size: Optional[int] = None, max_line: Optional[int] = None, follow: Optional[float] = None
+    ) -> Source[str]: ...
     @overload
     @staticmethod
     def from_csv(
@@ -234,6 +236,7 @@ class Source(_Linear, Generic[_T_co]):
         decode: None = None,
         block_size: Optional[int] = None,
         max_line: Optional[int] = None,
+        follow: Optional[float] = None,
     ) -> Source[Tuple[str, ...]]: ...
     @overload
     @staticmethod
@@ -245,6 +248,7 @@ class Source(_Linear, Generic[_T_co]):
         decode: Callable[[Tuple[str, ...]], _T],
         block_size: Optional[int] = None,
         max_line: Optional[int] = None,
+        follow: Optional[float] = None,
     ) -> Source[_T]: ...
     @overload
     @staticmethod
@@ -256,16 +260,27 @@ class Source(_Linear, Generic[_T_co]):
         decode: Sequence[type],
         block_size: Optional[int] = None,
         max_line: Optional[int] = None,
+        follow: Optional[float] = None,
     ) -> Source[Tuple[Any, ...]]: ...
     @overload
     @staticmethod
     def from_json_lines(
-        path: _StrPath, *, raw: Literal[False] = False, block_size: Optional[int] = None, max_line: Optional[int] = None
+        path: _StrPath,
+        *,
+        raw: Literal[False] = False,
+        block_size: Optional[int] = None,
+        max_line: Optional[int] = None,
+        follow: Optional[float] = None,
     ) -> Source[Any]: ...
     @overload
     @staticmethod
     def from_json_lines(
-        path: _StrPath, *, raw: Literal[True], block_size: Optional[int] = None, max_line: Optional[int] = None
+        path: _StrPath,
+        *,
+        raw: Literal[True],
+        block_size: Optional[int] = None,
+        max_line: Optional[int] = None,
+        follow: Optional[float] = None,
     ) -> Source[str]: ...
     @overload
     def to(self, sink: Sink[_T_co, _M], keep: Literal["right"]) -> RunnableGraph[_M]: ...
@@ -783,6 +798,7 @@ class Sink(_Blueprint, Generic[_In_contra, _Mat_co]):
         max_part_bytes: Optional[int] = None,
         prefix: str = "part",
         suffix: str = "",
+        max_part_age: Optional[float] = None,
     ) -> Sink[_T, List[str]]: ...
     @overload
     @staticmethod
@@ -792,6 +808,7 @@ class Sink(_Blueprint, Generic[_In_contra, _Mat_co]):
         max_part_bytes: Optional[int] = None,
         prefix: str = "part",
         suffix: str = "",
+        max_part_age: Optional[float] = None,
     ) -> Sink[object, List[str]]: ...
     @staticmethod
     def ignore() -> Sink[object, None]: ...

@@ -416,3 +416,55 @@ async fn a_full_disk_at_the_end_fails_the_final_checkpoint_and_the_run_still_com
     full.free();
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// `WEIR_FAILPOINT=checkpoint.write:enospc:4` in a child process (`--features failpoints`):
+/// checkpoint 1's three writes (two stage files, the manifest) go through, every later one
+/// fails; the run completes with every row committed once.
+#[cfg(feature = "failpoints")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by the_enospc_failpoint_fails_every_checkpoint_write_from_its_hit_on in a child process"]
+async fn enospc_child_job() {
+    let state = PathBuf::from(std::env::var("WEIR_DF_STATE").unwrap());
+    let out = PathBuf::from(std::env::var("WEIR_DF_OUT").unwrap());
+    let gate = Arc::new(Gate::default());
+    let (m, clock) = materializer(&state);
+    let (files, h) = m.materialize(&job(&gate, &out)).unwrap();
+    let ck = h.checkpoints().unwrap();
+    emit(&gate, 30).await;
+    checkpoint(&h, &clock, 1).await;
+    emit(&gate, 60).await;
+    clock.advance(SECOND);
+    until("checkpoint 2 failed", || ck.failed() == [2]).await;
+    gate.open(N);
+    h.wait().await.unwrap();
+    files.await.unwrap();
+    assert_eq!(ck.failed(), [2, 3]);
+    assert_eq!(committed(&out), (0..N).collect::<Vec<_>>());
+    assert_eq!(entries(&state), [chk(1)]);
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn the_enospc_failpoint_fails_every_checkpoint_write_from_its_hit_on() {
+    let state = dir("fp-enospc-state");
+    let out = dir("fp-enospc-out");
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "enospc_child_job",
+            "--ignored",
+            "--test-threads",
+            "1",
+        ])
+        .env("WEIR_DF_STATE", &state)
+        .env("WEIR_DF_OUT", &out)
+        .env("WEIR_FAILPOINT", "checkpoint.write:enospc:4")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "the child job passes ({status})");
+    assert_eq!(entries(&state), [chk(1)]);
+    assert_eq!(committed(&out), (0..N).collect::<Vec<_>>());
+    let _ = std::fs::remove_dir_all(&state);
+    let _ = std::fs::remove_dir_all(&out);
+}

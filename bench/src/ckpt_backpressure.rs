@@ -38,8 +38,8 @@ struct Args {
     /// Seeds the events.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// The checkpoint directory (default: a fresh one under the temporary directory, removed
-    /// after).
+    /// The checkpoint directory, cleared first (default: a fresh one under the temporary
+    /// directory, removed after).
     #[arg(long)]
     dir: Option<PathBuf>,
 }

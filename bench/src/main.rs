@@ -16,6 +16,7 @@ use std::hint::black_box;
 use std::time::Instant;
 use weir::prelude::*;
 
+mod ckpt_backpressure;
 mod state_keys;
 mod w3;
 
@@ -352,6 +353,7 @@ fn main() {
         std::process::exit(code);
     }
     let argv: Vec<String> = std::env::args().collect();
+    ckpt_backpressure::dispatch(&argv);
     if argv.get(1).map(String::as_str) == Some("state-keys") {
         std::process::exit(state_keys::main(argv[1..].to_vec()));
     }

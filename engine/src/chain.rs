@@ -378,7 +378,7 @@ impl ChainIsland {
         let Tail::Output(o) = &mut self.tail else {
             return Ok(());
         };
-        if !force && o.pending_rows() == 0 {
+        if !force && o.pending_rows() == 0 && !o.owes_credit() {
             return Ok(());
         }
         // Fast path: credit is available, no waiting to account for.

@@ -297,6 +297,10 @@ pub(crate) struct RoutedOutput {
     /// Some channel carries exactly its consumer's demand: pending rows go out as soon as it
     /// asks, whatever their number.
     on_demand: bool,
+    /// A control sent the pending rows ahead of it without credit: the next flush waits until
+    /// every channel is back within its capacity (else a stage emitting after each control, a
+    /// window firing on watermarks, would fill its channel without bound).
+    forced: bool,
 }
 
 impl RoutedOutput {
@@ -327,6 +331,7 @@ impl RoutedOutput {
             batch_size: batch_size.max(1),
             metrics,
             count_elements: false,
+            forced: false,
             finished: false,
             finish_on_drop: false,
         }
@@ -343,6 +348,26 @@ impl RoutedOutput {
         if !self.finished {
             self.force_push_pending();
         }
+    }
+
+    /// Whether a flush owes the channels their credit back (see `forced`).
+    pub(crate) fn owes_credit(&self) -> bool {
+        self.forced
+    }
+
+    /// Ready once every open channel (not carrying demand) is within its capacity again.
+    fn poll_credit(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut pending = false;
+        for tx in self.senders.iter().flatten() {
+            if !tx.is_on_demand() && tx.poll_ready(cx, 0, 0).is_pending() {
+                pending = true;
+            }
+        }
+        if pending {
+            return Poll::Pending;
+        }
+        self.forced = false;
+        Poll::Ready(())
     }
 
     fn force_push_pending(&mut self) {
@@ -407,7 +432,7 @@ impl ErasedOutput for RoutedOutput {
         }
         if open == 0 {
             Poll::Ready(Err(Cancelled))
-        } else if pending {
+        } else if pending || (self.forced && self.poll_credit(cx).is_pending()) {
             Poll::Pending
         } else {
             Poll::Ready(Ok(()))
@@ -452,7 +477,8 @@ impl ErasedOutput for RoutedOutput {
             return;
         }
         // Rows accepted before the control leave ahead of it, whatever the credit (as at
-        // the end); the control itself weighs nothing.
+        // the end; the next flush waits for the credit back); the control weighs nothing.
+        self.forced |= self.pending_rows() > 0;
         self.force_push_pending();
         for d in 0..self.senders.len() {
             if let Some(tx) = &self.senders[d]

@@ -53,7 +53,7 @@ pub use each::{
     register_debug, render_any, render_element, renders, retain_guarded,
 };
 pub use error::{ErrorKind, GraphError, StageError};
-pub use failpoint::failpoint;
+pub use failpoint::{DiskFull, enospc, failpoint, write_fault};
 pub use heap::{HeapSize, batch_bytes, register_heap_size};
 pub use key_groups::KeyGroupRange;
 pub use logic::{

@@ -399,7 +399,14 @@ impl Coordinator {
         };
         let written = tokio::task::spawn_blocking(move || {
             if let Some(d) = &sp_dir {
-                store::write_dir(d, id, &states)?;
+                let existed = d.exists();
+                if let Err(e) = store::write_dir(d, id, &states) {
+                    // A savepoint directory the write created goes again (never half a savepoint).
+                    if !existed {
+                        store::discard(d);
+                    }
+                    return Err(e);
+                }
             }
             store::write(&dir, id, &states, retain).map(|p| sp_dir.unwrap_or(p))
         })

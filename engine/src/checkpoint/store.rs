@@ -116,7 +116,8 @@ fn sync_dir(dir: &Path) -> Result<(), CheckpointError> {
 }
 
 /// Writes checkpoint `id` under `root` (stage files, then the manifest renamed into place),
-/// then removes all but the newest `retain` complete checkpoints.
+/// then removes all but the newest `retain` complete checkpoints; a write that fails (a full
+/// disk) removes the checkpoint's partial directory and leaves the older ones as they are.
 pub fn write(
     root: &Path,
     id: u64,
@@ -124,10 +125,31 @@ pub fn write(
     retain: usize,
 ) -> Result<PathBuf, CheckpointError> {
     let dir = checkpoint_dir(root, id);
-    write_dir(&dir, id, states)?;
+    if let Err(e) = write_dir(&dir, id, states) {
+        // A disk full (or any write error) fails this checkpoint only: its partial directory
+        // goes (it is never restored, and its space is freed), the older ones stay.
+        discard(&dir);
+        return Err(e);
+    }
     weir_graph::failpoint("checkpoint.manifest_written");
-    prune(root, retain)?;
+    // The checkpoint is complete: a retention failure only delays the removal of older ones
+    // (the next checkpoint's retention removes them).
+    if let Err(e) = prune(root, retain) {
+        tracing::warn!(checkpoint = id, error = %e, "checkpoint retention failed");
+    }
     Ok(dir)
+}
+
+/// Removes the directory of a checkpoint that could not be written completely (best effort:
+/// one left behind has no manifest, or an unverifiable one, and is never restored).
+pub(crate) fn discard(dir: &Path) {
+    match fs::remove_dir_all(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a partial checkpoint")
+        }
+    }
 }
 
 /// Writes checkpoint `id` into `dir` itself (a savepoint: self-contained, never pruned).
@@ -144,6 +166,7 @@ pub fn write_dir(dir: &Path, id: u64, states: &StageStates) -> Result<(), Checkp
                 let bytes = s.as_bytes();
                 fs::File::create(&path)
                     .and_then(|mut f| {
+                        weir_graph::write_fault("checkpoint.write", &path)?;
                         f.write_all(bytes)?;
                         f.sync_all()
                     })
@@ -161,6 +184,7 @@ pub fn write_dir(dir: &Path, id: u64, states: &StageStates) -> Result<(), Checkp
     let tmp = dir.join(".MANIFEST.tmp");
     fs::File::create(&tmp)
         .and_then(|mut f| {
+            weir_graph::write_fault("checkpoint.write", &tmp)?;
             f.write_all(manifest.as_bytes())?;
             f.sync_all()
         })
@@ -329,3 +353,7 @@ pub fn latest(root: &Path) -> Result<Option<Restored>, CheckpointError> {
 #[cfg(test)]
 #[path = "store_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "store_full_tests.rs"]
+mod full_tests;

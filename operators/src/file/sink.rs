@@ -258,7 +258,8 @@ impl Parts {
             self.open = Some((BufWriter::with_capacity(1 << 16, f), path));
         }
         if let Some((w, path)) = &mut self.open {
-            w.write_all(bytes)
+            weir_graph::write_fault("sink.write", path)
+                .and_then(|()| w.write_all(bytes))
                 .map_err(|e| FileError::io("cannot write", path.clone(), e))?;
         }
         Ok(())
@@ -267,6 +268,11 @@ impl Parts {
     /// Closes the open part (flushed and synced); it is committed with the next commit.
     fn roll(&mut self) -> Result<(), FileError> {
         if let Some((w, path)) = self.open.take() {
+            if let Err(e) = weir_graph::write_fault("sink.write", &path) {
+                // Still the open part: the writer's abort removes it.
+                self.open = Some((w, path.clone()));
+                return Err(FileError::io("cannot write", path, e));
+            }
             let f = w
                 .into_inner()
                 .map_err(|e| FileError::io("cannot write", &path, e.into_error()))?;

@@ -18,29 +18,61 @@ use weir_operators::window::{AggregateFunction, Num, Numeric};
 /// window fires.
 pub(super) type PyAcc = Result<PyObj, StageError>;
 
+/// A Python accumulator as window state: checkpointed as its value encoding (`weir.codec`), a
+/// failure kept for the firing as its message.
+#[derive(Clone)]
+pub(super) struct Saved(pub(super) PyAcc);
+
+/// What [`Saved`] is in a snapshot.
+#[derive(serde::Serialize, serde::Deserialize)]
+enum SavedRepr<T> {
+    Ok(T),
+    Failed(String),
+}
+
+impl serde::Serialize for Saved {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            Ok(o) => SavedRepr::Ok(o).serialize(s),
+            Err(e) => SavedRepr::<&PyObj>::Failed(e.message().to_owned()).serialize(s),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Saved {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Saved(match SavedRepr::<PyObj>::deserialize(d)? {
+            SavedRepr::Ok(o) => Ok(o),
+            SavedRepr::Failed(m) => Err(StageError::user(m)),
+        }))
+    }
+}
+
 /// `reduce(f)`: `f(acc, x)` per element.
 #[derive(Clone)]
 pub(super) struct PyReduce(pub(super) PyFn);
 
 impl AggregateFunction<Prep> for PyReduce {
-    type Acc = Option<PyAcc>;
+    type Acc = Option<Saved>;
     type Out = PyAcc;
-    fn create(&self) -> Option<PyAcc> {
+    fn create(&self) -> Option<Saved> {
         None
     }
-    fn add(&self, acc: &mut Option<PyAcc>, value: Prep) {
-        self.merge(acc, Some(Ok(value.elem)));
+    fn add(&self, acc: &mut Option<Saved>, value: Prep) {
+        self.merge(acc, Some(Saved(Ok(value.elem))));
     }
-    fn merge(&self, acc: &mut Option<PyAcc>, other: Option<PyAcc>) {
+    fn merge(&self, acc: &mut Option<Saved>, other: Option<Saved>) {
         *acc = match (acc.take(), other) {
             (None, o) | (o, None) => o,
-            (Some(Ok(a)), Some(Ok(b))) => Some(self.0.call2(&a, &b)),
-            (Some(Err(e)), _) | (_, Some(Err(e))) => Some(Err(e)),
+            (Some(Saved(Ok(a))), Some(Saved(Ok(b)))) => Some(Saved(self.0.call2(&a, &b))),
+            (Some(Saved(Err(e))), _) | (_, Some(Saved(Err(e)))) => Some(Saved(Err(e))),
         };
     }
-    fn result(&self, acc: &Option<PyAcc>) -> PyAcc {
-        acc.clone()
-            .unwrap_or_else(|| Err(StageError::internal("window_reduce: an empty window fired")))
+    fn result(&self, acc: &Option<Saved>) -> PyAcc {
+        acc.clone().map_or_else(
+            || Err(StageError::internal("window_reduce: an empty window fired")),
+            |s| s.0,
+        )
     }
 }
 
@@ -54,24 +86,25 @@ pub(super) struct PyAggregate {
 }
 
 impl AggregateFunction<Prep> for PyAggregate {
-    type Acc = PyAcc;
+    type Acc = Saved;
     type Out = PyAcc;
-    fn create(&self) -> PyAcc {
-        crate::gil::with(|py| {
+    fn create(&self) -> Saved {
+        Saved(crate::gil::with(|py| {
             self.create
                 .get()
                 .bind(py)
                 .call0()
                 .map(PyObj::from_bound)
                 .map_err(|e| crate::obj::user_error(py, e))
-        })
+        }))
     }
-    fn add(&self, acc: &mut PyAcc, value: Prep) {
-        if let Ok(a) = acc {
-            *acc = self.add.call2(a, &value.elem);
+    fn add(&self, acc: &mut Saved, value: Prep) {
+        if let Ok(a) = &acc.0 {
+            acc.0 = self.add.call2(a, &value.elem);
         }
     }
-    fn merge(&self, acc: &mut PyAcc, other: PyAcc) {
+    fn merge(&self, acc: &mut Saved, other: Saved) {
+        let (acc, other) = (&mut acc.0, other.0);
         *acc = match (&*acc, other) {
             (Err(_), _) => return,
             (_, Err(e)) => Err(e),
@@ -81,8 +114,8 @@ impl AggregateFunction<Prep> for PyAggregate {
             },
         };
     }
-    fn result(&self, acc: &PyAcc) -> PyAcc {
-        match (acc, &self.result) {
+    fn result(&self, acc: &Saved) -> PyAcc {
+        match (&acc.0, &self.result) {
             (Err(e), _) => Err(e.clone()),
             (Ok(a), Some(r)) => r.call1(a),
             (Ok(a), None) => Ok(a.clone()),

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use weir_graph::{StageCx, StageError};
 use weir_operators::window::{Num, WindowOutput};
 
-/// An element entering the window stage: its event time, key, number (built-ins) and itself.
-#[derive(Clone)]
+/// An element entering the window stage: its event time, key, number (built-ins) and itself
+/// (checkpointed as the elements a `process` window buffers).
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub(super) struct Prep {
     pub(super) ts: i64,
     pub(super) key: PyKey,

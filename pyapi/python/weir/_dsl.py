@@ -1103,15 +1103,16 @@ class _Linear(_Blueprint):
 
     def key_by(
         self,
-        key: Optional[Callable[[Any], Any]] = None,
+        key: Union[None, str, int, Callable[[Any], Any]] = None,
         *,
         supervision: Optional[SupervisionRules] = None,
         default: str = "stop",
         dead_letters: Any = None,
         key_codec: str = "builtin",
     ) -> "Keyed[Any, Any, Any]":
-        """Groups by ``key(element)`` (the element itself when ``None``); finish with
-        :meth:`Keyed.count`, :meth:`Keyed.fold` or :meth:`Keyed.reduce`. ``supervision``
+        """Groups by ``key(element)`` (the element itself when ``None``, ``element[key]`` for a
+        ``str`` or ``int``); finish with :meth:`Keyed.count`, ``sum``/``min``/``max``/``mean``/
+        ``first``/``last`` (in Rust), :meth:`Keyed.fold` or :meth:`Keyed.reduce`. ``supervision``
         applies to the calls of ``key`` (after ``count()``, ``with_supervision`` does too).
         Keys route by a stable hash of their encoding (``weir.codec``): built-in keys (None,
         bool, int, float, str, bytes, tuples of them); ``key_codec="pickle"`` opts into any

@@ -49,11 +49,11 @@ pub fn to_py_err(py: Python<'_>, e: &StageError) -> PyErr {
     // A snapshot a Python key or value refused: the message says which value and why.
     let mut text = e.to_string();
     let mut message = e.message().to_owned();
-    if message.contains("cannot encode the stage state") {
-        if let Some(why) = crate::codec::take_refusal() {
-            text = format!("{text} ({why})");
-            message = format!("{message} ({why})");
-        }
+    if message.contains("cannot encode the stage state")
+        && let Some(why) = crate::codec::take_refusal()
+    {
+        text = format!("{text} ({why})");
+        message = format!("{message} ({why})");
     }
     let err = if e.kind() == ErrorKind::Cancelled {
         RunCancelled::new_err(text)

@@ -15,8 +15,9 @@ use super::logic::{
 use super::{key_hash, outlet_parallelism};
 use crate::window::AggregateFunction;
 use std::hash::Hash;
+use std::marker::PhantomData;
 use weir_graph::{
-    Flow, FlowLogic, KeyGroupRange, Snapshot, StageCx, StageError, StageInfo, consume,
+    Control, Flow, FlowLogic, KeyGroupRange, Snapshot, StageCx, StageError, StageInfo, consume,
 };
 
 /// Per-key count of the keys `keys` emits; one `emit(key, count)` per key at the end.
@@ -220,13 +221,16 @@ where
 
 /// Per-key built-in aggregate of the `(key, value)` pairs `pairs` emits: `agg` (a window
 /// built-in such as [`Builtin`](crate::window::Builtin), or [`First`] / [`Last`]) accumulates
-/// each key's values without user code; one `emit(key, result)` per key at the end. The
-/// accumulators checkpoint with `codec` by key group (none: a checkpoint is refused).
+/// each key's values without user code; one `emit(key, result)` per key at the end. A combiner
+/// fused with the pair stage (at its parallelism) accumulates each subtask's keys locally, so
+/// one partial accumulator per key crosses the hash exchange (flushed ahead of every barrier),
+/// and the stage after it merges them. The accumulators checkpoint with `codec` by key group
+/// (none: a checkpoint is refused).
 /// Emits when: upstream completes (each subtask's keys in first-seen order).
 /// Backpressures when: never before completion (it consumes everything).
 /// Completes when: upstream completes and every key is emitted.
 /// Cancels when: downstream cancels.
-/// Fails when: upstream or the key stage fails, `emit` fails, or an accumulator cannot be
+/// Fails when: upstream or the pair stage fails, `emit` fails, or an accumulator cannot be
 /// encoded at a checkpoint.
 pub fn aggregate_pairs<T, K, V, A, O, M, E>(
     pairs: Flow<T, (K, V), M>,
@@ -243,6 +247,22 @@ where
     M: Send + 'static,
     E: FnMut(K, A::Out) -> Result<O, StageError> + Clone + Send + Sync + 'static,
 {
+    let a = agg.clone();
+    let combiner = Flow::from_logic("aggregate_combiner", move |_| {
+        Ok((
+            CombineLogic {
+                agg: a.clone(),
+                state: FirstSeen::<K, A::Acc>::default(),
+                _v: PhantomData::<fn(V)>,
+            },
+            (),
+        ))
+    })
+    .partition_by_hash(|p: &(K, A::Acc)| key_hash(&p.0));
+    let combiner = match outlet_parallelism(pairs.module()) {
+        Some(p) => combiner.parallelism(p),
+        None => combiner,
+    };
     let stage = Flow::from_logic("keyed_aggregate", move |info: &StageInfo| {
         Ok((
             AggregateLogic {
@@ -250,35 +270,32 @@ where
                 emit: emit.clone(),
                 state: FirstSeen::<K, A::Acc>::default(),
                 ck: Checkpointing::new(codec, info, "keyed aggregate"),
+                _v: PhantomData::<fn(V)>,
             },
             (),
         ))
     });
-    pairs
-        .partition_by_hash(|p: &(K, V)| key_hash(&p.0))
-        .via(stage)
+    pairs.via(combiner).via(stage)
 }
 
-/// The logic of [`aggregate_pairs`].
-struct AggregateLogic<A: AggregateFunction<V>, E, K, V> {
+/// Adds each `(key, value)` to the key's local accumulator; emits `(key, accumulator)` pairs
+/// at the end and ahead of every barrier (so it holds no state at a checkpoint).
+struct CombineLogic<A: AggregateFunction<V>, K, V> {
     agg: A,
-    emit: E,
     state: FirstSeen<K, A::Acc>,
-    ck: Checkpointing<K, A::Acc>,
+    _v: PhantomData<fn(V)>,
 }
 
-impl<K, V, A, O, E> FlowLogic<(K, V), O> for AggregateLogic<A, E, K, V>
+impl<K, V, A> FlowLogic<(K, V), (K, A::Acc)> for CombineLogic<A, K, V>
 where
     K: Hash + Eq + Send + 'static,
     V: Send + 'static,
     A: AggregateFunction<V>,
-    O: Send + 'static,
-    E: FnMut(K, A::Out) -> Result<O, StageError> + Send + 'static,
 {
     fn on_batch(
         &mut self,
         input: &mut Vec<(K, V)>,
-        _out: &mut Vec<O>,
+        _out: &mut Vec<(K, A::Acc)>,
         _scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
         let (agg, state) = (&self.agg, &mut self.state);
@@ -290,6 +307,64 @@ where
                     let mut acc = agg.create();
                     agg.add(&mut acc, v);
                     state.put(k, acc);
+                }
+            }
+        });
+        Ok(())
+    }
+
+    fn on_finish(
+        &mut self,
+        out: &mut Vec<(K, A::Acc)>,
+        _scx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        out.extend(self.state.take_all());
+        Ok(())
+    }
+
+    fn on_control(
+        &mut self,
+        control: Control,
+        out: &mut Vec<(K, A::Acc)>,
+        _scx: &mut StageCx<'_>,
+    ) -> Result<Option<Control>, StageError> {
+        if matches!(control, Control::Barrier { .. }) {
+            out.extend(self.state.take_all());
+        }
+        Ok(Some(control))
+    }
+}
+
+/// Merges the combiners' partial accumulators per key; emits `emit(key, result)` at the end.
+struct AggregateLogic<A: AggregateFunction<V>, E, K, V> {
+    agg: A,
+    emit: E,
+    state: FirstSeen<K, A::Acc>,
+    ck: Checkpointing<K, A::Acc>,
+    _v: PhantomData<fn(V)>,
+}
+
+impl<K, V, A, O, E> FlowLogic<(K, A::Acc), O> for AggregateLogic<A, E, K, V>
+where
+    K: Hash + Eq + Send + 'static,
+    V: Send + 'static,
+    A: AggregateFunction<V>,
+    O: Send + 'static,
+    E: FnMut(K, A::Out) -> Result<O, StageError> + Send + 'static,
+{
+    fn on_batch(
+        &mut self,
+        input: &mut Vec<(K, A::Acc)>,
+        _out: &mut Vec<O>,
+        _scx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        let (agg, state) = (&self.agg, &mut self.state);
+        consume(input, |it| {
+            for (k, partial) in it {
+                if let Some(acc) = state.get_mut(&k) {
+                    agg.merge(acc, partial);
+                } else {
+                    state.put(k, partial);
                 }
             }
         });

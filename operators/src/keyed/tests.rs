@@ -462,25 +462,45 @@ fn aggregate_pairs_runs_the_built_ins_per_key_and_restores_its_accumulators() {
         ])
     );
 
-    // The aggregator's accumulators go through a snapshot and continue in a new instance.
+    // The combiner (fused with the pair stage) sends one partial accumulator per key, and
+    // flushes them ahead of a barrier, so it holds no state at a checkpoint.
     let m = sum.module();
     let clock = TestClock;
-    let info = StageInfo::new("keyed_aggregate", 1);
-    let (Some(mut a), Some(mut b)) = (
-        instantiate(&m.nodes[1], &info),
-        instantiate(&m.nodes[1], &info),
-    ) else {
-        panic!("the aggregator is not a flow node");
+    let info = StageInfo::new("aggregate_combiner", 1);
+    let Some(mut combiner) = instantiate(&m.nodes[1], &info) else {
+        panic!("the combiner is not a flow node");
     };
     let mut scx = StageCx::new(&info, &clock, None, 64);
     let mut batch: Vec<(i64, Num)> = vec![(1, Num::Int(4)), (0, Num::Int(3)), (1, Num::Int(1))];
+    assert!(combiner.on_batch(&mut batch, &mut scx).is_ok());
+    let barrier = weir_graph::Control::Barrier { id: 1 };
+    assert!(combiner.on_control(barrier, &mut scx).is_ok());
+    type Acc = (Option<Num>, u64);
+    let partials = combiner
+        .output()
+        .downcast_mut::<Vec<(i64, Acc)>>()
+        .map(std::mem::take);
+    let want = vec![(1, (Some(Num::Int(5)), 2)), (0, (Some(Num::Int(3)), 1))];
+    assert_eq!(partials, Some(want.clone()));
+    assert_eq!(combiner.snapshot().ok(), Some(None));
+
+    // The aggregator's accumulators go through a snapshot and continue in a new instance.
+    let info = StageInfo::new("keyed_aggregate", 2);
+    let (Some(mut a), Some(mut b)) = (
+        instantiate(&m.nodes[2], &info),
+        instantiate(&m.nodes[2], &info),
+    ) else {
+        panic!("the aggregator is not a flow node");
+    };
+    let mut batch: Vec<(i64, Acc)> = want;
     assert!(a.on_batch(&mut batch, &mut scx).is_ok());
     let snap = a.snapshot().ok().flatten();
     let Some(snap) = snap else {
         panic!("no snapshot")
     };
     assert!(b.restore(&snap).is_ok());
-    let mut batch: Vec<(i64, Num)> = vec![(0, Num::Int(10)), (2, Num::Int(5))];
+    let mut batch: Vec<(i64, Acc)> =
+        vec![(0, (Some(Num::Int(10)), 1)), (2, (Some(Num::Int(5)), 1))];
     assert!(b.on_batch(&mut batch, &mut scx).is_ok());
     assert!(b.on_finish(&mut scx).is_ok());
     let out = b
@@ -497,7 +517,7 @@ fn aggregate_pairs_runs_the_built_ins_per_key_and_restores_its_accumulators() {
     assert_eq!(out.map(by_key), Some(by_key(want)));
     // Without a codec the snapshot is refused, never taken empty.
     let info = StageInfo::new("keyed_aggregate", 1);
-    let Some(m) = instantiate(&mean.module().nodes[1], &info) else {
+    let Some(m) = instantiate(&mean.module().nodes[2], &info) else {
         panic!("the aggregator is not a flow node");
     };
     let err = m

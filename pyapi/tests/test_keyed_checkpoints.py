@@ -216,3 +216,62 @@ def test_uid_after_a_window_names_the_window_stage(tmp_path):
     src.offer_all(EVENTS_AFTER)
     src.complete()
     assert again.result()[1] == uninterrupted(windowed(lambda w: w.count()), EVENTS_BEFORE + EVENTS_AFTER)
+
+
+def test_a_killed_keyed_job_resumes_its_sums_exactly(tmp_path):
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    job = os.path.join(os.path.dirname(os.path.abspath(__file__)), "jobs", "keyed_sums.py")
+    n = 300
+    (tmp_path / "in.txt").write_text("".join(f"k{i % 7},{i}\n" for i in range(n)))
+    state = str(tmp_path / "state")
+
+    def cmd(delay):
+        return [sys.executable, job, str(tmp_path / "in.txt"), str(tmp_path / "out"), state, "0.1", str(delay)]
+
+    first = subprocess.Popen(cmd(0.01), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        until(lambda: complete_checkpoints(state) or first.poll() is not None, "the first checkpoint")
+        assert first.poll() is None, first.stderr.read().decode()
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert complete_checkpoints(state), "the first run was killed after a checkpoint completed"
+    second = subprocess.run(cmd(0), capture_output=True, timeout=60)
+    assert second.returncode == 0, second.stderr.decode()
+    report = json.loads(second.stdout.decode().strip().splitlines()[-1])
+    assert report["restored"] is not None
+    lines = []
+    for p in sorted(glob.glob(str(tmp_path / "out" / "part-*"))):
+        with open(p) as f:
+            lines.extend(f.read().splitlines())
+    want = {f"k{k}": sum(i for i in range(n) if i % 7 == k) for k in range(7)}
+    assert sorted(lines) == sorted(f"{k},{v}" for k, v in want.items())
+
+
+def test_keyed_sums_restore_at_another_parallelism_by_key_group(tmp_path):
+    rows = [(f"k{i % 23}", i) for i in range(200)]
+
+    def graph(par):
+        return testing.probe_source().key_by(0).sum(1).uid("sums").parallelism(par).to(Sink.collect().uid("out"), "both")
+
+    clock = testing.VirtualClock()
+    run = clock.start(graph(1), state_dir=tmp_path / "a", checkpoint_interval=60.0)
+    run.materialized[0].offer_all(rows[:90])
+    clock.settle()
+    sp = run.savepoint(tmp_path / "sp")
+    run.cancel()
+    for par in (3, 2):
+        again = testing.VirtualClock().start(graph(par), state_dir=tmp_path / f"b{par}", restore_from=sp)
+        assert again.restored_checkpoint == 1
+        src = again.materialized[0]
+        src.offer_all(rows[90:])
+        src.complete()
+        got = again.result()[1]
+        want = {f"k{k}": sum(v for kk, v in rows if kk == f"k{k}") for k in range(23)}
+        assert len(got) == 23 and dict(got) == want

@@ -3,7 +3,7 @@
 //! combiner before the hash edge, per-key state, first-seen order, supervision of `g`).
 
 use super::cloop;
-use super::core::{Batch, PyOp, element_failed, element_failed_stateless, py_flow};
+use super::core::{Batch, PyOp, element_failed_stateless, py_flow};
 use crate::codec::{self, Codec, StateVal};
 use crate::mat::MatValue;
 use crate::obj::{PyObj, short_repr, user_error, user_error_on};
@@ -147,7 +147,8 @@ impl PyOp<PyObj, PyKey> for KeysOp {
     }
 }
 
-/// `key_by(f)` before `fold`/`reduce`: each element with its key and the key's hash.
+/// `key_by(f)` before `fold`/`reduce`/`process`: each element with its key (the key function as
+/// one CPython `map` over the batch) and the key's hash.
 pub struct PairsOp {
     /// The key function (`None`: the element is its own key).
     pub f: Option<Py<PyAny>>,
@@ -163,15 +164,35 @@ impl PyOp<PyObj, (PyKey, PyObj)> for PairsOp {
         out: &mut Vec<(PyKey, PyObj)>,
         cx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
-        let f = self.f.as_ref().map(|f| f.bind(py));
-        for x in input {
-            let key = match f {
-                Some(f) => f.call1((x.0.bind(py),)).map(PyObj::from_bound),
-                None => Ok(x.clone_ref(py)),
-            };
-            match key.and_then(|k| PyKey::new(py, k, self.codec).map_err(|(e, _)| e)) {
+        let batch: Vec<PyObj> = input.collect();
+        out.reserve(batch.len());
+        let Some(f) = &self.f else {
+            for x in batch {
+                match PyKey::new(py, x.clone_ref(py), self.codec) {
+                    Ok(k) => out.push((k, x)),
+                    Err((e, _)) => element_failed_stateless(py, cx, e, Some(x))?,
+                }
+            }
+            return Ok(());
+        };
+        // The keys as one `map` over the batch; an element whose key call failed went through
+        // supervision there and is skipped (the loop is stateless: Restart goes on like Resume).
+        let list = cloop::to_list(py, &batch)?;
+        let res = pyo3::types::PyList::empty(py);
+        let failed = cloop::map_list_skipping(f, &list, &res, cx)?;
+        let mut keys = Vec::with_capacity(res.len());
+        cloop::take_list(&mut keys, &res);
+        let mut keys = keys.into_iter();
+        let mut failed = failed.into_iter().peekable();
+        for (i, x) in batch.into_iter().enumerate() {
+            if failed.peek() == Some(&i) {
+                failed.next();
+                continue;
+            }
+            let Some(k) = keys.next() else { break };
+            match PyKey::new(py, k, self.codec) {
                 Ok(k) => out.push((k, x)),
-                Err(e) => element_failed(py, cx, e, Some(x))?,
+                Err((e, _)) => element_failed_stateless(py, cx, e, Some(x))?,
             }
         }
         Ok(())

@@ -122,6 +122,17 @@ def test_supervision_resumes_past_failed_keys_values_and_numbers():
     assert [d[0] for d in dead] == [("a", 2)]
 
 
+def test_restart_keeps_the_rest_of_the_batch_and_the_accumulators():
+    rows = [("a", 1), ("b", "x"), ("a", 2), ("b", 5), ([0], 1), ("a", 4)]
+    out = (
+        Source.from_iter(rows)
+        .key_by(0, supervision=[(TypeError, "restart")])
+        .sum(1)
+        .run_with(Sink.collect(), batch_size=64)
+    )
+    assert out == [("a", 7), ("b", 5)]
+
+
 def test_a_bad_field_or_key_argument_is_a_type_error():
     with pytest.raises(TypeError, match="sum: field must be None, a str or int item, or a function, got 1.5"):
         Source.empty().key_by().sum(1.5)

@@ -11,7 +11,8 @@ use crate::dsl::{PyBlueprint, PySupervision};
 use crate::mat::MatValue;
 use crate::obj::{PyObj, user_error};
 use crate::stages::cloop;
-use crate::stages::{Batch, PyKey, PyOp, element_failed, py_flow};
+use crate::stages::core::element_failed_stateless;
+use crate::stages::{Batch, PyKey, PyOp, py_flow};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyFloat, PyInt, PyList, PyTuple};
@@ -59,7 +60,8 @@ impl Value for PyObj {
 
 /// The key stage: `(key, value)` per element; the key function and the field getter each run
 /// as one `map` over the batch. A failing call, a key without an encoding or a value of the
-/// wrong type goes through supervision with the element.
+/// wrong type goes through supervision with the element (the stage is stateless: Restart goes
+/// on like Resume, so the rest of the batch is kept).
 struct PairsOp {
     key: Option<Arc<Py<PyAny>>>,
     field: Option<Arc<Py<PyAny>>>,
@@ -131,13 +133,13 @@ impl<V: Value> PyOp<PyObj, (PyKey, V)> for PairsOp {
             let v = match V::from_py(v.0.bind(py), self.func) {
                 Ok(v) => v,
                 Err(e) => {
-                    element_failed(py, cx, e, Some(x))?;
+                    element_failed_stateless(py, cx, e, Some(x))?;
                     continue;
                 }
             };
             match PyKey::new(py, k, self.codec) {
                 Ok(k) => out.push((k, v)),
-                Err((e, _)) => element_failed(py, cx, e, Some(x))?,
+                Err((e, _)) => element_failed_stateless(py, cx, e, Some(x))?,
             }
         }
         Ok(())

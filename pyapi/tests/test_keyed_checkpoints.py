@@ -275,3 +275,31 @@ def test_keyed_sums_restore_at_another_parallelism_by_key_group(tmp_path):
         got = again.result()[1]
         want = {f"k{k}": sum(v for kk, v in rows if kk == f"k{k}") for k in range(23)}
         assert len(got) == 23 and dict(got) == want
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda w: w.aggregate(frozenset, lambda acc, e: acc | {e[2]}, merge=lambda a, b: a | b, result=sorted),
+        lambda w: w.reduce(lambda a, e: (a[0], a[1], frozenset([a[2]]) | {e[2]} if isinstance(a[2], int) else a[2] | {e[2]})),
+        lambda w: w.process(lambda k, s, e, xs: sorted(x[2] for x in xs)),
+    ],
+    ids=["aggregate", "reduce", "process"],
+)
+def test_key_codec_pickle_checkpoints_window_state_the_codec_cannot_encode(tmp_path, build):
+    # Elements carry a frozenset (buffered by `process`), accumulators are frozensets.
+    def graph():
+        w = (
+            testing.probe_source()
+            .assign_timestamps(lambda e: e[1], weir.BoundedOutOfOrderness(0.1))
+            .key_by(lambda e: e[0], key_codec="pickle")
+            .window(weir.Session(0.3))
+        )
+        return build(w).to(Sink.collect(), "both")
+
+    before = [(k, t, v, frozenset([v])) for k, t, v in EVENTS_BEFORE]
+    after = [(k, t, v, frozenset([v])) for k, t, v in EVENTS_AFTER]
+    want = uninterrupted(graph, before + after)
+    got = resumed(graph, before, after, str(tmp_path / "state"))
+    assert got == want
+    assert len(want) >= 5

@@ -35,7 +35,7 @@ mod state;
 
 pub use decode::decode;
 pub use functions::register;
-pub use state::{PyState, StateVal};
+pub use state::{Encoded, PyState, StateVal};
 
 pub(super) const NONE: u8 = 0x00;
 pub(super) const FALSE: u8 = 0x01;

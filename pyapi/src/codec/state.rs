@@ -48,7 +48,22 @@ impl StateVal for PyState {
 
 impl serde::Serialize for PyState {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match crate::gil::with(|py| encode(self.0.0.bind(py), Codec::PickleValue)) {
+        Encoded(&self.0, true).serialize(s)
+    }
+}
+
+/// A borrowed object serialized with the value codec, falling back to a pickle when the flag
+/// says so (what [`PyState`] is in a snapshot, for state that keeps the flag beside the object).
+pub struct Encoded<'a>(pub &'a PyObj, pub bool);
+
+impl serde::Serialize for Encoded<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let codec = if self.1 {
+            Codec::PickleValue
+        } else {
+            Codec::Value
+        };
+        match crate::gil::with(|py| encode(self.0.0.bind(py), codec)) {
             Ok(b) => s.serialize_bytes(&b),
             Err(e) => {
                 let msg = format!("cannot checkpoint a value: {e}");

@@ -8,6 +8,7 @@ impl Numeric for Prep {
         self.num
     }
 }
+use crate::codec::{Encoded, PyState};
 use crate::obj::PyObj;
 use crate::pyfn::PyFn;
 use pyo3::prelude::*;
@@ -18,39 +19,40 @@ use weir_operators::window::{AggregateFunction, Num, Numeric};
 /// window fires.
 pub(super) type PyAcc = Result<PyObj, StageError>;
 
-/// A Python accumulator as window state: checkpointed as its value encoding (`weir.codec`), a
-/// failure kept for the firing as its message.
+/// A Python accumulator as window state: checkpointed as its value encoding (`weir.codec`, or
+/// falling back to a pickle when the stage opted in: the flag), a failure kept for the firing
+/// as its message.
 #[derive(Clone)]
-pub(super) struct Saved(pub(super) PyAcc);
+pub(super) struct Saved(pub(super) PyAcc, pub(super) bool);
 
 /// What [`Saved`] is in a snapshot.
 #[derive(serde::Serialize, serde::Deserialize)]
 enum SavedRepr<T> {
-    Ok(T),
-    Failed(String),
+    Ok(bool, T),
+    Failed(bool, String),
 }
 
 impl serde::Serialize for Saved {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match &self.0 {
-            Ok(o) => SavedRepr::Ok(o).serialize(s),
-            Err(e) => SavedRepr::<&PyObj>::Failed(e.message().to_owned()).serialize(s),
+            Ok(o) => SavedRepr::Ok(self.1, Encoded(o, self.1)).serialize(s),
+            Err(e) => SavedRepr::<Encoded<'_>>::Failed(self.1, e.message().to_owned()).serialize(s),
         }
     }
 }
 
 impl<'de> serde::Deserialize<'de> for Saved {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Saved(match SavedRepr::<PyObj>::deserialize(d)? {
-            SavedRepr::Ok(o) => Ok(o),
-            SavedRepr::Failed(m) => Err(StageError::user(m)),
-        }))
+        Ok(match SavedRepr::<PyState>::deserialize(d)? {
+            SavedRepr::Ok(p, o) => Saved(Ok(o.0), p),
+            SavedRepr::Failed(p, m) => Saved(Err(StageError::user(m)), p),
+        })
     }
 }
 
-/// `reduce(f)`: `f(acc, x)` per element.
+/// `reduce(f)`: `f(acc, x)` per element; the flag: accumulators fall back to pickles.
 #[derive(Clone)]
-pub(super) struct PyReduce(pub(super) PyFn);
+pub(super) struct PyReduce(pub(super) PyFn, pub(super) bool);
 
 impl AggregateFunction<Prep> for PyReduce {
     type Acc = Option<Saved>;
@@ -59,13 +61,14 @@ impl AggregateFunction<Prep> for PyReduce {
         None
     }
     fn add(&self, acc: &mut Option<Saved>, value: Prep) {
-        self.merge(acc, Some(Saved(Ok(value.elem))));
+        self.merge(acc, Some(Saved(Ok(value.elem), self.1)));
     }
     fn merge(&self, acc: &mut Option<Saved>, other: Option<Saved>) {
+        let p = self.1;
         *acc = match (acc.take(), other) {
             (None, o) | (o, None) => o,
-            (Some(Saved(Ok(a))), Some(Saved(Ok(b)))) => Some(Saved(self.0.call2(&a, &b))),
-            (Some(Saved(Err(e))), _) | (_, Some(Saved(Err(e)))) => Some(Saved(Err(e))),
+            (Some(Saved(Ok(a), _)), Some(Saved(Ok(b), _))) => Some(Saved(self.0.call2(&a, &b), p)),
+            (Some(Saved(Err(e), _)), _) | (_, Some(Saved(Err(e), _))) => Some(Saved(Err(e), p)),
         };
     }
     fn result(&self, acc: &Option<Saved>) -> PyAcc {
@@ -79,6 +82,8 @@ impl AggregateFunction<Prep> for PyReduce {
 /// `aggregate(create, add, merge, result)`: an accumulator per window, Python functions.
 #[derive(Clone)]
 pub(super) struct PyAggregate {
+    /// Accumulators fall back to pickles (`key_codec="pickle"`).
+    pub(super) pickle: bool,
     pub(super) create: PyFn,
     pub(super) add: PyFn,
     pub(super) merge: Option<PyFn>,
@@ -89,14 +94,15 @@ impl AggregateFunction<Prep> for PyAggregate {
     type Acc = Saved;
     type Out = PyAcc;
     fn create(&self) -> Saved {
-        Saved(crate::gil::with(|py| {
+        let acc = crate::gil::with(|py| {
             self.create
                 .get()
                 .bind(py)
                 .call0()
                 .map(PyObj::from_bound)
                 .map_err(|e| crate::obj::user_error(py, e))
-        }))
+        });
+        Saved(acc, self.pickle)
     }
     fn add(&self, acc: &mut Saved, value: Prep) {
         if let Ok(a) = &acc.0 {

@@ -107,6 +107,8 @@ pub fn flow_window(
     uid: Option<String>,
 ) -> PyResult<PyBlueprint> {
     let codec = crate::codec::Codec::parse_key(key_codec)?;
+    // `key_codec="pickle"`: the Python window state falls back to pickles too.
+    let pickle = codec == crate::codec::Codec::PickleKey;
     let strategy = strategy(&watermarks.0, watermarks.1, watermarks.2)?;
     let w = windows(&windows_.0, windows_.1, windows_.2)?;
     let lateness = secs(lateness)?;
@@ -160,7 +162,7 @@ pub fn flow_window(
             .via(emit(split, func)),
         (None, "reduce") => keyed
             .checkpointed()
-            .aggregate(PyReduce(arg(0)?))
+            .aggregate(PyReduce(arg(0)?, pickle))
             .uid_opt(&uid)
             .via(emit(split, func)),
         (None, "aggregate") => {
@@ -174,6 +176,7 @@ pub fn flow_window(
                 ));
             }
             let agg = PyAggregate {
+                pickle,
                 create: arg(0)?,
                 add: arg(1)?,
                 merge,

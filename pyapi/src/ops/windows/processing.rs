@@ -33,6 +33,8 @@ pub fn flow_processing_window(
     uid: Option<String>,
 ) -> PyResult<PyBlueprint> {
     let codec = crate::codec::Codec::parse_key(key_codec)?;
+    // `key_codec="pickle"`: the Python window state falls back to pickles too.
+    let pickle = codec == crate::codec::Codec::PickleKey;
     let w = windows(&windows_.0, windows_.1, windows_.2)?;
     let builtin = match func {
         "sum" => Some(Builtin::Sum),
@@ -78,7 +80,7 @@ pub fn flow_processing_window(
     let tagged: Flow<PyObj, (bool, PyObj), _> = match (builtin, func) {
         (Some(b), _) => keyed.aggregate(b).uid_opt(&uid).via(emit(false, func)),
         (None, "reduce") => keyed
-            .aggregate(PyReduce(arg(0)?))
+            .aggregate(PyReduce(arg(0)?, pickle))
             .uid_opt(&uid)
             .via(emit(false, func)),
         (None, "aggregate") => {
@@ -89,6 +91,7 @@ pub fn flow_processing_window(
                 ));
             }
             let agg = PyAggregate {
+                pickle,
                 create: arg(0)?,
                 add: arg(1)?,
                 merge,

@@ -7,7 +7,6 @@ use crate::stages::{Batch, PyKey, PyOp, element_failed};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyFloat, PyInt, PyTuple};
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use weir_graph::{StageCx, StageError};
 use weir_operators::window::{Num, WindowOutput};

@@ -46,10 +46,19 @@ fn kind_name(k: ErrorKind) -> &'static str {
 /// cancellations, otherwise `StageFailed` carrying the stage path and the original exception as
 /// `__cause__`.
 pub fn to_py_err(py: Python<'_>, e: &StageError) -> PyErr {
+    // A snapshot a Python key or value refused: the message says which value and why.
+    let mut text = e.to_string();
+    let mut message = e.message().to_owned();
+    if message.contains("cannot encode the stage state")
+        && let Some(why) = crate::codec::take_refusal()
+    {
+        text = format!("{text} ({why})");
+        message = format!("{message} ({why})");
+    }
     let err = if e.kind() == ErrorKind::Cancelled {
-        RunCancelled::new_err(e.to_string())
+        RunCancelled::new_err(text)
     } else {
-        StageFailed::new_err(e.to_string())
+        StageFailed::new_err(text)
     };
     let v = err.value(py);
     let stage = e.stage().unwrap_or("");
@@ -57,7 +66,7 @@ pub fn to_py_err(py: Python<'_>, e: &StageError) -> PyErr {
     let _ = v.setattr("stage", stage);
     let _ = v.setattr("stage_name", name);
     let _ = v.setattr("kind", kind_name(e.kind()));
-    let _ = v.setattr("message", e.message());
+    let _ = v.setattr("message", message);
     let _ = match py_element(e) {
         Some(x) => v.setattr("element", x.bind(py)),
         None => v.setattr("element", py.None()),

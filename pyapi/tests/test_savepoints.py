@@ -47,6 +47,8 @@ def savepoint(tmp_path):
     clock = testing.VirtualClock()
     run = clock.start(counts(), state_dir=tmp_path / "first", checkpoint_interval=60.0)
     run.materialized[0].offer_all(EVENTS)
+    # The events reach the windows before the savepoint's barrier is injected.
+    clock.settle()
     path = run.savepoint(tmp_path / "sp")
     run.cancel()
     with pytest.raises(weir.RunCancelled):
@@ -76,6 +78,7 @@ def test_a_run_on_a_directory_with_its_own_checkpoint_ignores_restore_from(tmp_p
     clock = testing.VirtualClock()
     own = clock.start(counts(), state_dir=tmp_path / "own", checkpoint_interval=1.0)
     own.materialized[0].offer_all([("c", 0.4)])
+    clock.settle()
     own.savepoint(tmp_path / "unused")
     own.cancel()
     again = testing.VirtualClock().start(counts(), state_dir=tmp_path / "own", restore_from=savepoint)

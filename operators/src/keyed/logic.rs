@@ -164,7 +164,7 @@ pub(super) fn pair<K, V>(k: K, v: V) -> Result<(K, V), StageError> {
 }
 
 /// Emits every entry of `state` through `emit`, in first-seen order, emptying it.
-fn emit_all<K, V, O>(
+pub(super) fn emit_all<K, V, O>(
     state: &mut impl KeyMap<K, V>,
     out: &mut Vec<O>,
     emit: &mut impl FnMut(K, V) -> Result<O, StageError>,
@@ -468,14 +468,15 @@ where
 /// Folds each key's elements with a fallible `f(&acc, &x)`, starting from `zero()`; a failed
 /// call leaves the key's accumulator as it was and goes through supervision with the element.
 /// Emits `emit(key, acc)` on completion.
-pub(super) struct TryFoldLogic<S, Z, G, E> {
+pub(super) struct TryFoldLogic<S, Z, G, E, K, A> {
     pub(super) zero: Z,
     pub(super) f: G,
     pub(super) emit: E,
     pub(super) state: S,
+    pub(super) ck: Checkpointing<K, A>,
 }
 
-impl<K, T, A, O, S, Z, G, E> FlowLogic<(K, T), O> for TryFoldLogic<S, Z, G, E>
+impl<K, T, A, O, S, Z, G, E> FlowLogic<(K, T), O> for TryFoldLogic<S, Z, G, E, K, A>
 where
     K: Hash + Eq + Send + 'static,
     S: KeyMap<K, A>,
@@ -525,22 +526,38 @@ where
         emit_all(&mut self.state, out, &mut self.emit)
     }
 
-    /// Its state has no codec: a checkpoint is refused rather than taken without it.
+    /// Without a codec a checkpoint is refused rather than taken without the state.
     fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
-        Err(no_codec::<S>("keyed aggregate"))
+        match self.ck.codec {
+            Some(_) => self.ck.snapshot(&self.state),
+            None => Err(no_codec::<S>("keyed aggregate")),
+        }
+    }
+
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), StageError> {
+        self.ck.restore(&mut self.state, snapshot)
+    }
+
+    fn restore_rescaled(
+        &mut self,
+        snapshots: &[Snapshot],
+        owned: KeyGroupRange,
+    ) -> Result<(), StageError> {
+        self.ck.restore_rescaled(&mut self.state, snapshots, owned)
     }
 }
 
 /// Reduces each key's elements with a fallible `f(&acc, &x)` (the first element of a key is its
 /// accumulator); a failed call leaves the accumulator as it was and goes through supervision
 /// with the element. Emits `emit(key, acc)` on completion.
-pub(super) struct TryReduceLogic<S, G, E> {
+pub(super) struct TryReduceLogic<S, G, E, K, T> {
     pub(super) f: G,
     pub(super) emit: E,
     pub(super) state: S,
+    pub(super) ck: Checkpointing<K, T>,
 }
 
-impl<K, T, O, S, G, E> FlowLogic<(K, T), O> for TryReduceLogic<S, G, E>
+impl<K, T, O, S, G, E> FlowLogic<(K, T), O> for TryReduceLogic<S, G, E, K, T>
 where
     K: Hash + Eq + Send + 'static,
     S: KeyMap<K, T>,
@@ -574,8 +591,23 @@ where
         emit_all(&mut self.state, out, &mut self.emit)
     }
 
-    /// Its state has no codec: a checkpoint is refused rather than taken without it.
+    /// Without a codec a checkpoint is refused rather than taken without the state.
     fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
-        Err(no_codec::<S>("keyed aggregate"))
+        match self.ck.codec {
+            Some(_) => self.ck.snapshot(&self.state),
+            None => Err(no_codec::<S>("keyed aggregate")),
+        }
+    }
+
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), StageError> {
+        self.ck.restore(&mut self.state, snapshot)
+    }
+
+    fn restore_rescaled(
+        &mut self,
+        snapshots: &[Snapshot],
+        owned: KeyGroupRange,
+    ) -> Result<(), StageError> {
+        self.ck.restore_rescaled(&mut self.state, snapshots, owned)
     }
 }

@@ -32,7 +32,10 @@ pub use codec::{Groups, GroupsRef, InMemoryOnly, KeyedCodec, SerdeState, StateCh
 pub(crate) use codec::{check_group, foreign_group, in_memory_only};
 use logic::{Checkpointing, FoldLogic, KeyPairs, KeysOnly, ReduceLogic, Unordered, pair};
 pub use owned::KeyedOwned;
-pub use staged::{count_keys, try_fold_pairs, try_reduce_pairs};
+pub use staged::{
+    First, Last, aggregate_pairs, count_keys, count_keys_with, try_fold_pairs, try_fold_pairs_with,
+    try_reduce_pairs, try_reduce_pairs_with,
+};
 use std::hash::Hash;
 use std::marker::PhantomData;
 pub use weir_graph::MAX_KEY_GROUPS;

@@ -425,3 +425,154 @@ fn count_by_and_key_by_owned_move_the_element_into_its_key() {
     let expect = BTreeMap::from([(false, "ghi".to_owned()), (true, "de".to_owned())]);
     assert_eq!(got, Some(expect));
 }
+
+#[test]
+fn aggregate_pairs_runs_the_built_ins_per_key_and_restores_its_accumulators() {
+    use crate::window::{Builtin, Num};
+    let split = || crate::simple::map(|x: i64| (x.rem_euclid(3), Num::Int(i128::from(x))));
+    let sum = aggregate_pairs(split(), Builtin::Sum, pair, Some(KeyedCodec::serde()));
+    let mean = aggregate_pairs(split(), Builtin::Mean, pair, None);
+    let first = aggregate_pairs(split(), First, pair, None);
+    let last = aggregate_pairs(split(), Last, pair, None);
+    let input: Vec<i64> = vec![4, 1, 3, 7, 6, 2, 9];
+    let want_sum = vec![(1, Num::Int(12)), (0, Num::Int(18)), (2, Num::Int(2))];
+    assert_eq!(run(&sum, batches(&input, 3)).ok(), Some(want_sum));
+    let want_mean = vec![
+        (1, Num::Float(4.0)),
+        (0, Num::Float(6.0)),
+        (2, Num::Float(2.0)),
+    ];
+    assert_eq!(run(&mean, batches(&input, 2)).ok(), Some(want_mean));
+    let got = run(&first, batches(&input, 2)).ok();
+    assert_eq!(
+        got,
+        Some(vec![
+            (1, Some(Num::Int(4))),
+            (0, Some(Num::Int(3))),
+            (2, Some(Num::Int(2)))
+        ])
+    );
+    let got = run(&last, batches(&input, 4)).ok();
+    assert_eq!(
+        got,
+        Some(vec![
+            (1, Some(Num::Int(7))),
+            (0, Some(Num::Int(9))),
+            (2, Some(Num::Int(2)))
+        ])
+    );
+
+    // The combiner (fused with the pair stage) sends one partial accumulator per key, and
+    // flushes them ahead of a barrier, so it holds no state at a checkpoint.
+    let m = sum.module();
+    let clock = TestClock;
+    let info = StageInfo::new("aggregate_combiner", 1);
+    let Some(mut combiner) = instantiate(&m.nodes[1], &info) else {
+        panic!("the combiner is not a flow node");
+    };
+    let mut scx = StageCx::new(&info, &clock, None, 64);
+    let mut batch: Vec<(i64, Num)> = vec![(1, Num::Int(4)), (0, Num::Int(3)), (1, Num::Int(1))];
+    assert!(combiner.on_batch(&mut batch, &mut scx).is_ok());
+    let barrier = weir_graph::Control::Barrier { id: 1 };
+    assert!(combiner.on_control(barrier, &mut scx).is_ok());
+    type Acc = (Option<Num>, u64);
+    let partials = combiner
+        .output()
+        .downcast_mut::<Vec<(i64, Acc)>>()
+        .map(std::mem::take);
+    let want = vec![(1, (Some(Num::Int(5)), 2)), (0, (Some(Num::Int(3)), 1))];
+    assert_eq!(partials, Some(want.clone()));
+    assert_eq!(combiner.snapshot().ok(), Some(None));
+
+    // The aggregator's accumulators go through a snapshot and continue in a new instance.
+    let info = StageInfo::new("keyed_aggregate", 2);
+    let (Some(mut a), Some(mut b)) = (
+        instantiate(&m.nodes[2], &info),
+        instantiate(&m.nodes[2], &info),
+    ) else {
+        panic!("the aggregator is not a flow node");
+    };
+    let mut batch: Vec<(i64, Acc)> = want;
+    assert!(a.on_batch(&mut batch, &mut scx).is_ok());
+    let snap = a.snapshot().ok().flatten();
+    let Some(snap) = snap else {
+        panic!("no snapshot")
+    };
+    assert!(b.restore(&snap).is_ok());
+    let mut batch: Vec<(i64, Acc)> =
+        vec![(0, (Some(Num::Int(10)), 1)), (2, (Some(Num::Int(5)), 1))];
+    assert!(b.on_batch(&mut batch, &mut scx).is_ok());
+    assert!(b.on_finish(&mut scx).is_ok());
+    let out = b
+        .output()
+        .downcast_mut::<Vec<(i64, Num)>>()
+        .map(std::mem::take);
+    // Restored keys come back in key-group order, new ones after them.
+    let want = vec![(1, Num::Int(5)), (0, Num::Int(13)), (2, Num::Int(5))];
+    let by_key = |v: Vec<(i64, Num)>| {
+        v.into_iter()
+            .map(|(k, n)| (k, n.as_f64()))
+            .collect::<BTreeMap<_, _>>()
+    };
+    assert_eq!(out.map(by_key), Some(by_key(want)));
+    // Without a codec the snapshot is refused, never taken empty.
+    let info = StageInfo::new("keyed_aggregate", 1);
+    let Some(m) = instantiate(&mean.module().nodes[2], &info) else {
+        panic!("the aggregator is not a flow node");
+    };
+    let err = m
+        .snapshot()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains("keyed aggregate keeps its state in memory only"),
+        "{err}"
+    );
+}
+
+#[test]
+fn try_fold_and_reduce_pairs_with_a_codec_restore_their_accumulators() {
+    let fold = try_fold_pairs_with(
+        pairs_by_parity(),
+        || 100i64,
+        checked_add,
+        pair,
+        Some(KeyedCodec::serde()),
+    );
+    let reduce = try_reduce_pairs_with(
+        pairs_by_parity(),
+        checked_add,
+        pair,
+        Some(KeyedCodec::serde()),
+    );
+    for (flow, want) in [
+        (fold, vec![(1, 104), (0, 112)]),
+        (reduce, vec![(1, 4), (0, 12)]),
+    ] {
+        let m = flow.module();
+        let clock = TestClock;
+        let info = StageInfo::new("agg", 1);
+        let (Some(mut a), Some(mut b)) = (
+            instantiate(&m.nodes[1], &info),
+            instantiate(&m.nodes[1], &info),
+        ) else {
+            panic!("the aggregator is not a flow node");
+        };
+        let mut scx = StageCx::new(&info, &clock, None, 64);
+        let mut batch: Vec<(i64, i64)> = vec![(1, 1), (0, 2), (1, 3)];
+        assert!(a.on_batch(&mut batch, &mut scx).is_ok());
+        let Some(snap) = a.snapshot().ok().flatten() else {
+            panic!("no snapshot")
+        };
+        assert!(b.restore(&snap).is_ok());
+        let mut batch: Vec<(i64, i64)> = vec![(0, 10)];
+        assert!(b.on_batch(&mut batch, &mut scx).is_ok());
+        assert!(b.on_finish(&mut scx).is_ok());
+        let out = b
+            .output()
+            .downcast_mut::<Vec<(i64, i64)>>()
+            .map(std::mem::take);
+        assert_eq!(out.map(sorted), Some(sorted(want)));
+    }
+}

@@ -25,6 +25,7 @@ from typing import (
 
 from . import _native
 from ._aio import AsyncSubmitter
+from ._keyed import KeyedBuiltins, key_function
 from ._validate import seconds as _seconds
 from ._validate import size as _size
 
@@ -288,7 +289,7 @@ class _Meta:
 class _Blueprint:
     """Common base: an immutable wrapper of a native blueprint."""
 
-    __slots__ = ("_base", "_meta", "_resup", "_event")
+    __slots__ = ("_base", "_meta", "_resup", "_event", "_reuid")
 
     def __init__(self, native: Optional[_native.Blueprint], meta: Optional[_Meta] = None) -> None:
         self._base = native
@@ -299,6 +300,9 @@ class _Blueprint:
         # For an operator built of several stages: rebuilds it with a supervision on the stage
         # that calls the user's function (``with_supervision`` uses it instead of the last one).
         self._resup: Optional[Callable[[Any], Any]] = None
+        # For an operator whose state is not in its last stage (a window before its emit
+        # stage): rebuilds it with the stable id on the stateful stage (``uid`` uses it).
+        self._reuid: Optional[Callable[[str], Any]] = None
 
     @property
     def _n(self) -> _native.Blueprint:
@@ -319,6 +323,8 @@ class _Blueprint:
         """Gives the last stage an explicit stable id, unique in the graph: its saved state stays
         keyed by it whatever else changes in the graph (a duplicate fails the run, naming both
         stages)."""
+        if self._reuid is not None:
+            return self._reuid(uid)  # type: ignore[no-any-return]
         return self._same(self._n.uid(uid))
 
     def async_boundary(self: S) -> S:
@@ -1097,15 +1103,16 @@ class _Linear(_Blueprint):
 
     def key_by(
         self,
-        key: Optional[Callable[[Any], Any]] = None,
+        key: Union[None, str, int, Callable[[Any], Any]] = None,
         *,
         supervision: Optional[SupervisionRules] = None,
         default: str = "stop",
         dead_letters: Any = None,
         key_codec: str = "builtin",
     ) -> "Keyed[Any, Any, Any]":
-        """Groups by ``key(element)`` (the element itself when ``None``); finish with
-        :meth:`Keyed.count`, :meth:`Keyed.fold` or :meth:`Keyed.reduce`. ``supervision``
+        """Groups by ``key(element)`` (the element itself when ``None``, ``element[key]`` for a
+        ``str`` or ``int``); finish with :meth:`Keyed.count`, ``sum``/``min``/``max``/``mean``/
+        ``first``/``last`` (in Rust), :meth:`Keyed.fold` or :meth:`Keyed.reduce`. ``supervision``
         applies to the calls of ``key`` (after ``count()``, ``with_supervision`` does too).
         Keys route by a stable hash of their encoding (``weir.codec``): built-in keys (None,
         bool, int, float, str, bytes, tuples of them); ``key_codec="pickle"`` opts into any
@@ -1140,8 +1147,10 @@ class _Linear(_Blueprint):
         return self._same(self._n.via(_native.flow_kill_switch(), "both"))
 
 
-class Keyed(Generic[_Up, _K, T]):
-    """A stream grouped by key; aggregates run in Rust, one result per key on completion."""
+class Keyed(KeyedBuiltins, Generic[_Up, _K, T]):
+    """A stream grouped by key; aggregates run in Rust, one result per key on completion
+    (``count``, ``sum``, ``min``, ``max``, ``mean``, ``first``, ``last`` without calling Python
+    per element, see ``weir/_keyed.py``)."""
 
     __slots__ = ("_up", "_key", "_sup", "_codec")
 
@@ -1149,7 +1158,7 @@ class Keyed(Generic[_Up, _K, T]):
         self, upstream: Any, key: Optional[Callable[[Any], Any]], sup: Any = None, key_codec: str = "builtin"
     ) -> None:
         self._up = upstream
-        self._key = key
+        self._key = key_function(key)
         self._sup = sup
         self._codec = key_codec
 

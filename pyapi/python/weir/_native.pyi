@@ -206,6 +206,7 @@ def flow_window(
     late: Optional[Blueprint] = None,
     sup: Optional[Supervision] = None,
     key_codec: str = "builtin",
+    uid: Optional[str] = None,
 ) -> Blueprint: ...
 def flow_key_process(
     key: Optional[Callable[[Any], Any]],
@@ -220,6 +221,14 @@ def flow_processing_window(
     func: str,
     fns: List[Optional[Callable[..., Any]]],
     value: Optional[Callable[[Any], Any]] = None,
+    sup: Optional[Supervision] = None,
+    key_codec: str = "builtin",
+    uid: Optional[str] = None,
+) -> Blueprint: ...
+def flow_key_aggregate(
+    key: Optional[Callable[[Any], Any]],
+    func: str,
+    field: Optional[Callable[[Any], Any]] = None,
     sup: Optional[Supervision] = None,
     key_codec: str = "builtin",
 ) -> Blueprint: ...

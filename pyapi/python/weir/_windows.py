@@ -167,8 +167,14 @@ class Windowed(Generic[_Up, _K, _V]):
         self._codec = key_codec
 
     def _build(self, func: str, fns: List[Optional[Callable[..., Any]]], value: Optional[Callable[[Any], Any]] = None) -> Any:
+        out = self._build_with(func, fns, value, None)
+        # ``.uid(...)`` names the window stage (its state), not the stage emitting its tuples.
+        out._reuid = lambda uid: self._build_with(func, fns, value, uid)
+        return out
+
+    def _build_with(self, func: str, fns: List[Optional[Callable[..., Any]]], value: Optional[Callable[[Any], Any]], uid: Optional[str]) -> Any:
         if self._processing:
-            native = _native.flow_processing_window(self._key, self._windows._native(), func, fns, value, self._sup, self._codec)
+            native = _native.flow_processing_window(self._key, self._windows._native(), func, fns, value, self._sup, self._codec, uid)
             return self._pre._same(self._pre._n.via(native, "left"), None)
         kind, bound = self._wm._native()
         late = self._late._n if self._late is not None else None
@@ -184,6 +190,7 @@ class Windowed(Generic[_Up, _K, _V]):
             late,
             self._sup,
             self._codec,
+            uid,
         )
         pre = self._pre
         meta = pre._meta | self._late._meta if self._late is not None else None

@@ -1,4 +1,4 @@
-"""Benchmarks of the Python API: ``python -m weir.bench <w1|w2|pool|all> [--n N] [--repeat R]``.
+"""Benchmarks of the Python API: ``python -m weir.bench <w1|w2|keyed|pool|all> [--n N] [--repeat R]``.
 
 Prints one JSON object per line, like the Rust ``weir-bench``: ``workload``, ``variant``, ``n``,
 ``parallelism``, ``seconds`` (the **median** of ``repeat`` runs), ``best_seconds``,
@@ -14,6 +14,10 @@ machines are shared and noisy: use ``--repeat 7`` or more for numbers you report
 * ``w2``: word count over ``zipf_corpus(n / 10 lines, 10, 10_000, 42)`` (the same corpus and
   checksum as the Rust bench); ``flat_map(str.split)`` in Python, counting in Rust; baseline
   ``collections.Counter`` updated per line.
+* ``keyed``: ``n`` rows ``(key, value)`` over 1000 keys summed per key: baseline a plain dict
+  loop, ``weir_sum_item`` the Rust-side ``key_by(0).sum(1)``, ``weir_fold_lambda`` a Python
+  ``fold``; then ``n`` distinct ints counted, ``collections.Counter(range(n))`` against
+  ``key_by().count()`` (``keyed_count_distinct``).
 * ``pool``: a ~50 microsecond pure-Python CPU-bound function, inline vs ``InterpreterPool`` with
   ``--workers`` workers (default ``1,2``); ``--batch B`` sets ``.batch_size(B)`` on the pooled
   stage (default 0: none, the pool sizes its chunks by measured cost).
@@ -225,6 +229,42 @@ def w2(n: int, repeat: int) -> None:
         _emit("w2", variant, words, 1, (med, best), peak, c, base)
 
 
+def keyed(n: int, repeat: int) -> None:
+    """Keyed sums of ``(key, value)`` rows over 1000 keys (plain dict loop, ``key_by(0).sum(1)``
+    in Rust, a Python ``fold``), and ``key_by().count()`` of ``n`` distinct keys against
+    ``collections.Counter``."""
+    rows = [(i * 7919 % 1000, i % 100) for i in range(n)]
+
+    def baseline() -> Dict[int, int]:
+        d: Dict[int, int] = {}
+        for k, v in rows:
+            d[k] = d.get(k, 0) + v
+        return d
+
+    base, best, sums, peak = _measure(baseline, repeat)
+    expect = checksum((str(k), v) for k, v in sums.items())
+    _emit("keyed_sum", "cpython_dict", n, 1, (base, best), peak, expect)
+    variants = (
+        ("weir_sum_item", weir.Source.from_iter(rows).key_by(0).sum(1)),
+        ("weir_fold_lambda", weir.Source.from_iter(rows).key_by(lambda r: r[0]).fold(0, lambda a, r: a + r[1])),
+    )
+    for variant, src in variants:
+        graph = src.to(weir.Sink.collect(), keep="right")
+        med, best, got, peak = _measure(graph.run, repeat)
+        c = checksum((str(k), v) for k, v in got)
+        assert c == expect, f"keyed_sum {variant}: checksum mismatch"
+        _emit("keyed_sum", variant, n, 1, (med, best), peak, c, base)
+    distinct = range(n)
+    base, best, counts, peak = _measure(lambda: collections.Counter(distinct), repeat)
+    expect = checksum((str(k), v) for k, v in counts.items())
+    _emit("keyed_count_distinct", "cpython_counter", n, 1, (base, best), peak, expect)
+    graph = weir.Source.from_iter(distinct).key_by().count().to(weir.Sink.collect(), keep="right")
+    med, best, got, peak = _measure(graph.run, repeat)
+    c = checksum((str(k), v) for k, v in got)
+    assert c == expect, "keyed_count_distinct: checksum mismatch"
+    _emit("keyed_count_distinct", "weir_count", n, 1, (med, best), peak, c, base)
+
+
 def cpu_work(x: int) -> int:
     """About 50 microseconds of pure-Python arithmetic."""
     s = 0
@@ -281,7 +321,7 @@ def _ints(s: str) -> List[int]:
 def main(argv: Any = None) -> None:
     """Entry point of ``python -m weir.bench``."""
     ap = argparse.ArgumentParser(prog="python -m weir.bench", description=__doc__.split("\n\n")[0])
-    ap.add_argument("workload", nargs="?", default="all", choices=["w1", "w2", "pool", "all"])
+    ap.add_argument("workload", nargs="?", default="all", choices=["w1", "w2", "keyed", "pool", "all"])
     ap.add_argument("--n", type=float, default=None, help="elements (words for w2)")
     ap.add_argument("--repeat", type=int, default=5, help="runs per variant (the median is reported)")
     ap.add_argument("--workers", type=_ints, default=[1, 2], help="pool: worker counts, e.g. 1,2,4,8,16")
@@ -293,12 +333,14 @@ def main(argv: Any = None) -> None:
         help="pool: backends to measure, e.g. process,subinterpreter (default: every supported one)",
     )
     a = ap.parse_args(argv)
-    todo = ["w1", "w2", "pool"] if a.workload == "all" else [a.workload]
+    todo = ["w1", "w2", "keyed", "pool"] if a.workload == "all" else [a.workload]
     for w in todo:
         if w == "w1":
             w1(int(a.n or 2_000_000), a.repeat)
         elif w == "w2":
             w2(int(a.n or 2_000_000), a.repeat)
+        elif w == "keyed":
+            keyed(int(a.n or 1_000_000), a.repeat)
         else:
             pool(int(a.n or 20_000), a.repeat, a.workers, max(0, a.batch), a.backends)
 

@@ -9,8 +9,9 @@ fn codec_arg(kind: &str, pickle: bool) -> PyResult<Codec> {
         ("key", false) => Ok(Codec::Key),
         ("key", true) => Ok(Codec::PickleKey),
         ("value", false) => Ok(Codec::Value),
+        ("value", true) => Ok(Codec::PickleValue),
         _ => Err(PyValueError::new_err(format!(
-            "kind must be 'key' or 'value' (pickle only for keys), not {kind:?}"
+            "kind must be 'key' or 'value', not {kind:?}"
         ))),
     }
 }

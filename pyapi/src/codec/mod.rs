@@ -31,9 +31,11 @@ use std::cell::RefCell;
 
 mod decode;
 mod functions;
+mod state;
 
 pub use decode::decode;
 pub use functions::register;
+pub use state::{Encoded, PyState, StateVal};
 
 pub(super) const NONE: u8 = 0x00;
 pub(super) const FALSE: u8 = 0x01;
@@ -60,6 +62,8 @@ pub enum Codec {
     Value,
     /// [`Codec::Key`], anything else as a pickle (`key_codec="pickle"`).
     PickleKey,
+    /// [`Codec::Value`], anything else as a pickle (the state of a `key_codec="pickle"` stage).
+    PickleValue,
 }
 
 impl Codec {
@@ -223,7 +227,7 @@ fn encode_into(
         }
         return Ok(());
     }
-    if codec == Codec::Value {
+    if matches!(codec, Codec::Value | Codec::PickleValue) {
         if let Ok(l) = x.cast_exact::<PyList>() {
             out.push(LIST);
             varint(out, l.len() as u64);
@@ -242,11 +246,11 @@ fn encode_into(
             return Ok(());
         }
     }
-    if codec == Codec::PickleKey {
+    if matches!(codec, Codec::PickleKey | Codec::PickleValue) {
         let py = x.py();
         let fail = |e: PyErr| Unencodable {
             type_name: unencodable(x).type_name,
-            detail: Some(format!("cannot pickle the key: {e}")),
+            detail: Some(format!("cannot pickle it: {e}")),
         };
         let b = PICKLE_DUMPS
             .import(py, "pickle", "dumps")
@@ -283,6 +287,23 @@ pub fn stable_hash(x: &Bound<'_, PyAny>, codec: Codec) -> Result<u64, Unencodabl
     })
 }
 
+/// Why the latest snapshot of a Python key or value failed (serde's binary formats drop the
+/// message): the stage failure raised to Python carries it ([`take_refusal`]).
+static REFUSAL: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Records why a key or value could not be checkpointed (and logs it).
+pub(crate) fn note_refusal(msg: &str) {
+    tracing::error!("{msg}");
+    if let Ok(mut r) = REFUSAL.lock() {
+        *r = Some(msg.to_owned());
+    }
+}
+
+/// The reason [`note_refusal`] recorded last, taken.
+pub(crate) fn take_refusal() -> Option<String> {
+    REFUSAL.lock().ok().and_then(|mut r| r.take())
+}
+
 /// Reads a serde byte string (keys and values travel in snapshots as their encoding).
 pub(crate) struct BytesVisitor;
 
@@ -307,9 +328,9 @@ impl serde::Serialize for crate::PyObj {
         match crate::gil::with(|py| encode(self.0.bind(py), Codec::Value)) {
             Ok(b) => s.serialize_bytes(&b),
             Err(e) => {
-                // Binary formats (postcard) drop a custom message: it is logged too.
+                // Binary formats (postcard) drop a custom message: it is recorded too.
                 let msg = format!("cannot checkpoint a value: {e}");
-                tracing::error!("{msg}");
+                note_refusal(&msg);
                 Err(serde::ser::Error::custom(msg))
             }
         }

@@ -282,11 +282,16 @@ pub fn flow_key_fold(
 ) -> PyResult<PyBlueprint> {
     let codec = crate::codec::Codec::parse_key(key_codec)?;
     let pairs = supervised(keyed::pair_stage(f, codec), sup);
-    Ok(flow(if reduce {
-        keyed::reduce(pairs, g)
-    } else {
-        keyed::fold(pairs, zero, g)
-    }))
+    // `key_codec="pickle"` opts the accumulators into pickles too.
+    use crate::codec::PyState;
+    Ok(flow(
+        match (reduce, codec == crate::codec::Codec::PickleKey) {
+            (true, false) => keyed::reduce::<PyObj>(pairs, g),
+            (true, true) => keyed::reduce::<PyState>(pairs, g),
+            (false, false) => keyed::fold::<PyObj>(pairs, zero, g),
+            (false, true) => keyed::fold::<PyState>(pairs, zero, g),
+        },
+    ))
 }
 
 /// A flow handing batches to `submit(batch, completion)` with at most `max_inflight` batches

@@ -14,6 +14,7 @@ mod flows;
 pub mod handles;
 mod hubs;
 mod junctions;
+mod keyed;
 mod lifecycle;
 mod process;
 pub mod pyops;
@@ -137,6 +138,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(windows::flow_window, m)?)?;
     m.add_function(wrap_pyfunction!(windows::flow_processing_window, m)?)?;
     m.add_function(wrap_pyfunction!(process::flow_key_process, m)?)?;
+    m.add_function(wrap_pyfunction!(keyed::flow_key_aggregate, m)?)?;
     m.add_class::<process::PyProcessContext>()?;
     bidi::register(m)?;
     files::register(m)?;

@@ -7,6 +7,7 @@
 //! raises. Times are seconds (floats): event-time timers go to whole milliseconds
 //! (`round(t * 1000)`), processing-time timers are seconds of the run's clock.
 
+use crate::codec::{PyState, StateVal};
 use crate::dsl::{PyBlueprint, PySupervision};
 use crate::obj::{PyObj, failure_on, user_error};
 use crate::pyfn::PyFn;
@@ -14,7 +15,7 @@ use crate::stages::{PyKey, keyed::pair_stage};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use std::time::Duration;
-use weir_graph::StageError;
+use weir_graph::{StageError, StateCodec};
 use weir_operators::keyed::KeyedOps;
 use weir_operators::process::{KeyedProcessFunction, ProcessContext, Timer};
 
@@ -118,33 +119,44 @@ impl PyProcessContext {
     }
 }
 
-/// The Python functions of a keyed process stage.
-#[derive(Clone)]
-struct PyProcess {
+/// The Python functions of a keyed process stage; its per-key state is kept as `V` (the value
+/// codec, or pickles with `key_codec="pickle"`).
+struct PyProcess<V> {
     on_element: PyFn,
     on_timer: Option<PyFn>,
+    _v: std::marker::PhantomData<fn() -> V>,
 }
 
-type Cx<'a> = ProcessContext<'a, PyKey, PyObj, PyObj>;
+impl<V> Clone for PyProcess<V> {
+    fn clone(&self) -> Self {
+        Self {
+            on_element: self.on_element.clone(),
+            on_timer: self.on_timer.clone(),
+            _v: std::marker::PhantomData,
+        }
+    }
+}
+
+type Cx<'a, V> = ProcessContext<'a, PyKey, V, PyObj>;
 
 fn seconds(ms: i64) -> f64 {
     ms as f64 / 1000.0
 }
 
-impl PyProcess {
+impl<V: StateVal> PyProcess<V> {
     /// Calls `f(args.., ctx)` with a fresh context, then applies what the call recorded.
     fn call(
         py: Python<'_>,
         f: &PyFn,
         first: Py<PyAny>,
         second: Option<&str>,
-        cx: &mut Cx<'_>,
+        cx: &mut Cx<'_, V>,
     ) -> PyResult<()> {
         let ctx = Py::new(
             py,
             PyProcessContext {
                 key: cx.key().key().0.clone_ref(py),
-                state: cx.state().get().map(|s| s.0.clone_ref(py)),
+                state: cx.state().get().map(|s| s.obj().0.clone_ref(py)),
                 state_changed: false,
                 watermark: cx.watermark().map(seconds),
                 now: cx.processing_time().as_secs_f64(),
@@ -165,7 +177,7 @@ impl PyProcess {
         }
         if c.state_changed {
             match c.state.take() {
-                Some(s) => cx.state().set(PyObj(s)),
+                Some(s) => cx.state().set(V::wrap(PyObj(s))),
                 None => cx.state().clear(),
             }
         }
@@ -181,14 +193,14 @@ impl PyProcess {
     }
 }
 
-impl KeyedProcessFunction<PyKey, (PyKey, PyObj)> for PyProcess {
-    type State = PyObj;
+impl<V: StateVal> KeyedProcessFunction<PyKey, (PyKey, PyObj)> for PyProcess<V> {
+    type State = V;
     type Out = PyObj;
 
     fn process_element(
         &mut self,
         element: &(PyKey, PyObj),
-        cx: &mut Cx<'_>,
+        cx: &mut Cx<'_, V>,
     ) -> Result<(), StageError> {
         crate::gil::with(|py| {
             let x = element.1.0.clone_ref(py);
@@ -196,7 +208,7 @@ impl KeyedProcessFunction<PyKey, (PyKey, PyObj)> for PyProcess {
         })
     }
 
-    fn on_timer(&mut self, timer: Timer, cx: &mut Cx<'_>) -> Result<(), StageError> {
+    fn on_timer(&mut self, timer: Timer, cx: &mut Cx<'_, V>) -> Result<(), StageError> {
         let Some(f) = &self.on_timer else {
             return Ok(());
         };
@@ -223,19 +235,39 @@ pub fn flow_key_process(
     key_codec: &str,
 ) -> PyResult<PyBlueprint> {
     let codec = crate::codec::Codec::parse_key(key_codec)?;
-    let f = PyProcess {
-        on_element: PyFn::new(on_element),
-        on_timer: on_timer.map(PyFn::new),
+    let (on_element, on_timer) = (PyFn::new(on_element), on_timer.map(PyFn::new));
+    Ok(super::flow(if codec == crate::codec::Codec::PickleKey {
+        process_stage::<PyState>(key, on_element, on_timer, sup, codec)
+    } else {
+        process_stage::<PyObj>(key, on_element, on_timer, sup, codec)
+    }))
+}
+
+/// The key stage and the process stage, state kept as `V`.
+fn process_stage<V: StateVal>(
+    key: Option<Py<PyAny>>,
+    on_element: PyFn,
+    on_timer: Option<PyFn>,
+    sup: Option<&PySupervision>,
+    codec: crate::codec::Codec,
+) -> weir_graph::Flow<PyObj, PyObj, crate::mat::MatValue> {
+    let f = PyProcess::<V> {
+        on_element,
+        on_timer,
+        _v: std::marker::PhantomData,
     };
     let pairs = pair_stage(key, codec);
     let pairs = match sup {
         Some(s) => pairs.with_supervision(s.0.clone()),
         None => pairs,
     };
-    let staged = pairs.key_by(|p: &(PyKey, PyObj)| p.0.clone()).process(f);
-    let staged = match sup {
+    // State and timers checkpoint through the codec (a state value without an encoding fails
+    // the checkpoint, naming the stage and the value's type).
+    let staged = pairs
+        .key_by(|p: &(PyKey, PyObj)| p.0.clone())
+        .process_with_codec(f, StateCodec::serde());
+    match sup {
         Some(s) => staged.with_supervision(s.0.clone()),
         None => staged,
-    };
-    Ok(super::flow(staged))
+    }
 }

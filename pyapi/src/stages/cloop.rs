@@ -122,6 +122,34 @@ pub(crate) fn map_list(
     drain(input.py(), out, &src, &cur, cx)
 }
 
+/// Appends `map(f, input)` to `out` like [`map_list`], and returns the positions in `input` of
+/// the elements whose call failed and went through supervision (so results can be matched to
+/// their elements again).
+pub(crate) fn map_list_skipping(
+    f: &Py<PyAny>,
+    input: &Bound<'_, PyList>,
+    out: &Bound<'_, PyList>,
+    cx: &mut StageCx<'_>,
+) -> Result<Vec<usize>, StageError> {
+    let py = input.py();
+    let (cur, src) = lazy(&MAP, "map", f, input)?;
+    let extend = out
+        .getattr(pyo3::intern!(py, "extend"))
+        .map_err(|e| user_error(py, e))?;
+    let mut failed = Vec::new();
+    loop {
+        match extend.call1((&src,)) {
+            Ok(_) => return Ok(failed),
+            Err(e) => {
+                // The failing element is the one handed out last: at `out`'s length plus the
+                // elements that failed before it.
+                failed.push(out.len() + failed.len());
+                element_failed_stateless(py, cx, e, cur.last())?;
+            }
+        }
+    }
+}
+
 /// Appends `filter(pred, input)` to `out`.
 pub(crate) fn filter_list(
     pred: &Py<PyAny>,

@@ -3,8 +3,8 @@
 //! combiner before the hash edge, per-key state, first-seen order, supervision of `g`).
 
 use super::cloop;
-use super::core::{Batch, PyOp, element_failed, element_failed_stateless, py_flow};
-use crate::codec::{self, Codec};
+use super::core::{Batch, PyOp, element_failed_stateless, py_flow};
+use crate::codec::{self, Codec, StateVal};
 use crate::mat::MatValue;
 use crate::obj::{PyObj, short_repr, user_error, user_error_on};
 use pyo3::exceptions::PyTypeError;
@@ -51,9 +51,9 @@ impl serde::Serialize for PyKey {
         match b {
             Ok(b) => s.serialize_bytes(&b),
             Err(e) => {
-                // Binary formats (postcard) drop a custom message: it is logged too.
+                // Binary formats (postcard) drop a custom message: it is recorded too.
                 let msg = format!("cannot checkpoint a key: {e}");
-                tracing::error!("{msg}");
+                codec::note_refusal(&msg);
                 Err(serde::ser::Error::custom(msg))
             }
         }
@@ -147,7 +147,8 @@ impl PyOp<PyObj, PyKey> for KeysOp {
     }
 }
 
-/// `key_by(f)` before `fold`/`reduce`: each element with its key and the key's hash.
+/// `key_by(f)` before `fold`/`reduce`/`process`: each element with its key (the key function as
+/// one CPython `map` over the batch) and the key's hash.
 pub struct PairsOp {
     /// The key function (`None`: the element is its own key).
     pub f: Option<Py<PyAny>>,
@@ -163,15 +164,35 @@ impl PyOp<PyObj, (PyKey, PyObj)> for PairsOp {
         out: &mut Vec<(PyKey, PyObj)>,
         cx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
-        let f = self.f.as_ref().map(|f| f.bind(py));
-        for x in input {
-            let key = match f {
-                Some(f) => f.call1((x.0.bind(py),)).map(PyObj::from_bound),
-                None => Ok(x.clone_ref(py)),
-            };
-            match key.and_then(|k| PyKey::new(py, k, self.codec).map_err(|(e, _)| e)) {
+        let batch: Vec<PyObj> = input.collect();
+        out.reserve(batch.len());
+        let Some(f) = &self.f else {
+            for x in batch {
+                match PyKey::new(py, x.clone_ref(py), self.codec) {
+                    Ok(k) => out.push((k, x)),
+                    Err((e, _)) => element_failed_stateless(py, cx, e, Some(x))?,
+                }
+            }
+            return Ok(());
+        };
+        // The keys as one `map` over the batch; an element whose key call failed went through
+        // supervision there and is skipped (the loop is stateless: Restart goes on like Resume).
+        let list = cloop::to_list(py, &batch)?;
+        let res = pyo3::types::PyList::empty(py);
+        let failed = cloop::map_list_skipping(f, &list, &res, cx)?;
+        let mut keys = Vec::with_capacity(res.len());
+        cloop::take_list(&mut keys, &res);
+        let mut keys = keys.into_iter();
+        let mut failed = failed.into_iter().peekable();
+        for (i, x) in batch.into_iter().enumerate() {
+            if failed.peek() == Some(&i) {
+                failed.next();
+                continue;
+            }
+            let Some(k) = keys.next() else { break };
+            match PyKey::new(py, k, self.codec) {
                 Ok(k) => out.push((k, x)),
-                Err(e) => element_failed(py, cx, e, Some(x))?,
+                Err((e, _)) => element_failed_stateless(py, cx, e, Some(x))?,
             }
         }
         Ok(())
@@ -214,14 +235,18 @@ fn pair(py: Python<'_>, k: PyKey, v: Py<PyAny>) -> Result<PyObj, StageError> {
 }
 
 /// `key_by(f).count()` after its key stage: one `(key, count)` tuple per key (the summing
-/// stage is named `count`).
+/// stage is named `count`), the counts checkpointed by key group.
 pub fn count(keys: Flow<PyObj, PyKey, MatValue>) -> Flow<PyObj, PyObj, MatValue> {
-    keyed::count_keys(keys, |k: PyKey, n: u64| {
-        crate::gil::with(|py| {
-            let Ok(n) = n.into_pyobject(py);
-            pair(py, k, n.into_any().unbind())
-        })
-    })
+    keyed::count_keys_with(
+        keys,
+        |k: PyKey, n: u64| {
+            crate::gil::with(|py| {
+                let Ok(n) = n.into_pyobject(py);
+                pair(py, k, n.into_any().unbind())
+            })
+        },
+        keyed::KeyedCodec::serde(),
+    )
     .named("count")
 }
 
@@ -235,33 +260,44 @@ fn call2(g: &Py<PyAny>, acc: &PyObj, x: &PyObj) -> Result<PyObj, StageError> {
     })
 }
 
-fn emit(k: PyKey, v: PyObj) -> Result<PyObj, StageError> {
-    crate::gil::with(|py| pair(py, k, v.0))
+fn emit<V: StateVal>(k: PyKey, v: V) -> Result<PyObj, StageError> {
+    crate::gil::with(|py| pair(py, k, v.into_obj().0))
 }
 
-/// `key_by(f).fold(zero, g)` after its key stage: one `(key, acc)` tuple per key (stage `fold`).
-pub fn fold(
+/// `key_by(f).fold(zero, g)` after its key stage: one `(key, acc)` tuple per key (stage `fold`),
+/// the accumulators checkpointed by key group as `V` (the value codec, or pickles).
+pub fn fold<V: StateVal>(
     pairs: Flow<PyObj, (PyKey, PyObj), MatValue>,
     zero: Py<PyAny>,
     g: Py<PyAny>,
 ) -> Flow<PyObj, PyObj, MatValue> {
     let (zero, g) = (Arc::new(zero), Arc::new(g));
-    let zero = move || crate::gil::with(|py| PyObj(zero.clone_ref(py)));
-    keyed::try_fold_pairs(
+    let zero = move || crate::gil::with(|py| V::wrap(PyObj(zero.clone_ref(py))));
+    keyed::try_fold_pairs_with(
         pairs,
         zero,
-        move |a: &PyObj, x: &PyObj| call2(&g, a, x),
+        move |a: &V, x: &PyObj| call2(&g, a.obj(), x).map(V::wrap),
         emit,
+        Some(keyed::KeyedCodec::serde()),
     )
     .named("fold")
 }
 
-/// `key_by(f).reduce(g)` after its key stage: one `(key, acc)` tuple per key (stage `reduce`).
-pub fn reduce(
+/// `key_by(f).reduce(g)` after its key stage: one `(key, acc)` tuple per key (stage `reduce`;
+/// a key's first element is its accumulator), checkpointed as [`fold`] is.
+pub fn reduce<V: StateVal>(
     pairs: Flow<PyObj, (PyKey, PyObj), MatValue>,
     g: Py<PyAny>,
 ) -> Flow<PyObj, PyObj, MatValue> {
     let g = Arc::new(g);
-    keyed::try_reduce_pairs(pairs, move |a: &PyObj, x: &PyObj| call2(&g, a, x), emit)
+    let step = move |a: &Option<V>, x: &PyObj| match a {
+        Some(a) => call2(&g, a.obj(), x).map(|v| Some(V::wrap(v))),
+        None => Ok(Some(V::wrap(x.clone()))),
+    };
+    let emit = |k: PyKey, v: Option<V>| match v {
+        Some(v) => emit(k, v),
+        None => Err(StageError::internal("reduce: a key without a value")),
+    };
+    keyed::try_fold_pairs_with(pairs, || None, step, emit, Some(keyed::KeyedCodec::serde()))
         .named("reduce")
 }

@@ -7,7 +7,7 @@ mypy by ``# type: ignore[code]`` (``warn_unused_ignores``) and for pyright by
 fails the check as surely as a new one.
 """
 
-from typing import Any, Optional
+from typing import Any, Optional, Tuple, Union
 
 from typing_extensions import assert_type
 
@@ -154,3 +154,11 @@ weir.RestartSource.with_backoff(double, min_backoff=0.1, max_backoff=1.0)  # typ
 weir.Framing.length_prefix(4, 1024, byte_order="network")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 src.buffer(8, "drop_oldest")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 weir.Source.from_iter([1]).zip(words).map(lambda p: p[0] + p[1])  # type: ignore[operator]  # pyright: ignore[reportOperatorIssue, reportUnknownLambdaType]
+
+
+def keyed_built_ins() -> None:
+    rows = weir.Source.from_iter([("a", 1)])
+    assert_type(rows.key_by(lambda r: r[0]).sum(1), weir.Source[Tuple[str, Union[int, float]]])
+    assert_type(rows.key_by(lambda r: r[0]).mean(lambda r: r[1]), weir.Source[Tuple[str, float]])
+    assert_type(rows.key_by(lambda r: r[0]).first(), weir.Source[Tuple[str, Tuple[str, int]]])
+    assert_type(rows.key_by(0).last(1), weir.Source[Tuple[Any, Any]])

@@ -8,6 +8,7 @@ impl Numeric for Prep {
         self.num
     }
 }
+use crate::codec::{Encoded, PyState};
 use crate::obj::PyObj;
 use crate::pyfn::PyFn;
 use pyo3::prelude::*;
@@ -18,35 +19,71 @@ use weir_operators::window::{AggregateFunction, Num, Numeric};
 /// window fires.
 pub(super) type PyAcc = Result<PyObj, StageError>;
 
-/// `reduce(f)`: `f(acc, x)` per element.
+/// A Python accumulator as window state: checkpointed as its value encoding (`weir.codec`, or
+/// falling back to a pickle when the stage opted in: the flag), a failure kept for the firing
+/// as its message.
 #[derive(Clone)]
-pub(super) struct PyReduce(pub(super) PyFn);
+pub(super) struct Saved(pub(super) PyAcc, pub(super) bool);
+
+/// What [`Saved`] is in a snapshot.
+#[derive(serde::Serialize, serde::Deserialize)]
+enum SavedRepr<T> {
+    Ok(bool, T),
+    Failed(bool, String),
+}
+
+impl serde::Serialize for Saved {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            Ok(o) => SavedRepr::Ok(self.1, Encoded(o, self.1)).serialize(s),
+            Err(e) => SavedRepr::<Encoded<'_>>::Failed(self.1, e.message().to_owned()).serialize(s),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Saved {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match SavedRepr::<PyState>::deserialize(d)? {
+            SavedRepr::Ok(p, o) => Saved(Ok(o.0), p),
+            SavedRepr::Failed(p, m) => Saved(Err(StageError::user(m)), p),
+        })
+    }
+}
+
+/// `reduce(f)`: `f(acc, x)` per element; the flag: accumulators fall back to pickles.
+#[derive(Clone)]
+pub(super) struct PyReduce(pub(super) PyFn, pub(super) bool);
 
 impl AggregateFunction<Prep> for PyReduce {
-    type Acc = Option<PyAcc>;
+    type Acc = Option<Saved>;
     type Out = PyAcc;
-    fn create(&self) -> Option<PyAcc> {
+    fn create(&self) -> Option<Saved> {
         None
     }
-    fn add(&self, acc: &mut Option<PyAcc>, value: Prep) {
-        self.merge(acc, Some(Ok(value.elem)));
+    fn add(&self, acc: &mut Option<Saved>, value: Prep) {
+        self.merge(acc, Some(Saved(Ok(value.elem), self.1)));
     }
-    fn merge(&self, acc: &mut Option<PyAcc>, other: Option<PyAcc>) {
+    fn merge(&self, acc: &mut Option<Saved>, other: Option<Saved>) {
+        let p = self.1;
         *acc = match (acc.take(), other) {
             (None, o) | (o, None) => o,
-            (Some(Ok(a)), Some(Ok(b))) => Some(self.0.call2(&a, &b)),
-            (Some(Err(e)), _) | (_, Some(Err(e))) => Some(Err(e)),
+            (Some(Saved(Ok(a), _)), Some(Saved(Ok(b), _))) => Some(Saved(self.0.call2(&a, &b), p)),
+            (Some(Saved(Err(e), _)), _) | (_, Some(Saved(Err(e), _))) => Some(Saved(Err(e), p)),
         };
     }
-    fn result(&self, acc: &Option<PyAcc>) -> PyAcc {
-        acc.clone()
-            .unwrap_or_else(|| Err(StageError::internal("window_reduce: an empty window fired")))
+    fn result(&self, acc: &Option<Saved>) -> PyAcc {
+        acc.clone().map_or_else(
+            || Err(StageError::internal("window_reduce: an empty window fired")),
+            |s| s.0,
+        )
     }
 }
 
 /// `aggregate(create, add, merge, result)`: an accumulator per window, Python functions.
 #[derive(Clone)]
 pub(super) struct PyAggregate {
+    /// Accumulators fall back to pickles (`key_codec="pickle"`).
+    pub(super) pickle: bool,
     pub(super) create: PyFn,
     pub(super) add: PyFn,
     pub(super) merge: Option<PyFn>,
@@ -54,24 +91,26 @@ pub(super) struct PyAggregate {
 }
 
 impl AggregateFunction<Prep> for PyAggregate {
-    type Acc = PyAcc;
+    type Acc = Saved;
     type Out = PyAcc;
-    fn create(&self) -> PyAcc {
-        crate::gil::with(|py| {
+    fn create(&self) -> Saved {
+        let acc = crate::gil::with(|py| {
             self.create
                 .get()
                 .bind(py)
                 .call0()
                 .map(PyObj::from_bound)
                 .map_err(|e| crate::obj::user_error(py, e))
-        })
+        });
+        Saved(acc, self.pickle)
     }
-    fn add(&self, acc: &mut PyAcc, value: Prep) {
-        if let Ok(a) = acc {
-            *acc = self.add.call2(a, &value.elem);
+    fn add(&self, acc: &mut Saved, value: Prep) {
+        if let Ok(a) = &acc.0 {
+            acc.0 = self.add.call2(a, &value.elem);
         }
     }
-    fn merge(&self, acc: &mut PyAcc, other: PyAcc) {
+    fn merge(&self, acc: &mut Saved, other: Saved) {
+        let (acc, other) = (&mut acc.0, other.0);
         *acc = match (&*acc, other) {
             (Err(_), _) => return,
             (_, Err(e)) => Err(e),
@@ -81,8 +120,8 @@ impl AggregateFunction<Prep> for PyAggregate {
             },
         };
     }
-    fn result(&self, acc: &PyAcc) -> PyAcc {
-        match (acc, &self.result) {
+    fn result(&self, acc: &Saved) -> PyAcc {
+        match (&acc.0, &self.result) {
             (Err(e), _) => Err(e.clone()),
             (Ok(a), Some(r)) => r.call1(a),
             (Ok(a), None) => Ok(a.clone()),

@@ -86,10 +86,11 @@ pub fn flow_assign_timestamps(
 
 /// `assign_timestamps(ts, ..).key_by(key).window(..)` with its window function `func` (`sum`,
 /// `count`, `min`, `max`, `mean`, `reduce`, `aggregate`, `process`) and its Python functions `fns`;
-/// late elements go to `late` when given (else a late element fails the stage).
+/// late elements go to `late` when given (else a late element fails the stage); `uid` is the
+/// stable id of the window stage (the one holding the state).
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
-#[pyo3(signature = (ts, watermarks, key, windows_, lateness, func, fns, value = None, late = None, sup = None, key_codec = "builtin"))]
+#[pyo3(signature = (ts, watermarks, key, windows_, lateness, func, fns, value = None, late = None, sup = None, key_codec = "builtin", uid = None))]
 pub fn flow_window(
     py: Python<'_>,
     ts: Py<PyAny>,
@@ -103,8 +104,11 @@ pub fn flow_window(
     late: Option<&PyBlueprint>,
     sup: Option<&PySupervision>,
     key_codec: &str,
+    uid: Option<String>,
 ) -> PyResult<PyBlueprint> {
     let codec = crate::codec::Codec::parse_key(key_codec)?;
+    // `key_codec="pickle"`: the Python window state falls back to pickles too.
+    let pickle = codec == crate::codec::Codec::PickleKey;
     let strategy = strategy(&watermarks.0, watermarks.1, watermarks.2)?;
     let w = windows(&windows_.0, windows_.1, windows_.2)?;
     let lateness = secs(lateness)?;
@@ -149,10 +153,18 @@ pub fn flow_window(
     };
     let split = late.is_some();
     let tagged: Flow<PyObj, (bool, PyObj), MatValue> = match (builtin, func) {
-        // The built-ins' state (keys and numbers) checkpoints through the key codec; the
-        // Python functions' accumulators stay in memory (a barrier fails the stage).
-        (Some(b), _) => keyed.checkpointed().aggregate(b).via(emit(split, func)),
-        (None, "reduce") => keyed.aggregate(PyReduce(arg(0)?)).via(emit(split, func)),
+        // Window state (keys, numbers, Python accumulators and buffered elements) checkpoints
+        // through the key and value codec; a value without an encoding fails the checkpoint.
+        (Some(b), _) => keyed
+            .checkpointed()
+            .aggregate(b)
+            .uid_opt(&uid)
+            .via(emit(split, func)),
+        (None, "reduce") => keyed
+            .checkpointed()
+            .aggregate(PyReduce(arg(0)?, pickle))
+            .uid_opt(&uid)
+            .via(emit(split, func)),
         (None, "aggregate") => {
             let merge = fns
                 .get(2)
@@ -164,6 +176,7 @@ pub fn flow_window(
                 ));
             }
             let agg = PyAggregate {
+                pickle,
                 create: arg(0)?,
                 add: arg(1)?,
                 merge,
@@ -172,14 +185,20 @@ pub fn flow_window(
                     .and_then(|f| f.as_ref())
                     .map(|f| PyFn::new(f.clone_ref(py))),
             };
-            keyed.aggregate(agg).via(emit(split, func))
+            keyed
+                .checkpointed()
+                .aggregate(agg)
+                .uid_opt(&uid)
+                .via(emit(split, func))
         }
         (None, "process") => {
             let f = arg(0)?;
             keyed
+                .checkpointed()
                 .process(move |k: &PyKey, w: Window, xs: &[Timestamped<Prep>]| {
                     call_process(&f, k, w, xs)
                 })
+                .uid_opt(&uid)
                 .via(emit(split, func))
         }
         (None, other) => {
@@ -250,4 +269,18 @@ fn split_late(
         })
     })();
     r.map(flow).map_err(graph_err)
+}
+
+/// Sets an optional stable id on the last stage (the window stage, before its emit stage).
+trait UidOpt: Sized {
+    fn uid_opt(self, uid: &Option<String>) -> Self;
+}
+
+impl<I: Send + 'static, O: Send + 'static, M: Send + 'static> UidOpt for Flow<I, O, M> {
+    fn uid_opt(self, uid: &Option<String>) -> Self {
+        match uid {
+            Some(u) => self.uid(u.clone()),
+            None => self,
+        }
+    }
 }

@@ -4,7 +4,7 @@
 
 use super::functions::{PyAggregate, PyReduce};
 use super::stages::{Prep, PrepOp, Value};
-use super::{call_process, emit, flow, windows};
+use super::{UidOpt, call_process, emit, flow, windows};
 use crate::dsl::{PyBlueprint, PySupervision};
 use crate::obj::PyObj;
 use crate::pyfn::PyFn;
@@ -18,9 +18,9 @@ use weir_operators::window::{Builtin, ProcessingWindowOps, Window};
 
 /// `key_by(key).window(windows, processing_time=True)` with its window function `func` (`sum`,
 /// `count`, `min`, `max`, `mean`, `reduce`, `aggregate`, `process`) and its Python functions
-/// `fns`.
+/// `fns`; `uid` is the stable id of the window stage.
 #[pyfunction]
-#[pyo3(signature = (key, windows_, func, fns, value = None, sup = None, key_codec = "builtin"))]
+#[pyo3(signature = (key, windows_, func, fns, value = None, sup = None, key_codec = "builtin", uid = None))]
 pub fn flow_processing_window(
     py: Python<'_>,
     key: Option<Py<PyAny>>,
@@ -30,8 +30,11 @@ pub fn flow_processing_window(
     value: Option<Py<PyAny>>,
     sup: Option<&PySupervision>,
     key_codec: &str,
+    uid: Option<String>,
 ) -> PyResult<PyBlueprint> {
     let codec = crate::codec::Codec::parse_key(key_codec)?;
+    // `key_codec="pickle"`: the Python window state falls back to pickles too.
+    let pickle = codec == crate::codec::Codec::PickleKey;
     let w = windows(&windows_.0, windows_.1, windows_.2)?;
     let builtin = match func {
         "sum" => Some(Builtin::Sum),
@@ -75,8 +78,11 @@ pub fn flow_processing_window(
             .map(|f| PyFn::new(f.clone_ref(py)))
     };
     let tagged: Flow<PyObj, (bool, PyObj), _> = match (builtin, func) {
-        (Some(b), _) => keyed.aggregate(b).via(emit(false, func)),
-        (None, "reduce") => keyed.aggregate(PyReduce(arg(0)?)).via(emit(false, func)),
+        (Some(b), _) => keyed.aggregate(b).uid_opt(&uid).via(emit(false, func)),
+        (None, "reduce") => keyed
+            .aggregate(PyReduce(arg(0)?, pickle))
+            .uid_opt(&uid)
+            .via(emit(false, func)),
         (None, "aggregate") => {
             let merge = opt(2);
             if merge.is_none() && windows_.0 == "session" {
@@ -85,12 +91,13 @@ pub fn flow_processing_window(
                 ));
             }
             let agg = PyAggregate {
+                pickle,
                 create: arg(0)?,
                 add: arg(1)?,
                 merge,
                 result: opt(3),
             };
-            keyed.aggregate(agg).via(emit(false, func))
+            keyed.aggregate(agg).uid_opt(&uid).via(emit(false, func))
         }
         (None, "process") => {
             let f = arg(0)?;
@@ -98,6 +105,7 @@ pub fn flow_processing_window(
                 .process(move |k: &PyKey, w: Window, xs: &[Timestamped<Prep>]| {
                     call_process(&f, k, w, xs)
                 })
+                .uid_opt(&uid)
                 .via(emit(false, func))
         }
         (None, other) => {

@@ -11,13 +11,37 @@ use std::sync::Arc;
 use weir_graph::{StageCx, StageError};
 use weir_operators::window::{Num, WindowOutput};
 
-/// An element entering the window stage: its event time, key, number (built-ins) and itself.
+/// An element entering the window stage: its event time, key, number (built-ins) and itself
+/// (checkpointed as the elements a `process` window buffers, falling back to pickles when
+/// `pickle`).
 #[derive(Clone)]
 pub(super) struct Prep {
     pub(super) ts: i64,
     pub(super) key: PyKey,
     pub(super) num: Num,
     pub(super) elem: PyObj,
+    pub(super) pickle: bool,
+}
+
+impl serde::Serialize for Prep {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let elem = crate::codec::Encoded(&self.elem, self.pickle);
+        (self.ts, &self.key, self.num, self.pickle, elem).serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Prep {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (ts, key, num, pickle, elem) =
+            <(i64, PyKey, Num, bool, crate::codec::PyState)>::deserialize(d)?;
+        Ok(Prep {
+            ts,
+            key,
+            num,
+            elem: elem.0,
+            pickle,
+        })
+    }
 }
 
 /// Seconds from milliseconds, as Python sees window bounds and timestamps.
@@ -157,6 +181,7 @@ impl PrepOp {
             key,
             num,
             elem: x.clone_ref(py),
+            pickle: self.codec == crate::codec::Codec::PickleKey,
         })
     }
 }

@@ -137,7 +137,7 @@ where
         let slot = self.keys.install(key, kid);
         for w in windows {
             let window = Window::new(w.start, w.end);
-            self.keys.slots[slot as usize].windows.push(Open {
+            let _ = self.keys.slots[slot as usize].windows.push(Open {
                 window,
                 acc: Some(w.acc),
                 fired: w.fired,

@@ -16,6 +16,78 @@ pub(super) struct Open<A> {
     pub(super) fired: bool,
 }
 
+/// The open windows of one key, the first inline (most keys have one or two open at a time,
+/// so the element path reads the key's slot and finds its window in the same place).
+pub(super) struct KeyWindows<A> {
+    head: Option<Open<A>>,
+    rest: Vec<Open<A>>,
+}
+
+impl<A> Default for KeyWindows<A> {
+    fn default() -> Self {
+        Self {
+            head: None,
+            rest: Vec::new(),
+        }
+    }
+}
+
+impl<A> KeyWindows<A> {
+    /// The position of window `w`.
+    #[inline]
+    pub(super) fn find(&self, w: Window) -> Option<usize> {
+        match &self.head {
+            None => None,
+            Some(h) if h.window == w => Some(0),
+            Some(_) => self.rest.iter().position(|o| o.window == w).map(|i| i + 1),
+        }
+    }
+
+    /// The window at `i` (as [`Self::find`] numbers them).
+    #[inline]
+    pub(super) fn get_mut(&mut self, i: usize) -> Option<&mut Open<A>> {
+        match i {
+            0 => self.head.as_mut(),
+            i => self.rest.get_mut(i - 1),
+        }
+    }
+
+    /// Adds a window; returns its position.
+    #[inline]
+    pub(super) fn push(&mut self, open: Open<A>) -> usize {
+        if self.head.is_none() {
+            self.head = Some(open);
+            0
+        } else {
+            self.rest.push(open);
+            self.rest.len()
+        }
+    }
+
+    /// Removes the window at `i`; the last one takes its place (as `Vec::swap_remove`).
+    pub(super) fn swap_remove(&mut self, i: usize) -> Option<Open<A>> {
+        match i {
+            0 => {
+                let head = self.head.take();
+                self.head = self.rest.pop();
+                head
+            }
+            i if i <= self.rest.len() => Some(self.rest.swap_remove(i - 1)),
+            _ => None,
+        }
+    }
+
+    /// Whether none is open.
+    pub(super) fn is_empty(&self) -> bool {
+        self.head.is_none()
+    }
+
+    /// The open windows.
+    pub(super) fn iter(&self) -> impl Iterator<Item = &Open<A>> {
+        self.head.iter().chain(self.rest.iter())
+    }
+}
+
 /// A key with open windows (or a free slot, `key` `None`, keeping its allocation).
 pub(super) struct KeySlot<K, A> {
     /// The key; `None` while the slot is free.
@@ -23,14 +95,14 @@ pub(super) struct KeySlot<K, A> {
     /// Its id: its place in the firing order (first seen since it last had no open window).
     pub(super) id: u64,
     /// Its open windows, in no particular order.
-    pub(super) windows: Vec<Open<A>>,
+    pub(super) windows: KeyWindows<A>,
 }
 
 impl<K, A> KeySlot<K, A> {
     /// The position of window `w` among the key's open windows.
     #[inline]
     pub(super) fn find(&self, w: Window) -> Option<usize> {
-        self.windows.iter().position(|o| o.window == w)
+        self.windows.find(w)
     }
 }
 
@@ -96,7 +168,7 @@ impl<K: Hash + Eq + Clone, A> Keys<K, A> {
                 slots.push(KeySlot {
                     key: Some(key),
                     id,
-                    windows: Vec::new(),
+                    windows: KeyWindows::default(),
                 });
                 (slots.len() - 1) as u32
             }

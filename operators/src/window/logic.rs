@@ -73,7 +73,9 @@ fn fire<K: Clone, T, C: Contents<K, T>>(
     let Some(key) = &ks.key else {
         return;
     };
-    let open = &mut ks.windows[i];
+    let Some(open) = ks.windows.get_mut(i) else {
+        return;
+    };
     open.fired = true;
     if let Some(acc) = &open.acc {
         let value = contents.result(key, open.window, acc);
@@ -111,14 +113,15 @@ where
         let ks = &mut self.keys.slots[slot as usize];
         let i = match ks.find(w) {
             Some(i) => {
-                let open = &mut ks.windows[i];
-                let acc = open.acc.take();
-                open.acc = Some(self.contents.add(acc, element));
+                if let Some(open) = ks.windows.get_mut(i) {
+                    let acc = open.acc.take();
+                    open.acc = Some(self.contents.add(acc, element));
+                }
                 i
             }
             None => {
                 let acc = Some(self.contents.add(None, element));
-                ks.windows.push(Open {
+                let i = ks.windows.push(Open {
                     window: w,
                     acc,
                     fired: false,
@@ -129,7 +132,7 @@ where
                     slot,
                 };
                 self.order.insert(w.end, due);
-                ks.windows.len() - 1
+                i
             }
         };
         if self.watermark.is_some_and(|wm| w.max_ts() <= wm) {
@@ -195,9 +198,8 @@ where
     ) {
         let known = self.keys.get(&key);
         let merged = known
-            .map(|s| &self.keys.slots[s as usize].windows)
             .into_iter()
-            .flatten()
+            .flat_map(|s| self.keys.slots[s as usize].windows.iter())
             .filter(|o| o.window.touches(&own))
             .fold(own, |m, o| m.cover(&o.window));
         if self.expired(merged) {
@@ -211,9 +213,9 @@ where
         let ks = &mut self.keys.slots[slot as usize];
         let mut absorbed: Vec<Open<C::Acc>> = Vec::new();
         let mut i = 0;
-        while i < ks.windows.len() {
-            if ks.windows[i].window.touches(&merged) {
-                absorbed.push(ks.windows.swap_remove(i));
+        while let Some(o) = ks.windows.get_mut(i) {
+            if o.window.touches(&merged) {
+                absorbed.extend(ks.windows.swap_remove(i));
             } else {
                 i += 1;
             }
@@ -230,7 +232,7 @@ where
             }
         }
         let acc = Some(self.contents.add(acc, element));
-        ks.windows.push(Open {
+        let i = ks.windows.push(Open {
             window: merged,
             acc,
             fired: false,
@@ -242,7 +244,6 @@ where
         };
         self.order.insert(merged.end, due);
         if self.watermark.is_some_and(|wm| merged.max_ts() <= wm) {
-            let i = ks.windows.len() - 1;
             fire(&mut self.contents, ks, i, out);
         }
     }
@@ -261,7 +262,7 @@ where
                 let ks = &mut self.keys.slots[d.slot as usize];
                 let w = Window::new(d.start, end);
                 if let Some(i) = ks.find(w)
-                    && !ks.windows[i].fired
+                    && ks.windows.get_mut(i).is_some_and(|o| !o.fired)
                 {
                     fire(&mut self.contents, ks, i, out);
                 }

@@ -149,6 +149,15 @@ impl<K: Hash + Eq + Clone, A> Keys<K, A> {
         }
     }
 
+    /// The slot of `key` (cloned when new); a new key gets the next id.
+    #[inline]
+    pub(super) fn slot_of_ref(&mut self, key: &K) -> u32 {
+        match self.index.get(key) {
+            Some(&s) => s,
+            None => self.slot_of(key.clone()),
+        }
+    }
+
     /// Puts `key` with id `id` (a restore) into a slot of its own.
     pub(super) fn install(&mut self, key: K, id: u64) -> u32 {
         let slot = Self::take_slot(&mut self.slots, &mut self.free, key.clone(), id);

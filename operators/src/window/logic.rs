@@ -26,6 +26,8 @@ pub(crate) struct WindowLogic<K, T, C: Contents<K, T>> {
     /// The open windows in firing order: by end, then start, then key id.
     pub(super) order: FiringOrder,
     scratch: Vec<Window>,
+    /// The slots of a batch's elements (tumbling windows).
+    slot_scratch: Vec<u32>,
     /// How the state is checkpointed (none: a checkpoint is refused).
     pub(super) codec: Option<WindowCodec<K, C::Acc>>,
     /// The key groups this subtask owns.
@@ -44,6 +46,7 @@ impl<K, T, C: Contents<K, T>> WindowLogic<K, T, C> {
             keys: Keys::default(),
             order: FiringOrder::default(),
             scratch: Vec::new(),
+            slot_scratch: Vec::new(),
             codec: None,
             owned: KeyGroupRange::ALL,
             _t: std::marker::PhantomData,
@@ -61,6 +64,9 @@ impl<K, T, C: Contents<K, T>> WindowLogic<K, T, C> {
         self
     }
 }
+
+/// The slot of an element that is late (no slot).
+const LATE: u32 = u32::MAX;
 
 /// Fires window `w` of the key in `ks` (at `i` among its windows) into `out`.
 #[inline]
@@ -164,6 +170,41 @@ where
             }
             Kind::Sliding { .. } => self.on_sliding_element(key, element, out),
         }
+    }
+
+    /// A batch into tumbling windows in two passes: the keys' slots first (independent hash
+    /// lookups the CPU overlaps), then the additions (the slots' memory already on its way).
+    /// Within a batch no key loses its slot (only a watermark closes windows), so each key
+    /// gets its id in arrival order as one element at a time would give it.
+    fn on_tumbling_batch(
+        &mut self,
+        size: i64,
+        input: &mut Vec<(K, Timestamped<T>)>,
+        out: &mut Vec<WindowOutput<K, C::Out, T>>,
+    ) {
+        let window = |ts: i64| {
+            let start = ts - ts.rem_euclid(size);
+            Window::new(start, start.saturating_add(size))
+        };
+        let mut slots = std::mem::take(&mut self.slot_scratch);
+        slots.clear();
+        for (key, element) in input.iter() {
+            let late = self.expired(window(element.ts));
+            slots.push(if late {
+                LATE
+            } else {
+                self.keys.slot_of_ref(key)
+            });
+        }
+        for ((key, element), &slot) in input.drain(..).zip(&slots) {
+            if slot == LATE {
+                out.push(WindowOutput::Late { key, element });
+            } else {
+                let w = window(element.ts);
+                self.add_to(slot, w, element, out);
+            }
+        }
+        self.slot_scratch = slots;
     }
 
     fn on_sliding_element(
@@ -292,13 +333,14 @@ where
             let Some((end, bucket)) = self.order.pop_first() else {
                 break;
             };
-            for d in bucket {
+            for d in &bucket {
                 let ks = &mut self.keys.slots[d.slot as usize];
                 if let Some(i) = ks.find(Window::new(d.start, end)) {
                     ks.windows.swap_remove(i);
                 }
                 self.keys.release_if_empty(d.slot);
             }
+            self.order.recycle(bucket);
         }
     }
 }
@@ -315,8 +357,12 @@ where
         out: &mut Vec<WindowOutput<K, C::Out, T>>,
         _scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
-        for (key, element) in input.drain(..) {
-            self.on_element(key, element, out);
+        if let Kind::Tumbling { size } = self.windows.kind {
+            self.on_tumbling_batch(size, input, out);
+        } else {
+            for (key, element) in input.drain(..) {
+                self.on_element(key, element, out);
+            }
         }
         Ok(())
     }

@@ -18,12 +18,21 @@ pub(super) struct Due {
 #[derive(Debug, Default)]
 pub(super) struct FiringOrder {
     by_end: BTreeMap<i64, Vec<Due>>,
+    /// Emptied buckets kept for the next ends (a bucket grows to the number of keys).
+    spare: Vec<Vec<Due>>,
 }
+
+/// How many emptied buckets are kept for reuse.
+const SPARE: usize = 4;
 
 impl FiringOrder {
     /// A window ending at `end` opened.
     pub(super) fn insert(&mut self, end: i64, due: Due) {
-        self.by_end.entry(end).or_default().push(due);
+        let spare = &mut self.spare;
+        self.by_end
+            .entry(end)
+            .or_insert_with(|| spare.pop().unwrap_or_default())
+            .push(due);
     }
 
     /// The window `[start, end)` of `slot` closed before its end expired (a merged session).
@@ -69,6 +78,14 @@ impl FiringOrder {
     /// Removes and returns the bucket of the smallest end.
     pub(super) fn pop_first(&mut self) -> Option<(i64, Vec<Due>)> {
         self.by_end.pop_first()
+    }
+
+    /// Takes back a bucket [`Self::pop_first`] returned, for reuse.
+    pub(super) fn recycle(&mut self, mut bucket: Vec<Due>) {
+        if self.spare.len() < SPARE {
+            bucket.clear();
+            self.spare.push(bucket);
+        }
     }
 
     /// Forgets every window.

@@ -902,3 +902,70 @@ fn a_late_new_key_within_the_lateness_fires_once_on_arrival_and_not_again() {
         ]
     );
 }
+
+/// As [`drive`], with the elements between two watermarks in one batch.
+fn drive_batched<C>(windows: Windows, lateness: i64, contents: C, script: &[In]) -> Vec<Rec<C::Out>>
+where
+    C: Contents<&'static str, u32>,
+{
+    let info = StageInfo::new("window", 0);
+    let clock = TestClock;
+    let mut logic = WindowLogic::new(windows, lateness, contents);
+    let mut out = Vec::new();
+    let mut recs = Vec::new();
+    let take = |out: &mut Vec<WindowOutput<&'static str, C::Out, u32>>, recs: &mut Vec<_>| {
+        for o in out.drain(..) {
+            recs.push(match o {
+                WindowOutput::Fired { key, window, value } => {
+                    Rec::F(key, (window.start, window.end), value)
+                }
+                WindowOutput::Late { key, element } => Rec::L(key, element.ts, element.value),
+            });
+        }
+    };
+    for run in script.chunk_by(|a, b| matches!((a, b), (E(..), E(..)))) {
+        let mut scx = StageCx::new(&info, &clock, None, 64);
+        let mut batch: Vec<_> = run
+            .iter()
+            .filter_map(|s| match s {
+                E(k, ts, v) => Some((*k, Timestamped::new(*ts, *v))),
+                W(_) => None,
+            })
+            .collect();
+        if !batch.is_empty() {
+            assert!(logic.on_batch(&mut batch, &mut out, &mut scx).is_ok());
+            assert!(batch.is_empty());
+            take(&mut out, &mut recs);
+        }
+        for s in run {
+            if let W(t) = s {
+                let c = logic.on_control(Control::watermark(*t), &mut out, &mut scx);
+                take(&mut out, &mut recs);
+                assert!(matches!(c, Ok(Some(Control::Watermark { .. }))));
+                recs.push(Rec::W(*t));
+            }
+        }
+    }
+    let mut scx = StageCx::new(&info, &clock, None, 64);
+    assert!(logic.on_finish(&mut out, &mut scx).is_ok());
+    take(&mut out, &mut recs);
+    recs
+}
+
+proptest! {
+    #[test]
+    fn batches_of_elements_give_exactly_the_output_of_one_at_a_time(
+        script in prop::collection::vec(step(), 0..80),
+        size in 1..15i64,
+        lateness in 0..12i64,
+    ) {
+        for windows in [
+            Windows::tumbling(ms(size as u64)),
+            Windows::sliding(ms(size as u64), ms((size / 2).max(1) as u64)),
+            Windows::session(ms(size as u64)),
+        ] {
+            let batched = drive_batched(windows, lateness, sum(), &script);
+            prop_assert_eq!(batched, drive(windows, lateness, sum(), &script));
+        }
+    }
+}

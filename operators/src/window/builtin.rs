@@ -26,6 +26,7 @@ pub enum Num {
 
 impl Num {
     /// The number as a float.
+    #[inline]
     pub fn as_f64(self) -> f64 {
         match self {
             Num::Int(i) => i as f64,
@@ -34,6 +35,7 @@ impl Num {
     }
 
     /// The sum (ints saturate; mixed sums are floats).
+    #[inline]
     fn plus(self, other: Num) -> Num {
         match (self, other) {
             (Num::Int(a), Num::Int(b)) => Num::Int(a.saturating_add(b)),
@@ -42,6 +44,7 @@ impl Num {
     }
 
     /// Whether `self < other` (ints exactly, mixed as floats).
+    #[inline]
     fn lt(self, other: Num) -> bool {
         match (self, other) {
             (Num::Int(a), Num::Int(b)) => a < b,
@@ -72,13 +75,19 @@ impl<T: Numeric> AggregateFunction<T> for Builtin {
     fn create(&self) -> Self::Acc {
         (None, 0)
     }
+    #[inline]
     fn add(&self, acc: &mut Self::Acc, value: T) {
+        // One element: no generic merge of two accumulators (ints add without a float check).
         let x = if *self == Builtin::Count {
             Num::Int(1)
         } else {
             value.num()
         };
-        Self::merge_acc(*self, acc, (Some(x), 1));
+        acc.0 = Some(match acc.0 {
+            None => x,
+            Some(a) => self.combine(a, x),
+        });
+        acc.1 = acc.1.saturating_add(1);
     }
     fn merge(&self, acc: &mut Self::Acc, other: Self::Acc) {
         Self::merge_acc(*self, acc, other);
@@ -89,15 +98,20 @@ impl<T: Numeric> AggregateFunction<T> for Builtin {
 }
 
 impl Builtin {
+    /// The running result of `a` and then `b`.
+    #[inline]
+    fn combine(self, a: Num, b: Num) -> Num {
+        match self {
+            Builtin::Sum | Builtin::Count | Builtin::Mean => a.plus(b),
+            Builtin::Min if b.lt(a) => b,
+            Builtin::Max if a.lt(b) => b,
+            Builtin::Min | Builtin::Max => a,
+        }
+    }
     fn merge_acc(self, acc: &mut (Option<Num>, u64), other: (Option<Num>, u64)) {
         let value = match (acc.0, other.0) {
             (None, o) | (o, None) => o,
-            (Some(a), Some(b)) => Some(match self {
-                Builtin::Sum | Builtin::Count | Builtin::Mean => a.plus(b),
-                Builtin::Min if b.lt(a) => b,
-                Builtin::Max if a.lt(b) => b,
-                Builtin::Min | Builtin::Max => a,
-            }),
+            (Some(a), Some(b)) => Some(self.combine(a, b)),
         };
         *acc = (value, acc.1.saturating_add(other.1));
     }

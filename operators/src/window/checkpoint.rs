@@ -2,12 +2,13 @@
 
 use super::Window;
 use super::contents::Contents;
-use super::logic::{Slot, WindowLogic, order};
+use super::keys::Open;
+use super::logic::WindowLogic;
+use super::order::Due;
 use super::snapshot::{
     SavedKey, SavedKeyRef, SavedWindow, SavedWindowRef, WindowCodec, WindowState, WindowStateRef,
 };
 use crate::keyed::key_group_of;
-use std::collections::HashMap;
 use std::hash::Hash;
 use weir_graph::{KeyGroupRange, MAX_KEY_GROUPS, Snapshot, StageError};
 
@@ -25,28 +26,33 @@ where
     /// The stage's state: watermark, next key id, keys with their windows by key group.
     pub(super) fn save(&self) -> Result<Snapshot, StageError> {
         let codec = self.codec()?;
-        let mut windows: HashMap<u64, Vec<SavedWindowRef<'_, C::Acc>>> = HashMap::new();
-        for &(end, start, kid) in &self.due_order {
-            let Some(slot) = self.open.get(&(end, start, kid)) else {
-                continue;
-            };
-            let acc = slot.acc.as_ref().ok_or_else(|| {
-                StageError::internal("window: an accumulator was lost to a panic")
-            })?;
-            windows.entry(kid).or_default().push(SavedWindowRef {
-                start,
-                end,
-                fired: slot.fired,
-                acc,
-            });
-        }
         let mut by_group: Vec<Vec<SavedKeyRef<'_, K, C::Acc>>> = Vec::new();
         by_group.resize_with(MAX_KEY_GROUPS, Vec::new);
-        for (&id, (key, _)) in &self.keys {
+        for ks in self.keys.live() {
+            let Some(key) = &ks.key else {
+                continue;
+            };
+            let mut windows = ks
+                .windows
+                .iter()
+                .map(|o| {
+                    let acc = o.acc.as_ref().ok_or_else(|| {
+                        StageError::internal("window: an accumulator was lost to a panic")
+                    })?;
+                    Ok(SavedWindowRef {
+                        start: o.window.start,
+                        end: o.window.end,
+                        fired: o.fired,
+                        acc,
+                    })
+                })
+                .collect::<Result<Vec<_>, StageError>>()?;
+            // In firing order, as restored.
+            windows.sort_by_key(|w| (w.end, w.start));
             by_group[key_group_of(key)].push(SavedKeyRef {
-                id,
+                id: ks.id,
                 key,
-                windows: windows.remove(&id).unwrap_or_default(),
+                windows,
             });
         }
         let groups = by_group
@@ -60,7 +66,7 @@ where
             .collect();
         let state = WindowStateRef {
             watermark: self.watermark,
-            next_id: self.next_id,
+            next_id: self.keys.next_id,
             groups,
         };
         Ok(codec.encode(&state)?)
@@ -81,7 +87,7 @@ where
             }
         }
         self.watermark = state.watermark;
-        self.next_id = state.next_id;
+        self.keys.next_id = state.next_id;
         Ok(())
     }
 
@@ -119,31 +125,29 @@ where
             self.install(new_id, k.key, k.windows);
         }
         self.watermark = watermark.flatten();
-        self.next_id = n;
+        self.keys.next_id = n;
         Ok(())
     }
 
     /// Puts key `key` with id `kid` and its `windows` into the (fresh) stage.
     fn install(&mut self, kid: u64, key: K, windows: Vec<SavedWindow<C::Acc>>) {
-        let count = windows.len();
+        if windows.is_empty() {
+            return;
+        }
+        let slot = self.keys.install(key, kid);
         for w in windows {
             let window = Window::new(w.start, w.end);
-            let at = order(window, kid);
-            self.open.insert(
-                at,
-                Slot {
-                    acc: Some(w.acc),
-                    fired: w.fired,
-                },
-            );
-            self.due_order.insert(at);
-            if self.windows.merging() {
-                self.sessions.entry(kid).or_default().push(window);
-            }
-        }
-        if count > 0 {
-            self.ids.insert(key.clone(), kid);
-            self.keys.insert(kid, (key, count));
+            let _ = self.keys.slots[slot as usize].windows.push(Open {
+                window,
+                acc: Some(w.acc),
+                fired: w.fired,
+            });
+            let due = Due {
+                start: w.start,
+                id: kid,
+                slot,
+            };
+            self.order.insert(w.end, due);
         }
     }
 }

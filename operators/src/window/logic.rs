@@ -1,29 +1,18 @@
 //! The keyed window stage: per-key windows fired by the watermark.
+//!
+//! Per element: tumbling windows are assigned arithmetically, the key's slot is found with one
+//! hash lookup and the window among the key's few open ones by a scan; the firing order is
+//! touched only when a window opens (sorted per window end when it fires).
 
+use super::assign::Kind;
 use super::contents::Contents;
+use super::keys::{KeySlot, Keys, Open};
+use super::order::{Due, FiringOrder};
 use super::snapshot::WindowCodec;
 use super::{Window, WindowOutput, Windows};
 use crate::time::Timestamped;
-use ahash::RandomState;
-use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
 use weir_graph::{Control, FlowLogic, KeyGroupRange, Snapshot, StageCx, StageError};
-
-/// One window of one key.
-pub(super) struct Slot<A> {
-    /// Always `Some` but while an element is added.
-    pub(super) acc: Option<A>,
-    /// Fired at least once (it stays until the watermark passes its allowed lateness).
-    pub(super) fired: bool,
-}
-
-/// Windows in firing order: by end, then start, then key (in the order keys were first seen
-/// since they last had no open window).
-pub(super) type Order = (i64, i64, u64);
-
-pub(super) fn order(w: Window, kid: u64) -> Order {
-    (w.end, w.start, kid)
-}
 
 /// Keyed event-time windows over `(key, element)` pairs (hash-partitioned by key).
 pub(crate) struct WindowLogic<K, T, C: Contents<K, T>> {
@@ -32,18 +21,13 @@ pub(crate) struct WindowLogic<K, T, C: Contents<K, T>> {
     pub(crate) contents: C,
     /// The highest watermark received.
     pub(super) watermark: Option<i64>,
-    /// Ids of the keys with open windows (a key's state goes with its last window).
-    pub(super) ids: HashMap<K, u64, RandomState>,
-    /// Each id's key and how many open windows it has.
-    pub(super) keys: HashMap<u64, (K, usize), RandomState>,
-    pub(super) next_id: u64,
-    /// Open windows by (end, start, key): one hash lookup per element and window.
-    pub(super) open: HashMap<Order, Slot<C::Acc>, RandomState>,
-    /// The same windows in firing order (touched only when a window opens or closes).
-    pub(super) due_order: BTreeSet<Order>,
-    /// Each key's open sessions (merging windows only).
-    pub(super) sessions: HashMap<u64, Vec<Window>, RandomState>,
+    /// The keys with open windows (a key's state goes with its last window).
+    pub(super) keys: Keys<K, C::Acc>,
+    /// The open windows in firing order: by end, then start, then key id.
+    pub(super) order: FiringOrder,
     scratch: Vec<Window>,
+    /// The slots of a batch's elements (tumbling windows).
+    slot_scratch: Vec<u32>,
     /// How the state is checkpointed (none: a checkpoint is refused).
     pub(super) codec: Option<WindowCodec<K, C::Acc>>,
     /// The key groups this subtask owns.
@@ -59,13 +43,10 @@ impl<K, T, C: Contents<K, T>> WindowLogic<K, T, C> {
             lateness,
             contents,
             watermark: None,
-            ids: HashMap::default(),
-            keys: HashMap::default(),
-            next_id: 0,
-            open: HashMap::default(),
-            due_order: BTreeSet::new(),
-            sessions: HashMap::default(),
+            keys: Keys::default(),
+            order: FiringOrder::default(),
             scratch: Vec::new(),
+            slot_scratch: Vec::new(),
             codec: None,
             owned: KeyGroupRange::ALL,
             _t: std::marker::PhantomData,
@@ -84,6 +65,34 @@ impl<K, T, C: Contents<K, T>> WindowLogic<K, T, C> {
     }
 }
 
+/// The slot of an element that is late (no slot).
+const LATE: u32 = u32::MAX;
+
+/// Fires window `w` of the key in `ks` (at `i` among its windows) into `out`.
+#[inline]
+fn fire<K: Clone, T, C: Contents<K, T>>(
+    contents: &mut C,
+    ks: &mut KeySlot<K, C::Acc>,
+    i: usize,
+    out: &mut Vec<WindowOutput<K, C::Out, T>>,
+) {
+    let Some(key) = &ks.key else {
+        return;
+    };
+    let Some(open) = ks.windows.get_mut(i) else {
+        return;
+    };
+    open.fired = true;
+    if let Some(acc) = &open.acc {
+        let value = contents.result(key, open.window, acc);
+        out.push(WindowOutput::Fired {
+            key: key.clone(),
+            window: open.window,
+            value,
+        });
+    }
+}
+
 impl<K, T, C> WindowLogic<K, T, C>
 where
     K: Hash + Eq + Clone + Send + 'static,
@@ -91,87 +100,114 @@ where
     C: Contents<K, T>,
 {
     /// Whether `w` is past its allowed lateness (its state is gone).
+    #[inline]
     fn expired(&self, w: Window) -> bool {
         self.watermark
             .is_some_and(|wm| w.max_ts().saturating_add(self.lateness) <= wm)
     }
 
-    /// Whether the watermark has reached `w`'s end (it fires on arrival of more elements).
-    fn due(&self, w: Window) -> bool {
-        self.watermark.is_some_and(|wm| w.max_ts() <= wm)
-    }
-
-    fn key_id(&mut self, key: &K) -> u64 {
-        if let Some(&id) = self.ids.get(key) {
-            return id;
-        }
-        let id = self.next_id;
-        self.next_id += 1;
-        self.ids.insert(key.clone(), id);
-        self.keys.insert(id, (key.clone(), 0));
-        id
-    }
-
-    /// Key `kid` gained (`opened`) or lost a window; a key without windows is forgotten.
-    fn count_window(&mut self, kid: u64, opened: bool) {
-        let Some(entry) = self.keys.get_mut(&kid) else {
-            return;
-        };
-        if opened {
-            entry.1 += 1;
-            return;
-        }
-        entry.1 = entry.1.saturating_sub(1);
-        if entry.1 == 0
-            && let Some((key, _)) = self.keys.remove(&kid)
-        {
-            self.ids.remove(&key);
-        }
-    }
-
-    fn fire(&mut self, at: Order, out: &mut Vec<WindowOutput<K, C::Out, T>>) {
-        let (end, start, kid) = at;
-        if let (Some(slot), Some((key, _))) = (self.open.get_mut(&at), self.keys.get(&kid)) {
-            slot.fired = true;
-            let window = Window::new(start, end);
-            if let Some(acc) = &slot.acc {
-                let value = self.contents.result(key, window, acc);
-                out.push(WindowOutput::Fired {
-                    key: key.clone(),
-                    window,
-                    value,
-                });
-            }
-        }
-    }
-
-    /// Adds `element` of `key` to window `w`, firing it at once when the watermark passed it.
+    /// Adds `element` to window `w` of the key in `slot`, firing it at once when the watermark
+    /// passed it.
+    #[inline]
     fn add_to(
         &mut self,
-        kid: u64,
+        slot: u32,
         w: Window,
         element: Timestamped<T>,
         out: &mut Vec<WindowOutput<K, C::Out, T>>,
     ) {
-        let at = order(w, kid);
-        match self.open.get_mut(&at) {
-            Some(slot) => {
-                let acc = slot.acc.take();
-                slot.acc = Some(self.contents.add(acc, element));
+        let ks = &mut self.keys.slots[slot as usize];
+        let i = match ks.find(w) {
+            Some(i) => {
+                if let Some(open) = ks.windows.get_mut(i) {
+                    let acc = open.acc.take();
+                    open.acc = Some(self.contents.add(acc, element));
+                }
+                i
             }
             None => {
                 let acc = Some(self.contents.add(None, element));
-                self.open.insert(at, Slot { acc, fired: false });
-                self.due_order.insert(at);
-                self.count_window(kid, true);
+                let i = ks.windows.push(Open {
+                    window: w,
+                    acc,
+                    fired: false,
+                });
+                let due = Due {
+                    start: w.start,
+                    id: ks.id,
+                    slot,
+                };
+                self.order.insert(w.end, due);
+                i
             }
-        }
-        if self.due(w) {
-            self.fire(at, out);
+        };
+        if self.watermark.is_some_and(|wm| w.max_ts() <= wm) {
+            fire(&mut self.contents, ks, i, out);
         }
     }
 
+    #[inline]
     fn on_element(
+        &mut self,
+        key: K,
+        element: Timestamped<T>,
+        out: &mut Vec<WindowOutput<K, C::Out, T>>,
+    ) {
+        match self.windows.kind {
+            Kind::Tumbling { size } => {
+                let start = element.ts - element.ts.rem_euclid(size);
+                let w = Window::new(start, start.saturating_add(size));
+                if self.expired(w) {
+                    out.push(WindowOutput::Late { key, element });
+                } else {
+                    let slot = self.keys.slot_of(key);
+                    self.add_to(slot, w, element, out);
+                }
+            }
+            Kind::Session { gap } => {
+                let own = Window::new(element.ts, element.ts.saturating_add(gap));
+                self.on_session_element(key, element, own, out);
+            }
+            Kind::Sliding { .. } => self.on_sliding_element(key, element, out),
+        }
+    }
+
+    /// A batch into tumbling windows in two passes: the keys' slots first (independent hash
+    /// lookups the CPU overlaps), then the additions (the slots' memory already on its way).
+    /// Within a batch no key loses its slot (only a watermark closes windows), so each key
+    /// gets its id in arrival order as one element at a time would give it.
+    fn on_tumbling_batch(
+        &mut self,
+        size: i64,
+        input: &mut Vec<(K, Timestamped<T>)>,
+        out: &mut Vec<WindowOutput<K, C::Out, T>>,
+    ) {
+        let window = |ts: i64| {
+            let start = ts - ts.rem_euclid(size);
+            Window::new(start, start.saturating_add(size))
+        };
+        let mut slots = std::mem::take(&mut self.slot_scratch);
+        slots.clear();
+        for (key, element) in input.iter() {
+            let late = self.expired(window(element.ts));
+            slots.push(if late {
+                LATE
+            } else {
+                self.keys.slot_of_ref(key)
+            });
+        }
+        for ((key, element), &slot) in input.drain(..).zip(&slots) {
+            if slot == LATE {
+                out.push(WindowOutput::Late { key, element });
+            } else {
+                let w = window(element.ts);
+                self.add_to(slot, w, element, out);
+            }
+        }
+        self.slot_scratch = slots;
+    }
+
+    fn on_sliding_element(
         &mut self,
         key: K,
         element: Timestamped<T>,
@@ -180,19 +216,15 @@ where
         let mut assigned = std::mem::take(&mut self.scratch);
         assigned.clear();
         self.windows.assign(element.ts, &mut assigned);
-        if self.windows.merging() {
-            self.on_session_element(key, element, assigned[0], out);
-        } else {
-            assigned.retain(|w| !self.expired(*w));
-            match assigned.split_last() {
-                None => out.push(WindowOutput::Late { key, element }),
-                Some((&last, rest)) => {
-                    let kid = self.key_id(&key);
-                    for &w in rest {
-                        self.add_to(kid, w, element.clone(), out);
-                    }
-                    self.add_to(kid, last, element, out);
+        assigned.retain(|w| !self.expired(*w));
+        match assigned.split_last() {
+            None => out.push(WindowOutput::Late { key, element }),
+            Some((&last, rest)) => {
+                let slot = self.keys.slot_of(key);
+                for &w in rest {
+                    self.add_to(slot, w, element.clone(), out);
                 }
+                self.add_to(slot, last, element, out);
             }
         }
         self.scratch = assigned;
@@ -205,51 +237,77 @@ where
         own: Window,
         out: &mut Vec<WindowOutput<K, C::Out, T>>,
     ) {
-        let kid = self.ids.get(&key).copied();
-        let list = kid.and_then(|k| self.sessions.get(&k));
-        let merged = list
+        let known = self.keys.get(&key);
+        let merged = known
             .into_iter()
-            .flatten()
-            .filter(|s| s.touches(&own))
-            .fold(own, |m, s| m.cover(s));
+            .flat_map(|s| self.keys.slots[s as usize].windows.iter())
+            .filter(|o| o.window.touches(&own))
+            .fold(own, |m, o| m.cover(&o.window));
         if self.expired(merged) {
             out.push(WindowOutput::Late { key, element });
             return;
         }
-        let kid = self.key_id(&key);
-        let list = self.sessions.entry(kid).or_default();
-        let mut absorbed: Vec<Window> = Vec::new();
-        list.retain(|s| {
-            let hit = s.touches(&merged);
-            if hit {
-                absorbed.push(*s);
+        let slot = match known {
+            Some(s) => s,
+            None => self.keys.slot_of(key),
+        };
+        let ks = &mut self.keys.slots[slot as usize];
+        let mut absorbed: Vec<Open<C::Acc>> = Vec::new();
+        let mut i = 0;
+        while let Some(o) = ks.windows.get_mut(i) {
+            if o.window.touches(&merged) {
+                absorbed.extend(ks.windows.swap_remove(i));
+            } else {
+                i += 1;
             }
-            !hit
-        });
-        list.push(merged);
-        absorbed.sort();
+        }
+        absorbed.sort_by_key(|o| o.window);
         let mut acc: Option<C::Acc> = None;
         for s in absorbed {
-            let o = order(s, kid);
-            self.due_order.remove(&o);
-            // The key keeps at least the window being merged into: counted after it.
-            if let Some(e) = self.keys.get_mut(&kid) {
-                e.1 = e.1.saturating_sub(1);
-            }
-            if let Some(b) = self.open.remove(&o).and_then(|slot| slot.acc) {
+            self.order.remove(s.window.end, s.window.start, slot);
+            if let Some(b) = s.acc {
                 acc = Some(match acc {
                     None => b,
                     Some(a) => self.contents.merge(a, b),
                 });
             }
         }
-        let at = order(merged, kid);
         let acc = Some(self.contents.add(acc, element));
-        self.open.insert(at, Slot { acc, fired: false });
-        self.due_order.insert(at);
-        self.count_window(kid, true);
-        if self.due(merged) {
-            self.fire(at, out);
+        let i = ks.windows.push(Open {
+            window: merged,
+            acc,
+            fired: false,
+        });
+        let due = Due {
+            start: merged.start,
+            id: ks.id,
+            slot,
+        };
+        self.order.insert(merged.end, due);
+        if self.watermark.is_some_and(|wm| merged.max_ts() <= wm) {
+            fire(&mut self.contents, ks, i, out);
+        }
+    }
+
+    /// Fires the unfired windows of every end above `after` whose last timestamp is at most
+    /// `last_ts` (`None`: all), in firing order.
+    fn fire_due(
+        &mut self,
+        mut after: Option<i64>,
+        last_ts: Option<i64>,
+        out: &mut Vec<WindowOutput<K, C::Out, T>>,
+    ) {
+        while let Some((end, bucket)) = self.order.sorted(after, last_ts) {
+            after = Some(end);
+            for d in bucket {
+                let ks = &mut self.keys.slots[d.slot as usize];
+                let w = Window::new(d.start, end);
+                if let Some(i) = ks.find(w)
+                    && ks.windows.get_mut(i).is_some_and(|o| !o.fired)
+                {
+                    fire(&mut self.contents, ks, i, out);
+                }
+            }
         }
     }
 
@@ -258,36 +316,31 @@ where
         if self.watermark.is_some_and(|w| w >= wm) {
             return;
         }
+        // Every window the previous watermark reached has fired (on arrival when it opened
+        // after): only the ends beyond it can hold windows to fire.
+        let after = self.watermark.map(|w| w.saturating_add(1));
         self.watermark = Some(wm);
-        let bound = (wm.saturating_add(1), i64::MAX, u64::MAX);
-        let open = &self.open;
-        let due: Vec<Order> = self
-            .due_order
-            .range(..=bound)
-            .filter(|o| open.get(o).is_some_and(|s| !s.fired))
-            .copied()
-            .collect();
-        for at in due {
-            self.fire(at, out);
-        }
+        self.fire_due(after, Some(wm), out);
         self.purge();
     }
 
+    /// Drops the windows past their allowed lateness, and the keys left without windows.
     fn purge(&mut self) {
-        while let Some(&(end, start, kid)) = self.due_order.first() {
-            let w = Window::new(start, end);
-            if !self.expired(w) {
+        while let Some(end) = self.order.first_end() {
+            if !self.expired(Window::new(end, end)) {
                 break;
             }
-            self.due_order.pop_first();
-            self.open.remove(&(end, start, kid));
-            if let Some(list) = self.sessions.get_mut(&kid) {
-                list.retain(|s| *s != w);
-                if list.is_empty() {
-                    self.sessions.remove(&kid);
+            let Some((end, bucket)) = self.order.pop_first() else {
+                break;
+            };
+            for d in &bucket {
+                let ks = &mut self.keys.slots[d.slot as usize];
+                if let Some(i) = ks.find(Window::new(d.start, end)) {
+                    ks.windows.swap_remove(i);
                 }
+                self.keys.release_if_empty(d.slot);
             }
-            self.count_window(kid, false);
+            self.order.recycle(bucket);
         }
     }
 }
@@ -304,8 +357,12 @@ where
         out: &mut Vec<WindowOutput<K, C::Out, T>>,
         _scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
-        for (key, element) in input.drain(..) {
-            self.on_element(key, element, out);
+        if let Kind::Tumbling { size } = self.windows.kind {
+            self.on_tumbling_batch(size, input, out);
+        } else {
+            for (key, element) in input.drain(..) {
+                self.on_element(key, element, out);
+            }
         }
         Ok(())
     }
@@ -345,21 +402,9 @@ where
         _scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
         // The end of the input is the end of event time: every window not fired yet fires.
-        let open = &self.open;
-        let due: Vec<Order> = self
-            .due_order
-            .iter()
-            .filter(|o| open.get(o).is_some_and(|s| !s.fired))
-            .copied()
-            .collect();
-        for at in due {
-            self.fire(at, out);
-        }
-        self.open.clear();
-        self.due_order.clear();
-        self.ids.clear();
+        self.fire_due(None, None, out);
+        self.order.clear();
         self.keys.clear();
-        self.sessions.clear();
         Ok(())
     }
 }

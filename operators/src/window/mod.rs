@@ -23,8 +23,10 @@ mod assign;
 mod builtin;
 mod checkpoint;
 mod contents;
+mod keys;
 mod late;
 mod logic;
+mod order;
 mod processing;
 mod snapshot;
 

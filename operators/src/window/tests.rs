@@ -781,3 +781,191 @@ fn a_restore_refuses_a_snapshot_of_key_groups_it_does_not_own() {
     finish(&mut t, &mut out);
     assert_eq!(out, vec![]);
 }
+
+/// The exact output of tumbling or sliding windows (`slide == size`: tumbling), step by step:
+/// an element fires its window at once when the watermark passed it; a watermark fires every
+/// unfired window it reached by (end, start, key id), then drops those past the lateness (and
+/// keys left without windows, which get a new id when they return); the end fires the rest.
+fn exact_model(size: i64, slide: i64, lateness: i64, script: &[In]) -> Vec<Rec<u32>> {
+    type Open = BTreeMap<(i64, i64, u64), (&'static str, u32, bool)>;
+    let mut wm: Option<i64> = None;
+    let mut open: Open = BTreeMap::new();
+    let mut ids: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut next_id = 0;
+    let mut out = Vec::new();
+    let fire = |open: &mut Open, at: (i64, i64, u64), out: &mut Vec<Rec<u32>>| {
+        if let Some((k, sum, fired)) = open.get_mut(&at) {
+            *fired = true;
+            out.push(F(k, (at.1, at.0), *sum));
+        }
+    };
+    for s in script {
+        match *s {
+            E(k, ts, v) => {
+                let mut starts = Vec::new();
+                let mut start = ts.div_euclid(slide) * slide;
+                while start > ts - size {
+                    starts.push(start);
+                    start -= slide;
+                }
+                starts.reverse();
+                starts.retain(|s| wm.is_none_or(|w| s + size - 1 + lateness > w));
+                if starts.is_empty() {
+                    out.push(L(k, ts, v));
+                    continue;
+                }
+                let id = *ids.entry(k).or_insert_with(|| {
+                    next_id += 1;
+                    next_id - 1
+                });
+                for s in starts {
+                    let at = (s + size, s, id);
+                    open.entry(at).or_insert((k, 0, false)).1 += v;
+                    if wm.is_some_and(|w| s + size - 1 <= w) {
+                        fire(&mut open, at, &mut out);
+                    }
+                }
+            }
+            W(t) => {
+                if wm.is_none_or(|w| t > w) {
+                    wm = Some(t);
+                    let due: Vec<_> = open
+                        .iter()
+                        .filter(|(at, (_, _, fired))| at.0 - 1 <= t && !fired)
+                        .map(|(at, _)| *at)
+                        .collect();
+                    for at in due {
+                        fire(&mut open, at, &mut out);
+                    }
+                    open.retain(|at, _| at.0 - 1 + lateness > t);
+                    ids.retain(|_, id| open.keys().any(|at| at.2 == *id));
+                }
+                out.push(Rec::W(t));
+            }
+        }
+    }
+    let rest: Vec<_> = open
+        .iter()
+        .filter(|(_, (_, _, fired))| !fired)
+        .map(|(at, _)| *at)
+        .collect();
+    for at in rest {
+        fire(&mut open, at, &mut out);
+    }
+    out
+}
+
+proptest! {
+    #[test]
+    fn tumbling_and_sliding_output_is_exactly_the_step_model(
+        script in prop::collection::vec(step(), 0..80),
+        size in 1..15i64,
+        slide_div in 1..4i64,
+        lateness in 0..12i64,
+    ) {
+        // Tumbling, then sliding with a slide dividing the size (or not).
+        let tumbling = drive(Windows::tumbling(ms(size as u64)), lateness, sum(), &script);
+        prop_assert_eq!(tumbling, exact_model(size, size, lateness, &script));
+        let slide = (size / slide_div).max(1);
+        let windows = Windows::sliding(ms(size as u64), ms(slide as u64));
+        let sliding = drive(windows, lateness, sum(), &script);
+        prop_assert_eq!(sliding, exact_model(size, slide, lateness, &script));
+    }
+}
+
+#[test]
+fn a_late_new_key_within_the_lateness_fires_once_on_arrival_and_not_again() {
+    let out = drive(
+        Windows::tumbling(ms(10)),
+        20,
+        sum(),
+        &[
+            E("a", 1, 1),
+            W(12),
+            E("b", 3, 2), // a new key in a fired window: fires on arrival
+            W(15),        // nothing to fire again
+            E("b", 4, 4), // updates and fires again
+            W(29),        // [0, 10) is past its lateness
+            E("b", 5, 8), // late
+        ],
+    );
+    assert_eq!(
+        out,
+        vec![
+            F("a", (0, 10), 1),
+            Rec::W(12),
+            F("b", (0, 10), 2),
+            Rec::W(15),
+            F("b", (0, 10), 6),
+            Rec::W(29),
+            L("b", 5, 8),
+        ]
+    );
+}
+
+/// As [`drive`], with the elements between two watermarks in one batch.
+fn drive_batched<C>(windows: Windows, lateness: i64, contents: C, script: &[In]) -> Vec<Rec<C::Out>>
+where
+    C: Contents<&'static str, u32>,
+{
+    let info = StageInfo::new("window", 0);
+    let clock = TestClock;
+    let mut logic = WindowLogic::new(windows, lateness, contents);
+    let mut out = Vec::new();
+    let mut recs = Vec::new();
+    let take = |out: &mut Vec<WindowOutput<&'static str, C::Out, u32>>, recs: &mut Vec<_>| {
+        for o in out.drain(..) {
+            recs.push(match o {
+                WindowOutput::Fired { key, window, value } => {
+                    Rec::F(key, (window.start, window.end), value)
+                }
+                WindowOutput::Late { key, element } => Rec::L(key, element.ts, element.value),
+            });
+        }
+    };
+    for run in script.chunk_by(|a, b| matches!((a, b), (E(..), E(..)))) {
+        let mut scx = StageCx::new(&info, &clock, None, 64);
+        let mut batch: Vec<_> = run
+            .iter()
+            .filter_map(|s| match s {
+                E(k, ts, v) => Some((*k, Timestamped::new(*ts, *v))),
+                W(_) => None,
+            })
+            .collect();
+        if !batch.is_empty() {
+            assert!(logic.on_batch(&mut batch, &mut out, &mut scx).is_ok());
+            assert!(batch.is_empty());
+            take(&mut out, &mut recs);
+        }
+        for s in run {
+            if let W(t) = s {
+                let c = logic.on_control(Control::watermark(*t), &mut out, &mut scx);
+                take(&mut out, &mut recs);
+                assert!(matches!(c, Ok(Some(Control::Watermark { .. }))));
+                recs.push(Rec::W(*t));
+            }
+        }
+    }
+    let mut scx = StageCx::new(&info, &clock, None, 64);
+    assert!(logic.on_finish(&mut out, &mut scx).is_ok());
+    take(&mut out, &mut recs);
+    recs
+}
+
+proptest! {
+    #[test]
+    fn batches_of_elements_give_exactly_the_output_of_one_at_a_time(
+        script in prop::collection::vec(step(), 0..80),
+        size in 1..15i64,
+        lateness in 0..12i64,
+    ) {
+        for windows in [
+            Windows::tumbling(ms(size as u64)),
+            Windows::sliding(ms(size as u64), ms((size / 2).max(1) as u64)),
+            Windows::session(ms(size as u64)),
+        ] {
+            let batched = drive_batched(windows, lateness, sum(), &script);
+            prop_assert_eq!(batched, drive(windows, lateness, sum(), &script));
+        }
+    }
+}

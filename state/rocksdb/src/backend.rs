@@ -14,6 +14,8 @@ use std::sync::Arc;
 use weir_state::portable::SnapshotContents;
 use weir_state::{KeyGroupRange, SnapshotWriter, StateBackend, StateError, StateId};
 
+/// Entries per write batch of [`StateBackend::import_key_groups`].
+const IMPORT_BATCH: usize = 1 << 16;
 /// The column family of operator (non-keyed) state.
 const OPERATOR_CF: &str = "operator";
 /// The name of the merge operator that concatenates `append` operands (part of the on-disk
@@ -371,7 +373,48 @@ impl StateBackend for RocksDbBackend {
             Arc::clone(&self.db),
             self.path.clone(),
             KeyGroupRange::new(start, end),
+            None,
         )))
+    }
+
+    fn snapshot_state(
+        &self,
+        range: KeyGroupRange,
+        state: StateId,
+    ) -> Result<Box<dyn SnapshotWriter>, StateError> {
+        let start = range.start().max(self.range.start());
+        let end = range.end().min(self.range.end()).max(start);
+        Ok(Box::new(RocksSnapshot::take(
+            Arc::clone(&self.db),
+            self.path.clone(),
+            KeyGroupRange::new(start, end),
+            Some(state),
+        )))
+    }
+
+    fn import_key_groups(
+        &self,
+        snapshot: &[u8],
+        range: KeyGroupRange,
+    ) -> Result<usize, StateError> {
+        let contents = SnapshotContents::read(snapshot)?;
+        let keyed = self.keyed_cf()?;
+        let mut batch = WriteBatch::default();
+        let mut taken = 0;
+        for (kg, state, k, v) in contents.keyed() {
+            let g = kg as usize;
+            if self.range.contains(g) && range.contains(g) {
+                batch.put_cf(keyed, keys::keyed(g, StateId(state), k), v);
+                taken += 1;
+                // Bounded batches: a large snapshot is not held twice in memory.
+                if batch.len() >= IMPORT_BATCH {
+                    self.write(std::mem::take(&mut batch), "import")?;
+                }
+            }
+        }
+        self.write(batch, "import")?;
+        tracing::debug!(path = %self.path.display(), range = %range, entries = taken, "imported the key groups of a state snapshot");
+        Ok(taken)
     }
 
     fn import(&self, snapshot: &[u8]) -> Result<usize, StateError> {

@@ -111,7 +111,9 @@ impl Snapshot {
             reason,
         };
         let Repr::Bytes(bytes) = &self.0 else {
-            return Err(err("a deferred snapshot is decoded once written and read back".into()));
+            return Err(err(
+                "a deferred snapshot is decoded once written and read back".into(),
+            ));
         };
         match postcard::take_from_bytes::<S>(bytes) {
             Ok((s, [])) => Ok(s),
@@ -169,15 +171,15 @@ impl Snapshot {
             Deferred::Written(path) => {
                 let copied = std::fs::File::open(&path)
                     .and_then(|mut f| std::io::copy(&mut f, out))
-                    .map_err(|e| {
-                        SnapshotError::Write(format!("copying {}: {e}", path.display()))
-                    });
+                    .map_err(|e| SnapshotError::Write(format!("copying {}: {e}", path.display())));
                 *d = Deferred::Written(path);
                 copied
             }
             Deferred::Failed(reason) => {
                 *d = Deferred::Failed(reason.clone());
-                Err(SnapshotError::Write(format!("an earlier write failed: {reason}")))
+                Err(SnapshotError::Write(format!(
+                    "an earlier write failed: {reason}"
+                )))
             }
         }
     }
@@ -310,7 +312,10 @@ mod tests {
         assert_eq!(second, b"state");
         std::fs::remove_dir_all(&dir).unwrap();
         let mut third = Vec::new();
-        assert!(matches!(s.write_to(&mut third), Err(SnapshotError::Write(_))));
+        assert!(matches!(
+            s.write_to(&mut third),
+            Err(SnapshotError::Write(_))
+        ));
     }
 
     #[test]
@@ -324,7 +329,9 @@ mod tests {
         let e = s.write_to(&mut out).unwrap_err();
         assert_eq!(
             e,
-            SnapshotError::Write("an earlier write failed: cannot write the stage state: disk full".into())
+            SnapshotError::Write(
+                "an earlier write failed: cannot write the stage state: disk full".into()
+            )
         );
         assert_eq!(Snapshot::from_bytes(vec![1]).write_to(&mut out).unwrap(), 1);
         assert_eq!(out, [1]);

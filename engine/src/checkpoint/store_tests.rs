@@ -128,7 +128,10 @@ fn a_deferred_snapshot_is_streamed_once_and_later_checkpoints_copy_it() {
     let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let payload: Vec<u8> = (0..100u8).collect();
     let mut s = StageStates::new();
-    s.insert((StageId(7), 0), Some(deferred(payload.clone(), runs.clone())));
+    s.insert(
+        (StageId(7), 0),
+        Some(deferred(payload.clone(), runs.clone())),
+    );
     s.insert((StageId(7), 1), Some(Snapshot::from_bytes(vec![1, 2])));
     // A savepoint and its checkpoint, then the same (finished) state in three later checkpoints
     // with retention 1: each copies the newest file, the writer runs once.
@@ -146,7 +149,11 @@ fn a_deferred_snapshot_is_streamed_once_and_later_checkpoints_copy_it() {
     assert_eq!(read(&sp).unwrap().states, want);
     let manifest = fs::read_to_string(checkpoint_dir(&r, 4).join(MANIFEST)).unwrap();
     assert!(
-        manifest.contains(&format!("{} 100 {:016x}\n", file_name(StageId(7), 0), xxh3_64(&payload))),
+        manifest.contains(&format!(
+            "{} 100 {:016x}\n",
+            file_name(StageId(7), 0),
+            xxh3_64(&payload)
+        )),
         "{manifest}"
     );
     let _ = fs::remove_dir_all(&r);

@@ -602,10 +602,7 @@ pub fn a_state_snapshot_holds_only_that_state_and_imports_by_key_group(make: Mak
         other.set(&k, &(k + 1000)).unwrap();
         stranger.set(&k, &(k + 2000)).unwrap();
     }
-    scope(&s)
-        .operator_list::<u32>("op")
-        .update(&[5])
-        .unwrap();
+    scope(&s).operator_list::<u32>("op").update(&[5]).unwrap();
     let id = StateId::new(StageId::of_uid("stage"), "v");
     let bytes = src
         .backend
@@ -625,7 +622,10 @@ pub fn a_state_snapshot_holds_only_that_state_and_imports_by_key_group(make: Mak
     let dst = make(KeyGroupRange::new(0, 64));
     let ds = StateService::new(dst.backend.clone(), Arc::new(VirtualClock::new()));
     let keep = by_group.range(..20).next().map(|(_, ks)| ks[0]).unwrap();
-    scope(&ds).value::<u32, u32>("v", None).set(&keep, &9).unwrap();
+    scope(&ds)
+        .value::<u32, u32>("v", None)
+        .set(&keep, &9)
+        .unwrap();
     let taken = dst
         .backend
         .import_key_groups(&bytes, KeyGroupRange::new(50, 128))

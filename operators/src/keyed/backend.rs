@@ -120,6 +120,8 @@ pub(super) struct BackendAgg<K, V, S, U, E> {
     emit: E,
     key_buf: Vec<u8>,
     value_buf: Vec<u8>,
+    /// Keys stored (restored plus first seen), so completion reserves its output once.
+    keys: usize,
     finished: bool,
 }
 
@@ -163,6 +165,7 @@ where
             emit,
             key_buf: Vec::new(),
             value_buf: Vec::new(),
+            keys: 0,
             finished: false,
         };
         agg.clear()?;
@@ -249,8 +252,10 @@ where
         self.cache.clear();
         self.owned = owned;
         self.clear()?;
+        self.keys = 0;
         for s in snapshots {
-            self.backend
+            self.keys += self
+                .backend
                 .import_key_groups(s.as_bytes(), owned)
                 .map_err(|e| self.storage(e))?;
         }
@@ -293,6 +298,7 @@ where
             }
             let kg = key_group_of(&k);
             let old = self.load(&k, kg)?;
+            self.keys += usize::from(old.is_none());
             let slot = self.cache.entry(k).or_insert(Slot {
                 kg: kg as u16,
                 value: None,
@@ -304,6 +310,7 @@ where
 
     fn on_finish(&mut self, out: &mut Vec<O>, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
         self.flush()?;
+        out.reserve(self.keys);
         let (dec_key, dec_value) = (self.codec.key.1, self.codec.value.1);
         for kg in self.owned.iter() {
             let mut failed = None;

@@ -18,6 +18,9 @@
 //! subtask keeps the groups it owns). Without it a checkpoint is refused ([`InMemoryOnly`]).
 //! [`KeyedOps::count_by`] and [`KeyedOps::key_by_owned`] take each element by value, so an
 //! owned key is moved into the state instead of cloned per element.
+//! `key_by(..).in_backend()` keeps the state in the run's state backend instead (RocksDB:
+//! larger than memory), behind a bounded write-back cache, checkpointed by deferred backend
+//! snapshots ([`InBackend`], see `backend.rs`).
 //!
 //! [`staged`] holds the same aggregates after a caller-supplied key stage, with fallible
 //! functions: the hooks for fallible or batch-wise key extraction (e.g. Python bindings).

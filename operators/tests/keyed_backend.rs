@@ -261,7 +261,8 @@ async fn crash_and_resume(
     {
         let gate = Arc::new(Gate::default());
         let (m, clock) = ck::mat(&d);
-        let m = with_state(m, backend(kind, &state_dir), &clock);
+        let first_backend = backend(kind, &state_dir);
+        let m = with_state(m, first_backend.clone(), &clock);
         let ((), h) = m.materialize(&first(&gate, &store)).expect("materialize");
         gate.open(150);
         until("150 events", || gate.emitted.load(Ordering::Acquire) == 150).await;
@@ -270,6 +271,12 @@ async fn crash_and_resume(
         until("290 events", || gate.emitted.load(Ordering::Acquire) == 290).await;
         h.cancel();
         assert!(h.wait().await.is_err());
+        drop((m, h));
+        // The cancelled run's stages let go of the backend (RocksDB: its directory lock).
+        until("the first run to release its backend", || {
+            Arc::strong_count(&first_backend) == 1
+        })
+        .await;
     }
     let gate = Arc::new(Gate::default());
     let (m, clock) = ck::mat(&d);

@@ -119,7 +119,6 @@ pub(super) struct BackendAgg<K, V, S, U, E> {
     update: U,
     emit: E,
     key_buf: Vec<u8>,
-    value_buf: Vec<u8>,
     /// Keys stored (restored plus first seen), so completion reserves its output once.
     keys: usize,
     finished: bool,
@@ -164,7 +163,6 @@ where
             update,
             emit,
             key_buf: Vec::new(),
-            value_buf: Vec::new(),
             keys: 0,
             finished: false,
         };
@@ -190,15 +188,15 @@ where
         Ok(())
     }
 
-    /// Writes every cached value back to the backend and empties the cache.
+    /// Writes every cached value back to the backend, in stored-key order (key group, then
+    /// key bytes: RocksDB inserts ascending keys into its memtable at a cached position), and
+    /// empties the cache.
     fn flush(&mut self) -> Result<(), StageError> {
         let Self {
             cache,
             backend,
             state,
             codec,
-            key_buf,
-            value_buf,
             path,
             ..
         } = self;
@@ -206,19 +204,20 @@ where
             StageError::internal(format!("stage '{path}': cannot {what}: {e}"))
         };
         let mut lost = false;
+        let mut rows = Vec::with_capacity(cache.len());
         for (k, slot) in cache.drain() {
             let Some(v) = slot.value else {
                 lost = true;
                 continue;
             };
-            key_buf.clear();
-            value_buf.clear();
-            *key_buf =
-                (codec.key.0)(&k, std::mem::take(key_buf)).map_err(|e| bad("encode a key", e))?;
-            *value_buf = (codec.value.0)(&v, std::mem::take(value_buf))
-                .map_err(|e| bad("encode a value", e))?;
+            let key = (codec.key.0)(&k, Vec::new()).map_err(|e| bad("encode a key", e))?;
+            let value = (codec.value.0)(&v, Vec::new()).map_err(|e| bad("encode a value", e))?;
+            rows.push((slot.kg, key, value));
+        }
+        rows.sort_unstable_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        for (kg, key, value) in &rows {
             backend
-                .put(usize::from(slot.kg), *state, key_buf, value_buf)
+                .put(usize::from(*kg), *state, key, value)
                 .map_err(|e| StageError::from_error(e).with_stage(path))?;
         }
         if lost {

@@ -23,6 +23,8 @@ use weir_state_rocksdb::RocksDbBackend;
 enum Kind {
     Memory,
     Rocks,
+    /// RocksDB in a fresh directory for every run (the restore has only the checkpoint).
+    RocksFresh,
 }
 
 /// A backend of `kind`; RocksDB lives in `dir` (opened again on the same directory by a
@@ -31,8 +33,15 @@ fn backend(kind: Kind, dir: &Path) -> Arc<dyn StateBackend> {
     match kind {
         Kind::Memory => Arc::new(InMemoryBackend::new()),
         Kind::Rocks => Arc::new(RocksDbBackend::open(dir).expect("open RocksDB")),
+        Kind::RocksFresh => {
+            let fresh = dir.join(format!("{}", FRESH.fetch_add(1, Ordering::Relaxed)));
+            Arc::new(RocksDbBackend::open(fresh).expect("open RocksDB"))
+        }
     }
 }
+
+/// Numbers the fresh RocksDB directories.
+static FRESH: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 fn with_state(
     m: Materializer,
@@ -295,7 +304,7 @@ async fn crash_and_resume(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_backend_aggregates_resume_from_a_checkpoint_in_a_new_run() {
-    for kind in [Kind::Memory, Kind::Rocks] {
+    for kind in [Kind::Memory, Kind::Rocks, Kind::RocksFresh] {
         let got = crash_and_resume(kind, "fold", fold_job(2), fold_job(2)).await;
         assert_eq!(got, model_folds(), "{kind:?}");
         let got = crash_and_resume(kind, "count", count_job(1), count_job(1)).await;

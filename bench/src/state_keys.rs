@@ -41,6 +41,10 @@ struct Args {
     /// Count through `ValueState` calls (direct) or through a keyed graph stage (graph).
     #[arg(long, value_enum, default_value_t = Mode::Direct)]
     mode: Mode,
+    /// After counting (direct mode), also time a full snapshot to a file and its restore into
+    /// a fresh backend of the same kind (`snapshot_s`, `restore_s`, `snapshot_mb`).
+    #[arg(long)]
+    restore: bool,
     /// The checkpoint interval of `--mode graph` (0: no checkpoints).
     #[arg(long, default_value_t = 1000)]
     checkpoint_interval_ms: u64,
@@ -138,16 +142,25 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let per = events / keys;
     let extra = events % keys;
     let inverse = inverse_mod(a, keys);
-    for k in (0..keys).step_by((keys / 1000).max(1) as usize) {
-        // The first element of key k is i0 = k / a (mod keys); it occurs once more if i0 < extra.
-        let i0 = ((u128::from(k) * u128::from(inverse)) % u128::from(keys)) as u64;
-        let want = per + u64::from(i0 < extra);
-        let got = counts.get(&k)?.unwrap_or(0);
-        if got != want {
-            return Err(format!("key {k}: counted {got}, expected {want}").into());
+    let check = move |counts: &weir::state::ValueState<u64, u64>| -> Result<(), Box<dyn std::error::Error>> {
+        for k in (0..keys).step_by((keys / 1000).max(1) as usize) {
+            // The first element of key k is i0 = k / a (mod keys); once more if i0 < extra.
+            let i0 = ((u128::from(k) * u128::from(inverse)) % u128::from(keys)) as u64;
+            let want = per + u64::from(i0 < extra);
+            let got = counts.get(&k)?.unwrap_or(0);
+            if got != want {
+                return Err(format!("key {k}: counted {got}, expected {want}").into());
+            }
         }
-    }
+        Ok(())
+    };
+    check(&counts)?;
     let disk = if rocks.is_some() { dir_bytes(&dir) } else { 0 };
+    let restored = if args.restore {
+        Some(snapshot_and_restore(args, state.backend(), &dir, &check)?)
+    } else {
+        None
+    };
     drop(counts);
     drop(state);
     drop(rocks);
@@ -158,12 +171,63 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         Backend::Memory => "memory",
         Backend::Rocksdb => "rocksdb",
     };
+    let restore = match restored {
+        Some((snap_s, restore_s, bytes)) => format!(
+            ",\"snapshot_s\":{snap_s:.3},\"restore_s\":{restore_s:.3},\"snapshot_mb\":{:.1}",
+            bytes as f64 / (1024.0 * 1024.0)
+        ),
+        None => String::new(),
+    };
     println!(
-        "{{\"workload\":\"state_keys\",\"backend\":\"{name}\",\"keys\":{keys},\"events\":{events},\"seconds\":{secs:.3},\"ops_per_s\":{:.0},\"peak_rss_mb\":{peak:.1},\"disk_mb\":{:.1}}}",
+        "{{\"workload\":\"state_keys\",\"backend\":\"{name}\",\"keys\":{keys},\"events\":{events},\"seconds\":{secs:.3},\"ops_per_s\":{:.0},\"peak_rss_mb\":{peak:.1},\"disk_mb\":{:.1}{restore}}}",
         events as f64 / secs,
         disk as f64 / (1024.0 * 1024.0)
     );
     Ok(())
+}
+
+/// Writes a full snapshot of `backend` to a file next to `dir`, then restores it (read back,
+/// verified, imported) into a fresh backend of the same kind and checks the sample counts
+/// there; returns the seconds of each and the snapshot's bytes.
+fn snapshot_and_restore(
+    args: &Args,
+    backend: &Arc<dyn StateBackend>,
+    dir: &Path,
+    check: &dyn Fn(&weir::state::ValueState<u64, u64>) -> Result<(), Box<dyn std::error::Error>>,
+) -> Result<(f64, f64, u64), Box<dyn std::error::Error>> {
+    use std::io::Write;
+    let file = dir.with_extension("snapshot");
+    let t = Instant::now();
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&file)?);
+    let bytes = backend
+        .snapshot(weir::state::KeyGroupRange::ALL)?
+        .write_to(&mut out)?;
+    out.flush()?;
+    let snap_s = t.elapsed().as_secs_f64();
+    let fresh_dir = dir.with_extension("restored");
+    let _ = std::fs::remove_dir_all(&fresh_dir);
+    let t = Instant::now();
+    let fresh: Arc<dyn StateBackend> = match args.backend {
+        Backend::Memory => Arc::new(InMemoryBackend::new()),
+        Backend::Rocksdb => Arc::new(RocksDbBackend::open_with(
+            &fresh_dir,
+            RocksDbOptions::default(),
+        )?),
+    };
+    let data = std::fs::read(&file)?;
+    fresh.import_key_groups(&data, weir::state::KeyGroupRange::ALL)?;
+    drop(data);
+    let restore_s = t.elapsed().as_secs_f64();
+    let state = StateService::new(fresh, Arc::new(VirtualClock::new()));
+    check(
+        &state
+            .scope_of(StageId::of_uid("count"), 0)
+            .value::<u64, u64>("n", None),
+    )?;
+    drop(state);
+    let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_dir_all(&fresh_dir);
+    Ok((snap_s, restore_s, bytes))
 }
 
 /// `--mode graph`: every key of `0..keys` once through `key_by(..).in_backend().count()`.

@@ -11,7 +11,7 @@ use rocksdb::{
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use weir_state::portable::SnapshotContents;
+use weir_state::portable::{self, SnapshotContents};
 use weir_state::{KeyGroupRange, SnapshotWriter, StateBackend, StateError, StateId};
 
 /// Entries per write batch of [`StateBackend::import_key_groups`].
@@ -403,21 +403,22 @@ impl StateBackend for RocksDbBackend {
         snapshot: &[u8],
         range: KeyGroupRange,
     ) -> Result<usize, StateError> {
-        let contents = SnapshotContents::read(snapshot)?;
         let keyed = self.keyed_cf()?;
         let mut batch = WriteBatch::default();
         let mut taken = 0;
-        for (kg, state, k, v) in contents.keyed() {
+        // Entries borrowed from the verified bytes, written in bounded batches: a large
+        // snapshot is never decoded into memory.
+        portable::visit_keyed(snapshot, &mut |kg, state, k, v| {
             let g = kg as usize;
             if self.range.contains(g) && range.contains(g) {
                 batch.put_cf(keyed, keys::keyed(g, StateId(state), k), v);
                 taken += 1;
-                // Bounded batches: a large snapshot is not held twice in memory.
                 if batch.len() >= IMPORT_BATCH {
                     self.write(std::mem::take(&mut batch), "import")?;
                 }
             }
-        }
+            Ok(())
+        })?;
         self.write(batch, "import")?;
         tracing::debug!(path = %self.path.display(), range = %range, entries = taken, "imported the key groups of a state snapshot");
         Ok(taken)

@@ -91,6 +91,7 @@ pub async fn word_count(lines: usize, parallelism: usize) -> Result<DemoReport, 
     let backend = Arc::new(
         weir_state_rocksdb::RocksDbBackend::open(root.join("state")).map_err(|e| fail(&e))?,
     );
+    let held = Arc::clone(&backend);
     let clock: Arc<dyn weir_graph::Clock> = Arc::new(weir_engine::SystemClock::new());
     let m = Materializer::new()
         .with_clock(clock.clone())
@@ -122,6 +123,14 @@ pub async fn word_count(lines: usize, parallelism: usize) -> Result<DemoReport, 
     let result = run.await;
     drop(m);
     drop(graph);
+    // The finished run's stages let go of the backend shortly after it completes.
+    for _ in 0..1000 {
+        if Arc::strong_count(&held) == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    drop(held);
     let _ = std::fs::remove_dir_all(&root);
     let (mut counts, metrics, checkpoints) = result?;
     counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));

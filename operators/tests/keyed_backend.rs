@@ -65,13 +65,19 @@ async fn run_sorted<T: Ord + Send + 'static>(
 ) -> Vec<T> {
     let d = temp(name);
     let clock = Arc::new(VirtualClock::new());
+    let b = backend(kind, &d);
     let m = with_state(
         Materializer::new().with_clock(clock.clone()),
-        backend(kind, &d),
+        b.clone(),
         &clock,
     );
     let mut out = graph().run_on(&m).expect("materialize").await.expect("run");
     drop(m);
+    until("the run to release its backend", || {
+        Arc::strong_count(&b) == 1
+    })
+    .await;
+    drop(b);
     let _ = std::fs::remove_dir_all(&d);
     out.sort();
     out
@@ -289,12 +295,18 @@ async fn crash_and_resume(
     }
     let gate = Arc::new(Gate::default());
     let (m, clock) = ck::mat(&d);
-    let m = with_state(m, backend(kind, &state_dir), &clock);
+    let second_backend = backend(kind, &state_dir);
+    let m = with_state(m, second_backend.clone(), &clock);
     let ((), h) = m.materialize(&second(&gate, &store)).expect("materialize");
     assert_eq!(h.checkpoints().unwrap().restored(), Some(1));
     gate.open(N);
     h.wait().await.expect("the resumed run");
-    drop(m);
+    drop((m, h));
+    until("the resumed run to release its backend", || {
+        Arc::strong_count(&second_backend) == 1
+    })
+    .await;
+    drop(second_backend);
     let _ = std::fs::remove_dir_all(&d);
     let _ = std::fs::remove_dir_all(&state_dir);
     let mut out = store.output();

@@ -62,6 +62,10 @@ fn main() -> ExitCode {
                 secs * 1e3,
                 report.total as f64 / secs
             );
+            println!(
+                "state: counts in a RocksDB backend, {} checkpoints completed",
+                report.checkpoints
+            );
             println!("top words:");
             for (w, c) in &report.top {
                 println!("  {w:<12} {c}");

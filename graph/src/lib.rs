@@ -70,6 +70,6 @@ pub use router::{
     subtask_for_key_group,
 };
 pub use services::{ExecutorId, Services};
-pub use snapshot::{Snapshot, SnapshotError, StateCodec, no_codec};
+pub use snapshot::{DeferredWrite, Snapshot, SnapshotError, StateCodec, no_codec};
 pub use stable_hash::{STABLE_SEED, StableHasher, stable_hash_of, stable_key_group};
 pub use stage_id::StageId;

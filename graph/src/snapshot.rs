@@ -1,13 +1,70 @@
 //! Snapshots: the saved state of one running stage instance, as bytes a state backend can
 //! persist (serde + postcard), taken and restored through the logic traits' hooks.
+//!
+//! A snapshot is either bytes (encoded on the stage's path) or deferred: a writer the stage
+//! hands over at its barrier (e.g. a frozen state-backend snapshot) that the checkpoint store
+//! runs off the stage's path, streaming the state into the stage's file. A restored snapshot
+//! is always bytes.
 
 use crate::StageError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// The writer of a deferred snapshot: streams the state into `out`, returns the bytes written.
+pub type DeferredWrite = Box<dyn FnOnce(&mut dyn Write) -> Result<u64, SnapshotError> + Send>;
 
 /// The state of one stage instance, encoded; stateless stages have none.
-#[derive(Clone, PartialEq, Eq, Hash, Debug)]
-pub struct Snapshot(Vec<u8>);
+#[derive(Clone)]
+pub struct Snapshot(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Bytes(Vec<u8>),
+    /// Shared by the clones (a finished stage's state stands in for it in later checkpoints).
+    Deferred(Arc<Mutex<Deferred>>),
+}
+
+/// Where a deferred snapshot is: not written yet, written to a file (later writes copy it),
+/// or failed.
+enum Deferred {
+    Pending(DeferredWrite),
+    Written(PathBuf),
+    Failed(String),
+}
+
+impl PartialEq for Snapshot {
+    /// Bytes compare by content, deferred snapshots by identity.
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (Repr::Bytes(a), Repr::Bytes(b)) => a == b,
+            (Repr::Deferred(a), Repr::Deferred(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Snapshot {}
+
+impl std::hash::Hash for Snapshot {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match &self.0 {
+            Repr::Bytes(b) => b.hash(state),
+            Repr::Deferred(d) => (Arc::as_ptr(d) as usize).hash(state),
+        }
+    }
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Repr::Bytes(b) => f.debug_tuple("Snapshot").field(b).finish(),
+            Repr::Deferred(_) => f.write_str("Snapshot(deferred)"),
+        }
+    }
+}
 
 /// A snapshot that could not be encoded or decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,6 +80,15 @@ pub enum SnapshotError {
         /// What the decoder said.
         reason: String,
     },
+    /// A deferred snapshot could not be written.
+    #[error("cannot write the stage state: {0}")]
+    Write(String),
+}
+
+impl From<std::io::Error> for SnapshotError {
+    fn from(e: std::io::Error) -> Self {
+        SnapshotError::Write(e.to_string())
+    }
 }
 
 impl From<SnapshotError> for StageError {
@@ -35,7 +101,7 @@ impl Snapshot {
     /// Encodes `state`.
     pub fn encode<S: Serialize + ?Sized>(state: &S) -> Result<Self, SnapshotError> {
         postcard::to_allocvec(state)
-            .map(Self)
+            .map(Self::from_bytes)
             .map_err(|e| SnapshotError::Encode(e.to_string()))
     }
     /// Decodes the state as an `S`; the whole snapshot must be used.
@@ -44,7 +110,12 @@ impl Snapshot {
             ty: std::any::type_name::<S>(),
             reason,
         };
-        match postcard::take_from_bytes::<S>(&self.0) {
+        let Repr::Bytes(bytes) = &self.0 else {
+            return Err(err(
+                "a deferred snapshot is decoded once written and read back".into(),
+            ));
+        };
+        match postcard::take_from_bytes::<S>(bytes) {
             Ok((s, [])) => Ok(s),
             Ok((_, rest)) => Err(err(format!("{} bytes left over", rest.len()))),
             Err(e) => Err(err(e.to_string())),
@@ -52,11 +123,75 @@ impl Snapshot {
     }
     /// A snapshot from bytes a backend stored.
     pub fn from_bytes(bytes: Vec<u8>) -> Self {
-        Self(bytes)
+        Self(Repr::Bytes(bytes))
     }
-    /// The encoded bytes.
+    /// A snapshot whose encoding `write` does later, off the stage's path, when the checkpoint
+    /// store writes the stage's file (the stage pays only for freezing its state).
+    pub fn deferred(
+        write: impl FnOnce(&mut dyn Write) -> Result<u64, SnapshotError> + Send + 'static,
+    ) -> Self {
+        Self(Repr::Deferred(Arc::new(Mutex::new(Deferred::Pending(
+            Box::new(write),
+        )))))
+    }
+    /// Whether the snapshot is deferred (its bytes exist only once written).
+    pub fn is_deferred(&self) -> bool {
+        matches!(self.0, Repr::Deferred(_))
+    }
+    /// The encoded bytes; empty for a deferred snapshot (see [`Snapshot::write_to`]).
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        match &self.0 {
+            Repr::Bytes(b) => b,
+            Repr::Deferred(_) => &[],
+        }
+    }
+    /// Writes the snapshot to `out`, returning the bytes written. A deferred snapshot runs its
+    /// writer the first time and, once [`Snapshot::written_to`] recorded the file, copies that
+    /// file afterwards; a writer that failed fails every later write.
+    pub fn write_to(&self, out: &mut dyn Write) -> Result<u64, SnapshotError> {
+        let cell = match &self.0 {
+            Repr::Bytes(b) => {
+                out.write_all(b)?;
+                return Ok(b.len() as u64);
+            }
+            Repr::Deferred(d) => d,
+        };
+        let mut d = cell.lock().unwrap_or_else(PoisonError::into_inner);
+        match std::mem::replace(&mut *d, Deferred::Failed("being written".into())) {
+            Deferred::Pending(write) => match write(out) {
+                Ok(n) => {
+                    *d = Deferred::Written(PathBuf::new());
+                    Ok(n)
+                }
+                Err(e) => {
+                    *d = Deferred::Failed(e.to_string());
+                    Err(e)
+                }
+            },
+            Deferred::Written(path) => {
+                let copied = std::fs::File::open(&path)
+                    .and_then(|mut f| std::io::copy(&mut f, out))
+                    .map_err(|e| SnapshotError::Write(format!("copying {}: {e}", path.display())));
+                *d = Deferred::Written(path);
+                copied
+            }
+            Deferred::Failed(reason) => {
+                *d = Deferred::Failed(reason.clone());
+                Err(SnapshotError::Write(format!(
+                    "an earlier write failed: {reason}"
+                )))
+            }
+        }
+    }
+    /// Records that the deferred snapshot now lives in the file `path` (later writes copy it);
+    /// nothing for bytes.
+    pub fn written_to(&self, path: PathBuf) {
+        if let Repr::Deferred(d) = &self.0 {
+            let mut d = d.lock().unwrap_or_else(PoisonError::into_inner);
+            if matches!(*d, Deferred::Written(_)) {
+                *d = Deferred::Written(path);
+            }
+        }
     }
 }
 
@@ -148,5 +283,57 @@ mod tests {
                 reason: "1 bytes left over".into()
             }
         );
+    }
+
+    #[test]
+    fn a_deferred_snapshot_writes_once_then_copies_its_file() {
+        let s = Snapshot::deferred(|out| {
+            out.write_all(b"state")?;
+            Ok(5)
+        });
+        assert!(s.is_deferred());
+        assert_eq!(s.as_bytes(), b"");
+        assert!(matches!(
+            s.decode::<u8>(),
+            Err(SnapshotError::Decode { ty: "u8", .. })
+        ));
+        let copy = s.clone();
+        assert_eq!(copy, s);
+        let mut first = Vec::new();
+        assert_eq!(s.write_to(&mut first).unwrap(), 5);
+        assert_eq!(first, b"state");
+        let dir = std::env::temp_dir().join(format!("weir-snap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("s");
+        std::fs::write(&file, &first).unwrap();
+        copy.written_to(file);
+        let mut second = Vec::new();
+        assert_eq!(copy.write_to(&mut second).unwrap(), 5);
+        assert_eq!(second, b"state");
+        std::fs::remove_dir_all(&dir).unwrap();
+        let mut third = Vec::new();
+        assert!(matches!(
+            s.write_to(&mut third),
+            Err(SnapshotError::Write(_))
+        ));
+    }
+
+    #[test]
+    fn a_failed_deferred_snapshot_fails_every_write() {
+        let s = Snapshot::deferred(|_| Err(SnapshotError::Write("disk full".into())));
+        let mut out = Vec::new();
+        assert_eq!(
+            s.write_to(&mut out).unwrap_err(),
+            SnapshotError::Write("disk full".into())
+        );
+        let e = s.write_to(&mut out).unwrap_err();
+        assert_eq!(
+            e,
+            SnapshotError::Write(
+                "an earlier write failed: cannot write the stage state: disk full".into()
+            )
+        );
+        assert_eq!(Snapshot::from_bytes(vec![1]).write_to(&mut out).unwrap(), 1);
+        assert_eq!(out, [1]);
     }
 }

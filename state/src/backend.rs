@@ -86,6 +86,18 @@ pub trait StateBackend: Send + Sync + 'static {
     /// state), replacing entries with equal keys; returns the keyed entries taken. The snapshot
     /// is verified whole before anything is applied.
     fn import(&self, snapshot: &[u8]) -> Result<usize, StateError>;
+    /// Freezes the keyed entries of `state` in `range` only (no other state, no operator
+    /// state), as [`StateBackend::snapshot`] does: what one keyed stage subtask checkpoints.
+    fn snapshot_state(
+        &self,
+        range: KeyGroupRange,
+        state: StateId,
+    ) -> Result<Box<dyn SnapshotWriter>, StateError>;
+    /// Adds the keyed entries of a snapshot whose key group is in `range` (and this backend's),
+    /// replacing entries with equal keys, and no operator state: a restored subtask takes the
+    /// key groups it owns. Returns the entries taken; the snapshot is verified whole first.
+    fn import_key_groups(&self, snapshot: &[u8], range: KeyGroupRange)
+    -> Result<usize, StateError>;
     /// Removes all keyed state of `range`.
     fn clear_key_groups(&self, range: KeyGroupRange) -> Result<(), StateError>;
     /// Replaces all contents by a snapshot's (keyed state of this backend's key groups and all

@@ -60,10 +60,20 @@ impl InMemoryBackend {
     }
 
     fn apply(&self, payload: Payload) -> usize {
+        let taken = self.apply_keyed(payload.groups, self.range);
+        let mut op = lock(&self.operator);
+        for e in payload.operator {
+            op.insert((StateId(e.state), e.subtask), e.value);
+        }
+        taken
+    }
+
+    /// Adds the keyed entries of `groups` in `range` (and this backend's); returns how many.
+    fn apply_keyed(&self, groups: Vec<GroupEntries>, range: KeyGroupRange) -> usize {
         let mut taken = 0;
-        for g in payload.groups {
+        for g in groups {
             let kg = g.key_group as usize;
-            if !self.range.contains(kg) {
+            if !self.range.contains(kg) || !range.contains(kg) {
                 continue;
             }
             let mut group = lock(&self.groups[kg - self.range.start()]);
@@ -72,10 +82,6 @@ impl InMemoryBackend {
                 taken += s.entries.len();
                 entries.extend(s.entries);
             }
-        }
-        let mut op = lock(&self.operator);
-        for e in payload.operator {
-            op.insert((StateId(e.state), e.subtask), e.value);
         }
         taken
     }
@@ -228,6 +234,38 @@ impl StateBackend for InMemoryBackend {
             })
             .collect();
         Ok(Box::new(MemorySnapshot(payload)))
+    }
+
+    fn snapshot_state(
+        &self,
+        range: KeyGroupRange,
+        state: StateId,
+    ) -> Result<Box<dyn SnapshotWriter>, StateError> {
+        let mut payload = Payload::default();
+        for kg in range.iter().filter(|kg| self.range.contains(*kg)) {
+            let g = lock(&self.groups[kg - self.range.start()]);
+            if let Some(m) = g.states.get(&state).filter(|m| !m.is_empty()) {
+                payload.groups.push(GroupEntries {
+                    key_group: kg as u32,
+                    states: vec![StateEntries {
+                        state: state.0,
+                        entries: m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                    }],
+                });
+            }
+        }
+        Ok(Box::new(MemorySnapshot(payload)))
+    }
+
+    fn import_key_groups(
+        &self,
+        snapshot: &[u8],
+        range: KeyGroupRange,
+    ) -> Result<usize, StateError> {
+        let payload = snapshot::read(snapshot)?;
+        let taken = self.apply_keyed(payload.groups, range);
+        tracing::debug!(range = %range, entries = taken, "imported the key groups of a state snapshot");
+        Ok(taken)
     }
 
     fn import(&self, snapshot: &[u8]) -> Result<usize, StateError> {

@@ -184,6 +184,69 @@ impl Write for HashSink {
     }
 }
 
+/// A reader of the payload's postcard encoding, borrowing the bytes.
+struct Cursor<'a>(&'a [u8]);
+
+impl<'a> Cursor<'a> {
+    fn varint(&mut self) -> Result<u64, SnapshotError> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&b, rest) = self.0.split_first().ok_or_else(short)?;
+            self.0 = rest;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(SnapshotError::Malformed(
+            "a varint longer than 64 bits".into(),
+        ))
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], SnapshotError> {
+        let n = usize::try_from(self.varint()?).map_err(|_| short())?;
+        let (b, rest) = self.0.split_at_checked(n).ok_or_else(short)?;
+        self.0 = rest;
+        Ok(b)
+    }
+}
+
+fn short() -> SnapshotError {
+    SnapshotError::Malformed("the payload ends inside an entry".into())
+}
+
+/// Walks the keyed entries of the payload once, in order.
+fn walk_keyed(body: &[u8], visit: &mut KeyedVisit<'_>) -> Result<(), StateError> {
+    let mut c = Cursor(body);
+    for _ in 0..c.varint()? {
+        let kg = c.varint()?;
+        let kg = u32::try_from(kg)
+            .ok()
+            .filter(|g| (*g as usize) < weir_graph::MAX_KEY_GROUPS)
+            .ok_or(SnapshotError::BadKeyGroup(
+                kg.min(u64::from(u32::MAX)) as u32
+            ))?;
+        for _ in 0..c.varint()? {
+            let state = c.varint()?;
+            for _ in 0..c.varint()? {
+                let k = c.bytes()?;
+                let v = c.bytes()?;
+                visit(kg, state, k, v)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Verifies snapshot bytes whole (header, checksum, structure), then calls `visit` with every
+/// keyed entry, `(key group, state id, key, value)`, borrowed from `bytes`: nothing is decoded
+/// into memory, so a large snapshot is imported in bounded memory.
+pub fn visit_keyed(bytes: &[u8], visit: &mut KeyedVisit<'_>) -> Result<(), StateError> {
+    let body = snapshot::verify(bytes)?;
+    walk_keyed(body, &mut |_, _, _, _| Ok(()))?;
+    walk_keyed(body, visit)
+}
+
 /// The verified contents of snapshot bytes.
 #[derive(Debug)]
 pub struct SnapshotContents(snapshot::Payload);
@@ -288,6 +351,17 @@ mod tests {
             assert_eq!(n as usize, want.len());
             let back = SnapshotContents::read(&got).unwrap();
             assert_eq!(back.0, p);
+            let mut walked = Vec::new();
+            visit_keyed(&got, &mut |kg, s, k, v| {
+                walked.push((kg, s, k.to_vec(), v.to_vec()));
+                Ok(())
+            })
+            .unwrap();
+            let want: Vec<_> = back
+                .keyed()
+                .map(|(kg, s, k, v)| (kg, s, k.to_vec(), v.to_vec()))
+                .collect();
+            assert_eq!(walked, want, "shape {g} {s} {e} {o}");
         }
     }
 }

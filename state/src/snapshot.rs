@@ -69,6 +69,21 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 
 /// Verifies and decodes snapshot bytes.
 pub(crate) fn read(bytes: &[u8]) -> Result<Payload, SnapshotError> {
+    let body = verify(bytes)?;
+    let payload: Payload =
+        postcard::from_bytes(body).map_err(|e| SnapshotError::Malformed(e.to_string()))?;
+    if let Some(g) = payload
+        .groups
+        .iter()
+        .find(|g| g.key_group as usize >= MAX_KEY_GROUPS)
+    {
+        return Err(SnapshotError::BadKeyGroup(g.key_group));
+    }
+    Ok(payload)
+}
+
+/// Verifies snapshot bytes (header, length, checksum); returns the payload.
+pub(crate) fn verify(bytes: &[u8]) -> Result<&[u8], SnapshotError> {
     if bytes.len() < HEADER {
         return Err(SnapshotError::TooShort {
             len: bytes.len(),
@@ -106,14 +121,5 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Payload, SnapshotError> {
     if actual != expected {
         return Err(SnapshotError::ChecksumMismatch { expected, actual });
     }
-    let payload: Payload =
-        postcard::from_bytes(body).map_err(|e| SnapshotError::Malformed(e.to_string()))?;
-    if let Some(g) = payload
-        .groups
-        .iter()
-        .find(|g| g.key_group as usize >= MAX_KEY_GROUPS)
-    {
-        return Err(SnapshotError::BadKeyGroup(g.key_group));
-    }
-    Ok(payload)
+    Ok(body)
 }

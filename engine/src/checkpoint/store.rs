@@ -152,6 +152,62 @@ pub(crate) fn discard(dir: &Path) {
     }
 }
 
+/// A writer that counts and hashes (xxh3, as the manifest records) what passes through it.
+struct Hashing<W> {
+    inner: W,
+    hasher: xxhash_rust::xxh3::Xxh3,
+    len: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes one stage file (a deferred snapshot is encoded now, streamed into the file, and
+/// records the file for later checkpoints); returns its length and xxh3.
+fn write_state(path: &Path, s: &Snapshot) -> Result<(u64, u64), CheckpointError> {
+    if !s.is_deferred() {
+        let bytes = s.as_bytes();
+        fs::File::create(path)
+            .and_then(|mut f| {
+                weir_graph::write_fault("checkpoint.write", path)?;
+                f.write_all(bytes)?;
+                f.sync_all()
+            })
+            .map_err(io(path))?;
+        return Ok((bytes.len() as u64, xxh3_64(bytes)));
+    }
+    let file = fs::File::create(path)
+        .and_then(|f| weir_graph::write_fault("checkpoint.write", path).map(|()| f))
+        .map_err(io(path))?;
+    let mut out = Hashing {
+        inner: std::io::BufWriter::with_capacity(1 << 16, file),
+        hasher: xxhash_rust::xxh3::Xxh3::new(),
+        len: 0,
+    };
+    s.write_to(&mut out).map_err(|e| CheckpointError::Io {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let (len, sum) = (out.len, out.hasher.digest());
+    out.inner
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(|f| f.sync_all())
+        .map_err(io(path))?;
+    s.written_to(path.to_owned());
+    Ok((len, sum))
+}
+
 /// Writes checkpoint `id` into `dir` itself (a savepoint: self-contained, never pruned).
 pub fn write_dir(dir: &Path, id: u64, states: &StageStates) -> Result<(), CheckpointError> {
     let dir = dir.to_owned();
@@ -163,19 +219,8 @@ pub fn write_dir(dir: &Path, id: u64, states: &StageStates) -> Result<(), Checkp
             Some(s) => {
                 let name = file_name(*stage, *sub);
                 let path = dir.join(&name);
-                let bytes = s.as_bytes();
-                fs::File::create(&path)
-                    .and_then(|mut f| {
-                        weir_graph::write_fault("checkpoint.write", &path)?;
-                        f.write_all(bytes)?;
-                        f.sync_all()
-                    })
-                    .map_err(io(&path))?;
-                manifest.push_str(&format!(
-                    "stage {stage} {sub} {name} {} {:016x}\n",
-                    bytes.len(),
-                    xxh3_64(bytes)
-                ));
+                let (len, sum) = write_state(&path, s)?;
+                manifest.push_str(&format!("stage {stage} {sub} {name} {len} {sum:016x}\n"));
             }
         }
     }

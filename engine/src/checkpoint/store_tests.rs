@@ -109,3 +109,78 @@ fn a_truncated_stage_file_is_named_with_its_length() {
     );
     let _ = fs::remove_dir_all(&r);
 }
+
+/// A deferred snapshot that writes `bytes` (in small pieces) and counts its runs.
+fn deferred(bytes: Vec<u8>, runs: std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Snapshot {
+    Snapshot::deferred(move |out| {
+        runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        for c in bytes.chunks(3) {
+            out.write_all(c)?;
+        }
+        Ok(bytes.len() as u64)
+    })
+}
+
+#[test]
+fn a_deferred_snapshot_is_streamed_once_and_later_checkpoints_copy_it() {
+    let r = root("deferred");
+    let sp = root("deferred-sp");
+    let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let payload: Vec<u8> = (0..100u8).collect();
+    let mut s = StageStates::new();
+    s.insert(
+        (StageId(7), 0),
+        Some(deferred(payload.clone(), runs.clone())),
+    );
+    s.insert((StageId(7), 1), Some(Snapshot::from_bytes(vec![1, 2])));
+    // A savepoint and its checkpoint, then the same (finished) state in three later checkpoints
+    // with retention 1: each copies the newest file, the writer runs once.
+    write_dir(&sp, 1, &s).unwrap();
+    for id in 1..=4 {
+        write(&r, id, &s, 1).unwrap();
+    }
+    assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let want = HashMap::from([
+        ((StageId(7), 0), Snapshot::from_bytes(payload.clone())),
+        ((StageId(7), 1), Snapshot::from_bytes(vec![1, 2])),
+    ]);
+    let back = latest(&r).unwrap().unwrap();
+    assert_eq!((back.id, &back.states), (4, &want));
+    assert_eq!(read(&sp).unwrap().states, want);
+    let manifest = fs::read_to_string(checkpoint_dir(&r, 4).join(MANIFEST)).unwrap();
+    assert!(
+        manifest.contains(&format!(
+            "{} 100 {:016x}\n",
+            file_name(StageId(7), 0),
+            xxh3_64(&payload)
+        )),
+        "{manifest}"
+    );
+    let _ = fs::remove_dir_all(&r);
+    let _ = fs::remove_dir_all(&sp);
+}
+
+#[test]
+fn a_failing_deferred_snapshot_fails_the_checkpoint_naming_the_file() {
+    let r = root("deferred-fails");
+    write(&r, 1, &states(1), 3).unwrap();
+    let mut s = StageStates::new();
+    s.insert(
+        (StageId(3), 0),
+        Some(Snapshot::deferred(|_| {
+            Err(weir_graph::SnapshotError::Write("no space left".into()))
+        })),
+    );
+    let e = write(&r, 2, &s, 3).unwrap_err();
+    let path = checkpoint_dir(&r, 2).join(file_name(StageId(3), 0));
+    assert_eq!(
+        e,
+        CheckpointError::Io {
+            path,
+            reason: "cannot write the stage state: no space left".into()
+        }
+    );
+    // No manifest: the previous checkpoint is still the latest.
+    assert_eq!(latest(&r).unwrap(), Some(expected(1, 1)));
+    let _ = fs::remove_dir_all(&r);
+}

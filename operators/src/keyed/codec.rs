@@ -172,6 +172,11 @@ pub trait StateChoice<K, V>: Send + Sync + 'static {
     fn keyed() -> Option<KeyedCodec<K, V>>;
     /// The codec of keyed windows' state, if any.
     fn windows() -> Option<crate::window::WindowCodec<K, V>>;
+    /// The codec of keyed aggregates whose state lives in the run's state backend, if so
+    /// ([`super::InBackend`]).
+    fn backend() -> Option<super::BackendCodec<K, V>> {
+        None
+    }
 }
 
 /// Keyed state checkpointed with serde (postcard): keys and values must be serde types.

@@ -18,16 +18,21 @@
 //! subtask keeps the groups it owns). Without it a checkpoint is refused ([`InMemoryOnly`]).
 //! [`KeyedOps::count_by`] and [`KeyedOps::key_by_owned`] take each element by value, so an
 //! owned key is moved into the state instead of cloned per element.
+//! `key_by(..).in_backend()` keeps the state in the run's state backend instead (RocksDB:
+//! larger than memory), behind a bounded write-back cache, checkpointed by deferred backend
+//! snapshots ([`InBackend`], see `backend.rs`).
 //!
 //! [`staged`] holds the same aggregates after a caller-supplied key stage, with fallible
 //! functions: the hooks for fallible or batch-wise key extraction (e.g. Python bindings).
 
+mod backend;
 mod codec;
 mod logic;
 mod owned;
 pub mod staged;
 
 use crate::Via;
+pub use backend::{BackendCodec, DEFAULT_CACHE, InBackend};
 pub use codec::{Groups, GroupsRef, InMemoryOnly, KeyedCodec, SerdeState, StateChoice};
 pub(crate) use codec::{check_group, foreign_group, in_memory_only};
 use logic::{Checkpointing, FoldLogic, KeyPairs, KeysOnly, ReduceLogic, Unordered, pair};
@@ -133,13 +138,14 @@ where
     K: Hash + Eq + Send + 'static,
     F: FnMut(&T) -> K + Clone + Send + Sync + 'static,
 {
-    count_with(key, None, None)
+    count_with(key, None, None, None)
 }
 
 fn count_with<T, K, F>(
     key: F,
     par: Option<usize>,
     codec: Option<KeyedCodec<K, u64>>,
+    backend: Option<BackendCodec<K, u64>>,
 ) -> Flow<T, (K, u64)>
 where
     T: Send + 'static,
@@ -151,7 +157,10 @@ where
         Some(p) => keys.parallelism(p),
         None => keys,
     };
-    staged::count_in::<Unordered<K, u64>, _, _, _, _, _>(keys, pair, codec)
+    match backend {
+        Some(b) => backend::count_after(keys, b),
+        None => staged::count_in::<Unordered<K, u64>, _, _, _, _, _>(keys, pair, codec),
+    }
 }
 
 /// The key-extraction stage at parallelism `par`, hash-partitioned on its key.
@@ -216,6 +225,26 @@ impl<S, K, F> Keyed<S, K, F, InMemoryOnly> {
     }
 }
 
+impl<S, K, F> Keyed<S, K, F, InMemoryOnly> {
+    /// Keeps the aggregate's state in the run's state backend (a `weir_state::StateService`,
+    /// e.g. on RocksDB: state larger than memory), behind a write-back cache of
+    /// [`DEFAULT_CACHE`] keys; checkpointed by deferred backend snapshots. Keys and
+    /// accumulators must be serde types; materializing fails, naming the stage, when the run
+    /// has no `StateService`.
+    pub fn in_backend(self) -> Keyed<S, K, F, InBackend> {
+        self.in_backend_cached::<DEFAULT_CACHE>()
+    }
+
+    /// [`Self::in_backend`] with a write-back cache of `CACHE` keys.
+    pub fn in_backend_cached<const CACHE: usize>(self) -> Keyed<S, K, F, InBackend<CACHE>> {
+        Keyed {
+            upstream: self.upstream,
+            key: self.key,
+            _k: PhantomData,
+        }
+    }
+}
+
 impl<S, K, F, M> Keyed<S, K, F, M>
 where
     S: KeyedUpstream,
@@ -235,7 +264,10 @@ where
         M: StateChoice<K, Option<A>>,
     {
         let par = self.upstream.outlet_parallelism();
-        let agg = fold_stage(zero, f, M::keyed());
+        let agg = match M::backend() {
+            Some(b) => backend::fold_stage(zero, f, b),
+            None => fold_stage(zero, f, M::keyed()),
+        };
         self.upstream.via_flow(pairs(self.key, par).via(agg))
     }
 
@@ -251,7 +283,10 @@ where
         M: StateChoice<K, Option<S::Out>>,
     {
         let par = self.upstream.outlet_parallelism();
-        let agg = reduce_stage(f, M::keyed());
+        let agg = match M::backend() {
+            Some(b) => backend::reduce_stage(f, b),
+            None => reduce_stage(f, M::keyed()),
+        };
         self.upstream.via_flow(pairs(self.key, par).via(agg))
     }
 
@@ -267,7 +302,7 @@ where
     {
         let par = self.upstream.outlet_parallelism();
         self.upstream
-            .via_flow(count_with(self.key, par, M::keyed()))
+            .via_flow(count_with(self.key, par, M::keyed(), M::backend()))
     }
 }
 

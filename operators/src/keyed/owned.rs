@@ -2,6 +2,7 @@
 //! and `count_by(|x| key)` take the element by value, so an owned key (a `String` word) is
 //! never cloned per element, as `key_by(|w: &String| w.clone())` must.
 
+use super::backend::{DEFAULT_CACHE, InBackend};
 use super::codec::{InMemoryOnly, SerdeState, StateChoice};
 use super::logic::{Unordered, pair};
 use super::{KeyedUpstream, fold_stage, key_hash, reduce_stage, staged};
@@ -93,7 +94,10 @@ where
         Some(p) => keys.parallelism(p),
         None => keys,
     };
-    staged::count_in::<Unordered<K, u64>, _, _, _, _, _>(keys, pair, M::keyed())
+    match M::backend() {
+        Some(b) => super::backend::count_after(keys, b),
+        None => staged::count_in::<Unordered<K, u64>, _, _, _, _, _>(keys, pair, M::keyed()),
+    }
 }
 
 /// A stream split into `(key, value)` by a function that takes each element by value,
@@ -107,6 +111,23 @@ pub struct KeyedOwned<S, K, V, F, M = InMemoryOnly> {
 impl<S, K, V, F> KeyedOwned<S, K, V, F, InMemoryOnly> {
     /// Checkpoints the aggregate's state with serde (see [`super::Keyed::checkpointed`]).
     pub fn checkpointed(self) -> KeyedOwned<S, K, V, F, SerdeState> {
+        KeyedOwned {
+            upstream: self.upstream,
+            split: self.split,
+            _k: PhantomData,
+        }
+    }
+}
+
+impl<S, K, V, F> KeyedOwned<S, K, V, F, InMemoryOnly> {
+    /// Keeps the aggregate's state in the run's state backend (see
+    /// [`super::Keyed::in_backend`]).
+    pub fn in_backend(self) -> KeyedOwned<S, K, V, F, InBackend> {
+        self.in_backend_cached::<DEFAULT_CACHE>()
+    }
+
+    /// [`Self::in_backend`] with a write-back cache of `CACHE` keys.
+    pub fn in_backend_cached<const CACHE: usize>(self) -> KeyedOwned<S, K, V, F, InBackend<CACHE>> {
         KeyedOwned {
             upstream: self.upstream,
             split: self.split,
@@ -135,7 +156,10 @@ where
         M: StateChoice<K, Option<A>>,
     {
         let par = self.upstream.outlet_parallelism();
-        let agg = fold_stage(zero, f, M::keyed());
+        let agg = match M::backend() {
+            Some(b) => super::backend::fold_stage(zero, f, b),
+            None => fold_stage(zero, f, M::keyed()),
+        };
         self.upstream
             .via_flow(split_pairs(self.split, par).via(agg))
     }
@@ -148,7 +172,10 @@ where
         M: StateChoice<K, Option<V>>,
     {
         let par = self.upstream.outlet_parallelism();
-        let agg = reduce_stage(f, M::keyed());
+        let agg = match M::backend() {
+            Some(b) => super::backend::reduce_stage(f, b),
+            None => reduce_stage(f, M::keyed()),
+        };
         self.upstream
             .via_flow(split_pairs(self.split, par).via(agg))
     }

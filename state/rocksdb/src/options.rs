@@ -3,8 +3,9 @@
 use weir_state::KeyGroupRange;
 
 /// Options of [`crate::RocksDbBackend::open_with`]. The defaults bound RocksDB's memory to
-/// about `block_cache_bytes + 2 * max_write_buffers * write_buffer_bytes` (index and filter
-/// blocks are charged to the block cache), whatever the size of the state on disk.
+/// about `block_cache_bytes + 2 * max_write_buffers * write_buffer_bytes` plus the index and
+/// filter blocks of the table files, kept with their readers (about 10 bits per key for the
+/// bloom filters: 12 MB for 1e7 keys), whatever the size of the values on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RocksDbOptions {
     /// The key groups the backend holds (writes outside fail with `KeyGroupOutOfRange`).

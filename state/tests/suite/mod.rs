@@ -51,6 +51,7 @@ macro_rules! conformance {
             corrupt_snapshots_are_typed_errors_and_change_nothing,
             every_single_flipped_bit_is_detected,
             a_range_snapshot_and_import_take_only_their_key_groups,
+            a_state_snapshot_holds_only_that_state_and_imports_by_key_group,
             clear_key_groups_removes_only_that_range,
             state_kinds_follow_the_model,
             raw_operations_follow_a_btreemap
@@ -587,6 +588,80 @@ pub fn a_range_snapshot_and_import_take_only_their_key_groups(make: Make) {
         want_overlap.len() - 1
     );
     assert_eq!(values_in(&upper.backend), want_overlap);
+}
+
+pub fn a_state_snapshot_holds_only_that_state_and_imports_by_key_group(make: Make) {
+    let (src, by_group) = keys_everywhere(make);
+    let s = StateService::new(src.backend.clone(), Arc::new(VirtualClock::new()));
+    // Another state of the same stage, another stage's state and operator state stay out.
+    let other = scope(&s).value::<u32, u32>("w", None);
+    let stranger = s
+        .scope_of(StageId::of_uid("other"), 0)
+        .value::<u32, u32>("v", None);
+    for k in 0..200u32 {
+        other.set(&k, &(k + 1000)).unwrap();
+        stranger.set(&k, &(k + 2000)).unwrap();
+    }
+    scope(&s).operator_list::<u32>("op").update(&[5]).unwrap();
+    let id = StateId::new(StageId::of_uid("stage"), "v");
+    let bytes = src
+        .backend
+        .snapshot_state(KeyGroupRange::new(20, 100), id)
+        .unwrap()
+        .into_bytes()
+        .unwrap();
+    let want = |lo: usize, hi: usize| -> BTreeMap<u32, u32> {
+        by_group
+            .range(lo..hi)
+            .flat_map(|(_, ks)| ks.iter().map(|k| (*k, *k)))
+            .collect()
+    };
+
+    // Imported by key group 50..128 into a backend of 0..64: the overlap 50..64 only, and
+    // what it held before stays.
+    let dst = make(KeyGroupRange::new(0, 64));
+    let ds = StateService::new(dst.backend.clone(), Arc::new(VirtualClock::new()));
+    let keep = by_group.range(..20).next().map(|(_, ks)| ks[0]).unwrap();
+    scope(&ds)
+        .value::<u32, u32>("v", None)
+        .set(&keep, &9)
+        .unwrap();
+    let taken = dst
+        .backend
+        .import_key_groups(&bytes, KeyGroupRange::new(50, 128))
+        .unwrap();
+    let mut expect = want(50, 64);
+    assert_eq!(taken, expect.len());
+    expect.insert(keep, 9);
+    assert_eq!(values_in(&dst.backend), expect);
+    let w = scope(&ds).value::<u32, u32>("w", None);
+    let ws: Vec<_> = (0..64).flat_map(|kg| w.entries_in(kg).unwrap()).collect();
+    assert_eq!(ws, vec![]);
+    assert_eq!(
+        scope(&ds).operator_list::<u32>("op").get().unwrap(),
+        Vec::<u32>::new()
+    );
+
+    // The whole snapshot into an empty backend: exactly the range's entries of that state.
+    let every = all(make);
+    assert_eq!(
+        every
+            .backend
+            .import_key_groups(&bytes, KeyGroupRange::ALL)
+            .unwrap(),
+        want(20, 100).len()
+    );
+    assert_eq!(values_in(&every.backend), want(20, 100));
+
+    // A corrupt snapshot changes nothing.
+    let mut bad = bytes.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    assert!(matches!(
+        every.backend.import_key_groups(&bad, KeyGroupRange::ALL),
+        Err(StateError::Snapshot(_))
+    ));
+    assert_eq!(values_in(&every.backend), want(20, 100));
 }
 
 pub fn clear_key_groups_removes_only_that_range(make: Make) {

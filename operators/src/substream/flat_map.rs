@@ -1,5 +1,6 @@
 //! `flat_map_merge` and `flat_map_concat`: each element becomes a source, run inside the stream.
 
+use crate::time::held::HeldControls;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use std::collections::VecDeque;
@@ -7,7 +8,6 @@ use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::task::Poll;
-use crate::time::held::HeldControls;
 use weir_graph::{
     AsyncIo, AsyncLogic, Control, Directive, Event, Flow, Input, Signal, Source, StageError,
     panic_message,

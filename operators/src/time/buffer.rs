@@ -1,5 +1,6 @@
 //! `buffer`: a bounded buffer between upstream and downstream with an overflow strategy.
 
+use super::held::HeldControls;
 use crate::source::{BufferOverflow, OverflowStrategy};
 use futures::future::{BoxFuture, FutureExt};
 use std::collections::VecDeque;
@@ -7,7 +8,6 @@ use std::future::poll_fn;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::Poll;
-use super::held::HeldControls;
 use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, Module, Signal, StageError, async_node};
 
 /// Holds up to `size` elements (0 is reported as an invalid parameter) while downstream is slower; when full, applies
@@ -146,9 +146,9 @@ impl<T: Send + 'static> AsyncLogic for Buffer<T> {
                 match wake {
                     Wake::Demand(n) => {
                         // Rows up to the next held control only: it leaves right after them.
-                        let before = controls
-                            .next_at()
-                            .map_or(usize::MAX, |at| usize::try_from(at - base).unwrap_or(usize::MAX));
+                        let before = controls.next_at().map_or(usize::MAX, |at| {
+                            usize::try_from(at - base).unwrap_or(usize::MAX)
+                        });
                         let k = held.len().min(n).min(max_rows).min(before);
                         if output.send(held.drain(..k).collect()).await.is_err() {
                             return Ok(());

@@ -301,4 +301,6 @@ pub trait JoinOps: KeyedUpstream {
 impl<S: KeyedUpstream> JoinOps for S {}
 
 #[cfg(test)]
+mod checkpoint_tests;
+#[cfg(test)]
 mod tests;

@@ -705,3 +705,35 @@ async fn a_checkpoint_through_flat_map_merge_is_exact() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_through_group_by_substreams_is_exact() {
+    // Each key's substream holds its elements for 2 s: the barrier goes through all of them.
+    exact(
+        "group-by",
+        || {
+            through(|s| {
+                s.group_by(10, |x: &u64| x % 3)
+                    .merge_substreams_via(simple::map(|x: u64| (x, 1u64)).delay(2 * SECOND))
+            })
+        },
+        SECOND,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_through_split_segments_is_exact() {
+    // Segments of ten, each held for 2 s in its flow: the barrier goes through the open one.
+    exact(
+        "split",
+        || {
+            through(|s| {
+                s.split_after(|x: &u64| x % 10 == 9)
+                    .merge_substreams_via(simple::map(|x: u64| (x, 1u64)).delay(2 * SECOND))
+            })
+        },
+        SECOND,
+    )
+    .await;
+}

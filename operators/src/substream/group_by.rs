@@ -147,10 +147,10 @@ where
             );
             let result: Result<(), StageError> = async {
                 loop {
-                    if barrier.is_some() && subs.iter().all(|s| s.aligned || s.out.is_none()) {
-                        if let Some(c) = barrier.take() {
-                            out.control(c);
-                        }
+                    if subs.iter().all(|s| s.aligned || s.out.is_none())
+                        && let Some(c) = barrier.take()
+                    {
+                        out.control(c);
                     }
                     let waiting = barrier.is_some();
                     let wake = std::future::poll_fn(|cx| {

@@ -5,40 +5,41 @@
 use crate::checkpoint::Coordinator;
 use weir_graph::{AsyncLogic, KeyGroupRange, StageError, StageInfo};
 
-/// Restores async `logic` of `info` from the checkpoint `ck` restored (nothing when it holds
-/// no state for the stage).
+/// Restores async `logic` of `info` (subtask `sub`) from the checkpoint `ck` restored
+/// (nothing when it holds no state for the stage).
 pub(crate) fn restore_async(
     ck: &Coordinator,
     info: &StageInfo,
+    sub: usize,
     logic: &mut dyn AsyncLogic,
 ) -> Result<(), StageError> {
-    match ck.restored_parallelism(info.id) {
-        Some(old) if old != info.parallelism => {
-            let snapshots = ck.restored_all(info.id);
-            if snapshots.is_empty() {
-                return Ok(());
-            }
-            let key_groups = KeyGroupRange::for_subtask(info.subtask, info.parallelism);
-            tracing::info!(
-                stage = %info.path,
-                from = old,
-                to = info.parallelism,
-                subtask = info.subtask,
-                %key_groups,
-                "restoring rescaled state"
-            );
-            logic.restore_rescaled(&snapshots, key_groups).map_err(|e| {
-                StageError::internal(format!(
-                    "{} (restoring at parallelism {} from a checkpoint taken at parallelism \
-                     {old})",
-                    e.message(),
-                    info.parallelism
-                ))
-            })
-        }
-        _ => match ck.restored(info.id, info.subtask) {
+    let rescaled = ck
+        .restored_parallelism(info.id)
+        .filter(|&old| old != info.parallelism);
+    let snapshots = match rescaled {
+        Some(_) => ck.restored_all(info.id),
+        None => Vec::new(),
+    };
+    let Some(old) = rescaled.filter(|_| !snapshots.is_empty()) else {
+        return match ck.restored(info.id, sub) {
             Some(s) => logic.restore(s),
             None => Ok(()),
-        },
-    }
+        };
+    };
+    let key_groups = KeyGroupRange::for_subtask(sub, info.parallelism);
+    tracing::info!(
+        stage = %info.path,
+        from = old,
+        to = info.parallelism,
+        subtask = sub,
+        %key_groups,
+        "restoring rescaled state"
+    );
+    logic.restore_rescaled(&snapshots, key_groups).map_err(|e| {
+        StageError::internal(format!(
+            "{} (restoring at parallelism {} from a checkpoint taken at parallelism {old})",
+            e.message(),
+            info.parallelism
+        ))
+    })
 }

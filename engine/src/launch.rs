@@ -266,7 +266,7 @@ fn launch_with(
                     let ack = match (ck, &shared.checkpoints) {
                         (Some(ck), Some(coord)) => {
                             ck.expect(c.info.id, sub);
-                            crate::async_restore::restore_async(ck, &c.info, logic.as_mut())
+                            crate::async_restore::restore_async(ck, &c.info, sub, logic.as_mut())
                                 .map_err(|e| restore_error(ck, &c, e))?;
                             Some(Arc::new(crate::checkpoint::AsyncCheckpoint {
                                 ck: Arc::clone(coord),

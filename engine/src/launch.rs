@@ -266,9 +266,8 @@ fn launch_with(
                     let ack = match (ck, &shared.checkpoints) {
                         (Some(ck), Some(coord)) => {
                             ck.expect(c.info.id, sub);
-                            if let Some(s) = ck.restored(c.info.id, sub) {
-                                logic.restore(s).map_err(|e| restore_error(ck, &c, e))?;
-                            }
+                            crate::async_restore::restore_async(ck, &c.info, sub, logic.as_mut())
+                                .map_err(|e| restore_error(ck, &c, e))?;
                             Some(Arc::new(crate::checkpoint::AsyncCheckpoint {
                                 ck: Arc::clone(coord),
                                 stage: c.info.id,

@@ -17,6 +17,7 @@
 //! call into stage logic (panics included).
 
 mod async_island;
+mod async_restore;
 mod chain;
 mod channel;
 pub mod checkpoint;

@@ -434,6 +434,17 @@ pub trait AsyncLogic: Send + 'static {
     fn restore(&mut self, _snapshot: &Snapshot) -> Result<(), StageError> {
         Err(crate::snapshot::stateless())
     }
+    /// Restores a fresh instance whose stage runs at another parallelism than the checkpoint's
+    /// (as [`crate::FlowLogic::restore_rescaled`]: every old subtask's state, the key groups
+    /// this subtask owns now); the default refuses, since state that is not keyed cannot be
+    /// split.
+    fn restore_rescaled(
+        &mut self,
+        _snapshots: &[Snapshot],
+        _key_groups: crate::KeyGroupRange,
+    ) -> Result<(), StageError> {
+        Err(crate::snapshot::not_rescalable())
+    }
 }
 
 /// A copy of `module` whose stages all emit on demand (see [`crate::Node::demand_outputs`]).

@@ -1,11 +1,13 @@
 //! The interval join: pairs of equal key with `left.ts + lower <= right.ts <= left.ts + upper`.
 
 use super::JoinOutput;
+use super::snapshot::{self, BufferedRef, JoinCodec, Saved};
 use super::stage::{JoinCore, Out};
 use crate::time::Timestamped;
 use ahash::RandomState;
 use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
+use weir_graph::{KeyGroupRange, Snapshot, StageError};
 
 /// The buffered elements of one key, in arrival order.
 struct Buffers<K, L, R> {
@@ -26,6 +28,8 @@ pub(crate) struct IntervalJoin<K, L, R, F> {
     /// `(time, key id)`: once the watermark reaches the time, the key holds an element that
     /// can no longer join (its buffers are pruned then).
     expiries: BTreeSet<(i64, u64)>,
+    /// How the state is checkpointed (none: a checkpoint is refused).
+    codec: Option<JoinCodec<K, L, R>>,
 }
 
 impl<K, L, R, F> IntervalJoin<K, L, R, F> {
@@ -40,7 +44,14 @@ impl<K, L, R, F> IntervalJoin<K, L, R, F> {
             keys: HashMap::default(),
             next_id: 0,
             expiries: BTreeSet::new(),
+            codec: None,
         }
+    }
+
+    /// Checkpoints with `codec` (none: refused).
+    pub(crate) fn checkpointed(mut self, codec: Option<JoinCodec<K, L, R>>) -> Self {
+        self.codec = codec;
+        self
     }
 }
 
@@ -139,6 +150,52 @@ where
         self.keys.clear();
         self.ids.clear();
         self.expiries.clear();
+    }
+
+    fn save(&self) -> Result<Snapshot, StageError> {
+        let codec = self
+            .codec
+            .ok_or_else(|| crate::keyed::in_memory_only("interval_join"))?;
+        let keys = self.keys.iter().map(|(&id, b)| {
+            let e: BufferedRef<'_, L, R> = (b.lefts.as_slice(), b.rights.as_slice());
+            (id, &b.key, e)
+        });
+        let state = Saved {
+            watermark: self.watermark,
+            next_id: self.next_id,
+            groups: snapshot::by_group(keys),
+        };
+        Ok(codec.encode_interval(&state)?)
+    }
+
+    fn load(
+        &mut self,
+        snapshots: &[Snapshot],
+        owned: KeyGroupRange,
+        rescaled: bool,
+    ) -> Result<(), StageError> {
+        let codec = self
+            .codec
+            .ok_or_else(|| crate::keyed::in_memory_only("interval_join"))?;
+        let states = snapshots
+            .iter()
+            .map(|s| codec.decode_interval(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let restored = snapshot::restore(states, owned, rescaled)?;
+        for (id, key, (lefts, rights)) in restored.keys {
+            // The expiries are those the elements set when they arrived.
+            for l in &lefts {
+                self.expiries.insert((l.ts.saturating_add(self.upper), id));
+            }
+            for r in &rights {
+                self.expiries.insert((r.ts.saturating_sub(self.lower), id));
+            }
+            self.ids.insert(key.clone(), id);
+            self.keys.insert(id, Buffers { key, lefts, rights });
+        }
+        self.watermark = restored.watermark;
+        self.next_id = restored.next_id;
+        Ok(())
     }
 }
 

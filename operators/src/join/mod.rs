@@ -10,20 +10,26 @@
 //! (the side output), never joined and never dropped silently. Results carry a timestamp:
 //! the window's last one (window join), the later of the pair's (interval join).
 //!
-//! Join state lives in memory: a checkpoint barrier is refused (`no_codec`) rather than the
-//! state lost.
+//! Join state lives in memory. With [`JoinBy::checkpointed`] (serde keys and elements) a
+//! checkpoint saves it by key group (see `snapshot.rs`) and a restore, also at another
+//! parallelism, brings it back; without it a checkpoint barrier is refused (`no_codec`) rather
+//! than the state lost. While a barrier aligns, the side that delivered it is not read.
 
 mod interval;
+mod snapshot;
 mod stage;
 mod window;
 
+pub use snapshot::{JoinChoice, JoinCodec};
+
 use crate::Via;
 use crate::fan::common::built;
-use crate::keyed::{KeyedUpstream, pairs};
+use crate::keyed::{InMemoryOnly, KeyedUpstream, SerdeState, pairs};
 use crate::time::Timestamped;
 use crate::window::Windows;
 use stage::{JoinCore, JoinNode};
 use std::hash::Hash;
+use std::marker::PhantomData;
 use weir_graph::{Flow, GraphBuilder, Source};
 
 /// What a join emits: a joined pair's result, or a late element of either side.
@@ -103,18 +109,143 @@ where
     pairs(left_key, par).via(join)
 }
 
-/// Window and interval joins on every [`Source`] and [`Flow`] of [`Timestamped`] elements.
-pub trait JoinOps: KeyedUpstream {
-    /// Joins this stream (left) with `other` (right) in event-time `windows` (tumbling or
-    /// sliding): when a window fires, emits `f(left, right)` for every pair of equal key in
-    /// it, lefts in arrival order, each with the rights in arrival order.
+/// Two keyed streams awaiting their join ([`JoinBy::window`] or [`JoinBy::interval`]); `M`
+/// says whether the join's state is checkpointed.
+pub struct JoinBy<S, L, R, MR, K, KL, KR, M = InMemoryOnly> {
+    upstream: S,
+    other: Source<Timestamped<R>, MR>,
+    left_key: KL,
+    right_key: KR,
+    _k: PhantomData<fn(L) -> (K, M)>,
+}
+
+impl<S, L, R, MR, K, KL, KR> JoinBy<S, L, R, MR, K, KL, KR, InMemoryOnly> {
+    /// Checkpoints the join's state with serde: keys and both sides' elements must be serde
+    /// types. A checkpoint saves, by key group, the watermark, the keys and every buffered
+    /// element (window join: per open window), and a restore (also at another parallelism)
+    /// brings them back; without it a checkpoint of the join is refused.
+    pub fn checkpointed(self) -> JoinBy<S, L, R, MR, K, KL, KR, SerdeState> {
+        JoinBy {
+            upstream: self.upstream,
+            other: self.other,
+            left_key: self.left_key,
+            right_key: self.right_key,
+            _k: PhantomData,
+        }
+    }
+}
+
+impl<S, L, R, MR, K, KL, KR, M> JoinBy<S, L, R, MR, K, KL, KR, M>
+where
+    S: KeyedUpstream<Out = Timestamped<L>>,
+    K: Hash + Eq + Clone + Send + 'static,
+    L: Clone + Send + 'static,
+    R: Clone + Send + 'static,
+    MR: Send + 'static,
+    KL: FnMut(&Timestamped<L>) -> K + Clone + Send + Sync + 'static,
+    KR: FnMut(&Timestamped<R>) -> K + Clone + Send + Sync + 'static,
+    M: JoinChoice<K, L, R>,
+{
+    /// Joins in event-time `windows` (tumbling or sliding): when a window fires, emits
+    /// `f(left, right)` for every pair of equal key in it, lefts in arrival order, each with
+    /// the rights in arrival order.
     ///
     /// - **emits when** the combined watermark reaches a window's end (its pairs), at the end
     ///   of both inputs (every window left), or an element is late (`LateLeft`/`LateRight`)
-    /// - **backpressures when** downstream backpressures
+    /// - **backpressures when** downstream backpressures (a side that delivered a checkpoint
+    ///   barrier is not read until the other delivered it too)
     /// - **completes when** both inputs completed and every window fired
     /// - **cancels when** downstream cancels (both inputs are cancelled)
-    /// - **fails when** either input fails (after the results emitted before)
+    /// - **fails when** either input fails (after the results emitted before), or a barrier
+    ///   reaches a join not [`checkpointed`](JoinBy::checkpointed)
+    pub fn window<O, F>(self, windows: Windows, f: F) -> S::Next<JoinOutput<K, O, L, R>>
+    where
+        O: Send + 'static,
+        F: FnMut(&L, &R) -> O + Clone + Send + Sync + 'static,
+    {
+        let invalid = windows.invalid().or_else(|| {
+            windows
+                .merging()
+                .then(|| "session windows cannot be joined".to_owned())
+        });
+        let par = self.upstream.outlet_parallelism();
+        let codec = M::codec();
+        let core = move || window::WindowJoin::new(windows, f.clone()).checkpointed(codec);
+        self.upstream.via_flow(join_flow(
+            "window_join",
+            self.other,
+            self.left_key,
+            self.right_key,
+            par,
+            invalid,
+            core,
+        ))
+    }
+
+    /// Joins on `left.ts + lower <= right.ts <= left.ts + upper` (ms, bounds included;
+    /// `lower` may be negative): emits `f(left, right)` as soon as both elements of a pair of
+    /// equal key arrived; an element's state is dropped once the watermark passes the last
+    /// timestamp it can still join.
+    ///
+    /// - **emits when** an element arrives that joins buffered ones of the other side, or is
+    ///   late (`LateLeft`/`LateRight`: its timestamp is at or below the watermark)
+    /// - **backpressures when** downstream backpressures (a side that delivered a checkpoint
+    ///   barrier is not read until the other delivered it too)
+    /// - **completes when** both inputs completed
+    /// - **cancels when** downstream cancels (both inputs are cancelled)
+    /// - **fails when** either input fails (after the results emitted before), or a barrier
+    ///   reaches a join not [`checkpointed`](JoinBy::checkpointed)
+    pub fn interval<O, F>(self, lower: i64, upper: i64, f: F) -> S::Next<JoinOutput<K, O, L, R>>
+    where
+        O: Send + 'static,
+        F: FnMut(&L, &R) -> O + Clone + Send + Sync + 'static,
+    {
+        let invalid = (lower > upper).then(|| {
+            format!("interval join: lower bound {lower} ms is above upper bound {upper} ms")
+        });
+        let par = self.upstream.outlet_parallelism();
+        let codec = M::codec();
+        let core = move || interval::IntervalJoin::new(lower, upper, f.clone()).checkpointed(codec);
+        self.upstream.via_flow(join_flow(
+            "interval_join",
+            self.other,
+            self.left_key,
+            self.right_key,
+            par,
+            invalid,
+            core,
+        ))
+    }
+}
+
+/// Window and interval joins on every [`Source`] and [`Flow`] of [`Timestamped`] elements.
+pub trait JoinOps: KeyedUpstream {
+    /// Pairs this stream (left) with `other` (right) by key (one key function per side), to
+    /// join with [`JoinBy::window`] or [`JoinBy::interval`] (after
+    /// [`JoinBy::checkpointed`] to checkpoint the join).
+    fn join_by<L, R, K, M, KL, KR>(
+        self,
+        other: Source<Timestamped<R>, M>,
+        left_key: KL,
+        right_key: KR,
+    ) -> JoinBy<Self, L, R, M, K, KL, KR>
+    where
+        Self: Via<Out = Timestamped<L>>,
+    {
+        JoinBy {
+            upstream: self,
+            other,
+            left_key,
+            right_key,
+            _k: PhantomData,
+        }
+    }
+
+    /// Joins this stream (left) with `other` (right) in event-time `windows`, state in memory
+    /// only: `self.join_by(other, left_key, right_key).window(windows, f)` (see
+    /// [`JoinBy::window`]; a checkpoint barrier fails it).
+    ///
+    /// Emits, backpressures, completes, cancels and fails as [`JoinBy::window`].
     fn window_join<L, R, K, O, M, KL, KR, F>(
         self,
         other: Source<Timestamped<R>, M>,
@@ -134,35 +265,14 @@ pub trait JoinOps: KeyedUpstream {
         KR: FnMut(&Timestamped<R>) -> K + Clone + Send + Sync + 'static,
         F: FnMut(&L, &R) -> O + Clone + Send + Sync + 'static,
     {
-        let invalid = windows.invalid().or_else(|| {
-            windows
-                .merging()
-                .then(|| "session windows cannot be joined".to_owned())
-        });
-        let par = self.outlet_parallelism();
-        let core = move || window::WindowJoin::new(windows, f.clone());
-        self.via_flow(join_flow(
-            "window_join",
-            other,
-            left_key,
-            right_key,
-            par,
-            invalid,
-            core,
-        ))
+        self.join_by(other, left_key, right_key).window(windows, f)
     }
 
     /// Joins this stream (left) with `other` (right) on `left.ts + lower <= right.ts <=
-    /// left.ts + upper` (ms, bounds included; `lower` may be negative): emits `f(left, right)`
-    /// as soon as both elements of a pair of equal key arrived; an element's state is dropped
-    /// once the watermark passes the last timestamp it can still join.
+    /// left.ts + upper`, state in memory only: `self.join_by(other, left_key,
+    /// right_key).interval(lower, upper, f)` (see [`JoinBy::interval`]).
     ///
-    /// - **emits when** an element arrives that joins buffered ones of the other side, or is
-    ///   late (`LateLeft`/`LateRight`: its timestamp is at or below the watermark)
-    /// - **backpressures when** downstream backpressures
-    /// - **completes when** both inputs completed
-    /// - **cancels when** downstream cancels (both inputs are cancelled)
-    /// - **fails when** either input fails (after the results emitted before)
+    /// Emits, backpressures, completes, cancels and fails as [`JoinBy::interval`].
     fn interval_join<L, R, K, O, M, KL, KR, F>(
         self,
         other: Source<Timestamped<R>, M>,
@@ -183,24 +293,14 @@ pub trait JoinOps: KeyedUpstream {
         KR: FnMut(&Timestamped<R>) -> K + Clone + Send + Sync + 'static,
         F: FnMut(&L, &R) -> O + Clone + Send + Sync + 'static,
     {
-        let invalid = (lower > upper).then(|| {
-            format!("interval join: lower bound {lower} ms is above upper bound {upper} ms")
-        });
-        let par = self.outlet_parallelism();
-        let core = move || interval::IntervalJoin::new(lower, upper, f.clone());
-        self.via_flow(join_flow(
-            "interval_join",
-            other,
-            left_key,
-            right_key,
-            par,
-            invalid,
-            core,
-        ))
+        self.join_by(other, left_key, right_key)
+            .interval(lower, upper, f)
     }
 }
 
 impl<S: KeyedUpstream> JoinOps for S {}
 
+#[cfg(test)]
+mod checkpoint_tests;
 #[cfg(test)]
 mod tests;

@@ -7,9 +7,10 @@ use crate::time::Timestamped;
 use crate::time::util::{maybe, race};
 use futures::future::{BoxFuture, Either, FutureExt};
 use std::marker::PhantomData;
+use std::sync::Arc;
 use weir_graph::{
-    Aligner, AsyncIo, AsyncLogic, Control, Event, Inlet, Junction, Node, NodePorts, Outlet, Output,
-    Signal, StageCx, StageError, async_node, router_for,
+    Aligner, AsyncIo, AsyncLogic, Control, Event, Inlet, Junction, KeyGroupRange, Node, NodePorts,
+    Outlet, Output, Signal, Snapshot, StageCheckpoint, StageCx, StageError, async_node, router_for,
 };
 
 /// The output of a join stage.
@@ -25,6 +26,16 @@ pub(crate) trait JoinCore<K, L, R, O>: Send + 'static {
     fn on_watermark(&mut self, ms: i64, out: &mut Out<K, O, L, R>);
     /// Both inputs completed.
     fn on_finish(&mut self, out: &mut Out<K, O, L, R>);
+    /// The state as a barrier passes (the common `no_codec` error without a codec).
+    fn save(&self) -> Result<Snapshot, StageError>;
+    /// Restores `snapshots` into the fresh core of the subtask owning `owned`: its own one
+    /// (`rescaled` false) or every old subtask's after a change of parallelism.
+    fn load(
+        &mut self,
+        snapshots: &[Snapshot],
+        owned: KeyGroupRange,
+        rescaled: bool,
+    ) -> Result<(), StageError>;
 }
 
 /// The ports of a join stage.
@@ -69,10 +80,11 @@ where
             self.name,
             2,
             vec![router_for::<JoinOutput<K, O, L, R>>()],
-            move |_| {
+            move |info| {
                 Ok((
                     JoinLogic {
                         core: make(),
+                        owned: KeyGroupRange::for_subtask(info.subtask, info.parallelism),
                         _t: PhantomData::<fn(K, L, R) -> O>,
                     },
                     (),
@@ -93,6 +105,8 @@ where
 
 struct JoinLogic<K, L, R, O, C> {
     core: C,
+    /// The key groups this subtask owns.
+    owned: KeyGroupRange,
     _t: PhantomData<fn(K, L, R) -> O>,
 }
 
@@ -104,23 +118,25 @@ async fn send<T: Send + 'static>(output: &mut Output<T>, out: &mut Vec<T>) -> bo
     output.send(std::mem::take(out)).await.is_ok()
 }
 
-/// Applies the controls the aligner released: watermarks reach the core, then every control
-/// goes on; a barrier is refused (join state is not checkpointed).
+/// Applies the controls the aligner released: watermarks reach the core, a barrier
+/// acknowledges the core's state (a join without codec fails, naming itself), then every
+/// control goes on.
 fn released<K, L, R, O, C: JoinCore<K, L, R, O>>(
     core: &mut C,
     controls: Vec<Control>,
     out: &mut Out<K, O, L, R>,
     forward: &mut Vec<Control>,
     scx: &StageCx<'_>,
+    ck: Option<&Arc<dyn StageCheckpoint>>,
 ) -> Result<(), StageError> {
     for c in controls {
         match c {
             Control::Watermark { ms } => core.on_watermark(ms, out),
-            Control::Barrier { .. } => {
-                return Err(StageError::internal(
-                    "join state lives in memory and cannot be checkpointed yet",
-                )
-                .with_stage(&scx.info().path));
+            Control::Barrier { id } => {
+                let snap = core.save().map_err(|e| e.with_stage(&scx.info().path))?;
+                if let Some(ck) = ck {
+                    ck.ack(id, Some(snap));
+                }
             }
             _ => {}
         }
@@ -141,6 +157,20 @@ where
         true
     }
 
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), StageError> {
+        self.core
+            .load(std::slice::from_ref(snapshot), self.owned, false)
+    }
+
+    fn restore_rescaled(
+        &mut self,
+        snapshots: &[Snapshot],
+        key_groups: KeyGroupRange,
+    ) -> Result<(), StageError> {
+        self.owned = key_groups;
+        self.core.load(snapshots, key_groups, true)
+    }
+
     fn run(self: Box<Self>, mut io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
         async move {
             let mut core = self.core;
@@ -151,9 +181,14 @@ where
             let (mut left_open, mut right_open) = (true, true);
             let mut out = Vec::new();
             let mut forward = Vec::new();
+            let ck = io.checkpoint.clone();
             while left_open || right_open {
-                let l = left_open.then(|| left.recv_signal());
-                let r = right_open.then(|| right.recv_signal());
+                // A side that delivered a barrier waits until the other delivered it too, so no
+                // element behind the barrier reaches the state it snapshots.
+                let l = (left_open && aligner.waiting_barriers(0).next().is_none())
+                    .then(|| left.recv_signal());
+                let r = (right_open && aligner.waiting_barriers(1).next().is_none())
+                    .then(|| right.recv_signal());
                 let signal = race(race(maybe(l), maybe(r)), output.closed()).await;
                 let scx = io.stage_cx();
                 let step = match signal {
@@ -178,7 +213,7 @@ where
                         match s {
                             Tail::Control(c) => {
                                 let rel = aligner.arrive(i, c);
-                                released(&mut core, rel, &mut out, &mut forward, &scx)
+                                released(&mut core, rel, &mut out, &mut forward, &scx, ck.as_ref())
                             }
                             Tail::End => {
                                 if i == 0 {
@@ -187,7 +222,7 @@ where
                                     right_open = false;
                                 }
                                 let rel = aligner.end(i);
-                                released(&mut core, rel, &mut out, &mut forward, &scx)
+                                released(&mut core, rel, &mut out, &mut forward, &scx, ck.as_ref())
                             }
                             Tail::Error(e) => Err(e),
                         }

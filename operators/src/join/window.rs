@@ -1,12 +1,14 @@
 //! The window join: pairs of equal key in the same event-time window, when it fires.
 
 use super::JoinOutput;
+use super::snapshot::{self, JoinCodec, Saved, Slots, SlotsRef};
 use super::stage::{JoinCore, Out};
 use crate::time::Timestamped;
 use crate::window::{Window, Windows};
 use ahash::RandomState;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
+use weir_graph::{KeyGroupRange, Snapshot, StageError};
 
 /// The elements of both sides in one window of one key, in arrival order.
 type Slot<L, R> = (Vec<Timestamped<L>>, Vec<Timestamped<R>>);
@@ -22,6 +24,8 @@ pub(crate) struct WindowJoin<K, L, R, F> {
     next_id: u64,
     open: BTreeMap<(i64, i64, u64), Slot<L, R>>,
     scratch: Vec<Window>,
+    /// How the state is checkpointed (none: a checkpoint is refused).
+    codec: Option<JoinCodec<K, L, R>>,
 }
 
 impl<K, L, R, F> WindowJoin<K, L, R, F> {
@@ -36,7 +40,14 @@ impl<K, L, R, F> WindowJoin<K, L, R, F> {
             next_id: 0,
             open: BTreeMap::new(),
             scratch: Vec::new(),
+            codec: None,
         }
+    }
+
+    /// Checkpoints with `codec` (none: refused).
+    pub(crate) fn checkpointed(mut self, codec: Option<JoinCodec<K, L, R>>) -> Self {
+        self.codec = codec;
+        self
     }
 }
 
@@ -152,6 +163,65 @@ where
 
     fn on_finish(&mut self, out: &mut Out<K, O, L, R>) {
         self.fire(i64::MAX, out);
+    }
+
+    fn save(&self) -> Result<Snapshot, StageError> {
+        let codec = self
+            .codec
+            .ok_or_else(|| crate::keyed::in_memory_only("window_join"))?;
+        let mut slots: HashMap<u64, SlotsRef<'_, L, R>> = HashMap::new();
+        for (&(end, start, kid), (lefts, rights)) in &self.open {
+            slots
+                .entry(kid)
+                .or_default()
+                .push((start, end, lefts.as_slice(), rights.as_slice()));
+        }
+        let keys = self
+            .keys
+            .iter()
+            .map(|(&id, (key, _))| (id, key, slots.remove(&id).unwrap_or_default()));
+        let state = Saved {
+            watermark: self.watermark,
+            next_id: self.next_id,
+            groups: snapshot::by_group(keys),
+        };
+        Ok(codec.encode_window(&state)?)
+    }
+
+    fn load(
+        &mut self,
+        snapshots: &[Snapshot],
+        owned: KeyGroupRange,
+        rescaled: bool,
+    ) -> Result<(), StageError> {
+        let codec = self
+            .codec
+            .ok_or_else(|| crate::keyed::in_memory_only("window_join"))?;
+        let states = snapshots
+            .iter()
+            .map(|s| codec.decode_window(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let restored = snapshot::restore(states, owned, rescaled)?;
+        for (id, key, slots) in restored.keys {
+            self.install(id, key, slots);
+        }
+        self.watermark = restored.watermark;
+        self.next_id = restored.next_id;
+        Ok(())
+    }
+}
+
+impl<K: Hash + Eq + Clone, L, R, F> WindowJoin<K, L, R, F> {
+    /// Puts key `key` with id `kid` and its open windows into the (fresh) join.
+    fn install(&mut self, kid: u64, key: K, slots: Slots<L, R>) {
+        let count = slots.len();
+        for (start, end, lefts, rights) in slots {
+            self.open.insert((end, start, kid), (lefts, rights));
+        }
+        if count > 0 {
+            self.ids.insert(key.clone(), kid);
+            self.keys.insert(kid, (key, count));
+        }
     }
 }
 

@@ -6,7 +6,9 @@
 use crate::time::util::{maybe, race};
 use futures::future::{BoxFuture, Either, FutureExt};
 use std::time::Duration;
-use weir_graph::{AsyncIo, AsyncLogic, Control, Event, Signal, Snapshot, StageCx, StageError};
+use weir_graph::{
+    AsyncIo, AsyncLogic, Control, Event, KeyGroupRange, Signal, Snapshot, StageCx, StageError,
+};
 
 /// A one-input logic driven by its input, the watermark and the run's clock.
 pub(crate) trait Timed<I, O>: Send + 'static {
@@ -46,6 +48,18 @@ pub(crate) trait Timed<I, O>: Send + 'static {
     fn snapshot(&self) -> Result<Option<Snapshot>, StageError>;
     /// Restores the state saved by [`Timed::snapshot`].
     fn restore(&mut self, snapshot: &Snapshot) -> Result<(), StageError>;
+    /// Restores every old subtask's state at a changed parallelism, keeping `key_groups`
+    /// (refused by default: the state is not split by key group).
+    fn restore_rescaled(
+        &mut self,
+        _snapshots: &[Snapshot],
+        _key_groups: KeyGroupRange,
+    ) -> Result<(), StageError> {
+        Err(StageError::internal(
+            "its state is not kept by key group, so it cannot be restored at a parallelism \
+             other than the checkpoint's: run it at the checkpoint's parallelism",
+        ))
+    }
 }
 
 /// Runs a [`Timed`] logic as an asynchronous stage that handles control itself.
@@ -76,6 +90,14 @@ where
 
     fn restore(&mut self, snapshot: &Snapshot) -> Result<(), StageError> {
         self.logic.restore(snapshot)
+    }
+
+    fn restore_rescaled(
+        &mut self,
+        snapshots: &[Snapshot],
+        key_groups: KeyGroupRange,
+    ) -> Result<(), StageError> {
+        self.logic.restore_rescaled(snapshots, key_groups)
     }
 
     fn run(self: Box<Self>, mut io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {

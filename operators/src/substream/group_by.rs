@@ -11,8 +11,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::task::Poll;
 use weir_graph::{
-    AsyncIo, AsyncLogic, Directive, Event, Flow, Input, Module, Output, StageCx, StageError,
-    panic_message,
+    AsyncIo, AsyncLogic, Control, Directive, Event, Flow, Input, Module, Output, Signal, StageCx,
+    StageError, panic_message,
 };
 
 /// A stream split by key, waiting for the flow each substream runs through
@@ -95,11 +95,14 @@ struct Sub<T, O> {
     busy: bool,
     /// `None` once the flow's output completed.
     out: Option<Input<O>>,
+    /// The pending barrier came back out of this substream's flow (or none is pending).
+    aligned: bool,
 }
 
 enum Wake<T, O> {
     Up(Vec<T>),
     UpEnd,
+    UpControl(Control),
     Sub(Vec<O>),
     Done,
 }
@@ -111,6 +114,13 @@ where
     O: Send + 'static,
     F: Fn(&T) -> K + Send + Sync + 'static,
 {
+    /// A checkpoint barrier goes through every running substream's flow and on once it came
+    /// out of all of them (or they completed), after their rows; nothing is read meanwhile, so
+    /// no row before it is still in a substream when it leaves. Other controls go on at once.
+    fn handles_control(&self) -> bool {
+        true
+    }
+
     fn run(self: Box<Self>, mut io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
         let Self {
             max, key, module, ..
@@ -127,6 +137,8 @@ where
             // A failure on an element: the elements before it still go through their
             // substreams, whose outputs are emitted ahead of it.
             let mut failure: Option<StageError> = None;
+            // The barrier sent into the substreams, waiting to come out of all of them.
+            let mut barrier: Option<Control> = None;
             let (info, clock, sup, batch) = (
                 io.info.clone(),
                 Arc::clone(&io.clock),
@@ -135,6 +147,12 @@ where
             );
             let result: Result<(), StageError> = async {
                 loop {
+                    if subs.iter().all(|s| s.aligned || s.out.is_none())
+                        && let Some(c) = barrier.take()
+                    {
+                        out.control(c);
+                    }
+                    let waiting = barrier.is_some();
                     let wake = std::future::poll_fn(|cx| {
                         if out.poll_closed(cx).is_ready() {
                             return Poll::Ready(Ok(Wake::Done));
@@ -160,21 +178,31 @@ where
                             let Some(o) = subs[i].out.as_mut() else {
                                 continue;
                             };
-                            match o.poll_recv(cx) {
-                                Poll::Ready(Event::Batch(v)) => {
-                                    next = i + 1;
-                                    return Poll::Ready(Ok(Wake::Sub(v)));
+                            // A substream's own controls stay inside; the barrier sent in aligns.
+                            if let Poll::Ready(sig) = o.poll_signal(cx) {
+                                match sig {
+                                    Signal::Event(Event::Batch(v)) => {
+                                        next = i + 1;
+                                        return Poll::Ready(Ok(Wake::Sub(v)));
+                                    }
+                                    Signal::Event(Event::End) => subs[i].out = None,
+                                    Signal::Event(Event::Error(e)) => return Poll::Ready(Err(e)),
+                                    Signal::Control(c) => {
+                                        if barrier.as_ref() == Some(&c) {
+                                            subs[i].aligned = true;
+                                            return Poll::Ready(Ok(Wake::Sub(Vec::new())));
+                                        }
+                                        cx.waker().wake_by_ref();
+                                    }
                                 }
-                                Poll::Ready(Event::End) => subs[i].out = None,
-                                Poll::Ready(Event::Error(e)) => return Poll::Ready(Err(e)),
-                                Poll::Pending => {}
                             }
                         }
-                        if !blocked && !up_ended {
-                            return input.poll_recv(cx).map(|e| match e {
-                                Event::Batch(v) => Ok(Wake::Up(v)),
-                                Event::End => Ok(Wake::UpEnd),
-                                Event::Error(e) => Err(e),
+                        if !blocked && !up_ended && !waiting {
+                            return input.poll_signal(cx).map(|e| match e {
+                                Signal::Event(Event::Batch(v)) => Ok(Wake::Up(v)),
+                                Signal::Event(Event::End) => Ok(Wake::UpEnd),
+                                Signal::Event(Event::Error(e)) => Err(e),
+                                Signal::Control(c) => Ok(Wake::UpControl(c)),
                             });
                         }
                         if up_ended && subs.iter().all(|s| s.out.is_none()) {
@@ -186,10 +214,21 @@ where
                     match wake {
                         Wake::Done => return failure.take().map_or(Ok(()), Err),
                         Wake::Sub(v) => {
-                            if out.send(v).await.is_err() {
+                            if !v.is_empty() && out.send(v).await.is_err() {
                                 return Ok(());
                             }
                         }
+                        Wake::UpControl(c @ Control::Barrier { .. }) => {
+                            // Into every substream still fed, after the rows pushed into it.
+                            for s in &mut subs {
+                                s.aligned = s.feed.is_none();
+                                if let Some(feed) = s.feed.as_mut() {
+                                    feed.control(c.clone());
+                                }
+                            }
+                            barrier = Some(c);
+                        }
+                        Wake::UpControl(c) => out.control(c),
                         Wake::UpEnd => {
                             up_ended = true;
                             for s in &mut subs {
@@ -245,6 +284,7 @@ where
                                             feed: Some(Output::new(feed)),
                                             busy: false,
                                             out: Some(Input::new(output, Arc::clone(&path))),
+                                            aligned: true,
                                         });
                                         per.push(Vec::new());
                                         keys.insert(k, subs.len() - 1);

@@ -4,6 +4,11 @@
 //! Substreams are materialized inside the running stream through the engine's
 //! [`SubMaterializer`](weir_graph::SubMaterializer) (`io.sub`), so they share the run's clock,
 //! supervision and cancellation: cancelling the outer stream cancels every substream.
+//!
+//! No checkpoint barrier overtakes a row held in a substream: `flat_map_merge`/`flat_map_concat`
+//! forward a control once the substreams of the elements before it completed, `group_by` and
+//! `split_*` send a barrier through every running substream's flow and forward it once it came
+//! out of each; they read nothing more while a barrier waits.
 
 mod flat_map;
 mod group_by;

@@ -11,8 +11,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::task::Poll;
 use weir_graph::{
-    AsyncIo, AsyncLogic, Directive, Event, Flow, Input, Module, Output, StageCx, StageError,
-    panic_message,
+    AsyncIo, AsyncLogic, Control, Directive, Event, Flow, Input, Module, Output, Signal, StageCx,
+    StageError, panic_message,
 };
 
 /// A stream split into segments by a predicate, waiting for the flow each segment runs through
@@ -101,11 +101,14 @@ struct Seg<T, O> {
     out: Option<Input<O>>,
     /// Elements given to this segment so far.
     len: usize,
+    /// The pending barrier came back out of this segment's flow (or none is pending).
+    aligned: bool,
 }
 
 enum Wake<T, O> {
     Up(Vec<T>),
     UpEnd,
+    UpControl(Control),
     Sub(Vec<O>),
     Progress,
     Cancelled,
@@ -117,6 +120,13 @@ where
     O: Send + 'static,
     P: FnMut(&T) -> bool + Send + 'static,
 {
+    /// A checkpoint barrier goes through the open segment's flow and on once it came out of it
+    /// (or the segment completed), after its rows; nothing is read meanwhile. Other controls go
+    /// on at once.
+    fn handles_control(&self) -> bool {
+        true
+    }
+
     fn run(self: Box<Self>, mut io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
         let Self {
             mut pred,
@@ -137,6 +147,8 @@ where
             // `pred` panicked under Stop: the segment so far is completed and its output
             // emitted, then the stage fails with this.
             let mut failure: Option<StageError> = None;
+            // The barrier sent into the open segment, waiting to come out of it.
+            let mut barrier: Option<Control> = None;
             let (info, clock, sup, batch) = (
                 io.info.clone(),
                 Arc::clone(&io.clock),
@@ -145,6 +157,12 @@ where
             );
             let result: Result<(), StageError> = async {
                 loop {
+                    if barrier.is_some()
+                        && seg.as_ref().is_none_or(|s| s.aligned || s.out.is_none())
+                        && let Some(c) = barrier.take()
+                    {
+                        out.control(c);
+                    }
                     if seg.is_none() && !queue.is_empty() {
                         let (feed, output) = sub
                             .flow(Arc::clone(&module), weir_graph::router_for::<T>())
@@ -155,6 +173,7 @@ where
                             busy: false,
                             out: Some(Input::new(output, Arc::clone(&path))),
                             len: 0,
+                            aligned: true,
                         });
                     }
                     if let Some(s) = seg.as_mut() {
@@ -226,7 +245,7 @@ where
                     } else if up_ended {
                         return failure.take().map_or(Ok(()), Err);
                     }
-                    let want_up = queue.is_empty() && !up_ended;
+                    let want_up = queue.is_empty() && !up_ended && barrier.is_none();
                     let wake = std::future::poll_fn(|cx| {
                         if out.poll_closed(cx).is_ready() {
                             return Poll::Ready(Ok(Wake::Cancelled));
@@ -250,7 +269,21 @@ where
                                 }
                             }
                             if let Some(o) = s.out.as_mut() {
-                                match o.poll_recv(cx) {
+                                let sig = match o.poll_signal(cx) {
+                                    // The segment's own controls stay inside; the barrier
+                                    // sent in aligns.
+                                    Poll::Ready(Signal::Control(c)) => {
+                                        if barrier.as_ref() == Some(&c) {
+                                            s.aligned = true;
+                                            return Poll::Ready(Ok(Wake::Progress));
+                                        }
+                                        cx.waker().wake_by_ref();
+                                        Poll::Pending
+                                    }
+                                    Poll::Ready(Signal::Event(e)) => Poll::Ready(e),
+                                    Poll::Pending => Poll::Pending,
+                                };
+                                match sig {
                                     Poll::Ready(Event::Batch(v)) => {
                                         return Poll::Ready(Ok(Wake::Sub(v)));
                                     }
@@ -269,10 +302,11 @@ where
                             }
                         }
                         if want_up && !busy {
-                            return input.poll_recv(cx).map(|e| match e {
-                                Event::Batch(v) => Ok(Wake::Up(v)),
-                                Event::End => Ok(Wake::UpEnd),
-                                Event::Error(e) => Err(e),
+                            return input.poll_signal(cx).map(|e| match e {
+                                Signal::Event(Event::Batch(v)) => Ok(Wake::Up(v)),
+                                Signal::Event(Event::End) => Ok(Wake::UpEnd),
+                                Signal::Event(Event::Error(e)) => Err(e),
+                                Signal::Control(c) => Ok(Wake::UpControl(c)),
                             });
                         }
                         Poll::Pending
@@ -282,6 +316,19 @@ where
                     match wake {
                         Wake::Up(v) => queue.extend(v),
                         Wake::UpEnd => up_ended = true,
+                        Wake::UpControl(c @ Control::Barrier { .. }) => {
+                            // Into the open segment, after the rows pushed into it.
+                            if let Some(s) = seg.as_mut().filter(|s| s.out.is_some()) {
+                                s.aligned = false;
+                                if s.feeding
+                                    && let Some(feed) = s.feed.as_mut()
+                                {
+                                    feed.control(c.clone());
+                                }
+                            }
+                            barrier = Some(c);
+                        }
+                        Wake::UpControl(c) => out.control(c),
                         Wake::Progress => {}
                         Wake::Sub(v) => {
                             if out.send(v).await.is_err() {

@@ -4,7 +4,12 @@
 //! each element passes through as `seed(element)`, as many as it asked for; every other element
 //! is folded into one aggregate, emitted when the consumer next asks. A consumer that requests
 //! nothing while 1000 elements arrive then receives exactly one aggregate of all of them.
+//!
+//! A control (checkpoint barrier, watermark) leaves after the aggregate holding the elements
+//! that arrived before it. While a barrier waits, nothing more is read, so no element after
+//! the barrier is folded into an aggregate before it: a checkpoint through the stage is exact.
 
+use super::held::HeldControls;
 use super::util::send_rows;
 use futures::future::{BoxFuture, FutureExt};
 use std::collections::VecDeque;
@@ -12,7 +17,7 @@ use std::future::poll_fn;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::Poll;
-use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, Module, StageError, async_node};
+use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, Module, Signal, StageError, async_node};
 
 /// Folds elements into aggregates of at most `max` elements (0 is reported as an invalid
 /// parameter when the graph is validated) while downstream is backpressured; passes each element through as `seed(element)` when it is not.
@@ -107,7 +112,7 @@ enum Wake<T> {
     /// Downstream asked for rows.
     Demand,
     /// Upstream sent something.
-    In(Event<T>),
+    In(Signal<T>),
     /// Downstream is gone.
     Gone,
 }
@@ -119,6 +124,11 @@ where
     Seed: FnMut(T) -> S + Send + 'static,
     Agg: FnMut(S, T) -> S + Send + 'static,
 {
+    /// Controls wait behind the aggregate of the elements that arrived before them.
+    fn handles_control(&self) -> bool {
+        true
+    }
+
     fn run(self: Box<Self>, mut io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
         async move {
             let Batch {
@@ -134,6 +144,9 @@ where
             let mut agg: Option<S> = None;
             let mut count = 0usize;
             let mut ended = false;
+            // Elements received and elements emitted (alone or in a sent aggregate).
+            let (mut received, mut emitted) = (0u64, 0u64);
+            let mut controls = HeldControls::default();
             loop {
                 while count < max {
                     let Some(x) = stash.pop_front() else { break };
@@ -143,10 +156,12 @@ where
                     });
                     count += 1;
                 }
+                controls.release(emitted, &mut output);
                 if ended && agg.is_none() {
                     return Ok(());
                 }
-                let (has_agg, can_recv) = (agg.is_some(), !ended && stash.is_empty());
+                let has_agg = agg.is_some();
+                let can_recv = !ended && stash.is_empty() && !controls.barrier_held();
                 let wake = poll_fn(|cx| {
                     if has_agg {
                         if let Poll::Ready(r) = output.poll_demand(cx) {
@@ -155,8 +170,8 @@ where
                     } else if output.poll_closed(cx).is_ready() {
                         return Poll::Ready(Wake::Gone);
                     }
-                    if can_recv && let Poll::Ready(ev) = input.poll_recv(cx) {
-                        return Poll::Ready(Wake::In(ev));
+                    if can_recv && let Poll::Ready(s) = input.poll_signal(cx) {
+                        return Poll::Ready(Wake::In(s));
                     }
                     Poll::Pending
                 })
@@ -164,6 +179,7 @@ where
                 match wake {
                     Wake::Gone => return Ok(()),
                     Wake::Demand => {
+                        emitted += count as u64;
                         count = 0;
                         if send_rows(&mut output, agg.take().into_iter().collect())
                             .await
@@ -172,7 +188,8 @@ where
                             return Ok(());
                         }
                     }
-                    Wake::In(Event::Batch(b)) => {
+                    Wake::In(Signal::Event(Event::Batch(b))) => {
+                        received += b.len() as u64;
                         // Element by element, as downstream would see them one at a time: while
                         // it has demand and nothing is aggregated, an element passes on its own.
                         let demand = if agg.is_none() {
@@ -183,12 +200,14 @@ where
                         let mut rest = b.into_iter();
                         let direct: Vec<S> = rest.by_ref().take(demand).map(&mut seed).collect();
                         stash.extend(rest);
+                        emitted += direct.len() as u64;
                         if send_rows(&mut output, direct).await.is_err() {
                             return Ok(());
                         }
                     }
-                    Wake::In(Event::End) => ended = true,
-                    Wake::In(Event::Error(e)) => return Err(e),
+                    Wake::In(Signal::Event(Event::End)) => ended = true,
+                    Wake::In(Signal::Event(Event::Error(e))) => return Err(e),
+                    Wake::In(Signal::Control(c)) => controls.arrive(received, c),
                 }
             }
         }

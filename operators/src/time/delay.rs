@@ -1,11 +1,12 @@
 //! `delay`: shifts every element by a fixed duration, keeping order.
 
-use super::util::{race, recv_or_closed, send_rows};
+use super::held::HeldControls;
+use super::util::{race, recv_signal_or_closed as recv_or_closed, send_rows};
 use futures::future::{BoxFuture, Either, FutureExt};
 use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::time::Duration;
-use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, StageError};
+use weir_graph::{AsyncIo, AsyncLogic, Event, Flow, Signal, StageError};
 
 /// Default bound on elements held by [`delay`].
 pub const DEFAULT_DELAY_CAPACITY: usize = 1024;
@@ -24,7 +25,8 @@ pub fn delay<T: Send + 'static>(by: Duration) -> Flow<T, T> {
 
 /// Emits every element `by` after it arrived, in order, holding at most `capacity` elements
 /// (one input batch may overshoot it; 0 is reported as an invalid parameter when the graph is
-/// validated).
+/// validated). A control (checkpoint barrier, watermark) leaves right after the elements that
+/// arrived before it, so no barrier overtakes a held element.
 ///
 /// - **emits when** an element has been held for `by` and downstream has room
 /// - **backpressures when** the held elements reach `capacity` or downstream backpressures
@@ -52,6 +54,11 @@ struct Delay<T> {
 }
 
 impl<T: Send + 'static> AsyncLogic for Delay<T> {
+    /// Controls wait behind the elements that arrived before them.
+    fn handles_control(&self) -> bool {
+        true
+    }
+
     fn run(self: Box<Self>, mut io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
         async move {
             let mut input = io.input::<T>(0)?;
@@ -60,11 +67,21 @@ impl<T: Send + 'static> AsyncLogic for Delay<T> {
             // Elements with the time they are due, in arrival order (so due times never decrease).
             let mut held: VecDeque<(Duration, T)> = VecDeque::new();
             let mut ended = false;
+            // Elements sent, and the controls behind held elements.
+            let mut sent = 0u64;
+            let mut controls = HeldControls::default();
             loop {
+                controls.release(sent, &mut output);
                 let now = clock.now();
                 let due = held.iter().take_while(|(at, _)| *at <= now).count();
                 if due > 0 {
+                    // Up to the next held control only: it leaves right after them.
+                    let before = controls.next_at().map_or(usize::MAX, |at| {
+                        usize::try_from(at - sent).unwrap_or(usize::MAX)
+                    });
+                    let due = due.min(before);
                     let rows: Vec<T> = held.drain(..due).map(|(_, x)| x).collect();
+                    sent += due as u64;
                     if send_rows(&mut output, rows).await.is_err() {
                         return Ok(());
                     }
@@ -90,12 +107,13 @@ impl<T: Send + 'static> AsyncLogic for Delay<T> {
                 };
                 let Some(ev) = ev else { return Ok(()) };
                 match ev {
-                    Event::Batch(b) => {
+                    Signal::Event(Event::Batch(b)) => {
                         let at = clock.now() + self.by;
                         held.extend(b.into_iter().map(|x| (at, x)));
                     }
-                    Event::End => ended = true,
-                    Event::Error(e) => return Err(e),
+                    Signal::Event(Event::End) => ended = true,
+                    Signal::Event(Event::Error(e)) => return Err(e),
+                    Signal::Control(c) => controls.arrive(sent + held.len() as u64, c),
                 }
             }
         }

@@ -1,12 +1,15 @@
 //! `grouped_within`: groups of up to `n` elements, closed by size or by a timer window.
 
-use super::util::{race, recv_or_closed, send_rows};
+use super::held::HeldControls;
+use super::util::{race, recv_signal_or_closed as recv_or_closed, send_rows};
 use futures::future::{BoxFuture, Either, FutureExt};
 use std::future::poll_fn;
 use std::marker::PhantomData;
 use std::task::Poll;
 use std::time::Duration;
-use weir_graph::{AsyncIo, AsyncLogic, Cancelled, Event, Flow, Input, Output, StageError};
+use weir_graph::{
+    AsyncIo, AsyncLogic, Cancelled, Control, Event, Flow, Input, Output, Signal, StageError,
+};
 
 /// Chunks the stream into groups of at most `n` elements (`n` of 0 and a zero `within` are
 /// reported as invalid parameters when the graph is validated), as Akka's
@@ -15,6 +18,10 @@ use weir_graph::{AsyncIo, AsyncLogic, Cancelled, Event, Flow, Input, Output, Sta
 /// empty group emits nothing (no empty groups) and simply runs another period. A timer firing
 /// while downstream has no demand marks the group due: it keeps taking elements until it holds
 /// `n`, and is emitted (with what it holds) as soon as downstream demands.
+///
+/// A checkpoint barrier closes the group: what it holds is emitted (once downstream has
+/// credit), then the barrier goes on, so a checkpoint through the stage is exact. Other
+/// controls (watermarks) leave after the group holding the elements that arrived before them.
 ///
 /// - **emits when** the group holds `n` elements, or `within` has passed since the last emission
 ///   (or the start), the group is not empty and downstream demands
@@ -46,6 +53,11 @@ struct GroupedWithin<T> {
 }
 
 impl<T: Send + 'static> AsyncLogic for GroupedWithin<T> {
+    /// Controls wait behind the group of the elements that arrived before them.
+    fn handles_control(&self) -> bool {
+        true
+    }
+
     fn run(self: Box<Self>, mut io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
         async move {
             let mut input = io.input::<T>(0)?;
@@ -62,13 +74,18 @@ impl<T: Send + 'static> AsyncLogic for GroupedWithin<T> {
             // The timer fired on a non-empty group that found no demand: the group is emitted as
             // soon as downstream asks, and keeps taking elements until then (up to `n`).
             let mut due = false;
+            // Elements received and elements emitted in groups; the controls behind a group.
+            let (mut received, mut emitted) = (0u64, 0u64);
+            let mut controls = HeldControls::default();
             loop {
+                controls.release(emitted, &mut output);
                 let ev = if group.is_empty() {
                     recv_or_closed(&mut input, &mut output).await
                 } else if due {
                     match demand_or_recv(&mut output, &mut input).await {
                         Either::Left(Ok(_)) => {
                             let g = std::mem::take(&mut group);
+                            emitted += g.len() as u64;
                             if output.send(vec![g]).await.is_err() {
                                 return Ok(());
                             }
@@ -88,6 +105,7 @@ impl<T: Send + 'static> AsyncLogic for GroupedWithin<T> {
                                 continue;
                             }
                             let g = std::mem::take(&mut group);
+                            emitted += g.len() as u64;
                             if output.send(vec![g]).await.is_err() {
                                 return Ok(());
                             }
@@ -99,7 +117,21 @@ impl<T: Send + 'static> AsyncLogic for GroupedWithin<T> {
                 };
                 let Some(ev) = ev else { return Ok(()) };
                 match ev {
-                    Event::Batch(batch) => {
+                    Signal::Control(c) => {
+                        if matches!(c, Control::Barrier { .. }) && !group.is_empty() {
+                            // The barrier closes the group: its elements leave before it.
+                            let g = std::mem::take(&mut group);
+                            emitted += g.len() as u64;
+                            if output.send(vec![g]).await.is_err() {
+                                return Ok(());
+                            }
+                            epoch = clock.now();
+                            due = false;
+                        }
+                        controls.arrive(received, c);
+                    }
+                    Signal::Event(Event::Batch(batch)) => {
+                        received += batch.len() as u64;
                         if group.is_empty() {
                             deadline = next_tick(epoch, within, clock.now());
                         }
@@ -110,6 +142,7 @@ impl<T: Send + 'static> AsyncLogic for GroupedWithin<T> {
                             }
                             group.push(x);
                             if group.len() >= n {
+                                emitted += group.len() as u64;
                                 ready.push(std::mem::take(&mut group));
                             }
                         }
@@ -123,14 +156,16 @@ impl<T: Send + 'static> AsyncLogic for GroupedWithin<T> {
                             due = false;
                         }
                     }
-                    Event::End => {
+                    Signal::Event(Event::End) => {
                         if !group.is_empty() {
                             // Downstream gone at the end changes nothing: the stage completes.
+                            emitted += group.len() as u64;
                             let _ = output.send(vec![group]).await;
                         }
+                        controls.release(emitted, &mut output);
                         return Ok(());
                     }
-                    Event::Error(e) => return Err(e),
+                    Signal::Event(Event::Error(e)) => return Err(e),
                 }
             }
         }
@@ -138,16 +173,16 @@ impl<T: Send + 'static> AsyncLogic for GroupedWithin<T> {
     }
 }
 
-/// Waits for downstream demand (polled first) or the next input event.
+/// Waits for downstream demand (polled first) or the next input signal.
 async fn demand_or_recv<T: Send + 'static, O: Send + 'static>(
     output: &mut Output<O>,
     input: &mut Input<T>,
-) -> Either<Result<usize, Cancelled>, Event<T>> {
+) -> Either<Result<usize, Cancelled>, Signal<T>> {
     poll_fn(|cx| {
         if let Poll::Ready(r) = output.poll_demand(cx) {
             return Poll::Ready(Either::Left(r));
         }
-        input.poll_recv(cx).map(Either::Right)
+        input.poll_signal(cx).map(Either::Right)
     })
     .await
 }

@@ -8,6 +8,7 @@ mod delay;
 mod event_time;
 mod expand;
 mod grouped_within;
+pub(crate) mod held;
 mod initial_delay;
 mod keep_alive;
 mod throttle;

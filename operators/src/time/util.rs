@@ -4,7 +4,7 @@ use futures::future::Either;
 use std::future::{Future, poll_fn};
 use std::pin::pin;
 use std::task::Poll;
-use weir_graph::{Cancelled, Event, Input, Output};
+use weir_graph::{Cancelled, Event, Input, Output, Signal};
 
 /// Waits for the first of `a` and `b`; `a` is polled first, so it wins a tie.
 pub(crate) async fn race<A: Future, B: Future>(a: A, b: B) -> Either<A::Output, B::Output> {
@@ -63,6 +63,18 @@ pub(crate) async fn recv_or_closed<I: Send + 'static, O: Send + 'static>(
 ) -> Option<Event<I>> {
     match race(input.recv(), output.closed()).await {
         Either::Left(ev) => Some(ev),
+        Either::Right(()) => None,
+    }
+}
+
+/// Receives the next signal (rows, end, control) from `input`, or `None` once every consumer of
+/// `output` is gone.
+pub(crate) async fn recv_signal_or_closed<I: Send + 'static, O: Send + 'static>(
+    input: &mut Input<I>,
+    output: &mut Output<O>,
+) -> Option<Signal<I>> {
+    match race(input.recv_signal(), output.closed()).await {
+        Either::Left(s) => Some(s),
         Either::Right(()) => None,
     }
 }

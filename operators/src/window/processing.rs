@@ -7,27 +7,45 @@
 //! end, driven by the clock's timers (no input needed). Arrival times only grow, so nothing is
 //! ever late. When the input completes every open window fires at once (nothing accepted is
 //! lost). Upstream watermarks pass through untouched. Results leave in firing order (by window
-//! end, then start, then key in first-seen order). Window state lives in memory: a checkpoint
-//! barrier is refused (`no_codec`).
+//! end, then start, then key in first-seen order). Window state lives in memory. With
+//! [`ProcessingWindowedStream::checkpointed`] (serde keys and contents) a checkpoint saves the
+//! open windows by key group, as event-time windows do; a restored window (also rescaled)
+//! fires when the restored run's clock reaches its end, or at once when that is past. Without
+//! it a checkpoint barrier is refused (`no_codec`).
 
 use super::contents::{Aggregate, Contents, Process, Reduce};
 use super::logic::WindowLogic;
 use super::{AggregateFunction, Window, WindowOutput, Windows};
-use crate::keyed::{KeyedUpstream, pairs};
+use crate::keyed::{InMemoryOnly, KeyedUpstream, SerdeState, StateChoice, pairs};
 use crate::process::driver::{Driver, Timed};
 use crate::time::Timestamped;
 use std::collections::BTreeSet;
 use std::hash::Hash;
 use std::marker::PhantomData;
 use std::time::Duration;
-use weir_graph::{Control, Flow, FlowLogic, Snapshot, StageCx, StageError};
+use weir_graph::{Control, Flow, FlowLogic, KeyGroupRange, Snapshot, StageCx, StageError};
 
-/// A keyed stream awaiting its processing-time window function.
-pub struct ProcessingWindowedStream<S, T, K, F> {
+/// A keyed stream awaiting its processing-time window function; `M` says whether the window
+/// state is checkpointed ([`StateChoice`]).
+pub struct ProcessingWindowedStream<S, T, K, F, M = InMemoryOnly> {
     upstream: S,
     key: F,
     windows: Windows,
-    _k: PhantomData<fn(T) -> K>,
+    _k: PhantomData<fn(T) -> (K, M)>,
+}
+
+impl<S, T, K, F> ProcessingWindowedStream<S, T, K, F, InMemoryOnly> {
+    /// Checkpoints the open windows with serde: keys and window contents must be serde types;
+    /// without it a checkpoint of the stage is refused. A restored window fires when the
+    /// restored run's clock reaches its end (at once when past); restores rescale by key group.
+    pub fn checkpointed(self) -> ProcessingWindowedStream<S, T, K, F, SerdeState> {
+        ProcessingWindowedStream {
+            upstream: self.upstream,
+            key: self.key,
+            windows: self.windows,
+            _k: PhantomData,
+        }
+    }
 }
 
 /// The window stage driven by the clock.
@@ -40,6 +58,25 @@ struct ClockWindows<K, T, C: Contents<K, T>> {
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl<K, T, C> ClockWindows<K, T, C>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    T: Clone + Send + 'static,
+    C: Contents<K, T>,
+{
+    /// After a restore: every open window fires when the clock reaches its end, whatever the
+    /// old run's clock was (the restored watermark would make new arrivals late otherwise).
+    fn restored(&mut self) {
+        self.logic.watermark = None;
+        self.deadlines = self
+            .logic
+            .due_order
+            .iter()
+            .map(|&(end, _, _)| end)
+            .collect();
+    }
 }
 
 impl<K, T, C> Timed<(K, T), WindowOutput<K, C::Out, T>> for ClockWindows<K, T, C>
@@ -117,27 +154,42 @@ where
     }
 
     fn restore(&mut self, snapshot: &Snapshot) -> Result<(), StageError> {
-        self.logic.restore(snapshot)
+        self.logic.restore(snapshot)?;
+        self.restored();
+        Ok(())
+    }
+
+    fn restore_rescaled(
+        &mut self,
+        snapshots: &[Snapshot],
+        key_groups: KeyGroupRange,
+    ) -> Result<(), StageError> {
+        self.logic.restore_rescaled(snapshots, key_groups)?;
+        self.restored();
+        Ok(())
     }
 }
 
-impl<S, T, K, F> ProcessingWindowedStream<S, T, K, F>
+impl<S, T, K, F, M> ProcessingWindowedStream<S, T, K, F, M>
 where
     S: KeyedUpstream<Out = T>,
     T: Clone + Send + 'static,
     K: Hash + Eq + Clone + Send + 'static,
     F: FnMut(&T) -> K + Clone + Send + Sync + 'static,
 {
-    fn build<C, M>(self, name: &'static str, make: M) -> S::Next<WindowOutput<K, C::Out, T>>
+    fn build<C, Mk>(self, name: &'static str, make: Mk) -> S::Next<WindowOutput<K, C::Out, T>>
     where
         C: Contents<K, T>,
-        M: Fn() -> C + Send + Sync + 'static,
+        Mk: Fn() -> C + Send + Sync + 'static,
+        M: StateChoice<K, C::Acc>,
     {
         let windows = self.windows;
         let invalid = windows.invalid();
-        let stage = Flow::from_async(name, move |_| {
+        let codec = M::windows();
+        let stage = Flow::from_async(name, move |info| {
+            let owned = KeyGroupRange::for_subtask(info.subtask, info.parallelism);
             let logic = ClockWindows {
-                logic: WindowLogic::new(windows, 0, make()),
+                logic: WindowLogic::new(windows, 0, make()).checkpointed(codec, owned),
                 deadlines: BTreeSet::new(),
                 scratch: Vec::new(),
             };
@@ -159,6 +211,7 @@ where
     pub fn reduce<G>(self, f: G) -> S::Next<WindowOutput<K, T, T>>
     where
         G: FnMut(T, T) -> T + Clone + Send + Sync + 'static,
+        M: StateChoice<K, T>,
     {
         self.build("processing_window_reduce", move || Reduce(f.clone()))
     }
@@ -169,6 +222,7 @@ where
     pub fn aggregate<A>(self, agg: A) -> S::Next<WindowOutput<K, A::Out, T>>
     where
         A: AggregateFunction<T>,
+        M: StateChoice<K, A::Acc>,
     {
         self.build("processing_window_aggregate", move || {
             Aggregate(agg.clone(), PhantomData)
@@ -182,6 +236,7 @@ where
     where
         R: Send + 'static,
         G: FnMut(&K, Window, &[Timestamped<T>]) -> R + Clone + Send + Sync + 'static,
+        M: StateChoice<K, Vec<Timestamped<T>>>,
     {
         self.build("processing_window_process", move || Process(f.clone()))
     }

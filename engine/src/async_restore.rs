@@ -1,0 +1,45 @@
+//! Restoring an asynchronous stage subtask from the checkpoint: its own snapshot at the
+//! checkpoint's parallelism, every old subtask's (to keep the key groups it owns now) when the
+//! parallelism changed.
+
+use crate::checkpoint::Coordinator;
+use weir_graph::{AsyncLogic, KeyGroupRange, StageError, StageInfo};
+
+/// Restores async `logic` of `info` (subtask `sub`) from the checkpoint `ck` restored
+/// (nothing when it holds no state for the stage).
+pub(crate) fn restore_async(
+    ck: &Coordinator,
+    info: &StageInfo,
+    sub: usize,
+    logic: &mut dyn AsyncLogic,
+) -> Result<(), StageError> {
+    let rescaled = ck
+        .restored_parallelism(info.id)
+        .filter(|&old| old != info.parallelism);
+    let snapshots = match rescaled {
+        Some(_) => ck.restored_all(info.id),
+        None => Vec::new(),
+    };
+    let Some(old) = rescaled.filter(|_| !snapshots.is_empty()) else {
+        return match ck.restored(info.id, sub) {
+            Some(s) => logic.restore(s),
+            None => Ok(()),
+        };
+    };
+    let key_groups = KeyGroupRange::for_subtask(sub, info.parallelism);
+    tracing::info!(
+        stage = %info.path,
+        from = old,
+        to = info.parallelism,
+        subtask = sub,
+        %key_groups,
+        "restoring rescaled state"
+    );
+    logic.restore_rescaled(&snapshots, key_groups).map_err(|e| {
+        StageError::internal(format!(
+            "{} (restoring at parallelism {} from a checkpoint taken at parallelism {old})",
+            e.message(),
+            info.parallelism
+        ))
+    })
+}

@@ -70,6 +70,11 @@ impl FiringOrder {
         Some((end, bucket))
     }
 
+    /// The ends of the open windows, smallest first.
+    pub(super) fn ends(&self) -> impl Iterator<Item = i64> + '_ {
+        self.by_end.keys().copied()
+    }
+
     /// The smallest end, if any window is open.
     pub(super) fn first_end(&self) -> Option<i64> {
         self.by_end.keys().next().copied()

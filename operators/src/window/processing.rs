@@ -70,12 +70,7 @@ where
     /// old run's clock was (the restored watermark would make new arrivals late otherwise).
     fn restored(&mut self) {
         self.logic.watermark = None;
-        self.deadlines = self
-            .logic
-            .due_order
-            .iter()
-            .map(|&(end, _, _)| end)
-            .collect();
+        self.deadlines = self.logic.order.ends().collect();
     }
 }
 

@@ -303,3 +303,25 @@ def test_key_codec_pickle_checkpoints_window_state_the_codec_cannot_encode(tmp_p
     got = resumed(graph, before, after, str(tmp_path / "state"))
     assert got == want
     assert len(want) >= 5
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda w: w.sum(lambda r: r[1]),
+        lambda w: w.reduce(lambda a, r: (a[0], a[1] * 7 % 1000 + r[1])),
+        lambda w: w.process(lambda k, start, end, rows: [(k, sorted(r[1] for r in rows))]),
+    ],
+    ids=["sum", "reduce", "process"],
+)
+def test_processing_time_windows_resume_their_open_windows(tmp_path, build):
+    from weir import Tumbling
+
+    def graph():
+        s = testing.probe_source().key_by(lambda r: r[0]).window(Tumbling(10.0), processing_time=True)
+        return build(s).to(Sink.collect(), "both")
+
+    want = uninterrupted(graph, ROWS)
+    got = resumed(graph, ROWS[:25], ROWS[25:], str(tmp_path / "state"))
+    assert sorted(map(repr, got)) == sorted(map(repr, want))
+    assert len(want) == 5

@@ -65,7 +65,10 @@ pub fn flow_processing_window(
         Some(s) => prep.with_supervision(s.0.clone()),
         None => prep,
     };
-    let keyed = prep.window_by_processing_time(|p: &Prep| p.key.clone(), w);
+    // Window state checkpoints through the key and value codec, as for event time.
+    let keyed = prep
+        .window_by_processing_time(|p: &Prep| p.key.clone(), w)
+        .checkpointed();
     let arg = |i: usize| -> PyResult<PyFn> {
         fns.get(i)
             .and_then(|f| f.as_ref())

@@ -1,4 +1,4 @@
-"""Benchmarks of the Python API: ``python -m weir.bench <w1|w2|keyed|pool|all> [--n N] [--repeat R]``.
+"""Benchmarks of the Python API: ``python -m weir.bench <w1|w2|keyed|w3|pool|all> [--n N] [--repeat R]``.
 
 Prints one JSON object per line, like the Rust ``weir-bench``: ``workload``, ``variant``, ``n``,
 ``parallelism``, ``seconds`` (the **median** of ``repeat`` runs), ``best_seconds``,
@@ -18,6 +18,12 @@ machines are shared and noisy: use ``--repeat 7`` or more for numbers you report
   loop, ``weir_sum_item`` the Rust-side ``key_by(0).sum(1)``, ``weir_fold_lambda`` a Python
   ``fold``; then ``n`` distinct ints counted, ``collections.Counter(range(n))`` against
   ``key_by().count()`` (``keyed_count_distinct``).
+* ``w3``: ``n`` W3-shaped events ``(key, value, ts_ms)`` (key 0..999, value 1..100, 10 events
+  per event-time ms, up to 99 ms late) summed per key in 1 s tumbling event-time windows:
+  baseline a plain Python loop (windows by start in a dict of per-key dicts, fired by the same
+  bounded-out-of-orderness watermark), ``weir_windows`` is ``assign_timestamps(ts,
+  BoundedOutOfOrderness(0.1)).key_by(itemgetter(0)).window(Tumbling(1.0)).sum(itemgetter(1))``
+  (the windows and sums in Rust; Python calls only for the timestamp, key and value).
 * ``pool``: a ~50 microsecond pure-Python CPU-bound function, inline vs ``InterpreterPool`` with
   ``--workers`` workers (default ``1,2``); ``--batch B`` sets ``.batch_size(B)`` on the pooled
   stage (default 0: none, the pool sizes its chunks by measured cost).
@@ -41,6 +47,7 @@ import collections
 import functools
 import hashlib
 import json
+import operator
 import statistics
 import time
 from typing import Any, Callable, Dict, Iterable, List, Sequence, Tuple
@@ -265,6 +272,63 @@ def keyed(n: int, repeat: int) -> None:
     _emit("keyed_count_distinct", "weir_count", n, 1, (med, best), peak, c, base)
 
 
+def w3_events(n: int) -> List[Tuple[int, int, int]]:
+    """``n`` W3-shaped events: 10 per event-time ms, each up to 99 ms late."""
+    return [(i * 7919 % 1000, i % 100 + 1, max(0, i // 10 - (i * 31 % 100))) for i in range(n)]
+
+
+def w3_loop(events: List[Tuple[int, int, int]]) -> List[Tuple[int, int, int]]:
+    """Tumbling 1 s sums per key fired by a watermark 100 ms (and 1 ms) behind the highest
+    timestamp, the rest at the end: ``(key, window start ms, sum)``."""
+    open_: Dict[int, Dict[int, int]] = {}
+    out: List[Tuple[int, int, int]] = []
+    high = -1
+    first = None
+    for k, v, ts in events:
+        start = ts - ts % 1000
+        w = open_.get(start)
+        if w is None:
+            w = open_[start] = {}
+            if first is None or start < first:
+                first = start
+        w[k] = w.get(k, 0) + v
+        if ts > high:
+            high = ts
+            wm = high - 101
+            while first is not None and first + 999 <= wm:
+                for key, total in open_.pop(first).items():
+                    out.append((key, first, total))
+                first = min(open_) if open_ else None
+    for start in sorted(open_):
+        for key, total in open_[start].items():
+            out.append((key, start, total))
+    return out
+
+
+def w3(n: int, repeat: int) -> None:
+    """W3 in Python: a plain loop against weir's Rust-side event-time windows."""
+    events = w3_events(n)
+
+    def digest(rows: Iterable[Tuple[int, int, int]]) -> str:
+        return checksum((f"{k},{s}", t) for k, s, t in rows)
+
+    base, best, rows, peak = _measure(lambda: w3_loop(events), repeat)
+    expect = digest(rows)
+    _emit("w3", "cpython_loop", n, 1, (base, best), peak, expect)
+    graph = (
+        weir.Source.from_iter(events)
+        .assign_timestamps(lambda e: e[2] / 1000, weir.BoundedOutOfOrderness(0.1))
+        .key_by(operator.itemgetter(0))
+        .window(weir.Tumbling(1.0))
+        .sum(operator.itemgetter(1))
+        .to(weir.Sink.collect(), keep="right")
+    )
+    med, best, got, peak = _measure(graph.run, repeat)
+    c = digest((k, round(start * 1000), total) for k, start, _end, total in got)
+    assert c == expect, "w3 weir_windows: checksum mismatch"
+    _emit("w3", "weir_windows", n, 1, (med, best), peak, c, base)
+
+
 def cpu_work(x: int) -> int:
     """About 50 microseconds of pure-Python arithmetic."""
     s = 0
@@ -321,7 +385,7 @@ def _ints(s: str) -> List[int]:
 def main(argv: Any = None) -> None:
     """Entry point of ``python -m weir.bench``."""
     ap = argparse.ArgumentParser(prog="python -m weir.bench", description=__doc__.split("\n\n")[0])
-    ap.add_argument("workload", nargs="?", default="all", choices=["w1", "w2", "keyed", "pool", "all"])
+    ap.add_argument("workload", nargs="?", default="all", choices=["w1", "w2", "keyed", "w3", "pool", "all"])
     ap.add_argument("--n", type=float, default=None, help="elements (words for w2)")
     ap.add_argument("--repeat", type=int, default=5, help="runs per variant (the median is reported)")
     ap.add_argument("--workers", type=_ints, default=[1, 2], help="pool: worker counts, e.g. 1,2,4,8,16")
@@ -333,7 +397,7 @@ def main(argv: Any = None) -> None:
         help="pool: backends to measure, e.g. process,subinterpreter (default: every supported one)",
     )
     a = ap.parse_args(argv)
-    todo = ["w1", "w2", "keyed", "pool"] if a.workload == "all" else [a.workload]
+    todo = ["w1", "w2", "keyed", "w3", "pool"] if a.workload == "all" else [a.workload]
     for w in todo:
         if w == "w1":
             w1(int(a.n or 2_000_000), a.repeat)
@@ -341,6 +405,8 @@ def main(argv: Any = None) -> None:
             w2(int(a.n or 2_000_000), a.repeat)
         elif w == "keyed":
             keyed(int(a.n or 1_000_000), a.repeat)
+        elif w == "w3":
+            w3(int(a.n or 1_000_000), a.repeat)
         else:
             pool(int(a.n or 20_000), a.repeat, a.workers, max(0, a.batch), a.backends)
 

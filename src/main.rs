@@ -63,7 +63,7 @@ fn main() -> ExitCode {
                 report.total as f64 / secs
             );
             println!(
-                "state: counts in a RocksDB backend, {} checkpoints completed",
+                "state: counts in a RocksDB backend, checkpoints completed: {}",
                 report.checkpoints
             );
             println!("top words:");

@@ -5,20 +5,18 @@
 //! `conflate`, `grouped_within`, `delay` and `flat_map_merge` hold a barrier behind the rows
 //! that arrived before it, so a stateful stage after them never checkpoints without those rows.
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+mod ck;
+
+use ck::{SECOND, Store, dir, mat_in as mat, same, two_phase};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use weir_engine::prelude::*;
-use weir_engine::{CheckpointConfig, Checkpoints};
 use weir_graph::Clock as _;
 use weir_graph::{
-    Control, RunnableGraph, Sink, SinkLogic, Snapshot, Source, SourceLogic, StageCx, StageError,
-    StateCodec, Step,
+    RunnableGraph, Snapshot, Source, SourceLogic, StageCx, StageError, StateCodec, Step,
 };
 use weir_operators::join::JoinOutput;
 use weir_operators::prelude::*;
@@ -27,7 +25,6 @@ use weir_operators::source::OverflowStrategy;
 use weir_operators::time::{Timestamped, WatermarkStrategy};
 use weir_operators::window::{WindowOutput, Windows};
 
-const SECOND: Duration = Duration::from_secs(1);
 const N: u64 = 400;
 
 /// How far the test lets the [`Counting`] sources go, and how far each went.
@@ -101,145 +98,6 @@ fn counting(name: &'static str, side: usize, gate: &Arc<Gate>) -> Source<u64, ()
             (),
         ))
     })
-}
-
-/// Asserts `got == want`, reporting the sizes and the first difference (not both lists).
-#[track_caller]
-fn same<T: PartialEq + std::fmt::Debug>(got: &[T], want: &[T]) {
-    if got != want {
-        let at = got.iter().zip(want).position(|(a, b)| a != b);
-        let first = at.map(|i| (&got[i], &want[i]));
-        panic!(
-            "{} rows, {} expected; first difference at {at:?}: {first:?}",
-            got.len(),
-            want.len()
-        );
-    }
-}
-
-/// Rows a transactional sink committed, by checkpoint id (`u64::MAX`: the end of the stream).
-struct Store<T> {
-    committed: Mutex<BTreeMap<u64, Vec<T>>>,
-}
-
-impl<T: Clone + Ord> Store<T> {
-    fn new() -> Arc<Self> {
-        Arc::new(Self {
-            committed: Mutex::new(BTreeMap::new()),
-        })
-    }
-    /// Everything committed, sorted (keyed output has no order across keys and subtasks).
-    fn sorted(&self) -> Vec<T> {
-        let mut v: Vec<T> = self
-            .committed
-            .lock()
-            .unwrap()
-            .values()
-            .flatten()
-            .cloned()
-            .collect();
-        v.sort();
-        v
-    }
-    fn ids(&self) -> Vec<u64> {
-        self.committed.lock().unwrap().keys().copied().collect()
-    }
-}
-
-/// A two-phase sink: rows before a barrier are staged under its id (pre-commit, part of the
-/// snapshot), committed once the checkpoint completes or, after a crash, when restored.
-struct TwoPhase<T> {
-    store: Arc<Store<T>>,
-    checkpoints: Option<Arc<Checkpoints>>,
-    open: Vec<T>,
-    staged: BTreeMap<u64, Vec<T>>,
-}
-
-impl<T: Clone + Ord> TwoPhase<T> {
-    fn commit_through(&mut self, id: u64) {
-        let mut c = self.store.committed.lock().unwrap();
-        while let Some(e) = self.staged.first_entry() {
-            if *e.key() > id {
-                break;
-            }
-            let (k, rows) = e.remove_entry();
-            c.insert(k, rows);
-        }
-    }
-    fn notified(&mut self) {
-        if let Some(id) = self.checkpoints.as_ref().and_then(|c| c.latest_completed()) {
-            self.commit_through(id);
-        }
-    }
-}
-
-impl<T> SinkLogic<T> for TwoPhase<T>
-where
-    T: Clone + Ord + Serialize + DeserializeOwned + Send + Sync + 'static,
-{
-    fn on_batch(&mut self, input: &mut Vec<T>, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
-        self.notified();
-        self.open.append(input);
-        Ok(())
-    }
-    fn on_control(&mut self, control: Control, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
-        if let Control::Barrier { id } = control {
-            self.staged.insert(id, std::mem::take(&mut self.open));
-        }
-        self.notified();
-        Ok(())
-    }
-    fn on_finish(&mut self, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
-        self.commit_through(u64::MAX);
-        let rest = std::mem::take(&mut self.open);
-        self.store.committed.lock().unwrap().insert(u64::MAX, rest);
-        Ok(())
-    }
-    fn on_error(&mut self, _error: &StageError) {}
-    fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
-        Ok(Some(Snapshot::encode(&self.staged)?))
-    }
-    fn restore(&mut self, s: &Snapshot) -> Result<(), StageError> {
-        self.staged = s.decode()?;
-        self.commit_through(u64::MAX);
-        Ok(())
-    }
-}
-
-fn two_phase<T>(store: &Arc<Store<T>>) -> Sink<T, ()>
-where
-    T: Clone + Ord + Serialize + DeserializeOwned + Send + Sync + 'static,
-{
-    let store = Arc::clone(store);
-    Sink::from_logic("two_phase", move |info| {
-        Ok((
-            TwoPhase {
-                store: Arc::clone(&store),
-                checkpoints: info.services.get::<Checkpoints>(),
-                open: Vec::new(),
-                staged: BTreeMap::new(),
-            },
-            (),
-        ))
-    })
-}
-
-fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("weir-exact-ck-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-fn mat(dir: Option<&Path>) -> (Materializer, Arc<VirtualClock>) {
-    let clock = Arc::new(VirtualClock::new());
-    let m = Materializer::new()
-        .with_clock(clock.clone())
-        .with_batch_size(8);
-    let m = match dir {
-        Some(d) => m.with_checkpoints(CheckpointConfig::new(SECOND, d)),
-        None => m,
-    };
-    (m, clock)
 }
 
 /// Waits (real time, generous bound) until `cond` holds, moving the virtual clock by `step`

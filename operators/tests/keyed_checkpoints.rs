@@ -6,7 +6,7 @@
 
 mod ck;
 
-use ck::{Gate, SECOND, Store, checkpoint, dir, mat_in as mat, two_phase, until};
+use ck::{Gate, SECOND, Store, checkpoint, dir, mat_in as mat, same, two_phase, until};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -19,20 +19,6 @@ use weir_operators::time::{Timestamped, WatermarkStrategy};
 use weir_operators::window::{Builtin, Num, WindowOutput, Windows};
 
 const N: u64 = 400;
-
-/// Asserts `got == want`, reporting the sizes and the first difference (not both lists).
-#[track_caller]
-fn same<T: PartialEq + std::fmt::Debug>(got: &[T], want: &[T]) {
-    if got != want {
-        let at = got.iter().zip(want).position(|(a, b)| a != b);
-        let first = at.map(|i| (&got[i], &want[i]));
-        panic!(
-            "{} rows, {} expected; first difference at {at:?}: {first:?}",
-            got.len(),
-            want.len()
-        );
-    }
-}
 
 /// The output of `job` run to the end without checkpoints.
 async fn unfailed<T: Clone + Ord>(

@@ -240,6 +240,20 @@ pub fn mat_in(dir: Option<&Path>) -> (Materializer, Arc<VirtualClock>) {
     (m, clock)
 }
 
+/// Asserts `got == want`, reporting the sizes and the first difference (not both lists).
+#[track_caller]
+pub fn same<T: PartialEq + std::fmt::Debug>(got: &[T], want: &[T]) {
+    if got != want {
+        let at = got.iter().zip(want).position(|(a, b)| a != b);
+        let first = at.map(|i| (&got[i], &want[i]));
+        panic!(
+            "{} rows, {} expected; first difference at {at:?}: {first:?}",
+            got.len(),
+            want.len()
+        );
+    }
+}
+
 /// Waits (real time, generous bound) until `cond` holds.
 pub async fn until(what: &str, cond: impl Fn() -> bool) {
     for _ in 0..20_000 {

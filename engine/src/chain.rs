@@ -597,23 +597,33 @@ impl ChainIsland {
     async fn finish_from(&mut self, k: usize) -> Outcome {
         let clock = Arc::clone(&self.clock);
         for j in k..self.flows.len() {
-            let (left, right) = self.flows.split_at_mut(j + 1);
-            let slot = &mut left[j];
-            self.probe.at(self.base + j);
-            if let Err(e) = slot.on_finish(&*clock) {
-                return Box::pin(self.fail_from(j + 1, e)).await;
-            }
-            if slot.logic.output_len() > 0
-                && let Err((i, e)) = push_through(
-                    right,
-                    0,
-                    &mut self.tail,
-                    slot.logic.output(),
-                    &*clock,
-                    (&*self.probe, self.base + j + 1),
-                )
-            {
-                return Box::pin(self.fail_from(j + 1 + i + 1, e)).await;
+            loop {
+                let (left, right) = self.flows.split_at_mut(j + 1);
+                let slot = &mut left[j];
+                self.probe.at(self.base + j);
+                if let Err(e) = slot.on_finish(&*clock) {
+                    return Box::pin(self.fail_from(j + 1, e)).await;
+                }
+                if slot.logic.output_len() > 0
+                    && let Err((i, e)) = push_through(
+                        right,
+                        0,
+                        &mut self.tail,
+                        slot.logic.output(),
+                        &*clock,
+                        (&*self.probe, self.base + j + 1),
+                    )
+                {
+                    return Box::pin(self.fail_from(j + 1 + i + 1, e)).await;
+                }
+                if !slot.logic.finishing() {
+                    break;
+                }
+                // A stage finishing in chunks: what it emitted leaves (credit permitting)
+                // before it emits more.
+                if let Err(o) = self.flush(false).await {
+                    return o;
+                }
             }
         }
         self.probe.at(self.base + self.flows.len());

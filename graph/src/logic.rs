@@ -216,6 +216,12 @@ pub trait FlowLogic<I, O>: Send + 'static {
     fn on_finish(&mut self, _out: &mut Vec<O>, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
         Ok(())
     }
+    /// Whether, after an `on_finish`, the stage has more to emit: the engine then sends what it
+    /// emitted downstream (waiting for credit, so memory stays bounded by a chunk) and calls
+    /// `on_finish` again. Default: everything is emitted by one call.
+    fn finishing(&self) -> bool {
+        false
+    }
     /// Upstream failed: return `Ok` to recover (the stage then completes) or the error to propagate.
     fn on_upstream_error(
         &mut self,
@@ -333,6 +339,10 @@ pub trait ErasedFlow: Send {
     fn on_batch(&mut self, input: &mut dyn Any, scx: &mut StageCx<'_>) -> Result<(), StageError>;
     /// See [`FlowLogic::on_finish`].
     fn on_finish(&mut self, scx: &mut StageCx<'_>) -> Result<(), StageError>;
+    /// See [`FlowLogic::finishing`].
+    fn finishing(&self) -> bool {
+        false
+    }
     /// See [`FlowLogic::on_upstream_error`].
     fn on_upstream_error(
         &mut self,
@@ -459,6 +469,9 @@ impl<I: Send + 'static, O: Send + 'static, L: FlowLogic<I, O>> ErasedFlow for Fl
     }
     fn on_finish(&mut self, scx: &mut StageCx<'_>) -> Result<(), StageError> {
         self.logic.on_finish(&mut self.out, scx)
+    }
+    fn finishing(&self) -> bool {
+        self.logic.finishing()
     }
     fn on_upstream_error(
         &mut self,

@@ -196,6 +196,33 @@ async fn a_cache_smaller_than_the_keys_writes_back_and_loses_no_count() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completion_emits_a_large_state_in_chunks_through_a_boundary_and_loses_no_key() {
+    // 200,000 keys leave in several chunks of whole key groups (65,536 keys at most each),
+    // each sent past the boundary before the next is read from the backend.
+    let n = 200_000u64;
+    let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = Arc::clone(&received);
+    let count = run_sorted(Kind::Memory, "chunks", || {
+        Source::from_iter(0..n)
+            .key_by(|k: &u64| *k)
+            .in_backend()
+            .count()
+            .async_boundary()
+            .to_mat(
+                Sink::fold(Vec::new(), move |mut v: Vec<(u64, u64)>, x| {
+                    v.push(x);
+                    seen.fetch_add(1, Ordering::Relaxed);
+                    v
+                }),
+                Keep::right,
+            )
+    })
+    .await;
+    assert_eq!(count, (0..n).map(|k| (k, 1)).collect::<Vec<_>>());
+    assert_eq!(received.load(Ordering::Relaxed), n as usize);
+}
+
 #[tokio::test]
 async fn a_run_without_a_state_service_fails_naming_the_stage() {
     let g = Source::from_iter(0..10u64)

@@ -121,8 +121,14 @@ pub(super) struct BackendAgg<K, V, S, U, E> {
     key_buf: Vec<u8>,
     /// Keys stored (restored plus first seen), so completion reserves its output once.
     keys: usize,
+    /// On completion: the next key group to emit (keys leave in chunks of key groups).
+    emit_next: Option<usize>,
     finished: bool,
 }
+
+/// Keys emitted per `on_finish` call at most (whole key groups; at least one group), so the
+/// output of a large state leaves in chunks instead of one batch of every key.
+const EMIT_CHUNK: usize = 65_536;
 
 /// The error of a run without a state service.
 fn no_service(info: &StageInfo) -> StageError {
@@ -164,6 +170,7 @@ where
             emit,
             key_buf: Vec::new(),
             keys: 0,
+            emit_next: None,
             finished: false,
         };
         agg.clear()?;
@@ -308,10 +315,14 @@ where
     }
 
     fn on_finish(&mut self, out: &mut Vec<O>, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
-        self.flush()?;
-        out.reserve(self.keys);
+        if self.emit_next.is_none() {
+            self.flush()?;
+            out.reserve(self.keys.min(EMIT_CHUNK));
+        }
         let (dec_key, dec_value) = (self.codec.key.1, self.codec.value.1);
-        for kg in self.owned.iter() {
+        let mut kg = self.emit_next.unwrap_or(self.owned.start());
+        let first = out.len();
+        while kg < self.owned.end() && out.len() - first < EMIT_CHUNK {
             let mut failed = None;
             let mut entries = Vec::new();
             self.backend
@@ -331,10 +342,18 @@ where
             for (k, v) in entries {
                 out.push((self.emit)(k, v)?);
             }
+            kg += 1;
         }
-        self.clear()?;
-        self.finished = true;
+        self.emit_next = Some(kg);
+        if kg >= self.owned.end() {
+            self.clear()?;
+            self.finished = true;
+        }
         Ok(())
+    }
+
+    fn finishing(&self) -> bool {
+        self.emit_next.is_some() && !self.finished
     }
 
     /// A barrier writes the cache back first, so the snapshot that follows holds every key.

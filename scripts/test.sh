@@ -48,6 +48,9 @@ fi
 echo "== doc tests"
 cargo test --workspace "${PY_EXCLUDES[@]}" --doc --locked
 
+echo "== crash tests at each named checkpoint phase and on a full disk (failpoints compiled in)"
+cargo test -p weir-operators --features failpoints --locked --test failpoints --test disk_full
+
 if [ -f pyapi/pyproject.toml ]; then
   echo "== python suite"
   bash scripts/python-tests.sh

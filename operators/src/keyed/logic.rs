@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use weir_graph::{
     Control, FlowLogic, KeyGroupRange, Snapshot, StageCx, StageError, StageInfo, consume,
-    consume_ref, no_codec,
+    consume_ref,
 };
 
 /// The checkpoint side of a keyed aggregate: its codec (none: checkpoints are refused) and
@@ -74,6 +74,41 @@ impl<K: Hash, V> Checkpointing<K, V> {
             .restore_rescaled(snapshots, owned, |k, v| state.put(k, v))
     }
 }
+
+/// The snapshot hooks of a keyed logic (`snapshot`, `restore`, `restore_rescaled`) over its
+/// per-key map `self.$state` through its [`Checkpointing`] `self.ck`. With `refuse S`, a logic
+/// without a codec refuses a checkpoint naming its state type `S` (the fallible hooks).
+macro_rules! keyed_snapshots {
+    ($state:ident) => {
+        fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
+            self.ck.snapshot(&self.$state)
+        }
+        keyed_snapshots!(@restore $state);
+    };
+    ($state:ident, refuse $s:ty) => {
+        /// Without a codec a checkpoint is refused rather than taken without the state.
+        fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
+            match self.ck.codec {
+                Some(_) => self.ck.snapshot(&self.$state),
+                None => Err(weir_graph::no_codec::<$s>("keyed aggregate")),
+            }
+        }
+        keyed_snapshots!(@restore $state);
+    };
+    (@restore $state:ident) => {
+        fn restore(&mut self, snapshot: &Snapshot) -> Result<(), StageError> {
+            self.ck.restore(&mut self.$state, snapshot)
+        }
+        fn restore_rescaled(
+            &mut self,
+            snapshots: &[Snapshot],
+            owned: KeyGroupRange,
+        ) -> Result<(), StageError> {
+            self.ck.restore_rescaled(&mut self.$state, snapshots, owned)
+        }
+    };
+}
+pub(super) use keyed_snapshots;
 
 /// Per-key state of one subtask.
 pub(super) trait KeyMap<K, V>: Default + Send + 'static {
@@ -306,21 +341,7 @@ where
         emit_all(&mut self.totals, out, &mut self.emit)
     }
 
-    fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
-        self.ck.snapshot(&self.totals)
-    }
-
-    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), StageError> {
-        self.ck.restore(&mut self.totals, snapshot)
-    }
-
-    fn restore_rescaled(
-        &mut self,
-        snapshots: &[Snapshot],
-        owned: KeyGroupRange,
-    ) -> Result<(), StageError> {
-        self.ck.restore_rescaled(&mut self.totals, snapshots, owned)
-    }
+    keyed_snapshots!(totals);
 }
 
 /// Folds each key's elements into a copy of `zero`; emits `(key, acc)` pairs on completion.
@@ -380,21 +401,7 @@ where
         Ok(())
     }
 
-    fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
-        self.ck.snapshot(&self.state)
-    }
-
-    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), StageError> {
-        self.ck.restore(&mut self.state, snapshot)
-    }
-
-    fn restore_rescaled(
-        &mut self,
-        snapshots: &[Snapshot],
-        owned: KeyGroupRange,
-    ) -> Result<(), StageError> {
-        self.ck.restore_rescaled(&mut self.state, snapshots, owned)
-    }
+    keyed_snapshots!(state);
 }
 
 /// Reduces each key's elements pairwise; emits `(key, result)` pairs on completion.
@@ -448,21 +455,7 @@ where
         Ok(())
     }
 
-    fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
-        self.ck.snapshot(&self.state)
-    }
-
-    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), StageError> {
-        self.ck.restore(&mut self.state, snapshot)
-    }
-
-    fn restore_rescaled(
-        &mut self,
-        snapshots: &[Snapshot],
-        owned: KeyGroupRange,
-    ) -> Result<(), StageError> {
-        self.ck.restore_rescaled(&mut self.state, snapshots, owned)
-    }
+    keyed_snapshots!(state);
 }
 
 /// Folds each key's elements with a fallible `f(&acc, &x)`, starting from `zero()`; a failed
@@ -526,25 +519,7 @@ where
         emit_all(&mut self.state, out, &mut self.emit)
     }
 
-    /// Without a codec a checkpoint is refused rather than taken without the state.
-    fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
-        match self.ck.codec {
-            Some(_) => self.ck.snapshot(&self.state),
-            None => Err(no_codec::<S>("keyed aggregate")),
-        }
-    }
-
-    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), StageError> {
-        self.ck.restore(&mut self.state, snapshot)
-    }
-
-    fn restore_rescaled(
-        &mut self,
-        snapshots: &[Snapshot],
-        owned: KeyGroupRange,
-    ) -> Result<(), StageError> {
-        self.ck.restore_rescaled(&mut self.state, snapshots, owned)
-    }
+    keyed_snapshots!(state, refuse S);
 }
 
 /// Reduces each key's elements with a fallible `f(&acc, &x)` (the first element of a key is its
@@ -591,23 +566,5 @@ where
         emit_all(&mut self.state, out, &mut self.emit)
     }
 
-    /// Without a codec a checkpoint is refused rather than taken without the state.
-    fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
-        match self.ck.codec {
-            Some(_) => self.ck.snapshot(&self.state),
-            None => Err(no_codec::<S>("keyed aggregate")),
-        }
-    }
-
-    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), StageError> {
-        self.ck.restore(&mut self.state, snapshot)
-    }
-
-    fn restore_rescaled(
-        &mut self,
-        snapshots: &[Snapshot],
-        owned: KeyGroupRange,
-    ) -> Result<(), StageError> {
-        self.ck.restore_rescaled(&mut self.state, snapshots, owned)
-    }
+    keyed_snapshots!(state, refuse S);
 }

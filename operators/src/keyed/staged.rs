@@ -11,6 +11,7 @@
 use super::codec::KeyedCodec;
 use super::logic::{
     Checkpointing, CountLogic, FirstSeen, KeyMap, SumLogic, TryFoldLogic, TryReduceLogic, emit_all,
+    keyed_snapshots,
 };
 use super::{key_hash, outlet_parallelism};
 use crate::window::AggregateFunction;
@@ -378,21 +379,7 @@ where
         })
     }
 
-    fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
-        self.ck.snapshot(&self.state)
-    }
-
-    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), StageError> {
-        self.ck.restore(&mut self.state, snapshot)
-    }
-
-    fn restore_rescaled(
-        &mut self,
-        snapshots: &[Snapshot],
-        owned: KeyGroupRange,
-    ) -> Result<(), StageError> {
-        self.ck.restore_rescaled(&mut self.state, snapshots, owned)
-    }
+    keyed_snapshots!(state);
 }
 
 /// The first value of each key (an [`AggregateFunction`] for [`aggregate_pairs`]).

@@ -6,6 +6,7 @@
 //! and value codec (`weir.codec`).
 
 use super::flow;
+use super::windows::ToPy;
 use crate::codec::Codec;
 use crate::dsl::{PyBlueprint, PySupervision};
 use crate::mat::MatValue;
@@ -146,17 +147,6 @@ impl<V: Value> PyOp<PyObj, (PyKey, V)> for PairsOp {
     }
 }
 
-/// A Rust number as a Python `int` or `float`.
-fn number(py: Python<'_>, n: Num) -> Py<PyAny> {
-    match n {
-        Num::Int(i) => {
-            let Ok(o) = i.into_pyobject(py);
-            o.into_any().unbind()
-        }
-        Num::Float(f) => PyFloat::new(py, f).into_any().unbind(),
-    }
-}
-
 /// The Python tuple `(key, value)`.
 fn pair(py: Python<'_>, k: PyKey, v: Py<PyAny>) -> Result<PyObj, StageError> {
     PyTuple::new(py, [k.key().clone_ref(py).0, v])
@@ -207,7 +197,7 @@ where
 }
 
 fn builtin_out(py: Python<'_>, n: Num) -> Result<Py<PyAny>, StageError> {
-    Ok(number(py, n))
+    n.to_py(py)
 }
 
 fn object_out(_py: Python<'_>, v: Option<PyObj>) -> Result<Py<PyAny>, StageError> {

@@ -130,7 +130,7 @@ impl AggregateFunction<Prep> for PyAggregate {
 }
 
 /// A window result as a Python object.
-pub(super) trait ToPy: Send + 'static {
+pub(crate) trait ToPy: Send + 'static {
     /// The object, or the failure the window's function met.
     fn to_py(self, py: Python<'_>) -> Result<Py<PyAny>, StageError>;
 }

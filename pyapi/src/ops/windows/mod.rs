@@ -8,6 +8,7 @@
 //! `count`, `min`, `max` and `mean` then run in Rust without calling Python.
 
 mod functions;
+pub(crate) use functions::ToPy;
 mod processing;
 mod stages;
 
@@ -20,7 +21,7 @@ use crate::mat::MatValue;
 use crate::obj::PyObj;
 use crate::pyfn::PyFn;
 use crate::stages::{PyKey, PyOp, py_flow, unit_mat};
-use functions::{PyAcc, PyAggregate, PyReduce, ToPy};
+use functions::{PyAcc, PyAggregate, PyReduce};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyList;

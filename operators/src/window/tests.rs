@@ -32,6 +32,22 @@ fn drive<C>(windows: Windows, lateness: i64, contents: C, script: &[In]) -> Vec<
 where
     C: Contents<&'static str, u32>,
 {
+    drive_in(windows, lateness, contents, script, false)
+}
+
+/// Runs `script` through a window logic, each element in a batch of its own or (`batched`) the
+/// elements between two watermarks in one batch; what it emitted, with the watermarks it
+/// forwarded, then what it emitted on completion.
+fn drive_in<C>(
+    windows: Windows,
+    lateness: i64,
+    contents: C,
+    script: &[In],
+    batched: bool,
+) -> Vec<Rec<C::Out>>
+where
+    C: Contents<&'static str, u32>,
+{
     let info = StageInfo::new("window", 0);
     let clock = TestClock;
     let mut logic = WindowLogic::new(windows, lateness, contents);
@@ -47,16 +63,22 @@ where
             });
         }
     };
-    for step in script {
+    for run in script.chunk_by(|a, b| batched && matches!((a, b), (E(..), E(..)))) {
         let mut scx = StageCx::new(&info, &clock, None, 64);
-        match step {
-            E(k, ts, v) => {
-                let mut batch = vec![(*k, Timestamped::new(*ts, *v))];
-                assert!(logic.on_batch(&mut batch, &mut out, &mut scx).is_ok());
-                assert!(batch.is_empty());
-                take(&mut out, &mut recs);
-            }
-            W(t) => {
+        let mut batch: Vec<_> = run
+            .iter()
+            .filter_map(|s| match s {
+                E(k, ts, v) => Some((*k, Timestamped::new(*ts, *v))),
+                W(_) => None,
+            })
+            .collect();
+        if !batch.is_empty() {
+            assert!(logic.on_batch(&mut batch, &mut out, &mut scx).is_ok());
+            assert!(batch.is_empty());
+            take(&mut out, &mut recs);
+        }
+        for s in run {
+            if let W(t) = s {
                 let c = logic.on_control(Control::watermark(*t), &mut out, &mut scx);
                 take(&mut out, &mut recs);
                 match c {
@@ -908,48 +930,7 @@ fn drive_batched<C>(windows: Windows, lateness: i64, contents: C, script: &[In])
 where
     C: Contents<&'static str, u32>,
 {
-    let info = StageInfo::new("window", 0);
-    let clock = TestClock;
-    let mut logic = WindowLogic::new(windows, lateness, contents);
-    let mut out = Vec::new();
-    let mut recs = Vec::new();
-    let take = |out: &mut Vec<WindowOutput<&'static str, C::Out, u32>>, recs: &mut Vec<_>| {
-        for o in out.drain(..) {
-            recs.push(match o {
-                WindowOutput::Fired { key, window, value } => {
-                    Rec::F(key, (window.start, window.end), value)
-                }
-                WindowOutput::Late { key, element } => Rec::L(key, element.ts, element.value),
-            });
-        }
-    };
-    for run in script.chunk_by(|a, b| matches!((a, b), (E(..), E(..)))) {
-        let mut scx = StageCx::new(&info, &clock, None, 64);
-        let mut batch: Vec<_> = run
-            .iter()
-            .filter_map(|s| match s {
-                E(k, ts, v) => Some((*k, Timestamped::new(*ts, *v))),
-                W(_) => None,
-            })
-            .collect();
-        if !batch.is_empty() {
-            assert!(logic.on_batch(&mut batch, &mut out, &mut scx).is_ok());
-            assert!(batch.is_empty());
-            take(&mut out, &mut recs);
-        }
-        for s in run {
-            if let W(t) = s {
-                let c = logic.on_control(Control::watermark(*t), &mut out, &mut scx);
-                take(&mut out, &mut recs);
-                assert!(matches!(c, Ok(Some(Control::Watermark { .. }))));
-                recs.push(Rec::W(*t));
-            }
-        }
-    }
-    let mut scx = StageCx::new(&info, &clock, None, 64);
-    assert!(logic.on_finish(&mut out, &mut scx).is_ok());
-    take(&mut out, &mut recs);
-    recs
+    drive_in(windows, lateness, contents, script, true)
 }
 
 proptest! {

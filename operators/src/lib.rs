@@ -9,6 +9,7 @@
 //! | [`sink`] | sinks: `collect`, `fold`, `for_each`, `head`, `queue`, ... ([`SinkCtors`](sink::SinkCtors)) |
 //! | [`simple`] | synchronous one-to-one flows: `map`, `filter`, `scan`, `take`, ... ([`SimpleOps`](simple::SimpleOps)) |
 //! | [`keyed`] | `key_by(..).fold/reduce/count` ([`KeyedOps`](keyed::KeyedOps)) |
+//! | [`actor`] | actors as stages: `Flow::actor`, `Sink::actor`, `Source::actor`, `ActorRef` tell/ask, supervision trees, timers |
 //! | [`async_ops`] | `map_async`, `map_async_unordered` ([`AsyncOps`](async_ops::AsyncOps)) |
 //! | [`time`] | rate and time: `throttle`, `delay`, `grouped_within`, `conflate`, `buffer`, timeouts ([`TimeOps`](time::TimeOps)) |
 //! | [`window`] | keyed event-time windows: tumbling, sliding, session ([`WindowOps`](window::WindowOps)); processing-time windows ([`ProcessingWindowOps`](window::ProcessingWindowOps)) |
@@ -26,6 +27,7 @@
 //! Chaining methods are extension traits over [`Via`], which both `Source` and `Flow` implement,
 //! so every flow operator is written once and works on both.
 
+pub mod actor;
 pub mod async_ops;
 pub mod bidi;
 pub mod fan;

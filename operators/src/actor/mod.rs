@@ -1,0 +1,76 @@
+//! Actors as graph stages.
+//!
+//! An [`Actor`] is state plus a handler; it runs inside an actor stage, an asynchronous stage
+//! that hosts the root actor its [`Props`] make and the children the root spawns:
+//!
+//! - [`ActorFlows::actor`] (`Flow::actor(props)`): stream elements are messages to the root; what
+//!   the actors emit goes downstream. The stage's input channel is the root's mailbox for stream
+//!   elements, so a slow actor slows its source.
+//! - [`ActorSinks::actor`] (`Sink::actor(props)`) and [`ActorSources::actor`]
+//!   (`Source::actor(props)`: emits what the actor emits while it handles messages told to its
+//!   materialized [`ActorRef`]).
+//!
+//! Every stage materializes the root's [`ActorRef`]: `tell(msg).await` waits while the mailbox
+//! is full, `try_tell` applies its [`Overflow`] policy, `ask(msg, timeout)` waits for
+//! `ctx.reply`. Inside a stage, a parent supervises its children with its
+//! [`SupervisorStrategy`] (one-for-one or all-for-one, restart budget, backoff, escalate); the
+//! root's failures go to the stage's `Supervision`. Timers run on the run's clock, so
+//! virtual-time tests drive them exactly. Cancelling the run drops the stage, which closes every
+//! mailbox: no actor, timer or pending ask outlives the run.
+
+mod cell;
+mod ctx;
+mod mailbox;
+mod props;
+mod stage;
+mod supervisor;
+mod system;
+mod timers;
+
+pub use cell::DEFAULT_STASH_CAPACITY;
+pub use ctx::{Behavior, Ctx, Sender};
+pub use mailbox::{
+    ActorRef, AskError, DEFAULT_MAILBOX_CAPACITY, MailboxConfig, Overflow, Pressure, TellError,
+};
+pub use props::{Actor, ActorId, DEFAULT_THROUGHPUT, Props};
+pub use stage::{actor_flow, actor_sink, actor_source};
+pub use supervisor::{ActorDirective, Backoff, Scope, SupervisorStrategy};
+pub use timers::TimerKey;
+
+use weir_graph::{Flow, Sink, Source};
+
+/// `Flow::actor(props)`.
+pub trait ActorFlows {
+    /// See [`actor_flow`].
+    fn actor<A: Actor>(props: Props<A>) -> Flow<A::Msg, A::Out, ActorRef<A::Msg>>;
+}
+
+impl ActorFlows for Flow<(), ()> {
+    fn actor<A: Actor>(props: Props<A>) -> Flow<A::Msg, A::Out, ActorRef<A::Msg>> {
+        actor_flow(props)
+    }
+}
+
+/// `Sink::actor(props)`.
+pub trait ActorSinks {
+    /// See [`actor_sink`].
+    fn actor<A: Actor>(props: Props<A>) -> Sink<A::Msg, ActorRef<A::Msg>>;
+}
+
+impl ActorSinks for Sink<(), ()> {
+    fn actor<A: Actor>(props: Props<A>) -> Sink<A::Msg, ActorRef<A::Msg>> {
+        actor_sink(props)
+    }
+}
+
+/// `Source::actor(props)`.
+pub trait ActorSources {
+    /// See [`actor_source`].
+    fn actor<A: Actor>(props: Props<A>) -> Source<A::Out, ActorRef<A::Msg>>;
+}
+
+impl ActorSources for Source<(), ()> {
+    fn actor<A: Actor>(props: Props<A>) -> Source<A::Out, ActorRef<A::Msg>> {
+        actor_source(props)
+    }
+}

@@ -1,0 +1,511 @@
+//! The actors of one stage: a slab of cells forming a supervision tree, the structural
+//! operations their handlers ask for (stop, watch), failures decided by parents' strategies,
+//! and the timers of every actor.
+
+use super::cell::{AnyCell, Cell, Meta};
+use super::mailbox::{ActorRef, Mailbox, StageShared};
+use super::props::{Actor, ActorId, Props};
+use super::supervisor::{ActorDirective, Scope};
+use super::timers::{TimerKind, Timers};
+use std::sync::Arc;
+use weir_graph::{Clock, StageError};
+
+/// A structural change a handler asked for, applied after its turn.
+#[derive(Debug)]
+pub(crate) enum Op {
+    Start(ActorId),
+    Stop(ActorId),
+    Watch { watcher: ActorId, target: ActorId },
+    Unwatch { watcher: ActorId, target: ActorId },
+}
+
+struct Slot<O> {
+    generation: u32,
+    cell: Option<Box<dyn AnyCell<O>>>,
+}
+
+/// The actors of one stage and what they share.
+pub(crate) struct System<O> {
+    slots: Vec<Slot<O>>,
+    free: Vec<u32>,
+    /// Elements emitted and not sent yet.
+    pub(crate) out: Vec<O>,
+    pub(crate) ops: Vec<Op>,
+    /// Actors with messages in their local queue (timers fired, unstashed, left over).
+    pub(crate) runnable: Vec<ActorId>,
+    pub(crate) timers: Timers,
+    pub(crate) clock: Arc<dyn Clock>,
+    shared: Arc<StageShared>,
+    stage: Arc<str>,
+    live: usize,
+    /// Messages handled per actor turn before others get theirs.
+    pub(crate) throughput: usize,
+    /// Most actors the stage may hold (the root included).
+    pub(crate) max_actors: usize,
+    /// Failures of actors waiting for a delayed restart.
+    pending_errors: Vec<(ActorId, StageError)>,
+}
+
+impl<O: Send + 'static> System<O> {
+    pub(crate) fn new(stage: Arc<str>, shared: Arc<StageShared>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            slots: Vec::new(),
+            free: Vec::new(),
+            out: Vec::new(),
+            ops: Vec::new(),
+            runnable: Vec::new(),
+            timers: Timers::default(),
+            clock,
+            shared,
+            stage,
+            live: 0,
+            throughput: 256,
+            max_actors: usize::MAX,
+            pending_errors: Vec::new(),
+        }
+    }
+
+    pub(crate) fn shared(&self) -> &StageShared {
+        &self.shared
+    }
+
+    /// The slot and generation the next actor gets.
+    fn next_id(&mut self) -> ActorId {
+        match self.free.pop() {
+            Some(slot) => ActorId {
+                slot,
+                generation: self.slots[slot as usize].generation,
+            },
+            None => {
+                let slot = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
+                self.slots.push(Slot {
+                    generation: 0,
+                    cell: None,
+                });
+                ActorId {
+                    slot,
+                    generation: 0,
+                }
+            }
+        }
+    }
+
+    /// The mailbox for the root actor, made before the stage runs (its ref is materialized).
+    pub(crate) fn root_mailbox<A: Actor>(
+        stage: &str,
+        props: &Props<A>,
+        shared: &Arc<StageShared>,
+    ) -> Result<Arc<Mailbox<A::Msg>>, StageError> {
+        let path: Arc<str> = Arc::from(format!("{stage}/{}", props.name()));
+        Ok(Arc::new(Mailbox::new(
+            &props.mailbox,
+            ActorId::ROOT,
+            path,
+            Arc::clone(shared),
+        )?))
+    }
+
+    /// Installs the root actor with its premade mailbox and starts it.
+    pub(crate) fn start_root<A: Actor<Out = O>>(
+        &mut self,
+        props: Props<A>,
+        mailbox: Arc<Mailbox<A::Msg>>,
+    ) -> Result<(), StageError> {
+        let id = self.next_id();
+        debug_assert_eq!(id, ActorId::ROOT);
+        let meta = Meta {
+            id,
+            path: Arc::clone(mailbox.path()),
+            parent: None,
+            children: Vec::new(),
+            watchers: Vec::new(),
+            restarts: Default::default(),
+            suspended: false,
+            stopping: false,
+        };
+        self.insert(id, Box::new(Cell::new(meta, props, mailbox)));
+        self.ops.push(Op::Start(id));
+        Ok(())
+    }
+
+    fn insert(&mut self, id: ActorId, cell: Box<dyn AnyCell<O>>) {
+        self.slots[id.slot as usize].cell = Some(cell);
+        self.live += 1;
+    }
+
+    /// Makes a child cell (started after the current turn) and returns its ref.
+    pub(crate) fn spawn_cell<C: Actor<Out = O>>(
+        &mut self,
+        props: Props<C>,
+        parent: Option<ActorId>,
+        parent_path: &str,
+    ) -> Result<ActorRef<C::Msg>, StageError> {
+        if self.live >= self.max_actors {
+            return Err(StageError::user(format!(
+                "actor '{parent_path}': cannot spawn '{}': the stage holds its maximum of {} actors",
+                props.name(),
+                self.max_actors
+            )));
+        }
+        let id = self.next_id();
+        let path: Arc<str> = Arc::from(format!("{parent_path}/{}", props.name()));
+        let mailbox = Arc::new(Mailbox::new(
+            &props.mailbox,
+            id,
+            Arc::clone(&path),
+            Arc::clone(&self.shared),
+        )?);
+        let meta = Meta {
+            id,
+            path,
+            parent,
+            children: Vec::new(),
+            watchers: Vec::new(),
+            restarts: Default::default(),
+            suspended: false,
+            stopping: false,
+        };
+        let r = ActorRef(Arc::clone(&mailbox));
+        self.insert(id, Box::new(Cell::new(meta, props, mailbox)));
+        self.ops.push(Op::Start(id));
+        Ok(r)
+    }
+
+    fn take(&mut self, id: ActorId) -> Option<Box<dyn AnyCell<O>>> {
+        let slot = self.slots.get_mut(id.slot as usize)?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        slot.cell.take()
+    }
+
+    fn put(&mut self, id: ActorId, cell: Box<dyn AnyCell<O>>) {
+        if let Some(slot) = self.slots.get_mut(id.slot as usize)
+            && slot.generation == id.generation
+        {
+            slot.cell = Some(cell);
+        }
+    }
+
+    fn get(&self, id: ActorId) -> Option<&dyn AnyCell<O>> {
+        let slot = self.slots.get(id.slot as usize)?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        slot.cell.as_deref()
+    }
+
+    fn get_mut(&mut self, id: ActorId) -> Option<&mut Box<dyn AnyCell<O>>> {
+        let slot = self.slots.get_mut(id.slot as usize)?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        slot.cell.as_mut()
+    }
+
+    /// Whether actor `id` is alive.
+    pub(crate) fn is_alive(&self, id: ActorId) -> bool {
+        self.get(id).is_some()
+    }
+
+    /// Runs `f` on the root cell as its concrete type.
+    pub(crate) fn with_root<A: Actor<Out = O>, R>(
+        &mut self,
+        f: impl FnOnce(&mut Cell<A>, &mut Self) -> R,
+    ) -> Option<R> {
+        let mut cell = self.take(ActorId::ROOT)?;
+        let r = cell
+            .as_any_mut()
+            .downcast_mut::<Cell<A>>()
+            .map(|c| f(c, self));
+        self.put(ActorId::ROOT, cell);
+        r
+    }
+
+    /// Runs `f` on cell `id` (taken out of its slot meanwhile).
+    fn with_cell<R>(
+        &mut self,
+        id: ActorId,
+        f: impl FnOnce(&mut dyn AnyCell<O>, &mut Self) -> R,
+    ) -> Option<R> {
+        let mut cell = self.take(id)?;
+        let r = f(&mut *cell, self);
+        self.put(id, cell);
+        Some(r)
+    }
+
+    /// Gives every ready actor a turn, applies what the turns asked for, and decides about
+    /// failures; `Err` is a failure of the root actor (the stage's supervision decides).
+    pub(crate) fn run_ready(&mut self, ready: &mut Vec<ActorId>) -> Result<(), StageError> {
+        self.apply_ops()?;
+        loop {
+            self.shared.take(ready);
+            ready.append(&mut self.runnable);
+            if ready.is_empty() {
+                return Ok(());
+            }
+            for id in ready.drain(..) {
+                let budget = self.throughput;
+                let r = self.with_cell(id, |c, sys| c.turn(sys, budget));
+                if let Some(Err(e)) = r {
+                    self.failed(id, e)?;
+                }
+                self.apply_ops()?;
+            }
+        }
+    }
+
+    /// Applies queued structural operations.
+    pub(crate) fn apply_ops(&mut self) -> Result<(), StageError> {
+        while !self.ops.is_empty() {
+            let ops = std::mem::take(&mut self.ops);
+            for op in ops {
+                match op {
+                    Op::Start(id) => {
+                        if let Some(Err(e)) = self.with_cell(id, |c, sys| c.start(sys)) {
+                            self.failed(id, e)?;
+                        }
+                    }
+                    Op::Stop(id) => self.stop(id)?,
+                    Op::Watch { watcher, target } => {
+                        if let Some(t) = self.get_mut(target) {
+                            if !t.meta().watchers.contains(&watcher) {
+                                t.meta_mut().watchers.push(watcher);
+                            }
+                        } else {
+                            self.notify_terminated(watcher, target)?;
+                        }
+                    }
+                    Op::Unwatch { watcher, target } => {
+                        if let Some(t) = self.get_mut(target) {
+                            t.meta_mut().watchers.retain(|w| *w != watcher);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn notify_terminated(&mut self, watcher: ActorId, who: ActorId) -> Result<(), StageError> {
+        if let Some(Err(e)) = self.with_cell(watcher, |c, sys| c.terminated(sys, who)) {
+            self.failed(watcher, e)?;
+        }
+        Ok(())
+    }
+
+    /// Stops `id`: its children first, then `post_stop`; watchers are told; the root's stop
+    /// ends the stage.
+    pub(crate) fn stop(&mut self, id: ActorId) -> Result<(), StageError> {
+        let Some(cell) = self.get_mut(id) else {
+            return Ok(());
+        };
+        cell.meta_mut().stopping = true;
+        let children = cell.meta().children.clone();
+        for child in children {
+            self.stop(child)?;
+        }
+        let Some(mut cell) = self.take(id) else {
+            return Ok(());
+        };
+        cell.stop(self);
+        let meta = cell.meta();
+        let (parent, watchers) = (meta.parent, meta.watchers.clone());
+        drop(cell);
+        let slot = &mut self.slots[id.slot as usize];
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(id.slot);
+        self.live -= 1;
+        if let Some(p) = parent.and_then(|p| self.get_mut(p)) {
+            p.meta_mut().children.retain(|c| *c != id);
+        }
+        for w in watchers {
+            self.notify_terminated(w, id)?;
+        }
+        Ok(())
+    }
+
+    /// Stops every actor (the root and its tree).
+    pub(crate) fn stop_all(&mut self) -> Result<(), StageError> {
+        self.stop(ActorId::ROOT)?;
+        self.apply_ops()
+    }
+
+    /// Decides about a failure of `id` with its parent's strategy.
+    fn failed(&mut self, id: ActorId, error: StageError) -> Result<(), StageError> {
+        let Some(parent) = self.get(id).map(|c| c.meta().parent) else {
+            return Ok(());
+        };
+        let Some(parent) = parent else {
+            // The root: the stage's supervision decides.
+            return Err(error);
+        };
+        let Some(strategy) = self.get(parent).map(|p| p.strategy()) else {
+            return self.stop(id);
+        };
+        let directive = strategy.decide(&error);
+        tracing::debug!(stage = %self.stage, actor = %id, ?directive, %error, "actor failed");
+        let targets = match strategy.scope {
+            Scope::OneForOne => vec![id],
+            Scope::AllForOne => self
+                .get(parent)
+                .map(|p| p.meta().children.clone())
+                .unwrap_or_default(),
+        };
+        match directive {
+            ActorDirective::Resume => Ok(()),
+            ActorDirective::Stop => {
+                for t in targets {
+                    self.stop(t)?;
+                }
+                Ok(())
+            }
+            ActorDirective::Escalate => {
+                let e = StageError::new(error.kind(), format!("escalated from child: {error}"));
+                self.failed(parent, e)
+            }
+            ActorDirective::Restart => {
+                let now = self.clock.now();
+                for t in targets {
+                    let Some(cell) = self.get_mut(t) else {
+                        continue;
+                    };
+                    let meta = cell.meta_mut();
+                    let allowed = meta.restarts.allow(now, strategy.budget);
+                    let attempt = meta.restarts.attempts.saturating_sub(1);
+                    let path = Arc::clone(&meta.path);
+                    if !allowed {
+                        tracing::warn!(stage = %self.stage, actor = %path, "restart budget exceeded: stopping");
+                        self.stop(t)?;
+                        continue;
+                    }
+                    match strategy.backoff {
+                        Some(b) => {
+                            let delay = b.delay(attempt, u64::from(t.slot));
+                            let children = match self.get_mut(t) {
+                                Some(c) => {
+                                    c.meta_mut().suspended = true;
+                                    c.meta().children.clone()
+                                }
+                                None => continue,
+                            };
+                            let generation = self.timers.next_generation();
+                            self.timers
+                                .push(now + delay, t, generation, TimerKind::Restart);
+                            // Children stop now; the actor restarts when the delay is over.
+                            for c in children {
+                                self.stop(c)?;
+                            }
+                            self.pending_errors.push((t, error.clone()));
+                        }
+                        None => self.restart(t, &error)?,
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn restart(&mut self, id: ActorId, error: &StageError) -> Result<(), StageError> {
+        let children = self
+            .get(id)
+            .map(|c| c.meta().children.clone())
+            .unwrap_or_default();
+        for c in children {
+            self.stop(c)?;
+        }
+        if let Some(Err(e)) = self.with_cell(id, |c, sys| c.restart(sys, error)) {
+            self.failed(id, e)?;
+        }
+        Ok(())
+    }
+
+    /// Restarts the root after its failure (the stage's supervision said restart).
+    pub(crate) fn restart_root(&mut self, error: &StageError) -> Result<(), StageError> {
+        self.restart(ActorId::ROOT, error)?;
+        self.apply_ops()
+    }
+
+    /// Delivers every timer due at `now` (user timers to local queues, delayed restarts).
+    pub(crate) fn fire_timers(&mut self) -> Result<(), StageError> {
+        let now = self.clock.now();
+        while let Some(due) = self.timers.pop_due(now) {
+            match due.kind {
+                TimerKind::User(key) => {
+                    let next = self
+                        .get_mut(due.actor)
+                        .and_then(|c| c.fire(&key, due.generation, due.at));
+                    if self.get(due.actor).is_some_and(|c| c.has_local_work()) {
+                        self.runnable.push(due.actor);
+                    }
+                    if let Some(at) = next {
+                        self.timers.push(
+                            at.max(now),
+                            due.actor,
+                            due.generation,
+                            TimerKind::User(key),
+                        );
+                    }
+                }
+                TimerKind::Restart => {
+                    let pos = self
+                        .pending_errors
+                        .iter()
+                        .position(|(a, _)| *a == due.actor);
+                    if let Some(i) = pos {
+                        let (_, error) = self.pending_errors.swap_remove(i);
+                        self.restart(due.actor, &error)?;
+                        self.runnable.push(due.actor);
+                    }
+                }
+            }
+        }
+        self.apply_ops()
+    }
+
+    /// Whether any actor has work now or a delayed restart pending.
+    pub(crate) fn has_work(&self) -> bool {
+        !self.runnable.is_empty()
+            || !self.ops.is_empty()
+            || self.timers.restart_pending()
+            || self.cells().any(|c| c.has_local_work())
+    }
+
+    /// Whether any actor has an active timer.
+    pub(crate) fn has_timers(&self) -> bool {
+        self.cells().any(|c| c.has_timers())
+    }
+
+    fn cells(&self) -> impl Iterator<Item = &dyn AnyCell<O>> {
+        self.slots.iter().filter_map(|s| s.cell.as_deref())
+    }
+
+    /// Whether the root actor takes the next stream batch now.
+    pub(crate) fn root_accepts<A: Actor<Out = O>>(&self) -> bool {
+        let slot = &self.slots[0];
+        slot.cell
+            .as_deref()
+            .and_then(|c| {
+                let any: &dyn std::any::Any = c.as_any();
+                any.downcast_ref::<Cell<A>>()
+            })
+            .is_some_and(Cell::accepts)
+    }
+
+    /// Refs to the root's mailbox held outside the stage's cells.
+    pub(crate) fn root_outside_refs(&self) -> usize {
+        self.get(ActorId::ROOT).map_or(0, |c| c.outside_refs())
+    }
+}
+
+/// A dropped stage (a cancelled run) closes every mailbox: senders waiting for room wake up
+/// with `Stopped`, and no actor, timer or reply slot outlives the run.
+impl<O> Drop for System<O> {
+    fn drop(&mut self) {
+        for slot in &mut self.slots {
+            if let Some(c) = slot.cell.as_mut() {
+                c.close();
+            }
+        }
+    }
+}

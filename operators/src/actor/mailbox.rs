@@ -219,6 +219,10 @@ impl StageShared {
             || lock(&self.failed).is_some()
             || self.ref_dropped.load(Ordering::Acquire)
     }
+    /// Whether an actor is on the ready list.
+    pub(crate) fn has_ready(&self) -> bool {
+        !lock(&self.ready).is_empty()
+    }
     /// A mailbox overflow that fails the stage, if one happened.
     pub(crate) fn take_failure(&self) -> Option<StageError> {
         lock(&self.failed).take()

@@ -11,6 +11,9 @@ use std::task::Poll;
 use std::time::Duration;
 use weir_graph::{AsyncIo, AsyncLogic, Directive, Event, Flow, Sink, Source, StageError};
 
+/// Loop rounds without waiting after which the stage yields to its executor once.
+const YIELD_EVERY: usize = 64;
+
 /// Which ports the stage has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -166,6 +169,7 @@ impl<A: Actor> AsyncLogic for ActorStage<A> {
             let mut ready = Vec::new();
             let mut input_done = input.is_none();
             let mut sleep: Option<(Duration, BoxFuture<'static, ()>)> = None;
+            let mut busy = 0usize;
             loop {
                 let r = sys.fire_timers().and_then(|()| sys.run_ready(&mut ready));
                 if let Err(e) = r {
@@ -202,7 +206,16 @@ impl<A: Actor> AsyncLogic for ActorStage<A> {
                 }
                 let root_accepts = !input_done && sys.root_accepts::<A>() && sys.out.len() < batch;
                 let next_timer = sys.timers.next_at();
+                // Yield to the executor now and then while work keeps arriving without a wait.
+                busy += 1;
+                let mut yield_now = busy >= YIELD_EVERY;
                 let wake = poll_fn(|cx| {
+                    if yield_now {
+                        yield_now = false;
+                        busy = 0;
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
                     if let Some(out) = output.as_mut()
                         && out.poll_closed(cx).is_ready()
                     {
@@ -229,6 +242,7 @@ impl<A: Actor> AsyncLogic for ActorStage<A> {
                             return Poll::Ready(Wake::Timer);
                         }
                     }
+                    busy = 0;
                     Poll::Pending
                 })
                 .await;

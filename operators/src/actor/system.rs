@@ -10,6 +10,9 @@ use super::timers::{TimerKind, Timers};
 use std::sync::Arc;
 use weir_graph::{Clock, StageError};
 
+/// Passes over the ready actors per call of [`System::run_ready`].
+const MAX_PASSES: usize = 8;
+
 /// A structural change a handler asked for, applied after its turn.
 #[derive(Debug)]
 pub(crate) enum Op {
@@ -238,21 +241,42 @@ impl<O: Send + 'static> System<O> {
     /// failures; `Err` is a failure of the root actor (the stage's supervision decides).
     pub(crate) fn run_ready(&mut self, ready: &mut Vec<ActorId>) -> Result<(), StageError> {
         self.apply_ops()?;
-        loop {
+        // A bounded number of passes, so actors telling each other forever still let the stage
+        // flush its output and yield.
+        for _ in 0..MAX_PASSES {
             self.shared.take(ready);
             ready.append(&mut self.runnable);
             if ready.is_empty() {
                 return Ok(());
             }
-            for id in ready.drain(..) {
+            let mut i = 0;
+            while i < ready.len() {
+                let id = ready[i];
+                i += 1;
                 let budget = self.throughput;
-                let r = self.with_cell(id, |c, sys| c.turn(sys, budget));
-                if let Some(Err(e)) = r {
-                    self.failed(id, e)?;
+                let r = self
+                    .with_cell(id, |c, sys| c.turn(sys, budget))
+                    .unwrap_or(Ok(()))
+                    .and_then(|()| self.apply_ops());
+                let r = match r {
+                    Err(e) => self.failed(id, e).and_then(|()| self.apply_ops()),
+                    ok => ok,
+                };
+                if let Err(e) = r {
+                    // The root failed: the actors not served yet keep their turn.
+                    self.runnable.extend(ready.drain(i..));
+                    ready.clear();
+                    return Err(e);
                 }
-                self.apply_ops()?;
             }
+            ready.clear();
         }
+        Ok(())
+    }
+
+    /// Whether an actor has messages waiting (in its local queue or its mailbox).
+    pub(crate) fn has_ready(&self) -> bool {
+        !self.runnable.is_empty() || self.shared.has_ready()
     }
 
     /// Applies queued structural operations.
@@ -465,7 +489,7 @@ impl<O: Send + 'static> System<O> {
 
     /// Whether any actor has work now or a delayed restart pending.
     pub(crate) fn has_work(&self) -> bool {
-        !self.runnable.is_empty()
+        self.has_ready()
             || !self.ops.is_empty()
             || self.timers.restart_pending()
             || self.cells().any(|c| c.has_local_work())

@@ -2,7 +2,7 @@
 //! stash and timers, and its place in the supervision tree.
 
 use super::ctx::{Behavior, Ctx};
-use super::mailbox::{ActorRef, Envelope, Mailbox};
+use super::mailbox::{Envelope, Mailbox};
 use super::props::{Actor, ActorId, Props};
 use super::supervisor::{RestartLog, SupervisorStrategy};
 use super::system::System;
@@ -11,7 +11,7 @@ use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use weir_graph::StageError;
 
 /// Default number of messages an actor may stash.
@@ -117,6 +117,8 @@ pub(crate) trait AnyCell<O>: Send {
     fn strategy(&self) -> SupervisorStrategy;
     /// Whether messages wait in its local queue.
     fn has_local_work(&self) -> bool;
+    /// Whether it is running with nothing queued (local queue and mailbox empty).
+    fn is_idle(&self) -> bool;
     /// Whether it has an active timer.
     fn has_timers(&self) -> bool;
     /// References to its mailbox outside the stage (every `ActorRef` clone).
@@ -150,7 +152,7 @@ impl<A: Actor> Cell<A> {
 
     /// Whether the mailbox and the local queue are empty.
     pub(crate) fn mailbox_is_empty(&self) -> bool {
-        self.local.is_empty() && ActorRef(Arc::clone(&self.mailbox)).is_empty()
+        self.local.is_empty() && self.mailbox.len() == 0
     }
 
     /// Whether the actor takes the next stream batch now (running, nothing queued locally).
@@ -191,6 +193,31 @@ impl<A: Actor> Cell<A> {
         r
     }
 
+    /// Handles one message, failing (after its effects) when the handler ran longer than
+    /// `limit` (the actor's handler time limit).
+    fn deliver_within(
+        actor: &mut A,
+        ctx: &mut Ctx<'_, A>,
+        msg: A::Msg,
+        limit: Option<Duration>,
+    ) -> Result<(), StageError> {
+        let Some(limit) = limit else {
+            return Self::deliver(actor, ctx, msg);
+        };
+        let started = Instant::now();
+        let r = Self::deliver(actor, ctx, msg);
+        let took = started.elapsed();
+        if took > limit {
+            r?;
+            tracing::warn!(actor = %ctx.meta.path, ?took, ?limit, "handler over its time limit");
+            return Err(StageError::timeout(format!(
+                "actor '{}': handler took {took:?}, over its time limit of {limit:?}",
+                ctx.meta.path
+            )));
+        }
+        r
+    }
+
     /// Handles the messages of `batch` (stream elements of the root) in order; what a failure
     /// leaves unhandled stays in the local queue.
     pub(crate) fn handle_batch(
@@ -214,6 +241,7 @@ impl<A: Actor> Cell<A> {
         let Some(actor) = actor.as_mut() else {
             return Ok(());
         };
+        let limit = self.props.handler_time_limit;
         let r = catch_unwind(AssertUnwindSafe(|| {
             let mut ctx = Ctx {
                 sys,
@@ -223,7 +251,7 @@ impl<A: Actor> Cell<A> {
                 reply: None,
             };
             for msg in &mut it {
-                Self::deliver(actor, &mut ctx, msg)?;
+                Self::deliver_within(actor, &mut ctx, msg, limit)?;
                 if ctx.state.stop_requested || ctx.state.unstash {
                     break;
                 }
@@ -309,6 +337,7 @@ impl<A: Actor> AnyCell<A::Out> for Cell<A> {
         let Some(actor) = actor.as_mut() else {
             return Ok(());
         };
+        let limit = self.props.handler_time_limit;
         let r = catch_unwind(AssertUnwindSafe(|| {
             for _ in 0..n {
                 let Some(env) = local.pop_front() else { break };
@@ -319,7 +348,7 @@ impl<A: Actor> AnyCell<A::Out> for Cell<A> {
                     mailbox,
                     reply: env.reply,
                 };
-                Self::deliver(actor, &mut ctx, env.msg)?;
+                Self::deliver_within(actor, &mut ctx, env.msg, limit)?;
                 if state.stop_requested || state.unstash {
                     break;
                 }
@@ -350,6 +379,11 @@ impl<A: Actor> AnyCell<A::Out> for Cell<A> {
             tracing::warn!(actor = %self.meta.path, panic = %weir_graph::panic_message(&*p), "pre_restart panicked");
         }
         self.cancel_everything();
+        // Stashed messages go back in front of the queue, in stash order (the new instance
+        // sees them first); the mailbox is kept.
+        for env in self.state.stash.drain(..).rev() {
+            self.local.push_front(env);
+        }
         self.actor = Some(self.props.make());
         self.meta.suspended = false;
         self.start(sys)
@@ -417,6 +451,10 @@ impl<A: Actor> AnyCell<A::Out> for Cell<A> {
 
     fn has_timers(&self) -> bool {
         !self.state.timers.is_empty()
+    }
+
+    fn is_idle(&self) -> bool {
+        self.actor.is_some() && !self.meta.suspended && self.mailbox_is_empty()
     }
 
     fn outside_refs(&self) -> usize {

@@ -276,7 +276,12 @@ struct Queue<M> {
     closed: bool,
     /// Senders waiting for room.
     senders: Vec<Waker>,
+    /// Run once when the mailbox closes (watchers in any stage).
+    on_close: Vec<CloseHook>,
 }
+
+/// What a watcher asked to run when a mailbox closes.
+pub(crate) type CloseHook = Box<dyn FnOnce() + Send>;
 
 /// The queue behind an [`ActorRef`].
 pub(crate) struct Mailbox<M> {
@@ -328,6 +333,7 @@ impl<M: Send + 'static> Mailbox<M> {
                 scheduled: false,
                 closed: false,
                 senders: Vec::new(),
+                on_close: Vec::new(),
             }),
             len: AtomicUsize::new(0),
             capacity: config.capacity.max(1),
@@ -443,13 +449,18 @@ impl<M: Send + 'static> Mailbox<M> {
         }
     }
 
-    /// Closes the mailbox: queued and later messages go to dead letters.
+    /// Closes the mailbox: queued and later messages go to dead letters, then the close hooks
+    /// run (once).
     pub(crate) fn close(&self) {
-        let (items, senders) = {
+        let (items, senders, hooks) = {
             let mut q = lock(&self.queue);
             q.closed = true;
             self.len.store(0, Ordering::Release);
-            (std::mem::take(&mut q.items), std::mem::take(&mut q.senders))
+            (
+                std::mem::take(&mut q.items),
+                std::mem::take(&mut q.senders),
+                std::mem::take(&mut q.on_close),
+            )
         };
         for w in senders {
             w.wake();
@@ -457,11 +468,39 @@ impl<M: Send + 'static> Mailbox<M> {
         for env in items {
             self.dead_letter(env, "actor stopped");
         }
+        for hook in hooks {
+            hook();
+        }
+    }
+
+    /// Runs `hook` when the mailbox closes; at once when it is closed already.
+    pub(crate) fn on_close(&self, hook: CloseHook) {
+        let mut q = lock(&self.queue);
+        if q.closed {
+            drop(q);
+            hook();
+        } else {
+            q.on_close.push(hook);
+        }
+    }
+
+    /// Queues a notice from the runtime (a watched actor terminated) even when the mailbox is
+    /// full; dropped silently once the mailbox is closed.
+    pub(crate) fn offer_notice(&self, msg: M) {
+        let mut q = lock(&self.queue);
+        if !q.closed {
+            self.enqueue(&mut q, Envelope::plain(msg));
+        }
     }
 
     /// The actor's path.
     pub(crate) fn path(&self) -> &Arc<str> {
         &self.path
+    }
+
+    /// Messages queued.
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
     }
 
     /// Whether the mailbox was closed.

@@ -86,6 +86,7 @@ pub struct Props<A> {
     pub(crate) throughput: usize,
     pub(crate) max_actors: usize,
     pub(crate) stash_capacity: usize,
+    pub(crate) handler_time_limit: Option<std::time::Duration>,
 }
 
 /// Messages an actor handles per turn before the other actors of its stage get theirs.
@@ -100,6 +101,7 @@ impl<A> Clone for Props<A> {
             throughput: self.throughput,
             max_actors: self.max_actors,
             stash_capacity: self.stash_capacity,
+            handler_time_limit: self.handler_time_limit,
         }
     }
 }
@@ -124,6 +126,7 @@ impl<A: Actor> Props<A> {
             throughput: DEFAULT_THROUGHPUT,
             max_actors: usize::MAX,
             stash_capacity: super::cell::DEFAULT_STASH_CAPACITY,
+            handler_time_limit: None,
         }
     }
     /// Props making each instance with `A::default()`.
@@ -158,6 +161,12 @@ impl<A: Actor> Props<A> {
     /// These props with a stash of at most `n` messages; stashing more fails the handler.
     pub fn with_stash_capacity(mut self, n: usize) -> Self {
         self.stash_capacity = n;
+        self
+    }
+    /// These props failing a handler call that runs longer than `limit` (wall time): the
+    /// failure names the actor and is supervised like any other; the call's effects stand.
+    pub fn with_handler_time_limit(mut self, limit: std::time::Duration) -> Self {
+        self.handler_time_limit = Some(limit);
         self
     }
     /// The name given with [`Props::with_name`], or the actor's type name.

@@ -18,6 +18,7 @@ const MAX_PASSES: usize = 8;
 pub(crate) enum Op {
     Start(ActorId),
     Stop(ActorId),
+    StopWhenIdle(ActorId),
     Watch { watcher: ActorId, target: ActorId },
     Unwatch { watcher: ActorId, target: ActorId },
 }
@@ -47,6 +48,8 @@ pub(crate) struct System<O> {
     pub(crate) max_actors: usize,
     /// Failures of actors waiting for a delayed restart.
     pending_errors: Vec<(ActorId, StageError)>,
+    /// Actors to stop once they have nothing queued.
+    retiring: Vec<ActorId>,
 }
 
 impl<O: Send + 'static> System<O> {
@@ -65,6 +68,7 @@ impl<O: Send + 'static> System<O> {
             throughput: 256,
             max_actors: usize::MAX,
             pending_errors: Vec::new(),
+            retiring: Vec::new(),
         }
     }
 
@@ -247,7 +251,10 @@ impl<O: Send + 'static> System<O> {
             self.shared.take(ready);
             ready.append(&mut self.runnable);
             if ready.is_empty() {
-                return Ok(());
+                if !self.stop_idle_retiring()? {
+                    return Ok(());
+                }
+                continue;
             }
             let mut i = 0;
             while i < ready.len() {
@@ -274,6 +281,27 @@ impl<O: Send + 'static> System<O> {
         Ok(())
     }
 
+    /// Stops the retiring actors that have nothing queued; whether it stopped any.
+    fn stop_idle_retiring(&mut self) -> Result<bool, StageError> {
+        if self.retiring.is_empty() {
+            return Ok(false);
+        }
+        let retiring = std::mem::take(&mut self.retiring);
+        let mut stopped = false;
+        for id in retiring {
+            match self.get(id).map(|c| c.is_idle()) {
+                Some(true) => {
+                    self.stop(id)?;
+                    stopped = true;
+                }
+                Some(false) => self.retiring.push(id),
+                None => {}
+            }
+        }
+        self.apply_ops()?;
+        Ok(stopped)
+    }
+
     /// Whether an actor has messages waiting (in its local queue or its mailbox).
     pub(crate) fn has_ready(&self) -> bool {
         !self.runnable.is_empty() || self.shared.has_ready()
@@ -287,10 +315,15 @@ impl<O: Send + 'static> System<O> {
                 match op {
                     Op::Start(id) => {
                         if let Some(Err(e)) = self.with_cell(id, |c, sys| c.start(sys)) {
-                            self.failed(id, e)?;
+                            self.start_failed(id, e)?;
                         }
                     }
                     Op::Stop(id) => self.stop(id)?,
+                    Op::StopWhenIdle(id) => {
+                        if self.is_alive(id) && !self.retiring.contains(&id) {
+                            self.retiring.push(id);
+                        }
+                    }
                     Op::Watch { watcher, target } => {
                         if let Some(t) = self.get_mut(target) {
                             if !t.meta().watchers.contains(&watcher) {
@@ -355,8 +388,26 @@ impl<O: Send + 'static> System<O> {
         self.apply_ops()
     }
 
-    /// Decides about a failure of `id` with its parent's strategy.
+    /// Decides about a failure of `id` in a handler with its parent's strategy.
     fn failed(&mut self, id: ActorId, error: StageError) -> Result<(), StageError> {
+        self.decide(id, error, false)
+    }
+
+    /// Decides about a failure of `id` in its `pre_start` (the strategy's start-failure
+    /// directive applies, and a restart is never run recursively).
+    fn start_failed(&mut self, id: ActorId, error: StageError) -> Result<(), StageError> {
+        let wrapped = StageError::new(
+            error.kind(),
+            format!("pre_start failed: {}", error.message()),
+        );
+        let wrapped = match error.stage() {
+            Some(path) => wrapped.with_stage(path),
+            None => wrapped,
+        };
+        self.decide(id, wrapped, true)
+    }
+
+    fn decide(&mut self, id: ActorId, error: StageError, at_start: bool) -> Result<(), StageError> {
         let Some(parent) = self.get(id).map(|c| c.meta().parent) else {
             return Ok(());
         };
@@ -367,7 +418,11 @@ impl<O: Send + 'static> System<O> {
         let Some(strategy) = self.get(parent).map(|p| p.strategy()) else {
             return self.stop(id);
         };
-        let directive = strategy.decide(&error);
+        let directive = if at_start {
+            strategy.start_failure
+        } else {
+            strategy.decide(&error)
+        };
         tracing::debug!(stage = %self.stage, actor = %id, ?directive, %error, "actor failed");
         let targets = match strategy.scope {
             Scope::OneForOne => vec![id],
@@ -377,6 +432,7 @@ impl<O: Send + 'static> System<O> {
                 .unwrap_or_default(),
         };
         match directive {
+            // After a failed pre_start the actor runs from where it stopped.
             ActorDirective::Resume => Ok(()),
             ActorDirective::Stop => {
                 for t in targets {
@@ -395,6 +451,7 @@ impl<O: Send + 'static> System<O> {
                         continue;
                     };
                     let meta = cell.meta_mut();
+                    meta.restarts.reset_if_quiet(now, strategy.reset_after);
                     let allowed = meta.restarts.allow(now, strategy.budget);
                     let attempt = meta.restarts.attempts.saturating_sub(1);
                     let path = Arc::clone(&meta.path);
@@ -403,9 +460,14 @@ impl<O: Send + 'static> System<O> {
                         self.stop(t)?;
                         continue;
                     }
-                    match strategy.backoff {
-                        Some(b) => {
-                            let delay = b.delay(attempt, u64::from(t.slot));
+                    let delay = match strategy.backoff {
+                        Some(b) => Some(b.delay(attempt, u64::from(t.slot))),
+                        // A failed pre_start restarts on the stage's next loop, not from here.
+                        None if at_start => Some(std::time::Duration::ZERO),
+                        None => None,
+                    };
+                    match delay {
+                        Some(delay) => {
                             let children = match self.get_mut(t) {
                                 Some(c) => {
                                     c.meta_mut().suspended = true;
@@ -420,6 +482,7 @@ impl<O: Send + 'static> System<O> {
                             for c in children {
                                 self.stop(c)?;
                             }
+                            self.pending_errors.retain(|(a, _)| *a != t);
                             self.pending_errors.push((t, error.clone()));
                         }
                         None => self.restart(t, &error)?,
@@ -438,8 +501,15 @@ impl<O: Send + 'static> System<O> {
         for c in children {
             self.stop(c)?;
         }
-        if let Some(Err(e)) = self.with_cell(id, |c, sys| c.restart(sys, error)) {
-            self.failed(id, e)?;
+        let now = self.clock.now();
+        match self.with_cell(id, |c, sys| c.restart(sys, error)) {
+            Some(Err(e)) => self.start_failed(id, e)?,
+            Some(Ok(())) => {
+                if let Some(c) = self.get_mut(id) {
+                    c.meta_mut().restarts.running_since = now;
+                }
+            }
+            None => {}
         }
         Ok(())
     }

@@ -22,6 +22,7 @@ mod cell;
 mod ctx;
 mod mailbox;
 mod props;
+mod router;
 mod stage;
 mod supervisor;
 mod system;
@@ -36,6 +37,9 @@ pub use props::{Actor, ActorId, DEFAULT_THROUGHPUT, Props};
 pub use stage::{actor_flow, actor_sink, actor_source};
 pub use supervisor::{ActorDirective, Backoff, Scope, SupervisorStrategy};
 pub use timers::TimerKey;
+
+// Routers and FSM actors.
+pub use router::{ActorRouters, Router, RouterMsg, Routing, actor_router, jump_hash};
 
 use weir_graph::{Flow, Sink, Source};
 

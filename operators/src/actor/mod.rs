@@ -20,6 +20,7 @@
 
 mod cell;
 mod ctx;
+mod fsm;
 mod mailbox;
 mod props;
 mod router;
@@ -39,6 +40,10 @@ pub use supervisor::{ActorDirective, Backoff, Scope, SupervisorStrategy};
 pub use timers::TimerKey;
 
 // Routers and FSM actors.
+pub use fsm::{
+    Fsm, FsmEvent, FsmMsg, FsmState, StateChange, StateHandler, StateTimeoutToken, Transition,
+    TransitionHook, goto, stay,
+};
 pub use router::{ActorRouters, Router, RouterMsg, Routing, actor_router, jump_hash};
 
 use weir_graph::{Flow, Sink, Source};

@@ -195,15 +195,12 @@ impl<A: Actor> Cell<A> {
 
     /// Handles one message, failing (after its effects) when the handler ran longer than
     /// `limit` (the actor's handler time limit).
-    fn deliver_within(
+    fn deliver_timed(
         actor: &mut A,
         ctx: &mut Ctx<'_, A>,
         msg: A::Msg,
-        limit: Option<Duration>,
+        limit: Duration,
     ) -> Result<(), StageError> {
-        let Some(limit) = limit else {
-            return Self::deliver(actor, ctx, msg);
-        };
         let started = Instant::now();
         let r = Self::deliver(actor, ctx, msg);
         let took = started.elapsed();
@@ -250,10 +247,24 @@ impl<A: Actor> Cell<A> {
                 mailbox,
                 reply: None,
             };
-            for msg in &mut it {
-                Self::deliver_within(actor, &mut ctx, msg, limit)?;
-                if ctx.state.stop_requested || ctx.state.unstash {
-                    break;
+            // The timed loop only for actors with a handler time limit (no clock read per
+            // message otherwise).
+            match limit {
+                None => {
+                    for msg in &mut it {
+                        Self::deliver(actor, &mut ctx, msg)?;
+                        if ctx.state.stop_requested || ctx.state.unstash {
+                            break;
+                        }
+                    }
+                }
+                Some(limit) => {
+                    for msg in &mut it {
+                        Self::deliver_timed(actor, &mut ctx, msg, limit)?;
+                        if ctx.state.stop_requested || ctx.state.unstash {
+                            break;
+                        }
+                    }
                 }
             }
             Ok(())
@@ -348,7 +359,10 @@ impl<A: Actor> AnyCell<A::Out> for Cell<A> {
                     mailbox,
                     reply: env.reply,
                 };
-                Self::deliver_within(actor, &mut ctx, env.msg, limit)?;
+                match limit {
+                    None => Self::deliver(actor, &mut ctx, env.msg)?,
+                    Some(limit) => Self::deliver_timed(actor, &mut ctx, env.msg, limit)?,
+                }
                 if state.stop_requested || state.unstash {
                     break;
                 }

@@ -1053,6 +1053,12 @@ async fn cancelling_a_run_leaves_no_actor_timer_ask_sender_or_task_behind() {
     assert!(asks.iter().all(|(_, a)| !a.is_finished()), "asks pending");
     assert!(blocked.iter().all(|t| !t.is_finished()), "senders blocked");
     assert_eq!(sleeper.len(), 2);
+    // The stage's next buzz and the asks' timeouts wait on the clock.
+    assert!(
+        clock.pending_timers() > asks.len(),
+        "{}",
+        clock.pending_timers()
+    );
 
     h.cancel();
     let _ = timed(done).await;
@@ -1080,7 +1086,8 @@ async fn cancelling_a_run_leaves_no_actor_timer_ask_sender_or_task_behind() {
             })
         );
     }
-    // No timer of the run is left on the clock, and none fires any more.
+    // No timer of the run is left on the clock (stage sleeps, ask timeouts), and none fires.
+    assert_eq!(clock.pending_timers(), 0);
     clock.run_for(ms(100)).await;
     assert_eq!(buzzes.load(Ordering::SeqCst), 300);
 }

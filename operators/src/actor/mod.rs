@@ -17,6 +17,10 @@
 //! root's failures go to the stage's `Supervision`. Timers run on the run's clock, so
 //! virtual-time tests drive them exactly. Cancelling the run drops the stage, which closes every
 //! mailbox: no actor, timer or pending ask outlives the run.
+//!
+//! On top of [`Actor`]: [`Fsm`] (finite-state machines with state timeouts) and [`Router`]
+//! (a pool of routees, `Flow::actor_router`); supervision semantics are in
+//! [`SupervisorStrategy`]'s module.
 
 mod cell;
 mod ctx;

@@ -56,12 +56,14 @@ pub trait Actor: Send + Sized + 'static {
         Ok(())
     }
 
-    /// Called once when the actor stops (after its children stopped); it may still emit.
+    /// Called once when the actor stops (after its children stopped; not on a restart); it may
+    /// still emit.
     fn post_stop(&mut self, ctx: &mut Ctx<'_, Self>) {
         let _ = ctx;
     }
 
-    /// Called on the failed instance before a restart replaces it.
+    /// Called on the failed instance before a restart replaces it (its children are stopped
+    /// already; its state and stash are still there).
     fn pre_restart(&mut self, ctx: &mut Ctx<'_, Self>, error: &StageError) {
         let _ = (ctx, error);
     }

@@ -1,5 +1,29 @@
 //! How a parent decides about a failed child: one-for-one or all-for-one, a decider from the
 //! error to a directive, a restart budget within a window, and an optional restart backoff.
+//!
+//! Semantics (Akka's classic supervision):
+//! - A failure is an `Err` or a panic from a handler (or `on_terminated`), or a handler call
+//!   over the actor's `Props::with_handler_time_limit` (a `Timeout` error naming the actor; the
+//!   call's effects stand). The failing message is not retried.
+//! - **Resume** keeps the instance and its state. **Stop** stops it (children first, then its
+//!   `post_stop`; what is queued goes to dead letters; watchers are told). **Escalate** fails the
+//!   parent with `escalated from child: <error>`, which its own parent decides about (past the
+//!   root, the stage's `Supervision`).
+//! - **Restart** makes a fresh instance from the props: the children stop (their `post_stop`
+//!   runs), then `pre_restart` runs on the failed instance (state and stash still there), then
+//!   `pre_start` on the new one, which re-creates children. Kept: the mailbox and what is queued,
+//!   and the stashed messages, which go back in front of the queue in stash order. Reset: the
+//!   state, behaviours (`become_`) and timers. `post_stop` is not called on a restart.
+//! - The **budget** (`with_restart_budget(max, within)`) counts one child's restarts within a
+//!   sliding window; the restart beyond it stops the child instead.
+//! - The **backoff** (`with_backoff(min, max, random_factor)`) suspends the child (its messages
+//!   wait, its children stop) for `min * 2^attempt` (at most `max`), stretched by up to
+//!   `random_factor` (deterministic per actor slot); `with_reset_after(d)` starts the attempts
+//!   over once the child ran `d` since its last restart.
+//! - A failure in `pre_start` gets [`SupervisorStrategy::on_start_failure`] (default stop), not
+//!   the decider; a restart from it runs on the stage's next loop (or after the backoff) and is
+//!   counted by the budget. A panic in `post_stop` or `pre_restart` is logged; the stop or
+//!   restart goes on.
 
 use std::collections::VecDeque;
 use std::fmt;

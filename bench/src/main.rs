@@ -2,7 +2,8 @@
 //!
 //! `cargo run --release -p weir-bench -- <w1|w2|chain|all> [--n N] [--parallelism P]`; the W3
 //! job, its crash harness and throughput have subcommands of their own (`w3-gen`, `w3-job`,
-//! `crash`, `w3`: see `w3/`), and `state-keys --keys N --backend rocksdb|memory` measures keyed
+//! `crash`, `w3`: see `w3/`), the event-sourced account job and its crash harness have
+//! `entities-job` and `crash-entities` (see `entities/`), and `state-keys --keys N --backend rocksdb|memory` measures keyed
 //! state on a backend.
 //!
 //! Every workload also runs a hand-written Rust loop doing the same work in the same process
@@ -16,7 +17,9 @@ use std::hint::black_box;
 use std::time::Instant;
 use weir::prelude::*;
 
+mod child;
 mod ckpt_backpressure;
+mod entities;
 mod state_keys;
 mod w3;
 
@@ -350,6 +353,9 @@ fn latency(rt: &weir::engine::Runtime, rate: u64, seconds: u64) {
 
 fn main() {
     if let Some(code) = w3::dispatch() {
+        std::process::exit(code);
+    }
+    if let Some(code) = entities::dispatch() {
         std::process::exit(code);
     }
     let argv: Vec<String> = std::env::args().collect();

@@ -19,11 +19,14 @@
 //! mailbox: no actor, timer or pending ask outlives the run.
 
 mod cell;
+mod checkpoint;
 mod ctx;
 mod mailbox;
 mod props;
+mod registry;
 mod stage;
 mod supervisor;
+mod swap;
 mod system;
 mod timers;
 
@@ -36,6 +39,10 @@ pub use props::{Actor, ActorId, DEFAULT_THROUGHPUT, Props};
 pub use stage::{actor_flow, actor_sink, actor_source};
 pub use supervisor::{ActorDirective, Backoff, Scope, SupervisorStrategy};
 pub use timers::TimerKey;
+
+// Checkpointed actors (`Props::checkpointed`), the run's registry, hot swap.
+pub use registry::{ActorRegistry, RegistryError};
+pub use swap::{SwapError, SwapHandle, Version, Versioned};
 
 use weir_graph::{Flow, Sink, Source};
 

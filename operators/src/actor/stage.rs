@@ -9,7 +9,10 @@ use std::future::poll_fn;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
-use weir_graph::{AsyncIo, AsyncLogic, Directive, Event, Flow, Sink, Source, StageError};
+use weir_graph::{
+    AsyncIo, AsyncLogic, Control, Directive, Event, Flow, Signal, Sink, Snapshot, Source,
+    StageError, StageInfo,
+};
 
 /// Which ports the stage has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +27,8 @@ struct ActorStage<A: Actor> {
     mailbox: Arc<Mailbox<A::Msg>>,
     shared: Arc<StageShared>,
     kind: Kind,
+    /// The actors a restored checkpoint saved.
+    restored: super::checkpoint::Restored,
     /// Closes the root's mailbox when the stage goes away, also if it never ran.
     _close: CloseOnDrop<A::Msg>,
 }
@@ -43,6 +48,7 @@ impl<M: Send + 'static> Drop for CloseOnDrop<M> {
 enum Wake<T> {
     Work,
     Input(Event<T>),
+    Control(Control),
     Timer,
     Closed,
 }
@@ -50,11 +56,16 @@ enum Wake<T> {
 fn make<A: Actor>(
     props: &Props<A>,
     kind: Kind,
-    path: &str,
+    info: &StageInfo,
 ) -> Result<(ActorStage<A>, ActorRef<A::Msg>), StageError> {
+    if kind == Kind::Source {
+        super::checkpoint::refuse_source(props, &info.path)?;
+    }
     let shared = Arc::new(StageShared::default());
-    let mailbox = System::<A::Out>::root_mailbox(path, props, &shared)?;
+    let mailbox = System::<A::Out>::root_mailbox(&info.path, props, &shared)?;
     let r = ActorRef(Arc::clone(&mailbox));
+    let registry = info.services.get::<super::registry::ActorRegistry>();
+    super::registry::register_new(registry.as_deref(), props, &r)?;
     Ok((
         ActorStage {
             props: props.clone(),
@@ -62,6 +73,7 @@ fn make<A: Actor>(
             mailbox,
             shared,
             kind,
+            restored: Default::default(),
         },
         r,
     ))
@@ -80,7 +92,7 @@ fn make<A: Actor>(
 /// - **fails when** upstream fails, or the root actor fails and the stage's supervision says
 ///   stop (`resume` keeps the actor, `restart` makes a fresh one from its props)
 pub fn actor_flow<A: Actor>(props: Props<A>) -> Flow<A::Msg, A::Out, ActorRef<A::Msg>> {
-    Flow::from_async("actor", move |info| make(&props, Kind::Flow, &info.path))
+    Flow::from_async("actor", move |info| make(&props, Kind::Flow, info))
 }
 
 /// A sink whose elements are messages to the actor `props` makes (what it emits is dropped).
@@ -92,7 +104,7 @@ pub fn actor_flow<A: Actor>(props: Props<A>) -> Flow<A::Msg, A::Out, ActorRef<A:
 /// - **fails when** upstream fails, or the root actor fails under the `stop` supervision
 pub fn actor_sink<A: Actor>(props: Props<A>) -> Sink<A::Msg, ActorRef<A::Msg>> {
     Sink::from_async("actor-sink", move |info| {
-        make(&props, Kind::Sink, &info.path)
+        make(&props, Kind::Sink, info)
     })
 }
 
@@ -110,7 +122,7 @@ pub fn actor_sink<A: Actor>(props: Props<A>) -> Sink<A::Msg, ActorRef<A::Msg>> {
 ///   under `Overflow::Fail`
 pub fn actor_source<A: Actor>(props: Props<A>) -> Source<A::Out, ActorRef<A::Msg>> {
     Source::from_async("actor-source", move |info| {
-        make(&props, Kind::Source, &info.path)
+        make(&props, Kind::Source, info)
     })
 }
 
@@ -130,6 +142,17 @@ impl<A: Actor> ActorStage<A> {
 }
 
 impl<A: Actor> AsyncLogic for ActorStage<A> {
+    /// A flow or sink reads barriers itself: it acknowledges each one after every message
+    /// before it was handled (a source's barriers are forwarded by the engine, stateless).
+    fn handles_control(&self) -> bool {
+        self.kind != Kind::Source
+    }
+
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), StageError> {
+        self.restored = super::checkpoint::Restored::decode(snapshot, &self.props)?;
+        Ok(())
+    }
+
     fn run(self: Box<Self>, mut io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
         async move {
             let Self {
@@ -137,8 +160,12 @@ impl<A: Actor> AsyncLogic for ActorStage<A> {
                 mailbox,
                 shared,
                 kind,
+                restored,
                 _close,
             } = *self;
+            if kind != Kind::Source {
+                super::checkpoint::check_start(&props, &io, mailbox.path())?;
+            }
             let mut input = match kind {
                 Kind::Source => None,
                 _ => Some(io.input::<A::Msg>(0)?),
@@ -161,6 +188,8 @@ impl<A: Actor> AsyncLogic for ActorStage<A> {
             let mut sys = System::<A::Out>::new(stage, Arc::clone(&shared), Arc::clone(&clock));
             sys.throughput = props.throughput;
             sys.max_actors = props.max_actors;
+            sys.restored = restored;
+            sys.registry = io.info.services.get::<super::registry::ActorRegistry>();
             sys.start_root(props, mailbox)?;
             let batch = io.batch_size.max(1);
             let mut ready = Vec::new();
@@ -214,9 +243,12 @@ impl<A: Actor> AsyncLogic for ActorStage<A> {
                     }
                     if root_accepts
                         && let Some(inp) = input.as_mut()
-                        && let Poll::Ready(ev) = inp.poll_recv(cx)
+                        && let Poll::Ready(sig) = inp.poll_signal(cx)
                     {
-                        return Poll::Ready(Wake::Input(ev));
+                        return Poll::Ready(match sig {
+                            Signal::Event(ev) => Wake::Input(ev),
+                            Signal::Control(c) => Wake::Control(c),
+                        });
                     }
                     if let Some(at) = next_timer {
                         if sleep.as_ref().is_none_or(|(s, _)| *s != at) {
@@ -245,6 +277,20 @@ impl<A: Actor> AsyncLogic for ActorStage<A> {
                         if let Err(e) = r {
                             Self::root_failed(&mut sys, &io, e)?;
                         }
+                    }
+                    Wake::Control(c) => {
+                        // Every message before the control is handled and its rows sent first.
+                        while let Err(e) = sys.run_ready(&mut ready) {
+                            Self::root_failed(&mut sys, &io, e)?;
+                        }
+                        if let Some(e) = shared.take_failure() {
+                            return Err(e);
+                        }
+                        if !flush(&mut sys, &mut output).await {
+                            sys.stop_all()?;
+                            return Ok(());
+                        }
+                        super::checkpoint::on_control(&sys, &io, output.as_mut(), c)?;
                     }
                     Wake::Input(Event::End) => input_done = true,
                     Wake::Input(Event::Error(e)) => return Err(e),

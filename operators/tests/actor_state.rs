@@ -1,0 +1,597 @@
+//! Actor state: checkpointed actor trees (killed and restored, exactly the unfailed output; a
+//! stage that is not checkpointed refuses), the run's actor registry, and hot swap of a
+//! versioned actor's logic with rollback.
+
+mod ck;
+
+use ck::{Gate, SECOND, Store, counting, dir, mat, mat_in, same, two_phase, until};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+use weir_engine::prelude::*;
+use weir_graph::{Keep, RunnableGraph, SinkFuture};
+use weir_operators::actor::{
+    Actor, ActorRef, ActorRegistry, Ctx, Props, RegistryError, SwapError, SwapHandle, Version,
+    Versioned,
+};
+use weir_operators::prelude::*;
+
+const N: u64 = 400;
+
+async fn timed<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(20), f)
+        .await
+        .expect("test timed out")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checkpointed actors
+
+/// `(0, x, running sum)` from the root, `(1, x, evens so far)` from its child.
+type Row = (u8, u64, u64);
+
+/// Sums what it handles; from an `x` ending in 3 to the next ending in 7 it stashes the
+/// messages between (handled after the 7); tells every even `x` to its child.
+#[derive(Default, Serialize, Deserialize)]
+struct Ledger {
+    sum: u64,
+    waiting: bool,
+    /// Spawned again by `pre_start` on a restored instance.
+    #[serde(skip)]
+    evens: Option<ActorRef<u64>>,
+}
+
+impl Actor for Ledger {
+    type Msg = u64;
+    type Out = Row;
+    fn pre_start(&mut self, ctx: &mut Ctx<'_, Self>) -> Result<(), StageError> {
+        let child = Props::<Evens>::default_of()
+            .with_name("evens")
+            .checkpointed();
+        self.evens = Some(ctx.spawn(child)?);
+        Ok(())
+    }
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, x: u64) -> Result<(), StageError> {
+        if self.waiting && x % 10 != 7 {
+            return ctx.stash(x);
+        }
+        self.sum += x;
+        ctx.emit((0, x, self.sum));
+        match x % 10 {
+            3 => self.waiting = true,
+            7 => {
+                self.waiting = false;
+                ctx.unstash_all();
+            }
+            _ => {}
+        }
+        if x % 2 == 0
+            && let Some(evens) = &self.evens
+        {
+            let evens = evens.clone();
+            ctx.tell(&evens, x)
+                .map_err(|e| StageError::user(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Counts the even numbers it is told.
+#[derive(Default, Serialize, Deserialize)]
+struct Evens {
+    count: u64,
+}
+
+impl Actor for Evens {
+    type Msg = u64;
+    type Out = Row;
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, x: u64) -> Result<(), StageError> {
+        self.count += 1;
+        ctx.emit((1, x, self.count));
+        Ok(())
+    }
+}
+
+/// What `Ledger` and `Evens` emit for `0..N`, sorted.
+fn model() -> Vec<Row> {
+    let mut rows = Vec::new();
+    let (mut sum, mut count) = (0, 0);
+    for d in 0..N / 10 {
+        for k in [0, 1, 2, 3, 7, 4, 5, 6, 8, 9] {
+            let x = d * 10 + k;
+            sum += x;
+            rows.push((0, x, sum));
+            if x % 2 == 0 {
+                count += 1;
+                rows.push((1, x, count));
+            }
+        }
+    }
+    rows.sort();
+    rows
+}
+
+fn ledger_job(gate: &Arc<Gate>, store: &Arc<Store<Row>>) -> RunnableGraph<()> {
+    counting("numbers", N, gate)
+        .via(Flow::actor(
+            Props::<Ledger>::default_of()
+                .with_name("ledger")
+                .checkpointed(),
+        ))
+        .to(two_phase(store))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpointed_actor_tree_resumes_with_exactly_the_unfailed_output() {
+    // Unfailed, without checkpoints.
+    let store = Store::new();
+    let gate = Arc::new(Gate::default());
+    let (m, _clock) = mat_in(None);
+    let ((), h) = m.materialize(&ledger_job(&gate, &store)).unwrap();
+    gate.open(N);
+    timed(h.wait()).await.unwrap();
+    let want = model();
+    same(&store.sorted(), &want);
+
+    // A checkpoint after 150 numbers (143 opened a stash: 144..149 are in it), killed at 290.
+    let d = dir("actor-ledger");
+    let store = Store::new();
+    let gate = Arc::new(Gate::default());
+    let (m, clock) = mat(&d);
+    let ((), h) = m.materialize(&ledger_job(&gate, &store)).unwrap();
+    gate.open(150);
+    until("150 numbers", || {
+        gate.emitted.load(std::sync::atomic::Ordering::Acquire) == 150
+    })
+    .await;
+    let ck = h.checkpoints().expect("the run checkpoints");
+    clock.run_for(SECOND).await;
+    until("a checkpoint", || ck.latest_completed().is_some()).await;
+    gate.open(290);
+    until("290 numbers", || {
+        gate.emitted.load(std::sync::atomic::Ordering::Acquire) == 290
+    })
+    .await;
+    h.cancel();
+    assert!(timed(h.wait()).await.is_err());
+    let before: Vec<Row> = store.output();
+    assert!(
+        !before.is_empty(),
+        "rows were committed before the crash"
+    );
+
+    // Restored on the same directory: the rest, exactly once.
+    let gate = Arc::new(Gate::default());
+    let (m, _clock) = mat(&d);
+    let ((), h) = m.materialize(&ledger_job(&gate, &store)).unwrap();
+    assert!(h.checkpoints().unwrap().restored().is_some());
+    gate.open(N);
+    timed(h.wait()).await.unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+    same(&store.sorted(), &want);
+}
+
+/// Counts what it handles (its state is not serde).
+#[derive(Default)]
+struct Plain {
+    n: u64,
+}
+
+impl Actor for Plain {
+    type Msg = u64;
+    type Out = u64;
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, _x: u64) -> Result<(), StageError> {
+        self.n += 1;
+        ctx.emit(self.n);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_actor_that_is_not_checkpointed_refuses_a_checkpointed_run_naming_the_stage() {
+    let d = dir("actor-plain");
+    let store = Store::new();
+    let gate = Arc::new(Gate::default());
+    let (m, _clock) = mat(&d);
+    let g = counting("numbers", N, &gate)
+        .via(Flow::actor(Props::<Plain>::default_of().with_name("plain")))
+        .to(two_phase(&store));
+    let ((), h) = m.materialize(&g).unwrap();
+    gate.open(N);
+    let err = timed(h.wait()).await.expect_err("refused");
+    assert_eq!(
+        err.to_string(),
+        "stage 'actor#1' failed: actor 'actor#1/plain' is not checkpointed, so a checkpoint would \
+         lose its state: build its props with `Props::checkpointed()` (its state and messages \
+         serde)"
+    );
+    assert!(store.output().is_empty(), "nothing was committed");
+
+    // Without checkpoints the same graph runs.
+    let store = Store::new();
+    let gate = Arc::new(Gate::default());
+    let (m, _clock) = mat_in(None);
+    let g = counting("numbers", 5, &gate)
+        .via(Flow::actor(Props::<Plain>::default_of()))
+        .to(two_phase(&store));
+    let ((), h) = m.materialize(&g).unwrap();
+    gate.open(5);
+    timed(h.wait()).await.unwrap();
+    assert_eq!(store.output(), vec![1, 2, 3, 4, 5]);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// A checkpointed root with two children of the same name.
+#[derive(Default, Serialize, Deserialize)]
+struct Twins;
+
+impl Actor for Twins {
+    type Msg = u64;
+    type Out = u64;
+    fn pre_start(&mut self, ctx: &mut Ctx<'_, Self>) -> Result<(), StageError> {
+        for _ in 0..2 {
+            ctx.spawn(Props::<Twins2>::default_of().with_name("twin").checkpointed())?;
+        }
+        Ok(())
+    }
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, x: u64) -> Result<(), StageError> {
+        ctx.emit(x);
+        Ok(())
+    }
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct Twins2;
+
+impl Actor for Twins2 {
+    type Msg = u64;
+    type Out = u64;
+    fn handle(&mut self, _ctx: &mut Ctx<'_, Self>, _x: u64) -> Result<(), StageError> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_refuses_two_actors_on_one_path() {
+    let d = dir("actor-twins");
+    let store = Store::new();
+    let gate = Arc::new(Gate::default());
+    let (m, clock) = mat(&d);
+    let g = counting("numbers", N, &gate)
+        .via(Flow::actor(Props::<Twins>::default_of().checkpointed()))
+        .to(two_phase(&store));
+    let ((), h) = m.materialize(&g).unwrap();
+    gate.open(10);
+    until("10 numbers", || {
+        gate.emitted.load(std::sync::atomic::Ordering::Acquire) == 10
+    })
+    .await;
+    clock.run_for(SECOND).await;
+    let err = timed(h.wait()).await.expect_err("refused");
+    assert_eq!(
+        err.to_string(),
+        "stage 'actor#1' failed: two actors have the path 'actor#1/Twins/twin', so a checkpoint \
+         cannot tell them apart: give children distinct names with `Props::with_name`"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[tokio::test]
+async fn a_source_actor_refuses_to_be_checkpointed_at_materialization() {
+    let g = Source::actor(Props::<Ledger>::default_of().checkpointed())
+        .to_mat(Sink::ignore(), Keep::left);
+    let err = Materializer::new().materialize(&g).expect_err("refused");
+    assert_eq!(
+        err.to_string(),
+        "stage 'actor-source#0' failed: actor 'Ledger': a `Source::actor` is not checkpointed \
+         (what is told to its ref is not replayable): feed a checkpointed actor through \
+         `Flow::actor` from a replayable source"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The registry
+
+/// Messages of the payment actors.
+#[derive(Debug)]
+enum Pay {
+    Add(u64),
+    /// Spawns a child registered under the path.
+    Spawn(&'static str),
+    /// Registers itself under the path too.
+    Alias(&'static str),
+    StopChild,
+    Stop,
+}
+
+#[derive(Default)]
+struct Payments {
+    total: u64,
+    child: Option<weir_operators::actor::ActorId>,
+}
+
+impl Actor for Payments {
+    type Msg = Pay;
+    type Out = String;
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, msg: Pay) -> Result<(), StageError> {
+        match msg {
+            Pay::Add(x) => {
+                self.total += x;
+                ctx.emit(format!("{} {}", ctx.path(), self.total));
+            }
+            Pay::Spawn(path) => {
+                let r = ctx.spawn(
+                    Props::<Payments>::default_of()
+                        .with_name("one")
+                        .register_as(path),
+                )?;
+                self.child = Some(r.id());
+            }
+            Pay::Alias(path) => ctx.register(path)?,
+            Pay::StopChild => {
+                if let Some(c) = self.child.take() {
+                    ctx.stop_child(c);
+                }
+            }
+            Pay::Stop => ctx.stop(),
+        }
+        Ok(())
+    }
+}
+
+type Running<M, O> = (ActorRef<M>, SinkFuture<Vec<O>>, RunHandle);
+
+fn payments(
+    m: &Materializer,
+    props: Props<Payments>,
+) -> Result<Running<Pay, String>, weir_engine::EngineError> {
+    let g = Source::actor(props).to_mat(Sink::collect(), Keep::both);
+    m.materialize(&g).map(|((r, done), h)| (r, done, h))
+}
+
+#[tokio::test]
+async fn registered_actors_are_looked_up_by_path_and_type_and_leave_when_they_stop() {
+    let registry = Arc::new(ActorRegistry::new());
+    let m = Materializer::new().with_service(Arc::clone(&registry));
+    let (root, done, _h) = payments(
+        &m,
+        Props::<Payments>::default_of()
+            .with_name("payments")
+            .register_as("/svc/payments"),
+    )
+    .expect("materializes");
+    assert_eq!(registry.paths(), vec!["/svc/payments".to_owned()]);
+
+    let found = registry
+        .lookup::<Pay>("/svc/payments")
+        .expect("right type")
+        .expect("registered");
+    assert_eq!(found.path(), root.path());
+    found.tell(Pay::Add(5)).await.expect("told");
+    assert_eq!(
+        registry.lookup::<u64>("/svc/payments").map(|r| r.is_some()),
+        Err(RegistryError::WrongType {
+            path: "/svc/payments".into(),
+            actor: "actor-source#0/payments".into(),
+            expected: "u64",
+            actual: std::any::type_name::<Pay>(),
+        })
+    );
+    assert_eq!(registry.lookup::<Pay>("/svc/nobody").unwrap().map(|r| r.id()), None);
+
+    // A child registered by its props, an alias registered by the handler.
+    root.tell(Pay::Spawn("/svc/payments/one")).await.unwrap();
+    root.tell(Pay::Alias("/svc/alias")).await.unwrap();
+    timed(until("the child registered", || registry.paths().len() == 3)).await;
+    assert_eq!(
+        registry.paths(),
+        vec!["/svc/alias", "/svc/payments", "/svc/payments/one"]
+    );
+    let one = registry
+        .lookup::<Pay>("/svc/payments/one")
+        .unwrap()
+        .expect("registered");
+    assert_eq!(one.path(), "actor-source#0/payments/one");
+    one.tell(Pay::Add(7)).await.unwrap();
+    // Registering a path that is taken fails the handler (the root: the stage fails later).
+    assert_eq!(
+        registry.register("/svc/payments/one", &root),
+        Err(RegistryError::Taken {
+            path: "/svc/payments/one".into(),
+            actor: "actor-source#0/payments/one".into(),
+        })
+    );
+    assert_eq!(registry.register("/svc/payments", &root), Ok(()), "same actor");
+
+    // The child stops: its entry is gone and its path free again.
+    root.tell(Pay::StopChild).await.unwrap();
+    timed(until("the child stopped", || one.is_stopped())).await;
+    assert_eq!(registry.lookup::<Pay>("/svc/payments/one").unwrap().map(|r| r.id()), None);
+    assert_eq!(registry.paths(), vec!["/svc/alias", "/svc/payments"]);
+    drop(one);
+
+    root.tell(Pay::Add(1)).await.unwrap();
+    root.tell(Pay::Stop).await.unwrap();
+    drop(found);
+    assert_eq!(
+        timed(done).await.expect("completes"),
+        vec![
+            "actor-source#0/payments 5".to_owned(),
+            "actor-source#0/payments/one 7".to_owned(),
+            "actor-source#0/payments 6".to_owned(),
+        ]
+    );
+    assert!(registry.paths().is_empty(), "{:?}", registry.paths());
+    assert_eq!(registry.lookup::<Pay>("/svc/payments").unwrap().map(|r| r.id()), None);
+    drop(root);
+}
+
+#[tokio::test]
+async fn a_taken_path_a_bad_path_and_a_run_without_registry_are_errors() {
+    let registry = Arc::new(ActorRegistry::new());
+    let m = Materializer::new().with_service(Arc::clone(&registry));
+    let props = Props::<Payments>::default_of()
+        .with_name("payments")
+        .register_as("/svc/payments");
+    let (first, _done, _h) = payments(&m, props.clone()).expect("materializes");
+    let err = payments(&m, props.clone()).expect_err("taken");
+    assert_eq!(
+        err.to_string(),
+        "stage 'actor-source#0' failed: actor 'actor-source#0/payments': registry path \
+         '/svc/payments' is taken by actor 'actor-source#0/payments'"
+    );
+    let err = payments(&m, Props::<Payments>::default_of().register_as("svc/x"))
+        .expect_err("bad path");
+    assert_eq!(
+        err.to_string(),
+        "stage 'actor-source#0' failed: actor 'actor-source#0/Payments': 'svc/x' is not a registry \
+         path: it starts with '/' and has non-empty segments"
+    );
+    let err = payments(&Materializer::new(), props).expect_err("no registry");
+    assert_eq!(
+        err.to_string(),
+        "stage 'actor-source#0' failed: actor 'actor-source#0/payments' registers as \
+         '/svc/payments', but the run has no ActorRegistry: add one with \
+         `Materializer::with_service(Arc::new(ActorRegistry::new()))`"
+    );
+    assert_eq!(registry.paths(), vec!["/svc/payments".to_owned()]);
+    drop(first);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hot swap
+
+/// Messages of the versioned counter.
+#[derive(Debug)]
+enum Count {
+    Add(u64),
+    /// Replies with the running version's view of its state.
+    Show,
+}
+
+/// Version 1: counts messages.
+struct CountV1 {
+    n: u64,
+}
+
+impl Version for CountV1 {
+    type Msg = Count;
+    type Out = String;
+    fn handle(
+        &mut self,
+        ctx: &mut Ctx<'_, Versioned<Count, String>>,
+        msg: Count,
+    ) -> Result<(), StageError> {
+        match msg {
+            Count::Add(_) => {
+                self.n += 1;
+                ctx.emit(format!("v1 n={}", self.n));
+            }
+            Count::Show => {
+                ctx.reply(format!("v1 n={}", self.n));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Version 2: counts messages and sums them.
+struct CountV2 {
+    n: u64,
+    sum: u64,
+}
+
+impl Version for CountV2 {
+    type Msg = Count;
+    type Out = String;
+    fn handle(
+        &mut self,
+        ctx: &mut Ctx<'_, Versioned<Count, String>>,
+        msg: Count,
+    ) -> Result<(), StageError> {
+        match msg {
+            Count::Add(x) => {
+                self.n += 1;
+                self.sum += x;
+                ctx.emit(format!("v2 n={} sum={}", self.n, self.sum));
+            }
+            Count::Show => {
+                ctx.reply(format!("v2 n={} sum={}", self.n, self.sum));
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn show(r: &ActorRef<Count>) -> String {
+    timed(r.ask::<String>(Count::Show, Duration::from_secs(10)))
+        .await
+        .expect("answered")
+}
+
+fn versioned() -> (Running<Count, String>, SwapHandle<Count, String>) {
+    let (props, swap) = Props::versioned(|| CountV1 { n: 0 });
+    let g = Source::actor(props).to_mat(Sink::collect(), Keep::both);
+    let ((r, done), h) = Materializer::new().materialize(&g).expect("materializes");
+    ((r, done, h), swap)
+}
+
+#[tokio::test]
+async fn a_swapped_version_handles_the_next_message_with_the_migrated_state_and_rolls_back() {
+    let ((r, done, _h), swap) = versioned();
+    for x in [10, 20, 30] {
+        r.tell(Count::Add(x)).await.unwrap();
+    }
+    assert_eq!(show(&r).await, "v1 n=3");
+    assert_eq!(swap.version(), 1);
+
+    // The next message is the first the new version sees, with the migrated state.
+    let swapped = swap.swap(|v1: &CountV1| CountV2 { n: v1.n, sum: 0 });
+    r.tell(Count::Add(4)).await.unwrap();
+    assert_eq!(timed(swapped).await, Ok(2));
+    assert_eq!(swap.version(), 2);
+    r.tell(Count::Add(5)).await.unwrap();
+    assert_eq!(show(&r).await, "v2 n=5 sum=9");
+
+    // A migration from a version that is not running changes nothing.
+    let wrong = swap.swap(|v1: &CountV1| CountV2 { n: v1.n, sum: 0 });
+    assert_eq!(show(&r).await, "v2 n=5 sum=9");
+    assert_eq!(
+        timed(wrong).await,
+        Err(SwapError::WrongVersion {
+            actor: r.path().to_owned(),
+            expected: std::any::type_name::<CountV1>(),
+            running: std::any::type_name::<CountV2>(),
+        })
+    );
+
+    // Rollback: version 1 with its state at the swap (n=3), what version 2 did is gone.
+    let back = swap.rollback();
+    r.tell(Count::Add(6)).await.unwrap();
+    assert_eq!(timed(back).await, Ok(1));
+    assert_eq!(show(&r).await, "v1 n=4");
+    let again = swap.rollback();
+    assert_eq!(show(&r).await, "v1 n=4");
+    assert_eq!(
+        timed(again).await,
+        Err(SwapError::NothingToRollBack {
+            actor: r.path().to_owned()
+        })
+    );
+    assert_eq!(swap.version(), 1);
+
+    drop(r);
+    assert_eq!(
+        timed(done).await.expect("completes"),
+        vec![
+            "v1 n=1",
+            "v1 n=2",
+            "v1 n=3",
+            "v2 n=4 sum=4",
+            "v2 n=5 sum=9",
+            "v1 n=4"
+        ]
+    );
+    // The actor is gone: a request resolves at once with `Stopped`.
+    assert_eq!(timed(swap.rollback()).await, Err(SwapError::Stopped));
+}

@@ -269,10 +269,10 @@ impl<A: Actor> Cell<A> {
 
     /// Takes the instance, local queue and stash a checkpoint saved for this actor.
     fn load_saved(&mut self, bytes: &[u8]) -> Result<(), StageError> {
-        let saved =
-            super::checkpoint::load_cell(self.props.cell_codec(), &self.meta.path, bytes)?;
+        let saved = super::checkpoint::load_cell(self.props.cell_codec(), &self.meta.path, bytes)?;
         self.actor = Some(saved.actor);
-        self.local.extend(saved.local.into_iter().map(Envelope::plain));
+        self.local
+            .extend(saved.local.into_iter().map(Envelope::plain));
         self.state
             .stash
             .extend(saved.stash.into_iter().map(Envelope::plain));

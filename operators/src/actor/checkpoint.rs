@@ -70,8 +70,8 @@ where
     A: Actor + DeserializeOwned,
     A::Msg: DeserializeOwned,
 {
-    let (actor, local, stash): (A, Vec<A::Msg>, Vec<A::Msg>) =
-        postcard::from_bytes(bytes).map_err(|e| SnapshotError::Decode {
+    let (actor, local, stash): (A, Vec<A::Msg>, Vec<A::Msg>) = postcard::from_bytes(bytes)
+        .map_err(|e| SnapshotError::Decode {
             ty: std::any::type_name::<A>(),
             reason: e.to_string(),
         })?;
@@ -120,7 +120,10 @@ pub(crate) struct Restored(HashMap<String, Vec<u8>>);
 
 impl Restored {
     /// Decodes a stage's snapshot (the root's props must be checkpointed to take it).
-    pub(crate) fn decode<A: Actor>(snapshot: &Snapshot, props: &Props<A>) -> Result<Self, StageError> {
+    pub(crate) fn decode<A: Actor>(
+        snapshot: &Snapshot,
+        props: &Props<A>,
+    ) -> Result<Self, StageError> {
         if props.codec.is_none() {
             return Err(not_checkpointed(props.name()));
         }
@@ -144,7 +147,9 @@ pub(crate) fn load_cell<A: Actor>(
 ) -> Result<Saved<A>, StageError> {
     let codec = codec.ok_or_else(|| not_checkpointed(path))?;
     (codec.load)(bytes).map_err(|e| {
-        StageError::internal(format!("actor '{path}': cannot restore its saved state: {e}"))
+        StageError::internal(format!(
+            "actor '{path}': cannot restore its saved state: {e}"
+        ))
     })
 }
 

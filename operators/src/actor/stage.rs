@@ -103,9 +103,7 @@ pub fn actor_flow<A: Actor>(props: Props<A>) -> Flow<A::Msg, A::Out, ActorRef<A:
 ///   actor stops itself (upstream is then cancelled)
 /// - **fails when** upstream fails, or the root actor fails under the `stop` supervision
 pub fn actor_sink<A: Actor>(props: Props<A>) -> Sink<A::Msg, ActorRef<A::Msg>> {
-    Sink::from_async("actor-sink", move |info| {
-        make(&props, Kind::Sink, info)
-    })
+    Sink::from_async("actor-sink", move |info| make(&props, Kind::Sink, info))
 }
 
 /// A source emitting what the actor `props` makes emits while it handles the messages told to
@@ -121,9 +119,7 @@ pub fn actor_sink<A: Actor>(props: Props<A>) -> Sink<A::Msg, ActorRef<A::Msg>> {
 /// - **fails when** the root actor fails under the `stop` supervision, or its mailbox overflows
 ///   under `Overflow::Fail`
 pub fn actor_source<A: Actor>(props: Props<A>) -> Source<A::Out, ActorRef<A::Msg>> {
-    Source::from_async("actor-source", move |info| {
-        make(&props, Kind::Source, info)
-    })
+    Source::from_async("actor-source", move |info| make(&props, Kind::Source, info))
 }
 
 impl<A: Actor> ActorStage<A> {

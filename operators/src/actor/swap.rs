@@ -83,7 +83,8 @@ impl<V: Version> AnyVersion<V::Msg, V::Out> for V {
 
 type Boxed<M, O> = Box<dyn AnyVersion<M, O>>;
 type Reply = oneshot::Sender<Result<usize, SwapError>>;
-type Migrate<M, O> = Box<dyn FnOnce(&dyn AnyVersion<M, O>, &str) -> Result<Boxed<M, O>, SwapError> + Send>;
+type Migrate<M, O> =
+    Box<dyn FnOnce(&dyn AnyVersion<M, O>, &str) -> Result<Boxed<M, O>, SwapError> + Send>;
 
 enum Command<M, O> {
     Swap(Migrate<M, O>, Reply),
@@ -168,7 +169,12 @@ impl<M: Send + 'static, O: Send + 'static> Versioned<M, O> {
             let version = self.previous.len() + 1;
             self.control.version.store(version, Ordering::Release);
             match &r {
-                Ok(()) => tracing::info!(actor, version, to = self.current.type_name(), "actor logic swapped"),
+                Ok(()) => tracing::info!(
+                    actor,
+                    version,
+                    to = self.current.type_name(),
+                    "actor logic swapped"
+                ),
                 Err(e) => tracing::warn!(actor, error = %e, "actor swap refused"),
             }
             let _ = reply.send(r.map(|()| version));
@@ -223,8 +229,9 @@ impl<M, O> std::fmt::Debug for SwapHandle<M, O> {
     }
 }
 
-fn answer(rx: oneshot::Receiver<Result<usize, SwapError>>) -> impl Future<Output = Result<usize, SwapError>> + Send + 'static {
-    async move { rx.await.unwrap_or(Err(SwapError::Stopped)) }
+/// Waits for the actor's answer (its end answers `Stopped`).
+async fn answer(rx: oneshot::Receiver<Result<usize, SwapError>>) -> Result<usize, SwapError> {
+    rx.await.unwrap_or(Err(SwapError::Stopped))
 }
 
 impl<M: Send + 'static, O: Send + 'static> SwapHandle<M, O> {
@@ -270,9 +277,7 @@ impl<M: Send + 'static, O: Send + 'static> SwapHandle<M, O> {
 impl<M: Send + 'static, O: Send + 'static> Props<Versioned<M, O>> {
     /// Props of an actor running the version `make` makes, swappable through the handle
     /// (every instance these props make shares it; a restart makes `make`'s version again).
-    pub fn versioned<V>(
-        make: impl Fn() -> V + Send + Sync + 'static,
-    ) -> (Self, SwapHandle<M, O>)
+    pub fn versioned<V>(make: impl Fn() -> V + Send + Sync + 'static) -> (Self, SwapHandle<M, O>)
     where
         V: Version<Msg = M, Out = O>,
     {

@@ -6,6 +6,7 @@ mod ck;
 
 use ck::{Gate, SECOND, Store, counting, dir, mat, mat_in, same, two_phase, until};
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use weir_engine::prelude::*;
@@ -121,50 +122,133 @@ fn ledger_job(gate: &Arc<Gate>, store: &Arc<Store<Row>>) -> RunnableGraph<()> {
         .to(two_phase(store))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_checkpointed_actor_tree_resumes_with_exactly_the_unfailed_output() {
-    // Unfailed, without checkpoints.
+/// A job over a gate and a store.
+type Job = fn(&Arc<Gate>, &Arc<Store<Row>>) -> RunnableGraph<()>;
+
+fn emitted(gate: &Gate) -> u64 {
+    gate.emitted.load(std::sync::atomic::Ordering::Acquire)
+}
+
+/// The output of `job` run to its end without checkpoints, sorted.
+async fn unfailed(job: Job) -> Vec<Row> {
     let store = Store::new();
     let gate = Arc::new(Gate::default());
     let (m, _clock) = mat_in(None);
-    let ((), h) = m.materialize(&ledger_job(&gate, &store)).unwrap();
+    let ((), h) = m.materialize(&job(&gate, &store)).unwrap();
     gate.open(N);
     timed(h.wait()).await.unwrap();
-    let want = model();
-    same(&store.sorted(), &want);
+    store.sorted()
+}
 
-    // A checkpoint after 146 numbers (143 opened a stash: 144 and 145 are in it), killed at
-    // 290.
-    let d = dir("actor-ledger");
-    let store = Store::new();
+/// Runs `job` on `d` (restored when `d` holds a checkpoint): lets its source go to `ck_at`,
+/// waits for a checkpoint there, lets the source go on to `kill_at` and kills the run.
+async fn checkpoint_and_kill(
+    d: &Path,
+    store: &Arc<Store<Row>>,
+    job: Job,
+    ck_at: u64,
+    kill_at: u64,
+) {
     let gate = Arc::new(Gate::default());
-    let (m, clock) = mat(&d);
-    let ((), h) = m.materialize(&ledger_job(&gate, &store)).unwrap();
-    gate.open(146);
-    until("146 numbers", || {
-        gate.emitted.load(std::sync::atomic::Ordering::Acquire) == 146
-    })
-    .await;
+    let (m, clock) = mat(d);
+    let ((), h) = m.materialize(&job(&gate, store)).unwrap();
     let ck = h.checkpoints().expect("the run checkpoints");
+    let before = ck.latest_completed();
+    gate.open(ck_at);
+    until("the checkpoint's position", || emitted(&gate) == ck_at).await;
     clock.run_for(SECOND).await;
-    until("a checkpoint", || ck.latest_completed().is_some()).await;
-    gate.open(290);
-    until("290 numbers", || {
-        gate.emitted.load(std::sync::atomic::Ordering::Acquire) == 290
+    until("a checkpoint", || {
+        ck.latest_completed().is_some_and(|id| Some(id) != before)
     })
     .await;
+    gate.open(kill_at);
+    until("the kill's position", || emitted(&gate) == kill_at).await;
     h.cancel();
     assert!(timed(h.wait()).await.is_err());
-    let before: Vec<Row> = store.output();
-    assert!(!before.is_empty(), "rows were committed before the crash");
+}
 
-    // Restored on the same directory: the rest, exactly once.
+/// Runs `job` restored from `d` to its end.
+async fn resume(d: &Path, store: &Arc<Store<Row>>, job: Job) {
     let gate = Arc::new(Gate::default());
-    let (m, _clock) = mat(&d);
-    let ((), h) = m.materialize(&ledger_job(&gate, &store)).unwrap();
+    let (m, _clock) = mat(d);
+    let ((), h) = m.materialize(&job(&gate, store)).unwrap();
     assert!(h.checkpoints().unwrap().restored().is_some());
     gate.open(N);
     timed(h.wait()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpointed_actor_tree_resumes_with_exactly_the_unfailed_output() {
+    let want = model();
+    same(&unfailed(ledger_job).await, &want);
+    // A checkpoint after 146 numbers (143 opened a stash: 144 and 145 are in it), killed at
+    // 290, restored on the same directory: the rest, exactly once.
+    let d = dir("actor-ledger");
+    let store = Store::new();
+    checkpoint_and_kill(&d, &store, ledger_job, 146, 290).await;
+    assert!(
+        !store.output().is_empty(),
+        "rows were committed before the crash"
+    );
+    resume(&d, &store, ledger_job).await;
+    let _ = std::fs::remove_dir_all(&d);
+    same(&store.sorted(), &want);
+}
+
+/// Counts what it handles; tells the numbers below 100 and from 260 on to a child it spawns
+/// when it first needs it (so a restored run between 100 and 260 has not spawned it yet).
+#[derive(Default, Serialize, Deserialize)]
+struct Lazy {
+    n: u64,
+    #[serde(skip)]
+    child: Option<ActorRef<u64>>,
+}
+
+impl Actor for Lazy {
+    type Msg = u64;
+    type Out = Row;
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, x: u64) -> Result<(), StageError> {
+        self.n += 1;
+        ctx.emit((0, x, self.n));
+        if x < 100 || x >= 260 {
+            let child = match &self.child {
+                Some(c) => c.clone(),
+                None => {
+                    let props = Props::<Evens>::default_of()
+                        .with_name("late")
+                        .checkpointed();
+                    let c = ctx.spawn(props)?;
+                    self.child = Some(c.clone());
+                    c
+                }
+            };
+            ctx.tell(&child, x)
+                .map_err(|e| StageError::user(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+fn lazy_job(gate: &Arc<Gate>, store: &Arc<Store<Row>>) -> RunnableGraph<()> {
+    counting("numbers", N, gate)
+        .via(Flow::actor(Props::<Lazy>::default_of().checkpointed()))
+        .to(two_phase(store))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_child_not_spawned_again_keeps_its_state_through_the_next_checkpoint() {
+    let mut want: Vec<Row> = (0..N).map(|x| (0, x, x + 1)).collect();
+    let told = (0..100).chain(260..N);
+    want.extend(told.zip(1..).map(|(x, count)| (1, x, count)));
+    want.sort();
+    same(&unfailed(lazy_job).await, &want);
+    // Checkpoint 1 holds the child; the run restored from it checkpoints at 200 before it
+    // spawned the child again, so checkpoint 2 carries the child's saved state on.
+    let d = dir("actor-lazy");
+    let store = Store::new();
+    checkpoint_and_kill(&d, &store, lazy_job, 146, 180).await;
+    checkpoint_and_kill(&d, &store, lazy_job, 200, 230).await;
+    resume(&d, &store, lazy_job).await;
     let _ = std::fs::remove_dir_all(&d);
     same(&store.sorted(), &want);
 }

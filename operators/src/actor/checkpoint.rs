@@ -137,6 +137,10 @@ impl Restored {
         }
         self.0.remove(path)
     }
+    /// Saved actors not started again yet (a child its parent spawns later), by path.
+    fn unclaimed(&self) -> impl Iterator<Item = (&String, &Vec<u8>)> {
+        self.0.iter()
+    }
 }
 
 /// Loads `bytes` saved for the actor at `path` with `codec`.
@@ -201,6 +205,13 @@ fn save_tree<O: Send + 'static>(sys: &System<O>) -> Result<Snapshot, StageError>
         }
         cells.push((path, bytes));
     }
+    // A restored actor not started again since keeps its saved state for the next restore.
+    for (path, bytes) in sys.restored.unclaimed() {
+        if !seen.contains(path) {
+            cells.push((path.clone(), bytes.clone()));
+        }
+    }
+    cells.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(Snapshot::encode(&SavedTree { cells })?)
 }
 

@@ -95,8 +95,18 @@ impl<M: Send + 'static> Entry for WeakRef<M> {
 /// Actor refs of a run by path (a run service: `StageInfo::services`).
 #[derive(Default)]
 pub struct ActorRegistry {
-    entries: Mutex<HashMap<String, Box<dyn Entry>>>,
+    entries: Mutex<Entries>,
 }
+
+/// The entries, and the size at which stopped actors' entries are swept out.
+#[derive(Default)]
+struct Entries {
+    map: HashMap<String, Box<dyn Entry>>,
+    sweep_at: usize,
+}
+
+/// Entries a registry holds before its first sweep.
+const FIRST_SWEEP: usize = 64;
 
 impl std::fmt::Debug for ActorRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -123,7 +133,7 @@ impl ActorRegistry {
         Self::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Box<dyn Entry>>> {
+    fn lock(&self) -> MutexGuard<'_, Entries> {
         self.entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -137,7 +147,13 @@ impl ActorRegistry {
         r: &ActorRef<M>,
     ) -> Result<(), RegistryError> {
         check_path(path)?;
-        let mut entries = self.lock();
+        let mut guard = self.lock();
+        if guard.map.len() >= guard.sweep_at.max(FIRST_SWEEP) {
+            // Amortised: stopped actors' entries do not pile up.
+            guard.map.retain(|_, e| e.alive());
+            guard.sweep_at = guard.map.len() * 2;
+        }
+        let entries = &mut guard.map;
         if let Some(e) = entries.get(path)
             && e.alive()
         {
@@ -165,7 +181,7 @@ impl ActorRegistry {
 
     /// Removes the entry under `path`; `true` when a live actor was registered there.
     pub fn unregister(&self, path: &str) -> bool {
-        self.lock().remove(path).is_some_and(|e| e.alive())
+        self.lock().map.remove(path).is_some_and(|e| e.alive())
     }
 
     /// The ref registered under `path` (`None` when nothing live is), an error naming the path
@@ -174,7 +190,8 @@ impl ActorRegistry {
         &self,
         path: &str,
     ) -> Result<Option<ActorRef<M>>, RegistryError> {
-        let mut entries = self.lock();
+        let mut guard = self.lock();
+        let entries = &mut guard.map;
         let Some(e) = entries.get(path) else {
             return Ok(None);
         };
@@ -195,7 +212,8 @@ impl ActorRegistry {
 
     /// The paths of the live entries, sorted.
     pub fn paths(&self) -> Vec<String> {
-        let mut entries = self.lock();
+        let mut guard = self.lock();
+        let entries = &mut guard.map;
         entries.retain(|_, e| e.alive());
         let mut v: Vec<String> = entries.keys().cloned().collect();
         v.sort();

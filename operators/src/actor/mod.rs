@@ -17,6 +17,10 @@
 //! root's failures go to the stage's `Supervision`. Timers run on the run's clock, so
 //! virtual-time tests drive them exactly. Cancelling the run drops the stage, which closes every
 //! mailbox: no actor, timer or pending ask outlives the run.
+//!
+//! [`Props::checkpointed`] saves an actor tree at every checkpoint barrier and restores it by
+//! path; [`ActorRegistry`] (a run service) finds refs by path (`/svc/payments/one`);
+//! [`Props::versioned`] makes an actor whose logic a [`SwapHandle`] replaces and rolls back.
 
 mod cell;
 mod checkpoint;

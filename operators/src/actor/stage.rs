@@ -90,7 +90,12 @@ fn make<A: Actor>(
 ///   then stop, `post_stop` may still emit), or when the root actor stops itself
 /// - **cancels when** downstream cancels (every actor stops)
 /// - **fails when** upstream fails, or the root actor fails and the stage's supervision says
-///   stop (`resume` keeps the actor, `restart` makes a fresh one from its props)
+///   stop (`resume` keeps the actor, `restart` makes a fresh one from its props), or the run
+///   checkpoints and an actor is not [`Props::checkpointed`]
+///
+/// A checkpoint barrier is acknowledged with every actor's state once every message before it
+/// was handled, and forwarded after the rows they emitted; messages told to the ref since the
+/// last checkpoint are not replayed on restore.
 pub fn actor_flow<A: Actor>(props: Props<A>) -> Flow<A::Msg, A::Out, ActorRef<A::Msg>> {
     Flow::from_async("actor", move |info| make(&props, Kind::Flow, info))
 }
@@ -101,7 +106,9 @@ pub fn actor_flow<A: Actor>(props: Props<A>) -> Flow<A::Msg, A::Out, ActorRef<A:
 /// - **backpressures when** the actor has not handled the previous batch
 /// - **completes when** upstream completes and every queued message was handled, or the root
 ///   actor stops itself (upstream is then cancelled)
-/// - **fails when** upstream fails, or the root actor fails under the `stop` supervision
+/// - **fails when** upstream fails, or the root actor fails under the `stop` supervision, or
+///   the run checkpoints and an actor is not [`Props::checkpointed`] (then a barrier is
+///   acknowledged with every actor's state once every message before it was handled)
 pub fn actor_sink<A: Actor>(props: Props<A>) -> Sink<A::Msg, ActorRef<A::Msg>> {
     Sink::from_async("actor-sink", move |info| make(&props, Kind::Sink, info))
 }
@@ -117,7 +124,8 @@ pub fn actor_sink<A: Actor>(props: Props<A>) -> Sink<A::Msg, ActorRef<A::Msg>> {
 ///   dropped, its mailbox is empty and no timer is active
 /// - **cancels when** downstream cancels (every actor stops)
 /// - **fails when** the root actor fails under the `stop` supervision, or its mailbox overflows
-///   under `Overflow::Fail`
+///   under `Overflow::Fail`; materializing fails for [`Props::checkpointed`] props (what is
+///   told to a ref is not replayable, so its state is not checkpointed)
 pub fn actor_source<A: Actor>(props: Props<A>) -> Source<A::Out, ActorRef<A::Msg>> {
     Source::from_async("actor-source", move |info| make(&props, Kind::Source, info))
 }

@@ -253,6 +253,122 @@ async fn a_restored_child_not_spawned_again_keeps_its_state_through_the_next_che
     same(&store.sorted(), &want);
 }
 
+/// Another state under the `Ledger`'s path: its saved bytes do not decode as this.
+#[derive(Default, Serialize, Deserialize)]
+struct Wider {
+    words: [u64; 32],
+}
+
+impl Actor for Wider {
+    type Msg = u64;
+    type Out = Row;
+    fn handle(&mut self, _ctx: &mut Ctx<'_, Self>, _x: u64) -> Result<(), StageError> {
+        Ok(())
+    }
+}
+
+fn wider_job(gate: &Arc<Gate>, store: &Arc<Store<Row>>) -> RunnableGraph<()> {
+    counting("numbers", N, gate)
+        .via(Flow::actor(
+            Props::<Wider>::default_of()
+                .with_name("ledger")
+                .checkpointed(),
+        ))
+        .to(two_phase(store))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saved_state_that_does_not_load_fails_the_restore_instead_of_starting_empty() {
+    let d = dir("actor-wider");
+    let store = Store::new();
+    checkpoint_and_kill(&d, &store, ledger_job, 146, 290).await;
+    let committed = store.output();
+    let gate = Arc::new(Gate::default());
+    let (m, _clock) = mat(&d);
+    let err = m
+        .materialize(&wider_job(&gate, &store))
+        .map(|_| ())
+        .expect_err("refused");
+    let _ = std::fs::remove_dir_all(&d);
+    let err = err.to_string();
+    let (stage, why) = err
+        .split_once(" subtask 0 from checkpoint 1: ")
+        .expect("names the checkpoint");
+    assert!(stage.starts_with("restoring stage "), "{err}");
+    assert_eq!(
+        why,
+        "actor#1: actor 'actor#1/ledger': cannot restore its saved state: cannot decode the \
+         stage state as actor_state::Wider: Hit the end of buffer, expected more data"
+    );
+    assert_eq!(store.output(), committed, "nothing more was committed");
+}
+
+/// Saved like a `Ledger`, but its child at the `Evens` path is a `Wider`.
+#[derive(Default, Serialize, Deserialize)]
+struct WideParent {
+    sum: u64,
+    waiting: bool,
+}
+
+impl Actor for WideParent {
+    type Msg = u64;
+    type Out = Row;
+    fn pre_start(&mut self, ctx: &mut Ctx<'_, Self>) -> Result<(), StageError> {
+        let child = Props::<WiderChild>::default_of()
+            .with_name("evens")
+            .checkpointed();
+        ctx.spawn(child)?;
+        Ok(())
+    }
+    fn handle(&mut self, _ctx: &mut Ctx<'_, Self>, _x: u64) -> Result<(), StageError> {
+        Ok(())
+    }
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct WiderChild {
+    words: [u64; 32],
+}
+
+impl Actor for WiderChild {
+    type Msg = u64;
+    type Out = Row;
+    fn handle(&mut self, _ctx: &mut Ctx<'_, Self>, _x: u64) -> Result<(), StageError> {
+        Ok(())
+    }
+}
+
+fn wide_parent_job(gate: &Arc<Gate>, store: &Arc<Store<Row>>) -> RunnableGraph<()> {
+    counting("numbers", N, gate)
+        .via(Flow::actor(
+            Props::<WideParent>::default_of()
+                .with_name("ledger")
+                .checkpointed(),
+        ))
+        .to(two_phase(store))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_whose_saved_state_does_not_load_fails_the_stage() {
+    let d = dir("actor-wide-child");
+    let store = Store::new();
+    checkpoint_and_kill(&d, &store, ledger_job, 146, 290).await;
+    let committed = store.output();
+    let gate = Arc::new(Gate::default());
+    let (m, _clock) = mat(&d);
+    let ((), h) = m.materialize(&wide_parent_job(&gate, &store)).unwrap();
+    gate.open(N);
+    let err = timed(h.wait()).await.expect_err("fails");
+    let _ = std::fs::remove_dir_all(&d);
+    assert_eq!(
+        err.to_string(),
+        "stage 'actor#1' failed: actor 'actor#1/ledger/evens': cannot restore its saved state: \
+         cannot decode the stage state as actor_state::WiderChild: Hit the end of buffer, \
+         expected more data"
+    );
+    assert_eq!(store.output(), committed, "nothing more was committed");
+}
+
 /// The sums the [`Tally`] sinks reported when they stopped.
 static TALLIES: std::sync::Mutex<Vec<u64>> = std::sync::Mutex::new(Vec::new());
 

@@ -348,7 +348,13 @@ impl<A: Actor> AnyCell<A::Out> for Cell<A> {
     fn start(&mut self, sys: &mut System<A::Out>) -> Result<(), StageError> {
         if self.actor.is_none() {
             match sys.restored.take(&self.meta.path) {
-                Some(bytes) => self.load_saved(&bytes)?,
+                // Saved state that does not load fails the stage: never a fresh instance.
+                Some(bytes) => {
+                    if let Err(e) = self.load_saved(&bytes) {
+                        sys.shared().fail(e);
+                        return Ok(());
+                    }
+                }
                 None => self.actor = Some(self.props.make()),
             }
         }

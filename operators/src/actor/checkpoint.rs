@@ -119,16 +119,22 @@ struct SavedTree {
 pub(crate) struct Restored(HashMap<String, Vec<u8>>);
 
 impl Restored {
-    /// Decodes a stage's snapshot (the root's props must be checkpointed to take it).
+    /// Decodes a stage's snapshot, checking that the root at `root` loads (its props must be
+    /// checkpointed to take it).
     pub(crate) fn decode<A: Actor>(
         snapshot: &Snapshot,
         props: &Props<A>,
+        root: &str,
     ) -> Result<Self, StageError> {
         if props.codec.is_none() {
-            return Err(not_checkpointed(props.name()));
+            return Err(not_checkpointed(root));
         }
         let tree: SavedTree = snapshot.decode()?;
-        Ok(Self(tree.cells.into_iter().collect()))
+        let cells: HashMap<String, Vec<u8>> = tree.cells.into_iter().collect();
+        if let Some(bytes) = cells.get(root) {
+            load_cell(props.cell_codec(), root, bytes)?;
+        }
+        Ok(Self(cells))
     }
     /// Takes the saved bytes of the actor at `path`.
     pub(crate) fn take(&mut self, path: &str) -> Option<Vec<u8>> {

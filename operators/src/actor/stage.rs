@@ -153,7 +153,8 @@ impl<A: Actor> AsyncLogic for ActorStage<A> {
     }
 
     fn restore(&mut self, snapshot: &Snapshot) -> Result<(), StageError> {
-        self.restored = super::checkpoint::Restored::decode(snapshot, &self.props)?;
+        let root = Arc::clone(self.mailbox.path());
+        self.restored = super::checkpoint::Restored::decode(snapshot, &self.props, &root)?;
         Ok(())
     }
 

@@ -734,6 +734,8 @@ enum Count {
     Add(u64),
     /// Replies with the running version's view of its state.
     Show,
+    /// Fails the handler.
+    Fail,
 }
 
 /// Version 1: counts messages.
@@ -757,6 +759,7 @@ impl Version for CountV1 {
             Count::Show => {
                 ctx.reply(format!("v1 n={}", self.n));
             }
+            Count::Fail => return Err(StageError::user("v1 failed")),
         }
         Ok(())
     }
@@ -785,6 +788,7 @@ impl Version for CountV2 {
             Count::Show => {
                 ctx.reply(format!("v2 n={} sum={}", self.n, self.sum));
             }
+            Count::Fail => return Err(StageError::user("v2 failed")),
         }
         Ok(())
     }
@@ -861,4 +865,34 @@ async fn a_swapped_version_handles_the_next_message_with_the_migrated_state_and_
     );
     // The actor is gone: a request resolves at once with `Stopped`.
     assert_eq!(timed(swap.rollback()).await, Err(SwapError::Stopped));
+}
+
+#[tokio::test]
+async fn a_restart_makes_the_first_version_again() {
+    let (props, swap) = Props::versioned(|| CountV1 { n: 0 });
+    let g = Source::actor(props)
+        .with_supervision(weir_graph::Supervision::restart())
+        .to_mat(Sink::collect(), Keep::both);
+    let ((r, done), _h) = Materializer::new().materialize(&g).expect("materializes");
+    r.tell(Count::Add(1)).await.unwrap();
+    assert_eq!(show(&r).await, "v1 n=1");
+    let swapped = swap.swap(|v1: &CountV1| CountV2 { n: v1.n, sum: 0 });
+    r.tell(Count::Add(2)).await.unwrap();
+    assert_eq!(timed(swapped).await, Ok(2));
+    r.tell(Count::Fail).await.unwrap();
+    assert_eq!(show(&r).await, "v1 n=0");
+    assert_eq!(swap.version(), 1);
+    let back = swap.rollback();
+    r.tell(Count::Add(3)).await.unwrap();
+    assert_eq!(
+        timed(back).await,
+        Err(SwapError::NothingToRollBack {
+            actor: r.path().to_owned()
+        })
+    );
+    drop(r);
+    assert_eq!(
+        timed(done).await.expect("completes"),
+        vec!["v1 n=1", "v2 n=2 sum=2", "v1 n=1"]
+    );
 }

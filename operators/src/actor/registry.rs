@@ -224,7 +224,8 @@ impl ActorRegistry {
 impl<A: Actor> Props<A> {
     /// These props registering the actor's ref in the run's [`ActorRegistry`] under `path`
     /// (`/svc/payments/one`) when its stage materializes (a root) or its parent spawns it; a
-    /// taken path or a run without a registry is an error naming the actor.
+    /// taken path or a run without a registry is an error naming the actor (one actor per
+    /// path: a root stage at a parallelism above 1 cannot take one path).
     pub fn register_as(mut self, path: &str) -> Self {
         self.register_as = Some(Arc::from(path));
         self

@@ -86,6 +86,10 @@ pub struct Props<A> {
     pub(crate) throughput: usize,
     pub(crate) max_actors: usize,
     pub(crate) stash_capacity: usize,
+    /// Set by `checkpointed()`: how the actor is saved at a checkpoint (a `CellCodec<A>`).
+    pub(crate) codec: Option<Arc<dyn std::any::Any + Send + Sync>>,
+    /// Set by `register_as(path)`: the run registry path of the actor's ref.
+    pub(crate) register_as: Option<Arc<str>>,
 }
 
 /// Messages an actor handles per turn before the other actors of its stage get theirs.
@@ -100,6 +104,8 @@ impl<A> Clone for Props<A> {
             throughput: self.throughput,
             max_actors: self.max_actors,
             stash_capacity: self.stash_capacity,
+            codec: self.codec.clone(),
+            register_as: self.register_as.clone(),
         }
     }
 }
@@ -124,6 +130,8 @@ impl<A: Actor> Props<A> {
             throughput: DEFAULT_THROUGHPUT,
             max_actors: usize::MAX,
             stash_capacity: super::cell::DEFAULT_STASH_CAPACITY,
+            codec: None,
+            register_as: None,
         }
     }
     /// Props making each instance with `A::default()`.

@@ -21,6 +21,7 @@
 //! | [`framing`] | byte framing: delimiter, length field, JSON objects, framing protocols as `BidiFlow`s |
 //! | [`bidi`] | `BidiFlow::from_functions` ([`BidiCtors`](bidi::BidiCtors)) |
 //! | [`hub`] | `MergeHub`, `BroadcastHub`, `PartitionHub`: connect running graphs |
+//! | [`persistence`] | event-sourced entities (`event_sourced`) over the journal, `events_by_persistence_id` / `events_by_tag` sources |
 //! | [`restart`] | `RestartSource`, `RestartFlow`, `RestartSink` with exponential backoff |
 //! | [`substream`] | `flat_map_merge`, `flat_map_concat`, `group_by`, `split_when` ([`SubstreamOps`](substream::SubstreamOps)) |
 //!
@@ -37,6 +38,7 @@ pub mod hub;
 pub mod join;
 pub mod keyed;
 pub mod lifecycle;
+pub mod persistence;
 pub mod process;
 pub mod restart;
 pub mod simple;

@@ -125,6 +125,9 @@ pub(crate) trait AnyCell<O>: Send {
     fn outside_refs(&self) -> usize;
     /// Closes its mailbox without running hooks (the stage is dropped: the run was cancelled).
     fn close(&mut self);
+    /// Its saved state for a checkpoint (`None` without an instance); an error naming it when
+    /// its props are not checkpointed.
+    fn save(&self) -> Result<Option<Vec<u8>>, StageError>;
 }
 
 /// An actor of type `A` inside its stage.
@@ -303,6 +306,18 @@ impl<A: Actor> Cell<A> {
         }
     }
 
+    /// Takes the instance, local queue and stash a checkpoint saved for this actor.
+    fn load_saved(&mut self, bytes: &[u8]) -> Result<(), StageError> {
+        let saved = super::checkpoint::load_cell(self.props.cell_codec(), &self.meta.path, bytes)?;
+        self.actor = Some(saved.actor);
+        self.local
+            .extend(saved.local.into_iter().map(Envelope::plain));
+        self.state
+            .stash
+            .extend(saved.stash.into_iter().map(Envelope::plain));
+        Ok(())
+    }
+
     fn cancel_everything(&mut self) {
         self.state.timers.clear();
         self.state.behaviors.clear();
@@ -375,7 +390,16 @@ impl<A: Actor> AnyCell<A::Out> for Cell<A> {
 
     fn start(&mut self, sys: &mut System<A::Out>) -> Result<(), StageError> {
         if self.actor.is_none() {
-            self.actor = Some(self.props.make());
+            match sys.restored.take(&self.meta.path) {
+                // Saved state that does not load fails the stage: never a fresh instance.
+                Some(bytes) => {
+                    if let Err(e) = self.load_saved(&bytes) {
+                        sys.shared().fail(e);
+                        return Ok(());
+                    }
+                }
+                None => self.actor = Some(self.props.make()),
+            }
         }
         let r = catch_unwind(AssertUnwindSafe(|| {
             self.with_ctx(sys, |a, ctx| a.pre_start(ctx))
@@ -473,6 +497,20 @@ impl<A: Actor> AnyCell<A::Out> for Cell<A> {
 
     fn outside_refs(&self) -> usize {
         Arc::strong_count(&self.mailbox) - 1
+    }
+
+    fn save(&self) -> Result<Option<Vec<u8>>, StageError> {
+        let Some(actor) = self.actor.as_ref() else {
+            return Ok(None);
+        };
+        super::checkpoint::save_cell(
+            self.props.cell_codec(),
+            &self.meta.path,
+            actor,
+            &self.local,
+            &self.state.stash,
+        )
+        .map(Some)
     }
 
     fn close(&mut self) {

@@ -256,7 +256,7 @@ impl StageShared {
         })
         .await
     }
-    fn fail(&self, e: StageError) {
+    pub(crate) fn fail(&self, e: StageError) {
         lock(&self.failed).get_or_insert(e);
         self.waker.wake();
     }

@@ -89,6 +89,10 @@ pub struct Props<A> {
     pub(crate) max_actors: usize,
     pub(crate) stash_capacity: usize,
     pub(crate) handler_time_limit: Option<std::time::Duration>,
+    /// Set by `checkpointed()`: how the actor is saved at a checkpoint (a `CellCodec<A>`).
+    pub(crate) codec: Option<Arc<dyn std::any::Any + Send + Sync>>,
+    /// Set by `register_as(path)`: the run registry path of the actor's ref.
+    pub(crate) register_as: Option<Arc<str>>,
 }
 
 /// Messages an actor handles per turn before the other actors of its stage get theirs.
@@ -104,6 +108,8 @@ impl<A> Clone for Props<A> {
             max_actors: self.max_actors,
             stash_capacity: self.stash_capacity,
             handler_time_limit: self.handler_time_limit,
+            codec: self.codec.clone(),
+            register_as: self.register_as.clone(),
         }
     }
 }
@@ -129,6 +135,8 @@ impl<A: Actor> Props<A> {
             max_actors: usize::MAX,
             stash_capacity: super::cell::DEFAULT_STASH_CAPACITY,
             handler_time_limit: None,
+            codec: None,
+            register_as: None,
         }
     }
     /// Props making each instance with `A::default()`.

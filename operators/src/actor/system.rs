@@ -50,6 +50,10 @@ pub(crate) struct System<O> {
     pending_errors: Vec<(ActorId, StageError)>,
     /// Actors to stop once they have nothing queued.
     retiring: Vec<ActorId>,
+    /// Actors a restored checkpoint saved, by path, until they start again.
+    pub(crate) restored: super::checkpoint::Restored,
+    /// The run's actor registry, when it has one.
+    pub(crate) registry: Option<Arc<super::registry::ActorRegistry>>,
 }
 
 impl<O: Send + 'static> System<O> {
@@ -69,6 +73,8 @@ impl<O: Send + 'static> System<O> {
             max_actors: usize::MAX,
             pending_errors: Vec::new(),
             retiring: Vec::new(),
+            restored: Default::default(),
+            registry: None,
         }
     }
 
@@ -173,6 +179,10 @@ impl<O: Send + 'static> System<O> {
             stopping: false,
         };
         let r = ActorRef(Arc::clone(&mailbox));
+        if let Err(e) = super::registry::register_new(self.registry.as_deref(), &props, &r) {
+            self.free.push(id.slot);
+            return Err(e);
+        }
         self.insert(id, Box::new(Cell::new(meta, props, mailbox)));
         self.ops.push(Op::Start(id));
         Ok(r)
@@ -570,7 +580,7 @@ impl<O: Send + 'static> System<O> {
         self.cells().any(|c| c.has_timers())
     }
 
-    fn cells(&self) -> impl Iterator<Item = &dyn AnyCell<O>> {
+    pub(crate) fn cells(&self) -> impl Iterator<Item = &dyn AnyCell<O>> {
         self.slots.iter().filter_map(|s| s.cell.as_deref())
     }
 

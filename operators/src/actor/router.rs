@@ -7,6 +7,12 @@
 //! once it handled what was queued for it (nothing accepted is lost); growing spawns new ones.
 //! A routee stopped by the strategy leaves the pool (the router keeps routing to the others;
 //! with none left, messages go to dead letters).
+//!
+//! A router's routees share one stage (one task). For a pool across cores, run the actor stage
+//! itself at parallelism `n` behind a routing edge: `.partition_by_hash(key)` then
+//! `Flow::actor(props).parallelism(n)` gives each copy its own keys (consistent hash over
+//! subtasks), `.rebalance()` hands whole batches round robin; that pool resizes by restarting
+//! the run at another parallelism.
 
 use super::ctx::Ctx;
 use super::mailbox::{ActorRef, Envelope, ReplyTo, dead_letter};

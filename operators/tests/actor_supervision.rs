@@ -1091,3 +1091,76 @@ async fn cancelling_a_run_leaves_no_actor_timer_ask_sender_or_task_behind() {
     clock.run_for(ms(100)).await;
     assert_eq!(buzzes.load(Ordering::SeqCst), 300);
 }
+
+/// Fails every `pre_start`; counts the attempts.
+struct Doomed {
+    starts: Arc<AtomicUsize>,
+}
+
+impl Actor for Doomed {
+    type Msg = ();
+    type Out = String;
+    fn pre_start(&mut self, _ctx: &mut Ctx<'_, Self>) -> Result<(), StageError> {
+        self.starts.fetch_add(1, Ordering::SeqCst);
+        Err(StageError::user("never ready"))
+    }
+    fn handle(&mut self, _ctx: &mut Ctx<'_, Self>, _msg: ()) -> Result<(), StageError> {
+        Ok(())
+    }
+}
+
+/// Spawns a `Doomed` child; answers asks with `n + 1`.
+struct DoomedParent {
+    starts: Arc<AtomicUsize>,
+}
+
+impl Actor for DoomedParent {
+    type Msg = u64;
+    type Out = String;
+    fn pre_start(&mut self, ctx: &mut Ctx<'_, Self>) -> Result<(), StageError> {
+        let starts = Arc::clone(&self.starts);
+        ctx.spawn(Props::new(move || Doomed {
+            starts: Arc::clone(&starts),
+        }))?;
+        Ok(())
+    }
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, n: u64) -> Result<(), StageError> {
+        ctx.reply(n + 1);
+        Ok(())
+    }
+    fn supervisor_strategy(&self) -> SupervisorStrategy {
+        SupervisorStrategy::one_for_one().on_start_failure(ActorDirective::Restart)
+    }
+}
+
+#[tokio::test]
+async fn a_pre_start_that_always_fails_restarts_without_recursion_and_the_stage_stays_live() {
+    let starts = Arc::new(AtomicUsize::new(0));
+    let s = Arc::clone(&starts);
+    let props = Props::new(move || DoomedParent {
+        starts: Arc::clone(&s),
+    });
+    let g = Source::actor(props).to_mat(Sink::collect(), Keep::both);
+    let ((r, done), h) = Materializer::new().materialize(&g).expect("materializes");
+    // Far deeper than a recursive restart could go on a test thread's stack.
+    timed(async {
+        while starts.load(Ordering::SeqCst) < 50_000 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    // The parent still answers between the child's restarts.
+    let n: u64 = timed(r.ask(41, Duration::from_secs(5)))
+        .await
+        .expect("answers");
+    assert_eq!(n, 42);
+    h.cancel();
+    let _ = timed(done).await;
+    timed(async {
+        while h.live_tasks() > 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(r.is_stopped());
+}

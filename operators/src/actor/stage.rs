@@ -269,6 +269,11 @@ impl<A: Actor> AsyncLogic for ActorStage<A> {
                         });
                     }
                     if let Some(at) = next_timer {
+                        // Due already (a restart at once after a failed pre_start): no sleep.
+                        if at <= clock.now() {
+                            sleep = None;
+                            return Poll::Ready(Wake::Timer);
+                        }
                         if sleep.as_ref().is_none_or(|(s, _)| *s != at) {
                             sleep = Some((at, clock.sleep_until(at)));
                         }

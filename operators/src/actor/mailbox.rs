@@ -5,14 +5,19 @@
 //! puts the actor on its stage's ready list and wakes the stage, which moves a turn's worth of
 //! messages out under one lock.
 
+use super::dead_letters::{DeadLetterService, Undelivered, reason};
+use super::items::{Items, PriorityFn};
 use super::props::ActorId;
+use super::schedule::{Scheduled, ScheduleHandle};
+use super::spill::{Spill, SpillError, SpillFile};
 use futures::channel::oneshot;
 use futures::task::AtomicWaker;
 use std::any::Any;
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::poll_fn;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Poll, Waker};
 use std::time::Duration;
@@ -32,6 +37,9 @@ pub enum Overflow {
     Fail,
     /// The message goes to another actor's ref (an `ActorRef` of the same message type).
     Redirect(Arc<dyn Any + Send + Sync>),
+    /// The message is written to a file on disk and read back in order as the mailbox drains
+    /// (see [`MailboxConfig::spill`]).
+    Spill(Spill),
 }
 
 impl fmt::Debug for Overflow {
@@ -41,6 +49,7 @@ impl fmt::Debug for Overflow {
             Self::DropOld => f.write_str("DropOld"),
             Self::Fail => f.write_str("Fail"),
             Self::Redirect(_) => f.write_str("Redirect"),
+            Self::Spill(s) => write!(f, "Spill({s:?})"),
         }
     }
 }
@@ -52,13 +61,25 @@ impl Overflow {
     }
 }
 
-/// Capacity and overflow policy of an actor's mailbox.
-#[derive(Clone, Debug)]
+/// Capacity, overflow policy and order of an actor's mailbox.
+#[derive(Clone)]
 pub struct MailboxConfig {
     /// Messages the ref's queue holds before senders wait (`tell`) or overflow (`try_tell`).
     pub capacity: usize,
     /// What `try_tell` does when the queue is full.
     pub overflow: Overflow,
+    /// The priority function of a priority mailbox (a `PriorityFn<M>`).
+    priority: Option<Arc<dyn Any + Send + Sync>>,
+}
+
+impl fmt::Debug for MailboxConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MailboxConfig")
+            .field("capacity", &self.capacity)
+            .field("overflow", &self.overflow)
+            .field("priority", &self.priority.is_some())
+            .finish()
+    }
 }
 
 impl Default for MailboxConfig {
@@ -66,6 +87,7 @@ impl Default for MailboxConfig {
         Self {
             capacity: DEFAULT_MAILBOX_CAPACITY,
             overflow: Overflow::DropNew,
+            priority: None,
         }
     }
 }
@@ -75,12 +97,31 @@ impl MailboxConfig {
     pub fn bounded(capacity: usize) -> Self {
         Self {
             capacity: capacity.max(1),
-            overflow: Overflow::DropNew,
+            ..Self::default()
         }
     }
     /// This mailbox with another overflow policy.
     pub fn overflow(mut self, overflow: Overflow) -> Self {
         self.overflow = overflow;
+        self
+    }
+    /// This mailbox spilling to disk when full: a message that finds the queue full is encoded
+    /// (postcard) into an append-only file under `dir` and read back in order as the queue
+    /// drains; once the file holds `max_bytes`, further messages go to dead letters ("spill
+    /// full"). The file is removed when it is drained and when the actor stops. `tell` still
+    /// waits for room in memory; `try_tell` and sends from other actors spill.
+    pub fn spill<M>(self, dir: impl Into<PathBuf>, max_bytes: u64) -> Self
+    where
+        M: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+    {
+        self.overflow(Overflow::Spill(Spill::of::<M>(dir.into(), max_bytes)))
+    }
+    /// This mailbox handing out messages by priority: higher `priority(&msg)` first, in arrival
+    /// order within one priority (`DropOld` drops the oldest of the lowest priority). Stream
+    /// elements of a `Flow::actor` are not reordered: they go to the actor as they arrive.
+    pub fn priority<M: 'static>(mut self, priority: impl Fn(&M) -> u8 + Send + Sync + 'static) -> Self {
+        let f: PriorityFn<M> = Arc::new(priority);
+        self.priority = Some(Arc::new(f));
         self
     }
 }
@@ -201,6 +242,10 @@ pub(crate) struct StageShared {
     failed: Mutex<Option<StageError>>,
     /// Set when a ref to the root was dropped (a source stage checks for the last one).
     ref_dropped: AtomicBool,
+    /// Deliveries scheduled from outside (`send_after`, `send_interval`).
+    pub(crate) scheduled: Scheduled,
+    /// Set when an outside delivery was scheduled (the stage recomputes its next deadline).
+    schedule_changed: AtomicBool,
 }
 
 impl StageShared {
@@ -218,6 +263,20 @@ impl StageShared {
         !lock(&self.ready).is_empty()
             || lock(&self.failed).is_some()
             || self.ref_dropped.load(Ordering::Acquire)
+            || self.schedule_changed.swap(false, Ordering::AcqRel)
+    }
+    /// Schedules an outside delivery, waking the stage so it sees the new deadline.
+    fn schedule(
+        &self,
+        delay: Duration,
+        interval: Option<Duration>,
+        deliver: super::schedule::Deliver,
+    ) -> Option<ScheduleHandle> {
+        let now = self.hooks().map(|h| h.clock.now());
+        let handle = self.scheduled.add(now, delay, interval, deliver)?;
+        self.schedule_changed.store(true, Ordering::Release);
+        self.waker.wake();
+        Some(handle)
     }
     /// A mailbox overflow that fails the stage, if one happened.
     pub(crate) fn take_failure(&self) -> Option<StageError> {
@@ -263,10 +322,14 @@ pub(crate) struct StageHooks {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) dead_letters: Option<DeadLetterSink>,
     pub(crate) stage: Arc<str>,
+    /// The run's dead-letter stream, when it has one.
+    pub(crate) letters: Option<Arc<DeadLetterService>>,
 }
 
 struct Queue<M> {
-    items: VecDeque<Envelope<M>>,
+    items: Items<M>,
+    /// Messages spilled to disk (only under `Overflow::Spill`): behind every queued one.
+    spill: Option<SpillFile<M>>,
     /// The actor is on the ready list (or being drained) already.
     scheduled: bool,
     closed: bool,
@@ -278,11 +341,14 @@ struct Queue<M> {
 pub(crate) struct Mailbox<M> {
     queue: Mutex<Queue<M>>,
     len: AtomicUsize,
+    /// Messages on disk now, and ever spilled.
+    spilled: AtomicUsize,
+    spilled_total: AtomicU64,
     capacity: usize,
     overflow: ResolvedOverflow<M>,
     id: ActorId,
     path: Arc<str>,
-    stage: Arc<StageShared>,
+    pub(crate) stage: Arc<StageShared>,
 }
 
 enum ResolvedOverflow<M> {
@@ -290,6 +356,7 @@ enum ResolvedOverflow<M> {
     DropOld,
     Fail,
     Redirect(ActorRef<M>),
+    Spill,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -304,7 +371,20 @@ impl<M: Send + 'static> Mailbox<M> {
         path: Arc<str>,
         stage: Arc<StageShared>,
     ) -> Result<Self, StageError> {
+        let mut spill = None;
         let overflow = match &config.overflow {
+            Overflow::Spill(s) => match SpillFile::new(s) {
+                Some(f) => {
+                    spill = Some(f);
+                    ResolvedOverflow::Spill
+                }
+                None => {
+                    return Err(StageError::user(format!(
+                        "actor '{path}': its mailbox spills another message type than {}",
+                        std::any::type_name::<M>()
+                    )));
+                }
+            },
             Overflow::DropNew => ResolvedOverflow::DropNew,
             Overflow::DropOld => ResolvedOverflow::DropOld,
             Overflow::Fail => ResolvedOverflow::Fail,
@@ -318,14 +398,29 @@ impl<M: Send + 'static> Mailbox<M> {
                 }
             },
         };
+        let priority = match &config.priority {
+            None => None,
+            Some(p) => match Arc::clone(p).downcast::<PriorityFn<M>>() {
+                Ok(f) => Some(PriorityFn::clone(&f)),
+                Err(_) => {
+                    return Err(StageError::user(format!(
+                        "actor '{path}': the priority function of its mailbox takes another message type than {}",
+                        std::any::type_name::<M>()
+                    )));
+                }
+            },
+        };
         Ok(Self {
             queue: Mutex::new(Queue {
-                items: VecDeque::new(),
+                items: Items::new(priority),
+                spill,
                 scheduled: false,
                 closed: false,
                 senders: Vec::new(),
             }),
             len: AtomicUsize::new(0),
+            spilled: AtomicUsize::new(0),
+            spilled_total: AtomicU64::new(0),
             capacity: config.capacity.max(1),
             overflow,
             id,
@@ -335,12 +430,25 @@ impl<M: Send + 'static> Mailbox<M> {
     }
 
     fn enqueue(&self, q: &mut Queue<M>, env: Envelope<M>) {
-        q.items.push_back(env);
-        self.len.store(q.items.len(), Ordering::Release);
+        q.items.push(env);
+        self.store_len(q);
         if !q.scheduled {
             q.scheduled = true;
             self.stage.push(self.id);
         }
+    }
+
+    fn store_len(&self, q: &Queue<M>) {
+        let spilled = q.spill.as_ref().map_or(0, SpillFile::len);
+        self.len.store(q.items.len() + spilled, Ordering::Release);
+        if q.spill.is_some() {
+            self.spilled.store(spilled, Ordering::Release);
+        }
+    }
+
+    /// Whether a message may go to the in-memory queue now (room, nothing spilled before it).
+    fn has_room(&self, q: &Queue<M>) -> bool {
+        q.items.len() < self.capacity && q.spill.as_ref().is_none_or(|s| s.len() == 0)
     }
 
     /// Sends `env` to dead letters with `reason`.
@@ -356,27 +464,50 @@ impl<M: Send + 'static> Mailbox<M> {
         let mut q = lock(&self.queue);
         if q.closed {
             drop(q);
-            self.dead_letter(env, "actor stopped");
+            self.dead_letter(env, reason::STOPPED);
             return Err(self.stopped());
         }
-        if q.items.len() < self.capacity {
+        if self.has_room(&q) {
             self.enqueue(&mut q, env);
             return Ok(());
         }
         match &self.overflow {
+            ResolvedOverflow::Spill => {
+                let Some(spill) = q.spill.as_mut() else {
+                    return Err(self.stopped());
+                };
+                match spill.push(env) {
+                    Ok(()) => {
+                        self.spilled_total.fetch_add(1, Ordering::AcqRel);
+                        self.store_len(&q);
+                        Ok(())
+                    }
+                    Err((env, e)) => {
+                        drop(q);
+                        let why = match e {
+                            SpillError::Full { .. } => reason::SPILL_FULL.to_owned(),
+                            e => format!("{}: {e}", reason::SPILL_FAILED),
+                        };
+                        self.dead_letter(env, &why);
+                        Err(TellError::Full {
+                            actor: self.path.to_string(),
+                        })
+                    }
+                }
+            }
             ResolvedOverflow::DropNew => {
                 drop(q);
-                self.dead_letter(env, "mailbox full");
+                self.dead_letter(env, reason::MAILBOX_FULL);
                 Err(TellError::Full {
                     actor: self.path.to_string(),
                 })
             }
             ResolvedOverflow::DropOld => {
-                let old = q.items.pop_front();
+                let old = q.items.evict();
                 self.enqueue(&mut q, env);
                 drop(q);
                 if let Some(old) = old {
-                    self.dead_letter(old, "mailbox full: dropped the oldest message");
+                    self.dead_letter(old, reason::DROPPED_OLDEST);
                 }
                 Ok(())
             }
@@ -385,7 +516,7 @@ impl<M: Send + 'static> Mailbox<M> {
                 let err = TellError::Overflowed {
                     actor: self.path.to_string(),
                 };
-                self.dead_letter(env, "mailbox overflowed");
+                self.dead_letter(env, reason::OVERFLOWED);
                 self.stage.fail(StageError::user(err.to_string()));
                 Err(err)
             }
@@ -404,17 +535,19 @@ impl<M: Send + 'static> Mailbox<M> {
             if q.closed {
                 drop(q);
                 if let Some(e) = env.take() {
-                    self.dead_letter(e, "actor stopped");
+                    self.dead_letter(e, reason::STOPPED);
                 }
                 return Poll::Ready(Err(self.stopped()));
             }
-            if q.items.len() < self.capacity {
+            if self.has_room(&q) {
                 if let Some(e) = env.take() {
                     self.enqueue(&mut q, e);
                 }
                 return Poll::Ready(Ok(()));
             }
-            q.senders.push(cx.waker().clone());
+            if !q.senders.iter().any(|w| w.will_wake(cx.waker())) {
+                q.senders.push(cx.waker().clone());
+            }
             Poll::Pending
         })
         .await
@@ -424,8 +557,11 @@ impl<M: Send + 'static> Mailbox<M> {
     pub(crate) fn drain_into(&self, into: &mut VecDeque<Envelope<M>>, max: usize) {
         let mut q = lock(&self.queue);
         let n = q.items.len().min(max);
-        into.extend(q.items.drain(..n));
-        self.len.store(q.items.len(), Ordering::Release);
+        q.items.drain_into(into, n);
+        if n > 0 && q.spill.as_ref().is_some_and(|s| s.len() > 0) {
+            self.refill(&mut q);
+        }
+        self.store_len(&q);
         if q.items.is_empty() {
             q.scheduled = false;
         } else {
@@ -439,19 +575,53 @@ impl<M: Send + 'static> Mailbox<M> {
         }
     }
 
-    /// Closes the mailbox: queued and later messages go to dead letters.
+    /// Reads spilled messages back into the in-memory queue while it has room; a message that
+    /// does not read back fails the stage (naming the actor).
+    fn refill(&self, q: &mut Queue<M>) {
+        while q.items.len() < self.capacity {
+            let Some(r) = q.spill.as_mut().and_then(SpillFile::pop) else {
+                break;
+            };
+            match r {
+                Ok(env) => q.items.push(env),
+                Err(e) => {
+                    let msg = format!("actor '{}': {}: {e}", self.path, reason::SPILL_FAILED);
+                    tracing::warn!(actor = %self.path, error = %e, "mailbox spill read failed");
+                    self.stage.fail(StageError::internal(msg));
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Closes the mailbox: queued, spilled and later messages go to dead letters (the spill
+    /// file is removed).
     pub(crate) fn close(&self) {
-        let (items, senders) = {
+        let (items, spilled, senders) = {
             let mut q = lock(&self.queue);
             q.closed = true;
             self.len.store(0, Ordering::Release);
-            (std::mem::take(&mut q.items), std::mem::take(&mut q.senders))
+            let items = q.items.take_all();
+            let mut spilled = Vec::new();
+            if let Some(s) = q.spill.as_mut() {
+                while let Some(r) = s.pop() {
+                    match r {
+                        Ok(env) => spilled.push(env),
+                        Err(e) => {
+                            tracing::warn!(actor = %self.path, error = %e, "a spilled message did not read back");
+                        }
+                    }
+                }
+                s.remove();
+                self.spilled.store(0, Ordering::Release);
+            }
+            (items, spilled, std::mem::take(&mut q.senders))
         };
         for w in senders {
             w.wake();
         }
-        for env in items {
-            self.dead_letter(env, "actor stopped");
+        for env in items.into_iter().chain(spilled) {
+            self.dead_letter(env, reason::STOPPED);
         }
     }
 
@@ -480,16 +650,37 @@ pub(crate) fn dead_letter<M: Send + 'static>(
     reason: &str,
 ) {
     tracing::debug!(actor, reason, "dead letter");
-    if let Some(h) = stage.hooks()
-        && let Some(dl) = &h.dead_letters
-    {
-        let repr = weir_graph::render_element(&msg);
+    let Some(h) = stage.hooks() else { return };
+    if h.dead_letters.is_none() && h.letters.is_none() {
+        return;
+    }
+    let repr = render_message(&msg);
+    let mut element = Some(Box::new(msg) as Box<dyn Any + Send>);
+    if let Some(dl) = &h.dead_letters {
         dl.send(DeadLetter {
             stage: h.stage.to_string(),
             error: StageError::user(format!("actor '{actor}': {reason}")),
-            element: Some(Box::new(msg)),
-            repr,
+            element: element.take(),
+            repr: repr.clone(),
         });
+    }
+    if let Some(letters) = &h.letters {
+        letters.record(Undelivered {
+            stage: h.stage.to_string(),
+            actor: actor.to_owned(),
+            reason: reason.to_owned(),
+            repr,
+            message: element,
+        });
+    }
+}
+
+/// The rendering of a message, looking inside a boxed `Any` (a reply nobody took).
+fn render_message<M: 'static>(msg: &M) -> Option<String> {
+    let any: &dyn Any = msg;
+    match any.downcast_ref::<Box<dyn Any + Send>>() {
+        Some(inner) => weir_graph::render_any(&**inner),
+        None => weir_graph::render_element(msg),
     }
 }
 
@@ -598,6 +789,61 @@ impl<M: Send + 'static> ActorRef<M> {
     /// Whether the actor stopped (its mailbox is closed).
     pub fn is_stopped(&self) -> bool {
         self.0.is_closed()
+    }
+    /// Messages of a spilling mailbox waiting on disk now (0 for other mailboxes).
+    pub fn spilled(&self) -> usize {
+        self.0.spilled.load(Ordering::Acquire)
+    }
+    /// Messages a spilling mailbox wrote to disk since the actor started.
+    pub fn spilled_total(&self) -> u64 {
+        self.0.spilled_total.load(Ordering::Acquire)
+    }
+    /// Delivers `msg` once after `delay` on the run's clock (counted from the stage's start
+    /// when it has not started), as `try_tell` would. The handle cancels it; it is cancelled
+    /// when the actor's stage stops, and the message goes to dead letters at once when the
+    /// actor stopped already.
+    pub fn send_after(&self, msg: M, delay: Duration) -> ScheduleHandle {
+        if self.0.is_closed() {
+            let _ = self.0.offer(Envelope::plain(msg));
+            return ScheduleHandle::cancelled();
+        }
+        let weak = Arc::downgrade(&self.0);
+        let mut msg = Some(msg);
+        let deliver = Box::new(move || match (weak.upgrade(), msg.take()) {
+            (Some(m), Some(x)) => {
+                let _ = m.offer(Envelope::plain(x));
+                !m.is_closed()
+            }
+            _ => false,
+        });
+        self.0
+            .stage
+            .schedule(delay, None, deliver)
+            .unwrap_or_else(ScheduleHandle::cancelled)
+    }
+    /// Delivers `make()` every `interval` on the run's clock (the first one interval from now),
+    /// as `try_tell` would, until the handle cancels it, the actor stops or its stage stops.
+    pub fn send_interval(
+        &self,
+        mut make: impl FnMut() -> M + Send + 'static,
+        interval: Duration,
+    ) -> ScheduleHandle {
+        if self.0.is_closed() {
+            return ScheduleHandle::cancelled();
+        }
+        let weak = Arc::downgrade(&self.0);
+        let deliver = Box::new(move || match weak.upgrade() {
+            Some(m) if !m.is_closed() => {
+                let _ = m.offer(Envelope::plain(make()));
+                !m.is_closed()
+            }
+            _ => false,
+        });
+        let interval = interval.max(Duration::from_nanos(1));
+        self.0
+            .stage
+            .schedule(interval, Some(interval), deliver)
+            .unwrap_or_else(ScheduleHandle::cancelled)
     }
     pub(crate) fn erased(&self) -> Arc<dyn AnyRef> {
         Arc::new(self.clone())

@@ -35,6 +35,7 @@ impl<M: Send + 'static> Drop for CloseOnDrop<M> {
     fn drop(&mut self) {
         if let Some(m) = self.0.upgrade() {
             m.close();
+            m.stage.scheduled.stop();
         }
     }
 }
@@ -157,6 +158,7 @@ impl<A: Actor> AsyncLogic for ActorStage<A> {
                     .and_then(|s| s.dead_letters())
                     .cloned(),
                 stage: Arc::clone(&stage),
+                letters: io.info.services.get::<super::DeadLetterService>(),
             });
             let mut sys = System::<A::Out>::new(stage, Arc::clone(&shared), Arc::clone(&clock));
             sys.throughput = props.throughput;
@@ -167,6 +169,7 @@ impl<A: Actor> AsyncLogic for ActorStage<A> {
             let mut input_done = input.is_none();
             let mut sleep: Option<(Duration, BoxFuture<'static, ()>)> = None;
             loop {
+                shared.scheduled.fire(clock.now());
                 let r = sys.fire_timers().and_then(|()| sys.run_ready(&mut ready));
                 if let Err(e) = r {
                     Self::root_failed(&mut sys, &io, e)?;
@@ -191,6 +194,7 @@ impl<A: Actor> AsyncLogic for ActorStage<A> {
                         Kind::Source => {
                             sys.root_outside_refs() == 0
                                 && !sys.has_timers()
+                                && !shared.scheduled.is_pending()
                                 && sys.with_root::<A, _>(|c, _| c.mailbox_is_empty()) == Some(true)
                         }
                     };
@@ -201,7 +205,10 @@ impl<A: Actor> AsyncLogic for ActorStage<A> {
                     }
                 }
                 let root_accepts = !input_done && sys.root_accepts::<A>() && sys.out.len() < batch;
-                let next_timer = sys.timers.next_at();
+                let next_timer = match (sys.timers.next_at(), shared.scheduled.next_at(clock.now())) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
                 let wake = poll_fn(|cx| {
                     if let Some(out) = output.as_mut()
                         && out.poll_closed(cx).is_ready()

@@ -165,6 +165,7 @@ impl<A: Actor> AsyncLogic for ActorStage<A> {
             sys.max_actors = props.max_actors;
             sys.start_root(props, mailbox)?;
             let batch = io.batch_size.max(1);
+            sys.out_limit = batch;
             let mut ready = Vec::new();
             let mut input_done = input.is_none();
             let mut sleep: Option<(Duration, BoxFuture<'static, ()>)> = None;
@@ -176,6 +177,8 @@ impl<A: Actor> AsyncLogic for ActorStage<A> {
                     continue;
                 }
                 if let Some(e) = shared.take_failure() {
+                    // What the actors emitted before the failure goes out first.
+                    flush(&mut sys, &mut output).await;
                     return Err(e);
                 }
                 if !flush(&mut sys, &mut output).await {
@@ -205,6 +208,8 @@ impl<A: Actor> AsyncLogic for ActorStage<A> {
                     }
                 }
                 let root_accepts = !input_done && sys.root_accepts::<A>() && sys.out.len() < batch;
+                // Actors left with work when `run_ready` stopped for the output.
+                let busy = !sys.runnable.is_empty();
                 let next_timer = match (sys.timers.next_at(), shared.scheduled.next_at(clock.now())) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
@@ -214,6 +219,9 @@ impl<A: Actor> AsyncLogic for ActorStage<A> {
                         && out.poll_closed(cx).is_ready()
                     {
                         return Poll::Ready(Wake::Closed);
+                    }
+                    if busy {
+                        return Poll::Ready(Wake::Work);
                     }
                     if shared.poll_ready(cx.waker()) {
                         shared.take_ref_dropped();

@@ -42,6 +42,9 @@ pub(crate) struct System<O> {
     pub(crate) throughput: usize,
     /// Most actors the stage may hold (the root included).
     pub(crate) max_actors: usize,
+    /// `run_ready` returns after a round that left at least this many elements to send, so
+    /// the stage flushes them (with credit) before more messages are handled.
+    pub(crate) out_limit: usize,
     /// Failures of actors waiting for a delayed restart.
     pending_errors: Vec<(ActorId, StageError)>,
 }
@@ -61,6 +64,7 @@ impl<O: Send + 'static> System<O> {
             live: 0,
             throughput: 256,
             max_actors: usize::MAX,
+            out_limit: usize::MAX,
             pending_errors: Vec::new(),
         }
     }
@@ -251,6 +255,10 @@ impl<O: Send + 'static> System<O> {
                     self.failed(id, e)?;
                 }
                 self.apply_ops()?;
+            }
+            if self.out.len() >= self.out_limit {
+                // The rest stays on the ready lists until the output has room.
+                return Ok(());
             }
         }
     }

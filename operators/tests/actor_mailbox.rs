@@ -3,12 +3,12 @@
 //! priority order, introspection, outside scheduling on the virtual clock, `Flow::ask`, and the
 //! dead-letter stream's reasons.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use weir_engine::VirtualClock;
 use weir_engine::prelude::*;
-use weir_graph::{ErrorKind, Keep, Supervision};
+use weir_graph::{Clock, ErrorKind, Keep, Supervision};
 use weir_operators::actor::{
     Actor, ActorRef, Ctx, DeadLetters, MailboxConfig, Overflow, Pressure, Props, TellError,
     Undelivered, reason,
@@ -144,7 +144,10 @@ fn full(r: &ActorRef<u32>) -> TellError {
 #[tokio::test]
 async fn drop_new_refuses_what_does_not_fit_and_dead_letters_it() {
     let Rig {
-        r, mut q, letters, _h
+        r,
+        mut q,
+        letters,
+        _h,
     } = rig("dn", MailboxConfig::bounded(5));
     let b = block(&r).await;
     let told: Vec<_> = (1..=6).map(|x| r.try_tell(x)).collect();
@@ -155,7 +158,10 @@ async fn drop_new_refuses_what_does_not_fit_and_dead_letters_it() {
     assert_eq!(r.len(), 5);
     let path = r.path().to_owned();
     drop(r);
-    assert_eq!(drain(&mut q).await, (fillers_then(b, &[1, 2, 3, 4]), Ok(())));
+    assert_eq!(
+        drain(&mut q).await,
+        (fillers_then(b, &[1, 2, 3, 4]), Ok(()))
+    );
     assert_eq!(
         letters_of(&letters).await,
         vec![
@@ -168,7 +174,10 @@ async fn drop_new_refuses_what_does_not_fit_and_dead_letters_it() {
 #[tokio::test]
 async fn drop_old_makes_room_by_dead_lettering_the_oldest() {
     let Rig {
-        r, mut q, letters, _h
+        r,
+        mut q,
+        letters,
+        _h,
     } = rig("do", MailboxConfig::bounded(5).overflow(Overflow::DropOld));
     let b = block(&r).await;
     let told: Vec<_> = (1..=7).map(|x| r.try_tell(x)).collect();
@@ -177,7 +186,10 @@ async fn drop_old_makes_room_by_dead_lettering_the_oldest() {
     let path = r.path().to_owned();
     drop(r);
     // The queued BLOCK was the oldest: it went first (its fillers are not emitted).
-    assert_eq!(drain(&mut q).await, (fillers_then(b - 1, &[3, 4, 5, 6, 7]), Ok(())));
+    assert_eq!(
+        drain(&mut q).await,
+        (fillers_then(b - 1, &[3, 4, 5, 6, 7]), Ok(()))
+    );
     assert_eq!(
         letters_of(&letters).await,
         vec![
@@ -191,7 +203,10 @@ async fn drop_old_makes_room_by_dead_lettering_the_oldest() {
 #[tokio::test]
 async fn fail_handles_what_it_accepted_then_fails_the_stage_naming_the_actor() {
     let Rig {
-        r, mut q, letters, _h
+        r,
+        mut q,
+        letters,
+        _h,
     } = rig("strict", MailboxConfig::bounded(4).overflow(Overflow::Fail));
     let b = block(&r).await;
     let told: Vec<_> = (1..=4).map(|x| r.try_tell(x)).collect();
@@ -231,7 +246,10 @@ async fn redirect_sends_what_does_not_fit_to_the_other_actor() {
     } = rig("spare", MailboxConfig::bounded(3));
     let sb = block(&spare).await;
     let Rig {
-        r, mut q, letters, _h
+        r,
+        mut q,
+        letters,
+        _h,
     } = rig(
         "main",
         MailboxConfig::bounded(4).overflow(Overflow::redirect(spare.clone())),
@@ -256,7 +274,10 @@ async fn redirect_sends_what_does_not_fit_to_the_other_actor() {
     drop(r);
     drop(spare);
     assert_eq!(drain(&mut q).await, (fillers_then(b, &[1, 2, 3]), Ok(())));
-    assert_eq!(drain(&mut spare_q).await, (fillers_then(sb, &[4, 5]), Ok(())));
+    assert_eq!(
+        drain(&mut spare_q).await,
+        (fillers_then(sb, &[4, 5]), Ok(()))
+    );
     assert_eq!(letters_of(&letters).await, vec![]);
     assert_eq!(
         letters_of(&spare_letters).await,
@@ -437,7 +458,10 @@ async fn a_stopping_stage_dead_letters_its_spilled_messages_in_order_and_removes
         q: _q,
         letters,
         _h,
-    } = rig("spiller", MailboxConfig::bounded(3).spill::<u32>(&dir, 1 << 20));
+    } = rig(
+        "spiller",
+        MailboxConfig::bounded(3).spill::<u32>(&dir, 1 << 20),
+    );
     block(&r).await;
     for x in 1..=20 {
         r.try_tell(x).expect("spilled");
@@ -452,7 +476,11 @@ async fn a_stopping_stage_dead_letters_its_spilled_messages_in_order_and_removes
         }
     })
     .await;
-    assert_eq!(files_in(&dir), 0, "the spill file is removed when the stage stops");
+    assert_eq!(
+        files_in(&dir),
+        0,
+        "the spill file is removed when the stage stops"
+    );
     assert_eq!((r.len(), r.spilled()), (0, 0));
     let expect: Vec<_> = (0..=20)
         .map(|x| letter(&path, reason::STOPPED, &x.to_string()))
@@ -543,4 +571,374 @@ async fn len_and_pressure_follow_the_mailbox_fill() {
         ]
     );
     assert_eq!((r.capacity(), r.is_empty()), (10, false));
+}
+
+/// Replies `10 x` to `x`; holds odd ones back (stashed, with their sender) until a timer 10 ms
+/// after the last one held, so replies complete out of order.
+#[derive(Default)]
+struct Shuffler {
+    held: std::collections::HashSet<u64>,
+}
+
+const RELEASE: u64 = u64::MAX;
+
+impl Actor for Shuffler {
+    type Msg = u64;
+    type Out = ();
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, x: u64) -> Result<(), StageError> {
+        if x == RELEASE {
+            ctx.unstash_all();
+        } else if x % 2 == 1 && self.held.insert(x) {
+            ctx.stash(x)?;
+            ctx.schedule_once("release", ms(10), RELEASE);
+        } else {
+            self.held.remove(&x);
+            ctx.reply(x * 10);
+        }
+        Ok(())
+    }
+}
+
+/// Drives `clock` until `task` is done.
+async fn drive<T: Send + 'static>(clock: &VirtualClock, task: tokio::task::JoinHandle<T>) -> T {
+    for _ in 0..10_000 {
+        if task.is_finished() {
+            break;
+        }
+        clock.run_for(ms(10)).await;
+    }
+    timed(task).await.expect("joins")
+}
+
+fn virtual_run(clock: &VirtualClock) -> Materializer {
+    Materializer::new().with_clock(Arc::new(clock.clone()))
+}
+
+#[tokio::test]
+async fn ask_emits_replies_in_input_order_at_every_parallelism() {
+    let clock = VirtualClock::new();
+    let m = virtual_run(&clock);
+    let g = Source::actor(Props::<Shuffler>::default_of()).to_mat(Sink::ignore(), Keep::left);
+    let (r, _h) = m.materialize(&g).expect("materializes");
+    let mut took = Vec::new();
+    for p in [1, 4, 16] {
+        let start = clock.now();
+        let run = Source::from_iter(0..64u64)
+            .ask::<u64>(r.clone(), p, Duration::from_secs(5))
+            .run_with_on(Sink::collect(), &m)
+            .expect("materializes");
+        let out = drive(&clock, tokio::spawn(run)).await.expect("runs");
+        assert_eq!(out, (0..64).map(|x| x * 10).collect::<Vec<u64>>(), "p={p}");
+        took.push(clock.now() - start);
+    }
+    // With p asks in flight, p/2 odd numbers are held at a time and released together 10 ms
+    // later (one at a time: 32 waits of 10 ms).
+    assert_eq!(took, vec![ms(320), ms(160), ms(40)]);
+}
+
+/// Replies `10 x`, except to 3 (kept in its stash: never answered).
+struct Sulker;
+
+impl Actor for Sulker {
+    type Msg = u32;
+    type Out = ();
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, x: u32) -> Result<(), StageError> {
+        if x == 3 {
+            return ctx.stash(x);
+        }
+        ctx.reply(x * 10);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn an_ask_timeout_fails_its_element_naming_actor_and_message() {
+    let clock = VirtualClock::new();
+    let m = virtual_run(&clock);
+    let g =
+        Source::actor(Props::new(|| Sulker).with_name("sulker")).to_mat(Sink::ignore(), Keep::left);
+    let (r, _h) = m.materialize(&g).expect("materializes");
+    let g = Source::from_iter(1..=5u32)
+        .ask::<u32>(r.clone(), 1, ms(500))
+        .to_mat(Sink::queue(8), Keep::right);
+    let (mut q, _h2) = m.materialize(&g).expect("materializes");
+    let pulled = tokio::spawn(async move {
+        let mut out = Vec::new();
+        loop {
+            match q.pull().await {
+                Ok(Some(x)) => out.push(x),
+                Ok(None) => return (out, None),
+                Err(e) => return (out, Some(e)),
+            }
+        }
+    });
+    let (out, err) = drive(&clock, pulled).await;
+    assert_eq!(out, vec![10, 20]);
+    let err = err.expect("the timeout fails the stage");
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+    assert_eq!(
+        err.message(),
+        format!("ask of actor '{}' timed out after 500ms", r.path())
+    );
+    assert_eq!(err.element(), Some("3"));
+    assert!(r.path().ends_with("/sulker"), "{}", r.path());
+}
+
+#[tokio::test]
+async fn a_resumed_ask_timeout_drops_the_element_to_dead_letters() {
+    let clock = VirtualClock::new();
+    let m = virtual_run(&clock);
+    let g =
+        Source::actor(Props::new(|| Sulker).with_name("sulker")).to_mat(Sink::ignore(), Keep::left);
+    let (r, _h) = m.materialize(&g).expect("materializes");
+    let letters = DeadLetters::new(16);
+    let ask = weir_operators::actor::ask_flow::<u32, u32>(r.clone(), 4, ms(500))
+        .with_supervision(Supervision::resume().with_dead_letters(letters.sink()));
+    let run = Source::from_iter(1..=5u32)
+        .via(ask)
+        .run_with_on(Sink::collect(), &m)
+        .expect("materializes");
+    let start = clock.now();
+    let out = drive(&clock, tokio::spawn(run)).await.expect("runs");
+    assert_eq!(out, vec![10, 20, 40, 50]);
+    assert!(clock.now() - start >= ms(500));
+    letters.close();
+    let dead: Vec<Undelivered> = timed(
+        letters
+            .source()
+            .run_with(Sink::collect())
+            .expect("materializes"),
+    )
+    .await
+    .expect("runs");
+    let dead: Vec<_> = dead
+        .into_iter()
+        .map(|u| (u.stage.starts_with("ask"), u.reason, u.repr))
+        .collect();
+    assert_eq!(
+        dead,
+        vec![(
+            true,
+            format!("ask of actor '{}' timed out after 500ms", r.path()),
+            Some("3".to_owned())
+        )]
+    );
+}
+
+/// Emits `(time in ms, message)` for every message.
+struct Stamp;
+
+impl Actor for Stamp {
+    type Msg = u32;
+    type Out = (u64, u32);
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, x: u32) -> Result<(), StageError> {
+        let now = ctx.now().as_millis() as u64;
+        ctx.emit((now, x));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn send_after_and_send_interval_deliver_on_the_run_clock_and_cancel() {
+    let clock = VirtualClock::new();
+    let g = Source::actor(Props::new(|| Stamp)).to_mat(Sink::collect(), Keep::both);
+    let ((r, done), _h) = virtual_run(&clock).materialize(&g).expect("materializes");
+    let done = tokio::spawn(done);
+    let a = r.send_after(1, ms(100));
+    r.send_after(2, ms(50));
+    let c = r.send_after(3, ms(70));
+    assert!(c.cancel());
+    assert!(!c.cancel());
+    assert!((c.is_active(), c.is_cancelled()) == (false, true));
+    let mut n = 9;
+    let iv = r.send_interval(
+        move || {
+            n += 1;
+            n
+        },
+        ms(30),
+    );
+    clock.run_for(ms(100)).await;
+    assert!(!a.is_active() && !a.is_cancelled(), "delivered");
+    assert!(iv.is_active());
+    assert!(iv.cancel());
+    clock.run_for(ms(100)).await;
+    // A pending delivery keeps the source running after its last ref is gone.
+    r.send_after(4, ms(1000));
+    drop(r);
+    clock.run_for(ms(999)).await;
+    assert!(!done.is_finished());
+    clock.run_for(ms(1)).await;
+    assert_eq!(
+        timed(done).await.expect("joins").expect("completes"),
+        vec![(30, 10), (50, 2), (60, 11), (90, 12), (100, 1), (1200, 4)]
+    );
+}
+
+#[tokio::test]
+async fn scheduled_deliveries_are_cancelled_when_the_stage_stops() {
+    let clock = VirtualClock::new();
+    let letters = DeadLetters::new(16);
+    let g =
+        Source::actor(Props::new(|| Stamp).with_name("stamp")).to_mat(Sink::collect(), Keep::both);
+    let m = virtual_run(&clock).with_service(letters.service());
+    let ((r, done), h) = m.materialize(&g).expect("materializes");
+    let iv = r.send_interval(|| 7, ms(10));
+    let once = r.send_after(8, ms(500));
+    clock.run_for(ms(25)).await;
+    h.cancel();
+    let _ = timed(done).await;
+    timed(async {
+        while !r.is_stopped() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(iv.is_cancelled() && once.is_cancelled());
+    // Scheduling on a stopped actor: the message goes to dead letters at once.
+    let late = r.send_after(9, ms(10));
+    assert!(late.is_cancelled());
+    assert!(r.send_interval(|| 10, ms(10)).is_cancelled());
+    let path = r.path().to_owned();
+    assert_eq!(
+        letters_of(&letters).await,
+        vec![letter(&path, reason::STOPPED, "9")]
+    );
+}
+
+/// Replies to 1 although nobody asked; stashes 10 and up (a stash of one); emits the rest.
+struct Clerk;
+
+impl Actor for Clerk {
+    type Msg = u32;
+    type Out = u32;
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, x: u32) -> Result<(), StageError> {
+        match x {
+            1 => {
+                assert!(!ctx.reply(100u32));
+            }
+            10.. => return ctx.stash(x),
+            _ => ctx.emit(x),
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn dead_letters_carry_their_reason_and_message() {
+    let letters = DeadLetters::new(16);
+    let m = Materializer::new().with_service(letters.service());
+    let flow = Flow::actor(
+        Props::new(|| Clerk)
+            .with_name("clerk")
+            .with_stash_capacity(1),
+    )
+    .with_supervision(Supervision::resume());
+    let g = Source::from_iter(vec![1u32, 2, 10, 11, 3])
+        .via_mat(flow, Keep::right)
+        .to_mat(Sink::collect(), Keep::both);
+    let ((r, done), _h) = m.materialize(&g).expect("materializes");
+    assert_eq!(timed(done).await.expect("runs"), vec![2, 3]);
+    assert_eq!(
+        r.try_tell(7),
+        Err(TellError::Stopped {
+            actor: r.path().to_owned()
+        })
+    );
+    let path = r.path().to_owned();
+    assert!(path.ends_with("/clerk"), "{path}");
+    let recorded: Vec<Undelivered> = {
+        letters.close();
+        timed(
+            letters
+                .source()
+                .run_with(Sink::collect())
+                .expect("materializes"),
+        )
+        .await
+        .expect("runs")
+    };
+    assert!(recorded.iter().all(|u| path.starts_with(&u.stage)));
+    assert_eq!(recorded[0].message_as::<u32>(), Some(&100));
+    let got: Vec<_> = recorded
+        .into_iter()
+        .map(|u| (u.actor, u.reason, u.repr))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            letter(&path, reason::NO_SENDER, "100"),
+            letter(&path, reason::STASH_FULL, "11"),
+            // The stash is dead-lettered when the actor stops at the end of the stream.
+            letter(&path, reason::STOPPED, "10"),
+            letter(&path, reason::STOPPED, "7"),
+        ]
+    );
+    assert_eq!(letters.dropped(), 0);
+}
+
+#[tokio::test]
+async fn dead_letters_before_the_stage_starts_are_recorded_and_a_full_buffer_counts_drops() {
+    let letters = DeadLetters::new(2);
+    let props = Props::new(|| Echo)
+        .with_name("early")
+        .with_mailbox(MailboxConfig::bounded(2));
+    let g = Source::actor(props).to_mat(Sink::collect(), Keep::both);
+    let m = Materializer::new().with_service(letters.service());
+    let ((r, done), _h) = m.materialize(&g).expect("materializes");
+    // The stage has not run yet: two fit, three are refused.
+    let told: Vec<_> = (1..=5).map(|x| r.try_tell(x)).collect();
+    assert_eq!(
+        told,
+        vec![Ok(()), Ok(()), Err(full(&r)), Err(full(&r)), Err(full(&r))]
+    );
+    let path = r.path().to_owned();
+    drop(r);
+    assert_eq!(timed(done).await.expect("completes"), vec![1, 2]);
+    assert_eq!(letters.dropped(), 1, "the buffer holds two");
+    assert_eq!(
+        letters_of(&letters).await,
+        vec![
+            letter(&path, reason::MAILBOX_FULL, "3"),
+            letter(&path, reason::MAILBOX_FULL, "4"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn source_dead_letters_reads_the_run_service_and_needs_one() {
+    let letters = DeadLetters::new(16);
+    let m = Materializer::new().with_service(letters.service());
+    let (stream, _h) = m
+        .materialize(&Source::dead_letters().to_mat(Sink::collect(), Keep::right))
+        .expect("materializes");
+    let props = Props::new(|| Echo).with_name("gone");
+    let g = Source::actor(props).to_mat(Sink::ignore(), Keep::left);
+    let (r, h) = m.materialize(&g).expect("materializes");
+    h.cancel();
+    timed(async {
+        while !r.is_stopped() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert_eq!(
+        r.try_tell(5),
+        Err(TellError::Stopped {
+            actor: r.path().to_owned()
+        })
+    );
+    letters.close();
+    let got: Vec<_> = timed(stream)
+        .await
+        .expect("completes once closed")
+        .into_iter()
+        .map(|u| (u.actor, u.reason, u.repr))
+        .collect();
+    assert_eq!(got, vec![letter(r.path(), reason::STOPPED, "5")]);
+    let err = Materializer::new()
+        .materialize(&Source::dead_letters().to_mat(Sink::ignore(), Keep::left))
+        .map(|_| ())
+        .expect_err("no service");
+    assert!(err.to_string().contains("DeadLetters service"), "{err}");
 }

@@ -8,7 +8,7 @@
 use super::dead_letters::{DeadLetterService, Undelivered, reason};
 use super::items::{Items, PriorityFn};
 use super::props::ActorId;
-use super::schedule::{Scheduled, ScheduleHandle};
+use super::schedule::{ScheduleHandle, Scheduled};
 use super::spill::{Spill, SpillError, SpillFile};
 use futures::channel::oneshot;
 use futures::task::AtomicWaker;
@@ -119,7 +119,10 @@ impl MailboxConfig {
     /// This mailbox handing out messages by priority: higher `priority(&msg)` first, in arrival
     /// order within one priority (`DropOld` drops the oldest of the lowest priority). Stream
     /// elements of a `Flow::actor` are not reordered: they go to the actor as they arrive.
-    pub fn priority<M: 'static>(mut self, priority: impl Fn(&M) -> u8 + Send + Sync + 'static) -> Self {
+    pub fn priority<M: 'static>(
+        mut self,
+        priority: impl Fn(&M) -> u8 + Send + Sync + 'static,
+    ) -> Self {
         let f: PriorityFn<M> = Arc::new(priority);
         self.priority = Some(Arc::new(f));
         self
@@ -246,6 +249,9 @@ pub(crate) struct StageShared {
     pub(crate) scheduled: Scheduled,
     /// Set when an outside delivery was scheduled (the stage recomputes its next deadline).
     schedule_changed: AtomicBool,
+    /// The stage's path and the run's dead-letter stream (set when the stage is made, so what
+    /// is undeliverable before it starts is recorded too).
+    letters: OnceLock<(Arc<str>, Arc<DeadLetterService>)>,
 }
 
 impl StageShared {
@@ -264,6 +270,12 @@ impl StageShared {
             || lock(&self.failed).is_some()
             || self.ref_dropped.load(Ordering::Acquire)
             || self.schedule_changed.swap(false, Ordering::AcqRel)
+    }
+    /// Records this stage's dead letters in `letters` (when the run has a dead-letter stream).
+    pub(crate) fn record_dead_letters(&self, stage: &str, letters: Option<Arc<DeadLetterService>>) {
+        if let Some(l) = letters {
+            let _ = self.letters.set((Arc::from(stage), l));
+        }
     }
     /// Schedules an outside delivery, waking the stage so it sees the new deadline.
     fn schedule(
@@ -322,8 +334,6 @@ pub(crate) struct StageHooks {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) dead_letters: Option<DeadLetterSink>,
     pub(crate) stage: Arc<str>,
-    /// The run's dead-letter stream, when it has one.
-    pub(crate) letters: Option<Arc<DeadLetterService>>,
 }
 
 struct Queue<M> {
@@ -650,37 +660,37 @@ pub(crate) fn dead_letter<M: Send + 'static>(
     reason: &str,
 ) {
     tracing::debug!(actor, reason, "dead letter");
-    let Some(h) = stage.hooks() else { return };
-    if h.dead_letters.is_none() && h.letters.is_none() {
+    let sink = stage
+        .hooks()
+        .and_then(|h| Some((&h.stage, h.dead_letters.as_ref()?)));
+    let letters = stage.letters.get();
+    if sink.is_none() && letters.is_none() {
         return;
     }
-    let repr = render_message(&msg);
-    let mut element = Some(Box::new(msg) as Box<dyn Any + Send>);
-    if let Some(dl) = &h.dead_letters {
+    // A reply nobody took comes boxed already: record what is inside.
+    let boxed: Box<dyn Any + Send> = Box::new(msg);
+    let boxed = match boxed.downcast::<Box<dyn Any + Send>>() {
+        Ok(inner) => *inner,
+        Err(b) => b,
+    };
+    let repr = weir_graph::render_any(&*boxed);
+    let mut element = Some(boxed);
+    if let Some((path, dl)) = sink {
         dl.send(DeadLetter {
-            stage: h.stage.to_string(),
+            stage: path.to_string(),
             error: StageError::user(format!("actor '{actor}': {reason}")),
             element: element.take(),
             repr: repr.clone(),
         });
     }
-    if let Some(letters) = &h.letters {
+    if let Some((path, letters)) = letters {
         letters.record(Undelivered {
-            stage: h.stage.to_string(),
+            stage: path.to_string(),
             actor: actor.to_owned(),
             reason: reason.to_owned(),
             repr,
             message: element,
         });
-    }
-}
-
-/// The rendering of a message, looking inside a boxed `Any` (a reply nobody took).
-fn render_message<M: 'static>(msg: &M) -> Option<String> {
-    let any: &dyn Any = msg;
-    match any.downcast_ref::<Box<dyn Any + Send>>() {
-        Some(inner) => weir_graph::render_any(&**inner),
-        None => weir_graph::render_element(msg),
     }
 }
 

@@ -173,9 +173,9 @@ impl Scheduled {
             std::mem::take(&mut inner.entries)
         };
         for e in entries {
-            let _ = e
-                .state
-                .compare_exchange(ACTIVE, CANCELLED, Ordering::AcqRel, Ordering::Acquire);
+            let _ =
+                e.state
+                    .compare_exchange(ACTIVE, CANCELLED, Ordering::AcqRel, Ordering::Acquire);
         }
     }
 }

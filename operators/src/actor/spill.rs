@@ -72,10 +72,7 @@ pub(crate) enum SpillError {
     Codec(#[from] postcard::Error),
     /// The file could not be written or read.
     #[error("spill file {path}: {error}")]
-    Io {
-        path: String,
-        error: std::io::Error,
-    },
+    Io { path: String, error: std::io::Error },
 }
 
 static NEXT_FILE: AtomicU64 = AtomicU64::new(0);

@@ -51,10 +51,11 @@ enum Wake<T> {
 fn make<A: Actor>(
     props: &Props<A>,
     kind: Kind,
-    path: &str,
+    info: &weir_graph::StageInfo,
 ) -> Result<(ActorStage<A>, ActorRef<A::Msg>), StageError> {
     let shared = Arc::new(StageShared::default());
-    let mailbox = System::<A::Out>::root_mailbox(path, props, &shared)?;
+    shared.record_dead_letters(&info.path, info.services.get::<super::DeadLetterService>());
+    let mailbox = System::<A::Out>::root_mailbox(&info.path, props, &shared)?;
     let r = ActorRef(Arc::clone(&mailbox));
     Ok((
         ActorStage {
@@ -81,7 +82,7 @@ fn make<A: Actor>(
 /// - **fails when** upstream fails, or the root actor fails and the stage's supervision says
 ///   stop (`resume` keeps the actor, `restart` makes a fresh one from its props)
 pub fn actor_flow<A: Actor>(props: Props<A>) -> Flow<A::Msg, A::Out, ActorRef<A::Msg>> {
-    Flow::from_async("actor", move |info| make(&props, Kind::Flow, &info.path))
+    Flow::from_async("actor", move |info| make(&props, Kind::Flow, info))
 }
 
 /// A sink whose elements are messages to the actor `props` makes (what it emits is dropped).
@@ -92,9 +93,7 @@ pub fn actor_flow<A: Actor>(props: Props<A>) -> Flow<A::Msg, A::Out, ActorRef<A:
 ///   actor stops itself (upstream is then cancelled)
 /// - **fails when** upstream fails, or the root actor fails under the `stop` supervision
 pub fn actor_sink<A: Actor>(props: Props<A>) -> Sink<A::Msg, ActorRef<A::Msg>> {
-    Sink::from_async("actor-sink", move |info| {
-        make(&props, Kind::Sink, &info.path)
-    })
+    Sink::from_async("actor-sink", move |info| make(&props, Kind::Sink, info))
 }
 
 /// A source emitting what the actor `props` makes emits while it handles the messages told to
@@ -110,9 +109,7 @@ pub fn actor_sink<A: Actor>(props: Props<A>) -> Sink<A::Msg, ActorRef<A::Msg>> {
 /// - **fails when** the root actor fails under the `stop` supervision, or its mailbox overflows
 ///   under `Overflow::Fail`
 pub fn actor_source<A: Actor>(props: Props<A>) -> Source<A::Out, ActorRef<A::Msg>> {
-    Source::from_async("actor-source", move |info| {
-        make(&props, Kind::Source, &info.path)
-    })
+    Source::from_async("actor-source", move |info| make(&props, Kind::Source, info))
 }
 
 impl<A: Actor> ActorStage<A> {
@@ -158,7 +155,6 @@ impl<A: Actor> AsyncLogic for ActorStage<A> {
                     .and_then(|s| s.dead_letters())
                     .cloned(),
                 stage: Arc::clone(&stage),
-                letters: io.info.services.get::<super::DeadLetterService>(),
             });
             let mut sys = System::<A::Out>::new(stage, Arc::clone(&shared), Arc::clone(&clock));
             sys.throughput = props.throughput;
@@ -210,7 +206,8 @@ impl<A: Actor> AsyncLogic for ActorStage<A> {
                 let root_accepts = !input_done && sys.root_accepts::<A>() && sys.out.len() < batch;
                 // Actors left with work when `run_ready` stopped for the output.
                 let busy = !sys.runnable.is_empty();
-                let next_timer = match (sys.timers.next_at(), shared.scheduled.next_at(clock.now())) {
+                let next_timer = match (sys.timers.next_at(), shared.scheduled.next_at(clock.now()))
+                {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
                 };

@@ -942,3 +942,92 @@ async fn source_dead_letters_reads_the_run_service_and_needs_one() {
         .expect_err("no service");
     assert!(err.to_string().contains("DeadLetters service"), "{err}");
 }
+
+#[tokio::test]
+async fn a_stage_mailbox_budget_bounds_the_bytes_queued_before_the_capacity() {
+    let per = ActorRef::<u32>::message_bytes();
+    assert!(per >= std::mem::size_of::<u32>());
+    let letters = DeadLetters::new(16);
+    let props = Props::new(|| Echo)
+        .with_name("budgeted")
+        .with_mailbox(MailboxConfig::bounded(100))
+        .with_mailbox_budget(4 * per);
+    let g = Source::actor(props).to_mat(Sink::queue(1), Keep::both);
+    let m = Materializer::new()
+        .with_buffer_rows(4)
+        .with_service(letters.service());
+    let ((r, mut q), _h) = m.materialize(&g).expect("materializes");
+    let b = block(&r).await;
+    assert_eq!(r.stage_mailbox_bytes(), per, "the queued BLOCK");
+    let told: Vec<_> = (1..=5).map(|x| r.try_tell(x)).collect();
+    assert_eq!(
+        told,
+        vec![Ok(()), Ok(()), Ok(()), Err(full(&r)), Err(full(&r))]
+    );
+    assert_eq!((r.len(), r.stage_mailbox_bytes()), (4, 4 * per));
+    // A tell waits for the budget, and goes on once the actor drained its mailbox.
+    let late = tokio::spawn({
+        let r = r.clone();
+        async move { r.tell(6).await }
+    });
+    yields(100).await;
+    assert!(!late.is_finished());
+    let path = r.path().to_owned();
+    drop(r);
+    let mut out = Vec::new();
+    while out.len() < FILLERS * b + 3 {
+        out.push(timed(q.pull()).await.expect("runs").expect("more"));
+    }
+    timed(late)
+        .await
+        .expect("joins")
+        .expect("told once there was room");
+    let (rest, end) = drain(&mut q).await;
+    out.extend(rest);
+    assert_eq!((out, end), (fillers_then(b, &[1, 2, 3, 6]), Ok(())));
+    assert_eq!(
+        letters_of(&letters).await,
+        vec![
+            letter(&path, reason::MAILBOX_FULL, "4"),
+            letter(&path, reason::MAILBOX_FULL, "5"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_spilling_source_reads_back_only_as_fast_as_downstream_takes() {
+    let dir = spill_dir("pace");
+    let Rig {
+        r,
+        mut q,
+        letters,
+        _h,
+    } = rig_on(
+        "pacer",
+        MailboxConfig::bounded(3).spill::<u32>(&dir, 1 << 20),
+        Materializer::new().with_batch_size(2),
+    );
+    let b = block(&r).await;
+    for x in 1..=40 {
+        r.try_tell(x).expect("spilled");
+    }
+    assert_eq!((r.len(), r.spilled()), (41, 38));
+    let mut out = Vec::new();
+    while out.len() < FILLERS * b + 4 {
+        out.push(timed(q.pull()).await.expect("runs").expect("more"));
+    }
+    yields(100).await;
+    // With 4 taken, the stage handled 15 (BLOCK and 1..=14: what the channels, the queue and one
+    // round of output hold) and read back only what that made room for: 23 stay on disk.
+    assert_eq!((r.len(), r.spilled()), (26, 23));
+    drop(r);
+    let (rest, end) = drain(&mut q).await;
+    out.extend(rest);
+    assert_eq!(
+        (out, end),
+        (fillers_then(b, &(1..=40).collect::<Vec<_>>()), Ok(()))
+    );
+    assert_eq!(files_in(&dir), 0);
+    assert_eq!(letters_of(&letters).await, vec![]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -252,6 +252,15 @@ pub(crate) struct StageShared {
     /// The stage's path and the run's dead-letter stream (set when the stage is made, so what
     /// is undeliverable before it starts is recorded too).
     letters: OnceLock<(Arc<str>, Arc<DeadLetterService>)>,
+    /// The bytes every mailbox of the stage may hold together, when limited.
+    budget: OnceLock<Budget>,
+}
+
+/// A stage's mailbox budget: bytes queued in all its mailboxes, and senders waiting for room.
+struct Budget {
+    limit: usize,
+    used: AtomicUsize,
+    waiters: Mutex<Vec<Waker>>,
 }
 
 impl StageShared {
@@ -270,6 +279,55 @@ impl StageShared {
             || lock(&self.failed).is_some()
             || self.ref_dropped.load(Ordering::Acquire)
             || self.schedule_changed.swap(false, Ordering::AcqRel)
+    }
+    /// Limits the mailboxes of this stage to `bytes` together.
+    pub(crate) fn set_budget(&self, bytes: usize) {
+        let _ = self.budget.set(Budget {
+            limit: bytes,
+            used: AtomicUsize::new(0),
+            waiters: Mutex::new(Vec::new()),
+        });
+    }
+    /// Whether `bytes` more fit into the stage's mailbox budget.
+    fn budget_allows(&self, bytes: usize) -> bool {
+        self.budget
+            .get()
+            .is_none_or(|b| b.used.load(Ordering::Acquire) + bytes <= b.limit)
+    }
+    fn budget_add(&self, bytes: usize) {
+        if let Some(b) = self.budget.get() {
+            b.used.fetch_add(bytes, Ordering::AcqRel);
+        }
+    }
+    /// Frees `bytes` of the budget and wakes the senders waiting for it.
+    fn budget_sub(&self, bytes: usize) {
+        if let Some(b) = self.budget.get()
+            && bytes > 0
+        {
+            b.used.fetch_sub(bytes, Ordering::AcqRel);
+            for w in lock(&b.waiters).drain(..) {
+                w.wake();
+            }
+        }
+    }
+    /// Registers a sender waiting for budget; `false` when the stage has no budget.
+    fn budget_wait(&self, waker: &Waker) -> bool {
+        match self.budget.get() {
+            Some(b) => {
+                let mut w = lock(&b.waiters);
+                if !w.iter().any(|x| x.will_wake(waker)) {
+                    w.push(waker.clone());
+                }
+                true
+            }
+            None => false,
+        }
+    }
+    /// Bytes queued in the stage's mailboxes (0 without a budget).
+    fn budget_used(&self) -> usize {
+        self.budget
+            .get()
+            .map_or(0, |b| b.used.load(Ordering::Acquire))
     }
     /// Records this stage's dead letters in `letters` (when the run has a dead-letter stream).
     pub(crate) fn record_dead_letters(&self, stage: &str, letters: Option<Arc<DeadLetterService>>) {
@@ -439,8 +497,12 @@ impl<M: Send + 'static> Mailbox<M> {
         })
     }
 
+    /// Bytes one queued message counts for in the stage's mailbox budget.
+    const MESSAGE_BYTES: usize = std::mem::size_of::<Envelope<M>>();
+
     fn enqueue(&self, q: &mut Queue<M>, env: Envelope<M>) {
         q.items.push(env);
+        self.stage.budget_add(Self::MESSAGE_BYTES);
         self.store_len(q);
         if !q.scheduled {
             q.scheduled = true;
@@ -458,7 +520,9 @@ impl<M: Send + 'static> Mailbox<M> {
 
     /// Whether a message may go to the in-memory queue now (room, nothing spilled before it).
     fn has_room(&self, q: &Queue<M>) -> bool {
-        q.items.len() < self.capacity && q.spill.as_ref().is_none_or(|s| s.len() == 0)
+        q.items.len() < self.capacity
+            && q.spill.as_ref().is_none_or(|s| s.len() == 0)
+            && self.stage.budget_allows(Self::MESSAGE_BYTES)
     }
 
     /// Sends `env` to dead letters with `reason`.
@@ -513,12 +577,18 @@ impl<M: Send + 'static> Mailbox<M> {
                 })
             }
             ResolvedOverflow::DropOld => {
-                let old = q.items.evict();
+                let Some(old) = q.items.evict() else {
+                    // Out of budget with nothing of its own to drop: the new one goes.
+                    drop(q);
+                    self.dead_letter(env, reason::MAILBOX_FULL);
+                    return Err(TellError::Full {
+                        actor: self.path.to_string(),
+                    });
+                };
+                self.stage.budget_sub(Self::MESSAGE_BYTES);
                 self.enqueue(&mut q, env);
                 drop(q);
-                if let Some(old) = old {
-                    self.dead_letter(old, reason::DROPPED_OLDEST);
-                }
+                self.dead_letter(old, reason::DROPPED_OLDEST);
                 Ok(())
             }
             ResolvedOverflow::Fail => {
@@ -558,6 +628,10 @@ impl<M: Send + 'static> Mailbox<M> {
             if !q.senders.iter().any(|w| w.will_wake(cx.waker())) {
                 q.senders.push(cx.waker().clone());
             }
+            if self.stage.budget_wait(cx.waker()) && self.has_room(&q) {
+                // Budget freed meanwhile by another mailbox of the stage.
+                cx.waker().wake_by_ref();
+            }
             Poll::Pending
         })
         .await
@@ -568,6 +642,7 @@ impl<M: Send + 'static> Mailbox<M> {
         let mut q = lock(&self.queue);
         let n = q.items.len().min(max);
         q.items.drain_into(into, n);
+        self.stage.budget_sub(n * Self::MESSAGE_BYTES);
         if n > 0 && q.spill.as_ref().is_some_and(|s| s.len() > 0) {
             self.refill(&mut q);
         }
@@ -593,7 +668,10 @@ impl<M: Send + 'static> Mailbox<M> {
                 break;
             };
             match r {
-                Ok(env) => q.items.push(env),
+                Ok(env) => {
+                    q.items.push(env);
+                    self.stage.budget_add(Self::MESSAGE_BYTES);
+                }
                 Err(e) => {
                     let msg = format!("actor '{}': {}: {e}", self.path, reason::SPILL_FAILED);
                     tracing::warn!(actor = %self.path, error = %e, "mailbox spill read failed");
@@ -612,6 +690,7 @@ impl<M: Send + 'static> Mailbox<M> {
             q.closed = true;
             self.len.store(0, Ordering::Release);
             let items = q.items.take_all();
+            self.stage.budget_sub(items.len() * Self::MESSAGE_BYTES);
             let mut spilled = Vec::new();
             if let Some(s) = q.spill.as_mut() {
                 while let Some(r) = s.pop() {
@@ -799,6 +878,15 @@ impl<M: Send + 'static> ActorRef<M> {
     /// Whether the actor stopped (its mailbox is closed).
     pub fn is_stopped(&self) -> bool {
         self.0.is_closed()
+    }
+    /// Bytes one queued message counts for in a stage's mailbox budget
+    /// ([`Props::with_mailbox_budget`](super::Props::with_mailbox_budget)).
+    pub fn message_bytes() -> usize {
+        Mailbox::<M>::MESSAGE_BYTES
+    }
+    /// Bytes queued in the mailboxes of this actor's stage (0 when it has no budget).
+    pub fn stage_mailbox_bytes(&self) -> usize {
+        self.0.stage.budget_used()
     }
     /// Messages of a spilling mailbox waiting on disk now (0 for other mailboxes).
     pub fn spilled(&self) -> usize {

@@ -54,6 +54,9 @@ fn make<A: Actor>(
     info: &weir_graph::StageInfo,
 ) -> Result<(ActorStage<A>, ActorRef<A::Msg>), StageError> {
     let shared = Arc::new(StageShared::default());
+    if let Some(bytes) = props.mailbox_budget {
+        shared.set_budget(bytes);
+    }
     shared.record_dead_letters(&info.path, info.services.get::<super::DeadLetterService>());
     let mailbox = System::<A::Out>::root_mailbox(&info.path, props, &shared)?;
     let r = ActorRef(Arc::clone(&mailbox));

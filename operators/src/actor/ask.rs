@@ -7,9 +7,9 @@ use crate::async_ops::map_async;
 use std::time::Duration;
 use weir_graph::{Flow, StageError, render_element};
 
-/// Asks `to` with every element (`ActorRef::ask` with `timeout` on the run's clock), at most
-/// `parallelism` asks in flight (0 counts as 1), and emits the replies of type `R` in input
-/// order. A failed ask (timeout, no reply, a reply of another type, a stopped actor) fails its
+/// Asks `to` with every element (`ActorRef::ask` with `timeout` on the clock of the actor's
+/// run), at most `parallelism` asks in flight (at least 1: 0 is refused when the graph is
+/// validated), and emits the replies of type `R` in input order. A failed ask (timeout, no reply, a reply of another type, a stopped actor) fails its
 /// element with an error naming the actor and the message (when its type renders), under the
 /// stage's supervision: `resume` drops the element to dead letters and goes on.
 ///

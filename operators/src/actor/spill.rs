@@ -184,12 +184,11 @@ impl<M: 'static> SpillFile<M> {
     }
 
     fn read(&mut self) -> Result<M, SpillError> {
-        if let Some(w) = self.writer.as_mut() {
-            w.flush().map_err(|e| SpillError::Io {
-                path: String::new(),
-                error: e,
-            })?;
-        }
+        let flushed = match self.writer.as_mut() {
+            Some(w) => w.flush(),
+            None => Ok(()),
+        };
+        flushed.map_err(|e| self.io(e))?;
         if self.reader.is_none() {
             let Some(path) = self.path.as_ref() else {
                 return Err(self.io(std::io::Error::other("no spill file")));

@@ -90,6 +90,8 @@ pub struct Props<A> {
     pub(crate) codec: Option<Arc<dyn std::any::Any + Send + Sync>>,
     /// Set by `register_as(path)`: the run registry path of the actor's ref.
     pub(crate) register_as: Option<Arc<str>>,
+    /// Bytes every mailbox of the stage may hold together (root props only).
+    pub(crate) mailbox_budget: Option<usize>,
 }
 
 /// Messages an actor handles per turn before the other actors of its stage get theirs.
@@ -106,6 +108,7 @@ impl<A> Clone for Props<A> {
             stash_capacity: self.stash_capacity,
             codec: self.codec.clone(),
             register_as: self.register_as.clone(),
+            mailbox_budget: self.mailbox_budget,
         }
     }
 }
@@ -132,6 +135,7 @@ impl<A: Actor> Props<A> {
             stash_capacity: super::cell::DEFAULT_STASH_CAPACITY,
             codec: None,
             register_as: None,
+            mailbox_budget: None,
         }
     }
     /// Props making each instance with `A::default()`.
@@ -166,6 +170,15 @@ impl<A: Actor> Props<A> {
     /// These props with a stash of at most `n` messages; stashing more fails the handler.
     pub fn with_stash_capacity(mut self, n: usize) -> Self {
         self.stash_capacity = n;
+        self
+    }
+    /// These props (of a stage's root actor) letting the mailboxes of every actor of the stage
+    /// hold at most `bytes` together, each queued message counted as
+    /// [`ActorRef::message_bytes`](super::ActorRef::message_bytes) (heap data a message owns is
+    /// not counted); beyond it a mailbox counts as full (`tell` waits, `try_tell` applies the
+    /// overflow policy).
+    pub fn with_mailbox_budget(mut self, bytes: usize) -> Self {
+        self.mailbox_budget = Some(bytes);
         self
     }
     /// The name given with [`Props::with_name`], or the actor's type name.

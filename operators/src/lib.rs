@@ -17,7 +17,7 @@
 //! | [`join`] | window and interval joins of two keyed event-time streams ([`JoinOps`](join::JoinOps)) |
 //! | [`fan`] | junctions (`Broadcast`, `Merge`, `Zip`, ...) and linear fan ops ([`FanOps`](fan::FanOps)) |
 //! | [`lifecycle`] | `watch_termination`, `Source::maybe`/`never`, `Source::lazy`/`Sink::lazy` ([`LifecycleOps`](lifecycle::LifecycleOps)) |
-//! | [`file`] | file connectors: line/CSV/JSON-lines sources replayable by byte offset, a transactional part-file sink |
+//! | [`file`](mod@file) | file connectors: line/CSV/JSON-lines sources replayable by byte offset, a transactional part-file sink |
 //! | [`framing`] | byte framing: delimiter, length field, JSON objects, framing protocols as `BidiFlow`s |
 //! | [`bidi`] | `BidiFlow::from_functions` ([`BidiCtors`](bidi::BidiCtors)) |
 //! | [`hub`] | `MergeHub`, `BroadcastHub`, `PartitionHub`: connect running graphs |

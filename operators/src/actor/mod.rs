@@ -39,6 +39,12 @@ mod supervisor;
 mod swap;
 mod system;
 mod timers;
+// Mailboxes: priority order, spill to disk, outside scheduling, dead letters, `Flow::ask`.
+mod ask;
+mod dead_letters;
+mod items;
+mod schedule;
+mod spill;
 
 pub use cell::DEFAULT_STASH_CAPACITY;
 pub use ctx::{Behavior, Ctx, Sender};
@@ -49,6 +55,11 @@ pub use props::{Actor, ActorId, DEFAULT_THROUGHPUT, Props};
 pub use stage::{actor_flow, actor_sink, actor_source};
 pub use supervisor::{ActorDirective, Backoff, Scope, SupervisorStrategy};
 pub use timers::TimerKey;
+// Mailboxes: priority order, spill to disk, outside scheduling, dead letters, `Flow::ask`.
+pub use ask::{AskOps, ask_flow};
+pub use dead_letters::{DeadLetterService, DeadLetterSources, DeadLetters, Undelivered, reason};
+pub use schedule::ScheduleHandle;
+pub use spill::Spill;
 
 // Checkpointed actors (`Props::checkpointed`), the run's registry, hot swap.
 pub use registry::{ActorRegistry, RegistryError};

@@ -93,6 +93,8 @@ pub struct Props<A> {
     pub(crate) codec: Option<Arc<dyn std::any::Any + Send + Sync>>,
     /// Set by `register_as(path)`: the run registry path of the actor's ref.
     pub(crate) register_as: Option<Arc<str>>,
+    /// Bytes every mailbox of the stage may hold together (root props only).
+    pub(crate) mailbox_budget: Option<usize>,
 }
 
 /// Messages an actor handles per turn before the other actors of its stage get theirs.
@@ -110,6 +112,7 @@ impl<A> Clone for Props<A> {
             handler_time_limit: self.handler_time_limit,
             codec: self.codec.clone(),
             register_as: self.register_as.clone(),
+            mailbox_budget: self.mailbox_budget,
         }
     }
 }
@@ -137,6 +140,7 @@ impl<A: Actor> Props<A> {
             handler_time_limit: None,
             codec: None,
             register_as: None,
+            mailbox_budget: None,
         }
     }
     /// Props making each instance with `A::default()`.
@@ -177,6 +181,15 @@ impl<A: Actor> Props<A> {
     /// failure names the actor and is supervised like any other; the call's effects stand.
     pub fn with_handler_time_limit(mut self, limit: std::time::Duration) -> Self {
         self.handler_time_limit = Some(limit);
+        self
+    }
+    /// These props (of a stage's root actor) letting the mailboxes of every actor of the stage
+    /// hold at most `bytes` together, each queued message counted as
+    /// [`ActorRef::message_bytes`](super::ActorRef::message_bytes) (heap data a message owns is
+    /// not counted); beyond it a mailbox counts as full (`tell` waits, `try_tell` applies the
+    /// overflow policy).
+    pub fn with_mailbox_budget(mut self, bytes: usize) -> Self {
+        self.mailbox_budget = Some(bytes);
         self
     }
     /// The name given with [`Props::with_name`], or the actor's type name.

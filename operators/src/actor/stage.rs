@@ -43,6 +43,7 @@ impl<M: Send + 'static> Drop for CloseOnDrop<M> {
     fn drop(&mut self) {
         if let Some(m) = self.0.upgrade() {
             m.close();
+            m.stage.scheduled.stop();
         }
     }
 }
@@ -65,6 +66,10 @@ fn make<A: Actor>(
         super::checkpoint::refuse_source(props, &info.path)?;
     }
     let shared = Arc::new(StageShared::default());
+    if let Some(bytes) = props.mailbox_budget {
+        shared.set_budget(bytes);
+    }
+    shared.record_dead_letters(&info.path, info.services.get::<super::DeadLetterService>());
     let mailbox = System::<A::Out>::root_mailbox(&info.path, props, &shared)?;
     let r = ActorRef(Arc::clone(&mailbox));
     let registry = info.services.get::<super::registry::ActorRegistry>();
@@ -200,17 +205,21 @@ impl<A: Actor> AsyncLogic for ActorStage<A> {
             sys.registry = io.info.services.get::<super::registry::ActorRegistry>();
             sys.start_root(props, mailbox)?;
             let batch = io.batch_size.max(1);
+            sys.out_limit = batch;
             let mut ready = Vec::new();
             let mut input_done = input.is_none();
             let mut sleep: Option<(Duration, BoxFuture<'static, ()>)> = None;
             let mut busy = 0usize;
             loop {
+                shared.scheduled.fire(clock.now());
                 let r = sys.fire_timers().and_then(|()| sys.run_ready(&mut ready));
                 if let Err(e) = r {
                     Self::root_failed(&mut sys, &io, e)?;
                     continue;
                 }
                 if let Some(e) = shared.take_failure() {
+                    // What the actors emitted before the failure goes out first.
+                    flush(&mut sys, &mut output).await;
                     return Err(e);
                 }
                 if !flush(&mut sys, &mut output).await {
@@ -229,6 +238,7 @@ impl<A: Actor> AsyncLogic for ActorStage<A> {
                         Kind::Source => {
                             sys.root_outside_refs() == 0
                                 && !sys.has_timers()
+                                && !shared.scheduled.is_pending()
                                 && sys.with_root::<A, _>(|c, _| c.mailbox_is_empty()) == Some(true)
                         }
                     };
@@ -239,7 +249,13 @@ impl<A: Actor> AsyncLogic for ActorStage<A> {
                     }
                 }
                 let root_accepts = !input_done && sys.root_accepts::<A>() && sys.out.len() < batch;
-                let next_timer = sys.timers.next_at();
+                // Actors left with work when `run_ready` stopped for the output.
+                let has_runnable = !sys.runnable.is_empty();
+                let next_timer = match (sys.timers.next_at(), shared.scheduled.next_at(clock.now()))
+                {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
                 // Yield to the executor now and then while work keeps arriving without a wait.
                 busy += 1;
                 let mut yield_now = busy >= YIELD_EVERY;
@@ -254,6 +270,9 @@ impl<A: Actor> AsyncLogic for ActorStage<A> {
                         && out.poll_closed(cx).is_ready()
                     {
                         return Poll::Ready(Wake::Closed);
+                    }
+                    if has_runnable {
+                        return Poll::Ready(Wake::Work);
                     }
                     if shared.poll_ready(cx.waker()) {
                         shared.take_ref_dropped();

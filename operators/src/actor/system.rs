@@ -46,6 +46,9 @@ pub(crate) struct System<O> {
     pub(crate) throughput: usize,
     /// Most actors the stage may hold (the root included).
     pub(crate) max_actors: usize,
+    /// `run_ready` returns after a round that left at least this many elements to send, so
+    /// the stage flushes them (with credit) before more messages are handled.
+    pub(crate) out_limit: usize,
     /// Failures of actors waiting for a delayed restart.
     pending_errors: Vec<(ActorId, StageError)>,
     /// Actors to stop once they have nothing queued.
@@ -71,6 +74,7 @@ impl<O: Send + 'static> System<O> {
             live: 0,
             throughput: 256,
             max_actors: usize::MAX,
+            out_limit: usize::MAX,
             pending_errors: Vec::new(),
             retiring: Vec::new(),
             restored: Default::default(),
@@ -287,6 +291,10 @@ impl<O: Send + 'static> System<O> {
                 }
             }
             ready.clear();
+            if self.out.len() >= self.out_limit {
+                // The rest stays on the ready lists until the output has room.
+                return Ok(());
+            }
         }
         Ok(())
     }

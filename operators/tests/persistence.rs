@@ -3,6 +3,7 @@
 //! failing only its entity, a failed append applying nothing, and journal queries.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use weir_engine::prelude::*;
@@ -472,6 +473,63 @@ async fn a_live_query_follows_new_events() {
             ("acct-1".to_owned(), 1),
             ("acct-2".to_owned(), 1),
             ("acct-1".to_owned(), 2)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn sharded_over_two_subtasks_each_entity_keeps_its_order() {
+    let journal: Arc<dyn Journal> = Arc::new(InMemoryJournal::new());
+    let list: Vec<(u32, i64)> = (0..200)
+        .map(|i| ((i % 5) as u32, i64::from(i % 9) - 2))
+        .collect();
+    let out = run_bank(&journal, cmds(&list), dedup().parallelism(2), 16)
+        .await
+        .expect("runs");
+    // The same replies per account as one subtask gives, in each account's order.
+    let one: Arc<dyn Journal> = Arc::new(InMemoryJournal::new());
+    let want = run_bank(&one, cmds(&list), dedup(), 16)
+        .await
+        .expect("runs");
+    let per_account = |v: &[String]| {
+        let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for r in v {
+            let (acct, _) = r.split_once(':').unwrap();
+            m.entry(acct.to_owned()).or_default().push(r.clone());
+        }
+        m
+    };
+    assert_eq!(per_account(&out), per_account(&want));
+    for a in 0..5 {
+        let pid = format!("acct-{a}");
+        assert_eq!(events(&journal, &pid), events(&one, &pid), "{pid}");
+    }
+}
+
+#[tokio::test]
+async fn entities_beyond_the_bound_are_dropped_and_recovered_from_the_journal() {
+    let journal: Arc<dyn Journal> = Arc::new(InMemoryJournal::new());
+    let list: Vec<(u32, i64)> = vec![(1, 1), (2, 2), (3, 3), (1, 4), (2, 5), (3, 6)];
+    let out = run_bank(
+        &journal,
+        cmds(&list),
+        EventSourcedSettings::default().max_entities(1),
+        1,
+    )
+    .await
+    .expect("runs");
+    assert_eq!(
+        out,
+        vec![
+            "1: +1 = 1",
+            "2: +2 = 2",
+            "3: +3 = 3",
+            "acct-1 recovered at 1",
+            "1: +4 = 5",
+            "acct-2 recovered at 2",
+            "2: +5 = 7",
+            "acct-3 recovered at 3",
+            "3: +6 = 9"
         ]
     );
 }

@@ -9,6 +9,9 @@ use std::sync::Arc;
 use weir_graph::{Flow, FlowLogic, StageCx, StageError};
 use weir_state::journal::{AtomicWrite, Journal, JournalError, NewEvent};
 
+/// Entities kept in memory per subtask by default.
+pub const DEFAULT_MAX_ENTITIES: usize = 100_000;
+
 /// Events read per journal call while recovering an entity.
 const RECOVERY_CHUNK: usize = 1024;
 
@@ -18,6 +21,8 @@ type Position<C> = Arc<dyn Fn(&C) -> Option<u64> + Send + Sync>;
 pub struct EventSourcedSettings<C> {
     position: Option<Position<C>>,
     snapshot_every: Option<u64>,
+    parallelism: usize,
+    max_entities: usize,
 }
 
 impl<C> Clone for EventSourcedSettings<C> {
@@ -25,6 +30,8 @@ impl<C> Clone for EventSourcedSettings<C> {
         Self {
             position: self.position.clone(),
             snapshot_every: self.snapshot_every,
+            parallelism: self.parallelism,
+            max_entities: self.max_entities,
         }
     }
 }
@@ -34,6 +41,8 @@ impl<C> Default for EventSourcedSettings<C> {
         Self {
             position: None,
             snapshot_every: None,
+            parallelism: 1,
+            max_entities: DEFAULT_MAX_ENTITIES,
         }
     }
 }
@@ -43,6 +52,8 @@ impl<C> fmt::Debug for EventSourcedSettings<C> {
         f.debug_struct("EventSourcedSettings")
             .field("dedup", &self.position.is_some())
             .field("snapshot_every", &self.snapshot_every)
+            .field("parallelism", &self.parallelism)
+            .field("max_entities", &self.max_entities)
             .finish()
     }
 }
@@ -55,6 +66,19 @@ impl<C> EventSourcedSettings<C> {
         f: impl Fn(&C) -> Option<u64> + Send + Sync + 'static,
     ) -> Self {
         self.position = Some(Arc::new(f));
+        self
+    }
+    /// Runs the entities as `n` subtasks (at least 1) behind a hash edge on the persistence id
+    /// (shards: each subtask owns the ids of its key groups). The stage keeps no state of its
+    /// own, so a run restored at another parallelism simply routes the ids anew.
+    pub fn parallelism(mut self, n: usize) -> Self {
+        self.parallelism = n.max(1);
+        self
+    }
+    /// Keeps at most about `n` entities in memory per subtask; beyond it, entities the last
+    /// batch did not touch are dropped (recovered from the journal on their next command).
+    pub fn max_entities(mut self, n: usize) -> Self {
+        self.max_entities = n.max(1);
         self
     }
     /// Saves an entity's snapshot every `n` events (recovery then replays at most `n - 1`).
@@ -84,7 +108,9 @@ pub fn event_sourced<E: EventSourced>(
     settings: EventSourcedSettings<E::Command>,
 ) -> Flow<E::Command, E::Reply> {
     let behavior = Arc::new(behavior);
-    Flow::from_logic("event-sourced", move |_| {
+    let parallelism = settings.parallelism;
+    let route = Arc::clone(&behavior);
+    let stage = Flow::from_logic("event-sourced", move |_| {
         Ok((
             EventSourcedLogic {
                 behavior: Arc::clone(&behavior),
@@ -95,7 +121,15 @@ pub fn event_sourced<E: EventSourced>(
             },
             (),
         ))
-    })
+    });
+    if parallelism == 1 {
+        return stage;
+    }
+    crate::simple::map(|c: E::Command| c)
+        .partition_by_hash(move |c: &E::Command| {
+            weir_graph::stable_hash_of(&route.persistence_id(c))
+        })
+        .via(stage.parallelism(parallelism))
 }
 
 struct Entity<S> {
@@ -287,6 +321,22 @@ impl<E: EventSourced> EventSourcedLogic<E> {
             }
         }
         out.extend(pending.replies);
+        if self.entities.len() > self.settings.max_entities {
+            // Keep the entities this batch touched; the others recover from the journal.
+            let keep: std::collections::HashSet<&str> =
+                pending.writes.iter().map(|w| w.pid.as_str()).collect();
+            let target = self.settings.max_entities * 3 / 4;
+            let drop: Vec<String> = self
+                .entities
+                .keys()
+                .filter(|p| !keep.contains(p.as_str()))
+                .take(self.entities.len().saturating_sub(target))
+                .cloned()
+                .collect();
+            for p in drop {
+                self.entities.remove(&p);
+            }
+        }
         Ok(())
     }
 }

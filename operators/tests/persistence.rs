@@ -85,7 +85,7 @@ impl EventSourced for Bank {
             Ev::Withdrew(_) => vec!["withdrawals".into()],
         }
     }
-    fn on_recovered(&self, pid: &str, s: &Balance) -> Option<String> {
+    fn on_recovered(&self, pid: &str, s: &Balance, _seq: u64) -> Option<String> {
         (s.events > 0).then(|| format!("{pid} recovered at {}", s.balance))
     }
     fn on_duplicate(&self, _s: &Balance, c: &Cmd) -> Option<String> {

@@ -85,9 +85,10 @@ pub trait EventSourced: Send + Sync + 'static {
     fn decode_event(&self, bytes: &[u8]) -> Result<Self::Event, String> {
         postcard::from_bytes(bytes).map_err(|e| e.to_string())
     }
-    /// Called once an entity is recovered, before its first command (may emit a reply).
-    fn on_recovered(&self, pid: &str, state: &Self::State) -> Option<Self::Reply> {
-        let _ = (pid, state);
+    /// Called once an entity is recovered, before its first command (may emit a reply); `seq`
+    /// is its highest sequence number (0 for an entity without events).
+    fn on_recovered(&self, pid: &str, state: &Self::State, seq: u64) -> Option<Self::Reply> {
+        let _ = (pid, state, seq);
         None
     }
     /// The reply to a command that was already applied before a restart (not applied again).

@@ -228,7 +228,7 @@ impl<E: EventSourced> EventSourcedLogic<E> {
         let pid = self.behavior.persistence_id(&cmd);
         if !self.entities.contains_key(&pid) {
             let e = self.recover(&pid)?;
-            if let Some(r) = self.behavior.on_recovered(&pid, &e.state) {
+            if let Some(r) = self.behavior.on_recovered(&pid, &e.state, e.seq) {
                 pending.replies.push(r);
             }
             self.entities.insert(pid.clone(), e);

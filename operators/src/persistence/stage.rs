@@ -98,8 +98,9 @@ impl<C> EventSourcedSettings<C> {
 /// - **completes when** upstream completes
 /// - **cancels when** downstream cancels
 /// - **fails when** the journal fails an append (the entities of that batch are recovered again
-///   from the journal on their next command, so nothing half-written is applied), or a command
-///   handler fails under the stop supervision; an entity whose recovery fails (a corrupt entry)
+///   from the journal on their next command, so nothing half-written is applied; each command
+///   of the batch that persisted events gets [`EventSourced::on_persist_failed`]'s reply) under
+///   the stop supervision, or a command handler fails under the stop supervision; an entity whose recovery fails (a corrupt entry)
 ///   fails its commands with an error naming the persistence id and sequence number, under the
 ///   stage's supervision, while other entities go on
 pub fn event_sourced<E: EventSourced>(
@@ -155,6 +156,19 @@ struct Pending<R> {
     writes: Vec<AtomicWrite>,
     replies: Vec<R>,
     snapshots: Vec<String>,
+    /// Entities to drop from memory once the batch is persisted.
+    stops: Vec<String>,
+}
+
+impl<R> Default for Pending<R> {
+    fn default() -> Self {
+        Self {
+            writes: Vec::new(),
+            replies: Vec::new(),
+            snapshots: Vec::new(),
+            stops: Vec::new(),
+        }
+    }
 }
 
 fn journal_error(e: JournalError) -> StageError {
@@ -249,7 +263,11 @@ impl<E: EventSourced> EventSourcedLogic<E> {
             events,
             reply,
             snapshot,
+            stop,
         } = self.behavior.command(&entity.state, cmd)?;
+        if stop {
+            pending.stops.push(pid.clone());
+        }
         let mut stored = Vec::with_capacity(events.len());
         for ev in &events {
             let payload = postcard::to_allocvec(ev).map_err(|e| {
@@ -298,14 +316,21 @@ impl<E: EventSourced> EventSourcedLogic<E> {
         &mut self,
         pending: Pending<E::Reply>,
         out: &mut Vec<E::Reply>,
+        scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
         if !pending.writes.is_empty()
             && let Err(e) = self.journal.append(&pending.writes)
         {
+            let e = journal_error(e);
             for w in &pending.writes {
                 self.entities.remove(&w.pid);
+                if !w.events.is_empty() {
+                    out.extend(self.behavior.on_persist_failed(&w.pid, &e));
+                }
             }
-            return Err(journal_error(e));
+            // Nothing of the batch was written: its replies are not sent, the entities it
+            // touched recover from the journal, and the stage's supervision decides.
+            return scx.element_failed(e, None, None);
         }
         for pid in pending.snapshots {
             if let Some(e) = self.entities.get_mut(&pid) {
@@ -321,6 +346,9 @@ impl<E: EventSourced> EventSourcedLogic<E> {
             }
         }
         out.extend(pending.replies);
+        for pid in &pending.stops {
+            self.entities.remove(pid);
+        }
         if self.entities.len() > self.settings.max_entities {
             // Keep the entities this batch touched; the others recover from the journal.
             let keep: std::collections::HashSet<&str> =
@@ -348,11 +376,7 @@ impl<E: EventSourced> FlowLogic<E::Command, E::Reply> for EventSourcedLogic<E> {
         out: &mut Vec<E::Reply>,
         scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
-        let mut pending = Pending {
-            writes: Vec::new(),
-            replies: Vec::new(),
-            snapshots: Vec::new(),
-        };
+        let mut pending = Pending::default();
         let mut rest = std::mem::take(input).into_iter();
         while let Some(cmd) = rest.next() {
             let r = catch_unwind(AssertUnwindSafe(|| self.handle(cmd, &mut pending)))
@@ -362,20 +386,29 @@ impl<E: EventSourced> FlowLogic<E::Command, E::Reply> for EventSourcedLogic<E> {
                         weir_graph::panic_message(&*p)
                     )))
                 });
-            if let Err(e) = r {
-                // An event handler that panicked half-way moved its entity's state: drop the
-                // entity, so it is recovered from the journal (with this batch's earlier writes,
-                // persisted below) on its next command.
-                if let Some(pid) = self.applying.take() {
-                    self.entities.remove(&pid);
+            match r {
+                Ok(()) if !pending.stops.is_empty() => {
+                    // A stopped entity leaves memory now: what the batch did so far is persisted
+                    // first, so its next command recovers all of it.
+                    self.persist(std::mem::take(&mut pending), out, scx)?;
                 }
-                if let Err(e) = scx.element_failed(e, None, None) {
-                    input.extend(rest);
-                    self.persist(pending, out)?;
-                    return Err(e);
+                Ok(()) => {}
+                Err(e) => {
+                    // An event handler that panicked half-way moved its entity's state: drop
+                    // the entity and persist what came before, so its next command recovers
+                    // exactly what was written.
+                    if let Some(pid) = self.applying.take() {
+                        self.entities.remove(&pid);
+                        self.persist(std::mem::take(&mut pending), out, scx)?;
+                    }
+                    if let Err(e) = scx.element_failed(e, None, None) {
+                        input.extend(rest);
+                        self.persist(pending, out, scx)?;
+                        return Err(e);
+                    }
                 }
             }
         }
-        self.persist(pending, out)
+        self.persist(pending, out, scx)
     }
 }

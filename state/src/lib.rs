@@ -28,6 +28,7 @@
 //! ```
 
 mod backend;
+mod changelog;
 mod codec;
 mod error;
 mod hash;
@@ -37,9 +38,11 @@ mod operator;
 pub mod portable;
 mod service;
 mod snapshot;
+mod stream;
 mod ttl;
 
 pub use backend::{SnapshotWriter, StateBackend, StateId};
+pub use changelog::ChangeLog;
 pub use error::{SnapshotError, StateError};
 pub use hash::{KeyGroupRange, key_group_of, stable_hash, stable_key_hash};
 pub use keyed::{ListState, MapState, ValueState};

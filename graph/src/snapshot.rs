@@ -33,10 +33,10 @@ enum Repr {
     Files(Arc<Files>),
 }
 
-/// The changes since the stage's snapshot at checkpoint `since`, not written yet.
+/// The changes since the stage's snapshot at checkpoint `since`, not written yet (`None`:
+/// the stage keeps its state incrementally but has no delta this time).
 struct Delta {
-    since: u64,
-    write: Mutex<Option<DeferredWrite>>,
+    since: Option<(u64, Mutex<Option<DeferredWrite>>)>,
 }
 
 /// The files of a restored snapshot, and the bytes of a single one once asked for.
@@ -173,21 +173,30 @@ impl Snapshot {
         since: u64,
         delta: impl FnOnce(&mut dyn Write) -> Result<u64, SnapshotError> + Send + 'static,
     ) -> Self {
+        let write: DeferredWrite = Box::new(delta);
+        self.with(Some((since, Mutex::new(Some(write)))))
+    }
+    /// A deferred snapshot of a stage that keeps its state incrementally, without a delta
+    /// this time (its first, or after a change its deltas do not record): the store keeps it
+    /// where later deltas can build on it (a snapshot that is not deferred is returned as it is).
+    pub fn incremental(self) -> Self {
+        self.with(None)
+    }
+    fn with(self, since: Option<(u64, Mutex<Option<DeferredWrite>>)>) -> Self {
         match self.0 {
-            Repr::Deferred(d, _) => Self(Repr::Deferred(
-                d,
-                Some(Arc::new(Delta {
-                    since,
-                    write: Mutex::new(Some(Box::new(delta))),
-                })),
-            )),
+            Repr::Deferred(d, _) => Self(Repr::Deferred(d, Some(Arc::new(Delta { since })))),
             other => Self(other),
         }
+    }
+    /// Whether the stage keeps this state incrementally ([`Snapshot::incremental`],
+    /// [`Snapshot::with_delta`]).
+    pub fn is_incremental(&self) -> bool {
+        matches!(self.0, Repr::Deferred(_, Some(_)))
     }
     /// The checkpoint whose snapshot of the stage the delta applies to, if it offers one.
     pub fn delta_since(&self) -> Option<u64> {
         match &self.0 {
-            Repr::Deferred(_, Some(d)) => Some(d.since),
+            Repr::Deferred(_, Some(d)) => d.since.as_ref().map(|(id, _)| *id),
             _ => None,
         }
     }
@@ -197,8 +206,10 @@ impl Snapshot {
         let Repr::Deferred(_, Some(d)) = &self.0 else {
             return Err(SnapshotError::Write("the snapshot offers no delta".into()));
         };
-        let write = d
-            .write
+        let Some((_, w)) = &d.since else {
+            return Err(SnapshotError::Write("the snapshot offers no delta".into()));
+        };
+        let write = w
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
@@ -472,6 +483,11 @@ mod tests {
         assert_eq!(whole, b"whole");
         let bytes = Snapshot::from_bytes(vec![1]).with_delta(3, |_| Ok(0));
         assert_eq!(bytes.delta_since(), None);
+        assert!(!bytes.is_incremental() && s.is_incremental());
+        let base = Snapshot::deferred(|_| Ok(0)).incremental();
+        assert!(base.is_incremental());
+        assert_eq!(base.delta_since(), None);
+        assert!(base.write_delta_to(&mut d).is_err());
         assert_eq!(bytes, Snapshot::from_bytes(vec![1]));
     }
 

@@ -8,6 +8,7 @@
 //! [`store`]). Savepoints are checkpoints written on demand into a directory of their own.
 
 mod coordinator;
+mod manifest;
 mod rescale;
 pub mod store;
 

@@ -7,7 +7,7 @@ use crate::{SnapshotWriter, StateError, StateId};
 use std::cmp::Ordering;
 
 /// The entries one state wrote (puts only) since the log was last taken, in write order,
-/// packed into one buffer. Past `limit` bytes the log gives up ([`ChangeLog::is_complete`]
+/// packed into one buffer. Past `limit` bytes (entries and their index) the log gives up ([`ChangeLog::is_complete`]
 /// turns false) and keeps nothing: the next checkpoint is then a full one.
 #[derive(Debug)]
 pub struct ChangeLog {
@@ -39,7 +39,8 @@ impl ChangeLog {
             return;
         }
         let need = 8 + key.len() + value.len();
-        if self.arena.len() + need > self.limit {
+        let held = self.arena.len() + (self.index.len() + 1) * std::mem::size_of::<(u16, u32)>();
+        if held + need > self.limit {
             self.invalidate();
             return;
         }
@@ -216,7 +217,8 @@ mod tests {
 
     #[test]
     fn a_log_past_its_limit_or_invalidated_is_incomplete_and_empty() {
-        let mut log = ChangeLog::new(StateId(1), 25);
+        // 10 bytes of entry and 8 of index each: the third does not fit in 40.
+        let mut log = ChangeLog::new(StateId(1), 40);
         log.record(0, b"k", b"v");
         log.record(0, b"l", b"w");
         assert!(log.is_complete());

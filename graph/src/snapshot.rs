@@ -506,12 +506,18 @@ mod tests {
         assert_eq!(one.write_to(&mut copy).unwrap(), 1);
         let chain = Snapshot::from_files(vec![a.clone(), b.clone()]);
         assert_eq!(chain.as_bytes(), b"");
-        assert!(matches!(chain.decode::<u64>(), Err(SnapshotError::Decode { .. })));
+        assert!(matches!(
+            chain.decode::<u64>(),
+            Err(SnapshotError::Decode { .. })
+        ));
         assert!(chain.write_to(&mut copy).is_err());
         assert_eq!(chain.parts().map(<[PathBuf]>::len), Some(2));
         let gone = Snapshot::from_files(vec![dir.join("missing")]);
         assert_eq!(gone.as_bytes(), b"");
-        assert!(matches!(gone.decode::<u64>(), Err(SnapshotError::Decode { .. })));
+        assert!(matches!(
+            gone.decode::<u64>(),
+            Err(SnapshotError::Decode { .. })
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

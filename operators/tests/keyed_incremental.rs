@@ -67,7 +67,9 @@ fn start(ck_dir: &Path, db: &Path, retain: usize, parallelism: usize, store: &Ar
         .with_checkpoints(CheckpointConfig::new(ck::SECOND, ck_dir).retain(retain))
         .with_service(Arc::new(StateService::new(backend.clone(), clock.clone())));
     let gate = Arc::new(Gate::default());
-    let ((), h) = m.materialize(&job(parallelism)(&gate, store)).expect("materialize");
+    let ((), h) = m
+        .materialize(&job(parallelism)(&gate, store))
+        .expect("materialize");
     Run {
         h,
         clock,
@@ -122,7 +124,12 @@ fn chain(ck_dir: &Path, id: u64, sub: usize) -> Vec<(String, u64)> {
     let f: Vec<&str> = line.split(' ').collect();
     f[3..]
         .chunks(3)
-        .map(|p| (p[0].trim_start_matches("../shared/").to_owned(), p[1].parse().unwrap()))
+        .map(|p| {
+            (
+                p[0].trim_start_matches("../shared/").to_owned(),
+                p[1].parse().unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -130,7 +137,10 @@ fn chain(ck_dir: &Path, id: u64, sub: usize) -> Vec<(String, u64)> {
 fn entries(path: &Path) -> Vec<(u64, u64)> {
     let mut out = Vec::new();
     weir_state::portable::visit_keyed_file(path, &mut |_, _, k, v| {
-        out.push((postcard::from_bytes(k).unwrap(), postcard::from_bytes(v).unwrap()));
+        out.push((
+            postcard::from_bytes(k).unwrap(),
+            postcard::from_bytes(v).unwrap(),
+        ));
         Ok(())
     })
     .expect("a valid snapshot");
@@ -212,10 +222,14 @@ async fn increments_hold_only_the_changed_keys_and_a_new_run_restores_them_exact
         // Its first checkpoint is a new base; retention then drops the old chain.
         run.emit(WIDE + 160).await;
         checkpoint(&run.h, &run.clock, 4).await;
-        let rebased: Vec<String> = (0..to).map(|sub| chain(&ck_dir, 4, sub)[0].0.clone()).collect();
+        let rebased: Vec<String> = (0..to)
+            .map(|sub| chain(&ck_dir, 4, sub)[0].0.clone())
+            .collect();
         assert_eq!(
             rebased,
-            (0..to).map(|sub| format!("{stage}-{sub}-4.base")).collect::<Vec<_>>()
+            (0..to)
+                .map(|sub| format!("{stage}-{sub}-4.base"))
+                .collect::<Vec<_>>()
         );
         assert_eq!(shared_files(&ck_dir), rebased);
         run.finish().await;
@@ -244,7 +258,10 @@ async fn a_corrupt_increment_falls_back_to_the_checkpoint_before_it() {
     assert_eq!(ck.restored(), Some(2));
     assert_eq!(
         ck.skipped(),
-        [format!("checkpoint file {} is corrupt: checksum mismatch", last.display())]
+        [format!(
+            "checkpoint file {} is corrupt: checksum mismatch",
+            last.display()
+        )]
     );
     run.finish().await;
     assert_eq!(store.sorted(), model());

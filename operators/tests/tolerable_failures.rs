@@ -86,7 +86,10 @@ async fn more_failed_checkpoints_in_a_row_than_tolerated_fail_the_run() {
     );
     drop(full);
     let ck = h.checkpoints().unwrap();
-    assert_eq!((ck.failed(), ck.latest_completed()), (vec![2, 4, 5], Some(3)));
+    assert_eq!(
+        (ck.failed(), ck.latest_completed()),
+        (vec![2, 4, 5], Some(3))
+    );
     assert_eq!(store.output(), (0..30).collect::<Vec<_>>());
     let _ = std::fs::remove_dir_all(&state);
 }

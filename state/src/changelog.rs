@@ -95,7 +95,6 @@ impl ChangeLog {
             sorted: false,
         })
     }
-
 }
 
 /// The key and value of the entry at `at` of `arena`.

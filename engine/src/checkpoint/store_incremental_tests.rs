@@ -68,11 +68,27 @@ fn sized(v: &[((String, u64), u64)]) -> Vec<(String, u64)> {
 fn increments_build_on_the_base_and_restore_as_its_files_in_order() {
     let r = root("chain");
     write(&r, 1, &states(snap(vec![1; 100], None)), 1).unwrap();
-    write(&r, 2, &states(snap(vec![2; 100], Some((1, vec![2; 10])))), 1).unwrap();
-    write(&r, 3, &states(snap(vec![3; 100], Some((2, vec![3; 20])))), 1).unwrap();
+    write(
+        &r,
+        2,
+        &states(snap(vec![2; 100], Some((1, vec![2; 10])))),
+        1,
+    )
+    .unwrap();
+    write(
+        &r,
+        3,
+        &states(snap(vec![3; 100], Some((2, vec![3; 20])))),
+        1,
+    )
+    .unwrap();
     assert_eq!(
         parts(&r, 3),
-        sized(&[(shared("base", 1), 100), (shared("delta", 2), 10), (shared("delta", 3), 20)])
+        sized(&[
+            (shared("base", 1), 100),
+            (shared("delta", 2), 10),
+            (shared("delta", 3), 20)
+        ])
     );
     // Retention kept only checkpoint 3, and every shared file it lists.
     assert_eq!(list(&r).unwrap().len(), 1);
@@ -88,15 +104,21 @@ fn increments_build_on_the_base_and_restore_as_its_files_in_order() {
         .map(|(k, id)| r.join(SHARED).join(name(k, id)))
         .collect();
     assert_eq!(got.states[&(StageId(7), 0)], Snapshot::from_files(files));
-    assert_eq!(got.states[&(StageId(8), 0)], Snapshot::from_bytes(vec![1, 2]));
+    assert_eq!(
+        got.states[&(StageId(8), 0)],
+        Snapshot::from_bytes(vec![1, 2])
+    );
     // The stage file of the plain stage stays in the checkpoint's own directory.
-    assert!(checkpoint_dir(&r, 3).join(file_name(StageId(8), 0)).exists());
+    assert!(
+        checkpoint_dir(&r, 3)
+            .join(file_name(StageId(8), 0))
+            .exists()
+    );
     let _ = fs::remove_dir_all(&r);
 }
 
 #[test]
-fn a_delta_on_a_checkpoint_the_store_does_not_hold_writes_a_new_base_and_retention_drops_the_old()
-{
+fn a_delta_on_a_checkpoint_the_store_does_not_hold_writes_a_new_base_and_retention_drops_the_old() {
     let r = root("rebase");
     write(&r, 1, &states(snap(vec![1; 100], None)), 1).unwrap();
     // Checkpoint 2 failed (never written): 3's delta builds on 2, so 3 is a new base.
@@ -116,21 +138,42 @@ fn increments_as_large_as_the_base_or_too_many_start_a_new_base() {
     write(&r, 4, &states(snap(vec![4; 60], Some((3, vec![4; 1])))), 2).unwrap();
     assert_eq!(
         parts(&r, 3),
-        sized(&[(shared("base", 1), 30), (shared("delta", 2), 15), (shared("delta", 3), 15)])
+        sized(&[
+            (shared("base", 1), 30),
+            (shared("delta", 2), 15),
+            (shared("delta", 3), 15)
+        ])
     );
     assert_eq!(parts(&r, 4), sized(&[(shared("base", 4), 60)]));
     // Checkpoints 3 and 4 are retained: the first chain stays until 3 goes.
     assert_eq!(
         shared_files(&r),
-        vec![name("base", 1), name("delta", 2), name("delta", 3), name("base", 4)]
+        vec![
+            name("base", 1),
+            name("delta", 2),
+            name("delta", 3),
+            name("base", 4)
+        ]
     );
     let mut id = 4;
     for _ in 0..MAX_INCREMENTS {
         id += 1;
-        write(&r, id, &states(snap(vec![0; 60], Some((id - 1, vec![5])))), 2).unwrap();
+        write(
+            &r,
+            id,
+            &states(snap(vec![0; 60], Some((id - 1, vec![5])))),
+            2,
+        )
+        .unwrap();
     }
     assert_eq!(parts(&r, id).len(), 1 + MAX_INCREMENTS);
-    write(&r, id + 1, &states(snap(vec![6; 70], Some((id, vec![6])))), 2).unwrap();
+    write(
+        &r,
+        id + 1,
+        &states(snap(vec![6; 70], Some((id, vec![6])))),
+        2,
+    )
+    .unwrap();
     assert_eq!(parts(&r, id + 1), sized(&[(shared("base", id + 1), 70)]));
     let _ = fs::remove_dir_all(&r);
 }
@@ -139,8 +182,20 @@ fn increments_as_large_as_the_base_or_too_many_start_a_new_base() {
 fn a_corrupt_or_missing_increment_falls_back_to_the_checkpoint_before_it() {
     let r = root("corrupt");
     write(&r, 1, &states(snap(vec![1; 100], None)), 3).unwrap();
-    write(&r, 2, &states(snap(vec![2; 100], Some((1, vec![2; 10])))), 3).unwrap();
-    write(&r, 3, &states(snap(vec![3; 100], Some((2, vec![3; 20])))), 3).unwrap();
+    write(
+        &r,
+        2,
+        &states(snap(vec![2; 100], Some((1, vec![2; 10])))),
+        3,
+    )
+    .unwrap();
+    write(
+        &r,
+        3,
+        &states(snap(vec![3; 100], Some((2, vec![3; 20])))),
+        3,
+    )
+    .unwrap();
     let d3 = r.join(SHARED).join(name("delta", 3));
     fs::write(&d3, [9u8; 20]).unwrap();
     let e = read(&checkpoint_dir(&r, 3)).unwrap_err();
@@ -174,7 +229,10 @@ fn a_savepoint_holds_the_whole_state_in_its_own_directory() {
     let m = Manifest::read(&sp.join(MANIFEST)).unwrap();
     let e = m.entries.iter().find(|e| e.stage == StageId(7)).unwrap();
     assert_eq!(
-        e.parts.iter().map(|p| (p.name.as_str(), p.len)).collect::<Vec<_>>(),
+        e.parts
+            .iter()
+            .map(|p| (p.name.as_str(), p.len))
+            .collect::<Vec<_>>(),
         vec![(file_name(StageId(7), 0).as_str(), 100)]
     );
     assert_eq!(
@@ -195,7 +253,13 @@ fn a_full_disk_removes_the_shared_files_the_failed_checkpoint_wrote() {
     let r = root("full");
     write(&r, 1, &states(snap(vec![1; 100], None)), 1).unwrap();
     let full = DiskFull::fill(&r);
-    let e = write(&r, 2, &states(snap(vec![2; 100], Some((1, vec![2; 10])))), 1).unwrap_err();
+    let e = write(
+        &r,
+        2,
+        &states(snap(vec![2; 100], Some((1, vec![2; 10])))),
+        1,
+    )
+    .unwrap_err();
     assert_eq!(
         e,
         CheckpointError::Io {
@@ -207,7 +271,13 @@ fn a_full_disk_removes_the_shared_files_the_failed_checkpoint_wrote() {
     assert_eq!(shared_files(&r), vec![name("base", 1)]);
     assert!(!checkpoint_dir(&r, 2).exists());
     // The next checkpoint builds on 1 again.
-    write(&r, 3, &states(snap(vec![3; 100], Some((1, vec![3; 10])))), 1).unwrap();
+    write(
+        &r,
+        3,
+        &states(snap(vec![3; 100], Some((1, vec![3; 10])))),
+        1,
+    )
+    .unwrap();
     assert_eq!(
         parts(&r, 3),
         sized(&[(shared("base", 1), 100), (shared("delta", 3), 10)])

@@ -36,7 +36,7 @@ pub const DEFAULT_CACHE: usize = 32_768;
 
 /// Bytes the change log of one subtask holds between two barriers at most (entries and their
 /// index); a barrier past it writes the whole state instead of a delta.
-pub const CHANGELOG_LIMIT: usize = 64 << 20;
+pub const CHANGELOG_LIMIT: usize = 32 << 20;
 
 /// Keyed state kept in the run's state backend ([`StateService`]), behind a write-back cache
 /// of at most `CACHE` keys; checkpointed by deferred backend snapshots. Keys and values must
@@ -407,7 +407,10 @@ where
             self.flush()?;
             let log = self.changes.take();
             let since = self.last_barrier.filter(|_| log.is_complete());
-            *self.at_barrier.lock().unwrap_or_else(PoisonError::into_inner) = Some((since, log));
+            *self
+                .at_barrier
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some((since, log));
             self.last_barrier = Some(id);
         }
         Ok(Some(control))

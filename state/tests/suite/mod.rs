@@ -701,18 +701,27 @@ pub fn a_snapshot_file_imports_as_its_bytes_do_and_a_damaged_one_changes_nothing
     bad[mid] ^= 4;
     std::fs::write(&file, &bad).unwrap();
     assert!(matches!(
-        fresh.backend.import_key_groups_file(&file, KeyGroupRange::ALL),
+        fresh
+            .backend
+            .import_key_groups_file(&file, KeyGroupRange::ALL),
         Err(StateError::Snapshot(_))
     ));
     std::fs::write(&file, &bytes[..bytes.len() - 3]).unwrap();
     assert!(matches!(
-        fresh.backend.import_key_groups_file(&file, KeyGroupRange::ALL),
+        fresh
+            .backend
+            .import_key_groups_file(&file, KeyGroupRange::ALL),
         Err(StateError::Snapshot(SnapshotError::Truncated { .. }))
     ));
     std::fs::write(&file, &bytes[..10]).unwrap();
     assert!(matches!(
-        fresh.backend.import_key_groups_file(&file, KeyGroupRange::ALL),
-        Err(StateError::Snapshot(SnapshotError::TooShort { len: 10, .. }))
+        fresh
+            .backend
+            .import_key_groups_file(&file, KeyGroupRange::ALL),
+        Err(StateError::Snapshot(SnapshotError::TooShort {
+            len: 10,
+            ..
+        }))
     ));
     assert!(matches!(
         fresh

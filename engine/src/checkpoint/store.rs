@@ -19,7 +19,10 @@ pub const MANIFEST: &str = "MANIFEST";
 /// incremental states (each checkpoint's manifest names the ones it uses).
 pub const SHARED: &str = "shared";
 /// Increments on one base at most: the next checkpoint writes a new base.
-pub const MAX_INCREMENTS: usize = 8;
+pub const MAX_INCREMENTS: usize = 32;
+/// Increments may grow to this many times their base's size before the next checkpoint
+/// writes a new base (a restore then reads at most `1 + INCREMENTS_PER_BASE` times the base).
+pub const INCREMENTS_PER_BASE: u64 = 2;
 /// A restored state in one file up to this size is read into memory; larger ones (and bases
 /// with increments) are handed to the stage as files, read in blocks.
 const INLINE: u64 = 4 << 20;
@@ -263,7 +266,7 @@ pub fn write_dir(dir: &Path, id: u64, states: &StageStates) -> Result<(), Checkp
 
 /// Whether the state a checkpoint keeps in `parts` takes one more increment: a base and
 /// increments in the shared directory, fewer than [`MAX_INCREMENTS`], smaller together than
-/// the base.
+/// [`INCREMENTS_PER_BASE`] times the base.
 fn extendable(parts: &[Part]) -> bool {
     let shared = format!("../{SHARED}/");
     let Some((base, increments)) = parts.split_first() else {
@@ -271,7 +274,7 @@ fn extendable(parts: &[Part]) -> bool {
     };
     parts.iter().all(|p| p.name.starts_with(&shared))
         && increments.len() < MAX_INCREMENTS
-        && increments.iter().map(|p| p.len).sum::<u64>() < base.len
+        && increments.iter().map(|p| p.len).sum::<u64>() < INCREMENTS_PER_BASE * base.len
 }
 
 /// The files of an incremental stage subtask's state in checkpoint `id`: the previous

@@ -1,6 +1,6 @@
 //! Incremental states in the store: increments build on the previous complete checkpoint's
 //! base in the shared directory, a new base when they cannot (a failed or skipped previous
-//! checkpoint, increments as large as the base, too many), retention removes shared files no
+//! checkpoint, increments twice as large as the base, too many), retention removes shared files no
 //! retained checkpoint lists, a corrupt increment falls back, a savepoint holds whole states.
 
 use super::*;
@@ -129,17 +129,17 @@ fn a_delta_on_a_checkpoint_the_store_does_not_hold_writes_a_new_base_and_retenti
 }
 
 #[test]
-fn increments_as_large_as_the_base_or_too_many_start_a_new_base() {
+fn increments_twice_the_base_or_too_many_start_a_new_base() {
     let r = root("limits");
-    write(&r, 1, &states(snap(vec![1; 30], None)), 2).unwrap();
+    write(&r, 1, &states(snap(vec![1; 15], None)), 2).unwrap();
     write(&r, 2, &states(snap(vec![2; 40], Some((1, vec![2; 15])))), 2).unwrap();
     write(&r, 3, &states(snap(vec![3; 50], Some((2, vec![3; 15])))), 2).unwrap();
-    // 15 + 15 = 30: the increments are as large as the base, so 4 is a base.
+    // 15 + 15 = 30: the increments are twice the base, so 4 is a base.
     write(&r, 4, &states(snap(vec![4; 60], Some((3, vec![4; 1])))), 2).unwrap();
     assert_eq!(
         parts(&r, 3),
         sized(&[
-            (shared("base", 1), 30),
+            (shared("base", 1), 15),
             (shared("delta", 2), 15),
             (shared("delta", 3), 15)
         ])

@@ -9,7 +9,8 @@
 //! completed, the size of the newest (its base and increments) and the bytes all checkpoints
 //! wrote; `--compare` runs it without checkpoints first and prints the overhead ratio.
 //! `--restore` (direct mode) writes a full snapshot to a file and restores it into a fresh
-//! backend, streamed from the file, with the restore's time and peak RSS.
+//! backend, streamed from the file, with the restore's time and peak RSS; `--mode restore`
+//! does the same for a synthetic snapshot of `--keys` entries (1 GB at 7.5e7) without counting.
 //!
 //! `cargo run --release -p weir-bench -- state-keys --keys 10000000 --backend rocksdb`
 //! `cargo run --release -p weir-bench -- state-keys --keys 1e7 --backend rocksdb --mode graph`
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use weir::engine::VirtualClock;
 use weir::graph::StageId;
-use weir::state::{InMemoryBackend, StateBackend, StateService};
+use weir::state::{InMemoryBackend, StateBackend, StateId, StateService};
 use weir_state_rocksdb::{RocksDbBackend, RocksDbOptions};
 
 /// Command line of `weir-bench state-keys`.
@@ -63,6 +64,10 @@ enum Mode {
     Direct,
     /// `key_by(..).in_backend().count()` in a run with checkpoints.
     Graph,
+    /// Writes a snapshot file of `--keys` entries (8-byte keys, 4-byte values, spread over
+    /// every key group) without counting, then times its streamed restore into a fresh
+    /// RocksDB (`import_key_groups_file`) and its peak RSS.
+    Restore,
 }
 
 /// The backends measured.
@@ -104,6 +109,9 @@ pub fn main(argv: Vec<String>) -> i32 {
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     if args.mode == Mode::Graph {
         return graph(args);
+    }
+    if args.mode == Mode::Restore {
+        return restore_only(args);
     }
     let keys = args.keys.max(1);
     let events = args.events.unwrap_or(2 * keys);
@@ -462,6 +470,79 @@ fn graph_once(args: &Args, interval_ms: u64) -> Result<f64, Box<dyn std::error::
         mb(disk)
     );
     Ok(secs)
+}
+
+/// `n` synthetic entries, `n / MAX_KEY_GROUPS` (or one more) per key group, in key order.
+struct Synthetic {
+    n: u64,
+    state: u64,
+}
+
+impl weir::state::portable::SnapshotSource for Synthetic {
+    fn keyed(
+        &self,
+        visit: &mut weir::state::portable::KeyedVisit<'_>,
+    ) -> Result<(), weir::state::StateError> {
+        let groups = weir::state::MAX_KEY_GROUPS as u64;
+        for kg in 0..groups {
+            let per = self.n / groups + u64::from(kg < self.n % groups);
+            for i in 0..per {
+                let v = (i as u32).to_le_bytes();
+                visit(kg as u32, self.state, &i.to_be_bytes(), &v)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn operator(
+        &self,
+        _visit: &mut weir::state::portable::OperatorVisit<'_>,
+    ) -> Result<(), weir::state::StateError> {
+        Ok(())
+    }
+}
+
+/// `--mode restore`: a snapshot file of `--keys` synthetic entries, restored (streamed, in
+/// blocks) into a fresh RocksDB; prints the file's size, the restore's time and peak RSS.
+fn restore_only(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let keys = args.keys.max(1);
+    let root = args.dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("weir-state-keys-restore-{}", std::process::id()))
+    });
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root)?;
+    let file = root.join("snapshot");
+    let t = Instant::now();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&file)?);
+    let bytes = weir::state::portable::write_snapshot(
+        &Synthetic {
+            n: keys,
+            state: StateId::new(StageId::of_uid("count"), "n").0,
+        },
+        &mut out,
+    )?;
+    std::io::Write::flush(&mut out)?;
+    drop(out);
+    let write_s = t.elapsed().as_secs_f64();
+    let before = rss_mb();
+    crate::reset_peak_rss();
+    let t = Instant::now();
+    let db = RocksDbBackend::open_with(root.join("db"), RocksDbOptions::default())?;
+    let taken = db.import_key_groups_file(&file, weir::state::KeyGroupRange::ALL)?;
+    db.flush()?;
+    let restore_s = t.elapsed().as_secs_f64();
+    let peak = crate::peak_rss_mb();
+    drop(db);
+    let _ = std::fs::remove_dir_all(&root);
+    if taken as u64 != keys {
+        return Err(format!("restored {taken} entries, expected {keys}").into());
+    }
+    println!(
+        "{{\"workload\":\"state_keys_restore\",\"backend\":\"rocksdb\",\"entries\":{keys},\"snapshot_mb\":{:.1},\"write_s\":{write_s:.3},\"restore_s\":{restore_s:.3},\"mb_per_s\":{:.1},\"rss_before_mb\":{before:.1},\"restore_peak_rss_mb\":{peak:.1}}}",
+        bytes as f64 / (1024.0 * 1024.0),
+        bytes as f64 / (1024.0 * 1024.0) / restore_s
+    );
+    Ok(())
 }
 
 /// The inverse of `a` modulo `m` (`a` coprime to `m`).

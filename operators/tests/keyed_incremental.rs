@@ -1,7 +1,7 @@
 //! Incremental checkpoints of `in_backend()` aggregates on RocksDB: after a base, a checkpoint
 //! where only some keys changed writes an increment holding exactly those keys (far smaller
 //! than the state, as the manifest records); a new run restores the base and its increments
-//! (into a fresh RocksDB, at the same parallelism or rescaled) with exactly the output of an
+//! (into a fresh RocksDB, at the same parallelism or rescaled 1 -> 2, 2 -> 1, 2 -> 3) with exactly the output of an
 //! uninterrupted run; retention removes the shared files no retained checkpoint lists; a
 //! corrupt increment falls back to the checkpoint before it.
 
@@ -159,8 +159,14 @@ fn shared_files(ck_dir: &Path) -> Vec<String> {
 
 /// Checkpoints 1 (after the 1000 wide keys), 2 (50 more, keys 0..10) and 3 (50 more), then
 /// 50 more and a kill.
-async fn three_checkpoints_and_a_kill(ck_dir: &Path, db: &Path, retain: usize, store: &Arc<Store>) {
-    let run = start(ck_dir, db, retain, 1, store);
+async fn three_checkpoints_and_a_kill(
+    ck_dir: &Path,
+    db: &Path,
+    retain: usize,
+    parallelism: usize,
+    store: &Arc<Store>,
+) {
+    let run = start(ck_dir, db, retain, parallelism, store);
     for (id, to) in [(1, WIDE), (2, WIDE + 50), (3, WIDE + 100)] {
         run.emit(to).await;
         checkpoint(&run.h, &run.clock, id).await;
@@ -181,7 +187,7 @@ async fn increments_hold_only_the_changed_keys_and_a_new_run_restores_them_exact
         let ck_dir = dir(&format!("incr-restore-{to}"));
         let db = temp(&format!("restore-{to}"));
         let store = Store::new();
-        three_checkpoints_and_a_kill(&ck_dir, &db.join("first"), 1, &store).await;
+        three_checkpoints_and_a_kill(&ck_dir, &db.join("first"), 1, 1, &store).await;
 
         let files = chain(&ck_dir, 3, 0);
         let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
@@ -244,7 +250,7 @@ async fn a_corrupt_increment_falls_back_to_the_checkpoint_before_it() {
     let ck_dir = dir("incr-corrupt");
     let db = temp("corrupt");
     let store = Store::new();
-    three_checkpoints_and_a_kill(&ck_dir, &db.join("first"), 2, &store).await;
+    three_checkpoints_and_a_kill(&ck_dir, &db.join("first"), 2, 1, &store).await;
     let files = chain(&ck_dir, 3, 0);
     assert_eq!(chain(&ck_dir, 2, 0), files[..2].to_vec());
     let last = ck_dir.join("shared").join(&files[2].0);
@@ -267,4 +273,28 @@ async fn a_corrupt_increment_falls_back_to_the_checkpoint_before_it() {
     assert_eq!(store.sorted(), model());
     let _ = std::fs::remove_dir_all(&ck_dir);
     let _ = std::fs::remove_dir_all(&db);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn increments_of_two_subtasks_rescale_to_one_and_to_three() {
+    for to in [1, 3] {
+        let ck_dir = dir(&format!("incr-rescale-{to}"));
+        let db = temp(&format!("rescale-{to}"));
+        let store = Store::new();
+        three_checkpoints_and_a_kill(&ck_dir, &db.join("first"), 1, 2, &store).await;
+        // Each subtask's state in checkpoint 3 is its base and two increments.
+        for sub in 0..2 {
+            let kinds: Vec<String> = chain(&ck_dir, 3, sub)
+                .iter()
+                .map(|(n, _)| n.rsplit_once('-').unwrap().1.to_owned())
+                .collect();
+            assert_eq!(kinds, ["1.base", "2.delta", "3.delta"], "subtask {sub}");
+        }
+        let run = start(&ck_dir, &db.join("second"), 1, to, &store);
+        assert_eq!(run.h.checkpoints().unwrap().restored(), Some(3));
+        run.finish().await;
+        assert_eq!(store.sorted(), model(), "2 -> {to}");
+        let _ = std::fs::remove_dir_all(&ck_dir);
+        let _ = std::fs::remove_dir_all(&db);
+    }
 }

@@ -8,6 +8,10 @@
 //! clock and pick the key group by the [`stable_hash`] of the encoded key, so state moves between
 //! subtasks by key-group range when parallelism changes. A stage reaches its state through the
 //! run's [`StateService`] (`Materializer::with_service`, `StageInfo::services`).
+//! Incremental checkpoints: a [`ChangeLog`] records the entries a stage wrote since its last
+//! barrier and writes them as a delta snapshot, applied on top of the previous state by
+//! `import_key_groups`; [`StateBackend::import_key_groups_file`] imports a snapshot file read
+//! in blocks (RocksDB), so a restore never holds a large snapshot in memory.
 //!
 //! ```
 //! use std::sync::Arc;

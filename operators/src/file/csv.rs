@@ -380,7 +380,7 @@ where
 {
     /// Decodes the non-empty line (its terminator removed) at `data[start..end]`, whose
     /// delimiters' positions are in `self.ends` unless it holds a quote.
-    #[inline]
+    #[inline(always)]
     fn decode_split(
         &mut self,
         data: &[u8],

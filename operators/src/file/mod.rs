@@ -6,7 +6,8 @@
 //! blocking-iterator source, two blocks ahead), so memory stays bounded whatever the file size
 //! and no IO blocks a runtime worker; the stage cuts each block into lines on its own poll and
 //! hands text and JSON lines out as `Bytes` slices of the block (no copy per line; a line
-//! spanning two blocks is copied once). A source snapshots the file, byte offset and line number
+//! spanning two blocks is copied once); CSV cuts and splits a block's lines in one pass and
+//! decodes each record where it lies. A source snapshots the file, byte offset and line number
 //! of its next line and, restored from it, resumes there exactly. A bad line fails the source
 //! with an error naming the file, line number and byte offset; under a Resume supervision it
 //! goes to the dead letters (the raw line as `Bytes`) and the source goes on.

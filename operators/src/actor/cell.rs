@@ -2,7 +2,7 @@
 //! stash and timers, and its place in the supervision tree.
 
 use super::ctx::{Behavior, Ctx};
-use super::mailbox::{ActorRef, Envelope, Mailbox};
+use super::mailbox::{Envelope, Mailbox};
 use super::props::{Actor, ActorId, Props};
 use super::supervisor::{RestartLog, SupervisorStrategy};
 use super::system::System;
@@ -150,7 +150,7 @@ impl<A: Actor> Cell<A> {
 
     /// Whether the mailbox and the local queue are empty.
     pub(crate) fn mailbox_is_empty(&self) -> bool {
-        self.local.is_empty() && ActorRef(Arc::clone(&self.mailbox)).is_empty()
+        self.local.is_empty() && self.mailbox.is_empty()
     }
 
     /// Whether the actor takes the next stream batch now (running, nothing queued locally).

@@ -54,7 +54,7 @@ fn make<A: Actor>(
 ) -> Result<(ActorStage<A>, ActorRef<A::Msg>), StageError> {
     let shared = Arc::new(StageShared::default());
     let mailbox = System::<A::Out>::root_mailbox(path, props, &shared)?;
-    let r = ActorRef(Arc::clone(&mailbox));
+    let r = ActorRef::new(Arc::clone(&mailbox));
     Ok((
         ActorStage {
             props: props.clone(),

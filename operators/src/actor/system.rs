@@ -165,7 +165,7 @@ impl<O: Send + 'static> System<O> {
             suspended: false,
             stopping: false,
         };
-        let r = ActorRef(Arc::clone(&mailbox));
+        let r = ActorRef::new(Arc::clone(&mailbox));
         self.insert(id, Box::new(Cell::new(meta, props, mailbox)));
         self.ops.push(Op::Start(id));
         Ok(r)

@@ -301,7 +301,9 @@ impl<O: Send + 'static> System<O> {
             return Ok(());
         };
         cell.meta_mut().stopping = true;
-        let children = cell.meta().children.clone();
+        // Taken, not cloned: each child's stop then finds nothing to remove from this list
+        // (removing them one by one made stopping n children O(n^2)).
+        let children = std::mem::take(&mut cell.meta_mut().children);
         for child in children {
             self.stop(child)?;
         }

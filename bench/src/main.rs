@@ -3,11 +3,12 @@
 //! `cargo run --release -p weir-bench -- <w1|w2|chain|all> [--n N] [--parallelism P]`; the W3
 //! job, its crash harness and throughput have subcommands of their own (`w3-gen`, `w3-job`,
 //! `crash`, `w3`: see `w3/`), and `state-keys --keys N --backend rocksdb|memory` measures keyed
-//! state on a backend.
+//! state on a backend; `actors [--n N] [--actors K]` measures the actor layer (see `actors.rs`).
 //!
 //! Every workload also runs a hand-written Rust loop doing the same work in the same process
 //! (`variant: "baseline_loop"`), so results can be compared as ratios on a noisy machine.
 
+mod actors;
 mod w2_keyed;
 
 use sha2::{Digest, Sha256};
@@ -40,6 +41,12 @@ struct Args {
     /// Rows per batch (default: the engine's).
     #[arg(long)]
     batch: Option<usize>,
+    /// Idle actors the `actors` workload spawns in one stage; accepts `1e5`.
+    #[arg(long, value_parser = parse_count)]
+    actors: Option<u64>,
+    /// Only these variants of the `actors` workload (default: all), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 /// The workloads.
@@ -53,6 +60,8 @@ enum Workload {
     Chain,
     /// End-to-end latency at a steady rate.
     Latency,
+    /// Actor stages, tell and ask loops, an established actor crate, memory per idle actor.
+    Actors,
     /// Every workload.
     All,
 }
@@ -387,5 +396,9 @@ fn main() {
     }
     if matches!(w, Workload::Latency | Workload::All) {
         latency(&rt, args.n.unwrap_or(100_000), 2);
+    }
+    if matches!(w, Workload::Actors | Workload::All) {
+        let actors = usize::try_from(args.actors.unwrap_or(100_000)).unwrap_or(usize::MAX);
+        actors::run(args.n.unwrap_or(10_000_000), actors, args.batch, &args.only);
     }
 }

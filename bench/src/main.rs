@@ -32,7 +32,7 @@ struct Args {
     /// Which workload to run.
     #[arg(value_enum, default_value_t = Workload::All)]
     workload: Workload,
-    /// Elements (w1), words (w2) or the latency rate per second; accepts `2e8`.
+    /// Elements (w1), words (w2), messages (actors) or the latency rate per second; accepts `2e8`.
     #[arg(long, value_parser = parse_count)]
     n: Option<u64>,
     /// Parallelism of the w1 variants (default 1) and the w2 variants (default 1,2), comma-separated.

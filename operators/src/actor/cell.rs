@@ -155,7 +155,7 @@ impl<A: Actor> Cell<A> {
 
     /// Whether the mailbox and the local queue are empty.
     pub(crate) fn mailbox_is_empty(&self) -> bool {
-        self.local.is_empty() && self.mailbox.len() == 0
+        self.local.is_empty() && self.mailbox.is_empty()
     }
 
     /// Whether the actor takes the next stream batch now (running, nothing queued locally).

@@ -93,7 +93,7 @@ impl<'a, A: Actor> Ctx<'a, A> {
     }
     /// A ref to this actor.
     pub fn self_ref(&self) -> ActorRef<A::Msg> {
-        ActorRef(Arc::clone(self.mailbox))
+        ActorRef::new(Arc::clone(self.mailbox))
     }
     /// This actor's id in its stage.
     pub fn id(&self) -> ActorId {

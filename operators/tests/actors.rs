@@ -653,3 +653,47 @@ async fn cancelling_the_run_closes_every_mailbox() {
         })
     );
 }
+
+/// Handles even numbers; sends odd ones to dead letters with a reason.
+#[derive(Default)]
+struct EvensOnly;
+
+impl Actor for EvensOnly {
+    type Msg = u64;
+    type Out = u64;
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, x: u64) -> Result<(), StageError> {
+        if x % 2 == 1 {
+            ctx.dead_letter(x, "odd numbers are not handled");
+        } else {
+            ctx.emit(x);
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_handler_sends_a_message_to_dead_letters_naming_the_actor_and_the_reason() {
+    let letters = Arc::new(Mutex::new(Vec::new()));
+    let l = Arc::clone(&letters);
+    let sink = weir_graph::DeadLetterSink::new(move |d: weir_graph::DeadLetter| {
+        let x = d.element.and_then(|e| e.downcast::<u64>().ok()).map(|b| *b);
+        l.lock().expect("lock").push((x, d.error.to_string()));
+    });
+    let flow = Flow::actor(Props::<EvensOnly>::default_of().with_name("evens"))
+        .with_supervision(Supervision::stop().with_dead_letters(sink));
+    let out = timed(
+        Source::from_iter(0..5u64)
+            .via(flow)
+            .run_with(Sink::collect())
+            .expect("materializes"),
+    )
+    .await
+    .expect("runs");
+    assert_eq!(out, vec![0, 2, 4]);
+    let letters = letters.lock().expect("lock").clone();
+    assert_eq!(letters.len(), 2, "{letters:?}");
+    for ((x, e), want) in letters.iter().zip([1u64, 3]) {
+        assert_eq!(*x, Some(want));
+        assert!(e.contains("/evens': odd numbers are not handled"), "{e}");
+    }
+}

@@ -84,6 +84,11 @@ impl<'a, A: Actor> Ctx<'a, A> {
         }
         delivered
     }
+    /// Sends `msg` to the stage's dead letters with `reason`, naming this actor (e.g. a message
+    /// of a kind the actor does not handle).
+    pub fn dead_letter<M: Send + 'static>(&self, msg: M, reason: &str) {
+        super::mailbox::dead_letter(self.sys.shared(), &self.meta.path, msg, reason);
+    }
     fn dead_letter_any(&self, x: Box<dyn Any + Send>, reason: &str) {
         super::mailbox::dead_letter(self.sys.shared(), &self.meta.path, x, reason);
     }

@@ -8,6 +8,7 @@
 //! instance class's `on_<snake_case(type(msg).__name__)>` method or its `handle`, resolved once
 //! per class and type by `weir._actors._resolve` and kept here by type.
 
+use super::args::HandlerArgs;
 use super::ctx::PyActorCtx;
 use super::strategy::PySupervisorStrategy;
 use crate::obj::{PyObj, py_cause, short_repr, user_error_traced};
@@ -20,6 +21,13 @@ use weir_operators::actor::{Actor, ActorId, Ctx, SupervisorStrategy};
 /// Message types whose handlers an instance keeps (more are resolved through the class cache).
 const KEPT_TYPES: usize = 16;
 
+/// The handlers of an actor by message type, and the tuple their calls reuse.
+#[derive(Default)]
+pub(crate) struct Handlers {
+    by_type: Vec<(Py<PyType>, Py<PyAny>)>,
+    args: HandlerArgs,
+}
+
 /// A Python actor instance inside the Rust actor stage.
 pub struct PyActor {
     /// The instance, or the exception its factory raised (`pre_start` fails with it).
@@ -27,8 +35,8 @@ pub struct PyActor {
     /// The context object its hooks receive (one per instance).
     ctx: Option<Py<PyActorCtx>>,
     strategy: SupervisorStrategy,
-    /// Handlers by message type (the type object kept alive with them).
-    handlers: Vec<(Py<PyType>, Py<PyAny>)>,
+    /// Handlers by message type (the type object kept alive with them), and their arguments.
+    handlers: Handlers,
 }
 
 static RESOLVE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -82,40 +90,40 @@ impl PyActor {
                 inst,
                 ctx: None,
                 strategy,
-                handlers: Vec::new(),
+                handlers: Handlers::default(),
             }
         })
     }
 
-    fn context(&mut self, py: Python<'_>) -> PyResult<Py<PyActorCtx>> {
-        if let Some(c) = &self.ctx {
-            return Ok(c.clone_ref(py));
+    /// Calls the handler of `msg`'s type (kept here, or resolved through the class cache) as
+    /// `f(inst, ctx, msg)`.
+    fn dispatch(
+        py: Python<'_>,
+        handlers: &mut Handlers,
+        inst: &Bound<'_, PyAny>,
+        pc: &Py<PyActorCtx>,
+        msg: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let pc = pc.bind(py).as_any();
+        let tp = msg.get_type_ptr();
+        if let Some((_, f)) = handlers
+            .by_type
+            .iter()
+            .find(|(t, _)| t.as_ptr().cast() == tp)
+        {
+            return handlers.args.call(py, f.bind(py), inst, pc, msg);
         }
-        let c = Py::new(py, PyActorCtx::new())?;
-        self.ctx = Some(c.clone_ref(py));
-        Ok(c)
-    }
-
-    /// The handler of `msg`'s type: kept here, or resolved through the class cache.
-    fn handler<'py>(
-        py: Python<'py>,
-        handlers: &mut Vec<(Py<PyType>, Py<PyAny>)>,
-        inst: &Bound<'py, PyAny>,
-        msg: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
         let tp = msg.get_type();
-        if let Some((_, f)) = handlers.iter().find(|(t, _)| t.as_ptr() == tp.as_ptr()) {
-            return Ok(f.bind(py).clone());
-        }
         let resolve = RESOLVE.import(py, "weir._actors", "_resolve")?;
         let f = resolve.call1((inst.get_type(), &tp))?;
-        if handlers.len() < KEPT_TYPES {
-            handlers.push((tp.unbind(), f.clone().unbind()));
+        if handlers.by_type.len() < KEPT_TYPES {
+            handlers.by_type.push((tp.unbind(), f.clone().unbind()));
         }
-        Ok(f)
+        handlers.args.call(py, &f, inst, pc, msg)
     }
 
-    /// Runs `call(inst, ctx)` with `ctx` entered; stashes `msg` when the hook asked for it.
+    /// Runs `call(handlers, inst, ctx object, msg)` with `ctx` entered; stashes `msg` when
+    /// the hook asked for it.
     fn run_hook(
         &mut self,
         py: Python<'_>,
@@ -123,23 +131,35 @@ impl PyActor {
         what: &str,
         msg: Option<PyObj>,
         call: impl FnOnce(
-            &mut Vec<(Py<PyType>, Py<PyAny>)>,
+            &mut Handlers,
             &Bound<'_, PyAny>,
             &Py<PyActorCtx>,
+            Option<&Bound<'_, PyAny>>,
         ) -> PyResult<()>,
     ) -> Result<(), StageError> {
-        let inst = match &self.inst {
-            Ok(i) => i.clone_ref(py),
+        let Self {
+            inst,
+            ctx: pctx,
+            handlers,
+            ..
+        } = self;
+        let inst = match inst {
+            Ok(i) => i.bind(py),
             Err(e) => {
                 let e = e.clone_ref(py);
                 return Err(failure(py, e, "the actor's factory", ctx.path(), None));
             }
         };
-        let pc = self
-            .context(py)
-            .map_err(|e| failure(py, e, what, ctx.path(), None))?;
+        let pc = match pctx {
+            Some(c) => c,
+            None => {
+                let c = Py::new(py, PyActorCtx::new())
+                    .map_err(|e| failure(py, e, what, ctx.path(), None))?;
+                pctx.insert(c)
+            }
+        };
         let entered = pc.get().enter(ctx);
-        let r = call(&mut self.handlers, inst.bind(py), &pc);
+        let r = call(handlers, inst, pc, msg.as_ref().map(|m| m.0.bind(py)));
         let asked = entered.exit();
         match r {
             Ok(()) => {
@@ -162,8 +182,7 @@ impl PyActor {
         msg: PyObj,
     ) -> Result<(), StageError> {
         crate::gil::with(|py| {
-            let m = msg.0.clone_ref(py);
-            self.run_hook(py, ctx, "behaviour", Some(msg), |_, _, pc| {
+            self.run_hook(py, ctx, "behaviour", Some(msg), |_, _, pc, m| {
                 behavior.bind(py).call1((pc, m)).map(drop)
             })
         })
@@ -178,7 +197,7 @@ impl PyActor {
     ) {
         crate::gil::with(|py| {
             let extra = arg(py);
-            let r = self.run_hook(py, ctx, name, None, |_, inst, pc| {
+            let r = self.run_hook(py, ctx, name, None, |_, inst, pc, _| {
                 match extra {
                     Some(x) => inst.call_method1(name, (pc, x)),
                     None => inst.call_method1(name, (pc,)),
@@ -198,18 +217,16 @@ impl Actor for PyActor {
 
     fn handle(&mut self, ctx: &mut Ctx<'_, Self>, msg: PyObj) -> Result<(), StageError> {
         crate::gil::with(|py| {
-            let m = msg.0.clone_ref(py);
-            self.run_hook(py, ctx, "handler", Some(msg), |handlers, inst, pc| {
-                let m = m.into_bound(py);
-                let f = Self::handler(py, handlers, inst, &m)?;
-                f.call1((inst, pc, m)).map(drop)
+            self.run_hook(py, ctx, "handler", Some(msg), |handlers, inst, pc, m| {
+                let Some(m) = m else { return Ok(()) };
+                Self::dispatch(py, handlers, inst, pc, m)
             })
         })
     }
 
     fn pre_start(&mut self, ctx: &mut Ctx<'_, Self>) -> Result<(), StageError> {
         crate::gil::with(|py| {
-            self.run_hook(py, ctx, "pre_start", None, |_, inst, pc| {
+            self.run_hook(py, ctx, "pre_start", None, |_, inst, pc, _| {
                 inst.call_method1("pre_start", (pc,)).map(drop)
             })
         })
@@ -237,7 +254,7 @@ impl Actor for PyActor {
                 .as_ref()
                 .and_then(|c| c.get().take_watched(who))
                 .unwrap_or_else(|| py.None());
-            self.run_hook(py, ctx, "on_terminated", None, |_, inst, pc| {
+            self.run_hook(py, ctx, "on_terminated", None, |_, inst, pc, _| {
                 inst.call_method1("on_terminated", (pc, who)).map(drop)
             })
         })

@@ -2,7 +2,7 @@
 //!
 //! The Rust context borrows the actor stage's state for exactly one hook call, so the Python
 //! object cannot own it: while a hook of its actor runs, the object holds the address of that
-//! context (a [`Scope`]), and each method borrows it for the duration of the method, on the
+//! context, and each method borrows it for the duration of the method, on the
 //! thread that runs the hook. Outside its actor's hooks (kept in a field and used later, from
 //! another thread, or re-entered from a callback inside a method) every method raises instead.
 
@@ -16,21 +16,12 @@ use crate::obj::PyObj;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::thread::ThreadId;
 use std::time::Duration;
 use weir_operators::actor::{ActorId, Ctx, TellError};
 
 static SPAWN_ARGS: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
-
-/// The Rust context of the hook running now: its address and the thread running the hook.
-struct Scope {
-    /// `*mut Ctx<'_, PyActor>` of the running hook, as an address.
-    ctx: usize,
-    thread: ThreadId,
-    /// `ctx.stash()` was called: the hook stashes its message when it returns.
-    stash: bool,
-}
 
 /// What a hook asked for that the Rust side applies after the Python call.
 #[derive(Debug, Default)]
@@ -39,11 +30,26 @@ pub(crate) struct Requests {
     pub(crate) stash: bool,
 }
 
+/// A small number naming the calling thread (0 is never used).
+fn thread_no() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(1);
+    thread_local! {
+        static NO: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    NO.with(|n| *n)
+}
+
 /// The context a `weir.Actor`'s hooks receive: emit downstream, reply, tell, spawn and watch
 /// actors, change behaviour, stash, and schedule timers.
 #[pyclass(module = "weir._native", name = "ActorContext", frozen)]
 pub struct PyActorCtx {
-    scope: Mutex<Option<Scope>>,
+    /// The address of the `Ctx<'_, PyActor>` of the hook running now (0: none, or taken by a
+    /// method running now).
+    ctx: AtomicUsize,
+    /// The thread running that hook ([`thread_no`]).
+    thread: AtomicUsize,
+    /// `ctx.stash()` was called: the hook stashes its message when it returns.
+    stash: AtomicBool,
     /// The actor's own ref, made once.
     self_ref: Mutex<Option<Py<PyActorRef>>>,
     /// The refs this actor watches, handed back to `on_terminated`.
@@ -67,17 +73,17 @@ pub(crate) struct Entered<'a> {
 impl Entered<'_> {
     /// Leaves the scope, returning what the hook asked for.
     pub(crate) fn exit(self) -> Requests {
-        let s = lock(&self.cx.scope).take();
+        self.cx.ctx.store(0, Ordering::Release);
+        let stash = self.cx.stash.swap(false, Ordering::AcqRel);
         std::mem::forget(self);
-        Requests {
-            stash: s.is_some_and(|s| s.stash),
-        }
+        Requests { stash }
     }
 }
 
 impl Drop for Entered<'_> {
     fn drop(&mut self) {
-        lock(&self.cx.scope).take();
+        self.cx.ctx.store(0, Ordering::Release);
+        self.cx.stash.store(false, Ordering::Release);
     }
 }
 
@@ -85,7 +91,9 @@ impl PyActorCtx {
     /// A context not inside any hook yet.
     pub(crate) fn new() -> Self {
         Self {
-            scope: Mutex::new(None),
+            ctx: AtomicUsize::new(0),
+            thread: AtomicUsize::new(0),
+            stash: AtomicBool::new(false),
             self_ref: Mutex::new(None),
             watched: Mutex::new(HashMap::new()),
         }
@@ -95,11 +103,9 @@ impl PyActorCtx {
     /// does not use `ctx` meanwhile).
     pub(crate) fn enter<'g>(&'g self, ctx: &mut Ctx<'_, PyActor>) -> Entered<'g> {
         let addr = std::ptr::from_mut(ctx) as usize;
-        *lock(&self.scope) = Some(Scope {
-            ctx: addr,
-            thread: std::thread::current().id(),
-            stash: false,
-        });
+        self.stash.store(false, Ordering::Release);
+        self.thread.store(thread_no(), Ordering::Release);
+        self.ctx.store(addr, Ordering::Release);
         Entered { cx: self }
     }
 
@@ -109,30 +115,30 @@ impl PyActorCtx {
     }
 
     /// Runs `f` on the running hook's context; raises outside its actor's hooks.
-    fn with<R>(&self, f: impl FnOnce(&mut Ctx<'_, PyActor>, &mut Scope) -> R) -> PyResult<R> {
-        let me = std::thread::current().id();
-        let taken = {
-            let mut g = lock(&self.scope);
-            match g.as_ref() {
-                Some(s) if s.thread == me => g.take(),
-                _ => None,
-            }
+    fn with<R>(&self, f: impl FnOnce(&mut Ctx<'_, PyActor>) -> R) -> PyResult<R> {
+        let addr = if self.thread.load(Ordering::Acquire) == thread_no() {
+            self.ctx.swap(0, Ordering::AcqRel)
+        } else {
+            0
         };
-        let Some(mut scope) = taken else {
+        if addr == 0 {
             return Err(PyRuntimeError::new_err(
                 "the actor context is only usable inside its actor's hooks (handle, on_<type>, \
                  pre_start, ...), on the thread that runs them",
             ));
-        };
-        // SAFETY: `scope.ctx` is the address of the `Ctx` that `enter` was given: the hook that
-        // entered it is running on this thread (checked above), inside the Python call this
-        // method is called from, and neither uses that `Ctx` nor returns before the call does;
-        // the guard clears the address when the hook call ends, also by unwinding. The scope is
-        // taken out of the slot while `f` runs, so a nested call (a callback run by `f`) finds
+        }
+        // SAFETY: `addr` is the address of the `Ctx` that `enter` was given, and the hook that
+        // entered it runs on this thread, inside the Python call this method is called from:
+        // it neither uses that `Ctx` nor returns before the call does (the guard clears the
+        // address when the hook call ends, also by unwinding). The check of the thread and the
+        // taking of the address cannot interleave with `enter` or `exit` of another thread:
+        // all of them run attached to the interpreter without releasing the GIL, which one
+        // thread holds at a time (the extension is built for GIL interpreters: abi3). The
+        // address is taken out while `f` runs, so a nested call (a callback run by `f`) finds
         // none and raises: this is the only reference to the `Ctx` while it lives.
-        let ctx = unsafe { &mut *(scope.ctx as *mut Ctx<'static, PyActor>) };
-        let r = f(ctx, &mut scope);
-        *lock(&self.scope) = Some(scope);
+        let ctx = unsafe { &mut *(addr as *mut Ctx<'static, PyActor>) };
+        let r = f(ctx);
+        self.ctx.store(addr, Ordering::Release);
         Ok(r)
     }
 }
@@ -150,8 +156,9 @@ pub(crate) fn tell_result(r: Result<(), TellError>) -> &'static str {
 #[pymethods]
 impl PyActorCtx {
     /// Sends `x` downstream (held until the stage's output has room).
+    #[pyo3(signature = (x, /))]
     fn emit(&self, x: Py<PyAny>) -> PyResult<()> {
-        self.with(|c, _| c.emit(PyObj(x)))
+        self.with(|c| c.emit(PyObj(x)))
     }
 
     /// Sends every element of `xs` downstream.
@@ -160,20 +167,20 @@ impl PyActorCtx {
             .try_iter()?
             .map(|x| x.map(PyObj::from_bound))
             .collect::<PyResult<Vec<_>>>()?;
-        self.with(|c, _| c.emit_all(items))
+        self.with(|c| c.emit_all(items))
     }
 
     /// Answers the message being handled (to its `ask`, or to the sending actor); `False` (and
     /// a dead letter) when nobody takes the answer.
     fn reply(&self, x: Py<PyAny>) -> PyResult<bool> {
-        self.with(|c, _| c.reply(PyObj(x)))
+        self.with(|c| c.reply(PyObj(x)))
     }
 
     /// The sender of the message being handled: the sending actor's path, `"ask"` for an ask
     /// from outside the stage, `None` for a message without sender (stream elements, `tell`).
     #[getter]
     fn sender(&self) -> PyResult<Option<String>> {
-        self.with(|c, _| {
+        self.with(|c| {
             c.sender()
                 .map(|s| s.path().map_or_else(|| "ask".to_owned(), str::to_owned))
         })
@@ -185,7 +192,7 @@ impl PyActorCtx {
         if let Some(r) = lock(&self.self_ref).as_ref() {
             return Ok(r.clone_ref(py));
         }
-        let r = Py::new(py, PyActorRef(self.with(|c, _| c.self_ref())?))?;
+        let r = Py::new(py, PyActorRef(self.with(|c| c.self_ref())?))?;
         *lock(&self.self_ref) = Some(r.clone_ref(py));
         Ok(r)
     }
@@ -193,12 +200,12 @@ impl PyActorCtx {
     /// This actor's path (`stage/root/child`).
     #[getter]
     fn path(&self) -> PyResult<String> {
-        self.with(|c, _| c.path().to_owned())
+        self.with(|c| c.path().to_owned())
     }
 
     /// Seconds on the run's clock since the run started (virtual in `weir.testing` runs).
     fn now(&self) -> PyResult<f64> {
-        self.with(|c, _| c.now().as_secs_f64())
+        self.with(|c| c.now().as_secs_f64())
     }
 
     /// Sends `msg` to `to` with this actor as its sender (a reply comes back to this actor);
@@ -206,13 +213,13 @@ impl PyActorCtx {
     /// `"dropped"`, `"stopped"` or `"overflowed"` (the message went to dead letters).
     fn tell(&self, to: PyRef<'_, PyActorRef>, msg: Py<PyAny>) -> PyResult<&'static str> {
         let r = to.0.clone();
-        self.with(|c, _| tell_result(c.tell(&r, PyObj(msg))))
+        self.with(|c| tell_result(c.tell(&r, PyObj(msg))))
     }
 
     /// Sends `msg` to `to` keeping the current message's sender as its sender.
     fn forward(&self, to: PyRef<'_, PyActorRef>, msg: Py<PyAny>) -> PyResult<&'static str> {
         let r = to.0.clone();
-        self.with(|c, _| tell_result(c.forward(&r, PyObj(msg))))
+        self.with(|c| tell_result(c.forward(&r, PyObj(msg))))
     }
 
     /// Starts a child actor (a `weir.Actor` class or a zero-argument factory, with an optional
@@ -251,7 +258,7 @@ impl PyActorCtx {
             stash_capacity,
         };
         let props = py_props(factory, args)?;
-        let r = self.with(|c, _| c.spawn(props))?;
+        let r = self.with(|c| c.spawn(props))?;
         match r {
             Ok(r) => Py::new(py, PyActorRef(r)),
             Err(e) => Err(to_py_err(py, &e)),
@@ -263,7 +270,7 @@ impl PyActorCtx {
     #[pyo3(signature = (child = None))]
     fn stop(&self, child: Option<PyRef<'_, PyActorRef>>) -> PyResult<()> {
         let id = child.map(|r| r.0.id());
-        self.with(|c, _| match id {
+        self.with(|c| match id {
             Some(id) => c.stop_child(id),
             None => c.stop(),
         })
@@ -273,7 +280,7 @@ impl PyActorCtx {
     /// stops; at once when it already stopped.
     fn watch(&self, py: Python<'_>, who: Py<PyActorRef>) -> PyResult<()> {
         let id = who.get().0.id();
-        self.with(|c, _| c.watch(id))?;
+        self.with(|c| c.watch(id))?;
         lock(&self.watched).insert(id, who.into_any());
         let _ = py;
         Ok(())
@@ -282,7 +289,7 @@ impl PyActorCtx {
     /// Cancels a `watch`.
     fn unwatch(&self, who: PyRef<'_, PyActorRef>) -> PyResult<()> {
         let id = who.0.id();
-        self.with(|c, _| c.unwatch(id))?;
+        self.with(|c| c.unwatch(id))?;
         lock(&self.watched).remove(&id);
         Ok(())
     }
@@ -290,54 +297,54 @@ impl PyActorCtx {
     /// Handles the next messages with `behavior(ctx, msg)` instead of the actor's handlers
     /// (kept underneath: `unbecome` goes back).
     fn r#become(&self, behavior: Py<PyAny>) -> PyResult<()> {
-        self.with(|c, _| {
+        self.with(|c| {
             c.become_(move |a: &mut PyActor, c, msg| a.call_behavior(&behavior, c, msg));
         })
     }
 
     /// Goes back to the behaviour before the last `become`.
     fn unbecome(&self) -> PyResult<()> {
-        self.with(|c, _| c.unbecome())
+        self.with(|c| c.unbecome())
     }
 
     /// Keeps the message being handled (with its sender) for `unstash_all`; the handler fails
     /// when the stash is full (the message then goes to dead letters).
     fn stash(&self) -> PyResult<()> {
-        self.with(|_, s| s.stash = true)
+        self.with(|_| self.stash.store(true, Ordering::Release))
     }
 
     /// Puts every stashed message back in front of the mailbox, in the order they were stashed.
     fn unstash_all(&self) -> PyResult<()> {
-        self.with(|c, _| c.unstash_all())
+        self.with(|c| c.unstash_all())
     }
 
     /// Messages in the stash.
     fn stashed(&self) -> PyResult<usize> {
-        self.with(|c, _| c.stashed())
+        self.with(|c| c.stashed())
     }
 
     /// Delivers `msg` to this actor once, `delay` seconds from now on the run's clock
     /// (replacing a timer of the same key).
     fn schedule_once(&self, key: String, delay: f64, msg: Py<PyAny>) -> PyResult<()> {
         let d = secs("delay", delay)?;
-        self.with(|c, _| c.schedule_once(key, d, PyObj(msg)))
+        self.with(|c| c.schedule_once(key, d, PyObj(msg)))
     }
 
     /// Delivers `msg` to this actor every `interval` seconds until cancelled (replacing a timer
     /// of the same key).
     fn schedule_periodically(&self, key: String, interval: f64, msg: Py<PyAny>) -> PyResult<()> {
         let d = secs("interval", interval)?;
-        self.with(|c, _| c.schedule_periodically(key, d, PyObj(msg)))
+        self.with(|c| c.schedule_periodically(key, d, PyObj(msg)))
     }
 
     /// Cancels the timer `key`; `True` when one was active.
     fn cancel_timer(&self, key: String) -> PyResult<bool> {
-        self.with(|c, _| c.cancel_timer(key))
+        self.with(|c| c.cancel_timer(key))
     }
 
     /// Whether the timer `key` is active.
     fn is_timer_active(&self, key: String) -> PyResult<bool> {
-        self.with(|c, _| c.is_timer_active(key))
+        self.with(|c| c.is_timer_active(key))
     }
 
     /// Sends `msg` to dead letters as a message this actor does not handle (the fallback of
@@ -349,11 +356,11 @@ impl PyActorCtx {
             .name()
             .map_or_else(|_| "?".to_owned(), |n| n.to_string());
         let reason = format!("no handler for a message of type '{tp}'");
-        self.with(|c, _| c.dead_letter(PyObj(msg), &reason))
+        self.with(|c| c.dead_letter(PyObj(msg), &reason))
     }
 
     fn __repr__(&self) -> String {
-        match self.with(|c, _| c.path().to_owned()) {
+        match self.with(|c| c.path().to_owned()) {
             Ok(p) => format!("ActorContext({p})"),
             Err(_) => "ActorContext(outside its actor's hooks)".to_owned(),
         }

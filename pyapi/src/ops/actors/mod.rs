@@ -5,6 +5,7 @@
 //! [`strategy`] the Rust supervisor strategies, [`props`] the props.
 
 mod actor;
+mod args;
 mod ctx;
 mod props;
 mod refs;

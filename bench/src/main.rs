@@ -2,7 +2,8 @@
 //!
 //! `cargo run --release -p weir-bench -- <w1|w2|chain|all> [--n N] [--parallelism P]`; the W3
 //! job, its crash harness and throughput have subcommands of their own (`w3-gen`, `w3-job`,
-//! `crash`, `w3`: see `w3/`), and `state-keys --keys N --backend rocksdb|memory` measures keyed
+//! `crash`, `w3`: see `w3/`), the event-sourced account job and its crash harness have
+//! `entities-job` and `crash-entities` (see `entities/`), and `state-keys --keys N --backend rocksdb|memory` measures keyed
 //! state on a backend.
 //!
 //! Every workload also runs a hand-written Rust loop doing the same work in the same process
@@ -16,7 +17,10 @@ use std::hint::black_box;
 use std::time::Instant;
 use weir::prelude::*;
 
+mod child;
 mod ckpt_backpressure;
+mod entities;
+mod persistence;
 mod state_keys;
 mod w3;
 
@@ -25,7 +29,7 @@ mod w3;
 #[command(
     name = "weir-bench",
     about = "weir benchmark workloads printing JSON lines",
-    after_help = "The W3 job and its crash harness: w3, w3-gen, w3-job, crash (each with --help)."
+    after_help = "The W3 job and its crash harness: w3, w3-gen, w3-job, crash; event-sourced entities: entities-job, crash-entities, persistence (each with --help)."
 )]
 struct Args {
     /// Which workload to run.
@@ -352,8 +356,12 @@ fn main() {
     if let Some(code) = w3::dispatch() {
         std::process::exit(code);
     }
+    if let Some(code) = entities::dispatch() {
+        std::process::exit(code);
+    }
     let argv: Vec<String> = std::env::args().collect();
     ckpt_backpressure::dispatch(&argv);
+    persistence::dispatch(&argv);
     if argv.get(1).map(String::as_str) == Some("state-keys") {
         std::process::exit(state_keys::main(argv[1..].to_vec()));
     }

@@ -17,10 +17,11 @@
 //! | [`join`] | window and interval joins of two keyed event-time streams ([`JoinOps`](join::JoinOps)) |
 //! | [`fan`] | junctions (`Broadcast`, `Merge`, `Zip`, ...) and linear fan ops ([`FanOps`](fan::FanOps)) |
 //! | [`lifecycle`] | `watch_termination`, `Source::maybe`/`never`, `Source::lazy`/`Sink::lazy` ([`LifecycleOps`](lifecycle::LifecycleOps)) |
-//! | [`file`] | file connectors: line/CSV/JSON-lines sources replayable by byte offset, a transactional part-file sink |
+//! | [`file`](mod@file) | file connectors: line/CSV/JSON-lines sources replayable by byte offset, a transactional part-file sink |
 //! | [`framing`] | byte framing: delimiter, length field, JSON objects, framing protocols as `BidiFlow`s |
 //! | [`bidi`] | `BidiFlow::from_functions` ([`BidiCtors`](bidi::BidiCtors)) |
 //! | [`hub`] | `MergeHub`, `BroadcastHub`, `PartitionHub`: connect running graphs |
+//! | [`persistence`] | event-sourced entities (`event_sourced`) over the journal, `events_by_persistence_id` / `events_by_tag` sources |
 //! | [`restart`] | `RestartSource`, `RestartFlow`, `RestartSink` with exponential backoff |
 //! | [`substream`] | `flat_map_merge`, `flat_map_concat`, `group_by`, `split_when` ([`SubstreamOps`](substream::SubstreamOps)) |
 //!
@@ -37,6 +38,7 @@ pub mod hub;
 pub mod join;
 pub mod keyed;
 pub mod lifecycle;
+pub mod persistence;
 pub mod process;
 pub mod restart;
 pub mod simple;

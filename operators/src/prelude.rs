@@ -1,7 +1,8 @@
 //! Everything a pipeline author needs in scope: the DSL types and every operator extension trait.
 
 pub use crate::Via;
-pub use crate::actor::{ActorFlows, ActorSinks, ActorSources};
+pub use crate::actor::ActorRouters;
+pub use crate::actor::{ActorFlows, ActorSinks, ActorSources, AskOps, DeadLetterSources};
 pub use crate::async_ops::AsyncOps;
 pub use crate::bidi::BidiCtors;
 pub use crate::fan::FanOps;

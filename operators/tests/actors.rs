@@ -654,6 +654,53 @@ async fn cancelling_the_run_closes_every_mailbox() {
     );
 }
 
+/// Two actors telling each other forever: the stage still flushes, yields and cancels.
+#[derive(Default)]
+struct Pinger {
+    pong: Option<ActorRef<u64>>,
+}
+struct Ponger;
+
+impl Actor for Ponger {
+    type Msg = u64;
+    type Out = u64;
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, n: u64) -> Result<(), StageError> {
+        ctx.reply(n + 1);
+        Ok(())
+    }
+}
+
+impl Actor for Pinger {
+    type Msg = u64;
+    type Out = u64;
+    fn pre_start(&mut self, ctx: &mut Ctx<'_, Self>) -> Result<(), StageError> {
+        let pong = ctx.spawn(Props::new(|| Ponger))?;
+        let _ = ctx.tell(&pong, 0);
+        self.pong = Some(pong);
+        Ok(())
+    }
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, n: u64) -> Result<(), StageError> {
+        ctx.emit(n);
+        if let Some(pong) = &self.pong {
+            let _ = ctx.tell(pong, n + 1);
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn actors_telling_each_other_forever_still_emit_and_end_with_take() {
+    let out = timed(
+        Source::actor(Props::<Pinger>::default_of())
+            .take(1000)
+            .run_with(Sink::collect())
+            .expect("materializes"),
+    )
+    .await
+    .expect("runs");
+    assert_eq!(out, (0..1000).map(|i| 2 * i + 1).collect::<Vec<u64>>());
+}
+
 /// Handles even numbers; sends odd ones to dead letters with a reason.
 #[derive(Default)]
 struct EvensOnly;

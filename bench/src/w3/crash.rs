@@ -31,8 +31,9 @@
 use super::corrupt::{self, Corruption};
 use super::events;
 use super::verify::verify;
+use crate::child::{Ended, Runner, json_string};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 /// The settings of a crash run.
@@ -80,18 +81,6 @@ struct Dirs {
     logs: PathBuf,
 }
 
-/// How a run of the child ended.
-enum Ended {
-    /// Killed by the harness.
-    Killed,
-    /// Exited on its own with this status, stdout and stderr.
-    Exited {
-        ok: bool,
-        stdout: String,
-        stderr: String,
-    },
-}
-
 /// How many checkpoint directories (`chk-*`, complete or not) `state` holds.
 fn checkpoint_dirs(state: &Path) -> usize {
     std::fs::read_dir(state).map_or(0, |rd| {
@@ -109,85 +98,15 @@ fn latest_checkpoint(state: &Path) -> Option<u64> {
         .map(|r| r.id)
 }
 
+/// The child runs of `w3-job` on the crash run's directories.
 struct Harness {
-    exe: PathBuf,
+    runner: Runner,
     dirs: Dirs,
-    interval_ms: u64,
-    rate: u64,
-    runs: u32,
 }
 
 impl Harness {
     fn spawn(&mut self) -> std::io::Result<Child> {
-        self.runs += 1;
-        let log = |what: &str| -> std::io::Result<Stdio> {
-            let f =
-                std::fs::File::create(self.dirs.logs.join(format!("run-{:03}.{what}", self.runs)))?;
-            Ok(Stdio::from(f))
-        };
-        Command::new(&self.exe)
-            .arg("w3-job")
-            .arg("--input")
-            .arg(&self.dirs.input)
-            .arg("--output")
-            .arg(&self.dirs.output)
-            .arg("--state-dir")
-            .arg(&self.dirs.state)
-            .arg("--checkpoint-interval-ms")
-            .arg(self.interval_ms.to_string())
-            .arg("--rate")
-            .arg(self.rate.to_string())
-            .stdin(Stdio::null())
-            .stdout(log("stdout")?)
-            .stderr(log("stderr")?)
-            .spawn()
-    }
-
-    fn read_log(&self, what: &str) -> String {
-        std::fs::read_to_string(self.dirs.logs.join(format!("run-{:03}.{what}", self.runs)))
-            .unwrap_or_default()
-    }
-
-    /// Lets `child` live `delay` (or until it exits), then SIGKILLs it.
-    fn kill_after(&self, child: &mut Child, delay: Duration) -> std::io::Result<Ended> {
-        let until = Instant::now() + delay;
-        loop {
-            if let Some(status) = child.try_wait()? {
-                return Ok(self.exited(status.success()));
-            }
-            let now = Instant::now();
-            if now >= until {
-                break;
-            }
-            std::thread::sleep((until - now).min(Duration::from_millis(2)));
-        }
-        // SIGKILL; the child may have exited in between, which `wait` then reports.
-        let _ = child.kill();
-        let status = child.wait()?;
-        match status.code() {
-            Some(c) => Ok(self.exited(c == 0)),
-            None => Ok(Ended::Killed),
-        }
-    }
-
-    fn exited(&self, ok: bool) -> Ended {
-        Ended::Exited {
-            ok,
-            stdout: self.read_log("stdout"),
-            stderr: self.read_log("stderr"),
-        }
-    }
-
-    /// Waits for `child` to finish, killing it after `limit`.
-    fn finish(&self, child: &mut Child, limit: Duration) -> std::io::Result<Ended> {
-        match self.kill_after(child, limit)? {
-            Ended::Killed => Ok(Ended::Exited {
-                ok: false,
-                stdout: String::new(),
-                stderr: format!("the last run did not finish within {limit:?}"),
-            }),
-            e => Ok(e),
-        }
+        self.runner.spawn()
     }
 }
 
@@ -304,13 +223,26 @@ fn run(args: &CrashArgs) -> Result<bool, String> {
     events::write_file(&dirs.input, args.seed, n).map_err(io("cannot write", &dirs.input))?;
     let reference = events::reference((0..n).map(|i| events::event(args.seed, i)));
 
-    let mut h = Harness {
+    let runner = Runner {
         exe,
-        dirs,
-        interval_ms: args.checkpoint_interval_ms,
-        rate: args.rate,
+        args: [
+            "w3-job".into(),
+            "--input".into(),
+            dirs.input.clone().into_os_string(),
+            "--output".into(),
+            dirs.output.clone().into_os_string(),
+            "--state-dir".into(),
+            dirs.state.clone().into_os_string(),
+            "--checkpoint-interval-ms".into(),
+            args.checkpoint_interval_ms.to_string().into(),
+            "--rate".into(),
+            args.rate.to_string().into(),
+        ]
+        .to_vec(),
+        logs: dirs.logs.clone(),
         runs: 0,
     };
+    let mut h = Harness { runner, dirs };
     let mut rng = Rng(args.seed ^ 0x6b69_6c6c);
     let (mut kills, mut recovery_kills, mut before_checkpoint) = (0u32, 0u32, 0u32);
     let mut failure: Option<String> = None;
@@ -328,6 +260,7 @@ fn run(args: &CrashArgs) -> Result<bool, String> {
         let before = latest_checkpoint(&h.dirs.state);
         let mut child = h.spawn().map_err(spawn_err)?;
         match h
+            .runner
             .kill_after(&mut child, Duration::from_millis(delay))
             .map_err(|e| format!("waiting for w3-job: {e}"))?
         {
@@ -342,7 +275,7 @@ fn run(args: &CrashArgs) -> Result<bool, String> {
                 }
                 kill_log.push_str(&format!(
                     "run {} killed after {delay} ms{}: newest complete checkpoint {} at start, {} at the kill\n",
-                    h.runs,
+                    h.runner.runs,
                     if recovery { " (recovery)" } else { "" },
                     opt(before),
                     opt(after)
@@ -383,6 +316,7 @@ fn run(args: &CrashArgs) -> Result<bool, String> {
         let mut child = h.spawn().map_err(spawn_err)?;
         let limit = Duration::from_secs(60 + 3 * n / args.rate.max(1));
         match h
+            .runner
             .finish(&mut child, limit)
             .map_err(|e| format!("waiting for w3-job: {e}"))?
         {
@@ -393,7 +327,7 @@ fn run(args: &CrashArgs) -> Result<bool, String> {
             Ended::Killed => failure = Some("the last run was killed".to_owned()),
         }
     }
-    let restores = restore_times(&h.dirs.logs, h.runs);
+    let restores = restore_times(&h.dirs.logs, h.runner.runs);
     let kills_path = h.dirs.logs.join("kills.txt");
     std::fs::write(&kills_path, &kill_log).map_err(io("cannot write", &kills_path))?;
     let v = verify(&h.dirs.output, &reference).map_err(io("cannot read", &h.dirs.output))?;
@@ -423,7 +357,7 @@ fn run(args: &CrashArgs) -> Result<bool, String> {
     };
     println!(
         "{{\"workload\":\"crash\",\"kills\":{kills},\"kills_requested\":{total},\"recovery_kills\":{recovery_kills},\"recovery_kills_before_checkpoint\":{before_checkpoint},\"runs\":{},\"events\":{n},\"windows_expected\":{},\"records\":{},\"lost\":{},\"duplicates\":{},\"reordered\":{},\"corrupt\":{},\"state_mismatches\":{},\"late\":{},\"leftover_tmp\":{},\"parts_out_of_order\":{},\"restored_from\":{},\"checkpoints_completed_last_run\":{},\"checkpoint_dirs\":{},\"restores\":{},\"restore_p50_ms\":{},\"restore_p99_ms\":{},\"seconds\":{:.3},\"job_error\":{}{damage_json}}}",
-        h.runs,
+        h.runner.runs,
         reference.len(),
         v.records,
         v.lost,
@@ -462,23 +396,6 @@ fn run(args: &CrashArgs) -> Result<bool, String> {
         );
     }
     Ok(ok)
-}
-
-/// `s` as a JSON string literal.
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 #[cfg(test)]

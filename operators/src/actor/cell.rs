@@ -2,7 +2,7 @@
 //! stash and timers, and its place in the supervision tree.
 
 use super::ctx::{Behavior, Ctx};
-use super::mailbox::{ActorRef, Envelope, Mailbox};
+use super::mailbox::{Envelope, Mailbox};
 use super::props::{Actor, ActorId, Props};
 use super::supervisor::{RestartLog, SupervisorStrategy};
 use super::system::System;
@@ -11,7 +11,7 @@ use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use weir_graph::StageError;
 
 /// Default number of messages an actor may stash.
@@ -117,12 +117,17 @@ pub(crate) trait AnyCell<O>: Send {
     fn strategy(&self) -> SupervisorStrategy;
     /// Whether messages wait in its local queue.
     fn has_local_work(&self) -> bool;
+    /// Whether it is running with nothing queued (local queue and mailbox empty).
+    fn is_idle(&self) -> bool;
     /// Whether it has an active timer.
     fn has_timers(&self) -> bool;
     /// References to its mailbox outside the stage (every `ActorRef` clone).
     fn outside_refs(&self) -> usize;
     /// Closes its mailbox without running hooks (the stage is dropped: the run was cancelled).
     fn close(&mut self);
+    /// Its saved state for a checkpoint (`None` without an instance); an error naming it when
+    /// its props are not checkpointed.
+    fn save(&self) -> Result<Option<Vec<u8>>, StageError>;
 }
 
 /// An actor of type `A` inside its stage.
@@ -150,7 +155,7 @@ impl<A: Actor> Cell<A> {
 
     /// Whether the mailbox and the local queue are empty.
     pub(crate) fn mailbox_is_empty(&self) -> bool {
-        self.local.is_empty() && ActorRef(Arc::clone(&self.mailbox)).is_empty()
+        self.local.is_empty() && self.mailbox.len() == 0
     }
 
     /// Whether the actor takes the next stream batch now (running, nothing queued locally).
@@ -191,6 +196,28 @@ impl<A: Actor> Cell<A> {
         r
     }
 
+    /// Handles one message, failing (after its effects) when the handler ran longer than
+    /// `limit` (the actor's handler time limit).
+    fn deliver_timed(
+        actor: &mut A,
+        ctx: &mut Ctx<'_, A>,
+        msg: A::Msg,
+        limit: Duration,
+    ) -> Result<(), StageError> {
+        let started = Instant::now();
+        let r = Self::deliver(actor, ctx, msg);
+        let took = started.elapsed();
+        if took > limit {
+            r?;
+            tracing::warn!(actor = %ctx.meta.path, ?took, ?limit, "handler over its time limit");
+            return Err(StageError::timeout(format!(
+                "actor '{}': handler took {took:?}, over its time limit of {limit:?}",
+                ctx.meta.path
+            )));
+        }
+        r
+    }
+
     /// Handles the messages of `batch` (stream elements of the root) in order; what a failure
     /// leaves unhandled stays in the local queue.
     pub(crate) fn handle_batch(
@@ -214,6 +241,7 @@ impl<A: Actor> Cell<A> {
         let Some(actor) = actor.as_mut() else {
             return Ok(());
         };
+        let limit = self.props.handler_time_limit;
         let r = catch_unwind(AssertUnwindSafe(|| {
             let mut ctx = Ctx {
                 sys,
@@ -222,10 +250,24 @@ impl<A: Actor> Cell<A> {
                 mailbox,
                 reply: None,
             };
-            for msg in &mut it {
-                Self::deliver(actor, &mut ctx, msg)?;
-                if ctx.state.stop_requested || ctx.state.unstash {
-                    break;
+            // The timed loop only for actors with a handler time limit (no clock read per
+            // message otherwise).
+            match limit {
+                None => {
+                    for msg in &mut it {
+                        Self::deliver(actor, &mut ctx, msg)?;
+                        if ctx.state.stop_requested || ctx.state.unstash {
+                            break;
+                        }
+                    }
+                }
+                Some(limit) => {
+                    for msg in &mut it {
+                        Self::deliver_timed(actor, &mut ctx, msg, limit)?;
+                        if ctx.state.stop_requested || ctx.state.unstash {
+                            break;
+                        }
+                    }
                 }
             }
             Ok(())
@@ -262,6 +304,18 @@ impl<A: Actor> Cell<A> {
         if !self.local.is_empty() {
             sys.runnable.push(self.meta.id);
         }
+    }
+
+    /// Takes the instance, local queue and stash a checkpoint saved for this actor.
+    fn load_saved(&mut self, bytes: &[u8]) -> Result<(), StageError> {
+        let saved = super::checkpoint::load_cell(self.props.cell_codec(), &self.meta.path, bytes)?;
+        self.actor = Some(saved.actor);
+        self.local
+            .extend(saved.local.into_iter().map(Envelope::plain));
+        self.state
+            .stash
+            .extend(saved.stash.into_iter().map(Envelope::plain));
+        Ok(())
     }
 
     fn cancel_everything(&mut self) {
@@ -309,6 +363,7 @@ impl<A: Actor> AnyCell<A::Out> for Cell<A> {
         let Some(actor) = actor.as_mut() else {
             return Ok(());
         };
+        let limit = self.props.handler_time_limit;
         let r = catch_unwind(AssertUnwindSafe(|| {
             for _ in 0..n {
                 let Some(env) = local.pop_front() else { break };
@@ -319,7 +374,10 @@ impl<A: Actor> AnyCell<A::Out> for Cell<A> {
                     mailbox,
                     reply: env.reply,
                 };
-                Self::deliver(actor, &mut ctx, env.msg)?;
+                match limit {
+                    None => Self::deliver(actor, &mut ctx, env.msg)?,
+                    Some(limit) => Self::deliver_timed(actor, &mut ctx, env.msg, limit)?,
+                }
                 if state.stop_requested || state.unstash {
                     break;
                 }
@@ -332,7 +390,16 @@ impl<A: Actor> AnyCell<A::Out> for Cell<A> {
 
     fn start(&mut self, sys: &mut System<A::Out>) -> Result<(), StageError> {
         if self.actor.is_none() {
-            self.actor = Some(self.props.make());
+            match sys.restored.take(&self.meta.path) {
+                // Saved state that does not load fails the stage: never a fresh instance.
+                Some(bytes) => {
+                    if let Err(e) = self.load_saved(&bytes) {
+                        sys.shared().fail(e);
+                        return Ok(());
+                    }
+                }
+                None => self.actor = Some(self.props.make()),
+            }
         }
         let r = catch_unwind(AssertUnwindSafe(|| {
             self.with_ctx(sys, |a, ctx| a.pre_start(ctx))
@@ -350,6 +417,11 @@ impl<A: Actor> AnyCell<A::Out> for Cell<A> {
             tracing::warn!(actor = %self.meta.path, panic = %weir_graph::panic_message(&*p), "pre_restart panicked");
         }
         self.cancel_everything();
+        // Stashed messages go back in front of the queue, in stash order (the new instance
+        // sees them first); the mailbox is kept.
+        for env in self.state.stash.drain(..).rev() {
+            self.local.push_front(env);
+        }
         self.actor = Some(self.props.make());
         self.meta.suspended = false;
         self.start(sys)
@@ -419,8 +491,26 @@ impl<A: Actor> AnyCell<A::Out> for Cell<A> {
         !self.state.timers.is_empty()
     }
 
+    fn is_idle(&self) -> bool {
+        self.actor.is_some() && !self.meta.suspended && self.mailbox_is_empty()
+    }
+
     fn outside_refs(&self) -> usize {
         Arc::strong_count(&self.mailbox) - 1
+    }
+
+    fn save(&self) -> Result<Option<Vec<u8>>, StageError> {
+        let Some(actor) = self.actor.as_ref() else {
+            return Ok(None);
+        };
+        super::checkpoint::save_cell(
+            self.props.cell_codec(),
+            &self.meta.path,
+            actor,
+            &self.local,
+            &self.state.stash,
+        )
+        .map(Some)
     }
 
     fn close(&mut self) {

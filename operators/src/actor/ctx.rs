@@ -170,6 +170,25 @@ impl<'a, A: Actor> Ctx<'a, A> {
             target: who,
         });
     }
+    /// Delivers `msg` to this actor when the actor behind `who` stops (its mailbox closes: it
+    /// stopped, or its stage ended), in this stage or another; at once when it is stopped
+    /// already. The notice skips the mailbox's capacity, survives this actor's restarts, and is
+    /// dropped if this actor stopped first.
+    pub fn watch_with<M: Send + 'static>(&mut self, who: &ActorRef<M>, msg: A::Msg) {
+        let me = Arc::downgrade(self.mailbox);
+        who.0.on_close(Box::new(move || {
+            if let Some(mailbox) = me.upgrade() {
+                mailbox.offer_notice(msg);
+            }
+        }));
+    }
+    /// Stops the child `id` once it handled every message queued for it (and its mailbox is
+    /// empty), so a child taken out of service loses nothing it accepted.
+    pub fn stop_child_when_idle(&mut self, id: ActorId) {
+        if self.meta.children.contains(&id) {
+            self.sys.ops.push(Op::StopWhenIdle(id));
+        }
+    }
     /// Cancels a [`Ctx::watch`].
     pub fn unwatch(&mut self, who: ActorId) {
         self.sys.ops.push(Op::Unwatch {

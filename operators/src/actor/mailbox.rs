@@ -5,14 +5,19 @@
 //! puts the actor on its stage's ready list and wakes the stage, which moves a turn's worth of
 //! messages out under one lock.
 
+use super::dead_letters::{DeadLetterService, Undelivered, reason};
+use super::items::{Items, PriorityFn};
 use super::props::ActorId;
+use super::schedule::{ScheduleHandle, Scheduled};
+use super::spill::{Spill, SpillError, SpillFile};
 use futures::channel::oneshot;
 use futures::task::AtomicWaker;
 use std::any::Any;
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::poll_fn;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Poll, Waker};
 use std::time::Duration;
@@ -32,6 +37,9 @@ pub enum Overflow {
     Fail,
     /// The message goes to another actor's ref (an `ActorRef` of the same message type).
     Redirect(Arc<dyn Any + Send + Sync>),
+    /// The message is written to a file on disk and read back in order as the mailbox drains
+    /// (see [`MailboxConfig::spill`]).
+    Spill(Spill),
 }
 
 impl fmt::Debug for Overflow {
@@ -41,6 +49,7 @@ impl fmt::Debug for Overflow {
             Self::DropOld => f.write_str("DropOld"),
             Self::Fail => f.write_str("Fail"),
             Self::Redirect(_) => f.write_str("Redirect"),
+            Self::Spill(s) => write!(f, "Spill({s:?})"),
         }
     }
 }
@@ -52,13 +61,25 @@ impl Overflow {
     }
 }
 
-/// Capacity and overflow policy of an actor's mailbox.
-#[derive(Clone, Debug)]
+/// Capacity, overflow policy and order of an actor's mailbox.
+#[derive(Clone)]
 pub struct MailboxConfig {
     /// Messages the ref's queue holds before senders wait (`tell`) or overflow (`try_tell`).
     pub capacity: usize,
     /// What `try_tell` does when the queue is full.
     pub overflow: Overflow,
+    /// The priority function of a priority mailbox (a `PriorityFn<M>`).
+    priority: Option<Arc<dyn Any + Send + Sync>>,
+}
+
+impl fmt::Debug for MailboxConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MailboxConfig")
+            .field("capacity", &self.capacity)
+            .field("overflow", &self.overflow)
+            .field("priority", &self.priority.is_some())
+            .finish()
+    }
 }
 
 impl Default for MailboxConfig {
@@ -66,6 +87,7 @@ impl Default for MailboxConfig {
         Self {
             capacity: DEFAULT_MAILBOX_CAPACITY,
             overflow: Overflow::DropNew,
+            priority: None,
         }
     }
 }
@@ -75,12 +97,34 @@ impl MailboxConfig {
     pub fn bounded(capacity: usize) -> Self {
         Self {
             capacity: capacity.max(1),
-            overflow: Overflow::DropNew,
+            ..Self::default()
         }
     }
     /// This mailbox with another overflow policy.
     pub fn overflow(mut self, overflow: Overflow) -> Self {
         self.overflow = overflow;
+        self
+    }
+    /// This mailbox spilling to disk when full: a message that finds the queue full is encoded
+    /// (postcard) into an append-only file under `dir` and read back in order as the queue
+    /// drains; once the file holds `max_bytes`, further messages go to dead letters ("spill
+    /// full"). The file is removed when it is drained and when the actor stops. `tell` still
+    /// waits for room in memory; `try_tell` and sends from other actors spill.
+    pub fn spill<M>(self, dir: impl Into<PathBuf>, max_bytes: u64) -> Self
+    where
+        M: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+    {
+        self.overflow(Overflow::Spill(Spill::of::<M>(dir.into(), max_bytes)))
+    }
+    /// This mailbox handing out messages by priority: higher `priority(&msg)` first, in arrival
+    /// order within one priority (`DropOld` drops the oldest of the lowest priority). Stream
+    /// elements of a `Flow::actor` are not reordered: they go to the actor as they arrive.
+    pub fn priority<M: 'static>(
+        mut self,
+        priority: impl Fn(&M) -> u8 + Send + Sync + 'static,
+    ) -> Self {
+        let f: PriorityFn<M> = Arc::new(priority);
+        self.priority = Some(Arc::new(f));
         self
     }
 }
@@ -201,6 +245,22 @@ pub(crate) struct StageShared {
     failed: Mutex<Option<StageError>>,
     /// Set when a ref to the root was dropped (a source stage checks for the last one).
     ref_dropped: AtomicBool,
+    /// Deliveries scheduled from outside (`send_after`, `send_interval`).
+    pub(crate) scheduled: Scheduled,
+    /// Set when an outside delivery was scheduled (the stage recomputes its next deadline).
+    schedule_changed: AtomicBool,
+    /// The stage's path and the run's dead-letter stream (set when the stage is made, so what
+    /// is undeliverable before it starts is recorded too).
+    letters: OnceLock<(Arc<str>, Arc<DeadLetterService>)>,
+    /// The bytes every mailbox of the stage may hold together, when limited.
+    budget: OnceLock<Budget>,
+}
+
+/// A stage's mailbox budget: bytes queued in all its mailboxes, and senders waiting for room.
+struct Budget {
+    limit: usize,
+    used: AtomicUsize,
+    waiters: Mutex<Vec<Waker>>,
 }
 
 impl StageShared {
@@ -218,6 +278,79 @@ impl StageShared {
         !lock(&self.ready).is_empty()
             || lock(&self.failed).is_some()
             || self.ref_dropped.load(Ordering::Acquire)
+            || self.schedule_changed.swap(false, Ordering::AcqRel)
+    }
+    /// Limits the mailboxes of this stage to `bytes` together.
+    pub(crate) fn set_budget(&self, bytes: usize) {
+        let _ = self.budget.set(Budget {
+            limit: bytes,
+            used: AtomicUsize::new(0),
+            waiters: Mutex::new(Vec::new()),
+        });
+    }
+    /// Whether `bytes` more fit into the stage's mailbox budget.
+    fn budget_allows(&self, bytes: usize) -> bool {
+        self.budget
+            .get()
+            .is_none_or(|b| b.used.load(Ordering::Acquire) + bytes <= b.limit)
+    }
+    fn budget_add(&self, bytes: usize) {
+        if let Some(b) = self.budget.get() {
+            b.used.fetch_add(bytes, Ordering::AcqRel);
+        }
+    }
+    /// Frees `bytes` of the budget and wakes the senders waiting for it.
+    fn budget_sub(&self, bytes: usize) {
+        if let Some(b) = self.budget.get()
+            && bytes > 0
+        {
+            b.used.fetch_sub(bytes, Ordering::AcqRel);
+            for w in lock(&b.waiters).drain(..) {
+                w.wake();
+            }
+        }
+    }
+    /// Registers a sender waiting for budget; `false` when the stage has no budget.
+    fn budget_wait(&self, waker: &Waker) -> bool {
+        match self.budget.get() {
+            Some(b) => {
+                let mut w = lock(&b.waiters);
+                if !w.iter().any(|x| x.will_wake(waker)) {
+                    w.push(waker.clone());
+                }
+                true
+            }
+            None => false,
+        }
+    }
+    /// Bytes queued in the stage's mailboxes (0 without a budget).
+    fn budget_used(&self) -> usize {
+        self.budget
+            .get()
+            .map_or(0, |b| b.used.load(Ordering::Acquire))
+    }
+    /// Records this stage's dead letters in `letters` (when the run has a dead-letter stream).
+    pub(crate) fn record_dead_letters(&self, stage: &str, letters: Option<Arc<DeadLetterService>>) {
+        if let Some(l) = letters {
+            let _ = self.letters.set((Arc::from(stage), l));
+        }
+    }
+    /// Schedules an outside delivery, waking the stage so it sees the new deadline.
+    fn schedule(
+        &self,
+        delay: Duration,
+        interval: Option<Duration>,
+        deliver: super::schedule::Deliver,
+    ) -> Option<ScheduleHandle> {
+        let now = self.hooks().map(|h| h.clock.now());
+        let handle = self.scheduled.add(now, delay, interval, deliver)?;
+        self.schedule_changed.store(true, Ordering::Release);
+        self.waker.wake();
+        Some(handle)
+    }
+    /// Whether an actor is on the ready list.
+    pub(crate) fn has_ready(&self) -> bool {
+        !lock(&self.ready).is_empty()
     }
     /// A mailbox overflow that fails the stage, if one happened.
     pub(crate) fn take_failure(&self) -> Option<StageError> {
@@ -252,7 +385,7 @@ impl StageShared {
         })
         .await
     }
-    fn fail(&self, e: StageError) {
+    pub(crate) fn fail(&self, e: StageError) {
         lock(&self.failed).get_or_insert(e);
         self.waker.wake();
     }
@@ -266,23 +399,33 @@ pub(crate) struct StageHooks {
 }
 
 struct Queue<M> {
-    items: VecDeque<Envelope<M>>,
+    items: Items<M>,
+    /// Messages spilled to disk (only under `Overflow::Spill`): behind every queued one.
+    spill: Option<SpillFile<M>>,
     /// The actor is on the ready list (or being drained) already.
     scheduled: bool,
     closed: bool,
     /// Senders waiting for room.
     senders: Vec<Waker>,
+    /// Run once when the mailbox closes (watchers in any stage).
+    on_close: Vec<CloseHook>,
 }
+
+/// What a watcher asked to run when a mailbox closes.
+pub(crate) type CloseHook = Box<dyn FnOnce() + Send>;
 
 /// The queue behind an [`ActorRef`].
 pub(crate) struct Mailbox<M> {
     queue: Mutex<Queue<M>>,
     len: AtomicUsize,
+    /// Messages on disk now, and ever spilled.
+    spilled: AtomicUsize,
+    spilled_total: AtomicU64,
     capacity: usize,
     overflow: ResolvedOverflow<M>,
     id: ActorId,
     path: Arc<str>,
-    stage: Arc<StageShared>,
+    pub(crate) stage: Arc<StageShared>,
 }
 
 enum ResolvedOverflow<M> {
@@ -290,6 +433,7 @@ enum ResolvedOverflow<M> {
     DropOld,
     Fail,
     Redirect(ActorRef<M>),
+    Spill,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -304,7 +448,20 @@ impl<M: Send + 'static> Mailbox<M> {
         path: Arc<str>,
         stage: Arc<StageShared>,
     ) -> Result<Self, StageError> {
+        let mut spill = None;
         let overflow = match &config.overflow {
+            Overflow::Spill(s) => match SpillFile::new(s) {
+                Some(f) => {
+                    spill = Some(f);
+                    ResolvedOverflow::Spill
+                }
+                None => {
+                    return Err(StageError::user(format!(
+                        "actor '{path}': its mailbox spills another message type than {}",
+                        std::any::type_name::<M>()
+                    )));
+                }
+            },
             Overflow::DropNew => ResolvedOverflow::DropNew,
             Overflow::DropOld => ResolvedOverflow::DropOld,
             Overflow::Fail => ResolvedOverflow::Fail,
@@ -318,14 +475,30 @@ impl<M: Send + 'static> Mailbox<M> {
                 }
             },
         };
+        let priority = match &config.priority {
+            None => None,
+            Some(p) => match Arc::clone(p).downcast::<PriorityFn<M>>() {
+                Ok(f) => Some(PriorityFn::clone(&f)),
+                Err(_) => {
+                    return Err(StageError::user(format!(
+                        "actor '{path}': the priority function of its mailbox takes another message type than {}",
+                        std::any::type_name::<M>()
+                    )));
+                }
+            },
+        };
         Ok(Self {
             queue: Mutex::new(Queue {
-                items: VecDeque::new(),
+                items: Items::new(priority),
+                spill,
                 scheduled: false,
                 closed: false,
                 senders: Vec::new(),
+                on_close: Vec::new(),
             }),
             len: AtomicUsize::new(0),
+            spilled: AtomicUsize::new(0),
+            spilled_total: AtomicU64::new(0),
             capacity: config.capacity.max(1),
             overflow,
             id,
@@ -334,13 +507,32 @@ impl<M: Send + 'static> Mailbox<M> {
         })
     }
 
+    /// Bytes one queued message counts for in the stage's mailbox budget.
+    const MESSAGE_BYTES: usize = std::mem::size_of::<Envelope<M>>();
+
     fn enqueue(&self, q: &mut Queue<M>, env: Envelope<M>) {
-        q.items.push_back(env);
-        self.len.store(q.items.len(), Ordering::Release);
+        q.items.push(env);
+        self.stage.budget_add(Self::MESSAGE_BYTES);
+        self.store_len(q);
         if !q.scheduled {
             q.scheduled = true;
             self.stage.push(self.id);
         }
+    }
+
+    fn store_len(&self, q: &Queue<M>) {
+        let spilled = q.spill.as_ref().map_or(0, SpillFile::len);
+        self.len.store(q.items.len() + spilled, Ordering::Release);
+        if q.spill.is_some() {
+            self.spilled.store(spilled, Ordering::Release);
+        }
+    }
+
+    /// Whether a message may go to the in-memory queue now (room, nothing spilled before it).
+    fn has_room(&self, q: &Queue<M>) -> bool {
+        q.items.len() < self.capacity
+            && q.spill.as_ref().is_none_or(|s| s.len() == 0)
+            && self.stage.budget_allows(Self::MESSAGE_BYTES)
     }
 
     /// Sends `env` to dead letters with `reason`.
@@ -356,28 +548,57 @@ impl<M: Send + 'static> Mailbox<M> {
         let mut q = lock(&self.queue);
         if q.closed {
             drop(q);
-            self.dead_letter(env, "actor stopped");
+            self.dead_letter(env, reason::STOPPED);
             return Err(self.stopped());
         }
-        if q.items.len() < self.capacity {
+        if self.has_room(&q) {
             self.enqueue(&mut q, env);
             return Ok(());
         }
         match &self.overflow {
+            ResolvedOverflow::Spill => {
+                let Some(spill) = q.spill.as_mut() else {
+                    return Err(self.stopped());
+                };
+                match spill.push(env) {
+                    Ok(()) => {
+                        self.spilled_total.fetch_add(1, Ordering::AcqRel);
+                        self.store_len(&q);
+                        Ok(())
+                    }
+                    Err((env, e)) => {
+                        drop(q);
+                        let why = match e {
+                            SpillError::Full { .. } => reason::SPILL_FULL.to_owned(),
+                            e => format!("{}: {e}", reason::SPILL_FAILED),
+                        };
+                        self.dead_letter(env, &why);
+                        Err(TellError::Full {
+                            actor: self.path.to_string(),
+                        })
+                    }
+                }
+            }
             ResolvedOverflow::DropNew => {
                 drop(q);
-                self.dead_letter(env, "mailbox full");
+                self.dead_letter(env, reason::MAILBOX_FULL);
                 Err(TellError::Full {
                     actor: self.path.to_string(),
                 })
             }
             ResolvedOverflow::DropOld => {
-                let old = q.items.pop_front();
+                let Some(old) = q.items.evict() else {
+                    // Out of budget with nothing of its own to drop: the new one goes.
+                    drop(q);
+                    self.dead_letter(env, reason::MAILBOX_FULL);
+                    return Err(TellError::Full {
+                        actor: self.path.to_string(),
+                    });
+                };
+                self.stage.budget_sub(Self::MESSAGE_BYTES);
                 self.enqueue(&mut q, env);
                 drop(q);
-                if let Some(old) = old {
-                    self.dead_letter(old, "mailbox full: dropped the oldest message");
-                }
+                self.dead_letter(old, reason::DROPPED_OLDEST);
                 Ok(())
             }
             ResolvedOverflow::Fail => {
@@ -385,7 +606,7 @@ impl<M: Send + 'static> Mailbox<M> {
                 let err = TellError::Overflowed {
                     actor: self.path.to_string(),
                 };
-                self.dead_letter(env, "mailbox overflowed");
+                self.dead_letter(env, reason::OVERFLOWED);
                 self.stage.fail(StageError::user(err.to_string()));
                 Err(err)
             }
@@ -404,17 +625,23 @@ impl<M: Send + 'static> Mailbox<M> {
             if q.closed {
                 drop(q);
                 if let Some(e) = env.take() {
-                    self.dead_letter(e, "actor stopped");
+                    self.dead_letter(e, reason::STOPPED);
                 }
                 return Poll::Ready(Err(self.stopped()));
             }
-            if q.items.len() < self.capacity {
+            if self.has_room(&q) {
                 if let Some(e) = env.take() {
                     self.enqueue(&mut q, e);
                 }
                 return Poll::Ready(Ok(()));
             }
-            q.senders.push(cx.waker().clone());
+            if !q.senders.iter().any(|w| w.will_wake(cx.waker())) {
+                q.senders.push(cx.waker().clone());
+            }
+            if self.stage.budget_wait(cx.waker()) && self.has_room(&q) {
+                // Budget freed meanwhile by another mailbox of the stage.
+                cx.waker().wake_by_ref();
+            }
             Poll::Pending
         })
         .await
@@ -424,8 +651,12 @@ impl<M: Send + 'static> Mailbox<M> {
     pub(crate) fn drain_into(&self, into: &mut VecDeque<Envelope<M>>, max: usize) {
         let mut q = lock(&self.queue);
         let n = q.items.len().min(max);
-        into.extend(q.items.drain(..n));
-        self.len.store(q.items.len(), Ordering::Release);
+        q.items.drain_into(into, n);
+        self.stage.budget_sub(n * Self::MESSAGE_BYTES);
+        if n > 0 && q.spill.as_ref().is_some_and(|s| s.len() > 0) {
+            self.refill(&mut q);
+        }
+        self.store_len(&q);
         if q.items.is_empty() {
             q.scheduled = false;
         } else {
@@ -439,25 +670,96 @@ impl<M: Send + 'static> Mailbox<M> {
         }
     }
 
-    /// Closes the mailbox: queued and later messages go to dead letters.
+    /// Reads spilled messages back into the in-memory queue while it has room; a message that
+    /// does not read back fails the stage (naming the actor).
+    fn refill(&self, q: &mut Queue<M>) {
+        while q.items.len() < self.capacity {
+            let Some(r) = q.spill.as_mut().and_then(SpillFile::pop) else {
+                break;
+            };
+            match r {
+                Ok(env) => {
+                    q.items.push(env);
+                    self.stage.budget_add(Self::MESSAGE_BYTES);
+                }
+                Err(e) => {
+                    let msg = format!("actor '{}': {}: {e}", self.path, reason::SPILL_FAILED);
+                    tracing::warn!(actor = %self.path, error = %e, "mailbox spill read failed");
+                    self.stage.fail(StageError::internal(msg));
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Closes the mailbox: queued, spilled and later messages go to dead letters (the spill
+    /// file is removed), then the close hooks run (once).
     pub(crate) fn close(&self) {
-        let (items, senders) = {
+        let (items, spilled, senders, hooks) = {
             let mut q = lock(&self.queue);
             q.closed = true;
             self.len.store(0, Ordering::Release);
-            (std::mem::take(&mut q.items), std::mem::take(&mut q.senders))
+            let items = q.items.take_all();
+            self.stage.budget_sub(items.len() * Self::MESSAGE_BYTES);
+            let mut spilled = Vec::new();
+            if let Some(s) = q.spill.as_mut() {
+                while let Some(r) = s.pop() {
+                    match r {
+                        Ok(env) => spilled.push(env),
+                        Err(e) => {
+                            tracing::warn!(actor = %self.path, error = %e, "a spilled message did not read back");
+                        }
+                    }
+                }
+                s.remove();
+                self.spilled.store(0, Ordering::Release);
+            }
+            (
+                items,
+                spilled,
+                std::mem::take(&mut q.senders),
+                std::mem::take(&mut q.on_close),
+            )
         };
         for w in senders {
             w.wake();
         }
-        for env in items {
-            self.dead_letter(env, "actor stopped");
+        for env in items.into_iter().chain(spilled) {
+            self.dead_letter(env, reason::STOPPED);
+        }
+        for hook in hooks {
+            hook();
+        }
+    }
+
+    /// Runs `hook` when the mailbox closes; at once when it is closed already.
+    pub(crate) fn on_close(&self, hook: CloseHook) {
+        let mut q = lock(&self.queue);
+        if q.closed {
+            drop(q);
+            hook();
+        } else {
+            q.on_close.push(hook);
+        }
+    }
+
+    /// Queues a notice from the runtime (a watched actor terminated) even when the mailbox is
+    /// full; dropped silently once the mailbox is closed.
+    pub(crate) fn offer_notice(&self, msg: M) {
+        let mut q = lock(&self.queue);
+        if !q.closed {
+            self.enqueue(&mut q, Envelope::plain(msg));
         }
     }
 
     /// The actor's path.
     pub(crate) fn path(&self) -> &Arc<str> {
         &self.path
+    }
+
+    /// Messages queued.
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
     }
 
     /// Whether the mailbox was closed.
@@ -480,15 +782,36 @@ pub(crate) fn dead_letter<M: Send + 'static>(
     reason: &str,
 ) {
     tracing::debug!(actor, reason, "dead letter");
-    if let Some(h) = stage.hooks()
-        && let Some(dl) = &h.dead_letters
-    {
-        let repr = weir_graph::render_element(&msg);
+    let sink = stage
+        .hooks()
+        .and_then(|h| Some((&h.stage, h.dead_letters.as_ref()?)));
+    let letters = stage.letters.get();
+    if sink.is_none() && letters.is_none() {
+        return;
+    }
+    // A reply nobody took comes boxed already: record what is inside.
+    let boxed: Box<dyn Any + Send> = Box::new(msg);
+    let boxed = match boxed.downcast::<Box<dyn Any + Send>>() {
+        Ok(inner) => *inner,
+        Err(b) => b,
+    };
+    let repr = weir_graph::render_any(&*boxed);
+    let mut element = Some(boxed);
+    if let Some((path, dl)) = sink {
         dl.send(DeadLetter {
-            stage: h.stage.to_string(),
+            stage: path.to_string(),
             error: StageError::user(format!("actor '{actor}': {reason}")),
-            element: Some(Box::new(msg)),
+            element: element.take(),
+            repr: repr.clone(),
+        });
+    }
+    if let Some((path, letters)) = letters {
+        letters.record(Undelivered {
+            stage: path.to_string(),
+            actor: actor.to_owned(),
+            reason: reason.to_owned(),
             repr,
+            message: element,
         });
     }
 }
@@ -598,6 +921,70 @@ impl<M: Send + 'static> ActorRef<M> {
     /// Whether the actor stopped (its mailbox is closed).
     pub fn is_stopped(&self) -> bool {
         self.0.is_closed()
+    }
+    /// Bytes one queued message counts for in a stage's mailbox budget
+    /// ([`Props::with_mailbox_budget`](super::Props::with_mailbox_budget)).
+    pub fn message_bytes() -> usize {
+        Mailbox::<M>::MESSAGE_BYTES
+    }
+    /// Bytes queued in the mailboxes of this actor's stage (0 when it has no budget).
+    pub fn stage_mailbox_bytes(&self) -> usize {
+        self.0.stage.budget_used()
+    }
+    /// Messages of a spilling mailbox waiting on disk now (0 for other mailboxes).
+    pub fn spilled(&self) -> usize {
+        self.0.spilled.load(Ordering::Acquire)
+    }
+    /// Messages a spilling mailbox wrote to disk since the actor started.
+    pub fn spilled_total(&self) -> u64 {
+        self.0.spilled_total.load(Ordering::Acquire)
+    }
+    /// Delivers `msg` once after `delay` on the run's clock (counted from the stage's start
+    /// when it has not started), as `try_tell` would. The handle cancels it; it is cancelled
+    /// when the actor's stage stops, and the message goes to dead letters at once when the
+    /// actor stopped already.
+    pub fn send_after(&self, msg: M, delay: Duration) -> ScheduleHandle {
+        if self.0.is_closed() {
+            let _ = self.0.offer(Envelope::plain(msg));
+            return ScheduleHandle::cancelled();
+        }
+        let weak = Arc::downgrade(&self.0);
+        let mut msg = Some(msg);
+        let deliver = Box::new(move || match (weak.upgrade(), msg.take()) {
+            (Some(m), Some(x)) => {
+                let _ = m.offer(Envelope::plain(x));
+                !m.is_closed()
+            }
+            _ => false,
+        });
+        self.0
+            .stage
+            .schedule(delay, None, deliver)
+            .unwrap_or_else(ScheduleHandle::cancelled)
+    }
+    /// Delivers `make()` every `interval` on the run's clock (the first one interval from now),
+    /// as `try_tell` would, until the handle cancels it, the actor stops or its stage stops.
+    pub fn send_interval(
+        &self,
+        mut make: impl FnMut() -> M + Send + 'static,
+        interval: Duration,
+    ) -> ScheduleHandle {
+        if self.0.is_closed() {
+            return ScheduleHandle::cancelled();
+        }
+        let weak = Arc::downgrade(&self.0);
+        let deliver = Box::new(move || match weak.upgrade() {
+            Some(m) if !m.is_closed() => {
+                let _ = m.offer(Envelope::plain(make()));
+                !m.is_closed()
+            }
+            _ => false,
+        });
+        let interval = interval.max(Duration::from_nanos(1));
+        self.0
+            .stage
+            .schedule(interval, Some(interval), deliver)
+            .unwrap_or_else(ScheduleHandle::cancelled)
     }
     pub(crate) fn erased(&self) -> Arc<dyn AnyRef> {
         Arc::new(self.clone())

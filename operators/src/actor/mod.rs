@@ -17,15 +17,34 @@
 //! root's failures go to the stage's `Supervision`. Timers run on the run's clock, so
 //! virtual-time tests drive them exactly. Cancelling the run drops the stage, which closes every
 //! mailbox: no actor, timer or pending ask outlives the run.
+//!
+//! [`Props::checkpointed`] saves an actor tree at every checkpoint barrier and restores it by
+//! path; [`ActorRegistry`] (a run service) finds refs by path (`/svc/payments/one`);
+//! [`Props::versioned`] makes an actor whose logic a [`SwapHandle`] replaces and rolls back.
+//!
+//! On top of [`Actor`]: [`Fsm`] (finite-state machines with state timeouts) and [`Router`]
+//! (a pool of routees, `Flow::actor_router`); supervision semantics are in
+//! [`SupervisorStrategy`]'s module.
 
 mod cell;
+mod checkpoint;
 mod ctx;
+mod fsm;
 mod mailbox;
 mod props;
+mod registry;
+mod router;
 mod stage;
 mod supervisor;
+mod swap;
 mod system;
 mod timers;
+// Mailboxes: priority order, spill to disk, outside scheduling, dead letters, `Flow::ask`.
+mod ask;
+mod dead_letters;
+mod items;
+mod schedule;
+mod spill;
 
 pub use cell::DEFAULT_STASH_CAPACITY;
 pub use ctx::{Behavior, Ctx, Sender};
@@ -36,6 +55,22 @@ pub use props::{Actor, ActorId, DEFAULT_THROUGHPUT, Props};
 pub use stage::{actor_flow, actor_sink, actor_source};
 pub use supervisor::{ActorDirective, Backoff, Scope, SupervisorStrategy};
 pub use timers::TimerKey;
+// Mailboxes: priority order, spill to disk, outside scheduling, dead letters, `Flow::ask`.
+pub use ask::{AskOps, ask_flow};
+pub use dead_letters::{DeadLetterService, DeadLetterSources, DeadLetters, Undelivered, reason};
+pub use schedule::ScheduleHandle;
+pub use spill::Spill;
+
+// Checkpointed actors (`Props::checkpointed`), the run's registry, hot swap.
+pub use registry::{ActorRegistry, RegistryError};
+pub use swap::{SwapError, SwapHandle, Version, Versioned};
+
+// Routers and FSM actors.
+pub use fsm::{
+    Fsm, FsmEvent, FsmMsg, FsmState, StateChange, StateHandler, StateTimeoutToken, Transition,
+    TransitionHook, goto, stay,
+};
+pub use router::{ActorRouters, Router, RouterMsg, Routing, actor_router, jump_hash};
 
 use weir_graph::{Flow, Sink, Source};
 

@@ -56,12 +56,14 @@ pub trait Actor: Send + Sized + 'static {
         Ok(())
     }
 
-    /// Called once when the actor stops (after its children stopped); it may still emit.
+    /// Called once when the actor stops (after its children stopped; not on a restart); it may
+    /// still emit.
     fn post_stop(&mut self, ctx: &mut Ctx<'_, Self>) {
         let _ = ctx;
     }
 
-    /// Called on the failed instance before a restart replaces it.
+    /// Called on the failed instance before a restart replaces it (its children are stopped
+    /// already; its state and stash are still there).
     fn pre_restart(&mut self, ctx: &mut Ctx<'_, Self>, error: &StageError) {
         let _ = (ctx, error);
     }
@@ -86,6 +88,13 @@ pub struct Props<A> {
     pub(crate) throughput: usize,
     pub(crate) max_actors: usize,
     pub(crate) stash_capacity: usize,
+    pub(crate) handler_time_limit: Option<std::time::Duration>,
+    /// Set by `checkpointed()`: how the actor is saved at a checkpoint (a `CellCodec<A>`).
+    pub(crate) codec: Option<Arc<dyn std::any::Any + Send + Sync>>,
+    /// Set by `register_as(path)`: the run registry path of the actor's ref.
+    pub(crate) register_as: Option<Arc<str>>,
+    /// Bytes every mailbox of the stage may hold together (root props only).
+    pub(crate) mailbox_budget: Option<usize>,
 }
 
 /// Messages an actor handles per turn before the other actors of its stage get theirs.
@@ -100,6 +109,10 @@ impl<A> Clone for Props<A> {
             throughput: self.throughput,
             max_actors: self.max_actors,
             stash_capacity: self.stash_capacity,
+            handler_time_limit: self.handler_time_limit,
+            codec: self.codec.clone(),
+            register_as: self.register_as.clone(),
+            mailbox_budget: self.mailbox_budget,
         }
     }
 }
@@ -124,6 +137,10 @@ impl<A: Actor> Props<A> {
             throughput: DEFAULT_THROUGHPUT,
             max_actors: usize::MAX,
             stash_capacity: super::cell::DEFAULT_STASH_CAPACITY,
+            handler_time_limit: None,
+            codec: None,
+            register_as: None,
+            mailbox_budget: None,
         }
     }
     /// Props making each instance with `A::default()`.
@@ -158,6 +175,21 @@ impl<A: Actor> Props<A> {
     /// These props with a stash of at most `n` messages; stashing more fails the handler.
     pub fn with_stash_capacity(mut self, n: usize) -> Self {
         self.stash_capacity = n;
+        self
+    }
+    /// These props failing a handler call that runs longer than `limit` (wall time): the
+    /// failure names the actor and is supervised like any other; the call's effects stand.
+    pub fn with_handler_time_limit(mut self, limit: std::time::Duration) -> Self {
+        self.handler_time_limit = Some(limit);
+        self
+    }
+    /// These props (of a stage's root actor) letting the mailboxes of every actor of the stage
+    /// hold at most `bytes` together, each queued message counted as
+    /// [`ActorRef::message_bytes`](super::ActorRef::message_bytes) (heap data a message owns is
+    /// not counted); beyond it a mailbox counts as full (`tell` waits, `try_tell` applies the
+    /// overflow policy).
+    pub fn with_mailbox_budget(mut self, bytes: usize) -> Self {
+        self.mailbox_budget = Some(bytes);
         self
     }
     /// The name given with [`Props::with_name`], or the actor's type name.

@@ -9,7 +9,13 @@ use std::future::poll_fn;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
-use weir_graph::{AsyncIo, AsyncLogic, Directive, Event, Flow, Sink, Source, StageError};
+use weir_graph::{
+    AsyncIo, AsyncLogic, Control, Directive, Event, Flow, Signal, Sink, Snapshot, Source,
+    StageError, StageInfo,
+};
+
+/// Loop rounds without waiting after which the stage yields to its executor once.
+const YIELD_EVERY: usize = 64;
 
 /// Which ports the stage has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +30,8 @@ struct ActorStage<A: Actor> {
     mailbox: Arc<Mailbox<A::Msg>>,
     shared: Arc<StageShared>,
     kind: Kind,
+    /// The actors a restored checkpoint saved.
+    restored: super::checkpoint::Restored,
     /// Closes the root's mailbox when the stage goes away, also if it never ran.
     _close: CloseOnDrop<A::Msg>,
 }
@@ -35,6 +43,7 @@ impl<M: Send + 'static> Drop for CloseOnDrop<M> {
     fn drop(&mut self) {
         if let Some(m) = self.0.upgrade() {
             m.close();
+            m.stage.scheduled.stop();
         }
     }
 }
@@ -43,6 +52,7 @@ impl<M: Send + 'static> Drop for CloseOnDrop<M> {
 enum Wake<T> {
     Work,
     Input(Event<T>),
+    Control(Control),
     Timer,
     Closed,
 }
@@ -50,11 +60,20 @@ enum Wake<T> {
 fn make<A: Actor>(
     props: &Props<A>,
     kind: Kind,
-    path: &str,
+    info: &StageInfo,
 ) -> Result<(ActorStage<A>, ActorRef<A::Msg>), StageError> {
+    if kind == Kind::Source {
+        super::checkpoint::refuse_source(props, &info.path)?;
+    }
     let shared = Arc::new(StageShared::default());
-    let mailbox = System::<A::Out>::root_mailbox(path, props, &shared)?;
+    if let Some(bytes) = props.mailbox_budget {
+        shared.set_budget(bytes);
+    }
+    shared.record_dead_letters(&info.path, info.services.get::<super::DeadLetterService>());
+    let mailbox = System::<A::Out>::root_mailbox(&info.path, props, &shared)?;
     let r = ActorRef(Arc::clone(&mailbox));
+    let registry = info.services.get::<super::registry::ActorRegistry>();
+    super::registry::register_new(registry.as_deref(), props, &r)?;
     Ok((
         ActorStage {
             props: props.clone(),
@@ -62,6 +81,7 @@ fn make<A: Actor>(
             mailbox,
             shared,
             kind,
+            restored: Default::default(),
         },
         r,
     ))
@@ -78,9 +98,14 @@ fn make<A: Actor>(
 ///   then stop, `post_stop` may still emit), or when the root actor stops itself
 /// - **cancels when** downstream cancels (every actor stops)
 /// - **fails when** upstream fails, or the root actor fails and the stage's supervision says
-///   stop (`resume` keeps the actor, `restart` makes a fresh one from its props)
+///   stop (`resume` keeps the actor, `restart` makes a fresh one from its props), or the run
+///   checkpoints and an actor is not [`Props::checkpointed`]
+///
+/// A checkpoint barrier is acknowledged with every actor's state once every message before it
+/// was handled, and forwarded after the rows they emitted; messages told to the ref since the
+/// last checkpoint are not replayed on restore.
 pub fn actor_flow<A: Actor>(props: Props<A>) -> Flow<A::Msg, A::Out, ActorRef<A::Msg>> {
-    Flow::from_async("actor", move |info| make(&props, Kind::Flow, &info.path))
+    Flow::from_async("actor", move |info| make(&props, Kind::Flow, info))
 }
 
 /// A sink whose elements are messages to the actor `props` makes (what it emits is dropped).
@@ -89,11 +114,11 @@ pub fn actor_flow<A: Actor>(props: Props<A>) -> Flow<A::Msg, A::Out, ActorRef<A:
 /// - **backpressures when** the actor has not handled the previous batch
 /// - **completes when** upstream completes and every queued message was handled, or the root
 ///   actor stops itself (upstream is then cancelled)
-/// - **fails when** upstream fails, or the root actor fails under the `stop` supervision
+/// - **fails when** upstream fails, or the root actor fails under the `stop` supervision, or
+///   the run checkpoints and an actor is not [`Props::checkpointed`] (then a barrier is
+///   acknowledged with every actor's state once every message before it was handled)
 pub fn actor_sink<A: Actor>(props: Props<A>) -> Sink<A::Msg, ActorRef<A::Msg>> {
-    Sink::from_async("actor-sink", move |info| {
-        make(&props, Kind::Sink, &info.path)
-    })
+    Sink::from_async("actor-sink", move |info| make(&props, Kind::Sink, info))
 }
 
 /// A source emitting what the actor `props` makes emits while it handles the messages told to
@@ -107,11 +132,10 @@ pub fn actor_sink<A: Actor>(props: Props<A>) -> Sink<A::Msg, ActorRef<A::Msg>> {
 ///   dropped, its mailbox is empty and no timer is active
 /// - **cancels when** downstream cancels (every actor stops)
 /// - **fails when** the root actor fails under the `stop` supervision, or its mailbox overflows
-///   under `Overflow::Fail`
+///   under `Overflow::Fail`; materializing fails for [`Props::checkpointed`] props (what is
+///   told to a ref is not replayable, so its state is not checkpointed)
 pub fn actor_source<A: Actor>(props: Props<A>) -> Source<A::Out, ActorRef<A::Msg>> {
-    Source::from_async("actor-source", move |info| {
-        make(&props, Kind::Source, &info.path)
-    })
+    Source::from_async("actor-source", move |info| make(&props, Kind::Source, info))
 }
 
 impl<A: Actor> ActorStage<A> {
@@ -130,6 +154,18 @@ impl<A: Actor> ActorStage<A> {
 }
 
 impl<A: Actor> AsyncLogic for ActorStage<A> {
+    /// A flow or sink reads barriers itself: it acknowledges each one after every message
+    /// before it was handled (a source's barriers are forwarded by the engine, stateless).
+    fn handles_control(&self) -> bool {
+        self.kind != Kind::Source
+    }
+
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), StageError> {
+        let root = Arc::clone(self.mailbox.path());
+        self.restored = super::checkpoint::Restored::decode(snapshot, &self.props, &root)?;
+        Ok(())
+    }
+
     fn run(self: Box<Self>, mut io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
         async move {
             let Self {
@@ -137,8 +173,12 @@ impl<A: Actor> AsyncLogic for ActorStage<A> {
                 mailbox,
                 shared,
                 kind,
+                restored,
                 _close,
             } = *self;
+            if kind != Kind::Source {
+                super::checkpoint::check_start(&props, &io, mailbox.path())?;
+            }
             let mut input = match kind {
                 Kind::Source => None,
                 _ => Some(io.input::<A::Msg>(0)?),
@@ -161,18 +201,25 @@ impl<A: Actor> AsyncLogic for ActorStage<A> {
             let mut sys = System::<A::Out>::new(stage, Arc::clone(&shared), Arc::clone(&clock));
             sys.throughput = props.throughput;
             sys.max_actors = props.max_actors;
+            sys.restored = restored;
+            sys.registry = io.info.services.get::<super::registry::ActorRegistry>();
             sys.start_root(props, mailbox)?;
             let batch = io.batch_size.max(1);
+            sys.out_limit = batch;
             let mut ready = Vec::new();
             let mut input_done = input.is_none();
             let mut sleep: Option<(Duration, BoxFuture<'static, ()>)> = None;
+            let mut busy = 0usize;
             loop {
+                shared.scheduled.fire(clock.now());
                 let r = sys.fire_timers().and_then(|()| sys.run_ready(&mut ready));
                 if let Err(e) = r {
                     Self::root_failed(&mut sys, &io, e)?;
                     continue;
                 }
                 if let Some(e) = shared.take_failure() {
+                    // What the actors emitted before the failure goes out first.
+                    flush(&mut sys, &mut output).await;
                     return Err(e);
                 }
                 if !flush(&mut sys, &mut output).await {
@@ -191,6 +238,7 @@ impl<A: Actor> AsyncLogic for ActorStage<A> {
                         Kind::Source => {
                             sys.root_outside_refs() == 0
                                 && !sys.has_timers()
+                                && !shared.scheduled.is_pending()
                                 && sys.with_root::<A, _>(|c, _| c.mailbox_is_empty()) == Some(true)
                         }
                     };
@@ -201,12 +249,30 @@ impl<A: Actor> AsyncLogic for ActorStage<A> {
                     }
                 }
                 let root_accepts = !input_done && sys.root_accepts::<A>() && sys.out.len() < batch;
-                let next_timer = sys.timers.next_at();
+                // Actors left with work when `run_ready` stopped for the output.
+                let has_runnable = !sys.runnable.is_empty();
+                let next_timer = match (sys.timers.next_at(), shared.scheduled.next_at(clock.now()))
+                {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                // Yield to the executor now and then while work keeps arriving without a wait.
+                busy += 1;
+                let mut yield_now = busy >= YIELD_EVERY;
                 let wake = poll_fn(|cx| {
+                    if yield_now {
+                        yield_now = false;
+                        busy = 0;
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
                     if let Some(out) = output.as_mut()
                         && out.poll_closed(cx).is_ready()
                     {
                         return Poll::Ready(Wake::Closed);
+                    }
+                    if has_runnable {
+                        return Poll::Ready(Wake::Work);
                     }
                     if shared.poll_ready(cx.waker()) {
                         shared.take_ref_dropped();
@@ -214,11 +280,19 @@ impl<A: Actor> AsyncLogic for ActorStage<A> {
                     }
                     if root_accepts
                         && let Some(inp) = input.as_mut()
-                        && let Poll::Ready(ev) = inp.poll_recv(cx)
+                        && let Poll::Ready(sig) = inp.poll_signal(cx)
                     {
-                        return Poll::Ready(Wake::Input(ev));
+                        return Poll::Ready(match sig {
+                            Signal::Event(ev) => Wake::Input(ev),
+                            Signal::Control(c) => Wake::Control(c),
+                        });
                     }
                     if let Some(at) = next_timer {
+                        // Due already (a restart at once after a failed pre_start): no sleep.
+                        if at <= clock.now() {
+                            sleep = None;
+                            return Poll::Ready(Wake::Timer);
+                        }
                         if sleep.as_ref().is_none_or(|(s, _)| *s != at) {
                             sleep = Some((at, clock.sleep_until(at)));
                         }
@@ -229,6 +303,7 @@ impl<A: Actor> AsyncLogic for ActorStage<A> {
                             return Poll::Ready(Wake::Timer);
                         }
                     }
+                    busy = 0;
                     Poll::Pending
                 })
                 .await;
@@ -245,6 +320,20 @@ impl<A: Actor> AsyncLogic for ActorStage<A> {
                         if let Err(e) = r {
                             Self::root_failed(&mut sys, &io, e)?;
                         }
+                    }
+                    Wake::Control(c) => {
+                        // Every message before the control is handled and its rows sent first.
+                        while let Err(e) = sys.run_ready(&mut ready) {
+                            Self::root_failed(&mut sys, &io, e)?;
+                        }
+                        if let Some(e) = shared.take_failure() {
+                            return Err(e);
+                        }
+                        if !flush(&mut sys, &mut output).await {
+                            sys.stop_all()?;
+                            return Ok(());
+                        }
+                        super::checkpoint::on_control(&sys, &io, output.as_mut(), c)?;
                     }
                     Wake::Input(Event::End) => input_done = true,
                     Wake::Input(Event::Error(e)) => return Err(e),

@@ -1,5 +1,29 @@
 //! How a parent decides about a failed child: one-for-one or all-for-one, a decider from the
 //! error to a directive, a restart budget within a window, and an optional restart backoff.
+//!
+//! Semantics (Akka's classic supervision):
+//! - A failure is an `Err` or a panic from a handler (or `on_terminated`), or a handler call
+//!   over the actor's `Props::with_handler_time_limit` (a `Timeout` error naming the actor; the
+//!   call's effects stand). The failing message is not retried.
+//! - **Resume** keeps the instance and its state. **Stop** stops it (children first, then its
+//!   `post_stop`; what is queued goes to dead letters; watchers are told). **Escalate** fails the
+//!   parent with `escalated from child: <error>`, which its own parent decides about (past the
+//!   root, the stage's `Supervision`).
+//! - **Restart** makes a fresh instance from the props: the children stop (their `post_stop`
+//!   runs), then `pre_restart` runs on the failed instance (state and stash still there), then
+//!   `pre_start` on the new one, which re-creates children. Kept: the mailbox and what is queued,
+//!   and the stashed messages, which go back in front of the queue in stash order. Reset: the
+//!   state, behaviours (`become_`) and timers. `post_stop` is not called on a restart.
+//! - The **budget** (`with_restart_budget(max, within)`) counts one child's restarts within a
+//!   sliding window; the restart beyond it stops the child instead.
+//! - The **backoff** (`with_backoff(min, max, random_factor)`) suspends the child (its messages
+//!   wait, its children stop) for `min * 2^attempt` (at most `max`), stretched by up to
+//!   `random_factor` (deterministic per actor slot); `with_reset_after(d)` starts the attempts
+//!   over once the child ran `d` since its last restart.
+//! - A failure in `pre_start` gets [`SupervisorStrategy::on_start_failure`] (default stop), not
+//!   the decider; a restart from it runs on the stage's next loop (or after the backoff) and is
+//!   counted by the budget. A panic in `post_stop` or `pre_restart` is logged; the stop or
+//!   restart goes on.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -68,6 +92,11 @@ pub struct SupervisorStrategy {
     /// At most this many restarts of one child within the window; beyond it the child stops.
     pub(crate) budget: Option<(u32, Duration)>,
     pub(crate) backoff: Option<Backoff>,
+    /// A child that ran this long since its last restart without failing starts its
+    /// backoff over (its attempt count resets).
+    pub(crate) reset_after: Option<Duration>,
+    /// What a failure in a child's `pre_start` gets (the decider is not asked).
+    pub(crate) start_failure: ActorDirective,
 }
 
 impl fmt::Debug for SupervisorStrategy {
@@ -76,6 +105,8 @@ impl fmt::Debug for SupervisorStrategy {
             .field("scope", &self.scope)
             .field("budget", &self.budget)
             .field("backoff", &self.backoff)
+            .field("reset_after", &self.reset_after)
+            .field("start_failure", &self.start_failure)
             .finish()
     }
 }
@@ -94,6 +125,8 @@ impl SupervisorStrategy {
             decider: Arc::new(|_| ActorDirective::Restart),
             budget: None,
             backoff: None,
+            reset_after: None,
+            start_failure: ActorDirective::Stop,
         }
     }
     /// Applies the directive to every child when one fails.
@@ -129,6 +162,19 @@ impl SupervisorStrategy {
         });
         self
     }
+    /// Starts the backoff over (attempt 0, the `min` delay) for a child that ran `d` since its
+    /// last restart without failing.
+    pub fn with_reset_after(mut self, d: Duration) -> Self {
+        self.reset_after = Some(d);
+        self
+    }
+    /// What a failure in a child's `pre_start` gets (default `Stop`, as an initialization
+    /// failure rarely heals by itself); a `Restart` here is counted by the budget and runs
+    /// after the backoff delay (or at once on the next loop of the stage, never recursively).
+    pub fn on_start_failure(mut self, directive: ActorDirective) -> Self {
+        self.start_failure = directive;
+        self
+    }
     /// The directive for `error`.
     pub fn decide(&self, error: &StageError) -> ActorDirective {
         (self.decider)(error)
@@ -139,11 +185,22 @@ impl SupervisorStrategy {
 #[derive(Debug, Default, Clone)]
 pub(crate) struct RestartLog {
     at: VecDeque<Duration>,
-    /// Restarts in a row (for the backoff), reset by [`RestartLog::reset`].
+    /// Restarts in a row (for the backoff), reset after a quiet `reset_after`.
     pub(crate) attempts: u32,
+    /// When the actor last (re)started, on the run's clock.
+    pub(crate) running_since: Duration,
 }
 
 impl RestartLog {
+    /// Forgets the attempts in a row when the actor ran `reset_after` since its last start.
+    pub(crate) fn reset_if_quiet(&mut self, now: Duration, reset_after: Option<Duration>) {
+        if let Some(d) = reset_after
+            && now.saturating_sub(self.running_since) >= d
+        {
+            self.attempts = 0;
+        }
+    }
+
     /// Records a restart at `now`; `false` when it exceeds `budget`.
     pub(crate) fn allow(&mut self, now: Duration, budget: Option<(u32, Duration)>) -> bool {
         self.attempts = self.attempts.saturating_add(1);
@@ -181,6 +238,23 @@ mod tests {
         assert!(log.allow(s(11), b));
         assert!(!log.allow(s(11), b));
         assert!(RestartLog::default().allow(s(0), None));
+    }
+
+    #[test]
+    fn attempts_reset_after_a_quiet_period() {
+        let s = Duration::from_secs;
+        let mut log = RestartLog::default();
+        assert!(log.allow(s(0), None));
+        assert!(log.allow(s(1), None));
+        assert_eq!(log.attempts, 2);
+        log.running_since = s(1);
+        log.reset_if_quiet(s(5), Some(s(5)));
+        assert_eq!(log.attempts, 2, "ran 4 s, less than 5 s");
+        log.reset_if_quiet(s(6), Some(s(5)));
+        assert_eq!(log.attempts, 0);
+        log.attempts = 3;
+        log.reset_if_quiet(s(100), None);
+        assert_eq!(log.attempts, 3, "no reset without reset_after");
     }
 
     #[test]

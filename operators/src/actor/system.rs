@@ -10,11 +10,15 @@ use super::timers::{TimerKind, Timers};
 use std::sync::Arc;
 use weir_graph::{Clock, StageError};
 
+/// Passes over the ready actors per call of [`System::run_ready`].
+const MAX_PASSES: usize = 8;
+
 /// A structural change a handler asked for, applied after its turn.
 #[derive(Debug)]
 pub(crate) enum Op {
     Start(ActorId),
     Stop(ActorId),
+    StopWhenIdle(ActorId),
     Watch { watcher: ActorId, target: ActorId },
     Unwatch { watcher: ActorId, target: ActorId },
 }
@@ -42,8 +46,17 @@ pub(crate) struct System<O> {
     pub(crate) throughput: usize,
     /// Most actors the stage may hold (the root included).
     pub(crate) max_actors: usize,
+    /// `run_ready` returns after a round that left at least this many elements to send, so
+    /// the stage flushes them (with credit) before more messages are handled.
+    pub(crate) out_limit: usize,
     /// Failures of actors waiting for a delayed restart.
     pending_errors: Vec<(ActorId, StageError)>,
+    /// Actors to stop once they have nothing queued.
+    retiring: Vec<ActorId>,
+    /// Actors a restored checkpoint saved, by path, until they start again.
+    pub(crate) restored: super::checkpoint::Restored,
+    /// The run's actor registry, when it has one.
+    pub(crate) registry: Option<Arc<super::registry::ActorRegistry>>,
 }
 
 impl<O: Send + 'static> System<O> {
@@ -61,7 +74,11 @@ impl<O: Send + 'static> System<O> {
             live: 0,
             throughput: 256,
             max_actors: usize::MAX,
+            out_limit: usize::MAX,
             pending_errors: Vec::new(),
+            retiring: Vec::new(),
+            restored: Default::default(),
+            registry: None,
         }
     }
 
@@ -166,6 +183,10 @@ impl<O: Send + 'static> System<O> {
             stopping: false,
         };
         let r = ActorRef(Arc::clone(&mailbox));
+        if let Err(e) = super::registry::register_new(self.registry.as_deref(), &props, &r) {
+            self.free.push(id.slot);
+            return Err(e);
+        }
         self.insert(id, Box::new(Cell::new(meta, props, mailbox)));
         self.ops.push(Op::Start(id));
         Ok(r)
@@ -238,21 +259,70 @@ impl<O: Send + 'static> System<O> {
     /// failures; `Err` is a failure of the root actor (the stage's supervision decides).
     pub(crate) fn run_ready(&mut self, ready: &mut Vec<ActorId>) -> Result<(), StageError> {
         self.apply_ops()?;
-        loop {
+        // A bounded number of passes, so actors telling each other forever still let the stage
+        // flush its output and yield.
+        for _ in 0..MAX_PASSES {
             self.shared.take(ready);
             ready.append(&mut self.runnable);
             if ready.is_empty() {
+                if !self.stop_idle_retiring()? {
+                    return Ok(());
+                }
+                continue;
+            }
+            let mut i = 0;
+            while i < ready.len() {
+                let id = ready[i];
+                i += 1;
+                let budget = self.throughput;
+                let r = self
+                    .with_cell(id, |c, sys| c.turn(sys, budget))
+                    .unwrap_or(Ok(()))
+                    .and_then(|()| self.apply_ops());
+                let r = match r {
+                    Err(e) => self.failed(id, e).and_then(|()| self.apply_ops()),
+                    ok => ok,
+                };
+                if let Err(e) = r {
+                    // The root failed: the actors not served yet keep their turn.
+                    self.runnable.extend(ready.drain(i..));
+                    ready.clear();
+                    return Err(e);
+                }
+            }
+            ready.clear();
+            if self.out.len() >= self.out_limit {
+                // The rest stays on the ready lists until the output has room.
                 return Ok(());
             }
-            for id in ready.drain(..) {
-                let budget = self.throughput;
-                let r = self.with_cell(id, |c, sys| c.turn(sys, budget));
-                if let Some(Err(e)) = r {
-                    self.failed(id, e)?;
+        }
+        Ok(())
+    }
+
+    /// Stops the retiring actors that have nothing queued; whether it stopped any.
+    fn stop_idle_retiring(&mut self) -> Result<bool, StageError> {
+        if self.retiring.is_empty() {
+            return Ok(false);
+        }
+        let retiring = std::mem::take(&mut self.retiring);
+        let mut stopped = false;
+        for id in retiring {
+            match self.get(id).map(|c| c.is_idle()) {
+                Some(true) => {
+                    self.stop(id)?;
+                    stopped = true;
                 }
-                self.apply_ops()?;
+                Some(false) => self.retiring.push(id),
+                None => {}
             }
         }
+        self.apply_ops()?;
+        Ok(stopped)
+    }
+
+    /// Whether an actor has messages waiting (in its local queue or its mailbox).
+    pub(crate) fn has_ready(&self) -> bool {
+        !self.runnable.is_empty() || self.shared.has_ready()
     }
 
     /// Applies queued structural operations.
@@ -263,10 +333,15 @@ impl<O: Send + 'static> System<O> {
                 match op {
                     Op::Start(id) => {
                         if let Some(Err(e)) = self.with_cell(id, |c, sys| c.start(sys)) {
-                            self.failed(id, e)?;
+                            self.start_failed(id, e)?;
                         }
                     }
                     Op::Stop(id) => self.stop(id)?,
+                    Op::StopWhenIdle(id) => {
+                        if self.is_alive(id) && !self.retiring.contains(&id) {
+                            self.retiring.push(id);
+                        }
+                    }
                     Op::Watch { watcher, target } => {
                         if let Some(t) = self.get_mut(target) {
                             if !t.meta().watchers.contains(&watcher) {
@@ -331,8 +406,26 @@ impl<O: Send + 'static> System<O> {
         self.apply_ops()
     }
 
-    /// Decides about a failure of `id` with its parent's strategy.
+    /// Decides about a failure of `id` in a handler with its parent's strategy.
     fn failed(&mut self, id: ActorId, error: StageError) -> Result<(), StageError> {
+        self.decide(id, error, false)
+    }
+
+    /// Decides about a failure of `id` in its `pre_start` (the strategy's start-failure
+    /// directive applies, and a restart is never run recursively).
+    fn start_failed(&mut self, id: ActorId, error: StageError) -> Result<(), StageError> {
+        let wrapped = StageError::new(
+            error.kind(),
+            format!("pre_start failed: {}", error.message()),
+        );
+        let wrapped = match error.stage() {
+            Some(path) => wrapped.with_stage(path),
+            None => wrapped,
+        };
+        self.decide(id, wrapped, true)
+    }
+
+    fn decide(&mut self, id: ActorId, error: StageError, at_start: bool) -> Result<(), StageError> {
         let Some(parent) = self.get(id).map(|c| c.meta().parent) else {
             return Ok(());
         };
@@ -343,7 +436,11 @@ impl<O: Send + 'static> System<O> {
         let Some(strategy) = self.get(parent).map(|p| p.strategy()) else {
             return self.stop(id);
         };
-        let directive = strategy.decide(&error);
+        let directive = if at_start {
+            strategy.start_failure
+        } else {
+            strategy.decide(&error)
+        };
         tracing::debug!(stage = %self.stage, actor = %id, ?directive, %error, "actor failed");
         let targets = match strategy.scope {
             Scope::OneForOne => vec![id],
@@ -353,6 +450,7 @@ impl<O: Send + 'static> System<O> {
                 .unwrap_or_default(),
         };
         match directive {
+            // After a failed pre_start the actor runs from where it stopped.
             ActorDirective::Resume => Ok(()),
             ActorDirective::Stop => {
                 for t in targets {
@@ -371,6 +469,7 @@ impl<O: Send + 'static> System<O> {
                         continue;
                     };
                     let meta = cell.meta_mut();
+                    meta.restarts.reset_if_quiet(now, strategy.reset_after);
                     let allowed = meta.restarts.allow(now, strategy.budget);
                     let attempt = meta.restarts.attempts.saturating_sub(1);
                     let path = Arc::clone(&meta.path);
@@ -379,9 +478,14 @@ impl<O: Send + 'static> System<O> {
                         self.stop(t)?;
                         continue;
                     }
-                    match strategy.backoff {
-                        Some(b) => {
-                            let delay = b.delay(attempt, u64::from(t.slot));
+                    let delay = match strategy.backoff {
+                        Some(b) => Some(b.delay(attempt, u64::from(t.slot))),
+                        // A failed pre_start restarts on the stage's next loop, not from here.
+                        None if at_start => Some(std::time::Duration::ZERO),
+                        None => None,
+                    };
+                    match delay {
+                        Some(delay) => {
                             let children = match self.get_mut(t) {
                                 Some(c) => {
                                     c.meta_mut().suspended = true;
@@ -396,6 +500,7 @@ impl<O: Send + 'static> System<O> {
                             for c in children {
                                 self.stop(c)?;
                             }
+                            self.pending_errors.retain(|(a, _)| *a != t);
                             self.pending_errors.push((t, error.clone()));
                         }
                         None => self.restart(t, &error)?,
@@ -414,8 +519,15 @@ impl<O: Send + 'static> System<O> {
         for c in children {
             self.stop(c)?;
         }
-        if let Some(Err(e)) = self.with_cell(id, |c, sys| c.restart(sys, error)) {
-            self.failed(id, e)?;
+        let now = self.clock.now();
+        match self.with_cell(id, |c, sys| c.restart(sys, error)) {
+            Some(Err(e)) => self.start_failed(id, e)?,
+            Some(Ok(())) => {
+                if let Some(c) = self.get_mut(id) {
+                    c.meta_mut().restarts.running_since = now;
+                }
+            }
+            None => {}
         }
         Ok(())
     }
@@ -465,7 +577,7 @@ impl<O: Send + 'static> System<O> {
 
     /// Whether any actor has work now or a delayed restart pending.
     pub(crate) fn has_work(&self) -> bool {
-        !self.runnable.is_empty()
+        self.has_ready()
             || !self.ops.is_empty()
             || self.timers.restart_pending()
             || self.cells().any(|c| c.has_local_work())
@@ -476,7 +588,7 @@ impl<O: Send + 'static> System<O> {
         self.cells().any(|c| c.has_timers())
     }
 
-    fn cells(&self) -> impl Iterator<Item = &dyn AnyCell<O>> {
+    pub(crate) fn cells(&self) -> impl Iterator<Item = &dyn AnyCell<O>> {
         self.slots.iter().filter_map(|s| s.cell.as_deref())
     }
 

@@ -138,6 +138,16 @@ impl<T: Send + 'static> FlowLogic<T, (T, u64)> for ZipWithIndexLogic {
         out.extend(input.drain(..).zip(base..));
         Ok(())
     }
+    /// The next index is state: a restored run goes on counting where the checkpoint was.
+    fn snapshot(&self) -> Result<Option<weir_graph::Snapshot>, StageError> {
+        weir_graph::Snapshot::encode(&self.next)
+            .map(Some)
+            .map_err(StageError::from_error)
+    }
+    fn restore(&mut self, snapshot: &weir_graph::Snapshot) -> Result<(), StageError> {
+        self.next = snapshot.decode().map_err(StageError::from_error)?;
+        Ok(())
+    }
 }
 
 /// Flow form of [`SimpleOps::zip_with_index`](super::SimpleOps::zip_with_index).
@@ -153,6 +163,25 @@ mod tests {
     use crate::simple::testkit::{batches, run};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn zip_with_index_restores_its_next_index() {
+        let mut a = ZipWithIndexLogic { next: 0 };
+        let mut out = Vec::new();
+        let info = weir_graph::StageInfo::new("zip_with_index", 0);
+        let clock = crate::simple::testkit::TestClock;
+        let mut scx = StageCx::new(&info, &clock, None, 16);
+        FlowLogic::<u8, _>::on_batch(&mut a, &mut vec![7, 8, 9], &mut out, &mut scx).ok();
+        let snap = FlowLogic::<u8, (u8, u64)>::snapshot(&a)
+            .ok()
+            .flatten()
+            .expect("stateful");
+        let mut b = ZipWithIndexLogic { next: 0 };
+        FlowLogic::<u8, (u8, u64)>::restore(&mut b, &snap).expect("restores");
+        let mut out = Vec::new();
+        FlowLogic::<u8, _>::on_batch(&mut b, &mut vec![1], &mut out, &mut scx).ok();
+        assert_eq!(out, vec![(1, 3)]);
+    }
 
     #[test]
     fn inspect_sees_every_element_and_passes_through() {

@@ -19,9 +19,11 @@
 //! ```
 
 mod backend;
+mod journal;
 mod keys;
 mod options;
 mod snapshot;
 
 pub use backend::RocksDbBackend;
+pub use journal::{JournalOptions, RocksJournal};
 pub use options::RocksDbOptions;

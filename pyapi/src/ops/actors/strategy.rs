@@ -40,7 +40,7 @@ fn py_decider(decider: Py<PyAny>) -> impl Fn(&weir_graph::StageError) -> ActorDi
             let answer = decider
                 .bind(py)
                 .call1((exc,))
-                .and_then(|d| d.extract::<String>().map_err(PyErr::from))
+                .and_then(|d| d.extract::<String>())
                 .and_then(|d| directive(&d));
             answer.unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "supervisor decider failed: the child stops");

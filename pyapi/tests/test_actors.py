@@ -383,6 +383,65 @@ def test_max_actors_caps_the_stage():
         weir.Source.from_iter([1]).via(weir.Flow.actor(RoundRobin, max_actors=2)).run_with(weir.Sink.collect())
 
 
+# --- whole batches: what ends one early ----------------------------------------------------
+
+
+class Switcher(weir.Actor):
+    """``x * 10`` until 3, then ``x`` itself (a behaviour) until 6, then ``x * 10`` again."""
+
+    def on_int(self, ctx, x):
+        ctx.emit(x * 10)
+        if x == 3:
+            ctx.become(self.plain)
+
+    def plain(self, ctx, x):
+        ctx.emit(x)
+        if x == 6:
+            ctx.unbecome()
+
+
+def test_a_behaviour_installed_mid_batch_takes_the_next_message():
+    for bs in (1, 4, 64):
+        out = weir.Source.from_iter(range(10)).via(weir.Flow.actor(Switcher)).run_with(weir.Sink.collect(), batch_size=bs)
+        assert out == [0, 10, 20, 30, 4, 5, 6, 70, 80, 90], bs
+
+
+def test_stopping_mid_batch_ends_the_stage_and_dead_letters_the_rest():
+    class StopAt5(weir.Actor):
+        def on_int(self, ctx, x):
+            ctx.emit(x)
+            if x == 5:
+                ctx.stop()
+
+    for bs in (1, 4, 64):
+        letters = []
+        flow = weir.Flow.actor(StopAt5, dead_letters=letters)
+        out = weir.Source.from_iter(range(10)).via(flow).run_with(weir.Sink.collect(), batch_size=bs)
+        assert out == [0, 1, 2, 3, 4, 5], bs
+        if bs == 64:
+            assert [d.element for d in letters] == [6, 7, 8, 9]
+
+
+def test_stash_and_unstash_mid_batch_keep_the_order():
+    class Holder(weir.Actor):
+        def pre_start(self, ctx):
+            self.flushed = False
+
+        def on_int(self, ctx, x):
+            if x % 2 and not self.flushed:
+                ctx.stash()
+            else:
+                ctx.emit(x)
+
+        def on_str(self, ctx, cmd):
+            self.flushed = True
+            ctx.unstash_all()
+
+    for bs in (1, 3, 64):
+        out = weir.Source.from_iter([1, 2, 3, 4, "flush", 5, 6]).via(weir.Flow.actor(Holder)).run_with(weir.Sink.collect(), batch_size=bs)
+        assert out == [2, 4, 1, 3, 5, 6], bs
+
+
 # --- bank account: become / stash ------------------------------------------------------------
 
 
@@ -603,3 +662,16 @@ def test_actor_examples_run(repo_root, capsys):
     assert "backoff restarts at: [1.0, 3.0]" in out, out
     assert "bank: ['opened', 100, 70, 'refused 500', 95]" in out, out
     assert "balance asked: 95" in out, out
+
+
+def test_the_actors_bench_agrees_with_its_baseline(capsys):
+    import json
+
+    from weir import bench
+
+    bench.actors(3000, 1)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    by = {(r["workload"], r["variant"]): r for r in lines}
+    assert by[("actors_sum", "weir_actor_flow")]["checksum"] == by[("actors_sum", "cpython_method_loop")]["checksum"] == str(sum(range(3000)))
+    assert by[("actors_emit", "weir_actor_flow")]["checksum"] == by[("actors_emit", "cpython_method_loop")]["checksum"] == "3000"
+    assert {r["variant"] for r in lines} == {"cpython_method_loop", "weir_actor_flow"}

@@ -228,6 +228,11 @@ impl<'a, A: Actor> Ctx<'a, A> {
     pub fn unstash_all(&mut self) {
         self.state.unstash = true;
     }
+    /// Whether [`Actor::handle_batch`] must return before its next message: the actor asked to
+    /// stop or to unstash, or installed a behaviour.
+    pub fn batch_interrupted(&self) -> bool {
+        self.state.stop_requested || self.state.unstash || !self.state.behaviors.is_empty()
+    }
     /// Messages in the stash.
     pub fn stashed(&self) -> usize {
         self.state.stash.len()

@@ -19,7 +19,7 @@ import asyncio
 import functools
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from . import _native
 from .errors import WeirError
@@ -95,6 +95,50 @@ def _resolve(cls: type, tp: type) -> Callable[..., Any]:
         f = raw if isinstance(raw, type(_resolve)) else _call_bound(name)
         _HANDLERS[key] = f
     return f
+
+
+class _Batch:
+    """What a batch run (:func:`_run_batch`) shares with the native context: ``brk`` is set by the
+    context methods that end a batch early (``stop``, ``become``, ``stash``, ``unstash_all``),
+    ``n`` is the number of messages handled before a handler raised."""
+
+    __slots__ = ("brk", "n")
+
+    def __init__(self) -> None:
+        self.brk = False
+        self.n = 0
+
+
+_BY_CLASS: Dict[type, Dict[type, Callable[..., Any]]] = {}
+
+
+def _run_batch(actor: Actor, ctx: Any, msgs: List[Any], st: _Batch) -> int:
+    """Handles the stream elements ``msgs`` in order (one call from the actor stage per batch);
+    returns how many it handled, stopping after a message that set ``st.brk``."""
+    cls = type(actor)
+    handlers = _BY_CLASS.get(cls)
+    if handlers is None:
+        handlers = _BY_CLASS[cls] = {}
+    st.brk = False
+    it = iter(msgs)
+    last: Any = None
+    f: Any = None
+    try:
+        for m in it:
+            t = type(m)
+            if t is not last:
+                f = handlers.get(t)
+                if f is None:
+                    f = handlers[t] = _resolve(cls, t)
+                last = t
+            f(actor, ctx, m)
+            if st.brk:
+                return len(msgs) - it.__length_hint__()
+    except BaseException:
+        # The iterator is past the failing message.
+        st.n = len(msgs) - it.__length_hint__() - 1
+        raise
+    return len(msgs)
 
 
 @dataclass(frozen=True)

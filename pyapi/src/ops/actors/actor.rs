@@ -14,7 +14,7 @@ use super::strategy::PySupervisorStrategy;
 use crate::obj::{PyObj, py_cause, short_repr, user_error_traced};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::PyType;
+use pyo3::types::{PyList, PyType};
 use weir_graph::StageError;
 use weir_operators::actor::{Actor, ActorId, Ctx, SupervisorStrategy};
 
@@ -40,6 +40,8 @@ pub struct PyActor {
 }
 
 static RESOLVE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static BATCH: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static RUN_BATCH: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// The instance's `supervisor_strategy` (a `weir.SupervisorStrategy`, or `None` for the default).
 fn strategy_of(inst: &Bound<'_, PyAny>) -> PyResult<SupervisorStrategy> {
@@ -72,6 +74,22 @@ fn failure(py: Python<'_>, err: PyErr, what: &str, path: &str, msg: Option<&PyOb
     };
     tracing::debug!(actor = path, what, error = %e, "Python actor hook raised");
     e
+}
+
+/// The context object of an instance, made at its first hook.
+fn context<'a>(
+    py: Python<'_>,
+    slot: &'a mut Option<Py<PyActorCtx>>,
+) -> PyResult<&'a Py<PyActorCtx>> {
+    if slot.is_none() {
+        let batch = BATCH
+            .import(py, "weir._actors", "_Batch")?
+            .call0()?
+            .unbind();
+        *slot = Some(Py::new(py, PyActorCtx::new(batch))?);
+    }
+    slot.as_ref()
+        .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("no actor context"))
 }
 
 impl PyActor {
@@ -150,14 +168,7 @@ impl PyActor {
                 return Err(failure(py, e, "the actor's factory", ctx.path(), None));
             }
         };
-        let pc = match pctx {
-            Some(c) => c,
-            None => {
-                let c = Py::new(py, PyActorCtx::new())
-                    .map_err(|e| failure(py, e, what, ctx.path(), None))?;
-                pctx.insert(c)
-            }
-        };
+        let pc = context(py, pctx).map_err(|e| failure(py, e, what, ctx.path(), None))?;
         let entered = pc.get().enter(ctx);
         let r = call(handlers, inst, pc, msg.as_ref().map(|m| m.0.bind(py)));
         let asked = entered.exit();
@@ -221,6 +232,72 @@ impl Actor for PyActor {
                 let Some(m) = m else { return Ok(()) };
                 Self::dispatch(py, handlers, inst, pc, m)
             })
+        })
+    }
+
+    /// A batch of stream elements in one Python call (`weir._actors._run_batch`), which
+    /// dispatches each message as `handle` does and stops after a message that stopped the
+    /// actor, installed a behaviour, stashed or unstashed.
+    fn handle_batch(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        msgs: &mut std::vec::IntoIter<PyObj>,
+    ) -> Result<(), StageError> {
+        if msgs.len() < 2 {
+            return match msgs.next() {
+                Some(m) => self.handle(ctx, m),
+                None => Ok(()),
+            };
+        }
+        crate::gil::with(|py| {
+            let Self {
+                inst, ctx: pctx, ..
+            } = self;
+            let inst = match inst {
+                Ok(i) => i.bind(py),
+                Err(e) => {
+                    let e = e.clone_ref(py);
+                    return Err(failure(py, e, "the actor's factory", ctx.path(), None));
+                }
+            };
+            let prepared = context(py, pctx).and_then(|pc| {
+                let list = PyList::new(py, msgs.as_slice().iter().map(|m| m.0.bind(py)))?;
+                let run = RUN_BATCH.import(py, "weir._actors", "_run_batch")?;
+                Ok((pc, list, run))
+            });
+            let (pc, list, run) =
+                prepared.map_err(|e| failure(py, e, "handler", ctx.path(), None))?;
+            let st = pc.get().batch().bind(py);
+            let entered = pc.get().enter(ctx);
+            let r = run.call1((inst, pc, &list, st));
+            let asked = entered.exit();
+            drop(list);
+            match r.and_then(|n| n.extract::<usize>()) {
+                Ok(n) => {
+                    // The handled messages are consumed; the last one is stashed if it asked.
+                    let n = n.min(msgs.len());
+                    let stash = asked.stash && n > 0;
+                    let skip = if stash { n - 1 } else { n };
+                    if skip > 0 {
+                        msgs.nth(skip - 1);
+                    }
+                    if stash && let Some(m) = msgs.next() {
+                        ctx.stash(m)?;
+                    }
+                    Ok(())
+                }
+                Err(e) => {
+                    let done = st
+                        .getattr("n")
+                        .and_then(|n| n.extract::<usize>())
+                        .unwrap_or(0);
+                    if done > 0 {
+                        msgs.nth(done - 1);
+                    }
+                    let failed = msgs.next();
+                    Err(failure(py, e, "handler", ctx.path(), failed.as_ref()))
+                }
+            }
         })
     }
 

@@ -54,6 +54,8 @@ pub struct PyActorCtx {
     self_ref: Mutex<Option<Py<PyActorRef>>>,
     /// The refs this actor watches, handed back to `on_terminated`.
     watched: Mutex<HashMap<ActorId, Py<PyAny>>>,
+    /// The `weir._actors._Batch` of the actor's batch runs (`brk` ends one early).
+    batch: Py<PyAny>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -88,9 +90,11 @@ impl Drop for Entered<'_> {
 }
 
 impl PyActorCtx {
-    /// A context not inside any hook yet.
-    pub(crate) fn new() -> Self {
+    /// A context not inside any hook yet, sharing `batch` (a `weir._actors._Batch`) with the
+    /// actor's batch runs.
+    pub(crate) fn new(batch: Py<PyAny>) -> Self {
         Self {
+            batch,
             ctx: AtomicUsize::new(0),
             thread: AtomicUsize::new(0),
             stash: AtomicBool::new(false),
@@ -107,6 +111,16 @@ impl PyActorCtx {
         self.thread.store(thread_no(), Ordering::Release);
         self.ctx.store(addr, Ordering::Release);
         Entered { cx: self }
+    }
+
+    /// The state of the actor's batch runs.
+    pub(crate) fn batch(&self) -> &Py<PyAny> {
+        &self.batch
+    }
+
+    /// Ends a batch run after the message being handled.
+    fn interrupt(&self, py: Python<'_>) -> PyResult<()> {
+        self.batch.bind(py).setattr("brk", true)
     }
 
     /// The ref `on_terminated` hands back for `who` (the one given to `watch`), forgotten.
@@ -268,12 +282,16 @@ impl PyActorCtx {
     /// Stops `child` (a ref of one of this actor's children), or this actor when `None`, after
     /// the current message (children stop first).
     #[pyo3(signature = (child = None))]
-    fn stop(&self, child: Option<PyRef<'_, PyActorRef>>) -> PyResult<()> {
+    fn stop(&self, py: Python<'_>, child: Option<PyRef<'_, PyActorRef>>) -> PyResult<()> {
         let id = child.map(|r| r.0.id());
         self.with(|c| match id {
             Some(id) => c.stop_child(id),
             None => c.stop(),
-        })
+        })?;
+        if id.is_none() {
+            self.interrupt(py)?;
+        }
+        Ok(())
     }
 
     /// Calls `on_terminated(ctx, who)` with `who` (a ref of an actor of this stage) once it
@@ -296,10 +314,11 @@ impl PyActorCtx {
 
     /// Handles the next messages with `behavior(ctx, msg)` instead of the actor's handlers
     /// (kept underneath: `unbecome` goes back).
-    fn r#become(&self, behavior: Py<PyAny>) -> PyResult<()> {
+    fn r#become(&self, py: Python<'_>, behavior: Py<PyAny>) -> PyResult<()> {
         self.with(|c| {
             c.become_(move |a: &mut PyActor, c, msg| a.call_behavior(&behavior, c, msg));
-        })
+        })?;
+        self.interrupt(py)
     }
 
     /// Goes back to the behaviour before the last `become`.
@@ -309,13 +328,15 @@ impl PyActorCtx {
 
     /// Keeps the message being handled (with its sender) for `unstash_all`; the handler fails
     /// when the stash is full (the message then goes to dead letters).
-    fn stash(&self) -> PyResult<()> {
-        self.with(|_| self.stash.store(true, Ordering::Release))
+    fn stash(&self, py: Python<'_>) -> PyResult<()> {
+        self.with(|_| self.stash.store(true, Ordering::Release))?;
+        self.interrupt(py)
     }
 
     /// Puts every stashed message back in front of the mailbox, in the order they were stashed.
-    fn unstash_all(&self) -> PyResult<()> {
-        self.with(|c| c.unstash_all())
+    fn unstash_all(&self, py: Python<'_>) -> PyResult<()> {
+        self.with(|c| c.unstash_all())?;
+        self.interrupt(py)
     }
 
     /// Messages in the stash.

@@ -378,6 +378,30 @@ def test_a_router_broadcasts_to_every_child():
     assert sorted(out) == [("r0", 9), ("r1", 9), ("r2", 9)]
 
 
+def test_a_reply_to_an_actor_comes_back_as_its_message():
+    class Echo(weir.Actor):
+        def on_int(self, ctx, x):
+            ctx.emit(("echo saw", leaf_of(ctx.sender)))
+            ctx.reply(x + 1)
+
+    class Asker(weir.Actor):
+        def pre_start(self, ctx):
+            self.echo = ctx.spawn(Echo, name="echo")
+
+        def on_str(self, ctx, s):
+            ctx.tell(self.echo, len(s))
+
+        def on_int(self, ctx, n):
+            ctx.emit(("reply", n, leaf_of(ctx.sender)))
+
+    def leaf_of(path):
+        return None if path is None else path.rsplit("/", 1)[1]
+
+    out = weir.Source.from_iter(["ab", "abcd"]).via(weir.Flow.actor(Asker, name="asker")).run_with(weir.Sink.collect(), batch_size=1)
+    # A reply arrives as a plain message (no sender), as in Rust.
+    assert out == [("echo saw", "asker"), ("reply", 3, None), ("echo saw", "asker"), ("reply", 5, None)]
+
+
 def test_max_actors_caps_the_stage():
     with pytest.raises(weir.StageFailed, match="holds its maximum of 2 actors"):
         weir.Source.from_iter([1]).via(weir.Flow.actor(RoundRobin, max_actors=2)).run_with(weir.Sink.collect())

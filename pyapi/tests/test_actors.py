@@ -600,6 +600,29 @@ def test_ask_gets_the_reply_and_times_out_naming_the_actor():
     assert ref.try_tell(("put", "x", 0)) == "stopped"
 
 
+def test_ask_as_a_stage_emits_replies_in_order_and_fails_a_timed_out_element():
+    h = weir.Source.actor(KV, name="kv").to(weir.Sink.ignore()).start()
+    ref = h.materialized
+    for k, v in [("a", 1), ("b", 2)]:
+        ref.tell(("put", k, v))
+    asks = [("get", "a"), ("get", "b"), ("get", "zz"), ("get", "a")]
+    out = weir.Source.from_iter(asks).ask(ref, parallelism=3, timeout=5.0).run_with(weir.Sink.collect())
+    assert out == [1, 2, None, 1]
+    with pytest.raises(weir.StageFailed, match="ask of actor 'kv#.*/kv' timed out"):
+        weir.Source.from_iter([("get", "a"), ("hold",)]).ask(ref, 1, 0.05).run_with(weir.Sink.collect())
+    letters = []
+    flow = weir.Flow.create().ask(ref, 1, 0.05).with_supervision(default="resume", dead_letters=letters)
+    out = weir.Source.from_iter([("get", "a"), ("hold",), ("get", "b")]).via(flow).run_with(weir.Sink.collect())
+    assert out == [1, 2]
+    # The Rust ask stage moves the message into the ask: its dead letter names the actor only.
+    assert [d.element for d in letters] == [None]
+    assert "ask of actor 'kv#" in str(letters[0].error) and "timed out" in str(letters[0].error)
+    with pytest.raises(ValueError, match="parallelism"):
+        weir.Flow.create().ask(ref, 0)
+    ref.tell(("stop",))
+    h.wait()
+
+
 def test_tell_blocks_while_the_mailbox_is_full_and_try_tell_applies_the_overflow():
     entered, gate = threading.Event(), threading.Event()
     letters = []

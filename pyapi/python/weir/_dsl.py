@@ -1166,6 +1166,21 @@ class _Linear(_Blueprint):
         out._event = (self, ts, watermarks, idle)
         return out
 
+    def ask(self: S, actor: Any, parallelism: int = 1, timeout: float = 5.0) -> S:
+        """Asks the actor behind ``actor`` (a :class:`weir.ActorRef`) with every element and
+        emits its replies (``ctx.reply(x)``) in input order, at most ``parallelism`` asks in
+        flight; ``timeout`` seconds on the clock of the actor's run.
+
+        Emits when: the reply to the oldest element in flight arrived and downstream has room.
+        Backpressures when: ``parallelism`` asks are outstanding, or downstream backpressures.
+        Completes when: upstream completes and every ask was answered and emitted.
+        Cancels when: downstream cancels (late replies go nowhere).
+        Fails when: upstream fails, or an ask fails (timeout, no reply, the actor stopped) under
+        supervision ``stop`` (the error names the actor); ``with_supervision(default="resume")``
+        drops that element and goes on."""
+        n = _size("ask", "parallelism", parallelism)
+        return self._same(self._n.via(_native.flow_ask(actor, n, _seconds("ask", "timeout", timeout)), "left"))
+
     def kill_switch(self: S) -> S:
         """Inserts a kill switch; the materialized value becomes ``(previous, KillSwitch)``."""
         return self._same(self._n.via(_native.flow_kill_switch(), "both"))

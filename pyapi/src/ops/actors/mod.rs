@@ -20,7 +20,7 @@ use crate::dsl::{Bp, PyBlueprint, wrap};
 use crate::mat::MatValue;
 use props::{PropsArgs, py_props};
 use pyo3::prelude::*;
-use weir_operators::actor::{ActorRef, actor_flow, actor_sink, actor_source};
+use weir_operators::actor::{ActorRef, actor_flow, actor_sink, actor_source, ask_flow};
 
 use crate::obj::PyObj;
 
@@ -134,6 +134,28 @@ pub fn source_actor(
     Ok(wrap(Bp::Source(s)))
 }
 
+/// `.ask(ref, parallelism, timeout)`: every element is asked of the actor behind `to` (the
+/// Rust `ask_flow`), at most `parallelism` in flight; the replies go downstream in input order.
+#[pyfunction]
+pub fn flow_ask(
+    to: PyRef<'_, PyActorRef>,
+    parallelism: usize,
+    timeout: f64,
+) -> PyResult<PyBlueprint> {
+    let t = std::time::Duration::try_from_secs_f64(timeout).map_err(|e| {
+        pyo3::exceptions::PyValueError::new_err(format!(
+            "ask: timeout must be seconds >= 0, got {timeout}: {e}"
+        ))
+    })?;
+    if parallelism == 0 {
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "ask: parallelism must be at least 1",
+        ));
+    }
+    let f = ask_flow::<PyObj, PyObj>(to.0.clone(), parallelism, t);
+    Ok(wrap(Bp::Flow(crate::stages::unit_mat(f))))
+}
+
 /// Adds the actor classes and stage constructors to the native module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyActorRef>()?;
@@ -142,5 +164,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(flow_actor, m)?)?;
     m.add_function(wrap_pyfunction!(sink_actor, m)?)?;
     m.add_function(wrap_pyfunction!(source_actor, m)?)?;
+    m.add_function(wrap_pyfunction!(flow_ask, m)?)?;
     Ok(())
 }

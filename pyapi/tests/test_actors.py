@@ -555,6 +555,21 @@ def test_timers_fire_on_the_run_clock_and_cancel():
     assert ref.is_stopped()
 
 
+def test_a_source_actor_completes_once_the_last_outside_ref_is_gone():
+    class Hello(weir.Actor):
+        def pre_start(self, ctx):
+            # Its own ref, asked for and let go, does not keep the source open.
+            ctx.emit(ctx.self_ref.path.rsplit("/", 1)[1])
+
+    clock = testing.VirtualClock()
+    # keep="right": the source's ref is dropped when the run starts.
+    run = clock.start(weir.Source.actor(Hello, name="hello").to(testing.probe_sink(), keep="right"))
+    sink = run.materialized
+    sink.request(10)
+    sink.expect_next("hello")
+    sink.expect_complete()
+
+
 # --- ask, tell and backpressure from outside the graph --------------------------------------
 
 

@@ -2,8 +2,8 @@
 //!
 //! The Rust context borrows the actor stage's state for exactly one hook call, so the Python
 //! object cannot own it: while a hook of its actor runs, the object holds the address of that
-//! context, and each method borrows it for the duration of the method, on the
-//! thread that runs the hook. Outside its actor's hooks (kept in a field and used later, from
+//! context, and each method borrows it for the duration of the method, on the thread that runs
+//! the hook. Outside its actor's hooks (kept in a field and used later, from
 //! another thread, or re-entered from a callback inside a method) every method raises instead.
 
 #![allow(unsafe_code)]
@@ -50,8 +50,6 @@ pub struct PyActorCtx {
     thread: AtomicUsize,
     /// `ctx.stash()` was called: the hook stashes its message when it returns.
     stash: AtomicBool,
-    /// The actor's own ref, made once.
-    self_ref: Mutex<Option<Py<PyActorRef>>>,
     /// The refs this actor watches, handed back to `on_terminated`.
     watched: Mutex<HashMap<ActorId, Py<PyAny>>>,
     /// The `weir._actors._Batch` of the actor's batch runs (`brk` ends one early).
@@ -98,7 +96,6 @@ impl PyActorCtx {
             ctx: AtomicUsize::new(0),
             thread: AtomicUsize::new(0),
             stash: AtomicBool::new(false),
-            self_ref: Mutex::new(None),
             watched: Mutex::new(HashMap::new()),
         }
     }
@@ -200,15 +197,11 @@ impl PyActorCtx {
         })
     }
 
-    /// A ref to this actor.
+    /// A ref to this actor (a ref kept by a source's root actor counts as a ref from outside:
+    /// the source then completes only when the root stops).
     #[getter]
     fn self_ref(&self, py: Python<'_>) -> PyResult<Py<PyActorRef>> {
-        if let Some(r) = lock(&self.self_ref).as_ref() {
-            return Ok(r.clone_ref(py));
-        }
-        let r = Py::new(py, PyActorRef(self.with(|c| c.self_ref())?))?;
-        *lock(&self.self_ref) = Some(r.clone_ref(py));
-        Ok(r)
+        Py::new(py, PyActorRef(self.with(|c| c.self_ref())?))
     }
 
     /// This actor's path (`stage/root/child`).
@@ -296,11 +289,10 @@ impl PyActorCtx {
 
     /// Calls `on_terminated(ctx, who)` with `who` (a ref of an actor of this stage) once it
     /// stops; at once when it already stopped.
-    fn watch(&self, py: Python<'_>, who: Py<PyActorRef>) -> PyResult<()> {
+    fn watch(&self, who: Py<PyActorRef>) -> PyResult<()> {
         let id = who.get().0.id();
         self.with(|c| c.watch(id))?;
         lock(&self.watched).insert(id, who.into_any());
-        let _ = py;
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 
 use crate::prelude::*;
 use std::sync::Arc;
+use weir_operators::actor::{Actor, Ctx, Props};
 
 /// A small deterministic PRNG (SplitMix64) so corpora are identical on every run and machine.
 #[derive(Debug, Clone)]
@@ -64,6 +65,50 @@ pub fn zipf_corpus(lines: usize, words_per_line: usize, vocab: usize, seed: u64)
     out
 }
 
+/// What the leaderboard actor emits when the stream ends.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Leaderboard {
+    /// Distinct words seen.
+    pub distinct: usize,
+    /// Total of their counts.
+    pub total: u64,
+    /// The ten most frequent words, most frequent first (ties by word).
+    pub top: Vec<(String, u64)>,
+}
+
+/// An actor keeping the ten most frequent words of the `(word, count)` pairs it is sent, and
+/// emitting its [`Leaderboard`] when it stops; its state is checkpointed with the run.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct LeaderboardActor {
+    board: Leaderboard,
+}
+
+impl Actor for LeaderboardActor {
+    type Msg = (String, u64);
+    type Out = Leaderboard;
+    fn handle(
+        &mut self,
+        _ctx: &mut Ctx<'_, Self>,
+        (word, count): (String, u64),
+    ) -> Result<(), StageError> {
+        let b = &mut self.board;
+        b.distinct += 1;
+        b.total += count;
+        let rank = |e: &(String, u64)| (std::cmp::Reverse(e.1), e.0.clone());
+        let at = b
+            .top
+            .partition_point(|e| rank(e) < (std::cmp::Reverse(count), word.clone()));
+        if at < 10 {
+            b.top.insert(at, (word, count));
+            b.top.truncate(10);
+        }
+        Ok(())
+    }
+    fn post_stop(&mut self, ctx: &mut Ctx<'_, Self>) {
+        ctx.emit(std::mem::take(&mut self.board));
+    }
+}
+
 /// The demo's result: the most frequent words and the run's per-stage metrics.
 #[derive(Debug)]
 pub struct DemoReport {
@@ -81,7 +126,8 @@ pub struct DemoReport {
 
 /// Runs the demo pipeline: a word count over a generated corpus, split and counted by key over
 /// `parallelism` subtasks, the counts kept in a RocksDB state backend in a temporary directory
-/// and checkpointed every 50 ms (a final checkpoint is written once every stage finished).
+/// and checkpointed every 50 ms (a final checkpoint is written once every stage finished), then
+/// ranked by a leaderboard actor stage (checkpointed too).
 pub async fn word_count(lines: usize, parallelism: usize) -> Result<DemoReport, EngineError> {
     let corpus = Arc::new(zipf_corpus(lines, 10, 10_000, 42));
     let n = corpus.len();
@@ -109,16 +155,20 @@ pub async fn word_count(lines: usize, parallelism: usize) -> Result<DemoReport, 
         .count()
         .named("count")
         .parallelism(parallelism)
-        .to_mat(Sink::collect(), Keep::right);
+        .via(
+            Flow::actor(Props::<LeaderboardActor>::default_of().checkpointed())
+                .named("leaderboard"),
+        )
+        .to_mat(Sink::head(), Keep::right);
     let run = async {
         let (fut, handle) = m.materialize(&graph)?;
-        let counts = fut.await?;
+        let board = fut.await?;
         handle.wait().await?;
         let checkpoints = handle
             .checkpoints()
             .and_then(|c| c.latest_completed())
             .unwrap_or(0);
-        Ok::<_, EngineError>((counts, handle.metrics(), checkpoints))
+        Ok::<_, EngineError>((board, handle.metrics(), checkpoints))
     };
     let result = run.await;
     drop(m);
@@ -132,12 +182,11 @@ pub async fn word_count(lines: usize, parallelism: usize) -> Result<DemoReport, 
     }
     drop(held);
     let _ = std::fs::remove_dir_all(&root);
-    let (mut counts, metrics, checkpoints) = result?;
-    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let (board, metrics, checkpoints) = result?;
     Ok(DemoReport {
-        distinct: counts.len(),
-        total: counts.iter().map(|c| c.1).sum(),
-        top: counts.into_iter().take(10).collect(),
+        distinct: board.distinct,
+        total: board.total,
+        top: board.top,
         metrics,
         checkpoints,
     })

@@ -6,7 +6,11 @@
 //! `--mode graph` counts through the graph instead: `Source::from_iter(0..keys)
 //! .key_by(..).in_backend().count()` (every key once) on the chosen backend, checkpointing
 //! every `--checkpoint-interval-ms` into a temporary directory, and reports the checkpoints
-//! completed and the size of the newest.
+//! completed, the size of the newest (its base and increments) and the bytes all checkpoints
+//! wrote; `--compare` runs it without checkpoints first and prints the overhead ratio.
+//! `--restore` (direct mode) writes a full snapshot to a file and restores it into a fresh
+//! backend, streamed from the file, with the restore's time and peak RSS; `--mode restore`
+//! does the same for a synthetic snapshot of `--keys` entries (1 GB at 7.5e7) without counting.
 //!
 //! `cargo run --release -p weir-bench -- state-keys --keys 10000000 --backend rocksdb`
 //! `cargo run --release -p weir-bench -- state-keys --keys 1e7 --backend rocksdb --mode graph`
@@ -16,7 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use weir::engine::VirtualClock;
 use weir::graph::StageId;
-use weir::state::{InMemoryBackend, StateBackend, StateService};
+use weir::state::{InMemoryBackend, StateBackend, StateId, StateService};
 use weir_state_rocksdb::{RocksDbBackend, RocksDbOptions};
 
 /// Command line of `weir-bench state-keys`.
@@ -48,6 +52,9 @@ struct Args {
     /// The checkpoint interval of `--mode graph` (0: no checkpoints).
     #[arg(long, default_value_t = 1000)]
     checkpoint_interval_ms: u64,
+    /// `--mode graph`: run without checkpoints first, then with, and print the overhead ratio.
+    #[arg(long)]
+    compare: bool,
 }
 
 /// How the counting is done.
@@ -57,6 +64,10 @@ enum Mode {
     Direct,
     /// `key_by(..).in_backend().count()` in a run with checkpoints.
     Graph,
+    /// Writes a snapshot file of `--keys` entries (8-byte keys, 4-byte values, spread over
+    /// every key group) without counting, then times its streamed restore into a fresh
+    /// RocksDB (`import_key_groups_file`) and its peak RSS.
+    Restore,
 }
 
 /// The backends measured.
@@ -98,6 +109,9 @@ pub fn main(argv: Vec<String>) -> i32 {
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     if args.mode == Mode::Graph {
         return graph(args);
+    }
+    if args.mode == Mode::Restore {
+        return restore_only(args);
     }
     let keys = args.keys.max(1);
     let events = args.events.unwrap_or(2 * keys);
@@ -156,8 +170,8 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     check(&counts)?;
     let disk = if rocks.is_some() { dir_bytes(&dir) } else { 0 };
-    let restored = if args.restore {
-        Some(snapshot_and_restore(args, state.backend(), &dir, &check)?)
+    let snapshot = if args.restore {
+        Some(write_snapshot(state.backend(), &dir)?)
     } else {
         None
     };
@@ -167,13 +181,22 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     if temp && args.backend == Backend::Rocksdb {
         let _ = std::fs::remove_dir_all(&dir);
     }
+    let restored = match snapshot {
+        Some((file, snap_s, bytes)) => {
+            let r = restore(args, &file, &dir, &check);
+            let _ = std::fs::remove_file(&file);
+            let (restore_s, rss_before, restore_peak) = r?;
+            Some((snap_s, restore_s, bytes, rss_before, restore_peak))
+        }
+        None => None,
+    };
     let name = match args.backend {
         Backend::Memory => "memory",
         Backend::Rocksdb => "rocksdb",
     };
     let restore = match restored {
-        Some((snap_s, restore_s, bytes)) => format!(
-            ",\"snapshot_s\":{snap_s:.3},\"restore_s\":{restore_s:.3},\"snapshot_mb\":{:.1}",
+        Some((snap_s, restore_s, bytes, before, peak)) => format!(
+            ",\"snapshot_s\":{snap_s:.3},\"restore_s\":{restore_s:.3},\"snapshot_mb\":{:.1},\"rss_before_restore_mb\":{before:.1},\"restore_peak_rss_mb\":{peak:.1}",
             bytes as f64 / (1024.0 * 1024.0)
         ),
         None => String::new(),
@@ -186,15 +209,26 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Writes a full snapshot of `backend` to a file next to `dir`, then restores it (read back,
-/// verified, imported) into a fresh backend of the same kind and checks the sample counts
-/// there; returns the seconds of each and the snapshot's bytes.
-fn snapshot_and_restore(
-    args: &Args,
+/// The resident set of this process now, MB.
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|k| k.parse::<f64>().ok())
+            })
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Writes a full snapshot of `backend` to a file next to `dir`; returns the file, the seconds
+/// it took and its bytes.
+fn write_snapshot(
     backend: &Arc<dyn StateBackend>,
     dir: &Path,
-    check: &dyn Fn(&weir::state::ValueState<u64, u64>) -> Result<(), Box<dyn std::error::Error>>,
-) -> Result<(f64, f64, u64), Box<dyn std::error::Error>> {
+) -> Result<(PathBuf, f64, u64), Box<dyn std::error::Error>> {
     use std::io::Write;
     let file = dir.with_extension("snapshot");
     let t = Instant::now();
@@ -203,9 +237,23 @@ fn snapshot_and_restore(
         .snapshot(weir::state::KeyGroupRange::ALL)?
         .write_to(&mut out)?;
     out.flush()?;
-    let snap_s = t.elapsed().as_secs_f64();
+    Ok((file, t.elapsed().as_secs_f64(), bytes))
+}
+
+/// Restores the snapshot `file` into a fresh backend of the same kind, streamed from the
+/// file (`import_key_groups_file`: verified, then imported in 65536-entry batches, read in
+/// blocks), and checks the sample counts there; returns the seconds, the RSS before and the
+/// peak RSS during the restore.
+fn restore(
+    args: &Args,
+    file: &Path,
+    dir: &Path,
+    check: &dyn Fn(&weir::state::ValueState<u64, u64>) -> Result<(), Box<dyn std::error::Error>>,
+) -> Result<(f64, f64, f64), Box<dyn std::error::Error>> {
     let fresh_dir = dir.with_extension("restored");
     let _ = std::fs::remove_dir_all(&fresh_dir);
+    let before = rss_mb();
+    crate::reset_peak_rss();
     let t = Instant::now();
     let fresh: Arc<dyn StateBackend> = match args.backend {
         Backend::Memory => Arc::new(InMemoryBackend::new()),
@@ -214,10 +262,9 @@ fn snapshot_and_restore(
             RocksDbOptions::default(),
         )?),
     };
-    let data = std::fs::read(&file)?;
-    fresh.import_key_groups(&data, weir::state::KeyGroupRange::ALL)?;
-    drop(data);
+    fresh.import_key_groups_file(file, weir::state::KeyGroupRange::ALL)?;
     let restore_s = t.elapsed().as_secs_f64();
+    let peak = crate::peak_rss_mb();
     let state = StateService::new(fresh, Arc::new(VirtualClock::new()));
     check(
         &state
@@ -225,13 +272,107 @@ fn snapshot_and_restore(
             .value::<u64, u64>("n", None),
     )?;
     drop(state);
-    let _ = std::fs::remove_file(&file);
     let _ = std::fs::remove_dir_all(&fresh_dir);
-    Ok((snap_s, restore_s, bytes))
+    Ok((restore_s, before, peak))
 }
 
-/// `--mode graph`: every key of `0..keys` once through `key_by(..).in_backend().count()`.
+/// `--mode graph`: every key of `0..keys` once through `key_by(..).in_backend().count()`;
+/// with `--compare`, first without checkpoints, then with, and the ratio of their times.
 fn graph(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    if !args.compare || args.checkpoint_interval_ms == 0 {
+        graph_once(args, args.checkpoint_interval_ms)?;
+        return Ok(());
+    }
+    let without = graph_once(args, 0)?;
+    let with = graph_once(args, args.checkpoint_interval_ms)?;
+    println!(
+        "{{\"workload\":\"state_keys_graph_overhead\",\"keys\":{},\"seconds_without\":{without:.3},\"seconds_with\":{with:.3},\"ratio\":{:.3}}}",
+        args.keys,
+        with / without
+    );
+    Ok(())
+}
+
+/// Records the largest size seen of every checkpoint file under `dir` while the run goes,
+/// polled every 50 ms (retention removes files; a checkpoint writes each once).
+struct Written {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<std::collections::HashMap<PathBuf, u64>>,
+}
+
+impl Written {
+    fn watch(dir: &Path) -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (dir, flag) = (dir.to_owned(), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            let mut seen = std::collections::HashMap::new();
+            loop {
+                let done = flag.load(std::sync::atomic::Ordering::Acquire);
+                sizes(&dir, &mut seen);
+                if done {
+                    return seen;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        });
+        Self { stop, thread }
+    }
+
+    /// Files and bytes the checkpoints wrote.
+    fn total(self) -> (usize, u64) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        let seen = self.thread.join().unwrap_or_default();
+        (seen.len(), seen.values().sum())
+    }
+}
+
+fn sizes(dir: &Path, seen: &mut std::collections::HashMap<PathBuf, u64>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        match e.metadata() {
+            Ok(m) if m.is_dir() => sizes(&e.path(), seen),
+            Ok(m) => {
+                let n = seen.entry(e.path()).or_default();
+                *n = (*n).max(m.len());
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// The files of the incremental state in the newest checkpoint under `dir`: (increments,
+/// base bytes, increment bytes).
+fn newest_chain(dir: &Path) -> (usize, u64, u64) {
+    let Some(newest) = std::fs::read_dir(dir).ok().and_then(|rd| {
+        rd.flatten()
+            .map(|e| e.path())
+            .filter(|p| p.join("MANIFEST").exists())
+            .max()
+    }) else {
+        return (0, 0, 0);
+    };
+    let text = std::fs::read_to_string(newest.join("MANIFEST")).unwrap_or_default();
+    let (mut increments, mut base, mut inc) = (0, 0, 0);
+    for line in text.lines().filter(|l| l.contains("../shared/")) {
+        let f: Vec<&str> = line.split(' ').collect();
+        for (i, part) in f[3..].chunks(3).enumerate() {
+            let len = part.get(1).and_then(|l| l.parse::<u64>().ok()).unwrap_or(0);
+            if i == 0 {
+                base += len;
+            } else {
+                increments += 1;
+                inc += len;
+            }
+        }
+    }
+    (increments, base, inc)
+}
+
+/// One graph run checkpointing every `interval_ms` (0: never); prints its JSON line and
+/// returns its seconds.
+fn graph_once(args: &Args, interval_ms: u64) -> Result<f64, Box<dyn std::error::Error>> {
     use weir::prelude::*;
     let keys = args.keys.max(1);
     let root = args.dir.clone().unwrap_or_else(|| {
@@ -256,10 +397,10 @@ fn graph(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut m = Materializer::new()
         .with_clock(clock.clone())
         .with_service(Arc::new(StateService::new(backend, clock)));
-    if args.checkpoint_interval_ms > 0 {
+    if interval_ms > 0 {
         m = m.with_checkpoints(
             weir::engine::CheckpointConfig::new(
-                std::time::Duration::from_millis(args.checkpoint_interval_ms),
+                std::time::Duration::from_millis(interval_ms),
                 &ck_dir,
             )
             .retain(1),
@@ -276,22 +417,33 @@ fn graph(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             }),
             Keep::right,
         );
+    let written = Written::watch(&ck_dir);
     let start = Instant::now();
     let (got, completed) = rt.block_on(async {
         let (f, h) = m.materialize(&g)?;
         let got = f.await?;
         h.wait().await?;
-        let completed = h.checkpoints().and_then(|c| c.latest_completed());
+        let completed = h.checkpoints().map(|c| {
+            (
+                c.latest_completed().unwrap_or(0),
+                c.durations().len(),
+                c.failed().len(),
+            )
+        });
         Ok::<_, Box<dyn std::error::Error>>((got, completed))
     })?;
     let secs = start.elapsed().as_secs_f64();
     let peak = crate::peak_rss_mb();
+    let (newest, completed, failed) = completed.unwrap_or_default();
+    let (files, written) = written.total();
     let want = (keys, (0..keys).fold(0u64, u64::wrapping_add), keys);
     if got != want {
         return Err(format!("counted (pairs, key sum, total) {got:?}, expected {want:?}").into());
     }
-    // The newest checkpoint's size: the state of the stage as of its last barrier.
+    // The newest checkpoint's size (retaining 1, everything left): the state of the stage
+    // as of its last barrier, as a base and increments.
     let ck_bytes = dir_bytes(&ck_dir);
+    let (increments, base, inc) = newest_chain(&ck_dir);
     drop(m);
     drop(g);
     let disk = match &rocks {
@@ -307,12 +459,88 @@ fn graph(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         Backend::Memory => "memory",
         Backend::Rocksdb => "rocksdb",
     };
+    let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
     println!(
-        "{{\"workload\":\"state_keys_graph\",\"backend\":\"{name}\",\"keys\":{keys},\"seconds\":{secs:.3},\"keys_per_s\":{:.0},\"peak_rss_mb\":{peak:.1},\"checkpoints\":{},\"checkpoint_mb\":{:.1},\"disk_mb\":{:.1}}}",
+        "{{\"workload\":\"state_keys_graph\",\"backend\":\"{name}\",\"keys\":{keys},\"checkpoint_interval_ms\":{interval_ms},\"seconds\":{secs:.3},\"keys_per_s\":{:.0},\"peak_rss_mb\":{peak:.1},\"checkpoints_completed\":{completed},\"newest_checkpoint\":{newest},\"checkpoints_failed\":{failed},\"checkpoint_mb\":{:.1},\"newest_base_mb\":{:.1},\"newest_increments\":{increments},\"newest_increments_mb\":{:.1},\"files_written\":{files},\"written_mb\":{:.1},\"disk_mb\":{:.1}}}",
         keys as f64 / secs,
-        completed.unwrap_or(0),
-        ck_bytes as f64 / (1024.0 * 1024.0),
-        disk as f64 / (1024.0 * 1024.0)
+        mb(ck_bytes),
+        mb(base),
+        mb(inc),
+        mb(written),
+        mb(disk)
+    );
+    Ok(secs)
+}
+
+/// `n` synthetic entries, `n / MAX_KEY_GROUPS` (or one more) per key group, in key order.
+struct Synthetic {
+    n: u64,
+    state: u64,
+}
+
+impl weir::state::portable::SnapshotSource for Synthetic {
+    fn keyed(
+        &self,
+        visit: &mut weir::state::portable::KeyedVisit<'_>,
+    ) -> Result<(), weir::state::StateError> {
+        let groups = weir::state::MAX_KEY_GROUPS as u64;
+        for kg in 0..groups {
+            let per = self.n / groups + u64::from(kg < self.n % groups);
+            for i in 0..per {
+                let v = (i as u32).to_le_bytes();
+                visit(kg as u32, self.state, &i.to_be_bytes(), &v)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn operator(
+        &self,
+        _visit: &mut weir::state::portable::OperatorVisit<'_>,
+    ) -> Result<(), weir::state::StateError> {
+        Ok(())
+    }
+}
+
+/// `--mode restore`: a snapshot file of `--keys` synthetic entries, restored (streamed, in
+/// blocks) into a fresh RocksDB; prints the file's size, the restore's time and peak RSS.
+fn restore_only(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let keys = args.keys.max(1);
+    let root = args.dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("weir-state-keys-restore-{}", std::process::id()))
+    });
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root)?;
+    let file = root.join("snapshot");
+    let t = Instant::now();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&file)?);
+    let bytes = weir::state::portable::write_snapshot(
+        &Synthetic {
+            n: keys,
+            state: StateId::new(StageId::of_uid("count"), "n").0,
+        },
+        &mut out,
+    )?;
+    std::io::Write::flush(&mut out)?;
+    drop(out);
+    let write_s = t.elapsed().as_secs_f64();
+    let before = rss_mb();
+    crate::reset_peak_rss();
+    let t = Instant::now();
+    let db = RocksDbBackend::open_with(root.join("db"), RocksDbOptions::default())?;
+    let taken = db.import_key_groups_file(&file, weir::state::KeyGroupRange::ALL)?;
+    db.flush()?;
+    let restore_s = t.elapsed().as_secs_f64();
+    let peak = crate::peak_rss_mb();
+    drop(db);
+    let _ = std::fs::remove_dir_all(&root);
+    if taken as u64 != keys {
+        return Err(format!("restored {taken} entries, expected {keys}").into());
+    }
+    println!(
+        "{{\"workload\":\"state_keys_restore\",\"backend\":\"rocksdb\",\"entries\":{keys},\"snapshot_mb\":{:.1},\"write_s\":{write_s:.3},\"restore_s\":{restore_s:.3},\"mb_per_s\":{:.1},\"rss_before_mb\":{before:.1},\"restore_peak_rss_mb\":{peak:.1}}}",
+        bytes as f64 / (1024.0 * 1024.0),
+        bytes as f64 / (1024.0 * 1024.0) / restore_s
     );
     Ok(())
 }

@@ -148,3 +148,36 @@ fn example_binaries_run() {
     let wc = run_bin(env!("CARGO_BIN_EXE_word_count"), &["2"]);
     assert_eq!(wc.lines().count(), 10);
 }
+
+#[tokio::test]
+async fn persistent_account_recovers_from_its_journal() {
+    let (first, second) = weir_examples::persistent_account::run().await.unwrap();
+    assert_eq!(
+        first,
+        vec![
+            "alice +100 = 100",
+            "bob +20 = 20",
+            "alice -30 = 70",
+            "bob -50 rejected (balance 20)"
+        ]
+    );
+    assert_eq!(
+        second,
+        vec![
+            "bob recovered with 20 after 1 events",
+            "bob +5 = 25",
+            "alice recovered with 70 after 2 events",
+            "alice -70 = 0"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharded_counter_counts_each_word_with_its_own_entity() {
+    let text = "a b a c b a d";
+    let (counts, made) = weir_examples::sharded_counter::run(text).await.unwrap();
+    let want: BTreeMap<String, u64> = [("a", 3), ("b", 2), ("c", 1), ("d", 1)]
+        .map(|(w, n)| (w.to_owned(), n))
+        .into();
+    assert_eq!((counts, made), (want, 4));
+}

@@ -8,8 +8,8 @@ use std::time::Duration;
 use weir_engine::prelude::*;
 use weir_graph::{Keep, SinkFuture};
 use weir_operators::actor::{
-    Actor, ActorDirective, ActorRef, Ctx, Props, Router, RouterMsg, Routing, SupervisorStrategy,
-    jump_hash,
+    Actor, ActorDirective, ActorRef, Ctx, MailboxConfig, Props, Router, RouterMsg, Routing,
+    SupervisorStrategy, jump_hash,
 };
 use weir_operators::prelude::*;
 
@@ -434,4 +434,58 @@ async fn an_actor_stage_at_parallelism_n_behind_a_hash_edge_is_a_keyed_pool() {
             .collect();
         assert_eq!(counts, (1..=50).collect::<Vec<_>>(), "key {k} in order");
     }
+}
+
+/// Handles every message it gets; how many and in which order.
+struct Sink1 {
+    seen: Arc<Mutex<Vec<u64>>>,
+}
+
+impl Actor for Sink1 {
+    type Msg = u64;
+    type Out = u64;
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, x: u64) -> Result<(), StageError> {
+        if let Ok(mut v) = self.seen.lock() {
+            v.push(x);
+        }
+        ctx.emit(x);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn routees_with_small_mailboxes_backpressure_the_stream_instead_of_dropping() {
+    // Every message hashes to one routee whose mailbox holds 2: the router's stream input is
+    // held back while it is over capacity, and every element arrives, in order.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = Arc::clone(&seen);
+    let props = Props::new(move || Sink1 {
+        seen: Arc::clone(&s2),
+    })
+    .with_mailbox(MailboxConfig::bounded(2));
+    let (dl, letters) = weir_graph::DeadLetterSink::collector();
+    for bs in [1, 7, 256] {
+        if let Ok(mut v) = seen.lock() {
+            v.clear();
+        }
+        let m = Materializer::new().with_batch_size(bs);
+        let out = tokio::time::timeout(
+            Duration::from_secs(20),
+            Source::from_iter(0..500u64)
+                .via(
+                    Flow::actor_router(props.clone(), 3, Routing::consistent_hash(|_: &u64| 7u64))
+                        .with_supervision(
+                            weir_graph::Supervision::stop().with_dead_letters(dl.clone()),
+                        ),
+                )
+                .run_with_on(Sink::collect(), &m)
+                .expect("materializes"),
+        )
+        .await
+        .expect("in time")
+        .expect("runs");
+        assert_eq!(out, (0..500).collect::<Vec<u64>>(), "batch size {bs}");
+        assert_eq!(*seen.lock().unwrap(), (0..500).collect::<Vec<u64>>());
+    }
+    assert_eq!(letters.lock().unwrap().len(), 0);
 }

@@ -3,6 +3,7 @@
 //! failing only its entity, a failed append applying nothing, and journal queries.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use weir_engine::prelude::*;
@@ -84,8 +85,11 @@ impl EventSourced for Bank {
             Ev::Withdrew(_) => vec!["withdrawals".into()],
         }
     }
-    fn on_recovered(&self, pid: &str, s: &Balance) -> Option<String> {
+    fn on_recovered(&self, pid: &str, s: &Balance, _seq: u64) -> Option<String> {
         (s.events > 0).then(|| format!("{pid} recovered at {}", s.balance))
+    }
+    fn on_persist_failed(&self, pid: &str, e: &StageError) -> Option<String> {
+        Some(format!("{pid}: not persisted: {}", e.message()))
     }
     fn on_duplicate(&self, _s: &Balance, c: &Cmd) -> Option<String> {
         Some(format!("{}: duplicate #{}", c.account, c.pos))
@@ -385,6 +389,29 @@ async fn a_failed_append_applies_nothing_and_fails_the_stage() {
     .await
     .expect_err("the append fails");
     assert!(err.to_string().contains("No space left on device"), "{err}");
+    // Under resume the handler's side sees the failure as a reply and the stage goes on.
+    let m = Materializer::new().with_batch_size(1);
+    let out = timed(
+        Source::from_iter(cmds(&[(1, 5), (1, -100)]))
+            .via(
+                event_sourced(Bank, Arc::clone(&journal), EventSourcedSettings::default())
+                    .with_supervision(Supervision::resume()),
+            )
+            .run_with_on(Sink::collect(), &m)
+            .expect("materializes"),
+    )
+    .await
+    .expect("runs");
+    assert_eq!(
+        out,
+        vec![
+            // The first batch's replies (its recovery notice too) are not sent: nothing of it
+            // was written, and the entity recovers again for the next command.
+            "acct-1: not persisted: journal at flaky: append failed: No space left on device",
+            "acct-1 recovered at 10",
+            "1: rejected -100"
+        ]
+    );
     *flaky.full.lock().unwrap() = false;
     let out = run_bank(
         &journal,
@@ -473,5 +500,163 @@ async fn a_live_query_follows_new_events() {
             ("acct-2".to_owned(), 1),
             ("acct-1".to_owned(), 2)
         ]
+    );
+}
+
+#[tokio::test]
+async fn sharded_over_two_subtasks_each_entity_keeps_its_order() {
+    let journal: Arc<dyn Journal> = Arc::new(InMemoryJournal::new());
+    let list: Vec<(u32, i64)> = (0..200)
+        .map(|i| ((i % 5) as u32, i64::from(i % 9) - 2))
+        .collect();
+    let out = run_bank(&journal, cmds(&list), dedup().parallelism(2), 16)
+        .await
+        .expect("runs");
+    // The same replies per account as one subtask gives, in each account's order.
+    let one: Arc<dyn Journal> = Arc::new(InMemoryJournal::new());
+    let want = run_bank(&one, cmds(&list), dedup(), 16)
+        .await
+        .expect("runs");
+    let per_account = |v: &[String]| {
+        let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for r in v {
+            let (acct, _) = r.split_once(':').unwrap();
+            m.entry(acct.to_owned()).or_default().push(r.clone());
+        }
+        m
+    };
+    assert_eq!(per_account(&out), per_account(&want));
+    for a in 0..5 {
+        let pid = format!("acct-{a}");
+        assert_eq!(events(&journal, &pid), events(&one, &pid), "{pid}");
+    }
+}
+
+#[tokio::test]
+async fn entities_beyond_the_bound_are_dropped_and_recovered_from_the_journal() {
+    let journal: Arc<dyn Journal> = Arc::new(InMemoryJournal::new());
+    let list: Vec<(u32, i64)> = vec![(1, 1), (2, 2), (3, 3), (1, 4), (2, 5), (3, 6)];
+    let out = run_bank(
+        &journal,
+        cmds(&list),
+        EventSourcedSettings::default().max_entities(1),
+        1,
+    )
+    .await
+    .expect("runs");
+    assert_eq!(
+        out,
+        vec![
+            "1: +1 = 1",
+            "2: +2 = 2",
+            "3: +3 = 3",
+            "acct-1 recovered at 1",
+            "1: +4 = 5",
+            "acct-2 recovered at 2",
+            "2: +5 = 7",
+            "acct-3 recovered at 3",
+            "3: +6 = 9"
+        ]
+    );
+}
+
+/// Closes an account (stops the entity) on a zero amount.
+struct Closing;
+
+impl EventSourced for Closing {
+    type Command = Cmd;
+    type Event = Ev;
+    type State = Balance;
+    type Reply = String;
+    fn persistence_id(&self, c: &Cmd) -> String {
+        Bank.persistence_id(c)
+    }
+    fn command(&self, s: &Balance, c: Cmd) -> Result<Effect<Ev, String>, StageError> {
+        if c.amount == 0 {
+            return Ok(Effect::reply(format!("{} closed at {}", c.account, s.balance)).then_stop());
+        }
+        Bank.command(s, c)
+    }
+    fn apply(&self, s: &mut Balance, e: &Ev) {
+        Bank.apply(s, e);
+    }
+    fn on_recovered(&self, pid: &str, s: &Balance, seq: u64) -> Option<String> {
+        Bank.on_recovered(pid, s, seq)
+    }
+}
+
+#[tokio::test]
+async fn a_stop_effect_drops_the_entity_until_its_next_command() {
+    let journal: Arc<dyn Journal> = Arc::new(InMemoryJournal::new());
+    let out = timed(
+        Source::from_iter(cmds(&[(1, 4), (1, 0), (1, 1)]))
+            .via(event_sourced(
+                Closing,
+                Arc::clone(&journal),
+                EventSourcedSettings::default(),
+            ))
+            .run_with(Sink::collect())
+            .expect("materializes"),
+    )
+    .await
+    .expect("runs");
+    assert_eq!(
+        out,
+        vec![
+            "1: +4 = 4",
+            "1 closed at 4",
+            "acct-1 recovered at 4",
+            "1: +1 = 5"
+        ]
+    );
+}
+
+/// Panics applying a deposit of 13.
+struct Unlucky;
+
+impl EventSourced for Unlucky {
+    type Command = Cmd;
+    type Event = Ev;
+    type State = Balance;
+    type Reply = String;
+    fn persistence_id(&self, c: &Cmd) -> String {
+        Bank.persistence_id(c)
+    }
+    fn command(&self, s: &Balance, c: Cmd) -> Result<Effect<Ev, String>, StageError> {
+        Bank.command(s, c)
+    }
+    fn apply(&self, s: &mut Balance, e: &Ev) {
+        s.events += 1;
+        assert!(!matches!(e, Ev::Deposited(13)), "unlucky");
+        Bank.apply(s, e);
+        s.events -= 1;
+    }
+    fn on_recovered(&self, pid: &str, s: &Balance, seq: u64) -> Option<String> {
+        Bank.on_recovered(pid, s, seq)
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_event_handler_leaves_its_entity_exactly_as_persisted() {
+    let journal: Arc<dyn Journal> = Arc::new(InMemoryJournal::new());
+    let out = timed(
+        Source::from_iter(cmds(&[(1, 5), (1, 13), (1, 2)]))
+            .via(
+                event_sourced(
+                    Unlucky,
+                    Arc::clone(&journal),
+                    EventSourcedSettings::default(),
+                )
+                .with_supervision(Supervision::resume()),
+            )
+            .run_with(Sink::collect())
+            .expect("materializes"),
+    )
+    .await
+    .expect("runs");
+    assert_eq!(out, vec!["1: +5 = 5", "acct-1 recovered at 5", "1: +2 = 7"]);
+    assert_eq!(
+        events(&journal, "acct-1"),
+        vec![(1, Ev::Deposited(5)), (2, Ev::Deposited(2))]
     );
 }

@@ -98,6 +98,17 @@ pub trait StateBackend: Send + Sync + 'static {
     /// key groups it owns. Returns the entries taken; the snapshot is verified whole first.
     fn import_key_groups(&self, snapshot: &[u8], range: KeyGroupRange)
     -> Result<usize, StateError>;
+    /// [`StateBackend::import_key_groups`] of the snapshot in the file at `path`. Backends
+    /// that keep state outside memory read it in blocks (memory bounded whatever its size);
+    /// the default reads the file whole.
+    fn import_key_groups_file(
+        &self,
+        path: &std::path::Path,
+        range: KeyGroupRange,
+    ) -> Result<usize, StateError> {
+        let bytes = std::fs::read(path)?;
+        self.import_key_groups(&bytes, range)
+    }
     /// Removes all keyed state of `range`.
     fn clear_key_groups(&self, range: KeyGroupRange) -> Result<(), StateError>;
     /// Replaces all contents by a snapshot's (keyed state of this backend's key groups and all

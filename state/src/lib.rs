@@ -8,6 +8,10 @@
 //! clock and pick the key group by the [`stable_hash`] of the encoded key, so state moves between
 //! subtasks by key-group range when parallelism changes. A stage reaches its state through the
 //! run's [`StateService`] (`Materializer::with_service`, `StageInfo::services`).
+//! Incremental checkpoints: a [`ChangeLog`] records the entries a stage wrote since its last
+//! barrier and writes them as a delta snapshot, applied on top of the previous state by
+//! `import_key_groups`; [`StateBackend::import_key_groups_file`] imports a snapshot file read
+//! in blocks (RocksDB), so a restore never holds a large snapshot in memory.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -28,6 +32,7 @@
 //! ```
 
 mod backend;
+mod changelog;
 mod codec;
 mod error;
 mod hash;
@@ -38,9 +43,11 @@ mod operator;
 pub mod portable;
 mod service;
 mod snapshot;
+mod stream;
 mod ttl;
 
 pub use backend::{SnapshotWriter, StateBackend, StateId};
+pub use changelog::ChangeLog;
 pub use error::{SnapshotError, StateError};
 pub use hash::{KeyGroupRange, key_group_of, stable_hash, stable_key_hash};
 pub use journal::{InMemoryJournal, Journal, JournalError};

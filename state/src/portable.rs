@@ -7,6 +7,8 @@ use crate::snapshot::{self, HEADER};
 use crate::{SnapshotError, StateError};
 use std::io::Write;
 
+pub use crate::stream::visit_keyed_file;
+
 /// A visitor of keyed entries: `(key group, state id, key, value)`.
 pub type KeyedVisit<'a> = dyn FnMut(u32, u64, &[u8], &[u8]) -> Result<(), StateError> + 'a;
 /// A visitor of operator entries: `(state id, subtask, value)`.

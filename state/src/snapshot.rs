@@ -82,8 +82,9 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Payload, SnapshotError> {
     Ok(payload)
 }
 
-/// Verifies snapshot bytes (header, length, checksum); returns the payload.
-pub(crate) fn verify(bytes: &[u8]) -> Result<&[u8], SnapshotError> {
+/// Verifies a snapshot's header (magic, version) given its first `HEADER` bytes (or fewer:
+/// the whole snapshot); returns the payload length and checksum it records.
+pub(crate) fn verify_header(bytes: &[u8]) -> Result<(u64, u64), SnapshotError> {
     if bytes.len() < HEADER {
         return Err(SnapshotError::TooShort {
             len: bytes.len(),
@@ -104,8 +105,12 @@ pub(crate) fn verify(bytes: &[u8]) -> Result<&[u8], SnapshotError> {
             supported: VERSION,
         });
     }
-    let len = u64_at(bytes, 12);
-    let expected = u64_at(bytes, 20);
+    Ok((u64_at(bytes, 12), u64_at(bytes, 20)))
+}
+
+/// Verifies snapshot bytes (header, length, checksum); returns the payload.
+pub(crate) fn verify(bytes: &[u8]) -> Result<&[u8], SnapshotError> {
+    let (len, expected) = verify_header(bytes)?;
     let body = &bytes[HEADER..];
     let found = body.len() as u64;
     if found < len {

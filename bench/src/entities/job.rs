@@ -1,6 +1,7 @@
 //! `weir-bench entities-job`: `entity_id,amount` lines (a CSV file source, replayable by byte
 //! offset) numbered by `zip_with_index` (the command's position, checkpointed with the source),
-//! throttled by `--rate`, into [`event_sourced`] account entities on a RocksDB journal in
+//! throttled by `--rate`, into [`event_sourced`] account entities, sharded by persistence id
+//! over `--parallelism` subtasks (2 by default), on a RocksDB journal in
 //! `STATE_DIR/journal` (each command persists `Deposited(amount)`; a command at or below its
 //! entity's applied position is skipped, so a restart that replays commands applies each once).
 //! When the input is consumed, every entity's state is read back from the journal and written
@@ -116,6 +117,8 @@ pub struct JobArgs {
     pub rate: Option<u64>,
     /// Time between checkpoints; 0: none.
     pub checkpoint_interval_ms: u64,
+    /// Subtasks of the sharded entities.
+    pub parallelism: usize,
 }
 
 /// What a completed run reports.
@@ -209,7 +212,8 @@ pub fn run(rt: &weir::engine::Runtime, args: &JobArgs) -> Result<JobReport, Stri
     };
     let settings = EventSourcedSettings::default()
         .command_position(|c: &Command| Some(c.pos))
-        .snapshot_every(64);
+        .snapshot_every(64)
+        .parallelism(args.parallelism);
     let g = src
         .map(|((entity, amount), pos)| Command {
             entity,

@@ -33,6 +33,9 @@ enum EntitiesCommand {
         /// replays every command, the journal skipping those applied).
         #[arg(long, default_value_t = 200)]
         checkpoint_interval_ms: u64,
+        /// Subtasks the entities are sharded over (by persistence id).
+        #[arg(long, default_value_t = 2)]
+        parallelism: usize,
     },
     /// Kills `entities-job` at random moments, restarts it, and compares every entity's state
     /// and events with a reference computed without failures; one JSON line, exit code 0 only
@@ -83,9 +86,10 @@ pub fn dispatch() -> Option<i32> {
             state_dir,
             rate,
             checkpoint_interval_ms,
+            parallelism,
         } => {
-            if rate == Some(0) {
-                eprintln!("entities-job: --rate must be at least 1");
+            if rate == Some(0) || parallelism == 0 {
+                eprintln!("entities-job: --rate and --parallelism must be at least 1");
                 return Some(2);
             }
             job::main(&job::JobArgs {
@@ -94,6 +98,7 @@ pub fn dispatch() -> Option<i32> {
                 state_dir,
                 rate,
                 checkpoint_interval_ms,
+                parallelism,
             })
         }
         EntitiesCommand::Crash {

@@ -64,6 +64,12 @@ pub(crate) struct Coordinator {
     state: Mutex<State>,
     done: mpsc::UnboundedSender<Done>,
     rx: Mutex<Option<mpsc::UnboundedReceiver<Done>>>,
+    /// Checkpoints failed since the last one completed.
+    failed_in_a_row: AtomicU64,
+    /// Set once more checkpoints failed in a row than the config tolerates: why the run fails.
+    intolerable: Mutex<Option<String>>,
+    /// Wakes the run loop to fail the run.
+    fatal: tokio::sync::Notify,
 }
 
 impl Coordinator {
@@ -111,7 +117,30 @@ impl Coordinator {
             state: Mutex::new(State::default()),
             done,
             rx: Mutex::new(Some(rx)),
+            failed_in_a_row: AtomicU64::new(0),
+            intolerable: Mutex::new(None),
+            fatal: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Counts checkpoint `id` failed (`why`); past the tolerated number in a row, the run
+    /// loop fails the run.
+    fn failed(&self, id: u64, why: &str) {
+        self.handle.fail(id);
+        let n = self.failed_in_a_row.fetch_add(1, Ordering::AcqRel) + 1;
+        let Some(t) = self.cfg.tolerable_failed else {
+            return;
+        };
+        if n > t as u64 {
+            let mut fatal = lock(&self.intolerable);
+            if fatal.is_none() {
+                *fatal = Some(format!(
+                    "{n} checkpoints failed in a row, more than tolerable_failed_checkpoints({t}); \
+                     the last, {id}: {why}"
+                ));
+                self.fatal.notify_one();
+            }
+        }
     }
 
     /// The run's public view of its checkpoints.
@@ -253,7 +282,11 @@ impl Coordinator {
                     reason: format!("declined by '{stage}'"),
                 }));
             }
-            self.handle.fail(id);
+            drop(s);
+            self.failed(
+                id,
+                &format!("declined by '{stage}', which cannot align its inputs without stalling"),
+            );
         }
     }
 
@@ -373,6 +406,12 @@ impl Coordinator {
             tokio::select! {
                 biased;
                 Some(done) = rx.recv() => self.write(done, &clock).await,
+                () = self.fatal.notified() => {
+                    let why = lock(&self.intolerable).clone().unwrap_or_default();
+                    tracing::error!(reason = %why, "the run fails: too many failed checkpoints");
+                    shared.record_failure(&weir_graph::StageError::internal(why));
+                    break;
+                }
                 _ = shared.cancel.cancelled() => break,
                 _ = shared.sinks_done.cancelled() => break,
                 _ = clock.sleep_until(next) => {
@@ -421,15 +460,17 @@ impl Coordinator {
             Ok(path) => {
                 tracing::debug!(checkpoint = id, dir = %path.display(), "checkpoint complete");
                 let took = triggered.map_or(Duration::ZERO, |t| clock.now().saturating_sub(t));
+                self.failed_in_a_row.store(0, Ordering::Release);
                 self.handle.complete(id, took);
                 if let Some(r) = reply {
                     let _ = r.send(Ok(path));
                 }
             }
-            // A failed write fails the checkpoint, never the run.
+            // A failed write fails the checkpoint, never the run (unless more fail in a row
+            // than tolerated).
             Err(e) => {
                 tracing::warn!(checkpoint = id, error = %e, "checkpoint failed");
-                self.handle.fail(id);
+                self.failed(id, &e.to_string());
                 if let Some(r) = reply {
                     let _ = r.send(Err(e));
                 }

@@ -8,6 +8,7 @@
 //! [`store`]). Savepoints are checkpoints written on demand into a directory of their own.
 
 mod coordinator;
+mod manifest;
 mod rescale;
 pub mod store;
 
@@ -37,6 +38,9 @@ pub struct CheckpointConfig {
     /// Whether state in the savepoint whose stage is no longer in the graph is ignored (else
     /// it is an error).
     pub allow_unmatched: bool,
+    /// How many consecutive checkpoints may fail (a write error such as a full disk, or a
+    /// declined alignment) before the run fails; `None`: never (the default).
+    pub tolerable_failed: Option<usize>,
 }
 
 impl CheckpointConfig {
@@ -48,7 +52,16 @@ impl CheckpointConfig {
             retain: 3,
             restore_from: None,
             allow_unmatched: false,
+            tolerable_failed: None,
         }
+    }
+
+    /// Fails the run once more than `n` consecutive checkpoints failed (Flink's
+    /// `tolerable-failed-checkpoints`); a completed checkpoint resets the count. Without it a
+    /// failed checkpoint never fails the run.
+    pub fn tolerable_failed_checkpoints(mut self, n: usize) -> Self {
+        self.tolerable_failed = Some(n);
+        self
     }
 
     /// Keeps the newest `n` complete checkpoints (at least 1).

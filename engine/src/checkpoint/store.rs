@@ -1,18 +1,31 @@
 //! The checkpoint store: one directory per checkpoint under the run's checkpoint directory,
 //! holding one file per stage subtask and a manifest (written last, renamed into place) that
 //! lists every file with its length and xxh3 checksum; loading verifies all of it and falls back
-//! to the previous complete checkpoint.
+//! to the previous complete checkpoint. A stage that keeps its state incrementally has a base
+//! and increments in the shared directory beside the checkpoints, which a checkpoint's manifest
+//! lists in order; retention removes the shared files no retained checkpoint lists.
 
+use super::manifest::{self, Entry, Manifest, Part};
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use weir_graph::{Snapshot, StageId};
 use xxhash_rust::xxh3::xxh3_64;
 
 /// The manifest's name inside a checkpoint directory.
 pub const MANIFEST: &str = "MANIFEST";
-const HEADER: &str = "weir-checkpoint 1";
+/// The directory, beside the checkpoint directories, holding the bases and increments of
+/// incremental states (each checkpoint's manifest names the ones it uses).
+pub const SHARED: &str = "shared";
+/// Increments on one base at most: the next checkpoint writes a new base.
+pub const MAX_INCREMENTS: usize = 32;
+/// Increments may grow to this many times their base's size before the next checkpoint
+/// writes a new base (a restore then reads at most `1 + INCREMENTS_PER_BASE` times the base).
+pub const INCREMENTS_PER_BASE: u64 = 2;
+/// A restored state in one file up to this size is read into memory; larger ones (and bases
+/// with increments) are handed to the stage as files, read in blocks.
+const INLINE: u64 = 4 << 20;
 
 /// A checkpoint that could not be written or restored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -115,9 +128,20 @@ fn sync_dir(dir: &Path) -> Result<(), CheckpointError> {
         .map_err(io(dir))
 }
 
+/// Where the checkpoints of a run directory build on each other: the run directory and the
+/// newest complete checkpoint before the one being written.
+struct Chains<'a> {
+    root: &'a Path,
+    prev: Option<Manifest>,
+}
+
 /// Writes checkpoint `id` under `root` (stage files, then the manifest renamed into place),
-/// then removes all but the newest `retain` complete checkpoints; a write that fails (a full
-/// disk) removes the checkpoint's partial directory and leaves the older ones as they are.
+/// then removes all but the newest `retain` complete checkpoints and the shared files none of
+/// them references. A stage that keeps its state incrementally has its base and increments in
+/// the run directory's `shared/` ([`SHARED`]): an increment when the previous complete
+/// checkpoint holds the snapshot it applies to, else a new base. A write that fails (a full
+/// disk) removes the checkpoint's partial directory and the shared files it wrote, and leaves
+/// the older ones as they are.
 pub fn write(
     root: &Path,
     id: u64,
@@ -125,10 +149,18 @@ pub fn write(
     retain: usize,
 ) -> Result<PathBuf, CheckpointError> {
     let dir = checkpoint_dir(root, id);
-    if let Err(e) = write_dir(&dir, id, states) {
+    let chains = Chains {
+        root,
+        prev: previous(root, id),
+    };
+    let mut shared = Vec::new();
+    if let Err(e) = write_into(&dir, id, states, Some(&chains), &mut shared) {
         // A disk full (or any write error) fails this checkpoint only: its partial directory
         // goes (it is never restored, and its space is freed), the older ones stay.
         discard(&dir);
+        for f in shared {
+            let _ = fs::remove_file(f);
+        }
         return Err(e);
     }
     weir_graph::failpoint("checkpoint.manifest_written");
@@ -138,6 +170,16 @@ pub fn write(
         tracing::warn!(checkpoint = id, error = %e, "checkpoint retention failed");
     }
     Ok(dir)
+}
+
+/// The manifest of the newest complete checkpoint under `root` older than `id` (`None` when
+/// there is none or it cannot be parsed: the next snapshots are then bases).
+fn previous(root: &Path, id: u64) -> Option<Manifest> {
+    let (_, dir) = list(root)
+        .ok()?
+        .into_iter()
+        .find(|(c, d)| *c < id && d.join(MANIFEST).exists())?;
+    Manifest::read(&dir.join(MANIFEST)).ok()
 }
 
 /// Removes the directory of a checkpoint that could not be written completely (best effort:
@@ -172,6 +214,32 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
+/// Streams `write` into the file `path` (synced); returns its length and xxh3.
+fn write_stream(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> Result<u64, weir_graph::SnapshotError>,
+) -> Result<(u64, u64), CheckpointError> {
+    let file = fs::File::create(path)
+        .and_then(|f| weir_graph::write_fault("checkpoint.write", path).map(|()| f))
+        .map_err(io(path))?;
+    let mut out = Hashing {
+        inner: std::io::BufWriter::with_capacity(1 << 16, file),
+        hasher: xxhash_rust::xxh3::Xxh3::new(),
+        len: 0,
+    };
+    write(&mut out).map_err(|e| CheckpointError::Io {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let (len, sum) = (out.len, out.hasher.digest());
+    out.inner
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(|f| f.sync_all())
+        .map_err(io(path))?;
+    Ok((len, sum))
+}
+
 /// Writes one stage file (a deferred snapshot is encoded now, streamed into the file, and
 /// records the file for later checkpoints); returns its length and xxh3.
 fn write_state(path: &Path, s: &Snapshot) -> Result<(u64, u64), CheckpointError> {
@@ -186,46 +254,108 @@ fn write_state(path: &Path, s: &Snapshot) -> Result<(u64, u64), CheckpointError>
             .map_err(io(path))?;
         return Ok((bytes.len() as u64, xxh3_64(bytes)));
     }
-    let file = fs::File::create(path)
-        .and_then(|f| weir_graph::write_fault("checkpoint.write", path).map(|()| f))
-        .map_err(io(path))?;
-    let mut out = Hashing {
-        inner: std::io::BufWriter::with_capacity(1 << 16, file),
-        hasher: xxhash_rust::xxh3::Xxh3::new(),
-        len: 0,
-    };
-    s.write_to(&mut out).map_err(|e| CheckpointError::Io {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
-    let (len, sum) = (out.len, out.hasher.digest());
-    out.inner
-        .into_inner()
-        .map_err(|e| e.into_error())
-        .and_then(|f| f.sync_all())
-        .map_err(io(path))?;
+    let written = write_stream(path, |out| s.write_to(out))?;
     s.written_to(path.to_owned());
-    Ok((len, sum))
+    Ok(written)
 }
 
 /// Writes checkpoint `id` into `dir` itself (a savepoint: self-contained, never pruned).
 pub fn write_dir(dir: &Path, id: u64, states: &StageStates) -> Result<(), CheckpointError> {
+    write_into(dir, id, states, None, &mut Vec::new())
+}
+
+/// Whether the state a checkpoint keeps in `parts` takes one more increment: a base and
+/// increments in the shared directory, fewer than [`MAX_INCREMENTS`], smaller together than
+/// [`INCREMENTS_PER_BASE`] times the base.
+fn extendable(parts: &[Part]) -> bool {
+    let shared = format!("../{SHARED}/");
+    let Some((base, increments)) = parts.split_first() else {
+        return false;
+    };
+    parts.iter().all(|p| p.name.starts_with(&shared))
+        && increments.len() < MAX_INCREMENTS
+        && increments.iter().map(|p| p.len).sum::<u64>() < INCREMENTS_PER_BASE * base.len
+}
+
+/// The files of an incremental stage subtask's state in checkpoint `id`: the previous
+/// checkpoint's with the snapshot's delta appended when it builds on them, else a new base.
+/// Every shared file written is added to `written`.
+fn write_incremental(
+    chains: &Chains<'_>,
+    id: u64,
+    (stage, sub): (StageId, usize),
+    s: &Snapshot,
+    written: &mut Vec<PathBuf>,
+) -> Result<Vec<Part>, CheckpointError> {
+    let shared = chains.root.join(SHARED);
+    fs::create_dir_all(&shared).map_err(io(&shared))?;
+    let prev = chains
+        .prev
+        .as_ref()
+        .filter(|p| s.delta_since() == Some(p.id))
+        .and_then(|p| p.entries.iter().find(|e| e.stage == stage && e.sub == sub))
+        .filter(|e| extendable(&e.parts));
+    if let Some(prev) = prev {
+        let name = format!("{stage}-{sub}-{id}.delta");
+        let path = shared.join(&name);
+        written.push(path.clone());
+        let (len, sum) = write_stream(&path, |out| s.write_delta_to(out))?;
+        let mut parts = prev.parts.clone();
+        parts.push(Part {
+            name: format!("../{SHARED}/{name}"),
+            len,
+            sum,
+        });
+        return Ok(parts);
+    }
+    let name = format!("{stage}-{sub}-{id}.base");
+    let path = shared.join(&name);
+    written.push(path.clone());
+    let (len, sum) = write_state(&path, s)?;
+    Ok(vec![Part {
+        name: format!("../{SHARED}/{name}"),
+        len,
+        sum,
+    }])
+}
+
+/// Writes the stage files and the manifest of checkpoint `id` into `dir`; incremental states
+/// go to the shared directory of `chains` (a savepoint, without, holds whole states only).
+fn write_into(
+    dir: &Path,
+    id: u64,
+    states: &StageStates,
+    chains: Option<&Chains<'_>>,
+    written: &mut Vec<PathBuf>,
+) -> Result<(), CheckpointError> {
     let dir = dir.to_owned();
     fs::create_dir_all(&dir).map_err(io(&dir))?;
-    let mut manifest = format!("{HEADER}\nid {id}\n");
+    let mut entries = Vec::with_capacity(states.len());
     for ((stage, sub), snap) in states {
-        match snap {
-            None => manifest.push_str(&format!("stage {stage} {sub} -\n")),
-            Some(s) => {
-                let name = file_name(*stage, *sub);
-                let path = dir.join(&name);
-                let (len, sum) = write_state(&path, s)?;
-                manifest.push_str(&format!("stage {stage} {sub} {name} {len} {sum:016x}\n"));
+        let parts = match (snap, chains) {
+            (None, _) => Vec::new(),
+            (Some(s), Some(c)) if s.is_incremental() => {
+                write_incremental(c, id, (*stage, *sub), s, written)?
             }
-        }
+            (Some(s), _) => {
+                let name = file_name(*stage, *sub);
+                let (len, sum) = write_state(&dir.join(&name), s)?;
+                vec![Part { name, len, sum }]
+            }
+        };
+        entries.push(Entry {
+            stage: *stage,
+            sub: *sub,
+            parts,
+        });
+    }
+    if !written.is_empty()
+        && let Some(c) = chains
+    {
+        sync_dir(&c.root.join(SHARED))?;
     }
     weir_graph::failpoint("checkpoint.files_written");
-    manifest.push_str(&format!("end {:016x}\n", xxh3_64(manifest.as_bytes())));
+    let manifest = Manifest { id, entries }.render();
     let tmp = dir.join(".MANIFEST.tmp");
     fs::File::create(&tmp)
         .and_then(|mut f| {
@@ -264,9 +394,11 @@ fn list(root: &Path) -> Result<Vec<(u64, PathBuf)>, CheckpointError> {
 }
 
 /// Removes every checkpoint older than the newest `retain` complete ones (and incomplete ones
-/// older than the newest complete one).
+/// older than the newest complete one), then every shared file no remaining checkpoint
+/// references.
 fn prune(root: &Path, retain: usize) -> Result<(), CheckpointError> {
     let mut complete = 0;
+    let mut kept = Vec::new();
     for (_, dir) in list(root)? {
         let has_manifest = dir.join(MANIFEST).exists();
         if complete >= retain.max(1) || (complete > 0 && !has_manifest) {
@@ -274,6 +406,41 @@ fn prune(root: &Path, retain: usize) -> Result<(), CheckpointError> {
             weir_graph::failpoint("checkpoint.pruned_one");
         } else if has_manifest {
             complete += 1;
+            kept.push(dir);
+        }
+    }
+    prune_shared(root, &kept)
+}
+
+/// Removes the files of `root`'s shared directory that none of the checkpoints in `kept`
+/// references (a checkpoint whose manifest cannot be parsed is never restored, so its files
+/// do not count).
+fn prune_shared(root: &Path, kept: &[PathBuf]) -> Result<(), CheckpointError> {
+    let shared = root.join(SHARED);
+    let rd = match fs::read_dir(&shared) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io(&shared)(e)),
+    };
+    let prefix = format!("../{SHARED}/");
+    let mut referenced = std::collections::HashSet::new();
+    for dir in kept {
+        if let Ok(m) = Manifest::read(&dir.join(MANIFEST)) {
+            for e in m.entries {
+                for p in e.parts {
+                    if let Some(name) = p.name.strip_prefix(&prefix) {
+                        referenced.insert(name.to_owned());
+                    }
+                }
+            }
+        }
+    }
+    for entry in rd {
+        let entry = entry.map_err(io(&shared))?;
+        let name = entry.file_name();
+        if !name.to_str().is_some_and(|n| referenced.contains(n)) {
+            let path = entry.path();
+            fs::remove_file(&path).map_err(io(&path))?;
         }
     }
     Ok(())
@@ -285,76 +452,75 @@ pub fn newest_id(root: &Path) -> Result<Option<u64>, CheckpointError> {
     Ok(list(root)?.first().map(|(id, _)| *id))
 }
 
-/// Reads and verifies the checkpoint in `dir`.
-pub fn read(dir: &Path) -> Result<Restored, CheckpointError> {
-    let path = dir.join(MANIFEST);
-    let text = fs::read_to_string(&path).map_err(io(&path))?;
-    let bad = |reason: &str| CheckpointError::Manifest {
-        path: path.clone(),
-        reason: reason.to_owned(),
+/// Checks the file of `part` against its manifest line, reading it in blocks; a small single
+/// file comes back as its bytes.
+fn verify(path: &Path, part: &Part, keep: bool) -> Result<Option<Vec<u8>>, CheckpointError> {
+    let corrupt = |reason: String| CheckpointError::Corrupt {
+        path: path.to_owned(),
+        reason,
     };
-    let body_len = text
-        .trim_end_matches('\n')
-        .rfind('\n')
-        .map(|i| i + 1)
-        .ok_or_else(|| bad("too short"))?;
-    let (body, end) = text.split_at(body_len);
-    let sum = end
-        .trim_end()
-        .strip_prefix("end ")
-        .ok_or_else(|| bad("no end line"))?;
-    if sum != format!("{:016x}", xxh3_64(body.as_bytes())) {
-        return Err(bad("checksum mismatch"));
+    let mismatch = |found: u64| corrupt(format!("{found} bytes, the manifest says {}", part.len));
+    if keep {
+        let bytes = fs::read(path).map_err(|e| corrupt(e.to_string()))?;
+        if bytes.len() as u64 != part.len {
+            return Err(mismatch(bytes.len() as u64));
+        }
+        if xxh3_64(&bytes) != part.sum {
+            return Err(corrupt("checksum mismatch".into()));
+        }
+        return Ok(Some(bytes));
     }
-    let mut lines = body.lines();
-    if lines.next() != Some(HEADER) {
-        return Err(bad("unknown header"));
+    let mut f = fs::File::open(path).map_err(|e| corrupt(e.to_string()))?;
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0u64;
+    loop {
+        let n = f.read(&mut buf).map_err(|e| corrupt(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        len += n as u64;
     }
-    let id = lines
-        .next()
-        .and_then(|l| l.strip_prefix("id "))
-        .and_then(|n| n.parse::<u64>().ok())
-        .ok_or_else(|| bad("no id line"))?;
+    if len != part.len {
+        return Err(mismatch(len));
+    }
+    if hasher.digest() != part.sum {
+        return Err(corrupt("checksum mismatch".into()));
+    }
+    Ok(None)
+}
+
+/// Reads and verifies the checkpoint in `dir`: every file every stage line names (read in
+/// blocks); a stage's state is its bytes when it is one small file, else its files.
+pub fn read(dir: &Path) -> Result<Restored, CheckpointError> {
+    let m = Manifest::read(&dir.join(MANIFEST))?;
     let mut states = HashMap::new();
     let mut stages = std::collections::BTreeSet::new();
     let mut parallelism = HashMap::<StageId, usize>::new();
-    for line in lines {
-        let f: Vec<&str> = line.split(' ').collect();
-        let (stage, sub) = match f.as_slice() {
-            ["stage", stage, sub, ..] => (
-                u64::from_str_radix(stage, 16).map_err(|_| bad("bad stage id"))?,
-                sub.parse::<usize>().map_err(|_| bad("bad subtask"))?,
-            ),
-            _ => return Err(bad("unknown line")),
-        };
-        stages.insert((StageId(stage), sub));
-        let p = parallelism.entry(StageId(stage)).or_default();
-        *p = (*p).max(sub + 1);
-        match f.as_slice() {
-            [_, _, _, "-"] => {}
-            [_, _, _, name, len, sum] => {
-                let file = dir.join(name);
-                let corrupt = |reason: String| CheckpointError::Corrupt {
-                    path: file.clone(),
-                    reason,
-                };
-                let bytes = fs::read(&file).map_err(|e| corrupt(e.to_string()))?;
-                if len.parse::<usize>().ok() != Some(bytes.len()) {
-                    return Err(corrupt(format!(
-                        "{} bytes, the manifest says {len}",
-                        bytes.len()
-                    )));
-                }
-                if *sum != format!("{:016x}", xxh3_64(&bytes)) {
-                    return Err(corrupt("checksum mismatch".into()));
-                }
-                states.insert((StageId(stage), sub), Snapshot::from_bytes(bytes));
-            }
-            _ => return Err(bad("malformed stage line")),
+    for e in m.entries {
+        stages.insert((e.stage, e.sub));
+        let p = parallelism.entry(e.stage).or_default();
+        *p = (*p).max(e.sub + 1);
+        if e.parts.is_empty() {
+            continue;
         }
+        let inline = e.parts.len() == 1 && e.parts[0].len <= INLINE;
+        let mut paths = Vec::with_capacity(e.parts.len());
+        let mut bytes = None;
+        for part in &e.parts {
+            let path = manifest::path_of(dir, part);
+            bytes = verify(&path, part, inline)?;
+            paths.push(path);
+        }
+        let snap = match bytes {
+            Some(b) => Snapshot::from_bytes(b),
+            None => Snapshot::from_files(paths),
+        };
+        states.insert((e.stage, e.sub), snap);
     }
     Ok(Restored {
-        id,
+        id: m.id,
         states,
         stages,
         parallelism,
@@ -402,3 +568,7 @@ mod tests;
 #[cfg(test)]
 #[path = "store_full_tests.rs"]
 mod full_tests;
+
+#[cfg(test)]
+#[path = "store_incremental_tests.rs"]
+mod incremental_tests;

@@ -121,13 +121,28 @@ impl<'a, A: Actor> Ctx<'a, A> {
         self.sys.clock.now()
     }
     /// Sends `msg` to `to` with this actor as its sender (a reply of this actor's message type
-    /// comes back to it); a full mailbox applies its overflow policy (a handler never waits).
+    /// comes back to it). A handler never waits: to an actor of this stage the message is always
+    /// queued (beyond the mailbox's capacity the stage takes no stream input until it drained,
+    /// so backpressure reaches the source instead of dropping); to an actor of another stage a
+    /// full mailbox applies its overflow policy.
     pub fn tell<M: Send + 'static>(&mut self, to: &ActorRef<M>, msg: M) -> Result<(), TellError> {
         let me = self.self_ref().erased();
-        to.0.offer(Envelope {
-            msg,
-            reply: Some(ReplyTo::Actor(me)),
-        })
+        self.send(
+            to,
+            Envelope {
+                msg,
+                reply: Some(ReplyTo::Actor(me)),
+            },
+        )
+    }
+    /// A send to an actor of this stage never drops for room (the stage stops taking stream
+    /// input while the mailbox is over capacity); one to another stage applies its policy.
+    fn send<M: Send + 'static>(&self, to: &ActorRef<M>, env: Envelope<M>) -> Result<(), TellError> {
+        if to.0.same_stage(self.mailbox) {
+            to.0.offer_within(env)
+        } else {
+            to.0.offer(env)
+        }
     }
     /// Forwards `msg` to `to`, keeping the current message's sender as its sender.
     pub fn forward<M: Send + 'static>(
@@ -135,10 +150,11 @@ impl<'a, A: Actor> Ctx<'a, A> {
         to: &ActorRef<M>,
         msg: M,
     ) -> Result<(), TellError> {
-        to.0.offer(Envelope {
+        let env = Envelope {
             msg,
             reply: self.reply.take(),
-        })
+        };
+        self.send(to, env)
     }
     /// Starts a child actor supervised by this one (its `pre_start` runs after this call
     /// returns); its emitted elements go to the stage's output.

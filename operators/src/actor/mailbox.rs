@@ -254,6 +254,9 @@ pub(crate) struct StageShared {
     letters: OnceLock<(Arc<str>, Arc<DeadLetterService>)>,
     /// The bytes every mailbox of the stage may hold together, when limited.
     budget: OnceLock<Budget>,
+    /// Mailboxes over their capacity by sends from actors of this stage: while any is, the
+    /// stage takes no stream input (backpressure instead of dropping).
+    overfull: AtomicUsize,
 }
 
 /// A stage's mailbox budget: bytes queued in all its mailboxes, and senders waiting for room.
@@ -264,6 +267,10 @@ struct Budget {
 }
 
 impl StageShared {
+    /// Whether a mailbox of this stage is over its capacity.
+    pub(crate) fn is_overfull(&self) -> bool {
+        self.overfull.load(Ordering::Acquire) > 0
+    }
     fn push(&self, id: ActorId) {
         lock(&self.ready).push(id);
         self.waker.wake();
@@ -409,6 +416,8 @@ struct Queue<M> {
     senders: Vec<Waker>,
     /// Run once when the mailbox closes (watchers in any stage).
     on_close: Vec<CloseHook>,
+    /// Over capacity by sends from its own stage (counted in the stage's `overfull`).
+    overfull: bool,
 }
 
 /// What a watcher asked to run when a mailbox closes.
@@ -495,6 +504,7 @@ impl<M: Send + 'static> Mailbox<M> {
                 closed: false,
                 senders: Vec::new(),
                 on_close: Vec::new(),
+                overfull: false,
             }),
             len: AtomicUsize::new(0),
             spilled: AtomicUsize::new(0),
@@ -541,6 +551,42 @@ impl<M: Send + 'static> Mailbox<M> {
         if let Some(ReplyTo::Ask(tx)) = env.reply {
             drop(tx);
         }
+    }
+
+    /// Queues `env` sent by an actor of the same stage: never dropped for room (a spilling
+    /// mailbox spills); beyond the capacity the mailbox is marked overfull, and the stage takes
+    /// no stream input until it drained below its capacity again.
+    pub(crate) fn offer_within(&self, env: Envelope<M>) -> Result<(), TellError> {
+        if matches!(self.overflow, ResolvedOverflow::Spill) {
+            return self.offer(env);
+        }
+        let mut q = lock(&self.queue);
+        if q.closed {
+            drop(q);
+            self.dead_letter(env, reason::STOPPED);
+            return Err(self.stopped());
+        }
+        if !self.has_room(&q) && !q.overfull {
+            q.overfull = true;
+            self.stage.overfull.fetch_add(1, Ordering::AcqRel);
+        }
+        self.enqueue(&mut q, env);
+        Ok(())
+    }
+
+    /// Clears the overfull mark once the queue is below its capacity (waking the stage, which
+    /// may take input again).
+    fn settle_overfull(&self, q: &mut Queue<M>) {
+        if q.overfull && (q.closed || q.items.len() < self.capacity) {
+            q.overfull = false;
+            self.stage.overfull.fetch_sub(1, Ordering::AcqRel);
+            self.stage.waker.wake();
+        }
+    }
+
+    /// Whether `self` and `other` belong to the same stage.
+    pub(crate) fn same_stage<N>(&self, other: &Mailbox<N>) -> bool {
+        Arc::ptr_eq(&self.stage, &other.stage)
     }
 
     /// Queues `env`, applying the overflow policy when full.
@@ -657,6 +703,7 @@ impl<M: Send + 'static> Mailbox<M> {
             self.refill(&mut q);
         }
         self.store_len(&q);
+        self.settle_overfull(&mut q);
         if q.items.is_empty() {
             q.scheduled = false;
         } else {
@@ -698,6 +745,7 @@ impl<M: Send + 'static> Mailbox<M> {
         let (items, spilled, senders, hooks) = {
             let mut q = lock(&self.queue);
             q.closed = true;
+            self.settle_overfull(&mut q);
             self.len.store(0, Ordering::Release);
             let items = q.items.take_all();
             self.stage.budget_sub(items.len() * Self::MESSAGE_BYTES);

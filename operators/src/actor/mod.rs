@@ -32,6 +32,7 @@ mod ctx;
 mod fsm;
 mod mailbox;
 mod props;
+mod region;
 mod registry;
 mod router;
 mod stage;
@@ -52,6 +53,7 @@ pub use mailbox::{
     ActorRef, AskError, DEFAULT_MAILBOX_CAPACITY, MailboxConfig, Overflow, Pressure, TellError,
 };
 pub use props::{Actor, ActorId, DEFAULT_THROUGHPUT, Props};
+pub use region::{RegionMsg, RegionSettings, RegionStats, sharded};
 pub use stage::{actor_flow, actor_sink, actor_source};
 pub use supervisor::{ActorDirective, Backoff, Scope, SupervisorStrategy};
 pub use timers::TimerKey;

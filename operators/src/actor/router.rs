@@ -202,7 +202,8 @@ impl<C: Actor> Router<C> {
                         Some(ReplyTo::Actor(a)) => Some(ReplyTo::Actor(Arc::clone(a))),
                         _ => None,
                     };
-                    let _ = r.0.offer(Envelope {
+                    // Routees share the router's stage: never dropped for room.
+                    let _ = r.0.offer_within(Envelope {
                         msg: clone(&msg),
                         reply,
                     });
@@ -210,7 +211,7 @@ impl<C: Actor> Router<C> {
                 n - 1
             }
         };
-        // A full routee mailbox applies its overflow policy (dead letters by default).
+        // A full routee mailbox holds the router's stream input back (nothing is dropped).
         let _ = ctx.forward(&self.routees[i], msg);
     }
 }
@@ -250,8 +251,9 @@ impl<C: Actor> Actor for Router<C> {
 /// [`RouterMsg::Resize`] to it to resize the pool).
 ///
 /// - **emits when** a routee emits and downstream has room
-/// - **backpressures when** the router has not handled the previous batch (routees' mailboxes
-///   are bounded; a full one applies its overflow policy) or downstream backpressures
+/// - **backpressures when** the router has not handled the previous batch, a routee's mailbox
+///   is over its capacity (nothing is dropped: the router's stream input waits until it
+///   drained), or downstream backpressures
 /// - **completes when** upstream completes and every routee handled its messages
 /// - **cancels when** downstream cancels (every routee stops)
 /// - **fails when** upstream fails, or a routee's failure escalates past the router and the

@@ -594,6 +594,9 @@ impl<O: Send + 'static> System<O> {
 
     /// Whether the root actor takes the next stream batch now.
     pub(crate) fn root_accepts<A: Actor<Out = O>>(&self) -> bool {
+        if self.shared.is_overfull() {
+            return false;
+        }
         let slot = &self.slots[0];
         slot.cell
             .as_deref()

@@ -9,9 +9,13 @@
 //! the cache is written back when full and at every barrier. At a barrier the stage flushes,
 //! then freezes the key groups it owns (`snapshot_state`: a RocksDB snapshot, O(1)) and hands
 //! it to the checkpoint as a deferred [`Snapshot`], encoded by the checkpoint store off the
-//! stage's path. A restore (at the same or another parallelism) imports only the key groups the
-//! subtask owns. On completion every key of the owned groups is emitted by a scan of the
-//! backend, and the stage's entries are removed.
+//! stage's path. Checkpoints are incremental: every value written back since the previous
+//! barrier is also recorded in a [`ChangeLog`] (bounded; past its limit, or after a restore,
+//! the next checkpoint is whole), offered as the snapshot's delta on top of the previous
+//! barrier's, which the store writes when it holds that checkpoint. A restore (at the same or
+//! another parallelism) imports only the key groups the subtask owns, from the base and then
+//! each increment, reading the files in blocks. On completion every key of the owned groups is
+//! emitted by a scan of the backend, and the stage's entries are removed.
 
 use super::codec::StateChoice;
 use super::{key_group_of, key_hash};
@@ -20,15 +24,19 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use weir_graph::{
     Control, Flow, FlowLogic, KeyGroupRange, Snapshot, SnapshotError, StageCx, StageError,
     StageInfo,
 };
-use weir_state::{StateBackend, StateError, StateId, StateService};
+use weir_state::{ChangeLog, StateBackend, StateError, StateId, StateService};
 
 /// Keys the write-back cache of an [`InBackend`] stage holds by default.
 pub const DEFAULT_CACHE: usize = 32_768;
+
+/// Bytes the change log of one subtask holds between two barriers at most (entries and their
+/// index); a barrier past it writes the whole state instead of a delta.
+pub const CHANGELOG_LIMIT: usize = 32 << 20;
 
 /// Keyed state kept in the run's state backend ([`StateService`]), behind a write-back cache
 /// of at most `CACHE` keys; checkpointed by deferred backend snapshots. Keys and values must
@@ -124,6 +132,14 @@ pub(super) struct BackendAgg<K, V, S, U, E> {
     /// On completion: the next key group to emit (keys leave in chunks of key groups).
     emit_next: Option<usize>,
     finished: bool,
+    /// The values written back since the last barrier (incomplete until the first barrier,
+    /// and after a restore).
+    changes: ChangeLog,
+    /// The last barrier the stage passed.
+    last_barrier: Option<u64>,
+    /// What the barrier just passed hands its snapshot: the barrier before it, when the log
+    /// holds every change since, and the log.
+    at_barrier: Mutex<Option<(Option<u64>, ChangeLog)>>,
 }
 
 /// Keys emitted per `on_finish` call at most (whole key groups; at least one group), so the
@@ -157,7 +173,7 @@ where
             .services
             .get::<StateService>()
             .ok_or_else(|| no_service(info))?;
-        let agg = Self {
+        let mut agg = Self {
             codec,
             backend: Arc::clone(service.backend()),
             state: StateId::new(info.id, "keyed"),
@@ -172,7 +188,12 @@ where
             keys: 0,
             emit_next: None,
             finished: false,
+            changes: ChangeLog::new(StateId::new(info.id, "keyed"), CHANGELOG_LIMIT),
+            last_barrier: None,
+            at_barrier: Mutex::new(None),
         };
+        // Nothing is recorded until the first barrier (a run without checkpoints keeps none).
+        agg.changes.invalidate();
         agg.clear()?;
         Ok(agg)
     }
@@ -205,6 +226,7 @@ where
             state,
             codec,
             path,
+            changes,
             ..
         } = self;
         let bad = |what: &str, e: postcard::Error| {
@@ -226,6 +248,7 @@ where
             backend
                 .put(usize::from(*kg), *state, key, value)
                 .map_err(|e| StageError::from_error(e).with_stage(path))?;
+            changes.record(usize::from(*kg), key, value);
         }
         if lost {
             return Err(StageError::user(
@@ -253,17 +276,33 @@ where
             .map_err(|e| self.codec_error("decode a stored value", e))
     }
 
-    /// Imports the owned key groups of `snapshots`, replacing this stage's entries.
+    /// Imports the owned key groups of `snapshots` (each a base and its increments, in
+    /// order), replacing this stage's entries.
     fn import(&mut self, snapshots: &[Snapshot], owned: KeyGroupRange) -> Result<(), StageError> {
         self.cache.clear();
         self.owned = owned;
         self.clear()?;
+        self.changes.invalidate();
         self.keys = 0;
         for s in snapshots {
-            self.keys += self
-                .backend
-                .import_key_groups(s.as_bytes(), owned)
-                .map_err(|e| self.storage(e))?;
+            let taken = match s.parts() {
+                Some(parts) => {
+                    let mut taken = 0;
+                    for p in parts {
+                        taken += self
+                            .backend
+                            .import_key_groups_file(p, owned)
+                            .map_err(|e| self.storage(e))?;
+                    }
+                    taken
+                }
+                None => self
+                    .backend
+                    .import_key_groups(s.as_bytes(), owned)
+                    .map_err(|e| self.storage(e))?,
+            };
+            // An increment's keys are counted again: an upper bound, for reserving output.
+            self.keys += taken;
         }
         Ok(())
     }
@@ -356,15 +395,23 @@ where
         self.emit_next.is_some() && !self.finished
     }
 
-    /// A barrier writes the cache back first, so the snapshot that follows holds every key.
+    /// A barrier writes the cache back first, so the snapshot that follows holds every key,
+    /// and takes the change log since the previous barrier for it.
     fn on_control(
         &mut self,
         control: Control,
         _out: &mut Vec<O>,
         _scx: &mut StageCx<'_>,
     ) -> Result<Option<Control>, StageError> {
-        if matches!(control, Control::Barrier { .. }) {
+        if let Control::Barrier { id } = control {
             self.flush()?;
+            let log = self.changes.take();
+            let since = self.last_barrier.filter(|_| log.is_complete());
+            *self
+                .at_barrier
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some((since, log));
+            self.last_barrier = Some(id);
         }
         Ok(Some(control))
     }
@@ -388,11 +435,28 @@ where
                 .map(|b| Some(Snapshot::from_bytes(b)))
                 .map_err(|e| self.storage(e));
         }
-        Ok(Some(Snapshot::deferred(move |out| {
+        let whole = Snapshot::deferred(move |out| {
             frozen
                 .write_to(out)
                 .map_err(|e| SnapshotError::Write(e.to_string()))
-        })))
+        });
+        let at_barrier = self
+            .at_barrier
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        Ok(Some(match at_barrier {
+            Some((Some(since), log)) => {
+                let delta = log.into_writer();
+                whole.with_delta(since, move |out| {
+                    delta
+                        .write_to(out)
+                        .map_err(|e| SnapshotError::Write(e.to_string()))
+                })
+            }
+            Some((None, _)) => whole.incremental(),
+            None => whole,
+        }))
     }
 
     fn restore(&mut self, snapshot: &Snapshot) -> Result<(), StageError> {

@@ -15,6 +15,9 @@ pub struct Effect<E, R> {
     pub reply: Option<R>,
     /// Whether to save a snapshot of the state after the events.
     pub snapshot: bool,
+    /// Whether the entity stops after this command (it leaves memory; its next command
+    /// recovers it from the journal).
+    pub stop: bool,
 }
 
 impl<E, R> Effect<E, R> {
@@ -24,6 +27,7 @@ impl<E, R> Effect<E, R> {
             events: Vec::new(),
             reply: None,
             snapshot: false,
+            stop: false,
         }
     }
     /// Persists one event.
@@ -49,6 +53,11 @@ impl<E, R> Effect<E, R> {
     /// This effect, saving a snapshot after its events.
     pub fn then_snapshot(mut self) -> Self {
         self.snapshot = true;
+        self
+    }
+    /// This effect, stopping the entity after it (see [`Effect::stop`]).
+    pub fn then_stop(mut self) -> Self {
+        self.stop = true;
         self
     }
 }
@@ -85,9 +94,17 @@ pub trait EventSourced: Send + Sync + 'static {
     fn decode_event(&self, bytes: &[u8]) -> Result<Self::Event, String> {
         postcard::from_bytes(bytes).map_err(|e| e.to_string())
     }
-    /// Called once an entity is recovered, before its first command (may emit a reply).
-    fn on_recovered(&self, pid: &str, state: &Self::State) -> Option<Self::Reply> {
-        let _ = (pid, state);
+    /// Called once an entity is recovered, before its first command (may emit a reply); `seq`
+    /// is its highest sequence number (0 for an entity without events).
+    fn on_recovered(&self, pid: &str, state: &Self::State, seq: u64) -> Option<Self::Reply> {
+        let _ = (pid, state, seq);
+        None
+    }
+    /// The reply to a command whose events the journal refused (a full disk): nothing of its
+    /// batch was written, the entity recovers from the journal, and the stage's supervision
+    /// decides whether the stage goes on.
+    fn on_persist_failed(&self, pid: &str, error: &StageError) -> Option<Self::Reply> {
+        let _ = (pid, error);
         None
     }
     /// The reply to a command that was already applied before a restart (not applied again).

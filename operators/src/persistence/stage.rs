@@ -9,6 +9,9 @@ use std::sync::Arc;
 use weir_graph::{Flow, FlowLogic, StageCx, StageError};
 use weir_state::journal::{AtomicWrite, Journal, JournalError, NewEvent};
 
+/// Entities kept in memory per subtask by default.
+pub const DEFAULT_MAX_ENTITIES: usize = 100_000;
+
 /// Events read per journal call while recovering an entity.
 const RECOVERY_CHUNK: usize = 1024;
 
@@ -18,6 +21,8 @@ type Position<C> = Arc<dyn Fn(&C) -> Option<u64> + Send + Sync>;
 pub struct EventSourcedSettings<C> {
     position: Option<Position<C>>,
     snapshot_every: Option<u64>,
+    parallelism: usize,
+    max_entities: usize,
 }
 
 impl<C> Clone for EventSourcedSettings<C> {
@@ -25,6 +30,8 @@ impl<C> Clone for EventSourcedSettings<C> {
         Self {
             position: self.position.clone(),
             snapshot_every: self.snapshot_every,
+            parallelism: self.parallelism,
+            max_entities: self.max_entities,
         }
     }
 }
@@ -34,6 +41,8 @@ impl<C> Default for EventSourcedSettings<C> {
         Self {
             position: None,
             snapshot_every: None,
+            parallelism: 1,
+            max_entities: DEFAULT_MAX_ENTITIES,
         }
     }
 }
@@ -43,6 +52,8 @@ impl<C> fmt::Debug for EventSourcedSettings<C> {
         f.debug_struct("EventSourcedSettings")
             .field("dedup", &self.position.is_some())
             .field("snapshot_every", &self.snapshot_every)
+            .field("parallelism", &self.parallelism)
+            .field("max_entities", &self.max_entities)
             .finish()
     }
 }
@@ -55,6 +66,19 @@ impl<C> EventSourcedSettings<C> {
         f: impl Fn(&C) -> Option<u64> + Send + Sync + 'static,
     ) -> Self {
         self.position = Some(Arc::new(f));
+        self
+    }
+    /// Runs the entities as `n` subtasks (at least 1) behind a hash edge on the persistence id
+    /// (shards: each subtask owns the ids of its key groups). The stage keeps no state of its
+    /// own, so a run restored at another parallelism simply routes the ids anew.
+    pub fn parallelism(mut self, n: usize) -> Self {
+        self.parallelism = n.max(1);
+        self
+    }
+    /// Keeps at most about `n` entities in memory per subtask; beyond it, entities the last
+    /// batch did not touch are dropped (recovered from the journal on their next command).
+    pub fn max_entities(mut self, n: usize) -> Self {
+        self.max_entities = n.max(1);
         self
     }
     /// Saves an entity's snapshot every `n` events (recovery then replays at most `n - 1`).
@@ -74,8 +98,9 @@ impl<C> EventSourcedSettings<C> {
 /// - **completes when** upstream completes
 /// - **cancels when** downstream cancels
 /// - **fails when** the journal fails an append (the entities of that batch are recovered again
-///   from the journal on their next command, so nothing half-written is applied), or a command
-///   handler fails under the stop supervision; an entity whose recovery fails (a corrupt entry)
+///   from the journal on their next command, so nothing half-written is applied; each command
+///   of the batch that persisted events gets [`EventSourced::on_persist_failed`]'s reply) under
+///   the stop supervision, or a command handler fails under the stop supervision; an entity whose recovery fails (a corrupt entry)
 ///   fails its commands with an error naming the persistence id and sequence number, under the
 ///   stage's supervision, while other entities go on
 pub fn event_sourced<E: EventSourced>(
@@ -84,7 +109,9 @@ pub fn event_sourced<E: EventSourced>(
     settings: EventSourcedSettings<E::Command>,
 ) -> Flow<E::Command, E::Reply> {
     let behavior = Arc::new(behavior);
-    Flow::from_logic("event-sourced", move |_| {
+    let parallelism = settings.parallelism;
+    let route = Arc::clone(&behavior);
+    let stage = Flow::from_logic("event-sourced", move |_| {
         Ok((
             EventSourcedLogic {
                 behavior: Arc::clone(&behavior),
@@ -95,7 +122,15 @@ pub fn event_sourced<E: EventSourced>(
             },
             (),
         ))
-    })
+    });
+    if parallelism == 1 {
+        return stage;
+    }
+    crate::simple::map(|c: E::Command| c)
+        .partition_by_hash(move |c: &E::Command| {
+            weir_graph::stable_hash_of(&route.persistence_id(c))
+        })
+        .via(stage.parallelism(parallelism))
 }
 
 struct Entity<S> {
@@ -121,6 +156,19 @@ struct Pending<R> {
     writes: Vec<AtomicWrite>,
     replies: Vec<R>,
     snapshots: Vec<String>,
+    /// Entities to drop from memory once the batch is persisted.
+    stops: Vec<String>,
+}
+
+impl<R> Default for Pending<R> {
+    fn default() -> Self {
+        Self {
+            writes: Vec::new(),
+            replies: Vec::new(),
+            snapshots: Vec::new(),
+            stops: Vec::new(),
+        }
+    }
 }
 
 fn journal_error(e: JournalError) -> StageError {
@@ -194,7 +242,7 @@ impl<E: EventSourced> EventSourcedLogic<E> {
         let pid = self.behavior.persistence_id(&cmd);
         if !self.entities.contains_key(&pid) {
             let e = self.recover(&pid)?;
-            if let Some(r) = self.behavior.on_recovered(&pid, &e.state) {
+            if let Some(r) = self.behavior.on_recovered(&pid, &e.state, e.seq) {
                 pending.replies.push(r);
             }
             self.entities.insert(pid.clone(), e);
@@ -215,7 +263,11 @@ impl<E: EventSourced> EventSourcedLogic<E> {
             events,
             reply,
             snapshot,
+            stop,
         } = self.behavior.command(&entity.state, cmd)?;
+        if stop {
+            pending.stops.push(pid.clone());
+        }
         let mut stored = Vec::with_capacity(events.len());
         for ev in &events {
             let payload = postcard::to_allocvec(ev).map_err(|e| {
@@ -264,14 +316,21 @@ impl<E: EventSourced> EventSourcedLogic<E> {
         &mut self,
         pending: Pending<E::Reply>,
         out: &mut Vec<E::Reply>,
+        scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
         if !pending.writes.is_empty()
             && let Err(e) = self.journal.append(&pending.writes)
         {
+            let e = journal_error(e);
             for w in &pending.writes {
                 self.entities.remove(&w.pid);
+                if !w.events.is_empty() {
+                    out.extend(self.behavior.on_persist_failed(&w.pid, &e));
+                }
             }
-            return Err(journal_error(e));
+            // Nothing of the batch was written: its replies are not sent, the entities it
+            // touched recover from the journal, and the stage's supervision decides.
+            return scx.element_failed(e, None, None);
         }
         for pid in pending.snapshots {
             if let Some(e) = self.entities.get_mut(&pid) {
@@ -287,6 +346,25 @@ impl<E: EventSourced> EventSourcedLogic<E> {
             }
         }
         out.extend(pending.replies);
+        for pid in &pending.stops {
+            self.entities.remove(pid);
+        }
+        if self.entities.len() > self.settings.max_entities {
+            // Keep the entities this batch touched; the others recover from the journal.
+            let keep: std::collections::HashSet<&str> =
+                pending.writes.iter().map(|w| w.pid.as_str()).collect();
+            let target = self.settings.max_entities * 3 / 4;
+            let drop: Vec<String> = self
+                .entities
+                .keys()
+                .filter(|p| !keep.contains(p.as_str()))
+                .take(self.entities.len().saturating_sub(target))
+                .cloned()
+                .collect();
+            for p in drop {
+                self.entities.remove(&p);
+            }
+        }
         Ok(())
     }
 }
@@ -298,11 +376,7 @@ impl<E: EventSourced> FlowLogic<E::Command, E::Reply> for EventSourcedLogic<E> {
         out: &mut Vec<E::Reply>,
         scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
-        let mut pending = Pending {
-            writes: Vec::new(),
-            replies: Vec::new(),
-            snapshots: Vec::new(),
-        };
+        let mut pending = Pending::default();
         let mut rest = std::mem::take(input).into_iter();
         while let Some(cmd) = rest.next() {
             let r = catch_unwind(AssertUnwindSafe(|| self.handle(cmd, &mut pending)))
@@ -312,20 +386,29 @@ impl<E: EventSourced> FlowLogic<E::Command, E::Reply> for EventSourcedLogic<E> {
                         weir_graph::panic_message(&*p)
                     )))
                 });
-            if let Err(e) = r {
-                // An event handler that panicked half-way moved its entity's state: drop the
-                // entity, so it is recovered from the journal (with this batch's earlier writes,
-                // persisted below) on its next command.
-                if let Some(pid) = self.applying.take() {
-                    self.entities.remove(&pid);
+            match r {
+                Ok(()) if !pending.stops.is_empty() => {
+                    // A stopped entity leaves memory now: what the batch did so far is persisted
+                    // first, so its next command recovers all of it.
+                    self.persist(std::mem::take(&mut pending), out, scx)?;
                 }
-                if let Err(e) = scx.element_failed(e, None, None) {
-                    input.extend(rest);
-                    self.persist(pending, out)?;
-                    return Err(e);
+                Ok(()) => {}
+                Err(e) => {
+                    // An event handler that panicked half-way moved its entity's state: drop
+                    // the entity and persist what came before, so its next command recovers
+                    // exactly what was written.
+                    if let Some(pid) = self.applying.take() {
+                        self.entities.remove(&pid);
+                        self.persist(std::mem::take(&mut pending), out, scx)?;
+                    }
+                    if let Err(e) = scx.element_failed(e, None, None) {
+                        input.extend(rest);
+                        self.persist(pending, out, scx)?;
+                        return Err(e);
+                    }
                 }
             }
         }
-        self.persist(pending, out)
+        self.persist(pending, out, scx)
     }
 }

@@ -52,6 +52,7 @@ macro_rules! conformance {
             every_single_flipped_bit_is_detected,
             a_range_snapshot_and_import_take_only_their_key_groups,
             a_state_snapshot_holds_only_that_state_and_imports_by_key_group,
+            a_snapshot_file_imports_as_its_bytes_do_and_a_damaged_one_changes_nothing,
             clear_key_groups_removes_only_that_range,
             state_kinds_follow_the_model,
             raw_operations_follow_a_btreemap
@@ -662,6 +663,74 @@ pub fn a_state_snapshot_holds_only_that_state_and_imports_by_key_group(make: Mak
         Err(StateError::Snapshot(_))
     ));
     assert_eq!(values_in(&every.backend), want(20, 100));
+}
+
+pub fn a_snapshot_file_imports_as_its_bytes_do_and_a_damaged_one_changes_nothing(make: Make) {
+    let (src, by_group) = keys_everywhere(make);
+    let id = StateId::new(StageId::of_uid("stage"), "v");
+    let bytes = src
+        .backend
+        .snapshot_state(KeyGroupRange::ALL, id)
+        .unwrap()
+        .into_bytes()
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!(
+        "weir-suite-file-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("snapshot");
+    std::fs::write(&file, &bytes).unwrap();
+    let want: BTreeMap<u32, u32> = by_group
+        .range(30..90)
+        .flat_map(|(_, ks)| ks.iter().map(|k| (*k, *k)))
+        .collect();
+    let dst = all(make);
+    let taken = dst
+        .backend
+        .import_key_groups_file(&file, KeyGroupRange::new(30, 90))
+        .unwrap();
+    assert_eq!(taken, want.len());
+    assert_eq!(values_in(&dst.backend), want);
+
+    // A flipped bit, a truncated file, a missing file: typed errors, nothing applied.
+    let fresh = all(make);
+    let mut bad = bytes.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 4;
+    std::fs::write(&file, &bad).unwrap();
+    assert!(matches!(
+        fresh
+            .backend
+            .import_key_groups_file(&file, KeyGroupRange::ALL),
+        Err(StateError::Snapshot(_))
+    ));
+    std::fs::write(&file, &bytes[..bytes.len() - 3]).unwrap();
+    assert!(matches!(
+        fresh
+            .backend
+            .import_key_groups_file(&file, KeyGroupRange::ALL),
+        Err(StateError::Snapshot(SnapshotError::Truncated { .. }))
+    ));
+    std::fs::write(&file, &bytes[..10]).unwrap();
+    assert!(matches!(
+        fresh
+            .backend
+            .import_key_groups_file(&file, KeyGroupRange::ALL),
+        Err(StateError::Snapshot(SnapshotError::TooShort {
+            len: 10,
+            ..
+        }))
+    ));
+    assert!(matches!(
+        fresh
+            .backend
+            .import_key_groups_file(&dir.join("missing"), KeyGroupRange::ALL),
+        Err(StateError::Io(_))
+    ));
+    assert_eq!(values_in(&fresh.backend), BTreeMap::new());
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 pub fn clear_key_groups_removes_only_that_range(make: Make) {

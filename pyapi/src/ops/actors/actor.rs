@@ -3,10 +3,11 @@
 //! timers and the stage loop are the Rust ones; this only calls the Python hooks.
 //!
 //! Every hook runs on the run's Python dispatcher, whose serving thread holds the GIL while it
-//! polls the actor stage's island (a batch of messages is handled in one poll), so the GIL is
-//! taken once per batch and each message costs one Python call. A message's handler is the
-//! instance class's `on_<snake_case(type(msg).__name__)>` method or its `handle`, resolved once
-//! per class and type by `weir._actors._resolve` and kept here by type.
+//! polls the actor stage's island. A batch of stream elements is one Python call
+//! (`handle_batch`: `weir._actors._run_batch` loops over it); a message told to a ref (it has
+//! a sender) is one call of its handler. A message's handler is the instance class's
+//! `on_<snake_case(type(msg).__name__)>` method or its `handle`, resolved once per class and
+//! type by `weir._actors._resolve` and kept here (and in `_run_batch`'s cache) by type.
 
 use super::args::HandlerArgs;
 use super::ctx::PyActorCtx;

@@ -670,6 +670,27 @@ def test_tell_blocks_while_the_mailbox_is_full_and_try_tell_applies_the_overflow
     assert [d.element for d in letters] == [99]
 
 
+def test_an_actor_flow_held_by_downstream_holds_its_source():
+    class Double(weir.Actor):
+        def on_int(self, ctx, x):
+            ctx.emit(2 * x)
+
+    clock = testing.VirtualClock()
+    graph = testing.probe_source().via(weir.Flow.actor(Double)).to(testing.probe_sink(), keep="both")
+    run = clock.start(graph, batch_size=16)
+    src, sink = run.materialized
+    src.offer_all(list(range(10_000)))
+    clock.settle()
+    # No demand: the actor's output waits for credit, so it takes no more input, and the
+    # source hands over only what the channels between them hold.
+    held = src.delivered()
+    assert 0 < held < 1_000, held
+    sink.expect_no_element()
+    sink.request(10_000)
+    assert sink.expect_next_n(10_000) == [2 * x for x in range(10_000)]
+    assert src.delivered() == 10_000
+
+
 def test_tell_inside_a_stage_is_refused_rather_than_blocking_the_run():
     errors = []
 

@@ -21,6 +21,7 @@ mod child;
 mod ckpt_backpressure;
 mod entities;
 mod persistence;
+mod regions;
 mod state_keys;
 mod w3;
 
@@ -29,7 +30,7 @@ mod w3;
 #[command(
     name = "weir-bench",
     about = "weir benchmark workloads printing JSON lines",
-    after_help = "The W3 job and its crash harness: w3, w3-gen, w3-job, crash; event-sourced entities: entities-job, crash-entities, persistence (each with --help)."
+    after_help = "The W3 job and its crash harness: w3, w3-gen, w3-job, crash; event-sourced entities: entities-job, crash-entities, persistence, regions (each with --help)."
 )]
 struct Args {
     /// Which workload to run.
@@ -362,6 +363,7 @@ fn main() {
     let argv: Vec<String> = std::env::args().collect();
     ckpt_backpressure::dispatch(&argv);
     persistence::dispatch(&argv);
+    regions::dispatch(&argv);
     if argv.get(1).map(String::as_str) == Some("state-keys") {
         std::process::exit(state_keys::main(argv[1..].to_vec()));
     }

@@ -28,8 +28,8 @@ impl EventSourced for Bank {
     type Event = Event;
     type State = i64;
     type Reply = String;
-    fn persistence_id(&self, c: &Command) -> String {
-        c.0.to_owned()
+    fn persistence_id(&self, c: &Command) -> Result<String, StageError> {
+        Ok(c.0.to_owned())
     }
     fn command(
         &self,
@@ -45,11 +45,12 @@ impl EventSourced for Bank {
             Effect::persist(Event::Withdrew(-x)).then_reply(format!("{acct} {x} = {}", balance + x))
         })
     }
-    fn apply(&self, balance: &mut i64, e: &Event) {
+    fn apply(&self, balance: &mut i64, e: &Event) -> Result<(), StageError> {
         match e {
             Event::Deposited(x) => *balance += x,
             Event::Withdrew(x) => *balance -= x,
         }
+        Ok(())
     }
     fn on_recovered(&self, pid: &str, balance: &i64, seq: u64) -> Option<String> {
         (seq > 0).then(|| format!("{pid} recovered with {balance} after {seq} events"))

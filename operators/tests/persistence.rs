@@ -51,8 +51,8 @@ impl EventSourced for Bank {
     type Event = Ev;
     type State = Balance;
     type Reply = String;
-    fn persistence_id(&self, c: &Cmd) -> String {
-        format!("acct-{}", c.account)
+    fn persistence_id(&self, c: &Cmd) -> Result<String, StageError> {
+        Ok(format!("acct-{}", c.account))
     }
     fn command(&self, s: &Balance, c: Cmd) -> Result<Effect<Ev, String>, StageError> {
         let id = c.account;
@@ -72,12 +72,13 @@ impl EventSourced for Bank {
             ))
         })
     }
-    fn apply(&self, s: &mut Balance, e: &Ev) {
+    fn apply(&self, s: &mut Balance, e: &Ev) -> Result<(), StageError> {
         match e {
             Ev::Deposited(x) => s.balance += x,
             Ev::Withdrew(x) => s.balance -= x,
         }
         s.events += 1;
+        Ok(())
     }
     fn tags(&self, e: &Ev) -> Vec<String> {
         match e {
@@ -568,7 +569,7 @@ impl EventSourced for Closing {
     type Event = Ev;
     type State = Balance;
     type Reply = String;
-    fn persistence_id(&self, c: &Cmd) -> String {
+    fn persistence_id(&self, c: &Cmd) -> Result<String, StageError> {
         Bank.persistence_id(c)
     }
     fn command(&self, s: &Balance, c: Cmd) -> Result<Effect<Ev, String>, StageError> {
@@ -577,8 +578,8 @@ impl EventSourced for Closing {
         }
         Bank.command(s, c)
     }
-    fn apply(&self, s: &mut Balance, e: &Ev) {
-        Bank.apply(s, e);
+    fn apply(&self, s: &mut Balance, e: &Ev) -> Result<(), StageError> {
+        Bank.apply(s, e)
     }
     fn on_recovered(&self, pid: &str, s: &Balance, seq: u64) -> Option<String> {
         Bank.on_recovered(pid, s, seq)
@@ -619,17 +620,18 @@ impl EventSourced for Unlucky {
     type Event = Ev;
     type State = Balance;
     type Reply = String;
-    fn persistence_id(&self, c: &Cmd) -> String {
+    fn persistence_id(&self, c: &Cmd) -> Result<String, StageError> {
         Bank.persistence_id(c)
     }
     fn command(&self, s: &Balance, c: Cmd) -> Result<Effect<Ev, String>, StageError> {
         Bank.command(s, c)
     }
-    fn apply(&self, s: &mut Balance, e: &Ev) {
+    fn apply(&self, s: &mut Balance, e: &Ev) -> Result<(), StageError> {
         s.events += 1;
         assert!(!matches!(e, Ev::Deposited(13)), "unlucky");
-        Bank.apply(s, e);
+        Bank.apply(s, e)?;
         s.events -= 1;
+        Ok(())
     }
     fn on_recovered(&self, pid: &str, s: &Balance, seq: u64) -> Option<String> {
         Bank.on_recovered(pid, s, seq)

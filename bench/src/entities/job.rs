@@ -78,14 +78,15 @@ impl EventSourced for Accounts {
     type Event = Event;
     type State = Account;
     type Reply = Outcome;
-    fn persistence_id(&self, c: &Command) -> String {
-        pid(c.entity)
+    fn persistence_id(&self, c: &Command) -> Result<String, StageError> {
+        Ok(pid(c.entity))
     }
     fn command(&self, _s: &Account, c: Command) -> Result<Effect<Event, Outcome>, StageError> {
         Ok(Effect::persist(Event::Deposited(c.amount)).then_reply(Outcome::Applied))
     }
-    fn apply(&self, s: &mut Account, e: &Event) {
+    fn apply(&self, s: &mut Account, e: &Event) -> Result<(), StageError> {
         s.apply(e);
+        Ok(())
     }
     fn on_duplicate(&self, _s: &Account, _c: &Command) -> Option<Outcome> {
         Some(Outcome::Duplicate)

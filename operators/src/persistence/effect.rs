@@ -75,20 +75,26 @@ pub trait EventSourced: Send + Sync + 'static {
     /// What it emits downstream.
     type Reply: Send + 'static;
 
-    /// The persistence id a command is for.
-    fn persistence_id(&self, command: &Self::Command) -> String;
+    /// The persistence id a command is for (an error fails that command).
+    fn persistence_id(&self, command: &Self::Command) -> Result<String, StageError>;
     /// Handles a command against its entity's state.
     fn command(
         &self,
         state: &Self::State,
         command: Self::Command,
     ) -> Result<Effect<Self::Event, Self::Reply>, StageError>;
-    /// Folds one event into the state.
-    fn apply(&self, state: &mut Self::State, event: &Self::Event);
+    /// Folds one event into the state (an error fails the command, or the recovery, whose event
+    /// it is; the entity is then recovered again from the journal).
+    fn apply(&self, state: &mut Self::State, event: &Self::Event) -> Result<(), StageError>;
     /// Tags an event is indexed under (for `events_by_tag`); none by default.
     fn tags(&self, event: &Self::Event) -> Vec<String> {
         let _ = event;
         Vec::new()
+    }
+    /// Encodes an event for the journal (postcard by default; with [`EventSourced::decode_event`]
+    /// the format the journal holds).
+    fn encode_event(&self, event: &Self::Event) -> Result<Vec<u8>, String> {
+        postcard::to_allocvec(event).map_err(|e| e.to_string())
     }
     /// Decodes a stored event; override to upgrade events written by an older version.
     fn decode_event(&self, bytes: &[u8]) -> Result<Self::Event, String> {

@@ -128,7 +128,9 @@ pub fn event_sourced<E: EventSourced>(
     }
     crate::simple::map(|c: E::Command| c)
         .partition_by_hash(move |c: &E::Command| {
-            weir_graph::stable_hash_of(&route.persistence_id(c))
+            route
+                .persistence_id(c)
+                .map_or(0, |p| weir_graph::stable_hash_of(&p))
         })
         .via(stage.parallelism(parallelism))
 }
@@ -209,7 +211,13 @@ impl<E: EventSourced> EventSourcedLogic<E> {
                             message: format!("event does not decode: {message}"),
                         })
                     })?;
-                self.behavior.apply(&mut state, &event);
+                self.behavior.apply(&mut state, &event).map_err(|e| {
+                    journal_error(JournalError::Corrupt {
+                        pid: pid.to_owned(),
+                        seq: entry.seq,
+                        message: format!("the event handler failed on it: {}", e.message()),
+                    })
+                })?;
                 seq = entry.seq;
                 replayed += 1;
             }
@@ -239,7 +247,7 @@ impl<E: EventSourced> EventSourcedLogic<E> {
         cmd: E::Command,
         pending: &mut Pending<E::Reply>,
     ) -> Result<(), StageError> {
-        let pid = self.behavior.persistence_id(&cmd);
+        let pid = self.behavior.persistence_id(&cmd)?;
         if !self.entities.contains_key(&pid) {
             let e = self.recover(&pid)?;
             if let Some(r) = self.behavior.on_recovered(&pid, &e.state, e.seq) {
@@ -270,7 +278,7 @@ impl<E: EventSourced> EventSourcedLogic<E> {
         }
         let mut stored = Vec::with_capacity(events.len());
         for ev in &events {
-            let payload = postcard::to_allocvec(ev).map_err(|e| {
+            let payload = self.behavior.encode_event(ev).map_err(|e| {
                 StageError::user(format!(
                     "persistence id '{pid}': cannot encode an event: {e}"
                 ))
@@ -283,7 +291,7 @@ impl<E: EventSourced> EventSourcedLogic<E> {
         let expected = entity.seq;
         self.applying = Some(pid.clone());
         for ev in &events {
-            self.behavior.apply(&mut entity.state, ev);
+            self.behavior.apply(&mut entity.state, ev)?;
         }
         self.applying = None;
         entity.seq += events.len() as u64;

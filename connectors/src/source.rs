@@ -272,29 +272,38 @@ impl<T: Send + 'static> ReadStage<T> {
                 if output.poll_closed(cx).is_ready() {
                     return Poll::Ready(Pass::Cancelled);
                 }
-                if let Some((l, addr)) = &listener {
-                    while streams.conns.len() < max_conns && accept.is_none_or(|n| accepted < n) {
-                        match l.poll_accept(cx) {
-                            Poll::Pending => break,
-                            Poll::Ready(Err(source)) => {
-                                let e = ConnectorError::Accept { addr: addr.clone(), source };
-                                return Poll::Ready(Pass::Failed(external(e).with_stage(&path)));
-                            }
-                            Poll::Ready(Ok((s, peer))) => {
-                                accepted += 1;
-                                stats.connected();
-                                tracing::debug!(stage = %path, %peer, "accepted");
-                                match new_conn(peer.to_string(), Box::pin(s)) {
-                                    Ok(c) => streams.conns.push(c),
-                                    Err(e) => return Poll::Ready(Pass::Failed(e)),
+                // Accept while there is room, read, and accept again if connections ended
+                // (the listener is polled, so its waker is set, whenever there is room).
+                loop {
+                    if let Some((l, addr)) = &listener {
+                        while streams.conns.len() < max_conns && accept.is_none_or(|n| accepted < n) {
+                            match l.poll_accept(cx) {
+                                Poll::Pending => break,
+                                Poll::Ready(Err(source)) => {
+                                    let e = ConnectorError::Accept { addr: addr.clone(), source };
+                                    return Poll::Ready(Pass::Failed(external(e).with_stage(&path)));
+                                }
+                                Poll::Ready(Ok((s, peer))) => {
+                                    accepted += 1;
+                                    stats.connected();
+                                    tracing::debug!(stage = %path, %peer, "accepted");
+                                    match new_conn(peer.to_string(), Box::pin(s)) {
+                                        Ok(c) => streams.conns.push(c),
+                                        Err(e) => return Poll::Ready(Pass::Failed(e)),
+                                    }
                                 }
                             }
                         }
                     }
-                }
-                let mut scx = StageCx::new(&info, &*clock, supervision.as_ref(), batch);
-                if let Err(e) = streams.poll_pass(cx, batch, &mut out, &mut scx) {
-                    return Poll::Ready(Pass::Failed(e));
+                    let before = streams.conns.len();
+                    let mut scx = StageCx::new(&info, &*clock, supervision.as_ref(), batch);
+                    if let Err(e) = streams.poll_pass(cx, batch, &mut out, &mut scx) {
+                        return Poll::Ready(Pass::Failed(e));
+                    }
+                    let room = streams.conns.len() < max_conns && accept.is_none_or(|n| accepted < n);
+                    if listener.is_none() || streams.conns.len() >= before || !room || out.len() >= batch {
+                        break;
+                    }
                 }
                 let ended = streams.conns.is_empty()
                     && match &listener {

@@ -74,19 +74,21 @@ impl StreamDecoder {
         }
     }
 
-    /// Appends bytes read from the stream.
+    /// Appends bytes read from the stream (those of a bad frame being skipped are dropped
+    /// here, so [`StreamDecoder::offset`] is then where the next frame starts).
     pub fn push(&mut self, bytes: &[u8]) {
         if self.buf.bytes.is_empty() {
             self.buf.push(bytes.to_vec());
         } else {
             self.buf.bytes.extend_from_slice(bytes);
         }
+        self.skipped();
     }
 
     /// Moves every complete frame to `out`. On a bad frame the frames before it are in `out`
     /// and the error names the frame's stream offset.
     pub fn decode(&mut self, out: &mut Vec<Vec<u8>>) -> Result<(), FramingError> {
-        if !self.skipped() {
+        if self.skip != Skip::No {
             return Ok(());
         }
         match &mut self.kind {

@@ -263,9 +263,9 @@ impl<T: Send + 'static> Streams<T> {
                         self.conns.remove(i);
                         progress = true;
                     }
-                    Poll::Ready(Err(e)) if e.downcast_cause::<ConnectorError>().is_some_and(
-                        |c| matches!(c, ConnectorError::Read { .. }),
-                    ) =>
+                    Poll::Ready(Err(e))
+                        if e.downcast_cause::<ConnectorError>()
+                            .is_some_and(|c| matches!(c, ConnectorError::Read { .. })) =>
                     {
                         // A broken connection is an element-level failure of the stage: resume
                         // drops the connection and goes on with the others.

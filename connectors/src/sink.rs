@@ -188,7 +188,9 @@ impl<T: Send + 'static> WriteStage<T> {
             Target::Stdout => Ok(("stdout".into(), Box::pin(tokio::io::stdout()))),
             Target::Connect { addr, retry } => {
                 let s = connect(addr, retry).await.map_err(fail)?;
-                let peer = s.peer_addr().map_or_else(|_| addr.clone(), |a| a.to_string());
+                let peer = s
+                    .peer_addr()
+                    .map_or_else(|_| addr.clone(), |a| a.to_string());
                 Ok((peer, Box::pin(s)))
             }
             Target::Listen { listener, addr } => {
@@ -235,29 +237,41 @@ impl<T: Send + 'static> WriteStage<T> {
             match input.recv().await {
                 Event::Batch(batch) => {
                     buf.clear();
-                    let mut scx = io.stage_cx();
-                    for x in batch {
-                        payload.clear();
-                        let r = (self.encode)(&x, &mut payload)
-                            .and_then(|()| self.framing.encode(&payload, self.max_frame, &mut buf));
-                        if let Err(reason) = r {
-                            let e = external(ConnectorError::Encode {
-                                peer: peer.clone(),
-                                index,
-                                reason,
+                    // The elements before one that fails are still written.
+                    let failed = {
+                        let mut scx = io.stage_cx();
+                        let mut failed = None;
+                        for x in batch {
+                            payload.clear();
+                            let r = (self.encode)(&x, &mut payload).and_then(|()| {
+                                self.framing.encode(&payload, self.max_frame, &mut buf)
                             });
-                            scx.element_failed(e, Some(Box::new(x)), None)?;
+                            index += 1;
+                            if let Err(reason) = r {
+                                let e = external(ConnectorError::Encode {
+                                    peer: peer.clone(),
+                                    index: index - 1,
+                                    reason,
+                                });
+                                if let Err(e) = scx.element_failed(e, Some(Box::new(x)), None) {
+                                    failed = Some(e);
+                                    break;
+                                }
+                            }
                         }
-                        index += 1;
-                    }
-                    drop(scx);
+                        failed
+                    };
                     let wrote = async {
                         w.write_all(&buf).await?;
                         w.flush().await
                     }
                     .await;
                     match wrote {
-                        Ok(()) => {}
+                        Ok(()) => {
+                            if let Some(e) = failed {
+                                return Err(e);
+                            }
+                        }
                         Err(e) if stdout && peer_gone(&e) => {
                             tracing::debug!(stage = %path, "stdout closed: cancelling upstream");
                             return Ok(());
@@ -282,4 +296,3 @@ impl<T: Send + 'static> WriteStage<T> {
         }
     }
 }
-

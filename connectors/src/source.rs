@@ -147,11 +147,15 @@ impl TcpSource {
                 if ok {
                     Ok(())
                 } else {
-                    Err(external(ConnectorError::InvalidSetting(what.to_owned())).with_stage(&info.path))
+                    Err(external(ConnectorError::InvalidSetting(what.to_owned()))
+                        .with_stage(&info.path))
                 }
             };
             check(cfg.read_buffer > 0, "read buffer must be at least 1 byte")?;
-            check(cfg.max_connections > 0, "max connections must be at least 1")?;
+            check(
+                cfg.max_connections > 0,
+                "max connections must be at least 1",
+            )?;
             let (origin, local_addr) = if cfg.listen {
                 let l = std::net::TcpListener::bind(&cfg.addr)
                     .and_then(|l| l.set_nonblocking(true).map(|()| l))
@@ -256,7 +260,11 @@ impl<T: Send + 'static> ReadStage<T> {
             } => {
                 let l = l.ok_or_else(|| StageError::internal("listener taken twice"))?;
                 let l = tokio::net::TcpListener::from_std(l).map_err(|source| {
-                    external(ConnectorError::Bind { addr: addr.clone(), source }).with_stage(&path)
+                    external(ConnectorError::Bind {
+                        addr: addr.clone(),
+                        source,
+                    })
+                    .with_stage(&path)
                 })?;
                 listener = Some((l, addr));
                 max_conns = max_connections;
@@ -264,7 +272,11 @@ impl<T: Send + 'static> ReadStage<T> {
             }
         }
         let batch = io.batch_size.max(1);
-        let (info, clock, supervision) = (io.info.clone(), Arc::clone(&io.clock), io.supervision.clone());
+        let (info, clock, supervision) = (
+            io.info.clone(),
+            Arc::clone(&io.clock),
+            io.supervision.clone(),
+        );
         let mut accepted = 0usize;
         loop {
             let mut out = Vec::new();
@@ -276,12 +288,18 @@ impl<T: Send + 'static> ReadStage<T> {
                 // (the listener is polled, so its waker is set, whenever there is room).
                 loop {
                     if let Some((l, addr)) = &listener {
-                        while streams.conns.len() < max_conns && accept.is_none_or(|n| accepted < n) {
+                        while streams.conns.len() < max_conns && accept.is_none_or(|n| accepted < n)
+                        {
                             match l.poll_accept(cx) {
                                 Poll::Pending => break,
                                 Poll::Ready(Err(source)) => {
-                                    let e = ConnectorError::Accept { addr: addr.clone(), source };
-                                    return Poll::Ready(Pass::Failed(external(e).with_stage(&path)));
+                                    let e = ConnectorError::Accept {
+                                        addr: addr.clone(),
+                                        source,
+                                    };
+                                    return Poll::Ready(Pass::Failed(
+                                        external(e).with_stage(&path),
+                                    ));
                                 }
                                 Poll::Ready(Ok((s, peer))) => {
                                     accepted += 1;
@@ -300,8 +318,13 @@ impl<T: Send + 'static> ReadStage<T> {
                     if let Err(e) = streams.poll_pass(cx, batch, &mut out, &mut scx) {
                         return Poll::Ready(Pass::Failed(e));
                     }
-                    let room = streams.conns.len() < max_conns && accept.is_none_or(|n| accepted < n);
-                    if listener.is_none() || streams.conns.len() >= before || !room || out.len() >= batch {
+                    let room =
+                        streams.conns.len() < max_conns && accept.is_none_or(|n| accepted < n);
+                    if listener.is_none()
+                        || streams.conns.len() >= before
+                        || !room
+                        || out.len() >= batch
+                    {
                         break;
                     }
                 }

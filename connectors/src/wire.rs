@@ -35,7 +35,12 @@ impl Framing {
     }
 
     /// Appends `payload` framed to `out`; an error says why it cannot be framed.
-    pub(crate) fn encode(self, payload: &[u8], max: usize, out: &mut Vec<u8>) -> Result<(), String> {
+    pub(crate) fn encode(
+        self,
+        payload: &[u8],
+        max: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), String> {
         if payload.len() > max {
             return Err(format!(
                 "{} bytes long, more than the maximum frame length of {max}",
@@ -45,7 +50,9 @@ impl Framing {
         match self {
             Self::Lines => {
                 if let Some(i) = payload.iter().position(|&b| b == b'\n') {
-                    return Err(format!("holds a newline at byte {i}, which would end its line"));
+                    return Err(format!(
+                        "holds a newline at byte {i}, which would end its line"
+                    ));
                 }
                 out.extend_from_slice(payload);
                 out.push(b'\n');
@@ -105,8 +112,7 @@ impl Envelope {
 
 /// Turns a frame's payload into an element; the error says why it does not decode and gives
 /// the frame back.
-pub(crate) type DecodeFn<T> =
-    Arc<dyn Fn(Vec<u8>) -> Result<T, (String, Vec<u8>)> + Send + Sync>;
+pub(crate) type DecodeFn<T> = Arc<dyn Fn(Vec<u8>) -> Result<T, (String, Vec<u8>)> + Send + Sync>;
 /// Appends an element's payload (unframed); the error says why it cannot be encoded.
 pub(crate) type EncodeFn<T> = Arc<dyn Fn(&T, &mut Vec<u8>) -> Result<(), String> + Send + Sync>;
 
@@ -121,7 +127,8 @@ pub(crate) fn decode_text() -> DecodeFn<String> {
         if f.last() == Some(&b'\r') {
             f.pop();
         }
-        String::from_utf8(f).map_err(|e| (format!("invalid UTF-8: {}", e.utf8_error()), e.into_bytes()))
+        String::from_utf8(f)
+            .map_err(|e| (format!("invalid UTF-8: {}", e.utf8_error()), e.into_bytes()))
     })
 }
 

@@ -67,7 +67,12 @@ fn framed(framing: Framing, frames: &[&[u8]]) -> Vec<u8> {
 async fn every_framing_reads_exact_frames_from_raw_bytes() {
     let frames: [&[u8]; 4] = [b"alpha", b"", b"beta gamma", b"\x00\x01 bin"];
     for framing in [Framing::Lines, Framing::LengthPrefixed] {
-        let (h, got) = start(TcpSource::bind("127.0.0.1:0").framing(framing).accept(1).bytes());
+        let (h, got) = start(
+            TcpSource::bind("127.0.0.1:0")
+                .framing(framing)
+                .accept(1)
+                .bytes(),
+        );
         let t = send_raw(h.local_addr.unwrap(), framed(framing, &frames));
         let got = within(got).await.unwrap();
         t.join().unwrap();
@@ -104,7 +109,10 @@ async fn every_framing_writes_exact_bytes() {
         let (addr, peer) = read_all_once();
         let items = vec![b"alpha".to_vec(), vec![], b"beta".to_vec()];
         let done = Source::from_iter(items)
-            .to_mat(TcpSink::connect(addr.to_string()).framing(framing).bytes(), Keep::right)
+            .to_mat(
+                TcpSink::connect(addr.to_string()).framing(framing).bytes(),
+                Keep::right,
+            )
             .run()
             .unwrap();
         within(done.done).await.unwrap();
@@ -138,16 +146,29 @@ async fn every_framing_writes_exact_bytes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_weir_sink_feeds_a_weir_source_in_every_framing() {
     for framing in [Framing::Lines, Framing::LengthPrefixed] {
-        let (h, got) = start(TcpSource::bind("127.0.0.1:0").framing(framing).accept(1).text());
+        let (h, got) = start(
+            TcpSource::bind("127.0.0.1:0")
+                .framing(framing)
+                .accept(1)
+                .text(),
+        );
         let items: Vec<String> = (0..5000).map(|i| format!("element {i}")).collect();
-        let sink = TcpSink::connect(h.local_addr.unwrap().to_string()).framing(framing).text();
-        let sent = Source::from_iter(items.clone()).to_mat(sink, Keep::right).run().unwrap();
+        let sink = TcpSink::connect(h.local_addr.unwrap().to_string())
+            .framing(framing)
+            .text();
+        let sent = Source::from_iter(items.clone())
+            .to_mat(sink, Keep::right)
+            .run()
+            .unwrap();
         within(sent.done).await.unwrap();
         assert_eq!(within(got).await.unwrap(), items, "{framing:?}");
     }
     // Server-mode sink: the first client gets the stream; a client-mode source reads it.
     let sink = TcpSink::bind("127.0.0.1:0").json::<u32>();
-    let h = Source::from_iter(0..100u32).to_mat(sink, Keep::right).run().unwrap();
+    let h = Source::from_iter(0..100u32)
+        .to_mat(sink, Keep::right)
+        .run()
+        .unwrap();
     let addr = h.local_addr.unwrap().to_string();
     let (_, got) = start(TcpSource::connect(addr).json::<u32>());
     assert_eq!(within(got).await.unwrap(), (0..100).collect::<Vec<_>>());
@@ -156,7 +177,10 @@ async fn a_weir_sink_feeds_a_weir_source_in_every_framing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_merges_several_clients_keeping_each_ones_order() {
-    let src = TcpSource::bind("127.0.0.1:0").max_connections(2).accept(4).text();
+    let src = TcpSource::bind("127.0.0.1:0")
+        .max_connections(2)
+        .accept(4)
+        .text();
     let (h, got) = start(src);
     let addr = h.local_addr.unwrap();
     let clients: Vec<_> = (0..4)
@@ -171,7 +195,10 @@ async fn a_server_merges_several_clients_keeping_each_ones_order() {
     }
     assert_eq!(got.len(), 2000);
     for c in 0..4 {
-        let mine: Vec<&String> = got.iter().filter(|l| l.starts_with(&format!("c{c}-"))).collect();
+        let mine: Vec<&String> = got
+            .iter()
+            .filter(|l| l.starts_with(&format!("c{c}-")))
+            .collect();
         let want: Vec<String> = (0..500).map(|i| format!("c{c}-{i}")).collect();
         assert_eq!(mine, want.iter().collect::<Vec<_>>(), "client {c}");
     }
@@ -219,17 +246,31 @@ async fn a_slow_consumer_stops_the_reading_so_what_is_read_stays_bounded() {
     }
     let read = h.stats.bytes_read();
     // The channel (64 rows), one batch in flight and one read buffer: far below the 200 MB sent.
-    assert!(read < 4 << 20, "read {read} bytes of {total} while the consumer took 10 frames");
-    assert!(!writer.is_finished(), "the writer was never blocked by TCP flow control");
+    assert!(
+        read < 4 << 20,
+        "read {read} bytes of {total} while the consumer took 10 frames"
+    );
+    assert!(
+        !writer.is_finished(),
+        "the writer was never blocked by TCP flow control"
+    );
     probe.cancel();
     let written = writer.join().unwrap();
-    assert!(written < total, "cancelling closed the connection, so the writer stopped");
+    assert!(
+        written < total,
+        "cancelling closed the connection, so the writer stopped"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_frames_fail_the_stage_naming_peer_and_offset_after_the_good_ones() {
     // Too long: "abcdef" (6 bytes) at byte 3, maximum 5.
-    let (h, got) = start(TcpSource::bind("127.0.0.1:0").max_frame_length(5).accept(1).text());
+    let (h, got) = start(
+        TcpSource::bind("127.0.0.1:0")
+            .max_frame_length(5)
+            .accept(1)
+            .text(),
+    );
     let client = TcpStream::connect(h.local_addr.unwrap()).unwrap();
     let peer = client.local_addr().unwrap();
     (&client).write_all(b"ok\nabcdef\nnext\n").unwrap();
@@ -254,7 +295,12 @@ async fn bad_frames_fail_the_stage_naming_peer_and_offset_after_the_good_ones() 
             "stage 'tcp_source#0' failed on element {{oops: bad frame from {peer} at byte 4: invalid JSON: invalid type: map, expected u32 at line 1 column 0"
         )
     );
-    let (h, got) = start(TcpSource::bind("127.0.0.1:0").accept(1).framing(Framing::LengthPrefixed).bytes());
+    let (h, got) = start(
+        TcpSource::bind("127.0.0.1:0")
+            .accept(1)
+            .framing(Framing::LengthPrefixed)
+            .bytes(),
+    );
     let client = TcpStream::connect(h.local_addr.unwrap()).unwrap();
     let peer = client.local_addr().unwrap();
     (&client).write_all(b"\0\0\0\x02ab\0\0\0\x09cut").unwrap();
@@ -269,7 +315,9 @@ async fn bad_frames_fail_the_stage_naming_peer_and_offset_after_the_good_ones() 
 }
 
 /// What the dead-letter sink saw: (stage, error, element rendering).
-fn letters(store: &std::sync::Mutex<Vec<weir_graph::DeadLetter>>) -> Vec<(String, String, Option<String>)> {
+fn letters(
+    store: &std::sync::Mutex<Vec<weir_graph::DeadLetter>>,
+) -> Vec<(String, String, Option<String>)> {
     store
         .lock()
         .unwrap()
@@ -303,17 +351,23 @@ async fn resumed_bad_frames_go_to_dead_letters_and_reading_goes_on() {
         vec![
             (
                 p.to_owned(),
-                format!("stage '{p}' failed: bad frame from {peer}: frame starting at byte 2 is 9 bytes long, more than the maximum of 8"),
+                format!(
+                    "stage '{p}' failed: bad frame from {peer}: frame starting at byte 2 is 9 bytes long, more than the maximum of 8"
+                ),
                 None
             ),
             (
                 p.to_owned(),
-                format!("stage '{p}' failed on element \"x\": bad frame from {peer} at byte 17: invalid JSON: invalid type: string \"x\", expected u32 at line 1 column 3"),
+                format!(
+                    "stage '{p}' failed on element \"x\": bad frame from {peer} at byte 17: invalid JSON: invalid type: string \"x\", expected u32 at line 1 column 3"
+                ),
                 Some("\"x\"".to_owned())
             ),
             (
                 p.to_owned(),
-                format!("stage '{p}' failed on element 45: bad frame from {peer}: stream completed inside a frame starting at byte 23 (2 bytes buffered)"),
+                format!(
+                    "stage '{p}' failed on element 45: bad frame from {peer}: stream completed inside a frame starting at byte 23 (2 bytes buffered)"
+                ),
                 Some("45".to_owned())
             ),
         ]
@@ -324,11 +378,16 @@ async fn resumed_bad_frames_go_to_dead_letters_and_reading_goes_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_four_gib_length_prefix_is_refused_from_its_header() {
     // Stop: fails at once, naming the frame at byte 6 (after one good frame).
-    let src = TcpSource::bind("127.0.0.1:0").framing(Framing::LengthPrefixed).accept(1).bytes();
+    let src = TcpSource::bind("127.0.0.1:0")
+        .framing(Framing::LengthPrefixed)
+        .accept(1)
+        .bytes();
     let (h, got) = start(src);
     let client = TcpStream::connect(h.local_addr.unwrap()).unwrap();
     let peer = client.local_addr().unwrap();
-    (&client).write_all(b"\0\0\0\x02ok\xff\xff\xff\xffpayload").unwrap();
+    (&client)
+        .write_all(b"\0\0\0\x02ok\xff\xff\xff\xffpayload")
+        .unwrap();
     let e = within(got).await.unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -347,7 +406,9 @@ async fn a_four_gib_length_prefix_is_refused_from_its_header() {
     let (h, got) = start(src);
     let client = TcpStream::connect(h.local_addr.unwrap()).unwrap();
     let peer = client.local_addr().unwrap();
-    (&client).write_all(b"\0\0\0\x02ok\xff\xff\xff\xff").unwrap();
+    (&client)
+        .write_all(b"\0\0\0\x02ok\xff\xff\xff\xff")
+        .unwrap();
     (&client).write_all(&vec![0u8; 8 << 20]).unwrap();
     drop(client);
     assert_eq!(within(got).await.unwrap(), vec![b"ok".to_vec()]);
@@ -355,7 +416,9 @@ async fn a_four_gib_length_prefix_is_refused_from_its_header() {
         letters(&store),
         vec![(
             "tcp_source#0".to_owned(),
-            format!("stage 'tcp_source#0' failed: bad frame from {peer}: frame starting at byte 6 is 4294967299 bytes long, more than the maximum of 1048580"),
+            format!(
+                "stage 'tcp_source#0' failed: bad frame from {peer}: frame starting at byte 6 is 4294967299 bytes long, more than the maximum of 1048580"
+            ),
             None
         )]
     );
@@ -395,9 +458,12 @@ async fn elements_that_cannot_be_framed_fail_or_are_dead_lettered() {
     let e = within(h.done).await.unwrap_err();
     assert_eq!(
         e.to_string(),
-        format!("stage 'tcp_sink#1' failed on element \"b\\nc\": element 1 for {addr} cannot be sent: holds a newline at byte 1, which would end its line")
+        format!(
+            "stage 'tcp_sink#1' failed on element \"b\\nc\": element 1 for {addr} cannot be sent: holds a newline at byte 1, which would end its line"
+        )
     );
-    assert_eq!(peer.join().unwrap(), b"");
+    // What came before the failing element is written first.
+    assert_eq!(peer.join().unwrap(), b"a\n");
     let (dl, store) = DeadLetterSink::collector();
     let (addr, peer) = read_all_once();
     let sink = TcpSink::connect(addr.to_string())
@@ -413,7 +479,9 @@ async fn elements_that_cannot_be_framed_fail_or_are_dead_lettered() {
         letters(&store),
         vec![(
             "tcp_sink#1".to_owned(),
-            format!("stage 'tcp_sink#1' failed on element \"b\\nc\": element 1 for {addr} cannot be sent: holds a newline at byte 1, which would end its line"),
+            format!(
+                "stage 'tcp_sink#1' failed on element \"b\\nc\": element 1 for {addr} cannot be sent: holds a newline at byte 1, which would end its line"
+            ),
             Some("\"b\\nc\"".to_owned())
         )]
     );
@@ -427,21 +495,31 @@ async fn connecting_retries_with_backoff_then_fails_naming_the_address() {
     };
     let started = Instant::now();
     let src = TcpSource::connect(addr.to_string())
-        .retry(Retry::backoff(3, Duration::from_millis(20), Duration::from_millis(30)))
+        .retry(Retry::backoff(
+            3,
+            Duration::from_millis(20),
+            Duration::from_millis(30),
+        ))
         .text();
     let (_, got) = start(src);
     let e: StageError = within(got).await.unwrap_err();
     assert!(started.elapsed() >= Duration::from_millis(50));
     assert_eq!(
         e.to_string(),
-        format!("stage 'tcp_source#0' failed: cannot connect to {addr} after 3 attempt(s): Connection refused (os error 111)")
+        format!(
+            "stage 'tcp_source#0' failed: cannot connect to {addr} after 3 attempt(s): Connection refused (os error 111)"
+        )
     );
     // A listener that appears during the backoff is reached.
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     drop(l);
     let src = TcpSource::connect(addr.to_string())
-        .retry(Retry::backoff(50, Duration::from_millis(20), Duration::from_millis(100)))
+        .retry(Retry::backoff(
+            50,
+            Duration::from_millis(20),
+            Duration::from_millis(100),
+        ))
         .text();
     let (_, got) = start(src);
     std::thread::sleep(Duration::from_millis(100));

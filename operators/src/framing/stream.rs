@@ -229,7 +229,12 @@ mod tests {
         let mut d = StreamDecoder::length_field(cfg).unwrap();
         let (out, errs) = frames(
             &mut d,
-            &[&[0, 0, 0, 2, b'a', b'b', 0, 0, 0, 6], b"xyz", b"uvw", &[0, 0, 0, 1, b'q']],
+            &[
+                &[0, 0, 0, 2, b'a', b'b', 0, 0, 0, 6],
+                b"xyz",
+                b"uvw",
+                &[0, 0, 0, 1, b'q'],
+            ],
         );
         assert_eq!(out, vec![b"ab".to_vec(), b"q".to_vec()]);
         assert_eq!(

@@ -245,6 +245,7 @@ async fn a_slow_consumer_stops_the_reading_so_what_is_read_stays_bounded() {
         last = now;
     }
     let read = h.stats.bytes_read();
+    eprintln!("slow consumer: {read} bytes read of {total} offered");
     // The channel (64 rows), one batch in flight and one read buffer: far below the 200 MB sent.
     assert!(
         read < 4 << 20,

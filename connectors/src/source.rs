@@ -55,7 +55,8 @@ pub struct TcpSourceHandle {
 /// the maximum, a payload that does not decode, truncated by the end of the stream) is not
 /// resumed; the error names the stage, the peer and the frame's byte offset. Under Resume the
 /// bad frame goes to dead letters and reading goes on after it (a too-long frame is skipped
-/// without being buffered), and a connection that breaks is dropped while the others go on.
+/// without being buffered), and a connection that breaks is dropped while the others go on;
+/// under Restart the stage is made again (a client reconnects, a server listens again).
 #[derive(Debug, Clone)]
 pub struct TcpSource {
     addr: String,

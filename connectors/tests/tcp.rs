@@ -530,3 +530,26 @@ async fn connecting_retries_with_backoff_then_fails_naming_the_address() {
     drop(s);
     assert_eq!(within(got).await.unwrap(), ["late"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_reconnects_a_client_source() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        for payload in [&b"1\n{bad\n7\n"[..], b"2\n"] {
+            let (mut s, _) = l.accept().unwrap();
+            s.write_all(payload).unwrap();
+        }
+    });
+    let (dl, store) = DeadLetterSink::collector();
+    let src = TcpSource::connect(addr.to_string())
+        .json::<u32>()
+        .with_supervision(Supervision::restart().with_dead_letters(dl));
+    let (_, got) = start(src);
+    // The first connection's frames after the bad one are lost with that connection.
+    assert_eq!(within(got).await.unwrap(), vec![1, 2]);
+    server.join().unwrap();
+    let l = letters(&store);
+    assert_eq!(l.len(), 1);
+    assert_eq!(l[0].2.as_deref(), Some("{bad"));
+}

@@ -549,7 +549,35 @@ async fn restart_reconnects_a_client_source() {
     // The first connection's frames after the bad one are lost with that connection.
     assert_eq!(within(got).await.unwrap(), vec![1, 2]);
     server.join().unwrap();
-    let l = letters(&store);
-    assert_eq!(l.len(), 1);
-    assert_eq!(l[0].2.as_deref(), Some("{bad"));
+    assert_eq!(
+        letters(&store),
+        vec![(
+            "tcp_source#0".to_owned(),
+            format!(
+                "stage 'tcp_source#0' failed on element {{bad: bad frame from {addr} at byte 2: invalid JSON: key must be a string at line 1 column 2"
+            ),
+            Some("{bad".to_owned())
+        )]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_stop_the_frames_before_a_bad_one_reach_downstream_first() {
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let g = std::sync::Arc::clone(&got);
+    let (h, done) = TcpSource::bind("127.0.0.1:0")
+        .accept(1)
+        .json::<u32>()
+        .to_mat(
+            Sink::for_each(move |x| g.lock().unwrap().push(x)),
+            Keep::both,
+        )
+        .run()
+        .unwrap();
+    let client = TcpStream::connect(h.local_addr.unwrap()).unwrap();
+    (&client).write_all(b"1\n2\n3\nx\n4\n").unwrap();
+    drop(client);
+    let e = within(done).await.unwrap_err();
+    assert_eq!(e.element(), Some("x"));
+    assert_eq!(*got.lock().unwrap(), vec![1, 2, 3]);
 }

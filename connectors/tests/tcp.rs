@@ -554,7 +554,7 @@ async fn restart_reconnects_a_client_source() {
         vec![(
             "tcp_source#0".to_owned(),
             format!(
-                "stage 'tcp_source#0' failed on element {{bad: bad frame from {addr} at byte 2: invalid JSON: key must be a string at line 1 column 2"
+                "stage 'tcp_source#0' failed on element {{bad: bad frame from {addr} at byte 2: invalid JSON: invalid type: map, expected u32 at line 1 column 0"
             ),
             Some("{bad".to_owned())
         )]

@@ -12,7 +12,12 @@ fn pipe() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(|d| d.parent()).unwrap();
     let p = dir.join("examples").join("pipe");
-    assert!(p.exists(), "{} is not built", p.display());
+    assert!(
+        p.exists(),
+        "{} is not built: `cargo test -p weir-connectors` and nextest build it, a run limited \
+         to `--test stdio` does not (`cargo build -p weir-connectors --example pipe`)",
+        p.display()
+    );
     p
 }
 

@@ -3,12 +3,14 @@
 //! `cargo run --release -p weir-bench -- <w1|w2|chain|all> [--n N] [--parallelism P]`; the W3
 //! job, its crash harness and throughput have subcommands of their own (`w3-gen`, `w3-job`,
 //! `crash`, `w3`: see `w3/`), the event-sourced account job and its crash harness have
-//! `entities-job` and `crash-entities` (see `entities/`), and `state-keys --keys N --backend rocksdb|memory` measures keyed
-//! state on a backend.
+//! `entities-job` and `crash-entities` (see `entities/`), `state-keys --keys N --backend
+//! rocksdb|memory` measures keyed state on a backend, and `actors [--n N] [--actors K]` measures
+//! the actor layer (see `actors.rs`).
 //!
 //! Every workload also runs a hand-written Rust loop doing the same work in the same process
 //! (`variant: "baseline_loop"`), so results can be compared as ratios on a noisy machine.
 
+mod actors;
 mod w2_keyed;
 
 use sha2::{Digest, Sha256};
@@ -21,6 +23,7 @@ mod child;
 mod ckpt_backpressure;
 mod entities;
 mod persistence;
+mod regions;
 mod state_keys;
 mod w3;
 
@@ -29,13 +32,13 @@ mod w3;
 #[command(
     name = "weir-bench",
     about = "weir benchmark workloads printing JSON lines",
-    after_help = "The W3 job and its crash harness: w3, w3-gen, w3-job, crash; event-sourced entities: entities-job, crash-entities, persistence (each with --help)."
+    after_help = "The W3 job and its crash harness: w3, w3-gen, w3-job, crash; event-sourced entities: entities-job, crash-entities, persistence, regions (each with --help)."
 )]
 struct Args {
     /// Which workload to run.
     #[arg(value_enum, default_value_t = Workload::All)]
     workload: Workload,
-    /// Elements (w1), words (w2) or the latency rate per second; accepts `2e8`.
+    /// Elements (w1), words (w2), messages (actors) or the latency rate per second; accepts `2e8`.
     #[arg(long, value_parser = parse_count)]
     n: Option<u64>,
     /// Parallelism of the w1 variants (default 1) and the w2 variants (default 1,2), comma-separated.
@@ -44,6 +47,12 @@ struct Args {
     /// Rows per batch (default: the engine's).
     #[arg(long)]
     batch: Option<usize>,
+    /// Idle actors the `actors` workload spawns in one stage; accepts `1e5`.
+    #[arg(long, value_parser = parse_count)]
+    actors: Option<u64>,
+    /// Only these variants of the `actors` workload (default: all), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 /// The workloads.
@@ -57,6 +66,8 @@ enum Workload {
     Chain,
     /// End-to-end latency at a steady rate.
     Latency,
+    /// Actor stages, tell and ask loops, an established actor crate, memory per idle actor.
+    Actors,
     /// Every workload.
     All,
 }
@@ -362,6 +373,7 @@ fn main() {
     let argv: Vec<String> = std::env::args().collect();
     ckpt_backpressure::dispatch(&argv);
     persistence::dispatch(&argv);
+    regions::dispatch(&argv);
     if argv.get(1).map(String::as_str) == Some("state-keys") {
         std::process::exit(state_keys::main(argv[1..].to_vec()));
     }
@@ -395,5 +407,9 @@ fn main() {
     }
     if matches!(w, Workload::Latency | Workload::All) {
         latency(&rt, args.n.unwrap_or(100_000), 2);
+    }
+    if matches!(w, Workload::Actors | Workload::All) {
+        let actors = usize::try_from(args.actors.unwrap_or(100_000)).unwrap_or(usize::MAX);
+        actors::run(args.n.unwrap_or(10_000_000), actors, args.batch, &args.only);
     }
 }

@@ -3,21 +3,14 @@
 //! nothing again, a bad line fails it naming the line, and 20 SIGKILLs (with checkpoints, and
 //! without, replaying every command) lose and double no event.
 
+mod common;
+
+use common::{counts, run};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-const BIN: &str = env!("CARGO_BIN_EXE_weir-bench");
 
 fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("weir-entities-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().unwrap()
+    common::dir("entities", name)
 }
 
 /// `entity_id,balance,events` of a plain fold over the input.
@@ -31,18 +24,6 @@ fn model(input: &Path) -> String {
     }
     m.iter()
         .map(|(e, (b, n))| format!("{e},{b},{n}\n"))
-        .collect()
-}
-
-fn counts(line: &str) -> BTreeMap<String, String> {
-    line.trim()
-        .trim_start_matches('{')
-        .trim_end_matches('}')
-        .split(",\"")
-        .filter_map(|kv| {
-            let (k, v) = kv.split_once("\":")?;
-            Some((k.trim_matches('"').to_owned(), v.to_owned()))
-        })
         .collect()
 }
 
@@ -113,29 +94,11 @@ fn a_bad_line_fails_the_job_naming_the_line() {
 }
 
 fn crash_is_exact(name: &str, args: &[&str]) -> BTreeMap<String, String> {
-    let d = dir(name);
-    let mut all = vec![
-        "crash-entities",
-        "--workdir",
-        d.to_str().unwrap(),
-        "--seed",
-        "5",
-    ];
+    let mut all = vec!["crash-entities", "--seed", "5"];
     all.extend(args);
-    let out = run(&all);
-    let line = String::from_utf8(out.stdout).unwrap();
-    let c = counts(&line);
-    for k in ["lost_events", "duplicate_events", "state_mismatches"] {
-        assert_eq!(c.get(k).map(String::as_str), Some("0"), "{k} in {line}");
-    }
-    assert_eq!(c["kills"], c["kills_requested"], "{line}");
-    assert_eq!(c["job_error"], "null", "{line}");
-    assert!(
-        out.status.success(),
-        "{line}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let _ = std::fs::remove_dir_all(&d);
+    let zero = ["lost_events", "duplicate_events", "state_mismatches"];
+    let c = common::crash_is_exact(&dir(name), &all, &zero);
+    assert_eq!(c["kills"], c["kills_requested"], "{c:?}");
     c
 }
 

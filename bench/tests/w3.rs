@@ -5,21 +5,14 @@
 //! which replays from the start) finds the committed output exact; S5: a corrupt latest
 //! checkpoint is skipped or named.
 
+mod common;
+
+use common::{counts, run};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-const BIN: &str = env!("CARGO_BIN_EXE_weir-bench");
 
 fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("weir-w3-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().unwrap()
+    common::dir("w3", name)
 }
 
 fn generate(d: &Path, events: u64) -> PathBuf {
@@ -171,27 +164,11 @@ fn a_bad_line_fails_the_job_naming_file_and_line_and_commits_nothing() {
 }
 
 /// The counts of the harness's JSON line, by name.
-fn counts(line: &str) -> BTreeMap<String, String> {
-    line.trim()
-        .trim_start_matches('{')
-        .trim_end_matches('}')
-        .split(",\"")
-        .filter_map(|kv| {
-            let (k, v) = kv.split_once("\":")?;
-            Some((k.trim_matches('"').to_owned(), v.to_owned()))
-        })
-        .collect()
-}
-
 /// Runs `crash` and asserts every count of its line is 0 and it exits 0.
 fn crash_is_exact(name: &str, args: &[&str], kills: u32) -> BTreeMap<String, String> {
-    let d = dir(name);
-    let mut all = vec!["crash", "--workdir", d.to_str().unwrap(), "--seed", "3"];
+    let mut all = vec!["crash", "--seed", "3"];
     all.extend(args);
-    let out = run(&all);
-    let line = String::from_utf8(out.stdout).unwrap();
-    let c = counts(&line);
-    for k in [
+    let zero = [
         "lost",
         "duplicates",
         "reordered",
@@ -200,18 +177,10 @@ fn crash_is_exact(name: &str, args: &[&str], kills: u32) -> BTreeMap<String, Str
         "late",
         "leftover_tmp",
         "parts_out_of_order",
-    ] {
-        assert_eq!(c.get(k).map(String::as_str), Some("0"), "{k} in {line}");
-    }
-    assert_eq!(c["kills"], kills.to_string(), "{line}");
-    assert_eq!(c["job_error"], "null", "{line}");
-    assert_eq!(c["records"], c["windows_expected"], "{line}");
-    assert!(
-        out.status.success(),
-        "{line}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let _ = std::fs::remove_dir_all(&d);
+    ];
+    let c = common::crash_is_exact(&dir(name), &all, &zero);
+    assert_eq!(c["kills"], kills.to_string(), "{c:?}");
+    assert_eq!(c["records"], c["windows_expected"], "{c:?}");
     c
 }
 

@@ -1,6 +1,7 @@
 //! Runnable weir examples. Each module is one example with a `run` function; the binaries under
 //! `examples/` call it and `tests/examples.rs` runs every one, so they never rot.
 
+pub mod actors;
 pub mod event_time_windows;
 pub mod fan_out_fan_in;
 pub mod file_etl;

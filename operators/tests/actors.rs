@@ -700,3 +700,121 @@ async fn actors_telling_each_other_forever_still_emit_and_end_with_take() {
     .expect("runs");
     assert_eq!(out, (0..1000).map(|i| 2 * i + 1).collect::<Vec<u64>>());
 }
+
+/// Handles even numbers; sends odd ones to dead letters with a reason.
+#[derive(Default)]
+struct EvensOnly;
+
+impl Actor for EvensOnly {
+    type Msg = u64;
+    type Out = u64;
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, x: u64) -> Result<(), StageError> {
+        if x % 2 == 1 {
+            ctx.dead_letter(x, "odd numbers are not handled");
+        } else {
+            ctx.emit(x);
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_handler_sends_a_message_to_dead_letters_naming_the_actor_and_the_reason() {
+    let letters = Arc::new(Mutex::new(Vec::new()));
+    let l = Arc::clone(&letters);
+    let sink = weir_graph::DeadLetterSink::new(move |d: weir_graph::DeadLetter| {
+        let x = d.element.and_then(|e| e.downcast::<u64>().ok()).map(|b| *b);
+        l.lock().expect("lock").push((x, d.error.to_string()));
+    });
+    let flow = Flow::actor(Props::<EvensOnly>::default_of().with_name("evens"))
+        .with_supervision(Supervision::stop().with_dead_letters(sink));
+    let out = timed(
+        Source::from_iter(0..5u64)
+            .via(flow)
+            .run_with(Sink::collect())
+            .expect("materializes"),
+    )
+    .await
+    .expect("runs");
+    assert_eq!(out, vec![0, 2, 4]);
+    let letters = letters.lock().expect("lock").clone();
+    assert_eq!(letters.len(), 2, "{letters:?}");
+    for ((x, e), want) in letters.iter().zip([1u64, 3]) {
+        assert_eq!(*x, Some(want));
+        assert!(e.contains("/evens': odd numbers are not handled"), "{e}");
+    }
+}
+
+/// Handles whole batches (recording their sizes) as `x * 10`; message 5 installs a behaviour
+/// that emits `x` itself and leaves again at 7, and 12 stops the actor.
+#[derive(Default)]
+struct Batcher {
+    sizes: Arc<Mutex<Vec<usize>>>,
+}
+
+impl Actor for Batcher {
+    type Msg = u64;
+    type Out = u64;
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, x: u64) -> Result<(), StageError> {
+        ctx.emit(x * 10);
+        Ok(())
+    }
+    fn handle_batch(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        msgs: &mut std::vec::IntoIter<u64>,
+    ) -> Result<(), StageError> {
+        self.sizes.lock().expect("lock").push(msgs.len());
+        for x in msgs.by_ref() {
+            ctx.emit(x * 10);
+            if x == 5 {
+                ctx.become_(|_: &mut Batcher, ctx: &mut Ctx<'_, Batcher>, x: u64| {
+                    ctx.emit(x);
+                    if x == 7 {
+                        ctx.unbecome();
+                    }
+                    Ok(())
+                });
+            }
+            if x == 12 {
+                ctx.stop();
+            }
+            if ctx.batch_interrupted() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn handle_batch_takes_whole_batches_until_a_behaviour_or_a_stop_interrupts_it() {
+    for bs in [1, 4, 64] {
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let s = Arc::clone(&sizes);
+        let props = Props::new(move || Batcher {
+            sizes: Arc::clone(&s),
+        });
+        let m = Materializer::new().with_batch_size(bs);
+        let out = timed(
+            Source::from_iter(0..20u64)
+                .via(Flow::actor(props))
+                .run_with_on(Sink::collect(), &m)
+                .expect("materializes"),
+        )
+        .await
+        .expect("runs");
+        assert_eq!(
+            out,
+            vec![0, 10, 20, 30, 40, 50, 6, 7, 80, 90, 100, 110, 120],
+            "batch size {bs}"
+        );
+        let sizes = sizes.lock().expect("lock").clone();
+        // Every element reached `handle_batch` except the two the behaviour handled.
+        assert_eq!(sizes.first(), Some(&bs.min(20)), "batch size {bs}");
+        if bs == 64 {
+            // One batch: 0..=5 in it, then 8.. after the behaviour left.
+            assert_eq!(sizes, vec![20, 12], "{sizes:?}");
+        }
+    }
+}

@@ -3,9 +3,10 @@
 //! exported to any consumer through the same interface, zero-copy both ways (the buffers stay
 //! the producer's, kept alive by the C data interface's release callbacks).
 //!
-//! This is the only module of the crate that uses `unsafe`: the C data interface hands over
-//! structs by pointer inside PyCapsules, and importing one means moving it out (leaving a
-//! released struct behind, so the capsule's destructor does nothing).
+//! This module uses `unsafe` (as do `ops/actors/ctx.rs` and `ops/actors/args.rs`, each for one
+//! documented reason): the C data interface hands over structs by pointer inside PyCapsules,
+//! and importing one means moving it out (leaving a released struct behind, so the capsule's
+//! destructor does nothing).
 
 #![allow(unsafe_code)]
 

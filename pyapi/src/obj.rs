@@ -71,6 +71,16 @@ pub fn user_error(py: Python<'_>, err: PyErr) -> StageError {
 /// [`user_error`] for a failure on `element`, which the Python exception raised to the caller
 /// carries as `element`.
 pub fn user_error_on(py: Python<'_>, err: PyErr, element: Option<&PyObj>) -> StageError {
+    user_error_traced(py, err, element, false)
+}
+
+/// [`user_error_on`], with the Python traceback in the message when `traceback` is set.
+pub fn user_error_traced(
+    py: Python<'_>,
+    err: PyErr,
+    element: Option<&PyObj>,
+    traceback: bool,
+) -> StageError {
     if err.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) {
         // Ctrl-C landed inside user code: the serving loop cancels the run and re-raises it.
         crate::dispatch::note_interrupt(err);
@@ -83,11 +93,14 @@ pub fn user_error_on(py: Python<'_>, err: PyErr, element: Option<&PyObj>) -> Sta
         .map(|n| n.to_string())
         .unwrap_or_else(|_| "Exception".to_owned());
     let msg = v.str().map(|s| s.to_string()).unwrap_or_default();
-    let text = if msg.is_empty() {
+    let mut text = if msg.is_empty() {
         name
     } else {
         format!("{name}: {msg}")
     };
+    if traceback && let Some(tb) = err.traceback(py).and_then(|t| t.format().ok()) {
+        text = format!("{text}\n{}", tb.trim_end());
+    }
     let element = element.map(|x| x.0.clone_ref(py));
     StageError::from_boxed(ErrorKind::User, Box::new(PyCause { err, element, text }))
 }

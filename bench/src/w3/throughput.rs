@@ -4,7 +4,8 @@
 //! and every 1 s; the CSV job also into its transactional file sink; and hand-written loops
 //! doing the same work (`baseline_loop`: generated events, `csv_baseline_loop`: `read_line`,
 //! `split(',')`, `str::parse`), so variants compare as ratios measured in one run. Every
-//! variant checks the same checksum of the fired windows.
+//! variant checks the same checksum of the fired windows; `csv_lines` and `csv_source` time the
+//! CSV variant's source alone (cutting lines; cutting and decoding them), without windows.
 
 use super::events::{self, Event, WINDOW_MS};
 use super::job::{self, Output};
@@ -216,6 +217,65 @@ fn csv(ctx: Ctx<'_>, input: &Path, checkpoints: Option<&Path>) -> Result<(), Str
     Ok(())
 }
 
+/// The parts of the CSV variant alone, so the figures say where its time goes: `csv_lines`
+/// (reading and cutting lines, `FileSource::lines`) and `csv_source` (the same decoded into
+/// events by the job's decoder), each into a fold that counts the lines and sums their lengths
+/// (`csv_lines`: the file's size less its newlines) or the events' fields (`csv_source`: as the
+/// generator's events of `seed`).
+fn csv_part(
+    ctx: Ctx<'_>,
+    input: &Path,
+    file_bytes: u64,
+    seed: u64,
+    variant: &str,
+) -> Result<(), String> {
+    let files = FileSource::new(Files::path(input));
+    let m = Materializer::new();
+    let run = |g: RunnableGraph<SinkFuture<(u64, u64)>>| {
+        time_run(ctx, variant, &m, &g, |f| Box::pin(f))
+            .map_err(|e| format!("w3 {variant} failed: {e}"))
+    };
+    let (secs, (count, sum), _) = if variant == "csv_lines" {
+        run(files.lines().to_mat(
+            Sink::fold((0u64, 0u64), |(n, b), l: weir::operators::file::Bytes| {
+                (n + 1, b + l.len() as u64)
+            }),
+            Keep::right,
+        ))?
+    } else {
+        run(files.csv(CsvOptions::default(), job::decode).to_mat(
+            Sink::fold((0u64, 0u64), |(n, s), e: Event| {
+                let f = u64::from(e.key) + u64::from(e.value) + e.ts as u64;
+                (n + 1, s.wrapping_add(f))
+            }),
+            Keep::right,
+        ))?
+    };
+    let want = if variant == "csv_lines" {
+        file_bytes - ctx.n
+    } else {
+        (0..ctx.n)
+            .map(|i| events::event(seed, i))
+            .fold(0u64, |s, e| {
+                s.wrapping_add(u64::from(e.key) + u64::from(e.value) + e.ts as u64)
+            })
+    };
+    if (count, sum) != (ctx.n, want) {
+        return Err(format!(
+            "w3 {variant}: {count} events summing to {sum}, not {} summing to {want}",
+            ctx.n
+        ));
+    }
+    println!(
+        "{{\"workload\":\"w3\",\"variant\":\"{variant}\",\"n\":{},\"parallelism\":1,\"seconds\":{secs:.6},\"elements_per_s\":{:.4e},\"peak_rss_mb\":{:.1},\"mb_per_s\":{:.1},\"sum\":{sum}}}",
+        ctx.n,
+        ctx.n as f64 / secs,
+        peak_rss_mb(),
+        ctx.file_mb / secs
+    );
+    Ok(())
+}
+
 /// The job itself (file source to file sink); the committed parts are checked once.
 fn csv_job(
     ctx: Ctx<'_>,
@@ -340,6 +400,11 @@ pub fn main(n: u64, seed: u64, only: &[String]) -> i32 {
                     emit("csv_baseline_loop", ctx, secs, fired, &mb);
                 }
                 Err(e) => report(Err(format!("w3 csv_baseline_loop failed: {e}"))),
+            }
+            for variant in ["csv_lines", "csv_source"] {
+                if want(variant) {
+                    report(csv_part(ctx, &input, bytes, seed, variant));
+                }
             }
             let out = dir.join("output");
             for (variant, ckpt) in [("csv", None), ("csv_checkpoints_1s", Some(&*ck))] {

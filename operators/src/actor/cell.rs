@@ -155,7 +155,7 @@ impl<A: Actor> Cell<A> {
 
     /// Whether the mailbox and the local queue are empty.
     pub(crate) fn mailbox_is_empty(&self) -> bool {
-        self.local.is_empty() && self.mailbox.len() == 0
+        self.local.is_empty() && self.mailbox.is_empty()
     }
 
     /// Whether the actor takes the next stream batch now (running, nothing queued locally).
@@ -253,9 +253,18 @@ impl<A: Actor> Cell<A> {
             // The timed loop only for actors with a handler time limit (no clock read per
             // message otherwise).
             match limit {
+                // Whole batches through `handle_batch` while no behaviour is installed.
                 None => {
-                    for msg in &mut it {
-                        Self::deliver(actor, &mut ctx, msg)?;
+                    while it.len() > 0 {
+                        let before = it.len();
+                        if ctx.state.behaviors.is_empty() {
+                            actor.handle_batch(&mut ctx, &mut it)?;
+                        }
+                        if it.len() == before
+                            && let Some(msg) = it.next()
+                        {
+                            Self::deliver(actor, &mut ctx, msg)?;
+                        }
                         if ctx.state.stop_requested || ctx.state.unstash {
                             break;
                         }

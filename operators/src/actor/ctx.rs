@@ -84,6 +84,11 @@ impl<'a, A: Actor> Ctx<'a, A> {
         }
         delivered
     }
+    /// Sends `msg` to the stage's dead letters with `reason`, naming this actor (e.g. a message
+    /// of a kind the actor does not handle).
+    pub fn dead_letter<M: Send + 'static>(&self, msg: M, reason: &str) {
+        super::mailbox::dead_letter(self.sys.shared(), &self.meta.path, msg, reason);
+    }
     fn dead_letter_any(&self, x: Box<dyn Any + Send>, reason: &str) {
         super::mailbox::dead_letter(self.sys.shared(), &self.meta.path, x, reason);
     }
@@ -93,7 +98,7 @@ impl<'a, A: Actor> Ctx<'a, A> {
     }
     /// A ref to this actor.
     pub fn self_ref(&self) -> ActorRef<A::Msg> {
-        ActorRef(Arc::clone(self.mailbox))
+        ActorRef::new(Arc::clone(self.mailbox))
     }
     /// This actor's id in its stage.
     pub fn id(&self) -> ActorId {
@@ -238,6 +243,11 @@ impl<'a, A: Actor> Ctx<'a, A> {
     /// Puts every stashed message back in front of the mailbox, in the order they were stashed.
     pub fn unstash_all(&mut self) {
         self.state.unstash = true;
+    }
+    /// Whether [`Actor::handle_batch`] must return before its next message: the actor asked to
+    /// stop or to unstash, or installed a behaviour.
+    pub fn batch_interrupted(&self) -> bool {
+        self.state.stop_requested || self.state.unstash || !self.state.behaviors.is_empty()
     }
     /// Messages in the stash.
     pub fn stashed(&self) -> usize {

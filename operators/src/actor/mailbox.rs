@@ -805,9 +805,9 @@ impl<M: Send + 'static> Mailbox<M> {
         &self.path
     }
 
-    /// Messages queued.
-    pub(crate) fn len(&self) -> usize {
-        self.len.load(Ordering::Acquire)
+    /// Whether no message waits.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len.load(Ordering::Acquire) == 0
     }
 
     /// Whether the mailbox was closed.
@@ -865,11 +865,32 @@ pub(crate) fn dead_letter<M: Send + 'static>(
 }
 
 /// A handle to an actor: cheap to clone, usable from inside and outside the graph.
-pub struct ActorRef<M>(pub(crate) Arc<Mailbox<M>>);
+pub struct ActorRef<M>(pub(crate) Arc<Mailbox<M>>, LastRefNotice);
+
+/// Tells the stage that the last ref outside it was dropped. Armed by `ActorRef`'s drop and
+/// sent when this field drops, after the ref's `Arc` did: the stage then sees the lowered count
+/// (telling it before let it check the count first, miss the drop and wait forever).
+pub(crate) struct LastRefNotice(Option<Arc<StageShared>>);
+
+impl Drop for LastRefNotice {
+    fn drop(&mut self) {
+        if let Some(stage) = self.0.take() {
+            stage.ref_dropped.store(true, Ordering::Release);
+            stage.waker.wake();
+        }
+    }
+}
+
+impl<M> ActorRef<M> {
+    /// A ref to `mailbox`.
+    pub(crate) fn new(mailbox: Arc<Mailbox<M>>) -> Self {
+        Self(mailbox, LastRefNotice(None))
+    }
+}
 
 impl<M> Clone for ActorRef<M> {
     fn clone(&self) -> Self {
-        Self(Arc::clone(&self.0))
+        Self::new(Arc::clone(&self.0))
     }
 }
 
@@ -881,10 +902,10 @@ impl<M> fmt::Debug for ActorRef<M> {
 
 impl<M> Drop for ActorRef<M> {
     fn drop(&mut self) {
-        // The stage and this ref: the last outside ref is going away.
+        // The stage and this ref: the last outside ref is going away (the notice goes out
+        // once the count went down).
         if Arc::strong_count(&self.0) <= 2 {
-            self.0.stage.ref_dropped.store(true, Ordering::Release);
-            self.0.stage.waker.wake();
+            self.1.0 = Some(Arc::clone(&self.0.stage));
         }
     }
 }

@@ -68,6 +68,26 @@ pub trait Actor: Send + Sized + 'static {
         let _ = (ctx, error);
     }
 
+    /// Handles stream elements (messages without a sender) from the front of `msgs`, in
+    /// order, while the actor has no behaviour installed; it returns once
+    /// [`Ctx::batch_interrupted`] (the actor asked to stop or to unstash, or installed a
+    /// behaviour) and leaves the rest in `msgs` for the stage. A failure consumes the failing
+    /// message. Default: [`Actor::handle`] per message; an actor whose calls cost more than
+    /// its messages (a Python actor) handles the batch in one call.
+    fn handle_batch(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        msgs: &mut std::vec::IntoIter<Self::Msg>,
+    ) -> Result<(), StageError> {
+        for msg in msgs.by_ref() {
+            self.handle(ctx, msg)?;
+            if ctx.batch_interrupted() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Called when an actor this one watches ([`Ctx::watch`]) stopped.
     fn on_terminated(&mut self, ctx: &mut Ctx<'_, Self>, who: ActorId) -> Result<(), StageError> {
         let _ = (ctx, who);

@@ -207,7 +207,7 @@ impl ActorRegistry {
                 actual: e.msg_type(),
             });
         };
-        Ok(w.mailbox.upgrade().map(ActorRef))
+        Ok(w.mailbox.upgrade().map(ActorRef::new))
     }
 
     /// The paths of the live entries, sorted.

@@ -71,7 +71,7 @@ fn make<A: Actor>(
     }
     shared.record_dead_letters(&info.path, info.services.get::<super::DeadLetterService>());
     let mailbox = System::<A::Out>::root_mailbox(&info.path, props, &shared)?;
-    let r = ActorRef(Arc::clone(&mailbox));
+    let r = ActorRef::new(Arc::clone(&mailbox));
     let registry = info.services.get::<super::registry::ActorRegistry>();
     super::registry::register_new(registry.as_deref(), props, &r)?;
     Ok((
@@ -219,17 +219,17 @@ impl<A: Actor> AsyncLogic for ActorStage<A> {
                 }
                 if let Some(e) = shared.take_failure() {
                     // What the actors emitted before the failure goes out first.
-                    flush(&mut sys, &mut output).await;
+                    flush(&mut sys, &mut output, 0).await;
                     return Err(e);
                 }
-                if !flush(&mut sys, &mut output).await {
+                if !flush(&mut sys, &mut output, batch).await {
                     sys.stop_all()?;
                     return Ok(());
                 }
                 if !sys.is_alive(ActorId::ROOT) {
                     // The root stopped itself: the stage completes.
                     sys.apply_ops()?;
-                    flush(&mut sys, &mut output).await;
+                    flush(&mut sys, &mut output, 0).await;
                     return Ok(());
                 }
                 if input_done && !sys.has_work() {
@@ -244,7 +244,7 @@ impl<A: Actor> AsyncLogic for ActorStage<A> {
                     };
                     if done {
                         sys.stop_all()?;
-                        flush(&mut sys, &mut output).await;
+                        flush(&mut sys, &mut output, 0).await;
                         return Ok(());
                     }
                 }
@@ -329,7 +329,7 @@ impl<A: Actor> AsyncLogic for ActorStage<A> {
                         if let Some(e) = shared.take_failure() {
                             return Err(e);
                         }
-                        if !flush(&mut sys, &mut output).await {
+                        if !flush(&mut sys, &mut output, batch).await {
                             sys.stop_all()?;
                             return Ok(());
                         }
@@ -344,15 +344,19 @@ impl<A: Actor> AsyncLogic for ActorStage<A> {
     }
 }
 
-/// Sends what the actors emitted; `false` once downstream is gone.
+/// Sends what the actors emitted; `false` once downstream is gone. The next output buffer is
+/// allocated at once for as many elements as this one held (at most `batch`), so a stage that
+/// emits per message does not grow it from empty for every batch.
 async fn flush<O: Send + 'static>(
     sys: &mut System<O>,
     output: &mut Option<weir_graph::Output<O>>,
+    batch: usize,
 ) -> bool {
     if sys.out.is_empty() {
         return true;
     }
-    let rows = std::mem::take(&mut sys.out);
+    let next = Vec::with_capacity(sys.out.len().min(batch));
+    let rows = std::mem::replace(&mut sys.out, next);
     match output.as_mut() {
         Some(out) => out.send(rows).await.is_ok(),
         None => true,

@@ -182,7 +182,7 @@ impl<O: Send + 'static> System<O> {
             suspended: false,
             stopping: false,
         };
-        let r = ActorRef(Arc::clone(&mailbox));
+        let r = ActorRef::new(Arc::clone(&mailbox));
         if let Err(e) = super::registry::register_new(self.registry.as_deref(), &props, &r) {
             self.free.push(id.slot);
             return Err(e);
@@ -376,7 +376,9 @@ impl<O: Send + 'static> System<O> {
             return Ok(());
         };
         cell.meta_mut().stopping = true;
-        let children = cell.meta().children.clone();
+        // Taken, not cloned: each child's stop then finds nothing to remove from this list
+        // (removing them one by one made stopping n children O(n^2)).
+        let children = std::mem::take(&mut cell.meta_mut().children);
         for child in children {
             self.stop(child)?;
         }

@@ -6,11 +6,13 @@
 //! blocking-iterator source, two blocks ahead), so memory stays bounded whatever the file size
 //! and no IO blocks a runtime worker; the stage cuts each block into lines on its own poll and
 //! hands text and JSON lines out as `Bytes` slices of the block (no copy per line; a line
-//! spanning two blocks is copied once). A source snapshots the file, byte offset and line number
+//! spanning two blocks is copied once); CSV cuts and splits a block's lines in one pass and
+//! decodes each record where it lies. A source snapshots the file, byte offset and line number
 //! of its next line and, restored from it, resumes there exactly. A bad line fails the source
 //! with an error naming the file, line number and byte offset; under a Resume supervision it
 //! goes to the dead letters (the raw line as `Bytes`) and the source goes on.
 
+mod csv;
 mod error;
 mod format;
 mod reader;
@@ -19,11 +21,13 @@ mod source;
 
 /// The line type of the text and JSON-lines sources (re-exported from `bytes`).
 pub use bytes::Bytes;
+pub use csv::{CsvFieldError, CsvInt, CsvOptions, CsvRecord};
 pub use error::FileError;
-pub use format::{CsvFieldError, CsvInt, CsvOptions, CsvRecord, Line, LineFormat};
+pub use format::{Line, LineFormat, Run, RunLimits, RunStop, decode_lines};
 pub use reader::Files;
 
-use format::{Csv, JsonBytes, JsonLines, TextLines};
+use csv::Csv;
+use format::{JsonBytes, JsonLines, TextLines};
 use sink::{FileSinkLogic, WriteConfig};
 use source::{FileSourceLogic, ReadConfig};
 use std::fmt::Display;
@@ -136,16 +140,7 @@ impl FileSource {
         E: Display,
         F: FnMut(CsvRecord<'_>) -> Result<T, E> + Clone + Send + Sync + 'static,
     {
-        self.build(
-            "file_csv",
-            Csv {
-                options,
-                decode,
-                buf: Vec::new(),
-                starts: Vec::new(),
-                ends: Vec::new(),
-            },
-        )
+        self.build("file_csv", Csv::new(options, decode))
     }
 
     /// The values of JSON-lines files, one per non-blank line, each checked to be exactly one

@@ -3,7 +3,7 @@
 //! file, byte offset and line number of the next line, which is what it snapshots.
 
 use super::error::FileError;
-use super::format::{Line, LineFormat};
+use super::format::{Line, LineFormat, RunLimits, RunStop};
 use super::reader::{Block, BlockReader, Files, Follow, Resume};
 use crate::source::{BlockingIterLogic, PullThread};
 use bytes::{Buf, Bytes, BytesMut};
@@ -153,22 +153,81 @@ impl<F: LineFormat> FileSourceLogic<F> {
         if line == 1 && self.format.has_header() {
             return Ok(());
         }
-        let l = Line { block, len };
+        let l = Line {
+            block,
+            start: 0,
+            len,
+        };
         match self.format.decode(l) {
             Ok(Some(x)) => out.push(x),
             Ok(None) => {}
-            Err(reason) => {
-                let err = FileError::BadLine {
-                    path: self.path(),
-                    line,
-                    offset,
-                    reason,
-                };
-                let repr = format!("{:?}", String::from_utf8_lossy(l.as_bytes()));
-                scx.element_failed(err.into(), Some(Box::new(l.to_bytes())), Some(repr))?;
-            }
+            Err(reason) => self.bad_line(l, line, offset, reason, scx)?,
         }
         Ok(())
+    }
+
+    /// Reports the bad line `l` (number `line` at byte `offset`): fails the source unless the
+    /// supervision resumes (the raw line then goes to the dead letters).
+    #[cold]
+    fn bad_line(
+        &self,
+        l: Line<'_>,
+        line: u64,
+        offset: u64,
+        reason: String,
+        scx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        let err = FileError::BadLine {
+            path: self.path(),
+            line,
+            offset,
+            reason,
+        };
+        let repr = format!("{:?}", String::from_utf8_lossy(l.as_bytes()));
+        scx.element_failed(err.into(), Some(Box::new(l.to_bytes())), Some(repr))
+    }
+
+    /// Decodes the whole lines of the current block where they lie (the format's run, in one
+    /// pass for CSV) until `out` holds `max` elements or the block holds no whole line.
+    fn run(
+        &mut self,
+        out: &mut Vec<F::Out>,
+        max: usize,
+        scx: &mut StageCx<'_>,
+    ) -> Result<(), StageError> {
+        let block = std::mem::take(&mut self.buf);
+        let limits = RunLimits {
+            max_out: max,
+            max_line: self.config.max_line,
+        };
+        let mut at = 0;
+        let result = loop {
+            let run = self.format.decode_run(&block, at, limits, out);
+            self.offset += (run.end - at) as u64;
+            self.line += run.lines;
+            at = run.end;
+            match run.stop {
+                None => break Ok(()),
+                Some(RunStop::TooLong) => break Err(self.too_long()),
+                Some(RunStop::Bad { len, raw, reason }) => {
+                    let (line, offset) = (self.line, self.offset);
+                    self.line += 1;
+                    self.offset += raw as u64;
+                    let l = Line {
+                        block: &block,
+                        start: at,
+                        len,
+                    };
+                    at += raw;
+                    if let Err(e) = self.bad_line(l, line, offset, reason, scx) {
+                        break Err(e);
+                    }
+                }
+            }
+        };
+        self.buf = block;
+        self.buf.advance(at);
+        result
     }
 
     fn too_long(&self) -> StageError {
@@ -190,12 +249,20 @@ impl<F: LineFormat> FileSourceLogic<F> {
         max: usize,
     ) -> Poll<Result<Step, StageError>> {
         while out.len() < max {
-            if let Some(i) = memchr::memchr(b'\n', &self.buf) {
+            if self.carry.is_empty() && !(self.line == 1 && self.format.has_header()) {
+                // The block's whole lines, decoded where they lie; then its rest is carried.
+                if let Err(e) = self.run(out, max, scx) {
+                    return Poll::Ready(Err(e));
+                }
+                if out.len() >= max {
+                    break;
+                }
+            } else if let Some(i) = memchr::memchr(b'\n', &self.buf) {
                 let r = if self.carry.is_empty() {
                     if i > self.config.max_line {
                         return Poll::Ready(Err(self.too_long()));
                     }
-                    // The line is decoded where it lies in the block.
+                    // The header line, skipped where it lies in the block.
                     let block = std::mem::take(&mut self.buf);
                     let r = self.emit(&block, i + 1, out, scx);
                     self.buf = block;

@@ -16,6 +16,7 @@ functions to worker processes.
 from typing import TYPE_CHECKING, Any
 
 from . import codec, errors, interpreters
+from ._actors import Actor, ActorContext, ActorRef, AskTimeout, Mailbox, SupervisorStrategy
 from ._bidi import BidiFlow, Framing
 from ._dsl import (
     Balance,
@@ -54,6 +55,12 @@ from .interpreters import InterpreterPool
 __version__ = "0.1.0"
 
 __all__ = [
+    "Actor",
+    "ActorContext",
+    "ActorRef",
+    "AskTimeout",
+    "Mailbox",
+    "SupervisorStrategy",
     "Source",
     "BoundedOutOfOrderness",
     "Monotonous",

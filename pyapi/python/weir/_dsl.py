@@ -397,6 +397,30 @@ def _apply(
     return bp._same(out, bp._meta | meta if meta else None)
 
 
+def _actor_stage(
+    kind: str,
+    props: Any,
+    mailbox: Any,
+    name: Optional[str],
+    supervision: Union[None, str, SupervisionRules],
+    dead_letters: Any,
+    throughput: Optional[int],
+    max_actors: Optional[int],
+    stash_capacity: Optional[int],
+) -> _native.Blueprint:
+    """An actor stage (see ``Flow.actor``) with its name and the supervision of its root."""
+    from ._actors import stage
+
+    native = stage(kind, props, mailbox, name, throughput, max_actors, stash_capacity)
+    if name is not None:
+        native = native.named(name)
+    if isinstance(supervision, str):
+        sup = _supervision(None, supervision, dead_letters)
+    else:
+        sup = _supervision(supervision, "stop", dead_letters)
+    return native if sup is None else native.with_supervision(sup)
+
+
 class _Linear(_Blueprint):
     """Operators shared by :class:`Source` and :class:`Flow`.
 
@@ -1142,6 +1166,21 @@ class _Linear(_Blueprint):
         out._event = (self, ts, watermarks, idle)
         return out
 
+    def ask(self: S, actor: Any, parallelism: int = 1, timeout: float = 5.0) -> S:
+        """Asks the actor behind ``actor`` (a :class:`weir.ActorRef`) with every element and
+        emits its replies (``ctx.reply(x)``) in input order, at most ``parallelism`` asks in
+        flight; ``timeout`` seconds on the clock of the actor's run.
+
+        Emits when: the reply to the oldest element in flight arrived and downstream has room.
+        Backpressures when: ``parallelism`` asks are outstanding, or downstream backpressures.
+        Completes when: upstream completes and every ask was answered and emitted.
+        Cancels when: downstream cancels (late replies go nowhere).
+        Fails when: upstream fails, or an ask fails (timeout, no reply, the actor stopped) under
+        supervision ``stop`` (the error names the actor); ``with_supervision(default="resume")``
+        drops that element and goes on."""
+        n = _size("ask", "parallelism", parallelism)
+        return self._same(self._n.via(_native.flow_ask(actor, n, _seconds("ask", "timeout", timeout)), "left"))
+
     def kill_switch(self: S) -> S:
         """Inserts a kill switch; the materialized value becomes ``(previous, KillSwitch)``."""
         return self._same(self._n.via(_native.flow_kill_switch(), "both"))
@@ -1217,6 +1256,33 @@ class Source(_Linear, Generic[_T_co]):
     """A blueprint with one output: where elements come from."""
 
     __slots__ = ()
+
+    @staticmethod
+    def actor(
+        props: Any,
+        *,
+        mailbox: Any = None,
+        name: Optional[str] = None,
+        supervision: Union[None, str, SupervisionRules] = None,
+        dead_letters: Optional[DeadLetters] = None,
+        throughput: Optional[int] = None,
+        max_actors: Optional[int] = None,
+        stash_capacity: Optional[int] = None,
+    ) -> "Source":
+        """A source emitting what the actor ``props`` makes emits while it handles the messages
+        told to its materialized :class:`weir.ActorRef` (``tell`` blocks while the mailbox is
+        full, ``try_tell`` applies its overflow policy). Arguments as for ``Flow.actor``; use
+        ``graph.start()`` and ``handle.materialized`` to get the ref while the run goes on.
+
+        Emits when: the actor emits and downstream has room.
+        Backpressures when: downstream backpressures (the actor is not called meanwhile, so its
+        mailbox fills and ``tell`` waits).
+        Completes when: the root actor stops itself, or every ref to it outside the stage was
+        dropped, its mailbox is empty and no timer is active.
+        Cancels when: never: a source has no upstream (downstream cancelling stops the actors).
+        Fails when: the root raises under ``supervision="stop"``, or its mailbox overflows
+        under ``overflow="fail"``."""
+        return Source(_actor_stage("source", props, mailbox, name, supervision, dead_letters, throughput, max_actors, stash_capacity))
 
     @staticmethod
     def from_iter(iterable: Iterable[Any]) -> "Source":
@@ -1477,6 +1543,38 @@ class Flow(_Linear, Generic[_In_contra, _Out_co]):
         """An empty flow to chain operators on (``Flow.create().map(f).filter(g)``)."""
         return Flow(_native.flow_identity())
 
+    @staticmethod
+    def actor(
+        props: Any,
+        *,
+        mailbox: Any = None,
+        name: Optional[str] = None,
+        supervision: Union[None, str, SupervisionRules] = None,
+        dead_letters: Optional[DeadLetters] = None,
+        throughput: Optional[int] = None,
+        max_actors: Optional[int] = None,
+        stash_capacity: Optional[int] = None,
+    ) -> "Flow":
+        """A flow whose elements are messages to the :class:`weir.Actor` that ``props`` (the
+        class or a zero-argument factory) makes; what it and its children ``ctx.emit`` goes
+        downstream. Materializes the root actor's :class:`weir.ActorRef` (what is told to it is
+        handled beside the stream's elements). ``mailbox`` (a :class:`weir.Mailbox` or a
+        capacity) bounds the ref's queue; ``supervision`` decides about the root's failures
+        (``"stop"`` (default), ``"resume"``, ``"restart"`` (a fresh instance), or rules as in
+        ``with_supervision``); ``dead_letters`` receives undeliverable and unhandled messages;
+        ``throughput`` is the messages an actor handles per turn, ``max_actors`` caps the
+        actors of the stage, ``stash_capacity`` each actor's stash.
+
+        Emits when: an actor emits and downstream has room.
+        Backpressures when: the actor has not handled the previous batch (its mailbox is the
+        stage's bounded input, so a slow actor slows its source) or downstream backpressures.
+        Completes when: upstream completes and every queued message was handled (the actors
+        then stop; ``post_stop`` may still emit), or the root actor stops itself.
+        Cancels when: downstream cancels (every actor stops).
+        Fails when: upstream fails, or the root raises under ``supervision="stop"`` (the error
+        names the actor and the message, with the Python traceback)."""
+        return Flow(_actor_stage("flow", props, mailbox, name, supervision, dead_letters, throughput, max_actors, stash_capacity))
+
     def to(self, sink: "Sink", keep: Keep = "left") -> "Sink":
         """Connects ``sink``, giving a sink."""
         return Sink(self._n.to(sink._n, keep), self._meta | sink._meta)
@@ -1486,6 +1584,28 @@ class Sink(_Blueprint, Generic[_In_contra, _Mat_co]):
     """A blueprint with one input: where elements go. Its materialized value is its result."""
 
     __slots__ = ()
+
+    @staticmethod
+    def actor(
+        props: Any,
+        *,
+        mailbox: Any = None,
+        name: Optional[str] = None,
+        supervision: Union[None, str, SupervisionRules] = None,
+        dead_letters: Optional[DeadLetters] = None,
+        throughput: Optional[int] = None,
+        max_actors: Optional[int] = None,
+        stash_capacity: Optional[int] = None,
+    ) -> "Sink":
+        """A sink whose elements are messages to the actor ``props`` makes (what it emits is
+        dropped); materializes its :class:`weir.ActorRef`. Arguments as for ``Flow.actor``.
+
+        Consumes when: the actor has handled the previous batch (backpressures meanwhile).
+        Completes when: upstream completes and every queued message was handled, or the root
+        actor stops itself (upstream is then cancelled).
+        Cancels when: the root actor stops itself.
+        Fails when: upstream fails, or the root raises under ``supervision="stop"``."""
+        return Sink(_actor_stage("sink", props, mailbox, name, supervision, dead_letters, throughput, max_actors, stash_capacity))
 
     @staticmethod
     def collect() -> "Sink":

@@ -33,8 +33,9 @@ from typing_extensions import Literal, Never, Self, TypeAlias
 import os
 
 from . import _native
+from ._actors import Actor, Mailbox
 from ._handles import SinkQueue
-from ._native import Inlet, MatKey, Outlet, ProcessContext, SinkFuture
+from ._native import ActorRef, Inlet, MatKey, Outlet, ProcessContext, SinkFuture
 from ._run import RunHandle
 from .interpreters import InterpreterPool
 from ._windows import Watermarks, WindowKind, Windowed
@@ -211,6 +212,18 @@ class Keyed(Generic[_Up, _K, _T]):
 class Source(_Linear, Generic[_T_co]):
     """A blueprint with one output of elements ``T``: where elements come from."""
 
+    @staticmethod
+    def actor(
+        props: Callable[[], Actor],
+        *,
+        mailbox: Union[None, int, Mailbox] = None,
+        name: Optional[str] = None,
+        supervision: Union[None, str, SupervisionRules] = None,
+        dead_letters: Optional[DeadLetters] = None,
+        throughput: Optional[int] = None,
+        max_actors: Optional[int] = None,
+        stash_capacity: Optional[int] = None,
+    ) -> Source[Any]: ...
     @staticmethod
     def from_iter(iterable: Iterable[_T]) -> Source[_T]: ...
     @staticmethod
@@ -580,6 +593,7 @@ class Source(_Linear, Generic[_T_co]):
     def assign_timestamps(
         self, ts: Callable[[_T_co], float], watermarks: Watermarks, *, idleness: Optional[float] = None
     ) -> Self: ...
+    def ask(self, actor: ActorRef, parallelism: int = 1, timeout: float = 5.0) -> Source[Any]: ...
     def kill_switch(self) -> Self: ...
 
 class Flow(_Linear, Generic[_In_contra, _Out_co]):
@@ -587,6 +601,18 @@ class Flow(_Linear, Generic[_In_contra, _Out_co]):
 
     @staticmethod
     def create() -> Flow[Any, Any]: ...
+    @staticmethod
+    def actor(
+        props: Callable[[], Actor],
+        *,
+        mailbox: Union[None, int, Mailbox] = None,
+        name: Optional[str] = None,
+        supervision: Union[None, str, SupervisionRules] = None,
+        dead_letters: Optional[DeadLetters] = None,
+        throughput: Optional[int] = None,
+        max_actors: Optional[int] = None,
+        stash_capacity: Optional[int] = None,
+    ) -> Flow[Any, Any]: ...
     @overload
     def to(self, sink: Sink[_Out_co, _M], keep: Literal["right"]) -> Sink[_In_contra, _M]: ...
     @overload
@@ -827,11 +853,24 @@ class Flow(_Linear, Generic[_In_contra, _Out_co]):
     def assign_timestamps(
         self, ts: Callable[[_Out_co], float], watermarks: Watermarks, *, idleness: Optional[float] = None
     ) -> Self: ...
+    def ask(self, actor: ActorRef, parallelism: int = 1, timeout: float = 5.0) -> Flow[_In_contra, Any]: ...
     def kill_switch(self) -> Self: ...
 
 class Sink(_Blueprint, Generic[_In_contra, _Mat_co]):
     """A blueprint with one input of ``In``; ``Mat`` is its result."""
 
+    @staticmethod
+    def actor(
+        props: Callable[[], Actor],
+        *,
+        mailbox: Union[None, int, Mailbox] = None,
+        name: Optional[str] = None,
+        supervision: Union[None, str, SupervisionRules] = None,
+        dead_letters: Optional[DeadLetters] = None,
+        throughput: Optional[int] = None,
+        max_actors: Optional[int] = None,
+        stash_capacity: Optional[int] = None,
+    ) -> Sink[Any, ActorRef]: ...
     @staticmethod
     def collect() -> Sink[_T, List[_T]]: ...
     @staticmethod

@@ -1,4 +1,4 @@
-"""Benchmarks of the Python API: ``python -m weir.bench <w1|w2|keyed|w3|pool|all> [--n N] [--repeat R]``.
+"""Benchmarks of the Python API: ``python -m weir.bench <w1|w2|keyed|w3|pool|actors|all> [--n N] [--repeat R]``.
 
 Prints one JSON object per line, like the Rust ``weir-bench``: ``workload``, ``variant``, ``n``,
 ``parallelism``, ``seconds`` (the **median** of ``repeat`` runs), ``best_seconds``,
@@ -35,6 +35,12 @@ machines are shared and noisy: use ``--repeat 7`` or more for numbers you report
   (CPython 3.12+). Each pool variant's runs alternate with runs of the CPython baseline, and its
   ``ratio`` is over those paired runs, so that a machine whose load drifts still compares like
   with like.
+
+* ``actors``: ``n`` int messages through a Python actor (``weir.Flow.actor``) that sums them
+  (``actors_sum``: emits the total from ``post_stop``) or emits a running count per message
+  (``actors_emit``); baseline the same actor's ``handle(ctx, msg)`` called in a plain Python
+  loop (``ctx.emit`` a ``list.append`` there), each weir run paired with a loop run for its
+  ``ratio`` (>= 0.7 is the goal).
 
 Needs only ``weir`` (and ``cloudpickle`` for ``pool``): no pyarrow/polars/numpy.
 """
@@ -382,10 +388,69 @@ def _ints(s: str) -> List[int]:
     return out
 
 
+class _SumActor(weir.Actor):
+    """Sums its messages; emits the total when it stops."""
+
+    def pre_start(self, ctx: Any) -> None:
+        self.total = 0
+
+    def handle(self, ctx: Any, msg: Any) -> None:
+        self.total += msg
+
+    def post_stop(self, ctx: Any) -> None:
+        ctx.emit(self.total)
+
+
+class _CountActor(weir.Actor):
+    """Emits the running count of its messages."""
+
+    def pre_start(self, ctx: Any) -> None:
+        self.n = 0
+
+    def handle(self, ctx: Any, msg: Any) -> None:
+        self.n += 1
+        ctx.emit(self.n)
+
+
+class _ListCtx:
+    """The baseline's context: ``emit`` appends to a list."""
+
+    def __init__(self) -> None:
+        self.out: List[Any] = []
+        self.emit = self.out.append
+
+
+def _method_loop(cls: Any, msgs: List[int]) -> Any:
+    """The plain-Python baseline: the actor's hooks called in a loop."""
+    actor, ctx = cls(), _ListCtx()
+    actor.pre_start(ctx)
+    for m in msgs:
+        actor.handle(ctx, m)
+    actor.post_stop(ctx)
+    return ctx.out[-1]
+
+
+def actors(n: int, repeat: int) -> None:
+    msgs = list(range(n))
+    for workload, cls, sink in (
+        ("actors_sum", _SumActor, weir.Sink.head),
+        ("actors_emit", _CountActor, weir.Sink.last),
+    ):
+        loop = functools.partial(_method_loop, cls, msgs)
+        med, best, expect, peak = _measure(loop, repeat)
+        _emit(workload, "cpython_method_loop", n, 1, (med, best), peak, expect)
+        graph = weir.Source.from_iter(msgs).via(weir.Flow.actor(cls)).to(sink(), keep="right")
+        # Each weir run right after a loop run: the ratio compares runs under the same load.
+        med2, best2, got, peak2, base = _paired(graph.run, loop, repeat)
+        if got != expect:
+            raise AssertionError(f"{workload}: weir_actor_flow gave {got}, the loop {expect}")
+        _emit(workload, "weir_actor_flow", n, 1, (med2, best2), peak2, got, base)
+
+
 def main(argv: Any = None) -> None:
     """Entry point of ``python -m weir.bench``."""
     ap = argparse.ArgumentParser(prog="python -m weir.bench", description=__doc__.split("\n\n")[0])
-    ap.add_argument("workload", nargs="?", default="all", choices=["w1", "w2", "keyed", "w3", "pool", "all"])
+    ap.add_argument("workload", nargs="?", default="all", choices=["w1", "w2", "keyed", "w3", "pool", "actors", "all"])
     ap.add_argument("--n", type=float, default=None, help="elements (words for w2)")
     ap.add_argument("--repeat", type=int, default=5, help="runs per variant (the median is reported)")
     ap.add_argument("--workers", type=_ints, default=[1, 2], help="pool: worker counts, e.g. 1,2,4,8,16")
@@ -397,7 +462,7 @@ def main(argv: Any = None) -> None:
         help="pool: backends to measure, e.g. process,subinterpreter (default: every supported one)",
     )
     a = ap.parse_args(argv)
-    todo = ["w1", "w2", "keyed", "w3", "pool"] if a.workload == "all" else [a.workload]
+    todo = ["w1", "w2", "keyed", "w3", "pool", "actors"] if a.workload == "all" else [a.workload]
     for w in todo:
         if w == "w1":
             w1(int(a.n or 2_000_000), a.repeat)
@@ -407,6 +472,8 @@ def main(argv: Any = None) -> None:
             keyed(int(a.n or 1_000_000), a.repeat)
         elif w == "w3":
             w3(int(a.n or 1_000_000), a.repeat)
+        elif w == "actors":
+            actors(int(a.n or 1_000_000), a.repeat)
         else:
             pool(int(a.n or 20_000), a.repeat, a.workers, max(0, a.batch), a.backends)
 

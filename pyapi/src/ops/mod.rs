@@ -7,6 +7,7 @@
 //! [`PyFn`] (or a tag computed per element, `(flag, PyObj)`, when the generic operator routes on
 //! a key). What remains here only converts (tuples, lists, sources) or interns keys.
 
+pub mod actors;
 mod bidi;
 mod fan;
 mod files;
@@ -140,6 +141,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(process::flow_key_process, m)?)?;
     m.add_function(wrap_pyfunction!(keyed::flow_key_aggregate, m)?)?;
     m.add_class::<process::PyProcessContext>()?;
+    actors::register(m)?;
     bidi::register(m)?;
     files::register(m)?;
     lifecycle::register(m)?;

@@ -1,0 +1,229 @@
+"""Python actors: :class:`Actor`, :class:`Mailbox`, and the pieces ``Flow.actor``, ``Sink.actor``
+and ``Source.actor`` build on.
+
+An actor runs inside the Rust actor stage (the one runtime for Rust and Python actors): its
+mailbox, supervision, stash, timers and the stage loop are Rust's; the stage calls the Python
+hooks on the run's Python dispatcher (the GIL is held for a whole batch of messages).
+
+Message dispatch: a message ``msg`` goes to the instance's ``on_<name>`` method, where ``<name>``
+is ``type(msg).__name__`` in snake case (``Deposit`` -> ``on_deposit``, ``HTTPRequest`` ->
+``on_http_request``, ``int`` -> ``on_int``, ``NoneType`` -> ``on_none_type``), and to
+:meth:`Actor.handle` when the class has no such method. Only the exact type's name counts (no
+walk up the message class's bases). The choice is made once per actor class and message type and
+cached. A message neither takes goes to the stage's dead letters (never raising into the sender).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+from . import _native
+from .errors import WeirError
+
+ActorRef = _native.ActorRef
+ActorContext = _native.ActorContext
+SupervisorStrategy = _native.SupervisorStrategy
+
+__all__ = ["Actor", "ActorRef", "ActorContext", "AskTimeout", "Mailbox", "SupervisorStrategy", "handler_name"]
+
+
+class AskTimeout(WeirError, TimeoutError):
+    """An ``ActorRef.ask`` got no reply within its timeout (the message names the actor)."""
+
+
+class Actor:
+    """Base class of Python actors: state in attributes, a handler per message type.
+
+    Hooks take the :class:`ActorContext` ``ctx`` (``emit``, ``reply``, ``tell``, ``spawn``,
+    ``watch``, ``become``, ``stash``, timers, ...); one that raises is a failure its supervisor
+    decides about: the parent's ``supervisor_strategy`` for a child, the stage's ``supervision``
+    for the root. A restart makes a fresh instance from the class (or factory), so state in
+    attributes starts over."""
+
+    #: How this actor supervises the children it spawns (``None``: one-for-one, always restart).
+    supervisor_strategy: Optional[Any] = None
+
+    def pre_start(self, ctx: ActorContext) -> None:
+        """Called before the first message (and on the fresh instance after a restart)."""
+
+    def handle(self, ctx: ActorContext, msg: Any) -> None:
+        """Handles a message no ``on_<type>`` method takes; by default it goes to dead letters."""
+        ctx._unhandled(msg)
+
+    def post_stop(self, ctx: ActorContext) -> None:
+        """Called once when the actor stops (after its children); it may still emit."""
+
+    def pre_restart(self, ctx: ActorContext, error: BaseException) -> None:
+        """Called on the failed instance before a restart replaces it."""
+
+    def on_terminated(self, ctx: ActorContext, who: Any) -> None:
+        """Called when an actor this one watches (``ctx.watch(ref)``) stopped; ``who`` is that ref."""
+
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
+def handler_name(tp: type) -> str:
+    """The method that handles messages of type ``tp``: ``on_`` + its name in snake case."""
+    return "on_" + _CAMEL.sub("_", tp.__name__).lower()
+
+
+_HANDLERS: Dict[Tuple[type, type], Callable[..., Any]] = {}
+
+
+def _call_bound(name: str) -> Callable[..., Any]:
+    def call(self: Any, ctx: Any, msg: Any) -> Any:
+        return getattr(self, name)(ctx, msg)
+
+    return call
+
+
+def _resolve(cls: type, tp: type) -> Callable[..., Any]:
+    """The function called as ``f(actor, ctx, msg)`` for messages of type ``tp`` (cached)."""
+    key = (cls, tp)
+    f = _HANDLERS.get(key)
+    if f is None:
+        name = handler_name(tp)
+        if not callable(getattr(cls, name, None)):
+            name = "handle"
+        raw = getattr(cls, name, None)
+        # A plain function takes the instance first; anything else is looked up per call.
+        f = raw if isinstance(raw, type(_resolve)) else _call_bound(name)
+        _HANDLERS[key] = f
+    return f
+
+
+class _Batch:
+    """What a batch run (:func:`_run_batch`) shares with the native context: ``brk`` is set by the
+    context methods that end a batch early (``stop``, ``become``, ``stash``, ``unstash_all``),
+    ``n`` is the number of messages handled before a handler raised."""
+
+    __slots__ = ("brk", "n")
+
+    def __init__(self) -> None:
+        self.brk = False
+        self.n = 0
+
+
+_BY_CLASS: Dict[type, Dict[type, Callable[..., Any]]] = {}
+
+
+def _run_batch(actor: Actor, ctx: Any, msgs: List[Any], st: _Batch) -> int:
+    """Handles the stream elements ``msgs`` in order (one call from the actor stage per batch);
+    returns how many it handled, stopping after a message that set ``st.brk``."""
+    cls = type(actor)
+    handlers = _BY_CLASS.get(cls)
+    if handlers is None:
+        handlers = _BY_CLASS[cls] = {}
+    st.brk = False
+    it = iter(msgs)
+    last: Any = None
+    f: Any = None
+    try:
+        for m in it:
+            t = type(m)
+            if t is not last:
+                f = handlers.get(t)
+                if f is None:
+                    f = handlers[t] = _resolve(cls, t)
+                last = t
+            f(actor, ctx, m)
+            if st.brk:
+                return len(msgs) - it.__length_hint__()
+    except BaseException:
+        # The iterator is past the failing message.
+        st.n = len(msgs) - it.__length_hint__() - 1
+        raise
+    return len(msgs)
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    """An actor's mailbox: ``capacity`` messages for senders outside the stream (``tell`` waits
+    while it is full); ``try_tell`` (and tells from other actors) then apply ``overflow``:
+    ``"drop_new"`` (the new message goes to dead letters), ``"drop_old"``, ``"fail"`` (the stage
+    fails naming the actor) or ``"redirect"`` to ``redirect_to`` (an :class:`ActorRef`)."""
+
+    capacity: int = 1024
+    overflow: str = "drop_new"
+    redirect_to: Optional[Any] = None
+
+
+MailboxSpec = Union[None, int, Mailbox]
+"""A :class:`Mailbox`, a capacity, or ``None`` for the default."""
+
+
+def _mailbox(m: MailboxSpec) -> Mailbox:
+    if m is None:
+        return Mailbox()
+    if isinstance(m, bool) or not isinstance(m, (int, Mailbox)):
+        raise TypeError(f"mailbox= takes a weir.Mailbox or a capacity, not {type(m).__name__}")
+    if isinstance(m, int):
+        m = Mailbox(m)
+    if m.capacity < 1:
+        raise ValueError(f"a mailbox capacity must be at least 1, got {m.capacity}")
+    return m
+
+
+def _name_of(props: Any) -> str:
+    n = getattr(props, "__name__", None)
+    return n if isinstance(n, str) and n.isidentifier() else "actor"
+
+
+def _factory(props: Any) -> Callable[[], Actor]:
+    """``props`` (a :class:`Actor` subclass or a zero-argument factory) as a checked factory."""
+    if isinstance(props, type) and not issubclass(props, Actor):
+        raise TypeError(f"an actor class must subclass weir.Actor: {props.__name__} does not")
+    if not callable(props):
+        raise TypeError(f"an actor is a weir.Actor subclass or a zero-argument factory, not {type(props).__name__}")
+
+    def make() -> Actor:
+        a = props()
+        if not isinstance(a, Actor):
+            raise TypeError(f"the actor factory {_name_of(props)} returned {type(a).__name__}, not a weir.Actor")
+        return a
+
+    return make
+
+
+def props_args(
+    props: Any,
+    name: Optional[str] = None,
+    mailbox: MailboxSpec = None,
+    throughput: Optional[int] = None,
+    stash_capacity: Optional[int] = None,
+) -> Tuple[Any, ...]:
+    """The native props arguments: ``(factory, name, capacity, overflow, redirect, throughput,
+    stash_capacity)``."""
+    m = _mailbox(mailbox)
+    for what, n in (("throughput", throughput), ("stash_capacity", stash_capacity)):
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
+            raise ValueError(f"{what} must be a non-negative int, got {n!r}")
+    return (_factory(props), name or _name_of(props), m.capacity, m.overflow, m.redirect_to, throughput, stash_capacity)
+
+
+def _in_executor(fn: Callable[..., Any], *args: Any) -> "asyncio.Future[Any]":
+    """``fn(*args)`` on the running loop's default executor (the awaitable forms of a ref)."""
+    return asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args))
+
+
+def stage(
+    kind: str,
+    props: Any,
+    mailbox: MailboxSpec,
+    name: Optional[str],
+    throughput: Optional[int],
+    max_actors: Optional[int],
+    stash_capacity: Optional[int],
+) -> Any:
+    """The native blueprint of an actor stage (``kind``: ``flow``, ``sink`` or ``source``)."""
+    if max_actors is not None and (isinstance(max_actors, bool) or not isinstance(max_actors, int) or max_actors < 1):
+        raise ValueError(f"max_actors must be an int >= 1, got {max_actors!r}")
+    f, n, cap, overflow, redirect, tp, stash = props_args(props, name, mailbox, throughput, stash_capacity)
+    make = {"flow": _native.flow_actor, "sink": _native.sink_actor, "source": _native.source_actor}[kind]
+    return make(f, n, cap, overflow, redirect, tp, max_actors, stash)
+

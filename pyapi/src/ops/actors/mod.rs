@@ -1,0 +1,169 @@
+//! Python actors: `weir.Flow.actor`, `weir.Sink.actor` and `weir.Source.actor` are the Rust
+//! actor stage (`weir_operators::actor`) hosting [`PyActor`]s, each a `weir.Actor` instance
+//! whose hooks are called on the run's Python dispatcher. Nothing of the actor runtime is
+//! re-implemented here: [`ctx`] adapts the Rust context, [`refs`] the Rust `ActorRef`,
+//! [`strategy`] the Rust supervisor strategies, [`props`] the props.
+
+mod actor;
+mod args;
+mod ctx;
+mod props;
+mod refs;
+mod strategy;
+
+pub use actor::PyActor;
+pub use ctx::PyActorCtx;
+pub use refs::PyActorRef;
+pub use strategy::PySupervisorStrategy;
+
+use crate::dsl::{Bp, PyBlueprint, wrap};
+use crate::mat::MatValue;
+use props::{PropsArgs, py_props};
+use pyo3::prelude::*;
+use weir_operators::actor::{ActorRef, actor_flow, actor_sink, actor_source, ask_flow};
+
+use crate::obj::PyObj;
+
+/// The materialized value of an actor stage: its root's `weir.ActorRef`.
+fn ref_mat(r: ActorRef<PyObj>) -> MatValue {
+    MatValue::Lazy(Box::new(move |py| {
+        Ok(Py::new(py, PyActorRef(r))?.into_any())
+    }))
+}
+
+/// The props from the Python arguments shared by the three stages.
+#[allow(clippy::too_many_arguments)]
+fn args(
+    name: String,
+    capacity: usize,
+    overflow: &str,
+    redirect: Option<PyRef<'_, PyActorRef>>,
+    throughput: Option<usize>,
+    max_actors: Option<usize>,
+    stash_capacity: Option<usize>,
+) -> PropsArgs {
+    PropsArgs {
+        name,
+        capacity,
+        overflow: overflow.to_owned(),
+        redirect: redirect.map(|r| r.0.clone()),
+        throughput,
+        max_actors,
+        stash_capacity,
+    }
+}
+
+/// `Flow.actor(cls)`: stream elements are messages to the root actor `factory()` makes; what
+/// the actors emit goes downstream. Materializes the root's `ActorRef`.
+#[pyfunction]
+#[pyo3(signature = (factory, name, capacity, overflow, redirect = None, throughput = None, max_actors = None, stash_capacity = None))]
+pub fn flow_actor(
+    factory: Py<PyAny>,
+    name: String,
+    capacity: usize,
+    overflow: &str,
+    redirect: Option<PyRef<'_, PyActorRef>>,
+    throughput: Option<usize>,
+    max_actors: Option<usize>,
+    stash_capacity: Option<usize>,
+) -> PyResult<PyBlueprint> {
+    let a = args(
+        name,
+        capacity,
+        overflow,
+        redirect,
+        throughput,
+        max_actors,
+        stash_capacity,
+    );
+    let f = actor_flow(py_props(factory, a)?).map_materialized_value(ref_mat);
+    Ok(wrap(Bp::Flow(f)))
+}
+
+/// `Sink.actor(cls)`: stream elements are messages to the root actor (what it emits is
+/// dropped). Materializes the root's `ActorRef`.
+#[pyfunction]
+#[pyo3(signature = (factory, name, capacity, overflow, redirect = None, throughput = None, max_actors = None, stash_capacity = None))]
+pub fn sink_actor(
+    factory: Py<PyAny>,
+    name: String,
+    capacity: usize,
+    overflow: &str,
+    redirect: Option<PyRef<'_, PyActorRef>>,
+    throughput: Option<usize>,
+    max_actors: Option<usize>,
+    stash_capacity: Option<usize>,
+) -> PyResult<PyBlueprint> {
+    let a = args(
+        name,
+        capacity,
+        overflow,
+        redirect,
+        throughput,
+        max_actors,
+        stash_capacity,
+    );
+    let s = actor_sink(py_props(factory, a)?).map_materialized_value(ref_mat);
+    Ok(wrap(Bp::Sink(s)))
+}
+
+/// `Source.actor(cls)`: emits what the root actor emits while it handles messages told to
+/// its materialized `ActorRef`.
+#[pyfunction]
+#[pyo3(signature = (factory, name, capacity, overflow, redirect = None, throughput = None, max_actors = None, stash_capacity = None))]
+pub fn source_actor(
+    factory: Py<PyAny>,
+    name: String,
+    capacity: usize,
+    overflow: &str,
+    redirect: Option<PyRef<'_, PyActorRef>>,
+    throughput: Option<usize>,
+    max_actors: Option<usize>,
+    stash_capacity: Option<usize>,
+) -> PyResult<PyBlueprint> {
+    let a = args(
+        name,
+        capacity,
+        overflow,
+        redirect,
+        throughput,
+        max_actors,
+        stash_capacity,
+    );
+    let s = actor_source(py_props(factory, a)?).map_materialized_value(ref_mat);
+    Ok(wrap(Bp::Source(s)))
+}
+
+/// `.ask(ref, parallelism, timeout)`: every element is asked of the actor behind `to` (the
+/// Rust `ask_flow`), at most `parallelism` in flight; the replies go downstream in input order.
+#[pyfunction]
+pub fn flow_ask(
+    to: PyRef<'_, PyActorRef>,
+    parallelism: usize,
+    timeout: f64,
+) -> PyResult<PyBlueprint> {
+    let t = std::time::Duration::try_from_secs_f64(timeout).map_err(|e| {
+        pyo3::exceptions::PyValueError::new_err(format!(
+            "ask: timeout must be seconds >= 0, got {timeout}: {e}"
+        ))
+    })?;
+    if parallelism == 0 {
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "ask: parallelism must be at least 1",
+        ));
+    }
+    let f = ask_flow::<PyObj, PyObj>(to.0.clone(), parallelism, t);
+    Ok(wrap(Bp::Flow(crate::stages::unit_mat(f))))
+}
+
+/// Adds the actor classes and stage constructors to the native module.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyActorRef>()?;
+    m.add_class::<PyActorCtx>()?;
+    m.add_class::<PySupervisorStrategy>()?;
+    m.add_function(wrap_pyfunction!(flow_actor, m)?)?;
+    m.add_function(wrap_pyfunction!(sink_actor, m)?)?;
+    m.add_function(wrap_pyfunction!(source_actor, m)?)?;
+    m.add_function(wrap_pyfunction!(flow_ask, m)?)?;
+    Ok(())
+}

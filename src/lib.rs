@@ -21,6 +21,7 @@
 
 pub mod demo;
 
+pub use weir_connectors as connectors;
 pub use weir_engine as engine;
 pub use weir_graph as graph;
 pub use weir_operators as operators;

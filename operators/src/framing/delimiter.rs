@@ -5,12 +5,12 @@ use super::{FramingError, find};
 use weir_graph::Flow;
 
 #[derive(Clone)]
-struct DelimiterDecoder {
-    delim: Vec<u8>,
-    max: usize,
-    allow_truncation: bool,
+pub(super) struct DelimiterDecoder {
+    pub(super) delim: Vec<u8>,
+    pub(super) max: usize,
+    pub(super) allow_truncation: bool,
     /// Bytes at the start of the buffer known to hold no delimiter start (not searched again).
-    scanned: usize,
+    pub(super) scanned: usize,
 }
 
 impl DelimiterDecoder {

@@ -54,7 +54,7 @@ impl LengthField {
         self.offset + self.width
     }
 
-    fn validate(&self) -> Result<(), FramingError> {
+    pub(super) fn validate(&self) -> Result<(), FramingError> {
         if ![1, 2, 4, 8].contains(&self.width) {
             return Err(FramingError::InvalidParameter(format!(
                 "length field width must be 1, 2, 4 or 8 bytes, not {}",

@@ -8,6 +8,7 @@
 //! | [`json`] | top-level JSON objects (concatenated, separated by whitespace/commas, or in an array) |
 //! | [`simple_framing_protocol`] | bidi: 4-byte big-endian length prefix added on the way out, removed on the way in |
 //! | [`delimiter_protocol`] | bidi: delimiter appended on the way out, frames split on the way in |
+//! | [`StreamDecoder`] | the delimiter and length-field decoders driven by hand, one per byte stream, skipping bad frames |
 //!
 //! Every decoder emits a frame as soon as its last byte arrived, buffers at most one frame
 //! (bounded by its maximum frame length, checked before the frame is buffered whole), and fails
@@ -22,11 +23,13 @@ mod json;
 mod length_field;
 mod protocol;
 mod stage;
+mod stream;
 
 pub use delimiter::delimiter;
 pub use json::json;
 pub use length_field::{LengthField, length_field, length_prefix};
 pub use protocol::{delimiter_protocol, simple_framing_protocol};
+pub use stream::StreamDecoder;
 
 use weir_graph::{ErrorKind, StageCx, StageError};
 

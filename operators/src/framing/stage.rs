@@ -33,7 +33,7 @@ impl FrameBuf {
         }
     }
 
-    fn push(&mut self, chunk: Vec<u8>) {
+    pub(crate) fn push(&mut self, chunk: Vec<u8>) {
         if self.bytes.is_empty() {
             self.bytes = chunk;
         } else {

@@ -46,6 +46,7 @@ from ._dsl import (
 from ._dsl import Directive, Keep
 from ._handles import SinkQueue, SourceQueue
 from ._hubs import BroadcastHub, MergeHub, PartitionHub, RestartFlow, RestartSink, RestartSource
+from ._persistence import Effect, EventSourcedEntity, Journal
 from ._native import ArrowBatch, ArrowTable, Cancellable, MaybeHandle, SinkFuture, UniqueKillSwitch
 from ._run import RunHandle
 from ._windows import BoundedOutOfOrderness, Monotonous, Session, Sliding, Tumbling, Windowed
@@ -56,6 +57,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Actor",
+    "Effect",
+    "EventSourcedEntity",
+    "Journal",
     "ActorContext",
     "ActorRef",
     "AskTimeout",

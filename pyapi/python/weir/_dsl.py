@@ -1258,6 +1258,26 @@ class Source(_Linear, Generic[_T_co]):
     __slots__ = ()
 
     @staticmethod
+    def events_by_persistence_id(journal: Any, pid: str, from_seq: int = 1, live: bool = False) -> "Source":
+        """The events of ``pid`` in ``journal`` from ``from_seq`` on, as dicts ``pid, seq,
+        event, tags``; ``live`` follows new events (else it completes at the end).
+
+        Emits when: stored events remain and downstream has demand.
+        Completes when: it read every event (not when ``live``).
+        Fails when: the journal fails or an entry is corrupt (naming id and sequence)."""
+        return Source(_native.source_events_by_persistence_id(journal, pid, from_seq, live))
+
+    @staticmethod
+    def events_by_tag(journal: Any, tag: str, offset: int = 0, live: bool = False) -> "Source":
+        """The events tagged ``tag`` in ``journal`` from global ``offset`` on, as dicts
+        ``offset, pid, seq, event, tags``; ``live`` follows new events.
+
+        Emits when: tagged events remain and downstream has demand.
+        Completes when: it read every one (not when ``live``).
+        Fails when: the journal fails or an entry is corrupt."""
+        return Source(_native.source_events_by_tag(journal, tag, offset, live))
+
+    @staticmethod
     def actor(
         props: Any,
         *,
@@ -1542,6 +1562,34 @@ class Flow(_Linear, Generic[_In_contra, _Out_co]):
     def create() -> "Flow":
         """An empty flow to chain operators on (``Flow.create().map(f).filter(g)``)."""
         return Flow(_native.flow_identity())
+
+    @staticmethod
+    def event_sourced(
+        entity: Any,
+        journal: Any,
+        *,
+        position: Optional[Callable[[Any], Optional[int]]] = None,
+        snapshot_every: Optional[int] = None,
+        parallelism: int = 1,
+        max_entities: Optional[int] = None,
+    ) -> "Flow":
+        """Event-sourced entities (a :class:`weir.EventSourcedEntity` subclass or instance)
+        persisting to ``journal`` (a :class:`weir.Journal`); replies go downstream. Commands
+        reach their entity by ``entity.persistence_id(command)``; ``position(command)`` (an
+        int increasing per entity, e.g. the command's offset in its source) makes a replayed
+        command apply once; ``snapshot_every`` saves a snapshot every n events; ``parallelism``
+        shards the entities by persistence id; ``max_entities`` bounds those kept in memory.
+
+        Emits when: the events of a batch of commands are persisted: their replies, in order.
+        Backpressures when: downstream backpressures.
+        Completes when: upstream completes.
+        Cancels when: downstream cancels.
+        Fails when: the journal refuses an append, or a handler raises, under the stop
+        supervision (the error names the persistence id); a corrupt journal entry fails its
+        entity's commands naming the id and sequence number."""
+        if inspect.isclass(entity):
+            entity = entity()
+        return Flow(_native.flow_event_sourced(entity, journal, position, snapshot_every, parallelism, max_entities))
 
     @staticmethod
     def actor(

@@ -34,6 +34,7 @@ import os
 
 from . import _native
 from ._actors import Actor, Mailbox
+from ._persistence import EventSourcedEntity, Journal
 from ._handles import SinkQueue
 from ._native import ActorRef, Inlet, MatKey, Outlet, ProcessContext, SinkFuture
 from ._run import RunHandle
@@ -212,6 +213,10 @@ class Keyed(Generic[_Up, _K, _T]):
 class Source(_Linear, Generic[_T_co]):
     """A blueprint with one output of elements ``T``: where elements come from."""
 
+    @staticmethod
+    def events_by_persistence_id(journal: Journal, pid: str, from_seq: int = 1, live: bool = False) -> Source[Dict[str, Any]]: ...
+    @staticmethod
+    def events_by_tag(journal: Journal, tag: str, offset: int = 0, live: bool = False) -> Source[Dict[str, Any]]: ...
     @staticmethod
     def actor(
         props: Callable[[], Actor],
@@ -601,6 +606,16 @@ class Flow(_Linear, Generic[_In_contra, _Out_co]):
 
     @staticmethod
     def create() -> Flow[Any, Any]: ...
+    @staticmethod
+    def event_sourced(
+        entity: Union[EventSourcedEntity, Callable[[], EventSourcedEntity]],
+        journal: Journal,
+        *,
+        position: Optional[Callable[[Any], Optional[int]]] = None,
+        snapshot_every: Optional[int] = None,
+        parallelism: int = 1,
+        max_entities: Optional[int] = None,
+    ) -> Flow[Any, Any]: ...
     @staticmethod
     def actor(
         props: Callable[[], Actor],

@@ -1,6 +1,7 @@
 """Type stubs of ``weir._native``, the Rust half of the package (crate ``weir-py``)."""
 
-from typing import Any, Awaitable, Callable, Dict, Generic, Iterable, List, Optional, Sequence, Tuple, TypeVar
+import os
+from typing import Any, Awaitable, Callable, Dict, Generic, Iterable, List, Optional, Sequence, Tuple, TypeVar, Union
 
 _T_co = TypeVar("_T_co", covariant=True)
 
@@ -240,6 +241,23 @@ def sink_head(optional: bool = False) -> Blueprint: ...
 def sink_last(optional: bool = False) -> Blueprint: ...
 
 # --- weir-py `ops` module: more operators, junctions and queue handles --------------------------
+
+class Journal:
+    """Where event-sourced entities persist: in memory or in a RocksDB directory."""
+
+    @staticmethod
+    def memory() -> "Journal": ...
+    @staticmethod
+    def rocksdb(path: Union[str, "os.PathLike[str]"]) -> "Journal": ...
+    def highest_seq(self, pid: str) -> int: ...
+    def events(self, pid: str, from_seq: int = 1) -> List[Tuple[int, Any]]: ...
+
+def flow_event_sourced(
+    entity: Any, journal: Journal, position: Optional[Callable[[Any], Optional[int]]] = None,
+    snapshot_every: Optional[int] = None, parallelism: int = 1, max_entities: Optional[int] = None,
+) -> Blueprint: ...
+def source_events_by_persistence_id(journal: Journal, pid: str, from_seq: int = 1, live: bool = False) -> Blueprint: ...
+def source_events_by_tag(journal: Journal, tag: str, offset: int = 0, live: bool = False) -> Blueprint: ...
 
 class ActorRef:
     """A handle to an actor of a running stage: ``tell``, ``try_tell``, ``ask``."""

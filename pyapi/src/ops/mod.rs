@@ -17,6 +17,7 @@ mod hubs;
 mod junctions;
 mod keyed;
 mod lifecycle;
+mod persistence;
 mod process;
 pub mod pyops;
 mod sources;
@@ -142,6 +143,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(keyed::flow_key_aggregate, m)?)?;
     m.add_class::<process::PyProcessContext>()?;
     actors::register(m)?;
+    persistence::register(m)?;
     bidi::register(m)?;
     files::register(m)?;
     lifecycle::register(m)?;

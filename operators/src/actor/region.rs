@@ -112,7 +112,7 @@ impl RegionSettings {
 }
 
 type EntityProps<K, E> = Arc<dyn Fn(&K) -> Props<E> + Send + Sync>;
-type EntityId<K, M> = Arc<dyn Fn(&M) -> K + Send + Sync>;
+type EntityId<K, M> = Arc<dyn Fn(&M) -> Result<K, StageError> + Send + Sync>;
 
 struct Entry<M> {
     r: super::mailbox::ActorRef<M>,
@@ -151,7 +151,8 @@ where
     }
 
     fn deliver(&mut self, ctx: &mut Ctx<'_, Self>, msg: E::Msg) -> Result<(), StageError> {
-        let k = (self.id_of)(&msg);
+        // A message whose id cannot be computed fails the region's turn (its supervision).
+        let k = (self.id_of)(&msg)?;
         let now = ctx.now();
         if !self.entities.contains_key(&k) {
             let props = (self.entity)(&k).with_name(&format!("entity-{k:?}"));
@@ -257,6 +258,20 @@ where
     E: Actor,
     K: Hash + Eq + Clone + Debug + Send + 'static,
 {
+    try_sharded(entity, move |m: &E::Msg| Ok(entity_id(m)), settings)
+}
+
+/// [`sharded`] with an entity id that may fail: a message whose id fails fails the region's
+/// root (the stage's supervision decides; under resume the message is dropped).
+pub fn try_sharded<E, K>(
+    entity: impl Fn(&K) -> Props<E> + Send + Sync + 'static,
+    entity_id: impl Fn(&E::Msg) -> Result<K, StageError> + Send + Sync + 'static,
+    settings: RegionSettings,
+) -> Flow<E::Msg, E::Out, super::mailbox::ActorRef<RegionMsg<E::Msg>>>
+where
+    E: Actor,
+    K: Hash + Eq + Clone + Debug + Send + 'static,
+{
     let entity: EntityProps<K, E> = Arc::new(entity);
     let id_of: EntityId<K, E::Msg> = Arc::new(entity_id);
     let route = Arc::clone(&id_of);
@@ -272,7 +287,7 @@ where
     .with_name("region");
     crate::simple::map(RegionMsg::Deliver)
         .partition_by_hash(move |m: &RegionMsg<E::Msg>| match m {
-            RegionMsg::Deliver(x) => weir_graph::stable_hash_of(&route(x)),
+            RegionMsg::Deliver(x) => route(x).map_or(0, |k| weir_graph::stable_hash_of(&k)),
             RegionMsg::Passivate => 0,
         })
         .via_mat(actor_flow(props).parallelism(parallelism), Keep::right)

@@ -607,6 +607,15 @@ class Flow(_Linear, Generic[_In_contra, _Out_co]):
     @staticmethod
     def create() -> Flow[Any, Any]: ...
     @staticmethod
+    def sharded(
+        factory: Callable[[str], Actor],
+        entity_id: Callable[[Any], Any],
+        *,
+        mailbox: int = 1024,
+        passivate_after: Optional[float] = None,
+        parallelism: int = 1,
+    ) -> Flow[Any, Any]: ...
+    @staticmethod
     def event_sourced(
         entity: Union[EventSourcedEntity, Callable[[], EventSourcedEntity]],
         journal: Journal,

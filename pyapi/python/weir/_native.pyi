@@ -252,6 +252,10 @@ class Journal:
     def highest_seq(self, pid: str) -> int: ...
     def events(self, pid: str, from_seq: int = 1) -> List[Tuple[int, Any]]: ...
 
+def flow_sharded(
+    factory: Any, entity_id: Callable[[Any], Any], capacity: int, passivate_after: Optional[float] = None,
+    parallelism: int = 1,
+) -> Blueprint: ...
 def flow_event_sourced(
     entity: Any, journal: Journal, position: Optional[Callable[[Any], Optional[int]]] = None,
     snapshot_every: Optional[int] = None, parallelism: int = 1, max_entities: Optional[int] = None,

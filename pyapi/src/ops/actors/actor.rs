@@ -94,6 +94,15 @@ fn context<'a>(
 }
 
 impl PyActor {
+    /// An actor whose instance could not be made (every hook fails with `error`).
+    pub(crate) fn failed(error: PyErr) -> Self {
+        Self {
+            inst: Err(error),
+            ctx: None,
+            strategy: SupervisorStrategy::default(),
+            handlers: Handlers::default(),
+        }
+    }
     /// A fresh instance from `factory()` (called by the props on every start and restart).
     pub(crate) fn make(factory: &Py<PyAny>) -> Self {
         crate::gil::with(|py| {

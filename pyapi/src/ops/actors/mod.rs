@@ -165,5 +165,58 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sink_actor, m)?)?;
     m.add_function(wrap_pyfunction!(source_actor, m)?)?;
     m.add_function(wrap_pyfunction!(flow_ask, m)?)?;
+    m.add_function(wrap_pyfunction!(flow_sharded, m)?)?;
     Ok(())
+}
+
+/// `Flow.sharded(factory, entity_id, ...)`: the Rust shard region; each entity is a `PyActor`
+/// made by `factory(id)` on the first message whose `str(entity_id(msg))` is `id`.
+#[pyfunction]
+#[pyo3(signature = (factory, entity_id, capacity, passivate_after = None, parallelism = 1))]
+pub fn flow_sharded(
+    factory: Py<PyAny>,
+    entity_id: Py<PyAny>,
+    capacity: usize,
+    passivate_after: Option<f64>,
+    parallelism: usize,
+) -> PyResult<PyBlueprint> {
+    use std::sync::Arc;
+    use weir_operators::actor::{MailboxConfig, Props, RegionSettings, try_sharded};
+    if capacity == 0 {
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "a mailbox capacity must be at least 1",
+        ));
+    }
+    let mut settings = RegionSettings::default().parallelism(parallelism);
+    if let Some(s) = passivate_after {
+        let d = std::time::Duration::try_from_secs_f64(s)
+            .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("{s}: {e}")))?;
+        settings = settings.passivate_after(d);
+    }
+    let factory = Arc::new(factory);
+    let entity = move |k: &String| {
+        // A factory bound to the entity's id, called on every start and restart.
+        let bound = crate::gil::with(|py| {
+            py.import("functools")
+                .and_then(|f| f.getattr("partial")?.call1((factory.bind(py), k.as_str())))
+                .map(Bound::unbind)
+        });
+        let made = Arc::new(bound);
+        Props::new(move || match made.as_ref() {
+            Ok(f) => PyActor::make(f),
+            Err(e) => crate::gil::with(|py| PyActor::failed(e.clone_ref(py))),
+        })
+        .with_mailbox(MailboxConfig::bounded(capacity))
+    };
+    let id_of = move |m: &PyObj| -> Result<String, weir_graph::StageError> {
+        crate::gil::with(|py| {
+            entity_id
+                .bind(py)
+                .call1((m.0.bind(py),))
+                .and_then(|k| k.str()?.extract::<String>())
+                .map_err(|e| crate::obj::user_error(py, e))
+        })
+    };
+    let f = try_sharded(entity, id_of, settings).map_materialized_value(|_| MatValue::Unit);
+    Ok(wrap(Bp::Flow(f)))
 }

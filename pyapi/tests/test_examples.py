@@ -37,3 +37,27 @@ def test_quickstart_notebook_executes(repo_root):
     reprs = [o for o in outputs if o.get("output_type") == "execute_result"]
     assert any("mermaid" in "".join(o["data"].get("text/html", "")) for o in reprs)
     assert any("<table>" in "".join(o["data"].get("text/html", "")) for o in reprs)
+
+
+def test_persistent_account_example(repo_root, capsys):
+    runpy.run_path(os.path.join(repo_root, "examples", "python", "persistent_account.py"), run_name="__main__")
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        "alice: 100",
+        "bob: 20",
+        "alice: 70",
+        "bob: -50 rejected (balance 20)",
+        "bob recovered with 20 after 1 events",
+        "bob: already applied",
+        "bob: 25",
+        "alice's events: [(1, {'amount': 100}), (2, {'amount': -30})]",
+    ]
+
+
+def test_sharded_counter_example(repo_root, capsys):
+    runpy.run_path(os.path.join(repo_root, "examples", "python", "sharded_counter.py"), run_name="__main__")
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split() for line in out] == [
+        ["brown", "1"], ["dog", "1"], ["end", "1"], ["fox", "1"], ["jumps", "1"],
+        ["lazy", "1"], ["over", "1"], ["quick", "1"], ["the", "3"],
+    ]

@@ -15,7 +15,7 @@ use super::ctx::Ctx;
 use super::props::{Actor, ActorId, Props};
 use super::stage::actor_flow;
 use super::supervisor::SupervisorStrategy;
-use std::collections::HashMap;
+type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 use std::fmt::{self, Debug};
 use std::hash::Hash;
 use std::sync::Arc;
@@ -153,24 +153,29 @@ where
     fn deliver(&mut self, ctx: &mut Ctx<'_, Self>, msg: E::Msg) -> Result<(), StageError> {
         // A message whose id cannot be computed fails the region's turn (its supervision).
         let k = (self.id_of)(&msg)?;
-        let now = ctx.now();
-        if !self.entities.contains_key(&k) {
-            let props = (self.entity)(&k).with_name(&format!("entity-{k:?}"));
-            let r = ctx.spawn(props)?;
-            ctx.watch(r.id());
-            self.by_actor.insert(r.id(), k.clone());
-            self.entities.insert(k.clone(), Entry { r, last: now });
-            let s = &self.settings.stats;
-            s.created.fetch_add(1, Ordering::Relaxed);
-            s.alive.fetch_add(1, Ordering::Relaxed);
-            self.arm(ctx);
-        }
+        // The clock is read only when passivation needs the time of last use.
+        let now = if self.settings.passivate_after.is_some() {
+            ctx.now()
+        } else {
+            Duration::ZERO
+        };
         if let Some(e) = self.entities.get_mut(&k) {
             e.last = now;
             self.settings.stats.messages.fetch_add(1, Ordering::Relaxed);
-            let r = e.r.clone();
-            let _ = ctx.forward(&r, msg);
+            let _ = ctx.forward(&e.r, msg);
+            return Ok(());
         }
+        let props = (self.entity)(&k).with_name(&format!("entity-{k:?}"));
+        let r = ctx.spawn(props)?;
+        ctx.watch(r.id());
+        let s = &self.settings.stats;
+        s.created.fetch_add(1, Ordering::Relaxed);
+        s.alive.fetch_add(1, Ordering::Relaxed);
+        s.messages.fetch_add(1, Ordering::Relaxed);
+        let _ = ctx.forward(&r, msg);
+        self.by_actor.insert(r.id(), k.clone());
+        self.entities.insert(k, Entry { r, last: now });
+        self.arm(ctx);
         Ok(())
     }
 
@@ -280,8 +285,8 @@ where
         entity: Arc::clone(&entity),
         id_of: Arc::clone(&id_of),
         settings: settings.clone(),
-        entities: HashMap::new(),
-        by_actor: HashMap::new(),
+        entities: HashMap::default(),
+        by_actor: HashMap::default(),
         ticking: false,
     })
     .with_name("region");

@@ -581,3 +581,25 @@ async fn under_stop_the_frames_before_a_bad_one_reach_downstream_first() {
     assert_eq!(e.element(), Some("x"));
     assert_eq!(*got.lock().unwrap(), vec![1, 2, 3]);
 }
+
+#[test]
+fn a_tcp_source_runs_on_the_engines_own_runtime() {
+    // The engine's runtime enables the I/O driver whenever tokio's networking is compiled in.
+    let rt = weir_engine::Runtime::new().expect("runtime");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let server = std::thread::spawn(move || {
+        use std::io::Write;
+        let (mut c, _) = listener.accept().expect("accepts");
+        c.write_all(b"x\ny\n").expect("writes");
+    });
+    let out = rt.block_on(async {
+        weir_connectors::TcpSource::connect(addr)
+            .text()
+            .run_with(weir_operators::prelude::Sink::collect())
+            .expect("materializes")
+            .await
+    });
+    server.join().expect("server");
+    assert_eq!(out.expect("runs"), vec!["x".to_owned(), "y".to_owned()]);
+}

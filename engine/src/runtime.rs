@@ -20,7 +20,9 @@ impl Runtime {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads.max(1))
             .thread_name("weir-worker")
-            .enable_time()
+            // Timers always; the I/O driver too when a crate of the build (the TCP
+            // connectors) enables tokio's networking.
+            .enable_all()
             .build()?;
         Ok(Self { rt })
     }

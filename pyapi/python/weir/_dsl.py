@@ -1258,6 +1258,53 @@ class Source(_Linear, Generic[_T_co]):
     __slots__ = ()
 
     @staticmethod
+    def from_tcp(
+        addr: str,
+        *,
+        mode: str = "connect",
+        framing: str = "lines",
+        max_frame_length: int = 1 << 20,
+        json: bool = False,
+    ) -> "Source":
+        """Frames read from TCP: ``mode="connect"`` (a client of ``addr``) or ``"bind"`` (a
+        server on ``addr``, merging its connections; port 0 picks one, the materialized value
+        is the bound ``"host:port"``). ``framing="lines"`` gives ``str`` lines, ``"length"``
+        (u32 big-endian length prefix) gives ``bytes``; ``json=True`` decodes each frame with
+        ``json.loads``. See docs/wire-format.md.
+
+        Emits when: a frame arrived and downstream has demand.
+        Backpressures when: downstream backpressures (the socket is not read; TCP flow control
+        holds the sender back).
+        Completes when: the peer closes (client mode).
+        Cancels when: downstream cancels (the connections close).
+        Fails when: a frame is longer than ``max_frame_length``, truncated at the end, or not
+        UTF-8 / JSON, naming the peer and the frame's byte offset (or dead letters, as
+        supervised)."""
+        native = Source(_native.source_tcp(addr, mode == "bind", framing, max_frame_length))
+        if mode not in ("connect", "bind"):
+            raise ValueError(f"Source.from_tcp: mode is 'connect' or 'bind', not {mode!r}")
+        if json:
+            import json as _json
+
+            return native.map(_json.loads, name="from_tcp_json")
+        return native
+
+    @staticmethod
+    def stdin(*, json: bool = False) -> "Source":
+        """The lines of standard input (``str``, without the newline) until EOF; ``json=True``
+        decodes each with ``json.loads``.
+
+        Emits when: a line was read and downstream has demand.
+        Completes when: stdin reaches EOF.
+        Fails when: a line is not UTF-8 (or JSON)."""
+        native = Source(_native.source_stdin())
+        if json:
+            import json as _json
+
+            return native.map(_json.loads, name="stdin_json")
+        return native
+
+    @staticmethod
     def events_by_persistence_id(journal: Any, pid: str, from_seq: int = 1, live: bool = False) -> "Source":
         """The events of ``pid`` in ``journal`` from ``from_seq`` on, as dicts ``pid, seq,
         event, tags``; ``live`` follows new events (else it completes at the end).
@@ -1657,6 +1704,40 @@ class Sink(_Blueprint, Generic[_In_contra, _Mat_co]):
     """A blueprint with one input: where elements go. Its materialized value is its result."""
 
     __slots__ = ()
+
+    @staticmethod
+    def to_tcp(addr: str, *, mode: str = "connect", framing: str = "lines", json: bool = False) -> "Sink":
+        """Writes every element to TCP as a frame: ``mode="connect"`` (a client of ``addr``)
+        or ``"bind"`` (a server; the first client gets the stream; the materialized value is
+        the bound ``"host:port"``). ``framing="lines"`` writes ``str(x)`` lines, ``"length"``
+        writes ``bytes`` (or UTF-8 ``str``) behind a u32 big-endian length; ``json=True``
+        encodes each element with ``json.dumps`` first. Every batch is flushed.
+
+        Backpressures when: the socket takes no more bytes (the peer reads slowly).
+        Completes when: upstream completes (the connection is shut down for writing).
+        Fails when: the peer closes the connection, or an element cannot be written."""
+        if mode not in ("connect", "bind"):
+            raise ValueError(f"Sink.to_tcp: mode is 'connect' or 'bind', not {mode!r}")
+        native = Sink(_native.sink_tcp(addr, mode == "bind", framing))
+        if json:
+            import json as _json
+
+            return Flow.create().map(_json.dumps, name="to_tcp_json").to(native, "right")
+        return native
+
+    @staticmethod
+    def stdout(*, json: bool = False) -> "Sink":
+        """Writes every element as a line of standard output (``str(x)``, or ``json.dumps``
+        with ``json=True``); a closed pipe (``| head``) cancels the run instead of failing it.
+
+        Backpressures when: stdout blocks.
+        Completes when: upstream completes, or the pipe is closed."""
+        native = Sink(_native.sink_stdout())
+        if json:
+            import json as _json
+
+            return Flow.create().map(_json.dumps, name="stdout_json").to(native)
+        return native
 
     @staticmethod
     def actor(

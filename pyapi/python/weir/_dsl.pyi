@@ -214,6 +214,12 @@ class Source(_Linear, Generic[_T_co]):
     """A blueprint with one output of elements ``T``: where elements come from."""
 
     @staticmethod
+    def from_tcp(
+        addr: str, *, mode: str = "connect", framing: str = "lines", max_frame_length: int = 1 << 20, json: bool = False
+    ) -> Source[Any]: ...
+    @staticmethod
+    def stdin(*, json: bool = False) -> Source[Any]: ...
+    @staticmethod
     def events_by_persistence_id(journal: Journal, pid: str, from_seq: int = 1, live: bool = False) -> Source[Dict[str, Any]]: ...
     @staticmethod
     def events_by_tag(journal: Journal, tag: str, offset: int = 0, live: bool = False) -> Source[Dict[str, Any]]: ...
@@ -883,6 +889,10 @@ class Flow(_Linear, Generic[_In_contra, _Out_co]):
 class Sink(_Blueprint, Generic[_In_contra, _Mat_co]):
     """A blueprint with one input of ``In``; ``Mat`` is its result."""
 
+    @staticmethod
+    def to_tcp(addr: str, *, mode: str = "connect", framing: str = "lines", json: bool = False) -> Sink[Any, Any]: ...
+    @staticmethod
+    def stdout(*, json: bool = False) -> Sink[Any, None]: ...
     @staticmethod
     def actor(
         props: Callable[[], Actor],

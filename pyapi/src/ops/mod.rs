@@ -9,6 +9,7 @@
 
 pub mod actors;
 mod bidi;
+mod connectors;
 mod fan;
 mod files;
 mod flows;
@@ -144,6 +145,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<process::PyProcessContext>()?;
     actors::register(m)?;
     persistence::register(m)?;
+    connectors::register(m)?;
     bidi::register(m)?;
     files::register(m)?;
     lifecycle::register(m)?;

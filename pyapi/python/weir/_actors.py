@@ -224,6 +224,5 @@ def stage(
     if max_actors is not None and (isinstance(max_actors, bool) or not isinstance(max_actors, int) or max_actors < 1):
         raise ValueError(f"max_actors must be an int >= 1, got {max_actors!r}")
     f, n, cap, overflow, redirect, tp, stash = props_args(props, name, mailbox, throughput, stash_capacity)
-    make = {"flow": _native.flow_actor, "sink": _native.sink_actor, "source": _native.source_actor}[kind]
-    return make(f, n, cap, overflow, redirect, tp, max_actors, stash)
+    return _native.actor_stage(kind, f, n, cap, overflow, redirect, tp, max_actors, stash)
 

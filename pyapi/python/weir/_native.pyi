@@ -347,16 +347,8 @@ class SupervisorStrategy:
         within: Optional[float] = None,
     ) -> SupervisorStrategy: ...
 
-def flow_actor(
-    factory: Any, name: str, capacity: int, overflow: str, redirect: Optional[ActorRef] = None,
-    throughput: Optional[int] = None, max_actors: Optional[int] = None, stash_capacity: Optional[int] = None,
-) -> Blueprint: ...
-def sink_actor(
-    factory: Any, name: str, capacity: int, overflow: str, redirect: Optional[ActorRef] = None,
-    throughput: Optional[int] = None, max_actors: Optional[int] = None, stash_capacity: Optional[int] = None,
-) -> Blueprint: ...
-def source_actor(
-    factory: Any, name: str, capacity: int, overflow: str, redirect: Optional[ActorRef] = None,
+def actor_stage(
+    kind: str, factory: Any, name: str, capacity: int, overflow: str, redirect: Optional[ActorRef] = None,
     throughput: Optional[int] = None, max_actors: Optional[int] = None, stash_capacity: Optional[int] = None,
 ) -> Blueprint: ...
 

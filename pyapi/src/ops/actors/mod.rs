@@ -53,11 +53,16 @@ fn args(
     }
 }
 
-/// `Flow.actor(cls)`: stream elements are messages to the root actor `factory()` makes; what
-/// the actors emit goes downstream. Materializes the root's `ActorRef`.
+/// `Flow.actor(cls)`, `Sink.actor(cls)` or `Source.actor(cls)` (`kind` `"flow"`, `"sink"` or
+/// `"source"`): the Rust actor stage whose root actor `factory()` makes. In a flow, stream
+/// elements are messages to the root and what the actors emit goes downstream; a sink drops
+/// what they emit; a source emits it while the root handles what is told to its ref. Each
+/// materializes the root's `ActorRef`.
 #[pyfunction]
-#[pyo3(signature = (factory, name, capacity, overflow, redirect = None, throughput = None, max_actors = None, stash_capacity = None))]
-pub fn flow_actor(
+#[pyo3(signature = (kind, factory, name, capacity, overflow, redirect = None, throughput = None, max_actors = None, stash_capacity = None))]
+#[allow(clippy::too_many_arguments)]
+pub fn actor_stage(
+    kind: &str,
     factory: Py<PyAny>,
     name: String,
     capacity: usize,
@@ -76,62 +81,18 @@ pub fn flow_actor(
         max_actors,
         stash_capacity,
     );
-    let f = actor_flow(py_props(factory, a)?).map_materialized_value(ref_mat);
-    Ok(wrap(Bp::Flow(f)))
-}
-
-/// `Sink.actor(cls)`: stream elements are messages to the root actor (what it emits is
-/// dropped). Materializes the root's `ActorRef`.
-#[pyfunction]
-#[pyo3(signature = (factory, name, capacity, overflow, redirect = None, throughput = None, max_actors = None, stash_capacity = None))]
-pub fn sink_actor(
-    factory: Py<PyAny>,
-    name: String,
-    capacity: usize,
-    overflow: &str,
-    redirect: Option<PyRef<'_, PyActorRef>>,
-    throughput: Option<usize>,
-    max_actors: Option<usize>,
-    stash_capacity: Option<usize>,
-) -> PyResult<PyBlueprint> {
-    let a = args(
-        name,
-        capacity,
-        overflow,
-        redirect,
-        throughput,
-        max_actors,
-        stash_capacity,
-    );
-    let s = actor_sink(py_props(factory, a)?).map_materialized_value(ref_mat);
-    Ok(wrap(Bp::Sink(s)))
-}
-
-/// `Source.actor(cls)`: emits what the root actor emits while it handles messages told to
-/// its materialized `ActorRef`.
-#[pyfunction]
-#[pyo3(signature = (factory, name, capacity, overflow, redirect = None, throughput = None, max_actors = None, stash_capacity = None))]
-pub fn source_actor(
-    factory: Py<PyAny>,
-    name: String,
-    capacity: usize,
-    overflow: &str,
-    redirect: Option<PyRef<'_, PyActorRef>>,
-    throughput: Option<usize>,
-    max_actors: Option<usize>,
-    stash_capacity: Option<usize>,
-) -> PyResult<PyBlueprint> {
-    let a = args(
-        name,
-        capacity,
-        overflow,
-        redirect,
-        throughput,
-        max_actors,
-        stash_capacity,
-    );
-    let s = actor_source(py_props(factory, a)?).map_materialized_value(ref_mat);
-    Ok(wrap(Bp::Source(s)))
+    let props = py_props(factory, a)?;
+    let bp = match kind {
+        "flow" => Bp::Flow(actor_flow(props).map_materialized_value(ref_mat)),
+        "sink" => Bp::Sink(actor_sink(props).map_materialized_value(ref_mat)),
+        "source" => Bp::Source(actor_source(props).map_materialized_value(ref_mat)),
+        other => {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "an actor stage is a 'flow', 'sink' or 'source', not {other:?}"
+            )));
+        }
+    };
+    Ok(wrap(bp))
 }
 
 /// `.ask(ref, parallelism, timeout)`: every element is asked of the actor behind `to` (the
@@ -161,9 +122,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyActorRef>()?;
     m.add_class::<PyActorCtx>()?;
     m.add_class::<PySupervisorStrategy>()?;
-    m.add_function(wrap_pyfunction!(flow_actor, m)?)?;
-    m.add_function(wrap_pyfunction!(sink_actor, m)?)?;
-    m.add_function(wrap_pyfunction!(source_actor, m)?)?;
+    m.add_function(wrap_pyfunction!(actor_stage, m)?)?;
     m.add_function(wrap_pyfunction!(flow_ask, m)?)?;
     m.add_function(wrap_pyfunction!(flow_sharded, m)?)?;
     Ok(())

@@ -79,6 +79,8 @@ pub(crate) struct CellState<A: Actor> {
     pub(crate) unstash: bool,
     pub(crate) stop_requested: bool,
     pub(crate) timers: HashMap<TimerKey, TimerSlot<A::Msg>>,
+    /// This actor as the sender of what it tells (made on its first tell, then shared).
+    pub(crate) me: Option<Arc<dyn super::mailbox::AnyRef>>,
 }
 
 impl<A: Actor> CellState<A> {
@@ -90,6 +92,7 @@ impl<A: Actor> CellState<A> {
             unstash: false,
             stop_requested: false,
             timers: HashMap::new(),
+            me: None,
         }
     }
 }

@@ -126,7 +126,11 @@ impl<'a, A: Actor> Ctx<'a, A> {
     /// so backpressure reaches the source instead of dropping); to an actor of another stage a
     /// full mailbox applies its overflow policy.
     pub fn tell<M: Send + 'static>(&mut self, to: &ActorRef<M>, msg: M) -> Result<(), TellError> {
-        let me = self.self_ref().erased();
+        let me = Arc::clone(
+            self.state
+                .me
+                .get_or_insert_with(|| Mailbox::reply_address(self.mailbox)),
+        );
         self.send(
             to,
             Envelope {

@@ -1055,19 +1055,39 @@ impl<M: Send + 'static> ActorRef<M> {
             .schedule(interval, Some(interval), deliver)
             .unwrap_or_else(ScheduleHandle::cancelled)
     }
-    pub(crate) fn erased(&self) -> Arc<dyn AnyRef> {
-        Arc::new(self.clone())
-    }
 }
 
-impl<M: Send + 'static> AnyRef for ActorRef<M> {
+/// An actor's reply address: its mailbox, held weakly, so a sender's address kept in an
+/// envelope or in the actor's own state never counts as a ref to it (a `Source::actor` still
+/// completes when the last real ref goes).
+struct ReplyAddress<M> {
+    mailbox: std::sync::Weak<Mailbox<M>>,
+    path: Arc<str>,
+}
+
+impl<M: Send + 'static> AnyRef for ReplyAddress<M> {
     fn tell_any(&self, msg: Box<dyn Any + Send>) -> Result<(), Box<dyn Any + Send>> {
         let m = msg.downcast::<M>()?;
-        // A reply that does not fit is dropped by the policy (to dead letters).
-        let _ = self.try_tell(*m);
+        match self.mailbox.upgrade() {
+            // A reply that does not fit is dropped by the policy (to dead letters).
+            Some(mb) => {
+                let _ = mb.offer(Envelope::plain(*m));
+            }
+            None => tracing::debug!(actor = %self.path, "reply to an actor whose stage is gone"),
+        }
         Ok(())
     }
     fn path(&self) -> &str {
-        &self.0.path
+        &self.path
+    }
+}
+
+impl<M: Send + 'static> Mailbox<M> {
+    /// The reply address of this mailbox's actor.
+    pub(crate) fn reply_address(this: &Arc<Self>) -> Arc<dyn AnyRef> {
+        Arc::new(ReplyAddress {
+            mailbox: Arc::downgrade(this),
+            path: Arc::clone(&this.path),
+        })
     }
 }

@@ -1280,9 +1280,9 @@ class Source(_Linear, Generic[_T_co]):
         Fails when: a frame is longer than ``max_frame_length``, truncated at the end, or not
         UTF-8 / JSON, naming the peer and the frame's byte offset (or dead letters, as
         supervised)."""
-        native = Source(_native.source_tcp(addr, mode == "bind", framing, max_frame_length))
         if mode not in ("connect", "bind"):
             raise ValueError(f"Source.from_tcp: mode is 'connect' or 'bind', not {mode!r}")
+        native = Source(_native.source_tcp(addr, mode == "bind", framing, max_frame_length))
         if json:
             import json as _json
 

@@ -229,7 +229,11 @@ impl<A: Actor> Cell<A> {
         batch: Vec<A::Msg>,
     ) -> Result<(), StageError> {
         if !self.local.is_empty() || self.meta.suspended || self.actor.is_none() {
+            // Queued behind what waits; its turn (or its restart) handles it.
             self.local.extend(batch.into_iter().map(Envelope::plain));
+            if !self.meta.suspended {
+                sys.runnable.push(self.meta.id);
+            }
             return Ok(());
         }
         let mut it = batch.into_iter();

@@ -579,10 +579,9 @@ impl<O: Send + 'static> System<O> {
 
     /// Whether any actor has work now or a delayed restart pending.
     pub(crate) fn has_work(&self) -> bool {
-        self.has_ready()
-            || !self.ops.is_empty()
-            || self.timers.restart_pending()
-            || self.cells().any(|c| c.has_local_work())
+        // A cell left with local work is on `runnable` (its turn puts it back), and a suspended
+        // one waits for its restart timer: no scan over every cell per loop.
+        self.has_ready() || !self.ops.is_empty() || self.timers.restart_pending()
     }
 
     /// Whether any actor has an active timer.

@@ -33,6 +33,7 @@ pub struct Materializer {
     default_executor: ExecutorId,
     services: Services,
     checkpoints: Option<crate::checkpoint::CheckpointConfig>,
+    name: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for Materializer {
@@ -69,6 +70,7 @@ impl Materializer {
             default_executor: ExecutorId::TOKIO,
             services: Services::new(),
             checkpoints: None,
+            name: None,
         }
     }
     /// Registers `executor` under `id`: islands of stages set `on_executor(id)` (or all of
@@ -177,6 +179,12 @@ impl Materializer {
         }
     }
 
+    /// Names the runs this materializer starts (shown by operations tooling).
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(Arc::from(name.into()));
+        self
+    }
+
     /// Starts the graph; returns its materialized value and the handle owning the run.
     pub fn materialize<M: Send + 'static>(
         &self,
@@ -202,7 +210,14 @@ impl Materializer {
             None => self.services.clone(),
         };
         let cancel = CancellationToken::new();
+        let id = crate::observe::next_run_id();
         let shared = Arc::new(RunShared {
+            id,
+            name: self
+                .name
+                .clone()
+                .unwrap_or_else(|| Arc::from(format!("run-{id}"))),
+            started: std::time::SystemTime::now(),
             producers: cancel.child_token(),
             cancel,
             tracker: TaskTracker::new(),
@@ -238,6 +253,12 @@ impl Materializer {
             } else {
                 shared.handle.spawn(task);
             }
+        }
+        if crate::observe::any_observer() {
+            let plan = plan(Arc::clone(graph.module()), shared.cfg)
+                .ok()
+                .map(Arc::new);
+            crate::observe::notify(&crate::observe::RunView::new(Arc::clone(&shared), plan));
         }
         Ok((
             mat,
@@ -409,6 +430,11 @@ impl RunHandle {
             .lock()
             .map(|v| v.iter().map(MetricsEntry::snapshot).collect())
             .unwrap_or_default()
+    }
+
+    /// A cloneable view of the run for operations tooling (never cancels it when dropped).
+    pub fn view(&self) -> crate::observe::RunView {
+        crate::observe::RunView::new(Arc::clone(&self.shared), None)
     }
 
     /// Lets the run go on after this handle is dropped.

@@ -18,6 +18,12 @@ use weir_graph::{ExecutorId, Services};
 
 /// What every island of a run shares.
 pub(crate) struct RunShared {
+    /// The run's process-unique number.
+    pub(crate) id: u64,
+    /// The run's name.
+    pub(crate) name: Arc<str>,
+    /// When the run started.
+    pub(crate) started: std::time::SystemTime,
     /// Cancels every island: the user cancelled, or the handle was dropped.
     pub(crate) cancel: CancellationToken,
     /// Cancels every island but the sinks fed by channels (a child of `cancel`): a failure that

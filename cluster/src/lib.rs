@@ -1,0 +1,5 @@
+//! # weir-cluster: one graph over many nodes
+//!
+//! A protocol core without I/O (framing, credit grants, membership decisions, epochs,
+//! replicated state), with adapters for an in-memory transport and QUIC with mutual TLS. Design
+//! in `docs/adr/0003-operations-and-cluster.md`.

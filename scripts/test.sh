@@ -32,7 +32,7 @@ echo "== cargo clippy --all-targets -D warnings"
 cargo clippy --workspace "${PY_EXCLUDES[@]}" --all-targets --locked -- -D warnings
 
 echo "== pyo3 stays in pyapi/"
-for crate in weir-graph weir-state weir-state-rocksdb weir-engine weir-operators weir-connectors weir weir-bench weir-examples; do
+for crate in weir-graph weir-state weir-state-rocksdb weir-engine weir-operators weir-connectors weir-ops weir-cluster weir weir-bench weir-examples; do
   if cargo tree -p "$crate" -e normal,dev --locked 2>/dev/null | grep -q 'pyo3'; then
     echo "error: $crate depends on pyo3 (only pyapi/ may)"; exit 1
   fi

@@ -174,27 +174,51 @@ impl<T: Serialize + Send + 'static> SendStage<T> {
             .tx
             .set_max_payload(link.window.bytes.min(usize::MAX as u64) as usize);
         tracing::debug!(stage = %path, edge = self.edge, peer = %self.peer, rows = link.window.rows, bytes = link.window.bytes, "remote edge open");
+        let told = std::sync::atomic::AtomicBool::new(false);
+        let r = self
+            .pump(&path, &mut input, &mut link, checkpoint, &told)
+            .await;
+        if let Err(e) = &r
+            && !told.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            // The receiver fails with this stage's error rather than a broken stream.
+            let _ = link.ch.tx.send(Body::Error(e.to_string())).await;
+            let _ = link.ch.tx.finish().await;
+        }
+        r
+    }
+
+    async fn pump(
+        &self,
+        path: &str,
+        input: &mut weir_graph::Input<T>,
+        link: &mut Link,
+        checkpoint: Option<Arc<dyn weir_graph::StageCheckpoint>>,
+        told: &std::sync::atomic::AtomicBool,
+    ) -> Result<(), StageError> {
+        let path = path.to_owned();
         loop {
             let sig = tokio::select! {
                 biased;
                 f = link.ch.rx.recv() => {
                     let f = f.map_err(|e| self.transport_err(&path, e))?;
-                    match self.heard(&path, &mut link, f.map(|f| f.body))? {
+                    match self.heard(&path, link, f.map(|f| f.body))? {
                         Heard::Going => continue,
-                        Heard::Cancelled => return self.cancelled(&path, &mut link).await,
+                        Heard::Cancelled => return self.cancelled(&path, link).await,
                     }
                 }
                 sig = input.recv_signal() => sig,
             };
             match sig {
                 Signal::Event(Event::Batch(batch)) => {
-                    if let Heard::Cancelled = self.send_batch(&path, &mut link, batch).await? {
-                        return self.cancelled(&path, &mut link).await;
+                    if let Heard::Cancelled = self.send_batch(&path, link, batch).await? {
+                        return self.cancelled(&path, link).await;
                     }
                 }
-                Signal::Event(Event::End) => return self.end(&path, &mut link).await,
+                Signal::Event(Event::End) => return self.end(&path, link).await,
                 Signal::Event(Event::Error(e)) => {
                     // Tell the receiver, best effort: the upstream failure is what counts.
+                    told.store(true, std::sync::atomic::Ordering::Relaxed);
                     let _ = link.ch.tx.send(Body::Error(e.to_string())).await;
                     let _ = link.ch.tx.finish().await;
                     return Err(e);

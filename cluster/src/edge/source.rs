@@ -165,13 +165,18 @@ impl<T: DeserializeOwned + Send + 'static> RecvStage<T> {
                         })
                     })?;
                     if let Some(g) = grant {
-                        ch.tx
+                        let granted = ch
+                            .tx
                             .send(Body::Credit {
                                 rows: g.rows,
                                 bytes: g.bytes,
                             })
-                            .await
-                            .map_err(transport)?;
+                            .await;
+                        // A sender that went away said why in the frames still to read (an
+                        // error or its end); the next receive reports it.
+                        if let Err(e) = granted {
+                            tracing::debug!(stage = %path, edge, error = %e, "credit not delivered");
+                        }
                     }
                 }
                 Body::Watermark(ms) => output.control(Control::Watermark { ms }),

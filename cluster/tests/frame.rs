@@ -296,12 +296,7 @@ proptest! {
             let s = s.clamp(at, bytes.len());
             d.push(&bytes[at..s]);
             at = s;
-            loop {
-                match d.next_frame() {
-                    Ok(Some(_)) => {}
-                    Ok(None) | Err(_) => break,
-                }
-            }
+            while let Ok(Some(_)) = d.next_frame() {}
             prop_assert!(d.buffered() <= bytes.len());
         }
         let _ = d.finish();

@@ -24,6 +24,7 @@ mod ckpt_backpressure;
 mod entities;
 mod persistence;
 mod regions;
+mod remote_exchange;
 mod state_keys;
 mod w3;
 
@@ -374,6 +375,7 @@ fn main() {
     ckpt_backpressure::dispatch(&argv);
     persistence::dispatch(&argv);
     regions::dispatch(&argv);
+    remote_exchange::dispatch(&argv);
     if argv.get(1).map(String::as_str) == Some("state-keys") {
         std::process::exit(state_keys::main(argv[1..].to_vec()));
     }

@@ -3,6 +3,11 @@
 //! A protocol core without I/O (framing, credit grants, membership decisions, epochs,
 //! replicated state), with adapters for an in-memory transport and QUIC with mutual TLS. Design
 //! in `docs/adr/0003-operations-and-cluster.md`.
+//!
+//! The data plane: [`frame`] (the wire format and its decoder), [`credit`] (per-edge flow
+//! control), [`transport`] (in-memory, QUIC with mutual TLS, and a plain TCP baseline),
+//! [`tls`] (the cluster CA, node certificates, rustls configurations) and [`edge`] (remote
+//! sink and source stages).
 
 pub mod credit;
 pub mod edge;

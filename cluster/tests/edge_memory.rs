@@ -82,3 +82,88 @@ async fn an_unknown_peer_fails_the_sender() {
     let err = within(send.done).await.unwrap_err().to_string();
     assert!(err.contains("unknown peer node 'nowhere'"), "{err}");
 }
+
+/// A sink that records every batch and control message it reads, then its end.
+struct Recorder {
+    tx: tokio::sync::mpsc::UnboundedSender<String>,
+}
+
+impl weir_graph::AsyncLogic for Recorder {
+    fn run(
+        self: Box<Self>,
+        mut io: weir_graph::AsyncIo,
+    ) -> futures::future::BoxFuture<'static, Result<(), weir_graph::StageError>> {
+        use futures::FutureExt;
+        use weir_graph::{Event, Signal};
+        async move {
+            let mut input = io.input::<u64>(0)?;
+            loop {
+                let line = match input.recv_signal().await {
+                    Signal::Event(Event::Batch(b)) => format!("batch {b:?}"),
+                    Signal::Event(Event::End) => {
+                        let _ = self.tx.send("end".into());
+                        return Ok(());
+                    }
+                    Signal::Event(Event::Error(e)) => return Err(e),
+                    Signal::Control(c) => format!("control {c:?}"),
+                };
+                let _ = self.tx.send(line);
+            }
+        }
+        .boxed()
+    }
+    fn handles_control(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watermarks_and_markers_cross_the_edge_in_order_with_the_data() {
+    use futures::FutureExt;
+    use weir_graph::{AsyncFn, AsyncIo, Control, Sink};
+    let (a, b) = pair();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let recorder =
+        Sink::<u64, ()>::from_async("recorder", move |_| Ok((Recorder { tx: tx.clone() }, ())));
+    let _recv = weir_cluster::edge::remote_source::<u64>(b, 12)
+        .to_mat(recorder, Keep::left)
+        .run()
+        .unwrap();
+    let src = Source::<u64, ()>::from_async("scripted", |_| {
+        Ok((
+            AsyncFn(|mut io: AsyncIo| {
+                async move {
+                    let mut out = io.output::<u64>(0)?;
+                    let _ = out.send(vec![1, 2]).await;
+                    out.control(Control::Watermark { ms: 5 });
+                    let _ = out.send(vec![3]).await;
+                    out.control(Control::marker(9));
+                    out.control(Control::Idle);
+                    Ok(())
+                }
+                .boxed()
+            }),
+            (),
+        ))
+    });
+    let send = src
+        .to_mat(remote_sink(a, "b", 12), Keep::right)
+        .run()
+        .unwrap();
+    within(send.done).await.unwrap();
+    let mut got = Vec::new();
+    while got.last().map(String::as_str) != Some("end") {
+        got.push(within(rx.recv()).await.unwrap());
+    }
+    assert_eq!(
+        got,
+        [
+            "batch [1, 2]",
+            "control Watermark { ms: 5 }",
+            "batch [3]",
+            "control Marker { id: 9 }",
+            "control Idle",
+            "end"
+        ]
+    );
+}

@@ -1,6 +1,7 @@
 //! Remote edges over QUIC on loopback with real mutual TLS, certificate files, and strangers
-//! (S22-S26): a client without a certificate, one from another CA, raw UDP garbage, a 4 GiB
-//! frame claim and a replayed frame are each refused and counted while good peers are served.
+//! (S22-S26): a client without a certificate, one from another CA, one speaking another ALPN,
+//! raw UDP garbage, a 4 GiB frame claim, a replayed frame and a pickle payload are each
+//! refused and counted while good peers are served.
 
 mod common;
 
@@ -189,6 +190,13 @@ async fn strangers_are_refused_and_good_peers_keep_being_served() {
     assert!(!stranger_connects(cfg, b_addr).await);
     eventually("refusal (b)", || stats.handshakes_refused() == 2).await;
 
+    // (c) A cluster certificate but another application protocol than weir/1.
+    let peer = make_node_cert(&c.ca, "a", &[]).unwrap();
+    let mut cfg = client_config(Some(peer.rustls_identity()), &ca).unwrap();
+    cfg.alpn_protocols = vec![b"h3".to_vec()];
+    assert!(!stranger_connects(cfg, b_addr).await);
+    eventually("refusal (c)", || stats.handshakes_refused() == 3).await;
+
     // (e) Raw UDP garbage: dropped by QUIC before any handshake state exists.
     let udp = std::net::UdpSocket::bind(LOOPBACK).unwrap();
     for i in 0..50u8 {
@@ -202,7 +210,7 @@ async fn strangers_are_refused_and_good_peers_keep_being_served() {
     let (a, b) = dyns(&c);
     exact_output(a, b, 7, EdgeConfig::default()).await;
     assert_eq!(stats.connections(), 1);
-    assert_eq!(stats.handshakes_refused(), 2);
+    assert_eq!(stats.handshakes_refused(), 3);
 }
 
 /// An authenticated client of the cluster CA (as node "a" would be) outside the stages.

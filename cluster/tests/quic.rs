@@ -309,3 +309,36 @@ async fn a_pickle_payload_is_refused_as_an_undecodable_batch_and_never_run() {
     assert!(err.contains("edge 11") && err.contains("frame 1"), "{err}");
     assert!(!marker.exists(), "the payload was never executed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_limit_are_refused_while_the_first_is_served() {
+    let ca = make_ca("limits").unwrap();
+    let cert = make_node_cert(&ca, "b", &[]).unwrap();
+    let mut cfg = QuicConfig::new(
+        NodeIdentity::from_parts(&ca, &cert),
+        LOOPBACK.parse().unwrap(),
+    );
+    cfg.max_connections = 1;
+    let b = QuicTransport::bind(cfg).unwrap();
+    let c = Cluster {
+        a: node(&ca, "a"),
+        b,
+        ca,
+    };
+    let first = authenticated(&c).await;
+    eventually("first connection", || c.b.stats().connections() == 1).await;
+    let cert = make_node_cert(&c.ca, "a", &[]).unwrap();
+    let cfg = client_config(Some(cert.rustls_identity()), &[c.ca.cert_der().clone()]).unwrap();
+    let ep = raw_client(cfg);
+    let second = within(ep.connect(c.b.local_addr().unwrap(), "b").unwrap()).await;
+    assert!(second.is_err(), "a second connection was accepted");
+    assert_eq!(c.b.stats().handshakes_refused(), 1);
+    assert_eq!(c.b.stats().connections(), 1);
+    // The first connection still opens edges.
+    let (mut s, _r) = first.open_bi().await.unwrap();
+    let mut w = FrameWriter::new(13, 0, 1024);
+    let mut buf = Vec::new();
+    w.write(Body::Open, &mut buf).unwrap();
+    s.write_all(&buf).await.unwrap();
+    eventually("edge stream", || c.b.stats().streams() == 1).await;
+}

@@ -124,8 +124,8 @@ pub async fn slow_consumer(a: Arc<dyn Transport>, b: Arc<dyn Transport>, edge: u
         .run()
         .unwrap();
     src.offer_all((0..N).collect());
-    // Wait until the producer stops (its delivered count stays put for 300 ms), checking the
-    // in-flight bound all along.
+    // Wait until the producer stops (its delivered count stays put for 300 ms with rows in
+    // flight), checking the in-flight bound all along.
     let start = Instant::now();
     let (mut last, mut since) = (u64::MAX, Instant::now());
     let mut max_in_flight = 0;
@@ -138,7 +138,7 @@ pub async fn slow_consumer(a: Arc<dyn Transport>, b: Arc<dyn Transport>, edge: u
             "{sent} sent, {received} received"
         );
         let d = src.delivered();
-        if d != last {
+        if d != last || sent == received {
             (last, since) = (d, Instant::now());
         } else if since.elapsed() > Duration::from_millis(300) {
             break;

@@ -292,3 +292,34 @@ async fn three_udp_nodes_on_loopback_join_and_see_a_graceful_leave() {
     a.leave().await.unwrap();
     b.leave().await.unwrap();
 }
+
+#[test]
+fn a_garbage_datagram_is_refused_and_counted_without_disturbing_the_view() {
+    let mut net = cluster(6, 3, Faults::NONE, None);
+    net.run_for(3 * SEC);
+    net.act(NodeId(0), |_, _, out| {
+        out.send_datagram(NodeId(1), b"\xff\xff not a foca packet".to_vec());
+    });
+    net.run_for(SEC);
+    assert_eq!(net.node(NodeId(1)).errors(), 1);
+    assert_eq!(net.node(NodeId(0)).errors(), 0);
+    assert_eq!(up(&net, 1), names(&[0, 1, 2]));
+}
+
+#[test]
+fn keep_majority_holds_on_a_lossy_jittery_network() {
+    let faults = Faults {
+        latency: Duration::from_millis(2),
+        jitter: Duration::from_millis(10),
+        loss: 0.02,
+        duplicate: 0.02,
+        reorder: 0.02,
+        reorder_delay: Duration::from_millis(20),
+    };
+    let mut net = cluster(8, 5, faults, Some((Strategy::KeepMajority, 2 * SEC)));
+    net.run_for(4 * SEC);
+    net.partition(&[&[NodeId(0), NodeId(4)]]);
+    net.run_for(12 * SEC);
+    assert_keeps(&net, &[1, 2, 3], &[0, 4]);
+    assert_downs_itself(&net, &[0, 4]);
+}

@@ -323,3 +323,70 @@ fn keep_majority_holds_on_a_lossy_jittery_network() {
     assert_keeps(&net, &[1, 2, 3], &[0, 4]);
     assert_downs_itself(&net, &[0, 4]);
 }
+
+#[test]
+fn after_a_partition_only_the_surviving_sides_coordinator_commits_and_the_old_one_is_fenced() {
+    use std::sync::Arc;
+    use weir_cluster::epoch::{Epoch, Fence, FenceError, FencedStorage, MemoryEpochStore};
+    use weir_cluster::placement::CoordinatorRole;
+
+    let storage = FencedStorage::new(Arc::new(MemoryEpochStore::new()));
+    let mut net = cluster(10, 5, Faults::NONE, Some((Strategy::KeepMajority, 2 * SEC)));
+    let mut roles: Vec<CoordinatorRole> = (0..5).map(|_| CoordinatorRole::new()).collect();
+    let mut fences: Vec<Option<Fence>> = vec![None; 5];
+    let mut log: Vec<(u32, Epoch)> = Vec::new();
+    let mut stale: Option<Fence> = None;
+    for step in 0..160 {
+        if step == 30 {
+            net.partition(&[&[NodeId(0), NodeId(1)]]);
+        }
+        net.run_for(SEC / 10);
+        for i in 0..5u32 {
+            let m = net.node(NodeId(i)).membership();
+            if m.has_left() {
+                if let Some(f) = fences[i as usize].take() {
+                    stale = Some(f);
+                }
+                continue;
+            }
+            let view = m.view();
+            if let Some(seat) = roles[i as usize].observe(&view.members()).cloned()
+                && seat.node == view.me
+            {
+                fences[i as usize] = Some(storage.begin(seat.epoch).unwrap());
+            }
+            if let Some(f) = &fences[i as usize] {
+                f.commit("manifest", || {
+                    log.push((i, f.epoch()));
+                    Ok::<_, String>(())
+                })
+                .unwrap();
+            }
+        }
+    }
+    // node-0 coordinated under epoch 1 until it downed itself; node-2 took over under epoch 2.
+    let first_e2 = log
+        .iter()
+        .position(|(_, e)| *e == Epoch(2))
+        .expect("failover");
+    assert!(first_e2 > 30, "no failover during the stable-after delay");
+    assert!(
+        log[..first_e2].iter().all(|e| *e == (0, Epoch(1))),
+        "{log:?}"
+    );
+    assert!(
+        log[first_e2..].iter().all(|e| *e == (2, Epoch(2))),
+        "{log:?}"
+    );
+    let stale = stale.expect("node-0 downed itself");
+    assert_eq!(stale.epoch(), Epoch(1));
+    let late = stale.commit("manifest", || Ok::<_, String>(()));
+    assert!(matches!(
+        late,
+        Err(FenceError::Stale {
+            attempt: Epoch(1),
+            highest: Epoch(2),
+            ..
+        })
+    ));
+}

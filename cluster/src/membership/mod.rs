@@ -100,6 +100,15 @@ impl MembershipView {
         self.up.first()
     }
 
+    /// The members: live ones and lost ones not yet downed (by a split-brain decision), oldest
+    /// first. Placement and the coordinator role act on these, so a partition moves nothing
+    /// until one side has downed the other.
+    pub fn members(&self) -> Vec<NodeIdentity> {
+        let mut all: Vec<NodeIdentity> = self.up.iter().chain(&self.down).cloned().collect();
+        all.sort_by(|a, b| a.age_cmp(b));
+        all
+    }
+
     /// Names of the live members, oldest first.
     pub fn up_names(&self) -> Vec<&str> {
         self.up.iter().map(|m| m.name.as_str()).collect()

@@ -19,7 +19,11 @@
 //! The coordinator is a fixed role ([`CoordinatorRole`]): the oldest live member. When it is
 //! lost the next oldest takes over with the job's epoch plus one, and restarts the job from the
 //! latest complete checkpoint under that epoch; a member that joins later never takes the role
-//! over while the coordinator lives.
+//! over while the coordinator lives. Both act on [`crate::membership::MembershipView::members`]
+//! (live members and lost ones not yet downed): during a partition nothing moves and nobody
+//! takes over until the split-brain resolver has downed the other side, so the old
+//! coordinator has stopped (or is fenced) before the new one starts. A node takes the role only
+//! once it has joined (a node still alone sees itself as the oldest).
 
 mod assign;
 mod coordinator;

@@ -306,10 +306,7 @@ fn counters_report_overflow_and_decode_errors() {
     let r = ReplicaId(3);
     let mut c = GCounter::new();
     c.increment(r, u64::MAX).unwrap();
-    assert_eq!(
-        c.increment(r, 1),
-        Err(CrdtError::Overflow { replica: r })
-    );
+    assert_eq!(c.increment(r, 1), Err(CrdtError::Overflow { replica: r }));
     assert_eq!(
         c.increment(r, 1).unwrap_err().to_string(),
         "counter overflow: replica 3 would count past 18446744073709551615"
@@ -321,7 +318,16 @@ fn counters_report_overflow_and_decode_errors() {
     assert_eq!(p.value(), -3);
     assert_eq!(c.increment(r, 0), Ok(GCounter::new()));
     let e = from_bytes::<GCounter>(&[5, 1], "GCounter").unwrap_err();
-    assert!(matches!(e, CrdtError::Decode { what: "GCounter", .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            CrdtError::Decode {
+                what: "GCounter",
+                ..
+            }
+        ),
+        "{e}"
+    );
     let mut b = to_bytes(&p, "PNCounter").unwrap();
     b.push(0);
     assert_eq!(

@@ -1,7 +1,7 @@
 //! Any of the four CRDTs under one key space (what a replicator shared by many stages holds;
 //! sets and maps of encoded bytes, e.g. Python values in the codec's encoding).
 
-use super::{Crdt, GCounter, LWWMap, ORSet, PNCounter};
+use super::{Crdt, CrdtError, GCounter, LWWMap, ORSet, PNCounter};
 use serde::{Deserialize, Serialize};
 
 /// Which CRDT a [`ReplicatedData`] is.
@@ -17,6 +17,19 @@ pub enum DataKind {
     ORSet,
     /// An [`LWWMap`].
     LWWMap,
+}
+
+impl DataKind {
+    /// The kind with its article ("a GCounter", "an ORSet"), for messages.
+    pub fn a(self) -> &'static str {
+        match self {
+            Self::Empty => "nothing",
+            Self::GCounter => "a GCounter",
+            Self::PNCounter => "a PNCounter",
+            Self::ORSet => "an ORSet",
+            Self::LWWMap => "an LWWMap",
+        }
+    }
 }
 
 impl std::fmt::Display for DataKind {
@@ -49,7 +62,40 @@ pub enum ReplicatedData {
     LWWMap(LWWMap<Vec<u8>, Vec<u8>>),
 }
 
+/// The typed accessors of one kind: `$get` reads it, `$mut` makes an empty value that kind and
+/// refuses another kind, naming `key`.
+macro_rules! accessors {
+    ($variant:ident, $ty:ty, $get:ident, $mutf:ident) => {
+        #[doc = concat!("The ", stringify!($variant), ", if this is one.")]
+        pub fn $get(&self) -> Option<&$ty> {
+            match self {
+                Self::$variant(x) => Some(x),
+                _ => None,
+            }
+        }
+        #[doc = concat!("The ", stringify!($variant), " (made from nothing), or an error naming `key` when this is another kind.")]
+        pub fn $mutf(&mut self, key: &str) -> Result<&mut $ty, CrdtError> {
+            if let Self::Empty = self {
+                *self = Self::$variant(Default::default());
+            }
+            match self {
+                Self::$variant(x) => Ok(x),
+                other => Err(CrdtError::WrongKind {
+                    key: key.to_owned(),
+                    found: other.kind(),
+                    expected: DataKind::$variant,
+                }),
+            }
+        }
+    };
+}
+
 impl ReplicatedData {
+    accessors!(GCounter, GCounter, gcounter, gcounter_mut);
+    accessors!(PNCounter, PNCounter, pncounter, pncounter_mut);
+    accessors!(ORSet, ORSet<Vec<u8>>, orset, orset_mut);
+    accessors!(LWWMap, LWWMap<Vec<u8>, Vec<u8>>, lwwmap, lwwmap_mut);
+
     /// Which CRDT this is.
     pub fn kind(&self) -> DataKind {
         match self {

@@ -37,7 +37,12 @@ impl CausalContext {
         let top = self.vv.get(&replica).copied().unwrap_or(0);
         let cloud_top = self
             .cloud
-            .range(Dot { replica, seq: 0 }..=Dot { replica, seq: u64::MAX })
+            .range(
+                Dot { replica, seq: 0 }..=Dot {
+                    replica,
+                    seq: u64::MAX,
+                },
+            )
             .next_back()
             .map_or(0, |d| d.seq);
         let d = Dot {

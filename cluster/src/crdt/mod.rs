@@ -35,7 +35,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// The identity of one replica (a node's replicator); unique in a cluster.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 pub struct ReplicaId(pub u64);
 
 impl std::fmt::Display for ReplicaId {
@@ -45,7 +47,9 @@ impl std::fmt::Display for ReplicaId {
 }
 
 /// A state-based CRDT: a join-semilattice whose deltas are states of the same type.
-pub trait Crdt: Clone + Default + PartialEq + Serialize + DeserializeOwned + Send + 'static {
+pub trait Crdt:
+    Clone + Default + PartialEq + Serialize + DeserializeOwned + Send + 'static
+{
     /// Joins `other` (a full state or a delta) into `self`: commutative, associative, idempotent.
     fn merge(&mut self, other: &Self);
     /// Whether this is the bottom element (merging it changes nothing).
@@ -71,7 +75,7 @@ pub enum CrdtError {
         replica: ReplicaId,
     },
     /// The key holds another kind of data than the update expects.
-    #[error("key '{key}' holds a {found}, not a {expected}")]
+    #[error("key '{key}' holds {}, not {}", found.a(), expected.a())]
     WrongKind {
         /// The key.
         key: String,

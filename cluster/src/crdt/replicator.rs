@@ -280,10 +280,7 @@ impl<D: Crdt> Replicator<D> {
         let needed = level.needed(self.replicas());
         if level == Consistency::Local || needed <= 1 {
             if !self.peers.is_empty() {
-                self.unsent
-                    .entry(key.to_owned())
-                    .or_default()
-                    .merge(&delta);
+                self.unsent.entry(key.to_owned()).or_default().merge(&delta);
             }
             return Ok(Write::Done);
         }

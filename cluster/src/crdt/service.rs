@@ -26,6 +26,28 @@ impl<D> std::fmt::Debug for ReplicatorHandle<D> {
     }
 }
 
+/// `name` without module paths (`weir_cluster::crdt::ORSet<alloc::string::String>` reads
+/// `ORSet<String>`).
+fn short_type_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut seg = String::new();
+    let mut chars = name.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ':' && chars.peek() == Some(&':') {
+            chars.next();
+            seg.clear();
+        } else if c.is_alphanumeric() || c == '_' {
+            seg.push(c);
+        } else {
+            out.push_str(&seg);
+            seg.clear();
+            out.push(c);
+        }
+    }
+    out.push_str(&seg);
+    out
+}
+
 /// Milliseconds since the Unix epoch (0 before it).
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -53,7 +75,7 @@ impl<D: Crdt> ReplicatorHandle<D> {
                 StageError::internal(format!(
                     "it reads replicated data, but the run has no ReplicatorHandle<{}>: register \
                      one with Materializer::with_service",
-                    std::any::type_name::<D>()
+                    short_type_name(std::any::type_name::<D>())
                 ))
                 .with_stage(&info.path)
             })

@@ -85,7 +85,7 @@ pub enum CrdtError {
         expected: DataKind,
     },
     /// Bytes that do not decode as the expected state.
-    #[error("cannot decode a {what}: {reason}")]
+    #[error("cannot decode bytes as {what}: {reason}")]
     Decode {
         /// What was decoded.
         what: &'static str,
@@ -93,7 +93,7 @@ pub enum CrdtError {
         reason: String,
     },
     /// A state that cannot be encoded.
-    #[error("cannot encode a {what}: {reason}")]
+    #[error("cannot encode {what} as bytes: {reason}")]
     Encode {
         /// What was encoded.
         what: &'static str,

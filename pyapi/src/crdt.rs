@@ -244,10 +244,18 @@ crdt_class!(PyLWWMap, "LWWMap", LWWMap<Vec<u8>, Vec<u8>>, {
     /// Sets `k` to `v` at the system clock (or `now_ms`); the write with the latest
     /// (timestamp, replica) wins.
     #[pyo3(signature = (k, v, now_ms = None))]
-    fn put(&mut self, k: &Bound<'_, PyAny>, v: &Bound<'_, PyAny>, now_ms: Option<u64>) -> PyResult<()> {
+    fn put(
+        &mut self,
+        k: &Bound<'_, PyAny>,
+        v: &Bound<'_, PyAny>,
+        now_ms: Option<u64>,
+    ) -> PyResult<()> {
         let kb = key_bytes("LWWMap.put (key)", k)?;
         let vb = value_bytes("LWWMap.put (value)", v)?;
-        let w = Writer { replica: self.replica, now_ms: clock(now_ms) };
+        let w = Writer {
+            replica: self.replica,
+            now_ms: clock(now_ms),
+        };
         let d = self.state.put(w, kb, vb);
         self.record(d);
         Ok(())
@@ -259,7 +267,10 @@ crdt_class!(PyLWWMap, "LWWMap", LWWMap<Vec<u8>, Vec<u8>>, {
         if self.state.get(&kb).is_none() {
             return Err(PyKeyError::new_err(k.clone().unbind()));
         }
-        let w = Writer { replica: self.replica, now_ms: clock(now_ms) };
+        let w = Writer {
+            replica: self.replica,
+            now_ms: clock(now_ms),
+        };
         let d = self.state.remove(w, kb);
         self.record(d);
         Ok(())
@@ -363,18 +374,19 @@ fn to_py(py: Python<'_>, d: ReplicatedData, replica: ReplicaId) -> PyResult<Opti
 
 /// Which kind the class `kind` is.
 fn kind_arg(py: Python<'_>, kind: &Bound<'_, PyType>) -> PyResult<DataKind> {
-    if kind.is(&py.get_type::<PyGCounter>()) {
+    if kind.is(py.get_type::<PyGCounter>()) {
         Ok(DataKind::GCounter)
-    } else if kind.is(&py.get_type::<PyPNCounter>()) {
+    } else if kind.is(py.get_type::<PyPNCounter>()) {
         Ok(DataKind::PNCounter)
-    } else if kind.is(&py.get_type::<PyORSet>()) {
+    } else if kind.is(py.get_type::<PyORSet>()) {
         Ok(DataKind::ORSet)
-    } else if kind.is(&py.get_type::<PyLWWMap>()) {
+    } else if kind.is(py.get_type::<PyLWWMap>()) {
         Ok(DataKind::LWWMap)
     } else {
         Err(PyTypeError::new_err(format!(
             "Replicator.update: kind must be GCounter, PNCounter, ORSet or LWWMap, not {}",
-            kind.name().map_or_else(|_| "?".to_owned(), |n| n.to_string())
+            kind.name()
+                .map_or_else(|_| "?".to_owned(), |n| n.to_string())
         )))
     }
 }
@@ -382,7 +394,9 @@ fn kind_arg(py: Python<'_>, kind: &Bound<'_, PyType>) -> PyResult<DataKind> {
 /// The pending delta of the view `obj` of `kind`, taken.
 fn take_delta(obj: &Bound<'_, PyAny>, kind: DataKind) -> PyResult<ReplicatedData> {
     Ok(match kind {
-        DataKind::GCounter => ReplicatedData::GCounter(obj.cast::<PyGCounter>()?.borrow_mut().take()),
+        DataKind::GCounter => {
+            ReplicatedData::GCounter(obj.cast::<PyGCounter>()?.borrow_mut().take())
+        }
         DataKind::PNCounter => {
             ReplicatedData::PNCounter(obj.cast::<PyPNCounter>()?.borrow_mut().take())
         }
@@ -408,7 +422,11 @@ impl PyReplicator {
     }
     /// The keys, in order.
     fn keys(&self) -> Vec<String> {
-        self.handle.lock().entries().map(|(k, _)| k.to_owned()).collect()
+        self.handle
+            .lock()
+            .entries()
+            .map(|(k, _)| k.to_owned())
+            .collect()
     }
     /// A copy of the local state of `key` (a GCounter, PNCounter, ORSet or LWWMap), or None.
     fn get(&self, py: Python<'_>, key: &str) -> PyResult<Option<Py<PyAny>>> {
@@ -420,7 +438,13 @@ impl PyReplicator {
     }
     /// The state of `key` merged from enough replicas for `consistency`.
     #[pyo3(signature = (key, consistency = "local", timeout = 5.0))]
-    fn read(&self, py: Python<'_>, key: &str, consistency: &str, timeout: f64) -> PyResult<Option<Py<PyAny>>> {
+    fn read(
+        &self,
+        py: Python<'_>,
+        key: &str,
+        consistency: &str,
+        timeout: f64,
+    ) -> PyResult<Option<Py<PyAny>>> {
         let level = consistency_arg("Replicator.read", consistency)?;
         let t = timeout_arg("Replicator.read", timeout)?;
         let me = self.handle.lock().id();
@@ -499,7 +523,11 @@ impl PyReplicator {
     }
     fn __repr__(&self) -> String {
         let r = self.handle.lock();
-        format!("Replicator(replica={}, keys={})", r.id().0, r.entries().count())
+        format!(
+            "Replicator(replica={}, keys={})",
+            r.id().0,
+            r.entries().count()
+        )
     }
 }
 

@@ -338,3 +338,39 @@ fn counters_report_overflow_and_decode_errors() {
         }
     );
 }
+
+/// A `ReplicatedData` of the kind `k` (0: nothing) after `n` changes by `replica`.
+fn data(k: u8, n: u8, replica: u64) -> weir_cluster::crdt::ReplicatedData {
+    use weir_cluster::crdt::ReplicatedData as D;
+    let r = ReplicaId(replica);
+    let w = Writer {
+        replica: r,
+        now_ms: u64::from(n),
+    };
+    let mut d = D::Empty;
+    for i in 0..n {
+        match k {
+            1 => drop(d.gcounter_mut("k").unwrap().increment(r, 1)),
+            2 => drop(d.pncounter_mut("k").unwrap().add(r, -1)),
+            3 => drop(d.orset_mut("k").unwrap().add(r, vec![i % 3])),
+            4 => drop(d.lwwmap_mut("k").unwrap().put(w, vec![i % 2], vec![i])),
+            _ => {}
+        }
+    }
+    d
+}
+
+proptest! {
+    /// Values of different kinds under one key still merge as a lattice (the later kind wins).
+    #[test]
+    fn replicated_data_of_mixed_kinds_is_a_lattice(
+        a in (0u8..5, 0u8..4, 0u64..3),
+        b in (0u8..5, 0u8..4, 0u64..3),
+        c in (0u8..5, 0u8..4, 0u64..3),
+    ) {
+        let (a, b, c) = (data(a.0, a.1, a.2), data(b.0, b.1, b.2), data(c.0, c.1, c.2));
+        laws(&a, &b, &c);
+        let m = merged(&a, &b);
+        prop_assert_eq!(m.kind(), a.kind().max(b.kind()));
+    }
+}

@@ -4,6 +4,7 @@
 //! replicated state), with adapters for an in-memory transport and QUIC with mutual TLS. Design
 //! in `docs/adr/0003-operations-and-cluster.md`.
 
+pub mod crdt;
 pub mod epoch;
 pub mod membership;
 pub mod placement;

@@ -9,8 +9,14 @@
 //! [`tls`] (the cluster CA, node certificates, rustls configurations) and [`edge`] (remote
 //! sink and source stages).
 
+pub mod crdt;
 pub mod credit;
 pub mod edge;
+pub mod epoch;
 pub mod frame;
+pub mod membership;
+pub mod placement;
+pub mod sim;
+pub mod split_brain;
 pub mod tls;
 pub mod transport;

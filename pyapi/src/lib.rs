@@ -9,6 +9,7 @@
 pub mod arrow;
 pub mod checkpoints;
 pub mod codec;
+pub mod crdt;
 pub mod dispatch;
 pub mod dsl;
 pub mod errors;
@@ -74,6 +75,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ops::register(m)?;
     arrow::register(m)?;
     codec::register(m)?;
+    crdt::register(m)?;
     testing::register(m)?;
     Ok(())
 }

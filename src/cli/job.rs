@@ -1,0 +1,323 @@
+//! `weir::cli` for Rust jobs: the standard job flags ([`JobArgs`]) and [`run_job`], which a job
+//! calls from its own `main` to get logging, checkpoints, the UI/API/metrics server, signal
+//! handling and documented exit codes around its pipeline.
+//!
+//! ```no_run
+//! use weir::prelude::*;
+//!
+//! fn main() -> std::process::ExitCode {
+//!     weir::cli::run_job("squares", |m: Materializer| async move {
+//!         let g = Source::range(0u64, 1_000).map(|x| x * x).to_mat(Sink::ignore(), Keep::right);
+//!         let (done, handle) = m.materialize(&g)?;
+//!         done.await?;
+//!         handle.wait().await?;
+//!         Ok(())
+//!     })
+//! }
+//! ```
+
+use super::exit::Exit;
+use super::serve::{self, Served};
+use super::settings::{JobSettings, LogFormat, SettingsError, UiSettings, parse_duration};
+use std::future::Future;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use weir_engine::{EngineError, Materializer, RunObserver, RunState, RunView};
+use weir_graph::ErrorKind;
+
+/// The flags every job accepts (`weir run` takes the same ones).
+#[derive(Debug, Clone, clap::Args)]
+pub struct JobArgs {
+    /// Keep checkpoints in this directory (checkpoints are off without it).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Time between checkpoints, e.g. `10s` or `500ms` (default 10s; needs --state-dir).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub checkpoint_interval: Option<Duration>,
+    /// Start from this savepoint unless the state directory holds a checkpoint (needs --state-dir).
+    #[arg(long, value_name = "DIR")]
+    pub from_savepoint: Option<PathBuf>,
+    /// Default parallelism of the job's stages.
+    #[arg(long, value_name = "N")]
+    pub parallelism: Option<usize>,
+    /// Port of the web UI and HTTP API (0: any free port, the default).
+    #[arg(long, value_name = "PORT", default_value_t = 0)]
+    pub ui_port: u16,
+    /// Serve Prometheus `/metrics` on this port too (it is always on the UI port).
+    #[arg(long, value_name = "PORT")]
+    pub metrics_port: Option<u16>,
+    /// Address the UI and API listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// Token that cancel and savepoint calls must present (default: random, printed at start).
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Do not serve the UI, API and metrics.
+    #[arg(long)]
+    pub no_ui: bool,
+}
+
+impl JobArgs {
+    /// The checked settings of a job named `name`.
+    pub fn settings(&self, name: &str) -> Result<JobSettings, SettingsError> {
+        let s = JobSettings {
+            name: Some(name.to_owned()),
+            state_dir: self.state_dir.clone(),
+            checkpoint_interval: self.checkpoint_interval,
+            from_savepoint: self.from_savepoint.clone(),
+            parallelism: self.parallelism,
+            ui: (!self.no_ui).then(|| UiSettings {
+                port: self.ui_port,
+                metrics_port: self.metrics_port,
+                bind: self.bind,
+                token: self.token.clone(),
+            }),
+            log_format: self.log_format,
+        };
+        s.check()?;
+        Ok(s)
+    }
+}
+
+/// Why a job could not run (its own failure is [`JobOutcome::Failed`]).
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The settings do not fit together.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// The tokio runtime did not start.
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+    /// The UI/API server did not start.
+    #[error(transparent)]
+    Serve(#[from] serve::ServeError),
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// How a job ended.
+#[derive(Debug)]
+pub enum JobOutcome {
+    /// Its pipeline returned `Ok`.
+    Finished,
+    /// It was cancelled (signal or API); exit code 130.
+    Cancelled,
+    /// It failed with this error; exit code 1.
+    Failed(EngineError),
+}
+
+impl JobOutcome {
+    /// The exit code of the outcome.
+    pub fn exit(&self) -> Exit {
+        match self {
+            Self::Finished => Exit::Ok,
+            Self::Cancelled => Exit::Cancelled,
+            Self::Failed(_) => Exit::Failed,
+        }
+    }
+}
+
+/// The runs a job started, so a signal can cancel them and the outcome can tell a cancel.
+#[derive(Default)]
+struct Runs(Mutex<Vec<RunView>>);
+
+impl RunObserver for Runs {
+    fn run_started(&self, run: RunView) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(run);
+        }
+    }
+}
+
+impl Runs {
+    fn cancel_all(&self) {
+        if let Ok(v) = self.0.lock() {
+            v.iter().for_each(RunView::cancel);
+        }
+    }
+    fn any_cancelled(&self) -> bool {
+        self.0
+            .lock()
+            .is_ok_and(|v| v.iter().any(|r| matches!(r.state(), RunState::Cancelled)))
+    }
+}
+
+/// A job ready to run: its name and settings, and how long the UI stays up after it ends.
+#[derive(Debug, Clone)]
+pub struct Job {
+    name: String,
+    settings: JobSettings,
+    linger: Option<Duration>,
+}
+
+impl Job {
+    /// A job named `name` with `settings`.
+    pub fn new(name: impl Into<String>, settings: JobSettings) -> Self {
+        Self {
+            name: name.into(),
+            settings,
+            linger: None,
+        }
+    }
+
+    /// Keeps the UI and API serving for `d` after the job ended (until a signal).
+    pub fn linger(mut self, d: Duration) -> Self {
+        self.linger = Some(d);
+        self
+    }
+
+    /// Runs `job` and returns its exit code, reporting a failure on stderr.
+    pub fn run<F, Fut>(self, job: F) -> Exit
+    where
+        F: FnOnce(Materializer) -> Fut,
+        Fut: Future<Output = Result<(), EngineError>>,
+    {
+        let name = self.name.clone();
+        match self.try_run(job) {
+            Ok(JobOutcome::Failed(e)) => {
+                eprintln!("weir: job {name} failed: {e}");
+                Exit::Failed
+            }
+            Ok(JobOutcome::Cancelled) => {
+                eprintln!("weir: job {name} cancelled");
+                Exit::Cancelled
+            }
+            Ok(JobOutcome::Finished) => Exit::Ok,
+            Err(e @ JobError::Settings(_)) => {
+                eprintln!("weir: {e}");
+                Exit::Usage
+            }
+            Err(e) => {
+                eprintln!("weir: job {name}: {e}");
+                Exit::Failed
+            }
+        }
+    }
+
+    /// Runs `job`: sets up logging, starts the UI/API server (its URL with the token on
+    /// stderr), hands `job` a [`Materializer`] carrying the job's name, parallelism and
+    /// checkpoints, and cancels its runs on SIGINT or SIGTERM (a second signal exits at once).
+    pub fn try_run<F, Fut>(self, job: F) -> Result<JobOutcome, JobError>
+    where
+        F: FnOnce(Materializer) -> Fut,
+        Fut: Future<Output = Result<(), EngineError>>,
+    {
+        self.settings.check()?;
+        super::logging::init(self.settings.log_format);
+        let rt = weir_engine::Runtime::new().map_err(JobError::Runtime)?;
+        let runs = Arc::new(Runs::default());
+        let observer: Arc<dyn RunObserver> = runs.clone();
+        weir_engine::observe::add_observer(Arc::clone(&observer));
+        let served: Option<Served> = match &self.settings.ui {
+            Some(ui) => Some(serve::start(&rt.handle(), ui)?),
+            None => None,
+        };
+        if let Some(s) = &served {
+            eprintln!("weir: job {} serving its UI at {}", self.name, s.ui_url());
+        }
+        let signalled = Arc::new(AtomicBool::new(false));
+        let (sig, stop) = signals(Arc::clone(&runs), Arc::clone(&signalled))?;
+        let m = self
+            .settings
+            .apply(Materializer::new().with_runtime(rt.handle()));
+        let result = rt.block_on(job(m));
+        let cancelled = signalled.load(Ordering::SeqCst) || runs.any_cancelled();
+        let outcome = match result {
+            _ if cancelled => JobOutcome::Cancelled,
+            Ok(()) => JobOutcome::Finished,
+            Err(EngineError::Stage(e)) if e.kind() == ErrorKind::Cancelled => JobOutcome::Cancelled,
+            Err(e) => JobOutcome::Failed(e),
+        };
+        if let (Some(d), Some(_)) = (self.linger, &served) {
+            if !signalled.load(Ordering::SeqCst) {
+                eprintln!("weir: job {} ended; UI stays up for {}", self.name, humantime::format_duration(d));
+                linger(d, &signalled);
+            }
+        }
+        stop.close();
+        let _ = sig.join();
+        weir_engine::observe::remove_observer(&observer);
+        drop(served);
+        Ok(outcome)
+    }
+}
+
+/// Sleeps `d`, waking early once a signal arrived.
+fn linger(d: Duration, signalled: &AtomicBool) {
+    let until = std::time::Instant::now() + d;
+    while std::time::Instant::now() < until && !signalled.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(50).min(until - std::time::Instant::now()));
+    }
+}
+
+/// A thread cancelling the job's runs on the first SIGINT/SIGTERM and exiting with 130 on the
+/// second; the handle closes it.
+fn signals(
+    runs: Arc<Runs>,
+    signalled: Arc<AtomicBool>,
+) -> Result<(std::thread::JoinHandle<()>, signal_hook::iterator::Handle), JobError> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut s = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(JobError::Signals)?;
+    let handle = s.handle();
+    let t = std::thread::Builder::new()
+        .name("weir-signals".into())
+        .spawn(move || {
+            for _ in s.forever() {
+                if signalled.swap(true, Ordering::SeqCst) {
+                    std::process::exit(i32::from(Exit::Cancelled.code()));
+                }
+                runs.cancel_all();
+            }
+        })
+        .map_err(JobError::Signals)?;
+    Ok((t, handle))
+}
+
+/// Parses the job flags of a program named `name` from the command line (printing help or a
+/// usage error and exiting 2 as clap does) and runs `job` with them; the process's exit code.
+pub fn run_job<F, Fut>(name: &str, job: F) -> std::process::ExitCode
+where
+    F: FnOnce(Materializer) -> Fut,
+    Fut: Future<Output = Result<(), EngineError>>,
+{
+    run_job_with(name, |m, _: NoArgs| job(m))
+}
+
+/// No flags beyond the job flags.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct NoArgs {}
+
+/// [`run_job`] for a job with flags of its own (`A`, a clap `Args`), parsed with the job flags.
+pub fn run_job_with<A, F, Fut>(name: &str, job: F) -> std::process::ExitCode
+where
+    A: clap::Args + clap::FromArgMatches,
+    F: FnOnce(Materializer, A) -> Fut,
+    Fut: Future<Output = Result<(), EngineError>>,
+{
+    let cmd = A::augment_args(<JobArgs as clap::Args>::augment_args(clap::Command::new(name.to_owned())));
+    let parsed = cmd.try_get_matches().and_then(|m| {
+        Ok((
+            <JobArgs as clap::FromArgMatches>::from_arg_matches(&m)?,
+            A::from_arg_matches(&m)?,
+        ))
+    });
+    let (args, extra) = match parsed {
+        Ok(p) => p,
+        Err(e) => e.exit(),
+    };
+    let settings = match args.settings(name) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return Exit::Usage.into();
+        }
+    };
+    Job::new(name, settings).run(|m| job(m, extra)).into()
+}

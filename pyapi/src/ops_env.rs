@@ -31,7 +31,7 @@ fn write(py: Python<'_>, stream: &str, text: &str) -> PyResult<()> {
 
 /// Starts the UI/API server when `WEIR_UI_PORT` is set, once per process (its URL with the
 /// token goes to stderr); later calls do nothing.
-pub fn ensure_server(py: Python<'_>, rt: &tokio::runtime::Handle) -> PyResult<()> {
+pub fn ensure_server(py: Python<'_>) -> PyResult<()> {
     static SERVER: OnceLock<Mutex<Option<Served>>> = OnceLock::new();
     let s = settings()?;
     let Some(ui) = &s.ui else {
@@ -40,7 +40,7 @@ pub fn ensure_server(py: Python<'_>, rt: &tokio::runtime::Handle) -> PyResult<()
     if SERVER.get().is_some() {
         return Ok(());
     }
-    let served = weir::cli::serve(rt, ui)
+    let served = weir::cli::serve(ui)
         .map_err(|e| WeirError::new_err(format!("cannot start the weir UI: {e}")))?;
     let name = s.name.as_deref().unwrap_or("python");
     write(

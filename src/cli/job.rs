@@ -216,7 +216,7 @@ impl Job {
         let observer: Arc<dyn RunObserver> = runs.clone();
         weir_engine::observe::add_observer(Arc::clone(&observer));
         let served: Option<Served> = match &self.settings.ui {
-            Some(ui) => Some(serve::start(&rt.handle(), ui)?),
+            Some(ui) => Some(serve::start(ui)?),
             None => None,
         };
         if let Some(s) = &served {

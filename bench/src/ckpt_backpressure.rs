@@ -21,9 +21,7 @@ use weir::prelude::*;
 
 /// Command line of `weir-bench ckpt-backpressure`.
 #[derive(clap::Args)]
-#[command(
-    about = "checkpoint durations of a W3 window job into a slow sink"
-)]
+#[command(about = "checkpoint durations of a W3 window job into a slow sink")]
 pub struct Args {
     /// Wall time of the run in milliseconds.
     #[arg(long, default_value_t = 10_000)]

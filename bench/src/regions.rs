@@ -13,9 +13,7 @@ use weir::prelude::*;
 
 /// Command line of `weir-bench regions`.
 #[derive(clap::Args)]
-#[command(
-    about = "shard regions: entities made and messages per second"
-)]
+#[command(about = "shard regions: entities made and messages per second")]
 pub struct Args {
     /// Entities; accepts `1e5`.
     #[arg(long, default_value_t = 100_000, value_parser = crate::parse_count)]

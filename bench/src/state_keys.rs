@@ -25,9 +25,7 @@ use weir_state_rocksdb::{RocksDbBackend, RocksDbOptions};
 
 /// Command line of `weir-bench state-keys`.
 #[derive(clap::Args)]
-#[command(
-    about = "counting per key through keyed state"
-)]
+#[command(about = "counting per key through keyed state")]
 pub struct Args {
     /// Distinct keys; accepts `1e7`.
     #[arg(long, value_parser = crate::parse_count, default_value = "1000000")]

@@ -7,7 +7,10 @@ const BIN: &str = env!("CARGO_BIN_EXE_weir-bench");
 
 /// Exit code and stderr of `weir-bench <args>`.
 fn run(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(BIN).args(args).output().expect("weir-bench runs");
+    let out = Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("weir-bench runs");
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -20,7 +23,10 @@ fn an_unknown_workload_is_a_usage_error_with_a_suggestion() {
     let (code, out, err) = run(&["w4"]);
     assert_eq!(code, Some(2));
     assert_eq!(out, "");
-    assert!(err.starts_with("error: unrecognized subcommand 'w4'"), "{err}");
+    assert!(
+        err.starts_with("error: unrecognized subcommand 'w4'"),
+        "{err}"
+    );
     let (code, _, err) = run(&["crash-entitys", "--kills", "1"]);
     assert_eq!(code, Some(2));
     assert!(
@@ -35,7 +41,10 @@ fn an_unknown_flag_is_a_usage_error_with_a_suggestion() {
         (&["w1", "--nn", "3"][..], "'--n'"),
         (&["crash", "--kill", "3"][..], "'--kills'"),
         (&["state-keys", "--key", "3"][..], "'--keys'"),
-        (&["ckpt-backpressure", "--sink-rat", "3"][..], "'--sink-rate'"),
+        (
+            &["ckpt-backpressure", "--sink-rat", "3"][..],
+            "'--sink-rate'",
+        ),
     ] {
         let (code, out, err) = run(args);
         assert_eq!(code, Some(2), "{args:?}");
@@ -69,12 +78,28 @@ fn workload_flags_parse_before_and_after_the_workload() {
 #[test]
 fn every_command_has_help() {
     for cmd in [
-        "w1", "w2", "chain", "latency", "actors", "all", "w3-gen", "w3-job", "crash", "w3",
-        "entities-job", "crash-entities", "ckpt-backpressure", "persistence", "regions",
+        "w1",
+        "w2",
+        "chain",
+        "latency",
+        "actors",
+        "all",
+        "w3-gen",
+        "w3-job",
+        "crash",
+        "w3",
+        "entities-job",
+        "crash-entities",
+        "ckpt-backpressure",
+        "persistence",
+        "regions",
         "state-keys",
     ] {
         let (code, out, _) = run(&[cmd, "--help"]);
         assert_eq!(code, Some(0), "{cmd}");
-        assert!(out.contains(&format!("Usage: weir-bench {cmd}")), "{cmd}: {out}");
+        assert!(
+            out.contains(&format!("Usage: weir-bench {cmd}")),
+            "{cmd}: {out}"
+        );
     }
 }

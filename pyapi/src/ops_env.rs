@@ -67,9 +67,7 @@ pub fn visualize(py: Python<'_>, g: &RunnableGraph<MatValue>, m: &Materializer) 
     })?;
     let physical = std::env::var(env::VISUALIZE_PHYSICAL).is_ok_and(|v| v == "1");
     let text = if physical {
-        let plan = m
-            .plan(g)
-            .map_err(|e| crate::errors::engine_err(py, e))?;
+        let plan = m.plan(g).map_err(|e| crate::errors::engine_err(py, e))?;
         viz::render_physical(&plan, format)
     } else {
         viz::render_logical(g.module(), format)

@@ -3,9 +3,9 @@
 use super::child;
 use super::client::{self, ClientError, Target};
 use super::examples::{Example, ExampleOptions};
-use super::exit::Exit;
 #[cfg(test)]
 use super::exit::EXIT_CODES_HELP;
+use super::exit::Exit;
 use super::job::{Job, JobArgs};
 use super::settings::parse_duration;
 use crate::viz::Format;
@@ -69,16 +69,22 @@ environment's python, else python3. Arguments after the script go to the script.
 the job (exit 130).")]
     Run(RunArgs),
     /// List the running jobs of this user's processes.
-    #[command(after_help = "Examples:\n  weir jobs\n  weir jobs --json\n  weir jobs --url http://127.0.0.1:8081")]
+    #[command(
+        after_help = "Examples:\n  weir jobs\n  weir jobs --json\n  weir jobs --url http://127.0.0.1:8081"
+    )]
     Jobs(JobsArgs),
     /// Show a job: its state, uptime and every stage subtask's counters.
     #[command(after_help = "Examples:\n  weir status ticker\n  weir status 1 --json")]
     Status(JobRef),
     /// Cancel a job (needs its token; found in the job file of your own processes).
-    #[command(after_help = "Examples:\n  weir cancel ticker\n  weir cancel 1 --url http://127.0.0.1:8081 --token secret")]
+    #[command(
+        after_help = "Examples:\n  weir cancel ticker\n  weir cancel 1 --url http://127.0.0.1:8081 --token secret"
+    )]
     Cancel(JobRef),
     /// Take a savepoint of a job into a directory (the job must run with --state-dir).
-    #[command(after_help = "Examples:\n  weir savepoint ticker /tmp/sp\n  weir run --example ticker --state-dir /tmp/st2 --from-savepoint /tmp/sp")]
+    #[command(
+        after_help = "Examples:\n  weir savepoint ticker /tmp/sp\n  weir run --example ticker --state-dir /tmp/st2 --from-savepoint /tmp/sp"
+    )]
     Savepoint(SavepointArgs),
     /// Print a job's logical graph or physical plan without running it.
     #[command(after_help = "Examples:
@@ -87,7 +93,9 @@ the job (exit 130).")]
   weir visualize --example demo --format dot --physical --parallelism 4")]
     Visualize(VisualizeArgs),
     /// Print a shell completion script.
-    #[command(after_help = "Examples:\n  weir completions bash > ~/.local/share/bash-completion/completions/weir\n  weir completions zsh > ~/.zfunc/_weir\n  weir completions fish > ~/.config/fish/completions/weir.fish")]
+    #[command(
+        after_help = "Examples:\n  weir completions bash > ~/.local/share/bash-completion/completions/weir\n  weir completions zsh > ~/.zfunc/_weir\n  weir completions fish > ~/.config/fish/completions/weir.fish"
+    )]
     Completions {
         /// The shell.
         #[arg(value_enum)]
@@ -275,6 +283,7 @@ fn run(a: RunArgs) -> Exit {
             lines: a.lines,
             rate: a.rate,
             parallelism: a.job.parallelism.unwrap_or(2),
+            run_parallelism: a.job.parallelism,
         };
         let checkpoints = settings.checkpoint_config();
         let mut job = Job::new(name, settings);
@@ -311,11 +320,11 @@ fn visualize(a: VisualizeArgs) -> Exit {
         VizFormat::Svg => Format::Svg,
     };
     if let Some(ex) = a.example {
-        let par = a.parallelism.unwrap_or(2);
         let opts = ExampleOptions {
             lines: 1_000,
             rate: 200,
-            parallelism: par,
+            parallelism: a.parallelism.unwrap_or(2),
+            run_parallelism: a.parallelism,
         };
         let text = match ex.render(&opts, format, a.physical) {
             Ok(t) => t,
@@ -386,7 +395,10 @@ fn targets(r: &Reach) -> Vec<Target> {
 }
 
 fn print_json(v: &Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+    );
 }
 
 fn str_of<'a>(v: &'a Value, k: &str) -> &'a str {
@@ -422,7 +434,10 @@ fn jobs(r: &Reach) -> Result<(), ClientError> {
         println!("no running jobs");
         return Ok(());
     }
-    println!("{:<8} {:<4} {:<20} {:<10} {:<9} URL", "PID", "ID", "NAME", "STATE", "UPTIME");
+    println!(
+        "{:<8} {:<4} {:<20} {:<10} {:<9} URL",
+        "PID", "ID", "NAME", "STATE", "UPTIME"
+    );
     for j in &all {
         println!(
             "{:<8} {:<4} {:<20} {:<10} {:<9} {}",
@@ -455,33 +470,36 @@ fn status(a: &JobRef) -> Result<(), ClientError> {
     if let Some(e) = d.get("error").and_then(Value::as_str) {
         println!("error: {e}");
     }
-    let stages = d.get("stages").and_then(Value::as_array).cloned().unwrap_or_default();
+    let stages = d
+        .get("stages")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     println!(
-        "{:<24} {:>7} {:>12} {:>12} {:>10}",
-        "STAGE", "SUBTASK", "IN", "OUT", "OUT/S"
+        "{:<24} {:>7} {:>12} {:>12} {:>9} {:>9} {:>6} {:>6}",
+        "STAGE", "SUBTASK", "IN", "OUT", "IN/S", "OUT/S", "BUSY", "BACKP"
     );
     for s in &stages {
-        let name = ["stage", "path", "name"]
-            .iter()
-            .find_map(|k| s.get(*k).and_then(Value::as_str))
-            .unwrap_or("-");
         println!(
-            "{:<24} {:>7} {:>12} {:>12} {:>10}",
-            name,
+            "{:<24} {:>7} {:>12} {:>12} {:>9} {:>9} {:>6} {:>6}",
+            str_of(s, "path"),
             num_of(s, "subtask"),
             num_of(s, "elements_in"),
             num_of(s, "elements_out"),
-            rate(s)
+            fixed(s, "in_rate", 1.0, ""),
+            fixed(s, "out_rate", 1.0, ""),
+            fixed(s, "busy", 100.0, "%"),
+            fixed(s, "backpressured", 100.0, "%")
         );
     }
     Ok(())
 }
 
-fn rate(s: &Value) -> String {
-    ["rate_out", "elements_out_per_s", "out_per_s"]
-        .iter()
-        .find_map(|k| s.get(*k).and_then(Value::as_f64))
-        .map_or_else(|| "-".to_owned(), |r| format!("{r:.1}"))
+/// `v[k] * scale` with one decimal and `unit`, `-` when absent.
+fn fixed(v: &Value, k: &str, scale: f64, unit: &str) -> String {
+    v.get(k)
+        .and_then(Value::as_f64)
+        .map_or_else(|| "-".to_owned(), |r| format!("{:.1}{unit}", r * scale))
 }
 
 fn cancel(a: &JobRef) -> Result<(), ClientError> {
@@ -490,7 +508,12 @@ fn cancel(a: &JobRef) -> Result<(), ClientError> {
     if a.reach.json {
         print_json(&v);
     } else {
-        println!("job {} {:?}: {}", num_of(&d, "id"), str_of(&d, "name"), str_of(&v, "state"));
+        println!(
+            "job {} {:?}: {}",
+            num_of(&d, "id"),
+            str_of(&d, "name"),
+            str_of(&v, "state")
+        );
     }
     Ok(())
 }
@@ -502,7 +525,12 @@ fn savepoint(a: &SavepointArgs) -> Result<(), ClientError> {
     if a.reach.json {
         print_json(&v);
     } else {
-        println!("savepoint of job {} {:?} written to {}", num_of(&d, "id"), str_of(&d, "name"), str_of(&v, "path"));
+        println!(
+            "savepoint of job {} {:?} written to {}",
+            num_of(&d, "id"),
+            str_of(&d, "name"),
+            str_of(&v, "path")
+        );
     }
     Ok(())
 }

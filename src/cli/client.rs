@@ -87,7 +87,12 @@ fn agent() -> ureq::Agent {
 }
 
 /// Sends one request; the status and the JSON body.
-fn call(method: &str, url: &str, token: Option<&str>, body: Option<&Value>) -> Result<(u16, Value), ClientError> {
+fn call(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> Result<(u16, Value), ClientError> {
     let a = agent();
     let unreachable = |e: ureq::Error| ClientError::Unreachable {
         url: url.to_owned(),
@@ -154,7 +159,9 @@ fn ok(url: &str, job: &str, (status, v): (u16, Value)) -> Result<Value, ClientEr
 fn encode(job: &str) -> String {
     job.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             b => format!("%{b:02X}"),
         })
         .collect()
@@ -206,7 +213,11 @@ pub fn find(targets: &[Target], job: &str) -> Result<(Target, Value), ClientErro
         1 => Ok(found.remove(0)),
         _ => Err(ClientError::Ambiguous {
             job: job.to_owned(),
-            urls: found.iter().map(|(t, _)| t.url.as_str()).collect::<Vec<_>>().join(", "),
+            urls: found
+                .iter()
+                .map(|(t, _)| t.url.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
         }),
     }
 }
@@ -222,13 +233,21 @@ fn id_of(job: &str, detail: &Value) -> String {
 
 /// Asks the run to cancel (`POST .../cancel`); the answer.
 pub fn cancel(t: &Target, job: &str, detail: &Value) -> Result<Value, ClientError> {
-    let url = format!("{}/api/v1/jobs/{}/cancel", t.url, encode(&id_of(job, detail)));
+    let url = format!(
+        "{}/api/v1/jobs/{}/cancel",
+        t.url,
+        encode(&id_of(job, detail))
+    );
     call("POST", &url, t.token.as_deref(), None).and_then(|r| ok(&url, job, r))
 }
 
 /// Takes a savepoint of the run into `dir` (`POST .../savepoint`); the answer once written.
 pub fn savepoint(t: &Target, job: &str, detail: &Value, dir: &str) -> Result<Value, ClientError> {
-    let url = format!("{}/api/v1/jobs/{}/savepoint", t.url, encode(&id_of(job, detail)));
+    let url = format!(
+        "{}/api/v1/jobs/{}/savepoint",
+        t.url,
+        encode(&id_of(job, detail))
+    );
     let body = serde_json::json!({ "dir": dir });
     call("POST", &url, t.token.as_deref(), Some(&body)).and_then(|r| ok(&url, job, r))
 }
@@ -246,20 +265,38 @@ mod tests {
     #[test]
     fn error_answers_map_to_their_exit_codes() {
         let refused = ok("u", "j", (401, serde_json::json!({"error": "bad token"})));
-        assert!(matches!(&refused, Err(ClientError::Refused { message, .. }) if message == "bad token"));
+        assert!(
+            matches!(&refused, Err(ClientError::Refused { message, .. }) if message == "bad token")
+        );
         assert_eq!(refused.unwrap_err().exit(), Exit::Refused);
         let missing = ok("u", "j", (404, serde_json::json!({"error": "no job"})));
         assert_eq!(missing.unwrap_err().exit(), Exit::NotFound);
-        let conflict = ok("u", "j", (409, serde_json::json!({"error": "no checkpoints"})));
-        assert!(matches!(&conflict, Err(ClientError::Api { status: 409, message, .. }) if message == "no checkpoints"));
-        assert_eq!(ok("u", "j", (202, serde_json::json!({"id": 1}))).unwrap(), serde_json::json!({"id": 1}));
+        let conflict = ok(
+            "u",
+            "j",
+            (409, serde_json::json!({"error": "no checkpoints"})),
+        );
+        assert!(
+            matches!(&conflict, Err(ClientError::Api { status: 409, message, .. }) if message == "no checkpoints")
+        );
+        assert_eq!(
+            ok("u", "j", (202, serde_json::json!({"id": 1}))).unwrap(),
+            serde_json::json!({"id": 1})
+        );
     }
 
     #[test]
     fn an_unreachable_process_is_exit_3() {
         // Port 9 on loopback (discard) is closed on test machines.
-        let e = jobs(&[Target { url: "http://127.0.0.1:9".into(), token: None, pid: None }], false)
-            .unwrap_err();
+        let e = jobs(
+            &[Target {
+                url: "http://127.0.0.1:9".into(),
+                token: None,
+                pid: None,
+            }],
+            false,
+        )
+        .unwrap_err();
         assert!(matches!(e, ClientError::Unreachable { .. }), "{e}");
         assert_eq!(e.exit(), Exit::NotFound);
     }

@@ -3,9 +3,9 @@
 use super::exit::Exit;
 use super::job::Job;
 use crate::prelude::*;
+use crate::viz::{self, Format};
 use std::sync::Arc;
 use std::time::Duration;
-use crate::viz::{self, Format};
 
 /// A built-in job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -13,7 +13,7 @@ pub enum Example {
     /// The word count of `weir demo`: a generated corpus split, counted by key in RocksDB and
     /// ranked; finishes and prints its report.
     Demo,
-    /// Ticks through a throttle and a map into a sink until cancelled (for the UI and tests).
+    /// Ticks through a map into a sink until cancelled (for the UI and tests).
     Ticker,
 }
 
@@ -26,6 +26,8 @@ pub struct ExampleOptions {
     pub rate: usize,
     /// Subtasks of the demo's split and count stages, of the ticker's map.
     pub parallelism: usize,
+    /// The run's default parallelism (`--parallelism`), for stages that set none.
+    pub run_parallelism: Option<usize>,
 }
 
 impl Example {
@@ -47,12 +49,17 @@ impl Example {
     ) -> Result<String, EngineError> {
         fn one<M: Send + 'static>(
             g: &RunnableGraph<M>,
-            par: usize,
+            par: Option<usize>,
             format: Format,
             physical: bool,
         ) -> Result<String, EngineError> {
             if physical {
-                let plan = Materializer::new().with_parallelism(par).plan(g)?;
+                let m = Materializer::new();
+                let m = match par {
+                    Some(p) => m.with_parallelism(p),
+                    None => m,
+                };
+                let plan = m.plan(g)?;
                 Ok(viz::render_physical(&plan, format))
             } else {
                 Ok(viz::render_logical(g.module(), format))
@@ -62,18 +69,29 @@ impl Example {
             Self::Demo => {
                 let corpus = Arc::new(crate::demo::zipf_corpus(o.lines.min(1_000), 10, 10_000, 42));
                 let g = crate::demo::word_count_graph(corpus, o.parallelism);
-                one(&g, o.parallelism, format, physical)
+                one(&g, o.run_parallelism, format, physical)
             }
-            Self::Ticker => one(&ticker_graph(o.rate, o.parallelism), o.parallelism, format, physical),
+            Self::Ticker => one(
+                &ticker_graph(o.rate, o.parallelism),
+                o.run_parallelism,
+                format,
+                physical,
+            ),
         }
     }
 
     /// Runs the example as `job`; the exit code.
-    pub fn run(self, job: Job, checkpoints: Option<weir_engine::CheckpointConfig>, o: ExampleOptions) -> Exit {
+    pub fn run(
+        self,
+        job: Job,
+        checkpoints: Option<weir_engine::CheckpointConfig>,
+        o: ExampleOptions,
+    ) -> Exit {
         match self {
             Self::Demo => job.run(move |m| async move {
                 let started = std::time::Instant::now();
-                let report = crate::demo::word_count_on(m, o.lines, o.parallelism, checkpoints).await?;
+                let report =
+                    crate::demo::word_count_on(m, o.lines, o.parallelism, checkpoints).await?;
                 print_report(&report, started.elapsed().as_secs_f64(), o.parallelism);
                 Ok(())
             }),
@@ -88,16 +106,13 @@ impl Example {
     }
 }
 
-/// The ticker: `ticks` (0, 1, 2, ...) -> `throttle` (`rate` per second) -> `square` x
-/// `parallelism` -> `sink`; runs until cancelled.
+/// The ticker: `ticks` (a `1` every `1 / rate` seconds) -> `square` x `parallelism` -> `sink`;
+/// runs until cancelled, and checkpoints when the run does.
 pub fn ticker_graph(rate: usize, parallelism: usize) -> RunnableGraph<SinkFuture<()>> {
-    let rate = rate.max(1);
-    Source::range(0u64, u64::MAX)
+    let every = Duration::from_secs(1) / u32::try_from(rate.max(1)).unwrap_or(u32::MAX);
+    Source::tick(Duration::ZERO, every, 1u64)
         .named("ticks")
         .uid("ticks")
-        .parallelism(1)
-        .throttle(rate, Duration::from_secs(1), rate)
-        .named("throttle")
         .map(|x: u64| x.wrapping_mul(x))
         .named("square")
         .parallelism(parallelism.max(1))

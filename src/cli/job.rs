@@ -124,26 +124,39 @@ impl JobOutcome {
     }
 }
 
-/// The runs a job started, so a signal can cancel them and the outcome can tell a cancel.
+/// The runs a job started, so a signal can cancel them (also those starting after it) and the
+/// outcome can tell a cancel.
 #[derive(Default)]
-struct Runs(Mutex<Vec<RunView>>);
+struct Runs {
+    runs: Mutex<Vec<RunView>>,
+    signalled: AtomicBool,
+}
 
 impl RunObserver for Runs {
     fn run_started(&self, run: RunView) {
-        if let Ok(mut v) = self.0.lock() {
+        if let Ok(mut v) = self.runs.lock() {
+            if self.signalled.load(Ordering::SeqCst) {
+                run.cancel();
+            }
             v.push(run);
         }
     }
 }
 
 impl Runs {
-    fn cancel_all(&self) {
-        if let Ok(v) = self.0.lock() {
+    /// Records a signal and cancels every run; whether one was recorded before.
+    fn signal(&self) -> bool {
+        let again = self.signalled.swap(true, Ordering::SeqCst);
+        if let Ok(v) = self.runs.lock() {
             v.iter().for_each(RunView::cancel);
         }
+        again
+    }
+    fn signalled(&self) -> bool {
+        self.signalled.load(Ordering::SeqCst)
     }
     fn any_cancelled(&self) -> bool {
-        self.0
+        self.runs
             .lock()
             .is_ok_and(|v| v.iter().any(|r| matches!(r.state(), RunState::Cancelled)))
     }
@@ -215,6 +228,7 @@ impl Job {
         let runs = Arc::new(Runs::default());
         let observer: Arc<dyn RunObserver> = runs.clone();
         weir_engine::observe::add_observer(Arc::clone(&observer));
+        let (sig, stop) = signals(Arc::clone(&runs))?;
         let served: Option<Served> = match &self.settings.ui {
             Some(ui) => Some(serve::start(ui)?),
             None => None,
@@ -222,13 +236,11 @@ impl Job {
         if let Some(s) = &served {
             eprintln!("weir: job {} serving its UI at {}", self.name, s.ui_url());
         }
-        let signalled = Arc::new(AtomicBool::new(false));
-        let (sig, stop) = signals(Arc::clone(&runs), Arc::clone(&signalled))?;
         let m = self
             .settings
             .apply(Materializer::new().with_runtime(rt.handle()));
         let result = rt.block_on(job(m));
-        let cancelled = signalled.load(Ordering::SeqCst) || runs.any_cancelled();
+        let cancelled = runs.signalled() || runs.any_cancelled();
         let outcome = match result {
             _ if cancelled => JobOutcome::Cancelled,
             Ok(()) => JobOutcome::Finished,
@@ -236,9 +248,13 @@ impl Job {
             Err(e) => JobOutcome::Failed(e),
         };
         if let (Some(d), Some(_)) = (self.linger, &served) {
-            if !signalled.load(Ordering::SeqCst) {
-                eprintln!("weir: job {} ended; UI stays up for {}", self.name, humantime::format_duration(d));
-                linger(d, &signalled);
+            if !runs.signalled() {
+                eprintln!(
+                    "weir: job {} ended; UI stays up for {}",
+                    self.name,
+                    humantime::format_duration(d)
+                );
+                linger(d, &runs);
             }
         }
         stop.close();
@@ -250,9 +266,9 @@ impl Job {
 }
 
 /// Sleeps `d`, waking early once a signal arrived.
-fn linger(d: Duration, signalled: &AtomicBool) {
+fn linger(d: Duration, runs: &Runs) {
     let until = std::time::Instant::now() + d;
-    while std::time::Instant::now() < until && !signalled.load(Ordering::SeqCst) {
+    while std::time::Instant::now() < until && !runs.signalled() {
         std::thread::sleep(Duration::from_millis(50).min(until - std::time::Instant::now()));
     }
 }
@@ -261,19 +277,18 @@ fn linger(d: Duration, signalled: &AtomicBool) {
 /// second; the handle closes it.
 fn signals(
     runs: Arc<Runs>,
-    signalled: Arc<AtomicBool>,
 ) -> Result<(std::thread::JoinHandle<()>, signal_hook::iterator::Handle), JobError> {
     use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut s = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(JobError::Signals)?;
+    let mut s =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(JobError::Signals)?;
     let handle = s.handle();
     let t = std::thread::Builder::new()
         .name("weir-signals".into())
         .spawn(move || {
             for _ in s.forever() {
-                if signalled.swap(true, Ordering::SeqCst) {
+                if runs.signal() {
                     std::process::exit(i32::from(Exit::Cancelled.code()));
                 }
-                runs.cancel_all();
             }
         })
         .map_err(JobError::Signals)?;
@@ -301,7 +316,9 @@ where
     F: FnOnce(Materializer, A) -> Fut,
     Fut: Future<Output = Result<(), EngineError>>,
 {
-    let cmd = A::augment_args(<JobArgs as clap::Args>::augment_args(clap::Command::new(name.to_owned())));
+    let cmd = A::augment_args(<JobArgs as clap::Args>::augment_args(clap::Command::new(
+        name.to_owned(),
+    )));
     let parsed = cmd.try_get_matches().and_then(|m| {
         Ok((
             <JobArgs as clap::FromArgMatches>::from_arg_matches(&m)?,

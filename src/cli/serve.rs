@@ -46,8 +46,10 @@ pub fn start(ui: &UiSettings) -> Result<Served, ServeError> {
         token: ui.token.clone(),
         ..weir_ops::OpsConfig::default()
     };
-    weir_ops::start(cfg).map(Served).map_err(|source| ServeError {
-        addr: format!("{}:{}", ui.bind, ui.port),
-        source,
-    })
+    weir_ops::start(cfg)
+        .map(Served)
+        .map_err(|source| ServeError {
+            addr: format!("{}:{}", ui.bind, ui.port),
+            source,
+        })
 }

@@ -124,14 +124,18 @@ pub enum SettingsError {
 
 /// Parses a duration written as humantime text (`10s`, `500ms`, `1m 30s`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration like 10s or 500ms: {e}"))
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration like 10s or 500ms: {e}"))
 }
 
 fn var(name: &'static str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-fn parsed<T>(name: &'static str, f: impl Fn(&str) -> Result<T, String>) -> Result<Option<T>, SettingsError> {
+fn parsed<T>(
+    name: &'static str,
+    f: impl Fn(&str) -> Result<T, String>,
+) -> Result<Option<T>, SettingsError> {
     match var(name) {
         None => Ok(None),
         Some(v) => f(&v).map(Some).map_err(|reason| SettingsError::Env {
@@ -152,8 +156,10 @@ impl JobSettings {
             Some(p) => Some(UiSettings {
                 port: p,
                 metrics_port: parsed(env::METRICS_PORT, port)?,
-                bind: parsed(env::BIND, |s| s.parse::<IpAddr>().map_err(|e| e.to_string()))?
-                    .unwrap_or(IpAddr::from([127, 0, 0, 1])),
+                bind: parsed(env::BIND, |s| {
+                    s.parse::<IpAddr>().map_err(|e| e.to_string())
+                })?
+                .unwrap_or(IpAddr::from([127, 0, 0, 1])),
                 token: var(env::TOKEN),
             }),
         };
@@ -198,7 +204,10 @@ impl JobSettings {
             v.push((env::STATE_DIR, d.display().to_string()));
         }
         if let Some(i) = self.checkpoint_interval {
-            v.push((env::CHECKPOINT_INTERVAL, humantime::format_duration(i).to_string()));
+            v.push((
+                env::CHECKPOINT_INTERVAL,
+                humantime::format_duration(i).to_string(),
+            ));
         }
         if let Some(p) = &self.from_savepoint {
             v.push((env::FROM_SAVEPOINT, p.display().to_string()));
@@ -234,7 +243,8 @@ impl JobSettings {
     pub fn checkpoint_config(&self) -> Option<CheckpointConfig> {
         let dir = self.state_dir.as_ref()?;
         let c = CheckpointConfig::new(
-            self.checkpoint_interval.unwrap_or(DEFAULT_CHECKPOINT_INTERVAL),
+            self.checkpoint_interval
+                .unwrap_or(DEFAULT_CHECKPOINT_INTERVAL),
             dir,
         );
         Some(match &self.from_savepoint {
@@ -301,7 +311,10 @@ mod tests {
         assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         let e = parse_duration("soon").unwrap_err();
-        assert!(e.starts_with("\"soon\" is not a duration like 10s or 500ms"), "{e}");
+        assert!(
+            e.starts_with("\"soon\" is not a duration like 10s or 500ms"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -310,12 +323,18 @@ mod tests {
             checkpoint_interval: Some(Duration::from_secs(1)),
             ..JobSettings::default()
         };
-        assert_eq!(s.check(), Err(SettingsError::NeedsStateDir("--checkpoint-interval")));
+        assert_eq!(
+            s.check(),
+            Err(SettingsError::NeedsStateDir("--checkpoint-interval"))
+        );
         let s = JobSettings {
             from_savepoint: Some("/sp".into()),
             ..JobSettings::default()
         };
-        assert_eq!(s.check(), Err(SettingsError::NeedsStateDir("--from-savepoint")));
+        assert_eq!(
+            s.check(),
+            Err(SettingsError::NeedsStateDir("--from-savepoint"))
+        );
         let s = JobSettings {
             parallelism: Some(0),
             ..JobSettings::default()
@@ -332,8 +351,13 @@ mod tests {
             ..JobSettings::default()
         };
         assert_eq!(s.check(), Ok(()));
-        let c = s.checkpoint_config().map(|c| (c.interval, c.dir, c.restore_from));
-        assert_eq!(c, Some((DEFAULT_CHECKPOINT_INTERVAL, PathBuf::from("/st"), None)));
+        let c = s
+            .checkpoint_config()
+            .map(|c| (c.interval, c.dir, c.restore_from));
+        assert_eq!(
+            c,
+            Some((DEFAULT_CHECKPOINT_INTERVAL, PathBuf::from("/st"), None))
+        );
         assert!(JobSettings::default().checkpoint_config().is_none());
     }
 }

@@ -184,8 +184,11 @@ mod tests {
     #[test]
     fn a_chain_is_one_row_of_increasing_layers() {
         let l = layout(&graph(3, &[(0, 1), (1, 2)]));
-        let got: Vec<(usize, usize, f64, f64)> =
-            l.nodes.iter().map(|p| (p.layer, p.rank, p.x, p.y)).collect();
+        let got: Vec<(usize, usize, f64, f64)> = l
+            .nodes
+            .iter()
+            .map(|p| (p.layer, p.rank, p.x, p.y))
+            .collect();
         assert_eq!(
             got,
             vec![

@@ -81,8 +81,18 @@ fn groups(s: &mut String, g: &VizGraph, l: &Layout) {
         }
         let x0 = members.iter().map(|p| p.x).fold(f64::INFINITY, f64::min) - PAD;
         let y0 = members.iter().map(|p| p.y).fold(f64::INFINITY, f64::min) - PAD;
-        let x1 = members.iter().map(|p| p.x).fold(f64::NEG_INFINITY, f64::max) + NODE_W + PAD;
-        let y1 = members.iter().map(|p| p.y).fold(f64::NEG_INFINITY, f64::max) + NODE_H + PAD;
+        let x1 = members
+            .iter()
+            .map(|p| p.x)
+            .fold(f64::NEG_INFINITY, f64::max)
+            + NODE_W
+            + PAD;
+        let y1 = members
+            .iter()
+            .map(|p| p.y)
+            .fold(f64::NEG_INFINITY, f64::max)
+            + NODE_H
+            + PAD;
         let _ = writeln!(
             s,
             "<g class=\"island\" id=\"{}\"><rect x=\"{x0}\" y=\"{y0}\" width=\"{}\" height=\"{}\" rx=\"6\" fill=\"none\" stroke=\"#9aa5b1\" stroke-dasharray=\"3 3\"/><text x=\"{}\" y=\"{}\" fill=\"#6b7785\" font-size=\"10\">{}</text></g>",

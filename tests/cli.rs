@@ -548,7 +548,7 @@ fn run_starts_a_python_script_with_the_ui_on_and_passes_its_arguments() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert_eq!(
         text(&o.stdout),
-        "[0, 2, 4, 6, 8, 10, 12, 14, 16, 18]\n[[\"ui_job\", \"finished\"]]\n[\"--flag\", \"x\"]\n"
+        "[0, 2, 4, 6, 8, 10, 12, 14, 16, 18]\n[\"ui_job\"]\n[\"--flag\", \"x\"]\n"
     );
     let err = text(&o.stderr);
     assert!(

@@ -247,15 +247,15 @@ impl Job {
             Err(EngineError::Stage(e)) if e.kind() == ErrorKind::Cancelled => JobOutcome::Cancelled,
             Err(e) => JobOutcome::Failed(e),
         };
-        if let (Some(d), Some(_)) = (self.linger, &served) {
-            if !runs.signalled() {
-                eprintln!(
-                    "weir: job {} ended; UI stays up for {}",
-                    self.name,
-                    humantime::format_duration(d)
-                );
-                linger(d, &runs);
-            }
+        if let (Some(d), Some(_)) = (self.linger, &served)
+            && !runs.signalled()
+        {
+            eprintln!(
+                "weir: job {} ended; UI stays up for {}",
+                self.name,
+                humantime::format_duration(d)
+            );
+            linger(d, &runs);
         }
         stop.close();
         let _ = sig.join();

@@ -96,8 +96,8 @@ pub fn layout(g: &VizGraph) -> Layout {
         }
     }
     for _ in 0..2 {
-        for c in 1..cols.len() {
-            let mut keyed: Vec<(f64, usize)> = cols[c]
+        for col in cols.iter_mut().skip(1) {
+            let mut keyed: Vec<(f64, usize)> = col
                 .iter()
                 .map(|&v| {
                     let preds: Vec<f64> = g
@@ -115,8 +115,8 @@ pub fn layout(g: &VizGraph) -> Layout {
                 })
                 .collect();
             keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            cols[c] = keyed.into_iter().map(|(_, v)| v).collect();
-            for (r, &v) in cols[c].iter().enumerate() {
+            *col = keyed.into_iter().map(|(_, v)| v).collect();
+            for (r, &v) in col.iter().enumerate() {
                 rank[v] = r as f64;
             }
         }

@@ -557,3 +557,24 @@ fn run_starts_a_python_script_with_the_ui_on_and_passes_its_arguments() {
     );
     assert!(err.contains("/#token="), "{err}");
 }
+
+#[test]
+fn the_demo_runs_to_its_end_with_the_ui_on_and_exits_0() {
+    let home = fresh("demo");
+    let o = weir(&home, &["run", "--example", "demo", "--lines", "500"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.starts_with("word count: 5000 words, "), "{out}");
+    assert!(out.contains("\ntop words:\n"), "{out}");
+    let err = text(&o.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].starts_with("weir: job demo serving its UI at http://127.0.0.1:"),
+        "{err}"
+    );
+    assert_eq!(
+        json(&weir(&home, &["jobs", "--json"])),
+        serde_json::json!([])
+    );
+}

@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use weir_engine::{EngineError, Materializer, RunObserver, RunState, RunView};
+use weir_engine::{EngineError, Materializer, RunObserver, RunView};
 use weir_graph::ErrorKind;
 
 /// The flags every job accepts (`weir run` takes the same ones).
@@ -155,11 +155,6 @@ impl Runs {
     fn signalled(&self) -> bool {
         self.signalled.load(Ordering::SeqCst)
     }
-    fn any_cancelled(&self) -> bool {
-        self.runs
-            .lock()
-            .is_ok_and(|v| v.iter().any(|r| matches!(r.state(), RunState::Cancelled)))
-    }
 }
 
 /// A job ready to run: its name and settings, and how long the UI stays up after it ends.
@@ -240,7 +235,9 @@ impl Job {
             .settings
             .apply(Materializer::new().with_runtime(rt.handle()));
         let result = rt.block_on(job(m));
-        let cancelled = runs.signalled() || runs.any_cancelled();
+        // A run's handle cancels it when dropped, so a finished run's view may read as
+        // cancelled: only a signal or the job's own cancellation error count.
+        let cancelled = runs.signalled();
         let outcome = match result {
             _ if cancelled => JobOutcome::Cancelled,
             Ok(()) => JobOutcome::Finished,

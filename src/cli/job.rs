@@ -313,10 +313,22 @@ where
     F: FnOnce(Materializer, A) -> Fut,
     Fut: Future<Output = Result<(), EngineError>>,
 {
+    run_job_from(name, std::env::args_os(), job).into()
+}
+
+/// [`run_job_with`] on the command line `argv` (its first item is the program name); the exit.
+pub fn run_job_from<A, F, Fut, I, T>(name: &str, argv: I, job: F) -> Exit
+where
+    A: clap::Args + clap::FromArgMatches,
+    F: FnOnce(Materializer, A) -> Fut,
+    Fut: Future<Output = Result<(), EngineError>>,
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
     let cmd = A::augment_args(<JobArgs as clap::Args>::augment_args(clap::Command::new(
         name.to_owned(),
     )));
-    let parsed = cmd.try_get_matches().and_then(|m| {
+    let parsed = cmd.try_get_matches_from(argv).and_then(|m| {
         Ok((
             <JobArgs as clap::FromArgMatches>::from_arg_matches(&m)?,
             A::from_arg_matches(&m)?,
@@ -324,14 +336,79 @@ where
     });
     let (args, extra) = match parsed {
         Ok(p) => p,
-        Err(e) => e.exit(),
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                Exit::Usage
+            } else {
+                Exit::Ok
+            };
+        }
     };
     let settings = match args.settings(name) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{name}: {e}");
-            return Exit::Usage.into();
+            return Exit::Usage;
         }
     };
-    Job::new(name, settings).run(|m| job(m, extra)).into()
+    Job::new(name, settings).run(|m| job(m, extra))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prelude::*;
+
+    #[derive(Debug, clap::Args)]
+    struct Extra {
+        /// Elements to count.
+        #[arg(long)]
+        count: u64,
+    }
+
+    #[test]
+    fn a_job_gets_its_own_flags_and_a_configured_materializer() {
+        let seen = Arc::new(Mutex::new(None));
+        let s2 = Arc::clone(&seen);
+        let exit = run_job_from(
+            "counting",
+            ["counting", "--no-ui", "--parallelism", "3", "--count", "7"],
+            move |m: Materializer, extra: Extra| async move {
+                let g = Source::range(0u64, extra.count)
+                    .to_mat(Sink::fold(0u64, |n, _| n + 1), Keep::right);
+                let plan = m.plan(&g)?;
+                let (sum, h) = m.materialize(&g)?;
+                let n = sum.await?;
+                h.wait().await?;
+                *s2.lock().unwrap() = Some((n, plan.islands[0].parallelism));
+                Ok(())
+            },
+        );
+        assert_eq!(exit, Exit::Ok);
+        // The range source takes the run's parallelism 3 (its subtasks split the range).
+        assert_eq!(*seen.lock().unwrap(), Some((7, 3)));
+    }
+
+    #[test]
+    fn a_failing_job_exits_1_and_bad_flags_exit_2() {
+        let exit = run_job_from("failing", ["failing", "--no-ui"], |_m, _: NoArgs| async {
+            Err(EngineError::Stage(StageError::user("boom")))
+        });
+        assert_eq!(exit, Exit::Failed);
+        let never = |_m, _: NoArgs| async { Ok(()) };
+        assert_eq!(
+            run_job_from("j", ["j", "--parallelism", "0", "--no-ui"], never),
+            Exit::Usage
+        );
+        assert_eq!(
+            run_job_from("j", ["j", "--paralelism", "2"], never),
+            Exit::Usage
+        );
+        assert_eq!(
+            run_job_from("j", ["j", "--checkpoint-interval", "1s", "--no-ui"], never),
+            Exit::Usage
+        );
+        assert_eq!(run_job_from("j", ["j", "--help"], never), Exit::Ok);
+    }
 }

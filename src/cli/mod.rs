@@ -23,7 +23,7 @@ mod serve;
 mod settings;
 
 pub use exit::{EXIT_CODES_HELP, Exit};
-pub use job::{Job, JobArgs, JobError, JobOutcome, NoArgs, run_job, run_job_with};
+pub use job::{Job, JobArgs, JobError, JobOutcome, NoArgs, run_job, run_job_from, run_job_with};
 pub use logging::init as init_logging;
 pub use serve::{ServeError, Served, start as serve};
 pub use settings::{

@@ -578,3 +578,34 @@ fn the_demo_runs_to_its_end_with_the_ui_on_and_exits_0() {
         serde_json::json!([])
     );
 }
+
+#[test]
+fn sigint_to_weir_run_reaches_the_python_script_and_its_exit_code_comes_back() {
+    let Some(py) = python_with_weir() else { return };
+    let home = fresh("pysigint");
+    let mut child = Command::new(BIN)
+        .args(["run", &fixture("py_ticker.py")])
+        .env("WEIR_HOME", &home)
+        .env("WEIR_PYTHON", &py)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(
+        line.starts_with("weir: job py_ticker serving its UI at http://127.0.0.1:"),
+        "{line}"
+    );
+    let jobs = json(&weir(&home, &["jobs", "--json"]));
+    assert_eq!(jobs[0]["name"], "py_ticker");
+    assert_eq!(jobs[0]["state"], "running");
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    assert_eq!(exit_of(&mut child), Some(130));
+    assert_eq!(
+        json(&weir(&home, &["jobs", "--json"])),
+        serde_json::json!([])
+    );
+}

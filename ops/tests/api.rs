@@ -34,7 +34,7 @@ fn job(gate: &Arc<Gate>, out: &Arc<Mutex<Vec<u64>>>) -> RunnableGraph<()> {
     let out = Arc::clone(out);
     counting("numbers", gate)
         .via(simple::map(|x: u64| 2 * x))
-        .via(simple::filter(|x: &u64| x % 3 == 0))
+        .via(simple::filter(|x: &u64| x.is_multiple_of(3)))
         .to(Sink::for_each(move |x| out.lock().unwrap().push(x)))
 }
 
@@ -97,9 +97,9 @@ async fn every_endpoint_serves_a_running_job_and_cancel_ends_it() {
     until("30 numbers", || out.lock().unwrap().len() == 10).await;
     assert_eq!(
         *out.lock().unwrap(),
-        (0..30)
+        (0..30u64)
             .map(|x| 2 * x)
-            .filter(|x| x % 3 == 0)
+            .filter(|x| x.is_multiple_of(3))
             .collect::<Vec<_>>()
     );
     let view = view_of(&srv, "api-job");
@@ -635,6 +635,22 @@ async fn a_metrics_listener_serves_only_metrics_and_a_configured_token_is_used()
         }),
         Err(weir_ops::OpsError::BadToken)
     ));
+    // On the caller's runtime: served there, closed at shutdown.
+    let here = weir_ops::start(OpsConfig {
+        job_files: false,
+        registry: Some(Registry::new(RegistryConfig::default())),
+        runtime: Some(tokio::runtime::Handle::current()),
+        ..OpsConfig::default()
+    })
+    .unwrap();
+    let haddr = here.addr();
+    let r = http(haddr, "GET", "/api/v1/jobs", None, None).await;
+    assert_eq!((r.status, r.json()), (200, json!([])));
+    drop(here);
+    until("the listener closed", || {
+        std::net::TcpStream::connect_timeout(&haddr, Duration::from_millis(200)).is_err()
+    })
+    .await;
     let taken = srv.addr().port();
     let e = weir_ops::start(OpsConfig {
         port: taken,

@@ -104,7 +104,7 @@ async fn the_graph_shows_every_stage_and_live_rates_in_chromium() {
         .via(simple::zip_with_index())
         .via(simple::map_concat(|((), k): ((), u64)| 0..k))
         .via(simple::map(|x: u64| x * 2).async_boundary())
-        .via(simple::filter(|x: &u64| x % 3 == 0))
+        .via(simple::filter(|x: &u64| x.is_multiple_of(3)))
         .to(Sink::ignore());
     let (tick, handle) = Materializer::new()
         .with_name("browser-ramp")

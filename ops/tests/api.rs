@@ -660,3 +660,52 @@ async fn a_metrics_listener_serves_only_metrics_and_a_configured_token_is_used()
     .unwrap_err();
     assert!(matches!(e, weir_ops::OpsError::Bind { .. }), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_run_reports_its_error_naming_the_stage() {
+    let srv = server(None, None);
+    let g = Source::from_iter(0..5u64)
+        .via(simple::try_map(|x: &u64| {
+            if *x == 3 {
+                Err(std::io::Error::other("three is bad"))
+            } else {
+                Ok(*x)
+            }
+        }))
+        .to(Sink::ignore());
+    let ((), h) = Materializer::new()
+        .with_name("api-failing")
+        .materialize(&g)
+        .unwrap();
+    let err = h.wait().await.unwrap_err().to_string();
+    let view = view_of(&srv, "api-failing");
+    let weir_engine::RunState::Failed(e) = view.state() else {
+        panic!("the run failed: {:?}", view.state());
+    };
+    let text = e.to_string();
+    assert!(
+        text.contains("try_map") && text.contains("three is bad"),
+        "{text}"
+    );
+    assert!(err.contains("three is bad"), "{err}");
+    let d = http(srv.addr(), "GET", "/api/v1/jobs/api-failing", None, None)
+        .await
+        .json();
+    assert_eq!(d["state"], "failed");
+    assert_eq!(d["error"], json!(text));
+    let r = http(
+        srv.addr(),
+        "POST",
+        "/api/v1/jobs/api-failing/cancel",
+        Some(srv.token()),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()),
+        (
+            409,
+            json!({"error": "job \"api-failing\" has already ended (failed)"})
+        )
+    );
+}

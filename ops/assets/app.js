@@ -166,13 +166,22 @@ function renderDetail(a) {
     <table><tr><th>subtask</th><th>in</th><th>out</th><th>out rate</th><th>busy</th><th>backpressured</th><th>idle</th><th>queued</th><th>failures</th><th>restarts</th></tr>${rows}</table>`;
 }
 
+function fmtBytes(b) {
+  return b >= 1 << 20 ? (b / (1 << 20)).toFixed(1) + " MiB" : b >= 1024 ? (b / 1024).toFixed(1) + " KiB" : b + " B";
+}
+
 function renderCheckpoints(c) {
   if (!c.enabled) return `<p class="muted">this run does not checkpoint</p>`;
-  const rows = c.completed.slice(-20).reverse().map((x) => `<tr><td class="num">${x.id}</td><td>completed</td><td class="num">${x.duration_ms.toFixed(1)} ms</td></tr>`).join("")
-    + c.failed.slice(-20).reverse().map((id) => `<tr><td class="num">${id}</td><td class="error">failed</td><td></td></tr>`).join("");
+  // With the engine's history: each checkpoint's outcome, start, duration and size.
+  const rows = c.history
+    ? c.history.slice(-20).reverse().map((x) => `<tr><td class="num">${x.id}</td>
+        <td class="${x.status === "failed" ? "error" : ""}">${esc(x.status)}${x.reason ? ": " + esc(x.reason) : ""}</td>
+        <td>${fmtTime(x.started_at_ms)}</td><td class="num">${x.duration_ms.toFixed(1)} ms</td><td class="num">${fmtBytes(x.bytes)}</td></tr>`).join("")
+    : c.completed.slice(-20).reverse().map((x) => `<tr><td class="num">${x.id}</td><td>completed</td><td></td><td class="num">${x.duration_ms.toFixed(1)} ms</td><td></td></tr>`).join("")
+      + c.failed.slice(-20).reverse().map((id) => `<tr><td class="num">${id}</td><td class="error">failed</td><td></td><td></td><td></td></tr>`).join("");
   return `<p>latest completed: <b>${c.latest_completed ?? "none"}</b> · restored from: ${c.restored ?? "nothing"} ·
     ${c.completed.length} completed · ${c.failed.length} failed</p>` +
-    (rows ? `<table id="checkpoints"><tr><th>id</th><th>outcome</th><th>duration</th></tr>${rows}</table>` : "");
+    (rows ? `<table id="checkpoints"><tr><th>id</th><th>outcome</th><th>started</th><th>duration</th><th>size</th></tr>${rows}</table>` : "");
 }
 
 function renderErrors(list) {

@@ -8,7 +8,9 @@ mod common;
 
 use common::*;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+use weir_engine::CheckpointConfig;
 use weir_engine::prelude::*;
 use weir_operators::prelude::*;
 use weir_operators::simple;
@@ -143,6 +145,7 @@ async fn the_graph_shows_every_stage_and_live_rates_in_chromium() {
             dom
         }
     };
+    let shot = |name: &str| format!("--screenshot={}", out_dir.join(name).display());
     let dom1 = load(1).await;
     assert!(
         dom1.contains("data-ready=\"1\""),
@@ -189,8 +192,62 @@ async fn the_graph_shows_every_stage_and_live_rates_in_chromium() {
     assert_ne!(rate1, rate2, "the displayed rate changed");
     assert!(rate2 > rate1, "the ramp's rate rose: {rate1} then {rate2}");
 
+    // A checkpointing job: the checkpoints section lists them; the job list shows both jobs.
+    let ckdir = dir("browser-ck");
+    let gate = Arc::new(Gate::default());
+    let ((), ck_handle) = Materializer::new()
+        .with_name("browser-ck")
+        .with_checkpoints(CheckpointConfig::new(Duration::from_millis(300), &ckdir))
+        .materialize(
+            &counting("numbers", &gate)
+                .via(simple::map(|x: u64| x + 1))
+                .to(Sink::ignore()),
+        )
+        .unwrap();
+    gate.open(1000);
+    let ck_view = srv.registry().find("browser-ck").unwrap();
+    let checkpoints = ck_view.checkpoints().unwrap();
+    until("two checkpoints", || {
+        checkpoints.latest_completed().is_some_and(|c| c >= 2)
+    })
+    .await;
+    let ck_dom = chromium(
+        &bin,
+        &profile,
+        &format!("{}/#/jobs/browser-ck", srv.url()),
+        &["--dump-dom".into(), shot("ui-checkpoints.png")],
+    )
+    .await;
+    std::fs::write(out_dir.join("checkpoints.html"), &ck_dom).unwrap();
+    assert!(ck_dom.contains("<table id=\"checkpoints\">"), "{ck_dom}");
+    let latest: u64 = ck_dom
+        .split("latest completed: <b>")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the latest checkpoint is shown:\n{ck_dom}"));
+    assert!(latest >= 2, "{latest}");
+    assert!(ck_dom.matches(">completed<").count() >= 2, "{ck_dom}");
+    let list = chromium(
+        &bin,
+        &profile,
+        &format!("{}/#/", srv.url()),
+        &["--dump-dom".into()],
+    )
+    .await;
+    for v in [&view, &ck_view] {
+        let row = format!(
+            "<tr data-job=\"{0}\"><td class=\"num\">{0}</td>\n    <td><a href=\"#/jobs/{0}\">{1}</a></td>",
+            v.id(),
+            v.name()
+        );
+        assert!(list.contains(&row), "{row} in\n{list}");
+    }
+    ck_handle.cancel();
+    assert!(ck_handle.wait().await.is_err());
+    let _ = std::fs::remove_dir_all(&ckdir);
+
     // Screenshots: the graph with the map's detail and chart selected, and the job list.
-    let shot = |name: &str| format!("--screenshot={}", out_dir.join(name).display());
     let detail = format!(
         "{}/?stage={}#/jobs/browser-ramp",
         srv.url(),
@@ -204,7 +261,7 @@ async fn the_graph_shows_every_stage_and_live_rates_in_chromium() {
         &[shot("ui-jobs.png")],
     )
     .await;
-    for f in ["ui-graph.png", "ui-jobs.png"] {
+    for f in ["ui-graph.png", "ui-jobs.png", "ui-checkpoints.png"] {
         let len = std::fs::metadata(out_dir.join(f)).map_or(0, |m| m.len());
         assert!(len > 10_000, "{f} is a real screenshot ({len} bytes)");
     }

@@ -359,6 +359,21 @@ async fn every_endpoint_serves_a_running_job_and_cancel_ends_it() {
         (nf.status, nf.json()),
         (404, json!({"error": "no such endpoint"}))
     );
+    let wrong = http(
+        addr,
+        "GET",
+        &format!("/api/v1/jobs/{id}/cancel"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (wrong.status, wrong.json()),
+        (
+            405,
+            json!({"error": "method not allowed (see docs/ops-api.md)"})
+        )
+    );
     for path in ["", "/plan", "/checkpoints", "/errors"] {
         let r = http(addr, "GET", &format!("/api/v1/jobs/nope{path}"), None, None).await;
         assert_eq!(

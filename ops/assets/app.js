@@ -8,6 +8,7 @@ const app = document.getElementById("app");
 const tokenInput = document.getElementById("token");
 let timer = null;
 let selected = null; // path of the stage whose detail is shown
+let currentPlan = null; // the plan of the job shown
 
 // The token comes from the URL fragment printed at start (#token=...), else what was pasted.
 (function takeToken() {
@@ -165,13 +166,22 @@ function renderDetail(a) {
     <table><tr><th>subtask</th><th>in</th><th>out</th><th>out rate</th><th>busy</th><th>backpressured</th><th>idle</th><th>queued</th><th>failures</th><th>restarts</th></tr>${rows}</table>`;
 }
 
+function fmtBytes(b) {
+  return b >= 1 << 20 ? (b / (1 << 20)).toFixed(1) + " MiB" : b >= 1024 ? (b / 1024).toFixed(1) + " KiB" : b + " B";
+}
+
 function renderCheckpoints(c) {
   if (!c.enabled) return `<p class="muted">this run does not checkpoint</p>`;
-  const rows = c.completed.slice(-20).reverse().map((x) => `<tr><td class="num">${x.id}</td><td>completed</td><td class="num">${x.duration_ms.toFixed(1)} ms</td></tr>`).join("")
-    + c.failed.slice(-20).reverse().map((id) => `<tr><td class="num">${id}</td><td class="error">failed</td><td></td></tr>`).join("");
+  // With the engine's history: each checkpoint's outcome, start, duration and size.
+  const rows = c.history
+    ? c.history.slice(-20).reverse().map((x) => `<tr><td class="num">${x.id}</td>
+        <td class="${x.status === "failed" ? "error" : ""}">${esc(x.status)}${x.reason ? ": " + esc(x.reason) : ""}</td>
+        <td>${fmtTime(x.started_at_ms)}</td><td class="num">${x.duration_ms.toFixed(1)} ms</td><td class="num">${fmtBytes(x.bytes)}</td></tr>`).join("")
+    : c.completed.slice(-20).reverse().map((x) => `<tr><td class="num">${x.id}</td><td>completed</td><td></td><td class="num">${x.duration_ms.toFixed(1)} ms</td><td></td></tr>`).join("")
+      + c.failed.slice(-20).reverse().map((id) => `<tr><td class="num">${id}</td><td class="error">failed</td><td></td><td></td><td></td></tr>`).join("");
   return `<p>latest completed: <b>${c.latest_completed ?? "none"}</b> · restored from: ${c.restored ?? "nothing"} ·
     ${c.completed.length} completed · ${c.failed.length} failed</p>` +
-    (rows ? `<table id="checkpoints"><tr><th>id</th><th>outcome</th><th>duration</th></tr>${rows}</table>` : "");
+    (rows ? `<table id="checkpoints"><tr><th>id</th><th>outcome</th><th>started</th><th>duration</th><th>size</th></tr>${rows}</table>` : "");
 }
 
 function renderErrors(list) {
@@ -196,7 +206,7 @@ async function showJob(id) {
     <div class="panel" id="detail"></div>
     <h2>Checkpoints</h2><div id="ck"></div>
     <h2>Errors and dead letters</h2><div id="errs"></div>`;
-  drawEdges(plan);
+  currentPlan = plan;
   const msg = (t, bad) => { const m = document.getElementById("action-msg"); m.textContent = t; m.className = "msg" + (bad ? " error" : ""); };
   document.getElementById("cancel").onclick = () => post(`/jobs/${id}/cancel`).then((r) => msg(`job ${r.id}: ${r.state}`), (e) => msg(e.message, true));
   document.getElementById("savepoint").onclick = () => post(`/jobs/${id}/savepoint`, { dir: document.getElementById("sp-dir").value.trim() })
@@ -228,9 +238,12 @@ async function update(job) {
     el.dataset.busy = a.busy.toFixed(3);
     el.dataset.backpressured = a.backpressured.toFixed(3);
     el.classList.toggle("selected", el.dataset.path === selected);
-    el.querySelector(".rate").textContent = fmtRate(a.out_rate);
+    // A sink emits nothing: show what it consumes.
+    el.querySelector(".rate").textContent = a.elements_out === 0 && a.elements_in > 0 ? fmtRate(a.in_rate) + " in" : fmtRate(a.out_rate);
     el.querySelector(".counts").textContent = `${a.elements_in} in · ${a.elements_out} out · busy ${fmtPct(a.busy)} · bp ${fmtPct(a.backpressured)}`;
   }
+  // Counts change the nodes' sizes: the edges follow the layout of this update.
+  if (currentPlan) drawEdges(currentPlan);
   document.getElementById("detail").innerHTML = renderDetail(stages.get(selected));
   status(`updated ${new Date().toLocaleTimeString()} · uptime ${(job.uptime_ms / 1000).toFixed(0)} s`);
   try {
@@ -243,6 +256,7 @@ async function update(job) {
 
 async function route() {
   if (timer) { clearInterval(timer); timer = null; }
+  currentPlan = null;
   const m = location.hash.match(/^#\/jobs\/([^/?]+)/);
   const params = new URLSearchParams(location.search);
   if (params.get("stage")) selected = params.get("stage");

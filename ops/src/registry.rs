@@ -31,8 +31,8 @@ impl Default for RegistryConfig {
 pub struct Sample {
     /// When the interval ended (Unix milliseconds).
     pub at_ms: u64,
-    /// Length of the interval in milliseconds.
-    pub interval_ms: u64,
+    /// Length of the interval in milliseconds (fractional: the rates divide by it exactly).
+    pub interval_ms: f64,
     /// Elements received, in total, at the end of the interval.
     pub elements_in: u64,
     /// Elements emitted, in total, at the end of the interval.
@@ -218,6 +218,7 @@ impl Registry {
             if let Some((then, prev)) = &e.last {
                 let dt = now.duration_since(*then);
                 let secs = dt.as_secs_f64().max(1e-9);
+                let interval_ms = secs * 1000.0;
                 for (k, m) in &snap {
                     let p = prev.get(k);
                     let d =
@@ -230,7 +231,7 @@ impl Registry {
                     let whole = busy + bp + idle;
                     let s = Sample {
                         at_ms: unix_ms(wall),
-                        interval_ms: u64::try_from(dt.as_millis()).unwrap_or(u64::MAX),
+                        interval_ms,
                         elements_in: m.elements_in,
                         elements_out: m.elements_out,
                         in_rate: d(|m| m.elements_in) as f64 / secs,

@@ -34,7 +34,7 @@ fn job(gate: &Arc<Gate>, out: &Arc<Mutex<Vec<u64>>>) -> RunnableGraph<()> {
     let out = Arc::clone(out);
     counting("numbers", gate)
         .via(simple::map(|x: u64| 2 * x))
-        .via(simple::filter(|x: &u64| x % 3 == 0))
+        .via(simple::filter(|x: &u64| x.is_multiple_of(3)))
         .to(Sink::for_each(move |x| out.lock().unwrap().push(x)))
 }
 
@@ -97,9 +97,9 @@ async fn every_endpoint_serves_a_running_job_and_cancel_ends_it() {
     until("30 numbers", || out.lock().unwrap().len() == 10).await;
     assert_eq!(
         *out.lock().unwrap(),
-        (0..30)
+        (0..30u64)
             .map(|x| 2 * x)
-            .filter(|x| x % 3 == 0)
+            .filter(|x| x.is_multiple_of(3))
             .collect::<Vec<_>>()
     );
     let view = view_of(&srv, "api-job");
@@ -358,6 +358,21 @@ async fn every_endpoint_serves_a_running_job_and_cancel_ends_it() {
     assert_eq!(
         (nf.status, nf.json()),
         (404, json!({"error": "no such endpoint"}))
+    );
+    let wrong = http(
+        addr,
+        "GET",
+        &format!("/api/v1/jobs/{id}/cancel"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (wrong.status, wrong.json()),
+        (
+            405,
+            json!({"error": "method not allowed (see docs/ops-api.md)"})
+        )
     );
     for path in ["", "/plan", "/checkpoints", "/errors"] {
         let r = http(addr, "GET", &format!("/api/v1/jobs/nope{path}"), None, None).await;
@@ -635,6 +650,22 @@ async fn a_metrics_listener_serves_only_metrics_and_a_configured_token_is_used()
         }),
         Err(weir_ops::OpsError::BadToken)
     ));
+    // On the caller's runtime: served there, closed at shutdown.
+    let here = weir_ops::start(OpsConfig {
+        job_files: false,
+        registry: Some(Registry::new(RegistryConfig::default())),
+        runtime: Some(tokio::runtime::Handle::current()),
+        ..OpsConfig::default()
+    })
+    .unwrap();
+    let haddr = here.addr();
+    let r = http(haddr, "GET", "/api/v1/jobs", None, None).await;
+    assert_eq!((r.status, r.json()), (200, json!([])));
+    drop(here);
+    until("the listener closed", || {
+        std::net::TcpStream::connect_timeout(&haddr, Duration::from_millis(200)).is_err()
+    })
+    .await;
     let taken = srv.addr().port();
     let e = weir_ops::start(OpsConfig {
         port: taken,
@@ -643,4 +674,53 @@ async fn a_metrics_listener_serves_only_metrics_and_a_configured_token_is_used()
     })
     .unwrap_err();
     assert!(matches!(e, weir_ops::OpsError::Bind { .. }), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_run_reports_its_error_naming_the_stage() {
+    let srv = server(None, None);
+    let g = Source::from_iter(0..5u64)
+        .via(simple::try_map(|x: &u64| {
+            if *x == 3 {
+                Err(std::io::Error::other("three is bad"))
+            } else {
+                Ok(*x)
+            }
+        }))
+        .to(Sink::ignore());
+    let ((), h) = Materializer::new()
+        .with_name("api-failing")
+        .materialize(&g)
+        .unwrap();
+    let err = h.wait().await.unwrap_err().to_string();
+    let view = view_of(&srv, "api-failing");
+    let weir_engine::RunState::Failed(e) = view.state() else {
+        panic!("the run failed: {:?}", view.state());
+    };
+    let text = e.to_string();
+    assert!(
+        text.contains("try_map") && text.contains("three is bad"),
+        "{text}"
+    );
+    assert!(err.contains("three is bad"), "{err}");
+    let d = http(srv.addr(), "GET", "/api/v1/jobs/api-failing", None, None)
+        .await
+        .json();
+    assert_eq!(d["state"], "failed");
+    assert_eq!(d["error"], json!(text));
+    let r = http(
+        srv.addr(),
+        "POST",
+        "/api/v1/jobs/api-failing/cancel",
+        Some(srv.token()),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()),
+        (
+            409,
+            json!({"error": "job \"api-failing\" has already ended (failed)"})
+        )
+    );
 }

@@ -44,6 +44,14 @@ pub(crate) async fn not_found() -> ApiError {
     ApiError(StatusCode::NOT_FOUND, "no such endpoint".into())
 }
 
+/// A known path called with the wrong method.
+pub(crate) async fn method_not_allowed() -> ApiError {
+    ApiError(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed (see docs/ops-api.md)".into(),
+    )
+}
+
 /// `GET /metrics`.
 pub(crate) async fn metrics(State(st): State<AppState>) -> Response {
     let body = crate::prom::render(&st.registry.runs());

@@ -53,3 +53,42 @@ pub(crate) fn render(p: &PhysicalPlan) -> String {
     s.push_str("}\n");
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use weir_engine::Materializer;
+    use weir_operators::prelude::*;
+    use weir_operators::simple;
+
+    #[test]
+    fn islands_are_clusters_and_channels_dashed_edges() {
+        let g = Source::from_iter(vec![1u64])
+            .via(
+                simple::map(|x: u64| x + 1)
+                    .named("plus \"one\"")
+                    .async_boundary(),
+            )
+            .via(simple::filter(|x: &u64| *x > 0))
+            .to(Sink::ignore());
+        let p = Materializer::new().plan(&g).unwrap();
+        let want = r#"digraph plan {
+  rankdir=LR;
+  node [shape=box];
+  subgraph cluster_i0 {
+    label="island 0 (chain, x1)";
+    n0 [label="from_iter"];
+    n1 [label="plus \"one\""];
+    n0 -> n1;
+  }
+  subgraph cluster_i1 {
+    label="island 1 (chain, x1)";
+    n2 [label="filter"];
+    n3 [label="ignore"];
+    n2 -> n3;
+  }
+  n1 -> n2 [style=dashed, label="forward"];
+}
+"#;
+        assert_eq!(super::render(&p), want);
+    }
+}

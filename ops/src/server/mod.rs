@@ -41,6 +41,7 @@ fn router(state: AppState) -> Router {
         .route("/api/v1/jobs/{id}/errors", get(api::errors))
         .route("/api/v1/jobs/{id}/cancel", post(api::cancel))
         .route("/api/v1/jobs/{id}/savepoint", post(api::savepoint))
+        .method_not_allowed_fallback(api::method_not_allowed)
         .fallback(api::not_found)
         .with_state(state)
 }

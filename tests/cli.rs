@@ -609,3 +609,35 @@ fn sigint_to_weir_run_reaches_the_python_script_and_its_exit_code_comes_back() {
         serde_json::json!([])
     );
 }
+
+#[test]
+fn a_separate_metrics_port_serves_prometheus_text_and_a_bad_token_is_a_usage_error() {
+    let home = fresh("metrics");
+    let mut job = start(&home, &["--example", "ticker", "--metrics-port", "0"]);
+    let mut line = String::new();
+    job.stderr.read_line(&mut line).unwrap();
+    let prefix = "weir: job ticker serving its metrics at ";
+    assert!(line.starts_with(prefix), "{line:?}");
+    let url = line[prefix.len()..].trim_end().to_owned();
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with("/metrics"),
+        "{url}"
+    );
+    assert_ne!(url, format!("{}/metrics", job.url));
+    let body = ureq::get(&url)
+        .call()
+        .unwrap()
+        .into_body()
+        .read_to_string()
+        .unwrap();
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    let o = weir(&home, &["cancel", "ticker"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(exit_of(&mut job.child), Some(130));
+    let o = weir(&home, &["run", "--example", "ticker", "--token", "a b"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        text(&o.stderr),
+        "weir: job ticker: cannot serve the UI on 127.0.0.1:0: ops: the configured token must be non-empty visible ASCII\n"
+    );
+}

@@ -202,6 +202,10 @@ impl Job {
                 eprintln!("weir: {e}");
                 Exit::Usage
             }
+            Err(JobError::Serve(e)) if matches!(e.source, weir_ops::OpsError::BadToken) => {
+                eprintln!("weir: job {name}: {e}");
+                Exit::Usage
+            }
             Err(e) => {
                 eprintln!("weir: job {name}: {e}");
                 Exit::Failed
@@ -230,6 +234,12 @@ impl Job {
         };
         if let Some(s) = &served {
             eprintln!("weir: job {} serving its UI at {}", self.name, s.ui_url());
+            if let Some(a) = s.server().metrics_addr() {
+                eprintln!(
+                    "weir: job {} serving its metrics at http://{a}/metrics",
+                    self.name
+                );
+            }
         }
         let m = self
             .settings

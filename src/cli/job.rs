@@ -227,7 +227,10 @@ impl Job {
         let runs = Arc::new(Runs::default());
         let observer: Arc<dyn RunObserver> = runs.clone();
         weir_engine::observe::add_observer(Arc::clone(&observer));
-        let (sig, stop) = signals(Arc::clone(&runs))?;
+        let _hooks = Hooks {
+            observer,
+            signals: Some(signals(Arc::clone(&runs))?),
+        };
         let served: Option<Served> = match &self.settings.ui {
             Some(ui) => Some(serve::start(ui)?),
             None => None,
@@ -264,11 +267,24 @@ impl Job {
             );
             linger(d, &runs);
         }
-        stop.close();
-        let _ = sig.join();
-        weir_engine::observe::remove_observer(&observer);
         drop(served);
         Ok(outcome)
+    }
+}
+
+/// What [`Job::try_run`] installed, removed when it returns (also on an early error).
+struct Hooks {
+    observer: Arc<dyn RunObserver>,
+    signals: Option<(std::thread::JoinHandle<()>, signal_hook::iterator::Handle)>,
+}
+
+impl Drop for Hooks {
+    fn drop(&mut self) {
+        if let Some((t, h)) = self.signals.take() {
+            h.close();
+            let _ = t.join();
+        }
+        weir_engine::observe::remove_observer(&self.observer);
     }
 }
 
@@ -276,7 +292,8 @@ impl Job {
 fn linger(d: Duration, runs: &Runs) {
     let until = std::time::Instant::now() + d;
     while std::time::Instant::now() < until && !runs.signalled() {
-        std::thread::sleep(Duration::from_millis(50).min(until - std::time::Instant::now()));
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        std::thread::sleep(Duration::from_millis(50).min(left));
     }
 }
 

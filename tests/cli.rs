@@ -172,9 +172,11 @@ fn a_running_job_is_listed_inspected_savepointed_refused_and_cancelled() {
             .ends_with(&format!(" at {}", job.url)),
         "{out}"
     );
-    let names: Vec<&str> = out
-        .lines()
-        .skip(2)
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[1].starts_with("checkpoints: "), "{out}");
+    assert!(lines[2].starts_with("STAGE "), "{out}");
+    let names: Vec<&str> = lines[3..]
+        .iter()
         .map(|l| l.split_whitespace().next().unwrap())
         .collect();
     let mut sorted = names.clone();

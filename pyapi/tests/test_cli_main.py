@@ -125,6 +125,7 @@ def test_a_running_script_is_listed_inspected_savepointed_refused_and_cancelled(
         assert sorted(s["path"] for s in detail["stages"]) == ["double#1", "ignore#2", "tick#0"]
         r = weir(home, "status", "1")
         assert r.stdout.startswith(f'job 1 "ticker_job" (pid {pid}) running, up '), r.stdout
+        assert r.stdout.splitlines()[1].startswith("checkpoints: "), r.stdout
         deadline = time.monotonic() + 60
         while json.loads(weir(home, "status", "1", "--json").stdout)["checkpoints"]["completed"] < 1:
             assert time.monotonic() < deadline, "no checkpoint completed"

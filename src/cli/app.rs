@@ -470,6 +470,15 @@ fn status(a: &JobRef) -> Result<(), ClientError> {
     if let Some(e) = d.get("error").and_then(Value::as_str) {
         println!("error: {e}");
     }
+    if let Some(c) = d.get("checkpoints").filter(|c| c.is_object()) {
+        println!(
+            "checkpoints: {} completed, {} failed, latest {}, last took {} ms",
+            num_of(c, "completed"),
+            num_of(c, "failed"),
+            num_of(c, "latest_completed"),
+            fixed(c, "last_duration_ms", 1.0, "")
+        );
+    }
     let stages = d
         .get("stages")
         .and_then(Value::as_array)

@@ -208,6 +208,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     )
     if d.get("error"):
         print(f"error: {d['error']}")
+    c = d.get("checkpoints")
+    if isinstance(c, dict):
+        last = c.get("last_duration_ms")
+        print(
+            f"checkpoints: {c.get('completed', '-')} completed, {c.get('failed', '-')} failed, "
+            f"latest {c.get('latest_completed') if c.get('latest_completed') is not None else '-'}, "
+            f"last took {'-' if last is None else f'{last:.1f}'} ms"
+        )
     print(f"{'STAGE':<24} {'SUBTASK':>7} {'IN':>12} {'OUT':>12}")
     for s in d.get("stages") or []:
         name = s.get("stage") or s.get("path") or s.get("name") or "-"

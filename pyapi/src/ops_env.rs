@@ -29,10 +29,22 @@ fn write(py: Python<'_>, stream: &str, text: &str) -> PyResult<()> {
     Ok(())
 }
 
+static SERVER: OnceLock<Mutex<Option<Served>>> = OnceLock::new();
+
+/// Stops the server and removes its job file (registered with `atexit`).
+#[pyfunction]
+fn shutdown_server() {
+    if let Some(m) = SERVER.get()
+        && let Ok(mut s) = m.lock()
+    {
+        drop(s.take());
+    }
+}
+
 /// Starts the UI/API server when `WEIR_UI_PORT` is set, once per process (its URL with the
-/// token goes to stderr); later calls do nothing.
+/// token goes to stderr; it stops, removing its job file, when the interpreter exits); later
+/// calls do nothing.
 pub fn ensure_server(py: Python<'_>) -> PyResult<()> {
-    static SERVER: OnceLock<Mutex<Option<Served>>> = OnceLock::new();
     let s = settings()?;
     let Some(ui) = &s.ui else {
         return Ok(());
@@ -49,6 +61,8 @@ pub fn ensure_server(py: Python<'_>) -> PyResult<()> {
         &format!("weir: job {name} serving its UI at {}\n", served.ui_url()),
     )?;
     let _ = SERVER.set(Mutex::new(Some(served)));
+    let hook = wrap_pyfunction!(shutdown_server, py)?;
+    py.import("atexit")?.call_method1("register", (hook,))?;
     Ok(())
 }
 

@@ -143,6 +143,7 @@ def test_a_running_script_is_listed_inspected_savepointed_refused_and_cancelled(
         assert (r.returncode, r.stdout) == (0, 'job 1 "ticker_job": cancelling\n'), r.stderr
         assert p.wait(timeout=60) == 130
         assert json.loads(weir(home, "jobs", "--json").stdout) == []
+        assert list((home / "jobs").glob("*.json")) == [], "the job file is removed at exit"
     finally:
         p.kill()
         p.wait()

@@ -610,6 +610,12 @@ fn sigint_to_weir_run_reaches_the_python_script_and_its_exit_code_comes_back() {
         json(&weir(&home, &["jobs", "--json"])),
         serde_json::json!([])
     );
+    let left: Vec<_> = std::fs::read_dir(home.join("jobs")).unwrap().collect();
+    assert_eq!(
+        left.len(),
+        0,
+        "the script's job file is removed when it exits"
+    );
 }
 
 #[test]

@@ -649,3 +649,30 @@ fn a_separate_metrics_port_serves_prometheus_text_and_a_bad_token_is_a_usage_err
         "weir: job ticker: cannot serve the UI on 127.0.0.1:0: ops: the configured token must be non-empty visible ASCII\n"
     );
 }
+
+#[test]
+fn run_passes_a_scripts_exit_code_through() {
+    let home = fresh("exit7");
+    let o = Command::new(BIN)
+        .args(["run", "--no-ui", &fixture("exit7.py"), "a", "--b"])
+        .env("WEIR_HOME", &home)
+        .env("WEIR_PYTHON", "python3")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "['a', '--b']\n");
+    let o = Command::new(BIN)
+        .args(["run", "--no-ui", "/nonexistent/dir/job.py"])
+        .env("WEIR_PYTHON", "/nonexistent/python")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr)
+            .starts_with("weir: cannot start /nonexistent/python /nonexistent/dir/job.py: "),
+        "{}",
+        text(&o.stderr)
+    );
+}

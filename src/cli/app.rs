@@ -301,15 +301,11 @@ fn run(a: RunArgs) -> Exit {
     }
 }
 
-/// The [`Exit`] of a child's exit code (codes without a meaning here are failures).
+/// The [`Exit`] of a child's exit code, passed through.
 fn exit_of(code: u8) -> Exit {
     match code {
         0 => Exit::Ok,
-        2 => Exit::Usage,
-        3 => Exit::NotFound,
-        4 => Exit::Refused,
-        130 => Exit::Cancelled,
-        _ => Exit::Failed,
+        c => Exit::Child(c),
     }
 }
 

@@ -15,6 +15,8 @@ pub enum Exit {
     Refused,
     /// 130: the job was cancelled (Ctrl-C, SIGTERM or `weir cancel`).
     Cancelled,
+    /// A script's own exit code, passed through by `weir run` (128 + N: ended by signal N).
+    Child(u8),
 }
 
 impl Exit {
@@ -27,6 +29,7 @@ impl Exit {
             Self::NotFound => 3,
             Self::Refused => 4,
             Self::Cancelled => 130,
+            Self::Child(c) => c,
         }
     }
 }

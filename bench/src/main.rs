@@ -5,7 +5,8 @@
 //! `crash`, `w3`: see `w3/`), the event-sourced account job and its crash harness have
 //! `entities-job` and `crash-entities` (see `entities/`), `state-keys --keys N --backend
 //! rocksdb|memory` measures keyed state on a backend, and `actors [--n N] [--actors K]` measures
-//! the actor layer (see `actors.rs`).
+//! the actor layer (see `actors.rs`), and `metrics-cost` compares W1 and W2 with operating
+//! metrics on and off (see `metrics_cost.rs`).
 //!
 //! Every workload also runs a hand-written Rust loop doing the same work in the same process
 //! (`variant: "baseline_loop"`), so results can be compared as ratios on a noisy machine.
@@ -22,6 +23,7 @@ use weir::prelude::*;
 mod child;
 mod ckpt_backpressure;
 mod entities;
+mod metrics_cost;
 mod persistence;
 mod regions;
 mod state_keys;
@@ -32,7 +34,7 @@ mod w3;
 #[command(
     name = "weir-bench",
     about = "weir benchmark workloads printing JSON lines",
-    after_help = "The W3 job and its crash harness: w3, w3-gen, w3-job, crash; event-sourced entities: entities-job, crash-entities, persistence, regions (each with --help)."
+    after_help = "The W3 job and its crash harness: w3, w3-gen, w3-job, crash; event-sourced entities: entities-job, crash-entities, persistence, regions; metrics-cost (each with --help)."
 )]
 struct Args {
     /// Which workload to run.
@@ -372,6 +374,7 @@ fn main() {
     }
     let argv: Vec<String> = std::env::args().collect();
     ckpt_backpressure::dispatch(&argv);
+    metrics_cost::dispatch(&argv);
     persistence::dispatch(&argv);
     regions::dispatch(&argv);
     if argv.get(1).map(String::as_str) == Some("state-keys") {

@@ -73,7 +73,7 @@ async fn a_finished_run_renders_exact_counters_that_parse() {
         .async_boundary()
         .via(
             weir_operators::simple::try_map(|x: &u64| {
-                if x % 10 == 0 {
+                if x.is_multiple_of(10) {
                     Err(format!("{x} ends in 0"))
                 } else {
                     Ok(*x)

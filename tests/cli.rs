@@ -20,6 +20,7 @@ fn fresh(name: &str) -> PathBuf {
 /// `weir <args>` with `WEIR_HOME=home`.
 fn weir(home: &Path, args: &[&str]) -> Output {
     Command::new(BIN)
+        .env("WEIR_LOG", "warn")
         .args(args)
         .env("WEIR_HOME", home)
         .stdin(Stdio::null())
@@ -49,6 +50,7 @@ impl Drop for Job {
 /// Starts `weir run <args>` and reads the URL line it prints on stderr.
 fn start(home: &Path, args: &[&str]) -> Job {
     let mut child = Command::new(BIN)
+        .env("WEIR_LOG", "warn")
         .arg("run")
         .args(args)
         .env("WEIR_HOME", home)
@@ -500,6 +502,7 @@ fn visualize_prints_a_python_scripts_graph_without_running_it() {
     let home = fresh("pyviz");
     let run = |args: &[&str]| {
         Command::new(BIN)
+            .env("WEIR_LOG", "warn")
             .args(args)
             .env("WEIR_HOME", &home)
             .env("WEIR_PYTHON", &py)
@@ -534,6 +537,7 @@ fn run_starts_a_python_script_with_the_ui_on_and_passes_its_arguments() {
     let Some(py) = python_with_weir() else { return };
     let home = fresh("pyrun");
     let o = Command::new(BIN)
+        .env("WEIR_LOG", "warn")
         .args([
             "run",
             "--ui-port",
@@ -586,6 +590,7 @@ fn sigint_to_weir_run_reaches_the_python_script_and_its_exit_code_comes_back() {
     let Some(py) = python_with_weir() else { return };
     let home = fresh("pysigint");
     let mut child = Command::new(BIN)
+        .env("WEIR_LOG", "warn")
         .args(["run", &fixture("py_ticker.py")])
         .env("WEIR_HOME", &home)
         .env("WEIR_PYTHON", &py)
@@ -654,6 +659,7 @@ fn a_separate_metrics_port_serves_prometheus_text_and_a_bad_token_is_a_usage_err
 fn run_passes_a_scripts_exit_code_through() {
     let home = fresh("exit7");
     let o = Command::new(BIN)
+        .env("WEIR_LOG", "warn")
         .args(["run", "--no-ui", &fixture("exit7.py"), "a", "--b"])
         .env("WEIR_HOME", &home)
         .env("WEIR_PYTHON", "python3")
@@ -663,6 +669,7 @@ fn run_passes_a_scripts_exit_code_through() {
     assert_eq!(o.status.code(), Some(7), "{}", text(&o.stderr));
     assert_eq!(text(&o.stdout), "['a', '--b']\n");
     let o = Command::new(BIN)
+        .env("WEIR_LOG", "warn")
         .args(["run", "--no-ui", "/nonexistent/dir/job.py"])
         .env("WEIR_PYTHON", "/nonexistent/python")
         .stdin(Stdio::null())

@@ -5,8 +5,9 @@
 //! `crash`, `w3`: see `w3/`), the event-sourced account job and its crash harness have
 //! `entities-job` and `crash-entities` (see `entities/`), `state-keys --keys N --backend
 //! rocksdb|memory` measures keyed state on a backend, and `actors [--n N] [--actors K]` measures
-//! the actor layer (see `actors.rs`). Every command is one clap subcommand: an unknown command
-//! or flag is an error with a suggestion (exit code 2).
+//! the actor layer (see `actors.rs`), and `metrics-cost` compares W1 and W2 with operating
+//! metrics on and off (see `metrics_cost.rs`). Every command is one clap subcommand: an unknown
+//! command or flag is an error with a suggestion (exit code 2).
 //!
 //! Every workload also runs a hand-written Rust loop doing the same work in the same process
 //! (`variant: "baseline_loop"`), so results can be compared as ratios on a noisy machine.
@@ -23,6 +24,7 @@ use weir::prelude::*;
 mod child;
 mod ckpt_backpressure;
 mod entities;
+mod metrics_cost;
 mod persistence;
 mod regions;
 mod state_keys;
@@ -64,6 +66,8 @@ enum BenchCommand {
     Entities(entities::EntitiesCommand),
     /// Checkpoints under sustained backpressure (RELIABILITY S7).
     CkptBackpressure(ckpt_backpressure::Args),
+    /// W1 and W2 with metrics (observer and scraping) on vs off, interleaved.
+    MetricsCost(metrics_cost::Args),
     /// Event-sourced entities on the RocksDB journal: persisted events per second and recovery time.
     Persistence(persistence::Args),
     /// Shard regions: entities made and messages per second.
@@ -428,6 +432,7 @@ fn main() {
         Some(BenchCommand::W3(c)) => std::process::exit(w3::run(c)),
         Some(BenchCommand::Entities(c)) => std::process::exit(entities::run(c)),
         Some(BenchCommand::CkptBackpressure(a)) => std::process::exit(ckpt_backpressure::main(a)),
+        Some(BenchCommand::MetricsCost(a)) => std::process::exit(metrics_cost::main(a)),
         Some(BenchCommand::Persistence(a)) => std::process::exit(persistence::main(a)),
         Some(BenchCommand::Regions(a)) => std::process::exit(regions::main(a)),
         Some(BenchCommand::StateKeys(a)) => std::process::exit(state_keys::main(a)),

@@ -14,6 +14,7 @@
 mod config;
 mod error;
 pub mod jobfile;
+pub mod logging;
 pub mod prom;
 pub mod registry;
 pub mod server;

@@ -244,7 +244,10 @@ pub fn main() -> Exit {
 }
 
 fn demo(a: &DemoArgs) -> Exit {
-    super::logging::init(super::settings::LogFormat::Text);
+    if let Err(e) = super::logging::init(super::settings::LogFormat::Text) {
+        eprintln!("weir demo: {e}");
+        return Exit::Usage;
+    }
     let rt = match weir_engine::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

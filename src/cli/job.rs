@@ -97,6 +97,9 @@ pub enum JobError {
     /// The UI/API server did not start.
     #[error(transparent)]
     Serve(#[from] serve::ServeError),
+    /// The log filter (`WEIR_LOG` / `RUST_LOG`) does not parse.
+    #[error(transparent)]
+    Logging(#[from] super::logging::LoggingError),
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
@@ -198,7 +201,7 @@ impl Job {
                 Exit::Cancelled
             }
             Ok(JobOutcome::Finished) => Exit::Ok,
-            Err(e @ JobError::Settings(_)) => {
+            Err(e @ (JobError::Settings(_) | JobError::Logging(_))) => {
                 eprintln!("weir: {e}");
                 Exit::Usage
             }
@@ -222,7 +225,7 @@ impl Job {
         Fut: Future<Output = Result<(), EngineError>>,
     {
         self.settings.check()?;
-        super::logging::init(self.settings.log_format);
+        super::logging::init(self.settings.log_format)?;
         let rt = weir_engine::Runtime::new().map_err(JobError::Runtime)?;
         let runs = Arc::new(Runs::default());
         let observer: Arc<dyn RunObserver> = runs.clone();

@@ -1,21 +1,18 @@
-//! Log set-up of a job process: `tracing` events to stderr as text or JSON lines, filtered by
-//! `WEIR_LOG` (else `RUST_LOG`, else `warn`).
+//! Log set-up of a job process, through `weir_ops::logging` (the one set-up of the project):
+//! `tracing` events to stderr as text or JSON lines, filtered by `WEIR_LOG`, else `RUST_LOG`.
 
 use super::settings::LogFormat;
-use tracing_subscriber::EnvFilter;
+pub use weir_ops::logging::LoggingError;
 
-/// Installs the process's log subscriber; a no-op when one is installed already.
-pub fn init(format: LogFormat) {
-    let filter = std::env::var("WEIR_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .ok()
-        .and_then(|f| EnvFilter::try_new(f).ok())
-        .unwrap_or_else(|| EnvFilter::new("warn"));
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => b.try_init(),
-        LogFormat::Json => b.json().try_init(),
+/// Installs the process's log subscriber; a subscriber installed already is kept (`Ok`), a
+/// filter that does not parse is an error.
+pub fn init(format: LogFormat) -> Result<(), LoggingError> {
+    let f = match format {
+        LogFormat::Text => weir_ops::logging::LogFormat::Text,
+        LogFormat::Json => weir_ops::logging::LogFormat::Json,
     };
+    match weir_ops::logging::init(f) {
+        Err(LoggingError::AlreadySet) => Ok(()),
+        r => r,
+    }
 }

@@ -24,7 +24,7 @@ mod settings;
 
 pub use exit::{EXIT_CODES_HELP, Exit};
 pub use job::{Job, JobArgs, JobError, JobOutcome, NoArgs, run_job, run_job_from, run_job_with};
-pub use logging::init as init_logging;
+pub use logging::{LoggingError, init as init_logging};
 pub use serve::{ServeError, Served, start as serve};
 pub use settings::{
     DEFAULT_CHECKPOINT_INTERVAL, JobSettings, LogFormat, SettingsError, UiSettings, env,

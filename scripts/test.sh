@@ -39,6 +39,7 @@ for crate in weir-graph weir-state weir-state-rocksdb weir-engine weir-operators
 done
 
 echo "== tests (unit, integration, examples)"
+source scripts/chromium-env.sh >/dev/null # headless Chromium for the web UI's browser test
 if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --workspace "${PY_EXCLUDES[@]}" --locked --no-fail-fast
 else

@@ -124,29 +124,15 @@ pub struct DemoReport {
     pub checkpoints: u64,
 }
 
-/// Runs the demo pipeline: a word count over a generated corpus, split and counted by key over
-/// `parallelism` subtasks, the counts kept in a RocksDB state backend in a temporary directory
-/// and checkpointed every 50 ms (a final checkpoint is written once every stage finished), then
-/// ranked by a leaderboard actor stage (checkpointed too).
-pub async fn word_count(lines: usize, parallelism: usize) -> Result<DemoReport, EngineError> {
-    let corpus = Arc::new(zipf_corpus(lines, 10, 10_000, 42));
+/// The demo pipeline over `corpus`: lines split into words and counted by key over
+/// `parallelism` subtasks in the run's state backend, then ranked by a leaderboard actor stage
+/// (checkpointed too); its value is the leaderboard.
+pub fn word_count_graph(
+    corpus: Arc<Vec<String>>,
+    parallelism: usize,
+) -> RunnableGraph<weir_graph::SinkFuture<Leaderboard>> {
     let n = corpus.len();
-    let root = std::env::temp_dir().join(format!("weir-demo-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    let fail = |e: &dyn std::fmt::Display| EngineError::Stage(StageError::internal(e.to_string()));
-    let backend = Arc::new(
-        weir_state_rocksdb::RocksDbBackend::open(root.join("state")).map_err(|e| fail(&e))?,
-    );
-    let held = Arc::clone(&backend);
-    let clock: Arc<dyn weir_graph::Clock> = Arc::new(weir_engine::SystemClock::new());
-    let m = Materializer::new()
-        .with_clock(clock.clone())
-        .with_service(Arc::new(weir_state::StateService::new(backend, clock)))
-        .with_checkpoints(weir_engine::CheckpointConfig::new(
-            std::time::Duration::from_millis(50),
-            root.join("checkpoints"),
-        ));
-    let graph = Source::range(0usize, n)
+    Source::range(0usize, n)
         .flat_map(move |i: usize| corpus[i].split(' ').map(str::to_owned).collect::<Vec<_>>())
         .named("split")
         .parallelism(parallelism)
@@ -159,7 +145,44 @@ pub async fn word_count(lines: usize, parallelism: usize) -> Result<DemoReport, 
             Flow::actor(Props::<LeaderboardActor>::default_of().checkpointed())
                 .named("leaderboard"),
         )
-        .to_mat(Sink::head(), Keep::right);
+        .to_mat(Sink::head(), Keep::right)
+}
+
+/// Runs the demo pipeline: a word count over a generated corpus, split and counted by key over
+/// `parallelism` subtasks, the counts kept in a RocksDB state backend in a temporary directory
+/// and checkpointed every 50 ms (a final checkpoint is written once every stage finished), then
+/// ranked by a leaderboard actor stage (checkpointed too).
+pub async fn word_count(lines: usize, parallelism: usize) -> Result<DemoReport, EngineError> {
+    word_count_on(Materializer::new(), lines, parallelism, None).await
+}
+
+/// [`word_count`] on `m` (which may carry a name, the UI's observers, a runtime), checkpointed
+/// with `checkpoints` when given, else every 50 ms into a temporary directory.
+pub async fn word_count_on(
+    m: Materializer,
+    lines: usize,
+    parallelism: usize,
+    checkpoints: Option<weir_engine::CheckpointConfig>,
+) -> Result<DemoReport, EngineError> {
+    let corpus = Arc::new(zipf_corpus(lines, 10, 10_000, 42));
+    let root = std::env::temp_dir().join(format!("weir-demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let fail = |e: &dyn std::fmt::Display| EngineError::Stage(StageError::internal(e.to_string()));
+    let backend = Arc::new(
+        weir_state_rocksdb::RocksDbBackend::open(root.join("state")).map_err(|e| fail(&e))?,
+    );
+    let held = Arc::clone(&backend);
+    let clock: Arc<dyn weir_graph::Clock> = Arc::new(weir_engine::SystemClock::new());
+    let m = m
+        .with_clock(clock.clone())
+        .with_service(Arc::new(weir_state::StateService::new(backend, clock)))
+        .with_checkpoints(checkpoints.unwrap_or_else(|| {
+            weir_engine::CheckpointConfig::new(
+                std::time::Duration::from_millis(50),
+                root.join("checkpoints"),
+            )
+        }));
+    let graph = word_count_graph(corpus, parallelism);
     let run = async {
         let (fut, handle) = m.materialize(&graph)?;
         let board = fut.await?;
@@ -173,8 +196,9 @@ pub async fn word_count(lines: usize, parallelism: usize) -> Result<DemoReport, 
     let result = run.await;
     drop(m);
     drop(graph);
-    // The finished run's stages let go of the backend shortly after it completes.
-    for _ in 0..1000 {
+    // The finished run's stages let go of the backend shortly after it completes (an operations
+    // registry keeping the run's view may hold it for the life of the process).
+    for _ in 0..100 {
         if Arc::strong_count(&held) == 1 {
             break;
         }

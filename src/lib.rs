@@ -19,7 +19,9 @@
 //! # });
 //! ```
 
+pub mod cli;
 pub mod demo;
+pub mod viz;
 
 pub use weir_connectors as connectors;
 pub use weir_engine as engine;

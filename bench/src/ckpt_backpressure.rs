@@ -20,12 +20,9 @@ use weir::graph::{AsyncIo, AsyncLogic, Control, Event, Signal, StageError};
 use weir::prelude::*;
 
 /// Command line of `weir-bench ckpt-backpressure`.
-#[derive(clap::Parser)]
-#[command(
-    name = "weir-bench ckpt-backpressure",
-    about = "checkpoint durations of a W3 window job into a slow sink"
-)]
-struct Args {
+#[derive(clap::Args)]
+#[command(about = "checkpoint durations of a W3 window job into a slow sink")]
+pub struct Args {
     /// Wall time of the run in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     ms: u64,
@@ -99,16 +96,8 @@ fn quantile_ms(sorted: &[Duration], q: f64) -> f64 {
         .map_or(0.0, |d| d.as_secs_f64() * 1e3)
 }
 
-/// Runs the measurement and exits when `argv` names `ckpt-backpressure`; returns otherwise.
-pub fn dispatch(argv: &[String]) {
-    if argv.get(1).map(String::as_str) == Some("ckpt-backpressure") {
-        std::process::exit(main(argv[1..].to_vec()));
-    }
-}
-
-/// Runs the measurement for `argv` (`ckpt-backpressure ...`); the process's exit code.
-fn main(argv: Vec<String>) -> i32 {
-    let args = <Args as clap::Parser>::parse_from(argv);
+/// Runs the measurement; the process's exit code.
+pub fn main(args: Args) -> i32 {
     if args.sink_rate == 0 || args.interval_ms == 0 {
         eprintln!("ckpt-backpressure: --sink-rate and --interval-ms must be above 0");
         return 2;

@@ -5,7 +5,9 @@
 //! `crash`, `w3`: see `w3/`), the event-sourced account job and its crash harness have
 //! `entities-job` and `crash-entities` (see `entities/`), `state-keys --keys N --backend
 //! rocksdb|memory` measures keyed state on a backend, and `actors [--n N] [--actors K]` measures
-//! the actor layer (see `actors.rs`).
+//! the actor layer (see `actors.rs`), and `metrics-cost` compares W1 and W2 with operating
+//! metrics on and off (see `metrics_cost.rs`). Every command is one clap subcommand: an unknown
+//! command or flag is an error with a suggestion (exit code 2).
 //!
 //! Every workload also runs a hand-written Rust loop doing the same work in the same process
 //! (`variant: "baseline_loop"`), so results can be compared as ratios on a noisy machine.
@@ -22,23 +24,64 @@ use weir::prelude::*;
 mod child;
 mod ckpt_backpressure;
 mod entities;
+mod metrics_cost;
 mod persistence;
 mod regions;
 mod remote_exchange;
 mod state_keys;
 mod w3;
 
-/// Command line of `weir-bench` (its flags are part of the product: keep them stable).
+/// Command line of `weir-bench` (its commands and flags are part of the product: keep them
+/// stable). `weir-bench [FLAGS]` alone runs every workload, as `weir-bench all` does.
 #[derive(clap::Parser)]
 #[command(
     name = "weir-bench",
     about = "weir benchmark workloads printing JSON lines",
-    after_help = "The W3 job and its crash harness: w3, w3-gen, w3-job, crash; event-sourced entities: entities-job, crash-entities, persistence, regions (each with --help)."
+    after_help = "Examples:\n  weir-bench w1 --n 2e8\n  weir-bench w2 --parallelism 1,2,4\n  weir-bench crash --kills 20\n  weir-bench state-keys --keys 1e7 --backend rocksdb\n\nExit codes: 0 ok, 1 a workload failed, 2 usage error (unknown command or flag)."
 )]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<BenchCommand>,
+    #[command(flatten)]
+    args: Args,
+}
+
+/// The commands of `weir-bench`.
+#[derive(clap::Subcommand)]
+enum BenchCommand {
+    /// map/filter/sum over a range (fused and through a boundary).
+    W1(Args),
+    /// Word count over a Zipf corpus.
+    W2(Args),
+    /// Compose and materialize a 10,000-stage chain.
+    Chain(Args),
+    /// End-to-end latency at a steady rate.
+    Latency(Args),
+    /// Actor stages, tell and ask loops, an established actor crate, memory per idle actor.
+    Actors(Args),
+    /// Every workload above.
+    All(Args),
+    #[command(flatten)]
+    W3(w3::W3Command),
+    #[command(flatten)]
+    Entities(entities::EntitiesCommand),
+    /// Checkpoints under sustained backpressure (RELIABILITY S7).
+    CkptBackpressure(ckpt_backpressure::Args),
+    /// W1 and W2 with metrics (observer and scraping) on vs off, interleaved.
+    MetricsCost(metrics_cost::Args),
+    /// Event-sourced entities on the RocksDB journal: persisted events per second and recovery time.
+    Persistence(persistence::Args),
+    /// Shard regions: entities made and messages per second.
+    Regions(regions::Args),
+    /// A remote edge over QUIC with TLS against plain TCP: throughput and one-hop latency.
+    RemoteExchange(remote_exchange::Args),
+    /// Counting per key through keyed state.
+    StateKeys(state_keys::Args),
+}
+
+/// The flags of the w1, w2, chain, latency and actors workloads.
+#[derive(Clone, Default, clap::Args)]
 struct Args {
-    /// Which workload to run.
-    #[arg(value_enum, default_value_t = Workload::All)]
-    workload: Workload,
     /// Elements (w1), words (w2), messages (actors) or the latency rate per second; accepts `2e8`.
     #[arg(long, value_parser = parse_count)]
     n: Option<u64>,
@@ -56,20 +99,35 @@ struct Args {
     only: Vec<String>,
 }
 
+impl Args {
+    /// These flags, with the ones not given taken from `outer` (flags before the workload).
+    fn or(self, outer: Args) -> Args {
+        Args {
+            n: self.n.or(outer.n),
+            parallelism: if self.parallelism.is_empty() {
+                outer.parallelism
+            } else {
+                self.parallelism
+            },
+            batch: self.batch.or(outer.batch),
+            actors: self.actors.or(outer.actors),
+            only: if self.only.is_empty() {
+                outer.only
+            } else {
+                self.only
+            },
+        }
+    }
+}
+
 /// The workloads.
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Workload {
-    /// map/filter/sum over a range (fused and through a boundary).
     W1,
-    /// Word count over a Zipf corpus.
     W2,
-    /// Compose and materialize a 10,000-stage chain.
     Chain,
-    /// End-to-end latency at a steady rate.
     Latency,
-    /// Actor stages, tell and ask loops, an established actor crate, memory per idle actor.
     Actors,
-    /// Every workload.
     All,
 }
 
@@ -365,21 +423,29 @@ fn latency(rt: &weir::engine::Runtime, rate: u64, seconds: u64) {
 }
 
 fn main() {
-    if let Some(code) = w3::dispatch() {
-        std::process::exit(code);
-    }
-    if let Some(code) = entities::dispatch() {
-        std::process::exit(code);
-    }
-    let argv: Vec<String> = std::env::args().collect();
-    ckpt_backpressure::dispatch(&argv);
-    persistence::dispatch(&argv);
-    regions::dispatch(&argv);
-    remote_exchange::dispatch(&argv);
-    if argv.get(1).map(String::as_str) == Some("state-keys") {
-        std::process::exit(state_keys::main(argv[1..].to_vec()));
-    }
-    let args = <Args as clap::Parser>::parse();
+    let cli = <Cli as clap::Parser>::parse();
+    let (w, args) = match cli.command {
+        None => (Workload::All, cli.args),
+        Some(BenchCommand::W1(a)) => (Workload::W1, a.or(cli.args)),
+        Some(BenchCommand::W2(a)) => (Workload::W2, a.or(cli.args)),
+        Some(BenchCommand::Chain(a)) => (Workload::Chain, a.or(cli.args)),
+        Some(BenchCommand::Latency(a)) => (Workload::Latency, a.or(cli.args)),
+        Some(BenchCommand::Actors(a)) => (Workload::Actors, a.or(cli.args)),
+        Some(BenchCommand::All(a)) => (Workload::All, a.or(cli.args)),
+        Some(BenchCommand::W3(c)) => std::process::exit(w3::run(c)),
+        Some(BenchCommand::Entities(c)) => std::process::exit(entities::run(c)),
+        Some(BenchCommand::CkptBackpressure(a)) => std::process::exit(ckpt_backpressure::main(a)),
+        Some(BenchCommand::MetricsCost(a)) => std::process::exit(metrics_cost::main(a)),
+        Some(BenchCommand::Persistence(a)) => std::process::exit(persistence::main(a)),
+        Some(BenchCommand::Regions(a)) => std::process::exit(regions::main(a)),
+        Some(BenchCommand::RemoteExchange(a)) => std::process::exit(remote_exchange::main(a)),
+        Some(BenchCommand::StateKeys(a)) => std::process::exit(state_keys::main(a)),
+    };
+    run_workloads(w, &args);
+}
+
+/// Runs the in-process workloads `w` with `args`.
+fn run_workloads(w: Workload, args: &Args) {
     let rt = match weir::engine::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -387,7 +453,6 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let w = args.workload;
     if matches!(w, Workload::W1 | Workload::All) {
         let pars = if args.parallelism.is_empty() {
             vec![1]

@@ -18,12 +18,11 @@ use weir::state::journal::{AtomicWrite, Journal, NewEvent};
 use weir_state_rocksdb::RocksJournal;
 
 /// Command line of `weir-bench persistence`.
-#[derive(clap::Parser)]
+#[derive(clap::Args)]
 #[command(
-    name = "weir-bench persistence",
     about = "event-sourced entities on the RocksDB journal: persisted events per second and recovery time"
 )]
-struct Args {
+pub struct Args {
     /// Commands (one event each); accepts `1e6`.
     #[arg(long, default_value_t = 1_000_000, value_parser = crate::parse_count)]
     n: u64,
@@ -37,13 +36,6 @@ struct Args {
     /// removed after).
     #[arg(long)]
     dir: Option<PathBuf>,
-}
-
-/// Runs `persistence ...` when `argv` names it.
-pub fn dispatch(argv: &[String]) {
-    if argv.get(1).map(String::as_str) == Some("persistence") {
-        std::process::exit(main(argv[1..].to_vec()));
-    }
 }
 
 fn journal(dir: &Path, name: &str) -> Result<Arc<dyn Journal>, String> {
@@ -162,8 +154,8 @@ fn run(args: &Args, dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn main(argv: Vec<String>) -> i32 {
-    let args = <Args as clap::Parser>::parse_from(argv);
+/// Runs the measurement; the process's exit code.
+pub fn main(args: Args) -> i32 {
     let (dir, temporary) = match &args.dir {
         Some(d) => (d.clone(), false),
         None => (

@@ -12,25 +12,15 @@ use weir::operators::actor::{Actor, Ctx, Props, RegionSettings, sharded};
 use weir::prelude::*;
 
 /// Command line of `weir-bench regions`.
-#[derive(clap::Parser)]
-#[command(
-    name = "weir-bench regions",
-    about = "shard regions: entities made and messages per second"
-)]
-struct Args {
+#[derive(clap::Args)]
+#[command(about = "shard regions: entities made and messages per second")]
+pub struct Args {
     /// Entities; accepts `1e5`.
     #[arg(long, default_value_t = 100_000, value_parser = crate::parse_count)]
     entities: u64,
     /// Messages of the `messages` variant; accepts `5e6`.
     #[arg(long, default_value_t = 5_000_000, value_parser = crate::parse_count)]
     n: u64,
-}
-
-/// Runs `regions ...` when `argv` names it.
-pub fn dispatch(argv: &[String]) {
-    if argv.get(1).map(String::as_str) == Some("regions") {
-        std::process::exit(main(argv[1..].to_vec()));
-    }
 }
 
 /// Counts its messages; emits nothing until it stops (then its count).
@@ -90,8 +80,8 @@ fn line(variant: &str, n: u64, entities: u64, secs: f64, base_mb: f64, checksum:
     );
 }
 
-fn main(argv: Vec<String>) -> i32 {
-    let args = <Args as clap::Parser>::parse_from(argv);
+/// Runs the measurement; the process's exit code.
+pub fn main(args: Args) -> i32 {
     let rt = match weir::engine::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -17,13 +17,9 @@ use weir_cluster::edge::{remote_sink, remote_source};
 use weir_cluster::tls::{NodeIdentity, make_ca, make_node_cert};
 use weir_cluster::transport::{QuicConfig, QuicTransport, TcpTransport, Transport};
 
-/// Command line of `weir-bench remote-exchange`.
-#[derive(clap::Parser)]
-#[command(
-    name = "weir-bench remote-exchange",
-    about = "a remote edge over QUIC with TLS against plain TCP: throughput and one-hop latency"
-)]
-struct Args {
+/// Flags of `weir-bench remote-exchange`.
+#[derive(clap::Args)]
+pub struct Args {
     /// Rows of the throughput variants; accepts `2e6`.
     #[arg(long, default_value_t = 2_000_000, value_parser = crate::parse_count)]
     n: u64,
@@ -36,13 +32,6 @@ struct Args {
     /// Seconds the latency variants run.
     #[arg(long, default_value_t = 3)]
     seconds: u64,
-}
-
-/// Runs `remote-exchange ...` when `argv` names it.
-pub fn dispatch(argv: &[String]) {
-    if argv.get(1).map(String::as_str) == Some("remote-exchange") {
-        std::process::exit(main(argv[1..].to_vec()));
-    }
 }
 
 type Pair = (Arc<dyn Transport>, Arc<dyn Transport>);
@@ -140,8 +129,8 @@ async fn latency(pair: Pair, rate: u64, seconds: u64) -> Result<Vec<u64>, String
     Ok(v)
 }
 
-fn main(argv: Vec<String>) -> i32 {
-    let args = <Args as clap::Parser>::parse_from(argv);
+/// Runs `weir-bench remote-exchange`; returns the exit code.
+pub fn main(args: Args) -> i32 {
     let rt = match weir::engine::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -24,12 +24,9 @@ use weir::state::{InMemoryBackend, StateBackend, StateId, StateService};
 use weir_state_rocksdb::{RocksDbBackend, RocksDbOptions};
 
 /// Command line of `weir-bench state-keys`.
-#[derive(clap::Parser)]
-#[command(
-    name = "weir-bench state-keys",
-    about = "counting per key through keyed state"
-)]
-struct Args {
+#[derive(clap::Args)]
+#[command(about = "counting per key through keyed state")]
+pub struct Args {
     /// Distinct keys; accepts `1e7`.
     #[arg(long, value_parser = crate::parse_count, default_value = "1000000")]
     keys: u64,
@@ -94,9 +91,8 @@ fn dir_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-/// Runs the subcommand on `argv` (starting with `state-keys`); returns the exit code.
-pub fn main(argv: Vec<String>) -> i32 {
-    let args = <Args as clap::Parser>::parse_from(argv);
+/// Runs the subcommand; the exit code.
+pub fn main(args: Args) -> i32 {
     match run(&args) {
         Ok(()) => 0,
         Err(e) => {

@@ -60,6 +60,8 @@ pub(crate) struct ChannelState {
     depth: AtomicUsize,
     peak: AtomicUsize,
     peak_bytes: AtomicUsize,
+    /// Bytes of the data batches the consumer took so far (their weight when sent).
+    received_bytes: AtomicUsize,
 }
 
 impl ChannelState {
@@ -80,6 +82,22 @@ impl ChannelState {
     /// Most bytes ever queued at once.
     pub(crate) fn peak_bytes(&self) -> usize {
         self.peak_bytes.load(Ordering::Relaxed)
+    }
+    /// Bytes of the data batches the consumer took so far.
+    pub(crate) fn received_bytes(&self) -> usize {
+        self.received_bytes.load(Ordering::Relaxed)
+    }
+    /// Capacity in rows (for a demand-driven channel: the most rows one poll grants).
+    pub(crate) fn capacity(&self) -> usize {
+        self.cap_rows
+    }
+    /// Whether a producer waits for credit now: the queue holds its capacity in rows or bytes.
+    pub(crate) fn is_full(&self) -> bool {
+        let s = self.lock();
+        if self.on_demand {
+            return s.rows > 0 && s.demand == 0;
+        }
+        s.rows > 0 && (s.rows >= self.cap_rows || s.bytes >= self.cap_bytes)
     }
 }
 
@@ -142,6 +160,7 @@ fn make(cap_rows: usize, cap_bytes: usize, on_demand: bool) -> (Sender, Receiver
         depth: AtomicUsize::new(0),
         peak: AtomicUsize::new(0),
         peak_bytes: AtomicUsize::new(0),
+        received_bytes: AtomicUsize::new(0),
     });
     (
         Sender {
@@ -161,6 +180,11 @@ pub(crate) struct Sender {
 }
 
 impl Sender {
+    /// The channel's shared state (its queue's metrics).
+    pub(crate) fn shared(&self) -> &Arc<ChannelState> {
+        &self.shared
+    }
+
     /// Another handle to the same channel (used by the engine to terminate it).
     pub(crate) fn control(&self) -> Self {
         self.shared.senders.fetch_add(1, Ordering::AcqRel);
@@ -324,6 +348,9 @@ impl Receiver {
                         s.rows -= b.rows();
                         s.bytes -= bytes;
                         self.shared.depth.store(s.rows, Ordering::Relaxed);
+                        self.shared
+                            .received_bytes
+                            .fetch_add(bytes, Ordering::Relaxed);
                     }
                     (Poll::Ready(Some(m)), s.tx_waker.take())
                 }

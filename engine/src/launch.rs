@@ -236,14 +236,24 @@ fn launch_with(
                     path: info.path.clone(),
                     subtask: sub,
                     island: island_base + isl.id,
+                    sink: nd.outputs.is_empty(),
                     m: Arc::clone(&m),
                 });
                 stage_metrics.push(Arc::clone(&m));
+                let policy = nd.attrs.supervision.clone();
                 StageCommon {
+                    sup: crate::errlog::observed(
+                        policy.as_ref(),
+                        &shared.errors,
+                        &m,
+                        &info.path,
+                        sub,
+                    ),
+                    policy,
                     info,
-                    sup: nd.attrs.supervision.clone(),
                     batch: nd.attrs.batch_size.unwrap_or(shared.batch_size),
                     m,
+                    log: Arc::clone(&shared.errors),
                 }
             };
             let rxs = std::mem::take(&mut w.rx[isl.id][sub]);
@@ -281,6 +291,7 @@ fn launch_with(
                     let mut routed = Vec::new();
                     for (port, senders) in txs.into_iter().enumerate() {
                         controls.extend(senders.iter().map(Sender::control));
+                        watch_outputs(&c.m, &senders);
                         let kind = w.kinds[isl.id][port];
                         let router = module.nodes[node].outputs[port]
                             .make(kind, senders.len())
@@ -399,6 +410,7 @@ fn launch_with(
                                 .make(kind, senders.len())
                                 .ok_or_else(|| router_error(&path, kind))?;
                             let m = stage_metrics.last().cloned().unwrap_or_default();
+                            watch_outputs(&m, &senders);
                             let batch = module.nodes[last]
                                 .attrs
                                 .batch_size
@@ -501,6 +513,13 @@ fn restore_error(
         reason: format!("{}: {e}", c.info.path),
     }
     .into()
+}
+
+/// Lets the metrics of the stage sending into `senders` see whether they are full.
+fn watch_outputs(m: &StageMetrics, senders: &[Sender]) {
+    if let Ok(mut v) = m.outputs.lock() {
+        v.extend(senders.iter().map(|s| Arc::clone(s.shared())));
+    }
 }
 
 /// The input port of stage `c` over its channels, whose queues its metrics watch.

@@ -8,8 +8,29 @@ use crate::plan::PhysicalPlan;
 use crate::shared::RunShared;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 use weir_graph::StageError;
+
+pub use crate::checkpoint::{CheckpointRecord, CheckpointStatus, CheckpointTotals};
+pub use crate::errlog::ERRORS_KEPT;
+pub use crate::stall::{DEFAULT_STALL_THRESHOLD, Stall};
+
+/// One supervised failure or dead letter of a run ([`RunView::recent_errors`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorRecord {
+    /// Path of the stage that failed (`name#position`).
+    pub stage: String,
+    /// Its subtask.
+    pub subtask: usize,
+    /// The error's text.
+    pub error: String,
+    /// The element it failed on, rendered, when known.
+    pub element: Option<String>,
+    /// When it happened (Unix milliseconds).
+    pub at_ms: u64,
+    /// Whether the element was dropped (Resume or Restart): a dead letter.
+    pub dead_letter: bool,
+}
 
 /// Told about every run materialized in this process after it started.
 pub trait RunObserver: Send + Sync {
@@ -172,6 +193,33 @@ impl RunView {
             });
         };
         c.savepoint(&self.shared, dir.into()).await
+    }
+
+    /// The run's newest supervised failures and dead letters (at most [`ERRORS_KEPT`]),
+    /// oldest first.
+    pub fn recent_errors(&self) -> Vec<ErrorRecord> {
+        self.shared.errors.records()
+    }
+
+    /// The stage holding the run up, when its throughput dropped to zero while input waits
+    /// for longer than the materializer's stall threshold (samples the run now).
+    pub fn stall(&self) -> Option<Stall> {
+        self.shared.stall.sample(&self.shared)
+    }
+
+    /// How far the event-time watermark at the run's sinks (the lowest over the sinks that
+    /// received one) trails the run's clock (its start time plus the clock's time); `None`
+    /// before a sink received a watermark.
+    pub fn watermark_lag(&self) -> Option<Duration> {
+        let wm = self.shared.metrics.lock().ok().and_then(|v| {
+            v.iter()
+                .filter(|e| e.sink)
+                .filter_map(|e| e.m.watermark())
+                .min()
+        })?;
+        let now = crate::errlog::unix_ms(self.started + self.shared.clock.now());
+        let now = i64::try_from(now).unwrap_or(i64::MAX);
+        Some(Duration::from_millis(now.saturating_sub(wm).max(0) as u64))
     }
 
     /// The tokio runtime the run's tasks live on.

@@ -99,7 +99,12 @@ impl ChannelInput {
         while let Some(c) = self.ready.pop_front() {
             match &self.hub {
                 Some((hub, port)) => hub.arrive(*port, c),
-                None => return Some(InMsg::Control(c)),
+                None => {
+                    if let Some(m) = &self.counts {
+                        m.saw_control(&c);
+                    }
+                    return Some(InMsg::Control(c));
+                }
             }
         }
         None
@@ -375,10 +380,12 @@ impl RoutedOutput {
             if let Some(b) = self.router.take(d)
                 && let Some(tx) = &self.senders[d]
             {
-                if tx.push(Msg::Data(b)).is_err() {
+                let bytes = b.bytes();
+                if tx.push_weighed(Msg::Data(b), bytes).is_err() {
                     self.senders[d] = None;
                 } else {
                     StageMetrics::add(&self.metrics.batches_out, 1);
+                    StageMetrics::add(&self.metrics.bytes_out, bytes as u64);
                 }
             }
         }
@@ -417,6 +424,7 @@ impl ErasedOutput for RoutedOutput {
                             continue;
                         }
                         StageMetrics::add(&self.metrics.batches_out, 1);
+                        StageMetrics::add(&self.metrics.bytes_out, bytes as u64);
                     }
                     open += 1;
                 }

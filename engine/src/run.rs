@@ -34,6 +34,8 @@ pub struct Materializer {
     services: Services,
     checkpoints: Option<crate::checkpoint::CheckpointConfig>,
     name: Option<Arc<str>>,
+    /// Stall threshold (`None`: no stall detection).
+    stall: Option<Duration>,
 }
 
 impl std::fmt::Debug for Materializer {
@@ -71,6 +73,7 @@ impl Materializer {
             services: Services::new(),
             checkpoints: None,
             name: None,
+            stall: Some(crate::stall::DEFAULT_STALL_THRESHOLD),
         }
     }
     /// Registers `executor` under `id`: islands of stages set `on_executor(id)` (or all of
@@ -179,6 +182,20 @@ impl Materializer {
         }
     }
 
+    /// Reports a run as stalled (a `tracing` warning naming the bottleneck stage, and
+    /// `RunView::stall`) once it made no progress for `threshold` while input waits (default
+    /// [`crate::observe::DEFAULT_STALL_THRESHOLD`]).
+    pub fn with_stall_threshold(mut self, threshold: Duration) -> Self {
+        self.stall = Some(threshold);
+        self
+    }
+
+    /// Turns stall detection off.
+    pub fn without_stall_detection(mut self) -> Self {
+        self.stall = None;
+        self
+    }
+
     /// Names the runs this materializer starts (shown by operations tooling).
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(Arc::from(name.into()));
@@ -211,12 +228,14 @@ impl Materializer {
         };
         let cancel = CancellationToken::new();
         let id = crate::observe::next_run_id();
+        let name = self
+            .name
+            .clone()
+            .unwrap_or_else(|| Arc::from(format!("run-{id}")));
+        let span = tracing::info_span!("run", id, name = %name);
         let shared = Arc::new(RunShared {
             id,
-            name: self
-                .name
-                .clone()
-                .unwrap_or_else(|| Arc::from(format!("run-{id}"))),
+            name,
             started: std::time::SystemTime::now(),
             producers: cancel.child_token(),
             cancel,
@@ -238,6 +257,9 @@ impl Materializer {
             services,
             injectors: crate::control::Injectors::default(),
             checkpoints,
+            errors: Arc::default(),
+            stall: crate::stall::StallWatch::new(self.stall),
+            span,
         });
         let mat = crate::launch::launch(&shared, Arc::clone(graph.module()), vec![], vec![])?;
         let mat = RunnableGraph::<M>::downcast_mat(mat)?;
@@ -254,6 +276,7 @@ impl Materializer {
                 shared.handle.spawn(task);
             }
         }
+        watch_stalls(&shared);
         if crate::observe::any_observer() {
             let plan = plan(Arc::clone(graph.module()), shared.cfg)
                 .ok()
@@ -268,6 +291,34 @@ impl Materializer {
             },
         ))
     }
+}
+
+/// Samples the run for stalls every period of its detector until it ends (under the system
+/// clock; a virtual clock's run is sampled when `RunView::stall` is read).
+fn watch_stalls(shared: &Arc<RunShared>) {
+    let Some(period) = shared.stall.period() else {
+        return;
+    };
+    if shared.clock.tracks_tasks() {
+        return;
+    }
+    let run = Arc::downgrade(shared);
+    let (cancel, done) = (shared.cancel.clone(), shared.sinks_done.clone());
+    shared.handle.spawn(async move {
+        loop {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                _ = done.cancelled() => break,
+                () = tokio::time::sleep(period) => {}
+            }
+            let Some(run) = run.upgrade() else { break };
+            if run.tracker.is_empty() {
+                break;
+            }
+            run.stall.sample(&run);
+        }
+    });
 }
 
 /// Owns a running graph: wait for it, cancel it, read its metrics. Dropping it cancels the run

@@ -57,6 +57,12 @@ pub(crate) struct RunShared {
     pub(crate) injectors: crate::control::Injectors,
     /// The checkpoint coordinator, when the run checkpoints.
     pub(crate) checkpoints: Option<Arc<crate::checkpoint::Coordinator>>,
+    /// The run's newest supervised failures and dead letters.
+    pub(crate) errors: Arc<crate::errlog::ErrorLog>,
+    /// The run's stall detector.
+    pub(crate) stall: crate::stall::StallWatch,
+    /// The run's tracing span (name, id): every island's span is a child of it.
+    pub(crate) span: tracing::Span,
 }
 
 /// Stops a task of the run wherever it runs.
@@ -88,7 +94,7 @@ impl RunShared {
         name: String,
         fut: impl std::future::Future<Output = ()> + Send + 'static,
     ) {
-        let span = tracing::debug_span!("island", name = %name);
+        let span = tracing::debug_span!(parent: &self.span, "island", name = %name);
         let abort = match self.executors.get(&executor) {
             Some(ex) if executor != ExecutorId::TOKIO => {
                 let (fut, h) = futures::future::abortable(fut.instrument(span));

@@ -1,6 +1,7 @@
 //! Supervision applied by the engine around every call into stage logic: panics are caught,
 //! the stage's decider picks Stop / Resume / Restart, and Restart recreates the logic.
 
+use crate::errlog::ErrorLog;
 use crate::metrics::StageMetrics;
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -87,9 +88,15 @@ impl Failure {
 /// What every running stage instance carries besides its logic.
 pub(crate) struct StageCommon {
     pub(crate) info: StageInfo,
+    /// The supervision the stage's own code sees: its policy, counting the elements it drops
+    /// ([`crate::errlog::observed`]).
     pub(crate) sup: Option<Supervision>,
+    /// The stage's policy itself, for the engine's decisions.
+    pub(crate) policy: Option<Supervision>,
     pub(crate) batch: usize,
     pub(crate) m: Arc<StageMetrics>,
+    /// The run's recent errors.
+    pub(crate) log: Arc<ErrorLog>,
 }
 
 impl StageCommon {
@@ -99,8 +106,23 @@ impl StageCommon {
 
     /// Records a failure and returns what to do about it.
     pub(crate) fn decide(&self, err: &StageError) -> Directive {
+        self.decide_dropping(err, false)
+    }
+
+    /// Records a failure (`drops`: a Resume or Restart drops its element, a dead letter) and
+    /// returns what to do about it.
+    fn decide_dropping(&self, err: &StageError, drops: bool) -> Directive {
         StageMetrics::add(&self.m.failures, 1);
-        let d = self.sup.as_ref().map_or(Directive::Stop, |s| s.decide(err));
+        let d = self
+            .policy
+            .as_ref()
+            .map_or(Directive::Stop, |s| s.decide(err));
+        let dead = drops && d != Directive::Stop;
+        if dead {
+            StageMetrics::add(&self.m.dead_letters, 1);
+        }
+        self.log
+            .record(&self.info.path, self.info.subtask, err, dead);
         if d != Directive::Stop {
             tracing::warn!(stage = %self.info.path, error = %err, directive = ?d, "stage failure supervised");
         }
@@ -110,10 +132,10 @@ impl StageCommon {
     /// Records a failure of one batch call and returns what to do about it; a panic that
     /// supervision gets past sends its element to the dead-letter sink.
     fn decide_failure(&self, f: Failure) -> (StageError, Directive) {
-        let d = self.decide(&f.err);
+        let d = self.decide_dropping(&f.err, f.letter.is_some());
         if d != Directive::Stop
             && let Some((element, repr)) = f.letter
-            && let Some(dl) = self.sup.as_ref().and_then(|s| s.dead_letters())
+            && let Some(dl) = self.policy.as_ref().and_then(|s| s.dead_letters())
         {
             dl.send(DeadLetter {
                 stage: self.info.path.clone(),
@@ -218,6 +240,7 @@ impl FlowSlot {
         control: Control,
         clock: &dyn Clock,
     ) -> Result<Option<Control>, StageError> {
+        self.c.m.saw_control(&control);
         let before_out = self.logic.output_len();
         let r = {
             let mut scx = self.c.cx(clock);
@@ -332,6 +355,7 @@ impl SinkSlot {
         control: Control,
         clock: &dyn Clock,
     ) -> Result<(), StageError> {
+        self.c.m.saw_control(&control);
         let mut scx = self.c.cx(clock);
         let logic = &mut self.logic;
         guarded(|| logic.on_control(control, &mut scx)).map_err(|e| e.with_stage(&self.c.info.path))

@@ -17,6 +17,7 @@ pub mod gil;
 pub mod mat;
 pub mod obj;
 pub mod ops;
+pub mod ops_env;
 pub mod pyfn;
 pub mod run;
 pub mod stages;

@@ -358,9 +358,22 @@ pub fn start(
     if let Some(c) = clock {
         m = m.with_clock(c.clock());
     }
-    if let Some(p) = parallelism {
+    // `WEIR_*` job settings (from `weir run`) are the defaults of what the call leaves out.
+    let job = crate::ops_env::settings()?;
+    if let Some(n) = &job.name {
+        m = m.with_name(n.clone());
+    }
+    if let Some(p) = parallelism.or(job.parallelism) {
         m = m.with_parallelism(p);
     }
+    let (state_dir, checkpoint_interval, restore_from) = match state_dir {
+        Some(d) => (Some(d), checkpoint_interval, restore_from),
+        None => (
+            job.state_dir.clone(),
+            checkpoint_interval.or(job.checkpoint_interval.map(|d| d.as_secs_f64())),
+            restore_from.or(job.from_savepoint.clone()),
+        ),
+    };
     let settings = crate::checkpoints::Settings {
         state_dir,
         interval: checkpoint_interval,
@@ -381,6 +394,8 @@ pub fn start(
         None => weir_engine::DEFAULT_CANCEL_GRACE,
     };
     m = m.with_cancel_grace(grace);
+    crate::ops_env::visualize(py, g, &m)?;
+    crate::ops_env::ensure_server(py)?;
     let (mat, handle) = m.materialize(g).map_err(|e| engine_err(py, e))?;
     let handle = Arc::new(handle);
     let outcome = Arc::new(Mutex::new(None));

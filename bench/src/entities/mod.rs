@@ -10,9 +10,8 @@ pub mod job;
 use std::path::PathBuf;
 
 /// The entity subcommands of `weir-bench`.
-#[derive(clap::Parser)]
-#[command(name = "weir-bench")]
-enum EntitiesCommand {
+#[derive(clap::Subcommand)]
+pub enum EntitiesCommand {
     /// Runs the account entities over a command file; started again after a SIGKILL on the same
     /// state directory it resumes and never applies a command twice.
     #[command(name = "entities-job")]
@@ -73,13 +72,9 @@ enum EntitiesCommand {
     },
 }
 
-/// Runs an entity subcommand when the first argument names one; its exit code.
-pub fn dispatch() -> Option<i32> {
-    let first = std::env::args().nth(1)?;
-    if !matches!(first.as_str(), "entities-job" | "crash-entities") {
-        return None;
-    }
-    Some(match <EntitiesCommand as clap::Parser>::parse() {
+/// Runs an entity subcommand; its exit code.
+pub fn run(cmd: EntitiesCommand) -> i32 {
+    match cmd {
         EntitiesCommand::Job {
             input,
             output,
@@ -90,7 +85,7 @@ pub fn dispatch() -> Option<i32> {
         } => {
             if rate == Some(0) || parallelism == 0 {
                 eprintln!("entities-job: --rate and --parallelism must be at least 1");
-                return Some(2);
+                return 2;
             }
             job::main(&job::JobArgs {
                 input,
@@ -116,7 +111,7 @@ pub fn dispatch() -> Option<i32> {
                 eprintln!(
                     "crash-entities: --rate must be at least 1, --min-delay-ms at most --max-delay-ms, --entities in 1..=10000"
                 );
-                return Some(2);
+                return 2;
             }
             crash::main(&crash::CrashArgs {
                 kills,
@@ -130,5 +125,5 @@ pub fn dispatch() -> Option<i32> {
                 workdir,
             })
         }
-    })
+    }
 }

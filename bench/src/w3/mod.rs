@@ -14,9 +14,8 @@ pub mod verify;
 use std::path::PathBuf;
 
 /// The W3 subcommands of `weir-bench`.
-#[derive(clap::Parser)]
-#[command(name = "weir-bench")]
-enum W3Command {
+#[derive(clap::Subcommand)]
+pub enum W3Command {
     /// Writes W3 events (`key,value,ts_ms`: key 0..999, value 1..100, 10 per event-time ms, up
     /// to 99 ms late), deterministic for a seed.
     #[command(name = "w3-gen")]
@@ -102,13 +101,9 @@ enum W3Command {
     },
 }
 
-/// Runs a W3 subcommand when the first argument names one; its exit code.
-pub fn dispatch() -> Option<i32> {
-    let first = std::env::args().nth(1)?;
-    if !matches!(first.as_str(), "w3-gen" | "w3-job" | "crash" | "w3") {
-        return None;
-    }
-    Some(match <W3Command as clap::Parser>::parse() {
+/// Runs a W3 subcommand; its exit code.
+pub fn run(cmd: W3Command) -> i32 {
+    match cmd {
         W3Command::Gen {
             events,
             output,
@@ -129,7 +124,7 @@ pub fn dispatch() -> Option<i32> {
         } => {
             if rate == Some(0) {
                 eprintln!("w3-job: --rate must be at least 1");
-                return Some(2);
+                return 2;
             }
             job::main(&job::JobArgs {
                 input,
@@ -155,7 +150,7 @@ pub fn dispatch() -> Option<i32> {
                 eprintln!(
                     "crash: --rate must be at least 1 and --min-delay-ms at most --max-delay-ms"
                 );
-                return Some(2);
+                return 2;
             }
             crash::main(&crash::CrashArgs {
                 kills,
@@ -171,5 +166,5 @@ pub fn dispatch() -> Option<i32> {
             })
         }
         W3Command::W3 { n, seed, variants } => throughput::main(n, seed, &variants),
-    })
+    }
 }

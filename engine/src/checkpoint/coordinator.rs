@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 use weir_graph::{CheckpointFailed, Clock, Control, Snapshot, StageCheckpoint, StageId};
 
 type Key = (StageId, usize);
@@ -70,6 +71,8 @@ pub(crate) struct Coordinator {
     intolerable: Mutex<Option<String>>,
     /// Wakes the run loop to fail the run.
     fatal: tokio::sync::Notify,
+    /// The run's start (Unix ms), the origin of its clock, for the history's trigger times.
+    epoch_ms: AtomicU64,
 }
 
 impl Coordinator {
@@ -120,12 +123,39 @@ impl Coordinator {
             failed_in_a_row: AtomicU64::new(0),
             intolerable: Mutex::new(None),
             fatal: tokio::sync::Notify::new(),
+            epoch_ms: AtomicU64::new(0),
         })
+    }
+
+    /// Adds checkpoint `id` (triggered at `triggered` on the run's clock) to the history.
+    fn history(
+        &self,
+        id: u64,
+        triggered: Option<Duration>,
+        bytes: u64,
+        status: super::CheckpointStatus,
+    ) {
+        let now = lock(&self.clock).as_ref().map(|c| c.now());
+        let at = triggered.or(now).unwrap_or_default();
+        let duration = now.map_or(Duration::ZERO, |n| n.saturating_sub(at));
+        self.handle.record(super::CheckpointRecord {
+            id,
+            started_at_ms: self.epoch_ms.load(Ordering::Relaxed) + at.as_millis() as u64,
+            duration,
+            bytes,
+            status,
+        });
     }
 
     /// Counts checkpoint `id` failed (`why`); past the tolerated number in a row, the run
     /// loop fails the run.
-    fn failed(&self, id: u64, why: &str) {
+    fn failed(&self, id: u64, triggered: Option<Duration>, why: &str) {
+        self.history(
+            id,
+            triggered,
+            0,
+            super::CheckpointStatus::Failed(why.to_owned()),
+        );
         self.handle.fail(id);
         let n = self.failed_in_a_row.fetch_add(1, Ordering::AcqRel) + 1;
         let Some(t) = self.cfg.tolerable_failed else {
@@ -270,7 +300,7 @@ impl Coordinator {
     pub(crate) fn decline(&self, id: u64, stage: &str) {
         let mut s = lock(&self.state);
         if s.pending.remove(&id).is_some() {
-            s.triggered.remove(&id);
+            let triggered = s.triggered.remove(&id);
             tracing::warn!(
                 checkpoint = id,
                 stage,
@@ -285,6 +315,7 @@ impl Coordinator {
             drop(s);
             self.failed(
                 id,
+                triggered,
                 &format!("declined by '{stage}', which cannot align its inputs without stalling"),
             );
         }
@@ -324,7 +355,8 @@ impl Coordinator {
         let older: Vec<u64> = s.pending.keys().filter(|p| **p < id).copied().collect();
         for o in older {
             s.pending.remove(&o);
-            s.triggered.remove(&o);
+            let triggered = s.triggered.remove(&o);
+            self.history(o, triggered, 0, super::CheckpointStatus::Skipped);
             if let Some((_, reply)) = s.savepoints.remove(&o) {
                 let _ = reply.send(Err(CheckpointError::Savepoint {
                     id: o,
@@ -401,11 +433,16 @@ impl Coordinator {
         let Some(mut rx) = lock(&self.rx).take() else {
             return;
         };
+        self.epoch_ms
+            .store(crate::errlog::unix_ms(shared.started), Ordering::Relaxed);
         let clock = Arc::clone(&shared.clock);
         loop {
             tokio::select! {
                 biased;
-                Some(done) = rx.recv() => self.write(done, &clock).await,
+                Some(done) = rx.recv() => {
+                    let span = tracing::info_span!(parent: &shared.span, "checkpoint", id = done.id, duration_ms = tracing::field::Empty, bytes = tracing::field::Empty);
+                    self.write(done, &clock).instrument(span).await
+                }
                 () = self.fatal.notified() => {
                     let why = lock(&self.intolerable).clone().unwrap_or_default();
                     tracing::error!(reason = %why, "the run fails: too many failed checkpoints");
@@ -447,7 +484,7 @@ impl Coordinator {
                     return Err(e);
                 }
             }
-            store::write(&dir, id, &states, retain).map(|p| sp_dir.unwrap_or(p))
+            store::write_sized(&dir, id, &states, retain).map(|(p, n)| (sp_dir.unwrap_or(p), n))
         })
         .await
         .unwrap_or_else(|e| {
@@ -457,9 +494,13 @@ impl Coordinator {
             })
         });
         match written {
-            Ok(path) => {
-                tracing::debug!(checkpoint = id, dir = %path.display(), "checkpoint complete");
+            Ok((path, bytes)) => {
                 let took = triggered.map_or(Duration::ZERO, |t| clock.now().saturating_sub(t));
+                let span = tracing::Span::current();
+                span.record("duration_ms", took.as_millis() as u64);
+                span.record("bytes", bytes);
+                tracing::debug!(checkpoint = id, dir = %path.display(), duration_ms = took.as_millis() as u64, bytes, "checkpoint complete");
+                self.history(id, triggered, bytes, super::CheckpointStatus::Completed);
                 self.failed_in_a_row.store(0, Ordering::Release);
                 self.handle.complete(id, took);
                 if let Some(r) = reply {
@@ -470,7 +511,7 @@ impl Coordinator {
             // than tolerated).
             Err(e) => {
                 tracing::warn!(checkpoint = id, error = %e, "checkpoint failed");
-                self.failed(id, &e.to_string());
+                self.failed(id, triggered, &e.to_string());
                 if let Some(r) = reply {
                     let _ = r.send(Err(e));
                 }

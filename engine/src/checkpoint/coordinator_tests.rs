@@ -79,3 +79,70 @@ fn a_declined_checkpoint_fails_and_a_later_one_still_completes() {
     assert_eq!(rx.try_recv().unwrap().id, 2);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[tokio::test]
+async fn the_history_records_failed_skipped_and_completed_checkpoints_with_their_sizes() {
+    use super::super::{CheckpointRecord, CheckpointStatus, CheckpointTotals};
+    let (c, mut rx, d) = coordinator("history");
+    let clock = crate::VirtualClock::new();
+    let clock_dyn: Arc<dyn Clock> = Arc::new(clock.clone());
+    c.first_barrier(&clock_dyn);
+    c.epoch_ms.store(1_000_000, Ordering::Relaxed);
+    c.expect(A, 0);
+    {
+        let mut s = lock(&c.state);
+        for (id, at) in [(1, 100), (2, 200), (3, 300)] {
+            s.pending.insert(id, StageStates::new());
+            s.triggered.insert(id, Duration::from_millis(at));
+        }
+    }
+    clock.advance(Duration::from_millis(350));
+    c.decline(1, "zip#2");
+    // 3 completes first: 2 is subsumed.
+    c.ack(3, A, 0, snap(9));
+    let done = rx.try_recv().unwrap();
+    assert_eq!(done.id, 3);
+    clock.advance(Duration::from_millis(50));
+    c.write(done, &clock_dyn).await;
+    let manifest = std::fs::metadata(d.join("chk-00000000000000000003").join("MANIFEST"))
+        .unwrap()
+        .len();
+    let reason = "declined by 'zip#2', which cannot align its inputs without stalling";
+    assert_eq!(
+        c.handle().history(),
+        vec![
+            CheckpointRecord {
+                id: 1,
+                started_at_ms: 1_000_100,
+                duration: Duration::from_millis(250),
+                bytes: 0,
+                status: CheckpointStatus::Failed(reason.into()),
+            },
+            CheckpointRecord {
+                id: 2,
+                started_at_ms: 1_000_200,
+                duration: Duration::from_millis(150),
+                bytes: 0,
+                status: CheckpointStatus::Skipped,
+            },
+            CheckpointRecord {
+                id: 3,
+                started_at_ms: 1_000_300,
+                duration: Duration::from_millis(100),
+                // One byte of stage state and the manifest.
+                bytes: 1 + manifest,
+                status: CheckpointStatus::Completed,
+            },
+        ]
+    );
+    assert_eq!(
+        c.handle().totals(),
+        CheckpointTotals {
+            completed: 1,
+            failed: 1,
+            skipped: 1
+        }
+    );
+    assert_eq!(c.handle().latest_completed(), Some(3));
+    let _ = std::fs::remove_dir_all(&d);
+}

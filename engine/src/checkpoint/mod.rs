@@ -88,6 +88,58 @@ impl CheckpointConfig {
 /// How many checkpoint durations [`Checkpoints::durations`] keeps (the newest).
 pub const DURATIONS_KEPT: usize = 10_000;
 
+/// How many checkpoints [`Checkpoints::history`] keeps (the newest).
+pub const HISTORY_KEPT: usize = 1_000;
+
+/// How a checkpoint ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckpointStatus {
+    /// Written completely.
+    Completed,
+    /// Its write failed or a stage declined it (the reason says which).
+    Failed(String),
+    /// A newer checkpoint completed first and subsumed it.
+    Skipped,
+}
+
+impl CheckpointStatus {
+    /// `completed`, `failed` or `skipped`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::Failed(_) => "failed",
+            Self::Skipped => "skipped",
+        }
+    }
+}
+
+/// How many checkpoints of a run ended each way (all of them, not only those in the history).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CheckpointTotals {
+    /// Written completely.
+    pub completed: u64,
+    /// Failed.
+    pub failed: u64,
+    /// Subsumed by a newer one.
+    pub skipped: u64,
+}
+
+/// One checkpoint of a run as it ended ([`Checkpoints::history`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointRecord {
+    /// The checkpoint number.
+    pub id: u64,
+    /// When its barrier was triggered (Unix milliseconds).
+    pub started_at_ms: u64,
+    /// From its trigger to its end, on the run's clock.
+    pub duration: Duration,
+    /// Bytes the store wrote for it (stage files and manifest; state an incremental
+    /// checkpoint shares with older ones is not counted again); 0 unless completed.
+    pub bytes: u64,
+    /// How it ended.
+    pub status: CheckpointStatus,
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -108,6 +160,10 @@ pub struct Checkpoints {
     started_empty: Mutex<Vec<(StageId, usize)>>,
     /// Newer complete checkpoints skipped as corrupt when restoring, each with its error.
     skipped: Vec<String>,
+    /// How the latest checkpoints ended (at most [`HISTORY_KEPT`]), in the order they ended.
+    history: Mutex<std::collections::VecDeque<CheckpointRecord>>,
+    /// How many ended each way.
+    totals: Mutex<CheckpointTotals>,
 }
 
 impl Checkpoints {
@@ -174,6 +230,33 @@ impl Checkpoints {
     /// savepoint the run restored from, and started empty.
     pub fn started_empty(&self) -> Vec<(StageId, usize)> {
         lock(&self.started_empty).clone()
+    }
+
+    /// How the latest checkpoints of this run ended (completed, failed and skipped; at most
+    /// [`HISTORY_KEPT`]), in the order they ended.
+    pub fn history(&self) -> Vec<CheckpointRecord> {
+        lock(&self.history).iter().cloned().collect()
+    }
+
+    /// How many checkpoints of this run ended each way.
+    pub fn totals(&self) -> CheckpointTotals {
+        *lock(&self.totals)
+    }
+
+    fn record(&self, r: CheckpointRecord) {
+        {
+            let mut t = lock(&self.totals);
+            match r.status {
+                CheckpointStatus::Completed => t.completed += 1,
+                CheckpointStatus::Failed(_) => t.failed += 1,
+                CheckpointStatus::Skipped => t.skipped += 1,
+            }
+        }
+        let mut h = lock(&self.history);
+        if h.len() == HISTORY_KEPT {
+            h.pop_front();
+        }
+        h.push_back(r);
     }
 
     fn complete(&self, id: u64, took: Duration) {

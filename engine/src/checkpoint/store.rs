@@ -148,13 +148,25 @@ pub fn write(
     states: &StageStates,
     retain: usize,
 ) -> Result<PathBuf, CheckpointError> {
+    write_sized(root, id, states, retain).map(|(p, _)| p)
+}
+
+/// [`write`], also returning how many bytes it wrote (stage files, increments and manifest;
+/// shared files an older checkpoint wrote are not counted again).
+pub fn write_sized(
+    root: &Path,
+    id: u64,
+    states: &StageStates,
+    retain: usize,
+) -> Result<(PathBuf, u64), CheckpointError> {
     let dir = checkpoint_dir(root, id);
     let chains = Chains {
         root,
         prev: previous(root, id),
     };
     let mut shared = Vec::new();
-    if let Err(e) = write_into(&dir, id, states, Some(&chains), &mut shared) {
+    let mut bytes = 0;
+    if let Err(e) = write_into(&dir, id, states, Some(&chains), &mut shared, &mut bytes) {
         // A disk full (or any write error) fails this checkpoint only: its partial directory
         // goes (it is never restored, and its space is freed), the older ones stay.
         discard(&dir);
@@ -169,7 +181,7 @@ pub fn write(
     if let Err(e) = prune(root, retain) {
         tracing::warn!(checkpoint = id, error = %e, "checkpoint retention failed");
     }
-    Ok(dir)
+    Ok((dir, bytes))
 }
 
 /// The manifest of the newest complete checkpoint under `root` older than `id` (`None` when
@@ -261,7 +273,7 @@ fn write_state(path: &Path, s: &Snapshot) -> Result<(u64, u64), CheckpointError>
 
 /// Writes checkpoint `id` into `dir` itself (a savepoint: self-contained, never pruned).
 pub fn write_dir(dir: &Path, id: u64, states: &StageStates) -> Result<(), CheckpointError> {
-    write_into(dir, id, states, None, &mut Vec::new())
+    write_into(dir, id, states, None, &mut Vec::new(), &mut 0)
 }
 
 /// Whether the state a checkpoint keeps in `parts` takes one more increment: a base and
@@ -286,6 +298,7 @@ fn write_incremental(
     (stage, sub): (StageId, usize),
     s: &Snapshot,
     written: &mut Vec<PathBuf>,
+    bytes: &mut u64,
 ) -> Result<Vec<Part>, CheckpointError> {
     let shared = chains.root.join(SHARED);
     fs::create_dir_all(&shared).map_err(io(&shared))?;
@@ -300,6 +313,7 @@ fn write_incremental(
         let path = shared.join(&name);
         written.push(path.clone());
         let (len, sum) = write_stream(&path, |out| s.write_delta_to(out))?;
+        *bytes += len;
         let mut parts = prev.parts.clone();
         parts.push(Part {
             name: format!("../{SHARED}/{name}"),
@@ -312,6 +326,7 @@ fn write_incremental(
     let path = shared.join(&name);
     written.push(path.clone());
     let (len, sum) = write_state(&path, s)?;
+    *bytes += len;
     Ok(vec![Part {
         name: format!("../{SHARED}/{name}"),
         len,
@@ -327,6 +342,7 @@ fn write_into(
     states: &StageStates,
     chains: Option<&Chains<'_>>,
     written: &mut Vec<PathBuf>,
+    bytes: &mut u64,
 ) -> Result<(), CheckpointError> {
     let dir = dir.to_owned();
     fs::create_dir_all(&dir).map_err(io(&dir))?;
@@ -335,11 +351,12 @@ fn write_into(
         let parts = match (snap, chains) {
             (None, _) => Vec::new(),
             (Some(s), Some(c)) if s.is_incremental() => {
-                write_incremental(c, id, (*stage, *sub), s, written)?
+                write_incremental(c, id, (*stage, *sub), s, written, bytes)?
             }
             (Some(s), _) => {
                 let name = file_name(*stage, *sub);
                 let (len, sum) = write_state(&dir.join(&name), s)?;
+                *bytes += len;
                 vec![Part { name, len, sum }]
             }
         };
@@ -364,6 +381,7 @@ fn write_into(
             f.sync_all()
         })
         .map_err(io(&tmp))?;
+    *bytes += manifest.len() as u64;
     let path = dir.join(MANIFEST);
     fs::rename(&tmp, &path).map_err(io(&path))?;
     sync_dir(&dir)

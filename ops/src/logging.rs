@@ -1,0 +1,76 @@
+//! Process-wide logging set-up for job processes: `tracing` events (with the engine's `run`,
+//! `island` and `checkpoint` spans) to stderr, as text or JSON lines, filtered by `WEIR_LOG`,
+//! else `RUST_LOG`, else `info`. OTLP export is left out (it would pull in an HTTP/gRPC stack).
+
+use tracing_subscriber::EnvFilter;
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line (fields, level, target, the span path).
+    Json,
+}
+
+/// Why logging could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum LoggingError {
+    /// The filter in `WEIR_LOG` / `RUST_LOG` does not parse.
+    #[error("invalid log filter '{filter}' in {var}: {reason}")]
+    Filter {
+        /// The variable it came from.
+        var: &'static str,
+        /// The filter text.
+        filter: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A global subscriber was set already (by this function or another).
+    #[error("a global tracing subscriber is already set")]
+    AlreadySet,
+}
+
+/// The filter directives in force: `WEIR_LOG`, else `RUST_LOG`, else `info`, with the variable
+/// they came from.
+pub fn filter_from_env() -> (&'static str, String) {
+    for var in ["WEIR_LOG", "RUST_LOG"] {
+        if let Ok(v) = std::env::var(var)
+            && !v.trim().is_empty()
+        {
+            return (var, v);
+        }
+    }
+    ("default", "info".to_owned())
+}
+
+/// Parses filter directives (`info,weir_engine=debug`).
+pub fn parse_filter(var: &'static str, filter: &str) -> Result<EnvFilter, LoggingError> {
+    EnvFilter::builder()
+        .parse(filter)
+        .map_err(|e| LoggingError::Filter {
+            var,
+            filter: filter.to_owned(),
+            reason: e.to_string(),
+        })
+}
+
+/// Installs the process's global subscriber writing `format` lines to stderr, filtered as
+/// [`filter_from_env`] says.
+pub fn init(format: LogFormat) -> Result<(), LoggingError> {
+    let (var, directives) = filter_from_env();
+    let filter = parse_filter(var, &directives)?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let r = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .try_init(),
+    };
+    r.map_err(|_| LoggingError::AlreadySet)
+}

@@ -1,0 +1,221 @@
+//! The Prometheus exposition of a finished run, parsed back with a text-format parser: exact
+//! counters per stage subtask and per run, and the samples a `MetricsSource` adds.
+
+use prometheus_parse::{Sample, Scrape, Value};
+use std::sync::Arc;
+use weir_engine::{Materializer, StageMetricsSnapshot};
+use weir_graph::{Directive, Keep, Supervision};
+use weir_operators::prelude::*;
+use weir_ops::prom::{self, MetricSample, MetricsSource, SampleKind};
+
+fn parse(text: &str) -> Vec<Sample> {
+    Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+        .expect("the exposition parses")
+        .samples
+}
+
+fn value(s: &Sample) -> f64 {
+    match s.value {
+        Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
+        _ => panic!("{} is not a single value", s.metric),
+    }
+}
+
+/// The value of `metric` with exactly `labels`.
+fn get(samples: &[Sample], metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let found: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .collect();
+    assert!(
+        found.len() <= 1,
+        "{metric} {labels:?} appears {} times",
+        found.len()
+    );
+    found.first().map(|s| value(s))
+}
+
+fn stage<'a>(m: &'a [StageMetricsSnapshot], prefix: &str) -> &'a StageMetricsSnapshot {
+    m.iter()
+        .find(|s| s.path.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no stage {prefix}"))
+}
+
+struct Pool;
+
+impl MetricsSource for Pool {
+    fn samples(&self) -> Vec<MetricSample> {
+        let l = |p: &str| vec![("pool".to_owned(), p.to_owned())];
+        vec![
+            MetricSample {
+                name: "weir_pool_processes_alive".into(),
+                help: "Interpreter processes alive".into(),
+                kind: SampleKind::Gauge,
+                labels: l("main"),
+                value: 3.0,
+            },
+            MetricSample {
+                name: "weir_pool_restarts_total".into(),
+                help: "Interpreter processes restarted".into(),
+                kind: SampleKind::Counter,
+                labels: l("main"),
+                value: 2.0,
+            },
+        ]
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_run_renders_exact_counters_that_parse() {
+    let sup = Supervision::new(|_| Directive::Resume);
+    let g = Source::range(0u64, 1000)
+        .map(|x| x * 2)
+        .async_boundary()
+        .via(
+            weir_operators::simple::try_map(|x: &u64| {
+                if x.is_multiple_of(10) {
+                    Err(format!("{x} ends in 0"))
+                } else {
+                    Ok(*x)
+                }
+            })
+            .with_supervision(sup),
+        )
+        .to_mat(Sink::fold(0u64, |a, x| a + x), Keep::right);
+    let (fut, h) = Materializer::new()
+        .with_name("prom-job")
+        .with_batch_size(100)
+        .materialize(&g)
+        .unwrap();
+    let sum = fut.await.unwrap();
+    h.wait().await.unwrap();
+    let expected: u64 = (0..1000u64).map(|x| x * 2).filter(|x| x % 10 != 0).sum();
+    assert_eq!(sum, expected);
+
+    let source: Arc<dyn MetricsSource> = Arc::new(Pool);
+    prom::add_source(Arc::clone(&source));
+    let text = prom::render(&[h.view()]);
+    assert!(prom::remove_source(&source));
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    assert!(
+        text.contains("# TYPE weir_stage_elements_in counter\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE weir_stage_queue_rows gauge\n"),
+        "{text}"
+    );
+    let s = parse(&text);
+
+    let m = h.metrics();
+    let (range, map, try_map, fold) = (
+        stage(&m, "range"),
+        stage(&m, "map"),
+        stage(&m, "try_map"),
+        stage(&m, "fold"),
+    );
+    let at = |metric: &str, st: &StageMetricsSnapshot| {
+        get(
+            &s,
+            metric,
+            &[("job", "prom-job"), ("stage", &st.path), ("subtask", "0")],
+        )
+        .unwrap_or_else(|| panic!("no {metric} for {}", st.path))
+    };
+    // Elements: 1000 doubled, 200 of them end in 0 and are dropped under Resume.
+    for (st, i, o) in [
+        (range, 0.0, 1000.0),
+        (map, 1000.0, 1000.0),
+        (try_map, 1000.0, 800.0),
+        (fold, 800.0, 0.0),
+    ] {
+        assert_eq!(at("weir_stage_elements_in_total", st), i, "{}", st.path);
+        assert_eq!(at("weir_stage_elements_out_total", st), o, "{}", st.path);
+    }
+    // Bytes cross the one channel, map -> try_map: 1000 u64 of 8 bytes.
+    for (st, i, o) in [
+        (range, 0.0, 0.0),
+        (map, 0.0, 8000.0),
+        (try_map, 8000.0, 0.0),
+        (fold, 0.0, 0.0),
+    ] {
+        assert_eq!(at("weir_stage_in_bytes_total", st), i, "{}", st.path);
+        assert_eq!(at("weir_stage_out_bytes_total", st), o, "{}", st.path);
+    }
+    assert_eq!(at("weir_stage_dead_letters_total", try_map), 200.0);
+    assert_eq!(at("weir_stage_errors_total", try_map), 0.0);
+    assert_eq!(at("weir_stage_restarts_total", try_map), 0.0);
+    assert_eq!(at("weir_stage_queue_rows", try_map), 0.0);
+    assert_eq!(
+        at("weir_stage_queue_capacity_rows", try_map),
+        try_map.queue_capacity as f64
+    );
+    assert!(try_map.queue_capacity > 0);
+    assert_eq!(at("weir_stage_queue_capacity_rows", range), 0.0);
+    let busy = at("weir_stage_busy_seconds_total", map);
+    assert!((busy - map.busy_ns as f64 / 1e9).abs() < 1e-6, "{busy}");
+    for st in [range, map, try_map, fold] {
+        assert!(at("weir_stage_idle_seconds_total", st) >= 0.0);
+        assert!(at("weir_stage_backpressured_seconds_total", st) >= 0.0);
+    }
+    // Four stages, one series each per stage metric.
+    assert_eq!(
+        s.iter()
+            .filter(|x| x.metric == "weir_stage_elements_in_total")
+            .count(),
+        4
+    );
+
+    for (state, v) in [
+        ("running", 0.0),
+        ("finished", 1.0),
+        ("cancelled", 0.0),
+        ("failed", 0.0),
+    ] {
+        assert_eq!(
+            get(
+                &s,
+                "weir_run_state",
+                &[("job", "prom-job"), ("state", state)]
+            ),
+            Some(v),
+            "{state}"
+        );
+    }
+    assert_eq!(
+        get(&s, "weir_run_stalled", &[("job", "prom-job")]),
+        Some(0.0)
+    );
+    // No watermarks, no checkpoints: those series are absent.
+    assert_eq!(get(&s, "weir_run_watermark_lag_seconds", &[]), None);
+    assert_eq!(get(&s, "weir_run_checkpoints_total", &[]), None);
+
+    assert_eq!(
+        get(&s, "weir_pool_processes_alive", &[("pool", "main")]),
+        Some(3.0)
+    );
+    assert_eq!(
+        get(&s, "weir_pool_restarts_total", &[("pool", "main")]),
+        Some(2.0)
+    );
+    // Removed sources are gone from the next render.
+    let again = parse(&prom::render(&[h.view()]));
+    assert_eq!(get(&again, "weir_pool_processes_alive", &[]), None);
+}
+
+#[test]
+fn the_log_filter_comes_from_weir_log_then_rust_log() {
+    use weir_ops::logging::{LoggingError, filter_from_env, parse_filter};
+    let (var, _) = filter_from_env();
+    assert!(["WEIR_LOG", "RUST_LOG", "default"].contains(&var));
+    assert!(parse_filter("WEIR_LOG", "info,weir_engine=debug").is_ok());
+    let e = parse_filter("WEIR_LOG", "weir_engine=loud").unwrap_err();
+    assert!(
+        matches!(&e, LoggingError::Filter { var: "WEIR_LOG", filter, .. } if filter == "weir_engine=loud"),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .starts_with("invalid log filter 'weir_engine=loud' in WEIR_LOG")
+    );
+}

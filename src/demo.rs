@@ -196,9 +196,9 @@ pub async fn word_count_on(
     let result = run.await;
     drop(m);
     drop(graph);
-    // The finished run's stages let go of the backend shortly after it completes (an operations
-    // registry keeping the run's view may hold it for the life of the process).
-    for _ in 0..100 {
+    // The finished run's stages let go of the backend shortly after it completes (a view of the
+    // run kept by the operations registry holds none of its services once it ended).
+    for _ in 0..1000 {
         if Arc::strong_count(&held) == 1 {
             break;
         }

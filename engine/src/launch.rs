@@ -223,13 +223,14 @@ fn launch_with(
     for isl in &p.islands {
         for sub in 0..isl.parallelism {
             let mut stage_metrics = Vec::new();
+            let services = shared.services();
             let mut common = |node: usize| -> StageCommon {
                 let nd = &module.nodes[node];
                 let mut info = StageInfo::new(nd.display_name(), node);
                 info.id = ids[node];
                 info.subtask = sub;
                 info.parallelism = isl.parallelism;
-                info.services = shared.services.clone();
+                info.services = services.clone();
                 let m = Arc::new(StageMetrics::default());
                 entries.push(MetricsEntry {
                     stage_id: info.id,

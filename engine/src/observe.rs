@@ -152,18 +152,28 @@ impl RunView {
         if let Some(e) = self.shared.failure.lock().ok().and_then(|f| f.clone()) {
             return RunState::Failed(e);
         }
+        let cancelled_live = self.shared.cancelled_live.load(Ordering::Acquire);
+        if self.is_finished() {
+            return if cancelled_live {
+                RunState::Cancelled
+            } else {
+                RunState::Finished
+            };
+        }
         if self.shared.cancel.is_cancelled() {
             return RunState::Cancelled;
-        }
-        if self.shared.tracker.is_empty() {
-            return RunState::Finished;
         }
         RunState::Running
     }
 
     /// Whether every task of the run has ended.
     pub fn is_finished(&self) -> bool {
-        self.shared.tracker.is_empty()
+        let done = self.shared.tracker.is_empty();
+        if done {
+            // A detached run has no handle to let go of its services when it ends.
+            self.shared.release_services();
+        }
+        done
     }
 
     /// Number of tasks of the run still alive.
@@ -173,7 +183,7 @@ impl RunView {
 
     /// Cancels the run, as [`crate::RunHandle::cancel`] does.
     pub fn cancel(&self) {
-        self.shared.cancel.cancel();
+        self.shared.cancel_run();
     }
 
     /// The run's checkpoints, when it checkpoints.

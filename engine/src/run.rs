@@ -237,6 +237,7 @@ impl Materializer {
             id,
             name,
             started: std::time::SystemTime::now(),
+            cancelled_live: std::sync::atomic::AtomicBool::new(false),
             producers: cancel.child_token(),
             cancel,
             tracker: TaskTracker::new(),
@@ -254,7 +255,7 @@ impl Materializer {
             sinks_left: std::sync::atomic::AtomicUsize::new(0),
             sinks_done: CancellationToken::new(),
             executors: self.executors.clone(),
-            services,
+            services: Mutex::new(services),
             injectors: crate::control::Injectors::default(),
             checkpoints,
             errors: Arc::default(),
@@ -499,7 +500,8 @@ impl Drop for RunHandle {
         if self.detached {
             return;
         }
-        self.shared.cancel.cancel();
+        self.shared.cancel_run();
+        self.shared.release_services();
         if let Ok(a) = self.shared.aborts.lock() {
             for h in a.iter() {
                 h.abort();

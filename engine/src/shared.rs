@@ -24,6 +24,9 @@ pub(crate) struct RunShared {
     pub(crate) name: Arc<str>,
     /// When the run started.
     pub(crate) started: std::time::SystemTime,
+    /// Whether the run was cancelled while some task was alive (a handle dropped after the run
+    /// ended cancels nothing that ran).
+    pub(crate) cancelled_live: std::sync::atomic::AtomicBool,
     /// Cancels every island: the user cancelled, or the handle was dropped.
     pub(crate) cancel: CancellationToken,
     /// Cancels every island but the sinks fed by channels (a child of `cancel`): a failure that
@@ -52,7 +55,7 @@ pub(crate) struct RunShared {
     /// Executors other than tokio, by id.
     pub(crate) executors: HashMap<ExecutorId, Arc<dyn IslandExecutor>>,
     /// The run's services, given to every stage.
-    pub(crate) services: Services,
+    pub(crate) services: Mutex<Services>,
     /// The source islands that [`RunHandle::inject`] reaches.
     pub(crate) injectors: crate::control::Injectors,
     /// The checkpoint coordinator, when the run checkpoints.
@@ -87,6 +90,28 @@ impl Abort {
 pub(crate) const PROBES_PRUNE_MIN: usize = 256;
 
 impl RunShared {
+    /// The run's services (none once the run ended and let go of them).
+    pub(crate) fn services(&self) -> Services {
+        self.services.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Lets go of the run's services (state backends, journals) so that views of an ended run
+    /// kept by operations tooling hold no resources; stages hold their own clones while alive.
+    pub(crate) fn release_services(&self) {
+        if let Ok(mut s) = self.services.lock() {
+            *s = Services::default();
+        }
+    }
+
+    /// Cancels the run on behalf of its owner, remembering whether anything was still running.
+    pub(crate) fn cancel_run(&self) {
+        if !self.tracker.is_empty() {
+            self.cancelled_live
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+        self.cancel.cancel();
+    }
+
     /// The one place the engine spawns tasks: tracked by the run, aborted with it.
     pub(crate) fn spawn(
         &self,

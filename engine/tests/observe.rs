@@ -56,6 +56,11 @@ async fn observer_sees_named_run_with_plan_metrics_and_end_states() {
     sink.expect_complete().await;
     handle.wait().await.unwrap();
     assert!(matches!(view.state(), RunState::Finished));
+    drop(handle);
+    assert!(
+        matches!(view.state(), RunState::Finished),
+        "dropping the handle of an ended run cancels nothing"
+    );
     let out: u64 = view
         .metrics()
         .iter()

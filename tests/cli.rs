@@ -464,6 +464,7 @@ fn help_documents_exit_codes_and_every_command_has_examples() {
         "cancel",
         "savepoint",
         "visualize",
+        "cert",
         "completions",
     ] {
         let o = weir(&home, &[cmd, "--help"]);
@@ -471,6 +472,45 @@ fn help_documents_exit_codes_and_every_command_has_examples() {
         let h = text(&o.stdout);
         assert!(h.contains("\nExamples:\n  weir "), "{cmd}: {h}");
     }
+}
+
+#[test]
+fn cert_writes_a_ca_and_node_certificates_with_private_keys_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = fresh("cert");
+    let dir = home.join("certs");
+    let d = dir.to_str().unwrap();
+    let o = weir(&home, &["cert", "--dir", d, "node-a", "node-b"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "ca.key",
+            "ca.pem",
+            "node-a.key",
+            "node-a.pem",
+            "node-b.key",
+            "node-b.pem"
+        ]
+    );
+    for key in ["ca.key", "node-a.key", "node-b.key"] {
+        let mode = std::fs::metadata(dir.join(key))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{key}");
+    }
+    let pem = std::fs::read_to_string(dir.join("node-a.pem")).unwrap();
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+    let o = weir(&home, &["cert", "--dir", d, "ca"]);
+    assert_eq!(o.status.code(), Some(2), "a node may not be named ca");
+    let o = weir(&home, &["cert", "--dir", d]);
+    assert_eq!(o.status.code(), Some(2), "nodes are required");
 }
 
 /// The interpreter `weir run` would use, when it can import weir.

@@ -92,6 +92,13 @@ the job (exit 130).")]
   weir visualize pipeline.py --format svg --physical > plan.svg
   weir visualize --example demo --format dot --physical --parallelism 4")]
     Visualize(VisualizeArgs),
+    /// Make a cluster CA and one certificate per node (mutual TLS between nodes).
+    #[command(after_help = "Examples:
+  weir cert --dir /etc/weir/certs node-a node-b node-c
+
+Writes ca.pem, ca.key and <node>.pem / <node>.key (private keys mode 0600); each node
+certificate is valid for its name, localhost, 127.0.0.1 and ::1. Keep ca.key offline.")]
+    Cert(CertArgs),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  weir completions bash > ~/.local/share/bash-completion/completions/weir\n  weir completions zsh > ~/.zfunc/_weir\n  weir completions fish > ~/.config/fish/completions/weir.fish"
@@ -101,6 +108,34 @@ the job (exit 130).")]
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+/// Flags of `weir cert`.
+#[derive(Debug, clap::Args)]
+struct CertArgs {
+    /// Folder the CA and node certificates go into (created if missing).
+    #[arg(long)]
+    dir: std::path::PathBuf,
+    /// Node names, one certificate each.
+    #[arg(required = true)]
+    nodes: Vec<String>,
+}
+
+/// Writes the cluster CA and node certificates of `weir cert`.
+fn cert(a: &CertArgs) -> Exit {
+    let nodes: Vec<&str> = a.nodes.iter().map(String::as_str).collect();
+    match weir_cluster::tls::write_cluster_certs(&a.dir, &nodes) {
+        Ok(paths) => {
+            for p in paths {
+                println!("{}", p.display());
+            }
+            Exit::Ok
+        }
+        Err(e) => {
+            eprintln!("weir cert: {e}");
+            Exit::Usage
+        }
+    }
 }
 
 /// Flags of `weir demo`.
@@ -236,6 +271,7 @@ pub fn main() -> Exit {
         Some(Command::Cancel(a)) => report(cancel(&a)),
         Some(Command::Savepoint(a)) => report(savepoint(&a)),
         Some(Command::Visualize(a)) => visualize(a),
+        Some(Command::Cert(a)) => cert(&a),
         Some(Command::Completions { shell }) => {
             clap_complete::generate(shell, &mut Cli::command(), "weir", &mut std::io::stdout());
             Exit::Ok

@@ -462,7 +462,7 @@ impl RunHandle {
 
     /// Cancels the run: every island stops at its next await point and runs its stop hooks.
     pub fn cancel(&self) {
-        self.shared.cancel.cancel();
+        self.shared.cancel_run();
     }
 
     /// Whether every task of the run has ended.

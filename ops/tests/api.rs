@@ -150,6 +150,7 @@ async fn every_endpoint_serves_a_running_job_and_cancel_ends_it() {
             "live_tasks",
             "stages",
             "checkpoints",
+            "watermark_lag_ms",
             "stall"
         ])
     );
@@ -196,11 +197,16 @@ async fn every_endpoint_serves_a_running_job_and_cancel_ends_it() {
         "queue_depth",
         "queue_peak",
         "queue_peak_bytes",
+        "queue_capacity",
+        "bytes_in",
+        "bytes_out",
         "busy_ns",
         "backpressured_ns",
         "idle_ns",
         "restarts",
         "failures",
+        "dead_letters",
+        "watermark_ms",
         "in_rate",
         "out_rate",
         "busy",
@@ -319,6 +325,7 @@ async fn every_endpoint_serves_a_running_job_and_cancel_ends_it() {
     assert_eq!(
         ck.json(),
         json!({"id": id, "enabled": false, "latest_completed": null, "restored": null,
+               "totals": {"completed": 0, "failed": 0, "skipped": 0}, "history": [],
                "completed": [], "failed": [], "skipped": [], "started_empty": []})
     );
     let errs = http(
@@ -539,7 +546,9 @@ async fn a_savepoint_taken_over_the_api_restores_in_a_new_run() {
             "restored",
             "completed",
             "failed",
-            "last_duration_ms"
+            "skipped",
+            "last_duration_ms",
+            "last_size_bytes"
         ])
     );
     assert_eq!(detail["checkpoints"]["restored"], Value::Null);

@@ -110,7 +110,7 @@ pub(crate) async fn checkpoints(State(st): State<AppState>, Path(id): Path<Strin
 /// `GET /api/v1/jobs/{id}/errors`.
 pub(crate) async fn errors(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult {
     let run = find(&st, &id)?;
-    Ok(Json(json!({"id": run.id(), "errors": []})).into_response())
+    Ok(Json(views::errors(&run)).into_response())
 }
 
 /// `POST /api/v1/jobs/{id}/cancel`.

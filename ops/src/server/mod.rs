@@ -26,7 +26,7 @@ pub(crate) struct AppState {
 }
 
 /// The content type of `/metrics`: OpenMetrics text, which Prometheus scrapes.
-pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const METRICS_CONTENT_TYPE: &str = crate::prom::CONTENT_TYPE;
 
 fn router(state: AppState) -> Router {
     Router::new()

@@ -5,6 +5,7 @@ use crate::Registry;
 use crate::registry::StageHistory;
 use serde_json::{Value, json};
 use std::time::SystemTime;
+use weir_engine::observe::CheckpointStatus;
 use weir_engine::plan::{Endpoint, IslandKind, PhysicalPlan};
 use weir_engine::{RunState, RunView};
 use weir_graph::EdgeKind;
@@ -73,11 +74,16 @@ pub(crate) fn detail(reg: &Registry, run: &RunView, pid: u32, history: bool) -> 
                 "queue_depth": m.queue_depth,
                 "queue_peak": m.queue_peak,
                 "queue_peak_bytes": m.queue_peak_bytes,
+                "queue_capacity": m.queue_capacity,
+                "bytes_in": m.bytes_in,
+                "bytes_out": m.bytes_out,
                 "busy_ns": m.busy_ns,
                 "backpressured_ns": m.backpressured_ns,
                 "idle_ns": m.idle_ns,
                 "restarts": m.restarts,
                 "failures": m.failures,
+                "dead_letters": m.dead_letters,
+                "watermark_ms": m.watermark_ms,
                 "in_rate": s.map_or(0.0, |s| s.in_rate),
                 "out_rate": s.map_or(0.0, |s| s.out_rate),
                 "busy": s.map_or(0.0, |s| s.busy),
@@ -97,8 +103,31 @@ pub(crate) fn detail(reg: &Registry, run: &RunView, pid: u32, history: bool) -> 
     v["live_tasks"] = json!(run.live_tasks());
     v["stages"] = Value::Array(stages);
     v["checkpoints"] = checkpoints_summary(run);
-    v["stall"] = Value::Null;
+    v["watermark_lag_ms"] = json!(run.watermark_lag().map(|d| duration_ms(d)));
+    v["stall"] = run.stall().map_or(
+        Value::Null,
+        |s| json!({"stage": s.stage, "subtask": s.subtask, "since_ms": s.since_ms}),
+    );
     v
+}
+
+/// `GET /api/v1/jobs/{id}/errors`: the run's newest supervised failures and dead letters.
+pub(crate) fn errors(run: &RunView) -> Value {
+    let list: Vec<Value> = run
+        .recent_errors()
+        .into_iter()
+        .map(|e| {
+            json!({
+                "stage": e.stage,
+                "subtask": e.subtask,
+                "error": e.error,
+                "element": e.element,
+                "at_ms": e.at_ms,
+                "dead_letter": e.dead_letter,
+            })
+        })
+        .collect();
+    json!({"id": run.id(), "errors": list})
 }
 
 /// The checkpoint summary inside a job's detail (`null` when the run does not checkpoint).
@@ -106,13 +135,20 @@ fn checkpoints_summary(run: &RunView) -> Value {
     let Some(c) = run.checkpoints() else {
         return Value::Null;
     };
-    let durations = c.durations();
+    let t = c.totals();
+    let last = c
+        .history()
+        .into_iter()
+        .rev()
+        .find(|r| r.status == CheckpointStatus::Completed);
     json!({
         "latest_completed": c.latest_completed(),
         "restored": c.restored(),
-        "completed": durations.len(),
-        "failed": c.failed().len(),
-        "last_duration_ms": durations.last().map(|(_, d)| duration_ms(*d)),
+        "completed": t.completed,
+        "failed": t.failed,
+        "skipped": t.skipped,
+        "last_duration_ms": last.as_ref().map(|r| duration_ms(r.duration)),
+        "last_size_bytes": last.as_ref().map(|r| r.bytes),
     })
 }
 
@@ -128,6 +164,8 @@ pub(crate) fn checkpoints(run: &RunView) -> Value {
             "enabled": false,
             "latest_completed": null,
             "restored": null,
+            "totals": {"completed": 0, "failed": 0, "skipped": 0},
+            "history": [],
             "completed": [],
             "failed": [],
             "skipped": [],
@@ -144,11 +182,31 @@ pub(crate) fn checkpoints(run: &RunView) -> Value {
         .iter()
         .map(|(s, sub)| json!({"stage_id": format!("{:016x}", s.0), "subtask": sub}))
         .collect();
+    let history: Vec<Value> = c
+        .history()
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.id,
+                "status": r.status.as_str(),
+                "reason": match &r.status {
+                    CheckpointStatus::Failed(why) => Some(why.as_str()),
+                    _ => None,
+                },
+                "started_at_ms": r.started_at_ms,
+                "duration_ms": duration_ms(r.duration),
+                "bytes": r.bytes,
+            })
+        })
+        .collect();
+    let t = c.totals();
     json!({
         "id": run.id(),
         "enabled": true,
         "latest_completed": c.latest_completed(),
         "restored": c.restored(),
+        "totals": {"completed": t.completed, "failed": t.failed, "skipped": t.skipped},
+        "history": history,
         "completed": completed,
         "failed": c.failed(),
         "skipped": c.skipped(),

@@ -103,7 +103,7 @@ pub(crate) fn detail(reg: &Registry, run: &RunView, pid: u32, history: bool) -> 
     v["live_tasks"] = json!(run.live_tasks());
     v["stages"] = Value::Array(stages);
     v["checkpoints"] = checkpoints_summary(run);
-    v["watermark_lag_ms"] = json!(run.watermark_lag().map(|d| duration_ms(d)));
+    v["watermark_lag_ms"] = json!(run.watermark_lag().map(duration_ms));
     v["stall"] = run.stall().map_or(
         Value::Null,
         |s| json!({"stage": s.stage, "subtask": s.subtask, "since_ms": s.since_ms}),

@@ -21,7 +21,7 @@
 
 pub mod cli;
 pub mod demo;
-pub mod viz;
+pub use weir_ops::viz;
 
 pub use weir_connectors as connectors;
 pub use weir_engine as engine;

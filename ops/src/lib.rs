@@ -18,6 +18,7 @@ pub mod logging;
 pub mod prom;
 pub mod registry;
 pub mod server;
+pub mod viz;
 
 pub use config::OpsConfig;
 pub use error::OpsError;

@@ -271,7 +271,7 @@ async fn every_endpoint_serves_a_running_job_and_cancel_ends_it() {
     let p = view.plan().unwrap();
     assert_eq!(plan["mermaid"], json!(p.to_mermaid()));
     let dot = plan["dot"].as_str().unwrap();
-    assert!(dot.starts_with("digraph plan {\n"), "{dot}");
+    assert!(dot.starts_with("digraph weir {\n"), "{dot}");
     let mut plan_paths: Vec<String> = plan["islands"]
         .as_array()
         .unwrap()

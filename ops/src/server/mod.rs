@@ -5,7 +5,6 @@
 mod api;
 mod assets;
 mod auth;
-mod dot;
 mod views;
 
 use crate::jobfile::{self, JobFile};

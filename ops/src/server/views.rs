@@ -279,7 +279,7 @@ pub(crate) fn plan(run: &RunView, p: &PhysicalPlan) -> Value {
         "islands": islands,
         "edges": edges,
         "mermaid": p.to_mermaid(),
-        "dot": super::dot::render(p),
+        "dot": crate::viz::render_physical(p, crate::viz::Format::Dot),
     })
 }
 
@@ -293,9 +293,4 @@ pub(crate) fn node_of(p: &PhysicalPlan, e: &Endpoint, input: bool) -> Option<usi
         }
         Endpoint::External(_) => None,
     }
-}
-
-/// `edge_kind` for the DOT renderer.
-pub(crate) fn kind_label(k: EdgeKind) -> &'static str {
-    edge_kind(k)
 }

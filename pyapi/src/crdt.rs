@@ -354,13 +354,6 @@ pub struct PyReplicator {
     handle: ReplicatorHandle<ReplicatedData>,
 }
 
-impl PyReplicator {
-    /// The handle the Rust stages of a run can share (`Materializer::with_service`).
-    pub fn handle(&self) -> &ReplicatorHandle<ReplicatedData> {
-        &self.handle
-    }
-}
-
 /// The Python view of `d` at `replica` (None for no data).
 fn to_py(py: Python<'_>, d: ReplicatedData, replica: ReplicaId) -> PyResult<Option<Py<PyAny>>> {
     Ok(Some(match d {

@@ -109,6 +109,32 @@ impl<T: Serialize + Send + 'static> SendStage<T> {
         )
     }
 
+    /// Explains a failed send: a receiver that cancelled or failed closes its half right after
+    /// saying so, so the frames still to read tell a cancel (not a failure) or the remote error
+    /// apart from a broken stream.
+    async fn send_failed(
+        &self,
+        path: &str,
+        link: &mut Link,
+        source: TransportError,
+    ) -> Result<Heard, StageError> {
+        let grace = std::time::Duration::from_secs(1);
+        loop {
+            match tokio::time::timeout(grace, link.ch.rx.recv()).await {
+                Ok(Ok(Some(f))) => match f.body {
+                    Body::Cancel => return Ok(Heard::Cancelled),
+                    Body::Credit { .. } => {}
+                    other => {
+                        self.heard(path, link, Some(other))?;
+                    }
+                },
+                Ok(Ok(None)) | Ok(Err(_)) | Err(_) => {
+                    return Err(self.transport_err(path, source));
+                }
+            }
+        }
+    }
+
     /// Handles one frame from the receiver.
     fn heard(&self, path: &str, link: &mut Link, f: Option<Body>) -> Result<Heard, StageError> {
         let Some(body) = f else {
@@ -239,11 +265,11 @@ impl<T: Serialize + Send + 'static> SendStage<T> {
                             continue;
                         }
                     };
-                    link.ch
-                        .tx
-                        .send(body)
-                        .await
-                        .map_err(|e| self.transport_err(&path, e))?;
+                    if let Err(e) = link.ch.tx.send(body).await
+                        && let Heard::Cancelled = self.send_failed(&path, link, e).await?
+                    {
+                        return self.cancelled(&path, link).await;
+                    }
                 }
             }
         }
@@ -256,11 +282,11 @@ impl<T: Serialize + Send + 'static> SendStage<T> {
     }
 
     async fn end(&self, path: &str, link: &mut Link) -> Result<(), StageError> {
-        link.ch
-            .tx
-            .send(Body::End)
-            .await
-            .map_err(|e| self.transport_err(path, e))?;
+        if let Err(e) = link.ch.tx.send(Body::End).await
+            && let Heard::Cancelled = self.send_failed(path, link, e).await?
+        {
+            return self.cancelled(path, link).await;
+        }
         loop {
             let f = link
                 .ch
@@ -344,11 +370,9 @@ impl<T: Serialize + Send + 'static> SendStage<T> {
                     return Ok(Heard::Cancelled);
                 }
             }
-            link.ch
-                .tx
-                .flush()
-                .await
-                .map_err(|e| self.transport_err(path, e))?;
+            if let Err(e) = link.ch.tx.flush().await {
+                return self.send_failed(path, link, e).await;
+            }
             self.stats.add(cost.rows, cost.bytes);
         }
         link.sent += batch.len() as u64;

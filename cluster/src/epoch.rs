@@ -161,7 +161,12 @@ impl EpochStore for FileEpochStore {
         }
     }
     fn record(&self, epoch: Epoch) -> Result<(), FenceError> {
-        let tmp = self.path.with_extension("tmp");
+        // A temporary file of this writer's own: processes sharing the folder record at once.
+        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = self
+            .path
+            .with_extension(format!("{}.{n}.tmp", std::process::id()));
         let mut f = fs::File::create(&tmp).map_err(|e| self.io(e))?;
         writeln!(f, "{}", epoch.0).map_err(|e| self.io(e))?;
         f.sync_all().map_err(|e| self.io(e))?;

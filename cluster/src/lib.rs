@@ -9,10 +9,14 @@
 //! [`tls`] (the cluster CA, node certificates, rustls configurations) and [`edge`] (remote
 //! sink and source stages).
 
+pub mod commit;
+/// The object store interface the commit log (and, later, checkpoints) use.
+pub use object_store;
 pub mod crdt;
 pub mod credit;
 pub mod edge;
 pub mod epoch;
+pub mod exchange;
 pub mod frame;
 pub mod membership;
 pub mod placement;

@@ -17,7 +17,7 @@ pub const MAX_LATE_MS: u64 = 99;
 pub const WINDOW_MS: i64 = 1000;
 
 /// One W3 event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Event {
     /// `0..1000`.
     pub key: u32,

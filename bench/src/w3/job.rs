@@ -74,12 +74,28 @@ pub fn windows<M>(events: Source<Event, M>) -> Source<Output, M>
 where
     M: Send + 'static,
 {
+    sums(timestamps(events))
+}
+
+/// Events -> timestamps and watermarks (100 ms bound).
+pub fn timestamps<M>(events: Source<Event, M>) -> Source<Timestamped<Event>, M>
+where
+    M: Send + 'static,
+{
     events
         .assign_timestamps(
             |e: &Event| e.ts,
             WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(100)),
         )
         .uid("w3-timestamps")
+}
+
+/// Timestamped events -> 1 s tumbling sums per key.
+pub fn sums<M>(events: Source<Timestamped<Event>, M>) -> Source<Output, M>
+where
+    M: Send + 'static,
+{
+    events
         .window_by(
             |e: &Timestamped<Event>| e.value.key,
             Windows::tumbling(Duration::from_secs(1)),

@@ -4,10 +4,13 @@
 //! measures throughput. Each subcommand has flags of its own (part of the product: keep them
 //! stable).
 
+pub mod cluster;
 pub mod corrupt;
 pub mod crash;
+pub mod crash_cluster;
 pub mod events;
 pub mod job;
+pub mod node;
 pub mod throughput;
 pub mod verify;
 
@@ -49,6 +52,80 @@ pub enum W3Command {
         /// Throttles the source to this many events per second; accepts `1e5`.
         #[arg(long, value_parser = crate::parse_count)]
         rate: Option<u64>,
+        /// Runs the job on a local cluster of this many node processes (QUIC with mutual TLS
+        /// between them), restarting every node from the job's newest complete checkpoint
+        /// when one dies; output in `OUTPUT/node-I`.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+        nodes: Option<u16>,
+        /// With `--nodes`: attempts after the first before the job gives up.
+        #[arg(long, default_value_t = 1000, requires = "nodes")]
+        max_restarts: u32,
+    },
+    /// One node of `w3-job --nodes N` (started by it): its part of the input through the
+    /// exchange by key into its windows and part files.
+    #[command(name = "w3-node")]
+    Node {
+        /// This node's part of the events.
+        #[arg(long)]
+        input: PathBuf,
+        /// This node's part files.
+        #[arg(long)]
+        output: PathBuf,
+        /// This node's checkpoints.
+        #[arg(long)]
+        state_dir: PathBuf,
+        /// The directory the nodes share (certificates, commit log, attempt record).
+        #[arg(long)]
+        cluster_dir: PathBuf,
+        /// This node's index.
+        #[arg(long)]
+        node: usize,
+        /// How many nodes run the job.
+        #[arg(long)]
+        nodes: usize,
+        /// The attempt.
+        #[arg(long)]
+        epoch: u64,
+        /// Time between checkpoints; 0 turns them off.
+        #[arg(long)]
+        checkpoint_interval_ms: u64,
+        /// Throttles this node's source to this many events per second.
+        #[arg(long, value_parser = crate::parse_count)]
+        rate: Option<u64>,
+    },
+    /// Runs W3 as a job on a local cluster of node processes, SIGKILLs a random node at
+    /// random moments, verifies the committed output against the reference; one JSON line,
+    /// exit code 0 only when exact.
+    #[command(name = "crash-cluster")]
+    CrashCluster {
+        /// Node processes.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
+        nodes: u16,
+        /// Random SIGKILLs of a node.
+        #[arg(long)]
+        kills: u32,
+        /// Events of the input (default: enough for the kills to land mid-run); accepts `1e6`.
+        #[arg(long, value_parser = crate::parse_count)]
+        events: Option<u64>,
+        /// Seeds the input and the kill moments.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Events per second the job reads over all nodes.
+        #[arg(long, default_value_t = 10_000, value_parser = crate::parse_count)]
+        rate: u64,
+        /// The job's checkpoint interval.
+        #[arg(long, default_value_t = 100)]
+        checkpoint_interval_ms: u64,
+        /// The shortest time an attempt lives before its kill.
+        #[arg(long, default_value_t = 300)]
+        min_delay_ms: u64,
+        /// The longest time an attempt lives before its kill.
+        #[arg(long, default_value_t = 1000)]
+        max_delay_ms: u64,
+        /// Where input, output, state and logs go (cleared first; default: a temporary
+        /// directory, removed when the run passes).
+        #[arg(long)]
+        workdir: Option<PathBuf>,
     },
     /// Kills `w3-job` at random moments, restarts it, verifies the committed output against a
     /// reference computed without failures; one JSON line, exit code 0 only when exact.
@@ -121,10 +198,23 @@ pub fn run(cmd: W3Command) -> i32 {
             state_dir,
             checkpoint_interval_ms,
             rate,
+            nodes,
+            max_restarts,
         } => {
             if rate == Some(0) {
                 eprintln!("w3-job: --rate must be at least 1");
                 return 2;
+            }
+            if let Some(nodes) = nodes {
+                return cluster::main(&cluster::ClusterArgs {
+                    input,
+                    output,
+                    state_dir,
+                    checkpoint_interval_ms,
+                    rate,
+                    nodes: usize::from(nodes),
+                    max_restarts,
+                });
             }
             job::main(&job::JobArgs {
                 input,
@@ -163,6 +253,62 @@ pub fn run(cmd: W3Command) -> i32 {
                 max_delay_ms,
                 workdir,
                 corrupt,
+            })
+        }
+        W3Command::Node {
+            input,
+            output,
+            state_dir,
+            cluster_dir,
+            node,
+            nodes,
+            epoch,
+            checkpoint_interval_ms,
+            rate,
+        } => {
+            if node >= nodes || rate == Some(0) {
+                eprintln!("w3-node: --node must be below --nodes and --rate at least 1");
+                return 2;
+            }
+            node::main(&node::NodeArgs {
+                input,
+                output,
+                state_dir,
+                cluster_dir,
+                node,
+                nodes,
+                epoch,
+                checkpoint_interval_ms,
+                rate,
+            })
+        }
+        W3Command::CrashCluster {
+            nodes,
+            kills,
+            events,
+            seed,
+            rate,
+            checkpoint_interval_ms,
+            min_delay_ms,
+            max_delay_ms,
+            workdir,
+        } => {
+            if rate == 0 || min_delay_ms > max_delay_ms {
+                eprintln!(
+                    "crash-cluster: --rate must be at least 1 and --min-delay-ms at most --max-delay-ms"
+                );
+                return 2;
+            }
+            crash_cluster::main(&crash_cluster::Args {
+                nodes: usize::from(nodes),
+                kills,
+                events,
+                seed,
+                rate,
+                checkpoint_interval_ms,
+                min_delay_ms,
+                max_delay_ms,
+                workdir,
             })
         }
         W3Command::W3 { n, seed, variants } => throughput::main(n, seed, &variants),

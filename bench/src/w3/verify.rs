@@ -79,7 +79,30 @@ fn parse_window(line: &[u8]) -> Option<(u32, i64, u64)> {
 
 /// Checks the committed output in `dir` against `reference` (see the module docs).
 pub fn verify(dir: &Path, reference: &Windows) -> std::io::Result<Verdict> {
+    verify_all(&[dir.to_path_buf()], reference)
+}
+
+/// Checks the committed output of a job spread over nodes, one output directory each (each
+/// key's windows in one of them), against `reference`: as [`verify`], over their union.
+pub fn verify_all(dirs: &[PathBuf], reference: &Windows) -> std::io::Result<Verdict> {
     let mut v = Verdict::default();
+    let mut seen: HashMap<(u32, i64), u64> = HashMap::new();
+    let mut last_start: HashMap<u32, i64> = HashMap::new();
+    for dir in dirs {
+        verify_dir(dir, reference, &mut v, &mut seen, &mut last_start)?;
+    }
+    v.lost = reference.keys().filter(|w| !seen.contains_key(w)).count() as u64;
+    Ok(v)
+}
+
+/// Adds what `dir` holds to `v`.
+fn verify_dir(
+    dir: &Path,
+    reference: &Windows,
+    v: &mut Verdict,
+    seen: &mut HashMap<(u32, i64), u64>,
+    last_start: &mut HashMap<u32, i64>,
+) -> std::io::Result<()> {
     // Which files are committed parts, in commit order, is the sink's own rule.
     let committed = FileSink::new(dir)
         .committed()
@@ -131,8 +154,6 @@ pub fn verify(dir: &Path, reference: &Windows) -> std::io::Result<Verdict> {
         }
         prev = Some(prev.map_or(changed, |p| p.max(changed)));
     }
-    let mut seen: HashMap<(u32, i64), u64> = HashMap::new();
-    let mut last_start: HashMap<u32, i64> = HashMap::new();
     for (_, path) in parts {
         let text = std::fs::read(&path)?;
         // An empty part, or one whose last line lacks its newline, is corrupt.
@@ -167,8 +188,7 @@ pub fn verify(dir: &Path, reference: &Windows) -> std::io::Result<Verdict> {
             }
         }
     }
-    v.lost = reference.keys().filter(|w| !seen.contains_key(w)).count() as u64;
-    Ok(v)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ mod source;
 
 pub use error::EdgeError;
 pub use sink::{RemoteSinkHandle, remote_sink};
-pub use source::{RemoteSourceHandle, remote_source, remote_source_with};
+pub use source::{RemoteSourceHandle, exchange_source, remote_source, remote_source_with};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use weir_graph::{ErrorKind, StageError};

@@ -45,7 +45,35 @@ pub fn remote_source_with<T: DeserializeOwned + Send + 'static>(
     edge: EdgeId,
     config: EdgeConfig,
 ) -> Source<T, RemoteSourceHandle> {
-    Source::from_async("remote_source", move |info| {
+    receiving(transport, edge, config, false)
+}
+
+/// The receiving side of an exchange between two processes of one job (each running its
+/// part of the same graph, numbering checkpoints alike): as [`remote_source_with`], except
+/// that checkpoint barriers from the sender pass on downstream in order with the data, so
+/// the stages after it align them with their local inputs' barriers and the job's
+/// checkpoint is one consistent cut across processes. The local coordinator injects no
+/// barrier here.
+pub fn exchange_source<T: DeserializeOwned + Send + 'static>(
+    transport: Arc<dyn Transport>,
+    edge: EdgeId,
+    config: EdgeConfig,
+) -> Source<T, RemoteSourceHandle> {
+    receiving(transport, edge, config, true)
+}
+
+fn receiving<T: DeserializeOwned + Send + 'static>(
+    transport: Arc<dyn Transport>,
+    edge: EdgeId,
+    config: EdgeConfig,
+    relay: bool,
+) -> Source<T, RemoteSourceHandle> {
+    let name = if relay {
+        "exchange_source"
+    } else {
+        "remote_source"
+    };
+    Source::from_async(name, move |info| {
         let credit = CreditReceiver::new(Cost::new(config.window_rows, config.window_bytes))
             .map_err(|source| {
                 external(
@@ -63,6 +91,7 @@ pub fn remote_source_with<T: DeserializeOwned + Send + 'static>(
             edge,
             credit,
             stats: Arc::clone(&stats),
+            relay,
             _t: std::marker::PhantomData,
         };
         Ok((logic, RemoteSourceHandle { stats }))
@@ -74,12 +103,17 @@ struct RecvStage<T> {
     edge: EdgeId,
     credit: CreditReceiver,
     stats: Arc<EdgeStats>,
+    /// Barriers from the sender pass on (else the local coordinator injects its own).
+    relay: bool,
     _t: std::marker::PhantomData<fn() -> T>,
 }
 
 impl<T: DeserializeOwned + Send + 'static> AsyncLogic for RecvStage<T> {
     fn run(self: Box<Self>, io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
         self.drive(io).boxed()
+    }
+    fn handles_control(&self) -> bool {
+        self.relay
     }
 }
 
@@ -182,6 +216,7 @@ impl<T: DeserializeOwned + Send + 'static> RecvStage<T> {
                 Body::Watermark(ms) => output.control(Control::Watermark { ms }),
                 Body::Marker(id) => output.control(Control::Marker { id }),
                 Body::Idle => output.control(Control::Idle),
+                Body::Barrier(id) if self.relay => output.control(Control::Barrier { id }),
                 Body::Barrier(id) => {
                     tracing::debug!(stage = %path, edge, checkpoint = id, "barrier from the sender");
                 }

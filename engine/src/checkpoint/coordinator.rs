@@ -35,11 +35,16 @@ struct State {
     final_wanted: Option<u64>,
     /// Savepoints triggered and not written yet.
     savepoints: BTreeMap<u64, (PathBuf, SavepointReply)>,
+    /// Acknowledgements of barriers not triggered here yet: a barrier relayed from another
+    /// process of the job (a remote edge) can pass a stage before this run triggers its id.
+    early: BTreeMap<u64, StageStates>,
 }
 
 /// A completed checkpoint on its way to the writer.
 struct Done {
     id: u64,
+    /// Every stage had finished: the checkpoint holds the run's final state.
+    last: bool,
     states: StageStates,
     triggered: Option<Duration>,
     savepoint: Option<(PathBuf, SavepointReply)>,
@@ -79,6 +84,9 @@ impl Coordinator {
     /// A coordinator for `cfg`, with the state of the latest complete checkpoint in its
     /// directory (else of the savepoint `cfg.restore_from`) loaded for restore.
     pub(crate) fn open(cfg: CheckpointConfig) -> Result<Self, CheckpointError> {
+        if let Some(id) = cfg.discard_after {
+            store::discard_newer(&cfg.dir, id)?;
+        }
         let own = store::latest(&cfg.dir)?;
         let newest = store::newest_id(&cfg.dir)?.unwrap_or(0);
         let (restored, savepoint) = match (own, &cfg.restore_from) {
@@ -259,6 +267,12 @@ impl Coordinator {
         let mut s = lock(&self.state);
         if let Some(acks) = s.pending.get_mut(&id) {
             acks.entry((stage, sub)).or_insert(state);
+        } else if id >= self.next_id.load(Ordering::Acquire) {
+            s.early
+                .entry(id)
+                .or_default()
+                .entry((stage, sub))
+                .or_insert(state);
         }
         self.complete(&mut s);
     }
@@ -333,7 +347,8 @@ impl Coordinator {
         }
         let id = self.next_id.fetch_add(1, Ordering::AcqRel);
         tracing::debug!(checkpoint = id, "final checkpoint");
-        s.pending.insert(id, StageStates::new());
+        let early = s.early.remove(&id).unwrap_or_default();
+        s.pending.insert(id, early);
         let now = lock(&self.clock).as_ref().map(|c| c.now());
         if let Some(now) = now {
             s.triggered.insert(id, now);
@@ -372,8 +387,10 @@ impl Coordinator {
             }
         }
         acks.retain(|k, _| s.expected.contains(k));
+        let last = s.expected.iter().all(|k| s.finished.contains_key(k));
         let _ = self.done.send(Done {
             id,
+            last,
             states: acks,
             triggered: s.triggered.remove(&id),
             savepoint: s.savepoints.remove(&id),
@@ -388,15 +405,18 @@ impl Coordinator {
 
     /// Triggers a barrier now; `savepoint` also writes the checkpoint into that directory.
     fn trigger(&self, shared: &RunShared, savepoint: Option<(PathBuf, SavepointReply)>) -> u64 {
-        let id = self.next_id.fetch_add(1, Ordering::AcqRel);
-        {
+        let id = {
+            // Numbered under the state lock, so an early acknowledgement is never lost between.
             let mut s = lock(&self.state);
-            s.pending.insert(id, StageStates::new());
+            let id = self.next_id.fetch_add(1, Ordering::AcqRel);
+            let early = s.early.remove(&id).unwrap_or_default();
+            s.pending.insert(id, early);
             s.triggered.insert(id, shared.clock.now());
             if let Some(sp) = savepoint {
                 s.savepoints.insert(id, sp);
             }
-        }
+            id
+        };
         let reached = shared.injectors.inject(&Control::barrier(id));
         tracing::debug!(checkpoint = id, sources = reached, "barrier injected");
         weir_graph::failpoint("checkpoint.barrier_injected");
@@ -463,6 +483,7 @@ impl Coordinator {
     async fn write(&self, done: Done, clock: &Arc<dyn Clock>) {
         let Done {
             id,
+            last,
             states,
             triggered,
             savepoint,
@@ -493,6 +514,14 @@ impl Coordinator {
                 reason: format!("the checkpoint writer failed: {e}"),
             })
         });
+        // A job spread over processes: complete only once every participant wrote it.
+        let written = match (written, &self.cfg.commit) {
+            (Ok(w), Some(c)) => match c.0.prepared(id, last).await {
+                Ok(()) => Ok(w),
+                Err(reason) => Err(CheckpointError::Commit { id, reason }),
+            },
+            (w, _) => w,
+        };
         match written {
             Ok((path, bytes)) => {
                 let took = triggered.map_or(Duration::ZERO, |t| clock.now().saturating_sub(t));

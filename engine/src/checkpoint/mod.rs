@@ -7,11 +7,13 @@
 //! acknowledges to the coordinator, which writes the checkpoint once every stage did (see
 //! [`store`]). Savepoints are checkpoints written on demand into a directory of their own.
 
+mod commit;
 mod coordinator;
 mod manifest;
 mod rescale;
 pub mod store;
 
+pub use commit::{CheckpointCommit, CommitHook};
 pub(crate) use coordinator::{AsyncCheckpoint, Coordinator};
 pub(crate) use rescale::{restore_flow, restore_sink, restore_source};
 pub use store::CheckpointError;
@@ -41,6 +43,12 @@ pub struct CheckpointConfig {
     /// How many consecutive checkpoints may fail (a write error such as a full disk, or a
     /// declined alignment) before the run fails; `None`: never (the default).
     pub tolerable_failed: Option<usize>,
+    /// Makes a written checkpoint complete only once every participant of a job spread over
+    /// processes wrote it (see [`CheckpointCommit`]); `None`: complete once written.
+    pub commit: Option<CommitHook>,
+    /// Checkpoints newer than this id are discarded when the run starts, so it restores this
+    /// one (the job's last globally complete checkpoint) and numbers the next ones after it.
+    pub discard_after: Option<u64>,
 }
 
 impl CheckpointConfig {
@@ -53,7 +61,23 @@ impl CheckpointConfig {
             restore_from: None,
             allow_unmatched: false,
             tolerable_failed: None,
+            commit: None,
+            discard_after: None,
         }
+    }
+
+    /// Completes each written checkpoint only once `commit` says every participant wrote it
+    /// (a job whose stages run in several processes); sinks commit output only then.
+    pub fn with_commit(mut self, commit: std::sync::Arc<dyn CheckpointCommit>) -> Self {
+        self.commit = Some(CommitHook(commit));
+        self
+    }
+
+    /// Discards the checkpoints newer than `id` (0: all) when the run starts: it restores
+    /// `id` and numbers the next checkpoints from `id + 1`.
+    pub fn discard_after(mut self, id: u64) -> Self {
+        self.discard_after = Some(id);
+        self
     }
 
     /// Fails the run once more than `n` consecutive checkpoints failed (Flink's

@@ -39,6 +39,14 @@ pub enum CheckpointError {
         /// What the OS said.
         reason: String,
     },
+    /// The job's commit log did not complete a checkpoint this run wrote.
+    #[error("checkpoint {id} was not completed by every participant: {reason}")]
+    Commit {
+        /// The checkpoint.
+        id: u64,
+        /// Why (a participant failed, or the wait timed out).
+        reason: String,
+    },
     /// A manifest is malformed.
     #[error("checkpoint manifest {path} is corrupt: {reason}")]
     Manifest {
@@ -462,6 +470,21 @@ fn prune_shared(root: &Path, kept: &[PathBuf]) -> Result<(), CheckpointError> {
         }
     }
     Ok(())
+}
+
+/// Removes every checkpoint directory under `root` newer than `id` (complete or not): a job
+/// spread over processes restarts from the checkpoint all of them completed.
+pub fn discard_newer(root: &Path, id: u64) -> Result<usize, CheckpointError> {
+    let newer: Vec<PathBuf> = list(root)?
+        .into_iter()
+        .filter(|(c, _)| *c > id)
+        .map(|(_, p)| p)
+        .collect();
+    for p in &newer {
+        tracing::info!(dir = %p.display(), "discarding a checkpoint the job did not complete");
+        discard(p);
+    }
+    Ok(newer.len())
 }
 
 /// The newest id of any checkpoint directory under `root` (complete or not), so a new run

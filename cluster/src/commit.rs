@@ -88,6 +88,8 @@ impl RestorePoint {
 struct Attempt {
     /// The nodes that wrote each checkpoint.
     prepared: BTreeMap<u64, BTreeSet<usize>>,
+    /// The nodes where each checkpoint failed.
+    aborted: BTreeMap<u64, BTreeSet<usize>>,
     /// Each node's last checkpoint.
     last: BTreeMap<usize, u64>,
 }
@@ -136,16 +138,17 @@ async fn read_all(
                 .and_then(|v| v.parse::<u64>().ok())
                 .ok_or_else(malformed)
         };
-        if n >= 4 && parts[n - 3] == "prep" {
+        if n >= 4 && (parts[n - 3] == "prep" || parts[n - 3] == "abort") {
             let e = epoch(&parts[n - 4])?;
             let id = parts[n - 2].parse::<u64>().map_err(|_| malformed())?;
             let who = node(&parts[n - 1])?;
-            out.entry(e)
-                .or_default()
-                .prepared
-                .entry(id)
-                .or_default()
-                .insert(who);
+            let a = out.entry(e).or_default();
+            let map = if parts[n - 3] == "prep" {
+                &mut a.prepared
+            } else {
+                &mut a.aborted
+            };
+            map.entry(id).or_default().insert(who);
         } else if parts[n - 2] == "last" {
             let e = epoch(&parts[n - 3])?;
             let who = node(&parts[n - 1])?;
@@ -283,31 +286,60 @@ impl CommitLog {
         Ok(())
     }
 
-    /// Whether checkpoint `id` is complete for the job: every node of this attempt wrote it
-    /// (or, for a last checkpoint, every node wrote its last one).
-    pub async fn complete(&self, id: u64, last: bool) -> Result<bool, CommitError> {
+    /// Records that checkpoint `id` failed on this node.
+    pub async fn abort(&self, id: u64) -> Result<(), CommitError> {
+        let me = format!("n{:04}", self.node);
+        self.put(
+            self.dir
+                .clone()
+                .join("abort")
+                .join(format!("{id:020}"))
+                .join(me.as_str()),
+            String::new(),
+        )
+        .await
+    }
+
+    /// Where checkpoint `id` stands for the job: complete once every node of this attempt
+    /// wrote it (or, for a last checkpoint, once every node wrote its last one), failed once
+    /// a node recorded that it failed there.
+    pub async fn status(&self, id: u64, last: bool) -> Result<CommitStatus, CommitError> {
         let all = read_all(&self.store, &self.dir).await?;
         let Some(a) = all.values().next() else {
-            return Ok(false);
+            return Ok(CommitStatus::Waiting);
         };
         let everyone = |who: &BTreeSet<usize>| (0..self.nodes).all(|n| who.contains(&n));
-        if a.prepared.get(&id).is_some_and(everyone) {
-            return Ok(true);
+        if a.prepared.get(&id).is_some_and(everyone)
+            || (last && (0..self.nodes).all(|n| a.last.contains_key(&n)))
+        {
+            return Ok(CommitStatus::Complete);
         }
-        Ok(last && (0..self.nodes).all(|n| a.last.contains_key(&n)))
+        if let Some(n) = a.aborted.get(&id).and_then(|who| who.iter().next()) {
+            return Ok(CommitStatus::Failed(*n));
+        }
+        Ok(CommitStatus::Waiting)
+    }
+
+    /// Whether checkpoint `id` is complete for the job (see [`CommitLog::status`]).
+    pub async fn complete(&self, id: u64, last: bool) -> Result<bool, CommitError> {
+        Ok(self.status(id, last).await? == CommitStatus::Complete)
     }
 
     async fn prepare(&self, id: u64, last: bool) -> Result<(), String> {
         self.record(id, last).await.map_err(|e| e.to_string())?;
         let start = tokio::time::Instant::now();
         loop {
-            if self.complete(id, last).await.map_err(|e| e.to_string())? {
-                tracing::debug!(
-                    checkpoint = id,
-                    node = self.node,
-                    "checkpoint complete on every node"
-                );
-                return Ok(());
+            match self.status(id, last).await.map_err(|e| e.to_string())? {
+                CommitStatus::Complete => {
+                    tracing::debug!(
+                        checkpoint = id,
+                        node = self.node,
+                        "checkpoint complete on every node"
+                    );
+                    return Ok(());
+                }
+                CommitStatus::Failed(n) => return Err(format!("it failed on node {n}")),
+                CommitStatus::Waiting => {}
             }
             self.fence
                 .check("checkpoint completion")
@@ -323,9 +355,9 @@ impl CommitLog {
     }
 }
 
-impl CheckpointCommit for CommitLog {
-    fn prepared(&self, id: u64, last: bool) -> BoxFuture<'static, Result<(), String>> {
-        let me = Self {
+impl CommitLog {
+    fn clone_log(&self) -> Self {
+        Self {
             store: Arc::clone(&self.store),
             dir: self.dir.clone(),
             node: self.node,
@@ -333,7 +365,34 @@ impl CheckpointCommit for CommitLog {
             fence: self.fence.clone(),
             poll: self.poll,
             timeout: self.timeout,
-        };
+        }
+    }
+}
+
+/// Where a checkpoint stands in the commit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitStatus {
+    /// Not every node wrote it yet.
+    Waiting,
+    /// Every node wrote it.
+    Complete,
+    /// It failed on this node.
+    Failed(usize),
+}
+
+impl CheckpointCommit for CommitLog {
+    fn prepared(&self, id: u64, last: bool) -> BoxFuture<'static, Result<(), String>> {
+        let me = self.clone_log();
         async move { me.prepare(id, last).await }.boxed()
+    }
+
+    fn aborted(&self, id: u64) -> BoxFuture<'static, ()> {
+        let me = self.clone_log();
+        async move {
+            if let Err(e) = me.abort(id).await {
+                tracing::warn!(checkpoint = id, error = %e, "cannot record a failed checkpoint");
+            }
+        }
+        .boxed()
     }
 }

@@ -16,6 +16,13 @@ use std::sync::Arc;
 pub trait CheckpointCommit: Send + Sync {
     /// Records that this run wrote checkpoint `id`; resolves once it is complete everywhere.
     fn prepared(&self, id: u64, last: bool) -> BoxFuture<'static, Result<(), String>>;
+
+    /// Records that checkpoint `id` failed in this run (a stage declined it, its write
+    /// failed), so the other participants stop waiting for it (best effort).
+    fn aborted(&self, id: u64) -> BoxFuture<'static, ()> {
+        let _ = id;
+        Box::pin(async {})
+    }
 }
 
 /// A shared [`CheckpointCommit`] in a [`super::CheckpointConfig`] (equal when the same one).

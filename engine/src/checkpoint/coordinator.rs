@@ -165,6 +165,12 @@ impl Coordinator {
             super::CheckpointStatus::Failed(why.to_owned()),
         );
         self.handle.fail(id);
+        if let Some(c) = &self.cfg.commit
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            // The job's other processes stop waiting for this checkpoint.
+            rt.spawn(c.0.aborted(id));
+        }
         let n = self.failed_in_a_row.fetch_add(1, Ordering::AcqRel) + 1;
         let Some(t) = self.cfg.tolerable_failed else {
             return;
@@ -345,10 +351,8 @@ impl Coordinator {
         if self.handle.latest_completed().is_some_and(|c| c >= want) {
             return;
         }
-        let id = self.next_id.fetch_add(1, Ordering::AcqRel);
+        let id = self.begin(s);
         tracing::debug!(checkpoint = id, "final checkpoint");
-        let early = s.early.remove(&id).unwrap_or_default();
-        s.pending.insert(id, early);
         let now = lock(&self.clock).as_ref().map(|c| c.now());
         if let Some(now) = now {
             s.triggered.insert(id, now);
@@ -403,14 +407,21 @@ impl Coordinator {
         clock.now() + self.cfg.interval
     }
 
+    /// Numbers the next checkpoint and makes it pending, with the acknowledgements of its
+    /// barrier that came before it (relayed from another process of the job).
+    fn begin(&self, s: &mut State) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::AcqRel);
+        let early = s.early.remove(&id).unwrap_or_default();
+        s.pending.insert(id, early);
+        id
+    }
+
     /// Triggers a barrier now; `savepoint` also writes the checkpoint into that directory.
     fn trigger(&self, shared: &RunShared, savepoint: Option<(PathBuf, SavepointReply)>) -> u64 {
         let id = {
             // Numbered under the state lock, so an early acknowledgement is never lost between.
             let mut s = lock(&self.state);
-            let id = self.next_id.fetch_add(1, Ordering::AcqRel);
-            let early = s.early.remove(&id).unwrap_or_default();
-            s.pending.insert(id, early);
+            let id = self.begin(&mut s);
             s.triggered.insert(id, shared.clock.now());
             if let Some(sp) = savepoint {
                 s.savepoints.insert(id, sp);

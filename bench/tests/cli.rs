@@ -30,7 +30,9 @@ fn an_unknown_workload_is_a_usage_error_with_a_suggestion() {
     let (code, _, err) = run(&["crash-entitys", "--kills", "1"]);
     assert_eq!(code, Some(2));
     assert!(
-        err.contains("tip: some similar subcommands exist: 'crash', 'crash-entities'"),
+        err.contains(
+            "tip: some similar subcommands exist: 'crash-cluster', 'crash', 'crash-entities'"
+        ),
         "{err}"
     );
 }
@@ -86,7 +88,9 @@ fn every_command_has_help() {
         "all",
         "w3-gen",
         "w3-job",
+        "w3-node",
         "crash",
+        "crash-cluster",
         "w3",
         "entities-job",
         "crash-entities",

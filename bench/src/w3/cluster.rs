@@ -104,6 +104,8 @@ struct Totals {
     committed_parts: u64,
     restored_from: Option<u64>,
     last_checkpoint: Option<u64>,
+    /// The slowest node's run (start to end, after the input was split and processes began).
+    node_seconds: f64,
 }
 
 fn json_u64(line: &str, field: &str) -> Option<u64> {
@@ -205,6 +207,16 @@ fn run(args: &ClusterArgs) -> Result<String, String> {
                     let line = std::fs::read_to_string(&p).unwrap_or_default();
                     t.events += json_u64(&line, "events").unwrap_or(0);
                     t.committed_parts += json_u64(&line, "committed_parts").unwrap_or(0);
+                    let secs = line
+                        .find("\"seconds\":")
+                        .and_then(|at| {
+                            let rest = &line[at + 10..];
+                            rest[..rest.find([',', '}']).unwrap_or(rest.len())]
+                                .parse::<f64>()
+                                .ok()
+                        })
+                        .unwrap_or(0.0);
+                    t.node_seconds = t.node_seconds.max(secs);
                     if i == 0 {
                         t.restored_from = json_u64(&line, "restored_from");
                         t.last_checkpoint = json_u64(&line, "last_checkpoint");
@@ -213,9 +225,10 @@ fn run(args: &ClusterArgs) -> Result<String, String> {
                 let secs = t0.elapsed().as_secs_f64();
                 let opt = |v: Option<u64>| v.map_or_else(|| "null".to_owned(), |v| v.to_string());
                 return Ok(format!(
-                    "{{\"workload\":\"w3_job\",\"nodes\":{n},\"events\":{},\"seconds\":{secs:.6},\"events_per_s\":{:.4e},\"attempts\":{},\"restarts\":{restarts},\"last_checkpoint\":{},\"restored_from\":{},\"committed_parts\":{}}}",
+                    "{{\"workload\":\"w3_job\",\"nodes\":{n},\"events\":{},\"seconds\":{secs:.6},\"events_per_s\":{:.4e},\"node_seconds\":{:.6},\"attempts\":{},\"restarts\":{restarts},\"last_checkpoint\":{},\"restored_from\":{},\"committed_parts\":{}}}",
                     t.events,
                     t.events as f64 / secs,
+                    t.node_seconds,
                     epoch,
                     opt(t.last_checkpoint),
                     opt(t.restored_from),

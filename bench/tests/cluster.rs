@@ -1,0 +1,131 @@
+//! W3 on a local cluster of node processes (RELIABILITY S18): `w3-job --nodes 3` commits
+//! exactly the windows the single-process job commits, and `crash-cluster` SIGKILLs random
+//! nodes ten times and finds the union of the nodes' committed output exact.
+
+mod common;
+
+use common::run;
+use std::path::Path;
+
+/// Every committed `key,window_start,sum` line under `dirs`, sorted.
+fn windows(dirs: &[&Path]) -> Vec<(u32, i64, u64)> {
+    let mut rows = Vec::new();
+    for d in dirs {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(name.starts_with("part-"), "stray file {}", p.display());
+            for line in std::fs::read_to_string(&p).unwrap().lines() {
+                let f: Vec<&str> = line.split(',').collect();
+                assert_eq!(f.len(), 3, "{name}: {line}");
+                rows.push((
+                    f[0].parse().unwrap(),
+                    f[1].parse().unwrap(),
+                    f[2].parse().unwrap(),
+                ));
+            }
+        }
+    }
+    rows.sort();
+    rows
+}
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn three_node_processes_commit_exactly_the_single_process_windows() {
+    let d = common::dir("cluster", "equal");
+    let input = d.join("events.csv");
+    let input_s = input.to_str().unwrap();
+    ok(&run(&[
+        "w3-gen", "--events", "40000", "--output", input_s, "--seed", "5",
+    ]));
+    let job = |output: &Path, state: &Path, nodes: Option<&str>| {
+        let mut args = vec![
+            "w3-job",
+            "--input",
+            input_s,
+            "--output",
+            output.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--checkpoint-interval-ms",
+            "50",
+            "--rate",
+            "40000",
+        ];
+        if let Some(n) = nodes {
+            args.extend(["--nodes", n]);
+        }
+        ok(&run(&args))
+    };
+    let single = d.join("single");
+    job(&single, &d.join("single-state"), None);
+    let line = job(&d.join("cluster"), &d.join("cluster-state"), Some("3"));
+    let c = common::counts(&line);
+    assert_eq!(c["nodes"], "3", "{line}");
+    assert_eq!(c["events"], "40000", "{line}");
+    assert_eq!(c["restarts"], "0", "{line}");
+    let nodes: Vec<_> = (0..3)
+        .map(|i| d.join("cluster").join(format!("node-{i}")))
+        .collect();
+    let refs: Vec<&Path> = nodes.iter().map(|p| p.as_path()).collect();
+    let want = windows(&[&single]);
+    assert!(want.len() > 1000, "{}", want.len());
+    assert_eq!(windows(&refs), want);
+    // Each key's windows are on the one node that owns the key.
+    for (i, n) in refs.iter().enumerate() {
+        let keys: std::collections::BTreeSet<u32> = windows(&[n]).iter().map(|w| w.0).collect();
+        for (j, m) in refs.iter().enumerate().filter(|(j, _)| *j != i) {
+            assert!(
+                windows(&[m]).iter().all(|w| !keys.contains(&w.0)),
+                "nodes {i} and {j} share a key"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn ten_random_node_kills_leave_the_committed_output_exact() {
+    let d = common::dir("cluster", "crash");
+    let zero = [
+        "lost",
+        "duplicates",
+        "reordered",
+        "corrupt",
+        "state_mismatches",
+        "late",
+        "leftover_tmp",
+        "parts_out_of_order",
+    ];
+    let c = common::crash_is_exact(
+        &d,
+        &[
+            "crash-cluster",
+            "--nodes",
+            "3",
+            "--kills",
+            "10",
+            "--seed",
+            "3",
+            "--min-delay-ms",
+            "200",
+            "--max-delay-ms",
+            "600",
+        ],
+        &zero,
+    );
+    assert_eq!(c["kills"], "10", "{c:?}");
+    assert_eq!(c["records"], c["windows"], "{c:?}");
+    assert_eq!(c["attempts"], "11", "{c:?}");
+    assert_eq!(c["ok"], "true", "{c:?}");
+}

@@ -465,6 +465,7 @@ fn help_documents_exit_codes_and_every_command_has_examples() {
         "savepoint",
         "visualize",
         "cert",
+        "local-cluster",
         "completions",
     ] {
         let o = weir(&home, &[cmd, "--help"]);
@@ -722,4 +723,76 @@ fn run_passes_a_scripts_exit_code_through() {
         "{}",
         text(&o.stderr)
     );
+}
+
+#[test]
+fn local_cluster_passes_each_node_its_settings_and_restarts_every_node_when_one_dies() {
+    let home = fresh("local-cluster");
+    let dir = home.join("cluster");
+    // Node 1 of the first attempt dies; the second attempt runs every node to its end.
+    let script = r#"if [ "$WEIR_EPOCH" = 1 ] && [ "$WEIR_NODE" = 1 ]; then exit 3; fi; echo "node $WEIR_NODE of $WEIR_NODES in attempt $WEIR_EPOCH at $WEIR_CLUSTER_DIR""#;
+    let o = weir(
+        &home,
+        &[
+            "local-cluster",
+            "--nodes",
+            "3",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let d = dir.display();
+    assert_eq!(
+        text(&o.stdout),
+        format!(
+            "node 0 of 3 in attempt 2 at {d}\nnode 1 of 3 in attempt 2 at {d}\nnode 2 of 3 in attempt 2 at {d}\n"
+        )
+    );
+    assert!(
+        text(&o.stderr).contains("every node finished in attempt 2 (1 restarts)"),
+        "{}",
+        text(&o.stderr)
+    );
+    // The nodes' certificates from one cluster CA, and the attempt record.
+    for f in ["ca.pem", "node-0.pem", "node-1.key", "node-2.pem"] {
+        assert!(dir.join("certs").join(f).is_file(), "{f}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.join("fence/EPOCH"))
+            .unwrap()
+            .trim(),
+        "2"
+    );
+    // A program that always fails gives up after --max-restarts, exit 1.
+    let o = weir(
+        &home,
+        &[
+            "local-cluster",
+            "--nodes",
+            "2",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--max-restarts",
+            "2",
+            "--",
+            "false",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("gave up after 3 restarts; the last: node "),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(
+        text(&o.stderr).contains("ended with exit status: 1"),
+        "{}",
+        text(&o.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&home);
 }

@@ -18,6 +18,7 @@ pub mod edge;
 pub mod epoch;
 pub mod exchange;
 pub mod frame;
+pub mod job;
 pub mod membership;
 pub mod placement;
 pub mod sim;

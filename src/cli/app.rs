@@ -99,6 +99,21 @@ the job (exit 130).")]
 Writes ca.pem, ca.key and <node>.pem / <node>.key (private keys mode 0600); each node
 certificate is valid for its name, localhost, 127.0.0.1 and ::1. Keep ca.key offline.")]
     Cert(CertArgs),
+    /// Run a job program as a local cluster of node processes (restart-all on a node loss).
+    #[command(
+        name = "local-cluster",
+        after_help = "Examples:
+  weir local-cluster --nodes 3 -- ./target/release/my-job --input data.csv
+  weir local-cluster --nodes 2 --dir /tmp/c -- weir-bench w3-node ...
+
+Each node process gets WEIR_NODE, WEIR_NODES, WEIR_CLUSTER_DIR and WEIR_EPOCH; a Rust job joins
+the others with weir_cluster::job::JobNode::start(&NodeSettings::from_env()?) and exchanges
+elements by key with weir_cluster::exchange::exchange. When a node dies the others are stopped
+and every node starts again (a new epoch), restoring the newest checkpoint all of them
+completed. Each node's output goes to DIR/logs/eEPOCH-node-I.{stdout,stderr}; the last
+attempt's stdout of every node is printed at the end, in node order."
+    )]
+    LocalCluster(super::cluster::LocalClusterArgs),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  weir completions bash > ~/.local/share/bash-completion/completions/weir\n  weir completions zsh > ~/.zfunc/_weir\n  weir completions fish > ~/.config/fish/completions/weir.fish"
@@ -272,6 +287,7 @@ pub fn main() -> Exit {
         Some(Command::Savepoint(a)) => report(savepoint(&a)),
         Some(Command::Visualize(a)) => visualize(a),
         Some(Command::Cert(a)) => cert(&a),
+        Some(Command::LocalCluster(a)) => super::cluster::local_cluster(&a),
         Some(Command::Completions { shell }) => {
             clap_complete::generate(shell, &mut Cli::command(), "weir", &mut std::io::stdout());
             Exit::Ok

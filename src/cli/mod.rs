@@ -14,6 +14,7 @@
 pub mod app;
 mod child;
 pub mod client;
+mod cluster;
 mod discover;
 pub mod examples;
 mod exit;

@@ -11,13 +11,11 @@
 //! attempt, and `pids`, the current attempt's `EPOCH NODE PID` lines), `node-I/` (node I's
 //! checkpoints).
 
-use super::node::{self, NodeArgs};
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-use weir_cluster::epoch::{Epoch, EpochStore, FencedStorage, FileEpochStore};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+use weir_cluster::job::{LocalCluster, NodeSettings};
 
 /// The settings of a cluster run.
 #[derive(Debug, Clone)]
@@ -52,17 +50,7 @@ pub fn cluster_dir(state_dir: &Path) -> PathBuf {
 
 /// The current attempt's node processes, as `w3-job --nodes` records them.
 pub fn read_pids(state_dir: &Path) -> Option<(u64, Vec<u32>)> {
-    let text = std::fs::read_to_string(cluster_dir(state_dir).join("pids")).ok()?;
-    let mut epoch = None;
-    let mut pids = Vec::new();
-    for line in text.lines() {
-        let mut it = line.split_whitespace();
-        let e: u64 = it.next()?.parse().ok()?;
-        let _node: usize = it.next()?.parse().ok()?;
-        pids.push(it.next()?.parse().ok()?);
-        epoch = Some(e);
-    }
-    Some((epoch?, pids))
+    LocalCluster::pids(&cluster_dir(state_dir))
 }
 
 /// Splits `input` into `nodes` parts, line `i` into part `i % nodes` (once: kept across
@@ -126,152 +114,76 @@ fn run(args: &ClusterArgs) -> Result<String, String> {
     let logs = cluster.join("logs");
     std::fs::create_dir_all(&logs).map_err(|e| format!("{}: {e}", logs.display()))?;
     let parts = split_input(&args.input, &cluster.join("parts"), n)?;
-    let certs = cluster.join("certs");
-    if !certs.join("ca.pem").exists() {
-        let names: Vec<String> = (0..n).map(node::node_name).collect();
-        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        weir_cluster::tls::write_cluster_certs(&certs, &refs).map_err(|e| e.to_string())?;
-    }
-    let fence = FileEpochStore::in_dir(cluster.join("fence")).map_err(|e| e.to_string())?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
-    let mut restarts = 0u32;
-    loop {
-        let epoch = fence.highest().map_err(|e| e.to_string())?.0 + 1;
-        // The attempt starts here: from now on the older attempts' nodes cannot record.
-        FencedStorage::new(Arc::new(
-            FileEpochStore::in_dir(cluster.join("fence")).map_err(|e| e.to_string())?,
-        ))
-        .begin(Epoch(epoch))
-        .map_err(|e| e.to_string())?;
-        let mut children: Vec<Child> = Vec::with_capacity(n);
-        for (i, part) in parts.iter().enumerate() {
-            let a = NodeArgs {
-                input: part.clone(),
-                output: output_dirs(&args.output, n)[i].clone(),
-                state_dir: args.state_dir.join(format!("node-{i}")),
-                cluster_dir: cluster.clone(),
-                node: i,
-                nodes: n,
-                epoch,
-                checkpoint_interval_ms: args.checkpoint_interval_ms,
-                rate: args.rate.map(|r| (r / n as u64).max(1)),
-            };
-            let log = |what: &str| -> Result<Stdio, String> {
-                let p = logs.join(format!("e{epoch:04}-node-{i}.{what}"));
-                std::fs::File::create(&p)
-                    .map(Stdio::from)
-                    .map_err(|e| format!("{}: {e}", p.display()))
+    let mut lc = LocalCluster::new(n, &cluster);
+    lc.max_restarts = args.max_restarts;
+    let outcome = lc
+        .run(|s: &NodeSettings| {
+            let i = s.node;
+            let log = |what: &str| -> std::io::Result<Stdio> {
+                let p = logs.join(format!("e{:04}-node-{i}.{what}", s.epoch));
+                std::fs::File::create(&p).map(Stdio::from)
             };
             let mut cmd = Command::new(&exe);
             cmd.arg("w3-node")
                 .arg("--input")
-                .arg(&a.input)
+                .arg(&parts[i])
                 .arg("--output")
-                .arg(&a.output)
+                .arg(&output_dirs(&args.output, n)[i])
                 .arg("--state-dir")
-                .arg(&a.state_dir)
+                .arg(args.state_dir.join(format!("node-{i}")))
                 .arg("--cluster-dir")
-                .arg(&a.cluster_dir)
+                .arg(&s.cluster_dir)
                 .args(["--node", &i.to_string(), "--nodes", &n.to_string()])
-                .args(["--epoch", &epoch.to_string()])
+                .args(["--epoch", &s.epoch.to_string()])
                 .args([
                     "--checkpoint-interval-ms",
                     &args.checkpoint_interval_ms.to_string(),
                 ]);
-            if let Some(r) = a.rate {
-                cmd.args(["--rate", &r.to_string()]);
+            if let Some(r) = args.rate {
+                cmd.args(["--rate", &(r / n as u64).max(1).to_string()]);
             }
-            let child = cmd
-                .stdin(Stdio::null())
+            cmd.stdin(Stdio::null())
                 .stdout(log("stdout")?)
                 .stderr(log("stderr")?)
                 .spawn()
-                .map_err(|e| format!("cannot start node {i}: {e}"))?;
-            children.push(child);
-        }
-        let pids: String = children
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{epoch} {i} {}\n", c.id()))
-            .collect();
-        let pid_file = cluster.join("pids");
-        let tmp = pid_file.with_extension("tmp");
-        std::fs::write(&tmp, pids)
-            .and_then(|()| std::fs::rename(&tmp, &pid_file))
-            .map_err(|e| format!("{}: {e}", pid_file.display()))?;
-        match watch(&mut children)? {
-            None => {
-                let mut t = Totals::default();
-                for i in 0..n {
-                    let p = logs.join(format!("e{epoch:04}-node-{i}.stdout"));
-                    let line = std::fs::read_to_string(&p).unwrap_or_default();
-                    t.events += json_u64(&line, "events").unwrap_or(0);
-                    t.committed_parts += json_u64(&line, "committed_parts").unwrap_or(0);
-                    let secs = line
-                        .find("\"seconds\":")
-                        .and_then(|at| {
-                            let rest = &line[at + 10..];
-                            rest[..rest.find([',', '}']).unwrap_or(rest.len())]
-                                .parse::<f64>()
-                                .ok()
-                        })
-                        .unwrap_or(0.0);
-                    t.node_seconds = t.node_seconds.max(secs);
-                    if i == 0 {
-                        t.restored_from = json_u64(&line, "restored_from");
-                        t.last_checkpoint = json_u64(&line, "last_checkpoint");
-                    }
-                }
-                let secs = t0.elapsed().as_secs_f64();
-                let opt = |v: Option<u64>| v.map_or_else(|| "null".to_owned(), |v| v.to_string());
-                return Ok(format!(
-                    "{{\"workload\":\"w3_job\",\"nodes\":{n},\"events\":{},\"seconds\":{secs:.6},\"events_per_s\":{:.4e},\"node_seconds\":{:.6},\"attempts\":{},\"restarts\":{restarts},\"last_checkpoint\":{},\"restored_from\":{},\"committed_parts\":{}}}",
-                    t.events,
-                    t.events as f64 / secs,
-                    t.node_seconds,
-                    epoch,
-                    opt(t.last_checkpoint),
-                    opt(t.restored_from),
-                    t.committed_parts
-                ));
-            }
-            Some(why) => {
-                restarts += 1;
-                eprintln!("w3-job: attempt {epoch}: {why}; restarting every node");
-                if restarts > args.max_restarts {
-                    return Err(format!("gave up after {restarts} restarts; last: {why}"));
-                }
-            }
+        })
+        .map_err(|e| e.to_string())?;
+    let epoch = outcome.epoch;
+    let mut t = Totals::default();
+    for i in 0..n {
+        let p = logs.join(format!("e{epoch:04}-node-{i}.stdout"));
+        let line = std::fs::read_to_string(&p).unwrap_or_default();
+        t.events += json_u64(&line, "events").unwrap_or(0);
+        t.committed_parts += json_u64(&line, "committed_parts").unwrap_or(0);
+        let secs = line
+            .find("\"seconds\":")
+            .and_then(|at| {
+                let rest = &line[at + 10..];
+                rest[..rest.find([',', '}']).unwrap_or(rest.len())]
+                    .parse::<f64>()
+                    .ok()
+            })
+            .unwrap_or(0.0);
+        t.node_seconds = t.node_seconds.max(secs);
+        if i == 0 {
+            t.restored_from = json_u64(&line, "restored_from");
+            t.last_checkpoint = json_u64(&line, "last_checkpoint");
         }
     }
-}
-
-/// Waits for the attempt's nodes: `None` once all exited 0, else why one did not (the
-/// others are then killed and reaped).
-fn watch(children: &mut [Child]) -> Result<Option<String>, String> {
-    let mut done = vec![false; children.len()];
-    loop {
-        for (i, c) in children.iter_mut().enumerate() {
-            if done[i] {
-                continue;
-            }
-            let status = c.try_wait().map_err(|e| format!("node {i}: {e}"))?;
-            let Some(status) = status else { continue };
-            if status.success() {
-                done[i] = true;
-                continue;
-            }
-            for o in children.iter_mut() {
-                let _ = o.kill();
-                let _ = o.wait();
-            }
-            return Ok(Some(format!("node {i} ended with {status}")));
-        }
-        if done.iter().all(|d| *d) {
-            return Ok(None);
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let secs = t0.elapsed().as_secs_f64();
+    let opt = |v: Option<u64>| v.map_or_else(|| "null".to_owned(), |v| v.to_string());
+    Ok(format!(
+        "{{\"workload\":\"w3_job\",\"nodes\":{n},\"events\":{},\"seconds\":{secs:.6},\"events_per_s\":{:.4e},\"node_seconds\":{:.6},\"attempts\":{},\"restarts\":{},\"last_checkpoint\":{},\"restored_from\":{},\"committed_parts\":{}}}",
+        t.events,
+        t.events as f64 / secs,
+        t.node_seconds,
+        epoch,
+        outcome.restarts,
+        opt(t.last_checkpoint),
+        opt(t.restored_from),
+        t.committed_parts
+    ))
 }
 
 /// `w3-job --nodes N`: runs the job on a local cluster, prints its JSON line; 1 on failure.

@@ -1,0 +1,459 @@
+//! Running one job as a local cluster of processes: [`LocalCluster`] (the coordinator role)
+//! starts one process per node with its [`NodeSettings`] in the environment and restarts every
+//! node of the job when one dies; in each process [`JobNode::start`] joins the others (QUIC
+//! with mutual TLS, addresses exchanged through the cluster directory) and hands the job its
+//! [`JobNodes`] for [`crate::exchange::exchange`] and the checkpoint settings that make its
+//! checkpoints complete only once every node wrote them.
+//!
+//! The cluster directory holds `certs/` (the cluster CA and one certificate per node, made by
+//! [`LocalCluster::prepare`]), `commit/` (the commit log, an object store folder), `fence/`
+//! (the attempt record: a node of an older attempt cannot record), `addrs/eEPOCH/` (where each
+//! node of an attempt serves, and which finished), `pids` (the current attempt's
+//! `EPOCH NODE PID` lines) and `logs/` (each node's output per attempt, when the spawner
+//! writes there).
+
+use crate::commit::{CommitLog, RestorePoint, local_store, restore_point};
+use crate::edge::EdgeConfig;
+use crate::epoch::{Epoch, EpochStore, Fence, FencedStorage, FileEpochStore};
+use crate::exchange::JobNodes;
+use crate::tls::NodeIdentity;
+use crate::transport::{QuicConfig, QuicTransport, Transport};
+use object_store::path::Path as ObjPath;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use weir_engine::CheckpointConfig;
+
+/// Why a node or the local cluster failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// A file of the cluster directory.
+    #[error("{path}: {reason}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// What the OS said.
+        reason: String,
+    },
+    /// A setting is missing or malformed.
+    #[error("cluster setting {name}: {reason}")]
+    Setting {
+        /// The environment variable or flag.
+        name: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The other nodes did not show up (or finish) in time.
+    #[error("nodes {missing:?} did not report {what} within {limit:?}")]
+    Rendezvous {
+        /// What was awaited (`addr`, `done`).
+        what: &'static str,
+        /// The nodes that did not.
+        missing: Vec<usize>,
+        /// How long the node waited.
+        limit: Duration,
+    },
+    /// The certificates, the transport, the commit log or the fence failed.
+    #[error("{0}")]
+    Cluster(String),
+    /// The job failed on every attempt allowed.
+    #[error("gave up after {restarts} restarts; the last: {last}")]
+    GaveUp {
+        /// Restarts made.
+        restarts: u32,
+        /// Why the last attempt failed.
+        last: String,
+    },
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> JobError + '_ {
+    move |e| JobError::Io {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+fn cluster_err(e: impl std::fmt::Display) -> JobError {
+    JobError::Cluster(e.to_string())
+}
+
+/// Node `i`'s name (its certificate's and the transport's).
+pub fn node_name(i: usize) -> String {
+    format!("node-{i}")
+}
+
+/// Where one node of a job stands: its index, the node count, the cluster directory and the
+/// attempt. [`LocalCluster`] passes them to each process in the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSettings {
+    /// This node's index.
+    pub node: usize,
+    /// How many nodes run the job.
+    pub nodes: usize,
+    /// The directory the nodes share.
+    pub cluster_dir: PathBuf,
+    /// The attempt (epoch).
+    pub epoch: u64,
+}
+
+/// The environment variables of [`NodeSettings`].
+pub const ENV: [&str; 4] = ["WEIR_NODE", "WEIR_NODES", "WEIR_CLUSTER_DIR", "WEIR_EPOCH"];
+
+impl NodeSettings {
+    /// The settings in this process's environment (`WEIR_NODE`, `WEIR_NODES`,
+    /// `WEIR_CLUSTER_DIR`, `WEIR_EPOCH`); `None` when `WEIR_NODES` is not set (the job runs
+    /// on its own).
+    pub fn from_env() -> Result<Option<Self>, JobError> {
+        let Ok(nodes) = std::env::var("WEIR_NODES") else {
+            return Ok(None);
+        };
+        let num = |name: &'static str, v: Option<String>| -> Result<u64, JobError> {
+            let v = v.ok_or(JobError::Setting {
+                name,
+                reason: "not set".into(),
+            })?;
+            v.trim().parse().map_err(|_| JobError::Setting {
+                name,
+                reason: format!("{v:?} is not a number"),
+            })
+        };
+        let s = Self {
+            node: num("WEIR_NODE", std::env::var("WEIR_NODE").ok())? as usize,
+            nodes: num("WEIR_NODES", Some(nodes))? as usize,
+            cluster_dir: std::env::var("WEIR_CLUSTER_DIR")
+                .map(PathBuf::from)
+                .map_err(|_| JobError::Setting {
+                    name: "WEIR_CLUSTER_DIR",
+                    reason: "not set".into(),
+                })?,
+            epoch: num("WEIR_EPOCH", std::env::var("WEIR_EPOCH").ok())?,
+        };
+        s.check()?;
+        Ok(Some(s))
+    }
+
+    /// The settings as environment variables for the node's process.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (ENV[0], self.node.to_string()),
+            (ENV[1], self.nodes.to_string()),
+            (ENV[2], self.cluster_dir.display().to_string()),
+            (ENV[3], self.epoch.to_string()),
+        ]
+    }
+
+    fn check(&self) -> Result<(), JobError> {
+        if self.nodes == 0 || self.node >= self.nodes {
+            return Err(JobError::Setting {
+                name: "WEIR_NODE",
+                reason: format!("node {} of {} nodes", self.node, self.nodes),
+            });
+        }
+        Ok(())
+    }
+
+    fn addrs(&self) -> PathBuf {
+        self.cluster_dir
+            .join("addrs")
+            .join(format!("e{:010}", self.epoch))
+    }
+}
+
+/// Writes `text` to `path` atomically.
+fn publish(path: &Path, text: &str) -> Result<(), JobError> {
+    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(io(path))
+}
+
+/// Waits until every node wrote `what-nNODE` in `dir`; their contents, by node.
+async fn rendezvous(
+    dir: &Path,
+    what: &'static str,
+    nodes: usize,
+    limit: Duration,
+) -> Result<Vec<String>, JobError> {
+    let until = Instant::now() + limit;
+    loop {
+        let got: Vec<Option<String>> = (0..nodes)
+            .map(|n| std::fs::read_to_string(dir.join(format!("{what}-n{n}"))).ok())
+            .collect();
+        if got.iter().all(Option::is_some) {
+            return Ok(got.into_iter().flatten().collect());
+        }
+        if Instant::now() > until {
+            return Err(JobError::Rendezvous {
+                what,
+                missing: (0..nodes).filter(|n| got[*n].is_none()).collect(),
+                limit,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The commit log's job path.
+fn job_path() -> ObjPath {
+    ObjPath::from("job")
+}
+
+/// One node's part of a job running over a local cluster.
+pub struct JobNode {
+    settings: NodeSettings,
+    quic: Arc<QuicTransport>,
+    nodes: JobNodes,
+    fence: Fence,
+    store: Arc<dyn object_store::ObjectStore>,
+    restore: RestorePoint,
+}
+
+impl std::fmt::Debug for JobNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobNode")
+            .field("settings", &self.settings)
+            .field("restore", &self.restore)
+            .finish()
+    }
+}
+
+impl JobNode {
+    /// Joins the other nodes of the attempt: refuses to start when a newer attempt began,
+    /// serves on a loopback port with the node's certificate, publishes the address and
+    /// waits (up to 60 s) for every other node's, and reads where the job restarts from.
+    pub async fn start(settings: &NodeSettings) -> Result<Self, JobError> {
+        settings.check()?;
+        let dir = &settings.cluster_dir;
+        let fences = FencedStorage::new(Arc::new(
+            FileEpochStore::in_dir(dir.join("fence")).map_err(cluster_err)?,
+        ));
+        let fence = fences.fence(Epoch(settings.epoch));
+        fence.check("node start").map_err(cluster_err)?;
+        let me = node_name(settings.node);
+        let identity = NodeIdentity::load(&dir.join("certs"), &me).map_err(cluster_err)?;
+        let mut cfg = QuicConfig::new(identity, ([127, 0, 0, 1], 0).into());
+        cfg.epoch = settings.epoch;
+        let quic = QuicTransport::bind(cfg).map_err(cluster_err)?;
+        let addrs = settings.addrs();
+        std::fs::create_dir_all(&addrs).map_err(io(&addrs))?;
+        let addr = quic.local_addr().map_err(cluster_err)?;
+        publish(
+            &addrs.join(format!("addr-n{}", settings.node)),
+            &addr.to_string(),
+        )?;
+        let peers = rendezvous(&addrs, "addr", settings.nodes, Duration::from_secs(60)).await?;
+        for (i, a) in peers.iter().enumerate() {
+            let a = a.trim().parse().map_err(|e| JobError::Setting {
+                name: "WEIR_CLUSTER_DIR",
+                reason: format!("node {i}'s address {a:?}: {e}"),
+            })?;
+            quic.add_peer(&node_name(i), a);
+        }
+        let store = local_store(&dir.join("commit")).map_err(cluster_err)?;
+        let restore = restore_point(&store, &job_path(), settings.nodes)
+            .await
+            .map_err(cluster_err)?;
+        tracing::info!(node = settings.node, nodes = settings.nodes, epoch = settings.epoch, restore = ?restore, "node joined the job");
+        let nodes = JobNodes {
+            transport: Arc::clone(&quic) as Arc<dyn Transport>,
+            node: settings.node,
+            names: (0..settings.nodes).map(node_name).collect(),
+            config: EdgeConfig::default(),
+        };
+        Ok(Self {
+            settings: settings.clone(),
+            quic,
+            nodes,
+            fence,
+            store,
+            restore,
+        })
+    }
+
+    /// The job's nodes as this one sees them (for [`crate::exchange::exchange`]).
+    pub fn nodes(&self) -> &JobNodes {
+        &self.nodes
+    }
+
+    /// The checkpoint this node restores (0: none).
+    pub fn restore_id(&self) -> u64 {
+        self.restore.for_node(self.settings.node)
+    }
+
+    /// `cfg` made part of the job's checkpoints: complete only once every node wrote them,
+    /// restoring the newest checkpoint all nodes completed (newer local ones are discarded).
+    pub fn checkpoints(&self, cfg: CheckpointConfig) -> CheckpointConfig {
+        let log = CommitLog::new(
+            Arc::clone(&self.store),
+            &job_path(),
+            self.settings.node,
+            self.settings.nodes,
+            self.fence.clone(),
+        );
+        cfg.with_commit(Arc::new(log))
+            .discard_after(self.restore_id())
+    }
+
+    /// Once this node's run ended: waits (up to 30 s) until every node's did, so no
+    /// acknowledgement in flight is lost, then closes the endpoint.
+    pub async fn finish(self) -> Result<(), JobError> {
+        let addrs = self.settings.addrs();
+        publish(&addrs.join(format!("done-n{}", self.settings.node)), "")?;
+        let r = rendezvous(&addrs, "done", self.settings.nodes, Duration::from_secs(30)).await;
+        self.quic.close();
+        r.map(|_| ())
+    }
+}
+
+/// How a local cluster run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterOutcome {
+    /// The last attempt (every node of it exited 0).
+    pub epoch: u64,
+    /// Attempts restarted after a node died.
+    pub restarts: u32,
+}
+
+/// The coordinator role of a job on one machine: starts one process per node, and when one
+/// dies (killed or failed) stops the others and starts every node again as a new attempt,
+/// which restores the newest checkpoint all nodes completed (restart-all failover).
+#[derive(Debug, Clone)]
+pub struct LocalCluster {
+    /// Node processes.
+    pub nodes: usize,
+    /// The directory the nodes share.
+    pub cluster_dir: PathBuf,
+    /// Attempts after the first before the job gives up.
+    pub max_restarts: u32,
+}
+
+impl LocalCluster {
+    /// A cluster of `nodes` processes sharing `cluster_dir`, restarting up to 1000 times.
+    pub fn new(nodes: usize, cluster_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            nodes,
+            cluster_dir: cluster_dir.into(),
+            max_restarts: 1000,
+        }
+    }
+
+    /// Makes the cluster CA and the nodes' certificates unless they exist.
+    pub fn prepare(&self) -> Result<(), JobError> {
+        if self.nodes == 0 {
+            return Err(JobError::Setting {
+                name: "nodes",
+                reason: "at least 1".into(),
+            });
+        }
+        let certs = self.cluster_dir.join("certs");
+        if !certs.join("ca.pem").exists() {
+            let names: Vec<String> = (0..self.nodes).map(node_name).collect();
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            crate::tls::write_cluster_certs(&certs, &refs).map_err(cluster_err)?;
+        }
+        Ok(())
+    }
+
+    /// The current attempt's node processes: its epoch and their pids.
+    pub fn pids(cluster_dir: &Path) -> Option<(u64, Vec<u32>)> {
+        let text = std::fs::read_to_string(cluster_dir.join("pids")).ok()?;
+        let mut epoch = None;
+        let mut pids = Vec::new();
+        for line in text.lines() {
+            let mut it = line.split_whitespace();
+            epoch = Some(it.next()?.parse::<u64>().ok()?);
+            let _node: usize = it.next()?.parse().ok()?;
+            pids.push(it.next()?.parse().ok()?);
+        }
+        Some((epoch?, pids))
+    }
+
+    /// Runs the job to its end: each attempt begins a new epoch (fencing the older ones) and
+    /// starts every node with `spawn` (which must pass [`NodeSettings::env`] to it).
+    pub fn run(
+        &self,
+        mut spawn: impl FnMut(&NodeSettings) -> std::io::Result<Child>,
+    ) -> Result<ClusterOutcome, JobError> {
+        self.prepare()?;
+        let fence_dir = self.cluster_dir.join("fence");
+        let record = FileEpochStore::in_dir(&fence_dir).map_err(cluster_err)?;
+        let fences = FencedStorage::new(Arc::new(
+            FileEpochStore::in_dir(&fence_dir).map_err(cluster_err)?,
+        ));
+        let mut restarts = 0u32;
+        loop {
+            let epoch = record.highest().map_err(cluster_err)?.0 + 1;
+            fences.begin(Epoch(epoch)).map_err(cluster_err)?;
+            let mut children = Vec::with_capacity(self.nodes);
+            for node in 0..self.nodes {
+                let s = NodeSettings {
+                    node,
+                    nodes: self.nodes,
+                    cluster_dir: self.cluster_dir.clone(),
+                    epoch,
+                };
+                match spawn(&s) {
+                    Ok(c) => children.push(c),
+                    Err(e) => {
+                        stop(&mut children);
+                        return Err(JobError::Cluster(format!("cannot start node {node}: {e}")));
+                    }
+                }
+            }
+            let pids: String = children
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("{epoch} {i} {}\n", c.id()))
+                .collect();
+            publish(&self.cluster_dir.join("pids"), &pids)?;
+            match watch(&mut children)? {
+                None => return Ok(ClusterOutcome { epoch, restarts }),
+                Some(why) => {
+                    restarts += 1;
+                    tracing::warn!(epoch, reason = %why, "a node died: restarting every node");
+                    if restarts > self.max_restarts {
+                        return Err(JobError::GaveUp {
+                            restarts,
+                            last: why,
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn stop(children: &mut [Child]) {
+    for c in children.iter_mut() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+/// Waits for an attempt's nodes: `None` once all exited 0, else why one did not (the others
+/// are then killed and reaped).
+fn watch(children: &mut [Child]) -> Result<Option<String>, JobError> {
+    let mut done = vec![false; children.len()];
+    loop {
+        for i in 0..children.len() {
+            if done[i] {
+                continue;
+            }
+            let status = children[i]
+                .try_wait()
+                .map_err(|e| JobError::Cluster(format!("node {i}: {e}")))?;
+            let Some(status) = status else { continue };
+            if status.success() {
+                done[i] = true;
+                continue;
+            }
+            stop(children);
+            return Ok(Some(format!("node {i} ended with {status}")));
+        }
+        if done.iter().all(|d| *d) {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

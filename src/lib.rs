@@ -23,6 +23,7 @@ pub mod cli;
 pub mod demo;
 pub use weir_ops::viz;
 
+pub use weir_cluster as cluster;
 pub use weir_connectors as connectors;
 pub use weir_engine as engine;
 pub use weir_graph as graph;

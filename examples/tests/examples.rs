@@ -181,3 +181,53 @@ async fn sharded_counter_counts_each_word_with_its_own_entity() {
         .into();
     assert_eq!((counts, made), (want, 4));
 }
+
+/// Three nodes of one job in this process, each joining the others over QUIC with mutual
+/// TLS through the cluster directory: the union of their counts is the word count, and each
+/// word is counted on exactly one node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_word_count_over_three_nodes_matches_the_model() {
+    use weir::cluster::epoch::{Epoch, FencedStorage, FileEpochStore};
+    use weir::cluster::job::{JobNode, LocalCluster, NodeSettings};
+    let lines = weir::demo::zipf_corpus(2_000, 10, 500, 7);
+    let mut model: BTreeMap<String, u64> = BTreeMap::new();
+    for l in &lines {
+        for w in l.split_whitespace() {
+            *model.entry(w.to_owned()).or_default() += 1;
+        }
+    }
+    let dir = TempDir::new("cluster-word-count");
+    let cluster = dir.0.join("cluster");
+    LocalCluster::new(3, &cluster).prepare().unwrap();
+    FencedStorage::new(std::sync::Arc::new(
+        FileEpochStore::in_dir(cluster.join("fence")).unwrap(),
+    ))
+    .begin(Epoch(1))
+    .unwrap();
+    let mut tasks = Vec::new();
+    for node in 0..3 {
+        let s = NodeSettings {
+            node,
+            nodes: 3,
+            cluster_dir: cluster.clone(),
+            epoch: 1,
+        };
+        let lines = lines.clone();
+        tasks.push(tokio::spawn(async move {
+            let n = JobNode::start(&s).await.unwrap();
+            let counts = weir_examples::cluster_word_count::run_node(&lines, &n)
+                .await
+                .unwrap();
+            n.finish().await.unwrap();
+            counts
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        let counts = t.await.unwrap();
+        assert!(!counts.is_empty());
+        all.extend(counts);
+    }
+    all.sort();
+    assert_eq!(all, model.into_iter().collect::<Vec<_>>());
+}

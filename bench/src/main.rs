@@ -27,6 +27,7 @@ mod entities;
 mod metrics_cost;
 mod persistence;
 mod regions;
+mod cluster_bp;
 mod remote_exchange;
 mod state_keys;
 mod w3;
@@ -73,6 +74,10 @@ enum BenchCommand {
     Persistence(persistence::Args),
     /// Shard regions: entities made and messages per second.
     Regions(regions::Args),
+    /// Backpressure across nodes: a slow sink on one node of a local cluster, every node's memory.
+    ClusterBackpressure(cluster_bp::Args),
+    /// One node of `cluster-backpressure` (started by it).
+    ClusterBackpressureNode(cluster_bp::NodeArgs),
     /// A remote edge over QUIC with TLS against plain TCP: throughput and one-hop latency.
     RemoteExchange(remote_exchange::Args),
     /// Counting per key through keyed state.
@@ -438,6 +443,10 @@ fn main() {
         Some(BenchCommand::MetricsCost(a)) => std::process::exit(metrics_cost::main(a)),
         Some(BenchCommand::Persistence(a)) => std::process::exit(persistence::main(a)),
         Some(BenchCommand::Regions(a)) => std::process::exit(regions::main(a)),
+        Some(BenchCommand::ClusterBackpressure(a)) => std::process::exit(cluster_bp::main(&a)),
+        Some(BenchCommand::ClusterBackpressureNode(a)) => {
+            std::process::exit(cluster_bp::node_main(&a))
+        }
         Some(BenchCommand::RemoteExchange(a)) => std::process::exit(remote_exchange::main(a)),
         Some(BenchCommand::StateKeys(a)) => std::process::exit(state_keys::main(a)),
     };

@@ -53,7 +53,10 @@ pub use mailbox::{
     ActorRef, AskError, DEFAULT_MAILBOX_CAPACITY, MailboxConfig, Overflow, Pressure, TellError,
 };
 pub use props::{Actor, ActorId, DEFAULT_THROUGHPUT, Props};
-pub use region::{RegionMsg, RegionSettings, RegionStats, sharded, try_sharded};
+pub use region::{
+    DEFAULT_SHARD_BUFFER, RegionMsg, RegionSettings, RegionStats, sharded, sharded_checkpointed,
+    try_sharded,
+};
 pub use stage::{actor_flow, actor_sink, actor_source};
 pub use supervisor::{ActorDirective, Backoff, Scope, SupervisorStrategy};
 pub use timers::TimerKey;

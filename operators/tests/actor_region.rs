@@ -93,7 +93,7 @@ async fn idle_entities_are_passivated_and_made_again_on_their_next_message() {
         .via(sharded(counter, |m: &(u32, u64)| m.0, settings))
         .to_mat(Sink::collect(), Keep::both);
     let m = Materializer::new().with_clock(Arc::new(clock.clone()));
-    let ((relay, done), _h) = m.materialize(&g).expect("materializes");
+    let ((relay, done), h) = m.materialize(&g).expect("materializes");
     relay.tell((1, 10)).await.expect("told");
     relay.tell((2, 20)).await.expect("told");
     clock.run_for(ms(60)).await;
@@ -101,6 +101,24 @@ async fn idle_entities_are_passivated_and_made_again_on_their_next_message() {
     clock.run_for(ms(60)).await;
     // Entity 2 idle for 120 ms: passivated; entity 1 (idle 60 ms) is not.
     assert_eq!((stats.alive(), stats.passivated()), (1, 1));
+    // The same counters as the stage's gauges on the run handle, with messages per shard.
+    let (s1, s2) = (
+        weir_graph::stable_key_group(&1u32).to_string(),
+        weir_graph::stable_key_group(&2u32).to_string(),
+    );
+    let mut want = BTreeMap::from([
+        (("weir_region_entities_alive".to_owned(), None), 1),
+        (("weir_region_entities_created".to_owned(), None), 2),
+        (("weir_region_entities_passivated".to_owned(), None), 1),
+        (("weir_region_buffered_messages".to_owned(), None), 0),
+    ]);
+    *want
+        .entry(("weir_region_shard_messages".to_owned(), Some(s1)))
+        .or_default() += 2;
+    *want
+        .entry(("weir_region_shard_messages".to_owned(), Some(s2)))
+        .or_default() += 1;
+    assert_eq!(region_gauges(&h), want);
     relay.tell((2, 21)).await.expect("told");
     clock.run_for(ms(10)).await;
     assert_eq!((stats.alive(), stats.created()), (2, 3));
@@ -111,6 +129,24 @@ async fn idle_entities_are_passivated_and_made_again_on_their_next_message() {
     let out = timed(done).await.expect("completes");
     // A passivated entity's in-memory count starts again.
     assert_eq!(out, vec![(1, 1, 10), (2, 1, 20), (1, 2, 11), (2, 1, 21)]);
+}
+
+/// The region's stage gauges on `h`: `(name, shard label)` to value (one region, subtask 0).
+fn region_gauges(h: &RunHandle) -> BTreeMap<(String, Option<String>), i64> {
+    h.stage_gauges()
+        .into_iter()
+        .filter(|s| s.name.starts_with("weir_region_"))
+        .map(|s| {
+            assert_eq!(s.subtask, 0);
+            assert!(s.stage.starts_with("actor#"), "{}", s.stage);
+            let shard = s
+                .labels
+                .iter()
+                .find(|l| l.0 == "shard")
+                .map(|l| l.1.clone());
+            ((s.name, shard), s.value)
+        })
+        .collect()
 }
 
 /// Passes on what it is told (a source of region messages driven from the test).

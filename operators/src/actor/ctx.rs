@@ -116,6 +116,26 @@ impl<'a, A: Actor> Ctx<'a, A> {
     pub fn children(&self) -> &[ActorId] {
         &self.meta.children
     }
+    /// A value this actor's stage publishes about itself: `name` with `labels` beyond the
+    /// stage's path and subtask, read by the run's handle (`RunHandle::stage_gauges`) and the
+    /// metrics endpoint; the same handle for the same identity. `None` outside a run.
+    pub fn stage_gauge(
+        &self,
+        name: &str,
+        help: &str,
+        kind: weir_graph::GaugeKind,
+        labels: &[(&str, String)],
+    ) -> Option<weir_graph::Gauge> {
+        let g = self.sys.gauges.as_ref()?;
+        Some(g.register(
+            self.sys.stage_path(),
+            self.sys.subtask,
+            name,
+            help,
+            kind,
+            labels,
+        ))
+    }
     /// The run's clock: time since the run's epoch.
     pub fn now(&self) -> Duration {
         self.sys.clock.now()

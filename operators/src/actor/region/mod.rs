@@ -27,10 +27,16 @@
 //! `shards × shard_buffer` parked messages plus one input batch held behind a full shard (plus
 //! what is told to the region's ref meanwhile); [`RegionStats::buffered`] counts them.
 
+mod gauges;
 mod saved;
 mod settings;
 mod shards;
 
+use gauges::RegionGauges;
+pub use gauges::{
+    REGION_BUFFERED, REGION_ENTITIES_ALIVE, REGION_ENTITIES_CREATED, REGION_ENTITIES_PASSIVATED,
+    REGION_SHARD_MESSAGES,
+};
 pub use settings::{DEFAULT_SHARD_BUFFER, RegionSettings, RegionStats};
 
 use super::ctx::Ctx;
@@ -89,6 +95,8 @@ struct Region<E: Actor, K> {
     remembered: Vec<K>,
     /// Buffered messages last published to the stats.
     published: usize,
+    /// This subtask's stage gauges (set by `pre_start` in a run).
+    gauges: Option<RegionGauges>,
 }
 
 const TICK: &str = "region-passivate";
@@ -113,6 +121,7 @@ where
             shards: Shards::default(),
             remembered: Vec::new(),
             published: 0,
+            gauges: None,
         }
     }
 
@@ -147,6 +156,10 @@ where
         let s = &self.settings.stats;
         s.created.fetch_add(1, Ordering::Relaxed);
         s.alive.fetch_add(1, Ordering::Relaxed);
+        if let Some(g) = &self.gauges {
+            g.created.add(1);
+            g.alive.add(1);
+        }
         self.by_actor.insert(r.id(), k.clone());
         let last = self.now(ctx);
         self.entities.insert(k.clone(), Entry { r, last });
@@ -170,6 +183,9 @@ where
         if let Some(e) = self.entities.get_mut(&p.key) {
             e.last = now;
             self.settings.stats.count_delivery(p.shard);
+            if let Some(g) = self.gauges.as_mut() {
+                g.delivered(ctx, p.shard);
+            }
             let _ = ctx.send(&e.r, p.env);
         }
         Ok(())
@@ -279,7 +295,33 @@ where
         if now != self.published {
             self.settings.stats.rebuffer(self.published, now);
             self.published = now;
+            if let Some(g) = &self.gauges {
+                g.buffered.set(now as i64);
+            }
         }
+    }
+
+    /// Drops the entity bookkeeping (they stopped with the region), counting them as gone.
+    fn forget_entities(&mut self) {
+        let n = self.entities.len();
+        self.settings
+            .stats
+            .alive
+            .fetch_sub(n as u64, Ordering::Relaxed);
+        if let Some(g) = &self.gauges {
+            g.alive.add(-(n as i64));
+        }
+        self.entities.clear();
+        self.by_actor.clear();
+    }
+
+    /// Sends what the region buffers to dead letters with `reason` (it stops or restarts).
+    fn drop_buffered(&mut self, ctx: &mut Ctx<'_, Self>, reason: &str) {
+        for p in self.shards.take_all() {
+            ctx.dead_letter(p.env.msg, reason);
+        }
+        self.publish();
+        self.resume(ctx);
     }
 
     fn passivate(&mut self, ctx: &mut Ctx<'_, Self>) {
@@ -301,6 +343,10 @@ where
                 let s = &self.settings.stats;
                 s.passivated.fetch_add(1, Ordering::Relaxed);
                 s.alive.fetch_sub(1, Ordering::Relaxed);
+                if let Some(g) = &self.gauges {
+                    g.passivated.add(1);
+                    g.alive.add(-1);
+                }
             }
         }
         self.arm(ctx);
@@ -317,6 +363,10 @@ where
 
     /// Makes the entities a restored checkpoint remembered, then delivers what it had buffered.
     fn pre_start(&mut self, ctx: &mut Ctx<'_, Self>) -> Result<(), StageError> {
+        self.gauges = RegionGauges::new(ctx);
+        if let Some(g) = &self.gauges {
+            g.buffered.set(self.shards.len() as i64);
+        }
         for k in std::mem::take(&mut self.remembered) {
             if !self.entities.contains_key(&k) {
                 self.spawn(ctx, &k)?;
@@ -343,6 +393,9 @@ where
         if let Some(k) = self.by_actor.remove(&who) {
             self.entities.remove(&k);
             self.settings.stats.alive.fetch_sub(1, Ordering::Relaxed);
+            if let Some(g) = &self.gauges {
+                g.alive.add(-1);
+            }
             let shard = weir_graph::stable_key_group(&k);
             if self.shards.parked_in(shard) > 0 {
                 self.drain(ctx, shard)?;
@@ -351,16 +404,15 @@ where
         Ok(())
     }
 
+    fn pre_restart(&mut self, ctx: &mut Ctx<'_, Self>, _error: &StageError) {
+        // The entities were stopped with the region's children.
+        self.forget_entities();
+        self.drop_buffered(ctx, "region restarted");
+    }
+
     fn post_stop(&mut self, ctx: &mut Ctx<'_, Self>) {
-        let n = self.entities.len() as u64;
-        self.settings.stats.alive.fetch_sub(n, Ordering::Relaxed);
-        self.entities.clear();
-        self.by_actor.clear();
-        for p in self.shards.take_all() {
-            ctx.dead_letter(p.env.msg, "region stopped");
-        }
-        self.publish();
-        self.resume(ctx);
+        self.forget_entities();
+        self.drop_buffered(ctx, "region stopped");
     }
 
     fn supervisor_strategy(&self) -> SupervisorStrategy {

@@ -232,6 +232,21 @@ where
             msg,
             reply: ctx.take_reply(),
         };
+        // The common case in one map lookup: a live entity with room, nothing parked before.
+        if !self.shards.holding() && self.shards.parked_in(shard) == 0 {
+            let now = self.now(ctx);
+            if let Some(e) = self.entities.get_mut(&key)
+                && e.r.len() < e.r.capacity()
+            {
+                e.last = now;
+                self.settings.stats.count_delivery(shard);
+                if let Some(g) = self.gauges.as_mut() {
+                    g.delivered(ctx, shard);
+                }
+                let _ = ctx.send(&e.r, env);
+                return Ok(());
+            }
+        }
         let p = Parked { shard, key, env };
         if self.shards.holding() {
             self.shards.hold(p);

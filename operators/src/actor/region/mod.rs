@@ -26,6 +26,17 @@
 //! element for that shard reaches the region's input. One subtask buffers at most
 //! `shards × shard_buffer` parked messages plus one input batch held behind a full shard (plus
 //! what is told to the region's ref meanwhile); [`RegionStats::buffered`] counts them.
+//!
+//! **Remembered entities.** With [`RegionSettings::remember_entities`], a region made by
+//! [`sharded_checkpointed`] records the ids of its live entities in each checkpoint; restored,
+//! it makes those entities again when it starts, before any message (as Akka's
+//! remember-entities), and each takes its checkpointed state by its path.
+//!
+//! **Metrics.** [`RegionStats`] sums live, created and passivated entities, messages (also per
+//! shard), buffered messages and paused subtasks over the region's subtasks; each subtask also
+//! publishes [`REGION_ENTITIES_ALIVE`], [`REGION_ENTITIES_CREATED`],
+//! [`REGION_ENTITIES_PASSIVATED`], [`REGION_BUFFERED`] and [`REGION_SHARD_MESSAGES`] (label
+//! `shard`) as stage gauges, read by `RunHandle::stage_gauges` and rendered by `/metrics`.
 
 mod gauges;
 mod saved;

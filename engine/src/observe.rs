@@ -147,6 +147,11 @@ impl RunView {
             .unwrap_or_default()
     }
 
+    /// What the run's stages publish about themselves now ([`weir_graph::StageGauges`]).
+    pub fn stage_gauges(&self) -> Vec<weir_graph::GaugeSample> {
+        self.shared.gauges.samples()
+    }
+
     /// How the run stands now.
     pub fn state(&self) -> RunState {
         if let Some(e) = self.shared.failure.lock().ok().and_then(|f| f.clone()) {

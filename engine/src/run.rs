@@ -226,6 +226,9 @@ impl Materializer {
             Some(c) => self.services.clone().with(c.handle()),
             None => self.services.clone(),
         };
+        // The values stages publish about themselves (read by the handle and `/metrics`).
+        let gauges = Arc::new(weir_graph::StageGauges::default());
+        let services = services.with(Arc::clone(&gauges));
         let cancel = CancellationToken::new();
         let id = crate::observe::next_run_id();
         let name = self
@@ -256,6 +259,7 @@ impl Materializer {
             sinks_done: CancellationToken::new(),
             executors: self.executors.clone(),
             services: Mutex::new(services),
+            gauges,
             injectors: crate::control::Injectors::default(),
             checkpoints,
             errors: Arc::default(),
@@ -482,6 +486,11 @@ impl RunHandle {
             .lock()
             .map(|v| v.iter().map(MetricsEntry::snapshot).collect())
             .unwrap_or_default()
+    }
+
+    /// What the run's stages publish about themselves now ([`weir_graph::StageGauges`]).
+    pub fn stage_gauges(&self) -> Vec<weir_graph::GaugeSample> {
+        self.shared.gauges.samples()
     }
 
     /// A cloneable view of the run for operations tooling (never cancels it when dropped).

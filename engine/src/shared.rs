@@ -56,6 +56,8 @@ pub(crate) struct RunShared {
     pub(crate) executors: HashMap<ExecutorId, Arc<dyn IslandExecutor>>,
     /// The run's services, given to every stage.
     pub(crate) services: Mutex<Services>,
+    /// The values stages publish about themselves (also one of `services`).
+    pub(crate) gauges: Arc<weir_graph::StageGauges>,
     /// The source islands that [`RunHandle::inject`] reaches.
     pub(crate) injectors: crate::control::Injectors,
     /// The checkpoint coordinator, when the run checkpoints.

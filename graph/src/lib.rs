@@ -22,6 +22,7 @@ mod dsl;
 mod each;
 mod error;
 mod failpoint;
+mod gauges;
 mod heap;
 mod key_groups;
 mod logic;
@@ -54,6 +55,7 @@ pub use each::{
 };
 pub use error::{ErrorKind, GraphError, StageError};
 pub use failpoint::{DiskFull, enospc, failpoint, write_fault};
+pub use gauges::{Gauge, GaugeKind, GaugeSample, StageGauges};
 pub use heap::{HeapSize, batch_bytes, register_heap_size};
 pub use key_groups::KeyGroupRange;
 pub use logic::{

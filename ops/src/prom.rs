@@ -10,6 +10,10 @@
 //! `weir_run_checkpoints_total` (label `status`), `weir_run_last_checkpoint_duration_seconds`,
 //! `weir_run_last_checkpoint_size_bytes`, `weir_run_last_checkpoint_completed_timestamp_seconds`.
 //! Runs that share a name add up. Rendering reads snapshots only: nothing runs per element.
+//!
+//! What stages publish about themselves ([`weir_graph::StageGauges`], e.g. a shard region's
+//! `weir_region_entities_alive`) is exposed under its own name with the labels `job`, `stage`,
+//! `subtask` and its own (`shard`); a counter gets the `_total` suffix.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -21,6 +25,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock, RwLock};
 use weir_engine::observe::CheckpointStatus;
 use weir_engine::{RunState, RunView, StageMetricsSnapshot};
+use weir_graph::GaugeKind;
 
 /// The HTTP `Content-Type` of [`render`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -330,6 +335,49 @@ fn register_sources(r: &mut Registry) {
     }
 }
 
+/// Registers what the stages of `runs` publish, one family per name (the first value's help
+/// and kind).
+fn register_stage_gauges(runs: &[RunView], r: &mut Registry) {
+    let mut gauges: BTreeMap<String, (String, Family<SourceLabels, Gauge<f64, AtomicU64>>)> =
+        BTreeMap::new();
+    let mut counters: BTreeMap<String, (String, Family<SourceLabels, Counter<f64, AtomicU64>>)> =
+        BTreeMap::new();
+    for run in runs {
+        for s in run.stage_gauges() {
+            let mut labels: SourceLabels = vec![
+                ("job".to_owned(), run.name().to_owned()),
+                ("stage".to_owned(), s.stage),
+                ("subtask".to_owned(), s.subtask.to_string()),
+            ];
+            labels.extend(s.labels);
+            let v = s.value as f64;
+            match s.kind {
+                GaugeKind::Gauge => {
+                    let (_, f) = gauges
+                        .entry(s.name)
+                        .or_insert_with(|| (s.help, Family::default()));
+                    f.get_or_create(&labels).inc_by(v);
+                }
+                GaugeKind::Counter => {
+                    if gauges.contains_key(&s.name) {
+                        continue;
+                    }
+                    let (_, f) = counters
+                        .entry(s.name)
+                        .or_insert_with(|| (s.help, Family::default()));
+                    f.get_or_create(&labels).inc_by(v.max(0.0));
+                }
+            }
+        }
+    }
+    for (name, (help, f)) in gauges {
+        r.register(name, help, f);
+    }
+    for (name, (help, f)) in counters {
+        r.register(name, help, f);
+    }
+}
+
 /// Renders the OpenMetrics text exposition ([`CONTENT_TYPE`]) of `runs` and of every
 /// [`MetricsSource`] added.
 pub fn render(runs: &[RunView]) -> String {
@@ -344,6 +392,7 @@ pub fn render(runs: &[RunView]) -> String {
     let mut registry = Registry::default();
     stages.register(&mut registry);
     per_run.register(&mut registry);
+    register_stage_gauges(runs, &mut registry);
     register_sources(&mut registry);
     let mut out = String::new();
     if let Err(e) = encode(&mut out, &registry) {

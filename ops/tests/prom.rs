@@ -219,3 +219,83 @@ fn the_log_filter_comes_from_weir_log_then_rust_log() {
             .starts_with("invalid log filter 'weir_engine=loud' in WEIR_LOG")
     );
 }
+
+/// Counts its messages (a region entity).
+struct Tally(u64);
+
+impl weir_operators::actor::Actor for Tally {
+    type Msg = (u32, u64);
+    type Out = u64;
+    fn handle(
+        &mut self,
+        ctx: &mut weir_operators::actor::Ctx<'_, Self>,
+        _: (u32, u64),
+    ) -> Result<(), weir_graph::StageError> {
+        self.0 += 1;
+        ctx.emit(self.0);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_publishes_its_entities_and_messages_per_shard() {
+    use weir_operators::actor::{Props, RegionSettings, sharded};
+    // 3 entities, 2 + 3 + 4 messages; the source stays open so the entities stay alive.
+    let msgs: Vec<(u32, u64)> = [(7u32, 2u64), (8, 3), (9, 4)]
+        .iter()
+        .flat_map(|&(e, n)| (0..n).map(move |x| (e, x)))
+        .collect();
+    let settings = RegionSettings::default();
+    let stats = settings.stats();
+    let g = Source::from_iter(msgs)
+        .concat(Source::never())
+        .via(sharded(
+            |_: &u32| Props::new(|| Tally(0)),
+            |m: &(u32, u64)| m.0,
+            settings,
+        ))
+        .to_mat(Sink::ignore(), Keep::right);
+    let (_done, h) = Materializer::new()
+        .with_name("region-job")
+        .materialize(&g)
+        .unwrap();
+    for _ in 0..20_000 {
+        if stats.messages() == 9 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let s = parse(&prom::render(&[h.view()]));
+    h.cancel();
+    let region = h
+        .stage_gauges()
+        .first()
+        .map(|g| g.stage.clone())
+        .expect("the region publishes");
+    let l = [
+        ("job", "region-job"),
+        ("stage", region.as_str()),
+        ("subtask", "0"),
+    ];
+    let at = |m: &str| get(&s, m, &l);
+    assert_eq!(at("weir_region_entities_alive"), Some(3.0));
+    assert_eq!(at("weir_region_entities_created_total"), Some(3.0));
+    assert_eq!(at("weir_region_entities_passivated_total"), Some(0.0));
+    assert_eq!(at("weir_region_buffered_messages"), Some(0.0));
+    // Messages per shard: each entity's count under its shard (entities may share one).
+    let mut want = std::collections::BTreeMap::<String, f64>::new();
+    for (e, n) in [(7u32, 2.0), (8, 3.0), (9, 4.0)] {
+        *want
+            .entry(weir_graph::stable_key_group(&e).to_string())
+            .or_default() += n;
+    }
+    let got: std::collections::BTreeMap<String, f64> = s
+        .iter()
+        .filter(|x| x.metric == "weir_region_shard_messages_total")
+        .map(|x| {
+            assert_eq!(x.labels.get("job"), Some("region-job"));
+            (x.labels.get("shard").unwrap_or("?").to_owned(), value(x))
+        })
+        .collect();
+    assert_eq!(got, want);
+}

@@ -1,5 +1,6 @@
 """Shard regions from Python: one actor per entity id made on its first message, per-entity
-order at parallelism 1 and 2, passivation on the virtual clock, and an id function that raises."""
+order at parallelism 1 and 2 and through one-message mailboxes and shard buffers, passivation on
+the virtual clock, and an id function that raises."""
 
 import pytest
 
@@ -32,6 +33,25 @@ def test_each_entity_is_made_once_and_keeps_its_order():
             v = want.setdefault(k, [])
             v.append((len(v) + 1, x))
         assert per == want, par
+
+
+def test_tiny_mailboxes_and_shard_buffers_park_and_keep_the_order():
+    msgs = [("k%d" % (i % 5), i) for i in range(200)]
+    out = (
+        weir.Source.from_iter(msgs)
+        .via(weir.Flow.sharded(Counter, lambda m: m[0], mailbox=1, shard_buffer=1))
+        .run_with(weir.Sink.collect())
+    )
+    per = {}
+    for e, n, x in out:
+        per.setdefault(e, []).append((n, x))
+    want = {}
+    for k, x in msgs:
+        v = want.setdefault(k, [])
+        v.append((len(v) + 1, x))
+    assert per == want
+    with pytest.raises(ValueError, match="shard buffer"):
+        weir.Flow.sharded(Counter, lambda m: m[0], shard_buffer=0)
 
 
 def test_an_id_function_that_raises_fails_the_run():

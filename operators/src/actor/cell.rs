@@ -78,6 +78,8 @@ pub(crate) struct CellState<A: Actor> {
     pub(crate) stash_capacity: usize,
     pub(crate) unstash: bool,
     pub(crate) stop_requested: bool,
+    /// Set by `Ctx::pause_input`: the stage hands this actor (its root) no stream batch.
+    pub(crate) input_paused: bool,
     pub(crate) timers: HashMap<TimerKey, TimerSlot<A::Msg>>,
     /// This actor as the sender of what it tells (made on its first tell, then shared).
     pub(crate) me: Option<Arc<dyn super::mailbox::AnyRef>>,
@@ -91,6 +93,7 @@ impl<A: Actor> CellState<A> {
             stash_capacity,
             unstash: false,
             stop_requested: false,
+            input_paused: false,
             timers: HashMap::new(),
             me: None,
         }
@@ -163,7 +166,10 @@ impl<A: Actor> Cell<A> {
 
     /// Whether the actor takes the next stream batch now (running, nothing queued locally).
     pub(crate) fn accepts(&self) -> bool {
-        self.actor.is_some() && !self.meta.suspended && self.local.is_empty()
+        self.actor.is_some()
+            && !self.meta.suspended
+            && self.local.is_empty()
+            && !self.state.input_paused
     }
 
     /// Calls `f` with the actor and a context (no current message).
@@ -339,6 +345,7 @@ impl<A: Actor> Cell<A> {
         self.state.behaviors.clear();
         self.state.unstash = false;
         self.state.stop_requested = false;
+        self.state.input_paused = false;
     }
 }
 

@@ -25,21 +25,28 @@ pub(crate) struct CellCodec<A: Actor> {
     /// Encodes the instance, its local queue and its stash.
     pub(crate) save: SaveFn<A>,
     /// Decodes what `save` wrote.
-    pub(crate) load: fn(&[u8]) -> Result<Saved<A>, SnapshotError>,
+    pub(crate) load: LoadFn<A>,
 }
 
 /// Encodes an actor with its local queue and its stash.
-pub(crate) type SaveFn<A> = fn(
-    &A,
-    &VecDeque<Envelope<<A as Actor>::Msg>>,
-    &VecDeque<Envelope<<A as Actor>::Msg>>,
-) -> Result<Vec<u8>, SnapshotError>;
+pub(crate) type SaveFn<A> = Arc<
+    dyn Fn(
+            &A,
+            &VecDeque<Envelope<<A as Actor>::Msg>>,
+            &VecDeque<Envelope<<A as Actor>::Msg>>,
+        ) -> Result<Vec<u8>, SnapshotError>
+        + Send
+        + Sync,
+>;
+
+/// Decodes an actor with its local queue and its stash.
+pub(crate) type LoadFn<A> = Arc<dyn Fn(&[u8]) -> Result<Saved<A>, SnapshotError> + Send + Sync>;
 
 impl<A: Actor> Clone for CellCodec<A> {
     fn clone(&self) -> Self {
         Self {
-            save: self.save,
-            load: self.load,
+            save: Arc::clone(&self.save),
+            load: Arc::clone(&self.load),
         }
     }
 }
@@ -87,15 +94,20 @@ impl<A: Actor> Props<A> {
     /// messages queued in its stage (local queue, stash) are saved under its path, and a restored
     /// run starts it with them (before `pre_start`). Every actor of a checkpointed stage (the
     /// root and each child) needs it; a child's path (`with_name`) must be unique.
-    pub fn checkpointed(mut self) -> Self
+    pub fn checkpointed(self) -> Self
     where
         A: Serialize + DeserializeOwned,
         A::Msg: Serialize + DeserializeOwned,
     {
-        self.codec = Some(Arc::new(CellCodec {
-            save: save::<A>,
-            load: load::<A>,
-        }));
+        self.with_codec(CellCodec {
+            save: Arc::new(save::<A>),
+            load: Arc::new(load::<A>),
+        })
+    }
+    /// These props saved and loaded by `codec` at checkpoints (an actor whose instance is made
+    /// from more than its serde state, such as a shard region's root).
+    pub(crate) fn with_codec(mut self, codec: CellCodec<A>) -> Self {
+        self.codec = Some(Arc::new(codec));
         self
     }
     /// Whether these props were made with [`Props::checkpointed`].

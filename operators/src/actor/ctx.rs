@@ -116,6 +116,26 @@ impl<'a, A: Actor> Ctx<'a, A> {
     pub fn children(&self) -> &[ActorId] {
         &self.meta.children
     }
+    /// A value this actor's stage publishes about itself: `name` with `labels` beyond the
+    /// stage's path and subtask, read by the run's handle (`RunHandle::stage_gauges`) and the
+    /// metrics endpoint; the same handle for the same identity. `None` outside a run.
+    pub fn stage_gauge(
+        &self,
+        name: &str,
+        help: &str,
+        kind: weir_graph::GaugeKind,
+        labels: &[(&str, String)],
+    ) -> Option<weir_graph::Gauge> {
+        let g = self.sys.gauges.as_ref()?;
+        Some(g.register(
+            self.sys.stage_path(),
+            self.sys.subtask,
+            name,
+            help,
+            kind,
+            labels,
+        ))
+    }
     /// The run's clock: time since the run's epoch.
     pub fn now(&self) -> Duration {
         self.sys.clock.now()
@@ -141,7 +161,11 @@ impl<'a, A: Actor> Ctx<'a, A> {
     }
     /// A send to an actor of this stage never drops for room (the stage stops taking stream
     /// input while the mailbox is over capacity); one to another stage applies its policy.
-    fn send<M: Send + 'static>(&self, to: &ActorRef<M>, env: Envelope<M>) -> Result<(), TellError> {
+    pub(crate) fn send<M: Send + 'static>(
+        &self,
+        to: &ActorRef<M>,
+        env: Envelope<M>,
+    ) -> Result<(), TellError> {
         if to.0.same_stage(self.mailbox) {
             to.0.offer_within(env)
         } else {
@@ -159,6 +183,24 @@ impl<'a, A: Actor> Ctx<'a, A> {
             reply: self.reply.take(),
         };
         self.send(to, env)
+    }
+    /// Takes the current message's reply address (a parked message keeps it).
+    pub(crate) fn take_reply(&mut self) -> Option<ReplyTo> {
+        self.reply.take()
+    }
+    /// Makes the stage hand this actor (its root) no further stream batches until
+    /// [`Ctx::resume_input`]; the batch being handled is handed over whole, and messages told to
+    /// its ref still arrive. Reset by a restart.
+    pub fn pause_input(&mut self) {
+        self.state.input_paused = true;
+    }
+    /// Lets the stage hand this actor stream batches again (see [`Ctx::pause_input`]).
+    pub fn resume_input(&mut self) {
+        self.state.input_paused = false;
+    }
+    /// Whether [`Ctx::pause_input`] holds the stage's stream input back now.
+    pub fn input_paused(&self) -> bool {
+        self.state.input_paused
     }
     /// Starts a child actor supervised by this one (its `pre_start` runs after this call
     /// returns); its emitted elements go to the stage's output.

@@ -418,6 +418,8 @@ struct Queue<M> {
     on_close: Vec<CloseHook>,
     /// Over capacity by sends from its own stage (counted in the stage's `overfull`).
     overfull: bool,
+    /// Run once when a drain leaves the queue below its capacity (`Mailbox::on_room`).
+    on_room: Option<CloseHook>,
 }
 
 /// What a watcher asked to run when a mailbox closes.
@@ -505,6 +507,7 @@ impl<M: Send + 'static> Mailbox<M> {
                 senders: Vec::new(),
                 on_close: Vec::new(),
                 overfull: false,
+                on_room: None,
             }),
             len: AtomicUsize::new(0),
             spilled: AtomicUsize::new(0),
@@ -695,6 +698,14 @@ impl<M: Send + 'static> Mailbox<M> {
 
     /// Moves at most `max` messages into `into`; clears the scheduled mark when it empties.
     pub(crate) fn drain_into(&self, into: &mut VecDeque<Envelope<M>>, max: usize) {
+        let room = self.drain_locked(into, max);
+        if let Some(hook) = room {
+            hook();
+        }
+    }
+
+    /// [`Mailbox::drain_into`] under the lock; the room hook to run once it is released.
+    fn drain_locked(&self, into: &mut VecDeque<Envelope<M>>, max: usize) -> Option<CloseHook> {
         let mut q = lock(&self.queue);
         let n = q.items.len().min(max);
         q.items.drain_into(into, n);
@@ -714,6 +725,26 @@ impl<M: Send + 'static> Mailbox<M> {
             for w in q.senders.drain(..) {
                 w.wake();
             }
+        }
+        if n > 0 && q.items.len() < self.capacity {
+            q.on_room.take()
+        } else {
+            None
+        }
+    }
+
+    /// Runs `hook` once a drain leaves the queue below its capacity (at once when it is below
+    /// already; never once it is closed). A second hook replaces the first.
+    pub(crate) fn on_room(&self, hook: CloseHook) {
+        let mut q = lock(&self.queue);
+        if q.closed {
+            return;
+        }
+        if q.items.len() < self.capacity && q.spill.as_ref().is_none_or(|s| s.len() == 0) {
+            drop(q);
+            hook();
+        } else {
+            q.on_room = Some(hook);
         }
     }
 
@@ -745,6 +776,7 @@ impl<M: Send + 'static> Mailbox<M> {
         let (items, spilled, senders, hooks) = {
             let mut q = lock(&self.queue);
             q.closed = true;
+            q.on_room = None;
             self.settle_overfull(&mut q);
             self.len.store(0, Ordering::Release);
             let items = q.items.take_all();

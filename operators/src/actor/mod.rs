@@ -53,7 +53,11 @@ pub use mailbox::{
     ActorRef, AskError, DEFAULT_MAILBOX_CAPACITY, MailboxConfig, Overflow, Pressure, TellError,
 };
 pub use props::{Actor, ActorId, DEFAULT_THROUGHPUT, Props};
-pub use region::{RegionMsg, RegionSettings, RegionStats, sharded, try_sharded};
+pub use region::{
+    DEFAULT_SHARD_BUFFER, REGION_BUFFERED, REGION_ENTITIES_ALIVE, REGION_ENTITIES_CREATED,
+    REGION_ENTITIES_PASSIVATED, REGION_SHARD_MESSAGES, RegionMsg, RegionSettings, RegionStats,
+    sharded, sharded_checkpointed, try_sharded,
+};
 pub use stage::{actor_flow, actor_sink, actor_source};
 pub use supervisor::{ActorDirective, Backoff, Scope, SupervisorStrategy};
 pub use timers::TimerKey;

@@ -203,6 +203,8 @@ impl<A: Actor> AsyncLogic for ActorStage<A> {
             sys.max_actors = props.max_actors;
             sys.restored = restored;
             sys.registry = io.info.services.get::<super::registry::ActorRegistry>();
+            sys.gauges = io.info.services.get::<weir_graph::StageGauges>();
+            sys.subtask = io.info.subtask;
             sys.start_root(props, mailbox)?;
             let batch = io.batch_size.max(1);
             sys.out_limit = batch;

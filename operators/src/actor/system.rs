@@ -57,6 +57,10 @@ pub(crate) struct System<O> {
     pub(crate) restored: super::checkpoint::Restored,
     /// The run's actor registry, when it has one.
     pub(crate) registry: Option<Arc<super::registry::ActorRegistry>>,
+    /// Where the stage publishes values about itself, when the run collects them.
+    pub(crate) gauges: Option<Arc<weir_graph::StageGauges>>,
+    /// The stage's subtask index.
+    pub(crate) subtask: usize,
 }
 
 impl<O: Send + 'static> System<O> {
@@ -79,7 +83,14 @@ impl<O: Send + 'static> System<O> {
             retiring: Vec::new(),
             restored: Default::default(),
             registry: None,
+            gauges: None,
+            subtask: 0,
         }
+    }
+
+    /// The stage's path.
+    pub(crate) fn stage_path(&self) -> &str {
+        &self.stage
     }
 
     pub(crate) fn shared(&self) -> &StageShared {

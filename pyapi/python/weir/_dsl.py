@@ -1618,22 +1618,29 @@ class Flow(_Linear, Generic[_In_contra, _Out_co]):
         mailbox: int = 1024,
         passivate_after: Optional[float] = None,
         parallelism: int = 1,
+        shard_buffer: int = 256,
     ) -> "Flow":
         """A shard region: each element goes to the entity ``str(entity_id(element))`` names, a
         :class:`weir.Actor` made by ``factory(id)`` on the entity's first message (and again
         after its supervision stopped it, or after it was passivated); what the entities emit
         goes downstream, in message order per entity. ``passivate_after`` (seconds on the run's
         clock) stops entities idle that long; ``parallelism`` shards the entities by id over
-        subtasks; ``mailbox`` bounds each entity's mailbox (a full one holds the region's input
-        back: nothing is dropped).
+        subtasks; ``mailbox`` bounds each entity's mailbox. A message whose entity's mailbox is
+        full waits in its shard's buffer (a shard is a key group of ids; at most
+        ``shard_buffer`` messages each), so other shards keep flowing; a message for a shard
+        whose buffer is full holds the region's input back until that shard has room. Nothing is
+        dropped.
 
         Emits when: an entity emits and downstream has room.
-        Backpressures when: an entity's mailbox is over its capacity, or downstream backpressures.
+        Backpressures when: the element at the region's head is for a shard whose buffer is
+        full, or downstream backpressures.
         Completes when: upstream completes and every entity handled its messages.
         Cancels when: downstream cancels (every entity stops).
         Fails when: upstream fails, ``entity_id`` raises, or an entity's failure escalates past
         the region (the stage's supervision decides)."""
-        return Flow(_native.flow_sharded(factory, entity_id, mailbox, passivate_after, parallelism))
+        return Flow(
+            _native.flow_sharded(factory, entity_id, mailbox, passivate_after, parallelism, shard_buffer)
+        )
 
     @staticmethod
     def event_sourced(

@@ -620,6 +620,7 @@ class Flow(_Linear, Generic[_In_contra, _Out_co]):
         mailbox: int = 1024,
         passivate_after: Optional[float] = None,
         parallelism: int = 1,
+        shard_buffer: int = 256,
     ) -> Flow[Any, Any]: ...
     @staticmethod
     def event_sourced(

@@ -131,13 +131,14 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 /// `Flow.sharded(factory, entity_id, ...)`: the Rust shard region; each entity is a `PyActor`
 /// made by `factory(id)` on the first message whose `str(entity_id(msg))` is `id`.
 #[pyfunction]
-#[pyo3(signature = (factory, entity_id, capacity, passivate_after = None, parallelism = 1))]
+#[pyo3(signature = (factory, entity_id, capacity, passivate_after = None, parallelism = 1, shard_buffer = weir_operators::actor::DEFAULT_SHARD_BUFFER))]
 pub fn flow_sharded(
     factory: Py<PyAny>,
     entity_id: Py<PyAny>,
     capacity: usize,
     passivate_after: Option<f64>,
     parallelism: usize,
+    shard_buffer: usize,
 ) -> PyResult<PyBlueprint> {
     use std::sync::Arc;
     use weir_operators::actor::{MailboxConfig, Props, RegionSettings, try_sharded};
@@ -146,7 +147,14 @@ pub fn flow_sharded(
             "a mailbox capacity must be at least 1",
         ));
     }
-    let mut settings = RegionSettings::default().parallelism(parallelism);
+    if shard_buffer == 0 {
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "a shard buffer must hold at least 1 message",
+        ));
+    }
+    let mut settings = RegionSettings::default()
+        .parallelism(parallelism)
+        .shard_buffer(shard_buffer);
     if let Some(s) = passivate_after {
         let d = std::time::Duration::try_from_secs_f64(s)
             .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("{s}: {e}")))?;

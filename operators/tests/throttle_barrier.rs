@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use weir_graph::RunnableGraph;
-use weir_operators::prelude::*;
 use weir_operators::time;
 
 const N: u64 = 100;

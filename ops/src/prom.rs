@@ -1,19 +1,22 @@
 //! Prometheus exposition of the runs of a process (OpenMetrics text, through
 //! `prometheus-client`), plus the gauges other parts add as [`MetricsSource`]s.
 //!
-//! Per stage subtask (labels `job` = the run's name, `stage` = the stage path, `subtask`):
+//! Per stage subtask (labels `job` = the run's name, `run` = its id in the process, `stage` =
+//! the stage path, `subtask`):
 //! `weir_stage_elements_{in,out}_total`, `weir_stage_{in,out}_bytes_total`,
 //! `weir_stage_{busy,backpressured,idle}_seconds_total`, `weir_stage_queue_rows`,
 //! `weir_stage_queue_capacity_rows`, `weir_stage_errors_total`, `weir_stage_dead_letters_total`,
-//! `weir_stage_restarts_total`. Per run (label `job`): `weir_run_state` (one series per
+//! `weir_stage_restarts_total`. Per run (labels `job`, `run`): `weir_run_state` (one series per
 //! state, 1 for the current one), `weir_run_stalled`, `weir_run_watermark_lag_seconds`,
 //! `weir_run_checkpoints_total` (label `status`), `weir_run_last_checkpoint_duration_seconds`,
 //! `weir_run_last_checkpoint_size_bytes`, `weir_run_last_checkpoint_completed_timestamp_seconds`.
-//! Runs that share a name add up. Rendering reads snapshots only: nothing runs per element.
+//! Runs that share a name (a job run again in the same process) keep series of their own, told
+//! apart by `run` (as Flink labels `job_name` and `job_id`). Rendering reads snapshots only:
+//! nothing runs per element.
 //!
 //! What stages publish about themselves ([`weir_graph::StageGauges`], e.g. a shard region's
-//! `weir_region_entities_alive`) is exposed under its own name with the labels `job`, `stage`,
-//! `subtask` and its own (`shard`); a counter gets the `_total` suffix.
+//! `weir_region_entities_alive`) is exposed under its own name with the labels `job`, `run`,
+//! `stage`, `subtask` and its own (`shard`); a counter gets the `_total` suffix.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -109,9 +112,10 @@ struct StageFamilies {
 }
 
 impl StageFamilies {
-    fn add(&self, job: &str, m: &StageMetricsSnapshot) {
+    fn add(&self, r: &RunView, m: &StageMetricsSnapshot) {
         let l: Labels = vec![
-            ("job", job.to_owned()),
+            ("job", r.name().to_owned()),
+            ("run", r.id().to_string()),
             ("stage", m.path.clone()),
             ("subtask", m.subtask.to_string()),
         ];
@@ -223,12 +227,16 @@ fn state_name(s: &RunState) -> &'static str {
 
 impl RunFamilies {
     fn add(&self, r: &RunView) {
-        let job = r.name().to_owned();
-        let l: Labels = vec![("job", job.clone())];
+        let l: Labels = vec![("job", r.name().to_owned()), ("run", r.id().to_string())];
+        let with = |k: &'static str, v: &str| {
+            let mut ls = l.clone();
+            ls.push((k, v.to_owned()));
+            ls
+        };
         let now = state_name(&r.state());
         for s in STATES {
             let v = if s == now { 1.0 } else { 0.0 };
-            let ls: Labels = vec![("job", job.clone()), ("state", s.to_owned())];
+            let ls = with("state", s);
             self.state.get_or_create(&ls).inc_by(v);
         }
         let stalled = if r.stall().is_some() { 1.0 } else { 0.0 };
@@ -243,7 +251,7 @@ impl RunFamilies {
             ("failed", t.failed),
             ("skipped", t.skipped),
         ] {
-            let ls: Labels = vec![("job", job.clone()), ("status", status.to_owned())];
+            let ls = with("status", status);
             self.checkpoints.get_or_create(&ls).inc_by(n);
         }
         let history = ck.history();
@@ -346,6 +354,7 @@ fn register_stage_gauges(runs: &[RunView], r: &mut Registry) {
         for s in run.stage_gauges() {
             let mut labels: SourceLabels = vec![
                 ("job".to_owned(), run.name().to_owned()),
+                ("run".to_owned(), run.id().to_string()),
                 ("stage".to_owned(), s.stage),
                 ("subtask".to_owned(), s.subtask.to_string()),
             ];
@@ -385,7 +394,7 @@ pub fn render(runs: &[RunView]) -> String {
     let per_run = RunFamilies::default();
     for r in runs {
         for m in r.metrics() {
-            stages.add(r.name(), &m);
+            stages.add(r, &m);
         }
         per_run.add(r);
     }

@@ -1,5 +1,6 @@
 //! The job HTTP API against running jobs: every endpoint with its exact JSON, tokens, unknown
-//! jobs, cancel, savepoint and restore, the job file and the default listener.
+//! jobs, cancel, savepoint and restore, the job file and the default listener, the errors of a
+//! supervised run and the stall of a blocked one.
 
 mod common;
 
@@ -9,8 +10,8 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use weir_engine::prelude::*;
-use weir_engine::{CheckpointConfig, RunView};
-use weir_graph::{RunnableGraph, StateCodec};
+use weir_engine::{CheckpointConfig, RunView, VirtualClock};
+use weir_graph::{Directive, Keep, RunnableGraph, StageError, StateCodec, Supervision};
 use weir_operators::prelude::*;
 use weir_operators::simple;
 use weir_ops::{OpsConfig, OpsServer, Registry, RegistryConfig};
@@ -732,4 +733,218 @@ async fn a_failed_run_reports_its_error_naming_the_stage() {
             json!({"error": "job \"api-failing\" has already ended (failed)"})
         )
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_lists_each_failed_element_of_a_resumed_stage_and_the_one_that_stopped_it() {
+    let srv = server(None, None);
+    let resume_odd = Supervision::new(|e| {
+        if e.message().contains("odd") {
+            Directive::Resume
+        } else {
+            Directive::Stop
+        }
+    });
+    let g = Source::from_iter(0..8u64)
+        .via(
+            simple::try_map(|x: &u64| {
+                if x % 2 == 1 {
+                    Err(StageError::user(format!("odd {x}")))
+                } else {
+                    Ok(*x)
+                }
+            })
+            .with_supervision(resume_odd),
+        )
+        .via(simple::try_map(|x: &u64| {
+            if *x == 6 {
+                Err(StageError::user("six"))
+            } else {
+                Ok(*x)
+            }
+        }))
+        .to(Sink::ignore());
+    let ((), h) = Materializer::new()
+        .with_name("api-errors")
+        .with_batch_size(1)
+        .materialize(&g)
+        .unwrap();
+    assert!(h.wait().await.is_err(), "six stops the run");
+    let view = view_of(&srv, "api-errors");
+    let id = view.id();
+    let mut paths: Vec<String> = view
+        .metrics()
+        .iter()
+        .filter(|m| m.path.starts_with("try_map"))
+        .map(|m| m.path.clone())
+        .collect();
+    paths.sort();
+    let [odd, six] = <[String; 2]>::try_from(paths).unwrap();
+
+    let r = http(
+        srv.addr(),
+        "GET",
+        &format!("/api/v1/jobs/{id}/errors"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.content_type.as_str()),
+        (200, "application/json")
+    );
+    let mut got = r.json();
+    let before_ms = weir_ops_started_ms(&view);
+    for e in got["errors"].as_array_mut().unwrap() {
+        let at = e["at_ms"].as_u64().unwrap();
+        assert!(
+            at >= before_ms && at < before_ms + 60_000,
+            "{at} is not now"
+        );
+        e["at_ms"] = json!(0);
+    }
+    let rec = |stage: &str, msg: &str, element: &str, dead_letter: bool| {
+        json!({
+            "stage": stage,
+            "subtask": 0,
+            "error": StageError::user(msg)
+                .with_stage(stage)
+                .with_element(element)
+                .to_string(),
+            "element": element,
+            "at_ms": 0,
+            "dead_letter": dead_letter,
+        })
+    };
+    // Oldest first: the odd elements resumed past (dead letters), then the one that stopped
+    // the run (one element per batch through one chain: 7 is never read).
+    assert_eq!(
+        got,
+        json!({"id": id, "errors": [
+            rec(&odd, "odd 1", "1", true),
+            rec(&odd, "odd 3", "3", true),
+            rec(&odd, "odd 5", "5", true),
+            rec(&six, "six", "6", false),
+        ]})
+    );
+    // The job's stages count the same.
+    let d = http(srv.addr(), "GET", "/api/v1/jobs/api-errors", None, None)
+        .await
+        .json();
+    let counts: Vec<(String, u64, u64)> = d["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["path"].as_str().unwrap().starts_with("try_map"))
+        .map(|s| {
+            (
+                s["path"].as_str().unwrap().to_owned(),
+                s["dead_letters"].as_u64().unwrap(),
+                s["failures"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(counts, vec![(odd, 3, 0), (six, 0, 1)]);
+}
+
+/// A flow that blocks its thread on the first element until the gate opens.
+#[derive(Default)]
+struct Block {
+    open: Mutex<bool>,
+    cv: std::sync::Condvar,
+    entered: std::sync::atomic::AtomicBool,
+}
+
+impl Block {
+    fn wait(&self) {
+        self.entered
+            .store(true, std::sync::atomic::Ordering::Release);
+        let mut g = self.open.lock().unwrap();
+        while !*g {
+            g = self.cv.wait(g).unwrap();
+        }
+    }
+    fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.cv.notify_all();
+    }
+}
+
+/// Opens the block when dropped: a failing assertion never leaves a worker blocked.
+struct OpenOnDrop(Arc<Block>);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stall_names_the_stage_that_holds_the_run_up() {
+    let srv = server(None, None);
+    let clock = VirtualClock::new();
+    let block = Arc::new(Block::default());
+    let _opens = OpenOnDrop(Arc::clone(&block));
+    let b2 = Arc::clone(&block);
+    let g = Source::from_iter(0..50u64)
+        .async_boundary()
+        .via(simple::map(move |x: u64| {
+            if x == 0 {
+                b2.wait();
+            }
+            x + 1
+        }))
+        .to_mat(Sink::collect(), Keep::right);
+    let (fut, h) = Materializer::new()
+        .with_name("api-stall")
+        .with_clock(Arc::new(clock.clone()))
+        .with_batch_size(10)
+        .with_buffer_rows(100)
+        .with_stall_threshold(Duration::from_secs(10))
+        .materialize(&g)
+        .unwrap();
+    let view = view_of(&srv, "api-stall");
+    let map_path = view
+        .metrics()
+        .iter()
+        .find(|m| m.path.starts_with("map"))
+        .map(|m| m.path.clone())
+        .unwrap();
+    // The map holds its first batch; the rest of the source waits in front of it.
+    until("the rest queued in front of the map", || {
+        block.entered.load(std::sync::atomic::Ordering::Acquire)
+            && view
+                .metrics()
+                .iter()
+                .any(|m| m.path == map_path && m.queue_depth == 40)
+    })
+    .await;
+    let stall = || async {
+        http(srv.addr(), "GET", "/api/v1/jobs/api-stall", None, None)
+            .await
+            .json()["stall"]
+            .clone()
+    };
+    assert_eq!(
+        stall().await,
+        Value::Null,
+        "the first look starts the watch"
+    );
+    clock.advance(Duration::from_millis(9_999));
+    assert_eq!(
+        stall().await,
+        Value::Null,
+        "not stalled for the threshold yet"
+    );
+    clock.advance(Duration::from_millis(1));
+    let since = weir_ops_started_ms(&view);
+    let want = json!({"stage": map_path, "subtask": 0, "since_ms": since});
+    assert_eq!(stall().await, want);
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(stall().await, want, "the same stall, since the same time");
+
+    block.open();
+    assert_eq!(fut.await.unwrap(), (1..=50).collect::<Vec<_>>());
+    h.wait().await.unwrap();
+    assert_eq!(stall().await, Value::Null, "cleared once it moved");
 }

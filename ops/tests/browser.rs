@@ -2,11 +2,15 @@
 //! the graph shows every stage of the plan and the displayed counts and rates change between
 //! the loads; screenshots land under `$CARGO_TARGET_TMPDIR/ui/`. Chromium comes from
 //! `WEIR_CHROMIUM`, the PATH, or `scripts/chromium-env.sh` (Debian's package); the test skips,
-//! saying so, only when none can be installed.
+//! saying so, only when none can be installed. A second test drives a page over the DevTools
+//! protocol (`cdp`): it clicks Savepoint and Cancel without and then with the token pasted in
+//! the header, and checks the savepoint directory and the run's state through the API.
 
+mod cdp;
 mod common;
 
 use common::*;
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -276,4 +280,123 @@ async fn the_graph_shows_every_stage_and_live_rates_in_chromium() {
         "finished"
     );
     let _ = std::fs::remove_dir_all(&profile);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_savepoint_and_cancel_buttons_act_only_with_the_token() {
+    let Some(bin) = find_chromium() else {
+        eprintln!(
+            "SKIPPED: no chromium (set WEIR_CHROMIUM or run scripts/chromium-env.sh; \
+             Debian's chromium package could not be installed here)"
+        );
+        return;
+    };
+    let reg = Registry::new(RegistryConfig::default());
+    reg.observe();
+    let srv = weir_ops::start(OpsConfig {
+        job_files: false,
+        registry: Some(reg),
+        sample_interval: Duration::from_millis(250),
+        ..OpsConfig::default()
+    })
+    .unwrap();
+    let ckdir = dir("buttons-ck");
+    let spdir = dir("buttons-sp");
+    let gate = Arc::new(Gate::default());
+    let ((), handle) = Materializer::new()
+        .with_name("browser-buttons")
+        .with_checkpoints(CheckpointConfig::new(Duration::from_secs(3600), &ckdir))
+        .materialize(
+            &counting("numbers", &gate)
+                .via(simple::map(|x: u64| x + 1))
+                .to(Sink::ignore()),
+        )
+        .unwrap();
+    gate.open(100);
+    let id = handle.view().id();
+    let api_state = || async {
+        http(
+            srv.addr(),
+            "GET",
+            "/api/v1/jobs/browser-buttons",
+            None,
+            None,
+        )
+        .await
+        .json()["state"]
+            .clone()
+    };
+
+    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ui");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let profile = dir("chromium-buttons-profile");
+    let mut b = cdp::Browser::launch(&bin, &profile).await;
+    let page = b
+        .open(&format!("{}/#/jobs/browser-buttons", srv.url()))
+        .await;
+    b.wait_for(&page, "document.getElementById('savepoint')")
+        .await;
+    let msg = "document.getElementById('action-msg')";
+    let clear = format!("{msg}.textContent = ''");
+
+    // Without the token both buttons are refused: the page says why, nothing happens.
+    b.click(&page, "#sp-dir").await;
+    b.type_text(&page, &spdir.display().to_string()).await;
+    for button in ["#savepoint", "#cancel"] {
+        b.eval(&page, &clear).await;
+        b.click(&page, button).await;
+        b.wait_for(&page, &format!("{msg}.textContent")).await;
+        assert_eq!(
+            b.eval(&page, &format!("[{msg}.textContent, {msg}.className]"))
+                .await,
+            json!([
+                "this call needs `Authorization: Bearer <token>` with the job's token",
+                "msg error"
+            ]),
+            "{button}"
+        );
+    }
+    assert!(!spdir.exists(), "no savepoint without the token");
+    assert_eq!(api_state().await, "running");
+
+    // The token pasted in the header: the savepoint is written where the field says.
+    b.click(&page, "#token").await;
+    b.type_text(&page, srv.token()).await;
+    b.click(&page, "#sp-dir").await;
+    b.eval(&page, &clear).await;
+    b.click(&page, "#savepoint").await;
+    b.wait_for(&page, &format!("{msg}.textContent")).await;
+    assert_eq!(
+        b.eval(&page, &format!("[{msg}.textContent, {msg}.className]"))
+            .await,
+        json!([format!("savepoint written to {}", spdir.display()), "msg"])
+    );
+    assert!(spdir.is_dir(), "the savepoint directory exists");
+    assert!(spdir.join("MANIFEST").is_file(), "with its manifest");
+    assert_eq!(api_state().await, "running");
+    std::fs::write(out_dir.join("ui-savepoint.png"), b.screenshot(&page).await).unwrap();
+
+    // Cancel: the page says so, the run ends cancelled, and the page's badge follows.
+    b.eval(&page, &clear).await;
+    b.click(&page, "#cancel").await;
+    b.wait_for(&page, &format!("{msg}.textContent")).await;
+    assert_eq!(
+        b.eval(&page, &format!("{msg}.textContent")).await,
+        json!(format!("job {id}: cancelling"))
+    );
+    assert!(
+        handle.wait().await.is_err(),
+        "a cancelled run ends in error"
+    );
+    assert_eq!(api_state().await, "cancelled");
+    b.wait_for(
+        &page,
+        "document.querySelector('#job-state .state').textContent === 'cancelled'",
+    )
+    .await;
+    std::fs::write(out_dir.join("ui-cancelled.png"), b.screenshot(&page).await).unwrap();
+    b.close().await;
+    for d in [ckdir, spdir, profile] {
+        let _ = std::fs::remove_dir_all(d);
+    }
 }

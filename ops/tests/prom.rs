@@ -1,5 +1,8 @@
 //! The Prometheus exposition of a finished run, parsed back with a text-format parser: exact
-//! counters per stage subtask and per run, and the samples a `MetricsSource` adds.
+//! counters per stage subtask and per run, and the samples a `MetricsSource` adds; two runs of
+//! one job name scraped over HTTP keep series of their own (label `run`).
+
+mod common;
 
 use prometheus_parse::{Sample, Scrape, Value};
 use std::sync::Arc;
@@ -272,8 +275,10 @@ async fn a_region_publishes_its_entities_and_messages_per_shard() {
         .first()
         .map(|g| g.stage.clone())
         .expect("the region publishes");
+    let run = h.view().id().to_string();
     let l = [
         ("job", "region-job"),
+        ("run", run.as_str()),
         ("stage", region.as_str()),
         ("subtask", "0"),
     ];
@@ -298,4 +303,84 @@ async fn a_region_publishes_its_entities_and_messages_per_shard() {
         })
         .collect();
     assert_eq!(got, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_of_one_job_name_keep_series_of_their_own() {
+    let reg = weir_ops::Registry::new(weir_ops::RegistryConfig::default());
+    reg.observe();
+    let srv = weir_ops::start(weir_ops::OpsConfig {
+        job_files: false,
+        registry: Some(reg),
+        ..weir_ops::OpsConfig::default()
+    })
+    .unwrap();
+    let run = |n: u64| async move {
+        let g = Source::range(0u64, n)
+            .map(|x| x + 1)
+            .to_mat(Sink::fold(0u64, |a, x| a + x), Keep::right);
+        let (fut, h) = Materializer::new()
+            .with_name("prom-twice")
+            .materialize(&g)
+            .unwrap();
+        assert_eq!(fut.await.unwrap(), n * (n + 1) / 2);
+        h.wait().await.unwrap();
+        h
+    };
+    let (first, second) = (run(10).await, run(25).await);
+    let ids = [first.view().id(), second.view().id()].map(|i| i.to_string());
+    assert_ne!(ids[0], ids[1]);
+
+    let body = common::http(srv.addr(), "GET", "/metrics", None, None)
+        .await
+        .body;
+    let s = parse(&body);
+    let range = stage(&first.metrics(), "range").path.clone();
+    assert_eq!(range, stage(&second.metrics(), "range").path);
+    let out = |run: &str| {
+        get(
+            &s,
+            "weir_stage_elements_out_total",
+            &[
+                ("job", "prom-twice"),
+                ("run", run),
+                ("stage", &range),
+                ("subtask", "0"),
+            ],
+        )
+    };
+    // Each run counts its own elements: 10 and 25, not 35 under one series.
+    assert_eq!((out(&ids[0]), out(&ids[1])), (Some(10.0), Some(25.0)));
+    let mut runs: Vec<(String, f64)> = s
+        .iter()
+        .filter(|x| {
+            x.metric == "weir_stage_elements_out_total"
+                && x.labels.get("job") == Some("prom-twice")
+                && x.labels.get("stage") == Some(range.as_str())
+        })
+        .map(|x| (x.labels.get("run").unwrap().to_owned(), value(x)))
+        .collect();
+    runs.sort_by(|a, b| a.1.total_cmp(&b.1));
+    assert_eq!(runs, vec![(ids[0].clone(), 10.0), (ids[1].clone(), 25.0)]);
+    // The per run series too: each run is finished once, with its own label set.
+    for id in &ids {
+        assert_eq!(
+            get(
+                &s,
+                "weir_run_state",
+                &[("job", "prom-twice"), ("run", id), ("state", "finished")]
+            ),
+            Some(1.0),
+            "run {id}"
+        );
+        assert_eq!(
+            get(
+                &s,
+                "weir_run_stalled",
+                &[("job", "prom-twice"), ("run", id)]
+            ),
+            Some(0.0)
+        );
+    }
+    srv.shutdown();
 }

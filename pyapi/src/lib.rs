@@ -18,6 +18,7 @@ pub mod mat;
 pub mod obj;
 pub mod ops;
 pub mod ops_env;
+pub mod pool_metrics;
 pub mod pyfn;
 pub mod run;
 pub mod stages;

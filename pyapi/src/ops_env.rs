@@ -1,17 +1,20 @@
 //! The job settings `weir run` hands a Python script through `WEIR_*` variables
 //! (`weir::cli::JobSettings::from_env`), applied where a run starts: run defaults (name,
-//! parallelism, checkpoints), the UI/API/metrics server started once per process, and
+//! parallelism, checkpoints), the UI/API/metrics server started once per process (its
+//! `/metrics` with the interpreter pools' gauges, `crate::pool_metrics`), and
 //! `WEIR_VISUALIZE`, which prints the graph instead of running it.
 
 use crate::errors::WeirError;
 use crate::mat::MatValue;
+use crate::pool_metrics::PoolMetrics;
 use pyo3::exceptions::{PySystemExit, PyValueError};
 use pyo3::prelude::*;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use weir::cli::{JobSettings, Served, env};
 use weir::viz::{self, Format};
 use weir_engine::Materializer;
 use weir_graph::RunnableGraph;
+use weir_ops::prom::MetricsSource;
 
 /// The process's job settings, read once.
 pub fn settings() -> PyResult<&'static JobSettings> {
@@ -29,15 +32,23 @@ fn write(py: Python<'_>, stream: &str, text: &str) -> PyResult<()> {
     Ok(())
 }
 
-static SERVER: OnceLock<Mutex<Option<Served>>> = OnceLock::new();
+/// The server and the pool metrics source it exposes.
+struct Serving {
+    served: Served,
+    pools: Arc<dyn MetricsSource>,
+}
 
-/// Stops the server and removes its job file (registered with `atexit`).
+static SERVER: OnceLock<Mutex<Option<Serving>>> = OnceLock::new();
+
+/// Stops the server and removes its job file (registered with `atexit`). The GIL is released
+/// meanwhile: a scrape in flight may be waiting for it to read the pools.
 #[pyfunction]
-fn shutdown_server() {
-    if let Some(m) = SERVER.get()
-        && let Ok(mut s) = m.lock()
-    {
-        drop(s.take());
+fn shutdown_server(py: Python<'_>) {
+    let Some(m) = SERVER.get() else { return };
+    let taken = m.lock().ok().and_then(|mut s| s.take());
+    if let Some(s) = taken {
+        weir_ops::prom::remove_source(&s.pools);
+        py.detach(move || drop(s.served));
     }
 }
 
@@ -60,7 +71,10 @@ pub fn ensure_server(py: Python<'_>) -> PyResult<()> {
         "stderr",
         &format!("weir: job {name} serving its UI at {}\n", served.ui_url()),
     )?;
-    let _ = SERVER.set(Mutex::new(Some(served)));
+    // The interpreter pools' gauges join the server's `/metrics`.
+    let pools = PoolMetrics::source();
+    weir_ops::prom::add_source(Arc::clone(&pools));
+    let _ = SERVER.set(Mutex::new(Some(Serving { served, pools })));
     let hook = wrap_pyfunction!(shutdown_server, py)?;
     py.import("atexit")?.call_method1("register", (hook,))?;
     Ok(())

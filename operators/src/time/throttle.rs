@@ -1,6 +1,6 @@
 //! `throttle`: limits the rate with Akka's token bucket, shaping (delays) or enforcing (fails).
 
-use super::util::{race, recv_or_closed, send_rows};
+use super::util::{race, recv_up_to_or_closed, send_rows};
 use futures::future::Either;
 use futures::future::{BoxFuture, FutureExt};
 use std::collections::VecDeque;
@@ -61,7 +61,9 @@ pub fn throttle<T: Send + 'static>(elements: usize, per: Duration, burst: usize)
 ///
 /// The output is demand-driven: an element is offered to the bucket only once the consumer asked
 /// for it (as Akka pulls on demand), so tokens are never spent on elements that would wait
-/// downstream.
+/// downstream. The input is demand-driven too: the stage asks upstream only for the elements its
+/// tokens pay for now (at least one), so a checkpoint barrier behind a large backlog passes
+/// within one token period instead of waiting behind the whole backlog.
 pub fn throttle_with_mode<T: Send + 'static>(
     elements: usize,
     per: Duration,
@@ -86,7 +88,8 @@ pub fn throttle_with_mode<T: Send + 'static>(
         },
     )
     .with_parallelizable(true)
-    .with_demand_outputs();
+    .with_demand_outputs()
+    .with_demand_input();
     Flow::from_module(Arc::new(Module::single(node))).reject(
         weir_graph::at_least("throttle: elements", elements, 1)
             .or_else(|| weir_graph::positive("throttle: per", per)),
@@ -120,6 +123,17 @@ impl TokenBucket {
             tokens: capacity as i128,
             last: now.as_nanos() as i128,
         }
+    }
+
+    /// The tokens in the bucket at `now`, without taking any.
+    fn available(&self, now: Duration) -> i128 {
+        let elapsed = now.as_nanos() as i128 - self.last;
+        let arrived = if elapsed >= self.between {
+            elapsed / self.between
+        } else {
+            0
+        };
+        (self.tokens + arrived).min(self.capacity)
     }
 
     /// Takes `cost` tokens at `now`; the delay until they are paid for (zero: at once).
@@ -220,7 +234,11 @@ impl<T: Send + 'static> AsyncLogic for Throttle<T> {
                 if send_rows(&mut output, rows).await.is_err() {
                     return Ok(());
                 }
-                match recv_or_closed(&mut input, &mut output).await {
+                // Only what the bucket pays for now (at least one element, held until its
+                // token): rows and a barrier behind them stay upstream meanwhile.
+                let paid = bucket.available(clock.now()).max(1);
+                let want = usize::try_from(paid).unwrap_or(usize::MAX).min(max_rows);
+                match recv_up_to_or_closed(&mut input, &mut output, want).await {
                     Some(Event::Batch(b)) => held.extend(b),
                     Some(Event::End) | None => return Ok(()),
                     Some(Event::Error(e)) => return Err(e),
@@ -257,5 +275,19 @@ mod tests {
         assert_eq!(b.offer(1, 100 * MS), 100 * MS);
         // Arriving late, 50 ms after the last token: only the rest of the period is waited.
         assert_eq!(b.offer(1, 250 * MS), 50 * MS);
+    }
+
+    #[test]
+    fn available_counts_refilled_tokens_without_taking_them() {
+        let mut b = TokenBucket::new(3, 100_000_000, Duration::ZERO);
+        assert_eq!(b.available(Duration::ZERO), 3);
+        assert_eq!(b.offer(3, Duration::ZERO), Duration::ZERO);
+        assert_eq!(b.available(99 * MS), 0);
+        assert_eq!(b.available(250 * MS), 2);
+        // Never beyond the capacity, and looking takes nothing.
+        assert_eq!(b.available(10_000 * MS), 3);
+        assert_eq!(b.available(10_000 * MS), 3);
+        assert_eq!(b.offer(3, 10_000 * MS), Duration::ZERO);
+        assert_eq!(b.available(10_000 * MS), 0);
     }
 }

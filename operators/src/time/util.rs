@@ -67,6 +67,18 @@ pub(crate) async fn recv_or_closed<I: Send + 'static, O: Send + 'static>(
     }
 }
 
+/// Like [`recv_or_closed`], asking a demand-driven upstream for at most `max_rows` rows.
+pub(crate) async fn recv_up_to_or_closed<I: Send + 'static, O: Send + 'static>(
+    input: &mut Input<I>,
+    output: &mut Output<O>,
+    max_rows: usize,
+) -> Option<Event<I>> {
+    match race(input.recv_up_to(max_rows), output.closed()).await {
+        Either::Left(ev) => Some(ev),
+        Either::Right(()) => None,
+    }
+}
+
 /// Receives the next signal (rows, end, control) from `input`, or `None` once every consumer of
 /// `output` is gone.
 pub(crate) async fn recv_signal_or_closed<I: Send + 'static, O: Send + 'static>(

@@ -353,6 +353,7 @@ class _WorkerBackend:
         self.eager = False  # started by start(): crashed workers are replaced at once
         self.crashes = 0
         self.timeouts = 0
+        self.restarts = 0  # workers that died while the pool was open (each is replaced)
         self.watching = False
         self.later: "Optional[queue.SimpleQueue[Callable[[], None]]]" = None
         self.generation = 0  # how often close() ran: work deferred before a close is not started after it
@@ -541,6 +542,8 @@ class _WorkerBackend:
                 self.workers.remove(w)
             pending, w.pending = w.pending, {}
             closed = self.closed
+            if not closed:
+                self.restarts += 1
             if not closed and pending:
                 self.crashes += 1
                 if self.eager:
@@ -601,6 +604,13 @@ class _WorkerBackend:
         """Ids of the live workers (process ids, or interpreter ids)."""
         with self.lock:
             return [w.ident for w in self.workers if w.alive]
+
+    def stats(self) -> Tuple[int, int, int]:
+        """``(alive, restarts, queued)``: live workers, workers that died while the pool was
+        open, and batches handed to workers and not answered yet."""
+        with self.lock:
+            alive = [w for w in self.workers if w.alive]
+            return len(alive), self.restarts, sum(len(w.pending) for w in alive)
 
     def pids(self) -> List[int]:
         """Process ids of live worker processes (none for in-process backends)."""
@@ -742,6 +752,9 @@ class _Submitter:
 
 
 _pools: "weakref.WeakSet[InterpreterPool]" = weakref.WeakSet()
+# Every pool alive, run-owned ones too, for the metrics endpoint (`pool_metrics`).
+_all_pools: "weakref.WeakSet[InterpreterPool]" = weakref.WeakSet()
+_pool_ids = itertools.count(1)
 
 
 class InterpreterPool:
@@ -771,6 +784,8 @@ class InterpreterPool:
         self.backend: Any = _make_backend(backend, n)
         self._run_owned = _run_owned
         self._closed = False
+        self.id = next(_pool_ids)
+        _all_pools.add(self)
         if not _run_owned:
             start = getattr(self.backend, "start", None)
             if start is not None:
@@ -812,6 +827,15 @@ class InterpreterPool:
         ids = getattr(self.backend, "worker_ids", None)
         return ids() if ids is not None else self.backend.pids()
 
+    def stats(self) -> Dict[str, int]:
+        """``{"alive": ..., "restarts": ..., "queued": ...}``: live workers, workers that died
+        while the pool was open (each replaced), and batches handed to workers and not answered
+        yet; what ``/metrics`` exposes as ``weir_pool_*`` (zeros for a custom backend without
+        ``stats``)."""
+        st = getattr(self.backend, "stats", None)
+        alive, restarts, queued = st() if st is not None else (0, 0, 0)
+        return {"alive": alive, "restarts": restarts, "queued": queued}
+
     @property
     def crashes(self) -> int:
         """How many workers died while holding batches."""
@@ -834,6 +858,19 @@ class InterpreterPool:
 
     def __eq__(self, other: object) -> bool:
         return self is other
+
+
+def pool_metrics() -> List[Tuple[int, str, int, int, int]]:
+    """``(id, backend, alive, restarts, queued)`` of every pool alive, by id (read by the
+    ``/metrics`` endpoint of a job serving its UI)."""
+    out: List[Tuple[int, str, int, int, int]] = []
+    for p in sorted(list(_all_pools), key=lambda p: p.id):
+        try:
+            st = p.stats()
+        except Exception:  # noqa: BLE001 - a custom backend's stats must not break a scrape
+            continue
+        out.append((p.id, p.backend_name, st["alive"], st["restarts"], st["queued"]))
+    return out
 
 
 def check_timeout(stage: str, timeout: Any) -> Optional[float]:

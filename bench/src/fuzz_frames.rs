@@ -256,3 +256,43 @@ pub fn main(args: Args) -> i32 {
     );
     i32::from(crashes > 0 || over_bound > 0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_streams_decode_whole_and_a_4_gib_claim_is_refused_on_its_header() {
+        let mut rng = Rng(7);
+        for _ in 0..200 {
+            let (bytes, starts) = valid_stream(&mut rng);
+            let mut split = Rng(rng.next());
+            let (outcome, alloc) = run_one(&bytes, 1 << 16, &mut split);
+            match outcome {
+                Outcome::Decoded { frames } => assert_eq!(frames, starts.len() as u64),
+                Outcome::Refused { frames } => {
+                    // Only a data frame whose random payload is no batch is refused (counted).
+                    assert!(frames <= starts.len() as u64);
+                }
+            }
+            assert!(
+                alloc <= 2 * bytes.len(),
+                "{alloc} for {} bytes",
+                bytes.len()
+            );
+            let mut lie = bytes.clone();
+            lie[28..32].copy_from_slice(&u32::MAX.to_le_bytes());
+            let (outcome, alloc) = run_one(&lie, 1 << 16, &mut split);
+            assert!(matches!(outcome, Outcome::Refused { frames: 0 }));
+            assert!(alloc <= 2 * lie.len());
+        }
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_inputs() {
+        let (mut a, mut b) = (Rng(3), Rng(3));
+        for _ in 0..100 {
+            assert_eq!(input(&mut a, 1 << 16), input(&mut b, 1 << 16));
+        }
+    }
+}

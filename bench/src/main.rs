@@ -5,8 +5,9 @@
 //! `crash`, `w3`: see `w3/`), the event-sourced account job and its crash harness have
 //! `entities-job` and `crash-entities` (see `entities/`), `state-keys --keys N --backend
 //! rocksdb|memory` measures keyed state on a backend, and `actors [--n N] [--actors K]` measures
-//! the actor layer (see `actors.rs`), and `metrics-cost` compares W1 and W2 with operating
-//! metrics on and off (see `metrics_cost.rs`). Every command is one clap subcommand: an unknown
+//! the actor layer (see `actors.rs`), `metrics-cost` compares W1 and W2 with operating
+//! metrics on and off (see `metrics_cost.rs`), and `fuzz-frames --execs N --seed S` fuzzes the
+//! cluster frame decoder (see `fuzz_frames.rs`). Every command is one clap subcommand: an unknown
 //! command or flag is an error with a suggestion (exit code 2).
 //!
 //! Every workload also runs a hand-written Rust loop doing the same work in the same process
@@ -24,6 +25,7 @@ use weir::prelude::*;
 mod child;
 mod ckpt_backpressure;
 mod entities;
+mod fuzz_frames;
 mod metrics_cost;
 mod persistence;
 mod regions;
@@ -82,6 +84,8 @@ enum BenchCommand {
     RemoteExchange(remote_exchange::Args),
     /// Counting per key through keyed state.
     StateKeys(state_keys::Args),
+    /// Random and mutated inputs to the cluster frame decoder: crashes, refusals, allocations.
+    FuzzFrames(fuzz_frames::Args),
 }
 
 /// The flags of the w1, w2, chain, latency and actors workloads.
@@ -449,6 +453,7 @@ fn main() {
         }
         Some(BenchCommand::RemoteExchange(a)) => std::process::exit(remote_exchange::main(a)),
         Some(BenchCommand::StateKeys(a)) => std::process::exit(state_keys::main(a)),
+        Some(BenchCommand::FuzzFrames(a)) => std::process::exit(fuzz_frames::main(a)),
     };
     run_workloads(w, &args);
 }

@@ -323,4 +323,43 @@ proptest! {
         splits.sort_unstable();
         prop_assert_eq!(decode_all(&bytes, &splits).unwrap(), frames);
     }
+
+    /// A valid stream with one frame's length field lying (and bits flipped after it): the
+    /// frames before it decode as written, the whole never decodes as the stream written, and
+    /// the decoder never holds more than was pushed.
+    #[test]
+    fn a_lying_length_is_refused_after_the_frames_before_it(
+        bodies in proptest::collection::vec(arb_body(), 1..8),
+        pick in any::<prop::sample::Index>(),
+        lie in any::<u32>(),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), 0u8..8), 0..3),
+    ) {
+        let (frames, mut bytes) = stream(&bodies, 5, 1);
+        let i = pick.index(frames.len());
+        let at: usize = frames[..i].iter().map(|f| HEADER_LEN + f.body.wire_len()).sum();
+        let truth = frames[i].body.wire_len() as u32;
+        prop_assume!(lie != truth);
+        bytes[at + 28..at + 32].copy_from_slice(&lie.to_le_bytes());
+        // Bit flips past the lie only.
+        for (ix, bit) in flips {
+            let j = at + HEADER_LEN + ix.index(bytes.len() - at - HEADER_LEN + 1);
+            if j < bytes.len() {
+                bytes[j] ^= 1 << bit;
+            }
+        }
+        let mut d = Decoder::new(DEFAULT_MAX_FRAME);
+        d.push(&bytes);
+        let mut got = Vec::new();
+        let end = loop {
+            match d.next_frame() {
+                Ok(Some(f)) => got.push(f),
+                Ok(None) => break d.finish(),
+                Err(e) => break Err(e),
+            }
+        };
+        prop_assert!(d.capacity() <= bytes.len().next_power_of_two());
+        prop_assert!(got.len() >= i, "the frames before the lie decode");
+        prop_assert_eq!(&got[..i], &frames[..i]);
+        prop_assert!(end.is_err() || got != frames, "a lie never decodes as the stream written");
+    }
 }

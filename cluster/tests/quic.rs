@@ -1,7 +1,8 @@
 //! Remote edges over QUIC on loopback with real mutual TLS, certificate files, and strangers
-//! (S22-S26): a client without a certificate, one from another CA, one speaking another ALPN,
-//! raw UDP garbage, a 4 GiB frame claim, a replayed frame and a pickle payload are each
-//! refused and counted while good peers are served.
+//! (S22-S26): a client without a certificate, one from another CA, an expired one, one
+//! speaking another ALPN, raw UDP garbage, malformed first frames, a 4 GiB frame claim, a
+//! replayed frame, a pickle payload and a stream flood are each refused (or bounded) and
+//! counted while good peers are served.
 
 mod common;
 
@@ -12,7 +13,8 @@ use std::time::Duration;
 use weir_cluster::edge::{EdgeConfig, remote_source};
 use weir_cluster::frame::{Body, FrameWriter};
 use weir_cluster::tls::{
-    ClusterCa, NodeIdentity, client_config, make_ca, make_node_cert, write_cluster_certs,
+    ClusterCa, NodeIdentity, Validity, client_config, make_ca, make_node_cert,
+    make_node_cert_valid, write_cluster_certs,
 };
 use weir_cluster::transport::{QuicConfig, QuicTransport, Transport};
 use weir_engine::prelude::*;
@@ -197,6 +199,21 @@ async fn strangers_are_refused_and_good_peers_keep_being_served() {
     assert!(!stranger_connects(cfg, b_addr).await);
     eventually("refusal (c)", || stats.handshakes_refused() == 3).await;
 
+    // (d) A certificate of the cluster CA that expired.
+    let expired = make_node_cert_valid(
+        &c.ca,
+        "a",
+        &[],
+        Some(Validity {
+            not_before: (2020, 1, 1),
+            not_after: (2021, 1, 1),
+        }),
+    )
+    .unwrap();
+    let cfg = client_config(Some(expired.rustls_identity()), &ca).unwrap();
+    assert!(!stranger_connects(cfg, b_addr).await);
+    eventually("refusal (d)", || stats.handshakes_refused() == 4).await;
+
     // (e) Raw UDP garbage: dropped by QUIC before any handshake state exists.
     let udp = std::net::UdpSocket::bind(LOOPBACK).unwrap();
     for i in 0..50u8 {
@@ -205,12 +222,61 @@ async fn strangers_are_refused_and_good_peers_keep_being_served() {
     }
     udp.send_to(b"GET / HTTP/1.1\r\n\r\n", b_addr).unwrap();
 
-    // Nothing was accepted from any of them, and a good peer is still served.
-    assert_eq!(stats.connections(), 0);
+    // Nothing was accepted from any of them: no connection, no stream, no frame buffered.
+    assert_eq!(
+        (
+            stats.connections(),
+            stats.streams(),
+            stats.frames_refused(),
+            stats.peak_decoder_bytes()
+        ),
+        (0, 0, 0, 0)
+    );
+    // A good peer is still served.
     let (a, b) = dyns(&c);
     exact_output(a, b, 7, EdgeConfig::default()).await;
     assert_eq!(stats.connections(), 1);
-    assert_eq!(stats.handshakes_refused(), 3);
+    assert_eq!(stats.handshakes_refused(), 4);
+}
+
+#[test]
+fn a_validity_that_is_not_a_calendar_day_is_an_error() {
+    let ca = make_ca("dates").unwrap();
+    let bad = |not_before, not_after| {
+        make_node_cert_valid(
+            &ca,
+            "a",
+            &[],
+            Some(Validity {
+                not_before,
+                not_after,
+            }),
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    assert_eq!(
+        bad((2023, 2, 29), (2030, 1, 1)),
+        "invalid certificate validity: 2023-02-29 is not a day"
+    );
+    assert_eq!(
+        bad((2024, 1, 1), (2030, 13, 1)),
+        "invalid certificate validity: 2030-13-01 is not a day"
+    );
+    assert_eq!(
+        bad((2024, 1, 2), (2024, 1, 1)),
+        "invalid certificate validity: not_after (2024, 1, 1) is before not_before (2024, 1, 2)"
+    );
+    make_node_cert_valid(
+        &ca,
+        "a",
+        &[],
+        Some(Validity {
+            not_before: (2024, 2, 29),
+            not_after: (2024, 2, 29),
+        }),
+    )
+    .unwrap();
 }
 
 /// An authenticated client of the cluster CA (as node "a" would be) outside the stages.
@@ -242,10 +308,92 @@ async fn a_4_gib_frame_claim_closes_the_connection_before_allocating() {
         other => panic!("unexpected close: {other}"),
     }
     let stats = c.b.stats();
-    assert_eq!((stats.streams_refused(), stats.streams()), (1, 0));
+    assert_eq!(
+        (
+            stats.streams_refused(),
+            stats.frames_refused(),
+            stats.streams()
+        ),
+        (1, 1, 0)
+    );
+    // The claim was refused on its header: the decoder held no more than the header.
+    assert!(
+        stats.peak_decoder_bytes() <= 64,
+        "{}",
+        stats.peak_decoder_bytes()
+    );
     // The node still serves good peers.
     let (a, b) = dyns(&c);
     exact_output(a, b, 8, EdgeConfig::default()).await;
+}
+
+/// A frame header: `version kind flags edge epoch seq len`.
+fn header(version: u8, kind: u8, seq: u64, len: u32) -> Vec<u8> {
+    let mut h = vec![version, kind, 0, 0];
+    h.extend_from_slice(&21u64.to_le_bytes());
+    h.extend_from_slice(&0u64.to_le_bytes());
+    h.extend_from_slice(&seq.to_le_bytes());
+    h.extend_from_slice(&len.to_le_bytes());
+    h
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_first_frames_from_an_authenticated_peer_close_its_connection_only() {
+    let c = cluster();
+    let stats = c.b.stats();
+    let mut lying = header(1, 2, 0, 100);
+    lying.extend_from_slice(&[0u8; 10]);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("unknown version", header(9, 1, 0, 0)),
+        ("unknown kind", header(1, 77, 0, 0)),
+        ("not an open frame", {
+            let mut w = header(1, 3, 0, 8);
+            w.extend_from_slice(&5i64.to_le_bytes());
+            w
+        }),
+        ("truncated header", header(1, 1, 0, 0)[..20].to_vec()),
+        ("a length past the end", lying),
+        ("a sequence gap", header(1, 1, 3, 0)),
+        ("a malformed open", {
+            let mut w = header(1, 1, 0, 1);
+            w.push(0);
+            w
+        }),
+    ];
+    let n = cases.len() as u64;
+    for (i, (what, bytes)) in cases.into_iter().enumerate() {
+        let conn = authenticated(&c).await;
+        let (mut s, _r) = conn.open_bi().await.unwrap();
+        s.write_all(&bytes).await.unwrap();
+        s.finish().unwrap();
+        match within(conn.closed()).await {
+            quinn::ConnectionError::ApplicationClosed(a) => {
+                assert_eq!(a.error_code, quinn::VarInt::from_u32(1), "{what}");
+            }
+            other => panic!("{what}: unexpected close: {other}"),
+        }
+        let i = i as u64 + 1;
+        eventually(what, || stats.streams_refused() == i).await;
+    }
+    // A first frame that is not an open frame decodes, then fails the handshake: every other
+    // case is refused by the decoder.
+    assert_eq!(
+        (
+            stats.streams_refused(),
+            stats.frames_refused(),
+            stats.streams()
+        ),
+        (n, n - 1, 0)
+    );
+    assert!(
+        stats.peak_decoder_bytes() <= 256,
+        "{}",
+        stats.peak_decoder_bytes()
+    );
+    assert_eq!(stats.connections(), n);
+    let (a, b) = dyns(&c);
+    exact_output(a, b, 22, EdgeConfig::default()).await;
+    assert_eq!(stats.streams(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -273,6 +421,10 @@ async fn a_replayed_frame_fails_the_edge_and_not_the_node() {
             && err.contains("remote_source"),
         "{err}"
     );
+    let stats = c.b.stats();
+    // The stream is counted after it was handed to the source, which may fail first.
+    eventually("the stream counted", || stats.streams() == 1).await;
+    assert_eq!((stats.frames_refused(), stats.streams_refused()), (1, 0));
     // The node still serves good peers.
     let (a, b) = dyns(&c);
     exact_output(a, b, 10, EdgeConfig::default()).await;
@@ -341,4 +493,55 @@ async fn connections_over_the_limit_are_refused_while_the_first_is_served() {
     w.write(Body::Open, &mut buf).unwrap();
     s.write_all(&buf).await.unwrap();
     eventually("edge stream", || c.b.stats().streams() == 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_flood_is_held_at_the_stream_limit_and_other_peers_are_served() {
+    use futures::FutureExt;
+    const LIMIT: u32 = 8;
+    let ca = make_ca("flood").unwrap();
+    let cert = make_node_cert(&ca, "b", &[]).unwrap();
+    let mut cfg = QuicConfig::new(
+        NodeIdentity::from_parts(&ca, &cert),
+        LOOPBACK.parse().unwrap(),
+    );
+    cfg.max_streams = LIMIT;
+    let b = QuicTransport::bind(cfg).unwrap();
+    let a = node(&ca, "a");
+    a.add_peer("b", b.local_addr().unwrap());
+    let c = Cluster { ca, a, b };
+    let stats = c.b.stats();
+    // The flooder opens streams for edges nobody accepts and keeps them open.
+    let flooder = authenticated(&c).await;
+    let mut held = Vec::new();
+    for i in 0..LIMIT {
+        let (mut s, r) = flooder.open_bi().await.unwrap();
+        let mut w = FrameWriter::new(100 + u64::from(i), 0, 1024);
+        let mut buf = Vec::new();
+        w.write(Body::Open, &mut buf).unwrap();
+        s.write_all(&buf).await.unwrap();
+        held.push((s, r));
+    }
+    eventually("the flood's streams", || {
+        stats.streams() == u64::from(LIMIT)
+    })
+    .await;
+    // QUIC's stream credit is spent: one more stream cannot even be opened, and unidirectional
+    // streams are not allowed at all.
+    assert!(flooder.open_bi().now_or_never().is_none());
+    assert!(flooder.open_uni().now_or_never().is_none());
+    // Another peer has its own credit and is served in full meanwhile.
+    let (a, b) = dyns(&c);
+    exact_output(a, b, 30, EdgeConfig::default()).await;
+    assert_eq!(
+        (
+            stats.connections(),
+            stats.streams(),
+            stats.streams_refused()
+        ),
+        (2, u64::from(LIMIT) + 1, 0)
+    );
+    // Still held: the flood got no further while the other peer ran.
+    assert!(flooder.open_bi().now_or_never().is_none());
+    drop(held);
 }

@@ -7,13 +7,14 @@
 //! core one node runs: local updates become deltas addressed to peers, incoming deltas merge,
 //! writes and reads complete at a consistency level ([`Consistency`]), and periodic digests heal
 //! lost deltas. [`ReplicatorHandle`] shares one replicator with the stages of a run (a service
-//! in the run's `Services`).
+//! in the run's `Services`); [`ReplicatorNode`] drives one over a cluster transport.
 
 mod codec;
 mod data;
 mod dots;
 mod gcounter;
 mod lwwmap;
+pub mod net;
 mod orset;
 mod pncounter;
 pub mod replicator;
@@ -23,6 +24,7 @@ pub use codec::{from_bytes, to_bytes};
 pub use data::{DataKind, ReplicatedData};
 pub use gcounter::GCounter;
 pub use lwwmap::LWWMap;
+pub use net::{NetConfig, NetStats, ReplicatorNode};
 pub use orset::ORSet;
 pub use pncounter::PNCounter;
 pub use replicator::{

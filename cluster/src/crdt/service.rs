@@ -49,7 +49,7 @@ fn short_type_name(name: &str) -> String {
 }
 
 /// Milliseconds since the Unix epoch (0 before it).
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

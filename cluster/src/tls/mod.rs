@@ -54,6 +54,9 @@ pub enum TlsError {
         /// Its permission bits.
         mode: u32,
     },
+    /// A validity day that is not a calendar day (years 1..=9999), or that ends before it starts.
+    #[error("invalid certificate validity: {0}")]
+    BadValidity(String),
     /// A node name cannot be a certificate name or a file name.
     #[error("invalid node name '{0}' (letters, digits, '-', '_', '.')")]
     BadName(String),
@@ -116,6 +119,25 @@ fn check_name(name: &str) -> Result<(), TlsError> {
     }
 }
 
+/// Checks `(year, month, day)` is a calendar day rcgen accepts (it panics on others).
+fn check_day((y, m, d): (i32, u8, u8)) -> Result<(), TlsError> {
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => 0,
+    };
+    if (1..=9999).contains(&y) && d >= 1 && d <= days {
+        Ok(())
+    } else {
+        Err(TlsError::BadValidity(format!(
+            "{y:04}-{m:02}-{d:02} is not a day"
+        )))
+    }
+}
+
 /// Makes a self-signed cluster CA named `name` (ECDSA P-256).
 pub fn make_ca(name: &str) -> Result<ClusterCa, TlsError> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
@@ -142,6 +164,26 @@ pub fn make_node_cert(
     node_name: &str,
     sans: &[&str],
 ) -> Result<NodeCert, TlsError> {
+    make_node_cert_valid(ca, node_name, sans, None)
+}
+
+/// The days (UTC, `(year, month, day)`) a certificate is valid between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Validity {
+    /// The first day it is valid.
+    pub not_before: (i32, u8, u8),
+    /// The day it expires.
+    pub not_after: (i32, u8, u8),
+}
+
+/// [`make_node_cert`] with an explicit validity (`None`: rcgen's default, 1975 to 4096), e.g.
+/// to rotate certificates, or to test that an expired one is refused.
+pub fn make_node_cert_valid(
+    ca: &ClusterCa,
+    node_name: &str,
+    sans: &[&str],
+    validity: Option<Validity>,
+) -> Result<NodeCert, TlsError> {
     check_name(node_name)?;
     let mut names = vec![node_name.to_owned()];
     names.extend(sans.iter().map(|s| (*s).to_owned()));
@@ -150,6 +192,20 @@ pub fn make_node_cert(
         .distinguished_name
         .push(DnType::CommonName, node_name);
     params.is_ca = IsCa::ExplicitNoCa;
+    if let Some(v) = validity {
+        check_day(v.not_before)?;
+        check_day(v.not_after)?;
+        if v.not_after < v.not_before {
+            return Err(TlsError::BadValidity(format!(
+                "not_after {:?} is before not_before {:?}",
+                v.not_after, v.not_before
+            )));
+        }
+        let (y, m, d) = v.not_before;
+        params.not_before = rcgen::date_time_ymd(y, m, d);
+        let (y, m, d) = v.not_after;
+        params.not_after = rcgen::date_time_ymd(y, m, d);
+    }
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![
         ExtendedKeyUsagePurpose::ServerAuth,

@@ -149,13 +149,23 @@ impl Transport for MemoryTransport {
         let target = self.net.lookup(peer);
         let (chunks, max, epoch) = (self.net.pipe_chunks, self.net.max_frame, self.epoch);
         let (me, peer) = (self.name.clone(), peer.to_owned());
+        let my_stats = Arc::clone(&self.stats);
         async move {
             let (board, stats) = target.ok_or_else(|| TransportError::UnknownPeer(peer.clone()))?;
             let (out_tx, out_rx) = pipe(chunks);
             let (back_tx, back_rx) = pipe(chunks);
-            let mine =
-                open_channel(peer, edge, epoch, max, Box::new(out_tx), Box::new(back_rx)).await?;
-            let theirs = accept_channel(me, max, Box::new(back_tx), Box::new(out_rx)).await?;
+            let mine = open_channel(
+                peer,
+                edge,
+                epoch,
+                max,
+                Box::new(out_tx),
+                Box::new(back_rx),
+                &my_stats,
+            )
+            .await?;
+            let theirs =
+                accept_channel(me, max, Box::new(back_tx), Box::new(out_rx), &stats).await?;
             stats.add(Counter::Stream);
             board.deliver(theirs)?;
             Ok(mine)

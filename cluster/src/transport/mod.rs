@@ -57,6 +57,8 @@ pub struct TransportStats {
     handshakes_refused: AtomicU64,
     streams_refused: AtomicU64,
     streams: AtomicU64,
+    frames_refused: AtomicU64,
+    peak_decoder_bytes: AtomicU64,
 }
 
 impl TransportStats {
@@ -76,12 +78,28 @@ impl TransportStats {
     pub fn streams(&self) -> u64 {
         self.streams.load(Ordering::Relaxed)
     }
+    /// Frames refused by a stream's decoder (bad header, oversized claim, replayed or
+    /// out-of-order sequence, malformed payload); a bad first frame also counts as a refused
+    /// stream.
+    pub fn frames_refused(&self) -> u64 {
+        self.frames_refused.load(Ordering::Relaxed)
+    }
+    /// The largest buffer any stream's frame decoder held, in bytes (what a peer made this
+    /// node allocate for undecoded frames).
+    pub fn peak_decoder_bytes(&self) -> u64 {
+        self.peak_decoder_bytes.load(Ordering::Relaxed)
+    }
+    fn decoder_bytes(&self, n: usize) {
+        self.peak_decoder_bytes
+            .fetch_max(n as u64, Ordering::Relaxed);
+    }
     pub(crate) fn add(&self, c: Counter) {
         let a = match c {
             Counter::Connection => &self.connections,
             Counter::HandshakeRefused => &self.handshakes_refused,
             Counter::StreamRefused => &self.streams_refused,
             Counter::Stream => &self.streams,
+            Counter::FrameRefused => &self.frames_refused,
         };
         a.fetch_add(1, Ordering::Relaxed);
     }
@@ -94,6 +112,7 @@ pub(crate) enum Counter {
     HandshakeRefused,
     StreamRefused,
     Stream,
+    FrameRefused,
 }
 
 /// Bytes read from a stream at a time.
@@ -166,6 +185,7 @@ pub struct FrameRx {
     decoder: Decoder,
     raw: Box<dyn ByteRx>,
     chunk: Vec<u8>,
+    watch: Option<(Arc<TransportStats>, String)>,
 }
 
 impl std::fmt::Debug for FrameRx {
@@ -183,10 +203,24 @@ impl FrameRx {
             decoder: Decoder::new(max),
             raw,
             chunk: vec![0; READ_CHUNK],
+            watch: None,
         }
+    }
+    /// Counts refused frames and the decoder's buffer in `stats`, logging refusals with `peer`.
+    pub(crate) fn watched(mut self, stats: &Arc<TransportStats>, peer: &str) -> Self {
+        self.watch = Some((Arc::clone(stats), peer.to_owned()));
+        self
     }
     /// The next frame; `None` once the stream ended on a frame boundary. Cancel-safe.
     pub async fn recv(&mut self) -> Result<Option<Frame>, TransportError> {
+        let r = self.recv_inner().await;
+        if let (Err(TransportError::Frame(e)), Some((stats, peer))) = (&r, &self.watch) {
+            stats.add(Counter::FrameRefused);
+            tracing::warn!(%peer, error = %e, "frame refused");
+        }
+        r
+    }
+    async fn recv_inner(&mut self) -> Result<Option<Frame>, TransportError> {
         loop {
             if let Some(f) = self.decoder.next_frame()? {
                 return Ok(Some(f));
@@ -197,6 +231,9 @@ impl FrameRx {
                 return Ok(None);
             }
             self.decoder.push(&self.chunk[..n]);
+            if let Some((stats, _)) = &self.watch {
+                stats.decoder_bytes(self.decoder.capacity());
+            }
         }
     }
     /// Bytes the decoder holds allocated.
@@ -228,15 +265,17 @@ pub(crate) async fn open_channel(
     max: usize,
     tx: Box<dyn ByteTx>,
     rx: Box<dyn ByteRx>,
+    stats: &Arc<TransportStats>,
 ) -> Result<Channel, TransportError> {
     let mut tx = FrameTx::new(edge, epoch, max, tx);
     tx.send(Body::Open).await?;
+    let rx = FrameRx::new(max, rx).watched(stats, &peer);
     Ok(Channel {
         peer,
         edge,
         epoch,
         tx,
-        rx: FrameRx::new(max, rx),
+        rx,
     })
 }
 
@@ -247,8 +286,9 @@ pub(crate) async fn accept_channel(
     max: usize,
     tx: Box<dyn ByteTx>,
     rx: Box<dyn ByteRx>,
+    stats: &Arc<TransportStats>,
 ) -> Result<Channel, TransportError> {
-    let mut rx = FrameRx::new(max, rx);
+    let mut rx = FrameRx::new(max, rx).watched(stats, &peer);
     let first = rx.recv().await?.ok_or(TransportError::Closed)?;
     if first.body != Body::Open {
         return Err(TransportError::Handshake(format!(

@@ -221,6 +221,7 @@ impl Transport for QuicTransport {
                 this.max_frame,
                 Box::new(QuicTx(send)),
                 Box::new(QuicRx(recv)),
+                &this.stats,
             )
             .await
         }
@@ -342,6 +343,7 @@ async fn serve_connection(
                     max,
                     Box::new(QuicTx(send)),
                     Box::new(QuicRx(recv)),
+                    &stats,
                 ),
             )
             .await

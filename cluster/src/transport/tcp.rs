@@ -48,6 +48,7 @@ impl TcpTransport {
                         DEFAULT_MAX_FRAME,
                         Box::new(TcpTx(w)),
                         Box::new(TcpRx(r)),
+                        &s,
                     )
                     .await
                     .and_then(|ch| b.deliver(ch));
@@ -101,6 +102,7 @@ impl Transport for TcpTransport {
             .get(peer)
             .copied();
         let peer = peer.to_owned();
+        let stats = Arc::clone(&self.stats);
         async move {
             let addr = addr.ok_or_else(|| TransportError::UnknownPeer(peer.clone()))?;
             let sock = tokio::net::TcpStream::connect(addr).await.map_err(|e| {
@@ -118,6 +120,7 @@ impl Transport for TcpTransport {
                 DEFAULT_MAX_FRAME,
                 Box::new(TcpTx(w)),
                 Box::new(TcpRx(r)),
+                &stats,
             )
             .await
         }

@@ -219,3 +219,23 @@ def test_join_by_needs_event_time_on_both_sides_and_no_sessions():
         timed.join_by(timed, 0).window(weir.Session(1.0), pair)
     with pytest.raises(ValueError, match=r"lower \(1.0\) is above upper \(0.5\)"):
         timed.join_by(timed, 0).interval(1.0, 0.5, pair)
+
+
+def test_a_raising_join_function_fails_the_join_naming_the_left_element():
+    def boom(l, r):
+        raise ValueError(f"no pair for {l[2]}")
+
+    left = testing.probe_source().assign_timestamps(lambda e: e[1], BOUND)
+    right = testing.probe_source().assign_timestamps(lambda e: e[1], BOUND)
+    g = left.join_by(right, 0).interval(0.0, 1.0, boom).to(Sink.collect(), "both")
+    run = testing.VirtualClock().start(g)
+    l, r = run.materialized[0]
+    l.offer_all([("a", 1.0, 7)])
+    r.offer_all([("a", 1.5, 1007)])
+    l.complete()
+    r.complete()
+    with pytest.raises(weir.StageFailed) as e:
+        run.result()
+    assert e.value.stage_name == "join"
+    assert "no pair for 7" in str(e.value)
+    assert e.value.element == ("a", 1.0, 7)

@@ -370,8 +370,7 @@ type Fired = (u64, i64, u64);
 fn process_job(parallelism: usize) -> Job<Fired> {
     Box::new(move |gate, store| {
         let f = process_fn(
-            |e: &Timestamped<u64>,
-             cx: &mut ProcessContext<'_, u64, BTreeMap<i64, u64>, Fired>| {
+            |e: &Timestamped<u64>, cx: &mut ProcessContext<'_, u64, BTreeMap<i64, u64>, Fired>| {
                 let end = e.ts - e.ts.rem_euclid(100) + 100;
                 let mut sums = cx.state().take().unwrap_or_default();
                 *sums.entry(end).or_default() += e.value;

@@ -31,8 +31,8 @@ struct Side {
 }
 
 impl Side {
-    /// The side's key stage (`(ts, key, element)` per element) and its timestamps and
-    /// watermarks, after `up`.
+    /// The side's key stage (`(ts, key, element)` per element, under `sup`) and its
+    /// timestamps and watermarks.
     fn stamped(
         self,
         codec: crate::codec::Codec,

@@ -219,11 +219,12 @@ impl<T: Send + 'static> Heads<T> {
     }
 }
 
-/// Unwraps a flow built with `GraphBuilder`; a build error becomes a flow failing at run time.
-pub(crate) fn built<I: Send + 'static, O: Send + 'static>(
+/// Unwraps a flow built with `GraphBuilder`; a build error becomes a flow failing at run time
+/// (materializing `M::default()`).
+pub(crate) fn built<I: Send + 'static, O: Send + 'static, M: Default + Send + 'static>(
     name: &str,
-    flow: Result<Flow<I, O, ()>, GraphError>,
-) -> Flow<I, O, ()> {
+    flow: Result<Flow<I, O, M>, GraphError>,
+) -> Flow<I, O, M> {
     match flow {
         Ok(f) => f,
         Err(e) => {
@@ -240,7 +241,7 @@ pub(crate) fn built<I: Send + 'static, O: Send + 'static>(
                         Box::pin(async move { Err(StageError::internal(msg.to_string())) })
                             as futures::future::BoxFuture<'static, Result<(), StageError>>
                     }),
-                    (),
+                    M::default(),
                 ))
             })
             .reject(rejected)

@@ -77,6 +77,10 @@ impl<K, O, L, R> JoinOutput<K, O, L, R> {
     }
 }
 
+/// A join as a flow of the left side, materializing the right source's value (`None` only
+/// when it was taken already).
+pub type JoinFlow<K, O, L, R, MR> = Flow<Timestamped<L>, JoinOutput<K, O, L, R>, Option<MR>>;
+
 /// `left key stage -> join(left, right key stage(other)) -> out`.
 fn join_flow<K, L, R, O, M, KL, KR, C, MK>(
     name: &'static str,
@@ -86,7 +90,7 @@ fn join_flow<K, L, R, O, M, KL, KR, C, MK>(
     par: Option<usize>,
     invalid: Option<String>,
     make: MK,
-) -> Flow<Timestamped<L>, JoinOutput<K, O, L, R>>
+) -> JoinFlow<K, O, L, R, M>
 where
     K: Hash + Eq + Clone + Send + 'static,
     L: Send + 'static,
@@ -100,13 +104,15 @@ where
 {
     let mut b = GraphBuilder::new();
     let j = b.add(JoinNode::new(name, make));
-    let (src, _) = b.add_source(other.via(pairs(right_key, None)));
+    let (src, mat) = b.add_source(other.via(pairs(right_key, None)));
     let r = (|| {
         b.connect(src, j.right)?;
-        b.build_flow(j.left, j.outlet, |_| ())
+        b.build_flow(j.left, j.outlet, move |v: &mut weir_graph::MatValues| {
+            v.take(mat)
+        })
     })();
     let join = built(name, r).reject(invalid.map(|e| format!("{name}: {e}")));
-    pairs(left_key, par).via(join)
+    pairs(left_key, par).via_mat(join, |(), m| m)
 }
 
 /// Two keyed streams awaiting their join ([`JoinBy::window`] or [`JoinBy::interval`]); `M`
@@ -163,6 +169,36 @@ where
         O: Send + 'static,
         F: FnMut(&L, &R) -> O + Clone + Send + Sync + 'static,
     {
+        let (upstream, join) = self.window_parts(windows, f);
+        upstream.via_flow(join)
+    }
+
+    /// [`JoinBy::window`], combining the materialized values of this stream and of `other`
+    /// with `combine` (a binding that hands both sides' values to its caller; `other`'s is
+    /// `None` only when it was taken already).
+    ///
+    /// Emits, backpressures, completes, cancels and fails as [`JoinBy::window`].
+    pub fn window_mat<O, F, M3>(
+        self,
+        windows: Windows,
+        f: F,
+        combine: impl Fn(S::Mat, Option<MR>) -> M3 + Send + Sync + 'static,
+    ) -> S::NextMat<JoinOutput<K, O, L, R>, M3>
+    where
+        O: Send + 'static,
+        F: FnMut(&L, &R) -> O + Clone + Send + Sync + 'static,
+        M3: Send + 'static,
+    {
+        let (upstream, join) = self.window_parts(windows, f);
+        upstream.via_flow_mat(join, combine)
+    }
+
+    /// The upstream and the window join after it (materializing `other`'s value).
+    fn window_parts<O, F>(self, windows: Windows, f: F) -> (S, JoinFlow<K, O, L, R, MR>)
+    where
+        O: Send + 'static,
+        F: FnMut(&L, &R) -> O + Clone + Send + Sync + 'static,
+    {
         let invalid = windows.invalid().or_else(|| {
             windows
                 .merging()
@@ -171,7 +207,7 @@ where
         let par = self.upstream.outlet_parallelism();
         let codec = M::codec();
         let core = move || window::WindowJoin::new(windows, f.clone()).checkpointed(codec);
-        self.upstream.via_flow(join_flow(
+        let join = join_flow(
             "window_join",
             self.other,
             self.left_key,
@@ -179,7 +215,8 @@ where
             par,
             invalid,
             core,
-        ))
+        );
+        (self.upstream, join)
     }
 
     /// Joins on `left.ts + lower <= right.ts <= left.ts + upper` (ms, bounds included;
@@ -200,13 +237,43 @@ where
         O: Send + 'static,
         F: FnMut(&L, &R) -> O + Clone + Send + Sync + 'static,
     {
+        let (upstream, join) = self.interval_parts(lower, upper, f);
+        upstream.via_flow(join)
+    }
+
+    /// [`JoinBy::interval`], combining the materialized values of this stream and of `other`
+    /// with `combine` (as [`JoinBy::window_mat`]).
+    ///
+    /// Emits, backpressures, completes, cancels and fails as [`JoinBy::interval`].
+    pub fn interval_mat<O, F, M3>(
+        self,
+        lower: i64,
+        upper: i64,
+        f: F,
+        combine: impl Fn(S::Mat, Option<MR>) -> M3 + Send + Sync + 'static,
+    ) -> S::NextMat<JoinOutput<K, O, L, R>, M3>
+    where
+        O: Send + 'static,
+        F: FnMut(&L, &R) -> O + Clone + Send + Sync + 'static,
+        M3: Send + 'static,
+    {
+        let (upstream, join) = self.interval_parts(lower, upper, f);
+        upstream.via_flow_mat(join, combine)
+    }
+
+    /// The upstream and the interval join after it (materializing `other`'s value).
+    fn interval_parts<O, F>(self, lower: i64, upper: i64, f: F) -> (S, JoinFlow<K, O, L, R, MR>)
+    where
+        O: Send + 'static,
+        F: FnMut(&L, &R) -> O + Clone + Send + Sync + 'static,
+    {
         let invalid = (lower > upper).then(|| {
             format!("interval join: lower bound {lower} ms is above upper bound {upper} ms")
         });
         let par = self.upstream.outlet_parallelism();
         let codec = M::codec();
         let core = move || interval::IntervalJoin::new(lower, upper, f.clone()).checkpointed(codec);
-        self.upstream.via_flow(join_flow(
+        let join = join_flow(
             "interval_join",
             self.other,
             self.left_key,
@@ -214,7 +281,8 @@ where
             par,
             invalid,
             core,
-        ))
+        );
+        (self.upstream, join)
     }
 }
 

@@ -8,7 +8,9 @@ use ahash::RandomState;
 use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
 use std::time::Duration;
-use weir_graph::{Snapshot, StageCx, StageError, StateCodec, no_codec, render_element};
+use weir_graph::{
+    KeyGroupRange, Snapshot, StageCx, StageError, StateCodec, no_codec, render_element,
+};
 
 /// One key of one subtask.
 struct Entry<K, S> {
@@ -237,6 +239,55 @@ where
         self.next_id = s.next_id;
         self.watermark = s.watermark;
     }
+
+    /// The state of the keys in `owned` out of every old subtask's state (a restore at another
+    /// parallelism): keys and their timers get new ids in the order of (old id, old subtask),
+    /// the watermark is the smallest saved one (as the upstream's combined watermark was).
+    pub(crate) fn rescaled_state(
+        states: Vec<ProcessState<K, P::State>>,
+        owned: KeyGroupRange,
+    ) -> ProcessState<K, P::State> {
+        let mut keys = Vec::new();
+        let mut watermark: Option<Option<i64>> = None;
+        let (mut event, mut processing) = (Vec::new(), Vec::new());
+        for (sub, s) in states.into_iter().enumerate() {
+            watermark = Some(watermark.map_or(s.watermark, |w| w.min(s.watermark)));
+            keys.extend(
+                s.keys
+                    .into_iter()
+                    .filter(|(_, k, _)| owned.contains(crate::keyed::key_group_of(k)))
+                    .map(|(id, k, v)| ((id, sub), k, v)),
+            );
+            event.extend(s.event_timers.into_iter().map(|(t, id)| (t, (id, sub))));
+            processing.extend(
+                s.processing_timers
+                    .into_iter()
+                    .map(|(t, id)| (t, (id, sub))),
+            );
+        }
+        keys.sort_by_key(|k| k.0);
+        let ids: HashMap<(u64, usize), u64> =
+            keys.iter().zip(0..).map(|(k, new)| (k.0, new)).collect();
+        // Timers of keys another subtask now owns are dropped with their keys.
+        let remap = |old: &(u64, usize)| ids.get(old).copied();
+        ProcessState {
+            watermark: watermark.flatten(),
+            next_id: keys.len() as u64,
+            event_timers: event
+                .iter()
+                .filter_map(|(t, old)| remap(old).map(|id| (*t, id)))
+                .collect(),
+            processing_timers: processing
+                .iter()
+                .filter_map(|(t, old)| remap(old).map(|id| (*t, id)))
+                .collect(),
+            keys: keys
+                .into_iter()
+                .zip(0..)
+                .map(|((_, k, v), id)| (id, k, v))
+                .collect(),
+        }
+    }
 }
 
 impl<K, T, P> Timed<(K, T), P::Out> for ProcessLogic<K, T, P>
@@ -310,6 +361,22 @@ where
             .ok_or_else(|| no_codec::<P::State>("keyed_process"))?;
         let s = codec.decode(snapshot)?;
         self.set_state(s);
+        Ok(())
+    }
+
+    fn restore_rescaled(
+        &mut self,
+        snapshots: &[Snapshot],
+        key_groups: KeyGroupRange,
+    ) -> Result<(), StageError> {
+        let codec = self
+            .codec
+            .ok_or_else(|| no_codec::<P::State>("keyed_process"))?;
+        let states = snapshots
+            .iter()
+            .map(|s| codec.decode(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.set_state(Self::rescaled_state(states, key_groups));
         Ok(())
     }
 }

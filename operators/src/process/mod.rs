@@ -15,7 +15,9 @@
 //!
 //! State and timers checkpoint through a serde codec ([`ProcessState`] with
 //! [`StateCodec::serde`]); the stage built with [`Keyed::process`] has none and refuses a
-//! barrier (`no_codec`) rather than be checkpointed without its state.
+//! barrier (`no_codec`) rather than be checkpointed without its state. A restore at another
+//! parallelism keeps, in each new subtask, the keys of its key groups out of every old
+//! subtask's state, with their timers (the watermark is the smallest saved one).
 //!
 //! The five rules of both constructors:
 //! - **emits when** the function emits, for an element or a timer that fired

@@ -7,7 +7,7 @@ use super::*;
 use crate::simple::testkit::TestClock;
 use proptest::prelude::*;
 use std::collections::BTreeSet;
-use weir_graph::{ErrorKind, StageCx, StageInfo};
+use weir_graph::{ErrorKind, KeyGroupRange, StageCx, StageInfo};
 
 /// What the test function emits: `(key, what, value)`.
 type Rec = (&'static str, String, u64);
@@ -284,6 +284,83 @@ fn state_and_timers_round_trip_through_the_codec_and_are_refused_without_one() {
     assert!(e.message().contains("keyed_process"), "{e}");
     let mut plain = Owned::new(SumUntil, None);
     assert!(plain.restore(&snap).is_err());
+}
+
+#[test]
+fn state_restored_at_another_parallelism_keeps_each_subtasks_key_groups_with_their_timers() {
+    type Owned = ProcessLogic<String, (i64, u64), SumUntil>;
+    let info = StageInfo::new("keyed_process", 0);
+    let clock = TestClock;
+    let codec = StateCodec::serde();
+    let keys: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+    // Two old subtasks, each with the keys that route to it at parallelism 2: an event timer
+    // per key (at 10 + i ms) and, for every third key, a processing timer; watermarks 3 and 2.
+    let mut snaps = Vec::new();
+    for sub in 0..2 {
+        let owned = KeyGroupRange::for_subtask(sub, 2);
+        let mut l = Owned::new(SumUntil, Some(codec));
+        let mut scx = StageCx::new(&info, &clock, None, 64);
+        let mut out = Vec::new();
+        for (i, k) in (0..).zip(&keys) {
+            if !owned.contains(crate::keyed::key_group_of(k)) {
+                continue;
+            }
+            let ts = if i % 3 == 0 { -1 } else { i };
+            let batch = vec![(k.clone(), (ts, i as u64 + 1))];
+            assert!(
+                l.on_batch(batch, Duration::ZERO, &mut out, &mut scx)
+                    .is_ok()
+            );
+        }
+        let wm = 3 - sub as i64;
+        assert!(
+            l.on_watermark(wm, Duration::ZERO, &mut out, &mut scx)
+                .is_ok()
+        );
+        assert_eq!(out, vec![]);
+        snaps.push(l.snapshot().expect("snapshots").expect("state"));
+    }
+    // Three new subtasks: each fires exactly its own keys' timers, all together every key once.
+    let mut all = Vec::new();
+    for sub in 0..3 {
+        let owned = KeyGroupRange::for_subtask(sub, 3);
+        let mut l = Owned::new(SumUntil, Some(codec));
+        assert!(l.restore_rescaled(&snaps, owned).is_ok());
+        assert_eq!(l.state().watermark, Some(2));
+        let mut scx = StageCx::new(&info, &clock, None, 64);
+        let mut out = Vec::new();
+        assert!(
+            l.on_time(Duration::from_millis(1000), &mut out, &mut scx)
+                .is_ok()
+        );
+        assert!(l.on_finish(Duration::ZERO, &mut out, &mut scx).is_ok());
+        for (k, _, _) in &out {
+            assert!(
+                owned.contains(crate::keyed::key_group_of(k)),
+                "{k} fired in subtask {sub}"
+            );
+        }
+        all.extend(out);
+    }
+    all.sort();
+    let mut want: Vec<(String, String, u64)> = (0..40)
+        .map(|i| {
+            let timer = if i % 3 == 0 {
+                format!("Processing({}ms)", i + 1)
+            } else {
+                format!("Event({})", i + 10)
+            };
+            (format!("k{i}"), timer, i as u64 + 1)
+        })
+        .collect();
+    want.sort();
+    assert_eq!(all, want);
+    let mut plain = Owned::new(SumUntil, None);
+    assert!(
+        plain
+            .restore_rescaled(&snaps, KeyGroupRange::for_subtask(0, 3))
+            .is_err()
+    );
 }
 
 const KEYS: [&str; 3] = ["a", "b", "c"];

@@ -45,6 +45,7 @@ from ._dsl import (
 )
 from ._dsl import Directive, Keep
 from ._handles import SinkQueue, SourceQueue
+from ._join import JoinBy
 from ._hubs import BroadcastHub, MergeHub, PartitionHub, RestartFlow, RestartSink, RestartSource
 from ._persistence import Effect, EventSourcedEntity, Journal
 from ._native import ArrowBatch, ArrowTable, Cancellable, MaybeHandle, SinkFuture, UniqueKillSwitch
@@ -104,6 +105,7 @@ __all__ = [
     "Cancellable",
     "Ports",
     "Keyed",
+    "JoinBy",
     "KillSwitches",
     "UniqueKillSwitch",
     "SinkFuture",

@@ -289,7 +289,7 @@ class _Meta:
 class _Blueprint:
     """Common base: an immutable wrapper of a native blueprint."""
 
-    __slots__ = ("_base", "_meta", "_resup", "_event", "_reuid")
+    __slots__ = ("_base", "_meta", "_resup", "_event", "_reuid", "_repar")
 
     def __init__(self, native: Optional[_native.Blueprint], meta: Optional[_Meta] = None) -> None:
         self._base = native
@@ -303,6 +303,9 @@ class _Blueprint:
         # For an operator whose state is not in its last stage (a window before its emit
         # stage): rebuilds it with the stable id on the stateful stage (``uid`` uses it).
         self._reuid: Optional[Callable[[str], Any]] = None
+        # Likewise for ``parallelism``: rebuilds it with the parallelism on the stateful stage
+        # (and the stages after it that make its output).
+        self._repar: Optional[Callable[[int], Any]] = None
 
     @property
     def _n(self) -> _native.Blueprint:
@@ -333,8 +336,12 @@ class _Blueprint:
 
     def parallelism(self: S, n: int) -> S:
         """Runs the last stage as ``n`` parallel subtasks (fused element-wise operators run
-        together, so they share it)."""
-        return self._same(self._n.parallelism(_size("parallelism", "n", n)))
+        together, so they share it); after a window function or a join, the window or join
+        stage (the one holding the state)."""
+        n = _size("parallelism", "n", n)
+        if self._repar is not None:
+            return self._repar(n)  # type: ignore[no-any-return]
+        return self._same(self._n.parallelism(n))
 
     def batch_size(self: S, rows: int) -> S:
         """Target rows per batch of the last stage."""
@@ -1144,6 +1151,32 @@ class _Linear(_Blueprint):
         if key_codec not in ("builtin", "pickle"):
             raise ValueError(f"key_by: key_codec must be 'builtin' or 'pickle', not {key_codec!r}")
         return Keyed(self, key, _supervision(supervision, default, dead_letters), key_codec)
+
+    def join_by(
+        self,
+        other: "Source[Any]",
+        key: Union[None, str, int, Callable[[Any], Any]] = None,
+        other_key: Union[None, str, int, Callable[[Any], Any]] = None,
+        *,
+        supervision: Optional[SupervisionRules] = None,
+        default: str = "stop",
+        dead_letters: Any = None,
+        key_codec: str = "builtin",
+    ) -> Any:
+        """Pairs this stream (left, right after ``assign_timestamps``) with ``other`` (a source
+        after its own ``assign_timestamps``) by ``key(element)`` and ``other_key(element)``
+        (``key`` when ``None``; the element itself when both are ``None``), to join with
+        ``.window(windows, fn)`` or ``.interval(lower, upper, fn)`` (see :mod:`weir._join`).
+        Keys route by a stable hash of their encoding (``weir.codec``, or pickles with
+        ``key_codec="pickle"``); the join is checkpointed by key group; ``supervision`` applies
+        to the key stages (the timestamp and key calls)."""
+        from ._join import JoinBy
+
+        if key_codec not in ("builtin", "pickle"):
+            raise ValueError(f"join_by: key_codec must be 'builtin' or 'pickle', not {key_codec!r}")
+        k = key_function(key)
+        ok = k if other_key is None else key_function(other_key)
+        return JoinBy(self, other, k, ok, _supervision(supervision, default, dead_letters), key_codec)
 
     def assign_timestamps(self: S, ts: Callable[[Any], float], watermarks: Any, *, idleness: Optional[float] = None) -> S:
         """Stamps each element with its event time ``ts(element)`` (seconds) and emits the

@@ -41,6 +41,7 @@ from ._run import RunHandle
 from .interpreters import InterpreterPool
 from ._windows import Watermarks, WindowKind, Windowed
 from ._keyed import Field
+from ._join import JoinBy
 
 _T = TypeVar("_T")
 _T_co = TypeVar("_T_co", covariant=True)
@@ -601,6 +602,17 @@ class Source(_Linear, Generic[_T_co]):
         dead_letters: Optional[DeadLetters] = None,
         key_codec: _KeyCodec = "builtin",
     ) -> Keyed[Source[Any], Any, _T_co]: ...
+    def join_by(
+        self,
+        other: Source[Any],
+        key: Union[None, str, int, Callable[[Any], Any]] = None,
+        other_key: Union[None, str, int, Callable[[Any], Any]] = None,
+        *,
+        supervision: Optional[SupervisionRules] = None,
+        default: Directive = "stop",
+        dead_letters: Optional[DeadLetters] = None,
+        key_codec: _KeyCodec = "builtin",
+    ) -> JoinBy: ...
     def assign_timestamps(
         self, ts: Callable[[_T_co], float], watermarks: Watermarks, *, idleness: Optional[float] = None
     ) -> Self: ...
@@ -881,6 +893,17 @@ class Flow(_Linear, Generic[_In_contra, _Out_co]):
         dead_letters: Optional[DeadLetters] = None,
         key_codec: _KeyCodec = "builtin",
     ) -> Keyed[Flow[_In_contra, Any], Any, _Out_co]: ...
+    def join_by(
+        self,
+        other: Source[Any],
+        key: Union[None, str, int, Callable[[Any], Any]] = None,
+        other_key: Union[None, str, int, Callable[[Any], Any]] = None,
+        *,
+        supervision: Optional[SupervisionRules] = None,
+        default: Directive = "stop",
+        dead_letters: Optional[DeadLetters] = None,
+        key_codec: _KeyCodec = "builtin",
+    ) -> JoinBy: ...
     def assign_timestamps(
         self, ts: Callable[[_Out_co], float], watermarks: Watermarks, *, idleness: Optional[float] = None
     ) -> Self: ...

@@ -208,6 +208,7 @@ def flow_window(
     sup: Optional[Supervision] = None,
     key_codec: str = "builtin",
     uid: Optional[str] = None,
+    par: Optional[int] = None,
 ) -> Blueprint: ...
 def flow_key_process(
     key: Optional[Callable[[Any], Any]],
@@ -215,6 +216,22 @@ def flow_key_process(
     on_timer: Optional[Callable[[float, str, Any], Any]] = None,
     sup: Optional[Supervision] = None,
     key_codec: str = "builtin",
+) -> Blueprint: ...
+def flow_join(
+    left: Tuple[Callable[[Any], Any], Tuple[str, float, Optional[float]]],
+    left_key: Optional[Callable[[Any], Any]],
+    right_src: Blueprint,
+    right: Tuple[Callable[[Any], Any], Tuple[str, float, Optional[float]]],
+    right_key: Optional[Callable[[Any], Any]],
+    how: str,
+    a: float,
+    b: float,
+    f: Callable[[Any, Any], Any],
+    late: Optional[Blueprint] = None,
+    sup: Optional[Supervision] = None,
+    key_codec: str = "builtin",
+    uid: Optional[str] = None,
+    par: Optional[int] = None,
 ) -> Blueprint: ...
 def flow_processing_window(
     key: Optional[Callable[[Any], Any]],
@@ -225,6 +242,7 @@ def flow_processing_window(
     sup: Optional[Supervision] = None,
     key_codec: str = "builtin",
     uid: Optional[str] = None,
+    par: Optional[int] = None,
 ) -> Blueprint: ...
 def flow_key_aggregate(
     key: Optional[Callable[[Any], Any]],

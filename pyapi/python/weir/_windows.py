@@ -167,14 +167,19 @@ class Windowed(Generic[_Up, _K, _V]):
         self._codec = key_codec
 
     def _build(self, func: str, fns: List[Optional[Callable[..., Any]]], value: Optional[Callable[[Any], Any]] = None) -> Any:
-        out = self._build_with(func, fns, value, None)
-        # ``.uid(...)`` names the window stage (its state), not the stage emitting its tuples.
-        out._reuid = lambda uid: self._build_with(func, fns, value, uid)
+        return self._made(func, fns, value, None, None)
+
+    def _made(self, func: str, fns: List[Optional[Callable[..., Any]]], value: Optional[Callable[[Any], Any]], uid: Optional[str], par: Optional[int]) -> Any:
+        out = self._build_with(func, fns, value, uid, par)
+        # ``.uid(...)`` and ``.parallelism(...)`` apply to the window stage (its state), not the
+        # stage emitting its tuples.
+        out._reuid = lambda uid: self._made(func, fns, value, uid, par)
+        out._repar = lambda par: self._made(func, fns, value, uid, par)
         return out
 
-    def _build_with(self, func: str, fns: List[Optional[Callable[..., Any]]], value: Optional[Callable[[Any], Any]], uid: Optional[str]) -> Any:
+    def _build_with(self, func: str, fns: List[Optional[Callable[..., Any]]], value: Optional[Callable[[Any], Any]], uid: Optional[str], par: Optional[int]) -> Any:
         if self._processing:
-            native = _native.flow_processing_window(self._key, self._windows._native(), func, fns, value, self._sup, self._codec, uid)
+            native = _native.flow_processing_window(self._key, self._windows._native(), func, fns, value, self._sup, self._codec, uid, par)
             return self._pre._same(self._pre._n.via(native, "left"), None)
         kind, bound = self._wm._native()
         late = self._late._n if self._late is not None else None
@@ -191,6 +196,7 @@ class Windowed(Generic[_Up, _K, _V]):
             self._sup,
             self._codec,
             uid,
+            par,
         )
         pre = self._pre
         meta = pre._meta | self._late._meta if self._late is not None else None

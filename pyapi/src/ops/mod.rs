@@ -140,6 +140,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(windows::flow_assign_timestamps, m)?)?;
     m.add_function(wrap_pyfunction!(windows::flow_window, m)?)?;
     m.add_function(wrap_pyfunction!(windows::flow_processing_window, m)?)?;
+    m.add_function(wrap_pyfunction!(windows::flow_join, m)?)?;
     m.add_function(wrap_pyfunction!(process::flow_key_process, m)?)?;
     m.add_function(wrap_pyfunction!(keyed::flow_key_aggregate, m)?)?;
     m.add_class::<process::PyProcessContext>()?;

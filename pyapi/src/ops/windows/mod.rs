@@ -9,9 +9,11 @@
 
 mod functions;
 pub(crate) use functions::ToPy;
+mod join;
 mod processing;
 mod stages;
 
+pub use join::flow_join;
 pub use processing::flow_processing_window;
 
 use super::{flow, secs, sink_of, untag};
@@ -88,10 +90,11 @@ pub fn flow_assign_timestamps(
 /// `assign_timestamps(ts, ..).key_by(key).window(..)` with its window function `func` (`sum`,
 /// `count`, `min`, `max`, `mean`, `reduce`, `aggregate`, `process`) and its Python functions `fns`;
 /// late elements go to `late` when given (else a late element fails the stage); `uid` is the
-/// stable id of the window stage (the one holding the state).
+/// stable id of the window stage (the one holding the state), `par` its parallelism (and its
+/// emit stage's).
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
-#[pyo3(signature = (ts, watermarks, key, windows_, lateness, func, fns, value = None, late = None, sup = None, key_codec = "builtin", uid = None))]
+#[pyo3(signature = (ts, watermarks, key, windows_, lateness, func, fns, value = None, late = None, sup = None, key_codec = "builtin", uid = None, par = None))]
 pub fn flow_window(
     py: Python<'_>,
     ts: Py<PyAny>,
@@ -106,6 +109,7 @@ pub fn flow_window(
     sup: Option<&PySupervision>,
     key_codec: &str,
     uid: Option<String>,
+    par: Option<usize>,
 ) -> PyResult<PyBlueprint> {
     let codec = crate::codec::Codec::parse_key(key_codec)?;
     // `key_codec="pickle"`: the Python window state falls back to pickles too.
@@ -159,13 +163,13 @@ pub fn flow_window(
         (Some(b), _) => keyed
             .checkpointed()
             .aggregate(b)
-            .uid_opt(&uid)
-            .via(emit(split, func)),
+            .attrs(&uid, par)
+            .via(emit(split, func, par)),
         (None, "reduce") => keyed
             .checkpointed()
             .aggregate(PyReduce(arg(0)?, pickle))
-            .uid_opt(&uid)
-            .via(emit(split, func)),
+            .attrs(&uid, par)
+            .via(emit(split, func, par)),
         (None, "aggregate") => {
             let merge = fns
                 .get(2)
@@ -189,8 +193,8 @@ pub fn flow_window(
             keyed
                 .checkpointed()
                 .aggregate(agg)
-                .uid_opt(&uid)
-                .via(emit(split, func))
+                .attrs(&uid, par)
+                .via(emit(split, func, par))
         }
         (None, "process") => {
             let f = arg(0)?;
@@ -199,8 +203,8 @@ pub fn flow_window(
                 .process(move |k: &PyKey, w: Window, xs: &[Timestamped<Prep>]| {
                     call_process(&f, k, w, xs)
                 })
-                .uid_opt(&uid)
-                .via(emit(split, func))
+                .attrs(&uid, par)
+                .via(emit(split, func, par))
         }
         (None, other) => {
             return Err(PyValueError::new_err(format!(
@@ -209,7 +213,9 @@ pub fn flow_window(
         }
     };
     match late {
-        None => Ok(flow(tagged.via(unit_mat(untag::<bool>())))),
+        None => Ok(flow(
+            tagged.via(unit_mat(untag::<bool>()).attrs(&None, par)),
+        )),
         Some(sink) => split_late(tagged, sink),
     }
 }
@@ -231,6 +237,7 @@ fn call_process(f: &PyFn, k: &PyKey, w: Window, xs: &[Timestamped<Prep>]) -> PyA
 fn emit<R: ToPy>(
     split: bool,
     func: &str,
+    par: Option<usize>,
 ) -> Flow<WindowOutput<PyKey, R, Prep>, (bool, PyObj), MatValue> {
     let name = format!("window_{func}");
     py_flow(
@@ -240,16 +247,18 @@ fn emit<R: ToPy>(
                 as Box<dyn PyOp<WindowOutput<PyKey, R, Prep>, (bool, PyObj)>>
         }),
     )
+    .attrs(&None, par)
 }
 
-/// The results on, the late elements (tagged `true`) to `sink`.
+/// The results on, the late elements (tagged `true`) to `sink`; materializes the sink's value
+/// (paired after `tagged`'s when that is not `()`).
 fn split_late(
     tagged: Flow<PyObj, (bool, PyObj), MatValue>,
     sink: &PyBlueprint,
 ) -> PyResult<PyBlueprint> {
     let sink = sink_of(sink)?;
     let mut b = GraphBuilder::new();
-    let (ti, to, _) = b.add_flow(tagged);
+    let (ti, to, tm) = b.add_flow(tagged);
     let (mi, mo, _) = b.add_flow(untag::<bool>());
     let (di, dout, _) = b.add_flow(untag::<bool>());
     let (ki, k) = b.add_sink(sink);
@@ -266,22 +275,31 @@ fn split_late(
         b.connect(o1, di)?;
         b.connect(dout, ki)?;
         b.build_flow(ti, mo, move |v: &mut weir_graph::MatValues| {
-            v.take(k).unwrap_or(MatValue::Unit)
+            let late = v.take(k).unwrap_or(MatValue::Unit);
+            match v.take(tm) {
+                None | Some(MatValue::Unit) => late,
+                Some(m) => MatValue::Pair(Box::new(m), Box::new(late)),
+            }
         })
     })();
     r.map(flow).map_err(graph_err)
 }
 
-/// Sets an optional stable id on the last stage (the window stage, before its emit stage).
-trait UidOpt: Sized {
-    fn uid_opt(self, uid: &Option<String>) -> Self;
+/// Sets an optional stable id and parallelism on the last stage (the window or join stage,
+/// before its emit stage, which takes the same parallelism).
+trait StageAttrs: Sized {
+    fn attrs(self, uid: &Option<String>, par: Option<usize>) -> Self;
 }
 
-impl<I: Send + 'static, O: Send + 'static, M: Send + 'static> UidOpt for Flow<I, O, M> {
-    fn uid_opt(self, uid: &Option<String>) -> Self {
-        match uid {
+impl<I: Send + 'static, O: Send + 'static, M: Send + 'static> StageAttrs for Flow<I, O, M> {
+    fn attrs(self, uid: &Option<String>, par: Option<usize>) -> Self {
+        let s = match uid {
             Some(u) => self.uid(u.clone()),
             None => self,
+        };
+        match par {
+            Some(n) => s.parallelism(n),
+            None => s,
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use super::functions::{PyAggregate, PyReduce};
 use super::stages::{Prep, PrepOp, Value};
-use super::{UidOpt, call_process, emit, flow, windows};
+use super::{StageAttrs, call_process, emit, flow, windows};
 use crate::dsl::{PyBlueprint, PySupervision};
 use crate::obj::PyObj;
 use crate::pyfn::PyFn;
@@ -18,9 +18,11 @@ use weir_operators::window::{Builtin, ProcessingWindowOps, Window};
 
 /// `key_by(key).window(windows, processing_time=True)` with its window function `func` (`sum`,
 /// `count`, `min`, `max`, `mean`, `reduce`, `aggregate`, `process`) and its Python functions
-/// `fns`; `uid` is the stable id of the window stage.
+/// `fns`; `uid` is the stable id of the window stage, `par` its parallelism (and its emit
+/// stage's).
 #[pyfunction]
-#[pyo3(signature = (key, windows_, func, fns, value = None, sup = None, key_codec = "builtin", uid = None))]
+#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (key, windows_, func, fns, value = None, sup = None, key_codec = "builtin", uid = None, par = None))]
 pub fn flow_processing_window(
     py: Python<'_>,
     key: Option<Py<PyAny>>,
@@ -31,6 +33,7 @@ pub fn flow_processing_window(
     sup: Option<&PySupervision>,
     key_codec: &str,
     uid: Option<String>,
+    par: Option<usize>,
 ) -> PyResult<PyBlueprint> {
     let codec = crate::codec::Codec::parse_key(key_codec)?;
     // `key_codec="pickle"`: the Python window state falls back to pickles too.
@@ -81,11 +84,14 @@ pub fn flow_processing_window(
             .map(|f| PyFn::new(f.clone_ref(py)))
     };
     let tagged: Flow<PyObj, (bool, PyObj), _> = match (builtin, func) {
-        (Some(b), _) => keyed.aggregate(b).uid_opt(&uid).via(emit(false, func)),
+        (Some(b), _) => keyed
+            .aggregate(b)
+            .attrs(&uid, par)
+            .via(emit(false, func, par)),
         (None, "reduce") => keyed
             .aggregate(PyReduce(arg(0)?, pickle))
-            .uid_opt(&uid)
-            .via(emit(false, func)),
+            .attrs(&uid, par)
+            .via(emit(false, func, par)),
         (None, "aggregate") => {
             let merge = opt(2);
             if merge.is_none() && windows_.0 == "session" {
@@ -100,7 +106,10 @@ pub fn flow_processing_window(
                 merge,
                 result: opt(3),
             };
-            keyed.aggregate(agg).uid_opt(&uid).via(emit(false, func))
+            keyed
+                .aggregate(agg)
+                .attrs(&uid, par)
+                .via(emit(false, func, par))
         }
         (None, "process") => {
             let f = arg(0)?;
@@ -108,8 +117,8 @@ pub fn flow_processing_window(
                 .process(move |k: &PyKey, w: Window, xs: &[Timestamped<Prep>]| {
                     call_process(&f, k, w, xs)
                 })
-                .uid_opt(&uid)
-                .via(emit(false, func))
+                .attrs(&uid, par)
+                .via(emit(false, func, par))
         }
         (None, other) => {
             return Err(PyValueError::new_err(format!(
@@ -117,5 +126,7 @@ pub fn flow_processing_window(
             )));
         }
     };
-    Ok(flow(tagged.via(unit_mat(super::untag::<bool>()))))
+    Ok(flow(
+        tagged.via(unit_mat(super::untag::<bool>()).attrs(&None, par)),
+    ))
 }

@@ -61,8 +61,10 @@ pub fn node_main(a: &NodeArgs) -> i32 {
         let node = JobNode::start(&s).await.map_err(|e| e.to_string())?;
         let nodes = node.nodes().clone();
         let owners = nodes.clone();
-        let flow = exchange(&nodes, 1, move |r: &(u64, Vec<u8>)| owners.owner(&(r.0 % 1024)))
-            .map_err(|e| e.to_string())?;
+        let flow = exchange(&nodes, 1, move |r: &(u64, Vec<u8>)| {
+            owners.owner(&(r.0 % 1024))
+        })
+        .map_err(|e| e.to_string())?;
         let until = Instant::now() + Duration::from_secs(a.seconds);
         let src = Source::from_iter((0u64..).map(|i| (i, vec![b'x'; 100])))
             .take_while(move |_| Instant::now() < until)
@@ -189,12 +191,7 @@ fn run(a: &Args) -> Result<String, String> {
         .map(|i| max_after[i].saturating_sub(at_quarter[i]))
         .max()
         .unwrap_or(0);
-    let list = |v: &[u64]| {
-        v.iter()
-            .map(u64::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
-    };
+    let list = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
     if temporary {
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -14,6 +14,7 @@
 //! (`variant: "baseline_loop"`), so results can be compared as ratios on a noisy machine.
 
 mod actors;
+mod w2_cluster;
 mod w2_keyed;
 
 use sha2::{Digest, Sha256};
@@ -24,12 +25,12 @@ use weir::prelude::*;
 
 mod child;
 mod ckpt_backpressure;
+mod cluster_bp;
 mod entities;
 mod fuzz_frames;
 mod metrics_cost;
 mod persistence;
 mod regions;
-mod cluster_bp;
 mod remote_exchange;
 mod state_keys;
 mod w3;
@@ -76,6 +77,10 @@ enum BenchCommand {
     Persistence(persistence::Args),
     /// Shard regions: entities made and messages per second.
     Regions(regions::Args),
+    /// W2 as one job over a local cluster of node processes, checked against one process.
+    W2Job(w2_cluster::Args),
+    /// One node of `w2-job` (started by it).
+    W2Node(w2_cluster::NodeArgs),
     /// Backpressure across nodes: a slow sink on one node of a local cluster, every node's memory.
     ClusterBackpressure(cluster_bp::Args),
     /// One node of `cluster-backpressure` (started by it).
@@ -447,6 +452,8 @@ fn main() {
         Some(BenchCommand::MetricsCost(a)) => std::process::exit(metrics_cost::main(a)),
         Some(BenchCommand::Persistence(a)) => std::process::exit(persistence::main(a)),
         Some(BenchCommand::Regions(a)) => std::process::exit(regions::main(a)),
+        Some(BenchCommand::W2Job(a)) => std::process::exit(w2_cluster::main(&a)),
+        Some(BenchCommand::W2Node(a)) => std::process::exit(w2_cluster::node_main(&a)),
         Some(BenchCommand::ClusterBackpressure(a)) => std::process::exit(cluster_bp::main(&a)),
         Some(BenchCommand::ClusterBackpressureNode(a)) => {
             std::process::exit(cluster_bp::node_main(&a))

@@ -98,6 +98,11 @@ fn every_command_has_help() {
         "persistence",
         "regions",
         "state-keys",
+        "w2-job",
+        "w2-node",
+        "cluster-backpressure",
+        "cluster-backpressure-node",
+        "fuzz-frames",
     ] {
         let (code, out, _) = run(&[cmd, "--help"]);
         assert_eq!(code, Some(0), "{cmd}");

@@ -129,3 +129,65 @@ fn ten_random_node_kills_leave_the_committed_output_exact() {
     assert_eq!(c["attempts"], "11", "{c:?}");
     assert_eq!(c["ok"], "true", "{c:?}");
 }
+
+#[test]
+fn w2_over_three_node_processes_counts_exactly_the_single_process_words() {
+    let d = common::dir("cluster", "w2");
+    let line = ok(&run(&[
+        "w2-job",
+        "--nodes",
+        "3",
+        "--words",
+        "200000",
+        "--dir",
+        d.to_str().unwrap(),
+    ]));
+    let c = common::counts(&line);
+    assert_eq!(c["workload"], "\"w2_job\"", "{line}");
+    assert_eq!(c["nodes"], "3", "{line}");
+    assert_eq!(c["words"], "200000", "{line}");
+    assert_eq!(c["attempts"], "1", "{line}");
+    assert_eq!(c["checksum"], c["expected"], "{line}");
+    assert_eq!(c["single_checksum"], c["expected"], "{line}");
+    assert_eq!(c["ok"], "true", "{line}");
+    // Every node counted some words, and no word on two nodes (checked by w2-job).
+    for i in 0..3 {
+        let p = d.join("out").join(format!("node-{i}.tsv"));
+        let s = std::fs::read_to_string(&p).unwrap();
+        assert!(s.lines().count() > 100, "{}", p.display());
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn a_slow_sink_on_one_node_holds_every_nodes_source_back() {
+    let (seconds, rate) = (3u64, 5000u64);
+    let line = ok(&run(&[
+        "cluster-backpressure",
+        "--nodes",
+        "3",
+        "--seconds",
+        &seconds.to_string(),
+        "--slow-rate",
+        &rate.to_string(),
+    ]));
+    let c = common::counts(&line);
+    assert_eq!(c["nodes"], "3", "{line}");
+    let rows: Vec<u64> = c["rows"]
+        .trim_matches(['[', ']'])
+        .split(',')
+        .map(|r| r.parse().unwrap())
+        .collect();
+    assert_eq!(rows.len(), 3, "{line}");
+    // Node 0's sink took its rate while the sources ran, then what was in flight when they
+    // stopped: at most the edges' windows (8192 rows each) and the stages' buffers. The others
+    // received about as much (the keys spread evenly). Unthrottled, each source makes hundreds
+    // of thousands of rows a second.
+    assert!(
+        rows[0] > 0 && rows[0] <= rate * (seconds + 1) + 100_000,
+        "{line}"
+    );
+    for r in &rows[1..] {
+        assert!(*r <= rows[0] + 150_000, "{line}");
+    }
+}

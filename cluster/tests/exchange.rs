@@ -174,3 +174,54 @@ async fn barriers_cross_the_exchange_and_every_node_completes_the_same_checkpoin
     );
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_junction_declines_a_checkpoint_under_full_load() {
+    let net = MemoryNetwork::new(8);
+    let nodes = job_nodes(&net);
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let job = ObjPath::from("ex-load");
+    let fence = FencedStorage::new(Arc::new(MemoryEpochStore::new()))
+        .begin(Epoch(1))
+        .unwrap();
+    let root = std::env::temp_dir().join(format!("weir-exchange-load-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let mut runs = Vec::new();
+    for n in &nodes {
+        let owners = n.clone();
+        let flow = exchange(n, 9, move |e: &(usize, u64, u32)| owners.owner(&e.2)).unwrap();
+        let log = CommitLog::new(Arc::clone(&store), &job, n.node, NODES, fence.clone());
+        let m = Materializer::new().with_batch_size(16).with_checkpoints(
+            CheckpointConfig::new(Duration::from_millis(5), root.join(format!("n{}", n.node)))
+                .with_commit(Arc::new(log)),
+        );
+        // As fast as the nodes go, with a keyed stage after the exchange.
+        let g = Source::from_iter(input(n.node, 600_000))
+            .via(flow)
+            .key_by(|e: &(usize, u64, u32)| e.2)
+            .checkpointed()
+            .count()
+            .to_mat(Sink::collect(), Keep::right);
+        runs.push(m.materialize(&g).unwrap());
+    }
+    let (mut failed, mut completed) = (Vec::new(), Vec::new());
+    let mut total = 0;
+    for (out, h) in runs {
+        let out = tokio::time::timeout(Duration::from_secs(120), out)
+            .await
+            .unwrap()
+            .unwrap();
+        h.wait().await.unwrap();
+        let ck = h.checkpoints().unwrap();
+        failed.push(ck.failed());
+        completed.push(ck.latest_completed());
+        total += out.iter().map(|(_, c)| *c).sum::<u64>();
+    }
+    assert_eq!(total, 600_000);
+    assert!(failed.iter().all(|f| f.is_empty()), "{failed:?}");
+    assert!(
+        completed.iter().all(|c| c.is_some_and(|id| id >= 3)),
+        "{completed:?}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -95,6 +95,9 @@ pub(crate) struct ControlHub {
     /// During one poll of the stage: whether it polled a blocked port, and an unblocked one.
     polled_blocked: AtomicBool,
     polled_open: AtomicBool,
+    /// During one poll of the stage: whether a release woke a port polled while blocked (the
+    /// stage polls again, so waiting on it now is no stall).
+    woke_blocked: AtomicBool,
 }
 
 struct HubState {
@@ -130,6 +133,7 @@ impl ControlHub {
             aligning: AtomicBool::new(false),
             polled_blocked: AtomicBool::new(false),
             polled_open: AtomicBool::new(false),
+            woke_blocked: AtomicBool::new(false),
         }
     }
 
@@ -154,15 +158,19 @@ impl ControlHub {
     pub(crate) fn begin_poll(&self) {
         self.polled_blocked.store(false, Ordering::Relaxed);
         self.polled_open.store(false, Ordering::Relaxed);
+        self.woke_blocked.store(false, Ordering::Relaxed);
     }
 
     /// The stage's poll returned pending: if it waited only on blocked ports, with nothing
-    /// left to send, it would stall; the barriers blocking them are declined.
+    /// left to send and none of them released during the poll, it would stall; the barriers
+    /// blocking them are declined.
     pub(crate) fn end_poll(&self) {
         if !self.aligning.load(Ordering::Acquire) {
             return;
         }
-        if !self.polled_blocked.load(Ordering::Relaxed) || self.polled_open.load(Ordering::Relaxed)
+        if !self.polled_blocked.load(Ordering::Relaxed)
+            || self.polled_open.load(Ordering::Relaxed)
+            || self.woke_blocked.load(Ordering::Relaxed)
         {
             return;
         }
@@ -191,14 +199,18 @@ impl ControlSink for ControlHub {
     fn arrive(&self, port: usize, control: Control) {
         let mut s = lock(&self.state);
         let released = s.aligner.arrive(port, control);
-        s.forward(released);
+        if s.forward(released) {
+            self.woke_blocked.store(true, Ordering::Relaxed);
+        }
         self.set_aligning(&s);
     }
 
     fn end(&self, port: usize) {
         let mut s = lock(&self.state);
         let released = s.aligner.end(port);
-        s.forward(released);
+        if s.forward(released) {
+            self.woke_blocked.store(true, Ordering::Relaxed);
+        }
         self.set_aligning(&s);
     }
 
@@ -227,9 +239,10 @@ impl ControlSink for ControlHub {
 }
 
 impl HubState {
-    fn forward(&mut self, released: Vec<Control>) {
+    /// Forwards `released` to every output; whether that woke a port polled while blocked.
+    fn forward(&mut self, released: Vec<Control>) -> bool {
         if released.is_empty() {
-            return;
+            return false;
         }
         for c in released {
             if let Control::Barrier { id } = c
@@ -243,15 +256,19 @@ impl HubState {
                 lock(o).control(c.clone());
             }
         }
-        self.wake();
+        self.wake()
     }
 
-    fn wake(&mut self) {
+    /// Wakes the stage for every port polled while blocked; whether there was one.
+    fn wake(&mut self) -> bool {
+        let mut woke = false;
         for w in &mut self.wakers {
             if let Some(w) = w.take() {
                 w.wake();
+                woke = true;
             }
         }
+        woke
     }
 }
 

@@ -685,6 +685,21 @@ impl ChainIsland {
                     {
                         return Box::pin(self.fail_from(j + 1 + i + 1, e3)).await;
                     }
+                    // A later stage that got all it wants from that output (a `take_while`
+                    // ended by a scan's zero) completes the stream instead of the failure.
+                    let done = self
+                        .flows
+                        .iter()
+                        .skip(j + 1)
+                        .position(|f| f.logic.is_done());
+                    if let Some(d) = done {
+                        return Box::pin(self.finish_from(j + 1 + d)).await;
+                    }
+                    if let Tail::Sink(s) = &self.tail
+                        && s.logic.is_done()
+                    {
+                        return Box::pin(self.finish_from(self.flows.len())).await;
+                    }
                     e = e2;
                 }
             }

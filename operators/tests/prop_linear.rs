@@ -441,3 +441,16 @@ proptest! {
         prop_assert_eq!(got, Outcome::of_model(model));
     }
 }
+
+#[test]
+fn scan_zero_ahead_of_a_failure_then_take_while_completes() {
+    // The scan's zero (due ahead of the upstream failure) ends take_while: the run completes.
+    let ops = [
+        (Op::FailAt(0), false),
+        (Op::ScanPanicEvery(2, false), false),
+        (Op::TakeWhile(0), false),
+    ];
+    for _ in 0..200 {
+        assert_eq!(run_pipeline(&[0], &ops, false, 1), Outcome::Done(vec![]));
+    }
+}

@@ -118,13 +118,7 @@ pub fn main(a: &Args) -> i32 {
 
 fn run(a: &Args) -> Result<String, String> {
     let n = usize::from(a.nodes);
-    let (dir, temporary) = match &a.dir {
-        Some(d) => (d.clone(), false),
-        None => (
-            std::env::temp_dir().join(format!("weir-cluster-bp-{}", std::process::id())),
-            true,
-        ),
-    };
+    let (dir, temporary) = crate::work_dir(a.dir.as_deref(), "cluster-bp");
     let _ = std::fs::remove_dir_all(&dir);
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs).map_err(|e| format!("{}: {e}", logs.display()))?;

@@ -145,6 +145,18 @@ enum Workload {
     All,
 }
 
+/// The work directory of a harness: `given`, or a fresh one under the system's temporary
+/// directory named `weir-NAME-PID`; whether it is that temporary one (removed afterwards).
+fn work_dir(given: Option<&std::path::Path>, name: &str) -> (std::path::PathBuf, bool) {
+    match given {
+        Some(d) => (d.to_path_buf(), false),
+        None => (
+            std::env::temp_dir().join(format!("weir-{name}-{}", std::process::id())),
+            true,
+        ),
+    }
+}
+
 /// A count written as an integer or in scientific notation (`2e8`).
 fn parse_count(s: &str) -> Result<u64, String> {
     let v: f64 = s.parse().map_err(|e| format!("{s:?}: {e}"))?;

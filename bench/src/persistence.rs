@@ -156,13 +156,7 @@ fn run(args: &Args, dir: &Path) -> Result<(), String> {
 
 /// Runs the measurement; the process's exit code.
 pub fn main(args: Args) -> i32 {
-    let (dir, temporary) = match &args.dir {
-        Some(d) => (d.clone(), false),
-        None => (
-            std::env::temp_dir().join(format!("weir-persistence-{}", std::process::id())),
-            true,
-        ),
-    };
+    let (dir, temporary) = crate::work_dir(args.dir.as_deref(), "persistence");
     let r = run(&args, &dir);
     if temporary {
         let _ = std::fs::remove_dir_all(&dir);

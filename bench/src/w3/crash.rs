@@ -191,13 +191,7 @@ pub fn main(args: &CrashArgs) -> i32 {
 fn run(args: &CrashArgs) -> Result<bool, String> {
     let t0 = Instant::now();
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
-    let (root, temporary) = match &args.workdir {
-        Some(d) => (d.clone(), false),
-        None => (
-            std::env::temp_dir().join(format!("weir-crash-{}", std::process::id())),
-            true,
-        ),
-    };
+    let (root, temporary) = crate::work_dir(args.workdir.as_deref(), "crash");
     let dirs = Dirs {
         input: root.join("events.csv"),
         output: root.join("output"),

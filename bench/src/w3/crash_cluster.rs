@@ -95,13 +95,7 @@ pub fn main(args: &Args) -> i32 {
 fn run(args: &Args) -> Result<bool, String> {
     let t0 = Instant::now();
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
-    let (root, temporary) = match &args.workdir {
-        Some(d) => (d.clone(), false),
-        None => (
-            std::env::temp_dir().join(format!("weir-crash-cluster-{}", std::process::id())),
-            true,
-        ),
-    };
+    let (root, temporary) = crate::work_dir(args.workdir.as_deref(), "crash-cluster");
     let io = |what: &str, p: &Path| {
         let p = p.to_path_buf();
         let what = what.to_owned();

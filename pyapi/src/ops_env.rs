@@ -66,15 +66,17 @@ pub fn ensure_server(py: Python<'_>) -> PyResult<()> {
     let served = weir::cli::serve(ui)
         .map_err(|e| WeirError::new_err(format!("cannot start the weir UI: {e}")))?;
     let name = s.name.as_deref().unwrap_or("python");
+    // The interpreter pools' gauges join the server's `/metrics` before its address is told,
+    // so the first scrape has them.
+    let pools = PoolMetrics::source();
+    weir_ops::prom::add_source(Arc::clone(&pools));
+    let url = served.ui_url();
+    let _ = SERVER.set(Mutex::new(Some(Serving { served, pools })));
     write(
         py,
         "stderr",
-        &format!("weir: job {name} serving its UI at {}\n", served.ui_url()),
+        &format!("weir: job {name} serving its UI at {url}\n"),
     )?;
-    // The interpreter pools' gauges join the server's `/metrics`.
-    let pools = PoolMetrics::source();
-    weir_ops::prom::add_source(Arc::clone(&pools));
-    let _ = SERVER.set(Mutex::new(Some(Serving { served, pools })));
     let hook = wrap_pyfunction!(shutdown_server, py)?;
     py.import("atexit")?.call_method1("register", (hook,))?;
     Ok(())

@@ -250,7 +250,11 @@ impl ChainIsland {
     /// or, for an input head, until the input ends or fails (which needs no demand).
     async fn demand(&mut self) -> Result<Wait, Outcome> {
         let Self {
-            head, tail, cancel, ..
+            head,
+            tail,
+            cancel,
+            inject,
+            ..
         } = self;
         let Tail::Output(o) = tail else {
             return Ok(Wait::Free);
@@ -258,9 +262,26 @@ impl ChainIsland {
         if !o.is_on_demand() {
             return Ok(Wait::Free);
         }
-        let mut poll = |cx: &mut Context<'_>| {
+        let inject = inject.as_deref();
+        // `wait`: registers for injected controls (the fast path only looks).
+        let mut poll = |cx: &mut Context<'_>, wait: bool| {
             if let Poll::Ready(r) = o.poll_demand(cx) {
                 return Poll::Ready(r.map(Wait::Rows).map_err(|_| Outcome::DownstreamGone));
+            }
+            // A control injected while the source waits for demand (a barrier) leaves now,
+            // not behind the next row downstream asks for.
+            if let Some(slot) = inject {
+                let c = match (wait, slot.is_pending()) {
+                    (true, _) => match slot.poll_take(cx) {
+                        Poll::Ready(c) => Some(c),
+                        Poll::Pending => None,
+                    },
+                    (false, true) => slot.take(),
+                    (false, false) => None,
+                };
+                if let Some(c) = c {
+                    return Poll::Ready(Ok(Wait::Input(Input::Control(c))));
+                }
             }
             match head {
                 Head::Input(i) => i.poll_terminal(cx).map(|m| Ok(Wait::Input(map_in(m)))),
@@ -270,7 +291,7 @@ impl ChainIsland {
         };
         let now = {
             let mut noop = Context::from_waker(Waker::noop());
-            poll(&mut noop)
+            poll(&mut noop, false)
         };
         match now {
             Poll::Ready(r) => r,
@@ -279,7 +300,7 @@ impl ChainIsland {
                 tokio::select! {
                     biased;
                     _ = cancel.cancelled() => Err(Outcome::Cancelled),
-                    r = poll_fn(poll) => r,
+                    r = poll_fn(|cx| poll(cx, true)) => r,
                 }
             }
         }

@@ -61,6 +61,8 @@ async fn crash_and_resume<T: Clone + Ord>(
     assert_eq!(h.checkpoints().unwrap().restored(), Some(1));
     gate.open(N);
     h.wait().await.unwrap();
+    // Every subtask got its state, also at another parallelism (by key group).
+    assert_eq!(h.checkpoints().unwrap().started_empty(), vec![]);
     let _ = std::fs::remove_dir_all(&d);
     (store.sorted(), after_crash)
 }

@@ -231,9 +231,21 @@ impl Coordinator {
             return Ok(());
         };
         let expected = lock(&self.state).expected.clone();
+        let mut now: HashMap<StageId, usize> = HashMap::new();
+        for k in &expected {
+            *now.entry(k.0).or_default() += 1;
+        }
+        // A subtask of a stage that ran at another parallelism gets its part of the stage's
+        // state (by key group), so only a stage the checkpoint lacks, or a subtask missing at
+        // the same parallelism, starts empty.
         let empty: Vec<Key> = expected
             .iter()
-            .filter(|k| !r.stages.contains(k))
+            .filter(|k| {
+                !r.stages.contains(k)
+                    && r.parallelism
+                        .get(&k.0)
+                        .is_none_or(|p| Some(p) == now.get(&k.0))
+            })
             .copied()
             .collect();
         if !empty.is_empty() {

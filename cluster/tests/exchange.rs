@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use weir_cluster::commit::{CommitLog, RestorePoint, restore_point};
 use weir_cluster::edge::EdgeConfig;
-use weir_cluster::epoch::{Epoch, FencedStorage, MemoryEpochStore};
+use weir_cluster::epoch::{Epoch, Fence, FencedStorage, MemoryEpochStore};
 use weir_cluster::exchange::{JobNodes, exchange};
 use weir_cluster::object_store::ObjectStore;
 use weir_cluster::object_store::memory::InMemory;
@@ -38,6 +38,46 @@ fn job_nodes(net: &Arc<MemoryNetwork>) -> Vec<JobNodes> {
             },
         })
         .collect()
+}
+
+/// One job's shared commit log (in memory, attempt 1) and its nodes' checkpoint folders.
+struct Committed {
+    store: Arc<dyn ObjectStore>,
+    job: ObjPath,
+    fence: Fence,
+    root: std::path::PathBuf,
+}
+
+impl Committed {
+    fn new(name: &str) -> Self {
+        let fence = FencedStorage::new(Arc::new(MemoryEpochStore::new()))
+            .begin(Epoch(1))
+            .unwrap();
+        let root = std::env::temp_dir().join(format!("weir-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        Self {
+            store: Arc::new(InMemory::new()),
+            job: ObjPath::from(name),
+            fence,
+            root,
+        }
+    }
+
+    /// Node `node`'s materializer: batches of `batch`, a checkpoint every `interval`, each
+    /// complete once every node wrote it.
+    fn materializer(&self, node: usize, batch: usize, interval: Duration) -> Materializer {
+        let log = CommitLog::new(
+            Arc::clone(&self.store),
+            &self.job,
+            node,
+            NODES,
+            self.fence.clone(),
+        );
+        Materializer::new().with_batch_size(batch).with_checkpoints(
+            CheckpointConfig::new(interval, self.root.join(format!("n{node}")))
+                .with_commit(Arc::new(log)),
+        )
+    }
 }
 
 /// Node `i`'s input: (sender, sequence, key) for every third sequence number.
@@ -102,23 +142,13 @@ async fn every_element_reaches_its_owner_exactly_once_in_each_senders_order() {
 async fn barriers_cross_the_exchange_and_every_node_completes_the_same_checkpoints() {
     let net = MemoryNetwork::new(8);
     let nodes = job_nodes(&net);
-    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-    let job = ObjPath::from("ex");
-    let fence = FencedStorage::new(Arc::new(MemoryEpochStore::new()))
-        .begin(Epoch(1))
-        .unwrap();
-    let root = std::env::temp_dir().join(format!("weir-exchange-ck-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
+    let c = Committed::new("exchange-ck");
     let mut runs = Vec::new();
     for n in &nodes {
         let owners = n.clone();
         let flow = exchange(n, 8, move |e: &(usize, u64, u32)| owners.owner(&e.2)).unwrap();
-        let log = CommitLog::new(Arc::clone(&store), &job, n.node, NODES, fence.clone());
         // Batches of 10 at the throttle's rate: a barrier waits behind one, not the input.
-        let m = Materializer::new().with_batch_size(10).with_checkpoints(
-            CheckpointConfig::new(Duration::from_millis(20), root.join(format!("n{}", n.node)))
-                .with_commit(Arc::new(log)),
-        );
+        let m = c.materializer(n.node, 10, Duration::from_millis(20));
         // About 1 s of input per node: several checkpoints while it flows.
         let g = Source::from_iter(input(n.node, 3_000))
             .throttle(10, Duration::from_millis(10), 10)
@@ -169,32 +199,22 @@ async fn barriers_cross_the_exchange_and_every_node_completes_the_same_checkpoin
     // not wait for a final checkpoint).
     let newest = *completed.iter().flat_map(|c| c.iter()).max().unwrap();
     assert_eq!(
-        restore_point(&store, &job, NODES).await.unwrap(),
+        restore_point(&c.store, &c.job, NODES).await.unwrap(),
         RestorePoint::Checkpoint(newest)
     );
-    let _ = std::fs::remove_dir_all(&root);
+    let _ = std::fs::remove_dir_all(&c.root);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_junction_declines_a_checkpoint_under_full_load() {
     let net = MemoryNetwork::new(8);
     let nodes = job_nodes(&net);
-    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-    let job = ObjPath::from("ex-load");
-    let fence = FencedStorage::new(Arc::new(MemoryEpochStore::new()))
-        .begin(Epoch(1))
-        .unwrap();
-    let root = std::env::temp_dir().join(format!("weir-exchange-load-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
+    let c = Committed::new("exchange-load");
     let mut runs = Vec::new();
     for n in &nodes {
         let owners = n.clone();
         let flow = exchange(n, 9, move |e: &(usize, u64, u32)| owners.owner(&e.2)).unwrap();
-        let log = CommitLog::new(Arc::clone(&store), &job, n.node, NODES, fence.clone());
-        let m = Materializer::new().with_batch_size(16).with_checkpoints(
-            CheckpointConfig::new(Duration::from_millis(5), root.join(format!("n{}", n.node)))
-                .with_commit(Arc::new(log)),
-        );
+        let m = c.materializer(n.node, 16, Duration::from_millis(5));
         // As fast as the nodes go, with a keyed stage after the exchange.
         let g = Source::from_iter(input(n.node, 600_000))
             .via(flow)
@@ -223,5 +243,5 @@ async fn no_junction_declines_a_checkpoint_under_full_load() {
         completed.iter().all(|c| c.is_some_and(|id| id >= 3)),
         "{completed:?}"
     );
-    let _ = std::fs::remove_dir_all(&root);
+    let _ = std::fs::remove_dir_all(&c.root);
 }

@@ -796,3 +796,96 @@ fn local_cluster_passes_each_node_its_settings_and_restarts_every_node_when_one_
     );
     let _ = std::fs::remove_dir_all(&home);
 }
+
+/// `weir status --cluster DIR --json`, parsed.
+fn cluster_status(home: &Path, dir: &Path) -> (Option<i32>, serde_json::Value, String) {
+    let o = weir(
+        home,
+        &["status", "--cluster", dir.to_str().unwrap(), "--json"],
+    );
+    let v = serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null);
+    (o.status.code(), v, text(&o.stderr))
+}
+
+#[test]
+fn status_and_cancel_operate_a_local_cluster_by_its_directory() {
+    let home = fresh("cluster-ops");
+    let dir = home.join("cluster");
+    let d = dir.to_str().unwrap();
+    // No supervisor ever ran there: not found.
+    let (code, _, err) = cluster_status(&home, &dir);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("state"), "{err}");
+    let mut lc = Command::new(BIN)
+        .env("WEIR_LOG", "warn")
+        .env("WEIR_HOME", &home)
+        .args([
+            "local-cluster",
+            "--nodes",
+            "2",
+            "--dir",
+            d,
+            "--",
+            "sleep",
+            "60",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(30);
+    let running = loop {
+        let (code, v, _) = cluster_status(&home, &dir);
+        let nodes_up = v["nodes"]
+            .as_array()
+            .is_some_and(|n| n.len() == 2 && n.iter().all(|n| n["alive"] == true));
+        if code == Some(0) && v["state"] == "running" && nodes_up {
+            break v;
+        }
+        assert!(Instant::now() < until, "never running: {v}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(running["epoch"], 1, "{running}");
+    assert_eq!(running["restarts"], 0, "{running}");
+    assert_eq!(running["cancel_requested"], false, "{running}");
+    assert_eq!(running["latest_complete"], serde_json::Value::Null);
+    assert_eq!(running["output_complete"], false);
+    for (i, n) in running["nodes"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(n["node"], i);
+        // `sleep` never joins: no address, never done, no checkpoint copies.
+        assert_eq!(n["addr"], serde_json::Value::Null);
+        assert_eq!(n["done"], false);
+        assert_eq!(n["stored_checkpoints"], serde_json::json!([]));
+    }
+    let pids: Vec<u64> = running["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["pid"].as_u64().unwrap())
+        .collect();
+    let o = weir(&home, &["cancel", "--cluster", d]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), format!("cluster {d}: cancelled\n"));
+    let ended = lc.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(lc.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(ended.code(), Some(130), "{err}");
+    assert!(err.contains("the job was cancelled in attempt 1"), "{err}");
+    let (code, v, err) = cluster_status(&home, &dir);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(v["state"], "cancelled", "{v}");
+    for n in v["nodes"].as_array().unwrap() {
+        assert_eq!(n["alive"], false, "{v}");
+        assert!(pids.contains(&n["pid"].as_u64().unwrap()));
+    }
+    // Nothing is running any more: a second cancel is refused.
+    let o = weir(&home, &["cancel", "--cluster", d]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("the job is cancelled (attempt 1), not running"),
+        "{}",
+        text(&o.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&home);
+}

@@ -131,6 +131,49 @@ fn ten_random_node_kills_leave_the_committed_output_exact() {
 }
 
 #[test]
+fn killed_nodes_restarted_on_empty_disks_restore_from_the_store_and_stay_exact() {
+    let d = common::dir("cluster", "crash-fresh-disk");
+    let zero = [
+        "lost",
+        "duplicates",
+        "reordered",
+        "corrupt",
+        "state_mismatches",
+        "late",
+        "leftover_tmp",
+        "parts_out_of_order",
+    ];
+    let c = common::crash_is_exact(
+        &d,
+        &[
+            "crash-cluster",
+            "--nodes",
+            "3",
+            "--kills",
+            "4",
+            "--seed",
+            "5",
+            "--min-delay-ms",
+            "500",
+            "--max-delay-ms",
+            "900",
+            "--fresh-disk",
+        ],
+        &zero,
+    );
+    assert_eq!(c["kills"], "4", "{c:?}");
+    assert_eq!(c["attempts"], "5", "{c:?}");
+    // Every restart gave the dead node an empty disk.
+    assert_eq!(c["fresh_disks"], "4", "{c:?}");
+    // A kill 500 ms or more into an attempt checkpointing every 100 ms lands after the
+    // attempt's first checkpoint: the replaced node's restore point came from the store.
+    let from_store: u32 = c["restores_from_store"].parse().unwrap();
+    assert!(from_store >= 3, "{c:?}");
+    assert_eq!(c["records"], c["windows"], "{c:?}");
+    assert_eq!(c["ok"], "true", "{c:?}");
+}
+
+#[test]
 fn w2_over_three_node_processes_counts_exactly_the_single_process_words() {
     let d = common::dir("cluster", "w2");
     let line = ok(&run(&[

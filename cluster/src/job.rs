@@ -6,16 +6,19 @@
 //! checkpoints complete only once every node wrote them.
 //!
 //! The cluster directory holds `certs/` (the cluster CA and one certificate per node, made by
-//! [`LocalCluster::prepare`]), `commit/` (the commit log, an object store folder), `fence/`
+//! [`LocalCluster::prepare`]), `store/` (the job's object store folder: the commit log under
+//! `job/` and each node's checkpoint copies under `checkpoints/nNODE/`), `fence/`
 //! (the attempt record: a node of an older attempt cannot record), `addrs/eEPOCH/` (where each
 //! node of an attempt serves, and which finished), `pids` (the current attempt's
-//! `EPOCH NODE PID` lines) and `logs/` (each node's output per attempt, when the spawner
-//! writes there).
+//! `EPOCH NODE PID` lines), `state` (the supervisor's `running|finished|cancelled|failed
+//! EPOCH RESTARTS` line), `cancel` (a request to stop the job, see [`crate::control`]) and
+//! `logs/` (each node's output per attempt, when the spawner writes there).
 
 use crate::commit::{CommitLog, RestorePoint, local_store, restore_point};
 use crate::edge::EdgeConfig;
 use crate::epoch::{Epoch, EpochStore, Fence, FencedStorage, FileEpochStore};
 use crate::exchange::JobNodes;
+use crate::mirror::{CheckpointMirror, Ensured, Mirrored, node_prefix};
 use crate::tls::NodeIdentity;
 use crate::transport::{QuicConfig, QuicTransport, Transport};
 use object_store::path::Path as ObjPath;
@@ -57,6 +60,12 @@ pub enum JobError {
     /// The certificates, the transport, the commit log or the fence failed.
     #[error("{0}")]
     Cluster(String),
+    /// `weir cancel --cluster` (a `cancel` request in the cluster directory) stopped the job.
+    #[error("the job was cancelled in attempt {epoch}")]
+    Cancelled {
+        /// The attempt that was running.
+        epoch: u64,
+    },
     /// The job failed on every attempt allowed.
     #[error("gave up after {restarts} restarts; the last: {last}")]
     GaveUp {
@@ -67,14 +76,14 @@ pub enum JobError {
     },
 }
 
-fn io(path: &Path) -> impl Fn(std::io::Error) -> JobError + '_ {
+pub(crate) fn io(path: &Path) -> impl Fn(std::io::Error) -> JobError + '_ {
     move |e| JobError::Io {
         path: path.to_path_buf(),
         reason: e.to_string(),
     }
 }
 
-fn cluster_err(e: impl std::fmt::Display) -> JobError {
+pub(crate) fn cluster_err(e: impl std::fmt::Display) -> JobError {
     JobError::Cluster(e.to_string())
 }
 
@@ -161,7 +170,7 @@ impl NodeSettings {
 }
 
 /// Writes `text` to `path` atomically.
-fn publish(path: &Path, text: &str) -> Result<(), JobError> {
+pub(crate) fn publish(path: &Path, text: &str) -> Result<(), JobError> {
     let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
     std::fs::write(&tmp, text)
         .and_then(|()| std::fs::rename(&tmp, path))
@@ -195,7 +204,7 @@ async fn rendezvous(
 }
 
 /// The commit log's job path.
-fn job_path() -> ObjPath {
+pub(crate) fn job_path() -> ObjPath {
     ObjPath::from("job")
 }
 
@@ -207,6 +216,8 @@ pub struct JobNode {
     fence: Fence,
     store: Arc<dyn object_store::ObjectStore>,
     restore: RestorePoint,
+    /// What [`JobNode::checkpoints`] copied from the store for the restore point.
+    copied: std::sync::Mutex<Option<crate::mirror::Transfer>>,
 }
 
 impl std::fmt::Debug for JobNode {
@@ -219,10 +230,21 @@ impl std::fmt::Debug for JobNode {
 }
 
 impl JobNode {
+    /// Joins the other nodes of the attempt with the job's store in the cluster directory's
+    /// `store/` (see [`JobNode::start_with_store`]).
+    pub async fn start(settings: &NodeSettings) -> Result<Self, JobError> {
+        let store = local_store(&settings.cluster_dir.join("store")).map_err(cluster_err)?;
+        Self::start_with_store(settings, store).await
+    }
+
     /// Joins the other nodes of the attempt: refuses to start when a newer attempt began,
     /// serves on a loopback port with the node's certificate, publishes the address and
-    /// waits (up to 60 s) for every other node's, and reads where the job restarts from.
-    pub async fn start(settings: &NodeSettings) -> Result<Self, JobError> {
+    /// waits (up to 60 s) for every other node's, and reads where the job restarts from in
+    /// `store` (which every node reaches: it holds the commit log and the checkpoint copies).
+    pub async fn start_with_store(
+        settings: &NodeSettings,
+        store: Arc<dyn object_store::ObjectStore>,
+    ) -> Result<Self, JobError> {
         settings.check()?;
         let dir = &settings.cluster_dir;
         let fences = FencedStorage::new(Arc::new(
@@ -250,7 +272,6 @@ impl JobNode {
             })?;
             quic.add_peer(&node_name(i), a);
         }
-        let store = local_store(&dir.join("commit")).map_err(cluster_err)?;
         let restore = restore_point(&store, &job_path(), settings.nodes)
             .await
             .map_err(cluster_err)?;
@@ -268,6 +289,7 @@ impl JobNode {
             fence,
             store,
             restore,
+            copied: std::sync::Mutex::new(None),
         })
     }
 
@@ -276,14 +298,42 @@ impl JobNode {
         &self.nodes
     }
 
+    /// What [`JobNode::checkpoints`] copied from the job's store because the restore point
+    /// was missing or corrupt locally (`None`: it was not).
+    pub fn copied_from_store(&self) -> Option<crate::mirror::Transfer> {
+        *self
+            .copied
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The checkpoint this node restores (0: none).
     pub fn restore_id(&self) -> u64 {
         self.restore.for_node(self.settings.node)
     }
 
-    /// `cfg` made part of the job's checkpoints: complete only once every node wrote them,
-    /// restoring the newest checkpoint all nodes completed (newer local ones are discarded).
-    pub fn checkpoints(&self, cfg: CheckpointConfig) -> CheckpointConfig {
+    /// `cfg` made part of the job's checkpoints: each is copied to the job's store and
+    /// complete only once every node wrote it; the run restores the newest checkpoint all
+    /// nodes completed (newer local ones are discarded), which is first copied from the store
+    /// into `cfg.dir` when it is missing or corrupt there (a node on a new machine). An error
+    /// when the restore point is in neither place.
+    pub async fn checkpoints(&self, cfg: CheckpointConfig) -> Result<CheckpointConfig, JobError> {
+        let mirror = Arc::new(CheckpointMirror::new(
+            Arc::clone(&self.store),
+            node_prefix(self.settings.node),
+            cfg.dir.clone(),
+        ));
+        let id = self.restore_id();
+        if id > 0 {
+            let ensured = mirror.ensure(id).await.map_err(cluster_err)?;
+            if let Ensured::Downloaded { transfer, local } = ensured {
+                tracing::info!(node = self.settings.node, checkpoint = id, files = transfer.files, bytes = transfer.bytes, local = %local, "restore point copied from the job's store");
+                *self
+                    .copied
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(transfer);
+            }
+        }
         let log = CommitLog::new(
             Arc::clone(&self.store),
             &job_path(),
@@ -291,8 +341,9 @@ impl JobNode {
             self.settings.nodes,
             self.fence.clone(),
         );
-        cfg.with_commit(Arc::new(log))
-            .discard_after(self.restore_id())
+        Ok(cfg
+            .with_commit(Arc::new(Mirrored::new(mirror, log)))
+            .discard_after(id))
     }
 
     /// Once this node's run ended: waits (up to 30 s) until every node's did, so no
@@ -373,9 +424,33 @@ impl LocalCluster {
     /// starts every node with `spawn` (which must pass [`NodeSettings::env`] to it).
     pub fn run(
         &self,
+        spawn: impl FnMut(&NodeSettings) -> std::io::Result<Child>,
+    ) -> Result<ClusterOutcome, JobError> {
+        self.run_replacing(spawn, |_| Ok(()))
+    }
+
+    /// [`LocalCluster::run`], calling `replace(node)` with the node that died once every node
+    /// of the attempt stopped and before the next attempt starts (to give that node an empty
+    /// disk, as a replacement machine has).
+    pub fn run_replacing(
+        &self,
         mut spawn: impl FnMut(&NodeSettings) -> std::io::Result<Child>,
+        mut replace: impl FnMut(usize) -> std::io::Result<()>,
     ) -> Result<ClusterOutcome, JobError> {
         self.prepare()?;
+        let cancel = self.cluster_dir.join(crate::control::CANCEL);
+        // A request left from an earlier run of the job is not for this one.
+        match std::fs::remove_file(&cancel) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&cancel)(e)),
+        }
+        let state = |what: &str, epoch: u64, restarts: u32| {
+            publish(
+                &self.cluster_dir.join(crate::control::STATE),
+                &format!("{what} {epoch} {restarts}\n"),
+            )
+        };
         let fence_dir = self.cluster_dir.join("fence");
         let record = FileEpochStore::in_dir(&fence_dir).map_err(cluster_err)?;
         let fences = FencedStorage::new(Arc::new(
@@ -407,12 +482,25 @@ impl LocalCluster {
                 .map(|(i, c)| format!("{epoch} {i} {}\n", c.id()))
                 .collect();
             publish(&self.cluster_dir.join("pids"), &pids)?;
-            match watch(&mut children)? {
-                None => return Ok(ClusterOutcome { epoch, restarts }),
-                Some(why) => {
+            state("running", epoch, restarts)?;
+            match watch(&mut children, &cancel)? {
+                Watched::Finished => {
+                    state("finished", epoch, restarts)?;
+                    return Ok(ClusterOutcome { epoch, restarts });
+                }
+                Watched::Cancelled => {
+                    tracing::info!(epoch, "the job was cancelled: every node stopped");
+                    state("cancelled", epoch, restarts)?;
+                    return Err(JobError::Cancelled { epoch });
+                }
+                Watched::Died(dead, why) => {
                     restarts += 1;
                     tracing::warn!(epoch, reason = %why, "a node died: restarting every node");
+                    replace(dead).map_err(|e| {
+                        JobError::Cluster(format!("cannot replace node {dead}: {e}"))
+                    })?;
                     if restarts > self.max_restarts {
+                        state("failed", epoch, restarts)?;
                         return Err(JobError::GaveUp {
                             restarts,
                             last: why,
@@ -431,11 +519,25 @@ fn stop(children: &mut [Child]) {
     }
 }
 
-/// Waits for an attempt's nodes: `None` once all exited 0, else why one did not (the others
-/// are then killed and reaped).
-fn watch(children: &mut [Child]) -> Result<Option<String>, JobError> {
+/// How an attempt ended.
+enum Watched {
+    /// Every node exited 0.
+    Finished,
+    /// This node did not, for this reason.
+    Died(usize, String),
+    /// A cancel request arrived.
+    Cancelled,
+}
+
+/// Waits for an attempt's nodes: until all exited 0, one did not, or the `cancel` file
+/// appeared (in both last cases every node is then killed and reaped).
+fn watch(children: &mut [Child], cancel: &Path) -> Result<Watched, JobError> {
     let mut done = vec![false; children.len()];
     loop {
+        if cancel.exists() {
+            stop(children);
+            return Ok(Watched::Cancelled);
+        }
         for i in 0..children.len() {
             if done[i] {
                 continue;
@@ -449,10 +551,10 @@ fn watch(children: &mut [Child]) -> Result<Option<String>, JobError> {
                 continue;
             }
             stop(children);
-            return Ok(Some(format!("node {i} ended with {status}")));
+            return Ok(Watched::Died(i, format!("node {i} ended with {status}")));
         }
         if done.iter().all(|d| *d) {
-            return Ok(None);
+            return Ok(Watched::Finished);
         }
         std::thread::sleep(Duration::from_millis(5));
     }

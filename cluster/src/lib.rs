@@ -10,6 +10,7 @@
 //! sink and source stages).
 
 pub mod commit;
+pub mod control;
 /// The object store interface the commit log (and, later, checkpoints) use.
 pub use object_store;
 pub mod crdt;
@@ -20,6 +21,7 @@ pub mod exchange;
 pub mod frame;
 pub mod job;
 pub mod membership;
+pub mod mirror;
 pub mod placement;
 pub mod sim;
 pub mod split_brain;

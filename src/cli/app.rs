@@ -74,11 +74,13 @@ the job (exit 130).")]
     )]
     Jobs(JobsArgs),
     /// Show a job: its state, uptime and every stage subtask's counters.
-    #[command(after_help = "Examples:\n  weir status ticker\n  weir status 1 --json")]
+    #[command(
+        after_help = "Examples:\n  weir status ticker\n  weir status 1 --json\n  weir status --cluster /tmp/c --json"
+    )]
     Status(JobRef),
     /// Cancel a job (needs its token; found in the job file of your own processes).
     #[command(
-        after_help = "Examples:\n  weir cancel ticker\n  weir cancel 1 --url http://127.0.0.1:8081 --token secret"
+        after_help = "Examples:\n  weir cancel ticker\n  weir cancel 1 --url http://127.0.0.1:8081 --token secret\n  weir cancel --cluster /tmp/c"
     )]
     Cancel(JobRef),
     /// Take a savepoint of a job into a directory (the job must run with --state-dir).
@@ -214,7 +216,12 @@ struct JobsArgs {
 #[derive(Debug, clap::Args)]
 struct JobRef {
     /// The job: its name or its run number.
-    job: String,
+    #[arg(required_unless_present = "cluster")]
+    job: Option<String>,
+    /// A job running as a local cluster (`weir local-cluster --dir DIR`, `weir-bench w3-job
+    /// --nodes N`): its cluster directory, instead of a job name.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["job", "url", "token"])]
+    cluster: Option<PathBuf>,
     #[command(flatten)]
     reach: Reach,
 }
@@ -282,8 +289,14 @@ pub fn main() -> Exit {
         Some(Command::Demo(a)) => demo(&a),
         Some(Command::Run(a)) => run(a),
         Some(Command::Jobs(a)) => report(jobs(&a.reach)),
-        Some(Command::Status(a)) => report(status(&a)),
-        Some(Command::Cancel(a)) => report(cancel(&a)),
+        Some(Command::Status(a)) => match &a.cluster {
+            Some(dir) => super::cluster::status(dir, a.reach.json),
+            None => report(status(&a)),
+        },
+        Some(Command::Cancel(a)) => match &a.cluster {
+            Some(dir) => super::cluster::cancel(dir, a.reach.json),
+            None => report(cancel(&a)),
+        },
         Some(Command::Savepoint(a)) => report(savepoint(&a)),
         Some(Command::Visualize(a)) => visualize(a),
         Some(Command::Cert(a)) => cert(&a),
@@ -504,7 +517,8 @@ fn jobs(r: &Reach) -> Result<(), ClientError> {
 }
 
 fn status(a: &JobRef) -> Result<(), ClientError> {
-    let (t, d) = client::find(&targets(&a.reach), &a.job)?;
+    let job = a.job.as_deref().unwrap_or_default();
+    let (t, d) = client::find(&targets(&a.reach), job)?;
     if a.reach.json {
         print_json(&d);
         return Ok(());
@@ -563,8 +577,9 @@ fn fixed(v: &Value, k: &str, scale: f64, unit: &str) -> String {
 }
 
 fn cancel(a: &JobRef) -> Result<(), ClientError> {
-    let (t, d) = client::find(&targets(&a.reach), &a.job)?;
-    let v = client::cancel(&t, &a.job, &d)?;
+    let job = a.job.as_deref().unwrap_or_default();
+    let (t, d) = client::find(&targets(&a.reach), job)?;
+    let v = client::cancel(&t, job, &d)?;
     if a.reach.json {
         print_json(&v);
     } else {

@@ -1,9 +1,10 @@
-//! `weir local-cluster`: runs a job program as a local cluster of node processes.
+//! `weir local-cluster`: runs a job program as a local cluster of node processes; `weir
+//! status --cluster DIR` and `weir cancel --cluster DIR` operate it.
 
 use super::exit::Exit;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use weir_cluster::job::{LocalCluster, NodeSettings};
+use weir_cluster::job::{JobError, LocalCluster, NodeSettings};
 
 /// Flags of `weir local-cluster`.
 #[derive(Debug, clap::Args)]
@@ -75,8 +76,112 @@ pub(super) fn local_cluster(a: &LocalClusterArgs) -> Exit {
             );
             Exit::Ok
         }
+        Err(e @ JobError::Cancelled { .. }) => {
+            eprintln!("weir local-cluster: {e}");
+            Exit::Cancelled
+        }
         Err(e) => {
             eprintln!("weir local-cluster: {e}");
+            Exit::Failed
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("weir: cannot start a runtime: {e}");
+            Exit::Failed
+        })
+}
+
+/// `weir status --cluster DIR`: the supervisor's state, the nodes and the checkpoints.
+pub(super) fn status(dir: &std::path::Path, json: bool) -> Exit {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => return e,
+    };
+    let s = match rt.block_on(weir_cluster::control::status(dir)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("weir status: {}: {e}", dir.display());
+            return Exit::NotFound;
+        }
+    };
+    if json {
+        match serde_json::to_string_pretty(&s) {
+            Ok(t) => println!("{t}"),
+            Err(e) => {
+                eprintln!("weir status: {e}");
+                return Exit::Failed;
+            }
+        }
+        return Exit::Ok;
+    }
+    let opt = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+    println!(
+        "cluster {}: {} in attempt {} ({} restarts){}, latest complete checkpoint {}{}",
+        dir.display(),
+        s.state,
+        s.epoch,
+        s.restarts,
+        if s.cancel_requested {
+            ", cancel requested"
+        } else {
+            ""
+        },
+        opt(s.latest_complete),
+        if s.output_complete {
+            " (output complete)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "{:<6} {:>8} {:>6} {:<22} {:>5} {:>12}",
+        "NODE", "PID", "ALIVE", "ADDR", "DONE", "STORED"
+    );
+    for n in &s.nodes {
+        println!(
+            "{:<6} {:>8} {:>6} {:<22} {:>5} {:>12}",
+            n.node,
+            n.pid,
+            n.alive,
+            n.addr.as_deref().unwrap_or("-"),
+            n.done,
+            opt(n.stored_checkpoints.last().copied())
+        );
+    }
+    Exit::Ok
+}
+
+/// `weir cancel --cluster DIR`: asks the supervisor to stop every node and waits (up to
+/// 30 s) until it did.
+pub(super) fn cancel(dir: &std::path::Path, json: bool) -> Exit {
+    let stopped = weir_cluster::control::request_cancel(dir).and_then(|()| {
+        weir_cluster::control::wait_stopped(dir, std::time::Duration::from_secs(30))
+    });
+    match stopped {
+        Ok(state) => {
+            if json {
+                println!("{{\"state\":\"{state}\"}}");
+            } else {
+                println!("cluster {}: {state}", dir.display());
+            }
+            if state == "running" {
+                eprintln!("weir cancel: the supervisor did not stop the job within 30 s");
+                return Exit::Failed;
+            }
+            Exit::Ok
+        }
+        Err(e @ JobError::Io { .. }) => {
+            eprintln!("weir cancel: {e}");
+            Exit::NotFound
+        }
+        Err(e) => {
+            eprintln!("weir cancel: {e}");
             Exit::Failed
         }
     }

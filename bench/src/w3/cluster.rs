@@ -9,7 +9,7 @@
 //! Layout under `--state-dir`: `cluster/` (the nodes' shared directory, see
 //! [`super::node`]; also `parts/` with the input parts, `logs/` with each node's output per
 //! attempt, and `pids`, the current attempt's `EPOCH NODE PID` lines), `node-I/` (node I's
-//! checkpoints).
+//! checkpoints, emptied before a restart when the node died and `--fresh-disk` is given).
 
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -34,6 +34,8 @@ pub struct ClusterArgs {
     pub nodes: usize,
     /// Attempts after the first before the job gives up.
     pub max_restarts: u32,
+    /// A node that died restarts with its state directory emptied (a new machine's disk).
+    pub fresh_disk: bool,
 }
 
 /// The nodes' output directories under `output`.
@@ -103,6 +105,22 @@ fn json_u64(line: &str, field: &str) -> Option<u64> {
     rest[..end].parse().ok()
 }
 
+/// How many node starts (of any attempt) copied their restore point from the job's store.
+fn restores_from_store(logs: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(logs) else {
+        return 0;
+    };
+    rd.flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".stderr"))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .map(|t| {
+            t.lines()
+                .filter(|l| l.contains(super::node::COPIED))
+                .count()
+        })
+        .sum()
+}
+
 /// Runs the job to its end; the JSON line.
 fn run(args: &ClusterArgs) -> Result<String, String> {
     let t0 = Instant::now();
@@ -117,37 +135,55 @@ fn run(args: &ClusterArgs) -> Result<String, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
     let mut lc = LocalCluster::new(n, &cluster);
     lc.max_restarts = args.max_restarts;
+    let mut replaced = 0u32;
+    let replace = |dead: usize| -> std::io::Result<()> {
+        if !args.fresh_disk {
+            return Ok(());
+        }
+        let dir = args.state_dir.join(format!("node-{dead}"));
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        replaced += 1;
+        eprintln!("w3-job: node {dead} restarts on an empty disk");
+        Ok(())
+    };
     let outcome = lc
-        .run(|s: &NodeSettings| {
-            let i = s.node;
-            let log = |what: &str| -> std::io::Result<Stdio> {
-                let p = logs.join(format!("e{:04}-node-{i}.{what}", s.epoch));
-                std::fs::File::create(&p).map(Stdio::from)
-            };
-            let mut cmd = Command::new(&exe);
-            cmd.arg("w3-node")
-                .arg("--input")
-                .arg(&parts[i])
-                .arg("--output")
-                .arg(&output_dirs(&args.output, n)[i])
-                .arg("--state-dir")
-                .arg(args.state_dir.join(format!("node-{i}")))
-                .arg("--cluster-dir")
-                .arg(&s.cluster_dir)
-                .args(["--node", &i.to_string(), "--nodes", &n.to_string()])
-                .args(["--epoch", &s.epoch.to_string()])
-                .args([
-                    "--checkpoint-interval-ms",
-                    &args.checkpoint_interval_ms.to_string(),
-                ]);
-            if let Some(r) = args.rate {
-                cmd.args(["--rate", &(r / n as u64).max(1).to_string()]);
-            }
-            cmd.stdin(Stdio::null())
-                .stdout(log("stdout")?)
-                .stderr(log("stderr")?)
-                .spawn()
-        })
+        .run_replacing(
+            |s: &NodeSettings| {
+                let i = s.node;
+                let log = |what: &str| -> std::io::Result<Stdio> {
+                    let p = logs.join(format!("e{:04}-node-{i}.{what}", s.epoch));
+                    std::fs::File::create(&p).map(Stdio::from)
+                };
+                let mut cmd = Command::new(&exe);
+                cmd.arg("w3-node")
+                    .arg("--input")
+                    .arg(&parts[i])
+                    .arg("--output")
+                    .arg(&output_dirs(&args.output, n)[i])
+                    .arg("--state-dir")
+                    .arg(args.state_dir.join(format!("node-{i}")))
+                    .arg("--cluster-dir")
+                    .arg(&s.cluster_dir)
+                    .args(["--node", &i.to_string(), "--nodes", &n.to_string()])
+                    .args(["--epoch", &s.epoch.to_string()])
+                    .args([
+                        "--checkpoint-interval-ms",
+                        &args.checkpoint_interval_ms.to_string(),
+                    ]);
+                if let Some(r) = args.rate {
+                    cmd.args(["--rate", &(r / n as u64).max(1).to_string()]);
+                }
+                cmd.stdin(Stdio::null())
+                    .stdout(log("stdout")?)
+                    .stderr(log("stderr")?)
+                    .spawn()
+            },
+            replace,
+        )
         .map_err(|e| e.to_string())?;
     let epoch = outcome.epoch;
     let mut t = Totals::default();
@@ -171,10 +207,11 @@ fn run(args: &ClusterArgs) -> Result<String, String> {
             t.last_checkpoint = json_u64(&line, "last_checkpoint");
         }
     }
+    let from_store = restores_from_store(&logs);
     let secs = t0.elapsed().as_secs_f64();
     let opt = |v: Option<u64>| v.map_or_else(|| "null".to_owned(), |v| v.to_string());
     Ok(format!(
-        "{{\"workload\":\"w3_job\",\"nodes\":{n},\"events\":{},\"seconds\":{secs:.6},\"events_per_s\":{:.4e},\"node_seconds\":{:.6},\"attempts\":{},\"restarts\":{},\"last_checkpoint\":{},\"restored_from\":{},\"committed_parts\":{}}}",
+        "{{\"workload\":\"w3_job\",\"nodes\":{n},\"events\":{},\"seconds\":{secs:.6},\"events_per_s\":{:.4e},\"node_seconds\":{:.6},\"attempts\":{},\"restarts\":{},\"last_checkpoint\":{},\"restored_from\":{},\"committed_parts\":{},\"fresh_disks\":{replaced},\"restores_from_store\":{from_store}}}",
         t.events,
         t.events as f64 / secs,
         t.node_seconds,

@@ -37,6 +37,8 @@ pub struct Args {
     pub max_delay_ms: u64,
     /// Where everything goes.
     pub workdir: Option<PathBuf>,
+    /// A killed node restarts with an empty local state directory.
+    pub fresh_disk: bool,
 }
 
 /// Seeded draws.
@@ -138,7 +140,9 @@ fn run(args: &Args) -> Result<bool, String> {
             "--nodes".into(),
             args.nodes.to_string().into(),
         ]
-        .to_vec(),
+        .into_iter()
+        .chain(args.fresh_disk.then(|| "--fresh-disk".into()))
+        .collect(),
         logs: logs.clone(),
         runs: 0,
     };
@@ -180,15 +184,23 @@ fn run(args: &Args) -> Result<bool, String> {
         Ended::Exited { ok, stdout, stderr } => (ok, stdout, stderr),
         Ended::Killed => (false, String::new(), "killed".to_owned()),
     };
-    let attempts = stdout
-        .find("\"attempts\":")
-        .and_then(|at| {
-            let rest = &stdout[at + 11..];
-            rest[..rest.find([',', '}']).unwrap_or(rest.len())]
-                .parse::<u64>()
-                .ok()
-        })
-        .unwrap_or(0);
+    let field = |name: &str| {
+        let key = format!("\"{name}\":");
+        stdout
+            .find(&key)
+            .and_then(|at| {
+                let rest = &stdout[at + key.len()..];
+                rest[..rest.find([',', '}']).unwrap_or(rest.len())]
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or(0)
+    };
+    let (attempts, fresh_disks, from_store) = (
+        field("attempts"),
+        field("fresh_disks"),
+        field("restores_from_store"),
+    );
     let v = verify_all(&output_dirs(&output, args.nodes), &reference)
         .map_err(|e| format!("cannot read the output: {e}"))?;
     let ok = v.exact() && job_ok && landed == args.kills;
@@ -198,7 +210,7 @@ fn run(args: &Args) -> Result<bool, String> {
         json_string(stderr.lines().last().unwrap_or("failed"))
     };
     println!(
-        "{{\"workload\":\"crash_cluster\",\"nodes\":{},\"kills\":{landed},\"kills_requested\":{},\"events\":{n},\"windows\":{},\"records\":{},\"lost\":{},\"duplicates\":{},\"reordered\":{},\"corrupt\":{},\"state_mismatches\":{},\"late\":{},\"leftover_tmp\":{},\"parts_out_of_order\":{},\"attempts\":{attempts},\"seconds\":{:.3},\"job_error\":{job_error},\"ok\":{ok}}}",
+        "{{\"workload\":\"crash_cluster\",\"nodes\":{},\"kills\":{landed},\"kills_requested\":{},\"events\":{n},\"windows\":{},\"records\":{},\"lost\":{},\"duplicates\":{},\"reordered\":{},\"corrupt\":{},\"state_mismatches\":{},\"late\":{},\"leftover_tmp\":{},\"parts_out_of_order\":{},\"attempts\":{attempts},\"fresh_disks\":{fresh_disks},\"restores_from_store\":{from_store},\"seconds\":{:.3},\"job_error\":{job_error},\"ok\":{ok}}}",
         args.nodes,
         args.kills,
         reference.len(),

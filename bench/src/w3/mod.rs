@@ -60,6 +60,10 @@ pub enum W3Command {
         /// With `--nodes`: attempts after the first before the job gives up.
         #[arg(long, default_value_t = 1000, requires = "nodes")]
         max_restarts: u32,
+        /// With `--nodes`: a node that died restarts with an empty local state directory, as
+        /// on a new machine, and restores from the copies on the job's store.
+        #[arg(long, requires = "nodes")]
+        fresh_disk: bool,
     },
     /// One node of `w3-job --nodes N` (started by it): its part of the input through the
     /// exchange by key into its windows and part files.
@@ -126,6 +130,9 @@ pub enum W3Command {
         /// directory, removed when the run passes).
         #[arg(long)]
         workdir: Option<PathBuf>,
+        /// A killed node restarts with an empty local state directory (`w3-job --fresh-disk`).
+        #[arg(long)]
+        fresh_disk: bool,
     },
     /// Kills `w3-job` at random moments, restarts it, verifies the committed output against a
     /// reference computed without failures; one JSON line, exit code 0 only when exact.
@@ -200,6 +207,7 @@ pub fn run(cmd: W3Command) -> i32 {
             rate,
             nodes,
             max_restarts,
+            fresh_disk,
         } => {
             if rate == Some(0) {
                 eprintln!("w3-job: --rate must be at least 1");
@@ -214,6 +222,7 @@ pub fn run(cmd: W3Command) -> i32 {
                     rate,
                     nodes: usize::from(nodes),
                     max_restarts,
+                    fresh_disk,
                 });
             }
             job::main(&job::JobArgs {
@@ -292,6 +301,7 @@ pub fn run(cmd: W3Command) -> i32 {
             min_delay_ms,
             max_delay_ms,
             workdir,
+            fresh_disk,
         } => {
             if rate == 0 || min_delay_ms > max_delay_ms {
                 eprintln!(
@@ -309,6 +319,7 @@ pub fn run(cmd: W3Command) -> i32 {
                 min_delay_ms,
                 max_delay_ms,
                 workdir,
+                fresh_disk,
             })
         }
         W3Command::W3 { n, seed, variants } => throughput::main(n, seed, &variants),

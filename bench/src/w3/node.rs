@@ -75,6 +75,9 @@ fn graph(
     ))
 }
 
+/// What a node prints on stderr when its restore point came from the job's store.
+pub const COPIED: &str = "copied from the job's store";
+
 async fn run(args: &NodeArgs) -> Result<String, String> {
     let t0 = Instant::now();
     let settings = NodeSettings {
@@ -91,10 +94,19 @@ async fn run(args: &NodeArgs) -> Result<String, String> {
         m = m.with_batch_size(usize::try_from(r / 100).unwrap_or(1024).clamp(1, 1024));
     }
     if args.checkpoint_interval_ms > 0 {
-        m = m.with_checkpoints(job.checkpoints(CheckpointConfig::new(
+        let cfg = CheckpointConfig::new(
             Duration::from_millis(args.checkpoint_interval_ms),
             &args.state_dir,
-        )));
+        );
+        m = m.with_checkpoints(job.checkpoints(cfg).await.map_err(|e| e.to_string())?);
+        if let Some(t) = job.copied_from_store() {
+            eprintln!(
+                "w3-node: restore point {} {COPIED}: {} files, {} bytes",
+                job.restore_id(),
+                t.files,
+                t.bytes
+            );
+        }
     }
     std::fs::create_dir_all(&args.output).map_err(|e| format!("{}: {e}", args.output.display()))?;
     let g = graph(args, &nodes)?;

@@ -60,6 +60,11 @@ impl Manifest {
             path: path.to_owned(),
             reason: e.to_string(),
         })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses a manifest's text (its checksum verified); `path` names it in errors.
+    pub(crate) fn parse(text: &str, path: &Path) -> Result<Self, CheckpointError> {
         let bad = |reason: &str| CheckpointError::Manifest {
             path: path.to_owned(),
             reason: reason.to_owned(),

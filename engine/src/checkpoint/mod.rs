@@ -9,6 +9,8 @@
 
 mod commit;
 mod coordinator;
+#[allow(clippy::module_name_repetitions)]
+pub mod files;
 mod manifest;
 mod rescale;
 pub mod store;

@@ -130,7 +130,7 @@ fn file_name(stage: StageId, subtask: usize) -> String {
     format!("{stage}-{subtask}.state")
 }
 
-fn sync_dir(dir: &Path) -> Result<(), CheckpointError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), CheckpointError> {
     fs::File::open(dir)
         .and_then(|f| f.sync_all())
         .map_err(io(dir))
@@ -495,7 +495,11 @@ pub fn newest_id(root: &Path) -> Result<Option<u64>, CheckpointError> {
 
 /// Checks the file of `part` against its manifest line, reading it in blocks; a small single
 /// file comes back as its bytes.
-fn verify(path: &Path, part: &Part, keep: bool) -> Result<Option<Vec<u8>>, CheckpointError> {
+pub(crate) fn verify(
+    path: &Path,
+    part: &Part,
+    keep: bool,
+) -> Result<Option<Vec<u8>>, CheckpointError> {
     let corrupt = |reason: String| CheckpointError::Corrupt {
         path: path.to_owned(),
         reason,

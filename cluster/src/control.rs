@@ -1,0 +1,144 @@
+//! Operating a job that runs as a local cluster, from outside its supervisor: what
+//! [`status`] reads from the cluster directory (the supervisor's state, every node's process
+//! and address, the newest checkpoint the job completed and each node's checkpoint copies on
+//! the job's store), and [`request_cancel`], which the supervisor ([`crate::job::LocalCluster`])
+//! honours within a few milliseconds by stopping every node. `weir status --cluster DIR` and
+//! `weir cancel --cluster DIR` call them.
+
+use crate::commit::{RestorePoint, local_store, restore_point};
+use crate::job::{JobError, LocalCluster, cluster_err, io, job_path, publish};
+use crate::mirror::{CheckpointMirror, node_prefix};
+use std::path::Path;
+
+/// The cancel request's file in the cluster directory.
+pub const CANCEL: &str = "cancel";
+/// The supervisor's state file in the cluster directory.
+pub const STATE: &str = "state";
+
+/// One node of the current attempt.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NodeStatus {
+    /// Its index.
+    pub node: usize,
+    /// Its process.
+    pub pid: u32,
+    /// Whether that process is running (not exited, not a zombie).
+    pub alive: bool,
+    /// Where it serves the job's QUIC edges, once it published it.
+    pub addr: Option<String>,
+    /// Whether its run ended and it waits for the others (or exited).
+    pub done: bool,
+    /// The ids of its checkpoint copies on the job's store, ascending.
+    pub stored_checkpoints: Vec<u64>,
+}
+
+/// A local cluster job as its directory shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ClusterStatus {
+    /// `running`, `finished`, `cancelled` or `failed`.
+    pub state: String,
+    /// The current (or last) attempt.
+    pub epoch: u64,
+    /// Attempts restarted after a node died.
+    pub restarts: u32,
+    /// Whether a cancel request is waiting for the supervisor.
+    pub cancel_requested: bool,
+    /// The newest checkpoint every node completed (what a restart restores), if any.
+    pub latest_complete: Option<u64>,
+    /// Whether every node of one attempt wrote its last checkpoint (the job's output is whole).
+    pub output_complete: bool,
+    /// The current attempt's nodes.
+    pub nodes: Vec<NodeStatus>,
+}
+
+fn state_line(dir: &Path) -> Result<(String, u64, u32), JobError> {
+    let path = dir.join(STATE);
+    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    let mut it = text.split_whitespace();
+    let bad = || JobError::Setting {
+        name: "cluster directory",
+        reason: format!("{}: malformed state {text:?}", path.display()),
+    };
+    let state = it.next().ok_or_else(bad)?.to_owned();
+    let epoch = it.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+    let restarts = it.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+    Ok((state, epoch, restarts))
+}
+
+/// Whether process `pid` runs (Linux: `/proc/PID/stat` exists and is not a zombie's).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let after = s.rfind(')')?;
+            s[after + 1..].split_whitespace().next().map(|st| st != "Z")
+        })
+        .unwrap_or(false)
+}
+
+/// The status of the job whose cluster directory is `dir` (an error when no supervisor ever
+/// ran there).
+pub async fn status(dir: &Path) -> Result<ClusterStatus, JobError> {
+    let (state, epoch, restarts) = state_line(dir)?;
+    let pids = LocalCluster::pids(dir).map(|(_, p)| p).unwrap_or_default();
+    let addrs = dir.join("addrs").join(format!("e{epoch:010}"));
+    let store = local_store(&dir.join("store")).map_err(cluster_err)?;
+    let mut nodes = Vec::with_capacity(pids.len());
+    for (node, pid) in pids.iter().enumerate() {
+        let mirror = CheckpointMirror::new(std::sync::Arc::clone(&store), node_prefix(node), dir);
+        nodes.push(NodeStatus {
+            node,
+            pid: *pid,
+            alive: alive(*pid),
+            addr: std::fs::read_to_string(addrs.join(format!("addr-n{node}")))
+                .ok()
+                .map(|a| a.trim().to_owned()),
+            done: addrs.join(format!("done-n{node}")).exists(),
+            stored_checkpoints: mirror.stored().await.map_err(cluster_err)?,
+        });
+    }
+    let point = restore_point(&store, &job_path(), pids.len().max(1))
+        .await
+        .map_err(cluster_err)?;
+    let (latest_complete, output_complete) = match point {
+        RestorePoint::Fresh => (None, false),
+        RestorePoint::Checkpoint(id) => (Some(id), false),
+        RestorePoint::Finished(ids) => (ids.iter().copied().min(), true),
+    };
+    Ok(ClusterStatus {
+        state,
+        epoch,
+        restarts,
+        cancel_requested: dir.join(CANCEL).exists(),
+        latest_complete,
+        output_complete,
+        nodes,
+    })
+}
+
+/// Asks the supervisor of the job in `dir` to stop every node (the committed output stays
+/// what the newest complete checkpoint covers; running the job again on the directory resumes
+/// from there). An error when the job is not running.
+pub fn request_cancel(dir: &Path) -> Result<(), JobError> {
+    let (state, epoch, _) = state_line(dir)?;
+    if state != "running" {
+        return Err(JobError::Setting {
+            name: "cluster directory",
+            reason: format!("the job is {state} (attempt {epoch}), not running"),
+        });
+    }
+    publish(&dir.join(CANCEL), &format!("{epoch}\n"))
+}
+
+/// Waits (up to `limit`) until the job in `dir` is no longer running; its state then
+/// (`cancelled`, `finished`, `failed`), or `running` when the limit passed.
+pub fn wait_stopped(dir: &Path, limit: std::time::Duration) -> Result<String, JobError> {
+    let until = std::time::Instant::now() + limit;
+    loop {
+        let (state, _, _) = state_line(dir)?;
+        if state != "running" || std::time::Instant::now() > until {
+            return Ok(state);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

@@ -531,21 +531,27 @@ fn restore_only(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let before = rss_mb();
     crate::reset_peak_rss();
     let t = Instant::now();
-    let db = RocksDbBackend::open_with(root.join("db"), RocksDbOptions::default())?;
-    let taken = db.import_key_groups_file(&file, weir::state::KeyGroupRange::ALL)?;
-    db.flush()?;
+    import_all(&root.join("db"), &file, keys)?;
     let restore_s = t.elapsed().as_secs_f64();
     let peak = crate::peak_rss_mb();
-    drop(db);
     let _ = std::fs::remove_dir_all(&root);
-    if taken as u64 != keys {
-        return Err(format!("restored {taken} entries, expected {keys}").into());
-    }
     println!(
         "{{\"workload\":\"state_keys_restore\",\"backend\":\"rocksdb\",\"entries\":{keys},\"snapshot_mb\":{:.1},\"write_s\":{write_s:.3},\"restore_s\":{restore_s:.3},\"mb_per_s\":{:.1},\"rss_before_mb\":{before:.1},\"restore_peak_rss_mb\":{peak:.1}}}",
         bytes as f64 / (1024.0 * 1024.0),
         bytes as f64 / (1024.0 * 1024.0) / restore_s
     );
+    Ok(())
+}
+
+/// Imports the snapshot `file` of `keys` entries (streamed) into a fresh RocksDB in `db_dir`
+/// and flushes it; an error when another number of entries came in.
+fn import_all(db_dir: &Path, file: &Path, keys: u64) -> Result<(), Box<dyn std::error::Error>> {
+    let db = RocksDbBackend::open_with(db_dir, RocksDbOptions::default())?;
+    let taken = db.import_key_groups_file(file, weir::state::KeyGroupRange::ALL)?;
+    db.flush()?;
+    if taken as u64 != keys {
+        return Err(format!("restored {taken} entries, expected {keys}").into());
+    }
     Ok(())
 }
 
@@ -598,16 +604,10 @@ fn restore_from_store(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         .get(&(stage, 0))
         .and_then(|s| s.parts().and_then(|p| p.first().cloned()))
         .ok_or("the restored state is not a file")?;
-    let db = RocksDbBackend::open_with(root.join("db"), RocksDbOptions::default())?;
-    let taken = db.import_key_groups_file(&file, weir::state::KeyGroupRange::ALL)?;
-    db.flush()?;
+    import_all(&root.join("db"), &file, keys)?;
     let restore_s = t.elapsed().as_secs_f64();
     let peak = crate::peak_rss_mb();
-    drop(db);
     let _ = std::fs::remove_dir_all(&root);
-    if taken as u64 != keys {
-        return Err(format!("restored {taken} entries, expected {keys}").into());
-    }
     let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
     println!(
         "{{\"workload\":\"state_keys_restore_from_store\",\"backend\":\"rocksdb\",\"entries\":{keys},\"checkpoint_mb\":{:.1},\"copied_mb\":{:.1},\"write_s\":{write_s:.3},\"upload_s\":{upload_s:.3},\"copy_from_store_s\":{copy_s:.3},\"restore_s\":{restore_s:.3},\"recovery_s\":{:.3},\"rss_before_mb\":{before:.1},\"recovery_peak_rss_mb\":{peak:.1}}}",

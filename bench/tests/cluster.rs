@@ -97,16 +97,6 @@ fn three_node_processes_commit_exactly_the_single_process_windows() {
 #[test]
 fn ten_random_node_kills_leave_the_committed_output_exact() {
     let d = common::dir("cluster", "crash");
-    let zero = [
-        "lost",
-        "duplicates",
-        "reordered",
-        "corrupt",
-        "state_mismatches",
-        "late",
-        "leftover_tmp",
-        "parts_out_of_order",
-    ];
     let c = common::crash_is_exact(
         &d,
         &[
@@ -122,7 +112,7 @@ fn ten_random_node_kills_leave_the_committed_output_exact() {
             "--max-delay-ms",
             "600",
         ],
-        &zero,
+        &common::EXACT,
     );
     assert_eq!(c["kills"], "10", "{c:?}");
     assert_eq!(c["records"], c["windows"], "{c:?}");
@@ -133,16 +123,6 @@ fn ten_random_node_kills_leave_the_committed_output_exact() {
 #[test]
 fn killed_nodes_restarted_on_empty_disks_restore_from_the_store_and_stay_exact() {
     let d = common::dir("cluster", "crash-fresh-disk");
-    let zero = [
-        "lost",
-        "duplicates",
-        "reordered",
-        "corrupt",
-        "state_mismatches",
-        "late",
-        "leftover_tmp",
-        "parts_out_of_order",
-    ];
     let c = common::crash_is_exact(
         &d,
         &[
@@ -159,7 +139,7 @@ fn killed_nodes_restarted_on_empty_disks_restore_from_the_store_and_stay_exact()
             "900",
             "--fresh-disk",
         ],
-        &zero,
+        &common::EXACT,
     );
     assert_eq!(c["kills"], "4", "{c:?}");
     assert_eq!(c["attempts"], "5", "{c:?}");
@@ -233,4 +213,150 @@ fn a_slow_sink_on_one_node_holds_every_nodes_source_back() {
     for r in &rows[1..] {
         assert!(*r <= rows[0] + 150_000, "{line}");
     }
+}
+
+#[test]
+fn a_stopped_cluster_savepoint_resumes_exactly_on_a_new_cluster_and_refuses_another_node_count() {
+    use weir_cluster::control;
+    let d = common::dir("cluster", "savepoint");
+    let input = d.join("events.csv");
+    let input_s = input.to_str().unwrap();
+    ok(&run(&[
+        "w3-gen", "--events", "60000", "--output", input_s, "--seed", "6",
+    ]));
+    let args = |output: &Path, state: &Path, nodes: &'static str, rate: &'static str| {
+        vec![
+            "w3-job".to_owned(),
+            "--input".into(),
+            input_s.into(),
+            "--output".into(),
+            output.to_str().unwrap().into(),
+            "--state-dir".into(),
+            state.to_str().unwrap().into(),
+            "--checkpoint-interval-ms".into(),
+            "50".into(),
+            "--rate".into(),
+            rate.into(),
+            "--nodes".into(),
+            nodes.into(),
+        ]
+    };
+    let single = d.join("single");
+    let mut one = args(&single, &d.join("single-state"), "1", "60000");
+    one.truncate(one.len() - 2);
+    ok(&run(&one.iter().map(String::as_str).collect::<Vec<_>>()));
+    let want = windows(&[&single]);
+
+    // The first cluster, throttled to 3 s, saved once it committed windows, then cancelled.
+    let (out1, st1, sp) = (d.join("out1"), d.join("st1"), d.join("savepoint"));
+    let mut first = std::process::Command::new(common::BIN)
+        .args(args(&out1, &st1, "3", "20000"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let cluster1 = st1.join("cluster");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    // Some windows are committed: the savepoint's checkpoint covers them.
+    let committed = || {
+        (0..3).any(|i| {
+            std::fs::read_dir(out1.join(format!("node-{i}"))).is_ok_and(|mut d| {
+                d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("part-")))
+            })
+        })
+    };
+    loop {
+        let s = rt.block_on(control::status(&cluster1));
+        if s.as_ref().is_ok_and(|s| s.latest_complete >= Some(4)) && committed() {
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "no checkpoints: {s:?}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // A savepoint of the running job: the newest checkpoint all nodes completed.
+    let live = d.join("savepoint-live");
+    let running = rt.block_on(control::savepoint(&cluster1, &live)).unwrap();
+    assert!(running.checkpoint >= 4, "{running:?}");
+    assert_eq!(running.nodes, 3);
+    assert_eq!(
+        control::read_savepoint(&live).unwrap(),
+        Some((running.checkpoint, 3))
+    );
+    // Stopped, then saved: the savepoint is the checkpoint whose output the job committed
+    // last, so a resume into the same output continues it exactly.
+    control::request_cancel(&cluster1).unwrap();
+    let ended = first.wait().unwrap();
+    assert!(!ended.success());
+    assert_eq!(
+        control::wait_stopped(&cluster1, std::time::Duration::from_secs(5)).unwrap(),
+        "cancelled"
+    );
+    let saved = rt.block_on(control::savepoint(&cluster1, &sp)).unwrap();
+    assert!(saved.checkpoint >= running.checkpoint, "{saved:?}");
+    // A second savepoint into the same folder is refused.
+    let again = rt.block_on(control::savepoint(&cluster1, &sp)).unwrap_err();
+    assert!(
+        again.to_string().contains("holds a savepoint already"),
+        "{again}"
+    );
+    let outputs = |out: &Path| -> Vec<std::path::PathBuf> {
+        (0..3).map(|i| out.join(format!("node-{i}"))).collect()
+    };
+    let stopped = windows(
+        &outputs(&out1)
+            .iter()
+            .map(|p| p.as_path())
+            .collect::<Vec<_>>(),
+    );
+    assert!(
+        !stopped.is_empty() && stopped.len() < want.len(),
+        "{}",
+        stopped.len()
+    );
+
+    // A new cluster (its own cluster and state directories) starts from the savepoint, into
+    // the same output, and runs to the end: the output is exactly the single process's.
+    let mut resume = args(&out1, &d.join("st2"), "3", "60000");
+    resume.extend([
+        "--from-savepoint".to_owned(),
+        sp.to_str().unwrap().to_owned(),
+    ]);
+    let line = ok(&run(&resume.iter().map(String::as_str).collect::<Vec<_>>()));
+    let c = common::counts(&line);
+    assert_eq!(c["restarts"], "0", "{line}");
+    assert_eq!(c["restored_from"], saved.checkpoint.to_string(), "{line}");
+    assert_eq!(
+        windows(
+            &outputs(&out1)
+                .iter()
+                .map(|p| p.as_path())
+                .collect::<Vec<_>>()
+        ),
+        want
+    );
+
+    // The savepoint of 3 nodes does not restore onto 2.
+    let (out3, st3) = (d.join("out3"), d.join("st3"));
+    let mut two = args(&out3, &st3, "2", "60000");
+    two.extend([
+        "--from-savepoint".to_owned(),
+        live.to_str().unwrap().to_owned(),
+        "--max-restarts".to_owned(),
+        "0".to_owned(),
+    ]);
+    let o = run(&two.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!o.status.success());
+    // Both nodes refuse; the first to fail ends the attempt, so either may have said it.
+    let log: String = (0..2)
+        .map(|i| {
+            std::fs::read_to_string(st3.join(format!("cluster/logs/e0001-node-{i}.stderr")))
+                .unwrap_or_default()
+        })
+        .collect();
+    assert!(log.contains("is of 3 nodes and the job runs on 2"), "{log}");
+    let _ = std::fs::remove_dir_all(&d);
 }

@@ -168,17 +168,7 @@ fn a_bad_line_fails_the_job_naming_file_and_line_and_commits_nothing() {
 fn crash_is_exact(name: &str, args: &[&str], kills: u32) -> BTreeMap<String, String> {
     let mut all = vec!["crash", "--seed", "3"];
     all.extend(args);
-    let zero = [
-        "lost",
-        "duplicates",
-        "reordered",
-        "corrupt",
-        "state_mismatches",
-        "late",
-        "leftover_tmp",
-        "parts_out_of_order",
-    ];
-    let c = common::crash_is_exact(&dir(name), &all, &zero);
+    let c = common::crash_is_exact(&dir(name), &all, &common::EXACT);
     assert_eq!(c["kills"], kills.to_string(), "{c:?}");
     assert_eq!(c["records"], c["windows_expected"], "{c:?}");
     c

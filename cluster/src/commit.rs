@@ -68,6 +68,15 @@ pub enum RestorePoint {
     Fresh,
     /// The newest checkpoint every node wrote.
     Checkpoint(u64),
+    /// The newest checkpoint `id` complete for the job while some nodes had finished: those
+    /// (in `finished`, with their last checkpoint, older than `id`) restore their final state,
+    /// every other node restores `id`.
+    Draining {
+        /// The checkpoint.
+        id: u64,
+        /// The nodes whose run had ended before it, and their last checkpoint.
+        finished: BTreeMap<usize, u64>,
+    },
     /// Every node wrote its last checkpoint (the job finished): each restores its own.
     Finished(Vec<u64>),
 }
@@ -78,7 +87,17 @@ impl RestorePoint {
         match self {
             RestorePoint::Fresh => 0,
             RestorePoint::Checkpoint(id) => *id,
+            RestorePoint::Draining { id, finished } => finished.get(&node).copied().unwrap_or(*id),
             RestorePoint::Finished(ids) => ids.get(node).copied().unwrap_or(0),
+        }
+    }
+
+    /// The id every node numbers its next checkpoints after, so they stay alike on all nodes
+    /// (0: each after its own restored one).
+    pub fn number_after(&self) -> u64 {
+        match self {
+            RestorePoint::Checkpoint(id) | RestorePoint::Draining { id, .. } => *id,
+            RestorePoint::Fresh | RestorePoint::Finished(_) => 0,
         }
     }
 }
@@ -199,11 +218,33 @@ pub async fn restore_point(
         .flat_map(|a| {
             a.prepared
                 .iter()
-                .filter(|(_, who)| (0..nodes).all(|n| who.contains(&n)))
-                .map(|(id, _)| *id)
+                .filter(|(id, who)| a.covers(**id, who, nodes))
+                .map(move |(id, _)| (*id, a))
         })
-        .max();
-    Ok(newest.map_or(RestorePoint::Fresh, RestorePoint::Checkpoint))
+        .max_by_key(|(id, _)| *id);
+    Ok(match newest {
+        None => RestorePoint::Fresh,
+        Some((id, a)) => {
+            let finished: BTreeMap<usize, u64> = (0..nodes)
+                .filter(|n| !a.prepared[&id].contains(n))
+                .filter_map(|n| a.last.get(&n).map(|l| (n, *l)))
+                .collect();
+            if finished.is_empty() {
+                RestorePoint::Checkpoint(id)
+            } else {
+                RestorePoint::Draining { id, finished }
+            }
+        }
+    })
+}
+
+impl Attempt {
+    /// Whether checkpoint `id`, written by `who`, is complete for all `nodes`: every node wrote
+    /// it, or had written its last checkpoint before it (a node whose run ended takes part in
+    /// no later checkpoint: its final state stands for it, and its edges have ended).
+    fn covers(&self, id: u64, who: &BTreeSet<usize>, nodes: usize) -> bool {
+        (0..nodes).all(|n| who.contains(&n) || self.last.get(&n).is_some_and(|l| *l < id))
+    }
 }
 
 /// One node's side of the commit log of one attempt.
@@ -308,8 +349,9 @@ impl CommitLog {
         let Some(a) = all.values().next() else {
             return Ok(CommitStatus::Waiting);
         };
-        let everyone = |who: &BTreeSet<usize>| (0..self.nodes).all(|n| who.contains(&n));
-        if a.prepared.get(&id).is_some_and(everyone)
+        if a.prepared
+            .get(&id)
+            .is_some_and(|who| a.covers(id, who, self.nodes))
             || (last && (0..self.nodes).all(|n| a.last.contains_key(&n)))
         {
             return Ok(CommitStatus::Complete);

@@ -2,18 +2,44 @@
 //! [`status`] reads from the cluster directory (the supervisor's state, every node's process
 //! and address, the newest checkpoint the job completed and each node's checkpoint copies on
 //! the job's store), and [`request_cancel`], which the supervisor ([`crate::job::LocalCluster`])
-//! honours within a few milliseconds by stopping every node. `weir status --cluster DIR` and
-//! `weir cancel --cluster DIR` call them.
+//! honours within a few milliseconds by stopping every node, and [`savepoint`], which copies
+//! the newest checkpoint every node completed out of the job's store into a folder of its own
+//! that a new run of the job restores (`JobNode::checkpoints` with `restore_from`). `weir
+//! status|cancel|savepoint --cluster DIR` call them.
 
 use crate::commit::{RestorePoint, local_store, restore_point};
 use crate::job::{JobError, LocalCluster, cluster_err, io, job_path, publish};
 use crate::mirror::{CheckpointMirror, node_prefix};
+use object_store::ObjectStoreExt;
+use object_store::path::Path as ObjPath;
 use std::path::Path;
+use std::sync::Arc;
 
 /// The cancel request's file in the cluster directory.
 pub const CANCEL: &str = "cancel";
 /// The supervisor's state file in the cluster directory.
 pub const STATE: &str = "state";
+/// The object naming a cluster savepoint's checkpoint and node count (written last).
+pub const SAVEPOINT: &str = "SAVEPOINT";
+/// The first line of [`SAVEPOINT`].
+const SAVEPOINT_HEADER: &str = "weir-cluster-savepoint 1";
+/// Times [`savepoint`] starts over when a newer checkpoint's retention removed files it copies.
+const SAVEPOINT_TRIES: usize = 5;
+
+/// A savepoint of a cluster job.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ClusterSavepoint {
+    /// Its folder.
+    pub path: String,
+    /// The checkpoint of every node it holds.
+    pub checkpoint: u64,
+    /// The job's node count (a restore needs as many).
+    pub nodes: usize,
+    /// Files copied.
+    pub files: usize,
+    /// Bytes copied.
+    pub bytes: u64,
+}
 
 /// One node of the current attempt.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -102,7 +128,7 @@ pub async fn status(dir: &Path) -> Result<ClusterStatus, JobError> {
         .map_err(cluster_err)?;
     let (latest_complete, output_complete) = match point {
         RestorePoint::Fresh => (None, false),
-        RestorePoint::Checkpoint(id) => (Some(id), false),
+        RestorePoint::Checkpoint(id) | RestorePoint::Draining { id, .. } => (Some(id), false),
         RestorePoint::Finished(ids) => (ids.iter().copied().min(), true),
     };
     Ok(ClusterStatus {
@@ -140,5 +166,112 @@ pub fn wait_stopped(dir: &Path, limit: std::time::Duration) -> Result<String, Jo
             return Ok(state);
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+fn setting(reason: String) -> JobError {
+    JobError::Setting {
+        name: "savepoint",
+        reason,
+    }
+}
+
+/// Copies the newest checkpoint every node of the job in `dir` completed into the folder
+/// `target` (each node's files under `checkpoints/nNODE/`, then `SAVEPOINT`), starting over
+/// with the next one when a newer checkpoint's retention removed a file meanwhile. An error when
+/// no checkpoint completed yet, the job finished, or `target` holds a savepoint already.
+pub async fn savepoint(dir: &Path, target: &Path) -> Result<ClusterSavepoint, JobError> {
+    let nodes = LocalCluster::pids(dir)
+        .map(|(_, p)| p.len())
+        .ok_or_else(|| setting(format!("{}: no job ran there", dir.display())))?;
+    let store = local_store(&dir.join("store")).map_err(cluster_err)?;
+    let to = local_store(target).map_err(cluster_err)?;
+    let marker = ObjPath::from(SAVEPOINT);
+    if to.head(&marker).await.is_ok() {
+        return Err(setting(format!(
+            "{} holds a savepoint already",
+            target.display()
+        )));
+    }
+    let mut last = String::new();
+    for _ in 0..SAVEPOINT_TRIES {
+        let id = match restore_point(&store, &job_path(), nodes)
+            .await
+            .map_err(cluster_err)?
+        {
+            RestorePoint::Checkpoint(id) => id,
+            RestorePoint::Fresh => {
+                return Err(setting("no checkpoint of the job completed yet".into()));
+            }
+            RestorePoint::Draining { finished, .. } => {
+                return Err(setting(format!(
+                    "nodes {:?} finished their part of the job: it is ending, there is nothing to resume",
+                    finished.keys().collect::<Vec<_>>()
+                )));
+            }
+            RestorePoint::Finished(_) => {
+                return Err(setting(
+                    "the job finished: its output is complete, there is nothing to resume".into(),
+                ));
+            }
+        };
+        let (mut files, mut bytes) = (0, 0);
+        let mut failed = None;
+        for node in 0..nodes {
+            let m = CheckpointMirror::new(Arc::clone(&store), node_prefix(node), dir);
+            match m.copy_checkpoint(id, &to, &node_prefix(node)).await {
+                Ok(t) => {
+                    files += t.files;
+                    bytes += t.bytes;
+                }
+                Err(e) => {
+                    failed = Some(format!("node {node}: {e}"));
+                    break;
+                }
+            }
+        }
+        if let Some(why) = failed {
+            tracing::info!(checkpoint = id, reason = %why, "a savepoint copy missed a file: starting over");
+            last = why;
+            continue;
+        }
+        let text = format!("{SAVEPOINT_HEADER}\nid {id}\nnodes {nodes}\n");
+        to.put(&marker, text.into_bytes().into())
+            .await
+            .map_err(cluster_err)?;
+        return Ok(ClusterSavepoint {
+            path: target.display().to_string(),
+            checkpoint: id,
+            nodes,
+            files,
+            bytes,
+        });
+    }
+    Err(setting(format!(
+        "the job's checkpoints moved on during {SAVEPOINT_TRIES} copies; the last: {last}"
+    )))
+}
+
+/// The checkpoint and node count of the cluster savepoint in folder `path`, `None` when it
+/// holds none (no `SAVEPOINT` file).
+pub fn read_savepoint(path: &Path) -> Result<Option<(u64, usize)>, JobError> {
+    let file = path.join(SAVEPOINT);
+    let text = match std::fs::read_to_string(&file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(&file)(e)),
+    };
+    let mut lines = text.lines();
+    let num = |l: Option<&str>, key: &str| {
+        l.and_then(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    match (
+        lines.next() == Some(SAVEPOINT_HEADER),
+        num(lines.next(), "id "),
+        num(lines.next(), "nodes "),
+    ) {
+        (true, Some(id), Some(nodes)) => Ok(Some((id, nodes as usize))),
+        _ => Err(setting(format!("{}: malformed {text:?}", file.display()))),
     }
 }

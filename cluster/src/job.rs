@@ -317,14 +317,49 @@ impl JobNode {
     /// nodes completed (newer local ones are discarded), which is first copied from the store
     /// into `cfg.dir` when it is missing or corrupt there (a node on a new machine). An error
     /// when the restore point is in neither place.
-    pub async fn checkpoints(&self, cfg: CheckpointConfig) -> Result<CheckpointConfig, JobError> {
+    ///
+    /// When the job has no checkpoint yet and `cfg.restore_from` is a cluster savepoint
+    /// ([`crate::control::savepoint`]), the node starts from its part of the savepoint
+    /// (copied into `cfg.dir`); the savepoint must be of as many nodes.
+    pub async fn checkpoints(
+        &self,
+        mut cfg: CheckpointConfig,
+    ) -> Result<CheckpointConfig, JobError> {
         let mirror = Arc::new(CheckpointMirror::new(
             Arc::clone(&self.store),
             node_prefix(self.settings.node),
             cfg.dir.clone(),
         ));
-        let id = self.restore_id();
-        if id > 0 {
+        let mut id = self.restore_id();
+        if id == 0
+            && let Some(sp) = cfg.restore_from.clone()
+            && let Some((sp_id, sp_nodes)) = crate::control::read_savepoint(&sp)?
+        {
+            if sp_nodes != self.settings.nodes {
+                return Err(JobError::Setting {
+                    name: "savepoint",
+                    reason: format!(
+                        "{} is of {sp_nodes} nodes and the job runs on {}: a cluster savepoint restores onto as many nodes",
+                        sp.display(),
+                        self.settings.nodes
+                    ),
+                });
+            }
+            let from = CheckpointMirror::new(
+                local_store(&sp).map_err(cluster_err)?,
+                node_prefix(self.settings.node),
+                cfg.dir.clone(),
+            );
+            // Never a local checkpoint of the same id from another run: the savepoint's own.
+            let local = weir_engine::checkpoint::store::checkpoint_dir(&cfg.dir, sp_id);
+            if local.exists() {
+                std::fs::remove_dir_all(&local).map_err(io(&local))?;
+            }
+            let t = from.download(sp_id).await.map_err(cluster_err)?;
+            tracing::info!(node = self.settings.node, savepoint = %sp.display(), checkpoint = sp_id, files = t.files, bytes = t.bytes, "starting from a cluster savepoint");
+            cfg.restore_from = None;
+            id = sp_id;
+        } else if id > 0 {
             let ensured = mirror.ensure(id).await.map_err(cluster_err)?;
             if let Ensured::Downloaded { transfer, local } = ensured {
                 tracing::info!(node = self.settings.node, checkpoint = id, files = transfer.files, bytes = transfer.bytes, local = %local, "restore point copied from the job's store");
@@ -343,7 +378,8 @@ impl JobNode {
         );
         Ok(cfg
             .with_commit(Arc::new(Mirrored::new(mirror, log)))
-            .discard_after(id))
+            .discard_after(id)
+            .number_after(self.restore.number_after()))
     }
 
     /// Once this node's run ended: waits (up to 30 s) until every node's did, so no

@@ -87,6 +87,24 @@ async fn blocking<T: Send + 'static>(
         .map_err(MirrorError::from)
 }
 
+/// The folder of checkpoint `id` under `prefix`.
+fn chk_under(prefix: &ObjPath, id: u64) -> ObjPath {
+    let dir = store::checkpoint_dir(Path::new(""), id);
+    prefix.clone().join(dir.to_string_lossy().as_ref())
+}
+
+/// The object of file `f` of checkpoint `id` under `prefix` (shared files named by content).
+fn key_under(prefix: &ObjPath, id: u64, f: &CheckpointFile) -> ObjPath {
+    if f.shared {
+        prefix
+            .clone()
+            .join("shared")
+            .join(format!("{:016x}-{}-{}", f.sum, f.len, f.name()))
+    } else {
+        chk_under(prefix, id).join(f.name())
+    }
+}
+
 /// The prefix of node `node`'s checkpoints on the job's store.
 pub fn node_prefix(node: usize) -> ObjPath {
     ObjPath::from(format!("checkpoints/n{node:04}"))
@@ -152,21 +170,11 @@ impl CheckpointMirror {
     }
 
     fn chk(&self, id: u64) -> ObjPath {
-        let dir = store::checkpoint_dir(Path::new(""), id);
-        self.prefix.clone().join(dir.to_string_lossy().as_ref())
+        chk_under(&self.prefix, id)
     }
 
     fn key(&self, id: u64, f: &CheckpointFile) -> ObjPath {
-        if f.shared {
-            self.prefix.clone().join("shared").join(format!(
-                "{:016x}-{}-{}",
-                f.sum,
-                f.len,
-                f.name()
-            ))
-        } else {
-            self.chk(id).join(f.name())
-        }
+        key_under(&self.prefix, id, f)
     }
 
     fn known(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
@@ -288,6 +296,42 @@ impl CheckpointMirror {
         t.files += 1;
         t.bytes += text.len() as u64;
         tracing::info!(checkpoint = id, files = t.files, bytes = t.bytes, prefix = %self.prefix, "checkpoint copied from the store");
+        Ok(t)
+    }
+
+    /// Copies checkpoint `id` from this mirror's store to `prefix` in `to` (the same layout;
+    /// a savepoint), its manifest last; a file missing on this side (a newer checkpoint's
+    /// retention deleted it meanwhile) is a `Store` error naming it.
+    pub async fn copy_checkpoint(
+        &self,
+        id: u64,
+        to: &Arc<dyn ObjectStore>,
+        prefix: &ObjPath,
+    ) -> Result<Transfer, MirrorError> {
+        let manifest = self.chk(id).join(MANIFEST);
+        let text = self
+            .store
+            .get(&manifest)
+            .await
+            .map_err(store_err(&manifest))?
+            .bytes()
+            .await
+            .map_err(store_err(&manifest))?;
+        let body = String::from_utf8_lossy(&text).into_owned();
+        let list = files::manifest_files(&self.root, id, &body)?;
+        let mut t = Transfer::default();
+        for f in &list {
+            let (from, dest) = (self.key(id, f), key_under(prefix, id, f));
+            copy_object(&self.store, &from, to, &dest, f.len).await?;
+            t.files += 1;
+            t.bytes += f.len;
+        }
+        let dest = chk_under(prefix, id).join(MANIFEST);
+        to.put(&dest, PutPayload::from(text.to_vec()))
+            .await
+            .map_err(store_err(&dest))?;
+        t.files += 1;
+        t.bytes += text.len() as u64;
         Ok(t)
     }
 
@@ -435,6 +479,45 @@ impl CheckpointMirror {
             Err(e) => Err(store_err(key)(e)),
         }
     }
+}
+
+/// Copies object `from` of `src` to `to` in `dst`, in parts when larger than one.
+async fn copy_object(
+    src: &Arc<dyn ObjectStore>,
+    from: &ObjPath,
+    dst: &Arc<dyn ObjectStore>,
+    to: &ObjPath,
+    len: u64,
+) -> Result<(), MirrorError> {
+    let mut stream = src.get(from).await.map_err(store_err(from))?.into_stream();
+    if len <= PART as u64 {
+        let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        while let Some(chunk) = stream.next().await {
+            buf.extend_from_slice(&chunk.map_err(store_err(from))?);
+        }
+        dst.put(to, PutPayload::from(buf))
+            .await
+            .map_err(store_err(to))?;
+        return Ok(());
+    }
+    let upload = dst.put_multipart(to).await.map_err(store_err(to))?;
+    let mut w = WriteMultipart::new_with_chunk_size(upload, PART);
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = w.abort().await;
+                return Err(store_err(from)(e));
+            }
+        };
+        if let Err(e) = w.wait_for_capacity(PARTS_IN_FLIGHT).await {
+            let _ = w.abort().await;
+            return Err(store_err(to)(e));
+        }
+        w.put(chunk);
+    }
+    w.finish().await.map_err(store_err(to))?;
+    Ok(())
 }
 
 async fn read_full(f: &mut tokio::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
-use weir_cluster::commit::{CommitLog, RestorePoint, restore_point};
+use weir_cluster::commit::{CommitLog, CommitStatus, RestorePoint, restore_point};
 use weir_cluster::epoch::{Epoch, FencedStorage, MemoryEpochStore};
 use weir_cluster::object_store::ObjectStore;
 use weir_cluster::object_store::memory::InMemory;
@@ -115,6 +115,37 @@ async fn last_checkpoints_of_every_node_finish_the_job_each_at_its_own_id() {
     let rp = restore_point(&store, &job, 2).await.unwrap();
     assert_eq!(rp, RestorePoint::Finished(vec![6, 7]));
     assert_eq!((rp.for_node(0), rp.for_node(1)), (6, 7));
+}
+
+#[tokio::test]
+async fn a_checkpoint_after_a_nodes_last_one_completes_without_it_and_restores_its_final_state() {
+    let (store, fences, job) = setup();
+    let l = logs(&store, &fences, &job, 1, 3);
+    for n in 0..3 {
+        l[n].record(4, false).await.unwrap();
+    }
+    // Node 2's run ended at 5 (every node wrote 5, so its last checkpoint is complete).
+    l[0].record(5, false).await.unwrap();
+    l[1].record(5, false).await.unwrap();
+    l[2].prepared(5, true).await.unwrap();
+    // Nodes 0 and 1 still run: checkpoint 6 needs them both, and never node 2.
+    l[0].record(6, false).await.unwrap();
+    assert_eq!(l[0].status(6, false).await.unwrap(), CommitStatus::Waiting);
+    l[1].prepared(6, false).await.unwrap();
+    assert_eq!(l[0].status(6, false).await.unwrap(), CommitStatus::Complete);
+    let rp = restore_point(&store, &job, 3).await.unwrap();
+    assert_eq!(
+        rp,
+        RestorePoint::Draining {
+            id: 6,
+            finished: [(2, 5)].into()
+        }
+    );
+    // Node 2 restores its final state; all number their checkpoints after 6.
+    assert_eq!((rp.for_node(0), rp.for_node(1), rp.for_node(2)), (6, 6, 5));
+    assert_eq!(rp.number_after(), 6);
+    // A node's last checkpoint is no excuse for the checkpoints up to it.
+    assert_eq!(l[0].status(5, false).await.unwrap(), CommitStatus::Complete);
 }
 
 #[tokio::test]

@@ -85,7 +85,7 @@ the job (exit 130).")]
     Cancel(JobRef),
     /// Take a savepoint of a job into a directory (the job must run with --state-dir).
     #[command(
-        after_help = "Examples:\n  weir savepoint ticker /tmp/sp\n  weir run --example ticker --state-dir /tmp/st2 --from-savepoint /tmp/sp"
+        after_help = "Examples:\n  weir savepoint ticker /tmp/sp\n  weir run --example ticker --state-dir /tmp/st2 --from-savepoint /tmp/sp\n  weir savepoint --cluster /tmp/c /tmp/sp"
     )]
     Savepoint(SavepointArgs),
     /// Print a job's logical graph or physical plan without running it.
@@ -229,10 +229,15 @@ struct JobRef {
 /// Flags of `weir savepoint`.
 #[derive(Debug, clap::Args)]
 struct SavepointArgs {
-    /// The job: its name or its run number.
+    /// The job: its name or its run number (with `--cluster`: the savepoint directory).
     job: String,
     /// The directory the savepoint is written to.
-    dir: PathBuf,
+    #[arg(required_unless_present = "cluster")]
+    dir: Option<PathBuf>,
+    /// A job running as a local cluster: its cluster directory; the one argument is then the
+    /// directory the savepoint is written to.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["dir", "url", "token"])]
+    cluster: Option<PathBuf>,
     #[command(flatten)]
     reach: Reach,
 }
@@ -297,7 +302,10 @@ pub fn main() -> Exit {
             Some(dir) => super::cluster::cancel(dir, a.reach.json),
             None => report(cancel(&a)),
         },
-        Some(Command::Savepoint(a)) => report(savepoint(&a)),
+        Some(Command::Savepoint(a)) => match &a.cluster {
+            Some(dir) => super::cluster::savepoint(dir, std::path::Path::new(&a.job), a.reach.json),
+            None => report(savepoint(&a)),
+        },
         Some(Command::Visualize(a)) => visualize(a),
         Some(Command::Cert(a)) => cert(&a),
         Some(Command::LocalCluster(a)) => super::cluster::local_cluster(&a),
@@ -595,7 +603,8 @@ fn cancel(a: &JobRef) -> Result<(), ClientError> {
 
 fn savepoint(a: &SavepointArgs) -> Result<(), ClientError> {
     let (t, d) = client::find(&targets(&a.reach), &a.job)?;
-    let dir = std::path::absolute(&a.dir).unwrap_or_else(|_| a.dir.clone());
+    let given = a.dir.clone().unwrap_or_default();
+    let dir = std::path::absolute(&given).unwrap_or(given);
     let v = client::savepoint(&t, &a.job, &d, &dir.display().to_string())?;
     if a.reach.json {
         print_json(&v);

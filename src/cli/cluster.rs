@@ -186,3 +186,40 @@ pub(super) fn cancel(dir: &std::path::Path, json: bool) -> Exit {
         }
     }
 }
+
+/// `weir savepoint --cluster DIR TARGET`: the newest checkpoint every node completed, copied
+/// into `TARGET`.
+pub(super) fn savepoint(dir: &std::path::Path, target: &std::path::Path, json: bool) -> Exit {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => return e,
+    };
+    let target = std::path::absolute(target).unwrap_or_else(|_| target.to_path_buf());
+    match rt.block_on(weir_cluster::control::savepoint(dir, &target)) {
+        Ok(s) => {
+            if json {
+                match serde_json::to_string(&s) {
+                    Ok(t) => println!("{t}"),
+                    Err(e) => {
+                        eprintln!("weir savepoint: {e}");
+                        return Exit::Failed;
+                    }
+                }
+            } else {
+                println!(
+                    "savepoint of cluster {} (checkpoint {} of {} nodes, {} bytes) written to {}",
+                    dir.display(),
+                    s.checkpoint,
+                    s.nodes,
+                    s.bytes,
+                    s.path
+                );
+            }
+            Exit::Ok
+        }
+        Err(e) => {
+            eprintln!("weir savepoint: {e}");
+            Exit::Failed
+        }
+    }
+}

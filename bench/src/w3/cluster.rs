@@ -1,13 +1,15 @@
 //! `weir-bench w3-job --nodes N`: W3 as one job over a local cluster of N node processes
 //! (`w3-node`, this binary), started as children. The input is split into N parts (every
-//! N-th line), certificates for the nodes are made once, and each attempt (epoch) starts
+//! N-th line, into `INPUT.nodes-N/` beside it, so that a new cluster started from a savepoint
+//! resumes the same part files), certificates for the nodes are made once, and each attempt
+//! (epoch) starts
 //! every node; when any node dies (a SIGKILL, a failure) the others are stopped and a new
 //! attempt starts them all again, each restoring the newest checkpoint every node completed
 //! (Flink's restart-all failover), until every node of one attempt finished. The committed
 //! output is the union of the nodes' output directories (`OUTPUT/node-I`).
 //!
 //! Layout under `--state-dir`: `cluster/` (the nodes' shared directory, see
-//! [`super::node`]; also `parts/` with the input parts, `logs/` with each node's output per
+//! [`super::node`]; also `logs/` with each node's output per
 //! attempt, and `pids`, the current attempt's `EPOCH NODE PID` lines), `node-I/` (node I's
 //! checkpoints, emptied before a restart when the node died and `--fresh-disk` is given).
 
@@ -36,6 +38,8 @@ pub struct ClusterArgs {
     pub max_restarts: u32,
     /// A node that died restarts with its state directory emptied (a new machine's disk).
     pub fresh_disk: bool,
+    /// The cluster savepoint the job starts from when it has no checkpoint yet.
+    pub from_savepoint: Option<PathBuf>,
 }
 
 /// The nodes' output directories under `output`.
@@ -55,20 +59,36 @@ pub fn read_pids(state_dir: &Path) -> Option<(u64, Vec<u32>)> {
     LocalCluster::pids(&cluster_dir(state_dir))
 }
 
-/// Splits `input` into `nodes` parts, line `i` into part `i % nodes` (once: kept across
-/// restarts of the job).
+/// The folder of `input`'s parts for `nodes` nodes: beside the input, so every run of the job
+/// over it (a restart, a new cluster from a savepoint, whose sources resume by path) reads the
+/// same part files.
+fn parts_dir(input: &Path, nodes: usize) -> PathBuf {
+    let mut name = input.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".nodes-{nodes}"));
+    input.with_file_name(name)
+}
+
+/// Splits `input` into `nodes` parts, line `i` into part `i % nodes` (once per version of the
+/// input: the split records the input's length and modification time).
 fn split_input(input: &Path, parts: &Path, nodes: usize) -> Result<Vec<PathBuf>, String> {
     let paths: Vec<PathBuf> = (0..nodes)
         .map(|i| parts.join(format!("input-{i}.csv")))
         .collect();
-    let done = parts.join("SPLIT");
-    if done.exists() {
-        return Ok(paths);
-    }
     let io = |p: &Path| {
         let p = p.display().to_string();
         move |e: std::io::Error| format!("{p}: {e}")
     };
+    let meta = std::fs::metadata(input).map_err(io(input))?;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    let version = format!("{} {mtime}\n", meta.len());
+    let done = parts.join("SPLIT");
+    if std::fs::read_to_string(&done).is_ok_and(|v| v == version) {
+        return Ok(paths);
+    }
     std::fs::create_dir_all(parts).map_err(io(parts))?;
     let mut outs = paths
         .iter()
@@ -83,7 +103,7 @@ fn split_input(input: &Path, parts: &Path, nodes: usize) -> Result<Vec<PathBuf>,
         o.flush().map_err(io(p))?;
         o.get_ref().sync_all().map_err(io(p))?;
     }
-    std::fs::write(&done, "").map_err(io(&done))?;
+    std::fs::write(&done, version).map_err(io(&done))?;
     Ok(paths)
 }
 
@@ -131,7 +151,7 @@ fn run(args: &ClusterArgs) -> Result<String, String> {
     let cluster = cluster_dir(&args.state_dir);
     let logs = cluster.join("logs");
     std::fs::create_dir_all(&logs).map_err(|e| format!("{}: {e}", logs.display()))?;
-    let parts = split_input(&args.input, &cluster.join("parts"), n)?;
+    let parts = split_input(&args.input, &parts_dir(&args.input, n), n)?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
     let mut lc = LocalCluster::new(n, &cluster);
     lc.max_restarts = args.max_restarts;
@@ -176,6 +196,9 @@ fn run(args: &ClusterArgs) -> Result<String, String> {
                     ]);
                 if let Some(r) = args.rate {
                     cmd.args(["--rate", &(r / n as u64).max(1).to_string()]);
+                }
+                if let Some(sp) = &args.from_savepoint {
+                    cmd.arg("--from-savepoint").arg(sp);
                 }
                 cmd.stdin(Stdio::null())
                     .stdout(log("stdout")?)

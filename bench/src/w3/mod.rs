@@ -64,6 +64,10 @@ pub enum W3Command {
         /// on a new machine, and restores from the copies on the job's store.
         #[arg(long, requires = "nodes")]
         fresh_disk: bool,
+        /// With `--nodes`: starts from this cluster savepoint (`weir savepoint --cluster`) when
+        /// the job has no checkpoint of its own yet; it must be of as many nodes.
+        #[arg(long, requires = "nodes")]
+        from_savepoint: Option<PathBuf>,
     },
     /// One node of `w3-job --nodes N` (started by it): its part of the input through the
     /// exchange by key into its windows and part files.
@@ -96,6 +100,9 @@ pub enum W3Command {
         /// Throttles this node's source to this many events per second.
         #[arg(long, value_parser = crate::parse_count)]
         rate: Option<u64>,
+        /// Starts from this cluster savepoint when the job has no checkpoint yet.
+        #[arg(long)]
+        from_savepoint: Option<PathBuf>,
     },
     /// Runs W3 as a job on a local cluster of node processes, SIGKILLs a random node at
     /// random moments, verifies the committed output against the reference; one JSON line,
@@ -208,6 +215,7 @@ pub fn run(cmd: W3Command) -> i32 {
             nodes,
             max_restarts,
             fresh_disk,
+            from_savepoint,
         } => {
             if rate == Some(0) {
                 eprintln!("w3-job: --rate must be at least 1");
@@ -223,6 +231,7 @@ pub fn run(cmd: W3Command) -> i32 {
                     nodes: usize::from(nodes),
                     max_restarts,
                     fresh_disk,
+                    from_savepoint,
                 });
             }
             job::main(&job::JobArgs {
@@ -274,6 +283,7 @@ pub fn run(cmd: W3Command) -> i32 {
             epoch,
             checkpoint_interval_ms,
             rate,
+            from_savepoint,
         } => {
             if node >= nodes || rate == Some(0) {
                 eprintln!("w3-node: --node must be below --nodes and --rate at least 1");
@@ -289,6 +299,7 @@ pub fn run(cmd: W3Command) -> i32 {
                 epoch,
                 checkpoint_interval_ms,
                 rate,
+                from_savepoint,
             })
         }
         W3Command::CrashCluster {

@@ -43,6 +43,8 @@ pub struct NodeArgs {
     pub checkpoint_interval_ms: u64,
     /// Events per second this node's source is throttled to.
     pub rate: Option<u64>,
+    /// The cluster savepoint the job starts from when it has no checkpoint yet.
+    pub from_savepoint: Option<PathBuf>,
 }
 
 /// This node's graph: its events through the exchange into the windows and its part files.
@@ -94,10 +96,13 @@ async fn run(args: &NodeArgs) -> Result<String, String> {
         m = m.with_batch_size(usize::try_from(r / 100).unwrap_or(1024).clamp(1, 1024));
     }
     if args.checkpoint_interval_ms > 0 {
-        let cfg = CheckpointConfig::new(
+        let mut cfg = CheckpointConfig::new(
             Duration::from_millis(args.checkpoint_interval_ms),
             &args.state_dir,
         );
+        if let Some(sp) = &args.from_savepoint {
+            cfg = cfg.restore_from(sp);
+        }
         m = m.with_checkpoints(job.checkpoints(cfg).await.map_err(|e| e.to_string())?);
         if let Some(t) = job.copied_from_store() {
             eprintln!(

@@ -10,6 +10,18 @@ use std::process::{Command, Output};
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_weir-bench");
 
+/// The counts of a crash harness's line that must all be 0 for an exact run.
+pub const EXACT: [&str; 8] = [
+    "lost",
+    "duplicates",
+    "reordered",
+    "corrupt",
+    "state_mismatches",
+    "late",
+    "leftover_tmp",
+    "parts_out_of_order",
+];
+
 /// A fresh directory under the system's temporary directory, named after the test file's
 /// `prefix` and `name`.
 pub fn dir(prefix: &str, name: &str) -> PathBuf {

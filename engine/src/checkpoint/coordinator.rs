@@ -105,7 +105,10 @@ impl Coordinator {
                 "restoring checkpoint"
             );
         }
-        let next = newest.max(restored_id.unwrap_or(0)) + 1;
+        let next = newest
+            .max(restored_id.unwrap_or(0))
+            .max(cfg.number_after.unwrap_or(0))
+            + 1;
         let (done, rx) = mpsc::unbounded_channel();
         Ok(Self {
             cfg,

@@ -51,6 +51,8 @@ pub struct CheckpointConfig {
     /// Checkpoints newer than this id are discarded when the run starts, so it restores this
     /// one (the job's last globally complete checkpoint) and numbers the next ones after it.
     pub discard_after: Option<u64>,
+    /// Numbers the run's checkpoints after this id at least (see [`CheckpointConfig::number_after`]).
+    pub number_after: Option<u64>,
 }
 
 impl CheckpointConfig {
@@ -65,6 +67,7 @@ impl CheckpointConfig {
             tolerable_failed: None,
             commit: None,
             discard_after: None,
+            number_after: None,
         }
     }
 
@@ -79,6 +82,14 @@ impl CheckpointConfig {
     /// `id` and numbers the next checkpoints from `id + 1`.
     pub fn discard_after(mut self, id: u64) -> Self {
         self.discard_after = Some(id);
+        self
+    }
+
+    /// Numbers the run's checkpoints after `id` at least, even when it restores an older one
+    /// (a node of a job that had finished restores its final checkpoint while the others
+    /// restore a newer one: all number alike).
+    pub fn number_after(mut self, id: u64) -> Self {
+        self.number_after = Some(id);
         self
     }
 

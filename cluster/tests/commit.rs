@@ -121,8 +121,8 @@ async fn last_checkpoints_of_every_node_finish_the_job_each_at_its_own_id() {
 async fn a_checkpoint_after_a_nodes_last_one_completes_without_it_and_restores_its_final_state() {
     let (store, fences, job) = setup();
     let l = logs(&store, &fences, &job, 1, 3);
-    for n in 0..3 {
-        l[n].record(4, false).await.unwrap();
+    for log in &l {
+        log.record(4, false).await.unwrap();
     }
     // Node 2's run ended at 5 (every node wrote 5, so its last checkpoint is complete).
     l[0].record(5, false).await.unwrap();

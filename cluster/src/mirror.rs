@@ -267,18 +267,7 @@ impl CheckpointMirror {
     /// Copies checkpoint `id` from the store into the local directory: every file to a
     /// temporary name, verified against the manifest, renamed; the manifest last.
     pub async fn download(&self, id: u64) -> Result<Transfer, MirrorError> {
-        let manifest = self.chk(id).join(MANIFEST);
-        let got = self
-            .store
-            .get(&manifest)
-            .await
-            .map_err(store_err(&manifest))?;
-        let bytes = got.bytes().await.map_err(store_err(&manifest))?;
-        let text = String::from_utf8(bytes.to_vec()).map_err(|_| MirrorError::Store {
-            key: manifest.to_string(),
-            reason: "the manifest is not text".into(),
-        })?;
-        let list = files::manifest_files(&self.root, id, &text)?;
+        let (text, list) = self.remote_manifest(id).await?;
         let mut t = Transfer::default();
         for f in &list {
             let to = files::local_path(&self.root, f);
@@ -299,6 +288,25 @@ impl CheckpointMirror {
         Ok(t)
     }
 
+    /// The manifest text of checkpoint `id` on the store and the files it lists.
+    async fn remote_manifest(&self, id: u64) -> Result<(String, Vec<CheckpointFile>), MirrorError> {
+        let manifest = self.chk(id).join(MANIFEST);
+        let bytes = self
+            .store
+            .get(&manifest)
+            .await
+            .map_err(store_err(&manifest))?
+            .bytes()
+            .await
+            .map_err(store_err(&manifest))?;
+        let text = String::from_utf8(bytes.to_vec()).map_err(|_| MirrorError::Store {
+            key: manifest.to_string(),
+            reason: "the manifest is not text".into(),
+        })?;
+        let list = files::manifest_files(&self.root, id, &text)?;
+        Ok((text, list))
+    }
+
     /// Copies checkpoint `id` from this mirror's store to `prefix` in `to` (the same layout;
     /// a savepoint), its manifest last; a file missing on this side (a newer checkpoint's
     /// retention deleted it meanwhile) is a `Store` error naming it.
@@ -308,17 +316,7 @@ impl CheckpointMirror {
         to: &Arc<dyn ObjectStore>,
         prefix: &ObjPath,
     ) -> Result<Transfer, MirrorError> {
-        let manifest = self.chk(id).join(MANIFEST);
-        let text = self
-            .store
-            .get(&manifest)
-            .await
-            .map_err(store_err(&manifest))?
-            .bytes()
-            .await
-            .map_err(store_err(&manifest))?;
-        let body = String::from_utf8_lossy(&text).into_owned();
-        let list = files::manifest_files(&self.root, id, &body)?;
+        let (text, list) = self.remote_manifest(id).await?;
         let mut t = Transfer::default();
         for f in &list {
             let (from, dest) = (self.key(id, f), key_under(prefix, id, f));
@@ -327,7 +325,7 @@ impl CheckpointMirror {
             t.bytes += f.len;
         }
         let dest = chk_under(prefix, id).join(MANIFEST);
-        to.put(&dest, PutPayload::from(text.to_vec()))
+        to.put(&dest, PutPayload::from(text.clone().into_bytes()))
             .await
             .map_err(store_err(&dest))?;
         t.files += 1;
@@ -447,19 +445,8 @@ impl CheckpointMirror {
             if !keys.contains(&manifest) {
                 continue;
             }
-            let text = self
-                .store
-                .get(&manifest)
-                .await
-                .map_err(store_err(&manifest))?
-                .bytes()
-                .await
-                .map_err(store_err(&manifest))?;
-            let text = String::from_utf8_lossy(&text);
-            for f in files::manifest_files(&self.root, *cid, &text)?
-                .iter()
-                .filter(|f| f.shared)
-            {
+            let (_, list) = self.remote_manifest(*cid).await?;
+            for f in list.iter().filter(|f| f.shared) {
                 referenced.insert(self.key(*cid, f).to_string());
             }
         }

@@ -164,11 +164,6 @@ impl CheckpointMirror {
         }
     }
 
-    /// The local checkpoint directory.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     fn chk(&self, id: u64) -> ObjPath {
         chk_under(&self.prefix, id)
     }
@@ -233,35 +228,24 @@ impl CheckpointMirror {
     }
 
     async fn put_file(&self, path: &Path, key: &ObjPath, len: u64) -> Result<(), MirrorError> {
-        if len <= PART as u64 {
-            let bytes = tokio::fs::read(path).await.map_err(io_err(path))?;
-            self.store
-                .put(key, PutPayload::from(bytes))
-                .await
-                .map_err(store_err(key))?;
-            return Ok(());
-        }
-        let upload = self
-            .store
-            .put_multipart(key)
-            .await
-            .map_err(store_err(key))?;
-        let mut w = WriteMultipart::new_with_chunk_size(upload, PART);
-        let mut f = tokio::fs::File::open(path).await.map_err(io_err(path))?;
-        let mut buf = vec![0u8; PART];
-        loop {
-            let n = read_full(&mut f, &mut buf).await.map_err(io_err(path))?;
-            if n == 0 {
-                break;
+        let f = tokio::fs::File::open(path).await.map_err(io_err(path))?;
+        let path = path.to_path_buf();
+        // The file's `len` bytes in chunks of one part at most, read as the upload asks for
+        // them (a small file takes a buffer of its own size, not a part's).
+        let chunks = futures::stream::try_unfold((f, len), move |(mut f, left)| {
+            let path = path.clone();
+            async move {
+                let cap = usize::try_from(left).map_or(PART, |l| l.min(PART));
+                if cap == 0 {
+                    return Ok(None);
+                }
+                let mut buf = vec![0u8; cap];
+                let n = read_full(&mut f, &mut buf).await.map_err(io_err(&path))?;
+                buf.truncate(n);
+                Ok((n > 0).then(|| (bytes::Bytes::from(buf), (f, left - n as u64))))
             }
-            if let Err(e) = w.wait_for_capacity(PARTS_IN_FLIGHT).await {
-                let _ = w.abort().await;
-                return Err(store_err(key)(e));
-            }
-            w.write(&buf[..n]);
-        }
-        w.finish().await.map_err(store_err(key))?;
-        Ok(())
+        });
+        put_chunks(&self.store, key, len, chunks).await
     }
 
     /// Copies checkpoint `id` from the store into the local directory: every file to a
@@ -476,11 +460,25 @@ async fn copy_object(
     to: &ObjPath,
     len: u64,
 ) -> Result<(), MirrorError> {
-    let mut stream = src.get(from).await.map_err(store_err(from))?.into_stream();
+    let stream = src.get(from).await.map_err(store_err(from))?.into_stream();
+    let chunks = stream.map(|c| c.map_err(store_err(from)));
+    put_chunks(dst, to, len, chunks).await
+}
+
+/// Writes the `len` bytes of `chunks` to `to` in `dst`: in one put when they fit in a part,
+/// else as a multipart upload of parts of [`PART`] bytes, [`PARTS_IN_FLIGHT`] at once
+/// (aborted when a chunk or a part fails), never whole in memory.
+async fn put_chunks(
+    dst: &Arc<dyn ObjectStore>,
+    to: &ObjPath,
+    len: u64,
+    chunks: impl futures::Stream<Item = Result<bytes::Bytes, MirrorError>>,
+) -> Result<(), MirrorError> {
+    let mut chunks = std::pin::pin!(chunks);
     if len <= PART as u64 {
         let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-        while let Some(chunk) = stream.next().await {
-            buf.extend_from_slice(&chunk.map_err(store_err(from))?);
+        while let Some(chunk) = chunks.next().await {
+            buf.extend_from_slice(&chunk?);
         }
         dst.put(to, PutPayload::from(buf))
             .await
@@ -489,19 +487,22 @@ async fn copy_object(
     }
     let upload = dst.put_multipart(to).await.map_err(store_err(to))?;
     let mut w = WriteMultipart::new_with_chunk_size(upload, PART);
-    while let Some(chunk) = stream.next().await {
-        let chunk = match chunk {
-            Ok(c) => c,
+    while let Some(chunk) = chunks.next().await {
+        let ready = match chunk {
+            Ok(c) => w
+                .wait_for_capacity(PARTS_IN_FLIGHT)
+                .await
+                .map(|()| c)
+                .map_err(store_err(to)),
+            Err(e) => Err(e),
+        };
+        match ready {
+            Ok(c) => w.put(c),
             Err(e) => {
                 let _ = w.abort().await;
-                return Err(store_err(from)(e));
+                return Err(e);
             }
-        };
-        if let Err(e) = w.wait_for_capacity(PARTS_IN_FLIGHT).await {
-            let _ = w.abort().await;
-            return Err(store_err(to)(e));
         }
-        w.put(chunk);
     }
     w.finish().await.map_err(store_err(to))?;
     Ok(())

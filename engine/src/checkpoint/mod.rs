@@ -9,7 +9,6 @@
 
 mod commit;
 mod coordinator;
-#[allow(clippy::module_name_repetitions)]
 pub mod files;
 mod manifest;
 mod rescale;

@@ -226,7 +226,7 @@ pub async fn restore_point(
         None => RestorePoint::Fresh,
         Some((id, a)) => {
             let finished: BTreeMap<usize, u64> = (0..nodes)
-                .filter(|n| !a.prepared[&id].contains(n))
+                .filter(|n| !a.prepared.get(&id).is_some_and(|who| who.contains(n)))
                 .filter_map(|n| a.last.get(&n).map(|l| (n, *l)))
                 .collect();
             if finished.is_empty() {

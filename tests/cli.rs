@@ -889,3 +889,228 @@ fn status_and_cancel_operate_a_local_cluster_by_its_directory() {
     );
     let _ = std::fs::remove_dir_all(&home);
 }
+
+/// A `weir` process in the background, killed when dropped.
+struct Background(Child);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn nodes_join_a_coordinator_over_quic_and_run_submitted_jobs_restart_all() {
+    let home = fresh("coordinator");
+    let certs = home.join("certs");
+    let c = certs.to_str().unwrap();
+    let o = weir(
+        &home,
+        &[
+            "cert",
+            "--dir",
+            c,
+            "coordinator",
+            "node-a",
+            "node-b",
+            "client",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let spawn = |args: &[&str], out: Stdio| {
+        Command::new(BIN)
+            .env("WEIR_LOG", "warn")
+            .env("WEIR_HOME", &home)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let jobs = home.join("jobs-dir");
+    let mut coordinator = Background(spawn(
+        &[
+            "coordinator",
+            "--listen",
+            "127.0.0.1:0",
+            "--certs",
+            c,
+            "--dir",
+            jobs.to_str().unwrap(),
+        ],
+        Stdio::piped(),
+    ));
+    // The line it prints once it serves names the port.
+    let mut line = String::new();
+    BufReader::new(coordinator.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
+    let _nodes: Vec<Background> = ["node-a", "node-b"]
+        .iter()
+        .map(|n| {
+            let work = home.join(n);
+            Background(spawn(
+                &[
+                    "node",
+                    "--join",
+                    &addr,
+                    "--name",
+                    n,
+                    "--certs",
+                    c,
+                    "--data",
+                    "127.0.0.1:0",
+                    "--work-dir",
+                    work.to_str().unwrap(),
+                ],
+                Stdio::null(),
+            ))
+        })
+        .collect();
+    let status = |certs: &str| -> (Option<i32>, serde_json::Value, String) {
+        let o = weir(
+            &home,
+            &["status", "--cluster", &addr, "--certs", certs, "--json"],
+        );
+        let v = serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null);
+        (o.status.code(), v, text(&o.stderr))
+    };
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, v, err) = status(c);
+        if code == Some(0) && v["nodes"].as_array().is_some_and(|n| n.len() == 2) {
+            assert_eq!(v["coordinator"], "coordinator");
+            break;
+        }
+        assert!(Instant::now() < until, "{code:?} {v} {err}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Node 1 fails in attempt 1; both run again in attempt 2.
+    let script = r#"echo "$WEIR_NODE of $WEIR_NODES on {name} in $WEIR_EPOCH"; if [ "$WEIR_EPOCH" = 1 ] && [ "$WEIR_NODE" = 1 ]; then echo lost >&2; exit 4; fi"#;
+    let o = weir(
+        &home,
+        &[
+            "run",
+            "--cluster",
+            &addr,
+            "--certs",
+            c,
+            "--parallelism",
+            "2",
+            "--job-name",
+            "echo",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stdout),
+        "job echo: finished in attempt 2 (1 restarts)\n"
+    );
+    assert_eq!(
+        text(&o.stderr),
+        "weir run: job echo accepted\n\
+         weir run: attempt 1 started on node-a, node-b\n\
+         weir run: attempt 1 failed: node 1 (node-b) exited 4: lost; restarting every node\n\
+         weir run: attempt 2 started on node-a, node-b\n\
+         weir run: every node finished in attempt 2 (1 restarts)\n"
+    );
+    for (i, n) in ["node-a", "node-b"].iter().enumerate() {
+        let log = home.join(n).join("logs/echo-e0002.stdout");
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            format!("{i} of 2 on {n} in 2\n")
+        );
+    }
+    let (code, v, err) = status(c);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(v["jobs"][0]["name"], "echo");
+    assert_eq!(v["jobs"][0]["state"], "finished");
+    assert_eq!(v["jobs"][0]["epoch"], 2);
+    assert_eq!(
+        v["jobs"][0]["nodes"],
+        serde_json::json!(["node-a", "node-b"])
+    );
+
+    // A client with a certificate of another CA is refused by the TLS handshake.
+    let other = home.join("other-ca");
+    let o = weir(&home, &["cert", "--dir", other.to_str().unwrap(), "client"]);
+    assert_eq!(o.status.code(), Some(0));
+    let (code, _, err) = status(other.to_str().unwrap());
+    assert_eq!(code, Some(3), "{err}");
+    assert!(
+        err.starts_with("weir status: coordinator coordinator: "),
+        "{err}"
+    );
+    // And one without certificates is told what it needs.
+    let o = weir(&home, &["status", "--cluster", &addr]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("--cluster ADDR needs --certs DIR"),
+        "{}",
+        text(&o.stderr)
+    );
+
+    // A detached job runs on until it is cancelled; its nodes' programs are stopped.
+    let o = weir(
+        &home,
+        &[
+            "run",
+            "--cluster",
+            &addr,
+            "--certs",
+            c,
+            "--parallelism",
+            "2",
+            "--detach",
+            "--",
+            "sleep",
+            "60",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), format!("job sleep submitted to {addr}\n"));
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, v, _) = status(c);
+        if v["jobs"][1]["state"] == "running" {
+            break;
+        }
+        assert!(Instant::now() < until, "{v}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = weir(&home, &["cancel", "--cluster", &addr, "--certs", c]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "job sleep: cancelled in attempt 1\n");
+    let (_, v, _) = status(c);
+    assert_eq!(v["jobs"][1]["state"], "cancelled");
+    assert!(
+        v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["running"].is_null()),
+        "{v}"
+    );
+    let o = weir(
+        &home,
+        &["cancel", "--cluster", &addr, "--certs", c, "sleep"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        text(&o.stderr),
+        "weir cancel: the coordinator refused: job \"sleep\" is cancelled, not running\n"
+    );
+    let _ = std::fs::remove_dir_all(&home);
+}

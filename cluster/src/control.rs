@@ -27,7 +27,7 @@ const SAVEPOINT_HEADER: &str = "weir-cluster-savepoint 1";
 const SAVEPOINT_TRIES: usize = 5;
 
 /// A savepoint of a cluster job.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClusterSavepoint {
     /// Its folder.
     pub path: String,
@@ -123,14 +123,7 @@ pub async fn status(dir: &Path) -> Result<ClusterStatus, JobError> {
             stored_checkpoints: mirror.stored().await.map_err(cluster_err)?,
         });
     }
-    let point = restore_point(&store, &job_path(), pids.len().max(1))
-        .await
-        .map_err(cluster_err)?;
-    let (latest_complete, output_complete) = match point {
-        RestorePoint::Fresh => (None, false),
-        RestorePoint::Checkpoint(id) | RestorePoint::Draining { id, .. } => (Some(id), false),
-        RestorePoint::Finished(ids) => (ids.iter().copied().min(), true),
-    };
+    let (latest_complete, output_complete) = completed(&store, pids.len().max(1)).await?;
     Ok(ClusterStatus {
         state,
         epoch,
@@ -140,6 +133,29 @@ pub async fn status(dir: &Path) -> Result<ClusterStatus, JobError> {
         output_complete,
         nodes,
     })
+}
+
+/// The newest checkpoint every one of `nodes` nodes completed on `store`, and whether every
+/// node of one attempt wrote its last checkpoint.
+async fn completed(
+    store: &Arc<dyn object_store::ObjectStore>,
+    nodes: usize,
+) -> Result<(Option<u64>, bool), JobError> {
+    let point = restore_point(store, &job_path(), nodes)
+        .await
+        .map_err(cluster_err)?;
+    Ok(match point {
+        RestorePoint::Fresh => (None, false),
+        RestorePoint::Checkpoint(id) | RestorePoint::Draining { id, .. } => (Some(id), false),
+        RestorePoint::Finished(ids) => (ids.iter().copied().min(), true),
+    })
+}
+
+/// The newest checkpoint every one of `nodes` nodes of the job whose shared directory is
+/// `dir` completed, if any.
+pub async fn latest_complete(dir: &Path, nodes: usize) -> Result<Option<u64>, JobError> {
+    let store = local_store(&dir.join("store")).map_err(cluster_err)?;
+    Ok(completed(&store, nodes.max(1)).await?.0)
 }
 
 /// Asks the supervisor of the job in `dir` to stop every node (the committed output stays
@@ -184,6 +200,16 @@ pub async fn savepoint(dir: &Path, target: &Path) -> Result<ClusterSavepoint, Jo
     let nodes = LocalCluster::pids(dir)
         .map(|(_, p)| p.len())
         .ok_or_else(|| setting(format!("{}: no job ran there", dir.display())))?;
+    savepoint_of(dir, nodes, target).await
+}
+
+/// [`savepoint`] of a job of `nodes` nodes whose shared directory is `dir` (what the
+/// coordinator calls: its nodes' processes are on other machines).
+pub async fn savepoint_of(
+    dir: &Path,
+    nodes: usize,
+    target: &Path,
+) -> Result<ClusterSavepoint, JobError> {
     let store = local_store(&dir.join("store")).map_err(cluster_err)?;
     let to = local_store(target).map_err(cluster_err)?;
     let marker = ObjPath::from(SAVEPOINT);

@@ -104,10 +104,26 @@ pub struct NodeSettings {
     pub cluster_dir: PathBuf,
     /// The attempt (epoch).
     pub epoch: u64,
+    /// Where the nodes serve and the node's certificates, when a coordinator over the network
+    /// placed the job (`None`: nodes on one machine meet through the cluster directory).
+    pub network: Option<NetworkSettings>,
+}
+
+/// The nodes of a job placed over the network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkSettings {
+    /// Every node's name (its certificate's) and data address, by index.
+    pub peers: Vec<(String, std::net::SocketAddr)>,
+    /// The folder with the cluster CA and this node's certificate and key.
+    pub certs: PathBuf,
 }
 
 /// The environment variables of [`NodeSettings`].
 pub const ENV: [&str; 4] = ["WEIR_NODE", "WEIR_NODES", "WEIR_CLUSTER_DIR", "WEIR_EPOCH"];
+
+/// The environment variables of [`NetworkSettings`]: `name=addr,...` by index, and the
+/// certificate folder.
+pub const NETWORK_ENV: [&str; 2] = ["WEIR_PEERS", "WEIR_CERTS"];
 
 impl NodeSettings {
     /// The settings in this process's environment (`WEIR_NODE`, `WEIR_NODES`,
@@ -137,19 +153,48 @@ impl NodeSettings {
                     reason: "not set".into(),
                 })?,
             epoch: num("WEIR_EPOCH", std::env::var("WEIR_EPOCH").ok())?,
+            network: match std::env::var(NETWORK_ENV[0]) {
+                Ok(peers) => Some(NetworkSettings {
+                    peers: parse_peers(&peers)?,
+                    certs: std::env::var(NETWORK_ENV[1])
+                        .map(PathBuf::from)
+                        .map_err(|_| JobError::Setting {
+                            name: "WEIR_CERTS",
+                            reason: "not set (WEIR_PEERS is)".into(),
+                        })?,
+                }),
+                Err(_) => None,
+            },
         };
         s.check()?;
         Ok(Some(s))
     }
 
+    /// Settings of node `node` of `nodes` meeting the others through `cluster_dir`.
+    pub fn local(node: usize, nodes: usize, cluster_dir: impl Into<PathBuf>, epoch: u64) -> Self {
+        Self {
+            node,
+            nodes,
+            cluster_dir: cluster_dir.into(),
+            epoch,
+            network: None,
+        }
+    }
+
     /// The settings as environment variables for the node's process.
     pub fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
+        let mut env = vec![
             (ENV[0], self.node.to_string()),
             (ENV[1], self.nodes.to_string()),
             (ENV[2], self.cluster_dir.display().to_string()),
             (ENV[3], self.epoch.to_string()),
-        ]
+        ];
+        if let Some(n) = &self.network {
+            let peers: Vec<String> = n.peers.iter().map(|(k, a)| format!("{k}={a}")).collect();
+            env.push((NETWORK_ENV[0], peers.join(",")));
+            env.push((NETWORK_ENV[1], n.certs.display().to_string()));
+        }
+        env
     }
 
     fn check(&self) -> Result<(), JobError> {
@@ -157,6 +202,14 @@ impl NodeSettings {
             return Err(JobError::Setting {
                 name: "WEIR_NODE",
                 reason: format!("node {} of {} nodes", self.node, self.nodes),
+            });
+        }
+        if let Some(n) = &self.network
+            && n.peers.len() != self.nodes
+        {
+            return Err(JobError::Setting {
+                name: "WEIR_PEERS",
+                reason: format!("{} peers for {} nodes", n.peers.len(), self.nodes),
             });
         }
         Ok(())
@@ -167,6 +220,23 @@ impl NodeSettings {
             .join("addrs")
             .join(format!("e{:010}", self.epoch))
     }
+}
+
+/// `name=addr,name=addr` (node names and data addresses by index).
+fn parse_peers(text: &str) -> Result<Vec<(String, std::net::SocketAddr)>, JobError> {
+    text.split(',')
+        .map(|p| {
+            let bad = |why: String| JobError::Setting {
+                name: "WEIR_PEERS",
+                reason: format!("{p:?}: {why}"),
+            };
+            let (name, addr) = p
+                .split_once('=')
+                .ok_or_else(|| bad("not name=address".into()))?;
+            let addr = addr.trim().parse().map_err(|e| bad(format!("{e}")))?;
+            Ok((name.trim().to_owned(), addr))
+        })
+        .collect()
 }
 
 /// Writes `text` to `path` atomically.
@@ -252,9 +322,20 @@ impl JobNode {
         ));
         let fence = fences.fence(Epoch(settings.epoch));
         fence.check("node start").map_err(cluster_err)?;
-        let me = node_name(settings.node);
-        let identity = NodeIdentity::load(&dir.join("certs"), &me).map_err(cluster_err)?;
-        let mut cfg = QuicConfig::new(identity, ([127, 0, 0, 1], 0).into());
+        let (me, certs, bind) = match &settings.network {
+            Some(n) => (
+                n.peers[settings.node].0.clone(),
+                n.certs.clone(),
+                n.peers[settings.node].1,
+            ),
+            None => (
+                node_name(settings.node),
+                dir.join("certs"),
+                ([127, 0, 0, 1], 0).into(),
+            ),
+        };
+        let identity = NodeIdentity::load(&certs, &me).map_err(cluster_err)?;
+        let mut cfg = QuicConfig::new(identity, bind);
         cfg.epoch = settings.epoch;
         let quic = QuicTransport::bind(cfg).map_err(cluster_err)?;
         let addrs = settings.addrs();
@@ -264,14 +345,27 @@ impl JobNode {
             &addrs.join(format!("addr-n{}", settings.node)),
             &addr.to_string(),
         )?;
-        let peers = rendezvous(&addrs, "addr", settings.nodes, Duration::from_secs(60)).await?;
-        for (i, a) in peers.iter().enumerate() {
-            let a = a.trim().parse().map_err(|e| JobError::Setting {
-                name: "WEIR_CLUSTER_DIR",
-                reason: format!("node {i}'s address {a:?}: {e}"),
-            })?;
-            quic.add_peer(&node_name(i), a);
-        }
+        let names: Vec<String> = match &settings.network {
+            // Placed over the network: the coordinator said where every node serves.
+            Some(n) => {
+                for (name, a) in &n.peers {
+                    quic.add_peer(name, *a);
+                }
+                n.peers.iter().map(|(name, _)| name.clone()).collect()
+            }
+            None => {
+                let peers =
+                    rendezvous(&addrs, "addr", settings.nodes, Duration::from_secs(60)).await?;
+                for (i, a) in peers.iter().enumerate() {
+                    let a = a.trim().parse().map_err(|e| JobError::Setting {
+                        name: "WEIR_CLUSTER_DIR",
+                        reason: format!("node {i}'s address {a:?}: {e}"),
+                    })?;
+                    quic.add_peer(&node_name(i), a);
+                }
+                (0..settings.nodes).map(node_name).collect()
+            }
+        };
         let restore = restore_point(&store, &job_path(), settings.nodes)
             .await
             .map_err(cluster_err)?;
@@ -279,7 +373,7 @@ impl JobNode {
         let nodes = JobNodes {
             transport: Arc::clone(&quic) as Arc<dyn Transport>,
             node: settings.node,
-            names: (0..settings.nodes).map(node_name).collect(),
+            names,
             config: EdgeConfig::default(),
         };
         Ok(Self {
@@ -498,12 +592,7 @@ impl LocalCluster {
             fences.begin(Epoch(epoch)).map_err(cluster_err)?;
             let mut children = Vec::with_capacity(self.nodes);
             for node in 0..self.nodes {
-                let s = NodeSettings {
-                    node,
-                    nodes: self.nodes,
-                    cluster_dir: self.cluster_dir.clone(),
-                    epoch,
-                };
+                let s = NodeSettings::local(node, self.nodes, &self.cluster_dir, epoch);
                 match spawn(&s) {
                     Ok(c) => children.push(c),
                     Err(e) => {

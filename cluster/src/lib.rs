@@ -11,6 +11,7 @@
 
 pub mod commit;
 pub mod control;
+pub mod coord;
 /// The object store interface the commit log (and, later, checkpoints) use.
 pub use object_store;
 pub mod crdt;

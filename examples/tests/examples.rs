@@ -206,12 +206,7 @@ async fn cluster_word_count_over_three_nodes_matches_the_model() {
     .unwrap();
     let mut tasks = Vec::new();
     for node in 0..3 {
-        let s = NodeSettings {
-            node,
-            nodes: 3,
-            cluster_dir: cluster.clone(),
-            epoch: 1,
-        };
+        let s = NodeSettings::local(node, 3, &cluster, 1);
         let lines = lines.clone();
         tasks.push(tokio::spawn(async move {
             let n = JobNode::start(&s).await.unwrap();

@@ -116,6 +116,25 @@ completed. Each node's output goes to DIR/logs/eEPOCH-node-I.{stdout,stderr}; th
 attempt's stdout of every node is printed at the end, in node order."
     )]
     LocalCluster(super::cluster::LocalClusterArgs),
+    /// Run a coordinator: node agents join it, jobs are submitted to it (`weir run --cluster`).
+    #[command(after_help = "Examples:
+  weir cert --dir certs coordinator node-a node-b client
+  weir coordinator --listen 0.0.0.0:7070 --certs certs --dir /shared/weir
+
+Every node and client needs a certificate of the same cluster CA (mutual TLS over QUIC). A job's
+directory (DIR/jobs/NAME: fence, commit log, checkpoint copies) must be reachable at the same
+path by every node. SIGINT or SIGTERM stops it; the nodes then stop their programs.")]
+    Coordinator(super::coord::CoordinatorArgs),
+    /// Run a node agent: join a coordinator and run the job programs it assigns.
+    #[command(after_help = "Examples:
+  weir node --join 127.0.0.1:7070 --name node-a --certs certs --data 127.0.0.1:7101
+  weir run --cluster 127.0.0.1:7070 --certs certs --parallelism 2 -- ./my-job --out out-{node}
+
+Each program gets WEIR_NODE, WEIR_NODES, WEIR_CLUSTER_DIR, WEIR_EPOCH, WEIR_PEERS and WEIR_CERTS;
+a Rust job joins the others with weir_cluster::job::JobNode::start(&NodeSettings::from_env()?),
+serving its edges on --data. Logs go to WORK_DIR/logs/JOB-eEPOCH.{stdout,stderr}. Losing the
+coordinator stops the program; the agent joins again.")]
+    Node(super::coord::NodeArgs),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  weir completions bash > ~/.local/share/bash-completion/completions/weir\n  weir completions zsh > ~/.zfunc/_weir\n  weir completions fish > ~/.config/fish/completions/weir.fish"
@@ -183,6 +202,22 @@ struct RunArgs {
     /// Ticks per second of the ticker example.
     #[arg(long, default_value_t = 200)]
     rate: usize,
+    /// Run the job over the nodes of the coordinator at this address (`HOST:PORT`): the
+    /// script argument is then the job program every node starts (`{node}` and `{name}` in its
+    /// arguments become the node's index and name), on `--parallelism` nodes (default 1).
+    #[arg(long, value_name = "ADDR", conflicts_with = "example")]
+    cluster: Option<String>,
+    /// With `--cluster`: the job's name (default: the program's file stem).
+    #[arg(long, value_name = "NAME", requires = "cluster")]
+    job_name: Option<String>,
+    /// With `--cluster`: attempts after the first before the job fails.
+    #[arg(long, value_name = "N", default_value_t = 1000, requires = "cluster")]
+    max_restarts: u32,
+    /// With `--cluster`: return once the coordinator accepted the job.
+    #[arg(long, requires = "cluster")]
+    detach: bool,
+    #[command(flatten)]
+    tls: super::coord::ClientTls,
     /// The Python script to run.
     #[arg(required_unless_present = "example")]
     script: Option<PathBuf>,
@@ -215,15 +250,18 @@ struct JobsArgs {
 /// A job and how to reach it.
 #[derive(Debug, clap::Args)]
 struct JobRef {
-    /// The job: its name or its run number.
+    /// The job: its name or its run number (with `--cluster ADDR`: the job's name, default
+    /// the one running).
     #[arg(required_unless_present = "cluster")]
     job: Option<String>,
     /// A job running as a local cluster (`weir local-cluster --dir DIR`, `weir-bench w3-job
-    /// --nodes N`): its cluster directory, instead of a job name.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["job", "url", "token"])]
-    cluster: Option<PathBuf>,
+    /// --nodes N`): its cluster directory; or a coordinator's address (`HOST:PORT`).
+    #[arg(long, value_name = "DIR|ADDR", conflicts_with_all = ["url", "token"])]
+    cluster: Option<String>,
     #[command(flatten)]
     reach: Reach,
+    #[command(flatten)]
+    tls: super::coord::ClientTls,
 }
 
 /// Flags of `weir savepoint`.
@@ -234,12 +272,18 @@ struct SavepointArgs {
     /// The directory the savepoint is written to.
     #[arg(required_unless_present = "cluster")]
     dir: Option<PathBuf>,
-    /// A job running as a local cluster: its cluster directory; the one argument is then the
-    /// directory the savepoint is written to.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["dir", "url", "token"])]
-    cluster: Option<PathBuf>,
+    /// A job running as a local cluster: its cluster directory, or a coordinator's address
+    /// (`HOST:PORT`); the one argument is then the directory the savepoint is written to (one
+    /// the coordinator reaches).
+    #[arg(long, value_name = "DIR|ADDR", conflicts_with_all = ["dir", "url", "token"])]
+    cluster: Option<String>,
+    /// With `--cluster ADDR`: the job (default: the one running).
+    #[arg(long, value_name = "NAME", requires = "cluster")]
+    job_name: Option<String>,
     #[command(flatten)]
     reach: Reach,
+    #[command(flatten)]
+    tls: super::coord::ClientTls,
 }
 
 /// Output formats of `weir visualize`.
@@ -295,17 +339,36 @@ pub fn main() -> Exit {
         Some(Command::Run(a)) => run(a),
         Some(Command::Jobs(a)) => report(jobs(&a.reach)),
         Some(Command::Status(a)) => match &a.cluster {
-            Some(dir) => super::cluster::status(dir, a.reach.json),
+            Some(c) if super::coord::is_address(c) => super::coord::status(c, &a.tls, a.reach.json),
+            Some(_) if a.job.is_some() => cluster_dir_and_job("status"),
+            Some(dir) => super::cluster::status(std::path::Path::new(dir), a.reach.json),
             None => report(status(&a)),
         },
         Some(Command::Cancel(a)) => match &a.cluster {
-            Some(dir) => super::cluster::cancel(dir, a.reach.json),
+            Some(c) if super::coord::is_address(c) => {
+                super::coord::cancel(c, &a.tls, a.job.clone(), a.reach.json)
+            }
+            Some(_) if a.job.is_some() => cluster_dir_and_job("cancel"),
+            Some(dir) => super::cluster::cancel(std::path::Path::new(dir), a.reach.json),
             None => report(cancel(&a)),
         },
         Some(Command::Savepoint(a)) => match &a.cluster {
-            Some(dir) => super::cluster::savepoint(dir, std::path::Path::new(&a.job), a.reach.json),
+            Some(c) if super::coord::is_address(c) => super::coord::savepoint(
+                c,
+                &a.tls,
+                a.job_name.clone(),
+                std::path::Path::new(&a.job),
+                a.reach.json,
+            ),
+            Some(dir) => super::cluster::savepoint(
+                std::path::Path::new(dir),
+                std::path::Path::new(&a.job),
+                a.reach.json,
+            ),
             None => report(savepoint(&a)),
         },
+        Some(Command::Coordinator(a)) => super::coord::coordinator(&a),
+        Some(Command::Node(a)) => super::coord::node(&a),
         Some(Command::Visualize(a)) => visualize(a),
         Some(Command::Cert(a)) => cert(&a),
         Some(Command::LocalCluster(a)) => super::cluster::local_cluster(&a),
@@ -341,7 +404,33 @@ fn demo(a: &DemoArgs) -> Exit {
     }
 }
 
+/// A local cluster's directory holds one job: a job name with it is a usage error.
+fn cluster_dir_and_job(what: &str) -> Exit {
+    eprintln!(
+        "weir {what}: a cluster directory holds one job: give no job name with --cluster DIR"
+    );
+    Exit::Usage
+}
+
 fn run(a: RunArgs) -> Exit {
+    if let Some(addr) = &a.cluster {
+        let Some(script) = &a.script else {
+            return Exit::Usage;
+        };
+        let mut program = vec![script.to_string_lossy().into_owned()];
+        program.extend(a.args.iter().map(|s| s.to_string_lossy().into_owned()));
+        return super::coord::run(
+            addr,
+            &a.tls,
+            super::coord::Submit {
+                program,
+                nodes: a.job.parallelism.unwrap_or(1),
+                name: a.job_name.clone(),
+                max_restarts: a.max_restarts,
+                detach: a.detach,
+            },
+        );
+    }
     let name = match (&a.example, &a.script) {
         (Some(e), _) => e.name().to_owned(),
         (None, Some(s)) => child::script_name(s),

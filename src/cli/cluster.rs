@@ -59,12 +59,7 @@ pub(super) fn local_cluster(a: &LocalClusterArgs) -> Exit {
     match outcome {
         Ok(o) => {
             for node in 0..n {
-                let s = NodeSettings {
-                    node,
-                    nodes: n,
-                    cluster_dir: dir.clone(),
-                    epoch: o.epoch,
-                };
+                let s = NodeSettings::local(node, n, &dir, o.epoch);
                 print!(
                     "{}",
                     std::fs::read_to_string(log_path(&s, "stdout")).unwrap_or_default()

@@ -15,6 +15,7 @@ pub mod app;
 mod child;
 pub mod client;
 mod cluster;
+mod coord;
 mod discover;
 pub mod examples;
 mod exit;

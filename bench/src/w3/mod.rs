@@ -82,18 +82,20 @@ pub enum W3Command {
         /// This node's checkpoints.
         #[arg(long)]
         state_dir: PathBuf,
-        /// The directory the nodes share (certificates, commit log, attempt record).
-        #[arg(long)]
-        cluster_dir: PathBuf,
+        /// The directory the nodes share (certificates, commit log, attempt record); with
+        /// `--node`, `--nodes` and `--epoch`, or all four from the environment a supervisor or
+        /// node agent sets (`WEIR_CLUSTER_DIR`, `WEIR_NODE`, `WEIR_NODES`, `WEIR_EPOCH`).
+        #[arg(long, requires_all = ["node", "nodes", "epoch"])]
+        cluster_dir: Option<PathBuf>,
         /// This node's index.
-        #[arg(long)]
-        node: usize,
+        #[arg(long, requires = "cluster_dir")]
+        node: Option<usize>,
         /// How many nodes run the job.
-        #[arg(long)]
-        nodes: usize,
+        #[arg(long, requires = "cluster_dir")]
+        nodes: Option<usize>,
         /// The attempt.
-        #[arg(long)]
-        epoch: u64,
+        #[arg(long, requires = "cluster_dir")]
+        epoch: Option<u64>,
         /// Time between checkpoints; 0 turns them off.
         #[arg(long)]
         checkpoint_interval_ms: u64,
@@ -285,7 +287,25 @@ pub fn run(cmd: W3Command) -> i32 {
             rate,
             from_savepoint,
         } => {
-            if node >= nodes || rate == Some(0) {
+            let settings = match (cluster_dir, node, nodes, epoch) {
+                (Some(dir), Some(node), Some(nodes), Some(epoch)) => {
+                    weir_cluster::job::NodeSettings::local(node, nodes, dir, epoch)
+                }
+                _ => match weir_cluster::job::NodeSettings::from_env() {
+                    Ok(Some(s)) => s,
+                    Ok(None) => {
+                        eprintln!(
+                            "w3-node: give --cluster-dir, --node, --nodes and --epoch, or run under a supervisor or node agent"
+                        );
+                        return 2;
+                    }
+                    Err(e) => {
+                        eprintln!("w3-node: {e}");
+                        return 2;
+                    }
+                },
+            };
+            if settings.node >= settings.nodes || rate == Some(0) {
                 eprintln!("w3-node: --node must be below --nodes and --rate at least 1");
                 return 2;
             }
@@ -293,10 +313,7 @@ pub fn run(cmd: W3Command) -> i32 {
                 input,
                 output,
                 state_dir,
-                cluster_dir,
-                node,
-                nodes,
-                epoch,
+                settings,
                 checkpoint_interval_ms,
                 rate,
                 from_savepoint,

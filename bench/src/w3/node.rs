@@ -31,14 +31,8 @@ pub struct NodeArgs {
     pub output: PathBuf,
     /// This node's checkpoints.
     pub state_dir: PathBuf,
-    /// The cluster directory (certificates, commit log, attempt record, addresses).
-    pub cluster_dir: PathBuf,
-    /// This node's index.
-    pub node: usize,
-    /// How many nodes run the job.
-    pub nodes: usize,
-    /// The attempt.
-    pub epoch: u64,
+    /// This node's place in the job (index, node count, cluster directory, attempt).
+    pub settings: NodeSettings,
     /// Time between checkpoints.
     pub checkpoint_interval_ms: u64,
     /// Events per second this node's source is throttled to.
@@ -82,15 +76,11 @@ pub const COPIED: &str = "copied from the job's store";
 
 async fn run(args: &NodeArgs) -> Result<String, String> {
     let t0 = Instant::now();
-    let settings = NodeSettings {
-        node: args.node,
-        nodes: args.nodes,
-        cluster_dir: args.cluster_dir.clone(),
-        epoch: args.epoch,
-    };
-    let job = JobNode::start(&settings).await.map_err(|e| e.to_string())?;
+    let job = JobNode::start(&args.settings)
+        .await
+        .map_err(|e| e.to_string())?;
     let nodes = job.nodes().clone();
-    let me = node_name(args.node);
+    let me = node_name(args.settings.node);
     let mut m = Materializer::new().with_name(format!("w3-{me}"));
     if let Some(r) = args.rate {
         m = m.with_batch_size(usize::try_from(r / 100).unwrap_or(1024).clamp(1, 1024));
@@ -138,8 +128,8 @@ async fn run(args: &NodeArgs) -> Result<String, String> {
     let opt = |v: Option<u64>| v.map_or_else(|| "null".to_owned(), |v| v.to_string());
     Ok(format!(
         "{{\"workload\":\"w3_node\",\"node\":{},\"epoch\":{},\"events\":{events},\"seconds\":{:.6},\"last_checkpoint\":{},\"restored_from\":{},\"start_ms\":{start_ms:.3},\"committed_parts\":{}}}",
-        args.node,
-        args.epoch,
+        args.settings.node,
+        args.settings.epoch,
         t0.elapsed().as_secs_f64(),
         opt(ck.as_ref().and_then(|c| c.latest_completed())),
         opt(ck.as_ref().and_then(|c| c.restored())),
@@ -162,7 +152,7 @@ pub fn main(args: &NodeArgs) -> i32 {
             0
         }
         Err(e) => {
-            eprintln!("w3-node {} failed: {e}", args.node);
+            eprintln!("w3-node {} failed: {e}", args.settings.node);
             1
         }
     }

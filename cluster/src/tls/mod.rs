@@ -105,7 +105,7 @@ pub struct NodeCert {
     pub key_der: Vec<u8>,
 }
 
-fn check_name(name: &str) -> Result<(), TlsError> {
+pub(crate) fn check_name(name: &str) -> Result<(), TlsError> {
     let ok = !name.is_empty()
         && name.len() <= 63
         && name

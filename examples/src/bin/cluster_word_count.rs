@@ -39,12 +39,7 @@ fn main() -> Result<(), weir_examples::ExampleError> {
     })?;
     let mut counts: Vec<(String, u64)> = Vec::new();
     for node in 0..nodes {
-        let s = NodeSettings {
-            node,
-            nodes,
-            cluster_dir: dir.clone(),
-            epoch: outcome.epoch,
-        };
+        let s = NodeSettings::local(node, nodes, &dir, outcome.epoch);
         for line in std::fs::read_to_string(out(&s))?.lines() {
             if let Some((w, c)) = line.split_once('\t') {
                 counts.push((w.to_owned(), c.parse()?));

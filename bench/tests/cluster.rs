@@ -371,3 +371,183 @@ fn a_stopped_cluster_savepoint_resumes_exactly_on_a_new_cluster_and_refuses_anot
     assert!(log.contains("is of 3 nodes and the job runs on 2"), "{log}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// A free UDP port on loopback (a node agent's data address).
+fn free_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn w3_submitted_to_a_coordinator_over_quic_survives_a_lost_node_on_a_spare_exactly() {
+    use std::sync::Arc;
+    use std::time::Duration;
+    use weir_cluster::coord::{
+        AgentConfig, Client, Coordinator, CoordinatorConfig, JobEnd, JobSpec, run_agent,
+    };
+    use weir_cluster::tls::NodeIdentity;
+    use weir_cluster::transport::{QuicConfig, QuicTransport, Transport};
+
+    let d = common::dir("cluster", "coordinator");
+    let input = d.join("events.csv");
+    let input_s = input.to_str().unwrap();
+    ok(&run(&[
+        "w3-gen", "--events", "60000", "--output", input_s, "--seed", "7",
+    ]));
+    let single = d.join("single");
+    ok(&run(&[
+        "w3-job",
+        "--input",
+        input_s,
+        "--output",
+        single.to_str().unwrap(),
+        "--state-dir",
+        d.join("single-state").to_str().unwrap(),
+        "--checkpoint-interval-ms",
+        "50",
+    ]));
+    let want = windows(&[&single]);
+    // Line i of the events goes to node i % 3, as `w3-job --nodes 3` splits them.
+    let parts = d.join("parts");
+    std::fs::create_dir_all(&parts).unwrap();
+    let mut split = vec![String::new(); 3];
+    for (i, line) in std::fs::read_to_string(&input).unwrap().lines().enumerate() {
+        split[i % 3].push_str(line);
+        split[i % 3].push('\n');
+    }
+    for (i, s) in split.iter().enumerate() {
+        std::fs::write(parts.join(format!("input-{i}.csv")), s).unwrap();
+    }
+
+    let certs = d.join("certs");
+    let names = ["coordinator", "node-a", "node-b", "node-c", "node-d", "client"];
+    weir_cluster::tls::write_cluster_certs(&certs, &names).unwrap();
+    let endpoint = |name: &str| -> Arc<QuicTransport> {
+        let id = NodeIdentity::load(&certs, name).unwrap();
+        QuicTransport::bind(QuicConfig::new(id, ([127, 0, 0, 1], 0).into())).unwrap()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let cq = endpoint("coordinator");
+    let at = cq.local_addr().unwrap();
+    let coordinator = Coordinator::serve(
+        cq as Arc<dyn Transport>,
+        CoordinatorConfig::new("coordinator", d.join("coordinator")),
+    );
+    // Four nodes join; the job takes three (in name order), node-d is the spare.
+    let mut agents = std::collections::BTreeMap::new();
+    for n in &names[1..5] {
+        let q = endpoint(n);
+        q.add_peer("coordinator", at);
+        let cfg = AgentConfig {
+            name: (*n).into(),
+            coordinator: "coordinator".into(),
+            data: ([127, 0, 0, 1], free_port()).into(),
+            certs: certs.clone(),
+            work: d.join(n),
+            max_backoff: Duration::from_millis(500),
+        };
+        agents.insert(
+            *n,
+            rt.spawn(async move { run_agent(q as Arc<dyn Transport>, cfg).await }),
+        );
+    }
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    while coordinator.status().nodes.len() < 4 {
+        assert!(std::time::Instant::now() < until, "{:?}", coordinator.status());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let cl = endpoint("client");
+    cl.add_peer("coordinator", at);
+    let client = Arc::new(Client::new(cl as Arc<dyn Transport>, "coordinator"));
+    let out = d.join("out");
+    let arg = |p: &Path| p.to_str().unwrap().to_owned();
+    let spec = JobSpec {
+        name: "w3".into(),
+        nodes: 3,
+        program: vec![
+            common::BIN.into(),
+            "w3-node".into(),
+            "--input".into(),
+            arg(&parts.join("input-{node}.csv")),
+            "--output".into(),
+            arg(&out.join("node-{node}")),
+            // Each machine its own disk: a spare that takes an index has none of its state.
+            "--state-dir".into(),
+            arg(&d.join("disks/{name}")),
+            "--checkpoint-interval-ms".into(),
+            "50".into(),
+            "--rate".into(),
+            "6000".into(),
+        ],
+        max_restarts: 5,
+    };
+    let c = Arc::clone(&client);
+    let job = rt.spawn(async move {
+        let mut progress = Vec::new();
+        let end = c.run(spec, |p| progress.push(p.to_owned())).await;
+        (end, progress)
+    });
+    // Once some checkpoints completed, node-a is lost (its agent and program are gone).
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = rt.block_on(client.status()).unwrap();
+        if s.jobs.first().and_then(|j| j.latest_complete) >= Some(3) {
+            assert_eq!(s.jobs[0].nodes, ["node-a", "node-b", "node-c"]);
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "{s:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    agents.remove("node-a").unwrap().abort();
+    let (end, progress) = rt.block_on(job).unwrap();
+    assert_eq!(
+        end.unwrap(),
+        JobEnd::Finished {
+            epoch: 2,
+            restarts: 1
+        },
+        "{progress:?}"
+    );
+    assert_eq!(
+        progress,
+        [
+            "job w3 accepted",
+            "attempt 1 started on node-a, node-b, node-c",
+            "attempt 1 failed: node 0 (node-a) left the coordinator; restarting every node",
+            "attempt 2 started on node-d, node-b, node-c",
+            "every node finished in attempt 2 (1 restarts)",
+        ]
+    );
+    // The spare restored index 0's checkpoint from the job's store onto its empty disk.
+    let log = std::fs::read_to_string(d.join("node-d/logs/w3-e0002.stderr")).unwrap();
+    assert!(log.contains(w3_copied()), "{log}");
+    let got = windows(
+        &(0..3)
+            .map(|i| out.join(format!("node-{i}")))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(|p| p.as_path())
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(got.len(), want.len());
+    assert_eq!(got, want);
+    drop(coordinator);
+    for (_, a) in agents {
+        a.abort();
+    }
+    drop(rt);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// What a w3 node prints when its restore point came from the job's store.
+fn w3_copied() -> &'static str {
+    "copied from the job's store"
+}

@@ -1114,3 +1114,55 @@ fn nodes_join_a_coordinator_over_quic_and_run_submitted_jobs_restart_all() {
     );
     let _ = std::fs::remove_dir_all(&home);
 }
+
+#[test]
+fn the_kubernetes_manifests_start_real_commands_with_flags_the_cli_accepts() {
+    let home = fresh("k8s");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text_of = std::fs::read_to_string(root.join("deploy/kubernetes/weir.yaml")).unwrap();
+    // The values the pods' environment gives `$(VAR)` in their arguments.
+    let env = [
+        ("$(POD_NAME)", "weir-node-0"),
+        ("$(POD_IP)", "10.0.0.5"),
+        ("$(WEIR_COORDINATOR)", "127.0.0.1:7070"),
+        ("$(WEIR_COORDINATOR_NAME)", "weir-coordinator-0"),
+    ];
+    for (var, _) in &env[2..] {
+        let key = &var[2..var.len() - 1];
+        assert!(
+            text_of.contains(&format!("  {key}: ")),
+            "{key} not in the config map"
+        );
+    }
+    let mut commands = Vec::new();
+    for line in text_of.lines() {
+        let Some(args) = line.trim().strip_prefix("args: ") else {
+            continue;
+        };
+        let args: Vec<String> = serde_json::from_str(args).unwrap();
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| env.iter().fold(a.clone(), |a, (k, v)| a.replace(k, v)))
+            .collect();
+        // Every flag and value parses (clap checks them before it prints the help).
+        let mut with_help: Vec<&str> = args.iter().map(String::as_str).collect();
+        with_help.push("--help");
+        let o = weir(&home, &with_help);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o.stderr));
+        commands.push(args[0].clone());
+    }
+    assert_eq!(commands, ["coordinator", "node"]);
+    // Node pods have stable names from a headless service; keys are mounted owner-only.
+    assert!(text_of.contains("clusterIP: None"));
+    assert!(text_of.contains("serviceName: weir-node"));
+    assert_eq!(
+        text_of
+            .matches("secret: {secretName: weir-certs, defaultMode: 0400}")
+            .count(),
+        2
+    );
+    assert!(text_of.contains("accessModes: [ReadWriteMany]"));
+    let docker = std::fs::read_to_string(root.join("deploy/Dockerfile")).unwrap();
+    assert!(docker.contains("cargo build --release --locked -p weir -p weir-bench"));
+    let _ = std::fs::remove_dir_all(&home);
+}

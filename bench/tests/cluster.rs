@@ -423,7 +423,14 @@ fn w3_submitted_to_a_coordinator_over_quic_survives_a_lost_node_on_a_spare_exact
     }
 
     let certs = d.join("certs");
-    let names = ["coordinator", "node-a", "node-b", "node-c", "node-d", "client"];
+    let names = [
+        "coordinator",
+        "node-a",
+        "node-b",
+        "node-c",
+        "node-d",
+        "client",
+    ];
     weir_cluster::tls::write_cluster_certs(&certs, &names).unwrap();
     let endpoint = |name: &str| -> Arc<QuicTransport> {
         let id = NodeIdentity::load(&certs, name).unwrap();
@@ -461,7 +468,11 @@ fn w3_submitted_to_a_coordinator_over_quic_survives_a_lost_node_on_a_spare_exact
     }
     let until = std::time::Instant::now() + Duration::from_secs(30);
     while coordinator.status().nodes.len() < 4 {
-        assert!(std::time::Instant::now() < until, "{:?}", coordinator.status());
+        assert!(
+            std::time::Instant::now() < until,
+            "{:?}",
+            coordinator.status()
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let cl = endpoint("client");

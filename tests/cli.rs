@@ -900,28 +900,33 @@ impl Drop for Background {
     }
 }
 
-#[test]
-fn nodes_join_a_coordinator_over_quic_and_run_submitted_jobs_restart_all() {
-    let home = fresh("coordinator");
+/// A coordinator and its joined nodes, run as `weir` processes under `home`.
+struct NetCluster {
+    _coordinator: Background,
+    _nodes: Vec<Background>,
+    /// The coordinator's QUIC address.
+    addr: String,
+    /// Its UI's cluster page, when asked for.
+    ui: Option<String>,
+    /// The certificate folder (CA, coordinator, nodes, `client`).
+    certs: PathBuf,
+}
+
+/// Makes certificates, starts `weir coordinator` (with `extra` flags) and `weir node` for each
+/// of `nodes`, and waits until they all joined.
+fn net_cluster(home: &Path, nodes: &[&str], extra: &[&str]) -> NetCluster {
     let certs = home.join("certs");
     let c = certs.to_str().unwrap();
-    let o = weir(
-        &home,
-        &[
-            "cert",
-            "--dir",
-            c,
-            "coordinator",
-            "node-a",
-            "node-b",
-            "client",
-        ],
-    );
+    let mut names = vec!["coordinator", "client"];
+    names.extend(nodes);
+    let mut args = vec!["cert", "--dir", c];
+    args.extend(&names);
+    let o = weir(home, &args);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let spawn = |args: &[&str], out: Stdio| {
         Command::new(BIN)
             .env("WEIR_LOG", "warn")
-            .env("WEIR_HOME", &home)
+            .env("WEIR_HOME", home)
             .args(args)
             .stdin(Stdio::null())
             .stdout(out)
@@ -930,19 +935,18 @@ fn nodes_join_a_coordinator_over_quic_and_run_submitted_jobs_restart_all() {
             .unwrap()
     };
     let jobs = home.join("jobs-dir");
-    let mut coordinator = Background(spawn(
-        &[
-            "coordinator",
-            "--listen",
-            "127.0.0.1:0",
-            "--certs",
-            c,
-            "--dir",
-            jobs.to_str().unwrap(),
-        ],
-        Stdio::piped(),
-    ));
-    // The line it prints once it serves names the port.
+    let mut args = vec![
+        "coordinator",
+        "--listen",
+        "127.0.0.1:0",
+        "--certs",
+        c,
+        "--dir",
+        jobs.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    let mut coordinator = Background(spawn(&args, Stdio::piped()));
+    // The line it prints once it serves names the port (and the UI's address).
     let mut line = String::new();
     BufReader::new(coordinator.0.stdout.take().unwrap())
         .read_line(&mut line)
@@ -953,7 +957,8 @@ fn nodes_join_a_coordinator_over_quic_and_run_submitted_jobs_restart_all() {
         .and_then(|r| r.split(',').next())
         .unwrap_or_else(|| panic!("{line}"))
         .to_owned();
-    let _nodes: Vec<Background> = ["node-a", "node-b"]
+    let ui = line.split(", UI ").nth(1).map(|u| u.trim().to_owned());
+    let nodes: Vec<Background> = nodes
         .iter()
         .map(|n| {
             let work = home.join(n);
@@ -975,24 +980,56 @@ fn nodes_join_a_coordinator_over_quic_and_run_submitted_jobs_restart_all() {
             ))
         })
         .collect();
-    let status = |certs: &str| -> (Option<i32>, serde_json::Value, String) {
-        let o = weir(
-            &home,
-            &["status", "--cluster", &addr, "--certs", certs, "--json"],
-        );
-        let v = serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null);
-        (o.status.code(), v, text(&o.stderr))
+    let cluster = NetCluster {
+        _coordinator: coordinator,
+        _nodes: nodes,
+        addr,
+        ui,
+        certs: certs.clone(),
     };
     let until = Instant::now() + Duration::from_secs(30);
     loop {
-        let (code, v, err) = status(c);
-        if code == Some(0) && v["nodes"].as_array().is_some_and(|n| n.len() == 2) {
+        let (code, v, err) = cluster.status(home, c);
+        if code == Some(0)
+            && v["nodes"]
+                .as_array()
+                .is_some_and(|n| n.len() == names.len() - 2)
+        {
             assert_eq!(v["coordinator"], "coordinator");
-            break;
+            return cluster;
         }
         assert!(Instant::now() < until, "{code:?} {v} {err}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+impl NetCluster {
+    /// `weir status --cluster ADDR --certs CERTS --json`, parsed.
+    fn status(&self, home: &Path, certs: &str) -> (Option<i32>, serde_json::Value, String) {
+        let o = weir(
+            home,
+            &[
+                "status",
+                "--cluster",
+                &self.addr,
+                "--certs",
+                certs,
+                "--json",
+            ],
+        );
+        let v = serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null);
+        (o.status.code(), v, text(&o.stderr))
+    }
+}
+
+#[test]
+fn nodes_join_a_coordinator_over_quic_and_run_submitted_jobs_restart_all() {
+    let home = fresh("coordinator");
+    let cluster = net_cluster(&home, &["node-a", "node-b"], &[]);
+    let certs = cluster.certs.clone();
+    let c = certs.to_str().unwrap();
+    let addr = cluster.addr.clone();
+    let status = |certs: &str| cluster.status(&home, certs);
     // Node 1 fails in attempt 1; both run again in attempt 2.
     let script = r#"echo "$WEIR_NODE of $WEIR_NODES on {name} in $WEIR_EPOCH"; if [ "$WEIR_EPOCH" = 1 ] && [ "$WEIR_NODE" = 1 ]; then echo lost >&2; exit 4; fi"#;
     let o = weir(
@@ -1164,5 +1201,100 @@ fn the_kubernetes_manifests_start_real_commands_with_flags_the_cli_accepts() {
     assert!(text_of.contains("accessModes: [ReadWriteMany]"));
     let docker = std::fs::read_to_string(root.join("deploy/Dockerfile")).unwrap();
     assert!(docker.contains("cargo build --release --locked -p weir -p weir-bench"));
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+/// Headless Chromium from `scripts/chromium-env.sh` (which looks at `WEIR_CHROMIUM` and the
+/// PATH, and installs Debian's package where it can); `None` when there is none.
+fn chromium() -> Option<PathBuf> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/chromium-env.sh");
+    let out = Command::new("bash").arg(&script).output().ok()?;
+    let path = PathBuf::from(text(&out.stdout).trim());
+    path.is_file().then_some(path)
+}
+
+/// The `<tr>` element with `attrs` (e.g. `data-node="node-a"`) in a dumped DOM, whole.
+fn row<'a>(dom: &'a str, attrs: &str) -> &'a str {
+    let at = dom
+        .find(attrs)
+        .unwrap_or_else(|| panic!("no {attrs} in {dom}"));
+    let start = dom[..at].rfind("<tr").unwrap();
+    &dom[start..at + dom[at..].find("</tr>").unwrap()]
+}
+
+#[test]
+fn the_coordinators_cluster_page_shows_its_nodes_and_where_each_subtask_runs_in_chromium() {
+    let Some(bin) = chromium() else {
+        eprintln!("SKIPPED: no chromium (set WEIR_CHROMIUM or run scripts/chromium-env.sh)");
+        return;
+    };
+    let home = fresh("cluster-ui");
+    let cluster = net_cluster(&home, &["node-a", "node-b", "node-c"], &["--ui-port", "0"]);
+    let c = cluster.certs.to_str().unwrap();
+    let o = weir(
+        &home,
+        &[
+            "run",
+            "--cluster",
+            &cluster.addr,
+            "--certs",
+            c,
+            "--parallelism",
+            "2",
+            "--job-name",
+            "wide",
+            "--detach",
+            "--",
+            "sleep",
+            "60",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let until = Instant::now() + Duration::from_secs(30);
+    while cluster.status(&home, c).1["jobs"][0]["state"] != "running" {
+        assert!(Instant::now() < until);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = cluster
+        .ui
+        .clone()
+        .expect("the coordinator printed its UI's address");
+    let profile = home.join("chromium-profile");
+    let out = Command::new(&bin)
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--virtual-time-budget=3000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(&url)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let dom = text(&out.stdout);
+    assert!(dom.contains("coordinator coordinator"), "{dom}");
+    // The nodes: two run the job, one is free.
+    assert!(row(&dom, "data-node=\"node-a\"").contains("wide #0"));
+    assert!(row(&dom, "data-node=\"node-b\"").contains("wide #1"));
+    assert!(row(&dom, "data-node=\"node-c\"").contains("free"));
+    // The job's placement: each subtask's node and the key groups it owns.
+    let first = row(&dom, "data-job=\"wide\" data-index=\"0\"");
+    assert!(
+        first.contains("node-a") && first.contains("0..63"),
+        "{first}"
+    );
+    let second = row(&dom, "data-job=\"wide\" data-index=\"1\"");
+    assert!(
+        second.contains("node-b") && second.contains("64..127"),
+        "{second}"
+    );
+    assert!(dom.contains("sleep 60"), "{dom}");
+    let o = weir(&home, &["cancel", "--cluster", &cluster.addr, "--certs", c]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let _ = std::fs::remove_dir_all(&home);
 }

@@ -343,3 +343,24 @@ async fn too_few_nodes_or_too_many_failures_fail_the_job() {
         }
     }
 }
+
+#[test]
+fn each_index_owns_the_key_groups_the_exchange_routes_to_it() {
+    use weir_cluster::coord::proto::key_group_range;
+    for n in 1..=12 {
+        let mut covered = 0;
+        for i in 0..n {
+            let (lo, hi) = key_group_range(i, n);
+            assert_eq!(lo, covered, "{i} of {n}");
+            for g in lo..hi {
+                assert_eq!(
+                    weir_graph::subtask_for_key_group(g, n),
+                    i,
+                    "group {g}, {n} nodes"
+                );
+            }
+            covered = hi;
+        }
+        assert_eq!(covered, weir_graph::MAX_KEY_GROUPS);
+    }
+}

@@ -1,5 +1,6 @@
 // weir web UI: plain JS over the job HTTP API (docs/ops-api.md). Routes: #/ (jobs),
-// #/jobs/<id> (graph, stage detail, checkpoints, errors, cancel and savepoint).
+// #/jobs/<id> (graph, stage detail, checkpoints, errors, cancel and savepoint), #/cluster (a
+// coordinator's nodes, its jobs and where each job's subtasks run).
 "use strict";
 
 const API = "/api/v1";
@@ -254,6 +255,38 @@ async function update(job) {
   document.getElementById("graph").dataset.ready = "1";
 }
 
+// ---- cluster (a coordinator's process) ----
+function renderCluster(c) {
+  const nodes = c.nodes.map((n) => `<tr data-node="${esc(n.name)}"><td>${esc(n.name)}</td><td>${esc(n.data)}</td>
+    <td class="runs">${n.running ? esc(n.running[0]) + " #" + n.running[1] : "<span class=\"muted\">free</span>"}</td></tr>`).join("");
+  const jobs = c.jobs.map((j) => {
+    const placement = j.nodes.map((name, i) => {
+      const kg = j.key_groups[i] || [0, 0];
+      return `<tr data-job="${esc(j.name)}" data-index="${i}"><td class="num">${i}</td><td class="node">${esc(name)}</td>
+        <td class="num">${kg[0]}..${kg[1] - 1}</td></tr>`;
+    }).join("");
+    return `<section class="cluster-job" data-job="${esc(j.name)}"><h3>${esc(j.name)} ${stateBadge(j.state)}</h3>
+      <p>attempt <b class="epoch">${j.epoch}</b> · ${j.restarts} restarts · newest complete checkpoint
+      <b class="checkpoint">${j.latest_complete ?? "none"}</b> · <code>${esc(j.program.join(" "))}</code></p>
+      ${placement ? `<table class="placement"><tr><th>subtask</th><th>node</th><th>key groups</th></tr>${placement}</table>`
+        : `<p class="muted">waiting for nodes</p>`}</section>`;
+  }).join("");
+  return `<h1>Cluster <span class="muted">coordinator ${esc(c.coordinator)}</span></h1>
+    <h2>Nodes</h2>${c.nodes.length ? `<table id="nodes"><tr><th>node</th><th>data address</th><th>runs</th></tr>${nodes}</table>`
+      : `<p class="muted">no node joined yet</p>`}
+    <h2>Jobs</h2>${jobs || `<p class="muted">no job submitted yet</p>`}`;
+}
+
+async function showCluster() {
+  const draw = async () => {
+    app.innerHTML = renderCluster(await getJson("/cluster"));
+    app.dataset.ready = "1";
+    status(`updated ${new Date().toLocaleTimeString()}`);
+  };
+  await draw();
+  timer = setInterval(() => draw().catch((e) => status(e.message)), REFRESH_MS);
+}
+
 async function route() {
   if (timer) { clearInterval(timer); timer = null; }
   currentPlan = null;
@@ -261,7 +294,9 @@ async function route() {
   const params = new URLSearchParams(location.search);
   if (params.get("stage")) selected = params.get("stage");
   try {
-    if (m) await showJob(decodeURIComponent(m[1])); else await showJobs();
+    if (m) await showJob(decodeURIComponent(m[1]));
+    else if (location.hash.startsWith("#/cluster")) await showCluster();
+    else await showJobs();
   } catch (e) {
     app.innerHTML = `<p class="error">${esc(e.message)}</p>`;
   }

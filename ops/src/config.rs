@@ -1,10 +1,19 @@
 //! How the operations server is started.
 
 use crate::registry::Registry;
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// What a cluster coordinator shows on `/api/v1/cluster` and the UI's cluster page: its nodes,
+/// its jobs and where each job's subtasks run, as JSON (`docs/ops-api.md`).
+pub trait ClusterView: Send + Sync + 'static {
+    /// The view now.
+    fn view(&self) -> Pin<Box<dyn Future<Output = serde_json::Value> + Send>>;
+}
 
 /// Settings of [`crate::start`]; `OpsConfig::default()` serves every run of the process on an
 /// ephemeral port of 127.0.0.1 with a random token and writes a job file.
@@ -29,6 +38,8 @@ pub struct OpsConfig {
     /// The runtime the server runs on; `None`: a dedicated one-thread runtime owned by the
     /// server (so a job's own workers never serve HTTP and Python callers need no runtime).
     pub runtime: Option<tokio::runtime::Handle>,
+    /// The cluster this process coordinates, when it does (`/api/v1/cluster`).
+    pub cluster: Option<Arc<dyn ClusterView>>,
 }
 
 impl Default for OpsConfig {
@@ -43,6 +54,7 @@ impl Default for OpsConfig {
             registry: None,
             sample_interval: Duration::from_secs(1),
             runtime: None,
+            cluster: None,
         }
     }
 }
@@ -57,6 +69,7 @@ impl std::fmt::Debug for OpsConfig {
             .field("job_files", &self.job_files)
             .field("weir_home", &self.weir_home)
             .field("sample_interval", &self.sample_interval)
+            .field("cluster", &self.cluster.is_some())
             .finish()
     }
 }

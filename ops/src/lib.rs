@@ -20,7 +20,7 @@ pub mod registry;
 pub mod server;
 pub mod viz;
 
-pub use config::OpsConfig;
+pub use config::{ClusterView, OpsConfig};
 pub use error::OpsError;
 pub use registry::{Registry, RegistryConfig, Sample};
 pub use server::{OpsServer, start};

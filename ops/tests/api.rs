@@ -948,3 +948,37 @@ async fn stall_names_the_stage_that_holds_the_run_up() {
     h.wait().await.unwrap();
     assert_eq!(stall().await, Value::Null, "cleared once it moved");
 }
+
+/// A coordinator's view with fixed contents.
+struct FixedView(Value);
+
+impl weir_ops::ClusterView for FixedView {
+    fn view(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Value> + Send>> {
+        let v = self.0.clone();
+        Box::pin(async move { v })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_endpoint_serves_the_coordinators_view_and_is_absent_elsewhere() {
+    let plain = server(None, None);
+    let r = http(plain.addr(), "GET", "/api/v1/cluster", None, None).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"error": "this process coordinates no cluster"})
+    );
+    let view = serde_json::json!({"coordinator": "c", "nodes": [], "jobs": []});
+    let srv = weir_ops::start(OpsConfig {
+        job_files: false,
+        registry: Some(Registry::new(RegistryConfig::default())),
+        cluster: Some(Arc::new(FixedView(view.clone()))),
+        ..OpsConfig::default()
+    })
+    .unwrap();
+    let r = http(srv.addr(), "GET", "/api/v1/cluster", None, None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json(), view);
+    let r = http(srv.addr(), "POST", "/api/v1/cluster", None, None).await;
+    assert_eq!(r.status, 405);
+}

@@ -52,6 +52,33 @@ pub(super) struct CoordinatorArgs {
     /// How long a job waits for enough free nodes before it fails (`30s`, `2m`).
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = super::settings::parse_duration)]
     wait_nodes: Duration,
+    /// Serve the web UI's cluster page and `/api/v1/cluster` on this port (0: any free one).
+    #[arg(long, value_name = "PORT")]
+    ui_port: Option<u16>,
+    /// The address the UI listens on.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1",
+        requires = "ui_port"
+    )]
+    ui_bind: std::net::IpAddr,
+}
+
+/// The coordinator as the web UI's cluster page shows it.
+struct View(Arc<Coordinator>);
+
+impl weir_ops::ClusterView for View {
+    fn view(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = serde_json::Value> + Send>> {
+        let status = self.0.full_status();
+        Box::pin(async move {
+            serde_json::to_value(status.await).unwrap_or_else(
+                |e| serde_json::json!({ "error": format!("cannot encode the status: {e}") }),
+            )
+        })
+    }
 }
 
 /// Flags of `weir node`.
@@ -167,10 +194,32 @@ pub(super) fn coordinator(a: &CoordinatorArgs) -> Exit {
             .map_or_else(|_| listen.to_string(), |a| a.to_string());
         let mut cfg = CoordinatorConfig::new(&a.name, &a.dir);
         cfg.wait_nodes = a.wait_nodes;
-        let _c = Coordinator::serve(quic as Arc<dyn Transport>, cfg);
+        let c = Arc::new(Coordinator::serve(quic as Arc<dyn Transport>, cfg));
+        let ui = match a.ui_port {
+            Some(port) => {
+                let cfg = weir_ops::OpsConfig {
+                    bind: a.ui_bind,
+                    port,
+                    job_files: false,
+                    cluster: Some(Arc::new(View(Arc::clone(&c)))),
+                    ..weir_ops::OpsConfig::default()
+                };
+                match weir_ops::start(cfg) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        eprintln!("weir coordinator: the UI: {e}");
+                        return Exit::Usage;
+                    }
+                }
+            }
+            None => None,
+        };
+        let ui_text = ui
+            .as_ref()
+            .map_or_else(String::new, |s| format!(", UI {}/#/cluster", s.url()));
         // The one line scripts wait for (the port is known once this is printed).
         println!(
-            "weir coordinator {} listening on {at}, jobs in {}",
+            "weir coordinator {} listening on {at}, jobs in {}{ui_text}",
             a.name,
             a.dir.display()
         );

@@ -199,6 +199,15 @@ impl Coordinator {
     pub fn status(&self) -> CoordinatorStatus {
         self.shared.status()
     }
+
+    /// [`Coordinator::status`] with each job's newest complete checkpoint read from its commit
+    /// log (what `Request::Status` answers).
+    pub fn full_status(
+        &self,
+    ) -> impl std::future::Future<Output = CoordinatorStatus> + Send + 'static {
+        let shared = Arc::clone(&self.shared);
+        async move { status_with_checkpoints(&shared).await }
+    }
 }
 
 async fn session(shared: Arc<Shared>, mut ch: Channel) {
@@ -387,6 +396,7 @@ fn register(
                     epoch: 0,
                     restarts: 0,
                     nodes: Vec::new(),
+                    key_groups: Vec::new(),
                     program: spec.program.clone(),
                     latest_complete: None,
                     dir: shared.cfg.dir.join("jobs").join(&spec.name),
@@ -506,6 +516,9 @@ async fn supervise(
             i.state = "running".into();
             i.epoch = epoch;
             i.restarts = restarts;
+            i.key_groups = (0..names.len())
+                .map(|k| proto::key_group_range(k, names.len()))
+                .collect();
             i.nodes = names.clone();
         });
         shared.progress(

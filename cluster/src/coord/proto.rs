@@ -93,6 +93,9 @@ pub struct JobInfo {
     pub restarts: u32,
     /// The nodes of the current (or last) attempt, by index.
     pub nodes: Vec<String>,
+    /// The key groups each index owns (`[first, end)`): subtask `i` of every keyed stage of
+    /// the job, and the exchange's owner of those keys, runs on `nodes[i]`.
+    pub key_groups: Vec<(usize, usize)>,
     /// The program.
     pub program: Vec<String>,
     /// The newest checkpoint every node completed, if any.
@@ -243,4 +246,13 @@ pub async fn open(
     let mut ch = transport.open(coordinator, CONTROL_EDGE).await?;
     ch.tx.set_max_payload(MAX_MESSAGE);
     Ok(ch)
+}
+
+/// The key groups (`[first, end)`) subtask `index` of `parallelism` owns, as
+/// `weir_graph::subtask_for_key_group` assigns them.
+pub fn key_group_range(index: usize, parallelism: usize) -> (usize, usize) {
+    let max = weir_graph::MAX_KEY_GROUPS;
+    let p = parallelism.max(1);
+    let start = |i: usize| (i * max).div_ceil(p);
+    (start(index), start(index + 1).min(max))
 }

@@ -69,6 +69,17 @@ pub(crate) async fn jobs(State(st): State<AppState>) -> Json<Value> {
     ))
 }
 
+/// `GET /api/v1/cluster`: the coordinator's nodes and jobs; 404 where no coordinator runs.
+pub(crate) async fn cluster(State(st): State<AppState>) -> ApiResult {
+    match &st.cluster {
+        Some(c) => Ok(Json(c.view().await).into_response()),
+        None => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            "this process coordinates no cluster".into(),
+        )),
+    }
+}
+
 /// The query of `GET /api/v1/jobs/{id}`.
 #[derive(serde::Deserialize)]
 pub(crate) struct DetailQuery {

@@ -22,6 +22,7 @@ pub(crate) struct AppState {
     pub(crate) registry: Arc<Registry>,
     pub(crate) token: Arc<str>,
     pub(crate) pid: u32,
+    pub(crate) cluster: Option<Arc<dyn crate::ClusterView>>,
 }
 
 /// The content type of `/metrics`: OpenMetrics text, which Prometheus scrapes.
@@ -34,6 +35,7 @@ fn router(state: AppState) -> Router {
         .route("/style.css", get(assets::style_css))
         .route("/metrics", get(api::metrics))
         .route("/api/v1/jobs", get(api::jobs))
+        .route("/api/v1/cluster", get(api::cluster))
         .route("/api/v1/jobs/{id}", get(api::job))
         .route("/api/v1/jobs/{id}/plan", get(api::plan))
         .route("/api/v1/jobs/{id}/checkpoints", get(api::checkpoints))
@@ -144,6 +146,7 @@ pub fn start(cfg: OpsConfig) -> Result<OpsServer, OpsError> {
         registry: Arc::clone(&registry),
         token: Arc::clone(&token),
         pid: std::process::id(),
+        cluster: cfg.cluster.clone(),
     };
     let mut tasks = Vec::new();
     let (addr, t) = serve(&handle, main, router(state.clone()))?;

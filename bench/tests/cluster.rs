@@ -382,11 +382,12 @@ fn free_port() -> u16 {
 }
 
 #[test]
-fn w3_submitted_to_a_coordinator_over_quic_survives_a_lost_node_on_a_spare_exactly() {
+fn w3_submitted_to_a_coordinator_over_quic_survives_a_lost_node_and_a_coordinator_restart_exactly()
+{
     use std::sync::Arc;
     use std::time::Duration;
     use weir_cluster::coord::{
-        AgentConfig, Client, Coordinator, CoordinatorConfig, JobEnd, JobSpec, run_agent,
+        AgentConfig, Client, Coordinator, CoordinatorConfig, JobSpec, run_agent,
     };
     use weir_cluster::tls::NodeIdentity;
     use weir_cluster::transport::{QuicConfig, QuicTransport, Transport};
@@ -496,47 +497,61 @@ fn w3_submitted_to_a_coordinator_over_quic_survives_a_lost_node_on_a_spare_exact
             "--checkpoint-interval-ms".into(),
             "50".into(),
             "--rate".into(),
-            "6000".into(),
+            "4000".into(),
         ],
         max_restarts: 5,
     };
-    let c = Arc::clone(&client);
-    let job = rt.spawn(async move {
-        let mut progress = Vec::new();
-        let end = c.run(spec, |p| progress.push(p.to_owned())).await;
-        (end, progress)
-    });
-    // Once some checkpoints completed, node-a is lost (its agent and program are gone).
-    let until = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let s = rt.block_on(client.status()).unwrap();
-        if s.jobs.first().and_then(|j| j.latest_complete) >= Some(3) {
-            assert_eq!(s.jobs[0].nodes, ["node-a", "node-b", "node-c"]);
-            break;
+    assert_eq!(rt.block_on(client.submit(spec)).unwrap(), "w3");
+    // Polls the coordinator's status until `done` holds for the job.
+    let wait = |what: &str, done: &dyn Fn(&weir_cluster::coord::JobInfo) -> bool| {
+        let until = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let s = rt.block_on(client.status());
+            if let Some(j) = s.as_ref().ok().and_then(|s| s.jobs.first())
+                && done(j)
+            {
+                return j.clone();
+            }
+            assert!(std::time::Instant::now() < until, "{what}: {s:?}");
+            std::thread::sleep(Duration::from_millis(20));
         }
-        assert!(std::time::Instant::now() < until, "{s:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    };
+    // Once some checkpoints completed, node-a is lost (its agent and program are gone).
+    let first = wait("checkpoints of attempt 1", &|j| {
+        j.latest_complete >= Some(3)
+    });
+    assert_eq!(first.epoch, 1);
+    assert_eq!(first.nodes, ["node-a", "node-b", "node-c"]);
     agents.remove("node-a").unwrap().abort();
-    let (end, progress) = rt.block_on(job).unwrap();
-    assert_eq!(
-        end.unwrap(),
-        JobEnd::Finished {
-            epoch: 2,
-            restarts: 1
-        },
-        "{progress:?}"
+    // The spare takes its index; once attempt 2 completed checkpoints of its own, the
+    // coordinator itself restarts (a new process on the same address and directory).
+    let second = wait("checkpoints of attempt 2", &|j| {
+        j.epoch == 2 && j.latest_complete >= first.latest_complete.map(|c| c + 3)
+    });
+    assert_eq!(second.nodes, ["node-d", "node-b", "node-c"]);
+    assert_eq!(second.restarts, 1);
+    rt.block_on(coordinator.shutdown());
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    let cq = loop {
+        let id = NodeIdentity::load(&certs, "coordinator").unwrap();
+        match QuicTransport::bind(QuicConfig::new(id, at)) {
+            Ok(q) => break q,
+            Err(e) => assert!(std::time::Instant::now() < until, "{at}: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let coordinator = Coordinator::serve(
+        cq as Arc<dyn Transport>,
+        CoordinatorConfig::new("coordinator", d.join("coordinator")),
     );
+    let end = wait("the end after the coordinator's restart", &|j| {
+        j.state != "running" && j.state != "waiting" && j.epoch >= 3
+    });
     assert_eq!(
-        progress,
-        [
-            "job w3 accepted",
-            "attempt 1 started on node-a, node-b, node-c",
-            "attempt 1 failed: node 0 (node-a) left the coordinator; restarting every node",
-            "attempt 2 started on node-d, node-b, node-c",
-            "every node finished in attempt 2 (1 restarts)",
-        ]
+        (end.state.as_str(), end.epoch, end.restarts),
+        ("finished", 3, 2)
     );
+    assert_eq!(end.nodes, ["node-d", "node-b", "node-c"]);
     // The spare restored index 0's checkpoint from the job's store onto its empty disk.
     let log = std::fs::read_to_string(d.join("node-d/logs/w3-e0002.stderr")).unwrap();
     assert!(log.contains(w3_copied()), "{log}");

@@ -77,7 +77,8 @@ pub struct ClusterStatus {
     pub nodes: Vec<NodeStatus>,
 }
 
-fn state_line(dir: &Path) -> Result<(String, u64, u32), JobError> {
+/// The supervisor's (or coordinator's) record in `dir`: state, attempt, restarts.
+pub(crate) fn state_line(dir: &Path) -> Result<(String, u64, u32), JobError> {
     let path = dir.join(STATE);
     let text = std::fs::read_to_string(&path).map_err(io(&path))?;
     let mut it = text.split_whitespace();

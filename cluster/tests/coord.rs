@@ -29,7 +29,8 @@ impl Drop for Dir {
 
 struct Cluster {
     net: Arc<MemoryNetwork>,
-    coordinator: Coordinator,
+    coordinator: Option<Coordinator>,
+    cfg: CoordinatorConfig,
     agents: Vec<(String, tokio::task::JoinHandle<()>)>,
     dir: PathBuf,
 }
@@ -39,13 +40,27 @@ impl Cluster {
         let net = MemoryNetwork::new(64);
         let mut cfg = CoordinatorConfig::new("coordinator", dir.join("coordinator"));
         cfg.wait_nodes = wait_nodes;
-        let coordinator = Coordinator::serve(net.node("coordinator") as Arc<dyn Transport>, cfg);
+        let coordinator =
+            Coordinator::serve(net.node("coordinator") as Arc<dyn Transport>, cfg.clone());
         Self {
             net,
-            coordinator,
+            coordinator: Some(coordinator),
+            cfg,
             agents: Vec::new(),
             dir: dir.to_path_buf(),
         }
+    }
+    /// Stops the coordinator and starts another on the same directory (a restarted pod).
+    async fn restart_coordinator(&mut self) {
+        // The old one stops first: its sessions end, so the nodes lose it and join again.
+        if let Some(c) = self.coordinator.take() {
+            c.shutdown().await;
+        }
+        let t = self.net.node("coordinator") as Arc<dyn Transport>;
+        self.coordinator = Some(Coordinator::serve(t, self.cfg.clone()));
+    }
+    fn coordinator(&self) -> &Coordinator {
+        self.coordinator.as_ref().unwrap()
     }
     fn work(&self, name: &str) -> PathBuf {
         self.dir.join(name)
@@ -75,11 +90,11 @@ impl Cluster {
     }
     async fn wait_joined(&self, n: usize) {
         let until = tokio::time::Instant::now() + Duration::from_secs(10);
-        while self.coordinator.status().nodes.len() < n {
+        while self.coordinator().status().nodes.len() < n {
             assert!(
                 tokio::time::Instant::now() < until,
                 "{:?}",
-                self.coordinator.status()
+                self.coordinator().status()
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -208,7 +223,7 @@ async fn a_lost_node_is_replaced_by_a_spare_and_the_others_keep_their_index() {
     });
     let until = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let s = c.coordinator.status();
+        let s = c.coordinator().status();
         if s.jobs.first().is_some_and(|j| j.state == "running") {
             assert_eq!(s.jobs[0].nodes, ["node-a", "node-b"]);
             break;
@@ -363,4 +378,61 @@ fn each_index_owns_the_key_groups_the_exchange_routes_to_it() {
         }
         assert_eq!(covered, weir_graph::MAX_KEY_GROUPS);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_coordinator_resumes_its_running_jobs_on_the_same_nodes() {
+    let d = Dir::new("resume");
+    let mut c = Cluster::new(&d.0, Duration::from_secs(10));
+    c.join("node-b", 7400);
+    c.join("node-a", 7401);
+    c.wait_joined(2).await;
+    let script =
+        r#"if [ "$WEIR_EPOCH" = 1 ]; then exec sleep 60; fi; echo "{name} {node} $WEIR_EPOCH""#;
+    c.client()
+        .submit(spec("resume", 2, script, 5))
+        .await
+        .unwrap();
+    let until = tokio::time::Instant::now() + Duration::from_secs(10);
+    while ["node-a", "node-b"]
+        .iter()
+        .any(|n| !c.work(n).join("logs/resume-e0001.stdout").exists())
+    {
+        assert!(tokio::time::Instant::now() < until);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Neither the new coordinator's start nor its status come from memory: they are read back
+    // from the job's directory.
+    c.restart_coordinator().await;
+    let until = tokio::time::Instant::now() + Duration::from_secs(20);
+    let job = loop {
+        let s = c.client().status().await.unwrap();
+        if let Some(j) = s.jobs.first()
+            && j.state == "finished"
+        {
+            break j.clone();
+        }
+        assert!(tokio::time::Instant::now() < until, "{s:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(
+        (job.epoch, job.restarts, job.nodes.clone()),
+        (2, 1, vec!["node-a".to_owned(), "node-b".to_owned()])
+    );
+    assert_eq!(c.log("node-a", "resume", 2, "stdout"), "node-a 0 2\n");
+    assert_eq!(c.log("node-b", "resume", 2, "stdout"), "node-b 1 2\n");
+    // Once more: an ended job is listed as it ended and not run again.
+    c.restart_coordinator().await;
+    let s = c.client().status().await.unwrap();
+    assert_eq!(s.jobs.len(), 1);
+    assert_eq!(
+        (
+            s.jobs[0].state.as_str(),
+            s.jobs[0].epoch,
+            s.jobs[0].restarts
+        ),
+        ("finished", 2, 1)
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!c.work("node-a").join("logs/resume-e0003.stdout").exists());
 }

@@ -82,9 +82,26 @@ struct State {
 struct Shared {
     cfg: CoordinatorConfig,
     state: Mutex<State>,
+    /// Every task the coordinator spawned (aborted when it is dropped).
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
+/// A job's recorded specification in its directory (what a restarted coordinator resumes).
+const SPEC: &str = "spec.json";
+/// A job's nodes of its latest attempt, one name a line by index.
+const NODES: &str = "nodes";
+
 impl Shared {
+    /// Spawns `f` as one of the coordinator's tasks.
+    fn spawn(&self, f: impl std::future::Future<Output = ()> + Send + 'static) {
+        let h = tokio::spawn(f);
+        let mut tasks = self
+            .tasks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(h);
+    }
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state
             .lock()
@@ -168,23 +185,28 @@ impl std::fmt::Debug for Coordinator {
 impl Drop for Coordinator {
     fn drop(&mut self) {
         self.accept.abort();
+        for t in self.take_tasks() {
+            t.abort();
+        }
     }
 }
 
 impl Coordinator {
-    /// Serves the control protocol on `transport` (on [`CONTROL_EDGE`]).
+    /// Serves the control protocol on `transport` (on [`CONTROL_EDGE`]), first resuming every
+    /// job its directory records as running or waiting (a restarted coordinator picks up its
+    /// jobs; their next attempt restores the newest checkpoint their nodes completed).
     pub fn serve(transport: Arc<dyn Transport>, cfg: CoordinatorConfig) -> Self {
         let shared = Arc::new(Shared {
             cfg,
             state: Mutex::new(State::default()),
+            tasks: Mutex::new(Vec::new()),
         });
+        recover(&shared);
         let s = Arc::clone(&shared);
         let accept = tokio::spawn(async move {
             loop {
                 match Arc::clone(&transport).accept(CONTROL_EDGE).await {
-                    Ok(ch) => {
-                        tokio::spawn(session(Arc::clone(&s), ch));
-                    }
+                    Ok(ch) => s.spawn(session(Arc::clone(&s), ch)),
                     Err(e) => {
                         tracing::warn!(error = %e, "coordinator: accepting control streams ended");
                         return;
@@ -193,6 +215,27 @@ impl Coordinator {
             }
         });
         Self { shared, accept }
+    }
+
+    fn take_tasks(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        std::mem::take(
+            &mut *self
+                .shared
+                .tasks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Stops serving and waits until every task of the coordinator ended (its nodes lose it,
+    /// stop their programs and join again; the jobs resume under the next coordinator).
+    pub async fn shutdown(mut self) {
+        self.accept.abort();
+        let _ = (&mut self.accept).await;
+        for t in self.take_tasks() {
+            t.abort();
+            let _ = t.await;
+        }
     }
 
     /// What the coordinator knows now.
@@ -381,12 +424,33 @@ fn register(
     if spec.program.first().is_none_or(String::is_empty) {
         return Err("a job needs a program".into());
     }
-    let (events, rx) = mpsc::unbounded_channel();
+    let dir = shared.cfg.dir.join("jobs").join(&spec.name);
     {
-        let mut st = shared.lock();
+        let st = shared.lock();
         if st.jobs.get(&spec.name).is_some_and(|j| j.ended.is_none()) {
             return Err(format!("job {:?} is running already", spec.name));
         }
+    }
+    let text = serde_json::to_string_pretty(spec).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))
+        .and_then(|()| publish(&dir.join(SPEC), &text).map_err(|e| e.to_string()))?;
+    start_job(shared, spec, Some(watcher), 0, Vec::new());
+    Ok(())
+}
+
+/// Records the job and spawns its supervision, from attempt `restarts` on with `previous`
+/// nodes by index.
+fn start_job(
+    shared: &Arc<Shared>,
+    spec: &JobSpec,
+    watcher: Option<mpsc::UnboundedSender<Reply>>,
+    restarts: u32,
+    previous: Vec<String>,
+) {
+    let (events, rx) = mpsc::unbounded_channel();
+    {
+        let mut st = shared.lock();
         st.jobs.insert(
             spec.name.clone(),
             Job {
@@ -394,7 +458,7 @@ fn register(
                     name: spec.name.clone(),
                     state: "waiting".into(),
                     epoch: 0,
-                    restarts: 0,
+                    restarts,
                     nodes: Vec::new(),
                     key_groups: Vec::new(),
                     program: spec.program.clone(),
@@ -403,13 +467,13 @@ fn register(
                 },
                 events,
                 ended: None,
-                watchers: vec![watcher],
+                watchers: watcher.into_iter().collect(),
             },
         );
     }
     let (s, spec) = (Arc::clone(shared), spec.clone());
-    tokio::spawn(async move {
-        let end = supervise(&s, &spec, rx).await;
+    shared.spawn(async move {
+        let end = supervise(&s, &spec, rx, restarts, previous).await;
         let state = match &end {
             JobEnd::Finished { .. } => "finished",
             JobEnd::Cancelled { .. } => "cancelled",
@@ -439,7 +503,78 @@ fn register(
             }
         }
     });
-    Ok(())
+}
+
+/// Resumes the jobs recorded under the coordinator's directory as running or waiting; lists
+/// the ended ones.
+fn recover(shared: &Arc<Shared>) {
+    let jobs = shared.cfg.dir.join("jobs");
+    let Ok(entries) = std::fs::read_dir(&jobs) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let Ok(text) = std::fs::read_to_string(dir.join(SPEC)) else {
+            continue;
+        };
+        let spec: JobSpec = match serde_json::from_str(&text) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "coordinator: an unreadable job record is skipped");
+                continue;
+            }
+        };
+        let (state, epoch, restarts) =
+            crate::control::state_line(&dir).unwrap_or_else(|_| ("waiting".into(), 0, 0));
+        let previous: Vec<String> = std::fs::read_to_string(dir.join(NODES))
+            .map(|t| t.lines().map(str::to_owned).collect())
+            .unwrap_or_default();
+        match state.as_str() {
+            "running" | "waiting" => {
+                tracing::info!(job = %spec.name, epoch, "coordinator: resuming a job after a restart");
+                // The attempt the coordinator's loss ended counts as a restart.
+                let restarts = if state == "running" {
+                    restarts + 1
+                } else {
+                    restarts
+                };
+                start_job(shared, &spec, None, restarts, previous);
+            }
+            ended => {
+                let end = match ended {
+                    "finished" => JobEnd::Finished { epoch, restarts },
+                    "cancelled" => JobEnd::Cancelled { epoch },
+                    other => JobEnd::Failed {
+                        epoch,
+                        restarts,
+                        reason: format!("{other} before the coordinator restarted"),
+                    },
+                };
+                let (events, _) = mpsc::unbounded_channel();
+                shared.lock().jobs.insert(
+                    spec.name.clone(),
+                    Job {
+                        info: JobInfo {
+                            name: spec.name.clone(),
+                            state: ended.to_owned(),
+                            epoch,
+                            restarts,
+                            key_groups: (0..previous.len())
+                                .map(|k| proto::key_group_range(k, previous.len()))
+                                .collect(),
+                            nodes: previous,
+                            program: spec.program.clone(),
+                            latest_complete: None,
+                            dir: dir.clone(),
+                        },
+                        events,
+                        ended: Some(end),
+                        watchers: Vec::new(),
+                    },
+                );
+            }
+        }
+    }
 }
 
 /// How one attempt ended.
@@ -454,6 +589,8 @@ async fn supervise(
     shared: &Arc<Shared>,
     spec: &JobSpec,
     mut events: mpsc::UnboundedReceiver<JobEvent>,
+    mut restarts: u32,
+    mut previous: Vec<String>,
 ) -> JobEnd {
     let dir = shared.cfg.dir.join("jobs").join(&spec.name);
     let fail = |epoch, restarts, reason: String| JobEnd::Failed {
@@ -468,10 +605,14 @@ async fn supervise(
         Ok((r, f)) => (r, FencedStorage::new(Arc::new(f))),
         Err(e) => return fail(0, 0, format!("{}: {e}", fence_dir.display())),
     };
-    let mut restarts = 0u32;
-    let mut previous: Vec<String> = Vec::new();
-    let mut epoch = 0;
+    let mut epoch = record.highest().map_or(0, |e| e.0);
     loop {
+        if let Err(e) = publish(
+            &dir.join(crate::control::STATE),
+            &format!("waiting {epoch} {restarts}\n"),
+        ) {
+            return fail(epoch, restarts, e.to_string());
+        }
         let chosen = match choose(shared, spec, &previous, &mut events).await {
             Ok(c) => c,
             Err(Waited::Cancelled(tx)) => {
@@ -496,6 +637,10 @@ async fn supervise(
         }
         let peers: Vec<(String, SocketAddr)> = chosen.clone();
         let names: Vec<String> = chosen.iter().map(|(n, _)| n.clone()).collect();
+        let lines: String = names.iter().map(|n| format!("{n}\n")).collect();
+        if let Err(e) = publish(&dir.join(NODES), &lines) {
+            return fail(epoch, restarts, e.to_string());
+        }
         {
             let st = shared.lock();
             for (i, (n, _)) in chosen.iter().enumerate() {

@@ -436,3 +436,35 @@ async fn a_restarted_coordinator_resumes_its_running_jobs_on_the_same_nodes() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!c.work("node-a").join("logs/resume-e0003.stdout").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_script_runs_with_the_nodes_interpreter() {
+    let d = Dir::new("python");
+    let mut c = Cluster::new(&d.0, Duration::from_secs(10));
+    c.join("node-a", 7500);
+    c.wait_joined(1).await;
+    let script = d.0.join("job.py");
+    std::fs::write(
+        &script,
+        "import os, sys\nprint(os.environ['WEIR_NODE'], os.environ['WEIR_PEERS'], sys.argv[1:])\n",
+    )
+    .unwrap();
+    let spec = JobSpec {
+        name: "py".into(),
+        nodes: 1,
+        program: vec![script.display().to_string(), "{name}".into()],
+        max_restarts: 0,
+    };
+    let end = c.client().run(spec, |_| {}).await.unwrap();
+    assert_eq!(
+        end,
+        JobEnd::Finished {
+            epoch: 1,
+            restarts: 0
+        }
+    );
+    assert_eq!(
+        c.log("node-a", "py", 1, "stdout"),
+        "0 node-a=127.0.0.1:7500 ['node-a']\n"
+    );
+}

@@ -318,7 +318,7 @@ impl PyRun {
 /// Materializes a closed graph: its stages start at once on the weir runtime and send their
 /// Python work to the returned run, which some Python thread must `serve()`.
 #[pyfunction]
-#[pyo3(signature = (graph, aio_loop = None, batch_size = None, cancel_grace = None, clock = None, parallelism = None, state_dir = None, checkpoint_interval = None, retain = None, restore_from = None, allow_unmatched = false))]
+#[pyo3(signature = (graph, aio_loop = None, batch_size = None, cancel_grace = None, clock = None, parallelism = None, state_dir = None, checkpoint_interval = None, retain = None, restore_from = None, allow_unmatched = false, cluster = None))]
 pub fn start(
     py: Python<'_>,
     graph: &PyBlueprint,
@@ -332,6 +332,7 @@ pub fn start(
     retain: Option<usize>,
     restore_from: Option<std::path::PathBuf>,
     allow_unmatched: bool,
+    cluster: Option<PyRef<'_, crate::ops::cluster::PyClusterNode>>,
 ) -> PyResult<PyRun> {
     let Bp::Graph(g) = &graph.bp else {
         return Err(PyTypeError::new_err(
@@ -381,7 +382,11 @@ pub fn start(
         restore_from,
         allow_unmatched,
     };
-    if let Some(c) = crate::checkpoints::config(settings)? {
+    if let Some(mut c) = crate::checkpoints::config(settings)? {
+        // A node of a job over nodes: its checkpoints complete only once every node wrote them.
+        if let Some(node) = &cluster {
+            c = node.checkpoints(py, c)?;
+        }
         m = m.with_checkpoints(c);
     }
     let grace = match cancel_grace {

@@ -9,6 +9,8 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from collections import Counter
 
 import pytest
 
@@ -188,3 +190,41 @@ def test_built_in_window_counts_resume_from_the_latest_checkpoint(tmp_path):
     src.offer_all([("b", 0.5), ("a", 1.5)])
     src.complete()
     assert again.result()[1] == [("a", 0.0, 1.0, 2), ("b", 0.0, 1.0, 2), ("a", 1.0, 2.0, 1)]
+
+
+def test_from_iter_over_a_list_resumes_at_its_checkpointed_position(tmp_path):
+    words = [f"w{i % 11}" for i in range(4000)]
+
+    def graph():
+        return (
+            weir.Source.from_iter(words)
+            .throttle(4000, 1.0, burst=20)
+            .key_by(lambda w: w)
+            .count()
+            .to(weir.Sink.collect(), "right")
+        )
+
+    state = tmp_path / "st"
+    h = graph().start(state_dir=state, checkpoint_interval=0.05)
+    deadline = time.monotonic() + 30
+    while (h.latest_checkpoint or 0) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    h.cancel()
+    with pytest.raises(weir.RunCancelled):
+        h.wait()
+    again = graph().start(state_dir=state, checkpoint_interval=0.05)
+    counts = again.wait()
+    assert again.restored_checkpoint is not None and again.restored_checkpoint >= 2
+    assert sorted(counts) == sorted(Counter(words).items())
+
+
+def test_from_iter_over_a_set_is_refused_at_its_first_checkpoint(tmp_path):
+    h = (
+        weir.Source.from_iter({"a", "b", "c"})
+        .throttle(10, 1.0)
+        .to(weir.Sink.ignore())
+        .start(state_dir=tmp_path / "st", checkpoint_interval=0.05)
+    )
+    with pytest.raises(weir.StageFailed, match="from_iter over a set cannot be checkpointed"):
+        h.wait()

@@ -61,3 +61,16 @@ def test_sharded_counter_example(repo_root, capsys):
         ["brown", "1"], ["dog", "1"], ["end", "1"], ["fox", "1"], ["jumps", "1"],
         ["lazy", "1"], ["over", "1"], ["quick", "1"], ["the", "3"],
     ]
+
+
+def test_cluster_word_count_example(repo_root, capsys):
+    runpy.run_path(os.path.join(repo_root, "examples", "python", "cluster_word_count.py"), run_name="__main__")
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        "10 words over 3 nodes in attempt 1, as one process counts them:",
+        "     the 780",
+        "   barks 480",
+        "   brown 480",
+        "   jumps 480",
+        "    lazy 480",
+    ]

@@ -203,8 +203,9 @@ struct RunArgs {
     #[arg(long, default_value_t = 200)]
     rate: usize,
     /// Run the job over the nodes of the coordinator at this address (`HOST:PORT`): the
-    /// script argument is then the job program every node starts (`{node}` and `{name}` in its
-    /// arguments become the node's index and name), on `--parallelism` nodes (default 1).
+    /// script argument is then the job program every node starts (a `.py` script runs with the
+    /// node's $WEIR_PYTHON or python3; `{node}` and `{name}` in its arguments become the node's
+    /// index and name), on `--parallelism` nodes (default 1).
     #[arg(long, value_name = "ADDR", conflicts_with = "example")]
     cluster: Option<String>,
     /// With `--cluster`: the job's name (default: the program's file stem).

@@ -389,12 +389,6 @@ pub(super) struct Submit {
 
 /// `weir run --cluster ADDR`: submits the job and follows it to its end.
 pub(super) fn run(addr: &str, tls: &ClientTls, s: Submit) -> Exit {
-    if s.program.first().is_some_and(|p| p.ends_with(".py")) {
-        eprintln!(
-            "weir run: a Python script does not run over a cluster yet (its stages have no exchange between nodes): give the job program every node starts"
-        );
-        return Exit::Usage;
-    }
     let name = s.name.clone().unwrap_or_else(|| job_name(&s.program[0]));
     let spec = JobSpec {
         name: name.clone(),

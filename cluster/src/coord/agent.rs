@@ -227,7 +227,12 @@ fn start(cfg: &AgentConfig, a: &Assignment) -> Result<Running, String> {
             certs: cfg.certs.clone(),
         }),
     };
-    let argv = substitute(&a.program, a.node, &cfg.name);
+    let mut argv = substitute(&a.program, a.node, &cfg.name);
+    // A Python script runs with the node's interpreter ($WEIR_PYTHON, else python3).
+    if argv.first().is_some_and(|p| p.ends_with(".py")) {
+        let python = std::env::var("WEIR_PYTHON").unwrap_or_else(|_| "python3".into());
+        argv.insert(0, python);
+    }
     let (exe, args) = argv.split_first().ok_or("an empty program")?;
     let logs = cfg.work.join("logs");
     let log = |what: &str| logs.join(format!("{}-e{:04}.{what}", a.job, a.epoch));

@@ -15,7 +15,7 @@ functions to worker processes.
 
 from typing import TYPE_CHECKING, Any
 
-from . import codec, crdt, errors, interpreters
+from . import cluster, codec, crdt, errors, interpreters
 from ._actors import Actor, ActorContext, ActorRef, AskTimeout, Mailbox, SupervisorStrategy
 from ._bidi import BidiFlow, Framing
 from ._dsl import (
@@ -122,6 +122,7 @@ __all__ = [
     "GraphInvalid",
     "WorkerCrashed",
     "CallTimeout",
+    "cluster",
     "errors",
     "interpreters",
 ]

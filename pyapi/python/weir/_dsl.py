@@ -1950,6 +1950,7 @@ class RunnableGraph(_Blueprint, Generic[_Mat_co]):
         retain: Optional[int] = None,
         restore_from: Any = None,
         allow_unmatched: bool = False,
+        cluster: Any = None,
     ) -> Any:
         """Runs to completion on this thread and returns the materialized value (sink results
         resolved). Works inside a running event loop (Jupyter) too; Ctrl-C cancels the run and
@@ -1960,7 +1961,9 @@ class RunnableGraph(_Blueprint, Generic[_Mat_co]):
         directory, keeping the newest ``retain`` (default 3); a run started on a directory
         holding a complete checkpoint resumes from it; otherwise ``restore_from`` (a savepoint
         directory, see ``RunHandle.savepoint``) is restored, and state in it of stages no
-        longer in the graph is an error unless ``allow_unmatched=True``."""
+        longer in the graph is an error unless ``allow_unmatched=True``. ``cluster`` (a
+        :class:`weir.cluster.ClusterNode`) makes this run one node of a job over nodes: its
+        checkpoints complete only once every node wrote them."""
         from ._run import run_blocking
 
         return run_blocking(
@@ -1968,7 +1971,7 @@ class RunnableGraph(_Blueprint, Generic[_Mat_co]):
             batch_size=batch_size,
             progress=progress,
             parallelism=parallelism,
-            checkpoints=_checkpoints(state_dir, checkpoint_interval, retain, restore_from, allow_unmatched),
+            checkpoints=_checkpoints(state_dir, checkpoint_interval, retain, restore_from, allow_unmatched, cluster),
         )
 
     async def run_async(
@@ -1981,16 +1984,17 @@ class RunnableGraph(_Blueprint, Generic[_Mat_co]):
         retain: Optional[int] = None,
         restore_from: Any = None,
         allow_unmatched: bool = False,
+        cluster: Any = None,
     ) -> Any:
         """Runs the graph, awaiting its completion; ``async def`` stages run on this loop
-        (checkpoint settings as for :meth:`run`)."""
+        (checkpoint and cluster settings as for :meth:`run`)."""
         from ._run import run_async
 
         return await run_async(
             self,
             batch_size=batch_size,
             parallelism=parallelism,
-            checkpoints=_checkpoints(state_dir, checkpoint_interval, retain, restore_from, allow_unmatched),
+            checkpoints=_checkpoints(state_dir, checkpoint_interval, retain, restore_from, allow_unmatched, cluster),
         )
 
     def start(
@@ -2004,6 +2008,7 @@ class RunnableGraph(_Blueprint, Generic[_Mat_co]):
         retain: Optional[int] = None,
         restore_from: Any = None,
         allow_unmatched: bool = False,
+        cluster: Any = None,
     ) -> Any:
         """Starts the graph in the background and returns a :class:`weir.RunHandle`; once the
         run is cancelled or over, ``wait()`` gives a call stuck in user code ``cancel_grace``
@@ -2017,16 +2022,28 @@ class RunnableGraph(_Blueprint, Generic[_Mat_co]):
             batch_size=batch_size,
             cancel_grace=cancel_grace,
             parallelism=parallelism,
-            checkpoints=_checkpoints(state_dir, checkpoint_interval, retain, restore_from, allow_unmatched),
+            checkpoints=_checkpoints(state_dir, checkpoint_interval, retain, restore_from, allow_unmatched, cluster),
         )
 
 
 def _checkpoints(
-    state_dir: Any, interval: Optional[float], retain: Optional[int], restore_from: Any, allow_unmatched: bool
+    state_dir: Any,
+    interval: Optional[float],
+    retain: Optional[int],
+    restore_from: Any,
+    allow_unmatched: bool,
+    cluster: Any = None,
 ) -> Any:
     from ._run import checkpoint_settings
 
-    return checkpoint_settings(state_dir, interval, retain, restore_from, allow_unmatched)
+    out = checkpoint_settings(state_dir, interval, retain, restore_from, allow_unmatched)
+    if cluster is None:
+        return out
+    from .cluster import ClusterNode
+
+    if not isinstance(cluster, ClusterNode):
+        raise TypeError(f"run: cluster must be a weir.cluster.ClusterNode, got {type(cluster).__name__}")
+    return {**(out or {}), "cluster": cluster._n}
 
 
 class _Junction:

@@ -38,6 +38,7 @@ from ._persistence import EventSourcedEntity, Journal
 from ._handles import SinkQueue
 from ._native import ActorRef, Inlet, MatKey, Outlet, ProcessContext, SinkFuture
 from ._run import RunHandle
+from .cluster import ClusterNode
 from .interpreters import InterpreterPool
 from ._windows import Watermarks, WindowKind, Windowed
 from ._keyed import Field
@@ -360,6 +361,7 @@ class Source(_Linear, Generic[_T_co]):
         retain: Optional[int] = None,
         restore_from: Optional[_StrPath] = None,
         allow_unmatched: bool = False,
+        cluster: Optional[ClusterNode] = None,
     ) -> _M: ...
     async def run_with_async(
         self,
@@ -372,6 +374,7 @@ class Source(_Linear, Generic[_T_co]):
         retain: Optional[int] = None,
         restore_from: Optional[_StrPath] = None,
         allow_unmatched: bool = False,
+        cluster: Optional[ClusterNode] = None,
     ) -> _M: ...
     def via(self, flow: Flow[_T_co, _U], keep: Keep = "left") -> Source[_U]: ...
     def map(
@@ -995,6 +998,7 @@ class RunnableGraph(_Blueprint, Generic[_Mat_co]):
         retain: Optional[int] = None,
         restore_from: Optional[_StrPath] = None,
         allow_unmatched: bool = False,
+        cluster: Optional[ClusterNode] = None,
     ) -> _Mat_co: ...
     async def run_async(
         self,
@@ -1006,6 +1010,7 @@ class RunnableGraph(_Blueprint, Generic[_Mat_co]):
         retain: Optional[int] = None,
         restore_from: Optional[_StrPath] = None,
         allow_unmatched: bool = False,
+        cluster: Optional[ClusterNode] = None,
     ) -> _Mat_co: ...
     def start(
         self,
@@ -1018,6 +1023,7 @@ class RunnableGraph(_Blueprint, Generic[_Mat_co]):
         retain: Optional[int] = None,
         restore_from: Optional[_StrPath] = None,
         allow_unmatched: bool = False,
+        cluster: Optional[ClusterNode] = None,
     ) -> RunHandle[_Mat_co]: ...
 
 class _Junction:

@@ -9,6 +9,7 @@
 
 pub mod actors;
 mod bidi;
+pub mod cluster;
 mod connectors;
 mod fan;
 mod files;
@@ -106,6 +107,7 @@ use timed::*;
 
 /// Adds this module's classes and functions to the native module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    cluster::register(m)?;
     m.add_class::<PySourceQueue>()?;
     m.add_class::<PySinkQueue>()?;
     m.add_class::<PyCancellable>()?;

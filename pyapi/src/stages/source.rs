@@ -106,6 +106,20 @@ impl SourceLogic<PyObj> for IterLogic {
             Self::Failed(_) => {}
         }
     }
+    // A re-iterable object's position is checkpointed; a one-shot iterator's is not (a
+    // restored run reads it from wherever the new iterator starts).
+    fn snapshot(&self) -> Result<Option<weir_graph::Snapshot>, StageError> {
+        match self {
+            Self::Pulled(l) => l.snapshot(),
+            Self::Blocking(_) | Self::Failed(_) => Ok(None),
+        }
+    }
+    fn restore(&mut self, snapshot: &weir_graph::Snapshot) -> Result<(), StageError> {
+        match self {
+            Self::Pulled(l) => l.restore(snapshot),
+            Self::Blocking(_) | Self::Failed(_) => Ok(()),
+        }
+    }
 }
 
 /// `Source.from_iter(iterable)` for an iterable that is not a builtin container: `iter()` is
@@ -128,7 +142,7 @@ pub fn iter_source(iterable: Py<PyAny>) -> Source<PyObj, MatValue> {
                     Ok(items)
                 }))
             } else {
-                IterLogic::Pulled(ContainerSource::new(it.into_any().unbind()))
+                IterLogic::Pulled(ContainerSource::new(it.into_any().unbind(), true))
             }
         });
         Ok((logic, MatValue::Unit))

@@ -1,0 +1,243 @@
+//! `weir.cluster` for Python jobs: a node's place in a job over nodes (`join`, the Rust
+//! `JobNode`), the exchange that moves each element to the node owning its key (the Rust
+//! `exchange`, elements crossing nodes in the key and value codec, never as pickles), the node's
+//! part in the job's checkpoints (`run(cluster=node)`), and running a program as a local
+//! cluster of processes (`run_local`, the Rust `LocalCluster`).
+
+use super::flow;
+use crate::codec::{self, Codec};
+use crate::dsl::PyBlueprint;
+use crate::errors::WeirError;
+use crate::obj::{PyObj, user_error_on};
+use crate::pyfn::PyFn;
+use crate::stages::{PyKey, PyOp, convert, py_flow, unit_mat};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use weir_cluster::exchange::JobNodes;
+use weir_cluster::job::{JobNode, LocalCluster, NodeSettings};
+use weir_engine::CheckpointConfig;
+
+/// An element on its way to another node: its owner and its value in the value codec.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Wire {
+    owner: u32,
+    bytes: Vec<u8>,
+}
+
+fn cluster_err(e: impl std::fmt::Display) -> PyErr {
+    WeirError::new_err(e.to_string())
+}
+
+/// This process's node of a job over nodes.
+#[pyclass(module = "weir._native", name = "ClusterNode", frozen)]
+pub struct PyClusterNode {
+    settings: NodeSettings,
+    nodes: JobNodes,
+    job: Mutex<Option<JobNode>>,
+    restore_id: u64,
+    exchanges: AtomicU32,
+}
+
+impl PyClusterNode {
+    /// The node's checkpoints as part of the job's (restore point copied in, commit hook on).
+    pub fn checkpoints(&self, py: Python<'_>, cfg: CheckpointConfig) -> PyResult<CheckpointConfig> {
+        let rt = crate::run::runtime()?;
+        let job = self
+            .job
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("the cluster node is poisoned"))?;
+        let job = job
+            .as_ref()
+            .ok_or_else(|| PyRuntimeError::new_err("the cluster node has finished"))?;
+        py.detach(|| rt.block_on(job.checkpoints(cfg)))
+            .map_err(cluster_err)
+    }
+}
+
+/// `weir.cluster.join(node=, nodes=, cluster_dir=, epoch=)`: this process's node, from the
+/// arguments or (when they are left out) the environment a node agent or local cluster sets;
+/// `None` when neither says where it stands (the script runs on its own).
+#[pyfunction]
+#[pyo3(signature = (node = None, nodes = None, cluster_dir = None, epoch = None))]
+pub fn cluster_join(
+    py: Python<'_>,
+    node: Option<usize>,
+    nodes: Option<usize>,
+    cluster_dir: Option<PathBuf>,
+    epoch: Option<u64>,
+) -> PyResult<Option<PyClusterNode>> {
+    let settings = match (node, nodes, cluster_dir, epoch) {
+        (Some(node), Some(nodes), Some(dir), Some(epoch)) => {
+            NodeSettings::local(node, nodes, dir, epoch)
+        }
+        (None, None, None, None) => match NodeSettings::from_env().map_err(cluster_err)? {
+            Some(s) => s,
+            None => return Ok(None),
+        },
+        _ => {
+            return Err(PyValueError::new_err(
+                "join: give node, nodes, cluster_dir and epoch together, or none of them",
+            ));
+        }
+    };
+    let rt = crate::run::runtime()?;
+    let s = settings.clone();
+    let job = py
+        .detach(|| rt.block_on(JobNode::start(&s)))
+        .map_err(cluster_err)?;
+    Ok(Some(PyClusterNode {
+        settings,
+        nodes: job.nodes().clone(),
+        restore_id: job.restore_id(),
+        job: Mutex::new(Some(job)),
+        exchanges: AtomicU32::new(0),
+    }))
+}
+
+#[pymethods]
+impl PyClusterNode {
+    /// This node's index.
+    #[getter]
+    fn node(&self) -> usize {
+        self.settings.node
+    }
+    /// How many nodes run the job.
+    #[getter]
+    fn nodes(&self) -> usize {
+        self.settings.nodes
+    }
+    /// The attempt.
+    #[getter]
+    fn epoch(&self) -> u64 {
+        self.settings.epoch
+    }
+    /// The checkpoint the job restarts from (0: none).
+    #[getter]
+    fn restore_id(&self) -> u64 {
+        self.restore_id
+    }
+    /// The node owning `key` (its key group's among the job's nodes, as `exchange` routes).
+    fn owner(&self, py: Python<'_>, key: Py<PyAny>) -> PyResult<usize> {
+        let k = PyKey::new(py, PyObj(key), Codec::Key)
+            .map_err(|(e, _)| PyTypeError::new_err(e.to_string()))?;
+        Ok(owner_of(&k, self.nodes.len()))
+    }
+    /// A flow sending each element to the node owning `key(element)`, emitting what every node
+    /// sent to this one. Every node must build its exchanges in the same order (each gets the
+    /// next id, the same on every node).
+    fn exchange(&self, key: Py<PyAny>) -> PyResult<PyBlueprint> {
+        let id = self.exchanges.fetch_add(1, Ordering::Relaxed) + 1;
+        let n = self.nodes.len();
+        let key = Arc::new(PyFn::new(key));
+        let encode = py_flow(
+            "exchange-encode",
+            Arc::new(move |_py, _info| {
+                let key = Arc::clone(&key);
+                Box::new(convert(move |py, x: PyObj| {
+                    let k = key.call1(&x)?;
+                    let k = PyKey::new(py, k, Codec::Key)
+                        .map_err(|(e, _)| user_error_on(py, e, Some(&x)))?;
+                    let bytes = codec::encode(x.0.bind(py), Codec::Value).map_err(|_| {
+                        let ty = x.0.bind(py).get_type().name().map_or_else(|_| "?".to_owned(), |n| n.to_string());
+                        let msg = format!(
+                            "exchange: a {ty} cannot cross nodes: elements cross as built-in values (None, bool, int, float, str, bytes, and tuples, lists and dicts of them), never as pickles"
+                        );
+                        user_error_on(py, PyTypeError::new_err(msg), Some(&x))
+                    })?;
+                    Ok(Wire {
+                        owner: u32::try_from(owner_of(&k, n)).unwrap_or(0),
+                        bytes,
+                    })
+                })) as Box<dyn PyOp<PyObj, Wire>>
+            }),
+        );
+        let across = weir_cluster::exchange::exchange(&self.nodes, id, |w: &Wire| w.owner as usize)
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let decode = py_flow(
+            "exchange-decode",
+            Arc::new(|_py, _info| {
+                Box::new(convert(|py, w: Wire| {
+                    codec::decode(py, &w.bytes)
+                        .map(|o| PyObj(o.unbind()))
+                        .map_err(|e| crate::obj::user_error(py, e))
+                })) as Box<dyn PyOp<Wire, PyObj>>
+            }),
+        );
+        Ok(flow(encode.via(unit_mat(across)).via(decode)))
+    }
+    /// Waits until every node's run ended, then closes this node's endpoint.
+    fn finish(&self, py: Python<'_>) -> PyResult<()> {
+        let job = self
+            .job
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("the cluster node is poisoned"))?
+            .take()
+            .ok_or_else(|| PyRuntimeError::new_err("the cluster node has finished"))?;
+        let rt = crate::run::runtime()?;
+        py.detach(|| rt.block_on(job.finish())).map_err(cluster_err)
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "ClusterNode(node={}, nodes={}, epoch={})",
+            self.settings.node, self.settings.nodes, self.settings.epoch
+        )
+    }
+}
+
+fn owner_of(k: &PyKey, nodes: usize) -> usize {
+    weir_graph::subtask_for_key_group(weir_operators::keyed::key_group_of(k), nodes.max(1))
+}
+
+/// `weir.cluster.run_local(nodes, argv, dir, max_restarts)`: runs `argv` as `nodes` processes
+/// of one job (each with its place in the environment), restarting every one when one dies,
+/// until every process of one attempt exited 0; `(epoch, restarts, stdout of each node)`.
+#[pyfunction]
+#[pyo3(signature = (nodes, argv, dir, max_restarts = 1000))]
+pub fn cluster_run_local(
+    py: Python<'_>,
+    nodes: usize,
+    argv: Vec<String>,
+    dir: PathBuf,
+    max_restarts: u32,
+) -> PyResult<(u64, u32, Vec<String>)> {
+    let (exe, args) = argv
+        .split_first()
+        .ok_or_else(|| PyValueError::new_err("run_local: argv is empty"))?;
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).map_err(|e| cluster_err(format!("{}: {e}", logs.display())))?;
+    let mut lc = LocalCluster::new(nodes, &dir);
+    lc.max_restarts = max_restarts;
+    let log =
+        |s: &NodeSettings, what: &str| logs.join(format!("e{:04}-node-{}.{what}", s.epoch, s.node));
+    let outcome = py
+        .detach(|| {
+            lc.run(|s| {
+                std::process::Command::new(exe)
+                    .args(args)
+                    .envs(s.env())
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::fs::File::create(log(s, "stdout"))?)
+                    .stderr(std::fs::File::create(log(s, "stderr"))?)
+                    .spawn()
+            })
+        })
+        .map_err(cluster_err)?;
+    let outs = (0..nodes)
+        .map(|i| {
+            let s = NodeSettings::local(i, nodes, &dir, outcome.epoch);
+            std::fs::read_to_string(log(&s, "stdout")).unwrap_or_default()
+        })
+        .collect();
+    Ok((outcome.epoch, outcome.restarts, outs))
+}
+
+/// Adds `ClusterNode`, `cluster_join` and `cluster_run_local`.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyClusterNode>()?;
+    m.add_function(wrap_pyfunction!(cluster_join, m)?)?;
+    m.add_function(wrap_pyfunction!(cluster_run_local, m)?)?;
+    Ok(())
+}

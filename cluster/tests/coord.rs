@@ -468,3 +468,35 @@ async fn a_python_script_runs_with_the_nodes_interpreter() {
         "0 node-a=127.0.0.1:7500 ['node-a']\n"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_submissions_of_one_name_at_once_one_runs_and_the_other_is_refused() {
+    let d = Dir::new("race");
+    let mut c = Cluster::new(&d.0, Duration::from_secs(10));
+    c.join("node-a", 7600);
+    c.wait_joined(1).await;
+    let (a, b) = (c.client(), c.client());
+    let (ra, rb) = tokio::join!(
+        a.submit(spec("twice", 1, "exec sleep 60", 0)),
+        b.submit(spec("twice", 1, "exec sleep 60", 0))
+    );
+    let mut results = [ra.map_err(|e| e.to_string()), rb.map_err(|e| e.to_string())];
+    results.sort();
+    assert_eq!(
+        results,
+        [
+            Ok("twice".to_owned()),
+            Err("the coordinator refused: job \"twice\" is running already".to_owned())
+        ]
+    );
+    let until = tokio::time::Instant::now() + Duration::from_secs(10);
+    while c.coordinator().status().jobs[0].state != "running" {
+        assert!(tokio::time::Instant::now() < until);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (job, end) = c.client().cancel(None).await.unwrap();
+    assert_eq!(
+        (job.as_str(), end),
+        ("twice", JobEnd::Cancelled { epoch: 1 })
+    );
+}

@@ -424,33 +424,37 @@ fn register(
     if spec.program.first().is_none_or(String::is_empty) {
         return Err("a job needs a program".into());
     }
-    let dir = shared.cfg.dir.join("jobs").join(&spec.name);
-    {
-        let st = shared.lock();
-        if st.jobs.get(&spec.name).is_some_and(|j| j.ended.is_none()) {
-            return Err(format!("job {:?} is running already", spec.name));
-        }
-    }
     let text = serde_json::to_string_pretty(spec).map_err(|e| e.to_string())?;
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))
-        .and_then(|()| publish(&dir.join(SPEC), &text).map_err(|e| e.to_string()))?;
-    start_job(shared, spec, Some(watcher), 0, Vec::new());
-    Ok(())
+    let record = |dir: &std::path::Path| {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))
+            .and_then(|()| publish(&dir.join(SPEC), &text).map_err(|e| e.to_string()))
+    };
+    start_job(shared, spec, Some(watcher), 0, Vec::new(), Some(&record))
 }
 
-/// Records the job and spawns its supervision, from attempt `restarts` on with `previous`
-/// nodes by index.
+/// Records the job (after `record` wrote it to its directory, when given) and spawns its
+/// supervision, from attempt `restarts` on with `previous` nodes by index; an error when a job
+/// of that name runs.
 fn start_job(
     shared: &Arc<Shared>,
     spec: &JobSpec,
     watcher: Option<mpsc::UnboundedSender<Reply>>,
     restarts: u32,
     previous: Vec<String>,
-) {
+    record: Option<&dyn Fn(&std::path::Path) -> Result<(), String>>,
+) -> Result<(), String> {
     let (events, rx) = mpsc::unbounded_channel();
     {
+        // Checked, recorded and registered under one lock: two submissions of one name race
+        // for it, one wins.
         let mut st = shared.lock();
+        if st.jobs.get(&spec.name).is_some_and(|j| j.ended.is_none()) {
+            return Err(format!("job {:?} is running already", spec.name));
+        }
+        if let Some(record) = record {
+            record(&shared.cfg.dir.join("jobs").join(&spec.name))?;
+        }
         st.jobs.insert(
             spec.name.clone(),
             Job {
@@ -503,6 +507,7 @@ fn start_job(
             }
         }
     });
+    Ok(())
 }
 
 /// Resumes the jobs recorded under the coordinator's directory as running or waiting; lists
@@ -538,7 +543,9 @@ fn recover(shared: &Arc<Shared>) {
                 } else {
                     restarts
                 };
-                start_job(shared, &spec, None, restarts, previous);
+                if let Err(e) = start_job(shared, &spec, None, restarts, previous, None) {
+                    tracing::warn!(job = %spec.name, error = %e, "coordinator: cannot resume the job");
+                }
             }
             ended => {
                 let end = match ended {

@@ -414,7 +414,8 @@ impl JobNode {
     ///
     /// When the job has no checkpoint yet and `cfg.restore_from` is a cluster savepoint
     /// ([`crate::control::savepoint`]), the node starts from its part of the savepoint
-    /// (copied into `cfg.dir`); the savepoint must be of as many nodes.
+    /// (copied into `cfg.dir`); a savepoint of another node count is rescaled: the node
+    /// restores every old node's part, keeping what falls to it now.
     pub async fn checkpoints(
         &self,
         mut cfg: CheckpointConfig,
@@ -429,28 +430,20 @@ impl JobNode {
             && let Some(sp) = cfg.restore_from.clone()
             && let Some((sp_id, sp_nodes)) = crate::control::read_savepoint(&sp)?
         {
+            let store = local_store(&sp).map_err(cluster_err)?;
             if sp_nodes != self.settings.nodes {
-                return Err(JobError::Setting {
-                    name: "savepoint",
-                    reason: format!(
-                        "{} is of {sp_nodes} nodes and the job runs on {}: a cluster savepoint restores onto as many nodes",
-                        sp.display(),
-                        self.settings.nodes
-                    ),
-                });
+                cfg = self.rescale_from(cfg, &sp, store, sp_id, sp_nodes).await?;
+            } else {
+                let from =
+                    CheckpointMirror::new(store, node_prefix(self.settings.node), cfg.dir.clone());
+                // Never a local checkpoint of the same id from another run: the savepoint's own.
+                let local = weir_engine::checkpoint::store::checkpoint_dir(&cfg.dir, sp_id);
+                if local.exists() {
+                    std::fs::remove_dir_all(&local).map_err(io(&local))?;
+                }
+                let t = from.download(sp_id).await.map_err(cluster_err)?;
+                tracing::info!(node = self.settings.node, savepoint = %sp.display(), checkpoint = sp_id, files = t.files, bytes = t.bytes, "starting from a cluster savepoint");
             }
-            let from = CheckpointMirror::new(
-                local_store(&sp).map_err(cluster_err)?,
-                node_prefix(self.settings.node),
-                cfg.dir.clone(),
-            );
-            // Never a local checkpoint of the same id from another run: the savepoint's own.
-            let local = weir_engine::checkpoint::store::checkpoint_dir(&cfg.dir, sp_id);
-            if local.exists() {
-                std::fs::remove_dir_all(&local).map_err(io(&local))?;
-            }
-            let t = from.download(sp_id).await.map_err(cluster_err)?;
-            tracing::info!(node = self.settings.node, savepoint = %sp.display(), checkpoint = sp_id, files = t.files, bytes = t.bytes, "starting from a cluster savepoint");
             cfg.restore_from = None;
             id = sp_id;
         } else if id > 0 {
@@ -474,6 +467,47 @@ impl JobNode {
             .with_commit(Arc::new(Mirrored::new(mirror, log)))
             .discard_after(id)
             .number_after(self.restore.number_after()))
+    }
+
+    /// `cfg` set to start from savepoint `sp` (checkpoint `id` of `old` nodes) on this job's
+    /// node count: every old node's part is copied into `cfg.dir/rescale-ID/nNODE` and the run
+    /// restores them all as one, each stage taking what falls to this node
+    /// ([`CheckpointConfig::restore_from_nodes`]).
+    async fn rescale_from(
+        &self,
+        cfg: CheckpointConfig,
+        sp: &std::path::Path,
+        store: Arc<dyn object_store::ObjectStore>,
+        id: u64,
+        old: usize,
+    ) -> Result<CheckpointConfig, JobError> {
+        let root = cfg.dir.join(format!("rescale-{id}"));
+        if root.exists() {
+            std::fs::remove_dir_all(&root).map_err(io(&root))?;
+        }
+        let mut parts = Vec::with_capacity(old);
+        let (mut files, mut bytes) = (0, 0);
+        for k in 0..old {
+            let dir = root.join(format!("n{k}"));
+            let t = CheckpointMirror::new(Arc::clone(&store), node_prefix(k), dir.clone())
+                .download(id)
+                .await
+                .map_err(cluster_err)?;
+            files += t.files;
+            bytes += t.bytes;
+            parts.push(weir_engine::checkpoint::store::checkpoint_dir(&dir, id));
+        }
+        tracing::info!(
+            node = self.settings.node,
+            savepoint = %sp.display(),
+            checkpoint = id,
+            from = old,
+            to = self.settings.nodes,
+            files,
+            bytes,
+            "rescaling from a cluster savepoint"
+        );
+        Ok(cfg.restore_from_nodes(parts, self.settings.node, self.settings.nodes))
     }
 
     /// Once this node's run ended: waits (up to 30 s) until every node's did, so no

@@ -3,7 +3,7 @@
 //! parallelism changed.
 
 use crate::checkpoint::Coordinator;
-use weir_graph::{AsyncLogic, KeyGroupRange, StageError, StageInfo};
+use weir_graph::{AsyncLogic, StageError, StageInfo};
 
 /// Restores async `logic` of `info` (subtask `sub`) from the checkpoint `ck` restored
 /// (nothing when it holds no state for the stage).
@@ -13,9 +13,10 @@ pub(crate) fn restore_async(
     sub: usize,
     logic: &mut dyn AsyncLogic,
 ) -> Result<(), StageError> {
+    let scope = ck.restored_scope();
     let rescaled = ck
         .restored_parallelism(info.id)
-        .filter(|&old| old != info.parallelism);
+        .filter(|&old| scope.is_some() || old != info.parallelism);
     let snapshots = match rescaled {
         Some(_) => ck.restored_all(info.id),
         None => Vec::new(),
@@ -26,7 +27,18 @@ pub(crate) fn restore_async(
             None => Ok(()),
         };
     };
-    let key_groups = KeyGroupRange::for_subtask(sub, info.parallelism);
+    let (key_groups, share) = crate::checkpoint::owned(ck, sub, info.parallelism);
+    if let Some(share) = share {
+        tracing::info!(stage = %info.path, from = old, %share, %key_groups, "restoring redistributed state");
+        return logic
+            .restore_redistributed(&snapshots, key_groups, share)
+            .map_err(|e| {
+                StageError::internal(format!(
+                    "{} (restoring {share} from {old} subtasks across the job's nodes)",
+                    e.message()
+                ))
+            });
+    }
     tracing::info!(
         stage = %info.path,
         from = old,

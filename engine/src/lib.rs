@@ -41,7 +41,7 @@ mod supervise;
 pub mod testkit;
 mod watch;
 
-pub use checkpoint::{CheckpointConfig, Checkpoints};
+pub use checkpoint::{CheckpointConfig, Checkpoints, NodesRestore};
 pub use clock::{SystemClock, VirtualClock};
 pub use defaults::{
     DEFAULT_BATCH_SIZE, DEFAULT_BUFFER_BYTES, DEFAULT_BUFFER_ROWS, DEFAULT_CANCEL_GRACE,

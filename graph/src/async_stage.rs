@@ -445,6 +445,18 @@ pub trait AsyncLogic: Send + 'static {
     ) -> Result<(), StageError> {
         Err(crate::snapshot::not_rescalable())
     }
+    /// Restores a fresh instance from every old subtask's state when the job now runs on
+    /// another number of processes (as [`crate::SourceLogic::restore_redistributed`]: a sink
+    /// finishes the commits of the old states that fall to `share`); the default is
+    /// [`Self::restore_rescaled`] with `key_groups` (those this subtask and its node own).
+    fn restore_redistributed(
+        &mut self,
+        snapshots: &[Snapshot],
+        key_groups: crate::KeyGroupRange,
+        _share: crate::Share,
+    ) -> Result<(), StageError> {
+        self.restore_rescaled(snapshots, key_groups)
+    }
 }
 
 /// A copy of `module` whose stages all emit on demand (see [`crate::Node::demand_outputs`]).

@@ -53,6 +53,47 @@ impl KeyGroupRange {
     pub fn iter(&self) -> Range<usize> {
         self.start..self.end
     }
+
+    /// The key groups both ranges hold (empty when they do not overlap).
+    pub fn intersect(&self, other: &KeyGroupRange) -> Self {
+        Self::new(self.start.max(other.start), self.end.min(other.end))
+    }
+
+    /// Whether the range holds no key group.
+    pub fn is_empty(&self) -> bool {
+        self.start >= self.end
+    }
+}
+
+/// One subtask's place among every subtask of a stage across the job's processes: the
+/// `index`-th of `count`, numbered node by node (`node * parallelism + subtask`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Share {
+    /// This subtask's place, `0..count`.
+    pub index: usize,
+    /// Subtasks of the stage across the job.
+    pub count: usize,
+}
+
+impl Share {
+    /// The share of subtask `subtask` of `parallelism` on node `node` of `nodes`.
+    pub fn of(node: usize, nodes: usize, subtask: usize, parallelism: usize) -> Self {
+        Self {
+            index: node * parallelism + subtask,
+            count: (nodes * parallelism).max(1),
+        }
+    }
+
+    /// Whether item `i` of a list dealt round-robin over the shares falls to this one.
+    pub fn owns(&self, i: usize) -> bool {
+        i % self.count == self.index
+    }
+}
+
+impl fmt::Display for Share {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "share {} of {}", self.index, self.count)
+    }
 }
 
 impl fmt::Display for KeyGroupRange {

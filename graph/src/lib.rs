@@ -57,7 +57,7 @@ pub use error::{ErrorKind, GraphError, StageError};
 pub use failpoint::{DiskFull, enospc, failpoint, write_fault};
 pub use gauges::{Gauge, GaugeKind, GaugeSample, StageGauges};
 pub use heap::{HeapSize, batch_bytes, register_heap_size};
-pub use key_groups::KeyGroupRange;
+pub use key_groups::{KeyGroupRange, Share};
 pub use logic::{
     ErasedFlow, ErasedSink, ErasedSource, FlowLogic, SinkLogic, SourceLogic, StageCx, StageInfo,
     Step,

@@ -199,6 +199,18 @@ pub trait SourceLogic<T>: Send + 'static {
     fn restore(&mut self, _snapshot: &Snapshot) -> Result<(), StageError> {
         Err(stateless())
     }
+    /// Restores a fresh instance from every old subtask's state when the job now runs on
+    /// another number of processes (a cluster job rescaled through a savepoint): `share` is
+    /// this subtask's place among the new ones, and the instance takes the part of the old
+    /// states that falls to it (a file source: the files it reads now, with their positions).
+    /// The default refuses.
+    fn restore_redistributed(
+        &mut self,
+        _snapshots: &[Snapshot],
+        _share: crate::Share,
+    ) -> Result<(), StageError> {
+        Err(crate::snapshot::not_rescalable())
+    }
     /// Called once when the stage stops, whatever the reason.
     fn post_stop(&mut self) {}
 }
@@ -329,6 +341,14 @@ pub trait ErasedSource: Send {
     fn restore(&mut self, _snapshot: &Snapshot) -> Result<(), StageError> {
         Err(stateless())
     }
+    /// See [`SourceLogic::restore_redistributed`].
+    fn restore_redistributed(
+        &mut self,
+        _snapshots: &[Snapshot],
+        _share: crate::Share,
+    ) -> Result<(), StageError> {
+        Err(crate::snapshot::not_rescalable())
+    }
     /// See [`SourceLogic::post_stop`].
     fn post_stop(&mut self);
 }
@@ -450,6 +470,13 @@ impl<T: Send + 'static, L: SourceLogic<T>> ErasedSource for SourceAdapter<T, L> 
     }
     fn restore(&mut self, snapshot: &Snapshot) -> Result<(), StageError> {
         self.logic.restore(snapshot)
+    }
+    fn restore_redistributed(
+        &mut self,
+        snapshots: &[Snapshot],
+        share: crate::Share,
+    ) -> Result<(), StageError> {
+        self.logic.restore_redistributed(snapshots, share)
     }
     fn post_stop(&mut self) {
         self.logic.post_stop()

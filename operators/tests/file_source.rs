@@ -249,6 +249,23 @@ async fn a_line_longer_than_the_limit_fails_naming_it() {
     );
 }
 
+/// A file source's saved state, as it encodes it: tag 2, its share, the position, then the
+/// files after it that start part-way or are done (after a redistribution).
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Saved {
+    share: (u64, u64),
+    at: Option<(String, u64, u64)>,
+    starts: Vec<(String, u64, u64)>,
+    done: Vec<String>,
+}
+
+/// The position a file source saved.
+fn position(s: &dyn ErasedSource) -> Option<(String, u64, u64)> {
+    let (tag, saved): (u8, Saved) = s.snapshot().unwrap().unwrap().decode().unwrap();
+    assert_eq!(tag, 2);
+    saved.at
+}
+
 /// A fresh instance of the source stage of `src`.
 fn source_logic<T: Send + 'static>(src: &Source<T>) -> Box<dyn ErasedSource> {
     let NodeKind::Source(f) = &src.module().nodes[0].kind else {
@@ -323,19 +340,19 @@ fn a_restored_source_resumes_at_the_saved_byte_offset_exactly() {
     let mut s = source_logic(&src);
     let (got, _) = pull::<Bytes>(s.as_mut(), 1, 2);
     assert_eq!(text(got), ["a1", "a2"]);
-    let saved: Option<(String, u64, u64)> = s.snapshot().unwrap().unwrap().decode().unwrap();
+    let saved = position(s.as_ref());
     let a_path = d.0.join("a.txt").to_string_lossy().into_owned();
     assert_eq!(saved, Some((a_path.clone(), 7, 3)));
     s.post_stop();
 
-    // Before any poll, a fresh source saves "from the start" and a restored one its resume point.
+    // Before any poll, a fresh source saves "from the start" and a restored one its resume
+    // point (here from a snapshot of the earlier form, the bare position).
     let fresh = source_logic(&src);
-    let none: Option<(String, u64, u64)> = fresh.snapshot().unwrap().unwrap().decode().unwrap();
-    assert_eq!(none, None);
+    assert_eq!(position(fresh.as_ref()), None);
     let mut r = source_logic(&src);
     r.restore(&Snapshot::encode(&Some((a_path, 3u64, 2u64))).unwrap())
         .unwrap();
-    let again: Option<(String, u64, u64)> = r.snapshot().unwrap().unwrap().decode().unwrap();
+    let again = position(r.as_ref());
     assert_eq!(again.map(|s| (s.1, s.2)), Some((3, 2)));
     assert_eq!(
         text(pull::<Bytes>(r.as_mut(), 8, usize::MAX).0),
@@ -571,5 +588,96 @@ async fn a_following_source_ends_when_downstream_cancels_and_a_file_cannot_be_fo
             one.display()
         )),
         "{err}"
+    );
+}
+
+/// `src` made of the files of `d`, as share `index` of `count`.
+fn shared(d: &TempDir, index: usize, count: usize) -> Source<Bytes> {
+    FileSource::new(Files::path(&d.0))
+        .share(index, count)
+        .block_size(5)
+        .lines()
+}
+
+#[test]
+fn shares_read_their_files_and_a_redistribution_resumes_each_file_where_its_old_source_left_it() {
+    let d = TempDir::new("shares");
+    let mut all = Vec::new();
+    for f in 0..6 {
+        let lines: Vec<String> = (1..=4).map(|l| format!("f{f}-{l}")).collect();
+        d.file(&format!("f{f}.txt"), &(lines.join("\n") + "\n"));
+        all.extend(lines);
+    }
+    let read = |f: usize| (1..=4).map(|l| format!("f{f}-{l}")).collect::<Vec<_>>();
+    // Two shares: the files at even and at odd positions.
+    let mut old0 = source_logic(&shared(&d, 0, 2));
+    let (whole, done) = pull::<Bytes>(old0.as_mut(), 4, usize::MAX);
+    assert!(done);
+    assert_eq!(text(whole), [read(0), read(2), read(4)].concat());
+    // Stopped after 6 lines of share 0 (f0, half of f2) and 1 of share 1 (f1-1).
+    let mut old0 = source_logic(&shared(&d, 0, 2));
+    let (a, _) = pull::<Bytes>(old0.as_mut(), 1, 6);
+    let mut old1 = source_logic(&shared(&d, 1, 2));
+    let (b, _) = pull::<Bytes>(old1.as_mut(), 1, 1);
+    let before = [text(a), text(b)].concat();
+    assert_eq!(
+        before,
+        ["f0-1", "f0-2", "f0-3", "f0-4", "f2-1", "f2-2", "f1-1"]
+    );
+    let snaps = [
+        old0.snapshot().unwrap().unwrap(),
+        old1.snapshot().unwrap().unwrap(),
+    ];
+    old0.post_stop();
+    old1.post_stop();
+
+    // Onto three shares: share i takes the files at positions j % 3 == i with the old
+    // positions: what was read is done, the file an old source was in resumes after its last
+    // line, the rest start at the beginning.
+    let want: [Vec<String>; 3] = [
+        read(3),
+        [read(1)[1..].to_vec(), read(4)].concat(),
+        [read(2)[2..].to_vec(), read(5)].concat(),
+    ];
+    let mut after = before.clone();
+    for (i, want) in want.iter().enumerate() {
+        let mut s = source_logic(&shared(&d, i, 3));
+        s.restore_redistributed(&snaps, weir_graph::Share { index: i, count: 3 })
+            .unwrap();
+        // What it took survives a checkpoint before it reads anything.
+        let mut again = source_logic(&shared(&d, i, 3));
+        again.restore(&s.snapshot().unwrap().unwrap()).unwrap();
+        let (got, done) = pull::<Bytes>(again.as_mut(), 3, usize::MAX);
+        assert!(done);
+        assert_eq!(&text(got), want, "share {i} of 3");
+        let (got, _) = pull::<Bytes>(s.as_mut(), 3, usize::MAX);
+        assert_eq!(&text(got), want, "share {i} of 3");
+        after.extend(want.iter().cloned());
+    }
+    after.sort();
+    let mut all_sorted = all.clone();
+    all_sorted.sort();
+    assert_eq!(after, all_sorted, "every line once");
+
+    // A source that reads every file cannot take a share of a job on other nodes.
+    let mut whole = source_logic(&FileSource::new(Files::path(&d.0)).lines());
+    let e = whole
+        .restore_redistributed(&snaps, weir_graph::Share { index: 1, count: 3 })
+        .unwrap_err();
+    assert!(
+        e.to_string().contains(
+            "it reads share 0 of 1 of the files but runs as share 1 of 3 of the job: give it \
+             `.share(node, nodes)`"
+        ),
+        "{e}"
+    );
+    // A saved share that is not the source's own is refused on a plain restore.
+    let mut other = source_logic(&shared(&d, 1, 2));
+    let e = other.restore(&snaps[0]).unwrap_err();
+    assert!(
+        e.to_string().contains(
+            "the checkpoint read share 0 of 2 of the files and this source reads share 1 of 2"
+        ),
+        "{e}"
     );
 }

@@ -40,6 +40,8 @@ pub struct ClusterArgs {
     pub fresh_disk: bool,
     /// The cluster savepoint the job starts from when it has no checkpoint yet.
     pub from_savepoint: Option<PathBuf>,
+    /// Splits the input into this many files of consecutive lines, shared by the nodes.
+    pub splits: Option<usize>,
 }
 
 /// The nodes' output directories under `output`.
@@ -78,13 +80,7 @@ fn split_input(input: &Path, parts: &Path, nodes: usize) -> Result<Vec<PathBuf>,
         let p = p.display().to_string();
         move |e: std::io::Error| format!("{p}: {e}")
     };
-    let meta = std::fs::metadata(input).map_err(io(input))?;
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos());
-    let version = format!("{} {mtime}\n", meta.len());
+    let version = input_version(input)?;
     let done = parts.join("SPLIT");
     if std::fs::read_to_string(&done).is_ok_and(|v| v == version) {
         return Ok(paths);
@@ -105,6 +101,56 @@ fn split_input(input: &Path, parts: &Path, nodes: usize) -> Result<Vec<PathBuf>,
     }
     std::fs::write(&done, version).map_err(io(&done))?;
     Ok(paths)
+}
+
+/// The folder of `input`'s `splits` files of consecutive lines, beside it.
+fn splits_dir(input: &Path, splits: usize) -> PathBuf {
+    let mut name = input.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".splits-{splits}"));
+    input.with_file_name(name)
+}
+
+/// Splits `input` into `splits` files of consecutive lines (`input-JJJJ.csv`, so path order is
+/// split order; once per version of the input): each node reads its files one after another,
+/// so its event time only moves forward.
+fn split_consecutive(input: &Path, dir: &Path, splits: usize) -> Result<(), String> {
+    let io = |p: &Path| {
+        let p = p.display().to_string();
+        move |e: std::io::Error| format!("{p}: {e}")
+    };
+    let version = input_version(input)?;
+    let done = dir.join(".SPLIT");
+    if std::fs::read_to_string(&done).is_ok_and(|v| v == version) {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let lines = std::io::BufReader::new(std::fs::File::open(input).map_err(io(input))?)
+        .lines()
+        .count();
+    let f = std::fs::File::open(input).map_err(io(input))?;
+    let mut lines_in = std::io::BufReader::new(f).lines();
+    for j in 0..splits {
+        let p = dir.join(format!("input-{j:04}.csv"));
+        let mut out = BufWriter::new(std::fs::File::create(&p).map_err(io(&p))?);
+        let n = (j + 1) * lines / splits - j * lines / splits;
+        for line in lines_in.by_ref().take(n) {
+            writeln!(out, "{}", line.map_err(io(input))?).map_err(io(&p))?;
+        }
+        out.flush().map_err(io(&p))?;
+        out.get_ref().sync_all().map_err(io(&p))?;
+    }
+    std::fs::write(&done, version).map_err(io(&done))
+}
+
+/// The input's length and modification time (a split is made once per version).
+fn input_version(input: &Path) -> Result<String, String> {
+    let meta = std::fs::metadata(input).map_err(|e| format!("{}: {e}", input.display()))?;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    Ok(format!("{} {mtime}\n", meta.len()))
 }
 
 /// What the last attempt's nodes reported.
@@ -151,7 +197,18 @@ fn run(args: &ClusterArgs) -> Result<String, String> {
     let cluster = cluster_dir(&args.state_dir);
     let logs = cluster.join("logs");
     std::fs::create_dir_all(&logs).map_err(|e| format!("{}: {e}", logs.display()))?;
-    let parts = split_input(&args.input, &parts_dir(&args.input, n), n)?;
+    // Each node's `--input`: its part, or the shared folder of splits.
+    let (parts, shared) = match args.splits {
+        Some(s) => {
+            let dir = splits_dir(&args.input, s);
+            split_consecutive(&args.input, &dir, s)?;
+            (vec![dir; n], true)
+        }
+        None => (
+            split_input(&args.input, &parts_dir(&args.input, n), n)?,
+            false,
+        ),
+    };
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
     let mut lc = LocalCluster::new(n, &cluster);
     lc.max_restarts = args.max_restarts;
@@ -179,10 +236,11 @@ fn run(args: &ClusterArgs) -> Result<String, String> {
                     std::fs::File::create(&p).map(Stdio::from)
                 };
                 let mut cmd = Command::new(&exe);
-                cmd.arg("w3-node")
-                    .arg("--input")
-                    .arg(&parts[i])
-                    .arg("--output")
+                cmd.arg("w3-node").arg("--input").arg(&parts[i]);
+                if shared {
+                    cmd.arg("--shared-input");
+                }
+                cmd.arg("--output")
                     .arg(&output_dirs(&args.output, n)[i])
                     .arg("--state-dir")
                     .arg(args.state_dir.join(format!("node-{i}")))

@@ -65,17 +65,29 @@ pub enum W3Command {
         #[arg(long, requires = "nodes")]
         fresh_disk: bool,
         /// With `--nodes`: starts from this cluster savepoint (`weir savepoint --cluster`) when
-        /// the job has no checkpoint of its own yet; it must be of as many nodes.
+        /// the job has no checkpoint of its own yet; one of another node count is rescaled
+        /// (it needs `--splits`, as the job that took it).
         #[arg(long, requires = "nodes")]
         from_savepoint: Option<PathBuf>,
+        /// With `--nodes`: splits the input into this many files of consecutive lines (into
+        /// `INPUT.splits-S/`), of which node `i` reads those at positions `j % N == i`; the
+        /// same splits serve every node count, so a savepoint rescales onto another one.
+        /// Without it each node reads every N-th line.
+        #[arg(long, requires = "nodes", value_parser = clap::value_parser!(u16).range(1..=4096))]
+        splits: Option<u16>,
     },
     /// One node of `w3-job --nodes N` (started by it): its part of the input through the
     /// exchange by key into its windows and part files.
     #[command(name = "w3-node")]
     Node {
-        /// This node's part of the events.
+        /// This node's part of the events (or, with `--shared-input`, the job's folder of
+        /// splits).
         #[arg(long)]
         input: PathBuf,
+        /// `--input` is the job's folder of splits, of which the node reads its share (the
+        /// files at positions `j % nodes == node`).
+        #[arg(long)]
+        shared_input: bool,
         /// This node's part files.
         #[arg(long)]
         output: PathBuf,
@@ -218,6 +230,7 @@ pub fn run(cmd: W3Command) -> i32 {
             max_restarts,
             fresh_disk,
             from_savepoint,
+            splits,
         } => {
             if rate == Some(0) {
                 eprintln!("w3-job: --rate must be at least 1");
@@ -234,6 +247,7 @@ pub fn run(cmd: W3Command) -> i32 {
                     max_restarts,
                     fresh_disk,
                     from_savepoint,
+                    splits: splits.map(usize::from),
                 });
             }
             job::main(&job::JobArgs {
@@ -277,6 +291,7 @@ pub fn run(cmd: W3Command) -> i32 {
         }
         W3Command::Node {
             input,
+            shared_input,
             output,
             state_dir,
             cluster_dir,
@@ -311,6 +326,7 @@ pub fn run(cmd: W3Command) -> i32 {
             }
             node::main(&node::NodeArgs {
                 input,
+                shared_input,
                 output,
                 state_dir,
                 settings,

@@ -25,8 +25,10 @@ use weir_cluster::job::{JobNode, NodeSettings, node_name};
 /// The settings of one node.
 #[derive(Debug, Clone)]
 pub struct NodeArgs {
-    /// This node's part of the events.
+    /// This node's part of the events (or the job's folder of splits).
     pub input: PathBuf,
+    /// `input` is the job's folder of splits: the node reads its share of them.
+    pub shared_input: bool,
     /// This node's part files.
     pub output: PathBuf,
     /// This node's checkpoints.
@@ -46,9 +48,13 @@ fn graph(
     args: &NodeArgs,
     nodes: &JobNodes,
 ) -> Result<RunnableGraph<SinkFuture<Vec<PathBuf>>>, String> {
-    let src = FileSource::new(Files::path(&args.input))
-        .csv(CsvOptions::default(), decode)
-        .uid("w3-source");
+    let files = FileSource::new(Files::path(&args.input));
+    let files = if args.shared_input {
+        files.share(args.settings.node, args.settings.nodes)
+    } else {
+        files
+    };
+    let src = files.csv(CsvOptions::default(), decode).uid("w3-source");
     let src = match args.rate {
         Some(r) => src
             .throttle(

@@ -58,6 +58,9 @@ struct Restore {
     parallelism: HashMap<StageId, usize>,
     /// The savepoint path, when the run started from one rather than from its own directory.
     savepoint: Option<PathBuf>,
+    /// This run's node and the job's node count, when it restores the checkpoints of every
+    /// node of a job that ran on another count (every stage is then redistributed).
+    scope: Option<(usize, usize)>,
 }
 
 /// One run's checkpoint coordinator (a `RunShared` member when checkpoints are on).
@@ -89,13 +92,24 @@ impl Coordinator {
         }
         let own = store::latest(&cfg.dir)?;
         let newest = store::newest_id(&cfg.dir)?.unwrap_or(0);
-        let (restored, savepoint) = match (own, &cfg.restore_from) {
-            (Some(r), _) => (Some(r), None),
-            (None, Some(path)) => {
+        let mut scope = None;
+        let (restored, savepoint) = match (own, &cfg.restore_from, &cfg.restore_from_nodes) {
+            (Some(r), _, _) => (Some(r), None),
+            (None, _, Some(n)) if !n.parts.is_empty() => {
+                tracing::info!(
+                    from = n.parts.len(),
+                    to = n.nodes,
+                    node = n.node,
+                    "starting from the checkpoints of every node of a job on another node count"
+                );
+                scope = Some((n.node, n.nodes.max(1)));
+                (Some(store::read_nodes(&n.parts)?), n.parts.first().cloned())
+            }
+            (None, Some(path), _) => {
                 tracing::info!(savepoint = %path.display(), "starting from a savepoint");
                 (Some(store::read(path)?), Some(path.clone()))
             }
-            (None, None) => (None, None),
+            (None, None, _) => (None, None),
         };
         let restored_id = restored.as_ref().map(|r| r.id);
         if let Some(r) = &restored {
@@ -125,6 +139,7 @@ impl Coordinator {
                 stages: r.stages,
                 parallelism: r.parallelism,
                 savepoint,
+                scope,
             }),
             next_id: AtomicU64::new(next),
             clock: Mutex::new(None),
@@ -221,6 +236,12 @@ impl Coordinator {
             .collect()
     }
 
+    /// This run's node and the job's node count when every stage is redistributed from the
+    /// checkpoints of a job on another node count.
+    pub(crate) fn restored_scope(&self) -> Option<(usize, usize)> {
+        self.restored.as_ref()?.scope
+    }
+
     /// The id of the checkpoint restored from.
     pub(crate) fn restored_id(&self) -> Option<u64> {
         self.handle.restored
@@ -243,11 +264,15 @@ impl Coordinator {
         // the same parallelism, starts empty.
         let empty: Vec<Key> = expected
             .iter()
-            .filter(|k| {
-                !r.stages.contains(k)
-                    && r.parallelism
-                        .get(&k.0)
-                        .is_none_or(|p| Some(p) == now.get(&k.0))
+            .filter(|k| match r.scope {
+                // Every stage the checkpoints hold is redistributed.
+                Some(_) => !r.parallelism.contains_key(&k.0),
+                None => {
+                    !r.stages.contains(k)
+                        && r.parallelism
+                            .get(&k.0)
+                            .is_none_or(|p| Some(p) == now.get(&k.0))
+                }
             })
             .copied()
             .collect();

@@ -16,7 +16,7 @@ pub mod store;
 
 pub use commit::{CheckpointCommit, CommitHook};
 pub(crate) use coordinator::{AsyncCheckpoint, Coordinator};
-pub(crate) use rescale::{restore_flow, restore_sink, restore_source};
+pub(crate) use rescale::{owned, restore_flow, restore_sink, restore_source};
 pub use store::CheckpointError;
 
 use std::collections::BTreeSet;
@@ -52,6 +52,21 @@ pub struct CheckpointConfig {
     pub discard_after: Option<u64>,
     /// Numbers the run's checkpoints after this id at least (see [`CheckpointConfig::number_after`]).
     pub number_after: Option<u64>,
+    /// The checkpoints of every node of a job that ran on another node count, to start from
+    /// when `dir` holds no checkpoint (see [`CheckpointConfig::restore_from_nodes`]).
+    pub restore_from_nodes: Option<NodesRestore>,
+}
+
+/// A start from one checkpoint of every node of a job that ran on another number of nodes: a
+/// cluster job rescaled through a savepoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodesRestore {
+    /// Each old node's checkpoint directory (`.../chk-ID`), in node order; all of one id.
+    pub parts: Vec<PathBuf>,
+    /// This run's node.
+    pub node: usize,
+    /// The nodes the job runs on now.
+    pub nodes: usize,
 }
 
 impl CheckpointConfig {
@@ -67,6 +82,7 @@ impl CheckpointConfig {
             commit: None,
             discard_after: None,
             number_after: None,
+            restore_from_nodes: None,
         }
     }
 
@@ -110,6 +126,19 @@ impl CheckpointConfig {
     /// unless `dir` holds a complete checkpoint of its own (the run then resumes from that).
     pub fn restore_from(mut self, path: impl Into<PathBuf>) -> Self {
         self.restore_from = Some(path.into());
+        self
+    }
+
+    /// Starts from the checkpoints `parts` of every node of a job that ran on another number
+    /// of nodes (in node order, all of one id) as node `node` of `nodes`, unless `dir` holds a
+    /// checkpoint of its own: every stage subtask restores from every old subtask's state
+    /// (subtasks numbered node by node) what falls to it now. A keyed stage keeps the key
+    /// groups both its subtask and this node own (`KeyGroupRange::for_subtask(node, nodes)`,
+    /// the groups a cluster exchange routes here); a source or sink takes the old states that
+    /// fall to its [`weir_graph::Share`] (`SourceLogic::restore_redistributed`); any other
+    /// state refuses.
+    pub fn restore_from_nodes(mut self, parts: Vec<PathBuf>, node: usize, nodes: usize) -> Self {
+        self.restore_from_nodes = Some(NodesRestore { parts, node, nodes });
         self
     }
 

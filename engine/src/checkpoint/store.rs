@@ -573,6 +573,46 @@ pub fn read(dir: &Path) -> Result<Restored, CheckpointError> {
     })
 }
 
+/// Reads the checkpoints `parts` (one of every node of a job, in node order) as one: the
+/// subtasks of each stage numbered node by node (node 0's first). An error when a part does
+/// not verify or the parts are of different ids.
+pub fn read_nodes(parts: &[PathBuf]) -> Result<Restored, CheckpointError> {
+    let mut all = Restored {
+        id: 0,
+        states: HashMap::new(),
+        stages: std::collections::BTreeSet::new(),
+        parallelism: HashMap::new(),
+        skipped: Vec::new(),
+    };
+    for (n, dir) in parts.iter().enumerate() {
+        let r = read(dir)?;
+        if n == 0 {
+            all.id = r.id;
+        } else if r.id != all.id {
+            return Err(CheckpointError::Corrupt {
+                path: dir.clone(),
+                reason: format!(
+                    "checkpoint {} of node {n}, but node 0's is {}: the parts of one restore are of one checkpoint",
+                    r.id, all.id
+                ),
+            });
+        }
+        for (stage, p) in &r.parallelism {
+            let offset = all.parallelism.get(stage).copied().unwrap_or(0);
+            for sub in 0..*p {
+                if r.stages.contains(&(*stage, sub)) {
+                    all.stages.insert((*stage, offset + sub));
+                }
+                if let Some(s) = r.states.get(&(*stage, sub)) {
+                    all.states.insert((*stage, offset + sub), s.clone());
+                }
+            }
+            all.parallelism.insert(*stage, offset + p);
+        }
+    }
+    Ok(all)
+}
+
 /// The newest complete checkpoint under `root` that verifies: a directory without a manifest
 /// (a checkpoint being written when the run stopped) is skipped, a corrupt one is skipped with
 /// a warning; `Ok(None)` when there is none at all, an error naming the file when every

@@ -50,8 +50,18 @@ impl FileSource {
                 block_size: 64 * 1024,
                 max_line: 16 * 1024 * 1024,
                 follow: None,
+                share: (0, 1),
             },
         }
+    }
+    /// Reads only share `index` of `count` of the listed files: those at the positions `i`
+    /// (in path order) with `i % count == index`, split again among the source's subtasks. A
+    /// job running on `count` nodes gives node `index` this share of one input; restored
+    /// onto another node count through a savepoint, each source takes its new share of the
+    /// files with the positions the old sources saved (the listing must be unchanged).
+    pub fn share(mut self, index: usize, count: usize) -> Self {
+        self.config.share = (index, count);
+        self
     }
     /// Reads `bytes` at a time (at least 1).
     pub fn block_size(mut self, bytes: usize) -> Self {
@@ -80,16 +90,28 @@ impl FileSource {
     where
         F: LineFormat + Clone + Sync,
     {
-        let invalid =
-            at_least("file source: block_size", self.config.block_size, 1).or_else(|| {
+        let (index, count) = self.config.share;
+        let invalid = at_least("file source: block_size", self.config.block_size, 1)
+            .or_else(|| {
                 self.config
                     .follow
                     .and_then(|d| positive("file source: follow interval", d))
+            })
+            .or_else(|| at_least("file source: share count", count, 1))
+            .or_else(|| {
+                (index >= count).then(|| {
+                    format!("file source: share index {index} is not below its count {count}")
+                })
             });
         let config = Arc::new(self.config);
-        Source::from_logic(name, move |_| {
+        Source::from_logic(name, move |info| {
             Ok((
-                FileSourceLogic::new(Arc::clone(&config), format.clone()),
+                FileSourceLogic::new(
+                    Arc::clone(&config),
+                    format.clone(),
+                    info.subtask,
+                    info.parallelism,
+                ),
                 (),
             ))
         })
@@ -281,6 +303,7 @@ impl FileSink {
                     promise,
                     path: info.path.clone(),
                     restored: None,
+                    foreign: Vec::new(),
                 },
                 future,
             ))

@@ -3,7 +3,7 @@
 
 use super::error::FileError;
 use bytes::{Bytes, BytesMut};
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -114,6 +114,33 @@ pub(crate) struct Resume {
     pub(crate) line: u64,
 }
 
+/// Where a reader starts: its share of the listing, the resume position, and (after a
+/// redistribution over another number of readers) the files after it that start part-way or
+/// were read already.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Start {
+    /// The listing positions this reader takes: those `i` with `i % count == index`.
+    pub(crate) share: (usize, usize),
+    /// The file to resume (the share's files sorting before it are done).
+    pub(crate) resume: Option<Resume>,
+    /// Files after the resume point that begin at a saved position.
+    pub(crate) starts: HashMap<PathBuf, Resume>,
+    /// Files after the resume point that were read to their end.
+    pub(crate) done: HashSet<PathBuf>,
+}
+
+/// The files of `spec` at the listing positions of `share` (`(index, count)`), in path order.
+pub(crate) fn list_share(spec: &Files, share: (usize, usize)) -> Result<Vec<PathBuf>, FileError> {
+    let (index, count) = (share.0, share.1.max(1));
+    Ok(spec
+        .list()?
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| i % count == index)
+        .map(|(_, p)| p)
+        .collect())
+}
+
 /// What the reading thread hands to the source, in order.
 pub(crate) enum Block {
     /// A file starts, at `offset` (line number `line`).
@@ -140,6 +167,10 @@ pub(crate) struct Follow {
 pub(crate) struct BlockReader {
     files: VecDeque<PathBuf>,
     resume: Option<Resume>,
+    /// Files that begin part-way, and files to skip (after a redistribution).
+    starts: HashMap<PathBuf, Resume>,
+    done: HashSet<PathBuf>,
+    share: (usize, usize),
     open: Option<(File, PathBuf)>,
     block: usize,
     /// What to list again when following new files.
@@ -150,10 +181,11 @@ pub(crate) struct BlockReader {
 }
 
 impl BlockReader {
-    /// A reader of `files` from `resume` (files sorting before it are done).
+    /// A reader of `files` from `start` (files of its share sorting before the resume
+    /// point are done).
     pub(crate) fn new(
         files: &Files,
-        resume: Option<Resume>,
+        start: Start,
         block: usize,
         follow: Option<Follow>,
     ) -> Result<Self, FileError> {
@@ -162,7 +194,13 @@ impl BlockReader {
         {
             return Err(FileError::FollowFile { path: p.clone() });
         }
-        let mut list = files.list()?;
+        let Start {
+            share,
+            resume,
+            starts,
+            done,
+        } = start;
+        let mut list = list_share(files, share)?;
         if let Some(r) = &resume {
             let Some(at) = list.iter().position(|p| p == &r.path) else {
                 return Err(FileError::ResumeFileGone {
@@ -175,6 +213,9 @@ impl BlockReader {
         Ok(Self {
             files: list.into(),
             resume,
+            starts,
+            done,
+            share,
             open: None,
             block: block.max(1),
             spec: files.clone(),
@@ -184,15 +225,23 @@ impl BlockReader {
     }
 
     fn open_next(&mut self) -> Option<Result<Block, FileError>> {
-        if self.files.is_empty()
-            && let Err(e) = self.wait_for_new_files()
-        {
-            return Some(Err(e));
+        loop {
+            if self.files.is_empty()
+                && let Err(e) = self.wait_for_new_files()
+            {
+                return Some(Err(e));
+            }
+            let path = self.files.pop_front()?;
+            self.last = Some(path.clone());
+            if self.done.remove(&path) {
+                continue;
+            }
+            let resume = match self.resume.take().filter(|r| r.path == path) {
+                Some(r) => Some(r),
+                None => self.starts.remove(&path),
+            };
+            return Some(self.open_at(path, resume));
         }
-        let path = self.files.pop_front()?;
-        self.last = Some(path.clone());
-        let resume = self.resume.take().filter(|r| r.path == path);
-        Some(self.open_at(path, resume))
     }
 
     /// When following: lists the files again every interval until some sort after the last one
@@ -214,9 +263,7 @@ impl BlockReader {
                 std::thread::sleep(left.min(Duration::from_millis(20)));
             }
             let last = self.last.as_ref();
-            let new: VecDeque<PathBuf> = self
-                .spec
-                .list()?
+            let new: VecDeque<PathBuf> = list_share(&self.spec, self.share)?
                 .into_iter()
                 .filter(|p| last.is_none_or(|l| p > l))
                 .collect();

@@ -15,11 +15,12 @@ use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use weir_graph::{
-    AsyncIo, AsyncLogic, Control, Event, Promise, Signal, Snapshot, StageError, failpoint,
+    AsyncIo, AsyncLogic, Control, Event, KeyGroupRange, Promise, Share, Signal, Snapshot,
+    StageError, failpoint,
 };
 
 /// Digits of a committed part file's sequence number (zero-padded, so names sort in order).
@@ -82,6 +83,53 @@ type Reply = oneshot::Sender<Result<SinkState, FileError>>;
 pub(crate) struct SinkState {
     pub(crate) next_seq: u64,
     pub(crate) staged: Vec<(u64, Vec<(String, u64)>)>,
+    /// The directory the parts are in (which sink a redistributed state belongs to).
+    pub(crate) dir: String,
+}
+
+/// The sink's snapshot before it recorded its directory.
+#[derive(Deserialize)]
+struct SinkStateV1 {
+    next_seq: u64,
+    staged: Vec<(u64, Vec<(String, u64)>)>,
+}
+
+impl SinkState {
+    /// The state in `snapshot`, also of the earlier form without the directory.
+    fn decode(snapshot: &Snapshot) -> Result<Self, StageError> {
+        if let Ok(s) = snapshot.decode::<SinkState>() {
+            return Ok(s);
+        }
+        let old: SinkStateV1 = snapshot
+            .decode()
+            .map_err(|e| StageError::from(FileError::BadSnapshot(e.to_string())))?;
+        Ok(Self {
+            next_seq: old.next_seq,
+            staged: old.staged,
+            dir: String::new(),
+        })
+    }
+}
+
+/// Finishes the renames `state` staged in `dir` (its checkpoint is complete; some may be done).
+fn finish_staged(config: &WriteConfig, dir: &Path, state: &SinkState) -> Result<(), FileError> {
+    for (id, parts) in &state.staged {
+        for (name, seq) in parts {
+            let tmp = dir.join(name);
+            let to = dir.join(config.committed_name(*seq));
+            if tmp.exists() {
+                std::fs::rename(&tmp, &to).map_err(|e| FileError::io("cannot rename", &tmp, e))?;
+                failpoint("sink.restore_renamed_one");
+            } else if !to.exists() {
+                return Err(FileError::StagedPartMissing {
+                    path: tmp,
+                    committed: to,
+                    checkpoint: *id,
+                });
+            }
+        }
+    }
+    sync_dir(dir)
 }
 
 /// The writer thread's state: the open temporary part, those closed and not yet committed.
@@ -103,34 +151,24 @@ impl Parts {
     /// committing them, and continues the committed sequence.
     /// `skipped` names the newer checkpoints the run skipped as corrupt (for the error when the
     /// directory holds what they committed).
+    /// `foreign` are redistributed states of sinks that wrote into other directories (no
+    /// sink's now): their staged renames are finished there, and nothing else is touched.
     fn open(
         config: WriteConfig,
         restored: Option<&SinkState>,
+        foreign: &[SinkState],
         skipped: &[String],
     ) -> Result<Self, FileError> {
         let dir = &config.dir;
         std::fs::create_dir_all(dir).map_err(|e| FileError::io("cannot create", dir, e))?;
+        for f in foreign {
+            let d = PathBuf::from(&f.dir);
+            tracing::info!(dir = %d.display(), "file sink: finishing the commits of a redistributed sink's state");
+            finish_staged(&config, &d, f)?;
+        }
         let mut next_seq = 0;
         if let Some(r) = restored {
-            // Its checkpoint is complete: finish the renames it staged (some may be done).
-            for (id, parts) in &r.staged {
-                for (name, seq) in parts {
-                    let tmp = dir.join(name);
-                    let to = dir.join(config.committed_name(*seq));
-                    if tmp.exists() {
-                        std::fs::rename(&tmp, &to)
-                            .map_err(|e| FileError::io("cannot rename", &tmp, e))?;
-                        failpoint("sink.restore_renamed_one");
-                    } else if !to.exists() {
-                        return Err(FileError::StagedPartMissing {
-                            path: tmp,
-                            committed: to,
-                            checkpoint: *id,
-                        });
-                    }
-                }
-            }
-            sync_dir(dir)?;
+            finish_staged(&config, dir, r)?;
             next_seq = r.next_seq;
         }
         let temp = config.temp_prefix();
@@ -193,6 +231,7 @@ impl Parts {
                 .unwrap_or_default()
         };
         SinkState {
+            dir: self.config.dir.to_string_lossy().into_owned(),
             next_seq: self.next_seq,
             staged: self
                 .staged
@@ -332,6 +371,7 @@ impl Writer {
     fn start(
         config: WriteConfig,
         restored: Option<SinkState>,
+        foreign: Vec<SinkState>,
         skipped: Vec<String>,
         clock: std::sync::Arc<dyn weir_graph::Clock>,
     ) -> Result<Self, FileError> {
@@ -339,7 +379,7 @@ impl Writer {
         let (tx, rx) = mpsc::channel::<(Cmd, Reply)>();
         let done = std::thread::Builder::new()
             .name("weir-file-sink".to_owned())
-            .spawn(move || writer_thread(config, restored, skipped, rx))
+            .spawn(move || writer_thread(config, restored, foreign, skipped, rx))
             .map_err(|e| FileError::io("cannot start the writer thread for", &dir, e))?;
         Ok(Self {
             tx: Some(tx),
@@ -385,10 +425,11 @@ impl Writer {
 fn writer_thread(
     config: WriteConfig,
     restored: Option<SinkState>,
+    foreign: Vec<SinkState>,
     skipped: Vec<String>,
     rx: mpsc::Receiver<(Cmd, Reply)>,
 ) -> Vec<PathBuf> {
-    let mut parts = match Parts::open(config, restored.as_ref(), &skipped) {
+    let mut parts = match Parts::open(config, restored.as_ref(), &foreign, &skipped) {
         Ok(p) => p,
         Err(e) => {
             if let Ok((_, reply)) = rx.recv() {
@@ -430,6 +471,8 @@ pub(crate) struct FileSinkLogic<T: 'static> {
     pub(crate) path: String,
     /// The snapshot restored into this instance.
     pub(crate) restored: Option<SinkState>,
+    /// Redistributed states of sinks that wrote into other directories.
+    pub(crate) foreign: Vec<SinkState>,
 }
 
 /// Encodes `batch` into pieces, rolling before a record that would take the open part past
@@ -641,6 +684,7 @@ impl<T: Send + 'static> AsyncLogic for FileSinkLogic<T> {
             let writer = match Writer::start(
                 self.config.clone(),
                 self.restored.take(),
+                std::mem::take(&mut self.foreign),
                 skipped,
                 io.clock.clone(),
             ) {
@@ -672,10 +716,40 @@ impl<T: Send + 'static> AsyncLogic for FileSinkLogic<T> {
     }
 
     fn restore(&mut self, snapshot: &Snapshot) -> Result<(), StageError> {
-        let state: SinkState = snapshot
-            .decode()
-            .map_err(|e| StageError::from(FileError::BadSnapshot(e.to_string())))?;
-        self.restored = Some(state);
+        self.restored = Some(SinkState::decode(snapshot)?);
+        Ok(())
+    }
+
+    /// Takes the old sinks' states dealt to `share` (each old state to the share of its
+    /// position): the one of this sink's own directory is restored as its own, the others'
+    /// staged parts are committed in their directories. The state of this sink's directory
+    /// must fall to it (each node writes into its own directory, as it did).
+    fn restore_redistributed(
+        &mut self,
+        snapshots: &[Snapshot],
+        _key_groups: KeyGroupRange,
+        share: Share,
+    ) -> Result<(), StageError> {
+        let bad = |e: String| StageError::from(FileError::BadSnapshot(e));
+        let own = self.config.dir.to_string_lossy().into_owned();
+        for (i, snap) in snapshots.iter().enumerate() {
+            let state = SinkState::decode(snap)?;
+            let mine = share.owns(i);
+            if state.dir == own {
+                if !mine {
+                    return Err(bad(format!(
+                        "the state of {own} is old sink {i}'s, which falls to share {} of {}, \
+                         not to this sink ({share}): give each node's sink its own directory, \
+                         as before the rescale",
+                        i % share.count,
+                        share.count
+                    )));
+                }
+                self.restored = Some(state);
+            } else if mine {
+                self.foreign.push(state);
+            }
+        }
         Ok(())
     }
 }
@@ -741,6 +815,7 @@ mod tests {
         std::fs::write(d.join(".part-9-0-2.inprogress"), "e\n").unwrap();
         std::fs::write(d.join(".part-9-0-3.inprogress"), "replayed\n").unwrap();
         let state = SinkState {
+            dir: String::new(),
             next_seq: 5,
             staged: vec![
                 (
@@ -753,7 +828,7 @@ mod tests {
                 (5, vec![(".part-9-0-2.inprogress".into(), 4)]),
             ],
         };
-        let parts = Parts::open(c.clone(), Some(&state), &[]).unwrap();
+        let parts = Parts::open(c.clone(), Some(&state), &[], &[]).unwrap();
         assert_eq!(parts.next_seq, 5);
         let expect: Vec<(String, String)> = ["a", "b", "c", "d", "e"]
             .iter()
@@ -762,15 +837,16 @@ mod tests {
             .collect();
         assert_eq!(listing(&d), expect);
         // Restoring the same snapshot again (a crash during the restore) changes nothing.
-        let parts = Parts::open(c.clone(), Some(&state), &[]).unwrap();
+        let parts = Parts::open(c.clone(), Some(&state), &[], &[]).unwrap();
         assert_eq!(parts.next_seq, 5);
         assert_eq!(listing(&d), expect);
         // A staged part that is neither uncommitted nor committed is an error naming it.
         let lost = SinkState {
+            dir: String::new(),
             next_seq: 6,
             staged: vec![(6, vec![(".part-9-0-7.inprogress".into(), 5)])],
         };
-        let e = Parts::open(c, Some(&lost), &[]).err().unwrap();
+        let e = Parts::open(c, Some(&lost), &[], &[]).err().unwrap();
         assert!(
             matches!(&e, FileError::StagedPartMissing { checkpoint: 6, path, .. } if path.ends_with(".part-9-0-7.inprogress")),
             "{e}"
@@ -794,11 +870,12 @@ mod tests {
             std::fs::write(d.join(c.committed_name(i)), format!("{i}\n")).unwrap();
         }
         let state = SinkState {
+            dir: String::new(),
             next_seq: 2,
             staged: Vec::new(),
         };
         let skipped = vec!["chk-00000000000000000004/MANIFEST: checksum mismatch".to_owned()];
-        let e = Parts::open(c.clone(), Some(&state), &skipped)
+        let e = Parts::open(c.clone(), Some(&state), &[], &skipped)
             .err()
             .unwrap();
         assert_eq!(
@@ -815,7 +892,7 @@ mod tests {
         assert_eq!(listing(&d).len(), 4);
         std::fs::remove_file(d.join(c.committed_name(2))).unwrap();
         std::fs::remove_file(d.join(c.committed_name(3))).unwrap();
-        let parts = Parts::open(c, Some(&state), &[]).unwrap();
+        let parts = Parts::open(c, Some(&state), &[], &[]).unwrap();
         assert_eq!(parts.next_seq, 2);
         let _ = std::fs::remove_dir_all(&d);
     }
@@ -839,5 +916,98 @@ mod tests {
         let pieces = encode_batch(&["e"], enc, 7, &mut part);
         assert!(matches!(pieces[..], [Piece::Roll, Piece::Bytes(ref b)] if b == b"e\n"));
         assert_eq!(part, 2);
+    }
+
+    #[test]
+    fn a_redistributed_sink_restores_its_own_directory_and_commits_the_staged_parts_of_others() {
+        let root = temp_dir("redistribute");
+        let dirs: Vec<PathBuf> = (0..3).map(|i| root.join(format!("node-{i}"))).collect();
+        let config = |d: &PathBuf| WriteConfig {
+            dir: d.clone(),
+            prefix: "part".into(),
+            suffix: String::new(),
+            max_part_bytes: 10,
+            max_part_age: None,
+        };
+        // Three old sinks, each with part 0 committed and part 1 staged under checkpoint 7,
+        // and a part written after it (its rows are replayed).
+        let mut snaps = Vec::new();
+        for (i, d) in dirs.iter().enumerate() {
+            std::fs::create_dir_all(d).unwrap();
+            std::fs::write(d.join(config(d).committed_name(0)), format!("{i}a\n")).unwrap();
+            std::fs::write(d.join(".part-1-0-0.inprogress"), format!("{i}b\n")).unwrap();
+            std::fs::write(d.join(".part-1-0-1.inprogress"), "replayed\n").unwrap();
+            let state = SinkState {
+                dir: d.to_string_lossy().into_owned(),
+                next_seq: 2,
+                staged: vec![(7, vec![(".part-1-0-0.inprogress".into(), 1)])],
+            };
+            snaps.push(Snapshot::encode(&state).unwrap());
+        }
+        let logic = |d: &PathBuf| {
+            let (promise, _future) = weir_graph::promise();
+            FileSinkLogic::<u8> {
+                config: config(d),
+                encode: std::sync::Arc::new(|_: &u8, _: &mut Vec<u8>| {}),
+                promise,
+                path: "file_sink#0".into(),
+                restored: None,
+                foreign: Vec::new(),
+            }
+        };
+        // Onto two nodes: old states 0 and 2 fall to node 0 (its own, and node 2's, whose
+        // directory no node writes to now), old state 1 to node 1.
+        let mut n0 = logic(&dirs[0]);
+        n0.restore_redistributed(&snaps, KeyGroupRange::ALL, Share { index: 0, count: 2 })
+            .unwrap();
+        assert_eq!(
+            n0.restored.as_ref().map(|s| s.dir.clone()),
+            Some(dirs[0].to_string_lossy().into_owned())
+        );
+        assert_eq!(n0.foreign.len(), 1);
+        let mut n1 = logic(&dirs[1]);
+        n1.restore_redistributed(&snaps, KeyGroupRange::ALL, Share { index: 1, count: 2 })
+            .unwrap();
+        assert!(n1.foreign.is_empty());
+        for n in [&mut n0, &mut n1] {
+            let p = Parts::open(n.config.clone(), n.restored.as_ref(), &n.foreign, &[]).unwrap();
+            assert_eq!(p.next_seq, 2);
+        }
+        let c = config(&dirs[0]);
+        for (i, d) in dirs.iter().enumerate() {
+            let mut want = vec![
+                (c.committed_name(0), format!("{i}a\n")),
+                (c.committed_name(1), format!("{i}b\n")),
+            ];
+            // Only a directory a sink writes to now is cleared of what no checkpoint staged.
+            if i == 2 {
+                want.insert(0, (".part-1-0-1.inprogress".into(), "replayed\n".into()));
+            }
+            assert_eq!(listing(d), want, "node-{i}");
+        }
+        // A sink whose own directory's state falls to another share is refused.
+        let mut wrong = logic(&dirs[1]);
+        let e = wrong
+            .restore_redistributed(&snaps, KeyGroupRange::ALL, Share { index: 0, count: 2 })
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("falls to share 1 of 2, not to this sink (share 0 of 2)"),
+            "{e}"
+        );
+        // A snapshot of the earlier form (no directory) still restores.
+        #[derive(Serialize)]
+        struct V1 {
+            next_seq: u64,
+            staged: Vec<(u64, Vec<(String, u64)>)>,
+        }
+        let old = Snapshot::encode(&V1 {
+            next_seq: 3,
+            staged: Vec::new(),
+        })
+        .unwrap();
+        let state = SinkState::decode(&old).unwrap();
+        assert_eq!((state.next_seq, state.dir.as_str()), (3, ""));
+        let _ = std::fs::remove_dir_all(&root);
     }
 }

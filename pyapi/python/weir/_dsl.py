@@ -1552,13 +1552,22 @@ class Source(_Linear, Generic[_T_co]):
 
     @staticmethod
     def from_lines(
-        path: Any, *, block_size: Optional[int] = None, max_line: Optional[int] = None, follow: Optional[float] = None
+        path: Any,
+        *,
+        block_size: Optional[int] = None,
+        max_line: Optional[int] = None,
+        follow: Optional[float] = None,
+        share: Optional[Tuple[int, int]] = None,
     ) -> "Source":
         """The lines of a file, of a directory's files or of a glob's (``"in/*.txt"``), in path
         order, as ``str`` (see :mod:`weir._files`; replayable by byte offset in checkpoints).
         ``follow=seconds`` (a directory or glob) keeps reading new files as they appear: the
         listing is repeated at that interval and each new file whose path sorts after the last
         one read is read (write files elsewhere or hidden and rename them into place).
+        ``share=(index, count)`` reads only the files at positions ``i % count == index`` of
+        the listing: node ``index`` of a job on ``count`` nodes reads its share of one input
+        (``share=node.share`` in :mod:`weir.cluster`), and a savepoint of the job restores
+        onto another node count, each source taking its new share with the old positions.
 
         Emits when: a line was read and downstream has demand.
         Backpressures when: never (reading stops two blocks ahead).
@@ -1569,7 +1578,7 @@ class Source(_Linear, Generic[_T_co]):
         dead letters)."""
         from ._files import lines, supervisable
 
-        return supervisable(lines(path, block_size, max_line, follow))
+        return supervisable(lines(path, block_size, max_line, follow, share))
 
     @staticmethod
     def from_csv(
@@ -1581,11 +1590,12 @@ class Source(_Linear, Generic[_T_co]):
         block_size: Optional[int] = None,
         max_line: Optional[int] = None,
         follow: Optional[float] = None,
+        share: Optional[Tuple[int, int]] = None,
     ) -> "Source":
         """The records of CSV files (split in Rust; quoted fields understood; a record is one
         line), each a tuple of ``str``; ``decode=(str, int, float, bytes, ...)`` converts each
-        field in Rust, a callable ``decode`` maps the tuple of ``str``. ``follow`` as in
-        :meth:`from_lines`.
+        field in Rust, a callable ``decode`` maps the tuple of ``str``. ``follow`` and
+        ``share`` as in :meth:`from_lines`.
 
         Emits when: a record was decoded and downstream has demand.
         Backpressures when: never (reading stops two blocks ahead).
@@ -1595,7 +1605,7 @@ class Source(_Linear, Generic[_T_co]):
         names file, line and byte offset; under ``resume`` the line goes to the dead letters)."""
         from ._files import csv, supervisable
 
-        return supervisable(csv(path, delimiter, header, decode, block_size, max_line, follow))
+        return supervisable(csv(path, delimiter, header, decode, block_size, max_line, follow, share))
 
     @staticmethod
     def from_json_lines(
@@ -1605,10 +1615,11 @@ class Source(_Linear, Generic[_T_co]):
         block_size: Optional[int] = None,
         max_line: Optional[int] = None,
         follow: Optional[float] = None,
+        share: Optional[Tuple[int, int]] = None,
     ) -> "Source":
         """The JSON values of JSON-lines files, one per non-blank line, validated in Rust and
-        decoded with ``json.loads`` (``raw=True``: the line as ``str``). ``follow`` as in
-        :meth:`from_lines`.
+        decoded with ``json.loads`` (``raw=True``: the line as ``str``). ``follow`` and
+        ``share`` as in :meth:`from_lines`.
 
         Emits when: a line was checked (and decoded) and downstream has demand.
         Backpressures when: never (reading stops two blocks ahead).
@@ -1618,7 +1629,7 @@ class Source(_Linear, Generic[_T_co]):
         line, byte offset and column; under ``resume`` the line goes to the dead letters)."""
         from ._files import json_lines, supervisable
 
-        return supervisable(json_lines(path, raw, block_size, max_line, follow))
+        return supervisable(json_lines(path, raw, block_size, max_line, follow, share))
 
     def to(self, sink: "Sink", keep: Keep = "left") -> "RunnableGraph":
         """Connects ``sink``; ``keep`` picks the materialized value."""

@@ -283,7 +283,12 @@ class Source(_Linear, Generic[_T_co]):
     def from_polars(df: Any, *, rows: Literal[True]) -> Source[Dict[str, Any]]: ...
     @staticmethod
     def from_lines(
-        path: _StrPath, *, block_size: Optional[int] = None, max_line: Optional[int] = None, follow: Optional[float] = None
+        path: _StrPath,
+        *,
+        block_size: Optional[int] = None,
+        max_line: Optional[int] = None,
+        follow: Optional[float] = None,
+        share: Optional[Tuple[int, int]] = None,
     ) -> Source[str]: ...
     @overload
     @staticmethod
@@ -296,6 +301,7 @@ class Source(_Linear, Generic[_T_co]):
         block_size: Optional[int] = None,
         max_line: Optional[int] = None,
         follow: Optional[float] = None,
+        share: Optional[Tuple[int, int]] = None,
     ) -> Source[Tuple[str, ...]]: ...
     @overload
     @staticmethod
@@ -308,6 +314,7 @@ class Source(_Linear, Generic[_T_co]):
         block_size: Optional[int] = None,
         max_line: Optional[int] = None,
         follow: Optional[float] = None,
+        share: Optional[Tuple[int, int]] = None,
     ) -> Source[_T]: ...
     @overload
     @staticmethod
@@ -320,6 +327,7 @@ class Source(_Linear, Generic[_T_co]):
         block_size: Optional[int] = None,
         max_line: Optional[int] = None,
         follow: Optional[float] = None,
+        share: Optional[Tuple[int, int]] = None,
     ) -> Source[Tuple[Any, ...]]: ...
     @overload
     @staticmethod
@@ -330,6 +338,7 @@ class Source(_Linear, Generic[_T_co]):
         block_size: Optional[int] = None,
         max_line: Optional[int] = None,
         follow: Optional[float] = None,
+        share: Optional[Tuple[int, int]] = None,
     ) -> Source[Any]: ...
     @overload
     @staticmethod
@@ -340,6 +349,7 @@ class Source(_Linear, Generic[_T_co]):
         block_size: Optional[int] = None,
         max_line: Optional[int] = None,
         follow: Optional[float] = None,
+        share: Optional[Tuple[int, int]] = None,
     ) -> Source[str]: ...
     @overload
     def to(self, sink: Sink[_T_co, _M], keep: Literal["right"]) -> RunnableGraph[_M]: ...

@@ -29,6 +29,21 @@ def _opt_seconds(op: str, arg: str, v: Optional[float]) -> Optional[float]:
     return None if v is None else seconds(op, arg, v)
 
 
+def _share(op: str, share: Any) -> Optional[tuple]:
+    """``share`` checked: ``None`` or ``(index, count)`` with ``0 <= index < count``."""
+    if share is None:
+        return None
+    ok = (
+        isinstance(share, tuple)
+        and len(share) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in share)
+        and 0 <= share[0] < share[1]
+    )
+    if not ok:
+        raise ValueError(f"{op}: share must be (index, count) with 0 <= index < count, got {share!r}")
+    return (share[0], share[1])
+
+
 def supervisable(make: Callable[[Any], Any]) -> Any:
     """The source ``make(None)`` builds, whose ``with_supervision`` rebuilds it with the
     supervision on the Rust file source stage (the one bad lines fail), not on the conversion
@@ -44,24 +59,35 @@ def supervisable(make: Callable[[Any], Any]) -> Any:
 
 
 def lines(
-    path: PathLike, block_size: Optional[int], max_line: Optional[int], follow: Optional[float] = None
+    path: PathLike,
+    block_size: Optional[int],
+    max_line: Optional[int],
+    follow: Optional[float] = None,
+    share: Any = None,
 ) -> Callable[[Any], Any]:
     p = _path("from_lines", path)
     b = _opt_size("from_lines", "block_size", block_size)
     m = _opt_size("from_lines", "max_line", max_line)
     f = _opt_seconds("from_lines", "follow", follow)
-    return lambda sup: _native.source_file_lines(p, b, m, sup, f)
+    s = _share("from_lines", share)
+    return lambda sup: _native.source_file_lines(p, b, m, sup, f, s)
 
 
 def json_lines(
-    path: PathLike, raw: bool, block_size: Optional[int], max_line: Optional[int], follow: Optional[float] = None
+    path: PathLike,
+    raw: bool,
+    block_size: Optional[int],
+    max_line: Optional[int],
+    follow: Optional[float] = None,
+    share: Any = None,
 ) -> Callable[[Any], Any]:
     p = _path("from_json_lines", path)
     b = _opt_size("from_json_lines", "block_size", block_size)
     m = _opt_size("from_json_lines", "max_line", max_line)
     f = _opt_seconds("from_json_lines", "follow", follow)
+    s = _share("from_json_lines", share)
     loads = None if raw else json.loads
-    return lambda sup: _native.source_file_json_lines(p, loads, b, m, sup, f)
+    return lambda sup: _native.source_file_json_lines(p, loads, b, m, sup, f, s)
 
 
 def csv(
@@ -72,6 +98,7 @@ def csv(
     block_size: Optional[int],
     max_line: Optional[int],
     follow: Optional[float] = None,
+    share: Any = None,
 ) -> Callable[[Any], Any]:
     if not isinstance(delimiter, str) or len(delimiter) != 1 or not delimiter.isascii():
         raise ValueError(f"from_csv: delimiter must be one ASCII character, got {delimiter!r}")
@@ -79,9 +106,10 @@ def csv(
     b = _opt_size("from_csv", "block_size", block_size)
     m = _opt_size("from_csv", "max_line", max_line)
     f = _opt_seconds("from_csv", "follow", follow)
+    s = _share("from_csv", share)
     # Checked now (a bad decode is a TypeError at construction, not at run time).
     _native.source_file_csv(p, delimiter, bool(header), decode, b, m)
-    return lambda sup: _native.source_file_csv(p, delimiter, bool(header), decode, b, m, sup, f)
+    return lambda sup: _native.source_file_csv(p, delimiter, bool(header), decode, b, m, sup, f, s)
 
 
 def files_sink(

@@ -131,6 +131,7 @@ def source_file_lines(
     max_line: Optional[int] = None,
     sup: Optional[Supervision] = None,
     follow: Optional[float] = None,
+    share: Optional[Tuple[int, int]] = None,
 ) -> Blueprint: ...
 def source_file_json_lines(
     path: str,
@@ -139,6 +140,7 @@ def source_file_json_lines(
     max_line: Optional[int] = None,
     sup: Optional[Supervision] = None,
     follow: Optional[float] = None,
+    share: Optional[Tuple[int, int]] = None,
 ) -> Blueprint: ...
 def source_file_csv(
     path: str,
@@ -149,6 +151,7 @@ def source_file_csv(
     max_line: Optional[int] = None,
     sup: Optional[Supervision] = None,
     follow: Optional[float] = None,
+    share: Optional[Tuple[int, int]] = None,
 ) -> Blueprint: ...
 def sink_files(
     dir: str,

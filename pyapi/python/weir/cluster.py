@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Any, Callable, List, NamedTuple, Optional, Sequence
+from typing import Any, Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 from . import _native
 from ._dsl import Flow
@@ -48,6 +48,12 @@ class ClusterNode:
     def nodes(self) -> int:
         """How many nodes run the job."""
         return int(self._n.nodes)
+
+    @property
+    def share(self) -> Tuple[int, int]:
+        """``(node, nodes)``: this node's share of an input every node lists alike (the
+        ``share=`` of :meth:`weir.Source.from_csv` and the other file sources)."""
+        return (self.node, self.nodes)
 
     @property
     def epoch(self) -> int:

@@ -38,8 +38,13 @@ fn source(
     block_size: Option<usize>,
     max_line: Option<usize>,
     follow: Option<f64>,
+    share: Option<(usize, usize)>,
 ) -> FileSource {
     let mut s = FileSource::new(files(path));
+    // Checked `index < count` by the Python layer (the builder rejects it too).
+    if let Some((index, count)) = share {
+        s = s.share(index, count);
+    }
     if let Some(b) = block_size {
         s = s.block_size(b);
     }
@@ -107,15 +112,19 @@ fn lines_flow(name: &str, loads: Option<Py<PyAny>>) -> Flow<Bytes, PyObj, MatVal
 /// `Source.from_lines(path)`: the Rust `file_lines` source, each line a `str` (stage
 /// `from_lines`).
 #[pyfunction]
-#[pyo3(signature = (path, block_size = None, max_line = None, sup = None, follow = None))]
+#[pyo3(signature = (path, block_size = None, max_line = None, sup = None, follow = None, share = None))]
 pub fn source_file_lines(
     path: &str,
     block_size: Option<usize>,
     max_line: Option<usize>,
     sup: Option<&PySupervision>,
     follow: Option<f64>,
+    share: Option<(usize, usize)>,
 ) -> PyBlueprint {
-    let s = supervised(source(path, block_size, max_line, follow).lines(), sup);
+    let s = supervised(
+        source(path, block_size, max_line, follow, share).lines(),
+        sup,
+    );
     let s = s.via_mat(lines_flow("from_lines", None), |_, _| MatValue::Unit);
     wrap(Bp::Source(s))
 }
@@ -124,7 +133,7 @@ pub fn source_file_lines(
 /// to be one JSON value by serde_json), each value decoded by `loads` (`json.loads`), or with
 /// `loads=None` the line as a `str` (stage `from_json_lines`).
 #[pyfunction]
-#[pyo3(signature = (path, loads = None, block_size = None, max_line = None, sup = None, follow = None))]
+#[pyo3(signature = (path, loads = None, block_size = None, max_line = None, sup = None, follow = None, share = None))]
 pub fn source_file_json_lines(
     path: &str,
     loads: Option<Py<PyAny>>,
@@ -132,8 +141,12 @@ pub fn source_file_json_lines(
     max_line: Option<usize>,
     sup: Option<&PySupervision>,
     follow: Option<f64>,
+    share: Option<(usize, usize)>,
 ) -> PyBlueprint {
-    let s = supervised(source(path, block_size, max_line, follow).json_lines(), sup);
+    let s = supervised(
+        source(path, block_size, max_line, follow, share).json_lines(),
+        sup,
+    );
     let s = s.via_mat(lines_flow("from_json_lines", loads), |_, _| MatValue::Unit);
     wrap(Bp::Source(s))
 }
@@ -252,7 +265,7 @@ impl Decode {
 /// (`str`, `bytes`, `int`, `float`, converted in Rust), or what the callable `decode` makes of
 /// the tuple of `str`; a record that does not decode is a bad line (file, line, byte offset).
 #[pyfunction]
-#[pyo3(signature = (path, delimiter = ",", header = false, decode = None, block_size = None, max_line = None, sup = None, follow = None))]
+#[pyo3(signature = (path, delimiter = ",", header = false, decode = None, block_size = None, max_line = None, sup = None, follow = None, share = None))]
 pub fn source_file_csv(
     py: Python<'_>,
     path: &str,
@@ -263,6 +276,7 @@ pub fn source_file_csv(
     max_line: Option<usize>,
     sup: Option<&PySupervision>,
     follow: Option<f64>,
+    share: Option<(usize, usize)>,
 ) -> PyResult<PyBlueprint> {
     let &[delimiter] = delimiter.as_bytes() else {
         return Err(PyValueError::new_err(format!(
@@ -277,7 +291,7 @@ pub fn source_file_csv(
         Some(d) => Decode::Typed(field_types(py, &d)?.into()),
     };
     let options = CsvOptions { delimiter, header };
-    let s = source(path, block_size, max_line, follow)
+    let s = source(path, block_size, max_line, follow, share)
         .csv(options, move |r: CsvRecord<'_>| dec.decode(r))
         .map_materialized_value(|_| MatValue::Unit);
     let s = supervised(s, sup);

@@ -20,6 +20,7 @@ NODE = textwrap.dedent(
     import weir
 
     node = weir.cluster.join()
+    assert node.share == (node.node, node.nodes)
     words = [f"w{i % 37}" for i in range(6000)]
     mine = words[node.node :: node.nodes]
     state = os.path.join(os.environ["WEIR_CLUSTER_DIR"], f"state-{node.node}")

@@ -240,3 +240,23 @@ def test_to_files_rolls_parts_by_age_on_the_run_clock(tmp_path):
     _, committed = run.result()
     assert [os.path.basename(p) for p in committed] == [f"part-{i:020d}" for i in range(3)]
     assert read_parts(committed) == ["a\nb\n", "c\n", "d\n"]
+
+
+def test_shares_of_one_listing_read_every_file_once_between_them(tmp_path):
+    for i in range(5):
+        write(tmp_path / f"in-{i}.csv", f"{i},a\n{i},b\n")
+    got = [Source.from_csv(str(tmp_path), share=(k, 2), decode=(int, str)).run_with(Sink.collect()) for k in range(2)]
+    # Share k reads the files at positions i % 2 == k of the path-ordered listing.
+    assert got == [
+        [(0, "a"), (0, "b"), (2, "a"), (2, "b"), (4, "a"), (4, "b")],
+        [(1, "a"), (1, "b"), (3, "a"), (3, "b")],
+    ]
+    assert Source.from_lines(str(tmp_path), share=(2, 3)).run_with(Sink.collect()) == ["2,a", "2,b"]
+    j = tmp_path / "json"
+    j.mkdir()
+    for i in range(3):
+        write(j / f"{i}.jsonl", f'{{"n": {i}}}\n')
+    assert Source.from_json_lines(str(j), share=(1, 2)).run_with(Sink.collect()) == [{"n": 1}]
+    for bad in [(2, 2), (-1, 2), (0, 0), (1,), "0/2", (True, 2)]:
+        with pytest.raises(ValueError, match=r"from_lines: share must be \(index, count\) with 0 <= index < count"):
+            Source.from_lines(str(tmp_path), share=bad)

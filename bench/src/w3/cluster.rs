@@ -76,10 +76,6 @@ fn split_input(input: &Path, parts: &Path, nodes: usize) -> Result<Vec<PathBuf>,
     let paths: Vec<PathBuf> = (0..nodes)
         .map(|i| parts.join(format!("input-{i}.csv")))
         .collect();
-    let io = |p: &Path| {
-        let p = p.display().to_string();
-        move |e: std::io::Error| format!("{p}: {e}")
-    };
     let version = input_version(input)?;
     let done = parts.join("SPLIT");
     if std::fs::read_to_string(&done).is_ok_and(|v| v == version) {
@@ -114,10 +110,6 @@ fn splits_dir(input: &Path, splits: usize) -> PathBuf {
 /// split order; once per version of the input): each node reads its files one after another,
 /// so its event time only moves forward.
 fn split_consecutive(input: &Path, dir: &Path, splits: usize) -> Result<(), String> {
-    let io = |p: &Path| {
-        let p = p.display().to_string();
-        move |e: std::io::Error| format!("{p}: {e}")
-    };
     let version = input_version(input)?;
     let done = dir.join(".SPLIT");
     if std::fs::read_to_string(&done).is_ok_and(|v| v == version) {
@@ -142,9 +134,15 @@ fn split_consecutive(input: &Path, dir: &Path, splits: usize) -> Result<(), Stri
     std::fs::write(&done, version).map_err(io(&done))
 }
 
+/// An IO error on `p` as the message the harness reports.
+fn io(p: &Path) -> impl Fn(std::io::Error) -> String + use<> {
+    let p = p.display().to_string();
+    move |e| format!("{p}: {e}")
+}
+
 /// The input's length and modification time (a split is made once per version).
 fn input_version(input: &Path) -> Result<String, String> {
-    let meta = std::fs::metadata(input).map_err(|e| format!("{}: {e}", input.display()))?;
+    let meta = std::fs::metadata(input).map_err(io(input))?;
     let mtime = meta
         .modified()
         .ok()

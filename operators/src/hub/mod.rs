@@ -6,6 +6,9 @@
 //!   source is a consumer that sees every element from the moment it attaches (fan-out).
 //! - [`PartitionHub`]: like [`BroadcastHub`], but a routing function picks the one consumer
 //!   that gets each element.
+//! - [`Topics`]: named many-to-many topics (publish/subscribe): every subscriber gets what is
+//!   published after it attached, publishers wait for the slowest reader; across nodes through
+//!   the cluster's topic service.
 //!
 //! Producers and consumers meet in a bounded buffer shared by the hub's stages (a mutex and
 //! wakers, no runtime): a producer without room waits, so backpressure crosses runs end to end;
@@ -16,10 +19,12 @@ mod broadcast;
 mod fanout;
 mod merge;
 mod partition;
+mod topic;
 
 pub use broadcast::BroadcastHub;
 pub use merge::MergeHub;
 pub use partition::{PartitionHub, Partitioner, Routed};
+pub use topic::{Topic, TopicError, TopicInbound, TopicReader, TopicStats, Topics};
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::Waker;

@@ -27,4 +27,5 @@ pub mod placement;
 pub mod sim;
 pub mod split_brain;
 pub mod tls;
+pub mod topic;
 pub mod transport;

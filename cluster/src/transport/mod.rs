@@ -245,7 +245,8 @@ impl FrameRx {
 /// One edge's stream between two nodes: frames out and frames in.
 #[derive(Debug)]
 pub struct Channel {
-    /// The node at the other end.
+    /// The node at the other end (over QUIC, an accepted stream names the node its
+    /// certificate was issued to).
     pub peer: String,
     /// The edge.
     pub edge: EdgeId,

@@ -271,10 +271,10 @@ async fn serve(
         tokio::spawn(async move {
             let _permit = permit;
             match handshake(incoming, limits.handshake).await {
-                Ok(conn) => {
+                Ok((conn, name)) => {
                     stats.add(Counter::Connection);
-                    tracing::debug!(%peer, "peer authenticated");
-                    serve_connection(conn, peer, board, stats, limits).await;
+                    tracing::debug!(%peer, node = %name, "peer authenticated");
+                    serve_connection(conn, peer, name, board, stats, limits).await;
                 }
                 Err(reason) => {
                     stats.add(Counter::HandshakeRefused);
@@ -285,7 +285,16 @@ async fn serve(
     }
 }
 
-async fn handshake(incoming: Incoming, timeout: Duration) -> Result<Connection, String> {
+/// The node name a peer's certificate was issued to (its first DNS name, as
+/// [`crate::tls::make_node_cert`] writes it).
+fn certificate_name(der: &rustls::pki_types::CertificateDer<'_>) -> Option<String> {
+    let cert = webpki::EndEntityCert::try_from(der).ok()?;
+    cert.valid_dns_names().next().map(str::to_owned)
+}
+
+/// Accepts a connection, checks ALPN and the client certificate, and returns it with the
+/// peer's node name from that certificate.
+async fn handshake(incoming: Incoming, timeout: Duration) -> Result<(Connection, String), String> {
     let connecting = incoming.accept().map_err(|e| e.to_string())?;
     let conn = tokio::time::timeout(timeout, connecting)
         .await
@@ -301,26 +310,27 @@ async fn handshake(incoming: Incoming, timeout: Duration) -> Result<Connection, 
     }
     // The TLS layer already required a client certificate of the cluster CA; check one is
     // there rather than trust configuration alone.
-    let has_cert = conn
+    let name = conn
         .peer_identity()
         .and_then(|i| {
             i.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
                 .ok()
         })
-        .is_some_and(|c| !c.is_empty());
-    if !has_cert {
+        .and_then(|c| c.first().and_then(certificate_name));
+    let Some(name) = name else {
         conn.close(
             VarInt::from_u32(PROTOCOL_ERROR),
-            b"client certificate required",
+            b"client certificate with a node name required",
         );
-        return Err("no client certificate".into());
-    }
-    Ok(conn)
+        return Err("no client certificate with a node name".into());
+    };
+    Ok((conn, name))
 }
 
 async fn serve_connection(
     conn: Connection,
     peer: SocketAddr,
+    name: String,
     board: Arc<Switchboard>,
     stats: Arc<TransportStats>,
     limits: Limits,
@@ -334,12 +344,13 @@ async fn serve_connection(
             }
         };
         let (board, stats, conn) = (Arc::clone(&board), Arc::clone(&stats), conn.clone());
+        let name = name.clone();
         let (max, timeout) = (limits.max_frame, limits.handshake);
         tokio::spawn(async move {
             let opened = tokio::time::timeout(
                 timeout,
                 accept_channel(
-                    peer.to_string(),
+                    name,
                     max,
                     Box::new(QuicTx(send)),
                     Box::new(QuicRx(recv)),

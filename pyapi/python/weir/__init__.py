@@ -50,6 +50,7 @@ from ._hubs import BroadcastHub, MergeHub, PartitionHub, RestartFlow, RestartSin
 from ._persistence import Effect, EventSourcedEntity, Journal
 from ._native import ArrowBatch, ArrowTable, Cancellable, MaybeHandle, SinkFuture, UniqueKillSwitch
 from ._run import RunHandle
+from ._topics import Topic, Topics
 from ._windows import BoundedOutOfOrderness, Monotonous, Session, Sliding, Tumbling, Windowed
 from .errors import CallTimeout, GraphInvalid, RunCancelled, StageFailed, WeirError, WorkerCrashed
 from .interpreters import InterpreterPool
@@ -57,6 +58,8 @@ from .interpreters import InterpreterPool
 __version__ = "0.1.0"
 
 __all__ = [
+    "Topic",
+    "Topics",
     "Actor",
     "Effect",
     "EventSourcedEntity",

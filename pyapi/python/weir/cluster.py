@@ -78,6 +78,15 @@ class ClusterNode:
             raise TypeError(f"exchange: key must be callable, got {type(key).__name__}")
         return Flow(self._n.exchange(key))
 
+    def topic(self, name: str) -> "Topic":
+        """The topic ``name`` shared with every node of the job: what its sinks publish on any
+        node reaches its sources on every node, backpressured across nodes (a slow subscriber
+        on one node holds the publishers on every node). Built-in values only, never pickles;
+        across a node loss, delivery is at most once. See :class:`weir.Topics`."""
+        from ._topics import Topic
+
+        return Topic(self._n.topic(name))
+
     def finish(self) -> None:
         """Waits until every node's run ended (so no node closes while others still send to
         it), then closes this node's endpoint. Call it once, after the run."""

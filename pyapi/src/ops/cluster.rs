@@ -5,6 +5,7 @@
 //! cluster of processes (`run_local`, the Rust `LocalCluster`).
 
 use super::flow;
+use super::topics::{PyTopic, topic_err};
 use crate::codec::{self, Codec};
 use crate::dsl::PyBlueprint;
 use crate::errors::WeirError;
@@ -15,16 +16,37 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use weir_cluster::exchange::JobNodes;
 use weir_cluster::job::{JobNode, LocalCluster, NodeSettings};
+use weir_cluster::topic::{TopicConfig, TopicNode};
 use weir_engine::CheckpointConfig;
+use weir_graph::StageError;
 
 /// An element on its way to another node: its owner and its value in the value codec.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Wire {
     owner: u32,
     bytes: Vec<u8>,
+}
+
+/// `x` in the value codec, or a `TypeError` naming `op` and the element when it cannot cross
+/// nodes.
+pub(crate) fn encode_value(py: Python<'_>, x: &PyObj, op: &str) -> Result<Vec<u8>, StageError> {
+    codec::encode(x.0.bind(py), Codec::Value).map_err(|_| {
+        let ty = x.0.bind(py).get_type().name().map_or_else(|_| "?".to_owned(), |n| n.to_string());
+        let msg = format!(
+            "{op}: a {ty} cannot cross nodes: elements cross as built-in values (None, bool, int, float, str, bytes, and tuples, lists and dicts of them), never as pickles"
+        );
+        user_error_on(py, PyTypeError::new_err(msg), Some(x))
+    })
+}
+
+/// The Python value of value-codec `bytes`.
+pub(crate) fn decode_value(py: Python<'_>, bytes: &[u8]) -> Result<PyObj, StageError> {
+    codec::decode(py, bytes)
+        .map(|o| PyObj(o.unbind()))
+        .map_err(|e| crate::obj::user_error(py, e))
 }
 
 fn cluster_err(e: impl std::fmt::Display) -> PyErr {
@@ -39,6 +61,8 @@ pub struct PyClusterNode {
     job: Mutex<Option<JobNode>>,
     restore_id: u64,
     exchanges: AtomicU32,
+    /// The node's topics shared with the other nodes (started on first use).
+    topics: OnceLock<TopicNode>,
 }
 
 impl PyClusterNode {
@@ -94,6 +118,7 @@ pub fn cluster_join(
         restore_id: job.restore_id(),
         job: Mutex::new(Some(job)),
         exchanges: AtomicU32::new(0),
+        topics: OnceLock::new(),
     }))
 }
 
@@ -140,13 +165,7 @@ impl PyClusterNode {
                     let k = key.call1(&x)?;
                     let k = PyKey::new(py, k, Codec::Key)
                         .map_err(|(e, _)| user_error_on(py, e, Some(&x)))?;
-                    let bytes = codec::encode(x.0.bind(py), Codec::Value).map_err(|_| {
-                        let ty = x.0.bind(py).get_type().name().map_or_else(|_| "?".to_owned(), |n| n.to_string());
-                        let msg = format!(
-                            "exchange: a {ty} cannot cross nodes: elements cross as built-in values (None, bool, int, float, str, bytes, and tuples, lists and dicts of them), never as pickles"
-                        );
-                        user_error_on(py, PyTypeError::new_err(msg), Some(&x))
-                    })?;
+                    let bytes = encode_value(py, &x, "exchange")?;
                     Ok(Wire {
                         owner: u32::try_from(owner_of(&k, n)).unwrap_or(0),
                         bytes,
@@ -159,14 +178,34 @@ impl PyClusterNode {
         let decode = py_flow(
             "exchange-decode",
             Arc::new(|_py, _info| {
-                Box::new(convert(|py, w: Wire| {
-                    codec::decode(py, &w.bytes)
-                        .map(|o| PyObj(o.unbind()))
-                        .map_err(|e| crate::obj::user_error(py, e))
-                })) as Box<dyn PyOp<Wire, PyObj>>
+                Box::new(convert(|py, w: Wire| decode_value(py, &w.bytes)))
+                    as Box<dyn PyOp<Wire, PyObj>>
             }),
         );
         Ok(flow(encode.via(unit_mat(across)).via(decode)))
+    }
+    /// The topic `name` shared with every node of the job: what its sinks publish on any node
+    /// reaches its sources on every node, backpressured across nodes.
+    fn topic(&self, name: &str) -> PyResult<PyTopic> {
+        let node = match self.topics.get() {
+            Some(n) => n,
+            None => {
+                let handle = crate::run::runtime()?.handle();
+                let _guard = handle.enter();
+                let me = self.nodes.names.get(self.nodes.node).ok_or_else(|| {
+                    PyRuntimeError::new_err("the cluster node is not among the job's nodes")
+                })?;
+                let cfg = TopicConfig::new(me, self.nodes.names.clone());
+                // Starting only spawns tasks; the GIL held meanwhile keeps it to one start.
+                let started = TopicNode::start(Arc::clone(&self.nodes.transport), cfg)
+                    .map_err(cluster_err)?;
+                let _ = self.topics.set(started);
+                self.topics
+                    .get()
+                    .ok_or_else(|| PyRuntimeError::new_err("the topic node did not start"))?
+            }
+        };
+        Ok(PyTopic::new(node.topic(name).map_err(topic_err)?))
     }
     /// Waits until every node's run ended, then closes this node's endpoint.
     fn finish(&self, py: Python<'_>) -> PyResult<()> {

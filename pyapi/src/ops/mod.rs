@@ -25,6 +25,7 @@ pub mod pyops;
 mod sources;
 pub mod stages;
 mod timed;
+pub mod topics;
 mod windows;
 
 use crate::dsl::{Bp, PyBlueprint, PyGraphBuilder, PyInlet, PyOutlet, wrap};
@@ -152,6 +153,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     bidi::register(m)?;
     files::register(m)?;
     lifecycle::register(m)?;
+    topics::register(m)?;
     register_hubs(m)
 }
 

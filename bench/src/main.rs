@@ -33,6 +33,7 @@ mod persistence;
 mod regions;
 mod remote_exchange;
 mod state_keys;
+mod topics;
 mod w3;
 
 /// Command line of `weir-bench` (its commands and flags are part of the product: keep them
@@ -87,6 +88,8 @@ enum BenchCommand {
     ClusterBackpressureNode(cluster_bp::NodeArgs),
     /// A remote edge over QUIC with TLS against plain TCP: throughput and one-hop latency.
     RemoteExchange(remote_exchange::Args),
+    /// A topic's throughput to its subscribers: in one process, and across two nodes (memory, QUIC).
+    Topics(topics::Args),
     /// Counting per key through keyed state.
     StateKeys(state_keys::Args),
     /// Random and mutated inputs to the cluster frame decoder: crashes, refusals, allocations.
@@ -471,6 +474,7 @@ fn main() {
             std::process::exit(cluster_bp::node_main(&a))
         }
         Some(BenchCommand::RemoteExchange(a)) => std::process::exit(remote_exchange::main(a)),
+        Some(BenchCommand::Topics(a)) => std::process::exit(topics::main(a)),
         Some(BenchCommand::StateKeys(a)) => std::process::exit(state_keys::main(a)),
         Some(BenchCommand::FuzzFrames(a)) => std::process::exit(fuzz_frames::main(a)),
     };

@@ -123,28 +123,15 @@ pub fn main(args: Args) -> i32 {
                             .map_err(s)?;
                         run(t.clone(), t, args.n, args.subscribers, 0).await
                     }
-                    "memory" => {
-                        let net = MemoryNetwork::new(64);
-                        let (a, b) = pair(net.node("a"), net.node("b"), args.buffer)?;
-                        run(
-                            a.topic("t").map_err(s)?,
-                            b.topic("t").map_err(s)?,
-                            args.n,
-                            args.subscribers,
-                            1,
-                        )
-                        .await
-                    }
-                    _ => {
-                        let (a, b) = quic(args.buffer)?;
-                        run(
-                            a.topic("t").map_err(s)?,
-                            b.topic("t").map_err(s)?,
-                            args.n,
-                            args.subscribers,
-                            1,
-                        )
-                        .await
+                    remote => {
+                        let (a, b) = if remote == "memory" {
+                            let net = MemoryNetwork::new(64);
+                            pair(net.node("a"), net.node("b"), args.buffer)?
+                        } else {
+                            quic(args.buffer)?
+                        };
+                        let (pa, pb) = (a.topic("t").map_err(s)?, b.topic("t").map_err(s)?);
+                        run(pa, pb, args.n, args.subscribers, 1).await
                     }
                 }
             })?;

@@ -124,6 +124,14 @@ fn certificate_files_have_private_keys_0600_and_load() {
     );
     assert!(write_cluster_certs(&dir, &["../x"]).is_err());
     std::fs::remove_dir_all(&dir).unwrap();
+    // A node's name is the DNS name an accepting node reads from its certificate.
+    let ca = make_ca("names").unwrap();
+    for bad in ["1", "-a", "a-", "a..b", "a.", "a b"] {
+        assert!(make_node_cert(&ca, bad, &[]).is_err(), "{bad} was accepted");
+    }
+    for good in ["n1", "node-1", "node_1", "a.b-c"] {
+        make_node_cert(&ca, good, &[]).unwrap();
+    }
 }
 
 /// A raw QUIC client with the given TLS configuration (not a cluster node).

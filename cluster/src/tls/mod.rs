@@ -58,7 +58,7 @@ pub enum TlsError {
     #[error("invalid certificate validity: {0}")]
     BadValidity(String),
     /// A node name cannot be a certificate name or a file name.
-    #[error("invalid node name '{0}' (letters, digits, '-', '_', '.')")]
+    #[error("invalid node name '{0}' (a DNS name of letters, digits, '-', '_', '.')")]
     BadName(String),
 }
 
@@ -105,13 +105,18 @@ pub struct NodeCert {
     pub key_der: Vec<u8>,
 }
 
+/// Checks `name` can name a node: letters, digits, `-`, `_` and `.`, at most 63 bytes, and a
+/// DNS name (no empty label, no label starting or ending with `-`, not all digits), since an
+/// accepting node reads the peer's name from the certificate's DNS name.
 pub(crate) fn check_name(name: &str) -> Result<(), TlsError> {
     let ok = !name.is_empty()
         && name.len() <= 63
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        && !name.starts_with('.');
+        && !name.starts_with('.')
+        && !name.ends_with('.')
+        && rustls_pki_types::DnsName::try_from(name).is_ok();
     if ok {
         Ok(())
     } else {

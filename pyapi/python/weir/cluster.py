@@ -23,10 +23,13 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Any, Callable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 from . import _native
 from ._dsl import Flow
+
+if TYPE_CHECKING:
+    from ._topics import Topic
 
 __all__ = ["ClusterNode", "LocalOutcome", "join", "run_local"]
 

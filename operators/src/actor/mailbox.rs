@@ -837,6 +837,11 @@ impl<M: Send + 'static> Mailbox<M> {
         &self.path
     }
 
+    /// Messages waiting (in memory and spilled).
+    pub(crate) fn queued(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
     /// Whether no message waits.
     pub(crate) fn is_empty(&self) -> bool {
         self.len.load(Ordering::Acquire) == 0

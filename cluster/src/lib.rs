@@ -24,6 +24,7 @@ pub mod job;
 pub mod membership;
 pub mod mirror;
 pub mod placement;
+pub mod remote;
 pub mod sim;
 pub mod split_brain;
 pub mod tls;

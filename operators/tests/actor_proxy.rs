@@ -9,7 +9,7 @@ use weir_engine::SystemClock;
 use weir_engine::prelude::*;
 use weir_graph::Keep;
 use weir_operators::actor::{
-    Actor, ActorRef, AskError, Ctx, Incoming, Inbox, MailboxConfig, Props, TellError,
+    Actor, ActorRef, AskError, Ctx, Inbox, Incoming, MailboxConfig, Props, TellError,
 };
 use weir_operators::prelude::*;
 
@@ -68,7 +68,10 @@ async fn tell_waits_while_the_proxy_is_full_and_try_tell_drops() {
     assert!(!blocked.is_finished(), "tell waits while the proxy is full");
     let mut got = Vec::new();
     timed(inbox.recv(&mut got, 1)).await;
-    timed(blocked).await.expect("joins").expect("told once room freed");
+    timed(blocked)
+        .await
+        .expect("joins")
+        .expect("told once room freed");
     while got.len() < 3 {
         timed(inbox.recv(&mut got, 10)).await;
     }
@@ -155,8 +158,13 @@ async fn an_actor_telling_the_proxy_gets_the_reply_in_its_mailbox() {
     let reply = first.reply.expect("an actor's tell has its sender");
     assert!(!reply.is_ask());
     assert_eq!(reply.sender_path(), Some(caller.path()));
-    let back = reply.send(Box::new("not a CallerMsg")).expect_err("refused");
-    assert_eq!(*back.downcast::<&str>().expect("the same box"), "not a CallerMsg");
+    let back = reply
+        .send(Box::new("not a CallerMsg"))
+        .expect_err("refused");
+    assert_eq!(
+        *back.downcast::<&str>().expect("the same box"),
+        "not a CallerMsg"
+    );
     for m in it {
         let reply = m.reply.expect("an actor's tell has its sender");
         reply

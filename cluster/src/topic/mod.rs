@@ -31,7 +31,7 @@ use weir_graph::GraphError;
 use weir_operators::hub::{Topic, TopicError, Topics};
 
 /// The edge topic links use by default.
-pub const DEFAULT_TOPIC_EDGE: EdgeId = 1 << 61;
+pub const DEFAULT_TOPIC_EDGE: EdgeId = (1 << 61) + 1;
 
 /// Settings of a [`TopicNode`].
 #[derive(Debug, Clone)]

@@ -108,7 +108,7 @@ impl fmt::Debug for DeadLetterService {
 
 impl DeadLetterService {
     /// Records `u`, or counts it as dropped when the buffer is full or closed.
-    pub(crate) fn record(&self, u: Undelivered) {
+    pub fn record(&self, u: Undelivered) {
         let mut st = self.0.lock();
         if st.closed || st.items.len() >= st.capacity {
             st.dropped += 1;

@@ -54,7 +54,7 @@ pub use mailbox::{
     ActorRef, AskError, DEFAULT_MAILBOX_CAPACITY, MailboxConfig, Overflow, Pressure, TellError,
 };
 pub use props::{Actor, ActorId, DEFAULT_THROUGHPUT, Props};
-pub use proxy::{Incoming, Inbox, PendingReply, Replier};
+pub use proxy::{Inbox, Incoming, PendingReply, Replier};
 pub use region::{
     DEFAULT_SHARD_BUFFER, REGION_BUFFERED, REGION_ENTITIES_ALIVE, REGION_ENTITIES_CREATED,
     REGION_ENTITIES_PASSIVATED, REGION_SHARD_MESSAGES, RegionMsg, RegionSettings, RegionStats,

@@ -114,6 +114,13 @@ impl std::fmt::Debug for ActorRegistry {
     }
 }
 
+impl ActorRegistry {
+    /// `Ok` when `path` is a registry path (`/a/b`: a leading `/`, no empty segment).
+    pub fn check_path(path: &str) -> Result<(), RegistryError> {
+        check_path(path)
+    }
+}
+
 fn check_path(path: &str) -> Result<(), RegistryError> {
     let ok = path
         .strip_prefix('/')

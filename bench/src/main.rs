@@ -31,6 +31,7 @@ mod fuzz_frames;
 mod metrics_cost;
 mod persistence;
 mod regions;
+mod remote_actors;
 mod remote_exchange;
 mod state_keys;
 mod topics;
@@ -90,6 +91,8 @@ enum BenchCommand {
     RemoteExchange(remote_exchange::Args),
     /// A topic's throughput to its subscribers: in one process, and across two nodes (memory, QUIC).
     Topics(topics::Args),
+    /// Tells and asks to an actor: in one process, and across two nodes (memory, QUIC).
+    RemoteActors(remote_actors::Args),
     /// Counting per key through keyed state.
     StateKeys(state_keys::Args),
     /// Random and mutated inputs to the cluster frame decoder: crashes, refusals, allocations.
@@ -475,6 +478,7 @@ fn main() {
         }
         Some(BenchCommand::RemoteExchange(a)) => std::process::exit(remote_exchange::main(a)),
         Some(BenchCommand::Topics(a)) => std::process::exit(topics::main(a)),
+        Some(BenchCommand::RemoteActors(a)) => std::process::exit(remote_actors::main(a)),
         Some(BenchCommand::StateKeys(a)) => std::process::exit(state_keys::main(a)),
         Some(BenchCommand::FuzzFrames(a)) => std::process::exit(fuzz_frames::main(a)),
     };

@@ -2,6 +2,7 @@
 //! `examples/` call it and `tests/examples.rs` runs every one, so they never rot.
 
 pub mod actors;
+pub mod cluster_ledger;
 pub mod cluster_word_count;
 pub mod event_time_windows;
 pub mod fan_out_fan_in;

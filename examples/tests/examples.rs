@@ -226,3 +226,48 @@ async fn cluster_word_count_over_three_nodes_matches_the_model() {
     all.sort();
     assert_eq!(all, model.into_iter().collect::<Vec<_>>());
 }
+
+/// A ledger actor on node 0 of three node processes' job, told by every node through remote
+/// refs over QUIC with mutual TLS: every node sees the total of all nodes' amounts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_ledger_over_three_nodes_sums_every_nodes_amounts() {
+    use weir::cluster::epoch::{Epoch, FencedStorage, FileEpochStore};
+    use weir::cluster::job::{JobNode, LocalCluster, NodeSettings};
+    let dir = TempDir::new("cluster-ledger");
+    let cluster = dir.0.join("cluster");
+    LocalCluster::new(3, &cluster).prepare().unwrap();
+    FencedStorage::new(std::sync::Arc::new(
+        FileEpochStore::in_dir(cluster.join("fence")).unwrap(),
+    ))
+    .begin(Epoch(1))
+    .unwrap();
+    let mut tasks = Vec::new();
+    for node in 0..3 {
+        let s = NodeSettings::local(node, 3, &cluster, 1);
+        tasks.push(tokio::spawn(async move {
+            let n = JobNode::start(&s).await.unwrap();
+            let total = weir_examples::cluster_ledger::run_node(&n, 200)
+                .await
+                .unwrap();
+            n.finish().await.unwrap();
+            total
+        }));
+    }
+    let want: u64 = (0..3)
+        .flat_map(|i| weir_examples::cluster_ledger::amounts(i, 200))
+        .sum();
+    assert_eq!(want, 600 * 601 / 2);
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), want);
+    }
+}
+
+/// The ledger example's binary over two node processes it starts as a local cluster.
+#[test]
+fn cluster_ledger_binary_prints_every_nodes_total() {
+    let out = run_bin(env!("CARGO_BIN_EXE_cluster_ledger"), &["--nodes", "2"]);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        vec!["node 0: ledger total 2001000", "node 1: ledger total 2001000"]
+    );
+}

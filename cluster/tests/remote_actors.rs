@@ -656,3 +656,19 @@ async fn two_nodes_tell_and_ask_over_quic_with_mutual_tls() {
     assert_eq!(doubled, 2000);
     assert_eq!(snapshot(&seen), (0..=1000).collect::<Vec<_>>());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refs_of_a_stopped_node_stop() {
+    let (_net, mut nodes) = memory_nodes(2, 4);
+    let (_r, _seen, _h) = recorder(&nodes[1], "/svc/rec");
+    let r = nodes[0].actors.remote("n2", "/svc/rec").tells().unwrap();
+    r.tell(Req::Put(1)).await.unwrap();
+    let n1 = nodes.remove(0);
+    n1.actors.stop();
+    assert_eq!(
+        within(r.tell(Req::Put(2))).await,
+        Err(TellError::Stopped {
+            actor: "weir://n2/svc/rec".into()
+        })
+    );
+}

@@ -268,6 +268,9 @@ fn cluster_ledger_binary_prints_every_nodes_total() {
     let out = run_bin(env!("CARGO_BIN_EXE_cluster_ledger"), &["--nodes", "2"]);
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
-        vec!["node 0: ledger total 2001000", "node 1: ledger total 2001000"]
+        vec![
+            "node 0: ledger total 2001000",
+            "node 1: ledger total 2001000"
+        ]
     );
 }

@@ -264,7 +264,7 @@ impl Drop for AbortOnDrop {
 
 /// One node's remote actors: refs to actors on its peers, and delivery of what peers send to
 /// the paths it exposes. Dropping it (or [`ActorNode::stop`]) stops its streams; its remote
-/// refs then hold their messages (`tell` waits once they are full).
+/// refs then stop (`tell` fails with `Stopped`, what they held goes to dead letters).
 pub struct ActorNode {
     shared: Arc<Shared>,
     _tasks: Vec<AbortOnDrop>,
@@ -389,6 +389,14 @@ impl ActorNode {
 
     /// Stops the node's streams (as dropping it does).
     pub fn stop(self) {}
+}
+
+impl Drop for ActorNode {
+    fn drop(&mut self) {
+        for out in self.shared.outs.values() {
+            lock(out).close_all();
+        }
+    }
 }
 
 /// How a remote ref is made: [`ActorNode::remote`], then [`RemoteRefBuilder::tells`] or

@@ -120,6 +120,15 @@ impl PeerOut {
         }
     }
 
+    /// Closes every channel's proxy (the node stops): tells fail, what is queued goes to
+    /// dead letters, pending replies fail.
+    pub(super) fn close_all(&mut self) {
+        for c in self.chans.values_mut() {
+            c.source.close();
+        }
+        self.replies.clear();
+    }
+
     fn wake(&mut self) {
         if let Some(w) = self.waker.take() {
             w.wake();

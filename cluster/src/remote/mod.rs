@@ -292,6 +292,13 @@ impl ActorNode {
                 "window, chunk_rows and max_message_bytes must be at least 1".into(),
             ));
         }
+        if cfg.max_message_bytes > crate::frame::DEFAULT_MAX_FRAME / 2 {
+            return Err(RemoteError::Config(format!(
+                "max_message_bytes {} is more than half a frame ({} bytes)",
+                cfg.max_message_bytes,
+                crate::frame::DEFAULT_MAX_FRAME
+            )));
+        }
         let outs = cfg
             .peers
             .iter()

@@ -5,7 +5,6 @@
 use super::typed::{OutSource, Outgoing, ReplyDecoder};
 use super::wire::Wire;
 use super::{AbortOnDrop, Shared, bump, lock};
-use crate::frame::{Body, decode_batch};
 use crate::transport::{Channel, FrameRx, TransportError};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::poll_fn;
@@ -347,25 +346,11 @@ async fn read_answers(mut rx: FrameRx, shared: Arc<Shared>, peer: String) {
         return;
     };
     loop {
-        let msgs = match rx.recv().await {
-            Ok(Some(f)) => match f.body {
-                Body::Data { rows, payload } => decode_batch::<Wire>(rows, &payload),
-                Body::End | Body::Cancel => return,
-                _ => continue,
-            },
-            Ok(None) => return,
-            Err(TransportError::Frame(e)) => Err(e),
-            Err(e) => {
-                tracing::debug!(%peer, error = %e, "actor stream from a peer ended");
-                return;
-            }
-        };
-        let msgs = match msgs {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(%peer, error = %e, "actor stream from a peer refused");
-                return;
-            }
+        let Some(msgs) = rx
+            .recv_rows::<Wire>(&peer, "actor stream from a peer")
+            .await
+        else {
+            return;
         };
         let mut answered = Vec::new();
         {

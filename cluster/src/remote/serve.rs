@@ -5,8 +5,7 @@
 use super::typed::{Delivered, Exposed, Target};
 use super::wire::Wire;
 use super::{AbortOnDrop, RemoteStats, Shared, bump, lock};
-use crate::frame::{Body, decode_batch};
-use crate::transport::{Channel, FrameTx, TransportError};
+use crate::transport::{Channel, FrameTx};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
@@ -151,31 +150,12 @@ async fn serve(shared: Arc<Shared>, ch: Channel) {
     let mut live: HashMap<u64, Live> = HashMap::new();
     tracing::debug!(me = %shared.cfg.me, %peer, "serving a peer's remote refs");
     'stream: loop {
-        let frame = tokio::select! {
-            r = rx.recv() => r,
+        let msgs = tokio::select! {
+            m = rx.recv_rows::<Wire>(&peer, "actor stream from a peer") => m,
             _ = cut.changed() => break,
             _ = &mut writer.0 => break,
         };
-        let msgs = match frame {
-            Ok(Some(f)) => match f.body {
-                Body::Data { rows, payload } => decode_batch::<Wire>(rows, &payload),
-                Body::End | Body::Cancel => break,
-                _ => continue,
-            },
-            Ok(None) => break,
-            Err(TransportError::Frame(e)) => Err(e),
-            Err(e) => {
-                tracing::debug!(%peer, error = %e, "actor stream from a peer ended");
-                break;
-            }
-        };
-        let msgs = match msgs {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(%peer, error = %e, "actor stream from a peer refused");
-                break;
-            }
-        };
+        let Some(msgs) = msgs else { break };
         for m in msgs {
             match m {
                 Wire::Open {
@@ -203,7 +183,10 @@ async fn serve(shared: Arc<Shared>, ch: Channel) {
                         }
                         Arc::clone(s)
                     };
-                    let cap = usize::try_from(window.clamp(1, MAX_WINDOW)).unwrap_or(1);
+                    // Room for a window of messages sent again after a reconnect (which the
+                    // previous stream's task may deliver and acknowledge meanwhile) and a
+                    // window of new ones.
+                    let cap = usize::try_from(window.clamp(1, MAX_WINDOW) * 2).unwrap_or(2);
                     let (dtx, drx) = mpsc::channel(cap);
                     let opened = Opened {
                         chan,

@@ -5,7 +5,6 @@
 use super::entry::WireInbound;
 use super::wire::Wire;
 use super::{AbortOnDrop, Shared, bump};
-use crate::frame::{Body, decode_batch};
 use crate::transport::{Channel, FrameRx, FrameTx, TransportError};
 use std::collections::HashMap;
 use std::future::poll_fn;
@@ -167,25 +166,11 @@ async fn send(shared: &Shared, tx: &mut FrameTx, out: &[Wire]) -> Result<(), Tra
 /// ends or carries what does not decode.
 async fn read_data(mut rx: FrameRx, peer: String, shared: Arc<Shared>, subs: Arc<Subs>) {
     loop {
-        let msgs = match rx.recv().await {
-            Ok(Some(f)) => match f.body {
-                Body::Data { rows, payload } => decode_batch::<Wire>(rows, &payload),
-                Body::End | Body::Cancel => return,
-                _ => continue,
-            },
-            Ok(None) => return,
-            Err(TransportError::Frame(e)) => Err(e),
-            Err(e) => {
-                tracing::debug!(%peer, error = %e, "topic stream from a publisher ended");
-                return;
-            }
-        };
-        let msgs = match msgs {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(%peer, error = %e, "topic stream from a publisher refused");
-                return;
-            }
+        let Some(msgs) = rx
+            .recv_rows::<Wire>(&peer, "topic stream from a publisher")
+            .await
+        else {
+            return;
         };
         let mut s = lock(&subs);
         for m in msgs {

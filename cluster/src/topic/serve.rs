@@ -4,7 +4,6 @@
 use super::entry::WireReader;
 use super::wire::Wire;
 use super::{AbortOnDrop, Shared, bump};
-use crate::frame::{Body, decode_batch};
 use crate::transport::{Channel, FrameRx, FrameTx, TransportError};
 use std::collections::HashMap;
 use std::future::poll_fn;
@@ -88,25 +87,11 @@ async fn read_requests(
     notify: Arc<Notify>,
 ) {
     loop {
-        let msgs = match rx.recv().await {
-            Ok(Some(f)) => match f.body {
-                Body::Data { rows, payload } => decode_batch::<Wire>(rows, &payload),
-                Body::End | Body::Cancel => break,
-                _ => continue,
-            },
-            Ok(None) => break,
-            Err(TransportError::Frame(e)) => Err(e),
-            Err(e) => {
-                tracing::debug!(%peer, error = %e, "topic stream from a subscriber ended");
-                break;
-            }
-        };
-        let msgs = match msgs {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(%peer, error = %e, "topic stream from a subscriber refused");
-                break;
-            }
+        let Some(msgs) = rx
+            .recv_rows::<Wire>(&peer, "topic stream from a subscriber")
+            .await
+        else {
+            break;
         };
         let mut s = lock(&state);
         for m in msgs {

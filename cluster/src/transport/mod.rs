@@ -240,6 +240,37 @@ impl FrameRx {
     pub fn buffer_capacity(&self) -> usize {
         self.decoder.capacity()
     }
+    /// The next batch of a service stream's messages (postcard rows of a data frame, other
+    /// frames skipped): `None` once the stream ended, broke, or carried what does not decode
+    /// (logged naming `peer` and the stream, `what`). Cancel-safe.
+    pub(crate) async fn recv_rows<W: serde::de::DeserializeOwned>(
+        &mut self,
+        peer: &str,
+        what: &str,
+    ) -> Option<Vec<W>> {
+        loop {
+            let msgs = match self.recv().await {
+                Ok(Some(f)) => match f.body {
+                    Body::Data { rows, payload } => crate::frame::decode_batch::<W>(rows, &payload),
+                    Body::End | Body::Cancel => return None,
+                    _ => continue,
+                },
+                Ok(None) => return None,
+                Err(TransportError::Frame(e)) => Err(e),
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "{what} ended");
+                    return None;
+                }
+            };
+            return match msgs {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "{what} refused");
+                    None
+                }
+            };
+        }
+    }
 }
 
 /// One edge's stream between two nodes: frames out and frames in.

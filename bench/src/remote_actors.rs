@@ -12,8 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use weir::prelude::*;
 use weir_cluster::remote::{ActorNode, RemoteConfig};
-use weir_cluster::tls::{NodeIdentity, make_ca, make_node_cert};
-use weir_cluster::transport::{MemoryNetwork, QuicConfig, QuicTransport, Transport};
+use weir_cluster::transport::{MemoryNetwork, Transport};
 use weir_operators::actor::{Actor, ActorRef, ActorRegistry, Ctx, Props};
 
 /// Flags of `weir-bench remote-actors`.
@@ -170,19 +169,6 @@ fn counter(
     m.materialize(&g).map_err(s)
 }
 
-fn quic(args: &Args, count: &Arc<AtomicU64>) -> Result<Pair, String> {
-    let ca = make_ca("bench remote actors").map_err(s)?;
-    let bind = |name: &str| -> Result<Arc<QuicTransport>, String> {
-        let cert = make_node_cert(&ca, name, &[]).map_err(s)?;
-        let id = NodeIdentity::from_parts(&ca, &cert);
-        QuicTransport::bind(QuicConfig::new(id, "127.0.0.1:0".parse().map_err(s)?)).map_err(s)
-    };
-    let (a, b) = (bind("a")?, bind("b")?);
-    a.add_peer("b", b.local_addr().map_err(s)?);
-    b.add_peer("a", a.local_addr().map_err(s)?);
-    pair(a, b, args, count)
-}
-
 /// Runs `weir-bench remote-actors`; returns the exit code.
 pub fn main(args: Args) -> i32 {
     let rt = match weir::engine::Runtime::new() {
@@ -205,7 +191,8 @@ pub fn main(args: Args) -> i32 {
                     let net = MemoryNetwork::new(64);
                     pair(net.node("a"), net.node("b"), &args, &count)?
                 } else {
-                    quic(&args, &count)?
+                    let (a, b) = crate::remote_exchange::quic_pair()?;
+                    pair(a, b, &args, &count)?
                 };
                 let mut to = p.a.remote("b", "/bench/counter");
                 if args.reliable {

@@ -34,9 +34,11 @@ pub struct Args {
     seconds: u64,
 }
 
-type Pair = (Arc<dyn Transport>, Arc<dyn Transport>);
+/// Two transports, `a` and `b`, each knowing the other.
+pub(crate) type Pair = (Arc<dyn Transport>, Arc<dyn Transport>);
 
-async fn quic_pair() -> Result<Pair, String> {
+/// Nodes `a` and `b` over QUIC with mutual TLS on loopback (certificates from a new CA).
+pub(crate) fn quic_pair() -> Result<Pair, String> {
     let ca = make_ca("bench cluster").map_err(|e| e.to_string())?;
     let bind = |name: &str| -> Result<Arc<QuicTransport>, String> {
         let cert = make_node_cert(&ca, name, &[]).map_err(|e| e.to_string())?;
@@ -46,6 +48,7 @@ async fn quic_pair() -> Result<Pair, String> {
     };
     let (a, b) = (bind("a")?, bind("b")?);
     a.add_peer("b", b.local_addr().map_err(|e| e.to_string())?);
+    b.add_peer("a", a.local_addr().map_err(|e| e.to_string())?);
     Ok((a, b))
 }
 
@@ -144,7 +147,7 @@ pub fn main(args: Args) -> i32 {
         for variant in ["quic_tls", "tcp_plain"] {
             let (secs, bytes, sum) = rt.block_on(async {
                 let pair = if variant == "quic_tls" {
-                    quic_pair().await?
+                    quic_pair()?
                 } else {
                     tcp_pair().await?
                 };
@@ -169,7 +172,7 @@ pub fn main(args: Args) -> i32 {
         for variant in ["latency_quic_tls", "latency_tcp_plain"] {
             let v = rt.block_on(async {
                 let pair = if variant == "latency_quic_tls" {
-                    quic_pair().await?
+                    quic_pair()?
                 } else {
                     tcp_pair().await?
                 };

@@ -8,9 +8,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 use weir::prelude::*;
-use weir_cluster::tls::{NodeIdentity, make_ca, make_node_cert};
 use weir_cluster::topic::{TopicConfig, TopicNode};
-use weir_cluster::transport::{MemoryNetwork, QuicConfig, QuicTransport, Transport};
+use weir_cluster::transport::{MemoryNetwork, Transport};
 use weir_operators::hub::{Topic, Topics};
 
 /// Flags of `weir-bench topics`.
@@ -89,19 +88,6 @@ fn pair(
     ))
 }
 
-fn quic(buffer: usize) -> Result<(TopicNode, TopicNode), String> {
-    let ca = make_ca("bench topics").map_err(s)?;
-    let bind = |name: &str| -> Result<Arc<QuicTransport>, String> {
-        let cert = make_node_cert(&ca, name, &[]).map_err(s)?;
-        let id = NodeIdentity::from_parts(&ca, &cert);
-        QuicTransport::bind(QuicConfig::new(id, "127.0.0.1:0".parse().map_err(s)?)).map_err(s)
-    };
-    let (a, b) = (bind("a")?, bind("b")?);
-    a.add_peer("b", b.local_addr().map_err(s)?);
-    b.add_peer("a", a.local_addr().map_err(s)?);
-    pair(a, b, buffer)
-}
-
 /// Runs `weir-bench topics`; returns the exit code.
 pub fn main(args: Args) -> i32 {
     let rt = match weir::engine::Runtime::new() {
@@ -128,7 +114,8 @@ pub fn main(args: Args) -> i32 {
                             let net = MemoryNetwork::new(64);
                             pair(net.node("a"), net.node("b"), args.buffer)?
                         } else {
-                            quic(args.buffer)?
+                            let (a, b) = crate::remote_exchange::quic_pair()?;
+                            pair(a, b, args.buffer)?
                         };
                         let (pa, pb) = (a.topic("t").map_err(s)?, b.topic("t").map_err(s)?);
                         run(pa, pb, args.n, args.subscribers, 1).await

@@ -292,9 +292,10 @@ impl ActorNode {
                 "window, chunk_rows and max_message_bytes must be at least 1".into(),
             ));
         }
-        if cfg.max_message_bytes > crate::frame::DEFAULT_MAX_FRAME / 2 {
+        // A frame carries messages of up to about `max_message_bytes`, plus one.
+        if cfg.max_message_bytes > crate::frame::DEFAULT_MAX_FRAME / 4 {
             return Err(RemoteError::Config(format!(
-                "max_message_bytes {} is more than half a frame ({} bytes)",
+                "max_message_bytes {} is more than a quarter of a frame ({} bytes)",
                 cfg.max_message_bytes,
                 crate::frame::DEFAULT_MAX_FRAME
             )));

@@ -169,6 +169,8 @@ enum LinkEnd {
     Transport(#[from] TransportError),
     #[error("links cut")]
     Cut,
+    #[error("a message did not encode")]
+    Unsent,
 }
 
 /// Sends the channels' messages over `ch` until the stream breaks, the peer ends it, or the
@@ -194,9 +196,9 @@ async fn run(
             _ = &mut reader.0 => return Ok(()),
             _ = cut.changed() => return Err(LinkEnd::Cut),
         };
-        for m in &msgs {
-            tx.stage_data(std::slice::from_ref(m))
-                .map_err(TransportError::from)?;
+        if super::wire::stage(&mut tx, &msgs, shared.cfg.max_message_bytes) > 0 {
+            // A message of this stream is gone: what follows it must not be taken as in order.
+            return Err(LinkEnd::Unsent);
         }
         tokio::select! {
             r = tx.flush() => r?,

@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 use weir_operators::actor::Undelivered;
 
 /// Receive buffer of one channel at most, whatever window its sender claims.
@@ -77,26 +76,17 @@ impl PeerIn {
 
 /// Accepts the streams peers open on the actor edge and serves each.
 pub(super) async fn accept_loop(shared: Arc<Shared>) {
-    let mut served = JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            a = Arc::clone(&shared.transport).accept(shared.cfg.edge) => a,
-            Some(_) = served.join_next(), if !served.is_empty() => continue,
-        };
-        let ch = match accepted {
-            Ok(ch) => ch,
-            Err(e) => {
-                tracing::debug!(error = %e, "actor transport closed");
-                return;
-            }
-        };
-        if ch.peer == shared.cfg.me || !shared.cfg.peers.contains(&ch.peer) {
-            tracing::warn!(me = %shared.cfg.me, peer = %ch.peer, "actor stream from a node that is not a peer: refused");
-            bump(&shared.stats.strangers, 1);
-            continue;
-        }
-        served.spawn(serve(Arc::clone(&shared), ch));
-    }
+    let cfg = &shared.cfg;
+    crate::transport::accept_peers(
+        Arc::clone(&shared.transport),
+        cfg.edge,
+        &cfg.me,
+        &cfg.peers,
+        "actor",
+        &shared.stats.strangers,
+        |ch| serve(Arc::clone(&shared), ch),
+    )
+    .await;
 }
 
 /// A message of a channel, as it waits for its delivery task.
@@ -145,6 +135,7 @@ async fn serve(shared: Arc<Shared>, ch: Channel) {
         Arc::clone(&pin),
         stream,
         shared.cfg.chunk_rows,
+        shared.cfg.max_message_bytes,
     )));
     let mut cut = shared.cut.subscribe();
     let mut live: HashMap<u64, Live> = HashMap::new();
@@ -259,7 +250,13 @@ async fn serve(shared: Arc<Shared>, ch: Channel) {
 }
 
 /// Sends acknowledgements, replies and refusals to the peer while `stream` is its current one.
-async fn write_answers(mut tx: FrameTx, pin: Arc<PeerIn>, stream: u64, chunk: usize) {
+async fn write_answers(
+    mut tx: FrameTx,
+    pin: Arc<PeerIn>,
+    stream: u64,
+    chunk: usize,
+    frame_bytes: usize,
+) {
     loop {
         let msgs = poll_fn(|cx| {
             let mut o = lock(&pin.out);
@@ -281,11 +278,8 @@ async fn write_answers(mut tx: FrameTx, pin: Arc<PeerIn>, stream: u64, chunk: us
         })
         .await;
         let Some(msgs) = msgs else { return };
-        for m in &msgs {
-            if let Err(e) = tx.stage_data(std::slice::from_ref(m)) {
-                tracing::warn!(error = %e, "answer to a peer not encoded: dropped");
-            }
-        }
+        // An answer that does not fit a frame is dropped (its asker times out).
+        super::wire::stage(&mut tx, &msgs, frame_bytes);
         if let Err(e) = tx.flush().await {
             tracing::debug!(error = %e, "actor stream to a peer broke");
             return;

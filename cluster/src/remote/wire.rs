@@ -1,5 +1,6 @@
 //! The messages of a remote-actor stream: one per data-frame row, postcard-encoded.
 
+use crate::transport::FrameTx;
 use serde::{Deserialize, Serialize};
 
 /// A message on the stream between a sending node (which opens it) and a receiving node.
@@ -65,4 +66,51 @@ pub(crate) enum Wire {
         /// Why.
         reason: String,
     },
+}
+
+impl Wire {
+    /// About the bytes it takes encoded (to cut frames).
+    fn size(&self) -> usize {
+        32 + match self {
+            Wire::Open {
+                path,
+                msg_ty,
+                reply_ty,
+                ..
+            } => path.len() + msg_ty.len() + reply_ty.as_ref().map_or(0, String::len),
+            Wire::Msg { payload, .. } => payload.len(),
+            Wire::Reply { payload, .. } => payload.as_ref().map_or(0, Vec::len),
+            Wire::Refused { reason, .. } => reason.len(),
+            Wire::Close { .. } | Wire::Ack { .. } => 0,
+        }
+    }
+}
+
+/// Stages `msgs` as data frames of about `frame_bytes` each (at least one message a frame);
+/// a frame that does not encode is staged again a message a frame, and a message that still
+/// does not is dropped and logged. Returns the messages dropped.
+pub(super) fn stage(tx: &mut FrameTx, msgs: &[Wire], frame_bytes: usize) -> usize {
+    let mut dropped = 0;
+    let mut flush = |tx: &mut FrameTx, group: &[Wire]| {
+        if group.is_empty() || tx.stage_data(group).is_ok() {
+            return;
+        }
+        for m in group {
+            if let Err(e) = tx.stage_data(std::slice::from_ref(m)) {
+                tracing::warn!(error = %e, "remote-actor message not encoded: dropped");
+                dropped += 1;
+            }
+        }
+    };
+    let (mut start, mut bytes) = (0, 0);
+    for (i, m) in msgs.iter().enumerate() {
+        let n = m.size();
+        if i > start && bytes + n > frame_bytes {
+            flush(tx, &msgs[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += n;
+    }
+    flush(tx, &msgs[start..]);
+    dropped
 }

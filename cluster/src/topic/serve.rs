@@ -10,30 +10,20 @@ use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Poll;
 use tokio::sync::Notify;
-use tokio::task::JoinSet;
 
 /// Accepts the streams peers open on the topic edge and serves each.
 pub(super) async fn accept_loop(shared: Arc<Shared>) {
-    let mut served = JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            a = Arc::clone(&shared.transport).accept(shared.cfg.edge) => a,
-            Some(_) = served.join_next(), if !served.is_empty() => continue,
-        };
-        let ch = match accepted {
-            Ok(ch) => ch,
-            Err(e) => {
-                tracing::debug!(error = %e, "topic transport closed");
-                return;
-            }
-        };
-        if !shared.cfg.peers.contains(&ch.peer) {
-            tracing::warn!(peer = %ch.peer, "topic stream from a node that is not a peer: refused");
-            bump(&shared.stats.strangers, 1);
-            continue;
-        }
-        served.spawn(serve(Arc::clone(&shared), ch));
-    }
+    let cfg = &shared.cfg;
+    crate::transport::accept_peers(
+        Arc::clone(&shared.transport),
+        cfg.edge,
+        &cfg.me,
+        &cfg.peers,
+        "topic",
+        &shared.stats.strangers,
+        |ch| serve(Arc::clone(&shared), ch),
+    )
+    .await;
 }
 
 /// One peer's subscription to one topic.

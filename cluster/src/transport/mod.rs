@@ -289,6 +289,44 @@ pub struct Channel {
     pub rx: FrameRx,
 }
 
+/// Accepts the streams peers open on `edge` of `transport` and runs `serve` on each (as a
+/// task, stopped when this future is dropped), until the transport closes. A stream from a
+/// node other than `peers` (or from `me`) is refused, logged naming `what`, and counted in
+/// `strangers`.
+pub(crate) async fn accept_peers<F, Fut>(
+    transport: Arc<dyn Transport>,
+    edge: EdgeId,
+    me: &str,
+    peers: &[String],
+    what: &str,
+    strangers: &AtomicU64,
+    mut serve: F,
+) where
+    F: FnMut(Channel) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut served = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            a = Arc::clone(&transport).accept(edge) => a,
+            Some(_) = served.join_next(), if !served.is_empty() => continue,
+        };
+        let ch = match accepted {
+            Ok(ch) => ch,
+            Err(e) => {
+                tracing::debug!(%me, error = %e, "{what} transport closed");
+                return;
+            }
+        };
+        if ch.peer == me || !peers.contains(&ch.peer) {
+            tracing::warn!(%me, peer = %ch.peer, "{what} stream from a node that is not a peer: refused");
+            strangers.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        served.spawn(serve(ch));
+    }
+}
+
 /// The opening side's half of the edge handshake: sends `Open` and returns the channel.
 pub(crate) async fn open_channel(
     peer: String,

@@ -26,6 +26,7 @@ pub mod mirror;
 pub mod placement;
 pub mod remote;
 pub mod sim;
+pub mod singleton;
 pub mod split_brain;
 pub mod tls;
 pub mod topic;

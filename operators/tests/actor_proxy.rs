@@ -1,7 +1,8 @@
 //! Proxy refs ([`ActorRef::proxy`]): what is told, asked or sent by an actor reaches the inbox
 //! in order with its reply address; a reply through the [`Replier`] reaches the asker or the
 //! sending actor; `tell` waits while the proxy is full; the inbox sees the last ref go; a
-//! closed inbox refuses tells; [`ActorRef::send_ask`] hands back the pending reply.
+//! closed inbox refuses tells; [`ActorRef::send_ask`] hands back the pending reply;
+//! [`ActorRef::forward`] passes a message on with its reply target.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -202,4 +203,51 @@ async fn a_closed_inbox_refuses_tells_and_send_ask_hands_back_the_pending_reply(
     assert_eq!(*reply.downcast::<&str>().expect("a &str"), "seven");
     drop(it);
     assert!(timed(second).await.is_none(), "no reply once dropped");
+}
+
+#[tokio::test]
+async fn forward_passes_messages_on_with_their_reply_targets() {
+    // Asks and tells to the first proxy are forwarded to the second, in order; the answers
+    // given through the second proxy's repliers reach the original askers.
+    let (front, mut front_inbox) = proxy::<u32>(16);
+    let (back, mut back_inbox) = proxy::<u32>(16);
+    front.tell(1).await.expect("told");
+    let asker = {
+        let front = front.clone();
+        tokio::spawn(async move { front.ask::<u32>(2, Duration::from_secs(10)).await })
+    };
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        timed(front_inbox.recv(&mut got, 16)).await;
+    }
+    for incoming in got.drain(..) {
+        back.forward(incoming).await.expect("forwarded");
+    }
+    let mut at_back = Vec::new();
+    while at_back.len() < 2 {
+        timed(back_inbox.recv(&mut at_back, 16)).await;
+    }
+    let msgs: Vec<u32> = at_back.iter().map(|m| m.msg).collect();
+    assert_eq!(msgs, vec![1, 2]);
+    assert!(at_back[0].reply.is_none());
+    let Some(Incoming {
+        msg,
+        reply: Some(replier),
+    }) = at_back.pop()
+    else {
+        panic!("the ask lost its reply target");
+    };
+    assert!(replier.is_ask());
+    replier.send(Box::new(msg * 10)).expect("replied");
+    assert_eq!(timed(asker).await.expect("joined").expect("answered"), 20);
+    // Forwarding to a closed proxy fails and hands the message to dead letters.
+    back_inbox.close();
+    let err = back
+        .forward(Incoming {
+            msg: 3,
+            reply: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TellError::Stopped { .. }), "{err}");
 }

@@ -134,6 +134,18 @@ impl<M: Send + 'static> ActorRef<M> {
             .await?;
         Ok(PendingReply(rx))
     }
+
+    /// Queues a message taken from an [`Inbox`] with its original reply target, waiting while
+    /// the mailbox is full: the asker or sending actor gets this actor's answer (a forward, as
+    /// a router or a singleton proxy passes messages on).
+    pub async fn forward(&self, incoming: Incoming<M>) -> Result<(), TellError> {
+        self.0
+            .send(Envelope {
+                msg: incoming.msg,
+                reply: incoming.reply.map(|r| r.0),
+            })
+            .await
+    }
 }
 
 impl<M: Send + 'static> Inbox<M> {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 use weir_cluster::membership::{
-    MembershipConfig, MembershipEvent, NodeIdentity, SimMember, UdpMembership,
+    MembershipConfig, MembershipEvent, NodeIdentity, Seeds, SimMember, UdpMembership,
 };
 use weir_cluster::sim::{Faults, NodeId, SimNet};
 use weir_cluster::split_brain::{Decision, SplitBrainResolver, Strategy};
@@ -291,6 +291,36 @@ async fn three_udp_nodes_on_loopback_join_and_see_a_graceful_leave() {
     }
     a.leave().await.unwrap();
     b.leave().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_nodes_find_each_other_through_a_dns_name() {
+    let cfg = MembershipConfig::fast(3);
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let a = UdpMembership::start("a", any, vec![], cfg.clone(), None)
+        .await
+        .unwrap();
+    // The seed is a name, as a headless service's is; it resolves to `a`'s address.
+    let seeds = Seeds::Dns(format!("localhost:{}", a.me().addr.port()));
+    let b = UdpMembership::start("b", any, seeds.clone(), cfg.clone(), None)
+        .await
+        .unwrap();
+    let c = UdpMembership::start("c", any, seeds, cfg, None)
+        .await
+        .unwrap();
+    for node in [&a, &b, &c] {
+        let mut rx = node.subscribe();
+        tokio::time::timeout(Duration::from_secs(20), rx.wait_for(|v| v.up.len() == 3))
+            .await
+            .expect("joined within 20 s")
+            .unwrap();
+        let mut names: Vec<String> = node.view().up.iter().map(|m| m.name.clone()).collect();
+        names.sort();
+        assert_eq!(names, ["a", "b", "c"]);
+    }
+    for node in [a, b, c] {
+        node.leave().await.unwrap();
+    }
 }
 
 #[test]

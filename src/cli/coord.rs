@@ -105,6 +105,18 @@ pub(super) struct NodeArgs {
     work_dir: PathBuf,
 }
 
+/// How often `weir node` looks the coordinator's name up again.
+const FOLLOW_EVERY: Duration = Duration::from_secs(5);
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// `HOST:PORT` as a socket address (the first the name resolves to).
 fn resolve(what: &str, addr: &str) -> Result<SocketAddr, String> {
     addr.to_socket_addrs()
@@ -253,6 +265,17 @@ pub(super) fn node(a: &NodeArgs) -> Exit {
             }
         };
         quic.add_peer(&a.coordinator_name, join);
+        // A coordinator known by a DNS name (a Kubernetes service) is followed to a new
+        // address when it restarts elsewhere.
+        let _follow = (a.join.parse::<SocketAddr>().is_err()).then(|| {
+            let (q, name) = (Arc::clone(&quic), a.coordinator_name.clone());
+            AbortOnDrop(tokio::spawn(weir_cluster::membership::follow(
+                a.join.clone(),
+                FOLLOW_EVERY,
+                join,
+                move |addr| q.add_peer(&name, addr),
+            )))
+        });
         let certs = std::path::absolute(&a.certs).unwrap_or_else(|_| a.certs.clone());
         let work = std::path::absolute(&a.work_dir).unwrap_or_else(|_| a.work_dir.clone());
         let cfg = AgentConfig {

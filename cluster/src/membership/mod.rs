@@ -3,17 +3,19 @@
 //!
 //! [`Membership`] feeds foca datagrams and timer events and collects what foca asks for
 //! ([`Output`]: datagrams to send, timers to set) and what it tells ([`MembershipEvent`]). A
-//! node joins by announcing itself to seed addresses from a static list (repeated while it is
-//! alone); its [`NodeIdentity`] carries name, address, start time and incarnation. An optional
+//! node joins by announcing itself to its [`Seeds`] (a static list, or a DNS name such as a
+//! Kubernetes headless service, looked up again at each attempt), repeated while it is alone; its [`NodeIdentity`] carries name, address, start time and incarnation. An optional
 //! [`crate::split_brain::SplitBrainResolver`] runs on each [`Membership::tick`].
 
 mod identity;
 mod protocol;
+mod seeds;
 mod sim;
 mod udp;
 
 pub use identity::NodeIdentity;
 pub use protocol::{Membership, MembershipEvent, MembershipTimer, Output};
+pub use seeds::{Seeds, follow, lookup};
 pub use sim::{SimMember, sim_addr, sim_node_of};
 pub use udp::UdpMembership;
 

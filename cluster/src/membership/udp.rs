@@ -2,7 +2,7 @@
 
 use super::{
     Membership, MembershipConfig, MembershipError, MembershipTimer, MembershipView, NodeIdentity,
-    Output,
+    Output, Seeds,
 };
 use crate::split_brain::SplitBrainResolver;
 use std::collections::BTreeMap;
@@ -34,12 +34,12 @@ impl std::fmt::Debug for UdpMembership {
 }
 
 impl UdpMembership {
-    /// Binds `bind`, names this node `name` (started now) and joins through `seeds`; runs on
-    /// the current tokio runtime.
+    /// Binds `bind`, names this node `name` (started now) and joins through `seeds` (a list of
+    /// addresses, or a DNS name looked up at each attempt); runs on the current tokio runtime.
     pub async fn start(
         name: impl Into<String>,
         bind: SocketAddr,
-        seeds: Vec<SocketAddr>,
+        seeds: impl Into<Seeds>,
         config: MembershipConfig,
         resolver: Option<SplitBrainResolver>,
     ) -> Result<Self, MembershipError> {
@@ -57,7 +57,14 @@ impl UdpMembership {
         }
         let (tx, view) = watch::channel(membership.view());
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(drive(socket, membership, seeds, config.tick, tx, stopped));
+        let task = tokio::spawn(drive(
+            socket,
+            membership,
+            seeds.into(),
+            config.tick,
+            tx,
+            stopped,
+        ));
         Ok(Self {
             me,
             view,
@@ -104,7 +111,7 @@ impl Drop for UdpMembership {
 async fn drive(
     socket: UdpSocket,
     mut m: Membership,
-    seeds: Vec<SocketAddr>,
+    seeds: Seeds,
     tick: Duration,
     view: watch::Sender<MembershipView>,
     mut stopped: oneshot::Receiver<()>,
@@ -115,7 +122,8 @@ async fn drive(
     let mut buf = vec![0u8; RECV_BUF];
     let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    if let Err(e) = m.join(&seeds) {
+    let local = m.me().addr;
+    if let Err(e) = m.join(&seeds.resolve(local).await) {
         tracing::warn!(error = %e, "membership join");
     }
     loop {
@@ -153,11 +161,11 @@ async fn drive(
             }
             _ = ticker.tick() => {
                 m.tick(start.elapsed());
-                if m.is_alone()
-                    && !m.has_left()
-                    && let Err(e) = m.join(&seeds)
-                {
-                    tracing::debug!(error = %e, "membership re-join");
+                if m.is_alone() && !m.has_left() {
+                    let found = seeds.resolve(local).await;
+                    if let Err(e) = m.join(&found) {
+                        tracing::debug!(error = %e, "membership re-join");
+                    }
                 }
             }
             _ = &mut stopped => {

@@ -22,6 +22,7 @@ pub mod exchange;
 pub mod frame;
 pub mod job;
 pub mod membership;
+mod metrics;
 pub mod mirror;
 pub mod placement;
 pub mod remote;

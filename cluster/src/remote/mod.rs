@@ -162,6 +162,83 @@ pub struct RemoteStats {
 }
 
 impl RemoteStats {
+    /// The series on `/metrics`.
+    fn series(&self) -> Vec<crate::metrics::Series> {
+        use crate::metrics::counter;
+        vec![
+            counter(
+                "weir_remote_actor_links_opened_total",
+                "Remote-actor streams opened to peers",
+                self.links_opened(),
+            ),
+            counter(
+                "weir_remote_actor_links_broken_total",
+                "Remote-actor streams to peers that broke",
+                self.links_broken(),
+            ),
+            counter(
+                "weir_remote_actor_channels_total",
+                "Remote actor refs made",
+                self.channels(),
+            ),
+            counter(
+                "weir_remote_actor_messages_sent_total",
+                "Messages sent to actors on peers (first sends)",
+                self.sent(),
+            ),
+            counter(
+                "weir_remote_actor_messages_redelivered_total",
+                "Messages of reliable refs sent again after a broken stream",
+                self.redelivered(),
+            ),
+            counter(
+                "weir_remote_actor_messages_lost_total",
+                "Messages of at-most-once refs in flight when their stream broke",
+                self.lost(),
+            ),
+            counter(
+                "weir_remote_actor_messages_delivered_total",
+                "Messages from peers moved into this node's actors' mailboxes",
+                self.delivered(),
+            ),
+            counter(
+                "weir_remote_actor_messages_duplicate_total",
+                "Redelivered messages from peers dropped as delivered before",
+                self.duplicates(),
+            ),
+            counter(
+                "weir_remote_actor_messages_undelivered_total",
+                "Messages from peers that went to dead letters",
+                self.undelivered(),
+            ),
+            counter(
+                "weir_remote_actor_replies_sent_total",
+                "Replies sent back to asking peers",
+                self.replies_sent(),
+            ),
+            counter(
+                "weir_remote_actor_replies_received_total",
+                "Replies from peers handed to askers",
+                self.replies_received(),
+            ),
+            counter(
+                "weir_remote_actor_channels_refused_total",
+                "Remote-actor channels refused",
+                self.refused(),
+            ),
+            counter(
+                "weir_remote_actor_messages_unsendable_total",
+                "Messages that did not encode or were too large",
+                self.unsendable(),
+            ),
+            counter(
+                "weir_remote_actor_strangers_total",
+                "Remote-actor streams refused from nodes that are not peers",
+                self.strangers(),
+            ),
+        ]
+    }
+
     /// Streams opened to peers (one per peer, more after reconnects).
     pub fn links_opened(&self) -> u64 {
         self.links_opened.load(Ordering::Relaxed)
@@ -268,6 +345,7 @@ impl Drop for AbortOnDrop {
 pub struct ActorNode {
     shared: Arc<Shared>,
     _tasks: Vec<AbortOnDrop>,
+    _metrics: crate::metrics::Published,
 }
 
 impl std::fmt::Debug for ActorNode {
@@ -327,9 +405,15 @@ impl ActorNode {
             ))));
         }
         tracing::debug!(me = %shared.cfg.me, peers = shared.outs.len(), "actor node started");
+        let stats = Arc::clone(&shared.stats);
+        let metrics =
+            crate::metrics::Published::new(vec![("node", shared.cfg.me.clone())], move || {
+                stats.series()
+            });
         Ok(Self {
             shared,
             _tasks: tasks,
+            _metrics: metrics,
         })
     }
 

@@ -96,6 +96,48 @@ pub struct SingletonStats {
 }
 
 impl SingletonStats {
+    /// The series on `/metrics`.
+    fn series(&self) -> Vec<crate::metrics::Series> {
+        use crate::metrics::{counter, gauge};
+        vec![
+            counter(
+                "weir_singleton_starts_total",
+                "Singleton instances started on this node",
+                self.starts(),
+            ),
+            counter(
+                "weir_singleton_stops_total",
+                "Singleton instances this node stopped",
+                self.stops(),
+            ),
+            counter(
+                "weir_singleton_failures_total",
+                "Singleton instances that failed to start or ended",
+                self.failures(),
+            ),
+            counter(
+                "weir_singleton_forwarded_total",
+                "Messages the singleton proxy passed on",
+                self.forwarded(),
+            ),
+            counter(
+                "weir_singleton_undelivered_total",
+                "Messages the singleton proxy could not pass on",
+                self.undelivered(),
+            ),
+            counter(
+                "weir_singleton_moves_total",
+                "Times the singleton proxy switched to another host",
+                self.moves(),
+            ),
+            gauge(
+                "weir_singleton_hosting",
+                "1 while this node runs the singleton instance",
+                u64::from(self.hosting()),
+            ),
+        ]
+    }
+
     /// Instances started on this node.
     pub fn starts(&self) -> u64 {
         self.starts.load(Ordering::Relaxed)
@@ -283,8 +325,9 @@ impl<M: Send + 'static> TypedBuilder<M> {
         });
         let stats = Arc::new(SingletonStats::default());
         let (stop, stopped) = watch::channel(false);
+        let me = node.name().to_owned();
         let manager = tokio::spawn(manage(
-            node.name().to_owned(),
+            me.clone(),
             factory,
             view.clone(),
             s.retry,
@@ -308,7 +351,13 @@ impl<M: Send + 'static> TypedBuilder<M> {
             stop: stopped,
         }));
         tracing::debug!(path = %s.path, "cluster singleton started");
+        let series = Arc::clone(&stats);
+        let metrics = crate::metrics::Published::new(
+            vec![("node", me), ("path", s.path.clone())],
+            move || series.series(),
+        );
         Ok(ClusterSingleton {
+            _metrics: metrics,
             actor,
             view,
             stats,
@@ -329,6 +378,7 @@ pub struct ClusterSingleton<M: Send + 'static> {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     path: String,
+    _metrics: crate::metrics::Published,
 }
 
 impl<M: Send + 'static> std::fmt::Debug for ClusterSingleton<M> {

@@ -97,6 +97,63 @@ pub struct TopicNodeStats {
 }
 
 impl TopicNodeStats {
+    /// The series on `/metrics`.
+    fn series(&self) -> Vec<crate::metrics::Series> {
+        use crate::metrics::counter;
+        vec![
+            counter(
+                "weir_topic_links_opened_total",
+                "Topic streams opened to peers",
+                self.links_opened(),
+            ),
+            counter(
+                "weir_topic_links_broken_total",
+                "Topic streams to peers that broke",
+                self.links_broken(),
+            ),
+            counter(
+                "weir_topic_subscriptions_served_total",
+                "Peers' subscriptions this node serves",
+                self.served(),
+            ),
+            counter(
+                "weir_topic_elements_sent_total",
+                "Elements sent to subscribing peers",
+                self.sent(),
+            ),
+            counter(
+                "weir_topic_elements_received_total",
+                "Elements received from peers",
+                self.received(),
+            ),
+            counter(
+                "weir_topic_credit_granted_total",
+                "Rows of credit granted to peers beyond the first window",
+                self.granted(),
+            ),
+            counter(
+                "weir_topic_subscriptions_refused_total",
+                "Subscriptions refused (element types differ)",
+                self.refused(),
+            ),
+            counter(
+                "weir_topic_elements_unsendable_total",
+                "Elements that did not encode or were too large",
+                self.unsendable(),
+            ),
+            counter(
+                "weir_topic_messages_stale_total",
+                "Data messages of ended subscriptions, ignored",
+                self.stale(),
+            ),
+            counter(
+                "weir_topic_strangers_total",
+                "Topic streams refused from nodes that are not peers",
+                self.strangers(),
+            ),
+        ]
+    }
+
     /// Streams opened to peers (one per peer, more after reconnects).
     pub fn links_opened(&self) -> u64 {
         self.links_opened.load(Ordering::Relaxed)
@@ -183,6 +240,7 @@ impl Drop for AbortOnDrop {
 pub struct TopicNode {
     shared: Arc<Shared>,
     _tasks: Vec<AbortOnDrop>,
+    _metrics: crate::metrics::Published,
 }
 
 impl std::fmt::Debug for TopicNode {
@@ -223,9 +281,15 @@ impl TopicNode {
             ))));
         }
         tracing::debug!(me = %shared.cfg.me, peers = shared.cfg.peers.len(), "topic node started");
+        let stats = Arc::clone(&shared.stats);
+        let metrics =
+            crate::metrics::Published::new(vec![("node", shared.cfg.me.clone())], move || {
+                stats.series()
+            });
         Ok(Self {
             shared,
             _tasks: tasks,
+            _metrics: metrics,
         })
     }
 

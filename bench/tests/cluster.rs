@@ -395,6 +395,9 @@ fn a_stopped_cluster_savepoint_resumes_exactly_on_a_new_cluster_and_rescales_ont
         rows.sort();
         assert_eq!(rows.len(), want.len(), "onto {nodes} nodes");
         assert_eq!(rows, want, "onto {nodes} nodes");
+        // The copies of the old nodes' parts are gone once each node wrote a checkpoint.
+        let left = find_dirs(&d.join(format!("st-{nodes}")), "rescale-");
+        assert!(left.is_empty(), "onto {nodes} nodes: {left:?}");
     }
 
     // A job whose sources do not read shares of one input cannot be rescaled: its nodes say
@@ -627,4 +630,22 @@ fn w3_submitted_to_a_coordinator_over_quic_survives_a_lost_node_and_a_coordinato
 /// What a w3 node prints when its restore point came from the job's store.
 fn w3_copied() -> &'static str {
     "copied from the job's store"
+}
+
+/// Directories under `root` (at any depth) whose names start with `prefix`.
+fn find_dirs(root: &Path, prefix: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                if e.file_name().to_string_lossy().starts_with(prefix) {
+                    found.push(e.path());
+                } else {
+                    todo.push(e.path());
+                }
+            }
+        }
+    }
+    found
 }

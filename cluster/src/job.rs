@@ -426,6 +426,7 @@ impl JobNode {
             cfg.dir.clone(),
         ));
         let mut id = self.restore_id();
+        let mut rescaled = None;
         if id == 0
             && let Some(sp) = cfg.restore_from.clone()
             && let Some((sp_id, sp_nodes)) = crate::control::read_savepoint(&sp)?
@@ -433,6 +434,7 @@ impl JobNode {
             let store = local_store(&sp).map_err(cluster_err)?;
             if sp_nodes != self.settings.nodes {
                 cfg = self.rescale_from(cfg, &sp, store, sp_id, sp_nodes).await?;
+                rescaled = Some(rescale_root(&cfg.dir, sp_id));
             } else {
                 let from =
                     CheckpointMirror::new(store, node_prefix(self.settings.node), cfg.dir.clone());
@@ -447,6 +449,8 @@ impl JobNode {
             cfg.restore_from = None;
             id = sp_id;
         } else if id > 0 {
+            // The job has a checkpoint of its own: copies an earlier rescale left are not read.
+            remove_rescale_copies(&cfg.dir);
             let ensured = mirror.ensure(id).await.map_err(cluster_err)?;
             if let Ensured::Downloaded { transfer, local } = ensured {
                 tracing::info!(node = self.settings.node, checkpoint = id, files = transfer.files, bytes = transfer.bytes, local = %local, "restore point copied from the job's store");
@@ -463,8 +467,12 @@ impl JobNode {
             self.settings.nodes,
             self.fence.clone(),
         );
+        let commit = match rescaled {
+            Some(root) => Mirrored::new(mirror, log).removing_after_first(root),
+            None => Mirrored::new(mirror, log),
+        };
         Ok(cfg
-            .with_commit(Arc::new(Mirrored::new(mirror, log)))
+            .with_commit(Arc::new(commit))
             .discard_after(id)
             .number_after(self.restore.number_after()))
     }
@@ -481,7 +489,7 @@ impl JobNode {
         id: u64,
         old: usize,
     ) -> Result<CheckpointConfig, JobError> {
-        let root = cfg.dir.join(format!("rescale-{id}"));
+        let root = rescale_root(&cfg.dir, id);
         if root.exists() {
             std::fs::remove_dir_all(&root).map_err(io(&root))?;
         }
@@ -518,6 +526,26 @@ impl JobNode {
         let r = rendezvous(&addrs, "done", self.settings.nodes, Duration::from_secs(30)).await;
         self.quic.close();
         r.map(|_| ())
+    }
+}
+
+/// Where a rescale from checkpoint `id` copies the old nodes' parts.
+fn rescale_root(dir: &std::path::Path, id: u64) -> PathBuf {
+    dir.join(format!("rescale-{id}"))
+}
+
+/// Removes every rescale's copies under `dir` (logged when one cannot be removed).
+fn remove_rescale_copies(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with("rescale-") {
+            let p = e.path();
+            if let Err(err) = std::fs::remove_dir_all(&p) {
+                tracing::warn!(dir = %p.display(), error = %err, "cannot remove old rescale copies");
+            }
+        }
     }
 }
 

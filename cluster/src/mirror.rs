@@ -526,6 +526,8 @@ async fn read_full(f: &mut tokio::fs::File, buf: &mut [u8]) -> std::io::Result<u
 pub struct Mirrored {
     mirror: Arc<CheckpointMirror>,
     log: Arc<CommitLog>,
+    /// A directory removed once this node's first checkpoint is written (a rescale's copies).
+    after_first: Arc<std::sync::Mutex<Option<std::path::PathBuf>>>,
 }
 
 impl std::fmt::Debug for Mirrored {
@@ -543,19 +545,46 @@ impl Mirrored {
         Self {
             mirror,
             log: Arc::new(log),
+            after_first: Arc::default(),
         }
+    }
+
+    /// Also removes `dir` once this node's first checkpoint is copied and recorded: the copies
+    /// of a savepoint's parts a rescaled run restored from, no longer read (a restart before
+    /// the job's first complete checkpoint copies them again).
+    pub fn removing_after_first(self, dir: std::path::PathBuf) -> Self {
+        *self
+            .after_first
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(dir);
+        self
     }
 }
 
 impl CheckpointCommit for Mirrored {
     fn prepared(&self, id: u64, last: bool) -> BoxFuture<'static, Result<(), String>> {
         let (mirror, log) = (Arc::clone(&self.mirror), Arc::clone(&self.log));
+        let after_first = Arc::clone(&self.after_first);
         Box::pin(async move {
             // A failed copy fails the checkpoint here; the coordinator records the abort.
             if let Err(e) = mirror.upload(id).await {
                 return Err(format!("copying it to the store failed: {e}"));
             }
             log.prepared(id, last).await?;
+            let done = after_first
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            if let Some(dir) = done {
+                match tokio::fs::remove_dir_all(&dir).await {
+                    Ok(()) => {
+                        tracing::info!(checkpoint = id, dir = %dir.display(), "removed the rescale copies")
+                    }
+                    Err(e) => {
+                        tracing::warn!(checkpoint = id, dir = %dir.display(), error = %e, "cannot remove the rescale copies")
+                    }
+                }
+            }
             if let Err(e) = mirror.retain_from(id).await {
                 tracing::warn!(checkpoint = id, error = %e, "cannot delete older checkpoint copies");
             }

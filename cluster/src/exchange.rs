@@ -70,7 +70,9 @@ impl JobNodes {
 /// Fails: when `route` returns an index out of range (naming the element), or a remote edge
 /// fails (naming the edge and the peer).
 /// Checkpoints: barriers and watermarks pass in band, so the stages after the exchange align
-/// every node's barriers (one consistent cut across the job).
+/// every node's barriers (one consistent cut across the job). The stages after it have the
+/// same stable ids on every node (its merge has the uid `weir-exchange-ID`), so a savepoint
+/// of the job restores onto another node count without explicit uids.
 pub fn exchange<T>(
     nodes: &JobNodes,
     id: u32,
@@ -109,5 +111,8 @@ where
             b.connect(outlet, *inlet)?;
         }
     }
-    b.build_flow(part.inlet, merge.outlet, |_| ())
+    // The merge's uid keeps the stage ids after the exchange equal on every node (its inputs
+    // differ by node), so a keyed stage's state rescales by key group across node counts.
+    Ok(b.build_flow(part.inlet, merge.outlet, |_| ())?
+        .uid(format!("weir-exchange-{id}")))
 }

@@ -245,3 +245,40 @@ async fn no_junction_declines_a_checkpoint_under_full_load() {
     );
     let _ = std::fs::remove_dir_all(&c.root);
 }
+
+#[test]
+fn the_stages_after_an_exchange_have_the_same_ids_on_every_node() {
+    let net = MemoryNetwork::new(8);
+    let nodes = job_nodes(&net);
+    // Each node's graph: its source, the exchange, a map, a keyed count: only what feeds the
+    // exchange's merge differs by node (this node's partition output, the others' edges).
+    let after: Vec<Vec<(String, weir_graph::StageId)>> = nodes
+        .iter()
+        .map(|n| {
+            let owners = n.clone();
+            let g = Source::from_iter(input(n.node, 10))
+                .via(exchange(n, 3, move |e: &(usize, u64, u32)| owners.owner(&e.2)).unwrap())
+                .map(|e| e.2)
+                .named("after")
+                .to_mat(Sink::collect(), Keep::right);
+            let m = g.module();
+            m.nodes
+                .iter()
+                .zip(m.stage_ids())
+                .filter(|(nd, _)| matches!(nd.display_name(), "after" | "collect" | "merge"))
+                .map(|(nd, id)| (nd.display_name().to_owned(), id))
+                .collect()
+        })
+        .collect();
+    assert_eq!(after[0].len(), 3, "{:?}", after[0]);
+    assert!(
+        after[0]
+            .iter()
+            .any(|(name, id)| name == "merge"
+                && *id == weir_graph::StageId::of_uid("weir-exchange-3")),
+        "{:?}",
+        after[0]
+    );
+    assert_eq!(after[1], after[0]);
+    assert_eq!(after[2], after[0]);
+}

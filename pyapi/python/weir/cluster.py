@@ -16,14 +16,17 @@ restores the newest one all nodes completed. See docs/python.md, "Jobs over node
 
 ``weir.cluster.run_local(3, [sys.executable, __file__])`` runs a script as a local cluster of 3
 processes (``weir local-cluster`` does the same from the shell, and ``weir run --cluster ADDR``
-on the nodes of a coordinator).
+on the nodes of a coordinator). :func:`status`, :func:`cancel`, :func:`wait_stopped` and
+:func:`savepoint` control a local cluster job by its directory, as ``weir status|cancel|savepoint
+--cluster DIR`` do; a run given ``restore_from=SAVEPOINT`` with ``cluster=node`` starts from a
+cluster savepoint, on the same node count or another one (rescaled).
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from typing import TYPE_CHECKING, Any, Callable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from . import _native
 from ._dsl import Flow
@@ -31,7 +34,17 @@ from ._dsl import Flow
 if TYPE_CHECKING:
     from ._topics import Topic
 
-__all__ = ["ClusterNode", "LocalOutcome", "join", "run_local"]
+__all__ = [
+    "ClusterNode",
+    "LocalOutcome",
+    "Savepoint",
+    "cancel",
+    "join",
+    "run_local",
+    "savepoint",
+    "status",
+    "wait_stopped",
+]
 
 
 class ClusterNode:
@@ -133,3 +146,45 @@ def run_local(
     d = tempfile.mkdtemp(prefix="weir-local-cluster-") if dir is None else os.fspath(dir)
     epoch, restarts, out = _native.cluster_run_local(nodes, [os.fspath(a) for a in argv], d, max_restarts)
     return LocalOutcome(epoch, restarts, list(out))
+
+
+def status(dir: Any) -> Dict[str, Any]:
+    """The local cluster job in ``dir`` as its directory shows it: ``state`` (``running``,
+    ``finished``, ``cancelled`` or ``failed``), ``epoch``, ``restarts``, ``cancel_requested``,
+    ``latest_complete`` (the newest checkpoint every node completed, or ``None``),
+    ``output_complete`` and ``nodes`` (per node: ``node``, ``pid``, ``alive``, ``addr``, ``done``,
+    ``stored_checkpoints``). A ``WeirError`` when no job ran there."""
+    return dict(_native.cluster_status(os.fspath(dir)))
+
+
+def cancel(dir: Any) -> None:
+    """Asks the supervisor of the job in ``dir`` to stop every node; the committed output stays
+    what the newest complete checkpoint covers. A ``WeirError`` when the job is not running."""
+    _native.cluster_cancel(os.fspath(dir))
+
+
+def wait_stopped(dir: Any, timeout: float = 30.0) -> str:
+    """Waits (up to ``timeout`` seconds) until the job in ``dir`` no longer runs; its state then,
+    or ``"running"`` when the time ran out."""
+    return _native.cluster_wait_stopped(os.fspath(dir), float(timeout))
+
+
+class Savepoint(NamedTuple):
+    """A cluster savepoint: its folder, the checkpoint of every node it holds, the job's node
+    count, and what was copied."""
+
+    path: str
+    checkpoint: int
+    nodes: int
+    files: int
+    bytes: int
+
+
+def savepoint(dir: Any, target: Any) -> Savepoint:
+    """Copies the newest checkpoint every node of the job in ``dir`` completed into the folder
+    ``target`` (the job running or stopped). Start a job from it with ``restore_from=target``
+    in ``run(cluster=node, ...)``, on as many nodes or another count. A ``WeirError`` when no
+    checkpoint completed yet, the job finished, or ``target`` holds a savepoint already."""
+    t = os.fspath(target)
+    checkpoint, nodes, files, size = _native.cluster_savepoint(os.fspath(dir), t)
+    return Savepoint(t, checkpoint, nodes, files, size)

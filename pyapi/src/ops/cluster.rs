@@ -2,7 +2,8 @@
 //! `JobNode`), the exchange that moves each element to the node owning its key (the Rust
 //! `exchange`, elements crossing nodes in the key and value codec, never as pickles), the node's
 //! part in the job's checkpoints (`run(cluster=node)`), and running a program as a local
-//! cluster of processes (`run_local`, the Rust `LocalCluster`).
+//! cluster of processes (`run_local`, the Rust `LocalCluster`), and its controls (`status`,
+//! `cancel`, `wait_stopped`, `savepoint`, the Rust `control`).
 
 use super::flow;
 use super::topics::{PyTopic, topic_err};
@@ -14,9 +15,11 @@ use crate::pyfn::PyFn;
 use crate::stages::{PyKey, PyOp, convert, py_flow, unit_mat};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use weir_cluster::control;
 use weir_cluster::exchange::JobNodes;
 use weir_cluster::job::{JobNode, LocalCluster, NodeSettings};
 use weir_cluster::topic::{TopicConfig, TopicNode};
@@ -273,10 +276,79 @@ pub fn cluster_run_local(
     Ok((outcome.epoch, outcome.restarts, outs))
 }
 
-/// Adds `ClusterNode`, `cluster_join` and `cluster_run_local`.
+/// `weir.cluster.status(dir)`: the local cluster job in `dir` as its directory shows it (the
+/// Rust `control::status`), as a dict.
+#[pyfunction]
+pub fn cluster_status(py: Python<'_>, dir: PathBuf) -> PyResult<Py<PyDict>> {
+    let rt = crate::run::runtime()?;
+    let s = py
+        .detach(|| rt.block_on(control::status(&dir)))
+        .map_err(cluster_err)?;
+    let d = PyDict::new(py);
+    d.set_item("state", s.state)?;
+    d.set_item("epoch", s.epoch)?;
+    d.set_item("restarts", s.restarts)?;
+    d.set_item("cancel_requested", s.cancel_requested)?;
+    d.set_item("latest_complete", s.latest_complete)?;
+    d.set_item("output_complete", s.output_complete)?;
+    let nodes = PyList::empty(py);
+    for n in s.nodes {
+        let nd = PyDict::new(py);
+        nd.set_item("node", n.node)?;
+        nd.set_item("pid", n.pid)?;
+        nd.set_item("alive", n.alive)?;
+        nd.set_item("addr", n.addr)?;
+        nd.set_item("done", n.done)?;
+        nd.set_item("stored_checkpoints", n.stored_checkpoints)?;
+        nodes.append(nd)?;
+    }
+    d.set_item("nodes", nodes)?;
+    Ok(d.unbind())
+}
+
+/// `weir.cluster.cancel(dir)`: asks the supervisor of the job in `dir` to stop every node.
+#[pyfunction]
+pub fn cluster_cancel(dir: PathBuf) -> PyResult<()> {
+    control::request_cancel(&dir).map_err(cluster_err)
+}
+
+/// `weir.cluster.wait_stopped(dir, timeout)`: the job's state once it no longer runs, or
+/// `running` after `timeout` seconds.
+#[pyfunction]
+pub fn cluster_wait_stopped(py: Python<'_>, dir: PathBuf, timeout: f64) -> PyResult<String> {
+    if !timeout.is_finite() || timeout < 0.0 {
+        return Err(PyValueError::new_err(format!(
+            "wait_stopped: timeout must be a non-negative number of seconds, got {timeout}"
+        )));
+    }
+    let limit = std::time::Duration::from_secs_f64(timeout);
+    py.detach(|| control::wait_stopped(&dir, limit))
+        .map_err(cluster_err)
+}
+
+/// `weir.cluster.savepoint(dir, target)`: copies the newest checkpoint every node of the job
+/// in `dir` completed into the folder `target`; `(checkpoint, nodes, files, bytes)`.
+#[pyfunction]
+pub fn cluster_savepoint(
+    py: Python<'_>,
+    dir: PathBuf,
+    target: PathBuf,
+) -> PyResult<(u64, usize, usize, u64)> {
+    let rt = crate::run::runtime()?;
+    let sp = py
+        .detach(|| rt.block_on(control::savepoint(&dir, &target)))
+        .map_err(cluster_err)?;
+    Ok((sp.checkpoint, sp.nodes, sp.files, sp.bytes))
+}
+
+/// Adds `ClusterNode`, `cluster_join`, `cluster_run_local` and the job controls.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyClusterNode>()?;
     m.add_function(wrap_pyfunction!(cluster_join, m)?)?;
     m.add_function(wrap_pyfunction!(cluster_run_local, m)?)?;
+    m.add_function(wrap_pyfunction!(cluster_status, m)?)?;
+    m.add_function(wrap_pyfunction!(cluster_cancel, m)?)?;
+    m.add_function(wrap_pyfunction!(cluster_wait_stopped, m)?)?;
+    m.add_function(wrap_pyfunction!(cluster_savepoint, m)?)?;
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! Routers: which routee handles what under round robin, broadcast, consistent hash and
-//! smallest mailbox; resizing up and down without losing messages; routees supervised by the
+//! Routers: which routee handles what under round robin, broadcast, consistent hash, smallest
+//! mailbox and weights; group routers over given refs (weights changing at run time, a full
+//! slow routee holding the stream back); resizing up and down without losing messages; routees supervised by the
 //! router's strategy; asks answered by routees; and the parallel form (an actor stage at
 //! parallelism `n` behind a hash edge).
 
@@ -8,10 +9,11 @@ use std::time::Duration;
 use weir_engine::prelude::*;
 use weir_graph::{Keep, SinkFuture};
 use weir_operators::actor::{
-    Actor, ActorDirective, ActorRef, Ctx, MailboxConfig, Props, Router, RouterMsg, Routing,
-    SupervisorStrategy, jump_hash,
+    Actor, ActorDirective, ActorRef, Ctx, MailboxConfig, Props, RouteeWeights, Router, RouterMsg,
+    Routing, SupervisorStrategy, jump_hash,
 };
 use weir_operators::prelude::*;
+use weir_operators::source::OverflowStrategy;
 
 async fn timed<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(20), f)
@@ -488,4 +490,175 @@ async fn routees_with_small_mailboxes_backpressure_the_stream_instead_of_droppin
         assert_eq!(*seen.lock().unwrap(), (0..500).collect::<Vec<u64>>());
     }
     assert_eq!(letters.lock().unwrap().len(), 0);
+}
+
+/// Emits every message it gets and counts it in `seen`; slow when `pause` is set (a message
+/// every `pause`).
+struct Echo {
+    pause: Option<Duration>,
+    seen: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Actor for Echo {
+    type Msg = i64;
+    type Out = i64;
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, x: i64) -> Result<(), StageError> {
+        if let Some(p) = self.pause {
+            std::thread::sleep(p);
+        }
+        ctx.emit(x);
+        self.seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+type Seen = Arc<std::sync::atomic::AtomicUsize>;
+
+/// A routee outside the router's stage: an actor source with a mailbox of `capacity`, its
+/// ref, the future of what it emitted and its run.
+fn echo(
+    capacity: usize,
+    pause: Option<Duration>,
+    seen: &Seen,
+) -> (ActorRef<i64>, SinkFuture<Vec<i64>>, RunHandle) {
+    let seen = Arc::clone(seen);
+    let props = Props::new(move || Echo {
+        pause,
+        seen: Arc::clone(&seen),
+    })
+    .with_name("echo")
+    .with_mailbox(MailboxConfig::bounded(capacity));
+    let g = Source::actor(props).to_mat(Sink::collect(), Keep::both);
+    let ((r, done), h) = Materializer::new().materialize(&g).expect("materializes");
+    (r, done, h)
+}
+
+/// Weights set at run time; each change bumps the generation.
+#[derive(Default)]
+struct Adjustable {
+    generation: std::sync::atomic::AtomicU64,
+    weights: Mutex<Vec<u32>>,
+}
+
+impl Adjustable {
+    fn set(&self, w: Vec<u32>) {
+        *self.weights.lock().unwrap() = w;
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl RouteeWeights for Adjustable {
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    fn weights(&self, routees: usize) -> Vec<u32> {
+        let w = self.weights.lock().unwrap();
+        (0..routees)
+            .map(|i| w.get(i).copied().unwrap_or(0))
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn weighted_routing_hands_each_routee_messages_in_proportion_to_its_weight() {
+    for bs in [1, 64] {
+        let out = through(
+            Routing::weighted(Arc::new(vec![5u32, 1, 1])),
+            3,
+            (0..14).collect(),
+            bs,
+        )
+        .await;
+        // Smooth weighted round robin: a a b a c a a, twice.
+        let mut want = Vec::new();
+        for (k, r) in ["w-0", "w-0", "w-1", "w-0", "w-2", "w-0", "w-0"]
+            .iter()
+            .cycle()
+            .take(14)
+            .enumerate()
+        {
+            want.push(((*r).to_owned(), k as i64));
+        }
+        want.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+        assert_eq!(handled(&out), want, "batch size {bs}");
+    }
+}
+
+#[tokio::test]
+async fn a_group_router_tells_given_refs_by_their_weights_as_the_weights_change() {
+    let seen = Seen::default();
+    let routees: Vec<_> = (0..3).map(|_| echo(64, None, &seen)).collect();
+    let refs: Vec<ActorRef<i64>> = routees.iter().map(|(r, _, _)| r.clone()).collect();
+    let weights = Arc::new(Adjustable::default());
+    weights.set(vec![2, 1, 0]);
+    let g = Source::<i64>::queue(4, OverflowStrategy::Backpressure).to_mat(
+        weir_operators::actor::group_router(
+            refs,
+            Routing::weighted(Arc::clone(&weights) as Arc<dyn RouteeWeights>),
+        ),
+        Keep::both,
+    );
+    let ((q, done), _h) = g.start().expect("materializes");
+    // The blueprint holds the routees' refs: the routees complete once it and the run let go.
+    drop(g);
+    for x in 0..6 {
+        q.offer(x).await.expect("offered");
+    }
+    // The first six are handled under the first weights; the next six under the new ones.
+    timed(async {
+        while seen.load(std::sync::atomic::Ordering::SeqCst) < 6 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await;
+    weights.set(vec![0, 1, 1]);
+    for x in 6..12 {
+        q.offer(x).await.expect("offered");
+    }
+    q.complete();
+    timed(done).await.expect("completes");
+    let mut got = Vec::new();
+    for (r, out, _h) in routees {
+        drop(r);
+        got.push(timed(out).await.expect("routee ran"));
+    }
+    assert_eq!(
+        got,
+        // 2:1:0 is a b a, twice; then 0:1:1 is b c, three times.
+        vec![vec![0, 2, 3, 5], vec![1, 4, 6, 8, 10], vec![7, 9, 11]]
+    );
+}
+
+#[tokio::test]
+async fn a_group_router_waits_for_a_full_slow_routee_and_loses_nothing() {
+    let seen = Seen::default();
+    let (slow, slow_out, _hs) = echo(2, Some(Duration::from_millis(1)), &seen);
+    let (fast, fast_out, _hf) = echo(2, None, &seen);
+    let done = Source::from_iter(0..400i64)
+        .run_with(weir_operators::actor::group_router(
+            vec![slow.clone(), fast.clone()],
+            Routing::round_robin(),
+        ))
+        .expect("materializes");
+    timed(done).await.expect("completes");
+    drop((slow, fast));
+    let slow_got = timed(slow_out).await.expect("slow ran");
+    let fast_got = timed(fast_out).await.expect("fast ran");
+    assert_eq!(slow_got, (0..400).step_by(2).collect::<Vec<i64>>());
+    assert_eq!(fast_got, (1..400).step_by(2).collect::<Vec<i64>>());
+}
+
+#[tokio::test]
+async fn a_group_router_without_routees_is_refused_when_built() {
+    let Err(err) = Source::from_iter(0..3i64).run_with(weir_operators::actor::group_router(
+        Vec::new(),
+        Routing::round_robin(),
+    )) else {
+        panic!("a group router without routees was built");
+    };
+    assert!(
+        err.to_string().contains("group router: it has no routees"),
+        "{err}"
+    );
 }

@@ -30,6 +30,7 @@ mod cell;
 mod checkpoint;
 mod ctx;
 mod fsm;
+mod group;
 mod mailbox;
 mod props;
 mod proxy;
@@ -41,6 +42,7 @@ mod supervisor;
 mod swap;
 mod system;
 mod timers;
+mod weighted;
 // Mailboxes: priority order, spill to disk, outside scheduling, dead letters, `Flow::ask`.
 mod ask;
 mod dead_letters;
@@ -78,7 +80,9 @@ pub use fsm::{
     Fsm, FsmEvent, FsmMsg, FsmState, StateChange, StateHandler, StateTimeoutToken, Transition,
     TransitionHook, goto, stay,
 };
+pub use group::group_router;
 pub use router::{ActorRouters, Router, RouterMsg, Routing, actor_router, jump_hash};
+pub use weighted::{RouteeWeights, WeightedRoundRobin};
 
 use weir_graph::{Flow, Sink, Source};
 

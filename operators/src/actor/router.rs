@@ -19,6 +19,7 @@ use super::mailbox::{ActorRef, Envelope, ReplyTo, dead_letter};
 use super::props::{Actor, ActorId, Props};
 use super::stage::actor_flow;
 use super::supervisor::SupervisorStrategy;
+use super::weighted::{RouteeWeights, WeightedPick};
 use std::fmt;
 use std::hash::Hash;
 use std::sync::Arc;
@@ -49,6 +50,7 @@ enum Kind<M> {
     Broadcast(Arc<dyn Fn(&M) -> M + Send + Sync>),
     ConsistentHash(Arc<dyn Fn(&M) -> u64 + Send + Sync>),
     SmallestMailbox,
+    Weighted(Arc<dyn RouteeWeights>),
 }
 
 /// How a router picks the routee of a message.
@@ -61,6 +63,7 @@ impl<M> Clone for Routing<M> {
             Kind::Broadcast(c) => Kind::Broadcast(Arc::clone(c)),
             Kind::ConsistentHash(k) => Kind::ConsistentHash(Arc::clone(k)),
             Kind::SmallestMailbox => Kind::SmallestMailbox,
+            Kind::Weighted(w) => Kind::Weighted(Arc::clone(w)),
         })
     }
 }
@@ -72,6 +75,7 @@ impl<M> fmt::Debug for Routing<M> {
             Kind::Broadcast(_) => "Broadcast",
             Kind::ConsistentHash(_) => "ConsistentHash",
             Kind::SmallestMailbox => "SmallestMailbox",
+            Kind::Weighted(_) => "Weighted",
         })
     }
 }
@@ -101,6 +105,112 @@ impl<M: 'static> Routing<M> {
     pub fn smallest_mailbox() -> Self {
         Self(Kind::SmallestMailbox)
     }
+    /// Each message to a routee in proportion to its weight from `weights` (smooth weighted
+    /// round robin, [`super::WeightedRoundRobin`]), read again whenever their generation changes: a
+    /// routee of weight 3 gets three messages for every one of a routee of weight 1. Cluster
+    /// load metrics give such weights (`weir_cluster::load::AdaptiveWeights`).
+    pub fn weighted(weights: Arc<dyn RouteeWeights>) -> Self {
+        Self(Kind::Weighted(weights))
+    }
+
+    /// The per-router state of picking routees by this routing.
+    pub(super) fn picker(&self) -> Picker<M> {
+        Picker {
+            weighted: match &self.0 {
+                Kind::Weighted(w) => Some(WeightedPick::new(Arc::clone(w))),
+                _ => None,
+            },
+            routing: self.clone(),
+            next: 0,
+        }
+    }
+}
+
+/// One router's choice of routees: its routing and what the routing remembers.
+pub(super) struct Picker<M> {
+    routing: Routing<M>,
+    next: usize,
+    weighted: Option<WeightedPick>,
+}
+
+impl<M> Clone for Picker<M> {
+    fn clone(&self) -> Self {
+        Self {
+            routing: self.routing.clone(),
+            next: self.next,
+            weighted: self.weighted.clone(),
+        }
+    }
+}
+
+/// Where a message goes.
+pub(super) enum Choice {
+    /// To the routee at this position.
+    One(usize),
+    /// To every routee (copies from [`Picker::copy`]).
+    Every,
+}
+
+impl<M: Send + 'static> Picker<M> {
+    /// The routee (or routees) of `msg` among `routees` (not empty).
+    pub(super) fn choose(&mut self, msg: &M, routees: &[ActorRef<M>]) -> Choice {
+        let n = routees.len().max(1);
+        Choice::One(match &self.routing.0 {
+            Kind::RoundRobin => {
+                let i = self.next % n;
+                self.next = self.next.wrapping_add(1);
+                i
+            }
+            Kind::ConsistentHash(key) => jump_hash(key(msg), n),
+            Kind::SmallestMailbox => routees
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, r)| r.len())
+                .map_or(0, |(i, _)| i),
+            Kind::Weighted(_) => self.weighted.as_mut().map_or(0, |w| w.pick(n)),
+            Kind::Broadcast(_) => return Choice::Every,
+        })
+    }
+
+    /// A copy of `msg` for one more routee of a broadcast.
+    pub(super) fn copy(&self, msg: &M) -> Option<M> {
+        match &self.routing.0 {
+            Kind::Broadcast(clone) => Some(clone(msg)),
+            _ => None,
+        }
+    }
+
+    /// Sends `msg` to the routee (or routees) it picks among `routees`, forwarded with its
+    /// sender; dead letters when there are none.
+    pub(super) fn route<A: Actor>(
+        &mut self,
+        ctx: &mut Ctx<'_, A>,
+        routees: &[ActorRef<M>],
+        msg: M,
+    ) {
+        let Some(last) = routees.last() else {
+            dead_letter(ctx.sys.shared(), ctx.path(), msg, "router has no routees");
+            return;
+        };
+        let to = match self.choose(&msg, routees) {
+            Choice::One(i) => &routees[i],
+            Choice::Every => {
+                for r in &routees[..routees.len() - 1] {
+                    let Some(copy) = self.copy(&msg) else { break };
+                    // Copies keep an actor sender; an ask is answered by the last routee.
+                    let reply = match &ctx.reply {
+                        Some(ReplyTo::Actor(a)) => Some(ReplyTo::Actor(Arc::clone(a))),
+                        _ => None,
+                    };
+                    // Never dropped for room (a full mailbox takes it over its capacity).
+                    let _ = r.0.offer_within(Envelope { msg: copy, reply });
+                }
+                last
+            }
+        };
+        // A full routee mailbox holds the router's stream input back (nothing is dropped).
+        let _ = ctx.forward(to, msg);
+    }
 }
 
 /// Jump consistent hash (Lamping and Veach): the bucket in `0..buckets` of `hash`; growing
@@ -119,11 +229,10 @@ pub fn jump_hash(hash: u64, buckets: usize) -> usize {
 /// A pool of routees made from one props, routing by a [`Routing`].
 pub struct Router<C: Actor> {
     routee: Props<C>,
-    routing: Routing<C::Msg>,
     size: usize,
     strategy: SupervisorStrategy,
     routees: Vec<ActorRef<C::Msg>>,
-    next: usize,
+    picker: Picker<C::Msg>,
     spawned: usize,
 }
 
@@ -143,11 +252,10 @@ impl<C: Actor> Router<C> {
         let name = format!("{}-router", routee.name());
         Props::new(move || Router {
             routee: routee.clone(),
-            routing: routing.clone(),
+            picker: routing.picker(),
             size: n.max(1),
             strategy: strategy.clone(),
             routees: Vec::new(),
-            next: 0,
             spawned: 0,
         })
         .with_name(&name)
@@ -177,42 +285,7 @@ impl<C: Actor> Router<C> {
     }
 
     fn route(&mut self, ctx: &mut Ctx<'_, Self>, msg: C::Msg) {
-        let n = self.routees.len();
-        if n == 0 {
-            dead_letter(ctx.sys.shared(), ctx.path(), msg, "router has no routees");
-            return;
-        }
-        let i = match &self.routing.0 {
-            Kind::RoundRobin => {
-                let i = self.next % n;
-                self.next = self.next.wrapping_add(1);
-                i
-            }
-            Kind::ConsistentHash(key) => jump_hash(key(&msg), n),
-            Kind::SmallestMailbox => self
-                .routees
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, r)| r.len())
-                .map_or(0, |(i, _)| i),
-            Kind::Broadcast(clone) => {
-                for r in &self.routees[..n - 1] {
-                    // Copies keep an actor sender; an ask is answered by the last routee.
-                    let reply = match &ctx.reply {
-                        Some(ReplyTo::Actor(a)) => Some(ReplyTo::Actor(Arc::clone(a))),
-                        _ => None,
-                    };
-                    // Routees share the router's stage: never dropped for room.
-                    let _ = r.0.offer_within(Envelope {
-                        msg: clone(&msg),
-                        reply,
-                    });
-                }
-                n - 1
-            }
-        };
-        // A full routee mailbox holds the router's stream input back (nothing is dropped).
-        let _ = ctx.forward(&self.routees[i], msg);
+        self.picker.route(ctx, &self.routees, msg);
     }
 }
 

@@ -21,6 +21,7 @@ pub mod epoch;
 pub mod exchange;
 pub mod frame;
 pub mod job;
+pub mod lease;
 pub mod load;
 pub mod membership;
 mod metrics;

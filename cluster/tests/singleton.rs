@@ -2,7 +2,8 @@
 //! every node through its proxy ref with every message once and in order per sender; the seat
 //! moves when the host is downed (the old host stops its instance first when it downs itself),
 //! stays while the host is only unreachable, an instance that ends is started again, and a
-//! graceful leave over UDP membership with a split-brain resolver moves it to the next oldest.
+//! graceful leave over UDP membership with a split-brain resolver moves it to the next oldest;
+//! with a lease, two nodes that both see themselves as the host never both run an instance.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -104,6 +105,21 @@ fn start(
     watch::Sender<MembershipView>,
     Arc<ActorRegistry>,
 ) {
+    start_with(net, me, names, v, None)
+}
+
+fn start_with(
+    net: &Arc<MemoryNetwork>,
+    me: &str,
+    names: &[String],
+    v: MembershipView,
+    lease: Option<Arc<dyn weir_cluster::lease::Lease>>,
+) -> (
+    Arc<ActorNode>,
+    ClusterSingleton<Cmd>,
+    watch::Sender<MembershipView>,
+    Arc<ActorRegistry>,
+) {
     let registry = Arc::new(ActorRegistry::new());
     let m = Materializer::new().with_service(Arc::clone(&registry));
     let mut cfg = RemoteConfig::new(me, names.to_vec());
@@ -115,8 +131,11 @@ fn start(
         retry: Duration::from_millis(20),
         ..SingletonSettings::new(PATH)
     };
-    let singleton = ClusterSingleton::builder(PATH)
-        .settings(settings)
+    let mut builder = ClusterSingleton::builder(PATH).settings(settings);
+    if let Some(l) = lease {
+        builder = builder.lease(l);
+    }
+    let singleton = builder
         .asks::<Cmd, Tally>()
         .start(Arc::clone(&actors), m, rx, move || {
             let node = name.clone();
@@ -408,4 +427,70 @@ async fn a_graceful_leave_over_udp_membership_moves_the_singleton_to_the_next_ol
     assert_eq!(singletons[2].1.host().as_deref(), Some("b"));
     let starts: Vec<u64> = singletons.iter().map(|(_, s)| s.stats().starts()).collect();
     assert_eq!(starts, vec![1, 1, 0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_lease_two_nodes_that_both_see_themselves_as_host_never_both_run_it() {
+    use weir_cluster::lease::StoreLease;
+    use weir_cluster::object_store::memory::InMemory;
+    let ids: Vec<NodeIdentity> = (1..=2).map(|i| identity(&format!("n{i}"), i)).collect();
+    let names: Vec<String> = ids.iter().map(|m| m.name.clone()).collect();
+    let (a, b) = (&ids[0], &ids[1]);
+    // n1 sees both (itself the oldest); n2 has lost n1 from its view: both are "the host".
+    let split = |lease: bool| {
+        let net = MemoryNetwork::new(4);
+        let store: Arc<dyn weir_cluster::object_store::ObjectStore> = Arc::new(InMemory::new());
+        let ttl = Duration::from_millis(300);
+        let l = |n: &str| {
+            lease.then(|| {
+                Arc::new(StoreLease::new(Arc::clone(&store), "tally", n, ttl))
+                    as Arc<dyn weir_cluster::lease::Lease>
+            })
+        };
+        let n1 = start_with(&net, "n1", &names, view(a, &[a, b], &[]), l("n1"));
+        let n2 = start_with(&net, "n2", &names, view(b, &[b], &[]), l("n2"));
+        (n1, n2)
+    };
+    // Without a lease both run an instance (the race a lease closes).
+    {
+        let (n1, n2) = split(false);
+        eventually("both hosting", || {
+            n1.1.stats().hosting() && n2.1.stats().hosting()
+        })
+        .await;
+    }
+    let (n1, n2) = split(true);
+    eventually("one hosting", || {
+        n1.1.stats().hosting() || n2.1.stats().hosting()
+    })
+    .await;
+    let (first, second) = if n1.1.stats().hosting() {
+        (&n1, &n2)
+    } else {
+        (&n2, &n1)
+    };
+    // For three ttls the holder keeps renewing and the other keeps waiting.
+    let until = std::time::Instant::now() + Duration::from_millis(900);
+    while std::time::Instant::now() < until {
+        assert!(first.1.stats().hosting());
+        assert!(!second.1.stats().hosting());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(second.1.stats().lease_waits() > 0);
+    assert_eq!(second.1.stats().starts(), 0);
+    // The holder's seat moves away (it left): it stops its instance and releases the lease,
+    // and the other takes over.
+    let first_id = if std::ptr::eq(first, &n1) { a } else { b };
+    let other_id = if std::ptr::eq(first, &n1) { b } else { a };
+    first.2.send(view(first_id, &[other_id], &[])).unwrap();
+    eventually("the other hosting", || {
+        second.1.stats().hosting() && !first.1.stats().hosting()
+    })
+    .await;
+    assert_eq!(first.1.stats().stops(), 1);
+    assert_eq!(first.1.stats().lease_lost(), 0);
+    assert_eq!(second.1.stats().starts(), 1);
+    // The instance answers from its new host.
+    let t = get(&second.1.actor_ref()).await;
+    assert_eq!(t.node, if std::ptr::eq(first, &n1) { "n2" } else { "n1" });
 }

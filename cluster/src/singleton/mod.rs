@@ -19,6 +19,7 @@
 
 mod proxy;
 
+use crate::lease::Lease;
 use crate::membership::MembershipView;
 use crate::remote::{ActorNode, RemoteError};
 use serde::Serialize;
@@ -92,6 +93,8 @@ pub struct SingletonStats {
     forwarded: AtomicU64,
     undelivered: AtomicU64,
     moves: AtomicU64,
+    lease_waits: AtomicU64,
+    lease_lost: AtomicU64,
     hosting: AtomicBool,
 }
 
@@ -157,6 +160,15 @@ impl SingletonStats {
     /// Messages the proxy could not pass on (the instance stopped under it): dead letters.
     pub fn undelivered(&self) -> u64 {
         self.undelivered.load(Ordering::Relaxed)
+    }
+    /// Times this node was the host but another node held the lease (checked every renewal
+    /// interval).
+    pub fn lease_waits(&self) -> u64 {
+        self.lease_waits.load(Ordering::Relaxed)
+    }
+    /// Times a renewal failed while the instance ran here (it was stopped).
+    pub fn lease_lost(&self) -> u64 {
+        self.lease_lost.load(Ordering::Relaxed)
     }
     /// Times the proxy switched to another host (the first host included).
     pub fn moves(&self) -> u64 {
@@ -225,6 +237,7 @@ where
 /// registers the actor at the path).
 pub struct SingletonBuilder {
     settings: SingletonSettings,
+    lease: Option<Arc<dyn Lease>>,
 }
 
 impl SingletonBuilder {
@@ -235,6 +248,16 @@ impl SingletonBuilder {
         self
     }
 
+    /// Runs the instance only while this node also holds `lease` (each node gives its own
+    /// value of one lease, naming itself): a host takes it before starting the instance,
+    /// renews it while it runs, stops the instance when a renewal fails, and releases it when
+    /// the seat moves. Two nodes that both see themselves as the host (a partition before the
+    /// split-brain resolver decided) then never both run an instance.
+    pub fn lease(mut self, lease: Arc<dyn Lease>) -> Self {
+        self.lease = Some(lease);
+        self
+    }
+
     /// A singleton taking `M` messages (asks on the proxy get no reply).
     pub fn tells<M>(self) -> TypedBuilder<M>
     where
@@ -242,6 +265,7 @@ impl SingletonBuilder {
     {
         TypedBuilder {
             settings: self.settings,
+            lease: self.lease,
             typed: Typed {
                 expose: expose_tells::<M>,
                 make_ref: ref_tells::<M>,
@@ -257,6 +281,7 @@ impl SingletonBuilder {
     {
         TypedBuilder {
             settings: self.settings,
+            lease: self.lease,
             typed: Typed {
                 expose: expose_asks::<M, R>,
                 make_ref: ref_asks::<M, R>,
@@ -268,6 +293,7 @@ impl SingletonBuilder {
 /// A singleton builder with its message types chosen.
 pub struct TypedBuilder<M> {
     settings: SingletonSettings,
+    lease: Option<Arc<dyn Lease>>,
     typed: Typed<M>,
 }
 
@@ -327,11 +353,14 @@ impl<M: Send + 'static> TypedBuilder<M> {
         let (stop, stopped) = watch::channel(false);
         let me = node.name().to_owned();
         let manager = tokio::spawn(manage(
-            me.clone(),
-            factory,
+            Manager {
+                me: me.clone(),
+                factory,
+                retry: s.retry,
+                stats: Arc::clone(&stats),
+                lease: self.lease,
+            },
             view.clone(),
-            s.retry,
-            Arc::clone(&stats),
             stopped.clone(),
         ));
         let (actor, inbox) = ActorRef::<M>::proxy(
@@ -395,6 +424,7 @@ impl ClusterSingleton<()> {
     pub fn builder(path: &str) -> SingletonBuilder {
         SingletonBuilder {
             settings: SingletonSettings::new(path),
+            lease: None,
         }
     }
 }
@@ -441,40 +471,85 @@ enum Wake {
     Stop,
     Ended(Result<(), StageError>),
     Retry,
+    Lease,
 }
 
-/// Runs the instance while this node is the host; stops it when the seat moves.
-async fn manage(
+/// What the manager of one node runs with.
+struct Manager {
     me: String,
     factory: Factory,
-    mut view: watch::Receiver<MembershipView>,
     retry: Duration,
     stats: Arc<SingletonStats>,
+    lease: Option<Arc<dyn Lease>>,
+}
+
+impl Manager {
+    /// Takes or renews the lease (always granted without one).
+    async fn lease_granted(&self) -> bool {
+        let Some(l) = &self.lease else { return true };
+        match l.acquire().await {
+            Ok(true) => l.holding(),
+            Ok(false) => false,
+            Err(e) => {
+                tracing::warn!(node = %self.me, error = %e, "cluster singleton: lease not reached");
+                false
+            }
+        }
+    }
+
+    /// Gives the lease up, if any.
+    async fn release(&self) {
+        if let Some(l) = &self.lease
+            && let Err(e) = l.release().await
+        {
+            tracing::warn!(node = %self.me, error = %e, "cluster singleton: lease not released");
+        }
+    }
+}
+
+/// Runs the instance while this node is the host (and holds the lease, when there is one);
+/// stops it when the seat moves or the lease is lost.
+async fn manage(
+    m: Manager,
+    mut view: watch::Receiver<MembershipView>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let me = m.me.clone();
+    let stats = Arc::clone(&m.stats);
     let mut running: Option<Instance> = None;
     let mut failed = false;
     loop {
         let host = singleton_host(&view.borrow_and_update());
         let mine = host.as_deref() == Some(me.as_str());
         if mine && running.is_none() && !failed {
-            match factory() {
-                Ok(i) => {
-                    tracing::info!(node = %me, "cluster singleton: hosting");
-                    bump(&stats.starts);
-                    stats.hosting.store(true, Ordering::Relaxed);
-                    running = Some(i);
+            if m.lease_granted().await {
+                match (m.factory)() {
+                    Ok(i) => {
+                        tracing::info!(node = %me, "cluster singleton: hosting");
+                        bump(&stats.starts);
+                        stats.hosting.store(true, Ordering::Relaxed);
+                        running = Some(i);
+                    }
+                    Err(e) => {
+                        tracing::warn!(node = %me, error = %e, "cluster singleton did not start");
+                        bump(&stats.failures);
+                        failed = true;
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!(node = %me, error = %e, "cluster singleton did not start");
-                    bump(&stats.failures);
-                    failed = true;
-                }
+            } else {
+                bump(&stats.lease_waits);
             }
         } else if !mine && let Some(i) = running.take() {
             tracing::info!(node = %me, host = ?host, "cluster singleton: handing over");
             end(i, &stats).await;
+            m.release().await;
         }
+        // With a lease: renew it while running, try again while hosting without it.
+        let lease_tick = m
+            .lease
+            .as_ref()
+            .filter(|_| running.is_some() || mine)
+            .map(|l| l.renew_every());
         let wake = tokio::select! {
             r = view.changed() => if r.is_ok() { Wake::View } else { Wake::Stop },
             _ = stop.wait_for(|s| *s) => Wake::Stop,
@@ -486,11 +561,17 @@ async fn manage(
             } => Wake::Ended(r),
             () = async {
                 if failed {
-                    tokio::time::sleep(retry).await;
+                    tokio::time::sleep(m.retry).await;
                 } else {
                     std::future::pending::<()>().await;
                 }
             } => Wake::Retry,
+            () = async {
+                match lease_tick {
+                    Some(t) => tokio::time::sleep(t).await,
+                    None => std::future::pending::<()>().await,
+                }
+            } => Wake::Lease,
         };
         match wake {
             Wake::View => {}
@@ -503,10 +584,20 @@ async fn manage(
                 failed = true;
             }
             Wake::Retry => failed = false,
+            Wake::Lease => {
+                if running.is_some() && !m.lease_granted().await {
+                    tracing::warn!(node = %me, "cluster singleton: lease lost, stopping the instance");
+                    bump(&stats.lease_lost);
+                    if let Some(i) = running.take() {
+                        end(i, &stats).await;
+                    }
+                }
+            }
         }
     }
     if let Some(i) = running.take() {
         end(i, &stats).await;
+        m.release().await;
     }
 }
 

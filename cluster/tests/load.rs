@@ -4,6 +4,9 @@
 //! publishing goes stale (its routees weigh the mean of the others), and each node's own load
 //! is on `/metrics`.
 
+mod common;
+
+use common::eventually;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -20,17 +23,6 @@ use weir_operators::actor::{
 use weir_operators::prelude::*;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-async fn eventually(what: &str, f: impl Fn() -> bool) {
-    let wait = async {
-        while !f() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    };
-    if tokio::time::timeout(WAIT, wait).await.is_err() {
-        panic!("timed out waiting for {what}");
-    }
-}
 
 /// A fast configuration: a sample every 20 ms, gossip every 10 ms.
 fn config(nodes: &[String], me: usize, half_life: Duration, stale: Duration) -> LoadConfig {

@@ -2,6 +2,9 @@
 //! their counters under their node's label while they run, with the values their `stats()`
 //! report, and their series go away when they stop.
 
+mod common;
+
+use common::eventually;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,19 +18,6 @@ use weir_cluster::transport::MemoryNetwork;
 use weir_engine::prelude::*;
 use weir_graph::StageError;
 use weir_operators::actor::{Actor, ActorRegistry, Ctx, Props};
-
-const WAIT: Duration = Duration::from_secs(30);
-
-async fn eventually(what: &str, f: impl Fn() -> bool) {
-    let wait = async {
-        while !f() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    };
-    if tokio::time::timeout(WAIT, wait).await.is_err() {
-        panic!("timed out waiting for {what}");
-    }
-}
 
 /// The value of the series `name{labels}` in the current exposition, when it is there.
 fn value(name: &str, labels: &str) -> Option<f64> {

@@ -5,6 +5,9 @@
 //! graceful leave over UDP membership with a split-brain resolver moves it to the next oldest;
 //! with a lease, two nodes that both see themselves as the host never both run an instance.
 
+mod common;
+
+use common::eventually;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -22,18 +25,6 @@ use weir_operators::actor::{Actor, ActorRef, ActorRegistry, Ctx, Props};
 
 const WAIT: Duration = Duration::from_secs(30);
 const PATH: &str = "/singleton/tally";
-
-/// Waits until `f` holds.
-async fn eventually(what: &str, f: impl Fn() -> bool) {
-    let wait = async {
-        while !f() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    };
-    if tokio::time::timeout(WAIT, wait).await.is_err() {
-        panic!("timed out waiting for {what}");
-    }
-}
 
 /// What the singleton takes.
 #[derive(Debug, Clone, Serialize, Deserialize)]

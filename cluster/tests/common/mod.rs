@@ -1,4 +1,5 @@
-//! Scenarios of two graphs joined by a remote edge, run over any pair of transports.
+//! Scenarios of two graphs joined by a remote edge, run over any pair of transports, and the
+//! waits the cluster tests share.
 
 #![allow(dead_code)]
 
@@ -16,6 +17,21 @@ pub async fn within<F: std::future::Future>(f: F) -> F::Output {
     tokio::time::timeout(Duration::from_secs(30), f)
         .await
         .expect("timed out")
+}
+
+/// Waits (at most 30 s) until `f` holds, polling every 5 ms; panics naming `what` otherwise.
+pub async fn eventually(what: &str, f: impl Fn() -> bool) {
+    let wait = async {
+        while !f() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(30), wait)
+        .await
+        .is_err()
+    {
+        panic!("timed out waiting for {what}");
+    }
 }
 
 /// The rows every scenario sends: (index, text).

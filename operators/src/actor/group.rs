@@ -29,22 +29,23 @@ pub fn group_router<M: Send + 'static>(
         .then(|| "group router: it has no routees".to_owned());
     let mut picker = routing.picker();
     Sink::for_each_async(1, move |msg: M| {
-        let targets: Vec<(ActorRef<M>, M)> = match routees.last() {
-            None => Vec::new(),
-            Some(last) => match picker.choose(&msg, &routees) {
-                Choice::One(i) => vec![(routees[i].clone(), msg)],
-                Choice::Every => {
-                    let mut v: Vec<(ActorRef<M>, M)> = routees[..routees.len() - 1]
-                        .iter()
-                        .filter_map(|r| picker.copy(&msg).map(|m| (r.clone(), m)))
-                        .collect();
-                    v.push((last.clone(), msg));
-                    v
-                }
-            },
-        };
+        // One routee (the common case) without a list; copies only under broadcast.
+        let (first, copies): (Option<(ActorRef<M>, M)>, Vec<(ActorRef<M>, M)>) =
+            match routees.last() {
+                None => (None, Vec::new()),
+                Some(last) => match picker.choose(&msg, &routees) {
+                    Choice::One(i) => (Some((routees[i].clone(), msg)), Vec::new()),
+                    Choice::Every => {
+                        let copies = routees[..routees.len() - 1]
+                            .iter()
+                            .filter_map(|r| picker.copy(&msg).map(|m| (r.clone(), m)))
+                            .collect();
+                        (Some((last.clone(), msg)), copies)
+                    }
+                },
+            };
         async move {
-            for (r, m) in targets {
+            for (r, m) in copies.into_iter().chain(first) {
                 // A full or stopped routee dead-letters the message itself.
                 if let Err(e) = r.tell(m).await {
                     tracing::debug!(error = %e, "group router: routee refused a message");

@@ -64,6 +64,46 @@ pub enum FileError {
         /// The file's length now.
         len: u64,
     },
+    /// The file a snapshot says to resume from has fewer rows than the saved row.
+    #[error("cannot resume from {path} at row {row}: the file has only {rows} rows")]
+    ResumeBeyondRows {
+        /// The file.
+        path: PathBuf,
+        /// The saved row.
+        row: u64,
+        /// The file's rows now.
+        rows: u64,
+    },
+    /// A columnar file cannot be read or written in its format.
+    #[error("{path} ({format}): {reason}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// The format (`Parquet`, `Arrow IPC`).
+        format: &'static str,
+        /// What the format's reader or writer said.
+        reason: String,
+    },
+    /// A column asked for is not in a file.
+    #[error("{path} has no column {column:?} (its columns: {columns})")]
+    UnknownColumn {
+        /// The file.
+        path: PathBuf,
+        /// The missing column.
+        column: String,
+        /// The file's columns, comma-separated.
+        columns: String,
+    },
+    /// A record batch for a columnar part has another schema than the part's first batch.
+    #[error("a record batch for {path} has schema [{batch}], but the part's is [{part}]")]
+    SchemaChanged {
+        /// The part file.
+        path: PathBuf,
+        /// The part's schema.
+        part: String,
+        /// The batch's schema.
+        batch: String,
+    },
     /// A part file a restored checkpoint staged is neither uncommitted nor committed.
     #[error(
         "part {path} staged by checkpoint {checkpoint} is missing (neither it nor {committed} exists)"

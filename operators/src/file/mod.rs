@@ -1,5 +1,6 @@
 //! File connectors: streaming sources of text lines, CSV and JSON lines over a file, a directory
-//! or a glob pattern, replayable by byte offset; and a transactional file sink writing part
+//! or a glob pattern, replayable by byte offset, and of Arrow IPC and Parquet record batches,
+//! replayable by row; and a transactional file sink writing line, Arrow IPC or Parquet part
 //! files committed by atomic rename.
 //!
 //! Sources read in blocks (64 KiB by default) on a thread of their own (the engine's
@@ -12,15 +13,21 @@
 //! with an error naming the file, line number and byte offset; under a Resume supervision it
 //! goes to the dead letters (the raw line as `Bytes`) and the source goes on.
 
+mod columnar;
 mod csv;
 mod error;
 mod format;
+mod part;
+mod position;
 mod reader;
 mod sink;
 mod source;
 
+/// The element type of the columnar sources and sinks (re-exported from `arrow-array`).
+pub use arrow_array::RecordBatch;
 /// The line type of the text and JSON-lines sources (re-exported from `bytes`).
 pub use bytes::Bytes;
+pub use columnar::{ParquetCompression, ParquetOptions};
 pub use csv::{CsvFieldError, CsvInt, CsvOptions, CsvRecord};
 pub use error::FileError;
 pub use format::{Line, LineFormat, Run, RunLimits, RunStop, decode_lines};
@@ -28,6 +35,7 @@ pub use reader::Files;
 
 use csv::Csv;
 use format::{JsonBytes, JsonLines, TextLines};
+use part::LineParts;
 use sink::{FileSinkLogic, WriteConfig};
 use source::{FileSourceLogic, ReadConfig};
 use std::fmt::Display;
@@ -51,6 +59,8 @@ impl FileSource {
                 max_line: 16 * 1024 * 1024,
                 follow: None,
                 share: (0, 1),
+                batch_rows: 8192,
+                columns: None,
             },
         }
     }
@@ -86,23 +96,26 @@ impl FileSource {
         self
     }
 
-    fn build<F>(self, name: &str, format: F) -> Source<F::Out>
-    where
-        F: LineFormat + Clone + Sync,
-    {
+    /// Why the settings every format shares cannot be honoured, if they cannot.
+    fn invalid(&self) -> Option<String> {
         let (index, count) = self.config.share;
-        let invalid = at_least("file source: block_size", self.config.block_size, 1)
-            .or_else(|| {
-                self.config
-                    .follow
-                    .and_then(|d| positive("file source: follow interval", d))
-            })
+        self.config
+            .follow
+            .and_then(|d| positive("file source: follow interval", d))
             .or_else(|| at_least("file source: share count", count, 1))
             .or_else(|| {
                 (index >= count).then(|| {
                     format!("file source: share index {index} is not below its count {count}")
                 })
-            });
+            })
+    }
+
+    fn build<F>(self, name: &str, format: F) -> Source<F::Out>
+    where
+        F: LineFormat + Clone + Sync,
+    {
+        let invalid = at_least("file source: block_size", self.config.block_size, 1)
+            .or_else(|| self.invalid());
         let config = Arc::new(self.config);
         Source::from_logic(name, move |info| {
             Ok((
@@ -282,6 +295,25 @@ impl FileSink {
         T: Send + 'static,
         F: Fn(&T, &mut Vec<u8>) + Send + Sync + 'static,
     {
+        let encode: Arc<sink::Encode<T>> = Arc::new(encode);
+        let batch: Arc<sink::EncodeBatch<T, Vec<u8>>> =
+            Arc::new(move |b: &[T], max: u64, part: &mut u64| {
+                sink::encode_batch(b, &*encode, max, part)
+            });
+        self.build_sink("file_sink", Arc::new(LineParts), batch)
+    }
+
+    /// The sink of `format`'s parts with elements turned into its pieces by `encode`.
+    fn build_sink<T, P>(
+        self,
+        name: &str,
+        format: Arc<P>,
+        encode: Arc<sink::EncodeBatch<T, P::Data>>,
+    ) -> Sink<T, SinkFuture<Vec<PathBuf>>>
+    where
+        T: Send + 'static,
+        P: part::PartFormat,
+    {
         let invalid = at_least(
             "file sink: max_part_bytes",
             usize::try_from(self.config.max_part_bytes).unwrap_or(usize::MAX),
@@ -293,12 +325,12 @@ impl FileSink {
                 .and_then(|d| positive("file sink: max_part_age", d))
         });
         let config = self.config;
-        let encode: Arc<sink::Encode<T>> = Arc::new(encode);
-        Sink::from_async("file_sink", move |info| {
+        Sink::from_async(name, move |info| {
             let (promise, future) = promise();
             Ok((
                 FileSinkLogic {
                     config: config.clone(),
+                    format: Arc::clone(&format),
                     encode: Arc::clone(&encode),
                     promise,
                     path: info.path.clone(),

@@ -163,16 +163,16 @@ pub(crate) struct Follow {
     pub(crate) stop: Arc<AtomicBool>,
 }
 
-/// Reads the files in order, `block` bytes at a time.
-pub(crate) struct BlockReader {
+/// The walk over a reader's files: its share of the listing from the resume point on, the
+/// files that begin part-way or are done (after a redistribution), and new files when
+/// following. Each format's reader opens the files it hands out.
+pub(crate) struct FileWalk {
     files: VecDeque<PathBuf>,
     resume: Option<Resume>,
     /// Files that begin part-way, and files to skip (after a redistribution).
     starts: HashMap<PathBuf, Resume>,
     done: HashSet<PathBuf>,
     share: (usize, usize),
-    open: Option<(File, PathBuf)>,
-    block: usize,
     /// What to list again when following new files.
     spec: Files,
     follow: Option<Follow>,
@@ -180,13 +180,12 @@ pub(crate) struct BlockReader {
     last: Option<PathBuf>,
 }
 
-impl BlockReader {
-    /// A reader of `files` from `start` (files of its share sorting before the resume
-    /// point are done).
+impl FileWalk {
+    /// The walk over `files` from `start` (files of its share sorting before the resume point
+    /// are done).
     pub(crate) fn new(
         files: &Files,
         start: Start,
-        block: usize,
         follow: Option<Follow>,
     ) -> Result<Self, FileError> {
         if let (Some(_), Files::Path(p)) = (&follow, files)
@@ -216,15 +215,15 @@ impl BlockReader {
             starts,
             done,
             share,
-            open: None,
-            block: block.max(1),
             spec: files.clone(),
             follow,
             last: None,
         })
     }
 
-    fn open_next(&mut self) -> Option<Result<Block, FileError>> {
+    /// The next file to read with where to resume in it (`None`: from its start); `None` when
+    /// no file is left (when following: once the source stopped).
+    pub(crate) fn next_file(&mut self) -> Option<Result<(PathBuf, Option<Resume>), FileError>> {
         loop {
             if self.files.is_empty()
                 && let Err(e) = self.wait_for_new_files()
@@ -240,8 +239,14 @@ impl BlockReader {
                 Some(r) => Some(r),
                 None => self.starts.remove(&path),
             };
-            return Some(self.open_at(path, resume));
+            return Some(Ok((path, resume)));
         }
+    }
+
+    /// Ends the walk (after a read error: nothing more is handed out).
+    pub(crate) fn clear(&mut self) {
+        self.files.clear();
+        self.follow = None;
     }
 
     /// When following: lists the files again every interval until some sort after the last one
@@ -272,6 +277,38 @@ impl BlockReader {
                 return Ok(());
             }
         }
+    }
+}
+
+/// Reads the files in order, `block` bytes at a time.
+pub(crate) struct BlockReader {
+    walk: FileWalk,
+    open: Option<(File, PathBuf)>,
+    block: usize,
+}
+
+impl BlockReader {
+    /// A reader of `files` from `start` (files of its share sorting before the resume
+    /// point are done).
+    pub(crate) fn new(
+        files: &Files,
+        start: Start,
+        block: usize,
+        follow: Option<Follow>,
+    ) -> Result<Self, FileError> {
+        Ok(Self {
+            walk: FileWalk::new(files, start, follow)?,
+            open: None,
+            block: block.max(1),
+        })
+    }
+
+    fn open_next(&mut self) -> Option<Result<Block, FileError>> {
+        Some(
+            self.walk
+                .next_file()?
+                .and_then(|(path, resume)| self.open_at(path, resume)),
+        )
     }
 
     fn open_at(&mut self, path: PathBuf, resume: Option<Resume>) -> Result<Block, FileError> {
@@ -326,7 +363,7 @@ impl Iterator for BlockReader {
                 Err(e) => {
                     let err = FileError::io("cannot read", path.clone(), e);
                     self.open = None;
-                    self.files.clear();
+                    self.walk.clear();
                     return Some(Err(err));
                 }
             }

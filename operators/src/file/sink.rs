@@ -8,14 +8,15 @@
 //! replayed). File IO runs on a writer thread of the sink's own, never on the runtime's workers.
 
 use super::error::FileError;
+use super::part::PartFormat;
 use futures::FutureExt;
 use futures::channel::oneshot;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use weir_graph::{
@@ -58,15 +59,15 @@ impl WriteConfig {
 }
 
 /// One piece of an encoded batch.
-pub(crate) enum Piece {
-    /// Bytes for the open part file.
-    Bytes(Vec<u8>),
+pub(crate) enum Piece<D> {
+    /// Data for the open part file (bytes, or a record batch).
+    Data(D),
     /// Close the open part file (it waits for the next commit).
     Roll,
 }
 
-enum Cmd {
-    Write(Vec<Piece>),
+enum Cmd<D> {
+    Write(Vec<Piece<D>>),
     /// Commits every closed part (no checkpoints: a marker or the end).
     Commit,
     /// Closes the open part and stages every closed one under checkpoint `id`.
@@ -133,20 +134,21 @@ fn finish_staged(config: &WriteConfig, dir: &Path, state: &SinkState) -> Result<
 }
 
 /// The writer thread's state: the open temporary part, those closed and not yet committed.
-struct Parts {
+struct Parts<P: PartFormat> {
     config: WriteConfig,
+    format: Arc<P>,
     next_seq: u64,
     /// This sink instance among those of the process (temporary names never collide).
     instance: u64,
     temp_count: u64,
-    open: Option<(BufWriter<File>, PathBuf)>,
+    open: Option<(P::Writer, PathBuf)>,
     closed: Vec<PathBuf>,
     /// Pre-committed parts by checkpoint, with their committed sequence numbers.
     staged: Vec<(u64, Vec<(PathBuf, u64)>)>,
     committed: Vec<PathBuf>,
 }
 
-impl Parts {
+impl<P: PartFormat> Parts<P> {
     /// Opens the directory: removes temporary parts left by an earlier run that stopped before
     /// committing them, and continues the committed sequence.
     /// `skipped` names the newer checkpoints the run skipped as corrupt (for the error when the
@@ -155,6 +157,7 @@ impl Parts {
     /// sink's now): their staged renames are finished there, and nothing else is touched.
     fn open(
         config: WriteConfig,
+        format: Arc<P>,
         restored: Option<&SinkState>,
         foreign: &[SinkState],
         skipped: &[String],
@@ -213,6 +216,7 @@ impl Parts {
         static INSTANCES: AtomicU64 = AtomicU64::new(0);
         Ok(Self {
             config,
+            format,
             next_seq,
             instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
             temp_count: 0,
@@ -278,8 +282,8 @@ impl Parts {
         sync_dir(&self.config.dir)
     }
 
-    fn write(&mut self, bytes: &[u8]) -> Result<(), FileError> {
-        if self.open.is_none() {
+    fn write(&mut self, data: &P::Data) -> Result<(), FileError> {
+        let Some((w, path)) = &mut self.open else {
             let name = format!(
                 "{}{}-{}-{}.inprogress",
                 self.config.temp_prefix(),
@@ -294,14 +298,22 @@ impl Parts {
                 .create_new(true)
                 .open(&path)
                 .map_err(|e| FileError::io("cannot create", &path, e))?;
-            self.open = Some((BufWriter::with_capacity(1 << 16, f), path));
-        }
-        if let Some((w, path)) = &mut self.open {
-            weir_graph::write_fault("sink.write", path)
-                .and_then(|()| w.write_all(bytes))
-                .map_err(|e| FileError::io("cannot write", path.clone(), e))?;
-        }
-        Ok(())
+            let w = weir_graph::write_fault("sink.write", &path)
+                .map_err(|e| FileError::io("cannot write", path.clone(), e))
+                .and_then(|()| self.format.create(f, &path, data));
+            let w = match w {
+                Ok(w) => w,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&path);
+                    return Err(e);
+                }
+            };
+            self.open = Some((w, path));
+            return Ok(());
+        };
+        weir_graph::write_fault("sink.write", path)
+            .map_err(|e| FileError::io("cannot write", path.clone(), e))?;
+        self.format.write(w, data, path)
     }
 
     /// Closes the open part (flushed and synced); it is committed with the next commit.
@@ -312,9 +324,14 @@ impl Parts {
                 self.open = Some((w, path.clone()));
                 return Err(FileError::io("cannot write", path, e));
             }
-            let f = w
-                .into_inner()
-                .map_err(|e| FileError::io("cannot write", &path, e.into_error()))?;
+            let f = match self.format.finish(w, &path) {
+                Ok(f) => f,
+                Err(e) => {
+                    // No longer open: removed here, as the writer's abort would.
+                    let _ = std::fs::remove_file(&path);
+                    return Err(e);
+                }
+            };
             f.sync_all()
                 .map_err(|e| FileError::io("cannot sync", &path, e))?;
             self.closed.push(path);
@@ -359,27 +376,28 @@ fn sync_dir(dir: &std::path::Path) -> Result<(), FileError> {
 }
 
 /// The sink's handle on its writer thread.
-struct Writer {
-    tx: Option<mpsc::Sender<(Cmd, Reply)>>,
+struct Writer<D> {
+    tx: Option<mpsc::Sender<(Cmd<D>, Reply)>>,
     done: Option<std::thread::JoinHandle<Vec<PathBuf>>>,
     dir: PathBuf,
     /// The run's clock, told that the stage is busy while the thread works for it.
     clock: std::sync::Arc<dyn weir_graph::Clock>,
 }
 
-impl Writer {
-    fn start(
+impl<D: Send + 'static> Writer<D> {
+    fn start<P: PartFormat<Data = D>>(
         config: WriteConfig,
+        format: Arc<P>,
         restored: Option<SinkState>,
         foreign: Vec<SinkState>,
         skipped: Vec<String>,
         clock: std::sync::Arc<dyn weir_graph::Clock>,
     ) -> Result<Self, FileError> {
         let dir = config.dir.clone();
-        let (tx, rx) = mpsc::channel::<(Cmd, Reply)>();
+        let (tx, rx) = mpsc::channel::<(Cmd<D>, Reply)>();
         let done = std::thread::Builder::new()
             .name("weir-file-sink".to_owned())
-            .spawn(move || writer_thread(config, restored, foreign, skipped, rx))
+            .spawn(move || writer_thread(config, format, restored, foreign, skipped, rx))
             .map_err(|e| FileError::io("cannot start the writer thread for", &dir, e))?;
         Ok(Self {
             tx: Some(tx),
@@ -389,7 +407,7 @@ impl Writer {
         })
     }
 
-    async fn call(&self, cmd: Cmd) -> Result<SinkState, FileError> {
+    async fn call(&self, cmd: Cmd<D>) -> Result<SinkState, FileError> {
         let gone = || FileError::WriterGone {
             dir: self.dir.clone(),
         };
@@ -422,14 +440,15 @@ impl Writer {
 }
 
 /// Runs the commands; on a failure or when the sink is gone, removes what was not committed.
-fn writer_thread(
+fn writer_thread<P: PartFormat>(
     config: WriteConfig,
+    format: Arc<P>,
     restored: Option<SinkState>,
     foreign: Vec<SinkState>,
     skipped: Vec<String>,
-    rx: mpsc::Receiver<(Cmd, Reply)>,
+    rx: mpsc::Receiver<(Cmd<P::Data>, Reply)>,
 ) -> Vec<PathBuf> {
-    let mut parts = match Parts::open(config, restored.as_ref(), &foreign, &skipped) {
+    let mut parts = match Parts::open(config, format, restored.as_ref(), &foreign, &skipped) {
         Ok(p) => p,
         Err(e) => {
             if let Ok((_, reply)) = rx.recv() {
@@ -441,7 +460,7 @@ fn writer_thread(
     for (cmd, reply) in rx {
         let r = match cmd {
             Cmd::Write(pieces) => pieces.iter().try_for_each(|p| match p {
-                Piece::Bytes(b) => parts.write(b),
+                Piece::Data(d) => parts.write(d),
                 Piece::Roll => parts.roll(),
             }),
             Cmd::Commit => parts.commit(),
@@ -463,10 +482,15 @@ fn writer_thread(
 /// Encodes one element as one record (without the line terminator).
 pub(crate) type Encode<T> = dyn Fn(&T, &mut Vec<u8>) + Send + Sync;
 
+/// Turns a batch of elements into the pieces of the part files (`max`: the part size limit;
+/// the size of the open part is kept in the last argument).
+pub(crate) type EncodeBatch<T, D> = dyn Fn(&[T], u64, &mut u64) -> Vec<Piece<D>> + Send + Sync;
+
 /// The sink's asynchronous logic.
-pub(crate) struct FileSinkLogic<T: 'static> {
+pub(crate) struct FileSinkLogic<T: 'static, P: PartFormat> {
     pub(crate) config: WriteConfig,
-    pub(crate) encode: std::sync::Arc<Encode<T>>,
+    pub(crate) format: Arc<P>,
+    pub(crate) encode: Arc<EncodeBatch<T, P::Data>>,
     pub(crate) promise: Promise<Vec<PathBuf>>,
     pub(crate) path: String,
     /// The snapshot restored into this instance.
@@ -477,7 +501,12 @@ pub(crate) struct FileSinkLogic<T: 'static> {
 
 /// Encodes `batch` into pieces, rolling before a record that would take the open part past
 /// `max` bytes (a part holds at least one record).
-fn encode_batch<T>(batch: &[T], encode: &Encode<T>, max: u64, part_bytes: &mut u64) -> Vec<Piece> {
+pub(crate) fn encode_batch<T>(
+    batch: &[T],
+    encode: &Encode<T>,
+    max: u64,
+    part_bytes: &mut u64,
+) -> Vec<Piece<Vec<u8>>> {
     let mut pieces = Vec::new();
     let mut buf = Vec::new();
     for x in batch {
@@ -488,7 +517,7 @@ fn encode_batch<T>(batch: &[T], encode: &Encode<T>, max: u64, part_bytes: &mut u
         if *part_bytes > 0 && *part_bytes + len > max {
             let rest = buf.split_off(start);
             if !buf.is_empty() {
-                pieces.push(Piece::Bytes(std::mem::replace(&mut buf, rest)));
+                pieces.push(Piece::Data(std::mem::replace(&mut buf, rest)));
             } else {
                 buf = rest;
             }
@@ -498,14 +527,14 @@ fn encode_batch<T>(batch: &[T], encode: &Encode<T>, max: u64, part_bytes: &mut u
         *part_bytes += len;
     }
     if !buf.is_empty() {
-        pieces.push(Piece::Bytes(buf));
+        pieces.push(Piece::Data(buf));
     }
     pieces
 }
 
-/// Whether `pieces` write no bytes.
-fn batch_is_empty(pieces: &[Piece]) -> bool {
-    !pieces.iter().any(|p| matches!(p, Piece::Bytes(_)))
+/// Whether `pieces` write nothing.
+fn batch_is_empty<D>(pieces: &[Piece<D>]) -> bool {
+    !pieces.iter().any(|p| matches!(p, Piece::Data(_)))
 }
 
 /// What the sink's loop woke for.
@@ -556,8 +585,12 @@ impl Age {
     }
 }
 
-impl<T: Send + 'static> FileSinkLogic<T> {
-    async fn drive(&mut self, io: &mut AsyncIo, writer: &Writer) -> Result<(), StageError> {
+impl<T: Send + 'static, P: PartFormat> FileSinkLogic<T, P> {
+    async fn drive(
+        &mut self,
+        io: &mut AsyncIo,
+        writer: &Writer<P::Data>,
+    ) -> Result<(), StageError> {
         let mut input = io.input::<T>(0)?;
         let ck = io.checkpoint.clone();
         let named = |e: FileError| StageError::from(e).with_stage(&self.path);
@@ -619,9 +652,8 @@ impl<T: Send + 'static> FileSinkLogic<T> {
                         part_bytes = 0;
                         age.reset(false);
                     }
-                    pieces.extend(encode_batch(
+                    pieces.extend((self.encode)(
                         &batch,
-                        &*self.encode,
                         self.config.max_part_bytes,
                         &mut part_bytes,
                     ));
@@ -673,7 +705,7 @@ impl<T: Send + 'static> FileSinkLogic<T> {
     }
 }
 
-impl<T: Send + 'static> AsyncLogic for FileSinkLogic<T> {
+impl<T: Send + 'static, P: PartFormat> AsyncLogic for FileSinkLogic<T, P> {
     fn run(mut self: Box<Self>, mut io: AsyncIo) -> BoxFuture<'static, Result<(), StageError>> {
         async move {
             let skipped = io
@@ -683,6 +715,7 @@ impl<T: Send + 'static> AsyncLogic for FileSinkLogic<T> {
                 .unwrap_or_default();
             let writer = match Writer::start(
                 self.config.clone(),
+                Arc::clone(&self.format),
                 self.restored.take(),
                 std::mem::take(&mut self.foreign),
                 skipped,
@@ -757,6 +790,7 @@ impl<T: Send + 'static> AsyncLogic for FileSinkLogic<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::file::part::LineParts;
 
     #[test]
     fn committed_names_sort_in_sequence_order() {
@@ -828,7 +862,7 @@ mod tests {
                 (5, vec![(".part-9-0-2.inprogress".into(), 4)]),
             ],
         };
-        let parts = Parts::open(c.clone(), Some(&state), &[], &[]).unwrap();
+        let parts = Parts::open(c.clone(), Arc::new(LineParts), Some(&state), &[], &[]).unwrap();
         assert_eq!(parts.next_seq, 5);
         let expect: Vec<(String, String)> = ["a", "b", "c", "d", "e"]
             .iter()
@@ -837,7 +871,7 @@ mod tests {
             .collect();
         assert_eq!(listing(&d), expect);
         // Restoring the same snapshot again (a crash during the restore) changes nothing.
-        let parts = Parts::open(c.clone(), Some(&state), &[], &[]).unwrap();
+        let parts = Parts::open(c.clone(), Arc::new(LineParts), Some(&state), &[], &[]).unwrap();
         assert_eq!(parts.next_seq, 5);
         assert_eq!(listing(&d), expect);
         // A staged part that is neither uncommitted nor committed is an error naming it.
@@ -846,7 +880,9 @@ mod tests {
             next_seq: 6,
             staged: vec![(6, vec![(".part-9-0-7.inprogress".into(), 5)])],
         };
-        let e = Parts::open(c, Some(&lost), &[], &[]).err().unwrap();
+        let e = Parts::open(c, Arc::new(LineParts), Some(&lost), &[], &[])
+            .err()
+            .unwrap();
         assert!(
             matches!(&e, FileError::StagedPartMissing { checkpoint: 6, path, .. } if path.ends_with(".part-9-0-7.inprogress")),
             "{e}"
@@ -875,7 +911,7 @@ mod tests {
             staged: Vec::new(),
         };
         let skipped = vec!["chk-00000000000000000004/MANIFEST: checksum mismatch".to_owned()];
-        let e = Parts::open(c.clone(), Some(&state), &[], &skipped)
+        let e = Parts::open(c.clone(), Arc::new(LineParts), Some(&state), &[], &skipped)
             .err()
             .unwrap();
         assert_eq!(
@@ -892,7 +928,7 @@ mod tests {
         assert_eq!(listing(&d).len(), 4);
         std::fs::remove_file(d.join(c.committed_name(2))).unwrap();
         std::fs::remove_file(d.join(c.committed_name(3))).unwrap();
-        let parts = Parts::open(c, Some(&state), &[], &[]).unwrap();
+        let parts = Parts::open(c, Arc::new(LineParts), Some(&state), &[], &[]).unwrap();
         assert_eq!(parts.next_seq, 2);
         let _ = std::fs::remove_dir_all(&d);
     }
@@ -905,7 +941,7 @@ mod tests {
         let shown: Vec<String> = pieces
             .iter()
             .map(|p| match p {
-                Piece::Bytes(b) => String::from_utf8(b.clone()).unwrap(),
+                Piece::Data(b) => String::from_utf8(b.clone()).unwrap(),
                 Piece::Roll => "|".to_owned(),
             })
             .collect();
@@ -914,7 +950,7 @@ mod tests {
         assert_eq!(part, 7);
         // The open part carries over to the next batch.
         let pieces = encode_batch(&["e"], enc, 7, &mut part);
-        assert!(matches!(pieces[..], [Piece::Roll, Piece::Bytes(ref b)] if b == b"e\n"));
+        assert!(matches!(pieces[..], [Piece::Roll, Piece::Data(ref b)] if b == b"e\n"));
         assert_eq!(part, 2);
     }
 
@@ -946,9 +982,10 @@ mod tests {
         }
         let logic = |d: &PathBuf| {
             let (promise, _future) = weir_graph::promise();
-            FileSinkLogic::<u8> {
+            FileSinkLogic::<u8, LineParts> {
                 config: config(d),
-                encode: std::sync::Arc::new(|_: &u8, _: &mut Vec<u8>| {}),
+                format: Arc::new(LineParts),
+                encode: Arc::new(|_: &[u8], _: u64, _: &mut u64| Vec::new()),
                 promise,
                 path: "file_sink#0".into(),
                 restored: None,
@@ -970,7 +1007,14 @@ mod tests {
             .unwrap();
         assert!(n1.foreign.is_empty());
         for n in [&mut n0, &mut n1] {
-            let p = Parts::open(n.config.clone(), n.restored.as_ref(), &n.foreign, &[]).unwrap();
+            let p = Parts::open(
+                n.config.clone(),
+                Arc::new(LineParts),
+                n.restored.as_ref(),
+                &n.foreign,
+                &[],
+            )
+            .unwrap();
             assert_eq!(p.next_seq, 2);
         }
         let c = config(&dirs[0]);

@@ -4,10 +4,10 @@
 
 use super::error::FileError;
 use super::format::{Line, LineFormat, RunLimits, RunStop};
-use super::reader::{Block, BlockReader, Files, Follow, Resume, Start};
+use super::position::Positions;
+use super::reader::{Block, BlockReader, Files, Follow};
 use crate::source::{BlockingIterLogic, PullThread};
 use bytes::{Buf, Bytes, BytesMut};
-use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,82 +19,9 @@ use weir_graph::{Share, Snapshot, SourceLogic, StageCx, StageError, Step};
 const READ_AHEAD: usize = 2;
 
 /// A pull thread needing nothing around its work.
-struct Plain;
+pub(crate) struct Plain;
 
 impl PullThread for Plain {}
-
-/// What the source saves.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct Saved {
-    /// The source's share of the listing: the positions `i` with `i % count == index`.
-    share: (u64, u64),
-    /// The file, the byte offset of its next line and that line's number (`None` before the
-    /// first file was opened): the share's files sorting before it are done.
-    at: Option<(String, u64, u64)>,
-    /// Files after `at` that begin part-way (after a redistribution), with their positions.
-    starts: Vec<(String, u64, u64)>,
-    /// Files after `at` that were read to their end (after a redistribution).
-    done: Vec<String>,
-}
-
-/// The tag a snapshot of [`Saved`] starts with (a snapshot of the earlier form, the bare
-/// position, starts with 0 or 1: `None` or `Some`).
-const SAVED_V2: u8 = 2;
-
-impl Saved {
-    fn encode(&self) -> Result<Snapshot, StageError> {
-        Ok(Snapshot::encode(&(SAVED_V2, self))?)
-    }
-
-    /// The saved state, also from a snapshot of the earlier form (the position of a source
-    /// reading every file).
-    fn decode(snapshot: &Snapshot) -> Result<Self, StageError> {
-        if let Ok((SAVED_V2, saved)) = snapshot.decode::<(u8, Saved)>() {
-            return Ok(saved);
-        }
-        let at: Option<(String, u64, u64)> = snapshot.decode()?;
-        Ok(Self {
-            share: (0, 1),
-            at,
-            ..Self::default()
-        })
-    }
-}
-
-/// Where one file of the listing stands in an old source's saved state.
-enum Progress {
-    Fresh,
-    Done,
-    At(u64, u64),
-}
-
-impl Saved {
-    fn progress(&self, path: &Path) -> Progress {
-        if let Some((at, offset, line)) = &self.at {
-            match path.cmp(Path::new(at)) {
-                std::cmp::Ordering::Less => return Progress::Done,
-                std::cmp::Ordering::Equal => return Progress::At(*offset, *line),
-                std::cmp::Ordering::Greater => {}
-            }
-        }
-        if self.done.iter().any(|d| Path::new(d) == path) {
-            return Progress::Done;
-        }
-        match self.starts.iter().find(|(p, _, _)| Path::new(p) == path) {
-            Some((_, offset, line)) => Progress::At(*offset, *line),
-            None => Progress::Fresh,
-        }
-    }
-}
-
-fn utf8(p: &Path) -> Result<String, StageError> {
-    p.to_str().map(str::to_owned).ok_or_else(|| {
-        StageError::internal(format!(
-            "file source: cannot snapshot a position in {}: the path is not UTF-8",
-            p.display()
-        ))
-    })
-}
 
 type Reader =
     std::iter::Map<BlockReader, fn(Result<Block, FileError>) -> Result<Block, StageError>>;
@@ -110,20 +37,18 @@ pub(crate) struct ReadConfig {
     /// The share of the listing this source reads (`(index, count)`; `(0, 1)`: every file),
     /// split again among its subtasks.
     pub(crate) share: (usize, usize),
+    /// Rows per record batch at most (the columnar formats).
+    pub(crate) batch_rows: usize,
+    /// The columns to read, in order (the columnar formats; `None`: all).
+    pub(crate) columns: Option<std::sync::Arc<[String]>>,
 }
 
 /// The running file source.
 pub(crate) struct FileSourceLogic<F> {
     config: Arc<ReadConfig>,
     format: F,
-    /// Where to start (set by `restore` before the first poll).
-    resume: Option<Resume>,
-    /// The listing positions this subtask reads (`(index, count)`).
-    share: (usize, usize),
-    /// Files after the resume point that begin part-way, and those read already (restored
-    /// from a redistribution; dropped from snapshots once reading passed them).
-    starts: Vec<Resume>,
-    done: Vec<PathBuf>,
+    /// Its share of the listing and the positions it was restored with.
+    positions: Positions,
     blocks: Option<BlockingIterLogic<Block, Reader>>,
     /// Blocks taken from the reading thread and not yet cut.
     taken: VecDeque<Block>,
@@ -162,10 +87,7 @@ impl<F: LineFormat> FileSourceLogic<F> {
         Self {
             config,
             format,
-            resume: None,
-            share: (share.index, share.count),
-            starts: Vec::new(),
-            done: Vec::new(),
+            positions: Positions::new((share.index, share.count)),
             blocks: None,
             taken: VecDeque::new(),
             scratch: Vec::new(),
@@ -200,16 +122,7 @@ impl<F: LineFormat> FileSourceLogic<F> {
         }
         let blocks = self.blocks.get_or_insert_with(|| {
             let config = Arc::clone(&self.config);
-            let start = Start {
-                share: self.share,
-                resume: self.resume.take(),
-                starts: self
-                    .starts
-                    .iter()
-                    .map(|r| (r.path.clone(), r.clone()))
-                    .collect(),
-                done: self.done.iter().cloned().collect(),
-            };
+            let start = self.positions.start();
             let follow = config.follow.map(|interval| Follow {
                 interval,
                 stop: Arc::clone(&self.stop),
@@ -447,116 +360,21 @@ impl<F: LineFormat> SourceLogic<F::Out> for FileSourceLogic<F> {
     }
 
     fn snapshot(&self) -> Result<Option<Snapshot>, StageError> {
-        let at = match (&self.file, &self.resume) {
-            // Bytes of a line started in an earlier block are not emitted yet.
-            (Some(f), _) => Some((utf8(f)?, self.offset, self.line)),
-            (None, Some(r)) => Some((utf8(&r.path)?, r.offset, r.line)),
-            (None, None) => None,
-        };
-        let after = |p: &Path| at.as_ref().is_none_or(|(a, _, _)| p > Path::new(a));
-        let saved = Saved {
-            share: (self.share.0 as u64, self.share.1 as u64),
-            starts: self
-                .starts
-                .iter()
-                .filter(|r| after(&r.path))
-                .map(|r| Ok((utf8(&r.path)?, r.offset, r.line)))
-                .collect::<Result<_, StageError>>()?,
-            done: self
-                .done
-                .iter()
-                .filter(|p| after(p))
-                .map(|p| utf8(p))
-                .collect::<Result<_, StageError>>()?,
-            at,
-        };
-        Ok(Some(saved.encode()?))
+        let at = self.file.as_deref().map(|f| (f, self.offset, self.line));
+        self.positions.snapshot(at).map(Some)
     }
 
     fn restore(&mut self, snapshot: &Snapshot) -> Result<(), StageError> {
-        let saved = Saved::decode(snapshot)?;
-        let share = (saved.share.0 as usize, saved.share.1 as usize);
-        if share != self.share {
-            return Err(StageError::internal(format!(
-                "file source: the checkpoint read share {} of {} of the files and this source \
-                 reads share {} of {}: restore it where it reads the same share",
-                share.0, share.1, self.share.0, self.share.1
-            )));
-        }
-        self.resume = saved.at.map(|(path, offset, line)| Resume {
-            path: PathBuf::from(path),
-            offset,
-            line,
-        });
-        self.starts = saved
-            .starts
-            .into_iter()
-            .map(|(path, offset, line)| Resume {
-                path: PathBuf::from(path),
-                offset,
-                line,
-            })
-            .collect();
-        self.done = saved.done.into_iter().map(PathBuf::from).collect();
-        Ok(())
+        self.positions.restore(snapshot)
     }
 
-    /// Takes the files of `share` with where each old source left it: a file sorting before
-    /// an old source's position is done, the one at it resumes there, the others start fresh.
-    /// The listing must be the one the old sources read (a file's position in it says which
-    /// old source read it).
     fn restore_redistributed(
         &mut self,
         snapshots: &[Snapshot],
         share: Share,
     ) -> Result<(), StageError> {
-        if (share.index, share.count) != self.share {
-            return Err(StageError::internal(format!(
-                "file source: it reads share {} of {} of the files but runs as {share} of the \
-                 job: give it `.share(node, nodes)` of the job's nodes",
-                self.share.0, self.share.1
-            )));
-        }
-        let olds: Vec<Saved> = snapshots
-            .iter()
-            .map(Saved::decode)
-            .collect::<Result<_, _>>()?;
-        let Some(count) = olds.first().map(|o| o.share.1) else {
-            return Ok(());
-        };
-        if olds
-            .iter()
-            .any(|o| o.share.1 != count || o.share.0 >= count)
-        {
-            return Err(StageError::internal(
-                "file source: the old sources' shares are not of one split of the files",
-            ));
-        }
-        let by_share: std::collections::HashMap<u64, &Saved> =
-            olds.iter().map(|o| (o.share.0, o)).collect();
-        let listing = self.config.files.list().map_err(StageError::from)?;
-        self.resume = None;
-        self.starts.clear();
-        self.done.clear();
-        for (i, path) in listing.into_iter().enumerate() {
-            if i % self.share.1 != self.share.0 {
-                continue;
-            }
-            let old = by_share.get(&((i as u64) % count));
-            match old.map_or(Progress::Fresh, |o| o.progress(&path)) {
-                Progress::Fresh => {}
-                Progress::Done => self.done.push(path),
-                Progress::At(offset, line) => self.starts.push(Resume { path, offset, line }),
-            }
-        }
-        tracing::info!(
-            share = %share,
-            from = count,
-            resumed = self.starts.len(),
-            done = self.done.len(),
-            "file source: took its files of the old sources' positions"
-        );
-        Ok(())
+        self.positions
+            .restore_redistributed(&self.config.files, snapshots, share)
     }
 
     fn post_stop(&mut self) {

@@ -281,22 +281,28 @@ pub fn import_batch(data: &Bound<'_, PyAny>) -> PyResult<PyArrowBatch> {
     Ok(PyArrowBatch(import_array(&pair)?))
 }
 
+/// Appends the record batches of `data` (an `ArrowBatch`, or any Arrow PyCapsule producer:
+/// every batch of its stream) to `out`, without copying.
+pub fn batches_of(data: &Bound<'_, PyAny>, out: &mut Vec<RecordBatch>) -> PyResult<()> {
+    if let Ok(b) = data.cast::<PyArrowBatch>() {
+        out.push(b.get().0.clone());
+        return Ok(());
+    }
+    let stream = arrow_stream(data)?;
+    let reader = stream.0.into_inner().ok().flatten();
+    for b in reader.into_iter().flatten() {
+        out.push(b.map_err(arrow_err)?);
+    }
+    Ok(())
+}
+
 /// Assembles `ArrowBatch` objects (or any Arrow data, imported) into one `ArrowTable` without
 /// copying; every batch must have the first one's schema.
 #[pyfunction]
 pub fn arrow_table(items: Vec<Bound<'_, PyAny>>) -> PyResult<PyArrowTable> {
     let mut batches = Vec::with_capacity(items.len());
     for it in &items {
-        match it.cast::<PyArrowBatch>() {
-            Ok(b) => batches.push(b.get().0.clone()),
-            Err(_) => {
-                let stream = arrow_stream(it)?;
-                let reader = stream.0.into_inner().ok().flatten();
-                for b in reader.into_iter().flatten() {
-                    batches.push(b.map_err(arrow_err)?);
-                }
-            }
-        }
+        batches_of(it, &mut batches)?;
     }
     let schema = match batches.first() {
         Some(b) => b.schema(),

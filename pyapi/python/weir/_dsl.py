@@ -1631,6 +1631,56 @@ class Source(_Linear, Generic[_T_co]):
 
         return supervisable(json_lines(path, raw, block_size, max_line, follow, share))
 
+    @staticmethod
+    def from_parquet(
+        path: Any,
+        *,
+        columns: Optional[Sequence[str]] = None,
+        batch_rows: Optional[int] = None,
+        rows: bool = False,
+        follow: Optional[float] = None,
+        share: Optional[Tuple[int, int]] = None,
+    ) -> "Source":
+        """The record batches of Parquet files (a file, a directory's files or a glob's, in
+        path order), read in Rust: ``pyarrow.RecordBatch`` elements of at most ``batch_rows``
+        rows (default 8192; ``weir.ArrowBatch`` without pyarrow), zero-copy; ``columns`` reads
+        only those, in that order; ``rows=True`` emits dict rows. Replayable by file and row in
+        checkpoints (whole row groups before the row are skipped unread). ``follow`` and
+        ``share`` as in :meth:`from_lines`.
+
+        Emits when: a batch was read and downstream has demand.
+        Backpressures when: never (reading stops two batches ahead).
+        Completes when: the last file was read to its end (with ``follow``: only when cancelled).
+        Cancels when: never (a source).
+        Fails when: a file cannot be read or is not Parquet, or a column is missing (the error
+        names the file)."""
+        from ._files import columnar
+
+        return columnar("parquet", path, columns, batch_rows, follow, share, rows)
+
+    @staticmethod
+    def from_arrow_ipc(
+        path: Any,
+        *,
+        columns: Optional[Sequence[str]] = None,
+        batch_rows: Optional[int] = None,
+        rows: bool = False,
+        follow: Optional[float] = None,
+        share: Optional[Tuple[int, int]] = None,
+    ) -> "Source":
+        """The record batches of Arrow IPC files (the file format: ``pyarrow.feather``
+        version 2, ``RecordBatchFileWriter``), as :meth:`from_parquet` reads Parquet.
+
+        Emits when: a batch was read and downstream has demand.
+        Backpressures when: never (reading stops two batches ahead).
+        Completes when: the last file was read to its end (with ``follow``: only when cancelled).
+        Cancels when: never (a source).
+        Fails when: a file cannot be read or is not an Arrow IPC file, or a column is missing
+        (the error names the file)."""
+        from ._files import columnar
+
+        return columnar("arrow_ipc", path, columns, batch_rows, follow, share, rows)
+
     def to(self, sink: "Sink", keep: Keep = "left") -> "RunnableGraph":
         """Connects ``sink``; ``keep`` picks the materialized value."""
         return RunnableGraph(self._n.to(sink._n, keep), self._meta | sink._meta)
@@ -1858,6 +1908,58 @@ class Sink(_Blueprint, Generic[_In_contra, _Mat_co]):
         from ._files import files_sink
 
         return files_sink(directory, encode, max_part_bytes, prefix, suffix, max_part_age)
+
+    @staticmethod
+    def to_parquet(
+        directory: Any,
+        *,
+        compression: str = "snappy",
+        row_group_rows: Optional[int] = None,
+        max_part_bytes: Optional[int] = None,
+        prefix: str = "part",
+        suffix: str = ".parquet",
+        max_part_age: Optional[float] = None,
+    ) -> "Sink":
+        """Record batches (``pyarrow`` batches or tables, polars DataFrames, ``weir.ArrowBatch``:
+        any Arrow PyCapsule producer, imported without copying) written in Rust into Parquet
+        part files of ``directory``, transactional as :meth:`to_files` (exactly-once with
+        checkpoints): a part holds one schema (the first batch's columns, each nullable), is
+        rolled before ``max_part_bytes`` of batches in memory and after ``max_part_age``
+        seconds, and its row groups hold at most ``row_group_rows`` rows (default 1,048,576);
+        ``compression`` is ``"snappy"`` or ``"none"``. The result is the list of committed paths.
+
+        Emits when: never (a sink).
+        Backpressures when: the writer thread is writing, syncing or renaming.
+        Completes when: upstream completed and its last batches were committed.
+        Cancels when: never (it consumes everything).
+        Fails when: an element is not Arrow data (naming it; supervision applies), a batch has
+        other columns than its part (both schemas named), a file cannot be written, or upstream
+        fails; uncommitted parts are removed."""
+        from ._files import columnar_sink
+
+        return columnar_sink("parquet", directory, compression, row_group_rows, max_part_bytes, prefix, suffix, max_part_age)
+
+    @staticmethod
+    def to_arrow_ipc(
+        directory: Any,
+        *,
+        max_part_bytes: Optional[int] = None,
+        prefix: str = "part",
+        suffix: str = ".arrow",
+        max_part_age: Optional[float] = None,
+    ) -> "Sink":
+        """Record batches written into Arrow IPC part files (the file format), as
+        :meth:`to_parquet` writes Parquet.
+
+        Emits when: never (a sink).
+        Backpressures when: the writer thread is writing, syncing or renaming.
+        Completes when: upstream completed and its last batches were committed.
+        Cancels when: never (it consumes everything).
+        Fails when: an element is not Arrow data (naming it; supervision applies), a batch has
+        other columns than its part, a file cannot be written, or upstream fails."""
+        from ._files import columnar_sink
+
+        return columnar_sink("arrow_ipc", directory, "snappy", None, max_part_bytes, prefix, suffix, max_part_age)
 
     @staticmethod
     def for_each_async(fn: Callable[[Any], Awaitable[Any]], parallelism: int = 4) -> "Sink":

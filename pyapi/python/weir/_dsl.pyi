@@ -290,6 +290,26 @@ class Source(_Linear, Generic[_T_co]):
         follow: Optional[float] = None,
         share: Optional[Tuple[int, int]] = None,
     ) -> Source[str]: ...
+    @staticmethod
+    def from_parquet(
+        path: _StrPath,
+        *,
+        columns: Optional[Sequence[str]] = None,
+        batch_rows: Optional[int] = None,
+        rows: bool = False,
+        follow: Optional[float] = None,
+        share: Optional[Tuple[int, int]] = None,
+    ) -> Source[Any]: ...
+    @staticmethod
+    def from_arrow_ipc(
+        path: _StrPath,
+        *,
+        columns: Optional[Sequence[str]] = None,
+        batch_rows: Optional[int] = None,
+        rows: bool = False,
+        follow: Optional[float] = None,
+        share: Optional[Tuple[int, int]] = None,
+    ) -> Source[Any]: ...
     @overload
     @staticmethod
     def from_csv(
@@ -973,6 +993,26 @@ class Sink(_Blueprint, Generic[_In_contra, _Mat_co]):
         suffix: str = "",
         max_part_age: Optional[float] = None,
     ) -> Sink[object, List[str]]: ...
+    @staticmethod
+    def to_parquet(
+        directory: _StrPath,
+        *,
+        compression: str = "snappy",
+        row_group_rows: Optional[int] = None,
+        max_part_bytes: Optional[int] = None,
+        prefix: str = "part",
+        suffix: str = ".parquet",
+        max_part_age: Optional[float] = None,
+    ) -> Sink[Any, List[str]]: ...
+    @staticmethod
+    def to_arrow_ipc(
+        directory: _StrPath,
+        *,
+        max_part_bytes: Optional[int] = None,
+        prefix: str = "part",
+        suffix: str = ".arrow",
+        max_part_age: Optional[float] = None,
+    ) -> Sink[Any, List[str]]: ...
     @staticmethod
     def ignore() -> Sink[object, None]: ...
     @staticmethod

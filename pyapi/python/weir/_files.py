@@ -134,3 +134,66 @@ def files_sink(
         return out
 
     return build(None)
+
+
+_COLUMNAR = {"parquet": "from_parquet", "arrow_ipc": "from_arrow_ipc"}
+
+
+def columnar(
+    fmt: str,
+    path: PathLike,
+    columns: Optional[Sequence[str]],
+    batch_rows: Optional[int],
+    follow: Optional[float],
+    share: Any,
+    rows: bool,
+) -> Any:
+    """A Parquet or Arrow IPC file source: record batches (``pyarrow.RecordBatch`` when pyarrow
+    is installed, else ``weir.ArrowBatch``), or dict rows with ``rows``."""
+    from ._dsl import Source
+    from .columnar import _pa_opt
+
+    op = _COLUMNAR[fmt]
+    p = _path(op, path)
+    r = _opt_size(op, "batch_rows", batch_rows)
+    f = _opt_seconds(op, "follow", follow)
+    s = _share(op, share)
+    cols = None
+    if columns is not None:
+        if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):
+            raise TypeError(f"{op}: columns must be a sequence of str, got {columns!r}")
+        cols = list(columns)
+    pa = _pa_opt()
+    convert = None if pa is None else pa.record_batch
+    out = Source(_native.source_file_columnar(p, fmt, r, cols, convert, f, s))
+    return out.rows() if rows else out
+
+
+def columnar_sink(
+    fmt: str,
+    directory: PathLike,
+    compression: str,
+    row_group_rows: Optional[int],
+    max_part_bytes: Optional[int],
+    prefix: str,
+    suffix: str,
+    max_part_age: Optional[float],
+) -> Any:
+    """A Parquet or Arrow IPC part sink; its ``with_supervision`` applies to the conversion
+    stage (an element that is not Arrow data)."""
+    from ._dsl import Sink
+
+    op = "to_parquet" if fmt == "parquet" else "to_arrow_ipc"
+    if compression not in ("snappy", "none"):
+        raise ValueError(f"{op}: compression must be 'snappy' or 'none', got {compression!r}")
+    d = _path(op, directory)
+    g = _opt_size(op, "row_group_rows", row_group_rows)
+    m = _opt_size(op, "max_part_bytes", max_part_bytes)
+    a = _opt_seconds(op, "max_part_age", max_part_age)
+
+    def build(sup: Any) -> Any:
+        out = Sink(_native.sink_file_columnar(d, fmt, compression, g, m, prefix, suffix, a, sup))
+        out._resup = build
+        return out
+
+    return build(None)

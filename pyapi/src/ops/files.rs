@@ -13,7 +13,7 @@ use weir_graph::StageCx;
 use weir_operators::file::{Bytes, CsvOptions, CsvRecord, FileSink, FileSource, Files};
 
 /// A file, a directory, or a glob pattern (`*` or `?` in the last component).
-fn files(path: &str) -> Files {
+pub(super) fn files(path: &str) -> Files {
     if path.contains(['*', '?']) {
         Files::glob(path)
     } else {
@@ -345,7 +345,7 @@ impl PyOp<PyObj, Vec<u8>> for EncodeOp {
     }
 }
 
-fn paths(py: Python<'_>, files: Vec<PathBuf>) -> PyResult<Py<PyAny>> {
+pub(super) fn paths(py: Python<'_>, files: Vec<PathBuf>) -> PyResult<Py<PyAny>> {
     let names = files
         .into_iter()
         .map(|p| p.to_string_lossy().into_owned())

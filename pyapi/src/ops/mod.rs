@@ -10,6 +10,7 @@
 pub mod actors;
 mod bidi;
 pub mod cluster;
+mod columnar_files;
 mod connectors;
 mod fan;
 mod files;
@@ -152,6 +153,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     connectors::register(m)?;
     bidi::register(m)?;
     files::register(m)?;
+    columnar_files::register(m)?;
     lifecycle::register(m)?;
     topics::register(m)?;
     register_hubs(m)

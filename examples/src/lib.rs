@@ -8,6 +8,7 @@ pub mod event_time_windows;
 pub mod fan_out_fan_in;
 pub mod file_etl;
 pub mod hello;
+pub mod parquet_etl;
 pub mod persistent_account;
 pub mod sharded_counter;
 pub mod word_count;

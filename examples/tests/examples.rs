@@ -74,6 +74,26 @@ fn etl_input(dir: &std::path::Path) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parquet_etl_converts_every_good_event_and_sums_them_from_two_columns() {
+    let d = TempDir::new("parquet-etl");
+    let (input, output) = (d.0.join("in"), d.0.join("out"));
+    std::fs::create_dir_all(&input).unwrap();
+    etl_input(&input);
+    let report = weir_examples::parquet_etl::convert(&input, &output, 64, 4096)
+        .await
+        .unwrap();
+    assert!(report.parts.len() > 1, "rolled by size: {:?}", report.parts);
+    assert_eq!(report.bad_lines.len(), 1);
+    assert!(report.bad_lines[0].contains("b.csv:103 (byte offset 938)"));
+    let mut want = std::collections::BTreeMap::<u32, i64>::new();
+    for i in 0..700u64 {
+        *want.entry((i % 13) as u32).or_default() += (i % 100 + 1) as i64;
+    }
+    let got = weir_examples::parquet_etl::sums(&output).await.unwrap();
+    assert_eq!(got, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_etl_commits_the_kept_events_in_order() {
     let d = TempDir::new("file-etl");
     let (input, output) = (d.0.join("in"), d.0.join("out"));

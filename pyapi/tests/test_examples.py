@@ -27,6 +27,19 @@ def test_arrow_etl_example(repo_root, capsys):
     assert "573 rows above 17000 F" in out and "Pune: 115 rows" in out
 
 
+def test_parquet_etl_example(repo_root, capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr(sys, "argv", ["parquet_etl.py", str(tmp_path)])
+    runpy.run_path(os.path.join(repo_root, "examples", "python", "parquet_etl.py"), run_name="__main__")
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        "573 rows above 17000 F in 2 parts",
+        "Lima: 229 rows, max 18030.2 F",
+        "Oslo: 229 rows, max 18028.4 F",
+        "Pune: 115 rows, max 18026.6 F",
+    ]
+    assert sorted(os.listdir(tmp_path / "hot")) == [f"part-{i:020}.parquet" for i in range(2)]
+
+
 def test_quickstart_notebook_executes(repo_root):
     path = os.path.join(repo_root, "examples", "python", "quickstart.ipynb")
     nb = nbformat.read(path, as_version=4)

@@ -32,6 +32,8 @@ pub use csv::{CsvFieldError, CsvInt, CsvOptions, CsvRecord};
 pub use error::FileError;
 pub use format::{Line, LineFormat, Run, RunLimits, RunStop, decode_lines};
 pub use reader::Files;
+/// The Arrow crates the columnar connectors use (build batches with these versions).
+pub use {arrow_array, arrow_schema};
 
 use csv::Csv;
 use format::{JsonBytes, JsonLines, TextLines};

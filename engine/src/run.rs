@@ -264,7 +264,7 @@ impl Materializer {
             checkpoints,
             errors: Arc::default(),
             stall: crate::stall::StallWatch::new(self.stall),
-            span,
+            span: Mutex::new(Some(span)),
         });
         let mat = crate::launch::launch(&shared, Arc::clone(graph.module()), vec![], vec![])?;
         let mat = RunnableGraph::<M>::downcast_mat(mat)?;

@@ -66,8 +66,9 @@ pub(crate) struct RunShared {
     pub(crate) errors: Arc<crate::errlog::ErrorLog>,
     /// The run's stall detector.
     pub(crate) stall: crate::stall::StallWatch,
-    /// The run's tracing span (name, id): every island's span is a child of it.
-    pub(crate) span: tracing::Span,
+    /// The run's tracing span (name, id): every island's span is a child of it; taken (so
+    /// closed, and exported) once the run ended or its owner let go.
+    pub(crate) span: Mutex<Option<tracing::Span>>,
 }
 
 /// Stops a task of the run wherever it runs.
@@ -99,10 +100,23 @@ impl RunShared {
 
     /// Lets go of the run's services (state backends, journals) so that views of an ended run
     /// kept by operations tooling hold no resources; stages hold their own clones while alive.
+    /// The run's span is closed too (islands still running keep their own children of it).
     pub(crate) fn release_services(&self) {
         if let Ok(mut s) = self.services.lock() {
             *s = Services::default();
         }
+        if let Ok(mut s) = self.span.lock() {
+            s.take();
+        }
+    }
+
+    /// The run's span (a disabled one once the run let go of it).
+    pub(crate) fn span(&self) -> tracing::Span {
+        self.span
+            .lock()
+            .ok()
+            .and_then(|s| s.clone())
+            .unwrap_or_else(tracing::Span::none)
     }
 
     /// Cancels the run on behalf of its owner, remembering whether anything was still running.
@@ -121,7 +135,7 @@ impl RunShared {
         name: String,
         fut: impl std::future::Future<Output = ()> + Send + 'static,
     ) {
-        let span = tracing::debug_span!(parent: &self.span, "island", name = %name);
+        let span = tracing::debug_span!(parent: &self.span(), "island", name = %name);
         let abort = match self.executors.get(&executor) {
             Some(ex) if executor != ExecutorId::TOKIO => {
                 let (fut, h) = futures::future::abortable(fut.instrument(span));

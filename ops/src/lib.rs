@@ -15,6 +15,8 @@ mod config;
 mod error;
 pub mod jobfile;
 pub mod logging;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 pub mod prom;
 pub mod registry;
 pub mod server;

@@ -1,8 +1,11 @@
 //! Process-wide logging set-up for job processes: `tracing` events (with the engine's `run`,
 //! `island` and `checkpoint` spans) to stderr, as text or JSON lines, filtered by `WEIR_LOG`,
-//! else `RUST_LOG`, else `info`. OTLP export is left out (it would pull in an HTTP/gRPC stack).
+//! else `RUST_LOG`, else `info`; with the `otlp` feature and an OTLP endpoint in the
+//! environment, the same spans are exported too (`crate::otlp`), and [`shutdown`] sends the last.
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
 
 /// How log lines look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -30,6 +33,10 @@ pub enum LoggingError {
     /// A global subscriber was set already (by this function or another).
     #[error("a global tracing subscriber is already set")]
     AlreadySet,
+    /// OTLP export was asked for and cannot be set up.
+    #[cfg(feature = "otlp")]
+    #[error(transparent)]
+    Otlp(#[from] crate::otlp::OtlpError),
 }
 
 /// The filter directives in force: `WEIR_LOG`, else `RUST_LOG`, else `info`, with the variable
@@ -57,20 +64,28 @@ pub fn parse_filter(var: &'static str, filter: &str) -> Result<EnvFilter, Loggin
 }
 
 /// Installs the process's global subscriber writing `format` lines to stderr, filtered as
-/// [`filter_from_env`] says.
+/// [`filter_from_env`] says (and exporting spans over OTLP when configured, feature `otlp`).
 pub fn init(format: LogFormat) -> Result<(), LoggingError> {
     let (var, directives) = filter_from_env();
     let filter = parse_filter(var, &directives)?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let r = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match format {
+        LogFormat::Text => fmt.boxed(),
+        LogFormat::Json => fmt
             .json()
             .with_current_span(true)
             .with_span_list(true)
-            .try_init(),
+            .boxed(),
     };
-    r.map_err(|_| LoggingError::AlreadySet)
+    let registry = tracing_subscriber::registry().with(filter).with(fmt);
+    #[cfg(feature = "otlp")]
+    let registry = registry.with(crate::otlp::layer()?);
+    registry.try_init().map_err(|_| LoggingError::AlreadySet)
+}
+
+/// Sends the spans not yet exported (feature `otlp`; nothing to do otherwise): call it before
+/// the process exits.
+pub fn shutdown() {
+    #[cfg(feature = "otlp")]
+    crate::otlp::shutdown();
 }

@@ -271,6 +271,12 @@ impl Job {
             linger(d, &runs);
         }
         drop(served);
+        // Spans exported over OTLP (when configured) are sent before the job returns, once the
+        // runs (which hold their spans) and their runtime are gone.
+        drop(_hooks);
+        drop(runs);
+        drop(rt);
+        weir_ops::logging::shutdown();
         Ok(outcome)
     }
 }

@@ -511,7 +511,7 @@ impl Coordinator {
             tokio::select! {
                 biased;
                 Some(done) = rx.recv() => {
-                    let span = tracing::info_span!(parent: &shared.span, "checkpoint", id = done.id, duration_ms = tracing::field::Empty, bytes = tracing::field::Empty);
+                    let span = tracing::info_span!(parent: &shared.span(), "checkpoint", id = done.id, duration_ms = tracing::field::Empty, bytes = tracing::field::Empty);
                     self.write(done, &clock).instrument(span).await
                 }
                 () = self.fatal.notified() => {

@@ -1,7 +1,7 @@
 """Parquet ETL: Parquet in, Parquet out, record batches all the way, read and written in Rust.
 
 A Parquet file of readings is read with only the columns the job needs, each batch is
-converted with pyarrow compute, rows below a threshold are dropped, and the rest is written as
+converted with polars, rows below a threshold are dropped with pyarrow compute, and the rest is written as
 Snappy-compressed Parquet parts (committed atomically, named in commit order), which pyarrow
 then reads back for a summary.
 
@@ -12,16 +12,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 import weir
-
-
-def convert(batch: pa.RecordBatch) -> pa.RecordBatch:
-    temp_f = pc.add(pc.divide(pc.multiply(batch.column("temp_c"), 9), 5), 32)
-    return pa.record_batch([batch.column("city"), temp_f], names=["city", "temp_f"])
 
 
 def main(work: Path) -> None:
@@ -35,8 +31,8 @@ def main(work: Path) -> None:
     pq.write_table(readings, work / "readings.parquet", row_group_size=1_000)
     parts = (
         weir.Source.from_parquet(work / "readings.parquet", columns=["city", "temp_c"], batch_rows=256)
-        .map(convert)
-        .map(lambda rb: rb.filter(pc.greater(rb.column("temp_f"), 17_000)))
+        .map_batches(lambda b: b.select("city", temp_f=pl.col("temp_c") * 9 / 5 + 32), batch_format="polars")
+        .map_batches(lambda rb: rb.filter(pc.field("temp_f") > 17_000), batch_format="pyarrow")
         .run_with(weir.Sink.to_parquet(work / "hot", max_part_bytes=8_192))
     )
     hot = pa.concat_tables([pq.read_table(p) for p in parts])

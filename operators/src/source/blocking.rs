@@ -30,7 +30,7 @@ pub trait PullThread: Send + Sync + 'static {
 }
 
 /// A pull thread needing nothing around its work.
-struct Plain;
+pub(crate) struct Plain;
 
 impl PullThread for Plain {}
 

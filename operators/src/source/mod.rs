@@ -6,6 +6,7 @@ mod iter;
 mod overflow;
 mod queue;
 mod range;
+mod replay;
 mod stream;
 mod tick;
 mod unfold;
@@ -17,6 +18,7 @@ pub use blocking::{BlockingIterLogic, PullThread};
 pub use overflow::{BufferOverflow, OverflowStrategy};
 pub use queue::{QueueOfferResult, SourceQueue};
 pub use range::RangeInt;
+pub use replay::ReplayedIterLogic;
 pub use tick::Cancellable;
 
 use std::future::Future;
@@ -46,6 +48,20 @@ pub trait SourceCtors<T: Send + 'static>: Sized {
     /// while `next()` blocks; the blocked call is left to return).
     /// Fails when: the iterator yields `Err` (after the items before it).
     fn from_blocking_iter<I, F>(make: F) -> Source<T>
+    where
+        I: Iterator<Item = Result<T, StageError>> + 'static,
+        F: Fn() -> I + Send + Sync + 'static;
+
+    /// [`SourceCtors::from_blocking_iter`] for an iterator that yields the same items every
+    /// time `make` builds it, checkpointed by count: a snapshot saves how many items went out,
+    /// and a restored source skips that many of the new iterator's items (on its thread) first.
+    /// Emits when: items have arrived and downstream has demand.
+    /// Backpressures when: never: the thread stops pulling while a batch waits to be taken.
+    /// Completes when: the iterator is exhausted.
+    /// Cancels when: never: a source has no upstream (it stops when downstream cancels).
+    /// Fails when: the iterator yields `Err` (after the items before it), or ends before a
+    /// restored position.
+    fn from_replayable_iter<I, F>(make: F) -> Source<T>
     where
         I: Iterator<Item = Result<T, StageError>> + 'static,
         F: Fn() -> I + Send + Sync + 'static;
@@ -190,6 +206,13 @@ impl<T: Send + 'static> SourceCtors<T> for Source<T, ()> {
         F: Fn() -> I + Send + Sync + 'static,
     {
         blocking::from_blocking_iter(make)
+    }
+    fn from_replayable_iter<I, F>(make: F) -> Source<T>
+    where
+        I: Iterator<Item = Result<T, StageError>> + 'static,
+        F: Fn() -> I + Send + Sync + 'static,
+    {
+        replay::from_replayable_iter(make)
     }
     fn from_stream<S, F>(factory: F) -> Source<T>
     where

@@ -81,7 +81,7 @@ fn cast<M: 'static>(m: Box<dyn Any + Send>) -> M {
 
 /// Drives a source logic built from a blueprint's first node.
 pub(crate) struct SourceHarness<T> {
-    logic: Box<dyn ErasedSource>,
+    pub(crate) logic: Box<dyn ErasedSource>,
     info: StageInfo,
     pub(crate) clock: Arc<TestClock>,
     pub(crate) batch: usize,

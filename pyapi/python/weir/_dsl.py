@@ -1385,8 +1385,25 @@ class Source(_Linear, Generic[_T_co]):
         return Source(_actor_stage("source", props, mailbox, name, supervision, dead_letters, throughput, max_actors, stash_capacity))
 
     @staticmethod
-    def from_iter(iterable: Iterable[Any]) -> "Source":
-        """The items of ``iterable`` (``iter()`` is called again for every run)."""
+    def from_iter(iterable: Union[Iterable[Any], Callable[[], Iterable[Any]]]) -> "Source":
+        """The items of ``iterable`` (``iter()`` is called again for every run), or of what
+        the function ``iterable()`` returns, called for every run (``from_iter(lambda:
+        read(path))``, ``from_iter(my_generator_function)``).
+
+        Checkpoints: a collection's position is saved (a restored run skips the items a
+        checkpoint counted), and so is that of a generator a function returns, since the
+        function gives the same items again; a generator object passed as it is cannot be
+        read again, so a restored run reads it from wherever it then stands.
+
+        Emits when: an item is there and downstream has demand (an iterator is pulled on a
+        thread of its own, a partial batch going out as soon as nothing more is ready).
+        Backpressures when: never.
+        Completes when: the items end.
+        Cancels when: never: a source has no upstream (it stops when downstream cancels).
+        Fails when: iterating raises (after the items before it), the function raises, or a
+        restored position lies beyond the items."""
+        if callable(iterable) and not hasattr(iterable, "__iter__"):
+            return Source(_native.source_from_iter(iterable, [], True))
         return Source(_native.source_from_iter(iterable, []))
 
     @staticmethod

@@ -114,15 +114,19 @@ fn flow(b: Flow<PyObj, PyObj, MatValue>) -> PyBlueprint {
 }
 
 /// `Source.from_iter(iterable)`: a source of the items of `iterable` (re-iterated per run),
-/// followed by the element-wise `ops`.
+/// followed by the element-wise `ops`; with `factory`, `iterable()` is called per run instead
+/// and an iterator it returns is checkpointed by count.
 #[pyfunction]
-#[pyo3(signature = (iterable, ops = Vec::new()))]
+#[pyo3(signature = (iterable, ops = Vec::new(), factory = false))]
 pub fn source_from_iter(
     py: Python<'_>,
     iterable: Py<PyAny>,
     ops: Vec<PyRef<'_, PyElementOp>>,
+    factory: bool,
 ) -> PyBlueprint {
-    let src = if is_container(iterable.bind(py)) {
+    let src = if factory {
+        crate::stages::factory_source(iterable)
+    } else if is_container(iterable.bind(py)) {
         container_source(iterable)
     } else {
         iter_source(iterable)
@@ -264,7 +268,7 @@ pub fn source_from_iter_key_count(
     sup: Option<&PySupervision>,
     key_codec: &str,
 ) -> PyResult<PyBlueprint> {
-    let src = source_from_iter(py, iterable, ops);
+    let src = source_from_iter(py, iterable, ops, false);
     src.via(&flow_key_count(f, sup, key_codec)?, "left")
 }
 

@@ -139,18 +139,18 @@ pub fn is_container(iterable: &Bound<'_, PyAny>) -> bool {
         || iterable.is_exact_instance_of::<PyBytes>()
 }
 
+/// A run's source over the container `b` (a set is marked unordered).
+pub(crate) fn container_logic(b: &Bound<'_, PyAny>) -> Result<ContainerSource, StageError> {
+    use pyo3::types::{PyFrozenSet, PySet};
+    let ordered = !(b.is_exact_instance_of::<PySet>() || b.is_exact_instance_of::<PyFrozenSet>());
+    let it = b.try_iter().map_err(|e| user_error(b.py(), e))?;
+    Ok(ContainerSource::new(it.into_any().unbind(), ordered))
+}
+
 /// The items of the container `iterable` (`iter()` is called again for every run).
 pub fn container_source(iterable: Py<PyAny>) -> Source<PyObj, MatValue> {
     Source::from_logic("from_iter", move |_info| {
-        let (it, ordered) = crate::gil::with(|py| {
-            use pyo3::types::{PyFrozenSet, PySet};
-            let b = iterable.bind(py);
-            let ordered =
-                !(b.is_exact_instance_of::<PySet>() || b.is_exact_instance_of::<PyFrozenSet>());
-            b.try_iter()
-                .map(|i| (i.into_any().unbind(), ordered))
-                .map_err(|e| user_error(py, e))
-        })?;
-        Ok((ContainerSource::new(it, ordered), MatValue::Unit))
+        let logic = crate::gil::with(|py| container_logic(iterable.bind(py)))?;
+        Ok((logic, MatValue::Unit))
     })
 }

@@ -37,4 +37,4 @@ pub use element::{ListOp, MapBatchesOp};
 pub use external::{BatchDone, external_flow};
 pub use iter::{container_source, is_container};
 pub use keyed::PyKey;
-pub use source::iter_source;
+pub use source::{factory_source, iter_source};

@@ -14,7 +14,7 @@ use pyo3::types::{PyIterator, PyList, PyType};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use weir_graph::{Source, SourceLogic, StageCx, StageError, Step};
-use weir_operators::source::{BlockingIterLogic, PullThread};
+use weir_operators::source::{BlockingIterLogic, PullThread, ReplayedIterLogic};
 
 static ISLICE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
@@ -73,6 +73,8 @@ enum IterLogic {
     Pulled(ContainerSource),
     /// On a thread of its own.
     Blocking(BlockingIterLogic<PyObj, PyItems>),
+    /// On a thread of its own, checkpointed by count (the iterator came from a factory).
+    Replayed(ReplayedIterLogic<PyObj, PyItems>),
     /// `iter()` raised: the run fails with it at the first poll.
     Failed(Option<StageError>),
 }
@@ -87,6 +89,7 @@ impl SourceLogic<PyObj> for IterLogic {
         match self {
             Self::Pulled(l) => l.poll_next(cx, scx, out),
             Self::Blocking(l) => l.poll_next(cx, scx, out),
+            Self::Replayed(l) => l.poll_next(cx, scx, out),
             Self::Failed(e) => Poll::Ready(Err(e
                 .take()
                 .unwrap_or_else(|| StageError::internal("polled after it failed")))),
@@ -96,6 +99,7 @@ impl SourceLogic<PyObj> for IterLogic {
         match self {
             Self::Pulled(l) => l.poll_ended(cx),
             Self::Blocking(l) => l.poll_ended(cx),
+            Self::Replayed(l) => l.poll_ended(cx),
             Self::Failed(_) => Poll::Ready(()),
         }
     }
@@ -103,6 +107,7 @@ impl SourceLogic<PyObj> for IterLogic {
         match self {
             Self::Pulled(l) => l.post_stop(),
             Self::Blocking(l) => l.post_stop(),
+            Self::Replayed(l) => l.post_stop(),
             Self::Failed(_) => {}
         }
     }
@@ -111,14 +116,48 @@ impl SourceLogic<PyObj> for IterLogic {
     fn snapshot(&self) -> Result<Option<weir_graph::Snapshot>, StageError> {
         match self {
             Self::Pulled(l) => l.snapshot(),
+            Self::Replayed(l) => l.snapshot(),
             Self::Blocking(_) | Self::Failed(_) => Ok(None),
         }
     }
     fn restore(&mut self, snapshot: &weir_graph::Snapshot) -> Result<(), StageError> {
         match self {
             Self::Pulled(l) => l.restore(snapshot),
+            Self::Replayed(l) => l.restore(snapshot),
             Self::Blocking(_) | Self::Failed(_) => Ok(()),
         }
+    }
+}
+
+/// How one run pulls `b`: an iterator on a thread of its own (checkpointed by count when
+/// `replayed`: it came from a factory), any other iterable on the dispatcher.
+fn logic_of(b: &Bound<'_, PyAny>, path: String, replayed: bool) -> IterLogic {
+    let py = b.py();
+    if super::iter::is_container(b) {
+        return match super::iter::container_logic(b) {
+            Ok(l) => IterLogic::Pulled(l),
+            Err(e) => IterLogic::Failed(Some(e.with_stage(&path))),
+        };
+    }
+    let it = match b.try_iter() {
+        Ok(it) => it,
+        Err(e) => return IterLogic::Failed(Some(user_error(py, e).with_stage(&path))),
+    };
+    if !it.is(b) {
+        return IterLogic::Pulled(ContainerSource::new(it.into_any().unbind(), true));
+    }
+    let items = PyItems {
+        it: it.unbind(),
+        path,
+    };
+    if replayed {
+        IterLogic::Replayed(ReplayedIterLogic::new(Arc::new(GilThread), move || {
+            Ok(items)
+        }))
+    } else {
+        IterLogic::Blocking(BlockingIterLogic::new(Arc::new(GilThread), move || {
+            Ok(items)
+        }))
     }
 }
 
@@ -127,23 +166,21 @@ impl SourceLogic<PyObj> for IterLogic {
 pub fn iter_source(iterable: Py<PyAny>) -> Source<PyObj, MatValue> {
     Source::from_logic("from_iter", move |info| {
         let path = info.path.clone();
-        let logic = crate::gil::with(|py| {
-            let b = iterable.bind(py);
-            let it = match b.try_iter() {
-                Ok(it) => it,
-                Err(e) => return IterLogic::Failed(Some(user_error(py, e).with_stage(&path))),
-            };
-            if it.is(b) {
-                let items = PyItems {
-                    it: it.unbind(),
-                    path,
-                };
-                IterLogic::Blocking(BlockingIterLogic::new(Arc::new(GilThread), move || {
-                    Ok(items)
-                }))
-            } else {
-                IterLogic::Pulled(ContainerSource::new(it.into_any().unbind(), true))
-            }
+        let logic = crate::gil::with(|py| logic_of(iterable.bind(py), path, false));
+        Ok((logic, MatValue::Unit))
+    })
+}
+
+/// `Source.from_iter(factory)`: `factory()` is called once per materialization and its items
+/// emitted as `from_iter`'s; an iterator it returns (a generator) is checkpointed by count, a
+/// restored run skipping the items the checkpoint counted, since the factory gives the same
+/// items again.
+pub fn factory_source(factory: Py<PyAny>) -> Source<PyObj, MatValue> {
+    Source::from_logic("from_iter", move |info| {
+        let path = info.path.clone();
+        let logic = crate::gil::with(|py| match factory.bind(py).call0() {
+            Ok(made) => logic_of(&made, path, true),
+            Err(e) => IterLogic::Failed(Some(user_error(py, e).with_stage(&path))),
         });
         Ok((logic, MatValue::Unit))
     })

@@ -116,6 +116,46 @@ impl StageGauges {
         });
         gauge
     }
+    /// Publishes `gauge`, a handle the stage keeps already (counting from before the run
+    /// started it), as the value `name` with `labels` of subtask `subtask` of the stage at
+    /// `stage`; a later call with the same identity replaces the handle.
+    pub fn adopt(
+        &self,
+        stage: &str,
+        subtask: usize,
+        name: &str,
+        help: &str,
+        kind: GaugeKind,
+        labels: &[(&str, String)],
+        gauge: &Gauge,
+    ) {
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let sample = GaugeSample {
+            stage: stage.to_owned(),
+            subtask,
+            name: name.to_owned(),
+            help: help.to_owned(),
+            kind,
+            labels: labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+            value: 0,
+        };
+        entries.retain(|e| {
+            !(e.sample.stage == sample.stage
+                && e.sample.subtask == sample.subtask
+                && e.sample.name == sample.name
+                && e.sample.labels == sample.labels)
+        });
+        entries.push(Entry {
+            sample,
+            gauge: gauge.clone(),
+        });
+    }
     /// Every published value now, in the order they were first registered.
     pub fn samples(&self) -> Vec<GaugeSample> {
         let entries = self

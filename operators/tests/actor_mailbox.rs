@@ -1031,3 +1031,49 @@ async fn a_spilling_source_reads_back_only_as_fast_as_downstream_takes() {
     assert_eq!(letters_of(&letters).await, vec![]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The mailbox pressure gauges of the run: name to value (one actor stage, subtask 0).
+fn pressure(h: &RunHandle) -> Vec<(String, i64)> {
+    h.stage_gauges()
+        .into_iter()
+        .filter(|g| g.name.starts_with("weir_actor_mailbox_"))
+        .map(|g| {
+            assert_eq!(g.subtask, 0);
+            (g.name, g.value)
+        })
+        .collect()
+}
+
+fn gauges(queued: i64, waits: i64, overflows: i64) -> Vec<(String, i64)> {
+    vec![
+        ("weir_actor_mailbox_messages".to_owned(), queued),
+        ("weir_actor_mailbox_waits".to_owned(), waits),
+        ("weir_actor_mailbox_overflows".to_owned(), overflows),
+    ]
+}
+
+#[tokio::test]
+async fn mailbox_pressure_is_published_as_stage_gauges() {
+    let Rig { r, mut q, _h, .. } = rig("pressure", MailboxConfig::bounded(5));
+    // Published once the stage started.
+    yields(50).await;
+    assert_eq!(pressure(&_h), gauges(0, 0, 0));
+    let b = block(&r).await;
+    assert_eq!(pressure(&_h), gauges(1, 0, 0));
+    let told: Vec<_> = (1..=6).map(|x| r.try_tell(x)).collect();
+    assert_eq!(told.iter().filter(|t| t.is_err()).count(), 2);
+    assert_eq!(pressure(&_h), gauges(5, 0, 2));
+    let waiting = tokio::spawn({
+        let r = r.clone();
+        async move { r.tell(7).await }
+    });
+    yields(200).await;
+    assert!(!waiting.is_finished());
+    assert_eq!(pressure(&_h), gauges(5, 1, 2));
+    drop(r);
+    let (out, end) = drain(&mut q).await;
+    assert_eq!(end, Ok(()));
+    assert_eq!(out, fillers_then(b, &[1, 2, 3, 4, 7]));
+    timed(waiting).await.expect("joins").expect("delivered");
+    assert_eq!(pressure(&_h), gauges(0, 1, 2));
+}

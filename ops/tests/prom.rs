@@ -287,6 +287,10 @@ async fn a_region_publishes_its_entities_and_messages_per_shard() {
     assert_eq!(at("weir_region_entities_created_total"), Some(3.0));
     assert_eq!(at("weir_region_entities_passivated_total"), Some(0.0));
     assert_eq!(at("weir_region_buffered_messages"), Some(0.0));
+    // A region is an actor stage: its mailboxes' pressure is there too (nothing overflowed).
+    assert_eq!(at("weir_actor_mailbox_overflows_total"), Some(0.0));
+    assert!(at("weir_actor_mailbox_waits_total").is_some());
+    assert!(at("weir_actor_mailbox_messages").is_some());
     // Messages per shard: each entity's count under its shard (entities may share one).
     let mut want = std::collections::BTreeMap::<String, f64>::new();
     for (e, n) in [(7u32, 2.0), (8, 3.0), (9, 4.0)] {

@@ -257,6 +257,54 @@ pub(crate) struct StageShared {
     /// Mailboxes over their capacity by sends from actors of this stage: while any is, the
     /// stage takes no stream input (backpressure instead of dropping).
     overfull: AtomicUsize,
+    /// The mailboxes' pressure, published as stage gauges once the stage runs.
+    pub(crate) pressure: MailboxPressure,
+}
+
+/// How hard the mailboxes of one stage subtask are pressed: what they hold, how often a sender
+/// waited for room, how often a message met a full mailbox's overflow policy.
+#[derive(Default)]
+pub(crate) struct MailboxPressure {
+    /// Messages queued in every mailbox of the stage (spilled ones included).
+    pub(crate) queued: weir_graph::Gauge,
+    /// `tell`s that waited for room.
+    pub(crate) waits: weir_graph::Gauge,
+    /// Messages that found their mailbox full and met its overflow policy.
+    pub(crate) overflows: weir_graph::Gauge,
+}
+
+impl MailboxPressure {
+    /// Publishes the three values as gauges of the stage at `stage`, subtask `subtask`.
+    pub(crate) fn publish(&self, gauges: &weir_graph::StageGauges, stage: &str, subtask: usize) {
+        use weir_graph::GaugeKind::{Counter, Gauge};
+        gauges.adopt(
+            stage,
+            subtask,
+            "weir_actor_mailbox_messages",
+            "Messages queued in the mailboxes of the stage's actors (spilled ones included).",
+            Gauge,
+            &[],
+            &self.queued,
+        );
+        gauges.adopt(
+            stage,
+            subtask,
+            "weir_actor_mailbox_waits",
+            "Tells that waited for room in a full mailbox.",
+            Counter,
+            &[],
+            &self.waits,
+        );
+        gauges.adopt(
+            stage,
+            subtask,
+            "weir_actor_mailbox_overflows",
+            "Messages that found their mailbox full and met its overflow policy.",
+            Counter,
+            &[],
+            &self.overflows,
+        );
+    }
 }
 
 /// A stage's mailbox budget: bytes queued in all its mailboxes, and senders waiting for room.
@@ -533,9 +581,15 @@ impl<M: Send + 'static> Mailbox<M> {
         }
     }
 
+    /// Sets the messages held, keeping the stage's total in step.
+    fn set_len(&self, n: usize) {
+        let before = self.len.swap(n, Ordering::AcqRel);
+        self.stage.pressure.queued.add(n as i64 - before as i64);
+    }
+
     fn store_len(&self, q: &Queue<M>) {
         let spilled = q.spill.as_ref().map_or(0, SpillFile::len);
-        self.len.store(q.items.len() + spilled, Ordering::Release);
+        self.set_len(q.items.len() + spilled);
         if q.spill.is_some() {
             self.spilled.store(spilled, Ordering::Release);
         }
@@ -604,6 +658,7 @@ impl<M: Send + 'static> Mailbox<M> {
             self.enqueue(&mut q, env);
             return Ok(());
         }
+        self.stage.pressure.overflows.add(1);
         match &self.overflow {
             ResolvedOverflow::Spill => {
                 let Some(spill) = q.spill.as_mut() else {
@@ -669,6 +724,7 @@ impl<M: Send + 'static> Mailbox<M> {
     /// Queues `env`, waiting while the mailbox is full.
     pub(crate) async fn send(&self, env: Envelope<M>) -> Result<(), TellError> {
         let mut env = Some(env);
+        let mut waited = false;
         poll_fn(|cx| {
             let mut q = lock(&self.queue);
             if q.closed {
@@ -683,6 +739,9 @@ impl<M: Send + 'static> Mailbox<M> {
                     self.enqueue(&mut q, e);
                 }
                 return Poll::Ready(Ok(()));
+            }
+            if !std::mem::replace(&mut waited, true) {
+                self.stage.pressure.waits.add(1);
             }
             if !q.senders.iter().any(|w| w.will_wake(cx.waker())) {
                 q.senders.push(cx.waker().clone());
@@ -778,7 +837,7 @@ impl<M: Send + 'static> Mailbox<M> {
             q.closed = true;
             q.on_room = None;
             self.settle_overfull(&mut q);
-            self.len.store(0, Ordering::Release);
+            self.set_len(0);
             let items = q.items.take_all();
             self.stage.budget_sub(items.len() * Self::MESSAGE_BYTES);
             let mut spilled = Vec::new();

@@ -205,6 +205,9 @@ impl<A: Actor> AsyncLogic for ActorStage<A> {
             sys.registry = io.info.services.get::<super::registry::ActorRegistry>();
             sys.gauges = io.info.services.get::<weir_graph::StageGauges>();
             sys.subtask = io.info.subtask;
+            if let Some(g) = &sys.gauges {
+                shared.pressure.publish(g, &io.info.path, io.info.subtask);
+            }
             sys.start_root(props, mailbox)?;
             let batch = io.batch_size.max(1);
             sys.out_limit = batch;

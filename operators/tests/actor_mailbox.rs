@@ -1036,7 +1036,7 @@ async fn a_spilling_source_reads_back_only_as_fast_as_downstream_takes() {
 fn pressure(h: &RunHandle) -> Vec<(String, i64)> {
     h.stage_gauges()
         .into_iter()
-        .filter(|g| g.name.starts_with("weir_actor_mailbox_"))
+        .filter(|g| g.name.starts_with("weir_actor_mailbox"))
         .map(|g| {
             assert_eq!(g.subtask, 0);
             (g.name, g.value)
@@ -1045,10 +1045,18 @@ fn pressure(h: &RunHandle) -> Vec<(String, i64)> {
 }
 
 fn gauges(queued: i64, waits: i64, overflows: i64) -> Vec<(String, i64)> {
+    // One mailbox of capacity 5: high from 3 messages, critical at 5.
+    let (high, critical) = match queued {
+        5.. => (0, 1),
+        3..=4 => (1, 0),
+        _ => (0, 0),
+    };
     vec![
         ("weir_actor_mailbox_messages".to_owned(), queued),
         ("weir_actor_mailbox_waits".to_owned(), waits),
         ("weir_actor_mailbox_overflows".to_owned(), overflows),
+        ("weir_actor_mailboxes_high".to_owned(), high),
+        ("weir_actor_mailboxes_critical".to_owned(), critical),
     ]
 }
 
@@ -1060,7 +1068,10 @@ async fn mailbox_pressure_is_published_as_stage_gauges() {
     assert_eq!(pressure(&_h), gauges(0, 0, 0));
     let b = block(&r).await;
     assert_eq!(pressure(&_h), gauges(1, 0, 0));
-    let told: Vec<_> = (1..=6).map(|x| r.try_tell(x)).collect();
+    r.try_tell(1).expect("room");
+    r.try_tell(2).expect("room");
+    assert_eq!(pressure(&_h), gauges(3, 0, 0));
+    let told: Vec<_> = (3..=6).map(|x| r.try_tell(x)).collect();
     assert_eq!(told.iter().filter(|t| t.is_err()).count(), 2);
     assert_eq!(pressure(&_h), gauges(5, 0, 2));
     let waiting = tokio::spawn({
@@ -1076,4 +1087,21 @@ async fn mailbox_pressure_is_published_as_stage_gauges() {
     assert_eq!(out, fillers_then(b, &[1, 2, 3, 4, 7]));
     timed(waiting).await.expect("joins").expect("delivered");
     assert_eq!(pressure(&_h), gauges(0, 1, 2));
+}
+
+#[tokio::test]
+async fn a_control_aware_mailbox_hands_out_control_messages_first_in_arrival_order() {
+    let control = MailboxConfig::bounded(10).control_aware(|m: &u32| (100..FILL).contains(m));
+    let Rig { r, mut q, _h, .. } = rig("control", control);
+    let b = block(&r).await;
+    for x in [1, 2, 100, 3, 101] {
+        r.try_tell(x).expect("room");
+    }
+    drop(r);
+    let (out, end) = drain(&mut q).await;
+    assert_eq!(end, Ok(()));
+    // The BLOCK still queued when the others came is an ordinary message too.
+    let mut want = fillers_then(b - 1, &[100, 101]);
+    want.extend(fillers_then(1, &[1, 2, 3]));
+    assert_eq!(out, want);
 }

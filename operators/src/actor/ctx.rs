@@ -234,8 +234,9 @@ impl<'a, A: Actor> Ctx<'a, A> {
     }
     /// Delivers `msg` to this actor when the actor behind `who` stops (its mailbox closes: it
     /// stopped, or its stage ended), in this stage or another; at once when it is stopped
-    /// already. The notice skips the mailbox's capacity, survives this actor's restarts, and is
-    /// dropped if this actor stopped first.
+    /// already. The notice skips the mailbox's capacity and goes ahead of the messages queued
+    /// (as a system message), survives this actor's restarts, and is dropped if this actor
+    /// stopped first.
     pub fn watch_with<M: Send + 'static>(&mut self, who: &ActorRef<M>, msg: A::Msg) {
         let me = Arc::downgrade(self.mailbox);
         who.0.on_close(Box::new(move || {

@@ -1,5 +1,7 @@
-//! The in-memory messages of a mailbox: one FIFO queue, or FIFO queues per priority (a
-//! priority mailbox hands out the highest priority first, in arrival order within one).
+//! The in-memory messages of a mailbox: the runtime's notices (a watched actor terminated)
+//! first, in arrival order, then the user's messages: one FIFO queue, or FIFO queues per
+//! priority (a priority mailbox hands out the highest priority first, in arrival order within
+//! one; a control-aware mailbox is one with two priorities).
 
 use super::mailbox::Envelope;
 use std::collections::{BTreeMap, VecDeque};
@@ -10,8 +12,14 @@ use std::sync::Arc;
 /// [`MailboxConfig::priority`]: super::MailboxConfig::priority
 pub(crate) type PriorityFn<M> = Arc<dyn Fn(&M) -> u8 + Send + Sync>;
 
-/// Queued messages in delivery order.
-pub(crate) enum Items<M> {
+/// Queued messages in delivery order: system notices ahead of the user's messages.
+pub(crate) struct Items<M> {
+    system: VecDeque<Envelope<M>>,
+    user: Order<M>,
+}
+
+/// The user's messages in delivery order.
+enum Order<M> {
     Fifo(VecDeque<Envelope<M>>),
     Priority {
         of: PriorityFn<M>,
@@ -22,8 +30,57 @@ pub(crate) enum Items<M> {
 }
 
 impl<M> Items<M> {
-    /// An empty queue, ordered by `priority` when given.
+    /// An empty queue, the user's messages ordered by `priority` when given.
     pub(crate) fn new(priority: Option<PriorityFn<M>>) -> Self {
+        Self {
+            system: VecDeque::new(),
+            user: Order::new(priority),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.system.len() + self.user.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Queues the user's `env` behind the messages of its priority.
+    pub(crate) fn push(&mut self, env: Envelope<M>) {
+        self.user.push(env);
+    }
+
+    /// Queues a notice of the runtime ahead of every user message (behind earlier notices).
+    pub(crate) fn push_system(&mut self, env: Envelope<M>) {
+        self.system.push_back(env);
+    }
+
+    /// The message a full mailbox gives up under `DropOld`: the oldest of the lowest priority
+    /// (never a notice of the runtime).
+    pub(crate) fn evict(&mut self) -> Option<Envelope<M>> {
+        self.user.evict()
+    }
+
+    /// Moves the next `n` messages (at most) into `into`, in delivery order.
+    pub(crate) fn drain_into(&mut self, into: &mut VecDeque<Envelope<M>>, n: usize) {
+        let k = n.min(self.system.len());
+        into.extend(self.system.drain(..k));
+        self.user.drain_into(into, n - k);
+    }
+
+    /// Takes every message, in delivery order.
+    pub(crate) fn take_all(&mut self) -> Vec<Envelope<M>> {
+        let mut out = VecDeque::new();
+        let n = self.len();
+        self.drain_into(&mut out, n);
+        out.into()
+    }
+}
+
+impl<M> Order<M> {
+    /// An empty queue, ordered by `priority` when given.
+    fn new(priority: Option<PriorityFn<M>>) -> Self {
         match priority {
             None => Self::Fifo(VecDeque::new()),
             Some(of) => Self::Priority {
@@ -39,10 +96,6 @@ impl<M> Items<M> {
             Self::Fifo(q) => q.len(),
             Self::Priority { len, .. } => *len,
         }
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Queues `env` behind the messages of its priority.
@@ -110,12 +163,40 @@ impl<M> Items<M> {
             }
         }
     }
+}
 
-    /// Takes every message, in delivery order.
-    pub(crate) fn take_all(&mut self) -> Vec<Envelope<M>> {
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msgs(items: &mut Items<u32>, n: usize) -> Vec<u32> {
         let mut out = VecDeque::new();
-        let n = self.len();
-        self.drain_into(&mut out, n);
-        out.into()
+        items.drain_into(&mut out, n);
+        out.into_iter().map(|e| e.msg).collect()
+    }
+
+    #[test]
+    fn notices_of_the_runtime_go_ahead_of_user_messages_in_every_order() {
+        let control: PriorityFn<u32> = Arc::new(|m: &u32| u8::from(*m >= 100));
+        for priority in [None, Some(control)] {
+            let mut items = Items::new(priority.clone());
+            for m in [1, 100, 2] {
+                items.push(Envelope::plain(m));
+            }
+            items.push_system(Envelope::plain(900));
+            items.push(Envelope::plain(101));
+            items.push_system(Envelope::plain(901));
+            assert_eq!(items.len(), 6);
+            // DropOld gives up the oldest ordinary message, never a notice.
+            assert_eq!(items.evict().map(|e| e.msg), Some(1));
+            let want = if priority.is_some() {
+                vec![900, 901, 100, 101, 2]
+            } else {
+                vec![900, 901, 100, 2, 101]
+            };
+            assert_eq!(msgs(&mut items, 1), want[..1]);
+            assert_eq!(msgs(&mut items, 10), want[1..]);
+            assert!(items.is_empty());
+        }
     }
 }

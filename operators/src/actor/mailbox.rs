@@ -129,6 +129,19 @@ impl MailboxConfig {
     }
 }
 
+impl MailboxConfig {
+    /// A control-aware mailbox: messages for which `is_control(&msg)` holds are handed out
+    /// ahead of the others, in arrival order among themselves (a priority mailbox of two
+    /// priorities; `DropOld` drops the oldest ordinary message first). The runtime's notices
+    /// (a watched actor terminated) go ahead of both in every mailbox.
+    pub fn control_aware<M: 'static>(
+        self,
+        is_control: impl Fn(&M) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.priority(move |m: &M| u8::from(is_control(m)))
+    }
+}
+
 /// How full a mailbox is: below half `Normal`, below 90% `High`, else `Critical`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Pressure {
@@ -138,6 +151,19 @@ pub enum Pressure {
     High,
     /// At least 90% full.
     Critical,
+}
+
+impl Pressure {
+    /// The pressure of a mailbox holding `len` of `capacity` messages.
+    pub fn of(len: usize, capacity: usize) -> Self {
+        if len * 10 >= capacity * 9 {
+            Self::Critical
+        } else if len * 2 >= capacity {
+            Self::High
+        } else {
+            Self::Normal
+        }
+    }
 }
 
 /// Why a message could not be delivered.
@@ -271,6 +297,9 @@ pub(crate) struct MailboxPressure {
     pub(crate) waits: weir_graph::Gauge,
     /// Messages that found their mailbox full and met its overflow policy.
     pub(crate) overflows: weir_graph::Gauge,
+    /// Mailboxes at [`Pressure::High`] now, and at [`Pressure::Critical`].
+    pub(crate) high: weir_graph::Gauge,
+    pub(crate) critical: weir_graph::Gauge,
 }
 
 impl MailboxPressure {
@@ -304,6 +333,38 @@ impl MailboxPressure {
             &[],
             &self.overflows,
         );
+        gauges.adopt(
+            stage,
+            subtask,
+            "weir_actor_mailboxes_high",
+            "Mailboxes at pressure high now (at least half full, below 90%).",
+            Gauge,
+            &[],
+            &self.high,
+        );
+        gauges.adopt(
+            stage,
+            subtask,
+            "weir_actor_mailboxes_critical",
+            "Mailboxes at pressure critical now (at least 90% full).",
+            Gauge,
+            &[],
+            &self.critical,
+        );
+    }
+
+    /// Counts a mailbox's move from pressure `from` to `to`.
+    fn moved(&self, from: Pressure, to: Pressure) {
+        if from == to {
+            return;
+        }
+        for (level, by) in [(from, -1), (to, 1)] {
+            match level {
+                Pressure::Normal => {}
+                Pressure::High => self.high.add(by),
+                Pressure::Critical => self.critical.add(by),
+            }
+        }
     }
 }
 
@@ -573,6 +634,11 @@ impl<M: Send + 'static> Mailbox<M> {
 
     fn enqueue(&self, q: &mut Queue<M>, env: Envelope<M>) {
         q.items.push(env);
+        self.account_queued(q);
+    }
+
+    /// Accounts for a message just queued: budget, length, the stage's ready list.
+    fn account_queued(&self, q: &mut Queue<M>) {
         self.stage.budget_add(Self::MESSAGE_BYTES);
         self.store_len(q);
         if !q.scheduled {
@@ -584,7 +650,12 @@ impl<M: Send + 'static> Mailbox<M> {
     /// Sets the messages held, keeping the stage's total in step.
     fn set_len(&self, n: usize) {
         let before = self.len.swap(n, Ordering::AcqRel);
-        self.stage.pressure.queued.add(n as i64 - before as i64);
+        let p = &self.stage.pressure;
+        p.queued.add(n as i64 - before as i64);
+        p.moved(
+            Pressure::of(before, self.capacity),
+            Pressure::of(n, self.capacity),
+        );
     }
 
     fn store_len(&self, q: &Queue<M>) {
@@ -883,11 +954,13 @@ impl<M: Send + 'static> Mailbox<M> {
     }
 
     /// Queues a notice from the runtime (a watched actor terminated) even when the mailbox is
-    /// full; dropped silently once the mailbox is closed.
+    /// full, ahead of every user message already queued (as Akka's system messages are);
+    /// dropped silently once the mailbox is closed.
     pub(crate) fn offer_notice(&self, msg: M) {
         let mut q = lock(&self.queue);
         if !q.closed {
-            self.enqueue(&mut q, Envelope::plain(msg));
+            q.items.push_system(Envelope::plain(msg));
+            self.account_queued(&mut q);
         }
     }
 
@@ -1074,14 +1147,7 @@ impl<M: Send + 'static> ActorRef<M> {
     }
     /// How full the mailbox is.
     pub fn pressure(&self) -> Pressure {
-        let (len, cap) = (self.len(), self.capacity());
-        if len * 10 >= cap * 9 {
-            Pressure::Critical
-        } else if len * 2 >= cap {
-            Pressure::High
-        } else {
-            Pressure::Normal
-        }
+        Pressure::of(self.len(), self.capacity())
     }
     /// Whether the actor stopped (its mailbox is closed).
     pub fn is_stopped(&self) -> bool {

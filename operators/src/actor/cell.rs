@@ -346,6 +346,7 @@ impl<A: Actor> Cell<A> {
         self.state.unstash = false;
         self.state.stop_requested = false;
         self.state.input_paused = false;
+        self.mailbox.resume_user();
     }
 }
 

@@ -198,6 +198,16 @@ impl<'a, A: Actor> Ctx<'a, A> {
     pub fn resume_input(&mut self) {
         self.state.input_paused = false;
     }
+    /// Takes only the runtime's notices from this actor's mailbox until
+    /// [`Ctx::resume_mailbox`]: messages told to its ref stay queued, so the mailbox fills and
+    /// senders outside wait (a shard region holding its input holds its ref's messages too).
+    pub(crate) fn pause_mailbox(&mut self) {
+        self.mailbox.pause_user();
+    }
+    /// Takes this actor's user messages again (see [`Ctx::pause_mailbox`]).
+    pub(crate) fn resume_mailbox(&mut self) {
+        self.mailbox.resume_user();
+    }
     /// Whether [`Ctx::pause_input`] holds the stage's stream input back now.
     pub fn input_paused(&self) -> bool {
         self.state.input_paused

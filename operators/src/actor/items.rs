@@ -46,6 +46,11 @@ impl<M> Items<M> {
         self.len() == 0
     }
 
+    /// The runtime's notices queued.
+    pub(crate) fn system_len(&self) -> usize {
+        self.system.len()
+    }
+
     /// Queues the user's `env` behind the messages of its priority.
     pub(crate) fn push(&mut self, env: Envelope<M>) {
         self.user.push(env);

@@ -529,6 +529,9 @@ struct Queue<M> {
     overfull: bool,
     /// Run once when a drain leaves the queue below its capacity (`Mailbox::on_room`).
     on_room: Option<CloseHook>,
+    /// The actor takes only the runtime's notices now (`Mailbox::pause_user`): the user's
+    /// messages stay queued, so senders meet a full mailbox.
+    paused: bool,
 }
 
 /// What a watcher asked to run when a mailbox closes.
@@ -617,6 +620,7 @@ impl<M: Send + 'static> Mailbox<M> {
                 on_close: Vec::new(),
                 overfull: false,
                 on_room: None,
+                paused: false,
             }),
             len: AtomicUsize::new(0),
             spilled: AtomicUsize::new(0),
@@ -634,14 +638,15 @@ impl<M: Send + 'static> Mailbox<M> {
 
     fn enqueue(&self, q: &mut Queue<M>, env: Envelope<M>) {
         q.items.push(env);
-        self.account_queued(q);
+        self.account_queued(q, false);
     }
 
-    /// Accounts for a message just queued: budget, length, the stage's ready list.
-    fn account_queued(&self, q: &mut Queue<M>) {
+    /// Accounts for a message just queued (a notice of the runtime when `system`): budget,
+    /// length, the stage's ready list (not for a user message while the mailbox is paused).
+    fn account_queued(&self, q: &mut Queue<M>, system: bool) {
         self.stage.budget_add(Self::MESSAGE_BYTES);
         self.store_len(q);
-        if !q.scheduled {
+        if !q.scheduled && (system || !q.paused) {
             q.scheduled = true;
             self.stage.push(self.id);
         }
@@ -837,7 +842,14 @@ impl<M: Send + 'static> Mailbox<M> {
     /// [`Mailbox::drain_into`] under the lock; the room hook to run once it is released.
     fn drain_locked(&self, into: &mut VecDeque<Envelope<M>>, max: usize) -> Option<CloseHook> {
         let mut q = lock(&self.queue);
-        let n = q.items.len().min(max);
+        let available = |q: &Queue<M>| {
+            if q.paused {
+                q.items.system_len()
+            } else {
+                q.items.len()
+            }
+        };
+        let n = available(&q).min(max);
         q.items.drain_into(into, n);
         self.stage.budget_sub(n * Self::MESSAGE_BYTES);
         if n > 0 && q.spill.as_ref().is_some_and(|s| s.len() > 0) {
@@ -845,7 +857,7 @@ impl<M: Send + 'static> Mailbox<M> {
         }
         self.store_len(&q);
         self.settle_overfull(&mut q);
-        if q.items.is_empty() {
+        if available(&q) == 0 {
             q.scheduled = false;
         } else {
             // Still work: stay on the ready list.
@@ -942,6 +954,22 @@ impl<M: Send + 'static> Mailbox<M> {
         }
     }
 
+    /// Hands the actor only the runtime's notices until [`Mailbox::resume_user`]: its user
+    /// messages stay queued, so the mailbox fills and senders wait (or overflow) behind them.
+    pub(crate) fn pause_user(&self) {
+        lock(&self.queue).paused = true;
+    }
+
+    /// Hands the actor its user messages again (scheduling it when some wait).
+    pub(crate) fn resume_user(&self) {
+        let mut q = lock(&self.queue);
+        q.paused = false;
+        if !q.items.is_empty() && !q.scheduled && !q.closed {
+            q.scheduled = true;
+            self.stage.push(self.id);
+        }
+    }
+
     /// Runs `hook` when the mailbox closes; at once when it is closed already.
     pub(crate) fn on_close(&self, hook: CloseHook) {
         let mut q = lock(&self.queue);
@@ -960,7 +988,7 @@ impl<M: Send + 'static> Mailbox<M> {
         let mut q = lock(&self.queue);
         if !q.closed {
             q.items.push_system(Envelope::plain(msg));
-            self.account_queued(&mut q);
+            self.account_queued(&mut q, true);
         }
     }
 

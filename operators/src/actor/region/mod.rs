@@ -24,8 +24,11 @@
 //!
 //! So a slow entity holds back only its shard until the shard's buffer is full and the next
 //! element for that shard reaches the region's input. One subtask buffers at most
-//! `shards × shard_buffer` parked messages plus one input batch held behind a full shard (plus
-//! what is told to the region's ref meanwhile); [`RegionStats::buffered`] counts them.
+//! `shards × shard_buffer` parked messages plus one input batch held behind a full shard;
+//! [`RegionStats::buffered`] counts them. While it holds, messages told to the region's ref
+//! stay in the ref's mailbox (bounded by its capacity: `tell` waits, `try_tell` meets the
+//! overflow policy); only the entities' room notices go through, so what it buffers from its
+//! ref is at most the one turn of messages (its throughput) it took before it held.
 //!
 //! **Remembered entities.** With [`RegionSettings::remember_entities`], a region made by
 //! [`sharded_checkpointed`] records the ids of its live entities in each checkpoint; restored,
@@ -269,9 +272,12 @@ where
         Ok(())
     }
 
+    /// Holds the stream input and the messages told to the region's ref (they stay in its
+    /// mailbox, so outside senders wait once it is full); room notices still arrive.
     fn pause(&mut self, ctx: &mut Ctx<'_, Self>) {
         if !ctx.input_paused() {
             ctx.pause_input();
+            ctx.pause_mailbox();
             self.settings.stats.paused.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -279,6 +285,7 @@ where
     fn resume(&mut self, ctx: &mut Ctx<'_, Self>) {
         if ctx.input_paused() {
             ctx.resume_input();
+            ctx.resume_mailbox();
             self.settings.stats.paused.fetch_sub(1, Ordering::Relaxed);
         }
     }

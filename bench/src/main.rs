@@ -26,6 +26,7 @@ use weir::prelude::*;
 mod child;
 mod ckpt_backpressure;
 mod cluster_bp;
+mod columnar_files;
 mod entities;
 mod fuzz_frames;
 mod metrics_cost;
@@ -95,6 +96,8 @@ enum BenchCommand {
     RemoteActors(remote_actors::Args),
     /// Counting per key through keyed state.
     StateKeys(state_keys::Args),
+    /// Parquet and Arrow IPC files written and read, against direct crate loops.
+    ColumnarFiles(columnar_files::Args),
     /// Random and mutated inputs to the cluster frame decoder: crashes, refusals, allocations.
     FuzzFrames(fuzz_frames::Args),
 }
@@ -480,6 +483,7 @@ fn main() {
         Some(BenchCommand::Topics(a)) => std::process::exit(topics::main(a)),
         Some(BenchCommand::RemoteActors(a)) => std::process::exit(remote_actors::main(a)),
         Some(BenchCommand::StateKeys(a)) => std::process::exit(state_keys::main(a)),
+        Some(BenchCommand::ColumnarFiles(a)) => std::process::exit(columnar_files::main(a)),
         Some(BenchCommand::FuzzFrames(a)) => std::process::exit(fuzz_frames::main(a)),
     };
     run_workloads(w, &args);

@@ -103,6 +103,7 @@ fn every_command_has_help() {
         "cluster-backpressure",
         "cluster-backpressure-node",
         "fuzz-frames",
+        "columnar-files",
     ] {
         let (code, out, _) = run(&[cmd, "--help"]);
         assert_eq!(code, Some(0), "{cmd}");
@@ -110,5 +111,37 @@ fn every_command_has_help() {
             out.contains(&format!("Usage: weir-bench {cmd}")),
             "{cmd}: {out}"
         );
+    }
+}
+
+#[test]
+fn columnar_files_prints_one_json_line_per_variant_with_agreeing_checksums() {
+    let (code, out, err) = run(&["columnar-files", "--n", "5e4", "--repeat", "2"]);
+    assert_eq!(code, Some(0), "{err}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let variants: Vec<&str> = lines
+        .iter()
+        .map(|l| l["variant"].as_str().unwrap())
+        .collect();
+    let mut want = Vec::new();
+    for f in ["parquet", "ipc"] {
+        want.push(format!("{f}_write"));
+        want.push(format!("{f}_write_direct"));
+        for _ in 0..2 {
+            want.push(format!("{f}_read"));
+            want.push(format!("{f}_read_direct"));
+        }
+    }
+    assert_eq!(variants, want);
+    // The value column of 5e4 W3 events sums to the same on every read.
+    for l in lines
+        .iter()
+        .filter(|l| l["variant"].as_str().unwrap().contains("read"))
+    {
+        assert_eq!(l["checksum"], "2525000", "{l}");
+        assert_eq!(l["n"], 50_000);
     }
 }

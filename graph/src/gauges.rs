@@ -52,6 +52,37 @@ pub struct GaugeSample {
     pub value: i64,
 }
 
+impl GaugeSample {
+    fn new(
+        stage: &str,
+        subtask: usize,
+        name: &str,
+        help: &str,
+        kind: GaugeKind,
+        labels: &[(&str, String)],
+    ) -> Self {
+        Self {
+            stage: stage.to_owned(),
+            subtask,
+            name: name.to_owned(),
+            help: help.to_owned(),
+            kind,
+            labels: labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+            value: 0,
+        }
+    }
+    /// Whether `other` is the same published value (stage, subtask, name and labels).
+    fn same(&self, other: &Self) -> bool {
+        self.stage == other.stage
+            && self.subtask == other.subtask
+            && self.name == other.name
+            && self.labels == other.labels
+    }
+}
+
 struct Entry {
     sample: GaugeSample,
     gauge: Gauge,
@@ -81,37 +112,14 @@ impl StageGauges {
         kind: GaugeKind,
         labels: &[(&str, String)],
     ) -> Gauge {
-        let mut entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let same = |s: &GaugeSample| {
-            s.stage == stage
-                && s.subtask == subtask
-                && s.name == name
-                && s.labels.len() == labels.len()
-                && s.labels
-                    .iter()
-                    .zip(labels)
-                    .all(|(a, b)| a.0 == b.0 && a.1 == b.1)
-        };
-        if let Some(e) = entries.iter().find(|e| same(&e.sample)) {
+        let sample = GaugeSample::new(stage, subtask, name, help, kind, labels);
+        let mut entries = self.lock();
+        if let Some(e) = entries.iter().find(|e| e.sample.same(&sample)) {
             return e.gauge.clone();
         }
         let gauge = Gauge::default();
         entries.push(Entry {
-            sample: GaugeSample {
-                stage: stage.to_owned(),
-                subtask,
-                name: name.to_owned(),
-                help: help.to_owned(),
-                kind,
-                labels: labels
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), v.clone()))
-                    .collect(),
-                value: 0,
-            },
+            sample,
             gauge: gauge.clone(),
         });
         gauge
@@ -129,40 +137,22 @@ impl StageGauges {
         labels: &[(&str, String)],
         gauge: &Gauge,
     ) {
-        let mut entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let sample = GaugeSample {
-            stage: stage.to_owned(),
-            subtask,
-            name: name.to_owned(),
-            help: help.to_owned(),
-            kind,
-            labels: labels
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), v.clone()))
-                .collect(),
-            value: 0,
-        };
-        entries.retain(|e| {
-            !(e.sample.stage == sample.stage
-                && e.sample.subtask == sample.subtask
-                && e.sample.name == sample.name
-                && e.sample.labels == sample.labels)
-        });
+        let sample = GaugeSample::new(stage, subtask, name, help, kind, labels);
+        let mut entries = self.lock();
+        entries.retain(|e| !e.sample.same(&sample));
         entries.push(Entry {
             sample,
             gauge: gauge.clone(),
         });
     }
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Entry>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
     /// Every published value now, in the order they were first registered.
     pub fn samples(&self) -> Vec<GaugeSample> {
-        let entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        entries
+        self.lock()
             .iter()
             .map(|e| GaugeSample {
                 value: e.gauge.get(),

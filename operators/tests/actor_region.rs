@@ -404,5 +404,9 @@ async fn messages_told_to_a_holding_region_wait_in_its_bounded_mailbox() {
     // Two shards in use, three parked each, and at most one turn of the region's messages
     // (its throughput) taken from its mailbox before it found a shard full again.
     let bound = 2 * 3 + weir_operators::actor::DEFAULT_THROUGHPUT as u64;
-    assert!(stats.peak_buffered() <= bound, "peak {}", stats.peak_buffered());
+    assert!(
+        stats.peak_buffered() <= bound,
+        "peak {}",
+        stats.peak_buffered()
+    );
 }

@@ -109,3 +109,20 @@ def wait_workers_gone(backend, ids, timeout=WAIT):
             return True
         time.sleep(0.02)
     return False
+
+
+def cancel_after_checkpoints(graph, state_dir, n, interval=0.05):
+    """Starts ``graph`` with checkpoints every ``interval`` seconds into ``state_dir`` and
+    cancels it once checkpoint ``n`` is complete (the run then raises ``RunCancelled``)."""
+    import pytest
+
+    import weir
+
+    h = graph.start(state_dir=state_dir, checkpoint_interval=interval)
+    deadline = time.monotonic() + 3 * WAIT
+    while (h.latest_checkpoint or 0) < n:
+        assert time.monotonic() < deadline, f"checkpoint {n} never completed"
+        time.sleep(0.01)
+    h.cancel()
+    with pytest.raises(weir.RunCancelled):
+        h.wait()

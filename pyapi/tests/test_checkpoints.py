@@ -9,13 +9,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 
 import pytest
 
 import weir
-from helpers import until
+from helpers import cancel_after_checkpoints, until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 JOB = os.path.join(HERE, "jobs", "lines_to_files.py")
@@ -205,14 +204,7 @@ def test_from_iter_over_a_list_resumes_at_its_checkpointed_position(tmp_path):
         )
 
     state = tmp_path / "st"
-    h = graph().start(state_dir=state, checkpoint_interval=0.05)
-    deadline = time.monotonic() + 30
-    while (h.latest_checkpoint or 0) < 2:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    h.cancel()
-    with pytest.raises(weir.RunCancelled):
-        h.wait()
+    cancel_after_checkpoints(graph(), state, 2)
     again = graph().start(state_dir=state, checkpoint_interval=0.05)
     counts = again.wait()
     assert again.restored_checkpoint is not None and again.restored_checkpoint >= 2
@@ -238,14 +230,7 @@ def test_from_iter_over_a_generator_function_resumes_at_its_checkpointed_positio
         )
 
     state = tmp_path / "st"
-    h = graph().start(state_dir=state, checkpoint_interval=0.05)
-    deadline = time.monotonic() + 30
-    while (h.latest_checkpoint or 0) < 2:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    h.cancel()
-    with pytest.raises(weir.RunCancelled):
-        h.wait()
+    cancel_after_checkpoints(graph(), state, 2)
     again = graph().start(state_dir=state, checkpoint_interval=0.05)
     counts = again.wait()
     assert again.restored_checkpoint is not None and again.restored_checkpoint >= 2
@@ -264,14 +249,7 @@ def test_a_generator_function_shorter_than_the_restored_position_fails_naming_it
         return weir.Source.from_iter(gen).throttle(3000, 1.0, burst=20).to(weir.Sink.ignore())
 
     state = tmp_path / "st"
-    h = graph().start(state_dir=state, checkpoint_interval=0.05)
-    deadline = time.monotonic() + 30
-    while (h.latest_checkpoint or 0) < 2:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    h.cancel()
-    with pytest.raises(weir.RunCancelled):
-        h.wait()
+    cancel_after_checkpoints(graph(), state, 2)
     n[0] = 1
     with pytest.raises(weir.StageFailed, match=r"the iterator ended after 1 items, before the restored position \d+"):
         graph().run(state_dir=state, checkpoint_interval=0.05)

@@ -5,11 +5,11 @@ and a cancelled checkpointed job resumed so that every row is written exactly on
 
 import glob
 import os
-import time
 
 import pytest
 
 import weir
+from helpers import cancel_after_checkpoints
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -118,14 +118,7 @@ def test_a_cancelled_checkpointed_job_resumes_and_writes_every_row_exactly_once(
         )
 
     state = tmp_path / "st"
-    h = graph().start(state_dir=state, checkpoint_interval=0.05)
-    deadline = time.monotonic() + 30
-    while (h.latest_checkpoint or 0) < 3:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    h.cancel()
-    with pytest.raises(weir.RunCancelled):
-        h.wait()
+    cancel_after_checkpoints(graph(), state, 3)
     first = sorted(glob.glob(str(out / "part-*.parquet")))
     assert first, "the first run committed parts"
     again = graph().start(state_dir=state, checkpoint_interval=0.05)

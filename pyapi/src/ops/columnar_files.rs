@@ -4,14 +4,14 @@
 //! C data interface); elements written are imported from any Arrow PyCapsule producer without
 //! copying. Reading, positions, projection and the part-file protocol are the Rust connectors'.
 
-use super::files::{files, paths};
+use super::files::{file_sink, paths, source};
 use super::*;
 use crate::arrow::{PyArrowBatch, batches_of};
 use crate::dsl::PySupervision;
 use crate::run::PySinkFuture;
 use std::path::PathBuf;
 use weir_graph::StageCx;
-use weir_operators::file::{FileSink, FileSource, ParquetCompression, ParquetOptions, RecordBatch};
+use weir_operators::file::{ParquetCompression, ParquetOptions, RecordBatch};
 
 /// Batches as `weir.ArrowBatch`, each passed through `convert` when given (`pyarrow.record_batch`).
 struct ToPython {
@@ -54,19 +54,12 @@ pub fn source_file_columnar(
     follow: Option<f64>,
     share: Option<(usize, usize)>,
 ) -> PyResult<PyBlueprint> {
-    let mut s = FileSource::new(files(path));
-    if let Some((index, count)) = share {
-        s = s.share(index, count);
-    }
+    let mut s = source(path, None, None, follow, share);
     if let Some(r) = batch_rows {
         s = s.batch_rows(r);
     }
     if let Some(c) = columns {
         s = s.columns(c);
-    }
-    // Checked positive and finite by the Python layer.
-    if let Some(f) = follow.and_then(|f| std::time::Duration::try_from_secs_f64(f).ok()) {
-        s = s.follow(f);
     }
     let (src, name) = match format {
         "parquet" => (s.parquet(), "from_parquet"),
@@ -131,20 +124,7 @@ pub fn sink_file_columnar(
     max_part_age: Option<f64>,
     sup: Option<&PySupervision>,
 ) -> PyResult<PyBlueprint> {
-    let mut sink = FileSink::new(dir);
-    // Checked positive and finite by the Python layer.
-    if let Some(a) = max_part_age.and_then(|a| std::time::Duration::try_from_secs_f64(a).ok()) {
-        sink = sink.max_part_age(a);
-    }
-    if let Some(m) = max_part_bytes {
-        sink = sink.max_part_bytes(m);
-    }
-    if let Some(p) = prefix {
-        sink = sink.prefix(p);
-    }
-    if let Some(s) = suffix {
-        sink = sink.suffix(s);
-    }
+    let sink = file_sink(dir, max_part_bytes, prefix, suffix, max_part_age);
     let (rust, op) = match format {
         "parquet" => {
             let compression = match compression.unwrap_or("snappy") {

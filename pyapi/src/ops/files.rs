@@ -33,7 +33,7 @@ where
     }
 }
 
-fn source(
+pub(super) fn source(
     path: &str,
     block_size: Option<usize>,
     max_line: Option<usize>,
@@ -353,20 +353,14 @@ pub(super) fn paths(py: Python<'_>, files: Vec<PathBuf>) -> PyResult<Py<PyAny>> 
     Ok(PyList::new(py, names)?.into_any().unbind())
 }
 
-/// `Sink.to_files(dir, encode=None, max_part_bytes=, prefix=, suffix=)`: each element's
-/// `encode(x)` (stage `to_files`) written as one line by the Rust transactional `file_sink`
-/// (temporary parts, committed by rename in commit order); materializes the committed paths.
-#[pyfunction]
-#[pyo3(signature = (dir, encode = None, max_part_bytes = None, prefix = None, suffix = None, sup = None, max_part_age = None))]
-pub fn sink_files(
+/// The Rust file sink into `dir` with the part settings the Python layer checked.
+pub(super) fn file_sink(
     dir: PathBuf,
-    encode: Option<Py<PyAny>>,
     max_part_bytes: Option<u64>,
     prefix: Option<String>,
     suffix: Option<String>,
-    sup: Option<&PySupervision>,
     max_part_age: Option<f64>,
-) -> PyBlueprint {
+) -> FileSink {
     let mut sink = FileSink::new(dir);
     // Checked positive and finite by the Python layer.
     if let Some(a) = max_part_age.and_then(|a| std::time::Duration::try_from_secs_f64(a).ok()) {
@@ -381,6 +375,24 @@ pub fn sink_files(
     if let Some(s) = suffix {
         sink = sink.suffix(s);
     }
+    sink
+}
+
+/// `Sink.to_files(dir, encode=None, max_part_bytes=, prefix=, suffix=)`: each element's
+/// `encode(x)` (stage `to_files`) written as one line by the Rust transactional `file_sink`
+/// (temporary parts, committed by rename in commit order); materializes the committed paths.
+#[pyfunction]
+#[pyo3(signature = (dir, encode = None, max_part_bytes = None, prefix = None, suffix = None, sup = None, max_part_age = None))]
+pub fn sink_files(
+    dir: PathBuf,
+    encode: Option<Py<PyAny>>,
+    max_part_bytes: Option<u64>,
+    prefix: Option<String>,
+    suffix: Option<String>,
+    sup: Option<&PySupervision>,
+    max_part_age: Option<f64>,
+) -> PyBlueprint {
+    let sink = file_sink(dir, max_part_bytes, prefix, suffix, max_part_age);
     let encode = encode.map(Arc::new);
     let enc = py_flow(
         "to_files",

@@ -1,12 +1,12 @@
-//! `cargo run --release -p weir-bench --bin columnar-files -- [--n ROWS] [--batch-rows R]`: the
+//! `weir-bench columnar-files [--n ROWS] [--batch-rows R] [--repeat K]`: the
 //! Parquet and Arrow IPC connectors over W3 events (`key, value, ts_ms` as Int64 columns), one
 //! JSON line per variant (as `weir-bench` prints): `{format}_write` (the transactional sink, one
 //! part), `{format}_read` (the source, the value column summed), and `{format}_write_direct` /
 //! `{format}_read_direct`, the same work as a plain loop over the `parquet` / `arrow-ipc` crates
 //! (the baseline each weir figure is compared with); each with its own peak RSS.
 
+use crate::{peak_rss_mb, reset_peak_rss};
 use arrow_array::{ArrayRef, Int64Array, RecordBatch};
-use clap::Parser;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,33 +15,18 @@ use weir::prelude::*;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Parquet and Arrow IPC file throughput against direct crate loops.
-#[derive(Parser, Debug)]
-struct Args {
-    /// Rows to write and read.
-    #[arg(long, default_value_t = 1e7)]
-    n: f64,
+/// The flags of `columnar-files`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Rows to write and read; accepts `1e7`.
+    #[arg(long, default_value = "1e7", value_parser = crate::parse_count)]
+    n: u64,
     /// Rows per record batch.
     #[arg(long, default_value_t = 8192)]
     batch_rows: usize,
     /// Times each read variant runs (alternating).
     #[arg(long, default_value_t = 3)]
     repeat: usize,
-}
-
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 fn emit(variant: &str, n: u64, bytes: u64, secs: f64, checksum: i64) {
@@ -93,7 +78,7 @@ fn weir_write(
     dir: &Path,
     a: &Args,
 ) -> Result<PathBuf, BoxError> {
-    let n = a.n as u64;
+    let n = a.n;
     let sink = FileSink::new(dir).max_part_bytes(u64::MAX);
     let sink = match f {
         Format::Parquet => sink.suffix(".parquet").parquet(ParquetOptions::default()),
@@ -116,7 +101,7 @@ fn weir_write(
 }
 
 fn direct_write(f: Format, path: &Path, a: &Args) -> Result<(), BoxError> {
-    let n = a.n as u64;
+    let n = a.n;
     let file = std::fs::File::create(path)?;
     let schema = events(0, 1).schema();
     match f {
@@ -187,9 +172,19 @@ fn direct_read(f: Format, path: &Path, a: &Args) -> Result<i64, BoxError> {
     Ok(sum)
 }
 
-fn main() -> Result<(), BoxError> {
-    let a = Args::parse();
-    let n = a.n as u64;
+/// Runs the measurement; the process's exit code.
+pub fn main(a: Args) -> i32 {
+    match run(&a) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("columnar-files: {e}");
+            1
+        }
+    }
+}
+
+fn run(a: &Args) -> Result<(), BoxError> {
+    let n = a.n;
     let dir = std::env::temp_dir().join(format!("weir-columnar-files-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
@@ -198,7 +193,7 @@ fn main() -> Result<(), BoxError> {
         let out = dir.join(name);
         reset_peak_rss();
         let t = Instant::now();
-        let part = weir_write(&rt, f, &out, &a)?;
+        let part = weir_write(&rt, f, &out, a)?;
         emit(
             &format!("{name}_write"),
             n,
@@ -210,7 +205,7 @@ fn main() -> Result<(), BoxError> {
         let direct = dir.join(format!("direct.{name}"));
         reset_peak_rss();
         let t = Instant::now();
-        direct_write(f, &direct, &a)?;
+        direct_write(f, &direct, a)?;
         emit(
             &format!("{name}_write_direct"),
             n,
@@ -223,7 +218,7 @@ fn main() -> Result<(), BoxError> {
         for _ in 0..a.repeat {
             reset_peak_rss();
             let t = Instant::now();
-            let sum = weir_read(&rt, f, &part, &a)?;
+            let sum = weir_read(&rt, f, &part, a)?;
             emit(
                 &format!("{name}_read"),
                 n,
@@ -234,7 +229,7 @@ fn main() -> Result<(), BoxError> {
 
             reset_peak_rss();
             let t = Instant::now();
-            let want = direct_read(f, &direct, &a)?;
+            let want = direct_read(f, &direct, a)?;
             emit(
                 &format!("{name}_read_direct"),
                 n,

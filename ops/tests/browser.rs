@@ -47,34 +47,43 @@ fn find_chromium() -> Option<PathBuf> {
         .filter(|p| p.is_file())
 }
 
-/// Runs headless Chromium on `url` with `args`; returns its stdout.
+/// Runs headless Chromium on `url` with `args`; returns its stdout. A Chromium that exits
+/// with an error before printing anything (it sometimes does on a loaded machine) is started
+/// again, twice at most; what it printed is never retried, so the page is judged once.
 async fn chromium(bin: &Path, profile: &Path, url: &str, args: &[String]) -> String {
-    let mut cmd = tokio::process::Command::new(bin);
-    cmd.args([
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--hide-scrollbars",
-        "--window-size=1400,1000",
-        "--virtual-time-budget=4000",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()))
-    .args(args)
-    .arg(url)
-    .kill_on_drop(true)
-    .stdin(std::process::Stdio::null());
-    let out = tokio::time::timeout(Duration::from_secs(120), cmd.output())
-        .await
-        .expect("chromium finished within 120 s")
-        .expect("chromium started");
-    assert!(
-        out.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let mut last = String::new();
+    for _ in 0..3 {
+        let mut cmd = tokio::process::Command::new(bin);
+        cmd.args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--hide-scrollbars",
+            "--window-size=1400,1000",
+            "--virtual-time-budget=4000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(url)
+        .kill_on_drop(true)
+        .stdin(std::process::Stdio::null());
+        let out = tokio::time::timeout(Duration::from_secs(120), cmd.output())
+            .await
+            .expect("chromium finished within 120 s")
+            .expect("chromium started");
+        if out.status.success() || !out.stdout.is_empty() {
+            assert!(
+                out.status.success(),
+                "chromium failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        last = String::from_utf8_lossy(&out.stderr).into_owned();
+    }
+    panic!("chromium failed three times: {last}");
 }
 
 /// The attributes of the graph node of stage `path` in a dumped DOM.

@@ -303,7 +303,7 @@ pub(crate) struct MailboxPressure {
 }
 
 impl MailboxPressure {
-    /// Publishes the three values as gauges of the stage at `stage`, subtask `subtask`.
+    /// Publishes these values as gauges of the stage at `stage`, subtask `subtask`.
     pub(crate) fn publish(&self, gauges: &weir_graph::StageGauges, stage: &str, subtask: usize) {
         use weir_graph::GaugeKind::{Counter, Gauge};
         gauges.adopt(

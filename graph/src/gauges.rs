@@ -83,9 +83,27 @@ impl GaugeSample {
     }
 }
 
+/// A value computed when it is read (a stage's total over many parts, kept off its hot path).
+pub type GaugeFn = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// Where a published value comes from.
+enum Source {
+    Value(Gauge),
+    Read(GaugeFn),
+}
+
 struct Entry {
     sample: GaugeSample,
-    gauge: Gauge,
+    source: Source,
+}
+
+impl Entry {
+    fn value(&self) -> i64 {
+        match &self.source {
+            Source::Value(g) => g.get(),
+            Source::Read(f) => f(),
+        }
+    }
 }
 
 /// The values the stages of one run publish (a run service: `StageInfo::services`).
@@ -114,13 +132,18 @@ impl StageGauges {
     ) -> Gauge {
         let sample = GaugeSample::new(stage, subtask, name, help, kind, labels);
         let mut entries = self.lock();
-        if let Some(e) = entries.iter().find(|e| e.sample.same(&sample)) {
-            return e.gauge.clone();
+        if let Some(Source::Value(g)) = entries
+            .iter()
+            .find(|e| e.sample.same(&sample))
+            .map(|e| &e.source)
+        {
+            return g.clone();
         }
         let gauge = Gauge::default();
+        entries.retain(|e| !e.sample.same(&sample));
         entries.push(Entry {
             sample,
-            gauge: gauge.clone(),
+            source: Source::Value(gauge.clone()),
         });
         gauge
     }
@@ -137,13 +160,45 @@ impl StageGauges {
         labels: &[(&str, String)],
         gauge: &Gauge,
     ) {
+        self.publish(
+            stage,
+            subtask,
+            name,
+            help,
+            kind,
+            labels,
+            Source::Value(gauge.clone()),
+        );
+    }
+    /// Publishes the value `read()` returns when sampled, as the value `name` with `labels` of
+    /// subtask `subtask` of the stage at `stage`; a later call with the same identity replaces
+    /// it.
+    pub fn adopt_fn(
+        &self,
+        stage: &str,
+        subtask: usize,
+        name: &str,
+        help: &str,
+        kind: GaugeKind,
+        labels: &[(&str, String)],
+        read: GaugeFn,
+    ) {
+        self.publish(stage, subtask, name, help, kind, labels, Source::Read(read));
+    }
+    fn publish(
+        &self,
+        stage: &str,
+        subtask: usize,
+        name: &str,
+        help: &str,
+        kind: GaugeKind,
+        labels: &[(&str, String)],
+        source: Source,
+    ) {
         let sample = GaugeSample::new(stage, subtask, name, help, kind, labels);
         let mut entries = self.lock();
         entries.retain(|e| !e.sample.same(&sample));
-        entries.push(Entry {
-            sample,
-            gauge: gauge.clone(),
-        });
+        entries.push(Entry { sample, source });
     }
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Entry>> {
         self.entries
@@ -155,7 +210,7 @@ impl StageGauges {
         self.lock()
             .iter()
             .map(|e| GaugeSample {
-                value: e.gauge.get(),
+                value: e.value(),
                 ..e.sample.clone()
             })
             .collect()

@@ -14,7 +14,10 @@ pub(crate) type PriorityFn<M> = Arc<dyn Fn(&M) -> u8 + Send + Sync>;
 
 /// Queued messages in delivery order: system notices ahead of the user's messages.
 pub(crate) struct Items<M> {
-    system: VecDeque<Envelope<M>>,
+    /// Allocated on the first notice (most mailboxes never get one): boxed so that an idle
+    /// actor's mailbox carries 8 bytes for it, not an empty `VecDeque`'s 32.
+    #[allow(clippy::box_collection)]
+    system: Option<Box<VecDeque<Envelope<M>>>>,
     user: Order<M>,
 }
 
@@ -33,13 +36,13 @@ impl<M> Items<M> {
     /// An empty queue, the user's messages ordered by `priority` when given.
     pub(crate) fn new(priority: Option<PriorityFn<M>>) -> Self {
         Self {
-            system: VecDeque::new(),
+            system: None,
             user: Order::new(priority),
         }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.system.len() + self.user.len()
+        self.system_len() + self.user.len()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -48,7 +51,7 @@ impl<M> Items<M> {
 
     /// The runtime's notices queued.
     pub(crate) fn system_len(&self) -> usize {
-        self.system.len()
+        self.system.as_ref().map_or(0, |q| q.len())
     }
 
     /// Queues the user's `env` behind the messages of its priority.
@@ -58,7 +61,7 @@ impl<M> Items<M> {
 
     /// Queues a notice of the runtime ahead of every user message (behind earlier notices).
     pub(crate) fn push_system(&mut self, env: Envelope<M>) {
-        self.system.push_back(env);
+        self.system.get_or_insert_default().push_back(env);
     }
 
     /// The message a full mailbox gives up under `DropOld`: the oldest of the lowest priority
@@ -69,8 +72,11 @@ impl<M> Items<M> {
 
     /// Moves the next `n` messages (at most) into `into`, in delivery order.
     pub(crate) fn drain_into(&mut self, into: &mut VecDeque<Envelope<M>>, n: usize) {
-        let k = n.min(self.system.len());
-        into.extend(self.system.drain(..k));
+        let mut k = 0;
+        if let Some(system) = &mut self.system {
+            k = n.min(system.len());
+            into.extend(system.drain(..k));
+        }
         self.user.drain_into(into, n - k);
     }
 

@@ -18,7 +18,7 @@ use std::fmt;
 use std::future::poll_fn;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::task::{Poll, Waker};
 use std::time::Duration;
 use weir_graph::{Clock, DeadLetter, DeadLetterSink, StageError};
@@ -287,33 +287,73 @@ pub(crate) struct StageShared {
     pub(crate) pressure: MailboxPressure,
 }
 
-/// How hard the mailboxes of one stage subtask are pressed: what they hold, how often a sender
-/// waited for room, how often a message met a full mailbox's overflow policy.
+/// How hard the mailboxes of one stage subtask are pressed: what they hold and at which
+/// pressure level (read from every mailbox's length when sampled, so a `tell` pays nothing for
+/// it), how often a sender waited for room, how often a message met a full mailbox's overflow
+/// policy.
 #[derive(Default)]
 pub(crate) struct MailboxPressure {
-    /// Messages queued in every mailbox of the stage (spilled ones included).
-    pub(crate) queued: weir_graph::Gauge,
     /// `tell`s that waited for room.
     pub(crate) waits: weir_graph::Gauge,
     /// Messages that found their mailbox full and met its overflow policy.
     pub(crate) overflows: weir_graph::Gauge,
-    /// Mailboxes at [`Pressure::High`] now, and at [`Pressure::Critical`].
-    pub(crate) high: weir_graph::Gauge,
-    pub(crate) critical: weir_graph::Gauge,
+    /// Every mailbox of the stage (dropped ones pruned when read).
+    mailboxes: Arc<Mutex<Vec<Weak<dyn Held>>>>,
+}
+
+/// A mailbox as the pressure totals read it.
+trait Held: Send + Sync {
+    /// Messages held (in memory and spilled) and the capacity.
+    fn held(&self) -> (usize, usize);
+}
+
+impl<M: Send + 'static> Held for Mailbox<M> {
+    fn held(&self) -> (usize, usize) {
+        (self.len.load(Ordering::Acquire), self.capacity)
+    }
+}
+
+/// What the mailboxes hold together, and how many are at pressure high and at critical.
+fn totals(mailboxes: &Mutex<Vec<Weak<dyn Held>>>) -> (i64, i64, i64) {
+    let (mut queued, mut high, mut critical) = (0i64, 0i64, 0i64);
+    lock(mailboxes).retain(|m| {
+        let Some(m) = m.upgrade() else {
+            return false;
+        };
+        let (n, capacity) = m.held();
+        queued += n as i64;
+        match Pressure::of(n, capacity) {
+            Pressure::Normal => {}
+            Pressure::High => high += 1,
+            Pressure::Critical => critical += 1,
+        }
+        true
+    });
+    (queued, high, critical)
 }
 
 impl MailboxPressure {
+    /// Counts `mailbox` in the totals while it lives.
+    fn track<M: Send + 'static>(&self, mailbox: &Arc<Mailbox<M>>) {
+        let weak: Weak<dyn Held> = Arc::downgrade(mailbox) as Weak<dyn Held>;
+        lock(&self.mailboxes).push(weak);
+    }
+
     /// Publishes these values as gauges of the stage at `stage`, subtask `subtask`.
     pub(crate) fn publish(&self, gauges: &weir_graph::StageGauges, stage: &str, subtask: usize) {
         use weir_graph::GaugeKind::{Counter, Gauge};
-        gauges.adopt(
+        let read = |pick: fn((i64, i64, i64)) -> i64| -> weir_graph::GaugeFn {
+            let mailboxes = Arc::clone(&self.mailboxes);
+            Arc::new(move || pick(totals(&mailboxes)))
+        };
+        gauges.adopt_fn(
             stage,
             subtask,
             "weir_actor_mailbox_messages",
             "Messages queued in the mailboxes of the stage's actors (spilled ones included).",
             Gauge,
             &[],
-            &self.queued,
+            read(|t| t.0),
         );
         gauges.adopt(
             stage,
@@ -333,38 +373,24 @@ impl MailboxPressure {
             &[],
             &self.overflows,
         );
-        gauges.adopt(
+        gauges.adopt_fn(
             stage,
             subtask,
             "weir_actor_mailboxes_high",
             "Mailboxes at pressure high now (at least half full, below 90%).",
             Gauge,
             &[],
-            &self.high,
+            read(|t| t.1),
         );
-        gauges.adopt(
+        gauges.adopt_fn(
             stage,
             subtask,
             "weir_actor_mailboxes_critical",
             "Mailboxes at pressure critical now (at least 90% full).",
             Gauge,
             &[],
-            &self.critical,
+            read(|t| t.2),
         );
-    }
-
-    /// Counts a mailbox's move from pressure `from` to `to`.
-    fn moved(&self, from: Pressure, to: Pressure) {
-        if from == to {
-            return;
-        }
-        for (level, by) in [(from, -1), (to, 1)] {
-            match level {
-                Pressure::Normal => {}
-                Pressure::High => self.high.add(by),
-                Pressure::Critical => self.critical.add(by),
-            }
-        }
     }
 }
 
@@ -564,13 +590,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl<M: Send + 'static> Mailbox<M> {
-    /// A mailbox for actor `id` at `path` of a stage whose ready list is `ready`.
+    /// A mailbox for actor `id` at `path` of a stage whose ready list is `ready` (counted in
+    /// the stage's pressure totals while it lives).
     pub(crate) fn new(
         config: &MailboxConfig,
         id: ActorId,
         path: Arc<str>,
         stage: Arc<StageShared>,
-    ) -> Result<Self, StageError> {
+    ) -> Result<Arc<Self>, StageError> {
         let mut spill = None;
         let overflow = match &config.overflow {
             Overflow::Spill(s) => match SpillFile::new(s) {
@@ -610,7 +637,7 @@ impl<M: Send + 'static> Mailbox<M> {
                 }
             },
         };
-        Ok(Self {
+        let mailbox = Arc::new(Self {
             queue: Mutex::new(Queue {
                 items: Items::new(priority),
                 spill,
@@ -630,7 +657,9 @@ impl<M: Send + 'static> Mailbox<M> {
             id,
             path,
             stage,
-        })
+        });
+        mailbox.stage.pressure.track(&mailbox);
+        Ok(mailbox)
     }
 
     /// Bytes one queued message counts for in the stage's mailbox budget.
@@ -652,20 +681,9 @@ impl<M: Send + 'static> Mailbox<M> {
         }
     }
 
-    /// Sets the messages held, keeping the stage's total in step.
-    fn set_len(&self, n: usize) {
-        let before = self.len.swap(n, Ordering::AcqRel);
-        let p = &self.stage.pressure;
-        p.queued.add(n as i64 - before as i64);
-        p.moved(
-            Pressure::of(before, self.capacity),
-            Pressure::of(n, self.capacity),
-        );
-    }
-
     fn store_len(&self, q: &Queue<M>) {
         let spilled = q.spill.as_ref().map_or(0, SpillFile::len);
-        self.set_len(q.items.len() + spilled);
+        self.len.store(q.items.len() + spilled, Ordering::Release);
         if q.spill.is_some() {
             self.spilled.store(spilled, Ordering::Release);
         }
@@ -920,7 +938,7 @@ impl<M: Send + 'static> Mailbox<M> {
             q.closed = true;
             q.on_room = None;
             self.settle_overfull(&mut q);
-            self.set_len(0);
+            self.len.store(0, Ordering::Release);
             let items = q.items.take_all();
             self.stage.budget_sub(items.len() * Self::MESSAGE_BYTES);
             let mut spilled = Vec::new();

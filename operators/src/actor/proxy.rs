@@ -112,7 +112,7 @@ impl<M: Send + 'static> ActorRef<M> {
             dead_letters: None,
             stage: Arc::clone(&path),
         });
-        let mb = Arc::new(Mailbox::new(mailbox, ActorId::ROOT, path, stage)?);
+        let mb = Mailbox::new(mailbox, ActorId::ROOT, path, stage)?;
         let inbox = Inbox {
             mailbox: Arc::clone(&mb),
             buf: VecDeque::new(),

@@ -125,12 +125,7 @@ impl<O: Send + 'static> System<O> {
         shared: &Arc<StageShared>,
     ) -> Result<Arc<Mailbox<A::Msg>>, StageError> {
         let path: Arc<str> = Arc::from(format!("{stage}/{}", props.name()));
-        Ok(Arc::new(Mailbox::new(
-            &props.mailbox,
-            ActorId::ROOT,
-            path,
-            Arc::clone(shared),
-        )?))
+        Mailbox::new(&props.mailbox, ActorId::ROOT, path, Arc::clone(shared))
     }
 
     /// Installs the root actor with its premade mailbox and starts it.
@@ -177,12 +172,12 @@ impl<O: Send + 'static> System<O> {
         }
         let id = self.next_id();
         let path: Arc<str> = Arc::from(format!("{parent_path}/{}", props.name()));
-        let mailbox = Arc::new(Mailbox::new(
+        let mailbox = Mailbox::new(
             &props.mailbox,
             id,
             Arc::clone(&path),
             Arc::clone(&self.shared),
-        )?);
+        )?;
         let meta = Meta {
             id,
             path,

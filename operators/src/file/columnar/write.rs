@@ -57,12 +57,24 @@ fn fit(path: &Path, schema: &SchemaRef, batch: &RecordBatch) -> Result<RecordBat
         .map_err(|_| changed())
 }
 
-/// Parts in the Arrow IPC file format.
-pub(crate) struct IpcParts;
+/// A columnar file writer: made for a part's schema, fed its batches, closed with its footer.
+/// Errors are the format's own, named with the part by [`PartFormat`]'s impl below.
+pub(crate) trait BatchFile: Send + Sync + 'static {
+    /// The format's name in errors.
+    const FORMAT: Columnar;
+    /// The open writer.
+    type Writer: Send;
+    /// A writer of a part with `schema` into `file`.
+    fn open(&self, file: File, schema: &SchemaRef) -> Result<Self::Writer, String>;
+    /// Writes `batch` (of the part's schema).
+    fn write(w: &mut Self::Writer, batch: &RecordBatch) -> Result<(), String>;
+    /// Writes the footer and hands back the file.
+    fn close(w: Self::Writer) -> Result<File, String>;
+}
 
-impl PartFormat for IpcParts {
+impl<B: BatchFile> PartFormat for B {
     type Data = RecordBatch;
-    type Writer = (FileWriter<BufWriter<File>>, SchemaRef);
+    type Writer = (B::Writer, SchemaRef);
 
     fn create(
         &self,
@@ -71,10 +83,11 @@ impl PartFormat for IpcParts {
         first: &RecordBatch,
     ) -> Result<Self::Writer, FileError> {
         let schema = part_schema(first.schema_ref());
-        let w = FileWriter::try_new(BufWriter::with_capacity(1 << 16, file), &schema)
-            .map_err(|e| bad(path, Columnar::ArrowIpc, e))?;
+        let w = self
+            .open(file, &schema)
+            .map_err(|e| bad(path, B::FORMAT, e))?;
         let mut w = (w, schema);
-        self.write(&mut w, first, path)?;
+        PartFormat::write(self, &mut w, first, path)?;
         Ok(w)
     }
 
@@ -85,18 +98,34 @@ impl PartFormat for IpcParts {
         path: &Path,
     ) -> Result<(), FileError> {
         let data = fit(path, &w.1, data)?;
-        w.0.write(&data)
-            .map_err(|e| bad(path, Columnar::ArrowIpc, e))
+        B::write(&mut w.0, &data).map_err(|e| bad(path, B::FORMAT, e))
     }
 
     fn finish(&self, w: Self::Writer, path: &Path) -> Result<File, FileError> {
-        let mut w = w.0;
-        w.finish().map_err(|e| bad(path, Columnar::ArrowIpc, e))?;
-        let buf = w
-            .into_inner()
-            .map_err(|e| bad(path, Columnar::ArrowIpc, e))?;
-        buf.into_inner()
-            .map_err(|e| FileError::io("cannot write", path, e.into_error()))
+        B::close(w.0).map_err(|e| bad(path, B::FORMAT, e))
+    }
+}
+
+/// Parts in the Arrow IPC file format.
+pub(crate) struct IpcParts;
+
+impl BatchFile for IpcParts {
+    const FORMAT: Columnar = Columnar::ArrowIpc;
+    type Writer = FileWriter<BufWriter<File>>;
+
+    fn open(&self, file: File, schema: &SchemaRef) -> Result<Self::Writer, String> {
+        FileWriter::try_new(BufWriter::with_capacity(1 << 16, file), schema)
+            .map_err(|e| e.to_string())
+    }
+
+    fn write(w: &mut Self::Writer, batch: &RecordBatch) -> Result<(), String> {
+        w.write(batch).map_err(|e| e.to_string())
+    }
+
+    fn close(mut w: Self::Writer) -> Result<File, String> {
+        w.finish().map_err(|e| e.to_string())?;
+        let buf = w.into_inner().map_err(|e| e.to_string())?;
+        buf.into_inner().map_err(|e| e.into_error().to_string())
     }
 }
 
@@ -106,16 +135,11 @@ pub(crate) struct ParquetParts {
     pub(crate) row_group_rows: usize,
 }
 
-impl PartFormat for ParquetParts {
-    type Data = RecordBatch;
-    type Writer = (ArrowWriter<File>, SchemaRef);
+impl BatchFile for ParquetParts {
+    const FORMAT: Columnar = Columnar::Parquet;
+    type Writer = ArrowWriter<File>;
 
-    fn create(
-        &self,
-        file: File,
-        path: &Path,
-        first: &RecordBatch,
-    ) -> Result<Self::Writer, FileError> {
+    fn open(&self, file: File, schema: &SchemaRef) -> Result<Self::Writer, String> {
         let compression = match self.compression {
             ParquetCompression::None => Compression::UNCOMPRESSED,
             ParquetCompression::Snappy => Compression::SNAPPY,
@@ -124,27 +148,14 @@ impl PartFormat for ParquetParts {
             .set_compression(compression)
             .set_max_row_group_row_count(Some(self.row_group_rows.max(1)))
             .build();
-        let schema = part_schema(first.schema_ref());
-        let w = ArrowWriter::try_new(file, schema.clone(), Some(props))
-            .map_err(|e| bad(path, Columnar::Parquet, e))?;
-        let mut w = (w, schema);
-        self.write(&mut w, first, path)?;
-        Ok(w)
+        ArrowWriter::try_new(file, Arc::clone(schema), Some(props)).map_err(|e| e.to_string())
     }
 
-    fn write(
-        &self,
-        w: &mut Self::Writer,
-        data: &RecordBatch,
-        path: &Path,
-    ) -> Result<(), FileError> {
-        let data = fit(path, &w.1, data)?;
-        w.0.write(&data)
-            .map_err(|e| bad(path, Columnar::Parquet, e))
+    fn write(w: &mut Self::Writer, batch: &RecordBatch) -> Result<(), String> {
+        w.write(batch).map_err(|e| e.to_string())
     }
 
-    fn finish(&self, w: Self::Writer, path: &Path) -> Result<File, FileError> {
-        w.0.into_inner()
-            .map_err(|e| bad(path, Columnar::Parquet, e))
+    fn close(w: Self::Writer) -> Result<File, String> {
+        w.into_inner().map_err(|e| e.to_string())
     }
 }

@@ -235,7 +235,8 @@ impl Materializer {
             .name
             .clone()
             .unwrap_or_else(|| Arc::from(format!("run-{id}")));
-        let span = tracing::info_span!("run", id, name = %name);
+        // `job`, not `name`: JSON log lines give a span's own name under `name`.
+        let span = tracing::info_span!("run", id, job = %name);
         let shared = Arc::new(RunShared {
             id,
             name,

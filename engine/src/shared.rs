@@ -135,7 +135,12 @@ impl RunShared {
         name: String,
         fut: impl std::future::Future<Output = ()> + Send + 'static,
     ) {
-        let span = tracing::debug_span!(parent: &self.span(), "island", name = %name);
+        // Below `debug` the island span is off: the task runs in the run span instead, so its
+        // events still name their run.
+        let span = match tracing::debug_span!(parent: &self.span(), "island", name = %name) {
+            s if s.is_disabled() => self.span(),
+            s => s,
+        };
         let abort = match self.executors.get(&executor) {
             Some(ex) if executor != ExecutorId::TOKIO => {
                 let (fut, h) = futures::future::abortable(fut.instrument(span));

@@ -126,6 +126,7 @@ impl<'a> StageCx<'a> {
         if directive == Directive::Stop {
             return Err(error);
         }
+        tracing::warn!(stage = %self.info.path, error = %error, ?directive, "element failure supervised");
         if let Some(dl) = self.supervision.and_then(|s| s.dead_letters()) {
             dl.send(DeadLetter {
                 stage: self.info.path.clone(),

@@ -3,6 +3,7 @@
 //! else `RUST_LOG`, else `info`; with the `otlp` feature and an OTLP endpoint in the
 //! environment, the same spans are exported too (`crate::otlp`), and [`shutdown`] sends the last.
 
+use std::io::IsTerminal as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer as _};
@@ -64,11 +65,15 @@ pub fn parse_filter(var: &'static str, filter: &str) -> Result<EnvFilter, Loggin
 }
 
 /// Installs the process's global subscriber writing `format` lines to stderr, filtered as
-/// [`filter_from_env`] says (and exporting spans over OTLP when configured, feature `otlp`).
+/// [`filter_from_env`] says (and exporting the spans at `info` and above over OTLP when
+/// configured, feature `otlp`).
 pub fn init(format: LogFormat) -> Result<(), LoggingError> {
     let (var, directives) = filter_from_env();
     let filter = parse_filter(var, &directives)?;
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colours only for a terminal: piped or captured lines stay plain.
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let fmt = match format {
         LogFormat::Text => fmt.boxed(),
         LogFormat::Json => fmt
@@ -77,9 +82,13 @@ pub fn init(format: LogFormat) -> Result<(), LoggingError> {
             .with_span_list(true)
             .boxed(),
     };
-    let registry = tracing_subscriber::registry().with(filter).with(fmt);
+    let registry = tracing_subscriber::registry().with(fmt.with_filter(filter));
+    // The export gets the spans at `info` and above (`run`, `checkpoint`) whatever the stderr
+    // filter lets through: `WEIR_LOG=warn` quiets the log, not the traces.
     #[cfg(feature = "otlp")]
-    let registry = registry.with(crate::otlp::layer()?);
+    let registry = registry.with(
+        crate::otlp::layer()?.map(|l| l.with_filter(tracing_subscriber::filter::LevelFilter::INFO)),
+    );
     registry.try_init().map_err(|_| LoggingError::AlreadySet)
 }
 

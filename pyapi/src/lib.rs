@@ -48,6 +48,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("RunCancelled", py.get_type::<errors::RunCancelled>())?;
     m.add("GraphInvalid", py.get_type::<errors::GraphInvalid>())?;
     m.add_function(wrap_pyfunction!(run::start, m)?)?;
+    m.add_function(wrap_pyfunction!(ops_env::init_logging, m)?)?;
     m.add_function(wrap_pyfunction!(dsl::source_from_iter, m)?)?;
     m.add_function(wrap_pyfunction!(dsl::flow_identity, m)?)?;
     m.add_function(wrap_pyfunction!(dsl::flow_chain, m)?)?;

@@ -400,6 +400,7 @@ pub fn start(
     };
     m = m.with_cancel_grace(grace);
     crate::ops_env::visualize(py, g, &m)?;
+    crate::ops_env::ensure_logging(py)?;
     crate::ops_env::ensure_server(py)?;
     let (mat, handle) = m.materialize(g).map_err(|e| engine_err(py, e))?;
     let handle = Arc::new(handle);

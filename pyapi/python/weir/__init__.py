@@ -49,6 +49,7 @@ from ._join import JoinBy
 from ._hubs import BroadcastHub, MergeHub, PartitionHub, RestartFlow, RestartSink, RestartSource
 from ._persistence import Effect, EventSourcedEntity, Journal
 from ._native import ArrowBatch, ArrowTable, Cancellable, MaybeHandle, SinkFuture, UniqueKillSwitch
+from ._native import init_logging
 from ._run import RunHandle
 from ._topics import Topic, Topics
 from ._windows import BoundedOutOfOrderness, Monotonous, Session, Sliding, Tumbling, Windowed
@@ -58,6 +59,7 @@ from .interpreters import InterpreterPool
 __version__ = "0.1.0"
 
 __all__ = [
+    "init_logging",
     "Topic",
     "Topics",
     "Actor",

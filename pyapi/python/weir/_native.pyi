@@ -125,6 +125,7 @@ def start(
     allow_unmatched: bool = False,
     cluster: Optional["ClusterNode"] = None,
 ) -> Run: ...
+def init_logging(format: str = "text") -> bool: ...
 def source_file_lines(
     path: str,
     block_size: Optional[int] = None,

@@ -110,6 +110,7 @@ pub fn cluster_join(
             ));
         }
     };
+    crate::ops_env::ensure_logging(py)?;
     let rt = crate::run::runtime()?;
     let s = settings.clone();
     let job = py

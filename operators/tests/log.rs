@@ -1,5 +1,6 @@
 //! `log` / `log_at` through `tracing`: elements, completion and failure are logged, elements
-//! pass unchanged. One test per process: it installs the global subscriber.
+//! pass unchanged, each line inside its run's span. One test per process: it installs the
+//! global subscriber (and the run ids count from 1).
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -58,9 +59,9 @@ async fn log_at_logs_elements_completion_and_failure_at_their_levels() {
     assert_eq!(
         buf.take(),
         vec![
-            " INFO weir::log: element: 1 name=nums stage=log#1",
-            " INFO weir::log: element: 2 name=nums stage=log#1",
-            " INFO weir::log: upstream finished name=nums stage=log#1",
+            " INFO run{id=1 job=run-1}: weir::log: element: 1 name=nums stage=log#1",
+            " INFO run{id=1 job=run-1}: weir::log: element: 2 name=nums stage=log#1",
+            " INFO run{id=1 job=run-1}: weir::log: upstream finished name=nums stage=log#1",
         ]
     );
 
@@ -81,7 +82,7 @@ async fn log_at_logs_elements_completion_and_failure_at_their_levels() {
     assert_eq!(
         buf.take(),
         vec![
-            "ERROR weir::log: upstream failed: stage 'failing#0' failed: wire cut name=fails stage=log#1"
+            "ERROR run{id=3 job=run-3}: weir::log: upstream failed: stage 'failing#0' failed: wire cut name=fails stage=log#1"
         ]
     );
 }

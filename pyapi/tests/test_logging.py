@@ -13,6 +13,7 @@ import textwrap
 import threading
 
 import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_service
 
 import weir
 
@@ -173,7 +174,6 @@ def collector():
 
 
 def _spans(bodies):
-    trace_service = pytest.importorskip("opentelemetry.proto.collector.trace.v1.trace_service_pb2")
     services, spans = set(), []
     for b in bodies:
         req = trace_service.ExportTraceServiceRequest.FromString(b)
@@ -194,20 +194,15 @@ def _attr(span, key):
     return None
 
 
-def test_a_python_job_exports_its_run_and_checkpoint_spans_flushed_at_exit(tmp_path, collector):
-    r = _run(
-        tmp_path,
-        CHECKPOINTED,
-        "--state-dir",
-        str(tmp_path / "state"),
-        "--checkpoint-interval",
-        "100ms",
-        name="otlp_job",
-        WEIR_LOG="warn",
-        OTEL_EXPORTER_OTLP_ENDPOINT=collector.url,
-        OTEL_SERVICE_NAME="py-otlp",
-    )
+def _checkpointed(tmp_path, **env):
+    """Runs the checkpointed job (checkpoints every 100 ms) with `env` added; asserts it ran."""
+    flags = ("--state-dir", str(tmp_path / "state"), "--checkpoint-interval", "100ms")
+    r = _run(tmp_path, CHECKPOINTED, *flags, name="otlp_job", WEIR_LOG="warn", OTEL_SERVICE_NAME="py-otlp", **env)
     assert (r.returncode, r.stdout) == (0, "120\n"), r.stderr
+
+
+def test_a_python_job_exports_its_run_and_checkpoint_spans_flushed_at_exit(tmp_path, collector):
+    _checkpointed(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=collector.url)
     assert collector.got, "nothing exported"
     assert set(collector.paths) == {"/v1/traces"}
     services, spans = _spans(collector.got)
@@ -227,16 +222,5 @@ def test_a_python_job_exports_its_run_and_checkpoint_spans_flushed_at_exit(tmp_p
 
 
 def test_without_an_endpoint_nothing_is_sent(tmp_path, collector):
-    r = _run(
-        tmp_path,
-        CHECKPOINTED,
-        "--state-dir",
-        str(tmp_path / "state"),
-        "--checkpoint-interval",
-        "100ms",
-        name="otlp_job",
-        WEIR_LOG="warn",
-        OTEL_SERVICE_NAME="py-otlp",
-    )
-    assert (r.returncode, r.stdout) == (0, "120\n"), r.stderr
+    _checkpointed(tmp_path)
     assert collector.got == []

@@ -40,7 +40,8 @@ def home(tmp_path):
 
 
 def weir(home, *args, timeout=120):
-    env = dict(os.environ, WEIR_HOME=str(home))
+    # `warn`: the job's `info` lines (the server listening) would come before the URL line.
+    env = dict(os.environ, WEIR_HOME=str(home), WEIR_LOG="warn")
     env.pop("WEIR_UI_PORT", None)
     return subprocess.run(
         [sys.executable, "-m", "weir", *args],
@@ -83,7 +84,7 @@ def test_visualize_prints_the_graph_in_every_format_and_does_not_run_it(tmp_path
 def _start(tmp_path, home, *flags):
     script = tmp_path / "ticker_job.py"
     script.write_text(TICKER)
-    env = dict(os.environ, WEIR_HOME=str(home))
+    env = dict(os.environ, WEIR_HOME=str(home), WEIR_LOG="warn")
     p = subprocess.Popen(
         [sys.executable, "-m", "weir", "run", *flags, str(script)],
         env=env,

@@ -98,7 +98,7 @@ def until(what, cond, timeout=60):
 def test_pool_gauges_follow_workers_restarts_and_queued_batches(tmp_path):
     script = tmp_path / "pool_job.py"
     script.write_text(POOLED)
-    env = dict(os.environ, WEIR_HOME=str(tmp_path / "home"))
+    env = dict(os.environ, WEIR_HOME=str(tmp_path / "home"), WEIR_LOG="warn")
     p = subprocess.Popen(
         [sys.executable, "-m", "weir", "run", "--ui-port", "0", str(script)],
         env=env,

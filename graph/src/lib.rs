@@ -28,6 +28,7 @@ mod key_groups;
 mod logic;
 mod mat;
 mod module;
+mod recover;
 mod router;
 mod services;
 mod snapshot;
@@ -67,6 +68,7 @@ pub use module::{
     AsyncFactory, BoxMat, Edge, FlowFactory, MatExpr, Module, Node, NodeKind, PortRef, SinkFactory,
     SourceFactory,
 };
+pub use recover::{Shadow, consume_recovering, register_copy};
 pub use router::{
     EdgeKind, ErasedRouter, MAX_KEY_GROUPS, RouterFactory, TypedRouterFactory, key_group,
     subtask_for_key_group,

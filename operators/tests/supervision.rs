@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use weir_engine::prelude::*;
-use weir_graph::{DeadLetter, DeadLetterSink, Supervision, register_debug};
+use weir_graph::{DeadLetter, DeadLetterSink, Supervision, register_copy, register_debug};
 use weir_operators::async_ops::map_async;
 use weir_operators::prelude::*;
 use weir_operators::simple;
@@ -93,7 +93,7 @@ async fn map_panic_mid_batch_keeps_the_rest() {
                     Some(vec![0, 1, 3, 4, 5, 6, 7, 8, 9]),
                     "{name}, batch size {bs}, boundary {boundary}"
                 );
-                // `map` consumed the element; it was rendered just before the call.
+                // `map` consumed the element; a copy type is recovered from the batch's copy.
                 assert_eq!(
                     summary(&store),
                     vec![(
@@ -104,7 +104,8 @@ async fn map_panic_mid_batch_keeps_the_rest() {
                     "{name}, batch size {bs}"
                 );
                 let element = store.lock().ok().and_then(|mut v| v.pop()?.element);
-                assert!(element.is_none(), "{name}, batch size {bs}");
+                let element = element.and_then(|e| e.downcast::<i32>().ok()).map(|b| *b);
+                assert_eq!(element, Some(2), "{name}, batch size {bs}");
             }
         }
     }
@@ -168,6 +169,36 @@ async fn by_value_panics_name_the_element_when_it_renders_else_its_position() {
                 "{name}, batch size {bs}"
             );
         }
+    }
+    // A copy type of the user's own, registered once: its elements are named and dead-lettered.
+    #[derive(Clone, Copy, PartialEq, Debug)]
+    struct Celsius(i32);
+    register_copy::<Celsius>();
+    for bs in SIZES {
+        let (dl, store) = letters();
+        let src = Source::from_iter((0..5).map(Celsius)).via(
+            simple::map(|c: Celsius| Celsius(boom_at_2(c.0)))
+                .with_supervision(Supervision::resume().with_dead_letters(dl)),
+        );
+        assert_eq!(
+            run(src, bs).await.ok(),
+            Some(vec![Celsius(0), Celsius(1), Celsius(3), Celsius(4)]),
+            "batch size {bs}"
+        );
+        assert_eq!(
+            summary(&store),
+            vec![(
+                "map#1".to_owned(),
+                Some("Celsius(2)".to_owned()),
+                "panicked: boom".to_owned()
+            )],
+            "batch size {bs}"
+        );
+        let element = store.lock().ok().and_then(|mut v| v.pop()?.element);
+        let element = element
+            .and_then(|e| e.downcast::<Celsius>().ok())
+            .map(|b| *b);
+        assert_eq!(element, Some(Celsius(2)), "batch size {bs}");
     }
     // An explicit Stop policy renders too: the error names the element.
     for bs in SIZES {
@@ -337,6 +368,7 @@ async fn by_value_functions_keep_the_rest_too() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_delivers_what_came_before_and_names_the_element() {
     for bs in SIZES {
+        // A copy element is taken from the batch's copy: the error names it, no policy needed.
         let (seen, r) = run_seen(Source::from_iter(0..10).map(boom_at_2), bs).await;
         let err = r.err();
         assert_eq!(seen, vec![0, 1]);
@@ -348,6 +380,23 @@ async fn stop_delivers_what_came_before_and_names_the_element() {
             )),
             Some((
                 Some("map#1".to_owned()),
+                Some("2".to_owned()),
+                "stage 'map#1' failed on element 2: panicked: boom".to_owned()
+            ))
+        );
+        // An owned element is gone after the panic: with no policy (the hot path) the error
+        // names its position.
+        let words = ["a", "b", "boom", "c"].map(str::to_owned);
+        let src = Source::from_iter(words).map(|s: String| {
+            assert!(s != "boom", "boom");
+            s.len() as i32
+        });
+        let (seen, r) = run_seen(src, bs).await;
+        assert_eq!(seen, vec![1, 1]);
+        assert_eq!(
+            r.err()
+                .map(|e| (e.element().map(str::to_owned), e.to_string())),
+            Some((
                 None,
                 "stage 'map#1' failed: panicked on element 2 of its input: boom".to_owned()
             ))

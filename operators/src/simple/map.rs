@@ -1,8 +1,11 @@
 //! Stateless element-wise flows: `map`, `filter`, `filter_map`, `flat_map`.
 //!
-//! `map`, `filter_map` and `flat_map` hand their element to user code by value, so after a
-//! panic it is gone. Under a supervision policy, and when the element type renders
-//! ([`weir_graph::render_element`]), each element is rendered just before the call
+//! `map`, `filter_map` and `flat_map` hand their element to user code by value. When its type
+//! is a copy type that renders (scalars, their options and pairs, `&'static str`, or
+//! [`weir_graph::register_copy`]), a panic names the element and dead-letters it, at the cost
+//! of one copy of each batch ([`weir_graph::consume_recovering`]). An owned element (a
+//! `String`, a struct) is gone after the panic: under a supervision policy, and when its type
+//! renders ([`weir_graph::render_element`]), each element is rendered just before the call
 //! ([`call_rendered`]) and the error and dead letter name it; otherwise (the default, and the
 //! hot path) nothing is done per element and the error names the element's position in the
 //! input. `filter` sees its element by reference and always names it.
@@ -11,20 +14,23 @@
 //! set their own: each subtask calls its own clone of the function on its share of the input.
 
 use weir_graph::{
-    Flow, FlowLogic, StageCx, StageError, call_rendered, consume, renders, retain_guarded,
+    Flow, FlowLogic, Shadow, StageCx, StageError, call_rendered, consume_recovering, renders,
+    retain_guarded,
 };
 
 /// Whether a stage calling user code with elements of type `I` by value renders each element
-/// before the call: only under a supervision policy, when `I` renders (checked once a batch).
-fn render_before_call<I: 'static>(scx: &StageCx<'_>) -> bool {
-    scx.supervised() && renders::<I>()
+/// before the call: only under a supervision policy, when `I` renders and is not recovered
+/// from the batch's copy anyway (checked once a batch).
+fn render_before_call<I: 'static>(scx: &StageCx<'_>, shadow: &Shadow<I>) -> bool {
+    scx.supervised() && !shadow.recovers() && renders::<I>()
 }
 
-struct MapLogic<F> {
+struct MapLogic<F, I> {
     f: F,
+    shadow: Shadow<I>,
 }
 
-impl<I, O, F> FlowLogic<I, O> for MapLogic<F>
+impl<I, O, F> FlowLogic<I, O> for MapLogic<F, I>
 where
     I: Send + 'static,
     O: Send + 'static,
@@ -37,12 +43,12 @@ where
         scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
         let f = &mut self.f;
-        if render_before_call::<I>(scx) {
-            consume(input, |it| {
+        if render_before_call(scx, &self.shadow) {
+            consume_recovering(input, &mut self.shadow, |it| {
                 out.extend(it.map(|x| call_rendered(x, &mut *f)))
             });
         } else {
-            consume(input, |it| out.extend(it.map(f)));
+            consume_recovering(input, &mut self.shadow, |it| out.extend(it.map(f)));
         }
         Ok(())
     }
@@ -55,7 +61,16 @@ where
     O: Send + 'static,
     F: FnMut(I) -> O + Clone + Send + Sync + 'static,
 {
-    Flow::from_logic("map", move |_| Ok((MapLogic { f: f.clone() }, ()))).parallel_by_default()
+    Flow::from_logic("map", move |_| {
+        Ok((
+            MapLogic {
+                f: f.clone(),
+                shadow: Shadow::new(),
+            },
+            (),
+        ))
+    })
+    .parallel_by_default()
 }
 
 struct FilterLogic<F> {
@@ -90,11 +105,12 @@ where
         .parallel_by_default()
 }
 
-struct FilterMapLogic<F> {
+struct FilterMapLogic<F, I> {
     f: F,
+    shadow: Shadow<I>,
 }
 
-impl<I, O, F> FlowLogic<I, O> for FilterMapLogic<F>
+impl<I, O, F> FlowLogic<I, O> for FilterMapLogic<F, I>
 where
     I: Send + 'static,
     O: Send + 'static,
@@ -107,12 +123,12 @@ where
         scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
         let f = &mut self.f;
-        if render_before_call::<I>(scx) {
-            consume(input, |it| {
+        if render_before_call(scx, &self.shadow) {
+            consume_recovering(input, &mut self.shadow, |it| {
                 out.extend(it.filter_map(|x| call_rendered(x, &mut *f)));
             });
         } else {
-            consume(input, |it| out.extend(it.filter_map(f)));
+            consume_recovering(input, &mut self.shadow, |it| out.extend(it.filter_map(f)));
         }
         Ok(())
     }
@@ -126,16 +142,23 @@ where
     F: FnMut(I) -> Option<O> + Clone + Send + Sync + 'static,
 {
     Flow::from_logic("filter_map", move |_| {
-        Ok((FilterMapLogic { f: f.clone() }, ()))
+        Ok((
+            FilterMapLogic {
+                f: f.clone(),
+                shadow: Shadow::new(),
+            },
+            (),
+        ))
     })
     .parallel_by_default()
 }
 
-struct FlatMapLogic<F> {
+struct FlatMapLogic<F, I> {
     f: F,
+    shadow: Shadow<I>,
 }
 
-impl<I, O, It, F> FlowLogic<I, O> for FlatMapLogic<F>
+impl<I, O, It, F> FlowLogic<I, O> for FlatMapLogic<F, I>
 where
     I: Send + 'static,
     O: Send + 'static,
@@ -148,9 +171,9 @@ where
         out: &mut Vec<O>,
         scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
-        let render = render_before_call::<I>(scx);
+        let render = render_before_call(scx, &self.shadow);
         let f = &mut self.f;
-        consume(input, |it| {
+        consume_recovering(input, &mut self.shadow, |it| {
             for x in it {
                 if render {
                     out.extend(call_rendered(x, &mut *f));
@@ -171,8 +194,16 @@ where
     It: IntoIterator<Item = O>,
     F: FnMut(I) -> It + Clone + Send + Sync + 'static,
 {
-    Flow::from_logic("flat_map", move |_| Ok((FlatMapLogic { f: f.clone() }, ())))
-        .parallel_by_default()
+    Flow::from_logic("flat_map", move |_| {
+        Ok((
+            FlatMapLogic {
+                f: f.clone(),
+                shadow: Shadow::new(),
+            },
+            (),
+        ))
+    })
+    .parallel_by_default()
 }
 
 /// Flow form of [`SimpleOps::map_concat`](super::SimpleOps::map_concat) (alias of [`flat_map()`]).

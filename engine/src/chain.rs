@@ -321,6 +321,19 @@ impl ChainIsland {
         (n != usize::MAX).then_some(n.max(1))
     }
 
+    /// Whether the island is on a demand-exact path (its output or its input channel is
+    /// demand-driven) with a stage that may turn one element into several: it then takes one
+    /// element at a time, as Akka's `mapConcat` pulls the next element only after the last
+    /// expansion was handed out (checked once per batch).
+    fn one_at_a_time(&self) -> bool {
+        let exact = match (&self.head, &self.tail) {
+            (_, Tail::Output(o)) if o.is_on_demand() => true,
+            (Head::Input(i), _) => i.is_on_demand(),
+            _ => false,
+        };
+        exact && self.flows.iter().any(|f| f.logic.expands())
+    }
+
     async fn next_input(&mut self) -> Result<Input, Outcome> {
         let limit = match self.demand().await? {
             Wait::Free => None,
@@ -331,6 +344,10 @@ impl ChainIsland {
         let limit = match (limit, self.wants()) {
             (Some(n), Some(w)) => Some(n.min(w)),
             (l, w) => l.or(w),
+        };
+        let limit = match limit {
+            Some(_) if self.one_at_a_time() => Some(1),
+            l => l,
         };
         let Self {
             head, clock, probe, ..

@@ -332,6 +332,11 @@ impl Receiver {
         &self.shared
     }
 
+    /// Whether this channel carries exactly the consumer's demand.
+    pub(crate) fn is_on_demand(&self) -> bool {
+        self.shared.on_demand
+    }
+
     /// Next message; `None` when every sender vanished without end-of-stream.
     pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Msg>> {
         self.poll_recv_up_to(cx, self.shared.cap_rows)

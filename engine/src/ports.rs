@@ -151,6 +151,11 @@ impl ErasedInput for ChannelInput {
 }
 
 impl ChannelInput {
+    /// Whether any upstream channel carries exactly this consumer's demand.
+    pub(crate) fn is_on_demand(&self) -> bool {
+        self.chans.iter().flatten().any(Receiver::is_on_demand)
+    }
+
     /// Ready with `End` or `Error` once that is what every upstream has next (consuming it);
     /// pending while any upstream still has data or nothing queued. Never takes data.
     pub(crate) fn poll_terminal(&mut self, cx: &mut Context<'_>) -> Poll<InMsg> {

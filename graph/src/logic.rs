@@ -253,6 +253,12 @@ pub trait FlowLogic<I, O>: Send + 'static {
     fn wants(&self) -> usize {
         usize::MAX
     }
+    /// Whether one input element may yield several outputs (`flat_map`, `intersperse`,
+    /// framing): on a demand-exact path its island then takes one element at a time, so the
+    /// stage never takes an element before the consumer asked for what came before it.
+    fn expands(&self) -> bool {
+        false
+    }
     /// A control message reached the stage, after every batch before it: the stage may emit
     /// into `out` first (those rows go downstream ahead of the control), and returns the
     /// control to pass on (the default passes it on unchanged) or `None` to hold it back.
@@ -384,6 +390,8 @@ pub trait ErasedFlow: Send {
     fn is_done(&self) -> bool;
     /// See [`FlowLogic::wants`].
     fn wants(&self) -> usize;
+    /// See [`FlowLogic::expands`].
+    fn expands(&self) -> bool;
     /// See [`FlowLogic::on_control`]; emits into the own output buffer.
     fn on_control(
         &mut self,
@@ -532,6 +540,9 @@ impl<I: Send + 'static, O: Send + 'static, L: FlowLogic<I, O>> ErasedFlow for Fl
     }
     fn wants(&self) -> usize {
         self.logic.wants()
+    }
+    fn expands(&self) -> bool {
+        self.logic.expands()
     }
     fn on_control(
         &mut self,

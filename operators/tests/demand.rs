@@ -455,3 +455,44 @@ async fn throttle_spends_no_token_on_elements_nobody_requested() {
     sink.expect_complete().await;
     h.wait().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_fused_flat_map_after_a_buffer_takes_one_element_at_a_time_on_demand() {
+    // As Akka's `mapConcat`: the next element leaves the buffer only once the expansion of the
+    // one before was handed out, so the buffer keeps deciding on everything not yet requested.
+    let flow = time::buffer::<i32>(100, OverflowStrategy::DropHead).flat_map(|x| [x, x]);
+    let (src, mut sink, h) = start(flow);
+    src.offer_all((0..1000).collect());
+    received(&h, "buffer", 1000).await;
+    sink.request(3);
+    assert_eq!(sink.expect_next_n(3).await, vec![900, 900, 901]);
+    settle().await;
+    // The buffer still holds 902..999; four more push 902 and 903 out of it.
+    src.offer_all(vec![1000, 1001, 1002, 1003]);
+    received(&h, "buffer", 1004).await;
+    src.complete();
+    let (rest, _) = sink.collect_all().await;
+    let mut want = vec![901];
+    want.extend((904..1004).flat_map(|x| [x, x]));
+    assert_eq!(rest, want);
+    h.wait().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_fused_flat_map_that_drops_elements_takes_until_the_demand_is_met() {
+    let flow = time::buffer::<i32>(100, OverflowStrategy::DropHead)
+        .flat_map(|x| (x % 2 == 0).then_some(x));
+    let (src, mut sink, h) = start(flow);
+    src.offer_all((0..1000).collect());
+    received(&h, "buffer", 1000).await;
+    sink.request(2);
+    assert_eq!(sink.expect_next_n(2).await, vec![900, 902]);
+    settle().await;
+    // 900, 901 and 902 left the buffer; of 903..999 and four more, 903 is pushed out.
+    src.offer_all(vec![1000, 1001, 1002, 1003]);
+    received(&h, "buffer", 1004).await;
+    src.complete();
+    let (rest, _) = sink.collect_all().await;
+    assert_eq!(rest, (904..1004).step_by(2).collect::<Vec<_>>());
+    h.wait().await.unwrap();
+}

@@ -104,3 +104,30 @@ def test_a_probe_sink_that_saw_a_failure_fails_the_run():
         run.result()
     assert isinstance(ei.value.__cause__, Boom)
     assert str(ei.value) == str(err)
+
+
+def test_a_flat_map_behind_a_buffer_takes_one_element_at_a_time():
+    # As Akka's mapConcat: the next element leaves the buffer only once the expansion of the
+    # one before was handed out, so the buffer keeps deciding on everything else.
+    clock = VirtualClock()
+    run = clock.start(
+        probe_source()
+        .buffer(100, "drop_head")
+        .flat_map(lambda x: [x, x])
+        .to(probe_sink(), keep="both")
+    )
+    src, sink = run.materialized
+    src.offer_all(list(range(1000)))
+    clock.settle()
+    sink.request(3)
+    assert sink.expect_next_n([900, 900, 901]) == [900, 900, 901]
+    clock.settle()
+    # The buffer still holds 902..999: four more push 902 and 903 out of it.
+    src.offer_all([1000, 1001, 1002, 1003])
+    clock.settle()
+    src.complete()
+    sink.request(1000)
+    rest = [901] + [y for x in range(904, 1004) for y in (x, x)]
+    assert sink.expect_next_n(rest) == rest
+    sink.expect_complete()
+    run.result()

@@ -64,6 +64,10 @@ struct FramingLogic<D> {
 }
 
 impl<D: Decoder> FlowLogic<Vec<u8>, Vec<u8>> for FramingLogic<D> {
+    fn expands(&self) -> bool {
+        true
+    }
+
     fn on_batch(
         &mut self,
         input: &mut Vec<Vec<u8>>,

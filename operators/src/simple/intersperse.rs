@@ -20,6 +20,10 @@ impl<T: Clone + Send + 'static> IntersperseLogic<T> {
 }
 
 impl<T: Clone + Send + 'static> FlowLogic<T, T> for IntersperseLogic<T> {
+    fn expands(&self) -> bool {
+        true
+    }
+
     fn on_batch(
         &mut self,
         input: &mut Vec<T>,

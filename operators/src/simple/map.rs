@@ -165,6 +165,10 @@ where
     It: IntoIterator<Item = O>,
     F: FnMut(I) -> It + Send + 'static,
 {
+    fn expands(&self) -> bool {
+        true
+    }
+
     fn on_batch(
         &mut self,
         input: &mut Vec<I>,

@@ -78,6 +78,10 @@ pub trait PyOp<I, O>: Send + 'static {
     }
     /// Emitted once before the first batch (or ahead of the end or a failure, when none came).
     fn on_start(&mut self, _py: Python<'_>, _out: &mut Vec<O>) {}
+    /// See [`FlowLogic::expands`] (`flat_map`).
+    fn expands(&self) -> bool {
+        false
+    }
 }
 
 /// Creates a fresh op for each materialization (called with the GIL held).
@@ -139,6 +143,10 @@ impl<I: Send + 'static, O: Send + 'static> OpLogic<I, O> {
 }
 
 impl<I: Send + 'static, O: Send + 'static> FlowLogic<I, O> for OpLogic<I, O> {
+    fn expands(&self) -> bool {
+        self.op.expands()
+    }
+
     fn on_batch(
         &mut self,
         input: &mut Vec<I>,

@@ -21,6 +21,7 @@ type ListLoop = fn(
 pub struct ListOp {
     f: Py<PyAny>,
     run: ListLoop,
+    expands: bool,
 }
 
 impl ListOp {
@@ -29,6 +30,7 @@ impl ListOp {
         Self {
             f,
             run: cloop::map_list,
+            expands: false,
         }
     }
     /// `filter(pred)`.
@@ -36,6 +38,7 @@ impl ListOp {
         Self {
             f: pred,
             run: cloop::filter_list,
+            expands: false,
         }
     }
     /// `flat_map(f)`: `f` returns an iterable per element; its items are emitted in order
@@ -44,11 +47,16 @@ impl ListOp {
         Self {
             f,
             run: cloop::flat_map_list,
+            expands: true,
         }
     }
 }
 
 impl PyOp<PyObj, PyObj> for ListOp {
+    fn expands(&self) -> bool {
+        self.expands
+    }
+
     fn on_batch(
         &mut self,
         py: Python<'_>,

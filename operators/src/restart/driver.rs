@@ -6,7 +6,7 @@ use futures::future::BoxFuture;
 use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use weir_graph::{AsyncFn, AsyncIo, Clock, StageError, StageInfo};
+use weir_graph::{AsyncFn, AsyncIo, Cancelled, Clock, Output, StageError, StageInfo};
 
 /// A plain blueprint factory as the future-returning factory the wrappers run.
 pub(crate) fn ready<X>(
@@ -122,5 +122,28 @@ impl Restarts {
         }
         self.backoff.started(self.clock.now());
         None
+    }
+}
+
+/// Hands the current incarnation as much of `held` as its input takes now and keeps the rest,
+/// so rows taken from upstream but not yet handed over go to the next incarnation when this one
+/// ends. Ready once rows moved, pending while the input has no room, `Err` once it is gone.
+pub(crate) fn poll_feed<T: Send + 'static>(
+    held: &mut Vec<T>,
+    to: &mut Output<T>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<(), Cancelled>> {
+    match to.poll_demand(cx) {
+        Poll::Ready(Ok(n)) => {
+            let rest = held.split_off(n.min(held.len()));
+            to.push(std::mem::replace(held, rest));
+            // The room is there: this sends without waiting (what a router cannot place yet
+            // stays in the output, handed over).
+            match to.poll_flush(cx, true) {
+                Poll::Ready(Err(c)) => Poll::Ready(Err(c)),
+                _ => Poll::Ready(Ok(())),
+            }
+        }
+        other => other.map(|r| r.map(|_| ())),
     }
 }

@@ -1,6 +1,6 @@
 //! `RestartFlow`: a flow started again after it ends, with backoff.
 
-use super::driver::{Incarnations, Restarts, ready, restart_stage};
+use super::driver::{Incarnations, Restarts, poll_feed, ready, restart_stage};
 use super::{RestartOn, RestartSettings};
 use futures::FutureExt;
 use std::future::poll_fn;
@@ -16,7 +16,8 @@ impl RestartFlow {
     /// A flow running the flow made by `factory`, and a fresh one after it completes or fails,
     /// after the backoff of `settings`. An incarnation that cancels its input is not fed any
     /// more; its output's end (completion or failure) decides what follows. Elements inside an
-    /// incarnation when it ends are lost.
+    /// incarnation when it ends are lost; those taken from upstream and not yet handed to it go
+    /// to the next one.
     ///
     /// Emits when: the current incarnation emits and downstream demands.
     /// Backpressures when: the current incarnation backpressures, or during a backoff.
@@ -109,6 +110,9 @@ where
     let mut out = io.output::<O>(0)?;
     // Upstream's end once seen: `Some(Ok)` completed, `Some(Err)` failed.
     let mut up_end: Option<Result<(), StageError>> = None;
+    // Rows taken from upstream and not yet handed to an incarnation (kept across restarts).
+    // Upstream is read only while it is empty, so its end never overtakes them.
+    let mut held: Vec<I> = Vec::new();
     loop {
         let module = Arc::clone(restarts.make(&*factory).await?.module());
         let (tx, rx) = io
@@ -122,7 +126,7 @@ where
             Some(Err(e)) => to_inner.fail(e.clone()),
             None => {}
         }
-        let (mut to_inner_busy, mut to_out_busy) = (false, false);
+        let mut to_out_busy = false;
         // The incarnation cancelled its input: it is ending, and its output says
         // how (completion or failure), so only that is awaited now.
         let mut inner_in_closed = false;
@@ -140,12 +144,10 @@ where
                             Poll::Pending => {}
                         }
                     }
-                    if to_inner_busy && !inner_in_closed {
-                        match to_inner.poll_flush(cx, true) {
-                            Poll::Ready(Ok(())) => (to_inner_busy, progress) = (false, true),
-                            Poll::Ready(Err(_)) => {
-                                return Poll::Ready(Wake::InnerCancelled);
-                            }
+                    if !held.is_empty() && !inner_in_closed {
+                        match poll_feed(&mut held, &mut to_inner, cx) {
+                            Poll::Ready(Ok(())) => progress = true,
+                            Poll::Ready(Err(_)) => return Poll::Ready(Wake::InnerCancelled),
                             Poll::Pending => {}
                         }
                     }
@@ -156,7 +158,9 @@ where
                         if to_inner.poll_closed(cx).is_ready() {
                             return Poll::Ready(Wake::InnerCancelled);
                         }
-                        if !to_inner_busy && let Poll::Ready(ev) = input.poll_recv(cx) {
+                        if held.is_empty()
+                            && let Poll::Ready(ev) = input.poll_recv(cx)
+                        {
                             return Poll::Ready(Wake::Up(ev));
                         }
                     }
@@ -175,10 +179,7 @@ where
                     out.push(v);
                     to_out_busy = true;
                 }
-                Wake::Up(Event::Batch(v)) => {
-                    to_inner.push(v);
-                    to_inner_busy = true;
-                }
+                Wake::Up(Event::Batch(v)) => held = v,
                 Wake::Up(Event::End) => {
                     up_end = Some(Ok(()));
                     to_inner.complete();

@@ -1,6 +1,6 @@
 //! `RestartSink`: a sink started again after it cancels, with backoff.
 
-use super::driver::{Incarnations, Restarts, ready, restart_stage};
+use super::driver::{Incarnations, Restarts, poll_feed, ready, restart_stage};
 use super::{RestartOn, RestartSettings};
 use futures::FutureExt;
 use std::future::poll_fn;
@@ -19,7 +19,7 @@ impl RestartSink {
     /// A sink feeding the sink made by `factory`, and a fresh one after it cancels its input
     /// (it finished early, e.g. `head`, or failed), after the backoff of `settings`; elements
     /// arriving during a backoff wait upstream, elements inside an incarnation that fails are
-    /// lost. The wrapped sink's failure does not fail the run: it is logged and restarted.
+    /// lost, those taken from upstream and not yet handed to it go to the next one. The wrapped sink's failure does not fail the run: it is logged and restarted.
     ///
     /// Emits when: never (a sink).
     /// Backpressures when: the current incarnation backpressures, or during a backoff.
@@ -67,6 +67,9 @@ where
 {
     let path = Arc::clone(restarts.path());
     let mut input = io.input::<T>(0)?;
+    // Rows taken from upstream and not yet handed to an incarnation (kept across restarts);
+    // upstream is read only while it is empty, so its end never overtakes them.
+    let mut held: Vec<T> = Vec::new();
     loop {
         let sink = restarts.make(&*factory).await?;
         let module = Arc::clone(as_flow(sink)?.module());
@@ -77,12 +80,11 @@ where
         let mut to_inner = Output::<T>::new(tx);
         // Keeps the incarnation's placeholder output open while it runs.
         let _keep = Input::<()>::new(rx, Arc::clone(&path));
-        let mut busy = false;
         loop {
             let ev = poll_fn(|cx| {
-                if busy {
-                    match to_inner.poll_flush(cx, true) {
-                        Poll::Ready(Ok(())) => busy = false,
+                while !held.is_empty() {
+                    match poll_feed(&mut held, &mut to_inner, cx) {
+                        Poll::Ready(Ok(())) => {}
                         Poll::Ready(Err(_)) => return Poll::Ready(None),
                         Poll::Pending => return Poll::Pending,
                     }
@@ -95,10 +97,7 @@ where
             .await;
             match ev {
                 None => break,
-                Some(Event::Batch(v)) => {
-                    to_inner.push(v);
-                    busy = true;
-                }
+                Some(Event::Batch(v)) => held = v,
                 Some(Event::End) => {
                     to_inner.complete();
                     return Ok(());

@@ -340,3 +340,83 @@ async fn restart_sink_restarts_a_failed_sink_without_failing_the_run() {
     h.wait().await.unwrap();
     assert_eq!(starts.load(Ordering::SeqCst), 2);
 }
+
+/// Starts `g` on a fresh virtual clock with channels of one row (the wrapper under test sets a
+/// wider input), so a restart wrapper takes a whole batch from upstream, hands its incarnation
+/// one row at a time and keeps the rest.
+fn start_narrow<M: Send + 'static>(g: &RunnableGraph<M>) -> (M, VirtualClock, RunHandle) {
+    let clock = VirtualClock::new();
+    let m = Materializer::new()
+        .with_clock(Arc::new(clock.clone()))
+        .with_buffer_rows(1);
+    let (mat, h) = m.materialize(g).expect("materializes");
+    (mat, clock, h)
+}
+
+/// A flow failing on 2 and passing every other element.
+fn fails_on_two() -> Flow<u32, u32, ()> {
+    Flow::<u32, u32, ()>::identity().try_map(|x: &u32| {
+        if *x == 2 {
+            Err(std::io::Error::other("two"))
+        } else {
+            Ok(*x)
+        }
+    })
+}
+
+#[tokio::test]
+async fn restart_sink_hands_rows_not_yet_given_to_a_failed_incarnation_to_the_next() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let starts = Arc::new(AtomicUsize::new(0));
+    let v = Arc::clone(&seen);
+    let sink = RestartSink::with_backoff(
+        settings(100, 1000),
+        counted(&starts, move || fails_on_two().to(recorder(&v))),
+    )
+    .buffer_rows(6);
+    let g = TestSource::probe::<u32>().to_mat(sink, Keep::left);
+    let (src, clock, h) = start_narrow(&g);
+    // One batch of six: the wrapper takes it whole and feeds the incarnation row by row.
+    src.send_all(vec![1, 2, 3, 4, 5, 6]);
+    settle().await;
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![1],
+        "the incarnation failed on 2"
+    );
+    assert_eq!(clock.next_deadline(), Some(ms(100)), "restart scheduled");
+    clock.advance(ms(100));
+    settle().await;
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![1, 3, 4, 5, 6],
+        "the rows of the batch not handed to the failed incarnation go to the next"
+    );
+    src.complete();
+    h.wait().await.unwrap();
+    assert_eq!(starts.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn restart_flow_hands_rows_not_yet_given_to_a_failed_incarnation_to_the_next() {
+    let starts = Arc::new(AtomicUsize::new(0));
+    let flow =
+        RestartFlow::on_failures_with_backoff(settings(100, 1000), counted(&starts, fails_on_two))
+            .buffer_rows(6);
+    let ((src, mut probe), clock, h) = start_narrow(
+        &TestSource::probe::<u32>()
+            .via(flow)
+            .to_mat(TestSink::probe(), Keep::both),
+    );
+    probe.request(100);
+    src.send_all(vec![1, 2, 3, 4, 5, 6]);
+    settle().await;
+    assert_eq!(drain(&mut probe), vec![ProbeEvent::Next(1)], "failed on 2");
+    clock.advance(ms(100));
+    settle().await;
+    assert_eq!(probe.expect_next_n(4).await, vec![3, 4, 5, 6]);
+    src.complete();
+    probe.expect_complete().await;
+    h.wait().await.unwrap();
+    assert_eq!(starts.load(Ordering::SeqCst), 2);
+}

@@ -53,6 +53,10 @@ pub(crate) struct ChainIsland {
     /// The island runs on an executor other than tokio, so it yields every
     /// [`BUDGET_EVERY`] batches itself.
     pub(crate) yields: bool,
+    /// The last flush woke the task on the other end of a channel, which tokio keeps in this
+    /// worker's LIFO slot where no other worker can steal it: the island yields before its
+    /// next user call (which might block the worker), and not when it is about to wait anyway.
+    pub(crate) woke: bool,
     /// Controls injected into a source head by the run (`RunHandle::inject`).
     pub(crate) inject: Option<Arc<crate::control::InjectSlot>>,
     /// The run's checkpoint coordinator, when the run checkpoints and the island belongs to the
@@ -349,13 +353,17 @@ impl ChainIsland {
             Some(_) if self.one_at_a_time() => Some(1),
             l => l,
         };
+        if let Head::Source(_) = self.head {
+            self.probe.at(0);
+            // Polling a source runs user code.
+            if std::mem::take(&mut self.woke) {
+                yield_once().await;
+            }
+        }
         let Self {
-            head, clock, probe, ..
+            head, clock, woke, ..
         } = self;
         let clock = &**clock;
-        if let Head::Source(_) = head {
-            probe.at(0);
-        }
         // Fast path: something is ready now.
         let ready = {
             let mut noop = Context::from_waker(Waker::noop());
@@ -368,9 +376,15 @@ impl ChainIsland {
             }
         };
         if let Poll::Ready(x) = ready {
+            if std::mem::take(woke) {
+                // The batch taken from the input goes to user code next.
+                yield_once().await;
+            }
             return Ok(x);
         }
-        // Nothing ready: flush partial batches downstream, then wait.
+        // Nothing ready: flush partial batches downstream, then wait (the task woken last
+        // runs then, no yield needed).
+        *woke = false;
         self.account(|m| &m.busy_ns);
         let Self {
             head,
@@ -554,9 +568,9 @@ impl ChainIsland {
                 return o;
             }
             if !self.yields && crate::channel::take_woke() {
-                // Waking itself moves the task just woken out of this worker's LIFO slot into
-                // its stealable queue (and the virtual clock counts the wake at once).
-                yield_once().await;
+                // Waking itself (in `next_input`) moves the task just woken out of this
+                // worker's LIFO slot into its stealable queue.
+                self.woke = true;
             }
             // An always-ready island never reaches the waiting paths that watch for
             // cancellation, so it checks here too.

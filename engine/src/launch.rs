@@ -442,6 +442,7 @@ fn launch_with(
                         probe: Arc::clone(&probe),
                         base,
                         yields: isl.executor != weir_graph::ExecutorId::TOKIO,
+                        woke: false,
                         inject,
                         checkpoint: ck.is_some().then(|| shared.checkpoints.clone()).flatten(),
                     };

@@ -177,7 +177,7 @@ type Render = fn(&dyn Any) -> Option<String>;
 
 /// Inserts the renderers of each scalar type, its `Option` and its `Vec`.
 macro_rules! seed_known {
-    ($m:expr, $($t:ty),*) => {
+    ($m:expr, [$($t:ty),*]) => {
         $(
             $m.insert(TypeId::of::<$t>(), render_as::<$t> as Render);
             $m.insert(TypeId::of::<Option<$t>>(), render_as::<Option<$t>> as Render);
@@ -202,33 +202,8 @@ fn registry() -> &'static RwLock<HashMap<TypeId, Render>> {
     static R: OnceLock<RwLock<HashMap<TypeId, Render>>> = OnceLock::new();
     R.get_or_init(|| {
         let mut m: HashMap<TypeId, Render> = HashMap::new();
-        seed_known!(
-            m,
-            i8,
-            i16,
-            i32,
-            i64,
-            i128,
-            isize,
-            u8,
-            u16,
-            u32,
-            u64,
-            u128,
-            usize,
-            f32,
-            f64,
-            bool,
-            char,
-            (),
-            String,
-            &'static str
-        );
-        seed_pairs!(
-            m,
-            [i32, i64, u32, u64, usize, String, &'static str],
-            [i32, i64, u32, u64, usize, f64, String, &'static str]
-        );
+        crate::scalars::copy_scalars!(seed_known!(m,), String);
+        crate::scalars::pair_lists!(seed_pairs!(m,), String);
         RwLock::new(m)
     })
 }

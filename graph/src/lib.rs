@@ -30,6 +30,7 @@ mod mat;
 mod module;
 mod recover;
 mod router;
+mod scalars;
 mod services;
 mod snapshot;
 mod stable_hash;

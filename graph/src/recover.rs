@@ -68,33 +68,8 @@ fn copies() -> &'static RwLock<HashMap<TypeId, Box<dyn Any + Send + Sync>>> {
     static C: OnceLock<RwLock<HashMap<TypeId, Box<dyn Any + Send + Sync>>>> = OnceLock::new();
     C.get_or_init(|| {
         let mut m: HashMap<TypeId, Box<dyn Any + Send + Sync>> = HashMap::new();
-        seed_copies!(
-            m,
-            [
-                i8,
-                i16,
-                i32,
-                i64,
-                i128,
-                isize,
-                u8,
-                u16,
-                u32,
-                u64,
-                u128,
-                usize,
-                f32,
-                f64,
-                bool,
-                char,
-                (),
-                &'static str
-            ]
-        );
-        seed_copies!(@pairs m,
-            [i32, i64, u32, u64, usize, &'static str],
-            [i32, i64, u32, u64, usize, f64, &'static str]
-        );
+        crate::scalars::copy_scalars!(seed_copies!(m,));
+        crate::scalars::pair_lists!(seed_copies!(@pairs m,));
         RwLock::new(m)
     })
 }

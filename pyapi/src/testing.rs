@@ -6,6 +6,7 @@ use crate::dsl::{Bp, PyBlueprint, wrap};
 use crate::errors::{WeirError, to_py_err};
 use crate::mat::MatValue;
 use crate::obj::{PyObj, user_error};
+use crate::ops::secs;
 use crate::run::PyRun;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -15,10 +16,6 @@ use std::time::{Duration, Instant};
 use weir_engine::VirtualClock;
 use weir_engine::testkit::{ExactProbe, ExactSink, Observed, SourceProbe, TestSource};
 use weir_graph::Clock;
-
-fn secs(s: f64) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(s).map_err(|e| PyValueError::new_err(format!("{s}: {e}")))
-}
 
 /// A virtual clock for runs started with it: time moves only when the test moves it.
 #[pyclass(module = "weir._native", name = "VirtualClock", frozen)]

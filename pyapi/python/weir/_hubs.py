@@ -28,7 +28,7 @@ class MergeHub:
         Completes when: never; downstream cancelling stops the hub.
         Cancels when: downstream cancels: every producer, and any attached later, is cancelled.
         Fails when: never; a failing producer fails only its own run."""
-        return Source(_native.merge_hub_source(per_producer_buffer_size))
+        return Source(_native.merge_hub_source(size("MergeHub.source", "per_producer_buffer_size", per_producer_buffer_size)))
 
 
 class BroadcastHub:
@@ -47,7 +47,7 @@ class BroadcastHub:
         attached later complete after what is still buffered).
         Cancels when: never; a cancelled consumer just leaves.
         Fails when: upstream fails; every consumer (also later ones) fails at once."""
-        return Sink(_native.broadcast_hub_sink(buffer_size))
+        return Sink(_native.broadcast_hub_sink(size("BroadcastHub.sink", "buffer_size", buffer_size)))
 
 
 class PartitionHub:
@@ -70,7 +70,11 @@ class PartitionHub:
         Completes when: upstream completes (consumers after their queue; later ones at once).
         Cancels when: never; a cancelled consumer leaves and its queued elements are dropped.
         Fails when: upstream fails, ``partitioner`` raises or returns an index out of range."""
-        return Sink(_native.partition_hub_sink(partitioner, start_after_nr_of_consumers, buffer_size))
+        op = "PartitionHub.sink"
+        if not callable(partitioner):
+            raise TypeError(f"{op}: partitioner must be callable as partitioner(n, element)")
+        start = size(op, "start_after_nr_of_consumers", start_after_nr_of_consumers, 0)
+        return Sink(_native.partition_hub_sink(partitioner, start, size(op, "buffer_size", buffer_size)))
 
 
 def _backoff(

@@ -30,16 +30,6 @@ fn unshare_flow(name: &str) -> Flow<SharedObj, PyObj, MatValue> {
     )
 }
 
-/// A positive size from Python, or a `ValueError` naming the operator and the parameter.
-fn size(op: &str, param: &str, n: i64) -> PyResult<usize> {
-    match usize::try_from(n) {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(PyValueError::new_err(format!(
-            "{op}: {param} must be at least 1, got {n}"
-        ))),
-    }
-}
-
 /// Wraps a native blueprint in its Python class (`weir.Source`, `weir.Sink`, ...).
 fn py_blueprint(py: Python<'_>, class: &str, bp: Bp) -> PyResult<Py<PyAny>> {
     let native = Py::new(py, wrap(bp))?;
@@ -62,13 +52,8 @@ fn native_bp(obj: &Bound<'_, PyAny>) -> PyResult<Bp> {
 
 /// `MergeHub.source(per_producer_buffer_size)`: materializes a `weir.Sink` for producers.
 #[pyfunction]
-pub fn merge_hub_source(per_producer_buffer_size: i64) -> PyResult<PyBlueprint> {
-    let n = size(
-        "MergeHub.source",
-        "per_producer_buffer_size",
-        per_producer_buffer_size,
-    )?;
-    let s = MergeHub::source::<PyObj>(n)
+pub fn merge_hub_source(per_producer_buffer_size: usize) -> PyResult<PyBlueprint> {
+    let s = MergeHub::source::<PyObj>(per_producer_buffer_size)
         .map_err(graph_err)?
         .map_materialized_value(|sink| {
             MatValue::Lazy(Box::new(move |py| {
@@ -93,11 +78,10 @@ fn hub_sink(s: Sink<PyObj, Source<PyObj, ()>>) -> PyBlueprint {
 /// `BroadcastHub.sink(buffer_size)`: materializes a `weir.Source` for consumers. Elements are
 /// shared by reference between consumers (one Python object, a new reference per consumer).
 #[pyfunction]
-pub fn broadcast_hub_sink(buffer_size: i64) -> PyResult<PyBlueprint> {
-    let n = size("BroadcastHub.sink", "buffer_size", buffer_size)?;
+pub fn broadcast_hub_sink(buffer_size: usize) -> PyResult<PyBlueprint> {
     let s = share()
         .to_mat(
-            BroadcastHub::sink::<SharedObj>(n).map_err(graph_err)?,
+            BroadcastHub::sink::<SharedObj>(buffer_size).map_err(graph_err)?,
             |(), m| m,
         )
         .map_materialized_value(|src: Source<SharedObj, ()>| {
@@ -157,51 +141,34 @@ fn route_batch(
 /// `PartitionHub.sink(partitioner, start_after_nr_of_consumers, buffer_size)`.
 #[pyfunction]
 pub fn partition_hub_sink(
-    py: Python<'_>,
     partitioner: Py<PyAny>,
-    start_after_nr_of_consumers: i64,
-    buffer_size: i64,
+    start_after_nr_of_consumers: usize,
+    buffer_size: usize,
 ) -> PyResult<PyBlueprint> {
-    let n = size("PartitionHub.sink", "buffer_size", buffer_size)?;
-    let start = usize::try_from(start_after_nr_of_consumers).map_err(|_| {
-        PyValueError::new_err(format!(
-            "PartitionHub.sink: start_after_nr_of_consumers must be at least 0, got \
-             {start_after_nr_of_consumers}"
-        ))
-    })?;
-    if !partitioner.bind(py).is_callable() {
-        return Err(PyTypeError::new_err(
-            "PartitionHub.sink: partitioner must be callable as partitioner(n, element)",
-        ));
-    }
     let f = Arc::new(partitioner);
-    let s = PartitionHub::batch_sink(move || PyPartitioner { f: Arc::clone(&f) }, start, n)
-        .map_err(graph_err)?;
+    let s = PartitionHub::batch_sink(
+        move || PyPartitioner { f: Arc::clone(&f) },
+        start_after_nr_of_consumers,
+        buffer_size,
+    )
+    .map_err(graph_err)?;
     Ok(hub_sink(s))
 }
 
-/// Backoff settings from Python arguments (seconds).
+/// The restart settings from values `weir._hubs._backoff` checked at construction; what
+/// only Rust checks (the backoff pair) is its `ValueError`.
 fn restart_settings(
     min_backoff: f64,
     max_backoff: f64,
     random_factor: f64,
-    max_restarts: Option<i64>,
+    max_restarts: Option<usize>,
     max_restarts_within: Option<f64>,
 ) -> PyResult<RestartSettings> {
     let s = RestartSettings::new(secs(min_backoff)?, secs(max_backoff)?, random_factor)
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
     Ok(match max_restarts {
         None => s,
-        Some(n) => {
-            let n = usize::try_from(n).map_err(|_| {
-                PyValueError::new_err(format!("max_restarts must be at least 0, got {n}"))
-            })?;
-            let within = match max_restarts_within {
-                Some(w) => secs(w)?,
-                None => secs(min_backoff)?,
-            };
-            s.with_max_restarts(n, within)
-        }
+        Some(n) => s.with_max_restarts(n, secs(max_restarts_within.unwrap_or(min_backoff))?),
     })
 }
 
@@ -242,7 +209,7 @@ pub fn restart(
     min_backoff: f64,
     max_backoff: f64,
     random_factor: f64,
-    max_restarts: Option<i64>,
+    max_restarts: Option<usize>,
     max_restarts_within: Option<f64>,
     only_on_failures: bool,
 ) -> PyResult<PyBlueprint> {

@@ -60,7 +60,8 @@ fn flow(f: Flow<PyObj, PyObj, MatValue>) -> PyBlueprint {
     wrap(Bp::Flow(f))
 }
 
-fn secs(s: f64) -> PyResult<Duration> {
+/// `s` seconds as a duration; a `ValueError` for a negative or non-finite value.
+pub(crate) fn secs(s: f64) -> PyResult<Duration> {
     Duration::try_from_secs_f64(s).map_err(|e| PyValueError::new_err(format!("{s}: {e}")))
 }
 

@@ -54,8 +54,8 @@ pub(crate) struct ChainIsland {
     /// [`BUDGET_EVERY`] batches itself.
     pub(crate) yields: bool,
     /// The last flush woke the task on the other end of a channel, which tokio keeps in this
-    /// worker's LIFO slot where no other worker can steal it: the island yields before its
-    /// next user call (which might block the worker), and not when it is about to wait anyway.
+    /// worker's LIFO slot where no other worker can steal it: the island lets it run before its
+    /// own next user call (which might block the worker), and not when about to wait anyway.
     pub(crate) woke: bool,
     /// Controls injected into a source head by the run (`RunHandle::inject`).
     pub(crate) inject: Option<Arc<crate::control::InjectSlot>>,
@@ -568,8 +568,8 @@ impl ChainIsland {
                 return o;
             }
             if !self.yields && crate::channel::take_woke() {
-                // Waking itself (in `next_input`) moves the task just woken out of this
-                // worker's LIFO slot into its stealable queue.
+                // `next_input` wakes itself before the next user call, which moves the task
+                // just woken out of this worker's LIFO slot into its stealable queue.
                 self.woke = true;
             }
             // An always-ready island never reaches the waiting paths that watch for

@@ -11,9 +11,12 @@
 //! `--restore` (direct mode) writes a full snapshot to a file and restores it into a fresh
 //! backend, streamed from the file, with the restore's time and peak RSS; `--mode restore`
 //! does the same for a synthetic snapshot of `--keys` entries (1 GB at 7.5e7) without counting.
+//! `--mode count` times the plain in-memory `key_by(..).count()` of `--events` elements over
+//! `--keys` keys (element i has key i mod keys) against a `HashMap` loop, in one run.
 //!
 //! `cargo run --release -p weir-bench -- state-keys --keys 10000000 --backend rocksdb`
 //! `cargo run --release -p weir-bench -- state-keys --keys 1e7 --backend rocksdb --mode graph`
+//! `cargo run --release -p weir-bench -- state-keys --mode count --keys 3e6 --events 3e6`
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -70,6 +73,9 @@ enum Mode {
     /// every key group) without counting, then times its streamed restore into a fresh
     /// RocksDB (`import_key_groups_file`) and its peak RSS.
     Restore,
+    /// `Source::from_iter(0..keys).key_by(..).count()` with in-memory state (no backend)
+    /// against a `HashMap` counting loop over the same keys, in one run (`--events` elements).
+    Count,
 }
 
 /// The backends measured.
@@ -110,6 +116,9 @@ pub fn main(args: Args) -> i32 {
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     if args.mode == Mode::Graph {
         return graph(args);
+    }
+    if args.mode == Mode::Count {
+        return count_in_memory(args);
     }
     if args.mode == Mode::Restore && args.from_store {
         return restore_from_store(args);
@@ -376,6 +385,59 @@ fn newest_chain(dir: &Path) -> (usize, u64, u64) {
 
 /// One graph run checkpointing every `interval_ms` (0: never); prints its JSON line and
 /// returns its seconds.
+/// `--mode count`: the plain in-memory keyed count against a `HashMap` loop, one JSON line each
+/// (the graph's line carries `ratio`, its rate over the loop's).
+fn count_in_memory(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    use weir::prelude::*;
+    let keys = args.keys.max(1);
+    let events = args.events.unwrap_or(keys);
+    let key = move |i: u64| i % keys;
+    crate::reset_peak_rss();
+    let start = Instant::now();
+    let mut map: std::collections::HashMap<u64, u64, ahash::RandomState> = Default::default();
+    for i in 0..events {
+        *map.entry(key(i)).or_insert(0) += 1;
+    }
+    let (n, sum) = (map.len() as u64, map.values().sum::<u64>());
+    let base = start.elapsed().as_secs_f64();
+    drop(map);
+    let line = |variant: &str, secs: f64, extra: String| {
+        println!(
+            "{{\"workload\":\"state_keys_count\",\"variant\":\"{variant}\",\"keys\":{keys},\"events\":{events},\"seconds\":{secs:.6},\"elements_per_s\":{:.0},\"peak_rss_mb\":{:.1}{extra}}}",
+            events as f64 / secs,
+            crate::peak_rss_mb()
+        )
+    };
+    line("hashmap_loop", base, String::new());
+    let rt = weir::engine::Runtime::new()?;
+    let g = Source::from_iter(0..events)
+        .map(key)
+        .key_by(|k: &u64| *k)
+        .count()
+        .to_mat(
+            Sink::fold((0u64, 0u64), |(n, cs), (_k, c): (u64, u64)| (n + 1, cs + c)),
+            Keep::right,
+        );
+    crate::reset_peak_rss();
+    let start = Instant::now();
+    let got = rt.block_on(async {
+        let (f, h) = Materializer::new().materialize(&g)?;
+        let got = f.await?;
+        h.wait().await?;
+        Ok::<_, Box<dyn std::error::Error>>(got)
+    })?;
+    let secs = start.elapsed().as_secs_f64();
+    if got != (n, sum) {
+        return Err(format!("count: got {got:?} (keys, total), want {:?}", (n, sum)).into());
+    }
+    line(
+        "weir_key_by_count",
+        secs,
+        format!(",\"ratio\":{:.3}", base / secs),
+    );
+    Ok(())
+}
+
 fn graph_once(args: &Args, interval_ms: u64) -> Result<f64, Box<dyn std::error::Error>> {
     use weir::prelude::*;
     let keys = args.keys.max(1);

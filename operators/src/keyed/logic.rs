@@ -7,9 +7,11 @@
 //! for bindings).
 
 use super::codec::KeyedCodec;
+use super::combine::Combiner;
 use ahash::RandomState;
 use indexmap::IndexMap;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::hash::Hash;
 use weir_graph::{
     Control, FlowLogic, KeyGroupRange, Snapshot, StageCx, StageError, StageInfo, consume,
@@ -118,6 +120,10 @@ pub(super) trait KeyMap<K, V>: Default + Send + 'static {
     fn get_mut(&mut self, k: &K) -> Option<&mut V>;
     /// Sets the value of `k` (a new key goes last).
     fn put(&mut self, k: K, v: V);
+    /// The value of `k`, `init()` put first for a new key (one lookup).
+    fn slot(&mut self, k: K, init: impl FnOnce() -> V) -> &mut V;
+    /// Merges `v` into the value of `k` with `merge`, or puts `v` for a new key (one lookup).
+    fn upsert(&mut self, k: K, v: V, merge: impl FnOnce(&mut V, V));
     /// How many keys.
     fn size(&self) -> usize;
     /// Whether some value satisfies `f`.
@@ -147,6 +153,17 @@ impl<K: Hash + Eq + Send + 'static, V: Send + 'static> KeyMap<K, V> for Unordere
     fn put(&mut self, k: K, v: V) {
         self.insert(k, v);
     }
+    fn slot(&mut self, k: K, init: impl FnOnce() -> V) -> &mut V {
+        self.entry(k).or_insert_with(init)
+    }
+    fn upsert(&mut self, k: K, v: V, merge: impl FnOnce(&mut V, V)) {
+        match self.entry(k) {
+            Entry::Occupied(mut e) => merge(e.get_mut(), v),
+            Entry::Vacant(e) => {
+                e.insert(v);
+            }
+        }
+    }
     fn size(&self) -> usize {
         self.len()
     }
@@ -174,6 +191,17 @@ impl<K: Hash + Eq + Send + 'static, V: Send + 'static> KeyMap<K, V> for FirstSee
     }
     fn put(&mut self, k: K, v: V) {
         self.insert(k, v);
+    }
+    fn slot(&mut self, k: K, init: impl FnOnce() -> V) -> &mut V {
+        self.entry(k).or_insert_with(init)
+    }
+    fn upsert(&mut self, k: K, v: V, merge: impl FnOnce(&mut V, V)) {
+        match self.entry(k) {
+            indexmap::map::Entry::Occupied(mut e) => merge(e.get_mut(), v),
+            indexmap::map::Entry::Vacant(e) => {
+                e.insert(v);
+            }
+        }
     }
     fn size(&self) -> usize {
         self.len()
@@ -257,12 +285,13 @@ where
     }
 }
 
-/// Counts keys; emits `(key, count)` pairs on completion (the combiner before the hash edge).
-pub(super) struct CountLogic<S> {
-    pub(super) counts: S,
+/// Counts keys before the hash edge (a bounded, self-bypassing [`Combiner`]); emits the
+/// partial `(key, count)` pairs when full, ahead of every barrier and on completion.
+pub(super) struct CountLogic<S, K> {
+    pub(super) counts: Combiner<S, K, u64>,
 }
 
-impl<K, S> FlowLogic<K, (K, u64)> for CountLogic<S>
+impl<K, S> FlowLogic<K, (K, u64)> for CountLogic<S, K>
 where
     K: Hash + Eq + Send + 'static,
     S: KeyMap<K, u64>,
@@ -270,16 +299,11 @@ where
     fn on_batch(
         &mut self,
         input: &mut Vec<K>,
-        _out: &mut Vec<(K, u64)>,
+        out: &mut Vec<(K, u64)>,
         _scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
-        for k in input.drain(..) {
-            if let Some(c) = self.counts.get_mut(&k) {
-                *c += 1;
-            } else {
-                self.counts.put(k, 1);
-            }
-        }
+        let rows = input.drain(..).map(|k| (k, ()));
+        self.counts.add_batch(rows, out, || 0, |c, ()| *c += 1);
         Ok(())
     }
 
@@ -288,7 +312,7 @@ where
         out: &mut Vec<(K, u64)>,
         _scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
-        out.extend(self.counts.take_all());
+        self.counts.flush(out);
         Ok(())
     }
 
@@ -301,7 +325,7 @@ where
         _scx: &mut StageCx<'_>,
     ) -> Result<Option<Control>, StageError> {
         if matches!(control, Control::Barrier { .. }) {
-            out.extend(self.counts.take_all());
+            self.counts.flush(out);
         }
         Ok(Some(control))
     }
@@ -328,11 +352,7 @@ where
         _scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
         for (k, n) in input.drain(..) {
-            if let Some(t) = self.totals.get_mut(&k) {
-                *t += n;
-            } else {
-                self.totals.put(k, n);
-            }
+            *self.totals.slot(k, || 0) += n;
         }
         Ok(())
     }

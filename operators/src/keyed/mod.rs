@@ -9,9 +9,10 @@
 //! a later persistent (e.g. RocksDB) backend can store state per key group and redistribute
 //! whole groups when the parallelism changes. State lives in memory and every aggregate is
 //! emitted when the input completes (bounded streams); nothing is emitted before, in no
-//! particular order. `count` always pre-aggregates before the hash edge (a combiner fused with
-//! the key stage, flushed ahead of every checkpoint barrier), so only distinct keys cross the
-//! exchange.
+//! particular order. `count` pre-aggregates before the hash edge (a combiner fused with the key
+//! stage, flushed when it holds `combine::MAX_KEYS` keys and ahead of every checkpoint barrier,
+//! and bypassed while its input barely repeats keys), so few more rows than there are distinct
+//! keys cross the exchange.
 //!
 //! `key_by(..).checkpointed()` checkpoints the aggregate with serde ([`SerdeState`]): its state
 //! is saved by key group ([`KeyedCodec`]) and restored, also at another parallelism (each new
@@ -27,6 +28,7 @@
 
 mod backend;
 mod codec;
+mod combine;
 mod logic;
 mod owned;
 pub mod staged;

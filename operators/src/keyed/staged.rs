@@ -9,6 +9,7 @@
 //! its state unordered, which is faster).
 
 use super::codec::KeyedCodec;
+use super::combine::Combiner;
 use super::logic::{
     Checkpointing, CountLogic, FirstSeen, KeyMap, SumLogic, TryFoldLogic, TryReduceLogic, emit_all,
     keyed_snapshots,
@@ -28,8 +29,9 @@ use weir_graph::{
 /// Cancels when: downstream cancels.
 /// Fails when: upstream or the key stage fails, or `emit` fails.
 ///
-/// A combiner counts each key-stage subtask's keys locally (fused with the key stage), so only
-/// one partial count per key and subtask crosses the hash exchange to the summing stage.
+/// A combiner counts each key-stage subtask's keys locally (fused with the key stage), so about
+/// one partial count per key and subtask crosses the hash exchange to the summing stage (one
+/// per flush of its bounded map; every key while its input barely repeats keys).
 pub fn count_keys<T, K, O, M, E>(keys: Flow<T, K, M>, emit: E) -> Flow<T, O, M>
 where
     T: Send + 'static,
@@ -76,7 +78,7 @@ where
     let combiner = Flow::from_logic("count_combiner", |_| {
         Ok((
             CountLogic {
-                counts: S::default(),
+                counts: Combiner::<S, K, u64>::default(),
             },
             (),
         ))
@@ -224,7 +226,8 @@ where
 /// built-in such as [`Builtin`](crate::window::Builtin), or [`First`] / [`Last`]) accumulates
 /// each key's values without user code; one `emit(key, result)` per key at the end. A combiner
 /// fused with the pair stage (at its parallelism) accumulates each subtask's keys locally, so
-/// one partial accumulator per key crosses the hash exchange (flushed ahead of every barrier),
+/// about one partial accumulator per key crosses the hash exchange (flushed when its bounded
+/// map is full and ahead of every barrier, bypassed while keys barely repeat),
 /// and the stage after it merges them. The accumulators checkpoint with `codec` by key group
 /// (none: a checkpoint is refused).
 /// Emits when: upstream completes (each subtask's keys in first-seen order).
@@ -253,7 +256,7 @@ where
         Ok((
             CombineLogic {
                 agg: a.clone(),
-                state: FirstSeen::<K, A::Acc>::default(),
+                state: Combiner::default(),
                 _v: PhantomData::<fn(V)>,
             },
             (),
@@ -279,11 +282,12 @@ where
     pairs.via(combiner).via(stage)
 }
 
-/// Adds each `(key, value)` to the key's local accumulator; emits `(key, accumulator)` pairs
-/// at the end and ahead of every barrier (so it holds no state at a checkpoint).
+/// Adds each `(key, value)` to the key's local accumulator (a bounded, self-bypassing
+/// [`Combiner`]); emits the partial `(key, accumulator)` pairs when full, ahead of every barrier
+/// (so it holds no state at a checkpoint) and at the end.
 struct CombineLogic<A: AggregateFunction<V>, K, V> {
     agg: A,
-    state: FirstSeen<K, A::Acc>,
+    state: Combiner<FirstSeen<K, A::Acc>, K, A::Acc>,
     _v: PhantomData<fn(V)>,
 }
 
@@ -296,20 +300,12 @@ where
     fn on_batch(
         &mut self,
         input: &mut Vec<(K, V)>,
-        _out: &mut Vec<(K, A::Acc)>,
+        out: &mut Vec<(K, A::Acc)>,
         _scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
         let (agg, state) = (&self.agg, &mut self.state);
         consume(input, |it| {
-            for (k, v) in it {
-                if let Some(acc) = state.get_mut(&k) {
-                    agg.add(acc, v);
-                } else {
-                    let mut acc = agg.create();
-                    agg.add(&mut acc, v);
-                    state.put(k, acc);
-                }
-            }
+            state.add_batch(it, out, || agg.create(), |acc, v| agg.add(acc, v));
         });
         Ok(())
     }
@@ -319,7 +315,7 @@ where
         out: &mut Vec<(K, A::Acc)>,
         _scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
-        out.extend(self.state.take_all());
+        self.state.flush(out);
         Ok(())
     }
 
@@ -330,7 +326,7 @@ where
         _scx: &mut StageCx<'_>,
     ) -> Result<Option<Control>, StageError> {
         if matches!(control, Control::Barrier { .. }) {
-            out.extend(self.state.take_all());
+            self.state.flush(out);
         }
         Ok(Some(control))
     }
@@ -362,11 +358,7 @@ where
         let (agg, state) = (&self.agg, &mut self.state);
         consume(input, |it| {
             for (k, partial) in it {
-                if let Some(acc) = state.get_mut(&k) {
-                    agg.merge(acc, partial);
-                } else {
-                    state.put(k, partial);
-                }
+                state.upsert(k, partial, |acc, p| agg.merge(acc, p));
             }
         });
         Ok(())

@@ -359,13 +359,14 @@ fn keyed_snapshots_restore_by_key_group_and_check_every_key() {
 
 #[test]
 fn the_count_combiner_flushes_its_partial_counts_ahead_of_a_barrier() {
+    use super::combine::Combiner;
     use super::logic::{CountLogic, Unordered};
     use weir_graph::{Control, FlowLogic};
     let info = StageInfo::new("count_combiner", 0);
     let clock = TestClock;
     let mut scx = StageCx::new(&info, &clock, None, 64);
     let mut logic = CountLogic {
-        counts: Unordered::<&str, u64>::default(),
+        counts: Combiner::<Unordered<&str, u64>, &str, u64>::default(),
     };
     let mut out = Vec::new();
     logic
@@ -574,5 +575,97 @@ fn try_fold_and_reduce_pairs_with_a_codec_restore_their_accumulators() {
             .downcast_mut::<Vec<(i64, i64)>>()
             .map(std::mem::take);
         assert_eq!(out.map(sorted), Some(sorted(want)));
+    }
+}
+
+#[test]
+fn a_full_combiner_flushes_and_one_of_mostly_distinct_keys_stops_combining() {
+    use super::combine::{Combiner, MAX_KEYS, REPROBE_ROWS};
+    use super::logic::FirstSeen;
+    let max = MAX_KEYS as u64;
+    let count = |c: &mut Combiner<FirstSeen<u64, u64>, u64, u64>, keys: &[u64]| {
+        let mut out = Vec::new();
+        c.add_batch(
+            keys.iter().map(|&k| (k, ())),
+            &mut out,
+            || 0,
+            |n, ()| *n += 1,
+        );
+        out
+    };
+    // Each key seen twice before the map fills: the flush halves the rows, combining goes on.
+    let mut c = Combiner::default();
+    let half = max / 2;
+    let twice = |r: std::ops::Range<u64>| r.clone().chain(r).collect::<Vec<u64>>();
+    assert_eq!(count(&mut c, &twice(0..half)), Vec::new());
+    let out = count(&mut c, &twice(half..max));
+    assert_eq!(out, (0..max).map(|k| (k, 2)).collect::<Vec<_>>());
+    assert!(!c.passing());
+    assert_eq!(count(&mut c, &[7, 7, 8]), Vec::new());
+    let mut out = Vec::new();
+    c.flush(&mut out);
+    assert_eq!(out, vec![(7, 2), (8, 1)]);
+
+    // A map that filled with distinct keys flushes them and passes every later row through.
+    let mut c = Combiner::default();
+    let distinct: Vec<u64> = (0..max).collect();
+    assert_eq!(
+        count(&mut c, &distinct),
+        distinct.iter().map(|&k| (k, 1)).collect::<Vec<_>>()
+    );
+    assert!(c.passing());
+    assert_eq!(count(&mut c, &[5, 5, 9]), vec![(5, 1), (5, 1), (9, 1)]);
+    let mut out = Vec::new();
+    c.flush(&mut out);
+    assert_eq!(out, Vec::new());
+    // REPROBE_ROWS rows after it turned off, combining is tried again.
+    let rest = vec![3; REPROBE_ROWS as usize - 3];
+    assert_eq!(count(&mut c, &rest).len(), rest.len());
+    assert!(!c.passing());
+    assert_eq!(count(&mut c, &[3, 3, 4]), Vec::new());
+    c.flush(&mut out);
+    assert_eq!(out, vec![(3, 2), (4, 1)]);
+}
+
+/// Counts and sums per key in first-seen order: the model of the staged aggregates.
+fn first_seen_model(rows: &[(u32, i64)]) -> (Vec<(u32, u64)>, Vec<(u32, i64)>) {
+    let mut counts: indexmap::IndexMap<u32, (u64, i64)> = indexmap::IndexMap::new();
+    for &(k, v) in rows {
+        let e = counts.entry(k).or_insert((0, 0));
+        e.0 += 1;
+        e.1 += v;
+    }
+    let c = counts.iter().map(|(&k, &(n, _))| (k, n)).collect();
+    let s = counts.iter().map(|(&k, &(_, v))| (k, v)).collect();
+    (c, s)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config::with_cases(10))]
+    /// Whether the combiner holds, flushes when full or passes rows through, a staged count and
+    /// sum equal the model exactly, keys in first-seen order (key spaces below and above the
+    /// combiner's bound, all distinct or repeating, any batch size).
+    #[test]
+    fn staged_count_and_sum_match_the_model_at_any_key_cardinality(
+        keys in proptest::sample::select(vec![7u32, 150_000, 300_000, 2_000_000]),
+        rows in 1usize..700_000,
+        batch in 1usize..3000,
+        seed in 0u64..1000,
+    ) {
+        use crate::window::{Builtin, Num};
+        let input: Vec<(u32, i64)> = (0..rows as u64)
+            .map(|i| {
+                let h = weir_graph::stable_hash_of(&(seed, i));
+                ((h % u64::from(keys)) as u32, (h >> 40) as i64 % 100)
+            })
+            .collect();
+        let (want_counts, want_sums) = first_seen_model(&input);
+        let keys_only = crate::simple::map(|(k, _): (u32, i64)| k);
+        let got = run(&count_keys(keys_only, pair), batches(&input, batch));
+        proptest::prop_assert_eq!(got.ok(), Some(want_counts));
+        let split = crate::simple::map(|(k, v): (u32, i64)| (k, Num::Int(i128::from(v))));
+        let got = run(&aggregate_pairs(split, Builtin::Sum, pair, None), batches(&input, batch));
+        let want: Vec<(u32, Num)> = want_sums.into_iter().map(|(k, v)| (k, Num::Int(i128::from(v)))).collect();
+        proptest::prop_assert_eq!(got.ok(), Some(want));
     }
 }

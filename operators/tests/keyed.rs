@@ -186,3 +186,22 @@ async fn staged_hooks_on_parallel_subtasks_with_a_supervised_key_stage() {
         .collect();
     assert_eq!(run_map(src, 7).await, Some(want));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_distinct_keys_are_emitted_in_chunks_in_first_seen_order() {
+    // 300,000 keys: more than the combiner holds (it turns itself off) and several emitted
+    // chunks, each sent through the boundary before the next is made.
+    let n = 300_000u64;
+    let key = move |i: u64| (i * 7919) % n;
+    let keys = weir_operators::simple::map(move |i: u64| key(i));
+    let counted = keyed::count_keys(keys, |k: u64, c: u64| Ok((k, c)));
+    let src = Source::range(0u64, 2 * n).via(counted).async_boundary();
+    let m = Materializer::new().with_batch_size(512);
+    let fut = src.run_with_on(collect(), &m).expect("materializes");
+    let got = tokio::time::timeout(Duration::from_secs(60), fut)
+        .await
+        .expect("completes")
+        .expect("no error");
+    let want: Vec<(u64, u64)> = (0..n).map(|i| (key(i), 2)).collect();
+    assert_eq!(got, want);
+}

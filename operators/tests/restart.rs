@@ -313,17 +313,7 @@ async fn restart_sink_restarts_a_failed_sink_without_failing_the_run() {
     let v = Arc::clone(&seen);
     let sink = RestartSink::with_backoff(
         settings(100, 1000),
-        counted(&starts, move || {
-            Flow::<u32, u32, ()>::identity()
-                .try_map(|x: &u32| {
-                    if *x == 2 {
-                        Err(std::io::Error::other("two"))
-                    } else {
-                        Ok(*x)
-                    }
-                })
-                .to(recorder(&v))
-        }),
+        counted(&starts, move || fails_on_two().to(recorder(&v))),
     );
     let g = TestSource::probe::<u32>().to_mat(sink, Keep::left);
     let (src, clock, h) = start(&g);

@@ -114,6 +114,10 @@ pub(super) use keyed_snapshots;
 
 /// Per-key state of one subtask.
 pub(super) trait KeyMap<K, V>: Default + Send + 'static {
+    /// Every entry by value, in the map's order.
+    type Entries: ExactSizeIterator<Item = (K, V)> + Send + 'static;
+    /// Every entry by value, leaving the map empty (its memory goes with the iterator).
+    fn take_entries(&mut self) -> Self::Entries;
     /// The value of `k`.
     fn get(&self, k: &K) -> Option<&V>;
     /// The value of `k`, to update.
@@ -144,6 +148,10 @@ pub(super) type Unordered<K, V> = HashMap<K, V, RandomState>;
 pub(super) type FirstSeen<K, V> = IndexMap<K, V, RandomState>;
 
 impl<K: Hash + Eq + Send + 'static, V: Send + 'static> KeyMap<K, V> for Unordered<K, V> {
+    type Entries = std::collections::hash_map::IntoIter<K, V>;
+    fn take_entries(&mut self) -> Self::Entries {
+        std::mem::take(self).into_iter()
+    }
     fn get(&self, k: &K) -> Option<&V> {
         HashMap::get(self, k)
     }
@@ -183,6 +191,10 @@ impl<K: Hash + Eq + Send + 'static, V: Send + 'static> KeyMap<K, V> for Unordere
 }
 
 impl<K: Hash + Eq + Send + 'static, V: Send + 'static> KeyMap<K, V> for FirstSeen<K, V> {
+    type Entries = indexmap::map::IntoIter<K, V>;
+    fn take_entries(&mut self) -> Self::Entries {
+        std::mem::take(self).into_iter()
+    }
     fn get(&self, k: &K) -> Option<&V> {
         IndexMap::get(self, k)
     }
@@ -226,17 +238,44 @@ pub(super) fn pair<K, V>(k: K, v: V) -> Result<(K, V), StageError> {
     Ok((k, v))
 }
 
-/// Emits every entry of `state` through `emit`, in first-seen order, emptying it.
-pub(super) fn emit_all<K, V, O>(
-    state: &mut impl KeyMap<K, V>,
-    out: &mut Vec<O>,
-    emit: &mut impl FnMut(K, V) -> Result<O, StageError>,
-) -> Result<(), StageError> {
-    out.reserve(state.size());
-    for (k, v) in state.take_all() {
-        out.push(emit(k, v)?);
+/// Entries a keyed aggregate emits per `on_finish` call: the engine sends each chunk downstream
+/// (waiting for credit) before it asks for the next, so the output never holds every key at once.
+pub(super) const EMIT_CHUNK: usize = 65_536;
+
+/// The entries of a finished keyed map not emitted yet (taken from the map at the first
+/// `on_finish`, emitted [`EMIT_CHUNK`] at a time).
+pub(super) struct Emitting<I>(Option<I>);
+
+impl<I> Default for Emitting<I> {
+    fn default() -> Self {
+        Self(None)
     }
-    Ok(())
+}
+
+impl<I: ExactSizeIterator> Emitting<I> {
+    /// Emits the next chunk of `state`'s entries through `emit`, in the map's order (the first
+    /// call empties `state`).
+    pub(super) fn chunk<K, V, O>(
+        &mut self,
+        state: &mut impl KeyMap<K, V, Entries = I>,
+        out: &mut Vec<O>,
+        emit: &mut impl FnMut(K, V) -> Result<O, StageError>,
+    ) -> Result<(), StageError>
+    where
+        I: Iterator<Item = (K, V)>,
+    {
+        let rest = self.0.get_or_insert_with(|| state.take_entries());
+        out.reserve(rest.len().min(EMIT_CHUNK));
+        for (k, v) in rest.by_ref().take(EMIT_CHUNK) {
+            out.push(emit(k, v)?);
+        }
+        Ok(())
+    }
+
+    /// Whether entries are left after the last chunk (`FlowLogic::finishing`).
+    pub(super) fn more(&self) -> bool {
+        self.0.as_ref().is_some_and(|r| r.len() > 0)
+    }
 }
 
 /// Pairs each element with its key (runs upstream of the hash edge).
@@ -332,10 +371,11 @@ where
 }
 
 /// Sums the partial `(key, count)` pairs of the combiners; emits `emit(key, total)` on completion.
-pub(super) struct SumLogic<S, E, K> {
+pub(super) struct SumLogic<S: KeyMap<K, u64>, E, K> {
     pub(super) totals: S,
     pub(super) emit: E,
     pub(super) ck: Checkpointing<K, u64>,
+    pub(super) rest: Emitting<<S as KeyMap<K, u64>>::Entries>,
 }
 
 impl<K, O, S, E> FlowLogic<(K, u64), O> for SumLogic<S, E, K>
@@ -358,7 +398,11 @@ where
     }
 
     fn on_finish(&mut self, out: &mut Vec<O>, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
-        emit_all(&mut self.totals, out, &mut self.emit)
+        self.rest.chunk(&mut self.totals, out, &mut self.emit)
+    }
+
+    fn finishing(&self) -> bool {
+        self.rest.more()
     }
 
     keyed_snapshots!(totals);
@@ -366,11 +410,12 @@ where
 
 /// Folds each key's elements into a copy of `zero`; emits `(key, acc)` pairs on completion.
 /// The slot is an `Option` so the accumulator can be moved into `f` without cloning it.
-pub(super) struct FoldLogic<S, A, F, K> {
+pub(super) struct FoldLogic<S: KeyMap<K, Option<A>>, A, F, K> {
     pub(super) zero: A,
     pub(super) f: F,
     pub(super) state: S,
     pub(super) ck: Checkpointing<K, Option<A>>,
+    pub(super) rest: Emitting<<S as KeyMap<K, Option<A>>>::Entries>,
 }
 
 impl<K, T, A, S, F> FlowLogic<(K, T), (K, A)> for FoldLogic<S, A, F, K>
@@ -413,22 +458,24 @@ where
         _scx: &mut StageCx<'_>,
     ) -> Result<(), StageError> {
         let zero = &self.zero;
-        out.extend(
-            self.state
-                .take_all()
-                .map(|(k, a)| (k, a.unwrap_or_else(|| zero.clone()))),
-        );
-        Ok(())
+        self.rest.chunk(&mut self.state, out, &mut |k, a| {
+            Ok((k, a.unwrap_or_else(|| zero.clone())))
+        })
+    }
+
+    fn finishing(&self) -> bool {
+        self.rest.more()
     }
 
     keyed_snapshots!(state);
 }
 
 /// Reduces each key's elements pairwise; emits `(key, result)` pairs on completion.
-pub(super) struct ReduceLogic<S, F, K, T> {
+pub(super) struct ReduceLogic<S: KeyMap<K, Option<T>>, F, K, T> {
     pub(super) f: F,
     pub(super) state: S,
     pub(super) ck: Checkpointing<K, Option<T>>,
+    pub(super) rest: Emitting<<S as KeyMap<K, Option<T>>>::Entries>,
 }
 
 impl<K, T, S, F> FlowLogic<(K, T), (K, T)> for ReduceLogic<S, F, K, T>
@@ -471,8 +518,14 @@ where
                 "reduce: the accumulator of a key was lost when the function panicked",
             ));
         }
-        out.extend(self.state.take_all().filter_map(|(k, v)| v.map(|v| (k, v))));
-        Ok(())
+        self.rest.chunk(&mut self.state, out, &mut |k, v| {
+            v.map(|v| (k, v))
+                .ok_or_else(|| StageError::internal("reduce: a key without a value"))
+        })
+    }
+
+    fn finishing(&self) -> bool {
+        self.rest.more()
     }
 
     keyed_snapshots!(state);
@@ -481,12 +534,13 @@ where
 /// Folds each key's elements with a fallible `f(&acc, &x)`, starting from `zero()`; a failed
 /// call leaves the key's accumulator as it was and goes through supervision with the element.
 /// Emits `emit(key, acc)` on completion.
-pub(super) struct TryFoldLogic<S, Z, G, E, K, A> {
+pub(super) struct TryFoldLogic<S: KeyMap<K, A>, Z, G, E, K, A> {
     pub(super) zero: Z,
     pub(super) f: G,
     pub(super) emit: E,
     pub(super) state: S,
     pub(super) ck: Checkpointing<K, A>,
+    pub(super) rest: Emitting<<S as KeyMap<K, A>>::Entries>,
 }
 
 impl<K, T, A, O, S, Z, G, E> FlowLogic<(K, T), O> for TryFoldLogic<S, Z, G, E, K, A>
@@ -536,7 +590,11 @@ where
     }
 
     fn on_finish(&mut self, out: &mut Vec<O>, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
-        emit_all(&mut self.state, out, &mut self.emit)
+        self.rest.chunk(&mut self.state, out, &mut self.emit)
+    }
+
+    fn finishing(&self) -> bool {
+        self.rest.more()
     }
 
     keyed_snapshots!(state, refuse S);
@@ -545,11 +603,12 @@ where
 /// Reduces each key's elements with a fallible `f(&acc, &x)` (the first element of a key is its
 /// accumulator); a failed call leaves the accumulator as it was and goes through supervision
 /// with the element. Emits `emit(key, acc)` on completion.
-pub(super) struct TryReduceLogic<S, G, E, K, T> {
+pub(super) struct TryReduceLogic<S: KeyMap<K, T>, G, E, K, T> {
     pub(super) f: G,
     pub(super) emit: E,
     pub(super) state: S,
     pub(super) ck: Checkpointing<K, T>,
+    pub(super) rest: Emitting<<S as KeyMap<K, T>>::Entries>,
 }
 
 impl<K, T, O, S, G, E> FlowLogic<(K, T), O> for TryReduceLogic<S, G, E, K, T>
@@ -583,7 +642,11 @@ where
     }
 
     fn on_finish(&mut self, out: &mut Vec<O>, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
-        emit_all(&mut self.state, out, &mut self.emit)
+        self.rest.chunk(&mut self.state, out, &mut self.emit)
+    }
+
+    fn finishing(&self) -> bool {
+        self.rest.more()
     }
 
     keyed_snapshots!(state, refuse S);

@@ -37,7 +37,7 @@ use crate::Via;
 pub use backend::{BackendCodec, DEFAULT_CACHE, InBackend};
 pub use codec::{Groups, GroupsRef, InMemoryOnly, KeyedCodec, SerdeState, StateChoice};
 pub(crate) use codec::{check_group, foreign_group, in_memory_only};
-use logic::{Checkpointing, FoldLogic, KeyPairs, KeysOnly, ReduceLogic, Unordered, pair};
+use logic::{Checkpointing, Emitting, FoldLogic, KeyPairs, KeysOnly, ReduceLogic, Unordered, pair};
 pub use owned::KeyedOwned;
 pub use staged::{
     First, Last, aggregate_pairs, count_keys, count_keys_with, try_fold_pairs, try_fold_pairs_with,
@@ -94,6 +94,7 @@ where
                 f,
                 state: Unordered::default(),
                 ck: Checkpointing::new(codec, info, "keyed fold"),
+                rest: Emitting::default(),
             },
             (),
         ))
@@ -127,6 +128,7 @@ where
                 f: f.clone(),
                 state: Unordered::default(),
                 ck: Checkpointing::new(codec, info, "keyed reduce"),
+                rest: Emitting::default(),
             },
             (),
         ))

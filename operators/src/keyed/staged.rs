@@ -11,7 +11,7 @@
 use super::codec::KeyedCodec;
 use super::combine::Combiner;
 use super::logic::{
-    Checkpointing, CountLogic, FirstSeen, KeyMap, SumLogic, TryFoldLogic, TryReduceLogic, emit_all,
+    Checkpointing, CountLogic, Emitting, FirstSeen, KeyMap, SumLogic, TryFoldLogic, TryReduceLogic,
     keyed_snapshots,
 };
 use super::{key_hash, outlet_parallelism};
@@ -95,6 +95,7 @@ where
                 totals: S::default(),
                 emit,
                 ck: Checkpointing::new(codec, info, "keyed count"),
+                rest: Emitting::default(),
             },
             (),
         ))
@@ -159,6 +160,7 @@ where
                 emit,
                 state: FirstSeen::<K, A>::default(),
                 ck: Checkpointing::new(codec, info, "keyed fold"),
+                rest: Emitting::default(),
             },
             (),
         ))
@@ -213,6 +215,7 @@ where
                 emit,
                 state: FirstSeen::<K, T>::default(),
                 ck: Checkpointing::new(codec, info, "keyed reduce"),
+                rest: Emitting::default(),
             },
             (),
         ))
@@ -274,6 +277,7 @@ where
                 emit: emit.clone(),
                 state: FirstSeen::<K, A::Acc>::default(),
                 ck: Checkpointing::new(codec, info, "keyed aggregate"),
+                rest: Emitting::default(),
                 _v: PhantomData::<fn(V)>,
             },
             (),
@@ -338,6 +342,7 @@ struct AggregateLogic<A: AggregateFunction<V>, E, K, V> {
     emit: E,
     state: FirstSeen<K, A::Acc>,
     ck: Checkpointing<K, A::Acc>,
+    rest: Emitting<indexmap::map::IntoIter<K, A::Acc>>,
     _v: PhantomData<fn(V)>,
 }
 
@@ -366,9 +371,13 @@ where
 
     fn on_finish(&mut self, out: &mut Vec<O>, _scx: &mut StageCx<'_>) -> Result<(), StageError> {
         let (agg, emit) = (&self.agg, &mut self.emit);
-        emit_all(&mut self.state, out, &mut |k, acc| {
+        self.rest.chunk(&mut self.state, out, &mut |k, acc| {
             emit(k, agg.result(&acc))
         })
+    }
+
+    fn finishing(&self) -> bool {
+        self.rest.more()
     }
 
     keyed_snapshots!(state);

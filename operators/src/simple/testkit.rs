@@ -117,9 +117,15 @@ impl Chain {
             return Ok(());
         }
         self.finished[i] = true;
-        self.with_cx(i, |node, scx| node.on_finish(scx))?;
         let n = self.nodes.len();
-        self.forward(i, n)?;
+        // A node finishing in chunks is asked again after each chunk went downstream.
+        loop {
+            self.with_cx(i, |node, scx| node.on_finish(scx))?;
+            self.forward(i, n)?;
+            if !self.nodes[i].finishing() {
+                break;
+            }
+        }
         if i + 1 < n {
             self.finish(i + 1)
         } else {

@@ -365,6 +365,63 @@ fn a_restored_source_resumes_at_the_saved_row_after_every_cut() {
     }
 }
 
+/// Overwrites the string offsets of an Arrow IPC file's batch `i` with 0xff bytes, so decoding
+/// that batch fails its validation (its header, and so its row count, stays intact).
+fn corrupt_ipc_batch(path: &Path, i: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let (body, len) = {
+        let n = bytes.len();
+        let tail: [u8; 10] = bytes[n - 10..].try_into().unwrap();
+        let footer_len = arrow_ipc::reader::read_footer_length(tail).unwrap();
+        let footer = arrow_ipc::root_as_footer(&bytes[n - 10 - footer_len..n - 10]).unwrap();
+        let block = footer.recordBatches().unwrap().get(i);
+        let (at, meta) = (block.offset() as usize, block.metaDataLength() as usize);
+        let message = arrow_ipc::root_as_message(&bytes[at + 8..at + meta]).unwrap();
+        // Buffers: `n` validity and values, then `s` validity, offsets and values.
+        let header = message.header_as_record_batch().unwrap();
+        let offsets = header.buffers().unwrap().get(3);
+        (
+            at + meta + offsets.offset() as usize,
+            offsets.length() as usize,
+        )
+    };
+    bytes[body..body + len].fill(0xff);
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn an_ipc_source_resumes_past_batches_it_never_decodes() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let out = dir("col-ipc-skip");
+    let files = rt.block_on(write(Format::Ipc, &out, batches(&[5, 4, 6]), u64::MAX));
+    let file = files[0].clone();
+    corrupt_ipc_batch(&file, 0);
+    // Read from the start, the first batch fails to decode, naming the file.
+    let err = rt
+        .block_on(collect(source(Format::Ipc, Files::path(&file), 64)))
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&file.to_string_lossy().into_owned()),
+        "{err}"
+    );
+    // Resumed at row 7 (in the second batch), the first batch is skipped by its header alone.
+    let src = source(Format::Ipc, Files::path(&file), 64);
+    let mut s = source_logic(&src);
+    let saved = Saved {
+        share: (0, 1),
+        at: Some((file.to_string_lossy().into_owned(), 7, 0)),
+        starts: vec![],
+        done: vec![],
+    };
+    s.restore(&Snapshot::encode(&(2u8, saved)).unwrap())
+        .unwrap();
+    let (got, done) = pull(s.as_mut(), usize::MAX);
+    assert!(done);
+    assert_eq!(table(&got), expected(7, 15));
+    let _ = std::fs::remove_dir_all(&out);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
     /// Any batch sizes, batch rows and resume row: the rows from the resume row on, each batch

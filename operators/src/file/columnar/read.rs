@@ -107,43 +107,47 @@ fn column_indices(
         .collect()
 }
 
-/// An Arrow IPC file's batches from `row` on (whole batches before it are read and dropped;
-/// the rows to skip in the first batch kept are returned with it).
+/// An Arrow IPC file's batches from `row` on: the batches before it are skipped by the row
+/// counts in their message headers (their bodies are neither read nor decoded); the rows to
+/// skip in the first batch kept are returned with it.
 fn open_ipc(
-    f: File,
+    mut f: File,
     path: &Path,
     row: u64,
     columns: Option<Arc<[String]>>,
 ) -> Result<(Batches, u64), FileError> {
     let format = Columnar::ArrowIpc;
+    let counts = if row > 0 {
+        ipc_batch_rows(&mut f).map_err(|e| bad(path, format, e))?
+    } else {
+        Vec::new()
+    };
     let mut reader =
         FileReader::try_new(BufReader::new(f), None).map_err(|e| bad(path, format, e))?;
     let indices = match &columns {
         Some(c) => Some(column_indices(path, &reader.schema(), c)?),
         None => None,
     };
-    // Whole batches before the row: counted, not handed out.
-    let (mut skipped, mut first) = (0u64, None);
-    while skipped < row {
-        match reader.next() {
-            Some(Ok(b)) if skipped + b.num_rows() as u64 <= row => skipped += b.num_rows() as u64,
-            Some(Ok(b)) => {
-                first = Some(b);
-                break;
-            }
-            Some(Err(e)) => return Err(bad(path, format, e)),
-            None => {
-                return Err(FileError::ResumeBeyondRows {
-                    path: path.to_path_buf(),
-                    row,
-                    rows: skipped,
-                });
-            }
-        }
+    // Whole batches before the row: counted, not read.
+    let (mut skipped, mut first) = (0u64, 0usize);
+    while first < counts.len() && skipped + counts[first] <= row {
+        skipped += counts[first];
+        first += 1;
+    }
+    if skipped < row && first == counts.len() {
+        return Err(FileError::ResumeBeyondRows {
+            path: path.to_path_buf(),
+            row,
+            rows: skipped,
+        });
     }
     let p = path.to_path_buf();
-    let rest = reader.map(move |r| r.map_err(|e| bad(&p, format, e)));
-    let all = first.map(Ok).into_iter().chain(rest);
+    let all: Batches = if first < reader.num_batches() {
+        reader.set_index(first).map_err(|e| bad(path, format, e))?;
+        Box::new(reader.map(move |r| r.map_err(|e| bad(&p, format, e))))
+    } else {
+        Box::new(std::iter::empty())
+    };
     let batches: Batches = match indices {
         Some(ix) => {
             let p = path.to_path_buf();
@@ -151,9 +155,52 @@ fn open_ipc(
                 all.map(move |r| r.and_then(|b| b.project(&ix).map_err(|e| bad(&p, format, e)))),
             )
         }
-        None => Box::new(all),
+        None => all,
     };
     Ok((batches, row - skipped))
+}
+
+/// The row count of every record batch of an Arrow IPC file, in file order, from the footer's
+/// blocks and each batch's message header (a few hundred bytes per batch).
+fn ipc_batch_rows(f: &mut File) -> Result<Vec<u64>, String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let io = |e: std::io::Error| e.to_string();
+    let mut tail = [0u8; 10];
+    f.seek(SeekFrom::End(-10)).map_err(io)?;
+    f.read_exact(&mut tail).map_err(io)?;
+    let footer_len = arrow_ipc::reader::read_footer_length(tail).map_err(|e| e.to_string())?;
+    let mut footer = vec![0u8; footer_len];
+    f.seek(SeekFrom::End(-10 - footer_len as i64)).map_err(io)?;
+    f.read_exact(&mut footer).map_err(io)?;
+    let footer = arrow_ipc::root_as_footer(&footer).map_err(|e| e.to_string())?;
+    let blocks = footer
+        .recordBatches()
+        .map(|b| b.iter().copied().collect::<Vec<_>>());
+    let mut rows = Vec::new();
+    let mut meta = Vec::new();
+    for b in blocks.unwrap_or_default() {
+        let len = usize::try_from(b.metaDataLength()).map_err(|e| e.to_string())?;
+        let at = u64::try_from(b.offset()).map_err(|e| e.to_string())?;
+        meta.resize(len, 0);
+        f.seek(SeekFrom::Start(at)).map_err(io)?;
+        f.read_exact(&mut meta).map_err(io)?;
+        // A message is prefixed by its length, after a continuation marker since format 0.15.
+        let start = if meta.get(..4) == Some(&[0xff; 4]) {
+            8
+        } else {
+            4
+        };
+        let message = meta
+            .get(start..)
+            .ok_or_else(|| format!("a record batch's metadata of {len} bytes"))
+            .and_then(|m| arrow_ipc::root_as_message(m).map_err(|e| e.to_string()))?;
+        let batch = message
+            .header_as_record_batch()
+            .ok_or_else(|| format!("the block at byte {at} is not a record batch"))?;
+        rows.push(u64::try_from(batch.length()).map_err(|e| e.to_string())?);
+    }
+    f.seek(SeekFrom::Start(0)).map_err(io)?;
+    Ok(rows)
 }
 
 /// A Parquet file's batches from `row` on (row groups before it are not read).

@@ -53,20 +53,13 @@ pub struct GaugeSample {
 }
 
 impl GaugeSample {
-    fn new(
-        stage: &str,
-        subtask: usize,
-        name: &str,
-        help: &str,
-        kind: GaugeKind,
-        labels: &[(&str, String)],
-    ) -> Self {
+    fn new(at: &GaugeScope<'_>, metric: Metric<'_>, labels: &[(&str, String)]) -> Self {
         Self {
-            stage: stage.to_owned(),
-            subtask,
-            name: name.to_owned(),
-            help: help.to_owned(),
-            kind,
+            stage: at.stage.to_owned(),
+            subtask: at.subtask,
+            name: metric.name.to_owned(),
+            help: metric.help.to_owned(),
+            kind: metric.kind,
             labels: labels
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), v.clone()))
@@ -118,20 +111,49 @@ impl std::fmt::Debug for StageGauges {
     }
 }
 
-impl StageGauges {
-    /// The value `name` with `labels` of subtask `subtask` of the stage at `stage`, made at 0 on
-    /// its first call (a later call with the same identity gets the same value).
-    pub fn register(
-        &self,
-        stage: &str,
-        subtask: usize,
-        name: &str,
-        help: &str,
-        kind: GaugeKind,
-        labels: &[(&str, String)],
-    ) -> Gauge {
-        let sample = GaugeSample::new(stage, subtask, name, help, kind, labels);
-        let mut entries = self.lock();
+/// What a published value is: its metric name, one line of help and its kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Metric<'a> {
+    /// Metric name (`weir_region_entities_alive`).
+    pub name: &'a str,
+    /// One line of help text.
+    pub help: &'a str,
+    /// Gauge or counter.
+    pub kind: GaugeKind,
+}
+
+impl<'a> Metric<'a> {
+    /// A value that goes up and down.
+    pub const fn gauge(name: &'a str, help: &'a str) -> Self {
+        Self {
+            name,
+            help,
+            kind: GaugeKind::Gauge,
+        }
+    }
+    /// A total that only grows.
+    pub const fn counter(name: &'a str, help: &'a str) -> Self {
+        Self {
+            name,
+            help,
+            kind: GaugeKind::Counter,
+        }
+    }
+}
+
+/// The values one stage subtask publishes ([`StageGauges::at`]).
+pub struct GaugeScope<'a> {
+    gauges: &'a StageGauges,
+    stage: &'a str,
+    subtask: usize,
+}
+
+impl GaugeScope<'_> {
+    /// The value `metric` with `labels`, made at 0 on its first call (a later call with the
+    /// same identity gets the same value).
+    pub fn register(&self, metric: Metric<'_>, labels: &[(&str, String)]) -> Gauge {
+        let sample = GaugeSample::new(self, metric, labels);
+        let mut entries = self.gauges.lock();
         if let Some(Source::Value(g)) = entries
             .iter()
             .find(|e| e.sample.same(&sample))
@@ -139,66 +161,40 @@ impl StageGauges {
         {
             return g.clone();
         }
-        let gauge = Gauge::default();
+        let g = Gauge::default();
         entries.retain(|e| !e.sample.same(&sample));
         entries.push(Entry {
             sample,
-            source: Source::Value(gauge.clone()),
+            source: Source::Value(g.clone()),
         });
-        gauge
+        g
     }
     /// Publishes `gauge`, a handle the stage keeps already (counting from before the run
-    /// started it), as the value `name` with `labels` of subtask `subtask` of the stage at
-    /// `stage`; a later call with the same identity replaces the handle.
-    pub fn adopt(
-        &self,
-        stage: &str,
-        subtask: usize,
-        name: &str,
-        help: &str,
-        kind: GaugeKind,
-        labels: &[(&str, String)],
-        gauge: &Gauge,
-    ) {
-        self.publish(
-            stage,
-            subtask,
-            name,
-            help,
-            kind,
-            labels,
-            Source::Value(gauge.clone()),
-        );
+    /// started it), as `metric` with `labels`; a later call with the same identity replaces it.
+    pub fn adopt(&self, metric: Metric<'_>, labels: &[(&str, String)], gauge: &Gauge) {
+        self.publish(metric, labels, Source::Value(gauge.clone()));
     }
-    /// Publishes the value `read()` returns when sampled, as the value `name` with `labels` of
-    /// subtask `subtask` of the stage at `stage`; a later call with the same identity replaces
-    /// it.
-    pub fn adopt_fn(
-        &self,
-        stage: &str,
-        subtask: usize,
-        name: &str,
-        help: &str,
-        kind: GaugeKind,
-        labels: &[(&str, String)],
-        read: GaugeFn,
-    ) {
-        self.publish(stage, subtask, name, help, kind, labels, Source::Read(read));
+    /// Publishes `metric` with `labels` as computed by `read` on every read, replacing what was
+    /// published under that identity.
+    pub fn adopt_fn(&self, metric: Metric<'_>, labels: &[(&str, String)], read: GaugeFn) {
+        self.publish(metric, labels, Source::Read(read));
     }
-    fn publish(
-        &self,
-        stage: &str,
-        subtask: usize,
-        name: &str,
-        help: &str,
-        kind: GaugeKind,
-        labels: &[(&str, String)],
-        source: Source,
-    ) {
-        let sample = GaugeSample::new(stage, subtask, name, help, kind, labels);
-        let mut entries = self.lock();
+    fn publish(&self, metric: Metric<'_>, labels: &[(&str, String)], source: Source) {
+        let sample = GaugeSample::new(self, metric, labels);
+        let mut entries = self.gauges.lock();
         entries.retain(|e| !e.sample.same(&sample));
         entries.push(Entry { sample, source });
+    }
+}
+
+impl StageGauges {
+    /// The values subtask `subtask` of the stage at `stage` publishes.
+    pub fn at<'a>(&'a self, stage: &'a str, subtask: usize) -> GaugeScope<'a> {
+        GaugeScope {
+            gauges: self,
+            stage,
+            subtask,
+        }
     }
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Entry>> {
         self.entries
@@ -224,17 +220,13 @@ mod tests {
     #[test]
     fn a_value_is_registered_once_per_identity_and_read_back() {
         let g = StageGauges::default();
-        let a = g.register("r#1", 0, "x", "help", GaugeKind::Gauge, &[]);
-        let b = g.register("r#1", 0, "x", "help", GaugeKind::Gauge, &[]);
-        let c = g.register("r#1", 1, "x", "help", GaugeKind::Gauge, &[]);
-        let d = g.register(
-            "r#1",
-            0,
-            "x",
-            "help",
-            GaugeKind::Counter,
-            &[("shard", "3".into())],
-        );
+        let x = Metric::gauge("x", "help");
+        let a = g.at("r#1", 0).register(x, &[]);
+        let b = g.at("r#1", 0).register(x, &[]);
+        let c = g.at("r#1", 1).register(x, &[]);
+        let d = g
+            .at("r#1", 0)
+            .register(Metric::counter("x", "help"), &[("shard", "3".into())]);
         a.add(2);
         b.add(3);
         c.set(7);

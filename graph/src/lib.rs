@@ -57,7 +57,7 @@ pub use each::{
 };
 pub use error::{ErrorKind, GraphError, StageError};
 pub use failpoint::{DiskFull, enospc, failpoint, write_fault};
-pub use gauges::{Gauge, GaugeFn, GaugeKind, GaugeSample, StageGauges};
+pub use gauges::{Gauge, GaugeFn, GaugeKind, GaugeSample, GaugeScope, Metric, StageGauges};
 pub use heap::{HeapSize, batch_bytes, register_heap_size};
 pub use key_groups::{KeyGroupRange, Share};
 pub use logic::{

@@ -127,14 +127,11 @@ impl<'a, A: Actor> Ctx<'a, A> {
         labels: &[(&str, String)],
     ) -> Option<weir_graph::Gauge> {
         let g = self.sys.gauges.as_ref()?;
-        Some(g.register(
-            self.sys.stage_path(),
-            self.sys.subtask,
-            name,
-            help,
-            kind,
-            labels,
-        ))
+        let metric = weir_graph::Metric { name, help, kind };
+        Some(
+            g.at(self.sys.stage_path(), self.sys.subtask)
+                .register(metric, labels),
+        )
     }
     /// The run's clock: time since the run's epoch.
     pub fn now(&self) -> Duration {

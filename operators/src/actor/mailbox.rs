@@ -341,55 +341,41 @@ impl MailboxPressure {
 
     /// Publishes these values as gauges of the stage at `stage`, subtask `subtask`.
     pub(crate) fn publish(&self, gauges: &weir_graph::StageGauges, stage: &str, subtask: usize) {
-        use weir_graph::GaugeKind::{Counter, Gauge};
+        use weir_graph::Metric;
         let read = |pick: fn((i64, i64, i64)) -> i64| -> weir_graph::GaugeFn {
             let mailboxes = Arc::clone(&self.mailboxes);
             Arc::new(move || pick(totals(&mailboxes)))
         };
-        gauges.adopt_fn(
-            stage,
-            subtask,
+        let at = gauges.at(stage, subtask);
+        at.adopt_fn(MAILBOX_MESSAGES, &[], read(|t| t.0));
+        at.adopt(MAILBOX_WAITS, &[], &self.waits);
+        at.adopt(MAILBOX_OVERFLOWS, &[], &self.overflows);
+        at.adopt_fn(MAILBOXES_HIGH, &[], read(|t| t.1));
+        at.adopt_fn(MAILBOXES_CRITICAL, &[], read(|t| t.2));
+        /// Messages queued in the stage's mailboxes.
+        const MAILBOX_MESSAGES: Metric<'static> = Metric::gauge(
             "weir_actor_mailbox_messages",
             "Messages queued in the mailboxes of the stage's actors (spilled ones included).",
-            Gauge,
-            &[],
-            read(|t| t.0),
         );
-        gauges.adopt(
-            stage,
-            subtask,
+        /// Tells that waited for room.
+        const MAILBOX_WAITS: Metric<'static> = Metric::counter(
             "weir_actor_mailbox_waits",
             "Tells that waited for room in a full mailbox.",
-            Counter,
-            &[],
-            &self.waits,
         );
-        gauges.adopt(
-            stage,
-            subtask,
+        /// Messages that met an overflow policy.
+        const MAILBOX_OVERFLOWS: Metric<'static> = Metric::counter(
             "weir_actor_mailbox_overflows",
             "Messages that found their mailbox full and met its overflow policy.",
-            Counter,
-            &[],
-            &self.overflows,
         );
-        gauges.adopt_fn(
-            stage,
-            subtask,
+        /// Mailboxes at pressure high.
+        const MAILBOXES_HIGH: Metric<'static> = Metric::gauge(
             "weir_actor_mailboxes_high",
             "Mailboxes at pressure high now (at least half full, below 90%).",
-            Gauge,
-            &[],
-            read(|t| t.1),
         );
-        gauges.adopt_fn(
-            stage,
-            subtask,
+        /// Mailboxes at pressure critical.
+        const MAILBOXES_CRITICAL: Metric<'static> = Metric::gauge(
             "weir_actor_mailboxes_critical",
             "Mailboxes at pressure critical now (at least 90% full).",
-            Gauge,
-            &[],
-            read(|t| t.2),
         );
     }
 }

@@ -8,7 +8,9 @@
 //!   (the established crate, in the same process).
 //! - `ref_tell_loop`: a tell loop (`ActorRef::tell().await`) from outside the graph into a
 //!   `Source::actor` counter.
-//! - `ask_p16`: `map_async(16, |x| echo.ask(x))` against a `Source::actor` answering `x + 1`.
+//! - `ask_p16`: the ask stage, `.ask(echo, 16, timeout)`, against a `Source::actor` answering
+//!   `x + 1`; `ask_map_async_p16`: the same asks as `map_async(16, |x| echo.ask(x))` (one
+//!   future, oneshot wait and timer per ask), in the same run.
 //! - `idle_actors`: a root spawns `--actors` idle children in one stage; the RSS it added
 //!   (`/proc/self/statm`) divided by the actors (`bytes_per_actor`). Measured first, before the
 //!   other variants leave freed memory behind for the allocator to reuse.
@@ -271,23 +273,34 @@ async fn tell_loop(n: u64, batch: Option<usize>) -> Result<u64, String> {
     Ok(sum)
 }
 
-/// `ask_p16`: `n` asks of an echo actor, 16 at a time, in order.
-async fn ask_loop(n: u64, parallelism: usize, batch: Option<usize>) -> Result<u64, String> {
+/// `ask_p16` (`stage`) and `ask_map_async_p16`: `n` asks of an echo actor, `parallelism` at
+/// a time, in order.
+async fn ask_loop(
+    n: u64,
+    parallelism: usize,
+    batch: Option<usize>,
+    stage: bool,
+) -> Result<u64, String> {
     let m = materializer(batch);
     let echo = Source::actor(Props::<Echo>::default_of()).to_mat(Sink::ignore(), Keep::left);
     let (r, echo_handle) = m.materialize(&echo).map_err(|e| e.to_string())?;
-    let sum = {
+    let sum = Sink::fold(0u64, |a: u64, x: u64| a.wrapping_add(x));
+    let sum = if stage {
+        Source::from_iter(0..n)
+            .ask::<u64>(r.clone(), parallelism, ASK_TIMEOUT)
+            .run_with_on(sum, &m)
+    } else {
         let r = r.clone();
         Source::from_iter(0..n)
             .map_async(parallelism, move |x| {
                 let r = r.clone();
                 async move { r.ask::<u64>(x, ASK_TIMEOUT).await }
             })
-            .run_with_on(Sink::fold(0u64, |a, x| a.wrapping_add(x)), &m)
-            .map_err(|e| e.to_string())?
-            .await
-            .map_err(|e| e.to_string())?
-    };
+            .run_with_on(sum, &m)
+    }
+    .map_err(|e| e.to_string())?
+    .await
+    .map_err(|e| e.to_string())?;
     drop(r);
     echo_handle.wait().await.map_err(|e| e.to_string())?;
     Ok(sum)
@@ -395,11 +408,13 @@ pub(crate) fn run(n: u64, actors: usize, batch: Option<usize>, only: &[String]) 
             "",
         );
     }
-    if on("ask_p16") {
-        let asks = n / 4;
-        let r = on_worker(&rt, ask_loop(asks, 16, batch));
-        let want = sum_below(asks).wrapping_add(asks);
-        report("ask_p16", asks, r, want, ",\"ask_parallelism\":16");
+    let asks = n / 4;
+    let want_asks = sum_below(asks).wrapping_add(asks);
+    for (variant, stage) in [("ask_p16", true), ("ask_map_async_p16", false)] {
+        if on(variant) {
+            let r = on_worker(&rt, ask_loop(asks, 16, batch, stage));
+            report(variant, asks, r, want_asks, ",\"ask_parallelism\":16");
+        }
     }
     if count > 0.0 && ractor > 0.0 {
         println!(

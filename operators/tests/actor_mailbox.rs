@@ -725,6 +725,101 @@ async fn a_resumed_ask_timeout_drops_the_element_to_dead_letters() {
     );
 }
 
+/// Replies `10 x` as a `u32`, except to 2 (a `String`); stops itself on 0.
+struct Picky;
+
+impl Actor for Picky {
+    type Msg = u32;
+    type Out = ();
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, x: u32) -> Result<(), StageError> {
+        match x {
+            0 => ctx.stop(),
+            2 => {
+                ctx.reply("two".to_owned());
+            }
+            x => {
+                ctx.reply(x * 10);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs `.ask` over `xs` under resume; the output and the dead letters' (reason, element).
+async fn ask_resumed(
+    m: &Materializer,
+    r: &ActorRef<u32>,
+    xs: Vec<u32>,
+    parallelism: usize,
+) -> (Vec<u32>, Vec<(String, Option<String>)>) {
+    let letters = DeadLetters::new(16);
+    let flow = weir_operators::actor::ask_flow::<u32, u32>(r.clone(), parallelism, ms(5_000))
+        .with_supervision(Supervision::resume().with_dead_letters(letters.sink()));
+    let run = Source::from_iter(xs)
+        .via(flow)
+        .run_with_on(Sink::collect(), m)
+        .expect("materializes");
+    let out = timed(run).await.expect("runs");
+    letters.close();
+    let dead: Vec<Undelivered> = timed(
+        letters
+            .source()
+            .run_with(Sink::collect())
+            .expect("materializes"),
+    )
+    .await
+    .expect("runs");
+    (out, dead.into_iter().map(|u| (u.reason, u.repr)).collect())
+}
+
+#[tokio::test]
+async fn asks_answered_with_another_type_or_left_unanswered_fail_only_their_elements() {
+    let m = Materializer::new();
+    let g =
+        Source::actor(Props::new(|| Picky).with_name("picky")).to_mat(Sink::ignore(), Keep::left);
+    let (r, _h) = m.materialize(&g).expect("materializes");
+    let path = r.path().to_owned();
+    for p in [1, 3, 16] {
+        let (out, dead) = ask_resumed(&m, &r, vec![1, 2, 3, 2, 4], p).await;
+        assert_eq!(out, vec![10, 30, 40], "p={p}");
+        let wrong = format!("actor '{path}' replied with another type than u32");
+        assert_eq!(
+            dead,
+            vec![
+                (wrong.clone(), Some("2".to_owned())),
+                (wrong, Some("2".to_owned()))
+            ],
+            "p={p}"
+        );
+    }
+    // 0 stops the actor without a reply; what is asked after goes nowhere and says so.
+    let (out, dead) = ask_resumed(&m, &r, vec![0], 1).await;
+    assert_eq!(out, Vec::<u32>::new());
+    assert_eq!(
+        dead,
+        vec![(
+            format!("actor '{path}' did not reply"),
+            Some("0".to_owned())
+        )]
+    );
+    for _ in 0..1_000 {
+        if r.is_stopped() {
+            break;
+        }
+        tokio::time::sleep(ms(1)).await;
+    }
+    assert!(r.is_stopped());
+    let (out, dead) = ask_resumed(&m, &r, vec![5, 6, 7], 2).await;
+    assert_eq!(out, Vec::<u32>::new());
+    let stopped = format!("actor '{path}' is stopped");
+    assert_eq!(
+        dead,
+        ["5", "6", "7"]
+            .map(|x| (stopped.clone(), Some(x.to_owned())))
+            .to_vec()
+    );
+}
+
 /// Emits `(time in ms, message)` for every message.
 struct Stamp;
 

@@ -19,7 +19,7 @@ use std::future::poll_fn;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use weir_graph::{Clock, DeadLetter, DeadLetterSink, StageError};
 
@@ -833,6 +833,37 @@ impl<M: Send + 'static> Mailbox<M> {
             Poll::Pending
         })
         .await
+    }
+
+    /// Queues the front of `envs` while the mailbox has room, under one lock: `Ready(Ok)` once
+    /// at least one went (or `envs` is empty), `Pending` with the waker kept while it is full,
+    /// `Ready(Err)` when the actor stopped (`envs` left as they are).
+    pub(crate) fn poll_send_many(
+        &self,
+        envs: &mut VecDeque<Envelope<M>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), TellError>> {
+        let mut q = lock(&self.queue);
+        if q.closed {
+            return Poll::Ready(Err(self.stopped()));
+        }
+        let mut sent = envs.is_empty();
+        while self.has_room(&q) {
+            let Some(e) = envs.pop_front() else { break };
+            self.enqueue(&mut q, e);
+            sent = true;
+        }
+        if sent {
+            return Poll::Ready(Ok(()));
+        }
+        self.stage.pressure.waits.add(1);
+        if !q.senders.iter().any(|w| w.will_wake(cx.waker())) {
+            q.senders.push(cx.waker().clone());
+        }
+        if self.stage.budget_wait(cx.waker()) && self.has_room(&q) {
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
     }
 
     /// Moves at most `max` messages into `into`; clears the scheduled mark when it empties.

@@ -252,7 +252,7 @@ fn settle<O>(io: &AsyncIo, ready: &mut Vec<O>, (r, repr): Outcome<O>) -> Result<
 }
 
 /// Emits the results that completed before a failure, then returns the failure.
-async fn fail_after<O: Send + 'static>(
+pub(crate) async fn fail_after<O: Send + 'static>(
     output: &mut Output<O>,
     flushing: bool,
     ready: Vec<O>,

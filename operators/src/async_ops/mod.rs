@@ -6,6 +6,7 @@
 mod map_async;
 mod map_async_unordered;
 
+pub(crate) use map_async::fail_after;
 pub use map_async::{CallTimeout, map_async, map_async_with_timeout};
 pub use map_async_unordered::{map_async_unordered, map_async_unordered_with_timeout};
 

@@ -55,6 +55,7 @@ from ._topics import Topic, Topics
 from ._windows import BoundedOutOfOrderness, Monotonous, Session, Sliding, Tumbling, Windowed
 from .errors import CallTimeout, GraphInvalid, RunCancelled, StageFailed, WeirError, WorkerCrashed
 from .interpreters import InterpreterPool
+from ._offload import Offloaded, offload
 
 __version__ = "0.1.0"
 
@@ -121,6 +122,8 @@ __all__ = [
     "ArrowTable",
     "DeadLetter",
     "InterpreterPool",
+    "Offloaded",
+    "offload",
     "WeirError",
     "StageFailed",
     "RunCancelled",

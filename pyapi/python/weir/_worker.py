@@ -287,9 +287,20 @@ def exit_code(exc: BaseException) -> int:
     return 1
 
 
+#: Whether this interpreter serves a pool (an offloaded function called here runs inline).
+SERVING = False
+
+
 def serve(sock: socket.socket, mark: Any) -> None:
     """Serves frames until the socket closes or a ``Q`` frame (what a worker does, wherever it
     runs); a ``BaseException`` from the user's code (``sys.exit``) propagates."""
+    global SERVING
+    SERVING = True
+    if __name__ != "weir._worker":
+        # Run as a script: mark the module the rest of weir imports too.
+        import weir._worker as named
+
+        named.SERVING = True
     fns: Fns = {}
     while True:
         try:

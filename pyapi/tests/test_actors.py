@@ -758,3 +758,80 @@ def test_the_actors_bench_agrees_with_its_baseline(capsys):
     assert by[("actors_sum", "weir_actor_flow")]["checksum"] == by[("actors_sum", "cpython_method_loop")]["checksum"] == str(sum(range(3000)))
     assert by[("actors_emit", "weir_actor_flow")]["checksum"] == by[("actors_emit", "cpython_method_loop")]["checksum"] == "3000"
     assert {r["variant"] for r in lines} == {"cpython_method_loop", "weir_actor_flow"}
+
+
+# --- priority and control-aware mailboxes ------------------------------------------------------
+
+
+class Gated(weir.Actor):
+    """Emits every message it handles; ``("gate",)`` blocks it until the test opens the gate, so
+    what is told meanwhile waits in the mailbox; ``("stop",)`` stops it."""
+
+    entered = None
+    gate = None
+
+    def handle(self, ctx, msg):
+        if msg == ("gate",):
+            Gated.entered.set()
+            assert Gated.gate.wait(10)
+        elif msg == ("stop",):
+            ctx.stop()
+        else:
+            ctx.emit(msg)
+
+
+def _gated_order(mailbox, msgs):
+    """What a ``Gated`` source handles after ``msgs`` were told while it was blocked."""
+    import threading
+
+    Gated.entered, Gated.gate = threading.Event(), threading.Event()
+    h = weir.Source.actor(Gated, mailbox=mailbox).to(weir.Sink.collect(), keep="both").start()
+    ref, done = h.materialized
+    ref.tell(("gate",))
+    assert Gated.entered.wait(10)
+    for m in msgs:
+        assert ref.try_tell(m) == "enqueued"
+    Gated.gate.set()
+    h.wait()
+    return done.result()
+
+
+def test_a_priority_mailbox_hands_out_the_highest_priority_first_in_arrival_order_within_one():
+    rank = {"stop": 0, "low": 1, "mid": 5, "high": 9}
+    msgs = [("low", 1), ("high", 1), ("mid", 1), ("low", 2), ("high", 2), ("stop",), ("mid", 2)]
+    out = _gated_order(weir.Mailbox(16, priority=lambda m: rank[m[0]]), msgs)
+    assert out == [("high", 1), ("high", 2), ("mid", 1), ("mid", 2), ("low", 1), ("low", 2)]
+    # Without a priority: arrival order (the stop comes before ("mid", 2)).
+    out = _gated_order(weir.Mailbox(16), msgs)
+    assert out == [("low", 1), ("high", 1), ("mid", 1), ("low", 2), ("high", 2)]
+
+
+class Urgent(tuple):
+    pass
+
+
+def test_a_control_aware_mailbox_puts_control_messages_first_by_type_or_predicate():
+    msgs = [("a",), Urgent(("u1",)), ("b",), Urgent(("u2",)), ("stop",)]
+    want = [Urgent(("u1",)), Urgent(("u2",)), ("a",), ("b",)]
+    assert _gated_order(weir.Mailbox(16, control=Urgent), msgs) == want
+    assert _gated_order(weir.Mailbox(16, control=(Urgent, bytes)), msgs) == want
+    assert _gated_order(weir.Mailbox(16, control=lambda m: isinstance(m, Urgent)), msgs) == want
+
+
+def test_a_failing_priority_function_keeps_the_message_at_the_lowest_priority():
+    def rank(m):
+        if m == ("odd",):
+            raise KeyError("no rank")
+        return 3 if m[0] == "x" else 0
+
+    out = _gated_order(weir.Mailbox(16, priority=rank), [("odd",), ("x", 1), ("stop",)])
+    assert out == [("x", 1), ("odd",)]
+
+
+def test_bad_mailbox_orders_are_refused():
+    with pytest.raises(ValueError, match="priority= or control=, not both"):
+        weir.Source.actor(Gated, mailbox=weir.Mailbox(4, priority=len, control=Urgent))
+    with pytest.raises(TypeError, match="control= takes a type"):
+        weir.Source.actor(Gated, mailbox=weir.Mailbox(4, control=3))
+    with pytest.raises(TypeError, match="priority= takes a function"):
+        weir.Source.actor(Gated, mailbox=weir.Mailbox(4, priority=3))

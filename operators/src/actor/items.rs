@@ -56,7 +56,12 @@ impl<M> Items<M> {
 
     /// Queues the user's `env` behind the messages of its priority.
     pub(crate) fn push(&mut self, env: Envelope<M>) {
-        self.user.push(env);
+        self.user.push(env, None);
+    }
+
+    /// [`Items::push`] with the priority already computed (`None`: compute it here).
+    pub(crate) fn push_ranked(&mut self, env: Envelope<M>, rank: Option<u8>) {
+        self.user.push(env, rank);
     }
 
     /// Queues a notice of the runtime ahead of every user message (behind earlier notices).
@@ -109,12 +114,12 @@ impl<M> Order<M> {
         }
     }
 
-    /// Queues `env` behind the messages of its priority.
-    pub(crate) fn push(&mut self, env: Envelope<M>) {
+    /// Queues `env` behind the messages of its priority (`rank`, or computed when `None`).
+    pub(crate) fn push(&mut self, env: Envelope<M>, rank: Option<u8>) {
         match self {
             Self::Fifo(q) => q.push_back(env),
             Self::Priority { of, buckets, len } => {
-                let p = of(&env.msg);
+                let p = rank.unwrap_or_else(|| of(&env.msg));
                 buckets.entry(p).or_default().push_back(env);
                 *len += 1;
             }

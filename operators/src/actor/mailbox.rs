@@ -561,6 +561,9 @@ pub(crate) struct Mailbox<M> {
     id: ActorId,
     path: Arc<str>,
     pub(crate) stage: Arc<StageShared>,
+    /// The priority function of a priority mailbox, run by senders before they take the
+    /// queue's lock (so user code, a Python function for instance, never runs under it).
+    priority: Option<PriorityFn<M>>,
 }
 
 enum ResolvedOverflow<M> {
@@ -625,7 +628,7 @@ impl<M: Send + 'static> Mailbox<M> {
         };
         let mailbox = Arc::new(Self {
             queue: Mutex::new(Queue {
-                items: Items::new(priority),
+                items: Items::new(priority.clone()),
                 spill,
                 scheduled: false,
                 closed: false,
@@ -643,6 +646,7 @@ impl<M: Send + 'static> Mailbox<M> {
             id,
             path,
             stage,
+            priority,
         });
         mailbox.stage.pressure.track(&mailbox);
         Ok(mailbox)
@@ -651,8 +655,13 @@ impl<M: Send + 'static> Mailbox<M> {
     /// Bytes one queued message counts for in the stage's mailbox budget.
     const MESSAGE_BYTES: usize = std::mem::size_of::<Envelope<M>>();
 
-    fn enqueue(&self, q: &mut Queue<M>, env: Envelope<M>) {
-        q.items.push(env);
+    /// The priority of `msg` in a priority mailbox (computed before the lock is taken).
+    fn rank(&self, msg: &M) -> Option<u8> {
+        self.priority.as_ref().map(|f| f(msg))
+    }
+
+    fn enqueue(&self, q: &mut Queue<M>, env: Envelope<M>, rank: Option<u8>) {
+        q.items.push_ranked(env, rank);
         self.account_queued(q, false);
     }
 
@@ -697,6 +706,7 @@ impl<M: Send + 'static> Mailbox<M> {
         if matches!(self.overflow, ResolvedOverflow::Spill) {
             return self.offer(env);
         }
+        let rank = self.rank(&env.msg);
         let mut q = lock(&self.queue);
         if q.closed {
             drop(q);
@@ -707,7 +717,7 @@ impl<M: Send + 'static> Mailbox<M> {
             q.overfull = true;
             self.stage.overfull.fetch_add(1, Ordering::AcqRel);
         }
-        self.enqueue(&mut q, env);
+        self.enqueue(&mut q, env, rank);
         Ok(())
     }
 
@@ -728,6 +738,7 @@ impl<M: Send + 'static> Mailbox<M> {
 
     /// Queues `env`, applying the overflow policy when full.
     pub(crate) fn offer(&self, env: Envelope<M>) -> Result<(), TellError> {
+        let rank = self.rank(&env.msg);
         let mut q = lock(&self.queue);
         if q.closed {
             drop(q);
@@ -735,7 +746,7 @@ impl<M: Send + 'static> Mailbox<M> {
             return Err(self.stopped());
         }
         if self.has_room(&q) {
-            self.enqueue(&mut q, env);
+            self.enqueue(&mut q, env, rank);
             return Ok(());
         }
         self.stage.pressure.overflows.add(1);
@@ -780,7 +791,7 @@ impl<M: Send + 'static> Mailbox<M> {
                     });
                 };
                 self.stage.budget_sub(Self::MESSAGE_BYTES);
-                self.enqueue(&mut q, env);
+                self.enqueue(&mut q, env, rank);
                 drop(q);
                 self.dead_letter(old, reason::DROPPED_OLDEST);
                 Ok(())
@@ -803,6 +814,7 @@ impl<M: Send + 'static> Mailbox<M> {
 
     /// Queues `env`, waiting while the mailbox is full.
     pub(crate) async fn send(&self, env: Envelope<M>) -> Result<(), TellError> {
+        let rank = self.rank(&env.msg);
         let mut env = Some(env);
         let mut waited = false;
         poll_fn(|cx| {
@@ -816,7 +828,7 @@ impl<M: Send + 'static> Mailbox<M> {
             }
             if self.has_room(&q) {
                 if let Some(e) = env.take() {
-                    self.enqueue(&mut q, e);
+                    self.enqueue(&mut q, e, rank);
                 }
                 return Poll::Ready(Ok(()));
             }
@@ -843,14 +855,20 @@ impl<M: Send + 'static> Mailbox<M> {
         envs: &mut VecDeque<Envelope<M>>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), TellError>> {
+        let ranks: Vec<u8> = match &self.priority {
+            Some(f) => envs.iter().map(|e| f(&e.msg)).collect(),
+            None => Vec::new(),
+        };
         let mut q = lock(&self.queue);
         if q.closed {
             return Poll::Ready(Err(self.stopped()));
         }
         let mut sent = envs.is_empty();
+        let mut i = 0;
         while self.has_room(&q) {
             let Some(e) = envs.pop_front() else { break };
-            self.enqueue(&mut q, e);
+            self.enqueue(&mut q, e, ranks.get(i).copied());
+            i += 1;
             sent = true;
         }
         if sent {

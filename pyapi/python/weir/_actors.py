@@ -146,11 +146,40 @@ class Mailbox:
     """An actor's mailbox: ``capacity`` messages for senders outside the stream (``tell`` waits
     while it is full); ``try_tell`` (and tells from other actors) then apply ``overflow``:
     ``"drop_new"`` (the new message goes to dead letters), ``"drop_old"``, ``"fail"`` (the stage
-    fails naming the actor) or ``"redirect"`` to ``redirect_to`` (an :class:`ActorRef`)."""
+    fails naming the actor) or ``"redirect"`` to ``redirect_to`` (an :class:`ActorRef`).
+
+    Order (the Rust priority mailbox): ``priority=fn`` hands out the messages with the highest
+    ``fn(msg)`` first (an int, clamped to 0..255), in arrival order within one priority;
+    ``control=`` makes it control-aware: messages that are instances of the given type (or
+    tuple of types), or for which the given predicate holds, go ahead of the others, in arrival
+    order among themselves. Either function runs in the sender, before the message is queued; one
+    that raises gives the message the lowest priority (it is kept) and logs a warning naming the
+    actor. Under ``"drop_old"`` the oldest message of the lowest priority goes first. Stream
+    elements of a ``Flow.actor`` are not reordered, and the runtime's notices (a watched actor
+    terminated) go ahead of everything."""
 
     capacity: int = 1024
     overflow: str = "drop_new"
     redirect_to: Optional[Any] = None
+    priority: Optional[Callable[[Any], int]] = None
+    control: Any = None
+
+    def rank(self) -> Optional[Callable[[Any], int]]:
+        """The priority function the Rust mailbox calls (``None``: first in, first out)."""
+        if self.priority is not None and self.control is not None:
+            raise ValueError("a mailbox takes priority= or control=, not both")
+        if self.priority is not None:
+            if not callable(self.priority):
+                raise TypeError(f"priority= takes a function of the message, not {type(self.priority).__name__}")
+            return self.priority
+        c = self.control
+        if c is None:
+            return None
+        if isinstance(c, type) or (isinstance(c, tuple) and c and all(isinstance(t, type) for t in c)):
+            return lambda m: 1 if isinstance(m, c) else 0
+        if callable(c):
+            return lambda m: 1 if c(m) else 0
+        raise TypeError(f"control= takes a type, a tuple of types or a predicate, not {type(c).__name__}")
 
 
 MailboxSpec = Union[None, int, Mailbox]
@@ -198,12 +227,12 @@ def props_args(
     stash_capacity: Optional[int] = None,
 ) -> Tuple[Any, ...]:
     """The native props arguments: ``(factory, name, capacity, overflow, redirect, throughput,
-    stash_capacity)``."""
+    stash_capacity, priority)``."""
     m = _mailbox(mailbox)
     for what, n in (("throughput", throughput), ("stash_capacity", stash_capacity)):
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
             raise ValueError(f"{what} must be a non-negative int, got {n!r}")
-    return (_factory(props), name or _name_of(props), m.capacity, m.overflow, m.redirect_to, throughput, stash_capacity)
+    return (_factory(props), name or _name_of(props), m.capacity, m.overflow, m.redirect_to, throughput, stash_capacity, m.rank())
 
 
 def _in_executor(fn: Callable[..., Any], *args: Any) -> "asyncio.Future[Any]":
@@ -223,6 +252,6 @@ def stage(
     """The native blueprint of an actor stage (``kind``: ``flow``, ``sink`` or ``source``)."""
     if max_actors is not None and (isinstance(max_actors, bool) or not isinstance(max_actors, int) or max_actors < 1):
         raise ValueError(f"max_actors must be an int >= 1, got {max_actors!r}")
-    f, n, cap, overflow, redirect, tp, stash = props_args(props, name, mailbox, throughput, stash_capacity)
-    return _native.actor_stage(kind, f, n, cap, overflow, redirect, tp, max_actors, stash)
+    f, n, cap, overflow, redirect, tp, stash, rank = props_args(props, name, mailbox, throughput, stash_capacity)
+    return _native.actor_stage(kind, f, n, cap, overflow, redirect, tp, max_actors, stash, rank)
 

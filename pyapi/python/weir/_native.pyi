@@ -373,6 +373,7 @@ class SupervisorStrategy:
 def actor_stage(
     kind: str, factory: Any, name: str, capacity: int, overflow: str, redirect: Optional[ActorRef] = None,
     throughput: Optional[int] = None, max_actors: Optional[int] = None, stash_capacity: Optional[int] = None,
+    priority: Optional[Callable[[Any], int]] = None,
 ) -> Blueprint: ...
 
 def flow_ask(to: ActorRef, parallelism: int, timeout: float) -> Blueprint: ...

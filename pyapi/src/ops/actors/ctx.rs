@@ -243,7 +243,7 @@ impl PyActorCtx {
         throughput: Option<usize>,
         stash_capacity: Option<usize>,
     ) -> PyResult<Py<PyActorRef>> {
-        let (factory, name, capacity, overflow, redirect, throughput, stash_capacity): (
+        let (factory, name, capacity, overflow, redirect, throughput, stash_capacity, priority): (
             Py<PyAny>,
             String,
             usize,
@@ -251,6 +251,7 @@ impl PyActorCtx {
             Option<PyRef<'_, PyActorRef>>,
             Option<usize>,
             Option<usize>,
+            Option<Py<PyAny>>,
         ) = SPAWN_ARGS
             .import(py, "weir._actors", "props_args")?
             .call1((factory, name, mailbox, throughput, stash_capacity))?
@@ -263,6 +264,7 @@ impl PyActorCtx {
             throughput,
             max_actors: None,
             stash_capacity,
+            priority,
         };
         let props = py_props(factory, args)?;
         let r = self.with(|c| c.spawn(props))?;

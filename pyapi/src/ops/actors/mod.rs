@@ -41,6 +41,7 @@ fn args(
     throughput: Option<usize>,
     max_actors: Option<usize>,
     stash_capacity: Option<usize>,
+    priority: Option<Py<PyAny>>,
 ) -> PropsArgs {
     PropsArgs {
         name,
@@ -50,6 +51,7 @@ fn args(
         throughput,
         max_actors,
         stash_capacity,
+        priority,
     }
 }
 
@@ -59,7 +61,7 @@ fn args(
 /// what they emit; a source emits it while the root handles what is told to its ref. Each
 /// materializes the root's `ActorRef`.
 #[pyfunction]
-#[pyo3(signature = (kind, factory, name, capacity, overflow, redirect = None, throughput = None, max_actors = None, stash_capacity = None))]
+#[pyo3(signature = (kind, factory, name, capacity, overflow, redirect = None, throughput = None, max_actors = None, stash_capacity = None, priority = None))]
 #[allow(clippy::too_many_arguments)]
 pub fn actor_stage(
     kind: &str,
@@ -71,6 +73,7 @@ pub fn actor_stage(
     throughput: Option<usize>,
     max_actors: Option<usize>,
     stash_capacity: Option<usize>,
+    priority: Option<Py<PyAny>>,
 ) -> PyResult<PyBlueprint> {
     let a = args(
         name,
@@ -80,6 +83,7 @@ pub fn actor_stage(
         throughput,
         max_actors,
         stash_capacity,
+        priority,
     );
     let props = py_props(factory, a)?;
     let bp = match kind {

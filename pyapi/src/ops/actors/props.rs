@@ -17,6 +17,8 @@ pub(crate) struct PropsArgs {
     pub(crate) throughput: Option<usize>,
     pub(crate) max_actors: Option<usize>,
     pub(crate) stash_capacity: Option<usize>,
+    /// `rank(msg) -> int`: a priority mailbox (higher first; a control-aware one ranks 1 or 0).
+    pub(crate) priority: Option<Py<PyAny>>,
 }
 
 /// The mailbox `capacity` messages long with the overflow policy named `overflow`
@@ -45,6 +47,27 @@ fn mailbox(
     Ok(MailboxConfig::bounded(capacity).overflow(policy))
 }
 
+/// The priority of `msg` by the Python `rank`: its int clamped to 0..=255. Run by the sender
+/// before it takes the mailbox's lock. A `rank` that raises or returns no int gives the lowest
+/// priority (the message is kept) and a warning naming the actor and the message.
+fn priority_of(py: Python<'_>, rank: &Py<PyAny>, actor: &str, msg: &PyObj) -> u8 {
+    match rank
+        .call1(py, (msg.0.clone_ref(py),))
+        .and_then(|r| r.extract::<i64>(py))
+    {
+        Ok(p) => p.clamp(0, 255) as u8,
+        Err(e) => {
+            tracing::warn!(
+                actor,
+                message = %crate::obj::short_repr(py, msg),
+                error = %e,
+                "the mailbox's priority function failed: lowest priority"
+            );
+            0
+        }
+    }
+}
+
 /// Props making a `PyActor` around what `factory()` returns, once per start and restart.
 pub(crate) fn py_props(factory: Py<PyAny>, a: PropsArgs) -> PyResult<Props<PyActor>> {
     if a.capacity == 0 {
@@ -53,9 +76,15 @@ pub(crate) fn py_props(factory: Py<PyAny>, a: PropsArgs) -> PyResult<Props<PyAct
         ));
     }
     let factory = Arc::new(factory);
+    let mut config = mailbox(a.capacity, &a.overflow, a.redirect)?;
+    if let Some(rank) = a.priority {
+        let actor = a.name.clone();
+        config = config
+            .priority(move |m: &PyObj| crate::gil::with(|py| priority_of(py, &rank, &actor, m)));
+    }
     let mut props = Props::new(move || PyActor::make(&factory))
         .with_name(&a.name)
-        .with_mailbox(mailbox(a.capacity, &a.overflow, a.redirect)?);
+        .with_mailbox(config);
     if let Some(n) = a.throughput {
         props = props.with_throughput(n);
     }

@@ -264,3 +264,100 @@ def test_from_iter_over_a_set_is_refused_at_its_first_checkpoint(tmp_path):
     )
     with pytest.raises(weir.StageFailed, match="from_iter over a set cannot be checkpointed"):
         h.wait()
+
+
+# --- checkpointed Python actors ----------------------------------------------------------------
+
+
+class Running(weir.Actor):
+    """Sums what it handles and counts it in a child (both checkpointed); ``_note`` is not saved."""
+
+    def pre_start(self, ctx):
+        self.total = 0
+        self.seen = []
+        self._note = "made in pre_start"
+        self._child = ctx.spawn(Tally, name="tally", checkpointed=True)
+
+    def handle(self, ctx, msg):
+        self.total += msg
+        self.seen.append(msg)
+        ctx.emit(("sum", msg, self.total, len(self.seen), self._note))
+        ctx.tell(self._child, msg)
+
+
+class Tally(weir.Actor):
+    def pre_start(self, ctx):
+        self.n = 0
+
+    def handle(self, ctx, msg):
+        self.n += 1
+        ctx.emit(("tally", msg, self.n))
+
+
+def _running(checkpointed=True):
+    from weir import testing
+
+    flow = weir.Flow.actor(Running, name="running", checkpointed=checkpointed)
+    return testing.probe_source().via(flow).to(weir.Sink.collect(), "both")
+
+
+def test_a_checkpointed_actor_tree_resumes_with_its_state_after_pre_start(tmp_path):
+    from weir import testing
+
+    state = str(tmp_path / "state")
+    first = testing.VirtualClock()
+    run = first.start(_running(), state_dir=state, checkpoint_interval=1.0)
+    run.materialized[0].offer_all([1, 2, 3])
+    first.advance(1.0)
+    until(lambda: run.latest_checkpoint == 1, "checkpoint 1")
+    run.cancel()
+    again = testing.VirtualClock().start(_running(), state_dir=state, checkpoint_interval=1.0)
+    assert again.restored_checkpoint == 1
+    src = again.materialized[0]
+    src.offer_all([4, 5])
+    src.complete()
+    out = sorted(again.result()[1])
+    assert out == sorted(
+        [
+            ("sum", 4, 10, 4, "made in pre_start"),
+            ("sum", 5, 15, 5, "made in pre_start"),
+            ("tally", 4, 4),
+            ("tally", 5, 5),
+        ]
+    )
+
+
+class Unencodable(weir.Actor):
+    def pre_start(self, ctx):
+        self.seen = set()
+
+    def handle(self, ctx, msg):
+        self.seen.add(msg)
+
+
+def test_actor_state_without_an_encoding_fails_the_checkpoint_naming_the_actor(tmp_path):
+    from weir import testing
+
+    clock = testing.VirtualClock()
+    g = testing.probe_source().via(weir.Flow.actor(Unencodable, name="keeper", checkpointed=True)).to(weir.Sink.ignore())
+    run = clock.start(g, state_dir=str(tmp_path / "state"), checkpoint_interval=1.0)
+    run.materialized.offer_all([1, 2])
+    clock.advance(1.0)
+    with pytest.raises(weir.StageFailed) as e:
+        run.result()
+    assert "actor '" in str(e.value) and "keeper" in str(e.value)
+    assert "cannot checkpoint a value: a set has no stable encoding" in str(e.value)
+    assert complete_checkpoints(str(tmp_path / "state")) == []
+    with pytest.raises(TypeError, match="checkpointed= takes True or False"):
+        weir.Flow.actor(Running, checkpointed="yes")
+
+
+def test_an_actor_not_checkpointed_fails_a_checkpointing_run_saying_how_to_opt_in(tmp_path):
+    from weir import testing
+
+    clock = testing.VirtualClock()
+    run = clock.start(_running(checkpointed=False), state_dir=str(tmp_path / "state"), checkpoint_interval=1.0)
+    run.materialized[0].offer_all([1])
+    clock.advance(1.0)
+    with pytest.raises(weir.StageFailed, match=r"actor 'running#\d+/running' is not checkpointed.*`checkpointed=True`"):
+        run.result()

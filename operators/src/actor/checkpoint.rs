@@ -104,6 +104,39 @@ impl<A: Actor> Props<A> {
             load: Arc::new(load::<A>),
         })
     }
+    /// [`Props::checkpointed`] for an actor whose instance is not its serde state (one hosting
+    /// a foreign object, such as a Python instance): `encode` writes the instance's state and
+    /// `decode` makes an instance from it; the messages queued for it (local queue, stash) are
+    /// saved with serde as in `checkpointed`.
+    pub fn checkpointed_with(
+        self,
+        encode: impl Fn(&A) -> Result<Vec<u8>, SnapshotError> + Send + Sync + 'static,
+        decode: impl Fn(&[u8]) -> Result<A, SnapshotError> + Send + Sync + 'static,
+    ) -> Self
+    where
+        A::Msg: Serialize + DeserializeOwned,
+    {
+        let save: SaveFn<A> = Arc::new(move |actor, local, stash| {
+            let state = encode(actor)?;
+            let local: Vec<&A::Msg> = local.iter().map(|e| &e.msg).collect();
+            let stash: Vec<&A::Msg> = stash.iter().map(|e| &e.msg).collect();
+            postcard::to_allocvec(&(state, local, stash))
+                .map_err(|e| SnapshotError::Encode(e.to_string()))
+        });
+        let load: LoadFn<A> = Arc::new(move |bytes| {
+            let (state, local, stash): (Vec<u8>, Vec<A::Msg>, Vec<A::Msg>) =
+                postcard::from_bytes(bytes).map_err(|e| SnapshotError::Decode {
+                    ty: std::any::type_name::<A>(),
+                    reason: e.to_string(),
+                })?;
+            Ok(Saved {
+                actor: decode(&state)?,
+                local,
+                stash,
+            })
+        });
+        self.with_codec(CellCodec { save, load })
+    }
     /// These props saved and loaded by `codec` at checkpoints (an actor whose instance is made
     /// from more than its serde state, such as a shard region's root).
     pub(crate) fn with_codec(mut self, codec: CellCodec<A>) -> Self {
@@ -192,7 +225,8 @@ pub(crate) fn save_cell<A: Actor>(
 pub(crate) fn not_checkpointed(actor: &str) -> StageError {
     StageError::internal(format!(
         "actor '{actor}' is not checkpointed, so a checkpoint would lose its state: build its \
-         props with `Props::checkpointed()` (its state and messages serde)"
+         props with `Props::checkpointed()` (its state and messages serde; from Python, \
+         `checkpointed=True`)"
     ))
 }
 

@@ -63,6 +63,18 @@ class Actor:
     def on_terminated(self, ctx: ActorContext, who: Any) -> None:
         """Called when an actor this one watches (``ctx.watch(ref)``) stopped; ``who`` is that ref."""
 
+    def snapshot_state(self) -> Any:
+        """What a checkpoint saves of a ``checkpointed=True`` actor (through ``weir.codec``: the
+        built-in types, lists, dicts and tuples): by default its attributes whose names do not
+        start with ``_`` (keep refs, files and the like in ``_`` attributes and make them again
+        in ``pre_start``)."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def restore_state(self, state: Any) -> None:
+        """Takes back what ``snapshot_state`` returned, after ``pre_start`` of a restored run."""
+        for k, v in state.items():
+            setattr(self, k, v)
+
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
@@ -225,14 +237,17 @@ def props_args(
     mailbox: MailboxSpec = None,
     throughput: Optional[int] = None,
     stash_capacity: Optional[int] = None,
+    checkpointed: bool = False,
 ) -> Tuple[Any, ...]:
     """The native props arguments: ``(factory, name, capacity, overflow, redirect, throughput,
-    stash_capacity, priority)``."""
+    stash_capacity, priority, checkpointed)``."""
+    if not isinstance(checkpointed, bool):
+        raise TypeError(f"checkpointed= takes True or False, not {type(checkpointed).__name__}")
     m = _mailbox(mailbox)
     for what, n in (("throughput", throughput), ("stash_capacity", stash_capacity)):
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
             raise ValueError(f"{what} must be a non-negative int, got {n!r}")
-    return (_factory(props), name or _name_of(props), m.capacity, m.overflow, m.redirect_to, throughput, stash_capacity, m.rank())
+    return (_factory(props), name or _name_of(props), m.capacity, m.overflow, m.redirect_to, throughput, stash_capacity, m.rank(), checkpointed)
 
 
 def _in_executor(fn: Callable[..., Any], *args: Any) -> "asyncio.Future[Any]":
@@ -248,10 +263,11 @@ def stage(
     throughput: Optional[int],
     max_actors: Optional[int],
     stash_capacity: Optional[int],
+    checkpointed: bool = False,
 ) -> Any:
     """The native blueprint of an actor stage (``kind``: ``flow``, ``sink`` or ``source``)."""
     if max_actors is not None and (isinstance(max_actors, bool) or not isinstance(max_actors, int) or max_actors < 1):
         raise ValueError(f"max_actors must be an int >= 1, got {max_actors!r}")
-    f, n, cap, overflow, redirect, tp, stash, rank = props_args(props, name, mailbox, throughput, stash_capacity)
-    return _native.actor_stage(kind, f, n, cap, overflow, redirect, tp, max_actors, stash, rank)
+    f, n, cap, overflow, redirect, tp, stash, rank, ck = props_args(props, name, mailbox, throughput, stash_capacity, checkpointed)
+    return _native.actor_stage(kind, f, n, cap, overflow, redirect, tp, max_actors, stash, rank, ck)
 

@@ -414,11 +414,12 @@ def _actor_stage(
     throughput: Optional[int],
     max_actors: Optional[int],
     stash_capacity: Optional[int],
+    checkpointed: bool = False,
 ) -> _native.Blueprint:
     """An actor stage (see ``Flow.actor``) with its name and the supervision of its root."""
     from ._actors import stage
 
-    native = stage(kind, props, mailbox, name, throughput, max_actors, stash_capacity)
+    native = stage(kind, props, mailbox, name, throughput, max_actors, stash_capacity, checkpointed)
     if name is not None:
         native = native.named(name)
     if isinstance(supervision, str):
@@ -1368,6 +1369,7 @@ class Source(_Linear, Generic[_T_co]):
         throughput: Optional[int] = None,
         max_actors: Optional[int] = None,
         stash_capacity: Optional[int] = None,
+        checkpointed: bool = False,
     ) -> "Source":
         """A source emitting what the actor ``props`` makes emits while it handles the messages
         told to its materialized :class:`weir.ActorRef` (``tell`` blocks while the mailbox is
@@ -1382,7 +1384,7 @@ class Source(_Linear, Generic[_T_co]):
         Cancels when: never: a source has no upstream (downstream cancelling stops the actors).
         Fails when: the root raises under ``supervision="stop"``, or its mailbox overflows
         under ``overflow="fail"``."""
-        return Source(_actor_stage("source", props, mailbox, name, supervision, dead_letters, throughput, max_actors, stash_capacity))
+        return Source(_actor_stage("source", props, mailbox, name, supervision, dead_letters, throughput, max_actors, stash_capacity, checkpointed))
 
     @staticmethod
     def from_iter(iterable: Union[Iterable[Any], Callable[[], Iterable[Any]]]) -> "Source":
@@ -1792,6 +1794,7 @@ class Flow(_Linear, Generic[_In_contra, _Out_co]):
         throughput: Optional[int] = None,
         max_actors: Optional[int] = None,
         stash_capacity: Optional[int] = None,
+        checkpointed: bool = False,
     ) -> "Flow":
         """A flow whose elements are messages to the :class:`weir.Actor` that ``props`` (the
         class or a zero-argument factory) makes; what it and its children ``ctx.emit`` goes
@@ -1801,7 +1804,12 @@ class Flow(_Linear, Generic[_In_contra, _Out_co]):
         (``"stop"`` (default), ``"resume"``, ``"restart"`` (a fresh instance), or rules as in
         ``with_supervision``); ``dead_letters`` receives undeliverable and unhandled messages;
         ``throughput`` is the messages an actor handles per turn, ``max_actors`` caps the
-        actors of the stage, ``stash_capacity`` each actor's stash.
+        actors of the stage, ``stash_capacity`` each actor's stash. ``checkpointed=True`` saves
+        the actor at every checkpoint of a run with ``state_dir=`` (``snapshot_state()``, by
+        default its attributes not starting with ``_``, through ``weir.codec``, plus the
+        messages queued for it) and a restored run hands the state to ``restore_state`` after
+        ``pre_start``; every actor of the stage (children spawned with ``checkpointed=True``)
+        must be.
 
         Emits when: an actor emits and downstream has room.
         Backpressures when: the actor has not handled the previous batch (its mailbox is the
@@ -1811,7 +1819,7 @@ class Flow(_Linear, Generic[_In_contra, _Out_co]):
         Cancels when: downstream cancels (every actor stops).
         Fails when: upstream fails, or the root raises under ``supervision="stop"`` (the error
         names the actor and the message, with the Python traceback)."""
-        return Flow(_actor_stage("flow", props, mailbox, name, supervision, dead_letters, throughput, max_actors, stash_capacity))
+        return Flow(_actor_stage("flow", props, mailbox, name, supervision, dead_letters, throughput, max_actors, stash_capacity, checkpointed))
 
     def to(self, sink: "Sink", keep: Keep = "left") -> "Sink":
         """Connects ``sink``, giving a sink."""
@@ -1868,6 +1876,7 @@ class Sink(_Blueprint, Generic[_In_contra, _Mat_co]):
         throughput: Optional[int] = None,
         max_actors: Optional[int] = None,
         stash_capacity: Optional[int] = None,
+        checkpointed: bool = False,
     ) -> "Sink":
         """A sink whose elements are messages to the actor ``props`` makes (what it emits is
         dropped); materializes its :class:`weir.ActorRef`. Arguments as for ``Flow.actor``.
@@ -1877,7 +1886,7 @@ class Sink(_Blueprint, Generic[_In_contra, _Mat_co]):
         actor stops itself (upstream is then cancelled).
         Cancels when: the root actor stops itself.
         Fails when: upstream fails, or the root raises under ``supervision="stop"``."""
-        return Sink(_actor_stage("sink", props, mailbox, name, supervision, dead_letters, throughput, max_actors, stash_capacity))
+        return Sink(_actor_stage("sink", props, mailbox, name, supervision, dead_letters, throughput, max_actors, stash_capacity, checkpointed))
 
     @staticmethod
     def collect() -> "Sink":

@@ -236,6 +236,7 @@ class Source(_Linear, Generic[_T_co]):
         throughput: Optional[int] = None,
         max_actors: Optional[int] = None,
         stash_capacity: Optional[int] = None,
+        checkpointed: bool = False,
     ) -> Source[Any]: ...
     @staticmethod
     def from_iter(iterable: Union[Iterable[_T], Callable[[], Iterable[_T]]]) -> Source[_T]: ...
@@ -688,6 +689,7 @@ class Flow(_Linear, Generic[_In_contra, _Out_co]):
         throughput: Optional[int] = None,
         max_actors: Optional[int] = None,
         stash_capacity: Optional[int] = None,
+        checkpointed: bool = False,
     ) -> Flow[Any, Any]: ...
     @overload
     def to(self, sink: Sink[_Out_co, _M], keep: Literal["right"]) -> Sink[_In_contra, _M]: ...
@@ -961,6 +963,7 @@ class Sink(_Blueprint, Generic[_In_contra, _Mat_co]):
         throughput: Optional[int] = None,
         max_actors: Optional[int] = None,
         stash_capacity: Optional[int] = None,
+        checkpointed: bool = False,
     ) -> Sink[Any, ActorRef]: ...
     @staticmethod
     def collect() -> Sink[_T, List[_T]]: ...

@@ -329,6 +329,7 @@ class ActorContext:
         mailbox: Any = None,
         throughput: Optional[int] = None,
         stash_capacity: Optional[int] = None,
+        checkpointed: bool = False,
     ) -> ActorRef: ...
     def stop(self, child: Optional[ActorRef] = None) -> None: ...
     def watch(self, who: ActorRef) -> None: ...
@@ -373,7 +374,7 @@ class SupervisorStrategy:
 def actor_stage(
     kind: str, factory: Any, name: str, capacity: int, overflow: str, redirect: Optional[ActorRef] = None,
     throughput: Optional[int] = None, max_actors: Optional[int] = None, stash_capacity: Optional[int] = None,
-    priority: Optional[Callable[[Any], int]] = None,
+    priority: Optional[Callable[[Any], int]] = None, checkpointed: bool = False,
 ) -> Blueprint: ...
 
 def flow_ask(to: ActorRef, parallelism: int, timeout: float) -> Blueprint: ...

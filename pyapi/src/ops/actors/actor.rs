@@ -16,7 +16,7 @@ use crate::obj::{PyObj, py_cause, short_repr, user_error_traced};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyList, PyType};
-use weir_graph::StageError;
+use weir_graph::{SnapshotError, StageError};
 use weir_operators::actor::{Actor, ActorId, Ctx, SupervisorStrategy};
 
 /// Message types whose handlers an instance keeps (more are resolved through the class cache).
@@ -38,6 +38,8 @@ pub struct PyActor {
     strategy: SupervisorStrategy,
     /// Handlers by message type (the type object kept alive with them), and their arguments.
     handlers: Handlers,
+    /// The state a checkpoint saved, handed to `restore_state` after `pre_start`.
+    restored: Option<PyObj>,
 }
 
 static RESOLVE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -101,6 +103,7 @@ impl PyActor {
             ctx: None,
             strategy: SupervisorStrategy::default(),
             handlers: Handlers::default(),
+            restored: None,
         }
     }
     /// A fresh instance from `factory()` (called by the props on every start and restart).
@@ -119,8 +122,37 @@ impl PyActor {
                 ctx: None,
                 strategy,
                 handlers: Handlers::default(),
+                restored: None,
             }
         })
+    }
+
+    /// What a checkpoint saves of actor `path`: `snapshot_state()` in the value codec.
+    pub(crate) fn snapshot(&self, path: &str) -> Result<Vec<u8>, SnapshotError> {
+        crate::gil::with(|py| {
+            let inst = self
+                .inst
+                .as_ref()
+                .map_err(|e| SnapshotError::Encode(format!("actor '{path}': {e}")))?;
+            let state = inst.bind(py).call_method0("snapshot_state").map_err(|e| {
+                SnapshotError::Encode(format!("actor '{path}': snapshot_state raised {e}"))
+            })?;
+            crate::codec::encode(&state, crate::codec::Codec::Value).map_err(|e| {
+                SnapshotError::Encode(format!("actor '{path}': cannot checkpoint a value: {e}"))
+            })
+        })
+    }
+
+    /// A fresh instance from `factory()` that gets the state in `bytes` after `pre_start`.
+    pub(crate) fn restored(factory: &Py<PyAny>, bytes: &[u8]) -> Result<Self, SnapshotError> {
+        let mut actor = Self::make(factory);
+        let state = crate::gil::with(|py| crate::codec::decode(py, bytes).map(PyObj::from_bound))
+            .map_err(|e| SnapshotError::Decode {
+            ty: "a Python actor's state",
+            reason: e.to_string(),
+        })?;
+        actor.restored = Some(state);
+        Ok(actor)
     }
 
     /// Calls the handler of `msg`'s type (kept here, or resolved through the class cache) as
@@ -315,7 +347,14 @@ impl Actor for PyActor {
         crate::gil::with(|py| {
             self.run_hook(py, ctx, "pre_start", None, |_, inst, pc, _| {
                 inst.call_method1("pre_start", (pc,)).map(drop)
-            })
+            })?;
+            match self.restored.take() {
+                Some(state) => self.run_hook(py, ctx, "restore_state", None, |_, inst, _, _| {
+                    inst.call_method1("restore_state", (state.0.bind(py),))
+                        .map(drop)
+                }),
+                None => Ok(()),
+            }
         })
     }
 

@@ -233,7 +233,8 @@ impl PyActorCtx {
     /// name and `weir.Mailbox`) supervised by this one with its `supervisor_strategy`; its
     /// `pre_start` runs after this hook returns. Raises `StageFailed` when the stage holds its
     /// maximum number of actors.
-    #[pyo3(signature = (factory, name = None, mailbox = None, throughput = None, stash_capacity = None))]
+    #[pyo3(signature = (factory, name = None, mailbox = None, throughput = None, stash_capacity = None, checkpointed = false))]
+    #[allow(clippy::too_many_arguments)]
     fn spawn(
         &self,
         py: Python<'_>,
@@ -242,8 +243,30 @@ impl PyActorCtx {
         mailbox: Option<Py<PyAny>>,
         throughput: Option<usize>,
         stash_capacity: Option<usize>,
+        checkpointed: bool,
     ) -> PyResult<Py<PyActorRef>> {
-        let (factory, name, capacity, overflow, redirect, throughput, stash_capacity, priority): (
+        let args = SPAWN_ARGS
+            .import(py, "weir._actors", "props_args")?
+            .call1((
+                factory,
+                name,
+                mailbox,
+                throughput,
+                stash_capacity,
+                checkpointed,
+            ))?;
+        #[allow(clippy::type_complexity)]
+        let (
+            factory,
+            name,
+            capacity,
+            overflow,
+            redirect,
+            throughput,
+            stash_capacity,
+            priority,
+            checkpointed,
+        ): (
             Py<PyAny>,
             String,
             usize,
@@ -252,10 +275,8 @@ impl PyActorCtx {
             Option<usize>,
             Option<usize>,
             Option<Py<PyAny>>,
-        ) = SPAWN_ARGS
-            .import(py, "weir._actors", "props_args")?
-            .call1((factory, name, mailbox, throughput, stash_capacity))?
-            .extract()?;
+            bool,
+        ) = args.extract()?;
         let args = PropsArgs {
             name,
             capacity,
@@ -265,6 +286,7 @@ impl PyActorCtx {
             max_actors: None,
             stash_capacity,
             priority,
+            checkpointed,
         };
         let props = py_props(factory, args)?;
         let r = self.with(|c| c.spawn(props))?;

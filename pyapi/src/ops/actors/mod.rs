@@ -42,6 +42,7 @@ fn args(
     max_actors: Option<usize>,
     stash_capacity: Option<usize>,
     priority: Option<Py<PyAny>>,
+    checkpointed: bool,
 ) -> PropsArgs {
     PropsArgs {
         name,
@@ -52,6 +53,7 @@ fn args(
         max_actors,
         stash_capacity,
         priority,
+        checkpointed,
     }
 }
 
@@ -61,7 +63,7 @@ fn args(
 /// what they emit; a source emits it while the root handles what is told to its ref. Each
 /// materializes the root's `ActorRef`.
 #[pyfunction]
-#[pyo3(signature = (kind, factory, name, capacity, overflow, redirect = None, throughput = None, max_actors = None, stash_capacity = None, priority = None))]
+#[pyo3(signature = (kind, factory, name, capacity, overflow, redirect = None, throughput = None, max_actors = None, stash_capacity = None, priority = None, checkpointed = false))]
 #[allow(clippy::too_many_arguments)]
 pub fn actor_stage(
     kind: &str,
@@ -74,6 +76,7 @@ pub fn actor_stage(
     max_actors: Option<usize>,
     stash_capacity: Option<usize>,
     priority: Option<Py<PyAny>>,
+    checkpointed: bool,
 ) -> PyResult<PyBlueprint> {
     let a = args(
         name,
@@ -84,6 +87,7 @@ pub fn actor_stage(
         max_actors,
         stash_capacity,
         priority,
+        checkpointed,
     );
     let props = py_props(factory, a)?;
     let bp = match kind {

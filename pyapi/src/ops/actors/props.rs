@@ -19,6 +19,8 @@ pub(crate) struct PropsArgs {
     pub(crate) stash_capacity: Option<usize>,
     /// `rank(msg) -> int`: a priority mailbox (higher first; a control-aware one ranks 1 or 0).
     pub(crate) priority: Option<Py<PyAny>>,
+    /// Saved at checkpoints (`snapshot_state` / `restore_state` through the value codec).
+    pub(crate) checkpointed: bool,
 }
 
 /// The mailbox `capacity` messages long with the overflow policy named `overflow`
@@ -76,6 +78,7 @@ pub(crate) fn py_props(factory: Py<PyAny>, a: PropsArgs) -> PyResult<Props<PyAct
         ));
     }
     let factory = Arc::new(factory);
+    let factory_again = Arc::clone(&factory);
     let mut config = mailbox(a.capacity, &a.overflow, a.redirect)?;
     if let Some(rank) = a.priority {
         let actor = a.name.clone();
@@ -93,6 +96,13 @@ pub(crate) fn py_props(factory: Py<PyAny>, a: PropsArgs) -> PyResult<Props<PyAct
     }
     if let Some(n) = a.stash_capacity {
         props = props.with_stash_capacity(n);
+    }
+    if a.checkpointed {
+        let name = a.name.clone();
+        props = props.checkpointed_with(
+            move |actor: &PyActor| actor.snapshot(&name),
+            move |bytes: &[u8]| PyActor::restored(&factory_again, bytes),
+        );
     }
     Ok(props)
 }

@@ -835,3 +835,86 @@ def test_bad_mailbox_orders_are_refused():
         weir.Source.actor(Gated, mailbox=weir.Mailbox(4, control=3))
     with pytest.raises(TypeError, match="priority= takes a function"):
         weir.Source.actor(Gated, mailbox=weir.Mailbox(4, priority=3))
+
+
+# --- selective receive -------------------------------------------------------------------------
+
+
+class Reply(tuple):
+    pass
+
+
+class Conversation(weir.Actor):
+    """On ``("ask", n)`` it waits for the ``Reply`` of ``n``: what else comes meanwhile waits
+    in order and is handled after; a second receive follows a ``("ask", 0)``."""
+
+    async def handle(self, ctx, msg):
+        if isinstance(msg, tuple) and msg[0] == "ask":
+            n = msg[1]
+            ctx.emit(("asked", n))
+            try:
+                got = await ctx.receive(lambda m: isinstance(m, Reply) and m[0] == n, timeout=0.5)
+            except TimeoutError as e:
+                ctx.emit(("gave up", n, str(e)))
+                return
+            ctx.emit(("got", tuple(got)))
+            if n == 0:
+                more = await ctx.receive(Reply)
+                ctx.emit(("then", tuple(more)))
+        else:
+            ctx.emit(("handled", msg))
+
+
+def test_an_async_handler_awaits_the_matching_message_and_the_others_follow_in_order():
+    msgs = [("ask", 1), "a", Reply((2,)), "b", Reply((1,)), "c", ("ask", 0), "d", Reply((0,)), "e", Reply((9,)), "f"]
+    out = weir.Source.from_iter(msgs).via(weir.Flow.actor(Conversation)).run_with(weir.Sink.collect(), batch_size=3)
+    assert out == [
+        ("asked", 1),
+        ("got", (1,)),
+        ("handled", "a"),
+        ("handled", Reply((2,))),
+        ("handled", "b"),
+        ("handled", "c"),
+        ("asked", 0),
+        ("got", (0,)),
+        ("then", (9,)),
+        ("handled", "d"),
+        ("handled", "e"),
+        ("handled", "f"),
+    ]
+
+
+def test_a_receive_times_out_on_the_virtual_clock_and_raises_in_the_handler():
+    from weir import testing
+
+    clock = testing.VirtualClock()
+    run = clock.start(weir.Source.actor(Conversation).to(testing.probe_sink(), keep="both"))
+    ref, probe = run.materialized
+    probe.request(10)
+    assert ref.try_tell(("ask", 5)) == "enqueued"
+    assert ref.try_tell("x") == "enqueued"
+    probe.expect_next(("asked", 5), at=0.0)
+    probe.expect_no_element(0.4)
+    # At 0.5 s the handler sees TimeoutError; "x", set aside meanwhile, is handled after.
+    clock.advance(0.1)
+    probe.expect_next_n([("gave up", 5, "receive timed out after 0.5s"), ("handled", "x")], at=0.5)
+    run.cancel()
+
+
+class Impatient(weir.Actor):
+    async def handle(self, ctx, msg):
+        import asyncio
+
+        await asyncio.sleep(0)
+
+
+def test_awaiting_anything_but_receive_fails_the_handler_and_bad_matchers_are_refused():
+    with pytest.raises(weir.StageFailed, match="may await only ctx.receive"):
+        weir.Source.from_iter([1]).via(weir.Flow.actor(Impatient)).run_with(weir.Sink.collect())
+
+    class BadMatcher(weir.Actor):
+        async def handle(self, ctx, msg):
+            await ctx.receive(3)
+
+    with pytest.raises(weir.StageFailed, match="receive takes a type, a tuple of types or a predicate"):
+        weir.Source.from_iter([1]).via(weir.Flow.actor(BadMatcher)).run_with(weir.Sink.collect())

@@ -83,6 +83,14 @@ pub(crate) struct CellState<A: Actor> {
     pub(crate) timers: HashMap<TimerKey, TimerSlot<A::Msg>>,
     /// This actor as the sender of what it tells (made on its first tell, then shared).
     pub(crate) me: Option<Arc<dyn super::mailbox::AnyRef>>,
+    /// A selective receive waiting for its message (`Ctx::receive`).
+    pub(crate) receiving: Option<super::receive::Receiving<A>>,
+    /// Messages the receive set aside, in arrival order.
+    pub(crate) set_aside: VecDeque<Envelope<A::Msg>>,
+    /// The receive completed: the set-aside messages go back in front after the turn.
+    pub(crate) received: bool,
+    /// The receive's timeout fired: it completes with `None` at the actor's next turn.
+    pub(crate) receive_timed_out: bool,
 }
 
 impl<A: Actor> CellState<A> {
@@ -96,6 +104,10 @@ impl<A: Actor> CellState<A> {
             input_paused: false,
             timers: HashMap::new(),
             me: None,
+            receiving: None,
+            set_aside: VecDeque::new(),
+            received: false,
+            receive_timed_out: false,
         }
     }
 }
@@ -127,6 +139,8 @@ pub(crate) trait AnyCell<O>: Send {
     fn is_idle(&self) -> bool;
     /// Whether it has an active timer.
     fn has_timers(&self) -> bool;
+    /// Marks the waiting receive timed out when `generation` is its timer's; whether it was.
+    fn receive_timed_out(&mut self, generation: u64) -> bool;
     /// References to its mailbox outside the stage (every `ActorRef` clone).
     fn outside_refs(&self) -> usize;
     /// Closes its mailbox without running hooks (the stage is dropped: the run was cancelled).
@@ -189,8 +203,12 @@ impl<A: Actor> Cell<A> {
         Some(f(actor, &mut ctx))
     }
 
-    /// Handles one message with the current behaviour.
+    /// Handles one message: a waiting receive's, else the current behaviour's.
     fn deliver(actor: &mut A, ctx: &mut Ctx<'_, A>, msg: A::Msg) -> Result<(), StageError> {
+        let msg = match super::receive::offer(actor, ctx, msg) {
+            Ok(r) => return r,
+            Err(msg) => msg,
+        };
         let depth = ctx.state.behaviors.len();
         let Some(mut b) = ctx.state.behaviors.last_mut().and_then(Option::take) else {
             return actor.handle(ctx, msg);
@@ -270,7 +288,7 @@ impl<A: Actor> Cell<A> {
                 None => {
                     while it.len() > 0 {
                         let before = it.len();
-                        if ctx.state.behaviors.is_empty() {
+                        if ctx.state.behaviors.is_empty() && ctx.state.receiving.is_none() {
                             actor.handle_batch(&mut ctx, &mut it)?;
                         }
                         if it.len() == before
@@ -278,7 +296,7 @@ impl<A: Actor> Cell<A> {
                         {
                             Self::deliver(actor, &mut ctx, msg)?;
                         }
-                        if ctx.state.stop_requested || ctx.state.unstash {
+                        if ctx.state.stop_requested || ctx.state.unstash || ctx.state.received {
                             break;
                         }
                     }
@@ -286,7 +304,7 @@ impl<A: Actor> Cell<A> {
                 Some(limit) => {
                     for msg in &mut it {
                         Self::deliver_timed(actor, &mut ctx, msg, limit)?;
-                        if ctx.state.stop_requested || ctx.state.unstash {
+                        if ctx.state.stop_requested || ctx.state.unstash || ctx.state.received {
                             break;
                         }
                     }
@@ -315,6 +333,11 @@ impl<A: Actor> Cell<A> {
 
     /// Applies what the context asked for: unstash, stop.
     fn after_turn(&mut self, sys: &mut System<A::Out>) {
+        if std::mem::take(&mut self.state.received) {
+            for env in self.state.set_aside.drain(..).rev() {
+                self.local.push_front(env);
+            }
+        }
         if std::mem::take(&mut self.state.unstash) {
             for env in self.state.stash.drain(..).rev() {
                 self.local.push_front(env);
@@ -342,6 +365,9 @@ impl<A: Actor> Cell<A> {
 
     fn cancel_everything(&mut self) {
         self.state.timers.clear();
+        self.state.receiving = None;
+        self.state.received = false;
+        self.state.receive_timed_out = false;
         self.state.behaviors.clear();
         self.state.unstash = false;
         self.state.stop_requested = false;
@@ -373,7 +399,7 @@ impl<A: Actor> AnyCell<A::Out> for Cell<A> {
             self.mailbox.drain_into(&mut self.local, want);
         }
         let n = budget.min(self.local.len());
-        if n == 0 {
+        if n == 0 && !self.state.receive_timed_out {
             return Ok(());
         }
         let Self {
@@ -389,6 +415,17 @@ impl<A: Actor> AnyCell<A::Out> for Cell<A> {
         };
         let limit = self.props.handler_time_limit;
         let r = catch_unwind(AssertUnwindSafe(|| {
+            if state.receive_timed_out {
+                let mut ctx = Ctx {
+                    sys: &mut *sys,
+                    meta: &mut *meta,
+                    state: &mut *state,
+                    mailbox,
+                    reply: None,
+                };
+                super::receive::complete(actor, &mut ctx, None)?;
+                return Ok(());
+            }
             for _ in 0..n {
                 let Some(env) = local.pop_front() else { break };
                 let mut ctx = Ctx {
@@ -402,7 +439,7 @@ impl<A: Actor> AnyCell<A::Out> for Cell<A> {
                     None => Self::deliver(actor, &mut ctx, env.msg)?,
                     Some(limit) => Self::deliver_timed(actor, &mut ctx, env.msg, limit)?,
                 }
-                if state.stop_requested || state.unstash {
+                if state.stop_requested || state.unstash || state.received {
                     break;
                 }
             }
@@ -442,7 +479,10 @@ impl<A: Actor> AnyCell<A::Out> for Cell<A> {
         }
         self.cancel_everything();
         // Stashed messages go back in front of the queue, in stash order (the new instance
-        // sees them first); the mailbox is kept.
+        // sees them first), ahead of what a receive set aside; the mailbox is kept.
+        for env in self.state.set_aside.drain(..).rev() {
+            self.local.push_front(env);
+        }
         for env in self.state.stash.drain(..).rev() {
             self.local.push_front(env);
         }
@@ -460,7 +500,12 @@ impl<A: Actor> AnyCell<A::Out> for Cell<A> {
         }
         self.cancel_everything();
         self.actor = None;
-        for env in self.local.drain(..).chain(self.state.stash.drain(..)) {
+        let set_aside = std::mem::take(&mut self.state.set_aside);
+        for env in set_aside
+            .into_iter()
+            .chain(self.local.drain(..))
+            .chain(self.state.stash.drain(..))
+        {
             self.mailbox.dead_letter(env, "actor stopped");
         }
         self.mailbox.close();
@@ -508,11 +553,28 @@ impl<A: Actor> AnyCell<A::Out> for Cell<A> {
     }
 
     fn has_local_work(&self) -> bool {
-        !self.local.is_empty()
+        !self.local.is_empty() || self.state.receive_timed_out
     }
 
     fn has_timers(&self) -> bool {
         !self.state.timers.is_empty()
+            || self
+                .state
+                .receiving
+                .as_ref()
+                .is_some_and(|r| r.timer.is_some())
+    }
+
+    fn receive_timed_out(&mut self, generation: u64) -> bool {
+        let due = self
+            .state
+            .receiving
+            .as_ref()
+            .is_some_and(|r| r.timer == Some(generation));
+        if due {
+            self.state.receive_timed_out = true;
+        }
+        due
     }
 
     fn is_idle(&self) -> bool {
@@ -527,12 +589,17 @@ impl<A: Actor> AnyCell<A::Out> for Cell<A> {
         let Some(actor) = self.actor.as_ref() else {
             return Ok(None);
         };
+        // Messages a selective receive set aside are queued ahead of the local queue.
+        let local: Vec<&A::Msg> = (self.state.set_aside.iter().chain(&self.local))
+            .map(|e| &e.msg)
+            .collect();
+        let stash: Vec<&A::Msg> = self.state.stash.iter().map(|e| &e.msg).collect();
         super::checkpoint::save_cell(
             self.props.cell_codec(),
             &self.meta.path,
             actor,
-            &self.local,
-            &self.state.stash,
+            &local,
+            &stash,
         )
         .map(Some)
     }
@@ -542,6 +609,7 @@ impl<A: Actor> AnyCell<A::Out> for Cell<A> {
         self.cancel_everything();
         self.local.clear();
         self.state.stash.clear();
+        self.state.set_aside.clear();
         self.mailbox.close();
     }
 }

@@ -11,12 +11,11 @@
 //! checkpoint are not replayable: a restored run does not see them again unless the sender
 //! retries (ADR 0001); feed a checkpointed actor through a replayable source instead.
 
-use super::mailbox::Envelope;
 use super::props::{Actor, Props};
 use super::system::System;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use weir_graph::{AsyncIo, Control, Output, Snapshot, SnapshotError, StageError};
 
@@ -28,13 +27,9 @@ pub(crate) struct CellCodec<A: Actor> {
     pub(crate) load: LoadFn<A>,
 }
 
-/// Encodes an actor with its local queue and its stash.
+/// Encodes an actor with the messages of its local queue and of its stash.
 pub(crate) type SaveFn<A> = Arc<
-    dyn Fn(
-            &A,
-            &VecDeque<Envelope<<A as Actor>::Msg>>,
-            &VecDeque<Envelope<<A as Actor>::Msg>>,
-        ) -> Result<Vec<u8>, SnapshotError>
+    dyn Fn(&A, &[&<A as Actor>::Msg], &[&<A as Actor>::Msg]) -> Result<Vec<u8>, SnapshotError>
         + Send
         + Sync,
 >;
@@ -58,17 +53,11 @@ pub(crate) struct Saved<A: Actor> {
     pub(crate) stash: Vec<A::Msg>,
 }
 
-fn save<A>(
-    actor: &A,
-    local: &VecDeque<Envelope<A::Msg>>,
-    stash: &VecDeque<Envelope<A::Msg>>,
-) -> Result<Vec<u8>, SnapshotError>
+fn save<A>(actor: &A, local: &[&A::Msg], stash: &[&A::Msg]) -> Result<Vec<u8>, SnapshotError>
 where
     A: Actor + Serialize,
     A::Msg: Serialize,
 {
-    let local: Vec<&A::Msg> = local.iter().map(|e| &e.msg).collect();
-    let stash: Vec<&A::Msg> = stash.iter().map(|e| &e.msg).collect();
     postcard::to_allocvec(&(actor, local, stash)).map_err(|e| SnapshotError::Encode(e.to_string()))
 }
 
@@ -118,8 +107,6 @@ impl<A: Actor> Props<A> {
     {
         let save: SaveFn<A> = Arc::new(move |actor, local, stash| {
             let state = encode(actor)?;
-            let local: Vec<&A::Msg> = local.iter().map(|e| &e.msg).collect();
-            let stash: Vec<&A::Msg> = stash.iter().map(|e| &e.msg).collect();
             postcard::to_allocvec(&(state, local, stash))
                 .map_err(|e| SnapshotError::Encode(e.to_string()))
         });
@@ -213,8 +200,8 @@ pub(crate) fn save_cell<A: Actor>(
     codec: Option<&CellCodec<A>>,
     path: &str,
     actor: &A,
-    local: &VecDeque<Envelope<A::Msg>>,
-    stash: &VecDeque<Envelope<A::Msg>>,
+    local: &[&A::Msg],
+    stash: &[&A::Msg],
 ) -> Result<Vec<u8>, StageError> {
     let codec = codec.ok_or_else(|| not_checkpointed(path))?;
     (codec.save)(actor, local, stash)

@@ -301,7 +301,10 @@ impl<'a, A: Actor> Ctx<'a, A> {
     /// Whether [`Actor::handle_batch`] must return before its next message: the actor asked to
     /// stop or to unstash, or installed a behaviour.
     pub fn batch_interrupted(&self) -> bool {
-        self.state.stop_requested || self.state.unstash || !self.state.behaviors.is_empty()
+        self.state.stop_requested
+            || self.state.unstash
+            || !self.state.behaviors.is_empty()
+            || self.state.receiving.is_some()
     }
     /// Messages in the stash.
     pub fn stashed(&self) -> usize {

@@ -34,6 +34,7 @@ mod group;
 mod mailbox;
 mod props;
 mod proxy;
+mod receive;
 mod region;
 mod registry;
 mod router;

@@ -567,6 +567,14 @@ impl<O: Send + 'static> System<O> {
                         );
                     }
                 }
+                TimerKind::Receive => {
+                    if self
+                        .get_mut(due.actor)
+                        .is_some_and(|c| c.receive_timed_out(due.generation))
+                    {
+                        self.runnable.push(due.actor);
+                    }
+                }
                 TimerKind::Restart => {
                     let pos = self
                         .pending_errors

@@ -37,6 +37,8 @@ pub(crate) enum TimerKind {
     User(TimerKey),
     /// A restart delayed by the parent's backoff.
     Restart,
+    /// The timeout of a selective receive.
+    Receive,
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]

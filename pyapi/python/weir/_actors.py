@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
@@ -143,7 +144,9 @@ def _run_batch(actor: Actor, ctx: Any, msgs: List[Any], st: _Batch) -> int:
                 if f is None:
                     f = handlers[t] = _resolve(cls, t)
                 last = t
-            f(actor, ctx, m)
+            r = f(actor, ctx, m)
+            if r is not None:
+                _returned(ctx, r)
             if st.brk:
                 return len(msgs) - it.__length_hint__()
     except BaseException:
@@ -151,6 +154,56 @@ def _run_batch(actor: Actor, ctx: Any, msgs: List[Any], st: _Batch) -> int:
         st.n = len(msgs) - it.__length_hint__() - 1
         raise
     return len(msgs)
+
+
+class _Receive:
+    """What ``ctx.receive(matcher, timeout)`` returns: awaited in an ``async def`` handler, it
+    suspends the handler until the next message that matches (see :func:`_drive`)."""
+
+    __slots__ = ("matcher", "timeout")
+
+    def __init__(self, matcher: Any, timeout: Optional[float]) -> None:
+        if isinstance(matcher, type) or (isinstance(matcher, tuple) and matcher and all(isinstance(t, type) for t in matcher)):
+            types = matcher
+            self.matcher: Callable[[Any], Any] = lambda m: isinstance(m, types)
+        elif callable(matcher):
+            self.matcher = matcher
+        else:
+            raise TypeError(f"receive takes a type, a tuple of types or a predicate, not {type(matcher).__name__}")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0):
+            raise ValueError(f"receive: timeout must be a positive number of seconds, not {timeout!r}")
+        self.timeout = None if timeout is None else float(timeout)
+
+    def __await__(self) -> Any:
+        msg = yield self
+        return msg
+
+
+def _returned(ctx: Any, r: Any) -> None:
+    """A handler's return value: the coroutine of an ``async def`` handler runs until it awaits
+    ``ctx.receive`` or returns; anything else is ignored."""
+    if inspect.iscoroutine(r):
+        _drive(ctx, r, None, None)
+
+
+def _drive(ctx: Any, coro: Any, value: Any, error: Optional[BaseException]) -> None:
+    """Resumes ``coro`` with ``value`` (or raises ``error`` in it) up to its next
+    ``await ctx.receive(...)``, which the Rust receive of the actor then waits for."""
+    try:
+        req = coro.send(value) if error is None else coro.throw(error)
+    except StopIteration:
+        return
+    if not isinstance(req, _Receive):
+        coro.close()
+        raise TypeError(f"an actor handler may await only ctx.receive(...), not {req!r}")
+
+    def then(c: Any, msg: Any, timed_out: bool) -> None:
+        if timed_out:
+            _drive(c, coro, None, TimeoutError(f"receive timed out after {req.timeout}s"))
+        else:
+            _drive(c, coro, msg, None)
+
+    ctx._receive_then(req.matcher, req.timeout, then)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ use crate::actor::mailbox::Envelope;
 use crate::actor::props::Actor;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::Arc;
@@ -18,8 +17,8 @@ use weir_graph::SnapshotError;
 type Encoded<K, M> = (Vec<K>, Vec<M>, Vec<M>);
 
 /// The messages of the root's queue that are for entities (its notices are made again).
-fn deliveries<M>(q: &VecDeque<Envelope<RegionMsg<M>>>) -> impl Iterator<Item = &M> {
-    q.iter().filter_map(|e| match &e.msg {
+fn deliveries<'a, M>(q: &'a [&'a RegionMsg<M>]) -> impl Iterator<Item = &'a M> {
+    q.iter().filter_map(|m| match m {
         RegionMsg::Deliver(m) => Some(m),
         RegionMsg::Passivate | RegionMsg::Room(_) => None,
     })
@@ -36,19 +35,18 @@ where
     E::Msg: Serialize + DeserializeOwned,
     K: Hash + Eq + Clone + Debug + Send + Serialize + DeserializeOwned + 'static,
 {
-    let save = move |r: &Region<E, K>,
-                     local: &VecDeque<Envelope<RegionMsg<E::Msg>>>,
-                     stash: &VecDeque<Envelope<RegionMsg<E::Msg>>>| {
-        let ids: Vec<&K> = if r.settings.remember_entities {
-            r.entities.keys().chain(r.remembered.iter()).collect()
-        } else {
-            Vec::new()
+    let save =
+        move |r: &Region<E, K>, local: &[&RegionMsg<E::Msg>], stash: &[&RegionMsg<E::Msg>]| {
+            let ids: Vec<&K> = if r.settings.remember_entities {
+                r.entities.keys().chain(r.remembered.iter()).collect()
+            } else {
+                Vec::new()
+            };
+            let buffered: Vec<&E::Msg> = r.shards.iter().map(|p| &p.env.msg).collect();
+            let queued: Vec<&E::Msg> = deliveries(local).chain(deliveries(stash)).collect();
+            postcard::to_allocvec(&(ids, buffered, queued))
+                .map_err(|e| SnapshotError::Encode(e.to_string()))
         };
-        let buffered: Vec<&E::Msg> = r.shards.iter().map(|p| &p.env.msg).collect();
-        let queued: Vec<&E::Msg> = deliveries(local).chain(deliveries(stash)).collect();
-        postcard::to_allocvec(&(ids, buffered, queued))
-            .map_err(|e| SnapshotError::Encode(e.to_string()))
-    };
     let load = move |bytes: &[u8]| -> Result<Saved<Region<E, K>>, SnapshotError> {
         let (ids, buffered, queued): Encoded<K, E::Msg> =
             postcard::from_bytes(bytes).map_err(|e| SnapshotError::Decode {

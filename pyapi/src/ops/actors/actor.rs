@@ -236,7 +236,25 @@ impl PyActor {
     ) -> Result<(), StageError> {
         crate::gil::with(|py| {
             self.run_hook(py, ctx, "behaviour", Some(msg), |_, _, pc, m| {
-                behavior.bind(py).call1((pc, m)).map(drop)
+                let r = behavior.bind(py).call1((pc, m))?;
+                super::args::returned(py, pc.bind(py).as_any(), r)
+            })
+        })
+    }
+
+    /// Completes a receive of `ctx.receive(...)`: `then(ctx, msg, timed_out)` (`msg` `None`
+    /// and `timed_out` true on its timeout).
+    pub(crate) fn call_receive(
+        &mut self,
+        then: &Py<PyAny>,
+        ctx: &mut Ctx<'_, Self>,
+        msg: Option<PyObj>,
+    ) -> Result<(), StageError> {
+        crate::gil::with(|py| {
+            let timed_out = msg.is_none();
+            self.run_hook(py, ctx, "receive", msg, |_, _, pc, m| {
+                let m = m.map_or_else(|| py.None().into_bound(py), |m| m.clone());
+                then.bind(py).call1((pc, m, timed_out)).map(drop)
             })
         })
     }

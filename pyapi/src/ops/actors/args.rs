@@ -9,7 +9,26 @@
 #![allow(unsafe_code)]
 
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::PyTuple;
+
+static RETURNED: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// Hands what a handler returned (when not `None`) to `weir._actors._returned`, which runs the
+/// coroutine of an `async def` handler up to its first `await ctx.receive(...)`.
+pub(crate) fn returned(
+    py: Python<'_>,
+    ctx: &Bound<'_, PyAny>,
+    r: Bound<'_, PyAny>,
+) -> PyResult<()> {
+    if r.is_none() {
+        return Ok(());
+    }
+    RETURNED
+        .import(py, "weir._actors", "_returned")?
+        .call1((ctx, r))
+        .map(drop)
+}
 
 /// The number of references to `t`.
 fn refcnt(t: &Py<PyTuple>) -> isize {
@@ -36,13 +55,13 @@ impl HandlerArgs {
             _ => PyTuple::new(py, [inst, ctx, &py.None().into_bound(py)])?.unbind(),
         };
         Self::set_last(py, &args, msg)?;
-        let r = f.call(args.bind(py), None).map(drop);
+        let r = f.call(args.bind(py), None);
         // Not kept alive by the tuple until the next message.
         if refcnt(&args) == 1 {
             Self::set_last(py, &args, &py.None().into_bound(py))?;
             self.0 = Some(args);
         }
-        r
+        returned(py, ctx, r?)
     }
 
     /// Replaces the last item of `args`, which nothing else references.

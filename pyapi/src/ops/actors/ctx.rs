@@ -22,6 +22,7 @@ use std::time::Duration;
 use weir_operators::actor::{ActorId, Ctx, TellError};
 
 static SPAWN_ARGS: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+static RECEIVE: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
 
 /// What a hook asked for that the Rust side applies after the Python call.
 #[derive(Debug, Default)]
@@ -334,6 +335,57 @@ impl PyActorCtx {
         self.with(|c| {
             c.become_(move |a: &mut PyActor, c, msg| a.call_behavior(&behavior, c, msg));
         })?;
+        self.interrupt(py)
+    }
+
+    /// `await ctx.receive(matcher, timeout=None)` in an `async def` handler: the next message
+    /// that matches (a type, a tuple of types or a predicate); the others wait in order and
+    /// are handled after it; `TimeoutError` after `timeout` seconds on the run's clock.
+    #[pyo3(signature = (matcher, timeout = None))]
+    fn receive(
+        &self,
+        py: Python<'_>,
+        matcher: Py<PyAny>,
+        timeout: Option<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        RECEIVE
+            .import(py, "weir._actors", "_Receive")?
+            .call1((matcher, timeout))
+            .map(Bound::unbind)
+    }
+
+    /// Starts the Rust receive for a suspended handler: `matcher(msg)` picks the message and
+    /// `then(ctx, msg, timed_out)` resumes the handler.
+    fn _receive_then(
+        &self,
+        py: Python<'_>,
+        matcher: Py<PyAny>,
+        timeout: Option<f64>,
+        then: Py<PyAny>,
+    ) -> PyResult<()> {
+        let timeout = timeout
+            .map(std::time::Duration::try_from_secs_f64)
+            .transpose()
+            .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("receive: {e}")))?;
+        let r = self.with(|c| {
+            let path = c.path().to_owned();
+            c.receive(
+                move |m: &PyObj| {
+                    crate::gil::with(|py| {
+                        match matcher.bind(py).call1((m.0.bind(py),)).and_then(|r| r.is_truthy()) {
+                            Ok(yes) => yes,
+                            Err(e) => {
+                                tracing::warn!(actor = %path, error = %e, "a receive's matcher raised: no match");
+                                false
+                            }
+                        }
+                    })
+                },
+                timeout,
+                move |a: &mut PyActor, c, msg| a.call_receive(&then, c, msg),
+            )
+        })?;
+        r.map_err(|e| crate::errors::to_py_err(py, &e))?;
         self.interrupt(py)
     }
 

@@ -48,6 +48,7 @@ fn every_variant_reports_its_exact_checksum() {
         ("ractor_cast_loop", Some(sum_below(n))),
         ("ref_tell_loop", Some(sum_below(n))),
         ("ask_p16", Some(sum_below(asks) + asks)),
+        ("ask_map_async_p16", Some(sum_below(asks) + asks)),
         ("ratio", None),
     ]
     .into_iter()

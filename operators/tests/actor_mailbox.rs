@@ -760,16 +760,8 @@ async fn ask_resumed(
         .run_with_on(Sink::collect(), m)
         .expect("materializes");
     let out = timed(run).await.expect("runs");
-    letters.close();
-    let dead: Vec<Undelivered> = timed(
-        letters
-            .source()
-            .run_with(Sink::collect())
-            .expect("materializes"),
-    )
-    .await
-    .expect("runs");
-    (out, dead.into_iter().map(|u| (u.reason, u.repr)).collect())
+    let dead = letters_of(&letters).await;
+    (out, dead.into_iter().map(|(_, r, x)| (r, x)).collect())
 }
 
 #[tokio::test]

@@ -835,16 +835,21 @@ impl<M: Send + 'static> Mailbox<M> {
             if !std::mem::replace(&mut waited, true) {
                 self.stage.pressure.waits.add(1);
             }
-            if !q.senders.iter().any(|w| w.will_wake(cx.waker())) {
-                q.senders.push(cx.waker().clone());
-            }
-            if self.stage.budget_wait(cx.waker()) && self.has_room(&q) {
-                // Budget freed meanwhile by another mailbox of the stage.
-                cx.waker().wake_by_ref();
-            }
+            self.wait_for_room(&mut q, cx);
             Poll::Pending
         })
         .await
+    }
+
+    /// Keeps `cx`'s waker to be woken when the full mailbox (or the stage's budget) has room.
+    fn wait_for_room(&self, q: &mut Queue<M>, cx: &mut Context<'_>) {
+        if !q.senders.iter().any(|w| w.will_wake(cx.waker())) {
+            q.senders.push(cx.waker().clone());
+        }
+        if self.stage.budget_wait(cx.waker()) && self.has_room(q) {
+            // Budget freed meanwhile by another mailbox of the stage.
+            cx.waker().wake_by_ref();
+        }
     }
 
     /// Queues the front of `envs` while the mailbox has room, under one lock: `Ready(Ok)` once
@@ -875,12 +880,7 @@ impl<M: Send + 'static> Mailbox<M> {
             return Poll::Ready(Ok(()));
         }
         self.stage.pressure.waits.add(1);
-        if !q.senders.iter().any(|w| w.will_wake(cx.waker())) {
-            q.senders.push(cx.waker().clone());
-        }
-        if self.stage.budget_wait(cx.waker()) && self.has_room(&q) {
-            cx.waker().wake_by_ref();
-        }
+        self.wait_for_room(&mut q, cx);
         Poll::Pending
     }
 

@@ -918,3 +918,45 @@ def test_awaiting_anything_but_receive_fails_the_handler_and_bad_matchers_are_re
 
     with pytest.raises(weir.StageFailed, match="receive takes a type, a tuple of types or a predicate"):
         weir.Source.from_iter([1]).via(weir.Flow.actor(BadMatcher)).run_with(weir.Sink.collect())
+
+
+# --- quotas --------------------------------------------------------------------------------------
+
+
+class Sleepy(weir.Actor):
+    def handle(self, ctx, msg):
+        if msg == "slow":
+            import time
+
+            time.sleep(0.05)
+        ctx.emit(msg)
+
+
+def test_a_handler_over_its_time_limit_is_a_supervised_failure_naming_the_actor():
+    flow = weir.Flow.actor(Sleepy, name="sleepy", handler_time_limit=0.01)
+    with pytest.raises(weir.StageFailed, match=r"actor 'sleepy#\d+/sleepy': handler took .* over its time limit of 10ms"):
+        weir.Source.from_iter(["a", "slow", "b"]).via(flow).run_with(weir.Sink.collect())
+    # Under resume the slow call's effects stand and the rest goes on.
+    flow = weir.Flow.actor(Sleepy, handler_time_limit=0.01, supervision="resume")
+    assert weir.Source.from_iter(["a", "slow", "b"]).via(flow).run_with(weir.Sink.collect()) == ["a", "slow", "b"]
+    with pytest.raises(ValueError, match="handler_time_limit must be a positive number of seconds"):
+        weir.Flow.actor(Sleepy, handler_time_limit=0)
+
+
+def test_the_mailbox_budget_of_a_stage_bounds_what_its_mailboxes_hold_together():
+    import threading
+
+    Gated.entered, Gated.gate = threading.Event(), threading.Event()
+    budget = 3 * weir.ActorRef.message_bytes()
+    h = weir.Source.actor(Gated, mailbox=weir.Mailbox(100), mailbox_budget=budget).to(weir.Sink.collect(), keep="both").start()
+    ref, done = h.materialized
+    ref.tell(("gate",))
+    assert Gated.entered.wait(10)
+    # The capacity is 100, the budget three messages: the fourth is dropped (drop_new).
+    assert [ref.try_tell(("m", i)) for i in range(4)] == ["enqueued"] * 3 + ["dropped"]
+    Gated.gate.set()
+    assert ref.tell(("stop",)) == "enqueued"
+    h.wait()
+    assert done.result() == [("m", 0), ("m", 1), ("m", 2)]
+    with pytest.raises(ValueError, match="mailbox_budget must be a number of bytes >= 1"):
+        weir.Source.actor(Gated, mailbox_budget=0)

@@ -291,16 +291,27 @@ def props_args(
     throughput: Optional[int] = None,
     stash_capacity: Optional[int] = None,
     checkpointed: bool = False,
+    handler_time_limit: Optional[float] = None,
 ) -> Tuple[Any, ...]:
     """The native props arguments: ``(factory, name, capacity, overflow, redirect, throughput,
-    stash_capacity, priority, checkpointed)``."""
+    stash_capacity, priority, checkpointed, handler_time_limit)``."""
     if not isinstance(checkpointed, bool):
         raise TypeError(f"checkpointed= takes True or False, not {type(checkpointed).__name__}")
+    limit = _seconds("handler_time_limit", handler_time_limit)
     m = _mailbox(mailbox)
     for what, n in (("throughput", throughput), ("stash_capacity", stash_capacity)):
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
             raise ValueError(f"{what} must be a non-negative int, got {n!r}")
-    return (_factory(props), name or _name_of(props), m.capacity, m.overflow, m.redirect_to, throughput, stash_capacity, m.rank(), checkpointed)
+    return (_factory(props), name or _name_of(props), m.capacity, m.overflow, m.redirect_to, throughput, stash_capacity, m.rank(), checkpointed, limit)
+
+
+def _seconds(what: str, x: Optional[float]) -> Optional[float]:
+    """``x`` as positive seconds (``None`` stays ``None``); a clear ``ValueError`` otherwise."""
+    if x is None:
+        return None
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or not x > 0:
+        raise ValueError(f"{what} must be a positive number of seconds, got {x!r}")
+    return float(x)
 
 
 def _in_executor(fn: Callable[..., Any], *args: Any) -> "asyncio.Future[Any]":
@@ -317,10 +328,14 @@ def stage(
     max_actors: Optional[int],
     stash_capacity: Optional[int],
     checkpointed: bool = False,
+    handler_time_limit: Optional[float] = None,
+    mailbox_budget: Optional[int] = None,
 ) -> Any:
     """The native blueprint of an actor stage (``kind``: ``flow``, ``sink`` or ``source``)."""
     if max_actors is not None and (isinstance(max_actors, bool) or not isinstance(max_actors, int) or max_actors < 1):
         raise ValueError(f"max_actors must be an int >= 1, got {max_actors!r}")
-    f, n, cap, overflow, redirect, tp, stash, rank, ck = props_args(props, name, mailbox, throughput, stash_capacity, checkpointed)
-    return _native.actor_stage(kind, f, n, cap, overflow, redirect, tp, max_actors, stash, rank, ck)
+    if mailbox_budget is not None and (isinstance(mailbox_budget, bool) or not isinstance(mailbox_budget, int) or mailbox_budget < 1):
+        raise ValueError(f"mailbox_budget must be a number of bytes >= 1, got {mailbox_budget!r}")
+    f, n, cap, overflow, redirect, tp, stash, rank, ck, limit = props_args(props, name, mailbox, throughput, stash_capacity, checkpointed, handler_time_limit)
+    return _native.actor_stage(kind, f, n, cap, overflow, redirect, tp, max_actors, stash, rank, ck, limit, mailbox_budget)
 

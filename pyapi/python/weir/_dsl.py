@@ -415,11 +415,13 @@ def _actor_stage(
     max_actors: Optional[int],
     stash_capacity: Optional[int],
     checkpointed: bool = False,
+    handler_time_limit: Optional[float] = None,
+    mailbox_budget: Optional[int] = None,
 ) -> _native.Blueprint:
     """An actor stage (see ``Flow.actor``) with its name and the supervision of its root."""
     from ._actors import stage
 
-    native = stage(kind, props, mailbox, name, throughput, max_actors, stash_capacity, checkpointed)
+    native = stage(kind, props, mailbox, name, throughput, max_actors, stash_capacity, checkpointed, handler_time_limit, mailbox_budget)
     if name is not None:
         native = native.named(name)
     if isinstance(supervision, str):
@@ -1370,6 +1372,8 @@ class Source(_Linear, Generic[_T_co]):
         max_actors: Optional[int] = None,
         stash_capacity: Optional[int] = None,
         checkpointed: bool = False,
+        handler_time_limit: Optional[float] = None,
+        mailbox_budget: Optional[int] = None,
     ) -> "Source":
         """A source emitting what the actor ``props`` makes emits while it handles the messages
         told to its materialized :class:`weir.ActorRef` (``tell`` blocks while the mailbox is
@@ -1384,7 +1388,10 @@ class Source(_Linear, Generic[_T_co]):
         Cancels when: never: a source has no upstream (downstream cancelling stops the actors).
         Fails when: the root raises under ``supervision="stop"``, or its mailbox overflows
         under ``overflow="fail"``."""
-        return Source(_actor_stage("source", props, mailbox, name, supervision, dead_letters, throughput, max_actors, stash_capacity, checkpointed))
+        return Source(_actor_stage(
+            "source", props, mailbox, name, supervision, dead_letters, throughput, max_actors, stash_capacity, checkpointed,
+            handler_time_limit, mailbox_budget,
+        ))
 
     @staticmethod
     def from_iter(iterable: Union[Iterable[Any], Callable[[], Iterable[Any]]]) -> "Source":
@@ -1795,6 +1802,8 @@ class Flow(_Linear, Generic[_In_contra, _Out_co]):
         max_actors: Optional[int] = None,
         stash_capacity: Optional[int] = None,
         checkpointed: bool = False,
+        handler_time_limit: Optional[float] = None,
+        mailbox_budget: Optional[int] = None,
     ) -> "Flow":
         """A flow whose elements are messages to the :class:`weir.Actor` that ``props`` (the
         class or a zero-argument factory) makes; what it and its children ``ctx.emit`` goes
@@ -1809,7 +1818,11 @@ class Flow(_Linear, Generic[_In_contra, _Out_co]):
         default its attributes not starting with ``_``, through ``weir.codec``, plus the
         messages queued for it) and a restored run hands the state to ``restore_state`` after
         ``pre_start``; every actor of the stage (children spawned with ``checkpointed=True``)
-        must be.
+        must be. Quotas: ``handler_time_limit`` (seconds of wall time; a hook running longer
+        fails after its effects, naming the actor, and is supervised like any failure; children
+        take theirs from ``ctx.spawn``) and ``mailbox_budget`` (bytes all mailboxes of the
+        stage hold together, each queued message counted as ``weir.ActorRef.message_bytes()``;
+        beyond it a mailbox counts as full).
 
         Emits when: an actor emits and downstream has room.
         Backpressures when: the actor has not handled the previous batch (its mailbox is the
@@ -1819,7 +1832,10 @@ class Flow(_Linear, Generic[_In_contra, _Out_co]):
         Cancels when: downstream cancels (every actor stops).
         Fails when: upstream fails, or the root raises under ``supervision="stop"`` (the error
         names the actor and the message, with the Python traceback)."""
-        return Flow(_actor_stage("flow", props, mailbox, name, supervision, dead_letters, throughput, max_actors, stash_capacity, checkpointed))
+        return Flow(_actor_stage(
+            "flow", props, mailbox, name, supervision, dead_letters, throughput, max_actors, stash_capacity, checkpointed,
+            handler_time_limit, mailbox_budget,
+        ))
 
     def to(self, sink: "Sink", keep: Keep = "left") -> "Sink":
         """Connects ``sink``, giving a sink."""
@@ -1877,6 +1893,8 @@ class Sink(_Blueprint, Generic[_In_contra, _Mat_co]):
         max_actors: Optional[int] = None,
         stash_capacity: Optional[int] = None,
         checkpointed: bool = False,
+        handler_time_limit: Optional[float] = None,
+        mailbox_budget: Optional[int] = None,
     ) -> "Sink":
         """A sink whose elements are messages to the actor ``props`` makes (what it emits is
         dropped); materializes its :class:`weir.ActorRef`. Arguments as for ``Flow.actor``.
@@ -1886,7 +1904,10 @@ class Sink(_Blueprint, Generic[_In_contra, _Mat_co]):
         actor stops itself (upstream is then cancelled).
         Cancels when: the root actor stops itself.
         Fails when: upstream fails, or the root raises under ``supervision="stop"``."""
-        return Sink(_actor_stage("sink", props, mailbox, name, supervision, dead_letters, throughput, max_actors, stash_capacity, checkpointed))
+        return Sink(_actor_stage(
+            "sink", props, mailbox, name, supervision, dead_letters, throughput, max_actors, stash_capacity, checkpointed,
+            handler_time_limit, mailbox_budget,
+        ))
 
     @staticmethod
     def collect() -> "Sink":

@@ -237,6 +237,8 @@ class Source(_Linear, Generic[_T_co]):
         max_actors: Optional[int] = None,
         stash_capacity: Optional[int] = None,
         checkpointed: bool = False,
+        handler_time_limit: Optional[float] = None,
+        mailbox_budget: Optional[int] = None,
     ) -> Source[Any]: ...
     @staticmethod
     def from_iter(iterable: Union[Iterable[_T], Callable[[], Iterable[_T]]]) -> Source[_T]: ...
@@ -690,6 +692,8 @@ class Flow(_Linear, Generic[_In_contra, _Out_co]):
         max_actors: Optional[int] = None,
         stash_capacity: Optional[int] = None,
         checkpointed: bool = False,
+        handler_time_limit: Optional[float] = None,
+        mailbox_budget: Optional[int] = None,
     ) -> Flow[Any, Any]: ...
     @overload
     def to(self, sink: Sink[_Out_co, _M], keep: Literal["right"]) -> Sink[_In_contra, _M]: ...
@@ -964,6 +968,8 @@ class Sink(_Blueprint, Generic[_In_contra, _Mat_co]):
         max_actors: Optional[int] = None,
         stash_capacity: Optional[int] = None,
         checkpointed: bool = False,
+        handler_time_limit: Optional[float] = None,
+        mailbox_budget: Optional[int] = None,
     ) -> Sink[Any, ActorRef]: ...
     @staticmethod
     def collect() -> Sink[_T, List[_T]]: ...

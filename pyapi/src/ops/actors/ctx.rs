@@ -234,7 +234,7 @@ impl PyActorCtx {
     /// name and `weir.Mailbox`) supervised by this one with its `supervisor_strategy`; its
     /// `pre_start` runs after this hook returns. Raises `StageFailed` when the stage holds its
     /// maximum number of actors.
-    #[pyo3(signature = (factory, name = None, mailbox = None, throughput = None, stash_capacity = None, checkpointed = false))]
+    #[pyo3(signature = (factory, name = None, mailbox = None, throughput = None, stash_capacity = None, checkpointed = false, handler_time_limit = None))]
     #[allow(clippy::too_many_arguments)]
     fn spawn(
         &self,
@@ -245,6 +245,7 @@ impl PyActorCtx {
         throughput: Option<usize>,
         stash_capacity: Option<usize>,
         checkpointed: bool,
+        handler_time_limit: Option<Py<PyAny>>,
     ) -> PyResult<Py<PyActorRef>> {
         let args = SPAWN_ARGS
             .import(py, "weir._actors", "props_args")?
@@ -255,6 +256,7 @@ impl PyActorCtx {
                 throughput,
                 stash_capacity,
                 checkpointed,
+                handler_time_limit,
             ))?;
         #[allow(clippy::type_complexity)]
         let (
@@ -267,6 +269,7 @@ impl PyActorCtx {
             stash_capacity,
             priority,
             checkpointed,
+            handler_time_limit,
         ): (
             Py<PyAny>,
             String,
@@ -277,6 +280,7 @@ impl PyActorCtx {
             Option<usize>,
             Option<Py<PyAny>>,
             bool,
+            Option<f64>,
         ) = args.extract()?;
         let args = PropsArgs {
             name,
@@ -288,6 +292,8 @@ impl PyActorCtx {
             stash_capacity,
             priority,
             checkpointed,
+            handler_time_limit,
+            mailbox_budget: None,
         };
         let props = py_props(factory, args)?;
         let r = self.with(|c| c.spawn(props))?;

@@ -43,6 +43,8 @@ fn args(
     stash_capacity: Option<usize>,
     priority: Option<Py<PyAny>>,
     checkpointed: bool,
+    handler_time_limit: Option<f64>,
+    mailbox_budget: Option<usize>,
 ) -> PropsArgs {
     PropsArgs {
         name,
@@ -54,6 +56,8 @@ fn args(
         stash_capacity,
         priority,
         checkpointed,
+        handler_time_limit,
+        mailbox_budget,
     }
 }
 
@@ -63,7 +67,7 @@ fn args(
 /// what they emit; a source emits it while the root handles what is told to its ref. Each
 /// materializes the root's `ActorRef`.
 #[pyfunction]
-#[pyo3(signature = (kind, factory, name, capacity, overflow, redirect = None, throughput = None, max_actors = None, stash_capacity = None, priority = None, checkpointed = false))]
+#[pyo3(signature = (kind, factory, name, capacity, overflow, redirect = None, throughput = None, max_actors = None, stash_capacity = None, priority = None, checkpointed = false, handler_time_limit = None, mailbox_budget = None))]
 #[allow(clippy::too_many_arguments)]
 pub fn actor_stage(
     kind: &str,
@@ -77,6 +81,8 @@ pub fn actor_stage(
     stash_capacity: Option<usize>,
     priority: Option<Py<PyAny>>,
     checkpointed: bool,
+    handler_time_limit: Option<f64>,
+    mailbox_budget: Option<usize>,
 ) -> PyResult<PyBlueprint> {
     let a = args(
         name,
@@ -88,6 +94,8 @@ pub fn actor_stage(
         stash_capacity,
         priority,
         checkpointed,
+        handler_time_limit,
+        mailbox_budget,
     );
     let props = py_props(factory, a)?;
     let bp = match kind {

@@ -21,6 +21,10 @@ pub(crate) struct PropsArgs {
     pub(crate) priority: Option<Py<PyAny>>,
     /// Saved at checkpoints (`snapshot_state` / `restore_state` through the value codec).
     pub(crate) checkpointed: bool,
+    /// Seconds a hook may run before it fails (checked by Python as positive).
+    pub(crate) handler_time_limit: Option<f64>,
+    /// Bytes the stage's mailboxes hold together (root props only).
+    pub(crate) mailbox_budget: Option<usize>,
 }
 
 /// The mailbox `capacity` messages long with the overflow policy named `overflow`
@@ -96,6 +100,15 @@ pub(crate) fn py_props(factory: Py<PyAny>, a: PropsArgs) -> PyResult<Props<PyAct
     }
     if let Some(n) = a.stash_capacity {
         props = props.with_stash_capacity(n);
+    }
+    if let Some(s) = a.handler_time_limit {
+        let limit = std::time::Duration::try_from_secs_f64(s).map_err(|e| {
+            PyValueError::new_err(format!("handler_time_limit must be positive seconds: {e}"))
+        })?;
+        props = props.with_handler_time_limit(limit);
+    }
+    if let Some(b) = a.mailbox_budget {
+        props = props.with_mailbox_budget(b);
     }
     if a.checkpointed {
         let name = a.name.clone();

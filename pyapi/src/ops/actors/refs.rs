@@ -118,6 +118,12 @@ impl PyActorRef {
         Ok(run.call1((f, msg, timeout))?.unbind())
     }
 
+    /// Bytes one queued message counts for in a stage's `mailbox_budget`.
+    #[staticmethod]
+    fn message_bytes() -> usize {
+        ActorRef::<PyObj>::message_bytes()
+    }
+
     /// Messages waiting in the mailbox.
     fn __len__(&self) -> usize {
         self.0.len()

@@ -960,3 +960,34 @@ def test_the_mailbox_budget_of_a_stage_bounds_what_its_mailboxes_hold_together()
     assert done.result() == [("m", 0), ("m", 1), ("m", 2)]
     with pytest.raises(ValueError, match="mailbox_budget must be a number of bytes >= 1"):
         weir.Source.actor(Gated, mailbox_budget=0)
+
+
+def test_send_after_and_send_interval_deliver_on_the_run_clock_until_cancelled():
+    from weir import testing
+
+    clock = testing.VirtualClock()
+    run = clock.start(weir.Source.actor(Sleepy).to(testing.probe_sink(), keep="both"))
+    ref, probe = run.materialized
+    probe.request(100)
+    once = ref.send_after("once", 0.5)
+    tick = ref.send_interval("tick", 0.2)
+    assert once.is_active and not once.is_cancelled
+    clock.advance(0.2)
+    probe.expect_next("tick", at=0.2)
+    clock.advance(0.2)
+    probe.expect_next("tick", at=0.4)
+    clock.advance(0.1)
+    probe.expect_next("once", at=0.5)
+    assert not once.is_active and not once.cancel()
+    clock.advance(0.1)
+    probe.expect_next("tick", at=0.6)
+    assert tick.cancel() and tick.is_cancelled
+    clock.advance(1.0)
+    probe.expect_no_element()
+    late = ref.send_after("never", 0.1)
+    assert late.cancel()
+    clock.advance(0.2)
+    probe.expect_no_element()
+    run.cancel()
+    with pytest.raises(ValueError, match="send_interval: interval must be more than 0 seconds"):
+        ref.send_interval("x", 0)

@@ -136,6 +136,7 @@ pub fn flow_ask(
 /// Adds the actor classes and stage constructors to the native module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyActorRef>()?;
+    m.add_class::<refs::PyScheduled>()?;
     m.add_class::<PyActorCtx>()?;
     m.add_class::<PySupervisorStrategy>()?;
     m.add_function(wrap_pyfunction!(actor_stage, m)?)?;

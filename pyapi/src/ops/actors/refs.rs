@@ -8,7 +8,29 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use std::time::Duration;
-use weir_operators::actor::{ActorRef, AskError, Pressure};
+use weir_operators::actor::{ActorRef, AskError, Pressure, ScheduleHandle};
+
+/// A delivery scheduled with `ActorRef.send_after` / `send_interval`: `cancel()` stops it.
+#[pyclass(module = "weir._native", name = "Scheduled", frozen)]
+pub struct PyScheduled(ScheduleHandle);
+
+#[pymethods]
+impl PyScheduled {
+    /// Stops the delivery; `True` when it was still pending.
+    fn cancel(&self) -> bool {
+        self.0.cancel()
+    }
+    /// Whether it may still deliver.
+    #[getter]
+    fn is_active(&self) -> bool {
+        self.0.is_active()
+    }
+    /// Whether `cancel()` stopped it.
+    #[getter]
+    fn is_cancelled(&self) -> bool {
+        self.0.is_cancelled()
+    }
+}
 
 /// A handle to an actor: `tell`, `try_tell`, `ask`; cheap to copy, usable from any thread.
 #[pyclass(module = "weir._native", name = "ActorRef", frozen)]
@@ -116,6 +138,26 @@ impl PyActorRef {
         let f = slf.getattr("ask")?;
         let run = IN_EXECUTOR.import(py, "weir._actors", "_in_executor")?;
         Ok(run.call1((f, msg, timeout))?.unbind())
+    }
+
+    /// Delivers `msg` once after `delay` seconds on the run's clock (virtual under
+    /// `weir.testing`), as `try_tell` would; cancelled when the actor's stage stops.
+    fn send_after(&self, msg: Py<PyAny>, delay: f64) -> PyResult<PyScheduled> {
+        let d = secs("send_after: delay", delay)?;
+        Ok(PyScheduled(self.0.send_after(PyObj(msg), d)))
+    }
+
+    /// Delivers `msg` every `interval` seconds on the run's clock (the first one interval from
+    /// now), as `try_tell` would, until cancelled or the actor stops.
+    fn send_interval(&self, msg: Py<PyAny>, interval: f64) -> PyResult<PyScheduled> {
+        let d = secs("send_interval: interval", interval)?;
+        if d.is_zero() {
+            return Err(PyValueError::new_err(
+                "send_interval: interval must be more than 0 seconds",
+            ));
+        }
+        let msg = PyObj(msg);
+        Ok(PyScheduled(self.0.send_interval(move || msg.clone(), d)))
     }
 
     /// Bytes one queued message counts for in a stage's `mailbox_budget`.

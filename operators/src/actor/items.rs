@@ -24,8 +24,8 @@ pub(crate) struct Items<M> {
 /// The user's messages in delivery order.
 enum Order<M> {
     Fifo(VecDeque<Envelope<M>>),
+    /// By the priority the sender computed (the mailbox holds the function).
     Priority {
-        of: PriorityFn<M>,
         /// Keyed by priority; the last entry is delivered first.
         buckets: BTreeMap<u8, VecDeque<Envelope<M>>>,
         len: usize,
@@ -33,8 +33,8 @@ enum Order<M> {
 }
 
 impl<M> Items<M> {
-    /// An empty queue, the user's messages ordered by `priority` when given.
-    pub(crate) fn new(priority: Option<PriorityFn<M>>) -> Self {
+    /// An empty queue, the user's messages ordered by priority when `priority`.
+    pub(crate) fn new(priority: bool) -> Self {
         Self {
             system: None,
             user: Order::new(priority),
@@ -54,13 +54,9 @@ impl<M> Items<M> {
         self.system.as_ref().map_or(0, |q| q.len())
     }
 
-    /// Queues the user's `env` behind the messages of its priority.
-    pub(crate) fn push(&mut self, env: Envelope<M>) {
-        self.user.push(env, None);
-    }
-
-    /// [`Items::push`] with the priority already computed (`None`: compute it here).
-    pub(crate) fn push_ranked(&mut self, env: Envelope<M>, rank: Option<u8>) {
+    /// Queues the user's `env` behind the messages of its priority `rank` (computed by the
+    /// sender with the mailbox's function; `None` in a first-in-first-out queue).
+    pub(crate) fn push(&mut self, env: Envelope<M>, rank: Option<u8>) {
         self.user.push(env, rank);
     }
 
@@ -95,12 +91,11 @@ impl<M> Items<M> {
 }
 
 impl<M> Order<M> {
-    /// An empty queue, ordered by `priority` when given.
-    fn new(priority: Option<PriorityFn<M>>) -> Self {
+    /// An empty queue, ordered by priority when `priority`.
+    fn new(priority: bool) -> Self {
         match priority {
-            None => Self::Fifo(VecDeque::new()),
-            Some(of) => Self::Priority {
-                of,
+            false => Self::Fifo(VecDeque::new()),
+            true => Self::Priority {
                 buckets: BTreeMap::new(),
                 len: 0,
             },
@@ -114,12 +109,16 @@ impl<M> Order<M> {
         }
     }
 
-    /// Queues `env` behind the messages of its priority (`rank`, or computed when `None`).
+    /// Queues `env` behind the messages of its priority `rank`.
     pub(crate) fn push(&mut self, env: Envelope<M>, rank: Option<u8>) {
         match self {
             Self::Fifo(q) => q.push_back(env),
-            Self::Priority { of, buckets, len } => {
-                let p = rank.unwrap_or_else(|| of(&env.msg));
+            Self::Priority { buckets, len } => {
+                debug_assert!(
+                    rank.is_some(),
+                    "a priority mailbox's sender ranks its message"
+                );
+                let p = rank.unwrap_or(0);
                 buckets.entry(p).or_default().push_back(env);
                 *len += 1;
             }
@@ -195,12 +194,13 @@ mod tests {
     fn notices_of_the_runtime_go_ahead_of_user_messages_in_every_order() {
         let control: PriorityFn<u32> = Arc::new(|m: &u32| u8::from(*m >= 100));
         for priority in [None, Some(control)] {
-            let mut items = Items::new(priority.clone());
+            let mut items = Items::new(priority.is_some());
+            let rank = |m: u32| priority.as_ref().map(|f| f(&m));
             for m in [1, 100, 2] {
-                items.push(Envelope::plain(m));
+                items.push(Envelope::plain(m), rank(m));
             }
             items.push_system(Envelope::plain(900));
-            items.push(Envelope::plain(101));
+            items.push(Envelope::plain(101), rank(101));
             items.push_system(Envelope::plain(901));
             assert_eq!(items.len(), 6);
             // DropOld gives up the oldest ordinary message, never a notice.

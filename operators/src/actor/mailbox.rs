@@ -628,7 +628,7 @@ impl<M: Send + 'static> Mailbox<M> {
         };
         let mailbox = Arc::new(Self {
             queue: Mutex::new(Queue {
-                items: Items::new(priority.clone()),
+                items: Items::new(priority.is_some()),
                 spill,
                 scheduled: false,
                 closed: false,
@@ -661,7 +661,7 @@ impl<M: Send + 'static> Mailbox<M> {
     }
 
     fn enqueue(&self, q: &mut Queue<M>, env: Envelope<M>, rank: Option<u8>) {
-        q.items.push_ranked(env, rank);
+        q.items.push(env, rank);
         self.account_queued(q, false);
     }
 
@@ -952,7 +952,8 @@ impl<M: Send + 'static> Mailbox<M> {
             };
             match r {
                 Ok(env) => {
-                    q.items.push(env);
+                    let rank = self.rank(&env.msg);
+                    q.items.push(env, rank);
                     self.stage.budget_add(Self::MESSAGE_BYTES);
                 }
                 Err(e) => {

@@ -91,6 +91,10 @@ pub(crate) struct CellState<A: Actor> {
     pub(crate) received: bool,
     /// The receive's timeout fired: it completes with `None` at the actor's next turn.
     pub(crate) receive_timed_out: bool,
+    /// Set by `Ctx::park`: only notices are handed to the actor until `Ctx::unpark`.
+    pub(crate) parked: bool,
+    /// Messages `Ctx::requeue` puts back in front of the queue after the turn.
+    pub(crate) requeue: VecDeque<Envelope<A::Msg>>,
 }
 
 impl<A: Actor> CellState<A> {
@@ -108,6 +112,8 @@ impl<A: Actor> CellState<A> {
             set_aside: VecDeque::new(),
             received: false,
             receive_timed_out: false,
+            parked: false,
+            requeue: VecDeque::new(),
         }
     }
 }
@@ -184,6 +190,7 @@ impl<A: Actor> Cell<A> {
             && !self.meta.suspended
             && self.local.is_empty()
             && !self.state.input_paused
+            && !self.state.parked
     }
 
     /// Calls `f` with the actor and a context (no current message).
@@ -252,10 +259,14 @@ impl<A: Actor> Cell<A> {
         sys: &mut System<A::Out>,
         batch: Vec<A::Msg>,
     ) -> Result<(), StageError> {
-        if !self.local.is_empty() || self.meta.suspended || self.actor.is_none() {
+        if !self.local.is_empty()
+            || self.meta.suspended
+            || self.state.parked
+            || self.actor.is_none()
+        {
             // Queued behind what waits; its turn (or its restart) handles it.
             self.local.extend(batch.into_iter().map(Envelope::plain));
-            if !self.meta.suspended {
+            if !self.meta.suspended && !self.state.parked {
                 sys.runnable.push(self.meta.id);
             }
             return Ok(());
@@ -296,7 +307,11 @@ impl<A: Actor> Cell<A> {
                         {
                             Self::deliver(actor, &mut ctx, msg)?;
                         }
-                        if ctx.state.stop_requested || ctx.state.unstash || ctx.state.received {
+                        if ctx.state.stop_requested
+                            || ctx.state.unstash
+                            || ctx.state.received
+                            || ctx.state.parked
+                        {
                             break;
                         }
                     }
@@ -304,7 +319,11 @@ impl<A: Actor> Cell<A> {
                 Some(limit) => {
                     for msg in &mut it {
                         Self::deliver_timed(actor, &mut ctx, msg, limit)?;
-                        if ctx.state.stop_requested || ctx.state.unstash || ctx.state.received {
+                        if ctx.state.stop_requested
+                            || ctx.state.unstash
+                            || ctx.state.received
+                            || ctx.state.parked
+                        {
                             break;
                         }
                     }
@@ -333,6 +352,9 @@ impl<A: Actor> Cell<A> {
 
     /// Applies what the context asked for: unstash, stop.
     fn after_turn(&mut self, sys: &mut System<A::Out>) {
+        for env in self.state.requeue.drain(..).rev() {
+            self.local.push_front(env);
+        }
         if std::mem::take(&mut self.state.received) {
             for env in self.state.set_aside.drain(..).rev() {
                 self.local.push_front(env);
@@ -346,62 +368,20 @@ impl<A: Actor> Cell<A> {
         if std::mem::take(&mut self.state.stop_requested) {
             sys.ops.push(super::system::Op::Stop(self.meta.id));
         }
-        if !self.local.is_empty() {
+        // A parked actor's queue waits: a notice schedules it.
+        if !self.local.is_empty() && !self.state.parked {
             sys.runnable.push(self.meta.id);
         }
     }
 
-    /// Takes the instance, local queue and stash a checkpoint saved for this actor.
-    fn load_saved(&mut self, bytes: &[u8]) -> Result<(), StageError> {
-        let saved = super::checkpoint::load_cell(self.props.cell_codec(), &self.meta.path, bytes)?;
-        self.actor = Some(saved.actor);
-        self.local
-            .extend(saved.local.into_iter().map(Envelope::plain));
-        self.state
-            .stash
-            .extend(saved.stash.into_iter().map(Envelope::plain));
-        Ok(())
-    }
-
-    fn cancel_everything(&mut self) {
-        self.state.timers.clear();
-        self.state.receiving = None;
-        self.state.received = false;
-        self.state.receive_timed_out = false;
-        self.state.behaviors.clear();
-        self.state.unstash = false;
-        self.state.stop_requested = false;
-        self.state.input_paused = false;
-        self.mailbox.resume_user();
-    }
-}
-
-impl<A: Actor> AnyCell<A::Out> for Cell<A> {
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn meta(&self) -> &Meta {
-        &self.meta
-    }
-    fn meta_mut(&mut self) -> &mut Meta {
-        &mut self.meta
-    }
-
-    fn turn(&mut self, sys: &mut System<A::Out>, budget: usize) -> Result<(), StageError> {
-        if self.meta.suspended || self.actor.is_none() {
-            return Ok(());
-        }
-        if self.local.len() < budget {
-            let want = budget - self.local.len();
-            self.mailbox.drain_into(&mut self.local, want);
-        }
-        let n = budget.min(self.local.len());
-        if n == 0 && !self.state.receive_timed_out {
-            return Ok(());
-        }
+    /// Handles up to `n` messages from the front of the local queue (`notices`: the notices a
+    /// parked actor was handed, put there first).
+    fn run_local(
+        &mut self,
+        sys: &mut System<A::Out>,
+        n: usize,
+        notices: bool,
+    ) -> Result<(), StageError> {
         let Self {
             meta,
             actor,
@@ -415,7 +395,7 @@ impl<A: Actor> AnyCell<A::Out> for Cell<A> {
         };
         let limit = self.props.handler_time_limit;
         let r = catch_unwind(AssertUnwindSafe(|| {
-            if state.receive_timed_out {
+            if state.receive_timed_out && !notices {
                 let mut ctx = Ctx {
                     sys: &mut *sys,
                     meta: &mut *meta,
@@ -439,7 +419,12 @@ impl<A: Actor> AnyCell<A::Out> for Cell<A> {
                     None => Self::deliver(actor, &mut ctx, env.msg)?,
                     Some(limit) => Self::deliver_timed(actor, &mut ctx, env.msg, limit)?,
                 }
-                if state.stop_requested || state.unstash || state.received {
+                // A park ends a normal turn; a turn of notices ends when the park does.
+                if state.stop_requested
+                    || state.unstash
+                    || state.received
+                    || state.parked != notices
+                {
                     break;
                 }
             }
@@ -447,6 +432,75 @@ impl<A: Actor> AnyCell<A::Out> for Cell<A> {
         }));
         self.after_turn(sys);
         self.outcome(r)
+    }
+
+    /// Takes the instance, local queue and stash a checkpoint saved for this actor.
+    fn load_saved(&mut self, bytes: &[u8]) -> Result<(), StageError> {
+        let saved = super::checkpoint::load_cell(self.props.cell_codec(), &self.meta.path, bytes)?;
+        self.actor = Some(saved.actor);
+        self.local
+            .extend(saved.local.into_iter().map(Envelope::plain));
+        self.state
+            .stash
+            .extend(saved.stash.into_iter().map(Envelope::plain));
+        Ok(())
+    }
+
+    fn cancel_everything(&mut self) {
+        self.state.timers.clear();
+        self.state.receiving = None;
+        self.state.received = false;
+        self.state.receive_timed_out = false;
+        self.state.behaviors.clear();
+        self.state.unstash = false;
+        self.state.stop_requested = false;
+        self.state.input_paused = false;
+        self.state.parked = false;
+        self.mailbox.resume_user();
+    }
+}
+
+impl<A: Actor> AnyCell<A::Out> for Cell<A> {
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn meta(&self) -> &Meta {
+        &self.meta
+    }
+    fn meta_mut(&mut self) -> &mut Meta {
+        &mut self.meta
+    }
+
+    fn turn(&mut self, sys: &mut System<A::Out>, budget: usize) -> Result<(), StageError> {
+        if self.meta.suspended || self.actor.is_none() {
+            return Ok(());
+        }
+        let parked = self.state.parked;
+        if parked {
+            // Only notices (a paused mailbox hands out nothing else), ahead of what waits.
+            let mut notices = std::collections::VecDeque::new();
+            self.mailbox.drain_into(&mut notices, budget);
+            if notices.is_empty() {
+                return Ok(());
+            }
+            let n = notices.len();
+            for env in notices.into_iter().rev() {
+                self.local.push_front(env);
+            }
+            return self.run_local(sys, n, true);
+        }
+        if self.local.len() < budget {
+            let want = budget - self.local.len();
+            self.mailbox.drain_into(&mut self.local, want);
+        }
+        let n = budget.min(self.local.len());
+        if n == 0 && !self.state.receive_timed_out {
+            return Ok(());
+        }
+        self.run_local(sys, n, false)
     }
 
     fn start(&mut self, sys: &mut System<A::Out>) -> Result<(), StageError> {
@@ -477,6 +531,9 @@ impl<A: Actor> AnyCell<A::Out> for Cell<A> {
         if let Err(p) = r {
             tracing::warn!(actor = %self.meta.path, panic = %weir_graph::panic_message(&*p), "pre_restart panicked");
         }
+        if std::mem::take(&mut self.state.parked) {
+            sys.parked -= 1;
+        }
         self.cancel_everything();
         // Stashed messages go back in front of the queue, in stash order (the new instance
         // sees them first), ahead of what a receive set aside; the mailbox is kept.
@@ -497,6 +554,9 @@ impl<A: Actor> AnyCell<A::Out> for Cell<A> {
         }));
         if let Err(p) = r {
             tracing::warn!(actor = %self.meta.path, panic = %weir_graph::panic_message(&*p), "post_stop panicked");
+        }
+        if std::mem::take(&mut self.state.parked) {
+            sys.parked -= 1;
         }
         self.cancel_everything();
         self.actor = None;

@@ -299,12 +299,13 @@ impl<'a, A: Actor> Ctx<'a, A> {
         self.state.unstash = true;
     }
     /// Whether [`Actor::handle_batch`] must return before its next message: the actor asked to
-    /// stop or to unstash, or installed a behaviour.
+    /// stop or to unstash, installed a behaviour, waits in a receive or parked.
     pub fn batch_interrupted(&self) -> bool {
         self.state.stop_requested
             || self.state.unstash
             || !self.state.behaviors.is_empty()
             || self.state.receiving.is_some()
+            || self.state.parked
     }
     /// Messages in the stash.
     pub fn stashed(&self) -> usize {

@@ -32,6 +32,7 @@ mod ctx;
 mod fsm;
 mod group;
 mod mailbox;
+mod park;
 mod props;
 mod proxy;
 mod receive;
@@ -56,6 +57,7 @@ pub use ctx::{Behavior, Ctx, Sender};
 pub use mailbox::{
     ActorRef, AskError, DEFAULT_MAILBOX_CAPACITY, MailboxConfig, Overflow, Pressure, TellError,
 };
+pub use park::{SenderSlot, Wakeup};
 pub use props::{Actor, ActorId, DEFAULT_THROUGHPUT, Props};
 pub use proxy::{Inbox, Incoming, PendingReply, Replier};
 pub use region::{

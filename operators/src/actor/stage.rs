@@ -327,16 +327,30 @@ impl<A: Actor> AsyncLogic for ActorStage<A> {
                         }
                     }
                     Wake::Control(c) => {
-                        // Every message before the control is handled and its rows sent first.
-                        while let Err(e) = sys.run_ready(&mut ready) {
-                            Self::root_failed(&mut sys, &io, e)?;
-                        }
-                        if let Some(e) = shared.take_failure() {
-                            return Err(e);
-                        }
-                        if !flush(&mut sys, &mut output, batch).await {
-                            sys.stop_all()?;
-                            return Ok(());
+                        // Every message before the control is handled and its rows sent first,
+                        // the work of parked actors included.
+                        loop {
+                            while let Err(e) = sys.run_ready(&mut ready) {
+                                Self::root_failed(&mut sys, &io, e)?;
+                            }
+                            if let Some(e) = shared.take_failure() {
+                                return Err(e);
+                            }
+                            if !flush(&mut sys, &mut output, batch).await {
+                                sys.stop_all()?;
+                                return Ok(());
+                            }
+                            if sys.parked == 0 {
+                                break;
+                            }
+                            poll_fn(|cx| {
+                                if !sys.runnable.is_empty() || shared.poll_ready(cx.waker()) {
+                                    Poll::Ready(())
+                                } else {
+                                    Poll::Pending
+                                }
+                            })
+                            .await;
                         }
                         super::checkpoint::on_control(&sys, &io, output.as_mut(), c)?;
                     }

@@ -37,6 +37,8 @@ pub(crate) struct System<O> {
     pub(crate) ops: Vec<Op>,
     /// Actors with messages in their local queue (timers fired, unstashed, left over).
     pub(crate) runnable: Vec<ActorId>,
+    /// Actors parked now (`Ctx::park`): the stage neither completes nor checkpoints meanwhile.
+    pub(crate) parked: usize,
     pub(crate) timers: Timers,
     pub(crate) clock: Arc<dyn Clock>,
     shared: Arc<StageShared>,
@@ -71,6 +73,7 @@ impl<O: Send + 'static> System<O> {
             out: Vec::new(),
             ops: Vec::new(),
             runnable: Vec::new(),
+            parked: 0,
             timers: Timers::default(),
             clock,
             shared,
@@ -595,7 +598,7 @@ impl<O: Send + 'static> System<O> {
     pub(crate) fn has_work(&self) -> bool {
         // A cell left with local work is on `runnable` (its turn puts it back), and a suspended
         // one waits for its restart timer: no scan over every cell per loop.
-        self.has_ready() || !self.ops.is_empty() || self.timers.restart_pending()
+        self.has_ready() || !self.ops.is_empty() || self.timers.restart_pending() || self.parked > 0
     }
 
     /// Whether any actor has an active timer.

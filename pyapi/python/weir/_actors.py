@@ -99,6 +99,8 @@ def _resolve(cls: type, tp: type) -> Callable[..., Any]:
     """The function called as ``f(actor, ctx, msg)`` for messages of type ``tp`` (cached)."""
     key = (cls, tp)
     f = _HANDLERS.get(key)
+    if f is None and getattr(cls, "_weir_dispatch_all", False):
+        f = _HANDLERS[key] = cls.handle
     if f is None:
         name = handler_name(tp)
         if not callable(getattr(cls, name, None)):
@@ -132,6 +134,8 @@ def _run_batch(actor: Actor, ctx: Any, msgs: List[Any], st: _Batch) -> int:
     handlers = _BY_CLASS.get(cls)
     if handlers is None:
         handlers = _BY_CLASS[cls] = {}
+    if getattr(cls, "_weir_dispatch_all", False):  # a pool actor's proxy: the batch is one job
+        return actor.handle_many(ctx, msgs)  # type: ignore[attr-defined, no-any-return]
     st.brk = False
     it = iter(msgs)
     last: Any = None
@@ -292,17 +296,29 @@ def props_args(
     stash_capacity: Optional[int] = None,
     checkpointed: bool = False,
     handler_time_limit: Optional[float] = None,
+    pool: Any = None,
 ) -> Tuple[Any, ...]:
     """The native props arguments: ``(factory, name, capacity, overflow, redirect, throughput,
-    stash_capacity, priority, checkpointed, handler_time_limit)``."""
+    stash_capacity, priority, checkpointed, handler_time_limit)``; with ``pool=`` the factory
+    makes the proxy of an actor living in that interpreter pool (``weir._pool_actor``), whose
+    ``handler_time_limit`` is the pool's call timeout."""
     if not isinstance(checkpointed, bool):
         raise TypeError(f"checkpointed= takes True or False, not {type(checkpointed).__name__}")
     limit = _seconds("handler_time_limit", handler_time_limit)
+    fac = _factory(props)
+    if pool is not None:
+        from . import _pool_actor
+        from .interpreters import InterpreterPool
+
+        if not isinstance(pool, InterpreterPool):
+            raise TypeError(f"pool= takes a weir.InterpreterPool, not {type(pool).__name__}")
+        fac = _pool_actor.factory(props, pool, checkpointed, limit, name or _name_of(props))
+        limit = None
     m = _mailbox(mailbox)
     for what, n in (("throughput", throughput), ("stash_capacity", stash_capacity)):
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
             raise ValueError(f"{what} must be a non-negative int, got {n!r}")
-    return (_factory(props), name or _name_of(props), m.capacity, m.overflow, m.redirect_to, throughput, stash_capacity, m.rank(), checkpointed, limit)
+    return (fac, name or _name_of(props), m.capacity, m.overflow, m.redirect_to, throughput, stash_capacity, m.rank(), checkpointed, limit)
 
 
 def _seconds(what: str, x: Optional[float]) -> Optional[float]:
@@ -330,12 +346,13 @@ def stage(
     checkpointed: bool = False,
     handler_time_limit: Optional[float] = None,
     mailbox_budget: Optional[int] = None,
+    pool: Any = None,
 ) -> Any:
     """The native blueprint of an actor stage (``kind``: ``flow``, ``sink`` or ``source``)."""
     if max_actors is not None and (isinstance(max_actors, bool) or not isinstance(max_actors, int) or max_actors < 1):
         raise ValueError(f"max_actors must be an int >= 1, got {max_actors!r}")
     if mailbox_budget is not None and (isinstance(mailbox_budget, bool) or not isinstance(mailbox_budget, int) or mailbox_budget < 1):
         raise ValueError(f"mailbox_budget must be a number of bytes >= 1, got {mailbox_budget!r}")
-    f, n, cap, overflow, redirect, tp, stash, rank, ck, limit = props_args(props, name, mailbox, throughput, stash_capacity, checkpointed, handler_time_limit)
+    f, n, cap, overflow, redirect, tp, stash, rank, ck, limit = props_args(props, name, mailbox, throughput, stash_capacity, checkpointed, handler_time_limit, pool)
     return _native.actor_stage(kind, f, n, cap, overflow, redirect, tp, max_actors, stash, rank, ck, limit, mailbox_budget)
 

@@ -417,11 +417,12 @@ def _actor_stage(
     checkpointed: bool = False,
     handler_time_limit: Optional[float] = None,
     mailbox_budget: Optional[int] = None,
+    pool: Any = None,
 ) -> _native.Blueprint:
     """An actor stage (see ``Flow.actor``) with its name and the supervision of its root."""
     from ._actors import stage
 
-    native = stage(kind, props, mailbox, name, throughput, max_actors, stash_capacity, checkpointed, handler_time_limit, mailbox_budget)
+    native = stage(kind, props, mailbox, name, throughput, max_actors, stash_capacity, checkpointed, handler_time_limit, mailbox_budget, pool)
     if name is not None:
         native = native.named(name)
     if isinstance(supervision, str):
@@ -1374,6 +1375,7 @@ class Source(_Linear, Generic[_T_co]):
         checkpointed: bool = False,
         handler_time_limit: Optional[float] = None,
         mailbox_budget: Optional[int] = None,
+        pool: Any = None,
     ) -> "Source":
         """A source emitting what the actor ``props`` makes emits while it handles the messages
         told to its materialized :class:`weir.ActorRef` (``tell`` blocks while the mailbox is
@@ -1390,7 +1392,7 @@ class Source(_Linear, Generic[_T_co]):
         under ``overflow="fail"``."""
         return Source(_actor_stage(
             "source", props, mailbox, name, supervision, dead_letters, throughput, max_actors, stash_capacity, checkpointed,
-            handler_time_limit, mailbox_budget,
+            handler_time_limit, mailbox_budget, pool,
         ))
 
     @staticmethod
@@ -1804,6 +1806,7 @@ class Flow(_Linear, Generic[_In_contra, _Out_co]):
         checkpointed: bool = False,
         handler_time_limit: Optional[float] = None,
         mailbox_budget: Optional[int] = None,
+        pool: Any = None,
     ) -> "Flow":
         """A flow whose elements are messages to the :class:`weir.Actor` that ``props`` (the
         class or a zero-argument factory) makes; what it and its children ``ctx.emit`` goes
@@ -1822,7 +1825,14 @@ class Flow(_Linear, Generic[_In_contra, _Out_co]):
         fails after its effects, naming the actor, and is supervised like any failure; children
         take theirs from ``ctx.spawn``) and ``mailbox_budget`` (bytes all mailboxes of the
         stage hold together, each queued message counted as ``weir.ActorRef.message_bytes()``;
-        beyond it a mailbox counts as full).
+        beyond it a mailbox counts as full). ``pool=`` (a :class:`weir.InterpreterPool` of
+        processes) runs the root actor's hooks in one of the pool's workers, a batch of
+        messages per call, with the semantics of an inline actor (the mailbox, stash, timers
+        and supervision stay in the stage; messages, emitted values and state must pickle;
+        ``ctx.receive`` is for inline actors only); ``handler_time_limit`` is then the pool's
+        call timeout. A worker that dies fails the message it ran with ``WorkerCrashed``; with
+        ``checkpointed=True`` the fresh instance gets the state after the last message handled
+        before it.
 
         Emits when: an actor emits and downstream has room.
         Backpressures when: the actor has not handled the previous batch (its mailbox is the
@@ -1834,7 +1844,7 @@ class Flow(_Linear, Generic[_In_contra, _Out_co]):
         names the actor and the message, with the Python traceback)."""
         return Flow(_actor_stage(
             "flow", props, mailbox, name, supervision, dead_letters, throughput, max_actors, stash_capacity, checkpointed,
-            handler_time_limit, mailbox_budget,
+            handler_time_limit, mailbox_budget, pool,
         ))
 
     def to(self, sink: "Sink", keep: Keep = "left") -> "Sink":
@@ -1895,6 +1905,7 @@ class Sink(_Blueprint, Generic[_In_contra, _Mat_co]):
         checkpointed: bool = False,
         handler_time_limit: Optional[float] = None,
         mailbox_budget: Optional[int] = None,
+        pool: Any = None,
     ) -> "Sink":
         """A sink whose elements are messages to the actor ``props`` makes (what it emits is
         dropped); materializes its :class:`weir.ActorRef`. Arguments as for ``Flow.actor``.
@@ -1906,7 +1917,7 @@ class Sink(_Blueprint, Generic[_In_contra, _Mat_co]):
         Fails when: upstream fails, or the root raises under ``supervision="stop"``."""
         return Sink(_actor_stage(
             "sink", props, mailbox, name, supervision, dead_letters, throughput, max_actors, stash_capacity, checkpointed,
-            handler_time_limit, mailbox_budget,
+            handler_time_limit, mailbox_budget, pool,
         ))
 
     @staticmethod

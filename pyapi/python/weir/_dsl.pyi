@@ -239,6 +239,7 @@ class Source(_Linear, Generic[_T_co]):
         checkpointed: bool = False,
         handler_time_limit: Optional[float] = None,
         mailbox_budget: Optional[int] = None,
+        pool: Any = None,
     ) -> Source[Any]: ...
     @staticmethod
     def from_iter(iterable: Union[Iterable[_T], Callable[[], Iterable[_T]]]) -> Source[_T]: ...
@@ -694,6 +695,7 @@ class Flow(_Linear, Generic[_In_contra, _Out_co]):
         checkpointed: bool = False,
         handler_time_limit: Optional[float] = None,
         mailbox_budget: Optional[int] = None,
+        pool: Any = None,
     ) -> Flow[Any, Any]: ...
     @overload
     def to(self, sink: Sink[_Out_co, _M], keep: Literal["right"]) -> Sink[_In_contra, _M]: ...
@@ -970,6 +972,7 @@ class Sink(_Blueprint, Generic[_In_contra, _Mat_co]):
         checkpointed: bool = False,
         handler_time_limit: Optional[float] = None,
         mailbox_budget: Optional[int] = None,
+        pool: Any = None,
     ) -> Sink[Any, ActorRef]: ...
     @staticmethod
     def collect() -> Sink[_T, List[_T]]: ...

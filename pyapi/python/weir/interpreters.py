@@ -144,7 +144,7 @@ class _Join:
 class _Job:
     """A batch handed to a worker: what to run, whom to tell, and how it was retried."""
 
-    __slots__ = ("fid", "kind", "batch", "done", "timeout", "observe", "attempts", "isolated")
+    __slots__ = ("fid", "kind", "batch", "done", "timeout", "observe", "attempts", "isolated", "pin")
 
     # attempts: how often a worker died holding it with no known culprit (at most _MAX_ATTEMPTS)
 
@@ -153,6 +153,7 @@ class _Job:
         self.timeout, self.observe = timeout, observe
         self.attempts = 0
         self.isolated = False  # a single element re-run after a crash: a crash now is its own
+        self.pin: Any = None  # the worker a pool actor's job must run on (see `submit_pinned`)
 
     def derive(self, batch: List[Any], done: Done, isolated: bool = False) -> "_Job":
         """A job over part of this one's batch."""
@@ -221,6 +222,7 @@ class _SocketWorker:
         self.timed_out: Optional[Tuple[int, int]] = None  # (batch id, call index) it was killed for
         self.seen: Tuple[Tuple[int, int], float] = ((0, -1), 0.0)  # the watchdog's last look
         self.status: Optional[int] = None  # an exit status the worker reported (``X`` frame)
+        self.pinned = 0  # pool actors living in this worker
         parent, child = socket.socketpair()
         mark_fd, self.mark = _shared_mark()
         try:
@@ -405,6 +407,30 @@ class _WorkerBackend:
     def submit(self, fid: int, batch: List[Any], done: Done, timeout: Optional[float] = None, observe: Any = None) -> None:
         self._submit(_Job(fid, self.fns[fid][0], batch, done, timeout, observe))
 
+    def pin(self) -> Any:
+        """A live worker for a pool actor to live in: the one with the fewest actors (then the
+        least busy)."""
+        with self.lock:
+            self.closed = False
+            while len(self.workers) < self.size:
+                self._spawn()
+            w = min(self.workers, key=lambda w: (w.pinned, len(w.pending)))
+            w.pinned += 1
+            return w
+
+    def unpin(self, w: Any) -> None:
+        """A pool actor left worker ``w``."""
+        with self.lock:
+            w.pinned = max(0, w.pinned - 1)
+
+    def submit_pinned(self, w: Any, fid: int, batch: List[Any], done: Done, timeout: Optional[float] = None) -> None:
+        """Runs ``batch`` on worker ``w`` only (a pool actor's calls, in order). Its faults are
+        not retried: ``done([], [(None, error, i)])`` with the index of the call that killed
+        the worker (or ran past ``timeout``), -1 when none is known."""
+        job = _Job(fid, self.fns[fid][0], batch, done, timeout, None)
+        job.pin = w
+        self._submit(job)
+
     def _submit(self, job: _Job) -> None:
         bid = next(_ids)
         try:
@@ -413,15 +439,23 @@ class _WorkerBackend:
             self._unpicklable_input(job, e)
             return
         while True:
-            with self.lock:
-                self.closed = False
-                while len(self.workers) < self.size:
-                    self._spawn()
-                w = min(self.workers, key=lambda w: len(w.pending))
+            if job.pin is not None:
+                w = job.pin
+                if not w.alive:
+                    from .errors import WorkerCrashed
+
+                    job.done([], [(None, WorkerCrashed(f"pool worker ({w.name}) is gone"), -1)])
+                    return
+            else:
+                with self.lock:
+                    self.closed = False
+                    while len(self.workers) < self.size:
+                        self._spawn()
+                    w = min(self.workers, key=lambda w: len(w.pending))
             with w.send_lock:
                 with self.lock:
                     if not w.alive:
-                        continue  # died meanwhile: pick another
+                        continue  # died meanwhile: pick another (a pinned job fails above)
                     w.pending[bid] = job  # in the order the worker will run them
                     first = job.fid not in w.known
                     w.known.add(job.fid)
@@ -482,6 +516,9 @@ class _WorkerBackend:
 
     def _unpicklable_input(self, job: _Job, err: BaseException) -> None:
         """Fails the elements that cannot be pickled to a worker and runs the others."""
+        if job.pin is not None:
+            job.done([], [(None, err, -2)])  # the pool actor finds the element itself
+            return
         if job.kind == "map_batches" or len(job.batch) == 1:
             job.done([], [(job.element(0), err, 0)])
             return
@@ -557,11 +594,21 @@ class _WorkerBackend:
         who = w.name
         if closed:
             for job in pending.values():
-                job.done([], [(job.batch, WorkerCrashed(f"pool worker ({who}) stopped: the pool was closed"), 0)])
+                stopped = WorkerCrashed(f"pool worker ({who}) stopped: the pool was closed")
+                job.done([], [(None, stopped, -3)] if job.pin is not None else [(job.batch, stopped, 0)])
             return
         timed_out = w.timed_out
         for jid, job in pending.items():
             n = len(job.batch)
+            if job.pin is not None:
+                # A pool actor's job: its proxy recovers (a fresh instance, its last state).
+                if timed_out is not None and timed_out[0] == jid:
+                    job.done([], [(None, CallTimeout(f"call exceeded timeout={job.timeout}s; pool worker ({who}) was {w.killed_verb} and replaced"), timed_out[1])])
+                elif jid == bid and 0 <= index < n:
+                    job.done([], [(None, WorkerCrashed(f"pool worker ({who}) exited with code {rc} while running this message"), index)])
+                else:
+                    job.done([], [(None, WorkerCrashed(f"pool worker ({who}) exited with code {rc}"), -1)])
+                continue
             if timed_out is not None and timed_out[0] == jid:
                 i = timed_out[1]
                 err: BaseException = CallTimeout(

@@ -442,6 +442,50 @@ impl PyActorCtx {
         self.with(|c| c.is_timer_active(key))
     }
 
+    /// Parks the actor (its handler runs in a pool process): until `_unpark` it is handed only
+    /// what the returned wake-up delivers.
+    fn _park(&self) -> PyResult<super::park::PyWakeup> {
+        self.with(|c| super::park::PyWakeup(c.park()))
+    }
+
+    /// Ends the park: what waited is handled from the next turn, in order.
+    fn _unpark(&self) -> PyResult<()> {
+        self.with(|c| c.unpark())
+    }
+
+    /// Takes the reply address of the message being handled (for a later `_restore_sender`).
+    fn _take_sender(&self) -> PyResult<super::park::PySenderSlot> {
+        self.with(|c| super::park::PySenderSlot(Mutex::new(c.take_sender())))
+    }
+
+    /// Makes `slot` the reply address of the message being handled.
+    fn _restore_sender(&self, slot: PyRef<'_, super::park::PySenderSlot>) -> PyResult<()> {
+        let s = slot.take();
+        self.with(|c| c.restore_sender(s))
+    }
+
+    /// Puts `msgs` back in front of the queue after this call, in order (behind what
+    /// `unstash_all` puts back), each with its `SenderSlot` from `slots` (`None`: no sender).
+    fn _requeue(&self, msgs: &Bound<'_, PyAny>, slots: &Bound<'_, PyAny>) -> PyResult<()> {
+        let mut items = Vec::new();
+        for (m, s) in msgs.try_iter()?.zip(slots.try_iter()?) {
+            let (m, s) = (m?, s?);
+            let slot = if s.is_none() {
+                weir_operators::actor::SenderSlot::default()
+            } else {
+                s.cast::<super::park::PySenderSlot>()?.get().take()
+            };
+            items.push((PyObj::from_bound(m), slot));
+        }
+        self.with(|c| c.requeue(items))
+    }
+
+    /// Stashes `msg` (with the current reply address); raises when the stash is full.
+    fn _stash_message(&self, py: Python<'_>, msg: Py<PyAny>) -> PyResult<()> {
+        self.with(|c| c.stash(PyObj(msg)))?
+            .map_err(|e| to_py_err(py, &e))
+    }
+
     /// Sends `msg` to dead letters as a message this actor does not handle (the fallback of
     /// `weir.Actor.handle`).
     fn _unhandled(&self, py: Python<'_>, msg: Py<PyAny>) -> PyResult<()> {

@@ -7,6 +7,7 @@
 mod actor;
 mod args;
 mod ctx;
+mod park;
 mod props;
 mod refs;
 mod strategy;
@@ -138,6 +139,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyActorRef>()?;
     m.add_class::<refs::PyScheduled>()?;
     m.add_class::<PyActorCtx>()?;
+    m.add_class::<park::PyWakeup>()?;
+    m.add_class::<park::PySenderSlot>()?;
     m.add_class::<PySupervisorStrategy>()?;
     m.add_function(wrap_pyfunction!(actor_stage, m)?)?;
     m.add_function(wrap_pyfunction!(flow_ask, m)?)?;

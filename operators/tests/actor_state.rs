@@ -949,3 +949,120 @@ async fn a_restart_makes_the_first_version_again() {
         vec!["v1 n=1", "v2 n=2 sum=2", "v1 n=1"]
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// A parked actor at a checkpoint
+
+#[derive(Serialize, Deserialize)]
+enum Work {
+    Add(u64),
+    Done(u64),
+}
+
+/// While set, the work of parked actors waits (a checkpoint comes in meanwhile).
+static HOLD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sums what it is told, each addition computed on another thread while the actor is parked
+/// (as a Python actor in an interpreter pool is): a checkpoint waits for the work in flight.
+#[derive(Default, Serialize, Deserialize)]
+struct Offsum {
+    sum: u64,
+}
+
+impl Actor for Offsum {
+    type Msg = Work;
+    type Out = Row;
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, msg: Work) -> Result<(), StageError> {
+        match msg {
+            Work::Add(x) => {
+                let wake = ctx.park();
+                std::thread::spawn(move || {
+                    while HOLD.load(std::sync::atomic::Ordering::Acquire) {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    wake.wake(Work::Done(x));
+                });
+            }
+            Work::Done(x) => {
+                ctx.unpark();
+                self.sum += x;
+                ctx.emit((0, x, self.sum));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Tells every number to its `Offsum` child.
+#[derive(Default, Serialize, Deserialize)]
+struct Forward {
+    #[serde(skip)]
+    child: Option<ActorRef<Work>>,
+}
+
+impl Actor for Forward {
+    type Msg = u64;
+    type Out = Row;
+    fn pre_start(&mut self, ctx: &mut Ctx<'_, Self>) -> Result<(), StageError> {
+        let child = Props::<Offsum>::default_of()
+            .with_name("offsum")
+            .checkpointed();
+        self.child = Some(ctx.spawn(child)?);
+        Ok(())
+    }
+    fn handle(&mut self, ctx: &mut Ctx<'_, Self>, x: u64) -> Result<(), StageError> {
+        if let Some(c) = self.child.clone() {
+            ctx.tell(&c, Work::Add(x))
+                .map_err(|e| StageError::user(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+fn offsum_job(gate: &Arc<Gate>, store: &Arc<Store<Row>>) -> RunnableGraph<()> {
+    counting("numbers", N, gate)
+        .via(Flow::actor(
+            Props::<Forward>::default_of()
+                .with_name("forward")
+                .checkpointed(),
+        ))
+        .to(two_phase(store))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_waits_for_the_work_of_a_parked_actor_and_restores_exactly_once() {
+    let mut sum = 0;
+    let want: Vec<Row> = (0..N)
+        .map(|x| {
+            sum += x;
+            (0, x, sum)
+        })
+        .collect();
+    same(&unfailed(offsum_job).await, &want);
+    let d = dir("actor-offsum");
+    let store = Store::new();
+    // The child is parked on 0 (its work held) when the checkpoint's barrier reaches the stage.
+    HOLD.store(true, std::sync::atomic::Ordering::Release);
+    let gate = Arc::new(Gate::default());
+    let (m, clock) = mat(&d);
+    let ((), h) = m.materialize(&offsum_job(&gate, &store)).unwrap();
+    let ck = h.checkpoints().expect("the run checkpoints");
+    gate.open(5);
+    until("the checkpoint's position", || emitted(&gate) == 5).await;
+    clock.advance(SECOND);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        ck.latest_completed(),
+        None,
+        "the checkpoint waits for the parked work"
+    );
+    HOLD.store(false, std::sync::atomic::Ordering::Release);
+    timed(ck.wait_completed(1)).await;
+    gate.open(290);
+    until("the kill's position", || emitted(&gate) == 290).await;
+    h.cancel();
+    assert!(timed(h.wait()).await.is_err());
+    resume(&d, &store, offsum_job).await;
+    let _ = std::fs::remove_dir_all(&d);
+    same(&store.sorted(), &want);
+}

@@ -240,3 +240,58 @@ def test_a_checkpointed_pool_actor_resumes_from_its_checkpoint(tmp_path, pool):
     src.offer_all([4, 5])
     src.complete()
     assert again.result()[1] == [10, 15]
+
+
+# --- zero-copy bytes payloads --------------------------------------------------------------------
+
+
+class Digest(weir.Actor):
+    def handle(self, ctx, msg):
+        import hashlib
+
+        ctx.emit((type(msg).__name__, msg.nbytes, hashlib.sha256(msg).hexdigest()))
+        ctx.emit(msg[:4])
+
+
+def test_memoryview_payloads_reach_a_pool_actor_and_come_back_as_memoryviews(pool):
+    import hashlib
+
+    data = bytearray(os.urandom(1 << 20)) * 8
+    out = weir.Source.from_iter([memoryview(data)]).via(weir.Flow.actor(Digest, pool=pool)).run_with(weir.Sink.collect())
+    assert out[0] == ("memoryview", len(data), hashlib.sha256(data).hexdigest())
+    assert type(out[1]) is memoryview and bytes(out[1]) == bytes(data[:4])
+
+
+def test_a_memoryview_pickles_out_of_band_without_a_copy():
+    import pickle
+
+    from weir import _pool_actor, _worker
+
+    data = bytearray(b"ab" * (1 << 22))
+    payload, bufs = _worker.dumps(("tag", memoryview(data)))
+    assert len(payload) < 100
+    assert [b.nbytes for b in bufs] == [len(data)]
+    data[0:2] = b"zz"  # the buffer to send is the payload's own memory
+    assert bytes(bufs[0][:2]) == b"zz"
+    tag, view = pickle.loads(payload, buffers=[bytearray(b) for b in bufs])
+    assert (tag, type(view), bytes(view[:4])) == ("tag", memoryview, b"zzab")
+    # What a pool actor's handler emits travels the same way.
+    ctx = _pool_actor._Hosted(weir.Actor(), "a", 1).ctx
+    ctx.emit(memoryview(data))
+    (blob, fx_bufs), err = _pool_actor._effects(ctx)
+    assert err is None and len(blob) < 200
+    assert [b.raw().nbytes for b in fx_bufs] == [len(data)]
+
+
+SHARED = {}
+
+
+class Same(weir.Actor):
+    def handle(self, ctx, msg):
+        ctx.emit(msg is SHARED["view"] and msg.obj is SHARED["data"])
+
+
+def test_an_inline_actor_gets_the_very_buffer_it_is_told():
+    SHARED["data"] = data = bytearray(1 << 24)
+    SHARED["view"] = view = memoryview(data)
+    assert weir.Source.from_iter([view, view]).via(weir.Flow.actor(Same)).run_with(weir.Sink.collect()) == [True, True]

@@ -262,17 +262,31 @@ def _exc(e: BaseException) -> bytes:
     return pickle.dumps(_portable(e), protocol=5)
 
 
-def _effects(c: _RCtx) -> Tuple[bytes, Optional[bytes]]:
-    """The recorded effects, pickled; or an error when they do not pickle."""
+def _effects(c: _RCtx) -> Tuple[Any, Optional[bytes]]:
+    """The recorded effects, pickled with their large buffers (memoryviews, numpy arrays)
+    left out of band, so the reply ships them without copying; or an error when they do not
+    pickle."""
     fx, c._fx = c._fx, []
+    if not fx:
+        return b"", None
+    bufs: List[Any] = []
+
+    def oob(b: pickle.PickleBuffer) -> bool:
+        try:
+            b.raw()
+        except BufferError:  # not contiguous: in band
+            return True
+        bufs.append(b)
+        return False
+
     try:
-        return (pickle.dumps(fx, protocol=5) if fx else b""), None
+        return (pickle.dumps(fx, protocol=5, buffer_callback=oob), bufs), None
     except Exception as e:  # noqa: BLE001
         err = pickle.PicklingError(f"what this message's handler emitted or sent cannot be pickled to the parent: {type(e).__name__}: {e}")
         return b"", _exc(err)
 
 
-def _call(h: _Hosted, seq: int, fn: Callable[[], Any]) -> Tuple[bytes, str, Optional[bytes]]:
+def _call(h: _Hosted, seq: int, fn: Callable[[], Any]) -> Tuple[Any, str, Optional[bytes]]:
     """Runs one hook with ``h``'s context: ``(effects, status, error or state)``."""
     c = h.ctx
     c._brk = False
@@ -298,7 +312,7 @@ def _call(h: _Hosted, seq: int, fn: Callable[[], Any]) -> Tuple[bytes, str, Opti
     return fx, "ok", None
 
 
-def host(cmd: Tuple[int, int, str, Any]) -> Tuple[bytes, str, Optional[bytes]]:
+def host(cmd: Tuple[int, int, str, Any]) -> Tuple[Any, str, Optional[bytes]]:
     """Runs one command of a pool actor in this worker (the pool function of every pool
     actor): ``(actor id, job, op, argument)`` -> ``(effects, status, extra)``."""
     aid, seq, op, arg = cmd
@@ -629,11 +643,13 @@ class _Pooled(Actor):
             d.failed = m
             raise err
 
-    def _apply(self, ctx: Any, m: Any, blob: bytes) -> None:
+    def _apply(self, ctx: Any, m: Any, fx: Any) -> None:
         """Applies one message's recorded effects through the real context."""
-        if not blob:
+        if not fx:
             return
-        for e in pickle.loads(blob):
+        blob, bufs = fx
+        # (`buffers=` only when there are some, as the pool does.)
+        for e in pickle.loads(blob, buffers=bufs) if bufs else pickle.loads(blob):
             op = e[0]
             if op == "emit":
                 ctx.emit(e[1])

@@ -14,6 +14,7 @@ frames through :func:`serve_interpreter` (nothing here imports ``weir`` or its n
 
 from __future__ import annotations
 
+import copyreg
 import os
 import pickle
 import signal
@@ -32,6 +33,15 @@ _LEN = struct.Struct("!Q")
 _SMALL = 1 << 16
 
 Bytes = Union[bytes, bytearray, memoryview]
+
+
+def _reduce_view(m: memoryview) -> Tuple[Any, Tuple[pickle.PickleBuffer]]:
+    # A memoryview pickles as the buffer it views, out of band when contiguous (`dumps`), and
+    # unpickles as a memoryview over the received buffer: a zero-copy bytes payload.
+    return (memoryview, (pickle.PickleBuffer(m),))
+
+
+copyreg.pickle(memoryview, _reduce_view)
 
 
 def dumps(obj: Any) -> Tuple[bytes, List[memoryview]]:

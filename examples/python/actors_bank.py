@@ -1,5 +1,6 @@
 """A bank account actor from Python: closed until it opens (``become``), what arrives before is
-stashed and handled in order once it opens; balances asked from outside the graph (``ask``).
+stashed and handled in order once it opens; balances asked from outside the graph (``ask``); the
+same account again with its hooks in an interpreter pool's worker (``pool=``).
 
 Run: python examples/python/actors_bank.py
 """
@@ -66,15 +67,26 @@ class Account(weir.Actor):
         ctx.stop()
 
 
-def main() -> None:
-    handle = weir.Source.actor(Account).to(weir.Sink.collect(), keep="both").start()
+def run(pool: Any = None) -> Any:
+    """The account's statement, with its hooks inline or in an interpreter pool's worker."""
+    handle = weir.Source.actor(Account, pool=pool).to(weir.Sink.collect(), keep="both").start()
     account, statement = handle.materialized
     for msg in [Deposit(100), Withdraw(30), Open(), Withdraw(500), Deposit(25)]:
         account.tell(msg)
     print("balance asked:", account.ask(GetBalance(), 5.0))
     account.tell(Close())
     handle.wait()
-    print("bank:", statement.result())
+    return statement.result()
+
+
+def main() -> None:
+    inline = run()
+    print("bank:", inline)
+    with weir.InterpreterPool(1) as pool:
+        pooled = run(pool)
+    # The same account in a pool worker: the same statement.
+    assert pooled == inline, (pooled, inline)
+    print("bank in the pool:", pooled)
 
 
 if __name__ == "__main__":

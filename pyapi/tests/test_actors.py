@@ -744,6 +744,7 @@ def test_actor_examples_run(repo_root, capsys):
     assert "router: {'r0': [0, 9], 'r1': [1, 16], 'r2': [4, 25]}" in out, out
     assert "backoff restarts at: [1.0, 3.0]" in out, out
     assert "bank: ['opened', 100, 70, 'refused 500', 95]" in out, out
+    assert "bank in the pool: ['opened', 100, 70, 'refused 500', 95]" in out, out
     assert "balance asked: 95" in out, out
 
 

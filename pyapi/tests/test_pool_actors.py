@@ -198,7 +198,9 @@ def test_handler_time_limit_is_the_pool_call_timeout_and_the_late_message_fails_
 
 def test_a_message_that_does_not_pickle_fails_alone_after_those_before_it(pool):
     flow = weir.Flow.actor(Counter, pool=pool, supervision="resume")
-    bad = lambda: None  # noqa: E731 - plain pickle cannot ship a lambda
+    import threading
+
+    bad = threading.Lock()  # no pickle ships a lock
     out = weir.Source.from_iter(["a", "b", bad, "c"]).via(flow).run_with(weir.Sink.collect(), batch_size=64)
     assert out == [("a", 1), ("b", 2), ("c", 3)]
     with pytest.raises(weir.StageFailed, match="a message to an actor in an interpreter pool must pickle"):

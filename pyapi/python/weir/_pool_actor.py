@@ -118,6 +118,65 @@ class _Ref:
         return _running().tell(self, msg)
 
 
+class _Cloud:
+    """Pickles what it wraps with cloudpickle (classes and functions of the parent's
+    ``__main__`` by value, so a script's message classes reach the worker), its large buffers
+    still out of band."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def __reduce__(self) -> Tuple[Any, Tuple[Any, ...]]:
+        blob, bufs = _cloud_dumps(self.obj)
+        return (_uncloud, (blob, *bufs))
+
+
+_PICKLER: List[Any] = []
+
+
+def _pickler() -> Any:
+    """cloudpickle's pickler, but a memoryview pickles as its buffer (out of band) instead of
+    a copy to ``bytes``."""
+    if not _PICKLER:
+        from collections import ChainMap
+
+        import cloudpickle
+
+        def view(m: memoryview) -> Tuple[Any, Tuple[pickle.PickleBuffer]]:
+            return (memoryview, (pickle.PickleBuffer(m),))
+
+        class ViewPickler(cloudpickle.Pickler):  # type: ignore[misc, name-defined]
+            dispatch_table = ChainMap({memoryview: view}, cloudpickle.Pickler.dispatch_table)
+
+        _PICKLER.append(ViewPickler)
+    return _PICKLER[0]
+
+
+def _cloud_dumps(obj: Any) -> Tuple[bytes, List[pickle.PickleBuffer]]:
+    import io
+
+    bufs: List[pickle.PickleBuffer] = []
+
+    def oob(b: pickle.PickleBuffer) -> bool:
+        try:
+            b.raw()
+        except BufferError:  # not contiguous: in band
+            return True
+        bufs.append(b)
+        return False
+
+    f = io.BytesIO()
+    _pickler()(f, protocol=5, buffer_callback=oob).dump(obj)
+    return f.getvalue(), bufs
+
+
+def _uncloud(blob: bytes, *bufs: Any) -> Any:
+    # (`buffers=` only when there are some, as the pool does.)
+    return pickle.loads(blob, buffers=bufs) if bufs else pickle.loads(blob)
+
+
 # ---------------------------------------------------------------------------------------------
 # The worker side
 
@@ -269,18 +328,8 @@ def _effects(c: _RCtx) -> Tuple[Any, Optional[bytes]]:
     fx, c._fx = c._fx, []
     if not fx:
         return b"", None
-    bufs: List[Any] = []
-
-    def oob(b: pickle.PickleBuffer) -> bool:
-        try:
-            b.raw()
-        except BufferError:  # not contiguous: in band
-            return True
-        bufs.append(b)
-        return False
-
     try:
-        return (pickle.dumps(fx, protocol=5, buffer_callback=oob), bufs), None
+        return _cloud_dumps(fx), None
     except Exception as e:  # noqa: BLE001
         err = pickle.PicklingError(f"what this message's handler emitted or sent cannot be pickled to the parent: {type(e).__name__}: {e}")
         return b"", _exc(err)
@@ -355,7 +404,7 @@ def host(cmd: Tuple[int, int, str, Any]) -> Tuple[Any, str, Optional[bytes]]:
         return _call(h, seq, lambda: getattr(h.inst, name)(h.ctx, *args))
     if op == "state":
         try:
-            return b"", "ok", pickle.dumps(h.inst.snapshot_state(), protocol=5)
+            return b"", "ok", _cloud_dumps(h.inst.snapshot_state())
         except Exception as e:  # noqa: BLE001
             return b"", "err", _exc(e)
     if op == "restore":
@@ -485,11 +534,11 @@ class _Pooled(Actor):
         if job.kind == "msgs":
             ctx = self._ctx
             now, stashed = ctx.now(), ctx.stashed()
-            cmds = [(a, s, "msg", (m, job.arg, now, stashed)) for m in job.msgs]
+            cmds = [(a, s, "msg", (_Cloud(m), job.arg, now, stashed)) for m in job.msgs]
         elif job.kind == "start":
-            cmds = [(a, s, "start", (self._spec.blob, self._path, self._me, job.arg))]
+            cmds = [(a, s, "start", (self._spec.blob, self._path, self._me, _Cloud(job.arg)))]
         else:
-            cmds = [(a, s, job.kind, job.arg)]
+            cmds = [(a, s, job.kind, _Cloud(job.arg))]
         if self._spec.checkpointed:
             cmds.append((a, s, "state", None))
         return cmds
@@ -523,7 +572,7 @@ class _Pooled(Actor):
         self._seq += 1
         _local.owner = self
         try:
-            backend.submit_pinned(self._w, _fid(backend), [(self._aid, self._seq, kind, arg)], finish, self._spec.timeout)
+            backend.submit_pinned(self._w, _fid(backend), [(self._aid, self._seq, kind, _Cloud(arg))], finish, self._spec.timeout)
         finally:
             _local.owner = None
         done.wait()
@@ -618,7 +667,7 @@ class _Pooled(Actor):
             _, status, extra = out[-1]
             if status == "err":
                 raise pickle.loads(extra)
-            self._state = pickle.loads(extra)
+            self._state = _uncloud(extra[0], *extra[1])
         if job.kind != "msgs":
             fx, status, extra = out[0]
             self._apply(ctx, None, fx)
@@ -751,7 +800,7 @@ class _Pooled(Actor):
             k = 0
             for k, m in enumerate(job.msgs):  # noqa: B007
                 try:
-                    pickle.dumps(m, protocol=5)
+                    _cloud_dumps(m)
                 except Exception as e:  # noqa: BLE001
                     err = pickle.PicklingError(f"a message to an actor in an interpreter pool must pickle: {type(e).__name__}: {e}")
                     break

@@ -297,3 +297,24 @@ def test_an_inline_actor_gets_the_very_buffer_it_is_told():
     SHARED["data"] = data = bytearray(1 << 24)
     SHARED["view"] = view = memoryview(data)
     assert weir.Source.from_iter([view, view]).via(weir.Flow.actor(Same)).run_with(weir.Sink.collect()) == [True, True]
+
+
+class Slow(weir.Actor):
+    def handle(self, ctx, msg):
+        t0 = time.time()
+        time.sleep(0.2)
+        ctx.emit((msg[0], os.getpid(), t0, time.time()))
+
+
+def test_two_pool_actors_of_one_run_work_at_once_in_two_workers():
+    with weir.InterpreterPool(2) as p:
+        a = weir.Source.from_iter(["a1", "a2", "a3"]).via(weir.Flow.actor(Slow, pool=p, name="A"))
+        b = weir.Source.from_iter(["b1", "b2", "b3"]).via(weir.Flow.actor(Slow, pool=p, name="B"))
+        out = a.merge(b).run_with(weir.Sink.collect())
+    by = {k: [o for o in out if o[0] == k] for k in "ab"}
+    assert [len(by["a"]), len(by["b"])] == [3, 3]
+    # Each actor lives in its own worker, and the run's dispatcher waits for neither: their
+    # handlers overlap in time.
+    assert len({o[1] for o in by["a"]}) == 1 and len({o[1] for o in by["b"]}) == 1
+    assert by["a"][0][1] != by["b"][0][1]
+    assert any(x[2] < y[3] and y[2] < x[3] for x in by["a"] for y in by["b"])

@@ -37,6 +37,7 @@ import logging
 import os
 import pickle
 import threading
+import weakref
 from collections import deque
 from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
 
@@ -425,6 +426,22 @@ _fids_lock = threading.Lock()
 _HANDOFF: Dict[str, Any] = {}
 
 
+#: How long ``pre_restart`` and ``post_stop`` of a pool actor are waited for.
+_SYNC_WAIT_S = 30.0
+
+
+def _forget(backend: Any, w: Any, aid: int) -> None:
+    """Drops a pool actor's instance from its worker (from the hand-out thread: this may run
+    on a worker's reader thread, which must not send) and unpins it."""
+    backend.unpin(w)
+
+    def drop() -> None:
+        if w.alive:
+            backend.submit_pinned(w, _fid(backend), [(aid, 0, "drop", None)], lambda out, fails: None)
+
+    backend.defer(drop)
+
+
 def _fid(backend: Any) -> int:
     with _fids_lock:
         fid = _fids.get(id(backend))
@@ -479,8 +496,8 @@ class _Pooled(Actor):
         self.supervisor_strategy = strategy
         self._w: Any = None
         self._aid = 0
-        self._seq = 0
         self._jobs: Deque[_Job] = deque()
+        self._forget: Any = None
         self._state: Any = _NONE
         self._ctx: Any = None
         self._path = spec.name
@@ -544,8 +561,9 @@ class _Pooled(Actor):
         return cmds
 
     def _submit(self, ctx: Any, job: _Job) -> None:
-        self._seq += 1
-        job.seq = seq = self._seq
+        # Unique across proxies: a reply of a job a failed instance left behind never matches
+        # a job of the instance that replaced it in the same cell.
+        job.seq = seq = next(_ids)
         wake = ctx._park()
         self._jobs.append(job)
         backend = self._spec.pool.backend
@@ -569,13 +587,14 @@ class _Pooled(Actor):
             done.set()
 
         backend = self._spec.pool.backend
-        self._seq += 1
         _local.owner = self
         try:
-            backend.submit_pinned(self._w, _fid(backend), [(self._aid, self._seq, kind, _Cloud(arg))], finish, self._spec.timeout)
+            backend.submit_pinned(self._w, _fid(backend), [(self._aid, next(_ids), kind, _Cloud(arg))], finish, self._spec.timeout)
         finally:
             _local.owner = None
-        done.wait()
+        if not done.wait(_SYNC_WAIT_S):
+            _log.warning("pool actor %s: %s did not answer within %ss", self._path, arg[0] if kind == "hook" else kind, _SYNC_WAIT_S)
+            return
         out, fails = got[0]
         if fails:
             _log.warning("pool actor %s: %s failed: %s", self._path, arg[0] if kind == "hook" else kind, fails[0][1])
@@ -588,10 +607,12 @@ class _Pooled(Actor):
     def _launch(self, ctx: Any, state: Any, then: Any = None) -> None:
         """A fresh instance in a worker (with ``state``), started by a ``start`` job."""
         backend = self._spec.pool.backend
-        if self._w is not None:
-            backend.unpin(self._w)
+        if self._forget is not None:
+            self._forget()  # the previous instance (its worker died)
         self._w = backend.pin()
         self._aid = next(_ids)
+        # A proxy dropped without post_stop (the run was cancelled) frees its instance too.
+        self._forget = weakref.finalize(self, _forget, backend, self._w, self._aid)
         self._submit(ctx, _Job("start", [], [], state, then))
 
     # -- hooks
@@ -638,15 +659,10 @@ class _Pooled(Actor):
         _HANDOFF.pop(self._path, None)
 
     def _drop(self) -> None:
-        if self._w is not None:
-            backend = self._spec.pool.backend
-            if self._w.alive:
-                try:
-                    backend.submit_pinned(self._w, _fid(backend), [(self._aid, 0, "drop", None)], lambda out, fails: None)
-                except Exception:  # noqa: BLE001 - the worker went away meanwhile
-                    pass
-            backend.unpin(self._w)
-            self._w = None
+        if self._forget is not None:
+            self._forget()
+            self._forget = None
+        self._w = None
         self._jobs.clear()
         self._release()
 

@@ -318,3 +318,26 @@ def test_two_pool_actors_of_one_run_work_at_once_in_two_workers():
     assert len({o[1] for o in by["a"]}) == 1 and len({o[1] for o in by["b"]}) == 1
     assert by["a"][0][1] != by["b"][0][1]
     assert any(x[2] < y[3] and y[2] < x[3] for x in by["a"] for y in by["b"])
+
+
+POOL_FOR_CHILD = []
+
+
+class InlineParent(weir.Actor):
+    """Inline, with a child whose hooks run in the pool (``ctx.spawn(..., pool=)``)."""
+
+    def pre_start(self, ctx):
+        self.child = ctx.spawn(Where, name="where", pool=POOL_FOR_CHILD[0])
+
+    def handle(self, ctx, msg):
+        ctx.tell(self.child, msg)
+        ctx.emit(("parent", os.getpid()))
+
+
+def test_an_inline_parent_spawns_a_child_in_the_pool(pool):
+    POOL_FOR_CHILD[:] = [pool]
+    out = weir.Source.from_iter([1, 2]).via(weir.Flow.actor(InlineParent)).run_with(weir.Sink.collect(), batch_size=1)
+    parents = [o for o in out if isinstance(o, tuple)]
+    children = [o for o in out if not isinstance(o, tuple)]
+    assert parents == [("parent", os.getpid())] * 2
+    assert len(children) == 2 and set(children) <= set(pool.pids())

@@ -232,9 +232,9 @@ impl PyActorCtx {
 
     /// Starts a child actor (a `weir.Actor` class or a zero-argument factory, with an optional
     /// name and `weir.Mailbox`) supervised by this one with its `supervisor_strategy`; its
-    /// `pre_start` runs after this hook returns. Raises `StageFailed` when the stage holds its
-    /// maximum number of actors.
-    #[pyo3(signature = (factory, name = None, mailbox = None, throughput = None, stash_capacity = None, checkpointed = false, handler_time_limit = None))]
+    /// `pre_start` runs after this hook returns; `pool=` runs its hooks in that interpreter
+    /// pool. Raises `StageFailed` when the stage holds its maximum number of actors.
+    #[pyo3(signature = (factory, name = None, mailbox = None, throughput = None, stash_capacity = None, checkpointed = false, handler_time_limit = None, pool = None))]
     #[allow(clippy::too_many_arguments)]
     fn spawn(
         &self,
@@ -246,6 +246,7 @@ impl PyActorCtx {
         stash_capacity: Option<usize>,
         checkpointed: bool,
         handler_time_limit: Option<Py<PyAny>>,
+        pool: Option<Py<PyAny>>,
     ) -> PyResult<Py<PyActorRef>> {
         let args = SPAWN_ARGS
             .import(py, "weir._actors", "props_args")?
@@ -257,6 +258,7 @@ impl PyActorCtx {
                 stash_capacity,
                 checkpointed,
                 handler_time_limit,
+                pool,
             ))?;
         #[allow(clippy::type_complexity)]
         let (

@@ -212,9 +212,14 @@ impl<A: Actor> Cell<A> {
 
     /// Handles one message: a waiting receive's, else the current behaviour's.
     fn deliver(actor: &mut A, ctx: &mut Ctx<'_, A>, msg: A::Msg) -> Result<(), StageError> {
-        let msg = match super::receive::offer(actor, ctx, msg) {
-            Ok(r) => return r,
-            Err(msg) => msg,
+        // (The receive is looked at here first: no call on the path of every message.)
+        let msg = if ctx.state.receiving.is_some() {
+            match super::receive::offer(actor, ctx, msg) {
+                Ok(r) => return r,
+                Err(msg) => msg,
+            }
+        } else {
+            msg
         };
         let depth = ctx.state.behaviors.len();
         let Some(mut b) = ctx.state.behaviors.last_mut().and_then(Option::take) else {
@@ -376,6 +381,7 @@ impl<A: Actor> Cell<A> {
 
     /// Handles up to `n` messages from the front of the local queue (`notices`: the notices a
     /// parked actor was handed, put there first).
+    #[inline]
     fn run_local(
         &mut self,
         sys: &mut System<A::Out>,

@@ -758,7 +758,9 @@ def test_the_actors_bench_agrees_with_its_baseline(capsys):
     by = {(r["workload"], r["variant"]): r for r in lines}
     assert by[("actors_sum", "weir_actor_flow")]["checksum"] == by[("actors_sum", "cpython_method_loop")]["checksum"] == str(sum(range(3000)))
     assert by[("actors_emit", "weir_actor_flow")]["checksum"] == by[("actors_emit", "cpython_method_loop")]["checksum"] == "3000"
-    assert {r["variant"] for r in lines} == {"cpython_method_loop", "weir_actor_flow"}
+    assert by[("actors_sum", "weir_pool_actor_flow")]["checksum"] == str(sum(range(3000)))
+    assert by[("actors_emit", "weir_pool_actor_flow")]["checksum"] == "3000"
+    assert {r["variant"] for r in lines} == {"cpython_method_loop", "weir_actor_flow", "weir_pool_actor_flow"}
 
 
 # --- priority and control-aware mailboxes ------------------------------------------------------

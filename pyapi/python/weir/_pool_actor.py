@@ -156,6 +156,8 @@ def _pickler() -> Any:
 
 
 def _cloud_dumps(obj: Any) -> Tuple[bytes, List[pickle.PickleBuffer]]:
+    """``obj`` pickled, its large buffers out of band: by plain pickle (five times faster)
+    unless that names ``__main__`` or fails, then by cloudpickle."""
     import io
 
     bufs: List[pickle.PickleBuffer] = []
@@ -168,6 +170,13 @@ def _cloud_dumps(obj: Any) -> Tuple[bytes, List[pickle.PickleBuffer]]:
         bufs.append(b)
         return False
 
+    try:
+        blob = pickle.dumps(obj, protocol=5, buffer_callback=oob)
+        if b"__main__" not in blob:
+            return blob, bufs
+    except Exception:  # noqa: BLE001 - e.g. a class cloudpickle made here from the parent's script
+        pass
+    bufs.clear()
     f = io.BytesIO()
     _pickler()(f, protocol=5, buffer_callback=oob).dump(obj)
     return f.getvalue(), bufs

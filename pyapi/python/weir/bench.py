@@ -445,6 +445,15 @@ def actors(n: int, repeat: int) -> None:
         if got != expect:
             raise AssertionError(f"{workload}: weir_actor_flow gave {got}, the loop {expect}")
         _emit(workload, "weir_actor_flow", n, 1, (med2, best2), peak2, got, base)
+        # The same actor with its hooks in a pool worker (one, started before): what crossing
+        # to the worker and back costs per message.
+        with weir.InterpreterPool(1) as p:
+            p.backend.start()
+            pooled = weir.Source.from_iter(msgs).via(weir.Flow.actor(cls, pool=p)).to(sink(), keep="right")
+            med3, best3, got3, peak3, base3 = _paired(pooled.run, loop, repeat)
+        if got3 != expect:
+            raise AssertionError(f"{workload}: weir_pool_actor_flow gave {got3}, the loop {expect}")
+        _emit(workload, "weir_pool_actor_flow", n, 1, (med3, best3), peak3, got3, base3)
 
 
 def main(argv: Any = None) -> None:

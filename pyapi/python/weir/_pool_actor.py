@@ -622,6 +622,7 @@ class _Pooled(Actor):
         self._aid = next(_ids)
         # A proxy dropped without post_stop (the run was cancelled) frees its instance too.
         self._forget = weakref.finalize(self, _forget, backend, self._w, self._aid)
+        self._forget.atexit = False  # at exit the pool's workers go anyway
         self._submit(ctx, _Job("start", [], [], state, then))
 
     # -- hooks

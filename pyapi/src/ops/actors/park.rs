@@ -13,9 +13,11 @@ pub struct PyWakeup(pub(crate) Wakeup<PyObj>);
 
 #[pymethods]
 impl PyWakeup {
-    /// Delivers `msg` (dropped once the actor stopped).
-    fn wake(&self, msg: Py<PyAny>) {
-        self.0.wake(PyObj(msg));
+    /// Delivers `msg` (dropped once the actor stopped); the GIL is released meanwhile, so no
+    /// lock of the mailbox is ever waited for while holding it.
+    fn wake(&self, py: Python<'_>, msg: Py<PyAny>) {
+        let msg = PyObj(msg);
+        py.detach(|| self.0.wake(msg));
     }
 }
 

@@ -242,7 +242,7 @@ def test_a_memoryview_pickles_out_of_band_without_a_copy():
     ctx.emit(memoryview(data))
     (blob, fx_bufs), err = _pool_actor._effects(ctx)
     assert err is None and len(blob) < 200
-    assert [b.raw().nbytes for b in fx_bufs] == [len(data)]
+    assert [b.nbytes for b in fx_bufs] == [len(data)]
 
 
 SHARED = {}

@@ -43,6 +43,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
 
 from . import _native
 from ._actors import Actor, _resolve
+from ._worker import out_of_band
 
 _log = logging.getLogger("weir.actors")
 
@@ -155,21 +156,13 @@ def _pickler() -> Any:
     return _PICKLER[0]
 
 
-def _cloud_dumps(obj: Any) -> Tuple[bytes, List[pickle.PickleBuffer]]:
+def _cloud_dumps(obj: Any) -> Tuple[bytes, List[memoryview]]:
     """``obj`` pickled, its large buffers out of band: by plain pickle (five times faster)
     unless that names ``__main__`` or fails, then by cloudpickle."""
     import io
 
-    bufs: List[pickle.PickleBuffer] = []
-
-    def oob(b: pickle.PickleBuffer) -> bool:
-        try:
-            b.raw()
-        except BufferError:  # not contiguous: in band
-            return True
-        bufs.append(b)
-        return False
-
+    bufs: List[memoryview] = []
+    oob = out_of_band(bufs)
     try:
         blob = pickle.dumps(obj, protocol=5, buffer_callback=oob)
         if b"__main__" not in blob:
@@ -388,7 +381,7 @@ def host(cmd: Tuple[int, int, str, Any]) -> Tuple[Any, str, Optional[bytes]]:
 
         def start() -> None:
             inst.pre_start(h.ctx)
-            if state is not _NONE and state != _NONE:
+            if state != _NONE:
                 inst.restore_state(state)
 
         return _call(h, seq, start)

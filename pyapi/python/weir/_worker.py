@@ -48,15 +48,21 @@ def dumps(obj: Any) -> Tuple[bytes, List[memoryview]]:
     """Pickles ``obj`` with protocol 5; contiguous buffers (numpy arrays, Arrow buffers,
     ``PickleBuffer``s) stay out of band, to be sent without copying."""
     bufs: List[memoryview] = []
+    return pickle.dumps(obj, protocol=5, buffer_callback=out_of_band(bufs)), bufs
+
+
+def out_of_band(bufs: List[memoryview]) -> Callable[[pickle.PickleBuffer], bool]:
+    """A pickler's ``buffer_callback`` that keeps contiguous buffers out of band in ``bufs``
+    (a non-contiguous one stays in band)."""
 
     def oob(b: pickle.PickleBuffer) -> bool:
         try:
             bufs.append(b.raw())
             return False
-        except BufferError:  # not contiguous: in band
+        except BufferError:
             return True
 
-    return pickle.dumps(obj, protocol=5, buffer_callback=oob), bufs
+    return oob
 
 
 def send_frame(sock: socket.socket, tag: bytes, payload: Bytes, buffers: List[memoryview] = []) -> None:  # noqa: B006
